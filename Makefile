@@ -1,0 +1,85 @@
+# ersd — build, test and demo.  `make` builds build/ersd; `make check` runs every test;
+# `make demo` syncs the mock e-RS into a demo SQLite PAS.  See README.md.
+
+CC        ?= cc
+BUILD     ?= build
+PREFIX    ?= /usr/local
+PKG_CONFIG ?= pkg-config
+
+# Libraries, all from the distribution, found with pkg-config.  No libxml2: e-RS speaks FHIR JSON only.
+PKGS      := libcurl json-c odbc libconfig libcrypto
+TEST_PKGS := cmocka
+MOCK_PKGS := libmicrohttpd json-c libcrypto
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wstrict-prototypes \
+        -Wmissing-prototypes -Wold-style-definition -Wvla -Wpointer-arith -Wundef \
+        -Wnull-dereference -Wimplicit-fallthrough
+HARDEN := -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
+OPT    ?= -O2 -g
+
+CFLAGS   ?=
+CPPFLAGS += -D_GNU_SOURCE -I.
+ALL_CFLAGS = -std=c11 $(WARN) $(HARDEN) $(OPT) $(CFLAGS)
+LDHARDEN  = -pie -Wl,-z,relro,-z,now
+
+PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS))
+TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+MOCK_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(MOCK_PKGS))
+MOCK_LIBS   := $(shell $(PKG_CONFIG) --libs $(MOCK_PKGS))
+
+LIB_SRCS  := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard adapters/*.c)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ  := $(BUILD)/obj/daemon/main.o
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+MOCK_SRCS := $(wildcard tests/mock-ers/*.c)
+MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/obj/%.o)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all check unit integration demo clean install
+all: $(BUILD)/ersd $(BUILD)/mock-ers
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(MOCK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libersd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ersd: $(MAIN_OBJ) $(BUILD)/libersd.a
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/mock-ers: $(MOCK_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(MOCK_LIBS) -lpthread
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(BUILD)/libersd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS) $(BUILD)/libersd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
+
+# The unit tests, then the integration tests (which start the mock e-RS and run build/ersd).
+check: all $(UNIT_BINS) $(INTEG_BINS)
+	@tests/run-tests $(UNIT_BINS) $(INTEG_BINS)
+
+unit: $(UNIT_BINS)
+	@tests/run-tests $(UNIT_BINS)
+
+demo: all
+	@tests/demo $(BUILD)
+
+install: $(BUILD)/ersd
+	install -D -m 0755 $(BUILD)/ersd $(DESTDIR)$(PREFIX)/sbin/ersd
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The PAS target: what the sync engine asks of the PAS database, whatever its
+ * vendor.  Implemented once over ODBC (adapters/odbc.c) with the per-vendor
+ * differences in one `const struct adapter` per vendor (adapters/<vendor>.c,
+ * see adapter.h).  Schema: docs/schema.md and adapters/sql/<vendor>.sql.
+ *
+ * Contract for every function: returns 0 or a negative errno; on failure one
+ * line in the errbuf naming the cause with the SQLSTATE (never a value that
+ * was bound, never the connection string).  -EAGAIN means the SQLSTATE is
+ * transient (deadlock, serialization, lock busy): roll back and try later.
+ * -EIO is a permanent database error, -ENOTCONN a lost connection,
+ * -EINPROGRESS a commit whose outcome is unknown (08007 / 08S01 during
+ * SQLEndTran): read the ledger back before re-sending anything.
+ *
+ * All SQL uses bound parameters.  Writes happen only between pas_begin()
+ * and pas_commit()/pas_rollback(): one referral, its documents and its ledger
+ * row in one transaction.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../daemon/err.h"
+#include "../daemon/fhir.h"
+
+#define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */
+
+struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statements} */
+
+/* Connects with an ODBC connection string; `adapter` is "auto" (detect from
+ * SQLGetInfo(SQL_DBMS_NAME)) or an adapter name.  Caller owns *ret
+ * (pas_close). */
+int pas_open(const char *connection, const char *adapter, struct pas **ret, struct errbuf *e);
+void pas_close(struct pas *p); /* accepts NULL; rolls back an open transaction */
+
+/* Name of the adapter in use ("sqlite", …) and the DBMS name/version the
+ * driver reported, for the start-up log line.  Owned by p. */
+const char *pas_adapter_name(const struct pas *p);
+const char *pas_dbms(const struct pas *p);
+
+/* Creates the staging schema if absent (idempotent), in its own transaction. */
+int pas_init_schema(struct pas *p, struct errbuf *e);
+
+/* Checks the schema exists and is the version this build writes. */
+int pas_check_schema(struct pas *p, struct errbuf *e);
+
+/* What the ledger remembers of a UBRN.  found=false when never synced. */
+struct ledger_state {
+        bool found;
+        int64_t version;  /* version last written */
+        bool complete;    /* false when documents are still owed (PENDING, failed fetch) */
+};
+int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
+
+/* What is stored of one document (an attachment of source_ubrn shown with ubrn,
+ * or the clinical information letter).  found=false when no row exists. */
+struct document_state {
+        bool found;
+        bool fetched;     /* content stored (fetch_status FETCHED) */
+        char sha256[65];  /* hex, when fetched */
+        int64_t revision; /* highest revision stored */
+};
+int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn,
+                     const char *attachment_id, struct document_state *ret, struct errbuf *e);
+
+int pas_begin(struct pas *p, struct errbuf *e);
+int pas_commit(struct pas *p, struct errbuf *e);
+void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
+
+/* Inserts or updates the referral's row and its related-UBRN links.
+ * `worklist` and the worklist entry fields not carried by A005 (service,
+ * referral type) come from `entry`, which may be NULL (a related referral). */
+int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+                     const char *worklist, struct errbuf *e);
+
+enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
+
+/* One document row.  Borrowed pointers, valid for the call. */
+struct document_rec {
+        const char *ubrn;            /* referral the document is shown with */
+        const char *source_ubrn;     /* referral it was fetched for (ubrn or a related one) */
+        enum document_kind kind;
+        const char *attachment_id;   /* e-RS attachment id; for the CRI: "CRI-v<version>" */
+        int64_t source_version;      /* version of source_ubrn when fetched */
+        const char *title;
+        const char *content_type;
+        int64_t declared_size;       /* -1 when unknown */
+        const char *availability;    /* verbatim code, NULL for the CRI */
+        const char *attached_by_user;
+        const char *attached_by_org;
+        const char *created;
+        bool fetched;                /* content follows from spool_fd */
+        const char *not_fetched_reason; /* when !fetched: one line for staff */
+        int64_t size;                /* bytes received (fetched) */
+        const char *sha256;          /* hex of the bytes received (fetched) */
+};
+
+/*
+ * Writes a document row and, when fetched, its content read from `spool_fd`
+ * (positioned anywhere; read with pread from offset 0, `size` bytes) as ordered
+ * parts of at most PAS_PART_MAX bytes: memory stays bounded by one part.
+ * Rules: same (ubrn, source_ubrn, attachment_id) with the same sha256 already
+ * stored → nothing written; stored as not fetched → that row is completed;
+ * stored fetched with another sha256 → a new revision row, the old one kept.
+ * *ret_written (may be NULL) says whether anything was written.
+ */
+int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
+                     struct errbuf *e);
+
+/* Records that `ubrn` is synced at `version`; complete=false when documents
+ * are still owed.  Upsert. */
+int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+                   const char *correlation_id, struct errbuf *e);

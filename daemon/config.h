@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Configuration: one libconfig file, read through one table of keys
+ * (path, type, field, reloadable, default) in config.c.  Unknown keys, wrong
+ * types and bad values are errors reported as "FILE:LINE: message".
+ *
+ * Ownership: every string in struct config is owned by it; config_free()
+ * releases them (accepts NULL contents).  Secrets (the bearer token and the
+ * ODBC connection string, which may hold a password) are held here but never
+ * printed by anything in this module.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/ersd/ersd.conf"
+
+enum auth_mode {
+        AUTH_NONE,   /* open sandbox / loopback mock: no Authorization header */
+        AUTH_BEARER, /* a static bearer token read from ers.bearer_token_file */
+};
+
+struct worklist_conf {
+        char *name;       /* operator's name for it, unique; used in logs and the ledger */
+        char *list_type;  /* REFERRALS_FOR_REVIEW | APPOINTMENT_SLOT_ISSUES */
+        char *service_id; /* e-RS service id (digits) */
+};
+
+struct config {
+        char *path;                 /* the file it was read from */
+
+        /* e-RS */
+        char *base_url;             /* e.g. https://sandbox.api.service.nhs.uk/referrals, no trailing '/' */
+        enum auth_mode auth;
+        char *bearer_token;         /* SECRET: contents of bearer_token_file, trailing newline cut */
+        char *business_function;    /* user-restricted only: NHSD-eRS-Business-Function, else NULL */
+        char *ods_code;             /* user-restricted only: NHSD-End-User-Organisation-ODS, else NULL */
+        char *on_behalf_of;         /* user-restricted only: NHSD-eRS-On-Behalf-Of-User-ID, else NULL */
+        char *ca_file;              /* CA bundle; NULL for the system's */
+        long connect_timeout_s;     /* default 10 */
+        long stall_timeout_s;       /* a transfer under 1 byte/s for this long is aborted; default 60 */
+        int64_t max_attachment_bytes; /* default 100 MiB; larger documents are refused while streaming */
+
+        struct worklist_conf *worklists; /* owned array, n_worklists >= 1 */
+        size_t n_worklists;
+
+        /* PAS database */
+        char *odbc_connection;      /* SECRET-ish: "DSN=…" or a driver connection string */
+        char *adapter;              /* "auto" (detect from the connection) or an adapter name */
+
+        char *state_dir;            /* spool lives in STATE_DIR/spool; default /var/lib/ersd */
+        long poll_interval_s;       /* plain `ersd`: seconds between sync rounds; default 300 */
+        int log_level;              /* syslog priority: LOG_ERR..LOG_DEBUG; default LOG_INFO */
+};
+
+/* Receives one "FILE:LINE: message" per problem found. */
+typedef void (*config_report_fn)(void *userdata, const char *line);
+
+/*
+ * Reads and validates `path`.  Every problem found is passed to `report`
+ * (all of them, not only the first).  Returns 0 and fills *ret, or a negative
+ * errno (-EINVAL for a config with problems, -ENOENT/-EACCES when the file
+ * cannot be read) leaving *ret untouched.
+ */
+int config_load(const char *path, config_report_fn report, void *userdata, struct config *ret);
+
+void config_free(struct config *c); /* frees the contents; not c itself */

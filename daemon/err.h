@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Error reporting between modules.
+ *
+ * Convention (systemd style): functions return 0 on success or a negative
+ * errno on failure.  A function that fails also writes ONE line saying why
+ * into the caller's `struct errbuf` (when the caller passed one).  Library
+ * modules (config, fhir, ers, spool, adapters) never log; the daemon logs
+ * the line once, adding the context it knows (UBRN, correlation id, stage).
+ *
+ * The line must never contain a patient identifier (NHS number, name, date of
+ * birth), a credential, or a token.  UBRN, correlation id, SQLSTATE, endpoint
+ * id, HTTP status and file:line are fine.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define ERRBUF_MAX 512
+
+struct errbuf {
+        char msg[ERRBUF_MAX]; /* NUL-terminated; empty when nothing was said */
+};
+
+/* Formats a message into `e` (if non-NULL) and returns `r`, so callers write
+ * `return err_set(e, -EINVAL, "bad %s", what);`.  Control characters in the
+ * formatted text are replaced by '?' so that a hostile server cannot forge log
+ * lines. */
+int err_set(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Prefixes `e->msg` with the formatted text followed by ": ".  Returns `r`. */
+int err_prefix(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

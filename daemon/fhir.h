@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The FHIR model: what the daemon keeps of e-RS answers (A008 worklist, A005
+ * referral, OperationOutcome), parsed with json-c.
+ *
+ * Ownership: every `char *` in these structs is owned by the struct that holds
+ * it (malloc'd, NUL-terminated, NULL when the field was absent); free the whole
+ * thing with the matching *_free() function, which accepts NULL.  Codes are kept
+ * verbatim (an unknown state or priority is stored as e-RS sent it, never
+ * rejected).  Parsers return 0, or -EBADMSG with one line in the errbuf saying
+ * which element was wrong; on failure `*ret` is left untouched.
+ *
+ * PATIENT DATA: `nhs_number` fields are patient identifiers.  They go to the
+ * PAS and nowhere else: never into a log line or an error message.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "err.h"
+
+#define UBRN_LEN 12 /* e-RS Unique Booking Reference Number: 12 digits */
+
+/* True when `s` is exactly 12 ASCII digits. */
+bool ubrn_valid(const char *s);
+
+/* True when `s` is 10 digits passing the NHS number modulus-11 check. */
+bool nhs_number_valid(const char *s);
+
+/* One entry of an A008 worklist. */
+struct worklist_entry {
+        char ubrn[UBRN_LEN + 1]; /* from entry.item.reference "ReferralRequest/{ubrn}" */
+        int64_t version;         /* referralRequestVersion; -1 when absent */
+        char *priority;          /* ROUTINE / URGENT / TWO_WEEK_WAIT / verbatim unknown */
+        char *specialty;         /* specialty code */
+        char *service_id;        /* service identifier value */
+        char *service_name;      /* service display */
+        char *referral_type;     /* referralType code */
+        char *nhs_number;        /* PATIENT IDENTIFIER, via the #Patient-… contained ref */
+};
+
+struct worklist {
+        struct worklist_entry *entries; /* owned array of n entries */
+        size_t n;
+};
+
+/* How the daemon treats an attachment's availability status. */
+enum availability {
+        AVAILABILITY_AVAILABLE,  /* AVAILABLE: fetch it */
+        AVAILABILITY_PENDING,    /* PENDING: malware scan running, ask again later */
+        AVAILABILITY_NEVER,      /* THREATS_FOUND, "THREATS FOUND", VALIDATION_FAILED */
+        AVAILABILITY_UNKNOWN,    /* absent or a code we do not know: do not fetch, keep verbatim */
+};
+
+/* One attachment: a contained DocumentReference's content[0].attachment. */
+struct attachment {
+        char *id;               /* attachment.id (e-RS attachment id) */
+        char *url;              /* attachment.url, relative: "Binary/{id}" */
+        char *binary_id;        /* the {id} part of url, for A042/A006 */
+        char *title;
+        char *content_type;
+        char *creation;         /* as sent (date or dateTime) */
+        int64_t declared_size;  /* attachment.size; -1 when absent; not trusted */
+        char *availability_code;/* verbatim availability code; NULL when absent */
+        enum availability availability;
+        char *attached_by_user; /* AttachedBy identifier value (SDS user id) */
+        char *attached_by_org;  /* AttachedByOrganisation identifier value (ODS code) */
+        char *doc_type;         /* DocumentReference.type code (REFERRER / PROVIDER / …) */
+        char *description;      /* DocumentReference.description */
+};
+
+/* An A005 ReferralRequest. */
+struct referral {
+        char ubrn[UBRN_LEN + 1];
+        int64_t version;           /* meta.versionId as an integer; -1 when absent */
+        char *nhs_number;          /* PATIENT IDENTIFIER: subject.identifier.value */
+        char *priority;            /* Extension-eRS-ReferralPriority-1 code */
+        char *state;               /* Extension-eRS-ReferralState-1 nested "state" code */
+        char *state_reason;        /* nested "reason" code, when present */
+        char *state_comment;       /* nested "comment" string, when present */
+        char *specialty;           /* specialty.coding[0].code */
+        char *specialty_display;   /* specialty.coding[0].display */
+        char *service_id;          /* booked: appointment participant ers-service; else NULL */
+        char *service_name;
+        char *pathway_start;       /* Extension-eRS-eReferralPathwayStart-1 (valueInstant or valueDateTime) */
+        char *clinical_info_first_submitted;
+        char *appointment_start;   /* contained Appointment via Extension-eRS-Appointment-1 */
+        char *appointment_end;
+        char *commissioning_org;   /* Extension-eRS-Commissioning-Rule-Org-1 value */
+        char *request_id;          /* identifier with system https://fhir.nhs.uk/Id/ers-request-id */
+        char *status;
+        char *intent;
+        struct attachment *attachments; /* owned array */
+        size_t n_attachments;
+        char (*related)[UBRN_LEN + 1];  /* owned array of related UBRNs (supportingInfo ReferralRequest/…) */
+        size_t n_related;
+};
+
+/* An OperationOutcome's first issue, for error lines. */
+struct outcome {
+        char *code;        /* issue[0].details.coding[0].code, e.g. PATIENT_ERROR */
+        char *severity;
+        char *diagnostics; /* may echo request data: shown only after sanitising, truncated */
+};
+
+int fhir_parse_worklist(json_object *root, struct worklist *ret, struct errbuf *e);
+int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *e);
+int fhir_parse_outcome(json_object *root, struct outcome *ret, struct errbuf *e);
+
+/* Parses JSON text (len bytes, need not be NUL-terminated) into a json-c tree.
+ * The caller owns *ret (json_object_put).  -EBADMSG on malformed text. */
+int fhir_parse_text(const char *text, size_t len, json_object **ret, struct errbuf *e);
+
+/* Builds the A008 request body (a FHIR Parameters resource) for a list type
+ * and a service id (service may be NULL).  Caller owns the result (free()). */
+char *fhir_worklist_request(const char *list_type, const char *service_id);
+
+void worklist_free(struct worklist *w);   /* frees the contents; not w itself */
+void referral_free(struct referral *r);   /* frees the contents; not r itself */
+void outcome_free(struct outcome *o);     /* frees the contents; not o itself */
