@@ -32,7 +32,8 @@ int err_prefix(struct errbuf *e, int r, const char *fmt, ...) {
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
         memcpy(old, e->msg, sizeof old);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+        if (snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old) >= (int) sizeof e->msg)
+                memcpy(e->msg + sizeof e->msg - 4, "...", 4); /* say it was cut */
         sanitise(e->msg);
         return r;
 }

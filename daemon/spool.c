@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+struct spool {
+        char *dir; /* owned: STATE_DIR/spool */
+        int dirfd; /* owned: for fsync after rename and for *at() calls */
+};
+
+struct spool_file {
+        struct spool *spool;     /* borrowed */
+        char key[SPOOL_KEY_MAX];
+        int fd;                  /* owned */
+        bool finished;           /* renamed to its final name */
+        int64_t size;            /* bytes written (or verified) */
+        int64_t max_bytes;
+        EVP_MD_CTX *md;          /* owned while writing; NULL once finished */
+        char sha256[65];         /* hex, once finished or verified */
+};
+
+int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e) {
+        struct spool *s;
+        char path[PATH_MAX];
+        DIR *d;
+        struct dirent *de;
+
+        if (snprintf(path, sizeof path, "%s/spool", state_dir) >= (int) sizeof path)
+                return err_set(e, -ENAMETOOLONG, "state directory path too long");
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+                return err_set(e, -errno, "cannot create state directory %s: %s", state_dir, strerror(errno));
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return err_set(e, -errno, "cannot create spool directory %s: %s", path, strerror(errno));
+        if (access(path, W_OK | X_OK) < 0)
+                return err_set(e, -errno, "spool directory %s is not writable: %s", path, strerror(errno));
+
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->dir = strdup(path))) {
+                free(s);
+                return err_set(e, -ENOMEM, "out of memory");
+        }
+        s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->dirfd < 0) {
+                int r = -errno;
+                free(s->dir);
+                free(s);
+                return err_set(e, r, "cannot open spool directory %s: %s", path, strerror(-r));
+        }
+
+        /* A ".part" is a download a crash interrupted: never trusted, removed. */
+        d = fdopendir(dup(s->dirfd));
+        if (d) {
+                while ((de = readdir(d))) {
+                        size_t n = strlen(de->d_name);
+                        if (n > 5 && strcmp(de->d_name + n - 5, ".part") == 0)
+                                (void) unlinkat(s->dirfd, de->d_name, 0);
+                }
+                closedir(d);
+        }
+        *ret = s;
+        return 0;
+}
+
+void spool_close(struct spool *s) {
+        if (!s)
+                return;
+        if (s->dirfd >= 0)
+                close(s->dirfd);
+        free(s->dir);
+        free(s);
+}
+
+int spool_key(char ret[SPOOL_KEY_MAX], const char *a, const char *b, const char *c) {
+        const char *parts[] = { a, b, c };
+        size_t o = 0;
+
+        for (size_t i = 0; i < 3; i++) {
+                if (!parts[i])
+                        continue;
+                if (o > 0) {
+                        if (o + 1 >= SPOOL_KEY_MAX)
+                                return -ENAMETOOLONG;
+                        ret[o++] = '-';
+                }
+                for (const char *p = parts[i]; *p; p++) {
+                        char ch = *p;
+                        if (o + 1 >= SPOOL_KEY_MAX)
+                                return -ENAMETOOLONG;
+                        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                              ch == '.' || ch == '_'))
+                                ch = '_';
+                        ret[o++] = ch;
+                }
+        }
+        if (o == 0 || ret[0] == '.')
+                return -EINVAL;
+        ret[o] = '\0';
+        return 0;
+}
+
+static int new_file(struct spool *s, const char *key, int fd, struct spool_file **ret) {
+        struct spool_file *f = calloc(1, sizeof *f);
+
+        if (!f)
+                return -ENOMEM;
+        f->spool = s;
+        f->fd = fd;
+        snprintf(f->key, sizeof f->key, "%s", key);
+        *ret = f;
+        return 0;
+}
+
+int spool_file_create(struct spool *s, const char *key, int64_t max_bytes, struct spool_file **ret,
+                      struct errbuf *e) {
+        char name[SPOOL_KEY_MAX + 8];
+        struct spool_file *f;
+        int fd, r;
+
+        snprintf(name, sizeof name, "%s.part", key);
+        fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return err_set(e, -errno, "spool: cannot create %s/%s: %s", s->dir, name, strerror(errno));
+        r = new_file(s, key, fd, &f);
+        if (r < 0) {
+                close(fd);
+                (void) unlinkat(s->dirfd, name, 0);
+                return err_set(e, r, "out of memory");
+        }
+        f->max_bytes = max_bytes;
+        f->md = EVP_MD_CTX_new();
+        if (!f->md || EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
+                spool_file_free(f);
+                return err_set(e, -ENOMEM, "spool: cannot start SHA-256");
+        }
+        *ret = f;
+        return 0;
+}
+
+int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct errbuf *e) {
+        const char *p = buf;
+
+        if (f->finished || !f->md)
+                return err_set(e, -EINVAL, "spool: write after finish");
+        if (f->size + (int64_t) n > f->max_bytes)
+                return err_set(e, -EFBIG, "document larger than the configured maximum of %" PRId64 " bytes",
+                               f->max_bytes);
+        if (EVP_DigestUpdate(f->md, buf, n) != 1)
+                return err_set(e, -EIO, "spool: SHA-256 update failed");
+        while (n > 0) {
+                ssize_t w = write(f->fd, p, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return err_set(e, -errno, "spool: cannot write %s/%s.part: %s", f->spool->dir, f->key,
+                                       strerror(errno));
+                }
+                p += w;
+                n -= (size_t) w;
+                f->size += w;
+        }
+        return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t n) {
+        while (n > 0) {
+                ssize_t w = write(fd, buf, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buf += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+int spool_file_finish(struct spool_file *f, struct errbuf *e) {
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+        char part[SPOOL_KEY_MAX + 8], sum[SPOOL_KEY_MAX + 8], sumtmp[SPOOL_KEY_MAX + 16], line[96];
+        int r, sfd = -1;
+
+        if (EVP_DigestFinal_ex(f->md, digest, &dlen) != 1 || dlen != 32)
+                return err_set(e, -EIO, "spool: SHA-256 failed");
+        EVP_MD_CTX_free(f->md);
+        f->md = NULL;
+        hex_encode(digest, 32, f->sha256);
+
+        snprintf(part, sizeof part, "%s.part", f->key);
+        snprintf(sum, sizeof sum, "%s.sum", f->key);
+        snprintf(sumtmp, sizeof sumtmp, "%s.sum.part", f->key);
+
+        /* Data durable first, then its checksum, then the names. */
+        if (fsync(f->fd) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        sfd = openat(f->spool->dirfd, sumtmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (sfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        snprintf(line, sizeof line, "%s %" PRId64 "\n", f->sha256, f->size);
+        r = write_all(sfd, line, strlen(line));
+        if (r < 0)
+                goto fail;
+        if (fsync(sfd) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        close(sfd);
+        sfd = -1;
+        if (renameat(f->spool->dirfd, part, f->spool->dirfd, f->key) < 0 ||
+            renameat(f->spool->dirfd, sumtmp, f->spool->dirfd, sum) < 0 || fsync(f->spool->dirfd) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        f->finished = true;
+        return 0;
+fail:
+        if (sfd >= 0)
+                close(sfd);
+        (void) unlinkat(f->spool->dirfd, sumtmp, 0);
+        (void) unlinkat(f->spool->dirfd, part, 0);
+        return err_set(e, r, "spool: cannot make %s/%s durable: %s", f->spool->dir, f->key, strerror(-r));
+}
+
+/* Hashes the whole file behind fd from offset 0 with a bounded buffer. */
+static int hash_fd(int fd, char hex[65], int64_t *ret_size) {
+        unsigned char buf[64 * 1024], digest[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int64_t off = 0;
+        int r = 0;
+
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (;;) {
+                ssize_t n = pread(fd, buf, sizeof buf, off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                if (EVP_DigestUpdate(md, buf, (size_t) n) != 1) {
+                        r = -EIO;
+                        goto out;
+                }
+                off += n;
+        }
+        if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
+                r = -EIO;
+                goto out;
+        }
+        hex_encode(digest, 32, hex);
+        *ret_size = off;
+out:
+        EVP_MD_CTX_free(md);
+        return r;
+}
+
+int spool_file_reuse(struct spool *s, const char *key, struct spool_file **ret, struct errbuf *e) {
+        char sum[SPOOL_KEY_MAX + 8], line[128], want_sha[65], got_sha[65];
+        int64_t want_size, got_size;
+        struct spool_file *f;
+        ssize_t n;
+        int fd, sfd, r;
+
+        snprintf(sum, sizeof sum, "%s.sum", key);
+        fd = openat(s->dirfd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                if (errno == ENOENT) {
+                        (void) unlinkat(s->dirfd, sum, 0);
+                        return 0;
+                }
+                return err_set(e, -errno, "spool: cannot open %s/%s: %s", s->dir, key, strerror(errno));
+        }
+        sfd = openat(s->dirfd, sum, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        n = sfd >= 0 ? pread(sfd, line, sizeof line - 1, 0) : -1;
+        if (sfd >= 0)
+                close(sfd);
+        if (n <= 0 || (line[n] = '\0', sscanf(line, "%64[0-9a-f] %" SCNd64, want_sha, &want_size) != 2) ||
+            strlen(want_sha) != 64)
+                goto discard;
+        r = hash_fd(fd, got_sha, &got_size);
+        if (r < 0) {
+                close(fd);
+                return err_set(e, r, "spool: cannot read %s/%s: %s", s->dir, key, strerror(-r));
+        }
+        if (got_size != want_size || strcmp(got_sha, want_sha) != 0)
+                goto discard;
+
+        r = new_file(s, key, fd, &f);
+        if (r < 0) {
+                close(fd);
+                return err_set(e, r, "out of memory");
+        }
+        f->finished = true;
+        f->size = got_size;
+        memcpy(f->sha256, got_sha, sizeof f->sha256);
+        *ret = f;
+        return 1;
+discard:
+        close(fd);
+        spool_remove(s, key);
+        return 0;
+}
+
+int spool_file_fd(const struct spool_file *f) {
+        return f->fd;
+}
+
+int64_t spool_file_size(const struct spool_file *f) {
+        return f->size;
+}
+
+const char *spool_file_sha256(const struct spool_file *f) {
+        return f->sha256;
+}
+
+void spool_file_free(struct spool_file *f) {
+        if (!f)
+                return;
+        if (f->fd >= 0)
+                close(f->fd);
+        if (!f->finished) {
+                char part[SPOOL_KEY_MAX + 8];
+                snprintf(part, sizeof part, "%s.part", f->key);
+                (void) unlinkat(f->spool->dirfd, part, 0);
+        }
+        EVP_MD_CTX_free(f->md);
+        free(f);
+}
+
+void spool_remove(struct spool *s, const char *key) {
+        char sum[SPOOL_KEY_MAX + 8];
+
+        snprintf(sum, sizeof sum, "%s.sum", key);
+        (void) unlinkat(s->dirfd, key, 0);
+        (void) unlinkat(s->dirfd, sum, 0);
+}

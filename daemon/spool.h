@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The spool: documents downloaded from e-RS land here first, in
+ * STATE_DIR/spool, before they are streamed into the PAS database.  It
+ * decouples the network from the database (no PAS lock is ever held while we
+ * wait on e-RS) and lets a retry reuse what is already verified.
+ *
+ * A document is written to "<key>.part" while it arrives, its SHA-256 and
+ * size computed on the way; spool_file_finish() fsyncs it, renames it to
+ * "<key>" and writes "<key>.sum" ("<sha256-hex> <size>\n", fsync'd, then the
+ * directory fsync'd).  A finished file found again later is only reused after
+ * its bytes are hashed anew and match its .sum: leftovers are never trusted
+ * blindly.  After the PAS commit, spool_remove() deletes both files.
+ *
+ * Keys are made by spool_key(): [A-Za-z0-9._-] only, so no input can escape
+ * the directory.  Contents are patient data: files are created 0600 in a 0700
+ * directory.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define SPOOL_KEY_MAX 128
+
+struct spool;      /* the directory: owned by the caller of spool_open */
+struct spool_file; /* one document being written or read back */
+
+/* Opens (creating, mode 0700) STATE_DIR/spool and removes stale "*.part"
+ * files left by a crash.  Caller owns *ret (spool_close). */
+int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e);
+void spool_close(struct spool *s); /* accepts NULL */
+
+/* Builds a key from parts joined by '-', replacing anything outside
+ * [A-Za-z0-9._] by '_'.  Returns 0 or -ENAMETOOLONG. */
+int spool_key(char ret[SPOOL_KEY_MAX], const char *a, const char *b, const char *c);
+
+/* Starts writing "<key>.part" (truncating an earlier one); refuses to grow
+ * beyond max_bytes (-EFBIG).  Caller owns *ret: finish it or discard it. */
+int spool_file_create(struct spool *s, const char *key, int64_t max_bytes, struct spool_file **ret,
+                      struct errbuf *e);
+
+/* Appends bytes, hashing them.  -EFBIG past max_bytes, -ENOSPC/-EIO from the disk. */
+int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct errbuf *e);
+
+/* Makes the file durable and final (see above).  On failure the .part is
+ * removed.  The handle stays open for reading (spool_file_fd) until freed. */
+int spool_file_finish(struct spool_file *f, struct errbuf *e);
+
+/* Looks for a finished "<key>" whose bytes hash to its .sum.  Returns 1 and
+ * an open handle in *ret when found and verified, 0 when absent (a file that
+ * fails verification is deleted and 0 returned), or a negative errno. */
+int spool_file_reuse(struct spool *s, const char *key, struct spool_file **ret, struct errbuf *e);
+
+/* The verified file's descriptor, size and SHA-256 hex (valid after finish or reuse). */
+int spool_file_fd(const struct spool_file *f);
+int64_t spool_file_size(const struct spool_file *f);
+const char *spool_file_sha256(const struct spool_file *f);
+
+/* Closes the handle; an unfinished "<key>.part" is deleted.  Accepts NULL. */
+void spool_file_free(struct spool_file *f);
+
+/* Deletes "<key>" and "<key>.sum" (after the PAS commit).  Missing is fine. */
+void spool_remove(struct spool *s, const char *key);

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+
+int uuid_v4(char ret[UUID_STR_LEN]) {
+        unsigned char b[16];
+        ssize_t n;
+
+        do
+                n = getrandom(b, sizeof b, 0);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t) sizeof b)
+                return n < 0 ? -errno : -EIO;
+        b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
+        b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
+        snprintf(ret, UUID_STR_LEN,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                 b[15]);
+        return 0;
+}
+
+void now_utc_iso(char ret[32]) {
+        time_t t = time(NULL);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(ret, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void hex_encode(const unsigned char *in, size_t n, char *ret) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                ret[2 * i] = digits[in[i] >> 4];
+                ret[2 * i + 1] = digits[in[i] & 15];
+        }
+        ret[2 * n] = '\0';
+}
+
+double now_monotonic(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}

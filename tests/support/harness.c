@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sql.h>
+#include <sqlext.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *build_dir(void) {
+        const char *b = getenv("ERSD_BUILD");
+        return b && *b ? b : "build";
+}
+
+int mock_start(struct mock *m, const char *const *args) {
+        char path[512], line[256];
+        const char *argv[64];
+        int fds[2], n = 0;
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/mock-ers", build_dir());
+        argv[n++] = path;
+        for (size_t i = 0; args && args[i] && n < 62; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        m->pid = fork();
+        if (m->pid < 0)
+                return -errno;
+        if (m->pid == 0) {
+                dup2(fds[1], STDOUT_FILENO);
+                execv(path, (char *const *) argv);
+                _exit(127);
+        }
+        close(fds[1]);
+        f = fdopen(fds[0], "r");
+        if (!f || !fgets(line, sizeof line, f) ||
+            sscanf(line, "READY api=%d store=%d", &m->api_port, &m->store_port) != 2) {
+                if (f)
+                        fclose(f);
+                mock_stop(m);
+                return -EIO;
+        }
+        fclose(f);
+        snprintf(m->base_url, sizeof m->base_url, "http://127.0.0.1:%d/referrals", m->api_port);
+        return 0;
+}
+
+void mock_stop(struct mock *m) {
+        if (m->pid > 0) {
+                kill(m->pid, SIGTERM);
+                waitpid(m->pid, NULL, 0);
+                m->pid = 0;
+        }
+}
+
+struct buf {
+        char *p;
+        size_t n;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *ud) {
+        struct buf *b = ud;
+        char *q = realloc(b->p, b->n + size * n + 1);
+        if (!q)
+                return 0;
+        b->p = q;
+        memcpy(b->p + b->n, p, size * n);
+        b->n += size * n;
+        b->p[b->n] = '\0';
+        return size * n;
+}
+
+static long control(const struct mock *m, const char *path, bool post, struct buf *b) {
+        char url[512];
+        long status = -1;
+        CURL *h = curl_easy_init();
+
+        if (!h)
+                return -1;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", m->api_port, path);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+        if (post)
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+        if (curl_easy_perform(h) == CURLE_OK)
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+        return status;
+}
+
+json_object *mock_get(const struct mock *m, const char *path) {
+        struct buf b = { 0 };
+        json_object *o = NULL;
+
+        if (control(m, path, false, &b) == 200 && b.p)
+                o = json_tokener_parse(b.p);
+        free(b.p);
+        return o;
+}
+
+long mock_post(const struct mock *m, const char *path) {
+        struct buf b = { 0 };
+        long s = control(m, path, true, &b);
+        free(b.p);
+        return s;
+}
+
+static int append(struct buf *b, int fd) {
+        char tmp[8192];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n > 0) {
+                char *q = realloc(b->p, b->n + (size_t) n + 1);
+                if (!q)
+                        return -1;
+                b->p = q;
+                memcpy(b->p + b->n, tmp, (size_t) n);
+                b->n += (size_t) n;
+                b->p[b->n] = '\0';
+        }
+        return (int) n;
+}
+
+int ersd_run(const char *config_path, const char *mode, struct run *ret) {
+        char path[512];
+        int out[2], err[2], st;
+        struct buf bo = { 0 }, be = { 0 };
+        pid_t pid;
+
+        snprintf(path, sizeof path, "%s/ersd", build_dir());
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                dup2(out[1], STDOUT_FILENO);
+                dup2(err[1], STDERR_FILENO);
+                if (mode)
+                        execl(path, path, "-c", config_path, mode, (char *) NULL);
+                else
+                        execl(path, path, "-c", config_path, (char *) NULL);
+                _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        struct pollfd p[2] = { { .fd = out[0], .events = POLLIN }, { .fd = err[0], .events = POLLIN } };
+        int open_fds = 2;
+        while (open_fds > 0) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (p[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                                if (append(i == 0 ? &bo : &be, p[i].fd) <= 0) {
+                                        close(p[i].fd);
+                                        p[i].fd = -1;
+                                        open_fds--;
+                                }
+                        }
+                }
+        }
+        waitpid(pid, &st, 0);
+        ret->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        ret->out = bo.p ? bo.p : strdup("");
+        ret->err = be.p ? be.p : strdup("");
+        return 0;
+}
+
+void run_free(struct run *r) {
+        free(r->out);
+        free(r->err);
+        r->out = r->err = NULL;
+}
+
+char *tmpdir_make(void) {
+        const char *base = getenv("TMPDIR");
+        char *p = NULL;
+
+        if (asprintf(&p, "%s/ersd-test.XXXXXX", base && *base ? base : "/tmp") < 0)
+                return NULL;
+        if (!mkdtemp(p)) {
+                free(p);
+                return NULL;
+        }
+        return p;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) flag;
+        (void) ftw;
+        return remove(path);
+}
+
+void tmpdir_remove(const char *dir) {
+        if (dir)
+                nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int write_text(const char *path, const char *text, unsigned mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        size_t n = strlen(text);
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, n) != (ssize_t) n) {
+                close(fd);
+                return -EIO;
+        }
+        fchmod(fd, mode);
+        return close(fd) < 0 ? -errno : 0;
+}
+
+struct db {
+        SQLHENV env;
+        SQLHDBC dbc;
+};
+
+struct db *db_open(const char *connection) {
+        struct db *d = calloc(1, sizeof *d);
+
+        if (!d)
+                return NULL;
+        SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &d->env);
+        SQLSetEnvAttr(d->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
+        SQLAllocHandle(SQL_HANDLE_DBC, d->env, &d->dbc);
+        if (!SQL_SUCCEEDED(SQLDriverConnect(d->dbc, NULL, (SQLCHAR *) connection, SQL_NTS, NULL, 0, NULL,
+                                            SQL_DRIVER_NOPROMPT))) {
+                db_close(d);
+                return NULL;
+        }
+        return d;
+}
+
+void db_close(struct db *d) {
+        if (!d)
+                return;
+        SQLDisconnect(d->dbc);
+        SQLFreeHandle(SQL_HANDLE_DBC, d->dbc);
+        SQLFreeHandle(SQL_HANDLE_ENV, d->env);
+        free(d);
+}
+
+static SQLHSTMT run_query(struct db *d, const char *sql, int nparams, const char *const *params) {
+        SQLHSTMT st;
+        static SQLLEN nts[16];
+
+        if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, d->dbc, &st)))
+                return NULL;
+        for (int i = 0; i < nparams && i < 16; i++) {
+                nts[i] = SQL_NTS;
+                SQLBindParameter(st, (SQLUSMALLINT) (i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, 255, 0,
+                                 (SQLPOINTER) params[i], 0, &nts[i]);
+        }
+        if (!SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *) sql, SQL_NTS))) {
+                SQLCHAR state[6] = "", msg[512] = "";
+                SQLINTEGER native;
+                SQLSMALLINT len;
+                SQLGetDiagRec(SQL_HANDLE_STMT, st, 1, state, &native, msg, sizeof msg, &len);
+                fprintf(stderr, "test query failed: SQLSTATE %s: %s\n", state, msg);
+                SQLFreeHandle(SQL_HANDLE_STMT, st);
+                return NULL;
+        }
+        return st;
+}
+
+char *db_text(struct db *d, const char *sql, int nparams, const char *const *params, bool *ret_found) {
+        SQLHSTMT st = run_query(d, sql, nparams, params);
+        char *out = NULL;
+        bool found = false;
+
+        if (st && SQL_SUCCEEDED(SQLFetch(st))) {
+                char buf[8192];
+                SQLLEN ind = 0;
+                found = true;
+                if (SQL_SUCCEEDED(SQLGetData(st, 1, SQL_C_CHAR, buf, sizeof buf, &ind)) && ind != SQL_NULL_DATA)
+                        out = strdup(buf);
+        }
+        if (st)
+                SQLFreeHandle(SQL_HANDLE_STMT, st);
+        if (ret_found)
+                *ret_found = found;
+        return out;
+}
+
+long long db_int(struct db *d, const char *sql, int nparams, const char *const *params) {
+        char *s = db_text(d, sql, nparams, params, NULL);
+        long long v = s ? strtoll(s, NULL, 10) : -1;
+        free(s);
+        return v;
+}
+
+int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size) {
+        const char *params[] = { document_id };
+        SQLHSTMT st = run_query(d, "SELECT data FROM ers_document_part WHERE document_id = ? ORDER BY seq", 1, params);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char digest[32], *chunk = malloc(1 << 16);
+        unsigned int dlen;
+        int64_t size = 0;
+        int r = 0;
+
+        if (!st || !md || !chunk) {
+                r = -1;
+                goto out;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        while (SQL_SUCCEEDED(SQLFetch(st))) {
+                SQLLEN ind;
+                SQLRETURN rc;
+                while ((rc = SQLGetData(st, 1, SQL_C_BINARY, chunk, 1 << 16, &ind)) != SQL_NO_DATA) {
+                        if (!SQL_SUCCEEDED(rc)) {
+                                r = -1;
+                                goto out;
+                        }
+                        size_t got = (ind == SQL_NO_TOTAL || ind > (1 << 16)) ? (1 << 16) : (size_t) ind;
+                        if (ind == SQL_NULL_DATA)
+                                break;
+                        EVP_DigestUpdate(md, chunk, got);
+                        size += (int64_t) got;
+                        if (rc == SQL_SUCCESS)
+                                break;
+                }
+        }
+        EVP_DigestFinal_ex(md, digest, &dlen);
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+        *ret_size = size;
+out:
+        if (st)
+                SQLFreeHandle(SQL_HANDLE_STMT, st);
+        EVP_MD_CTX_free(md);
+        free(chunk);
+        return r;
+}
+
+void sha256_hex(const void *data, size_t n, char hex[65]) {
+        unsigned char digest[32];
+        unsigned int dlen;
+        EVP_Digest(data, n, digest, &dlen, EVP_sha256(), NULL);
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}

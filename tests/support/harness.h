@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Test harness for the integration tests: starts the mock e-RS (build/mock-ers)
+ * on loopback and stops it by its pid, runs build/ersd and captures what it
+ * prints, and reads the PAS database through ODBC.  Binaries are looked up in
+ * $ERSD_BUILD (default "build"), relative to the project root, where the tests
+ * run.  Nothing here sleeps: the mock says READY on a pipe, ersd runs to its end.
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mock {
+        pid_t pid;
+        int api_port;
+        int store_port;
+        char base_url[96]; /* http://127.0.0.1:<api>/referrals */
+};
+
+/* Starts the mock with extra arguments (NULL-terminated, may be NULL). 0 or -errno. */
+int mock_start(struct mock *m, const char *const *args);
+void mock_stop(struct mock *m);
+
+/* GET a control path ("/_mock/manifest"); caller owns the result (json_object_put). */
+json_object *mock_get(const struct mock *m, const char *path);
+/* POST a control path with query; returns the HTTP status, or -1. */
+long mock_post(const struct mock *m, const char *path);
+
+/* A run of build/ersd. */
+struct run {
+        int status;  /* exit status, or 128+signal */
+        char *out;   /* owned: all of stdout */
+        char *err;   /* owned: all of stderr */
+};
+int ersd_run(const char *config_path, const char *mode, struct run *ret);
+void run_free(struct run *r);
+
+/* A fresh directory under $TMPDIR (or /tmp); caller frees the string and
+ * removes the tree with tmpdir_remove. */
+char *tmpdir_make(void);
+void tmpdir_remove(const char *dir);
+int write_text(const char *path, const char *text, unsigned mode);
+
+/* The PAS through ODBC. */
+struct db;
+struct db *db_open(const char *connection);
+void db_close(struct db *d);
+/* Runs a query with string parameters; returns the first column of the first
+ * row as an owned string (NULL when no row or SQL NULL).  *ret_found says
+ * whether a row came. */
+char *db_text(struct db *d, const char *sql, int nparams, const char *const *params, bool *ret_found);
+long long db_int(struct db *d, const char *sql, int nparams, const char *const *params);
+/* Reassembles a document from its parts: SHA-256 hex and size. 0 or -1. */
+int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size);
+
+/* SHA-256 hex of the text. */
+void sha256_hex(const void *data, size_t n, char hex[65]);

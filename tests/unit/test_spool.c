@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* The spool: verified, durable, reusable downloads; leftovers never trusted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/spool.h"
+#include "tests/support/harness.h"
+
+struct fixture {
+        char *dir;
+        char spooldir[512];
+        struct spool *spool;
+};
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof *f);
+        struct errbuf e = { { 0 } };
+
+        if (!f || !(f->dir = tmpdir_make()))
+                return -1;
+        snprintf(f->spooldir, sizeof f->spooldir, "%s/spool", f->dir);
+        if (spool_open(f->dir, &f->spool, &e) < 0)
+                return -1;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        spool_close(f->spool);
+        tmpdir_remove(f->dir);
+        free(f->dir);
+        free(f);
+        return 0;
+}
+
+static bool exists(const struct fixture *f, const char *name) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", f->spooldir, name);
+        return access(p, F_OK) == 0;
+}
+
+static void put(struct fixture *f, const char *key, const char *text) {
+        struct spool_file *sf;
+        struct errbuf e = { { 0 } };
+        assert_int_equal(spool_file_create(f->spool, key, 1 << 20, &sf, &e), 0);
+        assert_int_equal(spool_file_write(sf, text, strlen(text), &e), 0);
+        assert_int_equal(spool_file_finish(sf, &e), 0);
+        spool_file_free(sf);
+}
+
+static void test_finish_records_size_and_sha256(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *sf;
+        struct errbuf e = { { 0 } };
+        char want[65];
+
+        sha256_hex("hello, PAS", 10, want);
+        assert_int_equal(spool_file_create(f->spool, "k1", 100, &sf, &e), 0);
+        assert_true(exists(f, "k1.part"));
+        assert_int_equal(spool_file_write(sf, "hello, ", 7, &e), 0);
+        assert_int_equal(spool_file_write(sf, "PAS", 3, &e), 0);
+        assert_int_equal(spool_file_finish(sf, &e), 0);
+        assert_false(exists(f, "k1.part"));
+        assert_true(exists(f, "k1"));
+        assert_true(exists(f, "k1.sum"));
+        assert_int_equal(spool_file_size(sf), 10);
+        assert_string_equal(spool_file_sha256(sf), want);
+        spool_file_free(sf);
+}
+
+static void test_files_are_private(void **state) {
+        struct fixture *f = *state;
+        struct stat st;
+        char p[700];
+
+        put(f, "private", "patient letter");
+        snprintf(p, sizeof p, "%s/private", f->spooldir);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 077, 0);
+        assert_int_equal(stat(f->spooldir, &st), 0);
+        assert_int_equal(st.st_mode & 077, 0);
+}
+
+static void test_reuse_verifies_bytes(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *sf = NULL;
+        struct errbuf e = { { 0 } };
+        char want[65];
+
+        put(f, "k2", "attachment bytes");
+        sha256_hex("attachment bytes", 16, want);
+        assert_int_equal(spool_file_reuse(f->spool, "k2", &sf, &e), 1);
+        assert_string_equal(spool_file_sha256(sf), want);
+        assert_int_equal(spool_file_size(sf), 16);
+        spool_file_free(sf);
+        /* Still there after reuse: only the PAS commit removes it. */
+        assert_true(exists(f, "k2"));
+}
+
+static void test_tampered_leftover_is_discarded(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *sf = NULL;
+        struct errbuf e = { { 0 } };
+        char p[700];
+
+        put(f, "k3", "original bytes");
+        snprintf(p, sizeof p, "%s/k3", f->spooldir);
+        assert_int_equal(write_text(p, "0riginal bytes", 0600), 0); /* same size, one byte changed */
+        assert_int_equal(spool_file_reuse(f->spool, "k3", &sf, &e), 0);
+        assert_null(sf);
+        assert_false(exists(f, "k3"));
+        assert_false(exists(f, "k3.sum"));
+}
+
+static void test_file_without_sum_is_discarded(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *sf = NULL;
+        struct errbuf e = { { 0 } };
+        char p[700];
+
+        snprintf(p, sizeof p, "%s/k4", f->spooldir);
+        assert_int_equal(write_text(p, "no checksum beside me", 0600), 0);
+        assert_int_equal(spool_file_reuse(f->spool, "k4", &sf, &e), 0);
+        assert_false(exists(f, "k4"));
+        assert_int_equal(spool_file_reuse(f->spool, "absent", &sf, &e), 0);
+}
+
+static void test_size_limit_refused_while_streaming(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *sf;
+        struct errbuf e = { { 0 } };
+
+        assert_int_equal(spool_file_create(f->spool, "big", 10, &sf, &e), 0);
+        assert_int_equal(spool_file_write(sf, "0123456789", 10, &e), 0);
+        assert_int_equal(spool_file_write(sf, "x", 1, &e), -EFBIG);
+        assert_non_null(strstr(e.msg, "maximum"));
+        spool_file_free(sf); /* unfinished: its .part goes */
+        assert_false(exists(f, "big.part"));
+        assert_false(exists(f, "big"));
+}
+
+static void test_crash_leftover_part_removed_on_open(void **state) {
+        struct fixture *f = *state;
+        struct spool *again = NULL;
+        struct errbuf e = { { 0 } };
+        char p[700];
+
+        snprintf(p, sizeof p, "%s/interrupted.part", f->spooldir);
+        assert_int_equal(write_text(p, "half a download", 0600), 0);
+        put(f, "kept", "finished download");
+        assert_int_equal(spool_open(f->dir, &again, &e), 0);
+        assert_false(exists(f, "interrupted.part"));
+        assert_true(exists(f, "kept"));
+        spool_close(again);
+}
+
+static void test_remove_deletes_both_files(void **state) {
+        struct fixture *f = *state;
+
+        put(f, "k5", "committed");
+        spool_remove(f->spool, "k5");
+        assert_false(exists(f, "k5"));
+        assert_false(exists(f, "k5.sum"));
+        spool_remove(f->spool, "k5"); /* twice is fine */
+}
+
+static void test_keys_cannot_escape_the_directory(void **state) {
+        static const struct {
+                const char *a, *b, *c, *want;
+        } cases[] = {
+                { "300000000001", "att", "abc-123", "300000000001-att-abc_123" },
+                { "300000000001", "CRI-v3", NULL, "300000000001-CRI_v3" },
+                { "..", "..", "etc/passwd", NULL }, /* leading '.' refused */
+                { "x", "../../etc", "passwd", "x-.._.._etc-passwd" },
+        };
+        char key[SPOOL_KEY_MAX];
+        (void) state;
+
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                int r = spool_key(key, cases[i].a, cases[i].b, cases[i].c);
+                if (!cases[i].want) {
+                        assert_int_equal(r, -EINVAL);
+                        continue;
+                }
+                assert_int_equal(r, 0);
+                assert_string_equal(key, cases[i].want);
+                assert_null(strchr(key, '/'));
+        }
+        char longpart[300];
+        memset(longpart, 'a', sizeof longpart - 1);
+        longpart[sizeof longpart - 1] = '\0';
+        assert_int_equal(spool_key(key, longpart, NULL, NULL), -ENAMETOOLONG);
+}
+
+static void test_unwritable_state_dir_is_one_clear_error(void **state) {
+        struct spool *s = NULL;
+        struct errbuf e = { { 0 } };
+        (void) state;
+
+        if (geteuid() == 0) {
+                /* root writes anywhere; a path under a regular file fails for everyone */
+                assert_true(spool_open("/dev/null/state", &s, &e) < 0);
+        } else {
+                assert_true(spool_open("/proc/ersd-state", &s, &e) < 0);
+        }
+        assert_null(s);
+        assert_non_null(strstr(e.msg, "cannot create state directory"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_finish_records_size_and_sha256, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_files_are_private, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reuse_verifies_bytes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tampered_leftover_is_discarded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_without_sum_is_discarded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_size_limit_refused_while_streaming, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_crash_leftover_part_removed_on_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_deletes_both_files, setup, teardown),
+                cmocka_unit_test(test_keys_cannot_escape_the_directory),
+                cmocka_unit_test(test_unwritable_state_dir_is_one_clear_error),
+        };
+        return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
+}
