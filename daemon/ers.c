@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+#include "ers.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fhir.h"
+
+#define ERRBODY_MAX (64 * 1024) /* what we keep of an error answer, to read its OperationOutcome */
+#define USER_AGENT "ersd/0.1"
+
+struct ers_client {
+        CURL *api;             /* owned: the e-RS origin, reused so the connection stays open */
+        CURL *store;           /* owned: the object store A042 redirects to; never gets our headers */
+        char *base_url;        /* owned copy, no trailing '/' */
+        char *auth_header;     /* owned, SECRET: "Authorization: Bearer …", or NULL */
+        char *nhsd_headers[3]; /* owned, user-restricted headers, or NULL */
+        char *ca_file;         /* owned, or NULL for the system bundle */
+        long connect_timeout_s;
+        long stall_timeout_s;
+        int64_t max_attachment_bytes;
+};
+
+enum sink_kind { SINK_JSON, SINK_FILE };
+
+/* One request's state, on the caller's stack. */
+struct transfer {
+        CURL *h;                  /* borrowed */
+        enum sink_kind kind;
+        const char *expect_type;  /* Content-Type a 2xx must have (prefix match), NULL for any */
+        bool started;             /* body callback seen */
+        long status;
+        json_tokener *tok;        /* owned, SINK_JSON */
+        json_object *obj;         /* owned until handed to the caller */
+        size_t json_bytes;
+        struct spool_file *file;  /* borrowed, SINK_FILE */
+        char *errbody;            /* owned: start of a non-2xx answer */
+        size_t errlen;
+        int err;                  /* set when a callback aborted the transfer */
+        struct errbuf why;
+        long retry_after;
+        char curl_error[CURL_ERROR_SIZE];
+};
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return n < 0 ? NULL : s;
+}
+
+int ers_url_is_loopback(const char *url) {
+        CURLU *u = curl_url();
+        char *host = NULL;
+        int r = 0;
+
+        if (!u)
+                return 0;
+        if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
+                r = strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+                    strcmp(host, "[::1]") == 0;
+        curl_free(host);
+        curl_url_cleanup(u);
+        return r;
+}
+
+void ers_client_free(struct ers_client *c) {
+        if (!c)
+                return;
+        if (c->api)
+                curl_easy_cleanup(c->api);
+        if (c->store)
+                curl_easy_cleanup(c->store);
+        free(c->base_url);
+        if (c->auth_header) {
+                explicit_bzero(c->auth_header, strlen(c->auth_header));
+                free(c->auth_header);
+        }
+        for (size_t i = 0; i < 3; i++)
+                free(c->nhsd_headers[i]);
+        free(c->ca_file);
+        free(c);
+}
+
+int ers_client_new(const struct config *cfg, struct ers_client **ret, struct errbuf *e) {
+        static bool global_done;
+        struct ers_client *c;
+        const char *nhsd_names[3] = { "NHSD-eRS-Business-Function", "NHSD-End-User-Organisation-ODS",
+                                      "NHSD-eRS-On-Behalf-Of-User-ID" };
+        const char *nhsd_values[3] = { cfg->business_function, cfg->ods_code, cfg->on_behalf_of };
+
+        if (!global_done) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        return err_set(e, -EIO, "libcurl initialisation failed");
+                global_done = true;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return err_set(e, -ENOMEM, "out of memory");
+        c->api = curl_easy_init();
+        c->store = curl_easy_init();
+        c->base_url = strdup(cfg->base_url);
+        if (!c->api || !c->store || !c->base_url)
+                goto oom;
+        if (cfg->auth == AUTH_BEARER && !(c->auth_header = dup_printf("Authorization: Bearer %s", cfg->bearer_token)))
+                goto oom;
+        for (size_t i = 0; i < 3; i++)
+                if (nhsd_values[i] && !(c->nhsd_headers[i] = dup_printf("%s: %s", nhsd_names[i], nhsd_values[i])))
+                        goto oom;
+        if (cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file)))
+                goto oom;
+        c->connect_timeout_s = cfg->connect_timeout_s;
+        c->stall_timeout_s = cfg->stall_timeout_s;
+        c->max_attachment_bytes = cfg->max_attachment_bytes;
+        *ret = c;
+        return 0;
+oom:
+        ers_client_free(c);
+        return err_set(e, -ENOMEM, "out of memory");
+}
+
+/* Content types compare case-insensitively up to ';' (parameters ignored). */
+static bool content_type_is(const char *got, const char *want) {
+        size_t n = strlen(want);
+
+        if (!got)
+                return false;
+        while (*got == ' ')
+                got++;
+        return strncasecmp(got, want, n) == 0 && (got[n] == '\0' || got[n] == ';' || got[n] == ' ');
+}
+
+static bool json_content_type(const char *got) {
+        return content_type_is(got, "application/fhir+json") || content_type_is(got, "application/json");
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
+        struct transfer *t = userdata;
+        size_t len = size * n;
+        static const char name[] = "retry-after:";
+
+        if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+                char value[64];
+                size_t vlen = len - (sizeof name - 1);
+                if (vlen >= sizeof value)
+                        vlen = sizeof value - 1;
+                memcpy(value, p + sizeof name - 1, vlen);
+                value[vlen] = '\0';
+                char *end;
+                long secs = strtol(value, &end, 10);
+                if (end != value && secs >= 0) {
+                        t->retry_after = secs;
+                } else {
+                        time_t when = curl_getdate(value, NULL);
+                        time_t now = time(NULL);
+                        if (when > 0)
+                                t->retry_after = when > now ? (long) (when - now) : 0;
+                }
+        }
+        return len;
+}
+
+static size_t body_fail(struct transfer *t, int r) {
+        t->err = r;
+        return 0; /* makes libcurl abort with CURLE_WRITE_ERROR */
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
+        struct transfer *t = userdata;
+        size_t len = size * n;
+
+        if (!t->started) {
+                t->started = true;
+                curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+                if (t->status / 100 == 2 && t->expect_type) {
+                        char *ct = NULL;
+                        curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
+                        bool ok = t->kind == SINK_JSON ? json_content_type(ct) : content_type_is(ct, t->expect_type);
+                        if (!ok)
+                                return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%.60s', expected %s",
+                                                            ct ? ct : "(none)", t->expect_type));
+                }
+        }
+
+        if (t->status / 100 != 2) {
+                /* Keep the start of an error answer for its OperationOutcome; drop the rest. */
+                if (!t->errbody && !(t->errbody = malloc(ERRBODY_MAX)))
+                        return body_fail(t, err_set(&t->why, -ENOMEM, "out of memory"));
+                size_t room = ERRBODY_MAX - t->errlen;
+                size_t take = len < room ? len : room;
+                memcpy(t->errbody + t->errlen, p, take);
+                t->errlen += take;
+                return len;
+        }
+
+        if (t->kind == SINK_FILE) {
+                int r = spool_file_write(t->file, p, len, &t->why);
+                return r < 0 ? body_fail(t, r) : len;
+        }
+
+        t->json_bytes += len;
+        if (t->json_bytes > ERS_JSON_MAX)
+                return body_fail(t, err_set(&t->why, -EFBIG, "answer larger than %d bytes, refused", ERS_JSON_MAX));
+        if (t->obj) {
+                for (size_t i = 0; i < len; i++)
+                        if (!isspace((unsigned char) p[i]))
+                                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON: data after the end of the document"));
+                return len;
+        }
+        t->obj = json_tokener_parse_ex(t->tok, p, (int) len);
+        enum json_tokener_error jerr = json_tokener_get_error(t->tok);
+        if (!t->obj && jerr != json_tokener_continue)
+                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON near byte %zu: %s",
+                                            t->json_bytes - len + json_tokener_get_parse_end(t->tok),
+                                            json_tokener_error_desc(jerr)));
+        if (t->obj) {
+                for (size_t i = json_tokener_get_parse_end(t->tok); i < len; i++)
+                        if (!isspace((unsigned char) p[i]))
+                                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON: data after the end of the document"));
+        }
+        return len;
+}
+
+static void transfer_done(struct transfer *t) {
+        if (t->tok)
+                json_tokener_free(t->tok);
+        json_object_put(t->obj);
+        free(t->errbody);
+}
+
+/* The e-RS error code of an OperationOutcome in an error answer, or "". */
+static void outcome_code(const struct transfer *t, char *buf, size_t size) {
+        json_object *root = NULL;
+        struct outcome o = { 0 };
+
+        buf[0] = '\0';
+        if (!t->errbody || t->errlen == 0)
+                return;
+        if (fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
+            fhir_parse_outcome(root, &o, NULL) == 0 && o.code)
+                snprintf(buf, size, ", e-RS %s", o.code);
+        outcome_free(&o);
+        json_object_put(root);
+}
+
+/* Sets the options every request shares; `headers` may be NULL. */
+static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_slist *headers,
+                  struct transfer *t) {
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+        if (c->ca_file)
+                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+        if (headers)
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->curl_error);
+        t->h = h;
+        t->retry_after = -1;
+}
+
+/* The headers of an e-RS API call. */
+static struct curl_slist *api_headers(struct ers_client *c, const char *accept, bool json_body,
+                                      const char *correlation_id) {
+        struct curl_slist *l = NULL, *n;
+        char accept_line[128], corr_line[64];
+        const char *lines[8];
+        size_t k = 0;
+
+        snprintf(accept_line, sizeof accept_line, "Accept: %s", accept);
+        snprintf(corr_line, sizeof corr_line, "X-Correlation-ID: %s", correlation_id);
+        lines[k++] = accept_line;
+        lines[k++] = corr_line;
+        lines[k++] = json_body ? "Content-Type: application/fhir+json" : "Expect:";
+        if (c->auth_header)
+                lines[k++] = c->auth_header;
+        for (size_t i = 0; i < 3; i++)
+                if (c->nhsd_headers[i])
+                        lines[k++] = c->nhsd_headers[i];
+        for (size_t i = 0; i < k; i++) {
+                n = curl_slist_append(l, lines[i]);
+                if (!n) {
+                        curl_slist_free_all(l);
+                        return NULL;
+                }
+                l = n;
+        }
+        return l;
+}
+
+static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_t size) {
+        const char *detail = t->curl_error[0] ? t->curl_error : curl_easy_strerror(rc);
+
+        switch (rc) {
+        case CURLE_OPERATION_TIMEDOUT:
+                snprintf(buf, size, "no answer or transfer stalled (%s)", detail);
+                return -EAGAIN;
+        case CURLE_PARTIAL_FILE:
+                snprintf(buf, size, "answer truncated: connection closed before the announced length");
+                return -EAGAIN;
+        case CURLE_FILESIZE_EXCEEDED:
+                snprintf(buf, size, "answer larger than allowed, refused");
+                return -EFBIG;
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+                snprintf(buf, size, "TLS/protocol: %s", detail);
+                return -EPROTO;
+        default:
+                snprintf(buf, size, "%s", detail);
+                return -EAGAIN;
+        }
+}
+
+static int classify_status(long status) {
+        if (status == 401 || status == 403)
+                return -EACCES;
+        if (status == 404)
+                return -ENOENT;
+        if (status == 422)
+                return -ENODATA;
+        if (status == 429 || status / 100 == 5)
+                return -EAGAIN;
+        return -EPROTO;
+}
+
+/*
+ * Runs the transfer and turns its outcome into 0 or one error line:
+ * "<what>: <cause> (correlation id <id>)".  A 2xx, or a 3xx when
+ * `redirect_ok`, is success; `what` names endpoint and UBRN.
+ */
+static int perform(struct transfer *t, const char *what, const char *correlation_id, bool redirect_ok,
+                   struct ers_call *call, struct errbuf *e) {
+        char cause[CURL_ERROR_SIZE + 64], code[96];
+        CURLcode rc = curl_easy_perform(t->h);
+        int r;
+
+        curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+        call->http_status = t->status;
+        call->retry_after = t->retry_after;
+
+        if (t->err) /* a body callback refused the answer */
+                return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,
+                               correlation_id);
+        if (rc != CURLE_OK) {
+                r = classify_curl(rc, t, cause, sizeof cause);
+                return err_set(e, r, "%s: %s (correlation id %s)", what, cause, correlation_id);
+        }
+        if (t->status / 100 == 2 || (redirect_ok && t->status / 100 == 3))
+                return 0;
+        outcome_code(t, code, sizeof code);
+        if (t->status == 429 || t->status == 503) {
+                if (t->retry_after >= 0)
+                        snprintf(code + strlen(code), sizeof code - strlen(code), ", Retry-After %ld s", t->retry_after);
+        }
+        return err_set(e, classify_status(t->status), "%s: HTTP %ld%s (correlation id %s)", what, t->status, code,
+                       correlation_id);
+}
+
+static int new_call(struct ers_call *call, struct errbuf *e) {
+        int r;
+
+        memset(call, 0, sizeof *call);
+        call->retry_after = -1;
+        r = uuid_v4(call->correlation_id);
+        if (r < 0)
+                return err_set(e, r, "cannot make a correlation id: %s", strerror(-r));
+        return 0;
+}
+
+/* A JSON call (A008 or A005). */
+static int json_call(struct ers_client *c, const char *url, const char *body, const char *what,
+                     json_object **ret, struct ers_call *call, struct errbuf *e) {
+        struct transfer t = { .kind = SINK_JSON, .expect_type = "application/fhir+json" };
+        struct curl_slist *headers = NULL;
+        int r;
+
+        r = new_call(call, e);
+        if (r < 0)
+                return r;
+        headers = api_headers(c, "application/fhir+json", body != NULL, call->correlation_id);
+        t.tok = json_tokener_new_ex(64);
+        if (!headers || !t.tok) {
+                r = err_set(e, -ENOMEM, "out of memory");
+                goto out;
+        }
+        json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        setup(c, c->api, url, headers, &t);
+        if (body) {
+                curl_easy_setopt(c->api, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c->api, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+        }
+        r = perform(&t, what, call->correlation_id, false, call, e);
+        if (r < 0)
+                goto out;
+        if (!t.obj) {
+                r = err_set(e, -EBADMSG, "%s: HTTP %ld: %s (correlation id %s)", what, t.status,
+                            t.json_bytes == 0 ? "empty answer, expected JSON" : "JSON ends early (truncated)",
+                            call->correlation_id);
+                goto out;
+        }
+        *ret = t.obj;
+        t.obj = NULL;
+out:
+        curl_slist_free_all(headers);
+        transfer_done(&t);
+        return r;
+}
+
+int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id,
+                       json_object **ret, struct ers_call *call, struct errbuf *e) {
+        char url[1024], what[128];
+        char *body = fhir_worklist_request(list_type, service_id);
+        int r;
+
+        if (!body)
+                return err_set(e, -ENOMEM, "out of memory");
+        snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/$ers.fetchworklist", c->base_url);
+        snprintf(what, sizeof what, "A008 worklist %s service %s", list_type, service_id ? service_id : "(any)");
+        r = json_call(c, url, body, what, ret, call, e);
+        free(body);
+        return r;
+}
+
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
+                      struct errbuf *e) {
+        char url[1024], what[64];
+
+        snprintf(what, sizeof what, "A005 UBRN %s", ubrn);
+        if (!ubrn_valid(ubrn))
+                return err_set(e, -EINVAL, "%s: not a 12-digit UBRN", what);
+        snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", c->base_url, ubrn);
+        return json_call(c, url, NULL, what, ret, call, e);
+}
+
+/* A document download into dst: from the API origin (A006, A007, or A042's
+ * first leg) or from the object store (no headers of ours at all). */
+static int file_call(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
+                     const char *expect_type, const char *what, bool redirect_ok, struct spool_file *dst,
+                     char **ret_location, struct ers_call *call, struct errbuf *e) {
+        struct transfer t = { .kind = SINK_FILE, .expect_type = expect_type, .file = dst };
+        struct curl_slist *headers = NULL;
+        int r;
+
+        if (api) {
+                headers = api_headers(c, accept, false, call->correlation_id);
+                if (!headers)
+                        return err_set(e, -ENOMEM, "out of memory");
+        }
+        setup(c, h, url, headers, &t);
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_attachment_bytes);
+        if (post) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        r = perform(&t, what, call->correlation_id, redirect_ok, call, e);
+        if (r == 0 && ret_location) {
+                char *loc = NULL;
+                *ret_location = NULL;
+                if (t.status / 100 == 3) {
+                        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+                        if (!loc)
+                                r = err_set(e, -EPROTO, "%s: HTTP %ld without a Location (correlation id %s)", what,
+                                            t.status, call->correlation_id);
+                        else if (!(*ret_location = strdup(loc)))
+                                r = err_set(e, -ENOMEM, "out of memory");
+                }
+        }
+        curl_slist_free_all(headers);
+        transfer_done(&t);
+        return r;
+}
+
+static bool binary_id_valid(const char *id) {
+        size_t n = 0;
+
+        for (; id[n]; n++)
+                if (!(isalnum((unsigned char) id[n]) || id[n] == '-' || id[n] == '.' || id[n] == '_'))
+                        return false;
+        return n > 0 && n <= 128;
+}
+
+/* Only https, or http to a loopback host (the test suite's object store). */
+static bool redirect_allowed(const char *location) {
+        if (strncasecmp(location, "https://", 8) == 0)
+                return true;
+        return strncasecmp(location, "http://", 7) == 0 && ers_url_is_loopback(location);
+}
+
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
+                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
+                         struct errbuf *e) {
+        char url[1024], what[192];
+        char *location = NULL;
+        int r;
+
+        if (!binary_id || !binary_id_valid(binary_id))
+                return err_set(e, -EBADMSG, "UBRN %s: attachment URL is not Binary/<id>", ubrn);
+        r = new_call(call, e);
+        if (r < 0)
+                return r;
+
+        /* Two tries: an object-store link that expired (403) is asked for anew. */
+        for (int attempt = 0; attempt < 2; attempt++) {
+                snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
+                snprintf(url, sizeof url, "%s/FHIR/R4/Binary/%s", c->base_url, binary_id);
+                r = file_call(c, c->api, url, false, true, "*/*", NULL, what, true, dst, &location, call, e);
+                if (r == -ENOENT || (r == -EPROTO && (call->http_status == 405 || call->http_status == 501)))
+                        break; /* A042 not offered here: A006 below */
+                if (r < 0)
+                        return r;
+                if (!location)
+                        return 0; /* served directly */
+                if (!redirect_allowed(location)) {
+                        free(location);
+                        return err_set(e, -EPROTO, "%s: refusing redirect to a non-https URL (correlation id %s)",
+                                       what, call->correlation_id);
+                }
+                snprintf(what, sizeof what, "A042 UBRN %s Binary/%s object store", ubrn, binary_id);
+                r = file_call(c, c->store, location, false, false, NULL, NULL, what, false, dst, NULL, call, e);
+                free(location);
+                location = NULL;
+                if (r != -EACCES || spool_file_size(dst) != 0)
+                        return r;
+        }
+        if (r < 0 && r != -ENOENT && r != -EPROTO)
+                return r;
+
+        if (declared_size > ERS_A006_MAX)
+                return r < 0 ? r : err_set(e, -EFBIG, "UBRN %s Binary/%s: larger than A006 serves", ubrn, binary_id);
+        snprintf(what, sizeof what, "A006 UBRN %s Binary/%s", ubrn, binary_id);
+        snprintf(url, sizeof url, "%s/FHIR/STU3/Binary/%s", c->base_url, binary_id);
+        r = new_call(call, e);
+        if (r < 0)
+                return r;
+        return file_call(c, c->api, url, false, true, "*/*", NULL, what, false, dst, NULL, call, e);
+}
+
+int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,
+                  struct errbuf *e) {
+        char url[1024], what[64];
+        int r;
+
+        snprintf(what, sizeof what, "A007 UBRN %s", ubrn);
+        if (!ubrn_valid(ubrn))
+                return err_set(e, -EINVAL, "%s: not a 12-digit UBRN", what);
+        r = new_call(call, e);
+        if (r < 0)
+                return r;
+        snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s/$ers.generateCRI", c->base_url, ubrn);
+        return file_call(c, c->api, url, true, true, "application/pdf, application/fhir+json;q=0.5",
+                         "application/pdf", what, false, dst, NULL, call, e);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The e-RS client (libcurl): the five calls a provider-side sync needs.
+ *
+ *   A008  POST {base}/FHIR/STU3/ReferralRequest/$ers.fetchworklist  → List
+ *   A005  GET  {base}/FHIR/STU3/ReferralRequest/{ubrn}              → ReferralRequest
+ *   A042  GET  {base}/FHIR/R4/Binary/{id} → 307 → object store      → bytes
+ *   A006  GET  {base}/FHIR/STU3/Binary/{id}   (fallback, ≤ 5 MiB)   → bytes
+ *   A007  POST {base}/FHIR/STU3/ReferralRequest/{ubrn}/$ers.generateCRI → PDF
+ *
+ * Every call sends a fresh X-Correlation-ID (UUID v4), returned in
+ * `call->correlation_id` whether the call succeeded or not, for the log.
+ * JSON answers are parsed while they stream in (json_tokener), refused past
+ * ERS_JSON_MAX; document bodies stream into a spool file, refused past the
+ * configured maximum.  Only the A042 307 is followed, once, to an https URL
+ * (http only for a loopback host), with none of our headers: no
+ * Authorization, no NHSD-*, no cookies reach the other origin.
+ *
+ * Returns 0, or a negative errno with one line in the errbuf naming the
+ * endpoint, the UBRN (when there is one), the HTTP status or transport
+ * error, the e-RS error code when an OperationOutcome came back, and the
+ * correlation id:
+ *   -EAGAIN   transient: network, timeout, stall, truncated body, 429, 5xx
+ *   -EBADMSG  an answer that is not what the API promises (status, content
+ *             type, malformed JSON, wrong resourceType is the parser's job)
+ *   -EFBIG    answer larger than allowed
+ *   -EACCES   401 / 403
+ *   -ENOENT   404
+ *   -ENODATA  422: not available (attachment not AVAILABLE, PATIENT_ERROR …)
+ *   -EPROTO   any other 4xx, a redirect we refuse, a TLS failure
+ */
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "spool.h"
+#include "util.h"
+
+#define ERS_JSON_MAX (10 * 1024 * 1024) /* the platform fails a worklist above 10 MB */
+#define ERS_A006_MAX 5242880            /* A006 serves at most 5 MiB */
+
+struct ers_client; /* curl handles (API origin, object store) and the headers we send */
+
+/* What the caller logs about one call. */
+struct ers_call {
+        char correlation_id[UUID_STR_LEN];
+        long http_status; /* 0 when no answer came */
+        long retry_after; /* seconds from Retry-After on 429/503, else -1 */
+};
+
+/* Borrows nothing from c after return (copies what it needs).  Caller owns *ret. */
+int ers_client_new(const struct config *c, struct ers_client **ret, struct errbuf *e);
+void ers_client_free(struct ers_client *c); /* accepts NULL */
+
+/* A008.  Caller owns *ret (json_object_put). */
+int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id,
+                       json_object **ret, struct ers_call *call, struct errbuf *e);
+
+/* A005.  Caller owns *ret. */
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
+                      struct errbuf *e);
+
+/* A042 (then A006 when A042 is not offered and the file is small enough):
+ * the attachment's bytes into `dst` (not finished: the caller finishes it). */
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
+                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
+                         struct errbuf *e);
+
+/* A007: the Clinical Referral Information PDF into `dst`. */
+int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,
+                  struct errbuf *e);
+
+/* True for a URL whose host is loopback (127.0.0.0/8, localhost, [::1]). */
+int ers_url_is_loopback(const char *url);

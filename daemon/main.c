@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ersd: brings NHS e-Referral Service referrals into the PAS database.
+ * Lifecycle, command line and modes; the work is in sync.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../adapters/pas.h"
+#include "config.h"
+#include "ers.h"
+#include "log.h"
+#include "spool.h"
+#include "sync.h"
+
+#define EXIT_SYNC_FAILED 1 /* something was not synced: see the log */
+#define EXIT_USAGE 2       /* bad command line or configuration */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+        (void) sig;
+        stop_requested = 1;
+}
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "Usage: ersd [-c FILE] [--once | --check-config | --init-db] [-v]\n"
+                "Brings NHS e-Referral Service referrals, their letters and attachments into the PAS database.\n"
+                "\n"
+                "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+                "      --once          sync every configured worklist once, print a summary, exit\n"
+                "      --check-config  report every problem in the configuration as FILE:LINE: message\n"
+                "      --init-db       create the staging schema in the PAS database (idempotent)\n"
+                "  -v, --verbose       log debug lines too\n"
+                "  -h, --help          this text\n"
+                "\n"
+                "Without a mode, syncs every poll_interval seconds until SIGTERM.\n"
+                "Exit status: 0 success, 1 something was not synced (see the log), 2 bad usage or configuration.\n");
+}
+
+static void report_to_stderr(void *userdata, const char *line) {
+        (void) userdata;
+        fprintf(stderr, "%s\n", line);
+}
+
+static void print_summary(const struct sync_stats *s, double seconds) {
+        printf("ersd: sync %s: referrals %u new, %u updated, %u unchanged, %u failed; "
+               "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u; %.1f s\n",
+               s->referrals_failed || s->worklists_failed ? "incomplete" : "done", s->referrals_new,
+               s->referrals_updated, s->referrals_unchanged, s->referrals_failed, s->documents_stored,
+               (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed,
+               seconds);
+        fflush(stdout);
+}
+
+static int open_pas(const struct config *cfg, struct pas **ret) {
+        struct errbuf e = { { 0 } };
+        int r = pas_open(cfg->odbc_connection, cfg->adapter, ret, &e);
+
+        if (r < 0) {
+                log_error("PAS database: cannot connect: %s", e.msg);
+                return r;
+        }
+        log_info("PAS database: adapter %s, %s", pas_adapter_name(*ret), pas_dbms(*ret));
+        return 0;
+}
+
+static int run_init_db(const struct config *cfg) {
+        struct errbuf e = { { 0 } };
+        struct pas *pas = NULL;
+        int r = open_pas(cfg, &pas);
+
+        if (r < 0)
+                return EXIT_SYNC_FAILED;
+        r = pas_init_schema(pas, &e);
+        if (r < 0)
+                log_error("PAS database: cannot create the schema: %s", e.msg);
+        else
+                printf("ersd: PAS schema ready (adapter %s, %s)\n", pas_adapter_name(pas), pas_dbms(pas));
+        pas_close(pas);
+        return r < 0 ? EXIT_SYNC_FAILED : EXIT_SUCCESS;
+}
+
+static int run_sync(const struct config *cfg, bool once) {
+        struct errbuf e = { { 0 } };
+        struct pas *pas = NULL;
+        struct ers_client *ers = NULL;
+        struct spool *spool = NULL;
+        struct sync_stats stats;
+        sigset_t stop_set, old_set;
+        int status = EXIT_SYNC_FAILED, r;
+
+        if (open_pas(cfg, &pas) < 0)
+                goto out;
+        r = pas_check_schema(pas, &e);
+        if (r < 0) {
+                log_error("PAS database: %s", e.msg);
+                goto out;
+        }
+        r = spool_open(cfg->state_dir, &spool, &e);
+        if (r < 0) {
+                log_error("%s", e.msg);
+                goto out;
+        }
+        r = ers_client_new(cfg, &ers, &e);
+        if (r < 0) {
+                log_error("e-RS client: %s", e.msg);
+                goto out;
+        }
+
+        struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested };
+        sigemptyset(&stop_set);
+        sigaddset(&stop_set, SIGTERM);
+        sigaddset(&stop_set, SIGINT);
+        sigprocmask(SIG_BLOCK, &stop_set, &old_set);
+        for (;;) {
+                double t0 = now_monotonic();
+
+                sigprocmask(SIG_SETMASK, &old_set, NULL); /* a stop signal may arrive during the round */
+                r = sync_once(&ctx, &stats);
+                sigprocmask(SIG_BLOCK, &stop_set, NULL);
+                print_summary(&stats, now_monotonic() - t0);
+                status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
+                if (once || stop_requested)
+                        break;
+                /* Sleep until the next round, waking at once for SIGTERM/SIGINT (no lost wake-up:
+                 * the signals stay blocked except inside ppoll). */
+                struct timespec ts = { .tv_sec = cfg->poll_interval_s };
+                (void) ppoll(NULL, 0, &ts, &old_set);
+                if (stop_requested)
+                        break;
+        }
+        sigprocmask(SIG_SETMASK, &old_set, NULL);
+        if (stop_requested) {
+                log_notice("stopped by signal");
+                status = EXIT_SUCCESS;
+        }
+out:
+        ers_client_free(ers);
+        spool_close(spool);
+        pas_close(pas);
+        return status;
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, OPT_ONCE },
+                { "check-config", no_argument, NULL, OPT_CHECK }, { "init-db", no_argument, NULL, OPT_INIT_DB },
+                { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        const char *path = CONFIG_DEFAULT_PATH;
+        int mode = 0, verbose = 0, c, status;
+        struct config cfg;
+        struct sigaction sa = { .sa_handler = on_stop_signal };
+
+        while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        path = optarg;
+                        break;
+                case 'v':
+                        verbose = 1;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EXIT_SUCCESS;
+                case OPT_ONCE:
+                case OPT_CHECK:
+                case OPT_INIT_DB:
+                        if (mode && mode != c) {
+                                fprintf(stderr, "ersd: --once, --check-config and --init-db exclude each other\n");
+                                return EXIT_USAGE;
+                        }
+                        mode = c;
+                        break;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "ersd: unexpected argument '%s'\n", argv[optind]);
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+
+        if (config_load(path, report_to_stderr, NULL, &cfg) < 0) {
+                fprintf(stderr, "ersd: %s: configuration refused\n", path);
+                return EXIT_USAGE;
+        }
+        if (mode == OPT_CHECK) {
+                printf("%s: configuration OK (%zu worklist%s)\n", path, cfg.n_worklists,
+                       cfg.n_worklists == 1 ? "" : "s");
+                config_free(&cfg);
+                return EXIT_SUCCESS;
+        }
+        log_set_level(verbose ? LOG_DEBUG : cfg.log_level);
+
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (mode == OPT_INIT_DB)
+                status = run_init_db(&cfg);
+        else
+                status = run_sync(&cfg, mode == OPT_ONCE);
+        config_free(&cfg);
+        return status;
+}

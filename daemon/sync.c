@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+#include "sync.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir.h"
+#include "log.h"
+
+#define RELATED_MAX 16 /* related referrals followed per referral */
+
+/* One document of a referral being synced: what is written, and from where. */
+struct doc_job {
+        struct document_rec rec;
+        char attachment_id[80];       /* rec.attachment_id points here for the CRI */
+        char reason[256];             /* rec.not_fetched_reason points here */
+        char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
+        struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
+};
+
+/* Everything one referral's sync holds; freed by job_done(). */
+struct referral_job {
+        const char *worklist;                  /* borrowed */
+        const struct worklist_entry *entry;    /* borrowed */
+        struct referral main;                  /* owned contents */
+        struct referral related[RELATED_MAX];  /* owned contents */
+        size_t n_related;
+        struct doc_job *docs;                  /* owned array */
+        size_t n_docs, cap_docs;
+        bool complete;                         /* false when documents are still owed */
+        char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
+};
+
+static void job_done(struct referral_job *j) {
+        referral_free(&j->main);
+        for (size_t i = 0; i < j->n_related; i++)
+                referral_free(&j->related[i]);
+        for (size_t i = 0; i < j->n_docs; i++)
+                spool_file_free(j->docs[i].file);
+        free(j->docs);
+}
+
+static struct doc_job *job_add_doc(struct referral_job *j) {
+        if (j->n_docs == j->cap_docs) {
+                size_t cap = j->cap_docs ? j->cap_docs * 2 : 8;
+                struct doc_job *d = realloc(j->docs, cap * sizeof *d);
+                if (!d)
+                        return NULL;
+                j->docs = d;
+                j->cap_docs = cap;
+        }
+        memset(&j->docs[j->n_docs], 0, sizeof j->docs[j->n_docs]);
+        return &j->docs[j->n_docs++];
+}
+
+/* A005 and parse; checks the answer is the referral asked for. */
+static int read_referral(struct sync_ctx *ctx, const char *ubrn, struct referral *ret, char *ret_corr,
+                         struct errbuf *e) {
+        struct ers_call call;
+        json_object *root = NULL;
+        int r;
+
+        r = ers_read_referral(ctx->ers, ubrn, &root, &call, e);
+        if (ret_corr)
+                memcpy(ret_corr, call.correlation_id, UUID_STR_LEN);
+        if (r < 0)
+                return r;
+        r = fhir_parse_referral(root, ret, e);
+        json_object_put(root);
+        if (r < 0)
+                return err_prefix(e, r, "A005 UBRN %s (correlation id %s)", ubrn, call.correlation_id);
+        if (strcmp(ret->ubrn, ubrn) != 0) {
+                referral_free(ret);
+                memset(ret, 0, sizeof *ret);
+                return err_set(e, -EBADMSG, "A005 UBRN %s: answered another referral (correlation id %s)", ubrn,
+                               call.correlation_id);
+        }
+        return 0;
+}
+
+/* Downloads into the spool, or reuses a verified earlier download. */
+typedef int (*fetch_fn)(struct sync_ctx *ctx, const struct referral *src, const struct attachment *a,
+                        struct spool_file *dst, struct ers_call *call, struct errbuf *e);
+
+static int fetch_attachment(struct sync_ctx *ctx, const struct referral *src, const struct attachment *a,
+                            struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+        return ers_fetch_attachment(ctx->ers, src->ubrn, a->binary_id, a->declared_size, dst, call, e);
+}
+
+static int fetch_cri(struct sync_ctx *ctx, const struct referral *src, const struct attachment *a,
+                     struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+        (void) a;
+        return ers_fetch_cri(ctx->ers, src->ubrn, dst, call, e);
+}
+
+static int spool_fetch(struct sync_ctx *ctx, struct doc_job *d, const struct referral *src,
+                       const struct attachment *a, fetch_fn fetch, struct errbuf *e) {
+        struct ers_call call;
+        struct spool_file *f = NULL;
+        int r;
+
+        r = spool_file_reuse(ctx->spool, d->key, &f, e);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                log_debug("UBRN %s: %s reused from the spool (verified)", src->ubrn, d->rec.attachment_id);
+                d->file = f;
+                return 0;
+        }
+        r = spool_file_create(ctx->spool, d->key, ctx->cfg->max_attachment_bytes, &f, e);
+        if (r < 0)
+                return r;
+        r = fetch(ctx, src, a, f, &call, e);
+        if (r == 0)
+                r = spool_file_finish(f, e);
+        if (r < 0) {
+                spool_file_free(f);
+                return r;
+        }
+        d->file = f;
+        return 0;
+}
+
+/* Decides what to do with one document: skip it (already stored), fetch it,
+ * or record it as not fetched with a reason.  Errors that should make the
+ * whole referral wait for the next round are returned. */
+static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const struct referral *src,
+                         const struct attachment *a, struct errbuf *e) {
+        struct document_state st;
+        struct doc_job *d;
+        bool is_cri = a == NULL;
+        char cri_id[80];
+        int r;
+
+        snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, src->version);
+        r = pas_document_get(ctx->pas, j->main.ubrn, src->ubrn, is_cri ? cri_id : a->id, &st, e);
+        if (r < 0)
+                return r;
+        if (st.found && st.fetched)
+                return 0; /* stored already, byte-checked when it was */
+
+        d = job_add_doc(j);
+        if (!d)
+                return err_set(e, -ENOMEM, "out of memory");
+        d->rec.ubrn = j->main.ubrn;
+        d->rec.source_ubrn = src->ubrn;
+        d->rec.source_version = src->version;
+        d->rec.declared_size = -1;
+        d->rec.not_fetched_reason = d->reason;
+        if (is_cri) {
+                memcpy(d->attachment_id, cri_id, sizeof cri_id);
+                d->rec.kind = DOCUMENT_CRI;
+                d->rec.attachment_id = d->attachment_id;
+                d->rec.title = "Clinical Referral Information";
+                d->rec.content_type = "application/pdf";
+        } else {
+                d->rec.kind = DOCUMENT_ATTACHMENT;
+                d->rec.attachment_id = a->id;
+                d->rec.title = a->title;
+                d->rec.content_type = a->content_type;
+                d->rec.declared_size = a->declared_size;
+                d->rec.availability = a->availability_code;
+                d->rec.attached_by_user = a->attached_by_user;
+                d->rec.attached_by_org = a->attached_by_org;
+                d->rec.created = a->creation;
+        }
+
+        if (!is_cri && a->availability != AVAILABILITY_AVAILABLE) {
+                switch (a->availability) {
+                case AVAILABILITY_PENDING:
+                        snprintf(d->reason, sizeof d->reason,
+                                 "PENDING: e-RS is scanning the file for malware; it is fetched on a later run");
+                        j->complete = false;
+                        break;
+                case AVAILABILITY_NEVER:
+                        snprintf(d->reason, sizeof d->reason,
+                                 "%s: e-RS will never release this file; contact the attaching organisation (ODS %s)",
+                                 a->availability_code, a->attached_by_org ? a->attached_by_org : "unknown");
+                        break;
+                default:
+                        snprintf(d->reason, sizeof d->reason, "availability %s: not fetched; checked again on a later run",
+                                 a->availability_code ? a->availability_code : "not stated");
+                        j->complete = false;
+                        break;
+                }
+                return 0;
+        }
+
+        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : "att", is_cri ? NULL : a->id);
+        if (r < 0)
+                return err_set(e, r, "UBRN %s: document id too long for the spool", src->ubrn);
+        r = spool_fetch(ctx, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
+        if (r == -ENODATA) {
+                /* e-RS refused (422): not available now, or never (PATIENT_ERROR on the letter). */
+                snprintf(d->reason, sizeof d->reason, "e-RS would not release it: %.200s", e->msg);
+                if (!is_cri)
+                        j->complete = false;
+                e->msg[0] = '\0';
+                return 0;
+        }
+        if (r == -EFBIG) {
+                snprintf(d->reason, sizeof d->reason, "larger than the configured maximum (ers.max_attachment_mib)");
+                e->msg[0] = '\0';
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        d->rec.fetched = true;
+        d->rec.size = spool_file_size(d->file);
+        d->rec.sha256 = spool_file_sha256(d->file);
+        return 0;
+}
+
+static int plan_referral_documents(struct sync_ctx *ctx, struct referral_job *j, const struct referral *src,
+                                   struct errbuf *e) {
+        int r;
+
+        for (size_t i = 0; i < src->n_attachments; i++) {
+                r = plan_document(ctx, j, src, &src->attachments[i], e);
+                if (r < 0)
+                        return r;
+        }
+        return plan_document(ctx, j, src, NULL, e); /* the clinical information letter */
+}
+
+/* The one transaction: related referrals, the referral, documents, ledger. */
+static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
+                          struct errbuf *e) {
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+        int r;
+
+        r = pas_begin(ctx->pas, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < j->n_related && r == 0; i++)
+                r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
+        if (r == 0)
+                r = pas_put_referral(ctx->pas, &j->main, j->entry, j->worklist, e);
+        for (size_t i = 0; i < j->n_docs && r == 0; i++) {
+                struct doc_job *d = &j->docs[i];
+                bool written = false;
+                r = pas_put_document(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &written, e);
+                if (r == 0 && written && d->rec.fetched) {
+                        docs++;
+                        bytes += (uint64_t) d->rec.size;
+                }
+        }
+        if (r == 0)
+                r = pas_put_ledger(ctx->pas, j->main.ubrn, j->main.version, j->complete, j->worklist,
+                                   j->correlation_id, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        if (r == -EINPROGRESS) {
+                /* The commit's outcome is unknown: the ledger says whether it happened. */
+                struct ledger_state ls;
+                struct errbuf e2 = { { 0 } };
+                if (pas_ledger_get(ctx->pas, j->main.ubrn, &ls, &e2) == 0 && ls.found &&
+                    ls.version == j->main.version && ls.complete == j->complete) {
+                        log_warning("UBRN %s: commit outcome was unknown; the ledger shows it committed", j->main.ubrn);
+                        r = 0;
+                }
+        }
+        if (r < 0) {
+                pas_rollback(ctx->pas);
+                return r;
+        }
+        *ret_docs = docs;
+        *ret_bytes = bytes;
+        return 0;
+}
+
+static bool any_fetched(const struct referral_job *j) {
+        for (size_t i = 0; i < j->n_docs; i++)
+                if (j->docs[i].rec.fetched)
+                        return true;
+        return false;
+}
+
+static void count_not_fetched(const struct referral_job *j, struct sync_stats *stats) {
+        for (size_t i = 0; i < j->n_docs; i++)
+                if (!j->docs[i].rec.fetched)
+                        stats->documents_not_fetched++;
+}
+
+/* Syncs one worklist entry.  0 when written or nothing to do; <0 when it failed
+ * (logged here, once). */
+static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struct worklist_entry *entry,
+                         const struct ledger_state *ls, struct sync_stats *stats) {
+        struct referral_job j = { .worklist = worklist, .entry = entry, .complete = true };
+        struct errbuf e = { { 0 } };
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+        int r;
+
+        r = read_referral(ctx, entry->ubrn, &j.main, j.correlation_id, &e);
+        if (r < 0)
+                goto fail;
+        if (ls->found && j.main.version < ls->version) {
+                log_warning("UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
+                            " already in the PAS; ignored (correlation id %s)",
+                            entry->ubrn, j.main.version, ls->version, j.correlation_id);
+                stats->referrals_unchanged++;
+                goto out;
+        }
+        if (ls->found && ls->complete && j.main.version == ls->version) {
+                stats->referrals_unchanged++; /* the worklist did not say its version */
+                goto out;
+        }
+
+        for (size_t i = 0; i < j.main.n_related && j.n_related < RELATED_MAX; i++) {
+                if (strcmp(j.main.related[i], j.main.ubrn) == 0)
+                        continue;
+                r = read_referral(ctx, j.main.related[i], &j.related[j.n_related], NULL, &e);
+                if (r < 0) {
+                        err_prefix(&e, r, "related referral of UBRN %s", entry->ubrn);
+                        goto fail;
+                }
+                j.n_related++;
+        }
+
+        r = plan_referral_documents(ctx, &j, &j.main, &e);
+        for (size_t i = 0; i < j.n_related && r == 0; i++)
+                r = plan_referral_documents(ctx, &j, &j.related[i], &e);
+        if (r < 0)
+                goto fail;
+        if (ctx->stop && *ctx->stop) {
+                r = -ECANCELED;
+                goto out;
+        }
+
+        if (ls->found && !ls->complete && !j.complete && j.main.version == ls->version && !any_fetched(&j)) {
+                /* Documents still owed and none arrived: nothing to write. */
+                log_debug("UBRN %s version %" PRId64 ": documents still owed (correlation id %s)", j.main.ubrn,
+                          j.main.version, j.correlation_id);
+                stats->referrals_unchanged++;
+                goto out;
+        }
+
+        r = write_referral(ctx, &j, &docs, &bytes, &e);
+        if (r < 0)
+                goto fail;
+
+        for (size_t i = 0; i < j.n_docs; i++)
+                if (j.docs[i].file)
+                        spool_remove(ctx->spool, j.docs[i].key);
+        if (ls->found)
+                stats->referrals_updated++;
+        else
+                stats->referrals_new++;
+        stats->documents_stored += docs;
+        stats->bytes_stored += bytes;
+        count_not_fetched(&j, stats);
+        log_info("UBRN %s version %" PRId64 ": %s, %u document(s) stored%s (correlation id %s)", j.main.ubrn,
+                 j.main.version, ls->found ? "updated" : "new", docs,
+                 j.complete ? "" : ", documents still owed", j.correlation_id);
+        goto out;
+fail:
+        stats->referrals_failed++;
+        log_error("UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg[0] ? e.msg : strerror(-r));
+out:
+        job_done(&j);
+        return r;
+}
+
+static int cmp_entry_ptr(const void *a, const void *b) {
+        const struct worklist_entry *const *x = a, *const *y = b;
+        return strcmp((*x)->ubrn, (*y)->ubrn);
+}
+
+static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
+        struct ers_call call;
+        struct errbuf e = { { 0 } };
+        json_object *root = NULL;
+        struct worklist w = { 0 };
+        const struct worklist_entry **order = NULL;
+        bool failed = false;
+        int r;
+
+        r = ers_fetch_worklist(ctx->ers, wl->list_type, wl->service_id, &root, &call, &e);
+        if (r == 0) {
+                r = fhir_parse_worklist(root, &w, &e);
+                json_object_put(root); /* the DOM goes as soon as the entries are out of it */
+                if (r < 0)
+                        err_prefix(&e, r, "A008 worklist %s (correlation id %s)", wl->name, call.correlation_id);
+        }
+        if (r < 0) {
+                stats->worklists_failed++;
+                log_error("worklist %s not read: %s", wl->name, e.msg);
+                return r;
+        }
+        log_info("worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
+
+        /* Sorted, so a UBRN listed twice is synced once. */
+        order = calloc(w.n ? w.n : 1, sizeof *order);
+        if (!order) {
+                worklist_free(&w);
+                log_error("worklist %s: out of memory", wl->name);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < w.n; i++)
+                order[i] = &w.entries[i];
+        qsort(order, w.n, sizeof *order, cmp_entry_ptr);
+
+        for (size_t i = 0; i < w.n; i++) {
+                const struct worklist_entry *entry = order[i];
+                struct ledger_state ls;
+
+                if (ctx->stop && *ctx->stop) {
+                        r = -ECANCELED;
+                        break;
+                }
+                if (i > 0 && strcmp(order[i - 1]->ubrn, entry->ubrn) == 0) {
+                        log_warning("worklist %s lists UBRN %s twice; synced once", wl->name, entry->ubrn);
+                        continue;
+                }
+                r = pas_ledger_get(ctx->pas, entry->ubrn, &ls, &e);
+                if (r < 0) {
+                        stats->referrals_failed++;
+                        failed = true;
+                        log_error("UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
+                        continue;
+                }
+                if (ls.found && ls.complete && entry->version >= 0 && entry->version <= ls.version) {
+                        stats->referrals_unchanged++;
+                        continue;
+                }
+                r = sync_referral(ctx, wl->name, entry, &ls, stats);
+                if (r == -ECANCELED)
+                        break;
+                if (r < 0)
+                        failed = true;
+        }
+        free(order);
+        worklist_free(&w);
+        if (r == -ECANCELED)
+                return r;
+        return failed ? -EAGAIN : 0;
+}
+
+int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
+        bool failed = false;
+
+        memset(stats, 0, sizeof *stats);
+        for (size_t i = 0; i < ctx->cfg->n_worklists; i++) {
+                int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
+                if (r == -ECANCELED)
+                        return r;
+                if (r < 0)
+                        failed = true;
+        }
+        return failed ? -EAGAIN : 0;
+}

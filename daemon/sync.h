@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The sync engine: for each configured worklist, A008, then for each entry
+ * whose version the ledger has not got (or whose documents are still owed):
+ * A005, the referral's related referrals (A005), every document (A042 /
+ * A006 attachments, A007 letter) into the verified spool, then ONE PAS
+ * transaction with the referral rows, the documents and the ledger row.
+ *
+ * A referral is written whole or not at all: a failure before commit leaves
+ * the PAS as it was and the referral is tried again on the next round.
+ * Documents e-RS will not release (PENDING, THREATS_FOUND,
+ * VALIDATION_FAILED, 422) are recorded as not fetched with the reason staff
+ * need; PENDING ones keep the ledger row incomplete so a later round fetches
+ * them.
+ *
+ * Logs: one line per referral written or failed (UBRN, version, correlation
+ * id), never a patient identifier.
+ */
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "../adapters/pas.h"
+#include "config.h"
+#include "ers.h"
+#include "spool.h"
+
+struct sync_ctx {
+        const struct config *cfg;         /* borrowed */
+        struct ers_client *ers;           /* borrowed */
+        struct pas *pas;                  /* borrowed */
+        struct spool *spool;              /* borrowed */
+        volatile sig_atomic_t *stop;      /* borrowed, may be NULL: set by SIGTERM/SIGINT, checked between referrals */
+};
+
+struct sync_stats {
+        unsigned referrals_new;       /* written for the first time */
+        unsigned referrals_updated;   /* written at a newer version, or documents completed */
+        unsigned referrals_unchanged; /* ledger already had this version, complete */
+        unsigned referrals_failed;    /* not written this round; tried again next round */
+        unsigned worklists_failed;    /* A008 failed: none of its referrals were looked at */
+        unsigned documents_stored;    /* document contents written to the PAS */
+        unsigned documents_not_fetched; /* recorded without content (not available, too large) */
+        uint64_t bytes_stored;
+};
+
+/* One round over every configured worklist.  Returns 0 when everything
+ * succeeded, -EAGAIN when something failed (see stats), -ECANCELED when
+ * stopped by *stop. */
+int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);
