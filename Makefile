@@ -6,7 +6,8 @@ BUILD     ?= build
 PREFIX    ?= /usr/local
 PKG_CONFIG ?= pkg-config
 
-# Libraries, all from the distribution, found with pkg-config.  No libxml2: e-RS speaks FHIR JSON only.
+# Libraries, all from the distribution, found with pkg-config (evaluated when used, so `make deps all`
+# works on a machine that has none of them yet).  No libxml2: e-RS speaks FHIR JSON only.
 PKGS      := libcurl json-c odbc libconfig libcrypto
 TEST_PKGS := cmocka
 MOCK_PKGS := libmicrohttpd json-c libcrypto
@@ -22,12 +23,12 @@ CPPFLAGS += -D_GNU_SOURCE -I.
 ALL_CFLAGS = -std=c11 $(WARN) $(HARDEN) $(OPT) $(CFLAGS)
 LDHARDEN  = -pie -Wl,-z,relro,-z,now
 
-PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS))
-PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS))
-TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
-TEST_LIBS   := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
-MOCK_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(MOCK_PKGS))
-MOCK_LIBS   := $(shell $(PKG_CONFIG) --libs $(MOCK_PKGS))
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+MOCK_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(MOCK_PKGS))
+MOCK_LIBS = $(shell $(PKG_CONFIG) --libs $(MOCK_PKGS))
 
 LIB_SRCS  := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard adapters/*.c)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -41,7 +42,7 @@ MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/obj/%.o)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all check unit integration demo clean install
+.PHONY: all check unit demo deps clean install
 all: $(BUILD)/ersd $(BUILD)/mock-ers
 
 $(BUILD)/obj/%.o: %.c
@@ -68,13 +69,19 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 
 # The unit tests, then the integration tests (which start the mock e-RS and run build/ersd).
 check: all $(UNIT_BINS) $(INTEG_BINS)
-	@tests/run-tests $(UNIT_BINS) $(INTEG_BINS)
+	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS) $(INTEG_BINS)
 
 unit: $(UNIT_BINS)
-	@tests/run-tests $(UNIT_BINS)
+	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
 
 demo: all
 	@tests/demo $(BUILD)
+
+# Installs the Debian/Ubuntu packages listed in packaging/build-deps (as root, or through sudo).
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+deps:
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y --no-install-recommends $$(grep -v '^#' packaging/build-deps)
 
 install: $(BUILD)/ersd
 	install -D -m 0755 $(BUILD)/ersd $(DESTDIR)$(PREFIX)/sbin/ersd

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end: the mock e-RS on loopback, build/ersd --once, the PAS in SQLite
+ * through unixODBC.  Checks every mapped field and every document's SHA-256
+ * against what the mock served (its manifest), then what a second run, a
+ * PENDING attachment becoming available, and each kind of bad answer do.
+ *
+ * The tests run in order and share one mock and one database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+struct env {
+        struct mock mock;
+        char *dir;           /* owned temp directory: config, token, state, database */
+        char conf[512];
+        char connection[600];
+        json_object *manifest; /* owned: what the mock serves */
+        struct db *db;
+};
+
+static struct env E;
+
+static void write_config(const char *extra) {
+        char text[4096], state[520];
+
+        snprintf(state, sizeof state, "%s/state", E.dir);
+        snprintf(text, sizeof text,
+                 "ers: {\n"
+                 "  base_url = \"%s\";\n"
+                 "  auth = \"none\";\n"
+                 "  stall_timeout = 5;\n"
+                 "%s"
+                 "};\n"
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                 "database: { connection = \"%s\"; };\n"
+                 "state_dir = \"%s\";\n",
+                 E.mock.base_url, extra ? extra : "", E.connection, state);
+        assert_int_equal(write_text(E.conf, text, 0600), 0);
+}
+
+/* Every NHS number the mock serves: none may ever appear in what ersd prints. */
+static void assert_no_patient_identifier(const struct run *r) {
+        json_object *refs = json_object_object_get(E.manifest, "referrals");
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                const char *nhs = json_object_get_string(
+                        json_object_object_get(json_object_array_get_idx(refs, i), "nhs_number"));
+                if (!nhs)
+                        continue;
+                if (strstr(r->out, nhs) || strstr(r->err, nhs))
+                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
+        }
+}
+
+static struct run run_ersd(const char *mode) {
+        struct run r;
+        assert_int_equal(ersd_run(E.conf, mode, &r), 0);
+        assert_no_patient_identifier(&r);
+        return r;
+}
+
+static int group_setup(void **state) {
+        static const char *const args[] = { "--referrals", "52", "--attachments", "2", NULL };
+        (void) state;
+        E.dir = tmpdir_make();
+        if (!E.dir || mock_start(&E.mock, args) < 0)
+                return -1;
+        snprintf(E.conf, sizeof E.conf, "%s/ersd.conf", E.dir);
+        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas.db", E.dir);
+        E.manifest = mock_get(&E.mock, "/_mock/manifest");
+        if (!E.manifest)
+                return -1;
+        write_config(NULL);
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        (void) state;
+        db_close(E.db);
+        json_object_put(E.manifest);
+        mock_stop(&E.mock);
+        tmpdir_remove(E.dir);
+        free(E.dir);
+        return 0;
+}
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+}
+
+static void assert_same_text(const char *want, const char *got, const char *what, const char *ubrn) {
+        if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
+                fail_msg("UBRN %s: %s: expected %s, stored %s", ubrn, what, want ? "a value" : "NULL",
+                         got ? "another value" : "NULL");
+}
+
+static void test_init_db_is_idempotent(void **state) {
+        (void) state;
+        for (int i = 0; i < 2; i++) {
+                struct run r = run_ersd("--init-db");
+                assert_int_equal(r.status, 0);
+                assert_non_null(strstr(r.out, "schema ready"));
+                run_free(&r);
+        }
+        E.db = db_open(E.connection);
+        assert_non_null(E.db);
+}
+
+/* The first sync: every referral, every field, every document byte. */
+static void test_first_sync_maps_every_field_and_document(void **state) {
+        static const char *const fields[] = {
+                "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
+                "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
+                "appointment_end", "commissioning_org", "request_id", "status", "intent",
+        };
+        json_object *refs = json_object_object_get(E.manifest, "referrals");
+        size_t n_docs_checked = 0, n_big = 0, n_refs = json_object_array_length(refs);
+        struct run r;
+        (void) state;
+
+        r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+
+        assert_true(n_refs >= 50);
+        for (size_t i = 0; i < n_refs; i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                const char *ubrn = jstr(m, "ubrn");
+                const char *p[] = { ubrn };
+                char sql[256];
+                bool found;
+
+                for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+                        snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", fields[f]);
+                        char *got = db_text(E.db, sql, 1, p, &found);
+                        if (!found)
+                                fail_msg("UBRN %s missing from ers_referral", ubrn);
+                        assert_same_text(jstr(m, fields[f]), got, fields[f], ubrn);
+                        free(got);
+                }
+                assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p),
+                                 json_object_get_int64(json_object_object_get(m, "version")));
+
+                /* Attachments: fetched ones byte-identical; the others recorded with why. */
+                json_object *atts = json_object_object_get(m, "attachments");
+                for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                        json_object *att = json_object_array_get_idx(atts, a);
+                        const char *q[] = { ubrn, jstr(att, "id") };
+                        const char *avail = jstr(att, "availability");
+                        char *doc_id = db_text(E.db,
+                                               "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?",
+                                               2, q, &found);
+                        if (!found)
+                                fail_msg("UBRN %s: attachment %s not recorded", ubrn, q[1]);
+                        char *status = db_text(E.db, "SELECT fetch_status FROM ers_document WHERE document_id = ?", 1,
+                                               (const char *const[]){ doc_id }, NULL);
+                        char *title = db_text(E.db, "SELECT title FROM ers_document WHERE document_id = ?", 1,
+                                              (const char *const[]){ doc_id }, NULL);
+                        assert_same_text(jstr(att, "title"), title, "attachment title", ubrn);
+                        char *stored_avail = db_text(E.db, "SELECT availability FROM ers_document WHERE document_id = ?",
+                                                     1, (const char *const[]){ doc_id }, NULL);
+                        assert_same_text(avail, stored_avail, "attachment availability", ubrn);
+                        if (strcmp(avail, "AVAILABLE") == 0) {
+                                char hex[65];
+                                int64_t size;
+                                assert_string_equal(status, "FETCHED");
+                                assert_int_equal(db_document_sha256(E.db, doc_id, hex, &size), 0);
+                                assert_string_equal(hex, jstr(att, "sha256"));
+                                assert_int_equal(size, json_object_get_int64(json_object_object_get(att, "size")));
+                                char *sha = db_text(E.db, "SELECT sha256 FROM ers_document WHERE document_id = ?", 1,
+                                                    (const char *const[]){ doc_id }, NULL);
+                                assert_string_equal(sha, hex);
+                                free(sha);
+                                if (size >= 20 * 1024 * 1024)
+                                        n_big++;
+                                n_docs_checked++;
+                        } else {
+                                assert_string_equal(status, "NOT_FETCHED");
+                                char *why = db_text(E.db, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?",
+                                                    1, (const char *const[]){ doc_id }, NULL);
+                                assert_non_null(why);
+                                assert_non_null(strstr(why, strncmp(avail, "THREATS", 7) == 0 ? "THREATS" : avail));
+                                free(why);
+                        }
+                        free(doc_id);
+                        free(status);
+                        free(title);
+                        free(stored_avail);
+                }
+                /* The clinical information letter, as served at this version. */
+                json_object *cri = json_object_object_get(m, "cri");
+                if (cri) {
+                        char cri_id[64], hex[65];
+                        int64_t size;
+                        snprintf(cri_id, sizeof cri_id, "CRI-v%lld",
+                                 (long long) json_object_get_int64(json_object_object_get(m, "version")));
+                        const char *q[] = { ubrn, cri_id };
+                        char *doc_id = db_text(E.db,
+                                               "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?",
+                                               2, q, &found);
+                        if (!found)
+                                fail_msg("UBRN %s: clinical information letter not stored", ubrn);
+                        assert_int_equal(db_document_sha256(E.db, doc_id, hex, &size), 0);
+                        assert_string_equal(hex, jstr(cri, "sha256"));
+                        free(doc_id);
+                        n_docs_checked++;
+                }
+        }
+        assert_true(n_docs_checked >= 100);
+        assert_int_equal(n_big, 1);
+}
+
+static long long stat_count(const char *endpoint) {
+        json_object *s = mock_get(&E.mock, "/_mock/stats");
+        long long v;
+        assert_non_null(s);
+        v = json_object_get_int64(json_object_object_get(s, endpoint));
+        json_object_put(s);
+        return v;
+}
+
+/* A second run writes nothing: no referral read again but the one still owed a document. */
+static void test_second_run_writes_nothing(void **state) {
+        long long docs_before = db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL);
+        char *synced_before = db_text(E.db, "SELECT MAX(last_synced_at) || COUNT(*) FROM ers_referral", 0, NULL, NULL);
+        struct run r;
+        (void) state;
+
+        assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
+        r = run_ersd("--once");
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
+        assert_non_null(strstr(r.out, "documents 0 stored"));
+        run_free(&r);
+        assert_int_equal(stat_count("A008"), 1);
+        assert_true(stat_count("A005") <= 1); /* only the referral with a PENDING attachment */
+        assert_int_equal(stat_count("A007"), 0);
+        assert_int_equal(stat_count("store"), 0);
+        assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL), docs_before);
+        char *synced_after = db_text(E.db, "SELECT MAX(last_synced_at) || COUNT(*) FROM ers_referral", 0, NULL, NULL);
+        assert_string_equal(synced_before, synced_after);
+        free(synced_before);
+        free(synced_after);
+}
+
+/* The PENDING attachment becomes AVAILABLE: a later run fetches it. */
+static void test_pending_attachment_fetched_later(void **state) {
+        json_object *refs = json_object_object_get(E.manifest, "referrals");
+        const char *pending = NULL, *ubrn = NULL;
+        char path[256], hex[65];
+        int64_t size;
+        bool found;
+        (void) state;
+
+        for (size_t i = 0; i < json_object_array_length(refs) && !pending; i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                json_object *atts = json_object_object_get(m, "attachments");
+                for (size_t a = 0; a < json_object_array_length(atts); a++)
+                        if (strcmp(jstr(json_object_array_get_idx(atts, a), "availability"), "PENDING") == 0) {
+                                pending = jstr(json_object_array_get_idx(atts, a), "id");
+                                ubrn = jstr(m, "ubrn");
+                        }
+        }
+        assert_non_null(pending);
+        snprintf(path, sizeof path, "/_mock/availability?attachment=%s&status=AVAILABLE", pending);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+
+        struct run r = run_ersd("--once");
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "1 updated"));
+        run_free(&r);
+
+        json_object *fresh = mock_get(&E.mock, "/_mock/manifest");
+        const char *want_sha = NULL;
+        json_object *frefs = json_object_object_get(fresh, "referrals");
+        for (size_t i = 0; i < json_object_array_length(frefs); i++) {
+                json_object *atts = json_object_object_get(json_object_array_get_idx(frefs, i), "attachments");
+                for (size_t a = 0; a < json_object_array_length(atts); a++)
+                        if (strcmp(jstr(json_object_array_get_idx(atts, a), "id"), pending) == 0)
+                                want_sha = jstr(json_object_array_get_idx(atts, a), "sha256");
+        }
+        assert_non_null(want_sha);
+        const char *q[] = { ubrn, pending };
+        char *doc_id = db_text(E.db,
+                               "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ? AND fetch_status = 'FETCHED'",
+                               2, q, &found);
+        assert_true(found);
+        assert_int_equal(db_document_sha256(E.db, doc_id, hex, &size), 0);
+        assert_string_equal(hex, want_sha);
+        assert_int_equal(db_int(E.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, (const char *const[]){ ubrn }), 1);
+        free(doc_id);
+        json_object_put(fresh);
+}
+
+/* Each bad answer from e-RS: one line naming UBRN, endpoint and correlation id; PAS unchanged. */
+struct fault_case {
+        const char *endpoint;
+        const char *kind;
+        const char *expect; /* in the error line */
+};
+
+static const struct fault_case faults[] = {
+        { "A005", "500", "HTTP 500" },
+        { "A005", "503", "HTTP 503" },
+        { "A005", "malformed", "malformed JSON" },
+        { "A005", "wrong_type", "ReferralRequest" },
+        { "A005", "wrong_content_type", "Content-Type" },
+        { "A005", "truncated", "truncated" },
+        { "A005", "stall", "stalled" },
+        { "A007", "500", "A007" },
+        { "A042", "503", "A042" },
+        { "store", "truncated", "object store" },
+};
+
+static void test_bad_answers_change_nothing(void **state) {
+        json_object *refs = json_object_object_get(E.manifest, "referrals");
+        /* A referral with at least one available attachment, so every endpoint is used. */
+        const char *ubrn = jstr(json_object_array_get_idx(refs, 7), "ubrn");
+        const char *p[] = { ubrn };
+        char path[256];
+        (void) state;
+
+        for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
+                const struct fault_case *f = &faults[i];
+                long long version = db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p);
+                long long docs = db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL);
+                long long parts = db_int(E.db, "SELECT COUNT(*) FROM ers_document_part", 0, NULL);
+
+                snprintf(path, sizeof path, "/_mock/bump?ubrn=%s", ubrn);
+                assert_int_equal(mock_post(&E.mock, path), 200);
+                snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s&ubrn=%s&count=1", f->endpoint, f->kind,
+                         ubrn);
+                assert_int_equal(mock_post(&E.mock, path), 200);
+
+                struct run r = run_ersd("--once");
+                if (r.status != 1)
+                        fail_msg("%s %s: ersd exited %d, expected 1", f->endpoint, f->kind, r.status);
+                /* One error line naming the UBRN, the cause and the correlation id. */
+                const char *line = strstr(r.err, "error: UBRN ");
+                if (!line || !strstr(line, ubrn) || !strstr(line, f->expect) || !strstr(line, "correlation id"))
+                        fail_msg("%s %s: expected one error line naming UBRN, '%s' and the correlation id; got: %s",
+                                 f->endpoint, f->kind, f->expect, r.err);
+                assert_non_null(strstr(r.out, "1 failed"));
+                run_free(&r);
+                assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), version);
+                assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL), docs);
+                assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document_part", 0, NULL), parts);
+
+                /* Without the fault, the next run catches up. */
+                r = run_ersd("--once");
+                if (r.status != 0)
+                        fail_msg("%s %s: recovery run exited %d: %s", f->endpoint, f->kind, r.status, r.err);
+                run_free(&r);
+                assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), version + 1);
+        }
+}
+
+/* A worklist that cannot be read changes nothing and says so. */
+static void test_bad_worklist_changes_nothing(void **state) {
+        static const char *const kinds[] = { "500", "malformed", "wrong_type", "oversized" };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+                char path[128];
+                long long refs = db_int(E.db, "SELECT COUNT(*) FROM ers_ledger", 0, NULL);
+                snprintf(path, sizeof path, "/_mock/fault?endpoint=A008&kind=%s&count=1", kinds[i]);
+                assert_int_equal(mock_post(&E.mock, path), 200);
+                struct run r = run_ersd("--once");
+                assert_int_equal(r.status, 1);
+                const char *line = strstr(r.err, "worklist cardiology not read");
+                if (!line || !strstr(line, "correlation id"))
+                        fail_msg("A008 %s: expected 'worklist cardiology not read … correlation id', got: %s", kinds[i], r.err);
+                assert_non_null(strstr(r.out, "worklists failed 1"));
+                run_free(&r);
+                assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), refs);
+        }
+}
+
+/* The object store never sees a credential of ours. */
+static void test_no_credential_reaches_the_object_store(void **state) {
+        (void) state;
+        assert_int_equal(stat_count("credential_leaks"), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_init_db_is_idempotent),
+                cmocka_unit_test(test_first_sync_maps_every_field_and_document),
+                cmocka_unit_test(test_second_run_writes_nothing),
+                cmocka_unit_test(test_pending_attachment_fetched_later),
+                cmocka_unit_test(test_bad_answers_change_nothing),
+                cmocka_unit_test(test_bad_worklist_changes_nothing),
+                cmocka_unit_test(test_no_credential_reaches_the_object_store),
+        };
+        return cmocka_run_group_tests_name("integration: sync into SQLite", tests, group_setup, group_teardown);
+}
