@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mock-ers: command line, signals and the READY line.  See README.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mock.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: mock-ers [options]\n"
+                "  --referrals N           worklisted referrals (default 60)\n"
+                "  --attachments K         ordinary attachments per referral (default 2)\n"
+                "  --big-attachment BYTES  extra large attachment on referral 0 (default 20971520, 0 = none)\n"
+                "  --service ID            e-RS service id, repeatable (default 31001)\n"
+                "  --token TOKEN           require Authorization: Bearer TOKEN on the API\n"
+                "  --app-restricted        refuse NHSD-eRS-Business-Function / NHSD-End-User-Organisation-ODS /\n"
+                "                          NHSD-eRS-On-Behalf-Of-User-ID (403); A008 needs a service filter\n"
+                "  --seed S                data seed (default 1)\n"
+                "  --padding BYTES         extra text per A005 answer (ReferralRequest.description)\n"
+                "  --stall-seconds S       longest a `stall` fault lasts (default 3600)\n"
+                "  -v, --verbose           log requests to stderr\n"
+                "Prints \"READY api=<port> store=<port>\" on stdout when listening on 127.0.0.1;\n"
+                "runs until SIGTERM or SIGINT.\n");
+}
+
+static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *ret)
+{
+        char *end;
+
+        errno = 0;
+        if (!s || !*s || *s == '-' || *s == '+') {
+                fprintf(stderr, "mock-ers: %s needs a non-negative number\n", opt);
+                return -EINVAL;
+        }
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || v > max) {
+                fprintf(stderr, "mock-ers: %s: '%s' is not a number in 0..%" PRIu64 "\n", opt, s, max);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
+       OPT_STALL };
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+        static const struct option longopts[] = {
+                { "referrals", required_argument, NULL, OPT_REFERRALS },
+                { "attachments", required_argument, NULL, OPT_ATTACHMENTS },
+                { "big-attachment", required_argument, NULL, OPT_BIG },
+                { "service", required_argument, NULL, OPT_SERVICE },
+                { "token", required_argument, NULL, OPT_TOKEN },
+                { "app-restricted", no_argument, NULL, OPT_APP },
+                { "seed", required_argument, NULL, OPT_SEED },
+                { "padding", required_argument, NULL, OPT_PADDING },
+                { "stall-seconds", required_argument, NULL, OPT_STALL },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        static const char *default_service[] = { "31001" };
+        uint64_t v;
+        int c;
+
+        o->referrals = 60;
+        o->attachments = 2;
+        o->big_attachment = 20971520;
+        o->seed = 1;
+        o->stall_seconds = 3600;
+        o->services = calloc((size_t)argc + 1, sizeof *o->services);
+        if (!o->services)
+                return -ENOMEM;
+
+        while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+                switch (c) {
+                case OPT_REFERRALS:
+                        if (parse_number("--referrals", optarg, 500000, &v) < 0)
+                                return -EINVAL;
+                        o->referrals = (size_t)v;
+                        break;
+                case OPT_ATTACHMENTS:
+                        if (parse_number("--attachments", optarg, 100, &v) < 0)
+                                return -EINVAL;
+                        o->attachments = (size_t)v;
+                        break;
+                case OPT_BIG:
+                        if (parse_number("--big-attachment", optarg, UINT64_C(1) << 40, &v) < 0)
+                                return -EINVAL;
+                        o->big_attachment = v;
+                        break;
+                case OPT_SERVICE:
+                        if (!*optarg || strlen(optarg) > 63) {
+                                fprintf(stderr, "mock-ers: --service needs an id of 1..63 characters\n");
+                                return -EINVAL;
+                        }
+                        o->services[o->n_services++] = optarg;
+                        break;
+                case OPT_TOKEN:
+                        if (!*optarg) {
+                                fprintf(stderr, "mock-ers: --token must not be empty\n");
+                                return -EINVAL;
+                        }
+                        o->token = optarg;
+                        break;
+                case OPT_APP:
+                        o->app_restricted = true;
+                        break;
+                case OPT_SEED:
+                        if (parse_number("--seed", optarg, UINT64_MAX, &v) < 0)
+                                return -EINVAL;
+                        o->seed = v;
+                        break;
+                case OPT_PADDING:
+                        if (parse_number("--padding", optarg, 64 * 1024 * 1024, &v) < 0)
+                                return -EINVAL;
+                        o->padding = (size_t)v;
+                        break;
+                case OPT_STALL:
+                        if (parse_number("--stall-seconds", optarg, 86400, &v) < 0)
+                                return -EINVAL;
+                        o->stall_seconds = (unsigned)v;
+                        break;
+                case 'v':
+                        o->verbose = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(0);
+                default:
+                        usage(stderr);
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "mock-ers: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (o->n_services == 0) {
+                o->services[0] = default_service[0];
+                o->n_services = 1;
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static struct mock m; /* large (token table): not on the stack */
+        sigset_t stop;
+        int sig = 0, r;
+
+        if (parse_options(argc, argv, &m.opt) < 0) {
+                free(m.opt.services);
+                return 2;
+        }
+        if (pthread_mutex_init(&m.lock, NULL) != 0 || pthread_cond_init(&m.wake, NULL) != 0) {
+                fprintf(stderr, "mock-ers: cannot initialise locks\n");
+                return 1;
+        }
+        r = mock_build(&m);
+        if (r < 0) {
+                fprintf(stderr, "mock-ers: cannot build the synthetic data: %s\n", strerror(-r));
+                mock_free(&m);
+                free(m.opt.services);
+                return 1;
+        }
+
+        /* Every thread (MHD's included) inherits this mask; only sigwait() below takes them. */
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = server_start(&m);
+        if (r < 0) {
+                fprintf(stderr, "mock-ers: cannot listen on 127.0.0.1: %s\n", strerror(-r));
+                server_stop(&m);
+                mock_free(&m);
+                free(m.opt.services);
+                return 1;
+        }
+        printf("READY api=%u store=%u\n", m.api_port, m.store_port);
+        fflush(stdout);
+        if (m.opt.verbose)
+                fprintf(stderr, "mock-ers: %zu referrals (+%zu related), %zu attachments, base URL "
+                                "http://127.0.0.1:%u/referrals\n",
+                        m.n_worklisted, m.n_referrals - m.n_worklisted, m.n_attachments, m.api_port);
+
+        while (sigwait(&stop, &sig) != 0)
+                ;
+        if (m.opt.verbose)
+                fprintf(stderr, "mock-ers: signal %d, stopping\n", sig);
+        server_stop(&m);
+        mock_free(&m);
+        free(m.opt.services);
+        pthread_cond_destroy(&m.wake);
+        pthread_mutex_destroy(&m.lock);
+        return 0;
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * mock-ers: a stand-in for the NHS e-Referral Service FHIR API, for the tests,
+ * the demo and the benchmarks.  See tests/mock-ers/README.md.
+ *
+ * Layout:
+ *   data.c    the synthetic referrals and attachments, derived from (seed, index);
+ *             attachment bytes are a counter-based PRNG stream, so any byte range
+ *             is computed on demand and nothing large is ever held in memory.
+ *   render.c  FHIR JSON: ReferralRequest (A005), the worklist List (A008, streamed),
+ *             OperationOutcome, the test manifest; the CRI "PDF" (A007).
+ *   server.c  the two HTTP origins (API and object store), routing, faults, stats.
+ *   main.c    command line, signals, READY line.
+ *
+ * Locking: everything in `struct referral` / `struct attachment` is fixed at start
+ * except the fields marked "mutable", which, like stats, faults and store tokens,
+ * are only touched with `mock.lock` held.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#define UBRN_FIRST 300000000000ULL      /* referral i has UBRN UBRN_FIRST + i */
+#define UBRN_RELATED 399999999999ULL    /* the related (onward) referral of index 2 */
+#define ATTACHMENT_ID_FIRST 7000000ULL  /* attachment n has id ATTACHMENT_ID_FIRST + n */
+#define A006_MAX_BYTES 5242880ULL       /* A006 refuses larger files with 422 */
+#define AVAILABILITY_LEN 48
+
+#define SYS_PRIORITY "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1"
+#define SYS_SPECIALTY "https://fhir.nhs.uk/STU3/CodeSystem/SPECIALTY-1"
+#define SYS_STATE "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1"
+#define SYS_NHS_NUMBER "http://fhir.nhs.net/Id/nhs-number"
+#define SYS_SERVICE "http://fhir.nhs.net/Id/ers-service"
+#define SYS_SDS_USER "http://fhir.nhs.net/Id/sds-user-id"
+#define SYS_ODS "https://fhir.nhs.uk/Id/ods-organization-code"
+#define SYS_REQUEST_ID "https://fhir.nhs.uk/Id/ers-request-id"
+#define SYS_LIST_SELECTOR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1"
+#define SYS_API_ERROR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"
+#define SD "https://fhir.nhs.uk/STU3/StructureDefinition/"
+#define CS "https://fhir.nhs.uk/STU3/CodeSystem/"
+
+/* The endpoints that are counted and can be given faults. */
+enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT };
+
+enum fault_kind {
+        FAULT_NONE,
+        FAULT_500,
+        FAULT_503,
+        FAULT_429,
+        FAULT_MALFORMED,
+        FAULT_WRONG_TYPE,
+        FAULT_WRONG_CONTENT_TYPE,
+        FAULT_TRUNCATED,
+        FAULT_STALL,
+        FAULT_OVERSIZED,
+};
+
+struct options {
+        size_t referrals;        /* --referrals: worklisted referrals */
+        size_t attachments;      /* --attachments: ordinary attachments per referral */
+        uint64_t big_attachment; /* --big-attachment: bytes of referral 0's extra file, 0 = none */
+        const char **services;   /* --service values (not owned: argv) */
+        size_t n_services;
+        const char *token;       /* --token: required bearer token, NULL = none */
+        bool app_restricted;     /* --app-restricted: refuse NHSD-* user headers */
+        uint64_t seed;           /* --seed */
+        size_t padding;          /* --padding: bytes of extra text per A005 answer */
+        unsigned stall_seconds;  /* --stall-seconds: how long a `stall` fault lasts at most */
+        bool verbose;            /* -v: log requests to stderr */
+};
+
+/* A code with its system and display, as FHIR codings carry them. */
+struct code {
+        const char *system;
+        const char *code;
+        const char *display;
+};
+
+/* A referral state: its code and what goes with it. */
+struct state_def {
+        const char *code;
+        const char *display;
+        const struct code *reason; /* the state's reason, NULL when the state has none */
+        const char *status;        /* ReferralRequest.status in this state */
+};
+
+struct service {
+        char id[64];
+        char name[128];
+};
+
+enum content_kind { KIND_PDF, KIND_JPEG, KIND_PNG, KIND_DOCX, KIND_TEXT, KIND_RTF, KIND_TIFF };
+
+struct attachment {
+        char id[24];                  /* e-RS attachment id (decimal) */
+        char binary_id[40];           /* uuid-like, the {id} of Binary/{id} */
+        char title[96];
+        const char *content_type;
+        enum content_kind kind;       /* decides the first bytes ("magic") of the content */
+        char creation[32];            /* a date on some, a dateTime on others */
+        char indexed[32];             /* DocumentReference.indexed */
+        uint64_t size;                /* the real number of bytes served */
+        uint64_t declared_size;       /* attachment.size in A005 (differs on one attachment) */
+        char attached_by_user[16];    /* SDS user id */
+        char attached_by_org[16];     /* ODS code */
+        const struct code *doc_type;  /* REFERRER / PROVIDER */
+        uint64_t key;                 /* seeds the content stream */
+        size_t referral;              /* index of the owning referral */
+        /* mutable, under mock.lock: */
+        char availability[AVAILABILITY_LEN]; /* verbatim availability code */
+        bool sha_known;
+        unsigned char sha256[32];     /* of the bytes served, once computed */
+};
+
+struct referral {
+        char ubrn[13];
+        char nhs_number[11];
+        bool nhs_number_valid;        /* false for the one deliberately invalid number */
+        bool worklisted;              /* false for the related referral */
+        bool bare;                    /* index 3: every optional field left out */
+        size_t service;               /* index into mock.services */
+        const struct code *priority;
+        const struct code *specialty;
+        const struct code *referral_type;
+        int state0;                   /* state at version0 (index into the state table) */
+        int64_t version0;
+        char pathway_start[32];       /* "" when absent */
+        bool pathway_instant;         /* valueInstant (else valueDateTime) in A005 */
+        char clinical_info_first_submitted[32]; /* "" when absent */
+        char appointment_start[32];   /* used when the referral is BOOKED */
+        char appointment_end[32];
+        char appointment_created[32];
+        char commissioning_org[16];   /* "" when absent */
+        char request_id[48];
+        size_t related;               /* index of a related referral, SIZE_MAX when none */
+        size_t att_first, att_count;  /* its attachments in mock.attachments */
+        bool comment_always;          /* a state comment even in states without a reason */
+        bool comment_special;         /* that comment has a quote, an é and an emoji */
+        /* mutable, under mock.lock: */
+        int64_t version;
+        unsigned bumps;               /* state changes since version0 */
+};
+
+/* A consistent copy of one referral's mutable state, taken under the lock. */
+struct referral_view {
+        const struct referral *r;
+        int64_t version;
+        int state;
+        char (*availability)[AVAILABILITY_LEN]; /* r->att_count entries, owned */
+};
+
+struct fault {
+        enum endpoint endpoint;
+        enum fault_kind kind;
+        char ubrn[13];   /* "" = any */
+        unsigned count;  /* requests left to spoil */
+        struct fault *next;
+};
+
+struct store_token {
+        char token[33];
+        size_t attachment;
+        struct store_token *next;
+};
+
+struct counter {
+        char *name;
+        uint64_t n;
+};
+
+struct stats {
+        uint64_t endpoint[EP_COUNT];
+        uint64_t credential_leaks;
+        uint64_t rejected;
+        uint64_t faults_served;
+        uint64_t status[600];
+        struct counter *a008_by_service; /* owned array */
+        size_t n_a008_by_service;
+        struct counter *leak_headers;    /* lower-cased header name → count */
+        size_t n_leak_headers;
+};
+
+#define TOKEN_BUCKETS 4096
+
+struct mock {
+        struct options opt;
+        struct service *services;
+        size_t n_services;
+        struct referral *referrals;     /* worklisted ones first, then the related one */
+        size_t n_referrals;
+        size_t n_worklisted;
+        struct attachment *attachments;
+        size_t n_attachments;
+        struct attachment **by_binary_id; /* sorted by binary_id */
+        unsigned api_port, store_port;
+
+        pthread_mutex_t lock;
+        pthread_cond_t wake;            /* broadcast on shutdown (ends stalls) */
+        bool stopping;
+        struct stats stats;
+        struct fault *faults;
+        struct store_token *tokens[TOKEN_BUCKETS];
+};
+
+/* A growable byte buffer; on allocation failure `oom` is set and appends are dropped. */
+struct buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* data.c */
+/* STATES[0..N_REAL_STATES-1] are the real codes, in the order a bump walks them;
+ * STATES[STATE_FUTURE] is a code e-RS does not have (yet). */
+#define N_REAL_STATES 12
+#define STATE_FUTURE N_REAL_STATES
+#define STATE_BOOKED 1
+#define STATE_DEFERRED 5
+extern const struct state_def STATES[N_REAL_STATES + 1];
+
+uint64_t mix64(uint64_t x);
+int mock_build(struct mock *m);            /* 0 or -ENOMEM */
+void mock_free(struct mock *m);
+int state_after(const struct referral *r, unsigned bumps);
+int state_at_version(const struct referral *r, int64_t version);
+bool referral_booked(const struct referral *r, int state);
+const struct code *referral_reason(const struct referral *r, int state);
+const char *referral_comment(const struct referral *r, int state);
+struct referral *mock_find_referral(struct mock *m, const char *ubrn);
+struct attachment *mock_find_binary(struct mock *m, const char *binary_id);
+struct attachment *mock_find_attachment(struct mock *m, const char *id);
+void attachment_fill(const struct attachment *a, uint64_t pos, unsigned char *buf, size_t len);
+void mock_hash_attachments(struct mock *m, struct attachment **list, size_t n);
+void sha256_hex(const unsigned char sha[32], char hex[65]);
+void sha256_buf(const void *p, size_t len, unsigned char out[32]);
+char *cri_render(const struct mock *m, const struct referral *r, int64_t version, int state, size_t *ret_len);
+
+/* Copies the mutable state of `r` (at `version`, 0 = current); call with the lock held.
+ * 0 or -ENOMEM. */
+int view_take_locked(const struct mock *m, const struct referral *r, int64_t version,
+                     struct referral_view *ret);
+void view_release(struct referral_view *v);
+
+/* render.c: every char * returned is malloc'd, NUL-terminated, length in *ret_len. */
+char *render_referral(const struct mock *m, const struct referral_view *v, size_t *ret_len);
+char *render_outcome(const char *issue_code, const char *code, const char *display,
+                     const char *diagnostics, size_t *ret_len);
+char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t *ret_len);
+char *json_text(json_object *o, size_t *ret_len); /* serialises and puts o */
+
+struct worklist_item {
+        size_t referral;
+        int64_t version;
+        int state;
+};
+struct worklist_gen;
+/* Takes ownership of items.  pad_bytes > 0 appends a List.note that large. */
+struct worklist_gen *worklist_gen_new(const struct mock *m, struct worklist_item *items, size_t n,
+                                      bool slot_issues, uint64_t pad_bytes);
+ssize_t worklist_gen_read(struct worklist_gen *g, char *buf, size_t max); /* 0 at the end */
+void worklist_gen_free(struct worklist_gen *g);
+
+/* server.c */
+int server_start(struct mock *m);  /* binds both origins; 0 or -errno */
+void server_stop(struct mock *m);

@@ -1,0 +1,1477 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The two HTTP origins of the mock e-RS:
+ *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A006, A007)
+ *         http://127.0.0.1:<api>/_mock/...      (control endpoints for tests)
+ *   store http://127.0.0.1:<store>/store/<binary id>?token=<single-use token>
+ *
+ * libmicrohttpd runs one thread per connection, so a `stall` fault (which
+ * sleeps inside the content callback) blocks only its own connection, and a
+ * multi-hundred-MiB attachment is streamed from a callback with no copy held.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+#include <openssl/rand.h>
+
+#include "mock.h"
+
+#define MAX_REQUEST_BODY (1024 * 1024)
+#define OVERSIZED_PAD (10 * 1024 * 1024 + 512 * 1024) /* makes a worklist > 10 MB */
+#define FHIR_JSON "application/fhir+json"
+
+static const char *const ENDPOINT_NAMES[EP_COUNT] = { "A008", "A005", "A042", "A006", "A007", "store" };
+
+static const struct {
+        const char *name;
+        enum fault_kind kind;
+} FAULT_NAMES[] = {
+        { "500", FAULT_500 },
+        { "503", FAULT_503 },
+        { "429", FAULT_429 },
+        { "malformed", FAULT_MALFORMED },
+        { "wrong_type", FAULT_WRONG_TYPE },
+        { "wrong_content_type", FAULT_WRONG_CONTENT_TYPE },
+        { "truncated", FAULT_TRUNCATED },
+        { "stall", FAULT_STALL },
+        { "oversized", FAULT_OVERSIZED },
+};
+
+struct origin {
+        struct mock *m;
+        bool store;
+        struct MHD_Daemon *daemon;
+};
+
+static struct origin api_origin, store_origin;
+
+/* Per request: the request body, collected as MHD hands it over. */
+struct request {
+        struct buf body;
+        bool body_too_big;
+};
+
+/* Everything a handler needs about the request being answered. */
+struct call {
+        struct mock *m;
+        struct MHD_Connection *conn;
+        const char *url;
+        const char *method;
+        struct request *q;
+        bool store;   /* on the object-store origin */
+        bool control; /* a /_mock/ request: not counted as rejected */
+        bool fault;   /* this answer is an injected fault */
+};
+
+/* ---- body sources and the streaming callback -------------------------------- */
+
+struct source {
+        ssize_t (*read)(void *ctx, uint64_t pos, char *buf, size_t max); /* >0, 0 at end, <0 error */
+        void (*free)(void *ctx);
+        void *ctx;
+        uint64_t size; /* MHD_SIZE_UNKNOWN when not known in advance */
+};
+
+struct mem {
+        char *p;
+        size_t len;
+};
+
+static ssize_t mem_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+        struct mem *mm = ctx;
+        if (pos >= mm->len)
+                return 0;
+        size_t n = mm->len - (size_t)pos < max ? mm->len - (size_t)pos : max;
+        memcpy(buf, mm->p + pos, n);
+        return (ssize_t)n;
+}
+
+static void mem_free(void *ctx)
+{
+        struct mem *mm = ctx;
+        if (mm)
+                free(mm->p);
+        free(mm);
+}
+
+/* Takes p (malloc'd).  On failure frees p and returns a source with read == NULL. */
+static struct source source_mem(char *p, size_t len)
+{
+        struct source s = { 0 };
+        struct mem *mm = p ? malloc(sizeof *mm) : NULL;
+
+        if (!mm) {
+                free(p);
+                return s;
+        }
+        mm->p = p;
+        mm->len = len;
+        s.read = mem_read;
+        s.free = mem_free;
+        s.ctx = mm;
+        s.size = len;
+        return s;
+}
+
+struct attachment_stream {
+        const struct attachment *a;
+        bool corrupt; /* flip one byte in the middle (the `malformed` fault) */
+};
+
+static ssize_t attachment_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+        struct attachment_stream *as = ctx;
+        const struct attachment *a = as->a;
+
+        if (pos >= a->size)
+                return 0;
+        size_t n = a->size - pos < max ? (size_t)(a->size - pos) : max;
+        attachment_fill(a, pos, (unsigned char *)buf, n);
+        uint64_t flip = a->size / 2;
+        if (as->corrupt && flip >= pos && flip < pos + n)
+                buf[flip - pos] ^= 0x55;
+        return (ssize_t)n;
+}
+
+static struct source source_attachment(const struct attachment *a, bool corrupt)
+{
+        struct source s = { 0 };
+        struct attachment_stream *as = malloc(sizeof *as);
+
+        if (!as)
+                return s;
+        as->a = a;
+        as->corrupt = corrupt;
+        s.read = attachment_read;
+        s.free = free;
+        s.ctx = as;
+        s.size = a->size;
+        return s;
+}
+
+static ssize_t worklist_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+        (void)pos; /* sequential */
+        return worklist_gen_read(ctx, buf, max);
+}
+
+static void worklist_free_ctx(void *ctx)
+{
+        worklist_gen_free(ctx);
+}
+
+static void source_free(struct source *s)
+{
+        if (s->free)
+                s->free(s->ctx);
+        s->read = NULL;
+        s->free = NULL;
+        s->ctx = NULL;
+}
+
+/* Reads a whole source into memory (for faults that need the full text). */
+static int source_drain(struct source *s, char **ret_p, size_t *ret_len)
+{
+        struct buf b = { 0 };
+        char chunk[65536];
+        uint64_t pos = 0;
+
+        for (;;) {
+                ssize_t n = s->read(s->ctx, pos, chunk, sizeof chunk);
+                if (n < 0) {
+                        free(b.p);
+                        return -EIO;
+                }
+                if (n == 0)
+                        break;
+                buf_append(&b, chunk, (size_t)n);
+                pos += (uint64_t)n;
+        }
+        if (b.oom) {
+                free(b.p);
+                return -ENOMEM;
+        }
+        if (!b.p)
+                b.p = calloc(1, 1);
+        if (!b.p)
+                return -ENOMEM;
+        *ret_p = b.p;
+        *ret_len = b.len;
+        return 0;
+}
+
+/* What MHD's content callback reads: a source, cut short for the `truncated`
+ * and `stall` faults. */
+struct stream {
+        struct source src;
+        uint64_t cut;  /* bytes to send before misbehaving; UINT64_MAX: none */
+        bool stall;    /* at `cut`: stall (else: close the connection) */
+        struct mock *m;
+        int fd;        /* the connection's socket, to notice the client leaving */
+};
+
+static bool peer_gone(int fd)
+{
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+        if (fd < 0)
+                return false;
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Sends nothing until the client goes away, the mock shuts down or
+ * --stall-seconds pass.  Runs on the connection's own thread. */
+static void stall_wait(struct stream *s)
+{
+        struct mock *m = s->m;
+        struct timespec end;
+
+        clock_gettime(CLOCK_REALTIME, &end);
+        end.tv_sec += m->opt.stall_seconds;
+        pthread_mutex_lock(&m->lock);
+        while (!m->stopping) {
+                struct timespec now, next;
+                clock_gettime(CLOCK_REALTIME, &now);
+                if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+                        break;
+                next = now;
+                next.tv_nsec += 200 * 1000 * 1000;
+                if (next.tv_nsec >= 1000000000L) {
+                        next.tv_sec++;
+                        next.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&m->wake, &m->lock, &next);
+                if (m->stopping)
+                        break;
+                pthread_mutex_unlock(&m->lock);
+                bool gone = peer_gone(s->fd);
+                pthread_mutex_lock(&m->lock);
+                if (gone)
+                        break;
+        }
+        pthread_mutex_unlock(&m->lock);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct stream *s = cls;
+
+        if (pos >= s->cut) {
+                if (s->stall)
+                        stall_wait(s);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (s->cut != UINT64_MAX && max > s->cut - pos)
+                max = (size_t)(s->cut - pos);
+        ssize_t n = s->src.read(s->src.ctx, pos, buf, max);
+        if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (n == 0)
+                return s->src.size == MHD_SIZE_UNKNOWN ? MHD_CONTENT_READER_END_OF_STREAM
+                                                       : MHD_CONTENT_READER_END_WITH_ERROR;
+        return n;
+}
+
+static void stream_free(void *cls)
+{
+        struct stream *s = cls;
+        if (!s)
+                return;
+        source_free(&s->src);
+        free(s);
+}
+
+/* A response reading from `src` (taken).  `kind` FAULT_TRUNCATED / FAULT_STALL
+ * cut the body in half: the Content-Length still announces the whole body. */
+static struct MHD_Response *response_from(struct call *c, struct source src, enum fault_kind kind)
+{
+        struct MHD_Response *r;
+
+        if (!src.read)
+                return NULL;
+        if (kind != FAULT_TRUNCATED && kind != FAULT_STALL && src.read == mem_read) {
+                struct mem *mm = src.ctx;
+                r = MHD_create_response_from_buffer(mm->len, mm->p, MHD_RESPMEM_MUST_FREE);
+                if (r) {
+                        mm->p = NULL;
+                        source_free(&src);
+                } else
+                        source_free(&src);
+                return r;
+        }
+
+        struct stream *s = calloc(1, sizeof *s);
+        if (!s) {
+                source_free(&src);
+                return NULL;
+        }
+        s->src = src;
+        s->m = c->m;
+        s->cut = UINT64_MAX;
+        s->fd = -1;
+        uint64_t declared = src.size;
+        if (kind == FAULT_TRUNCATED || kind == FAULT_STALL) {
+                if (declared == MHD_SIZE_UNKNOWN)
+                        s->cut = 4096;
+                else if (declared >= 2)
+                        s->cut = declared / 2;
+                else {
+                        s->cut = declared;
+                        declared += 16;
+                }
+                s->stall = kind == FAULT_STALL;
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                if (ci)
+                        s->fd = ci->connect_fd;
+        }
+        size_t block = 256 * 1024;
+        if (declared != MHD_SIZE_UNKNOWN && declared < block)
+                block = declared < 4096 ? 4096 : (size_t)declared;
+        r = MHD_create_response_from_callback(declared, block, stream_read, s, stream_free);
+        if (!r)
+                stream_free(s);
+        return r;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static const char *header(struct call *c, const char *name)
+{
+        return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *query(struct call *c, const char *name)
+{
+        return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Queues r (taken) with status; echoes X-Correlation-ID on the API origin. */
+static enum MHD_Result reply(struct call *c, unsigned status, struct MHD_Response *r)
+{
+        struct mock *m = c->m;
+
+        if (!r) {
+                static const char oom[] = "mock-ers: out of memory\n";
+                status = 500;
+                r = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+                if (!r)
+                        return MHD_NO;
+        }
+        if (!c->store) {
+                const char *cid = header(c, "X-Correlation-ID");
+                if (cid)
+                        MHD_add_response_header(r, "X-Correlation-ID", cid);
+        }
+        pthread_mutex_lock(&m->lock);
+        if (status < 600)
+                m->stats.status[status]++;
+        if (c->fault)
+                m->stats.faults_served++;
+        else if (status >= 400 && status < 500 && !c->control)
+                m->stats.rejected++;
+        pthread_mutex_unlock(&m->lock);
+        if (m->opt.verbose)
+                fprintf(stderr, "mock-ers: %s %s %s -> %u%s\n", c->store ? "store" : "api", c->method, c->url,
+                        status, c->fault ? " (fault)" : "");
+        enum MHD_Result ret = MHD_queue_response(c->conn, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+/* Replies with a memory body (taken). */
+static enum MHD_Result reply_body(struct call *c, unsigned status, const char *content_type, char *body, size_t len)
+{
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+
+        if (!r)
+                free(body);
+        else if (content_type)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        return reply(c, status, r);
+}
+
+static enum MHD_Result reply_text(struct call *c, unsigned status, const char *text)
+{
+        return reply_body(c, status, "text/plain; charset=utf-8", strdup(text), strlen(text));
+}
+
+static enum MHD_Result reply_outcome(struct call *c, unsigned status, const char *issue_code, const char *code,
+                                     const char *display, const char *diagnostics)
+{
+        size_t len = 0;
+        char *body = render_outcome(issue_code, code, display, diagnostics, &len);
+        return reply_body(c, status, FHIR_JSON, body, len);
+}
+
+static enum MHD_Result reply_json(struct call *c, unsigned status, json_object *o)
+{
+        size_t len = 0;
+        char *body = json_text(o, &len);
+        return reply_body(c, status, "application/json", body, len);
+}
+
+static enum MHD_Result reply_not_found(struct call *c, const char *what)
+{
+        if (c->store)
+                return reply_text(c, 404, "no such object\n");
+        return reply_outcome(c, 404, "not-found", "REC_NOT_FOUND", "Resource not found", what);
+}
+
+static enum MHD_Result reply_405(struct call *c, const char *allow)
+{
+        size_t len = 0;
+        char *body = render_outcome("not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
+                                    "this path does not support that method", &len);
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (r) {
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        } else
+                free(body);
+        return reply(c, 405, r);
+}
+
+static enum MHD_Result reply_control_error(struct call *c, unsigned status, const char *message)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "error", json_object_new_string(message));
+        return reply_json(c, status, o);
+}
+
+/* ---- faults ------------------------------------------------------------------- */
+
+/* Takes one use of the first pending fault for (endpoint, ubrn); FAULT_NONE when none. */
+static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *ubrn)
+{
+        struct mock *m = c->m;
+        enum fault_kind kind = FAULT_NONE;
+
+        pthread_mutex_lock(&m->lock);
+        for (struct fault **pp = &m->faults; *pp; pp = &(*pp)->next) {
+                struct fault *f = *pp;
+                if (f->endpoint != ep || (f->ubrn[0] && (!ubrn || strcmp(f->ubrn, ubrn) != 0)))
+                        continue;
+                kind = f->kind;
+                if (--f->count == 0) {
+                        *pp = f->next;
+                        free(f);
+                }
+                break;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (kind != FAULT_NONE)
+                c->fault = true;
+        return kind;
+}
+
+/* Replies for the faults that replace the whole answer (status, wrong type,
+ * wrong content type).  Returns true when it replied. */
+static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result *ret)
+{
+        static const char html[] = "<!DOCTYPE html><html><head><title>Service maintenance</title></head>"
+                                   "<body><p>The service is unavailable.</p></body></html>\n";
+        static const char bundle[] = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":0}";
+        struct MHD_Response *r = NULL;
+        unsigned status = 200;
+        size_t len = 0;
+        char *body;
+
+        switch (kind) {
+        case FAULT_500:
+        case FAULT_503:
+        case FAULT_429:
+                status = kind == FAULT_500 ? 500 : kind == FAULT_503 ? 503 : 429;
+                if (c->store) {
+                        body = strdup(status == 429 ? "SlowDown\n" : "InternalError\n");
+                        len = body ? strlen(body) : 0;
+                } else
+                        body = render_outcome(status == 429 ? "throttled" : "exception",
+                                              status == 500 ? "SERVICE_ERROR"
+                                              : status == 503 ? "SERVICE_UNAVAILABLE"
+                                                              : "TOO_MANY_REQUESTS",
+                                              status == 500 ? "Internal server error"
+                                              : status == 503 ? "Service unavailable"
+                                                              : "Too many requests",
+                                              "injected by the mock", &len);
+                r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+                if (!r)
+                        free(body);
+                if (r) {
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                                c->store ? "text/plain" : FHIR_JSON);
+                        if (status == 429)
+                                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                }
+                break;
+        case FAULT_WRONG_TYPE:
+                r = MHD_create_response_from_buffer(sizeof bundle - 1, (void *)bundle, MHD_RESPMEM_PERSISTENT);
+                if (r)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                break;
+        case FAULT_WRONG_CONTENT_TYPE:
+                r = MHD_create_response_from_buffer(sizeof html - 1, (void *)html, MHD_RESPMEM_PERSISTENT);
+                if (r)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+                break;
+        default:
+                return false;
+        }
+        *ret = reply(c, status, r);
+        return true;
+}
+
+/* The `malformed` fault for JSON: the text without its final brace and with a
+ * dangling member, so no parser can accept it. */
+static char *break_json(char *p, size_t len, size_t *ret_len)
+{
+        static const char tail[] = ",\"unterminated\":[1,2,";
+        char *np = realloc(p, len + sizeof tail);
+
+        if (!np) {
+                free(p);
+                return NULL;
+        }
+        size_t keep = len && np[len - 1] == '}' ? len - 1 : len;
+        memcpy(np + keep, tail, sizeof tail);
+        *ret_len = keep + sizeof tail - 1;
+        return np;
+}
+
+/* ---- checks common to the API endpoints ------------------------------------- */
+
+/* 401 without the right bearer token; 403 for user-restricted headers when
+ * --app-restricted.  Returns true when it replied. */
+static bool refuse_caller(struct call *c, enum MHD_Result *ret)
+{
+        static const char *const user_headers[] = { "NHSD-eRS-Business-Function", "NHSD-End-User-Organisation-ODS",
+                                                    "NHSD-eRS-On-Behalf-Of-User-ID" };
+        const struct options *o = &c->m->opt;
+
+        if (o->token) {
+                const char *h = header(c, MHD_HTTP_HEADER_AUTHORIZATION);
+                if (!h || strncasecmp(h, "Bearer ", 7) != 0 || strcmp(h + 7, o->token) != 0) {
+                        *ret = reply_outcome(c, 401, "login", "NO_ACCESS", "No access",
+                                             h ? "the access token is not valid" : "no access token was supplied");
+                        return true;
+                }
+        }
+        if (o->app_restricted)
+                for (size_t i = 0; i < sizeof user_headers / sizeof user_headers[0]; i++)
+                        if (header(c, user_headers[i])) {
+                                char diag[160];
+                                snprintf(diag, sizeof diag,
+                                         "header %s is not allowed with application-restricted access",
+                                         user_headers[i]);
+                                *ret = reply_outcome(c, 403, "forbidden", "FORBIDDEN", "Forbidden", diag);
+                                return true;
+                        }
+        return false;
+}
+
+/* Does a media-type list (Accept) name `type`?  Parameters are ignored. */
+static bool accepts(const char *list, const char *type)
+{
+        size_t tl = strlen(type);
+
+        for (const char *p = list; p && *p;) {
+                p += strspn(p, " \t,");
+                if (strncasecmp(p, type, tl) == 0 && strchr(" \t;,", p[tl]))
+                        return true;
+                p = strchr(p, ',');
+        }
+        return false;
+}
+
+/* Is a Content-Type exactly `type` (parameters allowed)? */
+static bool content_type_is(const char *ct, const char *type)
+{
+        size_t tl = strlen(type);
+        return ct && strncasecmp(ct, type, tl) == 0 && strchr(" \t;", ct[tl]);
+}
+
+/* 406 unless Accept names application/fhir+json. */
+static bool refuse_accept(struct call *c, enum MHD_Result *ret)
+{
+        if (accepts(header(c, MHD_HTTP_HEADER_ACCEPT), FHIR_JSON))
+                return false;
+        *ret = reply_text(c, 406, "Not Acceptable: this endpoint produces application/fhir+json only\n");
+        return true;
+}
+
+static void count(struct call *c, enum endpoint ep)
+{
+        pthread_mutex_lock(&c->m->lock);
+        c->m->stats.endpoint[ep]++;
+        pthread_mutex_unlock(&c->m->lock);
+}
+
+static void counter_add(struct counter **arr, size_t *n, const char *name)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*arr)[i].name, name) == 0) {
+                        (*arr)[i].n++;
+                        return;
+                }
+        struct counter *na = realloc(*arr, (*n + 1) * sizeof *na);
+        if (!na)
+                return;
+        *arr = na;
+        na[*n].name = strdup(name);
+        if (!na[*n].name)
+                return;
+        na[*n].n = 1;
+        (*n)++;
+}
+
+/* ---- A008: fetch worklist --------------------------------------------------- */
+
+static const char *get_string(json_object *o, const char *key)
+{
+        json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* Validates the Parameters body.  On error returns the HTTP status and fills
+ * the OperationOutcome code and diagnostics. */
+static unsigned parse_worklist_request(json_object *root, bool service_required, bool *ret_slot_issues,
+                                       const char **ret_service, const char **ret_code, char *diag, size_t dl)
+{
+        json_object *params, *v;
+        bool have_list = false;
+
+        *ret_service = NULL;
+        *ret_code = "INVALID_FHIR_STRUCTURE";
+        if (!json_object_is_type(root, json_type_object)) {
+                snprintf(diag, dl, "the body is not a JSON object");
+                return 422;
+        }
+        const char *rt = get_string(root, "resourceType");
+        if (!rt || strcmp(rt, "Parameters") != 0) {
+                snprintf(diag, dl, "resourceType must be Parameters");
+                return 422;
+        }
+        json_object_object_foreach(root, key, val) {
+                (void)val;
+                if (strcmp(key, "resourceType") && strcmp(key, "meta") && strcmp(key, "parameter") &&
+                    strcmp(key, "id")) {
+                        *ret_code = "UNEXPECTED_FIELD";
+                        snprintf(diag, dl, "'%.64s' unexpected field", key);
+                        return 422;
+                }
+        }
+        if (!json_object_object_get_ex(root, "parameter", &params) || !json_object_is_type(params, json_type_array)) {
+                *ret_code = "MISSING_VALUE";
+                snprintf(diag, dl, "'parameter' must be an array");
+                return 422;
+        }
+        for (size_t i = 0; i < json_object_array_length(params); i++) {
+                json_object *p = json_object_array_get_idx(params, i);
+                const char *name = json_object_is_type(p, json_type_object) ? get_string(p, "name") : NULL;
+                if (!name) {
+                        snprintf(diag, dl, "'parameter[%zu]' has no name", i);
+                        return 422;
+                }
+                if (strcmp(name, "listType") == 0) {
+                        json_object *coding;
+                        const char *code = NULL;
+                        if (have_list) {
+                                snprintf(diag, dl, "'parameter[%zu]' listType given twice", i);
+                                return 422;
+                        }
+                        have_list = true;
+                        if (!json_object_object_get_ex(p, "valueCodeableConcept", &v) ||
+                            !json_object_object_get_ex(v, "coding", &coding) ||
+                            !json_object_is_type(coding, json_type_array)) {
+                                snprintf(diag, dl, "'parameter[%zu]' listType needs valueCodeableConcept.coding", i);
+                                return 422;
+                        }
+                        for (size_t k = 0; k < json_object_array_length(coding); k++) {
+                                json_object *cd = json_object_array_get_idx(coding, k);
+                                const char *sys = get_string(cd, "system");
+                                if (sys && strcmp(sys, SYS_LIST_SELECTOR) == 0)
+                                        code = get_string(cd, "code");
+                        }
+                        *ret_code = "INVALID_CODE";
+                        if (!code ||
+                            (strcmp(code, "REFERRALS_FOR_REVIEW") && strcmp(code, "APPOINTMENT_SLOT_ISSUES"))) {
+                                snprintf(diag, dl, "'parameter[%zu]' listType: no supported code of system %s", i,
+                                         SYS_LIST_SELECTOR);
+                                return 422;
+                        }
+                        *ret_code = "INVALID_FHIR_STRUCTURE";
+                        *ret_slot_issues = strcmp(code, "APPOINTMENT_SLOT_ISSUES") == 0;
+                } else if (strcmp(name, "service") == 0) {
+                        const char *sys = NULL, *value = NULL;
+                        if (json_object_object_get_ex(p, "valueIdentifier", &v)) {
+                                sys = get_string(v, "system");
+                                value = get_string(v, "value");
+                        }
+                        if (!sys || strcmp(sys, SYS_SERVICE) != 0 || !value || !*value || strlen(value) > 63) {
+                                *ret_code = "INVALID_VALUE";
+                                snprintf(diag, dl, "'parameter[%zu]' service needs a valueIdentifier of system %s", i,
+                                         SYS_SERVICE);
+                                return 422;
+                        }
+                        if (*ret_service) {
+                                snprintf(diag, dl, "'parameter[%zu]' service given twice", i);
+                                return 422;
+                        }
+                        *ret_service = value;
+                } else {
+                        *ret_code = "UNEXPECTED_FIELD";
+                        snprintf(diag, dl, "'parameter[%zu]' (%.40s) unknown or unsupported parameter name", i, name);
+                        return 422;
+                }
+        }
+        if (!have_list) {
+                *ret_code = "MISSING_VALUE";
+                snprintf(diag, dl, "parameter listType is mandatory");
+                return 422;
+        }
+        if (service_required && !*ret_service) {
+                *ret_code = "MISSING_VALUE";
+                snprintf(diag, dl, "parameter service is mandatory for application-restricted access");
+                return 422;
+        }
+        return 0;
+}
+
+static enum MHD_Result handle_a008(struct call *c)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+        bool slot_issues = false;
+        const char *service = NULL, *code = NULL;
+        char diag[256];
+
+        count(c, EP_A008);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        if (!content_type_is(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), FHIR_JSON))
+                return reply_outcome(c, 415, "not-supported", "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type",
+                                     "Content-Type must be application/fhir+json");
+        if (c->q->body_too_big)
+                return reply_outcome(c, 413, "too-costly", "REQUEST_TOO_LARGE", "Request too large",
+                                     "the request body is too large");
+
+        enum json_tokener_error jerr = json_tokener_success;
+        json_object *root = c->q->body.p ? json_tokener_parse_verbose(c->q->body.p, &jerr) : NULL;
+        if (!root) {
+                snprintf(diag, sizeof diag, "the body is not valid JSON: %s",
+                         c->q->body.p ? json_tokener_error_desc(jerr) : "empty body");
+                return reply_outcome(c, 400, "invalid", "INVALID_FHIR_STRUCTURE", "Invalid FHIR structure", diag);
+        }
+        unsigned status = parse_worklist_request(root, m->opt.app_restricted, &slot_issues, &service, &code, diag,
+                                                 sizeof diag);
+        if (status) {
+                ret = reply_outcome(c, status, "value", code, NULL, diag);
+                json_object_put(root);
+                return ret;
+        }
+
+        size_t service_index = SIZE_MAX;
+        bool known_service = !service;
+        for (size_t s = 0; service && s < m->n_services; s++)
+                if (strcmp(m->services[s].id, service) == 0) {
+                        service_index = s;
+                        known_service = true;
+                }
+        pthread_mutex_lock(&m->lock);
+        counter_add(&m->stats.a008_by_service, &m->stats.n_a008_by_service, service ? service : "*");
+        pthread_mutex_unlock(&m->lock);
+        json_object_put(root); /* `service` pointed into it */
+        service = NULL;
+
+        enum fault_kind kind = fault_take(c, EP_A008, NULL);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+
+        struct worklist_item *items = calloc(m->n_worklisted ? m->n_worklisted : 1, sizeof *items);
+        size_t n = 0;
+        if (!items)
+                return reply(c, 500, NULL);
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; known_service && i < m->n_worklisted; i++) {
+                const struct referral *r = &m->referrals[i];
+                int state = state_after(r, r->bumps);
+                if (service_index != SIZE_MAX && r->service != service_index)
+                        continue;
+                if (slot_issues && state != STATE_DEFERRED)
+                        continue;
+                items[n].referral = i;
+                items[n].version = r->version;
+                items[n].state = state;
+                n++;
+        }
+        pthread_mutex_unlock(&m->lock);
+
+        struct worklist_gen *g = worklist_gen_new(m, items, n, slot_issues,
+                                                  kind == FAULT_OVERSIZED ? OVERSIZED_PAD : 0);
+        if (!g)
+                return reply(c, 500, NULL);
+        struct source src = { .read = worklist_read, .free = worklist_free_ctx, .ctx = g, .size = MHD_SIZE_UNKNOWN };
+        if (kind == FAULT_MALFORMED || kind == FAULT_TRUNCATED || kind == FAULT_STALL) {
+                char *text = NULL;
+                size_t len = 0;
+                int r = source_drain(&src, &text, &len);
+                source_free(&src);
+                if (r < 0)
+                        return reply(c, 500, NULL);
+                if (kind == FAULT_MALFORMED)
+                        text = break_json(text, len, &len);
+                src = source_mem(text, len);
+        }
+        struct MHD_Response *resp = response_from(c, src, kind);
+        if (resp)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+        return reply(c, 200, resp);
+}
+
+/* ---- A005: read a referral ------------------------------------------------------ */
+
+static enum MHD_Result handle_a005(struct call *c, struct referral *r, int64_t version)
+{
+        struct mock *m = c->m;
+        struct referral_view v;
+        enum MHD_Result ret;
+
+        count(c, EP_A005);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        if (!r)
+                return reply_not_found(c, "no referral with that UBRN");
+        pthread_mutex_lock(&m->lock);
+        bool bad_version = version != 0 && (version < 1 || version > r->version);
+        int rv = bad_version ? 0 : view_take_locked(m, r, version, &v);
+        pthread_mutex_unlock(&m->lock);
+        if (bad_version)
+                return reply_not_found(c, "no such version of that referral");
+        if (rv < 0)
+                return reply(c, 500, NULL);
+
+        enum fault_kind kind = fault_take(c, EP_A005, r->ubrn);
+        if (fault_replace(c, kind, &ret)) {
+                view_release(&v);
+                return ret;
+        }
+        size_t len = 0;
+        char *body = render_referral(m, &v, &len);
+        char etag[40];
+        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)v.version);
+        view_release(&v);
+        if (body && kind == FAULT_MALFORMED)
+                body = break_json(body, len, &len);
+        struct MHD_Response *resp = response_from(c, source_mem(body, len), kind);
+        if (resp) {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        }
+        return reply(c, 200, resp);
+}
+
+/* ---- attachments: A042 (redirect), A006 (direct), the store ------------------- */
+
+/* 404 for an unknown binary id, 422 when not AVAILABLE.  Returns true when it replied. */
+static bool refuse_attachment(struct call *c, const struct attachment *a, enum MHD_Result *ret)
+{
+        char availability[AVAILABILITY_LEN], diag[128];
+
+        if (!a) {
+                *ret = reply_not_found(c, "no attachment with that id");
+                return true;
+        }
+        pthread_mutex_lock(&c->m->lock);
+        memcpy(availability, a->availability, sizeof availability);
+        pthread_mutex_unlock(&c->m->lock);
+        if (strcmp(availability, "AVAILABLE") != 0) {
+                snprintf(diag, sizeof diag, "the attachment is not available for download (%s)", availability);
+                *ret = reply_outcome(c, 422, "business-rule", "ATTACHMENT_NOT_AVAILABLE", "Attachment not available",
+                                     diag);
+                return true;
+        }
+        return false;
+}
+
+static unsigned token_bucket(const char *token)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (; *token; token++)
+                h = (h ^ (unsigned char)*token) * 1099511628211ULL;
+        return (unsigned)(h % TOKEN_BUCKETS);
+}
+
+static int token_issue(struct mock *m, const struct attachment *a, char out[33])
+{
+        unsigned char raw[16];
+        struct store_token *t = malloc(sizeof *t);
+
+        if (!t || RAND_bytes(raw, sizeof raw) != 1) {
+                free(t);
+                return -EIO;
+        }
+        for (int i = 0; i < 16; i++)
+                snprintf(t->token + 2 * i, 3, "%02x", raw[i]);
+        t->attachment = (size_t)(a - m->attachments);
+        memcpy(out, t->token, 33);
+        pthread_mutex_lock(&m->lock);
+        unsigned b = token_bucket(t->token);
+        t->next = m->tokens[b];
+        m->tokens[b] = t;
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+}
+
+/* Consumes `token` if it was issued for attachment a. */
+static bool token_redeem(struct mock *m, const char *token, const struct attachment *a)
+{
+        bool ok = false;
+
+        if (!token || strlen(token) != 32)
+                return false;
+        pthread_mutex_lock(&m->lock);
+        for (struct store_token **pp = &m->tokens[token_bucket(token)]; *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->token, token) == 0) {
+                        struct store_token *t = *pp;
+                        if (&m->attachments[t->attachment] == a) {
+                                *pp = t->next;
+                                free(t);
+                                ok = true;
+                        }
+                        break;
+                }
+        pthread_mutex_unlock(&m->lock);
+        return ok;
+}
+
+static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+        struct attachment *a;
+
+        count(c, EP_A042);
+        if (refuse_caller(c, &ret))
+                return ret;
+        a = mock_find_binary(m, binary_id);
+        if (refuse_attachment(c, a, &ret))
+                return ret;
+        enum fault_kind kind = fault_take(c, EP_A042, m->referrals[a->referral].ubrn);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+
+        char token[33], location[256];
+        if (token_issue(m, a, token) < 0)
+                return reply(c, 500, NULL);
+        snprintf(location, sizeof location, "http://127.0.0.1:%u/store/%s?token=%s", m->store_port, a->binary_id,
+                 token);
+        static const char note[] = "Temporary redirect to the object store.\n";
+        struct MHD_Response *resp = response_from(c, source_mem(strdup(note), sizeof note - 1), kind);
+        if (resp) {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+                if (kind != FAULT_MALFORMED) /* malformed: a redirect without a Location */
+                        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        }
+        return reply(c, 307, resp);
+}
+
+static enum MHD_Result serve_attachment(struct call *c, const struct attachment *a, enum fault_kind kind)
+{
+        struct MHD_Response *resp = response_from(c, source_attachment(a, kind == FAULT_MALFORMED), kind);
+
+        if (resp)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+        return reply(c, 200, resp);
+}
+
+static enum MHD_Result handle_a006(struct call *c, const char *binary_id)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+        struct attachment *a;
+
+        count(c, EP_A006);
+        if (refuse_caller(c, &ret))
+                return ret;
+        a = mock_find_binary(m, binary_id);
+        if (refuse_attachment(c, a, &ret))
+                return ret;
+        if (a->size > A006_MAX_BYTES)
+                return reply_outcome(c, 422, "business-rule", "ATTACHMENT_TOO_LARGE", "Attachment too large",
+                                     "files over 5 MiB must be fetched with A042");
+        enum fault_kind kind = fault_take(c, EP_A006, m->referrals[a->referral].ubrn);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        return serve_attachment(c, a, kind);
+}
+
+/* Counts a credential sent to the store; returns true (having answered 400) if any. */
+struct leak_scan {
+        struct mock *m;
+        bool leaked;
+};
+
+static enum MHD_Result leak_scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        struct leak_scan *ls = cls;
+        (void)kind;
+        (void)value;
+        if (!key)
+                return MHD_YES;
+        if (strcasecmp(key, "Authorization") == 0 || strcasecmp(key, "Cookie") == 0 ||
+            strncasecmp(key, "NHSD-", 5) == 0) {
+                char lower[64];
+                size_t i = 0;
+                for (; key[i] && i < sizeof lower - 1; i++)
+                        lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] - 'A' + 'a' : key[i]);
+                lower[i] = '\0';
+                pthread_mutex_lock(&ls->m->lock);
+                counter_add(&ls->m->stats.leak_headers, &ls->m->stats.n_leak_headers, lower);
+                pthread_mutex_unlock(&ls->m->lock);
+                ls->leaked = true;
+        }
+        return MHD_YES;
+}
+
+static enum MHD_Result handle_store(struct call *c)
+{
+        struct mock *m = c->m;
+        struct leak_scan ls = { .m = m };
+        enum MHD_Result ret;
+        const char *id;
+
+        MHD_get_connection_values(c->conn, MHD_HEADER_KIND, leak_scan_header, &ls);
+        if (ls.leaked) {
+                pthread_mutex_lock(&m->lock);
+                m->stats.credential_leaks++;
+                pthread_mutex_unlock(&m->lock);
+                return reply_text(c, 400, "credential leak: the object store must not receive Authorization, "
+                                          "Cookie or NHSD-* headers\n");
+        }
+        if (strncmp(c->url, "/store/", 7) != 0 || !*(id = c->url + 7) || strchr(id, '/'))
+                return reply_not_found(c, NULL);
+        if (strcmp(c->method, "GET") != 0)
+                return reply_text(c, 405, "method not allowed\n");
+        count(c, EP_STORE);
+        struct attachment *a = mock_find_binary(m, id);
+        if (!a)
+                return reply_not_found(c, NULL);
+        if (!token_redeem(m, query(c, "token"), a))
+                return reply_text(c, 403, "AccessDenied: the token is missing, wrong or already used\n");
+        enum fault_kind kind = fault_take(c, EP_STORE, m->referrals[a->referral].ubrn);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        return serve_attachment(c, a, kind);
+}
+
+/* ---- A007: the clinical referral information PDF ---------------------------- */
+
+static enum MHD_Result handle_a007(struct call *c, struct referral *r)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+
+        count(c, EP_A007);
+        if (refuse_caller(c, &ret))
+                return ret;
+        if (!r)
+                return reply_not_found(c, "no referral with that UBRN");
+        enum fault_kind kind = fault_take(c, EP_A007, r->ubrn);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        pthread_mutex_lock(&m->lock);
+        int64_t version = r->version;
+        int state = state_after(r, r->bumps);
+        pthread_mutex_unlock(&m->lock);
+        size_t len = 0;
+        char *pdf = cri_render(m, r, version, state, &len);
+        if (pdf && kind == FAULT_MALFORMED)
+                pdf[1] = 'X'; /* "%XDF-": no longer a PDF */
+        struct MHD_Response *resp = response_from(c, source_mem(pdf, len), kind);
+        if (resp)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/pdf");
+        return reply(c, 200, resp);
+}
+
+/* ---- control endpoints (/_mock/) --------------------------------------------- */
+
+static json_object *stats_json(struct mock *m)
+{
+        json_object *o = json_object_new_object();
+        json_object *by_service = json_object_new_object();
+        json_object *leaks = json_object_new_object();
+        json_object *by_status = json_object_new_object();
+        struct stats *s = &m->stats;
+
+        pthread_mutex_lock(&m->lock);
+        for (int e = 0; e < EP_COUNT; e++)
+                json_object_object_add(o, ENDPOINT_NAMES[e], json_object_new_int64((int64_t)s->endpoint[e]));
+        json_object_object_add(o, "credential_leaks", json_object_new_int64((int64_t)s->credential_leaks));
+        json_object_object_add(o, "rejected", json_object_new_int64((int64_t)s->rejected));
+        json_object_object_add(o, "faults_served", json_object_new_int64((int64_t)s->faults_served));
+        size_t pending = 0;
+        for (const struct fault *f = m->faults; f; f = f->next)
+                pending += f->count;
+        json_object_object_add(o, "faults_pending", json_object_new_int64((int64_t)pending));
+        for (size_t i = 0; i < s->n_a008_by_service; i++)
+                json_object_object_add(by_service, s->a008_by_service[i].name,
+                                       json_object_new_int64((int64_t)s->a008_by_service[i].n));
+        for (size_t i = 0; i < s->n_leak_headers; i++)
+                json_object_object_add(leaks, s->leak_headers[i].name,
+                                       json_object_new_int64((int64_t)s->leak_headers[i].n));
+        for (unsigned st = 100; st < 600; st++)
+                if (s->status[st]) {
+                        char key[8];
+                        snprintf(key, sizeof key, "%u", st);
+                        json_object_object_add(by_status, key, json_object_new_int64((int64_t)s->status[st]));
+                }
+        pthread_mutex_unlock(&m->lock);
+        json_object_object_add(o, "A008_by_service", by_service);
+        json_object_object_add(o, "credential_leak_headers", leaks);
+        json_object_object_add(o, "by_status", by_status);
+        return o;
+}
+
+static void stats_reset_locked(struct stats *s)
+{
+        for (size_t i = 0; i < s->n_a008_by_service; i++)
+                free(s->a008_by_service[i].name);
+        for (size_t i = 0; i < s->n_leak_headers; i++)
+                free(s->leak_headers[i].name);
+        free(s->a008_by_service);
+        free(s->leak_headers);
+        memset(s, 0, sizeof *s);
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+        char *end;
+        if (!s || !*s || *s == '-' || *s == '+')
+                return false;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return false;
+        *ret = v;
+        return true;
+}
+
+static enum MHD_Result control_fault(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *ep_name = query(c, "endpoint"), *kind_name = query(c, "kind");
+        const char *ubrn = query(c, "ubrn"), *count_s = query(c, "count");
+        int ep = -1;
+        enum fault_kind kind = FAULT_NONE;
+        uint64_t n = 1;
+
+        for (int e = 0; ep_name && e < EP_COUNT; e++)
+                if (strcmp(ep_name, ENDPOINT_NAMES[e]) == 0)
+                        ep = e;
+        for (size_t k = 0; kind_name && k < sizeof FAULT_NAMES / sizeof FAULT_NAMES[0]; k++)
+                if (strcmp(kind_name, FAULT_NAMES[k].name) == 0)
+                        kind = FAULT_NAMES[k].kind;
+        if (ep < 0)
+                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
+        if (kind == FAULT_NONE)
+                return reply_control_error(c, 400, "kind must be one of 500 503 429 malformed wrong_type "
+                                                   "wrong_content_type truncated stall oversized");
+        if (kind == FAULT_OVERSIZED && ep != EP_A008)
+                return reply_control_error(c, 400, "oversized applies to A008 only");
+        if (ubrn && (ep == EP_A008 || strlen(ubrn) != 12 || strspn(ubrn, "0123456789") != 12))
+                return reply_control_error(c, 400, "ubrn must be 12 digits, and does not apply to A008");
+        if (count_s && !parse_u64(count_s, 1, 1000000, &n))
+                return reply_control_error(c, 400, "count must be 1..1000000");
+
+        struct fault *f = calloc(1, sizeof *f);
+        if (!f)
+                return reply(c, 500, NULL);
+        f->endpoint = (enum endpoint)ep;
+        f->kind = kind;
+        f->count = (unsigned)n;
+        if (ubrn)
+                memcpy(f->ubrn, ubrn, 13);
+        pthread_mutex_lock(&m->lock);
+        struct fault **pp = &m->faults;
+        while (*pp)
+                pp = &(*pp)->next;
+        *pp = f;
+        pthread_mutex_unlock(&m->lock);
+
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "endpoint", json_object_new_string(ENDPOINT_NAMES[ep]));
+        json_object_object_add(o, "kind", json_object_new_string(kind_name));
+        json_object_object_add(o, "ubrn", ubrn ? json_object_new_string(ubrn) : NULL);
+        json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
+        return reply_json(c, 200, o);
+}
+
+static enum MHD_Result control_faults_clear(struct call *c)
+{
+        struct mock *m = c->m;
+        pthread_mutex_lock(&m->lock);
+        while (m->faults) {
+                struct fault *f = m->faults;
+                m->faults = f->next;
+                free(f);
+        }
+        pthread_mutex_unlock(&m->lock);
+        return reply_json(c, 200, json_object_new_object());
+}
+
+static json_object *referral_state_json(struct mock *m, const struct referral *r)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "ubrn", json_object_new_string(r->ubrn));
+        json_object_object_add(o, "version", json_object_new_int64(r->version));
+        json_object_object_add(o, "state", json_object_new_string(STATES[state_after(r, r->bumps)].code));
+        (void)m;
+        return o;
+}
+
+static enum MHD_Result control_bump(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *ubrn = query(c, "ubrn");
+        struct referral *r = ubrn ? mock_find_referral(m, ubrn) : NULL;
+
+        if (!r)
+                return reply_control_error(c, 404, "no referral with that ubrn");
+        pthread_mutex_lock(&m->lock);
+        r->version++;
+        r->bumps++;
+        json_object *o = referral_state_json(m, r);
+        pthread_mutex_unlock(&m->lock);
+        return reply_json(c, 200, o);
+}
+
+static enum MHD_Result control_availability(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *id = query(c, "attachment"), *status = query(c, "status"), *bump = query(c, "bump");
+        struct attachment *a = id ? mock_find_attachment(m, id) : NULL;
+
+        if (!a)
+                return reply_control_error(c, 404, "no attachment with that id (attachment id or binary id)");
+        if (!status || !*status || strlen(status) >= AVAILABILITY_LEN)
+                return reply_control_error(c, 400, "status must be a code of 1..47 characters");
+        struct referral *r = &m->referrals[a->referral];
+        pthread_mutex_lock(&m->lock);
+        snprintf(a->availability, sizeof a->availability, "%s", status);
+        if (bump && strcmp(bump, "1") == 0)
+                r->version++;
+        json_object *o = referral_state_json(m, r);
+        pthread_mutex_unlock(&m->lock);
+        json_object_object_add(o, "attachment", json_object_new_string(a->id));
+        json_object_object_add(o, "availability", json_object_new_string(status));
+        return reply_json(c, 200, o);
+}
+
+static enum MHD_Result handle_control(struct call *c, const char *what)
+{
+        bool get = strcmp(c->method, "GET") == 0, post = strcmp(c->method, "POST") == 0;
+
+        c->control = true;
+        if (strcmp(what, "manifest") == 0) {
+                if (!get)
+                        return reply_405(c, "GET");
+                const char *ubrn = query(c, "ubrn"), *hashes = query(c, "hashes");
+                size_t len = 0;
+                char *body = render_manifest(c->m, ubrn, !(hashes && strcmp(hashes, "0") == 0), &len);
+                if (!body && ubrn)
+                        return reply_control_error(c, 404, "no referral with that ubrn");
+                return reply_body(c, body ? 200 : 500, "application/json", body, len);
+        }
+        if (strcmp(what, "stats") == 0)
+                return get ? reply_json(c, 200, stats_json(c->m)) : reply_405(c, "GET");
+        if (strcmp(what, "stats/reset") == 0) {
+                if (!post)
+                        return reply_405(c, "POST");
+                pthread_mutex_lock(&c->m->lock);
+                stats_reset_locked(&c->m->stats);
+                pthread_mutex_unlock(&c->m->lock);
+                return reply_json(c, 200, json_object_new_object());
+        }
+        if (strcmp(what, "fault") == 0)
+                return post ? control_fault(c) : reply_405(c, "POST");
+        if (strcmp(what, "fault/clear") == 0)
+                return post ? control_faults_clear(c) : reply_405(c, "POST");
+        if (strcmp(what, "bump") == 0)
+                return post ? control_bump(c) : reply_405(c, "POST");
+        if (strcmp(what, "availability") == 0)
+                return post ? control_availability(c) : reply_405(c, "POST");
+        return reply_control_error(c, 404, "unknown control endpoint");
+}
+
+/* ---- routing -------------------------------------------------------------------- */
+
+static const char *after(const char *s, const char *prefix)
+{
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+static bool is_id(const char *s)
+{
+        return *s && !strchr(s, '/') && strlen(s) < 128;
+}
+
+static enum MHD_Result handle_api(struct call *c)
+{
+        const char *rest;
+        bool get = strcmp(c->method, "GET") == 0, post = strcmp(c->method, "POST") == 0;
+
+        if ((rest = after(c->url, "/_mock/")))
+                return handle_control(c, rest);
+        if ((rest = after(c->url, "/referrals/FHIR/STU3/ReferralRequest/"))) {
+                if (strcmp(rest, "$ers.fetchworklist") == 0)
+                        return post ? handle_a008(c) : reply_405(c, "POST");
+                size_t ul = strcspn(rest, "/");
+                char ubrn[13];
+                if (ul == 0 || ul > 12)
+                        return reply_not_found(c, "no referral with that UBRN");
+                memcpy(ubrn, rest, ul);
+                ubrn[ul] = '\0';
+                struct referral *r = mock_find_referral(c->m, ubrn);
+                const char *tail = rest + ul, *v;
+                if (!*tail)
+                        return get ? handle_a005(c, r, 0) : reply_405(c, "GET");
+                if ((v = after(tail, "/_history/"))) {
+                        uint64_t version;
+                        if (!parse_u64(v, 1, INT64_MAX, &version))
+                                return reply_not_found(c, "no such version of that referral");
+                        return get ? handle_a005(c, r, (int64_t)version) : reply_405(c, "GET");
+                }
+                if (strcmp(tail, "/$ers.generateCRI") == 0)
+                        return post ? handle_a007(c, r) : reply_405(c, "POST");
+                return reply_not_found(c, "unknown path");
+        }
+        if ((rest = after(c->url, "/referrals/FHIR/R4/Binary/")) && is_id(rest))
+                return get ? handle_a042(c, rest) : reply_405(c, "GET");
+        if ((rest = after(c->url, "/referrals/FHIR/STU3/Binary/")) && is_id(rest))
+                return get ? handle_a006(c, rest) : reply_405(c, "GET");
+        return reply_not_found(c, "unknown path");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+        struct origin *o = cls;
+        struct request *q = *req_cls;
+        (void)version;
+
+        if (!q) {
+                q = calloc(1, sizeof *q);
+                if (!q)
+                        return MHD_NO;
+                *req_cls = q;
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                if (q->body.len + *upload_data_size > MAX_REQUEST_BODY)
+                        q->body_too_big = true;
+                else
+                        buf_append(&q->body, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        struct call c = { .m = o->m, .conn = conn, .url = url, .method = method, .q = q, .store = o->store };
+        return o->store ? handle_store(&c) : handle_api(&c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+        struct request *q = *req_cls;
+        (void)cls;
+        (void)conn;
+        (void)toe;
+        if (q) {
+                free(q->body.p);
+                free(q);
+        }
+        *req_cls = NULL;
+}
+
+static int start_origin(struct mock *m, struct origin *o, bool store, unsigned *ret_port)
+{
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = 0 };
+        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
+
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (m->opt.verbose)
+                flags |= MHD_USE_ERROR_LOG;
+        o->m = m;
+        o->store = store;
+        o->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
+                                     MHD_OPTION_END);
+        if (!o->daemon)
+                return -EADDRNOTAVAIL;
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(o->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        if (!di || di->port == 0)
+                return -EADDRNOTAVAIL;
+        *ret_port = di->port;
+        return 0;
+}
+
+int server_start(struct mock *m)
+{
+        unsigned port = 0;
+
+        /* The store first: the API's redirects need its port. */
+        int r = start_origin(m, &store_origin, true, &port);
+        if (r < 0)
+                return r;
+        m->store_port = port;
+        r = start_origin(m, &api_origin, false, &port);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&m->lock); /* API threads already run */
+        m->api_port = port;
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+}
+
+void server_stop(struct mock *m)
+{
+        pthread_mutex_lock(&m->lock);
+        m->stopping = true;
+        pthread_cond_broadcast(&m->wake);
+        pthread_mutex_unlock(&m->lock);
+        if (api_origin.daemon)
+                MHD_stop_daemon(api_origin.daemon);
+        if (store_origin.daemon)
+                MHD_stop_daemon(store_origin.daemon);
+        api_origin.daemon = store_origin.daemon = NULL;
+
+        stats_reset_locked(&m->stats);
+        while (m->faults) {
+                struct fault *f = m->faults;
+                m->faults = f->next;
+                free(f);
+        }
+        for (size_t b = 0; b < TOKEN_BUCKETS; b++)
+                while (m->tokens[b]) {
+                        struct store_token *t = m->tokens[b];
+                        m->tokens[b] = t->next;
+                        free(t);
+                }
+}
