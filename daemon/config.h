@@ -35,6 +35,7 @@ struct config {
         /* e-RS */
         char *base_url;             /* e.g. https://sandbox.api.service.nhs.uk/referrals, no trailing '/' */
         enum auth_mode auth;
+        char *bearer_token_file;    /* resolved path of the token file (AUTH_BEARER), else NULL; re-read on reload */
         char *bearer_token;         /* SECRET: contents of bearer_token_file, trailing newline cut */
         char *business_function;    /* user-restricted only: NHSD-eRS-Business-Function, else NULL */
         char *ods_code;             /* user-restricted only: NHSD-End-User-Organisation-ODS, else NULL */
@@ -68,3 +69,16 @@ typedef void (*config_report_fn)(void *userdata, const char *line);
 int config_load(const char *path, config_report_fn report, void *userdata, struct config *ret);
 
 void config_free(struct config *c); /* frees the contents; not c itself */
+
+/*
+ * For a reload (SIGHUP): `next` was loaded without problems while `running`
+ * is in use.  Reports, through `report`, one "FILE: KEY: …" line for every
+ * key whose value differs and that the table marks as not reloadable
+ * (database.connection, database.adapter, state_dir: see
+ * docs/configuration.md), without printing either value.  Returns how many
+ * such keys changed: 0 means `next` may replace `running` as a whole.  What to
+ * do otherwise is the daemon's policy (the documented one: keep running on the
+ * old configuration and log the lines).
+ */
+unsigned config_check_reload(const struct config *running, const struct config *next,
+                             config_report_fn report, void *userdata);

@@ -1,0 +1,1193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.c: reads ersd.conf (libconfig syntax) into struct config.
+ *
+ * Every key is one row of a static table (config_keys[] below, with two small
+ * tables for the rows of a worklist and for ers.user_restricted): its path,
+ * its libconfig type, the parser that checks and converts the value, the
+ * offset of the field it fills, whether a reload may change it, whether it is
+ * required, and its default written as it would be in the file.  Loading a
+ * group walks every setting in it, in file order: a name not in the table is
+ * an error, a wrong type is an error, otherwise the row's parser runs.  Then
+ * each row that was not seen gets its default or, when required, an error.
+ * Checks that span keys (auth needs a token file; business_function and
+ * ods_code go together; worklists are unique) come after.
+ *
+ * Every problem is reported (the walk never stops at the first one) as
+ * "FILE:LINE: KEY: message", or "FILE: KEY: message" when there is no line
+ * (a key missing at the top level).  The result is built in a local struct
+ * config that is handed over only when there was no problem.
+ *
+ * Secrets: a message never quotes a string value from the file unless that
+ * value has passed its key's check (a worklist name, a list type), so neither
+ * the bearer token, nor the connection string, nor a URL with a password, nor
+ * a secret typed into the wrong key can reach a report line.  The token file's
+ * path is not printed either (someone may have pasted the token there).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "err.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* a configuration file larger than this is a mistake */
+#define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token file */
+#define KEY_PATH_MAX    128           /* longest key path we print or match */
+#define TABLE_MAX       32            /* rows per table, for the seen[] arrays */
+#define MIB             (1024 * 1024)
+
+/* What sits at a row's offset, so that config_check_reload() can compare it. */
+enum field_kind {
+        FIELD_NONE,   /* nothing, or something the row's parser handles itself */
+        FIELD_STRING, /* char * */
+        FIELD_LONG,   /* long */
+        FIELD_INT,    /* int */
+        FIELD_INT64,  /* int64_t */
+        FIELD_AUTH,   /* enum auth_mode */
+};
+
+/* The state of one load. */
+struct loader {
+        const char *path;          /* the file as the caller named it: the FILE of a report */
+        char dir[PATH_MAX];        /* absolute directory of that file, for relative paths */
+        const char *text;          /* the file's text, NUL-terminated */
+        config_report_fn report;   /* may be NULL */
+        void *userdata;
+        struct config *c;          /* the struct being filled */
+        unsigned n_problems;       /* reports so far */
+        bool oom;                  /* an allocation failed: the load returns -ENOMEM */
+};
+
+/* A value to parse: a setting from the file, or a row's default. */
+struct value {
+        const config_setting_t *setting; /* NULL for a default */
+        const char *str;                 /* CONFIG_TYPE_STRING */
+        long long num;                   /* CONFIG_TYPE_INT */
+        const char *file;                /* for reports */
+        unsigned line;                   /* 0 for a default: reported without a line */
+        const char *key;                 /* full path for messages, e.g. "worklists[1].name" */
+};
+
+struct key;
+
+/* Checks v and stores it at `field`.  Returns 0, -EINVAL after reporting the
+ * problem, or -ENOMEM (see oom()). */
+typedef int (*key_parse_fn)(struct loader *l, const struct key *k, const struct value *v,
+                            void *field);
+
+struct key {
+        const char *path;       /* relative to the table's group: "ers.base_url", "name" */
+        int type;               /* CONFIG_TYPE_STRING, _INT (also takes INT64), _GROUP or _LIST */
+        key_parse_fn parse;     /* NULL for a plain group whose keys are further rows */
+        size_t offset;          /* of the field in the table's struct */
+        enum field_kind kind;   /* what is at offset */
+        bool reloadable;        /* a SIGHUP may change it (config_check_reload) */
+        bool required;          /* missing is an error; no default */
+        const char *def;        /* default as written in the file (without quotes); NULL: none */
+        long long min, max;     /* range of an integer */
+        const void *arg;        /* the parser's: allowed names, a character rule, a sub-table */
+};
+
+/* A sub-table, for parse_group(). */
+struct key_table {
+        const struct key *keys;
+        size_t n;
+};
+
+/* A character rule for parse_chars(). */
+struct chars_rule {
+        const char *allowed; /* every character must be one of these */
+        size_t max;          /* and there are 1..max of them */
+        const char *what;    /* "must be …" in the message */
+};
+
+/* A name a string key may take and the number it stands for. */
+struct choice {
+        const char *name;
+        int value;
+};
+
+/* What the loader knows of one row after the walk. */
+struct seen {
+        const config_setting_t *setting; /* where it is in the file; NULL: absent */
+        bool bad;                        /* present but refused (already reported) */
+};
+
+static int parse_base_url(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_choice_int(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_choice_str(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_integer(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
+
+static const struct choice auth_choices[] = {
+        { "none", AUTH_NONE },
+        { "bearer", AUTH_BEARER },
+        { NULL, 0 },
+};
+
+static const struct choice log_level_choices[] = {
+        { "error", LOG_ERR },
+        { "warning", LOG_WARNING },
+        { "notice", LOG_NOTICE },
+        { "info", LOG_INFO },
+        { "debug", LOG_DEBUG },
+        { NULL, 0 },
+};
+
+static const char *const adapter_names[] = {
+        "auto", "sqlite", "postgresql", "mariadb", "sqlserver", "oracle", NULL,
+};
+
+static const char *const list_type_names[] = {
+        "REFERRALS_FOR_REVIEW", "APPOINTMENT_SLOT_ISSUES", NULL,
+};
+
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+static const struct chars_rule worklist_name_rule = {
+        NAME_CHARS, 64, "1 to 64 characters from A-Z a-z 0-9 . _ -",
+};
+static const struct chars_rule service_rule = {
+        "0123456789", 16, "an e-RS service id of 1 to 16 digits",
+};
+static const struct chars_rule business_function_rule = {
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", 64, "an e-RS business function such as SERVICE_PROVIDER_CLINICIAN",
+};
+static const struct chars_rule ods_code_rule = {
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 16, "an ODS code: 1 to 16 upper-case letters and digits",
+};
+static const struct chars_rule user_id_rule = {
+        NAME_CHARS, 64, "a user id: 1 to 64 characters from A-Z a-z 0-9 . _ -",
+};
+
+/* Row builders, so that each table reads as a table. */
+#define RELOAD   true  /* a reload may change it */
+#define RESTART  false /* only a restart applies a change (config_check_reload) */
+#define REQUIRED true
+#define OPTIONAL false
+
+#define KEY_STRING(S, p, fn, field, reload, req, dflt, a)                                           \
+        { .path = (p), .type = CONFIG_TYPE_STRING, .parse = (fn), .offset = offsetof(S, field),     \
+          .kind = FIELD_STRING, .reloadable = (reload), .required = (req), .def = (dflt), .arg = (a) }
+#define KEY_CHOICE(S, p, field, kind_, reload, dflt, choices)                                      \
+        { .path = (p), .type = CONFIG_TYPE_STRING, .parse = parse_choice_int,                       \
+          .offset = offsetof(S, field), .kind = (kind_), .reloadable = (reload), .def = (dflt),      \
+          .arg = (choices) }
+#define KEY_INT(S, p, fn, field, kind_, reload, dflt, lo, hi)                                      \
+        { .path = (p), .type = CONFIG_TYPE_INT, .parse = (fn), .offset = offsetof(S, field),        \
+          .kind = (kind_), .reloadable = (reload), .def = (dflt), .min = (lo), .max = (hi) }
+#define KEY_GROUP(p) { .path = (p), .type = CONFIG_TYPE_GROUP, .reloadable = RELOAD }
+#define KEY_TABLE(p, t, fn, req, a)                                                                \
+        { .path = (p), .type = (t), .parse = (fn), .reloadable = RELOAD, .required = (req), .arg = (a) }
+
+/* ers.user_restricted { … }: fields of struct config. */
+static const struct key user_restricted_keys[] = {
+        KEY_STRING(struct config, "business_function", parse_chars, business_function, RELOAD, OPTIONAL, NULL,
+                   &business_function_rule),
+        KEY_STRING(struct config, "ods_code", parse_chars, ods_code, RELOAD, OPTIONAL, NULL, &ods_code_rule),
+        KEY_STRING(struct config, "on_behalf_of", parse_chars, on_behalf_of, RELOAD, OPTIONAL, NULL,
+                   &user_id_rule),
+};
+static const struct key_table user_restricted_table = {
+        user_restricted_keys, sizeof user_restricted_keys / sizeof user_restricted_keys[0],
+};
+
+/* One element of worklists = ( { … }, … ): fields of struct worklist_conf. */
+static const struct key worklist_keys[] = {
+        KEY_STRING(struct worklist_conf, "name", parse_chars, name, RELOAD, REQUIRED, NULL, &worklist_name_rule),
+        KEY_STRING(struct worklist_conf, "list_type", parse_choice_str, list_type, RELOAD, REQUIRED, NULL,
+                   list_type_names),
+        KEY_STRING(struct worklist_conf, "service", parse_chars, service_id, RELOAD, REQUIRED, NULL,
+                   &service_rule),
+};
+
+/* The file.  Keep docs/configuration.md and conf/ersd.conf in step with it.
+ * Defaults are written as in the file and go through the same parser. */
+static const struct key config_keys[] = {
+        KEY_GROUP("ers"),
+        KEY_STRING(struct config, "ers.base_url", parse_base_url, base_url, RELOAD, REQUIRED, NULL, NULL),
+        KEY_CHOICE(struct config, "ers.auth", auth, FIELD_AUTH, RELOAD, "bearer", auth_choices),
+        KEY_STRING(struct config, "ers.bearer_token_file", parse_path, bearer_token_file, RELOAD, OPTIONAL,
+                   NULL, NULL), /* required when auth is "bearer": check_auth() */
+        KEY_STRING(struct config, "ers.ca_file", parse_ca_file, ca_file, RELOAD, OPTIONAL, NULL, NULL),
+        KEY_INT(struct config, "ers.connect_timeout", parse_integer, connect_timeout_s, FIELD_LONG, RELOAD,
+                "10", 1, 300),
+        KEY_INT(struct config, "ers.stall_timeout", parse_integer, stall_timeout_s, FIELD_LONG, RELOAD,
+                "60", 5, 3600),
+        KEY_INT(struct config, "ers.max_attachment_mib", parse_mib, max_attachment_bytes, FIELD_INT64, RELOAD,
+                "100", 1, 2048),
+        KEY_TABLE("ers.user_restricted", CONFIG_TYPE_GROUP, parse_group, OPTIONAL, &user_restricted_table),
+        KEY_TABLE("worklists", CONFIG_TYPE_LIST, parse_worklists, REQUIRED, NULL),
+        KEY_GROUP("database"),
+        KEY_STRING(struct config, "database.connection", parse_connection, odbc_connection, RESTART, REQUIRED,
+                   NULL, NULL),
+        KEY_STRING(struct config, "database.adapter", parse_choice_str, adapter, RESTART, OPTIONAL, "auto",
+                   adapter_names),
+        KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
+        KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
+                60, 86400),
+        KEY_CHOICE(struct config, "log_level", log_level, FIELD_INT, RELOAD, "info", log_level_choices),
+};
+
+#define N_CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
+#define N_WORKLIST_KEYS (sizeof worklist_keys / sizeof worklist_keys[0])
+
+_Static_assert(N_CONFIG_KEYS <= TABLE_MAX, "raise TABLE_MAX");
+
+/* ---- reporting ---------------------------------------------------------- */
+
+/* Reports one problem: "FILE:LINE: message", or "FILE: message" when line is
+ * 0.  err_set() replaces control characters, so no value can forge a line. */
+__attribute__((format(printf, 4, 5)))
+static void problem(struct loader *l, const char *file, unsigned line, const char *fmt, ...) {
+        char msg[ERRBUF_MAX];
+        struct errbuf e;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        if (line > 0)
+                err_set(&e, 0, "%s:%u: %s", file, line, msg);
+        else
+                err_set(&e, 0, "%s: %s", file, msg);
+        l->n_problems++;
+        if (l->report)
+                l->report(l->userdata, e.msg);
+}
+
+static const char *setting_file(const struct loader *l, const config_setting_t *s) {
+        const char *f = s ? config_setting_source_file(s) : NULL;
+
+        return f ? f : l->path;
+}
+
+static unsigned setting_line(const config_setting_t *s) {
+        return s ? config_setting_source_line(s) : 0;
+}
+
+/* Reports at a setting (its file and line). */
+#define problem_at(l, s, ...) problem((l), setting_file((l), (s)), setting_line(s), __VA_ARGS__)
+
+/* Reports at a value (a setting or a default). */
+#define problem_v(l, v, ...) problem((l), (v)->file, (v)->line, __VA_ARGS__)
+
+/* Called when an allocation fails: one report, then the load returns -ENOMEM. */
+static int oom(struct loader *l) {
+        if (!l->oom)
+                problem(l, l->path, 0, "out of memory");
+        l->oom = true;
+        return -ENOMEM;
+}
+
+static const char *type_name(int type) {
+        switch (type) {
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+                return "an integer";
+        case CONFIG_TYPE_FLOAT:
+                return "a floating-point number";
+        case CONFIG_TYPE_STRING:
+                return "a string";
+        case CONFIG_TYPE_BOOL:
+                return "a boolean";
+        case CONFIG_TYPE_GROUP:
+                return "a group { ... }";
+        case CONFIG_TYPE_ARRAY:
+                return "an array [ ... ]";
+        case CONFIG_TYPE_LIST:
+                return "a list ( ... )";
+        default:
+                return "something else";
+        }
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void wipe_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+static int dup_string(struct loader *l, const char *s, char **field) {
+        char *d = strdup(s);
+
+        if (!d)
+                return oom(l);
+        free(*field);
+        *field = d;
+        return 0;
+}
+
+static void store_int(void *field, enum field_kind kind, long long v) {
+        switch (kind) {
+        case FIELD_LONG:
+                *(long *) field = (long) v;
+                break;
+        case FIELD_INT:
+                *(int *) field = (int) v;
+                break;
+        case FIELD_INT64:
+                *(int64_t *) field = (int64_t) v;
+                break;
+        case FIELD_AUTH:
+                *(enum auth_mode *) field = (enum auth_mode) v;
+                break;
+        case FIELD_NONE:
+        case FIELD_STRING:
+                break;
+        }
+}
+
+static bool has_control_char(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* "a, b or c" from a NULL-terminated list, for a message. */
+static void join_names(char *buf, size_t size, const char *const *names, const char *quote) {
+        size_t n = 0, used = 0;
+
+        while (names[n])
+                n++;
+        buf[0] = '\0';
+        for (size_t i = 0; i < n && used < size; i++) {
+                int w = snprintf(buf + used, size - used, "%s%s%s%s",
+                                 i == 0 ? "" : i + 1 == n ? " or " : ", ", quote, names[i], quote);
+                if (w < 0)
+                        break;
+                used += (size_t) w;
+        }
+}
+
+/* Joins the config file's directory and `p` unless `p` is absolute. */
+static int resolve_path(struct loader *l, const char *p, char **ret) {
+        size_t dl, pl;
+        char *s;
+
+        if (p[0] == '/')
+                return dup_string(l, p, ret);
+        while (p[0] == '.' && p[1] == '/')
+                p += 2;
+        dl = strlen(l->dir);
+        pl = strlen(p);
+        s = malloc(dl + 1 + pl + 1);
+        if (!s)
+                return oom(l);
+        memcpy(s, l->dir, dl);
+        if (dl == 0 || s[dl - 1] != '/')
+                s[dl++] = '/';
+        memcpy(s + dl, p, pl + 1);
+        free(*ret);
+        *ret = s;
+        return 0;
+}
+
+/* ---- parsers ------------------------------------------------------------ */
+
+static int parse_integer(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        (void) l;
+        store_int(field, k->kind, v->num);
+        return 0;
+}
+
+static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        (void) l;
+        store_int(field, k->kind, v->num * MIB);
+        return 0;
+}
+
+static int parse_choice_int(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const struct choice *c;
+        const char *names[16];
+        char list[256];
+        size_t n = 0;
+
+        for (c = k->arg; c->name; c++)
+                if (strcmp(c->name, v->str) == 0) {
+                        store_int(field, k->kind, c->value);
+                        return 0;
+                }
+        for (c = k->arg; c->name && n + 1 < sizeof names / sizeof names[0]; c++)
+                names[n++] = c->name;
+        names[n] = NULL;
+        join_names(list, sizeof list, names, "\"");
+        problem_v(l, v, "%s: must be %s", v->key, list);
+        return -EINVAL;
+}
+
+static int parse_choice_str(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const char *const *names = k->arg;
+        char list[256];
+
+        for (size_t i = 0; names[i]; i++)
+                if (strcmp(names[i], v->str) == 0)
+                        return dup_string(l, names[i], field);
+        join_names(list, sizeof list, names, "");
+        problem_v(l, v, "%s: must be %s", v->key, list);
+        return -EINVAL;
+}
+
+static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const struct chars_rule *rule = k->arg;
+        size_t n = strlen(v->str);
+
+        if (n > rule->max || strspn(v->str, rule->allowed) != n) {
+                problem_v(l, v, "%s: must be %s", v->key, rule->what);
+                return -EINVAL;
+        }
+        return dup_string(l, v->str, field);
+}
+
+static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        (void) k;
+        /* Never quote it: it may hold a password. */
+        if (!strchr(v->str, '=')) {
+                problem_v(l, v, "%s: not an ODBC connection string (expected \"DSN=name\" or "
+                          "\"Driver=...;...\")", v->key);
+                return -EINVAL;
+        }
+        return dup_string(l, v->str, field);
+}
+
+static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        (void) k;
+        return resolve_path(l, v->str, field);
+}
+
+/* Opens `path` read-only without blocking (a FIFO must not hang the load) and
+ * checks it is a regular file.  Returns the fd or -errno (-EINVAL: not a
+ * regular file). */
+static int open_regular(const char *path, struct stat *ret_st) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, ret_st) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        if (!S_ISREG(ret_st->st_mode)) {
+                close(fd);
+                return S_ISDIR(ret_st->st_mode) ? -EISDIR : -EINVAL;
+        }
+        return fd;
+}
+
+static const char *open_error(int r) {
+        return r == -EINVAL ? "not a regular file" : strerror(-r);
+}
+
+static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        char **path = field;
+        struct stat st;
+        int r, fd;
+
+        r = parse_path(l, k, v, field);
+        if (r < 0)
+                return r;
+        fd = open_regular(*path, &st);
+        if (fd < 0) {
+                problem_v(l, v, "%s: cannot read %s: %s", v->key, *path, open_error(fd));
+                return -EINVAL;
+        }
+        close(fd);
+        return 0;
+}
+
+static bool host_is_loopback(const char *host) {
+        unsigned char a[sizeof(struct in6_addr)];
+        char buf[64];
+        size_t n = strlen(host);
+
+        if (strcasecmp(host, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, host, a) == 1)
+                return a[0] == 127;
+        if (n > 2 && n < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
+                memcpy(buf, host + 1, n - 2);
+                buf[n - 2] = '\0';
+                return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, &in6addr_loopback, sizeof a) == 0;
+        }
+        return false;
+}
+
+/* Whether the URL has part `what` (user, password, query, fragment). */
+static bool url_has(CURLU *u, CURLUPart what) {
+        char *s = NULL;
+        CURLUcode rc = curl_url_get(u, what, &s, 0);
+
+        curl_free(s);
+        return rc == CURLUE_OK;
+}
+
+static int parse_base_url(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const char *s = v->str;
+        char *scheme = NULL, *host = NULL, *copy;
+        bool https = strncasecmp(s, "https://", 8) == 0, http = strncasecmp(s, "http://", 7) == 0;
+        CURLU *u = NULL;
+        CURLUcode rc;
+        size_t n;
+        int r = -EINVAL;
+
+        (void) k;
+        /* The value is never quoted: a URL may carry a password. */
+        if (!https && !http) {
+                problem_v(l, v, "%s: must start with https:// (or http:// for a loopback host)", v->key);
+                return -EINVAL;
+        }
+        if (s[https ? 8 : 7] == '/' || strpbrk(s, " \t")) {
+                problem_v(l, v, "%s: not a valid URL", v->key);
+                return -EINVAL;
+        }
+        u = curl_url();
+        if (!u)
+                return oom(l);
+        rc = curl_url_set(u, CURLUPART_URL, s, 0);
+        if (rc == CURLUE_OUT_OF_MEMORY) {
+                r = oom(l);
+                goto out;
+        }
+        if (rc != CURLUE_OK) {
+                problem_v(l, v, "%s: not a valid URL (%s)", v->key, curl_url_strerror(rc));
+                goto out;
+        }
+        if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+                problem_v(l, v, "%s: not a valid URL (no host)", v->key);
+                goto out;
+        }
+        if (url_has(u, CURLUPART_USER) || url_has(u, CURLUPART_PASSWORD)) {
+                problem_v(l, v, "%s: must not contain a user name or password; use ers.bearer_token_file",
+                          v->key);
+                goto out;
+        }
+        if (url_has(u, CURLUPART_QUERY) || url_has(u, CURLUPART_FRAGMENT)) {
+                problem_v(l, v, "%s: must not have a query (?...) or fragment (#...)", v->key);
+                goto out;
+        }
+        if (strcmp(scheme, "http") == 0 && !host_is_loopback(host)) {
+                problem_v(l, v, "%s: http:// is allowed only for a loopback host (127.0.0.0/8, localhost, "
+                          "[::1]); use https://", v->key);
+                goto out;
+        }
+
+        /* Stored as written, less one trailing '/': endpoint paths are appended. */
+        n = strlen(s);
+        copy = strndup(s, n > 0 && s[n - 1] == '/' ? n - 1 : n);
+        if (!copy) {
+                r = oom(l);
+                goto out;
+        }
+        free(*(char **) field);
+        *(char **) field = copy;
+        r = 0;
+out:
+        curl_free(scheme);
+        curl_free(host);
+        curl_url_cleanup(u);
+        return r;
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+static const struct key *find_key(const struct key *keys, size_t n, const char *path, size_t *ret_index) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(keys[i].path, path) == 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return &keys[i];
+                }
+        return NULL;
+}
+
+static bool type_ok(const struct key *k, const config_setting_t *s) {
+        int t = config_setting_type(s);
+
+        if (k->type == CONFIG_TYPE_INT)
+                return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+        return t == k->type;
+}
+
+static bool is_name_char(char ch) {
+        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+               ch == '_' || ch == '-' || ch == '*';
+}
+
+/*
+ * libconfig 1.5 reads an integer literal too large for 32 bits as a silently
+ * wrapped int (10000000000 becomes 1410065408, 4294967396 becomes 100).  So
+ * for an int setting of the main file, find "name = literal" on its line and
+ * check the literal reads back as the same number.  A literal it cannot find
+ * there (value on the next line) is given the benefit of the doubt.
+ */
+static bool int_literal_wrapped(const struct loader *l, const config_setting_t *s) {
+        const char *name = config_setting_name(s), *p = l->text, *end;
+        unsigned line = config_setting_source_line(s);
+        size_t len;
+
+        if (config_setting_type(s) != CONFIG_TYPE_INT || config_setting_source_file(s) || !name || !p)
+                return false;
+        for (unsigned i = 1; i < line && p; i++) {
+                p = strchr(p, '\n');
+                if (p)
+                        p++;
+        }
+        if (!p)
+                return false;
+        end = strchr(p, '\n');
+        if (!end)
+                end = p + strlen(p);
+        len = strlen(name);
+        for (const char *q = p; q + len <= end; q++) {
+                const char *r = q + len;
+                char *e;
+                long long n;
+                int base = 10;
+
+                if (memcmp(q, name, len) != 0 || (q > p && is_name_char(q[-1])) || is_name_char(*r))
+                        continue;
+                r += strspn(r, " \t");
+                if (*r != '=' && *r != ':')
+                        continue;
+                r++;
+                r += strspn(r, " \t");
+                if ((r[0] == '0' && (r[1] == 'x' || r[1] == 'X')) ||
+                    ((r[0] == '-' || r[0] == '+') && r[1] == '0' && (r[2] == 'x' || r[2] == 'X')))
+                        base = 16;
+                errno = 0;
+                n = strtoll(r, &e, base);
+                if (e == r)
+                        continue;
+                return errno == ERANGE || n != config_setting_get_int64(s);
+        }
+        return false;
+}
+
+/* Type-independent checks, then the row's parser. */
+static int parse_value(struct loader *l, const struct key *k, const struct value *v, void *base) {
+        if (k->type == CONFIG_TYPE_INT && (v->num < k->min || v->num > k->max)) {
+                problem_v(l, v, "%s: %lld is out of range %lld..%lld", v->key, v->num, k->min, k->max);
+                return -EINVAL;
+        }
+        if (k->type == CONFIG_TYPE_STRING) {
+                if (!v->str[0]) {
+                        problem_v(l, v, "%s: must not be empty", v->key);
+                        return -EINVAL;
+                }
+                if (has_control_char(v->str)) {
+                        problem_v(l, v, "%s: must not contain control characters", v->key);
+                        return -EINVAL;
+                }
+        }
+        return k->parse(l, k, v, (char *) base + k->offset);
+}
+
+static void value_from_setting(const struct loader *l, const config_setting_t *s, const char *key,
+                               struct value *ret) {
+        *ret = (struct value) {
+                .setting = s,
+                .file = setting_file(l, s),
+                .line = setting_line(s),
+                .key = key,
+        };
+        if (config_setting_type(s) == CONFIG_TYPE_STRING)
+                ret->str = config_setting_get_string(s);
+        else if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64)
+                ret->num = config_setting_get_int64(s);
+}
+
+/* Walks every setting of `group` (whose rows have paths starting `rel`). */
+static void walk_group(struct loader *l, const struct key *keys, size_t n_keys, const config_setting_t *group,
+                       const char *rel, const char *prefix, void *base, struct seen *seen) {
+        int n = config_setting_length(group);
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(group, (unsigned) i);
+                const char *name = config_setting_name(s);
+                char path[KEY_PATH_MAX], key[KEY_PATH_MAX + 64];
+                const struct key *k = NULL;
+                struct value v;
+                size_t ki = 0;
+                int w;
+
+                w = snprintf(path, sizeof path, "%s%s", rel, name ? name : "");
+                if (w > 0 && (size_t) w < sizeof path)
+                        k = find_key(keys, n_keys, path, &ki);
+                snprintf(key, sizeof key, "%s%s", prefix, path);
+                if (!k) {
+                        problem_at(l, s, "%s: unknown key", key);
+                        continue;
+                }
+                seen[ki].setting = s;
+                if (!type_ok(k, s)) {
+                        problem_at(l, s, "%s: expected %s, found %s", key, type_name(k->type),
+                                   type_name(config_setting_type(s)));
+                        seen[ki].bad = true;
+                        continue;
+                }
+                if (!k->parse) {
+                        char sub[KEY_PATH_MAX + 1];
+
+                        snprintf(sub, sizeof sub, "%s.", path);
+                        walk_group(l, keys, n_keys, s, sub, prefix, base, seen);
+                        continue;
+                }
+                if (k->type == CONFIG_TYPE_INT && int_literal_wrapped(l, s)) {
+                        problem_at(l, s, "%s: number too large (out of range %lld..%lld)", key, k->min,
+                                   k->max);
+                        seen[ki].bad = true;
+                        continue;
+                }
+                value_from_setting(l, s, key, &v);
+                if (parse_value(l, k, &v, base) < 0)
+                        seen[ki].bad = true;
+        }
+}
+
+/* The row of the nearest enclosing plain group of row `i` that is present in
+ * the file, or NULL when there is none (the table's own group encloses it). */
+static const struct seen *present_parent(const struct key *keys, size_t n_keys, const struct seen *seen,
+                                         size_t i) {
+        char path[KEY_PATH_MAX];
+        char *dot;
+
+        snprintf(path, sizeof path, "%s", keys[i].path);
+        while ((dot = strrchr(path, '.'))) {
+                size_t pi;
+
+                *dot = '\0';
+                if (find_key(keys, n_keys, path, &pi) && seen[pi].setting)
+                        return &seen[pi];
+        }
+        return NULL;
+}
+
+/*
+ * Loads `group` through the table `keys`: every setting in it must be a row;
+ * every row absent from it gets its default, or is reported missing at the
+ * line of its nearest enclosing group.  Messages name keys as prefix + path.
+ * Fields are at base + offset.  seen[] (n_keys of them, zeroed) tells the
+ * caller what was found.
+ */
+static void load_table(struct loader *l, const struct key *keys, size_t n_keys, const config_setting_t *group,
+                       const char *prefix, void *base, struct seen *seen) {
+        walk_group(l, keys, n_keys, group, "", prefix, base, seen);
+
+        for (size_t i = 0; i < n_keys; i++) {
+                const struct key *k = &keys[i];
+                const struct seen *parent;
+                const config_setting_t *at;
+                char key[KEY_PATH_MAX + 64];
+                struct value v;
+
+                if (seen[i].setting || !k->parse)
+                        continue;
+                parent = present_parent(keys, n_keys, seen, i);
+                if (parent && parent->bad)
+                        continue; /* its group has the wrong type: said already */
+                at = parent ? parent->setting : group;
+                snprintf(key, sizeof key, "%s%s", prefix, k->path);
+                if (k->required) {
+                        problem_at(l, at, "%s: required key missing", key);
+                        continue;
+                }
+                if (!k->def)
+                        continue;
+                v = (struct value) { .str = k->def, .file = l->path, .key = key };
+                if (k->type == CONFIG_TYPE_INT)
+                        v.num = strtoll(k->def, NULL, 10);
+                (void) parse_value(l, k, &v, base);
+        }
+}
+
+/* ers.user_restricted { … } */
+static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const struct key_table *t = k->arg;
+        struct seen seen[TABLE_MAX] = { { 0 } };
+        char prefix[KEY_PATH_MAX + 1];
+        struct config *c = l->c;
+        unsigned before = l->n_problems;
+
+        (void) field;
+        snprintf(prefix, sizeof prefix, "%s.", v->key);
+        load_table(l, t->keys, t->n, v->setting, prefix, c, seen);
+        if (l->n_problems != before)
+                return -EINVAL;
+        if (!c->business_function != !c->ods_code) {
+                problem_v(l, v, "%s: business_function and ods_code go together: set both or neither", v->key);
+                return -EINVAL;
+        }
+        if (c->on_behalf_of && !c->business_function) {
+                problem_v(l, v, "%s: on_behalf_of needs business_function and ods_code", v->key);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* worklists = ( { name = …; list_type = …; service = …; }, … ) */
+static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const config_setting_t *list = v->setting;
+        struct config *c = l->c;
+        unsigned n = (unsigned) config_setting_length(list), before = l->n_problems;
+        struct worklist_conf *wl;
+
+        (void) k;
+        (void) field;
+        if (n == 0) {
+                problem_v(l, v, "%s: at least one worklist is required", v->key);
+                return -EINVAL;
+        }
+        wl = calloc(n, sizeof *wl);
+        if (!wl)
+                return oom(l);
+        c->worklists = wl; /* from here config_free() owns it */
+        c->n_worklists = n;
+
+        for (unsigned i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(list, i);
+                struct seen seen[N_WORKLIST_KEYS] = { { 0 } };
+                char prefix[64];
+
+                snprintf(prefix, sizeof prefix, "worklists[%u].", i);
+                if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+                        /* At the list's line: libconfig 1.5 gives a scalar in a list the line
+                         * of the token after it, which may be the next line. */
+                        problem_v(l, v, "worklists[%u]: expected a group { name = ...; list_type = ...; "
+                                   "service = ...; }, found %s", i, type_name(config_setting_type(e)));
+                        continue;
+                }
+                load_table(l, worklist_keys, N_WORKLIST_KEYS, e, prefix, &wl[i], seen);
+
+                for (unsigned j = 0; j < i; j++) {
+                        const config_setting_t *ej = config_setting_get_elem(list, j);
+
+                        if (wl[i].name && wl[j].name && strcmp(wl[i].name, wl[j].name) == 0)
+                                problem_at(l, config_setting_get_member(e, "name"),
+                                           "worklists[%u].name: \"%s\" is already the name of worklists[%u] "
+                                           "(line %u)", i, wl[i].name, j, setting_line(ej));
+                        if (wl[i].list_type && wl[j].list_type && wl[i].service_id && wl[j].service_id &&
+                            strcmp(wl[i].list_type, wl[j].list_type) == 0 &&
+                            strcmp(wl[i].service_id, wl[j].service_id) == 0)
+                                problem_at(l, e, "worklists[%u]: %s for service %s is already worklists[%u] "
+                                           "(line %u)", i, wl[i].list_type, wl[i].service_id, j,
+                                           setting_line(ej));
+                }
+        }
+        return l->n_problems == before ? 0 : -EINVAL;
+}
+
+/* ---- checks across keys ------------------------------------------------- */
+
+/* Reads the bearer token from c->bearer_token_file.  `s` is its setting. */
+static void read_token(struct loader *l, const config_setting_t *s) {
+        const char *key = "ers.bearer_token_file";
+        struct config *c = l->c;
+        struct stat st;
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        int fd;
+
+        fd = open_regular(c->bearer_token_file, &st);
+        if (fd < 0) {
+                problem_at(l, s, "%s: cannot read: %s", key, open_error(fd));
+                return;
+        }
+        if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+                problem_at(l, s, "%s: must not be accessible by group or others (mode %04o); chmod 600 it", key,
+                           (unsigned) (st.st_mode & 07777));
+                goto out;
+        }
+        if (st.st_size > TOKEN_FILE_MAX) {
+                problem_at(l, s, "%s: larger than %d bytes: not a token", key, TOKEN_FILE_MAX);
+                goto out;
+        }
+        cap = (size_t) st.st_size + 1;
+        buf = malloc(cap);
+        if (!buf) {
+                oom(l);
+                goto out;
+        }
+        while (len + 1 < cap) { /* a file that grows meanwhile is read as it was */
+                ssize_t k = read(fd, buf + len, cap - 1 - len);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        problem_at(l, s, "%s: cannot read: %s", key, strerror(errno));
+                        goto out;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        while (len > 0 && strchr(" \t\r\n\v\f", buf[len - 1]))
+                len--;
+        buf[len] = '\0';
+        if (len == 0) {
+                problem_at(l, s, "%s: the file is empty", key);
+                goto out;
+        }
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) buf[i] <= 0x20 || (unsigned char) buf[i] >= 0x7f) {
+                        /* It goes into an HTTP header: no space, control or non-ASCII byte. */
+                        problem_at(l, s, "%s: the token contains a space, control or non-ASCII character", key);
+                        goto out;
+                }
+        c->bearer_token = buf; /* handed over: no second copy of the secret */
+        buf = NULL;
+out:
+        if (buf) {
+                explicit_bzero(buf, cap);
+                free(buf);
+        }
+        close(fd);
+}
+
+static void check_auth(struct loader *l, const struct seen *seen) {
+        size_t ers = 0, auth = 0, file = 0; /* rows that exist: see config_keys[] */
+        const struct seen *tf;
+
+        find_key(config_keys, N_CONFIG_KEYS, "ers", &ers);
+        find_key(config_keys, N_CONFIG_KEYS, "ers.auth", &auth);
+        find_key(config_keys, N_CONFIG_KEYS, "ers.bearer_token_file", &file);
+        tf = &seen[file];
+        if (seen[auth].bad || seen[ers].bad || tf->bad)
+                return;
+        if (l->c->auth == AUTH_BEARER) {
+                if (!tf->setting)
+                        problem_at(l, seen[ers].setting, "ers.bearer_token_file: required when ers.auth is "
+                                   "\"bearer\"");
+                else
+                        read_token(l, tf->setting);
+        } else if (tf->setting) {
+                problem_at(l, tf->setting, "ers.bearer_token_file: set, but ers.auth is \"none\": remove one "
+                           "of them");
+        }
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+/* Reads the whole file.  0 or -errno; *ret_text is NUL-terminated. */
+static int read_file_text(const char *path, char **ret_text) {
+        struct stat st;
+        char *buf = NULL;
+        size_t len = 0, cap;
+        int fd, r;
+
+        fd = open_regular(path, &st);
+        if (fd < 0)
+                return fd;
+        if (st.st_size > CONFIG_FILE_MAX) {
+                r = -EFBIG;
+                goto out;
+        }
+        cap = (size_t) st.st_size + 1;
+        buf = malloc(cap);
+        if (!buf) {
+                r = -ENOMEM;
+                goto out;
+        }
+        while (len + 1 < cap) { /* a file that grows meanwhile is read as it was */
+                ssize_t k = read(fd, buf + len, cap - 1 - len);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        buf[len] = '\0';
+        if (memchr(buf, '\0', len)) {
+                r = -EBADMSG;
+                goto out;
+        }
+        *ret_text = buf;
+        buf = NULL;
+        r = 0;
+out:
+        free(buf);
+        close(fd);
+        return r;
+}
+
+/* The absolute directory of `path`, for relative paths in it. */
+static int file_dir(const char *path, char ret[PATH_MAX]) {
+        char buf[PATH_MAX];
+        char *slash;
+
+        if (snprintf(buf, sizeof buf, "%s", path) >= (int) sizeof buf)
+                return -ENAMETOOLONG;
+        slash = strrchr(buf, '/');
+        if (!slash)
+                snprintf(buf, sizeof buf, ".");
+        else if (slash == buf)
+                buf[1] = '\0';
+        else
+                *slash = '\0';
+        if (!realpath(buf, ret))
+                return -errno;
+        return 0;
+}
+
+int config_load(const char *path, config_report_fn report, void *userdata, struct config *ret) {
+        struct loader l = { .path = path, .report = report, .userdata = userdata };
+        struct seen seen[N_CONFIG_KEYS] = { { 0 } };
+        struct config c = { 0 };
+        char *text = NULL;
+        config_t cfg;
+        int r;
+
+        r = read_file_text(path, &text);
+        if (r == -ENOMEM)
+                return oom(&l);
+        if (r == -EINVAL) {
+                problem(&l, path, 0, "cannot read: not a regular file");
+                return r;
+        }
+        if (r == -EFBIG) {
+                problem(&l, path, 0, "larger than %d bytes: not a configuration file", CONFIG_FILE_MAX);
+                return -EINVAL;
+        }
+        if (r == -EBADMSG) {
+                problem(&l, path, 0, "contains a NUL byte: not a text file");
+                return -EINVAL;
+        }
+        if (r < 0) {
+                problem(&l, path, 0, "cannot read: %s", strerror(-r));
+                return r;
+        }
+        r = file_dir(path, l.dir);
+        if (r < 0) {
+                problem(&l, path, 0, "cannot resolve its directory: %s", strerror(-r));
+                free(text);
+                return r;
+        }
+        l.text = text;
+        l.c = &c;
+
+        config_init(&cfg);
+        config_set_auto_convert(&cfg, CONFIG_FALSE);
+        config_set_include_dir(&cfg, l.dir);
+        if (!config_read_string(&cfg, text)) {
+                const char *f = config_error_file(&cfg);
+
+                problem(&l, f ? f : path, (unsigned) config_error_line(&cfg), "%s", config_error_text(&cfg));
+                r = -EINVAL;
+                goto out;
+        }
+
+        c.path = strdup(path);
+        if (!c.path) {
+                r = oom(&l);
+                goto out;
+        }
+        load_table(&l, config_keys, N_CONFIG_KEYS, config_root_setting(&cfg), "", &c, seen);
+        if (!l.oom)
+                check_auth(&l, seen);
+        r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
+out:
+        config_destroy(&cfg);
+        free(text);
+        if (r < 0) {
+                config_free(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void config_free(struct config *c) {
+        if (!c)
+                return;
+        free(c->path);
+        free(c->base_url);
+        free(c->bearer_token_file);
+        wipe_free(c->bearer_token);
+        free(c->business_function);
+        free(c->ods_code);
+        free(c->on_behalf_of);
+        free(c->ca_file);
+        for (size_t i = 0; c->worklists && i < c->n_worklists; i++) {
+                free(c->worklists[i].name);
+                free(c->worklists[i].list_type);
+                free(c->worklists[i].service_id);
+        }
+        free(c->worklists);
+        wipe_free(c->odbc_connection);
+        free(c->adapter);
+        free(c->state_dir);
+        *c = (struct config) { 0 };
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+static bool field_equal(const struct key *k, const struct config *a, const struct config *b) {
+        const void *pa = (const char *) a + k->offset, *pb = (const char *) b + k->offset;
+
+        switch (k->kind) {
+        case FIELD_STRING: {
+                const char *sa = *(char *const *) pa, *sb = *(char *const *) pb;
+                return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+        }
+        case FIELD_LONG:
+                return *(const long *) pa == *(const long *) pb;
+        case FIELD_INT:
+                return *(const int *) pa == *(const int *) pb;
+        case FIELD_INT64:
+                return *(const int64_t *) pa == *(const int64_t *) pb;
+        case FIELD_AUTH:
+                return *(const enum auth_mode *) pa == *(const enum auth_mode *) pb;
+        case FIELD_NONE:
+                break;
+        }
+        return true;
+}
+
+unsigned config_check_reload(const struct config *running, const struct config *next, config_report_fn report,
+                             void *userdata) {
+        static const struct key_table tables[] = {
+                { config_keys, N_CONFIG_KEYS },
+                { user_restricted_keys, sizeof user_restricted_keys / sizeof user_restricted_keys[0] },
+        };
+        static const char *const prefixes[] = { "", "ers.user_restricted." };
+        struct loader l = { .path = next->path ? next->path : "(config)", .report = report, .userdata = userdata };
+
+        for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+                for (size_t i = 0; i < tables[t].n; i++) {
+                        const struct key *k = &tables[t].keys[i];
+
+                        if (!k->reloadable && !field_equal(k, running, next))
+                                problem(&l, l.path, 0, "%s%s: changed, but takes effect only after a restart",
+                                        prefixes[t], k->path);
+                }
+        return l.n_problems;
+}
