@@ -1,0 +1,970 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The FHIR model: parsing e-RS answers into the structs of fhir.h.
+ *
+ * The input is untrusted and will be fuzzed: no element is assumed to have the
+ * type the API documents.  Every read goes through the small accessors below
+ * (member, at, str_at, array_len, find_ext), which answer NULL / 0 for a
+ * missing element and for one of another type alike, so a mistyped optional
+ * element reads as absent.  Only what the daemon cannot do without is an error:
+ * the resourceType, UBRNs, versions and the worklist's entry array.
+ *
+ * Every parser fills a local struct and hands it over whole at the end; on any
+ * failure the local is freed with the matching *_free() and *ret is untouched.
+ * Error lines name the element, never its value when the value could be
+ * patient data (UBRNs and indexes are fine).
+ *
+ * json-c asserts on the type in json_object_array_length() and
+ * json_object_array_get_idx(): they are called only on checked arrays.
+ */
+#include "fhir.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Extensions, matched by the last segment of their URL (see url_names()). */
+#define EXT_WORKLIST_ITEM      "Extension-eRS-ReferralsforReview-WorkListItem-1"
+#define EXT_SLOT_ISSUES_ITEM   "Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
+#define EXT_PRIORITY           "Extension-eRS-ReferralPriority-1"
+#define EXT_STATE              "Extension-eRS-ReferralState-1"
+#define EXT_PATHWAY_START      "Extension-eRS-eReferralPathwayStart-1"
+#define EXT_CLINICAL_INFO      "Extension-eRS-ClinicalInfoFirstSubmitted-1"
+#define EXT_APPOINTMENT        "Extension-eRS-Appointment-1"
+#define EXT_COMMISSIONING_ORG  "Extension-eRS-Commissioning-Rule-Org-1"
+#define EXT_AVAILABILITY       "Extension-eRS-AvailabilityStatus-1"
+#define EXT_ATTACHED_BY        "Extension-eRS-AttachedBy-1"
+#define EXT_ATTACHED_BY_ORG    "Extension-eRS-AttachedByOrganisation-1"
+
+/* Identifier and code systems, compared whole. */
+#define SYSTEM_NHS_NUMBER      "http://fhir.nhs.net/Id/nhs-number"
+#define SYSTEM_ERS_SERVICE     "http://fhir.nhs.net/Id/ers-service"
+#define SYSTEM_REQUEST_ID      "https://fhir.nhs.uk/Id/ers-request-id"
+#define SYSTEM_LIST_SELECTOR   "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1"
+#define PROFILE_FETCH_WORKLIST "https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-Parameters-1"
+
+#define REFERRAL_REF_PREFIX    "ReferralRequest/"
+#define HISTORY_SUFFIX         "/_history/"
+#define BINARY_REF_PREFIX      "Binary/"
+
+#define JSON_MAX_DEPTH   64  /* e-RS resources nest about 10 deep */
+#define DIAGNOSTICS_MAX  256 /* bytes kept of each OperationOutcome string */
+#define FHIR_ID_MAX      64  /* FHIR id: [A-Za-z0-9.-]{1,64} */
+#define TYPE_ECHO_MAX    64  /* longest resourceType echoed in an error line */
+
+#define DIGITS "0123456789"
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Validation ------------------------------------------------------- */
+
+/* True when s is exactly n ASCII digits. */
+static bool all_digits(const char *s, size_t n) {
+        return s && strspn(s, DIGITS) == n && s[n] == '\0';
+}
+
+bool ubrn_valid(const char *s) {
+        return all_digits(s, UBRN_LEN);
+}
+
+bool nhs_number_valid(const char *s) {
+        unsigned sum = 0, check;
+
+        if (!all_digits(s, 10))
+                return false;
+        for (unsigned i = 0; i < 9; i++)
+                sum += (unsigned) (s[i] - '0') * (10 - i);
+        check = 11 - sum % 11;
+        if (check == 11)
+                check = 0;
+        return check != 10 && check == (unsigned) (s[9] - '0');
+}
+
+/* ---- Reading json-c trees --------------------------------------------- */
+
+/* The member `key` of o when o is an object; NULL otherwise (JSON null too). */
+static json_object *member(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        if (!json_object_is_type(o, json_type_object))
+                return NULL;
+        if (!json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+/* The number of elements of a, or 0 when a is not an array. */
+static size_t array_len(json_object *a) {
+        return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+/* Element i of a (NULL when a is not an array or too short). */
+static json_object *array_get(json_object *a, size_t i) {
+        return i < array_len(a) ? json_object_array_get_idx(a, i) : NULL;
+}
+
+/* o[key] when it is an array; NULL otherwise (then array_len() says 0). */
+static json_object *array_member(json_object *o, const char *key) {
+        json_object *v = member(o, key);
+
+        return json_object_is_type(v, json_type_array) ? v : NULL;
+}
+
+/* The element at a dotted path below o, e.g. "content.0.attachment.url": a
+ * segment of digits indexes an array, any other segment names an object
+ * member.  NULL when any step is missing or of another type.  Paths are
+ * constants of this file, so a segment over 63 bytes is a bug (NULL). */
+static json_object *at(json_object *o, const char *path) {
+        char seg[64];
+
+        while (o && *path) {
+                size_t n = strcspn(path, ".");
+
+                if (n == 0 || n >= sizeof seg)
+                        return NULL;
+                memcpy(seg, path, n);
+                seg[n] = '\0';
+                path += n;
+                if (*path == '.')
+                        path++;
+
+                if (json_object_is_type(o, json_type_array)) {
+                        size_t i = 0;
+
+                        if (n > 9 || !all_digits(seg, n))
+                                return NULL;
+                        for (size_t k = 0; k < n; k++)
+                                i = i * 10 + (size_t) (seg[k] - '0');
+                        o = array_get(o, i);
+                } else
+                        o = member(o, seg);
+        }
+        return o;
+}
+
+/* The string at path below o.  NULL when absent, not a string, or holding a
+ * NUL (\u0000), which a C string would silently cut short. */
+static const char *str_at(json_object *o, const char *path) {
+        json_object *v = at(o, path);
+        const char *s;
+
+        if (!json_object_is_type(v, json_type_string))
+                return NULL;
+        s = json_object_get_string(v);
+        if (!s || strlen(s) != (size_t) json_object_get_string_len(v))
+                return NULL;
+        return s;
+}
+
+/* *ret = a malloc'd copy of s, or NULL when s is NULL.  0 or -ENOMEM. */
+static int dup_or_null(const char *s, char **ret) {
+        char *copy = NULL;
+
+        if (s) {
+                copy = strdup(s);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        *ret = copy;
+        return 0;
+}
+
+/* True when an extension URL names `name`: it is `name` (nested extensions:
+ * "state", "priority") or ends in "/" name.  The host and path before the
+ * last segment are never compared, so every environment's URLs match. */
+static bool url_names(const char *url, const char *name) {
+        size_t lu, ln;
+
+        if (!url)
+                return false;
+        lu = strlen(url);
+        ln = strlen(name);
+        if (lu == ln)
+                return strcmp(url, name) == 0;
+        return lu > ln && url[lu - ln - 1] == '/' && strcmp(url + lu - ln, name) == 0;
+}
+
+/* The first element of o.extension[] whose url names `name`; NULL when there
+ * is none, or when o (or its extension) is not what it should be. */
+static json_object *find_ext(json_object *o, const char *name) {
+        json_object *exts = array_member(o, "extension");
+
+        for (size_t i = 0; i < array_len(exts); i++) {
+                json_object *x = array_get(exts, i);
+
+                if (url_names(str_at(x, "url"), name))
+                        return x;
+        }
+        return NULL;
+}
+
+/* The value of the first Identifier in ids (an array) whose system is
+ * `system`; NULL when there is none. */
+static const char *identifier_value(json_object *ids, const char *system) {
+        for (size_t i = 0; i < array_len(ids); i++) {
+                json_object *id = array_get(ids, i);
+                const char *s = str_at(id, "system");
+
+                if (s && strcmp(s, system) == 0)
+                        return str_at(id, "value");
+        }
+        return NULL;
+}
+
+/* The resource of o.contained[] with this resourceType that a local reference
+ * "#{id}" points at; NULL when ref is not local or nothing matches. */
+static json_object *contained_by_ref(json_object *o, const char *ref, const char *type) {
+        json_object *contained = array_member(o, "contained");
+
+        if (!ref || ref[0] != '#' || ref[1] == '\0')
+                return NULL;
+        for (size_t i = 0; i < array_len(contained); i++) {
+                json_object *c = array_get(contained, i);
+                const char *t = str_at(c, "resourceType"), *id = str_at(c, "id");
+
+                if (t && id && strcmp(t, type) == 0 && strcmp(id, ref + 1) == 0)
+                        return c;
+        }
+        return NULL;
+}
+
+/*
+ * Where one string field of an output struct comes from: the string at `path`
+ * below the element itself (ext NULL) or below its extension named `ext`.
+ * Several rows may fill the same field (alternative value[x] types): the first
+ * that finds a string wins.
+ */
+struct str_field {
+        const char *ext;  /* extension name (see url_names()), or NULL */
+        const char *path; /* dotted path, see at() */
+        size_t offset;    /* offsetof the `char *` field in the output struct */
+};
+
+/* Copies every field of the table from o into the struct at out.  Fields with
+ * nothing to copy stay NULL.  0 or -ENOMEM (what was copied stays in out, for
+ * its *_free() to release). */
+static int copy_fields(json_object *o, const struct str_field *fields, size_t n, void *out) {
+        for (size_t i = 0; i < n; i++) {
+                const struct str_field *f = &fields[i];
+                char **field = (char **) ((char *) out + f->offset);
+                json_object *from = f->ext ? find_ext(o, f->ext) : o;
+                int r;
+
+                if (*field)
+                        continue;
+                r = dup_or_null(str_at(from, f->path), field);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Parses a string of decimal digits (no sign, no blanks) into *ret.
+ * -EBADMSG when it is not one or does not fit. */
+static int parse_digits(const char *s, int64_t *ret) {
+        long long v;
+        char *end;
+
+        if (!s || s[0] < '0' || s[0] > '9')
+                return -EBADMSG;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+/* Reads a version (meta.versionId, referralRequestVersion): a non-negative
+ * integer, sent as a JSON integer or (as FHIR ids are) a string of digits.
+ * Absent → -1.  -EBADMSG for anything else. */
+static int parse_version(json_object *v, int64_t *ret) {
+        int64_t n;
+
+        if (!v) {
+                *ret = -1;
+                return 0;
+        }
+        if (json_object_is_type(v, json_type_int)) {
+                n = json_object_get_int64(v);
+                if (n < 0)
+                        return -EBADMSG;
+        } else if (parse_digits(str_at(v, ""), &n) < 0)
+                return -EBADMSG;
+        *ret = n;
+        return 0;
+}
+
+/* Reads the UBRN out of a reference "ReferralRequest/{ubrn}", which may be
+ * versioned ("…/_history/{v}") or absolute ("https://…/ReferralRequest/…").
+ * -ENOENT when ref is not a ReferralRequest reference at all, -EBADMSG when it
+ * is but does not hold a 12-digit UBRN. */
+static int ref_ubrn(const char *ref, char ubrn[static UBRN_LEN + 1]) {
+        const size_t plen = strlen(REFERRAL_REF_PREFIX);
+        const char *p, *tail;
+
+        if (!ref)
+                return -ENOENT;
+        if (strncmp(ref, REFERRAL_REF_PREFIX, plen) == 0)
+                p = ref + plen;
+        else {
+                p = strstr(ref, "/" REFERRAL_REF_PREFIX);
+                if (!p)
+                        return -ENOENT;
+                p += 1 + plen;
+        }
+        if (strspn(p, DIGITS) != UBRN_LEN)
+                return -EBADMSG;
+        tail = p + UBRN_LEN;
+        if (*tail != '\0' && strncmp(tail, HISTORY_SUFFIX, strlen(HISTORY_SUFFIX)) != 0)
+                return -EBADMSG;
+        memcpy(ubrn, p, UBRN_LEN);
+        ubrn[UBRN_LEN] = '\0';
+        return 0;
+}
+
+/* 0 when root is an object whose resourceType is `type`; else -EBADMSG with
+ * "expected a <type>, got <what was sent>".  The sent type is echoed only when
+ * it is a word of letters (as every FHIR type is) and short, so the line can
+ * carry neither patient data nor control characters. */
+static int check_resource_type(json_object *root, const char *type, struct errbuf *e) {
+        const char *article = strchr("AEIOU", type[0]) ? "an" : "a";
+        json_object *rt = member(root, "resourceType");
+        const char *sent = str_at(rt, "");
+        size_t n;
+
+        if (sent && strcmp(sent, type) == 0)
+                return 0;
+        if (!json_object_is_type(root, json_type_object))
+                return err_set(e, -EBADMSG, "expected %s %s, got a JSON %s", article, type,
+                               json_type_to_name(json_object_get_type(root)));
+        if (!rt)
+                return err_set(e, -EBADMSG, "expected %s %s, got no resourceType", article, type);
+        n = sent ? strlen(sent) : 0;
+        if (n == 0 || n > TYPE_ECHO_MAX ||
+            strspn(sent, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n)
+                return err_set(e, -EBADMSG, "expected %s %s, got an unrecognisable resourceType",
+                               article, type);
+        return err_set(e, -EBADMSG, "expected %s %s, got %s", article, type, sent);
+}
+
+/* Says "out of memory" and returns -ENOMEM. */
+static int oom(struct errbuf *e) {
+        return err_set(e, -ENOMEM, "out of memory");
+}
+
+/* ---- JSON text -------------------------------------------------------- */
+
+/* JSON's four whitespace characters. */
+static bool json_space(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int fhir_parse_text(const char *text, size_t len, json_object **ret, struct errbuf *e) {
+        struct json_tokener *tok;
+        enum json_tokener_error jerr;
+        json_object *root;
+        const char *nul;
+        size_t end;
+
+        if (!text) { /* as if empty: an error below */
+                text = "";
+                len = 0;
+        }
+        if (len >= INT_MAX)
+                return err_set(e, -EBADMSG, "JSON text too large (%zu bytes)", len);
+        /* json-c reads a NUL byte as the end of the input: refuse it here. */
+        nul = memchr(text, '\0', len);
+        if (nul)
+                return err_set(e, -EBADMSG, "malformed JSON at byte %zu: NUL byte",
+                               (size_t) (nul - text));
+
+        tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+        if (!tok)
+                return oom(e);
+        /* STRICT: no trailing commas, no second value after the first;
+         * VALIDATE_UTF8: every string may end up in a utf8mb4 PAS column. */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        root = json_tokener_parse_ex(tok, text, (int) len);
+        jerr = json_tokener_get_error(tok);
+        end = json_tokener_get_parse_end(tok);
+        if (!root && jerr == json_tokener_continue) {
+                /* All of the text was read without completing a value (or it
+                 * is a bare number): a NUL tells json-c that the input ends. */
+                root = json_tokener_parse_ex(tok, "", 1);
+                jerr = json_tokener_get_error(tok);
+                end = len;
+        }
+        json_tokener_free(tok);
+
+        if (jerr != json_tokener_success) {
+                json_object_put(root);
+                return err_set(e, -EBADMSG, "malformed JSON at byte %zu: %s", end,
+                               json_tokener_error_desc(jerr));
+        }
+        if (!root) /* the text was a bare `null`: no caller wants that */
+                return err_set(e, -EBADMSG, "JSON text is null, not a resource");
+        for (; end < len; end++)
+                if (!json_space(text[end])) {
+                        json_object_put(root);
+                        return err_set(e, -EBADMSG, "malformed JSON at byte %zu: %s", end,
+                                       "unexpected data after the JSON value");
+                }
+        *ret = root;
+        return 0;
+}
+
+/* ---- A008 worklist ----------------------------------------------------- */
+
+/* The worklist item extension's nested extensions (url "priority", …). */
+static const struct str_field worklist_item_fields[] = {
+        { "priority",     "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, priority) },
+        { "specialty",    "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, specialty) },
+        { "service",      "valueReference.identifier.value",    offsetof(struct worklist_entry, service_id) },
+        { "service",      "valueReference.display",             offsetof(struct worklist_entry, service_name) },
+        { "referralType", "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, referral_type) },
+};
+
+/* Indexes the List's contained Patients by id (id → Patient, shared with
+ * root), so that each entry resolves its "#Patient-…" in constant time however
+ * long the worklist.  The first of two Patients with one id wins.  *ret is a
+ * json-c object the caller puts.  0 or -ENOMEM. */
+static int index_patients(json_object *root, json_object **ret) {
+        json_object *contained = array_member(root, "contained");
+        json_object *index = json_object_new_object();
+
+        if (!index)
+                return -ENOMEM;
+        for (size_t i = 0; i < array_len(contained); i++) {
+                json_object *c = array_get(contained, i);
+                const char *t = str_at(c, "resourceType"), *id = str_at(c, "id");
+
+                if (!t || !id || strcmp(t, "Patient") != 0 || member(index, id))
+                        continue;
+                if (json_object_object_add(index, id, json_object_get(c)) < 0) {
+                        json_object_put(c);
+                        json_object_put(index);
+                        return -ENOMEM;
+                }
+        }
+        *ret = index;
+        return 0;
+}
+
+/* The NHS number of the Patient a local reference "#{id}" points at, or NULL
+ * when it points at nothing known. */
+static const char *patient_nhs_number(json_object *patients, const char *ref) {
+        if (!ref || ref[0] != '#')
+                return NULL;
+        return identifier_value(array_member(member(patients, ref + 1), "identifier"),
+                                SYSTEM_NHS_NUMBER);
+}
+
+/* Parses one List.entry into w (zeroed by the caller).  -EBADMSG / -ENOMEM
+ * with an error line the caller prefixes with the entry's index. */
+static int worklist_entry_parse(json_object *entry, json_object *patients,
+                                struct worklist_entry *w, struct errbuf *e) {
+        json_object *item;
+        int r;
+
+        w->version = -1;
+        if (!json_object_is_type(entry, json_type_object))
+                return err_set(e, -EBADMSG, "not an object");
+        if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
+                return err_set(e, -EBADMSG, "item.reference is not " REFERRAL_REF_PREFIX "<12-digit UBRN>");
+
+        item = find_ext(entry, EXT_WORKLIST_ITEM);
+        if (!item) /* an APPOINTMENT_SLOT_ISSUES worklist names its item extension differently */
+                item = find_ext(entry, EXT_SLOT_ISSUES_ITEM);
+        if (parse_version(at(find_ext(item, "referralRequestVersion"), "valueInteger"), &w->version) < 0)
+                return err_set(e, -EBADMSG, "referralRequestVersion is not a non-negative integer");
+        r = copy_fields(item, worklist_item_fields, ELEMENTSOF(worklist_item_fields), w);
+        if (r >= 0)
+                r = dup_or_null(patient_nhs_number(patients,
+                                                   str_at(find_ext(item, "patient"), "valueReference.reference")),
+                                &w->nhs_number);
+        if (r < 0)
+                return oom(e);
+        return 0;
+}
+
+int fhir_parse_worklist(json_object *root, struct worklist *ret, struct errbuf *e) {
+        struct worklist w = { 0 };
+        json_object *entries, *patients = NULL;
+        size_t n;
+        int r;
+
+        r = check_resource_type(root, "List", e);
+        if (r < 0)
+                return r;
+        entries = member(root, "entry");
+        if (entries && !json_object_is_type(entries, json_type_array))
+                return err_set(e, -EBADMSG, "entry is not an array");
+        n = array_len(entries);
+        if (n == 0) { /* an empty worklist */
+                *ret = w;
+                return 0;
+        }
+
+        if (index_patients(root, &patients) < 0)
+                return oom(e);
+        w.entries = calloc(n, sizeof *w.entries);
+        if (!w.entries) {
+                r = oom(e);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct worklist_entry *we = &w.entries[i];
+
+                w.n = i + 1; /* so that worklist_free() sees what this entry took */
+                r = worklist_entry_parse(array_get(entries, i), patients, we, e);
+                if (r < 0) {
+                        if (we->ubrn[0])
+                                err_prefix(e, r, "entry[%zu] (UBRN %s)", i, we->ubrn);
+                        else
+                                err_prefix(e, r, "entry[%zu]", i);
+                        goto out;
+                }
+        }
+        *ret = w;
+        w = (struct worklist) { 0 };
+        r = 0;
+out:
+        json_object_put(patients);
+        worklist_free(&w);
+        return r;
+}
+
+void worklist_free(struct worklist *w) {
+        if (!w)
+                return;
+        for (size_t i = 0; i < w->n; i++) {
+                struct worklist_entry *we = &w->entries[i];
+
+                free(we->priority);
+                free(we->specialty);
+                free(we->service_id);
+                free(we->service_name);
+                free(we->referral_type);
+                free(we->nhs_number);
+        }
+        free(w->entries);
+        *w = (struct worklist) { 0 };
+}
+
+/* ---- A005 referral ----------------------------------------------------- */
+
+/* The ReferralRequest's own elements and single-valued extensions. */
+static const struct str_field referral_fields[] = {
+        { NULL,                  "subject.identifier.value",           offsetof(struct referral, nhs_number) },
+        { NULL,                  "specialty.coding.0.code",            offsetof(struct referral, specialty) },
+        { NULL,                  "specialty.coding.0.display",         offsetof(struct referral, specialty_display) },
+        { NULL,                  "status",                             offsetof(struct referral, status) },
+        { NULL,                  "intent",                             offsetof(struct referral, intent) },
+        { EXT_PRIORITY,          "valueCodeableConcept.coding.0.code", offsetof(struct referral, priority) },
+        { EXT_PATHWAY_START,     "valueInstant",                       offsetof(struct referral, pathway_start) },
+        { EXT_PATHWAY_START,     "valueDateTime",                      offsetof(struct referral, pathway_start) },
+        { EXT_CLINICAL_INFO,     "valueDateTime",                      offsetof(struct referral, clinical_info_first_submitted) },
+        { EXT_CLINICAL_INFO,     "valueInstant",                       offsetof(struct referral, clinical_info_first_submitted) },
+        { EXT_COMMISSIONING_ORG, "valueIdentifier.value",              offsetof(struct referral, commissioning_org) },
+};
+
+/* The ReferralState extension's nested extensions. */
+static const struct str_field referral_state_fields[] = {
+        { "state",   "valueCoding.code", offsetof(struct referral, state) },
+        { "reason",  "valueCoding.code", offsetof(struct referral, state_reason) },
+        { "comment", "valueString",      offsetof(struct referral, state_comment) },
+        { "comments", "valueString",     offsetof(struct referral, state_comment) }, /* the spec's spelling */
+};
+
+/* A contained DocumentReference's own elements. */
+static const struct str_field document_fields[] = {
+        { NULL, "type.coding.0.code", offsetof(struct attachment, doc_type) },
+        { NULL, "description",        offsetof(struct attachment, description) },
+};
+
+/* Its content[0].attachment's elements and extensions. */
+static const struct str_field attachment_fields[] = {
+        { NULL,                "id",                              offsetof(struct attachment, id) },
+        { NULL,                "url",                             offsetof(struct attachment, url) },
+        { NULL,                "title",                           offsetof(struct attachment, title) },
+        { NULL,                "contentType",                     offsetof(struct attachment, content_type) },
+        { NULL,                "creation",                        offsetof(struct attachment, creation) },
+        { EXT_AVAILABILITY,    "valueCoding.code",                offsetof(struct attachment, availability_code) },
+        { EXT_ATTACHED_BY,     "valueReference.identifier.value", offsetof(struct attachment, attached_by_user) },
+        { EXT_ATTACHED_BY_ORG, "valueReference.identifier.value", offsetof(struct attachment, attached_by_org) },
+};
+
+/* How the daemon treats an availability code (NULL: absent). */
+static enum availability availability_of(const char *code) {
+        static const struct {
+                const char *code;
+                enum availability availability;
+        } table[] = {
+                { "AVAILABLE",         AVAILABILITY_AVAILABLE },
+                { "PENDING",           AVAILABILITY_PENDING },
+                { "THREATS_FOUND",     AVAILABILITY_NEVER },
+                { "THREATS FOUND",     AVAILABILITY_NEVER }, /* as the guides' prose spells it */
+                { "VALIDATION_FAILED", AVAILABILITY_NEVER },
+        };
+
+        for (size_t i = 0; code && i < ELEMENTSOF(table); i++)
+                if (strcmp(code, table[i].code) == 0)
+                        return table[i].availability;
+        return AVAILABILITY_UNKNOWN;
+}
+
+/* The {id} of an attachment url "Binary/{id}" (relative, or absolute with a
+ * "/Binary/" segment; a "/_history/…" tail is dropped), copied into *ret; NULL
+ * when the url has no such part or the id is not a FHIR id
+ * ([A-Za-z0-9.-]{1,64}, not "." or ".."), since it becomes part of a request
+ * path.  0 or -ENOMEM. */
+static int binary_id_of(const char *url, char **ret) {
+        const size_t plen = strlen(BINARY_REF_PREFIX);
+        const char *p;
+        size_t n;
+
+        *ret = NULL;
+        if (!url)
+                return 0;
+        if (strncmp(url, BINARY_REF_PREFIX, plen) == 0)
+                p = url + plen;
+        else {
+                p = strstr(url, "/" BINARY_REF_PREFIX);
+                if (!p)
+                        return 0;
+                p += 1 + plen;
+        }
+        n = strspn(p, DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-.");
+        if (n == 0 || n > FHIR_ID_MAX || (p[n] != '\0' && p[n] != '/') ||
+            strspn(p, ".") == n) /* ".", "..": path segments, not ids */
+                return 0;
+        *ret = strndup(p, n);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Parses a contained DocumentReference (which has content[0].attachment) into
+ * a (zeroed by the caller).  0 or -ENOMEM. */
+static int attachment_parse(json_object *doc, json_object *att, struct attachment *a) {
+        json_object *size = member(att, "size");
+        int r;
+
+        a->declared_size = -1;
+        if (json_object_is_type(size, json_type_int) && json_object_get_int64(size) >= 0)
+                a->declared_size = json_object_get_int64(size);
+        r = copy_fields(doc, document_fields, ELEMENTSOF(document_fields), a);
+        if (r < 0)
+                return r;
+        r = copy_fields(att, attachment_fields, ELEMENTSOF(attachment_fields), a);
+        if (r < 0)
+                return r;
+        a->availability = availability_of(a->availability_code);
+        return binary_id_of(a->url, &a->binary_id);
+}
+
+/* Fills rf->attachments from every contained DocumentReference that has a
+ * content[0].attachment, referenced by supportingInfo or not.  0 or -ENOMEM
+ * (what was taken is in rf for referral_free()). */
+static int attachments_parse(json_object *root, struct referral *rf) {
+        json_object *contained = array_member(root, "contained");
+        size_t n = array_len(contained);
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *c = array_get(contained, i);
+                json_object *att = at(c, "content.0.attachment");
+                const char *t = str_at(c, "resourceType");
+                int r;
+
+                if (!t || strcmp(t, "DocumentReference") != 0 ||
+                    !json_object_is_type(att, json_type_object))
+                        continue;
+                if (!rf->attachments) {
+                        /* at most one per contained resource */
+                        rf->attachments = calloc(n, sizeof *rf->attachments);
+                        if (!rf->attachments)
+                                return -ENOMEM;
+                }
+                r = attachment_parse(c, att, &rf->attachments[rf->n_attachments++]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Fills rf->appointment_*, rf->service_* from the contained Appointment that
+ * the Appointment extension points at, when the referral is booked.  The
+ * service is the participant whose actor is an e-RS service.  0 or -ENOMEM. */
+static int appointment_parse(json_object *root, struct referral *rf) {
+        const char *ref = str_at(find_ext(root, EXT_APPOINTMENT), "valueReference.reference");
+        json_object *appt = contained_by_ref(root, ref, "Appointment");
+        json_object *participants = array_member(appt, "participant");
+        int r;
+
+        if (!appt)
+                return 0;
+        r = dup_or_null(str_at(appt, "start"), &rf->appointment_start);
+        if (r < 0)
+                return r;
+        r = dup_or_null(str_at(appt, "end"), &rf->appointment_end);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < array_len(participants); i++) {
+                json_object *actor = at(array_get(participants, i), "actor");
+                const char *system = str_at(actor, "identifier.system");
+
+                if (!system || strcmp(system, SYSTEM_ERS_SERVICE) != 0)
+                        continue;
+                r = dup_or_null(str_at(actor, "identifier.value"), &rf->service_id);
+                if (r < 0)
+                        return r;
+                return dup_or_null(str_at(actor, "display"), &rf->service_name);
+        }
+        return 0;
+}
+
+static int compare_ubrn(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* Fills rf->related with the UBRNs of the supportingInfo references to other
+ * ReferralRequests: sorted, without duplicates, without rf's own.  Other
+ * references (#DocumentReference-…) are skipped.  -EBADMSG (with the line) for
+ * a ReferralRequest reference without a valid UBRN, -ENOMEM. */
+static int related_parse(json_object *root, struct referral *rf, struct errbuf *e) {
+        json_object *infos = array_member(root, "supportingInfo");
+        size_t n = array_len(infos), k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                char ubrn[UBRN_LEN + 1];
+                int r = ref_ubrn(str_at(array_get(infos, i), "reference"), ubrn);
+
+                if (r == -ENOENT || (r == 0 && strcmp(ubrn, rf->ubrn) == 0))
+                        continue;
+                if (r < 0)
+                        return err_set(e, -EBADMSG, "supportingInfo[%zu]: reference is not "
+                                       REFERRAL_REF_PREFIX "<12-digit UBRN>", i);
+                if (!rf->related) {
+                        rf->related = calloc(n, sizeof *rf->related);
+                        if (!rf->related)
+                                return oom(e);
+                }
+                memcpy(rf->related[rf->n_related++], ubrn, sizeof ubrn);
+        }
+        if (rf->n_related < 2)
+                return 0;
+        qsort(rf->related, rf->n_related, sizeof *rf->related, compare_ubrn);
+        for (size_t i = 1; i < rf->n_related; i++)
+                if (strcmp(rf->related[i], rf->related[k]) != 0 && ++k != i)
+                        memcpy(rf->related[k], rf->related[i], sizeof *rf->related);
+        rf->n_related = k + 1;
+        return 0;
+}
+
+int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *e) {
+        struct referral rf = { .version = -1 };
+        const char *id;
+        int r;
+
+        r = check_resource_type(root, "ReferralRequest", e);
+        if (r < 0)
+                return r;
+        id = str_at(root, "id");
+        if (!ubrn_valid(id))
+                return err_set(e, -EBADMSG, "id is not a 12-digit UBRN");
+        memcpy(rf.ubrn, id, sizeof rf.ubrn);
+        if (parse_version(at(root, "meta.versionId"), &rf.version) < 0)
+                return err_set(e, -EBADMSG, "meta.versionId is not a non-negative integer");
+
+        r = copy_fields(root, referral_fields, ELEMENTSOF(referral_fields), &rf);
+        if (r >= 0)
+                r = copy_fields(find_ext(root, EXT_STATE), referral_state_fields,
+                                ELEMENTSOF(referral_state_fields), &rf);
+        if (r >= 0)
+                r = dup_or_null(identifier_value(array_member(root, "identifier"), SYSTEM_REQUEST_ID),
+                                &rf.request_id);
+        if (r >= 0)
+                r = appointment_parse(root, &rf);
+        if (r >= 0)
+                r = attachments_parse(root, &rf);
+        if (r < 0) {
+                r = oom(e);
+                goto out;
+        }
+        r = related_parse(root, &rf, e);
+        if (r < 0)
+                goto out;
+
+        *ret = rf;
+        rf = (struct referral) { 0 };
+out:
+        referral_free(&rf);
+        return r;
+}
+
+static void attachment_free(struct attachment *a) {
+        free(a->id);
+        free(a->url);
+        free(a->binary_id);
+        free(a->title);
+        free(a->content_type);
+        free(a->creation);
+        free(a->availability_code);
+        free(a->attached_by_user);
+        free(a->attached_by_org);
+        free(a->doc_type);
+        free(a->description);
+}
+
+void referral_free(struct referral *r) {
+        if (!r)
+                return;
+        free(r->nhs_number);
+        free(r->priority);
+        free(r->state);
+        free(r->state_reason);
+        free(r->state_comment);
+        free(r->specialty);
+        free(r->specialty_display);
+        free(r->service_id);
+        free(r->service_name);
+        free(r->pathway_start);
+        free(r->clinical_info_first_submitted);
+        free(r->appointment_start);
+        free(r->appointment_end);
+        free(r->commissioning_org);
+        free(r->request_id);
+        free(r->status);
+        free(r->intent);
+        for (size_t i = 0; i < r->n_attachments; i++)
+                attachment_free(&r->attachments[i]);
+        free(r->attachments);
+        free(r->related);
+        *r = (struct referral) { 0 };
+}
+
+/* ---- OperationOutcome -------------------------------------------------- */
+
+/* The first issue's elements. */
+static const struct str_field outcome_fields[] = {
+        { NULL, "severity",                offsetof(struct outcome, severity) },
+        { NULL, "details.coding.0.code",   offsetof(struct outcome, code) },
+        { NULL, "diagnostics",             offsetof(struct outcome, diagnostics) },
+};
+
+/* Makes s fit for an error line: control characters become '?', and it is
+ * cut to at most max bytes without splitting a UTF-8 sequence. */
+static void sanitise_truncate(char *s, size_t max) {
+        size_t n = strlen(s);
+
+        if (n > max) {
+                n = max;
+                while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+                        n--;
+                s[n] = '\0';
+        }
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        *s = '?';
+}
+
+int fhir_parse_outcome(json_object *root, struct outcome *ret, struct errbuf *e) {
+        struct outcome o = { 0 };
+        json_object *issue;
+        int r;
+
+        r = check_resource_type(root, "OperationOutcome", e);
+        if (r < 0)
+                return r;
+        issue = at(root, "issue.0");
+        if (!json_object_is_type(issue, json_type_object))
+                return err_set(e, -EBADMSG, "issue[0] is missing or not an object");
+        r = copy_fields(issue, outcome_fields, ELEMENTSOF(outcome_fields), &o);
+        if (r < 0) {
+                outcome_free(&o);
+                return oom(e);
+        }
+        /* all three end up in log lines: make them safe here, once */
+        for (size_t i = 0; i < ELEMENTSOF(outcome_fields); i++) {
+                char *v = *(char **) ((char *) &o + outcome_fields[i].offset);
+
+                if (v)
+                        sanitise_truncate(v, DIAGNOSTICS_MAX);
+        }
+        *ret = o;
+        return 0;
+}
+
+void outcome_free(struct outcome *o) {
+        if (!o)
+                return;
+        free(o->code);
+        free(o->severity);
+        free(o->diagnostics);
+        *o = (struct outcome) { 0 };
+}
+
+/* ---- A008 request body -------------------------------------------------- */
+
+/* Adds val to obj under key; obj takes val even when that fails (val is then
+ * freed).  Returns val (borrowed), or NULL when obj or val is NULL or memory
+ * ran out, so that calls nest and a failure anywhere shows at the end. */
+static json_object *put(json_object *obj, const char *key, json_object *val) {
+        if (!obj || !val || json_object_object_add(obj, key, val) < 0) {
+                json_object_put(val);
+                return NULL;
+        }
+        return val;
+}
+
+/* Appends val to the array arr, as put() does for objects. */
+static json_object *append(json_object *arr, json_object *val) {
+        if (!arr || !val || json_object_array_add(arr, val) < 0) {
+                json_object_put(val);
+                return NULL;
+        }
+        return val;
+}
+
+char *fhir_worklist_request(const char *list_type, const char *service_id) {
+        json_object *root, *param, *coding, *ident;
+        char *body = NULL;
+        bool ok;
+
+        if (!list_type) {
+                errno = EINVAL;
+                return NULL;
+        }
+        root = json_object_new_object();
+        ok = put(root, "resourceType", json_object_new_string("Parameters")) &&
+             append(put(put(root, "meta", json_object_new_object()), "profile", json_object_new_array()),
+                    json_object_new_string(PROFILE_FETCH_WORKLIST));
+
+        /* json-c keeps insertion order: members are added in the order of
+         * the published examples ("name" before the value). */
+        param = append(put(root, "parameter", json_object_new_array()), json_object_new_object());
+        ok = ok && put(param, "name", json_object_new_string("listType"));
+        coding = append(put(put(param, "valueCodeableConcept", json_object_new_object()),
+                            "coding", json_object_new_array()),
+                        json_object_new_object());
+        ok = ok && put(coding, "system", json_object_new_string(SYSTEM_LIST_SELECTOR)) &&
+             put(coding, "code", json_object_new_string(list_type));
+
+        if (ok && service_id) {
+                param = append(member(root, "parameter"), json_object_new_object());
+                ok = put(param, "name", json_object_new_string("service")) &&
+                     (ident = put(param, "valueIdentifier", json_object_new_object())) &&
+                     put(ident, "system", json_object_new_string(SYSTEM_ERS_SERVICE)) &&
+                     put(ident, "value", json_object_new_string(service_id));
+        }
+        if (ok) {
+                const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+                                                                     JSON_C_TO_STRING_NOSLASHESCAPE);
+                body = s ? strdup(s) : NULL;
+        }
+        json_object_put(root);
+        if (!body)
+                errno = ENOMEM;
+        return body;
+}

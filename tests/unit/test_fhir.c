@@ -1,0 +1,1159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for daemon/fhir.c: the FHIR model parsers, the JSON text parser,
+ * the A008 request body and the UBRN / NHS number checks.
+ *
+ * Run from the repository root: fixtures are opened as "tests/fixtures/…".
+ * Every fixture is our own, in the shape of the e-RS API's published examples;
+ * NHS numbers are from the 999 test range.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/fhir.h"
+
+#define FIXTURES "tests/fixtures/"
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every NHS number in the fixtures and inline cases: no error line may hold one. */
+static const char *const nhs_numbers[] = {
+        "9990000018", "9990000026", "9990000034", "9990000042", "9990000050",
+        "9990000069", "9990000077", "9990000085", "9990000093",
+};
+
+/* ---- Helpers ----------------------------------------------------------- */
+
+/* Asserts that a string field is `expected`, or NULL when expected is NULL. */
+#define assert_str(actual, expected)                                    \
+        do {                                                            \
+                const char *a_ = (actual), *e_ = (expected);            \
+                if (!e_)                                                \
+                        assert_null(a_);                                \
+                else {                                                  \
+                        assert_non_null(a_);                            \
+                        assert_string_equal(a_, e_);                    \
+                }                                                       \
+        } while (0)
+
+/* Asserts that an error line is one line that holds no NHS number. */
+static void assert_clean_message(const char *msg) {
+        assert_true(msg[0] != '\0');
+        assert_null(strchr(msg, '\n'));
+        for (size_t i = 0; i < ELEMENTSOF(nhs_numbers); i++)
+                if (strstr(msg, nhs_numbers[i])) {
+                        fail_msg("error line holds NHS number %s: %s", nhs_numbers[i], msg);
+                }
+}
+
+/* The whole of a file, NUL-terminated; *len its size. */
+static char *read_file(const char *path, size_t *len) {
+        FILE *f = fopen(path, "rb");
+        char *buf = NULL;
+        size_t n = 0, cap = 0;
+
+        if (!f)
+                fail_msg("cannot open %s (run the tests from the repository root)", path);
+        for (;;) {
+                size_t got;
+
+                if (cap - n < 4096) {
+                        cap = cap ? cap * 2 : 8192;
+                        buf = realloc(buf, cap);
+                        assert_non_null(buf);
+                }
+                got = fread(buf + n, 1, cap - n - 1, f);
+                n += got;
+                if (got == 0)
+                        break;
+        }
+        assert_false(ferror(f));
+        fclose(f);
+        buf[n] = '\0';
+        *len = n;
+        return buf;
+}
+
+/* Parses a JSON text that must be valid. */
+static json_object *parse(const char *text) {
+        struct errbuf e = { "" };
+        json_object *root = NULL;
+        int r = fhir_parse_text(text, strlen(text), &root, &e);
+
+        if (r != 0)
+                fail_msg("parse failed: %s", e.msg);
+        assert_non_null(root);
+        return root;
+}
+
+/* Parses a fixture file that must be valid JSON. */
+static json_object *load(const char *name) {
+        size_t len;
+        char *text = read_file(name, &len);
+        json_object *root = parse(text);
+
+        free(text);
+        return root;
+}
+
+/* The parsers under test, behind one signature, for the table-driven and
+ * mutation tests. */
+enum kind { WORKLIST, REFERRAL, OUTCOME };
+
+union parsed {
+        struct worklist worklist;
+        struct referral referral;
+        struct outcome outcome;
+};
+
+/* Runs the parser of kind k on root into a sentinel-filled struct.  On
+ * failure asserts that the struct is untouched and the line is clean; on
+ * success frees the result unless keep is non-NULL (then it is copied there). */
+static int run_parser(enum kind k, json_object *root, struct errbuf *e, union parsed *keep) {
+        union parsed out, sentinel;
+        int r;
+
+        memset(&sentinel, 0xA5, sizeof sentinel);
+        memcpy(&out, &sentinel, sizeof out);
+        e->msg[0] = '\0';
+        switch (k) {
+        case WORKLIST:
+                r = fhir_parse_worklist(root, &out.worklist, e);
+                break;
+        case REFERRAL:
+                r = fhir_parse_referral(root, &out.referral, e);
+                break;
+        default:
+                r = fhir_parse_outcome(root, &out.outcome, e);
+                break;
+        }
+        if (r < 0) {
+                assert_int_equal(r, -EBADMSG);
+                assert_memory_equal(&out, &sentinel, sizeof out);
+                assert_clean_message(e->msg);
+                return r;
+        }
+        assert_int_equal(r, 0);
+        if (keep) {
+                *keep = out;
+                return r;
+        }
+        switch (k) {
+        case WORKLIST:
+                worklist_free(&out.worklist);
+                break;
+        case REFERRAL:
+                referral_free(&out.referral);
+                break;
+        default:
+                outcome_free(&out.outcome);
+                break;
+        }
+        return r;
+}
+
+/* ---- UBRN and NHS number checks ---------------------------------------- */
+
+static void test_ubrn_valid(void **state) {
+        static const struct {
+                const char *s;
+                bool valid;
+        } cases[] = {
+                { "000000100001", true },
+                { "123456789012", true },
+                { "12345678901", false },   /* 11 digits */
+                { "1234567890123", false }, /* 13 */
+                { "12345678901a", false },
+                { " 23456789012", false },
+                { "+23456789012", false },
+                { "", false },
+                { NULL, false },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(ubrn_valid(cases[i].s), cases[i].valid);
+}
+
+static void test_nhs_number_valid(void **state) {
+        static const struct {
+                const char *s;
+                bool valid;
+        } cases[] = {
+                { "9434765919", true },
+                { "9991234578", true },
+                { "9990000018", true },
+                { "9990000050", true },  /* check digit 11 → 0 */
+                { "9434765918", false }, /* wrong check digit */
+                { "9434756919", false }, /* transposed digits */
+                { "9990000000", false }, /* check digit would be 10: never issued */
+                { "9990000001", false },
+                { "999000001", false },  /* 9 digits */
+                { "99900000180", false },
+                { "999000001X", false },
+                { "999 000 0018", false },
+                { "", false },
+                { NULL, false },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                if (nhs_number_valid(cases[i].s) != cases[i].valid)
+                        fail_msg("case %zu: expected %d", i, cases[i].valid);
+}
+
+/* ---- JSON text ---------------------------------------------------------- */
+
+static void test_parse_text_valid(void **state) {
+        static const struct {
+                const char *text;
+                size_t len; /* 0: strlen */
+                json_type type;
+        } cases[] = {
+                { "{\"a\":1}", 0, json_type_object },
+                { " \r\n\t{\"a\":[1,2]} \n\t\r ", 0, json_type_object },
+                { "[1,2,3]", 0, json_type_array },
+                { "12", 0, json_type_int },              /* a bare number needs the end marker */
+                { "{\"a\":1}GARBAGE", 7, json_type_object }, /* len stops before the garbage */
+                { "\"caf\xc3\xa9\"", 0, json_type_string },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                json_object *root = NULL;
+                size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+
+                assert_int_equal(fhir_parse_text(cases[i].text, len, &root, &e), 0);
+                assert_non_null(root);
+                assert_int_equal(json_object_get_type(root), cases[i].type);
+                assert_string_equal(e.msg, "");
+                json_object_put(root);
+        }
+}
+
+static void test_parse_text_malformed(void **state) {
+        static char deep[200];
+        static const struct {
+                const char *text;
+                size_t len; /* 0: strlen */
+                const char *msg;
+        } cases[] = {
+                { "", 0, "malformed JSON at byte 0: unexpected end of data" },
+                { "   ", 0, "malformed JSON at byte 3: unexpected end of data" },
+                { "{\"a\":", 0, "malformed JSON at byte 5: unexpected end of data" },
+                { "{\"a\":1} x", 0, "malformed JSON at byte 8: unexpected character" },
+                { "{\"a\":1}{}", 0, "malformed JSON at byte 7: unexpected character" },
+                { "{\"a\":1}\n]", 0, "malformed JSON at byte 8: unexpected character" },
+                { "[1,]", 0, "malformed JSON at byte 3: unexpected character" },
+                { "{\"a\":1,}", 0, "malformed JSON at byte 7: unexpected character" },
+                { "\"\xc3\x28\"", 0, "malformed JSON at byte 2: invalid utf-8 string" },
+                { "{\"a\":1}\0 trailing", 17, "malformed JSON at byte 7: NUL byte" },
+                { "{\"a\":tru}", 0, "malformed JSON at byte 8: boolean expected" },
+                { "null", 0, "JSON text is null, not a resource" },
+                { deep, 0, "malformed JSON at byte 64: nesting too deep" },
+        };
+        (void) state;
+
+        memset(deep, '[', 100);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                json_object *root = (json_object *) &e; /* sentinel: must stay */
+                size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+
+                assert_int_equal(fhir_parse_text(cases[i].text, len, &root, &e), -EBADMSG);
+                assert_ptr_equal(root, (json_object *) &e);
+                assert_string_equal(e.msg, cases[i].msg);
+        }
+        /* no errbuf: still an error, and no crash */
+        {
+                json_object *root = NULL;
+
+                assert_int_equal(fhir_parse_text("{", 1, &root, NULL), -EBADMSG);
+                assert_null(root);
+                assert_int_equal(fhir_parse_text(NULL, 5, &root, NULL), -EBADMSG);
+                assert_null(root);
+        }
+}
+
+/* Every proper prefix of a fixture is incomplete JSON, and every fixture
+ * followed by garbage is refused.  (The small fixtures: the work is quadratic
+ * in the size, and the suite runs under valgrind.) */
+static void test_parse_text_truncated_and_trailing(void **state) {
+        static const char *const files[] = {
+                FIXTURES "worklist-bad-ubrn.json",
+                FIXTURES "referral-rejected.json",
+                FIXTURES "referral-unknown-codes.json",
+                FIXTURES "outcome-patient-error.json",
+        };
+        (void) state;
+
+        for (size_t f = 0; f < ELEMENTSOF(files); f++) {
+                size_t len;
+                char *text = read_file(files[f], &len);
+                char *garbage;
+
+                while (len > 0 && strchr(" \n\r\t", text[len - 1]))
+                        len--;
+                for (size_t n = 0; n < len; n++) {
+                        struct errbuf e = { "" };
+                        json_object *root = NULL;
+
+                        if (fhir_parse_text(text, n, &root, &e) != -EBADMSG)
+                                fail_msg("%s: prefix of %zu bytes accepted", files[f], n);
+                        assert_null(root);
+                        assert_non_null(strstr(e.msg, "malformed JSON at byte "));
+                }
+                garbage = malloc(len + 3);
+                assert_non_null(garbage);
+                memcpy(garbage, text, len);
+                memcpy(garbage + len, "\n}", 3);
+                {
+                        struct errbuf e = { "" };
+                        json_object *root = NULL;
+                        char want[80];
+
+                        assert_int_equal(fhir_parse_text(garbage, len + 2, &root, &e), -EBADMSG);
+                        assert_null(root);
+                        snprintf(want, sizeof want, "malformed JSON at byte %zu: ", len + 1);
+                        assert_non_null(strstr(e.msg, want));
+                }
+                free(garbage);
+                free(text);
+        }
+}
+
+/* ---- A008 worklist ----------------------------------------------------- */
+
+static void test_worklist_fixture(void **state) {
+        static const struct {
+                const char *ubrn;
+                int64_t version;
+                const char *priority, *specialty, *service_id, *service_name, *referral_type,
+                        *nhs_number;
+        } want[] = {
+                { "000000100001", 3, "ROUTINE", "GASTROENTEROLOGY", "20001", "Northgate Endoscopy Clinic",
+                  "APPOINTMENT", "9990000018" },
+                { "000000100002", 1, "URGENT", "RESPIRATORY", "20002",
+                  "Harbour Respiratory Assessment Service", "TRIAGE_DEFERRAL", "9990000026" },
+                { "000000100003", 12, "TWO_WEEK_WAIT", NULL, "20001", "Northgate Endoscopy Clinic",
+                  "APPOINTMENT", "9990000034" },
+                { "000000100004", -1, "FASTER_THAN_LIGHT", "DERMATOLOGY", NULL, NULL,
+                  "ADVICE_AND_GUIDANCE_CONVERSION", NULL },
+        };
+        json_object *root = load(FIXTURES "worklist-review.json");
+        struct errbuf e = { "" };
+        struct worklist w;
+        (void) state;
+
+        assert_int_equal(fhir_parse_worklist(root, &w, &e), 0);
+        assert_string_equal(e.msg, "");
+        assert_int_equal(w.n, ELEMENTSOF(want));
+        for (size_t i = 0; i < w.n; i++) {
+                const struct worklist_entry *we = &w.entries[i];
+
+                assert_string_equal(we->ubrn, want[i].ubrn);
+                assert_int_equal(we->version, want[i].version);
+                assert_str(we->priority, want[i].priority);
+                assert_str(we->specialty, want[i].specialty);
+                assert_str(we->service_id, want[i].service_id);
+                assert_str(we->service_name, want[i].service_name);
+                assert_str(we->referral_type, want[i].referral_type);
+                assert_str(we->nhs_number, want[i].nhs_number);
+        }
+        worklist_free(&w);
+        assert_null(w.entries);
+        assert_int_equal(w.n, 0);
+        worklist_free(&w); /* twice is harmless */
+        worklist_free(NULL);
+        json_object_put(root);
+}
+
+static void test_worklist_empty(void **state) {
+        static const char *const texts[] = {
+                NULL, /* the fixture */
+                "{\"resourceType\":\"List\",\"entry\":[]}",
+                "{\"resourceType\":\"List\",\"entry\":null}",
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                json_object *root = texts[i] ? parse(texts[i]) : load(FIXTURES "worklist-empty.json");
+                struct errbuf e = { "" };
+                struct worklist w;
+
+                memset(&w, 0xA5, sizeof w);
+                assert_int_equal(fhir_parse_worklist(root, &w, &e), 0);
+                assert_int_equal(w.n, 0);
+                assert_null(w.entries);
+                worklist_free(&w);
+                json_object_put(root);
+        }
+}
+
+/* Shapes the API does not send but that must be read liberally. */
+static void test_worklist_liberal(void **state) {
+#define ITEM(x) "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[" x "]}"
+#define PATIENT_EXT(ref) "{\"url\":\"patient\",\"valueReference\":{\"reference\":\"" ref "\"}}"
+#define NHS_PATIENT(id, nhs) "{\"resourceType\":\"Patient\",\"id\":\"" id "\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"" nhs "\"}]}"
+        static const struct {
+                const char *name, *json, *ubrn;
+                int64_t version;
+                const char *nhs_number, *priority;
+        } cases[] = {
+                { "versioned reference",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300001/_history/4\"}}]}",
+                  "000000300001", -1, NULL, NULL },
+                { "absolute reference",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"https://sandbox.example/FHIR/STU3/ReferralRequest/000000300002\"}}]}",
+                  "000000300002", -1, NULL, NULL },
+                { "version as a string",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300003\"},\"extension\":["
+                  ITEM("{\"url\":\"referralRequestVersion\",\"valueInteger\":\"8\"}") "]}]}",
+                  "000000300003", 8, NULL, NULL },
+                { "version 0",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300003\"},\"extension\":["
+                  ITEM("{\"url\":\"referralRequestVersion\",\"valueInteger\":0}") "]}]}",
+                  "000000300003", 0, NULL, NULL },
+                { "contained is a string",
+                  "{\"resourceType\":\"List\",\"contained\":\"9990000093\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300004\"},\"extension\":["
+                  ITEM(PATIENT_EXT("#Patient-1")) "]}]}",
+                  "000000300004", -1, NULL, NULL },
+                { "patient reference to a Practitioner",
+                  "{\"resourceType\":\"List\",\"contained\":[{\"resourceType\":\"Practitioner\",\"id\":\"p\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}],"
+                  "\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300005\"},\"extension\":[" ITEM(PATIENT_EXT("#p")) "]}]}",
+                  "000000300005", -1, NULL, NULL },
+                { "patient reference not local",
+                  "{\"resourceType\":\"List\",\"contained\":[" NHS_PATIENT("p", "9990000093") "],"
+                  "\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300006\"},\"extension\":[" ITEM(PATIENT_EXT("Patient/p")) "]}]}",
+                  "000000300006", -1, NULL, NULL },
+                { "two patients with one id: the first wins",
+                  "{\"resourceType\":\"List\",\"contained\":[" NHS_PATIENT("p", "9990000093") "," NHS_PATIENT("p", "9990000085") "],"
+                  "\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300007\"},\"extension\":[" ITEM(PATIENT_EXT("#p")) "]}]}",
+                  "000000300007", -1, "9990000093", NULL },
+                { "patient without an nhs-number identifier",
+                  "{\"resourceType\":\"List\",\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p\",\"identifier\":[{\"system\":\"x\",\"value\":\"9990000093\"}]}],"
+                  "\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300008\"},\"extension\":[" ITEM(PATIENT_EXT("#p")) "]}]}",
+                  "000000300008", -1, NULL, NULL },
+                { "extension is an object",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300009\"},\"extension\":{\"url\":\"x\"}}]}",
+                  "000000300009", -1, NULL, NULL },
+                { "item extension matched by URL suffix on another host",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300010\"},\"extension\":["
+                  "{\"url\":\"https://int.example/X/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":["
+                  "{\"url\":\"priority\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"URGENT\"}]}}]}]}]}",
+                  "000000300010", -1, NULL, "URGENT" },
+                { "URL that only ends like the extension name is not it",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300011\"},\"extension\":["
+                  "{\"url\":\"https://x/NotExtension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":["
+                  "{\"url\":\"priority\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"URGENT\"}]}}]}]}]}",
+                  "000000300011", -1, NULL, NULL },
+                { "code with a NUL escape is unreadable, not cut short",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300012\"},\"extension\":["
+                  ITEM("{\"url\":\"priority\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"URGENT\\u0000X\"}]}}") "]}]}",
+                  "000000300012", -1, NULL, NULL },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct worklist w;
+                int r = fhir_parse_worklist(root, &w, &e);
+
+                if (r != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                assert_int_equal(w.n, 1);
+                assert_string_equal(w.entries[0].ubrn, cases[i].ubrn);
+                assert_int_equal(w.entries[0].version, cases[i].version);
+                assert_str(w.entries[0].nhs_number, cases[i].nhs_number);
+                assert_str(w.entries[0].priority, cases[i].priority);
+                worklist_free(&w);
+                json_object_put(root);
+        }
+#undef ITEM
+#undef PATIENT_EXT
+#undef NHS_PATIENT
+}
+
+/* Error cases: each names the element, never the NHS number in the input. */
+static void test_worklist_errors(void **state) {
+#define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
+#define GOOD_ENTRY "{\"item\":{\"reference\":\"ReferralRequest/000000400001\"}}"
+#define VERSION_ENTRY(v) "{\"item\":{\"reference\":\"ReferralRequest/000000400002\"},\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#Patient-9990000093\"}},{\"url\":\"referralRequestVersion\",\"valueInteger\":" v "}]}]}"
+        static const struct {
+                const char *json, *msg;
+        } cases[] = {
+                { "{\"resourceType\":\"Bundle\"," PATIENTS "}", "expected a List, got Bundle" },
+                { "{\"resourceType\":\"Patient-9990000093\"," PATIENTS "}",
+                  "expected a List, got an unrecognisable resourceType" },
+                { "{\"resourceType\":\"Bad\\nLine\"}", "expected a List, got an unrecognisable resourceType" },
+                { "{\"resourceType\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+                  "expected a List, got an unrecognisable resourceType" },
+                { "{\"resourceType\":7}", "expected a List, got an unrecognisable resourceType" },
+                { "{" PATIENTS "}", "expected a List, got no resourceType" },
+                { "[{\"resourceType\":\"List\"}]", "expected a List, got a JSON array" },
+                { "\"List\"", "expected a List, got a JSON string" },
+                { "{\"resourceType\":\"List\",\"entry\":{}}", "entry is not an array" },
+                { "{\"resourceType\":\"List\",\"entry\":\"9990000093\"}", "entry is not an array" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY ",{\"item\":{\"reference\":\"ReferralRequest/12345\"}}]}",
+                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/0000004000011\"}}]}",
+                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000400001/extra\"}}]}",
+                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"Patient/9990000093\"}}]}",
+                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{}}]}",
+                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
+                { "{\"resourceType\":\"List\",\"entry\":[" GOOD_ENTRY "," GOOD_ENTRY ",null]}", "entry[2]: not an object" },
+                { "{\"resourceType\":\"List\",\"entry\":[\"9990000093\"]}", "entry[0]: not an object" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"seven\"") "]}",
+                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY "," VERSION_ENTRY("-2") "]}",
+                  "entry[1] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("2.5") "]}",
+                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"9990000093x\"") "]}",
+                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct worklist w;
+
+                assert_int_equal(run_parser(WORKLIST, root, &e, NULL), -EBADMSG);
+                assert_string_equal(e.msg, cases[i].msg);
+                /* the errbuf is optional */
+                assert_int_equal(fhir_parse_worklist(root, &w, NULL), -EBADMSG);
+                json_object_put(root);
+        }
+        {
+                struct errbuf e = { "" };
+
+                assert_int_equal(run_parser(WORKLIST, NULL, &e, NULL), -EBADMSG);
+                assert_string_equal(e.msg, "expected a List, got a JSON null");
+        }
+#undef PATIENTS
+#undef GOOD_ENTRY
+#undef VERSION_ENTRY
+}
+
+/* A worklist fixture whose second entry has a bad UBRN: the error line names
+ * the entry and holds none of the patient's identifiers. */
+static void test_worklist_error_fixture(void **state) {
+        json_object *root = load(FIXTURES "worklist-bad-ubrn.json");
+        struct errbuf e = { "" };
+        struct worklist w;
+        (void) state;
+
+        memset(&w, 0x5A, sizeof w);
+        assert_int_equal(fhir_parse_worklist(root, &w, &e), -EBADMSG);
+        assert_string_equal(e.msg, "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>");
+        assert_null(strstr(e.msg, "9990000085"));
+        assert_int_equal(w.n, (size_t) 0x5A5A5A5A5A5A5A5AULL); /* untouched */
+        assert_int_equal(fhir_parse_worklist(root, &w, NULL), -EBADMSG);
+        json_object_put(root);
+}
+
+/* ---- A005 referral ----------------------------------------------------- */
+
+/* Asserts every string and scalar field of a referral except attachments and
+ * related UBRNs. */
+struct referral_want {
+        const char *ubrn;
+        int64_t version;
+        const char *nhs_number, *priority, *state, *state_reason, *state_comment, *specialty,
+                *specialty_display, *service_id, *service_name, *pathway_start,
+                *clinical_info_first_submitted, *appointment_start, *appointment_end,
+                *commissioning_org, *request_id, *status, *intent;
+};
+
+static void assert_referral(const struct referral *r, const struct referral_want *w) {
+        assert_string_equal(r->ubrn, w->ubrn);
+        assert_int_equal(r->version, w->version);
+        assert_str(r->nhs_number, w->nhs_number);
+        assert_str(r->priority, w->priority);
+        assert_str(r->state, w->state);
+        assert_str(r->state_reason, w->state_reason);
+        assert_str(r->state_comment, w->state_comment);
+        assert_str(r->specialty, w->specialty);
+        assert_str(r->specialty_display, w->specialty_display);
+        assert_str(r->service_id, w->service_id);
+        assert_str(r->service_name, w->service_name);
+        assert_str(r->pathway_start, w->pathway_start);
+        assert_str(r->clinical_info_first_submitted, w->clinical_info_first_submitted);
+        assert_str(r->appointment_start, w->appointment_start);
+        assert_str(r->appointment_end, w->appointment_end);
+        assert_str(r->commissioning_org, w->commissioning_org);
+        assert_str(r->request_id, w->request_id);
+        assert_str(r->status, w->status);
+        assert_str(r->intent, w->intent);
+}
+
+/* Parses a fixture that must parse as a referral. */
+static void load_referral(const char *name, struct referral *r) {
+        json_object *root = load(name);
+        struct errbuf e = { "" };
+
+        if (fhir_parse_referral(root, r, &e) != 0)
+                fail_msg("%s: %s", name, e.msg);
+        assert_string_equal(e.msg, "");
+        json_object_put(root); /* the referral owns copies, not references */
+}
+
+static void test_referral_booked(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200001",
+                .version = 7,
+                .nhs_number = "9990000042",
+                .priority = "URGENT",
+                .state = "BOOKED",
+                .specialty = "DERMATOLOGY",
+                .specialty_display = "Dermatology",
+                .service_id = "20003",
+                .service_name = "Eastfield Dermatology Clinic",
+                .pathway_start = "2024-04-09T15:20:05.000Z",
+                .clinical_info_first_submitted = "2024-04-10T07:58:31.412Z",
+                .appointment_start = "2024-05-02T14:15:00.000Z",
+                .appointment_end = "2024-05-02T14:35:00.000Z",
+                .commissioning_org = "Z99C1",
+                .request_id = "r.10e3a48f-068d-44fe-854c-edc04315e716",
+                .status = "active",
+                .intent = "plan",
+        };
+        static const struct attachment want_att[] = {
+                { "51001", "Binary/a0f6c99f-48f9-4121-8acc-43ddac662920", "a0f6c99f-48f9-4121-8acc-43ddac662920",
+                  "gp-letter.pdf", "application/pdf", "2024-04-11T08:01:00.000Z", 48213, "AVAILABLE",
+                  AVAILABILITY_AVAILABLE, "100000000001", "Z99001", "REFERRER", "GP referral letter" },
+                { "51002", "Binary/69619e44-e67f-4671-a5ca-9991b1b4ba12", "69619e44-e67f-4671-a5ca-9991b1b4ba12",
+                  "lesion-photo.jpg", "image/jpeg", "2024-04-12", 1048576, "PENDING",
+                  AVAILABILITY_PENDING, "100000000002", "Z99002", "PROVIDER", "Photograph of lesion" },
+                { "51003", "Binary/df453ea1-a4ec-46e6-b844-524c6f0582b0", "df453ea1-a4ec-46e6-b844-524c6f0582b0",
+                  "history.doc", "application/msword", "2024-04-13T08:03:00.000Z", 20480, "THREATS_FOUND",
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Past history" },
+                { "51004", "Binary/6a6a5429-d475-44e0-91ba-e26ed371ea4e", "6a6a5429-d475-44e0-91ba-e26ed371ea4e",
+                  "scans.zip", "application/zip", "2024-04-14", 999999, "THREATS FOUND",
+                  AVAILABILITY_NEVER, "100000000003", "Z99003", "REFERRER", "Scans archive" },
+                { "51005", "Binary/6b1a6e3c-6d8b-48f2-b648-1c99da53866a", "6b1a6e3c-6d8b-48f2-b648-1c99da53866a",
+                  "notes.txt", "text/plain", "2024-04-15T08:05:00.000Z", 0, "VALIDATION_FAILED",
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Typed notes" },
+                { "51006", "Binary/fbf08c66-6ae7-463c-8b35-e4d32b209bd8", "fbf08c66-6ae7-463c-8b35-e4d32b209bd8",
+                  "triage-note.pdf", "application/pdf", "2024-04-16", 7331, "QUARANTINED_FOR_REVIEW",
+                  AVAILABILITY_UNKNOWN, "100000000004", "Z99004", "PROVIDER", "Triage note" },
+                /* not in supportingInfo, no status, no size */
+                { "51007", "Binary/d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7", "d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7",
+                  "ecg.png", "image/png", "2024-04-17T08:07:00.000Z", -1, NULL,
+                  AVAILABILITY_UNKNOWN, "100000000001", "Z99001", "REFERRER", "ECG trace" },
+        };
+        static const char *const want_related[] = { "000000200005", "000000200009" };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-booked.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_attachments, ELEMENTSOF(want_att));
+        for (size_t i = 0; i < r.n_attachments; i++) {
+                const struct attachment *a = &r.attachments[i], *w = &want_att[i];
+
+                assert_str(a->id, w->id);
+                assert_str(a->url, w->url);
+                assert_str(a->binary_id, w->binary_id);
+                assert_str(a->title, w->title);
+                assert_str(a->content_type, w->content_type);
+                assert_str(a->creation, w->creation);
+                assert_int_equal(a->declared_size, w->declared_size);
+                assert_str(a->availability_code, w->availability_code);
+                assert_int_equal(a->availability, w->availability);
+                assert_str(a->attached_by_user, w->attached_by_user);
+                assert_str(a->attached_by_org, w->attached_by_org);
+                assert_str(a->doc_type, w->doc_type);
+                assert_str(a->description, w->description);
+        }
+        assert_int_equal(r.n_related, ELEMENTSOF(want_related));
+        for (size_t i = 0; i < ELEMENTSOF(want_related); i++)
+                assert_string_equal(r.related[i], want_related[i]);
+        referral_free(&r);
+        assert_null(r.attachments);
+        referral_free(&r); /* twice is harmless */
+        referral_free(NULL);
+}
+
+static void test_referral_minimal(void **state) {
+        static const struct referral_want want = { .ubrn = "000000200002", .version = -1 };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-minimal.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_attachments, 0);
+        assert_null(r.attachments);
+        assert_int_equal(r.n_related, 0);
+        assert_null(r.related);
+        referral_free(&r);
+}
+
+static void test_referral_unknown_codes(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200003",
+                .version = 12, /* sent as a JSON integer */
+                .nhs_number = "9990000050",
+                .priority = "WITHIN_THE_HOUR",
+                .state = "AWAITING_TELEPORTATION",
+                .specialty = "CARDIOLOGY",
+                .specialty_display = "Cardiology",
+                .pathway_start = "2024-01-22T11:00:00+00:00", /* valueDateTime, on another host */
+                .clinical_info_first_submitted = "2024-01-22T11:04:10.500Z",
+                .commissioning_org = "Z99C2",
+                .request_id = "r.ccb66ff4-d7c5-413f-9ae7-6033c2f60c47",
+                .status = "active",
+                .intent = "plan",
+        };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-unknown-codes.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_attachments, 0);
+        assert_int_equal(r.n_related, 0);
+        referral_free(&r);
+}
+
+static void test_referral_state_reason_utf8(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200004",
+                .version = 3,
+                .nhs_number = "9990000069",
+                .priority = "ROUTINE",
+                .state = "REJECTED",
+                .state_reason = "CLINICALLY_INAPPROPRIATE",
+                /* raw UTF-8 (2, 3 and 4 bytes) and \u escapes (é, a surrogate pair) */
+                .state_comment = "Seen in the caf\xc3\xa9 clinic last week \xe2\x80\x94 please re-refer to "
+                                 "Ophthalmology \xe2\x9c\x93 \xf0\x9f\x91\x81 \xc3\xa9\xf0\x9f\x91\x8d",
+                .specialty = "OPHTHALMOLOGY",
+                .specialty_display = "Ophthalmology",
+                .pathway_start = "2024-03-18T09:00:00.000Z",
+                .status = "cancelled",
+                .intent = "plan",
+        };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-rejected.json", &r);
+        assert_referral(&r, &want);
+        referral_free(&r);
+}
+
+/* Shapes the API does not send but that must be read liberally. */
+static void test_referral_liberal(void **state) {
+#define RR(x) "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500001\"" x "}"
+#define DOC(id, att) "{\"resourceType\":\"DocumentReference\",\"id\":\"" id "\",\"content\":[{\"attachment\":" att "}]}"
+        static const struct {
+                const char *name, *json;
+                int64_t version;
+                size_t n_attachments;
+                const char *binary_id; /* of the first attachment */
+                int64_t declared_size; /* of the first attachment */
+                size_t n_related;
+                const char *nhs_number, *appointment_start;
+        } cases[] = {
+                { "versionId as an integer", RR(",\"meta\":{\"versionId\":9}"), 9, 0, NULL, 0, 0, NULL, NULL },
+                { "versionId 0", RR(",\"meta\":{\"versionId\":\"0\"}"), 0, 0, NULL, 0, 0, NULL, NULL },
+                { "meta is a string", RR(",\"meta\":\"v1\""), -1, 0, NULL, 0, 0, NULL, NULL },
+                { "contained is a string", RR(",\"contained\":\"x\""), -1, 0, NULL, 0, 0, NULL, NULL },
+                { "extension is an object", RR(",\"extension\":{\"url\":\"x\"}"), -1, 0, NULL, 0, 0, NULL, NULL },
+                { "subject is a string", RR(",\"subject\":\"9990000093\""), -1, 0, NULL, 0, 0, NULL, NULL },
+                { "subject.identifier is an array",
+                  RR(",\"subject\":{\"identifier\":[{\"value\":\"9990000093\"}]}"), -1, 0, NULL, 0, 0, NULL, NULL },
+                { "self reference is not related",
+                  RR(",\"supportingInfo\":[{\"reference\":\"ReferralRequest/000000500001\"},{\"reference\":\"ReferralRequest/000000500002/_history/1\"}]"),
+                  -1, 0, NULL, 0, 1, NULL, NULL },
+                { "supportingInfo with other references and junk",
+                  RR(",\"supportingInfo\":[{\"reference\":\"#DocumentReference-1\"},{\"reference\":\"Patient/1\"},{},7,null,{\"reference\":3}]"),
+                  -1, 0, NULL, 0, 0, NULL, NULL },
+                { "document without content, with content not an array, with an empty attachment list",
+                  RR(",\"contained\":[{\"resourceType\":\"DocumentReference\"},{\"resourceType\":\"DocumentReference\",\"content\":{}},"
+                     "{\"resourceType\":\"DocumentReference\",\"content\":[]},{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":\"x\"}]}]"),
+                  -1, 0, NULL, 0, 0, NULL, NULL },
+                { "attachment with nothing but itself", RR(",\"contained\":[" DOC("d", "{}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "absolute Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"https://x.example/FHIR/R4/Binary/abc-1.2\",\"size\":5}") "]"),
+                  -1, 1, "abc-1.2", 5, 0, NULL, NULL },
+                { "versioned Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc/_history/2\"}") "]"), -1, 1, "abc", -1, 0, NULL, NULL },
+                { "Binary url escaping its path", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/../../admin\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url with a query", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc?x=1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url without an id", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "url of another type", RR(",\"contained\":[" DOC("d", "{\"url\":\"Document/abc\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "negative size", RR(",\"contained\":[" DOC("d", "{\"size\":-4}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "size as a string", RR(",\"contained\":[" DOC("d", "{\"size\":\"4\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "appointment reference to nothing",
+                  RR(",\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\",\"valueReference\":{\"reference\":\"#gone\"}}],"
+                     "\"contained\":[{\"resourceType\":\"Appointment\",\"id\":\"appointment\",\"start\":\"2024-01-01\"}]"),
+                  -1, 0, NULL, 0, 0, NULL, NULL },
+                { "appointment without participants",
+                  RR(",\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\",\"valueReference\":{\"reference\":\"#a\"}}],"
+                     "\"contained\":[{\"resourceType\":\"Appointment\",\"id\":\"a\",\"start\":\"2024-01-01T09:00:00Z\",\"participant\":\"x\"}]"),
+                  -1, 0, NULL, 0, 0, NULL, "2024-01-01T09:00:00Z" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct referral r;
+
+                if (fhir_parse_referral(root, &r, &e) != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                assert_int_equal(r.version, cases[i].version);
+                assert_int_equal(r.n_attachments, cases[i].n_attachments);
+                if (r.n_attachments) {
+                        assert_str(r.attachments[0].binary_id, cases[i].binary_id);
+                        assert_int_equal(r.attachments[0].declared_size, cases[i].declared_size);
+                        assert_int_equal(r.attachments[0].availability, AVAILABILITY_UNKNOWN);
+                }
+                assert_int_equal(r.n_related, cases[i].n_related);
+                assert_str(r.nhs_number, cases[i].nhs_number);
+                assert_str(r.appointment_start, cases[i].appointment_start);
+                assert_null(r.service_id);
+                referral_free(&r);
+                json_object_put(root);
+        }
+#undef RR
+#undef DOC
+}
+
+static void test_referral_errors(void **state) {
+#define SUBJECT ",\"subject\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}}"
+#define RR(id, x) "{\"resourceType\":\"ReferralRequest\",\"id\":" id SUBJECT x "}"
+#define VERSION(v) RR("\"000000600001\"", ",\"meta\":{\"versionId\":" v "}")
+        static const struct {
+                const char *json, *msg;
+        } cases[] = {
+                { "{\"resourceType\":\"List\"" SUBJECT "}", "expected a ReferralRequest, got List" },
+                { "{\"resourceType\":\"9990000093\"" SUBJECT "}",
+                  "expected a ReferralRequest, got an unrecognisable resourceType" },
+                { "{\"id\":\"000000600001\"" SUBJECT "}", "expected a ReferralRequest, got no resourceType" },
+                { "[]", "expected a ReferralRequest, got a JSON array" },
+                { RR("\"12345\"", ""), "id is not a 12-digit UBRN" },
+                { RR("\"9990000093\"", ""), "id is not a 12-digit UBRN" },
+                { RR("\"0000006000011\"", ""), "id is not a 12-digit UBRN" },
+                { RR("\"00000060000a\"", ""), "id is not a 12-digit UBRN" },
+                { RR("\"000000600001\\u0000\"", ""), "id is not a 12-digit UBRN" },
+                { RR("600001", ""), "id is not a 12-digit UBRN" },
+                { RR("null", ""), "id is not a 12-digit UBRN" },
+                { "{\"resourceType\":\"ReferralRequest\"" SUBJECT "}", "id is not a 12-digit UBRN" },
+                { VERSION("\"5a\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("\"\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("\" 5\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("\"+5\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("\"-5\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("-5"), "meta.versionId is not a non-negative integer" },
+                { VERSION("5.5"), "meta.versionId is not a non-negative integer" },
+                { VERSION("true"), "meta.versionId is not a non-negative integer" },
+                { VERSION("[5]"), "meta.versionId is not a non-negative integer" },
+                { VERSION("\"99999999999999999999\""), "meta.versionId is not a non-negative integer" },
+                { VERSION("\"9990000093\\n\""), "meta.versionId is not a non-negative integer" },
+                { RR("\"000000600001\"", ",\"supportingInfo\":[{\"reference\":\"#DocumentReference-1\"},{\"reference\":\"ReferralRequest/123\"}]"),
+                  "supportingInfo[1]: reference is not ReferralRequest/<12-digit UBRN>" },
+                { RR("\"000000600001\"", ",\"supportingInfo\":[{\"reference\":\"ReferralRequest/9990000093\"}]"),
+                  "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
+                { RR("\"000000600001\"", ",\"supportingInfo\":[{\"reference\":\"ReferralRequest/000000600002/x\"}]"),
+                  "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
+                /* the failure comes after attachments and the appointment were copied: all freed */
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"1\",\"url\":\"Binary/x\"}}]},"
+                                         "{\"resourceType\":\"Appointment\",\"id\":\"a\",\"start\":\"s\",\"participant\":[{\"actor\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"1\"},\"display\":\"d\"}}]}],"
+                                         "\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\",\"valueReference\":{\"reference\":\"#a\"}}],"
+                                         "\"supportingInfo\":[{\"reference\":\"ReferralRequest/000000600002\"},{\"reference\":\"ReferralRequest/1\"}]"),
+                  "supportingInfo[1]: reference is not ReferralRequest/<12-digit UBRN>" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+
+                assert_int_equal(run_parser(REFERRAL, root, &e, NULL), -EBADMSG);
+                if (strcmp(e.msg, cases[i].msg) != 0)
+                        fail_msg("case %zu: got \"%s\", want \"%s\"", i, e.msg, cases[i].msg);
+                json_object_put(root);
+        }
+#undef SUBJECT
+#undef RR
+#undef VERSION
+}
+
+/* A referral fixture with a non-integer versionId: the line says which
+ * element, and holds none of the patient's identifiers. */
+static void test_referral_error_fixture(void **state) {
+        json_object *root = load(FIXTURES "referral-bad-version.json");
+        struct errbuf e = { "" };
+        struct referral r;
+        (void) state;
+
+        memset(&r, 0x5A, sizeof r);
+        assert_int_equal(fhir_parse_referral(root, &r, &e), -EBADMSG);
+        assert_string_equal(e.msg, "meta.versionId is not a non-negative integer");
+        assert_null(strstr(e.msg, "9990000077"));
+        assert_int_equal(r.version, (int64_t) 0x5A5A5A5A5A5A5A5AULL); /* untouched */
+        json_object_put(root);
+}
+
+/* ---- OperationOutcome -------------------------------------------------- */
+
+static void test_outcome_fixture(void **state) {
+        json_object *root = load(FIXTURES "outcome-patient-error.json");
+        struct errbuf e = { "" };
+        struct outcome o;
+        (void) state;
+
+        assert_int_equal(fhir_parse_outcome(root, &o, &e), 0);
+        assert_str(o.severity, "error");
+        assert_str(o.code, "PATIENT_ERROR");
+        /* the newline is made harmless for a log line */
+        assert_str(o.diagnostics, "Clinical information cannot be generated for 000000200001:?"
+                                  "the patient record is not available");
+        outcome_free(&o);
+        assert_null(o.code);
+        outcome_free(&o);
+        outcome_free(NULL);
+        json_object_put(root);
+}
+
+static void test_outcome_cases(void **state) {
+        char long_text[1200], long_json[1400], want[300];
+        struct errbuf e = { "" };
+        struct outcome o;
+        json_object *root;
+        (void) state;
+
+        /* codes are made safe too */
+        root = parse("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\\r\","
+                     "\"details\":{\"coding\":[{\"code\":\"FORGED\\nLINE\"}]}}]}");
+        assert_int_equal(fhir_parse_outcome(root, &o, &e), 0);
+        assert_str(o.severity, "error?");
+        assert_str(o.code, "FORGED?LINE");
+        assert_null(o.diagnostics);
+        outcome_free(&o);
+        json_object_put(root);
+
+        /* issue[0] without details or diagnostics */
+        root = parse("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"fatal\"}]}");
+        assert_int_equal(fhir_parse_outcome(root, &o, &e), 0);
+        assert_str(o.severity, "fatal");
+        assert_null(o.code);
+        assert_null(o.diagnostics);
+        outcome_free(&o);
+        json_object_put(root);
+
+        /* long diagnostics are cut at 256 bytes, not inside a UTF-8 sequence:
+         * "x" then 2-byte "é"s put byte 256 in the middle of one. */
+        long_text[0] = 'x';
+        for (size_t i = 0; i < 500; i++)
+                memcpy(long_text + 1 + 2 * i, "\xc3\xa9", 2);
+        long_text[1001] = '\0';
+        snprintf(long_json, sizeof long_json,
+                 "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"diagnostics\":\"%s\"}]}", long_text);
+        memcpy(want, long_text, 255);
+        want[255] = '\0';
+        root = parse(long_json);
+        assert_int_equal(fhir_parse_outcome(root, &o, &e), 0);
+        assert_str(o.diagnostics, want);
+        outcome_free(&o);
+        json_object_put(root);
+
+        /* errors */
+        {
+                static const struct {
+                        const char *json, *msg;
+                } cases[] = {
+                        { "{\"resourceType\":\"ReferralRequest\"}", "expected an OperationOutcome, got ReferralRequest" },
+                        { "{\"resourceType\":\"OperationOutcome\"}", "issue[0] is missing or not an object" },
+                        { "{\"resourceType\":\"OperationOutcome\",\"issue\":[]}", "issue[0] is missing or not an object" },
+                        { "{\"resourceType\":\"OperationOutcome\",\"issue\":{\"severity\":\"error\"}}", "issue[0] is missing or not an object" },
+                        { "{\"resourceType\":\"OperationOutcome\",\"issue\":[\"error\"]}", "issue[0] is missing or not an object" },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                        root = parse(cases[i].json);
+                        assert_int_equal(run_parser(OUTCOME, root, &e, NULL), -EBADMSG);
+                        assert_string_equal(e.msg, cases[i].msg);
+                        json_object_put(root);
+                }
+        }
+}
+
+/* ---- A008 request body -------------------------------------------------- */
+
+static void test_worklist_request(void **state) {
+        static const char want_plain[] =
+                "{\"resourceType\":\"Parameters\","
+                "\"meta\":{\"profile\":[\"https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-Parameters-1\"]},"
+                "\"parameter\":[{\"name\":\"listType\",\"valueCodeableConcept\":{\"coding\":[{"
+                "\"system\":\"https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1\","
+                "\"code\":\"REFERRALS_FOR_REVIEW\"}]}}]}";
+        static const char want_service[] =
+                "{\"resourceType\":\"Parameters\","
+                "\"meta\":{\"profile\":[\"https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-Parameters-1\"]},"
+                "\"parameter\":[{\"name\":\"listType\",\"valueCodeableConcept\":{\"coding\":[{"
+                "\"system\":\"https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1\","
+                "\"code\":\"APPOINTMENT_SLOT_ISSUES\"}]}},"
+                "{\"name\":\"service\",\"valueIdentifier\":{"
+                "\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"20003\"}}]}";
+        json_object *root;
+        char *body;
+        (void) state;
+
+        body = fhir_worklist_request("REFERRALS_FOR_REVIEW", NULL);
+        assert_non_null(body);
+        assert_string_equal(body, want_plain);
+        free(body);
+
+        body = fhir_worklist_request("APPOINTMENT_SLOT_ISSUES", "20003");
+        assert_non_null(body);
+        assert_string_equal(body, want_service);
+        free(body);
+
+        /* values are escaped, never spliced */
+        body = fhir_worklist_request("A\"B", "1\"},{\"x");
+        assert_non_null(body);
+        root = parse(body);
+        assert_string_equal(json_object_get_string(
+                                    json_object_object_get(json_object_array_get_idx(
+                                            json_object_object_get(json_object_object_get(
+                                                    json_object_array_get_idx(json_object_object_get(root, "parameter"), 0),
+                                                    "valueCodeableConcept"), "coding"), 0), "code")),
+                            "A\"B");
+        assert_int_equal(json_object_array_length(json_object_object_get(root, "parameter")), 2);
+        json_object_put(root);
+        free(body);
+
+        assert_null(fhir_worklist_request(NULL, "20003"));
+}
+
+/* ---- Robustness: every element of every fixture, retyped ---------------- */
+
+#define N_REPLACEMENTS 11
+
+/* A fresh value of the i-th kind that replaces an element. */
+static json_object *replacement(size_t i) {
+        switch (i) {
+        case 0: return NULL; /* JSON null */
+        case 1: return json_object_new_int(-1);
+        case 2: return json_object_new_int64(INT64_MAX);
+        case 3: return json_object_new_double(1.5);
+        case 4: return json_object_new_boolean(1);
+        case 5: return json_object_new_string("");
+        case 6: return json_object_new_string("#appointment");
+        case 7: return json_object_new_string_len("000000200001\0x", 14);
+        case 8: return json_object_new_array();
+        case 9: return json_object_new_object();
+        default: {
+                json_object *a = json_object_new_array();
+
+                json_object_array_add(a, json_object_new_object());
+                return a;
+        }
+        }
+}
+
+/* Runs every parser on root: none may crash, leak, touch its output on
+ * failure or put patient data in its line. */
+static void check_all_parsers(json_object *root) {
+        struct errbuf e;
+
+        run_parser(WORKLIST, root, &e, NULL);
+        run_parser(REFERRAL, root, &e, NULL);
+        run_parser(OUTCOME, root, &e, NULL);
+}
+
+/* Replaces each element below node (in the tree of root) in turn by each
+ * replacement, checks the parsers, and puts the element back. */
+static void mutate_below(json_object *root, json_object *node) {
+        if (json_object_is_type(node, json_type_object)) {
+                json_object_object_foreach(node, key, val) {
+                        for (size_t i = 0; i < N_REPLACEMENTS; i++) {
+                                json_object_get(val); /* keep it while replaced */
+                                assert_int_equal(json_object_object_add(node, key, replacement(i)), 0);
+                                check_all_parsers(root);
+                                assert_int_equal(json_object_object_add(node, key, val), 0);
+                        }
+                        mutate_below(root, val);
+                }
+        } else if (json_object_is_type(node, json_type_array)) {
+                for (size_t k = 0; k < json_object_array_length(node); k++) {
+                        json_object *val = json_object_array_get_idx(node, k);
+
+                        for (size_t i = 0; i < N_REPLACEMENTS; i++) {
+                                json_object_get(val);
+                                assert_int_equal(json_object_array_put_idx(node, k, replacement(i)), 0);
+                                check_all_parsers(root);
+                                assert_int_equal(json_object_array_put_idx(node, k, val), 0);
+                        }
+                        mutate_below(root, val);
+                }
+        }
+}
+
+static void test_mutations(void **state) {
+        static const char *const files[] = {
+                FIXTURES "worklist-review.json",    FIXTURES "worklist-empty.json",
+                FIXTURES "worklist-bad-ubrn.json",  FIXTURES "referral-booked.json",
+                FIXTURES "referral-minimal.json",   FIXTURES "referral-unknown-codes.json",
+                FIXTURES "referral-rejected.json",  FIXTURES "referral-bad-version.json",
+                FIXTURES "outcome-patient-error.json",
+        };
+        (void) state;
+
+        for (size_t i = 0; i < N_REPLACEMENTS; i++) {
+                json_object *root = replacement(i);
+
+                check_all_parsers(root);
+                json_object_put(root);
+        }
+        for (size_t f = 0; f < ELEMENTSOF(files); f++) {
+                json_object *root = load(files[f]);
+
+                check_all_parsers(root);
+                mutate_below(root, root);
+                json_object_put(root);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ubrn_valid),
+                cmocka_unit_test(test_nhs_number_valid),
+                cmocka_unit_test(test_parse_text_valid),
+                cmocka_unit_test(test_parse_text_malformed),
+                cmocka_unit_test(test_parse_text_truncated_and_trailing),
+                cmocka_unit_test(test_worklist_fixture),
+                cmocka_unit_test(test_worklist_empty),
+                cmocka_unit_test(test_worklist_liberal),
+                cmocka_unit_test(test_worklist_errors),
+                cmocka_unit_test(test_worklist_error_fixture),
+                cmocka_unit_test(test_referral_booked),
+                cmocka_unit_test(test_referral_minimal),
+                cmocka_unit_test(test_referral_unknown_codes),
+                cmocka_unit_test(test_referral_state_reason_utf8),
+                cmocka_unit_test(test_referral_liberal),
+                cmocka_unit_test(test_referral_errors),
+                cmocka_unit_test(test_referral_error_fixture),
+                cmocka_unit_test(test_outcome_fixture),
+                cmocka_unit_test(test_outcome_cases),
+                cmocka_unit_test(test_worklist_request),
+                cmocka_unit_test(test_mutations),
+        };
+
+        /* TEST_FILTER=test_referral_* runs a subset */
+        if (getenv("TEST_FILTER"))
+                cmocka_set_test_filter(getenv("TEST_FILTER"));
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
