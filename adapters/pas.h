@@ -46,6 +46,12 @@ int pas_init_schema(struct pas *p, struct errbuf *e);
 
 /* Checks the schema exists and is the version this build writes. */
 int pas_check_schema(struct pas *p, struct errbuf *e);
+/* (Added:) pas_check_schema() fails with -ENOENT when the schema is absent
+ * (run --init-db), -EPROTO when it is another version or lacks a table or
+ * column; pas_init_schema() fails with -EPROTO rather than touch a schema of
+ * another version.  Reads (pas_ledger_get, pas_document_get) may be called
+ * inside or outside a transaction; outside one they run in autocommit and
+ * leave nothing open. */
 
 /* What the ledger remembers of a UBRN.  found=false when never synced. */
 struct ledger_state {
@@ -68,6 +74,10 @@ int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn,
 
 int pas_begin(struct pas *p, struct errbuf *e);
 int pas_commit(struct pas *p, struct errbuf *e);
+/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
+ * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
+ * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
+ * outside one fail with -EINVAL. */
 void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
 
 /* Inserts or updates the referral's row and its related-UBRN links.
@@ -75,6 +85,12 @@ void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op o
  * referral type) come from `entry`, which may be NULL (a related referral). */
 int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e);
+/* (Added:) each field is A005's value, else the entry's (NHS number,
+ * priority, specialty; the service id and name as one pair).  On update,
+ * service, referral type and worklist keep their stored value when this call
+ * has none (a referral refreshed as someone's related referral keeps the
+ * worklist it was last seen on); every other column takes this version's
+ * value, NULL included.  first_synced_at is set on insert only. */
 
 enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
 
@@ -109,6 +125,15 @@ struct document_rec {
  */
 int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e);
+/* (Added:) the rules compare with the highest revision stored.  Stored
+ * fetched and now not fetched → nothing written (the content stays); stored
+ * not fetched and still not fetched → the row is updated only when the
+ * availability, reason or source version changed.  Parts are numbered seq =
+ * 1…part_count.  The bytes are hashed again while they stream in: -EBADMSG
+ * when the spool file is shorter than `size` or its SHA-256 is not
+ * `sha256` (discard the spool copy, fetch again); -EINVAL for a malformed
+ * record (UBRN not 12 digits, no attachment id, fetched without a 64-hex
+ * SHA-256).  Roll back after any failure. */
 
 /* Records that `ubrn` is synced at `version`; complete=false when documents
  * are still owed.  Upsert. */

@@ -1,0 +1,1403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The PAS target over ODBC, written once for every vendor (pas.h); the
+ * per-vendor differences come from the adapter (adapter.h).
+ *
+ * Transactions: the connection is in autocommit mode outside pas_begin() …
+ * pas_commit()/pas_rollback(), and in manual-commit mode inside.  So a read
+ * between transactions (pas_ledger_get() for each worklist entry) never
+ * leaves a transaction open: no SQLite WAL snapshot pinned for hours, no
+ * PostgreSQL "idle in transaction" session holding back vacuum.
+ *
+ * Statements the sync repeats are prepared once per connection and cached
+ * (they survive commit and rollback when the driver says so through
+ * SQL_CURSOR_COMMIT_BEHAVIOR / SQL_CURSOR_ROLLBACK_BEHAVIOR; otherwise the
+ * cache is dropped at the end of each transaction).  Every parameter is bound
+ * with an explicit length; no value is ever formatted into SQL or into an
+ * error line.
+ */
+#include "pas.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sql.h>
+#include <sqlext.h>
+
+#include "../daemon/util.h"
+#include "adapter.h"
+#include "odbc.h"
+
+#define PAS_SCHEMA_VERSION 1   /* the staging schema version this build writes */
+#define SHA256_HEX 64
+#define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
+
+/* ---------------------------------------------------------------------- */
+/* The adapters this build knows.                                          */
+
+static const struct adapter *const adapters[] = {
+        &adapter_sqlite,
+};
+
+const struct adapter *adapter_by_name(const char *name) {
+        if (!name)
+                return NULL;
+        for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
+                if (strcmp(adapters[i]->name, name) == 0)
+                        return adapters[i];
+        return NULL;
+}
+
+const struct adapter *adapter_by_dbms(const char *dbms_name) {
+        if (!dbms_name)
+                return NULL;
+        for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
+                const char *prefix = adapters[i]->dbms_name;
+                if (strncasecmp(dbms_name, prefix, strlen(prefix)) == 0)
+                        return adapters[i];
+        }
+        return NULL;
+}
+
+int adapter_connect_options_default(const char *connection, char *ret, size_t n) {
+        size_t len = strlen(connection);
+
+        if (len >= n)
+                return -ENAMETOOLONG;
+        memcpy(ret, connection, len + 1);
+        return 0;
+}
+
+int adapter_session_default(struct pas *p, const char *connection, struct errbuf *e) {
+        (void) p, (void) connection, (void) e;
+        return 0;
+}
+
+int adapter_classify_default(const char *sqlstate, long native, const char *message, bool in_commit) {
+        (void) sqlstate, (void) native, (void) message, (void) in_commit;
+        return 0;
+}
+
+int adapter_lock_writer_default(struct pas *p, struct errbuf *e) {
+        (void) p, (void) e;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The statements.                                                         */
+
+enum stmt_id {
+        ST_LEDGER_GET,
+        ST_LEDGER_UPDATE,
+        ST_LEDGER_INSERT,
+        ST_REFERRAL_UPDATE,
+        ST_REFERRAL_INSERT,
+        ST_RELATED_DELETE,
+        ST_RELATED_INSERT,
+        ST_DOCUMENT_GET,
+        ST_DOCUMENT_INSERT,
+        ST_DOCUMENT_UPDATE,
+        ST_PART_DELETE,
+        ST_PART_INSERT,
+        ST_VERSION_GET,
+        ST_VERSION_INSERT,
+        ST_MAX_
+};
+
+static const struct statement {
+        const char *what; /* names it in error lines */
+        const char *sql;
+} statements[ST_MAX_] = {
+        [ST_LEDGER_GET] = { "read ers_ledger",
+                            "SELECT version, complete FROM ers_ledger WHERE ubrn = ?" },
+        [ST_LEDGER_UPDATE] = { "update ers_ledger",
+                               "UPDATE ers_ledger SET version = ?, complete = ?, worklist = ?, "
+                               "correlation_id = ?, synced_at = ? WHERE ubrn = ?" },
+        [ST_LEDGER_INSERT] = { "insert ers_ledger",
+                               "INSERT INTO ers_ledger (version, complete, worklist, correlation_id, "
+                               "synced_at, ubrn) VALUES (?, ?, ?, ?, ?, ?)" },
+        /* Parameters 1-22 are shared by UPDATE and INSERT, in this order;
+         * the fields only a worklist entry carries are kept when absent. */
+        [ST_REFERRAL_UPDATE] = { "update ers_referral",
+                                 "UPDATE ers_referral SET version = ?, nhs_number = ?, nhs_number_valid = ?, "
+                                 "priority = ?, state = ?, state_reason = ?, state_comment = ?, "
+                                 "specialty = ?, specialty_display = ?, "
+                                 "service_id = COALESCE(?, service_id), "
+                                 "service_name = COALESCE(?, service_name), "
+                                 "referral_type = COALESCE(?, referral_type), "
+                                 "pathway_start = ?, clinical_info_first_submitted = ?, "
+                                 "appointment_start = ?, appointment_end = ?, commissioning_org = ?, "
+                                 "request_id = ?, status = ?, intent = ?, "
+                                 "worklist = COALESCE(?, worklist), last_synced_at = ? "
+                                 "WHERE ubrn = ?" },
+        [ST_REFERRAL_INSERT] = { "insert ers_referral",
+                                 "INSERT INTO ers_referral (version, nhs_number, nhs_number_valid, "
+                                 "priority, state, state_reason, state_comment, specialty, "
+                                 "specialty_display, service_id, service_name, referral_type, "
+                                 "pathway_start, clinical_info_first_submitted, appointment_start, "
+                                 "appointment_end, commissioning_org, request_id, status, intent, "
+                                 "worklist, last_synced_at, ubrn, first_synced_at) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                 "?, ?, ?, ?)" },
+        [ST_RELATED_DELETE] = { "delete ers_referral_related",
+                                "DELETE FROM ers_referral_related WHERE ubrn = ?" },
+        [ST_RELATED_INSERT] = { "insert ers_referral_related",
+                                "INSERT INTO ers_referral_related (ubrn, related_ubrn) VALUES (?, ?)" },
+        [ST_DOCUMENT_GET] = { "read ers_document",
+                              "SELECT document_id, fetch_status, sha256, revision, source_version, "
+                              "availability, not_fetched_reason FROM ers_document "
+                              "WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ? "
+                              "ORDER BY revision DESC" },
+        /* Parameters 1-14 are shared by INSERT and UPDATE, in this order. */
+        [ST_DOCUMENT_INSERT] = { "insert ers_document",
+                                 "INSERT INTO ers_document (source_version, title, content_type, "
+                                 "declared_size, availability, attached_by_user, attached_by_org, "
+                                 "created, fetch_status, not_fetched_reason, size_bytes, sha256, "
+                                 "part_count, stored_at, document_id, ubrn, source_ubrn, kind, "
+                                 "attachment_id, revision) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+        [ST_DOCUMENT_UPDATE] = { "update ers_document",
+                                 "UPDATE ers_document SET source_version = ?, title = ?, "
+                                 "content_type = ?, declared_size = ?, availability = ?, "
+                                 "attached_by_user = ?, attached_by_org = ?, created = ?, "
+                                 "fetch_status = ?, not_fetched_reason = ?, size_bytes = ?, "
+                                 "sha256 = ?, part_count = ?, stored_at = ? WHERE document_id = ?" },
+        [ST_PART_DELETE] = { "delete ers_document_part",
+                             "DELETE FROM ers_document_part WHERE document_id = ?" },
+        [ST_PART_INSERT] = { "insert ers_document_part",
+                             "INSERT INTO ers_document_part (document_id, seq, data) VALUES (?, ?, ?)" },
+        [ST_VERSION_GET] = { "read ers_schema_version", "SELECT version FROM ers_schema_version" },
+        [ST_VERSION_INSERT] = { "insert ers_schema_version",
+                                "INSERT INTO ers_schema_version (version) VALUES (?)" },
+};
+
+/* What pas_check_schema() expects to read: every table and view with every
+ * column this build writes or documents. */
+static const struct {
+        const char *name;
+        const char *probe;
+} schema_objects[] = {
+        { "ers_schema_version", "SELECT version FROM ers_schema_version WHERE 1 = 0" },
+        { "ers_referral",
+          "SELECT ubrn, version, nhs_number, nhs_number_valid, priority, state, state_reason, "
+          "state_comment, specialty, specialty_display, service_id, service_name, referral_type, "
+          "pathway_start, clinical_info_first_submitted, appointment_start, appointment_end, "
+          "commissioning_org, request_id, status, intent, worklist, first_synced_at, last_synced_at "
+          "FROM ers_referral WHERE 1 = 0" },
+        { "ers_referral_related", "SELECT ubrn, related_ubrn FROM ers_referral_related WHERE 1 = 0" },
+        { "ers_document",
+          "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
+          "title, content_type, declared_size, availability, attached_by_user, attached_by_org, "
+          "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at "
+          "FROM ers_document WHERE 1 = 0" },
+        { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
+        { "ers_ledger",
+          "SELECT ubrn, version, complete, worklist, correlation_id, synced_at FROM ers_ledger "
+          "WHERE 1 = 0" },
+        { "ers_referral_inbox",
+          "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
+          "service_id, service_name, appointment_start, appointment_end, worklist, "
+          "documents_fetched, documents_not_fetched, last_synced_at FROM ers_referral_inbox "
+          "WHERE 1 = 0" },
+};
+
+struct pas {
+        const struct adapter *adapter; /* the vendor's ops; never NULL once open */
+        SQLHENV env;                   /* owned */
+        SQLHDBC dbc;                   /* owned */
+        bool connected;                /* SQLDriverConnect succeeded: SQLDisconnect on close */
+        bool in_tx;                    /* between pas_begin and pas_commit/pas_rollback */
+        bool keep_stmts;               /* prepared statements survive the end of a transaction */
+        char dbms[128];                /* "SQLite 3.40.1": SQL_DBMS_NAME and SQL_DBMS_VER */
+        SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
+        unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Diagnostics.                                                            */
+
+static bool is_redactable_digits(const char *s, size_t *ret_len) {
+        /* exactly 10 digits, or 3-3-4 separated by single spaces, not inside a longer number */
+        size_t i = 0, digits = 0;
+
+        while (s[i] && digits < 10) {
+                if (isdigit((unsigned char) s[i])) {
+                        digits++;
+                        i++;
+                } else if (s[i] == ' ' && (digits == 3 || digits == 6) && i > 0 && s[i - 1] != ' ' &&
+                           isdigit((unsigned char) s[i + 1]))
+                        i++;
+                else
+                        break;
+        }
+        if (digits != 10 || isdigit((unsigned char) s[i]))
+                return false;
+        /* spaced form must be exactly 3-3-4, compact form exactly 10 */
+        if (i != 10 && i != 12)
+                return false;
+        if (i == 12 && (s[3] != ' ' || s[7] != ' '))
+                return false;
+        *ret_len = i;
+        return true;
+}
+
+void odbc_clean_message(const char *message, char *ret, size_t n) {
+        const char *s = message ? message : "";
+        size_t o = 0;
+        static const char redacted[] = "<redacted>";
+        size_t limit;
+
+        if (n == 0)
+                return;
+        limit = n - 1 < ODBC_MESSAGE_MAX ? n - 1 : ODBC_MESSAGE_MAX;
+
+        /* drop "[unixODBC][Driver Manager]" / "[SQLite]" style tags */
+        while (*s == '[') {
+                const char *close = strchr(s, ']');
+                if (!close)
+                        break;
+                s = close + 1;
+        }
+        while (*s == ' ')
+                s++;
+
+        for (size_t i = 0; s[i] && s[i] != '\n' && s[i] != '\r';) {
+                size_t len;
+
+                if ((i == 0 || !isdigit((unsigned char) s[i - 1])) && is_redactable_digits(s + i, &len)) {
+                        if (o + sizeof redacted - 1 > limit)
+                                break;
+                        memcpy(ret + o, redacted, sizeof redacted - 1);
+                        o += sizeof redacted - 1;
+                        i += len;
+                        continue;
+                }
+                /* copy one UTF-8 sequence whole, or stop */
+                len = 1;
+                while (((unsigned char) s[i + len] & 0xc0) == 0x80)
+                        len++;
+                if (o + len > limit)
+                        break;
+                memcpy(ret + o, s + i, len);
+                o += len;
+                i += len;
+        }
+        while (o > 0 && ret[o - 1] == ' ')
+                o--;
+        ret[o] = '\0';
+}
+
+int odbc_classify_sqlstate(const char *st, bool in_commit) {
+        if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0)
+                return -EAGAIN; /* serialization failure, deadlock: rolled back */
+        if (strcmp(st, "08007") == 0)
+                return -EINPROGRESS; /* connection failure during transaction */
+        if (strcmp(st, "08S01") == 0 || strcmp(st, "HYT01") == 0 || strcmp(st, "40003") == 0)
+                return in_commit ? -EINPROGRESS : -ENOTCONN;
+        if (strcmp(st, "HY008") == 0 || strcmp(st, "HYT00") == 0)
+                return in_commit ? -EINPROGRESS : -EAGAIN; /* cancelled, timed out */
+        if (strncmp(st, "08", 2) == 0)
+                return -ENOTCONN;
+        return -EIO;
+}
+
+/*
+ * Reads the first error record of handle `h` (skipping "01xxx" warnings),
+ * classifies it and writes "<what>: SQLSTATE xxxxx: <message>" into e.
+ * `a` may be NULL before the adapter is known.
+ */
+static int diag(const struct adapter *a, SQLSMALLINT type, SQLHANDLE h, bool in_commit, const char *what,
+                struct errbuf *e) {
+        SQLCHAR state[6] = "", first_state[6] = "";
+        SQLCHAR text[1024], first_text[1024] = "";
+        SQLINTEGER native = 0, first_native = 0;
+        SQLSMALLINT len;
+        char clean[ODBC_MESSAGE_MAX + 1];
+        bool found = false;
+        int r = 0;
+
+        for (SQLSMALLINT i = 1; i <= 16; i++) {
+                SQLRETURN rc = SQLGetDiagRec(type, h, i, state, &native, text, sizeof text, &len);
+                if (!SQL_SUCCEEDED(rc))
+                        break;
+                if (i == 1 || strncmp((char *) state, "01", 2) != 0) {
+                        memcpy(first_state, state, sizeof state);
+                        memcpy(first_text, text, sizeof text);
+                        first_native = native;
+                        found = true;
+                        if (strncmp((char *) state, "01", 2) != 0)
+                                break;
+                }
+        }
+        if (!found)
+                return err_set(e, -EIO, "%s: failed without a diagnostic record", what);
+
+        if (a)
+                r = a->ops->classify((char *) first_state, (long) first_native, (char *) first_text,
+                                     in_commit);
+        if (r == 0)
+                r = odbc_classify_sqlstate((char *) first_state, in_commit);
+        odbc_clean_message((char *) first_text, clean, sizeof clean);
+        return err_set(e, r, "%s: SQLSTATE %.5s: %s", what, (char *) first_state, clean);
+}
+
+static int diag_stmt(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
+        return diag(p->adapter, SQL_HANDLE_STMT, h, false, what, e);
+}
+
+static int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errbuf *e) {
+        return diag(p->adapter, SQL_HANDLE_DBC, p->dbc, in_commit, what, e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Statements and parameters.                                              */
+
+struct param {
+        SQLSMALLINT ctype;    /* SQL_C_CHAR, SQL_C_SBIGINT or SQL_C_BINARY */
+        const void *ptr;      /* text (NUL-terminated) or bytes; NULL text is SQL NULL */
+        SQLLEN len;           /* bytes of a blob */
+        SQLBIGINT i;          /* an integer's value */
+        bool null;            /* an integer that is SQL NULL */
+        SQLLEN ind;           /* length / indicator, filled in when binding */
+};
+
+#define P_TEXT(s) ((struct param){ .ctype = SQL_C_CHAR, .ptr = (s) })
+#define P_INT(v) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v) })
+#define P_INT_OR_NULL(v, isnull) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v), .null = (isnull) })
+#define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
+
+static void stmt_drop_all(struct pas *p) {
+        for (size_t i = 0; i < ST_MAX_; i++)
+                if (p->stmt[i] != SQL_NULL_HSTMT) {
+                        SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[i]);
+                        p->stmt[i] = SQL_NULL_HSTMT;
+                }
+}
+
+static int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLRETURN rc;
+        int r;
+
+        if (p->stmt[id] != SQL_NULL_HSTMT) {
+                *ret = p->stmt[id];
+                return 0;
+        }
+        rc = SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h);
+        if (!SQL_SUCCEEDED(rc))
+                return diag_dbc(p, false, statements[id].what, e);
+        rc = SQLPrepare(h, (SQLCHAR *) statements[id].sql, SQL_NTS);
+        if (!SQL_SUCCEEDED(rc)) {
+                r = diag_stmt(p, h, statements[id].what, e);
+                SQLFreeHandle(SQL_HANDLE_STMT, h);
+                return r;
+        }
+        p->stmt[id] = h;
+        *ret = h;
+        return 0;
+}
+
+static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param *ps, size_t n,
+                       struct errbuf *e) {
+        for (size_t i = 0; i < n; i++) {
+                struct param *q = &ps[i];
+                SQLUSMALLINT no = (SQLUSMALLINT) (i + 1);
+                SQLRETURN rc;
+
+                switch (q->ctype) {
+                case SQL_C_CHAR: {
+                        size_t len = q->ptr ? strlen(q->ptr) : 0;
+                        q->ind = q->ptr ? (SQLLEN) len : SQL_NULL_DATA;
+                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR,
+                                              len > TEXT_LONG_MIN ? SQL_LONGVARCHAR : SQL_VARCHAR,
+                                              len ? len : 1, 0, (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);
+                        break;
+                }
+                case SQL_C_SBIGINT:
+                        q->ind = q->null ? SQL_NULL_DATA : 0;
+                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_SBIGINT, SQL_BIGINT, 0, 0, &q->i,
+                                              0, &q->ind);
+                        break;
+                case SQL_C_BINARY:
+                        q->ind = q->len;
+                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_BINARY, SQL_LONGVARBINARY,
+                                              q->len ? (SQLULEN) q->len : 1, 0, (SQLPOINTER) q->ptr, q->len,
+                                              &q->ind);
+                        break;
+                default:
+                        return err_set(e, -EINVAL, "%s: parameter %zu has no known type", what, i + 1);
+                }
+                if (!SQL_SUCCEEDED(rc))
+                        return diag_stmt(p, h, what, e);
+        }
+        return 0;
+}
+
+static void stmt_close(SQLHSTMT h) {
+        SQLFreeStmt(h, SQL_CLOSE);
+        SQLFreeStmt(h, SQL_RESET_PARAMS);
+}
+
+/*
+ * Executes a cached statement with parameters.  For a statement that returns
+ * rows, *ret_h (when non-NULL) gets the handle positioned before the first
+ * row: the caller fetches, then calls stmt_close().  Otherwise the cursor is
+ * closed here and *ret_rows (when non-NULL) gets the row count (0 when the
+ * driver says SQL_NO_DATA).
+ */
+static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHSTMT *ret_h, SQLLEN *ret_rows,
+               struct errbuf *e) {
+        const char *what = statements[id].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLRETURN rc;
+        SQLLEN rows = 0;
+        int r;
+
+        r = stmt_get(p, id, &h, e);
+        if (r < 0)
+                return r;
+        r = bind_params(p, h, what, ps, n, e);
+        if (r < 0)
+                goto fail;
+        rc = SQLExecute(h);
+        if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc)) {
+                r = diag_stmt(p, h, what, e);
+                goto fail;
+        }
+        if (ret_h) {
+                *ret_h = h;
+                return 0;
+        }
+        if (rc != SQL_NO_DATA && ret_rows && !SQL_SUCCEEDED(SQLRowCount(h, &rows))) {
+                r = diag_stmt(p, h, what, e);
+                goto fail;
+        }
+        stmt_close(h);
+        if (ret_rows)
+                *ret_rows = rows;
+        return 0;
+fail:
+        stmt_close(h);
+        return r;
+}
+
+/* Fetches the next row: 1 when there is one, 0 at the end, or a negative errno. */
+static int fetch(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
+        SQLRETURN rc = SQLFetch(h);
+
+        if (rc == SQL_NO_DATA)
+                return 0;
+        if (!SQL_SUCCEEDED(rc))
+                return diag_stmt(p, h, what, e);
+        return 1;
+}
+
+static int get_int64(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, int64_t *ret,
+                     bool *ret_null, struct errbuf *e) {
+        SQLBIGINT v = 0;
+        SQLLEN ind = 0;
+
+        if (!SQL_SUCCEEDED(SQLGetData(h, col, SQL_C_SBIGINT, &v, sizeof v, &ind)))
+                return diag_stmt(p, h, what, e);
+        if (ret_null)
+                *ret_null = ind == SQL_NULL_DATA;
+        *ret = ind == SQL_NULL_DATA ? 0 : (int64_t) v;
+        return 0;
+}
+
+/* Reads a text column into ret (n bytes); NULL reads as "".  A value that
+ * does not fit is an error: the columns read back here are short codes. */
+static int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char *ret, size_t n,
+                    bool *ret_null, struct errbuf *e) {
+        SQLLEN ind = 0;
+        SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, ret, (SQLLEN) n, &ind);
+
+        if (rc == SQL_NO_DATA)
+                ind = SQL_NULL_DATA;
+        else if (!SQL_SUCCEEDED(rc))
+                return diag_stmt(p, h, what, e);
+        if (ind == SQL_NULL_DATA || rc == SQL_NO_DATA)
+                ret[0] = '\0';
+        else if (ind == SQL_NO_TOTAL || ind >= (SQLLEN) n)
+                return err_set(e, -EIO, "%s: column %u longer than %zu bytes", what, (unsigned) col, n - 1);
+        if (ret_null)
+                *ret_null = ind == SQL_NULL_DATA;
+        return 0;
+}
+
+int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLRETURN rc;
+        int r = 0;
+
+        rc = SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h);
+        if (!SQL_SUCCEEDED(rc))
+                return diag_dbc(p, false, what, e);
+        rc = SQLExecDirect(h, (SQLCHAR *) sql, SQL_NTS);
+        if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc))
+                r = diag_stmt(p, h, what, e);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        return r;
+}
+
+bool odbc_connstr_has(const char *connection, const char *key) {
+        size_t klen = strlen(key);
+        const char *s = connection;
+
+        if (!s)
+                return false;
+        while (*s) {
+                while (*s == ';' || *s == ' ')
+                        s++;
+                if (strncasecmp(s, key, klen) == 0) {
+                        const char *t = s + klen;
+                        while (*t == ' ')
+                                t++;
+                        if (*t == '=')
+                                return true;
+                }
+                /* skip to the next attribute, honouring {braced; values} */
+                while (*s && *s != ';') {
+                        if (*s == '{') {
+                                const char *close = strchr(s, '}');
+                                if (!close)
+                                        return false;
+                                s = close;
+                        }
+                        s++;
+                }
+        }
+        return false;
+}
+
+/* True when the table or view `name` exists (as stored, or upper-cased as
+ * some DBMSs store unquoted identifiers).  SQLTables takes a pattern: the
+ * '_' in our names matches any one character, which no other table of a
+ * PAS is expected to exploit. */
+static int object_exists(struct pas *p, const char *name, bool *ret, struct errbuf *e) {
+        char upper[64];
+        const char *tries[2] = { name, upper };
+        size_t i;
+
+        for (i = 0; name[i] && i < sizeof upper - 1; i++)
+                upper[i] = (char) toupper((unsigned char) name[i]);
+        upper[i] = '\0';
+
+        for (size_t t = 0; t < 2; t++) {
+                SQLHSTMT h = SQL_NULL_HSTMT;
+                SQLRETURN rc;
+                int r;
+
+                if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
+                        return diag_dbc(p, false, "list tables", e);
+                rc = SQLTables(h, NULL, 0, NULL, 0, (SQLCHAR *) tries[t], SQL_NTS, NULL, 0);
+                if (!SQL_SUCCEEDED(rc)) {
+                        r = diag_stmt(p, h, "list tables", e);
+                        SQLFreeHandle(SQL_HANDLE_STMT, h);
+                        return r;
+                }
+                r = fetch(p, h, "list tables", e);
+                SQLFreeHandle(SQL_HANDLE_STMT, h);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        *ret = true;
+                        return 0;
+                }
+        }
+        *ret = false;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connection.                                                             */
+
+static int get_info_text(struct pas *p, SQLUSMALLINT what, char *ret, size_t n) {
+        SQLSMALLINT len = 0;
+
+        if (!SQL_SUCCEEDED(SQLGetInfo(p->dbc, what, ret, (SQLSMALLINT) n, &len)))
+                ret[0] = '\0';
+        return 0;
+}
+
+/* Connects p->dbc with `connection` (which never reaches an error line). */
+static int connect_dbc(struct pas *p, const struct adapter *a, const char *connection, struct errbuf *e) {
+        SQLRETURN rc = SQLDriverConnect(p->dbc, NULL, (SQLCHAR *) connection, SQL_NTS, NULL, 0, NULL,
+                                        SQL_DRIVER_NOPROMPT);
+
+        if (!SQL_SUCCEEDED(rc))
+                return diag(a, SQL_HANDLE_DBC, p->dbc, false, "connect", e);
+        p->connected = true;
+        return 0;
+}
+
+/* The configured connection string with the adapter's driver attributes
+ * added; caller frees *ret. */
+static int connection_for(const struct adapter *a, const char *connection, char **ret, struct errbuf *e) {
+        size_t n = strlen(connection) + 256;
+        char *s = malloc(n);
+        int r;
+
+        if (!s) {
+                err_set(e, -ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+        r = a->ops->connect_options(connection, s, n);
+        if (r < 0) {
+                free(s);
+                err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int pas_open(const char *connection, const char *adapter, struct pas **ret, struct errbuf *e) {
+        struct pas *p = NULL;
+        const struct adapter *a = NULL;
+        char name[64] = "", version[64] = "", *amended = NULL;
+        SQLUSMALLINT commit_cb = 0, rollback_cb = 0, txn = 0;
+        SQLRETURN rc;
+        int r;
+
+        if (!connection || !*connection)
+                return err_set(e, -EINVAL, "no database connection string");
+        if (adapter && strcmp(adapter, "auto") != 0) {
+                a = adapter_by_name(adapter);
+                if (!a)
+                        return err_set(e, -EINVAL, "unknown database adapter \"%.32s\" (known: auto, sqlite)",
+                                       adapter);
+        }
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return err_set(e, -ENOMEM, "out of memory");
+        p->adapter = a;
+
+        rc = SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &p->env);
+        if (!SQL_SUCCEEDED(rc)) {
+                p->env = SQL_NULL_HENV;
+                r = err_set(e, -ENOMEM, "cannot allocate an ODBC environment");
+                goto fail;
+        }
+        rc = SQLSetEnvAttr(p->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
+        if (!SQL_SUCCEEDED(rc)) {
+                r = diag(NULL, SQL_HANDLE_ENV, p->env, false, "select ODBC 3", e);
+                goto fail;
+        }
+        rc = SQLAllocHandle(SQL_HANDLE_DBC, p->env, &p->dbc);
+        if (!SQL_SUCCEEDED(rc)) {
+                p->dbc = SQL_NULL_HDBC;
+                r = diag(NULL, SQL_HANDLE_ENV, p->env, false, "allocate an ODBC connection", e);
+                goto fail;
+        }
+
+        if (a) {
+                r = connection_for(a, connection, &amended, e);
+                if (r < 0)
+                        goto fail;
+        }
+        r = connect_dbc(p, a, amended ? amended : connection, e);
+        if (r < 0)
+                goto fail;
+
+        get_info_text(p, SQL_DBMS_NAME, name, sizeof name);
+        get_info_text(p, SQL_DBMS_VER, version, sizeof version);
+        snprintf(p->dbms, sizeof p->dbms, "%s %s", name[0] ? name : "unknown DBMS", version);
+        if (!a) {
+                a = adapter_by_dbms(name);
+                if (!a) {
+                        r = err_set(e, -ENOTSUP,
+                                    "no adapter for DBMS \"%.40s\" (known: sqlite); set the adapter explicitly",
+                                    name);
+                        goto fail;
+                }
+                p->adapter = a;
+                /* Now that the vendor is known: connect again if its driver needs attributes. */
+                r = connection_for(a, connection, &amended, e);
+                if (r < 0)
+                        goto fail;
+                if (strcmp(amended, connection) != 0) {
+                        SQLDisconnect(p->dbc);
+                        p->connected = false;
+                        r = connect_dbc(p, a, amended, e);
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+
+        if (!SQL_SUCCEEDED(SQLGetInfo(p->dbc, SQL_TXN_CAPABLE, &txn, sizeof txn, NULL)) || txn == SQL_TC_NONE) {
+                r = err_set(e, -ENOTSUP, "%s: the driver does not support transactions", p->dbms);
+                goto fail;
+        }
+        if (SQL_SUCCEEDED(SQLGetInfo(p->dbc, SQL_CURSOR_COMMIT_BEHAVIOR, &commit_cb, sizeof commit_cb, NULL)) &&
+            SQL_SUCCEEDED(SQLGetInfo(p->dbc, SQL_CURSOR_ROLLBACK_BEHAVIOR, &rollback_cb, sizeof rollback_cb,
+                                     NULL)))
+                p->keep_stmts = commit_cb != SQL_CB_DELETE && rollback_cb != SQL_CB_DELETE;
+
+        rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
+        if (!SQL_SUCCEEDED(rc)) {
+                r = diag_dbc(p, false, "set autocommit", e);
+                goto fail;
+        }
+        r = a->ops->session(p, amended, e);
+        if (r < 0) {
+                err_prefix(e, r, "%s session settings", a->name);
+                goto fail;
+        }
+        free(amended);
+        *ret = p;
+        return 0;
+fail:
+        free(amended);
+        pas_close(p);
+        return r;
+}
+
+static void end_tx(struct pas *p, SQLSMALLINT how) {
+        SQLEndTran(SQL_HANDLE_DBC, p->dbc, how);
+        SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
+        p->in_tx = false;
+        if (!p->keep_stmts)
+                stmt_drop_all(p);
+}
+
+void pas_close(struct pas *p) {
+        if (!p)
+                return;
+        if (p->in_tx)
+                end_tx(p, SQL_ROLLBACK);
+        stmt_drop_all(p);
+        if (p->connected)
+                SQLDisconnect(p->dbc);
+        if (p->dbc != SQL_NULL_HDBC)
+                SQLFreeHandle(SQL_HANDLE_DBC, p->dbc);
+        if (p->env != SQL_NULL_HENV)
+                SQLFreeHandle(SQL_HANDLE_ENV, p->env);
+        free(p->part);
+        free(p);
+}
+
+const char *pas_adapter_name(const struct pas *p) {
+        return p->adapter->name;
+}
+
+const char *pas_dbms(const struct pas *p) {
+        return p->dbms;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Transactions.                                                           */
+
+int pas_begin(struct pas *p, struct errbuf *e) {
+        SQLRETURN rc;
+        int r;
+
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "begin: a transaction is already open");
+        rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
+        if (!SQL_SUCCEEDED(rc))
+                return diag_dbc(p, false, "begin", e);
+        p->in_tx = true;
+        r = p->adapter->ops->lock_writer(p, e);
+        if (r < 0) {
+                end_tx(p, SQL_ROLLBACK);
+                return err_prefix(e, r, "begin: single-writer lock");
+        }
+        return 0;
+}
+
+int pas_commit(struct pas *p, struct errbuf *e) {
+        SQLRETURN rc;
+        int r;
+
+        if (!p->in_tx)
+                return err_set(e, -EINVAL, "commit: no transaction is open");
+        rc = SQLEndTran(SQL_HANDLE_DBC, p->dbc, SQL_COMMIT);
+        if (!SQL_SUCCEEDED(rc)) {
+                r = diag_dbc(p, true, "commit", e);
+                end_tx(p, SQL_ROLLBACK); /* closes the transaction whatever happened */
+                return r;
+        }
+        /* Committed.  Back to autocommit; a failure here is the next call's to report. */
+        SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
+        p->in_tx = false;
+        if (!p->keep_stmts)
+                stmt_drop_all(p);
+        return 0;
+}
+
+void pas_rollback(struct pas *p) {
+        if (p && p->in_tx)
+                end_tx(p, SQL_ROLLBACK);
+}
+
+static int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
+        if (!p->in_tx)
+                return err_set(e, -EINVAL, "%s: outside a transaction (call pas_begin first)", what);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Schema.                                                                 */
+
+/* "CREATE TABLE IF NOT EXISTS ers_referral" from a DDL statement, for error lines. */
+static void ddl_label(const char *sql, char *ret, size_t n) {
+        size_t o = 0;
+
+        while (*sql && (*sql == '-' || isspace((unsigned char) *sql))) {
+                if (*sql == '-') /* a leading comment line */
+                        while (*sql && *sql != '\n')
+                                sql++;
+                else
+                        sql++;
+        }
+        for (; *sql && *sql != '(' && *sql != '\n' && o + 1 < n; sql++)
+                ret[o++] = *sql;
+        while (o > 0 && ret[o - 1] == ' ')
+                o--;
+        ret[o] = '\0';
+}
+
+static int read_schema_version(struct pas *p, int64_t *ret_version, size_t *ret_rows, struct errbuf *e) {
+        const char *what = statements[ST_VERSION_GET].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t rows = 0;
+        int64_t version = 0;
+        int r;
+
+        r = run(p, ST_VERSION_GET, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                int64_t v = 0;
+                r = get_int64(p, h, 1, what, &v, NULL, e);
+                if (r < 0)
+                        break;
+                if (rows++ == 0)
+                        version = v;
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret_version = version;
+        *ret_rows = rows;
+        return 0;
+}
+
+static int version_mismatch(size_t rows, int64_t version, struct errbuf *e) {
+        return err_set(e, -EPROTO, "ers_schema_version holds %zu row(s), version %lld; this build writes version %d",
+                       rows, (long long) version, PAS_SCHEMA_VERSION);
+}
+
+int pas_init_schema(struct pas *p, struct errbuf *e) {
+        const char *const *ddl = p->adapter->ops->schema();
+        int64_t version;
+        size_t rows;
+        bool exists;
+        int r;
+
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "create schema: a transaction is open");
+        /* Another version's schema is left alone, before any DDL (which some
+         * DBMSs commit at once). */
+        r = object_exists(p, "ers_schema_version", &exists, e);
+        if (r >= 0 && exists) {
+                r = read_schema_version(p, &version, &rows, e);
+                if (r >= 0 && rows > 0 && (rows != 1 || version != PAS_SCHEMA_VERSION))
+                        r = version_mismatch(rows, version, e);
+        }
+        if (r < 0)
+                return err_prefix(e, r, "create schema");
+
+        r = pas_begin(p, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; ddl[i]; i++) {
+                char label[96];
+
+                ddl_label(ddl[i], label, sizeof label);
+                r = odbc_exec(p, label, ddl[i], e);
+                if (r < 0)
+                        goto fail;
+        }
+        r = read_schema_version(p, &version, &rows, e);
+        if (r < 0)
+                goto fail;
+        if (rows == 0) {
+                struct param ps[] = { P_INT(PAS_SCHEMA_VERSION) };
+                r = run(p, ST_VERSION_INSERT, ps, 1, NULL, NULL, e);
+                if (r < 0)
+                        goto fail;
+        } else if (rows != 1 || version != PAS_SCHEMA_VERSION) {
+                r = version_mismatch(rows, version, e);
+                goto fail;
+        }
+        r = pas_commit(p, e);
+        if (r < 0)
+                return err_prefix(e, r, "create schema");
+        return 0;
+fail:
+        pas_rollback(p);
+        return err_prefix(e, r, "create schema");
+}
+
+int pas_check_schema(struct pas *p, struct errbuf *e) {
+        int64_t version;
+        size_t rows;
+        bool exists;
+        int r;
+
+        r = object_exists(p, "ers_schema_version", &exists, e);
+        if (r < 0)
+                return r;
+        if (!exists)
+                return err_set(e, -ENOENT,
+                               "the staging schema is absent (no ers_schema_version): create it with "
+                               "ersd --init-db or adapters/sql/%s.sql",
+                               p->adapter->name);
+        r = read_schema_version(p, &version, &rows, e);
+        if (r < 0)
+                return r;
+        if (rows != 1 || version != PAS_SCHEMA_VERSION)
+                return version_mismatch(rows, version, e);
+        for (size_t i = 0; i < sizeof schema_objects / sizeof schema_objects[0]; i++) {
+                char what[96];
+
+                snprintf(what, sizeof what, "schema check %s", schema_objects[i].name);
+                r = odbc_exec(p, what, schema_objects[i].probe, e);
+                if (r < 0)
+                        return r == -EIO ? err_prefix(e, -EPROTO, "staging schema incomplete") : r;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Ledger.                                                                 */
+
+static int check_ubrn(const char *ubrn, const char *what, struct errbuf *e) {
+        if (!ubrn || !ubrn_valid(ubrn))
+                return err_set(e, -EINVAL, "%s: not a UBRN (12 digits)", what);
+        return 0;
+}
+
+int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e) {
+        const char *what = statements[ST_LEDGER_GET].what;
+        struct param ps[] = { P_TEXT(ubrn) };
+        struct ledger_state st = { 0 };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = check_ubrn(ubrn, what, e);
+        if (r < 0)
+                return r;
+        r = run(p, ST_LEDGER_GET, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                int64_t complete = 0;
+                st.found = true;
+                r = get_int64(p, h, 1, what, &st.version, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &complete, NULL, e);
+                st.complete = complete != 0;
+        }
+        stmt_close(h);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        *ret = st;
+        return 0;
+}
+
+int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+                   const char *correlation_id, struct errbuf *e) {
+        char now[32];
+        SQLLEN rows = 0;
+        int r;
+
+        r = check_ubrn(ubrn, "ledger", e);
+        if (r < 0)
+                return r;
+        r = need_tx(p, "ledger", e);
+        if (r < 0)
+                return r;
+        now_utc_iso(now);
+
+        struct param ps[] = {
+                P_INT(version), P_INT(complete ? 1 : 0), P_TEXT(worklist), P_TEXT(correlation_id),
+                P_TEXT(now),    P_TEXT(ubrn),
+        };
+        r = run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
+        if (r >= 0 && rows == 0)
+                r = run(p, ST_LEDGER_INSERT, ps, 6, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Referral.                                                               */
+
+static const char *first_of(const char *a, const char *b) {
+        return a ? a : b;
+}
+
+int pas_put_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+                     const char *worklist, struct errbuf *e) {
+        const char *nhs, *service_id, *service_name;
+        char now[32];
+        SQLLEN rows = 0;
+        int r;
+
+        r = check_ubrn(ref->ubrn, "referral", e);
+        if (r < 0)
+                return r;
+        r = need_tx(p, "referral", e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+        now_utc_iso(now);
+
+        /* The A005 value first; the worklist entry's when A005 has none.
+         * The service comes as a pair, from one source. */
+        nhs = first_of(ref->nhs_number, entry ? entry->nhs_number : NULL);
+        service_id = ref->service_id;
+        service_name = ref->service_name;
+        if (!service_id && entry) {
+                service_id = entry->service_id;
+                service_name = entry->service_name;
+        }
+
+        struct param ps[] = {
+                P_INT(ref->version),
+                P_TEXT(nhs),
+                P_INT(nhs && nhs_number_valid(nhs) ? 1 : 0),
+                P_TEXT(first_of(ref->priority, entry ? entry->priority : NULL)),
+                P_TEXT(ref->state),
+                P_TEXT(ref->state_reason),
+                P_TEXT(ref->state_comment),
+                P_TEXT(first_of(ref->specialty, entry ? entry->specialty : NULL)),
+                P_TEXT(ref->specialty_display),
+                P_TEXT(service_id),
+                P_TEXT(service_name),
+                P_TEXT(entry ? entry->referral_type : NULL),
+                P_TEXT(ref->pathway_start),
+                P_TEXT(ref->clinical_info_first_submitted),
+                P_TEXT(ref->appointment_start),
+                P_TEXT(ref->appointment_end),
+                P_TEXT(ref->commissioning_org),
+                P_TEXT(ref->request_id),
+                P_TEXT(ref->status),
+                P_TEXT(ref->intent),
+                P_TEXT(worklist),
+                P_TEXT(now),
+                P_TEXT(ref->ubrn),
+                P_TEXT(now), /* first_synced_at: INSERT only */
+        };
+        r = run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
+        if (r >= 0 && rows == 0)
+                r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+
+        /* The related links are replaced by what this version says. */
+        struct param del[] = { P_TEXT(ref->ubrn) };
+        r = run(p, ST_RELATED_DELETE, del, 1, NULL, NULL, e);
+        for (size_t i = 0; r >= 0 && i < ref->n_related; i++) {
+                bool seen = false;
+
+                if (!ubrn_valid(ref->related[i])) {
+                        r = err_set(e, -EINVAL, "related referral %zu: not a UBRN (12 digits)", i + 1);
+                        break;
+                }
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = strcmp(ref->related[i], ref->related[j]) == 0;
+                if (seen)
+                        continue;
+                struct param rel[] = { P_TEXT(ref->ubrn), P_TEXT(ref->related[i]) };
+                r = run(p, ST_RELATED_INSERT, rel, 2, NULL, NULL, e);
+        }
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Documents.                                                              */
+
+struct stored_document {
+        bool found;
+        char document_id[UUID_STR_LEN];
+        bool fetched;
+        char sha256[SHA256_HEX + 1];
+        int64_t revision;
+        int64_t source_version;
+        char availability[64];
+        bool availability_null;
+        char reason[256];
+        bool reason_null;
+};
+
+/* Reads the highest revision stored for (ubrn, source_ubrn, attachment_id). */
+static int document_latest(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
+                           struct stored_document *ret, struct errbuf *e) {
+        const char *what = statements[ST_DOCUMENT_GET].what;
+        struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(attachment_id) };
+        struct stored_document d = { 0 };
+        char status[32];
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, ST_DOCUMENT_GET, ps, 3, &h, NULL, e);
+        if (r < 0)
+                return r;
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                d.found = true;
+                r = get_text(p, h, 1, what, d.document_id, sizeof d.document_id, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, status, sizeof status, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, d.sha256, sizeof d.sha256, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 4, what, &d.revision, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 5, what, &d.source_version, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 6, what, d.availability, sizeof d.availability,
+                                     &d.availability_null, e);
+                if (r >= 0)
+                        r = get_text(p, h, 7, what, d.reason, sizeof d.reason, &d.reason_null, e);
+                d.fetched = r >= 0 && strcmp(status, "FETCHED") == 0;
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret = d;
+        return 0;
+}
+
+int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
+                     struct document_state *ret, struct errbuf *e) {
+        struct stored_document d;
+        struct document_state st = { 0 };
+        int r;
+
+        r = check_ubrn(ubrn, "document", e);
+        if (r >= 0)
+                r = check_ubrn(source_ubrn, "document source", e);
+        if (r >= 0 && !attachment_id)
+                r = err_set(e, -EINVAL, "document: no attachment id");
+        if (r < 0)
+                return r;
+        r = document_latest(p, ubrn, source_ubrn, attachment_id, &d, e);
+        if (r < 0)
+                return err_prefix(e, r, "document %.64s of %s", attachment_id, ubrn);
+        st.found = d.found;
+        st.fetched = d.fetched;
+        st.revision = d.revision;
+        if (d.fetched)
+                memcpy(st.sha256, d.sha256, sizeof st.sha256);
+        *ret = st;
+        return 0;
+}
+
+static bool sha256_hex_valid(const char *s) {
+        size_t i;
+
+        if (!s)
+                return false;
+        for (i = 0; s[i]; i++)
+                if (!isxdigit((unsigned char) s[i]))
+                        return false;
+        return i == SHA256_HEX;
+}
+
+static bool same_text(const char *stored, bool stored_null, const char *now) {
+        if (!now)
+                return stored_null;
+        return !stored_null && strcmp(stored, now) == 0;
+}
+
+/*
+ * Streams `size` bytes of `fd` from offset 0 into ers_document_part rows
+ * numbered 1…n, at most PAS_PART_MAX bytes each, through one reusable buffer,
+ * hashing them on the way; fails with -EBADMSG when the file is shorter than
+ * `size` or its SHA-256 is not `sha256`.
+ */
+static int write_parts(struct pas *p, const char *document_id, int fd, int64_t size, const char *sha256,
+                       struct errbuf *e) {
+        EVP_MD_CTX *md = NULL;
+        unsigned char digest[32];
+        char hex[SHA256_HEX + 1];
+        int64_t off = 0, seq = 0;
+        int r = 0;
+
+        if (!p->part) {
+                p->part = malloc(PAS_PART_MAX);
+                if (!p->part)
+                        return err_set(e, -ENOMEM, "out of memory for a document part");
+        }
+        md = EVP_MD_CTX_new();
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                r = err_set(e, -ENOMEM, "cannot start SHA-256");
+                goto out;
+        }
+
+        struct param del[] = { P_TEXT(document_id) };
+        r = run(p, ST_PART_DELETE, del, 1, NULL, NULL, e);
+        if (r < 0)
+                goto out;
+
+        while (off < size) {
+                size_t want = size - off < PAS_PART_MAX ? (size_t) (size - off) : PAS_PART_MAX;
+                size_t got = 0;
+
+                while (got < want) {
+                        ssize_t n = pread(fd, p->part + got, want - got, (off_t) (off + (int64_t) got));
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0) {
+                                r = err_set(e, -errno, "read spool file at byte %lld: %s",
+                                            (long long) (off + (int64_t) got), strerror(errno));
+                                goto out;
+                        }
+                        if (n == 0) {
+                                r = err_set(e, -EBADMSG, "spool file ends at byte %lld of %lld",
+                                            (long long) (off + (int64_t) got), (long long) size);
+                                goto out;
+                        }
+                        got += (size_t) n;
+                }
+                if (EVP_DigestUpdate(md, p->part, want) != 1) {
+                        r = err_set(e, -EIO, "SHA-256 failed");
+                        goto out;
+                }
+                seq++;
+                struct param ps[] = { P_TEXT(document_id), P_INT(seq), P_BLOB(p->part, want) };
+                r = run(p, ST_PART_INSERT, ps, 3, NULL, NULL, e);
+                if (r < 0) {
+                        err_prefix(e, r, "part %lld", (long long) seq);
+                        goto out;
+                }
+                off += (int64_t) want;
+        }
+        if (EVP_DigestFinal_ex(md, digest, NULL) != 1) {
+                r = err_set(e, -EIO, "SHA-256 failed");
+                goto out;
+        }
+        hex_encode(digest, sizeof digest, hex);
+        if (strcasecmp(hex, sha256) != 0) {
+                r = err_set(e, -EBADMSG, "spool file's SHA-256 is %.12s…, not the %.12s… received", hex, sha256);
+                goto out;
+        }
+out:
+        EVP_MD_CTX_free(md);
+        return r;
+}
+
+int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
+                     struct errbuf *e) {
+        struct stored_document old;
+        char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "";
+        const char *aid = d->attachment_id ? d->attachment_id : "";
+        int64_t parts = 0, revision = 1;
+        bool update;
+        int r;
+
+        r = check_ubrn(d->ubrn, "document", e);
+        if (r >= 0)
+                r = check_ubrn(d->source_ubrn, "document source", e);
+        if (r >= 0 && !d->attachment_id)
+                r = err_set(e, -EINVAL, "document: no attachment id");
+        if (r >= 0 && d->fetched && (!sha256_hex_valid(d->sha256) || d->size < 0 || spool_fd < 0))
+                r = err_set(e, -EINVAL, "document: fetched without a valid SHA-256, size or spool file");
+        if (r >= 0)
+                r = need_tx(p, "document", e);
+        if (r < 0)
+                return d->ubrn && ubrn_valid(d->ubrn) ? err_prefix(e, r, "%s", d->ubrn) : r;
+
+        if (d->fetched)
+                for (size_t i = 0; i <= SHA256_HEX; i++)
+                        sha[i] = (char) tolower((unsigned char) d->sha256[i]);
+
+        r = document_latest(p, d->ubrn, d->source_ubrn, aid, &old, e);
+        if (r < 0)
+                goto fail;
+
+        if (!old.found) {
+                update = false; /* first revision */
+        } else if (old.fetched) {
+                if (!d->fetched || strcasecmp(old.sha256, sha) == 0)
+                        goto unchanged; /* content already stored (or not refetched): keep it */
+                update = false;         /* new content: a new revision, the old one kept */
+                revision = old.revision + 1;
+        } else if (!d->fetched && old.source_version == d->source_version &&
+                   same_text(old.availability, old.availability_null, d->availability) &&
+                   same_text(old.reason, old.reason_null, d->not_fetched_reason)) {
+                goto unchanged; /* still not fetched, for the same reason */
+        } else {
+                update = true; /* complete (or refresh) the not-fetched row */
+                revision = old.revision;
+        }
+
+        if (update)
+                memcpy(document_id, old.document_id, sizeof document_id);
+        else {
+                r = uuid_v4(document_id);
+                if (r < 0) {
+                        err_set(e, r, "cannot generate a document id: %s", strerror(-r));
+                        goto fail;
+                }
+        }
+        now_utc_iso(now);
+        if (d->fetched)
+                parts = (d->size + PAS_PART_MAX - 1) / PAS_PART_MAX;
+
+        /* The row first, then its parts (they reference it). */
+        struct param ps[] = {
+                P_INT(d->source_version),
+                P_TEXT(d->title),
+                P_TEXT(d->content_type),
+                P_INT_OR_NULL(d->declared_size, d->declared_size < 0),
+                P_TEXT(d->availability),
+                P_TEXT(d->attached_by_user),
+                P_TEXT(d->attached_by_org),
+                P_TEXT(d->created),
+                P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"),
+                P_TEXT(d->fetched ? NULL : d->not_fetched_reason),
+                P_INT_OR_NULL(d->size, !d->fetched),
+                P_TEXT(d->fetched ? sha : NULL),
+                P_INT_OR_NULL(parts, !d->fetched),
+                P_TEXT(now),
+                P_TEXT(document_id),
+                /* INSERT only: */
+                P_TEXT(d->ubrn),
+                P_TEXT(d->source_ubrn),
+                P_TEXT(d->kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"),
+                P_TEXT(aid),
+                P_INT(revision),
+        };
+        if (update)
+                r = run(p, ST_DOCUMENT_UPDATE, ps, 15, NULL, NULL, e);
+        else
+                r = run(p, ST_DOCUMENT_INSERT, ps, 20, NULL, NULL, e);
+        if (r >= 0 && d->fetched)
+                r = write_parts(p, document_id, spool_fd, d->size, sha, e);
+        if (r < 0)
+                goto fail;
+        if (ret_written)
+                *ret_written = true;
+        return 0;
+unchanged:
+        if (ret_written)
+                *ret_written = false;
+        return 0;
+fail:
+        return err_prefix(e, r, "document %.64s of %s", aid, d->ubrn);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Shared ODBC plumbing, for the adapters (adapters/<vendor>.c) and the tests.
+ * The sync engine uses pas.h only.
+ *
+ * Every function returns 0 or a negative errno and, on failure, writes one
+ * line into `e`: "<what>: SQLSTATE xxxxx: <driver message>", the message
+ * cleaned by odbc_clean_message().  A driver's SQLSTATE is converted to an
+ * errno at this boundary: the adapter's `classify` op first, then the
+ * generic mapping (see adapter.h).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../daemon/err.h"
+
+struct pas;
+
+#define ODBC_MESSAGE_MAX 300 /* bytes of a driver message kept in an error line */
+
+/* Executes one SQL statement without parameters on p's connection, in
+ * whatever transaction state the connection is in, discarding any rows it
+ * returns.  `what` names the statement in the error line.  Only for
+ * constant SQL: anything that varies goes through a bound parameter. */
+int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e);
+
+/* True when the ODBC connection string sets attribute `key` (matched
+ * case-insensitively, as ODBC does), e.g. odbc_connstr_has(c, "Timeout"). */
+bool odbc_connstr_has(const char *connection, const char *key);
+
+/*
+ * Makes a driver's diagnostic text fit for an error line, into ret (n bytes,
+ * NUL-terminated): drops the leading "[vendor][driver]" tags, keeps only the
+ * first line (PostgreSQL puts "DETAIL: Key (…)=(…)" with bound values on the
+ * next ones), replaces every run of exactly 10 digits — alone or spaced
+ * 3-3-4 — by "<redacted>" (an NHS number a driver might echo), and truncates
+ * to ODBC_MESSAGE_MAX bytes on a UTF-8 boundary.  Never adds anything that was
+ * bound; this is defence in depth, not a licence to format values.
+ */
+void odbc_clean_message(const char *message, char *ret, size_t n);
+
+/* The generic SQLSTATE → errno mapping (used when the adapter has no
+ * opinion).  `in_commit`: during SQLEndTran(SQL_COMMIT). */
+int odbc_classify_sqlstate(const char *sqlstate, bool in_commit);

@@ -1,0 +1,1363 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The PAS target (adapters/pas.h) against a REAL SQLite database through
+ * unixODBC and the SQLite3 ODBC driver: each test gets a fresh database file
+ * in a mkdtemp() directory, removed at the end.  A second, independent ODBC
+ * connection ("raw") reads back what the target wrote, as a PAS would.
+ *
+ * Needs: unixODBC, the "SQLite3" driver registered in odbcinst.ini (Debian:
+ * libsqliteodbc).  Run with the repository root as the working directory
+ * (it reads adapters/sql/sqlite.sql).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sql.h>
+#include <sqlext.h>
+
+#include "adapters/adapter.h"
+#include "adapters/odbc.h"
+#include "adapters/pas.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+#define MIB (1024 * 1024)
+#define NHS_VALID "9991234578"   /* test range (999…), passes modulus 11 */
+#define NHS_INVALID "9991234577" /* fails modulus 11 */
+#define SHA_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static char tmpdir[PATH_MAX - 64];
+static int db_counter;
+
+struct fix {
+        char path[PATH_MAX];
+        char conn[PATH_MAX + 64];
+        struct pas *p;
+        SQLHENV env; /* the raw connection, opened on first use */
+        SQLHDBC raw;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Helpers: files, hashing, the raw connection.                            */
+
+static void sha256_hex(const unsigned char digest[32], char ret[65]) {
+        for (int i = 0; i < 32; i++)
+                snprintf(ret + 2 * i, 3, "%02x", digest[i]);
+}
+
+/* Writes `size` pseudo-random bytes (xorshift from `seed`) to a new file in
+ * tmpdir; returns an fd open for reading, and the SHA-256 in sha. */
+static int make_file(const char *name, int64_t size, uint64_t seed, char sha[65]) {
+        char path[PATH_MAX + 64];
+        unsigned char *buf = malloc(MIB), digest[32];
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        uint64_t x = seed | 1;
+        int fd;
+
+        assert_non_null(buf);
+        assert_non_null(md);
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(EVP_DigestInit_ex(md, EVP_sha256(), NULL), 1);
+        for (int64_t off = 0; off < size;) {
+                size_t n = size - off < MIB ? (size_t) (size - off) : MIB;
+                for (size_t i = 0; i < n; i++) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        buf[i] = (unsigned char) (x >> 24);
+                }
+                assert_int_equal(write(fd, buf, n), (ssize_t) n);
+                assert_int_equal(EVP_DigestUpdate(md, buf, n), 1);
+                off += (int64_t) n;
+        }
+        assert_int_equal(EVP_DigestFinal_ex(md, digest, NULL), 1);
+        sha256_hex(digest, sha);
+        EVP_MD_CTX_free(md);
+        free(buf);
+        return fd;
+}
+
+static void raw_fail(SQLSMALLINT type, SQLHANDLE h, const char *what) {
+        SQLCHAR state[6] = "", text[512] = "";
+        SQLINTEGER native = 0;
+        SQLSMALLINT len;
+
+        SQLGetDiagRec(type, h, 1, state, &native, text, sizeof text, &len);
+        fail_msg("%s: SQLSTATE %s: %s", what, state, text);
+}
+
+static SQLHDBC raw(struct fix *f) {
+        char conn[PATH_MAX + 64];
+
+        if (f->raw)
+                return f->raw;
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &f->env)));
+        SQLSetEnvAttr(f->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, f->env, &f->raw)));
+        snprintf(conn, sizeof conn, "Driver=SQLite3;Database=%s;Timeout=2000", f->path);
+        if (!SQL_SUCCEEDED(SQLDriverConnect(f->raw, NULL, (SQLCHAR *) conn, SQL_NTS, NULL, 0, NULL,
+                                            SQL_DRIVER_NOPROMPT)))
+                raw_fail(SQL_HANDLE_DBC, f->raw, "raw connect");
+        return f->raw;
+}
+
+/* Executes sql with up to two text parameters on the raw connection. */
+static SQLHSTMT raw_stmt(struct fix *f, const char *sql, const char *a, const char *b) {
+        SQLHSTMT h;
+        SQLLEN la = a ? (SQLLEN) strlen(a) : 0, lb = b ? (SQLLEN) strlen(b) : 0;
+        SQLRETURN rc;
+
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, raw(f), &h)));
+        if (a)
+                SQLBindParameter(h, 1, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, la ? la : 1, 0, (SQLPOINTER) a,
+                                 la, &la);
+        if (b)
+                SQLBindParameter(h, 2, SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, lb ? lb : 1, 0, (SQLPOINTER) b,
+                                 lb, &lb);
+        rc = SQLExecDirect(h, (SQLCHAR *) sql, SQL_NTS);
+        if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc))
+                raw_fail(SQL_HANDLE_STMT, h, sql);
+        return h;
+}
+
+static void raw_exec(struct fix *f, const char *sql) {
+        SQLFreeHandle(SQL_HANDLE_STMT, raw_stmt(f, sql, NULL, NULL));
+}
+
+/* First column of the first row as an integer; INT64_MIN when no row or NULL. */
+static int64_t raw_int(struct fix *f, const char *sql, const char *a, const char *b) {
+        SQLHSTMT h = raw_stmt(f, sql, a, b);
+        SQLBIGINT v = 0;
+        SQLLEN ind = SQL_NULL_DATA;
+
+        if (SQL_SUCCEEDED(SQLFetch(h)))
+                SQLGetData(h, 1, SQL_C_SBIGINT, &v, sizeof v, &ind);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        return ind == SQL_NULL_DATA ? INT64_MIN : (int64_t) v;
+}
+
+/* First column of the first row as text into ret; false when no row or NULL. */
+static bool raw_text(struct fix *f, const char *sql, const char *a, const char *b, char *ret, size_t n) {
+        SQLHSTMT h = raw_stmt(f, sql, a, b);
+        SQLLEN ind = SQL_NULL_DATA;
+
+        ret[0] = '\0';
+        if (SQL_SUCCEEDED(SQLFetch(h)))
+                SQLGetData(h, 1, SQL_C_CHAR, ret, (SQLLEN) n, &ind);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        if (ind == SQL_NULL_DATA)
+                ret[0] = '\0';
+        return ind != SQL_NULL_DATA;
+}
+
+/* Reads a document back through its parts, in seq order, 64 KiB at a time,
+ * comparing every byte with `fd` and hashing them. */
+struct readback {
+        int64_t total;
+        int64_t parts;
+        int64_t part_size[80];
+        bool equal;
+        char sha[65];
+};
+
+static void read_parts(struct fix *f, const char *document_id, int fd, struct readback *rb) {
+        static unsigned char buf[65536], want[65536];
+        SQLHSTMT h = raw_stmt(f, "SELECT seq, data FROM ers_document_part WHERE document_id = ? ORDER BY seq",
+                              document_id, NULL);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char digest[32];
+
+        memset(rb, 0, sizeof *rb);
+        rb->equal = true;
+        assert_int_equal(EVP_DigestInit_ex(md, EVP_sha256(), NULL), 1);
+        while (SQL_SUCCEEDED(SQLFetch(h))) {
+                SQLBIGINT seq = 0;
+                SQLLEN ind;
+                int64_t in_part = 0;
+
+                SQLGetData(h, 1, SQL_C_SBIGINT, &seq, sizeof seq, &ind);
+                assert_int_equal(seq, rb->parts + 1); /* 1, 2, 3, … with no gap */
+                for (;;) {
+                        SQLRETURN rc = SQLGetData(h, 2, SQL_C_BINARY, buf, sizeof buf, &ind);
+                        size_t n;
+
+                        if (rc == SQL_NO_DATA)
+                                break;
+                        if (!SQL_SUCCEEDED(rc))
+                                raw_fail(SQL_HANDLE_STMT, h, "read part");
+                        n = rc == SQL_SUCCESS_WITH_INFO && (ind == SQL_NO_TOTAL || ind > (SQLLEN) sizeof buf)
+                                    ? sizeof buf
+                                    : (size_t) ind;
+                        if (fd >= 0) {
+                                if (pread(fd, want, n, (off_t) rb->total) != (ssize_t) n ||
+                                    memcmp(want, buf, n) != 0)
+                                        rb->equal = false;
+                        }
+                        EVP_DigestUpdate(md, buf, n);
+                        rb->total += (int64_t) n;
+                        in_part += (int64_t) n;
+                        if (rc == SQL_SUCCESS)
+                                break;
+                }
+                if (rb->parts < 80)
+                        rb->part_size[rb->parts] = in_part;
+                rb->parts++;
+        }
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        EVP_DigestFinal_ex(md, digest, NULL);
+        EVP_MD_CTX_free(md);
+        sha256_hex(digest, rb->sha);
+}
+
+/* A fingerprint of every row of every table: equal fingerprints, equal data. */
+static void snapshot(struct fix *f, char ret[65]) {
+        static const char *const tables[] = {
+                "SELECT * FROM ers_schema_version ORDER BY 1",
+                "SELECT * FROM ers_referral ORDER BY ubrn",
+                "SELECT * FROM ers_referral_related ORDER BY ubrn, related_ubrn",
+                "SELECT * FROM ers_document ORDER BY document_id",
+                "SELECT * FROM ers_document_part ORDER BY document_id, seq",
+                "SELECT * FROM ers_ledger ORDER BY ubrn",
+        };
+        static unsigned char buf[65536];
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char digest[32];
+
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+                SQLHSTMT h = raw_stmt(f, tables[t], NULL, NULL);
+                SQLSMALLINT cols = 0;
+
+                SQLNumResultCols(h, &cols);
+                EVP_DigestUpdate(md, "T", 1);
+                while (SQL_SUCCEEDED(SQLFetch(h))) {
+                        EVP_DigestUpdate(md, "R", 1);
+                        for (SQLUSMALLINT c = 1; c <= (SQLUSMALLINT) cols; c++) {
+                                SQLLEN ind;
+                                SQLRETURN rc;
+
+                                EVP_DigestUpdate(md, "C", 1);
+                                while ((rc = SQLGetData(h, c, SQL_C_BINARY, buf, sizeof buf, &ind)) != SQL_NO_DATA) {
+                                        size_t n;
+                                        if (!SQL_SUCCEEDED(rc))
+                                                raw_fail(SQL_HANDLE_STMT, h, "snapshot");
+                                        if (ind == SQL_NULL_DATA) {
+                                                EVP_DigestUpdate(md, "N", 1);
+                                                break;
+                                        }
+                                        n = rc == SQL_SUCCESS_WITH_INFO ? sizeof buf : (size_t) ind;
+                                        EVP_DigestUpdate(md, buf, n);
+                                        if (rc == SQL_SUCCESS)
+                                                break;
+                                }
+                        }
+                }
+                SQLFreeHandle(SQL_HANDLE_STMT, h);
+        }
+        EVP_DigestFinal_ex(md, digest, NULL);
+        EVP_MD_CTX_free(md);
+        sha256_hex(digest, ret);
+}
+
+static int64_t count(struct fix *f, const char *table) {
+        char sql[128];
+
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+        return raw_int(f, sql, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Test data.                                                              */
+
+static char related_none[1][UBRN_LEN + 1];
+
+static void referral_init(struct referral *r, const char *ubrn, int64_t version, const char *nhs) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->ubrn, sizeof r->ubrn, "%s", ubrn);
+        r->version = version;
+        r->nhs_number = (char *) nhs;
+        r->priority = "ROUTINE";
+        r->state = "BOOKED";
+        r->specialty = "CARDIOLOGY";
+        r->specialty_display = "Cardiology";
+        r->pathway_start = "2026-11-20T09:00:00.000Z";
+        r->appointment_start = "2026-12-01T10:30:00+00:00";
+        r->appointment_end = "2026-12-01T10:45:00+00:00";
+        r->status = "active";
+        r->intent = "plan";
+        r->related = related_none;
+        r->n_related = 0;
+}
+
+static struct worklist_entry entry_for(const char *ubrn) {
+        struct worklist_entry w = { .version = 1 };
+
+        snprintf(w.ubrn, sizeof w.ubrn, "%s", ubrn);
+        w.priority = "ROUTINE";
+        w.service_id = "12345";
+        w.service_name = "Cardiology clinic";
+        w.referral_type = "REFERRAL";
+        return w;
+}
+
+static struct document_rec doc_fetched(const char *ubrn, const char *aid, int64_t size, const char *sha) {
+        return (struct document_rec){
+                .ubrn = ubrn,
+                .source_ubrn = ubrn,
+                .kind = DOCUMENT_ATTACHMENT,
+                .attachment_id = aid,
+                .source_version = 1,
+                .title = "letter.pdf",
+                .content_type = "application/pdf",
+                .declared_size = size,
+                .availability = "AVAILABLE",
+                .attached_by_user = "555123456789",
+                .attached_by_org = "A12345",
+                .created = "2026-11-20T09:00:00Z",
+                .fetched = true,
+                .size = size,
+                .sha256 = sha,
+        };
+}
+
+static struct document_rec doc_not_fetched(const char *ubrn, const char *aid, const char *availability,
+                                           const char *reason) {
+        return (struct document_rec){
+                .ubrn = ubrn,
+                .source_ubrn = ubrn,
+                .kind = DOCUMENT_ATTACHMENT,
+                .attachment_id = aid,
+                .source_version = 1,
+                .title = "scan.pdf",
+                .content_type = "application/pdf",
+                .declared_size = -1,
+                .availability = availability,
+                .fetched = false,
+                .not_fetched_reason = reason,
+        };
+}
+
+/* An error line must never carry a patient identifier. */
+static void assert_clean(const struct errbuf *e) {
+        assert_null(strstr(e->msg, NHS_VALID));
+        assert_null(strstr(e->msg, NHS_INVALID));
+        assert_null(strstr(e->msg, "secret-password"));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fixtures.                                                               */
+
+static int group_setup(void **state) {
+        (void) state;
+        snprintf(tmpdir, sizeof tmpdir, "%s/ersd-test-pas-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+        DIR *d = opendir(tmpdir);
+        struct dirent *de;
+
+        (void) state;
+        if (!d)
+                return -1;
+        while ((de = readdir(d))) {
+                char path[PATH_MAX + 300];
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
+                unlink(path);
+        }
+        closedir(d);
+        return rmdir(tmpdir);
+}
+
+static struct fix *fix_new(void) {
+        struct fix *f = calloc(1, sizeof *f);
+
+        assert_non_null(f);
+        snprintf(f->path, sizeof f->path, "%s/pas-%d.db", tmpdir, ++db_counter);
+        snprintf(f->conn, sizeof f->conn, "Driver=SQLite3;Database=%s", f->path);
+        return f;
+}
+
+/* A fresh database, not yet initialised. */
+static int setup_empty(void **state) {
+        struct fix *f = fix_new();
+        struct errbuf e = { "" };
+
+        if (pas_open(f->conn, "auto", &f->p, &e) < 0) {
+                print_error("pas_open: %s\n", e.msg);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+/* A fresh database with the staging schema. */
+static int setup(void **state) {
+        struct fix *f;
+        struct errbuf e = { "" };
+
+        if (setup_empty(state) < 0)
+                return -1;
+        f = *state;
+        if (pas_init_schema(f->p, &e) < 0) {
+                print_error("pas_init_schema: %s\n", e.msg);
+                return -1;
+        }
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fix *f = *state;
+
+        pas_close(f->p);
+        if (f->raw) {
+                SQLDisconnect(f->raw);
+                SQLFreeHandle(SQL_HANDLE_DBC, f->raw);
+                SQLFreeHandle(SQL_HANDLE_ENV, f->env);
+        }
+        free(f);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pure functions.                                                         */
+
+static void test_clean_message(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "[unixODBC][SQLite]database is locked (5)", "database is locked (5)" },
+                { "[SQLite]UNIQUE constraint failed: ers_referral.nhs_number (19)",
+                  "UNIQUE constraint failed: ers_referral.nhs_number (19)" },
+                { "Duplicate entry '9991234578' for key 'nhs'", "Duplicate entry '<redacted>' for key 'nhs'" },
+                { "value 999 123 4578 rejected", "value <redacted> rejected" },
+                { "ubrn 000000000001 kept, 12 digits", "ubrn 000000000001 kept, 12 digits" },
+                { "ERROR: duplicate key\nDETAIL: Key (nhs_number)=(9991234578) already exists",
+                  "ERROR: duplicate key" },
+                { "code 99912345789 is 11 digits", "code 99912345789 is 11 digits" },
+                { "", "" },
+        };
+        char out[ODBC_MESSAGE_MAX + 1], longin[1000];
+
+        (void) state;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                odbc_clean_message(cases[i].in, out, sizeof out);
+                assert_string_equal(out, cases[i].out);
+        }
+        /* truncation keeps whole UTF-8 sequences */
+        memset(longin, 0, sizeof longin);
+        for (size_t i = 0; i + 4 < sizeof longin; i += 4)
+                memcpy(longin + i, "\xf0\x9f\x98\x80", 4); /* U+1F600 */
+        odbc_clean_message(longin, out, sizeof out);
+        assert_true(strlen(out) <= ODBC_MESSAGE_MAX);
+        assert_int_equal(strlen(out) % 4, 0);
+        odbc_clean_message(NULL, out, sizeof out);
+        assert_string_equal(out, "");
+}
+
+static void test_connstr_has(void **state) {
+        (void) state;
+        assert_true(odbc_connstr_has("Driver=SQLite3;Database=/x;Timeout=100", "Timeout"));
+        assert_true(odbc_connstr_has("Driver=SQLite3; timeout = 100", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;Database=/x", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;Database={/a;Timeout=1}", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;TimeoutX=1", "Timeout"));
+        assert_false(odbc_connstr_has(NULL, "Timeout"));
+}
+
+static void test_connect_options(void **state) {
+        adapter_connect_options_fn *add = adapter_sqlite.ops->connect_options;
+        char out[128];
+
+        (void) state;
+        assert_int_equal(add("Driver=SQLite3;Database=/x", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;Timeout=5000");
+        assert_int_equal(add("Driver=SQLite3;Database=/x;", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;Timeout=5000");
+        assert_int_equal(add("Driver=SQLite3;Database=/x;timeout=250", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;timeout=250"); /* the operator's wins */
+        assert_int_equal(add("Driver=SQLite3;Database=/x", out, 20), -ENAMETOOLONG);
+        assert_int_equal(adapter_connect_options_default("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+static void test_sqlstate_mapping(void **state) {
+        (void) state;
+        assert_int_equal(odbc_classify_sqlstate("40001", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("40P01", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("40001", true), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("HYT00", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("08001", false), -ENOTCONN);
+        assert_int_equal(odbc_classify_sqlstate("08S01", false), -ENOTCONN);
+        assert_int_equal(odbc_classify_sqlstate("08S01", true), -EINPROGRESS);
+        assert_int_equal(odbc_classify_sqlstate("08007", false), -EINPROGRESS);
+        assert_int_equal(odbc_classify_sqlstate("23000", false), -EIO);
+        assert_int_equal(odbc_classify_sqlstate("HY000", false), -EIO);
+        /* the SQLite adapter: the result code travels as the native error */
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 5, "database is locked (5)", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 517, "database is locked (517)", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 6, "database table is locked", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 19, "UNIQUE constraint failed", false), 0);
+}
+
+static void test_adapters(void **state) {
+        const struct adapter *a = adapter_by_name("sqlite");
+
+        (void) state;
+        assert_ptr_equal(a, &adapter_sqlite);
+        assert_null(adapter_by_name("auto"));
+        assert_null(adapter_by_name("oracle"));
+        assert_ptr_equal(adapter_by_dbms("SQLite"), &adapter_sqlite);
+        assert_null(adapter_by_dbms("PostgreSQL"));
+        /* every slot filled: the core never tests for NULL */
+        assert_non_null(a->ops->schema);
+        assert_non_null(a->ops->connect_options);
+        assert_non_null(a->ops->session);
+        assert_non_null(a->ops->classify);
+        assert_non_null(a->ops->lock_writer);
+        assert_non_null(a->ops->schema()[0]);
+}
+
+/* adapters/sql/sqlite.sql holds the very statements --init-db runs. */
+static void test_schema_file_matches(void **state) {
+        const char *const *ddl = adapter_sqlite.ops->schema();
+        FILE *fp = fopen("adapters/sql/sqlite.sql", "r");
+        char line[1024], stmt[8192];
+        size_t n = 0, len = 0;
+        bool in = false;
+
+        (void) state;
+        assert_non_null(fp);
+        while (fgets(line, sizeof line, fp)) {
+                size_t l = strlen(line);
+
+                if (!in && (line[0] == '\n' || strncmp(line, "--", 2) == 0))
+                        continue; /* commentary between statements */
+                in = true;
+                assert_true(len + l < sizeof stmt);
+                memcpy(stmt + len, line, l + 1);
+                len += l;
+                if (l >= 2 && strcmp(line + l - 2, ";\n") == 0) {
+                        stmt[len - 2] = '\0';
+                        assert_non_null(ddl[n]);
+                        if (strcmp(stmt, ddl[n]) != 0)
+                                fail_msg("adapters/sql/sqlite.sql statement %zu differs from adapters/sqlite.c:\n"
+                                         "file:\n%s\ncode:\n%s",
+                                         n + 1, stmt, ddl[n]);
+                        n++;
+                        len = 0;
+                        in = false;
+                }
+        }
+        fclose(fp);
+        assert_false(in);
+        assert_null(ddl[n]); /* and no statement missing from the file */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connection and schema.                                                  */
+
+static void test_open(void **state) {
+        struct fix *f = *state;
+        struct pas *p = NULL;
+        struct errbuf e = { "" };
+
+        assert_string_equal(pas_adapter_name(f->p), "sqlite");
+        assert_int_equal(strncmp(pas_dbms(f->p), "SQLite ", 7), 0);
+        print_message("      DBMS: %s\n", pas_dbms(f->p));
+
+        assert_int_equal(pas_open(f->conn, "sqlite", &p, &e), 0);
+        pas_close(p);
+        p = NULL;
+
+        assert_int_equal(pas_open(f->conn, "nosuch", &p, &e), -EINVAL);
+        assert_null(p);
+        assert_non_null(strstr(e.msg, "nosuch"));
+
+        /* a driver that does not exist: SQLSTATE shown, connection string not */
+        e.msg[0] = '\0';
+        assert_true(pas_open("Driver=NoSuchDriver;Database=/x;PWD=secret-password", "auto", &p, &e) < 0);
+        assert_null(p);
+        print_message("      bad driver: %s\n", e.msg);
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+        assert_clean(&e);
+
+        pas_close(NULL);
+        pas_rollback(NULL);
+}
+
+static void test_init_schema_twice(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+
+        assert_int_equal(pas_check_schema(f->p, &e), -ENOENT);
+        assert_non_null(strstr(e.msg, "--init-db"));
+        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_check_schema(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_schema_version"), 1);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 1);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 8);
+        /* the session settings took */
+        char mode[16];
+        assert_true(raw_text(f, "PRAGMA journal_mode", NULL, NULL, mode, sizeof mode));
+        assert_string_equal(mode, "wal");
+}
+
+static void test_check_schema(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+
+        assert_int_equal(pas_check_schema(f->p, &e), 0);
+
+        raw_exec(f, "UPDATE ers_schema_version SET version = 2");
+        assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
+        assert_non_null(strstr(e.msg, "version 2"));
+        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into another version */
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (1)");
+        assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 2");
+        assert_int_equal(pas_check_schema(f->p, &e), 0);
+
+        raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
+        assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
+        print_message("      incomplete: %s\n", e.msg);
+        assert_non_null(strstr(e.msg, "part_count"));
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Referrals and the ledger.                                               */
+
+static void test_referral_put_update(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral r;
+        struct worklist_entry w = entry_for("000000000001");
+        char rel1[2][UBRN_LEN + 1] = { "000000000002", "000000000003" };
+        char rel2[3][UBRN_LEN + 1] = { "000000000003", "000000000004", "000000000003" };
+        char text[128] = "", first[32] = "";
+
+        referral_init(&r, "000000000001", 1, NHS_VALID);
+        r.related = rel1;
+        r.n_related = 2;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001", NULL), 1);
+        assert_int_equal(raw_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001", NULL),
+                         1);
+        raw_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, NHS_VALID);
+        raw_text(f, "SELECT service_name FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, "Cardiology clinic");
+        raw_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, "cardiology-new");
+        raw_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, first,
+                 sizeof first);
+        assert_int_equal(strlen(first), 20); /* 2026-11-23T19:52:39Z */
+        assert_int_equal(first[19], 'Z');
+        assert_int_equal(count(f, "ers_referral_related"), 2);
+
+        /* version 2, seen again as someone else's related referral (no worklist entry) */
+        sleep(1); /* so that last_synced_at moves on */
+        referral_init(&r, "000000000001", 2, NHS_INVALID);
+        r.state = "CANCELLED";
+        r.related = rel2;
+        r.n_related = 3; /* a duplicate link is written once */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        assert_int_equal(count(f, "ers_referral"), 1);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001", NULL), 2);
+        assert_int_equal(raw_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001", NULL),
+                         0);
+        raw_text(f, "SELECT state FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, "CANCELLED");
+        /* what only the worklist entry carries is kept */
+        raw_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, "cardiology-new");
+        raw_text(f, "SELECT referral_type FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_equal(text, "REFERRAL");
+        raw_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text,
+                 sizeof text);
+        assert_string_equal(text, first);
+        raw_text(f, "SELECT last_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text, sizeof text);
+        assert_string_not_equal(text, first);
+        /* related links replaced */
+        assert_int_equal(count(f, "ers_referral_related"), 2);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_referral_related WHERE related_ubrn = ?", "000000000002",
+                                 NULL),
+                         0);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_referral_related WHERE related_ubrn = ?", "000000000004",
+                                 NULL),
+                         1);
+
+        /* a related referral never on a worklist */
+        referral_init(&r, "000000000002", 7, NULL);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_false(raw_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000002", NULL, text,
+                              sizeof text));
+        assert_false(raw_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000002", NULL, text,
+                              sizeof text));
+        assert_int_equal(raw_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000002", NULL),
+                         0);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_referral_inbox", NULL, NULL), 2);
+}
+
+static void test_ledger(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct ledger_state st = { .found = true };
+
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_false(st.found);
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 3, false, "cardiology-new",
+                                        "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e),
+                         0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_true(st.found);
+        assert_int_equal(st.version, 3);
+        assert_false(st.complete);
+
+        /* upsert; versions beyond 32 bits survive */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 5000000000LL, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_true(st.found);
+        assert_int_equal(st.version, 5000000000LL);
+        assert_true(st.complete);
+        assert_int_equal(count(f, "ers_ledger"), 1);
+
+        /* bad input changes nothing */
+        assert_int_equal(pas_ledger_get(f->p, "12345", &st, &e), -EINVAL);
+        assert_int_equal(st.version, 5000000000LL); /* untouched on failure */
+}
+
+static void test_writes_need_transaction(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral r;
+
+        referral_init(&r, "000000000001", 1, NHS_VALID);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), -EINVAL);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), -EINVAL);
+        assert_int_equal(pas_commit(f->p, &e), -EINVAL);
+        pas_rollback(f->p); /* no-op */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &e), -EINVAL);
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_referral"), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Documents.                                                              */
+
+static void document_id_of(struct fix *f, const char *aid, int64_t revision, char ret[64]) {
+        char rev[24];
+
+        snprintf(rev, sizeof rev, "%lld", (long long) revision);
+        assert_true(raw_text(f, "SELECT document_id FROM ers_document WHERE attachment_id = ? AND revision = ?", aid,
+                             rev, ret, 64));
+}
+
+static void test_document_three_parts(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        const int64_t size = 5 * MIB / 2; /* 2.5 MiB */
+        char sha[65], id[64] = "", text[80];
+        int fd = make_file("three-parts.bin", size, 42, sha);
+        struct document_rec d = doc_fetched("000000000001", "att-1", size, sha);
+        struct document_state st;
+        struct readback rb;
+        bool written = false;
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        document_id_of(f, "att-1", 1, id);
+        assert_int_equal(strlen(id), 36);
+        assert_int_equal(id[14], '4'); /* UUID version 4 */
+        assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id, NULL), 3);
+        assert_int_equal(raw_int(f, "SELECT size_bytes FROM ers_document WHERE document_id = ?", id, NULL), size);
+        raw_text(f, "SELECT sha256 FROM ers_document WHERE document_id = ?", id, NULL, text, sizeof text);
+        assert_string_equal(text, sha);
+        raw_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id, NULL, text, sizeof text);
+        assert_string_equal(text, "FETCHED");
+        raw_text(f, "SELECT kind FROM ers_document WHERE document_id = ?", id, NULL, text, sizeof text);
+        assert_string_equal(text, "ATTACHMENT");
+
+        read_parts(f, id, fd, &rb);
+        assert_int_equal(rb.parts, 3);
+        assert_int_equal(rb.part_size[0], MIB);
+        assert_int_equal(rb.part_size[1], MIB);
+        assert_int_equal(rb.part_size[2], MIB / 2);
+        assert_int_equal(rb.total, size);
+        assert_true(rb.equal);
+        assert_string_equal(rb.sha, sha);
+
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-1", &st, &e), 0);
+        assert_true(st.found);
+        assert_true(st.fetched);
+        assert_int_equal(st.revision, 1);
+        assert_string_equal(st.sha256, sha);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-2", &st, &e), 0);
+        assert_false(st.found);
+        close(fd);
+}
+
+static void test_document_empty(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char sha[65], id[64];
+        int fd = make_file("empty.bin", 0, 1, sha);
+        struct document_rec d = doc_fetched("000000000001", "CRI-v1", 0, sha);
+        struct readback rb;
+
+        assert_string_equal(sha, SHA_EMPTY);
+        d.kind = DOCUMENT_CRI;
+        d.availability = NULL;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        document_id_of(f, "CRI-v1", 1, id);
+        assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id, NULL), 0);
+        assert_int_equal(raw_int(f, "SELECT size_bytes FROM ers_document WHERE document_id = ?", id, NULL), 0);
+        assert_int_equal(count(f, "ers_document_part"), 0);
+        read_parts(f, id, fd, &rb);
+        assert_int_equal(rb.total, 0);
+        assert_string_equal(rb.sha, SHA_EMPTY);
+        close(fd);
+}
+
+static void test_document_dedup(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char sha_a[65], sha_b[65], id1[64], id1b[64], id2[64], text[128];
+        int fa = make_file("a.bin", MIB + 10, 7, sha_a), fb = make_file("b.bin", 300, 8, sha_b);
+        struct document_rec pending = doc_not_fetched("000000000001", "att-9", "PENDING", "malware scan running");
+        struct document_rec a = doc_fetched("000000000001", "att-9", MIB + 10, sha_a);
+        struct document_rec b = doc_fetched("000000000001", "att-9", 300, sha_b);
+        struct document_state st;
+        struct readback rb;
+        bool written;
+
+        /* not fetched: one row, no parts */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_false(written); /* same reason again: nothing */
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        document_id_of(f, "att-9", 1, id1);
+        raw_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, NULL, text, sizeof text);
+        assert_string_equal(text, "NOT_FETCHED");
+        raw_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, NULL, text, sizeof text);
+        assert_string_equal(text, "malware scan running");
+        assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id1, NULL), INT64_MIN);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_true(st.found);
+        assert_false(st.fetched);
+
+        /* fetched later: the same row is completed */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 1);
+        document_id_of(f, "att-9", 1, id1b);
+        assert_string_equal(id1b, id1);
+        raw_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, NULL, text, sizeof text);
+        assert_string_equal(text, "FETCHED");
+        assert_false(raw_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, NULL, text,
+                              sizeof text));
+        assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id1, NULL), 2);
+
+        /* same content again: nothing written */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_false(written);
+        /* not fetched this time (say, a transient failure): the stored content stays */
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_false(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 1);
+        assert_int_equal(count(f, "ers_document_part"), 2);
+
+        /* different content: a new revision, the old one kept whole */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &b, fb, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 2);
+        document_id_of(f, "att-9", 2, id2);
+        assert_string_not_equal(id2, id1);
+        read_parts(f, id1, fa, &rb);
+        assert_true(rb.equal);
+        assert_string_equal(rb.sha, sha_a);
+        read_parts(f, id2, fb, &rb);
+        assert_true(rb.equal);
+        assert_int_equal(rb.total, 300);
+        assert_string_equal(rb.sha, sha_b);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_int_equal(st.revision, 2);
+        assert_string_equal(st.sha256, sha_b);
+
+        /* the inbox view counts each document once, at its latest revision */
+        struct referral r;
+        referral_init(&r, "000000000001", 1, NHS_VALID);
+        struct document_rec other = doc_not_fetched("000000000001", "att-10", "THREATS_FOUND", "malware found");
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &other, -1, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(raw_int(f, "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001",
+                                 NULL),
+                         1);
+        assert_int_equal(raw_int(f, "SELECT documents_not_fetched FROM ers_referral_inbox WHERE ubrn = ?",
+                                 "000000000001", NULL),
+                         1);
+        close(fa);
+        close(fb);
+}
+
+static void test_document_bad_spool(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char sha[65];
+        int fd = make_file("bad.bin", 2 * MIB + 5, 9, sha);
+        struct document_rec d = doc_fetched("000000000001", "att-bad", 2 * MIB + 5, SHA_EMPTY);
+
+        /* content that does not match its hash */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EBADMSG);
+        print_message("      bad hash: %s\n", e.msg);
+        pas_rollback(f->p);
+        /* a spool file shorter than said */
+        d.sha256 = sha;
+        d.size = 3 * MIB;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EBADMSG);
+        assert_non_null(strstr(e.msg, "att-bad"));
+        pas_rollback(f->p);
+        /* malformed records */
+        d.sha256 = "not-a-hash";
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EINVAL);
+        d.sha256 = sha;
+        d.ubrn = "1234";
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EINVAL);
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_document"), 0);
+        assert_int_equal(count(f, "ers_document_part"), 0);
+        close(fd);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Transactions.                                                           */
+
+static void write_one(struct fix *f, const char *ubrn, int64_t version, const char *aid, int fd, int64_t size,
+                      const char *sha, int expect_ledger) {
+        struct errbuf e = { "" };
+        struct referral r;
+        struct worklist_entry w = entry_for(ubrn);
+        struct document_rec d = doc_fetched(ubrn, aid, size, sha);
+
+        referral_init(&r, ubrn, version, NHS_VALID);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, ubrn, version, true, "wl", NULL, &e), expect_ledger);
+        if (expect_ledger < 0) {
+                print_message("      failing statement: %s\n", e.msg);
+                assert_non_null(strstr(e.msg, "SQLSTATE "));
+                assert_clean(&e);
+        }
+}
+
+static void test_rollback_leaves_nothing(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct ledger_state st;
+        char sha[65];
+        int fd = make_file("rb.bin", MIB + 1, 3, sha);
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        write_one(f, "000000000001", 1, "att-1", fd, MIB + 1, sha, 0);
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_referral"), 0);
+        assert_int_equal(count(f, "ers_document"), 0);
+        assert_int_equal(count(f, "ers_document_part"), 0);
+        assert_int_equal(count(f, "ers_ledger"), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_false(st.found);
+        /* pas_close on an open transaction rolls back too */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        write_one(f, "000000000001", 1, "att-1", fd, MIB + 1, sha, 0);
+        pas_close(f->p);
+        f->p = NULL;
+        assert_int_equal(count(f, "ers_referral"), 0);
+        assert_int_equal(pas_open(f->conn, "sqlite", &f->p, &e), 0);
+        close(fd);
+}
+
+static void test_failing_statement_leaves_db_as_before(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char sha[65], sha2[65], before[65], after[65];
+        int fd = make_file("fs1.bin", 1000, 4, sha), fd2 = make_file("fs2.bin", MIB + 3, 5, sha2);
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        write_one(f, "000000000001", 1, "att-1", fd, 1000, sha, 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        raw_exec(f, "CREATE TRIGGER test_refuse BEFORE INSERT ON ers_ledger WHEN NEW.ubrn = '000000000666' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+        snapshot(f, before);
+
+        /* an update of what exists, a new referral and document, then a refused statement */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        write_one(f, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
+        write_one(f, "000000000666", 1, "att-2", fd2, MIB + 3, sha2, -EIO);
+        pas_rollback(f->p);
+        snapshot(f, after);
+        assert_string_equal(before, after);
+
+        /* and the connection is fine afterwards */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        write_one(f, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001", NULL), 2);
+        close(fd);
+        close(fd2);
+}
+
+static void test_utf8_and_quotes(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        static const char comment[] = "O'Brien said \"it's urgent\" -- ; DROP TABLE ers_referral; "
+                                      "\xf0\x9f\x98\x80 \xf0\x9d\x84\x9e Z\xc3\xbcrich \xe2\x9c\x93 '' \\ %s";
+        static const char display[] = "Ear, nose & throat \xf0\x9f\x91\x82";
+        char text[256], sha[65], id[64];
+        int fd = make_file("u.bin", 10, 2, sha);
+        struct referral r;
+        struct document_rec d = doc_fetched("000000000001", "att-\xf0\x9f\x98\x80", 10, sha);
+
+        referral_init(&r, "000000000001", 1, NHS_VALID);
+        r.state_comment = (char *) comment;
+        r.specialty_display = (char *) display;
+        r.state_reason = ""; /* empty is not NULL */
+        d.title = "Letter \xe2\x80\x94 \"final\" \xf0\x9f\x93\x84.pdf";
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        assert_true(raw_text(f, "SELECT state_comment FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text,
+                             sizeof text));
+        assert_string_equal(text, comment);
+        assert_int_equal(raw_int(f, "SELECT length(CAST(state_comment AS BLOB)) FROM ers_referral", NULL, NULL),
+                         (int64_t) strlen(comment));
+        raw_text(f, "SELECT typeof(state_comment) FROM ers_referral", NULL, NULL, text, sizeof text);
+        assert_string_equal(text, "text");
+        raw_text(f, "SELECT typeof(state_reason) FROM ers_referral", NULL, NULL, text, sizeof text);
+        assert_string_equal(text, "text");
+        assert_int_equal(raw_int(f, "SELECT length(state_reason) FROM ers_referral", NULL, NULL), 0);
+        raw_text(f, "SELECT specialty_display FROM ers_referral WHERE ubrn = ?", "000000000001", NULL, text,
+                 sizeof text);
+        assert_string_equal(text, display);
+        document_id_of(f, "att-\xf0\x9f\x98\x80", 1, id);
+        raw_text(f, "SELECT title FROM ers_document WHERE document_id = ?", id, NULL, text, sizeof text);
+        assert_string_equal(text, d.title);
+        close(fd);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Errors.                                                                 */
+
+static void test_constraint_violation_message(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral a, b;
+
+        /* a PAS-side rule we do not know about: one referral per NHS number */
+        raw_exec(f, "CREATE UNIQUE INDEX test_one_per_patient ON ers_referral (nhs_number)");
+        referral_init(&a, "000000000001", 1, NHS_VALID);
+        referral_init(&b, "000000000002", 1, NHS_VALID);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &b, NULL, NULL, &e), -EIO);
+        pas_rollback(f->p);
+        print_message("      constraint: %s\n", e.msg);
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+        assert_non_null(strstr(e.msg, "000000000002")); /* the UBRN is fine to show */
+        assert_clean(&e);
+        assert_int_equal(count(f, "ers_referral"), 0);
+}
+
+static void test_locked_database(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char conn[PATH_MAX + 80];
+        struct pas *p = NULL;
+        struct timespec t0, t1;
+        struct ledger_state st;
+        double waited;
+        int r;
+
+        /* another writer holds the database */
+        SQLSetConnectAttr(raw(f), SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
+        raw_exec(f, "INSERT INTO ers_ledger (ubrn, version, complete, synced_at) "
+                    "VALUES ('000000000999', 1, 1, '2026-01-01T00:00:00Z')");
+
+        snprintf(conn, sizeof conn, "Driver=SQLite3;Database=%s;Timeout=300", f->path);
+        assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
+        /* readers are not blocked (WAL) */
+        assert_int_equal(pas_ledger_get(p, "000000000999", &st, &e), 0);
+        assert_false(st.found);
+        assert_int_equal(pas_begin(p, &e), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = pas_put_ledger(p, "000000000001", 1, true, NULL, NULL, &e);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        waited = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        print_message("      locked (after %.2f s): %s\n", waited, e.msg);
+        assert_int_equal(r, -EAGAIN);
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+        assert_true(waited >= 0.25 && waited < 5);
+        pas_rollback(p);
+
+        /* the other writer finishes: we go through */
+        SQLEndTran(SQL_HANDLE_DBC, raw(f), SQL_COMMIT);
+        SQLSetConnectAttr(raw(f), SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
+        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_put_ledger(p, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(count(f, "ers_ledger"), 2);
+        pas_close(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Volume.                                                                 */
+
+static void test_ledger_rate(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        enum { N = 10000 };
+        struct timespec t0, t1, t2;
+        struct ledger_state st;
+        char ubrn[UBRN_LEN + 1];
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(ubrn, sizeof ubrn, "%012d", 100000 + i);
+                assert_int_equal(pas_put_ledger(f->p, ubrn, i, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e),
+                                 0);
+        }
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        for (int i = 0; i < N; i++) {
+                snprintf(ubrn, sizeof ubrn, "%012d", 100000 + i);
+                assert_int_equal(pas_ledger_get(f->p, ubrn, &st, &e), 0);
+                assert_int_equal(st.version, i);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t2);
+        print_message("      ledger: %d inserts in one transaction %.0f/s; %d reads %.0f/s\n", N,
+                      N / ((double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9), N,
+                      N / ((double) (t2.tv_sec - t1.tv_sec) + (double) (t2.tv_nsec - t1.tv_nsec) / 1e9));
+        assert_int_equal(count(f, "ers_ledger"), N);
+}
+
+static const char *self_path; /* argv[0], to run this binary again */
+
+static long maxrss_kib(void) {
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return ru.ru_maxrss;
+}
+
+static bool under_valgrind(void) {
+        const char *preload = getenv("LD_PRELOAD");
+
+        return preload && strstr(preload, "vgpreload");
+}
+
+/*
+ * The child side of test_memory_bounded_64mib, in a fresh process so that
+ * nothing of the earlier tests weighs on its peak RSS.  ru_maxrss survives
+ * exec (Linux keeps the peak of the image it replaced, here a copy of the
+ * whole test process), and is reset only by fork: so this binary, run again,
+ * forks once more and the grandchild measures.  It connects, warms up
+ * (connection, prepared statements, the part buffer) with a 1 MiB document,
+ * reads its peak RSS, stores the big document, commits, and prints
+ * "<peak RSS growth> <peak RSS> (KiB) <1 when under a sanitiser or valgrind>".
+ *   argv: self --store-document <conn> <big> <size> <sha> <small> <small sha>
+ */
+static int store_document_child(char **argv) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return 1;
+        if (pid > 0) {
+                int status;
+                if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                        return 1;
+                return WEXITSTATUS(status);
+        }
+
+        struct errbuf e = { "" };
+        struct pas *p = NULL;
+        int64_t size = strtoll(argv[4], NULL, 10);
+        int big = open(argv[3], O_RDONLY | O_CLOEXEC), small = open(argv[6], O_RDONLY | O_CLOEXEC);
+        struct document_rec warm = doc_fetched("000000000001", "warm-up", MIB, argv[7]);
+        struct document_rec d = doc_fetched("000000000001", "big", size, argv[5]);
+        long before;
+        int rc = 1;
+
+        if (big >= 0 && small >= 0 && pas_open(argv[2], "sqlite", &p, &e) == 0 && pas_begin(p, &e) == 0 &&
+            pas_put_document(p, &warm, small, NULL, &e) == 0 && pas_commit(p, &e) == 0) {
+                before = maxrss_kib();
+                if (pas_begin(p, &e) == 0 && pas_put_document(p, &d, big, NULL, &e) == 0 &&
+                    pas_commit(p, &e) == 0) {
+                        long after = maxrss_kib();
+                        printf("%ld %ld %d\n", after - before, after, UNDER_ASAN || under_valgrind());
+                        rc = 0;
+                }
+        }
+        if (rc)
+                fprintf(stderr, "store-document: %s\n", e.msg);
+        pas_close(p);
+        if (big >= 0)
+                close(big);
+        if (small >= 0)
+                close(small);
+        return rc;
+}
+
+/* Storing a 64 MiB document must not hold it in memory (nor a large part of it). */
+static void test_memory_bounded_64mib(void **state) {
+        struct fix *f = *state;
+        const int64_t size = 64 * (int64_t) MIB;
+        char sha[65], small_sha[65], id[64], big_path[PATH_MAX], small_path[PATH_MAX], size_text[24];
+        char out[64] = "";
+        int fd = make_file("big.bin", size, 64, sha), small = make_file("small.bin", MIB, 65, small_sha);
+        int pipefd[2], status, sanitised = 0;
+        long grown = -1, peak = -1;
+        struct readback rb;
+        ssize_t n;
+        pid_t pid;
+
+        snprintf(big_path, sizeof big_path, "%s/big.bin", tmpdir);
+        snprintf(small_path, sizeof small_path, "%s/small.bin", tmpdir);
+        snprintf(size_text, sizeof size_text, "%lld", (long long) size);
+        assert_int_equal(pipe(pipefd), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char *args[] = { (char *) self_path, "--store-document", f->conn, big_path, size_text, sha,
+                                 small_path, small_sha, NULL };
+                dup2(pipefd[1], STDOUT_FILENO);
+                close(pipefd[0]);
+                close(pipefd[1]);
+                execvp(self_path, args);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        n = read(pipefd[0], out, sizeof out - 1);
+        close(pipefd[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_true(n > 0);
+        assert_int_equal(sscanf(out, "%ld %ld %d", &grown, &peak, &sanitised), 3);
+        print_message("      64 MiB document: peak RSS grew by %ld KiB, to %ld KiB%s\n", grown, peak,
+                      sanitised ? " (under a sanitiser or valgrind: not asserted)" : "");
+        if (!sanitised)
+                assert_true(grown < 16 * 1024);
+
+        /* and it is all there, byte for byte */
+        document_id_of(f, "big", 1, id);
+        assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id, NULL), 64);
+        read_parts(f, id, fd, &rb);
+        assert_int_equal(rb.parts, 64);
+        assert_int_equal(rb.total, size);
+        assert_true(rb.equal);
+        assert_string_equal(rb.sha, sha);
+        close(fd);
+        close(small);
+}
+
+int main(int argc, char **argv) {
+        if (argc == 8 && strcmp(argv[1], "--store-document") == 0)
+                return store_document_child(argv);
+        self_path = argv[0];
+
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_clean_message),
+                cmocka_unit_test(test_connstr_has),
+                cmocka_unit_test(test_connect_options),
+                cmocka_unit_test(test_sqlstate_mapping),
+                cmocka_unit_test(test_adapters),
+                cmocka_unit_test(test_schema_file_matches),
+                cmocka_unit_test_setup_teardown(test_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_init_schema_twice, setup_empty, teardown),
+                cmocka_unit_test_setup_teardown(test_check_schema, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_referral_put_update, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_writes_need_transaction, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_three_parts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_empty, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_bad_spool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failing_statement_leaves_db_as_before, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_utf8_and_quotes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_constraint_violation_message, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_locked_database, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ledger_rate, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_memory_bounded_64mib, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
