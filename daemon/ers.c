@@ -425,7 +425,7 @@ static int json_call(struct ers_client *c, const char *url, const char *body, co
                 goto out;
         if (!t.obj) {
                 r = err_set(e, -EBADMSG, "%s: HTTP %ld: %s (correlation id %s)", what, t.status,
-                            t.json_bytes == 0 ? "empty answer, expected JSON" : "JSON ends early (truncated)",
+                            t.json_bytes == 0 ? "empty answer, expected JSON" : "malformed JSON: the document ends before it is complete",
                             call->correlation_id);
                 goto out;
         }

@@ -20,7 +20,8 @@
 #include "tests/support/harness.h"
 
 struct env {
-        struct mock mock;
+        struct mock mock;    /* the shared mock */
+        struct mock side;    /* a test's own mock, stopped by the teardown if the test fails */
         char *dir;           /* owned temp directory: config, token, state, database */
         char conf[512];
         char connection[600];
@@ -30,21 +31,20 @@ struct env {
 
 static struct env E;
 
-static void write_config(const char *extra) {
+static void write_config_for(const struct mock *m, const char *extra) {
         char text[4096], state[520];
 
         snprintf(state, sizeof state, "%s/state", E.dir);
         snprintf(text, sizeof text,
                  "ers: {\n"
                  "  base_url = \"%s\";\n"
-                 "  auth = \"none\";\n"
-                 "  stall_timeout = 5;\n"
                  "%s"
+                 "  stall_timeout = 5;\n"
                  "};\n"
                  "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
                  "database: { connection = \"%s\"; };\n"
                  "state_dir = \"%s\";\n",
-                 E.mock.base_url, extra ? extra : "", E.connection, state);
+                 m->base_url, extra ? extra : "  auth = \"none\";\n", E.connection, state);
         assert_int_equal(write_text(E.conf, text, 0600), 0);
 }
 
@@ -59,6 +59,10 @@ static void assert_no_patient_identifier(const struct run *r) {
                 if (strstr(r->out, nhs) || strstr(r->err, nhs))
                         fail_msg("an NHS number from the fixtures appeared in ersd's output");
         }
+}
+
+static void write_config(const char *extra) {
+        write_config_for(&E.mock, extra);
 }
 
 static struct run run_ersd(const char *mode) {
@@ -87,6 +91,7 @@ static int group_teardown(void **state) {
         (void) state;
         db_close(E.db);
         json_object_put(E.manifest);
+        mock_stop(&E.side);
         mock_stop(&E.mock);
         tmpdir_remove(E.dir);
         free(E.dir);
@@ -222,8 +227,8 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
         assert_int_equal(n_big, 1);
 }
 
-static long long stat_count(const char *endpoint) {
-        json_object *s = mock_get(&E.mock, "/_mock/stats");
+static long long stat_count(const struct mock *m, const char *endpoint) {
+        json_object *s = mock_get(m, "/_mock/stats");
         long long v;
         assert_non_null(s);
         v = json_object_get_int64(json_object_object_get(s, endpoint));
@@ -244,10 +249,10 @@ static void test_second_run_writes_nothing(void **state) {
         assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
         assert_non_null(strstr(r.out, "documents 0 stored"));
         run_free(&r);
-        assert_int_equal(stat_count("A008"), 1);
-        assert_true(stat_count("A005") <= 1); /* only the referral with a PENDING attachment */
-        assert_int_equal(stat_count("A007"), 0);
-        assert_int_equal(stat_count("store"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 1);
+        assert_true(stat_count(&E.mock, "A005") <= 1); /* only the referral with a PENDING attachment */
+        assert_int_equal(stat_count(&E.mock, "A007"), 0);
+        assert_int_equal(stat_count(&E.mock, "store"), 0);
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL), docs_before);
         char *synced_after = db_text(E.db, "SELECT MAX(last_synced_at) || COUNT(*) FROM ers_referral", 0, NULL, NULL);
         assert_string_equal(synced_before, synced_after);
@@ -324,46 +329,157 @@ static const struct fault_case faults[] = {
         { "store", "truncated", "object store" },
 };
 
+/* Counts the rows that mention a UBRN, in every table ersd writes. */
+static long long rows_for(struct db *d, const char *ubrn) {
+        const char *p[] = { ubrn, ubrn, ubrn, ubrn };
+        return db_int(d,
+                      "SELECT (SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_document WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_document_part WHERE document_id IN"
+                      "    (SELECT document_id FROM ers_document WHERE ubrn = ?))",
+                      4, p);
+}
+
+/*
+ * Each case gets its own mock and a fresh PAS, so every endpoint is really
+ * called for the faulted referral (on the shared PAS its documents are stored
+ * already and would not be fetched again).
+ */
 static void test_bad_answers_change_nothing(void **state) {
-        json_object *refs = json_object_object_get(E.manifest, "referrals");
-        /* A referral with at least one available attachment, so every endpoint is used. */
-        const char *ubrn = jstr(json_object_array_get_idx(refs, 7), "ubrn");
-        const char *p[] = { ubrn };
-        char path[256];
+        static const char *const args[] = { "--referrals", "8", "--big-attachment", "0", NULL };
+        struct mock *m = &E.side;
+        char path[256], conf_saved[sizeof E.conf], conn_saved[sizeof E.connection];
+        const char *ubrn = "300000000007";
         (void) state;
+
+        memcpy(conf_saved, E.conf, sizeof conf_saved);
+        memcpy(conn_saved, E.connection, sizeof conn_saved);
+        assert_int_equal(mock_start(m, args), 0);
 
         for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
                 const struct fault_case *f = &faults[i];
-                long long version = db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p);
-                long long docs = db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL);
-                long long parts = db_int(E.db, "SELECT COUNT(*) FROM ers_document_part", 0, NULL);
+                struct db *d;
 
-                snprintf(path, sizeof path, "/_mock/bump?ubrn=%s", ubrn);
-                assert_int_equal(mock_post(&E.mock, path), 200);
+                snprintf(E.conf, sizeof E.conf, "%s/fault%zu.conf", E.dir, i);
+                snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/fault%zu.db", E.dir, i);
+                write_config_for(m, NULL);
+                struct run r = run_ersd("--init-db");
+                assert_int_equal(r.status, 0);
+                run_free(&r);
+
                 snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s&ubrn=%s&count=1", f->endpoint, f->kind,
                          ubrn);
-                assert_int_equal(mock_post(&E.mock, path), 200);
+                assert_int_equal(mock_post(m, path), 200);
 
-                struct run r = run_ersd("--once");
+                r = run_ersd("--once");
                 if (r.status != 1)
-                        fail_msg("%s %s: ersd exited %d, expected 1", f->endpoint, f->kind, r.status);
+                        fail_msg("%s %s: ersd exited %d, expected 1: %s", f->endpoint, f->kind, r.status, r.err);
                 /* One error line naming the UBRN, the cause and the correlation id. */
                 const char *line = strstr(r.err, "error: UBRN ");
-                if (!line || !strstr(line, ubrn) || !strstr(line, f->expect) || !strstr(line, "correlation id"))
+                const char *eol = line ? strchr(line, '\n') : NULL;
+                if (!line || !strstr(line, ubrn) || !strstr(line, f->expect) || !strstr(line, "correlation id") ||
+                    (eol && strstr(eol, "error:")))
                         fail_msg("%s %s: expected one error line naming UBRN, '%s' and the correlation id; got: %s",
                                  f->endpoint, f->kind, f->expect, r.err);
-                assert_non_null(strstr(r.out, "1 failed"));
+                assert_non_null(strstr(r.out, "7 new, 0 updated, 0 unchanged, 1 failed"));
                 run_free(&r);
-                assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), version);
-                assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document", 0, NULL), docs);
-                assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_document_part", 0, NULL), parts);
+
+                d = db_open(E.connection);
+                assert_non_null(d);
+                assert_int_equal(rows_for(d, ubrn), 0); /* nothing of that referral */
+                assert_true(rows_for(d, "300000000006") > 0); /* the others went on */
 
                 /* Without the fault, the next run catches up. */
                 r = run_ersd("--once");
                 if (r.status != 0)
                         fail_msg("%s %s: recovery run exited %d: %s", f->endpoint, f->kind, r.status, r.err);
+                assert_non_null(strstr(r.out, "1 new, 0 updated, 7 unchanged, 0 failed"));
                 run_free(&r);
-                assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), version + 1);
+                assert_true(rows_for(d, ubrn) > 0);
+                db_close(d);
+        }
+        mock_stop(m);
+        memcpy(E.conf, conf_saved, sizeof conf_saved);
+        memcpy(E.connection, conn_saved, sizeof conn_saved);
+}
+
+/* A static bearer token: sent to e-RS, never to the object store; a wrong one
+ * is one clear line and changes nothing. */
+static void test_bearer_token(void **state) {
+        static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--token",
+                                             "test-token-5f1c9e", NULL };
+        char conf_saved[sizeof E.conf], conn_saved[sizeof E.connection], token_file[600], auth[800];
+        struct mock *m = &E.side;
+        struct db *d;
+        (void) state;
+
+        memcpy(conf_saved, E.conf, sizeof conf_saved);
+        memcpy(conn_saved, E.connection, sizeof conn_saved);
+        assert_int_equal(mock_start(m, args), 0);
+        snprintf(E.conf, sizeof E.conf, "%s/token.conf", E.dir);
+        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/token.db", E.dir);
+        snprintf(token_file, sizeof token_file, "%s/bearer-token", E.dir);
+        snprintf(auth, sizeof auth, "  auth = \"bearer\";\n  bearer_token_file = \"%s\";\n", token_file);
+
+        /* The wrong token: refused by e-RS, nothing written, the token never printed. */
+        assert_int_equal(write_text(token_file, "not-the-token\n", 0600), 0);
+        write_config_for(m, auth);
+        struct run r = run_ersd("--init-db");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        r = run_ersd("--once");
+        assert_int_equal(r.status, 1);
+        if (!strstr(r.err, "HTTP 401") || !strstr(r.err, "correlation id"))
+                fail_msg("expected an HTTP 401 line with its correlation id, got: %s", r.err);
+        assert_null(strstr(r.err, "not-the-token"));
+        run_free(&r);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_referral", 0, NULL), 0);
+
+        /* The right one. */
+        assert_int_equal(write_text(token_file, "test-token-5f1c9e\n", 0600), 0);
+        r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once with the right token exited %d: %s", r.status, r.err);
+        assert_null(strstr(r.err, "test-token-5f1c9e"));
+        assert_null(strstr(r.out, "test-token-5f1c9e"));
+        run_free(&r);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), 3);
+        db_close(d);
+        assert_int_equal(stat_count(m, "credential_leaks"), 0);
+
+        mock_stop(m);
+        memcpy(E.conf, conf_saved, sizeof conf_saved);
+        memcpy(E.connection, conn_saved, sizeof conn_saved);
+}
+
+/* A bad configuration: every problem as FILE:LINE, exit 2, nothing touched. */
+static void test_bad_configuration(void **state) {
+        char conf[600], want[700];
+        struct run r;
+        (void) state;
+
+        snprintf(conf, sizeof conf, "%s/bad.conf", E.dir);
+        assert_int_equal(write_text(conf,
+                                    "ers: { base_url = \"http://192.0.2.10/referrals\"; auth = \"none\"; };\n"
+                                    "worklists = ( { name = \"w\"; list_type = \"REFERRALS\"; service = \"31001\"; } );\n"
+                                    "database: { connection = \"Driver=SQLite3;Database=secret-db;PWD=hunter2\"; };\n"
+                                    "pol_interval = 60;\n",
+                                    0600),
+                         0);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(ersd_run(conf, i == 0 ? "--check-config" : "--once", &r), 0);
+                assert_int_equal(r.status, 2);
+                snprintf(want, sizeof want, "%s:1:", conf);
+                assert_non_null(strstr(r.err, want)); /* http to a host that is not loopback */
+                snprintf(want, sizeof want, "%s:2:", conf);
+                assert_non_null(strstr(r.err, want)); /* the list type */
+                snprintf(want, sizeof want, "%s:4:", conf);
+                assert_non_null(strstr(r.err, want)); /* the unknown key */
+                assert_null(strstr(r.err, "hunter2"));
+                run_free(&r);
         }
 }
 
@@ -391,7 +507,7 @@ static void test_bad_worklist_changes_nothing(void **state) {
 /* The object store never sees a credential of ours. */
 static void test_no_credential_reaches_the_object_store(void **state) {
         (void) state;
-        assert_int_equal(stat_count("credential_leaks"), 0);
+        assert_int_equal(stat_count(&E.mock, "credential_leaks"), 0);
 }
 
 int main(void) {
@@ -403,6 +519,8 @@ int main(void) {
                 cmocka_unit_test(test_bad_answers_change_nothing),
                 cmocka_unit_test(test_bad_worklist_changes_nothing),
                 cmocka_unit_test(test_no_credential_reaches_the_object_store),
+                cmocka_unit_test(test_bearer_token),
+                cmocka_unit_test(test_bad_configuration),
         };
         return cmocka_run_group_tests_name("integration: sync into SQLite", tests, group_setup, group_teardown);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,8 @@ int mock_start(struct mock *m, const char *const *args) {
         if (m->pid < 0)
                 return -errno;
         if (m->pid == 0) {
+                /* Dies with the test process, even if that one crashes. */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
                 dup2(fds[1], STDOUT_FILENO);
                 execv(path, (char *const *) argv);
                 _exit(127);
