@@ -43,6 +43,7 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all check unit demo deps clean install
+.SECONDARY: # keep object files between runs
 all: $(BUILD)/ersd $(BUILD)/mock-ers
 
 $(BUILD)/obj/%.o: %.c
