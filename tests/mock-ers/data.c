@@ -286,6 +286,16 @@ static uint64_t ordinary_size(uint64_t r)
         return 1024 + ((u * (300 * 1024 - 1024)) >> 32);
 }
 
+/* Size of a tail attachment (--tail-every): 300 KiB .. max, u³-skewed so most
+ * are a few MiB and a few come near max (median ~ 1/8 of the way up). */
+static uint64_t tail_size(uint64_t r, uint64_t max)
+{
+        const uint64_t lo = 300 * 1024;
+        uint64_t u = r & 0xfffff;              /* 20 bits */
+        uint64_t u3 = (u * u * u) >> 40;       /* 20 bits */
+        return lo + (((max - lo) * u3) >> 20); /* max < 2^41: no overflow */
+}
+
 static const time_t EPOCH_2025_03_03_0800 = 1740988800;
 
 static void add_attachment(struct mock *m, size_t ref, const struct att_spec *spec, uint64_t size,
@@ -399,6 +409,8 @@ int mock_build(struct mock *m)
                 for (size_t j = 0; j < k; j++) {
                         size_t serial = m->n_attachments;
                         uint64_t size = ordinary_size(h3(m->opt.seed, serial, 'S'));
+                        if (m->opt.tail_every && serial % m->opt.tail_every == m->opt.tail_every - 1)
+                                size = tail_size(h3(m->opt.seed, serial, 'T'), m->opt.tail_max);
                         if (i == 2 && j == 0)
                                 size = 0; /* the empty file */
                         add_attachment(m, i, &ATT_SPECS[(serial + m->opt.seed) % 8], size, "AVAILABLE");

@@ -19,6 +19,8 @@ static void usage(FILE *f)
                 "  --referrals N           worklisted referrals (default 60)\n"
                 "  --attachments K         ordinary attachments per referral (default 2)\n"
                 "  --big-attachment BYTES  extra large attachment on referral 0 (default 20971520, 0 = none)\n"
+                "  --tail-every N          every Nth ordinary attachment is a large one (default 0 = none)\n"
+                "  --tail-max BYTES        the large ones: 300 KiB..BYTES, most near the low end (default 20971520)\n"
                 "  --service ID            e-RS service id, repeatable (default 31001)\n"
                 "  --token TOKEN           require Authorization: Bearer TOKEN on the API\n"
                 "  --app-restricted        refuse NHSD-eRS-Business-Function / NHSD-End-User-Organisation-ODS /\n"
@@ -50,7 +52,7 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 }
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
-       OPT_STALL };
+       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX };
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -58,6 +60,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "referrals", required_argument, NULL, OPT_REFERRALS },
                 { "attachments", required_argument, NULL, OPT_ATTACHMENTS },
                 { "big-attachment", required_argument, NULL, OPT_BIG },
+                { "tail-every", required_argument, NULL, OPT_TAIL_EVERY },
+                { "tail-max", required_argument, NULL, OPT_TAIL_MAX },
                 { "service", required_argument, NULL, OPT_SERVICE },
                 { "token", required_argument, NULL, OPT_TOKEN },
                 { "app-restricted", no_argument, NULL, OPT_APP },
@@ -75,6 +79,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->referrals = 60;
         o->attachments = 2;
         o->big_attachment = 20971520;
+        o->tail_max = 20971520;
         o->seed = 1;
         o->stall_seconds = 3600;
         o->services = calloc((size_t)argc + 1, sizeof *o->services);
@@ -97,6 +102,20 @@ static int parse_options(int argc, char **argv, struct options *o)
                         if (parse_number("--big-attachment", optarg, UINT64_C(1) << 40, &v) < 0)
                                 return -EINVAL;
                         o->big_attachment = v;
+                        break;
+                case OPT_TAIL_EVERY:
+                        if (parse_number("--tail-every", optarg, 1000000, &v) < 0)
+                                return -EINVAL;
+                        o->tail_every = (size_t)v;
+                        break;
+                case OPT_TAIL_MAX:
+                        if (parse_number("--tail-max", optarg, UINT64_C(1) << 40, &v) < 0)
+                                return -EINVAL;
+                        if (v < 300 * 1024) {
+                                fprintf(stderr, "mock-ers: --tail-max must be at least 307200\n");
+                                return -EINVAL;
+                        }
+                        o->tail_max = v;
                         break;
                 case OPT_SERVICE:
                         if (!*optarg || strlen(optarg) > 63) {

@@ -66,6 +66,8 @@ struct options {
         size_t referrals;        /* --referrals: worklisted referrals */
         size_t attachments;      /* --attachments: ordinary attachments per referral */
         uint64_t big_attachment; /* --big-attachment: bytes of referral 0's extra file, 0 = none */
+        size_t tail_every;       /* --tail-every: every Nth ordinary attachment is a large one, 0 = none */
+        uint64_t tail_max;       /* --tail-max: the largest of those large ones */
         const char **services;   /* --service values (not owned: argv) */
         size_t n_services;
         const char *token;       /* --token: required bearer token, NULL = none */
