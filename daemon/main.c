@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../adapters/pas.h"
 #include "config.h"
@@ -22,11 +23,14 @@
 #define EXIT_SYNC_FAILED 1 /* something was not synced: see the log */
 #define EXIT_USAGE 2       /* bad command line or configuration */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested;   /* SIGTERM, SIGINT: finish the referral in hand, then exit */
+static volatile sig_atomic_t reload_requested; /* SIGHUP: re-read the configuration between rounds */
 
-static void on_stop_signal(int sig) {
-        (void) sig;
-        stop_requested = 1;
+static void on_signal(int sig) {
+        if (sig == SIGHUP)
+                reload_requested = 1;
+        else
+                stop_requested = 1;
 }
 
 static void usage(FILE *out) {
@@ -41,13 +45,53 @@ static void usage(FILE *out) {
                 "  -v, --verbose       log debug lines too\n"
                 "  -h, --help          this text\n"
                 "\n"
-                "Without a mode, syncs every poll_interval seconds until SIGTERM.\n"
+                "Without a mode, syncs every poll_interval seconds until SIGTERM; SIGHUP re-reads\n"
+                "the configuration (a file with any problem is refused and the old one kept).\n"
                 "Exit status: 0 success, 1 something was not synced (see the log), 2 bad usage or configuration.\n");
 }
 
 static void report_to_stderr(void *userdata, const char *line) {
         (void) userdata;
         fprintf(stderr, "%s\n", line);
+}
+
+static void report_to_log(void *userdata, const char *line) {
+        (void) userdata;
+        log_error("%s", line);
+}
+
+/*
+ * SIGHUP: the new file is read and checked in full; it replaces the running
+ * configuration (and the e-RS client built from it) only if it has no problem
+ * and changes no key that needs a restart.  Otherwise the old one keeps running.
+ */
+static void reload(struct config *cfg, struct ers_client **ers) {
+        struct config next;
+        struct ers_client *next_ers = NULL;
+        struct errbuf e = { { 0 } };
+
+        reload_requested = 0;
+        if (config_load(cfg->path, report_to_log, NULL, &next) < 0) {
+                log_error("%s: reload refused; the running configuration is kept", cfg->path);
+                return;
+        }
+        if (config_check_reload(cfg, &next, report_to_log, NULL) > 0) {
+                log_error("%s: reload refused (restart needed); the running configuration is kept", cfg->path);
+                config_free(&next);
+                return;
+        }
+        if (ers_client_new(&next, &next_ers, &e) < 0) {
+                log_error("%s: reload refused: e-RS client: %s", cfg->path, e.msg);
+                config_free(&next);
+                return;
+        }
+        ers_client_free(*ers);
+        *ers = next_ers;
+        config_free(cfg);
+        *cfg = next;
+        log_set_level(cfg->log_level);
+        log_notice("%s: configuration reloaded (%zu worklist%s)", cfg->path, cfg->n_worklists,
+                   cfg->n_worklists == 1 ? "" : "s");
 }
 
 static void print_summary(const struct sync_stats *s, double seconds) {
@@ -88,7 +132,7 @@ static int run_init_db(const struct config *cfg) {
         return r < 0 ? EXIT_SYNC_FAILED : EXIT_SUCCESS;
 }
 
-static int run_sync(const struct config *cfg, bool once) {
+static int run_sync(struct config *cfg, bool once, int log_override) {
         struct errbuf e = { { 0 } };
         struct pas *pas = NULL;
         struct ers_client *ers = NULL;
@@ -119,6 +163,7 @@ static int run_sync(const struct config *cfg, bool once) {
         sigemptyset(&stop_set);
         sigaddset(&stop_set, SIGTERM);
         sigaddset(&stop_set, SIGINT);
+        sigaddset(&stop_set, SIGHUP);
         sigprocmask(SIG_BLOCK, &stop_set, &old_set);
         for (;;) {
                 double t0 = now_monotonic();
@@ -130,10 +175,26 @@ static int run_sync(const struct config *cfg, bool once) {
                 status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
                 if (once || stop_requested)
                         break;
-                /* Sleep until the next round, waking at once for SIGTERM/SIGINT (no lost wake-up:
-                 * the signals stay blocked except inside ppoll). */
-                struct timespec ts = { .tv_sec = cfg->poll_interval_s };
-                (void) ppoll(NULL, 0, &ts, &old_set);
+                /* Sleep until the next round, waking at once for a signal (no lost wake-up: the
+                 * signals stay blocked except inside ppoll).  A reload is applied while waiting and
+                 * does not bring the next round forward: e-RS budgets worklist calls. */
+                double next = t0 + (double) cfg->poll_interval_s;
+                while (!stop_requested) {
+                        if (reload_requested) { /* may have come during the round */
+                                reload(cfg, &ers);
+                                if (log_override >= 0)
+                                        log_set_level(log_override);
+                                ctx.cfg = cfg;
+                                ctx.ers = ers;
+                                next = t0 + (double) cfg->poll_interval_s;
+                        }
+                        double left = next - now_monotonic();
+                        if (left <= 0)
+                                break;
+                        struct timespec ts = { .tv_sec = (time_t) left,
+                                               .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
+                        (void) ppoll(NULL, 0, &ts, &old_set);
+                }
                 if (stop_requested)
                         break;
         }
@@ -160,7 +221,7 @@ int main(int argc, char **argv) {
         const char *path = CONFIG_DEFAULT_PATH;
         int mode = 0, verbose = 0, c, status;
         struct config cfg;
-        struct sigaction sa = { .sa_handler = on_stop_signal };
+        struct sigaction sa = { .sa_handler = on_signal };
 
         while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
                 switch (c) {
@@ -208,12 +269,13 @@ int main(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 
         if (mode == OPT_INIT_DB)
                 status = run_init_db(&cfg);
         else
-                status = run_sync(&cfg, mode == OPT_ONCE);
+                status = run_sync(&cfg, mode == OPT_ONCE, verbose ? LOG_DEBUG : -1);
         config_free(&cfg);
         return status;
 }

@@ -8,6 +8,7 @@
  * The tests run in order and share one mock and one database.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -404,6 +405,48 @@ static void test_bad_answers_change_nothing(void **state) {
         memcpy(E.connection, conn_saved, sizeof conn_saved);
 }
 
+/* Plain `ersd`: a round at start, SIGHUP with a bad file keeps the running
+ * configuration, with a good one takes it (no extra round: e-RS budgets
+ * worklist calls), SIGTERM ends it cleanly. */
+static void test_loop_mode_reload_and_stop(void **state) {
+        char good[1024], want[700];
+        struct proc p;
+        long at;
+        (void) state;
+
+        write_config("  auth = \"none\";\n");
+        assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
+        assert_int_equal(ersd_spawn(E.conf, &p), 0);
+        at = proc_wait_for(&p, 1, "ersd: sync done", 0);
+        if (at < 0)
+                fail_msg("no first round: %s", p.err);
+
+        /* A file with a problem: refused, with its FILE:LINE, and the old one kept. */
+        assert_int_equal(write_text(E.conf, "ers: { base_url = \"http://127.0.0.1:1/referrals\"; auth = \"none\"; };\n"
+                                            "worklists = ( { name = \"w\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; } );\n"
+                                            "database: { connection = \"Driver=SQLite3;Database=x\"; };\n"
+                                            "unknown_key = 1;\n",
+                                     0600),
+                         0);
+        kill(p.pid, SIGHUP);
+        assert_true(proc_wait_for(&p, 2, "reload refused", 0) >= 0);
+        snprintf(want, sizeof want, "%s:4:", E.conf);
+        assert_non_null(strstr(p.err, want));
+
+        /* A good one (log level changed): taken, and no second worklist call for it. */
+        write_config("  auth = \"none\";\n");
+        snprintf(good, sizeof good, "log_level = \"debug\";\n");
+        FILE *f = fopen(E.conf, "a");
+        assert_non_null(f);
+        fputs(good, f);
+        fclose(f);
+        kill(p.pid, SIGHUP);
+        assert_true(proc_wait_for(&p, 2, "configuration reloaded", 0) >= 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 1);
+
+        assert_int_equal(proc_end(&p, SIGTERM), 0);
+}
+
 /* A static bearer token: sent to e-RS, never to the object store; a wrong one
  * is one clear line and changes nothing. */
 static void test_bearer_token(void **state) {
@@ -519,6 +562,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_answers_change_nothing),
                 cmocka_unit_test(test_bad_worklist_changes_nothing),
                 cmocka_unit_test(test_no_credential_reaches_the_object_store),
+                cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),
         };

@@ -190,6 +190,82 @@ void run_free(struct run *r) {
         r->out = r->err = NULL;
 }
 
+int ersd_spawn(const char *config_path, struct proc *ret) {
+        char path[512];
+        int out[2], err[2];
+
+        memset(ret, 0, sizeof *ret);
+        snprintf(path, sizeof path, "%s/ersd", build_dir());
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+                return -errno;
+        ret->pid = fork();
+        if (ret->pid < 0)
+                return -errno;
+        if (ret->pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                dup2(out[1], STDOUT_FILENO);
+                dup2(err[1], STDERR_FILENO);
+                execl(path, path, "-c", config_path, (char *) NULL);
+                _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        ret->out_fd = out[0];
+        ret->err_fd = err[0];
+        ret->out = strdup("");
+        ret->err = strdup("");
+        return ret->out && ret->err ? 0 : -ENOMEM;
+}
+
+long proc_wait_for(struct proc *p, int which, const char *needle, size_t from) {
+        for (;;) {
+                const char *text = which == 1 ? p->out : p->err;
+                size_t len = which == 1 ? p->out_len : p->err_len;
+                if (from <= len) {
+                        const char *hit = strstr(text + from, needle);
+                        if (hit)
+                                return (long) (hit - text);
+                }
+                struct pollfd fds[2] = { { .fd = p->out_fd, .events = POLLIN }, { .fd = p->err_fd, .events = POLLIN } };
+                int n = poll(fds, 2, 60000);
+                if (n <= 0)
+                        return -1;
+                for (int i = 0; i < 2; i++) {
+                        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        struct buf b = { i == 0 ? p->out : p->err, i == 0 ? p->out_len : p->err_len };
+                        int got = append(&b, fds[i].fd);
+                        if (i == 0) {
+                                p->out = b.p;
+                                p->out_len = b.n;
+                        } else {
+                                p->err = b.p;
+                                p->err_len = b.n;
+                        }
+                        if (got <= 0 && i == which - 1)
+                                return -1;
+                }
+        }
+}
+
+int proc_end(struct proc *p, int sig) {
+        int st = 0;
+
+        if (p->pid > 0) {
+                kill(p->pid, sig);
+                waitpid(p->pid, &st, 0);
+                p->pid = 0;
+        }
+        if (p->out_fd > 0)
+                close(p->out_fd);
+        if (p->err_fd > 0)
+                close(p->err_fd);
+        free(p->out);
+        free(p->err);
+        memset(p, 0, sizeof *p);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 char *tmpdir_make(void) {
         const char *base = getenv("TMPDIR");
         char *p = NULL;

@@ -39,6 +39,21 @@ struct run {
 int ersd_run(const char *config_path, const char *mode, struct run *ret);
 void run_free(struct run *r);
 
+/* build/ersd running in the background (loop mode), its output read as it comes. */
+struct proc {
+        pid_t pid;
+        int out_fd, err_fd;  /* owned: read ends of its stdout and stderr */
+        char *out, *err;     /* owned: everything read so far */
+        size_t out_len, err_len;
+};
+int ersd_spawn(const char *config_path, struct proc *ret);
+/* Reads until `needle` appears in stdout (which=1) or stderr (which=2) after
+ * byte `from`; returns its offset, or -1 when the process closed the stream or
+ * 60 s went by without it (a guard against a hung test, not a wait). */
+long proc_wait_for(struct proc *p, int which, const char *needle, size_t from);
+/* Sends sig and reaps the process; returns its exit status (128+signal when killed). */
+int proc_end(struct proc *p, int sig);
+
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string and
  * removes the tree with tmpdir_remove. */
 char *tmpdir_make(void);
