@@ -132,8 +132,7 @@ oom:
         return err_set(e, -ENOMEM, "out of memory");
 }
 
-/* Content types compare case-insensitively up to ';' (parameters ignored). */
-static bool content_type_is(const char *got, const char *want) {
+bool ers_content_type_is(const char *got, const char *want) {
         size_t n = strlen(want);
 
         if (!got)
@@ -144,32 +143,40 @@ static bool content_type_is(const char *got, const char *want) {
 }
 
 static bool json_content_type(const char *got) {
-        return content_type_is(got, "application/fhir+json") || content_type_is(got, "application/json");
+        return ers_content_type_is(got, "application/fhir+json") || ers_content_type_is(got, "application/json");
+}
+
+long ers_header_retry_after(const char *line, size_t len, time_t now) {
+        static const char name[] = "retry-after:";
+        char value[64];
+        size_t vlen;
+        char *end;
+        long secs;
+        time_t when;
+
+        if (len <= sizeof name - 1 || strncasecmp(line, name, sizeof name - 1) != 0)
+                return -1;
+        vlen = len - (sizeof name - 1);
+        if (vlen >= sizeof value)
+                vlen = sizeof value - 1;
+        memcpy(value, line + sizeof name - 1, vlen);
+        value[vlen] = '\0';
+        secs = strtol(value, &end, 10);
+        if (end != value && secs >= 0)
+                return secs;
+        when = curl_getdate(value, NULL);
+        if (when > 0)
+                return when > now ? (long) (when - now) : 0;
+        return -1;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
         struct transfer *t = userdata;
         size_t len = size * n;
-        static const char name[] = "retry-after:";
+        long secs = ers_header_retry_after(p, len, time(NULL));
 
-        if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-                char value[64];
-                size_t vlen = len - (sizeof name - 1);
-                if (vlen >= sizeof value)
-                        vlen = sizeof value - 1;
-                memcpy(value, p + sizeof name - 1, vlen);
-                value[vlen] = '\0';
-                char *end;
-                long secs = strtol(value, &end, 10);
-                if (end != value && secs >= 0) {
-                        t->retry_after = secs;
-                } else {
-                        time_t when = curl_getdate(value, NULL);
-                        time_t now = time(NULL);
-                        if (when > 0)
-                                t->retry_after = when > now ? (long) (when - now) : 0;
-                }
-        }
+        if (secs >= 0)
+                t->retry_after = secs;
         return len;
 }
 
@@ -188,7 +195,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                 if (t->status / 100 == 2 && t->expect_type) {
                         char *ct = NULL;
                         curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
-                        bool ok = t->kind == SINK_JSON ? json_content_type(ct) : content_type_is(ct, t->expect_type);
+                        bool ok = t->kind == SINK_JSON ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
                         if (!ok)
                                 return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%.60s', expected %s",
                                                             ct ? ct : "(none)", t->expect_type));

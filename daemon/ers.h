@@ -33,7 +33,9 @@
  */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "err.h"
@@ -76,3 +78,16 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
 
 /* True for a URL whose host is loopback (127.0.0.0/8, localhost, [::1]). */
 int ers_url_is_loopback(const char *url);
+
+/* Pure parsers of what an HTTP answer's headers say (outside input: fuzzed).
+ *
+ * True when Content-Type `got` (may be NULL) is `want`, compared
+ * case-insensitively, ignoring leading spaces and any ";…" parameters. */
+bool ers_content_type_is(const char *got, const char *want);
+
+/* One raw header line (`len` bytes, as libcurl hands it over, not
+ * NUL-terminated, CRLF included).  When it is a Retry-After header, the
+ * seconds it asks us to wait, counted from `now` for an HTTP-date (0 for a
+ * date already past); -1 when it is another header or the value is neither
+ * delay-seconds nor a date. */
+long ers_header_retry_after(const char *line, size_t len, time_t now);
