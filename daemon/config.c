@@ -901,6 +901,40 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
         return l->n_problems == before ? 0 : -EINVAL;
 }
 
+/* Reads what fd holds (st: its fstat, size at most `max`) into a new
+ * NUL-terminated buffer; a file that grows meanwhile is read as it was.
+ * 0, -EFBIG, -ENOMEM or -errno; the caller owns *ret_buf. */
+static int read_fd_text(int fd, const struct stat *st, off_t max, char **ret_buf, size_t *ret_len) {
+        size_t len = 0, cap;
+        char *buf;
+
+        if (st->st_size > max)
+                return -EFBIG;
+        cap = (size_t) st->st_size + 1;
+        buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        while (len + 1 < cap) {
+                ssize_t k = read(fd, buf + len, cap - 1 - len);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+                        explicit_bzero(buf, cap);
+                        free(buf);
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        buf[len] = '\0';
+        *ret_buf = buf;
+        *ret_len = len;
+        return 0;
+}
+
 /* ---- checks across keys ------------------------------------------------- */
 
 /* Reads the bearer token from c->bearer_token_file.  `s` is its setting. */
@@ -910,7 +944,7 @@ static void read_token(struct loader *l, const config_setting_t *s) {
         struct stat st;
         char *buf = NULL;
         size_t len = 0, cap = 0;
-        int fd;
+        int fd, r;
 
         fd = open_regular(c->bearer_token_file, &st);
         if (fd < 0) {
@@ -922,29 +956,16 @@ static void read_token(struct loader *l, const config_setting_t *s) {
                            (unsigned) (st.st_mode & 07777));
                 goto out;
         }
-        if (st.st_size > TOKEN_FILE_MAX) {
+        r = read_fd_text(fd, &st, TOKEN_FILE_MAX, &buf, &len);
+        if (r == -EFBIG)
                 problem_at(l, s, "%s: larger than %d bytes: not a token", key, TOKEN_FILE_MAX);
-                goto out;
-        }
-        cap = (size_t) st.st_size + 1;
-        buf = malloc(cap);
-        if (!buf) {
+        else if (r == -ENOMEM)
                 oom(l);
+        else if (r < 0)
+                problem_at(l, s, "%s: cannot read: %s", key, strerror(-r));
+        if (r < 0)
                 goto out;
-        }
-        while (len + 1 < cap) { /* a file that grows meanwhile is read as it was */
-                ssize_t k = read(fd, buf + len, cap - 1 - len);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        problem_at(l, s, "%s: cannot read: %s", key, strerror(errno));
-                        goto out;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
+        cap = len + 1;
         while (len > 0 && strchr(" \t\r\n\v\f", buf[len - 1]))
                 len--;
         buf[len] = '\0';
@@ -996,47 +1017,22 @@ static void check_auth(struct loader *l, const struct seen *seen) {
 static int read_file_text(const char *path, char **ret_text) {
         struct stat st;
         char *buf = NULL;
-        size_t len = 0, cap;
+        size_t len = 0;
         int fd, r;
 
         fd = open_regular(path, &st);
         if (fd < 0)
                 return fd;
-        if (st.st_size > CONFIG_FILE_MAX) {
-                r = -EFBIG;
-                goto out;
-        }
-        cap = (size_t) st.st_size + 1;
-        buf = malloc(cap);
-        if (!buf) {
-                r = -ENOMEM;
-                goto out;
-        }
-        while (len + 1 < cap) { /* a file that grows meanwhile is read as it was */
-                ssize_t k = read(fd, buf + len, cap - 1 - len);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        r = -errno;
-                        goto out;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        buf[len] = '\0';
+        r = read_fd_text(fd, &st, CONFIG_FILE_MAX, &buf, &len);
+        close(fd);
+        if (r < 0)
+                return r;
         if (memchr(buf, '\0', len)) {
-                r = -EBADMSG;
-                goto out;
+                free(buf);
+                return -EBADMSG;
         }
         *ret_text = buf;
-        buf = NULL;
-        r = 0;
-out:
-        free(buf);
-        close(fd);
-        return r;
+        return 0;
 }
 
 /* The absolute directory of `path`, for relative paths in it. */
