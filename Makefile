@@ -82,6 +82,15 @@ unit: $(UNIT_BINS)
 demo: all
 	@tests/demo $(BUILD)
 
+# `make bench`: ersd's throughput and memory beside this machine's limits, printed (figures, never a
+# pass/fail; not part of `make check`).  BENCH_QUICK=1 for a short run.  See tests/bench/bench.c.
+.PHONY: bench
+$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(SUPPORT_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS)
+
+bench: all $(BUILD)/bench
+	@ERSD_BUILD=$(BUILD) $(BUILD)/bench
+
 # Installs the Debian/Ubuntu packages listed in packaging/build-deps (as root, or through sudo).
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 deps:
