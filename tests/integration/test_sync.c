@@ -130,7 +130,7 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
                 "appointment_end", "commissioning_org", "request_id", "status", "intent",
         };
         json_object *refs = json_object_object_get(E.manifest, "referrals");
-        size_t n_docs_checked = 0, n_big = 0, n_refs = json_object_array_length(refs);
+        size_t n_docs_checked = 0, n_attachments = 0, n_big = 0, n_refs = json_object_array_length(refs);
         struct run r;
         (void) state;
 
@@ -192,6 +192,7 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
                                 if (size >= 20 * 1024 * 1024)
                                         n_big++;
                                 n_docs_checked++;
+                                n_attachments++;
                         } else {
                                 assert_string_equal(status, "NOT_FETCHED");
                                 char *why = db_text(E.db, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?",
@@ -224,7 +225,8 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
                         n_docs_checked++;
                 }
         }
-        assert_true(n_docs_checked >= 100);
+        assert_true(n_attachments >= 100);
+        assert_true(n_docs_checked >= n_attachments + 50); /* and a letter per referral */
         assert_int_equal(n_big, 1);
 }
 
@@ -247,7 +249,7 @@ static void test_second_run_writes_nothing(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
         r = run_ersd("--once");
         assert_int_equal(r.status, 0);
-        assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
+        assert_non_null(strstr(r.out, " 0 new, 0 updated, 52 unchanged, 0 failed"));
         assert_non_null(strstr(r.out, "documents 0 stored"));
         run_free(&r);
         assert_int_equal(stat_count(&E.mock, "A008"), 1);
@@ -400,6 +402,56 @@ static void test_bad_answers_change_nothing(void **state) {
                 assert_true(rows_for(d, ubrn) > 0);
                 db_close(d);
         }
+        mock_stop(m);
+        memcpy(E.conf, conf_saved, sizeof conf_saved);
+        memcpy(E.connection, conn_saved, sizeof conn_saved);
+}
+
+/* Where A042 is not offered (404), a small attachment comes through A006, byte-identical. */
+static void test_a006_fallback_for_small_files(void **state) {
+        static const char *const args[] = { "--referrals", "8", "--big-attachment", "0", NULL };
+        char conf_saved[sizeof E.conf], conn_saved[sizeof E.connection], hex[65];
+        const char *ubrn = "300000000007";
+        struct mock *m = &E.side;
+        struct db *d;
+        int64_t size;
+        (void) state;
+
+        memcpy(conf_saved, E.conf, sizeof conf_saved);
+        memcpy(conn_saved, E.connection, sizeof conn_saved);
+        assert_int_equal(mock_start(m, args), 0);
+        snprintf(E.conf, sizeof E.conf, "%s/a006.conf", E.dir);
+        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/a006.db", E.dir);
+        write_config_for(m, NULL);
+        struct run r = run_ersd("--init-db");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        assert_int_equal(mock_post(m, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=10"), 200);
+
+        r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        run_free(&r);
+        json_object *man = mock_get(m, "/_mock/manifest?ubrn=300000000007");
+        assert_non_null(man);
+        json_object *atts = json_object_object_get(json_object_array_get_idx(json_object_object_get(man, "referrals"), 0),
+                                                   "attachments");
+        assert_true(json_object_array_length(atts) >= 2);
+        assert_int_equal(stat_count(m, "A006"), (long long) json_object_array_length(atts));
+        d = db_open(E.connection);
+        assert_non_null(d);
+        for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                json_object *att = json_object_array_get_idx(atts, a);
+                const char *q[] = { ubrn, jstr(att, "id") };
+                char *doc_id = db_text(d, "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?", 2,
+                                       q, NULL);
+                assert_non_null(doc_id);
+                assert_int_equal(db_document_sha256(d, doc_id, hex, &size), 0);
+                assert_string_equal(hex, jstr(att, "sha256"));
+                free(doc_id);
+        }
+        db_close(d);
+        json_object_put(man);
         mock_stop(m);
         memcpy(E.conf, conf_saved, sizeof conf_saved);
         memcpy(E.connection, conn_saved, sizeof conn_saved);
@@ -562,6 +614,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_answers_change_nothing),
                 cmocka_unit_test(test_bad_worklist_changes_nothing),
                 cmocka_unit_test(test_no_credential_reaches_the_object_store),
+                cmocka_unit_test(test_a006_fallback_for_small_files),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),

@@ -60,6 +60,7 @@ enum fault_kind {
         FAULT_TRUNCATED,
         FAULT_STALL,
         FAULT_OVERSIZED,
+        FAULT_404, /* the endpoint is not offered here (A042 missing in an environment) */
 };
 
 struct options {

@@ -45,6 +45,7 @@ static const struct {
         { "truncated", FAULT_TRUNCATED },
         { "stall", FAULT_STALL },
         { "oversized", FAULT_OVERSIZED },
+        { "404", FAULT_404 },
 };
 
 struct origin {
@@ -489,6 +490,15 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
         char *body;
 
         switch (kind) {
+        case FAULT_404:
+                body = render_outcome("not-found", "NOT_FOUND", "Not found", "injected by the mock", &len);
+                r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+                if (!r)
+                        free(body);
+                else
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                status = 404;
+                break;
         case FAULT_500:
         case FAULT_503:
         case FAULT_429:
@@ -1188,7 +1198,7 @@ static enum MHD_Result control_fault(struct call *c)
         if (ep < 0)
                 return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
         if (kind == FAULT_NONE)
-                return reply_control_error(c, 400, "kind must be one of 500 503 429 malformed wrong_type "
+                return reply_control_error(c, 400, "kind must be one of 404 500 503 429 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
                 return reply_control_error(c, 400, "oversized applies to A008 only");
