@@ -79,6 +79,12 @@ check: all $(UNIT_BINS) $(INTEG_BINS)
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
 
+# The long crash-and-fault run of issue 5: at least 200 SIGKILLs over 500 referrals with random
+# faults from the mock; prints its figures last.  Not part of `make check` (which runs a short one).
+.PHONY: soak
+soak: all $(BUILD)/tests/integration/test_crash
+	@ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_crash
+
 demo: all
 	@tests/demo $(BUILD)
 

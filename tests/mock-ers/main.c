@@ -28,6 +28,7 @@ static void usage(FILE *f)
                 "  --seed S                data seed (default 1)\n"
                 "  --padding BYTES         extra text per A005 answer (ReferralRequest.description)\n"
                 "  --stall-seconds S       longest a `stall` fault lasts (default 3600)\n"
+                "  --fault-rate P          answer P in 1000 requests with a random fault (default 0)\n"
                 "  -v, --verbose           log requests to stderr\n"
                 "Prints \"READY api=<port> store=<port>\" on stdout when listening on 127.0.0.1;\n"
                 "runs until SIGTERM or SIGINT.\n");
@@ -52,7 +53,7 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 }
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
-       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX };
+       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE };
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -68,6 +69,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "seed", required_argument, NULL, OPT_SEED },
                 { "padding", required_argument, NULL, OPT_PADDING },
                 { "stall-seconds", required_argument, NULL, OPT_STALL },
+                { "fault-rate", required_argument, NULL, OPT_FAULT_RATE },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
@@ -148,6 +150,11 @@ static int parse_options(int argc, char **argv, struct options *o)
                         if (parse_number("--stall-seconds", optarg, 86400, &v) < 0)
                                 return -EINVAL;
                         o->stall_seconds = (unsigned)v;
+                        break;
+                case OPT_FAULT_RATE:
+                        if (parse_number("--fault-rate", optarg, 1000, &v) < 0)
+                                return -EINVAL;
+                        o->fault_permille = (unsigned)v;
                         break;
                 case 'v':
                         o->verbose = true;

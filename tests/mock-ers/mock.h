@@ -76,6 +76,7 @@ struct options {
         uint64_t seed;           /* --seed */
         size_t padding;          /* --padding: bytes of extra text per A005 answer */
         unsigned stall_seconds;  /* --stall-seconds: how long a `stall` fault lasts at most */
+        unsigned fault_permille; /* --fault-rate: random faults per 1000 API/store requests (soak tests) */
         bool verbose;            /* -v: log requests to stderr */
 };
 
@@ -209,6 +210,7 @@ struct mock {
         bool stopping;
         struct stats stats;
         struct fault *faults;
+        uint64_t fault_rng;             /* state of the random-fault generator (under lock) */
         struct store_token *tokens[TOKEN_BUCKETS];
 };
 

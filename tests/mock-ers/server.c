@@ -453,6 +453,31 @@ static enum MHD_Result reply_control_error(struct call *c, unsigned status, cons
 
 /* ---- faults ------------------------------------------------------------------- */
 
+/* --fault-rate: with probability permille/1000, a fault a real service or network
+ * could produce (never a corrupted document: a client cannot know the bytes it was
+ * not sent).  Called under m->lock. */
+static enum fault_kind fault_random(struct mock *m, enum endpoint ep)
+{
+        static const enum fault_kind json_kinds[] = { FAULT_500, FAULT_503, FAULT_429, FAULT_TRUNCATED,
+                                                      FAULT_MALFORMED };
+        static const enum fault_kind byte_kinds[] = { FAULT_500, FAULT_503, FAULT_429, FAULT_TRUNCATED };
+        bool json = ep == EP_A008 || ep == EP_A005;
+        uint64_t x;
+
+        /* splitmix64: small, fast, and reproducible from the seed */
+        if (m->fault_rng == 0)
+                m->fault_rng = m->opt.seed * 0x9e3779b97f4a7c15ULL + 1;
+        x = (m->fault_rng += 0x9e3779b97f4a7c15ULL);
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+        x ^= x >> 31;
+        if (x % 1000 >= m->opt.fault_permille)
+                return FAULT_NONE;
+        x /= 1000;
+        return json ? json_kinds[x % (sizeof json_kinds / sizeof *json_kinds)]
+                    : byte_kinds[x % (sizeof byte_kinds / sizeof *byte_kinds)];
+}
+
 /* Takes one use of the first pending fault for (endpoint, ubrn); FAULT_NONE when none. */
 static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *ubrn)
 {
@@ -471,6 +496,8 @@ static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *
                 }
                 break;
         }
+        if (kind == FAULT_NONE && m->opt.fault_permille > 0)
+                kind = fault_random(m, ep);
         pthread_mutex_unlock(&m->lock);
         if (kind != FAULT_NONE)
                 c->fault = true;

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include "verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const referral_fields[] = {
+        "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
+        "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
+        "appointment_end", "commissioning_org", "request_id", "status", "intent",
+};
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+}
+
+static bool same(const char *a, const char *b) {
+        return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* One document: stored once, with the status its availability calls for and,
+ * when fetched, exactly the bytes served. */
+static void check_document(struct db *d, const char *ubrn, const char *source, const char *attachment_id,
+                           bool want_fetched, const char *want_sha, long long want_size, struct verify_result *v) {
+        const char *q[] = { ubrn, source, attachment_id };
+        long long n = db_int(d,
+                             "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ?",
+                             3, q);
+        char *id, *status, hex[65];
+        int64_t size;
+
+        if (n == 0) {
+                v->documents_missing++;
+                fprintf(stderr, "verify: UBRN %s: document %s of %s missing\n", ubrn, attachment_id, source);
+                return;
+        }
+        if (n > 1) {
+                v->documents_duplicated++;
+                fprintf(stderr, "verify: UBRN %s: document %s of %s stored %lld times\n", ubrn, attachment_id, source, n);
+                return;
+        }
+        id = db_text(d, "SELECT document_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ?",
+                     3, q, NULL);
+        status = db_text(d, "SELECT fetch_status FROM ers_document WHERE document_id = ?", 1, (const char *const[]){ id },
+                         NULL);
+        if (!status || strcmp(status, want_fetched ? "FETCHED" : "NOT_FETCHED") != 0) {
+                v->documents_mismatched++;
+                fprintf(stderr, "verify: UBRN %s: document %s of %s is %s\n", ubrn, attachment_id, source,
+                        status ? status : "without status");
+        } else if (want_fetched) {
+                v->documents_checked++;
+                if (db_document_sha256(d, id, hex, &size) < 0 || strcmp(hex, want_sha) != 0 || size != want_size) {
+                        v->documents_mismatched++;
+                        fprintf(stderr, "verify: UBRN %s: document %s of %s: bytes differ from what e-RS served\n",
+                                ubrn, attachment_id, source);
+                }
+        }
+        free(id);
+        free(status);
+}
+
+static void check_referral(struct db *d, json_object *m, const char *listed_by, struct verify_result *v) {
+        const char *ubrn = jstr(m, "ubrn");
+        const char *p[] = { ubrn };
+        long long version = json_object_get_int64(json_object_object_get(m, "version"));
+        char sql[160], cri_id[48];
+        bool found;
+
+        long long stored = db_int(d, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p);
+        if (stored < 0) {
+                v->referrals_missing++;
+                return;
+        }
+        if (stored != version) {
+                v->referrals_stale++;
+                return;
+        }
+        if (!listed_by)
+                v->referrals_written++;
+        for (size_t f = 0; f < sizeof referral_fields / sizeof *referral_fields; f++) {
+                snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", referral_fields[f]);
+                char *got = db_text(d, sql, 1, p, &found);
+                if (!same(jstr(m, referral_fields[f]), got)) {
+                        v->fields_mismatched++;
+                        fprintf(stderr, "verify: UBRN %s: %s differs from what e-RS served\n", ubrn,
+                                referral_fields[f]);
+                }
+                free(got);
+        }
+
+        /* Documents are shown with the referral that listed them. */
+        const char *shown_with = listed_by ? listed_by : ubrn;
+        json_object *atts = json_object_object_get(m, "attachments");
+        for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                json_object *att = json_object_array_get_idx(atts, a);
+                const char *avail = jstr(att, "availability");
+                check_document(d, shown_with, ubrn, jstr(att, "id"), avail && strcmp(avail, "AVAILABLE") == 0,
+                               jstr(att, "sha256"), json_object_get_int64(json_object_object_get(att, "size")), v);
+        }
+        json_object *cri = json_object_object_get(m, "cri");
+        if (cri) {
+                snprintf(cri_id, sizeof cri_id, "CRI-v%lld", version);
+                check_document(d, shown_with, ubrn, cri_id, true, jstr(cri, "sha256"),
+                               json_object_get_int64(json_object_object_get(cri, "size")), v);
+        }
+}
+
+static json_object *find_referral(json_object *refs, const char *ubrn) {
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                if (same(jstr(m, "ubrn"), ubrn))
+                        return m;
+        }
+        return NULL;
+}
+
+void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) {
+        json_object *refs = json_object_object_get(manifest, "referrals");
+
+        memset(ret, 0, sizeof *ret);
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                json_object *w = json_object_object_get(m, "worklisted");
+                if (w && !json_object_get_boolean(w))
+                        continue;
+                ret->referrals_expected++;
+                check_referral(d, m, NULL, ret);
+                json_object *related = json_object_object_get(m, "related");
+                for (size_t r = 0; r < json_object_array_length(related); r++) {
+                        json_object *rel = find_referral(refs, json_object_get_string(json_object_array_get_idx(related, r)));
+                        if (rel)
+                                check_referral(d, rel, jstr(m, "ubrn"), ret);
+                }
+        }
+        ret->documents_duplicated += (unsigned) db_int(
+                d, "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"
+                   " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup", 0, NULL);
+}
+
+unsigned verify_consistent(struct db *d) {
+        unsigned problems = 0;
+
+        /* Every ledger row has its referral, at that version. */
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn"
+                                      " WHERE r.ubrn IS NULL OR r.version <> l.version",
+                                      0, NULL);
+        /* Every worklisted referral has its ledger row. */
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM ers_referral r LEFT JOIN ers_ledger l ON l.ubrn = r.ubrn"
+                                      " WHERE r.worklist IS NOT NULL AND l.ubrn IS NULL",
+                                      0, NULL);
+        /* No part without its document; every fetched document has all its parts. */
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM ers_document_part p LEFT JOIN ers_document x"
+                                      " ON x.document_id = p.document_id WHERE x.document_id IS NULL",
+                                      0, NULL);
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM ers_document x WHERE x.fetch_status = 'FETCHED' AND"
+                                      " x.part_count <> (SELECT COUNT(*) FROM ers_document_part p"
+                                      " WHERE p.document_id = x.document_id)",
+                                      0, NULL);
+        /* No document content stored twice. */
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"
+                                      " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup",
+                                      0, NULL);
+        return problems;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What the PAS holds against what the mock e-RS serves (its manifest), and
+ * the invariants that must hold at every instant, whatever was interrupted.
+ * Both count problems rather than assert, so a soak run can print figures.
+ */
+
+#include <json-c/json.h>
+
+#include "harness.h"
+
+struct verify_result {
+        unsigned referrals_expected;   /* worklisted referrals in the manifest */
+        unsigned referrals_written;    /* of those, in ers_referral at the manifest's version */
+        unsigned referrals_missing;    /* absent from ers_referral */
+        unsigned referrals_stale;      /* present at another version */
+        unsigned fields_mismatched;    /* mapped fields that differ from the manifest */
+        unsigned documents_checked;    /* fetched documents reassembled and hashed */
+        unsigned documents_mismatched; /* wrong bytes, size, sha256 column, or wrong status */
+        unsigned documents_duplicated; /* the same document content stored twice */
+        unsigned documents_missing;    /* expected and not there */
+};
+
+/* Compares everything: every worklisted referral (and its related ones) at
+ * the manifest's version, every mapped field, every document byte. */
+void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret);
+
+/* The invariants of a PAS at any instant: every ledger row has its referral
+ * at that version; every fetched document reassembles to its size and
+ * sha256; no document stored twice; no part without its document.  Returns
+ * the number of problems (0 = consistent). */
+unsigned verify_consistent(struct db *d);
