@@ -41,10 +41,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "err.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* a configuration file larger than this is a mistake */
-#define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token file */
+#define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token, API key or private key file */
+#define CREDENTIAL_PREFIX "%d/"       /* a secret file in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) */
 #define KEY_PATH_MAX    128           /* longest key path we print or match */
 #define TABLE_MAX       32            /* rows per table, for the seen[] arrays */
 #define MIB             (1024 * 1024)
@@ -130,6 +132,7 @@ static int parse_base_url(struct loader *l, const struct key *k, const struct va
 static int parse_choice_int(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_choice_str(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_secret_path(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_integer(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field);
@@ -141,6 +144,7 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
 static const struct choice auth_choices[] = {
         { "none", AUTH_NONE },
         { "bearer", AUTH_BEARER },
+        { "jwt", AUTH_JWT },
         { NULL, 0 },
 };
 
@@ -177,6 +181,9 @@ static const struct chars_rule ods_code_rule = {
 };
 static const struct chars_rule user_id_rule = {
         NAME_CHARS, 64, "a user id: 1 to 64 characters from A-Z a-z 0-9 . _ -",
+};
+static const struct chars_rule key_id_rule = {
+        NAME_CHARS, 128, "a key id: 1 to 128 characters from A-Z a-z 0-9 . _ -",
 };
 
 /* Row builders, so that each table reads as a table. */
@@ -226,9 +233,21 @@ static const struct key config_keys[] = {
         KEY_GROUP("ers"),
         KEY_STRING(struct config, "ers.base_url", parse_base_url, base_url, RELOAD, REQUIRED, NULL, NULL),
         KEY_CHOICE(struct config, "ers.auth", auth, FIELD_AUTH, RELOAD, "bearer", auth_choices),
-        KEY_STRING(struct config, "ers.bearer_token_file", parse_path, bearer_token_file, RELOAD, OPTIONAL,
+        KEY_STRING(struct config, "ers.bearer_token_file", parse_secret_path, bearer_token_file, RELOAD, OPTIONAL,
                    NULL, NULL), /* required when auth is "bearer": check_auth() */
+        /* The next three are required when auth is "jwt", token_url defaults from base_url: check_auth(). */
+        KEY_STRING(struct config, "ers.api_key_file", parse_secret_path, api_key_file, RELOAD, OPTIONAL, NULL,
+                   NULL),
+        KEY_STRING(struct config, "ers.private_key_file", parse_secret_path, private_key_file, RELOAD, OPTIONAL,
+                   NULL, NULL),
+        KEY_STRING(struct config, "ers.key_id", parse_chars, key_id, RELOAD, OPTIONAL, NULL, &key_id_rule),
+        KEY_STRING(struct config, "ers.token_url", parse_base_url, token_url, RELOAD, OPTIONAL, NULL, NULL),
         KEY_STRING(struct config, "ers.ca_file", parse_ca_file, ca_file, RELOAD, OPTIONAL, NULL, NULL),
+        /* Mutual TLS to the e-RS origin: both or neither (check_client_cert()). */
+        KEY_STRING(struct config, "ers.client_cert_file", parse_ca_file, client_cert_file, RELOAD, OPTIONAL,
+                   NULL, NULL),
+        KEY_STRING(struct config, "ers.client_key_file", parse_secret_path, client_key_file, RELOAD, OPTIONAL,
+                   NULL, NULL),
         KEY_INT(struct config, "ers.connect_timeout", parse_integer, connect_timeout_s, FIELD_LONG, RELOAD,
                 "10", 1, 300),
         KEY_INT(struct config, "ers.stall_timeout", parse_integer, stall_timeout_s, FIELD_LONG, RELOAD,
@@ -476,6 +495,31 @@ static int parse_connection(struct loader *l, const struct key *k, const struct 
 static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
         (void) k;
         return resolve_path(l, v->str, field);
+}
+
+/* A secret file: like a path, but "%d/NAME" is NAME in $CREDENTIALS_DIRECTORY
+ * (systemd's LoadCredential=/SetCredentialEncrypted=; %d is the same
+ * specifier in the unit file).  The path is never printed. */
+static int parse_secret_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY"), *name = v->str + strlen(CREDENTIAL_PREFIX);
+        char *s;
+
+        if (strncmp(v->str, CREDENTIAL_PREFIX, strlen(CREDENTIAL_PREFIX)) != 0)
+                return parse_path(l, k, v, field);
+        if (!dir || dir[0] != '/') {
+                problem_v(l, v, "%s: starts with %s (a systemd credential) but $CREDENTIALS_DIRECTORY is not set: "
+                          "add LoadCredential= to the unit, or give a path", v->key, CREDENTIAL_PREFIX);
+                return -EINVAL;
+        }
+        if (!name[0] || strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0) {
+                problem_v(l, v, "%s: %sNAME needs a credential name without '/'", v->key, CREDENTIAL_PREFIX);
+                return -EINVAL;
+        }
+        if (asprintf(&s, "%s/%s", dir, name) < 0)
+                return oom(l);
+        free(*(char **) field);
+        *(char **) field = s;
+        return 0;
 }
 
 /* Opens `path` read-only without blocking (a FIFO must not hang the load) and
@@ -937,28 +981,62 @@ static int read_fd_text(int fd, const struct stat *st, off_t max, char **ret_buf
 
 /* ---- checks across keys ------------------------------------------------- */
 
-/* Reads the bearer token from c->bearer_token_file.  `s` is its setting. */
-static void read_token(struct loader *l, const config_setting_t *s) {
-        const char *key = "ers.bearer_token_file";
-        struct config *c = l->c;
+/* How read_secret() checks what it read. */
+enum secret_kind {
+        SECRET_TOKEN, /* one word of visible ASCII (it goes into an HTTP header or a JWT claim) */
+        SECRET_PEM,   /* a PEM RSA private key (auth_check_private_key) */
+};
+
+/*
+ * Opens the secret file `path` (the setting s names it; the path itself is
+ * never printed) and checks it is a regular file owned by the user ersd runs
+ * as (or root, for a systemd credential: systemd owns those) and gives group
+ * and others no permission at all.  Returns the fd, or -EINVAL after
+ * reporting.
+ */
+static int open_secret(struct loader *l, const config_setting_t *s, const char *key, const char *path,
+                       struct stat *st) {
+        const char *cred_dir = getenv("CREDENTIALS_DIRECTORY");
+        bool credential = cred_dir && cred_dir[0] == '/' && strncmp(path, cred_dir, strlen(cred_dir)) == 0 &&
+                          path[strlen(cred_dir)] == '/';
+        int fd = open_regular(path, st);
+
+        if (fd < 0) {
+                problem_at(l, s, "%s: cannot read: %s", key, open_error(fd));
+                return -EINVAL;
+        }
+        if (st->st_mode & (S_IRWXG | S_IRWXO)) {
+                problem_at(l, s, "%s: must not be accessible by group or others (mode %04o); chmod 600 it", key,
+                           (unsigned) (st->st_mode & 07777));
+                close(fd);
+                return -EINVAL;
+        }
+        if (st->st_uid != geteuid() && !(credential && st->st_uid == 0)) {
+                problem_at(l, s, "%s: owned by uid %u, not by the user ersd runs as (uid %u); chown it", key,
+                           (unsigned) st->st_uid, (unsigned) geteuid());
+                close(fd);
+                return -EINVAL;
+        }
+        return fd;
+}
+
+/* Reads the secret file `path` into *ret (owned; wiped when freed) after
+ * open_secret()'s checks.  `s` is its setting, for reports. */
+static void read_secret(struct loader *l, const config_setting_t *s, const char *key, const char *path,
+                        enum secret_kind kind, char **ret) {
         struct stat st;
+        struct errbuf e;
         char *buf = NULL;
         size_t len = 0, cap = 0;
         int fd, r;
 
-        fd = open_regular(c->bearer_token_file, &st);
-        if (fd < 0) {
-                problem_at(l, s, "%s: cannot read: %s", key, open_error(fd));
+        fd = open_secret(l, s, key, path, &st);
+        if (fd < 0)
                 return;
-        }
-        if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-                problem_at(l, s, "%s: must not be accessible by group or others (mode %04o); chmod 600 it", key,
-                           (unsigned) (st.st_mode & 07777));
-                goto out;
-        }
         r = read_fd_text(fd, &st, TOKEN_FILE_MAX, &buf, &len);
         if (r == -EFBIG)
-                problem_at(l, s, "%s: larger than %d bytes: not a token", key, TOKEN_FILE_MAX);
+                problem_at(l, s, "%s: larger than %d bytes: not a %s", key, TOKEN_FILE_MAX,
+                           kind == SECRET_PEM ? "private key" : "token or key");
         else if (r == -ENOMEM)
                 oom(l);
         else if (r < 0)
@@ -966,20 +1044,28 @@ static void read_token(struct loader *l, const config_setting_t *s) {
         if (r < 0)
                 goto out;
         cap = len + 1;
-        while (len > 0 && strchr(" \t\r\n\v\f", buf[len - 1]))
-                len--;
-        buf[len] = '\0';
-        if (len == 0) {
-                problem_at(l, s, "%s: the file is empty", key);
-                goto out;
-        }
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char) buf[i] <= 0x20 || (unsigned char) buf[i] >= 0x7f) {
-                        /* It goes into an HTTP header: no space, control or non-ASCII byte. */
-                        problem_at(l, s, "%s: the token contains a space, control or non-ASCII character", key);
+        if (kind == SECRET_PEM) {
+                if (memchr(buf, '\0', len) || auth_check_private_key(buf, len, &e) < 0) {
+                        problem_at(l, s, "%s: %s", key, memchr(buf, '\0', len) ? "not a PEM private key" : e.msg);
                         goto out;
                 }
-        c->bearer_token = buf; /* handed over: no second copy of the secret */
+        } else {
+                while (len > 0 && strchr(" \t\r\n\v\f", buf[len - 1]))
+                        len--;
+                buf[len] = '\0';
+                if (len == 0) {
+                        problem_at(l, s, "%s: the file is empty", key);
+                        goto out;
+                }
+                for (size_t i = 0; i < len; i++)
+                        if ((unsigned char) buf[i] <= 0x20 || (unsigned char) buf[i] >= 0x7f) {
+                                /* It goes into an HTTP header: no space, control or non-ASCII byte. */
+                                problem_at(l, s, "%s: the %s contains a space, control or non-ASCII character", key,
+                                           strcmp(key, "ers.bearer_token_file") == 0 ? "token" : "key");
+                                goto out;
+                        }
+        }
+        *ret = buf; /* handed over: no second copy of the secret */
         buf = NULL;
 out:
         if (buf) {
@@ -989,25 +1075,92 @@ out:
         close(fd);
 }
 
-static void check_auth(struct loader *l, const struct seen *seen) {
-        size_t ers = 0, auth = 0, file = 0; /* rows that exist: see config_keys[] */
-        const struct seen *tf;
+/* The row index of `path` in config_keys[] (it exists). */
+static size_t row(const char *path) {
+        size_t i = 0;
 
-        find_key(config_keys, N_CONFIG_KEYS, "ers", &ers);
-        find_key(config_keys, N_CONFIG_KEYS, "ers.auth", &auth);
-        find_key(config_keys, N_CONFIG_KEYS, "ers.bearer_token_file", &file);
-        tf = &seen[file];
-        if (seen[auth].bad || seen[ers].bad || tf->bad)
+        find_key(config_keys, N_CONFIG_KEYS, path, &i);
+        return i;
+}
+
+/* base_url's origin + "/oauth2/token", the token endpoint of every NHS API
+ * platform environment. */
+static void default_token_url(struct loader *l) {
+        struct config *c = l->c;
+        const char *host = c->base_url + (strncasecmp(c->base_url, "https://", 8) == 0 ? 8 : 7);
+        int origin_len = (int) (host - c->base_url) + (int) strcspn(host, "/");
+
+        if (asprintf(&c->token_url, "%.*s/oauth2/token", origin_len, c->base_url) < 0) {
+                c->token_url = NULL;
+                oom(l);
+        }
+}
+
+static void check_auth(struct loader *l, const struct seen *seen) {
+        static const char *const jwt_keys[] = { "ers.api_key_file", "ers.private_key_file", "ers.key_id",
+                                                "ers.token_url" };
+        const struct seen *ers = &seen[row("ers")], *auth = &seen[row("ers.auth")];
+        const struct seen *tf = &seen[row("ers.bearer_token_file")];
+        struct config *c = l->c;
+        const char *mode = c->auth == AUTH_JWT ? "jwt" : c->auth == AUTH_BEARER ? "bearer" : "none";
+        bool bad = auth->bad || ers->bad || tf->bad;
+
+        for (size_t i = 0; i < sizeof jwt_keys / sizeof jwt_keys[0]; i++)
+                bad |= seen[row(jwt_keys[i])].bad;
+        if (bad)
                 return;
-        if (l->c->auth == AUTH_BEARER) {
+        if (c->auth == AUTH_BEARER) {
                 if (!tf->setting)
-                        problem_at(l, seen[ers].setting, "ers.bearer_token_file: required when ers.auth is "
+                        problem_at(l, ers->setting, "ers.bearer_token_file: required when ers.auth is "
                                    "\"bearer\"");
                 else
-                        read_token(l, tf->setting);
+                        read_secret(l, tf->setting, "ers.bearer_token_file", c->bearer_token_file, SECRET_TOKEN,
+                                    &c->bearer_token);
         } else if (tf->setting) {
-                problem_at(l, tf->setting, "ers.bearer_token_file: set, but ers.auth is \"none\": remove one "
-                           "of them");
+                problem_at(l, tf->setting, "ers.bearer_token_file: set, but ers.auth is \"%s\": remove one "
+                           "of them", mode);
+        }
+        if (c->auth == AUTH_JWT) {
+                const struct seen *ak = &seen[row("ers.api_key_file")], *pk = &seen[row("ers.private_key_file")];
+
+                for (size_t i = 0; i < 3; i++)
+                        if (!seen[row(jwt_keys[i])].setting)
+                                problem_at(l, ers->setting, "%s: required when ers.auth is \"jwt\"", jwt_keys[i]);
+                if (ak->setting)
+                        read_secret(l, ak->setting, "ers.api_key_file", c->api_key_file, SECRET_TOKEN, &c->api_key);
+                if (pk->setting)
+                        read_secret(l, pk->setting, "ers.private_key_file", c->private_key_file, SECRET_PEM,
+                                    &c->private_key_pem);
+                if (!c->token_url && c->base_url)
+                        default_token_url(l);
+        } else {
+                for (size_t i = 0; i < sizeof jwt_keys / sizeof jwt_keys[0]; i++) {
+                        const struct seen *k = &seen[row(jwt_keys[i])];
+                        if (k->setting)
+                                problem_at(l, k->setting, "%s: set, but ers.auth is \"%s\"; it is for \"jwt\"",
+                                           jwt_keys[i], mode);
+                }
+        }
+}
+
+/* Mutual TLS: a certificate and its key, both or neither; the key a secret. */
+static void check_client_cert(struct loader *l, const struct seen *seen) {
+        const struct seen *cert = &seen[row("ers.client_cert_file")], *key = &seen[row("ers.client_key_file")];
+        struct stat st;
+        int fd;
+
+        if (cert->bad || key->bad)
+                return;
+        if (!cert->setting != !key->setting) {
+                problem_at(l, cert->setting ? cert->setting : key->setting,
+                           "%s: set without %s: mutual TLS needs both", cert->setting ? "ers.client_cert_file" :
+                           "ers.client_key_file", cert->setting ? "ers.client_key_file" : "ers.client_cert_file");
+                return;
+        }
+        if (key->setting) {
+                fd = open_secret(l, key->setting, "ers.client_key_file", l->c->client_key_file, &st);
+                if (fd >= 0)
+                        close(fd);
         }
 }
 
@@ -1109,6 +1262,8 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
         load_table(&l, config_keys, N_CONFIG_KEYS, config_root_setting(&cfg), "", &c, seen);
         if (!l.oom)
                 check_auth(&l, seen);
+        if (!l.oom)
+                check_client_cert(&l, seen);
         r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
 out:
         config_destroy(&cfg);
@@ -1132,6 +1287,14 @@ void config_free(struct config *c) {
         free(c->ods_code);
         free(c->on_behalf_of);
         free(c->ca_file);
+        free(c->api_key_file);
+        wipe_free(c->api_key);
+        free(c->private_key_file);
+        wipe_free(c->private_key_pem);
+        free(c->key_id);
+        free(c->token_url);
+        free(c->client_cert_file);
+        free(c->client_key_file);
         for (size_t i = 0; c->worklists && i < c->n_worklists; i++) {
                 free(c->worklists[i].name);
                 free(c->worklists[i].list_type);

@@ -21,6 +21,7 @@
 enum auth_mode {
         AUTH_NONE,   /* open sandbox / loopback mock: no Authorization header */
         AUTH_BEARER, /* a static bearer token read from ers.bearer_token_file */
+        AUTH_JWT,    /* application-restricted: signed-JWT client credentials (daemon/auth.h) */
 };
 
 struct worklist_conf {
@@ -41,6 +42,14 @@ struct config {
         char *ods_code;             /* user-restricted only: NHSD-End-User-Organisation-ODS, else NULL */
         char *on_behalf_of;         /* user-restricted only: NHSD-eRS-On-Behalf-Of-User-ID, else NULL */
         char *ca_file;              /* CA bundle; NULL for the system's */
+        char *api_key_file;         /* AUTH_JWT: resolved path of the API key file, else NULL */
+        char *api_key;              /* SECRET: its contents, trailing newline cut (iss and sub) */
+        char *private_key_file;     /* AUTH_JWT: resolved path of the PEM RSA private key, else NULL */
+        char *private_key_pem;      /* SECRET: its contents */
+        char *key_id;               /* AUTH_JWT: kid of the public key registered with the application */
+        char *token_url;            /* AUTH_JWT: ers.token_url, or base_url's origin + /oauth2/token */
+        char *client_cert_file;     /* mutual TLS to the e-RS origin only: PEM certificate, or NULL */
+        char *client_key_file;      /* its PEM private key (mode and owner checked), or NULL */
         long connect_timeout_s;     /* default 10 */
         long stall_timeout_s;       /* a transfer under 1 byte/s for this long is aborted; default 60 */
         int64_t max_attachment_bytes; /* default 100 MiB; larger documents are refused while streaming */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "fhir.h"
 
 #define ERRBODY_MAX (64 * 1024) /* what we keep of an error answer, to read its OperationOutcome */
@@ -23,6 +24,10 @@ struct ers_client {
         char *auth_header;     /* owned, SECRET: "Authorization: Bearer …", or NULL */
         char *nhsd_headers[3]; /* owned, user-restricted headers, or NULL */
         char *ca_file;         /* owned, or NULL for the system bundle */
+        struct auth *auth;     /* owned: signed-JWT access (auth = "jwt"), else NULL */
+        bool token_same_origin; /* the token endpoint is on the e-RS origin: it gets the client certificate */
+        char *client_cert_file; /* owned: mutual TLS, the e-RS origin only (never the object store), or NULL */
+        char *client_key_file; /* owned */
         long connect_timeout_s;
         long stall_timeout_s;
         int64_t max_attachment_bytes;
@@ -77,6 +82,14 @@ int ers_url_is_loopback(const char *url) {
         return r;
 }
 
+/* Whether two URLs have the same scheme, host and port. */
+static bool same_origin(const char *a, const char *b) {
+        size_t na = strcspn(a + strcspn(a, ":") + 3, "/") + strcspn(a, ":") + 3;
+        size_t nb = strcspn(b + strcspn(b, ":") + 3, "/") + strcspn(b, ":") + 3;
+
+        return na == nb && strncasecmp(a, b, na) == 0;
+}
+
 void ers_client_free(struct ers_client *c) {
         if (!c)
                 return;
@@ -92,6 +105,9 @@ void ers_client_free(struct ers_client *c) {
         for (size_t i = 0; i < 3; i++)
                 free(c->nhsd_headers[i]);
         free(c->ca_file);
+        auth_free(c->auth);
+        free(c->client_cert_file);
+        free(c->client_key_file);
         free(c);
 }
 
@@ -122,6 +138,17 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
                         goto oom;
         if (cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file)))
                 goto oom;
+        if (cfg->client_cert_file && (!(c->client_cert_file = strdup(cfg->client_cert_file)) ||
+                                      !(c->client_key_file = strdup(cfg->client_key_file))))
+                goto oom;
+        if (cfg->auth == AUTH_JWT) {
+                int r = auth_new(cfg, &c->auth, e);
+                if (r < 0) {
+                        ers_client_free(c);
+                        return r;
+                }
+                c->token_same_origin = same_origin(c->base_url, cfg->token_url);
+        }
         c->connect_timeout_s = cfg->connect_timeout_s;
         c->stall_timeout_s = cfg->stall_timeout_s;
         c->max_attachment_bytes = cfg->max_attachment_bytes;
@@ -292,6 +319,16 @@ static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_sl
         t->retry_after = -1;
 }
 
+/* Mutual TLS: our client certificate, on a request to the e-RS origin only. */
+static void use_client_cert(struct ers_client *c, CURL *h) {
+        if (!c->client_cert_file)
+                return;
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->client_cert_file);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->client_key_file);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+}
+
 /* The headers of an e-RS API call. */
 static struct curl_slist *api_headers(struct ers_client *c, const char *accept, bool json_body,
                                       const char *correlation_id) {
@@ -307,6 +344,8 @@ static struct curl_slist *api_headers(struct ers_client *c, const char *accept, 
         lines[k++] = json_body ? "Content-Type: application/fhir+json" : "Expect:";
         if (c->auth_header)
                 lines[k++] = c->auth_header;
+        else if (c->auth && auth_header_line(c->auth))
+                lines[k++] = auth_header_line(c->auth);
         for (size_t i = 0; i < 3; i++)
                 if (c->nhsd_headers[i])
                         lines[k++] = c->nhsd_headers[i];
@@ -405,9 +444,143 @@ static int new_call(struct ers_call *call, struct errbuf *e) {
         return 0;
 }
 
-/* A JSON call (A008 or A005). */
+/* The token endpoint's error answer (RFC 6749 §5.2) as ", <error>: <description>", or "". */
+static void oauth_error(const struct transfer *t, char *buf, size_t size) {
+        json_object *root, *v;
+        const char *error = NULL, *desc = NULL;
+        char *text;
+
+        buf[0] = '\0';
+        if (!t->errbody || t->errlen == 0 || !(text = strndup(t->errbody, t->errlen)))
+                return;
+        root = json_tokener_parse(text);
+        free(text);
+        if (json_object_object_get_ex(root, "error", &v) && json_object_is_type(v, json_type_string))
+                error = json_object_get_string(v);
+        if (json_object_object_get_ex(root, "error_description", &v) && json_object_is_type(v, json_type_string))
+                desc = json_object_get_string(v);
+        if (error)
+                snprintf(buf, size, ", %.40s%s%.200s%s", error, desc ? ": " : "", desc ? desc : "",
+                         desc && strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
+        json_object_put(root);
+}
+
+/* Signed-JWT access: posts a fresh client assertion to the token endpoint and
+ * caches the access token it answers with.  The form, the assertion and the
+ * token never reach e. */
+static int fetch_token(struct ers_client *c, struct errbuf *e) {
+        struct transfer t = { .kind = SINK_JSON, .expect_type = "application/json" };
+        struct curl_slist *headers = NULL, *n;
+        char corr_line[64], what[300], cause[320];
+        const char *lines[3];
+        struct ers_call call;
+        char *form = NULL;
+        int r;
+
+        snprintf(what, sizeof what, "token endpoint %s", auth_token_url(c->auth));
+        r = new_call(&call, e);
+        if (r < 0)
+                return r;
+        r = auth_token_form(c->auth, time(NULL), &form, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", what);
+        snprintf(corr_line, sizeof corr_line, "X-Correlation-ID: %s", call.correlation_id);
+        lines[0] = "Accept: application/json";
+        lines[1] = "Content-Type: application/x-www-form-urlencoded";
+        lines[2] = corr_line;
+        for (size_t i = 0; i < 3; i++) {
+                n = curl_slist_append(headers, lines[i]);
+                if (!n) {
+                        r = err_set(e, -ENOMEM, "out of memory");
+                        goto out;
+                }
+                headers = n;
+        }
+        t.tok = json_tokener_new_ex(16);
+        if (!t.tok) {
+                r = err_set(e, -ENOMEM, "out of memory");
+                goto out;
+        }
+        json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        setup(c, c->api, auth_token_url(c->auth), headers, &t);
+        if (c->token_same_origin)
+                use_client_cert(c, c->api);
+        curl_easy_setopt(c->api, CURLOPT_POSTFIELDS, form);
+        curl_easy_setopt(c->api, CURLOPT_POSTFIELDSIZE, (long) strlen(form));
+        r = perform(&t, what, call.correlation_id, false, &call, e);
+        if (r < 0 && t.status >= 400 && t.status < 500 && t.status != 429 && !t.err) {
+                /* The platform says why in OAuth terms: that is the line to log. */
+                oauth_error(&t, cause, sizeof cause);
+                r = err_set(e, -EACCES, "%s: HTTP %ld%s (correlation id %s)", what, t.status, cause,
+                            call.correlation_id);
+        }
+        if (r == 0 && !t.obj)
+                r = err_set(e, -EBADMSG, "%s: HTTP %ld: empty or incomplete JSON (correlation id %s)", what, t.status,
+                            call.correlation_id);
+        if (r == 0) {
+                r = auth_token_accept(c->auth, t.obj, auth_now_ms(), e);
+                if (r < 0)
+                        err_prefix(e, r, "%s: HTTP %ld", what, t.status);
+        }
+out:
+        if (form) {
+                explicit_bzero(form, strlen(form));
+                free(form);
+        }
+        curl_slist_free_all(headers);
+        transfer_done(&t);
+        return r;
+}
+
+/* Signed-JWT access: a token that is still fresh, fetched when there is none
+ * or it is about to expire. */
+static int ensure_token(struct ers_client *c, struct errbuf *e) {
+        if (!c->auth || auth_token_fresh(c->auth, auth_now_ms()))
+                return 0;
+        return fetch_token(c, e);
+}
+
+/*
+ * After an API call that returned r: true when it was a first 401 under
+ * signed-JWT access, so the caller retries once (the token is dropped and a
+ * new one fetched; the retry gets a fresh correlation id).  A second 401 is
+ * false with its cause added to e.
+ */
+static bool renew_after_401(struct ers_client *c, int r, struct ers_call *call, int attempt, struct errbuf *e) {
+        char msg[ERRBUF_MAX];
+
+        if (!c->auth || r != -EACCES || call->http_status != 401)
+                return false;
+        auth_forget(c->auth);
+        if (attempt == 0)
+                return uuid_v4(call->correlation_id) == 0;
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        err_set(e, r, "%s; refused again with a newly issued access token: e-RS does not accept this "
+                      "application's tokens (access revoked, or the application not approved for e-RS)", msg);
+        return false;
+}
+
+/* A JSON call (A008 or A005), with a token renewed once on a 401. */
+static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
+                          json_object **ret, struct ers_call *call, struct errbuf *e);
 static int json_call(struct ers_client *c, const char *url, const char *body, const char *what,
                      json_object **ret, struct ers_call *call, struct errbuf *e) {
+        for (int attempt = 0;; attempt++) {
+                int r = ensure_token(c, e);
+
+                if (r < 0) {
+                        memset(call, 0, sizeof *call);
+                        call->retry_after = -1;
+                        return err_prefix(e, r, "%s", what);
+                }
+                r = json_call_once(c, url, body, what, ret, call, e);
+                if (!renew_after_401(c, r, call, attempt, e))
+                        return r;
+        }
+}
+
+static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
+                          json_object **ret, struct ers_call *call, struct errbuf *e) {
         struct transfer t = { .kind = SINK_JSON, .expect_type = "application/fhir+json" };
         struct curl_slist *headers = NULL;
         int r;
@@ -423,6 +596,7 @@ static int json_call(struct ers_client *c, const char *url, const char *body, co
         }
         json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         setup(c, c->api, url, headers, &t);
+        use_client_cert(c, c->api);
         if (body) {
                 curl_easy_setopt(c->api, CURLOPT_POSTFIELDS, body);
                 curl_easy_setopt(c->api, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
@@ -471,10 +645,29 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
 }
 
 /* A document download into dst: from the API origin (A006, A007, or A042's
- * first leg) or from the object store (no headers of ours at all). */
+ * first leg; with our client certificate, and a token renewed once on a
+ * 401) or from the object store (no headers and no certificate of ours). */
+static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
+                          const char *expect_type, const char *what, bool redirect_ok, struct spool_file *dst,
+                          char **ret_location, struct ers_call *call, struct errbuf *e);
 static int file_call(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
                      const char *expect_type, const char *what, bool redirect_ok, struct spool_file *dst,
                      char **ret_location, struct ers_call *call, struct errbuf *e) {
+        for (int attempt = 0;; attempt++) {
+                int r = api ? ensure_token(c, e) : 0;
+
+                if (r < 0)
+                        return err_prefix(e, r, "%s", what);
+                r = file_call_once(c, h, url, post, api, accept, expect_type, what, redirect_ok, dst, ret_location,
+                                   call, e);
+                if (!api || !renew_after_401(c, r, call, attempt, e))
+                        return r;
+        }
+}
+
+static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
+                          const char *expect_type, const char *what, bool redirect_ok, struct spool_file *dst,
+                          char **ret_location, struct ers_call *call, struct errbuf *e) {
         struct transfer t = { .kind = SINK_FILE, .expect_type = expect_type, .file = dst };
         struct curl_slist *headers = NULL;
         int r;
@@ -485,6 +678,8 @@ static int file_call(struct ers_client *c, CURL *h, const char *url, bool post, 
                         return err_set(e, -ENOMEM, "out of memory");
         }
         setup(c, h, url, headers, &t);
+        if (api)
+                use_client_cert(c, h);
         curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_attachment_bytes);
         if (post) {
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");

@@ -538,7 +538,7 @@ static const struct bad_case bad_cases[] = {
           "  {\n    name = \"c\";\n    list_type = \"REFERRALS_FOR_REVIEW\";\n    service = \"1\";\n  }\n);\n" DB,
           -EINVAL, { ":5: worklists[2]: REFERRALS_FOR_REVIEW for service 1 is already worklists[0] (line 3)" } },
         { "bad auth", "ers: {\n  base_url = \"https://h.example/r\";\n  auth = \"basic\";\n};\n" WL DB, -EINVAL,
-          { ":3: ers.auth: must be \"none\" or \"bearer\"" } },
+          { ":3: ers.auth: must be \"none\", \"bearer\" or \"jwt\"" } },
         { "bad log_level", ERS_NONE WL DB "log_level = \"verbose\";\n", -EINVAL,
           { ":4: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
         { "bad adapter", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"db2\";\n};\n", -EINVAL,
@@ -636,7 +636,7 @@ static const struct bad_case bad_cases[] = {
           "database: {\n  connection = \"DSN=pas\";\n  adapter = \"" CONN "\";\n};\n"
           "log_level = \"" CONN "\";\n", -EINVAL,
           { ":2: ers.base_url: must start with https:// (or http:// for a loopback host)",
-            ":3: ers.auth: must be \"none\" or \"bearer\"",
+            ":3: ers.auth: must be \"none\", \"bearer\" or \"jwt\"",
             ":8: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
             ":10: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
 };
