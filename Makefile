@@ -10,7 +10,7 @@ PKG_CONFIG ?= pkg-config
 # works on a machine that has none of them yet).  No libxml2: e-RS speaks FHIR JSON only.
 PKGS      := libcurl json-c odbc libconfig libcrypto
 TEST_PKGS := cmocka
-MOCK_PKGS := libmicrohttpd json-c libcrypto
+MOCK_PKGS := libmicrohttpd json-c libcrypto gnutls
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wstrict-prototypes \
         -Wmissing-prototypes -Wold-style-definition -Wvla -Wpointer-arith -Wundef \

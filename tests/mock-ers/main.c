@@ -29,6 +29,14 @@ static void usage(FILE *f)
                 "  --padding BYTES         extra text per A005 answer (ReferralRequest.description)\n"
                 "  --stall-seconds S       longest a `stall` fault lasts (default 3600)\n"
                 "  --fault-rate P          answer P in 1000 requests with a random fault (default 0)\n"
+                "  --jwks PEM --kid KID --api-key KEY\n"
+                "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
+                "                          public key PEM and issues tokens the API then requires\n"
+                "  --token-lifetime S      seconds an issued token lives, sent as expires_in (default 600)\n"
+                "  --clock-skew S          the mock's clock runs S seconds (may be negative) off the real one\n"
+                "  --tls-cert PEM --tls-key PEM\n"
+                "                          serve https on both origins with that certificate\n"
+                "  --tls-client-ca PEM     the API origin requires a client certificate issued by that CA\n"
                 "  -v, --verbose           log requests to stderr\n"
                 "Prints \"READY api=<port> store=<port>\" on stdout when listening on 127.0.0.1;\n"
                 "runs until SIGTERM or SIGINT.\n");
@@ -55,6 +63,10 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
        OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE };
 
+/* Signed-JWT access and TLS (oauth.c, server.c). */
+enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
+       OPT_TLS_CLIENT_CA };
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
         static const struct option longopts[] = {
@@ -70,6 +82,14 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "padding", required_argument, NULL, OPT_PADDING },
                 { "stall-seconds", required_argument, NULL, OPT_STALL },
                 { "fault-rate", required_argument, NULL, OPT_FAULT_RATE },
+                { "jwks", required_argument, NULL, OPT_JWKS },
+                { "kid", required_argument, NULL, OPT_KID },
+                { "api-key", required_argument, NULL, OPT_API_KEY },
+                { "token-lifetime", required_argument, NULL, OPT_TOKEN_LIFETIME },
+                { "clock-skew", required_argument, NULL, OPT_CLOCK_SKEW },
+                { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+                { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+                { "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
@@ -84,6 +104,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->tail_max = 20971520;
         o->seed = 1;
         o->stall_seconds = 3600;
+        o->token_lifetime = 600;
         o->services = calloc((size_t)argc + 1, sizeof *o->services);
         if (!o->services)
                 return -ENOMEM;
@@ -156,6 +177,39 @@ static int parse_options(int argc, char **argv, struct options *o)
                                 return -EINVAL;
                         o->fault_permille = (unsigned)v;
                         break;
+                case OPT_JWKS:
+                        o->jwks = optarg;
+                        break;
+                case OPT_KID:
+                        o->kid = optarg;
+                        break;
+                case OPT_API_KEY:
+                        o->api_key = optarg;
+                        break;
+                case OPT_TOKEN_LIFETIME:
+                        if (parse_number("--token-lifetime", optarg, 86400, &v) < 0 || v == 0)
+                                return -EINVAL;
+                        o->token_lifetime = (unsigned)v;
+                        break;
+                case OPT_CLOCK_SKEW: {
+                        char *end;
+                        errno = 0;
+                        o->clock_skew = strtol(optarg, &end, 10);
+                        if (errno || end == optarg || *end || o->clock_skew < -86400 || o->clock_skew > 86400) {
+                                fprintf(stderr, "mock-ers: --clock-skew needs seconds in -86400..86400\n");
+                                return -EINVAL;
+                        }
+                        break;
+                }
+                case OPT_TLS_CERT:
+                        o->tls_cert = optarg;
+                        break;
+                case OPT_TLS_KEY:
+                        o->tls_key = optarg;
+                        break;
+                case OPT_TLS_CLIENT_CA:
+                        o->tls_client_ca = optarg;
+                        break;
                 case 'v':
                         o->verbose = true;
                         break;
@@ -207,7 +261,9 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &stop, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = server_start(&m);
+        r = oauth_init(&m);
+        if (r == 0)
+                r = server_start(&m);
         if (r < 0) {
                 fprintf(stderr, "mock-ers: cannot listen on 127.0.0.1: %s\n", strerror(-r));
                 server_stop(&m);

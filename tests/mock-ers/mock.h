@@ -78,6 +78,16 @@ struct options {
         unsigned stall_seconds;  /* --stall-seconds: how long a `stall` fault lasts at most */
         unsigned fault_permille; /* --fault-rate: random faults per 1000 API/store requests (soak tests) */
         bool verbose;            /* -v: log requests to stderr */
+        /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
+        const char *jwks;        /* --jwks: PEM public key the assertions must verify against */
+        const char *kid;         /* --kid: its key id */
+        const char *api_key;     /* --api-key: the application's API key (iss, sub) */
+        unsigned token_lifetime; /* --token-lifetime: seconds an issued token lives (default 600) */
+        long clock_skew;         /* --clock-skew: the mock's clock is the real one plus this (s) */
+        /* TLS (server.c): both origins serve https when --tls-cert is given. */
+        const char *tls_cert;    /* --tls-cert: PEM certificate chain */
+        const char *tls_key;     /* --tls-key: its PEM key */
+        const char *tls_client_ca; /* --tls-client-ca: the API origin requires a client certificate from it */
 };
 
 /* A code with its system and display, as FHIR codings carry them. */
@@ -273,6 +283,22 @@ struct worklist_gen *worklist_gen_new(const struct mock *m, struct worklist_item
                                       bool slot_issues, uint64_t pad_bytes);
 ssize_t worklist_gen_read(struct worklist_gen *g, char *buf, size_t max); /* 0 at the end */
 void worklist_gen_free(struct worklist_gen *g);
+
+/* oauth.c: the token endpoint and the tokens it issued (its own lock). */
+int oauth_init(struct mock *m);     /* loads --jwks; 0 or -errno (said on stderr) */
+void oauth_free(struct mock *m);
+bool oauth_enabled(const struct mock *m);
+/* POST /oauth2/token with form `body`; token_url is this endpoint's URL (aud).
+ * Returns the JSON answer (malloc'd) and its status. */
+char *oauth_token_request(struct mock *m, const char *body, size_t len, const char *token_url, unsigned *ret_status,
+                          size_t *ret_len);
+/* NULL when the Authorization header (may be NULL) holds a live issued token, else why not. */
+const char *oauth_check_bearer(struct mock *m, const char *authorization);
+/* Every token issued so far expires after `after` more API requests (0: now);
+ * after > 0 also limits every token issued from now on to that many. */
+void oauth_expire(long after);
+void oauth_revoke(bool future);     /* revokes every token issued so far (and, if future, those to come) */
+json_object *oauth_stats(void);
 
 /* server.c */
 int server_start(struct mock *m);  /* binds both origins; 0 or -errno */

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
@@ -73,6 +74,10 @@ struct call {
         bool control; /* a /_mock/ request: not counted as rejected */
         bool fault;   /* this answer is an injected fault */
 };
+
+/* Signed-JWT access and TLS, below the control endpoints. */
+static bool refuse_without_client_cert(struct call *c, enum MHD_Result *ret);
+static enum MHD_Result control_oauth(struct call *c, const char *what);
 
 /* ---- body sources and the streaming callback -------------------------------- */
 
@@ -604,6 +609,13 @@ static bool refuse_caller(struct call *c, enum MHD_Result *ret)
                         return true;
                 }
         }
+        if (oauth_enabled(c->m)) {
+                const char *why = oauth_check_bearer(c->m, header(c, MHD_HTTP_HEADER_AUTHORIZATION));
+                if (why) {
+                        *ret = reply_outcome(c, 401, "login", "NO_ACCESS", "No access", why);
+                        return true;
+                }
+        }
         if (o->app_restricted)
                 for (size_t i = 0; i < sizeof user_headers / sizeof user_headers[0]; i++)
                         if (header(c, user_headers[i])) {
@@ -1013,8 +1025,8 @@ static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
         char token[33], location[256];
         if (token_issue(m, a, token) < 0)
                 return reply(c, 500, NULL);
-        snprintf(location, sizeof location, "http://127.0.0.1:%u/store/%s?token=%s", m->store_port, a->binary_id,
-                 token);
+        snprintf(location, sizeof location, "%s://127.0.0.1:%u/store/%s?token=%s", m->opt.tls_cert ? "https" : "http",
+                 m->store_port, a->binary_id, token);
         static const char note[] = "Temporary redirect to the object store.\n";
         struct MHD_Response *resp = response_from(c, source_mem(strdup(note), sizeof note - 1), kind);
         if (resp) {
@@ -1091,6 +1103,7 @@ static enum MHD_Result handle_store(struct call *c)
         enum MHD_Result ret;
         const char *id;
 
+        (void)refuse_without_client_cert(c, &ret); /* counts a certificate; the store never refuses for it */
         MHD_get_connection_values(c->conn, MHD_HEADER_KIND, leak_scan_header, &ls);
         if (ls.leaked) {
                 pthread_mutex_lock(&m->lock);
@@ -1323,6 +1336,8 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
         bool get = strcmp(c->method, "GET") == 0, post = strcmp(c->method, "POST") == 0;
 
         c->control = true;
+        if (strncmp(what, "oauth", 5) == 0 || strcmp(what, "tls") == 0)
+                return control_oauth(c, what);
         if (strcmp(what, "manifest") == 0) {
                 if (!get)
                         return reply_405(c, "GET");
@@ -1354,6 +1369,105 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
         return reply_control_error(c, 404, "unknown control endpoint");
 }
 
+/* ---- signed-JWT access and TLS ------------------------------------------------ */
+
+/* Client certificates seen (--tls-client-ca): under mock.lock. */
+static struct {
+        uint64_t api_ok;       /* API requests that came with a verified client certificate */
+        uint64_t api_refused;  /* API requests refused for want of one */
+        uint64_t store_certs;  /* store requests that came with any client certificate (must stay 0) */
+} tls_stats;
+
+/* Whether the connection's client sent a certificate, and whether it verified
+ * against --tls-client-ca. */
+static void client_cert(struct call *c, bool *ret_sent, bool *ret_valid)
+{
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+        unsigned n = 0, status = 1;
+
+        *ret_sent = *ret_valid = false;
+        if (!session)
+                return;
+        *ret_sent = gnutls_certificate_get_peers(session, &n) != NULL && n > 0;
+        *ret_valid = *ret_sent && gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
+}
+
+/* The API origin with --tls-client-ca: a request without a valid client
+ * certificate is refused (400, as the platform's nginx front answers it); the
+ * store counts any certificate it is shown.  Returns true when it replied. */
+static bool refuse_without_client_cert(struct call *c, enum MHD_Result *ret)
+{
+        bool sent, valid;
+
+        if (!c->m->opt.tls_client_ca)
+                return false;
+        client_cert(c, &sent, &valid);
+        pthread_mutex_lock(&c->m->lock);
+        if (c->store)
+                tls_stats.store_certs += sent;
+        else if (valid)
+                tls_stats.api_ok++;
+        else
+                tls_stats.api_refused++;
+        pthread_mutex_unlock(&c->m->lock);
+        if (c->store || valid)
+                return false;
+        *ret = reply_text(c, 400, sent ? "400 The SSL certificate error\n" : "400 No required SSL certificate was sent\n");
+        return true;
+}
+
+static enum MHD_Result handle_token(struct call *c)
+{
+        struct mock *m = c->m;
+        char url[96];
+        unsigned status = 500;
+        size_t len = 0;
+
+        if (!oauth_enabled(m))
+                return reply_not_found(c, "no token endpoint: start the mock with --jwks");
+        if (strcmp(c->method, "POST") != 0)
+                return reply_405(c, "POST");
+        snprintf(url, sizeof url, "%s://127.0.0.1:%u/oauth2/token", m->opt.tls_cert ? "https" : "http", m->api_port);
+        char *body = oauth_token_request(m, c->q->body.p ? c->q->body.p : "", c->q->body.len, url, &status, &len);
+        return reply_body(c, status, "application/json", body, len);
+}
+
+static enum MHD_Result control_oauth(struct call *c, const char *what)
+{
+        bool post = strcmp(c->method, "POST") == 0;
+        uint64_t n = 0;
+
+        if (strcmp(what, "oauth") == 0)
+                return strcmp(c->method, "GET") == 0 ? reply_json(c, 200, oauth_stats()) : reply_405(c, "GET");
+        if (strcmp(what, "oauth/expire") == 0) {
+                const char *after_s = query(c, "after");
+                if (!post)
+                        return reply_405(c, "POST");
+                if (after_s && !parse_u64(after_s, 0, 1000000, &n))
+                        return reply_control_error(c, 400, "after must be 0..1000000");
+                oauth_expire((long)n);
+                return reply_json(c, 200, oauth_stats());
+        }
+        if (strcmp(what, "oauth/revoke") == 0) {
+                const char *future = query(c, "future");
+                if (!post)
+                        return reply_405(c, "POST");
+                oauth_revoke(future && strcmp(future, "1") == 0);
+                return reply_json(c, 200, oauth_stats());
+        }
+        if (strcmp(what, "tls") == 0) {
+                json_object *o = json_object_new_object();
+                pthread_mutex_lock(&c->m->lock);
+                json_object_object_add(o, "api_client_certs", json_object_new_int64((int64_t)tls_stats.api_ok));
+                json_object_object_add(o, "api_refused", json_object_new_int64((int64_t)tls_stats.api_refused));
+                json_object_object_add(o, "store_client_certs", json_object_new_int64((int64_t)tls_stats.store_certs));
+                pthread_mutex_unlock(&c->m->lock);
+                return reply_json(c, 200, o);
+        }
+        return reply_control_error(c, 404, "unknown control endpoint");
+}
+
 /* ---- routing -------------------------------------------------------------------- */
 
 static const char *after(const char *s, const char *prefix)
@@ -1374,6 +1488,11 @@ static enum MHD_Result handle_api(struct call *c)
 
         if ((rest = after(c->url, "/_mock/")))
                 return handle_control(c, rest);
+        enum MHD_Result refused;
+        if (refuse_without_client_cert(c, &refused))
+                return refused;
+        if (strcmp(c->url, "/oauth2/token") == 0)
+                return handle_token(c);
         if ((rest = after(c->url, "/referrals/FHIR/STU3/ReferralRequest/"))) {
                 if (strcmp(rest, "$ers.fetchworklist") == 0)
                         return post ? handle_a008(c) : reply_405(c, "POST");
@@ -1444,6 +1563,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         *req_cls = NULL;
 }
 
+/* --tls-cert, --tls-key, --tls-client-ca, read once by server_start(). */
+static struct {
+        char *cert, *key, *trust;
+} tls_pem;
+
+static char *read_pem(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        struct buf b = { 0 };
+        char chunk[4096];
+        size_t n;
+
+        if (!f) {
+                fprintf(stderr, "mock-ers: %s: %s\n", path, strerror(errno));
+                return NULL;
+        }
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+                buf_append(&b, chunk, n);
+        fclose(f);
+        buf_append(&b, "", 1);
+        if (b.oom) {
+                free(b.p);
+                return NULL;
+        }
+        return b.p;
+}
+
 static int start_origin(struct mock *m, struct origin *o, bool store, unsigned *ret_port)
 {
         struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = 0 };
@@ -1454,7 +1600,20 @@ static int start_origin(struct mock *m, struct origin *o, bool store, unsigned *
                 flags |= MHD_USE_ERROR_LOG;
         o->m = m;
         o->store = store;
+        /* https (--tls-cert): both origins; the API requires and the store merely requests
+         * (to count) a client certificate when --tls-client-ca is given. */
+        struct MHD_OptionItem tls[4] = { { MHD_OPTION_END, 0, NULL } };
+        if (tls_pem.cert) {
+                size_t n = 0;
+                flags |= MHD_USE_TLS;
+                tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, tls_pem.key };
+                tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, tls_pem.cert };
+                if (tls_pem.trust)
+                        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, tls_pem.trust };
+                tls[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+        }
         o->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
+                                     MHD_OPTION_ARRAY, tls,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
@@ -1472,6 +1631,20 @@ static int start_origin(struct mock *m, struct origin *o, bool store, unsigned *
 int server_start(struct mock *m)
 {
         unsigned port = 0;
+
+        if (m->opt.tls_cert || m->opt.tls_key || m->opt.tls_client_ca) {
+                if (!m->opt.tls_cert || !m->opt.tls_key) {
+                        fprintf(stderr, "mock-ers: --tls-cert and --tls-key go together (and --tls-client-ca needs them)\n");
+                        return -EINVAL;
+                }
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                        fprintf(stderr, "mock-ers: this libmicrohttpd has no TLS support\n");
+                        return -ENOTSUP;
+                }
+                if (!(tls_pem.cert = read_pem(m->opt.tls_cert)) || !(tls_pem.key = read_pem(m->opt.tls_key)) ||
+                    (m->opt.tls_client_ca && !(tls_pem.trust = read_pem(m->opt.tls_client_ca))))
+                        return -EINVAL;
+        }
 
         /* The store first: the API's redirects need its port. */
         int r = start_origin(m, &store_origin, true, &port);
@@ -1498,6 +1671,11 @@ void server_stop(struct mock *m)
         if (store_origin.daemon)
                 MHD_stop_daemon(store_origin.daemon);
         api_origin.daemon = store_origin.daemon = NULL;
+        oauth_free(m);
+        free(tls_pem.cert);
+        free(tls_pem.key);
+        free(tls_pem.trust);
+        tls_pem.cert = tls_pem.key = tls_pem.trust = NULL;
 
         stats_reset_locked(&m->stats);
         while (m->faults) {
