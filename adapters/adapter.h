@@ -40,7 +40,11 @@
  * wait, can only be set there) and SQL run on the open connection
  * (`session`).  With adapter "auto" the vendor is only known once connected:
  * pas_open() then connects again with the added attributes, if any.  An
- * attribute the operator wrote in the connection string always wins.
+ * attribute the operator wrote in the connection string wins, except where
+ * the adapter says it forces one (psqlodbc's logging stays off).  What must
+ * hold from the very first packet (driver logging off) goes into
+ * `probe_options`, which "auto" applies for every known adapter to the first,
+ * probing connection, before the vendor is known.
  */
 
 #include <stdbool.h>
@@ -75,6 +79,15 @@ typedef const char *const *adapter_schema_fn(void);
 typedef int adapter_connect_options_fn(const char *connection, char *ret, size_t n);
 
 /*
+ * Driver attributes for the probing connection of adapter "auto", whose
+ * driver is not known yet: same contract as connect_options, but applied for
+ * every known adapter in turn, so each attribute added must be harmless to
+ * every other vendor's driver (drivers ignore attributes they do not know).
+ * For what must never happen even once, e.g. a driver log of the login.
+ */
+typedef adapter_connect_options_fn adapter_probe_options_fn;
+
+/*
  * Session settings, applied once right after the connection is made and the
  * adapter chosen, while the connection is still in autocommit mode (some
  * settings, e.g. SQLite's journal mode, cannot change inside a transaction).
@@ -102,23 +115,37 @@ typedef int adapter_classify_fn(const char *sqlstate, long native, const char *m
  * (autocommit is already off): e.g. a row lock or an application lock, so
  * that two daemons pointed at one schema by mistake cannot interleave
  * UPDATE-then-INSERT upserts.  Released by the commit or rollback that ends
- * the transaction.  May block up to the vendor's lock timeout.  Returns 0,
+ * the transaction, or, where the vendor only has session locks (MariaDB's
+ * GET_LOCK), by `unlock_writer` right after it.  May block up to the vendor's
+ * lock timeout.  Returns 0,
  * -EAGAIN when the lock is held elsewhere, or another negative errno, with
  * one line in `e`; pas_begin() then rolls back and returns it.
  */
 typedef int adapter_lock_writer_fn(struct pas *p, struct errbuf *e);
 
+/*
+ * Releases what lock_writer took when the vendor's lock outlives the
+ * transaction (a session lock).  Called after every commit or rollback that
+ * ends a transaction pas_begin() opened, back in autocommit mode.  Never
+ * fails from the caller's view: a lock it cannot release goes with the
+ * connection.
+ */
+typedef void adapter_unlock_writer_fn(struct pas *p);
+
 struct adapter_ops {
         adapter_schema_fn *schema;                   /* required: there is no default schema */
+        adapter_probe_options_fn *probe_options;     /* default: the string as configured */
         adapter_connect_options_fn *connect_options; /* default: the string as configured */
         adapter_session_fn *session;                 /* default: nothing to set */
         adapter_classify_fn *classify;               /* default: no opinion (generic mapping) */
         adapter_lock_writer_fn *lock_writer;         /* default: no lock (one daemon per schema) */
+        adapter_unlock_writer_fn *unlock_writer;     /* default: nothing (the transaction's end frees it) */
 };
 
 struct adapter {
         const char *name;      /* the configuration's `adapter` value: "sqlite", … */
-        const char *dbms_name; /* case-insensitive prefix of SQLGetInfo(SQL_DBMS_NAME) for "auto" */
+        const char *dbms_name; /* case-insensitive prefix of SQLGetInfo(SQL_DBMS_NAME) for "auto";
+                                  alternatives separated by '|': "MariaDB|MySQL" */
         const struct adapter_ops *ops;
 };
 
@@ -127,9 +154,15 @@ adapter_connect_options_fn adapter_connect_options_default;
 adapter_session_fn adapter_session_default;
 adapter_classify_fn adapter_classify_default;
 adapter_lock_writer_fn adapter_lock_writer_default;
+adapter_unlock_writer_fn adapter_unlock_writer_default;
 
 /* The adapters this build knows (one per adapters/<vendor>.c). */
 extern const struct adapter adapter_sqlite;
+extern const struct adapter adapter_postgresql;
+extern const struct adapter adapter_mariadb;
+
+/* "sqlite, postgresql, mariadb": for error lines. */
+extern const char adapter_names[];
 
 /* Looks an adapter up by name (exact, lower case); NULL when unknown. */
 const struct adapter *adapter_by_name(const char *name);

@@ -42,7 +42,11 @@
 
 static const struct adapter *const adapters[] = {
         &adapter_sqlite,
+        &adapter_postgresql,
+        &adapter_mariadb,
 };
+
+const char adapter_names[] = "sqlite, postgresql, mariadb";
 
 const struct adapter *adapter_by_name(const char *name) {
         if (!name)
@@ -58,8 +62,12 @@ const struct adapter *adapter_by_dbms(const char *dbms_name) {
                 return NULL;
         for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
                 const char *prefix = adapters[i]->dbms_name;
-                if (strncasecmp(dbms_name, prefix, strlen(prefix)) == 0)
-                        return adapters[i];
+                while (*prefix) {
+                        size_t len = strcspn(prefix, "|");
+                        if (len > 0 && strncasecmp(dbms_name, prefix, len) == 0)
+                                return adapters[i];
+                        prefix += len + (prefix[len] == '|');
+                }
         }
         return NULL;
 }
@@ -69,7 +77,7 @@ int adapter_connect_options_default(const char *connection, char *ret, size_t n)
 
         if (len >= n)
                 return -ENAMETOOLONG;
-        memcpy(ret, connection, len + 1);
+        memmove(ret, connection, len + 1); /* ret may be connection itself */
         return 0;
 }
 
@@ -86,6 +94,10 @@ int adapter_classify_default(const char *sqlstate, long native, const char *mess
 int adapter_lock_writer_default(struct pas *p, struct errbuf *e) {
         (void) p, (void) e;
         return 0;
+}
+
+void adapter_unlock_writer_default(struct pas *p) {
+        (void) p;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -545,6 +557,49 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
         return r;
 }
 
+int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n) {
+        size_t len = strlen(connection), alen = strlen(attributes);
+
+        if (key && odbc_connstr_has(connection, key))
+                return adapter_connect_options_default(connection, ret, n);
+        while (len > 0 && (connection[len - 1] == ';' || connection[len - 1] == ' '))
+                len--;
+        if (len + 1 + alen >= n)
+                return -ENAMETOOLONG;
+        memmove(ret, connection, len);
+        ret[len] = ';';
+        memcpy(ret + len + 1, attributes, alen + 1);
+        return 0;
+}
+
+int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *ret, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLRETURN rc;
+        int64_t v = 0;
+        bool null = true;
+        int r;
+
+        rc = SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h);
+        if (!SQL_SUCCEEDED(rc))
+                return diag_dbc(p, false, what, e);
+        rc = SQLExecDirect(h, (SQLCHAR *) sql, SQL_NTS);
+        if (!SQL_SUCCEEDED(rc))
+                r = rc == SQL_NO_DATA ? 0 : diag_stmt(p, h, what, e);
+        else
+                r = fetch(p, h, what, e);
+        if (r > 0)
+                r = get_int64(p, h, 1, what, &v, &null, e);
+        else if (r == 0)
+                null = true;
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        if (r < 0)
+                return r;
+        if (null)
+                return err_set(e, -ENODATA, "%s: no value returned", what);
+        *ret = v;
+        return 0;
+}
+
 bool odbc_connstr_has(const char *connection, const char *key) {
         size_t klen = strlen(key);
         const char *s = connection;
@@ -580,9 +635,17 @@ bool odbc_connstr_has(const char *connection, const char *key) {
  * '_' in our names matches any one character, which no other table of a
  * PAS is expected to exploit. */
 static int object_exists(struct pas *p, const char *name, bool *ret, struct errbuf *e) {
-        char upper[64];
+        char upper[64], catalog[128] = "";
         const char *tries[2] = { name, upper };
+        SQLINTEGER catalog_len = 0;
         size_t i;
+
+        /* Only in the database connected to: with no catalog, MariaDB's
+         * driver lists the tables of every database on the server. */
+        if (!SQL_SUCCEEDED(SQLGetConnectAttr(p->dbc, SQL_ATTR_CURRENT_CATALOG, catalog, sizeof catalog,
+                                             &catalog_len)) ||
+            catalog_len <= 0 || catalog_len >= (SQLINTEGER) sizeof catalog)
+                catalog[0] = '\0';
 
         for (i = 0; name[i] && i < sizeof upper - 1; i++)
                 upper[i] = (char) toupper((unsigned char) name[i]);
@@ -595,7 +658,8 @@ static int object_exists(struct pas *p, const char *name, bool *ret, struct errb
 
                 if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
                         return diag_dbc(p, false, "list tables", e);
-                rc = SQLTables(h, NULL, 0, NULL, 0, (SQLCHAR *) tries[t], SQL_NTS, NULL, 0);
+                rc = SQLTables(h, catalog[0] ? (SQLCHAR *) catalog : NULL, catalog[0] ? SQL_NTS : 0, NULL, 0,
+                               (SQLCHAR *) tries[t], SQL_NTS, NULL, 0);
                 if (!SQL_SUCCEEDED(rc)) {
                         r = diag_stmt(p, h, "list tables", e);
                         SQLFreeHandle(SQL_HANDLE_STMT, h);
@@ -657,10 +721,30 @@ static int connection_for(const struct adapter *a, const char *connection, char 
         return 0;
 }
 
+/* The connection string for the probing connection of adapter "auto": every
+ * adapter's probe attributes added in turn; caller frees *ret. */
+static int connection_probe(const char *connection, char **ret, struct errbuf *e) {
+        size_t n = strlen(connection) + 256;
+        char *s = malloc(n);
+        int r = 0;
+
+        if (!s)
+                return err_set(e, -ENOMEM, "out of memory");
+        memcpy(s, connection, strlen(connection) + 1);
+        for (size_t i = 0; r >= 0 && i < sizeof adapters / sizeof adapters[0]; i++)
+                r = adapters[i]->ops->probe_options(s, s, n);
+        if (r < 0) {
+                free(s);
+                return err_set(e, r, "cannot add the driver attributes to the connection string");
+        }
+        *ret = s;
+        return 0;
+}
+
 int pas_open(const char *connection, const char *adapter, struct pas **ret, struct errbuf *e) {
         struct pas *p = NULL;
         const struct adapter *a = NULL;
-        char name[64] = "", version[64] = "", *amended = NULL;
+        char name[64] = "", version[64] = "", *amended = NULL, *probe = NULL;
         SQLUSMALLINT commit_cb = 0, rollback_cb = 0, txn = 0;
         SQLRETURN rc;
         int r;
@@ -670,8 +754,8 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
         if (adapter && strcmp(adapter, "auto") != 0) {
                 a = adapter_by_name(adapter);
                 if (!a)
-                        return err_set(e, -EINVAL, "unknown database adapter \"%.32s\" (known: auto, sqlite)",
-                                       adapter);
+                        return err_set(e, -EINVAL, "unknown database adapter \"%.32s\" (known: auto, %s)",
+                                       adapter, adapter_names);
         }
 
         p = calloc(1, sizeof *p);
@@ -697,12 +781,13 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 goto fail;
         }
 
-        if (a) {
+        if (a)
                 r = connection_for(a, connection, &amended, e);
-                if (r < 0)
-                        goto fail;
-        }
-        r = connect_dbc(p, a, amended ? amended : connection, e);
+        else
+                r = connection_probe(connection, &amended, e);
+        if (r < 0)
+                goto fail;
+        r = connect_dbc(p, a, amended, e);
         if (r < 0)
                 goto fail;
 
@@ -713,16 +798,18 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 a = adapter_by_dbms(name);
                 if (!a) {
                         r = err_set(e, -ENOTSUP,
-                                    "no adapter for DBMS \"%.40s\" (known: sqlite); set the adapter explicitly",
-                                    name);
+                                    "no adapter for DBMS \"%.40s\" (known: %s); set the adapter explicitly",
+                                    name, adapter_names);
                         goto fail;
                 }
                 p->adapter = a;
-                /* Now that the vendor is known: connect again if its driver needs attributes. */
+                /* Now that the vendor is known: connect again if its driver needs other attributes. */
+                probe = amended;
+                amended = NULL;
                 r = connection_for(a, connection, &amended, e);
                 if (r < 0)
                         goto fail;
-                if (strcmp(amended, connection) != 0) {
+                if (strcmp(amended, probe) != 0) {
                         SQLDisconnect(p->dbc);
                         p->connected = false;
                         r = connect_dbc(p, a, amended, e);
@@ -751,10 +838,12 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 goto fail;
         }
         free(amended);
+        free(probe);
         *ret = p;
         return 0;
 fail:
         free(amended);
+        free(probe);
         pas_close(p);
         return r;
 }
@@ -763,6 +852,7 @@ static void end_tx(struct pas *p, SQLSMALLINT how) {
         SQLEndTran(SQL_HANDLE_DBC, p->dbc, how);
         SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
         p->in_tx = false;
+        p->adapter->ops->unlock_writer(p);
         if (!p->keep_stmts)
                 stmt_drop_all(p);
 }
@@ -827,6 +917,7 @@ int pas_commit(struct pas *p, struct errbuf *e) {
         /* Committed.  Back to autocommit; a failure here is the next call's to report. */
         SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
         p->in_tx = false;
+        p->adapter->ops->unlock_writer(p);
         if (!p->keep_stmts)
                 stmt_drop_all(p);
         return 0;

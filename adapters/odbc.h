@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "../daemon/err.h"
@@ -30,6 +31,20 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
 /* True when the ODBC connection string sets attribute `key` (matched
  * case-insensitively, as ODBC does), e.g. odbc_connstr_has(c, "Timeout"). */
 bool odbc_connstr_has(const char *connection, const char *key);
+
+/*
+ * Copies `connection` into ret (n bytes; ret may be `connection` itself),
+ * without trailing ';' or spaces, and appends ";" `attributes` — unless `key`
+ * is non-NULL and the connection string sets it already (the operator's
+ * value wins).  Returns 0, or -ENAMETOOLONG when ret is too small.
+ */
+int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n);
+
+/* Runs one constant SQL query (no parameters) on p's connection, in whatever
+ * transaction state it is in, and reads the first column of its first row as
+ * an integer into *ret (untouched on failure).  No row, or SQL NULL, is
+ * -ENODATA.  For adapters' lock and session queries. */
+int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *ret, struct errbuf *e);
 
 /*
  * Makes a driver's diagnostic text fit for an error line, into ret (n bytes,

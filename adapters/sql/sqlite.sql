@@ -86,10 +86,11 @@ CREATE INDEX IF NOT EXISTS ers_document_ubrn ON ers_document (ubrn);
 -- A document's content, as ordered parts of at most 1 MiB:
 --   SELECT data FROM ers_document_part WHERE document_id = ... ORDER BY seq
 CREATE TABLE IF NOT EXISTS ers_document_part (
-    document_id CHAR(36) NOT NULL REFERENCES ers_document (document_id),
+    document_id CHAR(36) NOT NULL,
     seq INTEGER NOT NULL,
     data BLOB NOT NULL,
-    PRIMARY KEY (document_id, seq)
+    PRIMARY KEY (document_id, seq),
+    FOREIGN KEY (document_id) REFERENCES ers_document (document_id)
 );
 
 -- What ersd has written, per UBRN: written in the same transaction as the

@@ -513,6 +513,56 @@ static void test_connect_options(void **state) {
         assert_string_equal(out, "DSN=pas");
 }
 
+/* What the PostgreSQL and MariaDB adapters add to the connection string. */
+static void test_connect_options_servers(void **state) {
+        adapter_connect_options_fn *pg = adapter_postgresql.ops->connect_options;
+        adapter_connect_options_fn *pg_probe = adapter_postgresql.ops->probe_options;
+        adapter_connect_options_fn *maria = adapter_mariadb.ops->connect_options;
+        char out[256];
+
+        (void) state;
+        assert_int_equal(pg("DSN=pas;", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;Protocol=7.4-1;ByteaAsLongVarBinary=1;CommLog=0;Debug=0");
+        /* the operator's protocol wins; logging stays off whatever was asked (the last value wins) */
+        assert_int_equal(pg("DSN=pas;protocol=7.4-2;CommLog=1;Debug=1", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;protocol=7.4-2;CommLog=1;Debug=1;ByteaAsLongVarBinary=1;CommLog=0;Debug=0");
+        assert_int_equal(pg_probe("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;CommLog=0;Debug=0");
+        assert_int_equal(pg("DSN=pas", out, 30), -ENAMETOOLONG);
+        assert_int_equal(maria("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;CHARSET=utf8mb4");
+        assert_int_equal(maria("DSN=pas;charset=latin1", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;charset=latin1");
+        /* the probe options are harmless elsewhere: SQLite and MariaDB add nothing to the probe */
+        assert_int_equal(adapter_mariadb.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+        assert_int_equal(adapter_sqlite.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+/* Which server errors are transient, a lost connection, or permanent. */
+static void test_classify_servers(void **state) {
+        adapter_classify_fn *pg = adapter_postgresql.ops->classify, *maria = adapter_mariadb.ops->classify;
+
+        (void) state;
+        assert_int_equal(pg("55P03", 0, "lock not available", false), -EAGAIN);
+        assert_int_equal(pg("53300", 0, "too many connections", false), -EAGAIN);
+        assert_int_equal(pg("57014", 0, "canceling statement due to statement timeout", false), -EAGAIN);
+        assert_int_equal(pg("57014", 0, "cancelled", true), -EINPROGRESS);
+        assert_int_equal(pg("57P01", 0, "terminating connection due to administrator command", false), -ENOTCONN);
+        assert_int_equal(pg("23505", 0, "duplicate key", false), 0); /* generic: -EIO */
+        assert_int_equal(pg("40P01", 0, "deadlock detected", false), 0); /* generic: -EAGAIN */
+        assert_int_equal(odbc_classify_sqlstate("23505", false), -EIO);
+        assert_int_equal(maria("40001", 1213, "Deadlock found", false), -EAGAIN);
+        assert_int_equal(maria("HY000", 1205, "Lock wait timeout exceeded", false), -EAGAIN);
+        assert_int_equal(maria("70100", 1317, "Query execution was interrupted", false), -EAGAIN);
+        assert_int_equal(maria("HY000", 2006, "Server has gone away", false), -ENOTCONN);
+        assert_int_equal(maria("HY000", 2013, "Lost connection", true), -EINPROGRESS);
+        assert_int_equal(maria("23000", 1062, "Duplicate entry", false), 0); /* generic: -EIO */
+        assert_int_equal(odbc_classify_sqlstate("23000", false), -EIO);
+        assert_int_equal(odbc_classify_sqlstate("08S01", false), -ENOTCONN);
+}
+
 static void test_sqlstate_mapping(void **state) {
         (void) state;
         assert_int_equal(odbc_classify_sqlstate("40001", false), -EAGAIN);
@@ -540,26 +590,37 @@ static void test_adapters(void **state) {
         assert_null(adapter_by_name("auto"));
         assert_null(adapter_by_name("oracle"));
         assert_ptr_equal(adapter_by_dbms("SQLite"), &adapter_sqlite);
-        assert_null(adapter_by_dbms("PostgreSQL"));
+        assert_ptr_equal(adapter_by_dbms("PostgreSQL"), &adapter_postgresql);
+        assert_ptr_equal(adapter_by_dbms("MariaDB"), &adapter_mariadb);
+        assert_ptr_equal(adapter_by_dbms("MySQL"), &adapter_mariadb);
+        assert_ptr_equal(adapter_by_name("postgresql"), &adapter_postgresql);
+        assert_ptr_equal(adapter_by_name("mariadb"), &adapter_mariadb);
+        assert_null(adapter_by_dbms("Microsoft SQL Server"));
+        assert_null(adapter_by_dbms(""));
         /* every slot filled: the core never tests for NULL */
         assert_non_null(a->ops->schema);
+        assert_non_null(a->ops->probe_options);
         assert_non_null(a->ops->connect_options);
         assert_non_null(a->ops->session);
         assert_non_null(a->ops->classify);
         assert_non_null(a->ops->lock_writer);
+        assert_non_null(a->ops->unlock_writer);
         assert_non_null(a->ops->schema()[0]);
 }
 
 /* adapters/sql/sqlite.sql holds the very statements --init-db runs. */
-static void test_schema_file_matches(void **state) {
-        const char *const *ddl = adapter_sqlite.ops->schema();
-        FILE *fp = fopen("adapters/sql/sqlite.sql", "r");
-        char line[1024], stmt[8192];
+/* adapters/sql/<name>.sql holds exactly the adapter's DDL statements. */
+static void schema_file_matches(const struct adapter *a) {
+        const char *const *ddl = a->ops->schema();
+        char path[128], line[1024], stmt[8192];
+        FILE *fp;
         size_t n = 0, len = 0;
         bool in = false;
 
-        (void) state;
-        assert_non_null(fp);
+        snprintf(path, sizeof path, "adapters/sql/%s.sql", a->name);
+        fp = fopen(path, "r");
+        if (!fp)
+                fail_msg("%s: %s", path, strerror(errno));
         while (fgets(line, sizeof line, fp)) {
                 size_t l = strlen(line);
 
@@ -573,9 +634,9 @@ static void test_schema_file_matches(void **state) {
                         stmt[len - 2] = '\0';
                         assert_non_null(ddl[n]);
                         if (strcmp(stmt, ddl[n]) != 0)
-                                fail_msg("adapters/sql/sqlite.sql statement %zu differs from adapters/sqlite.c:\n"
+                                fail_msg("%s statement %zu differs from adapters/%s.c:\n"
                                          "file:\n%s\ncode:\n%s",
-                                         n + 1, stmt, ddl[n]);
+                                         path, n + 1, a->name, stmt, ddl[n]);
                         n++;
                         len = 0;
                         in = false;
@@ -584,6 +645,13 @@ static void test_schema_file_matches(void **state) {
         fclose(fp);
         assert_false(in);
         assert_null(ddl[n]); /* and no statement missing from the file */
+}
+
+static void test_schema_file_matches(void **state) {
+        (void) state;
+        schema_file_matches(&adapter_sqlite);
+        schema_file_matches(&adapter_postgresql);
+        schema_file_matches(&adapter_mariadb);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1337,6 +1405,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_clean_message),
                 cmocka_unit_test(test_connstr_has),
                 cmocka_unit_test(test_connect_options),
+                cmocka_unit_test(test_connect_options_servers),
+                cmocka_unit_test(test_classify_servers),
                 cmocka_unit_test(test_sqlstate_mapping),
                 cmocka_unit_test(test_adapters),
                 cmocka_unit_test(test_schema_file_matches),

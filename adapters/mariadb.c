@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MariaDB (and MySQL), through unixODBC and MariaDB Connector/ODBC (Debian
+ * odbc-mariadb: "Driver=MariaDB Unicode;Server=…;Port=3306;Database=pas;
+ * UID=ersd;PWD=…").
+ *
+ * What differs from the other vendors:
+ *  - Types: LONGBLOB for the document parts (BLOB stops at 64 KiB); every
+ *    table InnoDB (transactions) in utf8mb4 (MariaDB's "utf8" is 3-byte and
+ *    refuses 4-byte UTF-8 such as emoji) with the binary collation, so that
+ *    attachment ids and codes compare byte for byte as on the other vendors
+ *    (the default collation would take "att-a" and "ATT-A" for one key).
+ *    The foreign key is a table constraint: an inline column REFERENCES is
+ *    silently ignored by MySQL.  CREATE INDEX IF NOT EXISTS is MariaDB only
+ *    (MySQL 8 lacks it: create that index by hand there).
+ *  - A document part travels in one packet: PAS_PART_MAX (1 MiB) stays well
+ *    below max_allowed_packet (16 MiB by default).
+ *  - Connection: CHARSET=utf8mb4 (the connector's default character set may
+ *    be the 3-byte utf8), unless the operator set CHARSET.
+ *  - Session: strict SQL mode (STRICT_ALL_TABLES): a value too long for its
+ *    column is an error, not a silent truncation with a warning.
+ *  - Single writer: GET_LOCK on a name derived from the database name,
+ *    without waiting.  MariaDB's named locks belong to the session, not to
+ *    the transaction: RELEASE_LOCK after each commit or rollback
+ *    (unlock_writer), so that the lock lasts exactly as long as the
+ *    transaction, as on PostgreSQL.
+ *  - Errors: the native error code is what tells: 1213 (deadlock, SQLSTATE
+ *    40001) and 1205 (lock wait timeout, reported as HY000), 1317 (query
+ *    interrupted) are transient; 2006 / 2013 (server gone, connection lost)
+ *    are a lost connection, or an unknown outcome during the commit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "odbc.h"
+#include "schema.h"
+
+#define MARIADB_TABLE_OPTIONS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+#define ER_LOCK_WAIT_TIMEOUT 1205
+#define ER_LOCK_DEADLOCK 1213
+#define ER_QUERY_INTERRUPTED 1317
+#define CR_SERVER_GONE_ERROR 2006
+#define CR_SERVER_LOST 2013
+
+/* The staging schema; keep identical to adapters/sql/mariadb.sql (tests/unit/test_pas.c compares them). */
+static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL("LONGBLOB", MARIADB_TABLE_OPTIONS, "CREATE OR REPLACE VIEW");
+
+static const char *const *mariadb_schema(void) {
+        return mariadb_ddl;
+}
+
+static int mariadb_connect_options(const char *connection, char *ret, size_t n) {
+        return odbc_connstr_append(connection, "CHARSET", "CHARSET=utf8mb4", ret, n);
+}
+
+static int mariadb_session(struct pas *p, const char *connection, struct errbuf *e) {
+        (void) connection;
+        return odbc_exec(p, "set strict SQL mode",
+                         "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",
+                         e);
+}
+
+static int mariadb_classify(const char *sqlstate, long native, const char *message, bool in_commit) {
+        (void) sqlstate, (void) message;
+
+        switch (native) {
+        case ER_LOCK_DEADLOCK:
+        case ER_LOCK_WAIT_TIMEOUT:
+        case ER_QUERY_INTERRUPTED:
+                return -EAGAIN;
+        case CR_SERVER_GONE_ERROR:
+        case CR_SERVER_LOST:
+                return in_commit ? -EINPROGRESS : -ENOTCONN;
+        default:
+                return 0;
+        }
+}
+
+static int mariadb_lock_writer(struct pas *p, struct errbuf *e) {
+        int64_t got = 0;
+        int r;
+
+        /* Ours already (IS_USED_LOCK names the holding session), else try
+         * without waiting: 1 taken, 0 held elsewhere. */
+        r = odbc_query_int(p, "take the writer lock",
+                           "SELECT IF(IS_USED_LOCK(CONCAT('ersd:', DATABASE())) <=> CONNECTION_ID(), 1,"
+                           " GET_LOCK(CONCAT('ersd:', DATABASE()), 0))",
+                           &got, e);
+        if (r < 0)
+                return r;
+        if (got != 1)
+                return err_set(e, -EAGAIN, "another ersd holds this database's writer lock");
+        return 0;
+}
+
+static void mariadb_unlock_writer(struct pas *p) {
+        struct errbuf ignored = { "" };
+
+        /* a lock that cannot be released here goes with the session */
+        odbc_exec(p, "release the writer lock", "DO RELEASE_LOCK(CONCAT('ersd:', DATABASE()))", &ignored);
+}
+
+static const struct adapter_ops mariadb_ops = {
+        .schema = mariadb_schema,
+        .probe_options = adapter_connect_options_default,
+        .connect_options = mariadb_connect_options,
+        .session = mariadb_session,
+        .classify = mariadb_classify,
+        .lock_writer = mariadb_lock_writer,
+        .unlock_writer = mariadb_unlock_writer,
+};
+
+const struct adapter adapter_mariadb = {
+        .name = "mariadb",
+        .dbms_name = "MariaDB|MySQL",
+        .ops = &mariadb_ops,
+};

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The staging schema (docs/schema.md), written once for every vendor: each
+ * adapter expands STAGING_SCHEMA_DDL with its own column type for binary
+ * data, the options every table gets, and its idempotent way to create the
+ * view, into the NULL-terminated statement array its `schema` op returns
+ * (see adapter.h for the rules every statement follows).  Everything else
+ * (INTEGER, BIGINT, SMALLINT, CHAR, VARCHAR, TEXT) means the same on
+ * every vendor built so far.  adapters/sql/<vendor>.sql holds the expansion,
+ * for DBAs (tests/unit/test_pas.c keeps each file identical to its adapter).
+ *
+ *   BLOB          the type of ers_document_part.data: BLOB, BYTEA, LONGBLOB
+ *   TABLE_OPTIONS appended to each CREATE TABLE's closing parenthesis: "" or
+ *                 " ENGINE=InnoDB …"
+ *   CREATE_VIEW   "CREATE VIEW IF NOT EXISTS" or "CREATE OR REPLACE VIEW"
+ *
+ * The foreign key is a table constraint: MySQL ignores a column's inline
+ * REFERENCES without a word.
+ */
+
+#define STAGING_SCHEMA_DDL(BLOB, TABLE_OPTIONS, CREATE_VIEW)                                                \
+        {                                                                                                   \
+        "CREATE TABLE IF NOT EXISTS ers_schema_version (\n"                                                 \
+        "    version INTEGER NOT NULL\n"                                                                    \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_referral (\n"                                                       \
+        "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
+        "    version BIGINT NOT NULL,\n"                                                                    \
+        "    nhs_number VARCHAR(10), -- PATIENT IDENTIFIER\n"                                               \
+        "    nhs_number_valid SMALLINT NOT NULL,\n"                                                         \
+        "    priority VARCHAR(32),\n"                                                                       \
+        "    state VARCHAR(64),\n"                                                                          \
+        "    state_reason VARCHAR(64),\n"                                                                   \
+        "    state_comment TEXT,\n"                                                                         \
+        "    specialty VARCHAR(64),\n"                                                                      \
+        "    specialty_display VARCHAR(255),\n"                                                             \
+        "    service_id VARCHAR(16),\n"                                                                     \
+        "    service_name VARCHAR(255),\n"                                                                  \
+        "    referral_type VARCHAR(64),\n"                                                                  \
+        "    pathway_start VARCHAR(40),\n"                                                                  \
+        "    clinical_info_first_submitted VARCHAR(40),\n"                                                  \
+        "    appointment_start VARCHAR(40),\n"                                                              \
+        "    appointment_end VARCHAR(40),\n"                                                                \
+        "    commissioning_org VARCHAR(16),\n"                                                              \
+        "    request_id VARCHAR(64),\n"                                                                     \
+        "    status VARCHAR(32),\n"                                                                         \
+        "    intent VARCHAR(32),\n"                                                                         \
+        "    worklist VARCHAR(64),\n"                                                                       \
+        "    first_synced_at VARCHAR(32) NOT NULL,\n"                                                       \
+        "    last_synced_at VARCHAR(32) NOT NULL\n"                                                         \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_referral_related (\n"                                               \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    related_ubrn CHAR(12) NOT NULL,\n"                                                             \
+        "    PRIMARY KEY (ubrn, related_ubrn)\n"                                                            \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_document (\n"                                                       \
+        "    document_id CHAR(36) NOT NULL PRIMARY KEY,\n"                                                  \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    source_ubrn CHAR(12) NOT NULL,\n"                                                              \
+        "    kind VARCHAR(16) NOT NULL,\n"                                                                  \
+        "    attachment_id VARCHAR(64) NOT NULL,\n"                                                         \
+        "    revision INTEGER NOT NULL,\n"                                                                  \
+        "    source_version BIGINT NOT NULL,\n"                                                             \
+        "    title VARCHAR(255),\n"                                                                         \
+        "    content_type VARCHAR(128),\n"                                                                  \
+        "    declared_size BIGINT,\n"                                                                       \
+        "    availability VARCHAR(32),\n"                                                                   \
+        "    attached_by_user VARCHAR(32),\n"                                                               \
+        "    attached_by_org VARCHAR(16),\n"                                                                \
+        "    created VARCHAR(40),\n"                                                                        \
+        "    fetch_status VARCHAR(16) NOT NULL,\n"                                                          \
+        "    not_fetched_reason VARCHAR(255),\n"                                                            \
+        "    size_bytes BIGINT,\n"                                                                          \
+        "    sha256 CHAR(64),\n"                                                                            \
+        "    part_count INTEGER,\n"                                                                         \
+        "    stored_at VARCHAR(32) NOT NULL,\n"                                                             \
+        "    UNIQUE (ubrn, source_ubrn, attachment_id, revision)\n"                                         \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE INDEX IF NOT EXISTS ers_document_ubrn ON ers_document (ubrn)",                              \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_document_part (\n"                                                  \
+        "    document_id CHAR(36) NOT NULL,\n"                                                              \
+        "    seq INTEGER NOT NULL,\n"                                                                       \
+        "    data " BLOB " NOT NULL,\n"                                                                     \
+        "    PRIMARY KEY (document_id, seq),\n"                                                             \
+        "    FOREIGN KEY (document_id) REFERENCES ers_document (document_id)\n"                             \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_ledger (\n"                                                         \
+        "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
+        "    version BIGINT NOT NULL,\n"                                                                    \
+        "    complete SMALLINT NOT NULL,\n"                                                                 \
+        "    worklist VARCHAR(64),\n"                                                                       \
+        "    correlation_id VARCHAR(36),\n"                                                                 \
+        "    synced_at VARCHAR(32) NOT NULL\n"                                                              \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
+        "SELECT r.ubrn,\n"                                                                                  \
+        "       r.nhs_number, -- PATIENT IDENTIFIER\n"                                                      \
+        "       r.nhs_number_valid,\n"                                                                      \
+        "       r.priority,\n"                                                                              \
+        "       r.state,\n"                                                                                 \
+        "       r.specialty,\n"                                                                             \
+        "       r.specialty_display,\n"                                                                     \
+        "       r.service_id,\n"                                                                            \
+        "       r.service_name,\n"                                                                          \
+        "       r.appointment_start,\n"                                                                     \
+        "       r.appointment_end,\n"                                                                       \
+        "       r.worklist,\n"                                                                              \
+        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
+        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'\n"                                   \
+        "           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2\n"                       \
+        "                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn\n"         \
+        "                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,\n"  \
+        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
+        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,\n"    \
+        "       r.last_synced_at\n"                                                                         \
+        "  FROM ers_referral r",                                                                            \
+                                                                                                            \
+        NULL,                                                                                               \
+        }

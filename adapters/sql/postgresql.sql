@@ -1,0 +1,131 @@
+-- SPDX-License-Identifier: MIT
+-- ersd staging schema, version 1, for PostgreSQL.
+--
+-- This is exactly what `ersd --init-db` creates (adapters/postgresql.c; a
+-- unit test keeps the two identical).  Every statement may be run again
+-- safely.  By hand, as the schema's owner, in the database (and schema, see
+-- search_path) ersd will use:
+--   psql -v ON_ERROR_STOP=1 -d pas -f postgresql.sql
+-- then record the version ersd checks for (also safe to repeat):
+--   INSERT INTO ers_schema_version (version)
+--     SELECT 1 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+-- `ersd --init-db` does both in one transaction.  Grants for the ersd
+-- user: docs/postgresql.md.  Documentation: docs/schema.md.
+
+-- The single row says which version of this schema the tables follow.
+-- ersd refuses to write into a schema of another version.
+CREATE TABLE IF NOT EXISTS ers_schema_version (
+    version INTEGER NOT NULL
+);
+
+-- One row per referral (UBRN), at the latest version ersd has synced.
+-- PATIENT IDENTIFIER: nhs_number.  nhs_number_valid is 1 when the number
+-- passes the NHS modulus-11 check, else 0 (staff check it).
+-- Times in *_synced_at are UTC, ISO 8601: 2026-11-23T19:52:39Z.
+CREATE TABLE IF NOT EXISTS ers_referral (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL,
+    nhs_number VARCHAR(10), -- PATIENT IDENTIFIER
+    nhs_number_valid SMALLINT NOT NULL,
+    priority VARCHAR(32),
+    state VARCHAR(64),
+    state_reason VARCHAR(64),
+    state_comment TEXT,
+    specialty VARCHAR(64),
+    specialty_display VARCHAR(255),
+    service_id VARCHAR(16),
+    service_name VARCHAR(255),
+    referral_type VARCHAR(64),
+    pathway_start VARCHAR(40),
+    clinical_info_first_submitted VARCHAR(40),
+    appointment_start VARCHAR(40),
+    appointment_end VARCHAR(40),
+    commissioning_org VARCHAR(16),
+    request_id VARCHAR(64),
+    status VARCHAR(32),
+    intent VARCHAR(32),
+    worklist VARCHAR(64),
+    first_synced_at VARCHAR(32) NOT NULL,
+    last_synced_at VARCHAR(32) NOT NULL
+);
+
+-- The related referrals a referral points to, as of its latest version.
+CREATE TABLE IF NOT EXISTS ers_referral_related (
+    ubrn CHAR(12) NOT NULL,
+    related_ubrn CHAR(12) NOT NULL,
+    PRIMARY KEY (ubrn, related_ubrn)
+);
+
+-- One row per revision of each document (attachment or clinical referral
+-- information letter).  The content is in ers_document_part.
+CREATE TABLE IF NOT EXISTS ers_document (
+    document_id CHAR(36) NOT NULL PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    source_ubrn CHAR(12) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    attachment_id VARCHAR(64) NOT NULL,
+    revision INTEGER NOT NULL,
+    source_version BIGINT NOT NULL,
+    title VARCHAR(255),
+    content_type VARCHAR(128),
+    declared_size BIGINT,
+    availability VARCHAR(32),
+    attached_by_user VARCHAR(32),
+    attached_by_org VARCHAR(16),
+    created VARCHAR(40),
+    fetch_status VARCHAR(16) NOT NULL,
+    not_fetched_reason VARCHAR(255),
+    size_bytes BIGINT,
+    sha256 CHAR(64),
+    part_count INTEGER,
+    stored_at VARCHAR(32) NOT NULL,
+    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+);
+
+-- Listing a referral's documents.
+CREATE INDEX IF NOT EXISTS ers_document_ubrn ON ers_document (ubrn);
+
+-- A document's content, as ordered parts of at most 1 MiB:
+--   SELECT data FROM ers_document_part WHERE document_id = ... ORDER BY seq
+CREATE TABLE IF NOT EXISTS ers_document_part (
+    document_id CHAR(36) NOT NULL,
+    seq INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (document_id, seq),
+    FOREIGN KEY (document_id) REFERENCES ers_document (document_id)
+);
+
+-- What ersd has written, per UBRN: written in the same transaction as the
+-- referral's rows.  Do not edit: ersd decides what to fetch from it.
+CREATE TABLE IF NOT EXISTS ers_ledger (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL,
+    complete SMALLINT NOT NULL,
+    worklist VARCHAR(64),
+    correlation_id VARCHAR(36),
+    synced_at VARCHAR(32) NOT NULL
+);
+
+-- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+CREATE OR REPLACE VIEW ers_referral_inbox AS
+SELECT r.ubrn,
+       r.nhs_number, -- PATIENT IDENTIFIER
+       r.nhs_number_valid,
+       r.priority,
+       r.state,
+       r.specialty,
+       r.specialty_display,
+       r.service_id,
+       r.service_name,
+       r.appointment_start,
+       r.appointment_end,
+       r.worklist,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
+           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
+                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
+                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
+       r.last_synced_at
+  FROM ers_referral r;
