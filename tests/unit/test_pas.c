@@ -37,17 +37,8 @@
 #include "adapters/adapter.h"
 #include "adapters/odbc.h"
 #include "adapters/pas.h"
+#include "tests/support/pas_data.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 #define MIB (1024 * 1024)
 #define NHS_VALID "9991234578"   /* test range (999…), passes modulus 11 */
@@ -73,38 +64,8 @@ static void sha256_hex(const unsigned char digest[32], char ret[65]) {
                 snprintf(ret + 2 * i, 3, "%02x", digest[i]);
 }
 
-/* Writes `size` pseudo-random bytes (xorshift from `seed`) to a new file in
- * tmpdir; returns an fd open for reading, and the SHA-256 in sha. */
 static int make_file(const char *name, int64_t size, uint64_t seed, char sha[65]) {
-        char path[PATH_MAX + 64];
-        unsigned char *buf = malloc(MIB), digest[32];
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        uint64_t x = seed | 1;
-        int fd;
-
-        assert_non_null(buf);
-        assert_non_null(md);
-        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        assert_true(fd >= 0);
-        assert_int_equal(EVP_DigestInit_ex(md, EVP_sha256(), NULL), 1);
-        for (int64_t off = 0; off < size;) {
-                size_t n = size - off < MIB ? (size_t) (size - off) : MIB;
-                for (size_t i = 0; i < n; i++) {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        buf[i] = (unsigned char) (x >> 24);
-                }
-                assert_int_equal(write(fd, buf, n), (ssize_t) n);
-                assert_int_equal(EVP_DigestUpdate(md, buf, n), 1);
-                off += (int64_t) n;
-        }
-        assert_int_equal(EVP_DigestFinal_ex(md, digest, NULL), 1);
-        sha256_hex(digest, sha);
-        EVP_MD_CTX_free(md);
-        free(buf);
-        return fd;
+        return pas_data_file(tmpdir, name, size, seed, sha);
 }
 
 static void raw_fail(SQLSMALLINT type, SQLHANDLE h, const char *what) {
@@ -299,26 +260,6 @@ static int64_t count(struct fix *f, const char *table) {
 /* ---------------------------------------------------------------------- */
 /* Test data.                                                              */
 
-static char related_none[1][UBRN_LEN + 1];
-
-static void referral_init(struct referral *r, const char *ubrn, int64_t version, const char *nhs) {
-        memset(r, 0, sizeof *r);
-        snprintf(r->ubrn, sizeof r->ubrn, "%s", ubrn);
-        r->version = version;
-        r->nhs_number = (char *) nhs;
-        r->priority = "ROUTINE";
-        r->state = "BOOKED";
-        r->specialty = "CARDIOLOGY";
-        r->specialty_display = "Cardiology";
-        r->pathway_start = "2026-11-20T09:00:00.000Z";
-        r->appointment_start = "2026-12-01T10:30:00+00:00";
-        r->appointment_end = "2026-12-01T10:45:00+00:00";
-        r->status = "active";
-        r->intent = "plan";
-        r->related = related_none;
-        r->n_related = 0;
-}
-
 static struct worklist_entry entry_for(const char *ubrn) {
         struct worklist_entry w = { .version = 1 };
 
@@ -328,26 +269,6 @@ static struct worklist_entry entry_for(const char *ubrn) {
         w.service_name = "Cardiology clinic";
         w.referral_type = "REFERRAL";
         return w;
-}
-
-static struct document_rec doc_fetched(const char *ubrn, const char *aid, int64_t size, const char *sha) {
-        return (struct document_rec){
-                .ubrn = ubrn,
-                .source_ubrn = ubrn,
-                .kind = DOCUMENT_ATTACHMENT,
-                .attachment_id = aid,
-                .source_version = 1,
-                .title = "letter.pdf",
-                .content_type = "application/pdf",
-                .declared_size = size,
-                .availability = "AVAILABLE",
-                .attached_by_user = "555123456789",
-                .attached_by_org = "A12345",
-                .created = "2026-11-20T09:00:00Z",
-                .fetched = true,
-                .size = size,
-                .sha256 = sha,
-        };
 }
 
 static struct document_rec doc_not_fetched(const char *ubrn, const char *aid, const char *availability,
@@ -738,7 +659,7 @@ static void test_referral_put_update(void **state) {
         char rel2[3][UBRN_LEN + 1] = { "000000000003", "000000000004", "000000000003" };
         char text[128] = "", first[32] = "";
 
-        referral_init(&r, "000000000001", 1, NHS_VALID);
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         r.related = rel1;
         r.n_related = 2;
         assert_int_equal(pas_begin(f->p, &e), 0);
@@ -762,7 +683,7 @@ static void test_referral_put_update(void **state) {
 
         /* version 2, seen again as someone else's related referral (no worklist entry) */
         sleep(1); /* so that last_synced_at moves on */
-        referral_init(&r, "000000000001", 2, NHS_INVALID);
+        pas_data_referral(&r, "000000000001", 2, NHS_INVALID);
         r.state = "CANCELLED";
         r.related = rel2;
         r.n_related = 3; /* a duplicate link is written once */
@@ -796,7 +717,7 @@ static void test_referral_put_update(void **state) {
                          1);
 
         /* a related referral never on a worklist */
-        referral_init(&r, "000000000002", 7, NULL);
+        pas_data_referral(&r, "000000000002", 7, NULL);
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
         assert_int_equal(pas_commit(f->p, &e), 0);
@@ -847,7 +768,7 @@ static void test_writes_need_transaction(void **state) {
         struct errbuf e = { "" };
         struct referral r;
 
-        referral_init(&r, "000000000001", 1, NHS_VALID);
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), -EINVAL);
         assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), -EINVAL);
         assert_int_equal(pas_commit(f->p, &e), -EINVAL);
@@ -875,7 +796,7 @@ static void test_document_three_parts(void **state) {
         const int64_t size = 5 * MIB / 2; /* 2.5 MiB */
         char sha[65], id[64] = "", text[80];
         int fd = make_file("three-parts.bin", size, 42, sha);
-        struct document_rec d = doc_fetched("000000000001", "att-1", size, sha);
+        struct document_rec d = pas_data_document("000000000001", "att-1", size, sha);
         struct document_state st;
         struct readback rb;
         bool written = false;
@@ -921,7 +842,7 @@ static void test_document_empty(void **state) {
         struct errbuf e = { "" };
         char sha[65], id[64];
         int fd = make_file("empty.bin", 0, 1, sha);
-        struct document_rec d = doc_fetched("000000000001", "CRI-v1", 0, sha);
+        struct document_rec d = pas_data_document("000000000001", "CRI-v1", 0, sha);
         struct readback rb;
 
         assert_string_equal(sha, SHA_EMPTY);
@@ -946,8 +867,8 @@ static void test_document_dedup(void **state) {
         char sha_a[65], sha_b[65], id1[64], id1b[64], id2[64], text[128];
         int fa = make_file("a.bin", MIB + 10, 7, sha_a), fb = make_file("b.bin", 300, 8, sha_b);
         struct document_rec pending = doc_not_fetched("000000000001", "att-9", "PENDING", "malware scan running");
-        struct document_rec a = doc_fetched("000000000001", "att-9", MIB + 10, sha_a);
-        struct document_rec b = doc_fetched("000000000001", "att-9", 300, sha_b);
+        struct document_rec a = pas_data_document("000000000001", "att-9", MIB + 10, sha_a);
+        struct document_rec b = pas_data_document("000000000001", "att-9", 300, sha_b);
         struct document_state st;
         struct readback rb;
         bool written;
@@ -1015,7 +936,7 @@ static void test_document_dedup(void **state) {
 
         /* the inbox view counts each document once, at its latest revision */
         struct referral r;
-        referral_init(&r, "000000000001", 1, NHS_VALID);
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         struct document_rec other = doc_not_fetched("000000000001", "att-10", "THREATS_FOUND", "malware found");
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
@@ -1036,7 +957,7 @@ static void test_document_bad_spool(void **state) {
         struct errbuf e = { "" };
         char sha[65];
         int fd = make_file("bad.bin", 2 * MIB + 5, 9, sha);
-        struct document_rec d = doc_fetched("000000000001", "att-bad", 2 * MIB + 5, SHA_EMPTY);
+        struct document_rec d = pas_data_document("000000000001", "att-bad", 2 * MIB + 5, SHA_EMPTY);
 
         /* content that does not match its hash */
         assert_int_equal(pas_begin(f->p, &e), 0);
@@ -1071,9 +992,9 @@ static void write_one(struct fix *f, const char *ubrn, int64_t version, const ch
         struct errbuf e = { "" };
         struct referral r;
         struct worklist_entry w = entry_for(ubrn);
-        struct document_rec d = doc_fetched(ubrn, aid, size, sha);
+        struct document_rec d = pas_data_document(ubrn, aid, size, sha);
 
-        referral_init(&r, ubrn, version, NHS_VALID);
+        pas_data_referral(&r, ubrn, version, NHS_VALID);
         assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
         assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
         assert_int_equal(pas_put_ledger(f->p, ubrn, version, true, "wl", NULL, &e), expect_ledger);
@@ -1149,9 +1070,9 @@ static void test_utf8_and_quotes(void **state) {
         char text[256], sha[65], id[64];
         int fd = make_file("u.bin", 10, 2, sha);
         struct referral r;
-        struct document_rec d = doc_fetched("000000000001", "att-\xf0\x9f\x98\x80", 10, sha);
+        struct document_rec d = pas_data_document("000000000001", "att-\xf0\x9f\x98\x80", 10, sha);
 
-        referral_init(&r, "000000000001", 1, NHS_VALID);
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         r.state_comment = (char *) comment;
         r.specialty_display = (char *) display;
         r.state_reason = ""; /* empty is not NULL */
@@ -1190,8 +1111,8 @@ static void test_constraint_violation_message(void **state) {
 
         /* a PAS-side rule we do not know about: one referral per NHS number */
         raw_exec(f, "CREATE UNIQUE INDEX test_one_per_patient ON ers_referral (nhs_number)");
-        referral_init(&a, "000000000001", 1, NHS_VALID);
-        referral_init(&b, "000000000002", 1, NHS_VALID);
+        pas_data_referral(&a, "000000000001", 1, NHS_VALID);
+        pas_data_referral(&b, "000000000002", 1, NHS_VALID);
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &b, NULL, NULL, &e), -EIO);
@@ -1278,111 +1199,22 @@ static void test_ledger_rate(void **state) {
 
 static const char *self_path; /* argv[0], to run this binary again */
 
-static long maxrss_kib(void) {
-        struct rusage ru;
-
-        getrusage(RUSAGE_SELF, &ru);
-        return ru.ru_maxrss;
-}
-
-static bool under_valgrind(void) {
-        const char *preload = getenv("LD_PRELOAD");
-
-        return preload && strstr(preload, "vgpreload");
-}
-
-/*
- * The child side of test_memory_bounded_64mib, in a fresh process so that
- * nothing of the earlier tests weighs on its peak RSS.  ru_maxrss survives
- * exec (Linux keeps the peak of the image it replaced, here a copy of the
- * whole test process), and is reset only by fork: so this binary, run again,
- * forks once more and the grandchild measures.  It connects, warms up
- * (connection, prepared statements, the part buffer) with a 1 MiB document,
- * reads its peak RSS, stores the big document, commits, and prints
- * "<peak RSS growth> <peak RSS> (KiB) <1 when under a sanitiser or valgrind>".
- *   argv: self --store-document <conn> <big> <size> <sha> <small> <small sha>
- */
-static int store_document_child(char **argv) {
-        pid_t pid = fork();
-
-        if (pid < 0)
-                return 1;
-        if (pid > 0) {
-                int status;
-                if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-                        return 1;
-                return WEXITSTATUS(status);
-        }
-
-        struct errbuf e = { "" };
-        struct pas *p = NULL;
-        int64_t size = strtoll(argv[4], NULL, 10);
-        int big = open(argv[3], O_RDONLY | O_CLOEXEC), small = open(argv[6], O_RDONLY | O_CLOEXEC);
-        struct document_rec warm = doc_fetched("000000000001", "warm-up", MIB, argv[7]);
-        struct document_rec d = doc_fetched("000000000001", "big", size, argv[5]);
-        long before;
-        int rc = 1;
-
-        if (big >= 0 && small >= 0 && pas_open(argv[2], "sqlite", &p, &e) == 0 && pas_begin(p, &e) == 0 &&
-            pas_put_document(p, &warm, small, NULL, &e) == 0 && pas_commit(p, &e) == 0) {
-                before = maxrss_kib();
-                if (pas_begin(p, &e) == 0 && pas_put_document(p, &d, big, NULL, &e) == 0 &&
-                    pas_commit(p, &e) == 0) {
-                        long after = maxrss_kib();
-                        printf("%ld %ld %d\n", after - before, after, UNDER_ASAN || under_valgrind());
-                        rc = 0;
-                }
-        }
-        if (rc)
-                fprintf(stderr, "store-document: %s\n", e.msg);
-        pas_close(p);
-        if (big >= 0)
-                close(big);
-        if (small >= 0)
-                close(small);
-        return rc;
-}
-
 /* Storing a 64 MiB document must not hold it in memory (nor a large part of it). */
 static void test_memory_bounded_64mib(void **state) {
         struct fix *f = *state;
         const int64_t size = 64 * (int64_t) MIB;
-        char sha[65], small_sha[65], id[64], big_path[PATH_MAX], small_path[PATH_MAX], size_text[24];
-        char out[64] = "";
+        char sha[65], small_sha[65], id[64], big_path[PATH_MAX], small_path[PATH_MAX];
         int fd = make_file("big.bin", size, 64, sha), small = make_file("small.bin", MIB, 65, small_sha);
-        int pipefd[2], status, sanitised = 0;
-        long grown = -1, peak = -1;
+        struct pas_data_rss rss;
         struct readback rb;
-        ssize_t n;
-        pid_t pid;
 
         snprintf(big_path, sizeof big_path, "%s/big.bin", tmpdir);
         snprintf(small_path, sizeof small_path, "%s/small.bin", tmpdir);
-        snprintf(size_text, sizeof size_text, "%lld", (long long) size);
-        assert_int_equal(pipe(pipefd), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                char *args[] = { (char *) self_path, "--store-document", f->conn, big_path, size_text, sha,
-                                 small_path, small_sha, NULL };
-                dup2(pipefd[1], STDOUT_FILENO);
-                close(pipefd[0]);
-                close(pipefd[1]);
-                execvp(self_path, args);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        n = read(pipefd[0], out, sizeof out - 1);
-        close(pipefd[0]);
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
-        assert_true(n > 0);
-        assert_int_equal(sscanf(out, "%ld %ld %d", &grown, &peak, &sanitised), 3);
-        print_message("      64 MiB document: peak RSS grew by %ld KiB, to %ld KiB%s\n", grown, peak,
-                      sanitised ? " (under a sanitiser or valgrind: not asserted)" : "");
-        if (!sanitised)
-                assert_true(grown < 16 * 1024);
+        pas_data_store_measured(self_path, f->conn, big_path, size, sha, small_path, small_sha, &rss);
+        print_message("      64 MiB document: peak RSS grew by %ld KiB, to %ld KiB%s\n", rss.grown_kib, rss.peak_kib,
+                      rss.instrumented ? " (under a sanitiser or valgrind: not asserted)" : "");
+        if (!rss.instrumented)
+                assert_true(rss.grown_kib < 16 * 1024);
 
         /* and it is all there, byte for byte */
         document_id_of(f, "big", 1, id);
@@ -1397,8 +1229,10 @@ static void test_memory_bounded_64mib(void **state) {
 }
 
 int main(int argc, char **argv) {
-        if (argc == 8 && strcmp(argv[1], "--store-document") == 0)
-                return store_document_child(argv);
+        int child = pas_data_store_child(argc, argv);
+
+        if (child >= 0)
+                return child;
         self_path = argv[0];
 
         const struct CMUnitTest tests[] = {

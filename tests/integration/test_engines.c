@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The same behaviour on every database engine there is a server for here:
+ * SQLite (a file), PostgreSQL and MariaDB (throwaway servers this binary
+ * starts on loopback and stops, tests/support/engines.h).  Each engine is one
+ * group of the same tests, each test on a fresh database: the PAS target
+ * (adapters/pas.h) through the adapter that "auto" detects, read back through
+ * a second, independent ODBC connection as a PAS would; then, on PostgreSQL
+ * and MariaDB, the whole sync (build/ersd --once against the mock e-RS).
+ *
+ * A server that does not start is a failure, not a skip.  The binary runs
+ * with its own odbcinst.ini (ODBCSYSINI): the system's, with psqlodbc's
+ * CommLog=1 as Debian ships it and its Logdir in our temp directory, so that
+ * what the driver would log is seen by the tests and lands nowhere else.
+ *
+ * Run from the repository root (it runs $ERSD_BUILD/ersd and mock-ers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ftw.h>
+#include <strings.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "adapters/pas.h"
+#include "tests/support/engines.h"
+#include "tests/support/harness.h"
+#include "tests/support/pas_data.h"
+
+#define MIB PAS_DATA_MIB
+#define NHS_VALID PAS_DATA_NHS_VALID
+#define NHS_INVALID PAS_DATA_NHS_INVALID
+#define MARKER "zz-marker-7c1e"  /* a value no log may ever hold */
+
+static struct engine G;          /* the engine of the group running */
+static char work[256];        /* this binary's temp dir: odbcinst.ini, driver logs, files */
+static char driver_logs[300]; /* psqlodbc's Logdir */
+static const char *self_path;
+
+struct fix {
+        char conn[600];
+        struct pas *p;
+        struct db *raw; /* the independent connection, opened on first use */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Helpers.                                                                */
+
+static struct db *raw(struct fix *f) {
+        if (!f->raw)
+                f->raw = db_open(f->conn);
+        assert_non_null(f->raw);
+        return f->raw;
+}
+
+static long long count(struct fix *f, const char *table) {
+        char sql[128];
+
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+        return db_int(raw(f), sql, 0, NULL);
+}
+
+static long long q_int(struct fix *f, const char *sql, const char *a) {
+        const char *p[] = { a };
+        return db_int(raw(f), sql, a ? 1 : 0, p);
+}
+
+/* The text of the first column, "" when NULL or no row (and *ret_null says which). */
+static char *q_text(struct fix *f, const char *sql, const char *a, bool *ret_null) {
+        const char *p[] = { a };
+        char *s = db_text(raw(f), sql, a ? 1 : 0, p, NULL);
+
+        if (ret_null)
+                *ret_null = s == NULL;
+        return s ? s : strdup("");
+}
+
+static void assert_q_text(struct fix *f, const char *sql, const char *a, const char *want) {
+        char *got = q_text(f, sql, a, NULL);
+
+        if (strcmp(got, want) != 0)
+                fail_msg("%s: got \"%s\", expected \"%s\"", sql, got, want);
+        free(got);
+}
+
+static int make_file(const char *name, int64_t size, uint64_t seed, char sha[65]) {
+        return pas_data_file(work, name, size, seed, sha);
+}
+
+static char *document_id(struct fix *f, const char *aid, int revision) {
+        const char *p[] = { aid, revision == 2 ? "2" : "1" };
+        char *id = db_text(raw(f), "SELECT document_id FROM ers_document WHERE attachment_id = ? AND revision = ?", 2,
+                           p, NULL);
+        assert_non_null(id);
+        return id;
+}
+
+static void assert_document(struct fix *f, const char *id, const char *sha, int64_t size) {
+        char hex[65];
+        int64_t got = -1;
+
+        assert_int_equal(db_document_sha256(raw(f), id, hex, &got), 0);
+        assert_int_equal(got, size);
+        assert_string_equal(hex, sha);
+}
+
+static void assert_clean(const struct errbuf *e) {
+        assert_null(strstr(e->msg, NHS_VALID));
+        assert_null(strstr(e->msg, NHS_INVALID));
+        assert_null(strstr(e->msg, MARKER));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fixtures.                                                               */
+
+static int setup_empty(void **state) {
+        struct fix *f = calloc(1, sizeof *f);
+        struct errbuf e = { "" };
+
+        if (!f || engine_new_database(&G, f->conn, sizeof f->conn) < 0)
+                return -1;
+        if (pas_open(f->conn, "auto", &f->p, &e) < 0) {
+                print_error("pas_open on %s: %s\n", G.name, e.msg);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+static int setup(void **state) {
+        struct errbuf e = { "" };
+
+        if (setup_empty(state) < 0)
+                return -1;
+        if (pas_init_schema(((struct fix *) *state)->p, &e) < 0) {
+                print_error("pas_init_schema on %s: %s\n", G.name, e.msg);
+                return -1;
+        }
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fix *f = *state;
+
+        pas_close(f->p);
+        db_close(f->raw);
+        free(f);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The schema.                                                             */
+
+static void test_detect_and_schema_idempotent(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+
+        assert_string_equal(pas_adapter_name(f->p), G.name); /* detected from SQL_DBMS_NAME */
+        print_message("      %s: %s\n", G.name, pas_dbms(f->p));
+        assert_int_equal(pas_check_schema(f->p, &e), -ENOENT);
+        assert_non_null(strstr(e.msg, G.name)); /* names adapters/sql/<vendor>.sql */
+        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_check_schema(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_schema_version"), 1);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 1);
+        assert_int_equal(count(f, "ers_referral_inbox"), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Referrals and the ledger.                                               */
+
+static void test_referral_put_update(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral r;
+        struct worklist_entry w = { .version = 1, .priority = "ROUTINE", .service_id = "12345",
+                                    .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
+        char rel[2][UBRN_LEN + 1] = { "000000000002", "000000000003" };
+        char *first;
+
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
+        r.related = rel;
+        r.n_related = 2;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
+        assert_int_equal(q_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
+        assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_VALID);
+        assert_q_text(f, "SELECT service_name FROM ers_referral WHERE ubrn = ?", "000000000001", "Cardiology clinic");
+        assert_int_equal(count(f, "ers_referral_related"), 2);
+        first = q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL);
+        assert_int_equal(strlen(first), 20);
+
+        /* version 2, seen as someone's related referral: no worklist entry */
+        pas_data_referral(&r, "000000000001", 2, NHS_INVALID);
+        r.state = "CANCELLED";
+        r.related = rel;
+        r.n_related = 1;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_referral"), 1);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 2);
+        assert_int_equal(q_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 0);
+        assert_q_text(f, "SELECT state FROM ers_referral WHERE ubrn = ?", "000000000001", "CANCELLED");
+        assert_q_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", "cardiology-new");
+        assert_q_text(f, "SELECT referral_type FROM ers_referral WHERE ubrn = ?", "000000000001", "REFERRAL");
+        assert_q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", first);
+        assert_int_equal(count(f, "ers_referral_related"), 1);
+        assert_int_equal(count(f, "ers_referral_inbox"), 1);
+        free(first);
+}
+
+static void test_ledger(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct ledger_state st = { .found = true };
+
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_false(st.found);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 3, false, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e),
+                         0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_true(st.found);
+        assert_int_equal(st.version, 3);
+        assert_false(st.complete);
+        /* upsert; a version beyond 32 bits survives */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 5000000000LL, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_int_equal(st.version, 5000000000LL);
+        assert_true(st.complete);
+        assert_int_equal(count(f, "ers_ledger"), 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Documents.                                                              */
+
+static void test_document_parts_byte_identical(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        const int64_t size = 5 * MIB / 2;
+        char sha[65];
+        int fd = make_file("parts.bin", size, 42, sha);
+        struct document_rec d = pas_data_document("000000000001", "att-1", size, sha);
+        bool written = false;
+        char *id;
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_true(written);
+        id = document_id(f, "att-1", 1);
+        assert_int_equal(q_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id), 3);
+        assert_int_equal(q_int(f, "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 1", id),
+                         MIB);
+        assert_int_equal(q_int(f, "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 3", id),
+                         MIB / 2);
+        assert_q_text(f, "SELECT sha256 FROM ers_document WHERE document_id = ?", id, sha);
+        assert_document(f, id, sha, size);
+        free(id);
+        close(fd);
+}
+
+static void test_document_dedup(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char sha_a[65], sha_b[65], *id1, *id1b, *id2;
+        int fa = make_file("a.bin", MIB + 10, 7, sha_a), fb = make_file("b.bin", 300, 8, sha_b);
+        struct document_rec pending = pas_data_document("000000000001", "att-9", 0, NULL);
+        struct document_rec a = pas_data_document("000000000001", "att-9", MIB + 10, sha_a);
+        struct document_rec b = pas_data_document("000000000001", "att-9", 300, sha_b);
+        bool written;
+
+        pending.fetched = false;
+        pending.availability = "PENDING";
+        pending.not_fetched_reason = "malware scan running";
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_false(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        id1 = document_id(f, "att-9", 1);
+        assert_q_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, "NOT_FETCHED");
+
+        /* fetched later: the same row completed */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_true(written);
+        /* the same content again: nothing */
+        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_false(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        id1b = document_id(f, "att-9", 1);
+        assert_string_equal(id1b, id1);
+        assert_int_equal(count(f, "ers_document"), 1);
+        assert_int_equal(count(f, "ers_document_part"), 2);
+
+        /* other content: a new revision, the old one kept whole */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &b, fb, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        id2 = document_id(f, "att-9", 2);
+        assert_string_not_equal(id2, id1);
+        assert_document(f, id1, sha_a, MIB + 10);
+        assert_document(f, id2, sha_b, 300);
+        free(id1);
+        free(id1b);
+        free(id2);
+        close(fa);
+        close(fb);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Transactions and errors.                                                */
+
+static void test_rollback_and_failing_statement(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral a, b;
+        char sha[65];
+        int fd = make_file("rb.bin", MIB + 1, 3, sha);
+        struct document_rec d = pas_data_document("000000000001", "att-1", MIB + 1, sha);
+        struct db *admin;
+
+        /* everything of a rolled-back transaction is gone */
+        pas_data_referral(&a, "000000000001", 1, NHS_VALID);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &a, NULL, "wl", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, "wl", NULL, &e), 0);
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_referral"), 0);
+        assert_int_equal(count(f, "ers_document"), 0);
+        assert_int_equal(count(f, "ers_document_part"), 0);
+        assert_int_equal(count(f, "ers_ledger"), 0);
+
+        /* a rule of the PAS we do not know about: one referral per NHS number */
+        admin = db_open(f->conn);
+        assert_non_null(admin);
+        assert_null(db_text(admin, "CREATE UNIQUE INDEX test_one_per_patient ON ers_referral (nhs_number)", 0, NULL,
+                            NULL));
+        db_close(admin);
+        pas_data_referral(&b, "000000000002", 1, NHS_VALID);
+        b.state_comment = MARKER;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &b, NULL, NULL, &e), -EIO);
+        pas_rollback(f->p);
+        print_message("      constraint: %s\n", e.msg);
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+        if (G.kind != ENGINE_SQLITE) /* the SQLite driver says HY000 for every error */
+                assert_non_null(strstr(e.msg, "SQLSTATE 23")); /* integrity constraint violation */
+        assert_non_null(strstr(e.msg, "000000000002")); /* the UBRN is fine to show */
+        assert_clean(&e);
+        assert_int_equal(count(f, "ers_referral"), 0);
+
+        /* and the connection goes on */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_referral"), 1);
+        close(fd);
+}
+
+static void test_utf8_4byte_round_trip(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        static const char comment[] = "O'Brien said \"it's urgent\" -- ; DROP TABLE ers_referral; "
+                                      "\xf0\x9f\x98\x80 \xf0\x9d\x84\x9e Z\xc3\xbcrich \xe2\x9c\x93 '' \\ %s";
+        static const char aid[] = "att-\xf0\x9f\x98\x80";
+        char sha[65], *id;
+        int fd = make_file("u.bin", 10, 2, sha);
+        struct referral r;
+        struct document_rec d = pas_data_document("000000000001", aid, 10, sha);
+
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
+        r.state_comment = (char *) comment;
+        r.specialty_display = "Ear, nose & throat \xf0\x9f\x91\x82";
+        r.state_reason = ""; /* empty is not NULL */
+        d.title = "Letter \xe2\x80\x94 \"final\" \xf0\x9f\x93\x84.pdf";
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        assert_q_text(f, "SELECT state_comment FROM ers_referral WHERE ubrn = ?", "000000000001", comment);
+        assert_q_text(f, "SELECT specialty_display FROM ers_referral WHERE ubrn = ?", "000000000001",
+                      r.specialty_display);
+        bool null = true;
+        char *reason = q_text(f, "SELECT state_reason FROM ers_referral WHERE ubrn = ?", "000000000001", &null);
+        assert_false(null);
+        assert_string_equal(reason, "");
+        free(reason);
+        id = document_id(f, aid, 1);
+        assert_q_text(f, "SELECT title FROM ers_document WHERE document_id = ?", id, d.title);
+        /* an attachment id differing only in case is another document (binary collation) */
+        struct document_rec upper = pas_data_document("000000000001", "ATT-\xf0\x9f\x98\x80", 10, sha);
+        bool written = false;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &upper, fd, &written, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_true(written);
+        assert_int_equal(count(f, "ers_document"), 2);
+        free(id);
+        close(fd);
+}
+
+/* Two daemons on one schema: the second cannot open a transaction while the
+ * first holds the writer lock. */
+static void test_single_writer_lock(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct pas *other = NULL;
+
+        assert_int_equal(pas_open(f->conn, "auto", &other, &e), 0);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_begin(other, &e), -EAGAIN);
+        print_message("      second writer: %s\n", e.msg);
+        assert_int_equal(pas_put_ledger(other, "000000000002", 1, true, NULL, NULL, &e), -EINVAL); /* no transaction */
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        /* the first one goes away: the second one writes */
+        pas_close(f->p);
+        f->p = NULL;
+        assert_int_equal(pas_begin(other, &e), 0);
+        assert_int_equal(pas_put_ledger(other, "000000000002", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(other, &e), 0);
+        assert_int_equal(count(f, "ers_ledger"), 2);
+        pas_close(other);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Volume.                                                                 */
+
+static double seconds_since(const struct timespec *t0) {
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) (t.tv_sec - t0->tv_sec) + (double) (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void test_ledger_rate(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        enum { N = 2000 };
+        struct timespec t0;
+        struct ledger_state st;
+        char ubrn[UBRN_LEN + 1];
+        double put_s, get_s;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(ubrn, sizeof ubrn, "%012d", 100000 + i);
+                assert_int_equal(pas_put_ledger(f->p, ubrn, i, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e), 0);
+        }
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        put_s = seconds_since(&t0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < N; i++) {
+                snprintf(ubrn, sizeof ubrn, "%012d", 100000 + i);
+                assert_int_equal(pas_ledger_get(f->p, ubrn, &st, &e), 0);
+                assert_int_equal(st.version, i);
+        }
+        get_s = seconds_since(&t0);
+        print_message("      %s ledger: %d upserts in one transaction %.0f/s; %d reads %.0f/s\n", G.name, N, N / put_s,
+                      N, N / get_s);
+        assert_int_equal(count(f, "ers_ledger"), N);
+}
+
+/* A 20 MiB+ document is streamed in parts: memory stays bounded by a part or two. */
+static void test_big_document_bounded_rss(void **state) {
+        struct fix *f = *state;
+        const int64_t size = 21 * (int64_t) MIB + 12345;
+        char sha[65], small_sha[65], big_path[PATH_MAX], small_path[PATH_MAX];
+        int fd = make_file("big.bin", size, 64, sha), small = make_file("small.bin", MIB, 65, small_sha);
+        struct pas_data_rss rss;
+        char *id;
+
+        snprintf(big_path, sizeof big_path, "%s/big.bin", work);
+        snprintf(small_path, sizeof small_path, "%s/small.bin", work);
+        pas_data_store_measured(self_path, f->conn, big_path, size, sha, small_path, small_sha, &rss);
+        print_message("      %s: 21 MiB document stored in %.2f s; peak RSS grew by %ld KiB, to %ld KiB%s\n", G.name,
+                      rss.seconds, rss.grown_kib, rss.peak_kib, rss.instrumented ? " (instrumented: not asserted)" : "");
+        if (!rss.instrumented)
+                assert_true(rss.grown_kib < 8 * 1024);
+        id = document_id(f, "big", 1);
+        assert_int_equal(q_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id), 22);
+        assert_document(f, id, sha, size);
+        free(id);
+        close(fd);
+        close(small);
+}
+
+/* ---------------------------------------------------------------------- */
+/* psqlodbc's logs.                                                        */
+
+/* Every file psqlodbc wrote into its Logdir, concatenated (NULL when none). */
+static char *driver_log_text(void) {
+        DIR *d = opendir(driver_logs);
+        struct dirent *de;
+        char *all = NULL;
+        size_t len = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char path[PATH_MAX + 300], buf[4096];
+                FILE *fp;
+                size_t n;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof path, "%s/%s", driver_logs, de->d_name);
+                fp = fopen(path, "r");
+                if (!fp)
+                        continue;
+                while ((n = fread(buf, 1, sizeof buf, fp)) > 0) {
+                        all = realloc(all, len + n + 1);
+                        assert_non_null(all);
+                        memcpy(all + len, buf, n);
+                        len += n;
+                        all[len] = '\0';
+                }
+                fclose(fp);
+                if (!all)
+                        all = strdup(""); /* an empty file is a file */
+        }
+        closedir(d);
+        return all;
+}
+
+static void clear_driver_logs(void) {
+        DIR *d = opendir(driver_logs);
+        struct dirent *de;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char path[PATH_MAX + 300];
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof path, "%s/%s", driver_logs, de->d_name);
+                unlink(path);
+        }
+        closedir(d);
+}
+
+/*
+ * The machine's odbcinst.ini turns psqlodbc's CommLog on (as Debian's does)
+ * and the operator even asks for it in the connection string: still nothing
+ * of what ersd sends or receives is logged.
+ */
+static void test_psqlodbc_logs_nothing(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char conn[700], *text;
+        struct pas *p = NULL;
+        struct referral r;
+        struct db *d;
+
+        /* The control: with CommLog on, the driver does log, and where we look. */
+        clear_driver_logs();
+        snprintf(conn, sizeof conn, "%s;CommLog=1", f->conn);
+        d = db_open(conn);
+        assert_non_null(d);
+        free(db_text(d, "SELECT '" MARKER "'", 0, NULL, NULL));
+        db_close(d);
+        text = driver_log_text();
+        assert_non_null(text);
+        assert_non_null(strstr(text, MARKER));
+        free(text);
+
+        /* ersd's connection: the same request for CommLog, with both adapters' ways in. */
+        for (int i = 0; i < 2; i++) {
+                clear_driver_logs();
+                assert_int_equal(pas_open(conn, i == 0 ? "postgresql" : "auto", &p, &e), 0);
+                pas_data_referral(&r, "000000000001", 1, NHS_VALID);
+                r.state_comment = MARKER;
+                assert_int_equal(pas_begin(p, &e), 0);
+                assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
+                assert_int_equal(pas_commit(p, &e), 0);
+                text = driver_log_text();
+                if (i == 0 && text)
+                        fail_msg("psqlodbc wrote a log while ersd was connected: %.200s", text);
+                free(text);
+                pas_close(p);
+                /* psqlodbc quirk: at SQLDisconnect it falls back to odbcinst.ini's CommLog
+                 * and logs one "PQfinish: <address>" line; nothing else may be there. */
+                text = driver_log_text();
+                if (text) {
+                        assert_null(strstr(text, MARKER));
+                        assert_null(strstr(text, NHS_VALID));
+                        assert_null(strstr(text, "ers_"));
+                        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+                                if (strncmp(line, "PQfinish: ", 10) != 0)
+                                        fail_msg("psqlodbc logged more than its disconnect: %.200s", line);
+                }
+                free(text);
+        }
+}
+
+/* ---------------------------------------------------------------------- */
+/* The whole sync: build/ersd --once against the mock e-RS.                */
+
+static struct mock M;
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+}
+
+static struct run run_ersd(const char *conf, const char *mode, json_object *manifest) {
+        json_object *refs = json_object_object_get(manifest, "referrals");
+        struct run r;
+
+        assert_int_equal(ersd_run(conf, mode, &r), 0);
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                const char *nhs = jstr(json_object_array_get_idx(refs, i), "nhs_number");
+                if (nhs && (strstr(r.out, nhs) || strstr(r.err, nhs)))
+                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
+        }
+        return r;
+}
+
+static void test_sync_end_to_end(void **state) {
+        static const char *const fields[] = { "nhs_number", "priority", "state", "specialty", "appointment_start",
+                                              "request_id" };
+        static const char *const args[] = { "--referrals", "12", "--attachments", "2", NULL };
+        struct fix *f = *state;
+        char conf[PATH_MAX + 32], text[2048];
+        json_object *manifest, *refs;
+        size_t docs = 0, big = 0;
+        struct timespec t0;
+        struct run r;
+
+        assert_int_equal(mock_start(&M, args), 0);
+        manifest = mock_get(&M, "/_mock/manifest");
+        assert_non_null(manifest);
+        refs = json_object_object_get(manifest, "referrals");
+        snprintf(conf, sizeof conf, "%s/ersd-%s.conf", work, G.name);
+        snprintf(text, sizeof text,
+                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                 "database: { connection = \"%s\"; };\n"
+                 "state_dir = \"%s/state-%s\";\n",
+                 M.base_url, f->conn, work, G.name);
+        assert_int_equal(write_text(conf, text, 0600), 0);
+
+        for (int i = 0; i < 2; i++) {
+                r = run_ersd(conf, "--init-db", manifest);
+                if (r.status != 0)
+                        fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
+                assert_non_null(strstr(r.out, G.name)); /* "schema ready (adapter <name>, …)" */
+                run_free(&r);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = run_ersd(conf, "--once", manifest);
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        print_message("      %s: ersd --once synced %zu referrals in %.2f s\n", G.name, json_object_array_length(refs),
+                      seconds_since(&t0));
+        run_free(&r);
+
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i), *atts = json_object_object_get(m, "attachments");
+                const char *ubrn = jstr(m, "ubrn");
+                char sql[128];
+
+                for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+                        bool null;
+                        snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", fields[k]);
+                        char *got = q_text(f, sql, ubrn, &null);
+                        const char *want = jstr(m, fields[k]);
+                        if ((want == NULL) != null || (want && strcmp(want, got) != 0))
+                                fail_msg("UBRN %s: %s differs from what e-RS served", ubrn, fields[k]);
+                        free(got);
+                }
+                assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn),
+                                 json_object_get_int64(json_object_object_get(m, "version")));
+                for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                        json_object *att = json_object_array_get_idx(atts, a);
+                        const char *q[] = { ubrn, jstr(att, "id") };
+                        char *id;
+
+                        if (strcmp(jstr(att, "availability"), "AVAILABLE") != 0)
+                                continue;
+                        id = db_text(raw(f),
+                                     "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?",
+                                     2, q, NULL);
+                        assert_non_null(id);
+                        assert_document(f, id, jstr(att, "sha256"),
+                                        json_object_get_int64(json_object_object_get(att, "size")));
+                        if (json_object_get_int64(json_object_object_get(att, "size")) >= 20 * MIB)
+                                big++;
+                        docs++;
+                        free(id);
+                }
+        }
+        assert_true(docs >= 12);
+        assert_int_equal(big, 1); /* the mock's 20 MiB attachment, byte for byte */
+
+        /* a second run writes nothing */
+        r = run_ersd(conf, "--once", manifest);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
+        run_free(&r);
+        json_object_put(manifest);
+        mock_stop(&M);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Our odbcinst.ini: the machine's, with psqlodbc's CommLog on (as Debian
+ * ships it) and its Logdir in our temp directory. */
+static int make_odbcinst(void) {
+        const char *sys = getenv("ODBCSYSINI");
+        char in_path[PATH_MAX], out_path[PATH_MAX], line[1024];
+        bool pg = false;
+        FILE *in, *out;
+
+        snprintf(in_path, sizeof in_path, "%s/odbcinst.ini", sys && *sys ? sys : "/etc");
+        snprintf(out_path, sizeof out_path, "%s/odbcinst.ini", work);
+        snprintf(driver_logs, sizeof driver_logs, "%s/driver-logs", work);
+        if (mkdir(driver_logs, 0700) < 0 || !(in = fopen(in_path, "r")))
+                return -1;
+        out = fopen(out_path, "w");
+        if (!out) {
+                fclose(in);
+                return -1;
+        }
+        while (fgets(line, sizeof line, in)) {
+                if (pg && (strncasecmp(line, "CommLog", 7) == 0 || strncasecmp(line, "Logdir", 6) == 0))
+                        continue;
+                fputs(line, out);
+                if (line[0] == '[') {
+                        pg = strstr(line, "PostgreSQL") != NULL;
+                        if (pg)
+                                fprintf(out, "CommLog=1\nLogdir=%s\n", driver_logs);
+                }
+        }
+        fclose(in);
+        fclose(out);
+        return setenv("ODBCSYSINI", work, 1);
+}
+
+static int group_setup_sqlite(void **state) {
+        (void) state;
+        return engine_start(&G, ENGINE_SQLITE) < 0 ? -1 : 0;
+}
+
+static int group_start(enum engine_kind kind) {
+        int r = engine_start(&G, kind);
+
+        if (r < 0) {
+                print_error("could not start a %s server (see above): %s\n", G.name, strerror(-r));
+                return -1;
+        }
+        print_message("%s: server up on 127.0.0.1:%d in %.2f s (initialise and start)\n", G.name, G.port, G.startup_s);
+        return 0;
+}
+
+static int group_setup_postgresql(void **state) {
+        (void) state;
+        return group_start(ENGINE_POSTGRESQL);
+}
+
+static int group_setup_mariadb(void **state) {
+        (void) state;
+        return group_start(ENGINE_MARIADB);
+}
+
+static int group_teardown(void **state) {
+        (void) state;
+        mock_stop(&M);
+        engine_stop(&G);
+        return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st, (void) flag, (void) ftw;
+        remove(path);
+        return 0;
+}
+
+#define ENGINE_TESTS                                                                          \
+        cmocka_unit_test_setup_teardown(test_detect_and_schema_idempotent, setup_empty, teardown), \
+        cmocka_unit_test_setup_teardown(test_referral_put_update, setup, teardown),                \
+        cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(test_document_parts_byte_identical, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_rollback_and_failing_statement, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_utf8_4byte_round_trip, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(test_ledger_rate, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown)
+
+int main(int argc, char **argv) {
+        const char *tmp = getenv("TMPDIR");
+        int failed = 0;
+
+        int child = pas_data_store_child(argc, argv);
+
+        if (child >= 0)
+                return child;
+        self_path = argv[0];
+        snprintf(work, sizeof work, "%s/ersd-test-engines-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(work) || make_odbcinst() < 0) {
+                fprintf(stderr, "test_engines: cannot make %s or its odbcinst.ini\n", work);
+                return 1;
+        }
+
+        const struct CMUnitTest sqlite_tests[] = { ENGINE_TESTS };
+        const struct CMUnitTest postgresql_tests[] = {
+                ENGINE_TESTS,
+                cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_psqlodbc_logs_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
+        };
+        const struct CMUnitTest mariadb_tests[] = {
+                ENGINE_TESTS,
+                cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
+        };
+
+        failed += cmocka_run_group_tests_name("engine sqlite", sqlite_tests, group_setup_sqlite, group_teardown);
+        failed += cmocka_run_group_tests_name("engine postgresql", postgresql_tests, group_setup_postgresql,
+                                              group_teardown);
+        failed += cmocka_run_group_tests_name("engine mariadb", mariadb_tests, group_setup_mariadb, group_teardown);
+        nftw(work, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        return failed ? 1 : 0;
+}
