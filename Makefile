@@ -10,7 +10,7 @@ PKG_CONFIG ?= pkg-config
 # works on a machine that has none of them yet).  No libxml2: e-RS speaks FHIR JSON only.
 PKGS      := libcurl json-c odbc libconfig libcrypto
 TEST_PKGS := cmocka
-MOCK_PKGS := libmicrohttpd json-c libcrypto gnutls
+MOCK_PKGS := libmicrohttpd json-c libcrypto
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wstrict-prototypes \
         -Wmissing-prototypes -Wold-style-definition -Wvla -Wpointer-arith -Wundef \
@@ -79,20 +79,14 @@ check: all $(UNIT_BINS) $(INTEG_BINS)
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
 
-# The long crash-and-fault run of issue 5: at least 200 SIGKILLs over 500 referrals with random
-# faults from the mock; prints its figures last.  Not part of `make check` (which runs a short one).
-.PHONY: soak
-soak: all $(BUILD)/tests/integration/test_crash
-	@ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_crash
-
 demo: all
 	@tests/demo $(BUILD)
 
 # `make bench`: ersd's throughput and memory beside this machine's limits, printed (figures, never a
 # pass/fail; not part of `make check`).  BENCH_QUICK=1 for a short run.  See tests/bench/bench.c.
 .PHONY: bench
-$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(SUPPORT_OBJS)
-	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(SUPPORT_OBJS) $(BUILD)/libersd.a
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
 
 bench: all $(BUILD)/bench
 	@ERSD_BUILD=$(BUILD) $(BUILD)/bench
