@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-journal.h>
+#endif
 
 static int level = LOG_INFO;
 
@@ -41,28 +47,117 @@ static const char *prio_name(int priority) {
         return names[priority & 7];
 }
 
-void log_msg(int priority, const char *fmt, ...) {
-        char line[2048], out[sizeof line * 4];
+/* Copies `in` into out (NUL-terminated, cut to fit), control characters as \xNN.
+ * Returns the length written. */
+static size_t escape(const char *in, char *out, size_t size) {
         size_t o = 0;
-        va_list ap;
 
-        if (priority > level)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-
-        /* Escape control characters: one call, one line. */
-        for (const unsigned char *s = (const unsigned char *) line; *s && o + 5 < sizeof out; s++) {
+        if (size == 0)
+                return 0;
+        for (const unsigned char *s = (const unsigned char *) in; *s && o + 5 < size; s++) {
                 if (*s < 0x20 || *s == 0x7f)
-                        o += (size_t) snprintf(out + o, sizeof out - o, "\\x%02x", *s);
+                        o += (size_t) snprintf(out + o, size - o, "\\x%02x", *s);
                 else
                         out[o++] = (char) *s;
         }
         out[o] = '\0';
+        return o;
+}
 
-        if (stderr_is_journal())
+/* "SQLSTATE xxxxx" in a message (the form the PAS adapters write): the five characters, or false. */
+static bool sqlstate_in(const char *message, char ret[6]) {
+        const char *p = strstr(message, "SQLSTATE ");
+
+        if (!p)
+                return false;
+        p += 9;
+        for (int i = 0; i < 5; i++)
+                if (!isalnum((unsigned char) p[i]))
+                        return false;
+        if (isalnum((unsigned char) p[5]))
+                return false;
+        memcpy(ret, p, 5);
+        ret[5] = '\0';
+        return true;
+}
+
+/* Appends "NAME=value" (value escaped) to buf at *used and to iov; false when it does not fit. */
+static bool add_field(const char *name, const char *value, char *buf, size_t size, size_t *used,
+                      struct iovec *iov, size_t *n) {
+        size_t name_len = strlen(name), start = *used, need = 0;
+
+        if (!value || !*value || *n >= LOG_JOURNAL_FIELDS_MAX)
+                return false;
+        for (const unsigned char *s = (const unsigned char *) value; *s; s++)
+                need += *s < 0x20 || *s == 0x7f ? 4 : 1;
+        /* Whole or not at all ("NAME=" value NUL, and escape()'s margin): a cut UBRN would mislead. */
+        if (size - start < name_len + 1 + need + 6)
+                return false;
+        memcpy(buf + start, name, name_len);
+        buf[start + name_len] = '=';
+        size_t v = escape(value, buf + start + name_len + 1, size - start - name_len - 1);
+        iov[*n].iov_base = buf + start;
+        iov[*n].iov_len = name_len + 1 + v;
+        (*n)++;
+        *used = start + name_len + 1 + v + 1; /* past the NUL */
+        return true;
+}
+
+size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *message, char *buf,
+                          size_t size, struct iovec ret_iov[LOG_JOURNAL_FIELDS_MAX]) {
+        static const char *const priorities[] = { "0", "1", "2", "3", "4", "5", "6", "7" };
+        size_t used = 0, n = 0;
+        char sqlstate[6];
+
+        add_field("MESSAGE", message, buf, size, &used, ret_iov, &n);
+        add_field("PRIORITY", priorities[priority & 7], buf, size, &used, ret_iov, &n);
+        add_field("SYSLOG_IDENTIFIER", "ersd", buf, size, &used, ret_iov, &n);
+        if (ctx) {
+                add_field("ERS_UBRN", ctx->ubrn, buf, size, &used, ret_iov, &n);
+                add_field("ERS_CORRELATION_ID", ctx->correlation_id, buf, size, &used, ret_iov, &n);
+                add_field("ERS_WORKLIST", ctx->worklist, buf, size, &used, ret_iov, &n);
+                add_field("ERS_STAGE", ctx->stage, buf, size, &used, ret_iov, &n);
+        }
+        if (ctx && ctx->sqlstate)
+                add_field("SQLSTATE", ctx->sqlstate, buf, size, &used, ret_iov, &n);
+        else if (sqlstate_in(message, sqlstate))
+                add_field("SQLSTATE", sqlstate, buf, size, &used, ret_iov, &n);
+        return n;
+}
+
+static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap) {
+        char line[2048], out[sizeof line * 4];
+
+        if (priority > level)
+                return;
+        vsnprintf(line, sizeof line, fmt, ap);
+        escape(line, out, sizeof out); /* one call, one line */
+
+        if (stderr_is_journal()) {
+#ifdef HAVE_LIBSYSTEMD
+                char fields[sizeof out + 1024];
+                struct iovec iov[LOG_JOURNAL_FIELDS_MAX];
+                size_t n = log_journal_fields(priority, ctx, line, fields, sizeof fields, iov);
+                if (sd_journal_sendv(iov, (int) n) >= 0)
+                        return;
+#endif
                 fprintf(stderr, "<%d>%s\n", priority & 7, out);
-        else
+        } else
                 fprintf(stderr, "ersd: %s: %s\n", prio_name(priority), out);
+}
+
+void log_msg(int priority, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_vmsg(priority, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void log_ctx_msg(int priority, const struct log_ctx *ctx, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_vmsg(priority, ctx, fmt, ap);
+        va_end(ap);
 }

@@ -98,6 +98,98 @@ static void test_err_set_and_prefix_replace_control_characters(void **state) {
         assert_int_equal(err_set(NULL, -1, "nowhere"), -1);
 }
 
+/* The journal entry's fields as "NAME=value" strings, in order. */
+static size_t fields_of(int priority, const struct log_ctx *ctx, const char *message, char *buf, size_t size,
+                        char out[LOG_JOURNAL_FIELDS_MAX][512]) {
+        struct iovec iov[LOG_JOURNAL_FIELDS_MAX];
+        size_t n = log_journal_fields(priority, ctx, message, buf, size, iov);
+
+        assert_true(n <= LOG_JOURNAL_FIELDS_MAX);
+        for (size_t i = 0; i < n; i++) {
+                assert_true(iov[i].iov_len < 512);
+                assert_ptr_not_equal(memchr(iov[i].iov_base, '=', iov[i].iov_len), NULL);
+                memcpy(out[i], iov[i].iov_base, iov[i].iov_len);
+                out[i][iov[i].iov_len] = '\0';
+        }
+        return n;
+}
+
+static void test_journal_fields_name_what_the_line_is_about(void **state) {
+        const struct log_ctx ctx = { .ubrn = "000000070000",
+                                     .correlation_id = "0b7c2a1e-3f4d-4c5b-9a8e-7d6c5b4a3f2e",
+                                     .worklist = "cardiology",
+                                     .stage = "documents" };
+        char buf[4096], f[LOG_JOURNAL_FIELDS_MAX][512];
+        (void) state;
+
+        assert_int_equal(fields_of(LOG_ERR, &ctx, "UBRN 000000070000 not synced", buf, sizeof buf, f), 7);
+        assert_string_equal(f[0], "MESSAGE=UBRN 000000070000 not synced");
+        assert_string_equal(f[1], "PRIORITY=3");
+        assert_string_equal(f[2], "SYSLOG_IDENTIFIER=ersd");
+        assert_string_equal(f[3], "ERS_UBRN=000000070000");
+        assert_string_equal(f[4], "ERS_CORRELATION_ID=0b7c2a1e-3f4d-4c5b-9a8e-7d6c5b4a3f2e");
+        assert_string_equal(f[5], "ERS_WORKLIST=cardiology");
+        assert_string_equal(f[6], "ERS_STAGE=documents");
+}
+
+/* Fields not set are left out; without a context only the message, priority and identifier. */
+static void test_journal_fields_only_those_set(void **state) {
+        const struct log_ctx ctx = { .worklist = "", .stage = "worklist" };
+        char buf[4096], f[LOG_JOURNAL_FIELDS_MAX][512];
+        (void) state;
+
+        assert_int_equal(fields_of(LOG_DEBUG, NULL, "plain", buf, sizeof buf, f), 3);
+        assert_string_equal(f[1], "PRIORITY=7");
+        assert_int_equal(fields_of(LOG_WARNING, &ctx, "w", buf, sizeof buf, f), 4);
+        assert_string_equal(f[3], "ERS_STAGE=worklist");
+}
+
+/* SQLSTATE: given, or read from the "SQLSTATE xxxxx" the PAS adapters write; never a guess. */
+static void test_journal_fields_sqlstate(void **state) {
+        const struct log_ctx given = { .stage = "pas", .sqlstate = "40001" };
+        const struct log_ctx pas = { .stage = "pas" };
+        char buf[4096], f[LOG_JOURNAL_FIELDS_MAX][512];
+        (void) state;
+
+        assert_int_equal(fields_of(LOG_ERR, &pas, "PAS database: insert: SQLSTATE 23000 (constraint)", buf,
+                                   sizeof buf, f), 5);
+        assert_string_equal(f[4], "SQLSTATE=23000");
+        assert_int_equal(fields_of(LOG_ERR, &given, "PAS database: SQLSTATE 23000", buf, sizeof buf, f), 5);
+        assert_string_equal(f[4], "SQLSTATE=40001");
+        assert_int_equal(fields_of(LOG_ERR, &pas, "SQLSTATE 2300", buf, sizeof buf, f), 4);
+        assert_int_equal(fields_of(LOG_ERR, &pas, "SQLSTATE 230001", buf, sizeof buf, f), 4);
+        assert_int_equal(fields_of(LOG_ERR, &pas, "no state here", buf, sizeof buf, f), 4);
+}
+
+/* A value cannot add a field or a line: control characters are escaped as in the message. */
+static void test_journal_fields_escape_control_characters(void **state) {
+        const struct log_ctx ctx = { .worklist = "cardio\nERS_UBRN=999999999999" };
+        char buf[4096], f[LOG_JOURNAL_FIELDS_MAX][512];
+        (void) state;
+
+        assert_int_equal(fields_of(LOG_INFO, &ctx, "a\nMESSAGE=forged", buf, sizeof buf, f), 4);
+        assert_string_equal(f[0], "MESSAGE=a\\x0aMESSAGE=forged");
+        assert_string_equal(f[3], "ERS_WORKLIST=cardio\\x0aERS_UBRN=999999999999");
+}
+
+/* A buffer too small keeps the fields that fit, whole, and never writes past its end. */
+static void test_journal_fields_small_buffer(void **state) {
+        const struct log_ctx ctx = { .ubrn = "000000070000", .stage = "referral" };
+        char buf[64 + 8], f[LOG_JOURNAL_FIELDS_MAX][512];
+        (void) state;
+
+        memset(buf, 'Z', sizeof buf);
+        /* 48 bytes for the first three; ERS_UBRN=000000070000 does not fit in the 16 left. */
+        assert_int_equal(fields_of(LOG_INFO, &ctx, "short", buf, 64, f), 3);
+        assert_string_equal(f[0], "MESSAGE=short");
+        assert_string_equal(f[2], "SYSLOG_IDENTIFIER=ersd");
+        for (size_t i = 64; i < sizeof buf; i++)
+                assert_int_equal(buf[i], 'Z');
+        /* With 24 left: no cut UBRN, but the stage that fits. */
+        assert_int_equal(fields_of(LOG_INFO, &ctx, "short", buf, sizeof buf, f), 4);
+        assert_string_equal(f[3], "ERS_STAGE=referral");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_log_escapes_control_characters),
@@ -105,6 +197,11 @@ int main(void) {
                 cmocka_unit_test(test_log_long_line_stays_one_line),
                 cmocka_unit_test(test_log_level_drops),
                 cmocka_unit_test(test_err_set_and_prefix_replace_control_characters),
+                cmocka_unit_test(test_journal_fields_name_what_the_line_is_about),
+                cmocka_unit_test(test_journal_fields_only_those_set),
+                cmocka_unit_test(test_journal_fields_sqlstate),
+                cmocka_unit_test(test_journal_fields_escape_control_characters),
+                cmocka_unit_test(test_journal_fields_small_buffer),
         };
         return cmocka_run_group_tests_name("log", tests, setup, NULL);
 }
