@@ -23,8 +23,12 @@ CPPFLAGS += -D_GNU_SOURCE -I.
 ALL_CFLAGS = -std=c11 $(WARN) $(HARDEN) $(OPT) $(CFLAGS)
 LDHARDEN  = -pie -Wl,-z,relro,-z,now
 
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
-PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(SYSTEMD_CFLAGS)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(SYSTEMD_LIBS)
+# libsystemd (sd_notify, the journal) when the machine has it; without it ersd builds and runs,
+# telling systemd nothing and logging to stderr with the "<N>" prefix.
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --exists libsystemd && echo -DHAVE_LIBSYSTEMD $$($(PKG_CONFIG) --cflags libsystemd))
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --exists libsystemd && $(PKG_CONFIG) --libs libsystemd)
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 MOCK_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(MOCK_PKGS))

@@ -290,22 +290,27 @@ static void outcome_code(const struct transfer *t, char *buf, size_t size) {
         json_object_put(root);
 }
 
-/* Sets the options every request shares; `headers` may be NULL. */
-static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_slist *headers,
-                  struct transfer *t) {
-        curl_easy_reset(h);
+/* How every connection is made: the URL, the protocols, the connect timeout, verified TLS. */
+static void connection_options(struct ers_client *c, CURL *h, const char *url) {
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(h, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
         if (c->ca_file)
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+}
+
+/* Sets the options every request shares; `headers` may be NULL. */
+static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_slist *headers,
+                  struct transfer *t) {
+        curl_easy_reset(h);
+        connection_options(c, h, url);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
         curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         if (headers)
@@ -782,4 +787,27 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s/$ers.generateCRI", c->base_url, ubrn);
         return file_call(c, c->api, url, true, true, "application/pdf, application/fhir+json;q=0.5",
                          "application/pdf", what, false, dst, NULL, call, e);
+}
+
+int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
+        char curl_error[CURL_ERROR_SIZE] = "";
+        CURL *h = curl_easy_init();
+        CURLcode rc;
+
+        if (!h)
+                return err_set(e, -ENOMEM, "out of memory");
+        connection_options(c, h, c->base_url);
+        curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L); /* TCP and TLS only: no request is sent */
+        use_client_cert(c, h); /* an origin that requires mutual TLS refuses the handshake without it */
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_error);
+        rc = curl_easy_perform(h);
+        curl_easy_cleanup(h);
+        if (rc == CURLE_OK)
+                return 0;
+        return err_set(e,
+                       rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                                       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR
+                               ? -EPROTO
+                               : -EAGAIN,
+                       "e-RS origin not reachable: %s", curl_error[0] ? curl_error : curl_easy_strerror(rc));
 }

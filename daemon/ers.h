@@ -91,3 +91,9 @@ bool ers_content_type_is(const char *got, const char *want);
  * date already past); -1 when it is another header or the value is neither
  * delay-seconds nor a date. */
 long ers_header_retry_after(const char *line, size_t len, time_t now);
+
+/* Whether the e-RS origin answers: a TCP connection and, for https, a verified
+ * TLS handshake, then closed.  No request is sent, so no call budget is spent
+ * (never an A008: that is budgeted to twice a day).  0, -EAGAIN (network,
+ * timeout) or -EPROTO (TLS: certificate, CA file). */
+int ers_check_reachable(struct ers_client *c, struct errbuf *e);

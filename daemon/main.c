@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ers.h"
 #include "log.h"
+#include "notify.h"
 #include "spool.h"
 #include "sync.h"
 
@@ -94,14 +95,40 @@ static void reload(struct config *cfg, struct ers_client **ers) {
                    cfg->n_worklists == 1 ? "" : "s");
 }
 
-static void print_summary(const struct sync_stats *s, double seconds) {
-        printf("ersd: sync %s: referrals %u new, %u updated, %u unchanged, %u failed; "
-               "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u; %.1f s\n",
-               s->referrals_failed || s->worklists_failed ? "incomplete" : "done", s->referrals_new,
-               s->referrals_updated, s->referrals_unchanged, s->referrals_failed, s->documents_stored,
-               (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed,
-               seconds);
+/* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=. */
+static void format_summary(const struct sync_stats *s, double seconds, char *buf, size_t size) {
+        snprintf(buf, size,
+                 "sync %s: referrals %u new, %u updated, %u unchanged, %u failed; "
+                 "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u; %.1f s",
+                 s->referrals_failed || s->worklists_failed ? "incomplete" : "done", s->referrals_new,
+                 s->referrals_updated, s->referrals_unchanged, s->referrals_failed, s->documents_stored,
+                 (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed,
+                 seconds);
+}
+
+static void print_summary(const char *summary) {
+        printf("ersd: %s\n", summary);
         fflush(stdout);
+}
+
+/* Between referrals (sync.c calls it): keep the watchdog fed through a long
+ * round, and tell systemd at once that a stop was asked for. */
+static void between_referrals(void *userdata) {
+        (void) userdata;
+        notify_watchdog_maybe();
+        if (stop_requested)
+                notify_stopping();
+}
+
+/* STATUS= while waiting: the last round's line and when the next one starts (local time). */
+static void status_waiting(const char *summary, double seconds_left) {
+        time_t at = time(NULL) + (time_t) seconds_left;
+        struct tm tm;
+        char when[16] = "?";
+
+        if (localtime_r(&at, &tm))
+                strftime(when, sizeof when, "%H:%M:%S", &tm);
+        notify_status("%s; next round at %s", summary, when);
 }
 
 static int open_pas(const struct config *cfg, struct pas **ret) {
@@ -158,8 +185,27 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 log_error("e-RS client: %s", e.msg);
                 goto out;
         }
+        if (!once) {
+                /* A connection and TLS handshake only: no call budget spent.  A certificate
+                 * problem is configuration and stops the start; a network one is retried by
+                 * every round, so ersd starts and says so. */
+                notify_status("checking that the e-RS origin is reachable");
+                r = ers_check_reachable(ers, &e);
+                if (r == -EPROTO) {
+                        log_ctx_error(&(struct log_ctx){ .stage = "start" }, "%s", e.msg);
+                        goto out;
+                }
+                if (r < 0)
+                        log_ctx_warning(&(struct log_ctx){ .stage = "start" }, "%s; every round tries again",
+                                        e.msg);
+                notify_status("ready: configuration, PAS database and e-RS origin checked; first round starting");
+                notify_ready();
+        }
 
-        struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested };
+        struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
+                                .between_referrals = between_referrals };
+        uint64_t watchdog_usec = notify_watchdog_usec();
+        char summary[256];
         sigemptyset(&stop_set);
         sigaddset(&stop_set, SIGTERM);
         sigaddset(&stop_set, SIGINT);
@@ -171,26 +217,36 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 sigprocmask(SIG_SETMASK, &old_set, NULL); /* a stop signal may arrive during the round */
                 r = sync_once(&ctx, &stats);
                 sigprocmask(SIG_BLOCK, &stop_set, NULL);
-                print_summary(&stats, now_monotonic() - t0);
+                format_summary(&stats, now_monotonic() - t0, summary, sizeof summary);
+                print_summary(summary);
                 status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
                 if (once || stop_requested)
                         break;
+                status_waiting(summary, t0 + (double) cfg->poll_interval_s - now_monotonic());
                 /* Sleep until the next round, waking at once for a signal (no lost wake-up: the
                  * signals stay blocked except inside ppoll).  A reload is applied while waiting and
                  * does not bring the next round forward: e-RS budgets worklist calls. */
                 double next = t0 + (double) cfg->poll_interval_s;
                 while (!stop_requested) {
                         if (reload_requested) { /* may have come during the round */
+                                notify_reloading();
                                 reload(cfg, &ers);
                                 if (log_override >= 0)
                                         log_set_level(log_override);
                                 ctx.cfg = cfg;
                                 ctx.ers = ers;
                                 next = t0 + (double) cfg->poll_interval_s;
+                                status_waiting(summary, next - now_monotonic());
+                                notify_ready();
                         }
+                        if (watchdog_usec > 0)
+                                notify_watchdog();
                         double left = next - now_monotonic();
                         if (left <= 0)
                                 break;
+                        /* With WatchdogSec=, wake at half its interval to feed it. */
+                        if (watchdog_usec > 0 && left > (double) watchdog_usec / 2e6)
+                                left = (double) watchdog_usec / 2e6;
                         struct timespec ts = { .tv_sec = (time_t) left,
                                                .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
                         (void) ppoll(NULL, 0, &ts, &old_set);
@@ -200,6 +256,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
         }
         sigprocmask(SIG_SETMASK, &old_set, NULL);
         if (stop_requested) {
+                notify_stopping();
                 log_notice("stopped by signal");
                 status = EXIT_SUCCESS;
         }

@@ -60,7 +60,7 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
 /* A005 and parse; checks the answer is the referral asked for. */
 static int read_referral(struct sync_ctx *ctx, const char *ubrn, struct referral *ret, char *ret_corr,
                          struct errbuf *e) {
-        struct ers_call call;
+        struct ers_call call = { .http_status = 0 };
         json_object *root = NULL;
         int r;
 
@@ -114,6 +114,8 @@ static int spool_fetch(struct sync_ctx *ctx, struct doc_job *d, const struct ref
         r = spool_file_create(ctx->spool, d->key, ctx->cfg->max_attachment_bytes, &f, e);
         if (r < 0)
                 return r;
+        log_ctx_debug(&(struct log_ctx){ .ubrn = src->ubrn, .stage = "documents" }, "UBRN %s: fetching %s",
+                      src->ubrn, d->rec.attachment_id);
         r = fetch(ctx, src, a, f, &call, e);
         if (r == 0)
                 r = spool_file_finish(f, e);
@@ -295,13 +297,16 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
         struct errbuf e = { { 0 } };
         unsigned docs = 0;
         uint64_t bytes = 0;
+        struct log_ctx lc = { .ubrn = entry->ubrn, .worklist = worklist, .stage = "referral" };
         int r;
 
         r = read_referral(ctx, entry->ubrn, &j.main, j.correlation_id, &e);
+        if (j.correlation_id[0])
+                lc.correlation_id = j.correlation_id;
         if (r < 0)
                 goto fail;
         if (ls->found && j.main.version < ls->version) {
-                log_warning("UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
+                log_ctx_warning(&lc, "UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
                             " already in the PAS; ignored (correlation id %s)",
                             entry->ubrn, j.main.version, ls->version, j.correlation_id);
                 stats->referrals_unchanged++;
@@ -323,6 +328,7 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 j.n_related++;
         }
 
+        lc.stage = "documents";
         r = plan_referral_documents(ctx, &j, &j.main, &e);
         for (size_t i = 0; i < j.n_related && r == 0; i++)
                 r = plan_referral_documents(ctx, &j, &j.related[i], &e);
@@ -341,6 +347,7 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 goto out;
         }
 
+        lc.stage = "pas";
         r = write_referral(ctx, &j, &docs, &bytes, &e);
         if (r < 0)
                 goto fail;
@@ -355,13 +362,13 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
         stats->documents_stored += docs;
         stats->bytes_stored += bytes;
         count_not_fetched(&j, stats);
-        log_info("UBRN %s version %" PRId64 ": %s, %u document(s) stored%s (correlation id %s)", j.main.ubrn,
+        log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s (correlation id %s)", j.main.ubrn,
                  j.main.version, ls->found ? "updated" : "new", docs,
                  j.complete ? "" : ", documents still owed", j.correlation_id);
         goto out;
 fail:
         stats->referrals_failed++;
-        log_error("UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg[0] ? e.msg : strerror(-r));
+        log_ctx_error(&lc, "UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg[0] ? e.msg : strerror(-r));
 out:
         job_done(&j);
         return r;
@@ -373,7 +380,7 @@ static int cmp_entry_ptr(const void *a, const void *b) {
 }
 
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
-        struct ers_call call;
+        struct ers_call call = { .http_status = 0 };
         struct errbuf e = { { 0 } };
         json_object *root = NULL;
         struct worklist w = { 0 };
@@ -388,12 +395,14 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 if (r < 0)
                         err_prefix(&e, r, "A008 worklist %s (correlation id %s)", wl->name, call.correlation_id);
         }
+        struct log_ctx lc = { .correlation_id = call.correlation_id[0] ? call.correlation_id : NULL,
+                              .worklist = wl->name, .stage = "worklist" };
         if (r < 0) {
                 stats->worklists_failed++;
-                log_error("worklist %s not read: %s", wl->name, e.msg);
+                log_ctx_error(&lc, "worklist %s not read: %s", wl->name, e.msg);
                 return r;
         }
-        log_info("worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
+        log_ctx_info(&lc, "worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
 
         /* Sorted, so a UBRN listed twice is synced once. */
         order = calloc(w.n ? w.n : 1, sizeof *order);
@@ -410,6 +419,8 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 const struct worklist_entry *entry = order[i];
                 struct ledger_state ls;
 
+                if (ctx->between_referrals)
+                        ctx->between_referrals(ctx->userdata);
                 if (ctx->stop && *ctx->stop) {
                         r = -ECANCELED;
                         break;
@@ -422,7 +433,8 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 if (r < 0) {
                         stats->referrals_failed++;
                         failed = true;
-                        log_error("UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
+                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
+                                      "UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
                         continue;
                 }
                 if (ls.found && ls.complete && entry->version >= 0 && entry->version <= ls.version) {

@@ -33,6 +33,10 @@ struct sync_ctx {
         struct pas *pas;                  /* borrowed */
         struct spool *spool;              /* borrowed */
         volatile sig_atomic_t *stop;      /* borrowed, may be NULL: set by SIGTERM/SIGINT, checked between referrals */
+        /* May be NULL: called before each referral (the daemon feeds systemd's watchdog there).
+         * It must not block. */
+        void (*between_referrals)(void *userdata);
+        void *userdata;                   /* borrowed, for between_referrals */
 };
 
 struct sync_stats {

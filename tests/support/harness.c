@@ -191,6 +191,28 @@ void run_free(struct run *r) {
 }
 
 int ersd_spawn(const char *config_path, struct proc *ret) {
+        return ersd_spawn_env(config_path, NULL, ret);
+}
+
+/* In the child: the systemd variables only as the test gives them (never the test
+ * runner's own), then the test's entries. */
+static void child_env(const char *const *env) {
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+        unsetenv("WATCHDOG_PID");
+        for (size_t i = 0; env && env[i]; i++) {
+                char name[128], pid[32];
+                const char *eq = strchr(env[i], '=');
+                if (!eq || (size_t) (eq - env[i]) >= sizeof name)
+                        continue;
+                memcpy(name, env[i], (size_t) (eq - env[i]));
+                name[eq - env[i]] = '\0';
+                snprintf(pid, sizeof pid, "%ld", (long) getpid());
+                setenv(name, strcmp(eq + 1, "self") == 0 ? pid : eq + 1, 1);
+        }
+}
+
+int ersd_spawn_env(const char *config_path, const char *const *env, struct proc *ret) {
         char path[512];
         int out[2], err[2];
 
@@ -205,6 +227,7 @@ int ersd_spawn(const char *config_path, struct proc *ret) {
                 prctl(PR_SET_PDEATHSIG, SIGTERM);
                 dup2(out[1], STDOUT_FILENO);
                 dup2(err[1], STDERR_FILENO);
+                child_env(env);
                 execl(path, path, "-c", config_path, (char *) NULL);
                 _exit(127);
         }

@@ -19,6 +19,7 @@ struct mock {
         int api_port;
         int store_port;
         char base_url[96]; /* http://127.0.0.1:<api>/referrals */
+        char ca_file[512]; /* a mock serving https (--tls-cert): control calls verify it with this CA; else "" */
 };
 
 /* Starts the mock with extra arguments (NULL-terminated, may be NULL). 0 or -errno. */
@@ -47,6 +48,10 @@ struct proc {
         size_t out_len, err_len;
 };
 int ersd_spawn(const char *config_path, struct proc *ret);
+/* The same with environment entries "NAME=value" (NULL-terminated, may be NULL);
+ * the value "self" stands for the child's own pid (WATCHDOG_PID=self).  ersd
+ * never inherits the test runner's NOTIFY_SOCKET, WATCHDOG_USEC or WATCHDOG_PID. */
+int ersd_spawn_env(const char *config_path, const char *const *env, struct proc *ret);
 /* Reads until `needle` appears in stdout (which=1) or stderr (which=2) after
  * byte `from`; returns its offset, or -1 when the process closed the stream or
  * 60 s went by without it (a guard against a hung test, not a wait). */

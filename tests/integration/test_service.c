@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ersd as a systemd service: what it tells the service manager, read from a
+ * NOTIFY_SOCKET the test owns (an AF_UNIX datagram socket in a temp directory,
+ * as systemd's own), and what SIGTERM in the middle of a sync leaves in the PAS.
+ *
+ * Each test starts plain `ersd` (loop mode) on a fresh PAS database against one
+ * shared mock e-RS, and waits for what ersd says, never for time to pass.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+#define MESSAGES_MAX 4096
+
+struct env {
+        struct mock mock;  /* shared by the tests */
+        char *dir;         /* owned temp directory */
+        json_object *manifest;
+};
+
+static struct env E;
+
+/* The test's end of NOTIFY_SOCKET, and every datagram ersd sent, in order. */
+struct notify {
+        int fd;
+        char path[600];
+        char env[620];               /* "NOTIFY_SOCKET=<path>" */
+        char *messages[MESSAGES_MAX]; /* owned */
+        size_t n;
+};
+
+/* A fresh PAS and configuration for one test, under E.dir/<name>. */
+struct instance {
+        char dir[512];
+        char conf[560];
+        char connection[600];
+        struct notify notify;
+        struct proc proc;
+};
+
+static void notify_open(struct notify *n, const char *dir) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        memset(n, 0, sizeof *n);
+        snprintf(n->path, sizeof n->path, "%s/notify", dir);
+        assert_true(strlen(n->path) < sizeof sa.sun_path);
+        memcpy(sa.sun_path, n->path, strlen(n->path) + 1);
+        n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(n->fd >= 0);
+        assert_int_equal(bind(n->fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        snprintf(n->env, sizeof n->env, "NOTIFY_SOCKET=%s", n->path);
+}
+
+static void notify_close(struct notify *n) {
+        if (n->fd > 0)
+                close(n->fd);
+        n->fd = -1;
+        for (size_t i = 0; i < n->n; i++)
+                free(n->messages[i]);
+        n->n = 0;
+}
+
+/* True when one line of the datagram is exactly `line`, or starts with it when
+ * `line` ends in '=' (an assignment whose value does not matter). */
+static bool has_line(const char *msg, const char *line) {
+        size_t len = strlen(line);
+        bool prefix = len > 0 && line[len - 1] == '=';
+
+        for (const char *p = msg; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+                const char *end = strchr(p, '\n');
+                size_t n = end ? (size_t) (end - p) : strlen(p);
+                if (prefix ? n >= len && strncmp(p, line, len) == 0 : n == len && strncmp(p, line, len) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Index of the first message at or after `from` that has `line` (see has_line)
+ * and, when `also` is not NULL, contains `also`; reads datagrams until one comes.
+ * -1 when none came within 60 s (a guard against a hung test, not a wait). */
+static long notify_wait_for(struct notify *n, const char *line, const char *also, size_t from) {
+        for (size_t i = from;; i++) {
+                while (i >= n->n) {
+                        char buf[4096];
+                        struct pollfd p = { .fd = n->fd, .events = POLLIN };
+                        if (poll(&p, 1, 60000) <= 0)
+                                return -1;
+                        ssize_t got = recv(n->fd, buf, sizeof buf - 1, 0);
+                        if (got < 0 && errno == EINTR)
+                                continue;
+                        assert_true(got >= 0);
+                        assert_true(n->n < MESSAGES_MAX);
+                        buf[got] = '\0';
+                        n->messages[n->n] = strdup(buf);
+                        assert_non_null(n->messages[n->n]);
+                        n->n++;
+                }
+                if (has_line(n->messages[i], line) && (!also || strstr(n->messages[i], also)))
+                        return (long) i;
+        }
+}
+
+static void instance_config(struct instance *in, const char *extra) {
+        char text[4096];
+
+        snprintf(text, sizeof text,
+                 "ers: {\n"
+                 "  base_url = \"%s\";\n"
+                 "  auth = \"none\";\n"
+                 "  stall_timeout = 5;\n"
+                 "};\n"
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                 "database: { connection = \"%s\"; };\n"
+                 "state_dir = \"%s/state\";\n"
+                 "%s",
+                 E.mock.base_url, in->connection, in->dir, extra ? extra : "");
+        assert_int_equal(write_text(in->conf, text, 0600), 0);
+}
+
+static void instance_start(struct instance *in, const char *name, const char *extra, const char *const *more_env) {
+        const char *env[8] = { NULL };
+        size_t n = 0;
+        struct run r;
+
+        snprintf(in->dir, sizeof in->dir, "%s/%s", E.dir, name);
+        assert_int_equal(mkdir(in->dir, 0700), 0);
+        snprintf(in->conf, sizeof in->conf, "%s/ersd.conf", in->dir);
+        snprintf(in->connection, sizeof in->connection, "Driver=SQLite3;Database=%s/pas.db", in->dir);
+        instance_config(in, extra);
+        assert_int_equal(ersd_run(in->conf, "--init-db", &r), 0);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+
+        notify_open(&in->notify, in->dir);
+        env[n++] = in->notify.env;
+        for (size_t i = 0; more_env && more_env[i] && n < 7; i++)
+                env[n++] = more_env[i];
+        assert_int_equal(ersd_spawn_env(in->conf, env, &in->proc), 0);
+}
+
+static void instance_end(struct instance *in) {
+        if (in->proc.pid > 0)
+                proc_end(&in->proc, SIGKILL);
+        notify_close(&in->notify);
+}
+
+static int group_setup(void **state) {
+        static const char *const args[] = { "--referrals", "40", "--attachments", "2", "--stall-seconds", "2", NULL };
+        (void) state;
+        E.dir = tmpdir_make();
+        if (!E.dir || mock_start(&E.mock, args) < 0)
+                return -1;
+        E.manifest = mock_get(&E.mock, "/_mock/manifest?hashes=0");
+        return E.manifest ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+        (void) state;
+        json_object_put(E.manifest);
+        mock_stop(&E.mock);
+        tmpdir_remove(E.dir);
+        free(E.dir);
+        return 0;
+}
+
+/* READY=1 once checked, STATUS= after the round with its result and the next
+ * round time, RELOADING=1 (with MONOTONIC_USEC=) then READY=1 around each
+ * SIGHUP, a good file or a bad one, and STOPPING=1 on SIGTERM. */
+static void test_notify_lifecycle(void **state) {
+        struct instance in;
+        long ready, status, reloading, again, stopping;
+        (void) state;
+
+        instance_start(&in, "lifecycle", NULL, NULL);
+        ready = notify_wait_for(&in.notify, "READY=1", NULL, 0);
+        assert_true(ready >= 0);
+        status = notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0);
+        assert_true(status > ready); /* READY=1 before the first round, not after it */
+        assert_non_null(strstr(in.notify.messages[status], "next round at "));
+        assert_non_null(strstr(in.notify.messages[status], " 0 failed;"));
+        assert_true(proc_wait_for(&in.proc, 1, "ersd: sync done", 0) >= 0);
+
+        /* A good reload. */
+        kill(in.proc.pid, SIGHUP);
+        reloading = notify_wait_for(&in.notify, "RELOADING=1", NULL, (size_t) status + 1);
+        assert_true(reloading > status);
+        assert_true(has_line(in.notify.messages[reloading], "MONOTONIC_USEC="));
+        again = notify_wait_for(&in.notify, "READY=1", NULL, (size_t) reloading + 1);
+        assert_true(again > reloading);
+        assert_true(proc_wait_for(&in.proc, 2, "configuration reloaded", 0) >= 0);
+
+        /* A bad file: refused, the old one runs on, and systemd hears it is ready again. */
+        assert_int_equal(write_text(in.conf, "ers: { base_url = 12; };\n", 0600), 0);
+        kill(in.proc.pid, SIGHUP);
+        reloading = notify_wait_for(&in.notify, "RELOADING=1", NULL, (size_t) again + 1);
+        assert_true(reloading > again);
+        assert_true(notify_wait_for(&in.notify, "READY=1", NULL, (size_t) reloading + 1) > reloading);
+        assert_true(proc_wait_for(&in.proc, 2, "reload refused", 0) >= 0);
+
+        kill(in.proc.pid, SIGTERM);
+        stopping = notify_wait_for(&in.notify, "STOPPING=1", NULL, 0);
+        assert_true(stopping > reloading);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        /* Nothing after STOPPING=1 says ready again. */
+        for (size_t i = (size_t) stopping + 1; i < in.notify.n; i++)
+                assert_false(has_line(in.notify.messages[i], "READY=1"));
+        instance_end(&in);
+}
+
+/* With WATCHDOG_USEC (and WATCHDOG_PID naming ersd), WATCHDOG=1 comes during the
+ * round (between referrals) and keeps coming while ersd waits for the next one. */
+static void test_watchdog(void **state) {
+        static const char *const env[] = { "WATCHDOG_USEC=20000", "WATCHDOG_PID=self", NULL };
+        struct instance in;
+        long ready, status, ping;
+        (void) state;
+
+        instance_start(&in, "watchdog", NULL, env);
+        ready = notify_wait_for(&in.notify, "READY=1", NULL, 0);
+        assert_true(ready >= 0);
+        status = notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", (size_t) ready);
+        assert_true(status > ready);
+        /* During the round: 40 referrals and a 20 MiB attachment take far longer than 5 ms. */
+        ping = notify_wait_for(&in.notify, "WATCHDOG=1", NULL, (size_t) ready);
+        assert_true(ping > ready && ping < status);
+        /* While waiting (poll_interval is 300 s): at half the interval, again and again. */
+        ping = (long) status;
+        for (int i = 0; i < 5; i++) {
+                ping = notify_wait_for(&in.notify, "WATCHDOG=1", NULL, (size_t) ping + 1);
+                assert_true(ping > status);
+        }
+        /* Close our end first: a manager that went away must not hold ersd up. */
+        notify_close(&in.notify);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
+/* Without WATCHDOG_USEC there is no WATCHDOG=1 at all. */
+static void test_no_watchdog_without_watchdog_usec(void **state) {
+        struct instance in;
+        long stopping;
+        (void) state;
+
+        instance_start(&in, "nowatchdog", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        kill(in.proc.pid, SIGTERM);
+        stopping = notify_wait_for(&in.notify, "STOPPING=1", NULL, 0);
+        assert_true(stopping >= 0);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        for (size_t i = 0; i < in.notify.n; i++)
+                assert_false(has_line(in.notify.messages[i], "WATCHDOG=1"));
+        instance_end(&in);
+}
+
+static long long stat_count(const char *name) {
+        json_object *s = mock_get(&E.mock, "/_mock/stats");
+        long long v;
+
+        assert_non_null(s);
+        v = json_object_get_int64(json_object_object_get(s, name));
+        json_object_put(s);
+        return v;
+}
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * SIGTERM while a referral's attachment is half downloaded (the object store
+ * stalls it): ersd finishes nothing half-way.  Every referral in the ledger is
+ * in the PAS with all its documents, each document whole (its parts hash to its
+ * SHA-256 and add up to its size); the referral in hand is absent; no document
+ * belongs to a referral the ledger does not have.
+ */
+static void test_sigterm_during_sync_leaves_nothing_half_written(void **state) {
+        json_object *refs = json_object_object_get(E.manifest, "referrals");
+        const char *ubrns[512];
+        const char *stalled = NULL;
+        size_t n = 0;
+        struct instance in;
+        struct db *db;
+        char fault[256], needle[64];
+        (void) state;
+
+        /* The referral in the middle of the round (ersd goes in UBRN order) with an attachment to fetch. */
+        for (size_t i = 0; i < json_object_array_length(refs) && n < 512; i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                if (json_object_get_boolean(json_object_object_get(m, "worklisted")))
+                        ubrns[n++] = jstr(m, "ubrn");
+        }
+        qsort(ubrns, n, sizeof *ubrns, cmp_str);
+        for (size_t i = n / 2; i < n && !stalled; i++) {
+                json_object *m = NULL;
+                for (size_t k = 0; k < json_object_array_length(refs); k++)
+                        if (strcmp(jstr(json_object_array_get_idx(refs, k), "ubrn"), ubrns[i]) == 0)
+                                m = json_object_array_get_idx(refs, k);
+                json_object *atts = json_object_object_get(m, "attachments");
+                for (size_t a = 0; a < json_object_array_length(atts); a++)
+                        if (strcmp(jstr(json_object_array_get_idx(atts, a), "availability"), "AVAILABLE") == 0)
+                                stalled = ubrns[i];
+        }
+        assert_non_null(stalled);
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
+        assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
+        snprintf(fault, sizeof fault, "/_mock/fault?endpoint=store&kind=stall&ubrn=%s&count=10", stalled);
+        assert_int_equal(mock_post(&E.mock, fault), 200);
+
+        instance_start(&in, "sigterm", "log_level = \"debug\";\n", NULL);
+        /* In progress: ersd says it is fetching the stalled referral's document, and the
+         * store has begun to serve it (half the body, then nothing). */
+        snprintf(needle, sizeof needle, "UBRN %s: fetching ", stalled);
+        assert_true(proc_wait_for(&in.proc, 2, needle, 0) >= 0);
+        for (int i = 0; stat_count("faults_served") < 1; i++)
+                assert_true(i < 100000); /* a guard: ersd reaches the store within moments */
+        kill(in.proc.pid, SIGTERM);
+        assert_true(notify_wait_for(&in.notify, "STOPPING=1", NULL, 0) >= 0);
+        assert_true(proc_wait_for(&in.proc, 2, "stopped by signal", 0) >= 0);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
+
+        db = db_open(in.connection);
+        assert_non_null(db);
+        /* The round stopped: something was written before the stalled referral, it and what follows were not. */
+        long long in_ledger = db_int(db, "SELECT COUNT(*) FROM ers_ledger", 0, NULL);
+        assert_true(in_ledger >= 1);
+        assert_true(in_ledger < (long long) n);
+        const char *p[] = { stalled };
+        assert_int_equal(db_int(db, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
+        assert_int_equal(db_int(db, "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?", 1, p), 0);
+        assert_int_equal(db_int(db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? OR source_ubrn = ?", 2,
+                                (const char *const[]){ stalled, stalled }),
+                         0);
+        /* Every ledger row has its referral at its version, and its letter. */
+        assert_int_equal(db_int(db,
+                                "SELECT COUNT(*) FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn "
+                                "WHERE r.ubrn IS NULL OR r.version <> l.version",
+                                0, NULL),
+                         0);
+        assert_int_equal(db_int(db,
+                                "SELECT COUNT(*) FROM ers_ledger l WHERE NOT EXISTS (SELECT 1 FROM ers_document d "
+                                "WHERE d.ubrn = l.ubrn AND d.kind = 'CRI')",
+                                0, NULL),
+                         0);
+        /* Every referral belongs to a ledger row, its own or (a related referral) that of
+         * the referral that lists it; every document to a ledger row. */
+        assert_int_equal(db_int(db,
+                                "SELECT COUNT(*) FROM ers_referral r WHERE NOT EXISTS "
+                                "(SELECT 1 FROM ers_ledger l WHERE l.ubrn = r.ubrn) AND NOT EXISTS "
+                                "(SELECT 1 FROM ers_referral_related rr JOIN ers_ledger l ON l.ubrn = rr.ubrn "
+                                "WHERE rr.related_ubrn = r.ubrn)",
+                                0, NULL),
+                         0);
+        assert_int_equal(db_int(db,
+                                "SELECT COUNT(*) FROM ers_document d WHERE NOT EXISTS "
+                                "(SELECT 1 FROM ers_ledger l WHERE l.ubrn = d.ubrn)",
+                                0, NULL),
+                         0);
+        /* Each ledger row has every attachment the mock lists for it, and every fetched
+         * document is whole: its parts add up to its size and hash to its SHA-256. */
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                const char *q[] = { jstr(m, "ubrn"), jstr(m, "ubrn") };
+                if (db_int(db, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?", 1, q) != 1)
+                        continue;
+                assert_int_equal(db_int(db,
+                                        "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
+                                        "AND kind = 'ATTACHMENT'",
+                                        2, q),
+                                 json_object_array_length(json_object_object_get(m, "attachments")));
+        }
+        long long fetched = db_int(db, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'FETCHED'", 0, NULL);
+        assert_true(fetched >= 1);
+        for (long long k = 0; k < fetched; k++) {
+                char off[32], hex[65];
+                int64_t size;
+                snprintf(off, sizeof off, "%lld", k);
+                char *id = db_text(db,
+                                   "SELECT document_id FROM ers_document WHERE fetch_status = 'FETCHED' "
+                                   "ORDER BY document_id LIMIT 1 OFFSET CAST(? AS INTEGER)",
+                                   1, (const char *const[]){ off }, NULL);
+                assert_non_null(id);
+                char *sha = db_text(db, "SELECT sha256 FROM ers_document WHERE document_id = ?", 1,
+                                    (const char *const[]){ id }, NULL);
+                long long want = db_int(db, "SELECT size_bytes FROM ers_document WHERE document_id = ?", 1,
+                                        (const char *const[]){ id });
+                assert_int_equal(db_document_sha256(db, id, hex, &size), 0);
+                assert_non_null(sha);
+                assert_string_equal(hex, sha);
+                assert_int_equal(size, want);
+                free(sha);
+                free(id);
+        }
+        db_close(db);
+        instance_end(&in);
+}
+
+int main(void) {
+        static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_notify_lifecycle),
+                cmocka_unit_test(test_watchdog),
+                cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
+                cmocka_unit_test(test_sigterm_during_sync_leaves_nothing_half_written),
+        };
+        return cmocka_run_group_tests_name("service", tests, group_setup, group_teardown);
+}
