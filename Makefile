@@ -76,9 +76,11 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
 
-# The unit tests, then the integration tests (which start the mock e-RS and run build/ersd).
+# The unit tests, then the integration tests (which start the mock e-RS and run build/ersd), then
+# the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure).
+SCRIPT_TESTS := tests/check-unit
 check: all $(UNIT_BINS) $(INTEG_BINS)
-	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS) $(INTEG_BINS)
+	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
 
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
@@ -107,8 +109,16 @@ deps:
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y --no-install-recommends $$(grep -v '^#' packaging/build-deps)
 
+# The program, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin) and the service user.
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 install: $(BUILD)/ersd
 	install -D -m 0755 $(BUILD)/ersd $(DESTDIR)$(PREFIX)/sbin/ersd
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/sbin/ersd |ExecStart=$(PREFIX)/sbin/ersd |' packaging/ersd.service \
+		>$(DESTDIR)$(UNITDIR)/ersd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ersd.service
+	install -D -m 0644 packaging/ersd.sysusers $(DESTDIR)$(SYSUSERSDIR)/ersd.conf
 
 clean:
 	rm -rf $(BUILD)
