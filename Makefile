@@ -64,9 +64,9 @@ $(BUILD)/ersd: $(MAIN_OBJ) $(BUILD)/libersd.a
 $(BUILD)/mock-ers: $(MOCK_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(MOCK_LIBS) -lpthread
 
-# The configuration tests fail every allocation in turn through these wrappers.
+# The unit tests fail every allocation in turn through these wrappers (tests/support/failalloc.h).
 ALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
-$(BUILD)/tests/unit/test_config: TEST_LDFLAGS = $(ALLOC_WRAP)
+$(BUILD)/tests/unit/%: TEST_LDFLAGS = $(ALLOC_WRAP)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(BUILD)/libersd.a
 	@mkdir -p $(dir $@)

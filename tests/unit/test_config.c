@@ -10,9 +10,9 @@
  * the connection string's password.
  *
  * Run from the repository root (the shipped conf/ersd.conf is read from there).
- * Linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
- * the allocation test fails each allocation of a load in turn; without those
- * flags it fails, saying so.
+ * Linked with the Makefile's ALLOC_WRAP, the allocation test fails each
+ * allocation of a load in turn (tests/support/failalloc.h); without it the test
+ * fails, saying so.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 
 #include "daemon/config.h"
 #include "daemon/err.h"
+#include "tests/support/failalloc.h"
 
 /* Secrets: no report line may ever contain these. */
 #define TOKEN_MARK    "3f9a1c7e5b2d4f60"
@@ -67,49 +68,6 @@ static void collect(void *userdata, const char *line) {
 static void print_reports(void) {
         for (size_t i = 0; i < reports.n && i < MAX_LINES; i++)
                 print_message("  report: %s\n", reports.line[i]);
-}
-
-/* ---- allocation failures (active only when linked with --wrap) ----------- */
-
-void *__real_malloc(size_t n) __attribute__((weak));
-void *__real_calloc(size_t n, size_t size) __attribute__((weak));
-void *__real_realloc(void *p, size_t n) __attribute__((weak));
-char *__real_strdup(const char *s) __attribute__((weak));
-char *__real_strndup(const char *s, size_t n) __attribute__((weak));
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-char *__wrap_strndup(const char *s, size_t n);
-
-static long alloc_countdown = -1; /* the allocation that fails when it reaches 0; -1: none */
-static unsigned long wrapped_calls;
-
-static bool alloc_fails(void) {
-        wrapped_calls++;
-        if (alloc_countdown < 0)
-                return false;
-        return alloc_countdown-- == 0;
-}
-
-void *__wrap_malloc(size_t n) {
-        return alloc_fails() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-        return alloc_fails() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-        return alloc_fails() ? NULL : __real_realloc(p, n);
-}
-
-char *__wrap_strdup(const char *s) {
-        return alloc_fails() ? NULL : __real_strdup(s);
-}
-
-char *__wrap_strndup(const char *s, size_t n) {
-        return alloc_fails() ? NULL : __real_strndup(s, n);
 }
 
 /* ---- fixture ------------------------------------------------------------- */
@@ -805,21 +763,18 @@ static void test_allocation_failures(void **state) {
 
         (void) state;
         write_text("ersd.conf", good_conf, 0644);
-        wrapped_calls = 0;
-        poison(&c);
-        assert_int_equal(config_load(conf_path, collect, NULL, &c), 0);
-        config_free(&c);
-        if (wrapped_calls == 0)
-                fail_msg("test_config must be linked with --wrap=malloc,… (see the Makefile)");
+        if (!failalloc_linked())
+                fail_msg("test_config must be linked with ALLOC_WRAP (see the Makefile)");
 
         for (n = 0;; n++) {
                 poison(&c);
                 reports.n = 0;
-                alloc_countdown = n;
+                failalloc_arm(n);
                 r = config_load(conf_path, collect, NULL, &c);
-                alloc_countdown = -1;
-                if (r == 0)
+                if (!failalloc_disarm()) {
+                        assert_int_equal(r, 0);
                         break;
+                }
                 assert_int_equal(r, -ENOMEM);
                 assert_int_equal(reports.n, 1);
                 assert_non_null(strstr(reports.line[0], ": out of memory"));

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "daemon/fhir.h"
+#include "tests/support/failalloc.h"
 
 #define FIXTURES "tests/fixtures/"
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1127,9 +1128,96 @@ static void test_mutations(void **state) {
         }
 }
 
+/* ---- Allocation failures ----------------------------------------------- */
+
+/* Parses `fixture` with `kind`'s parser once with each of its allocations
+ * failing in turn: each such run is -ENOMEM with "out of memory", leaves the
+ * output untouched, and frees what it took (the ASan and valgrind runs say
+ * so); then a run with nothing failing parses it.  Returns how many runs failed. */
+static long walk_allocation_failures(enum kind kind, const char *fixture) {
+        json_object *root = load(fixture);
+        union {
+                struct worklist w;
+                struct referral r;
+                struct outcome o;
+        } out, poison;
+        long n;
+        int r;
+
+        if (!failalloc_linked())
+                fail_msg("test_fhir must be linked with ALLOC_WRAP (see the Makefile)");
+        memset(&poison, 0xa5, sizeof poison);
+        for (n = 0;; n++) {
+                struct errbuf e = { "" };
+
+                memcpy(&out, &poison, sizeof out);
+                failalloc_arm(n);
+                r = kind == WORKLIST ? fhir_parse_worklist(root, &out.w, &e)
+                  : kind == REFERRAL ? fhir_parse_referral(root, &out.r, &e)
+                                     : fhir_parse_outcome(root, &out.o, &e);
+                if (!failalloc_disarm()) {
+                        assert_int_equal(r, 0);
+                        break;
+                }
+                if (r != -ENOMEM)
+                        fail_msg("%s, allocation %ld failing: got %d (%s), want -ENOMEM", fixture, n, r, e.msg);
+                assert_true(strlen(e.msg) >= strlen("out of memory"));
+                assert_string_equal(e.msg + strlen(e.msg) - strlen("out of memory"), "out of memory");
+                assert_clean_message(e.msg);
+                assert_memory_equal(&out, &poison, sizeof out);
+                assert_true(n < 10000);
+        }
+        if (kind == WORKLIST)
+                worklist_free(&out.w);
+        else if (kind == REFERRAL)
+                referral_free(&out.r);
+        else
+                outcome_free(&out.o);
+        json_object_put(root);
+        return n;
+}
+
+static void test_allocation_failures_worklist(void **state) {
+        (void) state;
+        assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-review.json") > 5);
+}
+
+static void test_allocation_failures_referral(void **state) {
+        (void) state;
+        assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-booked.json") > 10);
+        assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unknown-codes.json") > 5);
+}
+
+static void test_allocation_failures_outcome(void **state) {
+        (void) state;
+        assert_true(walk_allocation_failures(OUTCOME, FIXTURES "outcome-patient-error.json") > 1);
+}
+
+/* The A008 request body: NULL when an allocation fails, never a partial body. */
+static void test_allocation_failures_worklist_request(void **state) {
+        char *body;
+        long n;
+
+        (void) state;
+        for (n = 0;; n++) {
+                failalloc_arm(n);
+                body = fhir_worklist_request("REFERRALS_FOR_REVIEW", "1234");
+                if (!failalloc_disarm())
+                        break;
+                assert_null(body);
+        }
+        assert_non_null(body);
+        assert_non_null(strstr(body, "REFERRALS_FOR_REVIEW"));
+        free(body);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ubrn_valid),
+                cmocka_unit_test(test_allocation_failures_worklist),
+                cmocka_unit_test(test_allocation_failures_referral),
+                cmocka_unit_test(test_allocation_failures_outcome),
+                cmocka_unit_test(test_allocation_failures_worklist_request),
                 cmocka_unit_test(test_nhs_number_valid),
                 cmocka_unit_test(test_parse_text_valid),
                 cmocka_unit_test(test_parse_text_malformed),
