@@ -140,6 +140,8 @@ static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, v
                 size_t n = log_journal_fields(priority, ctx, line, fields, sizeof fields, iov);
                 if (sd_journal_sendv(iov, (int) n) >= 0)
                         return;
+#else
+                (void) ctx; /* the "<N>" prefix carries the priority only */
 #endif
                 fprintf(stderr, "<%d>%s\n", priority & 7, out);
         } else
