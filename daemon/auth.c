@@ -97,8 +97,8 @@ static int load_key(const char *pem, size_t len, EVP_PKEY **ret, struct errbuf *
         BIO_free(bio);
         ERR_clear_error(); /* OpenSSL's queue may quote the input: never passed on */
         if (!key)
-                return err_set(e, -EINVAL, "not an unencrypted PEM private key (BEGIN PRIVATE KEY or "
-                                           "BEGIN RSA PRIVATE KEY)");
+                return err_set(e, -EINVAL, "not an unencrypted PEM private key (PKCS#8 or "
+                                           "PKCS#1 RSA, without a passphrase)");
         if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
                 EVP_PKEY_free(key);
                 return err_set(e, -EINVAL, "not an RSA key: RS512 needs RSA (4096 bits recommended)");

@@ -455,6 +455,93 @@ static void test_single_writer_lock(void **state) {
         pas_close(other);
 }
 
+/* tpl with every "{user}" and "{db}" replaced. */
+static void fill_in(const char *tpl, const char *user, const char *db, char *ret, size_t n) {
+        size_t o = 0;
+
+        while (*tpl && o + 1 < n) {
+                const char *v = strncmp(tpl, "{user}", 6) == 0 ? user : strncmp(tpl, "{db}", 4) == 0 ? db : NULL;
+                if (v) {
+                        o += (size_t) snprintf(ret + o, n - o, "%s", v);
+                        tpl += v == user ? 6 : 4;
+                } else
+                        ret[o++] = *tpl++;
+        }
+        assert_true(o + 1 < n);
+        ret[o] = '\0';
+}
+
+/* The grants docs/postgresql.md and docs/mariadb.md give the ersd user are
+ * enough to sync, and no more: it can neither drop nor create a table. */
+static void test_least_privilege_grants(void **state) {
+        static const char *const pg[] = {
+                "CREATE ROLE {user} LOGIN",
+                "GRANT CONNECT ON DATABASE {db} TO {user}",
+                "GRANT USAGE ON SCHEMA public TO {user}",
+                "GRANT SELECT ON ers_schema_version TO {user}",
+                "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger TO {user}",
+                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part TO {user}",
+                "GRANT SELECT ON ers_referral_inbox TO {user}",
+                NULL,
+        };
+        static const char *const maria[] = {
+                "CREATE USER '{user}'@'127.0.0.1'",
+                "GRANT SELECT ON {db}.ers_schema_version TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_referral TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_document TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_ledger TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
+                NULL,
+        };
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char user[48], database[32], sql[256], conn[700], sha1[65], sha2[65], rel[1][UBRN_LEN + 1] = { "000000000009" };
+        const char *db_attr = strstr(f->conn, "Database="), *uid = strstr(f->conn, ";UID=");
+        int fa = make_file("g1.bin", MIB + MIB / 2, 11, sha1), fb = make_file("g2.bin", 1000, 12, sha2);
+        struct document_rec a = pas_data_document("000000000001", "att-1", MIB + MIB / 2, sha1);
+        struct document_rec b = pas_data_document("000000000001", "att-1", 1000, sha2);
+        struct pas *p = NULL;
+        struct referral r;
+
+        assert_non_null(db_attr);
+        assert_non_null(uid);
+        snprintf(database, sizeof database, "%.*s", (int) strcspn(db_attr + 9, ";"), db_attr + 9);
+        snprintf(user, sizeof user, "ersd_%s", database);
+        for (const char *const *q = G.kind == ENGINE_POSTGRESQL ? pg : maria; *q; q++) {
+                fill_in(*q, user, database, sql, sizeof sql);
+                assert_int_equal(engine_exec(f->conn, sql, false), 0);
+        }
+        snprintf(conn, sizeof conn, "%.*s;UID=%s", (int) (uid - f->conn), f->conn, user);
+
+        assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
+        assert_int_equal(pas_check_schema(p, &e), 0);
+        /* a referral with a related one and a document, then its next version with new content */
+        for (int v = 1; v <= 2; v++) {
+                pas_data_referral(&r, "000000000001", v, NHS_VALID);
+                r.related = rel;
+                r.n_related = 1;
+                assert_int_equal(pas_begin(p, &e), 0);
+                assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
+                assert_int_equal(pas_put_document(p, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
+                assert_int_equal(pas_put_ledger(p, "000000000001", v, true, "wl", NULL, &e), 0);
+                if (pas_commit(p, &e) < 0)
+                        fail_msg("as %s: %s", user, e.msg);
+        }
+        pas_close(p);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
+        assert_int_equal(count(f, "ers_document"), 2);
+        assert_int_equal(count(f, "ers_document_part"), 3);
+        /* and no more than that */
+        assert_int_equal(engine_exec(conn, "DROP TABLE ers_ledger", true), -2);
+        assert_int_equal(engine_exec(conn, "CREATE TABLE ersd_probe (a INTEGER)", true), -2);
+        assert_int_equal(engine_exec(conn, "DELETE FROM ers_ledger", true), -2);
+        assert_int_equal(count(f, "ers_ledger"), 1);
+        close(fa);
+        close(fb);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Volume.                                                                 */
 
@@ -838,12 +925,14 @@ int main(int argc, char **argv) {
         const struct CMUnitTest postgresql_tests[] = {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_psqlodbc_logs_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };
         const struct CMUnitTest mariadb_tests[] = {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };
 

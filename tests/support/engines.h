@@ -12,8 +12,9 @@
  * own exit as the other way out: no fixed sleep.  SQLite needs no server: its
  * databases are files in the temp directory.
  *
- * Trust authentication on loopback only, no password: a server lives for
- * one test binary.  Drivers: the Debian odbcinst.ini names "SQLite3",
+ * No password: PostgreSQL trusts loopback, MariaDB's root has none (its
+ * grant tables are real, so grants can be tested); a server lives for one
+ * test binary.  Drivers: the Debian odbcinst.ini names "SQLite3",
  * "PostgreSQL Unicode", "MariaDB Unicode".
  */
 
@@ -48,3 +49,8 @@ int engine_new_database(struct engine *g, char *ret, size_t n);
 /* An ODBC connection string with administrator rights on the server (no
  * particular database), for test set-up. */
 void engine_admin_connection(const struct engine *g, char *ret, size_t n);
+
+/* Connects with `connection`, runs one constant SQL statement (NULL: just
+ * connect) and disconnects.  0, -1 when it could not connect, -2 when the
+ * statement failed; the driver's message on stderr unless `quiet`. */
+int engine_exec(const char *connection, const char *sql, bool quiet);

@@ -29,6 +29,7 @@ int mock_start(struct mock *m, const char *const *args) {
         int fds[2], n = 0;
         FILE *f;
 
+        m->ca_file[0] = '\0'; /* plain http until the test says otherwise */
         snprintf(path, sizeof path, "%s/mock-ers", build_dir());
         argv[n++] = path;
         for (size_t i = 0; args && args[i] && n < 62; i++)
@@ -92,8 +93,10 @@ static long control(const struct mock *m, const char *path, bool post, struct bu
 
         if (!h)
                 return -1;
-        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", m->api_port, path);
+        snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", m->ca_file[0] ? "https" : "http", m->api_port, path);
         curl_easy_setopt(h, CURLOPT_URL, url);
+        if (m->ca_file[0])
+                curl_easy_setopt(h, CURLOPT_CAINFO, m->ca_file);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
         if (post)
