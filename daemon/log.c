@@ -125,6 +125,9 @@ size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *m
         return n;
 }
 
+/* The format attribute lets clang (-Wformat-nonliteral, from -Wformat=2) accept the vsnprintf below. */
+static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap) {
         char line[2048], out[sizeof line * 4];
 
