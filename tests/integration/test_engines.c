@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <sql.h>
+#include <sqlext.h>
 
 #include "adapters/pas.h"
 #include "tests/support/engines.h"
@@ -542,6 +544,66 @@ static void test_least_privilege_grants(void **state) {
         close(fb);
 }
 
+static double seconds_since(const struct timespec *t0);
+
+/* Another session holds the row ersd must write: once the vendor's lock wait
+ * runs out, the error is transient (-EAGAIN, try again later), with its
+ * SQLSTATE; when that session ends, ersd goes through. */
+static void test_lock_wait_is_transient(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        char conn[800];
+        SQLHENV env = SQL_NULL_HENV;
+        SQLHDBC other = SQL_NULL_HDBC;
+        SQLHSTMT st = SQL_NULL_HSTMT;
+        struct timespec t0;
+        struct pas *p = NULL;
+        double waited;
+        int r;
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+
+        /* the other session: a PAS job updating that row, not yet committed */
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env)));
+        SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, env, &other)));
+        assert_true(SQL_SUCCEEDED(SQLDriverConnect(other, NULL, (SQLCHAR *) f->conn, SQL_NTS, NULL, 0, NULL,
+                                                   SQL_DRIVER_NOPROMPT)));
+        SQLSetConnectAttr(other, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
+        assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, other, &st)));
+        assert_true(SQL_SUCCEEDED(
+                SQLExecDirect(st, (SQLCHAR *) "UPDATE ers_ledger SET complete = 0 WHERE ubrn = '000000000001'", SQL_NTS)));
+        SQLFreeHandle(SQL_HANDLE_STMT, st);
+
+        /* ersd with a short lock wait, set the way an operator would */
+        snprintf(conn, sizeof conn, "%s;%s", f->conn,
+                 G.kind == ENGINE_POSTGRESQL ? "ConnSettings={SET lock_timeout = 300}"
+                                             : "INITSTMT={SET innodb_lock_wait_timeout = 1}");
+        assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
+        assert_int_equal(pas_begin(p, &e), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = pas_put_ledger(p, "000000000001", 2, true, NULL, NULL, &e);
+        waited = seconds_since(&t0);
+        print_message("      %s, after %.2f s: %s\n", G.name, waited, e.msg);
+        assert_int_equal(r, -EAGAIN);
+        assert_non_null(strstr(e.msg, "SQLSTATE "));
+        assert_true(waited >= 0.25 && waited < 10);
+        pas_rollback(p);
+
+        /* the other session ends: ersd goes through */
+        SQLEndTran(SQL_HANDLE_DBC, other, SQL_ROLLBACK);
+        SQLDisconnect(other);
+        SQLFreeHandle(SQL_HANDLE_DBC, other);
+        SQLFreeHandle(SQL_HANDLE_ENV, env);
+        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_put_ledger(p, "000000000001", 2, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(p, &e), 0);
+        pas_close(p);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Volume.                                                                 */
 
@@ -926,6 +988,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_psqlodbc_logs_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };
@@ -933,6 +996,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };
 
