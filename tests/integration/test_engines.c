@@ -390,6 +390,45 @@ static void test_rollback_and_failing_statement(void **state) {
         close(fd);
 }
 
+/* The first column of the first row of constant SQL, read in pieces however long it is. */
+static char *long_text(const char *connection, const char *sql) {
+        SQLHENV env = SQL_NULL_HENV;
+        SQLHDBC dbc = SQL_NULL_HDBC;
+        SQLHSTMT st = SQL_NULL_HSTMT;
+        char piece[4096], *all = NULL;
+        size_t len = 0;
+        SQLRETURN rc;
+        SQLLEN ind;
+
+        SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env);
+        SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
+        SQLAllocHandle(SQL_HANDLE_DBC, env, &dbc);
+        assert_true(SQL_SUCCEEDED(SQLDriverConnect(dbc, NULL, (SQLCHAR *) connection, SQL_NTS, NULL, 0, NULL,
+                                                   SQL_DRIVER_NOPROMPT)));
+        SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
+        assert_true(SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *) sql, SQL_NTS)));
+        assert_true(SQL_SUCCEEDED(SQLFetch(st)));
+        while ((rc = SQLGetData(st, 1, SQL_C_CHAR, piece, sizeof piece, &ind)) != SQL_NO_DATA) {
+                size_t n;
+
+                assert_true(SQL_SUCCEEDED(rc));
+                assert_true(ind != SQL_NULL_DATA);
+                n = rc == SQL_SUCCESS_WITH_INFO ? sizeof piece - 1 : (size_t) ind; /* less the NUL */
+                all = realloc(all, len + n + 1);
+                assert_non_null(all);
+                memcpy(all + len, piece, n);
+                len += n;
+                all[len] = '\0';
+                if (rc == SQL_SUCCESS)
+                        break;
+        }
+        SQLFreeHandle(SQL_HANDLE_STMT, st);
+        SQLDisconnect(dbc);
+        SQLFreeHandle(SQL_HANDLE_DBC, dbc);
+        SQLFreeHandle(SQL_HANDLE_ENV, env);
+        return all ? all : strdup("");
+}
+
 static void test_utf8_4byte_round_trip(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
@@ -421,6 +460,21 @@ static void test_utf8_4byte_round_trip(void **state) {
         free(reason);
         id = document_id(f, aid, 1);
         assert_q_text(f, "SELECT title FROM ers_document WHERE document_id = ?", id, d.title);
+        /* a long comment (bound as SQL_LONGVARCHAR past 4000 bytes), 4-byte characters across it */
+        char *big = malloc(20001);
+        assert_non_null(big);
+        for (size_t i = 0; i < 20000; i += 4)
+                memcpy(big + i, i % 8 ? "abcd" : "\xf0\x9f\x98\x80", 4);
+        big[20000] = '\0';
+        r.state_comment = big;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        char *got = long_text(f->conn, "SELECT state_comment FROM ers_referral WHERE ubrn = '000000000001'");
+        assert_int_equal(strlen(got), 20000);
+        assert_string_equal(got, big);
+        free(got);
+        free(big);
         /* an attachment id differing only in case is another document (binary collation) */
         struct document_rec upper = pas_data_document("000000000001", "ATT-\xf0\x9f\x98\x80", 10, sha);
         bool written = false;
