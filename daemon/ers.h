@@ -16,7 +16,17 @@
  * ERS_JSON_MAX; document bodies stream into a spool file, refused past the
  * configured maximum.  Only the A042 307 is followed, once, to an https URL
  * (http only for a loopback host), with none of our headers: no
- * Authorization, no NHSD-*, no cookies reach the other origin.
+ * Authorization, no NHSD-*, no cookies, no client certificate reach the
+ * other origin.
+ *
+ * Credentials (config: ers.auth): none, a static bearer token, or signed-JWT
+ * client credentials (auth.h): the client then fetches an access token from
+ * the token endpoint before the first call and shortly before it expires; a
+ * 401 on an API call drops it, fetches a new one and retries that call once
+ * (a second 401 is -EACCES with the cause named).  A failure at the token
+ * endpoint is the call's error, its line starting "token endpoint <url>:" with
+ * the platform's OAuth error and description.  Mutual TLS (ers.client_cert_file)
+ * is used on the e-RS origin only.  TLS is always verified, TLS 1.2 at least.
  *
  * Returns 0, or a negative errno with one line in the errbuf naming the
  * endpoint, the UBRN (when there is one), the HTTP status or transport
@@ -91,6 +101,11 @@ bool ers_content_type_is(const char *got, const char *want);
  * date already past); -1 when it is another header or the value is neither
  * delay-seconds nor a date. */
 long ers_header_retry_after(const char *line, size_t len, time_t now);
+
+/* `fn` is called during every transfer, at least once a second even when it
+ * stalls (the daemon feeds systemd's watchdog there, so a long download is not
+ * taken for a hung process).  It must not block; NULL removes it. */
+void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata);
 
 /* Whether the e-RS origin answers: a TCP connection and, for https, a verified
  * TLS handshake, then closed.  No request is sent, so no call budget is spent

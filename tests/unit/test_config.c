@@ -32,6 +32,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "daemon/config.h"
 #include "daemon/err.h"
@@ -323,10 +327,38 @@ static void test_relative_paths(void **state) {
         config_free(&c);
 }
 
-/* The shipped file is valid once its token file exists. */
+/* Replaces the first `from` in the malloc'd text *p with `to`. */
+static void replace_in(char **p, const char *from, const char *to) {
+        char *at = strstr(*p, from), *copy;
+        size_t n = strlen(*p) + strlen(to) + 1;
+
+        assert_non_null(at);
+        copy = calloc(1, n);
+        assert_non_null(copy);
+        snprintf(copy, n, "%.*s%s%s", (int) (at - *p), *p, to, at + strlen(from));
+        free(*p);
+        *p = copy;
+}
+
+/* A signing key for the shipped file's private_key_file, made now. */
+static void write_private_key(const char *name) {
+        EVP_PKEY *key = EVP_RSA_gen(2048);
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *pem;
+        long n;
+
+        assert_non_null(key);
+        assert_non_null(bio);
+        assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), 1);
+        n = BIO_get_mem_data(bio, &pem);
+        write_file(name, pem, (size_t) n, 0600);
+        BIO_free(bio);
+        EVP_PKEY_free(key);
+}
+
+/* The shipped file is valid once its API key and private key files exist. */
 static void test_shipped_conf(void **state) {
-        static const char token_path[] = "\"/etc/ersd/bearer-token\"";
-        char *text, *at, *copy;
+        char *text;
         struct config c;
         long size;
         FILE *f;
@@ -343,20 +375,22 @@ static void test_shipped_conf(void **state) {
         assert_int_equal(fread(text, 1, (size_t) size, f), (size_t) size);
         fclose(f);
 
-        at = strstr(text, token_path);
-        assert_non_null(at);
-        copy = calloc(1, (size_t) size + 64);
-        assert_non_null(copy);
-        snprintf(copy, (size_t) size + 64, "%.*s\"token\"%s", (int) (at - text), text, at + strlen(token_path));
-        free(text);
+        replace_in(&text, "\"/etc/ersd/api-key\"", "\"token\"");
+        replace_in(&text, "\"/etc/ersd/ers-private-key.pem\"", "\"signing.pem\"");
+        write_private_key("signing.pem");
 
-        assert_int_equal(load_text(copy, &c), 0);
-        free(copy);
+        assert_int_equal(load_text(text, &c), 0);
+        free(text);
         print_reports();
         assert_int_equal(reports.n, 0);
         assert_string_equal(c.base_url, "https://api.service.nhs.uk/referrals");
-        assert_int_equal(c.auth, AUTH_BEARER);
-        assert_string_equal(c.bearer_token, TOKEN);
+        assert_int_equal(c.auth, AUTH_JWT);
+        assert_string_equal(c.api_key, TOKEN);
+        assert_non_null(c.private_key_pem);
+        assert_string_equal(c.key_id, "trust-ers-2026-1");
+        assert_string_equal(c.token_url, "https://api.service.nhs.uk/oauth2/token");
+        assert_null(c.bearer_token);
+        assert_null(c.client_cert_file);
         assert_null(c.ca_file);
         assert_null(c.business_function);
         assert_int_equal(c.connect_timeout_s, 10);
@@ -374,7 +408,7 @@ static void test_shipped_conf(void **state) {
         config_free(&c);
 }
 
-/* As shipped, the only possible problem is the machine's token file. */
+/* As shipped, the only possible problems are the machine's API key and private key files. */
 static void test_shipped_conf_as_is(void **state) {
         struct config c;
         int r;
@@ -388,9 +422,12 @@ static void test_shipped_conf_as_is(void **state) {
                 return;
         }
         assert_int_equal(r, -EINVAL);
-        assert_int_equal(reports.n, 1);
-        assert_non_null(strstr(reports.line[0], "conf/ersd.conf:"));
-        assert_non_null(strstr(reports.line[0], ": ers.bearer_token_file: "));
+        assert_true(reports.n >= 1 && reports.n <= 2);
+        for (size_t i = 0; i < reports.n; i++) {
+                assert_non_null(strstr(reports.line[i], "conf/ersd.conf:"));
+                if (!strstr(reports.line[i], ": ers.api_key_file: ") && !strstr(reports.line[i], ": ers.private_key_file: "))
+                        fail_msg("unexpected problem in the shipped file: %s", reports.line[i]);
+        }
 }
 
 /* ---- bad configurations: the table --------------------------------------- */
