@@ -810,9 +810,21 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 if (r < 0)
                         goto fail;
                 if (strcmp(amended, probe) != 0) {
-                        SQLDisconnect(p->dbc);
+                        /* The new connection first, then the probe closed: psqlodbc
+                         * falls back to odbcinst.ini's CommLog when its last
+                         * connection closes, and would log that disconnect. */
+                        SQLHDBC probe_dbc = p->dbc;
+
+                        rc = SQLAllocHandle(SQL_HANDLE_DBC, p->env, &p->dbc);
+                        if (!SQL_SUCCEEDED(rc)) {
+                                p->dbc = probe_dbc;
+                                r = diag(NULL, SQL_HANDLE_ENV, p->env, false, "allocate an ODBC connection", e);
+                                goto fail;
+                        }
                         p->connected = false;
                         r = connect_dbc(p, a, amended, e);
+                        SQLDisconnect(probe_dbc);
+                        SQLFreeHandle(SQL_HANDLE_DBC, probe_dbc);
                         if (r < 0)
                                 goto fail;
                 }

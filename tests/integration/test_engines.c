@@ -808,7 +808,7 @@ static void test_psqlodbc_logs_nothing(void **state) {
                 assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
                 assert_int_equal(pas_commit(p, &e), 0);
                 text = driver_log_text();
-                if (i == 0 && text)
+                if (text)
                         fail_msg("psqlodbc wrote a log while ersd was connected: %.200s", text);
                 free(text);
                 pas_close(p);
