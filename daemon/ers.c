@@ -449,11 +449,39 @@ static int new_call(struct ers_call *call, struct errbuf *e) {
         return 0;
 }
 
-/* The token endpoint's error answer (RFC 6749 §5.2) as ", <error>: <description>", or "". */
+/* The words of a text or HTML error page (a TLS front end's "400 No required
+ * SSL certificate was sent"): tags dropped, blanks squeezed, at most size-1. */
+static void page_words(const char *p, size_t n, char *buf, size_t size) {
+        size_t o = 0;
+        bool in_tag = false, blank = true;
+
+        for (size_t i = 0; i < n && o + 1 < size; i++) {
+                unsigned char ch = (unsigned char) p[i];
+                if (ch == '<')
+                        in_tag = true;
+                if (in_tag || ch <= ' ' || ch >= 0x7f) {
+                        if (ch == '>')
+                                in_tag = false;
+                        if (!blank)
+                                buf[o++] = ' ';
+                        blank = true;
+                        continue;
+                }
+                buf[o++] = (char) ch;
+                blank = false;
+        }
+        while (o > 0 && buf[o - 1] == ' ')
+                o--;
+        buf[o] = '\0';
+}
+
+/* The token endpoint's error answer as ", <error>: <description>" (RFC 6749
+ * §5.2), or ": <words>" of a text page, or "".  Anything that quotes an
+ * assertion (a JWT starts "eyJ") is withheld. */
 static void oauth_error(const struct transfer *t, char *buf, size_t size) {
         json_object *root, *v;
         const char *error = NULL, *desc = NULL;
-        char *text;
+        char *text, *ct = NULL, words[120];
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0 || !(text = strndup(t->errbody, t->errlen)))
@@ -464,9 +492,18 @@ static void oauth_error(const struct transfer *t, char *buf, size_t size) {
                 error = json_object_get_string(v);
         if (json_object_object_get_ex(root, "error_description", &v) && json_object_is_type(v, json_type_string))
                 desc = json_object_get_string(v);
+        curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
         if (error)
                 snprintf(buf, size, ", %.40s%s%.200s%s", error, desc ? ": " : "", desc ? desc : "",
                          desc && strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
+        else if (!json_object_is_type(root, json_type_object) &&
+                 (ers_content_type_is(ct, "text/plain") || ers_content_type_is(ct, "text/html"))) {
+                page_words(t->errbody, t->errlen, words, sizeof words);
+                if (words[0])
+                        snprintf(buf, size, ": \"%s\"", words);
+        }
+        if (strstr(buf, "eyJ"))
+                snprintf(buf, size, ", (the platform's reason is withheld: it quotes the assertion)");
         json_object_put(root);
 }
 

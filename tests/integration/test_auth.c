@@ -491,7 +491,7 @@ static void test_missing_client_certificate(void **state) {
         (void) state;
         start_mock("server", true, NULL);
         write_config(tls_lines("ca", false));
-        assert_refused("HTTP 400");
+        assert_refused("HTTP 400: \"400 No required SSL certificate was sent\"");
         assert_true(control_count("/_mock/tls", "api_refused") > 0);
         assert_int_equal(control_count("/_mock/oauth", "issued"), 0);
 }
