@@ -819,7 +819,8 @@ static void test_psqlodbc_logs_nothing(void **state) {
                         assert_null(strstr(text, MARKER));
                         assert_null(strstr(text, NHS_VALID));
                         assert_null(strstr(text, "ers_"));
-                        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+                        char *save = NULL;
+                        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
                                 if (strncmp(line, "PQfinish: ", 10) != 0)
                                         fail_msg("psqlodbc logged more than its disconnect: %.200s", line);
                 }
