@@ -15,7 +15,9 @@ MOCK_PKGS := libmicrohttpd json-c libcrypto gnutls
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wstrict-prototypes \
         -Wmissing-prototypes -Wold-style-definition -Wvla -Wpointer-arith -Wundef \
         -Wnull-dereference -Wimplicit-fallthrough
-HARDEN := -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
+# _FORTIFY_SOURCE=3 where the compiler has __builtin_dynamic_object_size (gcc 12, clang); glibc
+# itself drops to level 2 otherwise.  -U first: some distributions' compilers predefine it.
+HARDEN := -fstack-protector-strong -fPIE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
 OPT    ?= -O2 -g
 
 CFLAGS   ?=
@@ -79,8 +81,11 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # The unit tests, then the integration tests (which start the mock e-RS and run build/ersd), then
 # the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure).
 SCRIPT_TESTS := tests/check-unit
+# Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 check: all $(UNIT_BINS) $(INTEG_BINS)
-	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
+	@rm -f $(OUTPUT_LOG)
+	@ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
+	@$(MAKE) --no-print-directory hardening-gates
 
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
@@ -122,5 +127,7 @@ install: $(BUILD)/ersd
 
 clean:
 	rm -rf $(BUILD)
+
+include tests/hardening.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

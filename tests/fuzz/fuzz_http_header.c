@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target: what an HTTP answer's headers carry, parsed by the e-RS
+ * client: a raw header line for Retry-After (not NUL-terminated, as libcurl
+ * hands it over), the same bytes as a Content-Type to match against each
+ * type we expect, and as a redirect Location for the loopback test.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ers.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        static const char *const types[] = { "application/fhir+json", "application/json", "application/pdf",
+                                             "application/octet-stream" };
+        char *line, *text;
+
+        /* An exact-size copy, so ASan sees any read past `size`. */
+        line = malloc(size ? size : 1);
+        if (!line)
+                return 0;
+        memcpy(line, data, size);
+        if (ers_header_retry_after(line, size, (time_t) 1795464000) < -1)
+                abort(); /* -1, or a delay that is not negative */
+        free(line);
+
+        text = malloc(size + 1);
+        if (!text)
+                return 0;
+        memcpy(text, data, size);
+        text[size] = '\0';
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                (void) ers_content_type_is(text, types[i]);
+        (void) ers_url_is_loopback(text);
+        free(text);
+        return 0;
+}
