@@ -93,8 +93,10 @@ unit: $(UNIT_BINS)
 # The long crash-and-fault run of issue 5: at least 200 SIGKILLs over 500 referrals with random
 # faults from the mock; prints its figures last.  Not part of `make check` (which runs a short one).
 .PHONY: soak
+soak: SHELL := /bin/bash
 soak: all $(BUILD)/tests/integration/test_crash
-	@ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_crash
+	@set -o pipefail; ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_crash | tee $(BUILD)/soak.log; \
+	rc=$$?; echo; grep '^crash:' $(BUILD)/soak.log; exit $$rc
 
 demo: all
 	@tests/demo $(BUILD)
