@@ -158,7 +158,8 @@ static const struct choice log_level_choices[] = {
 };
 
 static const char *const adapter_names[] = {
-        "auto", "sqlite", "postgresql", "mariadb", "sqlserver", "oracle", NULL,
+        /* the adapters that exist (adapters/); SQL Server and Oracle join when they do */
+        "auto", "sqlite", "postgresql", "mariadb", NULL,
 };
 
 static const char *const list_type_names[] = {

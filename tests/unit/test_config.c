@@ -537,7 +537,9 @@ static const struct bad_case bad_cases[] = {
         { "bad log_level", ERS_NONE WL DB "log_level = \"verbose\";\n", -EINVAL,
           { ":4: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
         { "bad adapter", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"db2\";\n};\n", -EINVAL,
-          { ":5: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle" } },
+          { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
+        { "adapter not built yet", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"sqlserver\";\n};\n",
+          -EINVAL, { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
         { "connection string not one", ERS_NONE WL "database: { connection = \"pas.db\"; };\n", -EINVAL,
           { ":3: database.connection: not an ODBC connection string (expected \"DSN=name\" or \"Driver=...;...\")" } },
         { "empty string", ERS_NONE WL DB "state_dir = \"\";\n", -EINVAL, { ":4: state_dir: must not be empty" } },
@@ -624,7 +626,7 @@ static const struct bad_case bad_cases[] = {
           "poll_interval = 10;\n", -EINVAL,
           { ":1: ers.base_url: http:// is allowed only for a loopback host (127.0.0.0/8, localhost, [::1]); "
             "use https://",
-            ":3: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
+            ":3: database.adapter: must be auto, sqlite, postgresql or mariadb",
             ":4: poll_interval: 10 is out of range 60..86400" } },
         { "secrets in the wrong keys are not quoted",
           "ers: {\n  base_url = \"" TOKEN "\";\n  auth = \"" TOKEN "\";\n};\n" WL
@@ -632,7 +634,7 @@ static const struct bad_case bad_cases[] = {
           "log_level = \"" CONN "\";\n", -EINVAL,
           { ":2: ers.base_url: must start with https:// (or http:// for a loopback host)",
             ":3: ers.auth: must be \"none\", \"bearer\" or \"jwt\"",
-            ":8: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
+            ":8: database.adapter: must be auto, sqlite, postgresql or mariadb",
             ":10: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
 };
 
