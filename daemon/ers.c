@@ -31,6 +31,8 @@ struct ers_client {
         long connect_timeout_s;
         long stall_timeout_s;
         int64_t max_attachment_bytes;
+        void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress */
+        void *progress_userdata;
 };
 
 enum sink_kind { SINK_JSON, SINK_FILE };
@@ -303,6 +305,23 @@ static void connection_options(struct ers_client *c, CURL *h, const char *url) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
+/* libcurl's progress callback: at least once a second during a transfer, stalled or not. */
+static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        struct ers_client *c = userdata;
+
+        (void) dltotal;
+        (void) dlnow;
+        (void) ultotal;
+        (void) ulnow;
+        c->on_progress(c->progress_userdata);
+        return 0; /* never aborts: the referral in hand is finished or fails by its own timeouts */
+}
+
+void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata) {
+        c->on_progress = fn;
+        c->progress_userdata = userdata;
+}
+
 /* Sets the options every request shares; `headers` may be NULL. */
 static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_slist *headers,
                   struct transfer *t) {
@@ -320,6 +339,11 @@ static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_sl
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->curl_error);
+        if (c->on_progress) {
+                curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+                curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+                curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        }
         t->h = h;
         t->retry_after = -1;
 }

@@ -61,6 +61,16 @@ static void report_to_log(void *userdata, const char *line) {
         log_error("%s", line);
 }
 
+/* Between referrals (sync.c calls it) and during every transfer (the e-RS
+ * client calls it): keep the watchdog fed through a long round or a long
+ * download, and tell systemd as soon as a stop was asked for. */
+static void keep_alive(void *userdata) {
+        (void) userdata;
+        notify_watchdog_maybe();
+        if (stop_requested)
+                notify_stopping();
+}
+
 /*
  * SIGHUP: the new file is read and checked in full; it replaces the running
  * configuration (and the e-RS client built from it) only if it has no problem
@@ -86,6 +96,7 @@ static void reload(struct config *cfg, struct ers_client **ers) {
                 config_free(&next);
                 return;
         }
+        ers_client_on_progress(next_ers, keep_alive, NULL);
         ers_client_free(*ers);
         *ers = next_ers;
         config_free(cfg);
@@ -109,15 +120,6 @@ static void format_summary(const struct sync_stats *s, double seconds, char *buf
 static void print_summary(const char *summary) {
         printf("ersd: %s\n", summary);
         fflush(stdout);
-}
-
-/* Between referrals (sync.c calls it): keep the watchdog fed through a long
- * round, and tell systemd at once that a stop was asked for. */
-static void between_referrals(void *userdata) {
-        (void) userdata;
-        notify_watchdog_maybe();
-        if (stop_requested)
-                notify_stopping();
 }
 
 /* STATUS= while waiting: the last round's line and when the next one starts (local time). */
@@ -185,6 +187,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 log_error("e-RS client: %s", e.msg);
                 goto out;
         }
+        ers_client_on_progress(ers, keep_alive, NULL);
         if (!once) {
                 /* A connection and TLS handshake only: no call budget spent.  A certificate
                  * problem is configuration and stops the start; a network one is retried by
@@ -203,7 +206,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
         }
 
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
-                                .between_referrals = between_referrals };
+                                .between_referrals = keep_alive };
         uint64_t watchdog_usec = notify_watchdog_usec();
         char summary[256];
         sigemptyset(&stop_set);

@@ -28,13 +28,17 @@ static void send_line(const char *text) {
 #endif
 
 uint64_t notify_watchdog_usec(void) {
-#ifdef HAVE_LIBSYSTEMD
-        uint64_t usec = 0;
+        static int64_t cached = -1; /* the environment is read once: it does not change */
 
-        if (sd_watchdog_enabled(0, &usec) > 0)
-                return usec;
+#ifdef HAVE_LIBSYSTEMD
+        if (cached < 0) {
+                uint64_t usec = 0;
+                cached = sd_watchdog_enabled(0, &usec) > 0 ? (int64_t) usec : 0;
+        }
+#else
+        cached = 0;
 #endif
-        return 0;
+        return (uint64_t) cached;
 }
 
 void notify_ready(void) {

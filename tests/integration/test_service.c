@@ -30,6 +30,8 @@
 
 struct env {
         struct mock mock;  /* shared by the tests */
+        struct mock side;  /* a test's own mock, stopped by the teardown if the test fails */
+        const struct mock *target; /* what instance_config points ersd at: &mock unless a test says */
         char *dir;         /* owned temp directory */
         json_object *manifest;
 };
@@ -91,26 +93,32 @@ static bool has_line(const char *msg, const char *line) {
         return false;
 }
 
+/* Reads one datagram into n->messages, waiting up to timeout_ms; false when none came. */
+static bool notify_read(struct notify *n, int timeout_ms) {
+        char buf[4096];
+        struct pollfd p = { .fd = n->fd, .events = POLLIN };
+        ssize_t got;
+
+        if (poll(&p, 1, timeout_ms) <= 0)
+                return false;
+        got = recv(n->fd, buf, sizeof buf - 1, 0);
+        assert_true(got >= 0);
+        assert_true(n->n < MESSAGES_MAX);
+        buf[got] = '\0';
+        n->messages[n->n] = strdup(buf);
+        assert_non_null(n->messages[n->n]);
+        n->n++;
+        return true;
+}
+
 /* Index of the first message at or after `from` that has `line` (see has_line)
  * and, when `also` is not NULL, contains `also`; reads datagrams until one comes.
  * -1 when none came within 60 s (a guard against a hung test, not a wait). */
 static long notify_wait_for(struct notify *n, const char *line, const char *also, size_t from) {
         for (size_t i = from;; i++) {
-                while (i >= n->n) {
-                        char buf[4096];
-                        struct pollfd p = { .fd = n->fd, .events = POLLIN };
-                        if (poll(&p, 1, 60000) <= 0)
+                while (i >= n->n)
+                        if (!notify_read(n, 60000))
                                 return -1;
-                        ssize_t got = recv(n->fd, buf, sizeof buf - 1, 0);
-                        if (got < 0 && errno == EINTR)
-                                continue;
-                        assert_true(got >= 0);
-                        assert_true(n->n < MESSAGES_MAX);
-                        buf[got] = '\0';
-                        n->messages[n->n] = strdup(buf);
-                        assert_non_null(n->messages[n->n]);
-                        n->n++;
-                }
                 if (has_line(n->messages[i], line) && (!also || strstr(n->messages[i], also)))
                         return (long) i;
         }
@@ -129,7 +137,7 @@ static void instance_config(struct instance *in, const char *extra) {
                  "database: { connection = \"%s\"; };\n"
                  "state_dir = \"%s/state\";\n"
                  "%s",
-                 E.mock.base_url, in->connection, in->dir, extra ? extra : "");
+                 (E.target ? E.target : &E.mock)->base_url, in->connection, in->dir, extra ? extra : "");
         assert_int_equal(write_text(in->conf, text, 0600), 0);
 }
 
@@ -173,6 +181,7 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
         (void) state;
         json_object_put(E.manifest);
+        mock_stop(&E.side);
         mock_stop(&E.mock);
         tmpdir_remove(E.dir);
         free(E.dir);
@@ -268,14 +277,18 @@ static void test_no_watchdog_without_watchdog_usec(void **state) {
         instance_end(&in);
 }
 
-static long long stat_count(const char *name) {
-        json_object *s = mock_get(&E.mock, "/_mock/stats");
+static long long stat_count_of(const struct mock *m, const char *name) {
+        json_object *s = mock_get(m, "/_mock/stats");
         long long v;
 
         assert_non_null(s);
         v = json_object_get_int64(json_object_object_get(s, name));
         json_object_put(s);
         return v;
+}
+
+static long long stat_count(const char *name) {
+        return stat_count_of(&E.mock, name);
 }
 
 static const char *jstr(json_object *o, const char *key) {
@@ -416,11 +429,76 @@ static void test_sigterm_during_sync_leaves_nothing_half_written(void **state) {
         instance_end(&in);
 }
 
+/*
+ * A download that takes long (here: the object store stalls it until ersd's
+ * 5 s stall timeout gives up) still feeds the watchdog: the e-RS client's
+ * progress callback pings while the bytes do not come.  The stalled referral
+ * is the last of the round and what ersd sent before the stall began is read
+ * first, so every WATCHDOG=1 between then and the round's STATUS= came from
+ * inside the transfer.  WATCHDOG_USEC is 2 s (a ping at most every 0.5 s) so the
+ * datagrams ersd sends while the test reads its stderr stay few: without
+ * systemd the kernel queues only 10 on our socket before ersd would block.
+ */
+static void test_watchdog_fed_during_a_stalled_download(void **state) {
+        static const char *const args[] = { "--referrals", "6", "--big-attachment", "0", "--stall-seconds", "30", NULL };
+        static const char *const env[] = { "WATCHDOG_USEC=2000000", "WATCHDOG_PID=self", NULL };
+        const char *last = NULL;
+        json_object *manifest, *last_ref = NULL;
+        struct instance in;
+        char fault[256], needle[64];
+        long status;
+        size_t from, pings = 0;
+        (void) state;
+
+        assert_int_equal(mock_start(&E.side, args), 0);
+        manifest = mock_get(&E.side, "/_mock/manifest?hashes=0");
+        assert_non_null(manifest);
+        json_object *refs = json_object_object_get(manifest, "referrals");
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                if (json_object_get_boolean(json_object_object_get(m, "worklisted")) &&
+                    (!last || strcmp(jstr(m, "ubrn"), last) > 0)) {
+                        last = jstr(m, "ubrn");
+                        last_ref = m;
+                }
+        }
+        assert_non_null(last_ref);
+        json_object *atts = json_object_object_get(last_ref, "attachments");
+        assert_true(json_object_array_length(atts) > 0);
+        assert_string_equal(jstr(json_object_array_get_idx(atts, 0), "availability"), "AVAILABLE");
+        snprintf(fault, sizeof fault, "/_mock/fault?endpoint=store&kind=stall&ubrn=%s&count=10", last);
+        assert_int_equal(mock_post(&E.side, fault), 200);
+
+        E.target = &E.side;
+        instance_start(&in, "watchdog-stall", "log_level = \"debug\";\n", env);
+        E.target = NULL;
+        snprintf(needle, sizeof needle, "UBRN %s: fetching ", last);
+        assert_true(proc_wait_for(&in.proc, 2, needle, 0) >= 0);
+        for (int i = 0; stat_count_of(&E.side, "faults_served") < 1; i++)
+                assert_true(i < 100000); /* a guard: ersd reaches the store within moments */
+        while (notify_read(&in.notify, 0)) /* everything sent before the stall */
+                ;
+        from = in.notify.n;
+        status = notify_wait_for(&in.notify, "STATUS=", "sync incomplete: ", from);
+        assert_true(status >= 0);
+        for (size_t i = from; i < (size_t) status; i++)
+                if (has_line(in.notify.messages[i], "WATCHDOG=1"))
+                        pings++;
+        if (pings < 3)
+                fail_msg("%zu WATCHDOG=1 during a 5 s stalled download, expected about one a second", pings);
+        notify_close(&in.notify);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+        json_object_put(manifest);
+        mock_stop(&E.side);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_notify_lifecycle),
                 cmocka_unit_test(test_watchdog),
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
+                cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
                 cmocka_unit_test(test_sigterm_during_sync_leaves_nothing_half_written),
         };
         return cmocka_run_group_tests_name("service", tests, group_setup, group_teardown);
