@@ -94,4 +94,5 @@ hardening-flags: $(BUILD)/ersd
 scan-output:
 	@echo "== scanning test output for patient identifiers, tokens and secrets"
 	@tests/scan-output --self-test
+	@tests/scan-output --fixtures
 	@tests/scan-output $(OUTPUT_LOG)
