@@ -15,6 +15,8 @@
 
 #include "util.h"
 
+#define SPOOL_NAME_MAX (SPOOL_KEY_MAX + 96) /* "<key>@<64 hex>-<size>" */
+
 struct spool {
         char *dir; /* owned: STATE_DIR/spool */
         int dirfd; /* owned: for fsync after rename and for *at() calls */
@@ -173,25 +175,17 @@ int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct err
         return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, buf, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += w;
-                n -= (size_t) w;
-        }
-        return 0;
+/* "<key>@<sha256>-<size>": the name a finished file carries, so it needs no
+ * second file to say what it should hash to. */
+static void final_name(const struct spool_file *f, char *ret, size_t n) {
+        snprintf(ret, n, "%s@%s-%" PRId64, f->key, f->sha256, f->size);
 }
 
 int spool_file_finish(struct spool_file *f, struct errbuf *e) {
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int dlen = 0;
-        char part[SPOOL_KEY_MAX + 8], sum[SPOOL_KEY_MAX + 8], sumtmp[SPOOL_KEY_MAX + 16], line[96];
-        int r, sfd = -1;
+        char part[SPOOL_KEY_MAX + 8], final[SPOOL_NAME_MAX];
+        int r;
 
         if (EVP_DigestFinal_ex(f->md, digest, &dlen) != 1 || dlen != 32)
                 return err_set(e, -EIO, "spool: SHA-256 failed");
@@ -200,42 +194,16 @@ int spool_file_finish(struct spool_file *f, struct errbuf *e) {
         hex_encode(digest, 32, f->sha256);
 
         snprintf(part, sizeof part, "%s.part", f->key);
-        snprintf(sum, sizeof sum, "%s.sum", f->key);
-        snprintf(sumtmp, sizeof sumtmp, "%s.sum.part", f->key);
-
-        /* Data durable first, then its checksum, then the names. */
-        if (fsync(f->fd) < 0) {
+        final_name(f, final, sizeof final);
+        /* The bytes are durable before the name says they are complete.  The directory
+         * is not fsync'd: a rename lost to a power cut only costs a download again. */
+        if (fsync(f->fd) < 0 || renameat(f->spool->dirfd, part, f->spool->dirfd, final) < 0) {
                 r = -errno;
-                goto fail;
-        }
-        sfd = openat(f->spool->dirfd, sumtmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (sfd < 0) {
-                r = -errno;
-                goto fail;
-        }
-        snprintf(line, sizeof line, "%s %" PRId64 "\n", f->sha256, f->size);
-        r = write_all(sfd, line, strlen(line));
-        if (r < 0)
-                goto fail;
-        if (fsync(sfd) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        close(sfd);
-        sfd = -1;
-        if (renameat(f->spool->dirfd, part, f->spool->dirfd, f->key) < 0 ||
-            renameat(f->spool->dirfd, sumtmp, f->spool->dirfd, sum) < 0 || fsync(f->spool->dirfd) < 0) {
-                r = -errno;
-                goto fail;
+                (void) unlinkat(f->spool->dirfd, part, 0);
+                return err_set(e, r, "spool: cannot keep %s/%s: %s", f->spool->dir, f->key, strerror(-r));
         }
         f->finished = true;
         return 0;
-fail:
-        if (sfd >= 0)
-                close(sfd);
-        (void) unlinkat(f->spool->dirfd, sumtmp, 0);
-        (void) unlinkat(f->spool->dirfd, part, 0);
-        return err_set(e, r, "spool: cannot make %s/%s durable: %s", f->spool->dir, f->key, strerror(-r));
 }
 
 /* Hashes the whole file behind fd from offset 0 with a bounded buffer. */
@@ -277,51 +245,87 @@ out:
         return r;
 }
 
-int spool_file_reuse(struct spool *s, const char *key, struct spool_file **ret, struct errbuf *e) {
-        char sum[SPOOL_KEY_MAX + 8], line[128], want_sha[65], got_sha[65];
+/* Calls fn for each directory entry named "<key>@…"; stops at the first that
+ * returns non-zero and returns that.  The spool holds a few files at a time
+ * (each referral's are removed at its commit), so a scan is cheap. */
+static int for_each_final(struct spool *s, const char *key, int (*fn)(struct spool *, const char *, void *),
+                          void *userdata) {
+        size_t klen = strlen(key);
+        struct dirent *de;
+        int fd = dup(s->dirfd), r = 0;
+        DIR *d;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        rewinddir(d);
+        while (r == 0 && (de = readdir(d)))
+                if (strncmp(de->d_name, key, klen) == 0 && de->d_name[klen] == '@')
+                        r = fn(s, de->d_name, userdata);
+        closedir(d);
+        return r;
+}
+
+struct reuse_ctx {
+        const char *key;
+        struct spool_file *found;
+        struct errbuf *e;
+};
+
+/* One candidate: kept when its bytes hash to what its name says, else deleted. */
+static int try_reuse(struct spool *s, const char *name, void *userdata) {
+        struct reuse_ctx *c = userdata;
+        const char *at = strrchr(name, '@');
+        char want_sha[65], got_sha[65], tail;
         int64_t want_size, got_size;
         struct spool_file *f;
-        ssize_t n;
-        int fd, sfd, r;
+        int fd, r;
 
-        snprintf(sum, sizeof sum, "%s.sum", key);
-        fd = openat(s->dirfd, key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
-                if (errno == ENOENT) {
-                        (void) unlinkat(s->dirfd, sum, 0);
-                        return 0;
-                }
-                return err_set(e, -errno, "spool: cannot open %s/%s: %s", s->dir, key, strerror(errno));
-        }
-        sfd = openat(s->dirfd, sum, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        n = sfd >= 0 ? pread(sfd, line, sizeof line - 1, 0) : -1;
-        if (sfd >= 0)
-                close(sfd);
-        if (n <= 0 || (line[n] = '\0', sscanf(line, "%64[0-9a-f] %" SCNd64, want_sha, &want_size) != 2) ||
+        if (!at || sscanf(at + 1, "%64[0-9a-f]-%" SCNd64 "%c", want_sha, &want_size, &tail) != 2 ||
             strlen(want_sha) != 64)
+                goto discard;
+        fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
                 goto discard;
         r = hash_fd(fd, got_sha, &got_size);
         if (r < 0) {
                 close(fd);
-                return err_set(e, r, "spool: cannot read %s/%s: %s", s->dir, key, strerror(-r));
+                return err_set(c->e, r, "spool: cannot read %s/%s: %s", s->dir, name, strerror(-r));
         }
-        if (got_size != want_size || strcmp(got_sha, want_sha) != 0)
+        if (got_size != want_size || strcmp(got_sha, want_sha) != 0) {
+                close(fd);
                 goto discard;
-
-        r = new_file(s, key, fd, &f);
+        }
+        r = new_file(s, c->key, fd, &f);
         if (r < 0) {
                 close(fd);
-                return err_set(e, r, "out of memory");
+                return err_set(c->e, r, "out of memory");
         }
         f->finished = true;
         f->size = got_size;
         memcpy(f->sha256, got_sha, sizeof f->sha256);
-        *ret = f;
+        c->found = f;
         return 1;
 discard:
-        close(fd);
-        spool_remove(s, key);
+        (void) unlinkat(s->dirfd, name, 0);
         return 0;
+}
+
+int spool_file_reuse(struct spool *s, const char *key, struct spool_file **ret, struct errbuf *e) {
+        struct reuse_ctx c = { .key = key, .e = e };
+        int r = for_each_final(s, key, try_reuse, &c);
+
+        if (r < 0)
+                return e && e->msg[0] ? r : err_set(e, r, "spool: cannot read %s: %s", s->dir, strerror(-r));
+        if (!c.found)
+                return 0;
+        *ret = c.found;
+        return 1;
 }
 
 int spool_file_fd(const struct spool_file *f) {
@@ -350,10 +354,12 @@ void spool_file_free(struct spool_file *f) {
         free(f);
 }
 
-void spool_remove(struct spool *s, const char *key) {
-        char sum[SPOOL_KEY_MAX + 8];
+static int remove_one(struct spool *s, const char *name, void *userdata) {
+        (void) userdata;
+        (void) unlinkat(s->dirfd, name, 0);
+        return 0;
+}
 
-        snprintf(sum, sizeof sum, "%s.sum", key);
-        (void) unlinkat(s->dirfd, key, 0);
-        (void) unlinkat(s->dirfd, sum, 0);
+void spool_remove(struct spool *s, const char *key) {
+        (void) for_each_final(s, key, remove_one, NULL);
 }

@@ -8,11 +8,13 @@
  * wait on e-RS) and lets a retry reuse what is already verified.
  *
  * A document is written to "<key>.part" while it arrives, its SHA-256 and
- * size computed on the way; spool_file_finish() fsyncs it, renames it to
- * "<key>" and writes "<key>.sum" ("<sha256-hex> <size>\n", fsync'd, then the
- * directory fsync'd).  A finished file found again later is only reused after
- * its bytes are hashed anew and match its .sum: leftovers are never trusted
- * blindly.  After the PAS commit, spool_remove() deletes both files.
+ * size computed on the way; spool_file_finish() fsyncs it and renames it to
+ * "<key>@<sha256>-<size>", so the name itself says what the bytes must hash
+ * to.  A finished file found again later is only reused after its bytes are
+ * hashed anew and match its name: leftovers are never trusted blindly.  After
+ * the PAS commit, spool_remove() deletes it.  (One file, one fsync and one
+ * rename per document: the directory is not fsync'd, since a rename lost to a
+ * power cut only costs downloading that document again.)
  *
  * Keys are made by spool_key(): [A-Za-z0-9._-] only, so no input can escape
  * the directory.  Contents are patient data: files are created 0600 in a 0700
@@ -50,7 +52,7 @@ int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct err
  * removed.  The handle stays open for reading (spool_file_fd) until freed. */
 int spool_file_finish(struct spool_file *f, struct errbuf *e);
 
-/* Looks for a finished "<key>" whose bytes hash to its .sum.  Returns 1 and
+/* Looks for a finished "<key>@…" whose bytes hash to what its name says.  Returns 1 and
  * an open handle in *ret when found and verified, 0 when absent (a file that
  * fails verification is deleted and 0 returned), or a negative errno. */
 int spool_file_reuse(struct spool *s, const char *key, struct spool_file **ret, struct errbuf *e);
@@ -63,5 +65,5 @@ const char *spool_file_sha256(const struct spool_file *f);
 /* Closes the handle; an unfinished "<key>.part" is deleted.  Accepts NULL. */
 void spool_file_free(struct spool_file *f);
 
-/* Deletes "<key>" and "<key>.sum" (after the PAS commit).  Missing is fine. */
+/* Deletes the finished "<key>@…" (after the PAS commit).  Missing is fine. */
 void spool_remove(struct spool *s, const char *key);

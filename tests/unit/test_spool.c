@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The spool: verified, durable, reusable downloads; leftovers never trusted. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -51,6 +52,23 @@ static bool exists(const struct fixture *f, const char *name) {
         return access(p, F_OK) == 0;
 }
 
+/* The finished file of a key: "<key>@<sha256>-<size>", written into ret (may be NULL). */
+static bool finished(const struct fixture *f, const char *key, char *ret, size_t n) {
+        DIR *d = opendir(f->spooldir);
+        struct dirent *de;
+        bool found = false;
+
+        assert_non_null(d);
+        while (!found && (de = readdir(d)))
+                if (strncmp(de->d_name, key, strlen(key)) == 0 && de->d_name[strlen(key)] == '@') {
+                        found = true;
+                        if (ret && snprintf(ret, n, "%s/%s", f->spooldir, de->d_name) >= (int) n)
+                                fail_msg("spool path longer than the test's buffer");
+                }
+        closedir(d);
+        return found;
+}
+
 static void put(struct fixture *f, const char *key, const char *text) {
         struct spool_file *sf;
         struct errbuf e = { { 0 } };
@@ -73,8 +91,9 @@ static void test_finish_records_size_and_sha256(void **state) {
         assert_int_equal(spool_file_write(sf, "PAS", 3, &e), 0);
         assert_int_equal(spool_file_finish(sf, &e), 0);
         assert_false(exists(f, "k1.part"));
-        assert_true(exists(f, "k1"));
-        assert_true(exists(f, "k1.sum"));
+        char name[128];
+        snprintf(name, sizeof name, "k1@%s-10", want); /* the name says what the bytes hash to */
+        assert_true(exists(f, name));
         assert_int_equal(spool_file_size(sf), 10);
         assert_string_equal(spool_file_sha256(sf), want);
         spool_file_free(sf);
@@ -86,7 +105,7 @@ static void test_files_are_private(void **state) {
         char p[700];
 
         put(f, "private", "patient letter");
-        snprintf(p, sizeof p, "%s/private", f->spooldir);
+        assert_true(finished(f, "private", p, sizeof p));
         assert_int_equal(stat(p, &st), 0);
         assert_int_equal(st.st_mode & 077, 0);
         assert_int_equal(stat(f->spooldir, &st), 0);
@@ -106,7 +125,7 @@ static void test_reuse_verifies_bytes(void **state) {
         assert_int_equal(spool_file_size(sf), 16);
         spool_file_free(sf);
         /* Still there after reuse: only the PAS commit removes it. */
-        assert_true(exists(f, "k2"));
+        assert_true(finished(f, "k2", NULL, 0));
 }
 
 static void test_tampered_leftover_is_discarded(void **state) {
@@ -116,24 +135,23 @@ static void test_tampered_leftover_is_discarded(void **state) {
         char p[700];
 
         put(f, "k3", "original bytes");
-        snprintf(p, sizeof p, "%s/k3", f->spooldir);
+        assert_true(finished(f, "k3", p, sizeof p));
         assert_int_equal(write_text(p, "0riginal bytes", 0600), 0); /* same size, one byte changed */
         assert_int_equal(spool_file_reuse(f->spool, "k3", &sf, &e), 0);
         assert_null(sf);
-        assert_false(exists(f, "k3"));
-        assert_false(exists(f, "k3.sum"));
+        assert_false(finished(f, "k3", NULL, 0));
 }
 
-static void test_file_without_sum_is_discarded(void **state) {
+static void test_file_without_checksum_name_is_discarded(void **state) {
         struct fixture *f = *state;
         struct spool_file *sf = NULL;
         struct errbuf e = { { 0 } };
         char p[700];
 
-        snprintf(p, sizeof p, "%s/k4", f->spooldir);
-        assert_int_equal(write_text(p, "no checksum beside me", 0600), 0);
+        snprintf(p, sizeof p, "%s/k4@not-a-checksum", f->spooldir);
+        assert_int_equal(write_text(p, "no checksum in my name", 0600), 0);
         assert_int_equal(spool_file_reuse(f->spool, "k4", &sf, &e), 0);
-        assert_false(exists(f, "k4"));
+        assert_false(finished(f, "k4", NULL, 0));
         assert_int_equal(spool_file_reuse(f->spool, "absent", &sf, &e), 0);
 }
 
@@ -148,7 +166,7 @@ static void test_size_limit_refused_while_streaming(void **state) {
         assert_non_null(strstr(e.msg, "maximum"));
         spool_file_free(sf); /* unfinished: its .part goes */
         assert_false(exists(f, "big.part"));
-        assert_false(exists(f, "big"));
+        assert_false(finished(f, "big", NULL, 0));
 }
 
 static void test_crash_leftover_part_removed_on_open(void **state) {
@@ -162,7 +180,7 @@ static void test_crash_leftover_part_removed_on_open(void **state) {
         put(f, "kept", "finished download");
         assert_int_equal(spool_open(f->dir, &again, &e), 0);
         assert_false(exists(f, "interrupted.part"));
-        assert_true(exists(f, "kept"));
+        assert_true(finished(f, "kept", NULL, 0));
         spool_close(again);
 }
 
@@ -170,9 +188,10 @@ static void test_remove_deletes_both_files(void **state) {
         struct fixture *f = *state;
 
         put(f, "k5", "committed");
+        put(f, "k50", "another key that starts the same");
         spool_remove(f->spool, "k5");
-        assert_false(exists(f, "k5"));
-        assert_false(exists(f, "k5.sum"));
+        assert_false(finished(f, "k5", NULL, 0));
+        assert_true(finished(f, "k50", NULL, 0)); /* only that key's file */
         spool_remove(f->spool, "k5"); /* twice is fine */
 }
 
@@ -225,7 +244,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_files_are_private, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reuse_verifies_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tampered_leftover_is_discarded, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_file_without_sum_is_discarded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_without_checksum_name_is_discarded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_size_limit_refused_while_streaming, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_leftover_part_removed_on_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_deletes_both_files, setup, teardown),
