@@ -31,7 +31,7 @@ struct log_ctx {
         const char *ubrn;           /* ERS_UBRN: the 12-digit referral number */
         const char *correlation_id; /* ERS_CORRELATION_ID: X-Correlation-ID of the e-RS call */
         const char *worklist;       /* ERS_WORKLIST: the configured worklist name */
-        const char *stage;          /* ERS_STAGE: start, reload, worklist, referral, documents, pas, round */
+        const char *stage;          /* ERS_STAGE: start, worklist (A008), referral (A005), documents, pas */
         const char *sqlstate;       /* SQLSTATE; when NULL, taken from "SQLSTATE xxxxx" in the message */
 };
 
