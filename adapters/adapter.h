@@ -70,6 +70,16 @@ struct pas;
 typedef const char *const *adapter_schema_fn(void);
 
 /*
+ * The steps that bring a schema of version `from` up to the one `schema`
+ * creates, run by pas_init_schema() before the `schema` statements, in the
+ * same transaction (struct schema_step, schema.h: a step naming a column
+ * runs only when that column is absent).  NULL when there is no way up from
+ * `from`.  Pure function.
+ */
+struct schema_step;
+typedef const struct schema_step *adapter_upgrade_fn(long long from);
+
+/*
  * Driver attributes for the connection string: copies `connection` into ret
  * (n bytes), adding "Key=value" attributes this vendor's driver needs and the
  * operator did not set (odbc_connstr_has()).  Pure function.  Returns 0, or
@@ -134,6 +144,7 @@ typedef void adapter_unlock_writer_fn(struct pas *p);
 
 struct adapter_ops {
         adapter_schema_fn *schema;                   /* required: there is no default schema */
+        adapter_upgrade_fn *upgrade;                 /* required: from version 1 at least */
         adapter_probe_options_fn *probe_options;     /* default: the string as configured */
         adapter_connect_options_fn *connect_options; /* default: the string as configured */
         adapter_session_fn *session;                 /* default: nothing to set */

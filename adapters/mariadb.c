@@ -52,6 +52,13 @@ static const char *const *mariadb_schema(void) {
         return mariadb_ddl;
 }
 
+/* From version 1: the patient-matching columns (schema.h). */
+static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN");
+
+static const struct schema_step *mariadb_upgrade(long long from) {
+        return from == 1 ? mariadb_upgrade_v2 : NULL;
+}
+
 static int mariadb_connect_options(const char *connection, char *ret, size_t n) {
         return odbc_connstr_append(connection, "CHARSET", "CHARSET=utf8mb4", ret, n);
 }
@@ -105,6 +112,7 @@ static void mariadb_unlock_writer(struct pas *p) {
 
 static const struct adapter_ops mariadb_ops = {
         .schema = mariadb_schema,
+        .upgrade = mariadb_upgrade,
         .probe_options = adapter_connect_options_default,
         .connect_options = mariadb_connect_options,
         .session = mariadb_session,

@@ -32,8 +32,9 @@
 #include "../daemon/util.h"
 #include "adapter.h"
 #include "odbc.h"
+#include "schema.h"
 
-#define PAS_SCHEMA_VERSION 1   /* the staging schema version this build writes */
+#define PAS_SCHEMA_VERSION 2   /* the staging schema version this build writes (2: patient matching) */
 #define SHA256_HEX 64
 #define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
 
@@ -118,6 +119,10 @@ enum stmt_id {
         ST_PART_INSERT,
         ST_VERSION_GET,
         ST_VERSION_INSERT,
+        ST_VERSION_UPDATE,
+        ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */
+        ST_PATIENT_UPDATE,
+        ST_PATIENT_REMATCH,
         ST_MAX_
 };
 
@@ -186,6 +191,18 @@ static const struct statement {
         [ST_VERSION_GET] = { "read ers_schema_version", "SELECT version FROM ers_schema_version" },
         [ST_VERSION_INSERT] = { "insert ers_schema_version",
                                 "INSERT INTO ers_schema_version (version) VALUES (?)" },
+        [ST_VERSION_UPDATE] = { "update ers_schema_version", "UPDATE ers_schema_version SET version = ?" },
+        [ST_PATIENT_LOOKUP] = { "patient lookup", NULL },
+        [ST_PATIENT_UPDATE] = { "update ers_referral patient match",
+                                "UPDATE ers_referral SET pas_patient_id = ?, patient_match = ?, "
+                                "patient_checked_at = ? WHERE ubrn = ?" },
+        /* No LIMIT (each vendor spells it differently): the caller stops fetching. */
+        [ST_PATIENT_REMATCH] = { "read ers_referral to match patients",
+                                 "SELECT ubrn, nhs_number FROM ers_referral "
+                                 "WHERE patient_match IN ('UNMATCHED', 'AMBIGUOUS', 'NOT_CONFIGURED') "
+                                 "AND nhs_number_valid = 1 AND nhs_number IS NOT NULL "
+                                 "AND (patient_checked_at IS NULL OR patient_checked_at <= ?) "
+                                 "ORDER BY COALESCE(patient_checked_at, '0'), ubrn" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -199,8 +216,8 @@ static const struct {
           "SELECT ubrn, version, nhs_number, nhs_number_valid, priority, state, state_reason, "
           "state_comment, specialty, specialty_display, service_id, service_name, referral_type, "
           "pathway_start, clinical_info_first_submitted, appointment_start, appointment_end, "
-          "commissioning_org, request_id, status, intent, worklist, first_synced_at, last_synced_at "
-          "FROM ers_referral WHERE 1 = 0" },
+          "commissioning_org, request_id, status, intent, worklist, first_synced_at, last_synced_at, "
+          "pas_patient_id, patient_match, patient_checked_at FROM ers_referral WHERE 1 = 0" },
         { "ers_referral_related", "SELECT ubrn, related_ubrn FROM ers_referral_related WHERE 1 = 0" },
         { "ers_document",
           "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
@@ -214,7 +231,8 @@ static const struct {
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "
-          "documents_fetched, documents_not_fetched, last_synced_at FROM ers_referral_inbox "
+          "documents_fetched, documents_not_fetched, last_synced_at, pas_patient_id, patient_match "
+          "FROM ers_referral_inbox "
           "WHERE 1 = 0" },
 };
 
@@ -228,6 +246,7 @@ struct pas {
         char dbms[128];                /* "SQLite 3.40.1": SQL_DBMS_NAME and SQL_DBMS_VER */
         SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
         unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
+        char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -386,6 +405,9 @@ struct param {
 static void stmt_drop_all(struct pas *p) {
         for (size_t i = 0; i < ST_MAX_; i++)
                 if (p->stmt[i] != SQL_NULL_HSTMT) {
+                        /* closed first: psqlodbc 13 leaks a described, never-executed
+                         * statement's column information otherwise */
+                        SQLFreeStmt(p->stmt[i], SQL_CLOSE);
                         SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[i]);
                         p->stmt[i] = SQL_NULL_HSTMT;
                 }
@@ -396,14 +418,18 @@ static int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf
         SQLRETURN rc;
         int r;
 
+        const char *sql = id == ST_PATIENT_LOOKUP ? p->lookup_sql : statements[id].sql;
+
         if (p->stmt[id] != SQL_NULL_HSTMT) {
                 *ret = p->stmt[id];
                 return 0;
         }
+        if (!sql)
+                return err_set(e, -EINVAL, "%s: no statement", statements[id].what);
         rc = SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h);
         if (!SQL_SUCCEEDED(rc))
                 return diag_dbc(p, false, statements[id].what, e);
-        rc = SQLPrepare(h, (SQLCHAR *) statements[id].sql, SQL_NTS);
+        rc = SQLPrepare(h, (SQLCHAR *) sql, SQL_NTS);
         if (!SQL_SUCCEEDED(rc)) {
                 r = diag_stmt(p, h, statements[id].what, e);
                 SQLFreeHandle(SQL_HANDLE_STMT, h);
@@ -631,12 +657,13 @@ bool odbc_connstr_has(const char *connection, const char *key) {
 }
 
 /* True when the table or view `name` exists (as stored, or upper-cased as
- * some DBMSs store unquoted identifiers).  SQLTables takes a pattern: the
+ * some DBMSs store unquoted identifiers), or with `column` non-NULL, when
+ * that table has that column.  SQLTables and SQLColumns take patterns: the
  * '_' in our names matches any one character, which no other table of a
  * PAS is expected to exploit. */
-static int object_exists(struct pas *p, const char *name, bool *ret, struct errbuf *e) {
-        char upper[64], catalog[128] = "";
-        const char *tries[2] = { name, upper };
+static int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, struct errbuf *e) {
+        char upper[64], upper_column[64] = "", catalog[128] = "";
+        const char *tries[2] = { name, upper }, *columns[2] = { column, upper_column };
         SQLINTEGER catalog_len = 0;
         size_t i;
 
@@ -650,6 +677,9 @@ static int object_exists(struct pas *p, const char *name, bool *ret, struct errb
         for (i = 0; name[i] && i < sizeof upper - 1; i++)
                 upper[i] = (char) toupper((unsigned char) name[i]);
         upper[i] = '\0';
+        for (i = 0; column && column[i] && i < sizeof upper_column - 1; i++)
+                upper_column[i] = (char) toupper((unsigned char) column[i]);
+        upper_column[i] = '\0';
 
         for (size_t t = 0; t < 2; t++) {
                 SQLHSTMT h = SQL_NULL_HSTMT;
@@ -658,14 +688,18 @@ static int object_exists(struct pas *p, const char *name, bool *ret, struct errb
 
                 if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
                         return diag_dbc(p, false, "list tables", e);
-                rc = SQLTables(h, catalog[0] ? (SQLCHAR *) catalog : NULL, catalog[0] ? SQL_NTS : 0, NULL, 0,
-                               (SQLCHAR *) tries[t], SQL_NTS, NULL, 0);
+                if (column)
+                        rc = SQLColumns(h, catalog[0] ? (SQLCHAR *) catalog : NULL, catalog[0] ? SQL_NTS : 0,
+                                        NULL, 0, (SQLCHAR *) tries[t], SQL_NTS, (SQLCHAR *) columns[t], SQL_NTS);
+                else
+                        rc = SQLTables(h, catalog[0] ? (SQLCHAR *) catalog : NULL, catalog[0] ? SQL_NTS : 0,
+                                       NULL, 0, (SQLCHAR *) tries[t], SQL_NTS, NULL, 0);
                 if (!SQL_SUCCEEDED(rc)) {
-                        r = diag_stmt(p, h, "list tables", e);
+                        r = diag_stmt(p, h, column ? "list columns" : "list tables", e);
                         SQLFreeHandle(SQL_HANDLE_STMT, h);
                         return r;
                 }
-                r = fetch(p, h, "list tables", e);
+                r = fetch(p, h, column ? "list columns" : "list tables", e);
                 SQLFreeHandle(SQL_HANDLE_STMT, h);
                 if (r < 0)
                         return r;
@@ -882,6 +916,7 @@ void pas_close(struct pas *p) {
         if (p->env != SQL_NULL_HENV)
                 SQLFreeHandle(SQL_HANDLE_ENV, p->env);
         free(p->part);
+        free(p->lookup_sql);
         free(p);
 }
 
@@ -998,21 +1033,49 @@ static int version_mismatch(size_t rows, int64_t version, struct errbuf *e) {
                        rows, (long long) version, PAS_SCHEMA_VERSION);
 }
 
+/* Runs the steps that bring a schema of version `from` up to this build's,
+ * inside the caller's transaction. */
+static int upgrade_schema(struct pas *p, const struct schema_step *steps, struct errbuf *e) {
+        for (size_t i = 0; steps[i].sql; i++) {
+                char label[96];
+                bool has = false;
+                int r;
+
+                if (steps[i].column) {
+                        r = catalog_has(p, steps[i].table, steps[i].column, &has, e);
+                        if (r < 0)
+                                return r;
+                        if (has)
+                                continue; /* added by an earlier, interrupted run */
+                }
+                snprintf(label, sizeof label, "upgrade step %zu", i + 1);
+                r = odbc_exec(p, label, steps[i].sql, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int pas_init_schema(struct pas *p, struct errbuf *e) {
         const char *const *ddl = p->adapter->ops->schema();
-        int64_t version;
-        size_t rows;
+        const struct schema_step *steps = NULL;
+        int64_t version = 0, from = 0;
+        size_t rows = 0;
         bool exists;
         int r;
 
         if (p->in_tx)
                 return err_set(e, -EINVAL, "create schema: a transaction is open");
         /* Another version's schema is left alone, before any DDL (which some
-         * DBMSs commit at once). */
-        r = object_exists(p, "ers_schema_version", &exists, e);
+         * DBMSs commit at once), unless the adapter knows the way up from it. */
+        r = catalog_has(p, "ers_schema_version", NULL, &exists, e);
         if (r >= 0 && exists) {
                 r = read_schema_version(p, &version, &rows, e);
-                if (r >= 0 && rows > 0 && (rows != 1 || version != PAS_SCHEMA_VERSION))
+                if (r >= 0 && rows == 1 && version != PAS_SCHEMA_VERSION && version > 0)
+                        steps = p->adapter->ops->upgrade(version);
+                if (steps)
+                        from = version;
+                else if (r >= 0 && rows > 0 && (rows != 1 || version != PAS_SCHEMA_VERSION))
                         r = version_mismatch(rows, version, e);
         }
         if (r < 0)
@@ -1021,6 +1084,13 @@ int pas_init_schema(struct pas *p, struct errbuf *e) {
         r = pas_begin(p, e);
         if (r < 0)
                 return r;
+        if (steps) {
+                r = upgrade_schema(p, steps, e);
+                if (r < 0) {
+                        err_prefix(e, r, "from version %lld", (long long) from);
+                        goto fail;
+                }
+        }
         for (size_t i = 0; ddl[i]; i++) {
                 char label[96];
 
@@ -1035,6 +1105,11 @@ int pas_init_schema(struct pas *p, struct errbuf *e) {
         if (rows == 0) {
                 struct param ps[] = { P_INT(PAS_SCHEMA_VERSION) };
                 r = run(p, ST_VERSION_INSERT, ps, 1, NULL, NULL, e);
+                if (r < 0)
+                        goto fail;
+        } else if (rows == 1 && from > 0 && version == from) {
+                struct param ps[] = { P_INT(PAS_SCHEMA_VERSION) };
+                r = run(p, ST_VERSION_UPDATE, ps, 1, NULL, NULL, e);
                 if (r < 0)
                         goto fail;
         } else if (rows != 1 || version != PAS_SCHEMA_VERSION) {
@@ -1056,7 +1131,7 @@ int pas_check_schema(struct pas *p, struct errbuf *e) {
         bool exists;
         int r;
 
-        r = object_exists(p, "ers_schema_version", &exists, e);
+        r = catalog_has(p, "ers_schema_version", NULL, &exists, e);
         if (r < 0)
                 return r;
         if (!exists)
@@ -1067,6 +1142,11 @@ int pas_check_schema(struct pas *p, struct errbuf *e) {
         r = read_schema_version(p, &version, &rows, e);
         if (r < 0)
                 return r;
+        if (rows == 1 && version < PAS_SCHEMA_VERSION && p->adapter->ops->upgrade(version))
+                return err_set(e, -EPROTO,
+                               "the staging schema is version %lld; this build writes version %d: upgrade it "
+                               "in place with ersd --init-db (docs/schema.md)",
+                               (long long) version, PAS_SCHEMA_VERSION);
         if (rows != 1 || version != PAS_SCHEMA_VERSION)
                 return version_mismatch(rows, version, e);
         for (size_t i = 0; i < sizeof schema_objects / sizeof schema_objects[0]; i++) {
@@ -1503,4 +1583,180 @@ unchanged:
         return 0;
 fail:
         return err_prefix(e, r, "document %.64s of %s", aid, d->ubrn);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Patient matching.                                                       */
+
+const char *patient_match_name(enum patient_match_status s) {
+        switch (s) {
+        case PATIENT_MATCHED:
+                return "MATCHED";
+        case PATIENT_UNMATCHED:
+                return "UNMATCHED";
+        case PATIENT_AMBIGUOUS:
+                return "AMBIGUOUS";
+        case PATIENT_NOT_CONFIGURED:
+        default:
+                return "NOT_CONFIGURED";
+        }
+}
+
+int pas_set_patient_lookup(struct pas *p, const char *sql, struct errbuf *e) {
+        const char *what = statements[ST_PATIENT_LOOKUP].what;
+        SQLSMALLINT params = -1, columns = -1;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "%s: a transaction is open", what);
+        if (p->stmt[ST_PATIENT_LOOKUP] != SQL_NULL_HSTMT) {
+                SQLFreeStmt(p->stmt[ST_PATIENT_LOOKUP], SQL_CLOSE);
+                SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[ST_PATIENT_LOOKUP]);
+                p->stmt[ST_PATIENT_LOOKUP] = SQL_NULL_HSTMT;
+        }
+        free(p->lookup_sql);
+        p->lookup_sql = NULL;
+        if (!sql)
+                return 0;
+        p->lookup_sql = strdup(sql);
+        if (!p->lookup_sql)
+                return err_set(e, -ENOMEM, "out of memory");
+
+        /* Prepared now, so that the database judges it at start; describing
+         * it makes drivers that defer the prepare (psqlodbc) send it. */
+        r = stmt_get(p, ST_PATIENT_LOOKUP, &h, e);
+        if (r >= 0 && !SQL_SUCCEEDED(SQLNumParams(h, &params)))
+                r = diag_stmt(p, h, what, e);
+        if (r >= 0 && !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        if (r >= 0 && params != 1)
+                r = err_set(e, -EINVAL, "%s: has %d parameter markers; it needs exactly one (the NHS number)", what,
+                            (int) params);
+        if (r >= 0 && columns < 1)
+                r = err_set(e, -EINVAL, "%s: returns no column (is it a SELECT?); it must return the PAS patient id",
+                            what);
+        if (r >= 0 && columns > 1)
+                r = err_set(e, -EINVAL, "%s: returns %d columns; it must return the PAS patient id only", what,
+                            (int) columns);
+        if (h != SQL_NULL_HSTMT)
+                SQLFreeStmt(h, SQL_CLOSE); /* psqlodbc keeps what describing fetched until then */
+        if (r < 0) {
+                if (p->stmt[ST_PATIENT_LOOKUP] != SQL_NULL_HSTMT)
+                        SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[ST_PATIENT_LOOKUP]);
+                p->stmt[ST_PATIENT_LOOKUP] = SQL_NULL_HSTMT;
+                free(p->lookup_sql);
+                p->lookup_sql = NULL;
+        }
+        return r;
+}
+
+int pas_match_patient(struct pas *p, const char *nhs_number, struct patient_match *ret, struct errbuf *e) {
+        const char *what = statements[ST_PATIENT_LOOKUP].what;
+        struct patient_match m = { .status = PATIENT_NOT_CONFIGURED };
+        char id[PAS_PATIENT_ID_MAX + 1];
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = 0;
+
+        if (!p->lookup_sql) {
+                *ret = m;
+                return 0;
+        }
+        m.status = PATIENT_UNMATCHED;
+        if (!nhs_number || !nhs_number_valid(nhs_number)) {
+                *ret = m; /* a number that fails modulus 11 is nobody's: no lookup */
+                return 0;
+        }
+        struct param ps[] = { P_TEXT(nhs_number) };
+        r = run(p, ST_PATIENT_LOOKUP, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                bool null = false;
+
+                r = get_text(p, h, 1, what, id, sizeof id, &null, e);
+                if (r < 0)
+                        break;
+                if (null || !id[0])
+                        continue;
+                if (m.status == PATIENT_UNMATCHED) {
+                        m.status = PATIENT_MATCHED;
+                        memcpy(m.pas_patient_id, id, sizeof id);
+                } else if (strcmp(m.pas_patient_id, id) != 0) {
+                        m.status = PATIENT_AMBIGUOUS;
+                        m.pas_patient_id[0] = '\0';
+                        break;
+                }
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret = m;
+        return 0;
+}
+
+int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_match *m, struct errbuf *e) {
+        char now[32];
+        int r;
+
+        r = check_ubrn(ubrn, "patient match", e);
+        if (r < 0)
+                return r;
+        r = need_tx(p, "patient match", e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        now_utc_iso(now);
+        struct param ps[] = {
+                P_TEXT(m->status == PATIENT_MATCHED ? m->pas_patient_id : NULL),
+                P_TEXT(patient_match_name(m->status)),
+                P_TEXT(now),
+                P_TEXT(ubrn),
+        };
+        r = run(p, ST_PATIENT_UPDATE, ps, 4, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        return 0;
+}
+
+int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struct patient_rematch **ret,
+                            size_t *ret_n, struct errbuf *e) {
+        const char *what = statements[ST_PATIENT_REMATCH].what;
+        struct patient_rematch *list = NULL;
+        struct param ps[] = { P_TEXT(before) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t n = 0;
+        int r;
+
+        if (max == 0) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        list = calloc(max, sizeof *list);
+        if (!list)
+                return err_set(e, -ENOMEM, "out of memory");
+        r = run(p, ST_PATIENT_REMATCH, ps, 1, &h, NULL, e);
+        if (r < 0)
+                goto out;
+        while (n < max && (r = fetch(p, h, what, e)) > 0) {
+                r = get_text(p, h, 1, what, list[n].ubrn, sizeof list[n].ubrn, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, list[n].nhs_number, sizeof list[n].nhs_number, NULL, e);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        stmt_close(h);
+out:
+        if (r < 0) {
+                free(list);
+                return r;
+        }
+        if (n == 0) {
+                free(list);
+                list = NULL;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
 }

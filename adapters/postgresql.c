@@ -44,6 +44,13 @@ static const char *const *postgresql_schema(void) {
         return postgresql_ddl;
 }
 
+/* From version 1: the patient-matching columns (schema.h). */
+static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN");
+
+static const struct schema_step *postgresql_upgrade(long long from) {
+        return from == 1 ? postgresql_upgrade_v2 : NULL;
+}
+
 /* Driver logging off, appended last so that it wins over anything earlier. */
 static int postgresql_probe_options(const char *connection, char *ret, size_t n) {
         return odbc_connstr_append(connection, NULL, "CommLog=0;Debug=0", ret, n);
@@ -90,6 +97,7 @@ static int postgresql_lock_writer(struct pas *p, struct errbuf *e) {
 
 static const struct adapter_ops postgresql_ops = {
         .schema = postgresql_schema,
+        .upgrade = postgresql_upgrade,
         .probe_options = postgresql_probe_options,
         .connect_options = postgresql_connect_options,
         .session = adapter_session_default,

@@ -50,8 +50,13 @@
         "    intent VARCHAR(32),\n"                                                                         \
         "    worklist VARCHAR(64),\n"                                                                       \
         "    first_synced_at VARCHAR(32) NOT NULL,\n"                                                       \
-        "    last_synced_at VARCHAR(32) NOT NULL\n"                                                         \
+        "    last_synced_at VARCHAR(32) NOT NULL,\n"                                                        \
+        "    pas_patient_id VARCHAR(64), -- PATIENT IDENTIFIER (in the PAS)\n"                            \
+        "    patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,\n"                                \
+        "    patient_checked_at VARCHAR(32)\n"                                                              \
         ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE INDEX IF NOT EXISTS ers_referral_patient_match ON ers_referral (patient_match)",            \
                                                                                                             \
         "CREATE TABLE IF NOT EXISTS ers_referral_related (\n"                                               \
         "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
@@ -122,8 +127,40 @@
         "                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,\n"  \
         "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
         "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,\n"    \
-        "       r.last_synced_at\n"                                                                         \
+        "       r.last_synced_at,\n"                                                                        \
+        "       r.pas_patient_id, -- PATIENT IDENTIFIER\n"                                                  \
+        "       r.patient_match\n"                                                                          \
         "  FROM ers_referral r",                                                                            \
                                                                                                             \
         NULL,                                                                                               \
+        }
+
+/*
+ * The upgrade of a version-1 schema to version 2 (patient matching), as steps
+ * pas_init_schema() runs before STAGING_SCHEMA_DDL, in one transaction, and
+ * only on a schema whose ers_schema_version says 1.  A step with a column
+ * runs only when that column is absent (SQLColumns): the upgrade may be run
+ * again after a DBMS that commits DDL at once (MariaDB) stopped half-way.
+ *
+ *   ADD_COLUMN    "ALTER TABLE ers_referral ADD COLUMN" (SQLite, PostgreSQL,
+ *                 MariaDB)
+ *   EXTRA         further steps of the vendor's, e.g. SQLite drops the view
+ *                 so that CREATE VIEW IF NOT EXISTS recreates it with the new
+ *                 columns; where CREATE OR REPLACE VIEW appends them (and
+ *                 keeps the view's grants) there is none
+ */
+struct schema_step {
+        const char *table;  /* with column: the step runs only when table.column is absent */
+        const char *column; /* NULL: the step always runs */
+        const char *sql;    /* one statement, same rules as the DDL */
+};
+
+#define STAGING_SCHEMA_UPGRADE_V2(ADD_COLUMN, ...)                                                          \
+        {                                                                                                   \
+        { "ers_referral", "pas_patient_id", ADD_COLUMN " pas_patient_id VARCHAR(64)" },                     \
+        { "ers_referral", "patient_match",                                                                  \
+          ADD_COLUMN " patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL" },                      \
+        { "ers_referral", "patient_checked_at", ADD_COLUMN " patient_checked_at VARCHAR(32)" },             \
+        __VA_ARGS__                                                                                         \
+        { NULL, NULL, NULL },                                                                               \
         }

@@ -44,6 +44,14 @@ static const char *const *sqlite_schema(void) {
         return sqlite_ddl;
 }
 
+/* From version 1: the patient-matching columns (schema.h). */
+static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN",
+        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" }, /* recreated with the new columns */);
+
+static const struct schema_step *sqlite_upgrade(long long from) {
+        return from == 1 ? sqlite_upgrade_v2 : NULL;
+}
+
 static int sqlite_connect_options(const char *connection, char *ret, size_t n) {
         return odbc_connstr_append(connection, "Timeout", "Timeout=" SQLITE_DRIVER_TIMEOUT, ret, n);
 }
@@ -83,6 +91,7 @@ static int sqlite_classify(const char *sqlstate, long native, const char *messag
 
 static const struct adapter_ops sqlite_ops = {
         .schema = sqlite_schema,
+        .upgrade = sqlite_upgrade,
         .probe_options = adapter_connect_options_default,
         .connect_options = sqlite_connect_options,
         .session = sqlite_session,

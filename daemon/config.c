@@ -138,6 +138,7 @@ static int parse_integer(struct loader *l, const struct key *k, const struct val
 static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
 
@@ -262,6 +263,8 @@ static const struct key config_keys[] = {
                    NULL, NULL),
         KEY_STRING(struct config, "database.adapter", parse_choice_str, adapter, RESTART, OPTIONAL, "auto",
                    adapter_names),
+        KEY_STRING(struct config, "database.patient_lookup", parse_patient_lookup, patient_lookup, RESTART,
+                   OPTIONAL, NULL, NULL),
         KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
         KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
                 60, 86400),
@@ -489,6 +492,37 @@ static int parse_connection(struct loader *l, const struct key *k, const struct 
                 problem_v(l, v, "%s: not an ODBC connection string (expected \"DSN=name\" or "
                           "\"Driver=...;...\")", v->key);
                 return -EINVAL;
+        }
+        return dup_string(l, v->str, field);
+}
+
+/* One SQL statement with exactly one '?' outside quotes (the NHS number);
+ * the database judges the rest (ersd --check-config prepares it).  Where it
+ * was written is kept for that report.  Never quoted: it is the PAS's SQL. */
+static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        unsigned markers = 0;
+        char quote = 0;
+
+        (void) k;
+        for (const char *s = v->str; *s; s++) {
+                if (quote) {
+                        if (*s == quote)
+                                quote = 0;
+                } else if (*s == '\'' || *s == '"') {
+                        quote = *s;
+                } else if (*s == '?') {
+                        markers++;
+                }
+        }
+        if (markers != 1) {
+                problem_v(l, v, "%s: needs exactly one '?' (the NHS number), found %u", v->key, markers);
+                return -EINVAL;
+        }
+        free(l->c->patient_lookup_at);
+        l->c->patient_lookup_at = NULL;
+        if (asprintf(&l->c->patient_lookup_at, "%s:%u", v->file, v->line) < 0) {
+                l->c->patient_lookup_at = NULL;
+                return oom(l);
         }
         return dup_string(l, v->str, field);
 }
@@ -1304,6 +1338,8 @@ void config_free(struct config *c) {
         free(c->worklists);
         wipe_free(c->odbc_connection);
         free(c->adapter);
+        free(c->patient_lookup);
+        free(c->patient_lookup_at);
         free(c->state_dir);
         *c = (struct config) { 0 };
 }

@@ -177,6 +177,10 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 log_error("PAS database: %s", e.msg);
                 goto out;
         }
+        if (cfg->patient_lookup && pas_set_patient_lookup(pas, cfg->patient_lookup, &e) < 0) {
+                log_error("%s: database.patient_lookup: %s", cfg->patient_lookup_at, e.msg);
+                goto out;
+        }
         r = spool_open(cfg->state_dir, &spool, &e);
         if (r < 0) {
                 log_error("%s", e.msg);
@@ -317,6 +321,22 @@ int main(int argc, char **argv) {
         if (config_load(path, report_to_stderr, NULL, &cfg) < 0) {
                 fprintf(stderr, "ersd: %s: configuration refused\n", path);
                 return EXIT_USAGE;
+        }
+        if (mode == OPT_CHECK && cfg.patient_lookup) {
+                /* The one check that needs the database: the PAS prepares the lookup. */
+                struct pas *pas = NULL;
+                struct errbuf e = { { 0 } };
+                int r = pas_open(cfg.odbc_connection, cfg.adapter, &pas, &e);
+
+                if (r >= 0)
+                        r = pas_set_patient_lookup(pas, cfg.patient_lookup, &e);
+                pas_close(pas);
+                if (r < 0) {
+                        fprintf(stderr, "%s: database.patient_lookup: %s\n", cfg.patient_lookup_at, e.msg);
+                        fprintf(stderr, "ersd: %s: configuration refused\n", path);
+                        config_free(&cfg);
+                        return EXIT_USAGE;
+                }
         }
         if (mode == OPT_CHECK) {
                 printf("%s: configuration OK (%zu worklist%s)\n", path, cfg.n_worklists,

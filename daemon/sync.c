@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define RELATED_MAX 16 /* related referrals followed per referral */
+#define REMATCH_MAX 200 /* referrals whose patient is looked up again per round */
 
 /* One document of a referral being synced: what is written, and from where. */
 struct doc_job {
@@ -32,6 +33,7 @@ struct referral_job {
         struct doc_job *docs;                  /* owned array */
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */
+        struct patient_match match[RELATED_MAX + 1]; /* [0] the referral, [1 + i] related[i] */
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
 };
 
@@ -229,6 +231,22 @@ static int plan_referral_documents(struct sync_ctx *ctx, struct referral_job *j,
         return plan_document(ctx, j, src, NULL, e); /* the clinical information letter */
 }
 
+/* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
+ * without one).  Never fails the referral: a lookup that fails is UNMATCHED,
+ * logged without the NHS number, and tried again by a later round. */
+static void match_patient(struct sync_ctx *ctx, const struct referral *r, const struct worklist_entry *entry,
+                          struct patient_match *ret) {
+        const char *nhs = r->nhs_number ? r->nhs_number : entry ? entry->nhs_number : NULL;
+        struct errbuf e = { { 0 } };
+
+        if (pas_match_patient(ctx->pas, nhs, ret, &e) < 0) {
+                log_ctx_warning(&(struct log_ctx){ .ubrn = r->ubrn, .stage = "patient" },
+                                "UBRN %s: patient lookup failed, written as UNMATCHED and tried again later: %s",
+                                r->ubrn, e.msg);
+                *ret = (struct patient_match){ .status = PATIENT_UNMATCHED };
+        }
+}
+
 /* The one transaction: related referrals, the referral, documents, ledger. */
 static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                           struct errbuf *e) {
@@ -236,13 +254,24 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
         uint64_t bytes = 0;
         int r;
 
+        /* The patient lookups first, outside the transaction (a failing one
+         * would abort a PostgreSQL transaction). */
+        match_patient(ctx, &j->main, j->entry, &j->match[0]);
+        for (size_t i = 0; i < j->n_related; i++)
+                match_patient(ctx, &j->related[i], NULL, &j->match[1 + i]);
+
         r = pas_begin(ctx->pas, e);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < j->n_related && r == 0; i++)
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
+                if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
+                        r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
+        }
         if (r == 0)
                 r = pas_put_referral(ctx->pas, &j->main, j->entry, j->worklist, e);
+        if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
+                r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
                 bool written = false;
@@ -362,9 +391,12 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
         stats->documents_stored += docs;
         stats->bytes_stored += bytes;
         count_not_fetched(&j, stats);
-        log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s (correlation id %s)", j.main.ubrn,
-                 j.main.version, ls->found ? "updated" : "new", docs,
-                 j.complete ? "" : ", documents still owed", j.correlation_id);
+        log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s%s%s (correlation id %s)",
+                 j.main.ubrn, j.main.version, ls->found ? "updated" : "new", docs,
+                 j.complete ? "" : ", documents still owed",
+                 j.match[0].status != PATIENT_NOT_CONFIGURED ? ", patient " : "",
+                 j.match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j.match[0].status) : "",
+                 j.correlation_id);
         goto out;
 fail:
         stats->referrals_failed++;
@@ -454,10 +486,60 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         return failed ? -EAGAIN : 0;
 }
 
+/*
+ * Looks again for the PAS patient of referrals already in the PAS whose
+ * patient was not found (UNMATCHED, AMBIGUOUS, or written before a lookup was
+ * configured), at most REMATCH_MAX per round, the least recently checked
+ * first, none checked after the round's first second.  Each outcome is written in its own
+ * short transaction.  A failure is logged once and left to the next round: it
+ * never fails the round (every referral is in the PAS already).
+ */
+static void rematch_patients(struct sync_ctx *ctx, const char *round_start, struct sync_stats *stats) {
+        struct patient_rematch *list = NULL;
+        struct errbuf e = { { 0 } };
+        size_t n = 0;
+        int r;
+
+        r = pas_patients_to_rematch(ctx->pas, round_start, REMATCH_MAX, &list, &n, &e);
+        if (r < 0) {
+                log_ctx_warning(&(struct log_ctx){ .stage = "patient" }, "patient matching not retried: %s", e.msg);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct patient_match m;
+
+                if (ctx->stop && *ctx->stop)
+                        break;
+                r = pas_match_patient(ctx->pas, list[i].nhs_number, &m, &e);
+                if (r == 0)
+                        r = pas_begin(ctx->pas, &e);
+                if (r == 0)
+                        r = pas_put_patient_match(ctx->pas, list[i].ubrn, &m, &e);
+                if (r == 0)
+                        r = pas_commit(ctx->pas, &e);
+                if (r < 0) {
+                        pas_rollback(ctx->pas);
+                        log_ctx_warning(&(struct log_ctx){ .ubrn = list[i].ubrn, .stage = "patient" },
+                                        "UBRN %s: patient matching not retried: %s", list[i].ubrn, e.msg);
+                        break;
+                }
+                if (m.status == PATIENT_MATCHED) {
+                        stats->patients_matched_later++;
+                        log_ctx_info(&(struct log_ctx){ .ubrn = list[i].ubrn, .stage = "patient" },
+                                     "UBRN %s: patient now MATCHED", list[i].ubrn);
+                }
+        }
+        if (list)
+                explicit_bzero(list, n * sizeof *list); /* NHS numbers */
+        free(list);
+}
+
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
         bool failed = false;
+        char round_start[32];
 
         memset(stats, 0, sizeof *stats);
+        now_utc_iso(round_start);
         for (size_t i = 0; i < ctx->cfg->n_worklists; i++) {
                 int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
                 if (r == -ECANCELED)
@@ -465,5 +547,7 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
                 if (r < 0)
                         failed = true;
         }
+        if (ctx->cfg->patient_lookup && !(ctx->stop && *ctx->stop))
+                rematch_patients(ctx, round_start, stats);
         return failed ? -EAGAIN : 0;
 }

@@ -48,6 +48,7 @@ struct sync_stats {
         unsigned documents_stored;    /* document contents written to the PAS */
         unsigned documents_not_fetched; /* recorded without content (not available, too large) */
         uint64_t bytes_stored;
+        unsigned patients_matched_later; /* referrals already in the PAS whose patient a later round found */
 };
 
 /* One round over every configured worklist.  Returns 0 when everything

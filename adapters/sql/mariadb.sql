@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 1, for MariaDB (10.1.4 or later).
+-- ersd staging schema, version 2, for MariaDB (10.1.4 or later).
 --
 -- This is exactly what `ersd --init-db` creates (adapters/mariadb.c; a
 -- unit test keeps the two identical).  Every statement may be run again
@@ -8,12 +8,15 @@
 --   mariadb pas < mariadb.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 1 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 2 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 -- `ersd --init-db` does both in one transaction (MariaDB commits each
 -- CREATE at once, so a failed --init-db may leave some tables: run it
 -- again).  MySQL 8 lacks CREATE INDEX IF NOT EXISTS: drop "IF NOT EXISTS"
 -- from that statement and run it once.  Grants for the ersd user:
 -- docs/mariadb.md.  Documentation: docs/schema.md.
+
+-- A version-1 schema (before patient matching) is upgraded in place by
+-- `ersd --init-db`; the statements it runs are in docs/schema.md.
 
 -- The single row says which version of this schema the tables follow.
 -- ersd refuses to write into a schema of another version.
@@ -25,6 +28,10 @@ CREATE TABLE IF NOT EXISTS ers_schema_version (
 -- PATIENT IDENTIFIER: nhs_number.  nhs_number_valid is 1 when the number
 -- passes the NHS modulus-11 check, else 0 (staff check it).
 -- Times in *_synced_at are UTC, ISO 8601: 2026-11-23T19:52:39Z.
+-- pas_patient_id is the PAS's own id of the patient, found by the
+-- configured database.patient_lookup; patient_match says how it went:
+-- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
+-- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
 CREATE TABLE IF NOT EXISTS ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
@@ -49,8 +56,14 @@ CREATE TABLE IF NOT EXISTS ers_referral (
     intent VARCHAR(32),
     worklist VARCHAR(64),
     first_synced_at VARCHAR(32) NOT NULL,
-    last_synced_at VARCHAR(32) NOT NULL
+    last_synced_at VARCHAR(32) NOT NULL,
+    pas_patient_id VARCHAR(64), -- PATIENT IDENTIFIER (in the PAS)
+    patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
+    patient_checked_at VARCHAR(32)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Finding the referrals whose patient is still to be matched.
+CREATE INDEX IF NOT EXISTS ers_referral_patient_match ON ers_referral (patient_match);
 
 -- The related referrals a referral points to, as of its latest version.
 CREATE TABLE IF NOT EXISTS ers_referral_related (
@@ -130,5 +143,7 @@ SELECT r.ubrn,
                                 AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
        (SELECT COUNT(*) FROM ers_document d
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
-       r.last_synced_at
+       r.last_synced_at,
+       r.pas_patient_id, -- PATIENT IDENTIFIER
+       r.patient_match
   FROM ers_referral r;

@@ -43,6 +43,7 @@
 #include <sqlext.h>
 
 #include "adapters/pas.h"
+#include "daemon/fhir.h"
 #include "tests/support/engines.h"
 #include "tests/support/harness.h"
 #include "tests/support/pas_data.h"
@@ -183,7 +184,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 1);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 2);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -828,6 +829,193 @@ static void test_psqlodbc_logs_nothing(void **state) {
         }
 }
 
+
+/* ---------------------------------------------------------------------- */
+/* Schema upgrade and patient matching.                                    */
+
+#define NHS_A "9990000018" /* test range, each passes modulus 11 */
+#define NHS_B "9990000026"
+#define NHS_C "9990000034"
+#define NHS_D "9990000042"
+
+static void exec_ok(const char *conn, const char *sql) {
+        if (engine_exec(conn, sql, false) != 0)
+                fail_msg("%s: %s failed", G.name, sql);
+}
+
+/* Runs tests/fixtures/schema-v1/<engine>.sql: the DDL of version 1 as it
+ * was shipped, so that an upgrade is tested from what trusts really have. */
+static void exec_statement(void *userdata, size_t i, const char *stmt) {
+        (void) i;
+        exec_ok(userdata, stmt);
+}
+
+static void create_v1_schema(const char *conn) {
+        char path[128];
+
+        snprintf(path, sizeof path, "tests/fixtures/schema-v1/%s.sql", G.name);
+        assert_true(pas_data_sql_statements(path, exec_statement, (void *) conn) >= 8);
+        exec_ok(conn, "INSERT INTO ers_schema_version (version) VALUES (1)");
+        exec_ok(conn, "INSERT INTO ers_referral (ubrn, version, nhs_number, nhs_number_valid, first_synced_at, "
+                      "last_synced_at) VALUES ('000000000001', 3, '" NHS_A "', 1, '2026-01-01T00:00:00Z', "
+                      "'2026-01-01T00:00:00Z')");
+        exec_ok(conn, "INSERT INTO ers_ledger (ubrn, version, complete, synced_at) "
+                      "VALUES ('000000000001', 3, 1, '2026-01-01T00:00:00Z')");
+}
+
+static void assert_upgraded(struct fix *f) {
+        struct errbuf e = { "" };
+
+        assert_int_equal(pas_check_schema(f->p, &e), 0);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 2);
+        assert_int_equal(count(f, "ers_schema_version"), 1);
+        /* the referral and its ledger row kept, the new columns at their defaults */
+        assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000001", "NOT_CONFIGURED");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral_inbox WHERE ubrn = ?", "000000000001",
+                      "NOT_CONFIGURED");
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NULL", NULL), 1);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 3);
+}
+
+static void test_schema_upgrade_from_v1(void **state) {
+        struct fix *f = *state, g = { .p = NULL };
+        struct errbuf e = { "" };
+
+        create_v1_schema(f->conn);
+        assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
+        assert_non_null(strstr(e.msg, "--init-db")); /* says how to upgrade */
+        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_upgraded(f);
+        assert_int_equal(pas_init_schema(f->p, &e), 0); /* idempotent */
+        assert_upgraded(f);
+
+        /* An upgrade stopped after its first step (MariaDB commits each ALTER
+         * at once): run again, it completes. */
+        assert_int_equal(engine_new_database(&G, g.conn, sizeof g.conn), 0);
+        assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
+        create_v1_schema(g.conn);
+        exec_ok(g.conn, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)");
+        assert_int_equal(pas_init_schema(g.p, &e), 0);
+        assert_upgraded(&g);
+        pas_close(g.p);
+        db_close(g.raw);
+}
+
+static void put_match(struct fix *f, const char *ubrn, const char *nhs, bool lookup) {
+        struct referral ref;
+        struct patient_match m;
+        struct errbuf e = { "" };
+
+        pas_data_referral(&ref, ubrn, 1, nhs);
+        assert_int_equal(pas_match_patient(f->p, nhs, &m, &e), 0);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &ref, NULL, "wl", &e), 0);
+        if (lookup)
+                assert_int_equal(pas_put_patient_match(f->p, ubrn, &m, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0); /* ref borrows literals: nothing to free */
+}
+
+static void test_patient_matching(void **state) {
+        static const char *const bad[] = {
+                "SELEC patient_id FROM pas_patient WHERE nhs_number = ?",          /* syntax */
+                "SELECT patient_id FROM no_such_table WHERE nhs_number = ?",       /* no table */
+                "SELECT patient_id, nhs_number FROM pas_patient WHERE nhs_number = ?", /* two columns */
+                "SELECT patient_id FROM pas_patient WHERE nhs_number = ? OR patient_id = ?", /* two markers */
+        };
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct patient_match m;
+        struct patient_rematch *list = NULL;
+        size_t n = 0;
+
+        exec_ok(f->conn, "CREATE TABLE pas_patient (patient_id VARCHAR(20), nhs_number VARCHAR(10))");
+        exec_ok(f->conn, "INSERT INTO pas_patient VALUES ('H100', '" NHS_A "'), ('H200', '" NHS_B "'), "
+                         "('H201', '" NHS_B "'), ('H300', '" NHS_C "'), ('H300', '" NHS_C "'), (NULL, '" NHS_D "')");
+
+        /* Not configured: nothing is looked up. */
+        assert_int_equal(pas_match_patient(f->p, NHS_A, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_NOT_CONFIGURED);
+
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                e.msg[0] = '\0';
+                assert_true(pas_set_patient_lookup(f->p, bad[i], &e) < 0);
+                print_message("      %s: bad lookup %zu: %s\n", G.name, i + 1, e.msg);
+                assert_non_null(strstr(e.msg, "patient lookup"));
+                assert_clean(&e);
+                assert_int_equal(pas_match_patient(f->p, NHS_A, &m, &e), 0); /* refused: none set */
+                assert_int_equal(m.status, PATIENT_NOT_CONFIGURED);
+        }
+
+        assert_int_equal(pas_set_patient_lookup(f->p, "SELECT patient_id FROM pas_patient WHERE nhs_number = ?", &e),
+                         0);
+        assert_int_equal(pas_match_patient(f->p, NHS_A, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_MATCHED);
+        assert_string_equal(m.pas_patient_id, "H100");
+        assert_int_equal(pas_match_patient(f->p, NHS_B, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_AMBIGUOUS);
+        assert_string_equal(m.pas_patient_id, "");
+        assert_int_equal(pas_match_patient(f->p, NHS_C, &m, &e), 0); /* one patient listed twice */
+        assert_int_equal(m.status, PATIENT_MATCHED);
+        assert_string_equal(m.pas_patient_id, "H300");
+        assert_int_equal(pas_match_patient(f->p, NHS_D, &m, &e), 0); /* a NULL id is no patient */
+        assert_int_equal(m.status, PATIENT_UNMATCHED);
+        assert_int_equal(pas_match_patient(f->p, NHS_INVALID, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_UNMATCHED);
+        assert_int_equal(pas_match_patient(f->p, NULL, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_UNMATCHED);
+
+        /* Every referral is written, whatever the match. */
+        put_match(f, "000000000001", NHS_A, true);
+        put_match(f, "000000000002", NHS_B, true);
+        put_match(f, "000000000003", NHS_C, false); /* written before a lookup was configured */
+        put_match(f, "000000000004", NHS_D, true);
+        put_match(f, "000000000005", NHS_INVALID, true);
+        assert_int_equal(count(f, "ers_referral"), 5);
+        assert_q_text(f, "SELECT pas_patient_id FROM ers_referral_inbox WHERE ubrn = ?", "000000000001", "H100");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral_inbox WHERE ubrn = ?", "000000000001", "MATCHED");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000002", "AMBIGUOUS");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000003", "NOT_CONFIGURED");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000004", "UNMATCHED");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000005", "UNMATCHED");
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NOT NULL", NULL), 1);
+
+        /* To match again: not the MATCHED one, not the invalid number; never
+         * checked first; bounded. */
+        assert_int_equal(pas_patients_to_rematch(f->p, "9999", 10, &list, &n, &e), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(list[0].ubrn, "000000000003");
+        assert_string_equal(list[0].nhs_number, NHS_C);
+        assert_true(strcmp(list[1].ubrn, "000000000002") == 0 || strcmp(list[1].ubrn, "000000000004") == 0);
+        free(list);
+        assert_int_equal(pas_patients_to_rematch(f->p, "9999", 1, &list, &n, &e), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(list[0].ubrn, "000000000003");
+        free(list);
+        assert_int_equal(pas_patients_to_rematch(f->p, "2000", 10, &list, &n, &e), 0); /* checked after that */
+        assert_int_equal(n, 1);
+        free(list);
+
+        /* The PAS registers the patient: the next try fills the id in. */
+        exec_ok(f->conn, "INSERT INTO pas_patient VALUES ('H400', '" NHS_D "')");
+        assert_int_equal(pas_match_patient(f->p, NHS_D, &m, &e), 0);
+        assert_int_equal(m.status, PATIENT_MATCHED);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_patient_match(f->p, "000000000004", &m, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", "000000000004", "H400");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000004", "MATCHED");
+
+        /* A lookup that fails when run (the table went): an error, no NHS number in it. */
+        exec_ok(f->conn, "DROP TABLE pas_patient");
+        e.msg[0] = '\0';
+        if (pas_match_patient(f->p, NHS_A, &m, &e) < 0) {
+                print_message("      %s: lookup on a dropped table: %s\n", G.name, e.msg);
+                assert_clean(&e);
+        }
+        assert_int_equal(pas_set_patient_lookup(f->p, NULL, &e), 0);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The whole sync: build/ersd --once against the mock e-RS.                */
 
@@ -938,6 +1126,108 @@ static void test_sync_end_to_end(void **state) {
         mock_stop(&M);
 }
 
+
+/* The sync with a patient lookup, through build/ersd: --check-config
+ * prepares the lookup against the live database and names its file:line;
+ * every referral is written whatever the match; a later round fills in a
+ * patient the PAS has registered since. */
+static void test_sync_patient_matching(void **state) {
+        static const char *const args[] = { "--referrals", "6", "--attachments", "0", NULL };
+        struct fix *f = *state;
+        char conf[PATH_MAX + 32], text[2048], where[PATH_MAX + 96], sql[256];
+        const char *valid[6] = { NULL };
+        size_t n_valid = 0;
+        json_object *manifest, *refs;
+        struct run r;
+
+        assert_int_equal(mock_start(&M, args), 0);
+        manifest = mock_get(&M, "/_mock/manifest");
+        assert_non_null(manifest);
+        refs = json_object_object_get(manifest, "referrals");
+        snprintf(conf, sizeof conf, "%s/ersd-match-%s.conf", work, G.name);
+        snprintf(text, sizeof text,
+                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                 "database: { connection = \"%s\";\n"
+                 "  patient_lookup = \"SELECT patient_id FROM pas_patient WHERE nhs_number = ?\"; };\n"
+                 "state_dir = \"%s/state-match-%s\";\n",
+                 M.base_url, f->conn, work, G.name);
+        assert_int_equal(write_text(conf, text, 0600), 0);
+        snprintf(where, sizeof where, "%s:4: database.patient_lookup: ", conf);
+
+        /* The PAS has no pas_patient table yet: the check names the line. */
+        r = run_ersd(conf, "--check-config", manifest);
+        assert_int_equal(r.status, 2);
+        print_message("      %s: %s", G.name, r.err);
+        assert_non_null(strstr(r.err, where));
+        assert_non_null(strstr(r.err, "SQLSTATE"));
+        run_free(&r);
+
+        exec_ok(f->conn, "CREATE TABLE pas_patient (patient_id VARCHAR(20), nhs_number VARCHAR(10))");
+        for (size_t i = 0; i < json_object_array_length(refs) && n_valid < 6; i++) {
+                const char *nhs = jstr(json_object_array_get_idx(refs, i), "nhs_number");
+                if (nhs && nhs_number_valid(nhs))
+                        valid[n_valid++] = jstr(json_object_array_get_idx(refs, i), "ubrn");
+        }
+        assert_true(n_valid >= 3);
+        /* [0] one PAS patient, [1] two, [2] none yet */
+        for (size_t k = 0; k < 2; k++) {
+                for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                        json_object *m = json_object_array_get_idx(refs, i);
+                        if (strcmp(jstr(m, "ubrn"), valid[k]) != 0)
+                                continue;
+                        snprintf(sql, sizeof sql, "INSERT INTO pas_patient VALUES ('P%zu', '%s')", k,
+                                 jstr(m, "nhs_number"));
+                        exec_ok(f->conn, sql);
+                        if (k == 1) {
+                                snprintf(sql, sizeof sql, "INSERT INTO pas_patient VALUES ('Q%zu', '%s')", k,
+                                         jstr(m, "nhs_number"));
+                                exec_ok(f->conn, sql);
+                        }
+                }
+        }
+        r = run_ersd(conf, "--check-config", manifest);
+        if (r.status != 0)
+                fail_msg("ersd --check-config exited %d: %s", r.status, r.err);
+        run_free(&r);
+
+        r = run_ersd(conf, "--once", manifest);
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE patient_match = 'NOT_CONFIGURED'", NULL),
+                         0);
+        for (size_t i = 0; i < json_object_array_length(refs); i++) /* every one written */
+                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?",
+                                       jstr(json_object_array_get_idx(refs, i), "ubrn")),
+                                 1);
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[0], "MATCHED");
+        assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", valid[0], "P0");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[1], "AMBIGUOUS");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[2], "UNMATCHED");
+
+        /* The PAS registers the third patient; the next round fills it in,
+         * though e-RS has nothing new. */
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                if (strcmp(jstr(m, "ubrn"), valid[2]) == 0) {
+                        snprintf(sql, sizeof sql, "INSERT INTO pas_patient VALUES ('P2', '%s')", jstr(m, "nhs_number"));
+                        exec_ok(f->conn, sql);
+                }
+        }
+        r = run_ersd(conf, "--once", manifest);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
+        assert_non_null(strstr(r.err, "patient now MATCHED"));
+        run_free(&r);
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[2], "MATCHED");
+        assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", valid[2], "P2");
+        assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[1], "AMBIGUOUS");
+        json_object_put(manifest);
+        mock_stop(&M);
+}
+
 /* ---------------------------------------------------------------------- */
 
 /* Our odbcinst.ini: the machine's, with psqlodbc's CommLog on (as Debian
@@ -1021,7 +1311,10 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_rollback_and_failing_statement, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_utf8_4byte_round_trip, setup, teardown),              \
         cmocka_unit_test_setup_teardown(test_ledger_rate, setup, teardown),                        \
-        cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
+        cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown)
 
 int main(int argc, char **argv) {
         const char *tmp = getenv("TMPDIR");

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -190,4 +191,43 @@ void pas_data_store_measured(const char *self, const char *connection, const cha
         assert_int_equal(sscanf(out, "%ld %ld %d", &ret->grown_kib, &ret->peak_kib, &inst), 3);
         ret->instrumented = inst != 0;
         ret->seconds = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t index, const char *stmt),
+                            void *userdata) {
+        char line[1024], stmt[8192];
+        size_t n = 0, len = 0;
+        bool in = false;
+        FILE *fp = fopen(path, "r");
+
+        if (!fp) {
+                fprintf(stderr, "%s: %s\n", path, strerror(errno));
+                return -1;
+        }
+        while (fgets(line, sizeof line, fp)) {
+                size_t l = strlen(line);
+
+                if (!in && (line[0] == '\n' || strncmp(line, "--", 2) == 0))
+                        continue; /* commentary between statements */
+                in = true;
+                if (len + l >= sizeof stmt) {
+                        fprintf(stderr, "%s: statement %zu longer than %zu bytes\n", path, n + 1, sizeof stmt);
+                        fclose(fp);
+                        return -1;
+                }
+                memcpy(stmt + len, line, l + 1);
+                len += l;
+                if (l >= 2 && strcmp(line + l - 2, ";\n") == 0) {
+                        stmt[len - 2] = '\0';
+                        fn(userdata, n++, stmt);
+                        len = 0;
+                        in = false;
+                }
+        }
+        fclose(fp);
+        if (in) {
+                fprintf(stderr, "%s: ends inside statement %zu\n", path, n + 1);
+                return -1;
+        }
+        return (int) n;
 }

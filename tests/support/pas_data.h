@@ -52,3 +52,14 @@ void pas_data_store_measured(const char *self, const char *connection, const cha
 /* The other side: main() calls it first; returns -1 when argv is not a
  * "--store-document" run, else the exit status for main to return. */
 int pas_data_store_child(int argc, char **argv);
+
+/*
+ * Reads one of our .sql files (adapters/sql/<vendor>.sql, the version-1
+ * fixtures): statements each ending with ";" at the end of a line, "--"
+ * commentary and blank lines between them.  Calls fn with each statement,
+ * without its ';', and its index from 0.  Returns how many, or -1 (with a
+ * line on stderr) when the file cannot be read, a statement is too long, or
+ * the file ends inside one.
+ */
+int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t index, const char *stmt),
+                            void *userdata);

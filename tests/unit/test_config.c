@@ -173,6 +173,7 @@ static const char good_conf[] =
         "database = {\n"
         "  connection = \"" CONN "\";\n"
         "  adapter = \"postgresql\";\n"
+        "  patient_lookup = \"SELECT patient_id FROM patient WHERE nhs_number = ? AND status <> '?'\";\n"
         "};\n"
         "state_dir = \"state\";\n"
         "poll_interval = 86400;\n"
@@ -215,6 +216,9 @@ static void test_good_config_every_field(void **state) {
 
         assert_string_equal(c.odbc_connection, CONN);
         assert_string_equal(c.adapter, "postgresql");
+        assert_string_equal(c.patient_lookup, "SELECT patient_id FROM patient WHERE nhs_number = ? AND status <> '?'");
+        snprintf(want, sizeof want, "%s:23", conf_path);
+        assert_string_equal(c.patient_lookup_at, want);
         snprintf(want, sizeof want, "%s/state", dir);
         assert_string_equal(c.state_dir, want);
         assert_int_equal(c.poll_interval_s, 86400);
@@ -540,6 +544,13 @@ static const struct bad_case bad_cases[] = {
           { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
         { "adapter not built yet", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"sqlserver\";\n};\n",
           -EINVAL, { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
+        { "patient lookup without a marker",
+          ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  patient_lookup = \"SELECT id FROM p\";\n};\n",
+          -EINVAL, { ":5: database.patient_lookup: needs exactly one '?' (the NHS number), found 0" } },
+        { "patient lookup, two markers (one quoted, not counted)",
+          ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n"
+          "  patient_lookup = \"SELECT id FROM p WHERE n = ? AND m = ? AND t <> '?'\";\n};\n",
+          -EINVAL, { ":5: database.patient_lookup: needs exactly one '?' (the NHS number), found 2" } },
         { "connection string not one", ERS_NONE WL "database: { connection = \"pas.db\"; };\n", -EINVAL,
           { ":3: database.connection: not an ODBC connection string (expected \"DSN=name\" or \"Driver=...;...\")" } },
         { "empty string", ERS_NONE WL DB "state_dir = \"\";\n", -EINVAL, { ":4: state_dir: must not be empty" } },
@@ -772,22 +783,28 @@ static void test_reload_check(void **state) {
 
         /* Reloadable keys changed: nothing to say. */
         assert_int_equal(load_text(ERS_NONE WL "database = {\n  connection = \"" CONN "\";\n"
-                                   "  adapter = \"postgresql\";\n};\nstate_dir = \"state\";\npoll_interval = 60;\n", &b), 0);
+                                   "  adapter = \"postgresql\";\n"
+                                   "  patient_lookup = \"SELECT patient_id FROM patient WHERE nhs_number = ? AND "
+                                   "status <> '?'\";\n};\nstate_dir = \"state\";\npoll_interval = 60;\n", &b), 0);
         reports.n = 0;
         assert_int_equal(config_check_reload(&a, &b, collect, NULL), 0);
         config_free(&b);
 
-        /* The database and the state directory need a restart. */
+        /* The database (the patient lookup too: it is prepared at start) and
+         * the state directory need a restart. */
         assert_int_equal(load_text(ERS_NONE WL "database: { connection = \"DSN=other\"; adapter = \"sqlite\"; };\n", &b), 0);
         reports.n = 0;
-        assert_int_equal(config_check_reload(&a, &b, collect, NULL), 3);
-        assert_int_equal(reports.n, 3);
+        assert_int_equal(config_check_reload(&a, &b, collect, NULL), 4);
+        assert_int_equal(reports.n, 4);
         snprintf(want, sizeof want, "%s: database.connection: changed, but takes effect only after a restart", conf_path);
         assert_string_equal(reports.line[0], want);
         snprintf(want, sizeof want, "%s: database.adapter: changed, but takes effect only after a restart", conf_path);
         assert_string_equal(reports.line[1], want);
-        snprintf(want, sizeof want, "%s: state_dir: changed, but takes effect only after a restart", conf_path);
+        snprintf(want, sizeof want, "%s: database.patient_lookup: changed, but takes effect only after a restart",
+                 conf_path);
         assert_string_equal(reports.line[2], want);
+        snprintf(want, sizeof want, "%s: state_dir: changed, but takes effect only after a restart", conf_path);
+        assert_string_equal(reports.line[3], want);
         assert_false(secret_reported);
         config_free(&a);
         config_free(&b);

@@ -529,43 +529,36 @@ static void test_adapters(void **state) {
         assert_non_null(a->ops->schema()[0]);
 }
 
-/* adapters/sql/sqlite.sql holds the very statements --init-db runs. */
 /* adapters/sql/<name>.sql holds exactly the adapter's DDL statements. */
+struct schema_file {
+        const struct adapter *adapter;
+        const char *const *ddl;
+        size_t n;
+};
+
+static void schema_statement_matches(void *userdata, size_t i, const char *stmt) {
+        struct schema_file *sf = userdata;
+
+        for (size_t k = 0; k <= i; k++)
+                if (!sf->ddl[k])
+                        fail_msg("adapters/sql/%s.sql has more statements than adapters/%s.c", sf->adapter->name,
+                                 sf->adapter->name);
+        if (strcmp(stmt, sf->ddl[i]) != 0)
+                fail_msg("adapters/sql/%s.sql statement %zu differs from adapters/%s.c:\nfile:\n%s\ncode:\n%s",
+                         sf->adapter->name, i + 1, sf->adapter->name, stmt, sf->ddl[i]);
+        sf->n = i + 1;
+}
+
 static void schema_file_matches(const struct adapter *a) {
-        const char *const *ddl = a->ops->schema();
-        char path[128], line[1024], stmt[8192];
-        FILE *fp;
-        size_t n = 0, len = 0;
-        bool in = false;
+        struct schema_file sf = { .adapter = a, .ddl = a->ops->schema() };
+        char path[128];
 
         snprintf(path, sizeof path, "adapters/sql/%s.sql", a->name);
-        fp = fopen(path, "r");
-        if (!fp)
-                fail_msg("%s: %s", path, strerror(errno));
-        while (fgets(line, sizeof line, fp)) {
-                size_t l = strlen(line);
+        int n = pas_data_sql_statements(path, schema_statement_matches, &sf);
 
-                if (!in && (line[0] == '\n' || strncmp(line, "--", 2) == 0))
-                        continue; /* commentary between statements */
-                in = true;
-                assert_true(len + l < sizeof stmt);
-                memcpy(stmt + len, line, l + 1);
-                len += l;
-                if (l >= 2 && strcmp(line + l - 2, ";\n") == 0) {
-                        stmt[len - 2] = '\0';
-                        assert_non_null(ddl[n]);
-                        if (strcmp(stmt, ddl[n]) != 0)
-                                fail_msg("%s statement %zu differs from adapters/%s.c:\n"
-                                         "file:\n%s\ncode:\n%s",
-                                         path, n + 1, a->name, stmt, ddl[n]);
-                        n++;
-                        len = 0;
-                        in = false;
-                }
-        }
-        fclose(fp);
-        assert_false(in);
-        assert_null(ddl[n]); /* and no statement missing from the file */
+        assert_true(n > 0);
+        assert_int_equal(n, (int) sf.n);
+        assert_null(sf.ddl[sf.n]); /* and no statement missing from the file */
 }
 
 static void test_schema_file_matches(void **state) {
@@ -617,8 +610,8 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 1);
-        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 8);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 2);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 9);
         /* the session settings took */
         char mode[16];
         assert_true(raw_text(f, "PRAGMA journal_mode", NULL, NULL, mode, sizeof mode));
@@ -631,13 +624,18 @@ static void test_check_schema(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
-        raw_exec(f, "UPDATE ers_schema_version SET version = 2");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
-        assert_non_null(strstr(e.msg, "version 2"));
-        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into another version */
-        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (1)");
+        assert_non_null(strstr(e.msg, "version 3"));
+        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (2)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
-        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 2");
+        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO);
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 3");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 1");
+        assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
+        assert_non_null(strstr(e.msg, "--init-db"));
+        raw_exec(f, "UPDATE ers_schema_version SET version = 2");
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
         raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
