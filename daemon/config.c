@@ -25,6 +25,7 @@
  * path is not printed either (someone may have pasted the token there).
  */
 #include "config.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -596,23 +597,6 @@ static int parse_ca_file(struct loader *l, const struct key *k, const struct val
         }
         close(fd);
         return 0;
-}
-
-static bool host_is_loopback(const char *host) {
-        unsigned char a[sizeof(struct in6_addr)];
-        char buf[64];
-        size_t n = strlen(host);
-
-        if (strcasecmp(host, "localhost") == 0)
-                return true;
-        if (inet_pton(AF_INET, host, a) == 1)
-                return a[0] == 127;
-        if (n > 2 && n < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
-                memcpy(buf, host + 1, n - 2);
-                buf[n - 2] = '\0';
-                return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, &in6addr_loopback, sizeof a) == 0;
-        }
-        return false;
 }
 
 /* Whether the URL has part `what` (user, password, query, fragment). */

@@ -77,8 +77,7 @@ int ers_url_is_loopback(const char *url) {
                 return 0;
         if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
             curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-                r = strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-                    strcmp(host, "[::1]") == 0;
+                r = host_is_loopback(host);
         curl_free(host);
         curl_url_cleanup(u);
         return r;
@@ -779,7 +778,7 @@ static bool binary_id_valid(const char *id) {
 }
 
 /* Only https, or http to a loopback host (the test suite's object store). */
-static bool redirect_allowed(const char *location) {
+bool ers_redirect_allowed(const char *location) {
         if (strncasecmp(location, "https://", 8) == 0)
                 return true;
         return strncasecmp(location, "http://", 7) == 0 && ers_url_is_loopback(location);
@@ -809,7 +808,7 @@ int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *bin
                         return r;
                 if (!location)
                         return 0; /* served directly */
-                if (!redirect_allowed(location)) {
+                if (!ers_redirect_allowed(location)) {
                         free(location);
                         return err_set(e, -EPROTO, "%s: refusing redirect to a non-https URL (correlation id %s)",
                                        what, call->correlation_id);

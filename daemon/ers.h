@@ -89,6 +89,10 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
 /* True for a URL whose host is loopback (127.0.0.0/8, localhost, [::1]). */
 int ers_url_is_loopback(const char *url);
 
+/* Whether the A042 redirect may be followed to `location`: https, or http to a
+ * loopback host (the test suite's object store).  Never a relative URL. */
+bool ers_redirect_allowed(const char *location);
+
 /* Pure parsers of what an HTTP answer's headers say (outside input: fuzzed).
  *
  * True when Content-Type `got` (may be NULL) is `want`, compared

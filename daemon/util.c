@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -47,4 +51,21 @@ double now_monotonic(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+bool host_is_loopback(const char *host) {
+        unsigned char a[sizeof(struct in6_addr)];
+        char buf[64];
+        size_t n = strlen(host);
+
+        if (strcasecmp(host, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, host, a) == 1)
+                return a[0] == 127;
+        if (n > 2 && n < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
+                memcpy(buf, host + 1, n - 2);
+                buf[n - 2] = '\0';
+                return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, &in6addr_loopback, sizeof a) == 0;
+        }
+        return false;
 }

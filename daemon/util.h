@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,3 +18,7 @@ void hex_encode(const unsigned char *in, size_t n, char *ret);
 
 /* Monotonic clock in seconds. */
 double now_monotonic(void);
+
+/* True for "localhost", an IPv4 literal in 127.0.0.0/8 or "[::1]" (a URL's host part);
+ * "127.0.0.1.example" is not. */
+bool host_is_loopback(const char *host);

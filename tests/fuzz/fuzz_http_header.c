@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/ers.h"
 
@@ -36,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
                 (void) ers_content_type_is(text, types[i]);
         (void) ers_url_is_loopback(text);
+        /* A Location may be followed only to https, or http on loopback: never anything else. */
+        if (ers_redirect_allowed(text) && strncasecmp(text, "https://", 8) != 0 &&
+            !(strncasecmp(text, "http://", 7) == 0 && ers_url_is_loopback(text)))
+                abort();
         free(text);
         return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -99,8 +100,36 @@ static void test_content_type(void **state) {
         }
 }
 
+/* Where the A042 redirect may lead: https anywhere, plain http only to loopback. */
+static const struct {
+        const char *location;
+        bool allowed;
+} redirect_cases[] = {
+        { "https://objects.example/bucket/f?sig=x", true },
+        { "HTTPS://objects.example/f", true },
+        { "http://127.0.0.1:8443/store/f", true },
+        { "http://127.10.0.3/store/f", true },
+        { "http://localhost:9/store/f", true },
+        { "http://[::1]:9/store/f", true },
+        { "http://objects.example/f", false },
+        { "http://127.0.0.1.attacker.example/f", false }, /* a name, not the loopback address */
+        { "http://[::ffff:127.0.0.1]/f", false },
+        { "ftp://127.0.0.1/f", false },
+        { "/store/f", false },
+        { "", false },
+};
+
+static void test_redirect_allowed(void **state) {
+        (void) state;
+        for (size_t i = 0; i < sizeof redirect_cases / sizeof redirect_cases[0]; i++)
+                if (ers_redirect_allowed(redirect_cases[i].location) != redirect_cases[i].allowed)
+                        fail_msg("'%s' should %sbe followed", redirect_cases[i].location,
+                                 redirect_cases[i].allowed ? "" : "not ");
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_redirect_allowed),
                 cmocka_unit_test(test_retry_after),
                 cmocka_unit_test(test_retry_after_reads_only_len),
                 cmocka_unit_test(test_retry_after_long_value),
