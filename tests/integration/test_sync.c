@@ -262,6 +262,9 @@ struct fault_case {
 static const struct fault_case faults[] = {
         { "A005", "500", "HTTP 500" },
         { "A005", "503", "HTTP 503" },
+        { "A005", "502", "HTTP 502" },
+        { "A005", "429", "Retry-After 1 s" },
+        { "A005", "429_bare", "HTTP 429" },
         { "A005", "malformed", "malformed JSON" },
         { "A005", "wrong_type", "ReferralRequest" },
         { "A005", "wrong_content_type", "Content-Type" },
@@ -285,37 +288,86 @@ static long long rows_for(struct db *d, const char *ubrn) {
 }
 
 /*
+ * A test's own mock (E.side) and fresh PAS: side_start() keeps the shared
+ * configuration aside, side_pas() points E.conf/E.connection at a new empty
+ * PAS named `name`, side_stop() stops the mock and restores the shared ones.
+ */
+static char shared_conf[sizeof E.conf], shared_connection[sizeof E.connection];
+
+static void side_start(const char *const *args) {
+        memcpy(shared_conf, E.conf, sizeof shared_conf);
+        memcpy(shared_connection, E.connection, sizeof shared_connection);
+        assert_int_equal(mock_start(&E.side, args), 0);
+}
+
+static void side_pas(const char *name, const char *auth) {
+        snprintf(E.conf, sizeof E.conf, "%s/%s.conf", E.dir, name);
+        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/%s.db", E.dir, name);
+        write_config_for(&E.side, auth);
+        struct run r = run_ersd("--init-db");
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+}
+
+static void side_stop(void) {
+        mock_stop(&E.side);
+        memcpy(E.conf, shared_conf, sizeof shared_conf);
+        memcpy(E.connection, shared_connection, sizeof shared_connection);
+}
+
+static const char *const small_mock[] = { "--referrals", "8", "--big-attachment", "0", NULL };
+
+/* The SHA-256 of each of a referral's attachments as stored, against the manifest; how many. */
+static size_t assert_attachments_stored(struct db *d, const char *ubrn) {
+        char path[128], hex[65];
+        int64_t size;
+
+        snprintf(path, sizeof path, "/_mock/manifest?ubrn=%s", ubrn);
+        json_object *man = mock_get(&E.side, path);
+        assert_non_null(man);
+        json_object *atts = json_object_object_get(json_object_array_get_idx(json_object_object_get(man, "referrals"), 0),
+                                                   "attachments");
+        size_t n = json_object_array_length(atts);
+        for (size_t a = 0; a < n; a++) {
+                json_object *att = json_object_array_get_idx(atts, a);
+                const char *q[] = { ubrn, jstr(att, "id") };
+                char *doc_id = db_text(d,
+                                       "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?"
+                                       " AND fetch_status = 'FETCHED'",
+                                       2, q, NULL);
+                if (!doc_id)
+                        fail_msg("UBRN %s: attachment %s not stored", ubrn, q[1]);
+                assert_int_equal(db_document_sha256(d, doc_id, hex, &size), 0);
+                assert_string_equal(hex, jstr(att, "sha256"));
+                free(doc_id);
+        }
+        json_object_put(man);
+        return n;
+}
+
+/*
  * Each case gets its own mock and a fresh PAS, so every endpoint is really
  * called for the faulted referral (on the shared PAS its documents are stored
  * already and would not be fetched again).
  */
 static void test_bad_answers_change_nothing(void **state) {
-        static const char *const args[] = { "--referrals", "8", "--big-attachment", "0", NULL };
         struct mock *m = &E.side;
-        char path[256], conf_saved[sizeof E.conf], conn_saved[sizeof E.connection];
+        char path[256], name[32];
         const char *ubrn = "300000000007";
         (void) state;
 
-        memcpy(conf_saved, E.conf, sizeof conf_saved);
-        memcpy(conn_saved, E.connection, sizeof conn_saved);
-        assert_int_equal(mock_start(m, args), 0);
-
+        side_start(small_mock);
         for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
                 const struct fault_case *f = &faults[i];
                 struct db *d;
 
-                snprintf(E.conf, sizeof E.conf, "%s/fault%zu.conf", E.dir, i);
-                snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/fault%zu.db", E.dir, i);
-                write_config_for(m, NULL);
-                struct run r = run_ersd("--init-db");
-                assert_int_equal(r.status, 0);
-                run_free(&r);
-
+                snprintf(name, sizeof name, "fault%zu", i);
+                side_pas(name, NULL);
                 snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s&ubrn=%s&count=1", f->endpoint, f->kind,
                          ubrn);
                 assert_int_equal(mock_post(m, path), 200);
 
-                r = run_ersd("--once");
+                struct run r = run_ersd("--once");
                 if (r.status != 1)
                         fail_msg("%s %s: ersd exited %d, expected 1: %s", f->endpoint, f->kind, r.status, r.err);
                 /* One error line naming the UBRN, the cause and the correlation id. */
@@ -342,59 +394,106 @@ static void test_bad_answers_change_nothing(void **state) {
                 assert_true(rows_for(d, ubrn) > 0);
                 db_close(d);
         }
-        mock_stop(m);
-        memcpy(E.conf, conf_saved, sizeof conf_saved);
-        memcpy(E.connection, conn_saved, sizeof conn_saved);
+        side_stop();
 }
 
 /* Where A042 is not offered (404), a small attachment comes through A006, byte-identical. */
 static void test_a006_fallback_for_small_files(void **state) {
-        static const char *const args[] = { "--referrals", "8", "--big-attachment", "0", NULL };
-        char conf_saved[sizeof E.conf], conn_saved[sizeof E.connection], hex[65];
-        const char *ubrn = "300000000007";
-        struct mock *m = &E.side;
         struct db *d;
-        int64_t size;
         (void) state;
 
-        memcpy(conf_saved, E.conf, sizeof conf_saved);
-        memcpy(conn_saved, E.connection, sizeof conn_saved);
-        assert_int_equal(mock_start(m, args), 0);
-        snprintf(E.conf, sizeof E.conf, "%s/a006.conf", E.dir);
-        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/a006.db", E.dir);
-        write_config_for(m, NULL);
-        struct run r = run_ersd("--init-db");
-        assert_int_equal(r.status, 0);
-        run_free(&r);
-        assert_int_equal(mock_post(m, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=10"), 200);
-
-        r = run_ersd("--once");
+        side_start(small_mock);
+        side_pas("a006", NULL);
+        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=10"), 200);
+        struct run r = run_ersd("--once");
         if (r.status != 0)
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         run_free(&r);
-        json_object *man = mock_get(m, "/_mock/manifest?ubrn=300000000007");
-        assert_non_null(man);
-        json_object *atts = json_object_object_get(json_object_array_get_idx(json_object_object_get(man, "referrals"), 0),
-                                                   "attachments");
-        assert_true(json_object_array_length(atts) >= 2);
-        assert_int_equal(stat_count(m, "A006"), (long long) json_object_array_length(atts));
         d = db_open(E.connection);
         assert_non_null(d);
-        for (size_t a = 0; a < json_object_array_length(atts); a++) {
-                json_object *att = json_object_array_get_idx(atts, a);
-                const char *q[] = { ubrn, jstr(att, "id") };
-                char *doc_id = db_text(d, "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?", 2,
-                                       q, NULL);
-                assert_non_null(doc_id);
-                assert_int_equal(db_document_sha256(d, doc_id, hex, &size), 0);
-                assert_string_equal(hex, jstr(att, "sha256"));
-                free(doc_id);
-        }
+        size_t n = assert_attachments_stored(d, "300000000007");
+        assert_true(n >= 2);
+        assert_int_equal(stat_count(&E.side, "A006"), (long long) n);
         db_close(d);
-        json_object_put(man);
-        mock_stop(m);
-        memcpy(E.conf, conf_saved, sizeof conf_saved);
-        memcpy(E.connection, conn_saved, sizeof conn_saved);
+        side_stop();
+}
+
+/* The object store's signed link expired (403): ersd asks A042 for a new one at once. */
+static void test_expired_store_link_is_asked_again(void **state) {
+        struct db *d;
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("expired", NULL);
+        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=store&kind=403&ubrn=300000000007&count=1"), 200);
+        struct run r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        size_t n = assert_attachments_stored(d, "300000000007");
+        db_close(d);
+        /* one A042 per attachment of each referral, plus the one asked again */
+        json_object *s = mock_get(&E.side, "/_mock/stats");
+        long long a042 = json_object_get_int64(json_object_object_get(s, "A042"));
+        long long store = json_object_get_int64(json_object_object_get(s, "store"));
+        json_object_put(s);
+        assert_true(n > 0);
+        assert_int_equal(a042, store);   /* every link was used once */
+        side_stop();
+}
+
+/* A042 refuses an attachment the referral called AVAILABLE (422): the referral is written with
+ * that document recorded as not fetched and why, and a later round fetches it. */
+static void test_attachment_refused_then_fetched(void **state) {
+        const char *ubrn = "300000000007";
+        struct db *d;
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("refused", NULL);
+        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=422&ubrn=300000000007&count=1"), 200);
+        struct run r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        run_free(&r);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        const char *p[] = { ubrn };
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND fetch_status = 'NOT_FETCHED'"
+                                   " AND not_fetched_reason LIKE '%would not release%'", 1, p), 1);
+        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
+
+        r = run_ersd("--once");
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "1 updated"));
+        run_free(&r);
+        assert_attachments_stored(d, ubrn);
+        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 1);
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
+/* e-RS unreachable: one line for the worklist, exit 1, nothing written. */
+static void test_connection_refused(void **state) {
+        (void) state;
+        side_start(small_mock);
+        side_pas("refused-conn", NULL);
+        mock_stop(&E.side); /* nothing listens on its port now */
+        struct run r = run_ersd("--once");
+        assert_int_equal(r.status, 1);
+        const char *line = strstr(r.err, "worklist cardiology not read");
+        if (!line || !strstr(line, "correlation id"))
+                fail_msg("expected 'worklist cardiology not read … correlation id', got: %s", r.err);
+        run_free(&r);
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), 0);
+        db_close(d);
+        side_stop();
 }
 
 /* Plain `ersd`: a round at start, SIGHUP with a bad file keeps the running
@@ -444,14 +543,12 @@ static void test_loop_mode_reload_and_stop(void **state) {
 static void test_bearer_token(void **state) {
         static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--token",
                                              "test-token-5f1c9e", NULL };
-        char conf_saved[sizeof E.conf], conn_saved[sizeof E.connection], token_file[600], auth[800];
+        char token_file[600], auth[800];
         struct mock *m = &E.side;
         struct db *d;
         (void) state;
 
-        memcpy(conf_saved, E.conf, sizeof conf_saved);
-        memcpy(conn_saved, E.connection, sizeof conn_saved);
-        assert_int_equal(mock_start(m, args), 0);
+        side_start(args);
         snprintf(E.conf, sizeof E.conf, "%s/token.conf", E.dir);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/token.db", E.dir);
         snprintf(token_file, sizeof token_file, "%s/bearer-token", E.dir);
@@ -485,9 +582,7 @@ static void test_bearer_token(void **state) {
         db_close(d);
         assert_int_equal(stat_count(m, "credential_leaks"), 0);
 
-        mock_stop(m);
-        memcpy(E.conf, conf_saved, sizeof conf_saved);
-        memcpy(E.connection, conn_saved, sizeof conn_saved);
+        side_stop();
 }
 
 /* A bad configuration: every problem as FILE:LINE, exit 2, nothing touched. */
@@ -555,6 +650,9 @@ int main(void) {
                 cmocka_unit_test(test_bad_worklist_changes_nothing),
                 cmocka_unit_test(test_no_credential_reaches_the_object_store),
                 cmocka_unit_test(test_a006_fallback_for_small_files),
+                cmocka_unit_test(test_expired_store_link_is_asked_again),
+                cmocka_unit_test(test_attachment_refused_then_fetched),
+                cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),

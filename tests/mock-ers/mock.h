@@ -61,6 +61,10 @@ enum fault_kind {
         FAULT_STALL,
         FAULT_OVERSIZED,
         FAULT_404, /* the endpoint is not offered here (A042 missing in an environment) */
+        FAULT_403, /* forbidden; on the store: the signed link expired */
+        FAULT_422, /* e-RS will not release it (an attachment not available after all) */
+        FAULT_502, /* a gateway in front of the service failed */
+        FAULT_429_BARE, /* 429 without Retry-After */
 };
 
 struct options {

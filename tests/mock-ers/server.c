@@ -47,6 +47,10 @@ static const struct {
         { "stall", FAULT_STALL },
         { "oversized", FAULT_OVERSIZED },
         { "404", FAULT_404 },
+        { "403", FAULT_403 },
+        { "422", FAULT_422 },
+        { "502", FAULT_502 },
+        { "429_bare", FAULT_429_BARE },
 };
 
 struct origin {
@@ -523,13 +527,30 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
 
         switch (kind) {
         case FAULT_404:
-                body = render_outcome("not-found", "NOT_FOUND", "Not found", "injected by the mock", &len);
+        case FAULT_403:
+        case FAULT_422:
+        case FAULT_502:
+        case FAULT_429_BARE:
+                status = kind == FAULT_404 ? 404 : kind == FAULT_403 ? 403 : kind == FAULT_422 ? 422
+                       : kind == FAULT_502 ? 502 : 429;
+                if (c->store) {
+                        /* an object store answers in its own words, never FHIR */
+                        body = strdup(status == 403 ? "AccessDenied: Request has expired\n" : "Error\n");
+                        len = body ? strlen(body) : 0;
+                } else {
+                        body = render_outcome(status == 404 ? "not-found" : status == 403 ? "forbidden"
+                                              : status == 422 ? "business-rule" : status == 502 ? "transient"
+                                                                                              : "throttled",
+                                              status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
+                                              : status == 422 ? "ATTACHMENT_NOT_AVAILABLE" : status == 502 ? "BAD_GATEWAY"
+                                                                                                         : "TOO_MANY_REQUESTS",
+                                              "Injected", "injected by the mock", &len);
+                }
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
                         free(body);
                 else
-                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
-                status = 404;
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, c->store ? "text/plain" : FHIR_JSON);
                 break;
         case FAULT_500:
         case FAULT_503:
@@ -1238,7 +1259,7 @@ static enum MHD_Result control_fault(struct call *c)
         if (ep < 0)
                 return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
         if (kind == FAULT_NONE)
-                return reply_control_error(c, 400, "kind must be one of 404 500 503 429 malformed wrong_type "
+                return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
                 return reply_control_error(c, 400, "oversized applies to A008 only");
