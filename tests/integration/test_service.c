@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +34,7 @@ struct env {
         struct mock mock;  /* shared by the tests */
         struct mock side;  /* a test's own mock, stopped by the teardown if the test fails */
         const struct mock *target; /* what instance_config points ersd at: &mock unless a test says */
+        const char *base_url;      /* or this URL, when a test sets it */
         char *dir;         /* owned temp directory */
         json_object *manifest;
 };
@@ -137,7 +140,8 @@ static void instance_config(struct instance *in, const char *extra) {
                  "database: { connection = \"%s\"; };\n"
                  "state_dir = \"%s/state\";\n"
                  "%s",
-                 (E.target ? E.target : &E.mock)->base_url, in->connection, in->dir, extra ? extra : "");
+                 E.base_url ? E.base_url : (E.target ? E.target : &E.mock)->base_url, in->connection, in->dir,
+                 extra ? extra : "");
         assert_int_equal(write_text(in->conf, text, 0600), 0);
 }
 
@@ -493,12 +497,68 @@ static void test_watchdog_fed_during_a_stalled_download(void **state) {
         mock_stop(&E.side);
 }
 
+/* e-RS not reachable at start (connection refused): a network problem, which
+ * every round retries, so ersd says so, is READY, and the round fails. */
+static void test_ready_when_e_rs_unreachable(void **state) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char url[96];
+        struct instance in;
+        long ready, status;
+        (void) state;
+
+        /* A port that is bound but not listening: connections to it are refused. */
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/referrals", ntohs(sa.sin_port));
+        E.base_url = url;
+        instance_start(&in, "unreachable", NULL, NULL);
+        E.base_url = NULL;
+        ready = notify_wait_for(&in.notify, "READY=1", NULL, 0);
+        assert_true(ready >= 0);
+        assert_true(proc_wait_for(&in.proc, 2, "e-RS origin not reachable", 0) >= 0);
+        assert_true(proc_wait_for(&in.proc, 2, "every round tries again", 0) >= 0);
+        status = notify_wait_for(&in.notify, "STATUS=", "sync incomplete: ", (size_t) ready);
+        assert_true(status > ready);
+        assert_non_null(strstr(in.notify.messages[status], "worklists failed 1"));
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+        close(fd);
+}
+
+/* A TLS handshake that fails at start (here https to a plain-http port) is a
+ * configuration problem: ersd says why and exits 1 without READY=1, before any call. */
+static void test_tls_failure_at_start_is_not_ready(void **state) {
+        char url[96];
+        struct instance in;
+        (void) state;
+
+        assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/referrals", E.mock.api_port);
+        E.base_url = url;
+        instance_start(&in, "tls", NULL, NULL);
+        E.base_url = NULL;
+        assert_true(proc_wait_for(&in.proc, 2, "e-RS origin not reachable", 0) >= 0);
+        assert_int_equal(proc_wait_for(&in.proc, 2, "\x01", 0), -1); /* until ersd closes stderr: it exits */
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 1);
+        while (notify_read(&in.notify, 0))
+                ;
+        for (size_t i = 0; i < in.notify.n; i++)
+                assert_false(has_line(in.notify.messages[i], "READY=1"));
+        assert_int_equal(stat_count("A008"), 0);
+        instance_end(&in);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_notify_lifecycle),
                 cmocka_unit_test(test_watchdog),
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
                 cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
+                cmocka_unit_test(test_ready_when_e_rs_unreachable),
+                cmocka_unit_test(test_tls_failure_at_start_is_not_ready),
                 cmocka_unit_test(test_sigterm_during_sync_leaves_nothing_half_written),
         };
         return cmocka_run_group_tests_name("service", tests, group_setup, group_teardown);
