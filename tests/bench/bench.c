@@ -25,7 +25,9 @@
  *             same ODBC driver and session settings, one transaction per
  *             referral, from memory (no spool, no hashing).
  *
- * Engines are rows of ENGINES[]; SQLite is the only one for now.
+ * Engines are rows of ENGINES[]: SQLite (files), PostgreSQL and MariaDB
+ * (throwaway servers on loopback, tests/support/engines.c).  The servers run
+ * the datasets of up to max_referrals referrals, so `make bench` stays short.
  * BENCH_QUICK=1 runs small datasets (a minute or so).
  */
 #include <curl/curl.h>
@@ -49,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/support/engines.h"
 #include "tests/support/harness.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -58,6 +61,8 @@
 
 /* A database engine ersd writes to: one row per engine. */
 struct bench_engine {
+        enum engine_kind kind;
+        size_t max_referrals;    /* larger datasets are not run on this engine */
         const char *name;        /* database.adapter */
         const char *driver;      /* ODBC driver name, for the connection string */
         const char *session[4];  /* what the adapter runs on its connection first (the write limit does too) */
@@ -65,12 +70,28 @@ struct bench_engine {
 };
 
 static const struct bench_engine ENGINES[] = {
-        { .name = "sqlite",
+        { .kind = ENGINE_SQLITE,
+          .max_referrals = 10000,
+          .name = "sqlite",
           .driver = "SQLite3",
           .session = { "PRAGMA foreign_keys = ON", "PRAGMA journal_mode = WAL", NULL },
           .extra = ";Timeout=5000" },
-        /* PostgreSQL and MariaDB: a row each once their adapters exist. */
+        { .kind = ENGINE_POSTGRESQL,
+          .max_referrals = 1000,
+          .name = "postgresql",
+          .driver = "PostgreSQL Unicode",
+          .session = { NULL },
+          .extra = ";Protocol=7.4-1;ByteaAsLongVarBinary=1;CommLog=0;Debug=0" },
+        { .kind = ENGINE_MARIADB,
+          .max_referrals = 1000,
+          .name = "mariadb",
+          .driver = "MariaDB Unicode",
+          .session = { "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",
+                       NULL },
+          .extra = ";CHARSET=utf8mb4" },
 };
+#define N_ENGINES (sizeof ENGINES / sizeof ENGINES[0])
+static struct engine servers[N_ENGINES]; /* the running server of each engine (none for SQLite) */
 
 struct dataset {
         const char *label;
@@ -104,6 +125,7 @@ struct calls {
 
 struct result {
         const struct dataset *ds;
+        bool ran;                      /* false: larger than the engine's max_referrals */
         size_t services, referrals, docs;
         uint64_t bytes;                /* document bytes served (attachments available + CRI) */
         uint64_t worklist_max;         /* bytes of the largest worklist */
@@ -245,7 +267,7 @@ static const char *service_id(size_t s, char buf[16]) {
 }
 
 /* An ersd configuration: one worklist per service (empty: one worklist of a service the mock does not have). */
-static void write_config(const char *path, const struct mock *m, const char *db, const char *state,
+static void write_config(const char *path, const struct mock *m, const char *conn, const char *state,
                                   const struct bench_engine *en, size_t services, bool empty) {
         FILE *f = fopen(path, "w");
         char id[16];
@@ -256,9 +278,9 @@ static void write_config(const char *path, const struct mock *m, const char *db,
         for (size_t s = 0; s < services; s++)
                 fprintf(f, "  { name = \"bench-%zu\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"%s\"; }%s\n",
                         s, empty ? "99999" : service_id(s, id), s + 1 < services ? "," : "");
-        fprintf(f, ");\ndatabase: { connection = \"Driver=%s;Database=%s\"; adapter = \"%s\"; };\n"
+        fprintf(f, ");\ndatabase: { connection = \"%s\"; adapter = \"%s\"; };\n"
                    "state_dir = \"%s\";\nlog_level = \"notice\";\n",
-                en->driver, db, en->name, state);
+                conn, en->name, state);
         fclose(f);
 }
 
@@ -443,7 +465,7 @@ static void exec(SQLHSTMT st, const char *what) {
         SQLFreeStmt(st, SQL_RESET_PARAMS);
 }
 
-static void write_limit(const struct bench_engine *en, const char *db, json_object *manifest, struct result *res) {
+static void write_limit(const struct bench_engine *en, const char *pas, json_object *manifest, struct result *res) {
         SQLHENV env;
         SQLHDBC dbc;
         char conn[1400];
@@ -455,7 +477,7 @@ static void write_limit(const struct bench_engine *en, const char *db, json_obje
                 die("out of memory");
         for (size_t i = 0; i < PART_MAX; i++)
                 part[i] = (unsigned char) (i * 2654435761u >> 13);
-        snprintf(conn, sizeof conn, "Driver=%s;Database=%s%s", en->driver, db, en->extra);
+        snprintf(conn, sizeof conn, "%s%s", pas, en->extra);
         SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env);
         SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER) SQL_OV_ODBC3, 0);
         SQLAllocHandle(SQL_HANDLE_DBC, env, &dbc);
@@ -576,6 +598,20 @@ static void remove_db(const char *db) {
         unlink(p);
 }
 
+/* A new, empty PAS for one run: a file for SQLite (removed first), a new database on
+ * the engine's server otherwise.  Its connection string goes into conn. */
+static void new_pas(const struct bench_engine *en, size_t e, const char *dir, const char *name, char *conn, size_t n) {
+        char path[1200];
+
+        if (en->kind == ENGINE_SQLITE) {
+                snprintf(path, sizeof path, "%s/%s.db", dir, name);
+                remove_db(path);
+                snprintf(conn, n, "Driver=%s;Database=%s", en->driver, path);
+        } else if (engine_new_database(&servers[e], conn, n) < 0) {
+                die("cannot make a database on the engine's server");
+        }
+}
+
 static void init_db(const char *config) {
         struct proc_cost c = run_ersd(config, "--init-db", NULL, 0);
         if (c.status != 0)
@@ -605,15 +641,18 @@ static void count_manifest(json_object *manifest, struct result *res) {
         }
 }
 
-static void run_dataset(const struct bench_engine *en, size_t no, const struct dataset *ds, struct result *res,
-                        long *baseline_kib) {
-        char n[24], big[24], tail[24], ids[64][16], dir[1100], config[1200], db[1200], state[1200];
+static void run_dataset(const struct bench_engine *en, size_t e, size_t no, const struct dataset *ds,
+                        struct result *res, long *baseline_kib) {
+        char n[24], big[24], tail[24], ids[64][16], dir[1100], config[1200], db[1400], state[1200];
         const char *args[40 + 128];
         size_t k = 0;
         struct mock m = { 0 };
 
         memset(res, 0, sizeof *res);
         res->ds = ds;
+        if (ds->referrals > en->max_referrals)
+                return;
+        res->ran = true;
         res->services = (ds->referrals + PER_SERVICE - 1) / PER_SERVICE;
         snprintf(n, sizeof n, "%zu", ds->referrals);
         snprintf(big, sizeof big, "%" PRIu64, ds->big);
@@ -642,15 +681,13 @@ static void run_dataset(const struct bench_engine *en, size_t no, const struct d
 
         if (*baseline_kib == 0) {
                 /* ersd's own footprint: one worklist that answers empty */
-                snprintf(db, sizeof db, "%s/empty.db", dir);
+                new_pas(en, e, dir, "empty", db, sizeof db);
                 write_config(config, &m, db, state, en, 1, true);
                 init_db(config);
                 *baseline_kib = run_ersd(config, "--once", NULL, 0).maxrss_kib;
-                remove_db(db);
         }
 
-        snprintf(db, sizeof db, "%s/pas.db", dir);
-        remove_db(db);
+        new_pas(en, e, dir, "pas", db, sizeof db);
         write_config(config, &m, db, state, en, res->services, false);
         init_db(config);
         fprintf(stderr, "bench: %s, %s: ersd --once ...\n", en->name, ds->label);
@@ -663,18 +700,15 @@ static void run_dataset(const struct bench_engine *en, size_t no, const struct d
         /* the RSS of one worklist's DOM: the first worklist alone, nothing to sync */
         write_config(config, &m, db, state, en, 1, false);
         res->one_wl = run_ersd(config, "--once", NULL, 0);
-        remove_db(db);
 
         if (ds->limits) {
                 fprintf(stderr, "bench: %s, %s: fetch limit ...\n", en->name, ds->label);
                 fetch_limit(&m, manifest, res->services, res);
                 fprintf(stderr, "bench: %s, %s: write limit ...\n", en->name, ds->label);
-                snprintf(db, sizeof db, "%s/raw.db", dir);
-                remove_db(db);
+                new_pas(en, e, dir, "raw", db, sizeof db);
                 write_config(config, &m, db, state, en, res->services, false);
                 init_db(config);
                 write_limit(en, db, manifest, res);
-                remove_db(db);
         }
         json_object_put(manifest);
         mock_stop(&m);
@@ -692,6 +726,11 @@ static void print_engine(const struct bench_engine *en, const struct result *res
                "wall s", "CPU s", "refs/s", "MB/s", "RSS MiB", "exit");
         for (size_t i = 0; i < n; i++) {
                 const struct result *r = &res[i];
+                if (!r->ran) {
+                        printf("%-18s not run on %s (over its %zu referrals here)\n", r->ds->label, en->name,
+                               en->max_referrals);
+                        continue;
+                }
                 printf("%-18s %6zu %6zu %8.0f %4zu | %7.2f %7.2f %8.1f %7.1f %8.1f %4d\n", r->ds->label, r->referrals,
                        r->docs, mb(r->bytes), r->services, r->sync.wall, r->sync.cpu,
                        (double) r->referrals / r->sync.wall, mb(r->bytes) / r->sync.wall,
@@ -700,6 +739,8 @@ static void print_engine(const struct bench_engine *en, const struct result *res
         printf("  e-RS calls of those runs (A008 A005 A042 A006 A007 store, 429s):\n");
         for (size_t i = 0; i < n; i++) {
                 const struct calls *c = &res[i].sync_calls;
+                if (!res[i].ran)
+                        continue;
                 printf("  %-18s %ld %ld %ld %ld %ld %ld, %ld\n", res[i].ds->label, c->a008, c->a005, c->a042, c->a006,
                        c->a007, c->store, c->s429);
                 printf("  %-18s %s\n", "", res[i].summary[0]);
@@ -710,6 +751,8 @@ static void print_engine(const struct bench_engine *en, const struct result *res
         for (size_t i = 0; i < n; i++) {
                 const struct result *r = &res[i];
                 const struct calls *c = &r->noop_calls;
+                if (!r->ran)
+                        continue;
                 printf("%-18s %6zu | %7.2f %7.2f %8.1f | %5ld %5ld %5ld %5ld %5ld %5ld %4d\n", r->ds->label,
                        r->referrals, r->noop.wall, r->noop.cpu, (double) r->noop.maxrss_kib / 1024.0, c->a008,
                        c->a005, c->a042, c->a006, c->a007, c->store, r->noop.status);
@@ -734,6 +777,8 @@ static void print_engine(const struct bench_engine *en, const struct result *res
         printf("\ngrowth\n");
         printf("  big file %s -> %s: wall %.2f -> %.2f s, peak RSS %.1f -> %.1f MiB\n", a->ds->label, b->ds->label,
                a->sync.wall, b->sync.wall, (double) a->sync.maxrss_kib / 1024.0, (double) b->sync.maxrss_kib / 1024.0);
+        if (!c->ran)
+                goto memory;
         printf("  referrals %zu -> %zu (x%.1f): wall %.2f -> %.2f s (x%.2f), CPU %.2f -> %.2f s (x%.2f), "
                "peak RSS %.1f -> %.1f MiB; per referral %.2f -> %.2f ms wall\n",
                b->referrals, c->referrals, (double) c->referrals / (double) b->referrals, b->sync.wall, c->sync.wall,
@@ -743,6 +788,7 @@ static void print_engine(const struct bench_engine *en, const struct result *res
         printf("  no-op %zu -> %zu: CPU %.3f -> %.3f s (x%.2f)\n", b->referrals, c->referrals, b->noop.cpu, c->noop.cpu,
                c->noop.cpu / b->noop.cpu);
 
+memory:
         printf("\nworklist memory (json-c DOM, freed before the referrals are synced)\n");
         printf("  ersd with an empty worklist: peak RSS %.1f MiB\n", (double) baseline_kib / 1024.0);
         for (size_t i = 1; i < n; i++) {
@@ -800,9 +846,16 @@ int main(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         double t0 = now();
 
-        for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
+        for (size_t e = 0; e < N_ENGINES; e++) {
+                if (ENGINES[e].kind != ENGINE_SQLITE) {
+                        fprintf(stderr, "bench: starting a %s server ...\n", ENGINES[e].name);
+                        if (engine_start(&servers[e], ENGINES[e].kind) < 0)
+                                die("the database server did not start");
+                }
                 for (size_t d = 0; d < N_DATASETS; d++)
-                        run_dataset(&ENGINES[e], d, &sets[d], &res[e][d], &baseline[e]);
+                        run_dataset(&ENGINES[e], e, d, &sets[d], &res[e][d], &baseline[e]);
+                engine_stop(&servers[e]);
+        }
 
         uname(&u);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&t));
@@ -822,7 +875,7 @@ int main(void) {
         curl_global_cleanup();
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 for (size_t d = 0; d < N_DATASETS; d++)
-                        if (res[e][d].sync.status != 0 || res[e][d].noop.status != 0) {
+                        if (res[e][d].ran && (res[e][d].sync.status != 0 || res[e][d].noop.status != 0)) {
                                 fprintf(stderr, "bench: an ersd run failed; see %s/ersd.log\n", workdir);
                                 return 1; /* an error, never a speed */
                         }
