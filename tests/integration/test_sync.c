@@ -477,6 +477,29 @@ static void test_attachment_refused_then_fetched(void **state) {
         side_stop();
 }
 
+/* A worklist that lists a UBRN twice: synced once, with a warning naming it. */
+static void test_same_ubrn_twice_in_a_worklist(void **state) {
+        static const char *const args[] = { "--referrals", "8", "--big-attachment", "0", "--duplicate-entry", NULL };
+        (void) state;
+
+        side_start(args);
+        side_pas("twice", NULL);
+        struct run r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.err, "lists UBRN 300000000000 twice; synced once"));
+        assert_non_null(strstr(r.out, "8 new, 0 updated, 0 unchanged, 0 failed"));
+        run_free(&r);
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), 8);
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        /* one A005 for each of the 8 referrals and the related one: none for the repeat */
+        assert_int_equal(stat_count(&E.side, "A005"), 9);
+        side_stop();
+}
+
 /* e-RS unreachable: one line for the worklist, exit 1, nothing written. */
 static void test_connection_refused(void **state) {
         (void) state;
@@ -653,6 +676,7 @@ int main(void) {
                 cmocka_unit_test(test_expired_store_link_is_asked_again),
                 cmocka_unit_test(test_attachment_refused_then_fetched),
                 cmocka_unit_test(test_connection_refused),
+                cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),

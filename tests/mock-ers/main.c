@@ -29,6 +29,7 @@ static void usage(FILE *f)
                 "  --padding BYTES         extra text per A005 answer (ReferralRequest.description)\n"
                 "  --stall-seconds S       longest a `stall` fault lasts (default 3600)\n"
                 "  --fault-rate P          answer P in 1000 requests with a random fault (default 0)\n"
+                "  --duplicate-entry       a worklist lists its first referral twice\n"
                 "  --jwks PEM --kid KID --api-key KEY\n"
                 "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
                 "                          public key PEM and issues tokens the API then requires\n"
@@ -61,7 +62,7 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 }
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
-       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE };
+       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE, OPT_DUPLICATE };
 
 /* Signed-JWT access and TLS (oauth.c, server.c). */
 enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -82,6 +83,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "padding", required_argument, NULL, OPT_PADDING },
                 { "stall-seconds", required_argument, NULL, OPT_STALL },
                 { "fault-rate", required_argument, NULL, OPT_FAULT_RATE },
+                { "duplicate-entry", no_argument, NULL, OPT_DUPLICATE },
                 { "jwks", required_argument, NULL, OPT_JWKS },
                 { "kid", required_argument, NULL, OPT_KID },
                 { "api-key", required_argument, NULL, OPT_API_KEY },
@@ -176,6 +178,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                         if (parse_number("--fault-rate", optarg, 1000, &v) < 0)
                                 return -EINVAL;
                         o->fault_permille = (unsigned)v;
+                        break;
+                case OPT_DUPLICATE:
+                        o->duplicate_entry = true;
                         break;
                 case OPT_JWKS:
                         o->jwks = optarg;

@@ -81,6 +81,7 @@ struct options {
         size_t padding;          /* --padding: bytes of extra text per A005 answer */
         unsigned stall_seconds;  /* --stall-seconds: how long a `stall` fault lasts at most */
         unsigned fault_permille; /* --fault-rate: random faults per 1000 API/store requests (soak tests) */
+        bool duplicate_entry;    /* --duplicate-entry: a worklist lists its first referral twice */
         bool verbose;            /* -v: log requests to stderr */
         /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
         const char *jwks;        /* --jwks: PEM public key the assertions must verify against */

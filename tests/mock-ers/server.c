@@ -870,7 +870,7 @@ static enum MHD_Result handle_a008(struct call *c)
         if (fault_replace(c, kind, &ret))
                 return ret;
 
-        struct worklist_item *items = calloc(m->n_worklisted ? m->n_worklisted : 1, sizeof *items);
+        struct worklist_item *items = calloc(m->n_worklisted + 1, sizeof *items);
         size_t n = 0;
         if (!items)
                 return reply(c, 500, NULL);
@@ -888,6 +888,8 @@ static enum MHD_Result handle_a008(struct call *c)
                 n++;
         }
         pthread_mutex_unlock(&m->lock);
+        if (m->opt.duplicate_entry && n > 0)
+                items[n++] = items[0]; /* the same UBRN twice, as a real list might */
 
         struct worklist_gen *g = worklist_gen_new(m, items, n, slot_issues,
                                                   kind == FAULT_OVERSIZED ? OVERSIZED_PAD : 0);

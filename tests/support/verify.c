@@ -90,6 +90,14 @@ static void check_referral(struct db *d, json_object *m, const char *listed_by, 
                 free(got);
         }
 
+        /* An NHS number failing the modulus-11 check is kept as sent and flagged for staff. */
+        json_object *valid = json_object_object_get(m, "nhs_number_valid");
+        if (valid && db_int(d, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", 1, p) !=
+                             (json_object_get_boolean(valid) ? 1 : 0)) {
+                v->fields_mismatched++;
+                fprintf(stderr, "verify: UBRN %s: nhs_number_valid differs from the check digit\n", ubrn);
+        }
+
         /* Documents are shown with the referral that listed them. */
         const char *shown_with = listed_by ? listed_by : ubrn;
         json_object *atts = json_object_object_get(m, "attachments");
