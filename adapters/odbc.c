@@ -123,6 +123,11 @@ enum stmt_id {
         ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */
         ST_PATIENT_UPDATE,
         ST_PATIENT_REMATCH,
+        ST_LEASE_GET,
+        ST_LEASE_INSERT,
+        ST_LEASE_TAKE,
+        ST_LEASE_RENEW,
+        ST_LEASE_RELEASE,
         ST_MAX_
 };
 
@@ -203,6 +208,18 @@ static const struct statement {
                                  "AND nhs_number_valid = 1 AND nhs_number IS NOT NULL "
                                  "AND (patient_checked_at IS NULL OR patient_checked_at <= ?) "
                                  "ORDER BY COALESCE(patient_checked_at, '0'), ubrn" },
+        [ST_LEASE_GET] = { "read ers_lease", "SELECT holder, renewals FROM ers_lease WHERE name = ?" },
+        [ST_LEASE_INSERT] = { "insert ers_lease",
+                              "INSERT INTO ers_lease (holder, renewals, renewed_at, name) VALUES (?, 1, ?, ?)" },
+        /* Compare and swap: only when the row is still as the standby saw it. */
+        [ST_LEASE_TAKE] = { "take ers_lease",
+                            "UPDATE ers_lease SET holder = ?, renewals = renewals + 1, renewed_at = ? "
+                            "WHERE name = ? AND holder = ? AND renewals = ?" },
+        [ST_LEASE_RENEW] = { "renew ers_lease",
+                             "UPDATE ers_lease SET renewals = renewals + 1, renewed_at = ? "
+                             "WHERE name = ? AND holder = ?" },
+        [ST_LEASE_RELEASE] = { "release ers_lease",
+                               "UPDATE ers_lease SET holder = ?, renewed_at = ? WHERE name = ? AND holder = ?" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -228,6 +245,7 @@ static const struct {
         { "ers_ledger",
           "SELECT ubrn, version, complete, worklist, correlation_id, synced_at FROM ers_ledger "
           "WHERE 1 = 0" },
+        { "ers_lease", "SELECT name, holder, renewals, renewed_at FROM ers_lease WHERE 1 = 0" },
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "
@@ -247,6 +265,8 @@ struct pas {
         SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
         unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
         char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
+        char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
+        char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -931,6 +951,8 @@ const char *pas_dbms(const struct pas *p) {
 /* ---------------------------------------------------------------------- */
 /* Transactions.                                                           */
 
+static int lease_renew(struct pas *p, struct errbuf *e);
+
 int pas_begin(struct pas *p, struct errbuf *e) {
         SQLRETURN rc;
         int r;
@@ -945,6 +967,15 @@ int pas_begin(struct pas *p, struct errbuf *e) {
         if (r < 0) {
                 end_tx(p, SQL_ROLLBACK);
                 return err_prefix(e, r, "begin: single-writer lock");
+        }
+        if (p->lease_name[0]) {
+                /* Renewed inside the transaction: its row lock holds a takeover
+                 * off until the commit, and a lease lost meanwhile writes nothing. */
+                r = lease_renew(p, e);
+                if (r < 0) {
+                        end_tx(p, SQL_ROLLBACK);
+                        return err_prefix(e, r, "begin");
+                }
         }
         return 0;
 }
@@ -1759,4 +1790,104 @@ out:
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The writer's lease.                                                     */
+
+int pas_lease_get(struct pas *p, const char *name, struct lease_state *ret, struct errbuf *e) {
+        const char *what = statements[ST_LEASE_GET].what;
+        struct param ps[] = { P_TEXT(name) };
+        struct lease_state st = { 0 };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, ST_LEASE_GET, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return r;
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                st.found = true;
+                r = get_text(p, h, 1, what, st.holder, sizeof st.holder, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &st.renewals, NULL, e);
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret = st;
+        return 0;
+}
+
+int pas_lease_take(struct pas *p, const char *name, const char *holder, const struct lease_state *seen,
+                   struct errbuf *e) {
+        char now[32];
+        SQLLEN rows = 0;
+        int r;
+
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "take the lease: a transaction is open");
+        if (strlen(name) > PAS_LEASE_NAME_MAX || strlen(holder) > PAS_LEASE_HOLDER_MAX || !holder[0])
+                return err_set(e, -EINVAL, "take the lease: name or holder too long or empty");
+        now_utc_iso(now);
+        if (!seen->found) {
+                struct param ps[] = { P_TEXT(holder), P_TEXT(now), P_TEXT(name) };
+                struct lease_state again;
+                struct errbuf e2 = { { 0 } };
+
+                r = run(p, ST_LEASE_INSERT, ps, 3, NULL, NULL, e);
+                if (r < 0 && pas_lease_get(p, name, &again, &e2) == 0 && again.found)
+                        return err_set(e, -EBUSY, "the lease was taken by %.128s meanwhile", again.holder);
+                if (r < 0)
+                        return r;
+        } else {
+                struct param ps[] = { P_TEXT(holder), P_TEXT(now), P_TEXT(name), P_TEXT(seen->holder),
+                                      P_INT(seen->renewals) };
+
+                r = run(p, ST_LEASE_TAKE, ps, 5, NULL, &rows, e);
+                if (r < 0)
+                        return r;
+                if (rows != 1)
+                        return err_set(e, -EBUSY, "the lease moved meanwhile");
+        }
+        snprintf(p->lease_name, sizeof p->lease_name, "%s", name);
+        snprintf(p->lease_holder, sizeof p->lease_holder, "%s", holder);
+        return 0;
+}
+
+static int lease_renew(struct pas *p, struct errbuf *e) {
+        char now[32];
+        SQLLEN rows = 0;
+        int r;
+
+        now_utc_iso(now);
+        struct param ps[] = { P_TEXT(now), P_TEXT(p->lease_name), P_TEXT(p->lease_holder) };
+        r = run(p, ST_LEASE_RENEW, ps, 3, NULL, &rows, e);
+        if (r < 0)
+                return r;
+        if (rows != 1)
+                return err_set(e, -ESTALE, "the writer's lease is no longer ours: another ersd took it over");
+        return 0;
+}
+
+int pas_lease_renew(struct pas *p, struct errbuf *e) {
+        if (!p->lease_name[0])
+                return err_set(e, -EINVAL, "renew the lease: none taken");
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "renew the lease: a transaction is open");
+        return lease_renew(p, e);
+}
+
+void pas_lease_release(struct pas *p) {
+        struct errbuf ignored = { { 0 } };
+        char now[32];
+
+        if (!p || !p->lease_name[0] || p->in_tx)
+                return;
+        now_utc_iso(now);
+        /* PAS_LEASE_RELEASED is free: a standby takes it at once, without waiting. */
+        struct param ps[] = { P_TEXT(PAS_LEASE_RELEASED), P_TEXT(now), P_TEXT(p->lease_name),
+                              P_TEXT(p->lease_holder) };
+        (void) run(p, ST_LEASE_RELEASE, ps, 4, NULL, NULL, &ignored);
+        p->lease_name[0] = '\0';
 }

@@ -107,6 +107,13 @@
         "    synced_at VARCHAR(32) NOT NULL\n"                                                              \
         ")" TABLE_OPTIONS,                                                                                  \
                                                                                                             \
+        "CREATE TABLE IF NOT EXISTS ers_lease (\n"                                                          \
+        "    name VARCHAR(64) NOT NULL PRIMARY KEY,\n"                                                     \
+        "    holder VARCHAR(128) NOT NULL,\n"                                                              \
+        "    renewals BIGINT NOT NULL,\n"                                                                  \
+        "    renewed_at VARCHAR(32) NOT NULL\n"                                                            \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
         CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
         "SELECT r.ubrn,\n"                                                                                  \
         "       r.nhs_number, -- PATIENT IDENTIFIER\n"                                                      \

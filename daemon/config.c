@@ -266,6 +266,8 @@ static const struct key config_keys[] = {
                    adapter_names),
         KEY_STRING(struct config, "database.patient_lookup", parse_patient_lookup, patient_lookup, RESTART,
                    OPTIONAL, NULL, NULL),
+        KEY_INT(struct config, "database.lease_seconds", parse_integer, lease_seconds, FIELD_LONG, RESTART, "0",
+                0, 3600),
         KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
         KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
                 60, 86400),

@@ -62,6 +62,7 @@ struct config {
         char *adapter;              /* "auto" (detect from the connection) or an adapter name */
         char *patient_lookup;       /* SQL finding the PAS patient id by NHS number (one '?'), or NULL */
         char *patient_lookup_at;    /* "FILE:LINE" where it is written, for reports; NULL with it */
+        long lease_seconds;         /* one writer among several ersd: the lease's length; 0 (default): no lease */
 
         char *state_dir;            /* spool lives in STATE_DIR/spool; default /var/lib/ersd */
         long poll_interval_s;       /* plain `ersd`: seconds between sync rounds; default 300 */

@@ -16,6 +16,7 @@
 #include "../adapters/pas.h"
 #include "config.h"
 #include "ers.h"
+#include "lease.h"
 #include "log.h"
 #include "notify.h"
 #include "spool.h"
@@ -64,11 +65,49 @@ static void report_to_log(void *userdata, const char *line) {
 /* Between referrals (sync.c calls it) and during every transfer (the e-RS
  * client calls it): keep the watchdog fed through a long round or a long
  * download, and tell systemd as soon as a stop was asked for. */
+static struct lease *held_lease; /* with database.lease_seconds: renewed from keep_alive too */
+static struct pas *lease_pas;
+
 static void keep_alive(void *userdata) {
         (void) userdata;
         notify_watchdog_maybe();
         if (stop_requested)
                 notify_stopping();
+        if (held_lease && held_lease->held) {
+                /* A long download must not let the lease lapse; never inside a transaction. */
+                struct errbuf e = { { 0 } };
+                (void) lease_tick(held_lease, lease_pas, false, &e);
+        }
+}
+
+/* With database.lease_seconds: waits, as standby, until this ersd holds the
+ * lease (1), or a stop was asked for, or (--once) the lease stayed with a live
+ * holder for twice its length (0).  Signals are blocked except inside ppoll. */
+static int lease_wait(struct lease *l, struct pas *pas, bool once, const sigset_t *old_set) {
+        double t0 = now_monotonic();
+        bool error_logged = false;
+
+        while (!stop_requested) {
+                struct errbuf e = { { 0 } };
+                int r = lease_tick(l, pas, false, &e);
+
+                if (r > 0)
+                        return 1;
+                if (r < 0 && !error_logged) {
+                        log_error("lease: PAS database: %s; trying again", e.msg);
+                        error_logged = true;
+                }
+                if (once && now_monotonic() - t0 > 2 * l->seconds) {
+                        log_error("lease: another ersd holds it and is alive; --once does not sync");
+                        return 0;
+                }
+                keep_alive(NULL);
+                double left = l->seconds / 3;
+                struct timespec ts = { .tv_sec = (time_t) left,
+                                       .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
+                (void) ppoll(NULL, 0, &ts, old_set);
+        }
+        return 0;
 }
 
 /*
@@ -211,6 +250,13 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
 
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
                                 .between_referrals = keep_alive };
+        struct lease lease;
+        bool use_lease = cfg->lease_seconds > 0;
+        if (use_lease) {
+                lease_init(&lease, cfg->lease_seconds);
+                held_lease = &lease;
+                lease_pas = pas;
+        }
         uint64_t watchdog_usec = notify_watchdog_usec();
         char summary[256];
         sigemptyset(&stop_set);
@@ -219,11 +265,17 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
         sigaddset(&stop_set, SIGHUP);
         sigprocmask(SIG_BLOCK, &stop_set, &old_set);
         for (;;) {
+                if (use_lease && lease_wait(&lease, pas, once, &old_set) <= 0) {
+                        status = EXIT_SYNC_FAILED;
+                        break;
+                }
                 double t0 = now_monotonic();
 
                 sigprocmask(SIG_SETMASK, &old_set, NULL); /* a stop signal may arrive during the round */
                 r = sync_once(&ctx, &stats);
                 sigprocmask(SIG_BLOCK, &stop_set, NULL);
+                if (use_lease && r == -ESTALE) /* lost mid-round: say so, then wait as standby */
+                        (void) lease_tick(&lease, pas, true, &e);
                 format_summary(&stats, now_monotonic() - t0, summary, sizeof summary);
                 print_summary(summary);
                 status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
@@ -254,9 +306,14 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                         /* With WatchdogSec=, wake at half its interval to feed it. */
                         if (watchdog_usec > 0 && left > (double) watchdog_usec / 2e6)
                                 left = (double) watchdog_usec / 2e6;
+                        /* With a lease, wake to renew it (or find it lost) every third of its length. */
+                        if (use_lease && left > lease.seconds / 3)
+                                left = lease.seconds / 3;
                         struct timespec ts = { .tv_sec = (time_t) left,
                                                .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
                         (void) ppoll(NULL, 0, &ts, &old_set);
+                        if (use_lease && lease_tick(&lease, pas, false, &e) == 0)
+                                break; /* lost: standby until it is ours again */
                 }
                 if (stop_requested)
                         break;
@@ -268,6 +325,8 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 status = EXIT_SUCCESS;
         }
 out:
+        held_lease = NULL;
+        pas_lease_release(pas); /* a standby takes over at once */
         ers_client_free(ers);
         spool_close(spool);
         pas_close(pas);

@@ -474,14 +474,14 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         continue;
                 }
                 r = sync_referral(ctx, wl->name, entry, &ls, stats);
-                if (r == -ECANCELED)
+                if (r == -ECANCELED || r == -ESTALE) /* stopped, or the writer's lease lost */
                         break;
                 if (r < 0)
                         failed = true;
         }
         free(order);
         worklist_free(&w);
-        if (r == -ECANCELED)
+        if (r == -ECANCELED || r == -ESTALE)
                 return r;
         return failed ? -EAGAIN : 0;
 }
@@ -542,7 +542,7 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
         now_utc_iso(round_start);
         for (size_t i = 0; i < ctx->cfg->n_worklists; i++) {
                 int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
-                if (r == -ECANCELED)
+                if (r == -ECANCELED || r == -ESTALE)
                         return r;
                 if (r < 0)
                         failed = true;

@@ -53,5 +53,6 @@ struct sync_stats {
 
 /* One round over every configured worklist.  Returns 0 when everything
  * succeeded, -EAGAIN when something failed (see stats), -ECANCELED when
- * stopped by *stop. */
+ * stopped by *stop, -ESTALE when the writer's lease (database.lease_seconds)
+ * was lost to another ersd: the round stops at once, nothing more written. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);

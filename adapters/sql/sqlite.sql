@@ -117,6 +117,17 @@ CREATE TABLE IF NOT EXISTS ers_ledger (
     synced_at VARCHAR(32) NOT NULL
 );
 
+-- The writer's lease (database.lease_seconds): which ersd may write, when
+-- two or more run against this schema for failover.  One row per lease;
+-- renewals counts its renewals (a standby takes over a lease that has not
+-- moved for lease_seconds).  Do not edit while ersd runs.
+CREATE TABLE IF NOT EXISTS ers_lease (
+    name VARCHAR(64) NOT NULL PRIMARY KEY,
+    holder VARCHAR(128) NOT NULL,
+    renewals BIGINT NOT NULL,
+    renewed_at VARCHAR(32) NOT NULL
+);
+
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
 CREATE VIEW IF NOT EXISTS ers_referral_inbox AS
 SELECT r.ubrn,

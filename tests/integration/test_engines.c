@@ -536,7 +536,7 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT CONNECT ON DATABASE {db} TO {user}",
                 "GRANT USAGE ON SCHEMA public TO {user}",
                 "GRANT SELECT ON ers_schema_version TO {user}",
-                "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger TO {user}",
+                "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease TO {user}",
                 "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part TO {user}",
                 "GRANT SELECT ON ers_referral_inbox TO {user}",
                 NULL,
@@ -547,6 +547,7 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_referral TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_document TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_ledger TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_lease TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
@@ -1228,6 +1229,110 @@ static void test_sync_patient_matching(void **state) {
         mock_stop(&M);
 }
 
+
+
+/* The lease at the PAS level: taking it is a compare and swap, and a holder
+ * that lost it writes nothing more (pas_begin fails with -ESTALE). */
+static void test_lease_compare_and_swap(void **state) {
+        struct fix *f = *state, g = { .p = NULL };
+        struct errbuf e = { "" };
+        struct lease_state seen, stale;
+        struct referral ref;
+
+        snprintf(g.conn, sizeof g.conn, "%s", f->conn);
+        assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
+
+        assert_int_equal(pas_lease_get(f->p, "ersd", &seen, &e), 0);
+        assert_false(seen.found);
+        assert_int_equal(pas_lease_take(f->p, "ersd", "host-a:1", &seen, &e), 0);
+        assert_int_equal(pas_lease_take(g.p, "ersd", "host-b:2", &seen, &e), -EBUSY); /* no row: taken first */
+        assert_int_equal(pas_lease_get(g.p, "ersd", &stale, &e), 0);
+        assert_string_equal(stale.holder, "host-a:1");
+        assert_int_equal(pas_lease_renew(f->p, &e), 0);
+        assert_int_equal(pas_lease_take(g.p, "ersd", "host-b:2", &stale, &e), -EBUSY); /* it moved: alive */
+
+        /* The standby decides it is dead and takes it over... */
+        assert_int_equal(pas_lease_get(g.p, "ersd", &stale, &e), 0);
+        assert_int_equal(pas_lease_take(g.p, "ersd", "host-b:2", &stale, &e), 0);
+        /* ...and the old holder can no longer write. */
+        pas_data_referral(&ref, "000000000001", 1, NHS_VALID);
+        assert_int_equal(pas_begin(f->p, &e), -ESTALE);
+        assert_non_null(strstr(e.msg, "lease"));
+        assert_int_equal(pas_lease_renew(f->p, &e), -ESTALE);
+        assert_int_equal(pas_begin(g.p, &e), 0);
+        assert_int_equal(pas_put_referral(g.p, &ref, NULL, "wl", &e), 0);
+        assert_int_equal(pas_commit(g.p, &e), 0);
+        assert_int_equal(count(f, "ers_referral"), 1);
+
+        pas_lease_release(g.p); /* free at once for the next */
+        assert_q_text(f, "SELECT holder FROM ers_lease WHERE name = ?", "ersd", PAS_LEASE_RELEASED);
+        assert_int_equal(pas_lease_get(f->p, "ersd", &seen, &e), 0);
+        pas_close(f->p);
+        assert_int_equal(pas_open(f->conn, "auto", &f->p, &e), 0);
+        assert_int_equal(pas_lease_take(f->p, "ersd", "host-a:3", &seen, &e), 0);
+        pas_close(g.p);
+}
+
+/* Two ersd in loop mode on one PAS with a 2-second lease: one writes, the
+ * other stands by; the writer is SIGKILLed in the middle of its round; the
+ * standby takes over within the lease time (seen in its output, timed) and
+ * finishes the round; every referral and document is in the PAS exactly once. */
+static void test_lease_handover(void **state) {
+        static const char *const args[] = { "--referrals", "60", "--attachments", "1", NULL };
+        struct fix *f = *state;
+        char conf[PATH_MAX + 32], text[2048];
+        json_object *manifest, *refs;
+        struct proc a, b;
+        struct timespec t0;
+        long at;
+
+        assert_int_equal(mock_start(&M, args), 0);
+        manifest = mock_get(&M, "/_mock/manifest");
+        assert_non_null(manifest);
+        refs = json_object_object_get(manifest, "referrals");
+        snprintf(conf, sizeof conf, "%s/ersd-lease-%s.conf", work, G.name);
+        snprintf(text, sizeof text,
+                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                 "database: { connection = \"%s\"; lease_seconds = 2; };\n"
+                 "state_dir = \"%s/state-lease-%s\";\n"
+                 "poll_interval = 60;\n",
+                 M.base_url, f->conn, work, G.name);
+        assert_int_equal(write_text(conf, text, 0600), 0);
+
+        assert_int_equal(ersd_spawn(conf, &a), 0);
+        assert_true(proc_wait_for(&a, 2, "lease: taken;", 0) >= 0);
+        assert_int_equal(ersd_spawn(conf, &b), 0);
+        assert_true(proc_wait_for(&b, 2, "is on standby", 0) >= 0);
+
+        /* Killed in the middle of its round (after its first referral). */
+        assert_true(proc_wait_for(&a, 2, ": new,", 0) >= 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(proc_end(&a, SIGKILL), 128 + SIGKILL);
+        at = proc_wait_for(&b, 2, "lease: taken over from", 0);
+        assert_true(at >= 0);
+        double takeover = seconds_since(&t0);
+        print_message("      %s: standby took over %.2f s after the writer was killed (lease 2 s)\n", G.name,
+                      takeover);
+        assert_true(takeover < 2 * 2 + 1); /* within the lease time, plus one renewal period of slack */
+        at = proc_wait_for(&b, 1, "sync done: referrals", 0);
+        assert_true(at >= 0);
+        print_message("      %s: the standby's round: %.*s\n", G.name, (int) strcspn(b.out + at, "\n"), b.out + at);
+        assert_int_equal(proc_end(&b, SIGTERM), 0);
+
+        /* every referral of the mock (its related one included) once, and once in the ledger */
+        assert_int_equal(count(f, "ers_referral"), (long long) json_object_array_length(refs));
+        assert_int_equal(count(f, "ers_ledger"),
+                         q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE worklist IS NOT NULL", NULL));
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_document WHERE revision > 1", NULL), 0);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM (SELECT ubrn, source_ubrn, attachment_id FROM ers_document "
+                                  "GROUP BY ubrn, source_ubrn, attachment_id HAVING COUNT(*) > 1) d", NULL),
+                         0);
+        assert_q_text(f, "SELECT holder FROM ers_lease WHERE name = ?", "ersd", PAS_LEASE_RELEASED);
+        json_object_put(manifest);
+        mock_stop(&M);
+}
+
 /* ---------------------------------------------------------------------- */
 
 /* Our odbcinst.ini: the machine's, with psqlodbc's CommLog on (as Debian
@@ -1314,7 +1419,9 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
-        cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_lease_compare_and_swap, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_lease_handover, setup, teardown)
 
 int main(int argc, char **argv) {
         const char *tmp = getenv("TMPDIR");

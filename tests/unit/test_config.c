@@ -544,6 +544,8 @@ static const struct bad_case bad_cases[] = {
           { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
         { "adapter not built yet", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"sqlserver\";\n};\n",
           -EINVAL, { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
+        { "lease too long", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  lease_seconds = 3601;\n};\n",
+          -EINVAL, { ":5: database.lease_seconds: 3601 is out of range 0..3600" } },
         { "patient lookup without a marker",
           ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  patient_lookup = \"SELECT id FROM p\";\n};\n",
           -EINVAL, { ":5: database.patient_lookup: needs exactly one '?' (the NHS number), found 0" } },
