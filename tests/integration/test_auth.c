@@ -208,23 +208,13 @@ static long long control_count(const char *path, const char *field) {
 
 /* A configuration for the test's mock with `ers_extra` in the ers group, and a fresh database. */
 static void write_config(const char *ers_extra) {
-        char text[4096], state[620];
+        char state[620];
 
         E.n++;
         snprintf(E.conf, sizeof E.conf, "%s/ersd-%u.conf", E.dir, E.n);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas-%u.db", E.dir, E.n);
         snprintf(state, sizeof state, "%s/state", E.dir);
-        snprintf(text, sizeof text,
-                 "ers: {\n"
-                 "  base_url = \"%s\";\n"
-                 "%s"
-                 "  stall_timeout = 5;\n"
-                 "};\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s\";\n",
-                 E.base_url, ers_extra, E.connection, state);
-        assert_int_equal(write_text(E.conf, text, 0600), 0);
+        assert_int_equal(write_test_config(E.conf, E.base_url, ers_extra, E.connection, NULL, state, NULL), 0);
 }
 
 /* The ers-group lines of signed-JWT access with signing key `key` (a name) and key id `kid`. */

@@ -60,18 +60,12 @@ static pid_t start_once(const char *conf) {
 
 static void write_conf(const char *dir, unsigned epoch, const struct mock *m, char *conf, size_t n, char *conn,
                        size_t cn) {
-        char text[2048];
+        char state[600];
 
         snprintf(conf, n, "%s/ersd-%u.conf", dir, epoch);
         snprintf(conn, cn, "Driver=SQLite3;Database=%s/pas-%u.db", dir, epoch);
-        snprintf(text, sizeof text,
-                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
-                 "worklists = ( { name = \"crash\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s/state\";\n" /* one spool for every epoch: leftovers are verified and reused */
-                 "log_level = \"error\";\n",
-                 m->base_url, conn, dir);
-        assert_int_equal(write_text(conf, text, 0600), 0);
+        snprintf(state, sizeof state, "%s/state", dir); /* one spool for every epoch: leftovers are verified and reused */
+        assert_int_equal(write_test_config(conf, m->base_url, NULL, conn, NULL, state, "log_level = \"error\";\n"), 0);
         struct run r;
         assert_int_equal(ersd_run(conf, "--init-db", &r), 0);
         assert_int_equal(r.status, 0);

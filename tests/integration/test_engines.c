@@ -1056,13 +1056,8 @@ static void test_sync_end_to_end(void **state) {
         assert_non_null(manifest);
         refs = json_object_object_get(manifest, "referrals");
         snprintf(conf, sizeof conf, "%s/ersd-%s.conf", work, G.name);
-        snprintf(text, sizeof text,
-                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s/state-%s\";\n",
-                 M.base_url, f->conn, work, G.name);
-        assert_int_equal(write_text(conf, text, 0600), 0);
+        snprintf(text, sizeof text, "%s/state-%s", work, G.name);
+        assert_int_equal(write_test_config(conf, M.base_url, NULL, f->conn, NULL, text, NULL), 0);
 
         for (int i = 0; i < 2; i++) {
                 r = run_ersd(conf, "--init-db", manifest);
@@ -1146,15 +1141,12 @@ static void test_sync_patient_matching(void **state) {
         assert_non_null(manifest);
         refs = json_object_object_get(manifest, "referrals");
         snprintf(conf, sizeof conf, "%s/ersd-match-%s.conf", work, G.name);
-        snprintf(text, sizeof text,
-                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\";\n"
-                 "  patient_lookup = \"SELECT patient_id FROM pas_patient WHERE nhs_number = ?\"; };\n"
-                 "state_dir = \"%s/state-match-%s\";\n",
-                 M.base_url, f->conn, work, G.name);
-        assert_int_equal(write_text(conf, text, 0600), 0);
-        snprintf(where, sizeof where, "%s:4: database.patient_lookup: ", conf);
+        snprintf(text, sizeof text, "%s/state-match-%s", work, G.name);
+        assert_int_equal(write_test_config(conf, M.base_url, NULL, f->conn,
+                                           "  patient_lookup = \"SELECT patient_id FROM pas_patient WHERE nhs_number = ?\";\n",
+                                           text, NULL),
+                         0);
+        snprintf(where, sizeof where, "%s:9: database.patient_lookup: ", conf); /* its line in that file */
 
         /* The PAS has no pas_patient table yet: the check names the line. */
         r = run_ersd(conf, "--check-config", manifest);
@@ -1291,14 +1283,10 @@ static void test_lease_handover(void **state) {
         assert_non_null(manifest);
         refs = json_object_object_get(manifest, "referrals");
         snprintf(conf, sizeof conf, "%s/ersd-lease-%s.conf", work, G.name);
-        snprintf(text, sizeof text,
-                 "ers: { base_url = \"%s\"; auth = \"none\"; stall_timeout = 5; };\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; lease_seconds = 2; };\n"
-                 "state_dir = \"%s/state-lease-%s\";\n"
-                 "poll_interval = 60;\n",
-                 M.base_url, f->conn, work, G.name);
-        assert_int_equal(write_text(conf, text, 0600), 0);
+        snprintf(text, sizeof text, "%s/state-lease-%s", work, G.name);
+        assert_int_equal(write_test_config(conf, M.base_url, NULL, f->conn, "  lease_seconds = 2;\n", text,
+                                           "poll_interval = 60;\n"),
+                         0);
 
         assert_int_equal(ersd_spawn(conf, &a), 0);
         assert_true(proc_wait_for(&a, 2, "lease: taken;", 0) >= 0);

@@ -128,21 +128,12 @@ static long notify_wait_for(struct notify *n, const char *line, const char *also
 }
 
 static void instance_config(struct instance *in, const char *extra) {
-        char text[4096];
+        char state[600];
 
-        snprintf(text, sizeof text,
-                 "ers: {\n"
-                 "  base_url = \"%s\";\n"
-                 "  auth = \"none\";\n"
-                 "  stall_timeout = 5;\n"
-                 "};\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s/state\";\n"
-                 "%s",
-                 E.base_url ? E.base_url : (E.target ? E.target : &E.mock)->base_url, in->connection, in->dir,
-                 extra ? extra : "");
-        assert_int_equal(write_text(in->conf, text, 0600), 0);
+        snprintf(state, sizeof state, "%s/state", in->dir);
+        assert_int_equal(write_test_config(in->conf, E.base_url ? E.base_url : (E.target ? E.target : &E.mock)->base_url,
+                                           NULL, in->connection, NULL, state, extra),
+                         0);
 }
 
 static void instance_start(struct instance *in, const char *name, const char *extra, const char *const *more_env) {

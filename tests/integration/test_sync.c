@@ -34,20 +34,10 @@ struct env {
 static struct env E;
 
 static void write_config_for(const struct mock *m, const char *extra) {
-        char text[4096], state[520];
+        char state[520];
 
         snprintf(state, sizeof state, "%s/state", E.dir);
-        snprintf(text, sizeof text,
-                 "ers: {\n"
-                 "  base_url = \"%s\";\n"
-                 "%s"
-                 "  stall_timeout = 5;\n"
-                 "};\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s\";\n",
-                 m->base_url, extra ? extra : "  auth = \"none\";\n", E.connection, state);
-        assert_int_equal(write_text(E.conf, text, 0600), 0);
+        assert_int_equal(write_test_config(E.conf, m->base_url, extra, E.connection, NULL, state, NULL), 0);
 }
 
 /* Every NHS number the mock serves: none may ever appear in what ersd prints. */

@@ -306,6 +306,30 @@ int proc_end(struct proc *p, int sig) {
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+int write_test_config(const char *path, const char *base_url, const char *ers_lines, const char *connection,
+                      const char *database_lines, const char *state_dir, const char *extra) {
+        char text[8192];
+        int n = snprintf(text, sizeof text,
+                         "ers: {\n"
+                         "  base_url = \"%s\";\n"
+                         "%s"
+                         "  stall_timeout = 5;\n"
+                         "};\n"
+                         "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
+                         "database: {\n"
+                         "  connection = \"%s\";\n"
+                         "%s"
+                         "};\n"
+                         "state_dir = \"%s\";\n"
+                         "%s",
+                         base_url, ers_lines ? ers_lines : "  auth = \"none\";\n", connection,
+                         database_lines ? database_lines : "", state_dir, extra ? extra : "");
+
+        if (n < 0 || (size_t) n >= sizeof text)
+                return -ENAMETOOLONG;
+        return write_text(path, text, 0600);
+}
+
 char *tmpdir_make(void) {
         const char *base = getenv("TMPDIR");
         char *p = NULL;

@@ -59,6 +59,16 @@ long proc_wait_for(struct proc *p, int which, const char *needle, size_t from);
 /* Sends sig and reaps the process; returns its exit status (128+signal when killed). */
 int proc_end(struct proc *p, int sig);
 
+/*
+ * The configuration the integration tests run ersd with: base_url, `ers_lines`
+ * inside the ers group (NULL: auth = "none"), stall_timeout 5, one
+ * REFERRALS_FOR_REVIEW worklist "cardiology" for service 31001, the PAS
+ * `connection` with `database_lines` (NULL: none) in the database group,
+ * state_dir, and `extra` top-level lines (NULL: none).  0 or -errno.
+ */
+int write_test_config(const char *path, const char *base_url, const char *ers_lines, const char *connection,
+                      const char *database_lines, const char *state_dir, const char *extra);
+
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string and
  * removes the tree with tmpdir_remove. */
 char *tmpdir_make(void);
