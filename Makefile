@@ -82,10 +82,15 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure).
 SCRIPT_TESTS := tests/check-unit
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
+# It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
-	@rm -f $(OUTPUT_LOG)
-	@ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
-	@$(MAKE) --no-print-directory hardening-gates
+	@rm -f $(OUTPUT_LOG) $(BUILD)/check-totals
+	@ERSD_TOTALS=$(abspath $(BUILD))/check-totals ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) \
+		tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
+	@ERSD_TOTALS=$(abspath $(BUILD))/check-totals $(MAKE) --no-print-directory hardening-gates
+	@echo
+	@awk '{ p += $$1; f += $$2 } END { printf "check: %d passed, %d failed\n", p, f; exit f > 0 }' \
+		$(BUILD)/check-totals
 
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
