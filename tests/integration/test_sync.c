@@ -64,6 +64,14 @@ static struct run run_ersd(const char *mode) {
         return r;
 }
 
+/* ersd --once that must succeed: a failure shows what ersd said. */
+static struct run run_once_ok(void) {
+        struct run r = run_ersd("--once");
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        return r;
+}
+
 static int group_setup(void **state) {
         static const char *const args[] = { "--referrals", "52", "--attachments", "2", NULL };
         (void) state;
@@ -115,9 +123,7 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
         struct run r;
         (void) state;
 
-        r = run_ersd("--once");
-        if (r.status != 0)
-                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        r = run_once_ok();
         assert_non_null(strstr(r.out, "0 failed"));
         run_free(&r);
 
@@ -395,9 +401,7 @@ static void test_a006_fallback_for_small_files(void **state) {
         side_start(small_mock);
         side_pas("a006", NULL);
         assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=10"), 200);
-        struct run r = run_ersd("--once");
-        if (r.status != 0)
-                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        struct run r = run_once_ok();
         run_free(&r);
         d = db_open(E.connection);
         assert_non_null(d);
@@ -416,9 +420,7 @@ static void test_expired_store_link_is_asked_again(void **state) {
         side_start(small_mock);
         side_pas("expired", NULL);
         assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=store&kind=403&ubrn=300000000007&count=1"), 200);
-        struct run r = run_ersd("--once");
-        if (r.status != 0)
-                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        struct run r = run_once_ok();
         assert_non_null(strstr(r.out, "0 failed"));
         run_free(&r);
         d = db_open(E.connection);
@@ -445,9 +447,7 @@ static void test_attachment_refused_then_fetched(void **state) {
         side_start(small_mock);
         side_pas("refused", NULL);
         assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=422&ubrn=300000000007&count=1"), 200);
-        struct run r = run_ersd("--once");
-        if (r.status != 0)
-                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        struct run r = run_once_ok();
         run_free(&r);
         d = db_open(E.connection);
         assert_non_null(d);
@@ -474,9 +474,7 @@ static void test_same_ubrn_twice_in_a_worklist(void **state) {
 
         side_start(args);
         side_pas("twice", NULL);
-        struct run r = run_ersd("--once");
-        if (r.status != 0)
-                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        struct run r = run_once_ok();
         assert_non_null(strstr(r.err, "lists UBRN 300000000000 twice; synced once"));
         assert_non_null(strstr(r.out, "8 new, 0 updated, 0 unchanged, 0 failed"));
         run_free(&r);

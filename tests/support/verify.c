@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How many document contents are stored more than once for the same referral and attachment. */
+#define SQL_STORED_TWICE                                                                                    \
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"                         \
+        " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup"
+
 static const char *const referral_fields[] = {
         "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
         "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
@@ -142,9 +147,7 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) 
                                 check_referral(d, rel, jstr(m, "ubrn"), ret);
                 }
         }
-        ret->documents_duplicated += (unsigned) db_int(
-                d, "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"
-                   " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup", 0, NULL);
+        ret->documents_duplicated += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
 }
 
 unsigned verify_consistent(struct db *d) {
@@ -171,9 +174,6 @@ unsigned verify_consistent(struct db *d) {
                                       " WHERE p.document_id = x.document_id)",
                                       0, NULL);
         /* No document content stored twice. */
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"
-                                      " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup",
-                                      0, NULL);
+        problems += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
         return problems;
 }
