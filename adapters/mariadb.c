@@ -52,11 +52,13 @@ static const char *const *mariadb_schema(void) {
         return mariadb_ddl;
 }
 
-/* From version 1: the patient-matching columns (schema.h). */
-static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN");
+/* From version 1 or 2 (schema.h). */
+static const struct schema_step mariadb_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
 
 static const struct schema_step *mariadb_upgrade(long long from) {
-        return from == 1 ? mariadb_upgrade_v2 : NULL;
+        return from == 1 ? mariadb_upgrade_v1 : from == 2 ? mariadb_upgrade_v2 : NULL;
 }
 
 static int mariadb_connect_options(const char *connection, char *ret, size_t n) {

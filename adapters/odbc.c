@@ -34,7 +34,7 @@
 #include "odbc.h"
 #include "schema.h"
 
-#define PAS_SCHEMA_VERSION 2   /* the staging schema version this build writes (2: patient matching) */
+#define PAS_SCHEMA_VERSION 3   /* the staging schema version this build writes (2: patient matching; 3: retry, budget, poll, audit) */
 #define SHA256_HEX 64
 #define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
 
@@ -243,9 +243,20 @@ static const struct {
           "FROM ers_document WHERE 1 = 0" },
         { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
         { "ers_ledger",
-          "SELECT ubrn, version, complete, worklist, correlation_id, synced_at FROM ers_ledger "
-          "WHERE 1 = 0" },
+          "SELECT ubrn, version, complete, worklist, correlation_id, synced_at, first_seen_at, "
+          "left_worklist_at, next_check_at FROM ers_ledger WHERE 1 = 0" },
         { "ers_lease", "SELECT name, holder, renewals, renewed_at FROM ers_lease WHERE 1 = 0" },
+        { "ers_retry",
+          "SELECT ubrn, worklist, entry_version, priority, service_id, service_name, referral_type, "
+          "first_seen_at, attempts, last_attempt_at, next_attempt_at, parked, reason, last_sqlstate, "
+          "correlation_id FROM ers_retry WHERE 1 = 0" },
+        { "ers_budget", "SELECT service_id, budget_day, calls FROM ers_budget WHERE 1 = 0" },
+        { "ers_poll",
+          "SELECT worklist, last_poll_at, last_result, last_correlation_id, next_poll_at, referrals "
+          "FROM ers_poll WHERE 1 = 0" },
+        { "ers_audit",
+          "SELECT ubrn, seq, version, event_type, detail, documents, recorded_at, correlation_id "
+          "FROM ers_audit WHERE 1 = 0" },
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "

@@ -44,11 +44,13 @@ static const char *const *postgresql_schema(void) {
         return postgresql_ddl;
 }
 
-/* From version 1: the patient-matching columns (schema.h). */
-static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN");
+/* From version 1 or 2 (schema.h). */
+static const struct schema_step postgresql_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
 
 static const struct schema_step *postgresql_upgrade(long long from) {
-        return from == 1 ? postgresql_upgrade_v2 : NULL;
+        return from == 1 ? postgresql_upgrade_v1 : from == 2 ? postgresql_upgrade_v2 : NULL;
 }
 
 /* Driver logging off, appended last so that it wins over anything earlier. */

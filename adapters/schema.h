@@ -104,7 +104,10 @@
         "    complete SMALLINT NOT NULL,\n"                                                                 \
         "    worklist VARCHAR(64),\n"                                                                       \
         "    correlation_id VARCHAR(36),\n"                                                                 \
-        "    synced_at VARCHAR(32) NOT NULL\n"                                                              \
+        "    synced_at VARCHAR(32) NOT NULL,\n"                                                             \
+        "    first_seen_at VARCHAR(32),\n"                                                                  \
+        "    left_worklist_at VARCHAR(32),\n"                                                               \
+        "    next_check_at VARCHAR(32)\n"                                                                   \
         ")" TABLE_OPTIONS,                                                                                  \
                                                                                                             \
         "CREATE TABLE IF NOT EXISTS ers_lease (\n"                                                          \
@@ -112,6 +115,54 @@
         "    holder VARCHAR(128) NOT NULL,\n"                                                              \
         "    renewals BIGINT NOT NULL,\n"                                                                  \
         "    renewed_at VARCHAR(32) NOT NULL\n"                                                            \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_retry (\n"                                                          \
+        "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
+        "    worklist VARCHAR(64) NOT NULL,\n"                                                              \
+        "    entry_version BIGINT,\n"                                                                       \
+        "    priority VARCHAR(32),\n"                                                                       \
+        "    service_id VARCHAR(16),\n"                                                                     \
+        "    service_name VARCHAR(255),\n"                                                                  \
+        "    referral_type VARCHAR(64),\n"                                                                  \
+        "    first_seen_at VARCHAR(32) NOT NULL,\n"                                                         \
+        "    attempts INTEGER NOT NULL,\n"                                                                  \
+        "    last_attempt_at VARCHAR(32),\n"                                                                \
+        "    next_attempt_at VARCHAR(32) NOT NULL,\n"                                                       \
+        "    parked SMALLINT NOT NULL,\n"                                                                   \
+        "    reason VARCHAR(512),\n"                                                                        \
+        "    last_sqlstate CHAR(5),\n"                                                                         \
+        "    correlation_id VARCHAR(36)\n"                                                                  \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE INDEX IF NOT EXISTS ers_retry_next ON ers_retry (next_attempt_at)",                         \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_budget (\n"                                                         \
+        "    service_id VARCHAR(16) NOT NULL,\n"                                                            \
+        "    budget_day CHAR(10) NOT NULL,\n"                                                               \
+        "    calls INTEGER NOT NULL,\n"                                                                     \
+        "    PRIMARY KEY (service_id, budget_day)\n"                                                        \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_poll (\n"                                                           \
+        "    worklist VARCHAR(64) NOT NULL PRIMARY KEY,\n"                                                  \
+        "    last_poll_at VARCHAR(32),\n"                                                                   \
+        "    last_result VARCHAR(255),\n"                                                                   \
+        "    last_correlation_id VARCHAR(36),\n"                                                            \
+        "    next_poll_at VARCHAR(32),\n"                                                                   \
+        "    referrals INTEGER\n"                                                                           \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE TABLE IF NOT EXISTS ers_audit (\n"                                                          \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    seq INTEGER NOT NULL,\n"                                                                       \
+        "    version BIGINT,\n"                                                                             \
+        "    event_type VARCHAR(32) NOT NULL,\n"                                                            \
+        "    detail TEXT,\n"                                                                                \
+        "    documents TEXT,\n"                                                                             \
+        "    recorded_at VARCHAR(32) NOT NULL,\n"                                                           \
+        "    correlation_id VARCHAR(36),\n"                                                                 \
+        "    PRIMARY KEY (ubrn, seq)\n"                                                                     \
         ")" TABLE_OPTIONS,                                                                                  \
                                                                                                             \
         CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
@@ -143,18 +194,26 @@
         }
 
 /*
- * The upgrade of a version-1 schema to version 2 (patient matching), as steps
- * pas_init_schema() runs before STAGING_SCHEMA_DDL, in one transaction, and
- * only on a schema whose ers_schema_version says 1.  A step with a column
- * runs only when that column is absent (SQLColumns): the upgrade may be run
- * again after a DBMS that commits DDL at once (MariaDB) stopped half-way.
+ * The upgrades of an older schema, as steps pas_init_schema() runs before
+ * STAGING_SCHEMA_DDL, in one transaction, and only on a schema whose
+ * ers_schema_version says 1 or 2.  A step with a column runs only when that
+ * column is absent (SQLColumns): the upgrade may be run again after a DBMS
+ * that commits DDL at once (MariaDB) stopped half-way.  New tables need no
+ * step: STAGING_SCHEMA_DDL creates what is missing.
  *
- *   ADD_COLUMN    "ALTER TABLE ers_referral ADD COLUMN" (SQLite, PostgreSQL,
- *                 MariaDB)
- *   EXTRA         further steps of the vendor's, e.g. SQLite drops the view
- *                 so that CREATE VIEW IF NOT EXISTS recreates it with the new
- *                 columns; where CREATE OR REPLACE VIEW appends them (and
- *                 keeps the view's grants) there is none
+ *   version 2: patient matching (ers_referral.pas_patient_id, …)
+ *   version 3: the ledger's worklist times (first_seen_at, left_worklist_at,
+ *              next_check_at); the ers_retry, ers_budget, ers_poll and
+ *              ers_audit tables
+ *
+ *   ADD_COLUMN    " ADD COLUMN" (SQLite, PostgreSQL, MariaDB): what follows
+ *                 "ALTER TABLE <table>" to add one column
+ *
+ * An adapter's upgrade(from) returns STAGING_SCHEMA_UPGRADE(steps…) built
+ * from the STEPS_TO_V<n> lists from `from` + 1 up, plus steps of its own
+ * (e.g. SQLite drops the view so that CREATE VIEW IF NOT EXISTS recreates it
+ * with the version-2 columns; where CREATE OR REPLACE VIEW appends them, and
+ * keeps the view's grants, there is none).
  */
 struct schema_step {
         const char *table;  /* with column: the step runs only when table.column is absent */
@@ -162,12 +221,19 @@ struct schema_step {
         const char *sql;    /* one statement, same rules as the DDL */
 };
 
-#define STAGING_SCHEMA_UPGRADE_V2(ADD_COLUMN, ...)                                                          \
-        {                                                                                                   \
-        { "ers_referral", "pas_patient_id", ADD_COLUMN " pas_patient_id VARCHAR(64)" },                     \
+#define STAGING_SCHEMA_STEPS_TO_V2(ADD_COLUMN)                                                              \
+        { "ers_referral", "pas_patient_id", "ALTER TABLE ers_referral" ADD_COLUMN " pas_patient_id VARCHAR(64)" }, \
         { "ers_referral", "patient_match",                                                                  \
-          ADD_COLUMN " patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL" },                      \
-        { "ers_referral", "patient_checked_at", ADD_COLUMN " patient_checked_at VARCHAR(32)" },             \
+          "ALTER TABLE ers_referral" ADD_COLUMN " patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL" }, \
+        { "ers_referral", "patient_checked_at", "ALTER TABLE ers_referral" ADD_COLUMN " patient_checked_at VARCHAR(32)" },
+
+#define STAGING_SCHEMA_STEPS_TO_V3(ADD_COLUMN)                                                              \
+        { "ers_ledger", "first_seen_at", "ALTER TABLE ers_ledger" ADD_COLUMN " first_seen_at VARCHAR(32)" }, \
+        { "ers_ledger", "left_worklist_at", "ALTER TABLE ers_ledger" ADD_COLUMN " left_worklist_at VARCHAR(32)" }, \
+        { "ers_ledger", "next_check_at", "ALTER TABLE ers_ledger" ADD_COLUMN " next_check_at VARCHAR(32)" },
+
+#define STAGING_SCHEMA_UPGRADE(...)                                                                         \
+        {                                                                                                   \
         __VA_ARGS__                                                                                         \
         { NULL, NULL, NULL },                                                                               \
         }

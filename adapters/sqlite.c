@@ -44,12 +44,14 @@ static const char *const *sqlite_schema(void) {
         return sqlite_ddl;
 }
 
-/* From version 1: the patient-matching columns (schema.h). */
-static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE_V2("ALTER TABLE ers_referral ADD COLUMN",
-        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" }, /* recreated with the new columns */);
+/* From version 1 or 2 (schema.h); from 1 the view is dropped, to be recreated with the version-2 columns. */
+static const struct schema_step sqlite_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN")
+        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" },);
+static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
 
 static const struct schema_step *sqlite_upgrade(long long from) {
-        return from == 1 ? sqlite_upgrade_v2 : NULL;
+        return from == 1 ? sqlite_upgrade_v1 : from == 2 ? sqlite_upgrade_v2 : NULL;
 }
 
 static int sqlite_connect_options(const char *connection, char *ret, size_t n) {

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 2, for PostgreSQL.
+-- ersd staging schema, version 3, for PostgreSQL.
 --
 -- This is exactly what `ersd --init-db` creates (adapters/postgresql.c; a
 -- unit test keeps the two identical).  Every statement may be run again
@@ -8,12 +8,13 @@
 --   psql -v ON_ERROR_STOP=1 -d pas -f postgresql.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 2 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 3 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 -- `ersd --init-db` does both in one transaction.  Grants for the ersd
 -- user: docs/postgresql.md.  Documentation: docs/schema.md.
 
--- A version-1 schema (before patient matching) is upgraded in place by
--- `ersd --init-db`; the statements it runs are in docs/schema.md.
+-- A schema of version 1 (before patient matching) or 2 (before the retry,
+-- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
+-- the statements it runs are in docs/schema.md.
 
 -- The single row says which version of this schema the tables follow.
 -- ersd refuses to write into a schema of another version.
@@ -110,13 +111,20 @@ CREATE TABLE IF NOT EXISTS ers_document_part (
 
 -- What ersd has written, per UBRN: written in the same transaction as the
 -- referral's rows.  Do not edit: ersd decides what to fetch from it.
+-- first_seen_at: when ersd first saw the UBRN on a worklist;
+-- left_worklist_at: when it was seen to have left its worklist (NULL while
+-- on it; the referral's rows stay as last written); next_check_at: when
+-- documents still owed (e-RS scanning them: PENDING) are asked for again.
 CREATE TABLE IF NOT EXISTS ers_ledger (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
     complete SMALLINT NOT NULL,
     worklist VARCHAR(64),
     correlation_id VARCHAR(36),
-    synced_at VARCHAR(32) NOT NULL
+    synced_at VARCHAR(32) NOT NULL,
+    first_seen_at VARCHAR(32),
+    left_worklist_at VARCHAR(32),
+    next_check_at VARCHAR(32)
 );
 
 -- The writer's lease (database.lease_seconds): which ersd may write, when
@@ -128,6 +136,70 @@ CREATE TABLE IF NOT EXISTS ers_lease (
     holder VARCHAR(128) NOT NULL,
     renewals BIGINT NOT NULL,
     renewed_at VARCHAR(32) NOT NULL
+);
+
+-- Referrals seen on a worklist but not yet written at the version seen:
+-- failing (attempts, reason, last SQLSTATE, correlation id of the last try) or
+-- parked (parked = 1 after repeated failures: tried again later, never
+-- dropped).  The worklist entry's own fields are kept so a retry needs no
+-- worklist call.  The row goes in the transaction that writes the referral.
+-- reason is one line for operators: never a patient identifier.
+CREATE TABLE IF NOT EXISTS ers_retry (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    worklist VARCHAR(64) NOT NULL,
+    entry_version BIGINT,
+    priority VARCHAR(32),
+    service_id VARCHAR(16),
+    service_name VARCHAR(255),
+    referral_type VARCHAR(64),
+    first_seen_at VARCHAR(32) NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_attempt_at VARCHAR(32),
+    next_attempt_at VARCHAR(32) NOT NULL,
+    parked SMALLINT NOT NULL,
+    reason VARCHAR(512),
+    last_sqlstate CHAR(5),
+    correlation_id VARCHAR(36)
+);
+
+CREATE INDEX IF NOT EXISTS ers_retry_next ON ers_retry (next_attempt_at);
+
+-- The e-RS worklist budget: worklist (A008) calls made per e-RS service per
+-- UK calendar day (Europe/London), counted before each call is sent so that
+-- a restart or a crash loop cannot overspend.  Do not edit.
+CREATE TABLE IF NOT EXISTS ers_budget (
+    service_id VARCHAR(16) NOT NULL,
+    budget_day CHAR(10) NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (service_id, budget_day)
+);
+
+-- One row per configured worklist, for `ersd status`: the last poll, its
+-- result and correlation id, the next poll planned, the referrals listed.
+CREATE TABLE IF NOT EXISTS ers_poll (
+    worklist VARCHAR(64) NOT NULL PRIMARY KEY,
+    last_poll_at VARCHAR(32),
+    last_result VARCHAR(255),
+    last_correlation_id VARCHAR(36),
+    next_poll_at VARCHAR(32),
+    referrals INTEGER
+);
+
+-- The audit trail: one row per write, append-only (ersd never updates nor
+-- deletes a row).  seq counts 1, 2, ... per UBRN.  event_type: what
+-- happened (NEW, UPDATED, DOCUMENTS, LEFT_WORKLIST, ...); detail: what
+-- changed, by field name; documents: the document ids written with their
+-- SHA-256.  `ersd audit UBRN` prints it.
+CREATE TABLE IF NOT EXISTS ers_audit (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    version BIGINT,
+    event_type VARCHAR(32) NOT NULL,
+    detail TEXT,
+    documents TEXT,
+    recorded_at VARCHAR(32) NOT NULL,
+    correlation_id VARCHAR(36),
+    PRIMARY KEY (ubrn, seq)
 );
 
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.

@@ -184,7 +184,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 2);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -536,8 +536,11 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT CONNECT ON DATABASE {db} TO {user}",
                 "GRANT USAGE ON SCHEMA public TO {user}",
                 "GRANT SELECT ON ers_schema_version TO {user}",
-                "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease TO {user}",
+                "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease, ers_budget, "
+                "ers_poll TO {user}",
                 "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part TO {user}",
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ers_retry TO {user}",
+                "GRANT SELECT, INSERT ON ers_audit TO {user}",
                 "GRANT SELECT ON ers_referral_inbox TO {user}",
                 NULL,
         };
@@ -548,6 +551,10 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_document TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_ledger TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_lease TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_budget TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE ON {db}.ers_poll TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.ers_retry TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT ON {db}.ers_audit TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
@@ -844,19 +851,20 @@ static void exec_ok(const char *conn, const char *sql) {
                 fail_msg("%s: %s failed", G.name, sql);
 }
 
-/* Runs tests/fixtures/schema-v1/<engine>.sql: the DDL of version 1 as it
- * was shipped, so that an upgrade is tested from what trusts really have. */
+/* Runs tests/fixtures/schema-v<N>/<engine>.sql: the DDL of an older version as
+ * it was shipped, so that an upgrade is tested from what trusts really have. */
 static void exec_statement(void *userdata, size_t i, const char *stmt) {
         (void) i;
         exec_ok(userdata, stmt);
 }
 
-static void create_v1_schema(const char *conn) {
-        char path[128];
+static void create_old_schema(const char *conn, int version) {
+        char path[128], sql[64];
 
-        snprintf(path, sizeof path, "tests/fixtures/schema-v1/%s.sql", G.name);
+        snprintf(path, sizeof path, "tests/fixtures/schema-v%d/%s.sql", version, G.name);
         assert_true(pas_data_sql_statements(path, exec_statement, (void *) conn) >= 8);
-        exec_ok(conn, "INSERT INTO ers_schema_version (version) VALUES (1)");
+        snprintf(sql, sizeof sql, "INSERT INTO ers_schema_version (version) VALUES (%d)", version);
+        exec_ok(conn, sql);
         exec_ok(conn, "INSERT INTO ers_referral (ubrn, version, nhs_number, nhs_number_valid, first_synced_at, "
                       "last_synced_at) VALUES ('000000000001', 3, '" NHS_A "', 1, '2026-01-01T00:00:00Z', "
                       "'2026-01-01T00:00:00Z')");
@@ -868,7 +876,7 @@ static void assert_upgraded(struct fix *f) {
         struct errbuf e = { "" };
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 2);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
@@ -877,13 +885,20 @@ static void assert_upgraded(struct fix *f) {
                       "NOT_CONFIGURED");
         assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NULL", NULL), 1);
         assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 3);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE first_seen_at IS NULL AND "
+                                  "left_worklist_at IS NULL AND next_check_at IS NULL", NULL), 1);
+        /* the version-3 tables, empty */
+        assert_int_equal(count(f, "ers_retry"), 0);
+        assert_int_equal(count(f, "ers_budget"), 0);
+        assert_int_equal(count(f, "ers_poll"), 0);
+        assert_int_equal(count(f, "ers_audit"), 0);
 }
 
-static void test_schema_upgrade_from_v1(void **state) {
-        struct fix *f = *state, g = { .p = NULL };
+static void upgrade_from(struct fix *f, int version, const char *first_step) {
+        struct fix g = { .p = NULL };
         struct errbuf e = { "" };
 
-        create_v1_schema(f->conn);
+        create_old_schema(f->conn, version);
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
         assert_non_null(strstr(e.msg, "--init-db")); /* says how to upgrade */
         assert_int_equal(pas_init_schema(f->p, &e), 0);
@@ -895,12 +910,20 @@ static void test_schema_upgrade_from_v1(void **state) {
          * at once): run again, it completes. */
         assert_int_equal(engine_new_database(&G, g.conn, sizeof g.conn), 0);
         assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
-        create_v1_schema(g.conn);
-        exec_ok(g.conn, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)");
+        create_old_schema(g.conn, version);
+        exec_ok(g.conn, first_step);
         assert_int_equal(pas_init_schema(g.p, &e), 0);
         assert_upgraded(&g);
         pas_close(g.p);
         db_close(g.raw);
+}
+
+static void test_schema_upgrade_from_v1(void **state) {
+        upgrade_from(*state, 1, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)");
+}
+
+static void test_schema_upgrade_from_v2(void **state) {
+        upgrade_from(*state, 2, "ALTER TABLE ers_ledger ADD COLUMN first_seen_at VARCHAR(32)");
 }
 
 static void put_match(struct fix *f, const char *ubrn, const char *nhs, bool lookup) {
@@ -1406,6 +1429,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_ledger_rate, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v2, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_lease_compare_and_swap, setup, teardown),           \
