@@ -657,12 +657,14 @@ int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *re
         return 0;
 }
 
-bool odbc_connstr_has(const char *connection, const char *key) {
+/* Where the value of attribute `key` starts in `connection` (after the '='
+ * and any blanks), or NULL when the attribute is absent. */
+static const char *connstr_find(const char *connection, const char *key) {
         size_t klen = strlen(key);
         const char *s = connection;
 
         if (!s)
-                return false;
+                return NULL;
         while (*s) {
                 while (*s == ';' || *s == ' ')
                         s++;
@@ -670,21 +672,56 @@ bool odbc_connstr_has(const char *connection, const char *key) {
                         const char *t = s + klen;
                         while (*t == ' ')
                                 t++;
-                        if (*t == '=')
-                                return true;
+                        if (*t == '=') {
+                                for (t++; *t == ' '; t++)
+                                        ;
+                                return t;
+                        }
                 }
                 /* skip to the next attribute, honouring {braced; values} */
                 while (*s && *s != ';') {
                         if (*s == '{') {
                                 const char *close = strchr(s, '}');
                                 if (!close)
-                                        return false;
+                                        return NULL;
                                 s = close;
                         }
                         s++;
                 }
         }
-        return false;
+        return NULL;
+}
+
+bool odbc_connstr_has(const char *connection, const char *key) {
+        return connstr_find(connection, key) != NULL;
+}
+
+/*
+ * After a failed connect: when the connection string names a database file
+ * (Database=/absolute/path, as for SQLite), says in e whether its directory
+ * is missing or not writable, the usual causes, which the SQLite driver
+ * reports only as "connect failed".  Only the directory goes into the line,
+ * never the rest of the connection string.
+ */
+static void explain_database_file(const char *connection, struct errbuf *e) {
+        const char *v = connstr_find(connection, "Database");
+        char dir[512];
+        size_t len;
+        const char *slash;
+
+        if (!v || *v != '/')
+                return;
+        len = strcspn(v, ";");
+        slash = memrchr(v, '/', len);
+        if (!slash || (size_t) (slash - v) >= sizeof dir)
+                return;
+        len = slash == v ? 1 : (size_t) (slash - v);
+        memcpy(dir, v, len);
+        dir[len] = '\0';
+        if (access(dir, F_OK) != 0)
+                err_prefix(e, -ENOENT, "the directory of Database=, %s, does not exist", dir);
+        else if (access(dir, W_OK | X_OK) != 0)
+                err_prefix(e, -EACCES, "the directory of Database=, %s, is not writable by this user", dir);
 }
 
 /* True when the table or view `name` exists (as stored, or upper-cased as
@@ -759,8 +796,11 @@ static int connect_dbc(struct pas *p, const struct adapter *a, const char *conne
         SQLRETURN rc = SQLDriverConnect(p->dbc, NULL, (SQLCHAR *) connection, SQL_NTS, NULL, 0, NULL,
                                         SQL_DRIVER_NOPROMPT);
 
-        if (!SQL_SUCCEEDED(rc))
-                return diag(a, SQL_HANDLE_DBC, p->dbc, false, "connect", e);
+        if (!SQL_SUCCEEDED(rc)) {
+                int r = diag(a, SQL_HANDLE_DBC, p->dbc, false, "connect", e);
+                explain_database_file(connection, e);
+                return r;
+        }
         p->connected = true;
         return 0;
 }

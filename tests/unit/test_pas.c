@@ -596,6 +596,16 @@ static void test_open(void **state) {
         assert_non_null(strstr(e.msg, "SQLSTATE "));
         assert_clean(&e);
 
+        /* a database file in a directory that does not exist: the SQLite
+         * driver says only "connect failed"; the line names the directory */
+        e.msg[0] = '\0';
+        assert_true(pas_open("Driver=SQLite3;Database=/nonexistent-ersd-dir/pas.db;PWD=secret-password", "auto", &p,
+                             &e) < 0);
+        assert_null(p);
+        print_message("      missing directory: %s\n", e.msg);
+        assert_non_null(strstr(e.msg, "the directory of Database=, /nonexistent-ersd-dir, does not exist"));
+        assert_clean(&e);
+
         pas_close(NULL);
         pas_rollback(NULL);
 }
