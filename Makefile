@@ -61,7 +61,7 @@ $(BUILD)/libersd.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/ersd: $(MAIN_OBJ) $(BUILD)/libersd.a
-	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/mock-ers: $(MOCK_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(MOCK_LIBS) -lpthread
@@ -79,8 +79,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
 
 # The unit tests, then the integration tests (which start the mock e-RS and run build/ersd), then
-# the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure).
-SCRIPT_TESTS := tests/check-unit
+# the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure;
+# tests/check-man: the man pages lint clean and document every key and option).
+SCRIPT_TESTS := tests/check-unit tests/check-man
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 # It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
@@ -121,9 +122,11 @@ deps:
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y --no-install-recommends $$(grep -v '^#' packaging/build-deps)
 
-# The program, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin) and the service user.
+# The program, its man pages, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin) and the
+# service user (sysusers.d).
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANDIR      ?= $(PREFIX)/share/man
 install: $(BUILD)/ersd
 	install -D -m 0755 $(BUILD)/ersd $(DESTDIR)$(PREFIX)/sbin/ersd
 	@mkdir -p $(DESTDIR)$(UNITDIR)
@@ -131,6 +134,8 @@ install: $(BUILD)/ersd
 		>$(DESTDIR)$(UNITDIR)/ersd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/ersd.service
 	install -D -m 0644 packaging/ersd.sysusers $(DESTDIR)$(SYSUSERSDIR)/ersd.conf
+	install -D -m 0644 docs/man/ersd.8 $(DESTDIR)$(MANDIR)/man8/ersd.8
+	install -D -m 0644 docs/man/ersd.conf.5 $(DESTDIR)$(MANDIR)/man5/ersd.conf.5
 
 clean:
 	rm -rf $(BUILD)
