@@ -80,8 +80,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 
 # The unit tests, then the integration tests (which start the mock e-RS and run build/ersd), then
 # the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure;
-# tests/check-man: the man pages lint clean and document every key and option).
-SCRIPT_TESTS := tests/check-unit tests/check-man
+# tests/check-man: the man pages lint clean and document every key and option; tests/check-deb:
+# `make deb` builds, lintian is clean, the .deb holds what it should and accepts its config).
+SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 # It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
@@ -122,10 +123,12 @@ deps:
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y --no-install-recommends $$(grep -v '^#' packaging/build-deps)
 
-# The program, its man pages, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin) and the
-# service user (sysusers.d).
+# The program, its man pages, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin), the
+# service user (sysusers.d) and its state directory (tmpfiles.d).  Not the configuration: a
+# package installs conf/ersd.conf as a conffile; by hand, see README ("Running under systemd").
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 MANDIR      ?= $(PREFIX)/share/man
 install: $(BUILD)/ersd
 	install -D -m 0755 $(BUILD)/ersd $(DESTDIR)$(PREFIX)/sbin/ersd
@@ -134,8 +137,26 @@ install: $(BUILD)/ersd
 		>$(DESTDIR)$(UNITDIR)/ersd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/ersd.service
 	install -D -m 0644 packaging/ersd.sysusers $(DESTDIR)$(SYSUSERSDIR)/ersd.conf
+	install -D -m 0644 packaging/ersd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/ersd.conf
 	install -D -m 0644 docs/man/ersd.8 $(DESTDIR)$(MANDIR)/man8/ersd.8
 	install -D -m 0644 docs/man/ersd.conf.5 $(DESTDIR)$(MANDIR)/man5/ersd.conf.5
+
+# `make deb`: the Debian source package and the .deb in $(BUILD)/deb, then lintian.
+# packaging/debian is the debian/ directory: it stays under packaging/ (DESIGN.md), out of
+# the way of a distribution's own debian/, and is put at the top of a copy of the files git
+# tracks (as a clean clone has them: `git add` a new file first), where dpkg-buildpackage
+# needs it.  DEB_BUILD_OPTIONS=nocheck skips the unit tests.
+DEB_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+DEB_ARCH    = $(shell dpkg-architecture -qDEB_HOST_ARCH)
+.PHONY: deb
+deb:
+	@rm -rf $(BUILD)/deb
+	@mkdir -p $(BUILD)/deb/ersd-$(DEB_VERSION)
+	git ls-files -z -- . ':!packaging/debian' | tar --null -T - -cf - | tar -xf - -C $(BUILD)/deb/ersd-$(DEB_VERSION)
+	cp -R packaging/debian $(BUILD)/deb/ersd-$(DEB_VERSION)/debian
+	cd $(BUILD)/deb/ersd-$(DEB_VERSION) && dpkg-buildpackage --build=full --no-sign
+	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/deb/ersd_$(DEB_VERSION)_$(DEB_ARCH).changes
+	@echo "deb: $(BUILD)/deb/ersd_$(DEB_VERSION)_$(DEB_ARCH).deb"
 
 clean:
 	rm -rf $(BUILD)
