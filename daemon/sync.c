@@ -134,7 +134,7 @@ static int spool_fetch(struct sync_ctx *ctx, struct doc_job *d, const struct ref
  * whole referral wait for the next round are returned. */
 static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const struct referral *src,
                          const struct attachment *a, struct errbuf *e) {
-        struct document_state st;
+        struct document_state st = { 0 }; /* set by pas_document_get(); zeroed for gcc -flto, which cannot see that */
         struct doc_job *d;
         bool is_cri = a == NULL;
         char cri_id[80];
