@@ -81,8 +81,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # The unit tests, then the integration tests (which start the mock e-RS and run build/ersd), then
 # the script tests (tests/check-unit: the systemd unit verifies and rates at most 2.0 exposure;
 # tests/check-man: the man pages lint clean and document every key and option; tests/check-deb:
-# `make deb` builds, lintian is clean, the .deb holds what it should and accepts its config).
-SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb
+# `make deb` builds, lintian is clean, the .deb holds what it should and accepts its config;
+# tests/check-rpm: packaging/ersd.spec builds with rpmbuild and RHEL 9's compiler flags).
+SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 # It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
@@ -157,6 +158,20 @@ deb:
 	cd $(BUILD)/deb/ersd-$(DEB_VERSION) && dpkg-buildpackage --build=full --no-sign
 	lintian --fail-on error,warning --tag-display-limit 0 $(BUILD)/deb/ersd_$(DEB_VERSION)_$(DEB_ARCH).changes
 	@echo "deb: $(BUILD)/deb/ersd_$(DEB_VERSION)_$(DEB_ARCH).deb"
+
+# `make rpm`, on RHEL (or wherever rpmbuild and the spec's build requirements are): the source
+# tarball of the tracked files, then rpmbuild -ba packaging/ersd.spec under $(BUILD)/rpm.
+# RPMBUILD_FLAGS adds rpmbuild options (tests/check-rpm: --nodeps and systemd's macros).
+RPM_VERSION = $(shell sed -n 's/^Version: *//p' packaging/ersd.spec)
+.PHONY: rpm
+rpm:
+	@rm -rf $(BUILD)/rpm
+	@mkdir -p $(BUILD)/rpm/SOURCES
+	git ls-files -z | tar --null -T - --transform 's|^|ersd-$(RPM_VERSION)/|' \
+		-czf $(BUILD)/rpm/SOURCES/ersd-$(RPM_VERSION).tar.gz
+	cp packaging/ersd.sysusers $(BUILD)/rpm/SOURCES/
+	rpmbuild -ba --define '_topdir $(abspath $(BUILD))/rpm' $(RPMBUILD_FLAGS) packaging/ersd.spec
+	@echo "rpm: $$(ls $(BUILD)/rpm/RPMS/*/ersd-$(RPM_VERSION)-*.rpm)"
 
 clean:
 	rm -rf $(BUILD)
