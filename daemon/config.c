@@ -230,7 +230,8 @@ static const struct key worklist_keys[] = {
                    &service_rule),
 };
 
-/* The file.  Keep docs/configuration.md and conf/ersd.conf in step with it.
+/* The file.  Keep docs/configuration.md, conf/ersd.conf and the man page
+ * docs/man/ersd.conf.5 in step with it (tests/check-man fails on a key missing there).
  * Defaults are written as in the file and go through the same parser. */
 static const struct key config_keys[] = {
         KEY_GROUP("ers"),
