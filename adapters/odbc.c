@@ -976,7 +976,11 @@ fail:
 }
 
 static void end_tx(struct pas *p, SQLSMALLINT how) {
-        SQLEndTran(SQL_HANDLE_DBC, p->dbc, how);
+        /* A transaction that did not end cleanly leaves the driver's idea of it in doubt (the
+         * SQLite driver, after a COMMIT that failed for a full disk, runs the next "transaction"
+         * in autocommit, statement by statement): the connection is not used again as it is. */
+        if (!SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, p->dbc, how)))
+                p->lost = true;
         SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
         p->in_tx = false;
         p->adapter->ops->unlock_writer(p);
@@ -1093,6 +1097,7 @@ int pas_commit(struct pas *p, struct errbuf *e) {
         if (!SQL_SUCCEEDED(rc)) {
                 r = diag_dbc(p, true, "commit", e);
                 end_tx(p, SQL_ROLLBACK); /* closes the transaction whatever happened */
+                p->lost = true;          /* and the connection is connected again before its next use */
                 return r;
         }
         /* Committed.  Back to autocommit; a failure here is the next call's to report. */

@@ -36,9 +36,10 @@ struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statemen
 int pas_open(const char *connection, const char *adapter, struct pas **ret, struct errbuf *e);
 void pas_close(struct pas *p); /* accepts NULL; rolls back an open transaction */
 
-/* True once a call has failed with -ENOTCONN or -EINPROGRESS: the connection
- * is gone (server restarted, network cut) or in doubt.  Nothing more is sent
- * on it; call pas_reconnect(). */
+/* True once a call has failed with -ENOTCONN or -EINPROGRESS, or a COMMIT or
+ * ROLLBACK has failed at all: the connection is gone (server restarted,
+ * network cut) or its transaction state in doubt.  Nothing more is sent on it;
+ * call pas_reconnect(). */
 bool pas_connection_lost(const struct pas *p);
 
 /*

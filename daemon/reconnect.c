@@ -38,7 +38,7 @@ int reconnect_pas_once(struct reconnect *rc, struct pas *pas) {
                 return 0;
         if (rc->lost_at == 0) {
                 *rc = (struct reconnect){ .lost_at = now, .delay = 1 };
-                log_ctx_error(&pas_stage, "PAS database: connection lost; connecting again (1 s, 2 s, 4 s … apart, "
+                log_ctx_error(&pas_stage, "PAS database: connection lost or in doubt; connecting again (1 s, 2 s, 4 s … apart, "
                                           "at most %d s)", RECONNECT_DELAY_MAX_S);
         }
         rc->attempts++;
