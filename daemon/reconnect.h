@@ -9,10 +9,12 @@
  *
  * Attempts come 1 s, 2 s, 4 s … apart, at most RECONNECT_DELAY_MAX_S, for at
  * most RECONNECT_WINDOW_S per call; the next call (the next referral, the next
- * round) goes on where the last one stopped.  The log gets one line when the
- * connection is found lost, the cause of the first failed attempt, then at
- * most one line every RECONNECT_LOG_EVERY_S while it stays down, and one line
- * when it is back, with how long it was down: never a line per attempt.
+ * round) goes on where the last one stopped.  A connection that comes back at
+ * the first attempt costs no line (the failure that lost it was logged with
+ * its referral).  Otherwise the log gets one line with the cause when the
+ * database is found unreachable, then at most one every RECONNECT_LOG_EVERY_S
+ * while it stays so, and one when it is back, with how long it was down:
+ * never a line per attempt.
  */
 
 #include <signal.h>
