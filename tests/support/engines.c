@@ -268,15 +268,21 @@ static int run_postgresql(struct engine *g, const char *log) {
         return wait_ready(g, log);
 }
 
-int engine_restart(struct engine *g) {
-        char log[300];
-
+int engine_pause(struct engine *g) {
         if (g->kind != ENGINE_POSTGRESQL || g->pid <= 0)
                 return -EINVAL;
         /* Fast shutdown: every session's transaction is aborted and its connection closed. */
         kill(g->pid, SIGINT);
         waitpid(g->pid, NULL, 0);
         g->pid = 0;
+        return 0;
+}
+
+int engine_resume(struct engine *g) {
+        char log[300];
+
+        if (g->kind != ENGINE_POSTGRESQL || g->pid != 0)
+                return -EINVAL;
         snprintf(log, sizeof log, "%s/server.log", g->dir);
         return run_postgresql(g, log);
 }

@@ -44,9 +44,11 @@ int engine_start(struct engine *g, enum engine_kind kind);
 void engine_stop(struct engine *g);
 
 /* PostgreSQL: stops the server by its pid (fast shutdown: every open
- * transaction aborted, every connection closed) and starts it again on the
- * same port and data, waiting until it answers.  0 or a negative errno. */
-int engine_restart(struct engine *g);
+ * transaction aborted, every connection closed), keeping its data; then
+ * starts it again on the same port and data, waiting until it answers.
+ * 0 or a negative errno. */
+int engine_pause(struct engine *g);
+int engine_resume(struct engine *g);
 
 /* Makes a fresh, empty database and writes an ODBC connection string for it
  * into ret (n bytes).  0 or a negative errno. */
