@@ -514,8 +514,15 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         continue;
                 }
                 r = ledger_get(ctx, entry->ubrn, &ls, &e);
-                if (r == -ENOTCONN || r == -ECANCELED)
-                        break; /* the PAS stayed unreachable, or a stop came while waiting for it */
+                if (r == -ECANCELED)
+                        break; /* a stop came while waiting for the PAS */
+                if (r == -ENOTCONN) {
+                        stats->worklists_failed++;
+                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
+                                      "worklist %s stopped at UBRN %s: the PAS database is unreachable; the rest "
+                                      "waits for the next round", wl->name, entry->ubrn);
+                        break;
+                }
                 if (r < 0) {
                         stats->referrals_failed++;
                         failed = true;
