@@ -396,7 +396,7 @@ static void assert_sizes_stored(struct fx *f, const long long *sizes, size_t n) 
 static void test_sizes(void **state) {
         static const long long sizes[] = { 0, 16 * MIB - 1, 16 * MIB, 16 * MIB + 1, 100 * MIB };
         bool big = soak || G.kind == ENGINE_SQLITE;
-        const char *args[16] = { "--referrals", "3", "--attachments", "0", "--big-attachment", "0" };
+        const char *args[6 + 2 * 5 + 1] = { "--referrals", "3", "--attachments", "0", "--big-attachment", "0" };
         char arg[5][24];
         size_t n = 6, count = big ? 5 : 4;
         struct fx f;
