@@ -136,7 +136,7 @@ static const struct statement {
         const char *sql;
 } statements[ST_MAX_] = {
         [ST_LEDGER_GET] = { "read ers_ledger",
-                            "SELECT version, complete FROM ers_ledger WHERE ubrn = ?" },
+                            "SELECT version, complete, correlation_id FROM ers_ledger WHERE ubrn = ?" },
         [ST_LEDGER_UPDATE] = { "update ers_ledger",
                                "UPDATE ers_ledger SET version = ?, complete = ?, worklist = ?, "
                                "correlation_id = ?, synced_at = ? WHERE ubrn = ?" },
@@ -278,6 +278,9 @@ struct pas {
         char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
         char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
         char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
+        char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
+                                          hold a password: wiped on close, never in an error line */
+        bool lost;                     /* a call failed with -ENOTCONN or -EINPROGRESS since connecting */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -408,12 +411,19 @@ static int diag(const struct adapter *a, SQLSMALLINT type, SQLHANDLE h, bool in_
         return err_set(e, r, "%s: SQLSTATE %.5s: %s", what, (char *) first_state, clean);
 }
 
+/* A connection that failed this way is not used again before pas_reconnect(). */
+static int note_lost(struct pas *p, int r) {
+        if (r == -ENOTCONN || r == -EINPROGRESS)
+                p->lost = true;
+        return r;
+}
+
 static int diag_stmt(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
-        return diag(p->adapter, SQL_HANDLE_STMT, h, false, what, e);
+        return note_lost(p, diag(p->adapter, SQL_HANDLE_STMT, h, false, what, e));
 }
 
 static int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errbuf *e) {
-        return diag(p->adapter, SQL_HANDLE_DBC, p->dbc, in_commit, what, e);
+        return note_lost(p, diag(p->adapter, SQL_HANDLE_DBC, p->dbc, in_commit, what, e));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -954,7 +964,7 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 err_prefix(e, r, "%s session settings", a->name);
                 goto fail;
         }
-        free(amended);
+        p->connection = amended; /* kept for pas_reconnect() */
         free(probe);
         *ret = p;
         return 0;
@@ -966,7 +976,11 @@ fail:
 }
 
 static void end_tx(struct pas *p, SQLSMALLINT how) {
-        SQLEndTran(SQL_HANDLE_DBC, p->dbc, how);
+        /* A transaction that did not end cleanly leaves the driver's idea of it in doubt (the
+         * SQLite driver, after a COMMIT that failed for a full disk, runs the next "transaction"
+         * in autocommit, statement by statement): the connection is not used again as it is. */
+        if (!SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, p->dbc, how)))
+                p->lost = true;
         SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
         p->in_tx = false;
         p->adapter->ops->unlock_writer(p);
@@ -988,7 +1002,49 @@ void pas_close(struct pas *p) {
                 SQLFreeHandle(SQL_HANDLE_ENV, p->env);
         free(p->part);
         free(p->lookup_sql);
+        if (p->connection) {
+                explicit_bzero(p->connection, strlen(p->connection));
+                free(p->connection);
+        }
         free(p);
+}
+
+bool pas_connection_lost(const struct pas *p) {
+        return p->lost;
+}
+
+int pas_reconnect(struct pas *p, struct errbuf *e) {
+        SQLRETURN rc;
+        int r;
+
+        /* Whatever the old connection held is gone with it: an open
+         * transaction (rolled back by the server), the prepared statements,
+         * a session lock. */
+        p->in_tx = false;
+        stmt_drop_all(p);
+        if (p->connected)
+                SQLDisconnect(p->dbc);
+        p->connected = false;
+        p->lost = true;
+        if (p->dbc != SQL_NULL_HDBC)
+                SQLFreeHandle(SQL_HANDLE_DBC, p->dbc);
+        p->dbc = SQL_NULL_HDBC;
+        rc = SQLAllocHandle(SQL_HANDLE_DBC, p->env, &p->dbc);
+        if (!SQL_SUCCEEDED(rc)) {
+                p->dbc = SQL_NULL_HDBC;
+                return err_set(e, -ENOMEM, "allocate an ODBC connection");
+        }
+        r = connect_dbc(p, p->adapter, p->connection, e);
+        if (r < 0)
+                return r;
+        rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
+        if (!SQL_SUCCEEDED(rc))
+                return diag_dbc(p, false, "set autocommit", e);
+        r = p->adapter->ops->session(p, p->connection, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s session settings", p->adapter->name);
+        p->lost = false;
+        return 0;
 }
 
 const char *pas_adapter_name(const struct pas *p) {
@@ -1041,6 +1097,7 @@ int pas_commit(struct pas *p, struct errbuf *e) {
         if (!SQL_SUCCEEDED(rc)) {
                 r = diag_dbc(p, true, "commit", e);
                 end_tx(p, SQL_ROLLBACK); /* closes the transaction whatever happened */
+                p->lost = true;          /* and the connection is connected again before its next use */
                 return r;
         }
         /* Committed.  Back to autocommit; a failure here is the next call's to report. */
@@ -1271,6 +1328,8 @@ int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, st
                 r = get_int64(p, h, 1, what, &st.version, NULL, e);
                 if (r >= 0)
                         r = get_int64(p, h, 2, what, &complete, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, st.correlation_id, sizeof st.correlation_id, NULL, e);
                 st.complete = complete != 0;
         }
         stmt_close(h);

@@ -36,6 +36,22 @@ struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statemen
 int pas_open(const char *connection, const char *adapter, struct pas **ret, struct errbuf *e);
 void pas_close(struct pas *p); /* accepts NULL; rolls back an open transaction */
 
+/* True once a call has failed with -ENOTCONN or -EINPROGRESS, or a COMMIT or
+ * ROLLBACK has failed at all: the connection is gone (server restarted,
+ * network cut) or its transaction state in doubt.  Nothing more is sent on it;
+ * call pas_reconnect(). */
+bool pas_connection_lost(const struct pas *p);
+
+/*
+ * Drops the connection (an open transaction is the server's to roll back)
+ * and connects again with the same connection string, adapter and session
+ * settings; statements are prepared again on first use, a lease taken is
+ * renewed by the next pas_begin() (-ESTALE if another ersd took it
+ * meanwhile).  0, or a negative errno with one line in e, the connection
+ * still lost.  Called by the daemon only (sync.c), which decides when.
+ */
+int pas_reconnect(struct pas *p, struct errbuf *e);
+
 /* Name of the adapter in use ("sqlite", …) and the DBMS name/version the
  * driver reported, for the start-up log line.  Owned by p. */
 const char *pas_adapter_name(const struct pas *p);
@@ -58,6 +74,8 @@ struct ledger_state {
         bool found;
         int64_t version;  /* version last written */
         bool complete;    /* false when documents are still owed (PENDING, failed fetch) */
+        char correlation_id[37]; /* of the A005 behind the last write ("" when none): tells one
+                                    write from another, e.g. after a commit of unknown outcome */
 };
 int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
 

@@ -158,6 +158,46 @@ static const char *str_at(json_object *o, const char *path) {
         return s;
 }
 
+#define REPLACEMENT_CHARACTER "\xef\xbf\xbd" /* U+FFFD in UTF-8 */
+
+/*
+ * Free text (a comment, a title, a display name) at path below o, copied into
+ * *ret (NULL when absent or not a string).  The one rule for a NUL in text,
+ * the same on every database (PostgreSQL text cannot hold one): each NUL is
+ * replaced by U+FFFD, every other byte kept as sent; never cut short, never
+ * dropped.  Returns how many NULs were replaced, or -ENOMEM.
+ */
+static int text_dup_at(json_object *o, const char *path, char **ret) {
+        json_object *v = at(o, path);
+        const char *s;
+        size_t len, nuls = 0;
+        char *copy, *w;
+
+        *ret = NULL;
+        if (!json_object_is_type(v, json_type_string))
+                return 0;
+        s = json_object_get_string(v);
+        len = (size_t) json_object_get_string_len(v);
+        if (!s)
+                return 0;
+        for (size_t i = 0; i < len; i++)
+                nuls += s[i] == '\0';
+        copy = malloc(len + nuls * (sizeof REPLACEMENT_CHARACTER - 2) + 1);
+        if (!copy)
+                return -ENOMEM;
+        w = copy;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\0') {
+                        memcpy(w, REPLACEMENT_CHARACTER, sizeof REPLACEMENT_CHARACTER - 1);
+                        w += sizeof REPLACEMENT_CHARACTER - 1;
+                } else
+                        *w++ = s[i];
+        }
+        *w = '\0';
+        *ret = copy;
+        return nuls > 0;
+}
+
 /* *ret = a malloc'd copy of s, or NULL when s is NULL.  0 or -ENOMEM. */
 static int dup_or_null(const char *s, char **ret) {
         char *copy = NULL;
@@ -240,12 +280,16 @@ struct str_field {
         const char *ext;  /* extension name (see url_names()), or NULL */
         const char *path; /* dotted path, see at() */
         size_t offset;    /* offsetof the `char *` field in the output struct */
+        bool text;        /* free text: a NUL becomes U+FFFD (text_dup_at); else a NUL makes it unreadable */
 };
 
 /* Copies every field of the table from o into the struct at out.  Fields with
- * nothing to copy stay NULL.  0 or -ENOMEM (what was copied stays in out, for
- * its *_free() to release). */
+ * nothing to copy stay NULL.  Returns how many free-text fields held a NUL
+ * (stored with U+FFFD), or -ENOMEM (what was copied stays in out, for its
+ * *_free() to release). */
 static int copy_fields(json_object *o, const struct str_field *fields, size_t n, void *out) {
+        int nul_fields = 0;
+
         for (size_t i = 0; i < n; i++) {
                 const struct str_field *f = &fields[i];
                 char **field = (char **) ((char *) out + f->offset);
@@ -254,11 +298,12 @@ static int copy_fields(json_object *o, const struct str_field *fields, size_t n,
 
                 if (*field)
                         continue;
-                r = dup_or_null(str_at(from, f->path), field);
+                r = f->text ? text_dup_at(from, f->path, field) : dup_or_null(str_at(from, f->path), field);
                 if (r < 0)
                         return r;
+                nul_fields += r;
         }
-        return 0;
+        return nul_fields;
 }
 
 /* Parses a string of decimal digits (no sign, no blanks) into *ret.
@@ -420,11 +465,11 @@ int fhir_parse_text(const char *text, size_t len, json_object **ret, struct errb
 
 /* The worklist item extension's nested extensions (url "priority", …). */
 static const struct str_field worklist_item_fields[] = {
-        { "priority",     "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, priority) },
-        { "specialty",    "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, specialty) },
-        { "service",      "valueReference.identifier.value",    offsetof(struct worklist_entry, service_id) },
-        { "service",      "valueReference.display",             offsetof(struct worklist_entry, service_name) },
-        { "referralType", "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, referral_type) },
+        { "priority",     "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, priority), false },
+        { "specialty",    "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, specialty), false },
+        { "service",      "valueReference.identifier.value",    offsetof(struct worklist_entry, service_id), false },
+        { "service",      "valueReference.display",             offsetof(struct worklist_entry, service_name), true },
+        { "referralType", "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, referral_type), false },
 };
 
 /* Indexes the List's contained Patients by id (id → Patient, shared with
@@ -558,43 +603,43 @@ void worklist_free(struct worklist *w) {
 
 /* The ReferralRequest's own elements and single-valued extensions. */
 static const struct str_field referral_fields[] = {
-        { NULL,                  "subject.identifier.value",           offsetof(struct referral, nhs_number) },
-        { NULL,                  "specialty.coding.0.code",            offsetof(struct referral, specialty) },
-        { NULL,                  "specialty.coding.0.display",         offsetof(struct referral, specialty_display) },
-        { NULL,                  "status",                             offsetof(struct referral, status) },
-        { NULL,                  "intent",                             offsetof(struct referral, intent) },
-        { EXT_PRIORITY,          "valueCodeableConcept.coding.0.code", offsetof(struct referral, priority) },
-        { EXT_PATHWAY_START,     "valueInstant",                       offsetof(struct referral, pathway_start) },
-        { EXT_PATHWAY_START,     "valueDateTime",                      offsetof(struct referral, pathway_start) },
-        { EXT_CLINICAL_INFO,     "valueDateTime",                      offsetof(struct referral, clinical_info_first_submitted) },
-        { EXT_CLINICAL_INFO,     "valueInstant",                       offsetof(struct referral, clinical_info_first_submitted) },
-        { EXT_COMMISSIONING_ORG, "valueIdentifier.value",              offsetof(struct referral, commissioning_org) },
+        { NULL,                  "subject.identifier.value",           offsetof(struct referral, nhs_number), false },
+        { NULL,                  "specialty.coding.0.code",            offsetof(struct referral, specialty), false },
+        { NULL,                  "specialty.coding.0.display",         offsetof(struct referral, specialty_display), true },
+        { NULL,                  "status",                             offsetof(struct referral, status), false },
+        { NULL,                  "intent",                             offsetof(struct referral, intent), false },
+        { EXT_PRIORITY,          "valueCodeableConcept.coding.0.code", offsetof(struct referral, priority), false },
+        { EXT_PATHWAY_START,     "valueInstant",                       offsetof(struct referral, pathway_start), false },
+        { EXT_PATHWAY_START,     "valueDateTime",                      offsetof(struct referral, pathway_start), false },
+        { EXT_CLINICAL_INFO,     "valueDateTime",                      offsetof(struct referral, clinical_info_first_submitted), false },
+        { EXT_CLINICAL_INFO,     "valueInstant",                       offsetof(struct referral, clinical_info_first_submitted), false },
+        { EXT_COMMISSIONING_ORG, "valueIdentifier.value",              offsetof(struct referral, commissioning_org), false },
 };
 
 /* The ReferralState extension's nested extensions. */
 static const struct str_field referral_state_fields[] = {
-        { "state",   "valueCoding.code", offsetof(struct referral, state) },
-        { "reason",  "valueCoding.code", offsetof(struct referral, state_reason) },
-        { "comment", "valueString",      offsetof(struct referral, state_comment) },
-        { "comments", "valueString",     offsetof(struct referral, state_comment) }, /* the spec's spelling */
+        { "state",   "valueCoding.code", offsetof(struct referral, state), false },
+        { "reason",  "valueCoding.code", offsetof(struct referral, state_reason), false },
+        { "comment", "valueString",      offsetof(struct referral, state_comment), true },
+        { "comments", "valueString",     offsetof(struct referral, state_comment), true }, /* the spec's spelling */
 };
 
 /* A contained DocumentReference's own elements. */
 static const struct str_field document_fields[] = {
-        { NULL, "type.coding.0.code", offsetof(struct attachment, doc_type) },
-        { NULL, "description",        offsetof(struct attachment, description) },
+        { NULL, "type.coding.0.code", offsetof(struct attachment, doc_type), false },
+        { NULL, "description",        offsetof(struct attachment, description), true },
 };
 
 /* Its content[0].attachment's elements and extensions. */
 static const struct str_field attachment_fields[] = {
-        { NULL,                "id",                              offsetof(struct attachment, id) },
-        { NULL,                "url",                             offsetof(struct attachment, url) },
-        { NULL,                "title",                           offsetof(struct attachment, title) },
-        { NULL,                "contentType",                     offsetof(struct attachment, content_type) },
-        { NULL,                "creation",                        offsetof(struct attachment, creation) },
-        { EXT_AVAILABILITY,    "valueCoding.code",                offsetof(struct attachment, availability_code) },
-        { EXT_ATTACHED_BY,     "valueReference.identifier.value", offsetof(struct attachment, attached_by_user) },
-        { EXT_ATTACHED_BY_ORG, "valueReference.identifier.value", offsetof(struct attachment, attached_by_org) },
+        { NULL,                "id",                              offsetof(struct attachment, id), false },
+        { NULL,                "url",                             offsetof(struct attachment, url), false },
+        { NULL,                "title",                           offsetof(struct attachment, title), true },
+        { NULL,                "contentType",                     offsetof(struct attachment, content_type), false },
+        { NULL,                "creation",                        offsetof(struct attachment, creation), false },
+        { EXT_AVAILABILITY,    "valueCoding.code",                offsetof(struct attachment, availability_code), false },
+        { EXT_ATTACHED_BY,     "valueReference.identifier.value", offsetof(struct attachment, attached_by_user), false },
+        { EXT_ATTACHED_BY_ORG, "valueReference.identifier.value", offsetof(struct attachment, attached_by_org), false },
 };
 
 /* How the daemon treats an availability code (NULL: absent). */
@@ -647,7 +692,7 @@ static int binary_id_of(const char *url, char **ret) {
 
 /* Parses a contained DocumentReference (which has content[0].attachment) into
  * a (zeroed by the caller).  0 or -ENOMEM. */
-static int attachment_parse(json_object *doc, json_object *att, struct attachment *a) {
+static int attachment_parse(json_object *doc, json_object *att, struct attachment *a, unsigned *nul_fields) {
         json_object *size = member(att, "size");
         int r;
 
@@ -657,9 +702,11 @@ static int attachment_parse(json_object *doc, json_object *att, struct attachmen
         r = copy_fields(doc, document_fields, ELEMENTSOF(document_fields), a);
         if (r < 0)
                 return r;
+        *nul_fields += (unsigned) r;
         r = copy_fields(att, attachment_fields, ELEMENTSOF(attachment_fields), a);
         if (r < 0)
                 return r;
+        *nul_fields += (unsigned) r;
         a->availability = availability_of(a->availability_code);
         return binary_id_of(a->url, &a->binary_id);
 }
@@ -686,7 +733,7 @@ static int attachments_parse(json_object *root, struct referral *rf) {
                         if (!rf->attachments)
                                 return -ENOMEM;
                 }
-                r = attachment_parse(c, att, &rf->attachments[rf->n_attachments++]);
+                r = attachment_parse(c, att, &rf->attachments[rf->n_attachments++], &rf->text_nul_fields);
                 if (r < 0)
                         return r;
         }
@@ -778,9 +825,13 @@ int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *
                 return err_set(e, -EBADMSG, "meta.versionId is not a non-negative integer");
 
         r = copy_fields(root, referral_fields, ELEMENTSOF(referral_fields), &rf);
-        if (r >= 0)
+        if (r >= 0) {
+                rf.text_nul_fields += (unsigned) r;
                 r = copy_fields(find_ext(root, EXT_STATE), referral_state_fields,
                                 ELEMENTSOF(referral_state_fields), &rf);
+        }
+        if (r >= 0)
+                rf.text_nul_fields += (unsigned) r;
         if (r >= 0)
                 r = dup_or_null(identifier_value(array_member(root, "identifier"), SYSTEM_REQUEST_ID),
                                 &rf.request_id);
@@ -848,9 +899,9 @@ void referral_free(struct referral *r) {
 
 /* The first issue's elements. */
 static const struct str_field outcome_fields[] = {
-        { NULL, "severity",                offsetof(struct outcome, severity) },
-        { NULL, "details.coding.0.code",   offsetof(struct outcome, code) },
-        { NULL, "diagnostics",             offsetof(struct outcome, diagnostics) },
+        { NULL, "severity",                offsetof(struct outcome, severity), false },
+        { NULL, "details.coding.0.code",   offsetof(struct outcome, code), false },
+        { NULL, "diagnostics",             offsetof(struct outcome, diagnostics), false },
 };
 
 /* Makes s fit for an error line: control characters become '?', and it is

@@ -5,6 +5,11 @@
  * The FHIR model: what the daemon keeps of e-RS answers (A008 worklist, A005
  * referral, OperationOutcome), parsed with json-c.
  *
+ * Text: free text (a comment, a title, a display name) is kept byte for byte,
+ * except that a NUL (\u0000, which PostgreSQL text cannot hold) becomes U+FFFD,
+ * on every database alike; a code, id or reference holding a NUL is
+ * unreadable (as if absent).
+ *
  * Ownership: every `char *` in these structs is owned by the struct that holds
  * it (malloc'd, NUL-terminated, NULL when the field was absent); free the whole
  * thing with the matching *_free() function, which accepts NULL.  Codes are kept
@@ -99,6 +104,8 @@ struct referral {
         size_t n_attachments;
         char (*related)[UBRN_LEN + 1];  /* owned array of related UBRNs (supportingInfo ReferralRequest/…) */
         size_t n_related;
+        unsigned text_nul_fields;  /* free-text fields (comment, titles, display names) that held a NUL,
+                                      kept with each NUL replaced by U+FFFD (docs/schema.md) */
 };
 
 /* An OperationOutcome's first issue, for error lines. */

@@ -83,17 +83,20 @@ static void keep_alive(void *userdata) {
 /* With database.lease_seconds: waits, as standby, until this ersd holds the
  * lease (1), or a stop was asked for, or (--once) the lease stayed with a live
  * holder for twice its length (0).  Signals are blocked except inside ppoll. */
-static int lease_wait(struct lease *l, struct pas *pas, bool once, const sigset_t *old_set) {
+static int lease_wait(struct lease *l, struct pas *pas, struct reconnect *rc, bool once, const sigset_t *old_set) {
         double t0 = now_monotonic();
         bool error_logged = false;
 
         while (!stop_requested) {
                 struct errbuf e = { { 0 } };
-                int r = lease_tick(l, pas, false, &e);
+                int r = reconnect_pas_once(rc, pas); /* a lost connection: one attempt per tick */
+
+                if (r == 0)
+                        r = lease_tick(l, pas, false, &e);
 
                 if (r > 0)
                         return 1;
-                if (r < 0 && !error_logged) {
+                if (r < 0 && r != -ENOTCONN && !error_logged) {
                         log_error("lease: PAS database: %s; trying again", e.msg);
                         error_logged = true;
                 }
@@ -265,7 +268,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
         sigaddset(&stop_set, SIGHUP);
         sigprocmask(SIG_BLOCK, &stop_set, &old_set);
         for (;;) {
-                if (use_lease && lease_wait(&lease, pas, once, &old_set) <= 0) {
+                if (use_lease && lease_wait(&lease, pas, &ctx.reconnect, once, &old_set) <= 0) {
                         status = EXIT_SYNC_FAILED;
                         break;
                 }

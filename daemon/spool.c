@@ -165,8 +165,12 @@ int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct err
                 if (w < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return err_set(e, -errno, "spool: cannot write %s/%s.part: %s", f->spool->dir, f->key,
-                                       strerror(errno));
+                        /* The file system's or the process's file size limit (EFBIG) is a full
+                         * disk to the caller, never "larger than the configured maximum": the
+                         * document is retried, not recorded as refused. */
+                        int err = errno == EFBIG || errno == EDQUOT ? ENOSPC : errno;
+                        return err_set(e, -err, "spool: cannot write %s/%s.part: %s (disk full?)", f->spool->dir,
+                                       f->key, strerror(errno));
                 }
                 p += w;
                 n -= (size_t) w;

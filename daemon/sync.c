@@ -75,6 +75,11 @@ static int read_referral(struct sync_ctx *ctx, const char *ubrn, struct referral
         json_object_put(root);
         if (r < 0)
                 return err_prefix(e, r, "A005 UBRN %s (correlation id %s)", ubrn, call.correlation_id);
+        if (ret->text_nul_fields > 0)
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .correlation_id = call.correlation_id,
+                                                   .stage = "referral" },
+                                "UBRN %s: %u text field(s) held a NUL character, stored as U+FFFD (correlation id %s)",
+                                ubrn, ret->text_nul_fields, call.correlation_id);
         if (strcmp(ret->ubrn, ubrn) != 0) {
                 referral_free(ret);
                 memset(ret, 0, sizeof *ret);
@@ -247,6 +252,36 @@ static void match_patient(struct sync_ctx *ctx, const struct referral *r, const 
         }
 }
 
+/*
+ * The commit's outcome is unknown (the connection failed during COMMIT): the
+ * ledger, read back on a new connection, says whether it happened.  Its row
+ * carries the correlation id of this write's A005, fresh for every read, so
+ * an earlier write of the same version is never taken for this one.  0 when
+ * it committed; otherwise the referral failed (nothing is sent again now: the
+ * next round reads the ledger before it writes anything).
+ */
+static int settle_unknown_commit(struct sync_ctx *ctx, const struct referral_job *j, struct errbuf *e) {
+        struct ledger_state ls;
+        struct errbuf e2 = { { 0 } };
+        int r;
+
+        r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+        if (r == 0)
+                r = pas_ledger_get(ctx->pas, j->main.ubrn, &ls, &e2);
+        if (r < 0)
+                return err_prefix(e, -EINPROGRESS, "commit outcome unknown and the ledger cannot be read back (%s); "
+                                                   "it is read again before anything is re-sent",
+                                  e2.msg[0] ? e2.msg : "PAS unreachable");
+        if (ls.found && ls.version == j->main.version && strcmp(ls.correlation_id, j->correlation_id) == 0) {
+                log_ctx_warning(&(struct log_ctx){ .ubrn = j->main.ubrn, .stage = "pas" },
+                                "UBRN %s: commit outcome was unknown (%s); the ledger read back shows it committed",
+                                j->main.ubrn, e->msg);
+                e->msg[0] = '\0';
+                return 0;
+        }
+        return err_prefix(e, -EINPROGRESS, "the ledger read back shows this write did not commit; retried next round");
+}
+
 /* The one transaction: related referrals, the referral, documents, ledger. */
 static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                           struct errbuf *e) {
@@ -286,16 +321,8 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                                    j->correlation_id, e);
         if (r == 0)
                 r = pas_commit(ctx->pas, e);
-        if (r == -EINPROGRESS) {
-                /* The commit's outcome is unknown: the ledger says whether it happened. */
-                struct ledger_state ls;
-                struct errbuf e2 = { { 0 } };
-                if (pas_ledger_get(ctx->pas, j->main.ubrn, &ls, &e2) == 0 && ls.found &&
-                    ls.version == j->main.version && ls.complete == j->complete) {
-                        log_warning("UBRN %s: commit outcome was unknown; the ledger shows it committed", j->main.ubrn);
-                        r = 0;
-                }
-        }
+        if (r == -EINPROGRESS)
+                r = settle_unknown_commit(ctx, j, e);
         if (r < 0) {
                 pas_rollback(ctx->pas);
                 return r;
@@ -411,6 +438,22 @@ static int cmp_entry_ptr(const void *a, const void *b) {
         return strcmp((*x)->ubrn, (*y)->ubrn);
 }
 
+/* The ledger row of a UBRN, on a connection that is up: a lost one is
+ * connected again first (reconnect.h), and a read that loses it is tried once
+ * more.  -ENOTCONN when the PAS stays unreachable, -ECANCELED when stopped. */
+static int ledger_get(struct sync_ctx *ctx, const char *ubrn, struct ledger_state *ret, struct errbuf *e) {
+        int r;
+
+        for (int attempt = 0;; attempt++) {
+                r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+                if (r < 0)
+                        return r;
+                r = pas_ledger_get(ctx->pas, ubrn, ret, e);
+                if (r >= 0 || !pas_connection_lost(ctx->pas) || attempt > 0)
+                        return r;
+        }
+}
+
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
         struct ers_call call = { .http_status = 0 };
         struct errbuf e = { { 0 } };
@@ -420,6 +463,15 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         bool failed = false;
         int r;
 
+        /* A worklist call is budgeted: never spent while the PAS is known to be down. */
+        r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+        if (r < 0) {
+                stats->worklists_failed++;
+                if (r == -ENOTCONN)
+                        log_ctx_error(&(struct log_ctx){ .worklist = wl->name, .stage = "pas" },
+                                      "worklist %s not read: the PAS database is unreachable", wl->name);
+                return r;
+        }
         r = ers_fetch_worklist(ctx->ers, wl->list_type, wl->service_id, &root, &call, &e);
         if (r == 0) {
                 r = fhir_parse_worklist(root, &w, &e);
@@ -461,7 +513,16 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         log_warning("worklist %s lists UBRN %s twice; synced once", wl->name, entry->ubrn);
                         continue;
                 }
-                r = pas_ledger_get(ctx->pas, entry->ubrn, &ls, &e);
+                r = ledger_get(ctx, entry->ubrn, &ls, &e);
+                if (r == -ECANCELED)
+                        break; /* a stop came while waiting for the PAS */
+                if (r == -ENOTCONN) {
+                        stats->worklists_failed++;
+                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
+                                      "worklist %s stopped at UBRN %s: the PAS database is unreachable; the rest "
+                                      "waits for the next round", wl->name, entry->ubrn);
+                        break;
+                }
                 if (r < 0) {
                         stats->referrals_failed++;
                         failed = true;
@@ -481,7 +542,7 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         }
         free(order);
         worklist_free(&w);
-        if (r == -ECANCELED || r == -ESTALE)
+        if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                 return r;
         return failed ? -EAGAIN : 0;
 }
@@ -542,7 +603,7 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
         now_utc_iso(round_start);
         for (size_t i = 0; i < ctx->cfg->n_worklists; i++) {
                 int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
-                if (r == -ECANCELED || r == -ESTALE)
+                if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                         return r;
                 if (r < 0)
                         failed = true;

@@ -25,6 +25,7 @@
 #include "../adapters/pas.h"
 #include "config.h"
 #include "ers.h"
+#include "reconnect.h"
 #include "spool.h"
 
 struct sync_ctx {
@@ -37,6 +38,7 @@ struct sync_ctx {
          * It must not block. */
         void (*between_referrals)(void *userdata);
         void *userdata;                   /* borrowed, for between_referrals */
+        struct reconnect reconnect;       /* an outage of the PAS connection, across rounds (reconnect.h) */
 };
 
 struct sync_stats {
@@ -54,5 +56,7 @@ struct sync_stats {
 /* One round over every configured worklist.  Returns 0 when everything
  * succeeded, -EAGAIN when something failed (see stats), -ECANCELED when
  * stopped by *stop, -ESTALE when the writer's lease (database.lease_seconds)
- * was lost to another ersd: the round stops at once, nothing more written. */
+ * was lost to another ersd: the round stops at once, nothing more written;
+ * -ENOTCONN when the PAS connection was lost and did not come back
+ * (reconnect.h): the round stops, no further worklist is fetched. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);

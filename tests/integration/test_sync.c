@@ -271,18 +271,6 @@ static const struct fault_case faults[] = {
         { "store", "truncated", "object store" },
 };
 
-/* Counts the rows that mention a UBRN, in every table ersd writes. */
-static long long rows_for(struct db *d, const char *ubrn) {
-        const char *p[] = { ubrn, ubrn, ubrn, ubrn };
-        return db_int(d,
-                      "SELECT (SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?)"
-                      " + (SELECT COUNT(*) FROM ers_document WHERE ubrn = ?)"
-                      " + (SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?)"
-                      " + (SELECT COUNT(*) FROM ers_document_part WHERE document_id IN"
-                      "    (SELECT document_id FROM ers_document WHERE ubrn = ?))",
-                      4, p);
-}
-
 /*
  * A test's own mock (E.side) and fresh PAS: side_start() keeps the shared
  * configuration aside, side_pas() points E.conf/E.connection at a new empty
@@ -378,8 +366,8 @@ static void test_bad_answers_change_nothing(void **state) {
 
                 d = db_open(E.connection);
                 assert_non_null(d);
-                assert_int_equal(rows_for(d, ubrn), 0); /* nothing of that referral */
-                assert_true(rows_for(d, "300000000006") > 0); /* the others went on */
+                assert_int_equal(db_rows_for(d, ubrn), 0); /* nothing of that referral */
+                assert_true(db_rows_for(d, "300000000006") > 0); /* the others went on */
 
                 /* Without the fault, the next run catches up. */
                 r = run_ersd("--once");
@@ -387,7 +375,7 @@ static void test_bad_answers_change_nothing(void **state) {
                         fail_msg("%s %s: recovery run exited %d: %s", f->endpoint, f->kind, r.status, r.err);
                 assert_non_null(strstr(r.out, "1 new, 0 updated, 7 unchanged, 0 failed"));
                 run_free(&r);
-                assert_true(rows_for(d, ubrn) > 0);
+                assert_true(db_rows_for(d, ubrn) > 0);
                 db_close(d);
         }
         side_stop();

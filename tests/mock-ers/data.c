@@ -208,6 +208,12 @@ static const struct att_spec SPEC_RELATED = { "Assessment summary.pdf", "applica
 #define COMMENT_SPECIAL \
         "Patient asked for \"early\" slots \xe2\x80\x93 works at the caf\xc3\xa9 until 2pm \xf0\x9f\x98\x80"
 #define COMMENT_PLAIN "Reviewed against the service criteria; letter to follow."
+/* --edge-text: what a free-text field may hold, for the round-trip tests: 4-byte UTF-8,
+ * quotes, a backslash, control characters and a NUL (kept by ersd as U+FFFD). */
+static const char COMMENT_EDGE[] =
+        "Edge \xf0\x9f\xa9\xba \xf0\x9d\x84\x9e \"double\" 'single' `back` \\ O'Brien \xe2\x80\x93 caf\xc3\xa9; "
+        "tab\there CR\rLF\n bell\x07 unit\x1f del\x7f NUL\0after the NUL \xf0\x9f\x98\x80";
+#define TITLE_EDGE "Scan \"left\" 'knee' \xf0\x9f\xa6\xb4 tab\t ctl\x01\x1f \\ end.pdf"
 
 /* ---- states --------------------------------------------------------------- */
 
@@ -244,7 +250,14 @@ const char *referral_comment(const struct referral *r, int state)
 {
         if (r->bare || (!STATES[state].reason && !r->comment_always))
                 return NULL;
+        if (r->comment_edge)
+                return COMMENT_EDGE;
         return r->comment_special ? COMMENT_SPECIAL : COMMENT_PLAIN;
+}
+
+size_t referral_comment_len(const char *comment)
+{
+        return comment == COMMENT_EDGE ? sizeof COMMENT_EDGE - 1 : strlen(comment);
 }
 
 /* ---- NHS numbers ------------------------------------------------------------ */
@@ -353,6 +366,7 @@ static void fill_referral(struct mock *m, size_t i)
         r->related = SIZE_MAX;
         r->comment_always = i % 7 == 0;
         r->comment_special = i % 2 == 0;
+        r->comment_edge = i == 0 && m->opt.edge_text;
 
         time_t start = EPOCH_2025_03_03_0800 + (time_t)((i * 613 + seed * 3607) % (300 * 86400));
         int ms = (int)((i * 37 + seed) % 1000);
@@ -390,7 +404,7 @@ int mock_build(struct mock *m)
         m->n_worklisted = n;
         m->n_referrals = n + (related ? 1 : 0);
         m->referrals = calloc(m->n_referrals ? m->n_referrals : 1, sizeof *m->referrals);
-        size_t max_att = n * k + 1 /* big */ + 3 /* unavailable */ + 1 /* related */;
+        size_t max_att = n * k + 1 /* big */ + m->opt.n_extra + 3 /* unavailable */ + 1 /* related */;
         m->attachments = calloc(max_att, sizeof *m->attachments);
         if (!m->services || !m->referrals || !m->attachments)
                 return -ENOMEM;
@@ -416,9 +430,14 @@ int mock_build(struct mock *m)
                         add_attachment(m, i, &ATT_SPECS[(serial + m->opt.seed) % 8], size, "AVAILABLE");
                         if (i == 0 && j == 0) /* declared size is not to be trusted */
                                 m->attachments[serial].declared_size = size + 3;
+                        if (i == 0 && j == 0 && m->opt.edge_text)
+                                snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
+                                         TITLE_EDGE);
                 }
                 if (i == 0 && m->opt.big_attachment > 0)
                         add_attachment(m, i, &SPEC_BIG, m->opt.big_attachment, "AVAILABLE");
+                for (size_t x = 0; i == 0 && x < m->opt.n_extra; x++)
+                        add_attachment(m, i, &SPEC_BIG, m->opt.extra_sizes[x], "AVAILABLE");
                 if (i == 1) {
                         add_attachment(m, i, &SPEC_PENDING, 48213, "PENDING");
                         add_attachment(m, i, &SPEC_THREAT, 30977, "THREATS_FOUND");

@@ -30,6 +30,9 @@ static void usage(FILE *f)
                 "  --stall-seconds S       longest a `stall` fault lasts (default 3600)\n"
                 "  --fault-rate P          answer P in 1000 requests with a random fault (default 0)\n"
                 "  --duplicate-entry       a worklist lists its first referral twice\n"
+                "  --extra-attachment BYTES  an attachment of exactly BYTES on referral 0 (repeatable, up to 8)\n"
+                "  --edge-text             referral 0's comment and first title hold 4-byte UTF-8, quotes,\n"
+                "                          control characters (and the comment a NUL)\n"
                 "  --jwks PEM --kid KID --api-key KEY\n"
                 "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
                 "                          public key PEM and issues tokens the API then requires\n"
@@ -62,7 +65,8 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 }
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
-       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE, OPT_DUPLICATE };
+       OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE, OPT_DUPLICATE,
+       OPT_EXTRA, OPT_EDGE_TEXT };
 
 /* Signed-JWT access and TLS (oauth.c, server.c). */
 enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -84,6 +88,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "stall-seconds", required_argument, NULL, OPT_STALL },
                 { "fault-rate", required_argument, NULL, OPT_FAULT_RATE },
                 { "duplicate-entry", no_argument, NULL, OPT_DUPLICATE },
+                { "extra-attachment", required_argument, NULL, OPT_EXTRA },
+                { "edge-text", no_argument, NULL, OPT_EDGE_TEXT },
                 { "jwks", required_argument, NULL, OPT_JWKS },
                 { "kid", required_argument, NULL, OPT_KID },
                 { "api-key", required_argument, NULL, OPT_API_KEY },
@@ -181,6 +187,18 @@ static int parse_options(int argc, char **argv, struct options *o)
                         break;
                 case OPT_DUPLICATE:
                         o->duplicate_entry = true;
+                        break;
+                case OPT_EXTRA:
+                        if (parse_number("--extra-attachment", optarg, UINT64_C(1) << 40, &v) < 0)
+                                return -EINVAL;
+                        if (o->n_extra == sizeof o->extra_sizes / sizeof o->extra_sizes[0]) {
+                                fprintf(stderr, "mock-ers: at most 8 --extra-attachment\n");
+                                return -EINVAL;
+                        }
+                        o->extra_sizes[o->n_extra++] = v;
+                        break;
+                case OPT_EDGE_TEXT:
+                        o->edge_text = true;
                         break;
                 case OPT_JWKS:
                         o->jwks = optarg;

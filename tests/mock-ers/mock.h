@@ -82,6 +82,9 @@ struct options {
         unsigned stall_seconds;  /* --stall-seconds: how long a `stall` fault lasts at most */
         unsigned fault_permille; /* --fault-rate: random faults per 1000 API/store requests (soak tests) */
         bool duplicate_entry;    /* --duplicate-entry: a worklist lists its first referral twice */
+        uint64_t extra_sizes[8]; /* --extra-attachment: attachments of exactly these sizes on referral 0 */
+        size_t n_extra;
+        bool edge_text;          /* --edge-text: referral 0's comment and first title hold edge-case text */
         bool verbose;            /* -v: log requests to stderr */
         /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
         const char *jwks;        /* --jwks: PEM public key the assertions must verify against */
@@ -162,6 +165,7 @@ struct referral {
         size_t att_first, att_count;  /* its attachments in mock.attachments */
         bool comment_always;          /* a state comment even in states without a reason */
         bool comment_special;         /* that comment has a quote, an é and an emoji */
+        bool comment_edge;            /* --edge-text: the comment is COMMENT_EDGE (quotes, controls, a NUL) */
         /* mutable, under mock.lock: */
         int64_t version;
         unsigned bumps;               /* state changes since version0 */
@@ -255,6 +259,8 @@ int state_at_version(const struct referral *r, int64_t version);
 bool referral_booked(const struct referral *r, int state);
 const struct code *referral_reason(const struct referral *r, int state);
 const char *referral_comment(const struct referral *r, int state);
+/* Its length in bytes: the --edge-text comment holds a NUL. */
+size_t referral_comment_len(const char *comment);
 struct referral *mock_find_referral(struct mock *m, const char *ubrn);
 struct attachment *mock_find_binary(struct mock *m, const char *binary_id);
 struct attachment *mock_find_attachment(struct mock *m, const char *id);

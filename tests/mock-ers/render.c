@@ -266,7 +266,8 @@ static json_object *state_extension(const struct referral *r, int state)
         if (reason)
                 json_object_array_add(inner, ext("reason", "valueCoding", coding_of(reason, true)));
         if (comment)
-                json_object_array_add(inner, ext("comments", "valueString", str(comment)));
+                json_object_array_add(inner, ext("comments", "valueString",
+                                                 json_object_new_string_len(comment, (int)referral_comment_len(comment))));
         put(e, "extension", inner);
         return e;
 }
@@ -598,7 +599,8 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
         put(o, "priority", str(r->priority->code));
         put(o, "state", str(STATES[state].code));
         put(o, "state_reason", reason ? str(reason->code) : NULL);
-        put(o, "state_comment", str(referral_comment(r, state)));
+        const char *comment = referral_comment(r, state);
+        put(o, "state_comment", comment ? json_object_new_string_len(comment, (int)referral_comment_len(comment)) : NULL);
         put(o, "specialty", str(r->specialty->code));
         put(o, "specialty_display", str(r->specialty->display));
         put(o, "service_id", str(s->id));

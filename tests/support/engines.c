@@ -47,7 +47,7 @@ static int free_port(void) {
 
 /* The unprivileged account a server runs as when we are root; NULL otherwise. */
 static const struct passwd *server_user(const struct engine *g) {
-        if (geteuid() != 0)
+        if (geteuid() != 0 || g->kind == ENGINE_SQLITE) /* no server: the files are the tests' own */
                 return NULL;
         return getpwnam(g->kind == ENGINE_POSTGRESQL ? "postgres" : "mysql");
 }
@@ -216,8 +216,10 @@ static int make_dir(struct engine *g) {
         return 0;
 }
 
+static int run_postgresql(struct engine *g, const char *log);
+
 static int start_postgresql(struct engine *g, const char *log) {
-        char initdb[300], postgres[300], data[300], port[16], sock[300];
+        char initdb[300], postgres[300], data[300];
         glob_t gl;
         int r;
 
@@ -239,22 +241,50 @@ static int start_postgresql(struct engine *g, const char *log) {
                 print_tail(log);
                 return r < 0 ? r : -EIO;
         }
-        snprintf(sock, sizeof sock, "unix_socket_directories=%s", g->dir);
+        snprintf(g->server, sizeof g->server, "%s", postgres);
         for (int attempt = 0; attempt < 3; attempt++) {
                 g->port = free_port();
-                snprintf(port, sizeof port, "%d", g->port);
-                char *const argv[] = { postgres, "-D", data, "-p", port, "-c", "listen_addresses=127.0.0.1",
-                                       "-c", sock, "-c", "fsync=off", "-c", "synchronous_commit=off",
-                                       "-c", "full_page_writes=off", "-c", "max_connections=40", NULL };
-                /* SIGQUIT: immediate shutdown, the postmaster takes its backends with it */
-                g->pid = spawn(g, argv, log, false, SIGQUIT);
-                if (g->pid < 0)
-                        return g->pid;
-                r = wait_ready(g, log);
+                r = run_postgresql(g, log);
                 if (r != -ECHILD)
                         return r;
         }
         return r;
+}
+
+/* Starts the postmaster of g's data directory on g->port and waits until it answers. */
+static int run_postgresql(struct engine *g, const char *log) {
+        char data[300], port[16], sock[300];
+
+        snprintf(data, sizeof data, "%s/data", g->dir);
+        snprintf(sock, sizeof sock, "unix_socket_directories=%s", g->dir);
+        snprintf(port, sizeof port, "%d", g->port);
+        char *const argv[] = { g->server, "-D", data, "-p", port, "-c", "listen_addresses=127.0.0.1",
+                               "-c", sock, "-c", "fsync=off", "-c", "synchronous_commit=off",
+                               "-c", "full_page_writes=off", "-c", "max_connections=40", NULL };
+        /* SIGQUIT: immediate shutdown, the postmaster takes its backends with it */
+        g->pid = spawn(g, argv, log, false, SIGQUIT);
+        if (g->pid < 0)
+                return g->pid;
+        return wait_ready(g, log);
+}
+
+int engine_pause(struct engine *g) {
+        if (g->kind != ENGINE_POSTGRESQL || g->pid <= 0)
+                return -EINVAL;
+        /* Fast shutdown: every session's transaction is aborted and its connection closed. */
+        kill(g->pid, SIGINT);
+        waitpid(g->pid, NULL, 0);
+        g->pid = 0;
+        return 0;
+}
+
+int engine_resume(struct engine *g) {
+        char log[300];
+
+        if (g->kind != ENGINE_POSTGRESQL || g->pid != 0)
+                return -EINVAL;
+        snprintf(log, sizeof log, "%s/server.log", g->dir);
+        return run_postgresql(g, log);
 }
 
 static int start_mariadb(struct engine *g, const char *log) {

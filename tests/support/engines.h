@@ -32,6 +32,7 @@ struct engine {
         char dir[256];        /* owned temp directory, removed by engine_stop */
         double startup_s;     /* seconds from initdb / install-db to the first connection */
         int databases;        /* databases made so far, for unique names */
+        char server[300];     /* PostgreSQL: the postgres binary, for engine_restart */
 };
 
 /* Starts a server of `kind` (nothing for SQLite but the directory).  0 or a
@@ -41,6 +42,13 @@ int engine_start(struct engine *g, enum engine_kind kind);
 /* Stops the server by its pid (fast shutdown), waits for it, removes the
  * directory.  Accepts a never-started engine. */
 void engine_stop(struct engine *g);
+
+/* PostgreSQL: stops the server by its pid (fast shutdown: every open
+ * transaction aborted, every connection closed), keeping its data; then
+ * starts it again on the same port and data, waiting until it answers.
+ * 0 or a negative errno. */
+int engine_pause(struct engine *g);
+int engine_resume(struct engine *g);
 
 /* Makes a fresh, empty database and writes an ODBC connection string for it
  * into ret (n bytes).  0 or a negative errno. */

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,7 +154,41 @@ static void output_log(const char *out, const char *err) {
         fclose(f);
 }
 
+/* In the child, before exec: what run_opts asks for. */
+static void child_apply(const struct run_opts *o) {
+        if (!o)
+                return;
+        for (size_t i = 0; o->env && o->env[i]; i++)
+                putenv((char *) o->env[i]);
+        if (o->fsize_limit > 0) {
+                struct rlimit rl = { .rlim_cur = (rlim_t) o->fsize_limit, .rlim_max = (rlim_t) o->fsize_limit };
+                signal(SIGXFSZ, SIG_IGN); /* kept across exec: the write fails with EFBIG instead */
+                if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                        _exit(126);
+        }
+        if (o->no_dac_override && geteuid() == 0) {
+                /* Out of the bounding set: root's capabilities after exec are drawn from it. */
+                if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) < 0 ||
+                    prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) < 0 ||
+                    prctl(PR_CAPBSET_DROP, CAP_FOWNER, 0, 0, 0) < 0)
+                        _exit(126);
+        }
+}
+
+const char *odbc_fault_preload(void) {
+        static char env[PATH_MAX + 16];
+        char rel[512], abs[PATH_MAX];
+
+        snprintf(rel, sizeof rel, "%s/tests/support/odbc_fault.so", build_dir());
+        snprintf(env, sizeof env, "LD_PRELOAD=%s", realpath(rel, abs) ? abs : rel);
+        return env;
+}
+
 int ersd_run(const char *config_path, const char *mode, struct run *ret) {
+        return ersd_run_opts(config_path, mode, NULL, ret);
+}
+
+int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret) {
         char path[512];
         int out[2], err[2], st;
         struct buf bo = { 0 }, be = { 0 };
@@ -166,6 +203,7 @@ int ersd_run(const char *config_path, const char *mode, struct run *ret) {
         if (pid == 0) {
                 dup2(out[1], STDOUT_FILENO);
                 dup2(err[1], STDERR_FILENO);
+                child_apply(o);
                 if (mode)
                         execl(path, path, "-c", config_path, mode, (char *) NULL);
                 else
@@ -410,7 +448,8 @@ static SQLHSTMT run_query(struct db *d, const char *sql, int nparams, const char
                 SQLBindParameter(st, (SQLUSMALLINT) (i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, 255, 0,
                                  (SQLPOINTER) params[i], 0, &nts[i]);
         }
-        if (!SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *) sql, SQL_NTS))) {
+        SQLRETURN rc = SQLExecDirect(st, (SQLCHAR *) sql, SQL_NTS);
+        if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA) { /* SQL_NO_DATA: a statement that touched no row */
                 SQLCHAR state[6] = "", msg[512] = "";
                 SQLINTEGER native;
                 SQLSMALLINT len;
@@ -446,6 +485,36 @@ long long db_int(struct db *d, const char *sql, int nparams, const char *const *
         long long v = s ? strtoll(s, NULL, 10) : -1;
         free(s);
         return v;
+}
+
+long long db_rows_for(struct db *d, const char *ubrn) {
+        const char *p[] = { ubrn, ubrn, ubrn, ubrn };
+        return db_int(d,
+                      "SELECT (SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_document WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?)"
+                      " + (SELECT COUNT(*) FROM ers_document_part WHERE document_id IN"
+                      "    (SELECT document_id FROM ers_document WHERE ubrn = ?))",
+                      4, p);
+}
+
+int db_exec(struct db *d, const char *sql) {
+        SQLHSTMT st = run_query(d, sql, 0, NULL);
+
+        if (!st)
+                return -1;
+        SQLFreeHandle(SQL_HANDLE_STMT, st);
+        return 0;
+}
+
+int db_autocommit(struct db *d, bool on) {
+        SQLRETURN rc = SQLSetConnectAttr(d->dbc, SQL_ATTR_AUTOCOMMIT,
+                                         (SQLPOINTER) (on ? SQL_AUTOCOMMIT_ON : SQL_AUTOCOMMIT_OFF), 0);
+        return SQL_SUCCEEDED(rc) ? 0 : -1;
+}
+
+int db_end(struct db *d, bool commit) {
+        return SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, d->dbc, commit ? SQL_COMMIT : SQL_ROLLBACK)) ? 0 : -1;
 }
 
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size) {

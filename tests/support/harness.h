@@ -38,6 +38,21 @@ struct run {
         char *err;   /* owned: all of stderr */
 };
 int ersd_run(const char *config_path, const char *mode, struct run *ret);
+
+/* How a run's process differs from a plain one (tests of faults). */
+struct run_opts {
+        const char *const *env;    /* "NAME=value" entries set in ersd's environment (NULL-terminated, may be NULL) */
+        long long fsize_limit;     /* > 0: RLIMIT_FSIZE in bytes, SIGXFSZ ignored, so a write past it fails
+                                      with EFBIG as on a full disk; 0: none */
+        bool no_dac_override;      /* when run as root: without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
+                                      CAP_FOWNER, so file modes bind ersd as they bind its own user */
+};
+int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret);
+
+/* "LD_PRELOAD=<path>" of $ERSD_BUILD/tests/support/odbc_fault.so (the shim that
+ * fails one COMMIT, tests/support/preload/odbc_fault.c), for run_opts.env.
+ * Static storage. */
+const char *odbc_fault_preload(void);
 void run_free(struct run *r);
 
 /* build/ersd running in the background (loop mode), its output read as it comes. */
@@ -84,6 +99,16 @@ void db_close(struct db *d);
  * whether a row came. */
 char *db_text(struct db *d, const char *sql, int nparams, const char *const *params, bool *ret_found);
 long long db_int(struct db *d, const char *sql, int nparams, const char *const *params);
+/* The rows that mention a UBRN, in every table ersd writes for a referral
+ * (referral, documents, their parts, ledger): 0 means nothing of it. */
+long long db_rows_for(struct db *d, const char *ubrn);
+/* Runs one statement without parameters; 0, or -1 with the driver's message on stderr. */
+int db_exec(struct db *d, const char *sql);
+/* Autocommit on or off (off: the statements that follow form one transaction,
+ * held open until db_end). */
+int db_autocommit(struct db *d, bool on);
+/* Commits (true) or rolls back the open transaction. */
+int db_end(struct db *d, bool commit);
 /* Reassembles a document from its parts: SHA-256 hex and size. 0 or -1. */
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size);
 

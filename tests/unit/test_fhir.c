@@ -831,6 +831,35 @@ static void test_referral_liberal(void **state) {
 #undef DOC
 }
 
+/* The one rule for a NUL in text: free text keeps every byte, each NUL
+ * becoming U+FFFD (PostgreSQL text cannot hold a NUL, and a C string would
+ * cut the rest off); a code holding a NUL stays unreadable. */
+static void test_referral_text_with_nul(void **state) {
+        static const char json[] =
+                "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500003\","
+                "\"specialty\":{\"coding\":[{\"code\":\"CARD\\u0000X\",\"display\":\"Cardio\\u0000logy\"}]},"
+                "\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralState-1\","
+                "\"extension\":[{\"url\":\"state\",\"valueCoding\":{\"code\":\"BOOKED\"}},"
+                "{\"url\":\"comment\",\"valueString\":\"\\u0000a \\\"b\\\"\\u0000\\u0000\\u0001\\t\\ud83e\\udec0\"}]}],"
+                "\"contained\":[{\"resourceType\":\"DocumentReference\",\"id\":\"d\",\"content\":[{\"attachment\":"
+                "{\"title\":\"scan\\u0000.pdf\"}}]}]}";
+        json_object *root = parse(json);
+        struct errbuf e = { "" };
+        struct referral r;
+        (void) state;
+
+        if (fhir_parse_referral(root, &r, &e) != 0)
+                fail_msg("%s", e.msg);
+        assert_string_equal(r.state_comment, "\xef\xbf\xbd" "a \"b\"\xef\xbf\xbd\xef\xbf\xbd\x01\t\xf0\x9f\xab\x80");
+        assert_string_equal(r.specialty_display, "Cardio\xef\xbf\xbdlogy");
+        assert_null(r.specialty); /* a code with a NUL is not a code */
+        assert_int_equal(r.n_attachments, 1);
+        assert_string_equal(r.attachments[0].title, "scan\xef\xbf\xbd.pdf");
+        assert_int_equal(r.text_nul_fields, 3);
+        referral_free(&r);
+        json_object_put(root);
+}
+
 static void test_referral_errors(void **state) {
 #define SUBJECT ",\"subject\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}}"
 #define RR(id, x) "{\"resourceType\":\"ReferralRequest\",\"id\":" id SUBJECT x "}"
@@ -1232,6 +1261,7 @@ int main(void) {
                 cmocka_unit_test(test_referral_unknown_codes),
                 cmocka_unit_test(test_referral_state_reason_utf8),
                 cmocka_unit_test(test_referral_liberal),
+                cmocka_unit_test(test_referral_text_with_nul),
                 cmocka_unit_test(test_referral_errors),
                 cmocka_unit_test(test_referral_error_fixture),
                 cmocka_unit_test(test_outcome_fixture),

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An LD_PRELOAD shim for the tests: makes one COMMIT of the process it is
+ * loaded into end as a commit whose outcome is unknown, without a line of
+ * ersd's own code knowing about it.  It wraps unixODBC's SQLEndTran and
+ * SQLGetDiagRec (the real ones through dlsym(RTLD_NEXT)):
+ *
+ *   ERSD_FAULT_COMMIT=committed:N  the Nth SQLEndTran(SQL_COMMIT) commits, then
+ *                                  reports SQL_ERROR with SQLSTATE 08S01 (the
+ *                                  link failed before the answer came back);
+ *   ERSD_FAULT_COMMIT=lost:N       the Nth one rolls back instead, and reports
+ *                                  the same: the client cannot tell the two apart.
+ *
+ * The diagnostic record of the failed call is the shim's until the next
+ * SQLEndTran on that connection.  Counting is per process, from 1.
+ */
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sql.h>
+#include <sqlext.h>
+
+static SQLHANDLE failed_dbc; /* the connection whose last SQLEndTran the shim failed */
+static long commits;         /* SQLEndTran(SQL_COMMIT) calls so far */
+
+SQLRETURN SQL_API SQLEndTran(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT completion);
+SQLRETURN SQL_API SQLGetDiagRec(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT rec, SQLCHAR *state,
+                                SQLINTEGER *native, SQLCHAR *text, SQLSMALLINT max, SQLSMALLINT *len);
+
+static bool fault_now(bool *ret_commit) {
+        const char *spec = getenv("ERSD_FAULT_COMMIT");
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+
+        if (!colon || strtol(colon + 1, NULL, 10) != commits)
+                return false;
+        *ret_commit = strncmp(spec, "committed:", 10) == 0;
+        return true;
+}
+
+SQLRETURN SQL_API SQLEndTran(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT completion) {
+        SQLRETURN (*real)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT) =
+                (SQLRETURN(*)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT)) dlsym(RTLD_NEXT, "SQLEndTran");
+        bool commit = false;
+        SQLRETURN rc;
+
+        if (failed_dbc == handle)
+                failed_dbc = NULL;
+        if (completion != SQL_COMMIT)
+                return real(type, handle, completion);
+        commits++;
+        if (!fault_now(&commit))
+                return real(type, handle, completion);
+        rc = real(type, handle, commit ? SQL_COMMIT : SQL_ROLLBACK);
+        if (!SQL_SUCCEEDED(rc))
+                return rc;
+        failed_dbc = handle;
+        return SQL_ERROR;
+}
+
+SQLRETURN SQL_API SQLGetDiagRec(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT rec, SQLCHAR *state,
+                                SQLINTEGER *native, SQLCHAR *text, SQLSMALLINT max, SQLSMALLINT *len) {
+        static const char message[] = "[odbc_fault] communication link failure during COMMIT (injected)";
+        SQLRETURN (*real)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT, SQLCHAR *, SQLINTEGER *, SQLCHAR *, SQLSMALLINT,
+                          SQLSMALLINT *) =
+                (SQLRETURN(*)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT, SQLCHAR *, SQLINTEGER *, SQLCHAR *, SQLSMALLINT,
+                              SQLSMALLINT *)) dlsym(RTLD_NEXT, "SQLGetDiagRec");
+
+        if (type != SQL_HANDLE_DBC || handle != failed_dbc || !failed_dbc)
+                return real(type, handle, rec, state, native, text, max, len);
+        if (rec != 1)
+                return SQL_NO_DATA;
+        if (state)
+                memcpy(state, "08S01", 6);
+        if (native)
+                *native = 0;
+        if (text && max > 0) {
+                size_t n = strlen(message) < (size_t) max - 1 ? strlen(message) : (size_t) max - 1;
+                memcpy(text, message, n);
+                text[n] = '\0';
+        }
+        if (len)
+                *len = (SQLSMALLINT) strlen(message);
+        return SQL_SUCCESS;
+}
