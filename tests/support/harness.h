@@ -38,6 +38,9 @@ struct run {
         char *err;   /* owned: all of stderr */
 };
 int ersd_run(const char *config_path, const char *mode, struct run *ret);
+/* The same with the arguments after "-c FILE" (NULL-terminated, may be NULL):
+ * { "audit", "--json", ubrn, NULL }. */
+int ersd_run_args(const char *config_path, const char *const *args, struct run *ret);
 void run_free(struct run *r);
 
 /* build/ersd running in the background (loop mode), its output read as it comes. */
