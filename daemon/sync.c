@@ -267,8 +267,17 @@ static void match_patient(struct sync_ctx *ctx, const struct referral *r, const 
 struct write_audit {
         struct referral_stored before;                /* the referral */
         struct referral_stored related[RELATED_MAX]; /* its related referrals */
+        bool kept[RELATED_MAX];                       /* related[i] is newer in the PAS: not written */
         struct audit_text detail, documents;
 };
+
+/* Whether a document belongs to a related referral kept as the PAS has it. */
+static bool from_kept(const struct referral_job *j, const struct write_audit *w, const struct doc_job *d) {
+        for (size_t i = 0; i < j->n_related; i++)
+                if (w->kept[i] && strcmp(j->related[i].ubrn, d->rec.source_ubrn) == 0)
+                        return true;
+        return false;
+}
 
 static void write_audit_free(struct write_audit *w, size_t n_related) {
         referral_stored_free(&w->before);
@@ -329,8 +338,8 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 const struct referral *rel = &j->related[i];
                 struct audit_text t = { .p = NULL };
-                if (w->related[i].found && w->related[i].version == rel->version)
-                        continue; /* rewritten as it was: nothing to record */
+                if (w->related[i].found && rel->version <= w->related[i].version)
+                        continue; /* rewritten as it was, or kept (older): nothing to record */
                 audit_clause(&t, "related referral of UBRN %s", j->main.ubrn);
                 audit_describe(&t, &w->related[i], rel, NULL);
                 r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
@@ -363,6 +372,15 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                 return r;
         r = audit_before(ctx, j, &w, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                if (w.related[i].found && j->related[i].version < w.related[i].version) {
+                        /* A version never goes backwards, a related referral's neither. */
+                        log_ctx_warning(&(struct log_ctx){ .ubrn = j->related[i].ubrn, .stage = "referral" },
+                                        "UBRN %s (related to %s): e-RS answered version %" PRId64 ", older than the %" PRId64
+                                        " already in the PAS; kept as it is",
+                                        j->related[i].ubrn, j->main.ubrn, j->related[i].version, w.related[i].version);
+                        w.kept[i] = true;
+                        continue;
+                }
                 r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
                         r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
@@ -373,6 +391,8 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                 r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
+                if (from_kept(j, &w, d))
+                        continue; /* read at that older version: not written either */
                 r = pas_put_document_ex(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &d->written, e);
                 if (r == 0 && d->written.written && d->rec.fetched) {
                         docs++;

@@ -426,6 +426,62 @@ static void test_older_version_ignored_and_logged(void **state) {
         assert_int_equal(audit_rows(ubrn), rows + 1);
 }
 
+/* A related referral answered at an older version than the PAS has is kept
+ * as it is, and gets no audit row; the referral that lists it is written. */
+static void test_related_older_version_kept(void **state) {
+        const char *related = "399999999999";
+        long long version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", related);
+        long long rows = audit_rows(related), main_rows = audit_rows("300000000002");
+        assert_int_equal(version, 2); /* as the mock serves it */
+        (void) state;
+
+        assert_int_equal(mock_post(&E.mock, "/_mock/bump?ubrn=300000000002"), 200);
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault?endpoint=A005&kind=stale&ubrn=399999999999"), 200);
+        struct run r = run_once();
+        assert_int_equal(r.status, 0);
+        assert_contains(r.err, "UBRN 399999999999 (related to 300000000002): e-RS answered version 1, older than the");
+        run_free(&r);
+        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", related), version);
+        assert_int_equal(audit_rows(related), rows);
+        assert_int_equal(audit_rows("300000000002"), main_rows + 1);
+        /* nor a letter of that older version */
+        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND source_version < 2", related),
+                         0);
+}
+
+/* A file e-RS was still scanning, released at the same version: one
+ * DOCUMENTS row naming it, with its SHA-256. */
+static void test_documents_completed_one_row(void **state) {
+        const char *ubrn = "300000000001";
+        json_object *atts = json_object_object_get(manifest_referral(ubrn), "attachments");
+        char id[24] = "", path[96];
+        long long rows = audit_rows(ubrn), version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
+        (void) state;
+
+        for (size_t i = 0; i < json_object_array_length(atts); i++)
+                if (strcmp(jstr(json_object_array_get_idx(atts, i), "availability"), "PENDING") == 0)
+                        snprintf(id, sizeof id, "%s", jstr(json_object_array_get_idx(atts, i), "id"));
+        assert_true(id[0]);
+        snprintf(path, sizeof path, "/_mock/availability?attachment=%s&status=AVAILABLE", id);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        refresh_manifest();
+        run_once_ok();
+
+        assert_int_equal(audit_rows(ubrn), rows + 1);
+        struct audit_row a = last_row(ubrn);
+        char expect[64];
+        assert_string_equal(a.event, "DOCUMENTS");
+        assert_int_equal(a.version, version);
+        snprintf(expect, sizeof expect, "document fetched: %s", id);
+        assert_contains(a.detail, expect);
+        const char *ps[] = { ubrn, id };
+        char *sha = db_text(E.db, "SELECT sha256 FROM ers_document WHERE ubrn = ? AND attachment_id = ?", 2, ps, NULL);
+        assert_non_null(sha);
+        assert_contains(a.documents, sha);
+        free(sha);
+        row_free(&a);
+}
+
 /* Leaving the worklist deletes nothing; the ledger and the trail say when. */
 static void test_leave_and_return(void **state) {
         const char *ubrn = "300000000004";
@@ -563,6 +619,8 @@ int main(void) {
                 cmocka_unit_test(test_each_change_one_row),
                 cmocka_unit_test(test_audit_row_in_the_same_transaction),
                 cmocka_unit_test(test_older_version_ignored_and_logged),
+                cmocka_unit_test(test_related_older_version_kept),
+                cmocka_unit_test(test_documents_completed_one_row),
                 cmocka_unit_test(test_leave_and_return),
                 cmocka_unit_test(test_audit_command),
                 cmocka_unit_test(test_reconcile_clean),
