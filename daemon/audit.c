@@ -13,7 +13,8 @@
 
 /* ---- text ------------------------------------------------------------------- */
 
-static void text_vappend(struct audit_text *t, const char *sep, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void text_vappend(struct audit_text *t, const char *sep,
+                                                               const char *fmt, va_list ap) {
         va_list ap2;
         int n;
 

@@ -1176,6 +1176,37 @@ static void test_sync_end_to_end(void **state) {
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
         run_free(&r);
+
+        /* a new file under the same attachment id: a new revision, in the audit trail as read back
+         * by ersd audit; and reconcile finds nothing off */
+        json_object *eleven = json_object_array_get_idx(refs, 11);
+        const char *att = jstr(json_object_array_get_idx(json_object_object_get(eleven, "attachments"), 0), "id");
+        snprintf(text, sizeof text, "/_mock/change?ubrn=300000000011&what=attachment_revised&attachment=%s", att);
+        assert_int_equal(mock_post(&M, text), 200);
+        r = run_ersd(conf, "--once", manifest);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        const char *q[] = { "300000000011", att };
+        assert_int_equal(db_int(raw(f), "SELECT MAX(revision) FROM ers_document WHERE ubrn = ? AND attachment_id = ?", 2,
+                                q),
+                         2);
+        static const char *const audit[] = { "audit", "--json", "300000000011", NULL };
+        assert_int_equal(ersd_run_args(conf, audit, &r), 0);
+        assert_int_equal(r.status, 0);
+        json_object *trail = json_tokener_parse(r.out);
+        assert_non_null(trail);
+        json_object *rows = json_object_object_get(trail, "audit");
+        assert_int_equal(json_object_array_length(rows), 2);
+        snprintf(text, sizeof text, "attachment revised: %s (revision 2)", att);
+        assert_non_null(strstr(jstr(json_object_array_get_idx(rows, 1), "detail"), text));
+        json_object_put(trail);
+        run_free(&r);
+        static const char *const reconcile[] = { "reconcile", NULL };
+        assert_int_equal(ersd_run_args(conf, reconcile, &r), 0);
+        if (r.status != 0)
+                fail_msg("%s: reconcile exited %d: %s%s", G.name, r.status, r.out, r.err);
+        assert_non_null(strstr(r.out, "12 listed on the latest worklists: 0 missing, 0 stale;"));
+        run_free(&r);
         json_object_put(manifest);
         mock_stop(&M);
 }
