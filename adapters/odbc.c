@@ -217,7 +217,7 @@ static const struct statement {
                                 "patient_checked_at = ? WHERE ubrn = ?" },
         /* No LIMIT (each vendor spells it differently): the caller stops fetching. */
         [ST_PATIENT_REMATCH] = { "read ers_referral to match patients",
-                                 "SELECT ubrn, nhs_number FROM ers_referral "
+                                 "SELECT ubrn, nhs_number, patient_match, version FROM ers_referral "
                                  "WHERE patient_match IN ('UNMATCHED', 'AMBIGUOUS', 'NOT_CONFIGURED') "
                                  "AND nhs_number_valid = 1 AND nhs_number IS NOT NULL "
                                  "AND (patient_checked_at IS NULL OR patient_checked_at <= ?) "
@@ -237,7 +237,7 @@ static const struct statement {
         /* The audit trail and the latest worklists. */
         [ST_REFERRAL_STORED] = { "read ers_referral for the audit trail",
                                  "SELECT version, state, state_reason, priority, status, specialty, service_id, "
-                                 "appointment_start, appointment_end FROM ers_referral WHERE ubrn = ?" },
+                                 "appointment_start, appointment_end, patient_match FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_GET] = { "read ers_referral_related",
                              "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
         [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
@@ -1907,6 +1907,10 @@ int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struc
                 r = get_text(p, h, 1, what, list[n].ubrn, sizeof list[n].ubrn, NULL, e);
                 if (r >= 0)
                         r = get_text(p, h, 2, what, list[n].nhs_number, sizeof list[n].nhs_number, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, list[n].patient_match, sizeof list[n].patient_match, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 4, what, &list[n].version, NULL, e);
                 if (r < 0)
                         break;
                 n++;
@@ -2115,7 +2119,8 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
         r = fetch(p, h, what, e);
         if (r > 0) {
                 char *cols[] = { st.state,      st.state_reason,      st.priority,       st.status,
-                                 st.specialty,  st.service_id,        st.appointment_start, st.appointment_end };
+                                 st.specialty,  st.service_id,        st.appointment_start, st.appointment_end,
+                                 st.patient_match };
                 st.found = true;
                 r = get_int64(p, h, 1, what, &st.version, NULL, e);
                 for (size_t i = 0; r >= 0 && i < sizeof cols / sizeof cols[0]; i++)

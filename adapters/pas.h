@@ -197,6 +197,8 @@ int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_
 struct patient_rematch {
         char ubrn[UBRN_LEN + 1];
         char nhs_number[11];
+        char patient_match[17]; /* as stored now: "UNMATCHED", … */
+        int64_t version;        /* the referral's version in the PAS */
 };
 
 /*
@@ -282,6 +284,7 @@ struct referral_stored {
         char service_id[PAS_CODE_MAX + 1];
         char appointment_start[PAS_CODE_MAX + 1];
         char appointment_end[PAS_CODE_MAX + 1];
+        char patient_match[PAS_CODE_MAX + 1]; /* MATCHED, UNMATCHED, …: the outcome, never the id */
         char (*related)[UBRN_LEN + 1];      /* owned: ers_referral_related, n_related of them */
         size_t n_related;
 };

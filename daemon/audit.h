@@ -13,6 +13,8 @@
  *               LEFT_WORKLIST  a poll of its worklist no longer lists it (and
  *                              no other latest worklist does): nothing deleted
  *               RETURNED       listed again after it left
+ *               PATIENT_MATCH  a later round found (or lost) the referral's PAS
+ *                              patient: "patient_match UNMATCHED -> MATCHED"
  *   detail      what changed, by field name: "state BOOKED -> CANCELLED_REFERRAL;
  *               appointment moved: … -> …; attachment added: 7000123"
  *   documents   one line per document row written: "<document_id> <sha256>

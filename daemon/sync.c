@@ -297,6 +297,13 @@ static int audit_before(struct sync_ctx *ctx, struct referral_job *j, struct wri
         if (r < 0)
                 return r;
         audit_describe(&w->detail, &w->before, &j->main, j->entry);
+        if (j->match[0].status != PATIENT_NOT_CONFIGURED) {
+                const char *now = patient_match_name(j->match[0].status);
+                if (!w->before.found)
+                        audit_clause(&w->detail, "patient_match %s", now);
+                else if (strcmp(w->before.patient_match, now) != 0)
+                        audit_clause(&w->detail, "patient_match %s -> %s", w->before.patient_match, now);
+        }
         if (w->before.found && w->before.version != j->main.version)
                 r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
@@ -654,6 +661,14 @@ static void rematch_patients(struct sync_ctx *ctx, const char *round_start, stru
                         r = pas_begin(ctx->pas, &e);
                 if (r == 0)
                         r = pas_put_patient_match(ctx->pas, list[i].ubrn, &m, &e);
+                if (r == 0 && strcmp(list[i].patient_match, patient_match_name(m.status)) != 0) {
+                        /* a write like any other: its audit row, never the patient's id */
+                        char detail[64];
+                        snprintf(detail, sizeof detail, "patient_match %s -> %s", list[i].patient_match,
+                                 patient_match_name(m.status));
+                        r = pas_audit_append(ctx->pas, list[i].ubrn, list[i].version, "PATIENT_MATCH", detail, NULL,
+                                             NULL, &e);
+                }
                 if (r == 0)
                         r = pas_commit(ctx->pas, &e);
                 if (r < 0) {

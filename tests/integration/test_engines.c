@@ -1306,6 +1306,15 @@ static void test_sync_patient_matching(void **state) {
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[2], "MATCHED");
         assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", valid[2], "P2");
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[1], "AMBIGUOUS");
+        /* the audit trail: the outcome with each referral written, then the match found later,
+         * never the PAS's patient id */
+        assert_q_text(f, "SELECT detail FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2],
+                      "patient_match UNMATCHED -> MATCHED");
+        assert_q_text(f, "SELECT event_type FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2], "PATIENT_MATCH");
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND detail LIKE '%patient_match AMBIGUOUS%'",
+                               valid[1]),
+                         1);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE detail LIKE '%P2%' OR detail LIKE '%P0%'", NULL), 0);
         json_object_put(manifest);
         mock_stop(&M);
 }
