@@ -23,7 +23,6 @@ struct doc_job {
         char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
         struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
         bool completing;              /* the PAS has this document recorded as not fetched */
-        bool refetched;               /* stored already; fetched again because e-RS describes it anew */
         struct document_written written; /* what the PAS write did, for the audit row */
 };
 
@@ -148,7 +147,6 @@ static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const str
         r = pas_document_get(ctx->pas, j->main.ubrn, src->ubrn, is_cri ? cri_id : a->id, &st, e);
         if (r < 0)
                 return r;
-        bool refetch = false;
         if (st.found && st.fetched) {
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
@@ -157,14 +155,12 @@ static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const str
                 if (is_cri || (a->declared_size == st.declared_size &&
                                strcmp(a->creation ? a->creation : "", st.created) == 0))
                         return 0;
-                refetch = true;
         }
 
         d = job_add_doc(j);
         if (!d)
                 return err_set(e, -ENOMEM, "out of memory");
         d->completing = st.found && !st.fetched;
-        d->refetched = refetch;
         d->rec.ubrn = j->main.ubrn;
         d->rec.source_ubrn = src->ubrn;
         d->rec.source_version = src->version;
@@ -308,8 +304,8 @@ static int audit_before(struct sync_ctx *ctx, struct referral_job *j, struct wri
                 r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
-                if (!w->related[i].found || w->related[i].version == j->related[i].version)
-                        continue;
+                if (!w->related[i].found || j->related[i].version <= w->related[i].version)
+                        continue; /* new, unchanged, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
                 r = audit_attachments(ctx->pas, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
         }
