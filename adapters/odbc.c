@@ -128,6 +128,20 @@ enum stmt_id {
         ST_LEASE_TAKE,
         ST_LEASE_RENEW,
         ST_LEASE_RELEASE,
+        ST_REFERRAL_STORED,
+        ST_RELATED_GET,
+        ST_ATTACHMENTS_STORED,
+        ST_ATTACHMENT_REMOVED,
+        ST_AUDIT_SEQ,
+        ST_AUDIT_INSERT,
+        ST_AUDIT_READ,
+        ST_WORKLIST_CLEAR,
+        ST_WORKLIST_INSERT,
+        ST_LEFT_FIND,
+        ST_RETURNED_FIND,
+        ST_LEDGER_LEFT,
+        ST_RECONCILE_LISTED,
+        ST_RECONCILE_UNLISTED,
         ST_MAX_
 };
 
@@ -142,7 +156,7 @@ static const struct statement {
                                "correlation_id = ?, synced_at = ? WHERE ubrn = ?" },
         [ST_LEDGER_INSERT] = { "insert ers_ledger",
                                "INSERT INTO ers_ledger (version, complete, worklist, correlation_id, "
-                               "synced_at, ubrn) VALUES (?, ?, ?, ?, ?, ?)" },
+                               "synced_at, ubrn, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)" },
         /* Parameters 1-22 are shared by UPDATE and INSERT, in this order;
          * the fields only a worklist entry carries are kept when absent. */
         [ST_REFERRAL_UPDATE] = { "update ers_referral",
@@ -172,7 +186,7 @@ static const struct statement {
                                 "INSERT INTO ers_referral_related (ubrn, related_ubrn) VALUES (?, ?)" },
         [ST_DOCUMENT_GET] = { "read ers_document",
                               "SELECT document_id, fetch_status, sha256, revision, source_version, "
-                              "availability, not_fetched_reason FROM ers_document "
+                              "availability, not_fetched_reason, declared_size, created FROM ers_document "
                               "WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ? "
                               "ORDER BY revision DESC" },
         /* Parameters 1-14 are shared by INSERT and UPDATE, in this order. */
@@ -203,7 +217,7 @@ static const struct statement {
                                 "patient_checked_at = ? WHERE ubrn = ?" },
         /* No LIMIT (each vendor spells it differently): the caller stops fetching. */
         [ST_PATIENT_REMATCH] = { "read ers_referral to match patients",
-                                 "SELECT ubrn, nhs_number FROM ers_referral "
+                                 "SELECT ubrn, nhs_number, patient_match, version FROM ers_referral "
                                  "WHERE patient_match IN ('UNMATCHED', 'AMBIGUOUS', 'NOT_CONFIGURED') "
                                  "AND nhs_number_valid = 1 AND nhs_number IS NOT NULL "
                                  "AND (patient_checked_at IS NULL OR patient_checked_at <= ?) "
@@ -220,6 +234,48 @@ static const struct statement {
                              "WHERE name = ? AND holder = ?" },
         [ST_LEASE_RELEASE] = { "release ers_lease",
                                "UPDATE ers_lease SET holder = ?, renewed_at = ? WHERE name = ? AND holder = ?" },
+        /* The audit trail and the latest worklists. */
+        [ST_REFERRAL_STORED] = { "read ers_referral for the audit trail",
+                                 "SELECT version, state, state_reason, priority, status, specialty, service_id, "
+                                 "appointment_start, appointment_end, patient_match FROM ers_referral WHERE ubrn = ?" },
+        [ST_RELATED_GET] = { "read ers_referral_related",
+                             "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
+        [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
+                                    "SELECT attachment_id, MIN(CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END) "
+                                    "FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND kind = 'ATTACHMENT' "
+                                    "GROUP BY attachment_id ORDER BY attachment_id" },
+        [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",
+                                    "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
+                                    "AND attachment_id = ? AND kind = 'ATTACHMENT'" },
+        [ST_AUDIT_SEQ] = { "read ers_audit seq", "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?" },
+        [ST_AUDIT_INSERT] = { "insert ers_audit",
+                              "INSERT INTO ers_audit (ubrn, seq, version, event_type, detail, documents, "
+                              "recorded_at, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" },
+        [ST_AUDIT_READ] = { "read ers_audit",
+                            "SELECT seq, version, event_type, detail, documents, recorded_at, correlation_id "
+                            "FROM ers_audit WHERE ubrn = ? ORDER BY seq" },
+        [ST_WORKLIST_CLEAR] = { "delete ers_worklist_entry", "DELETE FROM ers_worklist_entry WHERE worklist = ?" },
+        [ST_WORKLIST_INSERT] = { "insert ers_worklist_entry",
+                                 "INSERT INTO ers_worklist_entry (worklist, ubrn, version, listed_at, "
+                                 "correlation_id) VALUES (?, ?, ?, ?, ?)" },
+        [ST_LEFT_FIND] = { "find referrals gone from the worklists",
+                           "SELECT l.ubrn, l.version FROM ers_ledger l WHERE l.worklist = ? "
+                           "AND l.left_worklist_at IS NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM ers_worklist_entry w WHERE w.ubrn = l.ubrn) ORDER BY l.ubrn" },
+        [ST_RETURNED_FIND] = { "find referrals back on a worklist",
+                               "SELECT l.ubrn, l.version FROM ers_ledger l WHERE l.left_worklist_at IS NOT NULL "
+                               "AND EXISTS (SELECT 1 FROM ers_worklist_entry w WHERE w.ubrn = l.ubrn "
+                               "AND w.worklist = ?) ORDER BY l.ubrn" },
+        [ST_LEDGER_LEFT] = { "update ers_ledger left_worklist_at",
+                             "UPDATE ers_ledger SET left_worklist_at = ? WHERE ubrn = ?" },
+        [ST_RECONCILE_LISTED] = { "read ers_worklist_entry against ers_referral",
+                                  "SELECT w.ubrn, w.worklist, w.listed_at, w.version, r.version "
+                                  "FROM ers_worklist_entry w LEFT JOIN ers_referral r ON r.ubrn = w.ubrn "
+                                  "ORDER BY w.ubrn, w.worklist" },
+        [ST_RECONCILE_UNLISTED] = { "read ers_referral not on a worklist",
+                                    "SELECT r.ubrn, r.version FROM ers_referral r WHERE NOT EXISTS "
+                                    "(SELECT 1 FROM ers_worklist_entry w WHERE w.ubrn = r.ubrn) "
+                                    "ORDER BY r.last_synced_at DESC, r.ubrn" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -239,7 +295,7 @@ static const struct {
         { "ers_document",
           "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
           "title, content_type, declared_size, availability, attached_by_user, attached_by_org, "
-          "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at "
+          "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at "
           "FROM ers_document WHERE 1 = 0" },
         { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
         { "ers_ledger",
@@ -257,6 +313,8 @@ static const struct {
         { "ers_audit",
           "SELECT ubrn, seq, version, event_type, detail, documents, recorded_at, correlation_id "
           "FROM ers_audit WHERE 1 = 0" },
+        { "ers_worklist_entry",
+          "SELECT worklist, ubrn, version, listed_at, correlation_id FROM ers_worklist_entry WHERE 1 = 0" },
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "
@@ -1356,10 +1414,11 @@ int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool comple
         struct param ps[] = {
                 P_INT(version), P_INT(complete ? 1 : 0), P_TEXT(worklist), P_TEXT(correlation_id),
                 P_TEXT(now),    P_TEXT(ubrn),
+                P_TEXT(now), /* first_seen_at: INSERT only */
         };
         r = run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
         if (r >= 0 && rows == 0)
-                r = run(p, ST_LEDGER_INSERT, ps, 6, NULL, NULL, e);
+                r = run(p, ST_LEDGER_INSERT, ps, 7, NULL, NULL, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
         return 0;
@@ -1465,6 +1524,8 @@ struct stored_document {
         bool availability_null;
         char reason[256];
         bool reason_null;
+        int64_t declared_size; /* -1 when NULL */
+        char created[41];
 };
 
 /* Reads the highest revision stored for (ubrn, source_ubrn, attachment_id). */
@@ -1497,6 +1558,13 @@ static int document_latest(struct pas *p, const char *ubrn, const char *source_u
                                      &d.availability_null, e);
                 if (r >= 0)
                         r = get_text(p, h, 7, what, d.reason, sizeof d.reason, &d.reason_null, e);
+                bool size_null = false;
+                if (r >= 0)
+                        r = get_int64(p, h, 8, what, &d.declared_size, &size_null, e);
+                if (r >= 0 && size_null)
+                        d.declared_size = -1;
+                if (r >= 0)
+                        r = get_text(p, h, 9, what, d.created, sizeof d.created, NULL, e);
                 d.fetched = r >= 0 && strcmp(status, "FETCHED") == 0;
         }
         stmt_close(h);
@@ -1525,6 +1593,8 @@ int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, c
         st.found = d.found;
         st.fetched = d.fetched;
         st.revision = d.revision;
+        st.declared_size = d.declared_size;
+        memcpy(st.created, d.created, sizeof st.created);
         if (d.fetched)
                 memcpy(st.sha256, d.sha256, sizeof st.sha256);
         *ret = st;
@@ -1627,6 +1697,16 @@ out:
 
 int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e) {
+        struct document_written w = { .written = false };
+        int r = pas_put_document_ex(p, d, spool_fd, &w, e);
+
+        if (r == 0 && ret_written)
+                *ret_written = w.written;
+        return r;
+}
+
+int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
+                        struct errbuf *e) {
         struct stored_document old;
         char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "";
         const char *aid = d->attachment_id ? d->attachment_id : "";
@@ -1715,12 +1795,15 @@ int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, 
                 r = write_parts(p, document_id, spool_fd, d->size, sha, e);
         if (r < 0)
                 goto fail;
-        if (ret_written)
-                *ret_written = true;
+        if (ret) {
+                ret->written = true;
+                memcpy(ret->document_id, document_id, sizeof ret->document_id);
+                ret->revision = revision;
+        }
         return 0;
 unchanged:
-        if (ret_written)
-                *ret_written = false;
+        if (ret)
+                *ret = (struct document_written){ .written = false };
         return 0;
 fail:
         return err_prefix(e, r, "document %.64s of %s", aid, d->ubrn);
@@ -1883,6 +1966,10 @@ int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struc
                 r = get_text(p, h, 1, what, list[n].ubrn, sizeof list[n].ubrn, NULL, e);
                 if (r >= 0)
                         r = get_text(p, h, 2, what, list[n].nhs_number, sizeof list[n].nhs_number, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, list[n].patient_match, sizeof list[n].patient_match, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 4, what, &list[n].version, NULL, e);
                 if (r < 0)
                         break;
                 n++;
@@ -2000,4 +2087,430 @@ void pas_lease_release(struct pas *p) {
                               P_TEXT(p->lease_holder) };
         (void) run(p, ST_LEASE_RELEASE, ps, 4, NULL, NULL, &ignored);
         p->lease_name[0] = '\0';
+}
+
+/* ---------------------------------------------------------------------- */
+/* The audit trail and the latest worklists.                               */
+
+/* Reads a text column of any length into a new string (*ret, NULL for SQL
+ * NULL): the audit trail's detail and documents have no fixed bound. */
+static int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                          struct errbuf *e) {
+        size_t cap = 512, len = 0;
+        char *buf = malloc(cap);
+
+        if (!buf)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (;;) {
+                SQLLEN ind = 0;
+                SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, buf + len, (SQLLEN) (cap - len), &ind);
+
+                if (rc == SQL_NO_DATA)
+                        break; /* everything was read by the previous call */
+                if (!SQL_SUCCEEDED(rc)) {
+                        free(buf);
+                        return diag_stmt(p, h, what, e);
+                }
+                if (ind == SQL_NULL_DATA) {
+                        free(buf);
+                        *ret = NULL;
+                        return 0;
+                }
+                if (ind != SQL_NO_TOTAL && (size_t) ind < cap - len) {
+                        len += (size_t) ind; /* the rest fitted */
+                        break;
+                }
+                len = cap - 1; /* truncated: the buffer is full but for its NUL */
+                size_t want = cap * 2;
+                if (ind != SQL_NO_TOTAL && (size_t) ind + len + 1 > want)
+                        want = (size_t) ind + len + 1;
+                char *bigger = realloc(buf, want);
+                if (!bigger) {
+                        free(buf);
+                        return err_set(e, -ENOMEM, "out of memory");
+                }
+                buf = bigger;
+                cap = want;
+        }
+        buf[len] = '\0';
+        *ret = buf;
+        return 0;
+}
+
+/* Makes room in *list (elements of `size` bytes, *cap of them) for element
+ * number n: the arrays the listing reads below fill as rows come. */
+static int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e) {
+        void **p = list;
+
+        if (n < *cap)
+                return 0;
+        size_t ncap = *cap ? *cap * 2 : 8;
+        void *more = realloc(*p, ncap * size);
+        if (!more)
+                return err_set(e, -ENOMEM, "out of memory");
+        *p = more;
+        *cap = ncap;
+        return 0;
+}
+
+void referral_stored_free(struct referral_stored *s) {
+        if (!s)
+                return;
+        free(s->related);
+        s->related = NULL;
+        s->n_related = 0;
+}
+
+int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e) {
+        const char *what = statements[ST_REFERRAL_STORED].what;
+        struct param ps[] = { P_TEXT(ubrn) };
+        struct referral_stored st = { .found = false };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t cap = 0;
+        int r;
+
+        r = check_ubrn(ubrn, what, e);
+        if (r < 0)
+                return r;
+        r = run(p, ST_REFERRAL_STORED, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                char *cols[] = { st.state,      st.state_reason,      st.priority,       st.status,
+                                 st.specialty,  st.service_id,        st.appointment_start, st.appointment_end,
+                                 st.patient_match };
+                st.found = true;
+                r = get_int64(p, h, 1, what, &st.version, NULL, e);
+                for (size_t i = 0; r >= 0 && i < sizeof cols / sizeof cols[0]; i++)
+                        r = get_text(p, h, (SQLUSMALLINT) (2 + i), what, cols[i], PAS_CODE_MAX + 1, NULL, e);
+        }
+        stmt_close(h);
+        if (r >= 0 && st.found) {
+                r = run(p, ST_RELATED_GET, ps, 1, &h, NULL, e);
+                while (r >= 0 && (r = fetch(p, h, statements[ST_RELATED_GET].what, e)) > 0) {
+                        r = grow(&st.related, &cap, st.n_related, sizeof *st.related, e);
+                        if (r < 0)
+                                break;
+                        r = get_text(p, h, 1, statements[ST_RELATED_GET].what, st.related[st.n_related],
+                                     UBRN_LEN + 1, NULL, e);
+                        if (r >= 0)
+                                st.n_related++;
+                }
+                if (h != SQL_NULL_HSTMT)
+                        stmt_close(h);
+        }
+        if (r < 0) {
+                referral_stored_free(&st);
+                return err_prefix(e, r, "%s", ubrn);
+        }
+        *ret = st;
+        return 0;
+}
+
+int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
+                           size_t *ret_n, struct errbuf *e) {
+        const char *what = statements[ST_ATTACHMENTS_STORED].what;
+        struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn) };
+        struct stored_attachment *list = NULL;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = check_ubrn(ubrn, what, e);
+        if (r >= 0)
+                r = check_ubrn(source_ubrn, what, e);
+        if (r < 0)
+                return r;
+        r = run(p, ST_ATTACHMENTS_STORED, ps, 2, &h, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        while ((r = fetch(p, h, what, e)) > 0) {
+                int64_t removed = 0;
+                r = grow(&list, &cap, n, sizeof *list, e);
+                if (r < 0)
+                        break;
+                r = get_text(p, h, 1, what, list[n].id, sizeof list[n].id, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &removed, NULL, e);
+                if (r < 0)
+                        break;
+                list[n++].removed = removed != 0;
+        }
+        stmt_close(h);
+        if (r < 0) {
+                free(list);
+                return err_prefix(e, r, "%s", ubrn);
+        }
+        if (n == 0) {
+                free(list);
+                list = NULL;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
+                               bool removed, struct errbuf *e) {
+        char now[32];
+        int r;
+
+        r = need_tx(p, "attachment removed", e);
+        if (r < 0)
+                return r;
+        now_utc_iso(now);
+        struct param ps[] = { P_TEXT(removed ? now : NULL), P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(attachment_id) };
+        r = run(p, ST_ATTACHMENT_REMOVED, ps, 4, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        return 0;
+}
+
+int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const char *event, const char *detail,
+                     const char *documents, const char *correlation_id, struct errbuf *e) {
+        const char *what = statements[ST_AUDIT_SEQ].what;
+        struct param key[] = { P_TEXT(ubrn) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int64_t seq = 0;
+        char now[32];
+        int r;
+
+        r = check_ubrn(ubrn, "audit", e);
+        if (r >= 0 && (!event || !*event))
+                r = err_set(e, -EINVAL, "audit: no event type");
+        if (r >= 0)
+                r = need_tx(p, "audit", e);
+        if (r < 0)
+                return r;
+        /* One writer per schema (the lease, the writer lock): MAX + 1 is safe
+         * inside its transaction, and the primary key refuses a second seq. */
+        r = run(p, ST_AUDIT_SEQ, key, 1, &h, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        r = fetch(p, h, what, e);
+        if (r > 0)
+                r = get_int64(p, h, 1, what, &seq, NULL, e);
+        stmt_close(h);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        now_utc_iso(now);
+        struct param ps[] = {
+                P_TEXT(ubrn),   P_INT(seq + 1), P_INT_OR_NULL(version, version < 0), P_TEXT(event),
+                P_TEXT(detail), P_TEXT(documents), P_TEXT(now), P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL),
+        };
+        r = run(p, ST_AUDIT_INSERT, ps, 8, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        return 0;
+}
+
+int pas_audit_read(struct pas *p, const char *ubrn, int (*fn)(void *userdata, const struct audit_entry *a),
+                   void *userdata, size_t *ret_n, struct errbuf *e) {
+        const char *what = statements[ST_AUDIT_READ].what;
+        struct param ps[] = { P_TEXT(ubrn) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t n = 0;
+        int r;
+
+        r = check_ubrn(ubrn, what, e);
+        if (r < 0)
+                return r;
+        r = run(p, ST_AUDIT_READ, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        while ((r = fetch(p, h, what, e)) > 0) {
+                char event[40], recorded_at[40], corr[UUID_STR_LEN + 4];
+                char *detail = NULL, *documents = NULL;
+                bool version_null = false, corr_null = false;
+                struct audit_entry a = { .event = event, .recorded_at = recorded_at };
+
+                r = get_int64(p, h, 1, what, &a.seq, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &a.version, &version_null, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, event, sizeof event, NULL, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 4, what, &detail, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 5, what, &documents, e);
+                if (r >= 0)
+                        r = get_text(p, h, 6, what, recorded_at, sizeof recorded_at, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 7, what, corr, sizeof corr, &corr_null, e);
+                if (r >= 0) {
+                        if (version_null)
+                                a.version = -1;
+                        a.detail = detail;
+                        a.documents = documents;
+                        a.correlation_id = corr_null ? NULL : corr;
+                        n++;
+                        r = fn(userdata, &a);
+                }
+                free(detail);
+                free(documents);
+                if (r != 0)
+                        break;
+        }
+        stmt_close(h);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        if (ret_n)
+                *ret_n = n;
+        return r;
+}
+
+int pas_worklist_record(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
+                        const char *correlation_id, struct errbuf *e) {
+        struct param clear[] = { P_TEXT(worklist) };
+        char now[32];
+        int r;
+
+        r = need_tx(p, "worklist entries", e);
+        if (r < 0)
+                return r;
+        now_utc_iso(now);
+        r = run(p, ST_WORKLIST_CLEAR, clear, 1, NULL, NULL, e);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const struct worklist_entry *w = sorted[i];
+                if (i > 0 && strcmp(sorted[i - 1]->ubrn, w->ubrn) == 0)
+                        continue; /* listed twice: recorded once */
+                r = check_ubrn(w->ubrn, "worklist entry", e);
+                if (r < 0)
+                        break;
+                struct param ps[] = { P_TEXT(worklist), P_TEXT(w->ubrn), P_INT_OR_NULL(w->version, w->version < 0),
+                                      P_TEXT(now), P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL) };
+                r = run(p, ST_WORKLIST_INSERT, ps, 5, NULL, NULL, e);
+        }
+        if (r < 0)
+                return err_prefix(e, r, "worklist %s", worklist);
+        return 0;
+}
+
+/* Appends the (ubrn, version) rows of a finished query to *list. */
+static int collect_changes(struct pas *p, enum stmt_id id, const char *worklist, bool left,
+                           struct listing_change **list, size_t *n, size_t *cap, struct errbuf *e) {
+        const char *what = statements[id].what;
+        struct param ps[] = { P_TEXT(worklist) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, id, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                r = grow(list, cap, *n, sizeof **list, e);
+                if (r < 0)
+                        break;
+                struct listing_change *c = &(*list)[*n];
+                r = get_text(p, h, 1, what, c->ubrn, sizeof c->ubrn, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &c->version, NULL, e);
+                if (r < 0)
+                        break;
+                c->left = left;
+                (*n)++;
+        }
+        stmt_close(h);
+        return r;
+}
+
+int pas_worklist_changes(struct pas *p, const char *worklist, struct listing_change **ret, size_t *ret_n,
+                         struct errbuf *e) {
+        struct listing_change *list = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = collect_changes(p, ST_LEFT_FIND, worklist, true, &list, &n, &cap, e);
+        if (r >= 0)
+                r = collect_changes(p, ST_RETURNED_FIND, worklist, false, &list, &n, &cap, e);
+        if (r < 0) {
+                free(list);
+                return err_prefix(e, r, "worklist %s", worklist);
+        }
+        if (n == 0) {
+                free(list);
+                list = NULL;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int pas_ledger_set_left(struct pas *p, const char *ubrn, bool left, struct errbuf *e) {
+        char now[32];
+        int r;
+
+        r = check_ubrn(ubrn, "ledger", e);
+        if (r >= 0)
+                r = need_tx(p, "ledger", e);
+        if (r < 0)
+                return r;
+        now_utc_iso(now);
+        struct param ps[] = { P_TEXT(left ? now : NULL), P_TEXT(ubrn) };
+        r = run(p, ST_LEDGER_LEFT, ps, 2, NULL, NULL, e);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        return 0;
+}
+
+int pas_reconcile_listed(struct pas *p, int (*fn)(void *userdata, const struct reconcile_listed *l), void *userdata,
+                         struct errbuf *e) {
+        const char *what = statements[ST_RECONCILE_LISTED].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, ST_RECONCILE_LISTED, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                char ubrn[UBRN_LEN + 1], worklist[PAS_CODE_MAX + 1], listed_at[40];
+                bool listed_null = false, pas_null = false;
+                struct reconcile_listed l = { .ubrn = ubrn, .worklist = worklist, .listed_at = listed_at };
+
+                r = get_text(p, h, 1, what, ubrn, sizeof ubrn, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, worklist, sizeof worklist, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 3, what, listed_at, sizeof listed_at, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 4, what, &l.listed_version, &listed_null, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 5, what, &l.pas_version, &pas_null, e);
+                if (r < 0)
+                        break;
+                if (listed_null)
+                        l.listed_version = -1;
+                l.in_pas = !pas_null;
+                r = fn(userdata, &l);
+                if (r != 0)
+                        break;
+        }
+        stmt_close(h);
+        return r;
+}
+
+int pas_reconcile_unlisted(struct pas *p, int (*fn)(void *userdata, const char *ubrn, int64_t version),
+                           void *userdata, struct errbuf *e) {
+        const char *what = statements[ST_RECONCILE_UNLISTED].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, ST_RECONCILE_UNLISTED, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                char ubrn[UBRN_LEN + 1];
+                int64_t version = 0;
+
+                r = get_text(p, h, 1, what, ubrn, sizeof ubrn, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &version, NULL, e);
+                if (r >= 0)
+                        r = fn(userdata, ubrn, version);
+                if (r != 0)
+                        break;
+        }
+        stmt_close(h);
+        return r;
 }

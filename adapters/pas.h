@@ -25,6 +25,7 @@
 
 #include "../daemon/err.h"
 #include "../daemon/fhir.h"
+#include "../daemon/util.h"
 
 #define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */
 
@@ -86,6 +87,8 @@ struct document_state {
         bool fetched;     /* content stored (fetch_status FETCHED) */
         char sha256[65];  /* hex, when fetched */
         int64_t revision; /* highest revision stored */
+        int64_t declared_size; /* as e-RS declared it for that revision; -1 when NULL */
+        char created[41];      /* as e-RS sent it for that revision; "" when NULL */
 };
 int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn,
                      const char *attachment_id, struct document_state *ret, struct errbuf *e);
@@ -212,6 +215,8 @@ int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_
 struct patient_rematch {
         char ubrn[UBRN_LEN + 1];
         char nhs_number[11];
+        char patient_match[17]; /* as stored now: "UNMATCHED", … */
+        int64_t version;        /* the referral's version in the PAS */
 };
 
 /*
@@ -259,3 +264,121 @@ int pas_lease_renew(struct pas *p, struct errbuf *e);
 /* Gives the lease up (holder PAS_LEASE_RELEASED) so that a standby takes it
  * at once; never fails from the caller's view.  Accepts NULL and no lease. */
 void pas_lease_release(struct pas *p);
+
+/* ---------------------------------------------------------------------- */
+/* The audit trail and the latest worklists (docs/schema.md: ers_audit,    */
+/* ers_worklist_entry, ers_ledger.left_worklist_at).                       */
+
+/* What pas_put_document_ex() did. */
+struct document_written {
+        bool written;                    /* a row was inserted or completed */
+        char document_id[UUID_STR_LEN];  /* the row written, when written */
+        int64_t revision;                /* its revision, when written */
+};
+
+/* pas_put_document(), telling which row it wrote.  *ret is untouched on failure. */
+int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
+                        struct errbuf *e);
+
+#define PAS_CODE_MAX 64 /* bytes of the codes read back below (VARCHAR(64) at most) */
+
+/* An attachment stored with a referral (ers_document, kind ATTACHMENT). */
+struct stored_attachment {
+        char id[PAS_CODE_MAX + 1]; /* e-RS attachment id */
+        bool removed;              /* e-RS no longer lists it on the referral (removed_at set) */
+};
+
+/* What the PAS holds of a referral, before a write changes it: what the
+ * audit trail compares the new version with.  No patient identifier and no
+ * free text is read.  Owns its arrays: referral_stored_free(). */
+struct referral_stored {
+        bool found;                         /* an ers_referral row exists */
+        int64_t version;
+        char state[PAS_CODE_MAX + 1];       /* "" when NULL, as for every field below */
+        char state_reason[PAS_CODE_MAX + 1];
+        char priority[PAS_CODE_MAX + 1];
+        char status[PAS_CODE_MAX + 1];
+        char specialty[PAS_CODE_MAX + 1];
+        char service_id[PAS_CODE_MAX + 1];
+        char appointment_start[PAS_CODE_MAX + 1];
+        char appointment_end[PAS_CODE_MAX + 1];
+        char patient_match[PAS_CODE_MAX + 1]; /* MATCHED, UNMATCHED, …: the outcome, never the id */
+        char (*related)[UBRN_LEN + 1];      /* owned: ers_referral_related, n_related of them */
+        size_t n_related;
+};
+/* Reads it (inside the write's transaction, so that it is what the write replaces). */
+int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e);
+void referral_stored_free(struct referral_stored *s); /* frees the contents; accepts NULL */
+
+/* The attachments stored for (ubrn, source_ubrn), one entry per attachment id
+ * (all revisions together).  *ret is an owned array (NULL when *ret_n is 0). */
+int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
+                           size_t *ret_n, struct errbuf *e);
+
+/* Marks every revision of the attachment as no longer listed by e-RS
+ * (removed=true: removed_at = now) or listed again (removed_at = NULL).
+ * Inside a transaction.  Nothing is deleted. */
+int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
+                               bool removed, struct errbuf *e);
+
+/* Appends one row to the audit trail, inside the transaction of the write it
+ * records: seq is the UBRN's last + 1.  version < 0 is NULL.  detail and
+ * documents may be NULL; neither may hold a patient identifier. */
+int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const char *event, const char *detail,
+                     const char *documents, const char *correlation_id, struct errbuf *e);
+
+/* One audit row as read back.  Borrowed strings, valid during the callback. */
+struct audit_entry {
+        int64_t seq;
+        int64_t version;        /* -1 when NULL */
+        const char *event;
+        const char *detail;     /* may be NULL */
+        const char *documents;  /* may be NULL */
+        const char *recorded_at;
+        const char *correlation_id; /* may be NULL */
+};
+/* Calls fn for each audit row of ubrn, by seq; stops when fn returns non-zero
+ * (returned).  *ret_n (may be NULL) gets the rows read. */
+int pas_audit_read(struct pas *p, const char *ubrn, int (*fn)(void *userdata, const struct audit_entry *a),
+                   void *userdata, size_t *ret_n, struct errbuf *e);
+
+/* Replaces the recorded entries of `worklist` (ers_worklist_entry) by the
+ * entries of its latest poll, `sorted` by UBRN (a UBRN listed twice is
+ * recorded once).  Inside a transaction. */
+int pas_worklist_record(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
+                        const char *correlation_id, struct errbuf *e);
+
+/* A referral whose presence on the worklists changed with a poll. */
+struct listing_change {
+        char ubrn[UBRN_LEN + 1];
+        int64_t version; /* the ledger's */
+        bool left;       /* true: listed on no worklist now; false: listed again after it left */
+};
+/* After pas_worklist_record() of `worklist`, in the same transaction: the
+ * ledger's referrals read from `worklist` that no recorded worklist lists any
+ * more (left_worklist_at still NULL), and those that had left and `worklist`
+ * lists again.  Two queries whatever the number of entries.  *ret is an owned
+ * array (NULL when *ret_n is 0). */
+int pas_worklist_changes(struct pas *p, const char *worklist, struct listing_change **ret, size_t *ret_n,
+                         struct errbuf *e);
+
+/* Sets (left=true: now) or clears ers_ledger.left_worklist_at.  Inside a transaction. */
+int pas_ledger_set_left(struct pas *p, const char *ubrn, bool left, struct errbuf *e);
+
+/* For `ersd reconcile`: each UBRN the latest worklists list, with what the
+ * PAS holds of it.  Borrowed strings, valid during the callback. */
+struct reconcile_listed {
+        const char *ubrn;
+        const char *worklist;
+        const char *listed_at;
+        int64_t listed_version; /* -1 when the worklist did not say */
+        bool in_pas;            /* an ers_referral row exists */
+        int64_t pas_version;    /* when in_pas */
+};
+int pas_reconcile_listed(struct pas *p, int (*fn)(void *userdata, const struct reconcile_listed *l), void *userdata,
+                         struct errbuf *e);
+
+/* For `ersd reconcile`: the referrals in the PAS that no latest worklist
+ * lists, the most recently written first.  Borrowed, valid during the callback. */
+int pas_reconcile_unlisted(struct pas *p, int (*fn)(void *userdata, const char *ubrn, int64_t version),
+                           void *userdata, struct errbuf *e);

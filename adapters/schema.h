@@ -85,6 +85,7 @@
         "    sha256 CHAR(64),\n"                                                                            \
         "    part_count INTEGER,\n"                                                                         \
         "    stored_at VARCHAR(32) NOT NULL,\n"                                                             \
+        "    removed_at VARCHAR(32),\n"                                                                     \
         "    UNIQUE (ubrn, source_ubrn, attachment_id, revision)\n"                                         \
         ")" TABLE_OPTIONS,                                                                                  \
                                                                                                             \
@@ -165,6 +166,17 @@
         "    PRIMARY KEY (ubrn, seq)\n"                                                                     \
         ")" TABLE_OPTIONS,                                                                                  \
                                                                                                             \
+        "CREATE TABLE IF NOT EXISTS ers_worklist_entry (\n"                                                 \
+        "    worklist VARCHAR(64) NOT NULL,\n"                                                              \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    version BIGINT,\n"                                                                             \
+        "    listed_at VARCHAR(32) NOT NULL,\n"                                                             \
+        "    correlation_id VARCHAR(36),\n"                                                                 \
+        "    PRIMARY KEY (worklist, ubrn)\n"                                                                \
+        ")" TABLE_OPTIONS,                                                                                  \
+                                                                                                            \
+        "CREATE INDEX IF NOT EXISTS ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn)",                  \
+                                                                                                            \
         CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
         "SELECT r.ubrn,\n"                                                                                  \
         "       r.nhs_number, -- PATIENT IDENTIFIER\n"                                                      \
@@ -203,8 +215,8 @@
  *
  *   version 2: patient matching (ers_referral.pas_patient_id, …)
  *   version 3: the ledger's worklist times (first_seen_at, left_worklist_at,
- *              next_check_at); the ers_retry, ers_budget, ers_poll and
- *              ers_audit tables
+ *              next_check_at), ers_document.removed_at; the ers_retry,
+ *              ers_budget, ers_poll, ers_audit and ers_worklist_entry tables
  *
  *   ADD_COLUMN    " ADD COLUMN" (SQLite, PostgreSQL, MariaDB): what follows
  *                 "ALTER TABLE <table>" to add one column
@@ -230,7 +242,8 @@ struct schema_step {
 #define STAGING_SCHEMA_STEPS_TO_V3(ADD_COLUMN)                                                              \
         { "ers_ledger", "first_seen_at", "ALTER TABLE ers_ledger" ADD_COLUMN " first_seen_at VARCHAR(32)" }, \
         { "ers_ledger", "left_worklist_at", "ALTER TABLE ers_ledger" ADD_COLUMN " left_worklist_at VARCHAR(32)" }, \
-        { "ers_ledger", "next_check_at", "ALTER TABLE ers_ledger" ADD_COLUMN " next_check_at VARCHAR(32)" },
+        { "ers_ledger", "next_check_at", "ALTER TABLE ers_ledger" ADD_COLUMN " next_check_at VARCHAR(32)" }, \
+        { "ers_document", "removed_at", "ALTER TABLE ers_document" ADD_COLUMN " removed_at VARCHAR(32)" },
 
 #define STAGING_SCHEMA_UPGRADE(...)                                                                         \
         {                                                                                                   \

@@ -14,11 +14,13 @@
 #include <time.h>
 
 #include "../adapters/pas.h"
+#include "audit.h"
 #include "config.h"
 #include "ers.h"
 #include "lease.h"
 #include "log.h"
 #include "notify.h"
+#include "reconcile.h"
 #include "spool.h"
 #include "sync.h"
 
@@ -38,6 +40,8 @@ static void on_signal(int sig) {
 static void usage(FILE *out) {
         fprintf(out,
                 "Usage: ersd [-c FILE] [--once | --check-config | --init-db] [-v]\n"
+                "       ersd [-c FILE] audit [--json] UBRN\n"
+                "       ersd [-c FILE] reconcile\n"
                 "Brings NHS e-Referral Service referrals, their letters and attachments into the PAS database.\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
@@ -45,6 +49,10 @@ static void usage(FILE *out) {
                 "      --check-config  report every problem in the configuration as FILE:LINE: message\n"
                 "      --init-db       create the staging schema in the PAS database (idempotent)\n"
                 "  -v, --verbose       log debug lines too\n"
+                "  audit UBRN          print the referral's audit trail (--json: as JSON); exit 1 when the\n"
+                "                      PAS does not know the UBRN\n"
+                "  reconcile           compare the PAS with the latest worklists (no worklist call is made)\n"
+                "                      and list referrals missing, stale or unknown to e-RS; exit 1 if any\n"
                 "  -h, --help          this text\n"
                 "\n"
                 "Without a mode, syncs every poll_interval seconds until SIGTERM; SIGHUP re-reads\n"
@@ -203,6 +211,65 @@ static int run_init_db(const struct config *cfg) {
         return r < 0 ? EXIT_SYNC_FAILED : EXIT_SUCCESS;
 }
 
+/* ersd audit UBRN: the referral's history, for staff and auditors. */
+static int run_audit(const struct config *cfg, const char *ubrn, bool json) {
+        struct errbuf e = { { 0 } };
+        struct pas *pas = NULL;
+        int status = EXIT_SYNC_FAILED, r;
+
+        if (open_pas(cfg, &pas) < 0)
+                return EXIT_SYNC_FAILED;
+        r = pas_check_schema(pas, &e);
+        if (r >= 0)
+                r = audit_print(pas, ubrn, json, stdout, &e);
+        if (r == 0) {
+                struct referral_stored st = { .found = false };
+                r = pas_referral_stored(pas, ubrn, &st, &e);
+                if (r >= 0 && st.found) {
+                        printf("UBRN %s: in the PAS at version %" PRId64 ", with no audit row (written before "
+                               "the audit trail existed)\n",
+                               ubrn, st.version);
+                        status = EXIT_SUCCESS;
+                } else if (r >= 0)
+                        fprintf(stderr, "ersd: UBRN %s: unknown to this PAS (no referral, no audit row)\n", ubrn);
+                referral_stored_free(&st);
+        } else if (r > 0)
+                status = EXIT_SUCCESS;
+        if (r < 0)
+                log_error("PAS database: %s", e.msg);
+        fflush(stdout);
+        pas_close(pas);
+        return status;
+}
+
+/* ersd reconcile: the PAS against the latest worklists (reconcile.h). */
+static int run_reconcile(const struct config *cfg) {
+        struct errbuf e = { { 0 } };
+        struct pas *pas = NULL;
+        struct ers_client *ers = NULL;
+        int r;
+
+        if (open_pas(cfg, &pas) < 0)
+                return EXIT_SYNC_FAILED;
+        r = pas_check_schema(pas, &e);
+        if (r < 0)
+                log_error("PAS database: %s", e.msg);
+        if (r >= 0) {
+                r = ers_client_new(cfg, &ers, &e);
+                if (r < 0)
+                        log_error("e-RS client: %s", e.msg);
+        }
+        if (r >= 0) {
+                r = reconcile_run(pas, ers, stdout, &e);
+                if (r < 0)
+                        log_error("reconcile: PAS database: %s", e.msg);
+        }
+        fflush(stdout);
+        ers_client_free(ers);
+        pas_close(pas);
+        return r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
+}
+
 static int run_sync(struct config *cfg, bool once, int log_override) {
         struct errbuf e = { { 0 } };
         struct pas *pas = NULL;
@@ -337,15 +404,17 @@ out:
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB };
+        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_JSON };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, OPT_ONCE },
                 { "check-config", no_argument, NULL, OPT_CHECK }, { "init-db", no_argument, NULL, OPT_INIT_DB },
                 { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
         const char *path = CONFIG_DEFAULT_PATH;
-        int mode = 0, verbose = 0, c, status;
+        int mode = 0, verbose = 0, json = 0, c, status;
+        const char *command = NULL, *ubrn = NULL;
         struct config cfg;
         struct sigaction sa = { .sa_handler = on_signal };
 
@@ -356,6 +425,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'v':
                         verbose = 1;
+                        break;
+                case OPT_JSON:
+                        json = 1;
                         break;
                 case 'h':
                         usage(stdout);
@@ -374,9 +446,22 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 }
         }
+        if (optind < argc && !mode && strcmp(argv[optind], "audit") == 0) {
+                command = argv[optind++];
+                ubrn = optind < argc ? argv[optind++] : NULL;
+                if (!ubrn || !ubrn_valid(ubrn)) {
+                        fprintf(stderr, "ersd: audit needs a UBRN (12 digits)\n");
+                        return EXIT_USAGE;
+                }
+        } else if (optind < argc && !mode && strcmp(argv[optind], "reconcile") == 0)
+                command = argv[optind++];
         if (optind < argc) {
                 fprintf(stderr, "ersd: unexpected argument '%s'\n", argv[optind]);
                 usage(stderr);
+                return EXIT_USAGE;
+        }
+        if (json && (!command || strcmp(command, "audit") != 0)) {
+                fprintf(stderr, "ersd: --json goes with audit\n");
                 return EXIT_USAGE;
         }
 
@@ -414,7 +499,11 @@ int main(int argc, char **argv) {
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (mode == OPT_INIT_DB)
+        if (command && strcmp(command, "audit") == 0)
+                status = run_audit(&cfg, ubrn, json);
+        else if (command)
+                status = run_reconcile(&cfg);
+        else if (mode == OPT_INIT_DB)
                 status = run_init_db(&cfg);
         else
                 status = run_sync(&cfg, mode == OPT_ONCE, verbose ? LOG_DEBUG : -1);

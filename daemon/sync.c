@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "fhir.h"
 #include "log.h"
 
@@ -21,6 +22,8 @@ struct doc_job {
         char reason[256];             /* rec.not_fetched_reason points here */
         char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
         struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
+        bool completing;              /* the PAS has this document recorded as not fetched */
+        struct document_written written; /* what the PAS write did, for the audit row */
 };
 
 /* Everything one referral's sync holds; freed by job_done(). */
@@ -149,12 +152,20 @@ static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const str
         r = pas_document_get(ctx->pas, j->main.ubrn, src->ubrn, is_cri ? cri_id : a->id, &st, e);
         if (r < 0)
                 return r;
-        if (st.found && st.fetched)
-                return 0; /* stored already, byte-checked when it was */
+        if (st.found && st.fetched) {
+                /* Stored already, byte-checked when it was.  An attachment e-RS now
+                 * describes differently (size, creation time) may be a new file under
+                 * the same id: it is fetched again, and the PAS keeps a new revision if
+                 * its bytes differ (pas_put_document). */
+                if (is_cri || (a->declared_size == st.declared_size &&
+                               strcmp(a->creation ? a->creation : "", st.created) == 0))
+                        return 0;
+        }
 
         d = job_add_doc(j);
         if (!d)
                 return err_set(e, -ENOMEM, "out of memory");
+        d->completing = st.found && !st.fetched;
         d->rec.ubrn = j->main.ubrn;
         d->rec.source_ubrn = src->ubrn;
         d->rec.source_version = src->version;
@@ -282,9 +293,109 @@ static int settle_unknown_commit(struct sync_ctx *ctx, const struct referral_job
         return err_prefix(e, -EINPROGRESS, "the ledger read back shows this write did not commit; retried next round");
 }
 
-/* The one transaction: related referrals, the referral, documents, ledger. */
+
+/* The audit rows of the write in progress (audit.h): what the PAS held
+ * before it, read inside its transaction, and what it says. */
+struct write_audit {
+        struct referral_stored before;                /* the referral */
+        struct referral_stored related[RELATED_MAX]; /* its related referrals */
+        bool kept[RELATED_MAX];                       /* related[i] is newer in the PAS: not written */
+        struct audit_text detail, documents;
+};
+
+/* Whether a document belongs to a related referral kept as the PAS has it. */
+static bool from_kept(const struct referral_job *j, const struct write_audit *w, const struct doc_job *d) {
+        for (size_t i = 0; i < j->n_related; i++)
+                if (w->kept[i] && strcmp(j->related[i].ubrn, d->rec.source_ubrn) == 0)
+                        return true;
+        return false;
+}
+
+static void write_audit_free(struct write_audit *w, size_t n_related) {
+        referral_stored_free(&w->before);
+        for (size_t i = 0; i < n_related; i++)
+                referral_stored_free(&w->related[i]);
+        audit_text_free(&w->detail);
+        audit_text_free(&w->documents);
+}
+
+/* Before anything is written: what the PAS holds, what the new version
+ * changes in it, and which attachments e-RS stopped listing. */
+static int audit_before(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+        int r = pas_referral_stored(ctx->pas, j->main.ubrn, &w->before, e);
+
+        for (size_t i = 0; i < j->n_related && r == 0; i++)
+                r = pas_referral_stored(ctx->pas, j->related[i].ubrn, &w->related[i], e);
+        if (r < 0)
+                return r;
+        audit_describe(&w->detail, &w->before, &j->main, j->entry);
+        if (j->match[0].status != PATIENT_NOT_CONFIGURED) {
+                const char *now = patient_match_name(j->match[0].status);
+                if (!w->before.found)
+                        audit_clause(&w->detail, "patient_match %s", now);
+                else if (strcmp(w->before.patient_match, now) != 0)
+                        audit_clause(&w->detail, "patient_match %s -> %s", w->before.patient_match, now);
+        }
+        if (w->before.found && w->before.version != j->main.version)
+                r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                char prefix[48];
+                if (!w->related[i].found || j->related[i].version <= w->related[i].version)
+                        continue; /* new, unchanged, or older and kept as the PAS has it */
+                snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
+                r = audit_attachments(ctx->pas, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+        }
+        return r;
+}
+
+/* After the documents: one line per document row written, a clause per
+ * revision or completion; then the rows themselves. */
+static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+        int r = 0;
+
+        for (size_t i = 0; i < j->n_docs; i++) {
+                const struct doc_job *d = &j->docs[i];
+                bool related = strcmp(d->rec.source_ubrn, j->main.ubrn) != 0;
+                if (!d->written.written)
+                        continue;
+                audit_line(&w->documents, "%s %s %s r%" PRId64 "%s%s", d->written.document_id,
+                           d->rec.fetched ? d->rec.sha256 : "NOT_FETCHED", d->rec.attachment_id, d->written.revision,
+                           related ? " of " : "", related ? d->rec.source_ubrn : "");
+                if (d->rec.fetched && d->written.revision > 1 && !d->completing)
+                        audit_clause(&w->detail, "%s%s%sattachment revised: %s (revision %" PRId64 ")",
+                                     related ? "related " : "", related ? d->rec.source_ubrn : "", related ? ": " : "",
+                                     d->rec.attachment_id, d->written.revision);
+                else if (d->rec.fetched && d->completing)
+                        audit_clause(&w->detail, "%s%s%sdocument fetched: %s", related ? "related " : "",
+                                     related ? d->rec.source_ubrn : "", related ? ": " : "", d->rec.attachment_id);
+        }
+        if (!w->detail.len && w->before.found)
+                audit_clause(&w->detail, "documents written");
+        if (w->detail.oom || w->documents.oom)
+                return err_set(e, -ENOMEM, "audit row: out of memory");
+
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                const struct referral *rel = &j->related[i];
+                struct audit_text t = { .p = NULL };
+                if (w->related[i].found && rel->version <= w->related[i].version)
+                        continue; /* rewritten as it was, or kept (older): nothing to record */
+                audit_clause(&t, "related referral of UBRN %s", j->main.ubrn);
+                audit_describe(&t, &w->related[i], rel, NULL);
+                r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
+                          : pas_audit_append(ctx->pas, rel->ubrn, rel->version, audit_event(&w->related[i], rel->version),
+                                             t.p, NULL, j->correlation_id, e);
+                audit_text_free(&t);
+        }
+        if (r == 0)
+                r = pas_audit_append(ctx->pas, j->main.ubrn, j->main.version, audit_event(&w->before, j->main.version),
+                                     w->detail.p, w->documents.p, j->correlation_id, e);
+        return r;
+}
+
+/* The one transaction: related referrals, the referral, documents, ledger, audit rows. */
 static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                           struct errbuf *e) {
+        struct write_audit w = { .detail = { .p = NULL } };
         unsigned docs = 0;
         uint64_t bytes = 0;
         int r;
@@ -298,7 +409,17 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
         r = pas_begin(ctx->pas, e);
         if (r < 0)
                 return r;
+        r = audit_before(ctx, j, &w, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                if (w.related[i].found && j->related[i].version < w.related[i].version) {
+                        /* A version never goes backwards, a related referral's neither. */
+                        log_ctx_warning(&(struct log_ctx){ .ubrn = j->related[i].ubrn, .stage = "referral" },
+                                        "UBRN %s (related to %s): e-RS answered version %" PRId64 ", older than the %" PRId64
+                                        " already in the PAS; kept as it is",
+                                        j->related[i].ubrn, j->main.ubrn, j->related[i].version, w.related[i].version);
+                        w.kept[i] = true;
+                        continue;
+                }
                 r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
                         r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
@@ -309,9 +430,10 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                 r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
-                bool written = false;
-                r = pas_put_document(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &written, e);
-                if (r == 0 && written && d->rec.fetched) {
+                if (from_kept(j, &w, d))
+                        continue; /* read at that older version: not written either */
+                r = pas_put_document_ex(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &d->written, e);
+                if (r == 0 && d->written.written && d->rec.fetched) {
                         docs++;
                         bytes += (uint64_t) d->rec.size;
                 }
@@ -319,6 +441,9 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
         if (r == 0)
                 r = pas_put_ledger(ctx->pas, j->main.ubrn, j->main.version, j->complete, j->worklist,
                                    j->correlation_id, e);
+        if (r == 0)
+                r = audit_after(ctx, j, &w, e);
+        write_audit_free(&w, j->n_related);
         if (r == 0)
                 r = pas_commit(ctx->pas, e);
         if (r == -EINPROGRESS)
@@ -499,6 +624,24 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 order[i] = &w.entries[i];
         qsort(order, w.n, sizeof *order, cmp_entry_ptr);
 
+        /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
+        unsigned left = 0, returned = 0;
+        r = audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned, &e);
+        if (r == -ESTALE) {
+                free(order);
+                worklist_free(&w);
+                return r;
+        }
+        if (r < 0) {
+                failed = true;
+                log_ctx_error(&(struct log_ctx){ .worklist = wl->name, .stage = "pas" },
+                              "worklist %s: entries not recorded; who left it is checked on its next poll: %s",
+                              wl->name, e.msg);
+        } else if (left || returned)
+                log_ctx_info(&lc, "worklist %s: %u referral(s) left the worklists, %u listed again", wl->name, left,
+                             returned);
+        r = 0;
+
         for (size_t i = 0; i < w.n; i++) {
                 const struct worklist_entry *entry = order[i];
                 struct ledger_state ls;
@@ -576,6 +719,14 @@ static void rematch_patients(struct sync_ctx *ctx, const char *round_start, stru
                         r = pas_begin(ctx->pas, &e);
                 if (r == 0)
                         r = pas_put_patient_match(ctx->pas, list[i].ubrn, &m, &e);
+                if (r == 0 && strcmp(list[i].patient_match, patient_match_name(m.status)) != 0) {
+                        /* a write like any other: its audit row, never the patient's id */
+                        char detail[64];
+                        snprintf(detail, sizeof detail, "patient_match %s -> %s", list[i].patient_match,
+                                 patient_match_name(m.status));
+                        r = pas_audit_append(ctx->pas, list[i].ubrn, list[i].version, "PATIENT_MATCH", detail, NULL,
+                                             NULL, &e);
+                }
                 if (r == 0)
                         r = pas_commit(ctx->pas, &e);
                 if (r < 0) {

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS ers_document (
     sha256 CHAR(64),
     part_count INTEGER,
     stored_at VARCHAR(32) NOT NULL,
+    removed_at VARCHAR(32),
     UNIQUE (ubrn, source_ubrn, attachment_id, revision)
 );
 
@@ -201,6 +202,22 @@ CREATE TABLE IF NOT EXISTS ers_audit (
     correlation_id VARCHAR(36),
     PRIMARY KEY (ubrn, seq)
 );
+
+-- The latest worklists: every entry of each worklist's last successful poll
+-- (A008), replaced by the next poll.  How ersd notices a referral that left
+-- its worklist, and what `ersd reconcile` compares the PAS with, without
+-- spending a worklist call.
+CREATE TABLE IF NOT EXISTS ers_worklist_entry (
+    worklist VARCHAR(64) NOT NULL,
+    ubrn CHAR(12) NOT NULL,
+    version BIGINT,
+    listed_at VARCHAR(32) NOT NULL,
+    correlation_id VARCHAR(36),
+    PRIMARY KEY (worklist, ubrn)
+);
+
+-- Finding a UBRN on any worklist.
+CREATE INDEX IF NOT EXISTS ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn);
 
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
 CREATE OR REPLACE VIEW ers_referral_inbox AS

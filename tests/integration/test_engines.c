@@ -538,7 +538,7 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT ON ers_schema_version TO {user}",
                 "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease, ers_budget, "
                 "ers_poll TO {user}",
-                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part TO {user}",
+                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part, ers_worklist_entry TO {user}",
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON ers_retry TO {user}",
                 "GRANT SELECT, INSERT ON ers_audit TO {user}",
                 "GRANT SELECT ON ers_referral_inbox TO {user}",
@@ -557,6 +557,7 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT, INSERT ON {db}.ers_audit TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, DELETE ON {db}.ers_worklist_entry TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
                 NULL,
         };
@@ -587,14 +588,46 @@ static void test_least_privilege_grants(void **state) {
                 pas_data_referral(&r, "000000000001", v, NHS_VALID);
                 r.related = rel;
                 r.n_related = 1;
+                struct referral_stored before;
+                struct stored_attachment *atts = NULL;
+                size_t n_atts = 0;
                 assert_int_equal(pas_begin(p, &e), 0);
+                /* what the sync reads and writes for the audit trail, in the same transaction */
+                assert_int_equal(pas_referral_stored(p, "000000000001", &before, &e), 0);
+                assert_int_equal(pas_attachments_stored(p, "000000000001", "000000000001", &atts, &n_atts, &e), 0);
+                assert_int_equal(n_atts, v == 1 ? 0 : 1);
+                free(atts);
+                referral_stored_free(&before);
                 assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
                 assert_int_equal(pas_put_document(p, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
                 assert_int_equal(pas_put_ledger(p, "000000000001", v, true, "wl", NULL, &e), 0);
+                assert_int_equal(pas_audit_append(p, "000000000001", v, v == 1 ? "NEW" : "UPDATED", "detail",
+                                                  NULL, NULL, &e), 0);
                 if (pas_commit(p, &e) < 0)
                         fail_msg("as %s: %s", user, e.msg);
         }
+        /* a poll that no longer lists it: the latest entries replaced, the ledger marked, an audit row */
+        struct listing_change *changes = NULL;
+        size_t n_changes = 0;
+        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_worklist_record(p, "wl", NULL, 0, NULL, &e), 0);
+        assert_int_equal(pas_worklist_changes(p, "wl", &changes, &n_changes, &e), 0);
+        assert_int_equal(n_changes, 1);
+        assert_true(changes[0].left);
+        free(changes);
+        assert_int_equal(pas_ledger_set_left(p, "000000000001", true, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", true, &e), 0);
+        assert_int_equal(pas_audit_append(p, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
+        if (pas_commit(p, &e) < 0)
+                fail_msg("as %s: %s", user, e.msg);
         pas_close(p);
+        assert_int_equal(count(f, "ers_audit"), 3);
+        assert_int_equal(q_int(f, "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", "000000000001"), 3);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", NULL), 1);
+        /* the audit trail is append-only for ersd: it can change no row of it */
+        assert_int_equal(engine_exec(conn, "UPDATE ers_audit SET event_type = 'EDITED'", true), -2);
+        assert_int_equal(engine_exec(conn, "DELETE FROM ers_audit", true), -2);
+        assert_int_equal(count(f, "ers_audit"), 3);
         assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
         assert_int_equal(count(f, "ers_document"), 2);
         assert_int_equal(count(f, "ers_document_part"), 3);
@@ -892,6 +925,8 @@ static void assert_upgraded(struct fix *f) {
         assert_int_equal(count(f, "ers_budget"), 0);
         assert_int_equal(count(f, "ers_poll"), 0);
         assert_int_equal(count(f, "ers_audit"), 0);
+        assert_int_equal(count(f, "ers_worklist_entry"), 0);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_document WHERE removed_at IS NULL", NULL), count(f, "ers_document"));
 }
 
 static void upgrade_from(struct fix *f, int version, const char *first_step) {
@@ -1141,6 +1176,37 @@ static void test_sync_end_to_end(void **state) {
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
         run_free(&r);
+
+        /* a new file under the same attachment id: a new revision, in the audit trail as read back
+         * by ersd audit; and reconcile finds nothing off */
+        json_object *eleven = json_object_array_get_idx(refs, 11);
+        const char *att = jstr(json_object_array_get_idx(json_object_object_get(eleven, "attachments"), 0), "id");
+        snprintf(text, sizeof text, "/_mock/change?ubrn=300000000011&what=attachment_revised&attachment=%s", att);
+        assert_int_equal(mock_post(&M, text), 200);
+        r = run_ersd(conf, "--once", manifest);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        const char *q[] = { "300000000011", att };
+        assert_int_equal(db_int(raw(f), "SELECT MAX(revision) FROM ers_document WHERE ubrn = ? AND attachment_id = ?", 2,
+                                q),
+                         2);
+        static const char *const audit[] = { "audit", "--json", "300000000011", NULL };
+        assert_int_equal(ersd_run_args(conf, audit, &r), 0);
+        assert_int_equal(r.status, 0);
+        json_object *trail = json_tokener_parse(r.out);
+        assert_non_null(trail);
+        json_object *rows = json_object_object_get(trail, "audit");
+        assert_int_equal(json_object_array_length(rows), 2);
+        snprintf(text, sizeof text, "attachment revised: %s (revision 2)", att);
+        assert_non_null(strstr(jstr(json_object_array_get_idx(rows, 1), "detail"), text));
+        json_object_put(trail);
+        run_free(&r);
+        static const char *const reconcile[] = { "reconcile", NULL };
+        assert_int_equal(ersd_run_args(conf, reconcile, &r), 0);
+        if (r.status != 0)
+                fail_msg("%s: reconcile exited %d: %s%s", G.name, r.status, r.out, r.err);
+        assert_non_null(strstr(r.out, "12 listed on the latest worklists: 0 missing, 0 stale;"));
+        run_free(&r);
         json_object_put(manifest);
         mock_stop(&M);
 }
@@ -1240,6 +1306,15 @@ static void test_sync_patient_matching(void **state) {
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[2], "MATCHED");
         assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", valid[2], "P2");
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[1], "AMBIGUOUS");
+        /* the audit trail: the outcome with each referral written, then the match found later,
+         * never the PAS's patient id */
+        assert_q_text(f, "SELECT detail FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2],
+                      "patient_match UNMATCHED -> MATCHED");
+        assert_q_text(f, "SELECT event_type FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2], "PATIENT_MATCH");
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND detail LIKE '%patient_match AMBIGUOUS%'",
+                               valid[1]),
+                         1);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE detail LIKE '%P2%' OR detail LIKE '%P0%'", NULL), 0);
         json_object_put(manifest);
         mock_stop(&M);
 }

@@ -171,8 +171,8 @@ static const char *const small_mock[] = { "--referrals", "6", "--attachments", "
 /* ---------------------------------------------------------------------- */
 /* A commit whose outcome is unknown.                                      */
 
-/* The third COMMIT (UBRN 300000000002 with its related referral) commits, then
- * the link "fails": the ledger read back on a new connection says it
+/* The third referral's COMMIT (UBRN 300000000002 with its related referral)
+ * commits, then the link "fails": the ledger read back on a new connection says it
  * happened; nothing is sent again, and a second run writes nothing. */
 static void test_unknown_commit_that_committed(void **state) {
         const char *env[] = { odbc_fault_preload(), "ERSD_FAULT_COMMIT=committed:3", NULL };

@@ -311,17 +311,22 @@ static uint64_t tail_size(uint64_t r, uint64_t max)
 
 static const time_t EPOCH_2025_03_03_0800 = 1740988800;
 
+/* Adds attachment number m->n_attachments to referral `ref` (SIZE_MAX: a spare
+ * that belongs to none until /_mock/change adds it to one). */
 static void add_attachment(struct mock *m, size_t ref, const struct att_spec *spec, uint64_t size,
                            const char *availability)
 {
-        struct referral *r = &m->referrals[ref];
+        struct referral *r = ref != SIZE_MAX ? &m->referrals[ref] : NULL;
         size_t n = m->n_attachments++;
         struct attachment *a = &m->attachments[n];
         uint64_t seed = m->opt.seed;
+        size_t tref = ref != SIZE_MAX ? ref : n; /* what the organisation and times derive from */
 
-        if (r->att_count == 0)
-                r->att_first = n;
-        r->att_count++;
+        if (ref != SIZE_MAX) {
+                if (r->att_count == 0)
+                        r->att_first = n;
+                r->att_count++;
+        }
         a->referral = ref;
         snprintf(a->id, sizeof a->id, "%llu", (unsigned long long)(ATTACHMENT_ID_FIRST + n));
         uuid_format(h3(seed, n, 'B'), h3(seed, n, 'b'), a->binary_id);
@@ -338,8 +343,8 @@ static void add_attachment(struct mock *m, size_t ref, const struct att_spec *sp
                 snprintf(a->attached_by_org, sizeof a->attached_by_org, "R9%c", 'A' + (int)(n % 26));
         else
                 snprintf(a->attached_by_org, sizeof a->attached_by_org, "Y9%04u",
-                         (unsigned)((ref * 7 + seed) % 10000));
-        time_t t = EPOCH_2025_03_03_0800 + (time_t)((ref * 613 + seed * 3607) % (300 * 86400)) -
+                         (unsigned)((tref * 7 + seed) % 10000));
+        time_t t = EPOCH_2025_03_03_0800 + (time_t)((tref * 613 + seed * 3607) % (300 * 86400)) -
                    (time_t)(3600 + n % 7200);
         format_time(t, n % 2 ? (int)(n % 1000) : -1, a->creation);
         format_time(t + 60, (int)((n * 7) % 1000), a->indexed);
@@ -404,7 +409,8 @@ int mock_build(struct mock *m)
         m->n_worklisted = n;
         m->n_referrals = n + (related ? 1 : 0);
         m->referrals = calloc(m->n_referrals ? m->n_referrals : 1, sizeof *m->referrals);
-        size_t max_att = n * k + 1 /* big */ + m->opt.n_extra + 3 /* unavailable */ + 1 /* related */;
+        size_t max_att = n * k + 1 /* big */ + m->opt.n_extra + 3 /* unavailable */ + 1 /* related */ +
+                         SPARE_ATTACHMENTS;
         m->attachments = calloc(max_att, sizeof *m->attachments);
         if (!m->services || !m->referrals || !m->attachments)
                 return -ENOMEM;
@@ -466,6 +472,14 @@ int mock_build(struct mock *m)
                 r->related = 2;
                 m->referrals[2].related = ri;
                 add_attachment(m, ri, &SPEC_RELATED, ordinary_size(h3(m->opt.seed, ri, 'S')), "AVAILABLE");
+        }
+
+        /* The spares, last, so that every other attachment keeps its number (and bytes). */
+        m->spare_first = m->n_attachments;
+        for (size_t sp = 0; sp < SPARE_ATTACHMENTS; sp++) {
+                size_t serial = m->n_attachments;
+                add_attachment(m, SIZE_MAX, &ATT_SPECS[(serial + m->opt.seed) % 8],
+                               ordinary_size(h3(m->opt.seed, serial, 'S')), "AVAILABLE");
         }
 
         m->by_binary_id = calloc(m->n_attachments ? m->n_attachments : 1, sizeof *m->by_binary_id);
@@ -540,13 +554,21 @@ int view_take_locked(const struct mock *m, const struct referral *r, int64_t ver
 
         v.version = version > 0 ? version : r->version;
         v.state = version > 0 ? state_at_version(r, version) : state_after(r, r->bumps);
-        if (r->att_count) {
-                v.availability = malloc(r->att_count * sizeof *v.availability);
-                if (!v.availability)
+        size_t total = referral_attachments(r);
+        if (total) {
+                v.availability = malloc(total * sizeof *v.availability);
+                v.att = malloc(total * sizeof *v.att);
+                if (!v.availability || !v.att) {
+                        view_release(&v);
                         return -ENOMEM;
-                for (size_t k = 0; k < r->att_count; k++)
-                        memcpy(v.availability[k], m->attachments[r->att_first + k].availability,
-                               AVAILABILITY_LEN);
+                }
+                for (size_t k = 0; k < total; k++) {
+                        size_t idx = referral_attachment(r, k);
+                        if (m->attachments[idx].removed)
+                                continue;
+                        v.att[v.n_att] = idx;
+                        memcpy(v.availability[v.n_att++], m->attachments[idx].availability, AVAILABILITY_LEN);
+                }
         }
         *ret = v;
         return 0;
@@ -557,7 +579,109 @@ void view_release(struct referral_view *v)
         if (!v)
                 return;
         free(v->availability);
+        free(v->att);
         v->availability = NULL;
+        v->att = NULL;
+        v->n_att = 0;
+}
+
+size_t referral_attachments(const struct referral *r)
+{
+        return r->att_count + r->n_extra;
+}
+
+size_t referral_attachment(const struct referral *r, size_t k)
+{
+        return k < r->att_count ? r->att_first + k : r->extra[k - r->att_count];
+}
+
+static const struct code *next_priority(const struct code *p)
+{
+        for (size_t i = 0; i < sizeof PRIORITIES / sizeof PRIORITIES[0]; i++)
+                if (p == &PRIORITIES[i])
+                        return &PRIORITIES[(i + 1) % (sizeof PRIORITIES / sizeof PRIORITIES[0])];
+        return &PRIORITIES[0];
+}
+
+/* The attachment of r with e-RS id `id` (removed ones included), or NULL. */
+static struct attachment *referral_find_attachment(struct mock *m, const struct referral *r, const char *id)
+{
+        for (size_t k = 0; id && k < referral_attachments(r); k++) {
+                struct attachment *a = &m->attachments[referral_attachment(r, k)];
+                if (strcmp(a->id, id) == 0)
+                        return a;
+        }
+        return NULL;
+}
+
+int mock_change_locked(struct mock *m, struct referral *r, const char *what, const char *attachment_id,
+                       const char **ret_why)
+{
+        struct attachment *a = NULL;
+
+        if (strcmp(what, "delist") == 0 || strcmp(what, "relist") == 0 || strcmp(what, "gone") == 0) {
+                if (!r->worklisted) {
+                        *ret_why = "that referral is on no worklist";
+                        return -EINVAL;
+                }
+                r->delisted = strcmp(what, "delist") == 0;
+                r->gone = strcmp(what, "gone") == 0;
+                return 0; /* no new version: the referral itself did not change */
+        }
+        if (strcmp(what, "priority") == 0) {
+                r->priority = next_priority(r->priority);
+        } else if (strcmp(what, "appointment") == 0) {
+                /* a week later: "2025-…T…" strings of the same shape */
+                struct tm tm = { 0 };
+                char *start[] = { r->appointment_start, r->appointment_end };
+                for (int i = 0; i < 2; i++) {
+                        const char *rest = strptime(start[i], "%Y-%m-%dT%H:%M:%S", &tm);
+                        if (!rest) {
+                                *ret_why = "that referral has no appointment time to move";
+                                return -EINVAL;
+                        }
+                        char tail[16];
+                        snprintf(tail, sizeof tail, "%s", rest);
+                        time_t t = timegm(&tm) + 7 * 86400;
+                        gmtime_r(&t, &tm);
+                        char head[24];
+                        strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
+                        snprintf(start[i], sizeof r->appointment_start, "%.19s%.12s", head, tail);
+                }
+        } else if (strcmp(what, "attachment_added") == 0) {
+                if (r->n_extra == MAX_EXTRA_ATTACHMENTS || m->spares_used == SPARE_ATTACHMENTS) {
+                        *ret_why = "no spare attachment left";
+                        return -ENOSPC;
+                }
+                size_t idx = m->spare_first + m->spares_used++;
+                m->attachments[idx].referral = (size_t)(r - m->referrals);
+                r->extra[r->n_extra++] = idx;
+        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0) {
+                a = referral_find_attachment(m, r, attachment_id);
+                if (!a || a->removed) {
+                        *ret_why = "attachment= must name a listed attachment of that referral";
+                        return -EINVAL;
+                }
+                if (strcmp(what, "attachment_removed") == 0) {
+                        a->removed = true;
+                } else {
+                        /* New bytes under the same id: another content key, another size,
+                         * a new creation time. */
+                        a->revision++;
+                        a->key = mix64(a->key ^ 0x5245564953494f4eULL);
+                        a->size = a->size + 1000 + a->revision;
+                        a->declared_size = a->size;
+                        a->sha_known = false;
+                        snprintf(a->creation, sizeof a->creation, "2025-06-%02uT10:00:00.000Z",
+                                 1 + a->revision % 28);
+                }
+        } else {
+                *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
+                           "attachment_revised, delist, relist or gone";
+                return -EINVAL;
+        }
+        r->version++;
+        return 0;
 }
 
 /* ---- content ---------------------------------------------------------------- */

@@ -16,7 +16,11 @@
  *
  * Locking: everything in `struct referral` / `struct attachment` is fixed at start
  * except the fields marked "mutable", which, like stats, faults and store tokens,
- * are only touched with `mock.lock` held.
+ * are only touched with `mock.lock` held.  POST /_mock/change (a test changing
+ * a referral between two runs of ersd, never during one) also rewrites a few
+ * fixed fields (priority, appointment, an attachment's content key, size and
+ * creation) under the lock: requests in flight at that instant may see either
+ * value.
  */
 
 #include <pthread.h>
@@ -32,6 +36,8 @@
 #define ATTACHMENT_ID_FIRST 7000000ULL  /* attachment n has id ATTACHMENT_ID_FIRST + n */
 #define A006_MAX_BYTES 5242880ULL       /* A006 refuses larger files with 422 */
 #define AVAILABILITY_LEN 48
+#define MAX_EXTRA_ATTACHMENTS 4         /* attachments /_mock/change may add to one referral */
+#define SPARE_ATTACHMENTS 16            /* the pool they come from, at the end of mock.attachments */
 
 #define SYS_PRIORITY "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1"
 #define SYS_SPECIALTY "https://fhir.nhs.uk/STU3/CodeSystem/SPECIALTY-1"
@@ -65,6 +71,7 @@ enum fault_kind {
         FAULT_422, /* e-RS will not release it (an attachment not available after all) */
         FAULT_502, /* a gateway in front of the service failed */
         FAULT_429_BARE, /* 429 without Retry-After */
+        FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
 };
 
 struct options {
@@ -137,6 +144,8 @@ struct attachment {
         size_t referral;              /* index of the owning referral */
         /* mutable, under mock.lock: */
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
+        bool removed;                 /* no longer listed on its referral (/_mock/change) */
+        unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
         unsigned char sha256[32];     /* of the bytes served, once computed */
 };
@@ -169,6 +178,10 @@ struct referral {
         /* mutable, under mock.lock: */
         int64_t version;
         unsigned bumps;               /* state changes since version0 */
+        bool delisted;                /* on no worklist now (A005 still serves it) */
+        bool gone;                    /* unknown to e-RS now: A005 and A007 answer 404 */
+        size_t extra[MAX_EXTRA_ATTACHMENTS]; /* attachments added since start (spares), in order */
+        size_t n_extra;
 };
 
 /* A consistent copy of one referral's mutable state, taken under the lock. */
@@ -176,7 +189,9 @@ struct referral_view {
         const struct referral *r;
         int64_t version;
         int state;
-        char (*availability)[AVAILABILITY_LEN]; /* r->att_count entries, owned */
+        size_t n_att;                           /* its listed attachments (removed ones left out) */
+        size_t *att;                            /* n_att indexes into mock.attachments, owned */
+        char (*availability)[AVAILABILITY_LEN]; /* n_att entries, owned */
 };
 
 struct fault {
@@ -220,7 +235,8 @@ struct mock {
         size_t n_referrals;
         size_t n_worklisted;
         struct attachment *attachments;
-        size_t n_attachments;
+        size_t n_attachments;           /* spares included */
+        size_t spare_first, spares_used; /* the spare pool: attachments[spare_first …] */
         struct attachment **by_binary_id; /* sorted by binary_id */
         unsigned api_port, store_port;
 
@@ -262,6 +278,15 @@ const char *referral_comment(const struct referral *r, int state);
 /* Its length in bytes: the --edge-text comment holds a NUL. */
 size_t referral_comment_len(const char *comment);
 struct referral *mock_find_referral(struct mock *m, const char *ubrn);
+/* A referral's attachments, its own then those added (r->extra), removed ones
+ * included: the index in mock.attachments of the k-th (k < referral_attachments(r)).
+ * Call with the lock held (r->n_extra is mutable). */
+size_t referral_attachments(const struct referral *r);
+size_t referral_attachment(const struct referral *r, size_t k);
+/* POST /_mock/change: applies `what` to r (see README); 0, or -EINVAL / -ENOSPC
+ * with a message in *ret_why.  Call with the lock held. */
+int mock_change_locked(struct mock *m, struct referral *r, const char *what, const char *attachment_id,
+                       const char **ret_why);
 struct attachment *mock_find_binary(struct mock *m, const char *binary_id);
 struct attachment *mock_find_attachment(struct mock *m, const char *id);
 void attachment_fill(const struct attachment *a, uint64_t pos, unsigned char *buf, size_t len);

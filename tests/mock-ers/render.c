@@ -292,8 +292,8 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         bool booked = referral_booked(r, v->state);
         json_object *o = json_object_new_object();
         json_object *exts = json_object_new_array_ext(8);
-        json_object *contained = json_object_new_array_ext(3 + (int)r->att_count);
-        json_object *support = json_object_new_array_ext(1 + (int)r->att_count);
+        json_object *contained = json_object_new_array_ext(3 + (int)v->n_att);
+        json_object *support = json_object_new_array_ext(1 + (int)v->n_att);
         char buf[160];
 
         put(o, "resourceType", str("ReferralRequest"));
@@ -333,8 +333,8 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         }
         if (booked)
                 json_object_array_add(contained, appointment(m, v));
-        for (size_t k = 0; k < r->att_count; k++) {
-                const struct attachment *a = &m->attachments[r->att_first + k];
+        for (size_t k = 0; k < v->n_att; k++) {
+                const struct attachment *a = &m->attachments[v->att[k]];
                 json_object_array_add(contained, document_reference(a, v->availability[k]));
                 snprintf(buf, sizeof buf, "#DocumentReference-%s", a->id);
                 json_object_array_add(support, reference(buf));
@@ -584,7 +584,7 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
 {
         int state = state_after(r, r->bumps);
         json_object *o = json_object_new_object();
-        json_object *atts = json_object_new_array_ext((int)r->att_count);
+        json_object *atts = json_object_new_array_ext((int)referral_attachments(r));
         json_object *related = json_object_new_array();
         bool booked = referral_booked(r, state);
         const struct code *reason = referral_reason(r, state);
@@ -593,7 +593,8 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
 
         put(o, "ubrn", str(r->ubrn));
         put(o, "version", json_object_new_int64(r->version));
-        put(o, "worklisted", json_object_new_boolean(r->worklisted));
+        put(o, "worklisted", json_object_new_boolean(r->worklisted && !r->delisted && !r->gone));
+        put(o, "gone", json_object_new_boolean(r->gone));
         put(o, "nhs_number", str(r->nhs_number));
         put(o, "nhs_number_valid", json_object_new_boolean(r->nhs_number_valid));
         put(o, "priority", str(r->priority->code));
@@ -618,8 +619,10 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
                 json_object_array_add(related, str(m->referrals[r->related].ubrn));
         put(o, "related", related);
 
-        for (size_t k = 0; k < r->att_count; k++) {
-                const struct attachment *a = &m->attachments[r->att_first + k];
+        for (size_t k = 0; k < referral_attachments(r); k++) {
+                const struct attachment *a = &m->attachments[referral_attachment(r, k)];
+                if (a->removed)
+                        continue;
                 json_object *j = json_object_new_object();
                 put(j, "id", str(a->id));
                 put(j, "binary_id", str(a->binary_id));
@@ -665,16 +668,22 @@ char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t
         if (only_ubrn && !(only = mock_find_referral(m, only_ubrn)))
                 return NULL;
         if (hashes) {
-                size_t first = only ? only->att_first : 0;
-                size_t count = only ? only->att_count : m->n_attachments;
-                struct attachment **todo = calloc(count ? count : 1, sizeof *todo);
+                struct attachment **todo = calloc(m->n_attachments ? m->n_attachments : 1, sizeof *todo);
                 size_t n = 0;
                 if (!todo)
                         return NULL;
                 pthread_mutex_lock(&m->lock);
-                for (size_t i = 0; i < count; i++)
-                        if (!m->attachments[first + i].sha_known)
-                                todo[n++] = &m->attachments[first + i];
+                if (only) {
+                        for (size_t k = 0; k < referral_attachments(only); k++) {
+                                struct attachment *a = &m->attachments[referral_attachment(only, k)];
+                                if (!a->sha_known)
+                                        todo[n++] = a;
+                        }
+                } else {
+                        for (size_t i = 0; i < m->n_attachments; i++)
+                                if (!m->attachments[i].sha_known && m->attachments[i].referral != SIZE_MAX)
+                                        todo[n++] = &m->attachments[i];
+                }
                 pthread_mutex_unlock(&m->lock);
                 mock_hash_attachments(m, todo, n);
                 free(todo);

@@ -51,6 +51,7 @@ static const struct {
         { "422", FAULT_422 },
         { "502", FAULT_502 },
         { "429_bare", FAULT_429_BARE },
+        { "stale", FAULT_STALE },
 };
 
 struct origin {
@@ -880,6 +881,8 @@ static enum MHD_Result handle_a008(struct call *c)
                 int state = state_after(r, r->bumps);
                 if (service_index != SIZE_MAX && r->service != service_index)
                         continue;
+                if (r->delisted || r->gone)
+                        continue;
                 if (slot_issues && state != STATE_DEFERRED)
                         continue;
                 items[n].referral = i;
@@ -927,15 +930,22 @@ static enum MHD_Result handle_a005(struct call *c, struct referral *r, int64_t v
         if (!r)
                 return reply_not_found(c, "no referral with that UBRN");
         pthread_mutex_lock(&m->lock);
+        bool gone = r->gone;
         bool bad_version = version != 0 && (version < 1 || version > r->version);
-        int rv = bad_version ? 0 : view_take_locked(m, r, version, &v);
         pthread_mutex_unlock(&m->lock);
+        if (gone)
+                return reply_not_found(c, "no referral with that UBRN");
         if (bad_version)
                 return reply_not_found(c, "no such version of that referral");
-        if (rv < 0)
-                return reply(c, 500, NULL);
 
         enum fault_kind kind = fault_take(c, EP_A005, r->ubrn);
+        pthread_mutex_lock(&m->lock);
+        if (kind == FAULT_STALE) /* a lagging replica: an older version than e-RS has */
+                version = r->version > 3 ? r->version - 2 : 1;
+        int rv = view_take_locked(m, r, version, &v);
+        pthread_mutex_unlock(&m->lock);
+        if (rv < 0)
+                return reply(c, 500, NULL);
         if (fault_replace(c, kind, &ret)) {
                 view_release(&v);
                 return ret;
@@ -968,7 +978,12 @@ static bool refuse_attachment(struct call *c, const struct attachment *a, enum M
         }
         pthread_mutex_lock(&c->m->lock);
         memcpy(availability, a->availability, sizeof availability);
+        bool spare = a->referral == SIZE_MAX;
         pthread_mutex_unlock(&c->m->lock);
+        if (spare) { /* not added to any referral yet */
+                *ret = reply_not_found(c, "no attachment with that id");
+                return true;
+        }
         if (strcmp(availability, "AVAILABLE") != 0) {
                 snprintf(diag, sizeof diag, "the attachment is not available for download (%s)", availability);
                 *ret = reply_outcome(c, 422, "business-rule", "ATTACHMENT_NOT_AVAILABLE", "Attachment not available",
@@ -1161,7 +1176,10 @@ static enum MHD_Result handle_a007(struct call *c, struct referral *r)
         count(c, EP_A007);
         if (refuse_caller(c, &ret))
                 return ret;
-        if (!r)
+        pthread_mutex_lock(&m->lock);
+        bool gone = r && r->gone;
+        pthread_mutex_unlock(&m->lock);
+        if (!r || gone)
                 return reply_not_found(c, "no referral with that UBRN");
         enum fault_kind kind = fault_take(c, EP_A007, r->ubrn);
         if (fault_replace(c, kind, &ret))
@@ -1262,9 +1280,11 @@ static enum MHD_Result control_fault(struct call *c)
                 return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
         if (kind == FAULT_NONE)
                 return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
-                                                   "wrong_content_type truncated stall oversized");
+                                                   "wrong_content_type truncated stall oversized stale");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
                 return reply_control_error(c, 400, "oversized applies to A008 only");
+        if (kind == FAULT_STALE && ep != EP_A005)
+                return reply_control_error(c, 400, "stale applies to A005 only");
         if (ubrn && (ep == EP_A008 || strlen(ubrn) != 12 || strspn(ubrn, "0123456789") != 12))
                 return reply_control_error(c, 400, "ubrn must be 12 digits, and does not apply to A008");
         if (count_s && !parse_u64(count_s, 1, 1000000, &n))
@@ -1338,7 +1358,7 @@ static enum MHD_Result control_availability(struct call *c)
         const char *id = query(c, "attachment"), *status = query(c, "status"), *bump = query(c, "bump");
         struct attachment *a = id ? mock_find_attachment(m, id) : NULL;
 
-        if (!a)
+        if (!a || a->referral == SIZE_MAX)
                 return reply_control_error(c, 404, "no attachment with that id (attachment id or binary id)");
         if (!status || !*status || strlen(status) >= AVAILABILITY_LEN)
                 return reply_control_error(c, 400, "status must be a code of 1..47 characters");
@@ -1351,6 +1371,32 @@ static enum MHD_Result control_availability(struct call *c)
         pthread_mutex_unlock(&m->lock);
         json_object_object_add(o, "attachment", json_object_new_string(a->id));
         json_object_object_add(o, "availability", json_object_new_string(status));
+        return reply_json(c, 200, o);
+}
+
+static enum MHD_Result control_change(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *ubrn = query(c, "ubrn"), *what = query(c, "what"), *att = query(c, "attachment");
+        struct referral *r = ubrn ? mock_find_referral(m, ubrn) : NULL;
+        const char *why = NULL;
+
+        if (!r)
+                return reply_control_error(c, 404, "no referral with that ubrn");
+        if (!what)
+                return reply_control_error(c, 400, "what= is required");
+        pthread_mutex_lock(&m->lock);
+        int rv = mock_change_locked(m, r, what, att, &why);
+        json_object *o = rv == 0 ? referral_state_json(m, r) : NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (rv < 0)
+                return reply_control_error(c, rv == -ENOSPC ? 409 : 400, why);
+        if (strcmp(what, "attachment_added") == 0) {
+                pthread_mutex_lock(&m->lock);
+                const char *id = m->attachments[r->extra[r->n_extra - 1]].id;
+                json_object_object_add(o, "attachment", json_object_new_string(id));
+                pthread_mutex_unlock(&m->lock);
+        }
         return reply_json(c, 200, o);
 }
 
@@ -1389,6 +1435,8 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                 return post ? control_bump(c) : reply_405(c, "POST");
         if (strcmp(what, "availability") == 0)
                 return post ? control_availability(c) : reply_405(c, "POST");
+        if (strcmp(what, "change") == 0)
+                return post ? control_change(c) : reply_405(c, "POST");
         return reply_control_error(c, 404, "unknown control endpoint");
 }
 

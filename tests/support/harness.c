@@ -185,10 +185,20 @@ const char *odbc_fault_preload(void) {
 }
 
 int ersd_run(const char *config_path, const char *mode, struct run *ret) {
-        return ersd_run_opts(config_path, mode, NULL, ret);
+        const char *const args[] = { mode, NULL };
+        return ersd_run_full(config_path, mode ? args : NULL, NULL, ret);
+}
+
+int ersd_run_args(const char *config_path, const char *const *args, struct run *ret) {
+        return ersd_run_full(config_path, args, NULL, ret);
 }
 
 int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret) {
+        const char *const args[] = { mode, NULL };
+        return ersd_run_full(config_path, mode ? args : NULL, o, ret);
+}
+
+int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret) {
         char path[512];
         int out[2], err[2], st;
         struct buf bo = { 0 }, be = { 0 };
@@ -204,10 +214,12 @@ int ersd_run_opts(const char *config_path, const char *mode, const struct run_op
                 dup2(out[1], STDOUT_FILENO);
                 dup2(err[1], STDERR_FILENO);
                 child_apply(o);
-                if (mode)
-                        execl(path, path, "-c", config_path, mode, (char *) NULL);
-                else
-                        execl(path, path, "-c", config_path, (char *) NULL);
+                const char *argv[16] = { path, "-c", config_path };
+                size_t n = 3;
+                for (; args && args[n - 3] && n < sizeof argv / sizeof argv[0] - 1; n++)
+                        argv[n] = args[n - 3];
+                argv[n] = NULL;
+                execv(path, (char *const *) argv);
                 _exit(127);
         }
         close(out[1]);

@@ -53,6 +53,12 @@ int ersd_run_opts(const char *config_path, const char *mode, const struct run_op
  * fails one COMMIT, tests/support/preload/odbc_fault.c), for run_opts.env.
  * Static storage. */
 const char *odbc_fault_preload(void);
+/* The same with the arguments after "-c FILE" (NULL-terminated, may be NULL):
+ * { "audit", "--json", ubrn, NULL }. */
+int ersd_run_args(const char *config_path, const char *const *args, struct run *ret);
+
+/* Both: the arguments after "-c FILE" (may be NULL) and how the process differs (may be NULL). */
+int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret);
 void run_free(struct run *r);
 
 /* build/ersd running in the background (loop mode), its output read as it comes. */

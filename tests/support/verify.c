@@ -175,5 +175,16 @@ unsigned verify_consistent(struct db *d) {
                                       0, NULL);
         /* No document content stored twice. */
         problems += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
+        /* The audit trail went with every write: each ledger row has the row of the write
+         * that put its version there, and each UBRN's seq runs 1, 2, … without a gap. */
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM ers_ledger l WHERE NOT EXISTS (SELECT 1 FROM ers_audit a"
+                                      " WHERE a.ubrn = l.ubrn AND a.version = l.version"
+                                      " AND a.event_type IN ('NEW', 'UPDATED', 'DOCUMENTS'))",
+                                      0, NULL);
+        problems += (unsigned) db_int(d,
+                                      "SELECT COUNT(*) FROM (SELECT ubrn FROM ers_audit GROUP BY ubrn"
+                                      " HAVING MAX(seq) <> COUNT(*) OR MIN(seq) <> 1) gaps",
+                                      0, NULL);
         return problems;
 }

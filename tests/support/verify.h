@@ -28,7 +28,8 @@ struct verify_result {
 void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret);
 
 /* The invariants of a PAS at any instant: every ledger row has its referral
- * at that version; every fetched document reassembles to its size and
- * sha256; no document stored twice; no part without its document.  Returns
- * the number of problems (0 = consistent). */
+ * at that version, and the audit row of the write that put it there; every
+ * fetched document reassembles to its size and sha256; no document stored
+ * twice; no part without its document; each UBRN's audit seq runs 1… without
+ * a gap.  Returns the number of problems (0 = consistent). */
 unsigned verify_consistent(struct db *d);

@@ -5,14 +5,19 @@
  * ersd's own code knowing about it.  It wraps unixODBC's SQLEndTran and
  * SQLGetDiagRec (the real ones through dlsym(RTLD_NEXT)):
  *
- *   ERSD_FAULT_COMMIT=committed:N  the Nth SQLEndTran(SQL_COMMIT) commits, then
- *                                  reports SQL_ERROR with SQLSTATE 08S01 (the
- *                                  link failed before the answer came back);
- *   ERSD_FAULT_COMMIT=lost:N       the Nth one rolls back instead, and reports
- *                                  the same: the client cannot tell the two apart.
+ *   ERSD_FAULT_COMMIT=committed:N  the COMMIT of the Nth transaction that wrote
+ *                                  the ledger (the Nth referral written) commits,
+ *                                  then reports SQL_ERROR with SQLSTATE 08S01
+ *                                  (the link failed before the answer came back);
+ *   ERSD_FAULT_COMMIT=lost:N       that one rolls back instead, and reports the
+ *                                  same: the client cannot tell the two apart.
  *
- * The diagnostic record of the failed call is the shim's until the next
- * SQLEndTran on that connection.  Counting is per process, from 1.
+ * Only transactions that wrote ers_ledger are counted (seen through SQLPrepare
+ * and SQLExecute), so that the commits of other bookkeeping (worklist entries,
+ * the budget, polls) do not move the fault to another referral.  The
+ * diagnostic record of the failed call is the shim's until the next
+ * SQLEndTran on that connection.  Counting is per process, from 1; ersd is
+ * single-threaded.
  */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -23,9 +28,14 @@
 #include <sqlext.h>
 
 static SQLHANDLE failed_dbc; /* the connection whose last SQLEndTran the shim failed */
-static long commits;         /* SQLEndTran(SQL_COMMIT) calls so far */
+static long commits;         /* commits of transactions that wrote the ledger, so far */
+static bool ledger_written;  /* an INSERT or UPDATE of ers_ledger ran since the last SQLEndTran */
+static SQLHSTMT ledger_stmts[64]; /* prepared statements that write ers_ledger (never freed: ersd keeps them) */
+static size_t n_ledger_stmts;
 
 SQLRETURN SQL_API SQLEndTran(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT completion);
+SQLRETURN SQL_API SQLPrepare(SQLHSTMT stmt, SQLCHAR *text, SQLINTEGER len);
+SQLRETURN SQL_API SQLExecute(SQLHSTMT stmt);
 SQLRETURN SQL_API SQLGetDiagRec(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT rec, SQLCHAR *state,
                                 SQLINTEGER *native, SQLCHAR *text, SQLSMALLINT max, SQLSMALLINT *len);
 
@@ -39,15 +49,38 @@ static bool fault_now(bool *ret_commit) {
         return true;
 }
 
+SQLRETURN SQL_API SQLPrepare(SQLHSTMT stmt, SQLCHAR *text, SQLINTEGER len) {
+        SQLRETURN (*real)(SQLHSTMT, SQLCHAR *, SQLINTEGER) =
+                (SQLRETURN(*)(SQLHSTMT, SQLCHAR *, SQLINTEGER)) dlsym(RTLD_NEXT, "SQLPrepare");
+        const char *sql = (const char *) text;
+
+        if (sql && len == SQL_NTS && n_ledger_stmts < sizeof ledger_stmts / sizeof *ledger_stmts &&
+            (strncmp(sql, "INSERT INTO ers_ledger ", 23) == 0 || strncmp(sql, "UPDATE ers_ledger ", 18) == 0))
+                ledger_stmts[n_ledger_stmts++] = stmt;
+        return real(stmt, text, len);
+}
+
+SQLRETURN SQL_API SQLExecute(SQLHSTMT stmt) {
+        SQLRETURN (*real)(SQLHSTMT) = (SQLRETURN(*)(SQLHSTMT)) dlsym(RTLD_NEXT, "SQLExecute");
+
+        for (size_t i = 0; i < n_ledger_stmts; i++)
+                if (ledger_stmts[i] == stmt)
+                        ledger_written = true;
+        return real(stmt);
+}
+
 SQLRETURN SQL_API SQLEndTran(SQLSMALLINT type, SQLHANDLE handle, SQLSMALLINT completion) {
         SQLRETURN (*real)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT) =
                 (SQLRETURN(*)(SQLSMALLINT, SQLHANDLE, SQLSMALLINT)) dlsym(RTLD_NEXT, "SQLEndTran");
         bool commit = false;
         SQLRETURN rc;
 
+        bool counted = ledger_written && completion == SQL_COMMIT;
+
+        ledger_written = false;
         if (failed_dbc == handle)
                 failed_dbc = NULL;
-        if (completion != SQL_COMMIT)
+        if (!counted)
                 return real(type, handle, completion);
         commits++;
         if (!fault_now(&commit))

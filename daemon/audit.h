@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The audit trail (ers_audit, docs/schema.md): one append-only row per write,
+ * in the transaction of the write it records.  This module builds what a row
+ * says and prints a referral's history; sync.c decides when a row is written.
+ *
+ *   event_type  NEW            a referral written for the first time
+ *               UPDATED        a newer version written
+ *               DOCUMENTS      the same version, documents completed (a PENDING
+ *                              attachment released, a failed fetch done)
+ *               LEFT_WORKLIST  a poll of its worklist no longer lists it (and
+ *                              no other latest worklist does): nothing deleted
+ *               RETURNED       listed again after it left
+ *               PATIENT_MATCH  a later round found (or lost) the referral's PAS
+ *                              patient: "patient_match UNMATCHED -> MATCHED"
+ *   detail      what changed, by field name: "state BOOKED -> CANCELLED_REFERRAL;
+ *               appointment moved: … -> …; attachment added: 7000123"
+ *   documents   one line per document row written: "<document_id> <sha256>
+ *               <attachment id> r<revision>", NOT_FETCHED instead of the SHA-256
+ *               for a row recorded without content, " of <UBRN>" after a related
+ *               referral's document
+ *
+ * Never a patient identifier: no NHS number, no PAS patient id, no free text
+ * (state comment, titles, reasons); codes, times, UBRNs and attachment ids only.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../adapters/pas.h"
+#include "err.h"
+#include "fhir.h"
+
+/* A growable text; on allocation failure `oom` is set and later appends are
+ * dropped (the caller then fails the write with -ENOMEM). */
+struct audit_text {
+        char *p; /* owned, NUL-terminated (NULL while empty) */
+        size_t len, cap;
+        bool oom;
+};
+/* Appends one clause, "; " between clauses. */
+void audit_clause(struct audit_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends one line, "\n" between lines. */
+void audit_line(struct audit_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void audit_text_free(struct audit_text *t);
+
+/* "NEW", "UPDATED" or "DOCUMENTS" for a write of `version` over `before`. */
+const char *audit_event(const struct referral_stored *before, int64_t version);
+
+/* The clauses saying what the write of `now` (with its worklist `entry`, may
+ * be NULL) changes in `before`: the fields by name, codes old -> new, related
+ * referrals added and removed.  For a NEW referral, a summary of what it is. */
+void audit_describe(struct audit_text *t, const struct referral_stored *before, const struct referral *now,
+                    const struct worklist_entry *entry);
+
+/*
+ * Compares the attachments `src` lists (shown with referral `ubrn`) with those
+ * stored, inside the write's transaction, before its documents are written:
+ * marks those e-RS no longer lists as removed (kept, removed_at set) and
+ * those listed again, and adds a clause for each ("attachment added: ID",
+ * "attachment removed: ID", "attachment listed again: ID"), prefixed with
+ * `prefix` when not NULL.  Adds nothing for a referral with nothing stored.
+ */
+int audit_attachments(struct pas *p, const char *ubrn, const struct referral *src, const char *prefix,
+                      struct audit_text *t, struct errbuf *e);
+
+/*
+ * After a successful poll of `worklist` (entries `sorted` by UBRN): records
+ * its entries as the latest (ers_worklist_entry), then marks the referrals
+ * that left the worklists and those that came back (ers_ledger.left_worklist_at),
+ * each with an audit row, in one transaction.  *ret_left and *ret_returned
+ * count them.  0 or a negative errno (-ESTALE: the writer's lease was lost).
+ */
+int audit_worklist_poll(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
+                        const char *correlation_id, unsigned *ret_left, unsigned *ret_returned, struct errbuf *e);
+
+/*
+ * `ersd audit UBRN`: prints the referral's history to `out`, as a table or as
+ * JSON.  Returns the number of rows (0 when the PAS has none for that UBRN:
+ * the caller says the UBRN is unknown), or a negative errno with one line in e.
+ */
+int audit_print(struct pas *p, const char *ubrn, bool json, FILE *out, struct errbuf *e);
