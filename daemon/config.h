@@ -62,6 +62,7 @@ struct config {
         long worklist_calls_per_day; /* A008 calls per service per UK day: 1..2, default 2 */
         long max_requests_per_second; /* every e-RS call, token included: 1..10, default 10 */
         long pending_recheck_s;     /* a PENDING document is asked for again after this: 300.., default 300 */
+        long tries;                 /* sends of one e-RS call on 429/5xx/no connection: 1..10, default 5 */
         bool test_limits;           /* a limit is beyond production's (allowed on loopback only): said at start */
 
         struct worklist_conf *worklists; /* owned array, n_worklists >= 1 */
