@@ -26,11 +26,12 @@ enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_ST
 static const char *const endpoint_names[EP_COUNT_] = { "token endpoint", "A008", "A005", "A042", "A006", "A007",
                                                        "object store" };
 
-/* One endpoint's run of transient failures (5xx, 429, network). */
+#define ENDPOINT_FAILING 3 /* calls in a row that failed for good: the endpoint is taken to be down */
+
+/* One endpoint's run of calls that failed for good (every try 5xx, 429 or no connection). */
 struct endpoint_state {
-        unsigned failures; /* in a row, over calls: from `tries` on, calls fail at once until not_before */
-        unsigned steps;    /* of those, the ones without a usable Retry-After: the exponent of the backoff */
-        double not_before; /* monotonic: no request to it before this */
+        unsigned failed_calls; /* in a row; from ENDPOINT_FAILING on, calls fail at once until not_before */
+        double not_before;     /* monotonic: while failing, the next call goes no sooner (1, 2, 4 … s, capped) */
 };
 
 struct ers_client {
@@ -484,28 +485,28 @@ static int wait_for(struct ers_client *c, double seconds) {
 }
 
 /*
- * Before each send: an endpoint that failed `tries` times in a row and whose
- * backoff has not run out is not tried at all (-EAGAIN, so that a failing
- * object store does not hold up A005); otherwise wait out its backoff, a 429
- * (for every e-RS endpoint: the limit is the application's), and the rate
- * limiter's slot (the e-RS origin only: the object store is not the API).
+ * Before each send: an endpoint whose last ENDPOINT_FAILING calls all failed
+ * (it is down: 5xx or no connection on every try) is not tried until its
+ * backoff runs out (-EAGAIN, so that a failing object store does not hold up
+ * A005, and the referrals wait in ers_retry); then one call tries it again.
+ * A 429 holds every e-RS endpoint back until its wait is over (the limit is
+ * the application's).  Then the rate limiter's slot (the e-RS origin only:
+ * the object store is not the API).
  */
 static int gate(struct transfer *t, const char *what, struct errbuf *e) {
         struct ers_client *c = t->c;
         struct endpoint_state *st = &c->ep[t->ep];
-        double now = now_monotonic(), wait = 0;
+        double now = now_monotonic(), wait;
         int r;
 
-        if (st->failures >= c->tries && st->not_before > now)
-                return err_set(e, -EAGAIN, "%s: not tried: %s failed %u times in a row, backing off (next try in %.0f s)",
-                               what, endpoint_names[t->ep], st->failures, st->not_before - now);
-        if (st->not_before > now)
-                wait = st->not_before - now;
-        if (t->ep != EP_STORE && c->throttled_until - now > wait)
-                wait = c->throttled_until - now;
-        r = wait > 0 ? wait_for(c, wait) : 0;
-        if (r < 0)
-                return err_set(e, r, "%s: stopped while backing off", what);
+        if (st->failed_calls >= ENDPOINT_FAILING && st->not_before > now)
+                return err_set(e, -EAGAIN, "%s: not tried: the last %u %s calls failed, next try in %.0f s", what,
+                               st->failed_calls, endpoint_names[t->ep], st->not_before - now);
+        if (t->ep != EP_STORE && c->throttled_until > now) {
+                r = wait_for(c, c->throttled_until - now);
+                if (r < 0)
+                        return err_set(e, r, "%s: stopped while e-RS asked us to slow down", what);
+        }
         if (t->ep != EP_STORE) {
                 wait = rate_limit_take(&c->rate, now_monotonic());
                 r = wait > 0 ? wait_for(c, wait) : 0;
@@ -515,29 +516,33 @@ static int gate(struct transfer *t, const char *what, struct errbuf *e) {
         return 0;
 }
 
-/* After a send: a transient failure (5xx, 429, a connection that failed)
- * lengthens the endpoint's backoff (Retry-After when the answer gave one,
- * else 1, 2, 4 … s with jitter), anything else ends it.  Returns the wait
- * before the next try, or -1 when the call should not be tried again. */
-static double note_outcome(struct transfer *t, bool transient, long retry_after) {
+/* The wait before another try after a transient answer: Retry-After when it
+ * gave one (capped), else 1, 2, 4 … s with jitter by the tries without one
+ * (*steps).  A 429 holds every e-RS endpoint back for as long. */
+static double retry_wait(struct transfer *t, unsigned *steps) {
         struct ers_client *c = t->c;
-        struct endpoint_state *st = &c->ep[t->ep];
-        double wait;
+        long ra = t->status == 429 || t->status == 503 ? t->retry_after : -1;
+        double wait = ra >= 0 ? (ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
+                              : sched_backoff(++*steps, &c->jitter);
 
-        if (!transient) {
-                st->failures = st->steps = 0;
-                st->not_before = 0;
-                return -1;
-        }
-        st->failures++;
-        if (retry_after >= 0)
-                wait = retry_after < SCHED_BACKOFF_CAP ? (double) retry_after : SCHED_BACKOFF_CAP;
-        else
-                wait = sched_backoff(++st->steps, &c->jitter);
-        st->not_before = now_monotonic() + wait;
-        if (t->status == 429 && t->ep != EP_STORE && st->not_before > c->throttled_until)
-                c->throttled_until = st->not_before;
+        if (t->status == 429 && t->ep != EP_STORE && now_monotonic() + wait > c->throttled_until)
+                c->throttled_until = now_monotonic() + wait;
         return wait;
+}
+
+/* After a call's last try: a call that failed for good (5xx, 429 or no
+ * connection to the end) adds to its endpoint's run, anything else ends it. */
+static void note_call(struct transfer *t, bool failed) {
+        struct endpoint_state *st = &t->c->ep[t->ep];
+
+        if (!failed) {
+                st->failed_calls = 0;
+                st->not_before = 0;
+                return;
+        }
+        st->failed_calls++;
+        if (st->failed_calls >= ENDPOINT_FAILING)
+                st->not_before = now_monotonic() + sched_backoff(st->failed_calls - ENDPOINT_FAILING + 1, &t->c->jitter);
 }
 
 /* A transfer's state back to "nothing received", for another try. */
@@ -598,6 +603,9 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
         CURLcode rc;
         int r;
 
+        unsigned steps = 0;
+        bool transient = false;
+
         for (unsigned attempt = 1;; attempt++) {
                 r = gate(t, what, e);
                 if (r < 0) {
@@ -611,19 +619,20 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
 
                 bool untouched = t->kind == SINK_JSON ? t->json_bytes == 0
                                                       : !t->file || spool_file_size(t->file) == sink_start;
-                bool transient = !t->err && ((rc == CURLE_OK && (t->status == 429 || t->status / 100 == 5)) ||
-                                             (rc != CURLE_OK && connection_failed(rc)));
-                double wait = note_outcome(t, transient || (rc != CURLE_OK && classify_curl(rc, t, cause, sizeof cause) == -EAGAIN),
-                                           t->status == 429 || t->status == 503 ? t->retry_after : -1);
-                if (!transient || !untouched || t->ep == EP_A008 || attempt >= t->c->tries || wait < 0)
+                transient = !t->err && ((rc == CURLE_OK && (t->status == 429 || t->status / 100 == 5)) ||
+                                        (rc != CURLE_OK && connection_failed(rc)));
+                if (!transient || !untouched || t->ep == EP_A008 || attempt >= t->c->tries)
                         break;
-                r = wait_for(t->c, wait);
+                r = wait_for(t->c, retry_wait(t, &steps));
                 if (r < 0)
                         return err_set(e, r, "%s: stopped while backing off (correlation id %s)", what, correlation_id);
                 if (renew_correlation_id(t, correlation_id) < 0)
                         return err_set(e, -ENOMEM, "out of memory");
                 transfer_rewind(t);
         }
+        if (transient)
+                (void) retry_wait(t, &steps); /* a last 429 still holds the others back */
+        note_call(t, transient);
 
         if (t->err) /* a body callback refused the answer */
                 return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,

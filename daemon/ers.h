@@ -35,12 +35,14 @@
  * when given, capped at SCHED_BACKOFF_CAP, else 1, 2, 4 … s with jitter), up
  * to ers.tries sends, with a fresh correlation id each time, when nothing of
  * its answer was taken yet; A008 never (each send counts against the
- * worklist budget).  A 429 holds every e-RS endpoint back (the limit is the
- * application's); 5xx and network failures hold back only their endpoint,
- * and once one has failed ers.tries times in a row, calls to it fail at once
- * (-EAGAIN, "not tried: … backing off") until its backoff runs out, so a
- * failing object store does not hold A005 up.  Waits feed the progress
- * callback and end with -ECANCELED when the stop flag is set.
+ * worklist budget).  A 429 holds every e-RS endpoint back for its wait (the
+ * limit is the application's).  5xx and network failures count against
+ * their endpoint only: once 3 calls to one endpoint in a row failed on every
+ * try, calls to it fail at once (-EAGAIN, "not tried: …") for 1, 2, 4 … s
+ * (capped) before one call tries it again, so a failing object store does
+ * not hold A005 up, and one referral that always fails does not stop the
+ * others.  Waits feed the progress callback and end with -ECANCELED when the
+ * stop flag is set.
  *
  * Returns 0, or a negative errno with one line in the errbuf naming the
  * endpoint, the UBRN (when there is one), the HTTP status or transport

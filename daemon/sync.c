@@ -256,7 +256,8 @@ static int schedule_written(struct sync_ctx *ctx, const char *ubrn, bool complet
         char at[32];
         int r;
 
-        utc_iso(time(NULL) + ctx->cfg->pending_recheck_s, at);
+        /* + 1: times are stored to the second, and the next look must not come early. */
+        utc_iso(time(NULL) + ctx->cfg->pending_recheck_s + 1, at);
         r = pas_ledger_recheck_at(ctx->pas, ubrn, complete ? NULL : at, e);
         if (r == 0)
                 r = pas_retry_delete(ctx->pas, ubrn, e);
