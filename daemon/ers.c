@@ -522,7 +522,7 @@ static int gate(struct transfer *t, const char *what, struct errbuf *e) {
 static double retry_wait(struct transfer *t, unsigned *steps) {
         struct ers_client *c = t->c;
         long ra = t->status == 429 || t->status == 503 ? t->retry_after : -1;
-        double wait = ra >= 0 ? (ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
+        double wait = ra >= 0 ? ((double) ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
                               : sched_backoff(++*steps, &c->jitter);
 
         if (t->status == 429 && t->ep != EP_STORE && now_monotonic() + wait > c->throttled_until)

@@ -323,7 +323,7 @@ int write_test_config(const char *path, const char *base_url, const char *ers_li
 
         for (size_t i = 0; loopback && i < sizeof test_limits / sizeof test_limits[0]; i++)
                 if (!ers_lines || !strstr(ers_lines, test_limits[i][0]))
-                        strncat(limits, test_limits[i][1], sizeof limits - strlen(limits) - 1);
+                        snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "%s", test_limits[i][1]);
         int n = snprintf(text, sizeof text,
                          "ers: {\n"
                          "  base_url = \"%s\";\n"

@@ -271,6 +271,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c.worklist_calls_per_day, 2);
         assert_int_equal(c.max_requests_per_second, 10);
         assert_int_equal(c.pending_recheck_s, 300);
+        assert_int_equal(c.tries, 5);
         assert_int_equal(c.retry_delay_s, 60);
         assert_int_equal(c.park_after, 5);
         assert_int_equal(c.parked_retry_s, 21600);
