@@ -279,7 +279,8 @@ static const struct statement {
                              "ORDER BY COALESCE(next_check_at, '0'), ubrn" },
         [ST_RETRY_NEXT] = { "read ers_retry next", "SELECT MIN(next_attempt_at) FROM ers_retry" },
         [ST_RECHECK_NEXT] = { "read ers_ledger next",
-                              "SELECT MIN(COALESCE(next_check_at, '0')) FROM ers_ledger WHERE complete = 0" },
+                              "SELECT MIN(COALESCE(next_check_at, '0')) FROM ers_ledger WHERE complete = 0 "
+                              "AND NOT EXISTS (SELECT 1 FROM ers_retry t WHERE t.ubrn = ers_ledger.ubrn)" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -2155,7 +2156,7 @@ int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct er
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
         *ret = attempts > 0 ? (unsigned) attempts : 0;
-        return 0;
+        return found ? 1 : 0;
 }
 
 int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,

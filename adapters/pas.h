@@ -281,7 +281,8 @@ int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, 
 int pas_retry_seen(struct pas *p, const char *worklist, const struct worklist_entry *w, const char *now,
                    struct errbuf *e);
 
-/* Failed attempts recorded for the UBRN (0 when it has no row). */
+/* Failed attempts recorded for the UBRN (0 when it has no row, or is queued
+ * untried).  Returns 1 when it has an ers_retry row, 0 when not, or < 0. */
 int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct errbuf *e);
 
 /* One failed attempt, as ers_retry records it.  Borrowed strings. */

@@ -355,7 +355,9 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                  * waking at once for a signal (no lost wake-up: the signals stay blocked except
                  * inside ppoll).  A reload is applied while waiting and does not bring a worklist
                  * call forward: e-RS budgets them. */
-                double next = now_monotonic() + seconds_to_next(cfg, pas, &polls);
+                /* At least a second between rounds: a row that stays due cannot make a busy loop. */
+                double wait = seconds_to_next(cfg, pas, &polls);
+                double next = now_monotonic() + (wait < 1 ? 1 : wait);
                 status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                 while (!stop_requested) {
                         if (reload_requested) { /* may have come during the round */

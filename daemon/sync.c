@@ -264,6 +264,24 @@ static int schedule_written(struct sync_ctx *ctx, const char *ubrn, bool complet
         return r;
 }
 
+/* Nothing to write, the PAS being as new as e-RS: the referral's ers_retry
+ * row, if any, goes (else it would stay due for ever), in a transaction of its own. */
+static int schedule_nothing_to_write(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        unsigned attempts = 0;
+        int r = pas_retry_attempts(ctx->pas, ubrn, &attempts, e);
+
+        if (r <= 0)
+                return r; /* no row: nothing to do */
+        r = pas_begin(ctx->pas, e);
+        if (r == 0)
+                r = pas_retry_delete(ctx->pas, ubrn, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        else
+                pas_rollback(ctx->pas);
+        return r;
+}
+
 /* Nothing to write (documents still owed, none arrived): the next look is
  * put off by ers.pending_recheck, in a transaction of its own. */
 static int schedule_still_owed(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
@@ -296,7 +314,8 @@ static void record_failure(struct sync_ctx *ctx, const char *worklist, const cha
         int r;
 
         r = pas_retry_attempts(ctx->pas, ubrn, &attempts, &e);
-        if (r == 0) {
+        if (r >= 0) {
+                r = 0;
                 f.attempts = attempts + 1;
                 f.parked = f.attempts >= (unsigned) cfg->park_after;
                 utc_iso(t, now);
@@ -424,13 +443,10 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 log_ctx_warning(&lc, "UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
                             " already in the PAS; ignored (correlation id %s)",
                             entry->ubrn, j.main.version, ls->version, j.correlation_id);
-                stats->referrals_unchanged++;
-                goto out;
+                goto nothing_to_write;
         }
-        if (ls->found && ls->complete && j.main.version == ls->version) {
-                stats->referrals_unchanged++; /* the worklist did not say its version */
-                goto out;
-        }
+        if (ls->found && ls->complete && j.main.version == ls->version)
+                goto nothing_to_write; /* the worklist did not say its version, or it was written meanwhile */
 
         for (size_t i = 0; i < j.main.n_related && j.n_related < RELATED_MAX; i++) {
                 if (strcmp(j.main.related[i], j.main.ubrn) == 0)
@@ -488,6 +504,14 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                  j.match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j.match[0].status) : "",
                  j.correlation_id);
         goto out;
+nothing_to_write:
+        /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
+        lc.stage = "pas";
+        r = schedule_nothing_to_write(ctx, entry->ubrn, &e);
+        if (r == 0) {
+                stats->referrals_unchanged++;
+                goto out;
+        }
 fail:
         if (r == -ECANCELED || r == -ESTALE)
                 goto out; /* stopped, or no longer the writer: nothing to record */

@@ -350,7 +350,7 @@ static void test_pending_rechecked_no_sooner_than_the_minimum(void **state) {
                                  t[i] - t[i - 1]);
         assert_int_equal(calls_of("A008", NULL, NULL, NULL, 0), 1); /* no worklist call for it */
         assert_int_equal(pas_int("SELECT complete FROM ers_ledger WHERE ubrn = ?", ubrn), 0);
-        assert_non_null(pas_text("SELECT next_check_at FROM ers_ledger WHERE ubrn = ?", ubrn));
+        assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NOT NULL", ubrn), 1);
 
         /* The scan ends: the next look fetches it. */
         json_object *man = mock_get(&E.mock, "/_mock/manifest?ubrn=300000000001&hashes=0");
@@ -544,6 +544,37 @@ static void test_one_worklist_failing_while_another_syncs(void **state) {
         assert_pas_text_has("SELECT last_result FROM ers_poll WHERE worklist = ?", "second", "3 referral(s) listed");
 }
 
+/* A queued ers_retry row for a referral the PAS already has at e-RS's version
+ * (written meanwhile by another round): read once, found unchanged, and the
+ * row goes; it does not stay due for ever. */
+static void test_queued_referral_already_written_leaves_the_queue(void **state) {
+        static const char *const args[] = { "--referrals", "2", "--big-attachment", "0", NULL };
+        struct run r;
+        struct db *d;
+        bool found;
+        (void) state;
+
+        fresh("queued", args, NULL, NULL);
+        r = once();
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        free(db_text(d,
+                     "INSERT INTO ers_retry (ubrn, worklist, first_seen_at, attempts, next_attempt_at, parked) "
+                     "VALUES ('300000000000', 'cardiology', '2026-01-01T00:00:00Z', 0, '2026-01-01T00:00:00Z', 0)",
+                     0, NULL, &found));
+        db_close(d);
+        assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_retry", NULL), 1);
+        assert_int_equal(mock_post(&E.mock, "/_mock/calls/reset"), 200);
+        r = once();
+        if (r.status != 0 || !strstr(r.out, "0 new, 0 updated, 3 unchanged, 0 failed"))
+                fail_msg("exit %d: %s%s", r.status, r.out, r.err);
+        run_free(&r);
+        assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_retry", NULL), 0);
+        assert_int_equal(calls_of("A005", "300000000000", NULL, NULL, 0), 1);
+}
+
 int main(void) {
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_budget_holds_across_restarts),
@@ -554,6 +585,7 @@ int main(void) {
                 cmocka_unit_test(test_rate_limit_holds_the_rate),
                 cmocka_unit_test(test_parking_and_recovery),
                 cmocka_unit_test(test_one_worklist_failing_while_another_syncs),
+                cmocka_unit_test(test_queued_referral_already_written_leaves_the_queue),
         };
         return cmocka_run_group_tests_name("schedule", tests, group_setup, group_teardown);
 }
