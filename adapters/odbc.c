@@ -142,6 +142,22 @@ enum stmt_id {
         ST_LEDGER_LEFT,
         ST_RECONCILE_LISTED,
         ST_RECONCILE_UNLISTED,
+        ST_LEDGER_RECHECK,
+        ST_BUDGET_SPEND,
+        ST_BUDGET_GET,
+        ST_BUDGET_INSERT,
+        ST_POLL_GET,
+        ST_POLL_UPDATE,
+        ST_POLL_INSERT,
+        ST_RETRY_SEEN_UPDATE,
+        ST_RETRY_SEEN_INSERT,
+        ST_RETRY_GET,
+        ST_RETRY_FAIL,
+        ST_RETRY_DELETE,
+        ST_RETRY_DUE,
+        ST_RECHECK_DUE,
+        ST_RETRY_NEXT,
+        ST_RECHECK_NEXT,
         ST_MAX_
 };
 
@@ -276,6 +292,51 @@ static const struct statement {
                                     "SELECT r.ubrn, r.version FROM ers_referral r WHERE NOT EXISTS "
                                     "(SELECT 1 FROM ers_worklist_entry w WHERE w.ubrn = r.ubrn) "
                                     "ORDER BY r.last_synced_at DESC, r.ubrn" },
+        [ST_LEDGER_RECHECK] = { "update ers_ledger next check",
+                                "UPDATE ers_ledger SET next_check_at = ? WHERE ubrn = ?" },
+        /* Counted only while under the budget: the row never goes past it. */
+        [ST_BUDGET_SPEND] = { "count in ers_budget",
+                              "UPDATE ers_budget SET calls = calls + 1 WHERE service_id = ? AND budget_day = ? "
+                              "AND calls < ?" },
+        [ST_BUDGET_GET] = { "read ers_budget",
+                            "SELECT calls FROM ers_budget WHERE service_id = ? AND budget_day = ?" },
+        [ST_BUDGET_INSERT] = { "insert ers_budget",
+                               "INSERT INTO ers_budget (service_id, budget_day, calls) VALUES (?, ?, 1)" },
+        [ST_POLL_GET] = { "read ers_poll", "SELECT last_poll_at FROM ers_poll WHERE worklist = ?" },
+        /* Parameters 1-6 shared by UPDATE and INSERT; last_poll_at is kept when NULL. */
+        [ST_POLL_UPDATE] = { "update ers_poll",
+                             "UPDATE ers_poll SET last_poll_at = COALESCE(?, last_poll_at), last_result = ?, "
+                             "last_correlation_id = ?, next_poll_at = ?, referrals = ? WHERE worklist = ?" },
+        [ST_POLL_INSERT] = { "insert ers_poll",
+                             "INSERT INTO ers_poll (last_poll_at, last_result, last_correlation_id, next_poll_at, "
+                             "referrals, worklist) VALUES (?, ?, ?, ?, ?, ?)" },
+        /* Parameters 1-7 shared by UPDATE and INSERT: what the worklist said of the referral. */
+        [ST_RETRY_SEEN_UPDATE] = { "update ers_retry",
+                                   "UPDATE ers_retry SET worklist = ?, entry_version = ?, priority = ?, "
+                                   "service_id = ?, service_name = ?, referral_type = ? WHERE ubrn = ?" },
+        [ST_RETRY_SEEN_INSERT] = { "insert ers_retry",
+                                   "INSERT INTO ers_retry (worklist, entry_version, priority, service_id, "
+                                   "service_name, referral_type, ubrn, first_seen_at, attempts, next_attempt_at, "
+                                   "parked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0)" },
+        [ST_RETRY_GET] = { "read ers_retry", "SELECT attempts FROM ers_retry WHERE ubrn = ?" },
+        [ST_RETRY_FAIL] = { "update ers_retry failure",
+                            "UPDATE ers_retry SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?, "
+                            "parked = ?, reason = ?, last_sqlstate = ?, correlation_id = ? WHERE ubrn = ?" },
+        [ST_RETRY_DELETE] = { "delete ers_retry", "DELETE FROM ers_retry WHERE ubrn = ?" },
+        [ST_RETRY_DUE] = { "read ers_retry due",
+                           "SELECT ubrn, worklist, entry_version, priority, service_id, service_name, "
+                           "referral_type, attempts FROM ers_retry WHERE next_attempt_at <= ? "
+                           "ORDER BY next_attempt_at, ubrn" },
+        /* Documents still owed, not already waiting in ers_retry; a row from before schema 3 has no time. */
+        [ST_RECHECK_DUE] = { "read ers_ledger due",
+                             "SELECT ubrn, worklist FROM ers_ledger WHERE complete = 0 "
+                             "AND COALESCE(next_check_at, '0') <= ? "
+                             "AND NOT EXISTS (SELECT 1 FROM ers_retry t WHERE t.ubrn = ers_ledger.ubrn) "
+                             "ORDER BY COALESCE(next_check_at, '0'), ubrn" },
+        [ST_RETRY_NEXT] = { "read ers_retry next", "SELECT MIN(next_attempt_at) FROM ers_retry" },
+        [ST_RECHECK_NEXT] = { "read ers_ledger next",
+                              "SELECT MIN(COALESCE(next_check_at, '0')) FROM ers_ledger WHERE complete = 0 "
+                              "AND NOT EXISTS (SELECT 1 FROM ers_retry t WHERE t.ubrn = ers_ledger.ubrn)" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -1942,6 +2003,19 @@ int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_
         return 0;
 }
 
+/* A list read row by row, to the caller: NULL when empty; freed when r < 0 (returned). */
+static int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n) {
+        if (r < 0 || n == 0) {
+                free(list);
+                list = NULL;
+        }
+        if (r < 0)
+                return r;
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struct patient_rematch **ret,
                             size_t *ret_n, struct errbuf *e) {
         const char *what = statements[ST_PATIENT_REMATCH].what;
@@ -1976,17 +2050,7 @@ int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struc
         }
         stmt_close(h);
 out:
-        if (r < 0) {
-                free(list);
-                return r;
-        }
-        if (n == 0) {
-                free(list);
-                list = NULL;
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return list_hand_over(r, list, n, (void **) ret, ret_n);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2513,4 +2577,265 @@ int pas_reconcile_unlisted(struct pas *p, int (*fn)(void *userdata, const char *
         }
         stmt_close(h);
         return r;
+}
+/* The schedule's tables: ers_budget, ers_poll, ers_retry, and the ledger's  */
+/* next_check_at.                                                          */
+
+int pas_ledger_recheck_at(struct pas *p, const char *ubrn, const char *next_check_at, struct errbuf *e) {
+        struct param ps[] = { P_TEXT(next_check_at), P_TEXT(ubrn) };
+        int r = need_tx(p, "ledger", e);
+
+        if (r == 0)
+                r = run(p, ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
+}
+
+/* The one integer column of the first row of a query (0 and *ret_found false without a row). */
+static int query_int(struct pas *p, enum stmt_id id, struct param *ps, size_t n, int64_t *ret, bool *ret_found,
+                     struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run(p, id, ps, n, &h, NULL, e);
+
+        *ret = 0;
+        *ret_found = false;
+        if (r < 0)
+                return r;
+        r = fetch(p, h, statements[id].what, e);
+        if (r > 0) {
+                *ret_found = true;
+                r = get_int64(p, h, 1, statements[id].what, ret, NULL, e);
+        }
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
+/* The one text column of the first row of a query ("" without a row or for NULL). */
+static int query_text(struct pas *p, enum stmt_id id, struct param *ps, size_t n, char *ret, size_t size,
+                      struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run(p, id, ps, n, &h, NULL, e);
+
+        ret[0] = '\0';
+        if (r < 0)
+                return r;
+        r = fetch(p, h, statements[id].what, e);
+        if (r > 0)
+                r = get_text(p, h, 1, statements[id].what, ret, size, NULL, e);
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
+int pas_budget_spend(struct pas *p, const char *service_id, const char *day, long max, long *ret_calls,
+                     struct errbuf *e) {
+        struct param key[] = { P_TEXT(service_id), P_TEXT(day) };
+        struct param spend[] = { P_TEXT(service_id), P_TEXT(day), P_INT(max) };
+        SQLLEN rows = 0;
+        int64_t calls = 0;
+        bool found = false;
+        int r, counted = 0;
+
+        r = pas_begin(p, e);
+        if (r < 0)
+                return r;
+        r = run(p, ST_BUDGET_SPEND, spend, 3, NULL, &rows, e);
+        if (r >= 0 && rows == 1)
+                counted = 1;
+        if (r >= 0 && !counted) {
+                r = query_int(p, ST_BUDGET_GET, key, 2, &calls, &found, e);
+                if (r >= 0 && !found && max > 0) {
+                        r = run(p, ST_BUDGET_INSERT, key, 2, NULL, NULL, e);
+                        counted = r >= 0;
+                }
+        }
+        if (r >= 0 && counted)
+                r = query_int(p, ST_BUDGET_GET, key, 2, &calls, &found, e);
+        if (r >= 0)
+                r = pas_commit(p, e);
+        else
+                pas_rollback(p);
+        if (r < 0)
+                return err_prefix(e, r, "worklist budget of service %s", service_id);
+        *ret_calls = (long) calls;
+        return counted;
+}
+
+int pas_budget_calls(struct pas *p, const char *service_id, const char *day, long *ret_calls, struct errbuf *e) {
+        struct param key[] = { P_TEXT(service_id), P_TEXT(day) };
+        int64_t calls = 0;
+        bool found = false;
+        int r = query_int(p, ST_BUDGET_GET, key, 2, &calls, &found, e);
+
+        if (r < 0)
+                return err_prefix(e, r, "worklist budget of service %s", service_id);
+        *ret_calls = (long) calls;
+        return 0;
+}
+
+int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errbuf *e) {
+        struct param ps[] = { P_TEXT(worklist) };
+        int r = query_text(p, ST_POLL_GET, ps, 1, ret, 32, e);
+
+        return r < 0 ? err_prefix(e, r, "worklist %s", worklist) : 0;
+}
+
+int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
+                 const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e) {
+        char line[256];
+        SQLLEN rows = 0;
+        int r = need_tx(p, "ers_poll", e);
+
+        if (r < 0)
+                return r;
+        snprintf(line, sizeof line, "%s", result ? result : "");
+        struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(line),
+                              P_TEXT(correlation_id && correlation_id[0] ? correlation_id : NULL),
+                              P_TEXT(next_poll_at),   P_INT_OR_NULL(referrals, referrals < 0),
+                              P_TEXT(worklist) };
+        r = run(p, ST_POLL_UPDATE, ps, 6, NULL, &rows, e);
+        if (r >= 0 && rows == 0)
+                r = run(p, ST_POLL_INSERT, ps, 6, NULL, NULL, e);
+        return r < 0 ? err_prefix(e, r, "worklist %s", worklist) : 0;
+}
+
+int pas_retry_seen(struct pas *p, const char *worklist, const struct worklist_entry *w, const char *now,
+                   struct errbuf *e) {
+        SQLLEN rows = 0;
+        int r = check_ubrn(w->ubrn, "ers_retry", e);
+
+        if (r == 0)
+                r = need_tx(p, "ers_retry", e);
+        if (r < 0)
+                return r;
+        struct param ps[] = { P_TEXT(worklist),         P_INT_OR_NULL(w->version, w->version < 0),
+                              P_TEXT(w->priority),      P_TEXT(w->service_id),
+                              P_TEXT(w->service_name),  P_TEXT(w->referral_type),
+                              P_TEXT(w->ubrn),          P_TEXT(now),
+                              P_TEXT(now) };
+        r = run(p, ST_RETRY_SEEN_UPDATE, ps, 7, NULL, &rows, e);
+        if (r >= 0 && rows == 0)
+                r = run(p, ST_RETRY_SEEN_INSERT, ps, 9, NULL, NULL, e);
+        return r < 0 ? err_prefix(e, r, "%s", w->ubrn) : 0;
+}
+
+int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct errbuf *e) {
+        struct param ps[] = { P_TEXT(ubrn) };
+        int64_t attempts = 0;
+        bool found = false;
+        int r = query_int(p, ST_RETRY_GET, ps, 1, &attempts, &found, e);
+
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        *ret = attempts > 0 ? (unsigned) attempts : 0;
+        return found ? 1 : 0;
+}
+
+int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
+                   struct errbuf *e) {
+        char reason[512];
+        SQLLEN rows = 0;
+        int r = check_ubrn(ubrn, "ers_retry", e);
+
+        if (r == 0)
+                r = need_tx(p, "ers_retry", e);
+        if (r < 0)
+                return r;
+        snprintf(reason, sizeof reason, "%s", f->reason ? f->reason : "");
+        struct param ps[] = { P_INT(f->attempts),        P_TEXT(f->at),
+                              P_TEXT(f->next_at),        P_INT(f->parked ? 1 : 0),
+                              P_TEXT(reason),            P_TEXT(f->sqlstate && f->sqlstate[0] ? f->sqlstate : NULL),
+                              P_TEXT(f->correlation_id && f->correlation_id[0] ? f->correlation_id : NULL),
+                              P_TEXT(ubrn) };
+        r = run(p, ST_RETRY_FAIL, ps, 8, NULL, &rows, e);
+        if (r >= 0 && rows == 0) {
+                /* Not seen on a worklist this time (a referral whose documents are owed): its row now. */
+                struct param seen[] = { P_TEXT(worklist ? worklist : ""), P_INT_OR_NULL(0, true),
+                                        P_TEXT(NULL), P_TEXT(NULL), P_TEXT(NULL), P_TEXT(NULL),
+                                        P_TEXT(ubrn), P_TEXT(f->at), P_TEXT(f->next_at) };
+                r = run(p, ST_RETRY_SEEN_INSERT, seen, 9, NULL, NULL, e);
+                if (r >= 0)
+                        r = run(p, ST_RETRY_FAIL, ps, 8, NULL, NULL, e);
+        }
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
+}
+
+int pas_retry_delete(struct pas *p, const char *ubrn, struct errbuf *e) {
+        struct param ps[] = { P_TEXT(ubrn) };
+        int r = need_tx(p, "ers_retry", e);
+
+        if (r == 0)
+                r = run(p, ST_RETRY_DELETE, ps, 1, NULL, NULL, e);
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
+}
+
+/* Appends one row of ST_RETRY_DUE (retry) or ST_RECHECK_DUE to *list. */
+static int due_row(struct pas *p, SQLHSTMT h, enum stmt_id id, struct due_referral *d, struct errbuf *e) {
+        const char *what = statements[id].what;
+        int64_t n = 0;
+        bool null = false;
+        int r;
+
+        memset(d, 0, sizeof *d);
+        d->retry = id == ST_RETRY_DUE;
+        d->entry_version = -1;
+        r = get_text(p, h, 1, what, d->ubrn, sizeof d->ubrn, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, 2, what, d->worklist, sizeof d->worklist, NULL, e);
+        if (r < 0 || !d->retry)
+                return r;
+        r = get_int64(p, h, 3, what, &n, &null, e);
+        d->entry_version = null ? -1 : n;
+        if (r >= 0)
+                r = get_text(p, h, 4, what, d->priority, sizeof d->priority, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, 5, what, d->service_id, sizeof d->service_id, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, 6, what, d->service_name, sizeof d->service_name, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, 7, what, d->referral_type, sizeof d->referral_type, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, 8, what, &n, NULL, e);
+        d->attempts = n > 0 ? (unsigned) n : 0;
+        return r;
+}
+
+int pas_due_referrals(struct pas *p, const char *now, size_t max, struct due_referral **ret, size_t *ret_n,
+                      struct errbuf *e) {
+        static const enum stmt_id ids[] = { ST_RETRY_DUE, ST_RECHECK_DUE };
+        struct due_referral *list = max ? calloc(max, sizeof *list) : NULL;
+        size_t n = 0;
+        int r = 0;
+
+        if (max && !list)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (size_t q = 0; q < 2 && r >= 0 && n < max; q++) {
+                struct param ps[] = { P_TEXT(now) };
+                SQLHSTMT h = SQL_NULL_HSTMT;
+
+                r = run(p, ids[q], ps, 1, &h, NULL, e);
+                if (r < 0)
+                        break;
+                while (n < max && (r = fetch(p, h, statements[ids[q]].what, e)) > 0) {
+                        r = due_row(p, h, ids[q], &list[n], e);
+                        if (r < 0)
+                                break;
+                        n++;
+                }
+                stmt_close(h);
+        }
+        return list_hand_over(r, list, n, (void **) ret, ret_n);
+}
+
+int pas_next_due(struct pas *p, char ret[32], struct errbuf *e) {
+        char retry[32], recheck[32];
+        int r = query_text(p, ST_RETRY_NEXT, NULL, 0, retry, sizeof retry, e);
+
+        if (r == 0)
+                r = query_text(p, ST_RECHECK_NEXT, NULL, 0, recheck, sizeof recheck, e);
+        if (r < 0)
+                return r;
+        if (!retry[0] || (recheck[0] && strcmp(recheck, retry) < 0))
+                memcpy(ret, recheck, 32);
+        else
+                memcpy(ret, retry, 32);
+        return 0;
 }

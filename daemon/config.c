@@ -101,6 +101,8 @@ struct key {
         bool required;          /* missing is an error; no default */
         const char *def;        /* default as written in the file (without quotes); NULL: none */
         long long min, max;     /* range of an integer */
+        long long prod_min, prod_max; /* when prod_max > 0: the range against a real e-RS; the rest
+                                       * of min..max only when ers.base_url is loopback (a test mock) */
         const void *arg;        /* the parser's: allowed names, a character rule, a sub-table */
 };
 
@@ -142,6 +144,7 @@ static int parse_connection(struct loader *l, const struct key *k, const struct 
 static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_poll_at(struct loader *l, const struct key *k, const struct value *v, void *field);
 
 static const struct choice auth_choices[] = {
         { "none", AUTH_NONE },
@@ -205,6 +208,11 @@ static const struct chars_rule key_id_rule = {
 #define KEY_INT(S, p, fn, field, kind_, reload, dflt, lo, hi)                                      \
         { .path = (p), .type = CONFIG_TYPE_INT, .parse = (fn), .offset = offsetof(S, field),        \
           .kind = (kind_), .reloadable = (reload), .def = (dflt), .min = (lo), .max = (hi) }
+/* An e-RS limit: plo..phi against a real e-RS, lo..hi against a loopback mock (check_limits()). */
+#define KEY_LIMIT(S, p, field, dflt, lo, hi, plo, phi)                                              \
+        { .path = (p), .type = CONFIG_TYPE_INT, .parse = parse_integer, .offset = offsetof(S, field), \
+          .kind = FIELD_LONG, .reloadable = RELOAD, .def = (dflt), .min = (lo), .max = (hi),          \
+          .prod_min = (plo), .prod_max = (phi) }
 #define KEY_GROUP(p) { .path = (p), .type = CONFIG_TYPE_GROUP, .reloadable = RELOAD }
 #define KEY_TABLE(p, t, fn, req, a)                                                                \
         { .path = (p), .type = (t), .parse = (fn), .reloadable = RELOAD, .required = (req), .arg = (a) }
@@ -228,6 +236,9 @@ static const struct key worklist_keys[] = {
                    list_type_names),
         KEY_STRING(struct worklist_conf, "service", parse_chars, service_id, RELOAD, REQUIRED, NULL,
                    &service_rule),
+        /* Default 07:00 and 13:00 (parse_worklists()): an array has no default in the file's syntax. */
+        { .path = "poll_at", .type = CONFIG_TYPE_ARRAY, .parse = parse_poll_at,
+          .offset = offsetof(struct worklist_conf, poll_at), .reloadable = RELOAD },
 };
 
 /* The file.  Keep docs/configuration.md, conf/ersd.conf and the man page
@@ -258,6 +269,10 @@ static const struct key config_keys[] = {
                 "60", 5, 3600),
         KEY_INT(struct config, "ers.max_attachment_mib", parse_mib, max_attachment_bytes, FIELD_INT64, RELOAD,
                 "100", 1, 2048),
+        KEY_LIMIT(struct config, "ers.worklist_calls_per_day", worklist_calls_per_day, "2", 1, 100000, 1, 2),
+        KEY_LIMIT(struct config, "ers.max_requests_per_second", max_requests_per_second, "10", 1, 10000, 1, 10),
+        KEY_LIMIT(struct config, "ers.pending_recheck", pending_recheck_s, "300", 1, 86400, 300, 86400),
+        KEY_INT(struct config, "ers.tries", parse_integer, tries, FIELD_LONG, RELOAD, "5", 1, 10),
         KEY_TABLE("ers.user_restricted", CONFIG_TYPE_GROUP, parse_group, OPTIONAL, &user_restricted_table),
         KEY_TABLE("worklists", CONFIG_TYPE_LIST, parse_worklists, REQUIRED, NULL),
         KEY_GROUP("database"),
@@ -272,6 +287,9 @@ static const struct key config_keys[] = {
         KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
         KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
                 60, 86400),
+        KEY_LIMIT(struct config, "retry_delay", retry_delay_s, "60", 1, 3600, 60, 3600),
+        KEY_INT(struct config, "park_after", parse_integer, park_after, FIELD_LONG, RELOAD, "5", 1, 100),
+        KEY_LIMIT(struct config, "parked_retry", parked_retry_s, "21600", 1, 86400, 3600, 86400),
         KEY_CHOICE(struct config, "log_level", log_level, FIELD_INT, RELOAD, "info", log_level_choices),
 };
 
@@ -948,6 +966,11 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
                         continue;
                 }
                 load_table(l, worklist_keys, N_WORKLIST_KEYS, e, prefix, &wl[i], seen);
+                if (wl[i].n_poll_at == 0) { /* the default: the start of the working day and its middle */
+                        wl[i].poll_at[0] = 7 * 60;
+                        wl[i].poll_at[1] = 13 * 60;
+                        wl[i].n_poll_at = 2;
+                }
 
                 for (unsigned j = 0; j < i; j++) {
                         const config_setting_t *ej = config_setting_get_elem(list, j);
@@ -965,6 +988,40 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
                 }
         }
         return l->n_problems == before ? 0 : -EINVAL;
+}
+
+/* worklists[i].poll_at = [ "HH:MM", … ]: 1 to SCHED_POLL_TIMES_MAX distinct UK times, kept ascending. */
+static int parse_poll_at(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        struct worklist_conf *wl = (struct worklist_conf *) ((char *) field - k->offset);
+        int n = config_setting_length(v->setting);
+
+        if (n < 1 || n > SCHED_POLL_TIMES_MAX) {
+                problem_v(l, v, "%s: needs 1 to %d times of day such as [\"07:00\", \"13:00\"]", v->key,
+                          SCHED_POLL_TIMES_MAX);
+                return -EINVAL;
+        }
+        wl->n_poll_at = 0;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *t = config_setting_get_elem(v->setting, (unsigned) i);
+                const char *s = config_setting_type(t) == CONFIG_TYPE_STRING ? config_setting_get_string(t) : NULL;
+                int minutes;
+                size_t at;
+
+                if (!s || sched_parse_hhmm(s, &minutes) < 0) {
+                        problem_v(l, v, "%s[%d]: must be a UK time of day \"HH:MM\" (00:00 to 23:59)", v->key, i);
+                        return -EINVAL;
+                }
+                for (at = 0; at < wl->n_poll_at && wl->poll_at[at] < minutes; at++)
+                        ;
+                if (at < wl->n_poll_at && wl->poll_at[at] == minutes) {
+                        problem_v(l, v, "%s[%d]: \"%s\" is listed twice", v->key, i, s);
+                        return -EINVAL;
+                }
+                memmove(&wl->poll_at[at + 1], &wl->poll_at[at], (wl->n_poll_at - at) * sizeof wl->poll_at[0]);
+                wl->poll_at[at] = minutes;
+                wl->n_poll_at++;
+        }
+        return 0;
 }
 
 /* Reads what fd holds (st: its fstat, size at most `max`) into a new
@@ -1186,6 +1243,75 @@ static void check_client_cert(struct loader *l, const struct seen *seen) {
         }
 }
 
+/* Whether the URL's host is a loopback address (it parsed already). */
+static bool url_is_loopback(const char *url) {
+        CURLU *u = curl_url();
+        char *host = NULL;
+        bool r = false;
+
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
+                r = host_is_loopback(host);
+        curl_free(host);
+        curl_url_cleanup(u);
+        return r;
+}
+
+/*
+ * The e-RS limits: a value beyond production's (more worklist calls or
+ * requests, a quicker PENDING re-check or retry) is refused unless base_url
+ * is a loopback address, i.e. the test suite's mock e-RS, which reads the
+ * same worklists hundreds of times; then it is allowed and ersd says so at
+ * start (c->test_limits).
+ */
+static void check_limits(struct loader *l, const struct seen *seen) {
+        struct config *c = l->c;
+        bool loopback;
+
+        if (seen[row("ers.base_url")].bad || !c->base_url)
+                return;
+        loopback = url_is_loopback(c->base_url);
+        for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+                const struct key *k = &config_keys[i];
+                long v;
+
+                if (k->prod_max == 0 || !seen[i].setting || seen[i].bad)
+                        continue;
+                v = *(const long *) ((const char *) c + k->offset);
+                if (v >= k->prod_min && v <= k->prod_max)
+                        continue;
+                if (loopback)
+                        c->test_limits = true;
+                else
+                        problem_at(l, seen[i].setting, "%s: %ld is beyond what e-RS allows (%lld..%lld); a value "
+                                   "outside that range is accepted only with a loopback ers.base_url (a test mock)",
+                                   k->path, v, k->prod_min, k->prod_max);
+        }
+}
+
+/* Every worklist of a service shares its budget: their poll times a day must fit in it. */
+static void check_budget(struct loader *l, const struct seen *seen) {
+        const config_setting_t *list = seen[row("worklists")].setting;
+        struct config *c = l->c;
+
+        if (!list || seen[row("worklists")].bad || c->worklist_calls_per_day <= 0)
+                return; /* said already */
+        for (size_t i = 0; i < c->n_worklists; i++) {
+                size_t polls = 0;
+
+                if (!c->worklists[i].service_id)
+                        continue;
+                for (size_t j = 0; j < c->n_worklists; j++)
+                        if (c->worklists[j].service_id && strcmp(c->worklists[j].service_id, c->worklists[i].service_id) == 0)
+                                polls += c->worklists[j].n_poll_at;
+                if (polls > (size_t) c->worklist_calls_per_day)
+                        problem_at(l, config_setting_get_elem(list, (unsigned) i),
+                                   "worklists[%zu].poll_at: service %s would be read %zu times a day by its worklists, "
+                                   "but ers.worklist_calls_per_day is %ld (e-RS allows 2): give its worklists fewer "
+                                   "poll times", i, c->worklists[i].service_id, polls, c->worklist_calls_per_day);
+        }
+}
+
 /* ---- the file ----------------------------------------------------------- */
 
 /* Reads the whole file.  0 or -errno; *ret_text is NUL-terminated. */
@@ -1286,6 +1412,10 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
                 check_auth(&l, seen);
         if (!l.oom)
                 check_client_cert(&l, seen);
+        if (!l.oom)
+                check_limits(&l, seen);
+        if (!l.oom)
+                check_budget(&l, seen);
         r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
 out:
         config_destroy(&cfg);

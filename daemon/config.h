@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "schedule.h"
+
 #define CONFIG_DEFAULT_PATH "/etc/ersd/ersd.conf"
 
 enum auth_mode {
@@ -28,6 +30,8 @@ struct worklist_conf {
         char *name;       /* operator's name for it, unique; used in logs and the ledger */
         char *list_type;  /* REFERRALS_FOR_REVIEW | APPOINTMENT_SLOT_ISSUES */
         char *service_id; /* e-RS service id (digits) */
+        int poll_at[SCHED_POLL_TIMES_MAX]; /* UK time, minutes after midnight, ascending; default 07:00, 13:00 */
+        size_t n_poll_at;                  /* 1..SCHED_POLL_TIMES_MAX */
 };
 
 struct config {
@@ -53,6 +57,13 @@ struct config {
         long connect_timeout_s;     /* default 10 */
         long stall_timeout_s;       /* a transfer under 1 byte/s for this long is aborted; default 60 */
         int64_t max_attachment_bytes; /* default 100 MiB; larger documents are refused while streaming */
+        /* The e-RS limits (docs/configuration.md, "Limits and schedule").  Production values
+         * only, unless base_url is a loopback address (a test mock): see test_limits. */
+        long worklist_calls_per_day; /* A008 calls per service per UK day: 1..2, default 2 */
+        long max_requests_per_second; /* every e-RS call, token included: 1..10, default 10 */
+        long pending_recheck_s;     /* a PENDING document is asked for again after this: 300.., default 300 */
+        long tries;                 /* sends of one e-RS call on 429/5xx/no connection: 1..10, default 5 */
+        bool test_limits;           /* a limit is beyond production's (allowed on loopback only): said at start */
 
         struct worklist_conf *worklists; /* owned array, n_worklists >= 1 */
         size_t n_worklists;
@@ -65,7 +76,10 @@ struct config {
         long lease_seconds;         /* one writer among several ersd: the lease's length; 0 (default): no lease */
 
         char *state_dir;            /* spool lives in STATE_DIR/spool; default /var/lib/ersd */
-        long poll_interval_s;       /* plain `ersd`: seconds between sync rounds; default 300 */
+        long poll_interval_s;       /* plain `ersd`: longest wait between looks for due re-reads; default 300 */
+        long retry_delay_s;         /* a failed referral's first retry; doubles per failure; default 60 */
+        long park_after;            /* failures after which a referral is parked; default 5 */
+        long parked_retry_s;        /* a parked referral is tried again this often; default 21600 (6 h) */
         int log_level;              /* syslog priority: LOG_ERR..LOG_DEBUG; default LOG_INFO */
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "err.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,4 +37,21 @@ int err_prefix(struct errbuf *e, int r, const char *fmt, ...) {
                 memcpy(e->msg + sizeof e->msg - 4, "...", 4); /* say it was cut */
         sanitise(e->msg);
         return r;
+}
+
+/* "SQLSTATE xxxxx" in a message (the form the PAS adapters write): the five characters, or false. */
+bool err_sqlstate(const char *message, char ret[6]) {
+        const char *p = strstr(message, "SQLSTATE ");
+
+        if (!p)
+                return false;
+        p += 9;
+        for (int i = 0; i < 5; i++)
+                if (!isalnum((unsigned char) p[i]))
+                        return false;
+        if (isalnum((unsigned char) p[5]))
+                return false;
+        memcpy(ret, p, 5);
+        ret[5] = '\0';
+        return true;
 }

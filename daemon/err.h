@@ -16,6 +16,7 @@
  */
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ERRBUF_MAX 512
@@ -32,3 +33,7 @@ int err_set(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format
 
 /* Prefixes `e->msg` with the formatted text followed by ": ".  Returns `r`. */
 int err_prefix(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The SQLSTATE a message names ("SQLSTATE xxxxx", the form the PAS adapters
+ * write) into ret; false when it names none. */
+bool err_sqlstate(const char *message, char ret[6]);

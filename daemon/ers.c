@@ -10,12 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "auth.h"
 #include "fhir.h"
+#include "schedule.h"
 
 #define ERRBODY_MAX (64 * 1024) /* what we keep of an error answer, to read its OperationOutcome */
 #define USER_AGENT "ersd/0.1"
+
+/* What the client paces and backs off separately: each e-RS endpoint, the
+ * token endpoint, and the object store A042 redirects to. */
+enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT_ };
+
+static const char *const endpoint_names[EP_COUNT_] = { "token endpoint", "A008", "A005", "A042", "A006", "A007",
+                                                       "object store" };
+
+#define ENDPOINT_FAILING 3 /* calls in a row that failed for good: the endpoint is taken to be down */
+
+/* One endpoint's run of calls that failed for good (every try 5xx, 429 or no connection). */
+struct endpoint_state {
+        unsigned failed_calls; /* in a row; from ENDPOINT_FAILING on, calls fail at once until not_before */
+        double not_before;     /* monotonic: while failing, the next call goes no sooner (1, 2, 4 … s, capped) */
+};
 
 struct ers_client {
         CURL *api;             /* owned: the e-RS origin, reused so the connection stays open */
@@ -33,6 +50,12 @@ struct ers_client {
         int64_t max_attachment_bytes;
         void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress */
         void *progress_userdata;
+        const volatile sig_atomic_t *stop;   /* borrowed, may be NULL: see ers_client_on_stop */
+        struct rate_limit rate;              /* every request to the e-RS origin, token included */
+        double throttled_until;              /* monotonic: after a 429 nothing goes to e-RS before this */
+        struct endpoint_state ep[EP_COUNT_];
+        unsigned tries;                      /* ers.tries: sends of one call at most */
+        uint64_t jitter;                     /* backoff jitter state (xorshift), seeded from getrandom */
 };
 
 enum sink_kind { SINK_JSON, SINK_FILE };
@@ -40,6 +63,9 @@ enum sink_kind { SINK_JSON, SINK_FILE };
 /* One request's state, on the caller's stack. */
 struct transfer {
         CURL *h;                  /* borrowed */
+        struct ers_client *c;     /* borrowed */
+        enum ers_endpoint ep;     /* what is paced and backed off */
+        struct curl_slist *headers; /* borrowed: its X-Correlation-ID line is renewed on each try */
         enum sink_kind kind;
         const char *expect_type;  /* Content-Type a 2xx must have (prefix match), NULL for any */
         bool started;             /* body callback seen */
@@ -153,6 +179,10 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         c->connect_timeout_s = cfg->connect_timeout_s;
         c->stall_timeout_s = cfg->stall_timeout_s;
         c->max_attachment_bytes = cfg->max_attachment_bytes;
+        c->tries = cfg->tries > 0 ? (unsigned) cfg->tries : 1;
+        rate_limit_init(&c->rate, cfg->max_requests_per_second);
+        if (getrandom(&c->jitter, sizeof c->jitter, 0) != (ssize_t) sizeof c->jitter || c->jitter == 0)
+                c->jitter = (uint64_t) time(NULL) | 1;
         *ret = c;
         return 0;
 oom:
@@ -321,6 +351,10 @@ void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), vo
         c->progress_userdata = userdata;
 }
 
+void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop) {
+        c->stop = stop;
+}
+
 /* Sets the options every request shares; `headers` may be NULL. */
 static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_slist *headers,
                   struct transfer *t) {
@@ -344,6 +378,8 @@ static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_sl
                 curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         }
         t->h = h;
+        t->c = c;
+        t->headers = headers;
         t->retry_after = -1;
 }
 
@@ -428,20 +464,175 @@ static int classify_status(long status) {
         return -EPROTO;
 }
 
+/* Waits `seconds` (monotonic), feeding the progress callback every second;
+ * -ECANCELED as soon as a stop is asked for. */
+static int wait_for(struct ers_client *c, double seconds) {
+        double until = now_monotonic() + seconds;
+
+        for (;;) {
+                double left = until - now_monotonic();
+                if (c->stop && *c->stop)
+                        return -ECANCELED;
+                if (left <= 0)
+                        return 0;
+                if (left > 1.0)
+                        left = 1.0;
+                struct timespec ts = { .tv_sec = (time_t) left, .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
+                (void) nanosleep(&ts, NULL);
+                if (c->on_progress)
+                        c->on_progress(c->progress_userdata);
+        }
+}
+
+/*
+ * Before each send: an endpoint whose last ENDPOINT_FAILING calls all failed
+ * (it is down: 5xx or no connection on every try) is not tried until its
+ * backoff runs out (-EAGAIN, so that a failing object store does not hold up
+ * A005, and the referrals wait in ers_retry); then one call tries it again.
+ * A 429 holds every e-RS endpoint back until its wait is over (the limit is
+ * the application's).  Then the rate limiter's slot (the e-RS origin only:
+ * the object store is not the API).
+ */
+static int gate(struct transfer *t, const char *what, struct errbuf *e) {
+        struct ers_client *c = t->c;
+        struct endpoint_state *st = &c->ep[t->ep];
+        double now = now_monotonic(), wait;
+        int r;
+
+        if (st->failed_calls >= ENDPOINT_FAILING && st->not_before > now)
+                return err_set(e, -EAGAIN, "%s: not tried: the last %u %s calls failed, next try in %.0f s", what,
+                               st->failed_calls, endpoint_names[t->ep], st->not_before - now);
+        if (t->ep != EP_STORE && c->throttled_until > now) {
+                r = wait_for(c, c->throttled_until - now);
+                if (r < 0)
+                        return err_set(e, r, "%s: stopped while e-RS asked us to slow down", what);
+        }
+        if (t->ep != EP_STORE) {
+                wait = rate_limit_take(&c->rate, now_monotonic());
+                r = wait > 0 ? wait_for(c, wait) : 0;
+                if (r < 0)
+                        return err_set(e, r, "%s: stopped", what);
+        }
+        return 0;
+}
+
+/* The wait before another try after a transient answer: Retry-After when it
+ * gave one (capped), else 1, 2, 4 … s with jitter by the tries without one
+ * (*steps).  A 429 holds every e-RS endpoint back for as long. */
+static double retry_wait(struct transfer *t, unsigned *steps) {
+        struct ers_client *c = t->c;
+        long ra = t->status == 429 || t->status == 503 ? t->retry_after : -1;
+        double wait = ra >= 0 ? ((double) ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
+                              : sched_backoff(++*steps, &c->jitter);
+
+        if (t->status == 429 && t->ep != EP_STORE && now_monotonic() + wait > c->throttled_until)
+                c->throttled_until = now_monotonic() + wait;
+        return wait;
+}
+
+/* After a call's last try: a call that failed for good (5xx, 429 or no
+ * connection to the end) adds to its endpoint's run, anything else ends it. */
+static void note_call(struct transfer *t, bool failed) {
+        struct endpoint_state *st = &t->c->ep[t->ep];
+
+        if (!failed) {
+                st->failed_calls = 0;
+                st->not_before = 0;
+                return;
+        }
+        st->failed_calls++;
+        if (st->failed_calls >= ENDPOINT_FAILING)
+                st->not_before = now_monotonic() + sched_backoff(st->failed_calls - ENDPOINT_FAILING + 1, &t->c->jitter);
+}
+
+/* A transfer's state back to "nothing received", for another try. */
+static void transfer_rewind(struct transfer *t) {
+        if (t->tok)
+                json_tokener_reset(t->tok);
+        json_object_put(t->obj);
+        t->obj = NULL;
+        t->json_bytes = 0;
+        t->errlen = 0;
+        t->started = false;
+        t->status = 0;
+        t->err = 0;
+        t->why.msg[0] = '\0';
+        t->retry_after = -1;
+        t->curl_error[0] = '\0';
+}
+
+/* A fresh X-Correlation-ID for another try: every request has its own. */
+static int renew_correlation_id(struct transfer *t, char *correlation_id) {
+        char line[64];
+
+        if (uuid_v4(correlation_id) < 0)
+                return -EIO;
+        snprintf(line, sizeof line, "X-Correlation-ID: %s", correlation_id);
+        for (struct curl_slist *l = t->headers; l; l = l->next)
+                if (strncasecmp(l->data, "X-Correlation-ID:", 17) == 0) {
+                        char *d = strdup(line);
+                        if (!d)
+                                return -ENOMEM;
+                        free(l->data);
+                        l->data = d;
+                }
+        return 0;
+}
+
+/* Connection failures in which nothing was sent back: safe to send again. */
+static bool connection_failed(CURLcode rc) {
+        return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_SEND_ERROR ||
+               rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
 /*
  * Runs the transfer and turns its outcome into 0 or one error line:
  * "<what>: <cause> (correlation id <id>)".  A 2xx, or a 3xx when
  * `redirect_ok`, is success; `what` names endpoint and UBRN.
+ *
+ * Every send goes through gate() (rate limit, 429, backoff).  A 429, a 5xx or
+ * a failed connection is sent again, up to ers.tries sends, after the wait
+ * note_outcome() gives, with a fresh correlation id, when nothing of its
+ * answer reached the caller's sink; never for A008, whose every send counts
+ * against the day's worklist budget.
  */
-static int perform(struct transfer *t, const char *what, const char *correlation_id, bool redirect_ok,
+static int perform(struct transfer *t, const char *what, char *correlation_id, bool redirect_ok,
                    struct ers_call *call, struct errbuf *e) {
         char cause[CURL_ERROR_SIZE + 64], code[96];
-        CURLcode rc = curl_easy_perform(t->h);
+        int64_t sink_start = t->kind == SINK_FILE && t->file ? spool_file_size(t->file) : 0;
+        CURLcode rc;
         int r;
 
-        curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
-        call->http_status = t->status;
-        call->retry_after = t->retry_after;
+        unsigned steps = 0;
+        bool transient = false;
+
+        for (unsigned attempt = 1;; attempt++) {
+                r = gate(t, what, e);
+                if (r < 0) {
+                        call->http_status = 0;
+                        return r;
+                }
+                rc = curl_easy_perform(t->h);
+                curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+                call->http_status = t->status;
+                call->retry_after = t->retry_after;
+
+                bool untouched = t->kind == SINK_JSON ? t->json_bytes == 0
+                                                      : !t->file || spool_file_size(t->file) == sink_start;
+                transient = !t->err && ((rc == CURLE_OK && (t->status == 429 || t->status / 100 == 5)) ||
+                                        (rc != CURLE_OK && connection_failed(rc)));
+                if (!transient || !untouched || t->ep == EP_A008 || attempt >= t->c->tries)
+                        break;
+                r = wait_for(t->c, retry_wait(t, &steps));
+                if (r < 0)
+                        return err_set(e, r, "%s: stopped while backing off (correlation id %s)", what, correlation_id);
+                if (renew_correlation_id(t, correlation_id) < 0)
+                        return err_set(e, -ENOMEM, "out of memory");
+                transfer_rewind(t);
+        }
+        if (transient)
+                (void) retry_wait(t, &steps); /* a last 429 still holds the others back */
+        note_call(t, transient);
 
         if (t->err) /* a body callback refused the answer */
                 return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,
@@ -568,6 +759,7 @@ static int fetch_token(struct ers_client *c, struct errbuf *e) {
         }
         json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         setup(c, c->api, auth_token_url(c->auth), headers, &t);
+        t.ep = EP_TOKEN;
         if (c->token_same_origin)
                 use_client_cert(c, c->api);
         curl_easy_setopt(c->api, CURLOPT_POSTFIELDS, form);
@@ -603,6 +795,10 @@ static int ensure_token(struct ers_client *c, struct errbuf *e) {
         if (!c->auth || auth_token_fresh(c->auth, auth_now_ms()))
                 return 0;
         return fetch_token(c, e);
+}
+
+int ers_prepare_token(struct ers_client *c, struct errbuf *e) {
+        return ensure_token(c, e);
 }
 
 /*
@@ -661,6 +857,7 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
         }
         json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         setup(c, c->api, url, headers, &t);
+        t.ep = body ? EP_A008 : EP_A005;
         use_client_cert(c, c->api);
         if (body) {
                 curl_easy_setopt(c->api, CURLOPT_POSTFIELDS, body);
@@ -743,6 +940,7 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
                         return err_set(e, -ENOMEM, "out of memory");
         }
         setup(c, h, url, headers, &t);
+        t.ep = !api ? EP_STORE : post ? EP_A007 : strstr(url, "/FHIR/R4/Binary/") ? EP_A042 : EP_A006;
         if (api)
                 use_client_cert(c, h);
         curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_attachment_bytes);

@@ -28,11 +28,28 @@
  * the platform's OAuth error and description.  Mutual TLS (ers.client_cert_file)
  * is used on the e-RS origin only.  TLS is always verified, TLS 1.2 at least.
  *
+ * Limits (daemon/schedule.h): every request to the e-RS origin, the token
+ * endpoint's included, takes a slot of one rate limiter (ers.max_requests_per_
+ * second); the object store's leg of A042 is not the API and is not counted.
+ * A 429, 5xx or failed connection is sent again after a wait (Retry-After
+ * when given, capped at SCHED_BACKOFF_CAP, else 1, 2, 4 … s with jitter), up
+ * to ers.tries sends, with a fresh correlation id each time, when nothing of
+ * its answer was taken yet; A008 never (each send counts against the
+ * worklist budget).  A 429 holds every e-RS endpoint back for its wait (the
+ * limit is the application's).  5xx and network failures count against
+ * their endpoint only: once 3 calls to one endpoint in a row failed on every
+ * try, calls to it fail at once (-EAGAIN, "not tried: …") for 1, 2, 4 … s
+ * (capped) before one call tries it again, so a failing object store does
+ * not hold A005 up, and one referral that always fails does not stop the
+ * others.  Waits feed the progress callback and end with -ECANCELED when the
+ * stop flag is set.
+ *
  * Returns 0, or a negative errno with one line in the errbuf naming the
  * endpoint, the UBRN (when there is one), the HTTP status or transport
  * error, the e-RS error code when an OperationOutcome came back, and the
  * correlation id:
  *   -EAGAIN   transient: network, timeout, stall, truncated body, 429, 5xx
+ *   -ECANCELED stopped (ers_client_on_stop) while waiting to send
  *   -EBADMSG  an answer that is not what the API promises (status, content
  *             type, malformed JSON, wrong resourceType is the parser's job)
  *   -EFBIG    answer larger than allowed
@@ -43,6 +60,7 @@
  */
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -110,6 +128,15 @@ long ers_header_retry_after(const char *line, size_t len, time_t now);
  * stalls (the daemon feeds systemd's watchdog there, so a long download is not
  * taken for a hung process).  It must not block; NULL removes it. */
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata);
+
+/* `stop` (may be NULL) is read while the client waits for a slot or a backoff:
+ * when set, the call ends with -ECANCELED instead of waiting on. */
+void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop);
+
+/* With signed-JWT access, fetches the first access token now (at start, so
+ * that a refused key is known before READY=1); 0 at once for the other modes.
+ * The errors of a call. */
+int ers_prepare_token(struct ers_client *c, struct errbuf *e);
 
 /* Whether the e-RS origin answers: a TCP connection and, for https, a verified
  * TLS handshake, then closed.  No request is sent, so no call budget is spent

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
+#include "err.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -64,23 +65,6 @@ static size_t escape(const char *in, char *out, size_t size) {
         return o;
 }
 
-/* "SQLSTATE xxxxx" in a message (the form the PAS adapters write): the five characters, or false. */
-static bool sqlstate_in(const char *message, char ret[6]) {
-        const char *p = strstr(message, "SQLSTATE ");
-
-        if (!p)
-                return false;
-        p += 9;
-        for (int i = 0; i < 5; i++)
-                if (!isalnum((unsigned char) p[i]))
-                        return false;
-        if (isalnum((unsigned char) p[5]))
-                return false;
-        memcpy(ret, p, 5);
-        ret[5] = '\0';
-        return true;
-}
-
 /* Appends "NAME=value" (value escaped) to buf at *used and to iov; false when it does not fit. */
 static bool add_field(const char *name, const char *value, char *buf, size_t size, size_t *used,
                       struct iovec *iov, size_t *n) {
@@ -120,7 +104,7 @@ size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *m
         }
         if (ctx && ctx->sqlstate)
                 add_field("SQLSTATE", ctx->sqlstate, buf, size, &used, ret_iov, &n);
-        else if (sqlstate_in(message, sqlstate))
+        else if (err_sqlstate(message, sqlstate))
                 add_field("SQLSTATE", sqlstate, buf, size, &used, ret_iov, &n);
         return n;
 }

@@ -21,6 +21,8 @@
 #include "log.h"
 #include "notify.h"
 #include "reconcile.h"
+#include "polls.h"
+#include "schedule.h"
 #include "spool.h"
 #include "sync.h"
 
@@ -55,8 +57,10 @@ static void usage(FILE *out) {
                 "                      and list referrals missing, stale or unknown to e-RS; exit 1 if any\n"
                 "  -h, --help          this text\n"
                 "\n"
-                "Without a mode, syncs every poll_interval seconds until SIGTERM; SIGHUP re-reads\n"
-                "the configuration (a file with any problem is refused and the old one kept).\n"
+                "Without a mode, reads each worklist at its poll times (within the e-RS budget of\n"
+                "worklist calls) and re-reads unfinished referrals in between, until SIGTERM;\n"
+                "SIGHUP re-reads the configuration (a file with any problem is refused and the old\n"
+                "one kept).  --once reads every worklist now, budget permitting.\n"
                 "Exit status: 0 success, 1 something was not synced (see the log), 2 bad usage or configuration.\n");
 }
 
@@ -158,13 +162,17 @@ static void reload(struct config *cfg, struct ers_client **ers) {
 
 /* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=. */
 static void format_summary(const struct sync_stats *s, double seconds, char *buf, size_t size) {
+        char over[64] = "";
+
+        if (s->worklists_over_budget)
+                snprintf(over, sizeof over, "; worklists over budget %u (not read)", s->worklists_over_budget);
         snprintf(buf, size,
                  "sync %s: referrals %u new, %u updated, %u unchanged, %u failed; "
-                 "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u; %.1f s",
-                 s->referrals_failed || s->worklists_failed ? "incomplete" : "done", s->referrals_new,
-                 s->referrals_updated, s->referrals_unchanged, s->referrals_failed, s->documents_stored,
-                 (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed,
-                 seconds);
+                 "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ? "incomplete" : "done",
+                 s->referrals_new, s->referrals_updated, s->referrals_unchanged, s->referrals_failed,
+                 s->documents_stored, (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched,
+                 s->worklists_failed, over, seconds);
 }
 
 static void print_summary(const char *summary) {
@@ -172,15 +180,44 @@ static void print_summary(const char *summary) {
         fflush(stdout);
 }
 
-/* STATUS= while waiting: the last round's line and when the next one starts (local time). */
-static void status_waiting(const char *summary, double seconds_left) {
-        time_t at = time(NULL) + (time_t) seconds_left;
+/* "2026-11-23 07:00 GMT": an instant in UK time, as poll times are written. */
+static void uk_time(time_t t, char ret[32]) {
+        int offset = sched_uk_offset(t);
+        time_t wall = t + offset;
         struct tm tm;
-        char when[16] = "?";
 
-        if (localtime_r(&at, &tm))
-                strftime(when, sizeof when, "%H:%M:%S", &tm);
-        notify_status("%s; next round at %s", summary, when);
+        if (!gmtime_r(&wall, &tm) || !strftime(ret, 32, "%Y-%m-%d %H:%M", &tm))
+                snprintf(ret, 32, "?");
+        snprintf(ret + strlen(ret), 32 - strlen(ret), " %s", offset ? "BST" : "GMT");
+}
+
+/* STATUS= while waiting: the last round's line, when the next round starts, and the next worklist poll. */
+static void status_waiting(const char *summary, double seconds_left, time_t next_poll) {
+        time_t at = time(NULL) + (time_t) seconds_left;
+        char when[32], poll_at[32];
+
+        uk_time(at, when);
+        uk_time(next_poll, poll_at);
+        notify_status("%s; next round at %s (UK); next worklist poll %s", summary, when + 11, poll_at);
+}
+
+/* Seconds from now to the next thing to do: a worklist's poll time, a referral
+ * due again (ers_retry, documents owed), and at the latest poll_interval. */
+static double seconds_to_next(const struct config *cfg, struct pas *pas, const struct poll_schedule *ps) {
+        struct errbuf e = { { 0 } };
+        time_t now = time(NULL), next = now + cfg->poll_interval_s, t;
+        char due[32];
+
+        t = poll_schedule_next(ps);
+        if (t && t < next)
+                next = t;
+        if (pas_next_due(pas, due, &e) == 0 && due[0]) {
+                if (strcmp(due, "0") == 0)
+                        next = now;
+                else if (utc_iso_parse(due, &t) == 0 && t < next)
+                        next = t;
+        }
+        return next > now ? (double) (next - now) : 0;
 }
 
 static int open_pas(const struct config *cfg, struct pas **ret) {
@@ -314,12 +351,44 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 if (r < 0)
                         log_ctx_warning(&(struct log_ctx){ .stage = "start" }, "%s; every round tries again",
                                         e.msg);
+                if (r == 0 && cfg->auth == AUTH_JWT) {
+                        /* A first token: a refused key or kid is configuration, said before READY=1. */
+                        notify_status("fetching a first access token");
+                        r = ers_prepare_token(ers, &e);
+                        if (r == -EACCES || r == -EPROTO) {
+                                log_ctx_error(&(struct log_ctx){ .stage = "start" }, "%s", e.msg);
+                                goto out;
+                        }
+                        if (r < 0)
+                                log_ctx_warning(&(struct log_ctx){ .stage = "start" }, "%s; every round tries again",
+                                                e.msg);
+                }
                 notify_status("ready: configuration, PAS database and e-RS origin checked; first round starting");
                 notify_ready();
         }
 
+        if (cfg->test_limits)
+                log_notice("ers.base_url is a loopback address (a test mock): e-RS limits beyond production's are in "
+                           "force: %ld worklist call(s) per service a day, %ld requests/s, PENDING re-checked after "
+                           "%ld s, retries after %ld s",
+                           cfg->worklist_calls_per_day, cfg->max_requests_per_second, cfg->pending_recheck_s,
+                           cfg->retry_delay_s);
+        ers_client_on_stop(ers, &stop_requested);
+        /* --once reads every worklist now (budget permitting); loop mode at the poll times. */
+        struct poll_schedule polls;
+        r = poll_schedule_init(&polls, cfg, pas, time(NULL), !once, &e);
+        if (r == -ENOMEM) {
+                log_error("out of memory");
+                goto out;
+        }
+        if (r < 0)
+                log_ctx_warning(&(struct log_ctx){ .stage = "pas" }, "PAS database: %s; worklists are read at their "
+                                "poll times, nothing caught up", e.msg);
+        if (once)
+                for (size_t i = 0; i < polls.n; i++)
+                        polls.next[i] = 0;
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
-                                .between_referrals = keep_alive };
+                                .between_referrals = keep_alive, .poll = polls.due };
         struct lease lease;
         bool use_lease = cfg->lease_seconds > 0;
         if (use_lease) {
@@ -342,6 +411,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 double t0 = now_monotonic();
 
                 sigprocmask(SIG_SETMASK, &old_set, NULL); /* a stop signal may arrive during the round */
+                (void) poll_schedule_take(&polls, cfg, time(NULL));
                 r = sync_once(&ctx, &stats);
                 sigprocmask(SIG_BLOCK, &stop_set, NULL);
                 if (use_lease && r == -ESTALE) /* lost mid-round: say so, then wait as standby */
@@ -351,21 +421,32 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
                 if (once || stop_requested)
                         break;
-                status_waiting(summary, t0 + (double) cfg->poll_interval_s - now_monotonic());
-                /* Sleep until the next round, waking at once for a signal (no lost wake-up: the
-                 * signals stay blocked except inside ppoll).  A reload is applied while waiting and
-                 * does not bring the next round forward: e-RS budgets worklist calls. */
-                double next = t0 + (double) cfg->poll_interval_s;
+                /* Sleep until the next round: a poll time, a referral due again, or poll_interval,
+                 * waking at once for a signal (no lost wake-up: the signals stay blocked except
+                 * inside ppoll).  A reload is applied while waiting and does not bring a worklist
+                 * call forward: e-RS budgets them. */
+                /* At least a second between rounds: a row that stays due cannot make a busy loop. */
+                double wait = seconds_to_next(cfg, pas, &polls);
+                double next = now_monotonic() + (wait < 1 ? 1 : wait);
+                status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                 while (!stop_requested) {
                         if (reload_requested) { /* may have come during the round */
+                                struct errbuf re = { { 0 } };
                                 notify_reloading();
                                 reload(cfg, &ers);
                                 if (log_override >= 0)
                                         log_set_level(log_override);
+                                ers_client_on_stop(ers, &stop_requested);
+                                poll_schedule_free(&polls);
+                                if (poll_schedule_init(&polls, cfg, pas, time(NULL), false, &re) == -ENOMEM) {
+                                        log_error("out of memory");
+                                        break;
+                                }
                                 ctx.cfg = cfg;
                                 ctx.ers = ers;
-                                next = t0 + (double) cfg->poll_interval_s;
-                                status_waiting(summary, next - now_monotonic());
+                                ctx.poll = polls.due;
+                                next = now_monotonic() + seconds_to_next(cfg, pas, &polls);
+                                status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                                 notify_ready();
                         }
                         if (watchdog_usec > 0)
@@ -379,6 +460,9 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                         /* With a lease, wake to renew it (or find it lost) every third of its length. */
                         if (use_lease && left > lease.seconds / 3)
                                 left = lease.seconds / 3;
+                        /* At least once a minute: the wall clock may have jumped (a poll time is wall time). */
+                        if (left > 60)
+                                left = 60;
                         struct timespec ts = { .tv_sec = (time_t) left,
                                                .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
                         (void) ppoll(NULL, 0, &ts, &old_set);
@@ -389,6 +473,7 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                         break;
         }
         sigprocmask(SIG_SETMASK, &old_set, NULL);
+        poll_schedule_free(&polls);
         if (stop_requested) {
                 notify_stopping();
                 log_notice("stopped by signal");

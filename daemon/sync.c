@@ -11,9 +11,11 @@
 #include "audit.h"
 #include "fhir.h"
 #include "log.h"
+#include "schedule.h"
 
 #define RELATED_MAX 16 /* related referrals followed per referral */
 #define REMATCH_MAX 200 /* referrals whose patient is looked up again per round */
+#define DUE_MAX 1000    /* referrals read again (ers_retry, documents owed) per round; the rest next round */
 
 /* One document of a referral being synced: what is written, and from where. */
 struct doc_job {
@@ -263,6 +265,108 @@ static void match_patient(struct sync_ctx *ctx, const struct referral *r, const 
         }
 }
 
+/* In the referral's transaction: when its documents still owed are asked for
+ * again (ers.pending_recheck from now; none when complete), and its ers_retry
+ * row, if any, goes: it is written. */
+static int schedule_written(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e) {
+        char at[32];
+        int r;
+
+        /* + 1: times are stored to the second, and the next look must not come early. */
+        utc_iso(time(NULL) + ctx->cfg->pending_recheck_s + 1, at);
+        r = pas_ledger_recheck_at(ctx->pas, ubrn, complete ? NULL : at, e);
+        if (r == 0)
+                r = pas_retry_delete(ctx->pas, ubrn, e);
+        return r;
+}
+
+/* Nothing to write, the PAS being as new as e-RS: the referral's ers_retry
+ * row, if any, goes (else it would stay due for ever), in a transaction of its own. */
+static int schedule_nothing_to_write(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        unsigned attempts = 0;
+        int r = pas_retry_attempts(ctx->pas, ubrn, &attempts, e);
+
+        if (r <= 0)
+                return r; /* no row: nothing to do */
+        r = pas_begin(ctx->pas, e);
+        if (r == 0)
+                r = pas_retry_delete(ctx->pas, ubrn, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        else
+                pas_rollback(ctx->pas);
+        return r;
+}
+
+/* Nothing to write (documents still owed, none arrived): the next look is
+ * put off by ers.pending_recheck, in a transaction of its own. */
+static int schedule_still_owed(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        int r = pas_begin(ctx->pas, e);
+
+        if (r == 0)
+                r = schedule_written(ctx, ubrn, false, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        else
+                pas_rollback(ctx->pas);
+        return r;
+}
+
+/*
+ * A referral that failed: one more attempt in its ers_retry row (reason,
+ * SQLSTATE, correlation id), tried again after sched_retry_delay(), parked
+ * from park_after failures on.  In a transaction of its own; when even that
+ * fails (the PAS is down) the row stays as it was, due, and the referral is
+ * tried again anyway.
+ */
+static void record_failure(struct sync_ctx *ctx, const char *worklist, const char *ubrn, const char *reason,
+                           const char *correlation_id, struct sync_stats *stats) {
+        const struct config *cfg = ctx->cfg;
+        struct errbuf e = { { 0 } };
+        struct retry_failure f = { .reason = reason, .correlation_id = correlation_id };
+        char now[32], next[32], sqlstate[6] = "";
+        time_t t = time(NULL);
+        unsigned attempts = 0;
+        int r;
+
+        r = pas_retry_attempts(ctx->pas, ubrn, &attempts, &e);
+        if (r >= 0) {
+                r = 0;
+                f.attempts = attempts + 1;
+                f.parked = f.attempts >= (unsigned) cfg->park_after;
+                utc_iso(t, now);
+                utc_iso(t + sched_retry_delay(f.attempts, cfg->retry_delay_s, (unsigned) cfg->park_after,
+                                              cfg->parked_retry_s),
+                        next);
+                f.at = now;
+                f.next_at = next;
+                if (err_sqlstate(reason, sqlstate))
+                        f.sqlstate = sqlstate;
+                r = pas_begin(ctx->pas, &e);
+        }
+        if (r == 0)
+                r = pas_retry_fail(ctx->pas, ubrn, worklist, &f, &e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, &e);
+        else
+                pas_rollback(ctx->pas);
+        struct log_ctx lc = { .ubrn = ubrn, .worklist = worklist, .stage = "pas",
+                              .correlation_id = correlation_id && correlation_id[0] ? correlation_id : NULL };
+        if (r < 0) {
+                log_ctx_warning(&lc, "UBRN %s: failure not recorded in ers_retry (tried again anyway): %s", ubrn, e.msg);
+                return;
+        }
+        if (f.attempts == (unsigned) cfg->park_after) {
+                stats->referrals_parked++;
+                log_ctx_error(&lc, "UBRN %s parked after %u failed attempts, tried again at %s and then every %ld s "
+                              "until it is written; a person should look at: %s", ubrn, f.attempts, next,
+                              cfg->parked_retry_s, reason);
+        } else {
+                log_ctx_info(&lc, "UBRN %s: attempt %u failed; next attempt at %s", ubrn, f.attempts, next);
+        }
+}
+
+
 /*
  * The commit's outcome is unknown (the connection failed during COMMIT): the
  * ledger, read back on a new connection, says whether it happened.  Its row
@@ -445,6 +549,8 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                 r = audit_after(ctx, j, &w, e);
         write_audit_free(&w, j->n_related);
         if (r == 0)
+                r = schedule_written(ctx, j->main.ubrn, j->complete, e);
+        if (r == 0)
                 r = pas_commit(ctx->pas, e);
         if (r == -EINPROGRESS)
                 r = settle_unknown_commit(ctx, j, e);
@@ -490,13 +596,10 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 log_ctx_warning(&lc, "UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
                             " already in the PAS; ignored (correlation id %s)",
                             entry->ubrn, j.main.version, ls->version, j.correlation_id);
-                stats->referrals_unchanged++;
-                goto out;
+                goto nothing_to_write;
         }
-        if (ls->found && ls->complete && j.main.version == ls->version) {
-                stats->referrals_unchanged++; /* the worklist did not say its version */
-                goto out;
-        }
+        if (ls->found && ls->complete && j.main.version == ls->version)
+                goto nothing_to_write; /* the worklist did not say its version, or it was written meanwhile */
 
         for (size_t i = 0; i < j.main.n_related && j.n_related < RELATED_MAX; i++) {
                 if (strcmp(j.main.related[i], j.main.ubrn) == 0)
@@ -524,6 +627,10 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 /* Documents still owed and none arrived: nothing to write. */
                 log_debug("UBRN %s version %" PRId64 ": documents still owed (correlation id %s)", j.main.ubrn,
                           j.main.version, j.correlation_id);
+                lc.stage = "pas";
+                r = schedule_still_owed(ctx, j.main.ubrn, &e);
+                if (r < 0)
+                        goto fail;
                 stats->referrals_unchanged++;
                 goto out;
         }
@@ -550,9 +657,22 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                  j.match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j.match[0].status) : "",
                  j.correlation_id);
         goto out;
+nothing_to_write:
+        /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
+        lc.stage = "pas";
+        r = schedule_nothing_to_write(ctx, entry->ubrn, &e);
+        if (r == 0) {
+                stats->referrals_unchanged++;
+                goto out;
+        }
 fail:
+        if (r == -ECANCELED || r == -ESTALE)
+                goto out; /* stopped, or no longer the writer: nothing to record */
         stats->referrals_failed++;
-        log_ctx_error(&lc, "UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg[0] ? e.msg : strerror(-r));
+        if (!e.msg[0])
+                err_set(&e, r, "%s", strerror(-r));
+        log_ctx_error(&lc, "UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg);
+        record_failure(ctx, worklist, entry->ubrn, e.msg, j.correlation_id, stats);
 out:
         job_done(&j);
         return r;
@@ -579,12 +699,137 @@ static int ledger_get(struct sync_ctx *ctx, const char *ubrn, struct ledger_stat
         }
 }
 
+/* Whether the worklist's "budget spent" was said today already: said once a UK day. */
+static bool over_budget_told(const char *worklist, const char *day) {
+        static struct {
+                char worklist[65];
+                char day[SCHED_UK_DAY_LEN];
+        } told[64];
+
+        for (size_t i = 0; i < sizeof told / sizeof told[0]; i++) {
+                if (strcmp(told[i].worklist, worklist) == 0 || !told[i].worklist[0]) {
+                        bool said = strcmp(told[i].day, day) == 0;
+                        snprintf(told[i].worklist, sizeof told[i].worklist, "%s", worklist);
+                        memcpy(told[i].day, day, SCHED_UK_DAY_LEN);
+                        return said;
+                }
+        }
+        return false;
+}
+
+/* ers_poll for the worklist, in a transaction of its own; a failure is logged, never fatal. */
+static void record_poll(struct sync_ctx *ctx, const char *worklist, const char *polled_at, const char *result,
+                        const char *correlation_id, const char *next_at, long referrals) {
+        struct errbuf e = { { 0 } };
+        int r = pas_begin(ctx->pas, &e);
+
+        if (r == 0)
+                r = pas_poll_put(ctx->pas, worklist, polled_at, result, correlation_id, next_at, referrals, &e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, &e);
+        else
+                pas_rollback(ctx->pas);
+        if (r < 0)
+                log_ctx_warning(&(struct log_ctx){ .worklist = worklist, .stage = "pas" },
+                                "worklist %s: ers_poll not updated: %s", worklist, e.msg);
+}
+
+/*
+ * Takes one call from the service's budget for the UK day, committed before
+ * the call: 1 when taken, 0 when the budget is spent (said once a day, and in
+ * ers_poll), <0 when it could not be counted (then no call is made).
+ */
+static int take_budget(struct sync_ctx *ctx, const struct worklist_conf *wl, const char *next_at,
+                       struct sync_stats *stats) {
+        struct log_ctx lc = { .worklist = wl->name, .stage = "worklist" };
+        struct errbuf e = { { 0 } };
+        char day[SCHED_UK_DAY_LEN], result[256];
+        long calls = 0;
+        int r;
+
+        sched_uk_day(time(NULL), day);
+        r = pas_budget_spend(ctx->pas, wl->service_id, day, ctx->cfg->worklist_calls_per_day, &calls, &e);
+        if (r < 0) {
+                stats->worklists_failed++;
+                log_ctx_error(&lc, "worklist %s not read: its call could not be counted against the budget first: %s",
+                              wl->name, e.msg);
+                return r;
+        }
+        if (r == 0) {
+                stats->worklists_over_budget++;
+                snprintf(result, sizeof result,
+                         "not read: service %s has had its %ld worklist calls for %s (UK day); next poll %s",
+                         wl->service_id, calls, day, next_at);
+                if (!over_budget_told(wl->name, day))
+                        log_ctx_warning(&lc, "worklist %s %s", wl->name, result);
+                record_poll(ctx, wl->name, NULL, result, NULL, next_at, -1);
+                return 0;
+        }
+        log_ctx_debug(&lc, "worklist %s: call %ld of %ld for service %s on %s", wl->name, calls,
+                      ctx->cfg->worklist_calls_per_day, wl->service_id, day);
+        return 1;
+}
+
+/* The ledger's state of a UBRN; a failure is the referral's (counted and logged). */
+static int read_ledger(struct sync_ctx *ctx, const char *ubrn, const char *worklist, struct ledger_state *ret,
+                       struct sync_stats *stats) {
+        struct errbuf e = { { 0 } };
+        int r = ledger_get(ctx, ubrn, ret, &e);
+
+        if (r < 0 && r != -ECANCELED) {
+                stats->referrals_failed++;
+                log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .worklist = worklist, .stage = "pas" },
+                              "UBRN %s not synced: ledger: %s", ubrn, e.msg);
+        }
+        return r;
+}
+
+/* Whether a worklist entry needs writing: not in the ledger, or at an older version. */
+static bool entry_needs_write(const struct worklist_entry *entry, const struct ledger_state *ls) {
+        return !ls->found || (entry->version >= 0 && entry->version > ls->version);
+}
+
+/*
+ * After the A008: ers_poll, and an ers_retry row for each entry that needs
+ * writing, in one transaction, so that a round cut short (crash, stop, lease
+ * lost) leaves them due without another worklist call.  `ls` holds each
+ * sorted entry's ledger state (found=false and version -2 when unread).
+ */
+static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist_entry **order,
+                            const struct ledger_state *ls, size_t n, const char *polled_at, const char *correlation_id,
+                            const char *next_at) {
+        struct errbuf e = { { 0 } };
+        char result[256];
+        int r;
+
+        snprintf(result, sizeof result, "%zu referral(s) listed", n);
+        r = pas_begin(ctx->pas, &e);
+        if (r == 0)
+                r = pas_poll_put(ctx->pas, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
+        for (size_t i = 0; i < n && r == 0; i++)
+                if (ls[i].version != -2 && entry_needs_write(order[i], &ls[i]) &&
+                    (i == 0 || strcmp(order[i - 1]->ubrn, order[i]->ubrn) != 0))
+                        r = pas_retry_seen(ctx->pas, wl->name, order[i], polled_at, &e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, &e);
+        else
+                pas_rollback(ctx->pas);
+        if (r < 0)
+                log_ctx_warning(&(struct log_ctx){ .worklist = wl->name, .stage = "pas" },
+                                "worklist %s: its referrals are synced now but not queued in ers_retry (a stop "
+                                "before they are written leaves them to the next worklist call): %s",
+                                wl->name, e.msg);
+}
+
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
         struct ers_call call = { .http_status = 0 };
         struct errbuf e = { { 0 } };
         json_object *root = NULL;
         struct worklist w = { 0 };
         const struct worklist_entry **order = NULL;
+        struct ledger_state *ls = NULL;
+        char polled_at[32], next_at[32], result[300];
+        time_t now = time(NULL);
         bool failed = false;
         int r;
 
@@ -597,6 +842,12 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                                       "worklist %s not read: the PAS database is unreachable", wl->name);
                 return r;
         }
+        utc_iso(now, polled_at);
+        utc_iso(sched_next_poll(wl->poll_at, wl->n_poll_at, now), next_at);
+        r = take_budget(ctx, wl, next_at, stats);
+        if (r <= 0)
+                return r < 0 ? r : -EAGAIN;
+
         r = ers_fetch_worklist(ctx->ers, wl->list_type, wl->service_id, &root, &call, &e);
         if (r == 0) {
                 r = fhir_parse_worklist(root, &w, &e);
@@ -609,13 +860,19 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         if (r < 0) {
                 stats->worklists_failed++;
                 log_ctx_error(&lc, "worklist %s not read: %s", wl->name, e.msg);
+                snprintf(result, sizeof result, "not read: %.240s", e.msg);
+                record_poll(ctx, wl->name, polled_at, result, call.correlation_id, next_at, -1);
                 return r;
         }
+        stats->worklists_read++;
         log_ctx_info(&lc, "worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
 
         /* Sorted, so a UBRN listed twice is synced once. */
         order = calloc(w.n ? w.n : 1, sizeof *order);
-        if (!order) {
+        ls = calloc(w.n ? w.n : 1, sizeof *ls);
+        if (!order || !ls) {
+                free(order);
+                free(ls);
                 worklist_free(&w);
                 log_error("worklist %s: out of memory", wl->name);
                 return -ENOMEM;
@@ -623,12 +880,17 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         for (size_t i = 0; i < w.n; i++)
                 order[i] = &w.entries[i];
         qsort(order, w.n, sizeof *order, cmp_entry_ptr);
+        for (size_t i = 0; i < w.n; i++)
+                if (pas_ledger_get(ctx->pas, order[i]->ubrn, &ls[i], &e) < 0)
+                        ls[i] = (struct ledger_state){ .version = -2 }; /* read again below, which says why */
+        record_worklist(ctx, wl, order, ls, w.n, polled_at, call.correlation_id, next_at);
 
         /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
         unsigned left = 0, returned = 0;
         r = audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned, &e);
         if (r == -ESTALE) {
                 free(order);
+                free(ls);
                 worklist_free(&w);
                 return r;
         }
@@ -644,7 +906,6 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
 
         for (size_t i = 0; i < w.n; i++) {
                 const struct worklist_entry *entry = order[i];
-                struct ledger_state ls;
 
                 if (ctx->between_referrals)
                         ctx->between_referrals(ctx->userdata);
@@ -656,35 +917,103 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         log_warning("worklist %s lists UBRN %s twice; synced once", wl->name, entry->ubrn);
                         continue;
                 }
-                r = ledger_get(ctx, entry->ubrn, &ls, &e);
-                if (r == -ECANCELED)
-                        break; /* a stop came while waiting for the PAS */
-                if (r == -ENOTCONN) {
-                        stats->worklists_failed++;
-                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
-                                      "worklist %s stopped at UBRN %s: the PAS database is unreachable; the rest "
-                                      "waits for the next round", wl->name, entry->ubrn);
-                        break;
+                if (ls[i].version == -2) {
+                        r = ledger_get(ctx, entry->ubrn, &ls[i], &e);
+                        if (r == -ECANCELED)
+                                break; /* a stop came while waiting for the PAS */
+                        if (r == -ENOTCONN) {
+                                stats->worklists_failed++;
+                                log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name,
+                                                                 .stage = "pas" },
+                                              "worklist %s stopped at UBRN %s: the PAS database is unreachable; "
+                                              "the rest waits in ers_retry", wl->name, entry->ubrn);
+                                break;
+                        }
+                        if (r < 0) {
+                                stats->referrals_failed++;
+                                failed = true;
+                                log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name,
+                                                                 .stage = "pas" },
+                                              "UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
+                                continue;
+                        }
                 }
-                if (r < 0) {
-                        stats->referrals_failed++;
-                        failed = true;
-                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
-                                      "UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
-                        continue;
-                }
-                if (ls.found && ls.complete && entry->version >= 0 && entry->version <= ls.version) {
+                if (ls[i].found && ls[i].complete && entry->version >= 0 && entry->version <= ls[i].version) {
                         stats->referrals_unchanged++;
                         continue;
                 }
-                r = sync_referral(ctx, wl->name, entry, &ls, stats);
+                r = sync_referral(ctx, wl->name, entry, &ls[i], stats);
                 if (r == -ECANCELED || r == -ESTALE) /* stopped, or the writer's lease lost */
                         break;
                 if (r < 0)
                         failed = true;
         }
         free(order);
+        free(ls);
         worklist_free(&w);
+        if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+                return r;
+        return failed ? -EAGAIN : 0;
+}
+
+/*
+ * Referrals due for another look without a worklist call: ers_retry rows
+ * whose next attempt has come (failed before, parked, or queued by a round
+ * that stopped) and ledger rows whose documents are owed and whose
+ * next_check_at has come.  A005 and documents, as for a worklist entry made
+ * from what ers_retry kept of it.
+ */
+static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
+        struct due_referral *due = NULL;
+        struct errbuf e = { { 0 } };
+        char now[32];
+        size_t n = 0;
+        bool failed = false;
+        int r;
+
+        now_utc_iso(now);
+        r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+        if (r < 0)
+                return r;
+        r = pas_due_referrals(ctx->pas, now, DUE_MAX, &due, &n, &e);
+        if (r < 0) {
+                log_ctx_error(&(struct log_ctx){ .stage = "pas" }, "referrals due again not read: %s", e.msg);
+                return r;
+        }
+        if (n > 0)
+                log_info("%zu referral(s) due for another look (failed before, or documents owed)", n);
+        for (size_t i = 0; i < n; i++) {
+                struct due_referral *d = &due[i];
+                struct worklist_entry entry = {
+                        .version = d->entry_version,
+                        .priority = d->priority[0] ? d->priority : NULL,
+                        .service_id = d->service_id[0] ? d->service_id : NULL,
+                        .service_name = d->service_name[0] ? d->service_name : NULL,
+                        .referral_type = d->referral_type[0] ? d->referral_type : NULL,
+                };
+                struct ledger_state ls;
+
+                memcpy(entry.ubrn, d->ubrn, sizeof entry.ubrn);
+                if (ctx->between_referrals)
+                        ctx->between_referrals(ctx->userdata);
+                if (ctx->stop && *ctx->stop) {
+                        r = -ECANCELED;
+                        break;
+                }
+                r = read_ledger(ctx, d->ubrn, d->worklist, &ls, stats);
+                if (r == -ECANCELED || r == -ENOTCONN)
+                        break;
+                if (r < 0) {
+                        failed = true;
+                        continue;
+                }
+                r = sync_referral(ctx, d->worklist[0] ? d->worklist : NULL, &entry, &ls, stats);
+                if (r == -ECANCELED || r == -ESTALE)
+                        break;
+                if (r < 0)
+                        failed = true;
+        }
+        free(due);
         if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                 return r;
         return failed ? -EAGAIN : 0;
@@ -753,7 +1082,16 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
         memset(stats, 0, sizeof *stats);
         now_utc_iso(round_start);
         for (size_t i = 0; i < ctx->cfg->n_worklists; i++) {
+                if (!ctx->poll || !ctx->poll[i])
+                        continue;
                 int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
+                if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+                        return r;
+                if (r < 0)
+                        failed = true;
+        }
+        if (!(ctx->stop && *ctx->stop)) {
+                int r = sync_due(ctx, stats);
                 if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                         return r;
                 if (r < 0)

@@ -30,6 +30,9 @@
 
 struct sync_ctx {
         const struct config *cfg;         /* borrowed */
+        /* Borrowed, may be NULL (none): poll[i] says whether worklists[i] is read (A008) this
+         * round; each read first takes a call from the service's budget (ers_budget). */
+        const bool *poll;
         struct ers_client *ers;           /* borrowed */
         struct pas *pas;                  /* borrowed */
         struct spool *spool;              /* borrowed */
@@ -47,16 +50,27 @@ struct sync_stats {
         unsigned referrals_unchanged; /* ledger already had this version, complete */
         unsigned referrals_failed;    /* not written this round; tried again next round */
         unsigned worklists_failed;    /* A008 failed: none of its referrals were looked at */
+        unsigned worklists_over_budget; /* not read: the service's calls for the UK day are spent */
+        unsigned worklists_read;      /* A008 answered */
+        unsigned referrals_parked;    /* failed again and parked (ers_retry.parked) */
         unsigned documents_stored;    /* document contents written to the PAS */
         unsigned documents_not_fetched; /* recorded without content (not available, too large) */
         uint64_t bytes_stored;
         unsigned patients_matched_later; /* referrals already in the PAS whose patient a later round found */
 };
 
-/* One round over every configured worklist.  Returns 0 when everything
- * succeeded, -EAGAIN when something failed (see stats), -ECANCELED when
- * stopped by *stop, -ESTALE when the writer's lease (database.lease_seconds)
- * was lost to another ersd: the round stops at once, nothing more written;
- * -ENOTCONN when the PAS connection was lost and did not come back
- * (reconnect.h): the round stops, no further worklist is fetched. */
+/* One round: each worklist ctx->poll selects (A008, within the budget; its
+ * entries that need writing go into ers_retry first, in the transaction
+ * that records the poll in ers_poll), then every referral due for another
+ * look: ers_retry rows whose time has come (failed, parked, or left by a
+ * round that stopped) and ledger rows with documents owed whose
+ * next_check_at has come (A005 and documents, never A008).  A referral that
+ * fails is recorded in ers_retry (attempts, reason, SQLSTATE, correlation
+ * id, next attempt; parked after park_after failures); its row goes in the
+ * transaction that writes it.  Returns 0 when everything succeeded, -EAGAIN
+ * when something failed (see stats), -ECANCELED when stopped by *stop,
+ * -ESTALE when the writer's lease (database.lease_seconds) was lost to
+ * another ersd: the round stops at once, nothing more written; -ENOTCONN
+ * when the PAS connection was lost and did not come back (reconnect.h): the
+ * round stops, no further worklist is fetched. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);

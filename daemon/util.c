@@ -29,11 +29,25 @@ int uuid_v4(char ret[UUID_STR_LEN]) {
 }
 
 void now_utc_iso(char ret[32]) {
-        time_t t = time(NULL);
+        utc_iso(time(NULL), ret);
+}
+
+void utc_iso(time_t t, char ret[32]) {
         struct tm tm;
 
-        gmtime_r(&t, &tm);
+        if (!gmtime_r(&t, &tm))
+                memset(&tm, 0, sizeof tm);
         strftime(ret, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int utc_iso_parse(const char *s, time_t *ret) {
+        struct tm tm = { 0 };
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+
+        if (!end || *end)
+                return -EINVAL;
+        *ret = timegm(&tm);
+        return 0;
 }
 
 void hex_encode(const unsigned char *in, size_t n, char *ret) {

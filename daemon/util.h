@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define UUID_STR_LEN 37 /* 36 characters and NUL */
 
@@ -12,6 +13,12 @@ int uuid_v4(char ret[UUID_STR_LEN]);
 
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
 void now_utc_iso(char ret[32]);
+
+/* Instant t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), the form every time ersd stores has. */
+void utc_iso(time_t t, char ret[32]);
+
+/* Reads that form back.  0, or -EINVAL for anything else. */
+int utc_iso_parse(const char *s, time_t *ret);
 
 /* Lower-case hex of `n` bytes into `ret` (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *ret);

@@ -330,6 +330,25 @@ static void test_wrong_key(void **state) {
         assert_refused("signature does not match the public key");
 }
 
+/* Plain ersd (the service) with a key the token endpoint refuses: a first token is
+ * fetched before it would say READY=1, so it stops there with the platform's reason
+ * (exit 1), before any worklist call. */
+static void test_wrong_key_stops_the_service_start(void **state) {
+        struct run r;
+        (void) state;
+        start_mock(NULL, false, NULL);
+        write_config(jwt_lines("other", KID));
+        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+        assert_int_equal(ersd_run(E.conf, NULL, &r), 0); /* loop mode: it must end by itself */
+        assert_no_secret(&r);
+        if (r.status != 1 || !strstr(r.err, "signature does not match the public key") || strstr(r.out, "sync "))
+                fail_msg("expected exit 1 at start with the token endpoint's reason, got exit %d: %s", r.status, r.err);
+        run_free(&r);
+        assert_int_equal(control_count("/_mock/stats", "A008"), 0);
+}
+
 static void test_wrong_kid(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
@@ -541,6 +560,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_jwt_sync, test_teardown),
                 cmocka_unit_test_teardown(test_expiry_mid_run_renews, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_key, test_teardown),
+                cmocka_unit_test_teardown(test_wrong_key_stops_the_service_start, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_kid, test_teardown),
                 cmocka_unit_test_teardown(test_clock_behind, test_teardown),
                 cmocka_unit_test_teardown(test_clock_ahead, test_teardown),

@@ -1370,7 +1370,7 @@ static void test_lease_compare_and_swap(void **state) {
 static void test_lease_handover(void **state) {
         static const char *const args[] = { "--referrals", "60", "--attachments", "1", NULL };
         struct fix *f = *state;
-        char conf[PATH_MAX + 32], text[2048];
+        char conf[PATH_MAX + 32], conf_b[PATH_MAX + 32], text[2048];
         json_object *manifest, *refs;
         struct proc a, b;
         struct timespec t0;
@@ -1385,10 +1385,17 @@ static void test_lease_handover(void **state) {
         assert_int_equal(write_test_config(conf, M.base_url, NULL, f->conn, "  lease_seconds = 2;\n", text,
                                            "poll_interval = 60;\n"),
                          0);
+        /* The standby as on a second host: a state directory (spool) of its own.  Sharing one,
+         * its start would remove the writer's downloads in progress. */
+        snprintf(conf_b, sizeof conf_b, "%s/ersd-lease-b-%s.conf", work, G.name);
+        snprintf(text, sizeof text, "%s/state-lease-b-%s", work, G.name);
+        assert_int_equal(write_test_config(conf_b, M.base_url, NULL, f->conn, "  lease_seconds = 2;\n", text,
+                                           "poll_interval = 60;\n"),
+                         0);
 
         assert_int_equal(ersd_spawn(conf, &a), 0);
         assert_true(proc_wait_for(&a, 2, "lease: taken;", 0) >= 0);
-        assert_int_equal(ersd_spawn(conf, &b), 0);
+        assert_int_equal(ersd_spawn(conf_b, &b), 0);
         assert_true(proc_wait_for(&b, 2, "is on standby", 0) >= 0);
 
         /* Killed in the middle of its round (after its first referral). */

@@ -197,6 +197,7 @@ static void test_notify_lifecycle(void **state) {
         status = notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0);
         assert_true(status > ready); /* READY=1 before the first round, not after it */
         assert_non_null(strstr(in.notify.messages[status], "next round at "));
+        assert_non_null(strstr(in.notify.messages[status], "; next worklist poll 20")); /* "2026-11-24 07:00 GMT" */
         assert_non_null(strstr(in.notify.messages[status], " 0 failed;"));
         assert_true(proc_wait_for(&in.proc, 1, "ersd: sync done", 0) >= 0);
 

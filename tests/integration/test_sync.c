@@ -346,7 +346,8 @@ static void test_bad_answers_change_nothing(void **state) {
                 struct db *d;
 
                 snprintf(name, sizeof name, "fault%zu", i);
-                side_pas(name, NULL);
+                /* One send per call: the fault is the answer ersd gets (ers.tries repeats a 5xx or 429). */
+                side_pas(name, "  auth = \"none\";\n  tries = 1;\n");
                 snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s&ubrn=%s&count=1", f->endpoint, f->kind,
                          ubrn);
                 assert_int_equal(mock_post(m, path), 200);
@@ -504,7 +505,16 @@ static void test_loop_mode_reload_and_stop(void **state) {
         long at;
         (void) state;
 
+        /* A PAS of its own, never read: plain ersd catches up at once (the shared one was read
+         * after today's last poll time, so its worklist is read next at the next poll time). */
+        memcpy(shared_conf, E.conf, sizeof shared_conf);
+        memcpy(shared_connection, E.connection, sizeof shared_connection);
+        snprintf(E.conf, sizeof E.conf, "%s/loop.conf", E.dir);
+        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/loop.db", E.dir);
         write_config("  auth = \"none\";\n");
+        struct run init = run_ersd("--init-db");
+        assert_int_equal(init.status, 0);
+        run_free(&init);
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
         assert_int_equal(ersd_spawn(E.conf, &p), 0);
         at = proc_wait_for(&p, 1, "ersd: sync done", 0);
@@ -535,6 +545,7 @@ static void test_loop_mode_reload_and_stop(void **state) {
         assert_int_equal(stat_count(&E.mock, "A008"), 1);
 
         assert_int_equal(proc_end(&p, SIGTERM), 0);
+        side_stop();
 }
 
 /* A static bearer token: sent to e-RS, never to the object store; a wrong one

@@ -197,6 +197,7 @@ struct referral_view {
 struct fault {
         enum endpoint endpoint;
         enum fault_kind kind;
+        int retry_after; /* seconds for the Retry-After header of 429/503; -1: the kind's own (1 for 429) */
         char ubrn[13];   /* "" = any */
         unsigned count;  /* requests left to spoil */
         struct fault *next;

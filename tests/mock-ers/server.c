@@ -78,7 +78,82 @@ struct call {
         bool store;   /* on the object-store origin */
         bool control; /* a /_mock/ request: not counted as rejected */
         bool fault;   /* this answer is an injected fault */
+        int fault_retry_after; /* the fault's Retry-After seconds, -1: the kind's own */
+        double arrived; /* monotonic seconds: when the request was complete */
+        const char *recorded; /* endpoint name for the call record (/_mock/calls), NULL: not recorded */
+        char key[24];  /* the UBRN (A005, A007, documents) or service (A008) of the call record */
 };
+
+/* ---- the call record (/_mock/calls) and the rate limit (/_mock/ratelimit) ----- */
+
+struct call_record {
+        double t;             /* monotonic seconds of arrival */
+        const char *endpoint; /* static name */
+        char key[24];
+        unsigned status;
+        bool fault;
+};
+
+#define CALL_RECORD_MAX 2000000
+#define RATE_WINDOW_MAX 10000
+
+/* Under mock.lock. */
+static struct {
+        struct call_record *r; /* owned */
+        size_t n, cap;
+        uint64_t rate_limited;  /* requests answered 429 by the rate limit */
+        unsigned per_second;    /* 0: no limit */
+        double window[RATE_WINDOW_MAX]; /* arrivals accepted, a ring of per_second entries */
+        size_t next;            /* ring position of the oldest */
+} calls;
+
+static double monotonic_now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends the call's record; call with m->lock held. */
+static void call_record_locked(const struct call *c, unsigned status)
+{
+        if (!c->recorded || calls.n >= CALL_RECORD_MAX)
+                return;
+        if (calls.n == calls.cap) {
+                size_t cap = calls.cap ? calls.cap * 2 : 1024;
+                struct call_record *r = realloc(calls.r, cap * sizeof *r);
+                if (!r)
+                        return;
+                calls.r = r;
+                calls.cap = cap;
+        }
+        struct call_record *rec = &calls.r[calls.n++];
+        rec->t = c->arrived;
+        rec->endpoint = c->recorded;
+        memcpy(rec->key, c->key, sizeof rec->key);
+        rec->status = status;
+        rec->fault = c->fault;
+}
+
+/* The rate limit: false (and the arrival counted) when the request may be served. */
+static bool rate_limited(struct mock *m, double now)
+{
+        bool limited = false;
+
+        pthread_mutex_lock(&m->lock);
+        if (calls.per_second > 0) {
+                double oldest = calls.window[calls.next];
+                if (oldest > 0 && now - oldest < 1.0) {
+                        limited = true;
+                        calls.rate_limited++;
+                } else {
+                        calls.window[calls.next] = now;
+                        calls.next = (calls.next + 1) % calls.per_second;
+                }
+        }
+        pthread_mutex_unlock(&m->lock);
+        return limited;
+}
 
 /* Signed-JWT access and TLS, below the control endpoints. */
 static bool refuse_without_client_cert(struct call *c, enum MHD_Result *ret);
@@ -386,6 +461,7 @@ static enum MHD_Result reply(struct call *c, unsigned status, struct MHD_Respons
                         MHD_add_response_header(r, "X-Correlation-ID", cid);
         }
         pthread_mutex_lock(&m->lock);
+        call_record_locked(c, status);
         if (status < 600)
                 m->stats.status[status]++;
         if (c->fault)
@@ -500,6 +576,7 @@ static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *
                 if (f->endpoint != ep || (f->ubrn[0] && (!ubrn || strcmp(f->ubrn, ubrn) != 0)))
                         continue;
                 kind = f->kind;
+                c->fault_retry_after = f->retry_after;
                 if (--f->count == 0) {
                         *pp = f->next;
                         free(f);
@@ -550,8 +627,14 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
                         free(body);
-                else
+                else {
                         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, c->store ? "text/plain" : FHIR_JSON);
+                        if (kind == FAULT_429_BARE && c->fault_retry_after >= 0) {
+                                char ra[16];
+                                snprintf(ra, sizeof ra, "%d", c->fault_retry_after);
+                                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+                        }
+                }
                 break;
         case FAULT_500:
         case FAULT_503:
@@ -575,8 +658,10 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                 if (r) {
                         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                                 c->store ? "text/plain" : FHIR_JSON);
-                        if (status == 429)
-                                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                        char ra[16];
+                        snprintf(ra, sizeof ra, "%d", c->fault_retry_after >= 0 ? c->fault_retry_after : 1);
+                        if (status == 429 || (status == 503 && c->fault_retry_after >= 0))
+                                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
                 }
                 break;
         case FAULT_WRONG_TYPE:
@@ -683,6 +768,7 @@ static bool refuse_accept(struct call *c, enum MHD_Result *ret)
 
 static void count(struct call *c, enum endpoint ep)
 {
+        c->recorded = ENDPOINT_NAMES[ep];
         pthread_mutex_lock(&c->m->lock);
         c->m->stats.endpoint[ep]++;
         pthread_mutex_unlock(&c->m->lock);
@@ -864,6 +950,7 @@ static enum MHD_Result handle_a008(struct call *c)
         pthread_mutex_lock(&m->lock);
         counter_add(&m->stats.a008_by_service, &m->stats.n_a008_by_service, service ? service : "*");
         pthread_mutex_unlock(&m->lock);
+        snprintf(c->key, sizeof c->key, "%.23s", service ? service : "*");
         json_object_put(root); /* `service` pointed into it */
         service = NULL;
 
@@ -925,6 +1012,8 @@ static enum MHD_Result handle_a005(struct call *c, struct referral *r, int64_t v
         enum MHD_Result ret;
 
         count(c, EP_A005);
+        if (r)
+                snprintf(c->key, sizeof c->key, "%s", r->ubrn);
         if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
                 return ret;
         if (!r)
@@ -1054,6 +1143,8 @@ static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
         if (refuse_caller(c, &ret))
                 return ret;
         a = mock_find_binary(m, binary_id);
+        if (a)
+                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
         if (refuse_attachment(c, a, &ret))
                 return ret;
         enum fault_kind kind = fault_take(c, EP_A042, m->referrals[a->referral].ubrn);
@@ -1095,6 +1186,8 @@ static enum MHD_Result handle_a006(struct call *c, const char *binary_id)
         if (refuse_caller(c, &ret))
                 return ret;
         a = mock_find_binary(m, binary_id);
+        if (a)
+                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
         if (refuse_attachment(c, a, &ret))
                 return ret;
         if (a->size > A006_MAX_BYTES)
@@ -1156,6 +1249,8 @@ static enum MHD_Result handle_store(struct call *c)
                 return reply_text(c, 405, "method not allowed\n");
         count(c, EP_STORE);
         struct attachment *a = mock_find_binary(m, id);
+        if (a)
+                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
         if (!a)
                 return reply_not_found(c, NULL);
         if (!token_redeem(m, query(c, "token"), a))
@@ -1174,6 +1269,8 @@ static enum MHD_Result handle_a007(struct call *c, struct referral *r)
         enum MHD_Result ret;
 
         count(c, EP_A007);
+        if (r)
+                snprintf(c->key, sizeof c->key, "%s", r->ubrn);
         if (refuse_caller(c, &ret))
                 return ret;
         pthread_mutex_lock(&m->lock);
@@ -1237,6 +1334,29 @@ static json_object *stats_json(struct mock *m)
         return o;
 }
 
+/* {"calls":[{"t","endpoint","key","status","fault"}…],"rate_limited":n}: every API and store
+ * request since the last reset, in arrival order of their answers; t in monotonic seconds. */
+static json_object *calls_json(struct mock *m)
+{
+        json_object *o = json_object_new_object(), *list = json_object_new_array();
+
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < calls.n; i++) {
+                const struct call_record *r = &calls.r[i];
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "t", json_object_new_double(r->t));
+                json_object_object_add(e, "endpoint", json_object_new_string(r->endpoint));
+                json_object_object_add(e, "key", json_object_new_string(r->key));
+                json_object_object_add(e, "status", json_object_new_int((int)r->status));
+                json_object_object_add(e, "fault", json_object_new_boolean(r->fault));
+                json_object_array_add(list, e);
+        }
+        json_object_object_add(o, "rate_limited", json_object_new_int64((int64_t)calls.rate_limited));
+        pthread_mutex_unlock(&m->lock);
+        json_object_object_add(o, "calls", list);
+        return o;
+}
+
 static void stats_reset_locked(struct stats *s)
 {
         for (size_t i = 0; i < s->n_a008_by_service; i++)
@@ -1265,7 +1385,8 @@ static enum MHD_Result control_fault(struct call *c)
 {
         struct mock *m = c->m;
         const char *ep_name = query(c, "endpoint"), *kind_name = query(c, "kind");
-        const char *ubrn = query(c, "ubrn"), *count_s = query(c, "count");
+        const char *ubrn = query(c, "ubrn"), *count_s = query(c, "count"), *ra_s = query(c, "retry_after");
+        uint64_t ra = 0;
         int ep = -1;
         enum fault_kind kind = FAULT_NONE;
         uint64_t n = 1;
@@ -1289,6 +1410,8 @@ static enum MHD_Result control_fault(struct call *c)
                 return reply_control_error(c, 400, "ubrn must be 12 digits, and does not apply to A008");
         if (count_s && !parse_u64(count_s, 1, 1000000, &n))
                 return reply_control_error(c, 400, "count must be 1..1000000");
+        if (ra_s && !parse_u64(ra_s, 0, 86400, &ra))
+                return reply_control_error(c, 400, "retry_after must be 0..86400 seconds");
 
         struct fault *f = calloc(1, sizeof *f);
         if (!f)
@@ -1296,6 +1419,7 @@ static enum MHD_Result control_fault(struct call *c)
         f->endpoint = (enum endpoint)ep;
         f->kind = kind;
         f->count = (unsigned)n;
+        f->retry_after = ra_s ? (int)ra : -1;
         if (ubrn)
                 memcpy(f->ubrn, ubrn, 13);
         pthread_mutex_lock(&m->lock);
@@ -1427,6 +1551,30 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                 pthread_mutex_unlock(&c->m->lock);
                 return reply_json(c, 200, json_object_new_object());
         }
+        if (strcmp(what, "calls") == 0)
+                return get ? reply_json(c, 200, calls_json(c->m)) : reply_405(c, "GET");
+        if (strcmp(what, "calls/reset") == 0) {
+                if (!post)
+                        return reply_405(c, "POST");
+                pthread_mutex_lock(&c->m->lock);
+                calls.n = 0;
+                calls.rate_limited = 0;
+                pthread_mutex_unlock(&c->m->lock);
+                return reply_json(c, 200, json_object_new_object());
+        }
+        if (strcmp(what, "ratelimit") == 0) {
+                uint64_t per = 0;
+                if (!post)
+                        return reply_405(c, "POST");
+                if (!parse_u64(query(c, "per_second"), 0, RATE_WINDOW_MAX, &per))
+                        return reply_control_error(c, 400, "per_second must be 0..10000 (0: no limit)");
+                pthread_mutex_lock(&c->m->lock);
+                calls.per_second = (unsigned)per;
+                calls.next = 0;
+                memset(calls.window, 0, sizeof calls.window);
+                pthread_mutex_unlock(&c->m->lock);
+                return reply_json(c, 200, json_object_new_object());
+        }
         if (strcmp(what, "fault") == 0)
                 return post ? control_fault(c) : reply_405(c, "POST");
         if (strcmp(what, "fault/clear") == 0)
@@ -1495,6 +1643,7 @@ static enum MHD_Result handle_token(struct call *c)
         unsigned status = 500;
         size_t len = 0;
 
+        c->recorded = "token";
         if (!oauth_enabled(m))
                 return reply_not_found(c, "no token endpoint: start the mock with --jwks");
         if (strcmp(c->method, "POST") != 0)
@@ -1559,6 +1708,20 @@ static enum MHD_Result handle_api(struct call *c)
 
         if ((rest = after(c->url, "/_mock/")))
                 return handle_control(c, rest);
+        if (rate_limited(c->m, c->arrived)) {
+                c->recorded = "rate_limited";
+                struct MHD_Response *r = NULL;
+                size_t len = 0;
+                char *body = render_outcome("throttled", "TOO_MANY_REQUESTS", "Too many requests",
+                                            "the application's rate limit was exceeded", &len);
+                if (body && !(r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)))
+                        free(body);
+                if (r) {
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                }
+                return reply(c, 429, r);
+        }
         enum MHD_Result refused;
         if (refuse_without_client_cert(c, &refused))
                 return refused;
@@ -1617,7 +1780,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        struct call c = { .m = o->m, .conn = conn, .url = url, .method = method, .q = q, .store = o->store };
+        struct call c = { .m = o->m, .conn = conn, .url = url, .method = method, .q = q, .store = o->store,
+                          .fault_retry_after = -1, .arrived = monotonic_now() };
         return o->store ? handle_store(&c) : handle_api(&c);
 }
 
@@ -1749,6 +1913,9 @@ void server_stop(struct mock *m)
         tls_pem.cert = tls_pem.key = tls_pem.trust = NULL;
 
         stats_reset_locked(&m->stats);
+        free(calls.r);
+        calls.r = NULL;
+        calls.n = calls.cap = 0;
         while (m->faults) {
                 struct fault *f = m->faults;
                 m->faults = f->next;

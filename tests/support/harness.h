@@ -82,7 +82,9 @@ int proc_end(struct proc *p, int sig);
 
 /*
  * The configuration the integration tests run ersd with: base_url, `ers_lines`
- * inside the ers group (NULL: auth = "none"), stall_timeout 5, one
+ * inside the ers group (NULL: auth = "none"), the test limits (100000 worklist
+ * calls a day, 10000 requests/s, for a loopback base_url only, where they
+ * are allowed; a key that `ers_lines` sets is left to it), stall_timeout 5, one
  * REFERRALS_FOR_REVIEW worklist "cardiology" for service 31001, the PAS
  * `connection` with `database_lines` (NULL: none) in the database group,
  * state_dir, and `extra` top-level lines (NULL: none).  0 or -errno.

@@ -157,7 +157,7 @@ static const char good_conf[] =
         "  auth = \"bearer\";\n"                                                                    /* 4 */
         "  bearer_token_file = \"token\";\n"                                                        /* 5 */
         "  ca_file = \"./ca.pem\";\n"                                                               /* 6 */
-        "  connect_timeout = 20;\n"                                                                 /* 7 */
+        "  connect_timeout = 20; worklist_calls_per_day = 2; max_requests_per_second = 5; pending_recheck = 600;\n"
         "  stall_timeout = 3600;\n"                                                                 /* 8 */
         "  max_attachment_mib = 2048;\n"                                                            /* 9 */
         "  user_restricted: {\n"                                                                    /* 10 */
@@ -167,8 +167,8 @@ static const char good_conf[] =
         "  };\n"                                                                                    /* 14 */
         "};\n"                                                                                      /* 15 */
         "worklists = (\n"                                                                           /* 16 */
-        "  { name = \"cardiology-review\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; },\n"
-        "  { name = \"Cardio.slots_2\"; list_type = \"APPOINTMENT_SLOT_ISSUES\"; service = \"31001\"; }\n"
+        "  { name = \"cardiology-review\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; poll_at = [\"13:30\"]; },\n"
+        "  { name = \"Cardio.slots_2\"; list_type = \"APPOINTMENT_SLOT_ISSUES\"; service = \"31001\"; poll_at = [\"07:00\"]; }\n"
         ");\n"
         "database = {\n"
         "  connection = \"" CONN "\";\n"
@@ -177,7 +177,8 @@ static const char good_conf[] =
         "};\n"
         "state_dir = \"state\";\n"
         "poll_interval = 86400;\n"
-        "log_level = \"debug\";\n";
+        "log_level = \"debug\";\n"
+        "retry_delay = 120; park_after = 3; parked_retry = 7200;\n";
 
 /* ---- good configurations ------------------------------------------------- */
 
@@ -213,6 +214,16 @@ static void test_good_config_every_field(void **state) {
         assert_string_equal(c.worklists[1].name, "Cardio.slots_2");
         assert_string_equal(c.worklists[1].list_type, "APPOINTMENT_SLOT_ISSUES");
         assert_string_equal(c.worklists[1].service_id, "31001");
+        assert_int_equal(c.worklists[0].n_poll_at, 1);
+        assert_int_equal(c.worklists[0].poll_at[0], 13 * 60 + 30);
+        assert_int_equal(c.worklists[1].poll_at[0], 7 * 60);
+        assert_int_equal(c.worklist_calls_per_day, 2);
+        assert_int_equal(c.max_requests_per_second, 5);
+        assert_int_equal(c.pending_recheck_s, 600);
+        assert_int_equal(c.retry_delay_s, 120);
+        assert_int_equal(c.park_after, 3);
+        assert_int_equal(c.parked_retry_s, 7200);
+        assert_false(c.test_limits);
 
         assert_string_equal(c.odbc_connection, CONN);
         assert_string_equal(c.adapter, "postgresql");
@@ -253,6 +264,27 @@ static void test_defaults(void **state) {
         assert_string_equal(c.state_dir, "/var/lib/ersd");
         assert_int_equal(c.poll_interval_s, 300);
         assert_int_equal(c.log_level, LOG_INFO);
+        /* The e-RS limits and the schedule. */
+        assert_int_equal(c.worklists[0].n_poll_at, 2);
+        assert_int_equal(c.worklists[0].poll_at[0], 7 * 60);
+        assert_int_equal(c.worklists[0].poll_at[1], 13 * 60);
+        assert_int_equal(c.worklist_calls_per_day, 2);
+        assert_int_equal(c.max_requests_per_second, 10);
+        assert_int_equal(c.pending_recheck_s, 300);
+        assert_int_equal(c.tries, 5);
+        assert_int_equal(c.retry_delay_s, 60);
+        assert_int_equal(c.park_after, 5);
+        assert_int_equal(c.parked_retry_s, 21600);
+        assert_false(c.test_limits);
+        config_free(&c);
+
+        /* Beyond production's limits against a loopback mock: allowed, and flagged. */
+        assert_int_equal(load_text("ers: { base_url = \"http://127.0.0.1:8080/r\"; auth = \"none\"; "
+                                   "worklist_calls_per_day = 500; max_requests_per_second = 1000; pending_recheck = 2; };\n"
+                                   WL DB "retry_delay = 1; parked_retry = 2;\n", &c), 0);
+        assert_int_equal(c.worklist_calls_per_day, 500);
+        assert_int_equal(c.pending_recheck_s, 2);
+        assert_true(c.test_limits);
         config_free(&c);
 
         /* ers.auth defaults to "bearer". */
@@ -480,6 +512,43 @@ static const struct bad_case bad_cases[] = {
           { ":2: worklists[0]: expected a group { name = ...; list_type = ...; service = ...; }, found a string" } },
         { "wrong type, ers not a group", "ers = \"https://h.example/r\";\n" WL DB, -EINVAL,
           { ":1: ers: expected a group { ... }, found a string" } },
+        { "worklist budget above e-RS's against a real e-RS",
+          "ers: {\n  base_url = \"https://h.example/r\";\n  auth = \"none\";\n  worklist_calls_per_day = 3;\n};\n" WL DB,
+          -EINVAL,
+          { ":4: ers.worklist_calls_per_day: 3 is beyond what e-RS allows (1..2); a value outside that range is "
+            "accepted only with a loopback ers.base_url (a test mock)" } },
+        { "request rate above e-RS's against a real e-RS",
+          "ers: {\n  base_url = \"https://h.example/r\";\n  auth = \"none\";\n  max_requests_per_second = 11;\n};\n" WL DB,
+          -EINVAL,
+          { ":4: ers.max_requests_per_second: 11 is beyond what e-RS allows (1..10); a value outside that range is "
+            "accepted only with a loopback ers.base_url (a test mock)" } },
+        { "PENDING re-checked sooner than e-RS asks",
+          "ers: {\n  base_url = \"https://h.example/r\";\n  auth = \"none\";\n  pending_recheck = 60;\n};\n" WL DB,
+          -EINVAL,
+          { ":4: ers.pending_recheck: 60 is beyond what e-RS allows (300..86400); a value outside that range is "
+            "accepted only with a loopback ers.base_url (a test mock)" } },
+        { "quicker retries against a real e-RS", ERS_NONE WL DB "retry_delay = 5;\n", -EINVAL,
+          { ":4: retry_delay: 5 is beyond what e-RS allows (60..3600); a value outside that range is accepted only "
+            "with a loopback ers.base_url (a test mock)" } },
+        { "more poll times than the service's budget",
+          ERS_NONE "worklists = (\n"
+                   "  { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; poll_at = [\"07:00\"]; },\n"
+                   "  { name = \"b\"; list_type = \"APPOINTMENT_SLOT_ISSUES\"; service = \"1\"; }\n"
+                   ");\n" DB,
+          -EINVAL,
+          { ":3: worklists[0].poll_at: service 1 would be read 3 times a day by its worklists, but "
+            "ers.worklist_calls_per_day is 2 (e-RS allows 2): give its worklists fewer poll times",
+            ":4: worklists[1].poll_at: service 1 would be read 3 times a day by its worklists, but "
+            "ers.worklist_calls_per_day is 2 (e-RS allows 2): give its worklists fewer poll times" } },
+        { "poll_at: not a time", ERS_NONE
+          "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; poll_at = [\"7am\"]; } );\n" DB,
+          -EINVAL, { ":2: worklists[0].poll_at[0]: must be a UK time of day \"HH:MM\" (00:00 to 23:59)" } },
+        { "poll_at: twice the same", ERS_NONE
+          "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; poll_at = [\"07:00\", \"07:00\"]; } );\n" DB,
+          -EINVAL, { ":2: worklists[0].poll_at[1]: \"07:00\" is listed twice" } },
+        { "poll_at: empty", ERS_NONE
+          "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; poll_at = []; } );\n" DB,
+          -EINVAL, { ":2: worklists[0].poll_at: needs 1 to 8 times of day such as [\"07:00\", \"13:00\"]" } },
         { "out of range, low", ERS_NONE WL DB "poll_interval = 59;\n", -EINVAL,
           { ":4: poll_interval: 59 is out of range 60..86400" } },
         { "out of range, high", ERS_NONE WL DB "poll_interval = 86401;\n", -EINVAL,
