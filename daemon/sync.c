@@ -917,6 +917,17 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         log_warning("worklist %s lists UBRN %s twice; synced once", wl->name, entry->ubrn);
                         continue;
                 }
+                /* A connection lost with the referral before: back first, or the round stops here. */
+                r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+                if (r == -ECANCELED)
+                        break;
+                if (r == -ENOTCONN) {
+                        stats->worklists_failed++;
+                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
+                                      "worklist %s stopped at UBRN %s: the PAS database is unreachable; the rest "
+                                      "waits in ers_retry", wl->name, entry->ubrn);
+                        break;
+                }
                 if (ls[i].version == -2) {
                         r = ledger_get(ctx, entry->ubrn, &ls[i], &e);
                         if (r == -ECANCELED)
@@ -1000,7 +1011,9 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                         r = -ECANCELED;
                         break;
                 }
-                r = read_ledger(ctx, d->ubrn, d->worklist, &ls, stats);
+                r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+                if (r == 0)
+                        r = read_ledger(ctx, d->ubrn, d->worklist, &ls, stats);
                 if (r == -ECANCELED || r == -ENOTCONN)
                         break;
                 if (r < 0) {
