@@ -58,7 +58,7 @@ struct ers_client {
         uint64_t jitter;                     /* backoff jitter state (xorshift), seeded from getrandom */
 };
 
-enum sink_kind { SINK_JSON, SINK_FILE };
+enum sink_kind { SINK_JSON, SINK_WORKLIST, SINK_FILE };
 
 /* One request's state, on the caller's stack. */
 struct transfer {
@@ -72,6 +72,7 @@ struct transfer {
         long status;
         json_tokener *tok;        /* owned, SINK_JSON */
         json_object *obj;         /* owned until handed to the caller */
+        struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */
         char *errbody;            /* owned: start of a non-2xx answer */
@@ -253,7 +254,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                 if (t->status / 100 == 2 && t->expect_type) {
                         char *ct = NULL;
                         curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
-                        bool ok = t->kind == SINK_JSON ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
+                        bool ok = t->kind != SINK_FILE ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
                         if (!ok)
                                 return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%.60s', expected %s",
                                                             ct ? ct : "(none)", t->expect_type));
@@ -279,6 +280,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
         t->json_bytes += len;
         if (t->json_bytes > ERS_JSON_MAX)
                 return body_fail(t, err_set(&t->why, -EFBIG, "answer larger than %d bytes, refused", ERS_JSON_MAX));
+        if (t->kind == SINK_WORKLIST) {
+                int r = worklist_parser_feed(t->worklist, p, len, &t->why);
+                return r < 0 ? body_fail(t, r) : len;
+        }
         if (t->obj) {
                 for (size_t i = 0; i < len; i++)
                         if (!isspace((unsigned char) p[i]))
@@ -303,6 +308,7 @@ static void transfer_done(struct transfer *t) {
         if (t->tok)
                 json_tokener_free(t->tok);
         json_object_put(t->obj);
+        worklist_parser_free(t->worklist);
         free(t->errbody);
 }
 
@@ -821,11 +827,13 @@ static bool renew_after_401(struct ers_client *c, int r, struct ers_call *call, 
         return false;
 }
 
-/* A JSON call (A008 or A005), with a token renewed once on a 401. */
+/* A JSON call (A008 or A005), with a token renewed once on a 401.  The
+ * answer goes to *ret, or with ret_worklist (A008) to the streaming worklist
+ * parser and from it to *ret_worklist. */
 static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct ers_call *call, struct errbuf *e);
+                          json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e);
 static int json_call(struct ers_client *c, const char *url, const char *body, const char *what,
-                     json_object **ret, struct ers_call *call, struct errbuf *e) {
+                     json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e) {
         for (int attempt = 0;; attempt++) {
                 int r = ensure_token(c, e);
 
@@ -834,15 +842,15 @@ static int json_call(struct ers_client *c, const char *url, const char *body, co
                         call->retry_after = -1;
                         return err_prefix(e, r, "%s", what);
                 }
-                r = json_call_once(c, url, body, what, ret, call, e);
+                r = json_call_once(c, url, body, what, ret, ret_worklist, call, e);
                 if (!renew_after_401(c, r, call, attempt, e))
                         return r;
         }
 }
 
 static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct ers_call *call, struct errbuf *e) {
-        struct transfer t = { .kind = SINK_JSON, .expect_type = "application/fhir+json" };
+                          json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e) {
+        struct transfer t = { .kind = ret_worklist ? SINK_WORKLIST : SINK_JSON, .expect_type = "application/fhir+json" };
         struct curl_slist *headers = NULL;
         int r;
 
@@ -850,12 +858,14 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
         if (r < 0)
                 return r;
         headers = api_headers(c, "application/fhir+json", body != NULL, call->correlation_id);
-        t.tok = json_tokener_new_ex(64);
-        if (!headers || !t.tok) {
+        if (ret_worklist)
+                r = worklist_parser_new(&t.worklist, NULL);
+        else if ((t.tok = json_tokener_new_ex(64)))
+                json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        if (!headers || r < 0 || (!ret_worklist && !t.tok)) {
                 r = err_set(e, -ENOMEM, "out of memory");
                 goto out;
         }
-        json_tokener_set_flags(t.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         setup(c, c->api, url, headers, &t);
         t.ep = body ? EP_A008 : EP_A005;
         use_client_cert(c, c->api);
@@ -866,6 +876,13 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
         r = perform(&t, what, call->correlation_id, false, call, e);
         if (r < 0)
                 goto out;
+        if (ret_worklist) {
+                r = worklist_parser_finish(t.worklist, ret_worklist, &t.why);
+                if (r < 0)
+                        err_set(e, r, "%s: HTTP %ld: %s (correlation id %s)", what, t.status, t.why.msg,
+                                call->correlation_id);
+                goto out;
+        }
         if (!t.obj) {
                 r = err_set(e, -EBADMSG, "%s: HTTP %ld: %s (correlation id %s)", what, t.status,
                             t.json_bytes == 0 ? "empty answer, expected JSON" : "malformed JSON: the document ends before it is complete",
@@ -881,7 +898,7 @@ out:
 }
 
 int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id,
-                       json_object **ret, struct ers_call *call, struct errbuf *e) {
+                       struct worklist *ret, struct ers_call *call, struct errbuf *e) {
         char url[1024], what[128];
         char *body = fhir_worklist_request(list_type, service_id);
         int r;
@@ -890,7 +907,7 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
                 return err_set(e, -ENOMEM, "out of memory");
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/$ers.fetchworklist", c->base_url);
         snprintf(what, sizeof what, "A008 worklist %s service %s", list_type, service_id ? service_id : "(any)");
-        r = json_call(c, url, body, what, ret, call, e);
+        r = json_call(c, url, body, what, NULL, ret, call, e);
         free(body);
         return r;
 }
@@ -903,7 +920,7 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
         if (!ubrn_valid(ubrn))
                 return err_set(e, -EINVAL, "%s: not a 12-digit UBRN", what);
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", c->base_url, ubrn);
-        return json_call(c, url, NULL, what, ret, call, e);
+        return json_call(c, url, NULL, what, ret, NULL, call, e);
 }
 
 /* A document download into dst: from the API origin (A006, A007, or A042's

@@ -12,8 +12,9 @@
  *
  * Every call sends a fresh X-Correlation-ID (UUID v4), returned in
  * `call->correlation_id` whether the call succeeded or not, for the log.
- * JSON answers are parsed while they stream in (json_tokener), refused past
- * ERS_JSON_MAX; document bodies stream into a spool file, refused past the
+ * JSON answers are parsed while they stream in, refused past ERS_JSON_MAX:
+ * an A005 into a json-c tree (json_tokener), an A008 worklist piece by piece
+ * (worklist_parser, fhir.h), never held whole; document bodies stream into a spool file, refused past the
  * configured maximum.  Only the A042 307 is followed, once, to an https URL
  * (http only for a loopback host), with none of our headers: no
  * Authorization, no NHSD-*, no cookies, no client certificate reach the
@@ -67,6 +68,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fhir.h"
 #include "spool.h"
 #include "util.h"
 
@@ -86,9 +88,11 @@ struct ers_call {
 int ers_client_new(const struct config *c, struct ers_client **ret, struct errbuf *e);
 void ers_client_free(struct ers_client *c); /* accepts NULL */
 
-/* A008.  Caller owns *ret (json_object_put). */
+/* A008, parsed as it arrives (fhir.h: worklist_parser).  Caller owns *ret
+ * (worklist_free()).  An answer that is not a worklist is -EBADMSG with the
+ * parser's line, as "A008 …: HTTP 200: expected a List, got Bundle (correlation id …)". */
 int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id,
-                       json_object **ret, struct ers_call *call, struct errbuf *e);
+                       struct worklist *ret, struct ers_call *call, struct errbuf *e);
 
 /* A005.  Caller owns *ret. */
 int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,

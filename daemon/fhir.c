@@ -370,21 +370,20 @@ static int ref_ubrn(const char *ref, char ubrn[static UBRN_LEN + 1]) {
         return 0;
 }
 
-/* 0 when root is an object whose resourceType is `type`; else -EBADMSG with
- * "expected a <type>, got <what was sent>".  The sent type is echoed only when
- * it is a word of letters (as every FHIR type is) and short, so the line can
- * carry neither patient data nor control characters. */
-static int check_resource_type(json_object *root, const char *type, struct errbuf *e) {
+/* 0 when a document of type `doc` whose resourceType member is `rt` (NULL
+ * when absent or JSON null) is a `type`; else -EBADMSG with "expected a
+ * <type>, got <what was sent>".  The sent type is echoed only when it is a
+ * word of letters (as every FHIR type is) and short, so the line can carry
+ * neither patient data nor control characters. */
+static int resource_type_is(enum json_type doc, json_object *rt, const char *type, struct errbuf *e) {
         const char *article = strchr("AEIOU", type[0]) ? "an" : "a";
-        json_object *rt = member(root, "resourceType");
         const char *sent = str_at(rt, "");
         size_t n;
 
-        if (sent && strcmp(sent, type) == 0)
+        if (doc == json_type_object && sent && strcmp(sent, type) == 0)
                 return 0;
-        if (!json_object_is_type(root, json_type_object))
-                return err_set(e, -EBADMSG, "expected %s %s, got a JSON %s", article, type,
-                               json_type_to_name(json_object_get_type(root)));
+        if (doc != json_type_object)
+                return err_set(e, -EBADMSG, "expected %s %s, got a JSON %s", article, type, json_type_to_name(doc));
         if (!rt)
                 return err_set(e, -EBADMSG, "expected %s %s, got no resourceType", article, type);
         n = sent ? strlen(sent) : 0;
@@ -393,6 +392,11 @@ static int check_resource_type(json_object *root, const char *type, struct errbu
                 return err_set(e, -EBADMSG, "expected %s %s, got an unrecognisable resourceType",
                                article, type);
         return err_set(e, -EBADMSG, "expected %s %s, got %s", article, type, sent);
+}
+
+/* The same for a parsed resource. */
+static int check_resource_type(json_object *root, const char *type, struct errbuf *e) {
+        return resource_type_is(json_object_get_type(root), member(root, "resourceType"), type, e);
 }
 
 /* Says "out of memory" and returns -ENOMEM. */
@@ -472,49 +476,23 @@ static const struct str_field worklist_item_fields[] = {
         { "referralType", "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, referral_type), false },
 };
 
-/* Indexes the List's contained Patients by id (id → Patient, shared with
- * root), so that each entry resolves its "#Patient-…" in constant time however
- * long the worklist.  The first of two Patients with one id wins.  *ret is a
- * json-c object the caller puts.  0 or -ENOMEM. */
-static int index_patients(json_object *root, json_object **ret) {
-        json_object *contained = array_member(root, "contained");
-        json_object *index = json_object_new_object();
-
-        if (!index)
-                return -ENOMEM;
-        for (size_t i = 0; i < array_len(contained); i++) {
-                json_object *c = array_get(contained, i);
-                const char *t = str_at(c, "resourceType"), *id = str_at(c, "id");
-
-                if (!t || !id || strcmp(t, "Patient") != 0 || member(index, id))
-                        continue;
-                if (json_object_object_add(index, id, json_object_get(c)) < 0) {
-                        json_object_put(c);
-                        json_object_put(index);
-                        return -ENOMEM;
-                }
-        }
-        *ret = index;
-        return 0;
+/* *ret = a copy of a local reference "#{id}" (what a contained Patient can
+ * answer), NULL for any other.  0 or -ENOMEM. */
+static int local_ref_copy(const char *ref, char **ret) {
+        return dup_or_null(ref && ref[0] == '#' ? ref : NULL, ret);
 }
 
-/* The NHS number of the Patient a local reference "#{id}" points at, or NULL
- * when it points at nothing known. */
-static const char *patient_nhs_number(json_object *patients, const char *ref) {
-        if (!ref || ref[0] != '#')
-                return NULL;
-        return identifier_value(array_member(member(patients, ref + 1), "identifier"),
-                                SYSTEM_NHS_NUMBER);
-}
-
-/* Parses one List.entry into w (zeroed by the caller).  -EBADMSG / -ENOMEM
- * with an error line the caller prefixes with the entry's index. */
-static int worklist_entry_parse(json_object *entry, json_object *patients,
-                                struct worklist_entry *w, struct errbuf *e) {
+/* Parses one List.entry into w (zeroed by the caller); *ret_patient is a copy
+ * of its patient reference ("#Patient-…", resolved at the end), or NULL.
+ * -EBADMSG / -ENOMEM with an error line the caller prefixes with the entry's
+ * index. */
+static int worklist_entry_parse(json_object *entry, struct worklist_entry *w, char **ret_patient,
+                                struct errbuf *e) {
         json_object *item;
         int r;
 
         w->version = -1;
+        *ret_patient = NULL;
         if (!json_object_is_type(entry, json_type_object))
                 return err_set(e, -EBADMSG, "not an object");
         if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
@@ -527,76 +505,620 @@ static int worklist_entry_parse(json_object *entry, json_object *patients,
                 return err_set(e, -EBADMSG, "referralRequestVersion is not a non-negative integer");
         r = copy_fields(item, worklist_item_fields, ELEMENTSOF(worklist_item_fields), w);
         if (r >= 0)
-                r = dup_or_null(patient_nhs_number(patients,
-                                                   str_at(find_ext(item, "patient"), "valueReference.reference")),
-                                &w->nhs_number);
+                r = local_ref_copy(str_at(find_ext(item, "patient"), "valueReference.reference"), ret_patient);
         if (r < 0)
                 return oom(e);
         return 0;
 }
 
-int fhir_parse_worklist(json_object *root, struct worklist *ret, struct errbuf *e) {
-        struct worklist w = { 0 };
-        json_object *entries, *patients = NULL;
-        size_t n;
-        int r;
-
-        r = check_resource_type(root, "List", e);
-        if (r < 0)
-                return r;
-        entries = member(root, "entry");
-        if (entries && !json_object_is_type(entries, json_type_array))
-                return err_set(e, -EBADMSG, "entry is not an array");
-        n = array_len(entries);
-        if (n == 0) { /* an empty worklist */
-                *ret = w;
-                return 0;
-        }
-
-        if (index_patients(root, &patients) < 0)
-                return oom(e);
-        w.entries = calloc(n, sizeof *w.entries);
-        if (!w.entries) {
-                r = oom(e);
-                goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-                struct worklist_entry *we = &w.entries[i];
-
-                w.n = i + 1; /* so that worklist_free() sees what this entry took */
-                r = worklist_entry_parse(array_get(entries, i), patients, we, e);
-                if (r < 0) {
-                        if (we->ubrn[0])
-                                err_prefix(e, r, "entry[%zu] (UBRN %s)", i, we->ubrn);
-                        else
-                                err_prefix(e, r, "entry[%zu]", i);
-                        goto out;
-                }
-        }
-        *ret = w;
-        w = (struct worklist) { 0 };
-        r = 0;
-out:
-        json_object_put(patients);
-        worklist_free(&w);
-        return r;
+static void worklist_entry_free(struct worklist_entry *we) {
+        free(we->priority);
+        free(we->specialty);
+        free(we->service_id);
+        free(we->service_name);
+        free(we->referral_type);
+        free(we->nhs_number);
 }
 
 void worklist_free(struct worklist *w) {
         if (!w)
                 return;
-        for (size_t i = 0; i < w->n; i++) {
-                struct worklist_entry *we = &w->entries[i];
-
-                free(we->priority);
-                free(we->specialty);
-                free(we->service_id);
-                free(we->service_name);
-                free(we->referral_type);
-                free(we->nhs_number);
-        }
+        for (size_t i = 0; i < w->n; i++)
+                worklist_entry_free(&w->entries[i]);
         free(w->entries);
         *w = (struct worklist) { 0 };
+}
+
+/*
+ * The scanner.  The List is `{ "name": value, … }`; the scanner itself reads
+ * only what lies between pieces (blanks, ':' and ',', the List's braces and
+ * the brackets of a member whose value is an array) and hands every piece to
+ * json-c: a member's name, a member's value that is not an array, one element
+ * of a member's array.  Inside a piece it tracks just enough to see where the
+ * piece ends: inside a string or not, after a backslash or not, the depth of
+ * brackets, and for a number or literal the first byte that cannot belong to it.
+ * A document that is not an object is read the same way (an array element by
+ * element), to be refused at the end as not a List.
+ */
+enum scan_state {
+        SCAN_DOCUMENT,       /* before the document's value */
+        SCAN_NAME_OR_END,    /* after '{': a member's name or '}' */
+        SCAN_NAME,           /* after ',' between members */
+        SCAN_COLON,          /* after a member's name */
+        SCAN_VALUE,          /* after ':' */
+        SCAN_MEMBER_END,     /* after a member's value: ',' or '}' */
+        SCAN_ELEMENT_OR_END, /* after '[': an element or ']' */
+        SCAN_ELEMENT,        /* after ',' between elements */
+        SCAN_ELEMENT_END,    /* after an element: ',' or ']' */
+        SCAN_PIECE,          /* inside a piece: its bytes go to json-c */
+        SCAN_AFTER,          /* after the document: blanks only */
+};
+
+enum piece_role { PIECE_DOCUMENT, PIECE_NAME, PIECE_VALUE, PIECE_ELEMENT };
+
+/* The List's members the worklist needs; every other member is read and dropped. */
+enum list_member { MEMBER_OTHER, MEMBER_RESOURCE_TYPE, MEMBER_ENTRY, MEMBER_CONTAINED };
+
+/* A contained Patient: what an entry's "#{id}" reference resolves to. */
+struct patient_ref {
+        char *id;         /* owned */
+        char *nhs_number; /* owned, PATIENT IDENTIFIER; NULL when it has none */
+        size_t seq;       /* order in the List: the first of two with one id wins */
+};
+
+struct worklist_parser {
+        enum scan_state state;
+        enum scan_state after_piece;  /* the state once the current piece ends */
+        enum piece_role role;
+        size_t offset;                /* bytes read before the current feed's data */
+        size_t total;                 /* bytes fed in all */
+        char held[4];                 /* the start of a UTF-8 character cut by the end of a feed */
+        size_t held_len;
+        enum json_type doc_type;      /* the document's type, once its first byte is read */
+        bool doc_array;               /* the document itself is an array (elements dropped) */
+        bool in_member_array;         /* the brackets being read are a member's value */
+        enum list_member member;      /* the member being read */
+        size_t index;                 /* the current element's index in its array */
+
+        /* the piece being read */
+        json_tokener *tok[3];         /* owned: for pieces at depth 0 (the document), 1, 2 */
+        json_tokener *cur;            /* borrowed from tok[]: the current piece's */
+        size_t depth;                 /* brackets open inside the piece */
+        bool in_string, escaped, scalar;
+        json_object *value;           /* owned: the piece, once json-c completed it */
+        bool complete;                /* json-c completed it (a literal may before the scanner) */
+
+        /* what the List says, judged at the end */
+        json_object *resource_type;   /* owned: the resourceType member's value, NULL when absent */
+        bool entry_not_array;         /* entry is present and neither an array nor null */
+        struct worklist w;            /* owned: the entries read so far */
+        char **patient_of;            /* owned: w.entries[i]'s patient reference, or NULL */
+        size_t cap;                   /* of w.entries and patient_of */
+        int entry_r;                  /* the first bad entry: its error, 0 while none */
+        struct errbuf entry_error;
+        struct patient_ref *patients; /* owned: the contained Patients */
+        size_t n_patients, cap_patients;
+};
+
+static void parser_drop_entries(struct worklist_parser *p) {
+        for (size_t i = 0; i < p->w.n; i++)
+                free(p->patient_of[i]);
+        worklist_free(&p->w);
+        free(p->patient_of);
+        p->patient_of = NULL;
+        p->cap = 0;
+        p->entry_r = 0;
+        p->entry_error.msg[0] = '\0';
+}
+
+static void parser_drop_patients(struct worklist_parser *p) {
+        for (size_t i = 0; i < p->n_patients; i++) {
+                free(p->patients[i].id);
+                if (p->patients[i].nhs_number) {
+                        explicit_bzero(p->patients[i].nhs_number, strlen(p->patients[i].nhs_number));
+                        free(p->patients[i].nhs_number);
+                }
+        }
+        free(p->patients);
+        p->patients = NULL;
+        p->n_patients = p->cap_patients = 0;
+}
+
+void worklist_parser_free(struct worklist_parser *p) {
+        if (!p)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(p->tok); i++)
+                if (p->tok[i])
+                        json_tokener_free(p->tok[i]);
+        json_object_put(p->value);
+        json_object_put(p->resource_type);
+        parser_drop_entries(p);
+        parser_drop_patients(p);
+        free(p);
+}
+
+int worklist_parser_new(struct worklist_parser **ret, struct errbuf *e) {
+        struct worklist_parser *p = calloc(1, sizeof *p);
+
+        if (!p)
+                return oom(e);
+        /* A piece at depth d of the document may nest JSON_MAX_DEPTH - d deep,
+         * so the document nests as deep as a whole-document parse allows. */
+        for (size_t d = 0; d < ELEMENTSOF(p->tok); d++) {
+                p->tok[d] = json_tokener_new_ex(JSON_MAX_DEPTH - (int) d);
+                if (!p->tok[d]) {
+                        worklist_parser_free(p);
+                        return oom(e);
+                }
+                json_tokener_set_flags(p->tok[d], JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        }
+        p->doc_type = json_type_null;
+        *ret = p;
+        return 0;
+}
+
+static int syntax_error(struct errbuf *e, size_t at, enum json_tokener_error why) {
+        return err_set(e, -EBADMSG, "malformed JSON near byte %zu: %s", at, json_tokener_error_desc(why));
+}
+
+/* Keeps a contained resource when it is a Patient with an id. */
+static int keep_patient(struct worklist_parser *p, json_object *c) {
+        const char *t = str_at(c, "resourceType"), *id = str_at(c, "id");
+        struct patient_ref *pr;
+
+        if (!t || !id || strcmp(t, "Patient") != 0)
+                return 0;
+        if (p->n_patients == p->cap_patients) {
+                size_t cap = p->cap_patients ? 2 * p->cap_patients : 64;
+                struct patient_ref *n = realloc(p->patients, cap * sizeof *n);
+
+                if (!n)
+                        return -ENOMEM;
+                p->patients = n;
+                p->cap_patients = cap;
+        }
+        pr = &p->patients[p->n_patients];
+        *pr = (struct patient_ref) { .seq = p->n_patients };
+        if (dup_or_null(id, &pr->id) < 0 ||
+            dup_or_null(identifier_value(array_member(c, "identifier"), SYSTEM_NHS_NUMBER), &pr->nhs_number) < 0) {
+                free(pr->id);
+                return -ENOMEM;
+        }
+        p->n_patients++;
+        return 0;
+}
+
+/* Reads one element of the List's entry array, unless an earlier one was bad
+ * (its error is the one reported; the rest are only checked as JSON). */
+static int keep_entry(struct worklist_parser *p, json_object *entry) {
+        struct worklist_entry *we;
+        int r;
+
+        if (p->entry_r < 0)
+                return 0;
+        if (p->w.n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                struct worklist_entry *n = realloc(p->w.entries, cap * sizeof *n);
+                char **np;
+
+                if (!n)
+                        return -ENOMEM;
+                p->w.entries = n;
+                np = realloc(p->patient_of, cap * sizeof *np);
+                if (!np)
+                        return -ENOMEM;
+                p->patient_of = np;
+                p->cap = cap;
+        }
+        we = &p->w.entries[p->w.n];
+        *we = (struct worklist_entry) { 0 };
+        p->patient_of[p->w.n] = NULL;
+        p->w.n++; /* so that what this entry took is freed with the rest */
+        r = worklist_entry_parse(entry, we, &p->patient_of[p->w.n - 1], &p->entry_error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (we->ubrn[0])
+                        err_prefix(&p->entry_error, r, "entry[%zu] (UBRN %s)", p->index, we->ubrn);
+                else
+                        err_prefix(&p->entry_error, r, "entry[%zu]", p->index);
+                p->entry_r = r;
+        }
+        return 0;
+}
+
+/* A piece json-c completed: what it means.  `value` is NULL for JSON null. */
+static int piece_done(struct worklist_parser *p, json_object *value, struct errbuf *e) {
+        const char *name;
+
+        switch (p->role) {
+        case PIECE_DOCUMENT:
+                p->doc_type = json_object_get_type(value);
+                return 0;
+        case PIECE_NAME:
+                if (!json_object_is_type(value, json_type_string))
+                        return syntax_error(e, p->offset, json_tokener_error_parse_object_key_name);
+                /* as json-c reads a name: up to a NUL, if it holds one */
+                name = json_object_get_string(value);
+                p->member = strcmp(name, "resourceType") == 0 ? MEMBER_RESOURCE_TYPE
+                          : strcmp(name, "entry") == 0        ? MEMBER_ENTRY
+                          : strcmp(name, "contained") == 0    ? MEMBER_CONTAINED
+                                                              : MEMBER_OTHER;
+                /* a name given twice: the last value counts, as in a json-c object */
+                if (p->member == MEMBER_ENTRY) {
+                        parser_drop_entries(p);
+                        p->entry_not_array = false;
+                } else if (p->member == MEMBER_CONTAINED)
+                        parser_drop_patients(p);
+                else if (p->member == MEMBER_RESOURCE_TYPE) {
+                        json_object_put(p->resource_type);
+                        p->resource_type = NULL;
+                }
+                return 0;
+        case PIECE_VALUE:
+                if (p->member == MEMBER_RESOURCE_TYPE)
+                        p->resource_type = json_object_get(value);
+                else if (p->member == MEMBER_ENTRY)
+                        p->entry_not_array = value != NULL; /* null reads as absent */
+                return 0;
+        case PIECE_ELEMENT:
+                if (p->doc_array)
+                        return 0;
+                if (p->member == MEMBER_ENTRY)
+                        return keep_entry(p, value) < 0 ? oom(e) : 0;
+                if (p->member == MEMBER_CONTAINED)
+                        return keep_patient(p, value) < 0 ? oom(e) : 0;
+                return 0;
+        }
+        return 0;
+}
+
+/* Starts a piece whose first byte is c; the state after it is `next`. */
+static void piece_start(struct worklist_parser *p, enum piece_role role, size_t depth, char c, enum scan_state next) {
+        p->state = SCAN_PIECE;
+        p->after_piece = next;
+        p->role = role;
+        p->cur = p->tok[depth];
+        json_tokener_reset(p->cur);
+        p->depth = 0;
+        p->in_string = p->escaped = p->complete = false;
+        p->scalar = c != '"' && c != '{' && c != '[';
+}
+
+/* How many of the n bytes at s belong to the current piece; *ret_end says
+ * whether the piece ends there.  A number or literal ends before the first
+ * byte that cannot be in one (that byte is not counted). */
+static size_t piece_scan(struct worklist_parser *p, const char *s, size_t n, bool *ret_end) {
+        *ret_end = false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+
+                if (p->scalar) {
+                        if (json_space(c) || c == ',' || c == ']' || c == '}') {
+                                *ret_end = true;
+                                return i;
+                        }
+                        continue;
+                }
+                if (p->in_string) {
+                        if (p->escaped)
+                                p->escaped = false;
+                        else if (c == '\\')
+                                p->escaped = true;
+                        else if (c == '"') {
+                                p->in_string = false;
+                                if (p->depth == 0) {
+                                        *ret_end = true;
+                                        return i + 1;
+                                }
+                        }
+                        continue;
+                }
+                if (c == '"')
+                        p->in_string = true;
+                else if (c == '{' || c == '[')
+                        p->depth++;
+                else if ((c == '}' || c == ']') && p->depth > 0 && --p->depth == 0) {
+                        *ret_end = true;
+                        return i + 1;
+                }
+        }
+        return n;
+}
+
+/* Feeds n bytes of the current piece (at document offset `at`) to json-c.
+ * -EBADMSG when json-c refuses them or completes the value before their end. */
+static int piece_feed(struct worklist_parser *p, const char *s, size_t n, size_t at, struct errbuf *e) {
+        while (n > 0) {
+                int len = n > (1u << 30) ? (1 << 30) : (int) n;
+                json_object *v;
+                enum json_tokener_error jerr;
+
+                if (p->complete) /* json-c has the whole value: nothing may follow */
+                        return syntax_error(e, at, json_tokener_error_parse_unexpected);
+                v = json_tokener_parse_ex(p->cur, s, len);
+                jerr = json_tokener_get_error(p->cur);
+                if (jerr != json_tokener_success && jerr != json_tokener_continue)
+                        return syntax_error(e, at + json_tokener_get_parse_end(p->cur), jerr);
+                if (jerr == json_tokener_success) {
+                        size_t used = json_tokener_get_parse_end(p->cur);
+
+                        p->value = v;
+                        p->complete = true;
+                        if (used < (size_t) len)
+                                return syntax_error(e, at + used, json_tokener_error_parse_unexpected);
+                }
+                s += len;
+                n -= (size_t) len;
+                at += (size_t) len;
+        }
+        return 0;
+}
+
+/* The scanner saw the piece end at document offset `at`: json-c must agree. */
+static int piece_end(struct worklist_parser *p, size_t at, struct errbuf *e) {
+        int r;
+
+        if (!p->complete && p->scalar) {
+                /* a number has no end of its own: a NUL tells json-c the input ends */
+                json_object *v = json_tokener_parse_ex(p->cur, "", 1);
+                enum json_tokener_error jerr = json_tokener_get_error(p->cur);
+
+                if (jerr != json_tokener_success)
+                        return syntax_error(e, at, jerr);
+                p->value = v;
+                p->complete = true;
+        }
+        if (!p->complete)
+                return syntax_error(e, at, json_tokener_error_parse_unexpected);
+        r = piece_done(p, p->value, e);
+        json_object_put(p->value);
+        p->value = NULL;
+        p->state = p->after_piece;
+        return r;
+}
+
+/* After the ']' of a member's array (then ',' or '}'), or of the document. */
+static enum scan_state array_end(struct worklist_parser *p) {
+        p->in_member_array = false;
+        return p->doc_array ? SCAN_AFTER : SCAN_MEMBER_END;
+}
+
+/* One byte between pieces (not a blank) at document offset `at`. */
+static int scan_structure(struct worklist_parser *p, char c, size_t at, struct errbuf *e) {
+        switch (p->state) {
+        case SCAN_DOCUMENT:
+                if (c == '{') {
+                        p->doc_type = json_type_object;
+                        p->state = SCAN_NAME_OR_END;
+                } else if (c == '[') {
+                        p->doc_type = json_type_array;
+                        p->doc_array = true;
+                        p->index = 0;
+                        p->state = SCAN_ELEMENT_OR_END;
+                } else
+                        piece_start(p, PIECE_DOCUMENT, 0, c, SCAN_AFTER);
+                return 0;
+        case SCAN_NAME_OR_END:
+        case SCAN_NAME:
+                if (c == '}' && p->state == SCAN_NAME_OR_END)
+                        p->state = SCAN_AFTER;
+                else if (c != '"') /* strict: no comma before the end either */
+                        return syntax_error(e, at, json_tokener_error_parse_object_key_name);
+                else
+                        piece_start(p, PIECE_NAME, 1, c, SCAN_COLON);
+                return 0;
+        case SCAN_COLON:
+                if (c != ':')
+                        return syntax_error(e, at, json_tokener_error_parse_object_key_sep);
+                p->state = SCAN_VALUE;
+                return 0;
+        case SCAN_VALUE:
+                if (c == '[') {
+                        p->in_member_array = true;
+                        p->index = 0;
+                        p->state = SCAN_ELEMENT_OR_END;
+                } else
+                        piece_start(p, PIECE_VALUE, 1, c, SCAN_MEMBER_END);
+                return 0;
+        case SCAN_MEMBER_END:
+                if (c == ',')
+                        p->state = SCAN_NAME;
+                else if (c == '}')
+                        p->state = SCAN_AFTER;
+                else
+                        return syntax_error(e, at, json_tokener_error_parse_object_value_sep);
+                return 0;
+        case SCAN_ELEMENT_OR_END:
+        case SCAN_ELEMENT:
+                if (c == ']' && p->state == SCAN_ELEMENT_OR_END)
+                        p->state = array_end(p);
+                else if (c == ']') /* strict: no comma before the end */
+                        return syntax_error(e, at, json_tokener_error_parse_unexpected);
+                else
+                        piece_start(p, PIECE_ELEMENT, p->in_member_array ? 2 : 1, c, SCAN_ELEMENT_END);
+                return 0;
+        case SCAN_ELEMENT_END:
+                if (c == ',') {
+                        p->index++;
+                        p->state = SCAN_ELEMENT;
+                } else if (c == ']')
+                        p->state = array_end(p);
+                else
+                        return syntax_error(e, at, json_tokener_error_parse_array);
+                return 0;
+        case SCAN_AFTER:
+                return err_set(e, -EBADMSG, "malformed JSON: data after the end of the document");
+        case SCAN_PIECE:
+                break;
+        }
+        return syntax_error(e, at, json_tokener_error_parse_unexpected);
+}
+
+/* Reads bytes that are whole UTF-8 characters (see worklist_parser_feed()). */
+static int feed_whole(struct worklist_parser *p, const char *data, size_t len, struct errbuf *e) {
+        const char *nul = memchr(data, '\0', len);
+        size_t i = 0;
+        int r;
+
+        /* json-c reads a NUL byte as the end of the input; JSON never holds one */
+        if (nul)
+                len = (size_t) (nul - data);
+        while (i < len) {
+                if (p->state == SCAN_PIECE) {
+                        bool end;
+                        size_t n = piece_scan(p, data + i, len - i, &end);
+
+                        r = piece_feed(p, data + i, n, p->offset + i, e);
+                        if (r < 0)
+                                return r;
+                        i += n;
+                        if (end && (r = piece_end(p, p->offset + i, e)) < 0)
+                                return r;
+                        continue;
+                }
+                if (!json_space(data[i]) && (r = scan_structure(p, data[i], p->offset + i, e)) < 0)
+                        return r;
+                if (p->state != SCAN_PIECE) /* a piece's first byte is the piece's */
+                        i++;
+        }
+        p->offset += len;
+        if (nul)
+                return err_set(e, -EBADMSG, "malformed JSON: NUL byte at byte %zu", p->offset);
+        return 0;
+}
+
+/* The length of the UTF-8 sequence a byte starts (1 for ASCII and for what
+ * cannot start one: json-c refuses those). */
+static size_t utf8_length(unsigned char c) {
+        return c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC0 && c < 0xE0 ? 2 : 1;
+}
+
+/* How many bytes at the end of s are the start of a UTF-8 character whose
+ * other bytes have not come yet (0 to 3). */
+static size_t utf8_cut(const char *s, size_t n) {
+        for (size_t back = 1; back <= 3 && back <= n; back++) {
+                unsigned char c = (unsigned char) s[n - back];
+
+                if ((c & 0xC0) != 0x80) /* not a continuation byte: a character starts here */
+                        return utf8_length(c) > back ? back : 0;
+        }
+        return 0;
+}
+
+/*
+ * json-c 0.16 checks UTF-8 afresh on every call (JSON_TOKENER_VALIDATE_UTF8):
+ * a character cut between two calls is refused as invalid.  The network cuts
+ * where it likes, so a character cut at the end of `data` is held back (at
+ * most 3 bytes) and read whole with the next bytes.
+ */
+int worklist_parser_feed(struct worklist_parser *p, const char *data, size_t len, struct errbuf *e) {
+        size_t cut;
+        int r;
+
+        p->total += len;
+        if (p->held_len > 0) {
+                size_t want = utf8_length((unsigned char) p->held[0]) - p->held_len;
+                size_t take = len < want ? len : want;
+
+                memcpy(p->held + p->held_len, data, take);
+                p->held_len += take;
+                data += take;
+                len -= take;
+                if (take < want)
+                        return 0;
+                r = feed_whole(p, p->held, p->held_len, e);
+                p->held_len = 0;
+                if (r < 0)
+                        return r;
+        }
+        cut = utf8_cut(data, len);
+        r = feed_whole(p, data, len - cut, e);
+        if (r < 0)
+                return r;
+        memcpy(p->held, data + len - cut, cut);
+        p->held_len = cut;
+        return 0;
+}
+
+static int compare_patient(const void *a, const void *b) {
+        const struct patient_ref *x = a, *y = b;
+        int c = strcmp(x->id, y->id);
+
+        return c != 0 ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int compare_patient_id(const void *key, const void *b) {
+        return strcmp(key, ((const struct patient_ref *) b)->id);
+}
+
+/* The NHS number of the first contained Patient whose id a local reference
+ * "#{id}" names, or NULL.  p->patients is sorted by id, then order. */
+static const char *patient_nhs_number(const struct worklist_parser *p, const char *ref) {
+        const struct patient_ref *pr;
+
+        if (!ref || p->n_patients == 0)
+                return NULL;
+        pr = bsearch(ref + 1, p->patients, p->n_patients, sizeof *p->patients, compare_patient_id);
+        while (pr && pr > p->patients && strcmp(pr[-1].id, pr->id) == 0)
+                pr--;
+        return pr ? pr->nhs_number : NULL;
+}
+
+int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, struct errbuf *e) {
+        int r;
+
+        if (p->held_len > 0) /* the answer ends inside a character */
+                return p->state == SCAN_AFTER
+                               ? err_set(e, -EBADMSG, "malformed JSON: data after the end of the document")
+                               : err_set(e, -EBADMSG, "malformed JSON: the document ends before it is complete");
+
+        if (p->state == SCAN_PIECE && p->scalar && p->role == PIECE_DOCUMENT) {
+                r = piece_end(p, p->offset, e); /* a document that is a bare number */
+                if (r < 0)
+                        return r;
+        }
+        if (p->total == 0)
+                return err_set(e, -EBADMSG, "empty answer, expected JSON");
+        if (p->state != SCAN_AFTER)
+                return err_set(e, -EBADMSG, "malformed JSON: the document ends before it is complete");
+        r = resource_type_is(p->doc_type, p->resource_type, "List", e);
+        if (r < 0)
+                return r;
+        if (p->entry_not_array)
+                return err_set(e, -EBADMSG, "entry is not an array");
+        if (p->entry_r < 0)
+                return err_set(e, p->entry_r, "%s", p->entry_error.msg);
+
+        if (p->n_patients > 1)
+                qsort(p->patients, p->n_patients, sizeof *p->patients, compare_patient);
+        for (size_t i = 0; i < p->w.n; i++)
+                if (dup_or_null(patient_nhs_number(p, p->patient_of[i]), &p->w.entries[i].nhs_number) < 0)
+                        return oom(e);
+        for (size_t i = 0; i < p->w.n; i++) {
+                free(p->patient_of[i]);
+                p->patient_of[i] = NULL;
+        }
+        if (p->w.n == 0)
+                parser_drop_entries(p); /* an empty worklist holds no array */
+        *ret = p->w;
+        p->w = (struct worklist) { 0 };
+        parser_drop_entries(p);
+        parser_drop_patients(p);
+        return 0;
+}
+
+int fhir_parse_worklist(const char *text, size_t len, struct worklist *ret, struct errbuf *e) {
+        struct worklist_parser *p = NULL;
+        int r;
+
+        r = worklist_parser_new(&p, e);
+        if (r >= 0)
+                r = worklist_parser_feed(p, text ? text : "", text ? len : 0, e);
+        if (r >= 0)
+                r = worklist_parser_finish(p, ret, e);
+        worklist_parser_free(p);
+        return r;
 }
 
 /* ---- A005 referral ----------------------------------------------------- */

@@ -824,7 +824,6 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
         struct ers_call call = { .http_status = 0 };
         struct errbuf e = { { 0 } };
-        json_object *root = NULL;
         struct worklist w = { 0 };
         const struct worklist_entry **order = NULL;
         struct ledger_state *ls = NULL;
@@ -848,13 +847,7 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         if (r <= 0)
                 return r < 0 ? r : -EAGAIN;
 
-        r = ers_fetch_worklist(ctx->ers, wl->list_type, wl->service_id, &root, &call, &e);
-        if (r == 0) {
-                r = fhir_parse_worklist(root, &w, &e);
-                json_object_put(root); /* the DOM goes as soon as the entries are out of it */
-                if (r < 0)
-                        err_prefix(&e, r, "A008 worklist %s (correlation id %s)", wl->name, call.correlation_id);
-        }
+        r = ers_fetch_worklist(ctx->ers, wl->list_type, wl->service_id, &w, &call, &e);
         struct log_ctx lc = { .correlation_id = call.correlation_id[0] ? call.correlation_id : NULL,
                               .worklist = wl->name, .stage = "worklist" };
         if (r < 0) {

@@ -104,6 +104,16 @@ static json_object *load(const char *name) {
         return root;
 }
 
+/* The worklist parser reads text as it streams: the tests that build or
+ * mutate json-c trees hand it the tree's text. */
+static int worklist_of(json_object *root, struct worklist *ret, struct errbuf *e) {
+        size_t len = 0;
+        const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+
+        assert_non_null(text);
+        return fhir_parse_worklist(text, len, ret, e);
+}
+
 /* The parsers under test, behind one signature, for the table-driven and
  * mutation tests. */
 enum kind { WORKLIST, REFERRAL, OUTCOME };
@@ -126,7 +136,7 @@ static int run_parser(enum kind k, json_object *root, struct errbuf *e, union pa
         e->msg[0] = '\0';
         switch (k) {
         case WORKLIST:
-                r = fhir_parse_worklist(root, &out.worklist, e);
+                r = worklist_of(root, &out.worklist, e);
                 break;
         case REFERRAL:
                 r = fhir_parse_referral(root, &out.referral, e);
@@ -354,7 +364,7 @@ static void test_worklist_fixture(void **state) {
         struct worklist w;
         (void) state;
 
-        assert_int_equal(fhir_parse_worklist(root, &w, &e), 0);
+        assert_int_equal(worklist_of(root, &w, &e), 0);
         assert_string_equal(e.msg, "");
         assert_int_equal(w.n, ELEMENTSOF(want));
         for (size_t i = 0; i < w.n; i++) {
@@ -391,7 +401,7 @@ static void test_worklist_empty(void **state) {
                 struct worklist w;
 
                 memset(&w, 0xA5, sizeof w);
-                assert_int_equal(fhir_parse_worklist(root, &w, &e), 0);
+                assert_int_equal(worklist_of(root, &w, &e), 0);
                 assert_int_equal(w.n, 0);
                 assert_null(w.entries);
                 worklist_free(&w);
@@ -467,7 +477,7 @@ static void test_worklist_liberal(void **state) {
                 json_object *root = parse(cases[i].json);
                 struct errbuf e = { "" };
                 struct worklist w;
-                int r = fhir_parse_worklist(root, &w, &e);
+                int r = worklist_of(root, &w, &e);
 
                 if (r != 0)
                         fail_msg("%s: %s", cases[i].name, e.msg);
@@ -535,7 +545,7 @@ static void test_worklist_errors(void **state) {
                 assert_int_equal(run_parser(WORKLIST, root, &e, NULL), -EBADMSG);
                 assert_string_equal(e.msg, cases[i].msg);
                 /* the errbuf is optional */
-                assert_int_equal(fhir_parse_worklist(root, &w, NULL), -EBADMSG);
+                assert_int_equal(worklist_of(root, &w, NULL), -EBADMSG);
                 json_object_put(root);
         }
         {
@@ -558,12 +568,297 @@ static void test_worklist_error_fixture(void **state) {
         (void) state;
 
         memset(&w, 0x5A, sizeof w);
-        assert_int_equal(fhir_parse_worklist(root, &w, &e), -EBADMSG);
+        assert_int_equal(worklist_of(root, &w, &e), -EBADMSG);
         assert_string_equal(e.msg, "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>");
         assert_null(strstr(e.msg, "9990000085"));
         assert_int_equal(w.n, (size_t) 0x5A5A5A5A5A5A5A5AULL); /* untouched */
-        assert_int_equal(fhir_parse_worklist(root, &w, NULL), -EBADMSG);
+        assert_int_equal(worklist_of(root, &w, NULL), -EBADMSG);
         json_object_put(root);
+}
+
+/* ---- A008 worklist, streamed --------------------------------------------- */
+
+/* Parses text fed in pieces: first `split` bytes, then the rest (split = 0:
+ * one byte at a time).  The result and the line go to *ret and e. */
+static int worklist_fed(const char *text, size_t len, size_t split, struct worklist *ret, struct errbuf *e) {
+        struct worklist_parser *p = NULL;
+        int r;
+
+        e->msg[0] = '\0';
+        assert_int_equal(worklist_parser_new(&p, e), 0);
+        if (split == 0) {
+                r = 0;
+                for (size_t i = 0; i < len && r == 0; i++)
+                        r = worklist_parser_feed(p, text + i, 1, e);
+        } else {
+                r = worklist_parser_feed(p, text, split, e);
+                if (r == 0)
+                        r = worklist_parser_feed(p, text + split, len - split, e);
+        }
+        if (r == 0)
+                r = worklist_parser_finish(p, ret, e);
+        worklist_parser_free(p);
+        return r;
+}
+
+static void assert_worklists_equal(const struct worklist *a, const struct worklist *b) {
+        assert_int_equal(a->n, b->n);
+        for (size_t i = 0; i < a->n; i++) {
+                const struct worklist_entry *x = &a->entries[i], *y = &b->entries[i];
+
+                assert_string_equal(x->ubrn, y->ubrn);
+                assert_int_equal(x->version, y->version);
+                assert_str(x->priority, y->priority);
+                assert_str(x->specialty, y->specialty);
+                assert_str(x->service_id, y->service_id);
+                assert_str(x->service_name, y->service_name);
+                assert_str(x->referral_type, y->referral_type);
+                assert_str(x->nhs_number, y->nhs_number);
+        }
+}
+
+/* Asserts that text (whole) and text cut at `split` give the same answer. */
+static void assert_split_same(const char *name, const char *text, size_t len, size_t split) {
+        struct errbuf e_whole = { "" }, e_split = { "" };
+        struct worklist whole, cut;
+        int r_whole = fhir_parse_worklist(text, len, &whole, &e_whole);
+        int r_split = worklist_fed(text, len, split, &cut, &e_split);
+
+        if (r_whole != r_split || strcmp(e_whole.msg, e_split.msg) != 0)
+                fail_msg("%s cut at %zu: %d '%s', whole: %d '%s'", name, split, r_split, e_split.msg, r_whole,
+                         e_whole.msg);
+        if (r_whole == 0) {
+                assert_worklists_equal(&whole, &cut);
+                worklist_free(&whole);
+                worklist_free(&cut);
+        }
+}
+
+#define ITEM_URL "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1"
+
+/* Braces, brackets, quotes and backslashes inside strings, escapes, UTF-8 of
+ * two, three and four bytes (json-c 0.16 refuses a character cut between two
+ * of its calls: the parser must never cut one), nested
+ * objects and arrays, every JSON type, members before and after entry, the
+ * contained Patients after the entries and resourceType last. */
+static const char tricky[] =
+        "{\"meta\":{\"note\":\"} ] { [ \\\" \\\\ \",\"deep\":[[{\"a\":[1,2,{\"b\":\"]\"}]}]]},\n"
+        " \"entry\" : [\n"
+        "  {\"item\":{\"reference\":\"ReferralRequest/000000500001\"},\"extension\":[{\"url\":\"" ITEM_URL "\","
+        "\"extension\":[{\"url\":\"priority\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"R\\\"}]OUTINE\"}]}},"
+        "{\"url\":\"service\",\"valueReference\":{\"identifier\":{\"value\":\"20001\"},\"display\":\"Clinic {North} [2] \\u00e9 caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x91\x8d\"}},"
+        "{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#p\\u0031\"}},"
+        "{\"url\":\"referralRequestVersion\",\"valueInteger\":7}]}]},\n"
+        "  {\"item\":{\"reference\":\"ReferralRequest/000000500002\"},\"x\":{\"y\":{\"z\":[\"}\",\"]\",\"\\\\\",\"\\\"\"]}},"
+        "\"n\":-1.5e+3,\"t\":true,\"f\":false,\"nul\":null}\n"
+        " ],\n"
+        " \"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"identifier\":[{\"system\":"
+        "\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]},7,\"s\",null,[1],{}],\n"
+        " \"status\":\"current\",\"count\":12,\"flag\":true,\"none\":null,\"empty\":[],\"obj\":{},\n"
+        " \"resourceType\":\"List\"}\n";
+
+static void test_worklist_stream_tricky(void **state) {
+        struct errbuf e = { "" };
+        struct worklist w;
+        (void) state;
+
+        assert_int_equal(fhir_parse_worklist(tricky, strlen(tricky), &w, &e), 0);
+        assert_int_equal(w.n, 2);
+        assert_string_equal(w.entries[0].ubrn, "000000500001");
+        assert_int_equal(w.entries[0].version, 7);
+        assert_string_equal(w.entries[0].priority, "R\"}]OUTINE");
+        assert_string_equal(w.entries[0].service_id, "20001");
+        assert_string_equal(w.entries[0].service_name,
+                            "Clinic {North} [2] \xc3\xa9 caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x91\x8d");
+        assert_string_equal(w.entries[0].nhs_number, "9990000093"); /* "#p\u0031" is "#p1" */
+        assert_string_equal(w.entries[1].ubrn, "000000500002");
+        assert_int_equal(w.entries[1].version, -1);
+        assert_null(w.entries[1].nhs_number);
+        worklist_free(&w);
+}
+
+/* Every place a network read can end: the answer cut in two at every byte
+ * (inside a UTF-8 character too), and fed one byte at a time, reads as it does whole (the same entries, or the
+ * same error line). */
+static void test_worklist_stream_every_split(void **state) {
+        static const char *const files[] = {
+                FIXTURES "worklist-bad-ubrn.json",
+                FIXTURES "worklist-empty.json",
+        };
+        (void) state;
+
+        for (size_t i = 1; i < strlen(tricky); i++)
+                assert_split_same("tricky", tricky, strlen(tricky), i);
+        assert_split_same("tricky", tricky, strlen(tricky), 0);
+        for (size_t f = 0; f < ELEMENTSOF(files); f++) {
+                size_t len;
+                char *text = read_file(files[f], &len);
+
+                for (size_t i = 0; i < len; i++)
+                        assert_split_same(files[f], text, len, i);
+                free(text);
+        }
+        { /* the big fixture one byte at a time, and cut every 61 bytes */
+                size_t len;
+                char *text = read_file(FIXTURES "worklist-review.json", &len);
+
+                assert_split_same("worklist-review.json", text, len, 0);
+                for (size_t i = 1; i < len; i += 61)
+                        assert_split_same("worklist-review.json", text, len, i);
+                free(text);
+        }
+}
+
+/* Every proper prefix of a worklist is refused as incomplete, never read as a
+ * shorter worklist. */
+static void test_worklist_stream_truncated(void **state) {
+        size_t len = strlen(tricky);
+        (void) state;
+
+        while (len > 0 && strchr(" \n", tricky[len - 1]))
+                len--;
+        for (size_t n = 0; n < len; n++) {
+                struct errbuf e = { "" };
+                struct worklist w;
+
+                memset(&w, 0xA5, sizeof w);
+                assert_int_equal(worklist_fed(tricky, n, n / 2, &w, &e), -EBADMSG);
+                assert_string_equal(e.msg, n == 0 ? "empty answer, expected JSON"
+                                                  : "malformed JSON: the document ends before it is complete");
+                assert_int_equal(w.n, (size_t) 0xA5A5A5A5A5A5A5A5ULL);
+        }
+}
+
+/* What the List says is judged at the end, whatever the order of its members:
+ * a wrong resourceType after the entries is refused as such (before a bad
+ * entry's line), and a name given twice counts with its last value, as in a
+ * json-c object. */
+static void test_worklist_stream_order(void **state) {
+#define GOOD "{\"item\":{\"reference\":\"ReferralRequest/000000600001\"}}"
+#define BAD "{\"item\":{\"reference\":\"ReferralRequest/12\"}}"
+        static const struct {
+                const char *json, *msg; /* msg NULL: a worklist of n entries */
+                size_t n;
+        } cases[] = {
+                { "{\"resourceType\":\"Bundle\",\"entry\":[" GOOD "]}", "expected a List, got Bundle", 0 },
+                { "{\"entry\":[" GOOD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
+                { "{\"entry\":[" BAD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
+                { "{\"entry\":[" GOOD "," GOOD "]}", "expected a List, got no resourceType", 0 },
+                { "{\"entry\":[" GOOD "," BAD "],\"resourceType\":\"List\"}",
+                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>", 0 },
+                { "{\"entry\":7,\"resourceType\":\"List\"}", "entry is not an array", 0 },
+                { "{\"entry\":[" BAD "],\"entry\":[" GOOD "," GOOD "],\"resourceType\":\"List\"}", NULL, 2 },
+                { "{\"entry\":[" GOOD "],\"entry\":null,\"resourceType\":\"List\"}", NULL, 0 },
+                { "{\"resourceType\":\"Bundle\",\"resourceType\":\"List\",\"entry\":[" GOOD "]}", NULL, 1 },
+                { "{\"resourceType\":\"List\",\"entry\":[" GOOD "],\"resourceType\":null}",
+                  "expected a List, got no resourceType", 0 },
+                { "{\"resourceType\":\"List\"}", NULL, 0 },
+                { "{\"resourceType\":\"List\",\"entry\":[]}", NULL, 0 },
+                { " \r\n\t{ \"resourceType\" : \"List\" , \"entry\" : [ ] } \n", NULL, 0 },
+                { "[{\"resourceType\":\"List\"}]", "expected a List, got a JSON array", 0 },
+                { "12", "expected a List, got a JSON int", 0 },
+                { "null", "expected a List, got a JSON null", 0 },
+                { "\"List\"", "expected a List, got a JSON string", 0 },
+                { "", "empty answer, expected JSON", 0 },
+                { "  \n", "malformed JSON: the document ends before it is complete", 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                struct worklist w;
+                int r = fhir_parse_worklist(cases[i].json, strlen(cases[i].json), &w, &e);
+
+                if (cases[i].msg) {
+                        if (r != -EBADMSG || strcmp(e.msg, cases[i].msg) != 0)
+                                fail_msg("case %zu: %d '%s', want '%s'", i, r, e.msg, cases[i].msg);
+                        continue;
+                }
+                if (r != 0)
+                        fail_msg("case %zu: %s", i, e.msg);
+                assert_int_equal(w.n, cases[i].n);
+                worklist_free(&w);
+        }
+#undef GOOD
+#undef BAD
+}
+
+/* Syntax: whatever json-c refuses as a whole document the stream refuses too,
+ * with a "malformed JSON" line (json-c, fhir_parse_text(), is the reference);
+ * and the odd but valid is read. */
+static void test_worklist_stream_syntax(void **state) {
+        static char deep[2][300];
+        static const struct {
+                const char *json;
+                size_t len; /* 0: strlen */
+                bool malformed;
+        } cases[] = {
+                { "{\"resourceType\":\"List\",\"entry\":[1,]}", 0, true },
+                { "{\"resourceType\":\"List\",}", 0, true },
+                { "{\"resourceType\" \"List\"}", 0, true },
+                { "{\"resourceType\":\"List\" \"entry\":[]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"a\":1} {\"b\":2}]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"a\":tru}]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[truex]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"a\":\"\\u12\"}]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[\"\xc3\x28\"]}", 0, true },
+                { "{\"resourceType\":\"List\",\"x\":\"\xc3\x28\"}", 0, true },
+                { "{\"resourceType\":\"List\",\"\xc3\x28\":1}", 0, true },
+                { "{\"resourceType\":\"List\"}}", 0, true },
+                { "{\"resourceType\":\"List\"} x", 0, true },
+                { "{\"resourceType\":\"List\"}{}", 0, true },
+                { "{1:2}", 0, true },
+                { "{\"a\":1,\"b\"}", 0, true },
+                { "{\"a\"}", 0, true },
+                { "{\"v\":-}", 0, true },
+                { "{\"v\":}", 0, true },
+                { "{\"v\":1 2}", 0, true },
+                { "[1 2]", 0, true },
+                { "[,1]", 0, true },
+                { "{,}", 0, true },
+                { "{\"a\":[1,2}", 0, true },
+                { "{\"a\":{\"b\":1]}", 0, true },
+                { "{\"resourceType\":\"List\",\"entry\":[]}\0", 35, true },
+                { "{\"resourceType\":\"Li\0st\"}", 24, true },
+                { "{\"resourceType\":\"List\" , \"entry\":[ {} , [] , \"\" , 0 , null ]}", 0, false },
+                { "{\"resourceType\":\"List\",\"x\":\"\\u0000\",\"entry\":null}", 0, false },
+                { "{\"resourceType\":\"List\",\"n\":[0,-0,1e5,-2.5E-3,true,false,null]}", 0, false },
+                { "{\"resourceType\":\"List\",\"entr\\u0079\":[]}", 0, false },
+                { deep[0], 0, false },
+                { deep[1], 0, true },
+        };
+        (void) state;
+
+        /* an entry of 62 nested arrays (the document 64 deep, as deep as json-c
+         * reads a whole one), and of 63 */
+        for (int d = 0; d < 2; d++) {
+                size_t n = 0, k = 63 + (size_t) d;
+
+                n += (size_t) snprintf(deep[d], sizeof deep[d], "{\"entry\":[");
+                memset(deep[d] + n, '[', k - 1);
+                n += k - 1;
+                memset(deep[d] + n, ']', k);
+                n += k;
+                snprintf(deep[d] + n, sizeof deep[d] - n, "}");
+        }
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                size_t len = cases[i].len ? cases[i].len : strlen(cases[i].json);
+                struct errbuf e = { "" }, ref = { "" };
+                json_object *root = NULL;
+                struct worklist w;
+                int r = fhir_parse_worklist(cases[i].json, len, &w, &e);
+                int r_ref = fhir_parse_text(cases[i].json, len, &root, &ref);
+
+                json_object_put(root);
+                if ((r_ref < 0) != cases[i].malformed)
+                        fail_msg("case %zu: json-c says %s, the case says otherwise", i, ref.msg);
+                if (r == 0)
+                        worklist_free(&w);
+                if (cases[i].malformed != (r < 0 && strncmp(e.msg, "malformed JSON", 14) == 0))
+                        fail_msg("case %zu: %d '%s', json-c: '%s'", i, r, e.msg, ref.msg);
+                if (r < 0)
+                        assert_clean_message(e.msg);
+        }
 }
 
 /* ---- A005 referral ----------------------------------------------------- */
@@ -1181,7 +1476,7 @@ static long walk_allocation_failures(enum kind kind, const char *fixture) {
 
                 memcpy(&out, &poison, sizeof out);
                 failalloc_arm(n);
-                r = kind == WORKLIST ? fhir_parse_worklist(root, &out.w, &e)
+                r = kind == WORKLIST ? worklist_of(root, &out.w, &e)
                   : kind == REFERRAL ? fhir_parse_referral(root, &out.r, &e)
                                      : fhir_parse_outcome(root, &out.o, &e);
                 if (!failalloc_disarm()) {
@@ -1256,6 +1551,11 @@ int main(void) {
                 cmocka_unit_test(test_worklist_liberal),
                 cmocka_unit_test(test_worklist_errors),
                 cmocka_unit_test(test_worklist_error_fixture),
+                cmocka_unit_test(test_worklist_stream_tricky),
+                cmocka_unit_test(test_worklist_stream_every_split),
+                cmocka_unit_test(test_worklist_stream_truncated),
+                cmocka_unit_test(test_worklist_stream_order),
+                cmocka_unit_test(test_worklist_stream_syntax),
                 cmocka_unit_test(test_referral_booked),
                 cmocka_unit_test(test_referral_minimal),
                 cmocka_unit_test(test_referral_unknown_codes),
