@@ -141,6 +141,8 @@ struct result {
 
 static const char *build = "build";
 static char workdir[1024];
+static char pki[1100];     /* the bench's CA and the mock's certificate: https as in production */
+static char ca_file[1200]; /* the CA ersd and the fetch limit verify the mock with */
 
 static double now(void) {
         struct timespec ts;
@@ -274,9 +276,9 @@ static void write_config(const char *path, const struct mock *m, const char *con
         if (!f)
                 die("cannot write a configuration");
         /* Beyond e-RS's limits (allowed on loopback only): the bench measures ersd, not the 10/s. */
-        fprintf(f, "ers: { base_url = \"%s\"; auth = \"none\"; max_attachment_mib = 256; "
+        fprintf(f, "ers: { base_url = \"%s\"; ca_file = \"%s\"; auth = \"none\"; max_attachment_mib = 256; "
                    "worklist_calls_per_day = 100000; max_requests_per_second = 10000; };\nworklists = (\n",
-                m->base_url);
+                m->base_url, ca_file);
         for (size_t s = 0; s < services; s++)
                 fprintf(f, "  { name = \"bench-%zu\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"%s\"; }%s\n",
                         s, empty ? "99999" : service_id(s, id), s + 1 < services ? "," : "");
@@ -346,6 +348,7 @@ static size_t sink_header(char *p, size_t size, size_t n, void *ud) {
 static void get(CURL *h, const char *url, const char *post_body, struct curl_slist *hdr, struct sink *s) {
         s->location[0] = '\0';
         curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca_file); /* verified, as ersd does */
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -645,7 +648,8 @@ static void count_manifest(json_object *manifest, struct result *res) {
 
 static void run_dataset(const struct bench_engine *en, size_t e, size_t no, const struct dataset *ds,
                         struct result *res, long *baseline_kib) {
-        char n[24], big[24], tail[24], ids[64][16], dir[1100], config[1200], db[1400], state[1200];
+        char n[24], big[24], tail[24], ids[64][16], dir[1100], config[1200], db[1400], state[1200], crt[1200],
+                key[1200];
         const char *args[40 + 128];
         size_t k = 0;
         struct mock m = { 0 };
@@ -659,8 +663,11 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
         snprintf(n, sizeof n, "%zu", ds->referrals);
         snprintf(big, sizeof big, "%" PRIu64, ds->big);
         snprintf(tail, sizeof tail, "%" PRIu64, ds->tail_max);
-        const char *fixed[] = { "--referrals", n, "--attachments", "2", "--padding", PADDING, "--big-attachment",
-                                big, "--tail-every", "100", "--tail-max", tail };
+        snprintf(crt, sizeof crt, "%s/server.crt", pki);
+        snprintf(key, sizeof key, "%s/server.key", pki);
+        const char *fixed[] = { "--referrals", n,      "--attachments", "2",   "--padding",    PADDING,
+                                "--big-attachment", big, "--tail-every", "100", "--tail-max", tail,
+                                "--tls-cert", crt,     "--tls-key",     key };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
                 args[k++] = fixed[i];
         for (size_t s = 0; s < res->services && s < 64; s++) {
@@ -670,6 +677,7 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
         args[k] = NULL;
         if (mock_start(&m, args) < 0)
                 die("the mock e-RS did not start");
+        mock_use_https(&m, ca_file);
 
         json_object *manifest = mock_get(&m, "/_mock/manifest?hashes=0");
         if (!manifest)
@@ -791,7 +799,7 @@ static void print_engine(const struct bench_engine *en, const struct result *res
                c->noop.cpu / b->noop.cpu);
 
 memory:
-        printf("\nworklist memory (json-c DOM, freed before the referrals are synced)\n");
+        printf("\nworklist memory (parsed as it streams, one entry at a time)\n");
         printf("  ersd with an empty worklist: peak RSS %.1f MiB\n", (double) baseline_kib / 1024.0);
         for (size_t i = 1; i < n; i++) {
                 const struct result *r = &res[i];
@@ -845,6 +853,12 @@ int main(void) {
         memcpy(workdir, abs, strlen(abs) + 1);
         free(abs);
         spawner_start(); /* before anything large: see spawner_start() */
+        snprintf(pki, sizeof pki, "%s/pki", workdir);
+        snprintf(ca_file, sizeof ca_file, "%s/ca.crt", pki);
+        mkdir(pki, 0700);
+        if (pki_make_ca(pki, "ca", "/CN=ersd bench CA") < 0 ||
+            pki_make_cert(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n", "2") < 0)
+                die("cannot make the bench's CA and certificate (the openssl command)");
         curl_global_init(CURL_GLOBAL_DEFAULT);
         double t0 = now();
 
@@ -864,8 +878,9 @@ int main(void) {
         printf("ersd benchmark%s, %s, %s %s, %ld CPUs, %.1f GiB RAM\n", quick ? " (BENCH_QUICK)" : "", when, u.sysname,
                u.machine, sysconf(_SC_NPROCESSORS_ONLN),
                (double) sysconf(_SC_PHYS_PAGES) * (double) sysconf(_SC_PAGESIZE) / (MIB * 1024.0));
-        printf("data: mock e-RS on loopback (plain HTTP), A005 ~20 KB (--padding " PADDING "), 2 attachments per\n"
-               "referral (median ~200 KiB, every 100th 300 KiB..tail max), one big file on the first referral,\n"
+        printf("data: mock e-RS on loopback over verified HTTPS (a CA the bench makes), A005 ~20 KB (--padding " PADDING
+               "),\n2 attachments per referral (median ~200 KiB, every 100th 300 KiB..tail max), one big file on the\n"
+               "first referral, "
                "one worklist per %d referrals (a worklist is ~1.5 KB per referral; ersd refuses one over 10 MB).\n"
                "ersd is sequential: one connection per origin, one request at a time; the fetch limit uses the same.\n",
                PER_SERVICE);

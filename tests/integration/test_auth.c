@@ -47,59 +47,12 @@ static void pathf(char *buf, size_t size, const char *name) {
         snprintf(buf, size, "%s/%s", E.dir, name);
 }
 
-/* Runs a command (argv[0] from PATH) with its output discarded; its exit status. */
-static int run(const char *const *argv) {
-        pid_t pid = fork();
-        int st;
-
-        if (pid < 0)
-                return -1;
-        if (pid == 0) {
-                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-                dup2(null, STDOUT_FILENO);
-                dup2(null, STDERR_FILENO);
-                execvp(argv[0], (char *const *) argv);
-                _exit(127);
-        }
-        if (waitpid(pid, &st, 0) < 0)
-                return -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-#define RUN(...)                                                                        \
-        do {                                                                            \
-                const char *const argv_[] = { __VA_ARGS__, NULL };                      \
-                if (run(argv_) != 0)                                                    \
-                        return -1;                                                      \
-        } while (0)
-
-/* A leaf certificate for `cn` with extensions `ext`, signed by CA `ca`, valid `days` (-1: expired). */
 static int make_cert(const char *name, const char *ca, const char *ext, const char *days) {
-        char key[600], csr[600], crt[600], extf[600], cacrt[600], cakey[600];
-
-        snprintf(key, sizeof key, "%s/%s.key", E.dir, name);
-        snprintf(csr, sizeof csr, "%s/%s.csr", E.dir, name);
-        snprintf(crt, sizeof crt, "%s/%s.crt", E.dir, name);
-        snprintf(extf, sizeof extf, "%s/%s.ext", E.dir, name);
-        snprintf(cacrt, sizeof cacrt, "%s/%s.crt", E.dir, ca);
-        snprintf(cakey, sizeof cakey, "%s/%s.key", E.dir, ca);
-        if (write_text(extf, ext, 0600) < 0)
-                return -1;
-        RUN("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
-            "/CN=ersd test");
-        RUN("openssl", "x509", "-req", "-in", csr, "-CA", cacrt, "-CAkey", cakey, "-CAcreateserial", "-out", crt,
-            "-days", days, "-extfile", extf);
-        return chmod(key, 0600);
+        return pki_make_cert(E.dir, name, ca, ext, days);
 }
 
 static int make_ca(const char *name) {
-        char key[600], crt[600];
-
-        snprintf(key, sizeof key, "%s/%s.key", E.dir, name);
-        snprintf(crt, sizeof crt, "%s/%s.crt", E.dir, name);
-        RUN("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "2",
-            "-subj", name[2] ? "/CN=ersd test CA two" : "/CN=ersd test CA");
-        return 0;
+        return pki_make_ca(E.dir, name, name[2] ? "/CN=ersd test CA two" : "/CN=ersd test CA");
 }
 
 /* The application's signing key (the trust's, registered with the platform), and another. */
@@ -108,8 +61,8 @@ static int make_signing_key(const char *name) {
 
         snprintf(key, sizeof key, "%s/%s.pem", E.dir, name);
         snprintf(pub, sizeof pub, "%s/%s.pub", E.dir, name);
-        RUN("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key);
-        RUN("openssl", "pkey", "-in", key, "-pubout", "-out", pub);
+        RUN_QUIET("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key);
+        RUN_QUIET("openssl", "pkey", "-in", key, "-pubout", "-out", pub);
         return chmod(key, 0600);
 }
 
@@ -175,11 +128,8 @@ static void start_mock(const char *tls_cert, bool client_ca, const char *const *
         assert_int_equal(mock_start(&E.mock, args), 0);
         E.tls = tls_cert != NULL;
         if (E.tls)
-                snprintf(E.mock.ca_file, sizeof E.mock.ca_file, "%s", ca);
-        else
-                E.mock.ca_file[0] = '\0';
-        snprintf(E.base_url, sizeof E.base_url, "%s://127.0.0.1:%d/referrals", E.tls ? "https" : "http",
-                 E.mock.api_port);
+                mock_use_https(&E.mock, ca);
+        snprintf(E.base_url, sizeof E.base_url, "%s", E.mock.base_url);
 }
 
 /* A control call to the test's mock (over https, verified with the test CA, when it serves https). */

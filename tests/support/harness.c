@@ -64,6 +64,57 @@ int mock_start(struct mock *m, const char *const *args) {
         return 0;
 }
 
+void mock_use_https(struct mock *m, const char *ca_file) {
+        snprintf(m->ca_file, sizeof m->ca_file, "%s", ca_file);
+        snprintf(m->base_url, sizeof m->base_url, "https://127.0.0.1:%d/referrals", m->api_port);
+}
+
+int run_quiet(const char *const *argv) {
+        pid_t pid = fork();
+        int st;
+
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                dup2(null, STDOUT_FILENO);
+                dup2(null, STDERR_FILENO);
+                execvp(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        if (waitpid(pid, &st, 0) < 0)
+                return -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int pki_make_ca(const char *dir, const char *name, const char *subject) {
+        char key[600], crt[600];
+
+        snprintf(key, sizeof key, "%s/%s.key", dir, name);
+        snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
+        RUN_QUIET("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days",
+                  "2", "-subj", subject);
+        return chmod(key, 0600);
+}
+
+int pki_make_cert(const char *dir, const char *name, const char *ca, const char *ext, const char *days) {
+        char key[600], csr[600], crt[600], extf[600], cacrt[600], cakey[600];
+
+        snprintf(key, sizeof key, "%s/%s.key", dir, name);
+        snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
+        snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
+        snprintf(extf, sizeof extf, "%s/%s.ext", dir, name);
+        snprintf(cacrt, sizeof cacrt, "%s/%s.crt", dir, ca);
+        snprintf(cakey, sizeof cakey, "%s/%s.key", dir, ca);
+        if (write_text(extf, ext, 0600) < 0)
+                return -1;
+        RUN_QUIET("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+                  "/CN=ersd test");
+        RUN_QUIET("openssl", "x509", "-req", "-in", csr, "-CA", cacrt, "-CAkey", cakey, "-CAcreateserial", "-out",
+                  crt, "-days", days, "-extfile", extf);
+        return chmod(key, 0600);
+}
+
 void mock_stop(struct mock *m) {
         if (m->pid > 0) {
                 kill(m->pid, SIGTERM);

@@ -25,6 +25,31 @@ struct mock {
 /* Starts the mock with extra arguments (NULL-terminated, may be NULL). 0 or -errno. */
 int mock_start(struct mock *m, const char *const *args);
 void mock_stop(struct mock *m);
+/* After mock_start() with --tls-cert: base_url becomes https:// and control
+ * calls verify the mock with ca_file (the CA that signed its certificate). */
+void mock_use_https(struct mock *m, const char *ca_file);
+
+/* Runs a command (argv[0] from PATH, NULL-terminated) with its output
+ * discarded; its exit status, or -1. */
+int run_quiet(const char *const *argv);
+/* run_quiet() of the arguments; returns -1 from the calling function when it fails. */
+#define RUN_QUIET(...)                                                                  \
+        do {                                                                            \
+                const char *const argv_[] = { __VA_ARGS__, NULL };                      \
+                if (run_quiet(argv_) != 0)                                              \
+                        return -1;                                                      \
+        } while (0)
+
+/*
+ * A throwaway PKI for the tests' https, made with the openssl command in
+ * `dir` (RSA 2048): a CA <name>.crt and <name>.key with subject `subject`
+ * ("/CN=…"), valid 2 days; a leaf <name>.crt and <name>.key (0600) signed by
+ * CA <ca>, with `ext` as openssl x509 -extfile lines (e.g.
+ * "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), valid `days`
+ * ("-1": expired).  0 or -1.
+ */
+int pki_make_ca(const char *dir, const char *name, const char *subject);
+int pki_make_cert(const char *dir, const char *name, const char *ca, const char *ext, const char *days);
 
 /* GET a control path ("/_mock/manifest"); caller owns the result (json_object_put). */
 json_object *mock_get(const struct mock *m, const char *path);
