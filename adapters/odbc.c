@@ -400,6 +400,7 @@ struct pas {
         char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
                                           hold a password: wiped on close, never in an error line */
         bool lost;                     /* a call failed with -ENOTCONN or -EINPROGRESS since connecting */
+        uint64_t statements;           /* cached statements executed: round trips, for pas_statements() */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -663,6 +664,7 @@ static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHS
         if (r < 0)
                 goto fail;
         rc = SQLExecute(h);
+        p->statements++;
         if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc)) {
                 r = diag_stmt(p, h, what, e);
                 goto fail;
@@ -1683,10 +1685,12 @@ static bool same_text(const char *stored, bool stored_null, const char *now) {
  * Streams `size` bytes of `fd` from offset 0 into ers_document_part rows
  * numbered 1…n, at most PAS_PART_MAX bytes each, through one reusable buffer,
  * hashing them on the way; fails with -EBADMSG when the file is shorter than
- * `size` or its SHA-256 is not `sha256`.
+ * `size` or its SHA-256 is not `sha256`.  Parts a row may already have are
+ * deleted first, unless `new_row` (a document id made for this row: nothing
+ * can reference it yet, and the DELETE would be a round trip for nothing).
  */
-static int write_parts(struct pas *p, const char *document_id, int fd, int64_t size, const char *sha256,
-                       struct errbuf *e) {
+static int write_parts(struct pas *p, const char *document_id, bool new_row, int fd, int64_t size,
+                       const char *sha256, struct errbuf *e) {
         EVP_MD_CTX *md = NULL;
         unsigned char digest[32];
         char hex[SHA256_HEX + 1];
@@ -1704,10 +1708,12 @@ static int write_parts(struct pas *p, const char *document_id, int fd, int64_t s
                 goto out;
         }
 
-        struct param del[] = { P_TEXT(document_id) };
-        r = run(p, ST_PART_DELETE, del, 1, NULL, NULL, e);
-        if (r < 0)
-                goto out;
+        if (!new_row) {
+                struct param del[] = { P_TEXT(document_id) };
+                r = run(p, ST_PART_DELETE, del, 1, NULL, NULL, e);
+                if (r < 0)
+                        goto out;
+        }
 
         while (off < size) {
                 size_t want = size - off < PAS_PART_MAX ? (size_t) (size - off) : PAS_PART_MAX;
@@ -1754,6 +1760,10 @@ static int write_parts(struct pas *p, const char *document_id, int fd, int64_t s
 out:
         EVP_MD_CTX_free(md);
         return r;
+}
+
+uint64_t pas_statements(const struct pas *p) {
+        return p->statements;
 }
 
 int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
@@ -1853,7 +1863,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
         else
                 r = run(p, ST_DOCUMENT_INSERT, ps, 20, NULL, NULL, e);
         if (r >= 0 && d->fetched)
-                r = write_parts(p, document_id, spool_fd, d->size, sha, e);
+                r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
         if (r < 0)
                 goto fail;
         if (ret) {

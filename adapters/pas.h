@@ -135,6 +135,11 @@ struct document_rec {
         const char *sha256;          /* hex of the bytes received (fetched) */
 };
 
+/* How many of the sync's statements (the cached ones: reads and writes of
+ * referrals, documents, parts, the ledger) this connection has executed: each
+ * is a round trip to a database server.  For the tests and the benchmark. */
+uint64_t pas_statements(const struct pas *p);
+
 /*
  * Writes a document row and, when fetched, its content read from `spool_fd`
  * (positioned anywhere; read with pread from offset 0, `size` bytes) as ordered

@@ -38,6 +38,7 @@ struct referral_job {
         struct doc_job *docs;                  /* owned array */
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */
+        bool in_ledger;                        /* the ledger has a row for the referral */
         struct patient_match match[RELATED_MAX + 1]; /* [0] the referral, [1 + i] related[i] */
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
 };
@@ -151,7 +152,11 @@ static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const str
         int r;
 
         snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, src->version);
-        r = pas_document_get(ctx->pas, j->main.ubrn, src->ubrn, is_cri ? cri_id : a->id, &st, e);
+        /* A referral's documents are written in the transaction that writes its
+         * ledger row: without one the PAS has none to look up (and
+         * pas_put_document() looks again inside the transaction, so even a
+         * document put there by hand would not be stored twice). */
+        r = j->in_ledger ? pas_document_get(ctx->pas, j->main.ubrn, src->ubrn, is_cri ? cri_id : a->id, &st, e) : 0;
         if (r < 0)
                 return r;
         if (st.found && st.fetched) {
@@ -580,7 +585,7 @@ static void count_not_fetched(const struct referral_job *j, struct sync_stats *s
  * (logged here, once). */
 static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struct worklist_entry *entry,
                          const struct ledger_state *ls, struct sync_stats *stats) {
-        struct referral_job j = { .worklist = worklist, .entry = entry, .complete = true };
+        struct referral_job j = { .worklist = worklist, .entry = entry, .complete = true, .in_ledger = ls->found };
         struct errbuf e = { { 0 } };
         unsigned docs = 0;
         uint64_t bytes = 0;
