@@ -72,6 +72,8 @@ struct transfer {
         long status;
         json_tokener *tok;        /* owned, SINK_JSON */
         json_object *obj;         /* owned until handed to the caller */
+        size_t json_fed;          /* SINK_JSON: bytes handed to json-c so far */
+        struct utf8_hold held;    /* SINK_JSON: json-c never sees a UTF-8 character cut in two */
         struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */
@@ -244,6 +246,32 @@ static size_t body_fail(struct transfer *t, int r) {
         return 0; /* makes libcurl abort with CURLE_WRITE_ERROR */
 }
 
+/* Whole UTF-8 characters of a JSON answer into json-c.  0, or -1 when the
+ * answer is refused (t->err, t->why say why). */
+static int json_feed(struct transfer *t, const char *p, size_t len) {
+        size_t at = t->json_fed, from = 0;
+
+        t->json_fed += len;
+        if (!t->obj) {
+                t->obj = json_tokener_parse_ex(t->tok, p, (int) len);
+                enum json_tokener_error jerr = json_tokener_get_error(t->tok);
+                if (!t->obj && jerr != json_tokener_continue) {
+                        body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON near byte %zu: %s",
+                                             at + json_tokener_get_parse_end(t->tok), json_tokener_error_desc(jerr)));
+                        return -1;
+                }
+                if (!t->obj)
+                        return 0;
+                from = json_tokener_get_parse_end(t->tok);
+        }
+        for (size_t i = from; i < len; i++)
+                if (!isspace((unsigned char) p[i])) {
+                        body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON: data after the end of the document"));
+                        return -1;
+                }
+        return 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
         struct transfer *t = userdata;
         size_t len = size * n;
@@ -284,24 +312,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                 int r = worklist_parser_feed(t->worklist, p, len, &t->why);
                 return r < 0 ? body_fail(t, r) : len;
         }
-        if (t->obj) {
-                for (size_t i = 0; i < len; i++)
-                        if (!isspace((unsigned char) p[i]))
-                                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON: data after the end of the document"));
-                return len;
-        }
-        t->obj = json_tokener_parse_ex(t->tok, p, (int) len);
-        enum json_tokener_error jerr = json_tokener_get_error(t->tok);
-        if (!t->obj && jerr != json_tokener_continue)
-                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON near byte %zu: %s",
-                                            t->json_bytes - len + json_tokener_get_parse_end(t->tok),
-                                            json_tokener_error_desc(jerr)));
-        if (t->obj) {
-                for (size_t i = json_tokener_get_parse_end(t->tok); i < len; i++)
-                        if (!isspace((unsigned char) p[i]))
-                                return body_fail(t, err_set(&t->why, -EBADMSG, "malformed JSON: data after the end of the document"));
-        }
-        return len;
+        /* json-c never sees a UTF-8 character cut in two (see utf8_cut()) */
+        const char *whole = p;
+        size_t held = utf8_hold_complete(&t->held, &whole, &len);
+        if (held > 0 && json_feed(t, t->held.bytes, held) < 0)
+                return 0;
+        utf8_hold_tail(&t->held, whole, &len);
+        if (json_feed(t, whole, len) < 0)
+                return 0;
+        return size * n;
 }
 
 static void transfer_done(struct transfer *t) {
@@ -883,8 +902,9 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
                                 call->correlation_id);
                 goto out;
         }
-        if (!t.obj) {
+        if (!t.obj || t.held.len > 0) {
                 r = err_set(e, -EBADMSG, "%s: HTTP %ld: %s (correlation id %s)", what, t.status,
+                            t.obj ? "malformed JSON: data after the end of the document" :
                             t.json_bytes == 0 ? "empty answer, expected JSON" : "malformed JSON: the document ends before it is complete",
                             call->correlation_id);
                 goto out;

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* Extensions, matched by the last segment of their URL (see url_names()). */
 #define EXT_WORKLIST_ITEM      "Extension-eRS-ReferralsforReview-WorkListItem-1"
 #define EXT_SLOT_ISSUES_ITEM   "Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
@@ -572,8 +574,7 @@ struct worklist_parser {
         enum piece_role role;
         size_t offset;                /* bytes read before the current feed's data */
         size_t total;                 /* bytes fed in all */
-        char held[4];                 /* the start of a UTF-8 character cut by the end of a feed */
-        size_t held_len;
+        struct utf8_hold held;        /* the start of a UTF-8 character cut by the end of a feed */
         enum json_type doc_type;      /* the document's type, once its first byte is read */
         bool doc_array;               /* the document itself is an array (elements dropped) */
         bool in_member_array;         /* the brackets being read are a member's value */
@@ -988,24 +989,6 @@ static int feed_whole(struct worklist_parser *p, const char *data, size_t len, s
         return 0;
 }
 
-/* The length of the UTF-8 sequence a byte starts (1 for ASCII and for what
- * cannot start one: json-c refuses those). */
-static size_t utf8_length(unsigned char c) {
-        return c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC0 && c < 0xE0 ? 2 : 1;
-}
-
-/* How many bytes at the end of s are the start of a UTF-8 character whose
- * other bytes have not come yet (0 to 3). */
-static size_t utf8_cut(const char *s, size_t n) {
-        for (size_t back = 1; back <= 3 && back <= n; back++) {
-                unsigned char c = (unsigned char) s[n - back];
-
-                if ((c & 0xC0) != 0x80) /* not a continuation byte: a character starts here */
-                        return utf8_length(c) > back ? back : 0;
-        }
-        return 0;
-}
-
 /*
  * json-c 0.16 checks UTF-8 afresh on every call (JSON_TOKENER_VALIDATE_UTF8):
  * a character cut between two calls is refused as invalid.  The network cuts
@@ -1013,32 +996,15 @@ static size_t utf8_cut(const char *s, size_t n) {
  * most 3 bytes) and read whole with the next bytes.
  */
 int worklist_parser_feed(struct worklist_parser *p, const char *data, size_t len, struct errbuf *e) {
-        size_t cut;
+        size_t held;
         int r;
 
         p->total += len;
-        if (p->held_len > 0) {
-                size_t want = utf8_length((unsigned char) p->held[0]) - p->held_len;
-                size_t take = len < want ? len : want;
-
-                memcpy(p->held + p->held_len, data, take);
-                p->held_len += take;
-                data += take;
-                len -= take;
-                if (take < want)
-                        return 0;
-                r = feed_whole(p, p->held, p->held_len, e);
-                p->held_len = 0;
-                if (r < 0)
-                        return r;
-        }
-        cut = utf8_cut(data, len);
-        r = feed_whole(p, data, len - cut, e);
-        if (r < 0)
+        held = utf8_hold_complete(&p->held, &data, &len);
+        if (held > 0 && (r = feed_whole(p, p->held.bytes, held, e)) < 0)
                 return r;
-        memcpy(p->held, data + len - cut, cut);
-        p->held_len = cut;
-        return 0;
+        utf8_hold_tail(&p->held, data, &len);
+        return feed_whole(p, data, len, e);
 }
 
 static int compare_patient(const void *a, const void *b) {
@@ -1068,7 +1034,7 @@ static const char *patient_nhs_number(const struct worklist_parser *p, const cha
 int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, struct errbuf *e) {
         int r;
 
-        if (p->held_len > 0) /* the answer ends inside a character */
+        if (p->held.len > 0) /* the answer ends inside a character */
                 return p->state == SCAN_AFTER
                                ? err_set(e, -EBADMSG, "malformed JSON: data after the end of the document")
                                : err_set(e, -EBADMSG, "malformed JSON: the document ends before it is complete");

@@ -83,3 +83,44 @@ bool host_is_loopback(const char *host) {
         }
         return false;
 }
+
+size_t utf8_char_length(unsigned char lead) {
+        return lead >= 0xF0 && lead < 0xF8 ? 4 : lead >= 0xE0 && lead < 0xF0 ? 3 : lead >= 0xC0 && lead < 0xE0 ? 2 : 1;
+}
+
+size_t utf8_cut(const char *s, size_t n) {
+        for (size_t back = 1; back <= 3 && back <= n; back++) {
+                unsigned char c = (unsigned char) s[n - back];
+
+                if ((c & 0xC0) != 0x80) /* not a continuation byte: a character starts here */
+                        return utf8_char_length(c) > back ? back : 0;
+        }
+        return 0;
+}
+
+size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len) {
+        size_t whole, take;
+
+        if (h->len == 0)
+                return 0;
+        whole = utf8_char_length((unsigned char) h->bytes[0]);
+        take = *len < whole - h->len ? *len : whole - h->len;
+        memcpy(h->bytes + h->len, *data, take);
+        h->len += take;
+        *data += take;
+        *len -= take;
+        if (h->len < whole)
+                return 0;
+        h->len = 0;
+        return whole;
+}
+
+void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len) {
+        size_t cut = utf8_cut(data, *len);
+
+        if (cut == 0)
+                return;
+        *len -= cut;
+        memcpy(h->bytes, data + *len, cut);
+        h->len = cut;
+}

@@ -26,6 +26,36 @@ void hex_encode(const unsigned char *in, size_t n, char *ret);
 /* Monotonic clock in seconds. */
 double now_monotonic(void);
 
+/* The length of the UTF-8 character a byte starts: 2 to 4 for a lead byte, 1
+ * for ASCII and for a byte that cannot start one. */
+size_t utf8_char_length(unsigned char lead);
+
+/* How many bytes at the end of s[0..n) start a UTF-8 character whose other
+ * bytes are not there (0 to 3).  json-c 0.16 checks UTF-8 afresh on every
+ * json_tokener_parse_ex() call and refuses a character cut between two as
+ * invalid: a caller feeding it what the network delivers holds those back. */
+size_t utf8_cut(const char *s, size_t n);
+
+/*
+ * Text fed on in the pieces the network delivers, never a UTF-8 character
+ * cut in two:
+ *
+ *     size_t n = utf8_hold_complete(&h, &data, &len);  // the held character, once whole
+ *     if (n > 0) feed(h.bytes, n);
+ *     utf8_hold_tail(&h, data, &len);                   // holds what this piece cut
+ *     feed(data, len);
+ */
+struct utf8_hold {
+        char bytes[4]; /* the start of a character the last piece cut */
+        size_t len;    /* 0: nothing held */
+};
+/* Completes the held character from the start of *data (advanced, *len
+ * shortened): its length in h->bytes once whole (h is then empty again), 0
+ * while nothing is held or it is still incomplete. */
+size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len);
+/* Holds the character cut by the end of data[0..*len) and shortens *len. */
+void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len);
+
 /* True for "localhost", an IPv4 literal in 127.0.0.0/8 or "[::1]" (a URL's host part);
  * "127.0.0.1.example" is not. */
 bool host_is_loopback(const char *host);

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/verify.h"
 
 #define API_KEY "ersd-test-api-key-7d41b9"
 #define KID     "ersd-test-kid-1"
@@ -477,6 +478,37 @@ static void test_wrong_host_name(void **state) {
                        "'127.0.0.1'");
 }
 
+/* Over https every TLS record reaches ersd as a read of its own.  With the
+ * mock's A005 answers sent 3 bytes at a time, reads end inside UTF-8
+ * characters (the referrals' comments hold an é, an en dash and a 4-byte
+ * emoji), which json-c 0.16 refuses as invalid when a character is cut
+ * between two of its calls: every referral must still be read, every field
+ * stored as sent. */
+static void test_utf8_cut_between_reads(void **state) {
+        struct verify_result v;
+        json_object *manifest;
+        struct db *d;
+        struct run r;
+        (void) state;
+
+        start_mock("server", false, NULL);
+        control("/_mock/fault?endpoint=A005&kind=trickle&count=100", true);
+        write_config(tls_lines("ca", false));
+        r = sync_once();
+        if (r.status != 0)
+                fail_msg("ersd --once with answers cut inside characters exited %d: %s", r.status, r.err);
+        run_free(&r);
+        manifest = control("/_mock/manifest", false);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        verify_pas(d, manifest, &v);
+        assert_int_equal(v.referrals_written, 3);
+        assert_int_equal(v.referrals_missing + v.referrals_stale + v.fields_mismatched, 0);
+        assert_int_equal(v.documents_mismatched + v.documents_missing, 0);
+        db_close(d);
+        json_object_put(manifest);
+}
+
 /* ---- sizes ----------------------------------------------------------------- */
 
 /* An attachment above ers.max_attachment_mib is refused while it streams:
@@ -517,6 +549,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_revoked, test_teardown),
                 cmocka_unit_test_teardown(test_secret_files_checked, test_teardown),
                 cmocka_unit_test_teardown(test_mutual_tls, test_teardown),
+                cmocka_unit_test_teardown(test_utf8_cut_between_reads, test_teardown),
                 cmocka_unit_test_teardown(test_missing_client_certificate, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_ca, test_teardown),
                 cmocka_unit_test_teardown(test_expired_certificate, test_teardown),

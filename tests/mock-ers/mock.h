@@ -72,6 +72,7 @@ enum fault_kind {
         FAULT_502, /* a gateway in front of the service failed */
         FAULT_429_BARE, /* 429 without Retry-After */
         FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
+        FAULT_TRICKLE, /* the whole body, TRICKLE_BYTES at a time: the client's reads cut UTF-8 characters */
 };
 
 struct options {

@@ -52,7 +52,10 @@ static const struct {
         { "502", FAULT_502 },
         { "429_bare", FAULT_429_BARE },
         { "stale", FAULT_STALE },
+        { "trickle", FAULT_TRICKLE },
 };
+
+#define TRICKLE_BYTES 3 /* fewer than a 4-byte UTF-8 character */
 
 struct origin {
         struct mock *m;
@@ -303,6 +306,7 @@ struct stream {
         struct source src;
         uint64_t cut;  /* bytes to send before misbehaving; UINT64_MAX: none */
         bool stall;    /* at `cut`: stall (else: close the connection) */
+        size_t most;   /* the most bytes one read hands out: TRICKLE_BYTES for `trickle`, else no limit */
         struct mock *m;
         int fd;        /* the connection's socket, to notice the client leaving */
 };
@@ -360,6 +364,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (s->cut != UINT64_MAX && max > s->cut - pos)
                 max = (size_t)(s->cut - pos);
+        if (s->most && max > s->most)
+                max = s->most;
         ssize_t n = s->src.read(s->src.ctx, pos, buf, max);
         if (n < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -386,7 +392,7 @@ static struct MHD_Response *response_from(struct call *c, struct source src, enu
 
         if (!src.read)
                 return NULL;
-        if (kind != FAULT_TRUNCATED && kind != FAULT_STALL && src.read == mem_read) {
+        if (kind != FAULT_TRUNCATED && kind != FAULT_STALL && kind != FAULT_TRICKLE && src.read == mem_read) {
                 struct mem *mm = src.ctx;
                 r = MHD_create_response_from_buffer(mm->len, mm->p, MHD_RESPMEM_MUST_FREE);
                 if (r) {
@@ -406,6 +412,7 @@ static struct MHD_Response *response_from(struct call *c, struct source src, enu
         s->m = c->m;
         s->cut = UINT64_MAX;
         s->fd = -1;
+        s->most = kind == FAULT_TRICKLE ? TRICKLE_BYTES : 0;
         uint64_t declared = src.size;
         if (kind == FAULT_TRUNCATED || kind == FAULT_STALL) {
                 if (declared == MHD_SIZE_UNKNOWN)
