@@ -586,6 +586,9 @@ struct worklist_parser {
         json_tokener *cur;            /* borrowed from tok[]: the current piece's */
         size_t depth;                 /* brackets open inside the piece */
         bool in_string, escaped, scalar;
+        size_t piece_at;              /* the piece's first byte in the document */
+        char *scalar_text;            /* owned: a number or literal piece, read whole at its end */
+        size_t scalar_len, scalar_cap;
         json_object *value;           /* owned: the piece, once json-c completed it */
         bool complete;                /* json-c completed it (a literal may before the scanner) */
 
@@ -633,6 +636,7 @@ void worklist_parser_free(struct worklist_parser *p) {
                         json_tokener_free(p->tok[i]);
         json_object_put(p->value);
         json_object_put(p->resource_type);
+        free(p->scalar_text);
         parser_drop_entries(p);
         parser_drop_patients(p);
         free(p);
@@ -775,7 +779,8 @@ static int piece_done(struct worklist_parser *p, json_object *value, struct errb
 }
 
 /* Starts a piece whose first byte is c; the state after it is `next`. */
-static void piece_start(struct worklist_parser *p, enum piece_role role, size_t depth, char c, enum scan_state next) {
+static void piece_start(struct worklist_parser *p, enum piece_role role, size_t depth, char c, size_t at,
+                        enum scan_state next) {
         p->state = SCAN_PIECE;
         p->after_piece = next;
         p->role = role;
@@ -784,6 +789,8 @@ static void piece_start(struct worklist_parser *p, enum piece_role role, size_t 
         p->depth = 0;
         p->in_string = p->escaped = p->complete = false;
         p->scalar = c != '"' && c != '{' && c != '[';
+        p->piece_at = at;
+        p->scalar_len = 0;
 }
 
 /* How many of the n bytes at s belong to the current piece; *ret_end says
@@ -830,6 +837,24 @@ static size_t piece_scan(struct worklist_parser *p, const char *s, size_t n, boo
 /* Feeds n bytes of the current piece (at document offset `at`) to json-c.
  * -EBADMSG when json-c refuses them or completes the value before their end. */
 static int piece_feed(struct worklist_parser *p, const char *s, size_t n, size_t at, struct errbuf *e) {
+        if (p->scalar && p->scalar_len + n >= (1u << 30))
+                return syntax_error(e, at, json_tokener_error_size);
+        if (p->scalar) {
+                /* json-c 0.16 reads a number cut between two calls otherwise than
+                 * whole ("8" then "-" is 8, "8-" is refused): kept, read at its end */
+                if (p->scalar_len + n + 1 > p->scalar_cap) {
+                        size_t cap = p->scalar_len + n + 1 < 64 ? 64 : 2 * (p->scalar_len + n + 1);
+                        char *t = realloc(p->scalar_text, cap);
+
+                        if (!t)
+                                return oom(e);
+                        p->scalar_text = t;
+                        p->scalar_cap = cap;
+                }
+                memcpy(p->scalar_text + p->scalar_len, s, n);
+                p->scalar_len += n;
+                return 0;
+        }
         while (n > 0) {
                 int len = n > (1u << 30) ? (1 << 30) : (int) n;
                 json_object *v;
@@ -860,15 +885,22 @@ static int piece_feed(struct worklist_parser *p, const char *s, size_t n, size_t
 static int piece_end(struct worklist_parser *p, size_t at, struct errbuf *e) {
         int r;
 
-        if (!p->complete && p->scalar) {
+        if (p->scalar) {
                 /* a number has no end of its own: a NUL tells json-c the input ends */
-                json_object *v = json_tokener_parse_ex(p->cur, "", 1);
-                enum json_tokener_error jerr = json_tokener_get_error(p->cur);
+                json_object *v;
+                enum json_tokener_error jerr;
+                size_t used;
 
+                p->scalar_text[p->scalar_len] = '\0';
+                v = json_tokener_parse_ex(p->cur, p->scalar_text, (int) p->scalar_len + 1);
+                jerr = json_tokener_get_error(p->cur);
+                used = json_tokener_get_parse_end(p->cur);
                 if (jerr != json_tokener_success)
-                        return syntax_error(e, at, jerr);
+                        return syntax_error(e, p->piece_at + used, jerr);
                 p->value = v;
                 p->complete = true;
+                if (used < p->scalar_len) /* a literal json-c completed before the piece's end */
+                        return syntax_error(e, p->piece_at + used, json_tokener_error_parse_unexpected);
         }
         if (!p->complete)
                 return syntax_error(e, at, json_tokener_error_parse_unexpected);
@@ -898,7 +930,7 @@ static int scan_structure(struct worklist_parser *p, char c, size_t at, struct e
                         p->index = 0;
                         p->state = SCAN_ELEMENT_OR_END;
                 } else
-                        piece_start(p, PIECE_DOCUMENT, 0, c, SCAN_AFTER);
+                        piece_start(p, PIECE_DOCUMENT, 0, c, at, SCAN_AFTER);
                 return 0;
         case SCAN_NAME_OR_END:
         case SCAN_NAME:
@@ -907,7 +939,7 @@ static int scan_structure(struct worklist_parser *p, char c, size_t at, struct e
                 else if (c != '"') /* strict: no comma before the end either */
                         return syntax_error(e, at, json_tokener_error_parse_object_key_name);
                 else
-                        piece_start(p, PIECE_NAME, 1, c, SCAN_COLON);
+                        piece_start(p, PIECE_NAME, 1, c, at, SCAN_COLON);
                 return 0;
         case SCAN_COLON:
                 if (c != ':')
@@ -920,7 +952,7 @@ static int scan_structure(struct worklist_parser *p, char c, size_t at, struct e
                         p->index = 0;
                         p->state = SCAN_ELEMENT_OR_END;
                 } else
-                        piece_start(p, PIECE_VALUE, 1, c, SCAN_MEMBER_END);
+                        piece_start(p, PIECE_VALUE, 1, c, at, SCAN_MEMBER_END);
                 return 0;
         case SCAN_MEMBER_END:
                 if (c == ',')
@@ -937,7 +969,7 @@ static int scan_structure(struct worklist_parser *p, char c, size_t at, struct e
                 else if (c == ']') /* strict: no comma before the end */
                         return syntax_error(e, at, json_tokener_error_parse_unexpected);
                 else
-                        piece_start(p, PIECE_ELEMENT, p->in_member_array ? 2 : 1, c, SCAN_ELEMENT_END);
+                        piece_start(p, PIECE_ELEMENT, p->in_member_array ? 2 : 1, c, at, SCAN_ELEMENT_END);
                 return 0;
         case SCAN_ELEMENT_END:
                 if (c == ',') {

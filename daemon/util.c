@@ -99,20 +99,23 @@ size_t utf8_cut(const char *s, size_t n) {
 }
 
 size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len) {
-        size_t whole, take;
+        size_t whole, n;
 
         if (h->len == 0)
                 return 0;
         whole = utf8_char_length((unsigned char) h->bytes[0]);
-        take = *len < whole - h->len ? *len : whole - h->len;
-        memcpy(h->bytes + h->len, *data, take);
-        h->len += take;
-        *data += take;
-        *len -= take;
-        if (h->len < whole)
-                return 0;
+        while (h->len < whole && *len > 0 && ((unsigned char) **data & 0xC0) == 0x80) {
+                h->bytes[h->len++] = **data;
+                (*data)++;
+                (*len)--;
+        }
+        if (h->len < whole && *len == 0)
+                return 0; /* the rest has not come yet */
+        /* whole, or cut short by a byte that cannot continue it: handed on as
+         * it is, for the parser to refuse where it would have refused it whole */
+        n = h->len;
         h->len = 0;
-        return whole;
+        return n;
 }
 
 void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len) {

@@ -49,9 +49,10 @@ struct utf8_hold {
         char bytes[4]; /* the start of a character the last piece cut */
         size_t len;    /* 0: nothing held */
 };
-/* Completes the held character from the start of *data (advanced, *len
- * shortened): its length in h->bytes once whole (h is then empty again), 0
- * while nothing is held or it is still incomplete. */
+/* Completes the held character from the continuation bytes at the start of
+ * *data (advanced, *len shortened): its length in h->bytes once whole, or
+ * once a byte that cannot continue it shows it never will be (h is then empty
+ * again); 0 while nothing is held or the rest has not come yet. */
 size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len);
 /* Holds the character cut by the end of data[0..*len) and shortens *len. */
 void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len);

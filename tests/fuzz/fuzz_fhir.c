@@ -7,8 +7,8 @@
  *
  * The worklist is read by its streaming parser straight from the bytes, whole
  * and cut in two at a place the input chooses: both reads must give the same
- * answer (the same entries, or the same line), and json-c reading the whole
- * text is the reference for its syntax: the stream refuses as malformed
+ * answer (the same entries, or the same refusal), and json-c reading the
+ * whole text is the reference for its syntax: the stream refuses as malformed
  * exactly what json-c refuses.
  */
 #include <errno.h>
@@ -68,8 +68,12 @@ static void worklist_checks(const char *text, size_t size, bool json_ok) {
         int r1 = fhir_parse_worklist(text, size, &w1, &e1);
         int r2 = worklist_cut(text, size, split, &w2, &e2);
 
-        if (r1 != r2 || strcmp(e1.msg, e2.msg) != 0)
-                abort(); /* a read must not depend on where the network cut the answer */
+        /* A read must not depend on where the network cut the answer: the same
+         * worklist or the same refusal.  Of a text with several syntax errors,
+         * json-c names the one it meets first, which can depend on where its
+         * input was cut: syntax lines need only both be syntax lines. */
+        if (r1 != r2 || (strcmp(e1.msg, e2.msg) != 0 && !(syntax_line(e1.msg) && syntax_line(e2.msg))))
+                abort();
         if (r1 < 0 && !e1.msg[0])
                 abort(); /* a refusal always says why */
         if (r1 < 0 && r1 != -ENOMEM && json_ok == syntax_line(e1.msg))

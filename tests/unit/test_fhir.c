@@ -689,6 +689,14 @@ static void test_worklist_stream_every_split(void **state) {
 
         for (size_t i = 1; i < strlen(tricky); i++)
                 assert_split_same("tricky", tricky, strlen(tricky), i);
+        /* invalid UTF-8 and numbers are refused with the same line wherever
+         * the cut falls (a lead byte cut from what follows must not swallow a
+         * ']'; json-c reads "8" then "-" as 8 but "8-" as an error) */
+        static const char *const invalid[] = { "8-   ", "{\"entry\":[8-]}", "[-]", "{\"v\":1.}", "\t\xe0]", "[\"\xe0]\"]", "{\"a\":\"\xf0\x9f\"}", "[\"\xc3\"]",
+                                               "{\"resourceType\":\"List\"}\xe2\x80" };
+        for (size_t k = 0; k < ELEMENTSOF(invalid); k++)
+                for (size_t i = 0; i <= strlen(invalid[k]); i++)
+                        assert_split_same(invalid[k], invalid[k], strlen(invalid[k]), i);
         assert_split_same("tricky", tricky, strlen(tricky), 0);
         for (size_t f = 0; f < ELEMENTSOF(files); f++) {
                 size_t len;
