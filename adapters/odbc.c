@@ -158,6 +158,11 @@ enum stmt_id {
         ST_RECHECK_DUE,
         ST_RETRY_NEXT,
         ST_RECHECK_NEXT,
+        ST_POLL_LIST,
+        ST_WAITING_DOCUMENTS,
+        ST_WAITING_RETRY,
+        ST_ORIGIN_RETRY,
+        ST_ORIGIN_REFERRAL,
         ST_MAX_
 };
 
@@ -337,6 +342,34 @@ static const struct statement {
         [ST_RECHECK_NEXT] = { "read ers_ledger next",
                               "SELECT MIN(COALESCE(next_check_at, '0')) FROM ers_ledger WHERE complete = 0 "
                               "AND NOT EXISTS (SELECT 1 FROM ers_retry t WHERE t.ubrn = ers_ledger.ubrn)" },
+        /* The operators' reads (ersd status, ersd sync UBRN). */
+        [ST_POLL_LIST] = { "read ers_poll",
+                           "SELECT worklist, last_poll_at, last_result, last_correlation_id, next_poll_at, "
+                           "referrals FROM ers_poll ORDER BY worklist" },
+        /* Owed: not fetched, and neither a file e-RS will never release nor a letter it refused. */
+        [ST_WAITING_DOCUMENTS] = { "read ers_ledger documents owed",
+                                   "SELECT l.ubrn, l.worklist, r.priority, l.synced_at, l.next_check_at, "
+                                   "l.version, "
+                                   "(SELECT COUNT(*) FROM ers_document d WHERE d.ubrn = l.ubrn "
+                                   "AND d.fetch_status = 'NOT_FETCHED' AND d.availability = 'PENDING'), "
+                                   "(SELECT COUNT(*) FROM ers_document d WHERE d.ubrn = l.ubrn "
+                                   "AND d.fetch_status = 'NOT_FETCHED' AND d.kind = 'ATTACHMENT' "
+                                   "AND (d.availability IS NULL OR d.availability NOT IN "
+                                   "('THREATS_FOUND', 'THREATS FOUND', 'VALIDATION_FAILED'))) "
+                                   "FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn "
+                                   "WHERE l.complete = 0 ORDER BY l.ubrn" },
+        [ST_WAITING_RETRY] = { "read ers_retry",
+                               "SELECT t.ubrn, t.worklist, t.priority, t.first_seen_at, t.next_attempt_at, "
+                               "t.entry_version, t.attempts, t.parked, t.reason, t.last_sqlstate, "
+                               "t.correlation_id, "
+                               "(SELECT COUNT(*) FROM ers_referral r WHERE r.ubrn = t.ubrn) "
+                               "FROM ers_retry t ORDER BY t.ubrn" },
+        [ST_ORIGIN_RETRY] = { "read ers_retry",
+                              "SELECT worklist, priority, service_id, service_name, referral_type, "
+                              "entry_version FROM ers_retry WHERE ubrn = ?" },
+        [ST_ORIGIN_REFERRAL] = { "read ers_referral",
+                                 "SELECT worklist, priority, service_id, service_name, referral_type "
+                                 "FROM ers_referral WHERE ubrn = ?" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -2847,5 +2880,184 @@ int pas_next_due(struct pas *p, char ret[32], struct errbuf *e) {
                 memcpy(ret, recheck, 32);
         else
                 memcpy(ret, retry, 32);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The operators' reads.                                                   */
+
+/* Reads text columns first..first+n-1 of the current row into the buffers. */
+struct text_col {
+        char *buf;
+        size_t size;
+};
+
+static int get_texts(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT first, const struct text_col *cols,
+                     size_t n, struct errbuf *e) {
+        for (size_t i = 0; i < n; i++) {
+                int r = get_text(p, h, (SQLUSMALLINT) (first + i), what, cols[i].buf, cols[i].size, NULL, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+#define TEXT_COL(field) { (field), sizeof(field) }
+
+/* Runs a statement without parameters and hands each row to `row` (which
+ * reads its columns and passes them on); stops at the first error. */
+static int walk_rows(struct pas *p, enum stmt_id id,
+                     int (*row)(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e), void *walk,
+                     struct errbuf *e) {
+        const char *what = statements[id].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, id, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                r = row(p, h, what, walk, e);
+                if (r < 0)
+                        break;
+        }
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
+struct poll_walk {
+        int (*fn)(void *userdata, const struct poll_row *row);
+        void *userdata;
+};
+
+static int poll_row_read(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e) {
+        struct poll_walk *w = walk;
+        struct poll_row row = { .referrals = -1 };
+        const struct text_col cols[] = {
+                TEXT_COL(row.worklist),            TEXT_COL(row.last_poll_at), TEXT_COL(row.last_result),
+                TEXT_COL(row.last_correlation_id), TEXT_COL(row.next_poll_at),
+        };
+        bool null = false;
+        int r;
+
+        r = get_texts(p, h, what, 1, cols, sizeof cols / sizeof cols[0], e);
+        if (r >= 0)
+                r = get_int64(p, h, 6, what, &row.referrals, &null, e);
+        if (r < 0)
+                return r;
+        if (null)
+                row.referrals = -1;
+        return w->fn(w->userdata, &row);
+}
+
+int pas_poll_list(struct pas *p, int (*fn)(void *userdata, const struct poll_row *row), void *userdata,
+                  struct errbuf *e) {
+        struct poll_walk w = { fn, userdata };
+        return walk_rows(p, ST_POLL_LIST, poll_row_read, &w, e);
+}
+
+struct waiting_walk {
+        int (*fn)(void *userdata, const struct waiting_row *row);
+        void *userdata;
+};
+
+static int documents_row_read(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e) {
+        struct waiting_walk *w = walk;
+        struct waiting_row row = { .kind = WAITING_DOCUMENTS };
+        const struct text_col cols[] = {
+                TEXT_COL(row.ubrn),  TEXT_COL(row.worklist), TEXT_COL(row.priority),
+                TEXT_COL(row.since), TEXT_COL(row.next_at),
+        };
+        int r;
+
+        r = get_texts(p, h, what, 1, cols, sizeof cols / sizeof cols[0], e);
+        if (r >= 0)
+                r = get_int64(p, h, 6, what, &row.version, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, 7, what, &row.documents_pending, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, 8, what, &row.documents_owed, NULL, e);
+        return r < 0 ? r : w->fn(w->userdata, &row);
+}
+
+static int retry_row_read(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e) {
+        struct waiting_walk *w = walk;
+        struct waiting_row row = { .kind = WAITING_RETRY };
+        const struct text_col head[] = {
+                TEXT_COL(row.ubrn),  TEXT_COL(row.worklist), TEXT_COL(row.priority),
+                TEXT_COL(row.since), TEXT_COL(row.next_at),
+        };
+        const struct text_col tail[] = {
+                TEXT_COL(row.reason), TEXT_COL(row.sqlstate), TEXT_COL(row.correlation_id),
+        };
+        int64_t parked = 0, in_pas = 0;
+        bool null = false;
+        int r;
+
+        r = get_texts(p, h, what, 1, head, sizeof head / sizeof head[0], e);
+        if (r >= 0)
+                r = get_int64(p, h, 6, what, &row.version, &null, e);
+        if (r >= 0)
+                r = get_int64(p, h, 7, what, &row.attempts, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, 8, what, &parked, NULL, e);
+        if (r >= 0)
+                r = get_texts(p, h, what, 9, tail, sizeof tail / sizeof tail[0], e);
+        if (r >= 0)
+                r = get_int64(p, h, 12, what, &in_pas, NULL, e);
+        if (r < 0)
+                return r;
+        if (null)
+                row.version = -1;
+        row.kind = parked ? WAITING_PARKED : WAITING_RETRY;
+        row.in_pas = in_pas > 0;
+        return w->fn(w->userdata, &row);
+}
+
+int pas_waiting_list(struct pas *p, int (*fn)(void *userdata, const struct waiting_row *row), void *userdata,
+                     struct errbuf *e) {
+        struct waiting_walk w = { fn, userdata };
+        int r = walk_rows(p, ST_WAITING_DOCUMENTS, documents_row_read, &w, e);
+
+        return r < 0 ? r : walk_rows(p, ST_WAITING_RETRY, retry_row_read, &w, e);
+}
+
+int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin *ret, struct errbuf *e) {
+        static const enum stmt_id sources[] = { ST_ORIGIN_RETRY, ST_ORIGIN_REFERRAL };
+        struct referral_origin o = { .entry_version = -1 };
+        struct param ps[] = { P_TEXT(ubrn) };
+        int r;
+
+        r = check_ubrn(ubrn, "referral origin", e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < sizeof sources / sizeof sources[0] && !o.found; i++) {
+                const char *what = statements[sources[i]].what;
+                SQLHSTMT h = SQL_NULL_HSTMT;
+                const struct text_col cols[] = {
+                        TEXT_COL(o.worklist), TEXT_COL(o.priority), TEXT_COL(o.service_id),
+                        TEXT_COL(o.service_name), TEXT_COL(o.referral_type),
+                };
+
+                r = run(p, sources[i], ps, 1, &h, NULL, e);
+                if (r < 0)
+                        return err_prefix(e, r, "%s", ubrn);
+                r = fetch(p, h, what, e);
+                if (r > 0) {
+                        bool null = false;
+                        o.found = true;
+                        o.source = sources[i] == ST_ORIGIN_RETRY ? "ers_retry" : "ers_referral";
+                        r = get_texts(p, h, what, 1, cols, sizeof cols / sizeof cols[0], e);
+                        if (r >= 0 && sources[i] == ST_ORIGIN_RETRY) {
+                                r = get_int64(p, h, 6, what, &o.entry_version, &null, e);
+                                if (null)
+                                        o.entry_version = -1;
+                        }
+                }
+                stmt_close(h);
+                if (r < 0)
+                        return err_prefix(e, r, "%s", ubrn);
+        }
+        *ret = o;
         return 0;
 }

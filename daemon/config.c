@@ -290,6 +290,8 @@ static const struct key config_keys[] = {
         KEY_LIMIT(struct config, "retry_delay", retry_delay_s, "60", 1, 3600, 60, 3600),
         KEY_INT(struct config, "park_after", parse_integer, park_after, FIELD_LONG, RELOAD, "5", 1, 100),
         KEY_LIMIT(struct config, "parked_retry", parked_retry_s, "21600", 1, 86400, 3600, 86400),
+        KEY_INT(struct config, "overdue_after_minutes", parse_integer, overdue_after_min, FIELD_LONG, RELOAD,
+                "120", 5, 10080),
         KEY_CHOICE(struct config, "log_level", log_level, FIELD_INT, RELOAD, "info", log_level_choices),
 };
 

@@ -80,6 +80,8 @@ struct config {
         long retry_delay_s;         /* a failed referral's first retry; doubles per failure; default 60 */
         long park_after;            /* failures after which a referral is parked; default 5 */
         long parked_retry_s;        /* a parked referral is tried again this often; default 21600 (6 h) */
+        long overdue_after_min;     /* an URGENT / TWO_WEEK_WAIT referral seen on a worklist and not in the
+                                     * PAS after this many minutes is overdue (ersd status, the journal); default 120 */
         int log_level;              /* syslog priority: LOG_ERR..LOG_DEBUG; default LOG_INFO */
 };
 

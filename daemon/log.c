@@ -42,6 +42,16 @@ static bool stderr_is_journal(void) {
         return cached;
 }
 
+bool log_to_journal(void) {
+        return stderr_is_journal();
+}
+
+static void (*stderr_hook)(void); /* called before a line goes to plain stderr; NULL: none */
+
+void log_set_stderr_hook(void (*before_line)(void)) {
+        stderr_hook = before_line;
+}
+
 static const char *prio_name(int priority) {
         static const char *const names[] = { "emergency", "alert", "critical", "error",
                                              "warning",   "notice", "info",    "debug" };
@@ -131,8 +141,11 @@ static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, v
                 (void) ctx; /* the "<N>" prefix carries the priority only */
 #endif
                 fprintf(stderr, "<%d>%s\n", priority & 7, out);
-        } else
+        } else {
+                if (stderr_hook)
+                        stderr_hook();
                 fprintf(stderr, "ersd: %s: %s\n", prio_name(priority), out);
+        }
 }
 
 void log_msg(int priority, const char *fmt, ...) {

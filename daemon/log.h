@@ -13,6 +13,7 @@
  * or a connection string to these functions.  UBRN and correlation id only.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
 #include <syslog.h>
@@ -31,7 +32,8 @@ struct log_ctx {
         const char *ubrn;           /* ERS_UBRN: the 12-digit referral number */
         const char *correlation_id; /* ERS_CORRELATION_ID: X-Correlation-ID of the e-RS call */
         const char *worklist;       /* ERS_WORKLIST: the configured worklist name */
-        const char *stage;          /* ERS_STAGE: start, worklist (A008), referral (A005), documents, pas */
+        const char *stage;          /* ERS_STAGE: start, worklist (A008), referral (A005), documents, pas,
+                                     * patient, priority (an overdue urgent referral) */
         const char *sqlstate;       /* SQLSTATE; when NULL, taken from "SQLSTATE xxxxx" in the message */
 };
 
@@ -56,6 +58,16 @@ void log_ctx_msg(int priority, const struct log_ctx *ctx, const char *fmt, ...)
  */
 size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *message, char *buf,
                           size_t size, struct iovec ret_iov[LOG_JOURNAL_FIELDS_MAX]);
+
+/* True when lines go to the journal (stderr is the journal's stream). */
+bool log_to_journal(void);
+
+/*
+ * A function called before each line is written to stderr when stderr is not
+ * the journal (NULL: none).  `ersd --once` on a terminal erases its progress
+ * line there, so that a log line never lands in the middle of it.
+ */
+void log_set_stderr_hook(void (*before_line)(void));
 
 #define log_error(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)

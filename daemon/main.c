@@ -3,7 +3,9 @@
  * ersd: brings NHS e-Referral Service referrals into the PAS database.
  * Lifecycle, command line and modes; the work is in sync.c.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -11,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../adapters/pas.h"
 #include "audit.h"
@@ -24,6 +28,7 @@
 #include "polls.h"
 #include "schedule.h"
 #include "spool.h"
+#include "status.h"
 #include "sync.h"
 
 #define EXIT_SYNC_FAILED 1 /* something was not synced: see the log */
@@ -41,27 +46,40 @@ static void on_signal(int sig) {
 
 static void usage(FILE *out) {
         fprintf(out,
-                "Usage: ersd [-c FILE] [--once | --check-config | --init-db] [-v]\n"
+                "Usage: ersd [-c FILE] [--once [--dry-run] | --check-config | --init-db] [-v]\n"
+                "       ersd [-c FILE] status [--json | --prometheus]\n"
+                "       ersd [-c FILE] sync UBRN [-v]\n"
                 "       ersd [-c FILE] audit [--json] UBRN\n"
                 "       ersd [-c FILE] reconcile\n"
                 "Brings NHS e-Referral Service referrals, their letters and attachments into the PAS database.\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
                 "      --once          sync every configured worklist once, print a summary, exit\n"
+                "      --dry-run       with --once: read and fetch everything, write nothing to the PAS,\n"
+                "                      say per referral what would be written (worklist calls still count)\n"
                 "      --check-config  report every problem in the configuration as FILE:LINE: message\n"
                 "      --init-db       create the staging schema in the PAS database (idempotent)\n"
                 "  -v, --verbose       log debug lines too\n"
+                "  -h, --help          this text\n"
+                "\n"
+                "Commands:\n"
+                "  status              what the PAS database says: worklist polls, budget left today,\n"
+                "                      referrals waiting, parked and overdue; no e-RS call\n"
+                "      --json          the same as one JSON object\n"
+                "      --prometheus    the same as Prometheus text (node_exporter textfile collector)\n"
+                "  sync UBRN           sync one referral now (A005, related referrals, documents), no worklist call\n"
                 "  audit UBRN          print the referral's audit trail (--json: as JSON); exit 1 when the\n"
                 "                      PAS does not know the UBRN\n"
                 "  reconcile           compare the PAS with the latest worklists (no worklist call is made)\n"
                 "                      and list referrals missing, stale or unknown to e-RS; exit 1 if any\n"
-                "  -h, --help          this text\n"
                 "\n"
                 "Without a mode, reads each worklist at its poll times (within the e-RS budget of\n"
                 "worklist calls) and re-reads unfinished referrals in between, until SIGTERM;\n"
                 "SIGHUP re-reads the configuration (a file with any problem is refused and the old\n"
                 "one kept).  --once reads every worklist now, budget permitting.\n"
-                "Exit status: 0 success, 1 something was not synced (see the log), 2 bad usage or configuration.\n");
+                "Exit status: 0 success, 1 something was not synced (see the log), 2 bad usage or configuration;\n"
+                "of status: 0 all well, 1 something needs a person, 3 the database cannot be read,\n"
+                "4 an URGENT or TWO_WEEK_WAIT referral is overdue.\n");
 }
 
 static void report_to_stderr(void *userdata, const char *line) {
@@ -160,19 +178,22 @@ static void reload(struct config *cfg, struct ers_client **ers) {
                    cfg->n_worklists == 1 ? "" : "s");
 }
 
-/* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=. */
-static void format_summary(const struct sync_stats *s, double seconds, char *buf, size_t size) {
+/* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=.
+ * A dry run's says what would have been written. */
+static void format_summary(const struct sync_stats *s, bool dry_run, double seconds, char *buf, size_t size) {
         char over[64] = "";
 
         if (s->worklists_over_budget)
                 snprintf(over, sizeof over, "; worklists over budget %u (not read)", s->worklists_over_budget);
         snprintf(buf, size,
-                 "sync %s: referrals %u new, %u updated, %u unchanged, %u failed; "
-                 "documents %u stored (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 "%s %s%s: referrals %u new, %u updated, %u unchanged, %u failed; "
+                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 dry_run ? "dry run" : "sync",
                  s->referrals_failed || s->worklists_failed || s->worklists_over_budget ? "incomplete" : "done",
-                 s->referrals_new, s->referrals_updated, s->referrals_unchanged, s->referrals_failed,
-                 s->documents_stored, (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched,
-                 s->worklists_failed, over, seconds);
+                 dry_run ? ", nothing written to the PAS" : "", s->referrals_new, s->referrals_updated,
+                 s->referrals_unchanged, s->referrals_failed, s->documents_stored, dry_run ? "to store" : "stored",
+                 (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed, over,
+                 seconds);
 }
 
 static void print_summary(const char *summary) {
@@ -218,6 +239,146 @@ static double seconds_to_next(const struct config *cfg, struct pas *pas, const s
                         next = t;
         }
         return next > now ? (double) (next - now) : 0;
+}
+
+/* ---- --once on a terminal: the progress line; --dry-run: the report ---------------- */
+
+struct run_report {
+        bool progress;          /* draw the progress line on stderr (a terminal, not the journal) */
+        bool shown;             /* the line is on screen now */
+        double last_draw;       /* monotonic seconds */
+        size_t total, done;     /* referrals listed by the worklists read so far, and done */
+        unsigned documents;     /* stored (dry run: fetched and verified) */
+        uint64_t bytes;
+        bool dry_run;           /* print one line per referral on stdout */
+};
+
+static struct run_report report; /* one run per process */
+
+static void progress_erase(void) {
+        if (report.shown) {
+                fputs("\r\033[K", stderr);
+                fflush(stderr);
+                report.shown = false;
+        }
+}
+
+static void progress_draw(bool force) {
+        double now = now_monotonic();
+
+        if (!report.progress || (!force && report.shown && now - report.last_draw < 0.2))
+                return;
+        fprintf(stderr, "\r\033[Kersd: referrals %zu/%zu, documents %u (%.1f MiB)", report.done, report.total,
+                report.documents, (double) report.bytes / (1024.0 * 1024.0));
+        fflush(stderr);
+        report.shown = true;
+        report.last_draw = now;
+}
+
+static void on_worklist_read(void *userdata, const char *worklist, size_t n) {
+        (void) userdata;
+        (void) worklist;
+        report.total += n;
+        progress_draw(false);
+}
+
+static const char *result_name(enum referral_result r, bool dry_run) {
+        switch (r) {
+        case REFERRAL_NEW:
+                return dry_run ? "would be new" : "new";
+        case REFERRAL_UPDATED:
+                return dry_run ? "would be updated" : "updated";
+        case REFERRAL_UNCHANGED:
+                return "unchanged";
+        case REFERRAL_FAILED:
+                return "not read (see the log)";
+        }
+        return "?";
+}
+
+static void on_referral_done(void *userdata, const struct referral_outcome *o) {
+        (void) userdata;
+        report.done++;
+        report.documents += o->documents;
+        report.bytes += o->bytes;
+        if (report.dry_run) {
+                progress_erase();
+                printf("ersd: dry run: UBRN %s", o->ubrn);
+                if (o->version >= 0)
+                        printf(" version %" PRId64, o->version);
+                printf(" (worklist %s): %s", o->worklist ? o->worklist : "-", result_name(o->result, true));
+                if (o->result == REFERRAL_NEW || o->result == REFERRAL_UPDATED)
+                        printf("; documents %u to store (%.1f MiB), %u recorded not fetched", o->documents,
+                               (double) o->bytes / (1024.0 * 1024.0), o->not_fetched);
+                if (o->pending)
+                        printf("; %u still PENDING", o->pending);
+                printf("\n");
+                fflush(stdout);
+        }
+        progress_draw(false);
+}
+
+static const struct sync_observer observer = {
+        .worklist_read = on_worklist_read,
+        .referral_done = on_referral_done,
+};
+
+/* ---- a spool of its own for --dry-run and ersd sync UBRN ---------------------------- */
+
+/* Removes dir/spool's files, dir/spool and dir.  Missing is fine. */
+static void private_state_remove(const char *dir) {
+        char path[PATH_MAX];
+        DIR *d;
+        struct dirent *de;
+
+        if (snprintf(path, sizeof path, "%s/spool", dir) >= (int) sizeof path)
+                return;
+        d = opendir(path);
+        if (d) {
+                while ((de = readdir(d)))
+                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                closedir(d);
+        }
+        (void) rmdir(path);
+        (void) rmdir(dir);
+}
+
+/*
+ * --dry-run and `ersd sync UBRN` may run while the daemon does: they download
+ * into STATE_DIR/oneoff-<pid>/spool, never into the daemon's spool (whose
+ * unfinished downloads a new spool_open() would remove), and remove it when
+ * they end.  One left by a one-off run that died is removed here (its pid is
+ * gone): the spool holds patient documents.
+ */
+static int private_state_dir(const char *state_dir, char *ret, size_t n) {
+        DIR *d;
+        struct dirent *de;
+
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+                log_error("cannot create state directory %s: %s", state_dir, strerror(errno));
+                return -errno;
+        }
+        d = opendir(state_dir);
+        if (d) {
+                while ((de = readdir(d))) {
+                        char *end;
+                        char stale[PATH_MAX];
+                        if (strncmp(de->d_name, "oneoff-", 7) != 0)
+                                continue;
+                        long pid = strtol(de->d_name + 7, &end, 10);
+                        if (*end || pid <= 0 || (kill((pid_t) pid, 0) == 0 || errno != ESRCH))
+                                continue;
+                        if (snprintf(stale, sizeof stale, "%s/%s", state_dir, de->d_name) < (int) sizeof stale)
+                                private_state_remove(stale);
+                }
+                closedir(d);
+        }
+        if (snprintf(ret, n, "%s/oneoff-%ld", state_dir, (long) getpid()) >= (int) n) {
+                log_error("state directory path too long");
+                return -ENAMETOOLONG;
+        }
+        return 0;
 }
 
 static int open_pas(const struct config *cfg, struct pas **ret) {
@@ -307,13 +468,58 @@ static int run_reconcile(const struct config *cfg) {
         return r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
 }
 
-static int run_sync(struct config *cfg, bool once, int log_override) {
+/* How run_sync() runs: the loop, --once, --once --dry-run, or `sync UBRN`. */
+struct run_mode {
+        bool once;
+        bool dry_run;
+        const char *sync_ubrn; /* `ersd sync UBRN`, else NULL */
+};
+
+/* `ersd sync UBRN`: one referral now.  Exit 0 when the PAS holds it at e-RS's version. */
+static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
+        struct referral_origin origin;
+        struct errbuf e = { { 0 } };
+        struct sync_stats stats;
+        enum referral_result result = REFERRAL_FAILED;
+        double t0 = now_monotonic();
+        int r;
+
+        r = pas_referral_origin(ctx->pas, ubrn, &origin, &e);
+        if (r < 0) {
+                log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .stage = "pas" }, "UBRN %s not synced: %s", ubrn, e.msg);
+                return EXIT_SYNC_FAILED;
+        }
+        if (!origin.found)
+                log_ctx_notice(&(struct log_ctx){ .ubrn = ubrn },
+                               "UBRN %s: not seen on a worklist before; synced with no worklist", ubrn);
+        else
+                log_ctx_info(&(struct log_ctx){ .ubrn = ubrn }, "UBRN %s: worklist %s, as %s holds it", ubrn,
+                             origin.worklist[0] ? origin.worklist : "none", origin.source);
+        r = sync_one(ctx, ubrn, &origin, &stats, &result);
+        if (r < 0) {
+                printf("ersd: UBRN %s not synced, PAS unchanged (the log says why); %.1f s\n", ubrn,
+                       now_monotonic() - t0);
+                return EXIT_SYNC_FAILED;
+        }
+        printf("ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s\n", ubrn,
+               result == REFERRAL_UNCHANGED ? "already in the PAS at e-RS's version, nothing written"
+                                            : result == REFERRAL_NEW ? "written (new)" : "written (updated)",
+               origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
+               (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched, now_monotonic() - t0);
+        fflush(stdout);
+        return EXIT_SUCCESS;
+}
+
+static int run_sync(struct config *cfg, const struct run_mode *mode, int log_override) {
         struct errbuf e = { { 0 } };
         struct pas *pas = NULL;
         struct ers_client *ers = NULL;
         struct spool *spool = NULL;
         struct sync_stats stats;
         sigset_t stop_set, old_set;
+        struct overdue_memory overdue = { 0 };
+        char private_dir[PATH_MAX] = "";
+        bool once = mode->once || mode->sync_ubrn;
         int status = EXIT_SYNC_FAILED, r;
 
         if (open_pas(cfg, &pas) < 0)
@@ -327,7 +533,12 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 log_error("%s: database.patient_lookup: %s", cfg->patient_lookup_at, e.msg);
                 goto out;
         }
-        r = spool_open(cfg->state_dir, &spool, &e);
+        if ((mode->dry_run || mode->sync_ubrn) &&
+            private_state_dir(cfg->state_dir, private_dir, sizeof private_dir) < 0) {
+                private_dir[0] = '\0';
+                goto out;
+        }
+        r = spool_open(private_dir[0] ? private_dir : cfg->state_dir, &spool, &e);
         if (r < 0) {
                 log_error("%s", e.msg);
                 goto out;
@@ -388,9 +599,21 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 for (size_t i = 0; i < polls.n; i++)
                         polls.next[i] = 0;
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
-                                .between_referrals = keep_alive, .poll = polls.due };
+                                .between_referrals = keep_alive, .poll = polls.due, .observer = &observer,
+                                .dry_run = mode->dry_run };
+        if (mode->sync_ubrn) {
+                /* No lease: one referral in one transaction is safe beside the daemon that holds it
+                 * (the ledger and the vendor's writer lock keep it written once). */
+                status = run_sync_one(&ctx, mode->sync_ubrn);
+                poll_schedule_free(&polls);
+                goto out;
+        }
+        report.dry_run = mode->dry_run;
+        report.progress = mode->once && isatty(STDERR_FILENO) && !log_to_journal();
+        if (report.progress)
+                log_set_stderr_hook(progress_erase);
         struct lease lease;
-        bool use_lease = cfg->lease_seconds > 0;
+        bool use_lease = cfg->lease_seconds > 0 && !mode->dry_run; /* a dry run writes nothing */
         if (use_lease) {
                 lease_init(&lease, cfg->lease_seconds);
                 held_lease = &lease;
@@ -412,11 +635,17 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
 
                 sigprocmask(SIG_SETMASK, &old_set, NULL); /* a stop signal may arrive during the round */
                 (void) poll_schedule_take(&polls, cfg, time(NULL));
+                report.total = report.done = 0;
+                report.documents = 0;
+                report.bytes = 0;
                 r = sync_once(&ctx, &stats);
                 sigprocmask(SIG_BLOCK, &stop_set, NULL);
                 if (use_lease && r == -ESTALE) /* lost mid-round: say so, then wait as standby */
                         (void) lease_tick(&lease, pas, true, &e);
-                format_summary(&stats, now_monotonic() - t0, summary, sizeof summary);
+                progress_erase();
+                if (r != -ESTALE)
+                        status_warn_overdue(pas, cfg, &overdue);
+                format_summary(&stats, mode->dry_run, now_monotonic() - t0, summary, sizeof summary);
                 print_summary(summary);
                 status = r == 0 ? EXIT_SUCCESS : EXIT_SYNC_FAILED;
                 if (once || stop_requested)
@@ -480,26 +709,32 @@ static int run_sync(struct config *cfg, bool once, int log_override) {
                 status = EXIT_SUCCESS;
         }
 out:
+        progress_erase();
+        log_set_stderr_hook(NULL);
+        overdue_memory_free(&overdue);
         held_lease = NULL;
         pas_lease_release(pas); /* a standby takes over at once */
         ers_client_free(ers);
         spool_close(spool);
+        if (private_dir[0])
+                private_state_remove(private_dir);
         pas_close(pas);
         return status;
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_JSON };
+        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_DRY_RUN, OPT_JSON, OPT_PROMETHEUS };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, OPT_ONCE },
                 { "check-config", no_argument, NULL, OPT_CHECK }, { "init-db", no_argument, NULL, OPT_INIT_DB },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL, OPT_JSON },
+                { "prometheus", no_argument, NULL, OPT_PROMETHEUS },
                 { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
         const char *path = CONFIG_DEFAULT_PATH;
-        int mode = 0, verbose = 0, json = 0, c, status;
-        const char *command = NULL, *ubrn = NULL;
+        int mode = 0, verbose = 0, c, status;
+        bool dry_run = false, json = false, prometheus = false;
         struct config cfg;
         struct sigaction sa = { .sa_handler = on_signal };
 
@@ -510,9 +745,6 @@ int main(int argc, char **argv) {
                         break;
                 case 'v':
                         verbose = 1;
-                        break;
-                case OPT_JSON:
-                        json = 1;
                         break;
                 case 'h':
                         usage(stdout);
@@ -526,27 +758,56 @@ int main(int argc, char **argv) {
                         }
                         mode = c;
                         break;
+                case OPT_DRY_RUN:
+                        dry_run = true;
+                        break;
+                case OPT_JSON:
+                        json = true;
+                        break;
+                case OPT_PROMETHEUS:
+                        prometheus = true;
+                        break;
                 default:
                         usage(stderr);
                         return EXIT_USAGE;
                 }
         }
-        if (optind < argc && !mode && strcmp(argv[optind], "audit") == 0) {
-                command = argv[optind++];
+
+        /* The commands: status, sync UBRN, audit UBRN, reconcile. */
+        const char *command = optind < argc ? argv[optind++] : NULL;
+        const char *ubrn = NULL;
+        if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
                 ubrn = optind < argc ? argv[optind++] : NULL;
                 if (!ubrn || !ubrn_valid(ubrn)) {
-                        fprintf(stderr, "ersd: audit needs a UBRN (12 digits)\n");
+                        fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s\n", command, ubrn ? ": '" : "",
+                                ubrn ? ubrn : "", ubrn ? "' is not one" : "");
                         return EXIT_USAGE;
                 }
-        } else if (optind < argc && !mode && strcmp(argv[optind], "reconcile") == 0)
-                command = argv[optind++];
-        if (optind < argc) {
-                fprintf(stderr, "ersd: unexpected argument '%s'\n", argv[optind]);
+        } else if (command && strcmp(command, "status") != 0 && strcmp(command, "reconcile") != 0) {
+                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", command);
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        if (json && (!command || strcmp(command, "audit") != 0)) {
-                fprintf(stderr, "ersd: --json goes with audit\n");
+        if (optind < argc) {
+                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", argv[optind]);
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        bool is_status = command && strcmp(command, "status") == 0;
+        if (command && mode) {
+                fprintf(stderr, "ersd: %s takes none of --once, --check-config, --init-db\n", command);
+                return EXIT_USAGE;
+        }
+        if (dry_run && mode != OPT_ONCE) {
+                fprintf(stderr, "ersd: --dry-run goes with --once\n");
+                return EXIT_USAGE;
+        }
+        if (json && !(is_status || (command && strcmp(command, "audit") == 0))) {
+                fprintf(stderr, "ersd: --json goes with status or audit\n");
+                return EXIT_USAGE;
+        }
+        if (prometheus && (!is_status || json)) {
+                fprintf(stderr, "ersd: --prometheus goes with status, without --json\n");
                 return EXIT_USAGE;
         }
 
@@ -577,6 +838,13 @@ int main(int argc, char **argv) {
                 return EXIT_SUCCESS;
         }
         log_set_level(verbose ? LOG_DEBUG : cfg.log_level);
+        if (is_status) { /* reads the database only, prints, exits */
+                status = status_run(&cfg, json ? STATUS_FORMAT_JSON : prometheus ? STATUS_FORMAT_PROMETHEUS
+                                                                                 : STATUS_FORMAT_TEXT,
+                                    stdout);
+                config_free(&cfg);
+                return status;
+        }
 
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
@@ -586,12 +854,15 @@ int main(int argc, char **argv) {
 
         if (command && strcmp(command, "audit") == 0)
                 status = run_audit(&cfg, ubrn, json);
-        else if (command)
+        else if (command && strcmp(command, "reconcile") == 0)
                 status = run_reconcile(&cfg);
         else if (mode == OPT_INIT_DB)
                 status = run_init_db(&cfg);
-        else
-                status = run_sync(&cfg, mode == OPT_ONCE, verbose ? LOG_DEBUG : -1);
+        else {
+                struct run_mode run = { .once = mode == OPT_ONCE, .dry_run = dry_run,
+                                        .sync_ubrn = command ? ubrn : NULL };
+                status = run_sync(&cfg, &run, verbose ? LOG_DEBUG : -1);
+        }
         config_free(&cfg);
         return status;
 }

@@ -39,6 +39,7 @@ struct referral_job {
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */
         bool in_ledger;                        /* the ledger has a row for the referral */
+        unsigned pending;                      /* documents e-RS is still scanning (PENDING) */
         struct patient_match match[RELATED_MAX + 1]; /* [0] the referral, [1 + i] related[i] */
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
 };
@@ -202,6 +203,7 @@ static int plan_document(struct sync_ctx *ctx, struct referral_job *j, const str
                         snprintf(d->reason, sizeof d->reason,
                                  "PENDING: e-RS is scanning the file for malware; it is fetched on a later run");
                         j->complete = false;
+                        j->pending++;
                         break;
                 case AVAILABILITY_NEVER:
                         snprintf(d->reason, sizeof d->reason,
@@ -575,21 +577,50 @@ static bool any_fetched(const struct referral_job *j) {
         return false;
 }
 
-static void count_not_fetched(const struct referral_job *j, struct sync_stats *stats) {
+static unsigned count_not_fetched(const struct referral_job *j) {
+        unsigned n = 0;
+
         for (size_t i = 0; i < j->n_docs; i++)
                 if (!j->docs[i].rec.fetched)
-                        stats->documents_not_fetched++;
+                        n++;
+        return n;
+}
+
+/* Tells the observer (progress line, dry-run report) what became of a referral. */
+static void report_outcome(struct sync_ctx *ctx, const struct referral_outcome *o) {
+        if (ctx->observer && ctx->observer->referral_done)
+                ctx->observer->referral_done(ctx->observer->userdata, o);
+}
+
+/* --dry-run: what write_referral() would store (every document fetched and
+ * verified, none already stored), then the spool copies go. */
+static void dry_run_documents(const struct referral_job *j, unsigned *ret_docs,
+                              uint64_t *ret_bytes) {
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+
+        for (size_t i = 0; i < j->n_docs; i++) {
+                if (!j->docs[i].rec.fetched)
+                        continue;
+                docs++;
+                bytes += (uint64_t) j->docs[i].rec.size;
+        }
+        *ret_docs = docs;
+        *ret_bytes = bytes;
 }
 
 /* Syncs one worklist entry.  0 when written or nothing to do; <0 when it failed
- * (logged here, once). */
+ * (logged here, once).  *ret_result (may be NULL) says which. */
 static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struct worklist_entry *entry,
-                         const struct ledger_state *ls, struct sync_stats *stats) {
+                         const struct ledger_state *ls, struct sync_stats *stats,
+                         enum referral_result *ret_result) {
         struct referral_job j = { .worklist = worklist, .entry = entry, .complete = true, .in_ledger = ls->found };
         struct errbuf e = { { 0 } };
         unsigned docs = 0;
         uint64_t bytes = 0;
         struct log_ctx lc = { .ubrn = entry->ubrn, .worklist = worklist, .stage = "referral" };
+        struct referral_outcome o = { .ubrn = entry->ubrn, .worklist = worklist, .version = -1,
+                                      .result = REFERRAL_UNCHANGED, .dry_run = ctx->dry_run };
         int r;
 
         r = read_referral(ctx, entry->ubrn, &j.main, j.correlation_id, &e);
@@ -597,6 +628,7 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 lc.correlation_id = j.correlation_id;
         if (r < 0)
                 goto fail;
+        o.version = j.main.version;
         if (ls->found && j.main.version < ls->version) {
                 log_ctx_warning(&lc, "UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
                             " already in the PAS; ignored (correlation id %s)",
@@ -633,17 +665,23 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 log_debug("UBRN %s version %" PRId64 ": documents still owed (correlation id %s)", j.main.ubrn,
                           j.main.version, j.correlation_id);
                 lc.stage = "pas";
-                r = schedule_still_owed(ctx, j.main.ubrn, &e);
+                r = ctx->dry_run ? 0 : schedule_still_owed(ctx, j.main.ubrn, &e);
                 if (r < 0)
                         goto fail;
                 stats->referrals_unchanged++;
+                o.not_fetched = count_not_fetched(&j);
+                o.pending = j.pending;
                 goto out;
         }
 
         lc.stage = "pas";
-        r = write_referral(ctx, &j, &docs, &bytes, &e);
-        if (r < 0)
-                goto fail;
+        if (ctx->dry_run)
+                dry_run_documents(&j, &docs, &bytes);
+        else {
+                r = write_referral(ctx, &j, &docs, &bytes, &e);
+                if (r < 0)
+                        goto fail;
+        }
 
         for (size_t i = 0; i < j.n_docs; i++)
                 if (j.docs[i].file)
@@ -654,18 +692,28 @@ static int sync_referral(struct sync_ctx *ctx, const char *worklist, const struc
                 stats->referrals_new++;
         stats->documents_stored += docs;
         stats->bytes_stored += bytes;
-        count_not_fetched(&j, stats);
-        log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s%s%s (correlation id %s)",
-                 j.main.ubrn, j.main.version, ls->found ? "updated" : "new", docs,
-                 j.complete ? "" : ", documents still owed",
-                 j.match[0].status != PATIENT_NOT_CONFIGURED ? ", patient " : "",
-                 j.match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j.match[0].status) : "",
-                 j.correlation_id);
+        o.result = ls->found ? REFERRAL_UPDATED : REFERRAL_NEW;
+        o.documents = docs;
+        o.bytes = bytes;
+        o.not_fetched = count_not_fetched(&j);
+        o.pending = j.pending;
+        stats->documents_not_fetched += o.not_fetched;
+        if (ctx->dry_run)
+                log_ctx_debug(&lc, "UBRN %s version %" PRId64 ": would be %s, nothing written (correlation id %s)",
+                              j.main.ubrn, j.main.version, ls->found ? "updated" : "new", j.correlation_id);
+        else
+                log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s%s%s (correlation id %s)",
+                             j.main.ubrn, j.main.version, ls->found ? "updated" : "new", docs,
+                             j.complete ? "" : ", documents still owed",
+                             j.match[0].status != PATIENT_NOT_CONFIGURED ? ", patient " : "",
+                             j.match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j.match[0].status)
+                                                                         : "",
+                             j.correlation_id);
         goto out;
 nothing_to_write:
         /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
         lc.stage = "pas";
-        r = schedule_nothing_to_write(ctx, entry->ubrn, &e);
+        r = ctx->dry_run ? 0 : schedule_nothing_to_write(ctx, entry->ubrn, &e);
         if (r == 0) {
                 stats->referrals_unchanged++;
                 goto out;
@@ -674,12 +722,21 @@ fail:
         if (r == -ECANCELED || r == -ESTALE)
                 goto out; /* stopped, or no longer the writer: nothing to record */
         stats->referrals_failed++;
+        o.result = REFERRAL_FAILED;
         if (!e.msg[0])
                 err_set(&e, r, "%s", strerror(-r));
         log_ctx_error(&lc, "UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg);
-        record_failure(ctx, worklist, entry->ubrn, e.msg, j.correlation_id, stats);
+        /* A dry run writes nothing, ers_retry included; and a referral synced by hand
+         * (ersd sync UBRN) that no worklist listed is not queued for retries: the
+         * command says it failed, and e-RS may well not know the UBRN. */
+        if (!ctx->dry_run && worklist)
+                record_failure(ctx, worklist, entry->ubrn, e.msg, j.correlation_id, stats);
 out:
         job_done(&j);
+        if (r != -ECANCELED)
+                report_outcome(ctx, &o);
+        if (ret_result)
+                *ret_result = o.result;
         return r;
 }
 
@@ -767,7 +824,8 @@ static int take_budget(struct sync_ctx *ctx, const struct worklist_conf *wl, con
                          wl->service_id, calls, day, next_at);
                 if (!over_budget_told(wl->name, day))
                         log_ctx_warning(&lc, "worklist %s %s", wl->name, result);
-                record_poll(ctx, wl->name, NULL, result, NULL, next_at, -1);
+                if (!ctx->dry_run)
+                        record_poll(ctx, wl->name, NULL, result, NULL, next_at, -1);
                 return 0;
         }
         log_ctx_debug(&lc, "worklist %s: call %ld of %ld for service %s on %s", wl->name, calls,
@@ -859,11 +917,14 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 stats->worklists_failed++;
                 log_ctx_error(&lc, "worklist %s not read: %s", wl->name, e.msg);
                 snprintf(result, sizeof result, "not read: %.240s", e.msg);
-                record_poll(ctx, wl->name, polled_at, result, call.correlation_id, next_at, -1);
+                if (!ctx->dry_run)
+                        record_poll(ctx, wl->name, polled_at, result, call.correlation_id, next_at, -1);
                 return r;
         }
         stats->worklists_read++;
         log_ctx_info(&lc, "worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
+        if (ctx->observer && ctx->observer->worklist_read)
+                ctx->observer->worklist_read(ctx->observer->userdata, wl->name, w.n);
 
         /* Sorted, so a UBRN listed twice is synced once. */
         order = calloc(w.n ? w.n : 1, sizeof *order);
@@ -881,11 +942,16 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         for (size_t i = 0; i < w.n; i++)
                 if (pas_ledger_get(ctx->pas, order[i]->ubrn, &ls[i], &e) < 0)
                         ls[i] = (struct ledger_state){ .version = -2 }; /* read again below, which says why */
-        record_worklist(ctx, wl, order, ls, w.n, polled_at, call.correlation_id, next_at);
+        /* A dry run writes nothing but the budget's count: no ers_poll, ers_retry or
+         * ers_worklist_entry row, no referral marked as having left. */
+        if (!ctx->dry_run)
+                record_worklist(ctx, wl, order, ls, w.n, polled_at, call.correlation_id, next_at);
 
         /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
         unsigned left = 0, returned = 0;
-        r = audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned, &e);
+        r = ctx->dry_run ? 0
+                         : audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned,
+                                               &e);
         if (r == -ESTALE) {
                 free(order);
                 free(ls);
@@ -944,14 +1010,23 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                                 log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name,
                                                                  .stage = "pas" },
                                               "UBRN %s not synced: ledger: %s", entry->ubrn, e.msg);
+                                report_outcome(ctx, &(struct referral_outcome){ .ubrn = entry->ubrn,
+                                                                                .worklist = wl->name,
+                                                                                .version = entry->version,
+                                                                                .result = REFERRAL_FAILED,
+                                                                                .dry_run = ctx->dry_run });
                                 continue;
                         }
                 }
                 if (ls[i].found && ls[i].complete && entry->version >= 0 && entry->version <= ls[i].version) {
                         stats->referrals_unchanged++;
+                        report_outcome(ctx, &(struct referral_outcome){ .ubrn = entry->ubrn, .worklist = wl->name,
+                                                                        .version = ls[i].version,
+                                                                        .result = REFERRAL_UNCHANGED,
+                                                                        .dry_run = ctx->dry_run });
                         continue;
                 }
-                r = sync_referral(ctx, wl->name, entry, &ls[i], stats);
+                r = sync_referral(ctx, wl->name, entry, &ls[i], stats, NULL);
                 if (r == -ECANCELED || r == -ESTALE) /* stopped, or the writer's lease lost */
                         break;
                 if (r < 0)
@@ -1018,7 +1093,7 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                         failed = true;
                         continue;
                 }
-                r = sync_referral(ctx, d->worklist[0] ? d->worklist : NULL, &entry, &ls, stats);
+                r = sync_referral(ctx, d->worklist[0] ? d->worklist : NULL, &entry, &ls, stats, NULL);
                 if (r == -ECANCELED || r == -ESTALE)
                         break;
                 if (r < 0)
@@ -1108,7 +1183,35 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
                 if (r < 0)
                         failed = true;
         }
-        if (ctx->cfg->patient_lookup && !(ctx->stop && *ctx->stop))
+        if (ctx->cfg->patient_lookup && !ctx->dry_run && !(ctx->stop && *ctx->stop))
                 rematch_patients(ctx, round_start, stats);
         return failed ? -EAGAIN : 0;
+}
+
+int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origin *origin,
+             struct sync_stats *stats, enum referral_result *ret_result) {
+        struct referral_origin o = *origin; /* the entry below points into this copy */
+        struct worklist_entry entry = { .version = o.entry_version };
+        struct ledger_state ls;
+        struct errbuf e = { { 0 } };
+        int r;
+
+        memset(stats, 0, sizeof *stats);
+        if (!ubrn_valid(ubrn))
+                return -EINVAL;
+        memcpy(entry.ubrn, ubrn, UBRN_LEN + 1);
+        if (o.found) {
+                entry.priority = o.priority[0] ? o.priority : NULL;
+                entry.service_id = o.service_id[0] ? o.service_id : NULL;
+                entry.service_name = o.service_name[0] ? o.service_name : NULL;
+                entry.referral_type = o.referral_type[0] ? o.referral_type : NULL;
+        }
+        r = ledger_get(ctx, ubrn, &ls, &e); /* on a connection that is up (reconnect.h) */
+        if (r < 0) {
+                stats->referrals_failed++;
+                log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .stage = "pas" }, "UBRN %s not synced: ledger: %s",
+                              ubrn, e.msg[0] ? e.msg : strerror(-r));
+                return r;
+        }
+        return sync_referral(ctx, o.found && o.worklist[0] ? o.worklist : NULL, &entry, &ls, stats, ret_result);
 }

@@ -28,6 +28,34 @@
 #include "reconnect.h"
 #include "spool.h"
 
+/* What happened to one referral, for the observer (below). */
+enum referral_result {
+        REFERRAL_NEW,       /* written for the first time (dry run: would be) */
+        REFERRAL_UPDATED,   /* written at a newer version or with documents completed (dry run: would be) */
+        REFERRAL_UNCHANGED, /* the PAS has it already: nothing to write */
+        REFERRAL_FAILED,    /* not written: the log says why */
+};
+
+struct referral_outcome {
+        const char *ubrn;
+        const char *worklist;     /* NULL for `ersd sync UBRN` of a referral never seen on a worklist */
+        int64_t version;          /* the version read from e-RS; -1 when not read */
+        enum referral_result result;
+        bool dry_run;             /* nothing was written: result says what would have been */
+        unsigned documents;       /* document contents stored (dry run: fetched, verified and to be stored) */
+        uint64_t bytes;           /* their bytes */
+        unsigned not_fetched;     /* documents recorded without content */
+        unsigned pending;         /* of those, e-RS still scanning (PENDING): owed, asked for again */
+};
+
+/* Optional callbacks (ersd's progress line and --dry-run report).  Each may be
+ * NULL; none may block.  Pointers passed are valid for the call only. */
+struct sync_observer {
+        void (*worklist_read)(void *userdata, const char *worklist, size_t n_referrals);
+        void (*referral_done)(void *userdata, const struct referral_outcome *o);
+        void *userdata; /* borrowed */
+};
+
 struct sync_ctx {
         const struct config *cfg;         /* borrowed */
         /* Borrowed, may be NULL (none): poll[i] says whether worklists[i] is read (A008) this
@@ -42,6 +70,12 @@ struct sync_ctx {
         void (*between_referrals)(void *userdata);
         void *userdata;                   /* borrowed, for between_referrals */
         struct reconnect reconnect;       /* an outage of the PAS connection, across rounds (reconnect.h) */
+        const struct sync_observer *observer; /* borrowed, may be NULL */
+        /* --dry-run: everything is read, fetched into the spool and verified as in a
+         * real round, and the PAS is not written (no referral, document, ledger or
+         * patient-match row); each referral's outcome says what would be written.
+         * The spool files are removed afterwards. */
+        bool dry_run;
 };
 
 struct sync_stats {
@@ -74,3 +108,15 @@ struct sync_stats {
  * when the PAS connection was lost and did not come back (reconnect.h): the
  * round stops, no further worklist is fetched. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);
+
+/*
+ * `ersd sync UBRN`: syncs one referral now, without a worklist call: A005,
+ * its related referrals, its documents, one transaction.  The fields only a
+ * worklist carries (worklist, service, referral type) come from what the PAS
+ * already holds (`origin`, from pas_referral_origin(); may be not found: the
+ * referral is written with no worklist).  Returns 0 when the PAS holds the
+ * referral at e-RS's version (written now, or already there: *ret_result
+ * says which), a negative errno when it was not written (logged here, once).
+ */
+int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origin *origin,
+             struct sync_stats *stats, enum referral_result *ret_result);

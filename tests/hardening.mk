@@ -2,7 +2,8 @@
 # plain test run; each also runs on its own:
 #
 #   make asan-check      every unit and integration test again, built with clang, ASan + UBSan
-#   make valgrind-check  the integration sync under valgrind memcheck (ersd and the test binary)
+#   make valgrind-check  the integration sync and the operators' commands under valgrind memcheck
+#                        (ersd and the test binaries)
 #   make fuzz-check      each libFuzzer target for FUZZ_SECONDS (default 30), corpus replayed first
 #   make fuzz            the same for FUZZ_LONG_SECONDS (default 600) each; findings in build/fuzz/
 #   make lint            cppcheck, clang-tidy, banned functions, and the hardening of build/ersd
@@ -46,10 +47,10 @@ asan-check:
 	@$(SANITIZER_ENV) ERSD_BUILD=$(ASAN_BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) \
 		tests/run-tests $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BINS) $(INTEG_BINS))
 
-valgrind-check: all $(BUILD)/tests/integration/test_sync
-	@echo "== valgrind memcheck: the integration sync"
+valgrind-check: all $(BUILD)/tests/integration/test_sync $(BUILD)/tests/integration/test_operator
+	@echo "== valgrind memcheck: the integration sync and the operators' commands"
 	@ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) ERSD_TEST_WRAPPER="$(VALGRIND)" \
-		tests/run-tests $(BUILD)/tests/integration/test_sync
+		tests/run-tests $(BUILD)/tests/integration/test_sync $(BUILD)/tests/integration/test_operator
 
 # The library and the targets with clang, libFuzzer, ASan and UBSan.
 fuzz-build:

@@ -1098,6 +1098,32 @@ static struct run run_ersd(const char *conf, const char *mode, json_object *mani
         return r;
 }
 
+/* ersd status --json: the exit status expected, the database read, the
+ * documents owed as the ledger has them, an overdue UBRN when exit 4. */
+static void check_status(const char *conf, json_object *manifest, struct fix *f, int expect) {
+        struct run r = run_ersd(conf, "status", manifest);
+        const char *const json_args[] = { "status", "--json", NULL };
+
+        if (r.status != expect)
+                fail_msg("ersd status exited %d, expected %d: %s%s", r.status, expect, r.out, r.err);
+        run_free(&r);
+        assert_int_equal(ersd_run_args(conf, json_args, &r), 0);
+        json_object *o = json_tokener_parse(r.out);
+        if (!o)
+                fail_msg("ersd status --json printed no JSON: %s%s", r.out, r.err);
+        assert_int_equal(r.status, expect);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "database_ok")));
+        json_object *counts = json_object_object_get(o, "counts");
+        assert_int_equal(json_object_get_int64(json_object_object_get(counts, "documents_owed")),
+                         db_int(raw(f), "SELECT COUNT(*) FROM ers_ledger WHERE complete = 0", 0, NULL));
+        json_object *overdue = json_object_object_get(o, "overdue");
+        assert_int_equal(json_object_array_length(overdue), expect == 4 ? 1 : 0);
+        if (expect == 4)
+                assert_string_equal(jstr(json_object_array_get_idx(overdue, 0), "ubrn"), "300000099902");
+        json_object_put(o);
+        run_free(&r);
+}
+
 static void test_sync_end_to_end(void **state) {
         static const char *const fields[] = { "nhs_number", "priority", "state", "specialty", "appointment_start",
                                               "request_id" };
@@ -1207,6 +1233,23 @@ static void test_sync_end_to_end(void **state) {
                 fail_msg("%s: reconcile exited %d: %s%s", G.name, r.status, r.out, r.err);
         assert_non_null(strstr(r.out, "12 listed on the latest worklists: 0 missing, 0 stale;"));
         run_free(&r);
+        /* ersd status reads this vendor's tables: the documents owed, then an overdue URGENT
+         * referral as the scheduler records it (exit 4), in JSON. */
+        check_status(conf, manifest, f, 0);
+        char seen[32];
+        time_t t = time(NULL) - 3 * 3600;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(seen, sizeof seen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        const char *p[] = { seen };
+        assert_int_equal(db_exec_with(raw(f),
+                                 "INSERT INTO ers_retry (ubrn, worklist, entry_version, priority, first_seen_at, "
+                                 "attempts, next_attempt_at, parked, reason) VALUES ('300000099902', 'cardiology', 2, "
+                                 "'URGENT', ?, 1, ?, 0, 'A005: HTTP 503')",
+                                 2, (const char *const[]){ p[0], p[0] }),
+                         0);
+        check_status(conf, manifest, f, 4);
+        assert_int_equal(db_exec(raw(f), "DELETE FROM ers_retry"), 0);
         json_object_put(manifest);
         mock_stop(&M);
 }

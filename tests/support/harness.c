@@ -195,7 +195,7 @@ static int append(struct buf *b, int fd) {
 
 /* Appends what a run of ersd printed to $ERSD_OUTPUT_LOG, when set, for
  * tests/scan-output (no patient identifier, token or secret in any output). */
-static void output_log(const char *out, const char *err) {
+void output_log(const char *out, const char *err) {
         const char *path = getenv("ERSD_OUTPUT_LOG");
         FILE *f;
 
@@ -558,6 +558,15 @@ char *db_text(struct db *d, const char *sql, int nparams, const char *const *par
         return out;
 }
 
+int db_exec_with(struct db *d, const char *sql, int nparams, const char *const *params) {
+        SQLHSTMT st = run_query(d, sql, nparams, params);
+
+        if (!st)
+                return -1;
+        SQLFreeHandle(SQL_HANDLE_STMT, st);
+        return 0;
+}
+
 long long db_int(struct db *d, const char *sql, int nparams, const char *const *params) {
         char *s = db_text(d, sql, nparams, params, NULL);
         long long v = s ? strtoll(s, NULL, 10) : -1;
@@ -577,12 +586,7 @@ long long db_rows_for(struct db *d, const char *ubrn) {
 }
 
 int db_exec(struct db *d, const char *sql) {
-        SQLHSTMT st = run_query(d, sql, 0, NULL);
-
-        if (!st)
-                return -1;
-        SQLFreeHandle(SQL_HANDLE_STMT, st);
-        return 0;
+        return db_exec_with(d, sql, 0, NULL);
 }
 
 int db_autocommit(struct db *d, bool on) {
@@ -595,12 +599,45 @@ int db_end(struct db *d, bool commit) {
         return SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, d->dbc, commit ? SQL_COMMIT : SQL_ROLLBACK)) ? 0 : -1;
 }
 
+/* Feeds column `col` of the current row to md, read as bytes in pieces of
+ * `size` through buf.  *ret_null says whether it was NULL; *ret_bytes grows by
+ * its length.  0, or -1 when the driver fails. */
+static int hash_column(SQLHSTMT st, SQLUSMALLINT col, EVP_MD_CTX *md, unsigned char *buf, size_t size,
+                       bool *ret_null, int64_t *ret_bytes) {
+        SQLLEN ind = 0;
+        SQLRETURN rc;
+
+        *ret_null = false;
+        while ((rc = SQLGetData(st, col, SQL_C_BINARY, buf, (SQLLEN) size, &ind)) != SQL_NO_DATA) {
+                if (!SQL_SUCCEEDED(rc))
+                        return -1;
+                if (ind == SQL_NULL_DATA) {
+                        *ret_null = true;
+                        return 0;
+                }
+                size_t got = (ind == SQL_NO_TOTAL || ind > (SQLLEN) size) ? size : (size_t) ind;
+                EVP_DigestUpdate(md, buf, got);
+                *ret_bytes += (int64_t) got;
+                if (rc == SQL_SUCCESS)
+                        break;
+        }
+        return 0;
+}
+
+static void digest_hex(EVP_MD_CTX *md, char hex[65]) {
+        unsigned char digest[32];
+        unsigned int dlen = 0;
+
+        EVP_DigestFinal_ex(md, digest, &dlen);
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size) {
         const char *params[] = { document_id };
         SQLHSTMT st = run_query(d, "SELECT data FROM ers_document_part WHERE document_id = ? ORDER BY seq", 1, params);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        unsigned char digest[32], *chunk = malloc(1 << 16);
-        unsigned int dlen;
+        unsigned char *chunk = malloc(1 << 16);
         int64_t size = 0;
         int r = 0;
 
@@ -610,25 +647,13 @@ int db_document_sha256(struct db *d, const char *document_id, char hex[65], int6
         }
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         while (SQL_SUCCEEDED(SQLFetch(st))) {
-                SQLLEN ind;
-                SQLRETURN rc;
-                while ((rc = SQLGetData(st, 1, SQL_C_BINARY, chunk, 1 << 16, &ind)) != SQL_NO_DATA) {
-                        if (!SQL_SUCCEEDED(rc)) {
-                                r = -1;
-                                goto out;
-                        }
-                        size_t got = (ind == SQL_NO_TOTAL || ind > (1 << 16)) ? (1 << 16) : (size_t) ind;
-                        if (ind == SQL_NULL_DATA)
-                                break;
-                        EVP_DigestUpdate(md, chunk, got);
-                        size += (int64_t) got;
-                        if (rc == SQL_SUCCESS)
-                                break;
+                bool null;
+                if (hash_column(st, 1, md, chunk, 1 << 16, &null, &size) < 0) {
+                        r = -1;
+                        goto out;
                 }
         }
-        EVP_DigestFinal_ex(md, digest, &dlen);
-        for (int i = 0; i < 32; i++)
-                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+        digest_hex(md, hex);
         *ret_size = size;
 out:
         if (st)
@@ -644,4 +669,45 @@ void sha256_hex(const void *data, size_t n, char hex[65]) {
         EVP_Digest(data, n, digest, &dlen, EVP_sha256(), NULL);
         for (int i = 0; i < 32; i++)
                 snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
+int db_table_digest(struct db *d, const char *table, char hex[65], long long *ret_rows) {
+        char sql[128];
+        SQLSMALLINT cols = 0;
+        long long rows = 0;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char *buf = malloc(1 << 16);
+        SQLHSTMT st = NULL;
+        int r = 0;
+
+        if (!md || !buf) {
+                r = -1;
+                goto out;
+        }
+        snprintf(sql, sizeof sql, "SELECT * FROM %s", table);
+        st = run_query(d, sql, 0, NULL);
+        if (!st || !SQL_SUCCEEDED(SQLNumResultCols(st, &cols)) || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+                r = -1;
+                goto out;
+        }
+        while (SQL_SUCCEEDED(SQLFetch(st))) {
+                rows++;
+                for (SQLUSMALLINT c = 1; c <= (SQLUSMALLINT) cols; c++) {
+                        bool null;
+                        int64_t bytes = 0;
+                        if (hash_column(st, c, md, buf, 1 << 16, &null, &bytes) < 0) {
+                                r = -1;
+                                goto out;
+                        }
+                        EVP_DigestUpdate(md, null ? "\1" : "\0", 1); /* NULL apart from "" */
+                }
+        }
+        digest_hex(md, hex);
+        *ret_rows = rows;
+out:
+        if (st)
+                SQLFreeHandle(SQL_HANDLE_STMT, st);
+        EVP_MD_CTX_free(md);
+        free(buf);
+        return r;
 }

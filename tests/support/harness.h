@@ -84,6 +84,9 @@ int ersd_run_args(const char *config_path, const char *const *args, struct run *
 
 /* Both: the arguments after "-c FILE" (may be NULL) and how the process differs (may be NULL). */
 int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret);
+/* Appends what a run printed to $ERSD_OUTPUT_LOG (the output scan reads it);
+ * ersd_run does it itself. */
+void output_log(const char *out, const char *err);
 void run_free(struct run *r);
 
 /* build/ersd running in the background (loop mode), its output read as it comes. */
@@ -131,6 +134,9 @@ void db_close(struct db *d);
  * row as an owned string (NULL when no row or SQL NULL).  *ret_found says
  * whether a row came. */
 char *db_text(struct db *d, const char *sql, int nparams, const char *const *params, bool *ret_found);
+/* Runs a statement that returns no rows, with string parameters (NULL: none);
+ * 0, or -1 with the SQLSTATE on stderr. */
+int db_exec_with(struct db *d, const char *sql, int nparams, const char *const *params);
 long long db_int(struct db *d, const char *sql, int nparams, const char *const *params);
 /* The rows that mention a UBRN, in every table ersd writes for a referral
  * (referral, documents, their parts, ledger): 0 means nothing of it. */
@@ -142,6 +148,10 @@ int db_exec(struct db *d, const char *sql);
 int db_autocommit(struct db *d, bool on);
 /* Commits (true) or rolls back the open transaction. */
 int db_end(struct db *d, bool commit);
+/* Every row and column of `table` (a constant name), read as bytes and
+ * hashed in the order the database returns them, and the row count: two equal
+ * digests of an unchanged table.  0 or -1. */
+int db_table_digest(struct db *d, const char *table, char hex[65], long long *ret_rows);
 /* Reassembles a document from its parts: SHA-256 hex and size. 0 or -1. */
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size);
 

@@ -177,6 +177,7 @@ static const char good_conf[] =
         "};\n"
         "state_dir = \"state\";\n"
         "poll_interval = 86400;\n"
+        "overdue_after_minutes = 45;\n"
         "log_level = \"debug\";\n"
         "retry_delay = 120; park_after = 3; parked_retry = 7200;\n";
 
@@ -233,6 +234,7 @@ static void test_good_config_every_field(void **state) {
         snprintf(want, sizeof want, "%s/state", dir);
         assert_string_equal(c.state_dir, want);
         assert_int_equal(c.poll_interval_s, 86400);
+        assert_int_equal(c.overdue_after_min, 45);
         assert_int_equal(c.log_level, LOG_DEBUG);
         assert_false(secret_reported);
 
@@ -263,6 +265,7 @@ static void test_defaults(void **state) {
         assert_string_equal(c.adapter, "auto");
         assert_string_equal(c.state_dir, "/var/lib/ersd");
         assert_int_equal(c.poll_interval_s, 300);
+        assert_int_equal(c.overdue_after_min, 120);
         assert_int_equal(c.log_level, LOG_INFO);
         /* The e-RS limits and the schedule. */
         assert_int_equal(c.worklists[0].n_poll_at, 2);
@@ -553,6 +556,8 @@ static const struct bad_case bad_cases[] = {
           { ":4: poll_interval: 59 is out of range 60..86400" } },
         { "out of range, high", ERS_NONE WL DB "poll_interval = 86401;\n", -EINVAL,
           { ":4: poll_interval: 86401 is out of range 60..86400" } },
+        { "overdue too soon", ERS_NONE WL DB "overdue_after_minutes = 4;\n", -EINVAL,
+          { ":4: overdue_after_minutes: 4 is out of range 5..10080" } },
         { "out of range, negative",
           "ers: {\n  base_url = \"https://h.example/r\";\n  auth = \"none\";\n  connect_timeout = -1;\n"
           "  stall_timeout = 4;\n  max_attachment_mib = 2049;\n};\n" WL DB, -EINVAL,
