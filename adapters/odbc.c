@@ -45,9 +45,11 @@ static const struct adapter *const adapters[] = {
         &adapter_sqlite,
         &adapter_postgresql,
         &adapter_mariadb,
+        &adapter_sqlserver,
+        &adapter_oracle,
 };
 
-const char adapter_names[] = "sqlite, postgresql, mariadb";
+const char adapter_names[] = "sqlite, postgresql, mariadb, sqlserver, oracle";
 
 const struct adapter *adapter_by_name(const char *name) {
         if (!name)
@@ -71,6 +73,11 @@ const struct adapter *adapter_by_dbms(const char *dbms_name) {
                 }
         }
         return NULL;
+}
+
+int adapter_environment_default(struct errbuf *e) {
+        (void) e;
+        return 0;
 }
 
 int adapter_connect_options_default(const char *connection, char *ret, size_t n) {
@@ -563,6 +570,13 @@ struct param {
 #define P_INT_OR_NULL(v, isnull) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v), .null = (isnull) })
 #define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
 
+static bool ascii_only(const char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char) *s >= 0x80)
+                        return false;
+        return true;
+}
+
 static void stmt_drop_all(struct pas *p) {
         for (size_t i = 0; i < ST_MAX_; i++)
                 if (p->stmt[i] != SQL_NULL_HSTMT) {
@@ -611,10 +625,12 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
                 switch (q->ctype) {
                 case SQL_C_CHAR: {
                         size_t len = q->ptr ? strlen(q->ptr) : 0;
+                        bool national = p->adapter && p->adapter->national_text && !ascii_only(q->ptr);
+                        SQLSMALLINT type = len > TEXT_LONG_MIN ? (national ? SQL_WLONGVARCHAR : SQL_LONGVARCHAR)
+                                                               : (national ? SQL_WVARCHAR : SQL_VARCHAR);
                         q->ind = q->ptr ? (SQLLEN) len : SQL_NULL_DATA;
-                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR,
-                                              len > TEXT_LONG_MIN ? SQL_LONGVARCHAR : SQL_VARCHAR,
-                                              len ? len : 1, 0, (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);
+                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR, type, len ? len : 1, 0,
+                                              (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);
                         break;
                 }
                 case SQL_C_SBIGINT:
@@ -788,26 +804,23 @@ int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *re
         return 0;
 }
 
-/* Where the value of attribute `key` starts in `connection` (after the '='
- * and any blanks), or NULL when the attribute is absent. */
-static const char *connstr_find(const char *connection, const char *key) {
+const char *odbc_connstr_find(const char *connection, const char *key, char *ret, size_t n) {
         size_t klen = strlen(key);
         const char *s = connection;
 
         if (!s)
                 return NULL;
         while (*s) {
+                const char *value = NULL;
+
                 while (*s == ';' || *s == ' ')
                         s++;
                 if (strncasecmp(s, key, klen) == 0) {
                         const char *t = s + klen;
                         while (*t == ' ')
                                 t++;
-                        if (*t == '=') {
-                                for (t++; *t == ' '; t++)
-                                        ;
-                                return t;
-                        }
+                        if (*t == '=')
+                                value = t + 1;
                 }
                 /* skip to the next attribute, honouring {braced; values} */
                 while (*s && *s != ';') {
@@ -819,12 +832,32 @@ static const char *connstr_find(const char *connection, const char *key) {
                         }
                         s++;
                 }
+                if (value) {
+                        size_t len;
+
+                        while (*value == ' ')
+                                value++;
+                        len = (size_t) (s - value);
+                        while (len > 0 && value[len - 1] == ' ')
+                                len--;
+                        if (len >= 2 && value[0] == '{' && value[len - 1] == '}') {
+                                value++;
+                                len -= 2;
+                        }
+                        if (ret && n > 0) {
+                                if (len >= n)
+                                        len = n - 1;
+                                memcpy(ret, value, len);
+                                ret[len] = '\0';
+                        }
+                        return s;
+                }
         }
         return NULL;
 }
 
 bool odbc_connstr_has(const char *connection, const char *key) {
-        return connstr_find(connection, key) != NULL;
+        return odbc_connstr_find(connection, key, NULL, 0) != NULL;
 }
 
 /*
@@ -835,20 +868,14 @@ bool odbc_connstr_has(const char *connection, const char *key) {
  * never the rest of the connection string.
  */
 static void explain_database_file(const char *connection, struct errbuf *e) {
-        const char *v = connstr_find(connection, "Database");
         char dir[512];
-        size_t len;
-        const char *slash;
+        char *slash;
 
-        if (!v || *v != '/')
+        if (!odbc_connstr_find(connection, "Database", dir, sizeof dir) || dir[0] != '/' ||
+            strlen(dir) >= sizeof dir - 1)
                 return;
-        len = strcspn(v, ";");
-        slash = memrchr(v, '/', len);
-        if (!slash || (size_t) (slash - v) >= sizeof dir)
-                return;
-        len = slash == v ? 1 : (size_t) (slash - v);
-        memcpy(dir, v, len);
-        dir[len] = '\0';
+        slash = strrchr(dir, '/');
+        slash[slash == dir ? 1 : 0] = '\0';
         if (access(dir, F_OK) != 0)
                 err_prefix(e, -ENOENT, "the directory of Database=, %s, does not exist", dir);
         else if (access(dir, W_OK | X_OK) != 0)
@@ -950,7 +977,11 @@ static int connection_for(const struct adapter *a, const char *connection, char 
         r = a->ops->connect_options(connection, s, n);
         if (r < 0) {
                 free(s);
-                err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
+                if (r == -EPERM)
+                        err_set(e, r, "%s: the connection string turns TLS certificate verification off; ersd "
+                                      "always verifies it (docs/%s.md)", a->name, a->name);
+                else
+                        err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
                 return r;
         }
         *ret = s;
@@ -1017,6 +1048,20 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 goto fail;
         }
 
+        /* The client libraries' environment, before any connection loads them:
+         * the adapter's, or, before the vendor is known, every adapter's (what
+         * one refuses is judged once the vendor is known, below). */
+        if (a)
+                r = a->ops->environment(e);
+        else {
+                for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
+                        struct errbuf ignored = { { 0 } };
+                        (void) adapters[i]->ops->environment(&ignored);
+                }
+                r = 0;
+        }
+        if (r < 0)
+                goto fail;
         if (a)
                 r = connection_for(a, connection, &amended, e);
         else
@@ -1039,6 +1084,9 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                         goto fail;
                 }
                 p->adapter = a;
+                r = a->ops->environment(e);
+                if (r < 0)
+                        goto fail;
                 /* Now that the vendor is known: connect again if its driver needs other attributes. */
                 probe = amended;
                 amended = NULL;
@@ -1255,6 +1303,9 @@ static void ddl_label(const char *sql, char *ret, size_t n) {
                 else
                         sql++;
         }
+        /* a guarded statement (IF OBJECT_ID(…) IS NULL, a PL/SQL block) is named by what it creates */
+        if (strncmp(sql, "CREATE", 6) != 0 && strstr(sql, "CREATE "))
+                sql = strstr(sql, "CREATE ");
         for (; *sql && *sql != '(' && *sql != '\n' && o + 1 < n; sql++)
                 ret[o++] = *sql;
         while (o > 0 && ret[o - 1] == ' ')

@@ -32,6 +32,13 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
  * case-insensitively, as ODBC does), e.g. odbc_connstr_has(c, "Timeout"). */
 bool odbc_connstr_has(const char *connection, const char *key);
 
+/* Finds the first occurrence of attribute `key` in `connection`: copies its
+ * value (spaces around it and enclosing braces removed, truncated to n - 1
+ * bytes) into ret, when ret is not NULL, and returns where the attribute
+ * ends, to look for the next occurrence from there; NULL (ret untouched) when
+ * there is none. */
+const char *odbc_connstr_find(const char *connection, const char *key, char *ret, size_t n);
+
 /*
  * Copies `connection` into ret (n bytes; ret may be `connection` itself),
  * without trailing ';' or spaces, and appends ";" `attributes` — unless `key`

@@ -38,7 +38,8 @@
 #define SQLITE_LOCKED_ 6 /* SQLITE_LOCKED: a conflict inside this connection's cache */
 
 /* The staging schema; keep identical to adapters/sql/sqlite.sql (tests/unit/test_pas.c compares them). */
-static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL("BLOB", "", "CREATE VIEW IF NOT EXISTS");
+static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "BLOB", "", SCHEMA_CREATE_TABLE,
+                                                                  SCHEMA_CREATE_INDEX, "CREATE VIEW IF NOT EXISTS");
 
 static const char *const *sqlite_schema(void) {
         return sqlite_ddl;
@@ -46,9 +47,9 @@ static const char *const *sqlite_schema(void) {
 
 /* From version 1 or 2 (schema.h); from 1 the view is dropped, to be recreated with the version-2 columns. */
 static const struct schema_step sqlite_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN")
+        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN")
         { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" },);
-static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
 
 static const struct schema_step *sqlite_upgrade(long long from) {
         return from == 1 ? sqlite_upgrade_v1 : from == 2 ? sqlite_upgrade_v2 : NULL;
@@ -94,6 +95,7 @@ static int sqlite_classify(const char *sqlstate, long native, const char *messag
 static const struct adapter_ops sqlite_ops = {
         .schema = sqlite_schema,
         .upgrade = sqlite_upgrade,
+        .environment = adapter_environment_default,
         .probe_options = adapter_connect_options_default,
         .connect_options = sqlite_connect_options,
         .session = sqlite_session,

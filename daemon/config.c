@@ -163,8 +163,8 @@ static const struct choice log_level_choices[] = {
 };
 
 static const char *const adapter_names[] = {
-        /* the adapters that exist (adapters/); SQL Server and Oracle join when they do */
-        "auto", "sqlite", "postgresql", "mariadb", NULL,
+        /* the adapters that exist (adapters/; adapter_names in adapters/odbc.c) */
+        "auto", "sqlite", "postgresql", "mariadb", "sqlserver", "oracle", NULL,
 };
 
 static const char *const list_type_names[] = {

@@ -37,6 +37,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "adapters/adapter.h"
 #include "daemon/config.h"
 #include "daemon/err.h"
 #include "tests/support/failalloc.h"
@@ -300,6 +301,30 @@ static void test_defaults(void **state) {
         assert_null(c.business_function);
         config_free(&c);
         assert_false(secret_reported);
+}
+
+/* Every adapter the build has (adapters/odbc.c's list) is a name the configuration accepts. */
+static void test_adapters_accepted(void **state) {
+        char names[128], *save = NULL;
+        struct config c;
+        unsigned n = 0;
+
+        (void) state;
+        assert_true(strlen(adapter_names) < sizeof names);
+        snprintf(names, sizeof names, "%s", adapter_names);
+        for (char *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+                char text[512];
+
+                snprintf(text, sizeof text, ERS_NONE WL "database: { connection = \"DSN=pas\"; adapter = \"%s\"; };\n",
+                         name);
+                assert_int_equal(load_text(text, &c), 0);
+                assert_int_equal(reports.n, 0);
+                assert_string_equal(c.adapter, name);
+                assert_non_null(adapter_by_name(c.adapter));
+                config_free(&c);
+                n++;
+        }
+        assert_int_equal(n, 5); /* sqlite, postgresql, mariadb, sqlserver, oracle */
 }
 
 struct url_case {
@@ -610,9 +635,7 @@ static const struct bad_case bad_cases[] = {
         { "bad log_level", ERS_NONE WL DB "log_level = \"verbose\";\n", -EINVAL,
           { ":4: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
         { "bad adapter", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"db2\";\n};\n", -EINVAL,
-          { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
-        { "adapter not built yet", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"sqlserver\";\n};\n",
-          -EINVAL, { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
+          { ":5: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle" } },
         { "lease too long", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  lease_seconds = 3601;\n};\n",
           -EINVAL, { ":5: database.lease_seconds: 3601 is out of range 0..3600" } },
         { "patient lookup without a marker",
@@ -708,7 +731,7 @@ static const struct bad_case bad_cases[] = {
           "poll_interval = 10;\n", -EINVAL,
           { ":1: ers.base_url: http:// is allowed only for a loopback host (127.0.0.0/8, localhost, [::1]); "
             "use https://",
-            ":3: database.adapter: must be auto, sqlite, postgresql or mariadb",
+            ":3: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
             ":4: poll_interval: 10 is out of range 60..86400" } },
         { "secrets in the wrong keys are not quoted",
           "ers: {\n  base_url = \"" TOKEN "\";\n  auth = \"" TOKEN "\";\n};\n" WL
@@ -716,7 +739,7 @@ static const struct bad_case bad_cases[] = {
           "log_level = \"" CONN "\";\n", -EINVAL,
           { ":2: ers.base_url: must start with https:// (or http:// for a loopback host)",
             ":3: ers.auth: must be \"none\", \"bearer\" or \"jwt\"",
-            ":8: database.adapter: must be auto, sqlite, postgresql or mariadb",
+            ":8: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
             ":10: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
 };
 
@@ -918,6 +941,7 @@ int main(void) {
         static const struct CMUnitTest fixed[] = {
                 cmocka_unit_test(test_good_config_every_field),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_adapters_accepted),
                 cmocka_unit_test(test_base_urls_accepted),
                 cmocka_unit_test(test_relative_paths),
                 cmocka_unit_test(test_shipped_conf),
