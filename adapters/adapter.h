@@ -140,6 +140,16 @@ typedef int adapter_session_fn(struct pas *p, const char *connection, struct err
 typedef int adapter_classify_fn(const char *sqlstate, long native, const char *message, bool in_commit);
 
 /*
+ * Has the DBMS judge a statement of the operator's that writes (a mapping,
+ * ersd --check-config), without running it, beyond the prepare and describe
+ * odbc.c does for every vendor: for a driver that prepares a write only when
+ * it runs it (the SQLite driver: EXPLAIN it instead).  `sql` holds '?'
+ * markers; nothing is bound or executed.  Returns 0, or the database's error
+ * (SQLSTATE) with one line in `e`.
+ */
+typedef int adapter_check_statement_fn(struct pas *p, const char *sql, struct errbuf *e);
+
+/*
  * Takes the single-writer lock for the transaction pas_begin() just opened
  * (autocommit is already off): e.g. a row lock or an application lock, so
  * that two daemons pointed at one schema by mistake cannot interleave
@@ -169,6 +179,7 @@ struct adapter_ops {
         adapter_connect_options_fn *connect_options; /* default: the string as configured */
         adapter_session_fn *session;                 /* default: nothing to set */
         adapter_classify_fn *classify;               /* default: no opinion (generic mapping) */
+        adapter_check_statement_fn *check_statement; /* default: the prepare and describe are enough */
         adapter_lock_writer_fn *lock_writer;         /* default: no lock (one daemon per schema) */
         adapter_unlock_writer_fn *unlock_writer;     /* default: nothing (the transaction's end frees it) */
 };
@@ -188,6 +199,7 @@ adapter_environment_fn adapter_environment_default;
 adapter_connect_options_fn adapter_connect_options_default;
 adapter_session_fn adapter_session_default;
 adapter_classify_fn adapter_classify_default;
+adapter_check_statement_fn adapter_check_statement_default;
 adapter_lock_writer_fn adapter_lock_writer_default;
 adapter_unlock_writer_fn adapter_unlock_writer_default;
 

@@ -121,6 +121,7 @@ static const struct adapter_ops mariadb_ops = {
         .connect_options = mariadb_connect_options,
         .session = mariadb_session,
         .classify = mariadb_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = mariadb_lock_writer,
         .unlock_writer = mariadb_unlock_writer,
 };

@@ -99,6 +99,11 @@ int adapter_classify_default(const char *sqlstate, long native, const char *mess
         return 0;
 }
 
+int adapter_check_statement_default(struct pas *p, const char *sql, struct errbuf *e) {
+        (void) p, (void) sql, (void) e;
+        return 0;
+}
+
 int adapter_lock_writer_default(struct pas *p, struct errbuf *e) {
         (void) p, (void) e;
         return 0;
@@ -117,6 +122,7 @@ enum stmt_id {
         ST_LEDGER_INSERT,
         ST_REFERRAL_UPDATE,
         ST_REFERRAL_INSERT,
+        ST_REFERRAL_VERSION,
         ST_RELATED_DELETE,
         ST_RELATED_INSERT,
         ST_DOCUMENT_GET,
@@ -165,6 +171,8 @@ enum stmt_id {
         ST_RECHECK_DUE,
         ST_RETRY_NEXT,
         ST_RECHECK_NEXT,
+        ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
+        ST_MAP_DOCUMENT,
         ST_MAX_
 };
 
@@ -203,6 +211,7 @@ static const struct statement {
                                  "worklist, last_synced_at, ubrn, first_synced_at) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                                  "?, ?, ?, ?)" },
+        [ST_REFERRAL_VERSION] = { "read ers_referral version", "SELECT version FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_DELETE] = { "delete ers_referral_related",
                                 "DELETE FROM ers_referral_related WHERE ubrn = ?" },
         [ST_RELATED_INSERT] = { "insert ers_referral_related",
@@ -235,6 +244,8 @@ static const struct statement {
                                 "INSERT INTO ers_schema_version (version) VALUES (?)" },
         [ST_VERSION_UPDATE] = { "update ers_schema_version", "UPDATE ers_schema_version SET version = ?" },
         [ST_PATIENT_LOOKUP] = { "patient lookup", NULL },
+        [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
+        [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },
         [ST_PATIENT_UPDATE] = { "update ers_referral patient match",
                                 "UPDATE ers_referral SET pas_patient_id = ?, patient_match = ?, "
                                 "patient_checked_at = ? WHERE ubrn = ?" },
@@ -402,6 +413,9 @@ struct pas {
         SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
         unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
         char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
+        struct pas_map_sql map[PAS_MAP_KINDS_]; /* the mapping statements (ST_MAP_*), sql NULL when none */
+        char put_ubrn[UBRN_LEN + 1];   /* with a referral mapping: the referral pas_put_referral() last wrote, */
+        bool put_new_version;          /* and whether that was a version the staging row did not have yet */
         char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
         char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
         char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
@@ -559,9 +573,11 @@ static int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errb
 struct param {
         SQLSMALLINT ctype;    /* SQL_C_CHAR, SQL_C_SBIGINT or SQL_C_BINARY */
         const void *ptr;      /* text (NUL-terminated) or bytes; NULL text is SQL NULL */
-        SQLLEN len;           /* bytes of a blob */
+        SQLLEN len;           /* bytes of a blob, or of the stream */
         SQLBIGINT i;          /* an integer's value */
-        bool null;            /* an integer that is SQL NULL */
+        bool null;            /* an integer, or a stream, that is SQL NULL */
+        int fd;               /* a stream: `len` bytes read from this file at offset 0, sent with SQLPutData */
+        bool stream;
         SQLLEN ind;           /* length / indicator, filled in when binding */
 };
 
@@ -569,6 +585,8 @@ struct param {
 #define P_INT(v) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v) })
 #define P_INT_OR_NULL(v, isnull) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v), .null = (isnull) })
 #define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
+#define P_STREAM(f, n, isnull)                                                                                    \
+        ((struct param){ .ctype = SQL_C_BINARY, .fd = (f), .len = (SQLLEN) (n), .stream = true, .null = (isnull) })
 
 static bool ascii_only(const char *s) {
         for (; s && *s; s++)
@@ -593,7 +611,10 @@ static int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf
         SQLRETURN rc;
         int r;
 
-        const char *sql = id == ST_PATIENT_LOOKUP ? p->lookup_sql : statements[id].sql;
+        const char *sql = id == ST_PATIENT_LOOKUP   ? p->lookup_sql
+                          : id == ST_MAP_REFERRAL ? p->map[PAS_MAP_REFERRAL].sql
+                          : id == ST_MAP_DOCUMENT ? p->map[PAS_MAP_DOCUMENT].sql
+                                                  : statements[id].sql;
 
         if (p->stmt[id] != SQL_NULL_HSTMT) {
                 *ret = p->stmt[id];
@@ -639,6 +660,13 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
                                               0, &q->ind);
                         break;
                 case SQL_C_BINARY:
+                        if (q->stream) {
+                                /* sent by put_streams(); the parameter itself is the token */
+                                q->ind = q->null ? SQL_NULL_DATA : (SQLLEN) SQL_LEN_DATA_AT_EXEC(q->len);
+                                rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_BINARY, SQL_LONGVARBINARY,
+                                                      q->len ? (SQLULEN) q->len : 1, 0, (SQLPOINTER) q, 0, &q->ind);
+                                break;
+                        }
                         q->ind = q->len;
                         rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_BINARY, SQL_LONGVARBINARY,
                                               q->len ? (SQLULEN) q->len : 1, 0, (SQLPOINTER) q->ptr, q->len,
@@ -656,6 +684,51 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
 static void stmt_close(SQLHSTMT h) {
         SQLFreeStmt(h, SQL_CLOSE);
         SQLFreeStmt(h, SQL_RESET_PARAMS);
+}
+
+/*
+ * Sends the stream parameters (P_STREAM) of a statement whose SQLExecute
+ * answered SQL_NEED_DATA: each file in pieces of at most PAS_PART_MAX bytes
+ * through one buffer, so that ersd holds one piece whatever the size (what
+ * the driver holds is the driver's: docs/configuration.md).  *ret_rc gets
+ * the statement's final return code.
+ */
+static int put_streams(struct pas *p, SQLHSTMT h, const char *what, SQLRETURN *ret_rc, struct errbuf *e) {
+        SQLPOINTER token = NULL;
+        SQLRETURN rc;
+
+        if (!p->part) {
+                p->part = malloc(PAS_PART_MAX);
+                if (!p->part) {
+                        SQLCancel(h);
+                        return err_set(e, -ENOMEM, "out of memory for a document part");
+                }
+        }
+        while ((rc = SQLParamData(h, &token)) == SQL_NEED_DATA) {
+                const struct param *q = token;
+                int64_t off = 0;
+
+                if (q->len == 0 && !SQL_SUCCEEDED(SQLPutData(h, p->part, 0)))
+                        return diag_stmt(p, h, what, e);
+                while (off < (int64_t) q->len) {
+                        size_t want = (int64_t) q->len - off < PAS_PART_MAX ? (size_t) ((int64_t) q->len - off)
+                                                                           : PAS_PART_MAX;
+                        ssize_t n = pread(q->fd, p->part, want, (off_t) off);
+
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                int r = n < 0 ? -errno : -EBADMSG;
+                                SQLCancel(h);
+                                return err_set(e, r, "%s: spool file unreadable at byte %lld", what, (long long) off);
+                        }
+                        if (!SQL_SUCCEEDED(SQLPutData(h, p->part, (SQLLEN) n)))
+                                return diag_stmt(p, h, what, e);
+                        off += n;
+                }
+        }
+        *ret_rc = rc;
+        return 0;
 }
 
 /*
@@ -681,6 +754,11 @@ static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHS
                 goto fail;
         rc = SQLExecute(h);
         p->statements++;
+        if (rc == SQL_NEED_DATA) {
+                r = put_streams(p, h, what, &rc, e);
+                if (r < 0)
+                        goto fail;
+        }
         if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc)) {
                 r = diag_stmt(p, h, what, e);
                 goto fail;
@@ -699,6 +777,16 @@ static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHS
         return 0;
 fail:
         stmt_close(h);
+        for (size_t i = 0; i < n; i++)
+                if (ps[i].stream) {
+                        /* A failed execution may leave what was sent with SQLPutData
+                         * attached to the statement (MariaDB's driver then refuses
+                         * every later execution): prepare it afresh next time. */
+                        SQLCancel(h);
+                        SQLFreeHandle(SQL_HANDLE_STMT, h);
+                        p->stmt[id] = SQL_NULL_HSTMT;
+                        break;
+                }
         return r;
 }
 
@@ -757,6 +845,20 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
         rc = SQLExecDirect(h, (SQLCHAR *) sql, SQL_NTS);
         if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc))
                 r = diag_stmt(p, h, what, e);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        return r;
+}
+
+int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLSMALLINT columns = 0;
+        int r = 0;
+
+        if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
+                return diag_dbc(p, false, what, e);
+        if (!SQL_SUCCEEDED(SQLPrepare(h, (SQLCHAR *) sql, SQL_NTS)) || !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        SQLFreeStmt(h, SQL_CLOSE);
         SQLFreeHandle(SQL_HANDLE_STMT, h);
         return r;
 }
@@ -1175,6 +1277,8 @@ void pas_close(struct pas *p) {
                 explicit_bzero(p->connection, strlen(p->connection));
                 free(p->connection);
         }
+        for (size_t k = 0; k < PAS_MAP_KINDS_; k++)
+                pas_map_sql_free(&p->map[k]);
         free(p);
 }
 
@@ -1545,9 +1649,58 @@ static const char *first_of(const char *a, const char *b) {
         return a ? a : b;
 }
 
+/* What a referral's row holds where A005 and the worklist entry both may say:
+ * the A005 value first, the entry's when A005 has none; the service as a
+ * pair, from one source.  Borrowed pointers. */
+struct referral_values {
+        const char *nhs_number, *priority, *specialty, *service_id, *service_name, *referral_type;
+};
+
+static struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry) {
+        struct referral_values v = {
+                .nhs_number = first_of(ref->nhs_number, entry ? entry->nhs_number : NULL),
+                .priority = first_of(ref->priority, entry ? entry->priority : NULL),
+                .specialty = first_of(ref->specialty, entry ? entry->specialty : NULL),
+                .service_id = ref->service_id,
+                .service_name = ref->service_name,
+                .referral_type = entry ? entry->referral_type : NULL,
+        };
+
+        if (!v.service_id && entry) {
+                v.service_id = entry->service_id;
+                v.service_name = entry->service_name;
+        }
+        return v;
+}
+
+/* The version of the referral's staging row; *ret_found false when there is none. */
+static int referral_version(struct pas *p, const char *ubrn, int64_t *ret, bool *ret_found, struct errbuf *e) {
+        const char *what = statements[ST_REFERRAL_VERSION].what;
+        struct param ps[] = { P_TEXT(ubrn) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        bool found = false;
+        int64_t v = 0;
+        int r;
+
+        r = run(p, ST_REFERRAL_VERSION, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return r;
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                found = true;
+                r = get_int64(p, h, 1, what, &v, NULL, e);
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret_found = found;
+        *ret = v;
+        return 0;
+}
+
 int pas_put_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e) {
-        const char *nhs, *service_id, *service_name;
+        struct referral_values v = referral_values(ref, entry);
         char now[32];
         SQLLEN rows = 0;
         int r;
@@ -1560,29 +1713,19 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                 return err_prefix(e, r, "%s", ref->ubrn);
         now_utc_iso(now);
 
-        /* The A005 value first; the worklist entry's when A005 has none.
-         * The service comes as a pair, from one source. */
-        nhs = first_of(ref->nhs_number, entry ? entry->nhs_number : NULL);
-        service_id = ref->service_id;
-        service_name = ref->service_name;
-        if (!service_id && entry) {
-                service_id = entry->service_id;
-                service_name = entry->service_name;
-        }
-
         struct param ps[] = {
                 P_INT(ref->version),
-                P_TEXT(nhs),
-                P_INT(nhs && nhs_number_valid(nhs) ? 1 : 0),
-                P_TEXT(first_of(ref->priority, entry ? entry->priority : NULL)),
+                P_TEXT(v.nhs_number),
+                P_INT(v.nhs_number && nhs_number_valid(v.nhs_number) ? 1 : 0),
+                P_TEXT(v.priority),
                 P_TEXT(ref->state),
                 P_TEXT(ref->state_reason),
                 P_TEXT(ref->state_comment),
-                P_TEXT(first_of(ref->specialty, entry ? entry->specialty : NULL)),
+                P_TEXT(v.specialty),
                 P_TEXT(ref->specialty_display),
-                P_TEXT(service_id),
-                P_TEXT(service_name),
-                P_TEXT(entry ? entry->referral_type : NULL),
+                P_TEXT(v.service_id),
+                P_TEXT(v.service_name),
+                P_TEXT(v.referral_type),
                 P_TEXT(ref->pathway_start),
                 P_TEXT(ref->clinical_info_first_submitted),
                 P_TEXT(ref->appointment_start),
@@ -1596,6 +1739,18 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                 P_TEXT(ref->ubrn),
                 P_TEXT(now), /* first_synced_at: INSERT only */
         };
+        p->put_ubrn[0] = '\0';
+        if (p->map[PAS_MAP_REFERRAL].sql) {
+                /* the mapping runs once per version: a related referral refreshed at
+                 * the version it has is not written into the PAS's tables again */
+                int64_t stored = 0;
+                bool found = false;
+
+                r = referral_version(p, ref->ubrn, &stored, &found, e);
+                if (r < 0)
+                        return err_prefix(e, r, "%s", ref->ubrn);
+                p->put_new_version = !found || stored < ref->version;
+        }
         r = run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);
@@ -1621,6 +1776,8 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
         }
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
+        if (p->map[PAS_MAP_REFERRAL].sql)
+                snprintf(p->put_ubrn, sizeof p->put_ubrn, "%s", ref->ubrn);
         return 0;
 }
 
@@ -1817,6 +1974,9 @@ uint64_t pas_statements(const struct pas *p) {
         return p->statements;
 }
 
+static int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                        const char *sha, int spool_fd, struct errbuf *e);
+
 int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e) {
         struct document_written w = { .written = false };
@@ -1915,6 +2075,8 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 r = run(p, ST_DOCUMENT_INSERT, ps, 20, NULL, NULL, e);
         if (r >= 0 && d->fetched)
                 r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
+        if (r >= 0 && p->map[PAS_MAP_DOCUMENT].sql)
+                r = map_document(p, d, document_id, revision, sha, spool_fd, e);
         if (r < 0)
                 goto fail;
         if (ret) {
@@ -2899,4 +3061,169 @@ int pas_next_due(struct pas *p, char ret[32], struct errbuf *e) {
         else
                 memcpy(ret, retry, 32);
         return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mapping into the PAS's own tables.                                      */
+
+int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {
+        enum stmt_id id = kind == PAS_MAP_REFERRAL ? ST_MAP_REFERRAL : ST_MAP_DOCUMENT;
+        const char *what = statements[id].what;
+        SQLSMALLINT params = -1, columns = -1;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        if (kind >= PAS_MAP_KINDS_)
+                return err_set(e, -EINVAL, "no such mapping");
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "%s: a transaction is open", what);
+        if (p->stmt[id] != SQL_NULL_HSTMT) {
+                SQLFreeStmt(p->stmt[id], SQL_CLOSE);
+                SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+        }
+        pas_map_sql_free(&p->map[kind]);
+        if (!sql)
+                return 0;
+        r = pas_map_rewrite(kind, sql, &p->map[kind], e);
+        if (r < 0)
+                return r;
+
+        /* Prepared now, so that the database judges it at start; describing
+         * it makes drivers that defer the prepare (psqlodbc) send it. */
+        r = stmt_get(p, id, &h, e);
+        if (r >= 0 && !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        if (r >= 0 && SQL_SUCCEEDED(SQLNumParams(h, &params)) && params >= 0 &&
+            (size_t) params != p->map[kind].n_params)
+                r = err_set(e, -EINVAL, "%s: the driver counts %d parameter markers, not the %zu named", what,
+                            (int) params, p->map[kind].n_params);
+        if (r >= 0 && columns > 0)
+                r = err_set(e, -EINVAL, "%s: returns rows; it must write (INSERT, UPDATE, MERGE, a call)", what);
+        if (r >= 0)
+                r = p->adapter->ops->check_statement(p, p->map[kind].sql, e);
+        if (r < 0 && !strstr(e->msg, what))
+                err_prefix(e, r, "%s", what);
+        if (h != SQL_NULL_HSTMT)
+                SQLFreeStmt(h, SQL_CLOSE);
+        if (r < 0) {
+                if (p->stmt[id] != SQL_NULL_HSTMT)
+                        SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+                pas_map_sql_free(&p->map[kind]);
+        }
+        return r;
+}
+
+int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+                            const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
+        struct referral_values v = referral_values(ref, entry);
+        struct param *ps;
+        char now[32];
+        int r;
+
+        if (!m->sql)
+                return 0;
+        r = check_ubrn(ref->ubrn, "referral", e);
+        if (r >= 0)
+                r = need_tx(p, "referral mapping", e);
+        if (r >= 0 && strcmp(p->put_ubrn, ref->ubrn) != 0)
+                r = err_set(e, -EINVAL, "referral mapping: not the referral pas_put_referral() last wrote");
+        if (r < 0)
+                return r;
+        if (!p->put_new_version)
+                return 0; /* this version is in the PAS's tables already */
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        now_utc_iso(now);
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;
+                case MAP_REFERRAL_VERSION: ps[i] = P_INT(ref->version); break;
+                case MAP_REFERRAL_NHS_NUMBER: ps[i] = P_TEXT(v.nhs_number); break;
+                case MAP_REFERRAL_NHS_NUMBER_VALID:
+                        ps[i] = P_INT(v.nhs_number && nhs_number_valid(v.nhs_number) ? 1 : 0);
+                        break;
+                case MAP_REFERRAL_PRIORITY: ps[i] = P_TEXT(v.priority); break;
+                case MAP_REFERRAL_STATE: ps[i] = P_TEXT(ref->state); break;
+                case MAP_REFERRAL_STATE_REASON: ps[i] = P_TEXT(ref->state_reason); break;
+                case MAP_REFERRAL_STATE_COMMENT: ps[i] = P_TEXT(ref->state_comment); break;
+                case MAP_REFERRAL_SPECIALTY: ps[i] = P_TEXT(v.specialty); break;
+                case MAP_REFERRAL_SPECIALTY_DISPLAY: ps[i] = P_TEXT(ref->specialty_display); break;
+                case MAP_REFERRAL_SERVICE_ID: ps[i] = P_TEXT(v.service_id); break;
+                case MAP_REFERRAL_SERVICE_NAME: ps[i] = P_TEXT(v.service_name); break;
+                case MAP_REFERRAL_REFERRAL_TYPE: ps[i] = P_TEXT(v.referral_type); break;
+                case MAP_REFERRAL_PATHWAY_START: ps[i] = P_TEXT(ref->pathway_start); break;
+                case MAP_REFERRAL_CLINICAL_INFO_FIRST_SUBMITTED:
+                        ps[i] = P_TEXT(ref->clinical_info_first_submitted);
+                        break;
+                case MAP_REFERRAL_APPOINTMENT_START: ps[i] = P_TEXT(ref->appointment_start); break;
+                case MAP_REFERRAL_APPOINTMENT_END: ps[i] = P_TEXT(ref->appointment_end); break;
+                case MAP_REFERRAL_COMMISSIONING_ORG: ps[i] = P_TEXT(ref->commissioning_org); break;
+                case MAP_REFERRAL_REQUEST_ID: ps[i] = P_TEXT(ref->request_id); break;
+                case MAP_REFERRAL_STATUS: ps[i] = P_TEXT(ref->status); break;
+                case MAP_REFERRAL_INTENT: ps[i] = P_TEXT(ref->intent); break;
+                case MAP_REFERRAL_WORKLIST: ps[i] = P_TEXT(worklist); break;
+                case MAP_REFERRAL_SYNCED_AT: ps[i] = P_TEXT(now); break;
+                case MAP_REFERRAL_PAS_PATIENT_ID:
+                        ps[i] = P_TEXT(match && match->status == PATIENT_MATCHED ? match->pas_patient_id : NULL);
+                        break;
+                case MAP_REFERRAL_PATIENT_MATCH:
+                        ps[i] = P_TEXT(patient_match_name(match ? match->status : PATIENT_NOT_CONFIGURED));
+                        break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a referral field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_REFERRAL, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+        return 0;
+}
+
+/* The document mapping, for a row pas_put_document() has just written. */
+static int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                        const char *sha, int spool_fd, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_DOCUMENT];
+        struct param *ps;
+        int r;
+
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_DOCUMENT_UBRN: ps[i] = P_TEXT(d->ubrn); break;
+                case MAP_DOCUMENT_SOURCE_UBRN: ps[i] = P_TEXT(d->source_ubrn); break;
+                case MAP_DOCUMENT_DOCUMENT_ID: ps[i] = P_TEXT(document_id); break;
+                case MAP_DOCUMENT_KIND: ps[i] = P_TEXT(d->kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"); break;
+                case MAP_DOCUMENT_ATTACHMENT_ID: ps[i] = P_TEXT(d->attachment_id); break;
+                case MAP_DOCUMENT_REVISION: ps[i] = P_INT(revision); break;
+                case MAP_DOCUMENT_SOURCE_VERSION: ps[i] = P_INT(d->source_version); break;
+                case MAP_DOCUMENT_TITLE: ps[i] = P_TEXT(d->title); break;
+                case MAP_DOCUMENT_CONTENT_TYPE: ps[i] = P_TEXT(d->content_type); break;
+                case MAP_DOCUMENT_DECLARED_SIZE:
+                        ps[i] = P_INT_OR_NULL(d->declared_size, d->declared_size < 0);
+                        break;
+                case MAP_DOCUMENT_AVAILABILITY: ps[i] = P_TEXT(d->availability); break;
+                case MAP_DOCUMENT_ATTACHED_BY_USER: ps[i] = P_TEXT(d->attached_by_user); break;
+                case MAP_DOCUMENT_ATTACHED_BY_ORG: ps[i] = P_TEXT(d->attached_by_org); break;
+                case MAP_DOCUMENT_CREATED: ps[i] = P_TEXT(d->created); break;
+                case MAP_DOCUMENT_FETCH_STATUS: ps[i] = P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"); break;
+                case MAP_DOCUMENT_NOT_FETCHED_REASON: ps[i] = P_TEXT(d->fetched ? NULL : d->not_fetched_reason); break;
+                case MAP_DOCUMENT_SIZE_BYTES: ps[i] = P_INT_OR_NULL(d->size, !d->fetched); break;
+                case MAP_DOCUMENT_SHA256: ps[i] = P_TEXT(d->fetched ? sha : NULL); break;
+                case MAP_DOCUMENT_CONTENT: ps[i] = P_STREAM(spool_fd, d->fetched ? d->size : 0, !d->fetched); break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a document field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_DOCUMENT, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        return r;
 }

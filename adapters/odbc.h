@@ -47,6 +47,11 @@ const char *odbc_connstr_find(const char *connection, const char *key, char *ret
  */
 int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n);
 
+/* Prepares `sql` on p's connection and describes it (SQLNumResultCols:
+ * drivers that defer the prepare send it then), without running it; the
+ * statement may hold '?' markers.  0, or the database's error in e. */
+int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct errbuf *e);
+
 /* Runs one constant SQL query (no parameters) on p's connection, in whatever
  * transaction state it is in, and reads the first column of its first row as
  * an integer into *ret (untouched on failure).  No row, or SQL NULL, is

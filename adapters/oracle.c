@@ -189,6 +189,7 @@ static const struct adapter_ops oracle_ops = {
         .connect_options = oracle_connect_options,
         .session = oracle_session,
         .classify = oracle_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = oracle_lock_writer,
         .unlock_writer = adapter_unlock_writer_default,
 };

@@ -106,6 +106,7 @@ static const struct adapter_ops postgresql_ops = {
         .connect_options = postgresql_connect_options,
         .session = adapter_session_default,
         .classify = postgresql_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = postgresql_lock_writer,
         .unlock_writer = adapter_unlock_writer_default,
 };

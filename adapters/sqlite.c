@@ -20,12 +20,16 @@
  *    block the daemon's commit, nor it them) and foreign keys enforced.  An
  *    operator's "Timeout=" or "JournalMode=" in the connection string wins
  *    (e.g. JournalMode=DELETE on a file system without shared memory).
+ *  - Checking a statement of the operator's (a mapping): the driver prepares
+ *    anything but a SELECT only when it runs it, so --check-config has SQLite
+ *    compile "EXPLAIN <statement>" instead.
  *  - Errors: the driver reports every SQLite error as SQLSTATE HY000 with the
  *    SQLite result code as the native error (and at the end of the text, e.g.
  *    "database is locked (5)"); SQLITE_BUSY and SQLITE_LOCKED are transient.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapter.h"
@@ -92,6 +96,19 @@ static int sqlite_classify(const char *sqlstate, long native, const char *messag
         return 0;
 }
 
+/* The driver prepares a statement that is not a SELECT only when it runs it:
+ * EXPLAIN has SQLite compile it (tables, columns, syntax) without running it. */
+static int sqlite_check_statement(struct pas *p, const char *sql, struct errbuf *e) {
+        char *explain = NULL;
+        int r;
+
+        if (asprintf(&explain, "EXPLAIN %s", sql) < 0)
+                return err_set(e, -ENOMEM, "out of memory");
+        r = odbc_prepare_only(p, "check the statement", explain, e);
+        free(explain);
+        return r;
+}
+
 static const struct adapter_ops sqlite_ops = {
         .schema = sqlite_schema,
         .upgrade = sqlite_upgrade,
@@ -100,6 +117,7 @@ static const struct adapter_ops sqlite_ops = {
         .connect_options = sqlite_connect_options,
         .session = sqlite_session,
         .classify = sqlite_classify,
+        .check_statement = sqlite_check_statement,
         .lock_writer = adapter_lock_writer_default,
         .unlock_writer = adapter_unlock_writer_default,
 };

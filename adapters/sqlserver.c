@@ -202,6 +202,7 @@ static const struct adapter_ops sqlserver_ops = {
         .connect_options = sqlserver_connect_options,
         .session = sqlserver_session,
         .classify = sqlserver_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = sqlserver_lock_writer,
         .unlock_writer = adapter_unlock_writer_default,
 };

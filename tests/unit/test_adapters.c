@@ -342,7 +342,7 @@ static void test_adapter_table(void **state) {
                 assert_ptr_equal(adapter_by_name(a->name), a);
                 /* every slot filled: the core never tests for NULL */
                 assert_true(o->schema && o->upgrade && o->environment && o->probe_options && o->connect_options &&
-                            o->session && o->classify && o->lock_writer && o->unlock_writer);
+                            o->session && o->classify && o->check_statement && o->lock_writer && o->unlock_writer);
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", v ? ", " : "", a->name);
         }
         assert_string_equal(adapter_names, names);

@@ -51,6 +51,14 @@
 
 #define MAX_LINES 16
 
+/* A referral mapping naming every field but :pathway_start and :state_comment. */
+#define MAP_MOST                                                                                                   \
+        "INSERT INTO inbound VALUES (:ubrn, :version, :nhs_number, :nhs_number_valid, :priority, :state, "         \
+        ":state_reason, :specialty, :specialty_display, :service_id, :service_name, :referral_type, "              \
+        ":clinical_info_first_submitted, :appointment_start, :appointment_end, :commissioning_org, :request_id, "  \
+        ":status, :intent, :worklist, :synced_at, :pas_patient_id, :patient_match)"
+#define MAP_DB(lines) "database: {\n  connection = \"DSN=pas\";\n  mapping: {\n" lines "  };\n};\n"
+
 static char dir[PATH_MAX];       /* the temporary directory, absolute, resolved */
 static char conf_path[PATH_MAX + 16]; /* dir/ersd.conf */
 
@@ -325,6 +333,27 @@ static void test_adapters_accepted(void **state) {
                 n++;
         }
         assert_int_equal(n, 5); /* sqlite, postgresql, mariadb, sqlserver, oracle */
+}
+
+/* A mapping that names every field, or lists it as unmapped: kept as written, with its file:line. */
+static void test_mapping_accepted(void **state) {
+        char want[sizeof conf_path + 16];
+        struct config c;
+
+        (void) state;
+        assert_int_equal(load_text(ERS_NONE WL MAP_DB("    referral = \"" MAP_MOST "\";\n"
+                                                      "    unmapped = [ \"state_comment\", \"pathway_start\" ];\n"),
+                                   &c),
+                         0);
+        assert_int_equal(reports.n, 0);
+        assert_string_equal(c.map_referral, MAP_MOST);
+        snprintf(want, sizeof want, "%s:6", conf_path);
+        assert_string_equal(c.map_referral_at, want);
+        assert_null(c.map_document);
+        assert_string_equal(c.map_unmapped[0], "state_comment");
+        assert_string_equal(c.map_unmapped[1], "pathway_start");
+        assert_null(c.map_unmapped[2]);
+        config_free(&c);
 }
 
 struct url_case {
@@ -636,6 +665,20 @@ static const struct bad_case bad_cases[] = {
           { ":4: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
         { "bad adapter", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"db2\";\n};\n", -EINVAL,
           { ":5: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle" } },
+        { "mapping: unknown parameter", ERS_NONE WL MAP_DB("    referral = \"INSERT INTO t VALUES (:ubrn, :nhs)\";\n"),
+          -EINVAL, { ":6: database.mapping.referral: unknown parameter :nhs at character 30: not a referral field" } },
+        { "mapping: a field left unmapped",
+          ERS_NONE WL MAP_DB("    referral = \"" MAP_MOST "\";\n    unmapped = [ \"state_comment\" ];\n"), -EINVAL,
+          { ":6: database.mapping.referral: fields left unmapped: :pathway_start (map each, or list it in "
+            "database.mapping.unmapped)" } },
+        { "mapping: unmapped names", ERS_NONE WL MAP_DB("    unmapped = [ \"colour\", \"ubrn\" ];\n"), -EINVAL,
+          { ":6: database.mapping.unmapped[0]: \"colour\" is not a referral or document field",
+            ":6: database.mapping.unmapped[1]: ubrn cannot be left unmapped" } },
+        { "mapping: no :ubrn", ERS_NONE WL MAP_DB("    document = \"INSERT INTO d VALUES (:document_id)\";\n"),
+          -EINVAL, { ":6: database.mapping.document: must use :ubrn (how the PAS tells referrals apart)" } },
+        { "mapping: a '?'", ERS_NONE WL MAP_DB("    referral = \"INSERT INTO t VALUES (:ubrn, ?)\";\n"), -EINVAL,
+          { ":6: database.mapping.referral: a '?' at character 30: name each parameter instead (:ubrn, "
+            ":priority, …)" } },
         { "lease too long", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  lease_seconds = 3601;\n};\n",
           -EINVAL, { ":5: database.lease_seconds: 3601 is out of range 0..3600" } },
         { "patient lookup without a marker",
@@ -942,6 +985,7 @@ int main(void) {
                 cmocka_unit_test(test_good_config_every_field),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_adapters_accepted),
+                cmocka_unit_test(test_mapping_accepted),
                 cmocka_unit_test(test_base_urls_accepted),
                 cmocka_unit_test(test_relative_paths),
                 cmocka_unit_test(test_shipped_conf),
