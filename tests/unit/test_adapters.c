@@ -2,7 +2,7 @@
 /*
  * The adapters (adapters/<vendor>.c) without a database: what each one
  * generates and decides, for every vendor, including SQL Server and Oracle,
- * which have no server here.  The DDL goes through a tokeniser that knows
+ * for which the test suite can start no server.  The DDL goes through a tokeniser that knows
  * the vendors' quoting (strings with doubled quotes, Oracle's q'[…]',
  * "--" comments) and checks the rules of adapter.h and each dialect;
  * classification and connection strings are table-driven.  SQLite,
