@@ -1339,6 +1339,7 @@ int pas_begin(struct pas *p, struct errbuf *e) {
 
         if (p->in_tx)
                 return err_set(e, -EINVAL, "begin: a transaction is already open");
+        p->put_ubrn[0] = '\0'; /* pas_put_mapped_referral() pairs with a pas_put_referral() of this transaction */
         rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
         if (!SQL_SUCCEEDED(rc))
                 return diag_dbc(p, false, "begin", e);

@@ -50,9 +50,9 @@
 #include "schema.h"
 
 /* The dialect (schema.h). */
-#define ORACLE_TYPE(t) ORACLE_TYPE_##t
-#define ORACLE_TYPE_BIGINT "NUMBER(19)"
-#define ORACLE_TYPE_TEXT "NCLOB"
+#define ORACLE_TYPE(t, n) ORACLE_TYPE_##t(n)
+#define ORACLE_TYPE_BIGINT(n) "NUMBER(19)"
+#define ORACLE_TYPE_TEXT(n) "NCLOB"
 #define ORACLE_TYPE_VARCHAR(n) "NVARCHAR2(" #n ")"
 /* Ends a block started with "BEGIN EXECUTE IMMEDIATE q'[", ignoring the errors `codes`. */
 #define ORACLE_IGNORING(codes) "]';\nEXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (" codes ") THEN RAISE; END IF;\nEND;"

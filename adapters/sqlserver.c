@@ -50,9 +50,9 @@
 #include "schema.h"
 
 /* The dialect (schema.h). */
-#define SQLSERVER_TYPE(t) SQLSERVER_TYPE_##t
-#define SQLSERVER_TYPE_BIGINT "BIGINT"
-#define SQLSERVER_TYPE_TEXT "NVARCHAR(MAX)"
+#define SQLSERVER_TYPE(t, n) SQLSERVER_TYPE_##t(n)
+#define SQLSERVER_TYPE_BIGINT(n) "BIGINT"
+#define SQLSERVER_TYPE_TEXT(n) "NVARCHAR(MAX)"
 #define SQLSERVER_TYPE_VARCHAR(n) "NVARCHAR(" #n ")"
 #define SQLSERVER_CREATE_TABLE(name, definition)                                                              \
         "IF OBJECT_ID(N'" name "', N'U') IS NULL\nCREATE TABLE " name " " definition
