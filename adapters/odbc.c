@@ -647,8 +647,9 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
                 case SQL_C_CHAR: {
                         size_t len = q->ptr ? strlen(q->ptr) : 0;
                         bool national = p->adapter && p->adapter->national_text && !ascii_only(q->ptr);
-                        SQLSMALLINT type = len > TEXT_LONG_MIN ? (national ? SQL_WLONGVARCHAR : SQL_LONGVARCHAR)
-                                                               : (national ? SQL_WVARCHAR : SQL_VARCHAR);
+                        SQLSMALLINT type = (SQLSMALLINT) (len > TEXT_LONG_MIN
+                                                                  ? (national ? SQL_WLONGVARCHAR : SQL_LONGVARCHAR)
+                                                                  : (national ? SQL_WVARCHAR : SQL_VARCHAR));
                         q->ind = q->ptr ? (SQLLEN) len : SQL_NULL_DATA;
                         rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR, type, len ? len : 1, 0,
                                               (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);

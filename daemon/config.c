@@ -595,30 +595,31 @@ static int parse_mapping(struct loader *l, const struct key *k, const struct val
 /* database.mapping.unmapped = [ "state_comment", … ]: field names. */
 static int parse_unmapped(struct loader *l, const struct key *k, const struct value *v, void *field) {
         const config_setting_t *list = v->setting;
-        unsigned n = (unsigned) config_setting_length(list), before = l->n_problems;
+        int n = config_setting_length(list);
+        unsigned before = l->n_problems;
         char **names;
 
         (void) k;
         (void) field;
-        names = calloc(n + 1, sizeof *names);
+        names = calloc((size_t) (n > 0 ? n : 0) + 1, sizeof *names);
         if (!names)
                 return oom(l);
         l->c->map_unmapped = names; /* from here config_free() owns it */
-        for (unsigned i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) {
                 const char *name = config_setting_get_string_elem(list, i);
                 enum pas_map_field f;
 
                 if (!name) {
-                        problem_v(l, v, "%s[%u]: expected a field name (a string)", v->key, i);
+                        problem_v(l, v, "%s[%d]: expected a field name (a string)", v->key, i);
                         continue;
                 }
                 if (pas_map_field_by_name(PAS_MAP_REFERRAL, name, strlen(name), &f) < 0 &&
                     pas_map_field_by_name(PAS_MAP_DOCUMENT, name, strlen(name), &f) < 0) {
-                        problem_v(l, v, "%s[%u]: \"%.64s\" is not a referral or document field", v->key, i, name);
+                        problem_v(l, v, "%s[%d]: \"%.64s\" is not a referral or document field", v->key, i, name);
                         continue;
                 }
                 if (strcmp(name, "ubrn") == 0) {
-                        problem_v(l, v, "%s[%u]: ubrn cannot be left unmapped", v->key, i);
+                        problem_v(l, v, "%s[%d]: ubrn cannot be left unmapped", v->key, i);
                         continue;
                 }
                 names[i] = strdup(name);
