@@ -59,8 +59,13 @@ struct pas;
  * without a trailing ';'.  Each statement must be idempotent in the vendor's
  * dialect (CREATE TABLE IF NOT EXISTS, or a guarded block), must not contain
  * a '?' (drivers may take it for a parameter marker anywhere) nor end a line
- * with ';' (that ends a statement in the .sql file; a block that needs ';'
- * inside keeps it mid-line), and may carry "--" comments for DBAs.
+ * with ';' (that ends a statement in the .sql file; a statement that needs
+ * ';' inside keeps it mid-line), and may carry "--" comments for DBAs.  The
+ * one exception is a PL/SQL block (Oracle): it starts with "BEGIN" or
+ * "DECLARE", ends with "END;" and may end lines with ';', as PL/SQL does;
+ * in the .sql file it is followed by a line holding only "/" (as SQL*Plus
+ * wants) instead of a ';'.  A line holding only "GO" (sqlcmd's batch
+ * separator, SQL Server) may follow any statement in the .sql file.
  * pas_init_schema() runs them in order inside one transaction, then writes
  * the schema version row.  adapters/sql/<vendor>.sql holds the same
  * statements, each followed by ";" at the end of a line, with commentary
@@ -82,9 +87,11 @@ typedef const struct schema_step *adapter_upgrade_fn(long long from);
 /*
  * Driver attributes for the connection string: copies `connection` into ret
  * (n bytes), adding "Key=value" attributes this vendor's driver needs and the
- * operator did not set (odbc_connstr_has()).  Pure function.  Returns 0, or
- * -ENAMETOOLONG when ret is too small.  Never puts `connection` (it may hold
- * a password) into an error line.
+ * operator did not set (odbc_connstr_has()).  Pure function.  Returns 0,
+ * -ENAMETOOLONG when ret is too small, or -EPERM when the operator's string
+ * turns TLS certificate verification off (pas_open() refuses it: TLS is
+ * always verified).  Never puts `connection` (it may hold a password) into
+ * an error line.
  */
 typedef int adapter_connect_options_fn(const char *connection, char *ret, size_t n);
 
@@ -96,6 +103,18 @@ typedef int adapter_connect_options_fn(const char *connection, char *ret, size_t
  * For what must never happen even once, e.g. a driver log of the login.
  */
 typedef adapter_connect_options_fn adapter_probe_options_fn;
+
+/*
+ * Environment variables the vendor's client library reads when it connects
+ * (Oracle's NLS_LANG: the character set of the text we bind), set in the
+ * process environment before the first connection; for adapter "auto", every
+ * known adapter's before the probing connection, so each must be harmless
+ * to the other vendors' drivers.  A variable the operator set wins unless
+ * it cannot work: then -EINVAL with one line in `e` naming the variable (its
+ * value is not a secret).  Not thread-safe (setenv): pas_open() runs before
+ * any thread.
+ */
+typedef int adapter_environment_fn(struct errbuf *e);
 
 /*
  * Session settings, applied once right after the connection is made and the
@@ -119,6 +138,16 @@ typedef int adapter_session_fn(struct pas *p, const char *connection, struct err
  * SQLEndTran(SQL_COMMIT).  Pure function: must not touch the connection.
  */
 typedef int adapter_classify_fn(const char *sqlstate, long native, const char *message, bool in_commit);
+
+/*
+ * Has the DBMS judge a statement of the operator's that writes (a mapping,
+ * ersd --check-config), without running it, beyond the prepare and describe
+ * odbc.c does for every vendor: for a driver that prepares a write only when
+ * it runs it (the SQLite driver: EXPLAIN it instead).  `sql` holds '?'
+ * markers; nothing is bound or executed.  Returns 0, or the database's error
+ * (SQLSTATE) with one line in `e`.
+ */
+typedef int adapter_check_statement_fn(struct pas *p, const char *sql, struct errbuf *e);
 
 /*
  * Takes the single-writer lock for the transaction pas_begin() just opened
@@ -145,10 +174,12 @@ typedef void adapter_unlock_writer_fn(struct pas *p);
 struct adapter_ops {
         adapter_schema_fn *schema;                   /* required: there is no default schema */
         adapter_upgrade_fn *upgrade;                 /* required: from version 1 at least */
+        adapter_environment_fn *environment;         /* default: nothing to set */
         adapter_probe_options_fn *probe_options;     /* default: the string as configured */
         adapter_connect_options_fn *connect_options; /* default: the string as configured */
         adapter_session_fn *session;                 /* default: nothing to set */
         adapter_classify_fn *classify;               /* default: no opinion (generic mapping) */
+        adapter_check_statement_fn *check_statement; /* default: the prepare and describe are enough */
         adapter_lock_writer_fn *lock_writer;         /* default: no lock (one daemon per schema) */
         adapter_unlock_writer_fn *unlock_writer;     /* default: nothing (the transaction's end frees it) */
 };
@@ -157,13 +188,18 @@ struct adapter {
         const char *name;      /* the configuration's `adapter` value: "sqlite", … */
         const char *dbms_name; /* case-insensitive prefix of SQLGetInfo(SQL_DBMS_NAME) for "auto";
                                   alternatives separated by '|': "MariaDB|MySQL" */
+        bool national_text;    /* bind text that is not pure ASCII as SQL_WVARCHAR (national text), not
+                                  SQL_VARCHAR: for NVARCHAR columns, where a VARCHAR value would pass
+                                  through a code page (SQL Server, Oracle); the driver converts our UTF-8 */
         const struct adapter_ops *ops;
 };
 
 /* The defaults for unused slots (defined in odbc.c). */
+adapter_environment_fn adapter_environment_default;
 adapter_connect_options_fn adapter_connect_options_default;
 adapter_session_fn adapter_session_default;
 adapter_classify_fn adapter_classify_default;
+adapter_check_statement_fn adapter_check_statement_default;
 adapter_lock_writer_fn adapter_lock_writer_default;
 adapter_unlock_writer_fn adapter_unlock_writer_default;
 
@@ -171,8 +207,10 @@ adapter_unlock_writer_fn adapter_unlock_writer_default;
 extern const struct adapter adapter_sqlite;
 extern const struct adapter adapter_postgresql;
 extern const struct adapter adapter_mariadb;
+extern const struct adapter adapter_sqlserver;
+extern const struct adapter adapter_oracle;
 
-/* "sqlite, postgresql, mariadb": for error lines. */
+/* "sqlite, postgresql, mariadb, sqlserver, oracle": for error lines. */
 extern const char adapter_names[];
 
 /* Looks an adapter up by name (exact, lower case); NULL when unknown. */

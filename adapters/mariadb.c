@@ -46,7 +46,8 @@
 #define CR_SERVER_LOST 2013
 
 /* The staging schema; keep identical to adapters/sql/mariadb.sql (tests/unit/test_pas.c compares them). */
-static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL("LONGBLOB", MARIADB_TABLE_OPTIONS, "CREATE OR REPLACE VIEW");
+static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "LONGBLOB", MARIADB_TABLE_OPTIONS, SCHEMA_CREATE_TABLE,
+                                                                   SCHEMA_CREATE_INDEX, "CREATE OR REPLACE VIEW");
 
 static const char *const *mariadb_schema(void) {
         return mariadb_ddl;
@@ -54,8 +55,8 @@ static const char *const *mariadb_schema(void) {
 
 /* From version 1 or 2 (schema.h). */
 static const struct schema_step mariadb_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
-static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
+static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
 
 static const struct schema_step *mariadb_upgrade(long long from) {
         return from == 1 ? mariadb_upgrade_v1 : from == 2 ? mariadb_upgrade_v2 : NULL;
@@ -115,10 +116,12 @@ static void mariadb_unlock_writer(struct pas *p) {
 static const struct adapter_ops mariadb_ops = {
         .schema = mariadb_schema,
         .upgrade = mariadb_upgrade,
+        .environment = adapter_environment_default,
         .probe_options = adapter_connect_options_default,
         .connect_options = mariadb_connect_options,
         .session = mariadb_session,
         .classify = mariadb_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = mariadb_lock_writer,
         .unlock_writer = mariadb_unlock_writer,
 };

@@ -45,9 +45,11 @@ static const struct adapter *const adapters[] = {
         &adapter_sqlite,
         &adapter_postgresql,
         &adapter_mariadb,
+        &adapter_sqlserver,
+        &adapter_oracle,
 };
 
-const char adapter_names[] = "sqlite, postgresql, mariadb";
+const char adapter_names[] = "sqlite, postgresql, mariadb, sqlserver, oracle";
 
 const struct adapter *adapter_by_name(const char *name) {
         if (!name)
@@ -73,6 +75,11 @@ const struct adapter *adapter_by_dbms(const char *dbms_name) {
         return NULL;
 }
 
+int adapter_environment_default(struct errbuf *e) {
+        (void) e;
+        return 0;
+}
+
 int adapter_connect_options_default(const char *connection, char *ret, size_t n) {
         size_t len = strlen(connection);
 
@@ -89,6 +96,11 @@ int adapter_session_default(struct pas *p, const char *connection, struct errbuf
 
 int adapter_classify_default(const char *sqlstate, long native, const char *message, bool in_commit) {
         (void) sqlstate, (void) native, (void) message, (void) in_commit;
+        return 0;
+}
+
+int adapter_check_statement_default(struct pas *p, const char *sql, struct errbuf *e) {
+        (void) p, (void) sql, (void) e;
         return 0;
 }
 
@@ -110,6 +122,7 @@ enum stmt_id {
         ST_LEDGER_INSERT,
         ST_REFERRAL_UPDATE,
         ST_REFERRAL_INSERT,
+        ST_REFERRAL_VERSION,
         ST_RELATED_DELETE,
         ST_RELATED_INSERT,
         ST_DOCUMENT_GET,
@@ -163,6 +176,8 @@ enum stmt_id {
         ST_WAITING_RETRY,
         ST_ORIGIN_RETRY,
         ST_ORIGIN_REFERRAL,
+        ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
+        ST_MAP_DOCUMENT,
         ST_MAX_
 };
 
@@ -201,6 +216,7 @@ static const struct statement {
                                  "worklist, last_synced_at, ubrn, first_synced_at) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                                  "?, ?, ?, ?)" },
+        [ST_REFERRAL_VERSION] = { "read ers_referral version", "SELECT version FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_DELETE] = { "delete ers_referral_related",
                                 "DELETE FROM ers_referral_related WHERE ubrn = ?" },
         [ST_RELATED_INSERT] = { "insert ers_referral_related",
@@ -233,6 +249,8 @@ static const struct statement {
                                 "INSERT INTO ers_schema_version (version) VALUES (?)" },
         [ST_VERSION_UPDATE] = { "update ers_schema_version", "UPDATE ers_schema_version SET version = ?" },
         [ST_PATIENT_LOOKUP] = { "patient lookup", NULL },
+        [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
+        [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },
         [ST_PATIENT_UPDATE] = { "update ers_referral patient match",
                                 "UPDATE ers_referral SET pas_patient_id = ?, patient_match = ?, "
                                 "patient_checked_at = ? WHERE ubrn = ?" },
@@ -428,6 +446,9 @@ struct pas {
         SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
         unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
         char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
+        struct pas_map_sql map[PAS_MAP_KINDS_]; /* the mapping statements (ST_MAP_*), sql NULL when none */
+        char put_ubrn[UBRN_LEN + 1];   /* with a referral mapping: the referral pas_put_referral() last wrote, */
+        bool put_new_version;          /* and whether that was a version the staging row did not have yet */
         char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
         char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
         char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
@@ -585,9 +606,11 @@ static int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errb
 struct param {
         SQLSMALLINT ctype;    /* SQL_C_CHAR, SQL_C_SBIGINT or SQL_C_BINARY */
         const void *ptr;      /* text (NUL-terminated) or bytes; NULL text is SQL NULL */
-        SQLLEN len;           /* bytes of a blob */
+        SQLLEN len;           /* bytes of a blob, or of the stream */
         SQLBIGINT i;          /* an integer's value */
-        bool null;            /* an integer that is SQL NULL */
+        bool null;            /* an integer, or a stream, that is SQL NULL */
+        int fd;               /* a stream: `len` bytes read from this file at offset 0, sent with SQLPutData */
+        bool stream;
         SQLLEN ind;           /* length / indicator, filled in when binding */
 };
 
@@ -595,6 +618,15 @@ struct param {
 #define P_INT(v) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v) })
 #define P_INT_OR_NULL(v, isnull) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v), .null = (isnull) })
 #define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
+#define P_STREAM(f, n, isnull)                                                                                    \
+        ((struct param){ .ctype = SQL_C_BINARY, .fd = (f), .len = (SQLLEN) (n), .stream = true, .null = (isnull) })
+
+static bool ascii_only(const char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char) *s >= 0x80)
+                        return false;
+        return true;
+}
 
 static void stmt_drop_all(struct pas *p) {
         for (size_t i = 0; i < ST_MAX_; i++)
@@ -612,7 +644,10 @@ static int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf
         SQLRETURN rc;
         int r;
 
-        const char *sql = id == ST_PATIENT_LOOKUP ? p->lookup_sql : statements[id].sql;
+        const char *sql = id == ST_PATIENT_LOOKUP   ? p->lookup_sql
+                          : id == ST_MAP_REFERRAL ? p->map[PAS_MAP_REFERRAL].sql
+                          : id == ST_MAP_DOCUMENT ? p->map[PAS_MAP_DOCUMENT].sql
+                                                  : statements[id].sql;
 
         if (p->stmt[id] != SQL_NULL_HSTMT) {
                 *ret = p->stmt[id];
@@ -644,10 +679,13 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
                 switch (q->ctype) {
                 case SQL_C_CHAR: {
                         size_t len = q->ptr ? strlen(q->ptr) : 0;
+                        bool national = p->adapter && p->adapter->national_text && !ascii_only(q->ptr);
+                        SQLSMALLINT type = (SQLSMALLINT) (len > TEXT_LONG_MIN
+                                                                  ? (national ? SQL_WLONGVARCHAR : SQL_LONGVARCHAR)
+                                                                  : (national ? SQL_WVARCHAR : SQL_VARCHAR));
                         q->ind = q->ptr ? (SQLLEN) len : SQL_NULL_DATA;
-                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR,
-                                              len > TEXT_LONG_MIN ? SQL_LONGVARCHAR : SQL_VARCHAR,
-                                              len ? len : 1, 0, (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);
+                        rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_CHAR, type, len ? len : 1, 0,
+                                              (SQLPOINTER) q->ptr, (SQLLEN) len, &q->ind);
                         break;
                 }
                 case SQL_C_SBIGINT:
@@ -656,6 +694,13 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
                                               0, &q->ind);
                         break;
                 case SQL_C_BINARY:
+                        if (q->stream) {
+                                /* sent by put_streams(); the parameter itself is the token */
+                                q->ind = q->null ? SQL_NULL_DATA : (SQLLEN) SQL_LEN_DATA_AT_EXEC(q->len);
+                                rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_BINARY, SQL_LONGVARBINARY,
+                                                      q->len ? (SQLULEN) q->len : 1, 0, (SQLPOINTER) q, 0, &q->ind);
+                                break;
+                        }
                         q->ind = q->len;
                         rc = SQLBindParameter(h, no, SQL_PARAM_INPUT, SQL_C_BINARY, SQL_LONGVARBINARY,
                                               q->len ? (SQLULEN) q->len : 1, 0, (SQLPOINTER) q->ptr, q->len,
@@ -673,6 +718,51 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
 static void stmt_close(SQLHSTMT h) {
         SQLFreeStmt(h, SQL_CLOSE);
         SQLFreeStmt(h, SQL_RESET_PARAMS);
+}
+
+/*
+ * Sends the stream parameters (P_STREAM) of a statement whose SQLExecute
+ * answered SQL_NEED_DATA: each file in pieces of at most PAS_PART_MAX bytes
+ * through one buffer, so that ersd holds one piece whatever the size (what
+ * the driver holds is the driver's: docs/configuration.md).  *ret_rc gets
+ * the statement's final return code.
+ */
+static int put_streams(struct pas *p, SQLHSTMT h, const char *what, SQLRETURN *ret_rc, struct errbuf *e) {
+        SQLPOINTER token = NULL;
+        SQLRETURN rc;
+
+        if (!p->part) {
+                p->part = malloc(PAS_PART_MAX);
+                if (!p->part) {
+                        SQLCancel(h);
+                        return err_set(e, -ENOMEM, "out of memory for a document part");
+                }
+        }
+        while ((rc = SQLParamData(h, &token)) == SQL_NEED_DATA) {
+                const struct param *q = token;
+                int64_t off = 0;
+
+                if (q->len == 0 && !SQL_SUCCEEDED(SQLPutData(h, p->part, 0)))
+                        return diag_stmt(p, h, what, e);
+                while (off < (int64_t) q->len) {
+                        size_t want = (int64_t) q->len - off < PAS_PART_MAX ? (size_t) ((int64_t) q->len - off)
+                                                                           : PAS_PART_MAX;
+                        ssize_t n = pread(q->fd, p->part, want, (off_t) off);
+
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                int r = n < 0 ? -errno : -EBADMSG;
+                                SQLCancel(h);
+                                return err_set(e, r, "%s: spool file unreadable at byte %lld", what, (long long) off);
+                        }
+                        if (!SQL_SUCCEEDED(SQLPutData(h, p->part, (SQLLEN) n)))
+                                return diag_stmt(p, h, what, e);
+                        off += n;
+                }
+        }
+        *ret_rc = rc;
+        return 0;
 }
 
 /*
@@ -698,6 +788,11 @@ static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHS
                 goto fail;
         rc = SQLExecute(h);
         p->statements++;
+        if (rc == SQL_NEED_DATA) {
+                r = put_streams(p, h, what, &rc, e);
+                if (r < 0)
+                        goto fail;
+        }
         if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc)) {
                 r = diag_stmt(p, h, what, e);
                 goto fail;
@@ -716,6 +811,16 @@ static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHS
         return 0;
 fail:
         stmt_close(h);
+        for (size_t i = 0; i < n; i++)
+                if (ps[i].stream) {
+                        /* A failed execution may leave what was sent with SQLPutData
+                         * attached to the statement (MariaDB's driver then refuses
+                         * every later execution): prepare it afresh next time. */
+                        SQLCancel(h);
+                        SQLFreeHandle(SQL_HANDLE_STMT, h);
+                        p->stmt[id] = SQL_NULL_HSTMT;
+                        break;
+                }
         return r;
 }
 
@@ -778,6 +883,20 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
         return r;
 }
 
+int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLSMALLINT columns = 0;
+        int r = 0;
+
+        if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
+                return diag_dbc(p, false, what, e);
+        if (!SQL_SUCCEEDED(SQLPrepare(h, (SQLCHAR *) sql, SQL_NTS)) || !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        SQLFreeStmt(h, SQL_CLOSE);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        return r;
+}
+
 int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n) {
         size_t len = strlen(connection), alen = strlen(attributes);
 
@@ -821,26 +940,23 @@ int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *re
         return 0;
 }
 
-/* Where the value of attribute `key` starts in `connection` (after the '='
- * and any blanks), or NULL when the attribute is absent. */
-static const char *connstr_find(const char *connection, const char *key) {
+const char *odbc_connstr_find(const char *connection, const char *key, char *ret, size_t n) {
         size_t klen = strlen(key);
         const char *s = connection;
 
         if (!s)
                 return NULL;
         while (*s) {
+                const char *value = NULL;
+
                 while (*s == ';' || *s == ' ')
                         s++;
                 if (strncasecmp(s, key, klen) == 0) {
                         const char *t = s + klen;
                         while (*t == ' ')
                                 t++;
-                        if (*t == '=') {
-                                for (t++; *t == ' '; t++)
-                                        ;
-                                return t;
-                        }
+                        if (*t == '=')
+                                value = t + 1;
                 }
                 /* skip to the next attribute, honouring {braced; values} */
                 while (*s && *s != ';') {
@@ -852,12 +968,32 @@ static const char *connstr_find(const char *connection, const char *key) {
                         }
                         s++;
                 }
+                if (value) {
+                        size_t len;
+
+                        while (*value == ' ')
+                                value++;
+                        len = (size_t) (s - value);
+                        while (len > 0 && value[len - 1] == ' ')
+                                len--;
+                        if (len >= 2 && value[0] == '{' && value[len - 1] == '}') {
+                                value++;
+                                len -= 2;
+                        }
+                        if (ret && n > 0) {
+                                if (len >= n)
+                                        len = n - 1;
+                                memcpy(ret, value, len);
+                                ret[len] = '\0';
+                        }
+                        return s;
+                }
         }
         return NULL;
 }
 
 bool odbc_connstr_has(const char *connection, const char *key) {
-        return connstr_find(connection, key) != NULL;
+        return odbc_connstr_find(connection, key, NULL, 0) != NULL;
 }
 
 /*
@@ -868,20 +1004,14 @@ bool odbc_connstr_has(const char *connection, const char *key) {
  * never the rest of the connection string.
  */
 static void explain_database_file(const char *connection, struct errbuf *e) {
-        const char *v = connstr_find(connection, "Database");
         char dir[512];
-        size_t len;
-        const char *slash;
+        char *slash;
 
-        if (!v || *v != '/')
+        if (!odbc_connstr_find(connection, "Database", dir, sizeof dir) || dir[0] != '/' ||
+            strlen(dir) >= sizeof dir - 1)
                 return;
-        len = strcspn(v, ";");
-        slash = memrchr(v, '/', len);
-        if (!slash || (size_t) (slash - v) >= sizeof dir)
-                return;
-        len = slash == v ? 1 : (size_t) (slash - v);
-        memcpy(dir, v, len);
-        dir[len] = '\0';
+        slash = strrchr(dir, '/');
+        slash[slash == dir ? 1 : 0] = '\0';
         if (access(dir, F_OK) != 0)
                 err_prefix(e, -ENOENT, "the directory of Database=, %s, does not exist", dir);
         else if (access(dir, W_OK | X_OK) != 0)
@@ -983,7 +1113,11 @@ static int connection_for(const struct adapter *a, const char *connection, char 
         r = a->ops->connect_options(connection, s, n);
         if (r < 0) {
                 free(s);
-                err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
+                if (r == -EPERM)
+                        err_set(e, r, "%s: the connection string turns TLS certificate verification off; ersd "
+                                      "always verifies it (docs/%s.md)", a->name, a->name);
+                else
+                        err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
                 return r;
         }
         *ret = s;
@@ -1050,6 +1184,20 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                 goto fail;
         }
 
+        /* The client libraries' environment, before any connection loads them:
+         * the adapter's, or, before the vendor is known, every adapter's (what
+         * one refuses is judged once the vendor is known, below). */
+        if (a)
+                r = a->ops->environment(e);
+        else {
+                for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
+                        struct errbuf ignored = { { 0 } };
+                        (void) adapters[i]->ops->environment(&ignored);
+                }
+                r = 0;
+        }
+        if (r < 0)
+                goto fail;
         if (a)
                 r = connection_for(a, connection, &amended, e);
         else
@@ -1072,6 +1220,9 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
                         goto fail;
                 }
                 p->adapter = a;
+                r = a->ops->environment(e);
+                if (r < 0)
+                        goto fail;
                 /* Now that the vendor is known: connect again if its driver needs other attributes. */
                 probe = amended;
                 amended = NULL;
@@ -1160,6 +1311,8 @@ void pas_close(struct pas *p) {
                 explicit_bzero(p->connection, strlen(p->connection));
                 free(p->connection);
         }
+        for (size_t k = 0; k < PAS_MAP_KINDS_; k++)
+                pas_map_sql_free(&p->map[k]);
         free(p);
 }
 
@@ -1220,6 +1373,7 @@ int pas_begin(struct pas *p, struct errbuf *e) {
 
         if (p->in_tx)
                 return err_set(e, -EINVAL, "begin: a transaction is already open");
+        p->put_ubrn[0] = '\0'; /* pas_put_mapped_referral() pairs with a pas_put_referral() of this transaction */
         rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
         if (!SQL_SUCCEEDED(rc))
                 return diag_dbc(p, false, "begin", e);
@@ -1288,6 +1442,9 @@ static void ddl_label(const char *sql, char *ret, size_t n) {
                 else
                         sql++;
         }
+        /* a guarded statement (IF OBJECT_ID(…) IS NULL, a PL/SQL block) is named by what it creates */
+        if (strncmp(sql, "CREATE", 6) != 0 && strstr(sql, "CREATE "))
+                sql = strstr(sql, "CREATE ");
         for (; *sql && *sql != '(' && *sql != '\n' && o + 1 < n; sql++)
                 ret[o++] = *sql;
         while (o > 0 && ret[o - 1] == ' ')
@@ -1527,9 +1684,58 @@ static const char *first_of(const char *a, const char *b) {
         return a ? a : b;
 }
 
+/* What a referral's row holds where A005 and the worklist entry both may say:
+ * the A005 value first, the entry's when A005 has none; the service as a
+ * pair, from one source.  Borrowed pointers. */
+struct referral_values {
+        const char *nhs_number, *priority, *specialty, *service_id, *service_name, *referral_type;
+};
+
+static struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry) {
+        struct referral_values v = {
+                .nhs_number = first_of(ref->nhs_number, entry ? entry->nhs_number : NULL),
+                .priority = first_of(ref->priority, entry ? entry->priority : NULL),
+                .specialty = first_of(ref->specialty, entry ? entry->specialty : NULL),
+                .service_id = ref->service_id,
+                .service_name = ref->service_name,
+                .referral_type = entry ? entry->referral_type : NULL,
+        };
+
+        if (!v.service_id && entry) {
+                v.service_id = entry->service_id;
+                v.service_name = entry->service_name;
+        }
+        return v;
+}
+
+/* The version of the referral's staging row; *ret_found false when there is none. */
+static int referral_version(struct pas *p, const char *ubrn, int64_t *ret, bool *ret_found, struct errbuf *e) {
+        const char *what = statements[ST_REFERRAL_VERSION].what;
+        struct param ps[] = { P_TEXT(ubrn) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        bool found = false;
+        int64_t v = 0;
+        int r;
+
+        r = run(p, ST_REFERRAL_VERSION, ps, 1, &h, NULL, e);
+        if (r < 0)
+                return r;
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                found = true;
+                r = get_int64(p, h, 1, what, &v, NULL, e);
+        }
+        stmt_close(h);
+        if (r < 0)
+                return r;
+        *ret_found = found;
+        *ret = v;
+        return 0;
+}
+
 int pas_put_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e) {
-        const char *nhs, *service_id, *service_name;
+        struct referral_values v = referral_values(ref, entry);
         char now[32];
         SQLLEN rows = 0;
         int r;
@@ -1542,29 +1748,19 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                 return err_prefix(e, r, "%s", ref->ubrn);
         now_utc_iso(now);
 
-        /* The A005 value first; the worklist entry's when A005 has none.
-         * The service comes as a pair, from one source. */
-        nhs = first_of(ref->nhs_number, entry ? entry->nhs_number : NULL);
-        service_id = ref->service_id;
-        service_name = ref->service_name;
-        if (!service_id && entry) {
-                service_id = entry->service_id;
-                service_name = entry->service_name;
-        }
-
         struct param ps[] = {
                 P_INT(ref->version),
-                P_TEXT(nhs),
-                P_INT(nhs && nhs_number_valid(nhs) ? 1 : 0),
-                P_TEXT(first_of(ref->priority, entry ? entry->priority : NULL)),
+                P_TEXT(v.nhs_number),
+                P_INT(v.nhs_number && nhs_number_valid(v.nhs_number) ? 1 : 0),
+                P_TEXT(v.priority),
                 P_TEXT(ref->state),
                 P_TEXT(ref->state_reason),
                 P_TEXT(ref->state_comment),
-                P_TEXT(first_of(ref->specialty, entry ? entry->specialty : NULL)),
+                P_TEXT(v.specialty),
                 P_TEXT(ref->specialty_display),
-                P_TEXT(service_id),
-                P_TEXT(service_name),
-                P_TEXT(entry ? entry->referral_type : NULL),
+                P_TEXT(v.service_id),
+                P_TEXT(v.service_name),
+                P_TEXT(v.referral_type),
                 P_TEXT(ref->pathway_start),
                 P_TEXT(ref->clinical_info_first_submitted),
                 P_TEXT(ref->appointment_start),
@@ -1578,6 +1774,18 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                 P_TEXT(ref->ubrn),
                 P_TEXT(now), /* first_synced_at: INSERT only */
         };
+        p->put_ubrn[0] = '\0';
+        if (p->map[PAS_MAP_REFERRAL].sql) {
+                /* the mapping runs once per version: a related referral refreshed at
+                 * the version it has is not written into the PAS's tables again */
+                int64_t stored = 0;
+                bool found = false;
+
+                r = referral_version(p, ref->ubrn, &stored, &found, e);
+                if (r < 0)
+                        return err_prefix(e, r, "%s", ref->ubrn);
+                p->put_new_version = !found || stored < ref->version;
+        }
         r = run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);
@@ -1603,6 +1811,8 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
         }
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
+        if (p->map[PAS_MAP_REFERRAL].sql)
+                snprintf(p->put_ubrn, sizeof p->put_ubrn, "%s", ref->ubrn);
         return 0;
 }
 
@@ -1799,6 +2009,9 @@ uint64_t pas_statements(const struct pas *p) {
         return p->statements;
 }
 
+static int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                        const char *sha, int spool_fd, struct errbuf *e);
+
 int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e) {
         struct document_written w = { .written = false };
@@ -1897,6 +2110,8 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 r = run(p, ST_DOCUMENT_INSERT, ps, 20, NULL, NULL, e);
         if (r >= 0 && d->fetched)
                 r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
+        if (r >= 0 && p->map[PAS_MAP_DOCUMENT].sql)
+                r = map_document(p, d, document_id, revision, sha, spool_fd, e);
         if (r < 0)
                 goto fail;
         if (ret) {
@@ -3060,4 +3275,167 @@ int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin 
         }
         *ret = o;
         return 0;
+}
+/* Mapping into the PAS's own tables.                                      */
+
+int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {
+        enum stmt_id id = kind == PAS_MAP_REFERRAL ? ST_MAP_REFERRAL : ST_MAP_DOCUMENT;
+        const char *what = statements[id].what;
+        SQLSMALLINT params = -1, columns = -1;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        if (kind >= PAS_MAP_KINDS_)
+                return err_set(e, -EINVAL, "no such mapping");
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "%s: a transaction is open", what);
+        if (p->stmt[id] != SQL_NULL_HSTMT) {
+                SQLFreeStmt(p->stmt[id], SQL_CLOSE);
+                SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+        }
+        pas_map_sql_free(&p->map[kind]);
+        if (!sql)
+                return 0;
+        r = pas_map_rewrite(kind, sql, &p->map[kind], e);
+        if (r < 0)
+                return r;
+
+        /* Prepared now, so that the database judges it at start; describing
+         * it makes drivers that defer the prepare (psqlodbc) send it. */
+        r = stmt_get(p, id, &h, e);
+        if (r >= 0 && !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        if (r >= 0 && SQL_SUCCEEDED(SQLNumParams(h, &params)) && params >= 0 &&
+            (size_t) params != p->map[kind].n_params)
+                r = err_set(e, -EINVAL, "%s: the driver counts %d parameter markers, not the %zu named", what,
+                            (int) params, p->map[kind].n_params);
+        if (r >= 0 && columns > 0)
+                r = err_set(e, -EINVAL, "%s: returns rows; it must write (INSERT, UPDATE, MERGE, a call)", what);
+        if (r >= 0)
+                r = p->adapter->ops->check_statement(p, p->map[kind].sql, e);
+        if (r < 0 && !strstr(e->msg, what))
+                err_prefix(e, r, "%s", what);
+        if (h != SQL_NULL_HSTMT)
+                SQLFreeStmt(h, SQL_CLOSE);
+        if (r < 0) {
+                if (p->stmt[id] != SQL_NULL_HSTMT)
+                        SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+                pas_map_sql_free(&p->map[kind]);
+        }
+        return r;
+}
+
+int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+                            const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
+        struct referral_values v = referral_values(ref, entry);
+        struct param *ps;
+        char now[32];
+        int r;
+
+        if (!m->sql)
+                return 0;
+        r = check_ubrn(ref->ubrn, "referral", e);
+        if (r >= 0)
+                r = need_tx(p, "referral mapping", e);
+        if (r >= 0 && strcmp(p->put_ubrn, ref->ubrn) != 0)
+                r = err_set(e, -EINVAL, "referral mapping: not the referral pas_put_referral() last wrote");
+        if (r < 0)
+                return r;
+        if (!p->put_new_version)
+                return 0; /* this version is in the PAS's tables already */
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        now_utc_iso(now);
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;
+                case MAP_REFERRAL_VERSION: ps[i] = P_INT(ref->version); break;
+                case MAP_REFERRAL_NHS_NUMBER: ps[i] = P_TEXT(v.nhs_number); break;
+                case MAP_REFERRAL_NHS_NUMBER_VALID:
+                        ps[i] = P_INT(v.nhs_number && nhs_number_valid(v.nhs_number) ? 1 : 0);
+                        break;
+                case MAP_REFERRAL_PRIORITY: ps[i] = P_TEXT(v.priority); break;
+                case MAP_REFERRAL_STATE: ps[i] = P_TEXT(ref->state); break;
+                case MAP_REFERRAL_STATE_REASON: ps[i] = P_TEXT(ref->state_reason); break;
+                case MAP_REFERRAL_STATE_COMMENT: ps[i] = P_TEXT(ref->state_comment); break;
+                case MAP_REFERRAL_SPECIALTY: ps[i] = P_TEXT(v.specialty); break;
+                case MAP_REFERRAL_SPECIALTY_DISPLAY: ps[i] = P_TEXT(ref->specialty_display); break;
+                case MAP_REFERRAL_SERVICE_ID: ps[i] = P_TEXT(v.service_id); break;
+                case MAP_REFERRAL_SERVICE_NAME: ps[i] = P_TEXT(v.service_name); break;
+                case MAP_REFERRAL_REFERRAL_TYPE: ps[i] = P_TEXT(v.referral_type); break;
+                case MAP_REFERRAL_PATHWAY_START: ps[i] = P_TEXT(ref->pathway_start); break;
+                case MAP_REFERRAL_CLINICAL_INFO_FIRST_SUBMITTED:
+                        ps[i] = P_TEXT(ref->clinical_info_first_submitted);
+                        break;
+                case MAP_REFERRAL_APPOINTMENT_START: ps[i] = P_TEXT(ref->appointment_start); break;
+                case MAP_REFERRAL_APPOINTMENT_END: ps[i] = P_TEXT(ref->appointment_end); break;
+                case MAP_REFERRAL_COMMISSIONING_ORG: ps[i] = P_TEXT(ref->commissioning_org); break;
+                case MAP_REFERRAL_REQUEST_ID: ps[i] = P_TEXT(ref->request_id); break;
+                case MAP_REFERRAL_STATUS: ps[i] = P_TEXT(ref->status); break;
+                case MAP_REFERRAL_INTENT: ps[i] = P_TEXT(ref->intent); break;
+                case MAP_REFERRAL_WORKLIST: ps[i] = P_TEXT(worklist); break;
+                case MAP_REFERRAL_SYNCED_AT: ps[i] = P_TEXT(now); break;
+                case MAP_REFERRAL_PAS_PATIENT_ID:
+                        ps[i] = P_TEXT(match && match->status == PATIENT_MATCHED ? match->pas_patient_id : NULL);
+                        break;
+                case MAP_REFERRAL_PATIENT_MATCH:
+                        ps[i] = P_TEXT(patient_match_name(match ? match->status : PATIENT_NOT_CONFIGURED));
+                        break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a referral field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_REFERRAL, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+        return 0;
+}
+
+/* The document mapping, for a row pas_put_document() has just written. */
+static int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                        const char *sha, int spool_fd, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_DOCUMENT];
+        struct param *ps;
+        int r;
+
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_DOCUMENT_UBRN: ps[i] = P_TEXT(d->ubrn); break;
+                case MAP_DOCUMENT_SOURCE_UBRN: ps[i] = P_TEXT(d->source_ubrn); break;
+                case MAP_DOCUMENT_DOCUMENT_ID: ps[i] = P_TEXT(document_id); break;
+                case MAP_DOCUMENT_KIND: ps[i] = P_TEXT(d->kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"); break;
+                case MAP_DOCUMENT_ATTACHMENT_ID: ps[i] = P_TEXT(d->attachment_id); break;
+                case MAP_DOCUMENT_REVISION: ps[i] = P_INT(revision); break;
+                case MAP_DOCUMENT_SOURCE_VERSION: ps[i] = P_INT(d->source_version); break;
+                case MAP_DOCUMENT_TITLE: ps[i] = P_TEXT(d->title); break;
+                case MAP_DOCUMENT_CONTENT_TYPE: ps[i] = P_TEXT(d->content_type); break;
+                case MAP_DOCUMENT_DECLARED_SIZE:
+                        ps[i] = P_INT_OR_NULL(d->declared_size, d->declared_size < 0);
+                        break;
+                case MAP_DOCUMENT_AVAILABILITY: ps[i] = P_TEXT(d->availability); break;
+                case MAP_DOCUMENT_ATTACHED_BY_USER: ps[i] = P_TEXT(d->attached_by_user); break;
+                case MAP_DOCUMENT_ATTACHED_BY_ORG: ps[i] = P_TEXT(d->attached_by_org); break;
+                case MAP_DOCUMENT_CREATED: ps[i] = P_TEXT(d->created); break;
+                case MAP_DOCUMENT_FETCH_STATUS: ps[i] = P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"); break;
+                case MAP_DOCUMENT_NOT_FETCHED_REASON: ps[i] = P_TEXT(d->fetched ? NULL : d->not_fetched_reason); break;
+                case MAP_DOCUMENT_SIZE_BYTES: ps[i] = P_INT_OR_NULL(d->size, !d->fetched); break;
+                case MAP_DOCUMENT_SHA256: ps[i] = P_TEXT(d->fetched ? sha : NULL); break;
+                case MAP_DOCUMENT_CONTENT: ps[i] = P_STREAM(spool_fd, d->fetched ? d->size : 0, !d->fetched); break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a document field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_DOCUMENT, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        return r;
 }

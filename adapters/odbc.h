@@ -32,6 +32,13 @@ int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e
  * case-insensitively, as ODBC does), e.g. odbc_connstr_has(c, "Timeout"). */
 bool odbc_connstr_has(const char *connection, const char *key);
 
+/* Finds the first occurrence of attribute `key` in `connection`: copies its
+ * value (spaces around it and enclosing braces removed, truncated to n - 1
+ * bytes) into ret, when ret is not NULL, and returns where the attribute
+ * ends, to look for the next occurrence from there; NULL (ret untouched) when
+ * there is none. */
+const char *odbc_connstr_find(const char *connection, const char *key, char *ret, size_t n);
+
 /*
  * Copies `connection` into ret (n bytes; ret may be `connection` itself),
  * without trailing ';' or spaces, and appends ";" `attributes` — unless `key`
@@ -39,6 +46,11 @@ bool odbc_connstr_has(const char *connection, const char *key);
  * value wins).  Returns 0, or -ENAMETOOLONG when ret is too small.
  */
 int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n);
+
+/* Prepares `sql` on p's connection and describes it (SQLNumResultCols:
+ * drivers that defer the prepare send it then), without running it; the
+ * statement may hold '?' markers.  0, or the database's error in e. */
+int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct errbuf *e);
 
 /* Runs one constant SQL query (no parameters) on p's connection, in whatever
  * transaction state it is in, and reads the first column of its first row as

@@ -38,7 +38,8 @@
 #include "schema.h"
 
 /* The staging schema; keep identical to adapters/sql/postgresql.sql (tests/unit/test_pas.c compares them). */
-static const char *const postgresql_ddl[] = STAGING_SCHEMA_DDL("BYTEA", "", "CREATE OR REPLACE VIEW");
+static const char *const postgresql_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "BYTEA", "", SCHEMA_CREATE_TABLE,
+                                                                      SCHEMA_CREATE_INDEX, "CREATE OR REPLACE VIEW");
 
 static const char *const *postgresql_schema(void) {
         return postgresql_ddl;
@@ -46,8 +47,8 @@ static const char *const *postgresql_schema(void) {
 
 /* From version 1 or 2 (schema.h). */
 static const struct schema_step postgresql_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
-static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
+static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
 
 static const struct schema_step *postgresql_upgrade(long long from) {
         return from == 1 ? postgresql_upgrade_v1 : from == 2 ? postgresql_upgrade_v2 : NULL;
@@ -100,10 +101,12 @@ static int postgresql_lock_writer(struct pas *p, struct errbuf *e) {
 static const struct adapter_ops postgresql_ops = {
         .schema = postgresql_schema,
         .upgrade = postgresql_upgrade,
+        .environment = adapter_environment_default,
         .probe_options = postgresql_probe_options,
         .connect_options = postgresql_connect_options,
         .session = adapter_session_default,
         .classify = postgresql_classify,
+        .check_statement = adapter_check_statement_default,
         .lock_writer = postgresql_lock_writer,
         .unlock_writer = adapter_unlock_writer_default,
 };

@@ -20,12 +20,16 @@
  *    block the daemon's commit, nor it them) and foreign keys enforced.  An
  *    operator's "Timeout=" or "JournalMode=" in the connection string wins
  *    (e.g. JournalMode=DELETE on a file system without shared memory).
+ *  - Checking a statement of the operator's (a mapping): the driver prepares
+ *    anything but a SELECT only when it runs it, so --check-config has SQLite
+ *    compile "EXPLAIN <statement>" instead.
  *  - Errors: the driver reports every SQLite error as SQLSTATE HY000 with the
  *    SQLite result code as the native error (and at the end of the text, e.g.
  *    "database is locked (5)"); SQLITE_BUSY and SQLITE_LOCKED are transient.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapter.h"
@@ -38,7 +42,8 @@
 #define SQLITE_LOCKED_ 6 /* SQLITE_LOCKED: a conflict inside this connection's cache */
 
 /* The staging schema; keep identical to adapters/sql/sqlite.sql (tests/unit/test_pas.c compares them). */
-static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL("BLOB", "", "CREATE VIEW IF NOT EXISTS");
+static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "BLOB", "", SCHEMA_CREATE_TABLE,
+                                                                  SCHEMA_CREATE_INDEX, "CREATE VIEW IF NOT EXISTS");
 
 static const char *const *sqlite_schema(void) {
         return sqlite_ddl;
@@ -46,9 +51,9 @@ static const char *const *sqlite_schema(void) {
 
 /* From version 1 or 2 (schema.h); from 1 the view is dropped, to be recreated with the version-2 columns. */
 static const struct schema_step sqlite_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(" ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN")
+        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN")
         { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" },);
-static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(" ADD COLUMN"));
+static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
 
 static const struct schema_step *sqlite_upgrade(long long from) {
         return from == 1 ? sqlite_upgrade_v1 : from == 2 ? sqlite_upgrade_v2 : NULL;
@@ -91,13 +96,28 @@ static int sqlite_classify(const char *sqlstate, long native, const char *messag
         return 0;
 }
 
+/* The driver prepares a statement that is not a SELECT only when it runs it:
+ * EXPLAIN has SQLite compile it (tables, columns, syntax) without running it. */
+static int sqlite_check_statement(struct pas *p, const char *sql, struct errbuf *e) {
+        char *explain = NULL;
+        int r;
+
+        if (asprintf(&explain, "EXPLAIN %s", sql) < 0)
+                return err_set(e, -ENOMEM, "out of memory");
+        r = odbc_prepare_only(p, "check the statement", explain, e);
+        free(explain);
+        return r;
+}
+
 static const struct adapter_ops sqlite_ops = {
         .schema = sqlite_schema,
         .upgrade = sqlite_upgrade,
+        .environment = adapter_environment_default,
         .probe_options = adapter_connect_options_default,
         .connect_options = sqlite_connect_options,
         .session = sqlite_session,
         .classify = sqlite_classify,
+        .check_statement = sqlite_check_statement,
         .lock_writer = adapter_lock_writer_default,
         .unlock_writer = adapter_unlock_writer_default,
 };

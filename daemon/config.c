@@ -42,6 +42,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "../adapters/mapping.h"
 #include "auth.h"
 #include "err.h"
 
@@ -49,7 +50,7 @@
 #define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token, API key or private key file */
 #define CREDENTIAL_PREFIX "%d/"       /* a secret file in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) */
 #define KEY_PATH_MAX    128           /* longest key path we print or match */
-#define TABLE_MAX       32            /* rows per table, for the seen[] arrays */
+#define TABLE_MAX       48            /* rows per table, for the seen[] arrays */
 #define MIB             (1024 * 1024)
 
 /* What sits at a row's offset, so that config_check_reload() can compare it. */
@@ -142,6 +143,8 @@ static int parse_mib(struct loader *l, const struct key *k, const struct value *
 static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_mapping(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_unmapped(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_poll_at(struct loader *l, const struct key *k, const struct value *v, void *field);
@@ -163,9 +166,11 @@ static const struct choice log_level_choices[] = {
 };
 
 static const char *const adapter_names[] = {
-        /* the adapters that exist (adapters/); SQL Server and Oracle join when they do */
-        "auto", "sqlite", "postgresql", "mariadb", NULL,
+        /* the adapters that exist (adapters/; adapter_names in adapters/odbc.c) */
+        "auto", "sqlite", "postgresql", "mariadb", "sqlserver", "oracle", NULL,
 };
+
+static const enum pas_map_kind map_referral_kind = PAS_MAP_REFERRAL, map_document_kind = PAS_MAP_DOCUMENT;
 
 static const char *const list_type_names[] = {
         "REFERRALS_FOR_REVIEW", "APPOINTMENT_SLOT_ISSUES", NULL,
@@ -284,6 +289,12 @@ static const struct key config_keys[] = {
                    OPTIONAL, NULL, NULL),
         KEY_INT(struct config, "database.lease_seconds", parse_integer, lease_seconds, FIELD_LONG, RESTART, "0",
                 0, 3600),
+        KEY_GROUP("database.mapping"),
+        KEY_STRING(struct config, "database.mapping.referral", parse_mapping, map_referral, RESTART, OPTIONAL, NULL,
+                   &map_referral_kind),
+        KEY_STRING(struct config, "database.mapping.document", parse_mapping, map_document, RESTART, OPTIONAL, NULL,
+                   &map_document_kind),
+        KEY_TABLE("database.mapping.unmapped", CONFIG_TYPE_ARRAY, parse_unmapped, OPTIONAL, NULL),
         KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
         KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
                 60, 86400),
@@ -549,6 +560,117 @@ static int parse_patient_lookup(struct loader *l, const struct key *k, const str
                 return oom(l);
         }
         return dup_string(l, v->str, field);
+}
+
+/* A mapping statement (adapters/mapping.h): its named parameters are
+ * checked here, without a database (ersd --check-config then prepares it);
+ * where it was written is kept for the reports.  Never quoted. */
+static int parse_mapping(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        enum pas_map_kind kind = *(const enum pas_map_kind *) k->arg;
+        char **at = kind == PAS_MAP_REFERRAL ? &l->c->map_referral_at : &l->c->map_document_at;
+        struct pas_map_sql m = { 0 };
+        struct errbuf e = { { 0 } };
+        int r;
+
+        r = pas_map_rewrite(kind, v->str, &m, &e);
+        if (r == -ENOMEM)
+                return oom(l);
+        if (r < 0) {
+                problem_v(l, v, "%s: %s", v->key, e.msg);
+                return -EINVAL;
+        }
+        r = pas_map_uses(&m, kind == PAS_MAP_REFERRAL ? MAP_REFERRAL_UBRN : MAP_DOCUMENT_UBRN);
+        pas_map_sql_free(&m);
+        if (!r) {
+                problem_v(l, v, "%s: must use :ubrn (how the PAS tells referrals apart)", v->key);
+                return -EINVAL;
+        }
+        free(*at);
+        *at = NULL;
+        if (asprintf(at, "%s:%u", v->file, v->line) < 0) {
+                *at = NULL;
+                return oom(l);
+        }
+        return dup_string(l, v->str, field);
+}
+
+/* database.mapping.unmapped = [ "state_comment", … ]: field names. */
+static int parse_unmapped(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        const config_setting_t *list = v->setting;
+        int n = config_setting_length(list);
+        unsigned before = l->n_problems;
+        char **names;
+
+        (void) k;
+        (void) field;
+        names = calloc((size_t) (n > 0 ? n : 0) + 1, sizeof *names);
+        if (!names)
+                return oom(l);
+        l->c->map_unmapped = names; /* from here config_free() owns it */
+        for (int i = 0; i < n; i++) {
+                const char *name = config_setting_get_string_elem(list, i);
+                enum pas_map_field f;
+
+                if (!name) {
+                        problem_v(l, v, "%s[%d]: expected a field name (a string)", v->key, i);
+                        continue;
+                }
+                if (pas_map_field_by_name(PAS_MAP_REFERRAL, name, strlen(name), &f) < 0 &&
+                    pas_map_field_by_name(PAS_MAP_DOCUMENT, name, strlen(name), &f) < 0) {
+                        problem_v(l, v, "%s[%d]: \"%.64s\" is not a referral or document field", v->key, i, name);
+                        continue;
+                }
+                if (strcmp(name, "ubrn") == 0) {
+                        problem_v(l, v, "%s[%d]: ubrn cannot be left unmapped", v->key, i);
+                        continue;
+                }
+                names[i] = strdup(name);
+                if (!names[i])
+                        return oom(l);
+        }
+        return l->n_problems == before ? 0 : -EINVAL;
+}
+
+static bool listed_unmapped(const struct config *c, const char *name) {
+        for (char **u = c->map_unmapped; u && *u; u++)
+                if (strcmp(*u, name) == 0)
+                        return true;
+        return false;
+}
+
+/* Every field a mapping statement offers is used, or listed in
+ * database.mapping.unmapped: none is left out by oversight. */
+static void check_mapping(struct loader *l) {
+        struct config *c = l->c;
+        const char *sql[PAS_MAP_KINDS_] = { c->map_referral, c->map_document };
+        const char *at[PAS_MAP_KINDS_] = { c->map_referral_at, c->map_document_at };
+
+        for (size_t kind = 0; kind < PAS_MAP_KINDS_; kind++) {
+                struct pas_map_sql m = { 0 };
+                struct errbuf e = { { 0 } };
+                char missing[1024] = "";
+                size_t o = 0;
+
+                if (!sql[kind] || pas_map_rewrite((enum pas_map_kind) kind, sql[kind], &m, &e) < 0)
+                        continue; /* absent, or reported already */
+                for (size_t f = 0; f < MAP_FIELDS_; f++) {
+                        const char *name = pas_map_field_name((enum pas_map_field) f);
+                        int w;
+
+                        if (pas_map_field_kind((enum pas_map_field) f) != kind ||
+                            pas_map_uses(&m, (enum pas_map_field) f) || listed_unmapped(c, name))
+                                continue;
+                        w = snprintf(missing + o, sizeof missing - o, "%s:%s", o ? ", " : "", name);
+                        if (w > 0 && (size_t) w < sizeof missing - o)
+                                o += (size_t) w;
+                }
+                pas_map_sql_free(&m);
+                if (o > 0)
+                        problem(l, at[kind], 0,
+                                "database.mapping.%s: fields left unmapped: %s (map each, or list it in "
+                                "database.mapping.unmapped)",
+                                pas_map_kind_name((enum pas_map_kind) kind), missing);
+        }
 }
 
 static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
@@ -1418,6 +1540,8 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
                 check_limits(&l, seen);
         if (!l.oom)
                 check_budget(&l, seen);
+        if (!l.oom)
+                check_mapping(&l);
         r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
 out:
         config_destroy(&cfg);
@@ -1459,6 +1583,13 @@ void config_free(struct config *c) {
         free(c->adapter);
         free(c->patient_lookup);
         free(c->patient_lookup_at);
+        free(c->map_referral);
+        free(c->map_referral_at);
+        free(c->map_document);
+        free(c->map_document_at);
+        for (char **u = c->map_unmapped; u && *u; u++)
+                free(*u);
+        free(c->map_unmapped);
         free(c->state_dir);
         *c = (struct config) { 0 };
 }

@@ -74,6 +74,13 @@ struct config {
         char *patient_lookup;       /* SQL finding the PAS patient id by NHS number (one '?'), or NULL */
         char *patient_lookup_at;    /* "FILE:LINE" where it is written, for reports; NULL with it */
         long lease_seconds;         /* one writer among several ersd: the lease's length; 0 (default): no lease */
+        /* database.mapping: SQL of the trust's, with named parameters (adapters/mapping.h), writing
+         * into the PAS's own tables beside the staging schema; NULL when not configured */
+        char *map_referral;         /* run for every referral version written */
+        char *map_referral_at;      /* "FILE:LINE" where it is written, for reports; NULL with it */
+        char *map_document;         /* run for every document row written */
+        char *map_document_at;
+        char **map_unmapped;        /* NULL-terminated: fields left out of the statements on purpose, or NULL */
 
         char *state_dir;            /* spool lives in STATE_DIR/spool; default /var/lib/ersd */
         long poll_interval_s;       /* plain `ersd`: longest wait between looks for due re-reads; default 300 */

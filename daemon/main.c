@@ -241,6 +241,46 @@ static double seconds_to_next(const struct config *cfg, struct pas *pas, const s
         return next > now ? (double) (next - now) : 0;
 }
 
+/* The checks that need the database: the PAS prepares the configured
+ * statements (patient lookup, mappings).  Reports each one it refuses as
+ * FILE:LINE on stderr; returns how many. */
+static unsigned check_statements(const struct config *cfg) {
+        static const char *const keys[] = { "database.patient_lookup", "database.mapping.referral",
+                                             "database.mapping.document" };
+        const char *sql[] = { cfg->patient_lookup, cfg->map_referral, cfg->map_document };
+        const char *at[] = { cfg->patient_lookup_at, cfg->map_referral_at, cfg->map_document_at };
+        struct errbuf e = { { 0 } };
+        struct pas *pas = NULL;
+        unsigned refused = 0;
+
+        if (!sql[0] && !sql[1] && !sql[2])
+                return 0;
+        if (pas_open(cfg->odbc_connection, cfg->adapter, &pas, &e) < 0) {
+                for (size_t i = 0; i < 3; i++)
+                        if (sql[i]) {
+                                fprintf(stderr, "%s: %s: cannot check it: %s\n", at[i], keys[i], e.msg);
+                                refused++;
+                        }
+                return refused;
+        }
+        for (size_t i = 0; i < 3; i++) {
+                int r;
+
+                if (!sql[i])
+                        continue;
+                if (i == 0)
+                        r = pas_set_patient_lookup(pas, sql[i], &e);
+                else
+                        r = pas_set_mapping(pas, i == 1 ? PAS_MAP_REFERRAL : PAS_MAP_DOCUMENT, sql[i], &e);
+                if (r < 0) {
+                        fprintf(stderr, "%s: %s: %s\n", at[i], keys[i], e.msg);
+                        refused++;
+                }
+        }
+        pas_close(pas);
+        return refused;
+}
+
 /* ---- --once on a terminal: the progress line; --dry-run: the report ---------------- */
 
 struct run_report {
@@ -533,6 +573,14 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 log_error("%s: database.patient_lookup: %s", cfg->patient_lookup_at, e.msg);
                 goto out;
         }
+        if (cfg->map_referral && pas_set_mapping(pas, PAS_MAP_REFERRAL, cfg->map_referral, &e) < 0) {
+                log_error("%s: database.mapping.referral: %s", cfg->map_referral_at, e.msg);
+                goto out;
+        }
+        if (cfg->map_document && pas_set_mapping(pas, PAS_MAP_DOCUMENT, cfg->map_document, &e) < 0) {
+                log_error("%s: database.mapping.document: %s", cfg->map_document_at, e.msg);
+                goto out;
+        }
         if ((mode->dry_run || mode->sync_ubrn) &&
             private_state_dir(cfg->state_dir, private_dir, sizeof private_dir) < 0) {
                 private_dir[0] = '\0';
@@ -815,21 +863,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "ersd: %s: configuration refused\n", path);
                 return EXIT_USAGE;
         }
-        if (mode == OPT_CHECK && cfg.patient_lookup) {
-                /* The one check that needs the database: the PAS prepares the lookup. */
-                struct pas *pas = NULL;
-                struct errbuf e = { { 0 } };
-                int r = pas_open(cfg.odbc_connection, cfg.adapter, &pas, &e);
-
-                if (r >= 0)
-                        r = pas_set_patient_lookup(pas, cfg.patient_lookup, &e);
-                pas_close(pas);
-                if (r < 0) {
-                        fprintf(stderr, "%s: database.patient_lookup: %s\n", cfg.patient_lookup_at, e.msg);
-                        fprintf(stderr, "ersd: %s: configuration refused\n", path);
-                        config_free(&cfg);
-                        return EXIT_USAGE;
-                }
+        if (mode == OPT_CHECK && check_statements(&cfg) > 0) {
+                fprintf(stderr, "ersd: %s: configuration refused\n", path);
+                config_free(&cfg);
+                return EXIT_USAGE;
         }
         if (mode == OPT_CHECK) {
                 printf("%s: configuration OK (%zu worklist%s)\n", path, cfg.n_worklists,

@@ -534,11 +534,15 @@ static int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned
                 r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
                         r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
+                if (r == 0) /* into the PAS's own tables too, when database.mapping says so */
+                        r = pas_put_mapped_referral(ctx->pas, &j->related[i], NULL, NULL, &j->match[1 + i], e);
         }
         if (r == 0)
                 r = pas_put_referral(ctx->pas, &j->main, j->entry, j->worklist, e);
         if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
                 r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
+        if (r == 0)
+                r = pas_put_mapped_referral(ctx->pas, &j->main, j->entry, j->worklist, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
                 if (from_kept(j, &w, d))

@@ -42,6 +42,7 @@
 #include <sql.h>
 #include <sqlext.h>
 
+#include "adapters/mapping.h"
 #include "adapters/pas.h"
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
@@ -1364,6 +1365,211 @@ static void test_sync_patient_matching(void **state) {
 
 
 
+/* The mapping into a PAS's own tables (database.mapping), through
+ * build/ersd: --check-config prepares each statement against the live
+ * database and names its file:line when the PAS refuses it; a full sync
+ * lands every referral version and every document row once in PAS-like
+ * tables, in the same transactions as the staging rows (each document's
+ * content streamed whole into one BLOB column, byte for byte); a re-run
+ * writes nothing. */
+static void test_sync_mapping(void **state) {
+        static const char *const args[] = { "--referrals", "8", "--attachments", "2", NULL };
+        static const char *const referral_sql =
+                "INSERT INTO pas_inbound_referral (ubrn, version, nhs_number, priority, pathway_start, received_at)"
+                " VALUES (:ubrn, :version, :nhs_number, :priority, :pathway_start, :synced_at)";
+        static const char *const document_sql =
+                "INSERT INTO pas_inbound_document (ubrn, document_id, kind, fetch_status, sha256, size_bytes, content)"
+                " VALUES (:ubrn, :document_id, :kind, :fetch_status, :sha256, :size_bytes, :content)";
+        struct fix *f = *state;
+        char conf[PATH_MAX + 32], dir[PATH_MAX], lines[4096], unmapped[2048] = "", where[PATH_MAX + 96];
+        json_object *manifest, *refs;
+        struct pas_map_sql rm = { 0 }, dm = { 0 };
+        struct errbuf e = { { 0 } };
+        long long referrals, documents, fetched = 0;
+        size_t o = 0;
+        struct run r;
+
+        /* every field the two statements leave out, listed as left out on purpose */
+        assert_int_equal(pas_map_rewrite(PAS_MAP_REFERRAL, referral_sql, &rm, &e), 0);
+        assert_int_equal(pas_map_rewrite(PAS_MAP_DOCUMENT, document_sql, &dm, &e), 0);
+        for (size_t i = 0; i < MAP_FIELDS_; i++) {
+                const char *name = pas_map_field_name((enum pas_map_field) i);
+                if (pas_map_uses(&rm, (enum pas_map_field) i) || pas_map_uses(&dm, (enum pas_map_field) i) ||
+                    strcmp(name, "ubrn") == 0)
+                        continue;
+                o += (size_t) snprintf(unmapped + o, sizeof unmapped - o, "%s\"%s\"", o ? ", " : "", name);
+        }
+        pas_map_sql_free(&rm);
+        pas_map_sql_free(&dm);
+
+        assert_int_equal(mock_start(&M, args), 0);
+        manifest = mock_get(&M, "/_mock/manifest");
+        assert_non_null(manifest);
+        refs = json_object_object_get(manifest, "referrals");
+        snprintf(conf, sizeof conf, "%s/ersd-map-%s.conf", work, G.name);
+        snprintf(dir, sizeof dir, "%s/state-map-%s", work, G.name);
+        snprintf(lines, sizeof lines,
+                 "  mapping: {\n"
+                 "    referral = \"%s\";\n"
+                 "    document = \"%s\";\n"
+                 "    unmapped = [ %s ];\n"
+                 "  };\n",
+                 referral_sql, document_sql, unmapped);
+        assert_int_equal(write_test_config(conf, M.base_url, NULL, f->conn, lines, dir, NULL), 0);
+
+        /* The PAS has no such tables yet: each statement refused, at its line. */
+        r = run_ersd(conf, "--check-config", manifest);
+        assert_int_equal(r.status, 2);
+        print_message("      %s: %s", G.name, r.err);
+        snprintf(where, sizeof where, "%s:10: database.mapping.referral: ", conf);
+        assert_non_null(strstr(r.err, where));
+        snprintf(where, sizeof where, "%s:11: database.mapping.document: ", conf);
+        assert_non_null(strstr(r.err, where));
+        assert_non_null(strstr(r.err, "SQLSTATE"));
+        run_free(&r);
+        /* ersd refuses to sync with a statement the PAS refuses, and writes nothing */
+        r = run_ersd(conf, "--once", manifest);
+        assert_true(r.status != 0);
+        run_free(&r);
+        assert_int_equal(count(f, "ers_referral"), 0);
+
+        /* The PAS's own inbound tables. */
+        exec_ok(f->conn, "CREATE TABLE pas_inbound_referral (ubrn CHAR(12) NOT NULL, version BIGINT NOT NULL, "
+                         "nhs_number VARCHAR(10), priority VARCHAR(32), pathway_start VARCHAR(40), "
+                         "received_at VARCHAR(32) NOT NULL, PRIMARY KEY (ubrn, version))");
+        snprintf(lines, sizeof lines,
+                 "CREATE TABLE pas_inbound_document (ubrn CHAR(12) NOT NULL, document_id CHAR(36) NOT NULL, "
+                 "kind VARCHAR(16) NOT NULL, fetch_status VARCHAR(16) NOT NULL, sha256 CHAR(64), size_bytes BIGINT, "
+                 "content %s)",
+                 G.kind == ENGINE_POSTGRESQL ? "BYTEA" : G.kind == ENGINE_MARIADB ? "LONGBLOB" : "BLOB");
+        exec_ok(f->conn, lines);
+        r = run_ersd(conf, "--check-config", manifest);
+        if (r.status != 0)
+                fail_msg("ersd --check-config exited %d: %s", r.status, r.err);
+        run_free(&r);
+
+        if (G.kind == ENGINE_MARIADB) {
+                /* One value travels in one packet: the mock's 20 MiB attachment
+                 * cannot go into one LONGBLOB under the default 16 MiB
+                 * max_allowed_packet.  Its referral fails whole (not even its
+                 * staging rows), the others go on; raised, the next run syncs it. */
+                const char *big = NULL;
+                char admin[600];
+
+                for (size_t i = 0; i < json_object_array_length(refs) && !big; i++) {
+                        json_object *m = json_object_array_get_idx(refs, i), *atts = json_object_object_get(m, "attachments");
+                        for (size_t a = 0; a < json_object_array_length(atts); a++)
+                                if (json_object_get_int64(json_object_object_get(json_object_array_get_idx(atts, a),
+                                                                                 "size")) >= 20 * MIB)
+                                        big = jstr(m, "ubrn");
+                }
+                assert_non_null(big);
+                r = run_ersd(conf, "--once", manifest);
+                assert_true(r.status != 0);
+                assert_non_null(strstr(r.err, big));
+                assert_non_null(strstr(r.err, "max_allowed_packet"));
+                assert_non_null(strstr(r.out, "1 failed"));
+                run_free(&r);
+                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?", big), 0);
+                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_referral WHERE ubrn = ?", big), 0);
+                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_document WHERE ubrn = ?", big), 0);
+                assert_true(count(f, "pas_inbound_referral") > 0);
+                engine_admin_connection(&G, admin, sizeof admin);
+                assert_int_equal(engine_exec(admin, "SET GLOBAL max_allowed_packet = 67108864", false), 0);
+        }
+        {
+                /* the same sync without the mapping, into a database of its own, for the memory it takes */
+                char plain[PATH_MAX + 32], db[PATH_MAX + 64];
+                if (G.kind == ENGINE_SQLITE)
+                        snprintf(db, sizeof db, "Driver=SQLite3;Database=%s/plain-%s.db", work, G.name);
+                else
+                        assert_int_equal(engine_new_database(&G, db, sizeof db), 0);
+                snprintf(plain, sizeof plain, "%s/ersd-plain-%s.conf", work, G.name);
+                snprintf(dir, sizeof dir, "%s/state-plain-%s", work, G.name);
+                assert_int_equal(write_test_config(plain, M.base_url, NULL, db, NULL, dir, NULL), 0);
+                r = run_ersd(plain, "--init-db", manifest);
+                assert_int_equal(r.status, 0);
+                run_free(&r);
+                r = run_ersd(plain, "--once", manifest);
+                assert_int_equal(r.status, 0);
+                print_message("      %s: ersd --once without a mapping (documents in 1 MiB parts only): peak RSS "
+                              "%.1f MiB\n", G.name, (double) r.maxrss_kib / 1024);
+                run_free(&r);
+                snprintf(dir, sizeof dir, "%s/state-map-%s", work, G.name);
+        }
+        r = run_ersd(conf, "--once", manifest);
+        if (r.status != 0)
+                fail_msg("ersd --once exited %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        print_message("      %s: ersd --once with the 20 MiB document mapped whole into one BLOB column: "
+                      "peak RSS %.1f MiB\n", G.name, (double) r.maxrss_kib / 1024);
+        run_free(&r);
+        if (G.kind == ENGINE_MARIADB) {
+                char admin[600];
+                engine_admin_connection(&G, admin, sizeof admin);
+                assert_int_equal(engine_exec(admin, "SET GLOBAL max_allowed_packet = 16777216", false), 0);
+        }
+
+        /* Every referral version once, with the staging row's values. */
+        referrals = count(f, "ers_referral");
+        assert_true(referrals >= (long long) json_object_array_length(refs));
+        assert_int_equal(count(f, "pas_inbound_referral"), referrals);
+        assert_int_equal(q_int(f,
+                               "SELECT COUNT(*) FROM pas_inbound_referral p JOIN ers_referral r ON r.ubrn = p.ubrn"
+                               " AND r.version = p.version AND COALESCE(r.nhs_number, '-') = COALESCE(p.nhs_number, '-')"
+                               " AND COALESCE(r.priority, '-') = COALESCE(p.priority, '-')"
+                               " AND COALESCE(r.pathway_start, '-') = COALESCE(p.pathway_start, '-')"
+                               " AND r.last_synced_at = p.received_at",
+                               NULL),
+                         referrals);
+        /* Every document row once; each fetched one's content byte for byte, one BLOB each. */
+        documents = count(f, "ers_document");
+        assert_int_equal(count(f, "pas_inbound_document"), documents);
+        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_document WHERE fetch_status = 'NOT_FETCHED'"
+                                  " AND content IS NULL AND sha256 IS NULL",
+                               NULL),
+                         q_int(f, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED'", NULL));
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i), *atts = json_object_object_get(m, "attachments");
+
+                for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                        json_object *att = json_object_array_get_idx(atts, a);
+                        const char *q[] = { jstr(m, "ubrn"), jstr(att, "id") };
+                        char hex[65], *id;
+                        int64_t size = -1;
+
+                        if (strcmp(jstr(att, "availability"), "AVAILABLE") != 0)
+                                continue;
+                        id = db_text(raw(f),
+                                     "SELECT document_id FROM ers_document WHERE source_ubrn = ? AND attachment_id = ?",
+                                     2, q, NULL);
+                        assert_non_null(id);
+                        const char *qid[] = { id };
+                        assert_int_equal(db_bytes_sha256(raw(f), "SELECT content FROM pas_inbound_document WHERE "
+                                                                 "document_id = ?", 1, qid, hex, &size), 0);
+                        assert_string_equal(hex, jstr(att, "sha256"));
+                        assert_int_equal(size, json_object_get_int64(json_object_object_get(att, "size")));
+                        assert_q_text(f, "SELECT sha256 FROM pas_inbound_document WHERE document_id = ?", id,
+                                      jstr(att, "sha256"));
+                        fetched++;
+                        free(id);
+                }
+        }
+        assert_true(fetched >= 8);
+        print_message("      %s: %lld referrals, %lld documents (%lld attachments checked byte for byte) "
+                      "in the PAS's tables\n", G.name, referrals, documents, fetched);
+
+        /* A second run writes nothing, into either. */
+        r = run_ersd(conf, "--once", manifest);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, " 0 new, 0 updated,"));
+        run_free(&r);
+        assert_int_equal(count(f, "pas_inbound_referral"), referrals);
+        assert_int_equal(count(f, "pas_inbound_document"), documents);
+        json_object_put(manifest);
+        mock_stop(&M);
+}
+
 /* The lease at the PAS level: taking it is a compare and swap, and a holder
  * that lost it writes nothing more (pas_begin fails with -ESTALE). */
 static void test_lease_compare_and_swap(void **state) {
@@ -1557,6 +1763,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v2, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_sync_mapping, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(test_lease_compare_and_swap, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_lease_handover, setup, teardown)
 

@@ -293,8 +293,10 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
                         }
                 }
         }
-        waitpid(pid, &st, 0);
+        struct rusage ru = { 0 };
+        wait4(pid, &st, 0, &ru);
         ret->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        ret->maxrss_kib = ru.ru_maxrss;
         ret->out = bo.p ? bo.p : strdup("");
         ret->err = be.p ? be.p : strdup("");
         output_log(ret->out, ret->err);
@@ -635,7 +637,14 @@ static void digest_hex(EVP_MD_CTX *md, char hex[65]) {
 
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size) {
         const char *params[] = { document_id };
-        SQLHSTMT st = run_query(d, "SELECT data FROM ers_document_part WHERE document_id = ? ORDER BY seq", 1, params);
+
+        return db_bytes_sha256(d, "SELECT data FROM ers_document_part WHERE document_id = ? ORDER BY seq", 1, params,
+                               hex, ret_size);
+}
+
+int db_bytes_sha256(struct db *d, const char *sql, int nparams, const char *const *params, char hex[65],
+                    int64_t *ret_size) {
+        SQLHSTMT st = run_query(d, sql, nparams, params);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         unsigned char *chunk = malloc(1 << 16);
         int64_t size = 0;

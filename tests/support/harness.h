@@ -61,6 +61,7 @@ struct run {
         int status;  /* exit status, or 128+signal */
         char *out;   /* owned: all of stdout */
         char *err;   /* owned: all of stderr */
+        long maxrss_kib; /* ersd's peak resident set (getrusage of the child) */
 };
 int ersd_run(const char *config_path, const char *mode, struct run *ret);
 
@@ -154,6 +155,9 @@ int db_end(struct db *d, bool commit);
 int db_table_digest(struct db *d, const char *table, char hex[65], long long *ret_rows);
 /* Reassembles a document from its parts: SHA-256 hex and size. 0 or -1. */
 int db_document_sha256(struct db *d, const char *document_id, char hex[65], int64_t *ret_size);
+/* The same for the first column of every row a query returns, one after the other. */
+int db_bytes_sha256(struct db *d, const char *sql, int nparams, const char *const *params, char hex[65],
+                    int64_t *ret_size);
 
 /* SHA-256 hex of the text. */
 void sha256_hex(const void *data, size_t n, char hex[65]);

@@ -20,6 +20,8 @@
 
 #include <openssl/evp.h>
 
+#include "adapters/adapter.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -197,7 +199,7 @@ int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t 
                             void *userdata) {
         char line[1024], stmt[8192];
         size_t n = 0, len = 0;
-        bool in = false;
+        bool in = false, block = false;
         FILE *fp = fopen(path, "r");
 
         if (!fp) {
@@ -207,8 +209,17 @@ int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t 
         while (fgets(line, sizeof line, fp)) {
                 size_t l = strlen(line);
 
-                if (!in && (line[0] == '\n' || strncmp(line, "--", 2) == 0))
-                        continue; /* commentary between statements */
+                if (!in && (line[0] == '\n' || strncmp(line, "--", 2) == 0 || strcmp(line, "GO\n") == 0))
+                        continue; /* commentary between statements; sqlcmd's batch separator */
+                if (in && block && strcmp(line, "/\n") == 0) {
+                        stmt[len - 1] = '\0'; /* a PL/SQL block ends at "/", its "END;" kept */
+                        fn(userdata, n++, stmt);
+                        len = 0;
+                        in = block = false;
+                        continue;
+                }
+                if (!in)
+                        block = strncmp(line, "BEGIN", 5) == 0 || strncmp(line, "DECLARE", 7) == 0;
                 in = true;
                 if (len + l >= sizeof stmt) {
                         fprintf(stderr, "%s: statement %zu longer than %zu bytes\n", path, n + 1, sizeof stmt);
@@ -217,7 +228,7 @@ int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t 
                 }
                 memcpy(stmt + len, line, l + 1);
                 len += l;
-                if (l >= 2 && strcmp(line + l - 2, ";\n") == 0) {
+                if (!block && l >= 2 && strcmp(line + l - 2, ";\n") == 0) {
                         stmt[len - 2] = '\0';
                         fn(userdata, n++, stmt);
                         len = 0;
@@ -230,4 +241,36 @@ int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t 
                 return -1;
         }
         return (int) n;
+}
+
+/* adapters/sql/<name>.sql holds exactly the adapter's DDL statements. */
+struct schema_file {
+        const struct adapter *adapter;
+        const char *const *ddl;
+        size_t n;
+};
+
+static void schema_statement_matches(void *userdata, size_t i, const char *stmt) {
+        struct schema_file *sf = userdata;
+
+        for (size_t k = 0; k <= i; k++)
+                if (!sf->ddl[k])
+                        fail_msg("adapters/sql/%s.sql has more statements than adapters/%s.c", sf->adapter->name,
+                                 sf->adapter->name);
+        if (strcmp(stmt, sf->ddl[i]) != 0)
+                fail_msg("adapters/sql/%s.sql statement %zu differs from adapters/%s.c:\nfile:\n%s\ncode:\n%s",
+                         sf->adapter->name, i + 1, sf->adapter->name, stmt, sf->ddl[i]);
+        sf->n = i + 1;
+}
+
+void pas_data_schema_file_matches(const struct adapter *a) {
+        struct schema_file sf = { .adapter = a, .ddl = a->ops->schema() };
+        char path[128];
+
+        snprintf(path, sizeof path, "adapters/sql/%s.sql", a->name);
+        int n = pas_data_sql_statements(path, schema_statement_matches, &sf);
+
+        assert_true(n > 0);
+        assert_int_equal(n, (int) sf.n);
+        assert_null(sf.ddl[sf.n]); /* and no statement missing from the file */
 }

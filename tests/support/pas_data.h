@@ -56,10 +56,18 @@ int pas_data_store_child(int argc, char **argv);
 /*
  * Reads one of our .sql files (adapters/sql/<vendor>.sql, the version-1
  * fixtures): statements each ending with ";" at the end of a line, "--"
- * commentary and blank lines between them.  Calls fn with each statement,
+ * commentary, blank lines and "GO" lines (sqlcmd) between them; a PL/SQL
+ * block (a statement starting "BEGIN" or "DECLARE") ends at a line holding
+ * only "/" (SQL*Plus), and keeps its own "END;".  Calls fn with each statement,
  * without its ';', and its index from 0.  Returns how many, or -1 (with a
  * line on stderr) when the file cannot be read, a statement is too long, or
  * the file ends inside one.
  */
 int pas_data_sql_statements(const char *path, void (*fn)(void *userdata, size_t index, const char *stmt),
                             void *userdata);
+
+/* Fails the test unless adapters/sql/<name>.sql (read from the working
+ * directory, the repository root) holds exactly adapter a's DDL statements,
+ * in order. */
+struct adapter;
+void pas_data_schema_file_matches(const struct adapter *a);

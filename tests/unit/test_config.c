@@ -37,6 +37,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "adapters/adapter.h"
 #include "daemon/config.h"
 #include "daemon/err.h"
 #include "tests/support/failalloc.h"
@@ -49,6 +50,14 @@
 #define CONN_MARK     "Server=pas-db"
 
 #define MAX_LINES 16
+
+/* A referral mapping naming every field but :pathway_start and :state_comment. */
+#define MAP_MOST                                                                                                   \
+        "INSERT INTO inbound VALUES (:ubrn, :version, :nhs_number, :nhs_number_valid, :priority, :state, "         \
+        ":state_reason, :specialty, :specialty_display, :service_id, :service_name, :referral_type, "              \
+        ":clinical_info_first_submitted, :appointment_start, :appointment_end, :commissioning_org, :request_id, "  \
+        ":status, :intent, :worklist, :synced_at, :pas_patient_id, :patient_match)"
+#define MAP_DB(lines) "database: {\n  connection = \"DSN=pas\";\n  mapping: {\n" lines "  };\n};\n"
 
 static char dir[PATH_MAX];       /* the temporary directory, absolute, resolved */
 static char conf_path[PATH_MAX + 16]; /* dir/ersd.conf */
@@ -303,6 +312,51 @@ static void test_defaults(void **state) {
         assert_null(c.business_function);
         config_free(&c);
         assert_false(secret_reported);
+}
+
+/* Every adapter the build has (adapters/odbc.c's list) is a name the configuration accepts. */
+static void test_adapters_accepted(void **state) {
+        char names[128], *save = NULL;
+        struct config c;
+        unsigned n = 0;
+
+        (void) state;
+        assert_true(strlen(adapter_names) < sizeof names);
+        snprintf(names, sizeof names, "%s", adapter_names);
+        for (char *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+                char text[512];
+
+                snprintf(text, sizeof text, ERS_NONE WL "database: { connection = \"DSN=pas\"; adapter = \"%s\"; };\n",
+                         name);
+                assert_int_equal(load_text(text, &c), 0);
+                assert_int_equal(reports.n, 0);
+                assert_string_equal(c.adapter, name);
+                assert_non_null(adapter_by_name(c.adapter));
+                config_free(&c);
+                n++;
+        }
+        assert_int_equal(n, 5); /* sqlite, postgresql, mariadb, sqlserver, oracle */
+}
+
+/* A mapping that names every field, or lists it as unmapped: kept as written, with its file:line. */
+static void test_mapping_accepted(void **state) {
+        char want[sizeof conf_path + 16];
+        struct config c;
+
+        (void) state;
+        assert_int_equal(load_text(ERS_NONE WL MAP_DB("    referral = \"" MAP_MOST "\";\n"
+                                                      "    unmapped = [ \"state_comment\", \"pathway_start\" ];\n"),
+                                   &c),
+                         0);
+        assert_int_equal(reports.n, 0);
+        assert_string_equal(c.map_referral, MAP_MOST);
+        snprintf(want, sizeof want, "%s:6", conf_path);
+        assert_string_equal(c.map_referral_at, want);
+        assert_null(c.map_document);
+        assert_string_equal(c.map_unmapped[0], "state_comment");
+        assert_string_equal(c.map_unmapped[1], "pathway_start");
+        assert_null(c.map_unmapped[2]);
+        config_free(&c);
 }
 
 struct url_case {
@@ -615,9 +669,21 @@ static const struct bad_case bad_cases[] = {
         { "bad log_level", ERS_NONE WL DB "log_level = \"verbose\";\n", -EINVAL,
           { ":4: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
         { "bad adapter", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"db2\";\n};\n", -EINVAL,
-          { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
-        { "adapter not built yet", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  adapter = \"sqlserver\";\n};\n",
-          -EINVAL, { ":5: database.adapter: must be auto, sqlite, postgresql or mariadb" } },
+          { ":5: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle" } },
+        { "mapping: unknown parameter", ERS_NONE WL MAP_DB("    referral = \"INSERT INTO t VALUES (:ubrn, :nhs)\";\n"),
+          -EINVAL, { ":6: database.mapping.referral: unknown parameter :nhs at character 30: not a referral field" } },
+        { "mapping: a field left unmapped",
+          ERS_NONE WL MAP_DB("    referral = \"" MAP_MOST "\";\n    unmapped = [ \"state_comment\" ];\n"), -EINVAL,
+          { ":6: database.mapping.referral: fields left unmapped: :pathway_start (map each, or list it in "
+            "database.mapping.unmapped)" } },
+        { "mapping: unmapped names", ERS_NONE WL MAP_DB("    unmapped = [ \"colour\", \"ubrn\" ];\n"), -EINVAL,
+          { ":6: database.mapping.unmapped[0]: \"colour\" is not a referral or document field",
+            ":6: database.mapping.unmapped[1]: ubrn cannot be left unmapped" } },
+        { "mapping: no :ubrn", ERS_NONE WL MAP_DB("    document = \"INSERT INTO d VALUES (:document_id)\";\n"),
+          -EINVAL, { ":6: database.mapping.document: must use :ubrn (how the PAS tells referrals apart)" } },
+        { "mapping: a '?'", ERS_NONE WL MAP_DB("    referral = \"INSERT INTO t VALUES (:ubrn, ?)\";\n"), -EINVAL,
+          { ":6: database.mapping.referral: a '?' at character 30: name each parameter instead (:ubrn, "
+            ":priority, …)" } },
         { "lease too long", ERS_NONE WL "database: {\n  connection = \"DSN=pas\";\n  lease_seconds = 3601;\n};\n",
           -EINVAL, { ":5: database.lease_seconds: 3601 is out of range 0..3600" } },
         { "patient lookup without a marker",
@@ -713,7 +779,7 @@ static const struct bad_case bad_cases[] = {
           "poll_interval = 10;\n", -EINVAL,
           { ":1: ers.base_url: http:// is allowed only for a loopback host (127.0.0.0/8, localhost, [::1]); "
             "use https://",
-            ":3: database.adapter: must be auto, sqlite, postgresql or mariadb",
+            ":3: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
             ":4: poll_interval: 10 is out of range 60..86400" } },
         { "secrets in the wrong keys are not quoted",
           "ers: {\n  base_url = \"" TOKEN "\";\n  auth = \"" TOKEN "\";\n};\n" WL
@@ -721,7 +787,7 @@ static const struct bad_case bad_cases[] = {
           "log_level = \"" CONN "\";\n", -EINVAL,
           { ":2: ers.base_url: must start with https:// (or http:// for a loopback host)",
             ":3: ers.auth: must be \"none\", \"bearer\" or \"jwt\"",
-            ":8: database.adapter: must be auto, sqlite, postgresql or mariadb",
+            ":8: database.adapter: must be auto, sqlite, postgresql, mariadb, sqlserver or oracle",
             ":10: log_level: must be \"error\", \"warning\", \"notice\", \"info\" or \"debug\"" } },
 };
 
@@ -923,6 +989,8 @@ int main(void) {
         static const struct CMUnitTest fixed[] = {
                 cmocka_unit_test(test_good_config_every_field),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_adapters_accepted),
+                cmocka_unit_test(test_mapping_accepted),
                 cmocka_unit_test(test_base_urls_accepted),
                 cmocka_unit_test(test_relative_paths),
                 cmocka_unit_test(test_shipped_conf),

@@ -1,0 +1,301 @@
+-- SPDX-License-Identifier: MIT
+-- ersd staging schema, version 3, for Oracle Database (12.2 or later).
+--
+-- This is exactly what `ersd --init-db` creates (adapters/oracle.c; a unit
+-- test keeps the two identical).  NOT YET RUN AGAINST A LIVE ORACLE
+-- DATABASE: see docs/oracle.md for what has been checked.  Every statement
+-- may be run again safely: before 23c Oracle has no CREATE TABLE IF NOT
+-- EXISTS, so each CREATE is a PL/SQL block that ignores ORA-00955 (name
+-- already used).  Text is NVARCHAR2/NCLOB (the national character set:
+-- every Unicode character, 4-byte UTF-8 ones included, whatever the
+-- database character set).  Oracle commits each DDL statement at once.
+-- By hand, as the schema's owner:
+--   sqlplus pas_owner@//host:1521/PASPDB @oracle.sql
+-- then record the version ersd checks for (also safe to repeat):
+--   INSERT INTO ers_schema_version (version)
+--     SELECT 3 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--   COMMIT;
+-- Grants for the ersd user: docs/oracle.md.  Documentation: docs/schema.md.
+
+-- A schema of version 1 (before patient matching) or 2 (before the retry,
+-- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
+-- the statements it runs are in docs/schema.md.
+-- (Oracle: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR2.)
+
+-- The single row says which version of this schema the tables follow.
+-- ersd refuses to write into a schema of another version.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_schema_version (
+    version INTEGER NOT NULL
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- One row per referral (UBRN), at the latest version ersd has synced.
+-- PATIENT IDENTIFIER: nhs_number.  nhs_number_valid is 1 when the number
+-- passes the NHS modulus-11 check, else 0 (staff check it).
+-- Times in *_synced_at are UTC, ISO 8601: 2026-11-23T19:52:39Z.
+-- pas_patient_id is the PAS's own id of the patient, found by the
+-- configured database.patient_lookup; patient_match says how it went:
+-- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
+-- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version NUMBER(19) NOT NULL,
+    nhs_number NVARCHAR2(10), -- PATIENT IDENTIFIER
+    nhs_number_valid SMALLINT NOT NULL,
+    priority NVARCHAR2(32),
+    state NVARCHAR2(64),
+    state_reason NVARCHAR2(64),
+    state_comment NCLOB,
+    specialty NVARCHAR2(64),
+    specialty_display NVARCHAR2(255),
+    service_id NVARCHAR2(16),
+    service_name NVARCHAR2(255),
+    referral_type NVARCHAR2(64),
+    pathway_start NVARCHAR2(40),
+    clinical_info_first_submitted NVARCHAR2(40),
+    appointment_start NVARCHAR2(40),
+    appointment_end NVARCHAR2(40),
+    commissioning_org NVARCHAR2(16),
+    request_id NVARCHAR2(64),
+    status NVARCHAR2(32),
+    intent NVARCHAR2(32),
+    worklist NVARCHAR2(64),
+    first_synced_at NVARCHAR2(32) NOT NULL,
+    last_synced_at NVARCHAR2(32) NOT NULL,
+    pas_patient_id NVARCHAR2(64), -- PATIENT IDENTIFIER (in the PAS)
+    patient_match NVARCHAR2(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
+    patient_checked_at NVARCHAR2(32)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Finding the referrals whose patient is still to be matched.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_referral_patient_match ON ers_referral (patient_match)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
+-- The related referrals a referral points to, as of its latest version.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral_related (
+    ubrn CHAR(12) NOT NULL,
+    related_ubrn CHAR(12) NOT NULL,
+    PRIMARY KEY (ubrn, related_ubrn)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- One row per revision of each document (attachment or clinical referral
+-- information letter).  The content is in ers_document_part.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document (
+    document_id CHAR(36) NOT NULL PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    source_ubrn CHAR(12) NOT NULL,
+    kind NVARCHAR2(16) NOT NULL,
+    attachment_id NVARCHAR2(64) NOT NULL,
+    revision INTEGER NOT NULL,
+    source_version NUMBER(19) NOT NULL,
+    title NVARCHAR2(255),
+    content_type NVARCHAR2(128),
+    declared_size NUMBER(19),
+    availability NVARCHAR2(32),
+    attached_by_user NVARCHAR2(32),
+    attached_by_org NVARCHAR2(16),
+    created NVARCHAR2(40),
+    fetch_status NVARCHAR2(16) NOT NULL,
+    not_fetched_reason NVARCHAR2(255),
+    size_bytes NUMBER(19),
+    sha256 CHAR(64),
+    part_count INTEGER,
+    stored_at NVARCHAR2(32) NOT NULL,
+    removed_at NVARCHAR2(32),
+    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Listing a referral's documents.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_document_ubrn ON ers_document (ubrn)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
+-- A document's content, as ordered parts of at most 1 MiB:
+--   SELECT data FROM ers_document_part WHERE document_id = ... ORDER BY seq
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document_part (
+    document_id CHAR(36) NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (document_id, seq),
+    FOREIGN KEY (document_id) REFERENCES ers_document (document_id)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- What ersd has written, per UBRN: written in the same transaction as the
+-- referral's rows.  Do not edit: ersd decides what to fetch from it.
+-- first_seen_at: when ersd first saw the UBRN on a worklist;
+-- left_worklist_at: when it was seen to have left its worklist (NULL while
+-- on it; the referral's rows stay as last written); next_check_at: when
+-- documents still owed (e-RS scanning them: PENDING) are asked for again.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_ledger (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version NUMBER(19) NOT NULL,
+    complete SMALLINT NOT NULL,
+    worklist NVARCHAR2(64),
+    correlation_id NVARCHAR2(36),
+    synced_at NVARCHAR2(32) NOT NULL,
+    first_seen_at NVARCHAR2(32),
+    left_worklist_at NVARCHAR2(32),
+    next_check_at NVARCHAR2(32)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- The writer's lease (database.lease_seconds): which ersd may write, when
+-- two or more run against this schema for failover.  One row per lease;
+-- renewals counts its renewals (a standby takes over a lease that has not
+-- moved for lease_seconds).  Do not edit while ersd runs.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_lease (
+    name NVARCHAR2(64) NOT NULL PRIMARY KEY,
+    holder NVARCHAR2(128) NOT NULL,
+    renewals NUMBER(19) NOT NULL,
+    renewed_at NVARCHAR2(32) NOT NULL
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Referrals seen on a worklist but not yet written at the version seen:
+-- failing (attempts, reason, last SQLSTATE, correlation id of the last try) or
+-- parked (parked = 1 after repeated failures: tried again later, never
+-- dropped).  The worklist entry's own fields are kept so a retry needs no
+-- worklist call.  The row goes in the transaction that writes the referral.
+-- reason is one line for operators: never a patient identifier.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_retry (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    worklist NVARCHAR2(64) NOT NULL,
+    entry_version NUMBER(19),
+    priority NVARCHAR2(32),
+    service_id NVARCHAR2(16),
+    service_name NVARCHAR2(255),
+    referral_type NVARCHAR2(64),
+    first_seen_at NVARCHAR2(32) NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_attempt_at NVARCHAR2(32),
+    next_attempt_at NVARCHAR2(32) NOT NULL,
+    parked SMALLINT NOT NULL,
+    reason NVARCHAR2(512),
+    last_sqlstate CHAR(5),
+    correlation_id NVARCHAR2(36)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Finding the retries that are due.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_retry_next ON ers_retry (next_attempt_at)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
+-- The e-RS worklist budget: worklist (A008) calls made per e-RS service per
+-- UK calendar day (Europe/London), counted before each call is sent so that
+-- a restart or a crash loop cannot overspend.  Do not edit.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_budget (
+    service_id NVARCHAR2(16) NOT NULL,
+    budget_day CHAR(10) NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (service_id, budget_day)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- One row per configured worklist, for `ersd status`: the last poll, its
+-- result and correlation id, the next poll planned, the referrals listed.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_poll (
+    worklist NVARCHAR2(64) NOT NULL PRIMARY KEY,
+    last_poll_at NVARCHAR2(32),
+    last_result NVARCHAR2(255),
+    last_correlation_id NVARCHAR2(36),
+    next_poll_at NVARCHAR2(32),
+    referrals INTEGER
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- The audit trail: one row per write, append-only (ersd never updates nor
+-- deletes a row).  seq counts 1, 2, ... per UBRN.  event_type: what
+-- happened (NEW, UPDATED, DOCUMENTS, LEFT_WORKLIST, ...); detail: what
+-- changed, by field name; documents: the document ids written with their
+-- SHA-256.  `ersd audit UBRN` prints it.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_audit (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    version NUMBER(19),
+    event_type NVARCHAR2(32) NOT NULL,
+    detail NCLOB,
+    documents NCLOB,
+    recorded_at NVARCHAR2(32) NOT NULL,
+    correlation_id NVARCHAR2(36),
+    PRIMARY KEY (ubrn, seq)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- The latest worklists: every entry of each worklist's last successful poll
+-- (A008), replaced by the next poll.  How ersd notices a referral that left
+-- its worklist, and what `ersd reconcile` compares the PAS with, without
+-- spending a worklist call.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_worklist_entry (
+    worklist NVARCHAR2(64) NOT NULL,
+    ubrn CHAR(12) NOT NULL,
+    version NUMBER(19),
+    listed_at NVARCHAR2(32) NOT NULL,
+    correlation_id NVARCHAR2(36),
+    PRIMARY KEY (worklist, ubrn)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Finding a UBRN on any worklist.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
+-- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+CREATE OR REPLACE VIEW ers_referral_inbox AS
+SELECT r.ubrn,
+       r.nhs_number, -- PATIENT IDENTIFIER
+       r.nhs_number_valid,
+       r.priority,
+       r.state,
+       r.specialty,
+       r.specialty_display,
+       r.service_id,
+       r.service_name,
+       r.appointment_start,
+       r.appointment_end,
+       r.worklist,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
+           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
+                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
+                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
+       r.last_synced_at,
+       r.pas_patient_id, -- PATIENT IDENTIFIER
+       r.patient_match
+  FROM ers_referral r;

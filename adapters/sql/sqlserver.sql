@@ -1,0 +1,285 @@
+-- SPDX-License-Identifier: MIT
+-- ersd staging schema, version 3, for Microsoft SQL Server (2016 SP1 or
+-- later; Azure SQL Database).
+--
+-- This is exactly what `ersd --init-db` creates (adapters/sqlserver.c; a
+-- unit test keeps the two identical).  NOT YET RUN AGAINST A LIVE SQL SERVER:
+-- see docs/sqlserver.md for what has been checked.  Every statement may be
+-- run again safely (each CREATE is guarded; CREATE OR ALTER VIEW).  Text is
+-- NVARCHAR (UTF-16: every Unicode character, 4-byte UTF-8 ones included,
+-- whatever the database collation); CHAR columns hold ASCII codes only.
+-- By hand, as the schema's owner, in the database ersd will use:
+--   sqlcmd -S tcp:host,1433 -d pas -i sqlserver.sql
+-- then record the version ersd checks for (also safe to repeat):
+--   IF NOT EXISTS (SELECT * FROM ers_schema_version)
+--     INSERT INTO ers_schema_version (version) VALUES (3);
+-- `ersd --init-db` does both in one transaction.  Grants for the ersd
+-- user: docs/sqlserver.md.  Documentation: docs/schema.md.
+
+-- A schema of version 1 (before patient matching) or 2 (before the retry,
+-- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
+-- the statements it runs are in docs/schema.md.
+-- (SQL Server: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR.)
+
+-- The single row says which version of this schema the tables follow.
+-- ersd refuses to write into a schema of another version.
+IF OBJECT_ID(N'ers_schema_version', N'U') IS NULL
+CREATE TABLE ers_schema_version (
+    version INTEGER NOT NULL
+);
+GO
+
+-- One row per referral (UBRN), at the latest version ersd has synced.
+-- PATIENT IDENTIFIER: nhs_number.  nhs_number_valid is 1 when the number
+-- passes the NHS modulus-11 check, else 0 (staff check it).
+-- Times in *_synced_at are UTC, ISO 8601: 2026-11-23T19:52:39Z.
+-- pas_patient_id is the PAS's own id of the patient, found by the
+-- configured database.patient_lookup; patient_match says how it went:
+-- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
+-- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
+IF OBJECT_ID(N'ers_referral', N'U') IS NULL
+CREATE TABLE ers_referral (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL,
+    nhs_number NVARCHAR(10), -- PATIENT IDENTIFIER
+    nhs_number_valid SMALLINT NOT NULL,
+    priority NVARCHAR(32),
+    state NVARCHAR(64),
+    state_reason NVARCHAR(64),
+    state_comment NVARCHAR(MAX),
+    specialty NVARCHAR(64),
+    specialty_display NVARCHAR(255),
+    service_id NVARCHAR(16),
+    service_name NVARCHAR(255),
+    referral_type NVARCHAR(64),
+    pathway_start NVARCHAR(40),
+    clinical_info_first_submitted NVARCHAR(40),
+    appointment_start NVARCHAR(40),
+    appointment_end NVARCHAR(40),
+    commissioning_org NVARCHAR(16),
+    request_id NVARCHAR(64),
+    status NVARCHAR(32),
+    intent NVARCHAR(32),
+    worklist NVARCHAR(64),
+    first_synced_at NVARCHAR(32) NOT NULL,
+    last_synced_at NVARCHAR(32) NOT NULL,
+    pas_patient_id NVARCHAR(64), -- PATIENT IDENTIFIER (in the PAS)
+    patient_match NVARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
+    patient_checked_at NVARCHAR(32)
+);
+GO
+
+-- Finding the referrals whose patient is still to be matched.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_referral'), N'ers_referral_patient_match', 'IndexID') IS NULL
+CREATE INDEX ers_referral_patient_match ON ers_referral (patient_match);
+GO
+
+-- The related referrals a referral points to, as of its latest version.
+IF OBJECT_ID(N'ers_referral_related', N'U') IS NULL
+CREATE TABLE ers_referral_related (
+    ubrn CHAR(12) NOT NULL,
+    related_ubrn CHAR(12) NOT NULL,
+    PRIMARY KEY (ubrn, related_ubrn)
+);
+GO
+
+-- One row per revision of each document (attachment or clinical referral
+-- information letter).  The content is in ers_document_part.
+IF OBJECT_ID(N'ers_document', N'U') IS NULL
+CREATE TABLE ers_document (
+    document_id CHAR(36) NOT NULL PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    source_ubrn CHAR(12) NOT NULL,
+    kind NVARCHAR(16) NOT NULL,
+    attachment_id NVARCHAR(64) NOT NULL,
+    revision INTEGER NOT NULL,
+    source_version BIGINT NOT NULL,
+    title NVARCHAR(255),
+    content_type NVARCHAR(128),
+    declared_size BIGINT,
+    availability NVARCHAR(32),
+    attached_by_user NVARCHAR(32),
+    attached_by_org NVARCHAR(16),
+    created NVARCHAR(40),
+    fetch_status NVARCHAR(16) NOT NULL,
+    not_fetched_reason NVARCHAR(255),
+    size_bytes BIGINT,
+    sha256 CHAR(64),
+    part_count INTEGER,
+    stored_at NVARCHAR(32) NOT NULL,
+    removed_at NVARCHAR(32),
+    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+);
+GO
+
+-- Listing a referral's documents.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_document'), N'ers_document_ubrn', 'IndexID') IS NULL
+CREATE INDEX ers_document_ubrn ON ers_document (ubrn);
+GO
+
+-- A document's content, as ordered parts of at most 1 MiB:
+--   SELECT data FROM ers_document_part WHERE document_id = ... ORDER BY seq
+IF OBJECT_ID(N'ers_document_part', N'U') IS NULL
+CREATE TABLE ers_document_part (
+    document_id CHAR(36) NOT NULL,
+    seq INTEGER NOT NULL,
+    data VARBINARY(MAX) NOT NULL,
+    PRIMARY KEY (document_id, seq),
+    FOREIGN KEY (document_id) REFERENCES ers_document (document_id)
+);
+GO
+
+-- What ersd has written, per UBRN: written in the same transaction as the
+-- referral's rows.  Do not edit: ersd decides what to fetch from it.
+-- first_seen_at: when ersd first saw the UBRN on a worklist;
+-- left_worklist_at: when it was seen to have left its worklist (NULL while
+-- on it; the referral's rows stay as last written); next_check_at: when
+-- documents still owed (e-RS scanning them: PENDING) are asked for again.
+IF OBJECT_ID(N'ers_ledger', N'U') IS NULL
+CREATE TABLE ers_ledger (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    version BIGINT NOT NULL,
+    complete SMALLINT NOT NULL,
+    worklist NVARCHAR(64),
+    correlation_id NVARCHAR(36),
+    synced_at NVARCHAR(32) NOT NULL,
+    first_seen_at NVARCHAR(32),
+    left_worklist_at NVARCHAR(32),
+    next_check_at NVARCHAR(32)
+);
+GO
+
+-- The writer's lease (database.lease_seconds): which ersd may write, when
+-- two or more run against this schema for failover.  One row per lease;
+-- renewals counts its renewals (a standby takes over a lease that has not
+-- moved for lease_seconds).  Do not edit while ersd runs.
+IF OBJECT_ID(N'ers_lease', N'U') IS NULL
+CREATE TABLE ers_lease (
+    name NVARCHAR(64) NOT NULL PRIMARY KEY,
+    holder NVARCHAR(128) NOT NULL,
+    renewals BIGINT NOT NULL,
+    renewed_at NVARCHAR(32) NOT NULL
+);
+GO
+
+-- Referrals seen on a worklist but not yet written at the version seen:
+-- failing (attempts, reason, last SQLSTATE, correlation id of the last try) or
+-- parked (parked = 1 after repeated failures: tried again later, never
+-- dropped).  The worklist entry's own fields are kept so a retry needs no
+-- worklist call.  The row goes in the transaction that writes the referral.
+-- reason is one line for operators: never a patient identifier.
+IF OBJECT_ID(N'ers_retry', N'U') IS NULL
+CREATE TABLE ers_retry (
+    ubrn CHAR(12) NOT NULL PRIMARY KEY,
+    worklist NVARCHAR(64) NOT NULL,
+    entry_version BIGINT,
+    priority NVARCHAR(32),
+    service_id NVARCHAR(16),
+    service_name NVARCHAR(255),
+    referral_type NVARCHAR(64),
+    first_seen_at NVARCHAR(32) NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_attempt_at NVARCHAR(32),
+    next_attempt_at NVARCHAR(32) NOT NULL,
+    parked SMALLINT NOT NULL,
+    reason NVARCHAR(512),
+    last_sqlstate CHAR(5),
+    correlation_id NVARCHAR(36)
+);
+GO
+
+-- Finding the retries that are due.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_retry'), N'ers_retry_next', 'IndexID') IS NULL
+CREATE INDEX ers_retry_next ON ers_retry (next_attempt_at);
+GO
+
+-- The e-RS worklist budget: worklist (A008) calls made per e-RS service per
+-- UK calendar day (Europe/London), counted before each call is sent so that
+-- a restart or a crash loop cannot overspend.  Do not edit.
+IF OBJECT_ID(N'ers_budget', N'U') IS NULL
+CREATE TABLE ers_budget (
+    service_id NVARCHAR(16) NOT NULL,
+    budget_day CHAR(10) NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (service_id, budget_day)
+);
+GO
+
+-- One row per configured worklist, for `ersd status`: the last poll, its
+-- result and correlation id, the next poll planned, the referrals listed.
+IF OBJECT_ID(N'ers_poll', N'U') IS NULL
+CREATE TABLE ers_poll (
+    worklist NVARCHAR(64) NOT NULL PRIMARY KEY,
+    last_poll_at NVARCHAR(32),
+    last_result NVARCHAR(255),
+    last_correlation_id NVARCHAR(36),
+    next_poll_at NVARCHAR(32),
+    referrals INTEGER
+);
+GO
+
+-- The audit trail: one row per write, append-only (ersd never updates nor
+-- deletes a row).  seq counts 1, 2, ... per UBRN.  event_type: what
+-- happened (NEW, UPDATED, DOCUMENTS, LEFT_WORKLIST, ...); detail: what
+-- changed, by field name; documents: the document ids written with their
+-- SHA-256.  `ersd audit UBRN` prints it.
+IF OBJECT_ID(N'ers_audit', N'U') IS NULL
+CREATE TABLE ers_audit (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    version BIGINT,
+    event_type NVARCHAR(32) NOT NULL,
+    detail NVARCHAR(MAX),
+    documents NVARCHAR(MAX),
+    recorded_at NVARCHAR(32) NOT NULL,
+    correlation_id NVARCHAR(36),
+    PRIMARY KEY (ubrn, seq)
+);
+GO
+
+-- The latest worklists: every entry of each worklist's last successful poll
+-- (A008), replaced by the next poll.  How ersd notices a referral that left
+-- its worklist, and what `ersd reconcile` compares the PAS with, without
+-- spending a worklist call.
+IF OBJECT_ID(N'ers_worklist_entry', N'U') IS NULL
+CREATE TABLE ers_worklist_entry (
+    worklist NVARCHAR(64) NOT NULL,
+    ubrn CHAR(12) NOT NULL,
+    version BIGINT,
+    listed_at NVARCHAR(32) NOT NULL,
+    correlation_id NVARCHAR(36),
+    PRIMARY KEY (worklist, ubrn)
+);
+GO
+
+-- Finding a UBRN on any worklist.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_worklist_entry'), N'ers_worklist_entry_ubrn', 'IndexID') IS NULL
+CREATE INDEX ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn);
+GO
+
+-- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+CREATE OR ALTER VIEW ers_referral_inbox AS
+SELECT r.ubrn,
+       r.nhs_number, -- PATIENT IDENTIFIER
+       r.nhs_number_valid,
+       r.priority,
+       r.state,
+       r.specialty,
+       r.specialty_display,
+       r.service_id,
+       r.service_name,
+       r.appointment_start,
+       r.appointment_end,
+       r.worklist,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
+           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
+                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
+                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+       (SELECT COUNT(*) FROM ers_document d
+         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
+       r.last_synced_at,
+       r.pas_patient_id, -- PATIENT IDENTIFIER
+       r.patient_match
+  FROM ers_referral r;
+GO

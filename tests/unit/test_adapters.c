@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The adapters (adapters/<vendor>.c) without a database: what each one
+ * generates and decides, for every vendor, including SQL Server and Oracle,
+ * for which the test suite can start no server.  The DDL goes through a tokeniser that knows
+ * the vendors' quoting (strings with doubled quotes, Oracle's q'[…]',
+ * "--" comments) and checks the rules of adapter.h and each dialect;
+ * classification and connection strings are table-driven.  SQLite,
+ * PostgreSQL and MariaDB are also run for real (test_pas, test_engines).
+ *
+ * Run with the repository root as the working directory (it reads
+ * adapters/sql/<vendor>.sql).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "adapters/adapter.h"
+#include "adapters/odbc.h"
+#include "adapters/pas.h"
+#include "adapters/schema.h"
+#include "tests/support/pas_data.h"
+
+static const struct adapter *const all[] = {
+        &adapter_sqlite, &adapter_postgresql, &adapter_mariadb, &adapter_sqlserver, &adapter_oracle,
+};
+#define N_ALL (sizeof all / sizeof all[0])
+
+/* The tables and indexes every vendor's DDL creates, in order. */
+static const char *const tables[] = {
+        "ers_schema_version", "ers_referral", "ers_referral_related", "ers_document", "ers_document_part",
+        "ers_ledger",         "ers_lease",    "ers_retry",            "ers_budget",   "ers_poll",
+        "ers_audit",          "ers_worklist_entry",
+};
+static const char *const indexes[] = { "ers_referral_patient_match", "ers_document_ubrn", "ers_retry_next",
+                                       "ers_worklist_entry_ubrn" };
+
+/* ---------------------------------------------------------------------- */
+/* A tokeniser that knows where SQL text is code and where it is quoted.   */
+
+struct scan {
+        int depth;          /* parentheses open */
+        bool unterminated;  /* a string, q-quote or identifier left open */
+        bool unbalanced;    /* a ')' without its '(' */
+        bool marker;        /* a '?' outside quotes and comments */
+        char code[16384];   /* the statement with quoted text and comments blanked, upper case */
+};
+
+/*
+ * Walks `sql` as `a`'s dialect reads it: '…' strings (with '' inside),
+ * "…" identifiers, [ … ] identifiers (SQL Server), q'[…]' (Oracle), "--"
+ * comments to the end of the line.  Oracle's q'[…]' is code run by EXECUTE
+ * IMMEDIATE: it is scanned as code too (its depth counted apart).
+ */
+static void scan(const struct adapter *a, const char *sql, struct scan *ret) {
+        bool oracle = a == &adapter_oracle, sqlserver = a == &adapter_sqlserver;
+        size_t o = 0, n = strlen(sql);
+
+        memset(ret, 0, sizeof *ret);
+        for (size_t i = 0; i < n;) {
+                char c = sql[i];
+
+                if (c == '-' && sql[i + 1] == '-') {
+                        while (i < n && sql[i] != '\n')
+                                i++;
+                        continue;
+                }
+                if (oracle && (c == 'q' || c == 'Q') && sql[i + 1] == '\'' && sql[i + 2] == '[') {
+                        /* the quoted statement is code: copy it, as if unquoted */
+                        const char *end = strstr(sql + i + 3, "]'");
+                        if (!end) {
+                                ret->unterminated = true;
+                                return;
+                        }
+                        i += 3;
+                        continue; /* its text follows as code; "]'" is skipped below */
+                }
+                if (oracle && c == ']' && sql[i + 1] == '\'') {
+                        i += 2;
+                        continue;
+                }
+                if (c == '\'' || c == '"' || (sqlserver && c == '[')) {
+                        char close = c == '[' ? ']' : c;
+                        i++;
+                        for (;;) {
+                                if (i >= n) {
+                                        ret->unterminated = true;
+                                        return;
+                                }
+                                if (sql[i] == close && sql[i + 1] == close && close != ']') {
+                                        i += 2;
+                                        continue;
+                                }
+                                if (sql[i] == close)
+                                        break;
+                                i++;
+                        }
+                        i++;
+                        if (o < sizeof ret->code - 2)
+                                ret->code[o++] = '_'; /* a literal */
+                        continue;
+                }
+                if (c == '(')
+                        ret->depth++;
+                if (c == ')' && --ret->depth < 0)
+                        ret->unbalanced = true;
+                if (c == '?')
+                        ret->marker = true;
+                if (o < sizeof ret->code - 1)
+                        ret->code[o++] = (char) toupper((unsigned char) c);
+                i++;
+        }
+        ret->code[o] = '\0';
+}
+
+/* True when `word` occurs in code as a whole word. */
+static bool has_word(const char *code, const char *word) {
+        size_t len = strlen(word);
+
+        for (const char *s = code; (s = strstr(s, word)); s += len) {
+                bool start = s == code || !(isalnum((unsigned char) s[-1]) || s[-1] == '_');
+                bool end = !(isalnum((unsigned char) s[len]) || s[len] == '_');
+                if (start && end)
+                        return true;
+        }
+        return false;
+}
+
+static bool is_block(const char *sql) {
+        return strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "DECLARE", 7) == 0;
+}
+
+/* The name after "CREATE TABLE " / "CREATE INDEX " / "… VIEW " in code. */
+static void created_name(const char *code, const char *what, char *ret, size_t n) {
+        const char *s = strstr(code, what);
+        size_t i = 0;
+
+        ret[0] = '\0';
+        if (!s)
+                return;
+        s += strlen(what);
+        while (*s == ' ')
+                s++;
+        if (strncmp(s, "IF NOT EXISTS ", 14) == 0)
+                s += 14;
+        while ((isalnum((unsigned char) *s) || *s == '_') && i + 1 < n)
+                ret[i++] = (char) tolower((unsigned char) *s++);
+        ret[i] = '\0';
+}
+
+/* ---------------------------------------------------------------------- */
+/* The DDL.                                                                */
+
+/* adapter.h's rules, for every statement of every vendor. */
+static void test_ddl_rules(void **state) {
+        (void) state;
+        for (size_t v = 0; v < N_ALL; v++) {
+                const struct adapter *a = all[v];
+                const char *const *ddl = a->ops->schema();
+                size_t t = 0, x = 0, views = 0, k;
+
+                for (k = 0; ddl[k]; k++) {
+                        const char *sql = ddl[k];
+                        size_t len = strlen(sql);
+                        char name[64];
+                        struct scan sc;
+
+                        scan(a, sql, &sc);
+                        if (sc.unterminated || sc.unbalanced || sc.depth != 0)
+                                fail_msg("%s statement %zu: unterminated quote or unbalanced parentheses:\n%s", a->name,
+                                         k + 1, sql);
+                        if (sc.marker || strchr(sql, '?'))
+                                fail_msg("%s statement %zu: holds a '?'", a->name, k + 1);
+                        assert_true(len > 0 && sql[len - 1] != '\n' && sql[len - 1] != ' ');
+                        if (is_block(sql)) {
+                                /* PL/SQL: Oracle only, ends with END; */
+                                assert_ptr_equal(a, &adapter_oracle);
+                                assert_true(len > 4 && strcmp(sql + len - 4, "END;") == 0);
+                                assert_true(has_word(sc.code, "EXCEPTION"));
+                        } else {
+                                assert_true(sql[len - 1] != ';');
+                                for (const char *nl = strchr(sql, '\n'); nl; nl = strchr(nl + 1, '\n'))
+                                        if (nl > sql && nl[-1] == ';')
+                                                fail_msg("%s statement %zu: a line ends with ';'", a->name, k + 1);
+                        }
+                        if (strstr(sc.code, "CREATE TABLE")) {
+                                created_name(sc.code, "CREATE TABLE", name, sizeof name);
+                                assert_true(t < sizeof tables / sizeof tables[0]);
+                                assert_string_equal(name, tables[t]);
+                                t++;
+                        } else if (strstr(sc.code, "CREATE INDEX")) {
+                                created_name(sc.code, "CREATE INDEX", name, sizeof name);
+                                assert_true(x < sizeof indexes / sizeof indexes[0]);
+                                assert_string_equal(name, indexes[x]);
+                                x++;
+                        } else if (strstr(sc.code, " VIEW ")) {
+                                created_name(sc.code, " VIEW", name, sizeof name);
+                                assert_string_equal(name, "ers_referral_inbox");
+                                views++;
+                        } else {
+                                fail_msg("%s statement %zu creates nothing we know", a->name, k + 1);
+                        }
+                        /* Oracle before 12.2 allows 30-byte names: keep every name under it */
+                        assert_true(strlen(name) <= 30);
+                }
+                assert_int_equal(t, sizeof tables / sizeof tables[0]);
+                assert_int_equal(x, sizeof indexes / sizeof indexes[0]);
+                assert_int_equal(views, 1);
+                assert_int_equal(k, t + x + views);
+        }
+}
+
+/* What each dialect must and must not say. */
+static void test_ddl_dialects(void **state) {
+        (void) state;
+        for (size_t v = 0; v < N_ALL; v++) {
+                const struct adapter *a = all[v];
+                bool sqlserver = a == &adapter_sqlserver, oracle = a == &adapter_oracle;
+                const char *const *ddl = a->ops->schema();
+
+                for (size_t k = 0; ddl[k]; k++) {
+                        struct scan sc;
+                        char name[64], guarded[160];
+
+                        scan(a, ddl[k], &sc);
+                        if (sqlserver || oracle) {
+                                /* no portable spelling that the vendor refuses */
+                                assert_false(strstr(sc.code, "IF NOT EXISTS"));
+                                assert_false(has_word(sc.code, "TEXT"));
+                                assert_false(has_word(sc.code, "VARCHAR")); /* NVARCHAR / NVARCHAR2 only */
+                                assert_false(has_word(sc.code, "BYTEA") || has_word(sc.code, "LONGBLOB"));
+                        }
+                        if (oracle) {
+                                assert_false(has_word(sc.code, "BIGINT")); /* Oracle has none */
+                                assert_false(has_word(sc.code, "NVARCHAR"));
+                                if (strstr(sc.code, "CREATE TABLE") || strstr(sc.code, "CREATE INDEX")) {
+                                        /* run by EXECUTE IMMEDIATE, ORA-00955 ignored */
+                                        assert_non_null(strstr(ddl[k], "BEGIN EXECUTE IMMEDIATE q'[CREATE "));
+                                        assert_non_null(strstr(sc.code, "SQLCODE NOT IN (-955"));
+                                        assert_non_null(strstr(sc.code, "THEN RAISE"));
+                                } else {
+                                        assert_non_null(strstr(sc.code, "CREATE OR REPLACE VIEW"));
+                                }
+                                assert_false(strstr(sc.code, "CREATE TABLE") && has_word(sc.code, "BLOB") &&
+                                             !strstr(sc.code, "DATA BLOB NOT NULL"));
+                        }
+                        if (sqlserver) {
+                                assert_false(has_word(sc.code, "NVARCHAR2") || has_word(sc.code, "BLOB"));
+                                if (strstr(sc.code, "CREATE TABLE")) {
+                                        /* the guard names the table it creates */
+                                        created_name(sc.code, "CREATE TABLE", name, sizeof name);
+                                        snprintf(guarded, sizeof guarded, "IF OBJECT_ID(N'%s', N'U') IS NULL\nCREATE",
+                                                 name);
+                                        assert_int_equal(strncmp(ddl[k], guarded, strlen(guarded)), 0);
+                                } else if (strstr(sc.code, "CREATE INDEX")) {
+                                        created_name(sc.code, "CREATE INDEX", name, sizeof name);
+                                        snprintf(guarded, sizeof guarded, "N'%s', 'IndexID') IS NULL\nCREATE", name);
+                                        assert_non_null(strstr(ddl[k], guarded));
+                                        assert_int_equal(strncmp(ddl[k], "IF INDEXPROPERTY(OBJECT_ID(N'", 29), 0);
+                                } else {
+                                        assert_int_equal(strncmp(ddl[k], "CREATE OR ALTER VIEW", 20), 0);
+                                }
+                        }
+                }
+        }
+        /* the binary column, per vendor */
+        assert_non_null(strstr(adapter_sqlserver.ops->schema()[6], "data VARBINARY(MAX) NOT NULL"));
+        assert_non_null(strstr(adapter_oracle.ops->schema()[6], "data BLOB NOT NULL"));
+        assert_non_null(strstr(adapter_oracle.ops->schema()[1], "state_comment NCLOB"));
+        assert_non_null(strstr(adapter_oracle.ops->schema()[1], "version NUMBER(19) NOT NULL"));
+        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "state_comment NVARCHAR(MAX)"));
+        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "nhs_number NVARCHAR(10)"));
+}
+
+/* The files for DBAs hold exactly what --init-db runs. */
+static void test_schema_files_match(void **state) {
+        (void) state;
+        for (size_t v = 0; v < N_ALL; v++)
+                pas_data_schema_file_matches(all[v]);
+}
+
+/* From version 1 or 2: columns added in each vendor's spelling (new tables come from the DDL). */
+static void test_upgrade_steps(void **state) {
+        static const struct {
+                const struct adapter *a;
+                const char *first;
+        } cases[] = {
+                { &adapter_sqlite, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)" },
+                { &adapter_postgresql, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)" },
+                { &adapter_mariadb, "ALTER TABLE ers_referral ADD COLUMN pas_patient_id VARCHAR(64)" },
+                { &adapter_sqlserver, "ALTER TABLE ers_referral ADD pas_patient_id NVARCHAR(64)" },
+                { &adapter_oracle, "ALTER TABLE ers_referral ADD pas_patient_id NVARCHAR2(64)" },
+        };
+
+        (void) state;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const struct schema_step *s = cases[i].a->ops->upgrade(1);
+                size_t n = 0;
+
+                assert_non_null(s);
+                assert_string_equal(s[0].sql, cases[i].first);
+                for (; s[n].sql; n++) {
+                        struct scan sc;
+                        scan(cases[i].a, s[n].sql, &sc);
+                        assert_false(sc.unterminated || sc.unbalanced || sc.marker);
+                }
+                assert_true(n >= 6);
+                s = cases[i].a->ops->upgrade(2);
+                assert_non_null(s);
+                assert_non_null(strstr(s[0].sql, "ALTER TABLE ers_ledger ADD"));
+                assert_null(cases[i].a->ops->upgrade(0));
+                assert_null(cases[i].a->ops->upgrade(3));
+        }
+        assert_string_equal(adapter_sqlserver.ops->upgrade(2)[0].sql,
+                            "ALTER TABLE ers_ledger ADD first_seen_at NVARCHAR(32)");
+        assert_string_equal(adapter_oracle.ops->upgrade(1)[1].sql,
+                            "ALTER TABLE ers_referral ADD patient_match NVARCHAR2(16) DEFAULT 'NOT_CONFIGURED' NOT NULL");
+}
+
+/* ---------------------------------------------------------------------- */
+/* The table of adapters.                                                  */
+
+static void test_adapter_table(void **state) {
+        char names[128] = "";
+
+        (void) state;
+        for (size_t v = 0; v < N_ALL; v++) {
+                const struct adapter *a = all[v];
+                const struct adapter_ops *o = a->ops;
+
+                assert_ptr_equal(adapter_by_name(a->name), a);
+                /* every slot filled: the core never tests for NULL */
+                assert_true(o->schema && o->upgrade && o->environment && o->probe_options && o->connect_options &&
+                            o->session && o->classify && o->check_statement && o->lock_writer && o->unlock_writer);
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", v ? ", " : "", a->name);
+        }
+        assert_string_equal(adapter_names, names);
+        assert_ptr_equal(adapter_by_dbms("Microsoft SQL Server"), &adapter_sqlserver);
+        assert_ptr_equal(adapter_by_dbms("Oracle"), &adapter_oracle);
+        assert_ptr_equal(adapter_by_dbms("MySQL"), &adapter_mariadb);
+        assert_null(adapter_by_dbms("DB2/LINUXX8664"));
+        assert_null(adapter_by_name("mssql"));
+        /* text outside ASCII is bound as national text where the columns are NVARCHAR */
+        assert_true(adapter_sqlserver.national_text && adapter_oracle.national_text);
+        assert_false(adapter_sqlite.national_text || adapter_postgresql.national_text || adapter_mariadb.national_text);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connection strings and the environment.                                 */
+
+static void test_connect_options_sqlserver(void **state) {
+        static const struct {
+                const char *in;
+                int r;
+                const char *out;
+        } cases[] = {
+                { "Driver={ODBC Driver 18 for SQL Server};Server=tcp:db,1433;Database=pas;",
+                  0,
+                  "Driver={ODBC Driver 18 for SQL Server};Server=tcp:db,1433;Database=pas;Encrypt=yes;"
+                  "TrustServerCertificate=no;APP=ersd" },
+                { "DSN=pas;encrypt=strict;APP=pas-feed", 0, "DSN=pas;encrypt=strict;APP=pas-feed;TrustServerCertificate=no" },
+                { "DSN=pas;Encrypt=Mandatory;TrustServerCertificate=No", 0,
+                  "DSN=pas;Encrypt=Mandatory;TrustServerCertificate=No;APP=ersd" },
+                /* anything that turns verification off, in any occurrence: refused */
+                { "DSN=pas;Encrypt=no", -EPERM, NULL },
+                { "DSN=pas;Encrypt = Optional", -EPERM, NULL },
+                { "DSN=pas;TrustServerCertificate=yes", -EPERM, NULL },
+                { "DSN=pas;TrustServerCertificate={true}", -EPERM, NULL },
+                { "DSN=pas;Encrypt=yes;Encrypt=no", -EPERM, NULL },
+                { "DSN=pas;TrustServerCertificate=no;TrustServerCertificate=yes", -EPERM, NULL },
+                /* a braced value is not an attribute */
+                { "DSN=pas;PWD={a;Encrypt=no}", 0, "DSN=pas;PWD={a;Encrypt=no};Encrypt=yes;TrustServerCertificate=no;APP=ersd" },
+        };
+        char out[256];
+
+        (void) state;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                int r = adapter_sqlserver.ops->connect_options(cases[i].in, out, sizeof out);
+                if (r != cases[i].r)
+                        fail_msg("case %zu \"%s\": %d, expected %d", i, cases[i].in, r, cases[i].r);
+                if (cases[i].out)
+                        assert_string_equal(out, cases[i].out);
+        }
+        assert_int_equal(adapter_sqlserver.ops->connect_options("DSN=pas", out, 20), -ENAMETOOLONG);
+        /* nothing added to the probe of adapter "auto" */
+        assert_int_equal(adapter_sqlserver.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+static void test_connect_options_oracle(void **state) {
+        char out[256];
+
+        (void) state;
+        assert_int_equal(adapter_oracle.ops->connect_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;LOB=T");
+        assert_int_equal(adapter_oracle.ops->connect_options("DSN=pas;lob=F", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;lob=F");
+        assert_int_equal(adapter_oracle.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+static void test_connstr_find(void **state) {
+        char v[16];
+        const char *s = "DSN=pas; Encrypt = { yes } ;encrypt=no;PWD={x;Encrypt=1}";
+
+        (void) state;
+        s = odbc_connstr_find(s, "Encrypt", v, sizeof v);
+        assert_non_null(s);
+        assert_string_equal(v, " yes "); /* braces removed, what they hold kept */
+        s = odbc_connstr_find(s, "Encrypt", v, sizeof v);
+        assert_non_null(s);
+        assert_string_equal(v, "no");
+        assert_null(odbc_connstr_find(s, "Encrypt", v, sizeof v)); /* not inside {…} */
+        assert_null(odbc_connstr_find("DSN=pas", "Encrypt", v, sizeof v));
+        assert_non_null(odbc_connstr_find("DSN=pas;Encrypt=verylongvaluethatistruncated", "Encrypt", v, 8));
+        assert_string_equal(v, "verylon");
+}
+
+static void test_environment_oracle(void **state) {
+        struct errbuf e = { { 0 } };
+
+        (void) state;
+        unsetenv("NLS_LANG");
+        assert_int_equal(adapter_oracle.ops->environment(&e), 0);
+        assert_string_equal(getenv("NLS_LANG"), "AMERICAN_AMERICA.AL32UTF8");
+        setenv("NLS_LANG", "ENGLISH_UNITED KINGDOM.AL32UTF8", 1);
+        assert_int_equal(adapter_oracle.ops->environment(&e), 0);
+        assert_string_equal(getenv("NLS_LANG"), "ENGLISH_UNITED KINGDOM.AL32UTF8"); /* the operator's wins */
+        setenv("NLS_LANG", "ENGLISH_UNITED KINGDOM.WE8ISO8859P1", 1);
+        assert_int_equal(adapter_oracle.ops->environment(&e), -EINVAL);
+        assert_non_null(strstr(e.msg, "NLS_LANG=ENGLISH_UNITED KINGDOM.WE8ISO8859P1: the client character set must "
+                                      "be AL32UTF8"));
+        unsetenv("NLS_LANG");
+        /* the other vendors set nothing */
+        for (size_t v = 0; v < N_ALL; v++)
+                if (all[v] != &adapter_oracle)
+                        assert_int_equal(all[v]->ops->environment(&e), 0);
+        assert_null(getenv("NLS_LANG"));
+}
+
+/* pas_open() refuses a SQL Server connection string that turns TLS
+ * verification off before it connects, and names neither the string nor the
+ * password; without the driver installed it fails with one line, too. */
+static void test_open_refusals(void **state) {
+        struct pas *p = NULL;
+        struct errbuf e = { { 0 } };
+
+        (void) state;
+        assert_int_equal(pas_open("Driver={ODBC Driver 18 for SQL Server};Server=tcp:db.invalid,1433;UID=ersd;"
+                                  "PWD=secret-password;TrustServerCertificate=yes",
+                                  "sqlserver", &p, &e),
+                         -EPERM);
+        assert_null(p);
+        assert_string_equal(e.msg, "sqlserver: the connection string turns TLS certificate verification off; ersd "
+                                   "always verifies it (docs/sqlserver.md)");
+        setenv("NLS_LANG", "AMERICAN_AMERICA.WE8MSWIN1252", 1);
+        assert_int_equal(pas_open("DSN=pas;PWD=secret-password", "oracle", &p, &e), -EINVAL);
+        assert_null(strstr(e.msg, "secret-password"));
+        assert_non_null(strstr(e.msg, "NLS_LANG"));
+        unsetenv("NLS_LANG");
+        /* no such driver here: one line with the SQLSTATE, no password */
+        assert_true(pas_open("Driver={ODBC Driver 18 for SQL Server};Server=tcp:db.invalid,1433;UID=ersd;"
+                             "PWD=secret-password",
+                             "sqlserver", &p, &e) < 0);
+        assert_null(p);
+        assert_non_null(strstr(e.msg, "SQLSTATE"));
+        assert_null(strstr(e.msg, "secret-password"));
+        unsetenv("NLS_LANG");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Error classification: the adapter's opinion, else the generic mapping.  */
+
+static int classify(const struct adapter *a, const char *sqlstate, long native, bool in_commit) {
+        int r = a->ops->classify(sqlstate, native, "", in_commit);
+        return r ? r : odbc_classify_sqlstate(sqlstate, in_commit);
+}
+
+struct class_case {
+        const char *sqlstate;
+        long native;
+        bool in_commit;
+        int want;
+        const char *what;
+};
+
+static void check_classes(const struct adapter *a, const struct class_case *c, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int r = classify(a, c[i].sqlstate, c[i].native, c[i].in_commit);
+                if (r != c[i].want)
+                        fail_msg("%s %s/%ld%s (%s): %d, expected %d", a->name, c[i].sqlstate, c[i].native,
+                                 c[i].in_commit ? " in commit" : "", c[i].what, r, c[i].want);
+        }
+}
+
+static void test_classify_sqlserver(void **state) {
+        static const struct class_case cases[] = {
+                { "40001", 1205, false, -EAGAIN, "deadlock victim" },
+                { "HYT00", 1222, false, -EAGAIN, "lock request time-out" },
+                { "42000", 1222, false, -EAGAIN, "lock request time-out, other SQLSTATE" },
+                { "HY000", 1204, false, -EAGAIN, "out of lock resources" },
+                { "HY000", 3960, false, -EAGAIN, "snapshot isolation update conflict" },
+                { "42000", 9002, false, -EAGAIN, "transaction log full" },
+                { "42000", 1105, false, -EAGAIN, "filegroup full" },
+                { "HY000", 701, false, -EAGAIN, "out of memory" },
+                { "42000", 40501, false, -EAGAIN, "Azure: service busy" },
+                { "42000", 49919, false, -EAGAIN, "Azure: throttled" },
+                { "08S01", 10054, false, -ENOTCONN, "connection reset" },
+                { "08S01", 10054, true, -EINPROGRESS, "connection reset during commit" },
+                { "HY000", 3906, false, -ENOTCONN, "read-only: failed over to a secondary" },
+                { "HY000", 983, true, -EINPROGRESS, "availability group role change during commit" },
+                { "HY000", 40613, false, -ENOTCONN, "Azure: database unavailable" },
+                { "HYT00", 0, false, -EAGAIN, "query timeout (generic)" },
+                { "HYT00", 0, true, -EINPROGRESS, "query timeout in commit (generic)" },
+                { "08001", 0, false, -ENOTCONN, "cannot connect (generic)" },
+                { "08007", 0, true, -EINPROGRESS, "connection failure during transaction (generic)" },
+                { "23000", 2627, false, -EIO, "primary key violation: permanent" },
+                { "23000", 547, false, -EIO, "foreign key violation: permanent" },
+                { "22001", 8152, false, -EIO, "string would be truncated: permanent" },
+                { "42S02", 208, false, -EIO, "invalid object name: permanent" },
+                { "28000", 18456, false, -EIO, "login failed: permanent" },
+        };
+
+        (void) state;
+        check_classes(&adapter_sqlserver, cases, sizeof cases / sizeof cases[0]);
+}
+
+static void test_classify_oracle(void **state) {
+        static const struct class_case cases[] = {
+                { "40001", 60, false, -EAGAIN, "ORA-00060 deadlock" },
+                { "HY000", 60, false, -EAGAIN, "ORA-00060 deadlock, other SQLSTATE" },
+                { "S1000", 8177, false, -EAGAIN, "ORA-08177 cannot serialize" },
+                { "HY000", 54, false, -EAGAIN, "ORA-00054 resource busy (NOWAIT: the writer lock)" },
+                { "HY000", 30006, false, -EAGAIN, "ORA-30006 resource busy, WAIT timed out" },
+                { "HY000", 1555, false, -EAGAIN, "ORA-01555 snapshot too old" },
+                { "HY000", 1653, false, -EAGAIN, "ORA-01653 tablespace full" },
+                { "HY000", 1013, false, -EAGAIN, "ORA-01013 cancelled (timeout)" },
+                { "HY000", 1013, true, -EINPROGRESS, "ORA-01013 cancelled during commit" },
+                { "HY000", 3113, false, -ENOTCONN, "ORA-03113 end-of-file on communication channel" },
+                { "HY000", 3113, true, -EINPROGRESS, "ORA-03113 during commit" },
+                { "08S01", 3114, false, -ENOTCONN, "ORA-03114 not connected" },
+                { "HY000", 3135, true, -EINPROGRESS, "ORA-03135 connection lost contact during commit" },
+                { "HY000", 28, false, -ENOTCONN, "ORA-00028 session killed" },
+                { "08001", 12541, false, -ENOTCONN, "ORA-12541 no listener" },
+                { "HY000", 1089, false, -ENOTCONN, "ORA-01089 immediate shutdown in progress" },
+                { "HY000", 25402, false, -EINPROGRESS, "ORA-25402 transaction must roll back (failover)" },
+                { "HY000", 25408, false, -EINPROGRESS, "ORA-25408 cannot safely replay call" },
+                { "HY000", 25405, true, -EINPROGRESS, "ORA-25405 transaction status unknown" },
+                { "23000", 1, false, -EIO, "ORA-00001 unique constraint: permanent" },
+                { "23000", 2291, false, -EIO, "ORA-02291 parent key not found: permanent" },
+                { "22001", 12899, false, -EIO, "ORA-12899 value too large: permanent" },
+                { "42S02", 942, false, -EIO, "ORA-00942 table does not exist: permanent" },
+                { "HY000", 1017, false, -EIO, "ORA-01017 invalid username/password: permanent" },
+        };
+
+        (void) state;
+        check_classes(&adapter_oracle, cases, sizeof cases / sizeof cases[0]);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ddl_rules),
+                cmocka_unit_test(test_ddl_dialects),
+                cmocka_unit_test(test_schema_files_match),
+                cmocka_unit_test(test_upgrade_steps),
+                cmocka_unit_test(test_adapter_table),
+                cmocka_unit_test(test_connect_options_sqlserver),
+                cmocka_unit_test(test_connect_options_oracle),
+                cmocka_unit_test(test_connstr_find),
+                cmocka_unit_test(test_environment_oracle),
+                cmocka_unit_test(test_open_refusals),
+                cmocka_unit_test(test_classify_sqlserver),
+                cmocka_unit_test(test_classify_oracle),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
