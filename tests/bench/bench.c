@@ -24,6 +24,12 @@
  *             parts into the schema `ersd --init-db` creates, through the
  *             same ODBC driver and session settings, one transaction per
  *             referral, from memory (no spool, no hashing).
+ *   rate      ersd at e-RS's rate limit: max_requests_per_second = 10 (the
+ *             production value) against the mock enforcing 10 requests/s
+ *             with 429s; from the mock's record of arrivals, the requests
+ *             sent, first to last, sustained requests/s over the limit, and
+ *             the 429s (printed, not asserted).  SQLite only: the rate, not
+ *             the engine, is the ceiling there.
  *
  * Engines are rows of ENGINES[]: SQLite (files), PostgreSQL and MariaDB
  * (throwaway servers on loopback, tests/support/engines.c).  The servers run
@@ -58,6 +64,8 @@
 #define PART_MAX (1024 * 1024)      /* as PAS_PART_MAX: documents are stored as ≤ 1 MiB parts */
 #define PER_SERVICE 2500            /* referrals per worklist: ~3.75 MB, under the 10 MB limit */
 #define PADDING "15000"             /* A005 answers of ~20 KB */
+#define NO_RATE_LIMIT 10000L        /* max_requests_per_second when measuring ersd itself */
+#define ERS_RATE_LIMIT 10           /* e-RS's requests/s per application: ersd's production value */
 
 /* A database engine ersd writes to: one row per engine. */
 struct bench_engine {
@@ -112,6 +120,11 @@ static const struct dataset QUICK[] = {
         { "1k, big 50 MiB", 1000, 50u << 20, 5u << 20, true },
 };
 #define N_DATASETS 3
+
+/* Referrals synced under e-RS's rate limit: about 4 API requests each (A005, two A042, A007),
+ * so ~2 minutes at 10/s, ~25 s for BENCH_QUICK. */
+#define RATE_FULL 300
+#define RATE_QUICK 60
 
 struct proc_cost {
         double wall, cpu;  /* seconds */
@@ -270,15 +283,16 @@ static const char *service_id(size_t s, char buf[16]) {
 
 /* An ersd configuration: one worklist per service (empty: one worklist of a service the mock does not have). */
 static void write_config(const char *path, const struct mock *m, const char *conn, const char *state,
-                                  const struct bench_engine *en, size_t services, bool empty) {
+                         const struct bench_engine *en, size_t services, bool empty, long per_second) {
         FILE *f = fopen(path, "w");
         char id[16];
         if (!f)
                 die("cannot write a configuration");
-        /* Beyond e-RS's limits (allowed on loopback only): the bench measures ersd, not the 10/s. */
+        /* NO_RATE_LIMIT is beyond e-RS's limits (allowed on loopback only): the bench measures ersd,
+         * not the 10/s; the rate-limit section passes the production value. */
         fprintf(f, "ers: { base_url = \"%s\"; ca_file = \"%s\"; auth = \"none\"; max_attachment_mib = 256; "
-                   "worklist_calls_per_day = 100000; max_requests_per_second = 10000; };\nworklists = (\n",
-                m->base_url, ca_file);
+                   "worklist_calls_per_day = 100000; max_requests_per_second = %ld; };\nworklists = (\n",
+                m->base_url, ca_file, per_second);
         for (size_t s = 0; s < services; s++)
                 fprintf(f, "  { name = \"bench-%zu\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"%s\"; }%s\n",
                         s, empty ? "99999" : service_id(s, id), s + 1 < services ? "," : "");
@@ -692,13 +706,13 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
         if (*baseline_kib == 0) {
                 /* ersd's own footprint: one worklist that answers empty */
                 new_pas(en, e, dir, "empty", db, sizeof db);
-                write_config(config, &m, db, state, en, 1, true);
+                write_config(config, &m, db, state, en, 1, true, NO_RATE_LIMIT);
                 init_db(config);
                 *baseline_kib = run_ersd(config, "--once", NULL, 0).maxrss_kib;
         }
 
         new_pas(en, e, dir, "pas", db, sizeof db);
-        write_config(config, &m, db, state, en, res->services, false);
+        write_config(config, &m, db, state, en, res->services, false, NO_RATE_LIMIT);
         init_db(config);
         fprintf(stderr, "bench: %s, %s: ersd --once ...\n", en->name, ds->label);
         mock_post(&m, "/_mock/stats/reset");
@@ -708,7 +722,7 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
         res->noop = run_ersd(config, "--once", res->summary[1], sizeof res->summary[1]);
         res->noop_calls = read_calls(&m);
         /* the RSS of one worklist's DOM: the first worklist alone, nothing to sync */
-        write_config(config, &m, db, state, en, 1, false);
+        write_config(config, &m, db, state, en, 1, false, NO_RATE_LIMIT);
         res->one_wl = run_ersd(config, "--once", NULL, 0);
 
         if (ds->limits) {
@@ -716,11 +730,108 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
                 fetch_limit(&m, manifest, res->services, res);
                 fprintf(stderr, "bench: %s, %s: write limit ...\n", en->name, ds->label);
                 new_pas(en, e, dir, "raw", db, sizeof db);
-                write_config(config, &m, db, state, en, res->services, false);
+                write_config(config, &m, db, state, en, res->services, false, NO_RATE_LIMIT);
                 init_db(config);
                 write_limit(en, db, manifest, res);
         }
         json_object_put(manifest);
+        mock_stop(&m);
+}
+
+/* ---- under e-RS's rate limit ------------------------------------------------ */
+
+/*
+ * ersd at its production rate (max_requests_per_second = 10) against the mock
+ * enforcing e-RS's 10 requests/s (a 429 for the 11th within a second).  The
+ * figures come from the mock's record of arrivals, not from ersd: the API
+ * requests (every call but the object store's, which e-RS does not count),
+ * the span from the first to the last, and the 429s.
+ */
+struct rate_result {
+        bool ran;
+        size_t referrals;
+        long requests;     /* API requests that reached the mock, 429s included */
+        long store;        /* object-store requests (not rate-limited) */
+        long s429;         /* API answers with status 429 */
+        long limited;      /* of those, by the rate limit (the mock's rate_limited) */
+        long busiest;      /* most API arrivals within any one second */
+        double span;       /* seconds from the first API arrival to the last */
+        struct proc_cost sync;
+        char summary[512]; /* ersd's own summary line */
+};
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return (x > y) - (x < y);
+}
+
+static void read_arrivals(const struct mock *m, struct rate_result *rr) {
+        json_object *o = mock_get(m, "/_mock/calls"), *list, *v;
+        if (!o || !json_object_object_get_ex(o, "calls", &list))
+                die("cannot read the mock's call record");
+        size_t n = json_object_array_length(list);
+        double *t = malloc((n ? n : 1) * sizeof *t); /* owned here: the API arrivals, sorted */
+        if (!t)
+                die("out of memory");
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                json_object *c = json_object_array_get_idx(list, i);
+                const char *endpoint = jstr(c, "endpoint");
+                if (endpoint && strcmp(endpoint, "store") == 0) {
+                        rr->store++;
+                        continue;
+                }
+                t[k++] = json_object_object_get_ex(c, "t", &v) ? json_object_get_double(v) : 0.0;
+                if (jint(c, "status") == 429)
+                        rr->s429++;
+        }
+        rr->limited = jint(o, "rate_limited");
+        json_object_put(o);
+        qsort(t, k, sizeof *t, cmp_double);
+        rr->requests = (long) k;
+        rr->span = k > 1 ? t[k - 1] - t[0] : 0.0;
+        for (size_t i = 0, j = 0; i < k; i++) { /* window [t[i], t[i] + 1 s) */
+                while (j < k && t[j] < t[i] + 1.0)
+                        j++;
+                if ((long) (j - i) > rr->busiest)
+                        rr->busiest = (long) (j - i);
+        }
+        free(t);
+}
+
+static void run_rate_limit(size_t referrals, struct rate_result *rr) {
+        const struct bench_engine *en = &ENGINES[0]; /* SQLite: the rate, not the engine, is the ceiling */
+        char n[24], tail[24], dir[1100], config[1200], db[1400], state[1200], crt[1200], key[1200], path[64], id[16];
+        struct mock m = { 0 };
+
+        memset(rr, 0, sizeof *rr);
+        rr->referrals = referrals;
+        snprintf(n, sizeof n, "%zu", referrals);
+        snprintf(tail, sizeof tail, "%u", 20u << 20);
+        snprintf(crt, sizeof crt, "%s/server.crt", pki);
+        snprintf(key, sizeof key, "%s/server.key", pki);
+        const char *args[] = { "--referrals", n,        "--attachments", "2",   "--padding",  PADDING,
+                               "--big-attachment", "0", "--tail-every",  "100", "--tail-max", tail,
+                               "--tls-cert", crt,       "--tls-key",     key,   "--service",  service_id(0, id),
+                               NULL };
+        if (mock_start(&m, args) < 0)
+                die("the mock e-RS did not start");
+        mock_use_https(&m, ca_file);
+        snprintf(dir, sizeof dir, "%s/%s-rate", workdir, en->name);
+        mkdir(dir, 0700);
+        snprintf(state, sizeof state, "%s/state", dir);
+        snprintf(config, sizeof config, "%s/ersd.conf", dir);
+        new_pas(en, 0, dir, "pas", db, sizeof db);
+        write_config(config, &m, db, state, en, 1, false, ERS_RATE_LIMIT);
+        init_db(config);
+        snprintf(path, sizeof path, "/_mock/ratelimit?per_second=%d", ERS_RATE_LIMIT);
+        if (mock_post(&m, path) != 200 || mock_post(&m, "/_mock/calls/reset") != 200)
+                die("the mock refused its rate limit");
+        fprintf(stderr, "bench: %s, %zu referrals at %d requests/s: ersd --once ...\n", en->name, referrals,
+                ERS_RATE_LIMIT);
+        rr->sync = run_ersd(config, "--once", rr->summary, sizeof rr->summary);
+        read_arrivals(&m, rr);
+        rr->ran = true;
         mock_stop(&m);
 }
 
@@ -816,6 +927,27 @@ memory:
         }
 }
 
+static double sustained(const struct rate_result *rr) {
+        return rr->span > 0 ? (double) (rr->requests - 1) / rr->span : 0.0;
+}
+
+static void print_rate(const struct rate_result *rr) {
+        if (!rr->ran)
+                return;
+        printf("\n== under e-RS's rate limit: ersd with max_requests_per_second = %d, the mock answering 429 "
+               "beyond %d/s (sqlite)\n",
+               ERS_RATE_LIMIT, ERS_RATE_LIMIT);
+        printf("  %zu referrals: ersd --once wall %.2f s, CPU %.2f s, peak RSS %.1f MiB, exit %d\n", rr->referrals,
+               rr->sync.wall, rr->sync.cpu, (double) rr->sync.maxrss_kib / 1024.0, rr->sync.status);
+        printf("  %s\n", rr->summary);
+        printf("  requests sent %ld (API; plus %ld to the object store, not counted by e-RS), first to last "
+               "%.2f s\n",
+               rr->requests, rr->store, rr->span);
+        printf("  sustained %.2f requests/s (the mock's arrivals), busiest second %ld requests, 429s %ld "
+               "(%ld by the rate limit)\n",
+               sustained(rr), rr->busiest, rr->s429, rr->limited);
+}
+
 static void print_ratios(const struct bench_engine *en, const struct result *res, size_t n) {
         printf("\n== ersd / limit, %s (1.00 = as fast as the limit; target >= 0.8 x the smaller limit)\n", en->name);
         for (size_t i = 0; i < n; i++) {
@@ -838,6 +970,7 @@ int main(void) {
         const struct dataset *sets = quick ? QUICK : FULL;
         struct result res[sizeof ENGINES / sizeof ENGINES[0]][N_DATASETS];
         long baseline[sizeof ENGINES / sizeof ENGINES[0]] = { 0 };
+        struct rate_result rate;
         struct utsname u;
         time_t t = time(NULL);
         char when[40];
@@ -872,6 +1005,7 @@ int main(void) {
                         run_dataset(&ENGINES[e], e, d, &sets[d], &res[e][d], &baseline[e]);
                 engine_stop(&servers[e]);
         }
+        run_rate_limit(quick ? RATE_QUICK : RATE_FULL, &rate);
 
         uname(&u);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&t));
@@ -886,10 +1020,20 @@ int main(void) {
                PER_SERVICE);
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 print_engine(&ENGINES[e], res[e], N_DATASETS, baseline[e]);
+        print_rate(&rate);
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 print_ratios(&ENGINES[e], res[e], N_DATASETS);
+        if (rate.ran)
+                printf("\n== sustained / e-RS rate limit (target >= 0.95 with zero 429s)\n"
+                       "  %zu referrals at %d/s: sustained %.2f requests/s / %d = ratio %.3f, 429s %ld\n",
+                       rate.referrals, ERS_RATE_LIMIT, sustained(&rate), ERS_RATE_LIMIT,
+                       sustained(&rate) / ERS_RATE_LIMIT, rate.s429);
         printf("\nbench run time %.0f s\n", now() - t0);
         curl_global_cleanup();
+        if (rate.sync.status != 0) {
+                fprintf(stderr, "bench: the ersd run under the rate limit failed; see %s/ersd.log\n", workdir);
+                return 1;
+        }
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 for (size_t d = 0; d < N_DATASETS; d++)
                         if (res[e][d].ran && (res[e][d].sync.status != 0 || res[e][d].noop.status != 0)) {
