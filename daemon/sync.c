@@ -1044,6 +1044,23 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         return failed ? -EAGAIN : 0;
 }
 
+/* A worklist entry made from what the PAS kept of one ("" for a field not
+ * kept, version -1 when unknown), for a referral read again without a
+ * worklist call.  Borrows the strings; ubrn is copied. */
+static struct worklist_entry kept_entry(const char *ubrn, int64_t version, char *priority, char *service_id,
+                                        char *service_name, char *referral_type) {
+        struct worklist_entry entry = {
+                .version = version,
+                .priority = priority[0] ? priority : NULL,
+                .service_id = service_id[0] ? service_id : NULL,
+                .service_name = service_name[0] ? service_name : NULL,
+                .referral_type = referral_type[0] ? referral_type : NULL,
+        };
+
+        snprintf(entry.ubrn, sizeof entry.ubrn, "%s", ubrn);
+        return entry;
+}
+
 /*
  * Referrals due for another look without a worklist call: ers_retry rows
  * whose next attempt has come (failed before, parked, or queued by a round
@@ -1072,16 +1089,10 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                 log_info("%zu referral(s) due for another look (failed before, or documents owed)", n);
         for (size_t i = 0; i < n; i++) {
                 struct due_referral *d = &due[i];
-                struct worklist_entry entry = {
-                        .version = d->entry_version,
-                        .priority = d->priority[0] ? d->priority : NULL,
-                        .service_id = d->service_id[0] ? d->service_id : NULL,
-                        .service_name = d->service_name[0] ? d->service_name : NULL,
-                        .referral_type = d->referral_type[0] ? d->referral_type : NULL,
-                };
+                struct worklist_entry entry = kept_entry(d->ubrn, d->entry_version, d->priority, d->service_id,
+                                                         d->service_name, d->referral_type);
                 struct ledger_state ls;
 
-                memcpy(entry.ubrn, d->ubrn, sizeof entry.ubrn);
                 if (ctx->between_referrals)
                         ctx->between_referrals(ctx->userdata);
                 if (ctx->stop && *ctx->stop) {
@@ -1195,7 +1206,7 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
 int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origin *origin,
              struct sync_stats *stats, enum referral_result *ret_result) {
         struct referral_origin o = *origin; /* the entry below points into this copy */
-        struct worklist_entry entry = { .version = o.entry_version };
+        struct worklist_entry entry;
         struct ledger_state ls;
         struct errbuf e = { { 0 } };
         int r;
@@ -1203,13 +1214,9 @@ int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origi
         memset(stats, 0, sizeof *stats);
         if (!ubrn_valid(ubrn))
                 return -EINVAL;
-        memcpy(entry.ubrn, ubrn, UBRN_LEN + 1);
-        if (o.found) {
-                entry.priority = o.priority[0] ? o.priority : NULL;
-                entry.service_id = o.service_id[0] ? o.service_id : NULL;
-                entry.service_name = o.service_name[0] ? o.service_name : NULL;
-                entry.referral_type = o.referral_type[0] ? o.referral_type : NULL;
-        }
+        if (!o.found) /* nothing kept: a UBRN never seen */
+                o.priority[0] = o.service_id[0] = o.service_name[0] = o.referral_type[0] = '\0';
+        entry = kept_entry(ubrn, o.entry_version, o.priority, o.service_id, o.service_name, o.referral_type);
         r = ledger_get(ctx, ubrn, &ls, &e); /* on a connection that is up (reconnect.h) */
         if (r < 0) {
                 stats->referrals_failed++;
