@@ -144,6 +144,7 @@ enum stmt_id {
         ST_REFERRAL_STORED,
         ST_RELATED_GET,
         ST_ATTACHMENTS_STORED,
+        ST_DOCUMENTS_KNOWN,
         ST_ATTACHMENT_REMOVED,
         ST_AUDIT_SEQ,
         ST_AUDIT_INSERT,
@@ -283,6 +284,12 @@ static const struct statement {
                                     "SELECT attachment_id, MIN(CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END) "
                                     "FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND kind = 'ATTACHMENT' "
                                     "GROUP BY attachment_id ORDER BY attachment_id" },
+        /* The columns of ST_DOCUMENT_GET after the two that name the document. */
+        [ST_DOCUMENTS_KNOWN] = { "read ers_document of a referral",
+                                 "SELECT source_ubrn, attachment_id, document_id, fetch_status, sha256, revision, "
+                                 "source_version, availability, not_fetched_reason, declared_size, created "
+                                 "FROM ers_document WHERE ubrn = ? "
+                                 "ORDER BY source_ubrn, attachment_id, revision DESC" },
         [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",
                                     "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
                                     "AND attachment_id = ? AND kind = 'ATTACHMENT'" },
@@ -1835,12 +1842,42 @@ struct stored_document {
 };
 
 /* Reads the highest revision stored for (ubrn, source_ubrn, attachment_id). */
+/* One row of ST_DOCUMENT_GET's columns, from column `col` on. */
+static int read_stored_document(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT col,
+                                struct stored_document *d, struct errbuf *e) {
+        char status[32];
+        bool size_null = false;
+        int r;
+
+        *d = (struct stored_document){ .found = true };
+        r = get_text(p, h, col, what, d->document_id, sizeof d->document_id, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, col + 1, what, status, sizeof status, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, col + 2, what, d->sha256, sizeof d->sha256, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, col + 3, what, &d->revision, NULL, e);
+        if (r >= 0)
+                r = get_int64(p, h, col + 4, what, &d->source_version, NULL, e);
+        if (r >= 0)
+                r = get_text(p, h, col + 5, what, d->availability, sizeof d->availability, &d->availability_null, e);
+        if (r >= 0)
+                r = get_text(p, h, col + 6, what, d->reason, sizeof d->reason, &d->reason_null, e);
+        if (r >= 0)
+                r = get_int64(p, h, col + 7, what, &d->declared_size, &size_null, e);
+        if (r >= 0 && size_null)
+                d->declared_size = -1;
+        if (r >= 0)
+                r = get_text(p, h, col + 8, what, d->created, sizeof d->created, NULL, e);
+        d->fetched = r >= 0 && strcmp(status, "FETCHED") == 0;
+        return r;
+}
+
 static int document_latest(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
                            struct stored_document *ret, struct errbuf *e) {
         const char *what = statements[ST_DOCUMENT_GET].what;
         struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(attachment_id) };
         struct stored_document d = { 0 };
-        char status[32];
         SQLHSTMT h = SQL_NULL_HSTMT;
         int r;
 
@@ -1848,31 +1885,8 @@ static int document_latest(struct pas *p, const char *ubrn, const char *source_u
         if (r < 0)
                 return r;
         r = fetch(p, h, what, e);
-        if (r > 0) {
-                d.found = true;
-                r = get_text(p, h, 1, what, d.document_id, sizeof d.document_id, NULL, e);
-                if (r >= 0)
-                        r = get_text(p, h, 2, what, status, sizeof status, NULL, e);
-                if (r >= 0)
-                        r = get_text(p, h, 3, what, d.sha256, sizeof d.sha256, NULL, e);
-                if (r >= 0)
-                        r = get_int64(p, h, 4, what, &d.revision, NULL, e);
-                if (r >= 0)
-                        r = get_int64(p, h, 5, what, &d.source_version, NULL, e);
-                if (r >= 0)
-                        r = get_text(p, h, 6, what, d.availability, sizeof d.availability,
-                                     &d.availability_null, e);
-                if (r >= 0)
-                        r = get_text(p, h, 7, what, d.reason, sizeof d.reason, &d.reason_null, e);
-                bool size_null = false;
-                if (r >= 0)
-                        r = get_int64(p, h, 8, what, &d.declared_size, &size_null, e);
-                if (r >= 0 && size_null)
-                        d.declared_size = -1;
-                if (r >= 0)
-                        r = get_text(p, h, 9, what, d.created, sizeof d.created, NULL, e);
-                d.fetched = r >= 0 && strcmp(status, "FETCHED") == 0;
-        }
+        if (r > 0)
+                r = read_stored_document(p, h, what, 1, &d, e);
         stmt_close(h);
         if (r < 0)
                 return r;
@@ -1880,10 +1894,20 @@ static int document_latest(struct pas *p, const char *ubrn, const char *source_u
         return 0;
 }
 
+/* What sync needs of a stored document. */
+static struct document_state document_state_of(const struct stored_document *d) {
+        struct document_state st = { .found = d->found, .fetched = d->fetched, .revision = d->revision,
+                                     .declared_size = d->declared_size };
+
+        memcpy(st.created, d->created, sizeof st.created);
+        if (d->fetched)
+                memcpy(st.sha256, d->sha256, sizeof st.sha256);
+        return st;
+}
+
 int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
                      struct document_state *ret, struct errbuf *e) {
         struct stored_document d;
-        struct document_state st = { 0 };
         int r;
 
         r = check_ubrn(ubrn, "document", e);
@@ -1896,14 +1920,7 @@ int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, c
         r = document_latest(p, ubrn, source_ubrn, attachment_id, &d, e);
         if (r < 0)
                 return err_prefix(e, r, "document %.64s of %s", attachment_id, ubrn);
-        st.found = d.found;
-        st.fetched = d.fetched;
-        st.revision = d.revision;
-        st.declared_size = d.declared_size;
-        memcpy(st.created, d.created, sizeof st.created);
-        if (d.fetched)
-                memcpy(st.sha256, d.sha256, sizeof st.sha256);
-        *ret = st;
+        *ret = document_state_of(&d);
         return 0;
 }
 
@@ -2573,6 +2590,60 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
         return 0;
 }
 
+/* Runs a statement whose one parameter is a UBRN (checked first); its error names the UBRN. */
+static int run_for_ubrn(struct pas *p, enum stmt_id id, const char *ubrn, SQLHSTMT *h, struct errbuf *e) {
+        struct param ps[] = { P_TEXT(ubrn) };
+        int r = check_ubrn(ubrn, statements[id].what, e);
+
+        if (r < 0)
+                return r;
+        r = run(p, id, ps, 1, h, NULL, e);
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : r;
+}
+
+int pas_documents_known(struct pas *p, const char *ubrn, struct document_known **ret, size_t *ret_n,
+                        struct errbuf *e) {
+        const char *what = statements[ST_DOCUMENTS_KNOWN].what;
+        struct document_known *list = NULL;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = run_for_ubrn(p, ST_DOCUMENTS_KNOWN, ubrn, &h, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                struct stored_document d;
+                char source[UBRN_LEN + 2], id[sizeof list->attachment_id];
+
+                r = get_text(p, h, 1, what, source, sizeof source, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, id, sizeof id, NULL, e);
+                if (r >= 0)
+                        r = read_stored_document(p, h, what, 3, &d, e);
+                if (r < 0)
+                        break;
+                /* Rows come newest revision first: the first of each document is its state. */
+                if (n > 0 && strcmp(list[n - 1].source_ubrn, source) == 0 && strcmp(list[n - 1].attachment_id, id) == 0)
+                        continue;
+                r = grow(&list, &cap, n, sizeof *list, e);
+                if (r < 0)
+                        break;
+                memcpy(list[n].source_ubrn, source, sizeof list[n].source_ubrn);
+                list[n].source_ubrn[UBRN_LEN] = '\0';
+                memcpy(list[n].attachment_id, id, sizeof id);
+                list[n++].state = document_state_of(&d);
+        }
+        stmt_close(h);
+        if (r < 0) {
+                free(list);
+                return err_prefix(e, r, "%s", ubrn);
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
                                bool removed, struct errbuf *e) {
         char now[32];
@@ -2630,17 +2701,13 @@ int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const cha
 int pas_audit_read(struct pas *p, const char *ubrn, int (*fn)(void *userdata, const struct audit_entry *a),
                    void *userdata, size_t *ret_n, struct errbuf *e) {
         const char *what = statements[ST_AUDIT_READ].what;
-        struct param ps[] = { P_TEXT(ubrn) };
         SQLHSTMT h = SQL_NULL_HSTMT;
         size_t n = 0;
         int r;
 
-        r = check_ubrn(ubrn, what, e);
+        r = run_for_ubrn(p, ST_AUDIT_READ, ubrn, &h, e);
         if (r < 0)
                 return r;
-        r = run(p, ST_AUDIT_READ, ps, 1, &h, NULL, e);
-        if (r < 0)
-                return err_prefix(e, r, "%s", ubrn);
         while ((r = fetch(p, h, what, e)) > 0) {
                 char event[40], recorded_at[40], corr[UUID_STR_LEN + 4];
                 char *detail = NULL, *documents = NULL;

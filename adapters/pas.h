@@ -93,6 +93,18 @@ struct document_state {
 int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn,
                      const char *attachment_id, struct document_state *ret, struct errbuf *e);
 
+/* Every document stored with `ubrn` (its own and its related referrals'), at
+ * its latest revision: what pas_document_get() would say of each, read in one
+ * statement, so that the fetching threads can decide what to download without
+ * the database.  *ret (caller frees; NULL when none) and *ret_n. */
+struct document_known {
+        char source_ubrn[UBRN_LEN + 1];
+        char attachment_id[65];
+        struct document_state state;
+};
+int pas_documents_known(struct pas *p, const char *ubrn, struct document_known **ret, size_t *ret_n,
+                        struct errbuf *e);
+
 int pas_begin(struct pas *p, struct errbuf *e);
 int pas_commit(struct pas *p, struct errbuf *e);
 /* (Added:) whatever pas_commit() returns, the transaction is over: on failure

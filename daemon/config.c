@@ -278,6 +278,8 @@ static const struct key config_keys[] = {
         KEY_LIMIT(struct config, "ers.max_requests_per_second", max_requests_per_second, "10", 1, 10000, 1, 10),
         KEY_LIMIT(struct config, "ers.pending_recheck", pending_recheck_s, "300", 1, 86400, 300, 86400),
         KEY_INT(struct config, "ers.tries", parse_integer, tries, FIELD_LONG, RELOAD, "5", 1, 10),
+        KEY_INT(struct config, "ers.parallel_fetches", parse_integer, parallel_fetches, FIELD_LONG, RELOAD, "4", 1,
+                16),
         KEY_TABLE("ers.user_restricted", CONFIG_TYPE_GROUP, parse_group, OPTIONAL, &user_restricted_table),
         KEY_TABLE("worklists", CONFIG_TYPE_LIST, parse_worklists, REQUIRED, NULL),
         KEY_GROUP("database"),

@@ -63,6 +63,7 @@ struct config {
         long max_requests_per_second; /* every e-RS call, token included: 1..10, default 10 */
         long pending_recheck_s;     /* a PENDING document is asked for again after this: 300.., default 300 */
         long tries;                 /* sends of one e-RS call on 429/5xx/no connection: 1..10, default 5 */
+        long parallel_fetches;      /* referrals fetched at once (A005, documents into the spool): 1..16, default 4 */
         bool test_limits;           /* a limit is beyond production's (allowed on loopback only): said at start */
 
         struct worklist_conf *worklists; /* owned array, n_worklists >= 1 */

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,28 +35,41 @@ struct endpoint_state {
         double not_before;     /* monotonic: while failing, the next call goes no sooner (1, 2, 4 … s, capped) */
 };
 
-struct ers_client {
-        CURL *api;             /* owned: the e-RS origin, reused so the connection stays open */
-        CURL *store;           /* owned: the object store A042 redirects to; never gets our headers */
-        char *base_url;        /* owned copy, no trailing '/' */
-        char *auth_header;     /* owned, SECRET: "Authorization: Bearer …", or NULL */
-        char *nhsd_headers[3]; /* owned, user-restricted headers, or NULL */
-        char *ca_file;         /* owned, or NULL for the system bundle */
-        struct auth *auth;     /* owned: signed-JWT access (auth = "jwt"), else NULL */
-        bool token_same_origin; /* the token endpoint is on the e-RS origin: it gets the client certificate */
-        char *client_cert_file; /* owned: mutual TLS, the e-RS origin only (never the object store), or NULL */
-        char *client_key_file; /* owned */
-        long connect_timeout_s;
-        long stall_timeout_s;
-        int64_t max_attachment_bytes;
-        void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress */
-        void *progress_userdata;
-        const volatile sig_atomic_t *stop;   /* borrowed, may be NULL: see ers_client_on_stop */
+/* What every lane of one client shares: the application's limits.  `lock`
+ * is never held across a sleep or a transfer; `token_lock` is held while a
+ * signed-JWT token is checked, fetched or put into headers (a token fetch
+ * takes `lock` inside it, never the other way round). */
+struct ers_shared {
+        pthread_mutex_t lock;
         struct rate_limit rate;              /* every request to the e-RS origin, token included */
         double throttled_until;              /* monotonic: after a 429 nothing goes to e-RS before this */
         struct endpoint_state ep[EP_COUNT_];
-        unsigned tries;                      /* ers.tries: sends of one call at most */
         uint64_t jitter;                     /* backoff jitter state (xorshift), seeded from getrandom */
+        pthread_mutex_t token_lock;
+};
+
+struct ers_client {
+        CURL *api;             /* owned: the e-RS origin, reused so the connection stays open */
+        CURL *store;           /* owned: the object store A042 redirects to; never gets our headers */
+        /* The rest is owned by the client ers_client_new() made and borrowed by
+         * its lanes (ers_client_lane(): parent != NULL). */
+        struct ers_client *parent; /* borrowed: the client this lane belongs to; NULL for that client */
+        char *base_url;        /* no trailing '/' */
+        char *auth_header;     /* SECRET: "Authorization: Bearer …", or NULL */
+        char *nhsd_headers[3]; /* user-restricted headers, or NULL */
+        char *ca_file;         /* or NULL for the system bundle */
+        struct auth *auth;     /* signed-JWT access (auth = "jwt"), else NULL; its token under sh->token_lock */
+        bool token_same_origin; /* the token endpoint is on the e-RS origin: it gets the client certificate */
+        char *client_cert_file; /* mutual TLS, the e-RS origin only (never the object store), or NULL */
+        char *client_key_file;
+        long connect_timeout_s;
+        long stall_timeout_s;
+        int64_t max_attachment_bytes;
+        void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress; never on a lane */
+        void *progress_userdata;
+        const volatile sig_atomic_t *stop;   /* borrowed, may be NULL: see ers_client_on_stop */
+        struct ers_shared *sh;               /* limits, backoff and token, shared with the lanes */
+        unsigned tries;                      /* ers.tries: sends of one call at most */
 };
 
 enum sink_kind { SINK_JSON, SINK_WORKLIST, SINK_FILE };
@@ -127,6 +141,10 @@ void ers_client_free(struct ers_client *c) {
                 curl_easy_cleanup(c->api);
         if (c->store)
                 curl_easy_cleanup(c->store);
+        if (c->parent) { /* a lane: everything else is its parent's */
+                free(c);
+                return;
+        }
         free(c->base_url);
         if (c->auth_header) {
                 explicit_bzero(c->auth_header, strlen(c->auth_header));
@@ -138,7 +156,31 @@ void ers_client_free(struct ers_client *c) {
         auth_free(c->auth);
         free(c->client_cert_file);
         free(c->client_key_file);
+        if (c->sh) {
+                pthread_mutex_destroy(&c->sh->lock);
+                pthread_mutex_destroy(&c->sh->token_lock);
+                free(c->sh);
+        }
         free(c);
+}
+
+int ers_client_lane(struct ers_client *parent, struct ers_client **ret, struct errbuf *e) {
+        struct ers_client *c = malloc(sizeof *c);
+
+        if (!c)
+                return err_set(e, -ENOMEM, "out of memory");
+        *c = *parent;
+        c->parent = parent;
+        c->on_progress = NULL; /* the progress callback is the main thread's */
+        c->progress_userdata = NULL;
+        c->api = curl_easy_init();
+        c->store = curl_easy_init();
+        if (!c->api || !c->store) {
+                ers_client_free(c);
+                return err_set(e, -ENOMEM, "out of memory");
+        }
+        *ret = c;
+        return 0;
 }
 
 int ers_client_new(const struct config *cfg, struct ers_client **ret, struct errbuf *e) {
@@ -159,8 +201,20 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         c->api = curl_easy_init();
         c->store = curl_easy_init();
         c->base_url = strdup(cfg->base_url);
-        if (!c->api || !c->store || !c->base_url)
+        c->sh = calloc(1, sizeof *c->sh);
+        if (!c->api || !c->store || !c->base_url || !c->sh)
                 goto oom;
+        if (pthread_mutex_init(&c->sh->lock, NULL) != 0) {
+                free(c->sh);
+                c->sh = NULL;
+                goto oom;
+        }
+        if (pthread_mutex_init(&c->sh->token_lock, NULL) != 0) {
+                pthread_mutex_destroy(&c->sh->lock);
+                free(c->sh);
+                c->sh = NULL;
+                goto oom;
+        }
         if (cfg->auth == AUTH_BEARER && !(c->auth_header = dup_printf("Authorization: Bearer %s", cfg->bearer_token)))
                 goto oom;
         for (size_t i = 0; i < 3; i++)
@@ -183,9 +237,10 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         c->stall_timeout_s = cfg->stall_timeout_s;
         c->max_attachment_bytes = cfg->max_attachment_bytes;
         c->tries = cfg->tries > 0 ? (unsigned) cfg->tries : 1;
-        rate_limit_init(&c->rate, cfg->max_requests_per_second);
-        if (getrandom(&c->jitter, sizeof c->jitter, 0) != (ssize_t) sizeof c->jitter || c->jitter == 0)
-                c->jitter = (uint64_t) time(NULL) | 1;
+        rate_limit_init(&c->sh->rate, cfg->max_requests_per_second);
+        if (getrandom(&c->sh->jitter, sizeof c->sh->jitter, 0) != (ssize_t) sizeof c->sh->jitter ||
+            c->sh->jitter == 0)
+                c->sh->jitter = (uint64_t) time(NULL) | 1;
         *ret = c;
         return 0;
 oom:
@@ -431,6 +486,8 @@ static struct curl_slist *api_headers(struct ers_client *c, const char *accept, 
         lines[k++] = accept_line;
         lines[k++] = corr_line;
         lines[k++] = json_body ? "Content-Type: application/fhir+json" : "Expect:";
+        /* The token line is copied under token_lock: another lane may renew it. */
+        pthread_mutex_lock(&c->sh->token_lock);
         if (c->auth_header)
                 lines[k++] = c->auth_header;
         else if (c->auth && auth_header_line(c->auth))
@@ -442,10 +499,12 @@ static struct curl_slist *api_headers(struct ers_client *c, const char *accept, 
                 n = curl_slist_append(l, lines[i]);
                 if (!n) {
                         curl_slist_free_all(l);
-                        return NULL;
+                        l = NULL;
+                        break;
                 }
                 l = n;
         }
+        pthread_mutex_unlock(&c->sh->token_lock);
         return l;
 }
 
@@ -520,20 +579,31 @@ static int wait_for(struct ers_client *c, double seconds) {
  */
 static int gate(struct transfer *t, const char *what, struct errbuf *e) {
         struct ers_client *c = t->c;
-        struct endpoint_state *st = &c->ep[t->ep];
-        double now = now_monotonic(), wait;
+        struct ers_shared *sh = c->sh;
+        struct endpoint_state *st = &sh->ep[t->ep];
+        double now = now_monotonic(), wait = 0;
         int r;
 
-        if (st->failed_calls >= ENDPOINT_FAILING && st->not_before > now)
+        pthread_mutex_lock(&sh->lock);
+        if (st->failed_calls >= ENDPOINT_FAILING && st->not_before > now) {
+                unsigned failed = st->failed_calls;
+                double next = st->not_before - now;
+                pthread_mutex_unlock(&sh->lock);
                 return err_set(e, -EAGAIN, "%s: not tried: the last %u %s calls failed, next try in %.0f s", what,
-                               st->failed_calls, endpoint_names[t->ep], st->not_before - now);
-        if (t->ep != EP_STORE && c->throttled_until > now) {
-                r = wait_for(c, c->throttled_until - now);
+                               failed, endpoint_names[t->ep], next);
+        }
+        if (t->ep != EP_STORE && sh->throttled_until > now)
+                wait = sh->throttled_until - now;
+        pthread_mutex_unlock(&sh->lock);
+        if (wait > 0) {
+                r = wait_for(c, wait);
                 if (r < 0)
                         return err_set(e, r, "%s: stopped while e-RS asked us to slow down", what);
         }
         if (t->ep != EP_STORE) {
-                wait = rate_limit_take(&c->rate, now_monotonic());
+                pthread_mutex_lock(&sh->lock);
+                wait = rate_limit_take(&sh->rate, now_monotonic()); /* a slot booked for this lane */
+                pthread_mutex_unlock(&sh->lock);
                 r = wait > 0 ? wait_for(c, wait) : 0;
                 if (r < 0)
                         return err_set(e, r, "%s: stopped", what);
@@ -543,31 +613,38 @@ static int gate(struct transfer *t, const char *what, struct errbuf *e) {
 
 /* The wait before another try after a transient answer: Retry-After when it
  * gave one (capped), else 1, 2, 4 … s with jitter by the tries without one
- * (*steps).  A 429 holds every e-RS endpoint back for as long. */
+ * (*steps).  A 429 holds every e-RS endpoint back for as long, on every lane. */
 static double retry_wait(struct transfer *t, unsigned *steps) {
-        struct ers_client *c = t->c;
+        struct ers_shared *sh = t->c->sh;
         long ra = t->status == 429 || t->status == 503 ? t->retry_after : -1;
-        double wait = ra >= 0 ? ((double) ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
-                              : sched_backoff(++*steps, &c->jitter);
+        double wait;
 
-        if (t->status == 429 && t->ep != EP_STORE && now_monotonic() + wait > c->throttled_until)
-                c->throttled_until = now_monotonic() + wait;
+        pthread_mutex_lock(&sh->lock);
+        wait = ra >= 0 ? ((double) ra < SCHED_BACKOFF_CAP ? (double) ra : SCHED_BACKOFF_CAP)
+                       : sched_backoff(++*steps, &sh->jitter);
+        if (t->status == 429 && t->ep != EP_STORE && now_monotonic() + wait > sh->throttled_until)
+                sh->throttled_until = now_monotonic() + wait;
+        pthread_mutex_unlock(&sh->lock);
         return wait;
 }
 
 /* After a call's last try: a call that failed for good (5xx, 429 or no
  * connection to the end) adds to its endpoint's run, anything else ends it. */
 static void note_call(struct transfer *t, bool failed) {
-        struct endpoint_state *st = &t->c->ep[t->ep];
+        struct ers_shared *sh = t->c->sh;
+        struct endpoint_state *st = &sh->ep[t->ep];
 
+        pthread_mutex_lock(&sh->lock);
         if (!failed) {
                 st->failed_calls = 0;
                 st->not_before = 0;
-                return;
+        } else {
+                st->failed_calls++;
+                if (st->failed_calls >= ENDPOINT_FAILING)
+                        st->not_before = now_monotonic() +
+                                         sched_backoff(st->failed_calls - ENDPOINT_FAILING + 1, &sh->jitter);
         }
-        st->failed_calls++;
-        if (st->failed_calls >= ENDPOINT_FAILING)
-                st->not_before = now_monotonic() + sched_backoff(st->failed_calls - ENDPOINT_FAILING + 1, &t->c->jitter);
+        pthread_mutex_unlock(&sh->lock);
 }
 
 /* A transfer's state back to "nothing received", for another try. */
@@ -817,9 +894,15 @@ out:
 /* Signed-JWT access: a token that is still fresh, fetched when there is none
  * or it is about to expire. */
 static int ensure_token(struct ers_client *c, struct errbuf *e) {
-        if (!c->auth || auth_token_fresh(c->auth, auth_now_ms()))
+        int r = 0;
+
+        if (!c->auth)
                 return 0;
-        return fetch_token(c, e);
+        pthread_mutex_lock(&c->sh->token_lock); /* one lane fetches it; the others wait and use it */
+        if (!auth_token_fresh(c->auth, auth_now_ms()))
+                r = fetch_token(c, e);
+        pthread_mutex_unlock(&c->sh->token_lock);
+        return r;
 }
 
 int ers_prepare_token(struct ers_client *c, struct errbuf *e) {
@@ -837,7 +920,9 @@ static bool renew_after_401(struct ers_client *c, int r, struct ers_call *call, 
 
         if (!c->auth || r != -EACCES || call->http_status != 401)
                 return false;
+        pthread_mutex_lock(&c->sh->token_lock);
         auth_forget(c->auth);
+        pthread_mutex_unlock(&c->sh->token_lock);
         if (attempt == 0)
                 return uuid_v4(call->correlation_id) == 0;
         snprintf(msg, sizeof msg, "%s", e->msg);

@@ -86,6 +86,16 @@ struct ers_call {
 
 /* Borrows nothing from c after return (copies what it needs).  Caller owns *ret. */
 int ers_client_new(const struct config *c, struct ers_client **ret, struct errbuf *e);
+
+/*
+ * A lane of `parent` for another thread: its own connections (curl handles),
+ * and the parent's configuration, rate limiter, 429 hold, endpoint backoff
+ * and access token, shared under a lock, so that every lane together stays
+ * within ers.max_requests_per_second.  It takes the parent's stop flag as it
+ * is now and no progress callback.  One thread uses a lane at a time; the
+ * parent must outlive it.  Freed with ers_client_free().
+ */
+int ers_client_lane(struct ers_client *parent, struct ers_client **ret, struct errbuf *e);
 void ers_client_free(struct ers_client *c); /* accepts NULL */
 
 /* A008, parsed as it arrives (fhir.h: worklist_parser).  Caller owns *ret

@@ -3,6 +3,7 @@
 #include "err.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,21 +26,23 @@ int log_get_level(void) {
         return level;
 }
 
-/* True when stderr is the journal's stream (systemd sets JOURNAL_STREAM=dev:ino). */
-static bool stderr_is_journal(void) {
-        static int cached = -1;
-        const char *e;
+/* True when stderr is the journal's stream (systemd sets JOURNAL_STREAM=dev:ino);
+ * found once, whichever thread asks first. */
+static bool journal_stream;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+
+static void find_journal_stream(void) {
+        const char *e = getenv("JOURNAL_STREAM");
         struct stat st;
         unsigned long long dev, ino;
 
-        if (cached >= 0)
-                return cached;
-        cached = 0;
-        e = getenv("JOURNAL_STREAM");
-        if (e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
-            (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
-                cached = 1;
-        return cached;
+        journal_stream = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                         (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+static bool stderr_is_journal(void) {
+        (void) pthread_once(&journal_once, find_journal_stream);
+        return journal_stream;
 }
 
 bool log_to_journal(void) {
@@ -47,6 +50,16 @@ bool log_to_journal(void) {
 }
 
 static void (*stderr_hook)(void); /* called before a line goes to plain stderr; NULL: none */
+/* Lines come from the fetching threads too: one at a time, each whole, the hook's with it. */
+static pthread_mutex_t stderr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_stderr_lock(void) {
+        pthread_mutex_lock(&stderr_lock);
+}
+
+void log_stderr_unlock(void) {
+        pthread_mutex_unlock(&stderr_lock);
+}
 
 void log_set_stderr_hook(void (*before_line)(void)) {
         stderr_hook = before_line;
@@ -140,11 +153,15 @@ static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, v
 #else
                 (void) ctx; /* the "<N>" prefix carries the priority only */
 #endif
+                log_stderr_lock();
                 fprintf(stderr, "<%d>%s\n", priority & 7, out);
+                log_stderr_unlock();
         } else {
+                log_stderr_lock();
                 if (stderr_hook)
                         stderr_hook();
                 fprintf(stderr, "ersd: %s: %s\n", prio_name(priority), out);
+                log_stderr_unlock();
         }
 }
 

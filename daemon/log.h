@@ -69,6 +69,12 @@ bool log_to_journal(void);
  */
 void log_set_stderr_hook(void (*before_line)(void));
 
+/* Held while a log line (and the hook before it) is written: whoever else
+ * writes to stderr (the progress line) takes it too.  Not recursive: never
+ * log while holding it. */
+void log_stderr_lock(void);
+void log_stderr_unlock(void);
+
 #define log_error(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...)  log_msg(LOG_NOTICE, __VA_ARGS__)

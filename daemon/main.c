@@ -295,6 +295,7 @@ struct run_report {
 
 static struct run_report report; /* one run per process */
 
+/* The log's hook, called under the log's lock: lines come from the fetching threads too. */
 static void progress_erase(void) {
         if (report.shown) {
                 fputs("\r\033[K", stderr);
@@ -303,16 +304,25 @@ static void progress_erase(void) {
         }
 }
 
+/* progress_erase() from anywhere else. */
+static void progress_clear(void) {
+        log_stderr_lock();
+        progress_erase();
+        log_stderr_unlock();
+}
+
 static void progress_draw(bool force) {
         double now = now_monotonic();
 
         if (!report.progress || (!force && report.shown && now - report.last_draw < 0.2))
                 return;
+        log_stderr_lock();
         fprintf(stderr, "\r\033[Kersd: referrals %zu/%zu, documents %u (%.1f MiB)", report.done, report.total,
                 report.documents, (double) report.bytes / (1024.0 * 1024.0));
         fflush(stderr);
         report.shown = true;
         report.last_draw = now;
+        log_stderr_unlock();
 }
 
 static void on_worklist_read(void *userdata, const char *worklist, size_t n) {
@@ -342,7 +352,7 @@ static void on_referral_done(void *userdata, const struct referral_outcome *o) {
         report.documents += o->documents;
         report.bytes += o->bytes;
         if (report.dry_run) {
-                progress_erase();
+                progress_clear();
                 printf("ersd: dry run: UBRN %s", o->ubrn);
                 if (o->version >= 0)
                         printf(" version %" PRId64, o->version);
@@ -690,7 +700,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 sigprocmask(SIG_BLOCK, &stop_set, NULL);
                 if (use_lease && r == -ESTALE) /* lost mid-round: say so, then wait as standby */
                         (void) lease_tick(&lease, pas, true, &e);
-                progress_erase();
+                progress_clear();
                 if (r != -ESTALE)
                         status_warn_overdue(pas, cfg, &overdue);
                 format_summary(&stats, mode->dry_run, now_monotonic() - t0, summary, sizeof summary);
@@ -757,7 +767,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 status = EXIT_SUCCESS;
         }
 out:
-        progress_erase();
+        progress_clear();
         log_set_stderr_hook(NULL);
         overdue_memory_free(&overdue);
         held_lease = NULL;

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,13 @@
 struct spool {
         char *dir; /* owned: STATE_DIR/spool */
         int dirfd; /* owned: for fsync after rename and for *at() calls */
+        atomic_ulong next_part; /* numbers each download's ".part", so two at once never share one */
 };
 
 struct spool_file {
         struct spool *spool;     /* borrowed */
         char key[SPOOL_KEY_MAX];
+        char part[SPOOL_KEY_MAX + 32]; /* "<key>.<n>.part" while downloading */
         int fd;                  /* owned */
         bool finished;           /* renamed to its final name */
         int64_t size;            /* bytes written (or verified) */
@@ -126,11 +129,11 @@ static int new_file(struct spool *s, const char *key, int fd, struct spool_file 
 
 int spool_file_create(struct spool *s, const char *key, int64_t max_bytes, struct spool_file **ret,
                       struct errbuf *e) {
-        char name[SPOOL_KEY_MAX + 8];
+        char name[SPOOL_KEY_MAX + 32];
         struct spool_file *f;
         int fd, r;
 
-        snprintf(name, sizeof name, "%s.part", key);
+        snprintf(name, sizeof name, "%s.%lu.part", key, atomic_fetch_add(&s->next_part, 1));
         fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return err_set(e, -errno, "spool: cannot create %s/%s: %s", s->dir, name, strerror(errno));
@@ -140,6 +143,7 @@ int spool_file_create(struct spool *s, const char *key, int64_t max_bytes, struc
                 (void) unlinkat(s->dirfd, name, 0);
                 return err_set(e, r, "out of memory");
         }
+        memcpy(f->part, name, sizeof f->part);
         f->max_bytes = max_bytes;
         f->md = EVP_MD_CTX_new();
         if (!f->md || EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
@@ -169,8 +173,8 @@ int spool_file_write(struct spool_file *f, const void *buf, size_t n, struct err
                          * disk to the caller, never "larger than the configured maximum": the
                          * document is retried, not recorded as refused. */
                         int err = errno == EFBIG || errno == EDQUOT ? ENOSPC : errno;
-                        return err_set(e, -err, "spool: cannot write %s/%s.part: %s (disk full?)", f->spool->dir,
-                                       f->key, strerror(errno));
+                        return err_set(e, -err, "spool: cannot write %s/%s: %s (disk full?)", f->spool->dir,
+                                       f->part, strerror(errno));
                 }
                 p += w;
                 n -= (size_t) w;
@@ -188,7 +192,7 @@ static void final_name(const struct spool_file *f, char *ret, size_t n) {
 int spool_file_finish(struct spool_file *f, struct errbuf *e) {
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int dlen = 0;
-        char part[SPOOL_KEY_MAX + 8], final[SPOOL_NAME_MAX];
+        char final[SPOOL_NAME_MAX];
         int r;
 
         if (EVP_DigestFinal_ex(f->md, digest, &dlen) != 1 || dlen != 32)
@@ -197,13 +201,12 @@ int spool_file_finish(struct spool_file *f, struct errbuf *e) {
         f->md = NULL;
         hex_encode(digest, 32, f->sha256);
 
-        snprintf(part, sizeof part, "%s.part", f->key);
         final_name(f, final, sizeof final);
         /* The bytes are durable before the name says they are complete.  The directory
          * is not fsync'd: a rename lost to a power cut only costs a download again. */
-        if (fsync(f->fd) < 0 || renameat(f->spool->dirfd, part, f->spool->dirfd, final) < 0) {
+        if (fsync(f->fd) < 0 || renameat(f->spool->dirfd, f->part, f->spool->dirfd, final) < 0) {
                 r = -errno;
-                (void) unlinkat(f->spool->dirfd, part, 0);
+                (void) unlinkat(f->spool->dirfd, f->part, 0);
                 return err_set(e, r, "spool: cannot keep %s/%s: %s", f->spool->dir, f->key, strerror(-r));
         }
         f->finished = true;
@@ -349,11 +352,8 @@ void spool_file_free(struct spool_file *f) {
                 return;
         if (f->fd >= 0)
                 close(f->fd);
-        if (!f->finished) {
-                char part[SPOOL_KEY_MAX + 8];
-                snprintf(part, sizeof part, "%s.part", f->key);
-                (void) unlinkat(f->spool->dirfd, part, 0);
-        }
+        if (!f->finished && f->part[0])
+                (void) unlinkat(f->spool->dirfd, f->part, 0);
         EVP_MD_CTX_free(f->md);
         free(f);
 }

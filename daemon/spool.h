@@ -7,7 +7,9 @@
  * decouples the network from the database (no PAS lock is ever held while we
  * wait on e-RS) and lets a retry reuse what is already verified.
  *
- * A document is written to "<key>.part" while it arrives, its SHA-256 and
+ * A document is written to "<key>.<n>.part" while it arrives (n numbers the
+ * downloads of this process, so two threads fetching the same key never
+ * write one file), its SHA-256 and
  * size computed on the way; spool_file_finish() fsyncs it and renames it to
  * "<key>@<sha256>-<size>", so the name itself says what the bytes must hash
  * to.  A finished file found again later is only reused after its bytes are
@@ -15,6 +17,10 @@
  * the PAS commit, spool_remove() deletes it.  (One file, one fsync and one
  * rename per document: the directory is not fsync'd, since a rename lost to a
  * power cut only costs downloading that document again.)
+ *
+ * Thread-safe: the fetching threads create, finish, reuse and free files of
+ * one spool at once.  A finished file removed while another thread holds it
+ * open stays readable through that handle.
  *
  * Keys are made by spool_key(): [A-Za-z0-9._-] only, so no input can escape
  * the directory.  Contents are patient data: files are created 0600 in a 0700
@@ -40,7 +46,7 @@ void spool_close(struct spool *s); /* accepts NULL */
  * [A-Za-z0-9._] by '_'.  Returns 0 or -ENAMETOOLONG. */
 int spool_key(char ret[SPOOL_KEY_MAX], const char *a, const char *b, const char *c);
 
-/* Starts writing "<key>.part" (truncating an earlier one); refuses to grow
+/* Starts writing a new "<key>.<n>.part"; refuses to grow
  * beyond max_bytes (-EFBIG).  Caller owns *ret: finish it or discard it. */
 int spool_file_create(struct spool *s, const char *key, int64_t max_bytes, struct spool_file **ret,
                       struct errbuf *e);
@@ -62,7 +68,7 @@ int spool_file_fd(const struct spool_file *f);
 int64_t spool_file_size(const struct spool_file *f);
 const char *spool_file_sha256(const struct spool_file *f);
 
-/* Closes the handle; an unfinished "<key>.part" is deleted.  Accepts NULL. */
+/* Closes the handle; an unfinished download's ".part" is deleted.  Accepts NULL. */
 void spool_file_free(struct spool_file *f);
 
 /* Deletes the finished "<key>@…" (after the PAS commit).  Missing is fine. */

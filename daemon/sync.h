@@ -28,6 +28,8 @@
 #include "reconnect.h"
 #include "spool.h"
 
+struct fetch_pool;
+
 /* What happened to one referral, for the observer (below). */
 enum referral_result {
         REFERRAL_NEW,       /* written for the first time (dry run: would be) */
@@ -76,6 +78,7 @@ struct sync_ctx {
          * patient-match row); each referral's outcome says what would be written.
          * The spool files are removed afterwards. */
         bool dry_run;
+        struct fetch_pool *pool;          /* owned by sync_once() while a round runs; NULL otherwise */
 };
 
 struct sync_stats {
@@ -91,6 +94,8 @@ struct sync_stats {
         unsigned documents_not_fetched; /* recorded without content (not available, too large) */
         uint64_t bytes_stored;
         unsigned patients_matched_later; /* referrals already in the PAS whose patient a later round found */
+        double writer_busy_s;         /* seconds the writer spent on fetched referrals (the PAS's share) */
+        double writer_waited_s;       /* seconds it waited for a fetch to finish (e-RS's share) */
 };
 
 /* One round: each worklist ctx->poll selects (A008, within the budget; its

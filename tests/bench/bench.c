@@ -17,9 +17,9 @@
  *   no-op     the same run again with nothing changed: its cost and the
  *             e-RS calls it made (mock stats).
  *   fetch     the limit of the network side: the same URLs (A008 per service,
- *             A005, A042 + object store, A007) with ersd's concurrency (one
- *             connection per origin, reused, one request at a time), bodies
- *             thrown away.
+ *             A005, A042 + object store, A007) with ersd's concurrency
+ *             (FETCHERS threads taking referrals in turn, each on connections
+ *             of its own, reused), bodies thrown away.
  *   write     the limit of the database side: the same rows and ≤ 1 MiB BLOB
  *             parts into the schema `ersd --init-db` creates, through the
  *             same ODBC driver and session settings, one transaction per
@@ -42,9 +42,11 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sql.h>
 #include <sqlext.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,7 @@
 #define PART_MAX (1024 * 1024)      /* as PAS_PART_MAX: documents are stored as ≤ 1 MiB parts */
 #define PER_SERVICE 2500            /* referrals per worklist: ~3.75 MB, under the 10 MB limit */
 #define PADDING "15000"             /* A005 answers of ~20 KB */
+#define FETCHERS 4                  /* ers.parallel_fetches: ersd's default, and the fetch limit's threads */
 #define NO_RATE_LIMIT 10000L        /* max_requests_per_second when measuring ersd itself */
 #define ERS_RATE_LIMIT 10           /* e-RS's requests/s per application: ersd's production value */
 
@@ -291,8 +294,9 @@ static void write_config(const char *path, const struct mock *m, const char *con
         /* NO_RATE_LIMIT is beyond e-RS's limits (allowed on loopback only): the bench measures ersd,
          * not the 10/s; the rate-limit section passes the production value. */
         fprintf(f, "ers: { base_url = \"%s\"; ca_file = \"%s\"; auth = \"none\"; max_attachment_mib = 256; "
-                   "worklist_calls_per_day = 100000; max_requests_per_second = %ld; };\nworklists = (\n",
-                m->base_url, ca_file, per_second);
+                   "worklist_calls_per_day = 100000; max_requests_per_second = %ld; parallel_fetches = %d; };\n"
+                   "worklists = (\n",
+                m->base_url, ca_file, per_second, FETCHERS);
         for (size_t s = 0; s < services; s++)
                 fprintf(f, "  { name = \"bench-%zu\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"%s\"; }%s\n",
                         s, empty ? "99999" : service_id(s, id), s + 1 < services ? "," : "");
@@ -382,19 +386,68 @@ static bool available(json_object *att) {
         return a && strcmp(a, "AVAILABLE") == 0;
 }
 
-static void fetch_limit(const struct mock *m, json_object *manifest, size_t services, struct result *res) {
+/* One fetcher of the fetch limit: referrals taken in turn from a shared
+ * counter, on connections of its own, as each ersd fetching thread does. */
+struct raw_fetcher {
+        pthread_t thread;
+        const struct mock *m;   /* borrowed */
+        json_object *refs;      /* borrowed */
+        atomic_size_t *next;    /* borrowed: the next referral to take */
+        struct sink s;          /* bytes this fetcher received */
+};
+
+static void *raw_fetch(void *arg) {
+        struct raw_fetcher *f = arg;
         CURL *api = curl_easy_init(), *store = curl_easy_init();
-        struct curl_slist *json = NULL, *post = NULL, *any = NULL;
+        struct curl_slist *json = curl_slist_append(NULL, "Accept: application/fhir+json");
+        struct curl_slist *any = curl_slist_append(NULL, "Accept: */*");
+        char url[1200];
+        size_t i;
+
+        if (!api || !store || !json || !any)
+                die("out of memory");
+        while ((i = atomic_fetch_add(f->next, 1)) < json_object_array_length(f->refs)) {
+                json_object *r = json_object_array_get_idx(f->refs, i), *atts;
+                const char *ubrn = jstr(r, "ubrn");
+                snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", f->m->base_url, ubrn);
+                get(api, url, NULL, json, &f->s);
+                if (json_object_object_get_ex(r, "attachments", &atts))
+                        for (size_t k = 0; k < json_object_array_length(atts); k++) {
+                                json_object *a = json_object_array_get_idx(atts, k);
+                                if (!available(a))
+                                        continue;
+                                snprintf(url, sizeof url, "%s/FHIR/R4/Binary/%s", f->m->base_url, jstr(a, "binary_id"));
+                                get(api, url, NULL, any, &f->s);
+                                if (f->s.location[0]) {
+                                        snprintf(url, sizeof url, "%s", f->s.location);
+                                        get(store, url, NULL, NULL, &f->s);
+                                }
+                        }
+                snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s/$ers.generateCRI", f->m->base_url, ubrn);
+                get(api, url, "", any, &f->s);
+        }
+        curl_slist_free_all(json);
+        curl_slist_free_all(any);
+        curl_easy_cleanup(api);
+        curl_easy_cleanup(store);
+        return NULL;
+}
+
+static void fetch_limit(const struct mock *m, json_object *manifest, size_t services, struct result *res) {
+        CURL *api = curl_easy_init();
+        struct curl_slist *post = NULL;
         struct sink s = { 0 };
+        struct raw_fetcher f[FETCHERS];
+        atomic_size_t next = 0;
         char url[1200], id[16], body[1024];
         json_object *refs;
 
-        json = curl_slist_append(json, "Accept: application/fhir+json");
         post = curl_slist_append(curl_slist_append(NULL, "Accept: application/fhir+json"),
                                  "Content-Type: application/fhir+json");
-        any = curl_slist_append(any, "Accept: */*");
-        if (!api || !store || !json || !post || !any)
+        if (!api || !post)
                 die("out of memory");
+        if (!json_object_object_get_ex(manifest, "referrals", &refs))
+                die("manifest without referrals");
         sync();
         double t0 = now(), c0 = self_cpu();
         for (size_t i = 0; i < services; i++) {
@@ -412,37 +465,21 @@ static void fetch_limit(const struct mock *m, json_object *manifest, size_t serv
                 if (i == 0)
                         res->worklist_first = s.bytes - before;
         }
-        if (!json_object_object_get_ex(manifest, "referrals", &refs))
-                die("manifest without referrals");
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                json_object *r = json_object_array_get_idx(refs, i), *atts;
-                const char *ubrn = jstr(r, "ubrn");
-                snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", m->base_url, ubrn);
-                get(api, url, NULL, json, &s);
-                if (json_object_object_get_ex(r, "attachments", &atts))
-                        for (size_t k = 0; k < json_object_array_length(atts); k++) {
-                                json_object *a = json_object_array_get_idx(atts, k);
-                                if (!available(a))
-                                        continue;
-                                snprintf(url, sizeof url, "%s/FHIR/R4/Binary/%s", m->base_url, jstr(a, "binary_id"));
-                                get(api, url, NULL, any, &s);
-                                if (s.location[0]) {
-                                        snprintf(url, sizeof url, "%s", s.location);
-                                        get(store, url, NULL, NULL, &s);
-                                }
-                        }
-                snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s/$ers.generateCRI", m->base_url, ubrn);
-                get(api, url, "", any, &s);
+        for (size_t k = 0; k < FETCHERS; k++) {
+                f[k] = (struct raw_fetcher){ .m = m, .refs = refs, .next = &next };
+                if (pthread_create(&f[k].thread, NULL, raw_fetch, &f[k]) != 0)
+                        die("cannot start a fetch thread");
+        }
+        for (size_t k = 0; k < FETCHERS; k++) {
+                pthread_join(f[k].thread, NULL);
+                s.bytes += f[k].s.bytes;
         }
         res->fetch_wall = now() - t0;
         res->fetch_cpu = self_cpu() - c0;
         res->fetch_bytes = s.bytes;
         res->have_limits = true;
-        curl_slist_free_all(json);
         curl_slist_free_all(post);
-        curl_slist_free_all(any);
         curl_easy_cleanup(api);
-        curl_easy_cleanup(store);
 }
 
 /* ---- the write limit ------------------------------------------------------ */
@@ -1016,8 +1053,9 @@ int main(void) {
                "),\n2 attachments per referral (median ~200 KiB, every 100th 300 KiB..tail max), one big file on the\n"
                "first referral, "
                "one worklist per %d referrals (a worklist is ~1.5 KB per referral; ersd refuses one over 10 MB).\n"
-               "ersd is sequential: one connection per origin, one request at a time; the fetch limit uses the same.\n",
-               PER_SERVICE);
+               "ersd fetches %d referrals at once (ers.parallel_fetches), each on connections of its own, and writes\n"
+               "with one writer; the fetch limit fetches with the same %d threads.\n",
+               PER_SERVICE, FETCHERS, FETCHERS);
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 print_engine(&ENGINES[e], res[e], N_DATASETS, baseline[e]);
         print_rate(&rate);

@@ -477,6 +477,52 @@ static void test_same_ubrn_twice_in_a_worklist(void **state) {
         side_stop();
 }
 
+/* What the mock's A005 hold saw: how many waited together at most, and whether it timed out. */
+static void assert_hold(const struct mock *m, long long want_reached, bool want_timed_out) {
+        json_object *h = mock_get(m, "/_mock/hold");
+        assert_non_null(h);
+        assert_int_equal(json_object_get_int64(json_object_object_get(h, "reached")), want_reached);
+        assert_int_equal(json_object_get_boolean(json_object_object_get(h, "timed_out")), want_timed_out);
+        json_object_put(h);
+}
+
+/* ers.parallel_fetches: that many referrals are fetched at once (the mock
+ * holds every A005 until 4 wait together: met, not timed out), never more
+ * (the mock's peak of requests in progress), and each is written once, all
+ * checked as after a sequential sync.  With 1, no two requests are ever in
+ * progress together. */
+static void test_referrals_fetched_in_parallel(void **state) {
+        static const char *const args[] = { "--referrals", "12", "--big-attachment", "0", NULL };
+        (void) state;
+
+        side_start(args);
+        side_pas("parallel", "  auth = \"none\";\n  parallel_fetches = 4;\n");
+        assert_int_equal(mock_post(&E.side, "/_mock/hold?together=4&timeout_ms=30000"), 200);
+        assert_int_equal(mock_post(&E.side, "/_mock/stats/reset"), 200);
+        struct run r = run_once_ok();
+        assert_non_null(strstr(r.out, "12 new, 0 updated, 0 unchanged, 0 failed"));
+        run_free(&r);
+        assert_hold(&E.side, 4, false);
+        assert_int_equal(stat_count(&E.side, "in_flight_max"), 4);
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), 12);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'NEW'", 0, NULL),
+                         db_int(d, "SELECT COUNT(DISTINCT ubrn) FROM ers_referral", 0, NULL));
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+
+        side_pas("sequential", "  auth = \"none\";\n  parallel_fetches = 1;\n");
+        assert_int_equal(mock_post(&E.side, "/_mock/hold?together=2&timeout_ms=300"), 200);
+        assert_int_equal(mock_post(&E.side, "/_mock/stats/reset"), 200);
+        r = run_once_ok();
+        assert_non_null(strstr(r.out, "12 new, 0 updated, 0 unchanged, 0 failed"));
+        run_free(&r);
+        assert_hold(&E.side, 1, true);
+        assert_int_equal(stat_count(&E.side, "in_flight_max"), 1);
+        side_stop();
+}
+
 /* e-RS unreachable: one line for the worklist, exit 1, nothing written. */
 static void test_connection_refused(void **state) {
         (void) state;
@@ -664,6 +710,7 @@ int main(void) {
                 cmocka_unit_test(test_attachment_refused_then_fetched),
                 cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
+                cmocka_unit_test(test_referrals_fetched_in_parallel),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),

@@ -69,6 +69,7 @@ static struct origin api_origin, store_origin;
 struct request {
         struct buf body;
         bool body_too_big;
+        bool counted; /* an API or store request: in concurrency.in_flight until completed */
 };
 
 /* Everything a handler needs about the request being answered. */
@@ -109,6 +110,24 @@ static struct {
         double window[RATE_WINDOW_MAX]; /* arrivals accepted, a ring of per_second entries */
         size_t next;            /* ring position of the oldest */
 } calls;
+
+/* How many API and store requests were in progress at once (arrival to the
+ * last byte of the answer), and the A005 hold: under mock.lock. */
+static struct {
+        unsigned in_flight, in_flight_max;
+} concurrency;
+
+/* POST /_mock/hold?together=N: each A005 waits until N of them wait at once
+ * (then all go on), or until timeout_ms passed (then every one goes on, and
+ * timed_out says so).  Proves requests are in flight together without a
+ * sleep in the test. */
+static struct {
+        unsigned together;      /* 0: no hold */
+        unsigned waiting, reached;
+        bool released, timed_out;
+        unsigned timeout_ms;
+        pthread_cond_t cond;
+} hold = { .cond = PTHREAD_COND_INITIALIZER };
 
 static double monotonic_now(void)
 {
@@ -1318,6 +1337,7 @@ static json_object *stats_json(struct mock *m)
         json_object_object_add(o, "credential_leaks", json_object_new_int64((int64_t)s->credential_leaks));
         json_object_object_add(o, "rejected", json_object_new_int64((int64_t)s->rejected));
         json_object_object_add(o, "faults_served", json_object_new_int64((int64_t)s->faults_served));
+        json_object_object_add(o, "in_flight_max", json_object_new_int64((int64_t)concurrency.in_flight_max));
         size_t pending = 0;
         for (const struct fault *f = m->faults; f; f = f->next)
                 pending += f->count;
@@ -1555,6 +1575,7 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                         return reply_405(c, "POST");
                 pthread_mutex_lock(&c->m->lock);
                 stats_reset_locked(&c->m->stats);
+                concurrency.in_flight_max = concurrency.in_flight;
                 pthread_mutex_unlock(&c->m->lock);
                 return reply_json(c, 200, json_object_new_object());
         }
@@ -1566,6 +1587,34 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                 pthread_mutex_lock(&c->m->lock);
                 calls.n = 0;
                 calls.rate_limited = 0;
+                pthread_mutex_unlock(&c->m->lock);
+                return reply_json(c, 200, json_object_new_object());
+        }
+        if (strcmp(what, "hold") == 0) {
+                if (get) {
+                        json_object *o = json_object_new_object();
+                        pthread_mutex_lock(&c->m->lock);
+                        json_object_object_add(o, "together", json_object_new_int64(hold.together));
+                        json_object_object_add(o, "reached", json_object_new_int64(hold.reached));
+                        json_object_object_add(o, "released", json_object_new_boolean(hold.released));
+                        json_object_object_add(o, "timed_out", json_object_new_boolean(hold.timed_out));
+                        pthread_mutex_unlock(&c->m->lock);
+                        return reply_json(c, 200, o);
+                }
+                uint64_t together = 0, timeout_ms = 5000;
+                const char *t = query(c, "timeout_ms");
+                if (!post)
+                        return reply_405(c, "GET, POST");
+                if (!parse_u64(query(c, "together"), 0, 64, &together) ||
+                    (t && !parse_u64(t, 1, 60000, &timeout_ms)))
+                        return reply_control_error(c, 400, "together must be 0..64 (0: no hold), timeout_ms 1..60000");
+                pthread_mutex_lock(&c->m->lock);
+                hold.released = true; /* whoever waits on an earlier hold goes on */
+                pthread_cond_broadcast(&hold.cond);
+                hold.together = (unsigned)together;
+                hold.reached = 0;
+                hold.released = hold.timed_out = false;
+                hold.timeout_ms = (unsigned)timeout_ms;
                 pthread_mutex_unlock(&c->m->lock);
                 return reply_json(c, 200, json_object_new_object());
         }
@@ -1708,6 +1757,34 @@ static bool is_id(const char *s)
         return *s && !strchr(s, '/') && strlen(s) < 128;
 }
 
+static void hold_a005(struct mock *m)
+{
+        pthread_mutex_lock(&m->lock);
+        if (hold.together > 0 && !hold.released) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += hold.timeout_ms / 1000;
+                until.tv_nsec += (long)(hold.timeout_ms % 1000) * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000L;
+                }
+                hold.waiting++;
+                if (hold.waiting > hold.reached)
+                        hold.reached = hold.waiting;
+                if (hold.waiting >= hold.together)
+                        hold.released = true;
+                while (!hold.released)
+                        if (pthread_cond_timedwait(&hold.cond, &m->lock, &until) == ETIMEDOUT) {
+                                hold.timed_out = hold.released = true;
+                                break;
+                        }
+                hold.waiting--;
+                pthread_cond_broadcast(&hold.cond);
+        }
+        pthread_mutex_unlock(&m->lock);
+}
+
 static enum MHD_Result handle_api(struct call *c)
 {
         const char *rest;
@@ -1745,8 +1822,11 @@ static enum MHD_Result handle_api(struct call *c)
                 ubrn[ul] = '\0';
                 struct referral *r = mock_find_referral(c->m, ubrn);
                 const char *tail = rest + ul, *v;
-                if (!*tail)
+                if (!*tail) {
+                        if (get)
+                                hold_a005(c->m);
                         return get ? handle_a005(c, r, 0) : reply_405(c, "GET");
+                }
                 if ((v = after(tail, "/_history/"))) {
                         uint64_t version;
                         if (!parse_u64(v, 1, INT64_MAX, &version))
@@ -1777,6 +1857,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (!q)
                         return MHD_NO;
                 *req_cls = q;
+                if (o->store || strncmp(url, "/_mock/", 7) != 0) {
+                        q->counted = true;
+                        pthread_mutex_lock(&o->m->lock);
+                        if (++concurrency.in_flight > concurrency.in_flight_max)
+                                concurrency.in_flight_max = concurrency.in_flight;
+                        pthread_mutex_unlock(&o->m->lock);
+                }
                 return MHD_YES;
         }
         if (*upload_data_size) {
@@ -1795,9 +1882,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
         struct request *q = *req_cls;
-        (void)cls;
+        struct origin *o = cls;
         (void)conn;
         (void)toe;
+        if (q && q->counted) {
+                pthread_mutex_lock(&o->m->lock);
+                concurrency.in_flight--;
+                pthread_mutex_unlock(&o->m->lock);
+        }
         if (q) {
                 free(q->body.p);
                 free(q);

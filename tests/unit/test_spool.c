@@ -70,6 +70,22 @@ static bool finished(const struct fixture *f, const char *key, char *ret, size_t
         return found;
 }
 
+/* How many downloads are in progress: "<key>.<n>.part" files. */
+static int parts(struct fixture *f) {
+        DIR *d = opendir(f->spooldir);
+        struct dirent *de;
+        int n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0)
+                        n++;
+        }
+        closedir(d);
+        return n;
+}
+
 static void put(struct fixture *f, const char *key, const char *text) {
         struct spool_file *sf;
         struct errbuf e = { { 0 } };
@@ -87,11 +103,11 @@ static void test_finish_records_size_and_sha256(void **state) {
 
         sha256_hex("hello, PAS", 10, want);
         assert_int_equal(spool_file_create(f->spool, "k1", 100, &sf, &e), 0);
-        assert_true(exists(f, "k1.part"));
+        assert_true(exists(f, "k1.0.part")); /* the spool's first download */
         assert_int_equal(spool_file_write(sf, "hello, ", 7, &e), 0);
         assert_int_equal(spool_file_write(sf, "PAS", 3, &e), 0);
         assert_int_equal(spool_file_finish(sf, &e), 0);
-        assert_false(exists(f, "k1.part"));
+        assert_int_equal(parts(f), 0);
         char name[128];
         snprintf(name, sizeof name, "k1@%s-10", want); /* the name says what the bytes hash to */
         assert_true(exists(f, name));
@@ -166,8 +182,35 @@ static void test_size_limit_refused_while_streaming(void **state) {
         assert_int_equal(spool_file_write(sf, "x", 1, &e), -EFBIG);
         assert_non_null(strstr(e.msg, "maximum"));
         spool_file_free(sf); /* unfinished: its .part goes */
-        assert_false(exists(f, "big.part"));
+        assert_int_equal(parts(f), 0);
         assert_false(finished(f, "big", NULL, 0));
+}
+
+/* Two threads fetching one document (a related referral of two referrals in
+ * flight) write two ".part" files, never one: each finishes whole, and the
+ * finished file stays readable through a handle after the other's removal. */
+static void test_same_key_twice_at_once(void **state) {
+        struct fixture *f = *state;
+        struct spool_file *a, *b;
+        struct errbuf e = { { 0 } };
+        char buf[16];
+
+        assert_int_equal(spool_file_create(f->spool, "shared", 100, &a, &e), 0);
+        assert_int_equal(spool_file_create(f->spool, "shared", 100, &b, &e), 0);
+        assert_int_equal(parts(f), 2);
+        assert_int_equal(spool_file_write(a, "same bytes", 10, &e), 0);
+        assert_int_equal(spool_file_write(b, "same ", 5, &e), 0);
+        assert_int_equal(spool_file_write(b, "bytes", 5, &e), 0);
+        assert_int_equal(spool_file_finish(a, &e), 0);
+        assert_int_equal(spool_file_finish(b, &e), 0);
+        assert_int_equal(parts(f), 0);
+        assert_string_equal(spool_file_sha256(a), spool_file_sha256(b));
+        spool_remove(f->spool, "shared"); /* the first writer's commit */
+        assert_false(finished(f, "shared", NULL, 0));
+        assert_int_equal(pread(spool_file_fd(b), buf, 10, 0), 10);
+        assert_memory_equal(buf, "same bytes", 10);
+        spool_file_free(a);
+        spool_file_free(b);
 }
 
 static void test_crash_leftover_part_removed_on_open(void **state) {
@@ -277,7 +320,7 @@ static void test_allocation_failures(void **state) {
                 assert_int_equal(r, -ENOMEM);
                 assert_string_equal(e.msg, "out of memory");
                 assert_ptr_equal(sf, poison);
-                assert_false(exists(f, "walk.part"));
+                assert_int_equal(parts(f), 0);
                 failed++;
         }
         assert_int_equal(r, 0);
@@ -311,6 +354,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_tampered_leftover_is_discarded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_without_checksum_name_is_discarded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_size_limit_refused_while_streaming, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_same_key_twice_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_leftover_part_removed_on_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_deletes_both_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+#include "fetch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
+                       const struct ledger_state *ls, bool dry_run) {
+        memset(j, 0, sizeof *j);
+        j->worklist = worklist;
+        j->entry = entry;
+        j->ls = *ls;
+        j->dry_run = dry_run;
+        j->complete = true;
+}
+
+void referral_job_free(struct referral_job *j) {
+        referral_free(&j->main);
+        for (size_t i = 0; i < j->n_related; i++)
+                referral_free(&j->related[i]);
+        for (size_t i = 0; i < j->n_docs; i++)
+                spool_file_free(j->docs[i].file);
+        free(j->docs);
+        free(j->known);
+        j->docs = NULL;
+        j->known = NULL;
+        j->n_docs = j->n_related = j->n_known = 0;
+}
+
+static struct doc_job *job_add_doc(struct referral_job *j) {
+        if (j->n_docs == j->cap_docs) {
+                size_t cap = j->cap_docs ? j->cap_docs * 2 : 8;
+                struct doc_job *d = realloc(j->docs, cap * sizeof *d);
+                if (!d)
+                        return NULL;
+                j->docs = d;
+                j->cap_docs = cap;
+        }
+        memset(&j->docs[j->n_docs], 0, sizeof j->docs[j->n_docs]);
+        return &j->docs[j->n_docs++];
+}
+
+/* What the PAS has of one document of the job (found=false when nothing). */
+static struct document_state known_state(const struct referral_job *j, const char *source_ubrn, const char *id) {
+        for (size_t i = 0; i < j->n_known; i++)
+                if (strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
+                        return j->known[i].state;
+        return (struct document_state){ .found = false };
+}
+
+/* A005 and parse; checks the answer is the referral asked for. */
+static int read_referral(const struct fetch_env *env, const char *ubrn, struct referral *ret, char *ret_corr,
+                         struct errbuf *e) {
+        struct ers_call call = { .http_status = 0 };
+        json_object *root = NULL;
+        int r;
+
+        r = ers_read_referral(env->ers, ubrn, &root, &call, e);
+        if (ret_corr)
+                memcpy(ret_corr, call.correlation_id, UUID_STR_LEN);
+        if (r < 0)
+                return r;
+        r = fhir_parse_referral(root, ret, e);
+        json_object_put(root);
+        if (r < 0)
+                return err_prefix(e, r, "A005 UBRN %s (correlation id %s)", ubrn, call.correlation_id);
+        if (ret->text_nul_fields > 0)
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .correlation_id = call.correlation_id,
+                                                   .stage = "referral" },
+                                "UBRN %s: %u text field(s) held a NUL character, stored as U+FFFD (correlation id %s)",
+                                ubrn, ret->text_nul_fields, call.correlation_id);
+        if (strcmp(ret->ubrn, ubrn) != 0) {
+                referral_free(ret);
+                memset(ret, 0, sizeof *ret);
+                return err_set(e, -EBADMSG, "A005 UBRN %s: answered another referral (correlation id %s)", ubrn,
+                               call.correlation_id);
+        }
+        return 0;
+}
+
+/* Downloads into the spool, or reuses a verified earlier download. */
+typedef int (*fetch_fn)(const struct fetch_env *env, const struct referral *src, const struct attachment *a,
+                        struct spool_file *dst, struct ers_call *call, struct errbuf *e);
+
+static int fetch_attachment(const struct fetch_env *env, const struct referral *src, const struct attachment *a,
+                            struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+        return ers_fetch_attachment(env->ers, src->ubrn, a->binary_id, a->declared_size, dst, call, e);
+}
+
+static int fetch_cri(const struct fetch_env *env, const struct referral *src, const struct attachment *a,
+                     struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+        (void) a;
+        return ers_fetch_cri(env->ers, src->ubrn, dst, call, e);
+}
+
+static int spool_fetch(const struct fetch_env *env, struct doc_job *d, const struct referral *src,
+                       const struct attachment *a, fetch_fn fetch, struct errbuf *e) {
+        struct ers_call call;
+        struct spool_file *f = NULL;
+        int r;
+
+        r = spool_file_reuse(env->spool, d->key, &f, e);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                log_debug("UBRN %s: %s reused from the spool (verified)", src->ubrn, d->rec.attachment_id);
+                d->file = f;
+                return 0;
+        }
+        r = spool_file_create(env->spool, d->key, env->cfg->max_attachment_bytes, &f, e);
+        if (r < 0)
+                return r;
+        log_ctx_debug(&(struct log_ctx){ .ubrn = src->ubrn, .stage = "documents" }, "UBRN %s: fetching %s",
+                      src->ubrn, d->rec.attachment_id);
+        r = fetch(env, src, a, f, &call, e);
+        if (r == 0)
+                r = spool_file_finish(f, e);
+        if (r < 0) {
+                spool_file_free(f);
+                return r;
+        }
+        d->file = f;
+        return 0;
+}
+
+/* Decides what to do with one document: skip it (already stored), fetch it,
+ * or record it as not fetched with a reason.  Errors that should make the
+ * whole referral wait for the next round are returned. */
+static int plan_document(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
+                         const struct attachment *a, struct errbuf *e) {
+        struct doc_job *d;
+        bool is_cri = a == NULL;
+        char cri_id[80];
+        int r;
+
+        snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, src->version);
+        /* A referral's documents are written in the transaction that writes its
+         * ledger row: without one the PAS has none (and pas_put_document() looks
+         * again inside the transaction, so even a document put there by hand
+         * would not be stored twice). */
+        struct document_state st = known_state(j, src->ubrn, is_cri ? cri_id : a->id);
+        if (st.found && st.fetched) {
+                /* Stored already, byte-checked when it was.  An attachment e-RS now
+                 * describes differently (size, creation time) may be a new file under
+                 * the same id: it is fetched again, and the PAS keeps a new revision if
+                 * its bytes differ (pas_put_document). */
+                if (is_cri || (a->declared_size == st.declared_size &&
+                               strcmp(a->creation ? a->creation : "", st.created) == 0))
+                        return 0;
+        }
+
+        d = job_add_doc(j);
+        if (!d)
+                return err_set(e, -ENOMEM, "out of memory");
+        d->completing = st.found && !st.fetched;
+        d->rec.ubrn = j->main.ubrn;
+        d->rec.source_ubrn = src->ubrn;
+        d->rec.source_version = src->version;
+        d->rec.declared_size = -1;
+        d->rec.not_fetched_reason = d->reason;
+        if (is_cri) {
+                memcpy(d->attachment_id, cri_id, sizeof cri_id);
+                d->rec.kind = DOCUMENT_CRI;
+                d->rec.attachment_id = d->attachment_id;
+                d->rec.title = "Clinical Referral Information";
+                d->rec.content_type = "application/pdf";
+        } else {
+                d->rec.kind = DOCUMENT_ATTACHMENT;
+                d->rec.attachment_id = a->id;
+                d->rec.title = a->title;
+                d->rec.content_type = a->content_type;
+                d->rec.declared_size = a->declared_size;
+                d->rec.availability = a->availability_code;
+                d->rec.attached_by_user = a->attached_by_user;
+                d->rec.attached_by_org = a->attached_by_org;
+                d->rec.created = a->creation;
+        }
+
+        if (!is_cri && a->availability != AVAILABILITY_AVAILABLE) {
+                switch (a->availability) {
+                case AVAILABILITY_PENDING:
+                        snprintf(d->reason, sizeof d->reason,
+                                 "PENDING: e-RS is scanning the file for malware; it is fetched on a later run");
+                        j->complete = false;
+                        j->pending++;
+                        break;
+                case AVAILABILITY_NEVER:
+                        snprintf(d->reason, sizeof d->reason,
+                                 "%s: e-RS will never release this file; contact the attaching organisation (ODS %s)",
+                                 a->availability_code, a->attached_by_org ? a->attached_by_org : "unknown");
+                        break;
+                default:
+                        snprintf(d->reason, sizeof d->reason, "availability %s: not fetched; checked again on a later run",
+                                 a->availability_code ? a->availability_code : "not stated");
+                        j->complete = false;
+                        break;
+                }
+                return 0;
+        }
+
+        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : "att", is_cri ? NULL : a->id);
+        if (r < 0)
+                return err_set(e, r, "UBRN %s: document id too long for the spool", src->ubrn);
+        r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
+        if (r == -ENODATA) {
+                /* e-RS refused (422): not available now, or never (PATIENT_ERROR on the letter). */
+                snprintf(d->reason, sizeof d->reason, "e-RS would not release it: %.200s", e->msg);
+                if (!is_cri)
+                        j->complete = false;
+                e->msg[0] = '\0';
+                return 0;
+        }
+        if (r == -EFBIG) {
+                snprintf(d->reason, sizeof d->reason, "larger than the configured maximum (ers.max_attachment_mib)");
+                e->msg[0] = '\0';
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        d->rec.fetched = true;
+        d->rec.size = spool_file_size(d->file);
+        d->rec.sha256 = spool_file_sha256(d->file);
+        return 0;
+}
+
+static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
+                                   struct errbuf *e) {
+        int r;
+
+        for (size_t i = 0; i < src->n_attachments; i++) {
+                r = plan_document(env, j, src, &src->attachments[i], e);
+                if (r < 0)
+                        return r;
+        }
+        return plan_document(env, j, src, NULL, e); /* the clinical information letter */
+}
+
+static bool any_fetched(const struct referral_job *j) {
+        for (size_t i = 0; i < j->n_docs; i++)
+                if (j->docs[i].rec.fetched)
+                        return true;
+        return false;
+}
+
+static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
+        const struct ledger_state *ls = &j->ls;
+        const char *ubrn = j->entry->ubrn;
+        int r;
+
+        r = read_referral(env, ubrn, &j->main, j->correlation_id, &j->e);
+        if (r < 0)
+                return r;
+        if (ls->found && j->main.version < ls->version) {
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .worklist = j->worklist,
+                                                   .correlation_id = j->correlation_id, .stage = "referral" },
+                                "UBRN %s: e-RS answered version %" PRId64 ", older than the %" PRId64
+                                " already in the PAS; ignored (correlation id %s)",
+                                ubrn, j->main.version, ls->version, j->correlation_id);
+                j->action = FETCH_NOTHING;
+                return 0;
+        }
+        if (ls->found && ls->complete && j->main.version == ls->version) {
+                j->action = FETCH_NOTHING; /* the worklist did not say its version, or it was written meanwhile */
+                return 0;
+        }
+
+        for (size_t i = 0; i < j->main.n_related && j->n_related < RELATED_MAX; i++) {
+                if (strcmp(j->main.related[i], j->main.ubrn) == 0)
+                        continue;
+                r = read_referral(env, j->main.related[i], &j->related[j->n_related], NULL, &j->e);
+                if (r < 0)
+                        return err_prefix(&j->e, r, "related referral of UBRN %s", ubrn);
+                j->n_related++;
+        }
+
+        r = plan_referral_documents(env, j, &j->main, &j->e);
+        for (size_t i = 0; i < j->n_related && r == 0; i++)
+                r = plan_referral_documents(env, j, &j->related[i], &j->e);
+        if (r < 0)
+                return r;
+        if (env->stop && *env->stop)
+                return -ECANCELED;
+        if (ls->found && !ls->complete && !j->complete && j->main.version == ls->version && !any_fetched(j)) {
+                log_debug("UBRN %s version %" PRId64 ": documents still owed (correlation id %s)", ubrn,
+                          j->main.version, j->correlation_id);
+                j->action = FETCH_STILL_OWED;
+                return 0;
+        }
+        j->action = FETCH_WRITE;
+        return 0;
+}
+
+void fetch_referral(const struct fetch_env *env, struct referral_job *j) {
+        j->r = fetch_job(env, j);
+}
+
+/* ---- the pool ----------------------------------------------------------------- */
+
+struct fetcher {
+        pthread_t thread;
+        struct fetch_env env;  /* env.ers is the lane, owned */
+        struct fetch_pool *pool; /* borrowed */
+};
+
+struct fetch_pool {
+        pthread_mutex_t lock;
+        pthread_cond_t work;    /* a job queued, or quitting */
+        pthread_cond_t done;    /* a job fetched */
+        struct referral_job *queue, *queue_tail; /* borrowed: submitted, not started */
+        struct referral_job *finished, *finished_tail; /* borrowed: fetched, not yet returned */
+        bool quit;
+        unsigned in_flight;     /* the owner's count: submitted, not yet returned */
+        struct fetch_env env;   /* the owner's: used when there is no thread */
+        struct fetcher *fetchers; /* owned array */
+        unsigned n_fetchers;    /* started */
+};
+
+static void push(struct referral_job **head, struct referral_job **tail, struct referral_job *j) {
+        j->next = NULL;
+        if (*tail)
+                (*tail)->next = j;
+        else
+                *head = j;
+        *tail = j;
+}
+
+static struct referral_job *pop(struct referral_job **head, struct referral_job **tail) {
+        struct referral_job *j = *head;
+
+        if (j) {
+                *head = j->next;
+                if (!*head)
+                        *tail = NULL;
+                j->next = NULL;
+        }
+        return j;
+}
+
+static void *fetcher_main(void *arg) {
+        struct fetcher *f = arg;
+        struct fetch_pool *p = f->pool;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                struct referral_job *j;
+                while (!p->queue && !p->quit)
+                        pthread_cond_wait(&p->work, &p->lock);
+                j = pop(&p->queue, &p->queue_tail);
+                if (!j)
+                        break; /* quitting, and nothing queued */
+                pthread_mutex_unlock(&p->lock);
+                fetch_referral(&f->env, j);
+                pthread_mutex_lock(&p->lock);
+                push(&p->finished, &p->finished_tail, j);
+                pthread_cond_signal(&p->done);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+int fetch_pool_new(const struct fetch_env *env, unsigned threads, struct fetch_pool **ret, struct errbuf *e) {
+        struct fetch_pool *p = calloc(1, sizeof *p);
+        pthread_condattr_t ca;
+        int r;
+
+        if (!p)
+                return err_set(e, -ENOMEM, "out of memory");
+        p->env = *env;
+        r = pthread_condattr_init(&ca);
+        if (r == 0) {
+                r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                if (r == 0)
+                        r = pthread_cond_init(&p->done, &ca);
+                pthread_condattr_destroy(&ca);
+        }
+        if (r != 0) {
+                free(p);
+                return err_set(e, -r, "fetch pool: %s", strerror(r));
+        }
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->work, NULL);
+        if (threads > 1) {
+                p->fetchers = calloc(threads, sizeof *p->fetchers);
+                if (!p->fetchers) {
+                        fetch_pool_free(p);
+                        return err_set(e, -ENOMEM, "out of memory");
+                }
+                for (unsigned i = 0; i < threads; i++) {
+                        struct fetcher *f = &p->fetchers[i];
+                        f->pool = p;
+                        f->env = *env;
+                        r = ers_client_lane(env->ers, &f->env.ers, e);
+                        if (r < 0) {
+                                fetch_pool_free(p);
+                                return r;
+                        }
+                        r = pthread_create(&f->thread, NULL, fetcher_main, f);
+                        if (r != 0) {
+                                ers_client_free(f->env.ers);
+                                fetch_pool_free(p);
+                                return err_set(e, -r, "fetch pool: cannot start a thread: %s", strerror(r));
+                        }
+                        p->n_fetchers++;
+                }
+        }
+        *ret = p;
+        return 0;
+}
+
+void fetch_pool_submit(struct fetch_pool *p, struct referral_job *j) {
+        p->in_flight++;
+        if (p->n_fetchers == 0) {
+                fetch_referral(&p->env, j);
+                push(&p->finished, &p->finished_tail, j);
+                return;
+        }
+        pthread_mutex_lock(&p->lock);
+        push(&p->queue, &p->queue_tail, j);
+        pthread_cond_signal(&p->work);
+        pthread_mutex_unlock(&p->lock);
+}
+
+unsigned fetch_pool_in_flight(const struct fetch_pool *p) {
+        return p->in_flight;
+}
+
+struct referral_job *fetch_pool_wait(struct fetch_pool *p, double timeout_s) {
+        struct referral_job *j;
+        struct timespec until;
+
+        if (p->in_flight == 0)
+                return NULL;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t) timeout_s;
+        until.tv_nsec += (long) ((timeout_s - (double) (time_t) timeout_s) * 1e9);
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&p->lock);
+        while (!p->finished && p->n_fetchers > 0)
+                if (pthread_cond_timedwait(&p->done, &p->lock, &until) == ETIMEDOUT)
+                        break;
+        j = pop(&p->finished, &p->finished_tail);
+        pthread_mutex_unlock(&p->lock);
+        if (j)
+                p->in_flight--;
+        return j;
+}
+
+void fetch_pool_free(struct fetch_pool *p) {
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->quit = true;
+        pthread_cond_broadcast(&p->work);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->n_fetchers; i++) {
+                pthread_join(p->fetchers[i].thread, NULL);
+                ers_client_free(p->fetchers[i].env.ers);
+        }
+        free(p->fetchers);
+        pthread_cond_destroy(&p->work);
+        pthread_cond_destroy(&p->done);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}

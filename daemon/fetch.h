@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Fetching a referral: everything a write needs from e-RS, and nothing from
+ * the PAS.  A referral_job is filled by the writer (the UBRN, the ledger's
+ * state, the documents the PAS has) and fetched by fetch_referral(): A005,
+ * its related referrals (A005), and every document not stored yet into the
+ * verified spool.  The writer (sync.c, write.c) then writes it in one PAS
+ * transaction.
+ *
+ * The fetch pool runs fetch_referral() on ers.parallel_fetches threads, each
+ * with its own e-RS connections (ers_client_lane), all within one rate limit,
+ * so downloads overlap each other and the PAS writes.  The PAS is only ever
+ * touched by the thread that owns the pool: one writer.
+ */
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../adapters/pas.h"
+#include "config.h"
+#include "ers.h"
+#include "fhir.h"
+#include "spool.h"
+
+#define RELATED_MAX 16 /* related referrals followed per referral */
+
+/* One document of a referral being synced: what is written, and from where. */
+struct doc_job {
+        struct document_rec rec;
+        char attachment_id[80];       /* rec.attachment_id points here for the CRI */
+        char reason[256];             /* rec.not_fetched_reason points here */
+        char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
+        struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
+        bool completing;              /* the PAS has this document recorded as not fetched */
+        struct document_written written; /* what the PAS write did, for the audit row */
+};
+
+/* What the fetch found there is to do. */
+enum fetch_action {
+        FETCH_WRITE,      /* write the referral (new, newer, or documents arrived) */
+        FETCH_NOTHING,    /* e-RS's version is the PAS's (or older): nothing to write */
+        FETCH_STILL_OWED, /* same version, documents still owed and none arrived */
+};
+
+/* Everything one referral's sync holds; freed by referral_job_free(). */
+struct referral_job {
+        /* Set by the writer before the fetch. */
+        const char *worklist;                  /* borrowed (the configuration's, or the due row's); may be NULL */
+        const struct worklist_entry *entry;    /* borrowed: lives until the job is freed */
+        struct ledger_state ls;                /* the ledger's row of entry->ubrn */
+        struct document_known *known;          /* owned: the documents the PAS has (ls.found only) */
+        size_t n_known;
+        bool dry_run;
+        /* Set by fetch_referral(). */
+        int r;                                 /* 0, or the failure (e says it) */
+        struct errbuf e;
+        enum fetch_action action;
+        struct referral main;                  /* owned contents */
+        struct referral related[RELATED_MAX];  /* owned contents */
+        size_t n_related;
+        struct doc_job *docs;                  /* owned array */
+        size_t n_docs, cap_docs;
+        bool complete;                         /* false when documents are still owed */
+        unsigned pending;                      /* documents e-RS is still scanning (PENDING) */
+        struct patient_match match[RELATED_MAX + 1]; /* set by the writer: [0] the referral, [1 + i] related[i] */
+        char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
+        /* The pool's. */
+        struct referral_job *next;             /* borrowed: queue link */
+        void *userdata;                        /* borrowed: the writer's, untouched by the fetch */
+};
+
+/* What one fetch uses; the client is the thread's own lane. */
+struct fetch_env {
+        const struct config *cfg;     /* borrowed */
+        struct ers_client *ers;       /* borrowed */
+        struct spool *spool;          /* borrowed */
+        volatile sig_atomic_t *stop;  /* borrowed, may be NULL */
+};
+
+/* A job for entry (borrowed), as the ledger has it; free with referral_job_free(). */
+void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
+                       const struct ledger_state *ls, bool dry_run);
+void referral_job_free(struct referral_job *j); /* the contents; spool files are closed, not removed */
+
+/* Fetches the job (A005s, documents into the spool), setting j->r, j->e,
+ * j->action and the referral.  Touches no database.  Thread-safe: any number
+ * at once, each with its own fetch_env.ers lane. */
+void fetch_referral(const struct fetch_env *env, struct referral_job *j);
+
+struct fetch_pool;
+
+/*
+ * A pool of `threads` fetchers, each with a lane of env->ers.  threads <= 1
+ * makes none: fetch_pool_submit() then fetches in the caller's thread, with
+ * env->ers itself.  *ret is the caller's (fetch_pool_free).
+ */
+int fetch_pool_new(const struct fetch_env *env, unsigned threads, struct fetch_pool **ret, struct errbuf *e);
+
+/* Hands a job to the pool (owned by the caller still, untouched by it until
+ * fetch_pool_wait returns it).  Never blocks on the network but when the pool
+ * has no thread; the caller bounds how many are in flight. */
+void fetch_pool_submit(struct fetch_pool *p, struct referral_job *j);
+
+/* Jobs submitted and not yet returned by fetch_pool_wait(). */
+unsigned fetch_pool_in_flight(const struct fetch_pool *p);
+
+/* A fetched job (in the order fetches finish), waiting at most `timeout_s`
+ * seconds for one: NULL when none finished in that time or none is in
+ * flight. */
+struct referral_job *fetch_pool_wait(struct fetch_pool *p, double timeout_s);
+
+/* Stops the threads (after the jobs in hand) and frees the lanes.  Jobs
+ * still in flight must have been waited for.  Accepts NULL. */
+void fetch_pool_free(struct fetch_pool *p);

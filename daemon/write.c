@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The writer: one fetched referral (fetch.h) into the PAS in one
+ * transaction: its related referrals, the referral, its documents from the
+ * spool, the ledger row and the audit rows.  Runs on the thread that owns the
+ * PAS connection only.
+ */
+#include "write.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "log.h"
+
+/* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
+ * without one).  Never fails the referral: a lookup that fails is UNMATCHED,
+ * logged without the NHS number, and tried again by a later round. */
+static void match_patient(struct sync_ctx *ctx, const struct referral *r, const struct worklist_entry *entry,
+                          struct patient_match *ret) {
+        const char *nhs = r->nhs_number ? r->nhs_number : entry ? entry->nhs_number : NULL;
+        struct errbuf e = { { 0 } };
+
+        if (pas_match_patient(ctx->pas, nhs, ret, &e) < 0) {
+                log_ctx_warning(&(struct log_ctx){ .ubrn = r->ubrn, .stage = "patient" },
+                                "UBRN %s: patient lookup failed, written as UNMATCHED and tried again later: %s",
+                                r->ubrn, e.msg);
+                *ret = (struct patient_match){ .status = PATIENT_UNMATCHED };
+        }
+}
+
+int write_schedule(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e) {
+        char at[32];
+        int r;
+
+        /* + 1: times are stored to the second, and the next look must not come early. */
+        utc_iso(time(NULL) + ctx->cfg->pending_recheck_s + 1, at);
+        r = pas_ledger_recheck_at(ctx->pas, ubrn, complete ? NULL : at, e);
+        if (r == 0)
+                r = pas_retry_delete(ctx->pas, ubrn, e);
+        return r;
+}
+
+/*
+ * The commit's outcome is unknown (the connection failed during COMMIT): the
+ * ledger, read back on a new connection, says whether it happened.  Its row
+ * carries the correlation id of this write's A005, fresh for every read, so
+ * an earlier write of the same version is never taken for this one.  0 when
+ * it committed; otherwise the referral failed (nothing is sent again now: the
+ * next round reads the ledger before it writes anything).
+ */
+static int settle_unknown_commit(struct sync_ctx *ctx, const struct referral_job *j, struct errbuf *e) {
+        struct ledger_state ls;
+        struct errbuf e2 = { { 0 } };
+        int r;
+
+        r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
+        if (r == 0)
+                r = pas_ledger_get(ctx->pas, j->main.ubrn, &ls, &e2);
+        if (r < 0)
+                return err_prefix(e, -EINPROGRESS, "commit outcome unknown and the ledger cannot be read back (%s); "
+                                                   "it is read again before anything is re-sent",
+                                  e2.msg[0] ? e2.msg : "PAS unreachable");
+        if (ls.found && ls.version == j->main.version && strcmp(ls.correlation_id, j->correlation_id) == 0) {
+                log_ctx_warning(&(struct log_ctx){ .ubrn = j->main.ubrn, .stage = "pas" },
+                                "UBRN %s: commit outcome was unknown (%s); the ledger read back shows it committed",
+                                j->main.ubrn, e->msg);
+                e->msg[0] = '\0';
+                return 0;
+        }
+        return err_prefix(e, -EINPROGRESS, "the ledger read back shows this write did not commit; retried next round");
+}
+
+
+/* The audit rows of the write in progress (audit.h): what the PAS held
+ * before it, read inside its transaction, and what it says. */
+struct write_audit {
+        struct referral_stored before;                /* the referral */
+        struct referral_stored related[RELATED_MAX]; /* its related referrals */
+        bool kept[RELATED_MAX];                       /* related[i] is newer in the PAS: not written */
+        struct audit_text detail, documents;
+};
+
+/* Whether a document belongs to a related referral kept as the PAS has it. */
+static bool from_kept(const struct referral_job *j, const struct write_audit *w, const struct doc_job *d) {
+        for (size_t i = 0; i < j->n_related; i++)
+                if (w->kept[i] && strcmp(j->related[i].ubrn, d->rec.source_ubrn) == 0)
+                        return true;
+        return false;
+}
+
+static void write_audit_free(struct write_audit *w, size_t n_related) {
+        referral_stored_free(&w->before);
+        for (size_t i = 0; i < n_related; i++)
+                referral_stored_free(&w->related[i]);
+        audit_text_free(&w->detail);
+        audit_text_free(&w->documents);
+}
+
+/* Before anything is written: what the PAS holds, what the new version
+ * changes in it, and which attachments e-RS stopped listing. */
+static int audit_before(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+        int r = pas_referral_stored(ctx->pas, j->main.ubrn, &w->before, e);
+
+        for (size_t i = 0; i < j->n_related && r == 0; i++)
+                r = pas_referral_stored(ctx->pas, j->related[i].ubrn, &w->related[i], e);
+        if (r < 0)
+                return r;
+        audit_describe(&w->detail, &w->before, &j->main, j->entry);
+        if (j->match[0].status != PATIENT_NOT_CONFIGURED) {
+                const char *now = patient_match_name(j->match[0].status);
+                if (!w->before.found)
+                        audit_clause(&w->detail, "patient_match %s", now);
+                else if (strcmp(w->before.patient_match, now) != 0)
+                        audit_clause(&w->detail, "patient_match %s -> %s", w->before.patient_match, now);
+        }
+        if (w->before.found && w->before.version != j->main.version)
+                r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                char prefix[48];
+                if (!w->related[i].found || j->related[i].version <= w->related[i].version)
+                        continue; /* new, unchanged, or older and kept as the PAS has it */
+                snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
+                r = audit_attachments(ctx->pas, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+        }
+        return r;
+}
+
+/* After the documents: one line per document row written, a clause per
+ * revision or completion; then the rows themselves. */
+static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+        int r = 0;
+
+        for (size_t i = 0; i < j->n_docs; i++) {
+                const struct doc_job *d = &j->docs[i];
+                bool related = strcmp(d->rec.source_ubrn, j->main.ubrn) != 0;
+                if (!d->written.written)
+                        continue;
+                audit_line(&w->documents, "%s %s %s r%" PRId64 "%s%s", d->written.document_id,
+                           d->rec.fetched ? d->rec.sha256 : "NOT_FETCHED", d->rec.attachment_id, d->written.revision,
+                           related ? " of " : "", related ? d->rec.source_ubrn : "");
+                if (d->rec.fetched && d->written.revision > 1 && !d->completing)
+                        audit_clause(&w->detail, "%s%s%sattachment revised: %s (revision %" PRId64 ")",
+                                     related ? "related " : "", related ? d->rec.source_ubrn : "", related ? ": " : "",
+                                     d->rec.attachment_id, d->written.revision);
+                else if (d->rec.fetched && d->completing)
+                        audit_clause(&w->detail, "%s%s%sdocument fetched: %s", related ? "related " : "",
+                                     related ? d->rec.source_ubrn : "", related ? ": " : "", d->rec.attachment_id);
+        }
+        if (!w->detail.len && w->before.found)
+                audit_clause(&w->detail, "documents written");
+        if (w->detail.oom || w->documents.oom)
+                return err_set(e, -ENOMEM, "audit row: out of memory");
+
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                const struct referral *rel = &j->related[i];
+                struct audit_text t = { .p = NULL };
+                if (w->related[i].found && rel->version <= w->related[i].version)
+                        continue; /* rewritten as it was, or kept (older): nothing to record */
+                audit_clause(&t, "related referral of UBRN %s", j->main.ubrn);
+                audit_describe(&t, &w->related[i], rel, NULL);
+                r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
+                          : pas_audit_append(ctx->pas, rel->ubrn, rel->version, audit_event(&w->related[i], rel->version),
+                                             t.p, NULL, j->correlation_id, e);
+                audit_text_free(&t);
+        }
+        if (r == 0)
+                r = pas_audit_append(ctx->pas, j->main.ubrn, j->main.version, audit_event(&w->before, j->main.version),
+                                     w->detail.p, w->documents.p, j->correlation_id, e);
+        return r;
+}
+
+int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
+                          struct errbuf *e) {
+        struct write_audit w = { .detail = { .p = NULL } };
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+        int r;
+
+        /* The patient lookups first, outside the transaction (a failing one
+         * would abort a PostgreSQL transaction). */
+        match_patient(ctx, &j->main, j->entry, &j->match[0]);
+        for (size_t i = 0; i < j->n_related; i++)
+                match_patient(ctx, &j->related[i], NULL, &j->match[1 + i]);
+
+        r = pas_begin(ctx->pas, e);
+        if (r < 0)
+                return r;
+        r = audit_before(ctx, j, &w, e);
+        for (size_t i = 0; i < j->n_related && r == 0; i++) {
+                if (w.related[i].found && j->related[i].version < w.related[i].version) {
+                        /* A version never goes backwards, a related referral's neither. */
+                        log_ctx_warning(&(struct log_ctx){ .ubrn = j->related[i].ubrn, .stage = "referral" },
+                                        "UBRN %s (related to %s): e-RS answered version %" PRId64 ", older than the %" PRId64
+                                        " already in the PAS; kept as it is",
+                                        j->related[i].ubrn, j->main.ubrn, j->related[i].version, w.related[i].version);
+                        w.kept[i] = true;
+                        continue;
+                }
+                r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
+                if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
+                        r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
+                if (r == 0) /* into the PAS's own tables too, when database.mapping says so */
+                        r = pas_put_mapped_referral(ctx->pas, &j->related[i], NULL, NULL, &j->match[1 + i], e);
+        }
+        if (r == 0)
+                r = pas_put_referral(ctx->pas, &j->main, j->entry, j->worklist, e);
+        if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
+                r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
+        if (r == 0)
+                r = pas_put_mapped_referral(ctx->pas, &j->main, j->entry, j->worklist, &j->match[0], e);
+        for (size_t i = 0; i < j->n_docs && r == 0; i++) {
+                struct doc_job *d = &j->docs[i];
+                if (from_kept(j, &w, d))
+                        continue; /* read at that older version: not written either */
+                r = pas_put_document_ex(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &d->written, e);
+                if (r == 0 && d->written.written && d->rec.fetched) {
+                        docs++;
+                        bytes += (uint64_t) d->rec.size;
+                }
+        }
+        if (r == 0)
+                r = pas_put_ledger(ctx->pas, j->main.ubrn, j->main.version, j->complete, j->worklist,
+                                   j->correlation_id, e);
+        if (r == 0)
+                r = audit_after(ctx, j, &w, e);
+        write_audit_free(&w, j->n_related);
+        if (r == 0)
+                r = write_schedule(ctx, j->main.ubrn, j->complete, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        if (r == -EINPROGRESS)
+                r = settle_unknown_commit(ctx, j, e);
+        if (r < 0) {
+                pas_rollback(ctx->pas);
+                return r;
+        }
+        *ret_docs = docs;
+        *ret_bytes = bytes;
+        return 0;
+}
