@@ -456,6 +456,7 @@ struct pas {
         struct pas_map_sql map[PAS_MAP_KINDS_]; /* the mapping statements (ST_MAP_*), sql NULL when none */
         char put_ubrn[UBRN_LEN + 1];   /* with a referral mapping: the referral pas_put_referral() last wrote, */
         bool put_new_version;          /* and whether that was a version the staging row did not have yet */
+        char fresh_ubrn[UBRN_LEN + 1]; /* pas_referral_fresh() in this transaction: nothing of it stored; "" none */
         char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
         char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
         char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
@@ -1381,6 +1382,7 @@ int pas_begin(struct pas *p, struct errbuf *e) {
         if (p->in_tx)
                 return err_set(e, -EINVAL, "begin: a transaction is already open");
         p->put_ubrn[0] = '\0'; /* pas_put_mapped_referral() pairs with a pas_put_referral() of this transaction */
+        p->fresh_ubrn[0] = '\0'; /* and pas_referral_fresh() holds for this transaction only */
         rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
         if (!SQL_SUCCEEDED(rc))
                 return diag_dbc(p, false, "begin", e);
@@ -1433,6 +1435,16 @@ static int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
         if (!p->in_tx)
                 return err_set(e, -EINVAL, "%s: outside a transaction (call pas_begin first)", what);
         return 0;
+}
+
+void pas_referral_fresh(struct pas *p, const char *ubrn) {
+        if (p->in_tx && ubrn_valid(ubrn))
+                memcpy(p->fresh_ubrn, ubrn, sizeof p->fresh_ubrn);
+}
+
+/* Whether the transaction was told nothing of ubrn is stored (pas_referral_fresh). */
+static bool is_fresh(const struct pas *p, const char *ubrn) {
+        return p->in_tx && p->fresh_ubrn[0] && ubrn && strcmp(p->fresh_ubrn, ubrn) == 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1676,7 +1688,7 @@ int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool comple
                 P_TEXT(now),    P_TEXT(ubrn),
                 P_TEXT(now), /* first_seen_at: INSERT only */
         };
-        r = run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
+        r = is_fresh(p, ubrn) ? 0 : run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_LEDGER_INSERT, ps, 7, NULL, NULL, e);
         if (r < 0)
@@ -1793,7 +1805,8 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                         return err_prefix(e, r, "%s", ref->ubrn);
                 p->put_new_version = !found || stored < ref->version;
         }
-        r = run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
+        bool fresh = is_fresh(p, ref->ubrn);
+        r = fresh ? 0 : run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);
         if (r < 0)
@@ -1801,7 +1814,7 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
 
         /* The related links are replaced by what this version says. */
         struct param del[] = { P_TEXT(ref->ubrn) };
-        r = run(p, ST_RELATED_DELETE, del, 1, NULL, NULL, e);
+        r = fresh ? 0 : run(p, ST_RELATED_DELETE, del, 1, NULL, NULL, e);
         for (size_t i = 0; r >= 0 && i < ref->n_related; i++) {
                 bool seen = false;
 
@@ -2064,7 +2077,10 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 for (size_t i = 0; i <= SHA256_HEX; i++)
                         sha[i] = (char) tolower((unsigned char) d->sha256[i]);
 
-        r = document_latest(p, d->ubrn, d->source_ubrn, aid, &old, e);
+        if (is_fresh(p, d->ubrn))
+                old = (struct stored_document){ .found = false }; /* nothing shown with it yet */
+        else
+                r = document_latest(p, d->ubrn, d->source_ubrn, aid, &old, e);
         if (r < 0)
                 goto fail;
 

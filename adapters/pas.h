@@ -106,6 +106,16 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
                         struct errbuf *e);
 
 int pas_begin(struct pas *p, struct errbuf *e);
+
+/*
+ * Tells the open transaction that nothing of `ubrn` is stored: no referral,
+ * ledger, related-link or document row shown with it, as the caller read
+ * inside this transaction, under the writer lock.  Its rows are then inserted
+ * without first looking for or deleting old ones (5 or more statements fewer
+ * for a new referral, each a round trip); a row there after all is refused by
+ * the table's key, never duplicated.  Lasts until the transaction ends.
+ */
+void pas_referral_fresh(struct pas *p, const char *ubrn);
 int pas_commit(struct pas *p, struct errbuf *e);
 /* (Added:) whatever pas_commit() returns, the transaction is over: on failure
  * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).

@@ -190,6 +190,8 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         if (r < 0)
                 return r;
         r = audit_before(ctx, j, &w, e);
+        if (r == 0 && !w.before.found && !j->ls.found)
+                pas_referral_fresh(ctx->pas, j->main.ubrn); /* read in this transaction: nothing of it to replace */
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 if (w.related[i].found && j->related[i].version < w.related[i].version) {
                         /* A version never goes backwards, a related referral's neither. */

@@ -917,7 +917,7 @@ static void print_engine(const struct bench_engine *en, const struct result *res
                 printf("  %-16s (one A008 per worklist = %zu) %s\n", "", r->services, r->summary[1]);
         }
 
-        printf("\n%-18s | %-34s | %-30s\n", "limits", "fetch: same URLs, 1 conn/origin", "write: same rows+parts, ODBC");
+        printf("\n%-18s | %-34s | %-30s\n", "limits", "fetch: same URLs, 4 threads", "write: same rows+parts, ODBC");
         printf("%-18s | %7s %7s %8s %8s | %7s %7s %7s %6s\n", "", "wall s", "CPU s", "refs/s", "MB/s", "wall s",
                "CPU s", "refs/s", "MB/s");
         for (size_t i = 0; i < n; i++) {

@@ -767,6 +767,63 @@ static void document_id_of(struct fix *f, const char *aid, int64_t revision, cha
                              rev, ret, 64));
 }
 
+/* pas_referral_fresh(): a new referral's rows are inserted without looking for
+ * old ones (the referral's UPDATE, its related links' DELETE, the document's
+ * latest revision, the ledger's UPDATE: 4 statements fewer here), and a row
+ * there after all is refused by its key, never written twice.  The hint ends
+ * with the transaction. */
+static void test_fresh_referral_skips_the_lookups(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral r;
+        struct worklist_entry w = entry_for("000000000005");
+        char sha[65];
+        int fd = make_file("fresh.bin", 1000, 7, sha);
+        struct document_rec d = pas_data_document("000000000005", "att-fresh", 1000, sha);
+        bool written = false;
+        uint64_t plain, fresh;
+
+        pas_data_referral(&r, "000000000005", 1, NHS_VALID);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        uint64_t before = pas_statements(f->p);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        plain = pas_statements(f->p) - before;
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_referral"), 0);
+
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        pas_referral_fresh(f->p, "000000000005");
+        before = pas_statements(f->p);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_true(written);
+        assert_int_equal(pas_put_ledger(f->p, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        fresh = pas_statements(f->p) - before;
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(plain - fresh, 4);
+        assert_int_equal(count(f, "ers_referral"), 1);
+        assert_int_equal(count(f, "ers_document"), 1);
+
+        /* Told fresh, but it is there: refused by the key, nothing doubled. */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        pas_referral_fresh(f->p, "000000000005");
+        assert_true(pas_put_referral(f->p, &r, &w, "cardiology-new", &e) < 0);
+        pas_rollback(f->p);
+        assert_int_equal(count(f, "ers_referral"), 1);
+        /* and the next transaction is not told anything: it updates */
+        e.msg[0] = '\0';
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_false(written); /* the same bytes: already stored */
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_referral"), 1);
+        assert_int_equal(count(f, "ers_document"), 1);
+        close(fd); /* r borrows string literals: nothing to free */
+}
+
 static void test_document_three_parts(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
@@ -1357,6 +1414,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_referral_put_update, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_writes_need_transaction, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fresh_referral_skips_the_lookups, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_three_parts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_empty, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),
