@@ -202,9 +202,9 @@ int spool_file_finish(struct spool_file *f, struct errbuf *e) {
         hex_encode(digest, 32, f->sha256);
 
         final_name(f, final, sizeof final);
-        /* The bytes are durable before the name says they are complete.  The directory
-         * is not fsync'd: a rename lost to a power cut only costs a download again. */
-        if (fsync(f->fd) < 0 || renameat(f->spool->dirfd, f->part, f->spool->dirfd, final) < 0) {
+        /* Not fsync'd (see spool.h): the name says what the bytes must hash to, and
+         * they are checked against it before any use after this process. */
+        if (renameat(f->spool->dirfd, f->part, f->spool->dirfd, final) < 0) {
                 r = -errno;
                 (void) unlinkat(f->spool->dirfd, f->part, 0);
                 return err_set(e, r, "spool: cannot keep %s/%s: %s", f->spool->dir, f->key, strerror(-r));
