@@ -697,6 +697,18 @@ static void count_manifest(json_object *manifest, struct result *res) {
         }
 }
 
+/* ersd's state directory (its spool) for a run: beside the run's database, or
+ * under BENCH_STATE_DIR (e.g. /dev/shm) to keep the spool off the database's
+ * disk, as when the PAS's database is on a server of its own. */
+static void state_dir_for(const char *dir, const char *engine, size_t no, char *ret, size_t size) {
+        const char *root = getenv("BENCH_STATE_DIR");
+
+        if (root && *root)
+                snprintf(ret, size, "%s/ersd-bench-%s-%zu", root, engine, no);
+        else
+                snprintf(ret, size, "%s/state", dir);
+}
+
 static void run_dataset(const struct bench_engine *en, size_t e, size_t no, const struct dataset *ds,
                         struct result *res, long *baseline_kib) {
         char n[24], big[24], tail[24], ids[64][16], dir[1100], config[1200], db[1400], state[1200], crt[1200],
@@ -737,7 +749,7 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
 
         snprintf(dir, sizeof dir, "%s/%s-%zu", workdir, en->name, no);
         mkdir(dir, 0700);
-        snprintf(state, sizeof state, "%s/state", dir);
+        state_dir_for(dir, en->name, no, state, sizeof state);
         snprintf(config, sizeof config, "%s/ersd.conf", dir);
 
         if (*baseline_kib == 0) {
@@ -1056,6 +1068,9 @@ int main(void) {
                "ersd fetches %d referrals at once (ers.parallel_fetches), each on connections of its own, and writes\n"
                "with one writer; the fetch limit fetches with the same %d threads.\n",
                PER_SERVICE, FETCHERS, FETCHERS);
+        if (getenv("BENCH_STATE_DIR") && *getenv("BENCH_STATE_DIR"))
+                printf("ersd's state directory (the spool) under BENCH_STATE_DIR=%s, off the databases' disk\n",
+                       getenv("BENCH_STATE_DIR"));
         for (size_t e = 0; e < sizeof ENGINES / sizeof ENGINES[0]; e++)
                 print_engine(&ENGINES[e], res[e], N_DATASETS, baseline[e]);
         print_rate(&rate);

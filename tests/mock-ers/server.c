@@ -69,7 +69,6 @@ static struct origin api_origin, store_origin;
 struct request {
         struct buf body;
         bool body_too_big;
-        bool counted; /* an API or store request: in concurrency.in_flight until completed */
 };
 
 /* Everything a handler needs about the request being answered. */
@@ -111,8 +110,10 @@ static struct {
         size_t next;            /* ring position of the oldest */
 } calls;
 
-/* How many API and store requests were in progress at once (arrival to the
- * last byte of the answer), and the A005 hold: under mock.lock. */
+/* How many API and store requests were being answered at once (from the
+ * handler's start to its answer queued: never counting a request the client
+ * has already seen answered, so a client that sends one request at a time
+ * is always counted 1), and the A005 hold: under mock.lock. */
 static struct {
         unsigned in_flight, in_flight_max;
 } concurrency;
@@ -1857,13 +1858,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (!q)
                         return MHD_NO;
                 *req_cls = q;
-                if (o->store || strncmp(url, "/_mock/", 7) != 0) {
-                        q->counted = true;
-                        pthread_mutex_lock(&o->m->lock);
-                        if (++concurrency.in_flight > concurrency.in_flight_max)
-                                concurrency.in_flight_max = concurrency.in_flight;
-                        pthread_mutex_unlock(&o->m->lock);
-                }
                 return MHD_YES;
         }
         if (*upload_data_size) {
@@ -1876,20 +1870,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         struct call c = { .m = o->m, .conn = conn, .url = url, .method = method, .q = q, .store = o->store,
                           .fault_retry_after = -1, .arrived = monotonic_now() };
-        return o->store ? handle_store(&c) : handle_api(&c);
+        bool counted = o->store || strncmp(url, "/_mock/", 7) != 0;
+        if (counted) {
+                pthread_mutex_lock(&o->m->lock);
+                if (++concurrency.in_flight > concurrency.in_flight_max)
+                        concurrency.in_flight_max = concurrency.in_flight;
+                pthread_mutex_unlock(&o->m->lock);
+        }
+        enum MHD_Result ret = o->store ? handle_store(&c) : handle_api(&c);
+        if (counted) {
+                pthread_mutex_lock(&o->m->lock);
+                concurrency.in_flight--;
+                pthread_mutex_unlock(&o->m->lock);
+        }
+        return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
         struct request *q = *req_cls;
-        struct origin *o = cls;
+        (void)cls;
         (void)conn;
         (void)toe;
-        if (q && q->counted) {
-                pthread_mutex_lock(&o->m->lock);
-                concurrency.in_flight--;
-                pthread_mutex_unlock(&o->m->lock);
-        }
         if (q) {
                 free(q->body.p);
                 free(q);
