@@ -1858,7 +1858,7 @@ struct stored_document {
 /* One row of ST_DOCUMENT_GET's columns, from column `col` on. */
 static int read_stored_document(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT col,
                                 struct stored_document *d, struct errbuf *e) {
-        char status[32];
+        char status[32] = "";
         bool size_null = false;
         int r;
 
