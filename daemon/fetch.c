@@ -12,12 +12,11 @@
 #include "log.h"
 
 void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
-                       const struct ledger_state *ls, bool dry_run) {
+                       const struct ledger_state *ls) {
         memset(j, 0, sizeof *j);
         j->worklist = worklist;
         j->entry = entry;
         j->ls = *ls;
-        j->dry_run = dry_run;
         j->complete = true;
 }
 

@@ -53,7 +53,6 @@ struct referral_job {
         struct ledger_state ls;                /* the ledger's row of entry->ubrn */
         struct document_known *known;          /* owned: the documents the PAS has (ls.found only) */
         size_t n_known;
-        bool dry_run;
         /* Set by fetch_referral(). */
         int r;                                 /* 0, or the failure (e says it) */
         struct errbuf e;
@@ -69,7 +68,6 @@ struct referral_job {
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
         /* The pool's. */
         struct referral_job *next;             /* borrowed: queue link */
-        void *userdata;                        /* borrowed: the writer's, untouched by the fetch */
 };
 
 /* What one fetch uses; the client is the thread's own lane. */
@@ -82,7 +80,7 @@ struct fetch_env {
 
 /* A job for entry (borrowed), as the ledger has it; free with referral_job_free(). */
 void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
-                       const struct ledger_state *ls, bool dry_run);
+                       const struct ledger_state *ls);
 void referral_job_free(struct referral_job *j); /* the contents; spool files are closed, not removed */
 
 /* Fetches the job (A005s, documents into the spool), setting j->r, j->e,

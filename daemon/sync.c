@@ -240,6 +240,35 @@ out:
         return r;
 }
 
+/* The round stops at `ubrn`: the PAS stayed unreachable (reconnect.h).  `worklist`
+ * is the worklist being synced, NULL for the referrals due again. */
+static void say_unreachable(const char *worklist, const char *ubrn, struct sync_stats *stats) {
+        if (worklist)
+                stats->worklists_failed++;
+        log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .worklist = worklist, .stage = "pas" },
+                      "%s%s stopped at UBRN %s: the PAS database is unreachable; the rest waits in ers_retry",
+                      worklist ? "worklist " : "referrals due again", worklist ? worklist : "", ubrn);
+}
+
+/* What a fetch uses: the round's e-RS client (or, on a fetching thread, a lane of it). */
+static struct fetch_env fetch_env_of(const struct sync_ctx *ctx) {
+        return (struct fetch_env){ .cfg = ctx->cfg, .ers = ctx->ers, .spool = ctx->spool, .stop = ctx->stop };
+}
+
+/* A job for `entry` with what the fetch needs of the PAS and cannot read
+ * itself: the ledger's row, and when it has one, the documents stored with
+ * the referral.  On failure the job holds nothing. */
+static int prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char *worklist,
+                       const struct worklist_entry *entry, const struct ledger_state *ls, struct errbuf *e) {
+        int r;
+
+        referral_job_init(j, worklist, entry, ls);
+        if (!ls->found)
+                return 0;
+        r = pas_documents_known(ctx->pas, entry->ubrn, &j->known, &j->n_known, e);
+        return r < 0 ? err_prefix(e, r, "documents stored") : 0;
+}
+
 /* The next fetched job, the watchdog (and lease) kept fed while waiting;
  * NULL when none is in flight. */
 static struct referral_job *next_fetched(struct sync_ctx *ctx, struct sync_stats *stats) {
@@ -273,14 +302,8 @@ static int write_next(struct sync_ctx *ctx, const char *worklist, int r, struct 
                 return r;
         if (r == 0) {
                 r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
-                if (r == -ENOTCONN) {
-                        if (worklist)
-                                stats->worklists_failed++;
-                        log_ctx_error(&(struct log_ctx){ .ubrn = j->entry->ubrn, .worklist = worklist, .stage = "pas" },
-                                      "%s%s stopped at UBRN %s: the PAS database is unreachable; the rest waits in "
-                                      "ers_retry", worklist ? "worklist " : "referrals due again",
-                                      worklist ? worklist : "", j->entry->ubrn);
-                }
+                if (r == -ENOTCONN)
+                        say_unreachable(worklist, j->entry->ubrn, stats);
         }
         if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN) {
                 referral_job_free(j);
@@ -312,10 +335,10 @@ static unsigned window(const struct sync_ctx *ctx) {
 }
 
 /*
- * Hands one entry of `worklist` to the fetchers, after writing what is
- * fetched while the window is full (`phase`: as for write_next()).  The entry (borrowed) must live until write_all().  What
- * the PAS has of the referral's documents is read here, so that the fetch
- * needs no database.  Returns the round's state (see write_next()).
+ * Hands one entry of `worklist` to the fetchers (prepare_job() first), after
+ * writing what is fetched while the window is full (`phase`: as for
+ * write_next()).  The entry (borrowed) must live until write_all().  Returns
+ * the round's state (see write_next()).
  */
 static int submit_referral(struct sync_ctx *ctx, const char *phase, const char *worklist,
                            const struct worklist_entry *entry, const struct ledger_state *ls, struct sync_stats *stats,
@@ -335,11 +358,11 @@ static int submit_referral(struct sync_ctx *ctx, const char *phase, const char *
                 *failed = true;
                 return 0;
         }
-        referral_job_init(j, worklist, entry, ls, ctx->dry_run);
-        if (ls->found && pas_documents_known(ctx->pas, entry->ubrn, &j->known, &j->n_known, &e) < 0) {
-                j->r = -EIO;
+        r = prepare_job(ctx, j, worklist, entry, ls, &e);
+        if (r < 0) {
+                j->r = r;
                 j->e = e;
-                (void) finish_referral(ctx, j, stats, NULL);
+                (void) finish_referral(ctx, j, stats, NULL); /* logged, recorded in ers_retry */
                 free(j);
                 *failed = true;
                 return 0;
@@ -594,10 +617,7 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                 if (r == -ECANCELED)
                         break;
                 if (r == -ENOTCONN) {
-                        stats->worklists_failed++;
-                        log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name, .stage = "pas" },
-                                      "worklist %s stopped at UBRN %s: the PAS database is unreachable; the rest "
-                                      "waits in ers_retry", wl->name, entry->ubrn);
+                        say_unreachable(wl->name, entry->ubrn, stats);
                         break;
                 }
                 if (ls[i].version == -2) {
@@ -605,11 +625,7 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
                         if (r == -ECANCELED)
                                 break; /* a stop came while waiting for the PAS */
                         if (r == -ENOTCONN) {
-                                stats->worklists_failed++;
-                                log_ctx_error(&(struct log_ctx){ .ubrn = entry->ubrn, .worklist = wl->name,
-                                                                 .stage = "pas" },
-                                              "worklist %s stopped at UBRN %s: the PAS database is unreachable; "
-                                              "the rest waits in ers_retry", wl->name, entry->ubrn);
+                                say_unreachable(wl->name, entry->ubrn, stats);
                                 break;
                         }
                         if (r < 0) {
@@ -790,7 +806,7 @@ static void rematch_patients(struct sync_ctx *ctx, const char *round_start, stru
 
 /* The fetchers of a round (ctx->pool), or none (threads <= 1: fetched in this thread). */
 static int pool_start(struct sync_ctx *ctx, unsigned threads) {
-        struct fetch_env env = { .cfg = ctx->cfg, .ers = ctx->ers, .spool = ctx->spool, .stop = ctx->stop };
+        struct fetch_env env = fetch_env_of(ctx);
         struct errbuf e = { { 0 } };
         int r = fetch_pool_new(&env, threads, &ctx->pool, &e);
 
@@ -862,21 +878,18 @@ int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origi
                 o.priority[0] = o.service_id[0] = o.service_name[0] = o.referral_type[0] = '\0';
         entry = kept_entry(ubrn, o.entry_version, o.priority, o.service_id, o.service_name, o.referral_type);
         r = ledger_get(ctx, ubrn, &ls, &e); /* on a connection that is up (reconnect.h) */
-        if (r == 0) {
-                referral_job_init(&j, o.found && o.worklist[0] ? o.worklist : NULL, &entry, &ls, ctx->dry_run);
-                if (ls.found) /* what the fetch needs to know of the documents stored */
-                        r = pas_documents_known(ctx->pas, ubrn, &j.known, &j.n_known, &e);
-                if (r < 0)
-                        referral_job_free(&j);
-        }
+        if (r < 0 && e.msg[0])
+                err_prefix(&e, r, "ledger");
+        if (r == 0)
+                r = prepare_job(ctx, &j, o.found && o.worklist[0] ? o.worklist : NULL, &entry, &ls, &e);
         if (r < 0) {
                 stats->referrals_failed++;
-                log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .stage = "pas" }, "UBRN %s not synced: ledger: %s",
-                              ubrn, e.msg[0] ? e.msg : strerror(-r));
+                log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .stage = "pas" }, "UBRN %s not synced: %s", ubrn,
+                              e.msg[0] ? e.msg : strerror(-r));
                 return r;
         }
         /* One referral: fetched here, in this thread. */
-        fetch_referral(&(struct fetch_env){ .cfg = ctx->cfg, .ers = ctx->ers, .spool = ctx->spool, .stop = ctx->stop },
-                       &j);
+        struct fetch_env env = fetch_env_of(ctx);
+        fetch_referral(&env, &j);
         return finish_referral(ctx, &j, stats, ret_result);
 }
