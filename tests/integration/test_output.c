@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Text from outside in every output of ersd, end to end: the mock e-RS lists
- * two attachments of referral 300000000000 under hostile ids (a newline; an
- * OSC title, a C1 CSI and a bidi override) and hostile titles
- * (--attachment-id, --attachment-title), and answers failures with a hostile
- * OperationOutcome code (/_mock/fault code=).  Each output must show it by
- * the one rule of daemon/escape.h, never raw: the log (`--once` at log level
- * debug) and `ersd status` (text, --json, --prometheus), whose reasons are
- * error lines.  The PAS itself keeps ids and titles byte for byte.
+ * two attachments of referral 300000000000 under hostile ids (a newline that
+ * would forge an audit entry; an OSC title, a C1 CSI and a bidi override) and
+ * hostile titles (--attachment-id, --attachment-title), and answers failures
+ * with a hostile OperationOutcome code (/_mock/fault code=).  Each output must
+ * show it by the one rule of daemon/escape.h, never raw: the log (`--once` at
+ * log level debug), `ersd status` (text, --json, --prometheus), `ersd audit`
+ * (text and --json: no forged entry, the id exactly as e-RS sent it).  The
+ * PAS itself keeps ids and titles byte for byte.  An audit row written by an
+ * earlier version (the old documents form) still prints as it did.
  *
  * The tests run in order and share one mock and one SQLite database.
  */
@@ -179,6 +181,90 @@ static void test_sync_log_escaped_pas_exact(void **state) {
         }
 }
 
+/* `ersd audit`: every line escaped, one "document" line per document row
+ * written (the newline in an id forges none). */
+static void test_audit_text(void **state) {
+        (void) state;
+
+        struct run r = run_args("audit", UBRN_HOSTILE, NULL);
+        assert_int_equal(r.status, 0);
+        assert_contains("audit", r.out, "NEW");
+        long long docs = q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE);
+        long long lines = 0;
+        for (const char *s = r.out; (s = strstr(s, "\n       document ")); s++)
+                lines++;
+        assert_int_equal(lines, docs);
+        /* an id that is not a plain token is shown as the JSON literal the trail keeps */
+        assert_contains("audit", r.out, " \"a\\nF S A r9\" r1\n");
+        assert_contains("audit", r.out, " " ID_TERMINAL_QUOTED " r1\n");
+        run_free(&r);
+}
+
+/* Every document entry of every row of `ersd audit --json`; caller puts. */
+static json_object *audit_json(const char *ubrn) {
+        struct run r = run_args("audit", "--json", ubrn, NULL);
+        assert_int_equal(r.status, 0);
+        json_object *o = json_tokener_parse(r.out);
+        if (!o)
+                fail_msg("audit --json printed no JSON: %s", r.out);
+        run_free(&r);
+        return o;
+}
+
+/* `ersd audit --json`: no forged entry, and each id exactly as e-RS sent it. */
+static void test_audit_json_exact(void **state) {
+        (void) state;
+
+        json_object *o = audit_json(UBRN_HOSTILE);
+        json_object *rows = json_object_object_get(o, "audit");
+        assert_int_equal(json_object_array_length(rows), 1);
+        json_object *docs = json_object_object_get(json_object_array_get_idx(rows, 0), "documents");
+        assert_int_equal(json_object_array_length(docs),
+                         q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE));
+        bool seen[2] = { false, false };
+        for (size_t i = 0; i < json_object_array_length(docs); i++) {
+                json_object *d = json_object_array_get_idx(docs, i);
+                const char *id = json_object_get_string(json_object_object_get(d, "document_id"));
+                const char *att = json_object_get_string(json_object_object_get(d, "attachment_id"));
+                if (!id || !att)
+                        fail_msg("documents[%zu] is not a document: %s", i, json_object_to_json_string(d));
+                /* each entry names a document row that exists, with its attachment id */
+                const char *ps[] = { id };
+                char *stored = db_text(E.db, "SELECT attachment_id FROM ers_document WHERE document_id = ?", 1, ps,
+                                       NULL);
+                if (!stored)
+                        fail_msg("documents[%zu]: document_id '%s' is no document row (a forged entry)", i, id);
+                assert_string_equal(att, stored);
+                free(stored);
+                seen[0] |= strcmp(att, ID_FORGE) == 0;
+                seen[1] |= strcmp(att, ID_TERMINAL) == 0;
+        }
+        assert_true(seen[0] && seen[1]);
+        json_object_put(o);
+}
+
+/* The same ids in `detail`: a change that names them (removed, then listed
+ * again) quotes them, so no id can end a clause; --json gives the literal. */
+static void test_audit_detail_quotes_ids(void **state) {
+        (void) state;
+        assert_int_equal(mock_post(&E.mock, "/_mock/change?ubrn=" UBRN_HOSTILE "&what=attachment_removed&attachment=a%0AF%20S%20A%20r9"),
+                         200);
+        struct run r = run_args("--once", NULL);
+        assert_int_equal(r.status, 0);
+        run_free(&r);
+
+        r = run_args("audit", UBRN_HOSTILE, NULL);
+        assert_contains("audit", r.out, "attachment removed: \"a\\nF S A r9\"");
+        run_free(&r);
+        json_object *o = audit_json(UBRN_HOSTILE);
+        json_object *rows = json_object_object_get(o, "audit");
+        assert_int_equal(json_object_array_length(rows), 2);
+        const char *detail = json_object_get_string(json_object_object_get(json_object_array_get_idx(rows, 1), "detail"));
+        assert_contains("audit --json detail", detail, "attachment removed: \"a\\nF S A r9\"");
+        assert_null(strchr(detail, '\n'));
+        json_object_put(o);
+}
+
 /* A failure whose OperationOutcome code is hostile: the log line, the
  * reason `ersd status` shows (text, JSON, Prometheus) are escaped. */
 static void test_status_reason_escaped(void **state) {
@@ -208,10 +294,53 @@ static void test_status_reason_escaped(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
 }
 
+/* An audit row written by an earlier version (documents as "<id> <sha256>
+ * <attachment id> r<revision>[ of <UBRN>]" lines) prints as it did. */
+static void test_old_audit_row(void **state) {
+        static const char old[] = "3f9a1c7e-5b2d-4f60-8434-765919000001 "
+                                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 7000010 r2\n"
+                                  "3f9a1c7e-5b2d-4f60-8434-765919000002 NOT_FETCHED CRI-v4 r1 of 399999999999";
+        const char *ps[] = { UBRN_OLD_ROW, old };
+        (void) state;
+
+        assert_int_equal(db_exec_with(E.db,
+                                      "INSERT INTO ers_audit (ubrn, seq, version, event_type, detail, documents, "
+                                      "recorded_at, correlation_id) VALUES (?, 100, 4, 'UPDATED', "
+                                      "'attachment revised: 7000010 (revision 2)', ?, '2025-01-01T00:00:00Z', NULL)",
+                                      2, ps),
+                         0);
+        struct run r = run_args("audit", UBRN_OLD_ROW, NULL);
+        assert_contains("audit", r.out,
+                        "       document 3f9a1c7e-5b2d-4f60-8434-765919000001 "
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 7000010 r2\n");
+        assert_contains("audit", r.out,
+                        "       document 3f9a1c7e-5b2d-4f60-8434-765919000002 NOT_FETCHED CRI-v4 r1 of 399999999999\n");
+        run_free(&r);
+
+        json_object *o = audit_json(UBRN_OLD_ROW);
+        json_object *rows = json_object_object_get(o, "audit");
+        json_object *last = json_object_array_get_idx(rows, json_object_array_length(rows) - 1);
+        json_object *docs = json_object_object_get(last, "documents");
+        assert_int_equal(json_object_array_length(docs), 2);
+        json_object *d0 = json_object_array_get_idx(docs, 0), *d1 = json_object_array_get_idx(docs, 1);
+        assert_string_equal(json_object_get_string(json_object_object_get(d0, "attachment_id")), "7000010");
+        assert_int_equal(json_object_get_int64(json_object_object_get(d0, "revision")), 2);
+        assert_true(json_object_get_boolean(json_object_object_get(d0, "fetched")));
+        assert_string_equal(json_object_get_string(json_object_object_get(d1, "attachment_id")), "CRI-v4");
+        assert_false(json_object_get_boolean(json_object_object_get(d1, "fetched")));
+        assert_null(json_object_object_get(d1, "sha256"));
+        assert_string_equal(json_object_get_string(json_object_object_get(d1, "source_ubrn")), "399999999999");
+        json_object_put(o);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sync_log_escaped_pas_exact),
+                cmocka_unit_test(test_audit_text),
+                cmocka_unit_test(test_audit_json_exact),
+                cmocka_unit_test(test_audit_detail_quotes_ids),
                 cmocka_unit_test(test_status_reason_escaped),
+                cmocka_unit_test(test_old_audit_row),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
