@@ -4,10 +4,11 @@
  * two attachments of referral 300000000000 under hostile ids (a newline that
  * would forge an audit entry; an OSC title, a C1 CSI and a bidi override) and
  * hostile titles (--attachment-id, --attachment-title), and answers failures
- * with a hostile OperationOutcome code (/_mock/fault code=).  Each output must
- * show it by the one rule of daemon/escape.h, never raw: the log (`--once` at
- * log level debug), `ersd status` (text, --json, --prometheus), `ersd audit`
- * (text and --json: no forged entry, the id exactly as e-RS sent it).  The
+ * with a hostile OperationOutcome code (/_mock/fault code=).  Each output
+ * must show it by the one rule of daemon/escape.h, never raw: the log
+ * (`--once` at log level debug), `ersd status` (text, --json, --prometheus),
+ * `ersd audit` (text and --json: no forged entry, the id exactly as e-RS sent
+ * it), the `--once --dry-run` report, `ersd sync UBRN`, `ersd reconcile`.  The
  * PAS itself keeps ids and titles byte for byte.  An audit row written by an
  * earlier version (the old documents form) still prints as it did.
  *
@@ -294,6 +295,65 @@ static void test_status_reason_escaped(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
 }
 
+/* The dry run's report and log, and `ersd sync UBRN`, with the hostile
+ * attachment revised (fetched again by both), and a referral due again whose
+ * ers_retry row names a hostile worklist (both print the worklist). */
+static void test_dry_run_and_sync_one(void **state) {
+        (void) state;
+        assert_int_equal(mock_post(&E.mock, "/_mock/change?ubrn=" UBRN_HOSTILE "&what=attachment_revised&attachment="
+                                            "%1B%5D0%3Bpwn%07%C2%9B2J%E2%80%AEfdp.exe"),
+                         200);
+        const char *ps[] = { UBRN_DUE, PAS_HOSTILE };
+        assert_int_equal(db_exec_with(E.db,
+                                      "INSERT INTO ers_retry (ubrn, worklist, priority, first_seen_at, attempts, "
+                                      "next_attempt_at, parked, reason) VALUES (?, ?, 'ROUTINE', "
+                                      "'2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 0, 'A005: HTTP 503')",
+                                      2, ps),
+                         0);
+        struct run r = run_args("--once", "--dry-run", NULL);
+        assert_contains("dry run", r.out, "ersd: dry run: UBRN " UBRN_HOSTILE);
+        assert_contains("dry run", r.out, "ersd: dry run: UBRN " UBRN_DUE);
+        assert_contains("dry run", r.out, "(worklist " PAS_HOSTILE_SHOWN "): unchanged");
+        assert_contains("dry run log", r.err, ID_TERMINAL_SHOWN);
+        run_free(&r);
+
+        r = run_args("sync", UBRN_HOSTILE, NULL);
+        assert_int_equal(r.status, 0);
+        assert_contains("sync UBRN", r.out, "ersd: UBRN " UBRN_HOSTILE " written (updated)");
+        assert_contains("sync UBRN log", r.err, ID_TERMINAL_SHOWN);
+        run_free(&r);
+        r = run_args("sync", UBRN_DUE, NULL);
+        assert_int_equal(r.status, 0);
+        assert_contains("sync UBRN", r.out, "(worklist " PAS_HOSTILE_SHOWN "): documents 0 stored");
+        run_free(&r);
+        r = run_args("audit", UBRN_HOSTILE, NULL);
+        assert_contains("audit", r.out, "attachment revised: " ID_TERMINAL_QUOTED " (revision 2)");
+        run_free(&r);
+}
+
+/* `ersd reconcile`: e-RS's hostile answer about a referral on no worklist,
+ * and a hostile time in the latest worklist's entries. */
+static void test_reconcile_escaped(void **state) {
+        (void) state;
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault?endpoint=A005&kind=500&count=100&ubrn=" UBRN_RELATED
+                                            "&code=" CODE_HOSTILE_URL),
+                         200);
+        const char *ps[] = { UBRN_MISSING, PAS_HOSTILE };
+        assert_int_equal(db_exec_with(E.db,
+                                      "INSERT INTO ers_worklist_entry (worklist, ubrn, version, listed_at) "
+                                      "VALUES ('cardiology', ?, 1, ?)",
+                                      2, ps),
+                         0);
+        struct run r = run_args("reconcile", NULL);
+        assert_int_equal(r.status, 1);
+        assert_contains("reconcile", r.out, "UNCHECKED " UBRN_RELATED);
+        assert_contains("reconcile", r.out, "\\u009b31m\\u202e\\u2066X");
+        assert_contains("reconcile", r.out, "MISSING  " UBRN_MISSING "  worklist cardiology lists version 1 ("
+                                            PAS_HOSTILE_SHOWN "); not in the PAS");
+        run_free(&r);
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
+}
+
 /* An audit row written by an earlier version (documents as "<id> <sha256>
  * <attachment id> r<revision>[ of <UBRN>]" lines) prints as it did. */
 static void test_old_audit_row(void **state) {
@@ -340,6 +400,8 @@ int main(void) {
                 cmocka_unit_test(test_audit_json_exact),
                 cmocka_unit_test(test_audit_detail_quotes_ids),
                 cmocka_unit_test(test_status_reason_escaped),
+                cmocka_unit_test(test_dry_run_and_sync_one),
+                cmocka_unit_test(test_reconcile_escaped),
                 cmocka_unit_test(test_old_audit_row),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
