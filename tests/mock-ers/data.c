@@ -439,6 +439,12 @@ int mock_build(struct mock *m)
                         if (i == 0 && j == 0 && m->opt.edge_text)
                                 snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
                                          TITLE_EDGE);
+                        if (i == 0 && j < m->opt.n_attachment_ids) /* fits: main.c checks the length */
+                                snprintf(m->attachments[serial].id, sizeof m->attachments[serial].id, "%s",
+                                         m->opt.attachment_ids[j]);
+                        if (i == 0 && j < m->opt.n_attachment_titles)
+                                snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
+                                         m->opt.attachment_titles[j]);
                 }
                 if (i == 0 && m->opt.big_attachment > 0)
                         add_attachment(m, i, &SPEC_BIG, m->opt.big_attachment, "AVAILABLE");
