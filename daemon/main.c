@@ -796,6 +796,12 @@ int main(int argc, char **argv) {
         struct config cfg;
         struct sigaction sa = { .sa_handler = on_signal };
 
+        /* Before anything is created: the PAS (SQLite, its -wal and -shm), the
+         * state directory and the spool hold patient data, and are never for
+         * group or others, whatever umask ersd was started with (runuser,
+         * sudo and a shell leave 022). */
+        umask(0077);
+
         while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
                 switch (c) {
                 case 'c':

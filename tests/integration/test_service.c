@@ -273,6 +273,39 @@ static void test_no_watchdog_without_watchdog_usec(void **state) {
         instance_end(&in);
 }
 
+/* Asserts that `path` gives group and others no permission at all. */
+static void assert_private(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                fail_msg("%s: %s", path, strerror(errno));
+        if (st.st_mode & (S_IRWXG | S_IRWXO))
+                fail_msg("%s has mode %04o: group or others may read it", path, (unsigned) (st.st_mode & 07777));
+}
+
+/* Started under umask 022 (as `runuser -u ersd -- ersd --init-db` leaves it),
+ * ersd still creates nothing that others can read: the SQLite PAS (made by
+ * --init-db), its -wal and -shm (made by the running daemon), the state
+ * directory and the spool, all hold patient data. */
+static void test_files_private_whatever_the_umask(void **state) {
+        struct instance in;
+        char path[600];
+        mode_t old = umask(022);
+        (void) state;
+
+        instance_start(&in, "umask", NULL, NULL);
+        umask(old);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        /* Read while ersd runs: its connection holds the -wal and -shm open. */
+        static const char *const files[] = { "pas.db", "pas.db-wal", "pas.db-shm", "state", "state/spool" };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", in.dir, files[i]);
+                assert_private(path);
+        }
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
 static long long stat_count_of(const struct mock *m, const char *name) {
         json_object *s = mock_get(m, "/_mock/stats");
         long long v;
@@ -548,6 +581,7 @@ int main(void) {
                 cmocka_unit_test(test_notify_lifecycle),
                 cmocka_unit_test(test_watchdog),
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
+                cmocka_unit_test(test_files_private_whatever_the_umask),
                 cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
                 cmocka_unit_test(test_ready_when_e_rs_unreachable),
                 cmocka_unit_test(test_tls_failure_at_start_is_not_ready),
