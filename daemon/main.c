@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -801,6 +802,14 @@ int main(int argc, char **argv) {
          * group or others, whatever umask ersd was started with (runuser,
          * sudo and a shell leave 022). */
         umask(0077);
+        /* Before a secret is read: no core dump (it would hold the bearer token
+         * and NHS numbers), and no other process of our user may read our
+         * memory (/proc/PID/mem, ptrace).  The unit also sets LimitCORE=0. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+                fprintf(stderr, "ersd: cannot stop core dumps (prctl PR_SET_DUMPABLE): %s; not starting\n",
+                        strerror(errno));
+                return EXIT_USAGE;
+        }
 
         while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
                 switch (c) {
