@@ -802,6 +802,10 @@ int main(int argc, char **argv) {
          * group or others, whatever umask ersd was started with (runuser,
          * sudo and a shell leave 022). */
         umask(0077);
+        /* A file size limit (RLIMIT_FSIZE, LimitFSIZE=) reached must fail the
+         * write with EFBIG, taken like a full disk (the referral waits, nothing
+         * half-written), not kill ersd mid-transaction. */
+        signal(SIGXFSZ, SIG_IGN);
         /* Before a secret is read: no core dump (it would hold the bearer token
          * and NHS numbers), and no other process of our user may read our
          * memory (/proc/PID/mem, ptrace).  The unit also sets LimitCORE=0. */
