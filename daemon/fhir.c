@@ -7,7 +7,8 @@
  * (member, at, str_at, array_len, find_ext), which answer NULL / 0 for a
  * missing element and for one of another type alike, so a mistyped optional
  * element reads as absent.  Only what the daemon cannot do without is an error:
- * the resourceType, UBRNs, versions and the worklist's entry array.
+ * the resourceType, UBRNs, versions, the worklist's entry array, and the id of
+ * each attachment (what identifies a document in the PAS and the spool).
  *
  * Every parser fills a local struct and hands it over whole at the end; on any
  * failure the local is freed with the matching *_free() and *ret is untouched.
@@ -1232,9 +1233,12 @@ static int attachment_parse(json_object *doc, json_object *att, struct attachmen
 }
 
 /* Fills rf->attachments from every contained DocumentReference that has a
- * content[0].attachment, referenced by supportingInfo or not.  0 or -ENOMEM
- * (what was taken is in rf for referral_free()). */
-static int attachments_parse(json_object *root, struct referral *rf) {
+ * content[0].attachment, referenced by supportingInfo or not.  An attachment
+ * without an id (absent, not a string, or holding a NUL) is refused: the id is
+ * how the PAS and the spool know a document, and a referral cannot be stored
+ * without one of its documents.  0, -EBADMSG (with the line) or -ENOMEM (what
+ * was taken is in rf for referral_free()). */
+static int attachments_parse(json_object *root, struct referral *rf, struct errbuf *e) {
         json_object *contained = array_member(root, "contained");
         size_t n = array_len(contained);
 
@@ -1251,11 +1255,14 @@ static int attachments_parse(json_object *root, struct referral *rf) {
                         /* at most one per contained resource */
                         rf->attachments = calloc(n, sizeof *rf->attachments);
                         if (!rf->attachments)
-                                return -ENOMEM;
+                                return oom(e);
                 }
                 r = attachment_parse(c, att, &rf->attachments[rf->n_attachments++], &rf->text_nul_fields);
                 if (r < 0)
-                        return r;
+                        return oom(e);
+                if (!rf->attachments[rf->n_attachments - 1].id)
+                        return err_set(e, -EBADMSG, "contained[%zu] (DocumentReference): content[0].attachment.id "
+                                       "is missing or not a string", i);
         }
         return 0;
 }
@@ -1357,13 +1364,13 @@ int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *
                                 &rf.request_id);
         if (r >= 0)
                 r = appointment_parse(root, &rf);
-        if (r >= 0)
-                r = attachments_parse(root, &rf);
         if (r < 0) {
                 r = oom(e);
                 goto out;
         }
-        r = related_parse(root, &rf, e);
+        r = attachments_parse(root, &rf, e);
+        if (r >= 0)
+                r = related_parse(root, &rf, e);
         if (r < 0)
                 goto out;
 

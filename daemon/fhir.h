@@ -62,9 +62,11 @@ enum availability {
         AVAILABILITY_UNKNOWN,    /* absent or a code we do not know: do not fetch, keep verbatim */
 };
 
-/* One attachment: a contained DocumentReference's content[0].attachment. */
+/* One attachment: a contained DocumentReference's content[0].attachment (a
+ * DocumentReference without one holds nothing to fetch and is not listed). */
 struct attachment {
-        char *id;               /* attachment.id (e-RS attachment id) */
+        char *id;               /* attachment.id (e-RS attachment id); never NULL: a referral with an
+                                   attachment without one is refused */
         char *url;              /* attachment.url, relative: "Binary/{id}" */
         char *binary_id;        /* the {id} part of url, for A042/A006 */
         char *title;

@@ -477,6 +477,68 @@ static void test_same_ubrn_twice_in_a_worklist(void **state) {
         side_stop();
 }
 
+/*
+ * An attachment listed without its id, on a referral already in the PAS (the
+ * lookup of what the PAS holds compared the missing id: SIGSEGV, and the
+ * referral stayed queued, so every start crashed again).  Refused while the
+ * A005 is read, with one line naming the UBRN and the element; the referral
+ * waits (ers_retry), is parked after park_after failures, and keeps what the
+ * PAS had; the other referrals go on.
+ */
+static void test_attachment_without_id_waits(void **state) {
+        const char *ubrn = "300000000005", *other = "300000000006";
+        char path[256], state_dir[520];
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("noid", NULL);
+        snprintf(state_dir, sizeof state_dir, "%s/state", E.dir);
+        assert_int_equal(write_test_config(E.conf, E.side.base_url, NULL, E.connection, NULL, state_dir,
+                                           "park_after = 2;\n"),
+                         0);
+        struct run r = run_once_ok();
+        run_free(&r);
+
+        snprintf(path, sizeof path, "/_mock/manifest?ubrn=%s", ubrn);
+        json_object *man = mock_get(&E.side, path);
+        assert_non_null(man);
+        json_object *att = json_object_array_get_idx(
+                json_object_object_get(json_object_array_get_idx(json_object_object_get(man, "referrals"), 0),
+                                       "attachments"),
+                0);
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=attachment_id_dropped&attachment=%s", ubrn,
+                 jstr(att, "id"));
+        json_object_put(man);
+        assert_int_equal(mock_post(&E.side, path), 200);
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=priority", other);
+        assert_int_equal(mock_post(&E.side, path), 200);
+
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        const char *p[] = { ubrn };
+        long long version = db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p);
+        for (int round = 1; round <= 2; round++) {
+                r = run_ersd("--once");
+                if (r.status != 1)
+                        fail_msg("round %d: ersd exited %d, expected 1: %s", round, r.status, r.err);
+                const char *line = strstr(r.err, "error: UBRN 300000000005 not synced, PAS unchanged: A005 UBRN 300000000005");
+                if (!line || !strstr(line, "content[0].attachment.id is missing"))
+                        fail_msg("round %d: expected one line naming the UBRN and the missing id: %s", round, r.err);
+                assert_non_null(strstr(r.out, round == 1 ? "1 updated, 6 unchanged, 1 failed" : "0 updated, 7 unchanged, 1 failed"));
+                assert_true((strstr(r.err, "UBRN 300000000005 parked after 2 failed attempts") != NULL) == (round == 2));
+                run_free(&r);
+                assert_int_equal(db_int(d, "SELECT attempts FROM ers_retry WHERE ubrn = ?", 1, p), round);
+        }
+        assert_int_equal(db_int(d, "SELECT parked FROM ers_retry WHERE ubrn = ?", 1, p), 1);
+        assert_int_equal(db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p), version);
+        const char *q[] = { other };
+        assert_int_equal(db_int(d, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, q),
+                         db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, q));
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
 /* What the mock's A005 hold saw: how many waited together at most, and whether it timed out. */
 static void assert_hold(const struct mock *m, long long want_reached, bool want_timed_out) {
         json_object *h = mock_get(m, "/_mock/hold");
@@ -710,10 +772,13 @@ int main(void) {
                 cmocka_unit_test(test_attachment_refused_then_fetched),
                 cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
+                cmocka_unit_test(test_attachment_without_id_waits),
                 cmocka_unit_test(test_referrals_fetched_in_parallel),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),
         };
+        if (getenv("TEST_FILTER")) /* TEST_FILTER=test_bearer_token runs a subset (the side-mock tests stand alone) */
+                cmocka_set_test_filter(getenv("TEST_FILTER"));
         return cmocka_run_group_tests_name("integration: sync into SQLite", tests, group_setup, group_teardown);
 }

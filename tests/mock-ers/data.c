@@ -656,7 +656,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 size_t idx = m->spare_first + m->spares_used++;
                 m->attachments[idx].referral = (size_t)(r - m->referrals);
                 r->extra[r->n_extra++] = idx;
-        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0) {
+        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0 ||
+                   strcmp(what, "attachment_id_dropped") == 0) {
                 a = referral_find_attachment(m, r, attachment_id);
                 if (!a || a->removed) {
                         *ret_why = "attachment= must name a listed attachment of that referral";
@@ -664,6 +665,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
                 if (strcmp(what, "attachment_removed") == 0) {
                         a->removed = true;
+                } else if (strcmp(what, "attachment_id_dropped") == 0) {
+                        a->id_dropped = true; /* an answer e-RS should never give */
                 } else {
                         /* New bytes under the same id: another content key, another size,
                          * a new creation time. */
@@ -677,7 +680,7 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
         } else {
                 *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
-                           "attachment_revised, delist, relist or gone";
+                           "attachment_revised, attachment_id_dropped, delist, relist or gone";
                 return -EINVAL;
         }
         r->version++;

@@ -146,6 +146,7 @@ struct attachment {
         /* mutable, under mock.lock: */
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
+        bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
         unsigned char sha256[32];     /* of the bytes served, once computed */

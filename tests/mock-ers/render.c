@@ -233,7 +233,8 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(d, "indexed", str(a->indexed));
         put(d, "description", str(a->title));
 
-        put(att, "id", str(a->id));
+        if (!a->id_dropped)
+                put(att, "id", str(a->id));
         json_object_array_add(exts, ext(SD "Extension-eRS-AvailabilityStatus-1", "valueCoding",
                                         coding(CS "eRS-AvailabilityStatus-1", availability, NULL)));
         who = json_object_new_object();

@@ -1088,16 +1088,16 @@ static void test_referral_liberal(void **state) {
                   RR(",\"contained\":[{\"resourceType\":\"DocumentReference\"},{\"resourceType\":\"DocumentReference\",\"content\":{}},"
                      "{\"resourceType\":\"DocumentReference\",\"content\":[]},{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":\"x\"}]}]"),
                   -1, 0, NULL, 0, 0, NULL, NULL },
-                { "attachment with nothing but itself", RR(",\"contained\":[" DOC("d", "{}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "absolute Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"https://x.example/FHIR/R4/Binary/abc-1.2\",\"size\":5}") "]"),
+                { "attachment with nothing but its id", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "absolute Binary url", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"https://x.example/FHIR/R4/Binary/abc-1.2\",\"size\":5}") "]"),
                   -1, 1, "abc-1.2", 5, 0, NULL, NULL },
-                { "versioned Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc/_history/2\"}") "]"), -1, 1, "abc", -1, 0, NULL, NULL },
-                { "Binary url escaping its path", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/../../admin\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "Binary url with a query", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc?x=1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "Binary url without an id", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "url of another type", RR(",\"contained\":[" DOC("d", "{\"url\":\"Document/abc\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "negative size", RR(",\"contained\":[" DOC("d", "{\"size\":-4}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "size as a string", RR(",\"contained\":[" DOC("d", "{\"size\":\"4\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "versioned Binary url", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/abc/_history/2\"}") "]"), -1, 1, "abc", -1, 0, NULL, NULL },
+                { "Binary url escaping its path", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/../../admin\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url with a query", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/abc?x=1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url without an id", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "url of another type", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Document/abc\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "negative size", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"size\":-4}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "size as a string", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"size\":\"4\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
                 { "appointment reference to nothing",
                   RR(",\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\",\"valueReference\":{\"reference\":\"#gone\"}}],"
                      "\"contained\":[{\"resourceType\":\"Appointment\",\"id\":\"appointment\",\"start\":\"2024-01-01\"}]"),
@@ -1145,7 +1145,7 @@ static void test_referral_text_with_nul(void **state) {
                 "\"extension\":[{\"url\":\"state\",\"valueCoding\":{\"code\":\"BOOKED\"}},"
                 "{\"url\":\"comment\",\"valueString\":\"\\u0000a \\\"b\\\"\\u0000\\u0000\\u0001\\t\\ud83e\\udec0\"}]}],"
                 "\"contained\":[{\"resourceType\":\"DocumentReference\",\"id\":\"d\",\"content\":[{\"attachment\":"
-                "{\"title\":\"scan\\u0000.pdf\"}}]}]}";
+                "{\"id\":\"1\",\"title\":\"scan\\u0000.pdf\"}}]}]}";
         json_object *root = parse(json);
         struct errbuf e = { "" };
         struct referral r;
@@ -1200,6 +1200,18 @@ static void test_referral_errors(void **state) {
                   "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
                 { RR("\"000000600001\"", ",\"supportingInfo\":[{\"reference\":\"ReferralRequest/000000600002/x\"}]"),
                   "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
+                /* an attachment without a readable id: nothing can identify the document */
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"url\":\"Binary/x\"}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"Parameters\"},{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"1\"}}]},"
+                                         "{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{}}]}]"),
+                  "contained[2] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":80000}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":null}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"8\\u00000\"}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
                 /* the failure comes after attachments and the appointment were copied: all freed */
                 { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"1\",\"url\":\"Binary/x\"}}]},"
                                          "{\"resourceType\":\"Appointment\",\"id\":\"a\",\"start\":\"s\",\"participant\":[{\"actor\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"1\"},\"display\":\"d\"}}]}],"
