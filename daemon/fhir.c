@@ -37,6 +37,7 @@
 #define EXT_CLINICAL_INFO      "Extension-eRS-ClinicalInfoFirstSubmitted-1"
 #define EXT_APPOINTMENT        "Extension-eRS-Appointment-1"
 #define EXT_COMMISSIONING_ORG  "Extension-eRS-Commissioning-Rule-Org-1"
+#define EXT_SHORTLIST          "Extension-eRS-ReferralShortlist-1"
 #define EXT_AVAILABILITY       "Extension-eRS-AvailabilityStatus-1"
 #define EXT_ATTACHED_BY        "Extension-eRS-AttachedBy-1"
 #define EXT_ATTACHED_BY_ORG    "Extension-eRS-AttachedByOrganisation-1"
@@ -1298,6 +1299,43 @@ static int appointment_parse(json_object *root, struct referral *rf) {
         return 0;
 }
 
+/* A referral without an appointment (not booked, nor deferred to or sent for
+ * triage at a service) names its service only in its shortlist: the contained
+ * List the shortlist extension points at, one entry per service the patient
+ * may be booked into.  When every entry with an e-RS service identifier names
+ * the same service, that is the referral's (rf->service_*); several, or none,
+ * name no single service and leave it NULL.  0 or -ENOMEM. */
+static int shortlist_parse(json_object *root, struct referral *rf) {
+        const char *ref = str_at(find_ext(root, EXT_SHORTLIST), "valueReference.reference");
+        json_object *entries = array_member(contained_by_ref(root, ref, "List"), "entry");
+        json_object *named = NULL;
+        const char *id = NULL;
+        int r;
+
+        for (size_t i = 0; i < array_len(entries); i++) {
+                json_object *item = at(array_get(entries, i), "item");
+                const char *system = str_at(item, "identifier.system"), *value = str_at(item, "identifier.value");
+
+                if (!system || strcmp(system, SYSTEM_ERS_SERVICE) != 0 || !value)
+                        continue;
+                if (id && strcmp(id, value) != 0)
+                        return 0; /* a choice of services: none is the referral's */
+                if (!id) {
+                        id = value;
+                        named = item;
+                }
+        }
+        if (!id)
+                return 0;
+        r = dup_or_null(id, &rf->service_id);
+        if (r < 0)
+                return r;
+        r = text_dup_at(named, "display", &rf->service_name);
+        if (r > 0)
+                rf->text_nul_fields++;
+        return r < 0 ? r : 0;
+}
+
 static int compare_ubrn(const void *a, const void *b) {
         return strcmp(a, b);
 }
@@ -1364,6 +1402,8 @@ int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *
                                 &rf.request_id);
         if (r >= 0)
                 r = appointment_parse(root, &rf);
+        if (r >= 0 && !rf.service_id && !rf.service_name)
+                r = shortlist_parse(root, &rf);
         if (r < 0) {
                 r = oom(e);
                 goto out;

@@ -92,8 +92,10 @@ struct referral {
         char *state_comment;       /* nested "comment" string, when present */
         char *specialty;           /* specialty.coding[0].code */
         char *specialty_display;   /* specialty.coding[0].display */
-        char *service_id;          /* booked: appointment participant ers-service; else NULL */
-        char *service_name;
+        char *service_id;          /* the contained Appointment's ers-service participant (booked, deferred to
+                                      the provider, sent for triage); without one, the one service the
+                                      shortlist names (a shortlist of several names none): else NULL */
+        char *service_name;        /* that service's display */
         char *pathway_start;       /* Extension-eRS-eReferralPathwayStart-1 (valueInstant or valueDateTime) */
         char *clinical_info_first_submitted;
         char *appointment_start;   /* contained Appointment via Extension-eRS-Appointment-1 */

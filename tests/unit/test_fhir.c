@@ -1006,6 +1006,99 @@ static void test_referral_minimal(void **state) {
         referral_free(&r);
 }
 
+/* Not booked: no appointment names a service, the shortlist of one does. */
+static void test_referral_unbooked(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200004",
+                .version = 3,
+                .nhs_number = "9990000107",
+                .priority = "URGENT",
+                .state = "NOT_BOOKED",
+                .service_id = "20417",
+                .service_name = "Northgate Chest Clinic",
+                .status = "active",
+                .intent = "plan",
+        };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-unbooked.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_attachments, 1);
+        referral_free(&r);
+}
+
+/* Which service a referral names: its appointment's (booked, deferred, sent for
+ * triage), else the one service of its shortlist; a shortlist of several names
+ * none, and only the List the shortlist extension points at counts. */
+static void test_referral_service(void **state) {
+#define RR(x) "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500004\"" x "}"
+#define SHORTLIST_EXT(ref) "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralShortlist-1\"," \
+                           "\"valueReference\":{\"reference\":\"" ref "\"}}"
+#define APPT_EXT "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\"," \
+                 "\"valueReference\":{\"reference\":\"#a\"}}"
+#define SERVICE(id, name) "{\"item\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"" id "\"}," \
+                          "\"display\":\"" name "\"}}"
+#define LIST(id, entries) "{\"resourceType\":\"List\",\"id\":\"" id "\",\"entry\":[" entries "]}"
+#define APPT "{\"resourceType\":\"Appointment\",\"id\":\"a\",\"participant\":[{\"actor\":{\"identifier\":" \
+             "{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"777\"},\"display\":\"Booked\"}}]}"
+        static const struct {
+                const char *name, *json, *service_id, *service_name;
+                unsigned nul_fields;
+        } cases[] = {
+                { "shortlist of one", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One")) "]"),
+                  "11", "One", 0 },
+                { "shortlist of two", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One") "," SERVICE("12", "Two")) "]"),
+                  NULL, NULL, 0 },
+                { "one service listed twice", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One") "," SERVICE("11", "Again")) "]"),
+                  "11", "One", 0 },
+                { "entries without a service identifier",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", "{\"item\":{\"display\":\"x\"}},7,null,"
+                     "{\"item\":{\"identifier\":{\"system\":\"other\",\"value\":\"9\"}}}," SERVICE("13", "Three")) "]"),
+                  "13", "Three", 0 },
+                { "empty shortlist", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", "") "]"), NULL, NULL, 0 },
+                { "shortlist extension pointing at nothing",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#gone") "],\"contained\":[" LIST("s", SERVICE("11", "One")) "]"), NULL, NULL, 0 },
+                { "a List the extension does not point at", RR(",\"contained\":[" LIST("shortlist", SERVICE("11", "One")) "]"),
+                  NULL, NULL, 0 },
+                { "shortlist pointing at another type",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[{\"resourceType\":\"Parameters\",\"id\":\"s\",\"entry\":[" SERVICE("11", "One") "]}]"),
+                  NULL, NULL, 0 },
+                { "booked: the appointment's service, whatever the shortlist",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "," APPT_EXT "],\"contained\":[" LIST("s", SERVICE("11", "One")) "," APPT "]"),
+                  "777", "Booked", 0 },
+                { "a service name holding a NUL",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "O\\u0000ne")) "]"),
+                  "11", "O\xef\xbf\xbdne", 1 },
+                { "a service without a name", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s",
+                  "{\"item\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"14\"}}}") "]"),
+                  "14", NULL, 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct referral r;
+
+                if (fhir_parse_referral(root, &r, &e) != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                if (!((r.service_id == NULL && cases[i].service_id == NULL) ||
+                      (r.service_id && cases[i].service_id && strcmp(r.service_id, cases[i].service_id) == 0)))
+                        fail_msg("%s: service_id %s", cases[i].name, r.service_id ? r.service_id : "NULL");
+                assert_str(r.service_name, cases[i].service_name);
+                assert_int_equal(r.text_nul_fields, cases[i].nul_fields);
+                referral_free(&r);
+                json_object_put(root);
+        }
+#undef RR
+#undef SHORTLIST_EXT
+#undef APPT_EXT
+#undef SERVICE
+#undef LIST
+#undef APPT
+}
+
 static void test_referral_unknown_codes(void **state) {
         static const struct referral_want want = {
                 .ubrn = "000000200003",
@@ -1530,6 +1623,7 @@ static void test_allocation_failures_referral(void **state) {
         (void) state;
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-booked.json") > 10);
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unknown-codes.json") > 5);
+        assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unbooked.json") > 5);
 }
 
 static void test_allocation_failures_outcome(void **state) {
@@ -1578,6 +1672,8 @@ int main(void) {
                 cmocka_unit_test(test_worklist_stream_syntax),
                 cmocka_unit_test(test_referral_booked),
                 cmocka_unit_test(test_referral_minimal),
+                cmocka_unit_test(test_referral_unbooked),
+                cmocka_unit_test(test_referral_service),
                 cmocka_unit_test(test_referral_unknown_codes),
                 cmocka_unit_test(test_referral_state_reason_utf8),
                 cmocka_unit_test(test_referral_liberal),
