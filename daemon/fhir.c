@@ -486,33 +486,36 @@ static int local_ref_copy(const char *ref, char **ret) {
         return dup_or_null(ref && ref[0] == '#' ? ref : NULL, ret);
 }
 
-/* Parses one List.entry into w (zeroed by the caller); *ret_patient is a copy
- * of its patient reference ("#Patient-…", resolved at the end), or NULL.
- * -EBADMSG / -ENOMEM with an error line the caller prefixes with the entry's
- * index. */
+/* Parses one List.entry into w (zeroed by the caller; w->ubrn stays "" until
+ * read); *ret_patient is a copy of its patient reference ("#Patient-…",
+ * resolved at the end), or NULL.  0, -ENOMEM, or -EBADMSG with *ret_why (static
+ * text) saying what is wrong with the entry. */
 static int worklist_entry_parse(json_object *entry, struct worklist_entry *w, char **ret_patient,
-                                struct errbuf *e) {
+                                const char **ret_why) {
         json_object *item;
         int r;
 
         w->version = -1;
         *ret_patient = NULL;
+        *ret_why = NULL;
         if (!json_object_is_type(entry, json_type_object))
-                return err_set(e, -EBADMSG, "not an object");
-        if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
-                return err_set(e, -EBADMSG, "item.reference is not " REFERRAL_REF_PREFIX "<12-digit UBRN>");
+                *ret_why = "not an object";
+        else if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
+                *ret_why = "item.reference is not " REFERRAL_REF_PREFIX "<12-digit UBRN>";
+        if (*ret_why)
+                return -EBADMSG;
 
         item = find_ext(entry, EXT_WORKLIST_ITEM);
         if (!item) /* an APPOINTMENT_SLOT_ISSUES worklist names its item extension differently */
                 item = find_ext(entry, EXT_SLOT_ISSUES_ITEM);
-        if (parse_version(at(find_ext(item, "referralRequestVersion"), "valueInteger"), &w->version) < 0)
-                return err_set(e, -EBADMSG, "referralRequestVersion is not a non-negative integer");
+        if (parse_version(at(find_ext(item, "referralRequestVersion"), "valueInteger"), &w->version) < 0) {
+                *ret_why = "referralRequestVersion is not a non-negative integer";
+                return -EBADMSG;
+        }
         r = copy_fields(item, worklist_item_fields, ELEMENTSOF(worklist_item_fields), w);
         if (r >= 0)
                 r = local_ref_copy(str_at(find_ext(item, "patient"), "valueReference.reference"), ret_patient);
-        if (r < 0)
-                return oom(e);
-        return 0;
+        return r < 0 ? -ENOMEM : 0;
 }
 
 static void worklist_entry_free(struct worklist_entry *we) {
@@ -530,6 +533,7 @@ void worklist_free(struct worklist *w) {
         for (size_t i = 0; i < w->n; i++)
                 worklist_entry_free(&w->entries[i]);
         free(w->entries);
+        free(w->skipped);
         *w = (struct worklist) { 0 };
 }
 
@@ -597,11 +601,10 @@ struct worklist_parser {
         /* what the List says, judged at the end */
         json_object *resource_type;   /* owned: the resourceType member's value, NULL when absent */
         bool entry_not_array;         /* entry is present and neither an array nor null */
-        struct worklist w;            /* owned: the entries read so far */
+        struct worklist w;            /* owned: the entries read so far, and those skipped */
         char **patient_of;            /* owned: w.entries[i]'s patient reference, or NULL */
         size_t cap;                   /* of w.entries and patient_of */
-        int entry_r;                  /* the first bad entry: its error, 0 while none */
-        struct errbuf entry_error;
+        size_t cap_skipped;           /* of w.skipped */
         struct patient_ref *patients; /* owned: the contained Patients */
         size_t n_patients, cap_patients;
 };
@@ -612,9 +615,7 @@ static void parser_drop_entries(struct worklist_parser *p) {
         worklist_free(&p->w);
         free(p->patient_of);
         p->patient_of = NULL;
-        p->cap = 0;
-        p->entry_r = 0;
-        p->entry_error.msg[0] = '\0';
+        p->cap = p->cap_skipped = 0;
 }
 
 static void parser_drop_patients(struct worklist_parser *p) {
@@ -695,14 +696,32 @@ static int keep_patient(struct worklist_parser *p, json_object *c) {
         return 0;
 }
 
-/* Reads one element of the List's entry array, unless an earlier one was bad
- * (its error is the one reported; the rest are only checked as JSON). */
+/* Records the element being read as skipped: why, and its UBRN when readable. */
+static int skip_entry(struct worklist_parser *p, const char *ubrn, const char *why) {
+        struct worklist_skip *sk;
+
+        if (p->w.n_skipped == p->cap_skipped) {
+                size_t cap = p->cap_skipped ? 2 * p->cap_skipped : 8;
+                struct worklist_skip *n = realloc(p->w.skipped, cap * sizeof *n);
+
+                if (!n)
+                        return -ENOMEM;
+                p->w.skipped = n;
+                p->cap_skipped = cap;
+        }
+        sk = &p->w.skipped[p->w.n_skipped++];
+        *sk = (struct worklist_skip) { .index = p->index, .why = why };
+        memcpy(sk->ubrn, ubrn, sizeof sk->ubrn);
+        return 0;
+}
+
+/* Reads one element of the List's entry array: a worklist entry, or one
+ * skipped (see struct worklist_skip). */
 static int keep_entry(struct worklist_parser *p, json_object *entry) {
         struct worklist_entry *we;
+        const char *why;
         int r;
 
-        if (p->entry_r < 0)
-                return 0;
         if (p->w.n == p->cap) {
                 size_t cap = p->cap ? 2 * p->cap : 64;
                 struct worklist_entry *n = realloc(p->w.entries, cap * sizeof *n);
@@ -721,17 +740,14 @@ static int keep_entry(struct worklist_parser *p, json_object *entry) {
         *we = (struct worklist_entry) { 0 };
         p->patient_of[p->w.n] = NULL;
         p->w.n++; /* so that what this entry took is freed with the rest */
-        r = worklist_entry_parse(entry, we, &p->patient_of[p->w.n - 1], &p->entry_error);
-        if (r == -ENOMEM)
+        r = worklist_entry_parse(entry, we, &p->patient_of[p->w.n - 1], &why);
+        if (r != -EBADMSG)
                 return r;
-        if (r < 0) {
-                if (we->ubrn[0])
-                        err_prefix(&p->entry_error, r, "entry[%zu] (UBRN %s)", p->index, we->ubrn);
-                else
-                        err_prefix(&p->entry_error, r, "entry[%zu]", p->index);
-                p->entry_r = r;
-        }
-        return 0;
+        r = skip_entry(p, we->ubrn, why);
+        worklist_entry_free(we);
+        free(p->patient_of[p->w.n - 1]);
+        p->w.n--;
+        return r;
 }
 
 /* A piece json-c completed: what it means.  `value` is NULL for JSON null. */
@@ -1087,8 +1103,6 @@ int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, stru
                 return r;
         if (p->entry_not_array)
                 return err_set(e, -EBADMSG, "entry is not an array");
-        if (p->entry_r < 0)
-                return err_set(e, p->entry_r, "%s", p->entry_error.msg);
 
         if (p->n_patients > 1)
                 qsort(p->patients, p->n_patients, sizeof *p->patients, compare_patient);
@@ -1099,8 +1113,14 @@ int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, stru
                 free(p->patient_of[i]);
                 p->patient_of[i] = NULL;
         }
-        if (p->w.n == 0)
-                parser_drop_entries(p); /* an empty worklist holds no array */
+        if (p->w.n == 0) { /* an empty worklist holds no array */
+                free(p->w.entries);
+                p->w.entries = NULL;
+        }
+        if (p->w.n_skipped == 0) {
+                free(p->w.skipped);
+                p->w.skipped = NULL;
+        }
         *ret = p->w;
         p->w = (struct worklist) { 0 };
         parser_drop_entries(p);

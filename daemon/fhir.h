@@ -49,9 +49,21 @@ struct worklist_entry {
         char *nhs_number;        /* PATIENT IDENTIFIER, via the #Patient-… contained ref */
 };
 
+/* An element of the List's entry array that is not a worklist entry (not an
+ * object, no ReferralRequest/<12-digit UBRN>, a version that is not a
+ * non-negative integer): skipped, so that one bad entry costs that entry
+ * only, never the whole worklist (and a worklist call of the day's two). */
+struct worklist_skip {
+        size_t index;            /* its position in the List's entry array, from 0 */
+        char ubrn[UBRN_LEN + 1]; /* its UBRN when that was readable, else "" */
+        const char *why;         /* static text, our own words: what was wrong with it */
+};
+
 struct worklist {
         struct worklist_entry *entries; /* owned array of n entries */
         size_t n;
+        struct worklist_skip *skipped;  /* owned array of n_skipped, in the List's order */
+        size_t n_skipped;
 };
 
 /* How the daemon treats an attachment's availability status. */
@@ -142,9 +154,11 @@ struct outcome {
  * whether the whole was a worklist: "empty answer, expected JSON",
  * "malformed JSON: the document ends before it is complete", then what the
  * List says, judged in the order a whole-document parse would (resourceType
- * first, wherever it stood, then entry, then the first bad entry:
- * "expected a List, got Bundle", "entry is not an array",
- * "entry[3] (UBRN …): …").  On success the caller owns *ret (worklist_free());
+ * first, wherever it stood, then entry: "expected a List, got Bundle",
+ * "entry is not an array").  An element of entry that is valid JSON but not a
+ * worklist entry refuses nothing: it is left out of the entries and listed in
+ * ret->skipped (a syntax error anywhere still refuses the whole answer: past
+ * one, nothing says where the next entry begins).  On success the caller owns *ret (worklist_free());
  * on failure *ret is untouched.  After an error only free() is meaningful.
  * The caller bounds the size (ERS_JSON_MAX).
  */

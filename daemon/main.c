@@ -182,19 +182,25 @@ static void reload(struct config *cfg, struct ers_client **ers) {
 /* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=.
  * A dry run's says what would have been written. */
 static void format_summary(const struct sync_stats *s, bool dry_run, double seconds, char *buf, size_t size) {
-        char over[64] = "";
+        char over[64] = "", skipped[64] = "";
 
         if (s->worklists_over_budget)
                 snprintf(over, sizeof over, "; worklists over budget %u (not read)", s->worklists_over_budget);
+        if (s->worklist_entries_skipped)
+                snprintf(skipped, sizeof skipped, "; worklist entries skipped %u (malformed)",
+                         s->worklist_entries_skipped);
         snprintf(buf, size,
                  "%s %s%s: referrals %u new, %u updated, %u unchanged, %u failed; "
-                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s%s; %.1f s",
                  dry_run ? "dry run" : "sync",
-                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ? "incomplete" : "done",
+                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ||
+                                 s->worklist_entries_skipped
+                         ? "incomplete"
+                         : "done",
                  dry_run ? ", nothing written to the PAS" : "", s->referrals_new, s->referrals_updated,
                  s->referrals_unchanged, s->referrals_failed, s->documents_stored, dry_run ? "to store" : "stored",
                  (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed, over,
-                 seconds);
+                 skipped, seconds);
 }
 
 static void print_summary(const char *summary) {
@@ -679,7 +685,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 lease_pas = pas;
         }
         uint64_t watchdog_usec = notify_watchdog_usec();
-        char summary[256];
+        char summary[320];
         sigemptyset(&stop_set);
         sigaddset(&stop_set, SIGTERM);
         sigaddset(&stop_set, SIGINT);

@@ -619,6 +619,13 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
 {
         struct attachment *a = NULL;
 
+        if (strcmp(what, "entry_bad_version") == 0 || strcmp(what, "entry_bad_reference") == 0 ||
+            strcmp(what, "entry_good") == 0) {
+                r->entry_fault = strcmp(what, "entry_good") == 0          ? ENTRY_GOOD
+                                 : strcmp(what, "entry_bad_version") == 0 ? ENTRY_BAD_VERSION
+                                                                          : ENTRY_BAD_REFERENCE;
+                return 0; /* the referral did not change, its worklist entry did */
+        }
         if (strcmp(what, "delist") == 0 || strcmp(what, "relist") == 0 || strcmp(what, "gone") == 0) {
                 if (!r->worklisted) {
                         *ret_why = "that referral is on no worklist";
@@ -680,7 +687,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
         } else {
                 *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
-                           "attachment_revised, attachment_id_dropped, delist, relist or gone";
+                           "attachment_revised, attachment_id_dropped, delist, relist, gone, entry_bad_version, "
+                           "entry_bad_reference or entry_good";
                 return -EINVAL;
         }
         r->version++;

@@ -497,8 +497,6 @@ static void test_worklist_liberal(void **state) {
 /* Error cases: each names the element, never the NHS number in the input. */
 static void test_worklist_errors(void **state) {
 #define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
-#define GOOD_ENTRY "{\"item\":{\"reference\":\"ReferralRequest/000000400001\"}}"
-#define VERSION_ENTRY(v) "{\"item\":{\"reference\":\"ReferralRequest/000000400002\"},\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#Patient-9990000093\"}},{\"url\":\"referralRequestVersion\",\"valueInteger\":" v "}]}]}"
         static const struct {
                 const char *json, *msg;
         } cases[] = {
@@ -514,26 +512,6 @@ static void test_worklist_errors(void **state) {
                 { "\"List\"", "expected a List, got a JSON string" },
                 { "{\"resourceType\":\"List\",\"entry\":{}}", "entry is not an array" },
                 { "{\"resourceType\":\"List\",\"entry\":\"9990000093\"}", "entry is not an array" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY ",{\"item\":{\"reference\":\"ReferralRequest/12345\"}}]}",
-                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/0000004000011\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000400001/extra\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"Patient/9990000093\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[" GOOD_ENTRY "," GOOD_ENTRY ",null]}", "entry[2]: not an object" },
-                { "{\"resourceType\":\"List\",\"entry\":[\"9990000093\"]}", "entry[0]: not an object" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"seven\"") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY "," VERSION_ENTRY("-2") "]}",
-                  "entry[1] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("2.5") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"9990000093x\"") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
         };
         (void) state;
 
@@ -555,24 +533,105 @@ static void test_worklist_errors(void **state) {
                 assert_string_equal(e.msg, "expected a List, got a JSON null");
         }
 #undef PATIENTS
-#undef GOOD_ENTRY
-#undef VERSION_ENTRY
 }
 
-/* A worklist fixture whose second entry has a bad UBRN: the error line names
- * the entry and holds none of the patient's identifiers. */
+/* "index UBRN why" for each skipped entry, one a line, into buf. */
+static const char *skips_text(const struct worklist *w, char *buf, size_t size) {
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < w->n_skipped && used < size; i++) {
+                int n = snprintf(buf + used, size - used, "%zu %s %s\n", w->skipped[i].index,
+                                 w->skipped[i].ubrn[0] ? w->skipped[i].ubrn : "-", w->skipped[i].why);
+                if (n < 0)
+                        break;
+                used += (size_t) n;
+        }
+        return buf;
+}
+
+/* An entry that is valid JSON but not a worklist entry is skipped, never the
+ * whole worklist: its position, its UBRN when readable, and why; the other
+ * entries are read as if it were not there (its patient too). */
+static void test_worklist_skips(void **state) {
+#define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
+#define GOOD_ENTRY "{\"item\":{\"reference\":\"ReferralRequest/000000400001\"}}"
+#define VERSION_ENTRY(v) "{\"item\":{\"reference\":\"ReferralRequest/000000400002\"},\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#Patient-9990000093\"}},{\"url\":\"referralRequestVersion\",\"valueInteger\":" v "}]}]}"
+#define REF_WHY "item.reference is not ReferralRequest/<12-digit UBRN>"
+#define VERSION_WHY "referralRequestVersion is not a non-negative integer"
+        static const struct {
+                const char *json;
+                size_t n;           /* entries read */
+                const char *skips;  /* skips_text() */
+        } cases[] = {
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY ",{\"item\":{\"reference\":\"ReferralRequest/12345\"}}]}",
+                  1, "1 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/0000004000011\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000400001/extra\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"Patient/9990000093\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{}}]}", 0, "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[" GOOD_ENTRY "," GOOD_ENTRY ",null]}", 2, "2 - not an object\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[\"9990000093\"]}", 0, "0 - not an object\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"seven\"") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY "," VERSION_ENTRY("-2") "]}", 1,
+                  "1 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("2.5") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"9990000093x\"") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[7,[]," VERSION_ENTRY("1") ",{}," GOOD_ENTRY "," VERSION_ENTRY("true") "]}", 2,
+                  "0 - not an object\n1 - not an object\n3 - " REF_WHY "\n5 000000400002 " VERSION_WHY "\n" },
+                /* a name given twice: the skips of the first entry array go with it */
+                { "{\"resourceType\":\"List\",\"entry\":[null],\"entry\":[" GOOD_ENTRY "]}", 1, "" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                struct worklist w;
+                char got[512];
+
+                if (fhir_parse_worklist(cases[i].json, strlen(cases[i].json), &w, &e) != 0)
+                        fail_msg("case %zu: %s", i, e.msg);
+                assert_int_equal(w.n, cases[i].n);
+                assert_string_equal(skips_text(&w, got, sizeof got), cases[i].skips);
+                for (size_t k = 0; k < w.n; k++) {
+                        if (strcmp(w.entries[k].ubrn, "000000400002") == 0) /* the good one of VERSION_ENTRY */
+                                assert_string_equal(w.entries[k].nhs_number, "9990000093");
+                        assert_int_not_equal(w.entries[k].ubrn[0], '\0');
+                }
+                assert_true((w.skipped == NULL) == (w.n_skipped == 0));
+                assert_true((w.entries == NULL) == (w.n == 0));
+                worklist_free(&w);
+        }
+#undef PATIENTS
+#undef GOOD_ENTRY
+#undef VERSION_ENTRY
+#undef REF_WHY
+#undef VERSION_WHY
+}
+
+/* A worklist fixture whose second entry has a bad UBRN: that entry is
+ * skipped, the first read; nothing in the skip holds the patient's
+ * identifiers. */
 static void test_worklist_error_fixture(void **state) {
         json_object *root = load(FIXTURES "worklist-bad-ubrn.json");
         struct errbuf e = { "" };
         struct worklist w;
+        char got[256];
         (void) state;
 
-        memset(&w, 0x5A, sizeof w);
-        assert_int_equal(worklist_of(root, &w, &e), -EBADMSG);
-        assert_string_equal(e.msg, "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>");
-        assert_null(strstr(e.msg, "9990000085"));
-        assert_int_equal(w.n, (size_t) 0x5A5A5A5A5A5A5A5AULL); /* untouched */
-        assert_int_equal(worklist_of(root, &w, NULL), -EBADMSG);
+        assert_int_equal(worklist_of(root, &w, &e), 0);
+        assert_int_equal(w.n, 1);
+        assert_string_equal(w.entries[0].ubrn, "000000100011");
+        assert_string_equal(skips_text(&w, got, sizeof got),
+                            "1 - item.reference is not ReferralRequest/<12-digit UBRN>\n");
+        assert_null(strstr(got, "9990000085"));
+        worklist_free(&w);
         json_object_put(root);
 }
 
@@ -602,6 +661,12 @@ static int worklist_fed(const char *text, size_t len, size_t split, struct workl
 }
 
 static void assert_worklists_equal(const struct worklist *a, const struct worklist *b) {
+        assert_int_equal(a->n_skipped, b->n_skipped);
+        for (size_t i = 0; i < a->n_skipped; i++) {
+                assert_int_equal(a->skipped[i].index, b->skipped[i].index);
+                assert_string_equal(a->skipped[i].ubrn, b->skipped[i].ubrn);
+                assert_string_equal(a->skipped[i].why, b->skipped[i].why);
+        }
         assert_int_equal(a->n, b->n);
         for (size_t i = 0; i < a->n; i++) {
                 const struct worklist_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -752,8 +817,7 @@ static void test_worklist_stream_order(void **state) {
                 { "{\"entry\":[" GOOD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
                 { "{\"entry\":[" BAD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
                 { "{\"entry\":[" GOOD "," GOOD "]}", "expected a List, got no resourceType", 0 },
-                { "{\"entry\":[" GOOD "," BAD "],\"resourceType\":\"List\"}",
-                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>", 0 },
+                { "{\"entry\":[" GOOD "," BAD "],\"resourceType\":\"List\"}", NULL, 1 }, /* BAD skipped */
                 { "{\"entry\":7,\"resourceType\":\"List\"}", "entry is not an array", 0 },
                 { "{\"entry\":[" BAD "],\"entry\":[" GOOD "," GOOD "],\"resourceType\":\"List\"}", NULL, 2 },
                 { "{\"entry\":[" GOOD "],\"entry\":null,\"resourceType\":\"List\"}", NULL, 0 },
@@ -1617,6 +1681,7 @@ static long walk_allocation_failures(enum kind kind, const char *fixture) {
 static void test_allocation_failures_worklist(void **state) {
         (void) state;
         assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-review.json") > 5);
+        assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-bad-ubrn.json") > 2); /* with a skip */
 }
 
 static void test_allocation_failures_referral(void **state) {
@@ -1664,6 +1729,7 @@ int main(void) {
                 cmocka_unit_test(test_worklist_empty),
                 cmocka_unit_test(test_worklist_liberal),
                 cmocka_unit_test(test_worklist_errors),
+                cmocka_unit_test(test_worklist_skips),
                 cmocka_unit_test(test_worklist_error_fixture),
                 cmocka_unit_test(test_worklist_stream_tricky),
                 cmocka_unit_test(test_worklist_stream_every_split),
