@@ -278,6 +278,37 @@ static void test_no_watchdog_without_watchdog_usec(void **state) {
         instance_end(&in);
 }
 
+/* A reload whose file includes a FIFO (by a relative path): refused at once
+ * with one line naming the @include, the running configuration kept, and
+ * SIGTERM still ends ersd (libconfig's own open of the FIFO blocked the
+ * reload for ever, and with it the signal handling). */
+static void test_reload_with_a_fifo_included(void **state) {
+        struct instance in;
+        char path[600];
+        FILE *f;
+        (void) state;
+
+        instance_start(&in, "fifo", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        snprintf(path, sizeof path, "%s/fifo.conf", in.dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        f = fopen(in.conf, "a");
+        assert_non_null(f);
+        fputs("@include \"fifo.conf\"\n", f);
+        assert_int_equal(fclose(f), 0);
+
+        size_t from = in.proc.err_len;
+        kill(in.proc.pid, SIGHUP);
+        if (proc_wait_for(&in.proc, 2, "reload refused", from) < 0) {
+                instance_end(&in); /* SIGKILL: SIGTERM would not end it */
+                fail_msg("no 'reload refused' within 60 s of SIGHUP: the reload is stuck on the FIFO");
+        }
+        if (!strstr(in.proc.err + from, "@include \"fifo.conf\": cannot read: not a regular file"))
+                fail_msg("expected the @include named: %s", in.proc.err + from);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
 /* Asserts that `path` gives group and others no permission at all. */
 static void assert_private(const char *path) {
         struct stat st;
@@ -646,6 +677,7 @@ int main(void) {
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
                 cmocka_unit_test(test_files_private_whatever_the_umask),
                 cmocka_unit_test(test_not_dumpable),
+                cmocka_unit_test(test_reload_with_a_fifo_included),
                 cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
                 cmocka_unit_test(test_ready_when_e_rs_unreachable),
                 cmocka_unit_test(test_tls_failure_at_start_is_not_ready),
