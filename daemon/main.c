@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,19 +184,25 @@ static void reload(struct config *cfg, struct ers_client **ers) {
 /* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=.
  * A dry run's says what would have been written. */
 static void format_summary(const struct sync_stats *s, bool dry_run, double seconds, char *buf, size_t size) {
-        char over[64] = "";
+        char over[64] = "", skipped[64] = "";
 
         if (s->worklists_over_budget)
                 snprintf(over, sizeof over, "; worklists over budget %u (not read)", s->worklists_over_budget);
+        if (s->worklist_entries_skipped)
+                snprintf(skipped, sizeof skipped, "; worklist entries skipped %u (malformed)",
+                         s->worklist_entries_skipped);
         snprintf(buf, size,
                  "%s %s%s: referrals %u new, %u updated, %u unchanged, %u failed; "
-                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s%s; %.1f s",
                  dry_run ? "dry run" : "sync",
-                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ? "incomplete" : "done",
+                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ||
+                                 s->worklist_entries_skipped
+                         ? "incomplete"
+                         : "done",
                  dry_run ? ", nothing written to the PAS" : "", s->referrals_new, s->referrals_updated,
                  s->referrals_unchanged, s->referrals_failed, s->documents_stored, dry_run ? "to store" : "stored",
                  (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed, over,
-                 seconds);
+                 skipped, seconds);
 }
 
 static void print_summary(const char *summary) {
@@ -686,7 +693,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 lease_pas = pas;
         }
         uint64_t watchdog_usec = notify_watchdog_usec();
-        char summary[256];
+        char summary[320];
         sigemptyset(&stop_set);
         sigaddset(&stop_set, SIGTERM);
         sigaddset(&stop_set, SIGINT);
@@ -803,6 +810,24 @@ int main(int argc, char **argv) {
         bool dry_run = false, json = false, prometheus = false;
         struct config cfg;
         struct sigaction sa = { .sa_handler = on_signal };
+
+        /* Before anything is created: the PAS (SQLite, its -wal and -shm), the
+         * state directory and the spool hold patient data, and are never for
+         * group or others, whatever umask ersd was started with (runuser,
+         * sudo and a shell leave 022). */
+        umask(0077);
+        /* A file size limit (RLIMIT_FSIZE, LimitFSIZE=) reached must fail the
+         * write with EFBIG, taken like a full disk (the referral waits, nothing
+         * half-written), not kill ersd mid-transaction. */
+        signal(SIGXFSZ, SIG_IGN);
+        /* Before a secret is read: no core dump (it would hold the bearer token
+         * and NHS numbers), and no other process of our user may read our
+         * memory (/proc/PID/mem, ptrace).  The unit also sets LimitCORE=0. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+                fprintf(stderr, "ersd: cannot stop core dumps (prctl PR_SET_DUMPABLE): %s; not starting\n",
+                        strerror(errno));
+                return EXIT_USAGE;
+        }
 
         while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
                 switch (c) {

@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "log.h"
 #include "schedule.h"
+#include "skipped.h"
 #include "util.h"
 
 /* One configured worklist and what ers_poll and ers_budget say of it. */
@@ -29,6 +30,7 @@ struct worklist_status {
         bool failed;                      /* its last poll failed */
         bool budget_refused;              /* its last poll was not made: the day's budget was spent */
         bool stale;                       /* not read for STATUS_STALE_SECONDS */
+        long skipped;                     /* malformed entries its last read skipped (not synced) */
 };
 
 /* A list of waiting rows, the first STATUS_LIST_MAX kept; n counts them all. */
@@ -182,7 +184,8 @@ static void status_collect(struct status *s, const struct config *cfg) {
                                             strlen(POLL_RESULT_BUDGET_SPENT)) == 0;
                 w->failed = w->poll.referrals < 0 && !w->budget_refused;
                 w->stale = utc_iso_parse(w->poll.last_poll_at, &at) == 0 && s->now - at > STATUS_STALE_SECONDS;
-                worklist_trouble |= w->failed || w->stale;
+                w->skipped = skipped_in_poll_result(w->poll.last_result);
+                worklist_trouble |= w->failed || w->stale || w->skipped > 0;
         }
         if (s->overdue.n > 0)
                 s->exit_status = STATUS_OVERDUE;
@@ -211,7 +214,10 @@ static const char *state_name(const struct waiting_row *w) {
 }
 
 static const char *poll_verdict(const struct worklist_status *w) {
-        return w->failed ? "FAILED" : w->budget_refused ? "not made (budget spent)" : "ok";
+        return w->failed           ? "FAILED"
+               : w->budget_refused ? "not made (budget spent)"
+               : w->skipped > 0    ? "ok, MALFORMED ENTRIES SKIPPED"
+                                   : "ok";
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -373,6 +379,7 @@ static void print_json(const struct status *s, FILE *out) {
                         json_object_object_add(o, "last_correlation_id", jstr(w->poll.last_correlation_id));
                         json_object_object_add(o, "referrals",
                                                w->poll.referrals >= 0 ? json_object_new_int64(w->poll.referrals) : NULL);
+                        json_object_object_add(o, "entries_skipped", json_object_new_int64(w->skipped));
                         json_object_object_add(o, "next_poll_at", jstr(w->poll.next_poll_at));
                         json_object_object_add(o, "budget_day", json_object_new_string(s->budget_day));
                         json_object_object_add(o, "budget_calls_today", json_object_new_int64(w->calls_today));
@@ -479,6 +486,7 @@ static void print_prometheus(const struct status *s, FILE *out) {
                 { "ersd_worklist_referrals", "Referrals the last successful read listed (-1 when it failed or none yet)." },
                 { "ersd_worklist_budget_left", "Worklist calls left today (UK day) for the worklist's e-RS service." },
                 { "ersd_worklist_stale", "1 when the worklist has not been read for over 25 hours." },
+                { "ersd_worklist_entries_skipped", "Malformed entries the last read of the worklist skipped (not synced)." },
         };
         for (size_t k = 0; k < sizeof per_worklist / sizeof per_worklist[0]; k++) {
                 prom_head(out, per_worklist[k].name, per_worklist[k].help);
@@ -493,7 +501,8 @@ static void print_prometheus(const struct status *s, FILE *out) {
                         case 4: v = iso_or_zero(w->poll.next_poll_at); break;
                         case 5: v = w->poll.referrals; break;
                         case 6: v = budget_left(s, w); break;
-                        default: v = w->stale; break;
+                        case 7: v = w->stale; break;
+                        default: v = w->skipped; break;
                         }
                         prom_worklist(out, per_worklist[k].name, w, v, k == 3 || k == 4);
                 }

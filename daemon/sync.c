@@ -13,6 +13,7 @@
 #include "fhir.h"
 #include "log.h"
 #include "schedule.h"
+#include "skipped.h"
 #include "write.h"
 
 #define REMATCH_MAX 200 /* referrals whose patient is looked up again per round */
@@ -489,14 +490,15 @@ static bool entry_needs_write(const struct worklist_entry *entry, const struct l
  * lost) leaves them due without another worklist call.  `ls` holds each
  * sorted entry's ledger state (found=false and version -2 when unread).
  */
-static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist_entry **order,
-                            const struct ledger_state *ls, size_t n, const char *polled_at, const char *correlation_id,
-                            const char *next_at) {
+static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist *w,
+                            const struct worklist_entry **order, const struct ledger_state *ls, const char *polled_at,
+                            const char *correlation_id, const char *next_at) {
         struct errbuf e = { { 0 } };
+        size_t n = w->n;
         char result[256];
         int r;
 
-        snprintf(result, sizeof result, "%zu referral(s) listed", n);
+        skipped_poll_result(w, result, sizeof result);
         r = pas_begin(ctx->pas, &e);
         if (r == 0)
                 r = pas_poll_put(ctx->pas, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
@@ -513,6 +515,37 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
                                 "worklist %s: its referrals are synced now but not queued in ers_retry (a stop "
                                 "before they are written leaves them to the next worklist call): %s",
                                 wl->name, e.msg);
+}
+
+/* audit_worklist_poll() of what the worklist lists: its entries, and those
+ * skipped as malformed whose UBRN was readable (they are listed still).  With
+ * one skipped whose UBRN was not, nobody can say who left: nothing is
+ * recorded (one line says so), and the next poll judges. */
+static int record_listing(struct sync_ctx *ctx, const char *worklist, const struct worklist_entry **order,
+                          const struct worklist *w, const char *correlation_id, unsigned *ret_left,
+                          unsigned *ret_returned, struct errbuf *e) {
+        const struct worklist_entry **listing = NULL;
+        struct worklist_entry *extra = NULL;
+        size_t n = 0;
+        int r;
+
+        if (w->n_skipped == 0)
+                return audit_worklist_poll(ctx->pas, worklist, order, w->n, correlation_id, ret_left, ret_returned, e);
+        r = skipped_listing(order, w->n, w, &listing, &n, &extra);
+        if (r < 0)
+                return err_set(e, r, "out of memory");
+        if (r > 0) {
+                log_ctx_warning(&(struct log_ctx){ .worklist = worklist, .correlation_id = correlation_id,
+                                                   .stage = "worklist" },
+                                "worklist %s: an entry without a readable UBRN was skipped: its latest entries and "
+                                "who left it are not recorded this time (correlation id %s)",
+                                worklist, correlation_id);
+                return 0;
+        }
+        r = audit_worklist_poll(ctx->pas, worklist, listing, n, correlation_id, ret_left, ret_returned, e);
+        free(listing);
+        free(extra);
+        return r;
 }
 
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
@@ -554,6 +587,11 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         }
         stats->worklists_read++;
         log_ctx_info(&lc, "worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
+        if (w.n_skipped > 0) { /* the others go on; the round says it is incomplete */
+                skipped_log(wl->name, &w, call.correlation_id);
+                stats->worklist_entries_skipped += (unsigned) w.n_skipped;
+                failed = true;
+        }
         if (ctx->observer && ctx->observer->worklist_read)
                 ctx->observer->worklist_read(ctx->observer->userdata, wl->name, w.n);
 
@@ -576,13 +614,11 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         /* A dry run writes nothing but the budget's count: no ers_poll, ers_retry or
          * ers_worklist_entry row, no referral marked as having left. */
         if (!ctx->dry_run)
-                record_worklist(ctx, wl, order, ls, w.n, polled_at, call.correlation_id, next_at);
+                record_worklist(ctx, wl, &w, order, ls, polled_at, call.correlation_id, next_at);
 
         /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
         unsigned left = 0, returned = 0;
-        r = ctx->dry_run ? 0
-                         : audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned,
-                                               &e);
+        r = ctx->dry_run ? 0 : record_listing(ctx, wl->name, order, &w, call.correlation_id, &left, &returned, &e);
         if (r == -ESTALE) {
                 free(order);
                 free(ls);

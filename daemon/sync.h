@@ -89,6 +89,7 @@ struct sync_stats {
         unsigned worklists_failed;    /* A008 failed: none of its referrals were looked at */
         unsigned worklists_over_budget; /* not read: the service's calls for the UK day are spent */
         unsigned worklists_read;      /* A008 answered */
+        unsigned worklist_entries_skipped; /* entries of worklists read that were malformed: not synced */
         unsigned referrals_parked;    /* failed again and parked (ers_retry.parked) */
         unsigned documents_stored;    /* document contents written to the PAS */
         unsigned documents_not_fetched; /* recorded without content (not available, too large) */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -126,4 +127,23 @@ void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len) {
         *len -= cut;
         memcpy(h->bytes, data + *len, cut);
         h->len = cut;
+}
+
+void *array_grow(void *array, size_t *cap, size_t need, size_t size, size_t first) {
+        size_t n = *cap ? *cap : first ? first : 1;
+        void *p;
+
+        if (need <= *cap)
+                return array;
+        while (n < need) {
+                if (n > SIZE_MAX / 2)
+                        return NULL;
+                n *= 2;
+        }
+        if (size && n > SIZE_MAX / size)
+                return NULL;
+        p = realloc(array, n * size);
+        if (p)
+                *cap = n;
+        return p;
 }

@@ -15,7 +15,8 @@
  *    PostgreSQL by its pid, and starts it again once ersd has found it
  *    unreachable;
  *  - SQLite locked: the test holds a write transaction;
- *  - a full disk: RLIMIT_FSIZE on the ersd process (SIGXFSZ ignored), so a write
+ *  - a full disk: RLIMIT_FSIZE on the ersd process (SIGXFSZ at its default:
+ *    ersd ignores it itself), so a write
  *    past the limit fails with EFBIG as it would with ENOSPC; no root, no
  *    small file system needed.  It bounds every file ersd writes: the spool,
  *    and with SQLite the database and its WAL;

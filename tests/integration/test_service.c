@@ -8,6 +8,7 @@
  * shared mock e-RS, and waits for what ersd says, never for time to pass.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -270,6 +275,123 @@ static void test_no_watchdog_without_watchdog_usec(void **state) {
         assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
         for (size_t i = 0; i < in.notify.n; i++)
                 assert_false(has_line(in.notify.messages[i], "WATCHDOG=1"));
+        instance_end(&in);
+}
+
+/* A reload whose file includes a FIFO (by a relative path): refused at once
+ * with one line naming the @include, the running configuration kept, and
+ * SIGTERM still ends ersd (libconfig's own open of the FIFO blocked the
+ * reload for ever, and with it the signal handling). */
+static void test_reload_with_a_fifo_included(void **state) {
+        struct instance in;
+        char path[600];
+        FILE *f;
+        (void) state;
+
+        instance_start(&in, "fifo", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        snprintf(path, sizeof path, "%s/fifo.conf", in.dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        f = fopen(in.conf, "a");
+        assert_non_null(f);
+        fputs("@include \"fifo.conf\"\n", f);
+        assert_int_equal(fclose(f), 0);
+
+        size_t from = in.proc.err_len;
+        kill(in.proc.pid, SIGHUP);
+        if (proc_wait_for(&in.proc, 2, "reload refused", from) < 0) {
+                instance_end(&in); /* SIGKILL: SIGTERM would not end it */
+                fail_msg("no 'reload refused' within 60 s of SIGHUP: the reload is stuck on the FIFO");
+        }
+        if (!strstr(in.proc.err + from, "@include \"fifo.conf\": cannot read: not a regular file"))
+                fail_msg("expected the @include named: %s", in.proc.err + from);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
+/* Asserts that `path` gives group and others no permission at all. */
+static void assert_private(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                fail_msg("%s: %s", path, strerror(errno));
+        if (st.st_mode & (S_IRWXG | S_IRWXO))
+                fail_msg("%s has mode %04o: group or others may read it", path, (unsigned) (st.st_mode & 07777));
+}
+
+/* Started under umask 022 (as `runuser -u ersd -- ersd --init-db` leaves it),
+ * ersd still creates nothing that others can read: the SQLite PAS (made by
+ * --init-db), its -wal and -shm (made by the running daemon), the state
+ * directory and the spool, all hold patient data. */
+static void test_files_private_whatever_the_umask(void **state) {
+        struct instance in;
+        char path[600];
+        mode_t old = umask(022);
+        (void) state;
+
+        instance_start(&in, "umask", NULL, NULL);
+        umask(old);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        /* Read while ersd runs: its connection holds the -wal and -shm open. */
+        static const char *const files[] = { "pas.db", "pas.db-wal", "pas.db-shm", "state", "state/spool" };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", in.dir, files[i]);
+                assert_private(path);
+        }
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
+/* Whether a process of the test's user without CAP_SYS_PTRACE may open
+ * /proc/PID/mem (as a debugger would).  The kernel lets it for a dumpable
+ * process of the same user only, so this tells a dumpable process (one that
+ * may leave a core) from one that made itself non-dumpable.  As root, the
+ * reader drops CAP_SYS_PTRACE; main() kept it out of every process the test
+ * starts, so the reader's capabilities still cover theirs. */
+static bool proc_memory_readable(pid_t pid) {
+        char path[64];
+        int status;
+        pid_t child;
+
+        snprintf(path, sizeof path, "/proc/%ld/mem", (long) pid);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct d[2];
+
+                if (geteuid() == 0) {
+                        if (syscall(SYS_capget, &h, d) < 0)
+                                _exit(3);
+                        d[0].effective &= ~(1u << CAP_SYS_PTRACE);
+                        d[0].permitted &= ~(1u << CAP_SYS_PTRACE);
+                        if (syscall(SYS_capset, &h, d) < 0)
+                                _exit(3);
+                }
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                _exit(fd >= 0 ? 0 : errno == EACCES || errno == EPERM ? 1 : 2);
+        }
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) > 1)
+                fail_msg("could not ask whether %s is readable (%d)", path, WEXITSTATUS(status));
+        return WEXITSTATUS(status) == 0;
+}
+
+/* ersd makes itself non-dumpable before it reads a secret: a crash leaves no
+ * core (which would hold the bearer token and NHS numbers), and no other
+ * process of its user may read its memory.  The mock, started the same way,
+ * is the control: dumpable, so readable. */
+static void test_not_dumpable(void **state) {
+        struct instance in;
+        (void) state;
+
+        assert_true(proc_memory_readable(E.mock.pid));
+        instance_start(&in, "dumpable", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "READY=1", NULL, 0) >= 0);
+        if (proc_memory_readable(in.proc.pid))
+                fail_msg("ersd is dumpable: a crash may write a core holding secrets and patient data");
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
         instance_end(&in);
 }
 
@@ -544,10 +666,18 @@ static void test_tls_failure_at_start_is_not_ready(void **state) {
 }
 
 int main(void) {
+        /* As root: no process the tests start gets CAP_SYS_PTRACE (see proc_memory_readable()). */
+        if (geteuid() == 0 && prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0) {
+                perror("prctl(PR_CAPBSET_DROP)");
+                return 1;
+        }
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_notify_lifecycle),
                 cmocka_unit_test(test_watchdog),
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
+                cmocka_unit_test(test_files_private_whatever_the_umask),
+                cmocka_unit_test(test_not_dumpable),
+                cmocka_unit_test(test_reload_with_a_fifo_included),
                 cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
                 cmocka_unit_test(test_ready_when_e_rs_unreachable),
                 cmocka_unit_test(test_tls_failure_at_start_is_not_ready),

@@ -625,6 +625,13 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
 {
         struct attachment *a = NULL;
 
+        if (strcmp(what, "entry_bad_version") == 0 || strcmp(what, "entry_bad_reference") == 0 ||
+            strcmp(what, "entry_good") == 0) {
+                r->entry_fault = strcmp(what, "entry_good") == 0          ? ENTRY_GOOD
+                                 : strcmp(what, "entry_bad_version") == 0 ? ENTRY_BAD_VERSION
+                                                                          : ENTRY_BAD_REFERENCE;
+                return 0; /* the referral did not change, its worklist entry did */
+        }
         if (strcmp(what, "delist") == 0 || strcmp(what, "relist") == 0 || strcmp(what, "gone") == 0) {
                 if (!r->worklisted) {
                         *ret_why = "that referral is on no worklist";
@@ -662,7 +669,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 size_t idx = m->spare_first + m->spares_used++;
                 m->attachments[idx].referral = (size_t)(r - m->referrals);
                 r->extra[r->n_extra++] = idx;
-        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0) {
+        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0 ||
+                   strcmp(what, "attachment_id_dropped") == 0) {
                 a = referral_find_attachment(m, r, attachment_id);
                 if (!a || a->removed) {
                         *ret_why = "attachment= must name a listed attachment of that referral";
@@ -670,6 +678,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
                 if (strcmp(what, "attachment_removed") == 0) {
                         a->removed = true;
+                } else if (strcmp(what, "attachment_id_dropped") == 0) {
+                        a->id_dropped = true; /* an answer e-RS should never give */
                 } else {
                         /* New bytes under the same id: another content key, another size,
                          * a new creation time. */
@@ -683,7 +693,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
         } else {
                 *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
-                           "attachment_revised, delist, relist or gone";
+                           "attachment_revised, attachment_id_dropped, delist, relist, gone, entry_bad_version, "
+                           "entry_bad_reference or entry_good";
                 return -EINVAL;
         }
         r->version++;

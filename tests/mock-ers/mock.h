@@ -150,9 +150,17 @@ struct attachment {
         /* mutable, under mock.lock: */
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
+        bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
         unsigned char sha256[32];     /* of the bytes served, once computed */
+};
+
+/* A worklist entry the client must skip, not refuse the whole worklist for. */
+enum entry_fault {
+        ENTRY_GOOD,
+        ENTRY_BAD_VERSION,   /* referralRequestVersion is a string of letters: the UBRN is readable */
+        ENTRY_BAD_REFERENCE, /* item.reference holds 11 digits: no UBRN can be read */
 };
 
 struct referral {
@@ -185,6 +193,7 @@ struct referral {
         unsigned bumps;               /* state changes since version0 */
         bool delisted;                /* on no worklist now (A005 still serves it) */
         bool gone;                    /* unknown to e-RS now: A005 and A007 answer 404 */
+        enum entry_fault entry_fault; /* how its worklist entry is malformed (/_mock/change) */
         size_t extra[MAX_EXTRA_ATTACHMENTS]; /* attachments added since start (spares), in order */
         size_t n_extra;
 };
@@ -319,6 +328,7 @@ struct worklist_item {
         size_t referral;
         int64_t version;
         int state;
+        enum entry_fault entry_fault;
 };
 struct worklist_gen;
 /* Takes ownership of items.  pad_bytes > 0 appends a List.note that large. */

@@ -233,7 +233,8 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(d, "indexed", str(a->indexed));
         put(d, "description", str(a->title));
 
-        put(att, "id", str(a->id));
+        if (!a->id_dropped)
+                put(att, "id", str(a->id));
         json_object_array_add(exts, ext(SD "Extension-eRS-AvailabilityStatus-1", "valueCoding",
                                         coding(CS "eRS-AvailabilityStatus-1", availability, NULL)));
         who = json_object_new_object();
@@ -418,13 +419,14 @@ static json_object *worklist_entry(const struct mock *m, const struct worklist_i
         }
         json_object_array_add(item_ext, ext("service", "valueReference", service_actor(&m->services[r->service])));
         json_object_array_add(item_ext, ext("referralRequestVersion", "valueInteger",
-                                            json_object_new_int64(it->version)));
+                                            it->entry_fault == ENTRY_BAD_VERSION ? str("seven")
+                                                                                 : json_object_new_int64(it->version)));
         w = json_object_new_object();
         put(w, "extension", item_ext);
         put(w, "url", str(slot_issues ? SD "Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
                                       : SD "Extension-eRS-ReferralsforReview-WorkListItem-1"));
         put(e, "extension", arr1(w));
-        snprintf(buf, sizeof buf, "ReferralRequest/%s", r->ubrn);
+        snprintf(buf, sizeof buf, "ReferralRequest/%.*s", it->entry_fault == ENTRY_BAD_REFERENCE ? 11 : 12, r->ubrn);
         put(e, "item", reference(buf));
         return e;
 }

@@ -1006,6 +1006,7 @@ static enum MHD_Result handle_a008(struct call *c)
                 items[n].referral = i;
                 items[n].version = r->version;
                 items[n].state = state;
+                items[n].entry_fault = r->entry_fault;
                 n++;
         }
         pthread_mutex_unlock(&m->lock);

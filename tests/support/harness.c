@@ -213,7 +213,9 @@ static void child_apply(const struct run_opts *o) {
                 putenv((char *) o->env[i]);
         if (o->fsize_limit > 0) {
                 struct rlimit rl = { .rlim_cur = (rlim_t) o->fsize_limit, .rlim_max = (rlim_t) o->fsize_limit };
-                signal(SIGXFSZ, SIG_IGN); /* kept across exec: the write fails with EFBIG instead */
+                /* As systemd's LimitFSIZE= leaves it: SIGXFSZ at its default, which kills.
+                 * ersd must ignore it itself, to see EFBIG as it would a full disk. */
+                signal(SIGXFSZ, SIG_DFL);
                 if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
                         _exit(126);
         }

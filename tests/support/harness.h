@@ -68,8 +68,9 @@ int ersd_run(const char *config_path, const char *mode, struct run *ret);
 /* How a run's process differs from a plain one (tests of faults). */
 struct run_opts {
         const char *const *env;    /* "NAME=value" entries set in ersd's environment (NULL-terminated, may be NULL) */
-        long long fsize_limit;     /* > 0: RLIMIT_FSIZE in bytes, SIGXFSZ ignored, so a write past it fails
-                                      with EFBIG as on a full disk; 0: none */
+        long long fsize_limit;     /* > 0: RLIMIT_FSIZE in bytes (LimitFSIZE=), SIGXFSZ left at its default
+                                      (ersd ignores it, so a write past it fails with EFBIG as on a full
+                                      disk); 0: none */
         bool no_dac_override;      /* when run as root: without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
                                       CAP_FOWNER, so file modes bind ersd as they bind its own user */
 };

@@ -13,7 +13,7 @@
 static const char *const referral_fields[] = {
         "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
         "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
-        "appointment_end", "commissioning_org", "request_id", "status", "intent",
+        "appointment_end", "commissioning_org", "request_id", "status", "intent", "service_id", "service_name",
 };
 
 static const char *jstr(json_object *o, const char *key) {
