@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The path of a document from A005 to the PAS write, end to end (the mock
+ * e-RS, build/ersd, SQLite): how many documents a referral may have, which
+ * spool file may stand for which document, what the spool holds after a
+ * round, and what ersd says of documents it could not store.
+ *
+ * Each test has its own mock, database and state directory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/harness.h"
+#include "tests/support/verify.h"
+
+static char work[256]; /* this binary's temp directory */
+
+/* One test's world: its mock, its database, its configuration and state. */
+struct fx {
+        struct mock m;
+        char conn[PATH_MAX + 64];
+        char conf[PATH_MAX];
+        char state_dir[PATH_MAX];
+        char spool[PATH_MAX + 8];
+        json_object *manifest; /* owned: what the mock serves */
+        struct db *db;         /* owned: the test's own connection */
+};
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+}
+
+static void write_conf(struct fx *f, const char *ers_lines) {
+        char ers[512];
+
+        snprintf(ers, sizeof ers, "  auth = \"none\";\n%s", ers_lines ? ers_lines : "");
+        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers, f->conn, NULL, f->state_dir, NULL), 0);
+}
+
+/* Runs ersd with `args` (after -c FILE); fails the test if an NHS number the
+ * mock serves shows in its output. */
+static struct run run_args(struct fx *f, const char *const *args, const struct run_opts *o) {
+        json_object *refs = json_object_object_get(f->manifest, "referrals");
+        struct run r;
+
+        assert_int_equal(ersd_run_full(f->conf, args, o, &r), 0);
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                const char *nhs = jstr(json_object_array_get_idx(refs, i), "nhs_number");
+                if (nhs && (strstr(r.out, nhs) || strstr(r.err, nhs)))
+                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
+        }
+        return r;
+}
+
+/* --once with an expected exit status and summary fragment; returns the run for more checks. */
+static struct run run_once(struct fx *f, const struct run_opts *o, int status, const char *summary) {
+        const char *const args[] = { "--once", NULL };
+        struct run r = run_args(f, args, o);
+
+        if (r.status != status || !strstr(r.out, summary))
+                fail_msg("ersd --once exited %d (expected %d) with '%s' (expected '%s'): %s", r.status, status,
+                         r.out, summary, r.err);
+        return r;
+}
+
+static void fx_start(struct fx *f, const char *const *mock_args, const char *ers_lines) {
+        static int n;
+        const char *const init[] = { "--init-db", NULL };
+
+        memset(f, 0, sizeof *f);
+        n++;
+        assert_int_equal(mock_start(&f->m, mock_args), 0);
+        f->manifest = mock_get(&f->m, "/_mock/manifest");
+        assert_non_null(f->manifest);
+        snprintf(f->conn, sizeof f->conn, "Driver=SQLite3;Database=%s/pas-%d.db", work, n);
+        snprintf(f->conf, sizeof f->conf, "%s/ersd-%d.conf", work, n);
+        snprintf(f->state_dir, sizeof f->state_dir, "%s/state-%d", work, n);
+        snprintf(f->spool, sizeof f->spool, "%s/spool", f->state_dir);
+        write_conf(f, ers_lines);
+        struct run r = run_args(f, init, NULL);
+        if (r.status != 0)
+                fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
+        run_free(&r);
+        f->db = db_open(f->conn);
+        assert_non_null(f->db);
+}
+
+static void fx_stop(struct fx *f) {
+        db_close(f->db);
+        json_object_put(f->manifest);
+        mock_stop(&f->m);
+        memset(f, 0, sizeof *f);
+}
+
+/* Everything the mock serves is in the PAS, once, byte for byte, consistent. */
+static void assert_all_written_once(struct fx *f) {
+        struct verify_result v;
+
+        verify_pas(f->db, f->manifest, &v);
+        assert_true(v.referrals_expected > 0);
+        assert_int_equal(v.referrals_written, v.referrals_expected);
+        assert_int_equal(v.referrals_missing + v.referrals_stale, 0);
+        assert_int_equal(v.fields_mismatched, 0);
+        assert_int_equal(v.documents_mismatched + v.documents_missing, 0);
+        assert_int_equal(v.documents_duplicated, 0);
+        assert_int_equal(verify_consistent(f->db), 0);
+}
+
+static json_object *manifest_referral(const struct fx *f, const char *ubrn) {
+        json_object *refs = json_object_object_get(f->manifest, "referrals");
+
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *m = json_object_array_get_idx(refs, i);
+                if (strcmp(jstr(m, "ubrn"), ubrn) == 0)
+                        return m;
+        }
+        fail_msg("UBRN %s not in the manifest", ubrn);
+        return NULL;
+}
+
+static long long count_rows(struct fx *f, const char *sql, const char *param) {
+        return db_int(f->db, sql, param ? 1 : 0, param ? (const char *const[]){ param } : NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Many documents on one referral.                                         */
+
+/* Referral 2 with K attachments, its letter, and its related referral's
+ * attachment and letter shown with it; referral 1 with K attachments, three
+ * that e-RS will not release, and its letter: every id and every not-fetched
+ * reason is stored exactly, every byte as served.  K puts the letters and the
+ * unreleased files of the job's growing document list before each point where
+ * the list grows (8, 16, 32), and past 40 documents. */
+static void check_documents_of(size_t k) {
+        static const struct {
+                const char *availability, *reason;
+        } reasons[] = {
+                { "PENDING", "PENDING: e-RS is scanning the file for malware; it is fetched on a later run" },
+                { "THREATS_FOUND", "THREATS_FOUND: e-RS will never release this file; contact the attaching "
+                                   "organisation (ODS " },
+                { "VALIDATION_FAILED", "VALIDATION_FAILED: e-RS will never release this file; contact the "
+                                       "attaching organisation (ODS " },
+        };
+        char ks[16];
+        const char *const args[] = { "--referrals", "3", "--attachments", ks, "--big-attachment", "0", NULL };
+        /* Freed memory filled at once (glibc): a pointer into it reads garbage in any build. */
+        static const char *const env[] = { "MALLOC_PERTURB_=165", NULL };
+        const struct run_opts o = { .env = env };
+        struct fx f;
+
+        snprintf(ks, sizeof ks, "%zu", k);
+        fx_start(&f, args, NULL);
+        struct run r = run_once(&f, &o, 0, "referrals 3 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_all_written_once(&f);
+
+        /* Exactly the documents e-RS lists, each letter's id as ersd names it. */
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000002"),
+                         (long long) k + 3);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000001"),
+                         (long long) k + 4);
+        for (int i = 0; i < 3; i++) {
+                char ubrn[16], cri[48];
+                snprintf(ubrn, sizeof ubrn, "30000000000%d", i);
+                json_object *m = manifest_referral(&f, ubrn);
+                snprintf(cri, sizeof cri, "CRI-v%lld",
+                         (long long) json_object_get_int64(json_object_object_get(m, "version")));
+                const char *q[] = { ubrn, cri };
+                assert_int_equal(db_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? "
+                                              "AND source_ubrn = ubrn AND attachment_id = ? AND kind = 'CRI'",
+                                        2, q),
+                                 1);
+                assert_int_equal(db_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND kind = 'CRI' "
+                                              "AND attachment_id NOT LIKE 'CRI-v%'",
+                                        1, q),
+                                 0);
+        }
+
+        /* Each not-fetched reason whole, as written for its availability. */
+        json_object *atts = json_object_object_get(manifest_referral(&f, "300000000001"), "attachments");
+        size_t checked = 0;
+        for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                json_object *att = json_object_array_get_idx(atts, a);
+                for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+                        if (strcmp(jstr(att, "availability"), reasons[i].availability) != 0)
+                                continue;
+                        const char *q[] = { jstr(att, "id") };
+                        char *why = db_text(f.db, "SELECT not_fetched_reason FROM ers_document WHERE ubrn = "
+                                                  "'300000000001' AND attachment_id = ?",
+                                            1, q, NULL);
+                        if (!why || strncmp(why, reasons[i].reason, strlen(reasons[i].reason)) != 0)
+                                fail_msg("%zu attachments: attachment %s (%s): not_fetched_reason '%s'", k, q[0],
+                                         reasons[i].availability, why ? why : "(NULL)");
+                        free(why);
+                        checked++;
+                }
+        }
+        assert_int_equal(checked, 3);
+        fx_stop(&f);
+}
+
+static void test_forty_documents_stored_exactly(void **state) {
+        static const size_t attachments[] = { 6, 14, 30, 38 };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof attachments / sizeof attachments[0]; i++)
+                check_documents_of(attachments[i]);
+}
+
+int main(void) {
+        char *dir = tmpdir_make();
+        int failed;
+
+        if (getenv("TEST_FILTER"))
+                cmocka_set_test_filter(getenv("TEST_FILTER"));
+        if (!dir) {
+                fprintf(stderr, "test_documents: cannot make a temporary directory\n");
+                return 1;
+        }
+        snprintf(work, sizeof work, "%s", dir);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_forty_documents_stored_exactly),
+        };
+        failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
+        tmpdir_remove(dir);
+        free(dir);
+        return failed ? 1 : 0;
+}
