@@ -156,7 +156,7 @@ __attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, 
  * or record it as not fetched with a reason.  Errors that should make the
  * whole referral wait for the next round are returned. */
 static int plan_document(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
-                         const struct attachment *a, struct errbuf *e) {
+                         const struct attachment *a, unsigned occurrence, struct errbuf *e) {
         struct doc_job *d;
         bool is_cri = a == NULL;
         char cri_id[80];
@@ -226,9 +226,10 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
 
-        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : "att", is_cri ? NULL : a->id);
+        r = spool_key(d->key, src->ubrn, is_cri ? "CRI" : "ATTACHMENT", is_cri ? cri_id : a->id ? a->id : "",
+                      occurrence);
         if (r < 0)
-                return err_set(e, r, "UBRN %s: document id too long for the spool", src->ubrn);
+                return err_set(e, r, "UBRN %s: no spool file name for a document: %s", src->ubrn, strerror(-r));
         r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
         if (r == -ENODATA) {
                 /* e-RS refused (422): not available now, or never (PATIENT_ERROR on the letter). */
@@ -251,16 +252,28 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         return 0;
 }
 
+/* How many attachments before attachments[i] in src's A005 have its id (decision
+ * of the PAS's document identity: 0 for the first with an id). */
+static unsigned occurrence_of(const struct referral *src, size_t i) {
+        const char *id = src->attachments[i].id;
+        unsigned n = 0;
+
+        for (size_t k = 0; id && k < i; k++)
+                if (src->attachments[k].id && strcmp(src->attachments[k].id, id) == 0)
+                        n++;
+        return n;
+}
+
 static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
                                    struct errbuf *e) {
         int r;
 
         for (size_t i = 0; i < src->n_attachments; i++) {
-                r = plan_document(env, j, src, &src->attachments[i], e);
+                r = plan_document(env, j, src, &src->attachments[i], occurrence_of(src, i), e);
                 if (r < 0)
                         return r;
         }
-        return plan_document(env, j, src, NULL, e); /* the clinical information letter */
+        return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
 }
 
 static bool any_fetched(const struct referral_job *j) {

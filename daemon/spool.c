@@ -17,6 +17,7 @@
 #include "util.h"
 
 #define SPOOL_NAME_MAX (SPOOL_KEY_MAX + 96) /* "<key>@<64 hex>-<size>" */
+#define UBRN_DIGITS 12
 
 struct spool {
         char *dir; /* owned: STATE_DIR/spool */
@@ -87,31 +88,43 @@ void spool_close(struct spool *s) {
         free(s);
 }
 
-int spool_key(char ret[SPOOL_KEY_MAX], const char *a, const char *b, const char *c) {
-        const char *parts[] = { a, b, c };
-        size_t o = 0;
+/* SHA-256 of the parts one after the other. 0 or -ENOMEM. */
+static int sha256_parts(const void *const *parts, const size_t *lens, size_t n, unsigned char digest[32]) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned int dlen = 0;
+        int r = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
 
-        for (size_t i = 0; i < 3; i++) {
-                if (!parts[i])
-                        continue;
-                if (o > 0) {
-                        if (o + 1 >= SPOOL_KEY_MAX)
-                                return -ENAMETOOLONG;
-                        ret[o++] = '-';
-                }
-                for (const char *p = parts[i]; *p; p++) {
-                        char ch = *p;
-                        if (o + 1 >= SPOOL_KEY_MAX)
-                                return -ENAMETOOLONG;
-                        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                              ch == '.' || ch == '_'))
-                                ch = '_';
-                        ret[o++] = ch;
-                }
-        }
-        if (o == 0 || ret[0] == '.')
+        for (size_t i = 0; i < n && r == 0; i++)
+                if (EVP_DigestUpdate(md, parts[i], lens[i]) != 1)
+                        r = -ENOMEM;
+        if (r == 0 && (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32))
+                r = -ENOMEM;
+        EVP_MD_CTX_free(md);
+        return r;
+}
+
+static void be32(uint32_t v, unsigned char out[4]) {
+        for (int i = 0; i < 4; i++)
+                out[i] = (unsigned char) (v >> (24 - 8 * i));
+}
+
+int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, const char *kind, const char *id,
+              unsigned occurrence) {
+        unsigned char head[8], digest[32];
+        size_t kind_len = strlen(kind);
+
+        if (strlen(source_ubrn) != UBRN_DIGITS || strspn(source_ubrn, "0123456789") != UBRN_DIGITS)
                 return -EINVAL;
-        ret[o] = '\0';
+        /* Every part but the id has a fixed length or a length before it, and the
+         * id comes last: two different documents never hash the same input. */
+        be32(occurrence, head);
+        be32((uint32_t) kind_len, head + 4);
+        if (sha256_parts((const void *[]){ head, kind, id }, (size_t[]){ sizeof head, kind_len, strlen(id) }, 3,
+                         digest) < 0)
+                return -ENOMEM;
+        memcpy(ret, source_ubrn, UBRN_DIGITS);
+        ret[UBRN_DIGITS] = '-';
+        hex_encode(digest, sizeof digest, ret + UBRN_DIGITS + 1);
         return 0;
 }
 

@@ -29,8 +29,11 @@
  * one spool at once.  A finished file removed while another thread holds it
  * open stays readable through that handle.
  *
- * Keys are made by spool_key(): [A-Za-z0-9._-] only, so no input can escape
- * the directory.  Contents are patient data: files are created 0600 in a 0700
+ * Keys are made by spool_key(): the source UBRN, then the SHA-256 of what
+ * tells the document from every other of that referral.  Injective over
+ * every id e-RS may send (two documents never share a file), of a fixed
+ * length whatever the id's, and [0-9a-f-] only, so no input can escape the
+ * directory.  Contents are patient data: files are created 0600 in a 0700
  * directory.
  */
 
@@ -39,7 +42,7 @@
 
 #include "err.h"
 
-#define SPOOL_KEY_MAX 128
+#define SPOOL_KEY_MAX 80 /* "<12-digit UBRN>-<64 hex>" and NUL, with room */
 
 struct spool;      /* the directory: owned by the caller of spool_open */
 struct spool_file; /* one document being written or read back */
@@ -49,9 +52,15 @@ struct spool_file; /* one document being written or read back */
 int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e);
 void spool_close(struct spool *s); /* accepts NULL */
 
-/* Builds a key from parts joined by '-', replacing anything outside
- * [A-Za-z0-9._] by '_'.  Returns 0 or -ENAMETOOLONG. */
-int spool_key(char ret[SPOOL_KEY_MAX], const char *a, const char *b, const char *c);
+/* The key of one document of the referral `source_ubrn` (12 digits):
+ * "<source_ubrn>-<SHA-256 hex of (kind, id, occurrence)>", where kind is the
+ * document's kind as the PAS names it ("ATTACHMENT", "CRI"), id its e-RS
+ * attachment id (the letter's "CRI-v<version>"), any bytes and length, and
+ * occurrence counts the earlier documents of that referral with the same id
+ * (0 for the first).  0, -EINVAL for a UBRN that is not 12 digits, or
+ * -ENOMEM. */
+int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, const char *kind, const char *id,
+              unsigned occurrence);
 
 /* Starts writing a new "<key>.<n>.part"; refuses to grow
  * beyond max_bytes (-EFBIG).  Caller owns *ret: finish it or discard it. */

@@ -119,6 +119,21 @@ static void assert_all_written_once(struct fx *f) {
         assert_int_equal(verify_consistent(f->db), 0);
 }
 
+static void manifest_reload(struct fx *f) {
+        json_object_put(f->manifest);
+        f->manifest = mock_get(&f->m, "/_mock/manifest");
+        assert_non_null(f->manifest);
+}
+
+/* POST /_mock/change?ubrn=U&what=W[&attachment=ID] (ID URL-encoded by the caller). */
+static void change(struct fx *f, const char *ubrn, const char *what, const char *attachment) {
+        char path[4096];
+
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=%s%s%s", ubrn, what, attachment ? "&attachment=" : "",
+                 attachment ? attachment : "");
+        assert_int_equal(mock_post(&f->m, path), 200);
+}
+
 static json_object *manifest_referral(const struct fx *f, const char *ubrn) {
         json_object *refs = json_object_object_get(f->manifest, "referrals");
 
@@ -220,6 +235,50 @@ static void test_forty_documents_stored_exactly(void **state) {
                 check_documents_of(attachments[i]);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Which spool file stands for which document.                             */
+
+/* Attachment ids that differ only where a file name could not hold them (a
+ * '/', a '-' or '_', case, a space, a dot) and one of 1,000 bytes: each is
+ * downloaded and stored with its own bytes, none taken for another, none "too
+ * long for the spool". */
+static void test_spool_names_are_injective(void **state) {
+        static const char *const args[] = { "--referrals", "2", "--attachments", "1", "--big-attachment", "0", NULL };
+        static const char *const ids[][4] = {
+                { "X-1", "X_1", "X%2F1", NULL /* the long one */ },
+                { "x-1", "X%201", "X.1", "..%2FX-1" },
+        };
+        char encoded[3100];
+        struct fx f;
+        (void) state;
+
+        /* 999 bytes, URL-encoded: 'é' (2 bytes) after 'é', and a '/' among them. */
+        size_t n = 0, o = 0;
+        while (n + 2 <= 1000) {
+                const char *piece = n == 38 ? "/" : "\xc3\xa9";
+                for (const char *p = piece; *p; p++, n++)
+                        o += (size_t) snprintf(encoded + o, sizeof encoded - o, "%%%02X", (unsigned char) *p);
+        }
+        assert_int_equal(n, 999);
+
+        fx_start(&f, args, NULL);
+        for (int i = 0; i < 2; i++)
+                for (int k = 0; k < 4; k++)
+                        change(&f, i == 0 ? "300000000000" : "300000000001", "attachment_added",
+                               ids[i][k] ? ids[i][k] : encoded);
+        manifest_reload(&f);
+        struct run r = run_once(&f, NULL, 0, "referrals 2 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_all_written_once(&f);
+        /* Each referral: its first attachment, the four added, its letter; each its own bytes. */
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(count_rows(&f, "SELECT COUNT(DISTINCT sha256) FROM ers_document WHERE ubrn = ? "
+                                                "AND fetch_status = 'FETCHED'",
+                                            i == 0 ? "300000000000" : "300000000001"),
+                                 6);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -233,6 +292,7 @@ int main(void) {
         snprintf(work, sizeof work, "%s", dir);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_forty_documents_stored_exactly),
+                cmocka_unit_test(test_spool_names_are_injective),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

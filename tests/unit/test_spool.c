@@ -239,32 +239,45 @@ static void test_remove_deletes_both_files(void **state) {
         spool_remove(f->spool, "k5"); /* twice is fine */
 }
 
-static void test_keys_cannot_escape_the_directory(void **state) {
-        static const struct {
-                const char *a, *b, *c, *want;
-        } cases[] = {
-                { "300000000001", "att", "abc-123", "300000000001-att-abc_123" },
-                { "300000000001", "CRI-v3", NULL, "300000000001-CRI_v3" },
-                { "..", "..", "etc/passwd", NULL }, /* leading '.' refused */
-                { "x", "../../etc", "passwd", "x-.._.._etc-passwd" },
-        };
-        char key[SPOOL_KEY_MAX];
+/* A key is the source UBRN and a SHA-256 of (occurrence, kind, id): fixed
+ * length, [0-9a-f-] only whatever the id, and one per document however alike
+ * two ids look once made file names. */
+static void test_keys_are_injective_and_fixed(void **state) {
+        static const char *const ids[] = { "X-1", "X_1", "X/1", "x-1", "X 1", "X.1", "../X-1", "..", "CRI-v1", "" };
+        char keys[sizeof ids / sizeof ids[0] + 3][SPOOL_KEY_MAX];
+        size_t n = 0;
         (void) state;
 
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-                int r = spool_key(key, cases[i].a, cases[i].b, cases[i].c);
-                if (!cases[i].want) {
-                        assert_int_equal(r, -EINVAL);
-                        continue;
-                }
-                assert_int_equal(r, 0);
-                assert_string_equal(key, cases[i].want);
-                assert_null(strchr(key, '/'));
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+                assert_int_equal(spool_key(keys[n++], "300000000001", "ATTACHMENT", ids[i], 0), 0);
+        assert_int_equal(spool_key(keys[n++], "300000000001", "CRI", "CRI-v1", 0), 0);     /* the letter */
+        assert_int_equal(spool_key(keys[n++], "300000000001", "ATTACHMENT", "X-1", 1), 0); /* X-1 again */
+        assert_int_equal(spool_key(keys[n++], "300000000002", "ATTACHMENT", "X-1", 0), 0); /* another referral's */
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(strlen(keys[i]), 12 + 1 + 64);
+                assert_int_equal(strspn(keys[i], "0123456789abcdef-"), strlen(keys[i]));
+                for (size_t k = 0; k < i; k++)
+                        if (strcmp(keys[i], keys[k]) == 0)
+                                fail_msg("keys %zu and %zu are the same: %s", k, i, keys[i]);
         }
-        char longpart[300];
-        memset(longpart, 'a', sizeof longpart - 1);
-        longpart[sizeof longpart - 1] = '\0';
-        assert_int_equal(spool_key(key, longpart, NULL, NULL), -ENAMETOOLONG);
+
+        /* The format, pinned: occurrence and the kind's length (4 bytes each, big-endian), kind, id. */
+        char want[80], hex[65];
+        sha256_hex("\0\0\0\0\0\0\0\x0a" "ATTACHMENT" "X-1", 8 + 10 + 3, hex);
+        snprintf(want, sizeof want, "300000000001-%s", hex);
+        assert_string_equal(keys[0], want);
+
+        /* An id of any length. */
+        char *huge = malloc(1 << 20);
+        assert_non_null(huge);
+        memset(huge, 'a', (1 << 20) - 1);
+        huge[(1 << 20) - 1] = '\0';
+        assert_int_equal(spool_key(keys[0], "300000000001", "ATTACHMENT", huge, 0), 0);
+        assert_int_equal(strlen(keys[0]), 77);
+        free(huge);
+
+        assert_int_equal(spool_key(keys[0], "30000000000", "ATTACHMENT", "X", 0), -EINVAL);
+        assert_int_equal(spool_key(keys[0], "../000000001", "ATTACHMENT", "X", 0), -EINVAL);
 }
 
 static void test_unwritable_state_dir_is_one_clear_error(void **state) {
@@ -358,7 +371,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_crash_leftover_part_removed_on_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_deletes_both_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
-                cmocka_unit_test(test_keys_cannot_escape_the_directory),
+                cmocka_unit_test(test_keys_are_injective_and_fixed),
                 cmocka_unit_test(test_unwritable_state_dir_is_one_clear_error),
         };
         return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
