@@ -226,8 +226,8 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
 
-        r = spool_key(d->key, src->ubrn, is_cri ? "CRI" : "ATTACHMENT", is_cri ? cri_id : a->id ? a->id : "",
-                      occurrence);
+        r = spool_key(d->key, src->ubrn, src->version, is_cri ? "CRI" : "ATTACHMENT",
+                      is_cri ? cri_id : a->id ? a->id : "", occurrence);
         if (r < 0)
                 return err_set(e, r, "UBRN %s: no spool file name for a document: %s", src->ubrn, strerror(-r));
         r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);

@@ -108,17 +108,19 @@ static void be32(uint32_t v, unsigned char out[4]) {
                 out[i] = (unsigned char) (v >> (24 - 8 * i));
 }
 
-int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, const char *kind, const char *id,
-              unsigned occurrence) {
-        unsigned char head[8], digest[32];
+int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, int64_t source_version, const char *kind,
+              const char *id, unsigned occurrence) {
+        unsigned char head[16], digest[32];
         size_t kind_len = strlen(kind);
 
         if (strlen(source_ubrn) != UBRN_DIGITS || strspn(source_ubrn, "0123456789") != UBRN_DIGITS)
                 return -EINVAL;
         /* Every part but the id has a fixed length or a length before it, and the
          * id comes last: two different documents never hash the same input. */
-        be32(occurrence, head);
-        be32((uint32_t) kind_len, head + 4);
+        be32((uint32_t) ((uint64_t) source_version >> 32), head);
+        be32((uint32_t) source_version, head + 4);
+        be32(occurrence, head + 8);
+        be32((uint32_t) kind_len, head + 12);
         if (sha256_parts((const void *[]){ head, kind, id }, (size_t[]){ sizeof head, kind_len, strlen(id) }, 3,
                          digest) < 0)
                 return -ENOMEM;

@@ -52,15 +52,17 @@ struct spool_file; /* one document being written or read back */
 int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e);
 void spool_close(struct spool *s); /* accepts NULL */
 
-/* The key of one document of the referral `source_ubrn` (12 digits):
- * "<source_ubrn>-<SHA-256 hex of (kind, id, occurrence)>", where kind is the
- * document's kind as the PAS names it ("ATTACHMENT", "CRI"), id its e-RS
- * attachment id (the letter's "CRI-v<version>"), any bytes and length, and
- * occurrence counts the earlier documents of that referral with the same id
- * (0 for the first).  0, -EINVAL for a UBRN that is not 12 digits, or
- * -ENOMEM. */
-int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, const char *kind, const char *id,
-              unsigned occurrence);
+/* The key of one document of version `source_version` of the referral
+ * `source_ubrn` (12 digits): "<source_ubrn>-<SHA-256 hex of (source_version,
+ * occurrence, kind, id)>", where kind is the document's kind as the PAS names
+ * it ("ATTACHMENT", "CRI"), id its e-RS attachment id (the letter's
+ * "CRI-v<version>"), any bytes and length, and occurrence counts the earlier
+ * documents of that referral with the same id (0 for the first).  A file is
+ * reused only for the same version: an attachment revised under the same id
+ * comes with a new version, and is downloaded anew.  0, -EINVAL for a UBRN
+ * that is not 12 digits, or -ENOMEM. */
+int spool_key(char ret[SPOOL_KEY_MAX], const char *source_ubrn, int64_t source_version, const char *kind,
+              const char *id, unsigned occurrence);
 
 /* Starts writing a new "<key>.<n>.part"; refuses to grow
  * beyond max_bytes (-EFBIG).  Caller owns *ret: finish it or discard it. */

@@ -146,6 +146,16 @@ static json_object *manifest_referral(const struct fx *f, const char *ubrn) {
         return NULL;
 }
 
+static long long stat_count(struct fx *f, const char *endpoint) {
+        json_object *s = mock_get(&f->m, "/_mock/stats");
+        long long v;
+
+        assert_non_null(s);
+        v = json_object_get_int64(json_object_object_get(s, endpoint));
+        json_object_put(s);
+        return v;
+}
+
 static long long count_rows(struct fx *f, const char *sql, const char *param) {
         return db_int(f->db, sql, param ? 1 : 0, param ? (const char *const[]){ param } : NULL);
 }
@@ -279,6 +289,37 @@ static void test_spool_names_are_injective(void **state) {
         fx_stop(&f);
 }
 
+/* A round downloads referral 0's attachment, then fails on its letter (A007
+ * refused): the download stays in the spool.  Before the next round e-RS
+ * revises that attachment (new bytes under the same id, version + 1): the
+ * next round downloads the revision and stores its bytes, never the earlier
+ * version's left in the spool. */
+static void test_revised_attachment_never_taken_from_the_spool(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--attachments", "1", "--big-attachment", "0", NULL };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, "  parallel_fetches = 1;\n");
+        const char *id = jstr(json_object_array_get_idx(json_object_object_get(manifest_referral(&f, "300000000000"),
+                                                                               "attachments"),
+                                                        0),
+                              "id");
+        char att[64];
+        snprintf(att, sizeof att, "%s", id);
+        assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A007&kind=403&ubrn=300000000000"), 200);
+        struct run r = run_once(&f, NULL, 1, "referrals 0 new, 0 updated, 0 unchanged, 1 failed");
+        run_free(&r);
+
+        change(&f, "300000000000", "attachment_revised", att);
+        manifest_reload(&f);
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store"), 1); /* the revision, downloaded */
+        assert_all_written_once(&f);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -293,6 +334,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_forty_documents_stored_exactly),
                 cmocka_unit_test(test_spool_names_are_injective),
+                cmocka_unit_test(test_revised_attachment_never_taken_from_the_spool),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

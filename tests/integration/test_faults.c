@@ -664,7 +664,8 @@ static void test_spool_disk_full(void **state) {
         json_object *att = json_object_array_get_idx(json_object_object_get(m, "attachments"), 0);
         long long size = json_object_get_int64(json_object_object_get(att, "size"));
         char key[SPOOL_KEY_MAX];
-        assert_int_equal(spool_key(key, "300000000005", "ATTACHMENT", jstr(att, "id"), 0), 0);
+        assert_int_equal(spool_key(key, "300000000005", json_object_get_int64(json_object_object_get(m, "version")), "ATTACHMENT",
+                                   jstr(att, "id"), 0), 0);
         snprintf(path, sizeof path, "%s/%s.0.part", spool, key);
         assert_int_equal(write_text(path, "cut short", 0600), 0);
         snprintf(path, sizeof path, "%s/%s@%s-%lld", spool, key, jstr(att, "sha256"), size);

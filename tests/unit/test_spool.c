@@ -239,20 +239,21 @@ static void test_remove_deletes_both_files(void **state) {
         spool_remove(f->spool, "k5"); /* twice is fine */
 }
 
-/* A key is the source UBRN and a SHA-256 of (occurrence, kind, id): fixed
+/* A key is the source UBRN and a SHA-256 of (version, occurrence, kind, id): fixed
  * length, [0-9a-f-] only whatever the id, and one per document however alike
  * two ids look once made file names. */
 static void test_keys_are_injective_and_fixed(void **state) {
         static const char *const ids[] = { "X-1", "X_1", "X/1", "x-1", "X 1", "X.1", "../X-1", "..", "CRI-v1", "" };
-        char keys[sizeof ids / sizeof ids[0] + 3][SPOOL_KEY_MAX];
+        char keys[sizeof ids / sizeof ids[0] + 4][SPOOL_KEY_MAX];
         size_t n = 0;
         (void) state;
 
         for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
-                assert_int_equal(spool_key(keys[n++], "300000000001", "ATTACHMENT", ids[i], 0), 0);
-        assert_int_equal(spool_key(keys[n++], "300000000001", "CRI", "CRI-v1", 0), 0);     /* the letter */
-        assert_int_equal(spool_key(keys[n++], "300000000001", "ATTACHMENT", "X-1", 1), 0); /* X-1 again */
-        assert_int_equal(spool_key(keys[n++], "300000000002", "ATTACHMENT", "X-1", 0), 0); /* another referral's */
+                assert_int_equal(spool_key(keys[n++], "300000000001", 3, "ATTACHMENT", ids[i], 0), 0);
+        assert_int_equal(spool_key(keys[n++], "300000000001", 3, "CRI", "CRI-v1", 0), 0);     /* the letter */
+        assert_int_equal(spool_key(keys[n++], "300000000001", 3, "ATTACHMENT", "X-1", 1), 0); /* X-1 again */
+        assert_int_equal(spool_key(keys[n++], "300000000002", 3, "ATTACHMENT", "X-1", 0), 0); /* another referral's */
+        assert_int_equal(spool_key(keys[n++], "300000000001", 4, "ATTACHMENT", "X-1", 0), 0); /* its next version's */
         for (size_t i = 0; i < n; i++) {
                 assert_int_equal(strlen(keys[i]), 12 + 1 + 64);
                 assert_int_equal(strspn(keys[i], "0123456789abcdef-"), strlen(keys[i]));
@@ -261,9 +262,10 @@ static void test_keys_are_injective_and_fixed(void **state) {
                                 fail_msg("keys %zu and %zu are the same: %s", k, i, keys[i]);
         }
 
-        /* The format, pinned: occurrence and the kind's length (4 bytes each, big-endian), kind, id. */
+        /* The format, pinned: the version (8 bytes), occurrence and the kind's length (4 bytes each),
+         * big-endian, then the kind and the id. */
         char want[80], hex[65];
-        sha256_hex("\0\0\0\0\0\0\0\x0a" "ATTACHMENT" "X-1", 8 + 10 + 3, hex);
+        sha256_hex("\0\0\0\0\0\0\0\x03" "\0\0\0\0" "\0\0\0\x0a" "ATTACHMENT" "X-1", 16 + 10 + 3, hex);
         snprintf(want, sizeof want, "300000000001-%s", hex);
         assert_string_equal(keys[0], want);
 
@@ -272,12 +274,12 @@ static void test_keys_are_injective_and_fixed(void **state) {
         assert_non_null(huge);
         memset(huge, 'a', (1 << 20) - 1);
         huge[(1 << 20) - 1] = '\0';
-        assert_int_equal(spool_key(keys[0], "300000000001", "ATTACHMENT", huge, 0), 0);
+        assert_int_equal(spool_key(keys[0], "300000000001", 1, "ATTACHMENT", huge, 0), 0);
         assert_int_equal(strlen(keys[0]), 77);
         free(huge);
 
-        assert_int_equal(spool_key(keys[0], "30000000000", "ATTACHMENT", "X", 0), -EINVAL);
-        assert_int_equal(spool_key(keys[0], "../000000001", "ATTACHMENT", "X", 0), -EINVAL);
+        assert_int_equal(spool_key(keys[0], "30000000000", 1, "ATTACHMENT", "X", 0), -EINVAL);
+        assert_int_equal(spool_key(keys[0], "../000000001", 1, "ATTACHMENT", "X", 0), -EINVAL);
 }
 
 static void test_unwritable_state_dir_is_one_clear_error(void **state) {
