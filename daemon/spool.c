@@ -37,6 +37,25 @@ struct spool_file {
         char sha256[65];         /* hex, once finished or verified */
 };
 
+/* A directory stream of its own over the spool, at its start; NULL with errno.
+ * Never a dup() of dirfd: dups share one file offset, and the fetching
+ * threads scan at once, each then skipping entries the other read (a
+ * removal's scan missed the very file it was to remove). */
+static DIR *open_scan(const struct spool *s) {
+        int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d;
+
+        if (fd < 0)
+                return NULL;
+        d = fdopendir(fd);
+        if (!d) {
+                int err = errno;
+                close(fd);
+                errno = err;
+        }
+        return d;
+}
+
 int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e) {
         struct spool *s;
         char path[PATH_MAX];
@@ -66,7 +85,7 @@ int spool_open(const char *state_dir, struct spool **ret, struct errbuf *e) {
         }
 
         /* A ".part" is a download a crash interrupted: never trusted, removed. */
-        d = fdopendir(dup(s->dirfd));
+        d = open_scan(s);
         if (d) {
                 while ((de = readdir(d))) {
                         size_t n = strlen(de->d_name);
@@ -274,18 +293,11 @@ static int for_each_final(struct spool *s, const char *key, int (*fn)(struct spo
                           void *userdata) {
         size_t klen = strlen(key);
         struct dirent *de;
-        int fd = dup(s->dirfd), r = 0;
-        DIR *d;
+        DIR *d = open_scan(s);
+        int r = 0;
 
-        if (fd < 0)
+        if (!d)
                 return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        rewinddir(d);
         while (r == 0 && (de = readdir(d)))
                 if (strncmp(de->d_name, key, klen) == 0 && de->d_name[klen] == '@')
                         r = fn(s, de->d_name, userdata);
@@ -381,4 +393,31 @@ static int remove_one(struct spool *s, const char *name, void *userdata) {
 
 void spool_remove(struct spool *s, const char *key) {
         (void) for_each_final(s, key, remove_one, NULL);
+}
+
+int spool_sweep(struct spool *s, bool (*keep)(void *userdata, const char *ubrn), void *userdata) {
+        DIR *d = open_scan(s);
+        struct dirent *de;
+        int removed = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                const char *name = de->d_name;
+                char ubrn[UBRN_DIGITS + 1];
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                        continue;
+                /* "<UBRN>-<64 hex>…": whose it is; anything else is no download of ours. */
+                bool ours = strspn(name, "0123456789") == UBRN_DIGITS && name[UBRN_DIGITS] == '-' &&
+                            strspn(name + UBRN_DIGITS + 1, "0123456789abcdef") == 64;
+                size_t n = strlen(name);
+                bool part = n > 5 && strcmp(name + n - 5, ".part") == 0;
+                snprintf(ubrn, sizeof ubrn, "%.*s", UBRN_DIGITS, name);
+                if (ours && !part && keep && keep(userdata, ubrn))
+                        continue;
+                if (unlinkat(s->dirfd, name, 0) == 0)
+                        removed++;
+        }
+        closedir(d);
+        return removed;
 }

@@ -91,3 +91,10 @@ void spool_file_free(struct spool_file *f);
 
 /* Deletes the finished "<key>@…" (after the PAS commit).  Missing is fine. */
 void spool_remove(struct spool *s, const char *key);
+
+/* Between rounds (no download in progress): removes every file but the
+ * finished downloads of the UBRNs keep() says to keep (keep may be NULL:
+ * none), so that no patient document stays that no referral waiting for a
+ * retry needs.  The number removed, or a negative errno when the directory
+ * cannot be read. */
+int spool_sweep(struct spool *s, bool (*keep)(void *userdata, const char *ubrn), void *userdata);

@@ -113,6 +113,13 @@ struct sync_stats {
  * when the PAS connection was lost and did not come back (reconnect.h): the
  * round stops, no further worklist is fetched. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);
+/* (Added:) a round that finished cleanly (0) leaves the spool empty: it holds
+ * patient documents, and no referral is waiting for one. */
+
+/* The spool at a start (keep_queued_downloads: finished downloads of
+ * referrals waiting in ers_retry stay, for their retry; everything else goes)
+ * or emptied (not).  Logs what it removed; never fails. */
+void sync_spool_tidy(struct sync_ctx *ctx, bool keep_queued_downloads);
 
 /*
  * `ersd sync UBRN`: syncs one referral now, without a worklist call: A005,

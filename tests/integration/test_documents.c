@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/support/harness.h"
@@ -320,6 +321,83 @@ static void test_revised_attachment_never_taken_from_the_spool(void **state) {
         fx_stop(&f);
 }
 
+/* ---------------------------------------------------------------------- */
+/* What the spool holds after a round.                                     */
+
+/* Files in dir (not . and ..). */
+static unsigned files_in(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        while (d && (de = readdir(d)))
+                n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* A clean --once of 400 referrals fetched on 8 threads: nothing is left in the
+ * spool (the threads' directory scans once shared one file offset, and a
+ * removal's scan could miss the file it was to remove). */
+static void test_spool_empty_after_a_parallel_round(void **state) {
+        static const char *const args[] = { "--referrals", "400", "--attachments", "6", "--big-attachment", "0", NULL };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, "  parallel_fetches = 8;\n");
+        struct run r = run_once(&f, NULL, 0, "referrals 400 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(files_in(f.spool), 0);
+        assert_all_written_once(&f);
+        fx_stop(&f);
+}
+
+/* At a start ersd removes what an earlier run left and no referral waiting
+ * for a retry needs: another referral's finished download, a download cut
+ * short, a file of no shape of ours, the spool of a one-off run that died.  A
+ * download of a referral waiting in ers_retry stays for its retry (as long as
+ * rounds fail: the round here does, one referral refused). */
+static void test_start_removes_what_no_queued_referral_needs(void **state) {
+        static const char *const args[] = { "--referrals", "2", "--attachments", "1", "--big-attachment", "0", NULL };
+        static const char hex64[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        char kept[PATH_MAX + 300], gone[4][PATH_MAX + 300], oneoff[PATH_MAX + 32];
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        assert_int_equal(mkdir(f.state_dir, 0700), 0);
+        assert_int_equal(mkdir(f.spool, 0700), 0);
+        snprintf(kept, sizeof kept, "%s/300000000999-%s.4@%s-9", f.spool, hex64, hex64);
+        snprintf(gone[0], sizeof gone[0], "%s/300000000000-%s.1@%s-9", f.spool, hex64, hex64);
+        snprintf(gone[1], sizeof gone[1], "%s/300000000999-%s.2.part", f.spool, hex64);
+        snprintf(gone[2], sizeof gone[2], "%s/notes.txt", f.spool);
+        snprintf(oneoff, sizeof oneoff, "%s/oneoff-999999999", f.state_dir); /* no such pid */
+        assert_int_equal(mkdir(oneoff, 0700), 0);
+        snprintf(gone[3], sizeof gone[3], "%s/spool", oneoff);
+        assert_int_equal(mkdir(gone[3], 0700), 0);
+        snprintf(gone[3], sizeof gone[3], "%s/spool/300000000000-x", oneoff);
+        assert_int_equal(write_text(kept, "patient data", 0600), 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(write_text(gone[i], "patient data", 0600), 0);
+        assert_int_equal(write_text(gone[3], "patient data", 0600), 0);
+        assert_int_equal(db_exec(f.db, "INSERT INTO ers_retry (ubrn, worklist, first_seen_at, attempts, "
+                                       "next_attempt_at, parked) VALUES ('300000000999', 'cardiology', "
+                                       "'2025-01-01T00:00:00Z', 1, '2999-01-01T00:00:00Z', 0)"),
+                         0);
+        assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A005&kind=403&ubrn=300000000001"), 200);
+
+        struct run r = run_once(&f, NULL, 1, "referrals 1 new, 0 updated, 0 unchanged, 1 failed");
+        assert_non_null(strstr(r.err, "spool: 2 file(s) removed at start")); /* the .part went at open */
+        run_free(&r);
+        assert_int_equal(access(kept, F_OK), 0);
+        for (int i = 0; i < 4; i++)
+                if (access(gone[i], F_OK) == 0)
+                        fail_msg("%s is still there", gone[i]);
+        assert_int_equal(access(oneoff, F_OK), -1);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -335,6 +413,8 @@ int main(void) {
                 cmocka_unit_test(test_forty_documents_stored_exactly),
                 cmocka_unit_test(test_spool_names_are_injective),
                 cmocka_unit_test(test_revised_attachment_never_taken_from_the_spool),
+                cmocka_unit_test(test_spool_empty_after_a_parallel_round),
+                cmocka_unit_test(test_start_removes_what_no_queued_referral_needs),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
