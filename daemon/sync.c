@@ -192,8 +192,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         }
 
         for (size_t i = 0; i < j->n_docs; i++)
-                if (j->docs[i].file)
-                        spool_remove(ctx->spool, j->docs[i].key);
+                spool_file_remove(j->docs[i].file);
         if (ls->found)
                 stats->referrals_updated++;
         else

@@ -398,6 +398,28 @@ static void test_start_removes_what_no_queued_referral_needs(void **state) {
         fx_stop(&f);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Descriptors.                                                            */
+
+/* Referral 0 with 80 documents, ersd allowed 48 descriptors: every document
+ * stored (a descriptor per document held until the commit made it
+ * unwritable for ever). */
+static void test_more_documents_than_descriptors(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--attachments", "79", "--big-attachment", "0", NULL };
+        const struct run_opts o = { .nofile_limit = 48 };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        struct run r = run_once(&f, &o, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_all_written_once(&f);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = 'FETCHED'",
+                                    "300000000000"),
+                         80);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -415,6 +437,7 @@ int main(void) {
                 cmocka_unit_test(test_revised_attachment_never_taken_from_the_spool),
                 cmocka_unit_test(test_spool_empty_after_a_parallel_round),
                 cmocka_unit_test(test_start_removes_what_no_queued_referral_needs),
+                cmocka_unit_test(test_more_documents_than_descriptors),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

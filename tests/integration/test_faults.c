@@ -668,7 +668,7 @@ static void test_spool_disk_full(void **state) {
                                    jstr(att, "id"), 0), 0);
         snprintf(path, sizeof path, "%s/%s.0.part", spool, key);
         assert_int_equal(write_text(path, "cut short", 0600), 0);
-        snprintf(path, sizeof path, "%s/%s@%s-%lld", spool, key, jstr(att, "sha256"), size);
+        snprintf(path, sizeof path, "%s/%s.3@%s-%lld", spool, key, jstr(att, "sha256"), size);
         char *junk = calloc(1, (size_t) size + 1);
         assert_non_null(junk);
         memset(junk, 'x', (size_t) size);

@@ -218,6 +218,11 @@ static void child_apply(const struct run_opts *o) {
                 if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
                         _exit(126);
         }
+        if (o->nofile_limit > 0) {
+                struct rlimit rl = { .rlim_cur = (rlim_t) o->nofile_limit, .rlim_max = (rlim_t) o->nofile_limit };
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        _exit(126);
+        }
         if (o->no_dac_override && geteuid() == 0) {
                 /* Out of the bounding set: root's capabilities after exec are drawn from it. */
                 if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) < 0 ||

@@ -79,6 +79,7 @@ struct run_opts {
                                       with EFBIG as on a full disk; 0: none */
         bool no_dac_override;      /* when run as root: without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
                                       CAP_FOWNER, so file modes bind ersd as they bind its own user */
+        long nofile_limit;         /* > 0: RLIMIT_NOFILE, the descriptors ersd may hold open; 0: as inherited */
 };
 int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret);
 
