@@ -28,6 +28,7 @@
 #include "polls.h"
 #include "schedule.h"
 #include "spool.h"
+#include "statelock.h"
 #include "status.h"
 #include "sync.h"
 
@@ -574,9 +575,16 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
         sigset_t stop_set, old_set;
         struct overdue_memory overdue = { 0 };
         char private_dir[PATH_MAX] = "";
+        int state_lock = -1;
         bool once = mode->once || mode->sync_ubrn;
         int status = EXIT_SYNC_FAILED, r;
 
+        /* One ersd per state_dir, before anything is touched: a second one's spool_open()
+         * would remove this one's downloads.  One-off runs have a spool of their own. */
+        if (!mode->dry_run && !mode->sync_ubrn && state_lock_take(cfg->state_dir, &state_lock, &e) < 0) {
+                log_error("%s", e.msg);
+                goto out;
+        }
         if (open_pas(cfg, &pas) < 0)
                 goto out;
         r = pas_check_schema(pas, &e);
@@ -785,6 +793,8 @@ out:
         spool_close(spool);
         if (private_dir[0])
                 private_state_remove(private_dir);
+        if (state_lock >= 0)
+                close(state_lock);
         pas_close(pas);
         return status;
 }

@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,14 @@ static json_object *manifest_referral(const struct fx *f, const char *ubrn) {
         }
         fail_msg("UBRN %s not in the manifest", ubrn);
         return NULL;
+}
+
+static size_t count_of(const char *haystack, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
 }
 
 static long long stat_count(struct fx *f, const char *endpoint) {
@@ -420,6 +429,54 @@ static void test_more_documents_than_descriptors(void **state) {
         fx_stop(&f);
 }
 
+/* ---------------------------------------------------------------------- */
+/* One ersd per state directory.                                           */
+
+/* A daemon runs: a second daemon, or a --once, on its state_dir is refused
+ * at start with one line, touching nothing (their spool_open() removed the
+ * first one's downloads in progress, and both wrote every referral); a dry
+ * run and `ersd sync UBRN`, each with a spool of its own, run beside it.
+ * Once it has stopped, --once runs. */
+static void test_second_daemon_on_one_state_dir_is_refused(void **state) {
+        static const char *const args[] = { "--referrals", "2", "--attachments", "1", "--big-attachment", "0", NULL };
+        const char *const daemon_args[] = { NULL };
+        const char *const dry_run[] = { "--once", "--dry-run", NULL };
+        const char *const sync_one[] = { "sync", "300000000001", NULL };
+        struct proc p;
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        assert_int_equal(ersd_spawn(f.conf, &p), 0);
+        assert_true(proc_wait_for(&p, 1, "ersd: sync done", 0) >= 0); /* its first round is over */
+
+        struct run r = run_once(&f, NULL, 1, "");
+        const char *line = strstr(r.err, "is in use by another ersd");
+        if (!line || count_of(r.err, "\n") != 1)
+                fail_msg("--once beside the daemon: expected one line saying the state directory is in use: %s", r.err);
+        assert_non_null(strstr(r.err, f.state_dir));
+        run_free(&r);
+        r = run_args(&f, daemon_args, NULL);
+        if (r.status != 1 || !strstr(r.err, "is in use by another ersd"))
+                fail_msg("a second daemon: exit %d: %s", r.status, r.err);
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", "300000000001"), 1);
+
+        r = run_args(&f, dry_run, NULL);
+        if (r.status != 0)
+                fail_msg("a dry run beside the daemon exited %d: %s", r.status, r.err);
+        run_free(&r);
+        r = run_args(&f, sync_one, NULL);
+        if (r.status != 0)
+                fail_msg("ersd sync UBRN beside the daemon exited %d: %s", r.status, r.err);
+        run_free(&r);
+
+        assert_int_equal(proc_end(&p, SIGTERM), 0);
+        r = run_once(&f, NULL, 0, "referrals 0 new, 0 updated, 2 unchanged, 0 failed");
+        run_free(&r);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -438,6 +495,7 @@ int main(void) {
                 cmocka_unit_test(test_spool_empty_after_a_parallel_round),
                 cmocka_unit_test(test_start_removes_what_no_queued_referral_needs),
                 cmocka_unit_test(test_more_documents_than_descriptors),
+                cmocka_unit_test(test_second_daemon_on_one_state_dir_is_refused),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
