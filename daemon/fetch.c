@@ -152,6 +152,17 @@ __attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, 
         return 0;
 }
 
+/* A document over ers.max_attachment_mib: recorded not fetched and owed. */
+static int too_large(const struct fetch_env *env, struct referral_job *j, struct doc_job *d, struct errbuf *e) {
+        int r = not_fetched(d,
+                            "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
+                            " MiB): owed, fetched once the limit is raised",
+                            env->cfg->max_attachment_bytes / (1024 * 1024));
+
+        j->complete = false;
+        return r < 0 ? err_set(e, r, "out of memory") : 0;
+}
+
 /* Decides what to do with one document: skip it (already stored), fetch it,
  * or record it as not fetched with a reason.  Errors that should make the
  * whole referral wait for the next round are returned. */
@@ -226,6 +237,12 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
 
+        /* Over the maximum: owed (the ledger stays incomplete, so `ersd status` lists
+         * it and a round after the limit is raised fetches it).  Not downloaded when
+         * e-RS declares it larger: each look at the referral would download the
+         * maximum again only to refuse it. */
+        if (!is_cri && a->declared_size > env->cfg->max_attachment_bytes)
+                return too_large(env, j, d, e);
         r = spool_key(d->key, src->ubrn, src->version, is_cri ? "CRI" : "ATTACHMENT",
                       is_cri ? cri_id : a->id ? a->id : "", occurrence);
         if (r < 0)
@@ -240,9 +257,8 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
         if (r == -EFBIG) {
-                r = not_fetched(d, "larger than the configured maximum (ers.max_attachment_mib)");
                 e->msg[0] = '\0';
-                return r < 0 ? err_set(e, r, "out of memory") : 0;
+                return too_large(env, j, d, e);
         }
         if (r < 0)
                 return r;

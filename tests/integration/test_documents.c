@@ -477,6 +477,54 @@ static void test_second_daemon_on_one_state_dir_is_refused(void **state) {
         fx_stop(&f);
 }
 
+/* ---------------------------------------------------------------------- */
+/* What ersd says of documents it could not store.                         */
+
+/* An attachment over ers.max_attachment_mib is owed, not done: recorded not
+ * fetched with the reason, the ledger incomplete, `ersd status` lists the
+ * referral with that reason; the first --once after the limit is raised
+ * stores it. */
+static void test_document_over_the_maximum_is_owed_until_the_limit_is_raised(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--attachments", "1", "--big-attachment", "2097152",
+                                            NULL };
+        const char *const status[] = { "status", NULL };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, "  max_attachment_mib = 1;\n");
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        assert_non_null(strstr(r.out, "1 not fetched"));
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE declared_size = 2097152 AND "
+                                        "fetch_status = 'NOT_FETCHED' AND not_fetched_reason LIKE ?",
+                                    "%larger than the configured maximum%"),
+                         1);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 0);
+
+        r = run_args(&f, status, NULL);
+        const char *row = strstr(r.out, "UBRN 300000000000");
+        if (!row || !strstr(row, "1 document(s) owed") || !strstr(row, "larger than ers.max_attachment_mib (1 MiB)"))
+                fail_msg("ersd status does not show the document owed and why: %s", r.out);
+        run_free(&r);
+
+        /* Still owed, and not downloaded again, while the limit stays. */
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        r = run_once(&f, NULL, 0, "referrals 0 new, 0 updated, 1 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+
+        write_conf(&f, "  max_attachment_mib = 3;\n");
+        r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_all_written_once(&f);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 1);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED' "
+                                        "AND ubrn = ?",
+                                    "300000000000"),
+                         0);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -496,6 +544,7 @@ int main(void) {
                 cmocka_unit_test(test_start_removes_what_no_queued_referral_needs),
                 cmocka_unit_test(test_more_documents_than_descriptors),
                 cmocka_unit_test(test_second_daemon_on_one_state_dir_is_refused),
+                cmocka_unit_test(test_document_over_the_maximum_is_owed_until_the_limit_is_raised),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
