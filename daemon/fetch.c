@@ -292,6 +292,23 @@ static int plan_referral_documents(const struct fetch_env *env, struct referral_
         return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
 }
 
+/* Of the referral's own documents at the version read (its attachments and
+ * its letter), those the PAS has as not fetched: what `ersd sync UBRN` says
+ * is not stored when there is nothing to write. */
+static unsigned count_not_fetched_stored(const struct referral_job *j) {
+        char cri_id[80];
+        unsigned n = 0;
+
+        for (size_t i = 0; i < j->main.n_attachments; i++) {
+                const char *id = j->main.attachments[i].id;
+                struct document_state st = id ? known_state(j, j->main.ubrn, id) : (struct document_state){ 0 };
+                n += st.found && !st.fetched;
+        }
+        snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, j->main.version);
+        struct document_state st = known_state(j, j->main.ubrn, cri_id);
+        return n + (st.found && !st.fetched);
+}
+
 static bool any_fetched(const struct referral_job *j) {
         for (size_t i = 0; i < j->n_docs; i++)
                 if (j->docs[i].rec.fetched)
@@ -318,6 +335,7 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
         }
         if (ls->found && ls->complete && j->main.version == ls->version) {
                 j->action = FETCH_NOTHING; /* the worklist did not say its version, or it was written meanwhile */
+                j->not_fetched_stored = count_not_fetched_stored(j);
                 return 0;
         }
 

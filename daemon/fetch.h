@@ -67,6 +67,8 @@ struct referral_job {
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */
         unsigned pending;                      /* documents e-RS is still scanning (PENDING) */
+        unsigned not_fetched_stored;           /* FETCH_NOTHING: the referral's own documents at this version
+                                                  (its attachments, its letter) the PAS has as not fetched */
         struct patient_match match[RELATED_MAX + 1]; /* set by the writer: [0] the referral, [1 + i] related[i] */
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
         /* The pool's. */

@@ -167,6 +167,8 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 if (r < 0)
                         goto fail;
                 stats->referrals_unchanged++;
+                o.not_fetched = j->not_fetched_stored;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (j->action == FETCH_STILL_OWED) {
@@ -177,6 +179,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 stats->referrals_unchanged++;
                 o.not_fetched = count_not_fetched(j);
                 o.pending = j->pending;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (ctx->stop && *ctx->stop) {

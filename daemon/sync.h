@@ -46,7 +46,7 @@ struct referral_outcome {
         bool dry_run;             /* nothing was written: result says what would have been */
         unsigned documents;       /* document contents stored (dry run: fetched, verified and to be stored) */
         uint64_t bytes;           /* their bytes */
-        unsigned not_fetched;     /* documents recorded without content */
+        unsigned not_fetched;     /* documents recorded without content, or so in the PAS already */
         unsigned pending;         /* of those, e-RS still scanning (PENDING): owed, asked for again */
 };
 
@@ -91,7 +91,8 @@ struct sync_stats {
         unsigned worklists_read;      /* A008 answered */
         unsigned referrals_parked;    /* failed again and parked (ers_retry.parked) */
         unsigned documents_stored;    /* document contents written to the PAS */
-        unsigned documents_not_fetched; /* recorded without content (not available, too large) */
+        unsigned documents_not_fetched; /* not stored: recorded without content (not available, too large),
+                                           or so already in the PAS for a referral read again */
         uint64_t bytes_stored;
         unsigned patients_matched_later; /* referrals already in the PAS whose patient a later round found */
         double writer_busy_s;         /* seconds the writer spent on fetched referrals (the PAS's share) */

@@ -525,6 +525,49 @@ static void test_document_over_the_maximum_is_owed_until_the_limit_is_raised(voi
         fx_stop(&f);
 }
 
+/* `ersd sync UBRN` says how many documents of the referral are not stored,
+ * every time: written now, still owed, or already complete. */
+static void test_sync_one_counts_documents_not_fetched(void **state) {
+        static const char *const args[] = { "--referrals", "2", "--attachments", "1", "--big-attachment", "0", NULL };
+        const char *const sync_one[] = { "sync", "300000000001", NULL };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        /* Referral 1: one PENDING, one THREATS_FOUND, one VALIDATION_FAILED attachment. */
+        for (int round = 0; round < 2; round++) {
+                struct run r = run_args(&f, sync_one, NULL);
+                const char *want = round == 0 ? "documents 2 stored" : "documents 0 stored";
+                if (r.status != 0 || !strstr(r.out, want) || !strstr(r.out, ", 3 not fetched;"))
+                        fail_msg("sync %d: expected %s, 3 not fetched: exit %d: %s%s", round + 1, want, r.status,
+                                 r.out, r.err);
+                run_free(&r);
+                if (round == 0) /* the second stores nothing: still owed */
+                        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        }
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006") + stat_count(&f, "A007"), 0);
+
+        /* The PENDING one released: stored; then complete, and read again: 2 still not fetched. */
+        json_object *atts = json_object_object_get(manifest_referral(&f, "300000000001"), "attachments");
+        char path[256];
+        for (size_t a = 0; a < json_object_array_length(atts); a++) {
+                json_object *att = json_object_array_get_idx(atts, a);
+                if (strcmp(jstr(att, "availability"), "PENDING") == 0)
+                        snprintf(path, sizeof path, "/_mock/availability?attachment=%s&status=AVAILABLE",
+                                 jstr(att, "binary_id"));
+        }
+        assert_int_equal(mock_post(&f.m, path), 200);
+        for (int round = 0; round < 2; round++) {
+                struct run r = run_args(&f, sync_one, NULL);
+                const char *want = round == 0 ? "documents 1 stored" : "documents 0 stored";
+                if (r.status != 0 || !strstr(r.out, want) || !strstr(r.out, ", 2 not fetched;"))
+                        fail_msg("sync %d after the release: expected %s, 2 not fetched: exit %d: %s%s", round + 1,
+                                 want, r.status, r.out, r.err);
+                run_free(&r);
+        }
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -545,6 +588,7 @@ int main(void) {
                 cmocka_unit_test(test_more_documents_than_descriptors),
                 cmocka_unit_test(test_second_daemon_on_one_state_dir_is_refused),
                 cmocka_unit_test(test_document_over_the_maximum_is_owed_until_the_limit_is_raised),
+                cmocka_unit_test(test_sync_one_counts_documents_not_fetched),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
