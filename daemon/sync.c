@@ -160,6 +160,13 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         if (r < 0)
                 goto fail;
         o.version = j->main.version;
+        if (entry->version > j->main.version && said_first(&ctx->lagging, entry->ubrn, entry->version))
+                /* reconcile says STALE until A005 catches up: the log says why, once per version listed */
+                log_ctx_notice(&lc,
+                               "UBRN %s: the worklist lists version %" PRId64 ", A005 answers version %" PRId64
+                               " (e-RS's replicas lag); the PAS takes what A005 answered, and the referral is read "
+                               "again whenever a worklist lists it until A005 catches up (correlation id %s)",
+                               entry->ubrn, entry->version, j->main.version, j->correlation_id);
         lc.stage = "pas";
         if (j->action == FETCH_NOTHING) {
                 /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "ers.h"
 #include "reconnect.h"
+#include "said.h"
 #include "spool.h"
 
 struct fetch_pool;
@@ -79,6 +80,7 @@ struct sync_ctx {
          * The spool files are removed afterwards. */
         bool dry_run;
         struct fetch_pool *pool;          /* owned by sync_once() while a round runs; NULL otherwise */
+        struct said_once lagging;         /* (UBRN, version listed) already said to be ahead of A005 */
 };
 
 struct sync_stats {

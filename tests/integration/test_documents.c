@@ -568,6 +568,26 @@ static void test_sync_one_counts_documents_not_fetched(void **state) {
         fx_stop(&f);
 }
 
+/* The worklist lists a newer version than A005 answers (a lagging replica):
+ * the PAS takes what A005 answered, and the log says why the referral stays
+ * behind the worklist, in one line naming both versions. */
+static void test_worklist_ahead_of_a005_is_said(void **state) {
+        static const char *const args[] = { "--referrals", "4", "--attachments", "1", "--big-attachment", "0", NULL };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        /* Referral 3 is at version 4; A005 answers version 2 for it. */
+        assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A005&kind=stale&ubrn=300000000003&count=2"), 200);
+        struct run r = run_once(&f, NULL, 0, "referrals 4 new, 0 updated, 0 unchanged, 0 failed");
+        const char *want = "UBRN 300000000003: the worklist lists version 4, A005 answers version 2";
+        if (count_of(r.err, want) != 1)
+                fail_msg("expected one line '%s…': %s", want, r.err);
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "300000000003"), 2);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -589,6 +609,7 @@ int main(void) {
                 cmocka_unit_test(test_second_daemon_on_one_state_dir_is_refused),
                 cmocka_unit_test(test_document_over_the_maximum_is_owed_until_the_limit_is_raised),
                 cmocka_unit_test(test_sync_one_counts_documents_not_fetched),
+                cmocka_unit_test(test_worklist_ahead_of_a005_is_said),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
