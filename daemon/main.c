@@ -30,6 +30,7 @@
 #include "polls.h"
 #include "schedule.h"
 #include "spool.h"
+#include "statelock.h"
 #include "status.h"
 #include "sync.h"
 
@@ -406,22 +407,12 @@ static void private_state_remove(const char *dir) {
         (void) rmdir(dir);
 }
 
-/*
- * --dry-run and `ersd sync UBRN` may run while the daemon does: they download
- * into STATE_DIR/oneoff-<pid>/spool, never into the daemon's spool (whose
- * unfinished downloads a new spool_open() would remove), and remove it when
- * they end.  One left by a one-off run that died is removed here (its pid is
- * gone): the spool holds patient documents.
- */
-static int private_state_dir(const char *state_dir, char *ret, size_t n) {
-        DIR *d;
+/* Removes the one-off spools (below) of runs that died: their pid is gone.
+ * They hold patient documents. */
+static void remove_dead_oneoffs(const char *state_dir) {
+        DIR *d = opendir(state_dir);
         struct dirent *de;
 
-        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-                log_error("cannot create state directory %s: %s", state_dir, strerror(errno));
-                return -errno;
-        }
-        d = opendir(state_dir);
         if (d) {
                 while ((de = readdir(d))) {
                         char *end;
@@ -436,6 +427,21 @@ static int private_state_dir(const char *state_dir, char *ret, size_t n) {
                 }
                 closedir(d);
         }
+}
+
+/*
+ * --dry-run and `ersd sync UBRN` may run while the daemon does: they download
+ * into STATE_DIR/oneoff-<pid>/spool, never into the daemon's spool (whose
+ * unfinished downloads a new spool_open() would remove), and remove it when
+ * they end.  One left by a one-off run that died is removed by the next start
+ * of either kind.
+ */
+static int private_state_dir(const char *state_dir, char *ret, size_t n) {
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+                log_error("cannot create state directory %s: %s", state_dir, strerror(errno));
+                return -errno;
+        }
+        remove_dead_oneoffs(state_dir);
         if (snprintf(ret, n, "%s/oneoff-%ld", state_dir, (long) getpid()) >= (int) n) {
                 log_error("state directory path too long");
                 return -ENAMETOOLONG;
@@ -584,9 +590,16 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
         sigset_t stop_set, old_set;
         struct overdue_memory overdue = { 0 };
         char private_dir[PATH_MAX] = "";
+        int state_lock = -1;
         bool once = mode->once || mode->sync_ubrn;
         int status = EXIT_SYNC_FAILED, r;
 
+        /* One ersd per state_dir, before anything is touched: a second one's spool_open()
+         * would remove this one's downloads.  One-off runs have a spool of their own. */
+        if (!mode->dry_run && !mode->sync_ubrn && state_lock_take(cfg->state_dir, &state_lock, &e) < 0) {
+                log_error("%s", e.msg);
+                goto out;
+        }
         if (open_pas(cfg, &pas) < 0)
                 goto out;
         r = pas_check_schema(pas, &e);
@@ -616,6 +629,8 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 log_error("%s", e.msg);
                 goto out;
         }
+        if (!private_dir[0])
+                remove_dead_oneoffs(cfg->state_dir);
         r = ers_client_new(cfg, &ers, &e);
         if (r < 0) {
                 log_error("e-RS client: %s", e.msg);
@@ -674,6 +689,8 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
                                 .between_referrals = keep_alive, .poll = polls.due, .observer = &observer,
                                 .dry_run = mode->dry_run };
+        if (!private_dir[0]) /* what an earlier run left and no referral waiting for a retry needs */
+                sync_spool_tidy(&ctx, true);
         if (mode->sync_ubrn) {
                 /* No lease: one referral in one transaction is safe beside the daemon that holds it
                  * (the ledger and the vendor's writer lock keep it written once). */
@@ -791,6 +808,8 @@ out:
         spool_close(spool);
         if (private_dir[0])
                 private_state_remove(private_dir);
+        if (state_lock >= 0)
+                close(state_lock);
         pas_close(pas);
         return status;
 }

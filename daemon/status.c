@@ -48,6 +48,9 @@ struct status {
         char problem[ERRBUF_MAX + 32];  /* why the database could not be read; "" when it could */
         struct worklist_status *worklists; /* owned array, one per configured worklist */
         struct row_list documents, retrying, parked, overdue;
+        /* For documents.rows[i]: of its documents owed, those e-RS declares larger than
+         * ers.max_attachment_mib (owed until it is raised); -1 when not read. */
+        int64_t too_large[STATUS_LIST_MAX];
         size_t n_failing;               /* of retrying: those with failed attempts (the others are queued) */
 };
 
@@ -135,6 +138,22 @@ static void status_free(struct status *s) {
         free(s->overdue.rows);
 }
 
+/* How many documents shown with `ubrn` are not stored and declared larger
+ * than ers.max_attachment_mib; -1 when that cannot be read (then not shown). */
+static int64_t count_too_large(struct pas *pas, const struct config *cfg, const char *ubrn) {
+        struct document_known *known = NULL;
+        struct errbuf e = { { 0 } };
+        size_t n = 0;
+        int64_t count = 0;
+
+        if (pas_documents_known(pas, ubrn, &known, &n, &e) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                count += !known[i].state.fetched && known[i].state.declared_size > cfg->max_attachment_bytes;
+        free(known);
+        return count;
+}
+
 /* Fills s from the database; on failure s->problem says why and the exit
  * status is STATUS_UNKNOWN. */
 static void status_collect(struct status *s, const struct config *cfg) {
@@ -166,6 +185,8 @@ static void status_collect(struct status *s, const struct config *cfg) {
                                      &e);
         if (r >= 0)
                 r = pas_waiting_list(pas, on_waiting, s, &e);
+        for (size_t i = 0; r >= 0 && i < s->documents.n && i < STATUS_LIST_MAX; i++)
+                s->too_large[i] = count_too_large(pas, cfg, s->documents.rows[i].ubrn);
         pas_close(pas);
         if (r < 0) {
                 snprintf(s->problem, sizeof s->problem, "PAS database: %s", e.msg[0] ? e.msg : strerror(-r));
@@ -228,7 +249,7 @@ static const char *or_dash(const char *s) {
         return s && s[0] ? s : "-";
 }
 
-static void text_waiting(FILE *out, const struct row_list *l, const char *title) {
+static void text_waiting(FILE *out, const struct status *s, const struct row_list *l, const char *title) {
         fprintf(out, "\n%s: %zu\n", title, l->n);
         for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &l->rows[i];
@@ -238,6 +259,10 @@ static void text_waiting(FILE *out, const struct row_list *l, const char *title)
                                        w->ubrn, w->version, or_dash(w->worklist), or_dash(w->priority),
                                        w->documents_owed, w->documents_pending, or_dash(w->next_at));
                         fputc('\n', out);
+                        if (s->too_large[i] > 0)
+                                fprintf(out, "    reason: %" PRId64 " larger than ers.max_attachment_mib (%" PRId64
+                                             " MiB): fetched once it is raised\n",
+                                        s->too_large[i], s->cfg->max_attachment_bytes / (1024 * 1024));
                         continue;
                 }
                 escape_fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s",
@@ -292,9 +317,9 @@ static void print_text(const struct status *s, FILE *out) {
                                w->stale ? "; NOT READ FOR OVER 25 HOURS" : "");
                 fputc('\n', out);
         }
-        text_waiting(out, &s->documents, "Referrals owed documents (fetched by later rounds)");
-        text_waiting(out, &s->retrying, "Referrals queued or failing (read again on their own schedule)");
-        text_waiting(out, &s->parked, "Referrals PARKED after repeated failures (need a person)");
+        text_waiting(out, s, &s->documents, "Referrals owed documents (fetched by later rounds)");
+        text_waiting(out, s, &s->retrying, "Referrals queued or failing (read again on their own schedule)");
+        text_waiting(out, s, &s->parked, "Referrals PARKED after repeated failures (need a person)");
         fprintf(out, "\nOverdue (URGENT or TWO_WEEK_WAIT, not in the PAS after %ld minutes): %zu\n",
                 s->cfg->overdue_after_min, s->overdue.n);
         for (size_t i = 0; i < s->overdue.n && i < STATUS_LIST_MAX; i++) {
@@ -315,7 +340,8 @@ static json_object *jstr(const char *s) {
         return s && s[0] ? json_object_new_string(s) : NULL; /* NULL is JSON null */
 }
 
-static json_object *json_waiting(const struct waiting_row *w, const struct status *s) {
+/* too_large: s->too_large of a documents row, else unused. */
+static json_object *json_waiting(const struct waiting_row *w, const struct status *s, int64_t too_large) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "ubrn", json_object_new_string(w->ubrn));
@@ -328,6 +354,8 @@ static json_object *json_waiting(const struct waiting_row *w, const struct statu
                 json_object_object_add(o, "synced_at", jstr(w->since));
                 json_object_object_add(o, "documents_owed", json_object_new_int64(w->documents_owed));
                 json_object_object_add(o, "documents_pending", json_object_new_int64(w->documents_pending));
+                json_object_object_add(o, "documents_too_large",
+                                       too_large >= 0 ? json_object_new_int64(too_large) : NULL);
                 return o;
         }
         int64_t minutes = overdue_minutes(w, s->cfg, s->now);
@@ -347,7 +375,7 @@ static json_object *json_list(const struct row_list *l, const struct status *s) 
         json_object *a = json_object_new_array();
 
         for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++)
-                json_object_array_add(a, json_waiting(&l->rows[i], s));
+                json_object_array_add(a, json_waiting(&l->rows[i], s, l == &s->documents ? s->too_large[i] : -1));
         return a;
 }
 

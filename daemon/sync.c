@@ -161,6 +161,13 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         if (r < 0)
                 goto fail;
         o.version = j->main.version;
+        if (entry->version > j->main.version && said_first(&ctx->lagging, entry->ubrn, entry->version))
+                /* reconcile says STALE until A005 catches up: the log says why, once per version listed */
+                log_ctx_notice(&lc,
+                               "UBRN %s: the worklist lists version %" PRId64 ", A005 answers version %" PRId64
+                               " (e-RS's replicas lag); the PAS takes what A005 answered, and the referral is read "
+                               "again whenever a worklist lists it until A005 catches up (correlation id %s)",
+                               entry->ubrn, entry->version, j->main.version, j->correlation_id);
         lc.stage = "pas";
         if (j->action == FETCH_NOTHING) {
                 /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
@@ -168,6 +175,8 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 if (r < 0)
                         goto fail;
                 stats->referrals_unchanged++;
+                o.not_fetched = j->not_fetched_stored;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (j->action == FETCH_STILL_OWED) {
@@ -178,6 +187,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 stats->referrals_unchanged++;
                 o.not_fetched = count_not_fetched(j);
                 o.pending = j->pending;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (ctx->stop && *ctx->stop) {
@@ -193,8 +203,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         }
 
         for (size_t i = 0; i < j->n_docs; i++)
-                if (j->docs[i].file)
-                        spool_remove(ctx->spool, j->docs[i].key);
+                spool_file_remove(j->docs[i].file);
         if (ls->found)
                 stats->referrals_updated++;
         else
@@ -856,6 +865,71 @@ static void pool_stop(struct sync_ctx *ctx) {
         ctx->pool = NULL;
 }
 
+/* A sweep of the spool: the UBRNs waiting in ers_retry (queued, retrying or
+ * parked), sorted, read at the first file found. */
+struct queued {
+        struct pas *pas;             /* borrowed */
+        char (*ubrns)[UBRN_LEN + 1]; /* owned array */
+        size_t n, cap;
+        bool read;                   /* looked up (or tried to: then none is kept) */
+};
+
+static int on_queued(void *userdata, const struct waiting_row *row) {
+        struct queued *q = userdata;
+
+        if (row->kind == WAITING_DOCUMENTS)
+                return 0;
+        if (q->n == q->cap) {
+                size_t cap = q->cap ? 2 * q->cap : 64;
+                char (*p)[UBRN_LEN + 1] = realloc(q->ubrns, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                q->ubrns = p;
+                q->cap = cap;
+        }
+        memcpy(q->ubrns[q->n++], row->ubrn, sizeof q->ubrns[0]);
+        return 0;
+}
+
+static int ubrn_cmp(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* spool_sweep()'s question: is `ubrn` waiting for a retry?  The list is read
+ * once, at the first file; when it cannot be, nothing is kept (a download
+ * removed is only fetched again). */
+static bool keep_queued(void *userdata, const char *ubrn) {
+        struct queued *q = userdata;
+
+        if (!q->read) {
+                struct errbuf e = { { 0 } };
+                q->read = true;
+                if (pas_waiting_list(q->pas, on_queued, q, &e) < 0) {
+                        log_ctx_debug(&(struct log_ctx){ .stage = "spool" },
+                                      "spool: referrals waiting for a retry not read (%s): their downloads go too",
+                                      e.msg[0] ? e.msg : "out of memory");
+                        q->n = 0;
+                }
+                if (q->n > 1)
+                        qsort(q->ubrns, q->n, sizeof q->ubrns[0], ubrn_cmp);
+        }
+        return q->n > 0 && bsearch(ubrn, q->ubrns, q->n, sizeof q->ubrns[0], ubrn_cmp);
+}
+
+void sync_spool_tidy(struct sync_ctx *ctx, bool keep_queued_downloads) {
+        struct queued q = { .pas = ctx->pas };
+        int r = spool_sweep(ctx->spool, keep_queued_downloads ? keep_queued : NULL, &q);
+        const char *what = keep_queued_downloads ? "at start, left by an earlier run that no referral waiting for "
+                                                   "a retry needs"
+                                                 : "after a round that finished cleanly";
+
+        if (r < 0)
+                log_ctx_warning(&(struct log_ctx){ .stage = "spool" }, "spool: not read %s: %s", what, strerror(-r));
+        else if (r > 0)
+                log_ctx_notice(&(struct log_ctx){ .stage = "spool" }, "spool: %d file(s) removed %s", r, what);
+        free(q.ubrns);
+}
+
 static int round_worklists_and_due(struct sync_ctx *ctx, struct sync_stats *stats, const char *round_start) {
         bool failed = false;
 
@@ -891,6 +965,8 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
                 return r;
         r = round_worklists_and_due(ctx, stats, round_start);
         pool_stop(ctx);
+        if (r == 0)
+                sync_spool_tidy(ctx, false); /* nothing to keep: every referral written */
         if (stats->writer_busy_s + stats->writer_waited_s >= 0.05)
                 log_debug("round: the PAS writer was busy %.2f s and waited %.2f s for fetches from e-RS "
                           "(ers.parallel_fetches = %ld)", stats->writer_busy_s, stats->writer_waited_s,

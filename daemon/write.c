@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "log.h"
@@ -219,7 +220,16 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                 struct doc_job *d = &j->docs[i];
                 if (from_kept(j, &w, d))
                         continue; /* read at that older version: not written either */
-                r = pas_put_document_ex(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &d->written, e);
+                /* Opened here, one at a time: a referral of any number of documents
+                 * holds one descriptor (spool.h). */
+                int fd = -1;
+                if (d->file && (fd = spool_file_open(d->file, e)) < 0) {
+                        r = fd;
+                        break;
+                }
+                r = pas_put_document_ex(ctx->pas, &d->rec, fd, &d->written, e);
+                if (fd >= 0)
+                        close(fd);
                 if (r == 0 && d->written.written && d->rec.fetched) {
                         docs++;
                         bytes += (uint64_t) d->rec.size;

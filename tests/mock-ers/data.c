@@ -499,6 +499,8 @@ int mock_build(struct mock *m)
 
 void mock_free(struct mock *m)
 {
+        for (size_t i = 0; m->attachments && i < m->n_attachments; i++)
+                free(m->attachments[i].given_id);
         free(m->services);
         free(m->referrals);
         free(m->attachments);
@@ -541,6 +543,11 @@ struct attachment *mock_find_binary(struct mock *m, const char *binary_id)
 }
 
 /* By e-RS attachment id, or failing that by binary id. */
+const char *attachment_id(const struct attachment *a)
+{
+        return a->given_id ? a->given_id : a->id;
+}
+
 struct attachment *mock_find_attachment(struct mock *m, const char *id)
 {
         if (*id && strlen(id) < 20 && strspn(id, "0123456789") == strlen(id)) {
@@ -614,7 +621,7 @@ static struct attachment *referral_find_attachment(struct mock *m, const struct 
 {
         for (size_t k = 0; id && k < referral_attachments(r); k++) {
                 struct attachment *a = &m->attachments[referral_attachment(r, k)];
-                if (strcmp(a->id, id) == 0)
+                if (strcmp(attachment_id(a), id) == 0)
                         return a;
         }
         return NULL;
@@ -666,7 +673,16 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                         *ret_why = "no spare attachment left";
                         return -ENOSPC;
                 }
-                size_t idx = m->spare_first + m->spares_used++;
+                if (attachment_id && (!*attachment_id || strlen(attachment_id) > GIVEN_ID_MAX)) {
+                        *ret_why = "attachment= must be 1 to 1024 bytes";
+                        return -EINVAL;
+                }
+                size_t idx = m->spare_first + m->spares_used;
+                if (attachment_id && !(m->attachments[idx].given_id = strdup(attachment_id))) {
+                        *ret_why = "out of memory";
+                        return -EINVAL;
+                }
+                m->spares_used++;
                 m->attachments[idx].referral = (size_t)(r - m->referrals);
                 r->extra[r->n_extra++] = idx;
         } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0 ||

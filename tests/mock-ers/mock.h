@@ -38,6 +38,7 @@
 #define AVAILABILITY_LEN 48
 #define MAX_EXTRA_ATTACHMENTS 4         /* attachments /_mock/change may add to one referral */
 #define SPARE_ATTACHMENTS 16            /* the pool they come from, at the end of mock.attachments */
+#define GIVEN_ID_MAX 1024               /* bytes of an id /_mock/change may give an added attachment */
 
 #define SYS_PRIORITY "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1"
 #define SYS_SPECIALTY "https://fhir.nhs.uk/STU3/CodeSystem/SPECIALTY-1"
@@ -133,7 +134,7 @@ struct service {
 enum content_kind { KIND_PDF, KIND_JPEG, KIND_PNG, KIND_DOCX, KIND_TEXT, KIND_RTF, KIND_TIFF };
 
 struct attachment {
-        char id[24];                  /* e-RS attachment id (decimal) */
+        char id[24];                  /* e-RS attachment id (decimal); see attachment_id() */
         char binary_id[40];           /* uuid-like, the {id} of Binary/{id} */
         char title[96];
         const char *content_type;
@@ -151,6 +152,7 @@ struct attachment {
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
         bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
+        char *given_id;               /* owned: the e-RS id /_mock/change gave an added spare, else NULL */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
         unsigned char sha256[32];     /* of the bytes served, once computed */
@@ -304,6 +306,8 @@ size_t referral_attachment(const struct referral *r, size_t k);
 int mock_change_locked(struct mock *m, struct referral *r, const char *what, const char *attachment_id,
                        const char **ret_why);
 struct attachment *mock_find_binary(struct mock *m, const char *binary_id);
+/* Its e-RS id: the one /_mock/change gave it, else its number.  Call with the lock held. */
+const char *attachment_id(const struct attachment *a);
 struct attachment *mock_find_attachment(struct mock *m, const char *id);
 void attachment_fill(const struct attachment *a, uint64_t pos, unsigned char *buf, size_t len);
 void mock_hash_attachments(struct mock *m, struct attachment **list, size_t n);

@@ -222,10 +222,10 @@ static json_object *document_reference(const struct attachment *a, const char *a
         json_object *exts = json_object_new_array_ext(3);
         json_object *content = json_object_new_object();
         json_object *who;
-        char buf[160];
+        char buf[GIVEN_ID_MAX + 32];
 
         put(d, "resourceType", str("DocumentReference"));
-        snprintf(buf, sizeof buf, "DocumentReference-%s", a->id);
+        snprintf(buf, sizeof buf, "DocumentReference-%s", attachment_id(a));
         put(d, "id", str(buf));
         put(d, "meta", meta(SD "eRS-DocumentReference-1", NULL));
         put(d, "type", codeable(coding_of(a->doc_type, true)));
@@ -234,7 +234,7 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(d, "description", str(a->title));
 
         if (!a->id_dropped)
-                put(att, "id", str(a->id));
+                put(att, "id", str(attachment_id(a)));
         json_object_array_add(exts, ext(SD "Extension-eRS-AvailabilityStatus-1", "valueCoding",
                                         coding(CS "eRS-AvailabilityStatus-1", availability, NULL)));
         who = json_object_new_object();
@@ -295,7 +295,7 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         json_object *exts = json_object_new_array_ext(8);
         json_object *contained = json_object_new_array_ext(3 + (int)v->n_att);
         json_object *support = json_object_new_array_ext(1 + (int)v->n_att);
-        char buf[160];
+        char buf[GIVEN_ID_MAX + 32];
 
         put(o, "resourceType", str("ReferralRequest"));
         put(o, "id", str(r->ubrn));
@@ -337,7 +337,7 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         for (size_t k = 0; k < v->n_att; k++) {
                 const struct attachment *a = &m->attachments[v->att[k]];
                 json_object_array_add(contained, document_reference(a, v->availability[k]));
-                snprintf(buf, sizeof buf, "#DocumentReference-%s", a->id);
+                snprintf(buf, sizeof buf, "#DocumentReference-%s", attachment_id(a));
                 json_object_array_add(support, reference(buf));
         }
         if (r->related != SIZE_MAX) {
@@ -626,7 +626,7 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
                 if (a->removed)
                         continue;
                 json_object *j = json_object_new_object();
-                put(j, "id", str(a->id));
+                put(j, "id", str(attachment_id(a)));
                 put(j, "binary_id", str(a->binary_id));
                 put(j, "title", str(a->title));
                 put(j, "content_type", str(a->content_type));

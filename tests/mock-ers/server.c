@@ -1531,7 +1531,7 @@ static enum MHD_Result control_availability(struct call *c)
                 r->version++;
         json_object *o = referral_state_json(m, r);
         pthread_mutex_unlock(&m->lock);
-        json_object_object_add(o, "attachment", json_object_new_string(a->id));
+        json_object_object_add(o, "attachment", json_object_new_string(attachment_id(a)));
         json_object_object_add(o, "availability", json_object_new_string(status));
         return reply_json(c, 200, o);
 }
@@ -1555,7 +1555,7 @@ static enum MHD_Result control_change(struct call *c)
                 return reply_control_error(c, rv == -ENOSPC ? 409 : 400, why);
         if (strcmp(what, "attachment_added") == 0) {
                 pthread_mutex_lock(&m->lock);
-                const char *id = m->attachments[r->extra[r->n_extra - 1]].id;
+                const char *id = attachment_id(&m->attachments[r->extra[r->n_extra - 1]]);
                 json_object_object_add(o, "attachment", json_object_new_string(id));
                 pthread_mutex_unlock(&m->lock);
         }
