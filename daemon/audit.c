@@ -153,7 +153,7 @@ int audit_attachments(struct pas *p, const char *ubrn, const struct referral *sr
 
         r = pas_attachments_stored(p, ubrn, src->ubrn, &stored, &n, e);
         if (r < 0 || n == 0) {
-                free(stored);
+                stored_attachments_free(stored, n);
                 return r;
         }
         const char *pre = prefix ? prefix : "";
@@ -169,12 +169,12 @@ int audit_attachments(struct pas *p, const char *ubrn, const struct referral *sr
                 bool now_listed = listed(src, stored[k].id) != NULL;
                 if (now_listed == !stored[k].removed)
                         continue;
-                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, !now_listed, e);
+                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, stored[k].occurrence, !now_listed, e);
                 if (r >= 0)
                         audit_clause(t, "%sattachment %s: %s", pre, now_listed ? "listed again" : "removed",
                                      stored[k].id);
         }
-        free(stored);
+        stored_attachments_free(stored, n);
         return r;
 }
 

@@ -27,7 +27,7 @@ void referral_job_free(struct referral_job *j) {
         for (size_t i = 0; i < j->n_docs; i++)
                 spool_file_free(j->docs[i].file);
         free(j->docs);
-        free(j->known);
+        documents_known_free(j->known, j->n_known);
         j->docs = NULL;
         j->known = NULL;
         j->n_docs = j->n_related = j->n_known = 0;
@@ -46,10 +46,12 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
         return &j->docs[j->n_docs++];
 }
 
-/* What the PAS has of one document of the job (found=false when nothing). */
-static struct document_state known_state(const struct referral_job *j, const char *source_ubrn, const char *id) {
-        for (size_t i = 0; i < j->n_known; i++)
-                if (strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
+/* What the PAS has of one document of the job (found=false when nothing); borrowed from j->known. */
+static struct document_state known_state(const struct referral_job *j, const char *source_ubrn,
+                                         enum document_kind kind, const char *id, unsigned occurrence) {
+        for (size_t i = 0; id && i < j->n_known; i++)
+                if (j->known[i].kind == kind && j->known[i].occurrence == occurrence &&
+                    strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
                         return j->known[i].state;
         return (struct document_state){ .found = false };
 }
@@ -133,7 +135,7 @@ static int spool_fetch(const struct fetch_env *env, struct doc_job *d, const str
  * or record it as not fetched with a reason.  Errors that should make the
  * whole referral wait for the next round are returned. */
 static int plan_document(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
-                         const struct attachment *a, struct errbuf *e) {
+                         const struct attachment *a, unsigned occurrence, struct errbuf *e) {
         struct doc_job *d;
         bool is_cri = a == NULL;
         char cri_id[80];
@@ -144,7 +146,8 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
          * ledger row: without one the PAS has none (and pas_put_document() looks
          * again inside the transaction, so even a document put there by hand
          * would not be stored twice). */
-        struct document_state st = known_state(j, src->ubrn, is_cri ? cri_id : a->id);
+        struct document_state st = known_state(j, src->ubrn, is_cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                               is_cri ? cri_id : a->id, occurrence);
         if (st.found && st.fetched) {
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
@@ -173,6 +176,7 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         } else {
                 d->rec.kind = DOCUMENT_ATTACHMENT;
                 d->rec.attachment_id = a->id;
+                d->rec.occurrence = occurrence;
                 d->rec.title = a->title;
                 d->rec.content_type = a->content_type;
                 d->rec.declared_size = a->declared_size;
@@ -234,11 +238,11 @@ static int plan_referral_documents(const struct fetch_env *env, struct referral_
         int r;
 
         for (size_t i = 0; i < src->n_attachments; i++) {
-                r = plan_document(env, j, src, &src->attachments[i], e);
+                r = plan_document(env, j, src, &src->attachments[i], 0, e);
                 if (r < 0)
                         return r;
         }
-        return plan_document(env, j, src, NULL, e); /* the clinical information letter */
+        return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
 }
 
 static bool any_fetched(const struct referral_job *j) {

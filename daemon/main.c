@@ -549,6 +549,7 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
         if (r < 0) {
                 printf("ersd: UBRN %s not synced, PAS unchanged (the log says why); %.1f s\n", ubrn,
                        now_monotonic() - t0);
+                referral_origin_free(&origin);
                 return EXIT_SYNC_FAILED;
         }
         printf("ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s\n", ubrn,
@@ -557,6 +558,7 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
                origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
                (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched, now_monotonic() - t0);
         fflush(stdout);
+        referral_origin_free(&origin);
         return EXIT_SUCCESS;
 }
 

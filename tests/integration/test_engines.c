@@ -185,7 +185,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -597,7 +597,7 @@ static void test_least_privilege_grants(void **state) {
                 assert_int_equal(pas_referral_stored(p, "000000000001", &before, &e), 0);
                 assert_int_equal(pas_attachments_stored(p, "000000000001", "000000000001", &atts, &n_atts, &e), 0);
                 assert_int_equal(n_atts, v == 1 ? 0 : 1);
-                free(atts);
+                stored_attachments_free(atts, n_atts);
                 referral_stored_free(&before);
                 assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
                 assert_int_equal(pas_put_document(p, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
@@ -617,7 +617,7 @@ static void test_least_privilege_grants(void **state) {
         assert_true(changes[0].left);
         free(changes);
         assert_int_equal(pas_ledger_set_left(p, "000000000001", true, &e), 0);
-        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", true, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
         assert_int_equal(pas_audit_append(p, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
         if (pas_commit(p, &e) < 0)
                 fail_msg("as %s: %s", user, e.msg);
@@ -910,7 +910,7 @@ static void assert_upgraded(struct fix *f) {
         struct errbuf e = { "" };
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);

@@ -588,7 +588,7 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 3);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 4);
         /* 12 tables, the inbox view, 4 indexes (sqlite_autoindex_* are named after their table: not counted) */
         assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 17);
         /* the session settings took */
@@ -603,18 +603,18 @@ static void test_check_schema(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
-        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
-        assert_non_null(strstr(e.msg, "version 4"));
+        assert_non_null(strstr(e.msg, "version 5"));
         assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
-        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (3)");
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (4)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
         assert_int_equal(pas_init_schema(f->p, &e), -EPROTO);
-        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 4");
-        raw_exec(f, "UPDATE ers_schema_version SET version = 2");
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 5");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
         assert_non_null(strstr(e.msg, "--init-db"));
-        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
         raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
@@ -866,12 +866,14 @@ static void test_document_three_parts(void **state) {
         assert_true(rb.equal);
         assert_string_equal(rb.sha, sha);
 
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-1", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-1", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_true(st.found);
         assert_true(st.fetched);
         assert_int_equal(st.revision, 1);
         assert_string_equal(st.sha256, sha);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-2", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-2", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_false(st.found);
         close(fd);
 }
@@ -925,7 +927,8 @@ static void test_document_dedup(void **state) {
         raw_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, NULL, text, sizeof text);
         assert_string_equal(text, "malware scan running");
         assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id1, NULL), INT64_MIN);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_true(st.found);
         assert_false(st.fetched);
 
@@ -971,7 +974,8 @@ static void test_document_dedup(void **state) {
         assert_true(rb.equal);
         assert_int_equal(rb.total, 300);
         assert_string_equal(rb.sha, sha_b);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_int_equal(st.revision, 2);
         assert_string_equal(st.sha256, sha_b);
 
