@@ -138,7 +138,7 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                          const struct attachment *a, unsigned occurrence, struct errbuf *e) {
         struct doc_job *d;
         bool is_cri = a == NULL;
-        char cri_id[80];
+        char cri_id[80], att[24] = "att";
         int r;
 
         snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, src->version);
@@ -208,7 +208,9 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 return 0;
         }
 
-        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : "att", is_cri ? NULL : a->id);
+        if (occurrence > 0) /* another download than the first attachment with this id */
+                snprintf(att, sizeof att, "att.%u", occurrence);
+        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : att, is_cri ? NULL : a->id);
         if (r < 0)
                 return err_set(e, r, "UBRN %s: document id too long for the spool", src->ubrn);
         r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
@@ -235,12 +237,24 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
 
 static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
                                    struct errbuf *e) {
+        const char *again_id = NULL; /* the first id repeated */
+        unsigned again = 0;
         int r;
 
         for (size_t i = 0; i < src->n_attachments; i++) {
-                r = plan_document(env, j, src, &src->attachments[i], 0, e);
+                unsigned occurrence = attachment_occurrence(src, i); /* a repeated id is a document of its own */
+                if (occurrence > 0 && again++ == 0)
+                        again_id = src->attachments[i].id;
+                r = plan_document(env, j, src, &src->attachments[i], occurrence, e);
                 if (r < 0)
                         return r;
+        }
+        if (again > 0) {
+                char id[64 + 4];
+                log_ctx_warning(&(struct log_ctx){ .ubrn = src->ubrn, .stage = "documents" },
+                                "UBRN %s: %u attachment(s) repeat the id of an earlier one (first: \"%s\"); each is "
+                                "stored as a document of its own",
+                                src->ubrn, again, utf8_prefix(again_id, 64, id));
         }
         return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
 }
