@@ -38,6 +38,7 @@
 #include "adapters/odbc.h"
 #include "adapters/pas.h"
 #include "tests/support/pas_data.h"
+#include "tests/support/pas_whole.h"
 
 
 #define MIB (1024 * 1024)
@@ -1050,6 +1051,21 @@ static void write_one(struct fix *f, const char *ubrn, int64_t version, const ch
         }
 }
 
+/* Issue 13, defect 8: every e-RS text of any length stored whole and exactly, nothing refused
+ * (tests/support/pas_whole.h; the same on PostgreSQL and MariaDB in test_engines). */
+static void test_long_texts_stored_whole(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_texts(f->p, f->conn, tmpdir);
+}
+
+/* Issue 13, defect 16: a letter and an attachment with one id, one id twice: four documents. */
+static void test_document_identity(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_identity(f->p, f->conn, tmpdir);
+}
+
 static void test_rollback_leaves_nothing(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
@@ -1423,6 +1439,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_document_empty, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_bad_spool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_statement_leaves_db_as_before, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_utf8_and_quotes, setup, teardown),
