@@ -40,6 +40,9 @@
 #define SHA256_HEX 64
 #define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
 #define ID_SHOWN_MAX 64        /* bytes of an e-RS id shown in an error line */
+#define REASON_MAX 255         /* bytes of ers_document.not_fetched_reason, VARCHAR(255) */
+#define RETRY_REASON_MAX 511   /* bytes of ers_retry.reason, VARCHAR(512) */
+#define POLL_RESULT_MAX 255    /* bytes of ers_poll.last_result, VARCHAR(255) */
 #define WORKLIST_NAME_MAX 64   /* a worklist's name (the configuration's: 1 to 64 characters) */
 
 /* ---------------------------------------------------------------------- */
@@ -2087,6 +2090,20 @@ static bool sha256_hex_valid(const char *s) {
         return i == SHA256_HEX;
 }
 
+/* Text ersd writes itself into a column of `max` bytes (ers_document.not_fetched_reason,
+ * ers_retry.reason, ers_poll.last_result): s, or its first bytes cut on a character into ret
+ * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021). */
+static const char *bounded(const char *s, size_t max, char *ret) {
+        size_t len;
+
+        if (!s || strlen(s) <= max)
+                return s;
+        len = max - utf8_cut(s, max);
+        memcpy(ret, s, len);
+        ret[len] = '\0';
+        return ret;
+}
+
 /* A text as stored (NULL for SQL NULL) against the one about to be written. */
 static bool same_text(const char *stored, const char *now) {
         if (!now || !stored)
@@ -2196,8 +2213,9 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                         struct errbuf *e) {
         struct stored_document old = { .found = false };
         char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "", key[DOCUMENT_KEY_HEX + 1];
-        char shown[ID_SHOWN_MAX + 4];
+        char shown[ID_SHOWN_MAX + 4], reason_cut[REASON_MAX + 1];
         const char *aid = d->attachment_id ? d->attachment_id : "";
+        const char *reason = bounded(d->not_fetched_reason, REASON_MAX, reason_cut);
         int64_t parts = 0, revision = 1;
         bool update;
         int r;
@@ -2233,7 +2251,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 update = false;         /* new content: a new revision, the old one kept */
                 revision = old.revision + 1;
         } else if (!d->fetched && old.source_version == d->source_version &&
-                   same_text(old.availability, d->availability) && same_text(old.reason, d->not_fetched_reason)) {
+                   same_text(old.availability, d->availability) && same_text(old.reason, reason)) {
                 goto unchanged; /* still not fetched, for the same reason */
         } else {
                 update = true; /* complete (or refresh) the not-fetched row */
@@ -2264,7 +2282,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 P_TEXT(d->attached_by_org),
                 P_TEXT(d->created),
                 P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"),
-                P_TEXT(d->fetched ? NULL : d->not_fetched_reason),
+                P_TEXT(d->fetched ? NULL : reason),
                 P_INT_OR_NULL(d->size, !d->fetched),
                 P_TEXT(d->fetched ? sha : NULL),
                 P_INT_OR_NULL(parts, !d->fetched),
@@ -3203,14 +3221,13 @@ int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errb
 
 int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e) {
-        char line[256];
+        char cut[POLL_RESULT_MAX + 1];
         SQLLEN rows = 0;
         int r = need_tx(p, "ers_poll", e);
 
         if (r < 0)
                 return r;
-        snprintf(line, sizeof line, "%s", result ? result : "");
-        struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(line),
+        struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(bounded(result ? result : "", POLL_RESULT_MAX, cut)),
                               P_TEXT(correlation_id && correlation_id[0] ? correlation_id : NULL),
                               P_TEXT(next_poll_at),   P_INT_OR_NULL(referrals, referrals < 0),
                               P_TEXT(worklist) };
@@ -3254,7 +3271,7 @@ int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct er
 
 int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
                    struct errbuf *e) {
-        char reason[512];
+        char cut[RETRY_REASON_MAX + 1];
         SQLLEN rows = 0;
         int r = check_ubrn(ubrn, "ers_retry", e);
 
@@ -3262,10 +3279,9 @@ int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const 
                 r = need_tx(p, "ers_retry", e);
         if (r < 0)
                 return r;
-        snprintf(reason, sizeof reason, "%s", f->reason ? f->reason : "");
         struct param ps[] = { P_INT(f->attempts),        P_TEXT(f->at),
                               P_TEXT(f->next_at),        P_INT(f->parked ? 1 : 0),
-                              P_TEXT(reason),            P_TEXT(f->sqlstate && f->sqlstate[0] ? f->sqlstate : NULL),
+                              P_TEXT(bounded(f->reason ? f->reason : "", RETRY_REASON_MAX, cut)),            P_TEXT(f->sqlstate && f->sqlstate[0] ? f->sqlstate : NULL),
                               P_TEXT(f->correlation_id && f->correlation_id[0] ? f->correlation_id : NULL),
                               P_TEXT(ubrn) };
         r = run(p, ST_RETRY_FAIL, ps, 8, NULL, &rows, e);

@@ -175,7 +175,8 @@ struct document_rec {
         const char *attached_by_org;
         const char *created;
         bool fetched;                /* content follows from spool_fd */
-        const char *not_fetched_reason; /* when !fetched: one line for staff */
+        const char *not_fetched_reason; /* when !fetched: one line for staff; stored cut to 255 bytes on a
+                                           character */
         int64_t size;                /* bytes received (fetched) */
         const char *sha256;          /* hex of the bytes received (fetched) */
 };
@@ -459,8 +460,9 @@ int pas_budget_calls(struct pas *p, const char *service_id, const char *day, lon
 int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errbuf *e);
 
 /* Upserts the worklist's ers_poll row inside a transaction: last_poll_at (NULL
- * keeps the stored one), the result line, the correlation id (NULL or "":
- * none), the next poll planned, the referrals listed (< 0: NULL). */
+ * keeps the stored one), the result line (cut to 255 bytes on a character),
+ * the correlation id (NULL or "": none), the next poll planned, the
+ * referrals listed (< 0: NULL). */
 int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e);
 
@@ -482,7 +484,7 @@ struct retry_failure {
         bool parked;                /* attempts reached park_after */
         const char *at;             /* this attempt (ISO UTC) */
         const char *next_at;        /* the next one planned */
-        const char *reason;         /* one line, never a patient identifier; cut to 511 bytes */
+        const char *reason;         /* one line, never a patient identifier; cut to 511 bytes on a character */
         const char *sqlstate;       /* when the PAS refused it, else NULL */
         const char *correlation_id; /* of the e-RS call behind it, else NULL */
 };

@@ -1160,6 +1160,13 @@ static void test_long_texts_stored_whole(void **state) {
         pas_whole_texts(f->p, f->conn, work);
 }
 
+/* Issue 13, defect 8: text ersd writes itself, quoting text of any length, cut on a character. */
+static void test_own_texts_cut_on_a_character(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_own_texts(f->p, f->conn, work);
+}
+
 /* Issue 13, defect 16: a letter and an attachment with one id; one id twice. */
 static void test_document_identity(void **state) {
         struct fix *f = *state;
@@ -1969,6 +1976,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v3, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgraded_is_fresh, setup_empty, teardown),     \
         cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \

@@ -275,6 +275,76 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
         db_close(raw);
 }
 
+/* Whether s is well-formed UTF-8 (no character cut, no stray continuation byte). */
+static bool utf8_whole(const char *s) {
+        for (const unsigned char *u = (const unsigned char *) s; *u;) {
+                size_t n = *u < 0x80 ? 1 : (*u & 0xe0) == 0xc0 ? 2 : (*u & 0xf0) == 0xe0 ? 3 : (*u & 0xf8) == 0xf0 ? 4 : 0;
+                if (n == 0)
+                        return false;
+                for (size_t i = 1; i < n; i++)
+                        if ((u[i] & 0xc0) != 0x80)
+                                return false;
+                u += n;
+        }
+        return true;
+}
+
+/* The column holds a prefix of `full`, cut on a character within `max` bytes (and at most 3 short of it). */
+static void assert_cut(struct db *raw, const char *sql, const char *param, const char *full, size_t max) {
+        const char *ps[] = { param };
+        char *got = db_text(raw, sql, 1, ps, NULL);
+
+        assert_non_null(got);
+        if (strlen(got) > max || strlen(got) + 3 < max || strncmp(got, full, strlen(got)) != 0 || !utf8_whole(got))
+                fail_msg("%s: %zu bytes stored of %zu, not a prefix cut on a character within %zu", sql, strlen(got),
+                         strlen(full), max);
+        free(got);
+}
+
+void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir) {
+        static const char ubrn[] = "000000000803";
+        struct errbuf e = { "" };
+        struct db *raw = db_open(connection);
+        struct referral r;
+        struct worklist_entry w = { .ubrn = "000000000803", .version = 1, .priority = "URGENT" };
+        char *reason = pas_whole_text(600, 41), *retry = pas_whole_text(1000, 42), *result = pas_whole_text(600, 43);
+        char now[32];
+        bool written = true;
+
+        (void) dir;
+        assert_non_null(raw);
+        pas_data_referral(&r, ubrn, 1, PAS_DATA_NHS_VALID);
+        struct document_rec d = pas_data_document(ubrn, "att-reason", 0, NULL);
+        d.fetched = false;
+        d.availability = "PENDING";
+        d.not_fetched_reason = reason;
+        struct retry_failure f = { .attempts = 1, .at = "2026-11-20T09:00:00Z", .next_at = "2026-11-20T09:01:00Z",
+                                   .reason = retry };
+
+        now_utc_iso(now);
+        assert_int_equal(pas_begin(p, &e), 0);
+        if (pas_put_referral(p, &r, NULL, "wl", &e) < 0 || pas_put_document(p, &d, -1, NULL, &e) < 0 ||
+            pas_put_ledger(p, ubrn, 1, false, "wl", NULL, &e) < 0 || pas_retry_seen(p, "wl", &w, now, &e) < 0 ||
+            pas_retry_fail(p, ubrn, "wl", &f, &e) < 0 ||
+            pas_poll_put(p, "wl", now, result, NULL, now, -1, &e) < 0)
+                fail_msg("ersd's own long texts refused: %s", e.msg);
+        assert_int_equal(pas_commit(p, &e), 0);
+        assert_cut(raw, "SELECT not_fetched_reason FROM ers_document WHERE ubrn = ?", ubrn, reason, 255);
+        assert_cut(raw, "SELECT reason FROM ers_retry WHERE ubrn = ?", ubrn, retry, 511);
+        assert_cut(raw, "SELECT last_result FROM ers_poll WHERE worklist = ?", "wl", result, 255);
+
+        /* the same reason again: the row stands as it is */
+        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_put_document(p, &d, -1, &written, &e), 0);
+        assert_false(written);
+        assert_int_equal(pas_commit(p, &e), 0);
+
+        free(reason);
+        free(retry);
+        free(result);
+        db_close(raw);
+}
+
 void pas_whole_identity(struct pas *p, const char *connection, const char *dir) {
         static const char ubrn[] = "000000000802";
         static const struct {

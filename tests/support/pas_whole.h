@@ -37,6 +37,15 @@ char *pas_whole_text(size_t len, unsigned seed);
 void pas_whole_texts(struct pas *p, const char *connection, const char *dir);
 
 /*
+ * Text ersd writes itself into a bounded column (a not-fetched reason, a
+ * retry's reason, a poll's result line), however long what it quotes: cut
+ * to the column's bytes on a character, never in the middle of one (which
+ * PostgreSQL refuses: 22021), and recognised as unchanged when written
+ * again.  UBRN 000000000803.
+ */
+void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir);
+
+/*
  * Defect 16: in one fresh referral, a letter "CRI-v1" and an attachment with
  * the id "CRI-v1", and one attachment id twice (occurrences 0 and 1), with
  * four different contents: four documents, each with its own bytes; written

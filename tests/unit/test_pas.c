@@ -1059,6 +1059,13 @@ static void test_long_texts_stored_whole(void **state) {
         pas_whole_texts(f->p, f->conn, tmpdir);
 }
 
+/* Issue 13, defect 8: text ersd writes itself, quoting text of any length, cut on a character. */
+static void test_own_texts_cut_on_a_character(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_own_texts(f->p, f->conn, tmpdir);
+}
+
 /* Issue 13, defect 16: a letter and an attachment with one id, one id twice: four documents. */
 static void test_document_identity(void **state) {
         struct fix *f = *state;
@@ -1440,6 +1447,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_bad_spool, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_statement_leaves_db_as_before, setup, teardown),
