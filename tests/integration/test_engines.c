@@ -1069,8 +1069,8 @@ static char *schema_shape(struct fix *f) {
                 "SELECT group_concat(line, char(10)) FROM (SELECT m.name || ' ' || k.\"table\" || ' ' || k.\"from\" "
                 "|| ' ' || k.\"to\" AS line FROM sqlite_master m, pragma_foreign_key_list(m.name) k "
                 "WHERE m.type = 'table' AND m.name LIKE 'ers%' ORDER BY m.name, k.id, k.seq)",
-                "SELECT group_concat(name || ': ' || sql, char(10)) FROM (SELECT name, sql FROM sqlite_master "
-                "WHERE type IN ('view', 'index') AND sql IS NOT NULL ORDER BY name)",
+                ("SELECT group_concat(name || ': ' || sql, char(10)) FROM (SELECT name, sql FROM sqlite_master "
+                 "WHERE type IN ('view', 'index') AND sql IS NOT NULL ORDER BY name)"),
         };
         static const char *const postgresql[] = {
                 "SELECT string_agg(table_name || '.' || column_name || ' ' || ordinal_position || ' ' || data_type || "

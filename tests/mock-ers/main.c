@@ -33,6 +33,8 @@ static void usage(FILE *f)
                 "  --extra-attachment BYTES  an attachment of exactly BYTES on referral 0 (repeatable, up to 8)\n"
                 "  --edge-text             referral 0's comment and first title hold 4-byte UTF-8, quotes,\n"
                 "                          control characters (and the comment a NUL)\n"
+                "  --repeated-ids          referral 0's second attachment has the first's id, and one more\n"
+                "                          attachment the id of its letter (CRI-v<version>)\n"
                 "  --jwks PEM --kid KID --api-key KEY\n"
                 "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
                 "                          public key PEM and issues tokens the API then requires\n"
@@ -66,7 +68,7 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
        OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE, OPT_DUPLICATE,
-       OPT_EXTRA, OPT_EDGE_TEXT };
+       OPT_EXTRA, OPT_EDGE_TEXT, OPT_REPEATED_IDS };
 
 /* Signed-JWT access and TLS (oauth.c, server.c). */
 enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -90,6 +92,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "duplicate-entry", no_argument, NULL, OPT_DUPLICATE },
                 { "extra-attachment", required_argument, NULL, OPT_EXTRA },
                 { "edge-text", no_argument, NULL, OPT_EDGE_TEXT },
+                { "repeated-ids", no_argument, NULL, OPT_REPEATED_IDS },
                 { "jwks", required_argument, NULL, OPT_JWKS },
                 { "kid", required_argument, NULL, OPT_KID },
                 { "api-key", required_argument, NULL, OPT_API_KEY },
@@ -199,6 +202,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                         break;
                 case OPT_EDGE_TEXT:
                         o->edge_text = true;
+                        break;
+                case OPT_REPEATED_IDS:
+                        o->repeated_ids = true;
                         break;
                 case OPT_JWKS:
                         o->jwks = optarg;

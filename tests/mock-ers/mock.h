@@ -93,6 +93,8 @@ struct options {
         uint64_t extra_sizes[8]; /* --extra-attachment: attachments of exactly these sizes on referral 0 */
         size_t n_extra;
         bool edge_text;          /* --edge-text: referral 0's comment and first title hold edge-case text */
+        bool repeated_ids;       /* --repeated-ids: on referral 0, the second attachment has the first's id and
+                                    one more has the id of its letter, "CRI-v<version>" */
         bool verbose;            /* -v: log requests to stderr */
         /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
         const char *jwks;        /* --jwks: PEM public key the assertions must verify against */
