@@ -106,10 +106,7 @@ static const struct schema_step mariadb_upgrade_v2[] =
 static const struct schema_step mariadb_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(MARIADB_STEPS_TO_V4);
 
 static const struct schema_step *mariadb_upgrade(long long from) {
-        return from == 1   ? mariadb_upgrade_v1
-               : from == 2 ? mariadb_upgrade_v2
-               : from == 3 ? mariadb_upgrade_v3
-                           : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, mariadb_upgrade_v1, mariadb_upgrade_v2, mariadb_upgrade_v3);
 }
 
 static int mariadb_connect_options(const char *connection, char *ret, size_t n) {

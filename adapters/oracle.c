@@ -187,10 +187,7 @@ static const struct schema_step oracle_upgrade_v2[] =
 static const struct schema_step oracle_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(ORACLE_STEPS_TO_V4);
 
 static const struct schema_step *oracle_upgrade(long long from) {
-        return from == 1   ? oracle_upgrade_v1
-               : from == 2 ? oracle_upgrade_v2
-               : from == 3 ? oracle_upgrade_v3
-                           : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, oracle_upgrade_v1, oracle_upgrade_v2, oracle_upgrade_v3);
 }
 
 static int oracle_environment(struct errbuf *e) {

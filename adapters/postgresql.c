@@ -90,10 +90,7 @@ static const struct schema_step postgresql_upgrade_v2[] =
 static const struct schema_step postgresql_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(POSTGRESQL_STEPS_TO_V4);
 
 static const struct schema_step *postgresql_upgrade(long long from) {
-        return from == 1   ? postgresql_upgrade_v1
-               : from == 2 ? postgresql_upgrade_v2
-               : from == 3 ? postgresql_upgrade_v3
-                           : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, postgresql_upgrade_v1, postgresql_upgrade_v2, postgresql_upgrade_v3);
 }
 
 /* Driver logging off, appended last so that it wins over anything earlier. */

@@ -326,6 +326,10 @@ struct schema_step {
         { "ers_document", "attachment_key", "ALTER TABLE ers_document" ADD_COLUMN " attachment_key CHAR(64)", NULL }, \
         { NULL, NULL, NULL, document_key_fill },
 
+/* What an adapter's upgrade(from) returns, given its step lists from versions 1, 2 and 3. */
+#define STAGING_SCHEMA_UPGRADE_FROM(from, v1, v2, v3)                                                       \
+        ((from) == 1 ? (v1) : (from) == 2 ? (v2) : (from) == 3 ? (v3) : NULL)
+
 #define STAGING_SCHEMA_UPGRADE(...)                                                                         \
         {                                                                                                   \
         __VA_ARGS__                                                                                         \

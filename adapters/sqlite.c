@@ -85,7 +85,7 @@ static const struct schema_step sqlite_upgrade_v2[] =
 static const struct schema_step sqlite_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLITE_STEPS_TO_V4);
 
 static const struct schema_step *sqlite_upgrade(long long from) {
-        return from == 1 ? sqlite_upgrade_v1 : from == 2 ? sqlite_upgrade_v2 : from == 3 ? sqlite_upgrade_v3 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlite_upgrade_v1, sqlite_upgrade_v2, sqlite_upgrade_v3);
 }
 
 static int sqlite_connect_options(const char *connection, char *ret, size_t n) {

@@ -165,10 +165,7 @@ static const struct schema_step sqlserver_upgrade_v2[] =
 static const struct schema_step sqlserver_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLSERVER_STEPS_TO_V4);
 
 static const struct schema_step *sqlserver_upgrade(long long from) {
-        return from == 1   ? sqlserver_upgrade_v1
-               : from == 2 ? sqlserver_upgrade_v2
-               : from == 3 ? sqlserver_upgrade_v3
-                           : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlserver_upgrade_v1, sqlserver_upgrade_v2, sqlserver_upgrade_v3);
 }
 
 /* True when any occurrence of `key` in `connection` has one of the values in `bad`. */
