@@ -21,6 +21,7 @@
 #include "audit.h"
 #include "config.h"
 #include "ers.h"
+#include "escape.h"
 #include "lease.h"
 #include "log.h"
 #include "notify.h"
@@ -84,7 +85,8 @@ static void usage(FILE *out) {
 
 static void report_to_stderr(void *userdata, const char *line) {
         (void) userdata;
-        fprintf(stderr, "%s\n", line);
+        escape_fputs(line, stderr); /* it may quote the file (escape.h) */
+        fputc('\n', stderr);
 }
 
 static void report_to_log(void *userdata, const char *line) {
@@ -258,7 +260,8 @@ static unsigned check_statements(const struct config *cfg) {
         if (pas_open(cfg->odbc_connection, cfg->adapter, &pas, &e) < 0) {
                 for (size_t i = 0; i < 3; i++)
                         if (sql[i]) {
-                                fprintf(stderr, "%s: %s: cannot check it: %s\n", at[i], keys[i], e.msg);
+                                escape_fprintf(stderr, "%s: %s: cannot check it: %s", at[i], keys[i], e.msg);
+                                fputc('\n', stderr);
                                 refused++;
                         }
                 return refused;
@@ -273,7 +276,8 @@ static unsigned check_statements(const struct config *cfg) {
                 else
                         r = pas_set_mapping(pas, i == 1 ? PAS_MAP_REFERRAL : PAS_MAP_DOCUMENT, sql[i], &e);
                 if (r < 0) {
-                        fprintf(stderr, "%s: %s: %s\n", at[i], keys[i], e.msg);
+                        escape_fprintf(stderr, "%s: %s: %s", at[i], keys[i], e.msg);
+                        fputc('\n', stderr);
                         refused++;
                 }
         }
@@ -356,7 +360,8 @@ static void on_referral_done(void *userdata, const struct referral_outcome *o) {
                 printf("ersd: dry run: UBRN %s", o->ubrn);
                 if (o->version >= 0)
                         printf(" version %" PRId64, o->version);
-                printf(" (worklist %s): %s", o->worklist ? o->worklist : "-", result_name(o->result, true));
+                escape_fprintf(stdout, " (worklist %s): %s", o->worklist ? o->worklist : "-",
+                               result_name(o->result, true));
                 if (o->result == REFERRAL_NEW || o->result == REFERRAL_UPDATED)
                         printf("; documents %u to store (%.1f MiB), %u recorded not fetched", o->documents,
                                (double) o->bytes / (1024.0 * 1024.0), o->not_fetched);
@@ -552,11 +557,14 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
                 referral_origin_free(&origin);
                 return EXIT_SYNC_FAILED;
         }
-        printf("ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s\n", ubrn,
-               result == REFERRAL_UNCHANGED ? "already in the PAS at e-RS's version, nothing written"
-                                            : result == REFERRAL_NEW ? "written (new)" : "written (updated)",
-               origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
-               (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched, now_monotonic() - t0);
+        escape_fprintf(stdout, "ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s",
+                       ubrn,
+                       result == REFERRAL_UNCHANGED ? "already in the PAS at e-RS's version, nothing written"
+                                                    : result == REFERRAL_NEW ? "written (new)" : "written (updated)",
+                       origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
+                       (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched,
+                       now_monotonic() - t0);
+        putchar('\n');
         fflush(stdout);
         referral_origin_free(&origin);
         return EXIT_SUCCESS;
@@ -839,17 +847,20 @@ int main(int argc, char **argv) {
         if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
                 ubrn = optind < argc ? argv[optind++] : NULL;
                 if (!ubrn || !ubrn_valid(ubrn)) {
-                        fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s\n", command, ubrn ? ": '" : "",
-                                ubrn ? ubrn : "", ubrn ? "' is not one" : "");
+                        escape_fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s", command,
+                                       ubrn ? ": '" : "", ubrn ? ubrn : "", ubrn ? "' is not one" : "");
+                        fputc('\n', stderr);
                         return EXIT_USAGE;
                 }
         } else if (command && strcmp(command, "status") != 0 && strcmp(command, "reconcile") != 0) {
-                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", command);
+                escape_fprintf(stderr, "ersd: unexpected argument '%.80s'", command);
+                fputc('\n', stderr);
                 usage(stderr);
                 return EXIT_USAGE;
         }
         if (optind < argc) {
-                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", argv[optind]);
+                escape_fprintf(stderr, "ersd: unexpected argument '%.80s'", argv[optind]);
+                fputc('\n', stderr);
                 usage(stderr);
                 return EXIT_USAGE;
         }

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "escape.h"
 #include "log.h"
 #include "schedule.h"
 #include "util.h"
@@ -226,6 +227,8 @@ static const char *poll_verdict(const struct worklist_status *w) {
 }
 
 /* ---- text ---------------------------------------------------------------- */
+/* Every line that shows what the database holds (names, codes, reasons, times)
+ * is written through escape_fprintf(): the one rule of escape.h. */
 
 static const char *or_dash(const char *s) {
         return s && s[0] ? s : "-";
@@ -236,22 +239,24 @@ static void text_waiting(FILE *out, const struct row_list *l, const char *title)
         for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &l->rows[i];
                 if (w->kind == WAITING_DOCUMENTS) {
-                        fprintf(out, "  UBRN %s  version %" PRId64 "  worklist %s  priority %s: %" PRId64
-                                     " document(s) owed, %" PRId64 " PENDING (e-RS scanning); next check %s\n",
-                                w->ubrn, w->version, or_dash(w->worklist), or_dash(w->priority), w->documents_owed,
-                                w->documents_pending, or_dash(w->next_at));
+                        escape_fprintf(out, "  UBRN %s  version %" PRId64 "  worklist %s  priority %s: %" PRId64
+                                            " document(s) owed, %" PRId64 " PENDING (e-RS scanning); next check %s",
+                                       w->ubrn, w->version, or_dash(w->worklist), or_dash(w->priority),
+                                       w->documents_owed, w->documents_pending, or_dash(w->next_at));
+                        fputc('\n', out);
                         continue;
                 }
-                fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s\n",
-                        w->ubrn, or_dash(w->worklist), or_dash(w->priority), or_dash(w->since), w->attempts,
-                        w->in_pas ? "; the PAS holds an older version" : "; not in the PAS", or_dash(w->next_at));
+                escape_fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s",
+                               w->ubrn, or_dash(w->worklist), or_dash(w->priority), or_dash(w->since), w->attempts,
+                               w->in_pas ? "; the PAS holds an older version" : "; not in the PAS", or_dash(w->next_at));
+                fputc('\n', out);
                 if (w->attempts == 0 && w->kind == WAITING_RETRY)
                         continue; /* queued: no failure to show */
-                fprintf(out, "    reason: %s", or_dash(w->reason));
+                escape_fprintf(out, "    reason: %s", or_dash(w->reason));
                 if (w->sqlstate[0] && !strstr(w->reason, w->sqlstate))
-                        fprintf(out, " (SQLSTATE %s)", w->sqlstate);
+                        escape_fprintf(out, " (SQLSTATE %s)", w->sqlstate);
                 if (w->correlation_id[0] && !strstr(w->reason, w->correlation_id))
-                        fprintf(out, " (correlation id %s)", w->correlation_id);
+                        escape_fprintf(out, " (correlation id %s)", w->correlation_id);
                 fputc('\n', out);
         }
         if (l->n > STATUS_LIST_MAX)
@@ -269,25 +274,29 @@ static void print_text(const struct status *s, FILE *out) {
 
         fprintf(out, "ersd status at %s: %s (exit %d)\n", s->now_iso, verdicts[s->exit_status], s->exit_status);
         if (s->problem[0]) {
-                fprintf(out, "  %s\n", s->problem);
+                escape_fprintf(out, "  %s", s->problem);
+                fputc('\n', out);
                 return;
         }
         fprintf(out, "\nWorklists (calls per service per day: %ld; UK day %s)\n", calls_per_day(s->cfg),
                 s->budget_day);
         for (size_t i = 0; i < s->cfg->n_worklists; i++) {
                 const struct worklist_status *w = &s->worklists[i];
-                fprintf(out, "  %s (%s, service %s): ", w->conf->name, w->conf->list_type, w->conf->service_id);
+                escape_fprintf(out, "  %s (%s, service %s): ", w->conf->name, w->conf->list_type, w->conf->service_id);
                 if (!w->polled)
                         fprintf(out, "not read yet");
                 else
-                        fprintf(out, "last poll %s %s: %s%s%s", w->poll.last_poll_at, poll_verdict(w),
-                                or_dash(w->poll.last_result), w->poll.last_correlation_id[0] ? " (correlation id " : "",
-                                w->poll.last_correlation_id[0] ? w->poll.last_correlation_id : "");
+                        escape_fprintf(out, "last poll %s %s: %s%s%s", w->poll.last_poll_at, poll_verdict(w),
+                                       or_dash(w->poll.last_result),
+                                       w->poll.last_correlation_id[0] ? " (correlation id " : "",
+                                       w->poll.last_correlation_id[0] ? w->poll.last_correlation_id : "");
                 if (w->polled && w->poll.last_correlation_id[0])
                         fputc(')', out);
-                fprintf(out, "\n    next poll %s; budget left today %" PRId64 " of %ld%s\n", or_dash(w->poll.next_poll_at),
-                        budget_left(s, w), calls_per_day(s->cfg),
-                        w->stale ? "; NOT READ FOR OVER 25 HOURS" : "");
+                fputc('\n', out);
+                escape_fprintf(out, "    next poll %s; budget left today %" PRId64 " of %ld%s",
+                               or_dash(w->poll.next_poll_at), budget_left(s, w), calls_per_day(s->cfg),
+                               w->stale ? "; NOT READ FOR OVER 25 HOURS" : "");
+                fputc('\n', out);
         }
         text_waiting(out, &s->documents, "Referrals owed documents (fetched by later rounds)");
         text_waiting(out, &s->retrying, "Referrals queued or failing (read again on their own schedule)");
@@ -297,13 +306,16 @@ static void print_text(const struct status *s, FILE *out) {
         for (size_t i = 0; i < s->overdue.n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &s->overdue.rows[i];
                 int64_t minutes = overdue_minutes(w, s->cfg, s->now);
-                fprintf(out, "  UBRN %s  %s  worklist %s  seen %s, %" PRId64 " minutes ago%s\n", w->ubrn, w->priority,
-                        or_dash(w->worklist), w->since, minutes,
-                        w->in_pas ? "; the PAS holds an older version" : "; not in the PAS");
+                escape_fprintf(out, "  UBRN %s  %s  worklist %s  seen %s, %" PRId64 " minutes ago%s", w->ubrn,
+                               w->priority, or_dash(w->worklist), w->since, minutes,
+                               w->in_pas ? "; the PAS holds an older version" : "; not in the PAS");
+                fputc('\n', out);
         }
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
+/* Values exactly as the database holds them; written through
+ * escape_json_fputs(), so the characters a terminal acts on are JSON escapes. */
 
 static json_object *jstr(const char *s) {
         return s && s[0] ? json_object_new_string(s) : NULL; /* NULL is JSON null */
@@ -395,23 +407,31 @@ static void print_json(const struct status *s, FILE *out) {
                 json_object_object_add(root, "overdue_after_minutes", json_object_new_int64(s->cfg->overdue_after_min));
         } else
                 json_object_put(counts);
-        fprintf(out, "%s\n",
-                json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        escape_json_fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
+                          out);
+        fputc('\n', out);
         json_object_put(root);
 }
 
 /* ---- Prometheus ------------------------------------------------------------ */
 
-/* A label value: backslash, double quote and newline escaped. */
-static void prom_label(FILE *out, const char *v) {
-        for (; *v; v++) {
-                if (*v == '\\' || *v == '"')
-                        fprintf(out, "\\%c", *v);
-                else if (*v == '\n')
-                        fputs("\\n", out);
-                else
-                        fputc(*v, out);
+/* Writes a piece of a label value, backslash and double quote escaped as
+ * the text format wants them. */
+static void prom_put(void *userdata, const char *piece, size_t len) {
+        FILE *out = userdata;
+
+        for (size_t i = 0; i < len; i++) {
+                if (piece[i] == '\\' || piece[i] == '"')
+                        fputc('\\', out);
+                fputc(piece[i], out);
         }
+}
+
+/* A label value: the value as escape.h shows it (no newline, no control
+ * left), then escaped as a label value, so Prometheus reads back the
+ * escaped text. */
+static void prom_label(FILE *out, const char *v) {
+        escape_each(v, ESCAPE_TEXT, prom_put, out);
 }
 
 static void prom_head(FILE *out, const char *name, const char *help) {
@@ -502,7 +522,9 @@ static void print_prometheus(const struct status *s, FILE *out) {
         prom_head(out, "ersd_referral_overdue_minutes", "Minutes an overdue referral has waited since first seen, by UBRN.");
         for (size_t i = 0; i < s->overdue.n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &s->overdue.rows[i];
-                fprintf(out, "ersd_referral_overdue_minutes{ubrn=\"%s\",priority=\"", w->ubrn);
+                fputs("ersd_referral_overdue_minutes{ubrn=\"", out);
+                prom_label(out, w->ubrn);
+                fputs("\",priority=\"", out);
                 prom_label(out, w->priority);
                 fprintf(out, "\"} %" PRId64 "\n", overdue_minutes(w, s->cfg, s->now));
         }

@@ -139,16 +139,17 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
                 bool related = strcmp(d->rec.source_ubrn, j->main.ubrn) != 0;
                 if (!d->written.written)
                         continue;
-                audit_line(&w->documents, "%s %s %s r%" PRId64 "%s%s", d->written.document_id,
-                           d->rec.fetched ? d->rec.sha256 : "NOT_FETCHED", d->rec.attachment_id, d->written.revision,
-                           related ? " of " : "", related ? d->rec.source_ubrn : "");
+                audit_document(&w->documents, d->written.document_id, d->rec.fetched ? d->rec.sha256 : NULL,
+                               d->rec.kind, d->rec.attachment_id, d->written.revision,
+                               related ? d->rec.source_ubrn : NULL);
                 if (d->rec.fetched && d->written.revision > 1 && !d->completing)
                         audit_clause(&w->detail, "%s%s%sattachment revised: %s (revision %" PRId64 ")",
                                      related ? "related " : "", related ? d->rec.source_ubrn : "", related ? ": " : "",
-                                     d->rec.attachment_id, d->written.revision);
+                                     audit_q(&w->detail, d->rec.attachment_id), d->written.revision);
                 else if (d->rec.fetched && d->completing)
                         audit_clause(&w->detail, "%s%s%sdocument fetched: %s", related ? "related " : "",
-                                     related ? d->rec.source_ubrn : "", related ? ": " : "", d->rec.attachment_id);
+                                     related ? d->rec.source_ubrn : "", related ? ": " : "",
+                                     audit_q(&w->detail, d->rec.attachment_id));
         }
         if (!w->detail.len && w->before.found)
                 audit_clause(&w->detail, "documents written");

@@ -478,10 +478,13 @@ static void test_same_ubrn_twice_in_a_worklist(void **state) {
 }
 
 /* Issue 13, defect 16: referral 0 has two attachments with one id, and one with the id of its letter
- * (CRI-v1).  Each is a document of its own, stored with its own bytes and a warning naming the UBRN,
- * nothing parked; when the referral's next version comes, none of them is fetched again. */
+ * (CRI-v1), each with other bytes.  Each is a document of its own, stored with its own bytes and a
+ * warning naming the UBRN, nothing parked; when the referral's next version comes, none of them is
+ * fetched again. */
 static void test_repeated_attachment_ids(void **state) {
-        static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--repeated-ids", NULL };
+        static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--attachments", "3",
+                                            "--attachment-id", "dup-1", "--attachment-id", "dup-1",
+                                            "--attachment-id", "CRI-v1", NULL };
         const char *const ubrn[] = { "300000000000" };
         struct verify_result v;
         (void) state;

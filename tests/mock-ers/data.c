@@ -410,7 +410,7 @@ int mock_build(struct mock *m)
         m->n_referrals = n + (related ? 1 : 0);
         m->referrals = calloc(m->n_referrals ? m->n_referrals : 1, sizeof *m->referrals);
         size_t max_att = n * k + 1 /* big */ + m->opt.n_extra + 3 /* unavailable */ + 1 /* related */ +
-                         1 /* repeated ids */ + SPARE_ATTACHMENTS;
+                         SPARE_ATTACHMENTS;
         m->attachments = calloc(max_att, sizeof *m->attachments);
         if (!m->services || !m->referrals || !m->attachments)
                 return -ENOMEM;
@@ -439,21 +439,17 @@ int mock_build(struct mock *m)
                         if (i == 0 && j == 0 && m->opt.edge_text)
                                 snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
                                          TITLE_EDGE);
+                        if (i == 0 && j < m->opt.n_attachment_ids) /* fits: main.c checks the length */
+                                snprintf(m->attachments[serial].id, sizeof m->attachments[serial].id, "%s",
+                                         m->opt.attachment_ids[j]);
+                        if (i == 0 && j < m->opt.n_attachment_titles)
+                                snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
+                                         m->opt.attachment_titles[j]);
                 }
                 if (i == 0 && m->opt.big_attachment > 0)
                         add_attachment(m, i, &SPEC_BIG, m->opt.big_attachment, "AVAILABLE");
                 for (size_t x = 0; i == 0 && x < m->opt.n_extra; x++)
                         add_attachment(m, i, &SPEC_BIG, m->opt.extra_sizes[x], "AVAILABLE");
-                if (i == 0 && m->opt.repeated_ids) {
-                        /* ids e-RS may repeat: its own, and its letter's (other bytes each) */
-                        struct referral *r0 = &m->referrals[0];
-                        if (r0->att_count >= 2)
-                                memcpy(m->attachments[r0->att_first + 1].id, m->attachments[r0->att_first].id,
-                                       sizeof m->attachments[0].id);
-                        add_attachment(m, i, &ATT_SPECS[1], 4321, "AVAILABLE");
-                        snprintf(m->attachments[m->n_attachments - 1].id, sizeof m->attachments[0].id, "CRI-v%lld",
-                                 (long long) r0->version0);
-                }
                 if (i == 1) {
                         add_attachment(m, i, &SPEC_PENDING, 48213, "PENDING");
                         add_attachment(m, i, &SPEC_THREAT, 30977, "THREATS_FOUND");

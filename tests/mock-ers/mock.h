@@ -93,8 +93,10 @@ struct options {
         uint64_t extra_sizes[8]; /* --extra-attachment: attachments of exactly these sizes on referral 0 */
         size_t n_extra;
         bool edge_text;          /* --edge-text: referral 0's comment and first title hold edge-case text */
-        bool repeated_ids;       /* --repeated-ids: on referral 0, the second attachment has the first's id and
-                                    one more has the id of its letter, "CRI-v<version>" */
+        const char *attachment_ids[4];    /* --attachment-id: referral 0's k-th attachment's e-RS id (argv) */
+        size_t n_attachment_ids;
+        const char *attachment_titles[4]; /* --attachment-title: its title (argv) */
+        size_t n_attachment_titles;
         bool verbose;            /* -v: log requests to stderr */
         /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
         const char *jwks;        /* --jwks: PEM public key the assertions must verify against */
@@ -202,6 +204,7 @@ struct fault {
         enum fault_kind kind;
         int retry_after; /* seconds for the Retry-After header of 429/503; -1: the kind's own (1 for 429) */
         char ubrn[13];   /* "" = any */
+        char code[64];   /* the OperationOutcome's code, "" = the kind's own */
         unsigned count;  /* requests left to spoil */
         struct fault *next;
 };

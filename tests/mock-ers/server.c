@@ -82,6 +82,7 @@ struct call {
         bool control; /* a /_mock/ request: not counted as rejected */
         bool fault;   /* this answer is an injected fault */
         int fault_retry_after; /* the fault's Retry-After seconds, -1: the kind's own */
+        char fault_code[64];   /* the fault's OperationOutcome code, "": the kind's own */
         double arrived; /* monotonic seconds: when the request was complete */
         const char *recorded; /* endpoint name for the call record (/_mock/calls), NULL: not recorded */
         char key[24];  /* the UBRN (A005, A007, documents) or service (A008) of the call record */
@@ -604,6 +605,7 @@ static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *
                         continue;
                 kind = f->kind;
                 c->fault_retry_after = f->retry_after;
+                memcpy(c->fault_code, f->code, sizeof c->fault_code);
                 if (--f->count == 0) {
                         *pp = f->next;
                         free(f);
@@ -646,7 +648,8 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         body = render_outcome(status == 404 ? "not-found" : status == 403 ? "forbidden"
                                               : status == 422 ? "business-rule" : status == 502 ? "transient"
                                                                                               : "throttled",
-                                              status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
+                                              c->fault_code[0] ? c->fault_code
+                                              : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
                                               : status == 422 ? "ATTACHMENT_NOT_AVAILABLE" : status == 502 ? "BAD_GATEWAY"
                                                                                                          : "TOO_MANY_REQUESTS",
                                               "Injected", "injected by the mock", &len);
@@ -672,7 +675,8 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         len = body ? strlen(body) : 0;
                 } else
                         body = render_outcome(status == 429 ? "throttled" : "exception",
-                                              status == 500 ? "SERVICE_ERROR"
+                                              c->fault_code[0] ? c->fault_code
+                                              : status == 500 ? "SERVICE_ERROR"
                                               : status == 503 ? "SERVICE_UNAVAILABLE"
                                                               : "TOO_MANY_REQUESTS",
                                               status == 500 ? "Internal server error"
@@ -1414,6 +1418,7 @@ static enum MHD_Result control_fault(struct call *c)
         struct mock *m = c->m;
         const char *ep_name = query(c, "endpoint"), *kind_name = query(c, "kind");
         const char *ubrn = query(c, "ubrn"), *count_s = query(c, "count"), *ra_s = query(c, "retry_after");
+        const char *code = query(c, "code");
         uint64_t ra = 0;
         int ep = -1;
         enum fault_kind kind = FAULT_NONE;
@@ -1440,6 +1445,8 @@ static enum MHD_Result control_fault(struct call *c)
                 return reply_control_error(c, 400, "count must be 1..1000000");
         if (ra_s && !parse_u64(ra_s, 0, 86400, &ra))
                 return reply_control_error(c, 400, "retry_after must be 0..86400 seconds");
+        if (code && (!*code || strlen(code) > 63)) /* struct fault.code */
+                return reply_control_error(c, 400, "code must be 1..63 bytes");
 
         struct fault *f = calloc(1, sizeof *f);
         if (!f)
@@ -1450,6 +1457,8 @@ static enum MHD_Result control_fault(struct call *c)
         f->retry_after = ra_s ? (int)ra : -1;
         if (ubrn)
                 memcpy(f->ubrn, ubrn, 13);
+        if (code)
+                memcpy(f->code, code, strlen(code) + 1);
         pthread_mutex_lock(&m->lock);
         struct fault **pp = &m->faults;
         while (*pp)
