@@ -2092,13 +2092,18 @@ static bool sha256_hex_valid(const char *s) {
 
 /* Text ersd writes itself into a column of `max` bytes (ers_document.not_fetched_reason,
  * ers_retry.reason, ers_poll.last_result): s, or its first bytes cut on a character into ret
- * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021). */
+ * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021), be the
+ * cut ours or the caller's (a line it made with snprintf). */
 static const char *bounded(const char *s, size_t max, char *ret) {
-        size_t len;
+        size_t whole, len;
 
-        if (!s || strlen(s) <= max)
+        if (!s)
                 return s;
-        len = max - utf8_cut(s, max);
+        whole = strlen(s);
+        len = whole < max ? whole : max;
+        len -= utf8_cut(s, len);
+        if (len == whole)
+                return s;
         memcpy(ret, s, len);
         ret[len] = '\0';
         return ret;

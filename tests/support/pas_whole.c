@@ -339,6 +339,20 @@ void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir)
         assert_false(written);
         assert_int_equal(pas_commit(p, &e), 0);
 
+        /* a line that fits but whose maker cut its last character (snprintf into a buffer): stored
+         * without the piece */
+        static const char cut_short[] = "e-RS would not release it: caf\xc3\xa9 \xf0\x9f";
+        struct document_rec d2 = pas_data_document(ubrn, "att-cut", 0, NULL);
+        d2.fetched = false;
+        d2.availability = "AVAILABLE";
+        d2.not_fetched_reason = cut_short;
+        assert_int_equal(pas_begin(p, &e), 0);
+        if (pas_put_document(p, &d2, -1, NULL, &e) < 0)
+                fail_msg("a reason ending in a cut character refused: %s", e.msg);
+        assert_int_equal(pas_commit(p, &e), 0);
+        assert_read(raw, "SELECT not_fetched_reason FROM ers_document WHERE attachment_id = 'att-cut' AND ubrn = ?",
+                    ubrn, "e-RS would not release it: caf\xc3\xa9 ");
+
         free(reason);
         free(retry);
         free(result);
