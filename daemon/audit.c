@@ -210,11 +210,14 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                         audit_clause(t, "related referral removed: %s", before->related[i]);
 }
 
-static const struct attachment *listed(const struct referral *src, const char *id) {
+/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
+static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
+        unsigned seen = 0;
+
         for (size_t i = 0; i < src->n_attachments; i++)
-                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0)
-                        return &src->attachments[i];
-        return NULL;
+                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
+                        return true;
+        return false;
 }
 
 int audit_attachments(struct pas *p, const char *ubrn, const struct referral *src, const char *prefix,
@@ -225,28 +228,29 @@ int audit_attachments(struct pas *p, const char *ubrn, const struct referral *sr
 
         r = pas_attachments_stored(p, ubrn, src->ubrn, &stored, &n, e);
         if (r < 0 || n == 0) {
-                free(stored);
+                stored_attachments_free(stored, n);
                 return r;
         }
         const char *pre = prefix ? prefix : "";
         for (size_t i = 0; i < src->n_attachments; i++) {
                 const char *id = src->attachments[i].id;
+                unsigned occurrence = attachment_occurrence(src, i);
                 bool known = false;
                 for (size_t k = 0; id && k < n && !known; k++)
-                        known = strcmp(stored[k].id, id) == 0;
+                        known = stored[k].occurrence == occurrence && strcmp(stored[k].id, id) == 0;
                 if (id && !known)
                         audit_clause(t, "%sattachment added: %s", pre, audit_q(t, id));
         }
         for (size_t k = 0; k < n && r >= 0; k++) {
-                bool now_listed = listed(src, stored[k].id) != NULL;
+                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
                 if (now_listed == !stored[k].removed)
                         continue;
-                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, !now_listed, e);
+                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, stored[k].occurrence, !now_listed, e);
                 if (r >= 0)
                         audit_clause(t, "%sattachment %s: %s", pre, now_listed ? "listed again" : "removed",
                                      audit_q(t, stored[k].id));
         }
-        free(stored);
+        stored_attachments_free(stored, n);
         return r;
 }
 

@@ -33,7 +33,7 @@ void referral_job_free(struct referral_job *j) {
                 free(j->docs[i].reason);
         }
         free(j->docs);
-        free(j->known);
+        documents_known_free(j->known, j->n_known);
         j->docs = NULL;
         j->known = NULL;
         j->n_docs = j->n_related = j->n_known = 0;
@@ -52,10 +52,12 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
         return &j->docs[j->n_docs++];
 }
 
-/* What the PAS has of one document of the job (found=false when nothing). */
-static struct document_state known_state(const struct referral_job *j, const char *source_ubrn, const char *id) {
-        for (size_t i = 0; i < j->n_known; i++)
-                if (strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
+/* What the PAS has of one document of the job (found=false when nothing); borrowed from j->known. */
+static struct document_state known_state(const struct referral_job *j, const char *source_ubrn,
+                                         enum document_kind kind, const char *id, unsigned occurrence) {
+        for (size_t i = 0; id && i < j->n_known; i++)
+                if (j->known[i].kind == kind && j->known[i].occurrence == occurrence &&
+                    strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
                         return j->known[i].state;
         return (struct document_state){ .found = false };
 }
@@ -178,7 +180,8 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
          * ledger row: without one the PAS has none (and pas_put_document() looks
          * again inside the transaction, so even a document put there by hand
          * would not be stored twice). */
-        struct document_state st = known_state(j, src->ubrn, is_cri ? cri_id : a->id);
+        struct document_state st = known_state(j, src->ubrn, is_cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                               is_cri ? cri_id : a->id, occurrence);
         if (st.found && st.fetched) {
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
@@ -208,6 +211,7 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         } else {
                 d->rec.kind = DOCUMENT_ATTACHMENT;
                 d->rec.attachment_id = a->id;
+                d->rec.occurrence = occurrence;
                 d->rec.title = a->title;
                 d->rec.content_type = a->content_type;
                 d->rec.declared_size = a->declared_size;
@@ -268,26 +272,26 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         return 0;
 }
 
-/* How many attachments before attachments[i] in src's A005 have its id (decision
- * of the PAS's document identity: 0 for the first with an id). */
-static unsigned occurrence_of(const struct referral *src, size_t i) {
-        const char *id = src->attachments[i].id;
-        unsigned n = 0;
-
-        for (size_t k = 0; id && k < i; k++)
-                if (src->attachments[k].id && strcmp(src->attachments[k].id, id) == 0)
-                        n++;
-        return n;
-}
-
 static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
                                    struct errbuf *e) {
+        const char *again_id = NULL; /* the first id repeated */
+        unsigned again = 0;
         int r;
 
         for (size_t i = 0; i < src->n_attachments; i++) {
-                r = plan_document(env, j, src, &src->attachments[i], occurrence_of(src, i), e);
+                unsigned occurrence = attachment_occurrence(src, i); /* a repeated id is a document of its own */
+                if (occurrence > 0 && again++ == 0)
+                        again_id = src->attachments[i].id;
+                r = plan_document(env, j, src, &src->attachments[i], occurrence, e);
                 if (r < 0)
                         return r;
+        }
+        if (again > 0) {
+                char id[64 + 4];
+                log_ctx_warning(&(struct log_ctx){ .ubrn = src->ubrn, .stage = "documents" },
+                                "UBRN %s: %u attachment(s) repeat the id of an earlier one (first: \"%s\"); each is "
+                                "stored as a document of its own",
+                                src->ubrn, again, utf8_prefix(again_id, 64, id));
         }
         return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
 }
@@ -301,11 +305,13 @@ static unsigned count_not_fetched_stored(const struct referral_job *j) {
 
         for (size_t i = 0; i < j->main.n_attachments; i++) {
                 const char *id = j->main.attachments[i].id;
-                struct document_state st = id ? known_state(j, j->main.ubrn, id) : (struct document_state){ 0 };
+                struct document_state st = id ? known_state(j, j->main.ubrn, DOCUMENT_ATTACHMENT, id,
+                                                            attachment_occurrence(&j->main, i))
+                                              : (struct document_state){ 0 };
                 n += st.found && !st.fetched;
         }
         snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, j->main.version);
-        struct document_state st = known_state(j, j->main.ubrn, cri_id);
+        struct document_state st = known_state(j, j->main.ubrn, DOCUMENT_CRI, cri_id, 0);
         return n + (st.found && !st.fetched);
 }
 

@@ -1455,6 +1455,15 @@ static void attachment_free(struct attachment *a) {
         free(a->description);
 }
 
+unsigned attachment_occurrence(const struct referral *r, size_t i) {
+        const char *id = i < r->n_attachments ? r->attachments[i].id : NULL;
+        unsigned n = 0;
+
+        for (size_t k = 0; id && k < i; k++)
+                n += r->attachments[k].id && strcmp(r->attachments[k].id, id) == 0;
+        return n;
+}
+
 void referral_free(struct referral *r) {
         if (!r)
                 return;

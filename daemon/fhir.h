@@ -185,4 +185,9 @@ char *fhir_worklist_request(const char *list_type, const char *service_id);
 
 void worklist_free(struct worklist *w);   /* frees the contents; not w itself */
 void referral_free(struct referral *r);   /* frees the contents; not r itself */
+
+/* The occurrence of r's attachment i (docs/schema.md, ers_document): how
+ * many attachments before it in r's list share its id; 0 for an attachment
+ * without an id. */
+unsigned attachment_occurrence(const struct referral *r, size_t i);
 void outcome_free(struct outcome *o);     /* frees the contents; not o itself */

@@ -567,6 +567,7 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
         if (r < 0) {
                 printf("ersd: UBRN %s not synced, PAS unchanged (the log says why); %.1f s\n", ubrn,
                        now_monotonic() - t0);
+                referral_origin_free(&origin);
                 return EXIT_SYNC_FAILED;
         }
         escape_fprintf(stdout, "ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s",
@@ -578,6 +579,7 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
                        now_monotonic() - t0);
         putchar('\n');
         fflush(stdout);
+        referral_origin_free(&origin);
         return EXIT_SUCCESS;
 }
 

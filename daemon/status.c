@@ -35,7 +35,7 @@ struct worklist_status {
 
 /* A list of waiting rows, the first STATUS_LIST_MAX kept; n counts them all. */
 struct row_list {
-        struct waiting_row *rows; /* owned array of min(n, STATUS_LIST_MAX) */
+        struct waiting_row *rows; /* owned array of min(n, STATUS_LIST_MAX), each row's priority a copy it owns */
         size_t n;
 };
 
@@ -84,15 +84,27 @@ static int64_t overdue_minutes(const struct waiting_row *row, const struct confi
 
 static int list_add(struct row_list *l, const struct waiting_row *row) {
         if (l->n < STATUS_LIST_MAX) {
+                char *priority = strdup(row->priority); /* the row's is borrowed (pas.h) */
+                if (!priority)
+                        return -ENOMEM;
                 if (!l->rows) {
                         l->rows = calloc(STATUS_LIST_MAX, sizeof *l->rows);
-                        if (!l->rows)
+                        if (!l->rows) {
+                                free(priority);
                                 return -ENOMEM;
+                        }
                 }
                 l->rows[l->n] = *row;
+                l->rows[l->n].priority = priority;
         }
         l->n++;
         return 0;
+}
+
+static void row_list_free(struct row_list *l) {
+        for (size_t i = 0; l->rows && i < l->n && i < STATUS_LIST_MAX; i++)
+                free((char *) l->rows[i].priority); /* the list's copy */
+        free(l->rows);
 }
 
 static int on_waiting(void *userdata, const struct waiting_row *row) {
@@ -132,10 +144,10 @@ static int on_poll(void *userdata, const struct poll_row *row) {
 
 static void status_free(struct status *s) {
         free(s->worklists);
-        free(s->documents.rows);
-        free(s->retrying.rows);
-        free(s->parked.rows);
-        free(s->overdue.rows);
+        row_list_free(&s->documents);
+        row_list_free(&s->retrying);
+        row_list_free(&s->parked);
+        row_list_free(&s->overdue);
 }
 
 /* How many documents shown with `ubrn` are not stored and declared larger

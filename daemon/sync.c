@@ -754,7 +754,7 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                 log_info("%zu referral(s) due for another look (failed before, or documents owed)", n);
                 entries = calloc(n, sizeof *entries);
                 if (!entries) {
-                        free(due);
+                        due_referrals_free(due, n);
                         log_error("referrals due again: out of memory");
                         return -ENOMEM;
                 }
@@ -787,7 +787,7 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
         }
         r = write_all(ctx, NULL, r, stats, &failed);
         free(entries);
-        free(due);
+        due_referrals_free(due, n);
         if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                 return r;
         return failed ? -EAGAIN : 0;

@@ -99,6 +99,17 @@ size_t utf8_cut(const char *s, size_t n) {
         return 0;
 }
 
+const char *utf8_prefix(const char *s, size_t max, char *ret) {
+        size_t len;
+
+        if (!s || strlen(s) <= max)
+                return s ? s : "";
+        len = max - utf8_cut(s, max);
+        memcpy(ret, s, len);
+        memcpy(ret + len, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+        return ret;
+}
+
 size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len) {
         size_t whole, n;
 

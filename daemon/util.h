@@ -50,6 +50,11 @@ size_t utf8_char_length(unsigned char lead);
  * invalid: a caller feeding it what the network delivers holds those back. */
 size_t utf8_cut(const char *s, size_t n);
 
+/* At most `max` bytes of s for a message (an e-RS id of any length), cut on
+ * a character and followed by "…" when cut: s itself when it is no longer,
+ * else a copy in ret (max + 4 bytes).  Printing it still needs escaping. */
+const char *utf8_prefix(const char *s, size_t max, char *ret);
+
 /*
  * Text fed on in the pieces the network delivers, never a UTF-8 character
  * cut in two:

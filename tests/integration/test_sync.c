@@ -653,6 +653,58 @@ static void test_malformed_entry_skipped(void **state) {
         side_stop();
 }
 
+/* Issue 13, defect 16: referral 0 has two attachments with one id, and one with the id of its letter
+ * (CRI-v1), each with other bytes.  Each is a document of its own, stored with its own bytes and a
+ * warning naming the UBRN, nothing parked; when the referral's next version comes, none of them is
+ * fetched again. */
+static void test_repeated_attachment_ids(void **state) {
+        static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--attachments", "3",
+                                            "--attachment-id", "dup-1", "--attachment-id", "dup-1",
+                                            "--attachment-id", "CRI-v1", NULL };
+        const char *const ubrn[] = { "300000000000" };
+        struct verify_result v;
+        (void) state;
+
+        side_start(args);
+        side_pas("repeated", NULL);
+        struct run r = run_once_ok();
+        if (!strstr(r.err, "UBRN 300000000000: 1 attachment(s) repeat the id of an earlier one"))
+                fail_msg("no warning naming the UBRN: %s", r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        json_object *man = mock_get(&E.side, "/_mock/manifest");
+        assert_non_null(man);
+        verify_pas(d, man, &v);
+        json_object_put(man);
+        assert_int_equal(v.referrals_missing + v.referrals_stale + v.fields_mismatched + v.documents_mismatched +
+                                 v.documents_duplicated + v.documents_missing,
+                         0);
+        assert_true(v.documents_checked >= 5);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND attachment_id = 'CRI-v1'", 1,
+                                ubrn),
+                         2); /* the letter, and the attachment with its id */
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND occurrence = 1", 1, ubrn), 1);
+        assert_int_equal(verify_consistent(d), 0);
+
+        /* its next version: read again, its attachments known (by id and occurrence), none fetched again */
+        long long a042 = stat_count(&E.side, "A042");
+        assert_int_equal(mock_post(&E.side, "/_mock/bump?ubrn=300000000000"), 200);
+        r = run_once_ok();
+        assert_non_null(strstr(r.out, "1 updated"));
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        assert_int_equal(stat_count(&E.side, "A042"), a042);
+        man = mock_get(&E.side, "/_mock/manifest");
+        verify_pas(d, man, &v);
+        json_object_put(man);
+        assert_int_equal(v.referrals_stale + v.documents_mismatched + v.documents_duplicated + v.documents_missing, 0);
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
 /* What the mock's A005 hold saw: how many waited together at most, and whether it timed out. */
 static void assert_hold(const struct mock *m, long long want_reached, bool want_timed_out) {
         json_object *h = mock_get(m, "/_mock/hold");
@@ -888,6 +940,7 @@ int main(void) {
                 cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
                 cmocka_unit_test(test_attachment_without_id_waits),
                 cmocka_unit_test(test_malformed_entry_skipped),
+                cmocka_unit_test(test_repeated_attachment_ids),
                 cmocka_unit_test(test_referrals_fetched_in_parallel),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),

@@ -617,11 +617,29 @@ char *db_text(struct db *d, const char *sql, int nparams, const char *const *par
         bool found = false;
 
         if (st && SQL_SUCCEEDED(SQLFetch(st))) {
-                char buf[8192];
+                /* the whole value, however long: a test compares it with what was written */
+                size_t len = 0, cap = 8192;
                 SQLLEN ind = 0;
+                SQLRETURN rc;
+                bool read = false;
                 found = true;
-                if (SQL_SUCCEEDED(SQLGetData(st, 1, SQL_C_CHAR, buf, sizeof buf, &ind)) && ind != SQL_NULL_DATA)
-                        out = strdup(buf);
+                out = malloc(cap);
+                while (out && SQL_SUCCEEDED(rc = SQLGetData(st, 1, SQL_C_CHAR, out + len, (SQLLEN) (cap - len), &ind)) &&
+                       ind != SQL_NULL_DATA) {
+                        read = true;
+                        if (rc == SQL_SUCCESS)
+                                break; /* the rest fitted */
+                        len = cap - 1; /* truncated: full but for its NUL */
+                        char *more = realloc(out, cap * 2);
+                        if (!more)
+                                free(out);
+                        out = more;
+                        cap *= 2;
+                }
+                if (!read) {
+                        free(out); /* SQL NULL, or no value */
+                        out = NULL;
+                }
         }
         if (st)
                 SQLFreeHandle(SQL_HANDLE_STMT, st);

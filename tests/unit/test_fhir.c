@@ -1294,6 +1294,22 @@ static void test_referral_liberal(void **state) {
 /* The one rule for a NUL in text: free text keeps every byte, each NUL
  * becoming U+FFFD (PostgreSQL text cannot hold a NUL, and a C string would
  * cut the rest off); a code holding a NUL stays unreadable. */
+/* A repeated attachment id: each is a document of its own, numbered in the
+ * order listed (docs/schema.md, ers_document.occurrence). */
+static void test_attachment_occurrence(void **state) {
+        struct attachment atts[] = {
+                { .id = "att-1" }, { .id = "att-2" }, { .id = "att-1" }, { .id = NULL },
+                { .id = "CRI-v1" }, { .id = "att-1" }, { .id = NULL },
+        };
+        struct referral r = { .attachments = atts, .n_attachments = sizeof atts / sizeof atts[0] };
+        const unsigned want[] = { 0, 0, 1, 0, 0, 2, 0 };
+
+        (void) state;
+        for (size_t i = 0; i < r.n_attachments; i++)
+                assert_int_equal(attachment_occurrence(&r, i), want[i]);
+        assert_int_equal(attachment_occurrence(&r, r.n_attachments), 0); /* past the end */
+}
+
 static void test_referral_text_with_nul(void **state) {
         static const char json[] =
                 "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500003\","
@@ -1744,6 +1760,7 @@ int main(void) {
                 cmocka_unit_test(test_referral_state_reason_utf8),
                 cmocka_unit_test(test_referral_liberal),
                 cmocka_unit_test(test_referral_text_with_nul),
+                cmocka_unit_test(test_attachment_occurrence),
                 cmocka_unit_test(test_referral_errors),
                 cmocka_unit_test(test_referral_error_fixture),
                 cmocka_unit_test(test_outcome_fixture),
