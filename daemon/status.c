@@ -162,7 +162,7 @@ static int64_t count_too_large(struct pas *pas, const struct config *cfg, const 
                 return -1;
         for (size_t i = 0; i < n; i++)
                 count += !known[i].state.fetched && known[i].state.declared_size > cfg->max_attachment_bytes;
-        free(known);
+        documents_known_free(known, n);
         return count;
 }
 
