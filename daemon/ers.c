@@ -17,7 +17,7 @@
 #include "fhir.h"
 #include "schedule.h"
 
-#define ERRBODY_MAX (64 * 1024) /* what we keep of an error answer, to read its OperationOutcome */
+#define ERRBODY_MAX (16 * 1024) /* what we read of an error answer (or a redirect's note): its OperationOutcome */
 #define USER_AGENT "ersd/0.1"
 
 /* What the client paces and backs off separately: each e-RS endpoint, the
@@ -64,6 +64,8 @@ struct ers_client {
         char *client_key_file;
         long connect_timeout_s;
         long stall_timeout_s;
+        long transfer_timeout_s;  /* ers.transfer_timeout: a transfer's deadline, before its size counts */
+        double min_transfer_rate; /* ers.min_transfer_rate in bytes a second: one more second per so many */
         int64_t max_attachment_bytes;
         void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress; never on a lane */
         void *progress_userdata;
@@ -83,6 +85,9 @@ struct transfer {
         enum sink_kind kind;
         const char *expect_type;  /* Content-Type a 2xx must have (prefix match), NULL for any */
         bool started;             /* body callback seen */
+        bool body_cut;            /* a non-2xx body read as far as we read one: the answer stands as it is */
+        double sent_at;           /* monotonic: when this try was sent, for its deadline */
+        curl_off_t moved;         /* bytes sent and received so far in this try */
         long status;
         json_tokener *tok;        /* owned, SINK_JSON */
         json_object *obj;         /* owned until handed to the caller */
@@ -91,6 +96,7 @@ struct transfer {
         struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */
+        char *location;           /* owned: the answer's Location header, trimmed, or NULL */
         char *errbody;            /* owned: start of a non-2xx answer */
         size_t errlen;
         int err;                  /* set when a callback aborted the transfer */
@@ -235,6 +241,8 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         }
         c->connect_timeout_s = cfg->connect_timeout_s;
         c->stall_timeout_s = cfg->stall_timeout_s;
+        c->transfer_timeout_s = cfg->transfer_timeout_s;
+        c->min_transfer_rate = (double) (cfg->min_transfer_kib_s > 0 ? cfg->min_transfer_kib_s : 1) * 1024;
         c->max_attachment_bytes = cfg->max_attachment_bytes;
         c->tries = cfg->tries > 0 ? (unsigned) cfg->tries : 1;
         rate_limit_init(&c->sh->rate, cfg->max_requests_per_second);
@@ -287,12 +295,28 @@ long ers_header_retry_after(const char *line, size_t len, time_t now) {
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
+        static const char location[] = "location:";
         struct transfer *t = userdata;
         size_t len = size * n;
         long secs = ers_header_retry_after(p, len, time(NULL));
 
         if (secs >= 0)
                 t->retry_after = secs;
+        if (len > sizeof location - 1 && strncasecmp(p, location, sizeof location - 1) == 0) {
+                /* Kept as sent (libcurl bounds a header line): a redirect's body may be cut
+                 * before libcurl would have worked it out itself. */
+                size_t from = sizeof location - 1, to = len;
+                while (from < to && (p[from] == ' ' || p[from] == '\t'))
+                        from++;
+                while (to > from && isspace((unsigned char) p[to - 1]))
+                        to--;
+                free(t->location);
+                t->location = strndup(p + from, to - from);
+                if (!t->location) {
+                        t->err = err_set(&t->why, -ENOMEM, "out of memory");
+                        return 0;
+                }
+        }
         return len;
 }
 
@@ -345,13 +369,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
         }
 
         if (t->status / 100 != 2) {
-                /* Keep the start of an error answer for its OperationOutcome; drop the rest. */
+                /* The start of an error answer (or of a redirect's note), for its OperationOutcome or
+                 * its words; nothing past ERRBODY_MAX is read: a body that never ends ends here. */
                 if (!t->errbody && !(t->errbody = malloc(ERRBODY_MAX)))
                         return body_fail(t, err_set(&t->why, -ENOMEM, "out of memory"));
                 size_t room = ERRBODY_MAX - t->errlen;
                 size_t take = len < room ? len : room;
                 memcpy(t->errbody + t->errlen, p, take);
                 t->errlen += take;
+                if (take < len) {
+                        t->body_cut = true;
+                        return 0; /* libcurl stops (CURLE_WRITE_ERROR); perform() keeps the status */
+                }
                 return len;
         }
 
@@ -383,6 +412,7 @@ static void transfer_done(struct transfer *t) {
                 json_tokener_free(t->tok);
         json_object_put(t->obj);
         worklist_parser_free(t->worklist);
+        free(t->location);
         free(t->errbody);
 }
 
@@ -414,16 +444,39 @@ static void connection_options(struct ers_client *c, CURL *h, const char *url) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
-/* libcurl's progress callback: at least once a second during a transfer, stalled or not. */
+/* The seconds a transfer that has moved `bytes` may have taken so far: its
+ * deadline grows with what it carries (see ers.h, "Deadlines"). */
+static double transfer_allowance(const struct ers_client *c, curl_off_t bytes) {
+        return (double) c->transfer_timeout_s + (double) bytes / c->min_transfer_rate;
+}
+
+/* libcurl's progress callback: often while bytes move, at least once a second
+ * when none do.  Ends a transfer past its deadline: a 2xx answer as too slow
+ * (the call fails); the body of any other answer, which was only read for its
+ * words, is no longer read (the answer stands on its status). */
 static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-        struct ers_client *c = userdata;
+        struct transfer *t = userdata;
+        struct ers_client *c = t->c;
+        double elapsed = now_monotonic() - t->sent_at;
+        long status = 0;
 
         (void) dltotal;
-        (void) dlnow;
         (void) ultotal;
-        (void) ulnow;
-        c->on_progress(c->progress_userdata);
-        return 0; /* never aborts: the referral in hand is finished or fails by its own timeouts */
+        t->moved = dlnow + ulnow;
+        if (c->on_progress)
+                c->on_progress(c->progress_userdata);
+        if (elapsed <= transfer_allowance(c, t->moved))
+                return 0;
+        curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 300) {
+                t->body_cut = true;
+                return 1;
+        }
+        t->err = err_set(&t->why, -EAGAIN,
+                         "too slow: %" CURL_FORMAT_CURL_OFF_T " bytes in %.1f s, past its deadline "
+                         "(ers.transfer_timeout %ld s + 1 s per ers.min_transfer_rate %.0f KiB)",
+                         t->moved, elapsed, c->transfer_timeout_s, c->min_transfer_rate / 1024);
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
 }
 
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata) {
@@ -452,11 +505,9 @@ static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_sl
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->curl_error);
-        if (c->on_progress) {
-                curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
-                curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
-                curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        }
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xferinfo); /* every transfer has its deadline */
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         t->h = h;
         t->c = c;
         t->headers = headers;
@@ -654,8 +705,12 @@ static void transfer_rewind(struct transfer *t) {
         json_object_put(t->obj);
         t->obj = NULL;
         t->json_bytes = 0;
+        free(t->location);
+        t->location = NULL;
         t->errlen = 0;
         t->started = false;
+        t->body_cut = false;
+        t->moved = 0;
         t->status = 0;
         t->err = 0;
         t->why.msg[0] = '\0';
@@ -714,8 +769,11 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
                         call->http_status = 0;
                         return r;
                 }
+                t->sent_at = now_monotonic();
                 rc = curl_easy_perform(t->h);
                 curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+                if ((rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK) && t->body_cut && !t->err)
+                        rc = CURLE_OK; /* the rest of an error answer (or a redirect's note) is not read */
                 call->http_status = t->status;
                 call->retry_after = t->retry_after;
 
@@ -736,7 +794,9 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
                 (void) retry_wait(t, &steps); /* a last 429 still holds the others back */
         note_call(t, transient);
 
-        if (t->err) /* a body callback refused the answer */
+        if (t->err && t->status == 0) /* past its deadline before an answer came */
+                return err_set(e, t->err, "%s: no answer: %s (correlation id %s)", what, t->why.msg, correlation_id);
+        if (t->err) /* a callback refused the answer */
                 return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,
                                correlation_id);
         if (rc != CURLE_OK) {
@@ -1072,15 +1132,13 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
         }
         r = perform(&t, what, call->correlation_id, redirect_ok, call, e);
         if (r == 0 && ret_location) {
-                char *loc = NULL;
                 *ret_location = NULL;
-                if (t.status / 100 == 3) {
-                        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
-                        if (!loc)
-                                r = err_set(e, -EPROTO, "%s: HTTP %ld without a Location (correlation id %s)", what,
-                                            t.status, call->correlation_id);
-                        else if (!(*ret_location = strdup(loc)))
-                                r = err_set(e, -ENOMEM, "out of memory");
+                if (t.status / 100 == 3 && (!t.location || !t.location[0]))
+                        r = err_set(e, -EPROTO, "%s: HTTP %ld without a Location (correlation id %s)", what,
+                                    t.status, call->correlation_id);
+                else if (t.status / 100 == 3) {
+                        *ret_location = t.location;
+                        t.location = NULL;
                 }
         }
         curl_slist_free_all(headers);

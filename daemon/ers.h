@@ -29,6 +29,16 @@
  * the platform's OAuth error and description.  Mutual TLS (ers.client_cert_file)
  * is used on the e-RS origin only.  TLS is always verified, TLS 1.2 at least.
  *
+ * Deadlines: every try of a call must be over within ers.transfer_timeout
+ * seconds plus one second for every ers.min_transfer_rate KiB it carried so far
+ * (checked at least once a second); a 2xx answer that falls behind is cut
+ * (-EAGAIN, "too slow: …").  The body of any other answer (an error, a
+ * redirect's note) is read to ERRBODY_MAX (16 KiB) or until that deadline,
+ * whichever comes first, then left unread: the answer stands on its status.
+ * Every answer is bounded in size as well (ERS_JSON_MAX, the configured
+ * maximum for a document), so no transfer lasts longer than its deadline at
+ * that size.  The A042 redirect is taken from the Location header as sent.
+ *
  * Limits (daemon/schedule.h): every request to the e-RS origin, the token
  * endpoint's included, takes a slot of one rate limiter (ers.max_requests_per_
  * second); the object store's leg of A042 is not the API and is not counted.
@@ -49,7 +59,7 @@
  * endpoint, the UBRN (when there is one), the HTTP status or transport
  * error, the e-RS error code when an OperationOutcome came back, and the
  * correlation id:
- *   -EAGAIN   transient: network, timeout, stall, truncated body, 429, 5xx
+ *   -EAGAIN   transient: network, timeout, stall, too slow, truncated body, 429, 5xx
  *   -ECANCELED stopped (ers_client_on_stop) while waiting to send
  *   -EBADMSG  an answer that is not what the API promises (status, content
  *             type, malformed JSON, wrong resourceType is the parser's job)
