@@ -451,9 +451,10 @@ static double transfer_allowance(const struct ers_client *c, curl_off_t bytes) {
 }
 
 /* libcurl's progress callback: often while bytes move, at least once a second
- * when none do.  Ends a transfer past its deadline: a 2xx answer as too slow
- * (the call fails); the body of any other answer, which was only read for its
- * words, is no longer read (the answer stands on its status). */
+ * when none do.  Ends a transfer when a stop is asked for (-ECANCELED), and
+ * one past its deadline: a 2xx answer as too slow (the call fails); the body
+ * of any other answer, which was only read for its words, is no longer read
+ * (the answer stands on its status). */
 static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
         struct transfer *t = userdata;
         struct ers_client *c = t->c;
@@ -462,6 +463,10 @@ static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 
         (void) dltotal;
         (void) ultotal;
+        if (c->stop && *c->stop) {
+                t->err = err_set(&t->why, -ECANCELED, "stopped during the transfer");
+                return 1; /* CURLE_ABORTED_BY_CALLBACK */
+        }
         t->moved = dlnow + ulnow;
         if (c->on_progress)
                 c->on_progress(c->progress_userdata);
@@ -794,7 +799,7 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
                 (void) retry_wait(t, &steps); /* a last 429 still holds the others back */
         note_call(t, transient);
 
-        if (t->err && t->status == 0) /* past its deadline before an answer came */
+        if (t->err && t->status == 0) /* stopped, or past its deadline, before an answer came */
                 return err_set(e, t->err, "%s: no answer: %s (correlation id %s)", what, t->why.msg, correlation_id);
         if (t->err) /* a callback refused the answer */
                 return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,
@@ -1227,6 +1232,18 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
                          "application/pdf", what, false, dst, NULL, call, e);
 }
 
+/* During ers_check_reachable(): a stop ends the attempt to connect. */
+static int on_connect_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                               curl_off_t ulnow) {
+        const struct ers_client *c = userdata;
+
+        (void) dltotal;
+        (void) dlnow;
+        (void) ultotal;
+        (void) ulnow;
+        return c->stop && *c->stop;
+}
+
 int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
         char curl_error[CURL_ERROR_SIZE] = "";
         CURL *h = curl_easy_init();
@@ -1238,10 +1255,15 @@ int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
         curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L); /* TCP and TLS only: no request is sent */
         use_client_cert(c, h); /* an origin that requires mutual TLS refuses the handshake without it */
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_error);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_connect_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         rc = curl_easy_perform(h);
         curl_easy_cleanup(h);
         if (rc == CURLE_OK)
                 return 0;
+        if (rc == CURLE_ABORTED_BY_CALLBACK)
+                return err_set(e, -ECANCELED, "e-RS origin not checked: stopped");
         return err_set(e,
                        rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
                                        rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR

@@ -60,7 +60,7 @@
  * error, the e-RS error code when an OperationOutcome came back, and the
  * correlation id:
  *   -EAGAIN   transient: network, timeout, stall, too slow, truncated body, 429, 5xx
- *   -ECANCELED stopped (ers_client_on_stop) while waiting to send
+ *   -ECANCELED stopped (ers_client_on_stop): while waiting to send, or mid-transfer
  *   -EBADMSG  an answer that is not what the API promises (status, content
  *             type, malformed JSON, wrong resourceType is the parser's job)
  *   -EFBIG    answer larger than allowed
@@ -153,8 +153,10 @@ long ers_header_retry_after(const char *line, size_t len, time_t now);
  * taken for a hung process).  It must not block; NULL removes it. */
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata);
 
-/* `stop` (may be NULL) is read while the client waits for a slot or a backoff:
- * when set, the call ends with -ECANCELED instead of waiting on. */
+/* `stop` (may be NULL) is read while the client waits for a slot or a backoff,
+ * and during every transfer (libcurl's progress callback, at least once a
+ * second): when set, the call ends with -ECANCELED within a second, whatever
+ * the server does.  Lanes take it from their parent when made. */
 void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop);
 
 /* With signed-JWT access, fetches the first access token now (at start, so
@@ -165,5 +167,5 @@ int ers_prepare_token(struct ers_client *c, struct errbuf *e);
 /* Whether the e-RS origin answers: a TCP connection and, for https, a verified
  * TLS handshake, then closed.  No request is sent, so no call budget is spent
  * (never an A008: that is budgeted to twice a day).  0, -EAGAIN (network,
- * timeout) or -EPROTO (TLS: certificate, CA file). */
+ * timeout), -EPROTO (TLS: certificate, CA file) or -ECANCELED (stopped). */
 int ers_check_reachable(struct ers_client *c, struct errbuf *e);

@@ -75,8 +75,9 @@ static int test_teardown(void **state) {
 }
 
 /* The test's mock (3 referrals, one small attachment each), the referral the
- * faults aim at, and a fresh PAS with `ers_lines` in the ers group. */
-static void start(const char *ers_lines) {
+ * faults aim at, and a fresh PAS; ersd's deadline `deadline_s`, and
+ * `ers_lines` in the ers group. */
+static void start(int deadline_s, const char *ers_lines) {
         static const char *const args[] = { "--referrals", "3", "--attachments", "1", "--big-attachment", "0", NULL };
         char state[650], ers[512];
         struct run r;
@@ -102,8 +103,8 @@ static void start(const char *ers_lines) {
         snprintf(E.conf, sizeof E.conf, "%s/ersd-%u.conf", E.dir, E.n);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas-%u.db", E.dir, E.n);
         snprintf(state, sizeof state, "%s/state-%u", E.dir, E.n);
-        /* One send a call (no retry to wait for), and a deadline of DEADLINE_S. */
-        snprintf(ers, sizeof ers, "  auth = \"none\";\n  tries = 1;\n  transfer_timeout = %d;\n%s", DEADLINE_S,
+        /* One send a call (no retry to wait for), and the deadline. */
+        snprintf(ers, sizeof ers, "  auth = \"none\";\n  tries = 1;\n  transfer_timeout = %d;\n%s", deadline_s,
                  ers_lines ? ers_lines : "");
         assert_int_equal(write_test_config(E.conf, E.mock.base_url, ers, E.connection, NULL, state, NULL), 0);
         assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
@@ -196,7 +197,7 @@ static void test_cut_at_the_deadline(void **state) {
                 char what[128], line[2048], summary[512];
                 struct proc p;
 
-                start(NULL);
+                start(DEADLINE_S, NULL);
                 fault(c->endpoint, c->kind, c->rate);
                 snprintf(what, sizeof what, "%s UBRN %s%s", c->call, E.ubrn, c->after);
 
@@ -239,7 +240,7 @@ static void test_endless_redirect_note_is_followed(void **state) {
                 char summary[512];
                 struct proc p;
 
-                start(NULL);
+                start(DEADLINE_S, NULL);
                 fault("A042", "endless", rates[i]);
                 assert_int_equal(ersd_spawn(E.conf, &p), 0);
                 long at = proc_wait_for(&p, 1, "ersd: ", 0);
@@ -261,10 +262,58 @@ static void test_endless_redirect_note_is_followed(void **state) {
         }
 }
 
+/*
+ * SIGTERM while a transfer is stuck (an A005 at 1 byte a second, a document
+ * the store stalls half-way), on a fetching thread and on the main thread
+ * (ers.parallel_fetches = 1), with a deadline far off: ersd stops within about
+ * a second (measured from the signal to its last line), writes nothing of the
+ * referral in hand, and exits 0.
+ */
+static void test_sigterm_ends_a_stuck_transfer(void **state) {
+        static const struct {
+                const char *endpoint, *kind;
+                unsigned rate;
+                const char *ers_lines;
+        } cases[] = {
+                { "A005", "slow", 1, NULL },
+                { "store", "stall", 0, NULL },
+                { "A005", "slow", 1, "  parallel_fetches = 1;\n" },
+                { "store", "stall", 0, "  parallel_fetches = 1;\n" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                struct proc p;
+
+                start(600, cases[i].ers_lines);
+                fault(cases[i].endpoint, cases[i].kind, cases[i].rate);
+                assert_int_equal(ersd_spawn(E.conf, &p), 0);
+                /* In the transfer: the mock has begun to answer it (a guard, not a wait). */
+                for (int k = 0; mock_stat("faults_served") < 1; k++)
+                        assert_true(k < 100000);
+                double t0 = now_s();
+                kill(p.pid, SIGTERM);
+                long at = proc_wait_for(&p, 2, "stopped by signal", 0);
+                double took = now_s() - t0;
+                print_message("%s %s%s: stopped %.2f s after SIGTERM\n", cases[i].endpoint, cases[i].kind,
+                              cases[i].ers_lines ? " (main thread)" : "", took);
+                if (at < 0 || took > 2.0) {
+                        proc_end(&p, SIGKILL);
+                        fail_msg("%s %s: ersd did not stop within about a second of SIGTERM (%.1f s)",
+                                 cases[i].endpoint, cases[i].kind, took);
+                }
+                assert_int_equal(proc_end(&p, SIGTERM), 0);
+                assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?"), 0);
+                assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?"), 0);
+                mock_stop(&E.mock);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_cut_at_the_deadline, test_teardown),
                 cmocka_unit_test_teardown(test_endless_redirect_note_is_followed, test_teardown),
+                cmocka_unit_test_teardown(test_sigterm_ends_a_stuck_transfer, test_teardown),
         };
         return cmocka_run_group_tests_name("transfers", tests, group_setup, group_teardown);
 }
