@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct ers_shared {
         struct endpoint_state ep[EP_COUNT_];
         uint64_t jitter;                     /* backoff jitter state (xorshift), seeded from getrandom */
         pthread_mutex_t token_lock;
+        atomic_uint_least64_t progress;      /* steps of work done on every lane: see ers_client_progress() */
 };
 
 struct ers_client {
@@ -246,6 +248,7 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         c->max_attachment_bytes = cfg->max_attachment_bytes;
         c->tries = cfg->tries > 0 ? (unsigned) cfg->tries : 1;
         rate_limit_init(&c->sh->rate, cfg->max_requests_per_second);
+        atomic_init(&c->sh->progress, 0);
         if (getrandom(&c->sh->jitter, sizeof c->sh->jitter, 0) != (ssize_t) sizeof c->sh->jitter ||
             c->sh->jitter == 0)
                 c->sh->jitter = (uint64_t) time(NULL) | 1;
@@ -444,6 +447,18 @@ static void connection_options(struct ers_client *c, CURL *h, const char *url) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
+/* A step of work done (bytes moved, a second of a wait e-RS asked for): the
+ * shared count goes up, and the progress callback, if any, is called. */
+static void progressed(struct ers_client *c) {
+        atomic_fetch_add_explicit(&c->sh->progress, 1, memory_order_relaxed);
+        if (c->on_progress)
+                c->on_progress(c->progress_userdata);
+}
+
+uint64_t ers_client_progress(const struct ers_client *c) {
+        return atomic_load_explicit(&c->sh->progress, memory_order_relaxed);
+}
+
 /* The seconds a transfer that has moved `bytes` may have taken so far: its
  * deadline grows with what it carries (see ers.h, "Deadlines"). */
 static double transfer_allowance(const struct ers_client *c, curl_off_t bytes) {
@@ -467,9 +482,9 @@ static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
                 t->err = err_set(&t->why, -ECANCELED, "stopped during the transfer");
                 return 1; /* CURLE_ABORTED_BY_CALLBACK */
         }
+        if (dlnow + ulnow > t->moved) /* bytes moved: work goes on; a stuck transfer feeds nothing */
+                progressed(c);
         t->moved = dlnow + ulnow;
-        if (c->on_progress)
-                c->on_progress(c->progress_userdata);
         if (elapsed <= transfer_allowance(c, t->moved))
                 return 0;
         curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
@@ -619,8 +634,7 @@ static int wait_for(struct ers_client *c, double seconds) {
                         left = 1.0;
                 struct timespec ts = { .tv_sec = (time_t) left, .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
                 (void) nanosleep(&ts, NULL);
-                if (c->on_progress)
-                        c->on_progress(c->progress_userdata);
+                progressed(c); /* a wait chosen (and bounded) is not a hang */
         }
 }
 

@@ -148,10 +148,19 @@ bool ers_content_type_is(const char *got, const char *want);
  * delay-seconds nor a date. */
 long ers_header_retry_after(const char *line, size_t len, time_t now);
 
-/* `fn` is called during every transfer, at least once a second even when it
- * stalls (the daemon feeds systemd's watchdog there, so a long download is not
- * taken for a hung process).  It must not block; NULL removes it. */
+/* `fn` is called whenever work goes on: during a transfer each time bytes
+ * moved since the last call, and once a second of a wait the client chose (a
+ * rate-limit slot, a backoff, a Retry-After, each bounded).  Never while a
+ * transfer is stuck: the daemon feeds systemd's watchdog and renews its lease
+ * there, so that a hung transfer lets systemd, or a standby, take over.  It
+ * must not block; NULL removes it.  Not called on lanes (see below). */
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata);
+
+/* A count of the steps of work (as for the progress callback) done by `c` and
+ * every lane of it: it stands still while every transfer is stuck.  The
+ * writer thread, waiting for its fetchers, feeds the watchdog only when it
+ * moved.  Any thread. */
+uint64_t ers_client_progress(const struct ers_client *c);
 
 /* `stop` (may be NULL) is read while the client waits for a slot or a backoff,
  * and during every transfer (libcurl's progress callback, at least once a

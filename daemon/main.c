@@ -94,9 +94,10 @@ static void report_to_log(void *userdata, const char *line) {
         log_error("%s", line);
 }
 
-/* Between referrals (sync.c calls it) and during every transfer (the e-RS
- * client calls it): keep the watchdog fed through a long round or a long
- * download, and tell systemd as soon as a stop was asked for. */
+/* Between referrals (sync.c calls it, and while it waits for fetches that move)
+ * and while a transfer moves bytes (the e-RS client calls it): keep the
+ * watchdog fed, and the lease renewed, through a long round or a long download
+ * (never through a stuck one), and tell systemd as soon as a stop was asked for. */
 static struct lease *held_lease; /* with database.lease_seconds: renewed from keep_alive too */
 static struct pas *lease_pas;
 

@@ -5,7 +5,10 @@
  * what ersd does about them: every transfer has a deadline (ers.transfer_timeout
  * plus one second per ers.min_transfer_rate KiB it carried), an error body or a
  * redirect's note is read to a small cap only, and the cut is said in one line
- * naming the UBRN and the correlation id.
+ * naming the UBRN and the correlation id; a stop (SIGTERM) ends a stuck
+ * transfer within a second; a writer stuck on one stops renewing its lease,
+ * so a standby takes over (the watchdog's side is in test_service.c); and an
+ * error answer's own words are quoted in its line.
  *
  * The mock paces the answers itself (its `slow` and `endless` faults, with a
  * rate in bytes a second), so nothing here sleeps: each test waits for what
@@ -309,11 +312,62 @@ static void test_sigterm_ends_a_stuck_transfer(void **state) {
         }
 }
 
+/*
+ * Two ersd on one PAS with a 2-second lease.  The writer's download of the
+ * referral's document is stuck (the store sends half of it, then nothing),
+ * its deadline 8 s off: stuck, it renews its lease no more, so the standby
+ * takes it over well before that deadline, and the writer, once its transfer
+ * is cut, finds the lease gone and stops writing.  The standby syncs the
+ * referral.
+ */
+static void test_lease_lapses_while_a_transfer_is_stuck(void **state) {
+        char conf_a[700], conf_b[700], state_dir[700];
+        struct proc a, b;
+        (void) state;
+
+        start(8, NULL);
+        snprintf(conf_a, sizeof conf_a, "%s/ersd-lease-a.conf", E.dir);
+        snprintf(conf_b, sizeof conf_b, "%s/ersd-lease-b.conf", E.dir);
+        /* Each as on its own host: a state directory (spool) of its own. */
+        snprintf(state_dir, sizeof state_dir, "%s/state-lease-a", E.dir);
+        assert_int_equal(write_test_config(conf_a, E.mock.base_url, "  auth = \"none\";\n  transfer_timeout = 8;\n",
+                                           E.connection, "  lease_seconds = 2;\n", state_dir, NULL),
+                         0);
+        snprintf(state_dir, sizeof state_dir, "%s/state-lease-b", E.dir);
+        assert_int_equal(write_test_config(conf_b, E.mock.base_url, "  auth = \"none\";\n  transfer_timeout = 8;\n",
+                                           E.connection, "  lease_seconds = 2;\n", state_dir, NULL),
+                         0);
+        fault("store", "stall", 0);
+
+        assert_int_equal(ersd_spawn(conf_a, &a), 0);
+        assert_true(proc_wait_for(&a, 2, "lease: taken;", 0) >= 0);
+        assert_int_equal(ersd_spawn(conf_b, &b), 0);
+        assert_true(proc_wait_for(&b, 2, "is on standby", 0) >= 0);
+        for (int k = 0; mock_stat("faults_served") < 1; k++)
+                assert_true(k < 100000); /* a guard: the writer reaches the store within moments */
+        double t0 = now_s();
+        long at = proc_wait_for(&b, 2, "lease: taken over from", 0);
+        double took = now_s() - t0;
+        print_message("the standby took over %.1f s after the writer's download got stuck (lease 2 s, deadline 8 s)\n",
+                      took);
+        if (at < 0 || took >= 6) {
+                proc_end(&a, SIGKILL);
+                proc_end(&b, SIGKILL);
+                fail_msg("the standby did not take over while the writer was stuck (%.1f s)", took);
+        }
+        assert_true(proc_wait_for(&a, 2, "lease: lost", 0) >= 0);
+        assert_true(proc_wait_for(&b, 1, "sync done: referrals", 0) >= 0);
+        assert_int_equal(proc_end(&a, SIGTERM), 0);
+        assert_int_equal(proc_end(&b, SIGTERM), 0);
+        assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?"), 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_cut_at_the_deadline, test_teardown),
                 cmocka_unit_test_teardown(test_endless_redirect_note_is_followed, test_teardown),
                 cmocka_unit_test_teardown(test_sigterm_ends_a_stuck_transfer, test_teardown),
+                cmocka_unit_test_teardown(test_lease_lapses_while_a_transfer_is_stuck, test_teardown),
         };
         return cmocka_run_group_tests_name("transfers", tests, group_setup, group_teardown);
 }
