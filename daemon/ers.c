@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "fhir.h"
 #include "schedule.h"
+#include "server_text.h"
 
 #define ERRBODY_MAX (16 * 1024) /* what we read of an error answer (or a redirect's note): its OperationOutcome */
 #define USER_AGENT "ersd/0.1"
@@ -365,9 +366,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                         char *ct = NULL;
                         curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
                         bool ok = t->kind != SINK_FILE ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
+                        char said[SERVER_TEXT_MAX + 4] = "(none)";
+                        if (!ok && ct)
+                                server_text(ct, strlen(ct), said, sizeof said);
                         if (!ok)
-                                return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%.60s', expected %s",
-                                                            ct ? ct : "(none)", t->expect_type));
+                                return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%s', expected %s",
+                                                            said, t->expect_type));
                 }
         }
 
@@ -419,8 +423,12 @@ static void transfer_done(struct transfer *t) {
         free(t->errbody);
 }
 
-/* The e-RS error code of an OperationOutcome in an error answer, or "". */
-static void outcome_code(const struct transfer *t, char *buf, size_t size) {
+/* What an error answer says, for its line: ", e-RS <code>" from an
+ * OperationOutcome, else ": \"<first words>\"" of whatever else it is (a TLS
+ * front end's page, an object store's, a gateway's HTML), else "".  Server
+ * text, through server_text(). */
+static void answer_says(const struct transfer *t, char *buf, size_t size) {
+        char said[SERVER_TEXT_MAX + 4];
         json_object *root = NULL;
         struct outcome o = { 0 };
 
@@ -428,8 +436,12 @@ static void outcome_code(const struct transfer *t, char *buf, size_t size) {
         if (!t->errbody || t->errlen == 0)
                 return;
         if (fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
-            fhir_parse_outcome(root, &o, NULL) == 0 && o.code)
-                snprintf(buf, size, ", e-RS %s", o.code);
+            fhir_parse_outcome(root, &o, NULL) == 0 && o.code) {
+                server_text(o.code, strlen(o.code), said, sizeof said);
+                snprintf(buf, size, ", e-RS %s", said);
+        } else if (server_text(t->errbody, t->errlen, said, sizeof said) > 0) {
+                snprintf(buf, size, ": \"%s\"", said);
+        }
         outcome_free(&o);
         json_object_put(root);
 }
@@ -592,6 +604,17 @@ static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_
         case CURLE_FILESIZE_EXCEEDED:
                 snprintf(buf, size, "answer larger than allowed, refused");
                 return -EFBIG;
+#if LIBCURL_VERSION_NUM >= 0x080600
+        case CURLE_TOO_LARGE:
+#endif
+        case CURLE_OUT_OF_MEMORY:
+                if (t->status <= 0)
+                        break;
+                /* An answer began: libcurl refuses a header line over its 100 KB limit so
+                 * (a Location of 300 KB, say), with "Out of memory" before libcurl 8.6. */
+                snprintf(buf, size, "HTTP %ld: its headers were refused: a header line over libcurl's 100 KB limit "
+                         "(or out of memory)", t->status);
+                return -EBADMSG;
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CACERT_BADFILE:
@@ -602,9 +625,10 @@ static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_
                 snprintf(buf, size, "TLS/protocol: %s", detail);
                 return -EPROTO;
         default:
-                snprintf(buf, size, "%s", detail);
-                return -EAGAIN;
+                break;
         }
+        snprintf(buf, size, "%s", detail);
+        return -EAGAIN;
 }
 
 static int classify_status(long status) {
@@ -774,7 +798,7 @@ static bool connection_failed(CURLcode rc) {
  */
 static int perform(struct transfer *t, const char *what, char *correlation_id, bool redirect_ok,
                    struct ers_call *call, struct errbuf *e) {
-        char cause[CURL_ERROR_SIZE + 64], code[96];
+        char cause[CURL_ERROR_SIZE + 64], code[SERVER_TEXT_MAX + 64];
         int64_t sink_start = t->kind == SINK_FILE && t->file ? spool_file_size(t->file) : 0;
         CURLcode rc;
         int r;
@@ -824,7 +848,7 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
         }
         if (t->status / 100 == 2 || (redirect_ok && t->status / 100 == 3))
                 return 0;
-        outcome_code(t, code, sizeof code);
+        answer_says(t, code, sizeof code);
         if (t->status == 429 || t->status == 503) {
                 if (t->retry_after >= 0)
                         snprintf(code + strlen(code), sizeof code - strlen(code), ", Retry-After %ld s", t->retry_after);
@@ -844,39 +868,13 @@ static int new_call(struct ers_call *call, struct errbuf *e) {
         return 0;
 }
 
-/* The words of a text or HTML error page (a TLS front end's "400 No required
- * SSL certificate was sent"): tags dropped, blanks squeezed, at most size-1. */
-static void page_words(const char *p, size_t n, char *buf, size_t size) {
-        size_t o = 0;
-        bool in_tag = false, blank = true;
-
-        for (size_t i = 0; i < n && o + 1 < size; i++) {
-                unsigned char ch = (unsigned char) p[i];
-                if (ch == '<')
-                        in_tag = true;
-                if (in_tag || ch <= ' ' || ch >= 0x7f) {
-                        if (ch == '>')
-                                in_tag = false;
-                        if (!blank)
-                                buf[o++] = ' ';
-                        blank = true;
-                        continue;
-                }
-                buf[o++] = (char) ch;
-                blank = false;
-        }
-        while (o > 0 && buf[o - 1] == ' ')
-                o--;
-        buf[o] = '\0';
-}
-
 /* The token endpoint's error answer as ", <error>: <description>" (RFC 6749
- * §5.2), or ": <words>" of a text page, or "".  Anything that quotes an
- * assertion (a JWT starts "eyJ") is withheld. */
+ * §5.2), or what any other answer says (answer_says()), or "".  Anything
+ * that quotes an assertion (a JWT starts "eyJ") is withheld. */
 static void oauth_error(const struct transfer *t, char *buf, size_t size) {
+        char error[SERVER_TEXT_MAX + 4] = "", desc[SERVER_TEXT_MAX + 4] = "";
         json_object *root, *v;
-        const char *error = NULL, *desc = NULL;
-        char *text, *ct = NULL, words[120];
+        char *text;
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0 || !(text = strndup(t->errbody, t->errlen)))
@@ -884,19 +882,14 @@ static void oauth_error(const struct transfer *t, char *buf, size_t size) {
         root = json_tokener_parse(text);
         free(text);
         if (json_object_object_get_ex(root, "error", &v) && json_object_is_type(v, json_type_string))
-                error = json_object_get_string(v);
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v), error, 44);
         if (json_object_object_get_ex(root, "error_description", &v) && json_object_is_type(v, json_type_string))
-                desc = json_object_get_string(v);
-        curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
-        if (error)
-                snprintf(buf, size, ", %.40s%s%.200s%s", error, desc ? ": " : "", desc ? desc : "",
-                         desc && strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
-        else if (!json_object_is_type(root, json_type_object) &&
-                 (ers_content_type_is(ct, "text/plain") || ers_content_type_is(ct, "text/html"))) {
-                page_words(t->errbody, t->errlen, words, sizeof words);
-                if (words[0])
-                        snprintf(buf, size, ": \"%s\"", words);
-        }
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v), desc, sizeof desc);
+        if (error[0])
+                snprintf(buf, size, ", %s%s%s%s", error, desc[0] ? ": " : "", desc,
+                         strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
+        else
+                answer_says(t, buf, size);
         if (strstr(buf, "eyJ"))
                 snprintf(buf, size, ", (the platform's reason is withheld: it quotes the assertion)");
         json_object_put(root);

@@ -57,7 +57,8 @@
  *
  * Returns 0, or a negative errno with one line in the errbuf naming the
  * endpoint, the UBRN (when there is one), the HTTP status or transport
- * error, the e-RS error code when an OperationOutcome came back, and the
+ * error, the e-RS error code when an OperationOutcome came back (else the
+ * first words of the body, quoted, escaped and capped: server_text.h), and the
  * correlation id:
  *   -EAGAIN   transient: network, timeout, stall, too slow, truncated body, 429, 5xx
  *   -ECANCELED stopped (ers_client_on_stop): while waiting to send, or mid-transfer

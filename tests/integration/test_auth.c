@@ -456,6 +456,20 @@ static void test_missing_client_certificate(void **state) {
         assert_int_equal(control_count("/_mock/oauth", "issued"), 0);
 }
 
+/* The same TLS front end before the API itself (no token endpoint: auth none):
+ * its plain-text page is not an OperationOutcome, and the line still quotes
+ * its words, not just the status. */
+static void test_missing_client_certificate_api_says_why(void **state) {
+        char lines[800];
+        (void) state;
+        start_mock("server", true, NULL);
+        snprintf(lines, sizeof lines, "  auth = \"none\";\n  ca_file = \"%s/ca.crt\";\n", E.dir);
+        write_config(lines);
+        assert_refused("A008 worklist REFERRALS_FOR_REVIEW service 31001: HTTP 400: "
+                       "\"400 No required SSL certificate was sent\" (correlation id ");
+        assert_true(control_count("/_mock/tls", "api_refused") > 0);
+}
+
 static void test_wrong_ca(void **state) {
         (void) state;
         start_mock("server", false, NULL);
@@ -551,6 +565,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_mutual_tls, test_teardown),
                 cmocka_unit_test_teardown(test_utf8_cut_between_reads, test_teardown),
                 cmocka_unit_test_teardown(test_missing_client_certificate, test_teardown),
+                cmocka_unit_test_teardown(test_missing_client_certificate_api_says_why, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_ca, test_teardown),
                 cmocka_unit_test_teardown(test_expired_certificate, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_host_name, test_teardown),

@@ -116,15 +116,20 @@ static void start(int deadline_s, const char *ers_lines) {
         run_free(&r);
 }
 
-static void fault(const char *endpoint, const char *kind, unsigned rate) {
+/* The next `count` requests to `endpoint` for the referral (any, for A008) misbehave. */
+static void fault_n(const char *endpoint, const char *kind, unsigned rate, unsigned count) {
         char path[256];
-        int n = snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s", endpoint, kind);
+        int n = snprintf(path, sizeof path, "/_mock/fault?endpoint=%s&kind=%s&count=%u", endpoint, kind, count);
 
         if (strcmp(endpoint, "A008") != 0)
                 n += snprintf(path + n, sizeof path - (size_t) n, "&ubrn=%s", E.ubrn);
         if (rate)
                 snprintf(path + n, sizeof path - (size_t) n, "&rate=%u", rate);
         assert_int_equal(mock_post(&E.mock, path), 200);
+}
+
+static void fault(const char *endpoint, const char *kind, unsigned rate) {
+        fault_n(endpoint, kind, rate, 1);
 }
 
 static long long mock_stat(const char *name) {
@@ -165,6 +170,24 @@ static size_t lines_with(const char *text, const char *needle, char *line, size_
         return n;
 }
 
+/* Starts ersd (the service) and waits for its first round's summary line
+ * (into summary): the round's seconds, from the start.  Fails the test when
+ * the round never ends (a transfer never cut).  The caller ends *p. */
+static double first_round(struct proc *p, const char *label, char *summary, size_t size) {
+        double t0 = now_s();
+
+        assert_int_equal(ersd_spawn(E.conf, p), 0);
+        long at = proc_wait_for(p, 1, "ersd: ", 0);
+        double took = now_s() - t0;
+        if (at < 0) {
+                proc_end(p, SIGKILL);
+                fail_msg("%s: ersd's round did not end in %.0f s: the transfer was never cut", label, took);
+        }
+        assert_true(proc_wait_for(p, 1, "\n", (size_t) at) >= 0);
+        snprintf(summary, size, "%.*s", (int) strcspn(p->out + at, "\n"), p->out + at);
+        return took;
+}
+
 /* A fault that makes the referral's transfer go on for ever (or for hours):
  * it is cut at its deadline, the round ends, the referral is not written, and
  * one line says so, naming the UBRN, the cause and the correlation id. */
@@ -203,18 +226,7 @@ static void test_cut_at_the_deadline(void **state) {
                 start(DEADLINE_S, NULL);
                 fault(c->endpoint, c->kind, c->rate);
                 snprintf(what, sizeof what, "%s UBRN %s%s", c->call, E.ubrn, c->after);
-
-                double t0 = now_s();
-                assert_int_equal(ersd_spawn(E.conf, &p), 0);
-                long at = proc_wait_for(&p, 1, "ersd: ", 0);
-                double took = now_s() - t0;
-                if (at < 0) {
-                        proc_end(&p, SIGKILL);
-                        fail_msg("%s %s: ersd's round did not end in %.0f s: the transfer was never cut", c->endpoint,
-                                 c->kind, took);
-                }
-                assert_true(proc_wait_for(&p, 1, "\n", (size_t) at) >= 0);
-                snprintf(summary, sizeof summary, "%.*s", (int) strcspn(p.out + at, "\n"), p.out + at);
+                double took = first_round(&p, c->kind, summary, sizeof summary);
                 size_t n = lines_with(p.err, c->cause, line, sizeof line);
                 print_message("%s %s rate %u: round of %.1f s; %s\n", c->endpoint, c->kind, c->rate, took, line);
                 if (n != 1 || !strstr(line, what) || !strstr(line, "correlation id ") ||
@@ -245,14 +257,7 @@ static void test_endless_redirect_note_is_followed(void **state) {
 
                 start(DEADLINE_S, NULL);
                 fault("A042", "endless", rates[i]);
-                assert_int_equal(ersd_spawn(E.conf, &p), 0);
-                long at = proc_wait_for(&p, 1, "ersd: ", 0);
-                if (at < 0) {
-                        proc_end(&p, SIGKILL);
-                        fail_msg("A042 endless 307 (rate %u): ersd's round did not end", rates[i]);
-                }
-                assert_true(proc_wait_for(&p, 1, "\n", (size_t) at) >= 0);
-                snprintf(summary, sizeof summary, "%.*s", (int) strcspn(p.out + at, "\n"), p.out + at);
+                (void) first_round(&p, "A042 endless 307", summary, sizeof summary);
                 if (!strstr(summary, "sync done: referrals 3 new") || !strstr(summary, " 0 failed"))
                         fail_msg("A042 endless 307 (rate %u): %s: %s", rates[i], summary, p.err);
                 assert_int_equal(proc_end(&p, SIGTERM), 0);
@@ -261,6 +266,46 @@ static void test_endless_redirect_note_is_followed(void **state) {
                 assert_int_equal(pas_int("SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'FETCHED' AND "
                                          "kind = 'ATTACHMENT' AND source_ubrn = ?"),
                                  1);
+                mock_stop(&E.mock);
+        }
+}
+
+/*
+ * An error answer that is not an OperationOutcome keeps its words in the
+ * line: quoted, escaped and capped (server_text()).  A Location longer than
+ * libcurl takes is said to be that, not "Out of memory".
+ */
+static void test_what_the_server_said(void **state) {
+        static const struct {
+                const char *endpoint, *kind;
+                unsigned count;
+                const char *after; /* the line holds "UBRN <ubrn>" and this */
+        } cases[] = {
+                /* The object store's own words, twice (a new link is asked for once). */
+                { "store", "403", 2, " object store: HTTP 403: \"AccessDenied: Request has expired\" (correlation id " },
+                /* A server failing with a page that never ends: its first words, capped. */
+                { "A005", "endless_500", 1, ": HTTP 500: \"500 Internal Server Error: the answer goes on and on\" "
+                                            "(correlation id " },
+                /* A 307 with a 300 KiB Location. */
+                { "A042", "long_location", 1, ": HTTP 307: its headers were refused: a header line over libcurl's "
+                                              "100 KB limit" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char line[2048], summary[512], ubrn[32];
+                struct proc p;
+
+                start(DEADLINE_S, NULL);
+                fault_n(cases[i].endpoint, cases[i].kind, 0, cases[i].count);
+                (void) first_round(&p, cases[i].kind, summary, sizeof summary);
+                snprintf(ubrn, sizeof ubrn, "UBRN %s", E.ubrn);
+                size_t n = lines_with(p.err, "not synced", line, sizeof line);
+                print_message("%s %s: %s\n", cases[i].endpoint, cases[i].kind, line);
+                if (n != 1 || !strstr(line, ubrn) || !strstr(line, cases[i].after) || strstr(p.err, "Out of memory"))
+                        fail_msg("%s %s: expected one line with \"%s\", got %zu: %s", cases[i].endpoint,
+                                 cases[i].kind, cases[i].after, n, p.err);
+                assert_int_equal(proc_end(&p, SIGTERM), 0);
                 mock_stop(&E.mock);
         }
 }
@@ -366,6 +411,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_cut_at_the_deadline, test_teardown),
                 cmocka_unit_test_teardown(test_endless_redirect_note_is_followed, test_teardown),
+                cmocka_unit_test_teardown(test_what_the_server_said, test_teardown),
                 cmocka_unit_test_teardown(test_sigterm_ends_a_stuck_transfer, test_teardown),
                 cmocka_unit_test_teardown(test_lease_lapses_while_a_transfer_is_stuck, test_teardown),
         };
