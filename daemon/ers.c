@@ -99,6 +99,7 @@ struct transfer {
         struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */
+        const char *assertion;    /* borrowed, SECRET: a token request's client assertion, else NULL */
         char *location;           /* owned: the answer's Location header, trimmed, or NULL */
         char *errbody;            /* owned: start of a non-2xx answer */
         size_t errlen;
@@ -298,6 +299,27 @@ long ers_header_retry_after(const char *line, size_t len, time_t now) {
         return -1;
 }
 
+/* Our secrets a server might quote back in an answer to t: the API key (the
+ * `iss` and `sub` of an assertion), the bearer token the request sent, the
+ * static one, and a token request's assertion.  Borrowed from t and its
+ * client: valid while t is. */
+static const struct secrets *transfer_secrets(const struct transfer *t, struct secrets *ret) {
+        static const char bearer[] = "Authorization: Bearer ";
+        size_t k = 0;
+
+        memset(ret, 0, sizeof *ret);
+        if (t->c->auth)
+                ret->s[k++] = auth_api_key(t->c->auth);
+        if (t->c->auth_header)
+                ret->s[k++] = t->c->auth_header + sizeof bearer - 1;
+        for (const struct curl_slist *l = t->headers; l; l = l->next)
+                if (strncasecmp(l->data, bearer, sizeof bearer - 1) == 0 && k < SERVER_TEXT_SECRETS - 1)
+                        ret->s[k++] = l->data + sizeof bearer - 1;
+        if (t->assertion)
+                ret->s[k] = t->assertion;
+        return ret;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
         static const char location[] = "location:";
         struct transfer *t = userdata;
@@ -367,8 +389,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                         curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
                         bool ok = t->kind != SINK_FILE ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
                         char said[SERVER_TEXT_MAX + 4] = "(none)";
+                        struct secrets secrets;
                         if (!ok && ct)
-                                server_text(ct, strlen(ct), said, sizeof said);
+                                server_text(ct, strlen(ct), transfer_secrets(t, &secrets), said, sizeof said);
                         if (!ok)
                                 return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%s', expected %s",
                                                             said, t->expect_type));
@@ -431,15 +454,16 @@ static void answer_says(const struct transfer *t, char *buf, size_t size) {
         char said[SERVER_TEXT_MAX + 4];
         json_object *root = NULL;
         struct outcome o = { 0 };
+        struct secrets secrets;
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0)
                 return;
         if (fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
             fhir_parse_outcome(root, &o, NULL) == 0 && o.code) {
-                server_text(o.code, strlen(o.code), said, sizeof said);
+                server_text(o.code, strlen(o.code), transfer_secrets(t, &secrets), said, sizeof said);
                 snprintf(buf, size, ", e-RS %s", said);
-        } else if (server_text(t->errbody, t->errlen, said, sizeof said) > 0) {
+        } else if (server_text(t->errbody, t->errlen, transfer_secrets(t, &secrets), said, sizeof said) > 0) {
                 snprintf(buf, size, ": \"%s\"", said);
         }
         outcome_free(&o);
@@ -869,10 +893,12 @@ static int new_call(struct ers_call *call, struct errbuf *e) {
 }
 
 /* The token endpoint's error answer as ", <error>: <description>" (RFC 6749
- * §5.2), or what any other answer says (answer_says()), or "".  Anything
- * that quotes an assertion (a JWT starts "eyJ") is withheld. */
+ * §5.2), or what any other answer says (answer_says()), or "": server text,
+ * scrubbed of our secrets (the platform may quote the assertion's claims,
+ * the API key among them). */
 static void oauth_error(const struct transfer *t, char *buf, size_t size) {
         char error[SERVER_TEXT_MAX + 4] = "", desc[SERVER_TEXT_MAX + 4] = "";
+        struct secrets secrets;
         json_object *root, *v;
         char *text;
 
@@ -882,16 +908,16 @@ static void oauth_error(const struct transfer *t, char *buf, size_t size) {
         root = json_tokener_parse(text);
         free(text);
         if (json_object_object_get_ex(root, "error", &v) && json_object_is_type(v, json_type_string))
-                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v), error, 44);
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+                            transfer_secrets(t, &secrets), error, 44);
         if (json_object_object_get_ex(root, "error_description", &v) && json_object_is_type(v, json_type_string))
-                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v), desc, sizeof desc);
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+                            transfer_secrets(t, &secrets), desc, sizeof desc);
         if (error[0])
                 snprintf(buf, size, ", %s%s%s%s", error, desc[0] ? ": " : "", desc,
                          strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
         else
                 answer_says(t, buf, size);
-        if (strstr(buf, "eyJ"))
-                snprintf(buf, size, ", (the platform's reason is withheld: it quotes the assertion)");
         json_object_put(root);
 }
 
@@ -914,6 +940,9 @@ static int fetch_token(struct ers_client *c, struct errbuf *e) {
         r = auth_token_form(c->auth, time(NULL), &form, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", what);
+        t.assertion = strstr(form, "&client_assertion=");
+        if (t.assertion)
+                t.assertion += strlen("&client_assertion="); /* never quoted back: see transfer_secrets() */
         snprintf(corr_line, sizeof corr_line, "X-Correlation-ID: %s", call.correlation_id);
         lines[0] = "Accept: application/json";
         lines[1] = "Content-Type: application/x-www-form-urlencoded";

@@ -26,7 +26,8 @@
  * 401 on an API call drops it, fetches a new one and retries that call once
  * (a second 401 is -EACCES with the cause named).  A failure at the token
  * endpoint is the call's error, its line starting "token endpoint <url>:" with
- * the platform's OAuth error and description.  Mutual TLS (ers.client_cert_file)
+ * the platform's OAuth error and description (scrubbed of our secrets: the
+ * platform may quote the assertion's claims, the API key among them).  Mutual TLS (ers.client_cert_file)
  * is used on the e-RS origin only.  TLS is always verified, TLS 1.2 at least.
  *
  * Deadlines: every try of a call must be over within ers.transfer_timeout

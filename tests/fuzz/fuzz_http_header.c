@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort(); /* -1, or a delay that is not negative */
         /* The words of a page: printable ASCII only, bounded, terminated where it says. */
         char words[SERVER_TEXT_MAX + 4];
-        size_t n = server_text(line, size, words, sizeof words);
+        const struct secrets secrets = { { "secret-api-key-0123", "eyJtoken", NULL, "" } };
+        size_t n = server_text(line, size, &secrets, words, sizeof words);
         if (n >= sizeof words || words[n] != '\0' || strlen(words) != n)
                 abort();
         for (size_t i = 0; i < n; i++)

@@ -300,6 +300,16 @@ static void test_wrong_key_stops_the_service_start(void **state) {
         assert_int_equal(control_count("/_mock/stats", "A008"), 0);
 }
 
+/* The platform refuses the API key and quotes the `iss` claim it got, which
+ * is the API key: the line gives its reason with the key scrubbed out. */
+static void test_api_key_quoted_back_is_scrubbed(void **state) {
+        static const char *const other_key[] = { "--api-key", "an-api-key-the-platform-knows", NULL };
+        (void) state;
+        start_mock(NULL, false, other_key);
+        write_config(jwt_lines("signing", KID));
+        assert_refused("HTTP 401, invalid_client: Invalid 'iss'/'sub' claims in JWT - unknown API key '[secret]'");
+}
+
 static void test_wrong_kid(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
@@ -558,6 +568,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_wrong_key, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_key_stops_the_service_start, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_kid, test_teardown),
+                cmocka_unit_test_teardown(test_api_key_quoted_back_is_scrubbed, test_teardown),
                 cmocka_unit_test_teardown(test_clock_behind, test_teardown),
                 cmocka_unit_test_teardown(test_clock_ahead, test_teardown),
                 cmocka_unit_test_teardown(test_revoked, test_teardown),
