@@ -2,8 +2,9 @@
 #include "server_text.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
+
+#include "escape.h"
 
 #define SECRET_START_MIN 12 /* bytes of a secret's start that are scrubbed as if it were whole */
 #define JWT_MIN 20          /* bytes of base64url from "eyJ" on taken to be a JWT */
@@ -58,7 +59,7 @@ size_t server_text(const char *p, size_t n, const struct secrets *secrets, char 
         for (size_t i = 0; i < n && !cut; i++) {
                 unsigned char ch = (unsigned char) p[i];
                 const char *word = NULL; /* a marker written whole instead of bytes of p */
-                char piece[5];
+                char piece[ESCAPE_CHAR_MAX];
                 size_t len = 1, skip = 0;
 
                 if (!in_tag && (skip = secret_at(p, n, i, secrets)) > 0)
@@ -77,10 +78,7 @@ size_t server_text(const char *p, size_t n, const struct secrets *secrets, char 
                                 blank = true; /* one space, written before the next word */
                                 continue;
                         }
-                        if (ch >= 0x80 || ch == '\\' || ch == '"')
-                                len = (size_t) snprintf(piece, sizeof piece, "\\x%02x", ch);
-                        else
-                                piece[0] = (char) ch;
+                        i += escape_char(p + i, n - i, ESCAPE_TEXT, piece, &len) - 1; /* the one rule */
                 }
                 if (blank && o > 0) {
                         if (o + 1 > most) {

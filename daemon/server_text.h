@@ -32,12 +32,14 @@ struct secrets {
  *    (a run of base64url and dots starting "eyJ", 20 bytes or more: an
  *    assertion, ours or not) SERVER_TEXT_JWT; this before anything is cut;
  *  - an HTML page (its first non-blank byte '<') loses its tags;
- *  - control characters (NUL, CR, LF, ESC …) and blanks become one space;
- *    leading and trailing ones go;
- *  - a byte outside printable ASCII, a backslash and a double quote are
- *    written \xNN, so the words can be quoted and nothing in them acts on a
+ *  - C0 control characters (NUL, CR, LF, ESC …), DEL and blanks become one
+ *    space; leading and trailing ones go;
+ *  - the rest is shown by the one rule for text from outside (escape.h,
+ *    escape_char()): valid UTF-8 as it is, C1 and bidirectional controls and
+ *    bytes that are not UTF-8 escaped, so nothing in the words acts on a
  *    terminal or splits a line;
- *  - cut after SERVER_TEXT_MAX bytes (or size - 4), never inside an escape,
+ *  - cut after SERVER_TEXT_MAX bytes (or size - 4), never inside an escape
+ *    or a character,
  *    with "..." to say so.
  * Returns the length written.
  */

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "daemon/escape.h"
 #include "daemon/server_text.h"
 
 struct text_case {
@@ -35,10 +36,10 @@ static const struct text_case cases[] = {
         { "  \t a \r\n\x1b[31m b\x7f  ", 0, "a [31m b" },
         /* A NUL inside the text is a blank too: nothing after it is lost. */
         { "before\0after", 12, "before after" },
-        /* Quotes, backslashes and every byte outside ASCII escaped: the words can be quoted,
-         * and neither C1 controls nor bidi overrides reach a terminal. */
-        { "say \"hi\" \\ caf\xc3\xa9 \xc2\x9b \xe2\x80\xae", 0,
-          "say \\x22hi\\x22 \\x5c caf\\xc3\\xa9 \\xc2\\x9b \\xe2\\x80\\xae" },
+        /* The one rule (escape.h): letters of every script kept, C1 controls, bidi overrides and
+         * bytes that are not UTF-8 escaped. */
+        { "say \"hi\" \\ caf\xc3\xa9 \xf0\x9f\x99\x82 \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xc2\x9b \xe2\x80\xae \xff\xc3", 0,
+          "say \"hi\" \\ caf\xc3\xa9 \xf0\x9f\x99\x82 \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \\u009b \\u202e \\xff\\xc3" },
         { "", 0, "" },
         { " \r\n\t", 0, "" },
         { "<html><body></body></html>", 0, "" },
@@ -88,9 +89,11 @@ static void test_server_text_cap(void **state) {
         assert_int_equal(n, 0);
 }
 
-/* Every single byte value, alone and between words: printable or escaped, one line. */
+/* Every single byte value, alone and between words: printable or escaped (alone, a
+ * byte from 0x80 on is not UTF-8), one line, and shown as the one rule shows it:
+ * escaping it again changes nothing. */
 static void test_server_text_every_byte(void **state) {
-        char in[3], buf[64];
+        char in[3], buf[64], again[256];
         (void) state;
 
         for (int b = 0; b < 256; b++) {
@@ -99,8 +102,10 @@ static void test_server_text_every_byte(void **state) {
                 in[2] = 'z';
                 server_text(in, sizeof in, NULL, buf, sizeof buf);
                 for (const char *p = buf; *p; p++)
-                        if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f || *p == '"')
+                        if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
                                 fail_msg("byte 0x%02x: \"%s\" holds 0x%02x", b, buf, (unsigned char) *p);
+                escape_text(buf, again, sizeof again);
+                assert_string_equal(again, buf);
         }
 }
 
@@ -119,7 +124,7 @@ static void test_server_text_scrubs_our_secrets(void **state) {
                 { "Invalid 'iss'/'sub' claims in JWT - unknown API key 'ersd-test-api-key-7d41b9'",
                   "Invalid 'iss'/'sub' claims in JWT - unknown API key '[secret]'" },
                 { "{\"iss\":\"ersd-test-api-key-7d41b9\",\"sub\":\"ersd-test-api-key-7d41b9\"}",
-                  "{\\x22iss\\x22:\\x22[secret]\\x22,\\x22sub\\x22:\\x22[secret]\\x22}" },
+                  "{\"iss\":\"[secret]\",\"sub\":\"[secret]\"}" },
                 { "<html><body>401: token Zq8xv1Tk5mPw0aLr3Nc7Yb2Hd9 refused</body></html>",
                   "401: token [secret] refused" },
                 /* A start of a secret long enough to matter (the answer cut there). */
