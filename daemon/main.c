@@ -37,7 +37,7 @@
 #define EXIT_SYNC_FAILED 1 /* something was not synced: see the log */
 #define EXIT_USAGE 2       /* bad command line or configuration */
 
-static volatile sig_atomic_t stop_requested;   /* SIGTERM, SIGINT: finish the referral in hand, then exit */
+static volatile sig_atomic_t stop_requested;   /* SIGTERM, SIGINT: end transfers, finish a write in hand, exit */
 static volatile sig_atomic_t reload_requested; /* SIGHUP: re-read the configuration between rounds */
 
 static void on_signal(int sig) {
@@ -96,9 +96,10 @@ static void report_to_log(void *userdata, const char *line) {
         log_error("%s", line);
 }
 
-/* Between referrals (sync.c calls it) and during every transfer (the e-RS
- * client calls it): keep the watchdog fed through a long round or a long
- * download, and tell systemd as soon as a stop was asked for. */
+/* Between referrals (sync.c calls it, and while it waits for fetches that move)
+ * and while a transfer moves bytes (the e-RS client calls it): keep the
+ * watchdog fed, and the lease renewed, through a long round or a long download
+ * (never through a stuck one), and tell systemd as soon as a stop was asked for. */
 static struct lease *held_lease; /* with database.lease_seconds: renewed from keep_alive too */
 static struct pas *lease_pas;
 
@@ -639,6 +640,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 goto out;
         }
         ers_client_on_progress(ers, keep_alive, NULL);
+        ers_client_on_stop(ers, &stop_requested); /* a stop ends a transfer within a second, the start's too */
         if (!once) {
                 /* A connection and TLS handshake only: no call budget spent.  A certificate
                  * problem is configuration and stops the start; a network one is retried by
@@ -674,7 +676,6 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                            "%ld s, retries after %ld s",
                            cfg->worklist_calls_per_day, cfg->max_requests_per_second, cfg->pending_recheck_s,
                            cfg->retry_delay_s);
-        ers_client_on_stop(ers, &stop_requested);
         /* --once reads every worklist now (budget permitting); loop mode at the poll times. */
         struct poll_schedule polls;
         r = poll_schedule_init(&polls, cfg, pas, time(NULL), !once, &e);

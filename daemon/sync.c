@@ -279,16 +279,20 @@ static int prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char 
         return r < 0 ? err_prefix(e, r, "documents stored") : 0;
 }
 
-/* The next fetched job, the watchdog (and lease) kept fed while waiting;
- * NULL when none is in flight. */
+/* The next fetched job, the watchdog (and lease) fed while waiting as long as
+ * the fetchers' transfers move (never while all are stuck: see
+ * ers_client_progress()); NULL when none is in flight. */
 static struct referral_job *next_fetched(struct sync_ctx *ctx, struct sync_stats *stats) {
         struct referral_job *j = NULL;
         double t0 = now_monotonic();
+        uint64_t seen = ers_client_progress(ctx->ers);
 
         while (!j && fetch_pool_in_flight(ctx->pool) > 0) {
                 j = fetch_pool_wait(ctx->pool, 1.0);
-                if (!j && ctx->between_referrals)
+                uint64_t now = ers_client_progress(ctx->ers);
+                if (!j && now != seen && ctx->between_referrals)
                         ctx->between_referrals(ctx->userdata);
+                seen = now;
         }
         stats->writer_waited_s += now_monotonic() - t0;
         return j;

@@ -74,6 +74,10 @@ enum fault_kind {
         FAULT_429_BARE, /* 429 without Retry-After */
         FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
         FAULT_TRICKLE, /* the whole body, TRICKLE_BYTES at a time: the client's reads cut UTF-8 characters */
+        FAULT_SLOW,    /* the whole answer at `rate` bytes a second (default 1) */
+        FAULT_ENDLESS, /* the endpoint's own answer (A042: its 307), then a body that never ends */
+        FAULT_ENDLESS_500, /* a 500 whose plain-text body never ends */
+        FAULT_LONG_LOCATION, /* A042: a 307 whose Location is LONG_LOCATION_BYTES long */
 };
 
 struct options {
@@ -214,6 +218,7 @@ struct fault {
         enum endpoint endpoint;
         enum fault_kind kind;
         int retry_after; /* seconds for the Retry-After header of 429/503; -1: the kind's own (1 for 429) */
+        unsigned rate;   /* bytes a second of the answer's body; 0: as fast as it goes (slow: 1) */
         char ubrn[13];   /* "" = any */
         char code[64];   /* the OperationOutcome's code, "" = the kind's own */
         unsigned count;  /* requests left to spoil */
