@@ -497,6 +497,11 @@ int mock_build(struct mock *m)
         return 0;
 }
 
+size_t referral_related_more(const struct mock *m, const struct referral *r)
+{
+        return m->n_worklisted > 2 && r == &m->referrals[2] ? m->opt.related_more : 0;
+}
+
 void mock_free(struct mock *m)
 {
         for (size_t i = 0; m->attachments && i < m->n_attachments; i++)

@@ -344,6 +344,10 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
                 snprintf(buf, sizeof buf, "ReferralRequest/%s", m->referrals[r->related].ubrn);
                 json_object_array_add(support, reference(buf));
         }
+        for (size_t k = 0; k < referral_related_more(m, r); k++) {
+                snprintf(buf, sizeof buf, "ReferralRequest/%s", m->referrals[3 + k].ubrn);
+                json_object_array_add(support, reference(buf));
+        }
         if (json_object_array_length(contained))
                 put(o, "contained", contained);
         else
@@ -619,6 +623,8 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
         put(o, "intent", str("plan"));
         if (r->related != SIZE_MAX)
                 json_object_array_add(related, str(m->referrals[r->related].ubrn));
+        for (size_t k = 0; k < referral_related_more(m, r); k++)
+                json_object_array_add(related, str(m->referrals[3 + k].ubrn));
         put(o, "related", related);
 
         for (size_t k = 0; k < referral_attachments(r); k++) {
