@@ -89,6 +89,12 @@ static int read_referral(const struct fetch_env *env, const char *ubrn, struct r
                 return err_set(e, -EBADMSG, "A005 UBRN %s: answered another referral (correlation id %s)", ubrn,
                                call.correlation_id);
         }
+        if (ret->documents_without_content > 0)
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .correlation_id = call.correlation_id,
+                                                   .stage = "referral" },
+                                "UBRN %s: %u contained DocumentReference(s) without content (no "
+                                "content[0].attachment): nothing to fetch, not stored; see e-RS (correlation id %s)",
+                                ubrn, ret->documents_without_content, call.correlation_id);
         return 0;
 }
 

@@ -1269,9 +1269,12 @@ static int attachments_parse(json_object *root, struct referral *rf, struct errb
                 const char *t = str_at(c, "resourceType");
                 int r;
 
-                if (!t || strcmp(t, "DocumentReference") != 0 ||
-                    !json_object_is_type(att, json_type_object))
+                if (!t || strcmp(t, "DocumentReference") != 0)
                         continue;
+                if (!json_object_is_type(att, json_type_object)) {
+                        rf->documents_without_content++; /* nothing to fetch: counted, for a warning */
+                        continue;
+                }
                 if (!rf->attachments) {
                         /* at most one per contained resource */
                         rf->attachments = calloc(n, sizeof *rf->attachments);

@@ -122,6 +122,8 @@ struct referral {
         size_t n_related;
         unsigned text_nul_fields;  /* free-text fields (comment, titles, display names) that held a NUL,
                                       kept with each NUL replaced by U+FFFD (docs/schema.md) */
+        unsigned documents_without_content; /* contained DocumentReferences with no content[0].attachment:
+                                               nothing to fetch or store; the reader says how many */
 };
 
 /* An OperationOutcome's first issue, for error lines. */

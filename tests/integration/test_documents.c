@@ -588,6 +588,31 @@ static void test_worklist_ahead_of_a005_is_said(void **state) {
         fx_stop(&f);
 }
 
+/* A contained DocumentReference without content (no content[0].attachment:
+ * nothing to fetch) is not dropped without a word: the referral is stored
+ * with the rest, and one warning names the UBRN and how many, never a patient
+ * identifier. */
+static void test_document_reference_without_content_is_said(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--attachments", "2", "--big-attachment", "0", NULL };
+        const char *want = "UBRN 300000000000: 1 contained DocumentReference(s) without content";
+        char id[64];
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        json_object *atts = json_object_object_get(manifest_referral(&f, "300000000000"), "attachments");
+        snprintf(id, sizeof id, "%s", jstr(json_object_array_get_idx(atts, 0), "id"));
+        change(&f, "300000000000", "attachment_content_dropped", id);
+        manifest_reload(&f);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        if (count_of(r.err, want) != 1)
+                fail_msg("expected one line '%s…': %s", want, r.err);
+        run_free(&r);
+        assert_all_written_once(&f); /* the other attachment and the letter */
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE attachment_id = ?", id), 0);
+        fx_stop(&f);
+}
+
 /* A referral listing more related referrals than ersd reads (RELATED_MAX,
  * 64) is never cut silently: it is stored with the first 64 (in UBRN order)
  * and their documents, every UBRN it lists in ers_referral_related, and one
@@ -667,6 +692,7 @@ int main(void) {
                 cmocka_unit_test(test_sync_one_counts_documents_not_fetched),
                 cmocka_unit_test(test_worklist_ahead_of_a005_is_said),
                 cmocka_unit_test(test_related_beyond_the_limit_is_said_and_owed),
+                cmocka_unit_test(test_document_reference_without_content_is_said),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

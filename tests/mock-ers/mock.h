@@ -157,6 +157,7 @@ struct attachment {
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
         bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
+        bool content_dropped;         /* listed as a DocumentReference without content (/_mock/change) */
         char *given_id;               /* owned: the e-RS id /_mock/change gave an added spare, else NULL */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;

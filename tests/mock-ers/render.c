@@ -251,6 +251,10 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(att, "title", str(a->title));
         put(att, "creation", str(a->creation));
         put(content, "attachment", att);
+        if (a->content_dropped) {
+                json_object_put(content);
+                return d;
+        }
         put(d, "content", arr1(content));
         return d;
 }
@@ -629,7 +633,7 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
 
         for (size_t k = 0; k < referral_attachments(r); k++) {
                 const struct attachment *a = &m->attachments[referral_attachment(r, k)];
-                if (a->removed)
+                if (a->removed || a->content_dropped)
                         continue;
                 json_object *j = json_object_new_object();
                 put(j, "id", str(attachment_id(a)));

@@ -1284,6 +1284,9 @@ static void test_referral_liberal(void **state) {
                 assert_str(r.nhs_number, cases[i].nhs_number);
                 assert_str(r.appointment_start, cases[i].appointment_start);
                 assert_null(r.service_id);
+                /* each DocumentReference without content[0].attachment counted, for the reader's warning */
+                assert_int_equal(r.documents_without_content,
+                                 strstr(cases[i].name, "document without content") == cases[i].name ? 4 : 0);
                 referral_free(&r);
                 json_object_put(root);
         }
