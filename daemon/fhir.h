@@ -126,11 +126,13 @@ struct referral {
                                                nothing to fetch or store; the reader says how many */
 };
 
-/* An OperationOutcome's first issue, for error lines. */
+/* An OperationOutcome's first issue, for error lines.  Each string as sent,
+ * cut at 256 bytes on a character: server text, quoted only through
+ * server_text() (daemon/server_text.h), the one rule. */
 struct outcome {
         char *code;        /* issue[0].details.coding[0].code, e.g. PATIENT_ERROR */
         char *severity;
-        char *diagnostics; /* may echo request data: shown only after sanitising, truncated */
+        char *diagnostics; /* may echo request data */
 };
 
 /*
