@@ -466,6 +466,7 @@ struct pas {
         char put_ubrn[UBRN_LEN + 1];   /* with a referral mapping: the referral pas_put_referral() last wrote, */
         bool put_new_version;          /* and whether that was a version the staging row did not have yet */
         char fresh_ubrn[UBRN_LEN + 1]; /* pas_referral_fresh() in this transaction: nothing of it stored; "" none */
+        char tx_time[32];              /* the transaction's time, read once at pas_begin(): every time it writes */
         char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
         char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
         char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
@@ -1484,6 +1485,7 @@ int pas_begin(struct pas *p, struct errbuf *e) {
                 return err_set(e, -EINVAL, "begin: a transaction is already open");
         p->put_ubrn[0] = '\0'; /* pas_put_mapped_referral() pairs with a pas_put_referral() of this transaction */
         p->fresh_ubrn[0] = '\0'; /* and pas_referral_fresh() holds for this transaction only */
+        now_utc_iso(p->tx_time);
         rc = SQLSetConnectAttr(p->dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
         if (!SQL_SUCCEEDED(rc))
                 return diag_dbc(p, false, "begin", e);
@@ -1530,6 +1532,16 @@ int pas_commit(struct pas *p, struct errbuf *e) {
 void pas_rollback(struct pas *p) {
         if (p && p->in_tx)
                 end_tx(p, SQL_ROLLBACK);
+}
+
+/* The time a write stores: its transaction's, so that every time one
+ * transaction writes is the same (a DBA joins last_synced_at with the mapped
+ * row's :synced_at); outside a transaction, now. */
+static void write_time(const struct pas *p, char ret[32]) {
+        if (p->in_tx)
+                memcpy(ret, p->tx_time, sizeof p->tx_time);
+        else
+                now_utc_iso(ret);
 }
 
 static int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
@@ -1785,7 +1797,7 @@ int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool comple
         r = need_tx(p, "ledger", e);
         if (r < 0)
                 return r;
-        now_utc_iso(now);
+        write_time(p, now);
 
         struct param ps[] = {
                 P_INT(version), P_INT(complete ? 1 : 0), P_TEXT(worklist), P_TEXT(correlation_id),
@@ -1869,7 +1881,7 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
         r = need_tx(p, "referral", e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
-        now_utc_iso(now);
+        write_time(p, now);
 
         struct param ps[] = {
                 P_INT(ref->version),
@@ -2272,7 +2284,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                         goto fail;
                 }
         }
-        now_utc_iso(now);
+        write_time(p, now);
         if (d->fetched)
                 parts = (d->size + PAS_PART_MAX - 1) / PAS_PART_MAX;
 
@@ -2452,7 +2464,7 @@ int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_
         r = need_tx(p, "patient match", e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
-        now_utc_iso(now);
+        write_time(p, now);
         struct param ps[] = {
                 P_TEXT(m->status == PATIENT_MATCHED ? m->pas_patient_id : NULL),
                 P_TEXT(patient_match_name(m->status)),
@@ -2552,7 +2564,7 @@ int pas_lease_take(struct pas *p, const char *name, const char *holder, const st
                 return err_set(e, -EINVAL, "take the lease: a transaction is open");
         if (strlen(name) > PAS_LEASE_NAME_MAX || strlen(holder) > PAS_LEASE_HOLDER_MAX || !holder[0])
                 return err_set(e, -EINVAL, "take the lease: name or holder too long or empty");
-        now_utc_iso(now);
+        write_time(p, now);
         if (!seen->found) {
                 struct param ps[] = { P_TEXT(holder), P_TEXT(now), P_TEXT(name) };
                 struct lease_state again;
@@ -2583,7 +2595,7 @@ static int lease_renew(struct pas *p, struct errbuf *e) {
         SQLLEN rows = 0;
         int r;
 
-        now_utc_iso(now);
+        write_time(p, now);
         struct param ps[] = { P_TEXT(now), P_TEXT(p->lease_name), P_TEXT(p->lease_holder) };
         r = run(p, ST_LEASE_RENEW, ps, 3, NULL, &rows, e);
         if (r < 0)
@@ -2607,7 +2619,7 @@ void pas_lease_release(struct pas *p) {
 
         if (!p || !p->lease_name[0] || p->in_tx)
                 return;
-        now_utc_iso(now);
+        write_time(p, now);
         /* PAS_LEASE_RELEASED is free: a standby takes it at once, without waiting. */
         struct param ps[] = { P_TEXT(PAS_LEASE_RELEASED), P_TEXT(now), P_TEXT(p->lease_name),
                               P_TEXT(p->lease_holder) };
@@ -2873,7 +2885,7 @@ int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *sour
                 r = key_of(attachment_id, occurrence, key, e);
         if (r < 0)
                 return r;
-        now_utc_iso(now);
+        write_time(p, now);
         struct param ps[] = { P_TEXT(removed ? now : NULL), P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(key) };
         r = run(p, ST_ATTACHMENT_REMOVED, ps, 4, NULL, NULL, e);
         if (r < 0)
@@ -2908,7 +2920,7 @@ int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const cha
         stmt_close(h);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
-        now_utc_iso(now);
+        write_time(p, now);
         struct param ps[] = {
                 P_TEXT(ubrn),   P_INT(seq + 1), P_INT_OR_NULL(version, version < 0), P_TEXT(event),
                 P_TEXT(detail), P_TEXT(documents), P_TEXT(now), P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL),
@@ -2979,7 +2991,7 @@ int pas_worklist_record(struct pas *p, const char *worklist, const struct workli
         r = need_tx(p, "worklist entries", e);
         if (r < 0)
                 return r;
-        now_utc_iso(now);
+        write_time(p, now);
         r = run(p, ST_WORKLIST_CLEAR, clear, 1, NULL, NULL, e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const struct worklist_entry *w = sorted[i];
@@ -3056,7 +3068,7 @@ int pas_ledger_set_left(struct pas *p, const char *ubrn, bool left, struct errbu
                 r = need_tx(p, "ledger", e);
         if (r < 0)
                 return r;
-        now_utc_iso(now);
+        write_time(p, now);
         struct param ps[] = { P_TEXT(left ? now : NULL), P_TEXT(ubrn) };
         r = run(p, ST_LEDGER_LEFT, ps, 2, NULL, NULL, e);
         if (r < 0)
@@ -3747,7 +3759,7 @@ int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const str
         ps = calloc(m->n_params, sizeof *ps);
         if (!ps)
                 return err_set(e, -ENOMEM, "out of memory");
-        now_utc_iso(now);
+        write_time(p, now);
         for (size_t i = 0; i < m->n_params; i++) {
                 switch (m->params[i]) {
                 case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;

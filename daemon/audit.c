@@ -116,7 +116,7 @@ const char *audit_q(struct audit_text *t, const char *s) {
 }
 
 void audit_document(struct audit_text *t, const char *document_id, const char *sha256, enum document_kind kind,
-                    const char *attachment_id, int64_t revision, const char *source_ubrn) {
+                    const char *attachment_id, int64_t revision, unsigned occurrence, const char *source_ubrn) {
         json_object *o = json_object_new_object();
         char *line = NULL;
 
@@ -126,6 +126,8 @@ void audit_document(struct audit_text *t, const char *document_id, const char *s
                 json_object_object_add(o, "kind", json_object_new_string(kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"));
                 json_object_object_add(o, "attachment_id", json_object_new_string(attachment_id));
                 json_object_object_add(o, "revision", json_object_new_int64(revision));
+                if (occurrence > 0) /* a repeated id: which of them (its identity with kind and id) */
+                        json_object_object_add(o, "occurrence", json_object_new_int64(occurrence));
                 if (source_ubrn)
                         json_object_object_add(o, "source_ubrn", json_object_new_string(source_ubrn));
                 line = escape_json_dup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
@@ -362,6 +364,13 @@ static const char *member_string(json_object *o, const char *key) {
         return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
+/* A document line's "occurrence" (0 when absent: the first with its id, or a
+ * row written before ersd recorded it). */
+static int64_t occurrence_of(json_object *o) {
+        json_object *v = json_object_object_get(o, "occurrence");
+        return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+}
+
 /* --json: one entry per document, as stored.  A line of either form that does
  * not read as a document comes out as {"text": line}. */
 static void document_json(void *userdata, const char *line, size_t len) {
@@ -382,6 +391,8 @@ static void document_json(void *userdata, const char *line, size_t len) {
                                 json_object_object_add(d, "kind", json_object_new_string(member_string(o, "kind")));
                         json_object_object_add(d, "attachment_id", json_object_new_string(att));
                         json_object_object_add(d, "revision", json_object_new_int64(json_object_get_int64(rev)));
+                        if (occurrence_of(o) > 0)
+                                json_object_object_add(d, "occurrence", json_object_new_int64(occurrence_of(o)));
                         if (member_string(o, "source_ubrn"))
                                 json_object_object_add(d, "source_ubrn",
                                                        json_object_new_string(member_string(o, "source_ubrn")));
@@ -428,8 +439,12 @@ static void document_text(void *userdata, const char *line, size_t len) {
 
         if (id && shown && json_object_is_type(rev, json_type_int)) {
                 const char *sha = member_string(o, "sha256"), *source = member_string(o, "source_ubrn");
-                escape_fprintf(c->out, "%-4s   document %s %s %s r%" PRId64 "%s%s", "", id, sha ? sha : "NOT_FETCHED",
-                               shown, json_object_get_int64(rev), source ? " of " : "", source ? source : "");
+                char occurrence[40] = "";
+                if (occurrence_of(o) > 0)
+                        snprintf(occurrence, sizeof occurrence, " occurrence %" PRId64, occurrence_of(o));
+                escape_fprintf(c->out, "%-4s   document %s %s %s r%" PRId64 "%s%s%s", "", id,
+                               sha ? sha : "NOT_FETCHED", shown, json_object_get_int64(rev), occurrence,
+                               source ? " of " : "", source ? source : "");
         } else /* a row written before, as it is */
                 escape_fprintf(c->out, "%-4s   document %.*s", "", (int) (len < INT32_MAX ? len : INT32_MAX), line);
         fputc('\n', c->out);

@@ -25,7 +25,9 @@
  *               can hold a newline: JSON escapes it):
  *               {"document_id":…,"sha256":… or null when recorded without
  *               content,"kind":"ATTACHMENT" or "CRI","attachment_id":…,
- *               "revision":…[,"source_ubrn":… for a related referral's]}.
+ *               "revision":…[,"occurrence":n when > 0: the (n+1)th
+ *               attachment of its referral with that id][,"source_ubrn":…
+ *               for a related referral's]}.
  *               Rows written by an earlier ersd hold lines
  *               "<document_id> <sha256 or NOT_FETCHED> <attachment id>
  *               r<revision>[ of <UBRN>]": such a row starts with a hex digit
@@ -72,7 +74,7 @@ const char *audit_q(struct audit_text *t, const char *s);
  * above); sha256 NULL for a row recorded without content, source_ubrn NULL for
  * the referral's own document. */
 void audit_document(struct audit_text *t, const char *document_id, const char *sha256, enum document_kind kind,
-                    const char *attachment_id, int64_t revision, const char *source_ubrn);
+                    const char *attachment_id, int64_t revision, unsigned occurrence, const char *source_ubrn);
 
 /* "NEW", "UPDATED" or "DOCUMENTS" for a write of `version` over `before`. */
 const char *audit_event(const struct referral_stored *before, int64_t version);

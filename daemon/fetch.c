@@ -89,6 +89,12 @@ static int read_referral(const struct fetch_env *env, const char *ubrn, struct r
                 return err_set(e, -EBADMSG, "A005 UBRN %s: answered another referral (correlation id %s)", ubrn,
                                call.correlation_id);
         }
+        if (ret->documents_without_content > 0)
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .correlation_id = call.correlation_id,
+                                                   .stage = "referral" },
+                                "UBRN %s: %u contained DocumentReference(s) without content (no "
+                                "content[0].attachment): nothing to fetch, not stored; see e-RS (correlation id %s)",
+                                ubrn, ret->documents_without_content, call.correlation_id);
         return 0;
 }
 
@@ -345,15 +351,21 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
                 return 0;
         }
 
-        for (size_t i = 0; i < j->main.n_related && j->n_related < RELATED_MAX; i++) {
+        for (size_t i = 0; i < j->main.n_related; i++) {
                 if (strcmp(j->main.related[i], j->main.ubrn) == 0)
                         continue;
+                if (j->n_related == RELATED_MAX) {
+                        j->related_unread++; /* named in ers_referral_related only */
+                        continue;
+                }
                 r = read_referral(env, j->main.related[i], &j->related[j->n_related], NULL, &j->e);
                 if (r < 0)
                         return err_prefix(&j->e, r, "related referral of UBRN %s", ubrn);
                 j->n_related++;
         }
 
+        if (j->related_unread > 0)
+                j->complete = false; /* the pathway's information is not all in the PAS: owed */
         r = plan_referral_documents(env, j, &j->main, &j->e);
         for (size_t i = 0; i < j->n_related && r == 0; i++)
                 r = plan_referral_documents(env, j, &j->related[i], &j->e);
@@ -367,6 +379,14 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
                 j->action = FETCH_STILL_OWED;
                 return 0;
         }
+        if (j->related_unread > 0)
+                log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .worklist = j->worklist,
+                                                   .correlation_id = j->correlation_id, .stage = "referral" },
+                                "UBRN %s: lists %zu related referrals, more than the %d ersd reads: %zu read and "
+                                "stored with it, %zu not read (their UBRNs are in ers_referral_related; see e-RS); "
+                                "it stays owed (correlation id %s)",
+                                ubrn, j->n_related + j->related_unread, RELATED_MAX, j->n_related, j->related_unread,
+                                j->correlation_id);
         j->action = FETCH_WRITE;
         return 0;
 }

@@ -25,7 +25,17 @@
 #include "fhir.h"
 #include "spool.h"
 
-#define RELATED_MAX 16 /* related referrals followed per referral */
+/*
+ * Related referrals read per referral.  A pathway's onward referrals are few
+ * (e-RS links each to the one before it); the bound is what a job may hold:
+ * up to RELATED_MAX parsed A005s (each at most ERS_JSON_MAX on the wire, a
+ * real one a few KiB).  A referral listing more is stored with the first
+ * RELATED_MAX (in UBRN order) and their documents, every listed UBRN in
+ * ers_referral_related; it is left owed (the ledger incomplete, so `ersd
+ * status` lists it with the count not read), and one warning names it
+ * (README, "Related referrals").
+ */
+#define RELATED_MAX 64
 
 /* One document of a referral being synced: what is written, and from where.
  * The job's array of these grows (moves) while documents are planned: rec's
@@ -63,6 +73,7 @@ struct referral_job {
         struct referral main;                  /* owned contents */
         struct referral related[RELATED_MAX];  /* owned contents */
         size_t n_related;
+        size_t related_unread;                 /* related referrals listed beyond RELATED_MAX: not read */
         struct doc_job *docs;                  /* owned array */
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */

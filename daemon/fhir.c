@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server_text.h"
 #include "util.h"
 
 /* Extensions, matched by the last segment of their URL (see url_names()). */
@@ -376,12 +377,14 @@ static int ref_ubrn(const char *ref, char ubrn[static UBRN_LEN + 1]) {
 
 /* 0 when a document of type `doc` whose resourceType member is `rt` (NULL
  * when absent or JSON null) is a `type`; else -EBADMSG with "expected a
- * <type>, got <what was sent>".  The sent type is echoed only when it is a
- * word of letters (as every FHIR type is) and short, so the line can carry
- * neither patient data nor control characters. */
+ * <type>, got <what was sent>".  What was sent is server text, quoted by the
+ * one rule (server_text()); only when it holds no digit and is short (a FHIR
+ * type is a word), so the line can carry no patient identifier (an NHS
+ * number, a date of birth). */
 static int resource_type_is(enum json_type doc, json_object *rt, const char *type, struct errbuf *e) {
         const char *article = strchr("AEIOU", type[0]) ? "an" : "a";
         const char *sent = str_at(rt, "");
+        char said[SERVER_TEXT_MAX + 4] = "";
         size_t n;
 
         if (doc == json_type_object && sent && strcmp(sent, type) == 0)
@@ -391,11 +394,12 @@ static int resource_type_is(enum json_type doc, json_object *rt, const char *typ
         if (!rt)
                 return err_set(e, -EBADMSG, "expected %s %s, got no resourceType", article, type);
         n = sent ? strlen(sent) : 0;
-        if (n == 0 || n > TYPE_ECHO_MAX ||
-            strspn(sent, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n)
+        if (n > 0 && n <= TYPE_ECHO_MAX && !strpbrk(sent, DIGITS))
+                server_text(sent, n, NULL, said, sizeof said);
+        if (!said[0])
                 return err_set(e, -EBADMSG, "expected %s %s, got an unrecognisable resourceType",
                                article, type);
-        return err_set(e, -EBADMSG, "expected %s %s, got %s", article, type, sent);
+        return err_set(e, -EBADMSG, "expected %s %s, got %s", article, type, said);
 }
 
 /* The same for a parsed resource. */
@@ -1269,9 +1273,12 @@ static int attachments_parse(json_object *root, struct referral *rf, struct errb
                 const char *t = str_at(c, "resourceType");
                 int r;
 
-                if (!t || strcmp(t, "DocumentReference") != 0 ||
-                    !json_object_is_type(att, json_type_object))
+                if (!t || strcmp(t, "DocumentReference") != 0)
                         continue;
+                if (!json_object_is_type(att, json_type_object)) {
+                        rf->documents_without_content++; /* nothing to fetch: counted, for a warning */
+                        continue;
+                }
                 if (!rf->attachments) {
                         /* at most one per contained resource */
                         rf->attachments = calloc(n, sizeof *rf->attachments);
@@ -1500,20 +1507,11 @@ static const struct str_field outcome_fields[] = {
         { NULL, "diagnostics",             offsetof(struct outcome, diagnostics), false },
 };
 
-/* Makes s fit for an error line: control characters become '?', and it is
- * cut to at most max bytes without splitting a UTF-8 sequence. */
-static void sanitise_truncate(char *s, size_t max) {
-        size_t n = strlen(s);
-
-        if (n > max) {
-                n = max;
-                while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
-                        n--;
-                s[n] = '\0';
-        }
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        *s = '?';
+/* Cuts s to at most max bytes, never inside a UTF-8 character: a bound on
+ * what is kept, not a way of showing it (quoting is server_text()'s). */
+static void cut_on_character(char *s, size_t max) {
+        if (strlen(s) > max)
+                s[max - utf8_cut(s, max)] = '\0';
 }
 
 int fhir_parse_outcome(json_object *root, struct outcome *ret, struct errbuf *e) {
@@ -1532,12 +1530,12 @@ int fhir_parse_outcome(json_object *root, struct outcome *ret, struct errbuf *e)
                 outcome_free(&o);
                 return oom(e);
         }
-        /* all three end up in log lines: make them safe here, once */
+        /* kept as sent, bounded; a line that quotes one quotes it through server_text() */
         for (size_t i = 0; i < ELEMENTSOF(outcome_fields); i++) {
                 char *v = *(char **) ((char *) &o + outcome_fields[i].offset);
 
                 if (v)
-                        sanitise_truncate(v, DIAGNOSTICS_MAX);
+                        cut_on_character(v, DIAGNOSTICS_MAX);
         }
         *ret = o;
         return 0;

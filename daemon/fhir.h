@@ -122,13 +122,17 @@ struct referral {
         size_t n_related;
         unsigned text_nul_fields;  /* free-text fields (comment, titles, display names) that held a NUL,
                                       kept with each NUL replaced by U+FFFD (docs/schema.md) */
+        unsigned documents_without_content; /* contained DocumentReferences with no content[0].attachment:
+                                               nothing to fetch or store; the reader says how many */
 };
 
-/* An OperationOutcome's first issue, for error lines. */
+/* An OperationOutcome's first issue, for error lines.  Each string as sent,
+ * cut at 256 bytes on a character: server text, quoted only through
+ * server_text() (daemon/server_text.h), the one rule. */
 struct outcome {
         char *code;        /* issue[0].details.coding[0].code, e.g. PATIENT_ERROR */
         char *severity;
-        char *diagnostics; /* may echo request data: shown only after sanitising, truncated */
+        char *diagnostics; /* may echo request data */
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "escape.h"
+#include "fetch.h"
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"
@@ -51,6 +52,9 @@ struct status {
         /* For documents.rows[i]: of its documents owed, those e-RS declares larger than
          * ers.max_attachment_mib (owed until it is raised); -1 when not read. */
         int64_t too_large[STATUS_LIST_MAX];
+        /* For documents.rows[i]: the related referrals it lists beyond RELATED_MAX, which
+         * ersd does not read (owed while it lists them); -1 when not read. */
+        int64_t related_unread[STATUS_LIST_MAX];
         size_t n_failing;               /* of retrying: those with failed attempts (the others are queued) */
 };
 
@@ -166,6 +170,20 @@ static int64_t count_too_large(struct pas *pas, const struct config *cfg, const 
         return count;
 }
 
+/* How many related referrals `ubrn` lists (ers_referral_related) beyond the
+ * RELATED_MAX a sync reads (fetch.h); -1 when that cannot be read. */
+static int64_t count_related_unread(struct pas *pas, const char *ubrn) {
+        struct referral_stored st = { .found = false };
+        struct errbuf e = { { 0 } };
+        int64_t n;
+
+        if (pas_referral_stored(pas, ubrn, &st, &e) < 0)
+                return -1;
+        n = st.n_related > RELATED_MAX ? (int64_t) (st.n_related - RELATED_MAX) : 0;
+        referral_stored_free(&st);
+        return n;
+}
+
 /* Fills s from the database; on failure s->problem says why and the exit
  * status is STATUS_UNKNOWN. */
 static void status_collect(struct status *s, const struct config *cfg) {
@@ -197,8 +215,10 @@ static void status_collect(struct status *s, const struct config *cfg) {
                                      &e);
         if (r >= 0)
                 r = pas_waiting_list(pas, on_waiting, s, &e);
-        for (size_t i = 0; r >= 0 && i < s->documents.n && i < STATUS_LIST_MAX; i++)
+        for (size_t i = 0; r >= 0 && i < s->documents.n && i < STATUS_LIST_MAX; i++) {
                 s->too_large[i] = count_too_large(pas, cfg, s->documents.rows[i].ubrn);
+                s->related_unread[i] = count_related_unread(pas, s->documents.rows[i].ubrn);
+        }
         pas_close(pas);
         if (r < 0) {
                 snprintf(s->problem, sizeof s->problem, "PAS database: %s", e.msg[0] ? e.msg : strerror(-r));
@@ -275,6 +295,11 @@ static void text_waiting(FILE *out, const struct status *s, const struct row_lis
                                 fprintf(out, "    reason: %" PRId64 " larger than ers.max_attachment_mib (%" PRId64
                                              " MiB): fetched once it is raised\n",
                                         s->too_large[i], s->cfg->max_attachment_bytes / (1024 * 1024));
+                        if (s->related_unread[i] > 0)
+                                fprintf(out, "    reason: lists %" PRId64 " related referrals, more than the %d ersd "
+                                             "reads: %" PRId64 " not read (see e-RS; their UBRNs are in "
+                                             "ers_referral_related)\n",
+                                        s->related_unread[i] + RELATED_MAX, RELATED_MAX, s->related_unread[i]);
                         continue;
                 }
                 escape_fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s",
@@ -352,8 +377,9 @@ static json_object *jstr(const char *s) {
         return s && s[0] ? json_object_new_string(s) : NULL; /* NULL is JSON null */
 }
 
-/* too_large: s->too_large of a documents row, else unused. */
-static json_object *json_waiting(const struct waiting_row *w, const struct status *s, int64_t too_large) {
+/* too_large, related_unread: s->too_large and s->related_unread of a documents row, else unused. */
+static json_object *json_waiting(const struct waiting_row *w, const struct status *s, int64_t too_large,
+                                 int64_t related_unread) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "ubrn", json_object_new_string(w->ubrn));
@@ -368,6 +394,8 @@ static json_object *json_waiting(const struct waiting_row *w, const struct statu
                 json_object_object_add(o, "documents_pending", json_object_new_int64(w->documents_pending));
                 json_object_object_add(o, "documents_too_large",
                                        too_large >= 0 ? json_object_new_int64(too_large) : NULL);
+                json_object_object_add(o, "related_not_read",
+                                       related_unread >= 0 ? json_object_new_int64(related_unread) : NULL);
                 return o;
         }
         int64_t minutes = overdue_minutes(w, s->cfg, s->now);
@@ -386,8 +414,11 @@ static json_object *json_waiting(const struct waiting_row *w, const struct statu
 static json_object *json_list(const struct row_list *l, const struct status *s) {
         json_object *a = json_object_new_array();
 
-        for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++)
-                json_object_array_add(a, json_waiting(&l->rows[i], s, l == &s->documents ? s->too_large[i] : -1));
+        for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++) {
+                bool documents = l == &s->documents;
+                json_object_array_add(a, json_waiting(&l->rows[i], s, documents ? s->too_large[i] : -1,
+                                                      documents ? s->related_unread[i] : -1));
+        }
         return a;
 }
 

@@ -29,8 +29,14 @@ int uuid_v4(char ret[UUID_STR_LEN]) {
         return 0;
 }
 
+static time_t (*wall_clock)(void); /* NULL: time() */
+
+void wall_clock_set(time_t (*clock)(void)) {
+        wall_clock = clock;
+}
+
 void now_utc_iso(char ret[32]) {
-        utc_iso(time(NULL), ret);
+        utc_iso(wall_clock ? wall_clock() : time(NULL), ret);
 }
 
 void utc_iso(time_t t, char ret[32]) {

@@ -11,8 +11,14 @@
 /* A random (version 4) UUID in lower-case hex, from getrandom(). 0 or -errno. */
 int uuid_v4(char ret[UUID_STR_LEN]);
 
-/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ", from the wall clock below. */
 void now_utc_iso(char ret[32]);
+
+/* The wall clock now_utc_iso() reads: time() itself, unless a test sets
+ * another (one that moves a second per call, say) to prove that what must be
+ * one time is read once.  NULL goes back to time().  Not thread-safe: set it
+ * before anything runs. */
+void wall_clock_set(time_t (*clock)(void));
 
 /* Instant t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), the form every time ersd stores has. */
 void utc_iso(time_t t, char ret[32]);

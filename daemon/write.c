@@ -141,7 +141,7 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
                 if (!d->written.written)
                         continue;
                 audit_document(&w->documents, d->written.document_id, d->rec.fetched ? d->rec.sha256 : NULL,
-                               d->rec.kind, d->rec.attachment_id, d->written.revision,
+                               d->rec.kind, d->rec.attachment_id, d->written.revision, d->rec.occurrence,
                                related ? d->rec.source_ubrn : NULL);
                 if (d->rec.fetched && d->written.revision > 1 && !d->completing)
                         audit_clause(&w->detail, "%s%s%sattachment revised: %s (revision %" PRId64 ")",

@@ -588,6 +588,87 @@ static void test_worklist_ahead_of_a005_is_said(void **state) {
         fx_stop(&f);
 }
 
+/* A contained DocumentReference without content (no content[0].attachment:
+ * nothing to fetch) is not dropped without a word: the referral is stored
+ * with the rest, and one warning names the UBRN and how many, never a patient
+ * identifier. */
+static void test_document_reference_without_content_is_said(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--attachments", "2", "--big-attachment", "0", NULL };
+        const char *want = "UBRN 300000000000: 1 contained DocumentReference(s) without content";
+        char id[64];
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        json_object *atts = json_object_object_get(manifest_referral(&f, "300000000000"), "attachments");
+        snprintf(id, sizeof id, "%s", jstr(json_object_array_get_idx(atts, 0), "id"));
+        change(&f, "300000000000", "attachment_content_dropped", id);
+        manifest_reload(&f);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        if (count_of(r.err, want) != 1)
+                fail_msg("expected one line '%s…': %s", want, r.err);
+        run_free(&r);
+        assert_all_written_once(&f); /* the other attachment and the letter */
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE attachment_id = ?", id), 0);
+        fx_stop(&f);
+}
+
+/* A referral listing more related referrals than ersd reads (RELATED_MAX,
+ * 64) is never cut silently: it is stored with the first 64 (in UBRN order)
+ * and their documents, every UBRN it lists in ers_referral_related, and one
+ * warning names it with the counts; its ledger row stays incomplete, so
+ * `ersd status` lists it with the number not read, and a later round neither
+ * writes it again nor says it again. */
+static void test_related_beyond_the_limit_is_said_and_owed(void **state) {
+        /* Referral 2 lists 399999999999 and referrals 3 to 68: 67 related referrals. */
+        static const char *const args[] = { "--referrals", "70", "--attachments", "0", "--big-attachment", "0",
+                                            "--related", "66", NULL };
+        const char *const status[] = { "status", NULL }, *const status_json[] = { "status", "--json", NULL };
+        const char *want = "UBRN 300000000002: lists 67 related referrals, more than the 64 ersd reads: 64 read "
+                           "and stored with it, 3 not read";
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        struct run r = run_once(&f, NULL, 0, "referrals 70 new, 0 updated, 0 unchanged, 0 failed");
+        if (count_of(r.err, want) != 1)
+                fail_msg("expected one line '%s…': %s", want, r.err);
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_referral_related WHERE ubrn = ?", "300000000002"),
+                         67);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(DISTINCT source_ubrn) FROM ers_document WHERE ubrn = ? "
+                                        "AND source_ubrn <> ubrn",
+                                    "300000000002"),
+                         64);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn IN "
+                                        "('300000000067', '300000000068', '399999999999')",
+                                    "300000000002"),
+                         0);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000002"), 0);
+
+        r = run_args(&f, status, NULL);
+        const char *row = strstr(r.out, "UBRN 300000000002");
+        if (!row || !strstr(row, "reason: lists 67 related referrals, more than the 64 ersd reads: 3 not read"))
+                fail_msg("ersd status does not show the related referrals not read: %s", r.out);
+        run_free(&r);
+        r = run_args(&f, status_json, NULL);
+        json_object *o = json_tokener_parse(r.out), *owed = json_object_object_get(o, "documents_owed");
+        int64_t unread = -1;
+        for (size_t i = 0; i < json_object_array_length(owed); i++) {
+                json_object *w = json_object_array_get_idx(owed, i);
+                if (strcmp(jstr(w, "ubrn"), "300000000002") == 0)
+                        unread = json_object_get_int64(json_object_object_get(w, "related_not_read"));
+        }
+        assert_int_equal(unread, 3);
+        json_object_put(o);
+        run_free(&r);
+
+        r = run_once(&f, NULL, 0, "referrals 0 new, 0 updated, 70 unchanged, 0 failed");
+        assert_int_equal(count_of(r.err, "related referrals, more than"), 0);
+        run_free(&r);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -610,6 +691,8 @@ int main(void) {
                 cmocka_unit_test(test_document_over_the_maximum_is_owed_until_the_limit_is_raised),
                 cmocka_unit_test(test_sync_one_counts_documents_not_fetched),
                 cmocka_unit_test(test_worklist_ahead_of_a005_is_said),
+                cmocka_unit_test(test_related_beyond_the_limit_is_said_and_owed),
+                cmocka_unit_test(test_document_reference_without_content_is_said),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

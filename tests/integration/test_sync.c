@@ -653,6 +653,15 @@ static void test_malformed_entry_skipped(void **state) {
         side_stop();
 }
 
+/* How often needle occurs in text. */
+static size_t count_of(const char *text, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
 /* Issue 13, defect 16: referral 0 has two attachments with one id, and one with the id of its letter
  * (CRI-v1), each with other bytes.  Each is a document of its own, stored with its own bytes and a
  * warning naming the UBRN, nothing parked; when the referral's next version comes, none of them is
@@ -687,6 +696,33 @@ static void test_repeated_attachment_ids(void **state) {
                          2); /* the letter, and the attachment with its id */
         assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND occurrence = 1", 1, ubrn), 1);
         assert_int_equal(verify_consistent(d), 0);
+
+        /* The audit trail tells the two dup-1 apart: the second with its occurrence, in the
+         * record, in `ersd audit` and in its --json. */
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND documents LIKE "
+                                   "'%\"attachment_id\":\"dup-1\",\"revision\":1,\"occurrence\":1}%'",
+                                1, ubrn),
+                         1);
+        const char *const audit[] = { "audit", "300000000000", NULL }, *const audit_json[] = { "audit", "--json",
+                                                                                               "300000000000", NULL };
+        assert_int_equal(ersd_run_args(E.conf, audit, &r), 0);
+        if (r.status != 0 || count_of(r.out, " dup-1 r1") != 2 || count_of(r.out, " dup-1 r1 occurrence 1") != 1)
+                fail_msg("ersd audit does not tell the two dup-1 apart: %s%s", r.out, r.err);
+        run_free(&r);
+        assert_int_equal(ersd_run_args(E.conf, audit_json, &r), 0);
+        assert_int_equal(r.status, 0);
+        json_object *o = json_tokener_parse(r.out), *rows = json_object_object_get(o, "audit");
+        json_object *docs = json_object_object_get(json_object_array_get_idx(rows, 0), "documents");
+        int seen[2] = { 0, 0 };
+        for (size_t i = 0; i < json_object_array_length(docs); i++) {
+                json_object *doc = json_object_array_get_idx(docs, i), *occ = json_object_object_get(doc, "occurrence");
+                if (strcmp(json_object_get_string(json_object_object_get(doc, "attachment_id")), "dup-1") == 0)
+                        seen[occ ? 1 : 0] += !occ || json_object_get_int64(occ) == 1;
+        }
+        if (seen[0] != 1 || seen[1] != 1)
+                fail_msg("ersd audit --json: expected dup-1 once without and once with occurrence 1: %s", r.out);
+        json_object_put(o);
+        run_free(&r);
 
         /* its next version: read again, its attachments known (by id and occurrence), none fetched again */
         long long a042 = stat_count(&E.side, "A042");

@@ -497,6 +497,11 @@ int mock_build(struct mock *m)
         return 0;
 }
 
+size_t referral_related_more(const struct mock *m, const struct referral *r)
+{
+        return m->n_worklisted > 2 && r == &m->referrals[2] ? m->opt.related_more : 0;
+}
+
 void mock_free(struct mock *m)
 {
         for (size_t i = 0; m->attachments && i < m->n_attachments; i++)
@@ -686,7 +691,7 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 m->attachments[idx].referral = (size_t)(r - m->referrals);
                 r->extra[r->n_extra++] = idx;
         } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0 ||
-                   strcmp(what, "attachment_id_dropped") == 0) {
+                   strcmp(what, "attachment_id_dropped") == 0 || strcmp(what, "attachment_content_dropped") == 0) {
                 a = referral_find_attachment(m, r, attachment_id);
                 if (!a || a->removed) {
                         *ret_why = "attachment= must name a listed attachment of that referral";
@@ -696,6 +701,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                         a->removed = true;
                 } else if (strcmp(what, "attachment_id_dropped") == 0) {
                         a->id_dropped = true; /* an answer e-RS should never give */
+                } else if (strcmp(what, "attachment_content_dropped") == 0) {
+                        a->content_dropped = true; /* nor this: no content[0].attachment */
                 } else {
                         /* New bytes under the same id: another content key, another size,
                          * a new creation time. */
@@ -709,7 +716,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
         } else {
                 *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
-                           "attachment_revised, attachment_id_dropped, delist, relist, gone, entry_bad_version, "
+                           "attachment_revised, attachment_id_dropped, attachment_content_dropped, delist, relist, "
+                           "gone, entry_bad_version, "
                            "entry_bad_reference or entry_good";
                 return -EINVAL;
         }

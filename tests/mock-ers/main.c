@@ -37,6 +37,8 @@ static void usage(FILE *f)
                 "                          at most 23 bytes each): hostile ids for the output tests\n"
                 "  --attachment-title TEXT referral 0's next attachment has title TEXT (repeatable, up to 4;\n"
                 "                          at most 95 bytes each)\n"
+                "  --related N             referral 2 also names the N worklisted referrals after it as related\n"
+                "                          (at most referrals - 3)\n"
                 "  --jwks PEM --kid KID --api-key KEY\n"
                 "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
                 "                          public key PEM and issues tokens the API then requires\n"
@@ -76,6 +78,9 @@ enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, O
 enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
        OPT_TLS_CLIENT_CA };
 
+/* Related referrals. */
+enum { OPT_RELATED = 3000 };
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
         static const struct option longopts[] = {
@@ -104,6 +109,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
                 { "tls-key", required_argument, NULL, OPT_TLS_KEY },
                 { "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
+                { "related", required_argument, NULL, OPT_RELATED },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
@@ -251,6 +257,11 @@ static int parse_options(int argc, char **argv, struct options *o)
                 case OPT_TLS_CLIENT_CA:
                         o->tls_client_ca = optarg;
                         break;
+                case OPT_RELATED:
+                        if (parse_number("--related", optarg, 500000, &v) < 0)
+                                return -EINVAL;
+                        o->related_more = (size_t)v;
+                        break;
                 case 'v':
                         o->verbose = true;
                         break;
@@ -268,6 +279,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         if (o->n_attachment_ids > o->attachments || o->n_attachment_titles > o->attachments) {
                 fprintf(stderr, "mock-ers: more --attachment-id or --attachment-title than --attachments\n");
+                return -EINVAL;
+        }
+        if (o->related_more > 0 && (o->referrals < 3 || o->related_more > o->referrals - 3)) {
+                fprintf(stderr, "mock-ers: --related %zu needs at least %zu referrals\n", o->related_more,
+                        o->related_more + 3);
                 return -EINVAL;
         }
         if (o->n_services == 0) {

@@ -113,6 +113,7 @@ struct options {
         const char *tls_cert;    /* --tls-cert: PEM certificate chain */
         const char *tls_key;     /* --tls-key: its PEM key */
         const char *tls_client_ca; /* --tls-client-ca: the API origin requires a client certificate from it */
+        size_t related_more;     /* --related: referral 2 also names the N worklisted referrals after it */
 };
 
 /* A code with its system and display, as FHIR codings carry them. */
@@ -156,6 +157,7 @@ struct attachment {
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
         bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
+        bool content_dropped;         /* listed as a DocumentReference without content (/_mock/change) */
         char *given_id;               /* owned: the e-RS id /_mock/change gave an added spare, else NULL */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
@@ -301,6 +303,9 @@ const char *referral_comment(const struct referral *r, int state);
 /* Its length in bytes: the --edge-text comment holds a NUL. */
 size_t referral_comment_len(const char *comment);
 struct referral *mock_find_referral(struct mock *m, const char *ubrn);
+/* --related N: referral 2 also names the N worklisted referrals after it (3,
+ * 4, …) in supportingInfo: how many r names so (they are m->referrals[3 …]). */
+size_t referral_related_more(const struct mock *m, const struct referral *r);
 /* A referral's attachments, its own then those added (r->extra), removed ones
  * included: the index in mock.attachments of the k-th (k < referral_attachments(r)).
  * Call with the lock held (r->n_extra is mutable). */

@@ -251,6 +251,10 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(att, "title", str(a->title));
         put(att, "creation", str(a->creation));
         put(content, "attachment", att);
+        if (a->content_dropped) {
+                json_object_put(content);
+                return d;
+        }
         put(d, "content", arr1(content));
         return d;
 }
@@ -342,6 +346,10 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         }
         if (r->related != SIZE_MAX) {
                 snprintf(buf, sizeof buf, "ReferralRequest/%s", m->referrals[r->related].ubrn);
+                json_object_array_add(support, reference(buf));
+        }
+        for (size_t k = 0; k < referral_related_more(m, r); k++) {
+                snprintf(buf, sizeof buf, "ReferralRequest/%s", m->referrals[3 + k].ubrn);
                 json_object_array_add(support, reference(buf));
         }
         if (json_object_array_length(contained))
@@ -619,11 +627,13 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
         put(o, "intent", str("plan"));
         if (r->related != SIZE_MAX)
                 json_object_array_add(related, str(m->referrals[r->related].ubrn));
+        for (size_t k = 0; k < referral_related_more(m, r); k++)
+                json_object_array_add(related, str(m->referrals[3 + k].ubrn));
         put(o, "related", related);
 
         for (size_t k = 0; k < referral_attachments(r); k++) {
                 const struct attachment *a = &m->attachments[referral_attachment(r, k)];
-                if (a->removed)
+                if (a->removed || a->content_dropped)
                         continue;
                 json_object *j = json_object_new_object();
                 put(j, "id", str(attachment_id(a)));
