@@ -1,0 +1,1129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The generative whole-system test (issue 13): worlds of e-RS generated from
+ * a seed (tests/support/world.h), served by the mock in world mode, synced
+ * by build/ersd round after round, with faults at any request and ersd
+ * stopped and killed at exact requests; after every round the invariants,
+ * and after every round that settled (nothing left to do) the whole PAS
+ * against the model (tests/support/world_check.h).
+ *
+ * A seed's history: epochs of e-RS changing (wgen_next), each epoch a few
+ * rounds of chaos (faults; a kill at the Nth request, after counting ersd's
+ * descriptors and memory there; two ersd at once; a file size limit), the
+ * world changing between them too, then rounds without faults until one
+ * writes nothing and fails nothing it should not: then the check.  Time is
+ * moved on between rounds the way it would pass: every retry and re-check
+ * ersd scheduled is made due (its times in ers_retry and ers_ledger set to
+ * the past), so no round waits for a clock.
+ *
+ * After every round: ersd did not crash (signal, sanitizer report); the PAS
+ * is consistent (verify_consistent); what ersd printed holds no raw control,
+ * C1 or bidi character; when it was not killed, the spool holds nothing of a
+ * referral that did not fail this round, and no partial download; files it
+ * made are private (umask 022 around it); no round runs past ROUND_LIMIT_S.
+ * At a kill point: its descriptors are bounded.  After a settle, besides the
+ * model: a referral whose worklist entry is ahead of A005 is named in the log
+ * with both versions; `ersd sync UBRN` counts the documents still owed;
+ * `ersd audit` and `ersd status` print no raw control character.
+ *
+ * `make check` runs fixed seeds plus one fresh seed (printed first) on
+ * SQLite, PostgreSQL and MariaDB; fewer under ASan.  `make soak`
+ * (ERSD_SOAK=1) runs many seeds, bigger worlds, more kills, and ends with
+ * its figures.  A failing seed replays from the one command printed with
+ * the failure.  ERSD_WORLD_SEED=0x… one seed; ERSD_WORLD_ENGINE=sqlite |
+ * postgresql | mariadb one engine; ERSD_WORLD_SLOW=1 also answers that
+ * trickle for ever (the mock's `slow` fault).  No output carries a patient
+ * identifier: seeds are printed in hex, texts by length and hash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/support/engines.h"
+#include "tests/support/harness.h"
+#include "tests/support/verify.h"
+#include "tests/support/world.h"
+#include "tests/support/world_check.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define INSTRUMENTED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define INSTRUMENTED 1
+#endif
+#endif
+#ifndef INSTRUMENTED
+#define INSTRUMENTED 0
+#endif
+
+#define ROUND_LIMIT_S 120      /* a round that runs longer hangs (issue 13, finding 7) */
+#define ROUND_LIMIT_SLOW_S 400 /* with `slow` faults: the fixed ersd gives up on each within its deadline */
+#define SETTLE_MAX 8           /* rounds without faults before the PAS must have settled */
+#define FD_BOUND 64            /* descriptors ersd may hold at any request, whatever the documents */
+#define PARK_AFTER 3
+#define NOFILE_LIMIT 96        /* some seeds run every round with this RLIMIT_NOFILE */
+
+struct plan {
+        unsigned epochs;          /* changes of e-RS per seed */
+        unsigned chaos;           /* rounds with faults and kills per epoch */
+        unsigned faults_max;      /* faults posted per chaos round at most */
+        unsigned kill_permille;   /* chaos rounds that stop and kill ersd at a request */
+        unsigned pair_permille;   /* chaos rounds with two ersd on one state_dir */
+        unsigned fsize_permille;  /* chaos rounds under a small file size limit */
+        struct wgen_plan gen;
+};
+
+static const struct plan CHECK = {
+        .epochs = 5, .chaos = 2, .faults_max = 3, .kill_permille = 350, .pair_permille = 100, .fsize_permille = 80,
+        .gen = { .referrals = 8, .max_docs = 40, .big_every = 40 },
+};
+static const struct plan CHECK_ASAN = {
+        .epochs = 3, .chaos = 1, .faults_max = 2, .kill_permille = 300, .pair_permille = 100, .fsize_permille = 80,
+        .gen = { .referrals = 6, .max_docs = 40, .big_every = 60 },
+};
+static const struct plan SOAK = {
+        .epochs = 14, .chaos = 3, .faults_max = 5, .kill_permille = 500, .pair_permille = 100, .fsize_permille = 80,
+        .gen = { .referrals = 24, .max_docs = 40, .big_every = 30 },
+};
+
+static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
+#define SOAK_SEEDS 24
+
+/* What the runs did, for the figures line. */
+struct figures {
+        unsigned seeds, rounds, referrals, documents, faults, kills, mismatches, leftovers, failed_seeds;
+};
+
+static struct engine E;       /* the engine of the group running */
+static char work[256];        /* this binary's temp dir: odbcinst.ini, driver logs */
+static uint64_t fresh_seed;
+static struct figures total;
+
+static const char *build_dir(void)
+{
+        const char *b = getenv("ERSD_BUILD");
+        return b && *b ? b : "build";
+}
+
+static bool slow_faults(void)
+{
+        const char *s = getenv("ERSD_WORLD_SLOW");
+        return s && *s && strcmp(s, "0") != 0;
+}
+
+/* The test's own random choices (faults, kills): a stream apart from the generator's,
+ * so that changing one never changes the other's worlds. */
+static uint64_t chaos_rand(uint64_t *state)
+{
+        uint64_t x = (*state += 0x9e3779b97f4a7c15ULL);
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+        return x ^ (x >> 31);
+}
+
+static unsigned chaos_below(uint64_t *state, unsigned n)
+{
+        return n ? (unsigned)(chaos_rand(state) % n) : 0;
+}
+
+/* ---- one seed's run --------------------------------------------------------------------------- */
+
+struct run_ctx {
+        uint64_t seed;
+        const struct plan *plan;
+        char *dir;               /* owned temp dir */
+        char conf[512], conn[700], state[512], spool[600], pas_file[600], world_file[600];
+        struct mock mock;
+        struct db *db;
+        struct wgen *g;
+        struct world **history;  /* owned: every world served, oldest first */
+        size_t n_history;
+        uint64_t chaos;          /* the chaos stream */
+        bool nofile;             /* every round under RLIMIT_NOFILE = NOFILE_LIMIT */
+        unsigned round;
+        unsigned last_requests;  /* API and store requests of the last round */
+        long first_peak_kib, peak_kib; /* ersd's peak RSS: first settle, all */
+        struct figures fig;
+        char said[1024][16];     /* what say_line() said already (hash prefixes) */
+        size_t n_said;
+};
+
+static const struct world *now(const struct run_ctx *x)
+{
+        return x->history[x->n_history - 1];
+}
+
+/* A mismatch line, said and counted once a seed however many rounds show it
+ * again (the run's own, and the model's through world_check's sink). */
+static void say_line(void *userdata, const char *line)
+{
+        struct run_ctx *x = userdata;
+        char hex[65];
+
+        sha256_hex(line, strlen(line), hex);
+        for (size_t i = 0; i < x->n_said; i++)
+                if (memcmp(x->said[i], hex, 16) == 0)
+                        return;
+        if (x->n_said < sizeof x->said / sizeof x->said[0])
+                memcpy(x->said[x->n_said++], hex, 16);
+        x->fig.mismatches++;
+        fprintf(stderr, "world: MISMATCH seed 0x%" PRIx64 " round %u: %s\n", x->seed, x->round, line);
+}
+
+static void say(struct run_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct run_ctx *x, const char *fmt, ...)
+{
+        char line[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        say_line(x, line);
+}
+
+static void write_conf(struct run_ctx *x)
+{
+        const struct world *w = now(x);
+        char text[4096];
+        int n = snprintf(text, sizeof text,
+                         "ers: {\n"
+                         "  base_url = \"%s\";\n  auth = \"none\";\n  stall_timeout = 5;\n"
+                         "  max_attachment_mib = %u;\n  parallel_fetches = %u;\n  tries = 2;\n"
+                         "  worklist_calls_per_day = 100000;\n  max_requests_per_second = 10000;\n"
+                         "  pending_recheck = 1;\n"
+                         "};\n"
+                         "worklists = (\n",
+                         x->mock.base_url, w->max_mib, w->parallel);
+        for (int i = 0; i < WORLD_WORKLISTS; i++)
+                n += snprintf(text + n, sizeof text - (size_t)n,
+                              "  { name = \"%s\"; list_type = \"%s\"; service = \"%s\"; }%s\n", WORLD_WORKLIST[i].name,
+                              WORLD_WORKLIST[i].list_type, WORLD_WORKLIST[i].service,
+                              i + 1 < WORLD_WORKLISTS ? "," : "");
+        snprintf(text + n, sizeof text - (size_t)n,
+                 ");\ndatabase: {\n  connection = \"%s\";\n};\nstate_dir = \"%s\";\n"
+                 "retry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n",
+                 x->conn, x->state, PARK_AFTER);
+        assert_int_equal(write_text(x->conf, text, 0600), 0);
+}
+
+/* Serves world w from now on: it joins the history. */
+static void serve(struct run_ctx *x, struct world *w)
+{
+        char path[700];
+
+        x->history = realloc(x->history, (x->n_history + 1) * sizeof *x->history);
+        assert_non_null(x->history);
+        x->history[x->n_history++] = w;
+        assert_int_equal(world_write(w, x->world_file), 0);
+        snprintf(path, sizeof path, "/_mock/world?file=%s", x->world_file);
+        assert_int_equal(mock_post(&x->mock, path), 200);
+        write_conf(x);
+}
+
+/* ---- running ersd ---------------------------------------------------------------------------- */
+
+struct round {
+        int status;         /* exit status, or 128 + signal */
+        bool killed;        /* by us, at the kill point */
+        bool hung;          /* ran past the limit: killed */
+        long fds, rss_kib;  /* at the kill point (-1: not stopped there) */
+        long peak_kib;      /* peak RSS */
+        char *out, *err;    /* owned */
+        size_t out_len, err_len;
+        bool summary;       /* a "sync done" line */
+        unsigned n_new, n_updated, n_failed;
+};
+
+static void round_free(struct round *r)
+{
+        free(r->out);
+        free(r->err);
+        memset(r, 0, sizeof *r);
+}
+
+struct spawn {
+        const char *const *args;  /* after -c FILE */
+        long long fsize;          /* RLIMIT_FSIZE, 0: none (SIGXFSZ left at its default) */
+        bool kill_at;             /* stop at the kill point, count, kill */
+        uint64_t kill_after;
+};
+
+static char *slurp(const char *path, size_t *ret_len)
+{
+        FILE *f = fopen(path, "re");
+        char *p = NULL;
+        size_t len = 0, cap = 0, n;
+        char chunk[65536];
+
+        while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+                if (len + n + 1 > cap) {
+                        cap = (len + n + 1) * 2;
+                        char *np = realloc(p, cap);
+                        assert_non_null(np);
+                        p = np;
+                }
+                memcpy(p + len, chunk, n);
+                len += n;
+        }
+        if (f)
+                fclose(f);
+        if (!p)
+                p = calloc(1, 1);
+        assert_non_null(p);
+        p[len] = '\0';
+        *ret_len = len;
+        return p;
+}
+
+static pid_t spawn_ersd(struct run_ctx *x, const struct spawn *s, int which, int gate)
+{
+        char path[512], out[700], err[700];
+        const char *argv[16];
+        int n = 0;
+
+        snprintf(path, sizeof path, "%s/ersd", build_dir());
+        snprintf(out, sizeof out, "%s/out.%d", x->dir, which);
+        snprintf(err, sizeof err, "%s/err.%d", x->dir, which);
+        argv[n++] = path;
+        argv[n++] = "-c";
+        argv[n++] = x->conf;
+        for (size_t i = 0; s->args[i] && n < 15; i++)
+                argv[n++] = s->args[i];
+        argv[n] = NULL;
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        /* The child: as a service manager would start it, but under umask 022. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGXFSZ, SIG_DFL);
+        umask(022);
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+        unsetenv("WATCHDOG_PID");
+        if (s->fsize > 0) {
+                struct rlimit rl = { (rlim_t)s->fsize, (rlim_t)s->fsize };
+                setrlimit(RLIMIT_FSIZE, &rl);
+        }
+        if (x->nofile) {
+                struct rlimit rl = { NOFILE_LIMIT, NOFILE_LIMIT };
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (o < 0 || e < 0 || dup2(o, STDOUT_FILENO) < 0 || dup2(e, STDERR_FILENO) < 0)
+                _exit(126);
+        char go;
+        if (gate >= 0 && read(gate, &go, 1) != 1) /* until the kill point is armed */
+                _exit(126);
+        execv(path, (char *const *)argv);
+        _exit(127);
+}
+
+static long count_fds(pid_t pid)
+{
+        char path[64];
+        long n = 0;
+        struct dirent *de;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+        DIR *d = opendir(path);
+        while (d && (de = readdir(d)))
+                n += de->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        return d ? n : -1;
+}
+
+static long rss_kib(pid_t pid)
+{
+        char path[64], line[256];
+        long kib = -1;
+
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+        FILE *f = fopen(path, "re");
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kib;
+}
+
+/* Waits for pid to exit (or stop: *ret_stopped) within limit_s.  SIGCHLD is
+ * blocked in this process: sigtimedwait takes it, no handler, no sleep. */
+static int wait_child(pid_t pid, double limit_s, bool *ret_stopped, int *ret_status, struct rusage *ru)
+{
+        sigset_t chld;
+        struct timespec t0, t;
+
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        *ret_stopped = false;
+        for (;;) {
+                int st;
+                pid_t r = wait4(pid, &st, WNOHANG | WUNTRACED, ru);
+                if (r == pid) {
+                        if (WIFSTOPPED(st)) {
+                                *ret_stopped = true;
+                                return 0;
+                        }
+                        *ret_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                        return 0;
+                }
+                if (r < 0)
+                        return -errno;
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                double left = limit_s - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9);
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                struct timespec wait = { (time_t)left, (long)((left - (double)(time_t)left) * 1e9) };
+                if (wait.tv_sec > 1)
+                        wait = (struct timespec){ 1, 0 }; /* other children (the mock) signal too */
+                sigtimedwait(&chld, NULL, &wait);
+        }
+}
+
+static unsigned mock_requests(struct run_ctx *x)
+{
+        static const char *const eps[] = { "A008", "A005", "A042", "A006", "A007", "store" };
+        json_object *stats = mock_get(&x->mock, "/_mock/stats");
+        unsigned n = 0;
+
+        for (size_t i = 0; stats && i < sizeof eps / sizeof eps[0]; i++)
+                n += (unsigned)json_object_get_int64(json_object_object_get(stats, eps[i]));
+        json_object_put(stats);
+        return n;
+}
+
+/* The --once summary on stdout: "sync done: referrals …" ("sync incomplete: …" when
+ * something failed). */
+static void parse_summary(struct round *r)
+{
+        const char *p = strstr(r->out, "ersd: sync ");
+        const char *q = p ? strstr(p, ": referrals ") : NULL;
+        r->summary = q && sscanf(q, ": referrals %u new, %u updated, %*u unchanged, %u failed", &r->n_new,
+                                 &r->n_updated, &r->n_failed) == 3;
+}
+
+/* Runs ersd once (to its end, or to the kill point) and collects what it printed. */
+static void run_ersd(struct run_ctx *x, const struct spawn *s, int which, struct round *ret)
+{
+        int gate[2] = { -1, -1 };
+        struct rusage ru = { .ru_maxrss = 0 };
+        char path[700], q[128];
+        bool stopped = false;
+
+        memset(ret, 0, sizeof *ret);
+        ret->fds = ret->rss_kib = -1;
+        if (s->kill_at)
+                assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+        pid_t pid = spawn_ersd(x, s, which, gate[0]);
+        assert_true(pid > 0);
+        if (s->kill_at) {
+                snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%" PRIu64 "&signal=STOP", (int)pid, s->kill_after);
+                assert_int_equal(mock_post(&x->mock, q), 200);
+                assert_int_equal(write(gate[1], "g", 1), 1);
+                close(gate[0]);
+                close(gate[1]);
+        }
+        int r = wait_child(pid, slow_faults() ? ROUND_LIMIT_SLOW_S : ROUND_LIMIT_S, &stopped, &ret->status, &ru);
+        if (r == -ETIMEDOUT) {
+                ret->hung = true;
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                ret->status = 128 + SIGKILL;
+        } else if (stopped) {
+                /* at the kill point: what it holds there, then the kill */
+                ret->fds = count_fds(pid);
+                ret->rss_kib = rss_kib(pid);
+                kill(pid, SIGKILL);
+                int st;
+                wait4(pid, &st, 0, &ru);
+                ret->killed = true;
+                ret->status = 128 + SIGKILL;
+        }
+        if (s->kill_at)
+                assert_int_equal(mock_post(&x->mock, "/_mock/killpoint?pid=0"), 200);
+        ret->peak_kib = ru.ru_maxrss;
+        snprintf(path, sizeof path, "%s/out.%d", x->dir, which);
+        ret->out = slurp(path, &ret->out_len);
+        snprintf(path, sizeof path, "%s/err.%d", x->dir, which);
+        ret->err = slurp(path, &ret->err_len);
+        output_log(ret->out, ret->err); /* the output scan of make check reads it */
+        parse_summary(ret);
+        if (getenv("ERSD_WORLD_KEEP")) { /* every round's log, to look at */
+                snprintf(path, sizeof path, "%s/log.%03u.%d", x->dir, x->round, which);
+                write_text(path, ret->err, 0600);
+        }
+}
+
+/* ---- after every round -------------------------------------------------------------------------- */
+
+/* A character no output may carry raw (issue 13, finding 10): C0 but newline and
+ * tab, DEL, C1, bidi overrides and isolates.  Its kind, or NULL; *ret_at its offset. */
+static const char *raw_control(const char *p, size_t n, size_t *ret_at)
+{
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)p[i];
+                const char *kind = NULL;
+                if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+                        kind = "C0 control";
+                else if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] >= 0x80 && (unsigned char)p[i + 1] <= 0x9f)
+                        kind = "C1 control";
+                else if (c == 0xe2 && i + 2 < n && (((unsigned char)p[i + 1] == 0x80 && (unsigned char)p[i + 2] >= 0xaa &&
+                                                     (unsigned char)p[i + 2] <= 0xae) ||
+                                                    ((unsigned char)p[i + 1] == 0x81 && (unsigned char)p[i + 2] >= 0xa6 &&
+                                                     (unsigned char)p[i + 2] <= 0xa9)))
+                        kind = "bidi override";
+                if (kind) {
+                        *ret_at = i;
+                        return kind;
+                }
+        }
+        return NULL;
+}
+
+static void scan_output(struct run_ctx *x, const char *what, const char *p, size_t n)
+{
+        size_t at = 0;
+        const char *kind = raw_control(p, n, &at);
+        char buf[128];
+
+        if (!kind)
+                return;
+        size_t line = at;
+        while (line > 0 && p[line - 1] != '\n')
+                line--;
+        say(x, "%s printed a raw %s at byte %zu, in a line starting \"%s\"", what, kind, at, wcheck_gist(p + line, buf, sizeof buf));
+}
+
+/* Whether ersd crashed, hung, or refused its configuration (`second`: another ersd
+ * beside it, which may be refused at start with any status). */
+static bool crashed(struct run_ctx *x, const struct round *r, const char *what, bool second)
+{
+        const char *markers[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                                  "SUMMARY: UndefinedBehaviorSanitizer" };
+        char buf[128];
+
+        for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+                const char *m = strstr(r->err, markers[i]);
+                if (m) {
+                        say(x, "%s: a sanitizer report: \"%s\"", what, wcheck_gist(m, buf, sizeof buf));
+                        return true;
+                }
+        }
+        if (r->hung) {
+                say(x, "%s did not finish within %d s: killed (a transfer without a deadline?)", what,
+                    slow_faults() ? ROUND_LIMIT_SLOW_S : ROUND_LIMIT_S);
+                return true;
+        }
+        if (r->status > 128 && !r->killed) {
+                say(x, "%s died of signal %d (%s)", what, r->status - 128, strsignal(r->status - 128));
+                return true;
+        }
+        if (r->status == 86 || (r->status == 2 && !second)) {
+                say(x, "%s exited %d: \"%s\"", what, r->status, wcheck_gist(r->err, buf, sizeof buf));
+                return true;
+        }
+        return false;
+}
+
+/* After a round that finished cleanly (exit 0: everything synced), the spool
+ * holds nothing (finding 3): it holds patient documents. */
+static void check_spool(struct run_ctx *x)
+{
+        DIR *d = opendir(x->spool);
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+                char ubrn[13];
+                if (de->d_name[0] == '.')
+                        continue;
+                if (strstr(de->d_name, ".part")) {
+                        x->fig.leftovers++;
+                        say(x, "the spool holds a partial download after a round that ended (%.12s…)", de->d_name);
+                        continue;
+                }
+                snprintf(ubrn, sizeof ubrn, "%.12s", de->d_name);
+                x->fig.leftovers++;
+                say(x, "the spool holds a document of UBRN %s after a round that synced everything", ubrn);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* Files ersd made hold patient data: private whatever the umask (finding 11). */
+static void check_modes(struct run_ctx *x)
+{
+        const char *suffix[] = { "", "-wal", "-shm" };
+        char path[700];
+        struct stat st;
+
+        for (size_t i = 0; x->pas_file[0] && i < 3; i++) {
+                snprintf(path, sizeof path, "%s%s", x->pas_file, suffix[i]);
+                if (stat(path, &st) == 0 && (st.st_mode & 077))
+                        say(x, "the SQLite PAS file%s is mode %03o under umask 022: readable by others", suffix[i],
+                            (unsigned)(st.st_mode & 0777));
+        }
+        if (stat(x->spool, &st) == 0 && (st.st_mode & 077))
+                say(x, "the spool directory is mode %03o", (unsigned)(st.st_mode & 0777));
+}
+
+static void after_round(struct run_ctx *x, const struct round *r, const char *what)
+{
+        char buf[128];
+
+        x->fig.rounds++;
+        if (r->killed)
+                x->fig.kills++;
+        crashed(x, r, what, false);
+        char why[400];
+        if (verify_consistent_why(x->db, why, sizeof why))
+                say(x, "the PAS is inconsistent after a round: %s", why);
+        scan_output(x, what, r->err, r->err_len);
+        scan_output(x, what, r->out, r->out_len);
+        if (r->status == 0)
+                check_spool(x);
+        check_modes(x);
+        if (r->fds > FD_BOUND)
+                say(x, "%s held %ld descriptors at a request (at most %d, whatever the documents)", what, r->fds,
+                    FD_BOUND);
+        if (r->peak_kib > x->peak_kib)
+                x->peak_kib = r->peak_kib;
+        (void)buf;
+}
+
+/* Time passes: every retry and re-check ersd scheduled is due now. */
+static void advance_clock(struct run_ctx *x)
+{
+        db_exec(x->db, "UPDATE ers_retry SET next_attempt_at = '2000-01-01T00:00:00Z'");
+        db_exec(x->db, "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' WHERE next_check_at IS NOT NULL");
+}
+
+/* ---- chaos ------------------------------------------------------------------------------------- */
+
+static const struct {
+        const char *endpoint, *kind;
+        bool slow; /* costs a stall timeout, or (slow) a transfer deadline */
+} FAULTS[] = {
+        { "A008", "500", false },       { "A008", "503", false },       { "A008", "429", false },
+        { "A008", "truncated", false }, { "A008", "malformed", false }, { "A008", "wrong_type", false },
+        { "A008", "oversized", false }, { "A005", "500", false },       { "A005", "502", false },
+        { "A005", "429_bare", false },  { "A005", "truncated", false }, { "A005", "malformed", false },
+        { "A005", "wrong_content_type", false }, { "A005", "trickle", false }, { "A042", "500", false },
+        { "A042", "404", false },       { "A042", "422", false },       { "A042", "503", false },
+        { "A042", "malformed", false }, { "store", "500", false },      { "store", "403", false },
+        { "store", "truncated", false }, { "store", "trickle", false }, { "A007", "500", false },
+        { "A007", "503", false },       { "A007", "truncated", false }, { "A005", "stall", true },
+        { "store", "stall", true },
+};
+
+/* A UBRN whose requests a fault spoils: a worklist's referral or a related one. */
+static const char *fault_ubrn(struct run_ctx *x)
+{
+        const struct world *w = now(x);
+        return w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
+}
+
+static unsigned post_faults(struct run_ctx *x)
+{
+        unsigned n = chaos_below(&x->chaos, x->plan->faults_max + 1), posted = 0;
+        char q[256];
+
+        for (unsigned i = 0; i < n; i++) {
+                size_t k = chaos_below(&x->chaos, sizeof FAULTS / sizeof FAULTS[0]);
+                const char *endpoint = FAULTS[k].endpoint, *kind = FAULTS[k].kind, *ubrn = NULL;
+                if (FAULTS[k].slow && chaos_below(&x->chaos, 4) != 0)
+                        continue; /* a stall costs ersd's stall timeout: now and then */
+                if (slow_faults() && chaos_below(&x->chaos, 4) == 0)
+                        kind = "slow";
+                if (strcmp(endpoint, "A008") != 0)
+                        ubrn = fault_ubrn(x);
+                snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=%s&count=%u%s%s", endpoint, kind,
+                         1 + chaos_below(&x->chaos, 2), ubrn ? "&ubrn=" : "", ubrn ? ubrn : "");
+                if (mock_post(&x->mock, q) == 200)
+                        posted++;
+        }
+        return posted;
+}
+
+static void chaos_round(struct run_ctx *x)
+{
+        static const char *const once[] = { "--once", NULL };
+        struct spawn s = { .args = once };
+        struct round r, r2;
+        char what[64];
+
+        x->round++;
+        advance_clock(x);
+        x->fig.faults += post_faults(x);
+        if (chaos_below(&x->chaos, 1000) < x->plan->kill_permille) {
+                s.kill_at = true;
+                s.kill_after = 1 + chaos_below(&x->chaos, x->last_requests + 2);
+        } else if (chaos_below(&x->chaos, 1000) < x->plan->fsize_permille)
+                s.fsize = 64 * 1024 * (1 + chaos_below(&x->chaos, 16));
+        unsigned before = mock_requests(x);
+        if (!s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille) {
+                /* two ersd on one state_dir: one must be refused at start (finding 17) */
+                int gate[2];
+                assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+                pid_t a = spawn_ersd(x, &s, 1, gate[0]), b = spawn_ersd(x, &s, 2, gate[0]);
+                assert_int_equal(write(gate[1], "gg", 2), 2);
+                close(gate[0]);
+                close(gate[1]);
+                struct round *rs[2] = { &r, &r2 };
+                pid_t ps[2] = { a, b };
+                for (int i = 0; i < 2; i++) {
+                        bool stopped;
+                        struct rusage ru;
+                        char path[700];
+                        memset(rs[i], 0, sizeof *rs[i]);
+                        rs[i]->fds = -1;
+                        if (wait_child(ps[i], ROUND_LIMIT_S, &stopped, &rs[i]->status, &ru) == -ETIMEDOUT) {
+                                kill(ps[i], SIGKILL);
+                                waitpid(ps[i], NULL, 0);
+                                rs[i]->hung = true;
+                                rs[i]->status = 128 + SIGKILL;
+                        }
+                        snprintf(path, sizeof path, "%s/out.%d", x->dir, i + 1);
+                        rs[i]->out = slurp(path, &rs[i]->out_len);
+                        snprintf(path, sizeof path, "%s/err.%d", x->dir, i + 1);
+                        rs[i]->err = slurp(path, &rs[i]->err_len);
+                        output_log(rs[i]->out, rs[i]->err);
+                        parse_summary(rs[i]);
+                }
+                snprintf(what, sizeof what, "two ersd --once on one state_dir (round %u)", x->round);
+                if (r.summary && r2.summary)
+                        say(x, "%s: both ran (a second ersd on a state_dir must be refused at start)", what);
+                after_round(x, &r, what);
+                crashed(x, &r2, what, true);
+                scan_output(x, what, r2.err, r2.err_len);
+                round_free(&r2);
+        } else {
+                snprintf(what, sizeof what, "ersd --once (chaos round %u%s)", x->round,
+                         s.kill_at ? ", killed at a request" : s.fsize ? ", file size limit" : "");
+                run_ersd(x, &s, 1, &r);
+                after_round(x, &r, what);
+        }
+        x->last_requests = mock_requests(x) - before;
+        assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
+        round_free(&r);
+}
+
+/* ---- settling, and what is checked then ---------------------------------------------------------- */
+
+/* Referrals that may fail every round once settled: refused ones, gone ones. */
+static bool may_fail(const struct world *w, const char *ubrn)
+{
+        const struct wref *m = world_find(w, ubrn);
+        return !m || m->gone || wref_refused(m);
+}
+
+/* Rounds without faults until one writes nothing and fails only what must fail.
+ * Returns the last round (caller frees), or false when it did not settle. */
+static bool settle(struct run_ctx *x, struct round *last)
+{
+        static const char *const once[] = { "--once", NULL };
+        const struct spawn s = { .args = once };
+        char what[64];
+
+        memset(last, 0, sizeof *last);
+        for (unsigned i = 0; i < SETTLE_MAX; i++) {
+                round_free(last);
+                x->round++;
+                advance_clock(x);
+                snprintf(what, sizeof what, "ersd --once (settling round %u)", x->round);
+                run_ersd(x, &s, 1, last);
+                after_round(x, last, what);
+                if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
+                        continue;
+                bool unexpected = false;
+                for (const char *p = last->err; (p = strstr(p, "UBRN ")); p += 5)
+                        if (strncmp(p + 17, " not synced", 11) == 0) {
+                                char ubrn[13];
+                                snprintf(ubrn, sizeof ubrn, "%.12s", p + 5);
+                                unexpected |= !may_fail(now(x), ubrn);
+                        }
+                if (!unexpected)
+                        return true;
+        }
+        char buf[128];
+        const char *p = strstr(last->err, " not synced");
+        while (p && p > last->err && p[-1] != '\n')
+                p--;
+        say(x, "did not settle in %d rounds without faults: the last wrote %u new, %u updated, failed %u; \"%s\"",
+            SETTLE_MAX, last->n_new, last->n_updated, last->n_failed, p ? wcheck_gist(p, buf, sizeof buf) : "");
+        return false;
+}
+
+/* A worklist entry ahead of A005: one line names the UBRN and both versions (finding 21). */
+static void check_version_lines(struct run_ctx *x, const struct round *r)
+{
+        const struct world *w = now(x);
+
+        for (size_t i = 0; i < w->n_refs; i++) {
+                const struct wref *m = &w->refs[i];
+                char a[32], b[32];
+                bool said = false;
+                if (m->related_only || m->gone || m->worklist < 0 || m->worklist == 1 || !m->entry_ahead ||
+                    wref_refused(m))
+                        continue;
+                snprintf(a, sizeof a, "%" PRId64, m->version);
+                snprintf(b, sizeof b, "%" PRId64, m->version + 1);
+                for (const char *line = r->err; line && *line && !said;) {
+                        const char *end = strchr(line, '\n');
+                        size_t n = end ? (size_t)(end - line) : strlen(line);
+                        char *l = strndup(line, n);
+                        assert_non_null(l);
+                        said = strstr(l, m->ubrn) && strstr(l, a) && strstr(l, b);
+                        free(l);
+                        line = end ? end + 1 : NULL;
+                }
+                if (!said)
+                        say(x, "UBRN %s: the worklist lists version %s, A005 answers %s, and no line of the round "
+                               "says so", m->ubrn, b, a);
+        }
+}
+
+/* `ersd sync UBRN` twice: the second counts the documents still not fetched (finding 22). */
+static void check_sync_command(struct run_ctx *x)
+{
+        const struct world *w = now(x);
+
+        for (size_t i = 0; i < w->n_refs; i++) {
+                const struct wref *m = &w->refs[i];
+                unsigned owed = 0, others = 0;
+                if (m->related_only || m->gone || m->worklist < 0 || wref_refused(m) || m->n_related)
+                        continue;
+                for (size_t k = 0; k < m->n_docs; k++) {
+                        bool available = wdoc_available(&m->docs[k]);
+                        if (!available && !wdoc_never(&m->docs[k]))
+                                owed++;
+                        else if (!available || m->docs[k].bytes > (uint64_t)w->max_mib * 1024 * 1024)
+                                others++;
+                }
+                if (!owed || others)
+                        continue; /* only documents e-RS still owes: every reading of the count agrees */
+                const char *const args[] = { "sync", m->ubrn, NULL };
+                const struct spawn s = { .args = args };
+                struct round r;
+                unsigned stored = 0, not_fetched = 0;
+                for (int n = 0; n < 2; n++) {
+                        if (n)
+                                round_free(&r);
+                        run_ersd(x, &s, 3, &r);
+                        scan_output(x, "ersd sync", r.out, r.out_len);
+                        scan_output(x, "ersd sync", r.err, r.err_len);
+                }
+                const char *p = strstr(r.out, "documents ");
+                if (!p || sscanf(p, "documents %u stored (%*[^)]), %u not fetched", &stored, &not_fetched) != 2)
+                        say(x, "ersd sync %s (a second time) printed no document counts (exit %d)", m->ubrn, r.status);
+                else if (not_fetched != owed)
+                        say(x, "ersd sync %s (a second time) says %u not fetched; %u are still owed", m->ubrn,
+                            not_fetched, owed);
+                round_free(&r);
+                return; /* one referral a settle is enough */
+        }
+}
+
+/* `ersd audit UBRN` of a referral with the most unusual attachment ids, and `ersd status`:
+ * nothing raw on a terminal (finding 10). */
+static void check_commands(struct run_ctx *x)
+{
+        const struct world *w = now(x);
+        const struct wref *pick = NULL;
+        struct round r;
+
+        for (size_t i = 0; i < w->n_refs && !pick; i++)
+                for (size_t k = 0; k < w->refs[i].n_docs && !w->refs[i].related_only; k++) {
+                        size_t at;
+                        const struct wt *id = &w->refs[i].docs[k].id;
+                        if (id->kind == WT_STR && raw_control(id->p, id->n, &at))
+                                pick = &w->refs[i];
+                }
+        if (pick) {
+                const char *const args[] = { "audit", pick->ubrn, NULL };
+                const struct spawn s = { .args = args };
+                run_ersd(x, &s, 3, &r);
+                scan_output(x, "ersd audit", r.out, r.out_len);
+                scan_output(x, "ersd audit", r.err, r.err_len);
+                round_free(&r);
+        }
+        const char *const args[] = { "status", NULL };
+        const struct spawn s = { .args = args };
+        run_ersd(x, &s, 3, &r);
+        scan_output(x, "ersd status", r.out, r.out_len);
+        scan_output(x, "ersd status", r.err, r.err_len);
+        round_free(&r);
+}
+
+static void check_settled(struct run_ctx *x, const struct round *last)
+{
+        struct wcheck c = { .d = x->db, .g = x->g, .history = x->history, .n_history = x->n_history,
+                            .park_after = PARK_AFTER, .sink = say_line, .userdata = x };
+
+        world_check(&c); /* its mismatches are counted by say_line(), once each */
+        x->fig.documents = c.documents > x->fig.documents ? c.documents : x->fig.documents;
+        check_version_lines(x, last);
+        check_sync_command(x);
+        check_commands(x);
+        if (!INSTRUMENTED) {
+                if (!x->first_peak_kib)
+                        x->first_peak_kib = last->peak_kib;
+                else if (last->peak_kib > 2 * x->first_peak_kib + 32 * 1024)
+                        say(x, "ersd's peak RSS grew from %ld KiB at the first settled round to %ld KiB", x->first_peak_kib,
+                            last->peak_kib);
+        }
+}
+
+/* ---- a seed ------------------------------------------------------------------------------------------ */
+
+static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig)
+{
+        static const char *const init[] = { "--init-db", NULL };
+        struct run_ctx x = { .seed = seed, .plan = plan, .chaos = seed ^ 0xc4a05c4a05ULL };
+        const char *args[] = { "--referrals", "1", "--attachments", "0", "--big-attachment", "0", "--stall-seconds",
+                               "600", NULL };
+        struct round r;
+
+        x.dir = tmpdir_make();
+        assert_non_null(x.dir);
+        snprintf(x.conf, sizeof x.conf, "%s/ersd.conf", x.dir);
+        snprintf(x.state, sizeof x.state, "%s/state", x.dir);
+        snprintf(x.spool, sizeof x.spool, "%s/spool", x.state);
+        snprintf(x.world_file, sizeof x.world_file, "%s/world.json", x.dir);
+        assert_int_equal(mkdir(x.state, 0700), 0);
+        if (E.kind == ENGINE_SQLITE) {
+                snprintf(x.pas_file, sizeof x.pas_file, "%s/pas.db", x.dir);
+                snprintf(x.conn, sizeof x.conn, "Driver=SQLite3;Database=%s", x.pas_file);
+        } else
+                assert_int_equal(engine_new_database(&E, x.conn, sizeof x.conn), 0);
+        assert_int_equal(mock_start(&x.mock, args), 0);
+        x.g = wgen_new(seed, &plan->gen);
+        assert_non_null(x.g);
+        x.nofile = seed % 3 == 0;
+        serve(&x, wgen_first(x.g));
+        const struct spawn s = { .args = init };
+        run_ersd(&x, &s, 1, &r);
+        if (r.status != 0)
+                say(&x, "ersd --init-db exited %d", r.status);
+        round_free(&r);
+        x.db = db_open(x.conn);
+        assert_non_null(x.db);
+
+        for (unsigned e = 0; e < plan->epochs; e++) {
+                if (e > 0)
+                        serve(&x, wgen_next(x.g, now(&x)));
+                for (unsigned k = 0; k < plan->chaos; k++) {
+                        if (k > 0 && chaos_below(&x.chaos, 2) == 0)
+                                serve(&x, wgen_next(x.g, now(&x))); /* e-RS changes between two failed rounds */
+                        chaos_round(&x);
+                }
+                assert_int_equal(mock_post(&x.mock, "/_mock/fault/clear"), 200);
+                struct round last;
+                settle(&x, &last);
+                check_settled(&x, &last); /* settled or not: what differs helps whoever reads it */
+                round_free(&last);
+        }
+        json_object *stats = mock_get(&x.mock, "/_mock/stats");
+        if (stats)
+                x.fig.faults = (unsigned)json_object_get_int64(json_object_object_get(stats, "faults_served"));
+        json_object_put(stats);
+        x.fig.referrals = (unsigned)now(&x)->n_refs;
+        x.fig.seeds = 1;
+
+        printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
+               "mismatches %u, spool leftovers %u%s\n",
+               E.name, seed, plan->epochs, x.fig.rounds, x.fig.referrals, x.fig.documents, x.fig.faults, x.fig.kills,
+               x.fig.mismatches, x.fig.leftovers, x.nofile ? " (RLIMIT_NOFILE 96)" : "");
+        if (x.fig.mismatches) {
+                const char *b = getenv("ERSD_BUILD");
+                printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
+                       " ERSD_WORLD_ENGINE=%s %s/tests/integration/test_world\n",
+                       seed, E.name, b ? "ERSD_BUILD=" : "", b ? b : "", b ? " " : "", seed, E.name, build_dir());
+                fig->failed_seeds++;
+        }
+        fflush(stdout);
+        fig->seeds += x.fig.seeds;
+        fig->rounds += x.fig.rounds;
+        fig->referrals += x.fig.referrals;
+        fig->documents += x.fig.documents;
+        fig->faults += x.fig.faults;
+        fig->kills += x.fig.kills;
+        fig->mismatches += x.fig.mismatches;
+        fig->leftovers += x.fig.leftovers;
+
+        db_close(x.db);
+        mock_stop(&x.mock);
+        for (size_t i = 0; i < x.n_history; i++)
+                world_free(x.history[i]);
+        free(x.history);
+        wgen_free(x.g);
+        if (getenv("ERSD_WORLD_KEEP")) /* to look at: the world, the config, the PAS, the last outputs */
+                printf("world: kept %s\n", x.dir);
+        else
+                tmpdir_remove(x.dir);
+        free(x.dir);
+}
+
+static uint64_t parse_seed(const char *s)
+{
+        return strtoull(s, NULL, 0);
+}
+
+static void run_engine(void)
+{
+        const char *one = getenv("ERSD_WORLD_SEED");
+        bool soak = getenv("ERSD_SOAK") != NULL;
+        struct plan plan_ = *(soak ? &SOAK : INSTRUMENTED ? &CHECK_ASAN : &CHECK);
+        const struct plan *plan = &plan_;
+        struct figures fig = { .seeds = 0 };
+
+        plan_.gen.tame = getenv("ERSD_WORLD_TAME") != NULL;     /* checks the model itself */
+        plan_.gen.beyond = getenv("ERSD_WORLD_BEYOND") != NULL; /* what issue 13 did not list */
+
+        if (one && *one)
+                run_seed(parse_seed(one), plan, &fig);
+        else if (soak)
+                for (unsigned i = 0; i < SOAK_SEEDS; i++)
+                        run_seed(fresh_seed + i * 0x10001ULL, plan, &fig);
+        else {
+                for (size_t i = 0; i < (INSTRUMENTED ? 1 : sizeof FIXED_SEEDS / sizeof FIXED_SEEDS[0]); i++)
+                        run_seed(FIXED_SEEDS[i], plan, &fig);
+                run_seed(fresh_seed, plan, &fig);
+        }
+        printf("world: %s: seeds %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, mismatches %u, "
+               "spool leftovers %u\n",
+               E.name, fig.seeds, fig.rounds, fig.referrals, fig.documents, fig.faults, fig.kills, fig.mismatches,
+               fig.leftovers);
+        fflush(stdout);
+        total.seeds += fig.seeds;
+        total.rounds += fig.rounds;
+        total.referrals += fig.referrals;
+        total.documents += fig.documents;
+        total.faults += fig.faults;
+        total.kills += fig.kills;
+        total.mismatches += fig.mismatches;
+        total.leftovers += fig.leftovers;
+        assert_int_equal(fig.mismatches, 0);
+        assert_int_equal(fig.leftovers, 0);
+}
+
+static void test_world_sqlite(void **state)
+{
+        (void)state;
+        run_engine();
+}
+
+static void test_world_postgresql(void **state)
+{
+        (void)state;
+        run_engine();
+}
+
+static void test_world_mariadb(void **state)
+{
+        (void)state;
+        run_engine();
+}
+
+static enum engine_kind group_kind; /* the engine of the group to start */
+
+static int group_setup(void **state)
+{
+        (void)state;
+        int r = engine_start(&E, group_kind);
+
+        if (r < 0)
+                print_error("could not start a database server (see above): %s\n", strerror(-r));
+        return r < 0 ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+        (void)state;
+        engine_stop(&E);
+        return 0;
+}
+
+static bool engine_wanted(const char *name)
+{
+        const char *only = getenv("ERSD_WORLD_ENGINE");
+        return !only || !*only || strcmp(only, name) == 0;
+}
+
+int main(void)
+{
+        static const struct {
+                enum engine_kind kind;
+                const char *name;
+                void (*test)(void **);
+        } groups[] = {
+                { ENGINE_SQLITE, "sqlite", test_world_sqlite },
+                { ENGINE_POSTGRESQL, "postgresql", test_world_postgresql },
+                { ENGINE_MARIADB, "mariadb", test_world_mariadb },
+        };
+        const char *tmp = getenv("TMPDIR"), *one = getenv("ERSD_WORLD_SEED");
+        char logs[300];
+        sigset_t chld;
+        int failed = 0;
+
+        /* The fresh seed first, so that a run that dies still says what it was. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        fresh_seed = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+        if (one && *one)
+                printf("world: seed %s (ERSD_WORLD_SEED)\n", one);
+        else
+                printf("world: fresh seed 0x%" PRIx64 " (replay: ERSD_WORLD_SEED=0x%" PRIx64
+                       " %s/tests/integration/test_world)\n",
+                       fresh_seed, fresh_seed, build_dir());
+        fflush(stdout);
+
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL); /* wait_child() takes it with sigtimedwait */
+        snprintf(work, sizeof work, "%s/ersd-test-world-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(work) || snprintf(logs, sizeof logs, "%s/driver-logs", work) < 0 || engine_odbcinst(work, logs) < 0) {
+                fprintf(stderr, "test_world: cannot make %s or its odbcinst.ini\n", work);
+                return 1;
+        }
+        for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+                if (!engine_wanted(groups[i].name))
+                        continue;
+                const struct CMUnitTest tests[] = { cmocka_unit_test(groups[i].test) };
+                group_kind = groups[i].kind;
+                failed += cmocka_run_group_tests_name(groups[i].name, tests, group_setup, group_teardown);
+        }
+        if (total.seeds)
+                printf("world: all engines: seeds %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
+                       "mismatches %u, spool leftovers %u\n",
+                       total.seeds, total.rounds, total.referrals, total.documents, total.faults, total.kills,
+                       total.mismatches, total.leftovers);
+        tmpdir_remove(work);
+        return failed;
+}
