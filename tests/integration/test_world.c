@@ -518,21 +518,51 @@ static void scan_output(struct run_ctx *x, const char *what, const char *p, size
         size_t line = at;
         while (line > 0 && p[line - 1] != '\n')
                 line--;
-        say(x, "%s printed a raw %s at byte %zu, in a line starting \"%s\"", what, kind, at, wcheck_gist(p + line, buf, sizeof buf));
+        say(x, "%s printed a raw %s, in a line starting \"%s\"", what, kind, wcheck_gist(p + line, buf, sizeof buf));
+}
+
+/* The first frame of ersd's own code ("func daemon/file.c:line") after `from` in a
+ * sanitizer report, into buf; "" when none. */
+static const char *own_frame(const char *from, char *buf, size_t n)
+{
+        buf[0] = '\0';
+        for (const char *l = from; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char line[512];
+                snprintf(line, sizeof line, "%.*s", (int)strcspn(l, "\n"), l);
+                const char *in = strstr(line, " in ");
+                const char *src = in ? strstr(in, "/daemon/") : NULL;
+                if (!src && in)
+                        src = strstr(in, "/adapters/");
+                if (!src)
+                        continue;
+                snprintf(buf, n, "%.*s %.*s", (int)strcspn(in + 4, " "), in + 4, (int)strcspn(src + 1, " "), src + 1);
+                return buf;
+        }
+        return buf;
 }
 
 /* Whether ersd crashed, hung, or refused its configuration (`second`: another ersd
  * beside it, which may be refused at start with any status). */
 static bool crashed(struct run_ctx *x, const struct round *r, const char *what, bool second)
 {
-        const char *markers[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                                  "SUMMARY: UndefinedBehaviorSanitizer" };
+        const char *markers[] = { "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+                                  "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" };
         char buf[128];
 
         for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
                 const char *m = strstr(r->err, markers[i]);
                 if (m) {
-                        say(x, "%s: a sanitizer report: \"%s\"", what, wcheck_gist(m, buf, sizeof buf));
+                        const char *error = strstr(r->err, "ERROR: "), *freed = strstr(r->err, "freed by");
+                        char at[160], by[160];
+                        own_frame(error ? error : m, at, sizeof at);
+                        own_frame(freed, by, sizeof by);
+                        wcheck_gist(error ? error : m, buf, sizeof buf);
+                        buf[strcspn(buf, "(")] = '\0';
+                        char *on = strstr(buf, " on address");
+                        if (on)
+                                *on = '\0'; /* addresses differ from run to run */
+                        say(x, "%s: a sanitizer report: \"%s\"%s%s%s%s", what, buf, at[0] ? " at " : "", at,
+                            by[0] ? ", freed in " : "", by);
                         return true;
                 }
         }
@@ -552,25 +582,52 @@ static bool crashed(struct run_ctx *x, const struct round *r, const char *what, 
         return false;
 }
 
-/* After a round that finished cleanly (exit 0: everything synced), the spool
- * holds nothing (finding 3): it holds patient documents. */
-static void check_spool(struct run_ctx *x)
+/* Whether worklist referral m is synced: in the PAS at e-RS's version (complete, when
+ * `complete`), not waiting in ers_retry. */
+static bool synced(struct run_ctx *x, const struct wref *m, bool complete)
+{
+        const char *p[] = { m->ubrn };
+        char *v = db_text(x->db, complete ? "SELECT version FROM ers_ledger WHERE ubrn = ? AND complete = 1"
+                                          : "SELECT version FROM ers_ledger WHERE ubrn = ?",
+                          1, p, NULL);
+        bool done = v && strtoll(v, NULL, 10) == m->version &&
+                    db_int(x->db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", 1, p) == 0;
+
+        free(v);
+        return done;
+}
+
+/* After a round that ended (was not killed), the spool holds no partial download
+ * and nothing of a referral that is synced; after a round that finished cleanly
+ * (exit 0), nothing at all (finding 3): it holds patient documents. */
+static void check_spool(struct run_ctx *x, const struct round *r)
 {
         DIR *d = opendir(x->spool);
         struct dirent *de;
+        unsigned said = 0;
 
         while (d && (de = readdir(d))) {
                 char ubrn[13];
+                bool owned = false, waiting = false;
                 if (de->d_name[0] == '.')
                         continue;
-                if (strstr(de->d_name, ".part")) {
-                        x->fig.leftovers++;
-                        say(x, "the spool holds a partial download after a round that ended (%.12s…)", de->d_name);
-                        continue;
-                }
                 snprintf(ubrn, sizeof ubrn, "%.12s", de->d_name);
-                x->fig.leftovers++;
-                say(x, "the spool holds a document of UBRN %s after a round that synced everything", ubrn);
+                for (size_t i = 0; i < now(x)->n_refs; i++) {
+                        const struct wref *m = &now(x)->refs[i];
+                        bool mine = !m->related_only && strcmp(m->ubrn, ubrn) == 0;
+                        for (size_t k = 0; !m->related_only && k < m->n_related; k++)
+                                mine |= strcmp(m->related[k], ubrn) == 0;
+                        owned |= mine;
+                        waiting |= mine && (m->gone || !synced(x, m, true));
+                }
+                const char *why = strstr(de->d_name, ".part") ? "a partial download"
+                                  : r->status == 0        ? "a document, after a round that synced everything"
+                                  : owned && !waiting     ? "a document of a referral synced already"
+                                                          : NULL;
+                if (why && said++ < 3) { /* a few names a round are enough to act on */
+                        x->fig.leftovers++;
+                        say(x, "the spool holds %s (UBRN %s)", why, ubrn);
+                }
         }
         if (d)
                 closedir(d);
@@ -606,8 +663,8 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
                 say(x, "the PAS is inconsistent after a round: %s", why);
         scan_output(x, what, r->err, r->err_len);
         scan_output(x, what, r->out, r->out_len);
-        if (r->status == 0)
-                check_spool(x);
+        if (!r->killed && !r->hung)
+                check_spool(x, r);
         check_modes(x);
         if (r->fds > FD_BOUND)
                 say(x, "%s held %ld descriptors at a request (at most %d, whatever the documents)", what, r->fds,
@@ -716,7 +773,7 @@ static void chaos_round(struct run_ctx *x)
                         output_log(rs[i]->out, rs[i]->err);
                         parse_summary(rs[i]);
                 }
-                snprintf(what, sizeof what, "two ersd --once on one state_dir (round %u)", x->round);
+                snprintf(what, sizeof what, "two ersd --once on one state_dir");
                 if (r.summary && r2.summary)
                         say(x, "%s: both ran (a second ersd on a state_dir must be refused at start)", what);
                 after_round(x, &r, what);
@@ -724,8 +781,9 @@ static void chaos_round(struct run_ctx *x)
                 scan_output(x, what, r2.err, r2.err_len);
                 round_free(&r2);
         } else {
-                snprintf(what, sizeof what, "ersd --once (chaos round %u%s)", x->round,
-                         s.kill_at ? ", killed at a request" : s.fsize ? ", file size limit" : "");
+                snprintf(what, sizeof what, "ersd --once (%s)",
+                         s.kill_at ? "a chaos round, killed at a request" : s.fsize ? "a chaos round, file size limit"
+                                                                              : "a chaos round");
                 run_ersd(x, &s, 1, &r);
                 after_round(x, &r, what);
         }
@@ -756,7 +814,7 @@ static bool settle(struct run_ctx *x, struct round *last)
                 round_free(last);
                 x->round++;
                 advance_clock(x);
-                snprintf(what, sizeof what, "ersd --once (settling round %u)", x->round);
+                snprintf(what, sizeof what, "ersd --once (a settling round)");
                 run_ersd(x, &s, 1, last);
                 after_round(x, last, what);
                 if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
@@ -817,7 +875,8 @@ static void check_sync_command(struct run_ctx *x)
         for (size_t i = 0; i < w->n_refs; i++) {
                 const struct wref *m = &w->refs[i];
                 unsigned owed = 0, others = 0;
-                if (m->related_only || m->gone || m->worklist < 0 || wref_refused(m) || m->n_related)
+                if (m->related_only || m->gone || m->worklist < 0 || wref_refused(m) || m->n_related ||
+                    !synced(x, m, false))
                         continue;
                 for (size_t k = 0; k < m->n_docs; k++) {
                         bool available = wdoc_available(&m->docs[k]);

@@ -215,7 +215,12 @@ static struct wt shaped(struct wgen *g, const char *base, unsigned width, unsign
 
         if (g->plan.tame || !chance(g, permille))
                 return str(g, base);
-        switch (below(g, 10)) {
+        unsigned shape = below(g, 10);
+        if (shape == 7 && (flags & TEXT_NO_NUL))
+                shape = 8;
+        if (shape == 8 && (flags & TEXT_FREE))
+                shape = 9;
+        switch (shape) {
         case 0:
         case 1:
         case 2:
@@ -238,19 +243,13 @@ static struct wt shaped(struct wgen *g, const char *base, unsigned width, unsign
                 tb_str(&t, PICK(g, MULTI));
                 break;
         case 7:
-                if (!(flags & TEXT_NO_NUL)) {
-                        tb_str(&t, base);
-                        tb_add(&t, "\0", 1);
-                        tb_letters(&t, g, 1 + below(g, 3));
-                        break;
-                }
-                /* fall through */
+                tb_str(&t, base);
+                tb_add(&t, "\0", 1);
+                tb_letters(&t, g, 1 + below(g, 3));
+                break;
         case 8:
-                if (!(flags & TEXT_FREE)) {
-                        free(t.p);
-                        return num(7 + below(g, 90));
-                }
-                /* fall through */
+                free(t.p);
+                return num(7 + below(g, 90));
         default:
                 tb_str(&t, base);
                 tb_str(&t, " ");
@@ -345,7 +344,7 @@ static struct wt doc_id(struct wgen *g, const struct wref *r)
                         tb_letters(&t, g, 300);
                 return tb_take(g, &t);
         case 4: {
-                static const char *const mb[] = { "pi\xc3\xa8" "ce-jointe", "\xe6\xb7\xbb\xe4\xbb\x98",
+                static const char *const mb[] = { "pi\303\250ce-jointe", "\xe6\xb7\xbb\xe4\xbb\x98",
                                                   "scan-\xf0\x9f\x98\x80", "r\xc3\xa9sum\xc3\xa9" };
                 snprintf(buf, sizeof buf, "%s-%u", PICK(g, mb), g->next_id++ % 1000);
                 return str(g, buf);
@@ -353,7 +352,7 @@ static struct wt doc_id(struct wgen *g, const struct wref *r)
         case 5: {
                 static const char *const hostile[] = { "a\x1b[31mb", "tab\tid", "nl\nid",
                                                        "id\n00000000-0000-4000-8000-000000000000 forged r1",
-                                                       "\xe2\x80\xae" "fdp.exe", "id\xc2\x9b" "2J", "cr\rid" };
+                                                       "\342\200\256fdp.exe", "id\302\2332J", "cr\rid" };
                 return str(g, PICK(g, hostile));
         }
         case 6: {
@@ -414,7 +413,7 @@ static struct wt availability(struct wgen *g)
 static void make_doc(struct wgen *g, const struct wref *r, struct wdoc *d)
 {
         static const char *const titles[] = { "Referral letter.pdf", "ECG trace.png", "Bloods 03/2025.pdf",
-                                              "\xc3\x89" "chographie \xe2\x80\x93 compte rendu.pdf", "Scan.tif",
+                                              "\303\211chographie \342\200\223 compte rendu.pdf", "Scan.tif",
                                               "Discharge summary.rtf", "photo.jpg" };
         static const char *const types[] = { "application/pdf", "image/png", "image/jpeg", "image/tiff",
                                              "application/rtf", "text/plain",

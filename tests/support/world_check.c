@@ -169,11 +169,17 @@ const char *wcheck_gist(const char *s, char *buf, size_t n)
 {
         size_t o = 0;
 
-        for (; s && *s && *s != '\n' && o + 1 < n && o < 160; s++) {
+        for (; s && *s && *s != '\n' && o + 1 < n && o < 200; s++) {
                 unsigned char c = (unsigned char)*s;
-                buf[o++] = (char)((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || strchr(" :;,.()=-_/'", c) ? c
-                                  : c >= '0' && c <= '9'                                                        ? '#'
-                                                                                                                : '?');
+                if (c >= '0' && c <= '9') { /* a run of ten digits or more could read as an NHS number */
+                        size_t run = strspn(s, "0123456789");
+                        for (size_t k = 0; k < run && o + 1 < n; k++)
+                                buf[o++] = run >= 10 ? '#' : s[k];
+                        s += run - 1;
+                        continue;
+                }
+                buf[o++] = (char)((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || strchr(" :;,.()=-_/'+#", c) ? c
+                                                                                                                  : '?');
         }
         buf[o] = '\0';
         return buf;

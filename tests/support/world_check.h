@@ -64,6 +64,7 @@ void wcheck_say(struct wcheck *c, const char *fmt, ...) __attribute__((format(pr
  * the start of its SHA-256.  Returns buf. */
 const char *wcheck_describe(const char *v, size_t len, bool sensitive, char *buf, size_t n);
 /* A line of ersd's (a log line, an ers_retry reason) for a mismatch line: letters,
- * blanks and punctuation kept, digits as '#', anything else '?', at most 160
- * characters (never a patient text, never a run of digits).  Returns buf. */
+ * digits, blanks and punctuation kept, a run of ten digits or more as '#'s,
+ * anything else '?', at most 200 characters (never a patient text, never what
+ * could read as an NHS number).  Returns buf. */
 const char *wcheck_gist(const char *s, char *buf, size_t n);
