@@ -111,6 +111,7 @@ static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
 /* What the runs did, for the figures line. */
 struct figures {
         unsigned seeds, rounds, referrals, documents, faults, kills, mismatches, leftovers, failed_seeds;
+        long most_fds; /* descriptors ersd held at a kill point, at most */
 };
 
 static struct engine E;       /* the engine of the group running */
@@ -128,6 +129,15 @@ static bool slow_faults(void)
 {
         const char *s = getenv("ERSD_WORLD_SLOW");
         return s && *s && strcmp(s, "0") != 0;
+}
+
+/* How long a round may run: ERSD_WORLD_ROUND_LIMIT seconds, else ROUND_LIMIT_S
+ * (ROUND_LIMIT_SLOW_S with `slow` faults). */
+static double round_limit(void)
+{
+        const char *s = getenv("ERSD_WORLD_ROUND_LIMIT");
+        double v = s && *s ? strtod(s, NULL) : 0;
+        return v > 0 ? v : slow_faults() ? ROUND_LIMIT_SLOW_S : ROUND_LIMIT_S;
 }
 
 /* The test's own random choices (faults, kills): a stream apart from the generator's,
@@ -164,6 +174,9 @@ struct run_ctx {
         long first_peak_kib, peak_kib; /* ersd's peak RSS: first settle, all */
         struct figures fig;
         char said[1024][16];     /* what say_line() said already (hash prefixes) */
+        char *failed[64];        /* UBRNs the last chaos round did not sync (point into failed_buf) */
+        size_t n_failed;
+        char failed_buf[64][13];
         size_t n_said;
 };
 
@@ -450,7 +463,7 @@ static void run_ersd(struct run_ctx *x, const struct spawn *s, int which, struct
                 close(gate[0]);
                 close(gate[1]);
         }
-        int r = wait_child(pid, slow_faults() ? ROUND_LIMIT_SLOW_S : ROUND_LIMIT_S, &stopped, &ret->status, &ru);
+        int r = wait_child(pid, round_limit(), &stopped, &ret->status, &ru);
         if (r == -ETIMEDOUT) {
                 ret->hung = true;
                 kill(pid, SIGKILL);
@@ -567,8 +580,7 @@ static bool crashed(struct run_ctx *x, const struct round *r, const char *what, 
                 }
         }
         if (r->hung) {
-                say(x, "%s did not finish within %d s: killed (a transfer without a deadline?)", what,
-                    slow_faults() ? ROUND_LIMIT_SLOW_S : ROUND_LIMIT_S);
+                say(x, "%s did not finish within %.0f s: killed (a transfer without a deadline?)", what, round_limit());
                 return true;
         }
         if (r->status > 128 && !r->killed) {
@@ -666,6 +678,8 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
         if (!r->killed && !r->hung)
                 check_spool(x, r);
         check_modes(x);
+        if (r->fds > x->fig.most_fds)
+                x->fig.most_fds = r->fds;
         if (r->fds > FD_BOUND)
                 say(x, "%s held %ld descriptors at a request (at most %d, whatever the documents)", what, r->fds,
                     FD_BOUND);
@@ -699,10 +713,24 @@ static const struct {
         { "store", "stall", true },
 };
 
-/* A UBRN whose requests a fault spoils: a worklist's referral or a related one. */
+/* A UBRN whose requests a fault spoils: one ersd has work to do for (a fault on
+ * the others would never be taken), or any. */
 static const char *fault_ubrn(struct run_ctx *x)
 {
         const struct world *w = now(x);
+        const char *pick[64];
+        size_t n = 0;
+
+        for (size_t i = 0; i < w->n_refs && n < 64; i++) {
+                const struct wref *m = &w->refs[i];
+                if (m->related_only || m->gone || m->worklist < 0 || synced(x, m, true))
+                        continue;
+                pick[n++] = m->ubrn;
+                for (size_t k = 0; k < m->n_related && n < 64; k++)
+                        pick[n++] = m->related[k];
+        }
+        if (n)
+                return pick[chaos_below(&x->chaos, (unsigned)n)];
         return w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
 }
 
@@ -722,6 +750,15 @@ static unsigned post_faults(struct run_ctx *x)
                         ubrn = fault_ubrn(x);
                 snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=%s&count=%u%s%s", endpoint, kind,
                          1 + chaos_below(&x->chaos, 2), ubrn ? "&ubrn=" : "", ubrn ? ubrn : "");
+                if (mock_post(&x->mock, q) == 200)
+                        posted++;
+        }
+        if (slow_faults() && chaos_below(&x->chaos, 3) == 0) {
+                /* an answer that trickles for ever, where it is sure to be asked for (finding 7) */
+                const char *ubrn = fault_ubrn(x);
+                bool a008 = chaos_below(&x->chaos, 2) == 0 || !ubrn;
+                snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=slow%s%s", a008 ? "A008" : "A005",
+                         a008 ? "" : "&ubrn=", a008 ? "" : ubrn);
                 if (mock_post(&x->mock, q) == 200)
                         posted++;
         }
@@ -760,7 +797,7 @@ static void chaos_round(struct run_ctx *x)
                         char path[700];
                         memset(rs[i], 0, sizeof *rs[i]);
                         rs[i]->fds = -1;
-                        if (wait_child(ps[i], ROUND_LIMIT_S, &stopped, &rs[i]->status, &ru) == -ETIMEDOUT) {
+                        if (wait_child(ps[i], round_limit(), &stopped, &rs[i]->status, &ru) == -ETIMEDOUT) {
                                 kill(ps[i], SIGKILL);
                                 waitpid(ps[i], NULL, 0);
                                 rs[i]->hung = true;
@@ -789,6 +826,13 @@ static void chaos_round(struct run_ctx *x)
         }
         x->last_requests = mock_requests(x) - before;
         assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
+        x->n_failed = 0; /* what this round did not sync: e-RS may change it before the next */
+        for (const char *p = r.err; (p = strstr(p, "UBRN ")) && x->n_failed < 64; p += 5)
+                if (strncmp(p + 17, " not synced", 11) == 0) {
+                        snprintf(x->failed_buf[x->n_failed], 13, "%.12s", p + 5);
+                        x->failed[x->n_failed] = x->failed_buf[x->n_failed];
+                        x->n_failed++;
+                }
         round_free(&r);
 }
 
@@ -998,9 +1042,9 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
                 if (e > 0)
                         serve(&x, wgen_next(x.g, now(&x)));
                 for (unsigned k = 0; k < plan->chaos; k++) {
-                        if (k > 0 && chaos_below(&x.chaos, 2) == 0)
-                                serve(&x, wgen_next(x.g, now(&x))); /* e-RS changes between two failed rounds */
-                        chaos_round(&x);
+                        if (k > 0 && chaos_below(&x.chaos, 2) == 0) /* e-RS changes between two rounds that failed, */
+                                serve(&x, wgen_revise(x.g, now(&x), (const char *const *)x.failed, x.n_failed));
+                        chaos_round(&x); /* revising what the last one failed half-way (finding 2) */
                 }
                 assert_int_equal(mock_post(&x.mock, "/_mock/fault/clear"), 200);
                 struct round last;
@@ -1016,9 +1060,9 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         x.fig.seeds = 1;
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "mismatches %u, spool leftovers %u%s\n",
+               "mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point%s\n",
                E.name, seed, plan->epochs, x.fig.rounds, x.fig.referrals, x.fig.documents, x.fig.faults, x.fig.kills,
-               x.fig.mismatches, x.fig.leftovers, x.nofile ? " (RLIMIT_NOFILE 96)" : "");
+               x.fig.mismatches, x.fig.leftovers, x.fig.most_fds, x.nofile ? " (RLIMIT_NOFILE 96)" : "");
         if (x.fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
@@ -1174,7 +1218,9 @@ int main(void)
         for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
                 if (!engine_wanted(groups[i].name))
                         continue;
-                const struct CMUnitTest tests[] = { cmocka_unit_test(groups[i].test) };
+                const struct CMUnitTest tests[] = {
+                        { .name = groups[i].name, .test_func = groups[i].test },
+                };
                 group_kind = groups[i].kind;
                 failed += cmocka_run_group_tests_name(groups[i].name, tests, group_setup, group_teardown);
         }

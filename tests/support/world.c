@@ -777,23 +777,28 @@ static bool release(struct wgen *g, struct wref *r)
         return bump;
 }
 
+/* An attachment revised (if it can be): same id, new bytes and creation time. */
+static void revise(struct wgen *g, struct wdoc *d)
+{
+        uint64_t before = d->bytes;
+
+        if (!wdoc_available(d) && d->bytes <= MIB)
+                return;
+        do
+                doc_content(g, d, before > MIB);
+        while (d->bytes == 0 && before == 0); /* new bytes: never empty twice */
+        d->creation = when(g, false);
+        d->availability = str(g, "AVAILABLE");
+}
+
 /* A new version: some of what A005 says changes. */
 static void new_version(struct wgen *g, struct world *w, struct wref *r)
 {
         r->version++;
         switch (below(g, 8)) {
         case 0: /* an attachment revised: same id, new bytes and creation time */
-                if (r->n_docs) {
-                        struct wdoc *d = &r->docs[below(g, (unsigned)r->n_docs)];
-                        if (wdoc_available(d) || d->bytes > MIB) {
-                                uint64_t before = d->bytes;
-                                do
-                                        doc_content(g, d, before > MIB);
-                                while (d->bytes == 0 && before == 0); /* new bytes: never empty twice */
-                                d->creation = when(g, false);
-                                d->availability = str(g, "AVAILABLE");
-                        }
-                }
+                if (r->n_docs)
+                        revise(g, &r->docs[below(g, (unsigned)r->n_docs)]);
                 break;
         case 1: /* an attachment removed */
                 if (r->n_docs) {
@@ -864,6 +869,28 @@ struct world *wgen_next(struct wgen *g, const struct world *w)
                         make_main(g, n);
         }
         add_junk(g, n);
+        return n;
+}
+
+struct world *wgen_revise(struct wgen *g, const struct world *w, const char *const *ubrns, size_t n_ubrns)
+{
+        struct world *n = wgen_next(g, w);
+
+        for (size_t i = 0; i < n_ubrns; i++)
+                for (size_t k = 0; k < n->n_refs; k++) {
+                        struct wref *r = &n->refs[k];
+                        bool bumped = false;
+                        if (strcmp(r->ubrn, ubrns[i]) != 0 || r->gone || r->related_only)
+                                continue;
+                        for (size_t j = 0; j < r->n_docs; j++)
+                                if (chance(g, 500) && (wdoc_available(&r->docs[j]) || r->docs[j].bytes > MIB)) {
+                                        revise(g, &r->docs[j]);
+                                        bumped = true;
+                                }
+                        const struct wref *before = world_find(w, r->ubrn);
+                        if (bumped && before && r->version == before->version)
+                                r->version++;
+                }
         return n;
 }
 

@@ -125,6 +125,10 @@ uint64_t wgen_rand(struct wgen *g);
 struct world *wgen_first(struct wgen *g);
 /* The world after the next changes; w is left as it was. */
 struct world *wgen_next(struct wgen *g, const struct world *w);
+/* The same, and about half the attachments of each of these referrals revised
+ * (new bytes, new creation time, a new version): what e-RS does to a referral
+ * whose last sync failed half-way is the test's to choose. */
+struct world *wgen_revise(struct wgen *g, const struct world *w, const char *const *ubrns, size_t n_ubrns);
 void world_free(struct world *w);
 
 /* Writes w in the mock's world format.  0 or -errno. */
