@@ -9,6 +9,17 @@
 #define SQL_STORED_TWICE                                                                                    \
         "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"                         \
         " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup"
+/* From schema version 4 on (issue 13), a document is (ubrn, source_ubrn, kind, attachment_key):
+ * a letter and an attachment of one id, or two attachments of one id, are two documents. */
+#define SQL_STORED_TWICE_KEYED                                                                              \
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"                         \
+        " GROUP BY ubrn, source_ubrn, kind, attachment_key, sha256 HAVING COUNT(*) > 1) AS dup"
+
+/* The query for documents stored twice, as the schema identifies a document. */
+static const char *stored_twice(struct db *d) {
+        return db_int(d, "SELECT version FROM ers_schema_version", 0, NULL) >= 4 ? SQL_STORED_TWICE_KEYED
+                                                                                  : SQL_STORED_TWICE;
+}
 
 static const char *const referral_fields[] = {
         "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
@@ -147,7 +158,7 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) 
                                 check_referral(d, rel, jstr(m, "ubrn"), ret);
                 }
         }
-        ret->documents_duplicated += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
+        ret->documents_duplicated += (unsigned) db_int(d, stored_twice(d), 0, NULL);
 }
 
 /* The invariants of verify_consistent(): each query counts the rows that break one. */
@@ -168,7 +179,7 @@ static const struct {
           "SELECT COUNT(*) FROM ers_document x WHERE x.fetch_status = 'FETCHED' AND"
           " x.part_count <> (SELECT COUNT(*) FROM ers_document_part p"
           " WHERE p.document_id = x.document_id)" },
-        { "document content(s) stored twice for one referral and attachment id", SQL_STORED_TWICE },
+        { "document content(s) stored twice for one referral and attachment id", NULL }, /* stored_twice() */
         /* The audit trail went with every write: each ledger row has the row of the write
          * that put its version there, and each UBRN's seq runs 1, 2, … without a gap. */
         { "ledger row(s) without the audit row of the write behind them",
@@ -187,7 +198,7 @@ unsigned verify_consistent_why(struct db *d, char *why, size_t n) {
         if (why && n)
                 why[0] = '\0';
         for (size_t i = 0; i < sizeof INVARIANTS / sizeof INVARIANTS[0]; i++) {
-                long long k = db_int(d, INVARIANTS[i].sql, 0, NULL);
+                long long k = db_int(d, INVARIANTS[i].sql ? INVARIANTS[i].sql : stored_twice(d), 0, NULL);
                 if (k != 0 && why && o < n) {
                         int w = snprintf(why + o, n - o, "%s%lld %s", o ? "; " : "", k, INVARIANTS[i].what);
                         o += w > 0 ? (size_t) w : 0;

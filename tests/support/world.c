@@ -507,8 +507,11 @@ static void add_docs(struct wgen *g, struct wref *r, size_t n)
         for (size_t k = 0; k < n; k++) {
                 struct wdoc *d = &r->docs[r->n_docs];
                 make_doc(g, r, d);
-                if (r->n_docs > 0 && !g->plan.tame && chance(g, 60)) /* an id twice on one referral */
+                if (r->n_docs > 0 && !g->plan.tame && chance(g, 60)) { /* an id twice on one referral */
                         d->id = r->docs[below(g, (unsigned)r->n_docs)].id;
+                        while (d->bytes == 0) /* two documents, never the same bytes (an empty one twice) */
+                                doc_content(g, d, d->bytes > MIB);
+                }
                 r->n_docs++;
         }
         /* ids that differ but collide once sanitised, on one referral */
@@ -524,10 +527,12 @@ static void add_docs(struct wgen *g, struct wref *r, size_t n)
 }
 
 /* How many documents a new referral has with its related ones. */
-static size_t docs_wanted(struct wgen *g)
+static size_t docs_wanted(struct wgen *g, const struct world *w)
 {
         unsigned x = below(g, 100), most = g->plan.max_docs;
 
+        if (w->n_refs == 0)
+                return most; /* the first referral of a seed has them all (findings 1 and 15) */
         if (x < 60)
                 return below(g, 5);
         if (x < 85)
@@ -570,7 +575,7 @@ static void make_main(struct wgen *g, struct world *w)
         static const char *const intents[] = { "plan", "order" };
         static const char *const urgent[] = { "URGENT" };
         struct wref m = { .n_docs = 0 }; /* made here, added last: add_ref() moves the array */
-        size_t want = docs_wanted(g);
+        size_t want = docs_wanted(g, w);
 
         new_ubrn(g, m.ubrn);
         m.version = 1 + below(g, 5);

@@ -427,9 +427,13 @@ static const char *doc_who(const struct want_doc *w, char *buf, size_t n)
 }
 
 /* The latest revision of a document against what e-RS lists. */
-static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const char *ubrn, const struct want_doc *w,
-                            struct limits lim, const struct row *r)
+static const char *whose_bytes(struct wcheck *c, const struct world *w, const struct wref *m, const struct want_doc *own,
+                               const char *sha, char *buf, size_t n);
+
+static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const struct world *world, const struct wref *m,
+                            const struct want_doc *w, struct limits lim, const struct row *r)
 {
+        const char *ubrn = m->ubrn;
         char who[256], what[200], reason[96], buf[64], sha[65];
         unsigned n = 0;
         size_t l;
@@ -453,8 +457,15 @@ static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const char *u
                 uint64_t seed = w->d ? w->d->seed : world_letter_seed(w->src->ubrn, w->src->version);
                 world_content_sha256(c->g, seed, bytes, sha);
                 snprintf(buf, sizeof buf, "%" PRIu64, bytes);
-                n += differ(c, say, who, "size_bytes", false, buf, strlen(buf), r->v[D_SIZE], r->len[D_SIZE]);
-                n += differ(c, say, who, "sha256 (the bytes e-RS served)", false, sha, 64, r->v[D_SHA], r->len[D_SHA]);
+                if (r->v[D_SHA] && strcmp(r->v[D_SHA], sha) != 0) {
+                        char whose[200];
+                        if (say)
+                                wcheck_say(c, "%s: holds %s (size %s, e-RS serves %s bytes)", who,
+                                           whose_bytes(c, world, m, w, r->v[D_SHA], whose, sizeof whose),
+                                           r->v[D_SIZE] ? r->v[D_SIZE] : "NULL", buf);
+                        n++;
+                } else
+                        n += differ(c, say, who, "size_bytes", false, buf, strlen(buf), r->v[D_SIZE], r->len[D_SIZE]);
                 char hex[65];
                 int64_t size = -1;
                 if (deep && (db_document_sha256(c->d, r->v[D_DOCUMENT_ID], hex, &size) < 0 || !r->v[D_SHA] ||
@@ -507,6 +518,41 @@ static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const char *u
         }
         n += differ(c, say, who, "declared_size", false, v, v ? strlen(v) : 0, r->v[D_DECLARED], r->len[D_DECLARED]);
         return n;
+}
+
+/* Whose bytes a document holds when they are not its own: "the bytes of an earlier
+ * revision of it", "the bytes of attachment X of U" (another document of the same
+ * referral), or "bytes e-RS never served with this referral".  Into buf. */
+static const char *whose_bytes(struct wcheck *c, const struct world *w, const struct wref *m, const struct want_doc *own,
+                               const char *sha, char *buf, size_t n)
+{
+        const struct wref *src[1 + WORLD_RELATED_MAX];
+        size_t n_src = sources(w, m, src);
+        char hex[65], id[96];
+
+        for (size_t h = 0; own->d && h < c->n_history; h++) {
+                const struct wref *s = world_find(c->history[h], own->src->ubrn);
+                for (size_t k = 0; s && k < s->n_docs; k++)
+                        if (s->docs[k].id.n == own->d->id.n && memcmp(s->docs[k].id.p, own->d->id.p, own->d->id.n) == 0) {
+                                world_content_sha256(c->g, s->docs[k].seed, s->docs[k].bytes, hex);
+                                if (strcmp(hex, sha) == 0) {
+                                        snprintf(buf, n, "the bytes of an earlier revision of it");
+                                        return buf;
+                                }
+                        }
+        }
+        for (size_t i = 0; i < n_src; i++)
+                for (size_t k = 0; k < src[i]->n_docs; k++) {
+                        const struct wdoc *d = &src[i]->docs[k];
+                        world_content_sha256(c->g, d->seed, d->bytes, hex);
+                        if (d != own->d && strcmp(hex, sha) == 0) {
+                                snprintf(buf, n, "the bytes of attachment %s of %s",
+                                         wcheck_describe(d->id.p, d->id.n, false, id, sizeof id), src[i]->ubrn);
+                                return buf;
+                        }
+                }
+        snprintf(buf, n, "bytes e-RS never served with this referral");
+        return buf;
 }
 
 /* Whether e-RS ever served these bytes under this source, kind and id (older revisions). */
@@ -697,8 +743,7 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
                 for (size_t k = 0; k < n_groups; k++) {
                         if (groups[k].matched || !group_is(&groups[k], &want[i]))
                                 continue;
-                        unsigned d = compare_doc(c, false, false, m->ubrn, &want[i], lim,
-                                                 groups[k].revs[groups[k].n - 1]);
+                        unsigned d = compare_doc(c, false, false, w, m, &want[i], lim, groups[k].revs[groups[k].n - 1]);
                         if (d < best_diff) {
                                 best_diff = d;
                                 best = k;
@@ -712,7 +757,7 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
                 }
                 struct group *g = &groups[best];
                 g->matched = want[i].matched = true;
-                n += compare_doc(c, say, true, m->ubrn, &want[i], lim, g->revs[g->n - 1]);
+                n += compare_doc(c, say, true, w, m, &want[i], lim, g->revs[g->n - 1]);
                 n += compare_history(c, say, m->ubrn, g, g->n - 1);
         }
         /* What is left: documents e-RS no longer lists, kept and marked; nothing else. */
@@ -872,9 +917,10 @@ static void check_retry(struct wcheck *c, struct pas *p, const struct wref *m, b
         struct row *r = find_row(&p->retry, m->ubrn);
 
         if (!refused) {
+                char why[200];
                 if (r)
-                        wcheck_say(c, "UBRN %s: still in ers_retry (attempts %s): it should be written by now",
-                                   m->ubrn, r->v[1] ? r->v[1] : "NULL");
+                        wcheck_say(c, "UBRN %s: in the PAS at e-RS's version, yet still failing (ers_retry attempts %s): %s",
+                                   m->ubrn, r->v[1] ? r->v[1] : "NULL", wcheck_gist(r->v[3], why, sizeof why));
                 return;
         }
         if (!r) {
