@@ -42,7 +42,10 @@
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
  * shortens the wait for a hung round); ERSD_WORLD_TAME=1 only usual shapes
  * (checks the model itself); ERSD_WORLD_BEYOND=1 also what issue 13 did not
- * list; ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
+ * list; ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
+ * ersd or a file size limit; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
+ * none); ERSD_WORLD_REFERRALS=N worlds of N referrals at first;
+ * ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
  * No output carries a patient identifier: seeds are printed in hex, texts by
  * length and hash, ersd's lines with runs of ten digits masked.
  */
@@ -358,8 +361,11 @@ static pid_t spawn_ersd(struct run_ctx *x, const struct spawn *s, int which, int
                 setrlimit(RLIMIT_FSIZE, &rl);
         }
         if (x->nofile) {
-                struct rlimit rl = { NOFILE_LIMIT, NOFILE_LIMIT };
-                setrlimit(RLIMIT_NOFILE, &rl);
+                const char *nofile = getenv("ERSD_WORLD_NOFILE");
+                rlim_t lim = nofile && *nofile ? (rlim_t)strtoul(nofile, NULL, 10) : NOFILE_LIMIT;
+                struct rlimit rl = { lim, lim };
+                if (lim > 0)
+                        setrlimit(RLIMIT_NOFILE, &rl);
         }
         int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         int e = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -674,8 +680,10 @@ static void check_spool(struct run_ctx *x, const struct round *r)
                                   : owned && !waiting     ? "a document of a referral synced already"
                                                           : NULL;
                 if (why && said++ < 3) { /* a few names a round are enough to act on */
+                        char name[128];
                         x->fig.leftovers++;
-                        say(x, "the spool holds %s (UBRN %s)", why, ubrn);
+                        say(x, "the spool holds %s (UBRN %s): %.80s", why, ubrn,
+                            wcheck_gist(de->d_name, name, sizeof name));
                 }
         }
         if (d)
@@ -1199,6 +1207,11 @@ static void run_engine(void)
         struct figures fig = { .seeds = 0 };
 
         plan_.gen.tame = getenv("ERSD_WORLD_TAME") != NULL;     /* checks the model itself */
+        if (getenv("ERSD_WORLD_REFERRALS")) /* a bigger (or smaller) world */
+                plan_.gen.referrals = (unsigned)strtoul(getenv("ERSD_WORLD_REFERRALS"), NULL, 10);
+        if (getenv("ERSD_WORLD_CALM")) { /* the same worlds, without faults, kills or limits: what is left is not theirs */
+                plan_.faults_max = plan_.kill_permille = plan_.pair_permille = plan_.fsize_permille = 0;
+        }
         plan_.gen.beyond = getenv("ERSD_WORLD_BEYOND") != NULL; /* what issue 13 did not list */
 
         if (one && *one)

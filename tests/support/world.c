@@ -618,8 +618,8 @@ static void make_main(struct wgen *g, struct world *w)
         size_t n_rel = chance(g, 250) ? 1 + below(g, WORLD_RELATED_MAX) : 0;
         for (size_t i = 0; i < n_rel; i++) {
                 const struct wref *shared = NULL;
-                for (size_t k = 0; k < w->n_refs && !shared; k++)
-                        if (w->refs[k].related_only && chance(g, 200))
+                for (size_t k = 0; g->plan.beyond && k < w->n_refs && !shared; k++)
+                        if (w->refs[k].related_only && chance(g, 200)) /* one related referral, two pointing at it */
                                 shared = &w->refs[k];
                 char rel[13];
                 if (shared)

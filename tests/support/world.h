@@ -114,7 +114,8 @@ struct wgen_plan {
                                    id, no malformed entry (a check of the model and the checker themselves) */
         bool beyond;            /* also what issue 13 did not list, found by this test (the report of
                                    issue 13's test names them): an A005 without subject; an attachment
-                                   e-RS still owes found never to be released at the same version */
+                                   e-RS still owes found never to be released at the same version; a
+                                   related referral two referrals point at */
 };
 
 struct wgen;
