@@ -740,9 +740,13 @@ static void check_worklists_read(struct run_ctx *x, const struct round *r)
                 const char *name = WORLD_WORKLIST[w->junk_on[i]].name;
                 snprintf(needle, sizeof needle, "worklist %s not read", name);
                 const char *l = strstr(r->err, needle);
-                if (l)
-                        say(x, "one malformed entry refused worklist %s whole: \"%s\"", name,
-                            wcheck_gist(l, buf, sizeof buf));
+                if (l) {
+                        wcheck_gist(l, buf, sizeof buf);
+                        char *corr = strstr(buf, " (correlation id");
+                        if (corr)
+                                *corr = '\0'; /* the same line every round */
+                        say(x, "one malformed entry refused worklist %s whole: \"%s\"", name, buf);
+                }
         }
 }
 
@@ -760,7 +764,7 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
         scan_output(x, what, r->err, r->err_len);
         scan_output(x, what, r->out, r->out_len);
         check_store_words(x, r);
-        if (!r->killed && !r->hung)
+        if (r->status < 128) /* ended by itself: not killed, not crashed (said above) */
                 check_spool(x, r);
         check_modes(x);
         if (r->fds > x->fig.most_fds)
