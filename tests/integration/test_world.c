@@ -117,7 +117,7 @@ static const struct plan CHECK_ASAN = {
 };
 static const struct plan SOAK = {
         .epochs = 14, .chaos = 3, .faults_max = 5, .kill_permille = 500, .pair_permille = 100, .fsize_permille = 80,
-        .gen = { .referrals = 24, .max_docs = 40, .big_every = 30 },
+        .gen = { .referrals = 40, .max_docs = 40, .big_every = 30 },
 };
 
 static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
