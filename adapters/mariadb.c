@@ -5,7 +5,8 @@
  * UID=ersd;PWD=…").
  *
  * What differs from the other vendors:
- *  - Types: LONGBLOB for the document parts (BLOB stops at 64 KiB); every
+ *  - Types: LONGBLOB for the document parts (BLOB stops at 64 KiB), LONGTEXT
+ *    for text of any length (TEXT stops at 64 KiB, MEDIUMTEXT at 16 MiB); every
  *    table InnoDB (transactions) in utf8mb4 (MariaDB's "utf8" is 3-byte and
  *    refuses 4-byte UTF-8 such as emoji) with the binary collation, so that
  *    attachment ids and codes compare byte for byte as on the other vendors
@@ -45,21 +46,67 @@
 #define CR_SERVER_GONE_ERROR 2006
 #define CR_SERVER_LOST 2013
 
+/* The dialect (schema.h): MariaDB's TEXT stops at 64 KiB, MEDIUMTEXT at 16 MiB; LONGTEXT holds anything. */
+#define MARIADB_TYPE(t, n) MARIADB_TYPE_##t(n)
+#define MARIADB_TYPE_BIGINT(n) "BIGINT"
+#define MARIADB_TYPE_TEXT(n) "LONGTEXT"
+#define MARIADB_TYPE_VARCHAR(n) "VARCHAR(" #n ")"
+
 /* The staging schema; keep identical to adapters/sql/mariadb.sql (tests/unit/test_pas.c compares them). */
-static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "LONGBLOB", MARIADB_TABLE_OPTIONS, SCHEMA_CREATE_TABLE,
-                                                                   SCHEMA_CREATE_INDEX, "CREATE OR REPLACE VIEW");
+static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL(MARIADB_TYPE, "LONGBLOB", MARIADB_TABLE_OPTIONS,
+                                                            SCHEMA_CREATE_TABLE, SCHEMA_CREATE_INDEX,
+                                                            "CREATE OR REPLACE VIEW");
 
 static const char *const *mariadb_schema(void) {
         return mariadb_ddl;
 }
 
-/* From version 1 or 2 (schema.h). */
-static const struct schema_step mariadb_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
-static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
+/*
+ * To version 4 (schema.h).  MariaDB commits each ALTER TABLE at once: every
+ * step may run again after an upgrade stopped half-way.  The old UNIQUE
+ * index is named after its first column ("ubrn"); it goes first, as a
+ * LONGTEXT cannot be in an index.  MODIFY restates each column as a fresh
+ * schema has it (the table's utf8mb4 and binary collation).  A step names
+ * the table it needs (ers_retry, ers_audit are absent in an upgrade from
+ * version 1 or 2).
+ */
+#define MARIADB_STEPS_TO_V4                                                                                 \
+        STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD COLUMN")                                                       \
+        { NULL, NULL, "ALTER TABLE ers_document DROP INDEX IF EXISTS ubrn", NULL },                         \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_document MODIFY attachment_id LONGTEXT NOT NULL, MODIFY title LONGTEXT, "        \
+          "MODIFY content_type LONGTEXT, MODIFY availability LONGTEXT, MODIFY attached_by_user LONGTEXT, "  \
+          "MODIFY attached_by_org LONGTEXT, MODIFY created LONGTEXT, MODIFY attachment_key CHAR(64) NOT NULL", \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_document ADD CONSTRAINT ers_document_identity UNIQUE IF NOT EXISTS "             \
+          "(ubrn, source_ubrn, kind, attachment_key, revision)",                                            \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_referral MODIFY nhs_number LONGTEXT, MODIFY priority LONGTEXT, MODIFY state LONGTEXT, " \
+          "MODIFY state_reason LONGTEXT, MODIFY state_comment LONGTEXT, MODIFY specialty LONGTEXT, "        \
+          "MODIFY specialty_display LONGTEXT, MODIFY service_id LONGTEXT, MODIFY service_name LONGTEXT, "   \
+          "MODIFY referral_type LONGTEXT, MODIFY pathway_start LONGTEXT, "                                  \
+          "MODIFY clinical_info_first_submitted LONGTEXT, MODIFY appointment_start LONGTEXT, "              \
+          "MODIFY appointment_end LONGTEXT, MODIFY commissioning_org LONGTEXT, MODIFY request_id LONGTEXT, " \
+          "MODIFY status LONGTEXT, MODIFY intent LONGTEXT",                                                 \
+          NULL },                                                                                           \
+        { "ers_retry", NULL,                                                                                \
+          "ALTER TABLE ers_retry MODIFY priority LONGTEXT, MODIFY service_id LONGTEXT, "                    \
+          "MODIFY service_name LONGTEXT, MODIFY referral_type LONGTEXT",                                    \
+          NULL },                                                                                           \
+        { "ers_audit", NULL, "ALTER TABLE ers_audit MODIFY detail LONGTEXT, MODIFY documents LONGTEXT", NULL },
+
+/* From version 1, 2 or 3 (schema.h). */
+static const struct schema_step mariadb_upgrade_v1[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(MARIADB_TYPE, " ADD COLUMN")
+                               STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4);
+static const struct schema_step mariadb_upgrade_v2[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4);
+static const struct schema_step mariadb_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(MARIADB_STEPS_TO_V4);
 
 static const struct schema_step *mariadb_upgrade(long long from) {
-        return from == 1 ? mariadb_upgrade_v1 : from == 2 ? mariadb_upgrade_v2 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, mariadb_upgrade_v1, mariadb_upgrade_v2, mariadb_upgrade_v3);
 }
 
 static int mariadb_connect_options(const char *connection, char *ret, size_t n) {

@@ -31,12 +31,19 @@
 
 #include "../daemon/util.h"
 #include "adapter.h"
+#include "document_key.h"
 #include "odbc.h"
 #include "schema.h"
 
-#define PAS_SCHEMA_VERSION 3   /* the staging schema version this build writes (2: patient matching; 3: retry, budget, poll, audit) */
+#define PAS_SCHEMA_VERSION 4   /* the staging schema version this build writes (2: patient matching; 3: retry,
+                                  budget, poll, audit; 4: e-RS text kept whole, documents keyed by attachment_key) */
 #define SHA256_HEX 64
 #define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
+#define ID_SHOWN_MAX 64        /* bytes of an e-RS id shown in an error line */
+#define REASON_MAX 255         /* bytes of ers_document.not_fetched_reason, VARCHAR(255) */
+#define RETRY_REASON_MAX 511   /* bytes of ers_retry.reason, VARCHAR(512) */
+#define POLL_RESULT_MAX 255    /* bytes of ers_poll.last_result, VARCHAR(255) */
+#define WORKLIST_NAME_MAX 64   /* a worklist's name (the configuration's: 1 to 64 characters) */
 
 /* ---------------------------------------------------------------------- */
 /* The adapters this build knows.                                          */
@@ -174,6 +181,7 @@ enum stmt_id {
         ST_RECHECK_NEXT,
         ST_POLL_LIST,
         ST_WAITING_DOCUMENTS,
+        ST_WAITING_NOT_FETCHED,
         ST_WAITING_RETRY,
         ST_ORIGIN_RETRY,
         ST_ORIGIN_REFERRAL,
@@ -222,10 +230,11 @@ static const struct statement {
                                 "DELETE FROM ers_referral_related WHERE ubrn = ?" },
         [ST_RELATED_INSERT] = { "insert ers_referral_related",
                                 "INSERT INTO ers_referral_related (ubrn, related_ubrn) VALUES (?, ?)" },
+        /* A document is found by its key (document_key.h), never by its id: a TEXT column. */
         [ST_DOCUMENT_GET] = { "read ers_document",
                               "SELECT document_id, fetch_status, sha256, revision, source_version, "
                               "availability, not_fetched_reason, declared_size, created FROM ers_document "
-                              "WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ? "
+                              "WHERE ubrn = ? AND source_ubrn = ? AND kind = ? AND attachment_key = ? "
                               "ORDER BY revision DESC" },
         /* Parameters 1-14 are shared by INSERT and UPDATE, in this order. */
         [ST_DOCUMENT_INSERT] = { "insert ers_document",
@@ -233,8 +242,8 @@ static const struct statement {
                                  "declared_size, availability, attached_by_user, attached_by_org, "
                                  "created, fetch_status, not_fetched_reason, size_bytes, sha256, "
                                  "part_count, stored_at, document_id, ubrn, source_ubrn, kind, "
-                                 "attachment_id, revision) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+                                 "attachment_id, revision, occurrence, attachment_key) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
         [ST_DOCUMENT_UPDATE] = { "update ers_document",
                                  "UPDATE ers_document SET source_version = ?, title = ?, "
                                  "content_type = ?, declared_size = ?, availability = ?, "
@@ -280,19 +289,20 @@ static const struct statement {
                                  "appointment_start, appointment_end, patient_match FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_GET] = { "read ers_referral_related",
                              "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
+        /* Every revision; one attachment's rows together (its key), read into one entry. */
         [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
-                                    "SELECT attachment_id, MIN(CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END) "
-                                    "FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND kind = 'ATTACHMENT' "
-                                    "GROUP BY attachment_id ORDER BY attachment_id" },
-        /* The columns of ST_DOCUMENT_GET after the two that name the document. */
+                                    "SELECT attachment_key, occurrence, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END, "
+                                    "attachment_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
+                                    "AND kind = 'ATTACHMENT' ORDER BY attachment_key, revision DESC" },
+        /* The document's identity, then the columns of ST_DOCUMENT_GET. */
         [ST_DOCUMENTS_KNOWN] = { "read ers_document of a referral",
-                                 "SELECT source_ubrn, attachment_id, document_id, fetch_status, sha256, revision, "
-                                 "source_version, availability, not_fetched_reason, declared_size, created "
-                                 "FROM ers_document WHERE ubrn = ? "
-                                 "ORDER BY source_ubrn, attachment_id, revision DESC" },
+                                 "SELECT source_ubrn, kind, attachment_key, occurrence, attachment_id, document_id, "
+                                 "fetch_status, sha256, revision, source_version, availability, not_fetched_reason, "
+                                 "declared_size, created FROM ers_document WHERE ubrn = ? "
+                                 "ORDER BY source_ubrn, kind, attachment_key, revision DESC" },
         [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",
                                     "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
-                                    "AND attachment_id = ? AND kind = 'ATTACHMENT'" },
+                                    "AND kind = 'ATTACHMENT' AND attachment_key = ?" },
         [ST_AUDIT_SEQ] = { "read ers_audit seq", "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?" },
         [ST_AUDIT_INSERT] = { "insert ers_audit",
                               "INSERT INTO ers_audit (ubrn, seq, version, event_type, detail, documents, "
@@ -371,18 +381,17 @@ static const struct statement {
         [ST_POLL_LIST] = { "read ers_poll",
                            "SELECT worklist, last_poll_at, last_result, last_correlation_id, next_poll_at, "
                            "referrals FROM ers_poll ORDER BY worklist" },
-        /* Owed: not fetched, and neither a file e-RS will never release nor a letter it refused. */
         [ST_WAITING_DOCUMENTS] = { "read ers_ledger documents owed",
                                    "SELECT l.ubrn, l.worklist, r.priority, l.synced_at, l.next_check_at, "
-                                   "l.version, "
-                                   "(SELECT COUNT(*) FROM ers_document d WHERE d.ubrn = l.ubrn "
-                                   "AND d.fetch_status = 'NOT_FETCHED' AND d.availability = 'PENDING'), "
-                                   "(SELECT COUNT(*) FROM ers_document d WHERE d.ubrn = l.ubrn "
-                                   "AND d.fetch_status = 'NOT_FETCHED' AND d.kind = 'ATTACHMENT' "
-                                   "AND (d.availability IS NULL OR d.availability NOT IN "
-                                   "('THREATS_FOUND', 'THREATS FOUND', 'VALIDATION_FAILED'))) "
-                                   "FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn "
+                                   "l.version FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn "
                                    "WHERE l.complete = 0 ORDER BY l.ubrn" },
+        /* Their documents not fetched, counted in C (pas_waiting_list): availability is a TEXT, which
+         * no statement compares (an NCLOB on Oracle). */
+        [ST_WAITING_NOT_FETCHED] = { "read ers_document not fetched",
+                                     "SELECT d.ubrn, d.kind, d.availability FROM ers_document d "
+                                     "WHERE d.fetch_status = 'NOT_FETCHED' AND EXISTS "
+                                     "(SELECT 1 FROM ers_ledger l WHERE l.ubrn = d.ubrn AND l.complete = 0) "
+                                     "ORDER BY d.ubrn" },
         [ST_WAITING_RETRY] = { "read ers_retry",
                                "SELECT t.ubrn, t.worklist, t.priority, t.first_seen_at, t.next_attempt_at, "
                                "t.entry_version, t.attempts, t.parked, t.reason, t.last_sqlstate, "
@@ -414,8 +423,8 @@ static const struct {
         { "ers_document",
           "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
           "title, content_type, declared_size, availability, attached_by_user, attached_by_org, "
-          "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at "
-          "FROM ers_document WHERE 1 = 0" },
+          "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at, "
+          "occurrence, attachment_key FROM ers_document WHERE 1 = 0" },
         { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
         { "ers_ledger",
           "SELECT ubrn, version, complete, worklist, correlation_id, synced_at, first_seen_at, "
@@ -874,6 +883,98 @@ static int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *wha
         if (ret_null)
                 *ret_null = ind == SQL_NULL_DATA;
         return 0;
+}
+
+/* Reads a text column of any length into a new string (*ret, NULL for SQL
+ * NULL): every text from e-RS, and the audit trail's detail and documents,
+ * have no fixed bound. */
+static int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                          struct errbuf *e) {
+        size_t cap = 512, len = 0;
+        char *buf = malloc(cap);
+
+        if (!buf)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (;;) {
+                SQLLEN ind = 0;
+                SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, buf + len, (SQLLEN) (cap - len), &ind);
+
+                if (rc == SQL_NO_DATA)
+                        break; /* everything was read by the previous call */
+                if (!SQL_SUCCEEDED(rc)) {
+                        free(buf);
+                        return diag_stmt(p, h, what, e);
+                }
+                if (ind == SQL_NULL_DATA) {
+                        free(buf);
+                        *ret = NULL;
+                        return 0;
+                }
+                if (ind != SQL_NO_TOTAL && (size_t) ind < cap - len) {
+                        len += (size_t) ind; /* the rest fitted */
+                        break;
+                }
+                len = cap - 1; /* truncated: the buffer is full but for its NUL */
+                size_t want = cap * 2;
+                if (ind != SQL_NO_TOTAL && (size_t) ind + len + 1 > want)
+                        want = (size_t) ind + len + 1;
+                char *bigger = realloc(buf, want);
+                if (!bigger) {
+                        free(buf);
+                        return err_set(e, -ENOMEM, "out of memory");
+                }
+                buf = bigger;
+                cap = want;
+        }
+        buf[len] = '\0';
+        *ret = buf;
+        return 0;
+}
+
+#define RUN_TEXTS_MAX 8 /* parameters and columns of odbc_run_texts() */
+
+int odbc_run_texts(struct pas *p, const char *what, const char *sql, const char *const *params, size_t n_params,
+                   size_t n_cols, int (*fn)(void *userdata, char *const *cols), void *userdata, struct errbuf *e) {
+        struct param ps[RUN_TEXTS_MAX];
+        char *cols[RUN_TEXTS_MAX] = { NULL };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        SQLRETURN rc;
+        int r = 0;
+
+        if (n_params > RUN_TEXTS_MAX || n_cols > RUN_TEXTS_MAX || (fn && n_cols == 0))
+                return err_set(e, -EINVAL, "%s: %zu parameters, %zu columns", what, n_params, n_cols);
+        for (size_t i = 0; i < n_params; i++)
+                ps[i] = P_TEXT(params[i]);
+        if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, p->dbc, &h)))
+                return diag_dbc(p, false, what, e);
+        if (!SQL_SUCCEEDED(SQLPrepare(h, (SQLCHAR *) sql, SQL_NTS))) {
+                r = diag_stmt(p, h, what, e);
+                goto out;
+        }
+        r = bind_params(p, h, what, ps, n_params, e);
+        if (r < 0)
+                goto out;
+        rc = SQLExecute(h);
+        if (rc != SQL_NO_DATA && !SQL_SUCCEEDED(rc)) {
+                r = diag_stmt(p, h, what, e);
+                goto out;
+        }
+        while (fn && rc != SQL_NO_DATA && (r = fetch(p, h, what, e)) > 0) {
+                for (size_t c = 0; r >= 0 && c < n_cols; c++)
+                        r = get_text_alloc(p, h, (SQLUSMALLINT) (c + 1), what, &cols[c], e);
+                if (r >= 0)
+                        r = fn(userdata, cols);
+                for (size_t c = 0; c < n_cols; c++) {
+                        free(cols[c]);
+                        cols[c] = NULL;
+                }
+                if (r < 0)
+                        break;
+        }
+out:
+        SQLFreeStmt(h, SQL_CLOSE);
+        SQLFreeHandle(SQL_HANDLE_STMT, h);
+        return r < 0 ? r : 0;
 }
 
 int odbc_exec(struct pas *p, const char *what, const char *sql, struct errbuf *e) {
@@ -1503,22 +1604,25 @@ static int version_mismatch(size_t rows, int64_t version, struct errbuf *e) {
 }
 
 /* Runs the steps that bring a schema of version `from` up to this build's,
- * inside the caller's transaction. */
+ * inside the caller's transaction (schema.h says when a step runs). */
 static int upgrade_schema(struct pas *p, const struct schema_step *steps, struct errbuf *e) {
-        for (size_t i = 0; steps[i].sql; i++) {
+        for (size_t i = 0; steps[i].sql || steps[i].run; i++) {
                 char label[96];
                 bool has = false;
                 int r;
 
-                if (steps[i].column) {
+                if (steps[i].table) {
                         r = catalog_has(p, steps[i].table, steps[i].column, &has, e);
                         if (r < 0)
                                 return r;
-                        if (has)
-                                continue; /* added by an earlier, interrupted run */
+                        if (steps[i].column ? has : !has)
+                                continue; /* added by an earlier, interrupted run; or a table not there yet */
                 }
                 snprintf(label, sizeof label, "upgrade step %zu", i + 1);
-                r = odbc_exec(p, label, steps[i].sql, e);
+                if (steps[i].sql)
+                        r = odbc_exec(p, label, steps[i].sql, e);
+                else if ((r = steps[i].run(p, e)) < 0)
+                        err_prefix(e, r, "%s", label);
                 if (r < 0)
                         return r;
         }
@@ -1846,15 +1950,19 @@ struct stored_document {
         char sha256[SHA256_HEX + 1];
         int64_t revision;
         int64_t source_version;
-        char availability[64];
-        bool availability_null;
-        char reason[256];
-        bool reason_null;
+        char *availability;    /* owned; NULL when NULL, as below */
+        char *reason;          /* owned */
         int64_t declared_size; /* -1 when NULL */
-        char created[41];
+        char *created;         /* owned */
 };
 
-/* Reads the highest revision stored for (ubrn, source_ubrn, attachment_id). */
+static void stored_document_free(struct stored_document *d) {
+        free(d->availability);
+        free(d->reason);
+        free(d->created);
+        d->availability = d->reason = d->created = NULL;
+}
+
 /* One row of ST_DOCUMENT_GET's columns, from column `col` on. */
 static int read_stored_document(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT col,
                                 struct stored_document *d, struct errbuf *e) {
@@ -1873,28 +1981,36 @@ static int read_stored_document(struct pas *p, SQLHSTMT h, const char *what, SQL
         if (r >= 0)
                 r = get_int64(p, h, col + 4, what, &d->source_version, NULL, e);
         if (r >= 0)
-                r = get_text(p, h, col + 5, what, d->availability, sizeof d->availability, &d->availability_null, e);
+                r = get_text_alloc(p, h, col + 5, what, &d->availability, e);
         if (r >= 0)
-                r = get_text(p, h, col + 6, what, d->reason, sizeof d->reason, &d->reason_null, e);
+                r = get_text_alloc(p, h, col + 6, what, &d->reason, e);
         if (r >= 0)
                 r = get_int64(p, h, col + 7, what, &d->declared_size, &size_null, e);
         if (r >= 0 && size_null)
                 d->declared_size = -1;
         if (r >= 0)
-                r = get_text(p, h, col + 8, what, d->created, sizeof d->created, NULL, e);
+                r = get_text_alloc(p, h, col + 8, what, &d->created, e);
         d->fetched = r >= 0 && strcmp(status, "FETCHED") == 0;
+        if (r < 0)
+                stored_document_free(d);
         return r;
 }
 
-static int document_latest(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                           struct stored_document *ret, struct errbuf *e) {
+static const char *kind_name(enum document_kind kind) {
+        return kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT";
+}
+
+/* Reads the highest revision stored of the document whose key is `key`;
+ * *ret owns its strings (stored_document_free). */
+static int document_latest(struct pas *p, const char *ubrn, const char *source_ubrn, enum document_kind kind,
+                           const char *key, struct stored_document *ret, struct errbuf *e) {
         const char *what = statements[ST_DOCUMENT_GET].what;
-        struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(attachment_id) };
-        struct stored_document d = { 0 };
+        struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(kind_name(kind)), P_TEXT(key) };
+        struct stored_document d = { .found = false };
         SQLHSTMT h = SQL_NULL_HSTMT;
         int r;
 
-        r = run(p, ST_DOCUMENT_GET, ps, 3, &h, NULL, e);
+        r = run(p, ST_DOCUMENT_GET, ps, 4, &h, NULL, e);
         if (r < 0)
                 return r;
         r = fetch(p, h, what, e);
@@ -1907,20 +2023,44 @@ static int document_latest(struct pas *p, const char *ubrn, const char *source_u
         return 0;
 }
 
-/* What sync needs of a stored document. */
-static struct document_state document_state_of(const struct stored_document *d) {
+void document_state_free(struct document_state *s) {
+        if (!s)
+                return;
+        free(s->created);
+        s->created = NULL;
+}
+
+/* What sync needs of a stored document; takes d's `created` (d is freed). */
+static int document_state_of(struct stored_document *d, struct document_state *ret, struct errbuf *e) {
         struct document_state st = { .found = d->found, .fetched = d->fetched, .revision = d->revision,
                                      .declared_size = d->declared_size };
 
-        memcpy(st.created, d->created, sizeof st.created);
+        if (d->found) {
+                st.created = d->created ? d->created : strdup("");
+                d->created = NULL;
+                if (!st.created) {
+                        stored_document_free(d);
+                        return err_set(e, -ENOMEM, "out of memory");
+                }
+        }
         if (d->fetched)
                 memcpy(st.sha256, d->sha256, sizeof st.sha256);
-        return st;
+        stored_document_free(d);
+        *ret = st;
+        return 0;
 }
 
-int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                     struct document_state *ret, struct errbuf *e) {
-        struct stored_document d;
+/* The attachment key of a document, with one line in e when it cannot be made. */
+static int key_of(const char *attachment_id, unsigned occurrence, char ret[DOCUMENT_KEY_HEX + 1], struct errbuf *e) {
+        int r = document_key(attachment_id, occurrence, ret);
+
+        return r < 0 ? err_set(e, r, "cannot compute the document's attachment key (SHA-256)") : 0;
+}
+
+int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, enum document_kind kind,
+                     const char *attachment_id, unsigned occurrence, struct document_state *ret, struct errbuf *e) {
+        struct stored_document d = { .found = false };
+        char key[DOCUMENT_KEY_HEX + 1];
         int r;
 
         r = check_ubrn(ubrn, "document", e);
@@ -1928,12 +2068,14 @@ int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, c
                 r = check_ubrn(source_ubrn, "document source", e);
         if (r >= 0 && !attachment_id)
                 r = err_set(e, -EINVAL, "document: no attachment id");
+        if (r >= 0)
+                r = key_of(attachment_id, occurrence, key, e);
+        if (r >= 0)
+                r = document_latest(p, ubrn, source_ubrn, kind, key, &d, e);
+        if (r >= 0)
+                r = document_state_of(&d, ret, e);
         if (r < 0)
-                return r;
-        r = document_latest(p, ubrn, source_ubrn, attachment_id, &d, e);
-        if (r < 0)
-                return err_prefix(e, r, "document %.64s of %s", attachment_id, ubrn);
-        *ret = document_state_of(&d);
+                return ubrn && ubrn_valid(ubrn) ? err_prefix(e, r, "document of %s", ubrn) : r;
         return 0;
 }
 
@@ -1948,10 +2090,30 @@ static bool sha256_hex_valid(const char *s) {
         return i == SHA256_HEX;
 }
 
-static bool same_text(const char *stored, bool stored_null, const char *now) {
-        if (!now)
-                return stored_null;
-        return !stored_null && strcmp(stored, now) == 0;
+/* Text ersd writes itself into a column of `max` bytes (ers_document.not_fetched_reason,
+ * ers_retry.reason, ers_poll.last_result): s, or its first bytes cut on a character into ret
+ * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021), be the
+ * cut ours or the caller's (a line it made with snprintf). */
+static const char *bounded(const char *s, size_t max, char *ret) {
+        size_t whole, len;
+
+        if (!s)
+                return s;
+        whole = strlen(s);
+        len = whole < max ? whole : max;
+        len -= utf8_cut(s, len);
+        if (len == whole)
+                return s;
+        memcpy(ret, s, len);
+        ret[len] = '\0';
+        return ret;
+}
+
+/* A text as stored (NULL for SQL NULL) against the one about to be written. */
+static bool same_text(const char *stored, const char *now) {
+        if (!now || !stored)
+                return !now && !stored;
+        return strcmp(stored, now) == 0;
 }
 
 /*
@@ -2054,9 +2216,11 @@ int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, 
 
 int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
                         struct errbuf *e) {
-        struct stored_document old;
-        char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "";
+        struct stored_document old = { .found = false };
+        char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "", key[DOCUMENT_KEY_HEX + 1];
+        char shown[ID_SHOWN_MAX + 4], reason_cut[REASON_MAX + 1];
         const char *aid = d->attachment_id ? d->attachment_id : "";
+        const char *reason = bounded(d->not_fetched_reason, REASON_MAX, reason_cut);
         int64_t parts = 0, revision = 1;
         bool update;
         int r;
@@ -2070,6 +2234,8 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 r = err_set(e, -EINVAL, "document: fetched without a valid SHA-256, size or spool file");
         if (r >= 0)
                 r = need_tx(p, "document", e);
+        if (r >= 0)
+                r = key_of(aid, d->occurrence, key, e);
         if (r < 0)
                 return d->ubrn && ubrn_valid(d->ubrn) ? err_prefix(e, r, "%s", d->ubrn) : r;
 
@@ -2077,10 +2243,8 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 for (size_t i = 0; i <= SHA256_HEX; i++)
                         sha[i] = (char) tolower((unsigned char) d->sha256[i]);
 
-        if (is_fresh(p, d->ubrn))
-                old = (struct stored_document){ .found = false }; /* nothing shown with it yet */
-        else
-                r = document_latest(p, d->ubrn, d->source_ubrn, aid, &old, e);
+        if (!is_fresh(p, d->ubrn)) /* else nothing is shown with it yet */
+                r = document_latest(p, d->ubrn, d->source_ubrn, d->kind, key, &old, e);
         if (r < 0)
                 goto fail;
 
@@ -2092,8 +2256,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 update = false;         /* new content: a new revision, the old one kept */
                 revision = old.revision + 1;
         } else if (!d->fetched && old.source_version == d->source_version &&
-                   same_text(old.availability, old.availability_null, d->availability) &&
-                   same_text(old.reason, old.reason_null, d->not_fetched_reason)) {
+                   same_text(old.availability, d->availability) && same_text(old.reason, reason)) {
                 goto unchanged; /* still not fetched, for the same reason */
         } else {
                 update = true; /* complete (or refresh) the not-fetched row */
@@ -2124,7 +2287,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 P_TEXT(d->attached_by_org),
                 P_TEXT(d->created),
                 P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"),
-                P_TEXT(d->fetched ? NULL : d->not_fetched_reason),
+                P_TEXT(d->fetched ? NULL : reason),
                 P_INT_OR_NULL(d->size, !d->fetched),
                 P_TEXT(d->fetched ? sha : NULL),
                 P_INT_OR_NULL(parts, !d->fetched),
@@ -2133,20 +2296,23 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 /* INSERT only: */
                 P_TEXT(d->ubrn),
                 P_TEXT(d->source_ubrn),
-                P_TEXT(d->kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"),
+                P_TEXT(kind_name(d->kind)),
                 P_TEXT(aid),
                 P_INT(revision),
+                P_INT(d->occurrence),
+                P_TEXT(key),
         };
         if (update)
                 r = run(p, ST_DOCUMENT_UPDATE, ps, 15, NULL, NULL, e);
         else
-                r = run(p, ST_DOCUMENT_INSERT, ps, 20, NULL, NULL, e);
+                r = run(p, ST_DOCUMENT_INSERT, ps, 22, NULL, NULL, e);
         if (r >= 0 && d->fetched)
                 r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
         if (r >= 0 && p->map[PAS_MAP_DOCUMENT].sql)
                 r = map_document(p, d, document_id, revision, sha, spool_fd, e);
         if (r < 0)
                 goto fail;
+        stored_document_free(&old);
         if (ret) {
                 ret->written = true;
                 memcpy(ret->document_id, document_id, sizeof ret->document_id);
@@ -2154,11 +2320,16 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
         }
         return 0;
 unchanged:
+        stored_document_free(&old);
         if (ret)
                 *ret = (struct document_written){ .written = false };
         return 0;
 fail:
-        return err_prefix(e, r, "document %.64s of %s", aid, d->ubrn);
+        stored_document_free(&old);
+        if (d->occurrence > 0)
+                return err_prefix(e, r, "document %s (occurrence %u) of %s", utf8_prefix(aid, ID_SHOWN_MAX, shown),
+                                  d->occurrence, d->ubrn);
+        return err_prefix(e, r, "document %s of %s", utf8_prefix(aid, ID_SHOWN_MAX, shown), d->ubrn);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2447,51 +2618,6 @@ void pas_lease_release(struct pas *p) {
 /* ---------------------------------------------------------------------- */
 /* The audit trail and the latest worklists.                               */
 
-/* Reads a text column of any length into a new string (*ret, NULL for SQL
- * NULL): the audit trail's detail and documents have no fixed bound. */
-static int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
-                          struct errbuf *e) {
-        size_t cap = 512, len = 0;
-        char *buf = malloc(cap);
-
-        if (!buf)
-                return err_set(e, -ENOMEM, "out of memory");
-        for (;;) {
-                SQLLEN ind = 0;
-                SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, buf + len, (SQLLEN) (cap - len), &ind);
-
-                if (rc == SQL_NO_DATA)
-                        break; /* everything was read by the previous call */
-                if (!SQL_SUCCEEDED(rc)) {
-                        free(buf);
-                        return diag_stmt(p, h, what, e);
-                }
-                if (ind == SQL_NULL_DATA) {
-                        free(buf);
-                        *ret = NULL;
-                        return 0;
-                }
-                if (ind != SQL_NO_TOTAL && (size_t) ind < cap - len) {
-                        len += (size_t) ind; /* the rest fitted */
-                        break;
-                }
-                len = cap - 1; /* truncated: the buffer is full but for its NUL */
-                size_t want = cap * 2;
-                if (ind != SQL_NO_TOTAL && (size_t) ind + len + 1 > want)
-                        want = (size_t) ind + len + 1;
-                char *bigger = realloc(buf, want);
-                if (!bigger) {
-                        free(buf);
-                        return err_set(e, -ENOMEM, "out of memory");
-                }
-                buf = bigger;
-                cap = want;
-        }
-        buf[len] = '\0';
-        *ret = buf;
-        return 0;
-}
-
 /* Makes room in *list (elements of `size` bytes, *cap of them) for element
  * number n: the arrays the listing reads below fill as rows come. */
 static int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e) {
@@ -2508,9 +2634,29 @@ static int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e
         return 0;
 }
 
+/* Reads a text column whole into *ret: "" for SQL NULL (the convention of pas.h). */
+static int get_text_whole(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                          struct errbuf *e) {
+        char *s = NULL;
+        int r = get_text_alloc(p, h, col, what, &s, e);
+
+        if (r < 0)
+                return r;
+        if (!s && !(s = strdup("")))
+                return err_set(e, -ENOMEM, "out of memory");
+        *ret = s;
+        return 0;
+}
+
 void referral_stored_free(struct referral_stored *s) {
         if (!s)
                 return;
+        char **texts[] = { &s->state,      &s->state_reason,      &s->priority,        &s->status,       &s->specialty,
+                           &s->service_id, &s->appointment_start, &s->appointment_end, &s->patient_match };
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+                free(*texts[i]);
+                *texts[i] = NULL;
+        }
         free(s->related);
         s->related = NULL;
         s->n_related = 0;
@@ -2532,13 +2678,13 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
                 return err_prefix(e, r, "%s", ubrn);
         r = fetch(p, h, what, e);
         if (r > 0) {
-                char *cols[] = { st.state,      st.state_reason,      st.priority,       st.status,
-                                 st.specialty,  st.service_id,        st.appointment_start, st.appointment_end,
-                                 st.patient_match };
+                char **cols[] = { &st.state,      &st.state_reason,      &st.priority,        &st.status,
+                                  &st.specialty,  &st.service_id,        &st.appointment_start, &st.appointment_end,
+                                  &st.patient_match };
                 st.found = true;
                 r = get_int64(p, h, 1, what, &st.version, NULL, e);
                 for (size_t i = 0; r >= 0 && i < sizeof cols / sizeof cols[0]; i++)
-                        r = get_text(p, h, (SQLUSMALLINT) (2 + i), what, cols[i], PAS_CODE_MAX + 1, NULL, e);
+                        r = get_text_whole(p, h, (SQLUSMALLINT) (2 + i), what, cols[i], e);
         }
         stmt_close(h);
         if (r >= 0 && st.found) {
@@ -2563,11 +2709,25 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
         return 0;
 }
 
+void stored_attachments_free(struct stored_attachment *list, size_t n) {
+        for (size_t i = 0; list && i < n; i++)
+                free(list[i].id);
+        free(list);
+}
+
+static int stored_attachment_cmp(const void *a, const void *b) {
+        const struct stored_attachment *x = a, *y = b;
+        int c = strcmp(x->id, y->id);
+
+        return c ? c : (x->occurrence > y->occurrence) - (x->occurrence < y->occurrence);
+}
+
 int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
                            size_t *ret_n, struct errbuf *e) {
         const char *what = statements[ST_ATTACHMENTS_STORED].what;
         struct param ps[] = { P_TEXT(ubrn), P_TEXT(source_ubrn) };
         struct stored_attachment *list = NULL;
+        char last_key[DOCUMENT_KEY_HEX + 1] = "";
         SQLHSTMT h = SQL_NULL_HSTMT;
         size_t n = 0, cap = 0;
         int r;
@@ -2580,27 +2740,44 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
         r = run(p, ST_ATTACHMENTS_STORED, ps, 2, &h, NULL, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
+        /* Rows come by key, each attachment's revisions together: one entry each,
+         * removed only when every revision is (pas_attachment_set_removed marks them all). */
         while ((r = fetch(p, h, what, e)) > 0) {
-                int64_t removed = 0;
+                char key[DOCUMENT_KEY_HEX + 1];
+                int64_t occurrence = 0, removed = 0;
+
+                r = get_text(p, h, 1, what, key, sizeof key, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 2, what, &occurrence, NULL, e);
+                if (r >= 0)
+                        r = get_int64(p, h, 3, what, &removed, NULL, e);
+                if (r < 0)
+                        break;
+                if (n > 0 && strcmp(key, last_key) == 0) {
+                        list[n - 1].removed = list[n - 1].removed && removed != 0;
+                        continue;
+                }
                 r = grow(&list, &cap, n, sizeof *list, e);
                 if (r < 0)
                         break;
-                r = get_text(p, h, 1, what, list[n].id, sizeof list[n].id, NULL, e);
-                if (r >= 0)
-                        r = get_int64(p, h, 2, what, &removed, NULL, e);
+                list[n] = (struct stored_attachment){ .occurrence = (unsigned) occurrence, .removed = removed != 0 };
+                r = get_text_whole(p, h, 4, what, &list[n].id, e);
                 if (r < 0)
                         break;
-                list[n++].removed = removed != 0;
+                n++;
+                memcpy(last_key, key, sizeof last_key);
         }
         stmt_close(h);
         if (r < 0) {
-                free(list);
+                stored_attachments_free(list, n);
                 return err_prefix(e, r, "%s", ubrn);
         }
         if (n == 0) {
                 free(list);
                 list = NULL;
         }
+        if (n > 1)
+                qsort(list, n, sizeof *list, stored_attachment_cmp);
         *ret = list;
         *ret_n = n;
         return 0;
@@ -2617,10 +2794,19 @@ static int run_for_ubrn(struct pas *p, enum stmt_id id, const char *ubrn, SQLHST
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : r;
 }
 
+void documents_known_free(struct document_known *list, size_t n) {
+        for (size_t i = 0; list && i < n; i++) {
+                free(list[i].attachment_id);
+                document_state_free(&list[i].state);
+        }
+        free(list);
+}
+
 int pas_documents_known(struct pas *p, const char *ubrn, struct document_known **ret, size_t *ret_n,
                         struct errbuf *e) {
         const char *what = statements[ST_DOCUMENTS_KNOWN].what;
         struct document_known *list = NULL;
+        char last_key[DOCUMENT_KEY_HEX + 1] = "", last_kind[16] = "";
         SQLHSTMT h = SQL_NULL_HSTMT;
         size_t n = 0, cap = 0;
         int r;
@@ -2629,30 +2815,47 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
         if (r < 0)
                 return r;
         while ((r = fetch(p, h, what, e)) > 0) {
-                struct stored_document d;
-                char source[UBRN_LEN + 2], id[sizeof list->attachment_id];
+                struct stored_document d = { .found = false };
+                char source[UBRN_LEN + 2], kind[16], key[DOCUMENT_KEY_HEX + 1];
+                int64_t occurrence = 0;
 
                 r = get_text(p, h, 1, what, source, sizeof source, NULL, e);
                 if (r >= 0)
-                        r = get_text(p, h, 2, what, id, sizeof id, NULL, e);
+                        r = get_text(p, h, 2, what, kind, sizeof kind, NULL, e);
                 if (r >= 0)
-                        r = read_stored_document(p, h, what, 3, &d, e);
+                        r = get_text(p, h, 3, what, key, sizeof key, NULL, e);
                 if (r < 0)
                         break;
                 /* Rows come newest revision first: the first of each document is its state. */
-                if (n > 0 && strcmp(list[n - 1].source_ubrn, source) == 0 && strcmp(list[n - 1].attachment_id, id) == 0)
+                if (n > 0 && strcmp(list[n - 1].source_ubrn, source) == 0 && strcmp(last_kind, kind) == 0 &&
+                    strcmp(last_key, key) == 0)
                         continue;
-                r = grow(&list, &cap, n, sizeof *list, e);
+                r = get_int64(p, h, 4, what, &occurrence, NULL, e);
+                if (r >= 0)
+                        r = grow(&list, &cap, n, sizeof *list, e);
                 if (r < 0)
                         break;
-                memcpy(list[n].source_ubrn, source, sizeof list[n].source_ubrn);
-                list[n].source_ubrn[UBRN_LEN] = '\0';
-                memcpy(list[n].attachment_id, id, sizeof id);
-                list[n++].state = document_state_of(&d);
+                struct document_known *k = &list[n];
+                *k = (struct document_known){ .kind = strcmp(kind, "CRI") == 0 ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                              .occurrence = (unsigned) occurrence };
+                memcpy(k->source_ubrn, source, sizeof k->source_ubrn);
+                k->source_ubrn[UBRN_LEN] = '\0';
+                r = get_text_whole(p, h, 5, what, &k->attachment_id, e);
+                if (r >= 0)
+                        r = read_stored_document(p, h, what, 6, &d, e);
+                if (r >= 0)
+                        r = document_state_of(&d, &k->state, e);
+                if (r < 0) {
+                        free(k->attachment_id);
+                        break;
+                }
+                n++;
+                memcpy(last_kind, kind, sizeof last_kind);
+                memcpy(last_key, key, sizeof last_key);
         }
         stmt_close(h);
         if (r < 0) {
-                free(list);
+                documents_known_free(list, n);
                 return err_prefix(e, r, "%s", ubrn);
         }
         *ret = list;
@@ -2661,15 +2864,17 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
 }
 
 int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                               bool removed, struct errbuf *e) {
-        char now[32];
+                               unsigned occurrence, bool removed, struct errbuf *e) {
+        char now[32], key[DOCUMENT_KEY_HEX + 1];
         int r;
 
         r = need_tx(p, "attachment removed", e);
+        if (r >= 0)
+                r = key_of(attachment_id, occurrence, key, e);
         if (r < 0)
                 return r;
         now_utc_iso(now);
-        struct param ps[] = { P_TEXT(removed ? now : NULL), P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(attachment_id) };
+        struct param ps[] = { P_TEXT(removed ? now : NULL), P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(key) };
         r = run(p, ST_ATTACHMENT_REMOVED, ps, 4, NULL, NULL, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
@@ -2869,7 +3074,7 @@ int pas_reconcile_listed(struct pas *p, int (*fn)(void *userdata, const struct r
         if (r < 0)
                 return r;
         while ((r = fetch(p, h, what, e)) > 0) {
-                char ubrn[UBRN_LEN + 1], worklist[PAS_CODE_MAX + 1], listed_at[40];
+                char ubrn[UBRN_LEN + 1], worklist[WORKLIST_NAME_MAX + 1], listed_at[40];
                 bool listed_null = false, pas_null = false;
                 struct reconcile_listed l = { .ubrn = ubrn, .worklist = worklist, .listed_at = listed_at };
 
@@ -3021,14 +3226,13 @@ int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errb
 
 int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e) {
-        char line[256];
+        char cut[POLL_RESULT_MAX + 1];
         SQLLEN rows = 0;
         int r = need_tx(p, "ers_poll", e);
 
         if (r < 0)
                 return r;
-        snprintf(line, sizeof line, "%s", result ? result : "");
-        struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(line),
+        struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(bounded(result ? result : "", POLL_RESULT_MAX, cut)),
                               P_TEXT(correlation_id && correlation_id[0] ? correlation_id : NULL),
                               P_TEXT(next_poll_at),   P_INT_OR_NULL(referrals, referrals < 0),
                               P_TEXT(worklist) };
@@ -3072,7 +3276,7 @@ int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct er
 
 int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
                    struct errbuf *e) {
-        char reason[512];
+        char cut[RETRY_REASON_MAX + 1];
         SQLLEN rows = 0;
         int r = check_ubrn(ubrn, "ers_retry", e);
 
@@ -3080,10 +3284,9 @@ int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const 
                 r = need_tx(p, "ers_retry", e);
         if (r < 0)
                 return r;
-        snprintf(reason, sizeof reason, "%s", f->reason ? f->reason : "");
         struct param ps[] = { P_INT(f->attempts),        P_TEXT(f->at),
                               P_TEXT(f->next_at),        P_INT(f->parked ? 1 : 0),
-                              P_TEXT(reason),            P_TEXT(f->sqlstate && f->sqlstate[0] ? f->sqlstate : NULL),
+                              P_TEXT(bounded(f->reason ? f->reason : "", RETRY_REASON_MAX, cut)),            P_TEXT(f->sqlstate && f->sqlstate[0] ? f->sqlstate : NULL),
                               P_TEXT(f->correlation_id && f->correlation_id[0] ? f->correlation_id : NULL),
                               P_TEXT(ubrn) };
         r = run(p, ST_RETRY_FAIL, ps, 8, NULL, &rows, e);
@@ -3109,8 +3312,19 @@ int pas_retry_delete(struct pas *p, const char *ubrn, struct errbuf *e) {
 }
 
 /* Appends one row of ST_RETRY_DUE (retry) or ST_RECHECK_DUE to *list. */
+void due_referrals_free(struct due_referral *list, size_t n) {
+        for (size_t i = 0; list && i < n; i++) {
+                free(list[i].priority);
+                free(list[i].service_id);
+                free(list[i].service_name);
+                free(list[i].referral_type);
+        }
+        free(list);
+}
+
 static int due_row(struct pas *p, SQLHSTMT h, enum stmt_id id, struct due_referral *d, struct errbuf *e) {
         const char *what = statements[id].what;
+        char **texts[] = { &d->priority, &d->service_id, &d->service_name, &d->referral_type };
         int64_t n = 0;
         bool null = false;
         int r;
@@ -3121,21 +3335,22 @@ static int due_row(struct pas *p, SQLHSTMT h, enum stmt_id id, struct due_referr
         r = get_text(p, h, 1, what, d->ubrn, sizeof d->ubrn, NULL, e);
         if (r >= 0)
                 r = get_text(p, h, 2, what, d->worklist, sizeof d->worklist, NULL, e);
-        if (r < 0 || !d->retry)
-                return r;
-        r = get_int64(p, h, 3, what, &n, &null, e);
-        d->entry_version = null ? -1 : n;
-        if (r >= 0)
-                r = get_text(p, h, 4, what, d->priority, sizeof d->priority, NULL, e);
-        if (r >= 0)
-                r = get_text(p, h, 5, what, d->service_id, sizeof d->service_id, NULL, e);
-        if (r >= 0)
-                r = get_text(p, h, 6, what, d->service_name, sizeof d->service_name, NULL, e);
-        if (r >= 0)
-                r = get_text(p, h, 7, what, d->referral_type, sizeof d->referral_type, NULL, e);
-        if (r >= 0)
-                r = get_int64(p, h, 8, what, &n, NULL, e);
-        d->attempts = n > 0 ? (unsigned) n : 0;
+        if (r >= 0 && d->retry) {
+                r = get_int64(p, h, 3, what, &n, &null, e);
+                d->entry_version = null ? -1 : n;
+                for (size_t i = 0; r >= 0 && i < sizeof texts / sizeof texts[0]; i++)
+                        r = get_text_whole(p, h, (SQLUSMALLINT) (4 + i), what, texts[i], e);
+                if (r >= 0)
+                        r = get_int64(p, h, 8, what, &n, NULL, e);
+                d->attempts = n > 0 ? (unsigned) n : 0;
+        }
+        for (size_t i = 0; r >= 0 && i < sizeof texts / sizeof texts[0]; i++)
+                if (!*texts[i] && !(*texts[i] = strdup("")))
+                        r = err_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; r < 0 && i < sizeof texts / sizeof texts[0]; i++) {
+                free(*texts[i]); /* the row is not handed over */
+                *texts[i] = NULL;
+        }
         return r;
 }
 
@@ -3162,6 +3377,10 @@ int pas_due_referrals(struct pas *p, const char *now, size_t max, struct due_ref
                         n++;
                 }
                 stmt_close(h);
+        }
+        if (r < 0) {
+                due_referrals_free(list, n);
+                return r;
         }
         return list_hand_over(r, list, n, (void **) ret, ret_n);
 }
@@ -3254,45 +3473,118 @@ int pas_poll_list(struct pas *p, int (*fn)(void *userdata, const struct poll_row
         return walk_rows(p, ST_POLL_LIST, poll_row_read, &w, e);
 }
 
+/* What ST_WAITING_NOT_FETCHED counts for one referral owed documents. */
+struct not_fetched_count {
+        char ubrn[UBRN_LEN + 1];
+        int64_t pending; /* e-RS is still scanning them */
+        int64_t owed;    /* attachments still to be asked for: neither a file e-RS will never release nor a letter */
+};
+
 struct waiting_walk {
         int (*fn)(void *userdata, const struct waiting_row *row);
         void *userdata;
+        struct not_fetched_count *counts; /* owned, by UBRN */
+        size_t n_counts, next;
 };
+
+/* An availability e-RS gives a file it will never release. */
+static bool availability_never(const char *availability) {
+        static const char *const never[] = { "THREATS_FOUND", "THREATS FOUND", "VALIDATION_FAILED" };
+
+        for (size_t i = 0; availability && i < sizeof never / sizeof never[0]; i++)
+                if (strcmp(availability, never[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* The documents not fetched of every referral owed some, counted by UBRN. */
+static int count_not_fetched(struct pas *p, struct waiting_walk *w, struct errbuf *e) {
+        const char *what = statements[ST_WAITING_NOT_FETCHED].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t cap = 0;
+        int r;
+
+        r = run(p, ST_WAITING_NOT_FETCHED, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                char ubrn[UBRN_LEN + 2], kind[16], *availability = NULL;
+
+                r = get_text(p, h, 1, what, ubrn, sizeof ubrn, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, kind, sizeof kind, NULL, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 3, what, &availability, e);
+                if (r >= 0 && (w->n_counts == 0 || strcmp(w->counts[w->n_counts - 1].ubrn, ubrn) != 0)) {
+                        r = grow(&w->counts, &cap, w->n_counts, sizeof *w->counts, e);
+                        if (r >= 0) {
+                                struct not_fetched_count *c = &w->counts[w->n_counts++];
+                                *c = (struct not_fetched_count){ .pending = 0 };
+                                memcpy(c->ubrn, ubrn, UBRN_LEN); /* a CHAR(12) */
+                                c->ubrn[UBRN_LEN] = '\0';
+                        }
+                }
+                if (r >= 0) {
+                        struct not_fetched_count *c = &w->counts[w->n_counts - 1];
+                        c->pending += availability && strcmp(availability, "PENDING") == 0;
+                        c->owed += strcmp(kind, "ATTACHMENT") == 0 && !availability_never(availability);
+                }
+                free(availability);
+                if (r < 0)
+                        break;
+        }
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
 
 static int documents_row_read(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e) {
         struct waiting_walk *w = walk;
         struct waiting_row row = { .kind = WAITING_DOCUMENTS };
-        const struct text_col cols[] = {
-                TEXT_COL(row.ubrn),  TEXT_COL(row.worklist), TEXT_COL(row.priority),
-                TEXT_COL(row.since), TEXT_COL(row.next_at),
-        };
+        const struct text_col head[] = { TEXT_COL(row.ubrn), TEXT_COL(row.worklist) };
+        const struct text_col tail[] = { TEXT_COL(row.since), TEXT_COL(row.next_at) };
+        char *priority = NULL;
         int r;
 
-        r = get_texts(p, h, what, 1, cols, sizeof cols / sizeof cols[0], e);
+        r = get_texts(p, h, what, 1, head, sizeof head / sizeof head[0], e);
+        if (r >= 0)
+                r = get_text_alloc(p, h, 3, what, &priority, e);
+        if (r >= 0)
+                r = get_texts(p, h, what, 4, tail, sizeof tail / sizeof tail[0], e);
         if (r >= 0)
                 r = get_int64(p, h, 6, what, &row.version, NULL, e);
-        if (r >= 0)
-                r = get_int64(p, h, 7, what, &row.documents_pending, NULL, e);
-        if (r >= 0)
-                r = get_int64(p, h, 8, what, &row.documents_owed, NULL, e);
-        return r < 0 ? r : w->fn(w->userdata, &row);
+        if (r >= 0) {
+                /* both lists are ordered by UBRN */
+                while (w->next < w->n_counts && strcmp(w->counts[w->next].ubrn, row.ubrn) < 0)
+                        w->next++;
+                if (w->next < w->n_counts && strcmp(w->counts[w->next].ubrn, row.ubrn) == 0) {
+                        row.documents_pending = w->counts[w->next].pending;
+                        row.documents_owed = w->counts[w->next].owed;
+                }
+                row.priority = priority ? priority : "";
+                r = w->fn(w->userdata, &row);
+        }
+        free(priority);
+        return r;
 }
 
 static int retry_row_read(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e) {
         struct waiting_walk *w = walk;
         struct waiting_row row = { .kind = WAITING_RETRY };
-        const struct text_col head[] = {
-                TEXT_COL(row.ubrn),  TEXT_COL(row.worklist), TEXT_COL(row.priority),
-                TEXT_COL(row.since), TEXT_COL(row.next_at),
-        };
+        const struct text_col head[] = { TEXT_COL(row.ubrn), TEXT_COL(row.worklist) };
+        const struct text_col times[] = { TEXT_COL(row.since), TEXT_COL(row.next_at) };
         const struct text_col tail[] = {
                 TEXT_COL(row.reason), TEXT_COL(row.sqlstate), TEXT_COL(row.correlation_id),
         };
+        char *priority = NULL;
         int64_t parked = 0, in_pas = 0;
         bool null = false;
         int r;
 
         r = get_texts(p, h, what, 1, head, sizeof head / sizeof head[0], e);
+        if (r >= 0)
+                r = get_text_alloc(p, h, 3, what, &priority, e);
+        if (r >= 0)
+                r = get_texts(p, h, what, 4, times, sizeof times / sizeof times[0], e);
         if (r >= 0)
                 r = get_int64(p, h, 6, what, &row.version, &null, e);
         if (r >= 0)
@@ -3303,49 +3595,66 @@ static int retry_row_read(struct pas *p, SQLHSTMT h, const char *what, void *wal
                 r = get_texts(p, h, what, 9, tail, sizeof tail / sizeof tail[0], e);
         if (r >= 0)
                 r = get_int64(p, h, 12, what, &in_pas, NULL, e);
-        if (r < 0)
-                return r;
-        if (null)
-                row.version = -1;
-        row.kind = parked ? WAITING_PARKED : WAITING_RETRY;
-        row.in_pas = in_pas > 0;
-        return w->fn(w->userdata, &row);
+        if (r >= 0) {
+                if (null)
+                        row.version = -1;
+                row.kind = parked ? WAITING_PARKED : WAITING_RETRY;
+                row.in_pas = in_pas > 0;
+                row.priority = priority ? priority : "";
+                r = w->fn(w->userdata, &row);
+        }
+        free(priority);
+        return r;
 }
 
 int pas_waiting_list(struct pas *p, int (*fn)(void *userdata, const struct waiting_row *row), void *userdata,
                      struct errbuf *e) {
-        struct waiting_walk w = { fn, userdata };
-        int r = walk_rows(p, ST_WAITING_DOCUMENTS, documents_row_read, &w, e);
+        struct waiting_walk w = { .fn = fn, .userdata = userdata };
+        int r = count_not_fetched(p, &w, e);
 
-        return r < 0 ? r : walk_rows(p, ST_WAITING_RETRY, retry_row_read, &w, e);
+        if (r >= 0)
+                r = walk_rows(p, ST_WAITING_DOCUMENTS, documents_row_read, &w, e);
+        if (r >= 0)
+                r = walk_rows(p, ST_WAITING_RETRY, retry_row_read, &w, e);
+        free(w.counts);
+        return r;
+}
+
+void referral_origin_free(struct referral_origin *o) {
+        if (!o)
+                return;
+        free(o->priority);
+        free(o->service_id);
+        free(o->service_name);
+        free(o->referral_type);
+        o->priority = o->service_id = o->service_name = o->referral_type = NULL;
 }
 
 int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin *ret, struct errbuf *e) {
         static const enum stmt_id sources[] = { ST_ORIGIN_RETRY, ST_ORIGIN_REFERRAL };
         struct referral_origin o = { .entry_version = -1 };
+        char **texts[] = { &o.priority, &o.service_id, &o.service_name, &o.referral_type };
         struct param ps[] = { P_TEXT(ubrn) };
         int r;
 
         r = check_ubrn(ubrn, "referral origin", e);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < sizeof sources / sizeof sources[0] && !o.found; i++) {
+        for (size_t i = 0; i < sizeof sources / sizeof sources[0] && !o.found && r >= 0; i++) {
                 const char *what = statements[sources[i]].what;
                 SQLHSTMT h = SQL_NULL_HSTMT;
-                const struct text_col cols[] = {
-                        TEXT_COL(o.worklist), TEXT_COL(o.priority), TEXT_COL(o.service_id),
-                        TEXT_COL(o.service_name), TEXT_COL(o.referral_type),
-                };
 
                 r = run(p, sources[i], ps, 1, &h, NULL, e);
                 if (r < 0)
-                        return err_prefix(e, r, "%s", ubrn);
+                        break;
                 r = fetch(p, h, what, e);
                 if (r > 0) {
                         bool null = false;
                         o.found = true;
                         o.source = sources[i] == ST_ORIGIN_RETRY ? "ers_retry" : "ers_referral";
-                        r = get_texts(p, h, what, 1, cols, sizeof cols / sizeof cols[0], e);
+                        r = get_text(p, h, 1, what, o.worklist, sizeof o.worklist, NULL, e);
+                        for (size_t k = 0; r >= 0 && k < sizeof texts / sizeof texts[0]; k++)
+                                r = get_text_whole(p, h, (SQLUSMALLINT) (2 + k), what, texts[k], e);
                         if (r >= 0 && sources[i] == ST_ORIGIN_RETRY) {
                                 r = get_int64(p, h, 6, what, &o.entry_version, &null, e);
                                 if (null)
@@ -3353,12 +3662,18 @@ int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin 
                         }
                 }
                 stmt_close(h);
-                if (r < 0)
-                        return err_prefix(e, r, "%s", ubrn);
+        }
+        for (size_t k = 0; r >= 0 && k < sizeof texts / sizeof texts[0]; k++)
+                if (!*texts[k] && !(*texts[k] = strdup("")))
+                        r = err_set(e, -ENOMEM, "out of memory");
+        if (r < 0) {
+                referral_origin_free(&o);
+                return err_prefix(e, r, "%s", ubrn);
         }
         *ret = o;
         return 0;
 }
+
 /* Mapping into the PAS's own tables.                                      */
 
 int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {

@@ -59,6 +59,21 @@ int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct e
 int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *ret, struct errbuf *e);
 
 /*
+ * Runs one SQL statement with text parameters (`params[i]` NULL: SQL NULL;
+ * at most 8), on p's connection, in whatever transaction state it is in,
+ * prepared for this call only.  For a query, `fn` (non-NULL) is called for
+ * each row with its first n_cols columns (at most 8) as text of any length,
+ * NULL for SQL NULL, borrowed during the call; it returns 0 to go on, or a
+ * negative errno that ends the walk and is returned as it is (e is then the
+ * caller's to fill).  The statement is closed before this returns, and fn
+ * must not run another: some drivers (SQL Server's) allow one statement with
+ * pending rows per connection.  For the adapters' upgrade steps (the
+ * attachment keys, document_key.c).  0 or a negative errno (one line in e).
+ */
+int odbc_run_texts(struct pas *p, const char *what, const char *sql, const char *const *params, size_t n_params,
+                   size_t n_cols, int (*fn)(void *userdata, char *const *cols), void *userdata, struct errbuf *e);
+
+/*
  * Makes a driver's diagnostic text fit for an error line, into ret (n bytes,
  * NUL-terminated): drops the leading "[vendor][driver]" tags, keeps only the
  * first line (PostgreSQL puts "DETAIL: Key (…)=(…)" with bound values on the

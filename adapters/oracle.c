@@ -97,13 +97,97 @@ static const char *const *oracle_schema(void) {
         return oracle_ddl;
 }
 
-/* From version 1 or 2 (schema.h); CREATE OR REPLACE VIEW then adds the version-2 columns to the view. */
-static const struct schema_step oracle_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(ORACLE_TYPE, " ADD") STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD"));
-static const struct schema_step oracle_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD"));
+/*
+ * To version 4 (schema.h).  NEVER RUN AGAINST A LIVE SERVER (best effort,
+ * docs/oracle.md).  Oracle commits each DDL statement at once, so every step
+ * may run again after a stop half-way.  An NVARCHAR2 cannot become an NCLOB
+ * in place (ORA-22858): widen() adds the NCLOB beside it as <column>_V4,
+ * copies, drops the old one and renames, looking at the catalog first so
+ * that it picks up where it stopped; a widened column moves to the end of
+ * its table.  The old UNIQUE constraint, whose name Oracle made up, is
+ * found in the catalog and dropped first (it holds attachment_id).
+ */
+#define ORACLE_STEPS_TO_V4                                                                                  \
+        STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD")                                                              \
+        { NULL, NULL,                                                                                       \
+          "BEGIN\n"                                                                                         \
+          "  FOR c IN (SELECT uc.constraint_name FROM user_constraints uc\n"                                \
+          "             WHERE uc.table_name = 'ERS_DOCUMENT' AND uc.constraint_type = 'U'\n"                \
+          "               AND EXISTS (SELECT 1 FROM user_cons_columns cc\n"                                 \
+          "                            WHERE cc.constraint_name = uc.constraint_name\n"                     \
+          "                              AND cc.column_name = 'ATTACHMENT_ID')) LOOP\n"                     \
+          "    EXECUTE IMMEDIATE 'ALTER TABLE ers_document DROP CONSTRAINT \"' || c.constraint_name || '\" DROP INDEX';\n" \
+          "  END LOOP;\n"                                                                                   \
+          "END;",                                                                                           \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "DECLARE\n"                                                                                       \
+          "  PROCEDURE widen(t VARCHAR2, c VARCHAR2, not_null BOOLEAN) IS\n"                                \
+          "    n NUMBER;\n"                                                                                 \
+          "  BEGIN\n"                                                                                       \
+          "    SELECT COUNT(*) INTO n FROM user_tables WHERE table_name = t;\n"                             \
+          "    IF n = 0 THEN RETURN; END IF;\n"                                                             \
+          "    SELECT COUNT(*) INTO n FROM user_tab_columns\n"                                              \
+          "     WHERE table_name = t AND column_name = c AND data_type = 'NCLOB';\n"                        \
+          "    IF n > 0 THEN RETURN; END IF;\n"                                                             \
+          "    SELECT COUNT(*) INTO n FROM user_tab_columns WHERE table_name = t AND column_name = c;\n"    \
+          "    IF n > 0 THEN\n"                                                                             \
+          "      SELECT COUNT(*) INTO n FROM user_tab_columns WHERE table_name = t AND column_name = c || '_V4';\n" \
+          "      IF n = 0 THEN EXECUTE IMMEDIATE 'ALTER TABLE ' || t || ' ADD ' || c || '_V4 NCLOB'; END IF;\n" \
+          "      EXECUTE IMMEDIATE 'UPDATE ' || t || ' SET ' || c || '_V4 = ' || c;\n"                      \
+          "      EXECUTE IMMEDIATE 'ALTER TABLE ' || t || ' DROP COLUMN ' || c;\n"                          \
+          "    END IF;\n"                                                                                   \
+          "    EXECUTE IMMEDIATE 'ALTER TABLE ' || t || ' RENAME COLUMN ' || c || '_V4 TO ' || c;\n"        \
+          "    IF not_null THEN EXECUTE IMMEDIATE 'ALTER TABLE ' || t || ' MODIFY ' || c || ' NOT NULL'; END IF;\n" \
+          "  END;\n"                                                                                        \
+          "BEGIN\n"                                                                                         \
+          "  widen('ERS_DOCUMENT', 'ATTACHMENT_ID', TRUE);\n"                                               \
+          "  widen('ERS_DOCUMENT', 'TITLE', FALSE);\n"                                                      \
+          "  widen('ERS_DOCUMENT', 'CONTENT_TYPE', FALSE);\n"                                               \
+          "  widen('ERS_DOCUMENT', 'AVAILABILITY', FALSE);\n"                                               \
+          "  widen('ERS_DOCUMENT', 'ATTACHED_BY_USER', FALSE);\n"                                           \
+          "  widen('ERS_DOCUMENT', 'ATTACHED_BY_ORG', FALSE);\n"                                            \
+          "  widen('ERS_DOCUMENT', 'CREATED', FALSE);\n"                                                    \
+          "  widen('ERS_REFERRAL', 'NHS_NUMBER', FALSE);\n"                                                 \
+          "  widen('ERS_REFERRAL', 'PRIORITY', FALSE);\n"                                                   \
+          "  widen('ERS_REFERRAL', 'STATE', FALSE);\n"                                                      \
+          "  widen('ERS_REFERRAL', 'STATE_REASON', FALSE);\n"                                               \
+          "  widen('ERS_REFERRAL', 'SPECIALTY', FALSE);\n"                                                  \
+          "  widen('ERS_REFERRAL', 'SPECIALTY_DISPLAY', FALSE);\n"                                          \
+          "  widen('ERS_REFERRAL', 'SERVICE_ID', FALSE);\n"                                                 \
+          "  widen('ERS_REFERRAL', 'SERVICE_NAME', FALSE);\n"                                               \
+          "  widen('ERS_REFERRAL', 'REFERRAL_TYPE', FALSE);\n"                                              \
+          "  widen('ERS_REFERRAL', 'PATHWAY_START', FALSE);\n"                                              \
+          "  widen('ERS_REFERRAL', 'CLINICAL_INFO_FIRST_SUBMITTED', FALSE);\n"                              \
+          "  widen('ERS_REFERRAL', 'APPOINTMENT_START', FALSE);\n"                                          \
+          "  widen('ERS_REFERRAL', 'APPOINTMENT_END', FALSE);\n"                                            \
+          "  widen('ERS_REFERRAL', 'COMMISSIONING_ORG', FALSE);\n"                                          \
+          "  widen('ERS_REFERRAL', 'REQUEST_ID', FALSE);\n"                                                 \
+          "  widen('ERS_REFERRAL', 'STATUS', FALSE);\n"                                                     \
+          "  widen('ERS_REFERRAL', 'INTENT', FALSE);\n"                                                     \
+          "  widen('ERS_RETRY', 'PRIORITY', FALSE);\n"                                                      \
+          "  widen('ERS_RETRY', 'SERVICE_ID', FALSE);\n"                                                    \
+          "  widen('ERS_RETRY', 'SERVICE_NAME', FALSE);\n"                                                  \
+          "  widen('ERS_RETRY', 'REFERRAL_TYPE', FALSE);\n"                                                 \
+          "END;",                                                                                           \
+          NULL },                                                                                           \
+        { NULL, NULL, "BEGIN EXECUTE IMMEDIATE q'[ALTER TABLE ers_document MODIFY attachment_key NOT NULL" \
+          ORACLE_IGNORING("-1442"), NULL }, /* already NOT NULL */                                          \
+        { NULL, NULL,                                                                                       \
+          "BEGIN EXECUTE IMMEDIATE q'[ALTER TABLE ers_document ADD CONSTRAINT ers_document_identity "       \
+          "UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)" ORACLE_IGNORING("-2261, -2264"),     \
+          NULL }, /* such a key, or that name, exists already */
+
+/* From version 1, 2 or 3 (schema.h); CREATE OR REPLACE VIEW then gives the view its version-4 form. */
+static const struct schema_step oracle_upgrade_v1[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(ORACLE_TYPE, " ADD")
+                               STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4);
+static const struct schema_step oracle_upgrade_v2[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4);
+static const struct schema_step oracle_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(ORACLE_STEPS_TO_V4);
 
 static const struct schema_step *oracle_upgrade(long long from) {
-        return from == 1 ? oracle_upgrade_v1 : from == 2 ? oracle_upgrade_v2 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, oracle_upgrade_v1, oracle_upgrade_v2, oracle_upgrade_v3);
 }
 
 static int oracle_environment(struct errbuf *e) {

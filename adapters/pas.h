@@ -80,6 +80,17 @@ struct ledger_state {
 };
 int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
 
+/*
+ * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
+ * of any length, as stored (docs/schema.md): it is read into owned strings,
+ * never into a fixed buffer, and each struct holding some has a *_free()
+ * function (which accepts NULL and leaves the struct empty).  Unless a field
+ * says otherwise, such a string is "" for SQL NULL, as the fixed buffers
+ * were, and NULL only in a struct that says nothing was found.
+ */
+
+enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
+
 /* What is stored of one document (an attachment of source_ubrn shown with ubrn,
  * or the clinical information letter).  found=false when no row exists. */
 struct document_state {
@@ -88,22 +99,31 @@ struct document_state {
         char sha256[65];  /* hex, when fetched */
         int64_t revision; /* highest revision stored */
         int64_t declared_size; /* as e-RS declared it for that revision; -1 when NULL */
-        char created[41];      /* as e-RS sent it for that revision; "" when NULL */
+        char *created;         /* owned: as e-RS sent it for that revision; "" when NULL */
 };
-int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn,
-                     const char *attachment_id, struct document_state *ret, struct errbuf *e);
+void document_state_free(struct document_state *s); /* frees the contents; accepts NULL */
+
+/* The document (kind, attachment_id, occurrence) of source_ubrn shown with
+ * ubrn: found by its attachment key (document_key.h).  *ret owns its
+ * contents (document_state_free). */
+int pas_document_get(struct pas *p, const char *ubrn, const char *source_ubrn, enum document_kind kind,
+                     const char *attachment_id, unsigned occurrence, struct document_state *ret, struct errbuf *e);
 
 /* Every document stored with `ubrn` (its own and its related referrals'), at
  * its latest revision: what pas_document_get() would say of each, read in one
  * statement, so that the fetching threads can decide what to download without
- * the database.  *ret (caller frees; NULL when none) and *ret_n. */
+ * the database.  *ret (NULL when none) and *ret_n: free with
+ * documents_known_free(*ret, *ret_n). */
 struct document_known {
         char source_ubrn[UBRN_LEN + 1];
-        char attachment_id[65];
-        struct document_state state;
+        enum document_kind kind;
+        char *attachment_id;         /* owned: the e-RS attachment id ("CRI-v<version>" for a letter), whole */
+        unsigned occurrence;         /* as in struct document_rec */
+        struct document_state state; /* owned contents */
 };
 int pas_documents_known(struct pas *p, const char *ubrn, struct document_known **ret, size_t *ret_n,
                         struct errbuf *e);
+void documents_known_free(struct document_known *list, size_t n); /* the array and its contents; accepts NULL */
 
 int pas_begin(struct pas *p, struct errbuf *e);
 
@@ -135,14 +155,17 @@ int pas_put_referral(struct pas *p, const struct referral *r, const struct workl
  * worklist it was last seen on); every other column takes this version's
  * value, NULL included.  first_synced_at is set on insert only. */
 
-enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
-
-/* One document row.  Borrowed pointers, valid for the call. */
+/* One document row.  Borrowed pointers, valid for the call.  Its identity is
+ * (ubrn, source_ubrn, kind, attachment_id, occurrence): a letter and an
+ * attachment whose id is "CRI-v1" are two documents, and so are two
+ * attachments of one referral that share an id. */
 struct document_rec {
         const char *ubrn;            /* referral the document is shown with */
         const char *source_ubrn;     /* referral it was fetched for (ubrn or a related one) */
         enum document_kind kind;
         const char *attachment_id;   /* e-RS attachment id; for the CRI: "CRI-v<version>" */
+        unsigned occurrence;         /* 0 for the first attachment with this id in source_ubrn's A005 (in the
+                                        order listed), 1 for the second with the same id, …; 0 for the CRI */
         int64_t source_version;      /* version of source_ubrn when fetched */
         const char *title;
         const char *content_type;
@@ -152,7 +175,8 @@ struct document_rec {
         const char *attached_by_org;
         const char *created;
         bool fetched;                /* content follows from spool_fd */
-        const char *not_fetched_reason; /* when !fetched: one line for staff */
+        const char *not_fetched_reason; /* when !fetched: one line for staff; stored cut to 255 bytes on a
+                                           character */
         int64_t size;                /* bytes received (fetched) */
         const char *sha256;          /* hex of the bytes received (fetched) */
 };
@@ -166,7 +190,7 @@ uint64_t pas_statements(const struct pas *p);
  * Writes a document row and, when fetched, its content read from `spool_fd`
  * (positioned anywhere; read with pread from offset 0, `size` bytes) as ordered
  * parts of at most PAS_PART_MAX bytes: memory stays bounded by one part.
- * Rules: same (ubrn, source_ubrn, attachment_id) with the same sha256 already
+ * Rules: the same document (its identity above) with the same sha256 already
  * stored → nothing written; stored as not fetched → that row is completed;
  * stored fetched with another sha256 → a new revision row, the old one kept.
  * *ret_written (may be NULL) says whether anything was written.
@@ -307,29 +331,30 @@ struct document_written {
 int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
                         struct errbuf *e);
 
-#define PAS_CODE_MAX 64 /* bytes of the codes read back below (VARCHAR(64) at most) */
-
 /* An attachment stored with a referral (ers_document, kind ATTACHMENT). */
 struct stored_attachment {
-        char id[PAS_CODE_MAX + 1]; /* e-RS attachment id */
-        bool removed;              /* e-RS no longer lists it on the referral (removed_at set) */
+        char *id;            /* owned: the e-RS attachment id, whole */
+        unsigned occurrence; /* as in struct document_rec */
+        bool removed;        /* e-RS no longer lists it on the referral (removed_at set) */
 };
+void stored_attachments_free(struct stored_attachment *list, size_t n); /* the array and its ids; accepts NULL */
 
 /* What the PAS holds of a referral, before a write changes it: what the
  * audit trail compares the new version with.  No patient identifier and no
- * free text is read.  Owns its arrays: referral_stored_free(). */
+ * free text is read.  Owns its strings and arrays: referral_stored_free().
+ * The strings are whole, "" when NULL; NULL when !found. */
 struct referral_stored {
         bool found;                         /* an ers_referral row exists */
         int64_t version;
-        char state[PAS_CODE_MAX + 1];       /* "" when NULL, as for every field below */
-        char state_reason[PAS_CODE_MAX + 1];
-        char priority[PAS_CODE_MAX + 1];
-        char status[PAS_CODE_MAX + 1];
-        char specialty[PAS_CODE_MAX + 1];
-        char service_id[PAS_CODE_MAX + 1];
-        char appointment_start[PAS_CODE_MAX + 1];
-        char appointment_end[PAS_CODE_MAX + 1];
-        char patient_match[PAS_CODE_MAX + 1]; /* MATCHED, UNMATCHED, …: the outcome, never the id */
+        char *state;
+        char *state_reason;
+        char *priority;
+        char *status;
+        char *specialty;
+        char *service_id;
+        char *appointment_start;
+        char *appointment_end;
+        char *patient_match;                /* MATCHED, UNMATCHED, …: the outcome, never the id */
         char (*related)[UBRN_LEN + 1];      /* owned: ers_referral_related, n_related of them */
         size_t n_related;
 };
@@ -337,16 +362,17 @@ struct referral_stored {
 int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e);
 void referral_stored_free(struct referral_stored *s); /* frees the contents; accepts NULL */
 
-/* The attachments stored for (ubrn, source_ubrn), one entry per attachment id
- * (all revisions together).  *ret is an owned array (NULL when *ret_n is 0). */
+/* The attachments stored for (ubrn, source_ubrn), one entry per attachment
+ * (its id and occurrence; all revisions together), ordered by id then
+ * occurrence.  *ret (NULL when *ret_n is 0): stored_attachments_free(). */
 int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
                            size_t *ret_n, struct errbuf *e);
 
-/* Marks every revision of the attachment as no longer listed by e-RS
- * (removed=true: removed_at = now) or listed again (removed_at = NULL).
- * Inside a transaction.  Nothing is deleted. */
+/* Marks every revision of the attachment (attachment_id, occurrence) as no
+ * longer listed by e-RS (removed=true: removed_at = now) or listed again
+ * (removed_at = NULL).  Inside a transaction.  Nothing is deleted. */
 int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                               bool removed, struct errbuf *e);
+                               unsigned occurrence, bool removed, struct errbuf *e);
 
 /* Appends one row to the audit trail, inside the transaction of the write it
  * records: seq is the UBRN's last + 1.  version < 0 is NULL.  detail and
@@ -434,8 +460,9 @@ int pas_budget_calls(struct pas *p, const char *service_id, const char *day, lon
 int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errbuf *e);
 
 /* Upserts the worklist's ers_poll row inside a transaction: last_poll_at (NULL
- * keeps the stored one), the result line, the correlation id (NULL or "":
- * none), the next poll planned, the referrals listed (< 0: NULL). */
+ * keeps the stored one), the result line (cut to 255 bytes on a character),
+ * the correlation id (NULL or "": none), the next poll planned, the
+ * referrals listed (< 0: NULL). */
 int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e);
 
@@ -457,7 +484,7 @@ struct retry_failure {
         bool parked;                /* attempts reached park_after */
         const char *at;             /* this attempt (ISO UTC) */
         const char *next_at;        /* the next one planned */
-        const char *reason;         /* one line, never a patient identifier; cut to 511 bytes */
+        const char *reason;         /* one line, never a patient identifier; cut to 511 bytes on a character */
         const char *sqlstate;       /* when the PAS refused it, else NULL */
         const char *correlation_id; /* of the e-RS call behind it, else NULL */
 };
@@ -476,21 +503,22 @@ struct due_referral {
         char ubrn[UBRN_LEN + 1];
         char worklist[65];
         bool retry;                /* from ers_retry (else: the ledger's documents owed) */
-        /* ers_retry only: what the worklist said of it ("" / -1 when not known) */
+        /* ers_retry only: what the worklist said of it ("" / -1 when not known); owned, whole */
         int64_t entry_version;
-        char priority[33];
-        char service_id[17];
-        char service_name[256];
-        char referral_type[65];
+        char *priority;
+        char *service_id;
+        char *service_name;
+        char *referral_type;
         unsigned attempts;
 };
 
 /* At most `max` referrals due at `now`: ers_retry rows whose next attempt has
  * come, then ledger rows with documents owed whose next check has come (none
- * of those already in ers_retry), the earliest first.  *ret is an array the
- * caller frees (NULL when *ret_n is 0). */
+ * of those already in ers_retry), the earliest first.  *ret (NULL when *ret_n
+ * is 0): due_referrals_free(*ret, *ret_n). */
 int pas_due_referrals(struct pas *p, const char *now, size_t max, struct due_referral **ret, size_t *ret_n,
                       struct errbuf *e);
+void due_referrals_free(struct due_referral *list, size_t n); /* the array and its strings; accepts NULL */
 
 /* The earliest time something of the above is due ("0" for a ledger row
  * without a time: at once), "" when nothing waits. */
@@ -500,7 +528,8 @@ int pas_next_due(struct pas *p, char ret[32], struct errbuf *e);
 /* What the operators' commands read (ersd status, ersd sync UBRN).         */
 /* Reads only, outside a transaction.  The tables are the scheduler's:      */
 /* ers_poll, ers_budget, ers_retry (docs/schema.md).  No row holds a        */
-/* patient identifier.  Text that does not fit its buffer is an error.      */
+/* patient identifier.  Text ersd wrote itself that does not fit its buffer */
+/* is an error; text from e-RS is read whole.                               */
 
 /* One ers_poll row: the last read of a worklist and the next one planned. */
 struct poll_row {
@@ -531,7 +560,8 @@ struct waiting_row {
         enum waiting_kind kind;
         char ubrn[UBRN_LEN + 1];
         char worklist[65];            /* "" when unknown */
-        char priority[33];            /* as the worklist said (retry rows), else ers_referral's; "" unknown */
+        const char *priority;         /* as the worklist said (retry rows), else ers_referral's; "" unknown;
+                                       * whole, borrowed: valid during the callback only (copy it to keep it) */
         char since[33];               /* retry rows: first_seen_at; documents rows: when last written */
         char next_at[33];             /* next_attempt_at / next_check_at; "" when none planned */
         int64_t version;              /* retry: the version the worklist listed (-1 unknown); documents: in the PAS */
@@ -552,18 +582,20 @@ int pas_waiting_list(struct pas *p, int (*fn)(void *userdata, const struct waiti
 /* What the PAS already holds of a referral's worklist-only fields, for
  * re-syncing it without a worklist call: ers_retry first (what the worklist
  * said), else ers_referral (as last written).  found=false when neither has
- * the UBRN. */
+ * the UBRN.  The strings are owned and whole, "" when none (found or not):
+ * referral_origin_free(). */
 struct referral_origin {
         bool found;
         const char *source;           /* "ers_retry" or "ers_referral" (static), NULL when not found */
         char worklist[65];            /* "" when none */
-        char priority[33];
-        char service_id[17];
-        char service_name[1024];
-        char referral_type[257];
+        char *priority;
+        char *service_id;
+        char *service_name;
+        char *referral_type;
         int64_t entry_version;        /* ers_retry.entry_version; -1 when unknown */
 };
 int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin *ret, struct errbuf *e);
+void referral_origin_free(struct referral_origin *o); /* frees the contents; accepts NULL */
 /* Mapping into the PAS's own tables (adapters/mapping.h,                  */
 /* docs/configuration.md "database.mapping").                              */
 

@@ -45,13 +45,52 @@ static const char *const *postgresql_schema(void) {
         return postgresql_ddl;
 }
 
-/* From version 1 or 2 (schema.h). */
-static const struct schema_step postgresql_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
-static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
+/*
+ * To version 4 (schema.h).  PostgreSQL will not change the type of a column
+ * a view uses: the view is dropped (its grants with it: docs/postgresql.md)
+ * and created again by the DDL.  VARCHAR(n) to TEXT rewrites nothing.  The
+ * old UNIQUE constraint has the name PostgreSQL gave it.  One transaction,
+ * DDL included.  A step names the table it needs (ers_retry is absent in an
+ * upgrade from version 1 or 2).
+ */
+#define POSTGRESQL_TEXT(column) "ALTER COLUMN " column " TYPE TEXT"
+#define POSTGRESQL_STEPS_TO_V4                                                                              \
+        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox", NULL },                                     \
+        STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD COLUMN")                                                       \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_document DROP CONSTRAINT IF EXISTS ers_document_ubrn_source_ubrn_attachment_id_revision_key", \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_document ALTER COLUMN attachment_key SET NOT NULL, " POSTGRESQL_TEXT("attachment_id") ", " \
+          POSTGRESQL_TEXT("title") ", " POSTGRESQL_TEXT("content_type") ", " POSTGRESQL_TEXT("availability") ", " \
+          POSTGRESQL_TEXT("attached_by_user") ", " POSTGRESQL_TEXT("attached_by_org") ", " POSTGRESQL_TEXT("created") \
+          ", ADD CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)", \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "ALTER TABLE ers_referral " POSTGRESQL_TEXT("nhs_number") ", " POSTGRESQL_TEXT("priority") ", "   \
+          POSTGRESQL_TEXT("state") ", " POSTGRESQL_TEXT("state_reason") ", " POSTGRESQL_TEXT("specialty") ", " \
+          POSTGRESQL_TEXT("specialty_display") ", " POSTGRESQL_TEXT("service_id") ", "                      \
+          POSTGRESQL_TEXT("service_name") ", " POSTGRESQL_TEXT("referral_type") ", "                        \
+          POSTGRESQL_TEXT("pathway_start") ", " POSTGRESQL_TEXT("clinical_info_first_submitted") ", "       \
+          POSTGRESQL_TEXT("appointment_start") ", " POSTGRESQL_TEXT("appointment_end") ", "                 \
+          POSTGRESQL_TEXT("commissioning_org") ", " POSTGRESQL_TEXT("request_id") ", " POSTGRESQL_TEXT("status") \
+          ", " POSTGRESQL_TEXT("intent"),                                                                   \
+          NULL },                                                                                           \
+        { "ers_retry", NULL,                                                                                \
+          "ALTER TABLE ers_retry " POSTGRESQL_TEXT("priority") ", " POSTGRESQL_TEXT("service_id") ", "      \
+          POSTGRESQL_TEXT("service_name") ", " POSTGRESQL_TEXT("referral_type"),                            \
+          NULL },
+
+/* From version 1, 2 or 3 (schema.h). */
+static const struct schema_step postgresql_upgrade_v1[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN")
+                               STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4);
+static const struct schema_step postgresql_upgrade_v2[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4);
+static const struct schema_step postgresql_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(POSTGRESQL_STEPS_TO_V4);
 
 static const struct schema_step *postgresql_upgrade(long long from) {
-        return from == 1 ? postgresql_upgrade_v1 : from == 2 ? postgresql_upgrade_v2 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, postgresql_upgrade_v1, postgresql_upgrade_v2, postgresql_upgrade_v3);
 }
 
 /* Driver logging off, appended last so that it wins over anything earlier. */

@@ -10,8 +10,11 @@
  * keep each file identical to its adapter).  The dialect:
  *
  *   TYPE(t, n)    the vendor's column type for the portable type t: one of
- *                 BIGINT, TEXT (n empty) and VARCHAR (n characters of UTF-8
- *                 text); SCHEMA_TYPE writes it as it is ("VARCHAR(64)").  A
+ *                 BIGINT, TEXT (n empty: text of any length, for every id,
+ *                 code and text e-RS sends, kept whole) and VARCHAR (n
+ *                 characters of UTF-8 text: only text ersd writes itself and
+ *                 bounds, or names from its configuration); SCHEMA_TYPE
+ *                 writes it as it is ("VARCHAR(64)").  A
  *                 dialect defines it as <D>_TYPE_##t(n) with one macro per
  *                 type (the size passed inside: cppcheck's preprocessor does
  *                 not take a pasted macro's arguments from after the paste).  CHAR(n) (ASCII codes:
@@ -29,11 +32,19 @@
  *                 Oracle: a PL/SQL block ignoring ORA-00955)
  *   CREATE_VIEW   "CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW", …
  *
+ * A TEXT column is a LOB on Oracle (NCLOB) and NVARCHAR(MAX) on SQL Server:
+ * no statement of ersd compares, groups, orders or indexes one.  A document
+ * is found by its fixed-width attachment_key instead (document_key.h).
+ *
  * The foreign key is a table constraint: MySQL ignores a column's inline
  * REFERENCES without a word.
  */
 
-/* The portable dialect: SQLite, PostgreSQL and MariaDB take these as written. */
+#include "../daemon/err.h"
+#include "document_key.h"
+
+/* The portable dialect: SQLite, PostgreSQL and MariaDB take these as written
+ * (MariaDB's own TEXT, which stops at 64 KiB, is LONGTEXT: mariadb.c). */
 #define SCHEMA_TYPE(t, n) SCHEMA_TYPE_##t(n)
 #define SCHEMA_TYPE_BIGINT(n) "BIGINT"
 #define SCHEMA_TYPE_TEXT(n) "TEXT"
@@ -41,41 +52,136 @@
 #define SCHEMA_CREATE_TABLE(name, definition) "CREATE TABLE IF NOT EXISTS " name " " definition
 #define SCHEMA_CREATE_INDEX(name, table, columns) "CREATE INDEX IF NOT EXISTS " name " ON " table " " columns
 
-#define STAGING_SCHEMA_DDL(TYPE, BLOB, TABLE_OPTIONS, CREATE_TABLE, CREATE_INDEX, CREATE_VIEW)              \
-        {                                                                                                   \
-        CREATE_TABLE("ers_schema_version", "(\n"                                                            \
-        "    version INTEGER NOT NULL\n"                                                                    \
-        ")" TABLE_OPTIONS),                                                                                 \
-                                                                                                            \
-        CREATE_TABLE("ers_referral", "(\n"                                                                  \
+/* The definitions of the tables an upgrade rebuilds or widens (SQLite
+ * rebuilds them from these very strings: a fresh and an upgraded schema are
+ * then the same, to the text SQLite keeps of each table). */
+#define STAGING_TABLE_REFERRAL(TYPE, TABLE_OPTIONS)                                                         \
+        "(\n"                                                                                               \
         "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
         "    version " TYPE(BIGINT, ) " NOT NULL,\n"                                                        \
-        "    nhs_number " TYPE(VARCHAR, 10) ", -- PATIENT IDENTIFIER\n"                                     \
+        "    nhs_number " TYPE(TEXT, ) ", -- PATIENT IDENTIFIER\n"                                          \
         "    nhs_number_valid SMALLINT NOT NULL,\n"                                                         \
-        "    priority " TYPE(VARCHAR, 32) ",\n"                                                             \
-        "    state " TYPE(VARCHAR, 64) ",\n"                                                                \
-        "    state_reason " TYPE(VARCHAR, 64) ",\n"                                                         \
+        "    priority " TYPE(TEXT, ) ",\n"                                                                  \
+        "    state " TYPE(TEXT, ) ",\n"                                                                     \
+        "    state_reason " TYPE(TEXT, ) ",\n"                                                              \
         "    state_comment " TYPE(TEXT, ) ",\n"                                                             \
-        "    specialty " TYPE(VARCHAR, 64) ",\n"                                                            \
-        "    specialty_display " TYPE(VARCHAR, 255) ",\n"                                                   \
-        "    service_id " TYPE(VARCHAR, 16) ",\n"                                                           \
-        "    service_name " TYPE(VARCHAR, 255) ",\n"                                                        \
-        "    referral_type " TYPE(VARCHAR, 64) ",\n"                                                        \
-        "    pathway_start " TYPE(VARCHAR, 40) ",\n"                                                        \
-        "    clinical_info_first_submitted " TYPE(VARCHAR, 40) ",\n"                                        \
-        "    appointment_start " TYPE(VARCHAR, 40) ",\n"                                                    \
-        "    appointment_end " TYPE(VARCHAR, 40) ",\n"                                                      \
-        "    commissioning_org " TYPE(VARCHAR, 16) ",\n"                                                    \
-        "    request_id " TYPE(VARCHAR, 64) ",\n"                                                           \
-        "    status " TYPE(VARCHAR, 32) ",\n"                                                               \
-        "    intent " TYPE(VARCHAR, 32) ",\n"                                                               \
+        "    specialty " TYPE(TEXT, ) ",\n"                                                                 \
+        "    specialty_display " TYPE(TEXT, ) ",\n"                                                         \
+        "    service_id " TYPE(TEXT, ) ",\n"                                                                \
+        "    service_name " TYPE(TEXT, ) ",\n"                                                              \
+        "    referral_type " TYPE(TEXT, ) ",\n"                                                             \
+        "    pathway_start " TYPE(TEXT, ) ",\n"                                                             \
+        "    clinical_info_first_submitted " TYPE(TEXT, ) ",\n"                                             \
+        "    appointment_start " TYPE(TEXT, ) ",\n"                                                         \
+        "    appointment_end " TYPE(TEXT, ) ",\n"                                                           \
+        "    commissioning_org " TYPE(TEXT, ) ",\n"                                                         \
+        "    request_id " TYPE(TEXT, ) ",\n"                                                                \
+        "    status " TYPE(TEXT, ) ",\n"                                                                    \
+        "    intent " TYPE(TEXT, ) ",\n"                                                                    \
         "    worklist " TYPE(VARCHAR, 64) ",\n"                                                             \
         "    first_synced_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                             \
         "    last_synced_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                              \
         "    pas_patient_id " TYPE(VARCHAR, 64) ", -- PATIENT IDENTIFIER (in the PAS)\n"                    \
         "    patient_match " TYPE(VARCHAR, 16) " DEFAULT 'NOT_CONFIGURED' NOT NULL,\n"                      \
         "    patient_checked_at " TYPE(VARCHAR, 32) "\n"                                                    \
+        ")" TABLE_OPTIONS
+
+#define STAGING_TABLE_DOCUMENT(TYPE, TABLE_OPTIONS)                                                         \
+        "(\n"                                                                                               \
+        "    document_id CHAR(36) NOT NULL PRIMARY KEY,\n"                                                  \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    source_ubrn CHAR(12) NOT NULL,\n"                                                              \
+        "    kind " TYPE(VARCHAR, 16) " NOT NULL,\n"                                                        \
+        "    attachment_id " TYPE(TEXT, ) " NOT NULL,\n"                                                    \
+        "    revision INTEGER NOT NULL,\n"                                                                  \
+        "    source_version " TYPE(BIGINT, ) " NOT NULL,\n"                                                 \
+        "    title " TYPE(TEXT, ) ",\n"                                                                     \
+        "    content_type " TYPE(TEXT, ) ",\n"                                                              \
+        "    declared_size " TYPE(BIGINT, ) ",\n"                                                           \
+        "    availability " TYPE(TEXT, ) ",\n"                                                              \
+        "    attached_by_user " TYPE(TEXT, ) ",\n"                                                          \
+        "    attached_by_org " TYPE(TEXT, ) ",\n"                                                           \
+        "    created " TYPE(TEXT, ) ",\n"                                                                   \
+        "    fetch_status " TYPE(VARCHAR, 16) " NOT NULL,\n"                                                \
+        "    not_fetched_reason " TYPE(VARCHAR, 255) ",\n"                                                  \
+        "    size_bytes " TYPE(BIGINT, ) ",\n"                                                              \
+        "    sha256 CHAR(64),\n"                                                                            \
+        "    part_count INTEGER,\n"                                                                         \
+        "    stored_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                   \
+        "    removed_at " TYPE(VARCHAR, 32) ",\n"                                                           \
+        "    occurrence INTEGER DEFAULT 0 NOT NULL,\n"                                                      \
+        "    attachment_key CHAR(64) NOT NULL,\n"                                                           \
+        "    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)\n" \
+        ")" TABLE_OPTIONS
+
+#define STAGING_TABLE_RETRY(TYPE, TABLE_OPTIONS)                                                            \
+        "(\n"                                                                                               \
+        "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
+        "    worklist " TYPE(VARCHAR, 64) " NOT NULL,\n"                                                    \
+        "    entry_version " TYPE(BIGINT, ) ",\n"                                                           \
+        "    priority " TYPE(TEXT, ) ",\n"                                                                  \
+        "    service_id " TYPE(TEXT, ) ",\n"                                                                \
+        "    service_name " TYPE(TEXT, ) ",\n"                                                              \
+        "    referral_type " TYPE(TEXT, ) ",\n"                                                             \
+        "    first_seen_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                               \
+        "    attempts INTEGER NOT NULL,\n"                                                                  \
+        "    last_attempt_at " TYPE(VARCHAR, 32) ",\n"                                                      \
+        "    next_attempt_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                             \
+        "    parked SMALLINT NOT NULL,\n"                                                                   \
+        "    reason " TYPE(VARCHAR, 512) ",\n"                                                              \
+        "    last_sqlstate CHAR(5),\n"                                                                      \
+        "    correlation_id " TYPE(VARCHAR, 36) "\n"                                                        \
+        ")" TABLE_OPTIONS
+
+#define STAGING_TABLE_AUDIT(TYPE, TABLE_OPTIONS)                                                            \
+        "(\n"                                                                                               \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    seq INTEGER NOT NULL,\n"                                                                       \
+        "    version " TYPE(BIGINT, ) ",\n"                                                                 \
+        "    event_type " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                  \
+        "    detail " TYPE(TEXT, ) ",\n"                                                                    \
+        "    documents " TYPE(TEXT, ) ",\n"                                                                 \
+        "    recorded_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                 \
+        "    correlation_id " TYPE(VARCHAR, 36) ",\n"                                                       \
+        "    PRIMARY KEY (ubrn, seq)\n"                                                                     \
+        ")" TABLE_OPTIONS
+
+/* The view for admin staff.  A document is counted once, at its latest
+ * revision: the subquery finds it by its key, never by its id (a TEXT). */
+#define STAGING_VIEW_INBOX(CREATE_VIEW)                                                                     \
+        CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
+        "SELECT r.ubrn,\n"                                                                                  \
+        "       r.nhs_number, -- PATIENT IDENTIFIER\n"                                                      \
+        "       r.nhs_number_valid,\n"                                                                      \
+        "       r.priority,\n"                                                                              \
+        "       r.state,\n"                                                                                 \
+        "       r.specialty,\n"                                                                             \
+        "       r.specialty_display,\n"                                                                     \
+        "       r.service_id,\n"                                                                            \
+        "       r.service_name,\n"                                                                          \
+        "       r.appointment_start,\n"                                                                     \
+        "       r.appointment_end,\n"                                                                       \
+        "       r.worklist,\n"                                                                              \
+        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
+        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'\n"                                   \
+        "           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2\n"                       \
+        "                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn\n"         \
+        "                                AND d2.kind = d.kind\n"                                            \
+        "                                AND d2.attachment_key = d.attachment_key)) AS documents_fetched,\n" \
+        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
+        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,\n"    \
+        "       r.last_synced_at,\n"                                                                        \
+        "       r.pas_patient_id, -- PATIENT IDENTIFIER\n"                                                  \
+        "       r.patient_match\n"                                                                          \
+        "  FROM ers_referral r"
+
+#define STAGING_SCHEMA_DDL(TYPE, BLOB, TABLE_OPTIONS, CREATE_TABLE, CREATE_INDEX, CREATE_VIEW)              \
+        {                                                                                                   \
+        CREATE_TABLE("ers_schema_version", "(\n"                                                            \
+        "    version INTEGER NOT NULL\n"                                                                    \
         ")" TABLE_OPTIONS),                                                                                 \
+                                                                                                            \
+        CREATE_TABLE("ers_referral", STAGING_TABLE_REFERRAL(TYPE, TABLE_OPTIONS)),                          \
                                                                                                             \
         CREATE_INDEX("ers_referral_patient_match", "ers_referral", "(patient_match)"),                      \
                                                                                                             \
@@ -85,30 +191,7 @@
         "    PRIMARY KEY (ubrn, related_ubrn)\n"                                                            \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
-        CREATE_TABLE("ers_document", "(\n"                                                                  \
-        "    document_id CHAR(36) NOT NULL PRIMARY KEY,\n"                                                  \
-        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
-        "    source_ubrn CHAR(12) NOT NULL,\n"                                                              \
-        "    kind " TYPE(VARCHAR, 16) " NOT NULL,\n"                                                        \
-        "    attachment_id " TYPE(VARCHAR, 64) " NOT NULL,\n"                                               \
-        "    revision INTEGER NOT NULL,\n"                                                                  \
-        "    source_version " TYPE(BIGINT, ) " NOT NULL,\n"                                                 \
-        "    title " TYPE(VARCHAR, 255) ",\n"                                                               \
-        "    content_type " TYPE(VARCHAR, 128) ",\n"                                                        \
-        "    declared_size " TYPE(BIGINT, ) ",\n"                                                           \
-        "    availability " TYPE(VARCHAR, 32) ",\n"                                                         \
-        "    attached_by_user " TYPE(VARCHAR, 32) ",\n"                                                     \
-        "    attached_by_org " TYPE(VARCHAR, 16) ",\n"                                                      \
-        "    created " TYPE(VARCHAR, 40) ",\n"                                                              \
-        "    fetch_status " TYPE(VARCHAR, 16) " NOT NULL,\n"                                                \
-        "    not_fetched_reason " TYPE(VARCHAR, 255) ",\n"                                                  \
-        "    size_bytes " TYPE(BIGINT, ) ",\n"                                                              \
-        "    sha256 CHAR(64),\n"                                                                            \
-        "    part_count INTEGER,\n"                                                                         \
-        "    stored_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                   \
-        "    removed_at " TYPE(VARCHAR, 32) ",\n"                                                           \
-        "    UNIQUE (ubrn, source_ubrn, attachment_id, revision)\n"                                         \
-        ")" TABLE_OPTIONS),                                                                                 \
+        CREATE_TABLE("ers_document", STAGING_TABLE_DOCUMENT(TYPE, TABLE_OPTIONS)),                          \
                                                                                                             \
         CREATE_INDEX("ers_document_ubrn", "ers_document", "(ubrn)"),                                        \
                                                                                                             \
@@ -139,23 +222,7 @@
         "    renewed_at " TYPE(VARCHAR, 32) " NOT NULL\n"                                                   \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
-        CREATE_TABLE("ers_retry", "(\n"                                                                     \
-        "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
-        "    worklist " TYPE(VARCHAR, 64) " NOT NULL,\n"                                                    \
-        "    entry_version " TYPE(BIGINT, ) ",\n"                                                           \
-        "    priority " TYPE(VARCHAR, 32) ",\n"                                                             \
-        "    service_id " TYPE(VARCHAR, 16) ",\n"                                                           \
-        "    service_name " TYPE(VARCHAR, 255) ",\n"                                                        \
-        "    referral_type " TYPE(VARCHAR, 64) ",\n"                                                        \
-        "    first_seen_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                               \
-        "    attempts INTEGER NOT NULL,\n"                                                                  \
-        "    last_attempt_at " TYPE(VARCHAR, 32) ",\n"                                                      \
-        "    next_attempt_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                             \
-        "    parked SMALLINT NOT NULL,\n"                                                                   \
-        "    reason " TYPE(VARCHAR, 512) ",\n"                                                              \
-        "    last_sqlstate CHAR(5),\n"                                                                      \
-        "    correlation_id " TYPE(VARCHAR, 36) "\n"                                                        \
-        ")" TABLE_OPTIONS),                                                                                 \
+        CREATE_TABLE("ers_retry", STAGING_TABLE_RETRY(TYPE, TABLE_OPTIONS)),                                \
                                                                                                             \
         CREATE_INDEX("ers_retry_next", "ers_retry", "(next_attempt_at)"),                                   \
                                                                                                             \
@@ -175,17 +242,7 @@
         "    referrals INTEGER\n"                                                                           \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
-        CREATE_TABLE("ers_audit", "(\n"                                                                     \
-        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
-        "    seq INTEGER NOT NULL,\n"                                                                       \
-        "    version " TYPE(BIGINT, ) ",\n"                                                                 \
-        "    event_type " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                  \
-        "    detail " TYPE(TEXT, ) ",\n"                                                                    \
-        "    documents " TYPE(TEXT, ) ",\n"                                                                 \
-        "    recorded_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                 \
-        "    correlation_id " TYPE(VARCHAR, 36) ",\n"                                                       \
-        "    PRIMARY KEY (ubrn, seq)\n"                                                                     \
-        ")" TABLE_OPTIONS),                                                                                 \
+        CREATE_TABLE("ers_audit", STAGING_TABLE_AUDIT(TYPE, TABLE_OPTIONS)),                                \
                                                                                                             \
         CREATE_TABLE("ers_worklist_entry", "(\n"                                                            \
         "    worklist " TYPE(VARCHAR, 64) " NOT NULL,\n"                                                    \
@@ -198,30 +255,7 @@
                                                                                                             \
         CREATE_INDEX("ers_worklist_entry_ubrn", "ers_worklist_entry", "(ubrn)"),                            \
                                                                                                             \
-        CREATE_VIEW " ers_referral_inbox AS\n"                                                              \
-        "SELECT r.ubrn,\n"                                                                                  \
-        "       r.nhs_number, -- PATIENT IDENTIFIER\n"                                                      \
-        "       r.nhs_number_valid,\n"                                                                      \
-        "       r.priority,\n"                                                                              \
-        "       r.state,\n"                                                                                 \
-        "       r.specialty,\n"                                                                             \
-        "       r.specialty_display,\n"                                                                     \
-        "       r.service_id,\n"                                                                            \
-        "       r.service_name,\n"                                                                          \
-        "       r.appointment_start,\n"                                                                     \
-        "       r.appointment_end,\n"                                                                       \
-        "       r.worklist,\n"                                                                              \
-        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
-        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'\n"                                   \
-        "           AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2\n"                       \
-        "                              WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn\n"         \
-        "                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,\n"  \
-        "       (SELECT COUNT(*) FROM ers_document d\n"                                                     \
-        "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,\n"    \
-        "       r.last_synced_at,\n"                                                                        \
-        "       r.pas_patient_id, -- PATIENT IDENTIFIER\n"                                                  \
-        "       r.patient_match\n"                                                                          \
-        "  FROM ers_referral r",                                                                            \
+        STAGING_VIEW_INBOX(CREATE_VIEW),                                                                    \
                                                                                                             \
         NULL,                                                                                               \
         }
@@ -229,15 +263,28 @@
 /*
  * The upgrades of an older schema, as steps pas_init_schema() runs before
  * STAGING_SCHEMA_DDL, in one transaction, and only on a schema whose
- * ers_schema_version says 1 or 2.  A step with a column runs only when that
- * column is absent (SQLColumns): the upgrade may be run again after a DBMS
- * that commits DDL at once (MariaDB) stopped half-way.  New tables need no
- * step: STAGING_SCHEMA_DDL creates what is missing.
+ * ers_schema_version says 1, 2 or 3.  A step with a column runs only when
+ * that column is absent (SQLColumns): the upgrade may be run again after a
+ * DBMS that commits DDL at once (MariaDB, Oracle) stopped half-way; every
+ * other step must be safe to run again.  A step with a table and no column
+ * runs only when that table exists (a version-3 table is absent during an
+ * upgrade from version 1 or 2: STAGING_SCHEMA_DDL creates it afterwards, as
+ * version 4 has it).  New tables need no step: STAGING_SCHEMA_DDL creates
+ * what is missing.
  *
  *   version 2: patient matching (ers_referral.pas_patient_id, …)
  *   version 3: the ledger's worklist times (first_seen_at, left_worklist_at,
  *              next_check_at), ers_document.removed_at; the ers_retry,
  *              ers_budget, ers_poll, ers_audit and ers_worklist_entry tables
+ *   version 4: every id, code and text from e-RS held whole (TEXT); a
+ *              document identified by (ubrn, source_ubrn, kind,
+ *              attachment_key, revision): ers_document.occurrence and
+ *              .attachment_key, filled by a C step (document_key_fill), the
+ *              old UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+ *              replaced by the constraint ers_document_identity, and the
+ *              view's latest-revision subquery on the key.  Each vendor has
+ *              its own way to widen a column and drop an auto-named
+ *              constraint: the adapter writes those steps.
  *
  *   TYPE          as for STAGING_SCHEMA_DDL
  *   ADD_COLUMN    what follows "ALTER TABLE <table>" to add one column:
@@ -251,25 +298,40 @@
  * keeps the view's grants, there is none).
  */
 struct schema_step {
-        const char *table;  /* with column: the step runs only when table.column is absent */
-        const char *column; /* NULL: the step always runs */
-        const char *sql;    /* one statement, same rules as the DDL */
+        const char *table;  /* with column: the step runs only when table.column is absent; without: only
+                               when the table exists; NULL: the step always runs */
+        const char *column;
+        const char *sql;    /* one statement, same rules as the DDL; NULL for a C step */
+        int (*run)(struct pas *p, struct errbuf *e); /* a C step (when sql is NULL): 0 or a negative errno */
 };
 
 #define STAGING_SCHEMA_STEPS_TO_V2(TYPE, ADD_COLUMN)                                                              \
-        { "ers_referral", "pas_patient_id", "ALTER TABLE ers_referral" ADD_COLUMN " pas_patient_id " TYPE(VARCHAR, 64) }, \
+        { "ers_referral", "pas_patient_id", "ALTER TABLE ers_referral" ADD_COLUMN " pas_patient_id " TYPE(VARCHAR, 64), NULL }, \
         { "ers_referral", "patient_match",                                                                  \
-          "ALTER TABLE ers_referral" ADD_COLUMN " patient_match " TYPE(VARCHAR, 16) " DEFAULT 'NOT_CONFIGURED' NOT NULL" }, \
-        { "ers_referral", "patient_checked_at", "ALTER TABLE ers_referral" ADD_COLUMN " patient_checked_at " TYPE(VARCHAR, 32) },
+          "ALTER TABLE ers_referral" ADD_COLUMN " patient_match " TYPE(VARCHAR, 16) " DEFAULT 'NOT_CONFIGURED' NOT NULL", NULL }, \
+        { "ers_referral", "patient_checked_at", "ALTER TABLE ers_referral" ADD_COLUMN " patient_checked_at " TYPE(VARCHAR, 32), NULL },
 
 #define STAGING_SCHEMA_STEPS_TO_V3(TYPE, ADD_COLUMN)                                                              \
-        { "ers_ledger", "first_seen_at", "ALTER TABLE ers_ledger" ADD_COLUMN " first_seen_at " TYPE(VARCHAR, 32) }, \
-        { "ers_ledger", "left_worklist_at", "ALTER TABLE ers_ledger" ADD_COLUMN " left_worklist_at " TYPE(VARCHAR, 32) }, \
-        { "ers_ledger", "next_check_at", "ALTER TABLE ers_ledger" ADD_COLUMN " next_check_at " TYPE(VARCHAR, 32) }, \
-        { "ers_document", "removed_at", "ALTER TABLE ers_document" ADD_COLUMN " removed_at " TYPE(VARCHAR, 32) },
+        { "ers_ledger", "first_seen_at", "ALTER TABLE ers_ledger" ADD_COLUMN " first_seen_at " TYPE(VARCHAR, 32), NULL }, \
+        { "ers_ledger", "left_worklist_at", "ALTER TABLE ers_ledger" ADD_COLUMN " left_worklist_at " TYPE(VARCHAR, 32), NULL }, \
+        { "ers_ledger", "next_check_at", "ALTER TABLE ers_ledger" ADD_COLUMN " next_check_at " TYPE(VARCHAR, 32), NULL }, \
+        { "ers_document", "removed_at", "ALTER TABLE ers_document" ADD_COLUMN " removed_at " TYPE(VARCHAR, 32), NULL },
+
+/* The first steps to version 4, on every vendor: the two columns of the
+ * document's identity (attachment_key NULL until filled), then the C step
+ * that fills the key.  Before any column is widened, so that the C step
+ * reads attachment_id as the version-3 column it still is. */
+#define STAGING_SCHEMA_STEPS_TO_V4_KEY(ADD_COLUMN)                                                          \
+        { "ers_document", "occurrence", "ALTER TABLE ers_document" ADD_COLUMN " occurrence INTEGER DEFAULT 0 NOT NULL", NULL }, \
+        { "ers_document", "attachment_key", "ALTER TABLE ers_document" ADD_COLUMN " attachment_key CHAR(64)", NULL }, \
+        { NULL, NULL, NULL, document_key_fill },
+
+/* What an adapter's upgrade(from) returns, given its step lists from versions 1, 2 and 3. */
+#define STAGING_SCHEMA_UPGRADE_FROM(from, v1, v2, v3)                                                       \
+        ((from) == 1 ? (v1) : (from) == 2 ? (v2) : (from) == 3 ? (v3) : NULL)
 
 #define STAGING_SCHEMA_UPGRADE(...)                                                                         \
         {                                                                                                   \
         __VA_ARGS__                                                                                         \
-        { NULL, NULL, NULL },                                                                               \
+        { NULL, NULL, NULL, NULL },                                                                         \
         }

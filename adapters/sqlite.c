@@ -49,14 +49,43 @@ static const char *const *sqlite_schema(void) {
         return sqlite_ddl;
 }
 
-/* From version 1 or 2 (schema.h); from 1 the view is dropped, to be recreated with the version-2 columns. */
+/*
+ * To version 4 (schema.h).  SQLite does not enforce a column's width, but a
+ * table keeps the text of its CREATE statement, and its UNIQUE constraint,
+ * for ever: the tables version 4 changes are rebuilt from the very
+ * definitions a fresh schema has (copied aside, dropped, created, filled
+ * back), so that a fresh and an upgraded schema are the same to the text
+ * SQLite keeps.  ers_audit is the same in both.  Dropping ers_document
+ * leaves its parts without their row until it is filled back: the foreign
+ * key is checked at the commit (defer_foreign_keys, which the commit turns
+ * off again).  A step names the table it needs: a version-3 table is absent
+ * in an upgrade from version 1 or 2, and created as version 4 has it.
+ */
+#define SQLITE_REBUILD(name, definition)                                                                    \
+        { name, NULL, "CREATE TABLE " name "_v3 AS SELECT * FROM " name, NULL },                            \
+        { name, NULL, "DROP TABLE " name, NULL },                                                           \
+        { name "_v3", NULL, SCHEMA_CREATE_TABLE(name, definition), NULL },                                  \
+        { name "_v3", NULL, "INSERT INTO " name " SELECT * FROM " name "_v3", NULL },                        \
+        { name "_v3", NULL, "DROP TABLE " name "_v3", NULL },
+
+#define SQLITE_STEPS_TO_V4                                                                                  \
+        STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD COLUMN")                                                       \
+        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox", NULL }, /* recreated by CREATE VIEW */      \
+        { NULL, NULL, "PRAGMA defer_foreign_keys = ON", NULL },                                             \
+        SQLITE_REBUILD("ers_referral", STAGING_TABLE_REFERRAL(SCHEMA_TYPE, ""))                             \
+        SQLITE_REBUILD("ers_document", STAGING_TABLE_DOCUMENT(SCHEMA_TYPE, ""))                             \
+        SQLITE_REBUILD("ers_retry", STAGING_TABLE_RETRY(SCHEMA_TYPE, ""))
+
+/* From version 1, 2 or 3 (schema.h). */
 static const struct schema_step sqlite_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
         STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN")
-        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox" },);
-static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN"));
+        SQLITE_STEPS_TO_V4);
+static const struct schema_step sqlite_upgrade_v2[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") SQLITE_STEPS_TO_V4);
+static const struct schema_step sqlite_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLITE_STEPS_TO_V4);
 
 static const struct schema_step *sqlite_upgrade(long long from) {
-        return from == 1 ? sqlite_upgrade_v1 : from == 2 ? sqlite_upgrade_v2 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlite_upgrade_v1, sqlite_upgrade_v2, sqlite_upgrade_v3);
 }
 
 static int sqlite_connect_options(const char *connection, char *ret, size_t n) {

@@ -92,13 +92,80 @@ static const char *const *sqlserver_schema(void) {
         return sqlserver_ddl;
 }
 
-/* From version 1 or 2 (schema.h); CREATE OR ALTER VIEW then adds the version-2 columns to the view. */
-static const struct schema_step sqlserver_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(SQLSERVER_TYPE, " ADD") STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD"));
-static const struct schema_step sqlserver_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD"));
+/*
+ * To version 4 (schema.h).  NEVER RUN AGAINST A LIVE SERVER (best effort,
+ * docs/sqlserver.md).  One transaction (SQL Server's DDL is transactional).
+ * ALTER COLUMN changes one column at a time and must restate NOT NULL; a
+ * column in an index or with statistics on it cannot change its type: the
+ * statistics SQL Server made itself on these tables are dropped first (it
+ * makes them again), and the old UNIQUE constraint, whose name SQL Server
+ * made up, is found in the catalog and dropped.  A step names the table it
+ * needs (ers_retry is absent in an upgrade from version 1 or 2).
+ */
+#define SQLSERVER_TEXT(table, column) { table, NULL, "ALTER TABLE " table " ALTER COLUMN " column " NVARCHAR(MAX)", NULL },
+#define SQLSERVER_STEPS_TO_V4                                                                               \
+        STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD")                                                              \
+        { NULL, NULL,                                                                                       \
+          "DECLARE @sql NVARCHAR(MAX) = N''; "                                                              \
+          "SELECT @sql = @sql + N'DROP STATISTICS ' + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name) + N'; ' " \
+          "FROM sys.stats s WHERE s.auto_created = 1 AND s.object_id IN "                                   \
+          "(OBJECT_ID(N'ers_document'), OBJECT_ID(N'ers_referral'), OBJECT_ID(N'ers_retry')); "             \
+          "EXEC (@sql)",                                                                                    \
+          NULL },                                                                                           \
+        { NULL, NULL,                                                                                       \
+          "DECLARE @name sysname; "                                                                         \
+          "SELECT @name = kc.name FROM sys.key_constraints kc WHERE kc.type = 'UQ' "                        \
+          "AND kc.parent_object_id = OBJECT_ID(N'ers_document') AND EXISTS (SELECT 1 FROM sys.index_columns ic " \
+          "JOIN sys.columns c ON c.object_id = ic.object_id AND c.column_id = ic.column_id "                \
+          "WHERE ic.object_id = kc.parent_object_id AND ic.index_id = kc.unique_index_id "                  \
+          "AND c.name = N'attachment_id'); "                                                                \
+          "IF @name IS NOT NULL EXEC (N'ALTER TABLE ers_document DROP CONSTRAINT ' + QUOTENAME(@name))",    \
+          NULL },                                                                                           \
+        { NULL, NULL, "ALTER TABLE ers_document ALTER COLUMN attachment_key CHAR(64) NOT NULL", NULL },     \
+        { NULL, NULL, "ALTER TABLE ers_document ALTER COLUMN attachment_id NVARCHAR(MAX) NOT NULL", NULL }, \
+        SQLSERVER_TEXT("ers_document", "title")                                                             \
+        SQLSERVER_TEXT("ers_document", "content_type")                                                      \
+        SQLSERVER_TEXT("ers_document", "availability")                                                      \
+        SQLSERVER_TEXT("ers_document", "attached_by_user")                                                  \
+        SQLSERVER_TEXT("ers_document", "attached_by_org")                                                   \
+        SQLSERVER_TEXT("ers_document", "created")                                                           \
+        { NULL, NULL,                                                                                       \
+          "IF OBJECT_ID(N'ers_document_identity', N'UQ') IS NULL\n"                                         \
+          "ALTER TABLE ers_document ADD CONSTRAINT ers_document_identity "                                  \
+          "UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)",                                     \
+          NULL },                                                                                           \
+        SQLSERVER_TEXT("ers_referral", "nhs_number")                                                        \
+        SQLSERVER_TEXT("ers_referral", "priority")                                                          \
+        SQLSERVER_TEXT("ers_referral", "state")                                                             \
+        SQLSERVER_TEXT("ers_referral", "state_reason")                                                      \
+        SQLSERVER_TEXT("ers_referral", "specialty")                                                         \
+        SQLSERVER_TEXT("ers_referral", "specialty_display")                                                 \
+        SQLSERVER_TEXT("ers_referral", "service_id")                                                        \
+        SQLSERVER_TEXT("ers_referral", "service_name")                                                      \
+        SQLSERVER_TEXT("ers_referral", "referral_type")                                                     \
+        SQLSERVER_TEXT("ers_referral", "pathway_start")                                                     \
+        SQLSERVER_TEXT("ers_referral", "clinical_info_first_submitted")                                     \
+        SQLSERVER_TEXT("ers_referral", "appointment_start")                                                 \
+        SQLSERVER_TEXT("ers_referral", "appointment_end")                                                   \
+        SQLSERVER_TEXT("ers_referral", "commissioning_org")                                                 \
+        SQLSERVER_TEXT("ers_referral", "request_id")                                                        \
+        SQLSERVER_TEXT("ers_referral", "status")                                                            \
+        SQLSERVER_TEXT("ers_referral", "intent")                                                            \
+        SQLSERVER_TEXT("ers_retry", "priority")                                                             \
+        SQLSERVER_TEXT("ers_retry", "service_id")                                                           \
+        SQLSERVER_TEXT("ers_retry", "service_name")                                                         \
+        SQLSERVER_TEXT("ers_retry", "referral_type")
+
+/* From version 1, 2 or 3 (schema.h); CREATE OR ALTER VIEW then gives the view its version-4 form. */
+static const struct schema_step sqlserver_upgrade_v1[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(SQLSERVER_TYPE, " ADD")
+                               STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4);
+static const struct schema_step sqlserver_upgrade_v2[] =
+        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4);
+static const struct schema_step sqlserver_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLSERVER_STEPS_TO_V4);
 
 static const struct schema_step *sqlserver_upgrade(long long from) {
-        return from == 1 ? sqlserver_upgrade_v1 : from == 2 ? sqlserver_upgrade_v2 : NULL;
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlserver_upgrade_v1, sqlserver_upgrade_v2, sqlserver_upgrade_v3);
 }
 
 /* True when any occurrence of `key` in `connection` has one of the values in `bad`. */

@@ -9,6 +9,7 @@
 
 #include <json-c/json.h>
 
+#include "escape.h"
 #include "log.h"
 
 /* ---- text ------------------------------------------------------------------- */
@@ -65,7 +66,77 @@ void audit_text_free(struct audit_text *t) {
         if (!t)
                 return;
         free(t->p);
+        for (size_t i = 0; i < t->n_values; i++)
+                free(t->values[i]);
+        free(t->values);
         *t = (struct audit_text){ .p = NULL };
+}
+
+/* ---- values from outside ----------------------------------------------------------- */
+
+/* A value that needs no quotes: 1 or more of A-Z a-z 0-9 . _ : / + @ -, and not
+ * "none" (what an absent value is shown as).  Nothing in it can end a clause
+ * ("; "), a line, or a quoted value. */
+static bool plain_token(const char *s) {
+        static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/+@-";
+
+        return *s && strspn(s, plain) == strlen(s) && strcmp(s, "none") != 0;
+}
+
+/* s as a JSON string literal, escaped by escape.h (ESCAPE_JSON); NULL when out of memory. */
+static char *json_literal(const char *s) {
+        json_object *o = json_object_new_string(s);
+        char *q = o ? escape_json_dup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                            JSON_C_TO_STRING_NOSLASHESCAPE))
+                    : NULL;
+
+        json_object_put(o);
+        return q;
+}
+
+char *audit_quote(const char *s) {
+        return plain_token(s) ? strdup(s) : json_literal(s);
+}
+
+const char *audit_q(struct audit_text *t, const char *s) {
+        char *q, **values;
+
+        if (t->oom)
+                return "";
+        q = audit_quote(s);
+        values = q ? realloc(t->values, (t->n_values + 1) * sizeof *t->values) : NULL;
+        if (!values) {
+                free(q);
+                t->oom = true;
+                return "";
+        }
+        t->values = values;
+        t->values[t->n_values++] = q;
+        return q;
+}
+
+void audit_document(struct audit_text *t, const char *document_id, const char *sha256, enum document_kind kind,
+                    const char *attachment_id, int64_t revision, const char *source_ubrn) {
+        json_object *o = json_object_new_object();
+        char *line = NULL;
+
+        if (o) {
+                json_object_object_add(o, "document_id", json_object_new_string(document_id));
+                json_object_object_add(o, "sha256", sha256 ? json_object_new_string(sha256) : NULL);
+                json_object_object_add(o, "kind", json_object_new_string(kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"));
+                json_object_object_add(o, "attachment_id", json_object_new_string(attachment_id));
+                json_object_object_add(o, "revision", json_object_new_int64(revision));
+                if (source_ubrn)
+                        json_object_object_add(o, "source_ubrn", json_object_new_string(source_ubrn));
+                line = escape_json_dup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+        }
+        if (line)
+                audit_line(t, "%s", line);
+        else
+                t->oom = true;
+        free(line);
+        json_object_put(o);
 }
 
 /* ---- what changed -------------------------------------------------------------- */
@@ -81,13 +152,14 @@ static bool same_code(const char *stored, const char *now) {
         return strcmp(stored, now ? now : "") == 0;
 }
 
-static const char *shown(const char *s) {
-        return s && *s ? s : "none";
+/* A value as the trail shows it: "none" when absent, else audit_q(). */
+static const char *shown(struct audit_text *t, const char *s) {
+        return s && *s ? audit_q(t, s) : "none";
 }
 
 static void code_change(struct audit_text *t, const char *field, const char *stored, const char *now) {
         if (!same_code(stored, now))
-                audit_clause(t, "%s %s -> %s", field, shown(stored), shown(now));
+                audit_clause(t, "%s %s -> %s", field, shown(t, stored), shown(t, now));
 }
 
 static bool related_has(const char (*list)[UBRN_LEN + 1], size_t n, const char *ubrn) {
@@ -104,9 +176,9 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
 
         if (!before->found) {
                 audit_clause(t, "new referral: state %s; priority %s; %zu attachment(s); %zu related referral(s)",
-                             shown(now->state), shown(priority), now->n_attachments, now->n_related);
+                             shown(t, now->state), shown(t, priority), now->n_attachments, now->n_related);
                 if (now->appointment_start)
-                        audit_clause(t, "appointment %s", now->appointment_start);
+                        audit_clause(t, "appointment %s", shown(t, now->appointment_start));
                 return;
         }
         if (before->version != now->version)
@@ -122,12 +194,12 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
         if (!same_code(before->appointment_start, now->appointment_start) ||
             !same_code(before->appointment_end, now->appointment_end)) {
                 if (!before->appointment_start[0])
-                        audit_clause(t, "appointment booked: %s", shown(now->appointment_start));
+                        audit_clause(t, "appointment booked: %s", shown(t, now->appointment_start));
                 else if (!now->appointment_start)
-                        audit_clause(t, "appointment removed (was %s)", before->appointment_start);
+                        audit_clause(t, "appointment removed (was %s)", shown(t, before->appointment_start));
                 else
-                        audit_clause(t, "appointment moved: %s -> %s", before->appointment_start,
-                                     now->appointment_start);
+                        audit_clause(t, "appointment moved: %s -> %s", shown(t, before->appointment_start),
+                                     shown(t, now->appointment_start));
         }
         for (size_t i = 0; i < now->n_related; i++)
                 if (!related_has((const char (*)[UBRN_LEN + 1]) before->related, before->n_related, now->related[i]) &&
@@ -138,11 +210,14 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                         audit_clause(t, "related referral removed: %s", before->related[i]);
 }
 
-static const struct attachment *listed(const struct referral *src, const char *id) {
+/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
+static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
+        unsigned seen = 0;
+
         for (size_t i = 0; i < src->n_attachments; i++)
-                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0)
-                        return &src->attachments[i];
-        return NULL;
+                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
+                        return true;
+        return false;
 }
 
 int audit_attachments(struct pas *p, const char *ubrn, const struct referral *src, const char *prefix,
@@ -153,28 +228,29 @@ int audit_attachments(struct pas *p, const char *ubrn, const struct referral *sr
 
         r = pas_attachments_stored(p, ubrn, src->ubrn, &stored, &n, e);
         if (r < 0 || n == 0) {
-                free(stored);
+                stored_attachments_free(stored, n);
                 return r;
         }
         const char *pre = prefix ? prefix : "";
         for (size_t i = 0; i < src->n_attachments; i++) {
                 const char *id = src->attachments[i].id;
+                unsigned occurrence = attachment_occurrence(src, i);
                 bool known = false;
                 for (size_t k = 0; id && k < n && !known; k++)
-                        known = strcmp(stored[k].id, id) == 0;
+                        known = stored[k].occurrence == occurrence && strcmp(stored[k].id, id) == 0;
                 if (id && !known)
-                        audit_clause(t, "%sattachment added: %s", pre, id);
+                        audit_clause(t, "%sattachment added: %s", pre, audit_q(t, id));
         }
         for (size_t k = 0; k < n && r >= 0; k++) {
-                bool now_listed = listed(src, stored[k].id) != NULL;
+                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
                 if (now_listed == !stored[k].removed)
                         continue;
-                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, !now_listed, e);
+                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, stored[k].occurrence, !now_listed, e);
                 if (r >= 0)
                         audit_clause(t, "%sattachment %s: %s", pre, now_listed ? "listed again" : "removed",
-                                     stored[k].id);
+                                     audit_q(t, stored[k].id));
         }
-        free(stored);
+        stored_attachments_free(stored, n);
         return r;
 }
 
@@ -242,24 +318,81 @@ struct print_ctx {
         json_object *rows; /* with json */
 };
 
-/* Text for a terminal: control characters (which a server could have put into
- * a code) are shown as '?'. */
-static void put_clean(FILE *out, const char *s) {
-        for (; s && *s; s++)
-                fputc((unsigned char) *s < 0x20 || *s == 0x7f ? '?' : *s, out);
+/* The documents column holds JSON lines (written by audit_document()) when it
+ * starts with '{'; rows written before hold "<document_id> <sha256> <id>
+ * r<revision>[ of <UBRN>]" lines and start with their first document_id, a
+ * UUID (audit.h). */
+static bool documents_are_json(const char *documents) {
+        return documents && documents[0] == '{';
 }
 
-static json_object *documents_json(const char *documents) {
-        json_object *list = json_object_new_array();
-        const char *s = documents;
+/* A walk over the lines of a documents column. */
+struct documents_walk {
+        bool json;         /* written by audit_document() (documents_are_json()) */
+        json_object *list; /* --json: the entries */
+        FILE *out;         /* the table */
+};
 
-        while (s && *s) {
+/* Calls fn for each line of text (not NUL-terminated: `len` bytes). */
+static void each_line(const char *text, void (*fn)(void *userdata, const char *line, size_t len), void *userdata) {
+        for (const char *s = text; s && *s;) {
                 size_t len = strcspn(s, "\n");
-                char line[256], id[64] = "", sha[80] = "", att[80] = "", source[16] = "";
+                fn(userdata, s, len);
+                s += len;
+                if (*s == '\n')
+                        s++;
+        }
+}
+
+/* One line of a JSON-lines documents column: an object, or NULL. */
+static json_object *document_line(const char *line, size_t len) {
+        json_tokener *tok = json_tokener_new();
+        json_object *o = tok ? json_tokener_parse_ex(tok, line, (int) (len < INT32_MAX ? len : INT32_MAX)) : NULL;
+
+        if (o && (!json_object_is_type(o, json_type_object) || json_tokener_get_parse_end(tok) != len)) {
+                json_object_put(o);
+                o = NULL;
+        }
+        json_tokener_free(tok);
+        return o;
+}
+
+static const char *member_string(json_object *o, const char *key) {
+        json_object *v = json_object_object_get(o, key);
+        return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* --json: one entry per document, as stored.  A line of either form that does
+ * not read as a document comes out as {"text": line}. */
+static void document_json(void *userdata, const char *line, size_t len) {
+        struct documents_walk *c = userdata;
+        json_object *d = json_object_new_object();
+
+        if (c->json) {
+                json_object *o = document_line(line, len);
+                const char *id = o ? member_string(o, "document_id") : NULL;
+                const char *att = o ? member_string(o, "attachment_id") : NULL;
+                const char *sha = o ? member_string(o, "sha256") : NULL;
+                json_object *rev = o ? json_object_object_get(o, "revision") : NULL;
+                if (id && att && json_object_is_type(rev, json_type_int)) {
+                        json_object_object_add(d, "document_id", json_object_new_string(id));
+                        json_object_object_add(d, "sha256", sha ? json_object_new_string(sha) : NULL);
+                        json_object_object_add(d, "fetched", json_object_new_boolean(sha != NULL));
+                        if (member_string(o, "kind"))
+                                json_object_object_add(d, "kind", json_object_new_string(member_string(o, "kind")));
+                        json_object_object_add(d, "attachment_id", json_object_new_string(att));
+                        json_object_object_add(d, "revision", json_object_new_int64(json_object_get_int64(rev)));
+                        if (member_string(o, "source_ubrn"))
+                                json_object_object_add(d, "source_ubrn",
+                                                       json_object_new_string(member_string(o, "source_ubrn")));
+                } else
+                        json_object_object_add(d, "text", json_object_new_string_len(line, (int) len));
+                json_object_put(o);
+        } else {
+                char text[256], id[64] = "", sha[80] = "", att[80] = "", source[16] = "";
                 long long rev = 0;
-                snprintf(line, sizeof line, "%.*s", (int) (len < sizeof line ? len : sizeof line - 1), s);
-                json_object *d = json_object_new_object();
-                int fields = sscanf(line, "%63s %79s %79s r%lld of %15s", id, sha, att, &rev, source);
+                snprintf(text, sizeof text, "%.*s", (int) (len < sizeof text ? len : sizeof text - 1), line);
+                int fields = sscanf(text, "%63s %79s %79s r%lld of %15s", id, sha, att, &rev, source);
                 if (fields >= 4) {
                         bool fetched = strcmp(sha, "NOT_FETCHED") != 0;
                         json_object_object_add(d, "document_id", json_object_new_string(id));
@@ -270,13 +403,38 @@ static json_object *documents_json(const char *documents) {
                         if (fields == 5)
                                 json_object_object_add(d, "source_ubrn", json_object_new_string(source));
                 } else
-                        json_object_object_add(d, "text", json_object_new_string(line));
-                json_object_array_add(list, d);
-                s += len;
-                if (*s == '\n')
-                        s++;
+                        json_object_object_add(d, "text", json_object_new_string(text));
         }
-        return list;
+        json_object_array_add(c->list, d);
+}
+
+static json_object *documents_json(const char *documents) {
+        struct documents_walk c = { .json = documents_are_json(documents), .list = json_object_new_array() };
+
+        each_line(documents, document_json, &c);
+        return c.list;
+}
+
+/* The table: one "document …" line per document, every value escaped
+ * (escape.h); an attachment id that is not a plain token is shown as the JSON
+ * literal the trail stores, so an id with spaces reads as one. */
+static void document_text(void *userdata, const char *line, size_t len) {
+        struct documents_walk *c = userdata;
+        json_object *o = c->json ? document_line(line, len) : NULL;
+        const char *id = o ? member_string(o, "document_id") : NULL;
+        const char *att = o ? member_string(o, "attachment_id") : NULL;
+        json_object *rev = o ? json_object_object_get(o, "revision") : NULL;
+        char *shown = att ? audit_quote(att) : NULL;
+
+        if (id && shown && json_object_is_type(rev, json_type_int)) {
+                const char *sha = member_string(o, "sha256"), *source = member_string(o, "source_ubrn");
+                escape_fprintf(c->out, "%-4s   document %s %s %s r%" PRId64 "%s%s", "", id, sha ? sha : "NOT_FETCHED",
+                               shown, json_object_get_int64(rev), source ? " of " : "", source ? source : "");
+        } else /* a row written before, as it is */
+                escape_fprintf(c->out, "%-4s   document %.*s", "", (int) (len < INT32_MAX ? len : INT32_MAX), line);
+        fputc('\n', c->out);
+        free(shown);
+        json_object_put(o);
 }
 
 static int print_row(void *userdata, const struct audit_entry *a) {
@@ -303,17 +461,12 @@ static int print_row(void *userdata, const struct audit_entry *a) {
         }
         if (a->version >= 0)
                 snprintf(version, sizeof version, "%" PRId64, a->version);
-        fprintf(c->out, "%-4" PRId64 " %-20s %-7s %-13s %-36s ", a->seq, a->recorded_at, version, a->event,
-                a->correlation_id ? a->correlation_id : "-");
-        put_clean(c->out, a->detail ? a->detail : "");
+        /* What the database holds, by the one rule of escape.h. */
+        escape_fprintf(c->out, "%-4" PRId64 " %-20s %-7s %-13s %-36s %s", a->seq, a->recorded_at, version, a->event,
+                       a->correlation_id ? a->correlation_id : "-", a->detail ? a->detail : "");
         fputc('\n', c->out);
-        for (const char *s = a->documents; s && *s;) {
-                size_t len = strcspn(s, "\n");
-                fprintf(c->out, "%-4s   document %.*s\n", "", (int) len, s);
-                s += len;
-                if (*s == '\n')
-                        s++;
-        }
+        struct documents_walk d = { .json = documents_are_json(a->documents), .out = c->out };
+        each_line(a->documents, document_text, &d);
         return 0;
 }
 
@@ -333,8 +486,11 @@ int audit_print(struct pas *p, const char *ubrn, bool json, FILE *out, struct er
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "ubrn", json_object_new_string(ubrn));
                 json_object_object_add(o, "audit", c.rows);
-                fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
+                /* exact values, the characters a terminal acts on as JSON escapes (escape.h) */
+                escape_json_fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE),
+                                  out);
+                fputc('\n', out);
                 json_object_put(o);
         } else
                 json_object_put(c.rows);

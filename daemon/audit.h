@@ -16,11 +16,21 @@
  *               PATIENT_MATCH  a later round found (or lost) the referral's PAS
  *                              patient: "patient_match UNMATCHED -> MATCHED"
  *   detail      what changed, by field name: "state BOOKED -> CANCELLED_REFERRAL;
- *               appointment moved: … -> …; attachment added: 7000123"
- *   documents   one line per document row written: "<document_id> <sha256>
- *               <attachment id> r<revision>", NOT_FETCHED instead of the SHA-256
- *               for a row recorded without content, " of <UBRN>" after a related
- *               referral's document
+ *               appointment moved: … -> …; attachment added: 7000123".  Every
+ *               value from outside (codes, times, attachment ids) is written by
+ *               audit_q(): as it is when it is a plain token, otherwise as a JSON
+ *               string literal ("attachment added: \"a; b\""), so no value can
+ *               end a clause or forge one
+ *   documents   one JSON object per line, per document row written (no field
+ *               can hold a newline: JSON escapes it):
+ *               {"document_id":…,"sha256":… or null when recorded without
+ *               content,"kind":"ATTACHMENT" or "CRI","attachment_id":…,
+ *               "revision":…[,"source_ubrn":… for a related referral's]}.
+ *               Rows written by an earlier ersd hold lines
+ *               "<document_id> <sha256 or NOT_FETCHED> <attachment id>
+ *               r<revision>[ of <UBRN>]": such a row starts with a hex digit
+ *               (its first document_id, a UUID), a row of this form with '{'.
+ *               audit_print() reads both
  *
  * Never a patient identifier: no NHS number, no PAS patient id, no free text
  * (state comment, titles, reasons); codes, times, UBRNs and attachment ids only.
@@ -40,12 +50,29 @@ struct audit_text {
         char *p; /* owned, NUL-terminated (NULL while empty) */
         size_t len, cap;
         bool oom;
+        char **values;   /* owned: the strings audit_q() returned, freed with the text */
+        size_t n_values;
 };
 /* Appends one clause, "; " between clauses. */
 void audit_clause(struct audit_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends one line, "\n" between lines. */
 void audit_line(struct audit_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void audit_text_free(struct audit_text *t);
+
+/* A value from outside as the trail writes it: itself when it is a plain token
+ * (A-Z a-z 0-9 . _ : / + @ -, not "none"), otherwise a JSON string literal,
+ * escaped by escape.h (ESCAPE_JSON): "a\nb", "\u202e".  The caller frees it;
+ * NULL when out of memory. */
+char *audit_quote(const char *s);
+/* The same, owned by t (valid until audit_text_free(t)), for a clause's
+ * arguments; "" and t->oom set when out of memory. */
+const char *audit_q(struct audit_text *t, const char *s);
+
+/* Appends the line of one document row written (the documents column's form,
+ * above); sha256 NULL for a row recorded without content, source_ubrn NULL for
+ * the referral's own document. */
+void audit_document(struct audit_text *t, const char *document_id, const char *sha256, enum document_kind kind,
+                    const char *attachment_id, int64_t revision, const char *source_ubrn);
 
 /* "NEW", "UPDATED" or "DOCUMENTS" for a write of `version` over `before`. */
 const char *audit_event(const struct referral_stored *before, int64_t version);

@@ -158,6 +158,10 @@ int auth_new(const struct config *cfg, struct auth **ret, struct errbuf *e) {
         return 0;
 }
 
+const char *auth_api_key(const struct auth *a) {
+        return a->api_key;
+}
+
 const char *auth_token_url(const struct auth *a) {
         return a->token_url;
 }

@@ -46,6 +46,10 @@ void auth_free(struct auth *a); /* accepts NULL; wipes the secrets */
  * least 2048 bits.  0, or -EINVAL with the reason (never the key) in e. */
 int auth_check_private_key(const char *pem, size_t len, struct errbuf *e);
 
+/* SECRET: the API key (borrowed from a), only for scrubbing it out of what a
+ * server says (server_text.h): never to be written anywhere. */
+const char *auth_api_key(const struct auth *a);
+
 /* The token endpoint's URL (borrowed from a). */
 const char *auth_token_url(const struct auth *a);
 

@@ -44,9 +44,9 @@
 
 #include "../adapters/mapping.h"
 #include "auth.h"
+#include "conftext.h"
 #include "err.h"
 
-#define CONFIG_FILE_MAX (1024 * 1024) /* a configuration file larger than this is a mistake */
 #define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token, API key or private key file */
 #define CREDENTIAL_PREFIX "%d/"       /* a secret file in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) */
 #define KEY_PATH_MAX    128           /* longest key path we print or match */
@@ -66,8 +66,9 @@ enum field_kind {
 /* The state of one load. */
 struct loader {
         const char *path;          /* the file as the caller named it: the FILE of a report */
-        char dir[PATH_MAX];        /* absolute directory of that file, for relative paths */
-        const char *text;          /* the file's text, NUL-terminated */
+        const char *dir;           /* absolute directory of that file, for relative paths */
+        const char *text;          /* the file's text with its includes, NUL-terminated */
+        const struct config_text *ct; /* that text: which file and line each of its lines is */
         config_report_fn report;   /* may be NULL */
         void *userdata;
         struct config *c;          /* the struct being filled */
@@ -272,6 +273,10 @@ static const struct key config_keys[] = {
                 "10", 1, 300),
         KEY_INT(struct config, "ers.stall_timeout", parse_integer, stall_timeout_s, FIELD_LONG, RELOAD,
                 "60", 5, 3600),
+        KEY_INT(struct config, "ers.transfer_timeout", parse_integer, transfer_timeout_s, FIELD_LONG, RELOAD,
+                "60", 1, 3600),
+        KEY_INT(struct config, "ers.min_transfer_rate", parse_integer, min_transfer_kib_s, FIELD_LONG, RELOAD,
+                "32", 1, 1048576),
         KEY_INT(struct config, "ers.max_attachment_mib", parse_mib, max_attachment_bytes, FIELD_INT64, RELOAD,
                 "100", 1, 2048),
         KEY_LIMIT(struct config, "ers.worklist_calls_per_day", worklist_calls_per_day, "2", 1, 100000, 1, 2),
@@ -315,6 +320,8 @@ _Static_assert(N_CONFIG_KEYS <= TABLE_MAX, "raise TABLE_MAX");
 
 /* ---- reporting ---------------------------------------------------------- */
 
+static void report_line(struct loader *l, const char *line);
+
 /* Reports one problem: "FILE:LINE: message", or "FILE: message" when line is
  * 0.  err_set() replaces control characters, so no value can forge a line. */
 __attribute__((format(printf, 4, 5)))
@@ -330,23 +337,37 @@ static void problem(struct loader *l, const char *file, unsigned line, const cha
                 err_set(&e, 0, "%s:%u: %s", file, line, msg);
         else
                 err_set(&e, 0, "%s: %s", file, msg);
+        report_line(l, e.msg);
+}
+
+/* Reports one line as it is (already "FILE[:LINE]: message", made safe by err_set()). */
+static void report_line(struct loader *l, const char *line) {
         l->n_problems++;
         if (l->report)
-                l->report(l->userdata, e.msg);
+                l->report(l->userdata, line);
 }
 
+/* The file a setting was written in, and its line there (0: none). */
 static const char *setting_file(const struct loader *l, const config_setting_t *s) {
-        const char *f = s ? config_setting_source_file(s) : NULL;
+        const char *file = l->path;
+        unsigned line = 0;
 
-        return f ? f : l->path;
+        if (s && l->ct)
+                config_text_where(l->ct, config_setting_source_line(s), &file, &line);
+        return file;
 }
 
-static unsigned setting_line(const config_setting_t *s) {
-        return s ? config_setting_source_line(s) : 0;
+static unsigned setting_line(const struct loader *l, const config_setting_t *s) {
+        const char *file;
+        unsigned line = 0;
+
+        if (s && l->ct)
+                config_text_where(l->ct, config_setting_source_line(s), &file, &line);
+        return line;
 }
 
 /* Reports at a setting (its file and line). */
-#define problem_at(l, s, ...) problem((l), setting_file((l), (s)), setting_line(s), __VA_ARGS__)
+#define problem_at(l, s, ...) problem((l), setting_file((l), (s)), setting_line((l), (s)), __VA_ARGS__)
 
 /* Reports at a value (a setting or a default). */
 #define problem_v(l, v, ...) problem((l), (v)->file, (v)->line, __VA_ARGS__)
@@ -705,30 +726,6 @@ static int parse_secret_path(struct loader *l, const struct key *k, const struct
         return 0;
 }
 
-/* Opens `path` read-only without blocking (a FIFO must not hang the load) and
- * checks it is a regular file.  Returns the fd or -errno (-EINVAL: not a
- * regular file). */
-static int open_regular(const char *path, struct stat *ret_st) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, ret_st) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        if (!S_ISREG(ret_st->st_mode)) {
-                close(fd);
-                return S_ISDIR(ret_st->st_mode) ? -EISDIR : -EINVAL;
-        }
-        return fd;
-}
-
-static const char *open_error(int r) {
-        return r == -EINVAL ? "not a regular file" : strerror(-r);
-}
-
 static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field) {
         char **path = field;
         struct stat st;
@@ -737,9 +734,9 @@ static int parse_ca_file(struct loader *l, const struct key *k, const struct val
         r = parse_path(l, k, v, field);
         if (r < 0)
                 return r;
-        fd = open_regular(*path, &st);
+        fd = regular_file_open(*path, &st);
         if (fd < 0) {
-                problem_v(l, v, "%s: cannot read %s: %s", v->key, *path, open_error(fd));
+                problem_v(l, v, "%s: cannot read %s: %s", v->key, *path, regular_file_error(fd));
                 return -EINVAL;
         }
         close(fd);
@@ -922,7 +919,7 @@ static void value_from_setting(const struct loader *l, const config_setting_t *s
         *ret = (struct value) {
                 .setting = s,
                 .file = setting_file(l, s),
-                .line = setting_line(s),
+                .line = setting_line(l, s),
                 .key = key,
         };
         if (config_setting_type(s) == CONFIG_TYPE_STRING)
@@ -1104,13 +1101,13 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
                         if (wl[i].name && wl[j].name && strcmp(wl[i].name, wl[j].name) == 0)
                                 problem_at(l, config_setting_get_member(e, "name"),
                                            "worklists[%u].name: \"%s\" is already the name of worklists[%u] "
-                                           "(line %u)", i, wl[i].name, j, setting_line(ej));
+                                           "(line %u)", i, wl[i].name, j, setting_line(l, ej));
                         if (wl[i].list_type && wl[j].list_type && wl[i].service_id && wl[j].service_id &&
                             strcmp(wl[i].list_type, wl[j].list_type) == 0 &&
                             strcmp(wl[i].service_id, wl[j].service_id) == 0)
                                 problem_at(l, e, "worklists[%u]: %s for service %s is already worklists[%u] "
                                            "(line %u)", i, wl[i].list_type, wl[i].service_id, j,
-                                           setting_line(ej));
+                                           setting_line(l, ej));
                 }
         }
         return l->n_problems == before ? 0 : -EINVAL;
@@ -1150,40 +1147,6 @@ static int parse_poll_at(struct loader *l, const struct key *k, const struct val
         return 0;
 }
 
-/* Reads what fd holds (st: its fstat, size at most `max`) into a new
- * NUL-terminated buffer; a file that grows meanwhile is read as it was.
- * 0, -EFBIG, -ENOMEM or -errno; the caller owns *ret_buf. */
-static int read_fd_text(int fd, const struct stat *st, off_t max, char **ret_buf, size_t *ret_len) {
-        size_t len = 0, cap;
-        char *buf;
-
-        if (st->st_size > max)
-                return -EFBIG;
-        cap = (size_t) st->st_size + 1;
-        buf = malloc(cap);
-        if (!buf)
-                return -ENOMEM;
-        while (len + 1 < cap) {
-                ssize_t k = read(fd, buf + len, cap - 1 - len);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        int r = -errno;
-                        explicit_bzero(buf, cap);
-                        free(buf);
-                        return r;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        buf[len] = '\0';
-        *ret_buf = buf;
-        *ret_len = len;
-        return 0;
-}
-
 /* ---- checks across keys ------------------------------------------------- */
 
 /* How read_secret() checks what it read. */
@@ -1204,10 +1167,10 @@ static int open_secret(struct loader *l, const config_setting_t *s, const char *
         const char *cred_dir = getenv("CREDENTIALS_DIRECTORY");
         bool credential = cred_dir && cred_dir[0] == '/' && strncmp(path, cred_dir, strlen(cred_dir)) == 0 &&
                           path[strlen(cred_dir)] == '/';
-        int fd = open_regular(path, st);
+        int fd = regular_file_open(path, st);
 
         if (fd < 0) {
-                problem_at(l, s, "%s: cannot read: %s", key, open_error(fd));
+                problem_at(l, s, "%s: cannot read: %s", key, regular_file_error(fd));
                 return -EINVAL;
         }
         if (st->st_mode & (S_IRWXG | S_IRWXO)) {
@@ -1238,7 +1201,7 @@ static void read_secret(struct loader *l, const config_setting_t *s, const char 
         fd = open_secret(l, s, key, path, &st);
         if (fd < 0)
                 return;
-        r = read_fd_text(fd, &st, TOKEN_FILE_MAX, &buf, &len);
+        r = fd_read_text(fd, &st, TOKEN_FILE_MAX, &buf, &len);
         if (r == -EFBIG)
                 problem_at(l, s, "%s: larger than %d bytes: not a %s", key, TOKEN_FILE_MAX,
                            kind == SECRET_PEM ? "private key" : "token or key");
@@ -1440,90 +1403,36 @@ static void check_budget(struct loader *l, const struct seen *seen) {
 
 /* ---- the file ----------------------------------------------------------- */
 
-/* Reads the whole file.  0 or -errno; *ret_text is NUL-terminated. */
-static int read_file_text(const char *path, char **ret_text) {
-        struct stat st;
-        char *buf = NULL;
-        size_t len = 0;
-        int fd, r;
-
-        fd = open_regular(path, &st);
-        if (fd < 0)
-                return fd;
-        r = read_fd_text(fd, &st, CONFIG_FILE_MAX, &buf, &len);
-        close(fd);
-        if (r < 0)
-                return r;
-        if (memchr(buf, '\0', len)) {
-                free(buf);
-                return -EBADMSG;
-        }
-        *ret_text = buf;
-        return 0;
-}
-
-/* The absolute directory of `path`, for relative paths in it. */
-static int file_dir(const char *path, char ret[PATH_MAX]) {
-        char buf[PATH_MAX];
-        char *slash;
-
-        if (snprintf(buf, sizeof buf, "%s", path) >= (int) sizeof buf)
-                return -ENAMETOOLONG;
-        slash = strrchr(buf, '/');
-        if (!slash)
-                snprintf(buf, sizeof buf, ".");
-        else if (slash == buf)
-                buf[1] = '\0';
-        else
-                *slash = '\0';
-        if (!realpath(buf, ret))
-                return -errno;
-        return 0;
-}
-
 int config_load(const char *path, config_report_fn report, void *userdata, struct config *ret) {
         struct loader l = { .path = path, .report = report, .userdata = userdata };
         struct seen seen[N_CONFIG_KEYS] = { { 0 } };
+        struct config_text ct = { 0 };
         struct config c = { 0 };
-        char *text = NULL;
+        struct errbuf e = { { 0 } };
         config_t cfg;
         int r;
 
-        r = read_file_text(path, &text);
-        if (r == -ENOMEM)
-                return oom(&l);
-        if (r == -EINVAL) {
-                problem(&l, path, 0, "cannot read: not a regular file");
-                return r;
-        }
-        if (r == -EFBIG) {
-                problem(&l, path, 0, "larger than %d bytes: not a configuration file", CONFIG_FILE_MAX);
-                return -EINVAL;
-        }
-        if (r == -EBADMSG) {
-                problem(&l, path, 0, "contains a NUL byte: not a text file");
-                return -EINVAL;
-        }
+        /* The file and every file it includes, read and checked alike (conftext.h). */
+        r = config_text_read(path, &ct, &e);
         if (r < 0) {
-                problem(&l, path, 0, "cannot read: %s", strerror(-r));
+                if (r == -ENOMEM)
+                        return oom(&l);
+                report_line(&l, e.msg);
                 return r;
         }
-        r = file_dir(path, l.dir);
-        if (r < 0) {
-                problem(&l, path, 0, "cannot resolve its directory: %s", strerror(-r));
-                free(text);
-                return r;
-        }
-        l.text = text;
+        l.dir = ct.dir;
+        l.text = ct.text;
+        l.ct = &ct;
         l.c = &c;
 
         config_init(&cfg);
         config_set_auto_convert(&cfg, CONFIG_FALSE);
-        config_set_include_dir(&cfg, l.dir);
-        if (!config_read_string(&cfg, text)) {
-                const char *f = config_error_file(&cfg);
+        if (!config_read_string(&cfg, ct.text)) {
+                const char *file;
+                unsigned line;
 
-                problem(&l, f ? f : path, (unsigned) config_error_line(&cfg), "%s", config_error_text(&cfg));
+                config_text_where(&ct, (unsigned) config_error_line(&cfg), &file, &line);
+                problem(&l, file, line, "%s", config_error_text(&cfg));
                 r = -EINVAL;
                 goto out;
         }
@@ -1547,7 +1456,7 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
         r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
 out:
         config_destroy(&cfg);
-        free(text);
+        config_text_free(&ct);
         if (r < 0) {
                 config_free(&c);
                 return r;

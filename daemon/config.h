@@ -56,6 +56,8 @@ struct config {
         char *client_key_file;      /* its PEM private key (mode and owner checked), or NULL */
         long connect_timeout_s;     /* default 10 */
         long stall_timeout_s;       /* a transfer under 1 byte/s for this long is aborted; default 60 */
+        long transfer_timeout_s;    /* a transfer's deadline before its size counts: default 60 */
+        long min_transfer_kib_s;    /* … plus 1 s per this many KiB it carried: default 32 */
         int64_t max_attachment_bytes; /* default 100 MiB; larger documents are refused while streaming */
         /* The e-RS limits (docs/configuration.md, "Limits and schedule").  Production values
          * only, unless base_url is a loopback address (a test mock): see test_limits. */

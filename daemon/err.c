@@ -2,29 +2,46 @@
 #include "err.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-static void sanitise(char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        *s = '?';
+#include "escape.h"
+#include "util.h"
+
+/* The formatted text `raw` (n: what vsnprintf returned) into e->msg, escaped by
+ * the one rule (escape.h), cut between whole characters and escapes; with
+ * `say_cut`, a cut ends in "...". */
+static void put_escaped(struct errbuf *e, char raw[ERRBUF_MAX], int n, bool say_cut) {
+        bool cut = n >= ERRBUF_MAX;
+
+        if (cut)
+                raw[ERRBUF_MAX - 1 - utf8_cut(raw, ERRBUF_MAX - 1)] = '\0';
+        cut = cut || escape_text_len(raw) >= sizeof e->msg;
+        if (!cut || !say_cut) {
+                escape_text(raw, e->msg, sizeof e->msg);
+                return;
+        }
+        size_t len = escape_text(raw, e->msg, sizeof e->msg - 3);
+        memcpy(e->msg + len, "...", 4);
 }
 
 int err_set(struct errbuf *e, int r, const char *fmt, ...) {
+        char raw[ERRBUF_MAX];
         va_list ap;
+        int n;
 
         if (!e)
                 return r;
         va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        n = vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
-        sanitise(e->msg);
+        put_escaped(e, raw, n, false);
         return r;
 }
 
 int err_prefix(struct errbuf *e, int r, const char *fmt, ...) {
-        char prefix[ERRBUF_MAX], old[ERRBUF_MAX];
+        char prefix[ERRBUF_MAX], raw[ERRBUF_MAX];
         va_list ap;
 
         if (!e)
@@ -32,10 +49,7 @@ int err_prefix(struct errbuf *e, int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
-        memcpy(old, e->msg, sizeof old);
-        if (snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old) >= (int) sizeof e->msg)
-                memcpy(e->msg + sizeof e->msg - 4, "...", 4); /* say it was cut */
-        sanitise(e->msg);
+        put_escaped(e, raw, snprintf(raw, sizeof raw, "%s: %s", prefix, e->msg), true);
         return r;
 }
 

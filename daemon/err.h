@@ -26,12 +26,14 @@ struct errbuf {
 };
 
 /* Formats a message into `e` (if non-NULL) and returns `r`, so callers write
- * `return err_set(e, -EINVAL, "bad %s", what);`.  Control characters in the
- * formatted text are replaced by '?' so that a hostile server cannot forge log
- * lines. */
+ * `return err_set(e, -EINVAL, "bad %s", what);`.  The formatted text is
+ * escaped by the one rule of escape.h (control, bidirectional and invalid
+ * UTF-8 as \xNN or \uNNNN), so that a hostile server can neither forge a log
+ * line nor act on a terminal; cut to fit between whole characters. */
 int err_set(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Prefixes `e->msg` with the formatted text followed by ": ".  Returns `r`. */
+/* Prefixes `e->msg` with the formatted text followed by ": ", escaped the same
+ * way; a message cut to fit ends in "...".  Returns `r`. */
 int err_prefix(struct errbuf *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The SQLSTATE a message names ("SQLSTATE xxxxx", the form the PAS adapters

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,9 @@
 #include "auth.h"
 #include "fhir.h"
 #include "schedule.h"
+#include "server_text.h"
 
-#define ERRBODY_MAX (64 * 1024) /* what we keep of an error answer, to read its OperationOutcome */
+#define ERRBODY_MAX (16 * 1024) /* what we read of an error answer (or a redirect's note): its OperationOutcome */
 #define USER_AGENT "ersd/0.1"
 
 /* What the client paces and backs off separately: each e-RS endpoint, the
@@ -46,6 +48,7 @@ struct ers_shared {
         struct endpoint_state ep[EP_COUNT_];
         uint64_t jitter;                     /* backoff jitter state (xorshift), seeded from getrandom */
         pthread_mutex_t token_lock;
+        atomic_uint_least64_t progress;      /* steps of work done on every lane: see ers_client_progress() */
 };
 
 struct ers_client {
@@ -64,6 +67,8 @@ struct ers_client {
         char *client_key_file;
         long connect_timeout_s;
         long stall_timeout_s;
+        long transfer_timeout_s;  /* ers.transfer_timeout: a transfer's deadline, before its size counts */
+        double min_transfer_rate; /* ers.min_transfer_rate in bytes a second: one more second per so many */
         int64_t max_attachment_bytes;
         void (*on_progress)(void *userdata); /* borrowed, may be NULL: see ers_client_on_progress; never on a lane */
         void *progress_userdata;
@@ -83,6 +88,9 @@ struct transfer {
         enum sink_kind kind;
         const char *expect_type;  /* Content-Type a 2xx must have (prefix match), NULL for any */
         bool started;             /* body callback seen */
+        bool body_cut;            /* a non-2xx body read as far as we read one: the answer stands as it is */
+        double sent_at;           /* monotonic: when this try was sent, for its deadline */
+        curl_off_t moved;         /* bytes sent and received so far in this try */
         long status;
         json_tokener *tok;        /* owned, SINK_JSON */
         json_object *obj;         /* owned until handed to the caller */
@@ -91,6 +99,8 @@ struct transfer {
         struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */
+        const char *assertion;    /* borrowed, SECRET: a token request's client assertion, else NULL */
+        char *location;           /* owned: the answer's Location header, trimmed, or NULL */
         char *errbody;            /* owned: start of a non-2xx answer */
         size_t errlen;
         int err;                  /* set when a callback aborted the transfer */
@@ -235,9 +245,12 @@ int ers_client_new(const struct config *cfg, struct ers_client **ret, struct err
         }
         c->connect_timeout_s = cfg->connect_timeout_s;
         c->stall_timeout_s = cfg->stall_timeout_s;
+        c->transfer_timeout_s = cfg->transfer_timeout_s;
+        c->min_transfer_rate = (double) (cfg->min_transfer_kib_s > 0 ? cfg->min_transfer_kib_s : 1) * 1024;
         c->max_attachment_bytes = cfg->max_attachment_bytes;
         c->tries = cfg->tries > 0 ? (unsigned) cfg->tries : 1;
         rate_limit_init(&c->sh->rate, cfg->max_requests_per_second);
+        atomic_init(&c->sh->progress, 0);
         if (getrandom(&c->sh->jitter, sizeof c->sh->jitter, 0) != (ssize_t) sizeof c->sh->jitter ||
             c->sh->jitter == 0)
                 c->sh->jitter = (uint64_t) time(NULL) | 1;
@@ -286,13 +299,50 @@ long ers_header_retry_after(const char *line, size_t len, time_t now) {
         return -1;
 }
 
+/* Our secrets a server might quote back in an answer to t: the API key (the
+ * `iss` and `sub` of an assertion), the bearer token the request sent, the
+ * static one, and a token request's assertion.  Borrowed from t and its
+ * client: valid while t is. */
+static const struct secrets *transfer_secrets(const struct transfer *t, struct secrets *ret) {
+        static const char bearer[] = "Authorization: Bearer ";
+        size_t k = 0;
+
+        memset(ret, 0, sizeof *ret);
+        if (t->c->auth)
+                ret->s[k++] = auth_api_key(t->c->auth);
+        if (t->c->auth_header)
+                ret->s[k++] = t->c->auth_header + sizeof bearer - 1;
+        for (const struct curl_slist *l = t->headers; l; l = l->next)
+                if (strncasecmp(l->data, bearer, sizeof bearer - 1) == 0 && k < SERVER_TEXT_SECRETS - 1)
+                        ret->s[k++] = l->data + sizeof bearer - 1;
+        if (t->assertion)
+                ret->s[k] = t->assertion;
+        return ret;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
+        static const char location[] = "location:";
         struct transfer *t = userdata;
         size_t len = size * n;
         long secs = ers_header_retry_after(p, len, time(NULL));
 
         if (secs >= 0)
                 t->retry_after = secs;
+        if (len > sizeof location - 1 && strncasecmp(p, location, sizeof location - 1) == 0) {
+                /* Kept as sent (libcurl bounds a header line): a redirect's body may be cut
+                 * before libcurl would have worked it out itself. */
+                size_t from = sizeof location - 1, to = len;
+                while (from < to && (p[from] == ' ' || p[from] == '\t'))
+                        from++;
+                while (to > from && isspace((unsigned char) p[to - 1]))
+                        to--;
+                free(t->location);
+                t->location = strndup(p + from, to - from);
+                if (!t->location) {
+                        t->err = err_set(&t->why, -ENOMEM, "out of memory");
+                        return 0;
+                }
+        }
         return len;
 }
 
@@ -338,20 +388,29 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                         char *ct = NULL;
                         curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
                         bool ok = t->kind != SINK_FILE ? json_content_type(ct) : ers_content_type_is(ct, t->expect_type);
+                        char said[SERVER_TEXT_MAX + 4] = "(none)";
+                        struct secrets secrets;
+                        if (!ok && ct)
+                                server_text(ct, strlen(ct), transfer_secrets(t, &secrets), said, sizeof said);
                         if (!ok)
-                                return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%.60s', expected %s",
-                                                            ct ? ct : "(none)", t->expect_type));
+                                return body_fail(t, err_set(&t->why, -EBADMSG, "answered Content-Type '%s', expected %s",
+                                                            said, t->expect_type));
                 }
         }
 
         if (t->status / 100 != 2) {
-                /* Keep the start of an error answer for its OperationOutcome; drop the rest. */
+                /* The start of an error answer (or of a redirect's note), for its OperationOutcome or
+                 * its words; nothing past ERRBODY_MAX is read: a body that never ends ends here. */
                 if (!t->errbody && !(t->errbody = malloc(ERRBODY_MAX)))
                         return body_fail(t, err_set(&t->why, -ENOMEM, "out of memory"));
                 size_t room = ERRBODY_MAX - t->errlen;
                 size_t take = len < room ? len : room;
                 memcpy(t->errbody + t->errlen, p, take);
                 t->errlen += take;
+                if (take < len) {
+                        t->body_cut = true;
+                        return 0; /* libcurl stops (CURLE_WRITE_ERROR); perform() keeps the status */
+                }
                 return len;
         }
 
@@ -383,20 +442,30 @@ static void transfer_done(struct transfer *t) {
                 json_tokener_free(t->tok);
         json_object_put(t->obj);
         worklist_parser_free(t->worklist);
+        free(t->location);
         free(t->errbody);
 }
 
-/* The e-RS error code of an OperationOutcome in an error answer, or "". */
-static void outcome_code(const struct transfer *t, char *buf, size_t size) {
+/* What an error answer says, for its line: ", e-RS <code>" from an
+ * OperationOutcome, else ": \"<first words>\"" of whatever else it is (a TLS
+ * front end's page, an object store's, a gateway's HTML), else "".  Server
+ * text, through server_text(). */
+static void answer_says(const struct transfer *t, char *buf, size_t size) {
+        char said[SERVER_TEXT_MAX + 4];
         json_object *root = NULL;
         struct outcome o = { 0 };
+        struct secrets secrets;
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0)
                 return;
         if (fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
-            fhir_parse_outcome(root, &o, NULL) == 0 && o.code)
-                snprintf(buf, size, ", e-RS %s", o.code);
+            fhir_parse_outcome(root, &o, NULL) == 0 && o.code) {
+                server_text(o.code, strlen(o.code), transfer_secrets(t, &secrets), said, sizeof said);
+                snprintf(buf, size, ", e-RS %s", said);
+        } else if (server_text(t->errbody, t->errlen, transfer_secrets(t, &secrets), said, sizeof said) > 0) {
+                snprintf(buf, size, ": \"%s\"", said);
+        }
         outcome_free(&o);
         json_object_put(root);
 }
@@ -414,16 +483,56 @@ static void connection_options(struct ers_client *c, CURL *h, const char *url) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 }
 
-/* libcurl's progress callback: at least once a second during a transfer, stalled or not. */
+/* A step of work done (bytes moved, a second of a wait e-RS asked for): the
+ * shared count goes up, and the progress callback, if any, is called. */
+static void progressed(struct ers_client *c) {
+        atomic_fetch_add_explicit(&c->sh->progress, 1, memory_order_relaxed);
+        if (c->on_progress)
+                c->on_progress(c->progress_userdata);
+}
+
+uint64_t ers_client_progress(const struct ers_client *c) {
+        return atomic_load_explicit(&c->sh->progress, memory_order_relaxed);
+}
+
+/* The seconds a transfer that has moved `bytes` may have taken so far: its
+ * deadline grows with what it carries (see ers.h, "Deadlines"). */
+static double transfer_allowance(const struct ers_client *c, curl_off_t bytes) {
+        return (double) c->transfer_timeout_s + (double) bytes / c->min_transfer_rate;
+}
+
+/* libcurl's progress callback: often while bytes move, at least once a second
+ * when none do.  Ends a transfer when a stop is asked for (-ECANCELED), and
+ * one past its deadline: a 2xx answer as too slow (the call fails); the body
+ * of any other answer, which was only read for its words, is no longer read
+ * (the answer stands on its status). */
 static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-        struct ers_client *c = userdata;
+        struct transfer *t = userdata;
+        struct ers_client *c = t->c;
+        double elapsed = now_monotonic() - t->sent_at;
+        long status = 0;
 
         (void) dltotal;
-        (void) dlnow;
         (void) ultotal;
-        (void) ulnow;
-        c->on_progress(c->progress_userdata);
-        return 0; /* never aborts: the referral in hand is finished or fails by its own timeouts */
+        if (c->stop && *c->stop) {
+                t->err = err_set(&t->why, -ECANCELED, "stopped during the transfer");
+                return 1; /* CURLE_ABORTED_BY_CALLBACK */
+        }
+        if (dlnow + ulnow > t->moved) /* bytes moved: work goes on; a stuck transfer feeds nothing */
+                progressed(c);
+        t->moved = dlnow + ulnow;
+        if (elapsed <= transfer_allowance(c, t->moved))
+                return 0;
+        curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 300) {
+                t->body_cut = true;
+                return 1;
+        }
+        t->err = err_set(&t->why, -EAGAIN,
+                         "too slow: %" CURL_FORMAT_CURL_OFF_T " bytes in %.1f s, past its deadline "
+                         "(ers.transfer_timeout %ld s + 1 s per ers.min_transfer_rate %.0f KiB)",
+                         t->moved, elapsed, c->transfer_timeout_s, c->min_transfer_rate / 1024);
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
 }
 
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata) {
@@ -452,11 +561,9 @@ static void setup(struct ers_client *c, CURL *h, const char *url, struct curl_sl
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->curl_error);
-        if (c->on_progress) {
-                curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
-                curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
-                curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        }
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xferinfo); /* every transfer has its deadline */
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         t->h = h;
         t->c = c;
         t->headers = headers;
@@ -521,6 +628,17 @@ static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_
         case CURLE_FILESIZE_EXCEEDED:
                 snprintf(buf, size, "answer larger than allowed, refused");
                 return -EFBIG;
+#if LIBCURL_VERSION_NUM >= 0x080600
+        case CURLE_TOO_LARGE:
+#endif
+        case CURLE_OUT_OF_MEMORY:
+                if (t->status <= 0)
+                        break;
+                /* An answer began: libcurl refuses a header line over its 100 KB limit so
+                 * (a Location of 300 KB, say), with "Out of memory" before libcurl 8.6. */
+                snprintf(buf, size, "HTTP %ld: its headers were refused: a header line over libcurl's 100 KB limit "
+                         "(or out of memory)", t->status);
+                return -EBADMSG;
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CACERT_BADFILE:
@@ -531,9 +649,10 @@ static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_
                 snprintf(buf, size, "TLS/protocol: %s", detail);
                 return -EPROTO;
         default:
-                snprintf(buf, size, "%s", detail);
-                return -EAGAIN;
+                break;
         }
+        snprintf(buf, size, "%s", detail);
+        return -EAGAIN;
 }
 
 static int classify_status(long status) {
@@ -563,8 +682,7 @@ static int wait_for(struct ers_client *c, double seconds) {
                         left = 1.0;
                 struct timespec ts = { .tv_sec = (time_t) left, .tv_nsec = (long) ((left - (double) (time_t) left) * 1e9) };
                 (void) nanosleep(&ts, NULL);
-                if (c->on_progress)
-                        c->on_progress(c->progress_userdata);
+                progressed(c); /* a wait chosen (and bounded) is not a hang */
         }
 }
 
@@ -654,8 +772,12 @@ static void transfer_rewind(struct transfer *t) {
         json_object_put(t->obj);
         t->obj = NULL;
         t->json_bytes = 0;
+        free(t->location);
+        t->location = NULL;
         t->errlen = 0;
         t->started = false;
+        t->body_cut = false;
+        t->moved = 0;
         t->status = 0;
         t->err = 0;
         t->why.msg[0] = '\0';
@@ -700,7 +822,7 @@ static bool connection_failed(CURLcode rc) {
  */
 static int perform(struct transfer *t, const char *what, char *correlation_id, bool redirect_ok,
                    struct ers_call *call, struct errbuf *e) {
-        char cause[CURL_ERROR_SIZE + 64], code[96];
+        char cause[CURL_ERROR_SIZE + 64], code[SERVER_TEXT_MAX + 64];
         int64_t sink_start = t->kind == SINK_FILE && t->file ? spool_file_size(t->file) : 0;
         CURLcode rc;
         int r;
@@ -714,8 +836,11 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
                         call->http_status = 0;
                         return r;
                 }
+                t->sent_at = now_monotonic();
                 rc = curl_easy_perform(t->h);
                 curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+                if ((rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK) && t->body_cut && !t->err)
+                        rc = CURLE_OK; /* the rest of an error answer (or a redirect's note) is not read */
                 call->http_status = t->status;
                 call->retry_after = t->retry_after;
 
@@ -736,7 +861,9 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
                 (void) retry_wait(t, &steps); /* a last 429 still holds the others back */
         note_call(t, transient);
 
-        if (t->err) /* a body callback refused the answer */
+        if (t->err && t->status == 0) /* stopped, or past its deadline, before an answer came */
+                return err_set(e, t->err, "%s: no answer: %s (correlation id %s)", what, t->why.msg, correlation_id);
+        if (t->err) /* a callback refused the answer */
                 return err_set(e, t->err, "%s: HTTP %ld: %s (correlation id %s)", what, t->status, t->why.msg,
                                correlation_id);
         if (rc != CURLE_OK) {
@@ -745,7 +872,7 @@ static int perform(struct transfer *t, const char *what, char *correlation_id, b
         }
         if (t->status / 100 == 2 || (redirect_ok && t->status / 100 == 3))
                 return 0;
-        outcome_code(t, code, sizeof code);
+        answer_says(t, code, sizeof code);
         if (t->status == 429 || t->status == 503) {
                 if (t->retry_after >= 0)
                         snprintf(code + strlen(code), sizeof code - strlen(code), ", Retry-After %ld s", t->retry_after);
@@ -765,39 +892,15 @@ static int new_call(struct ers_call *call, struct errbuf *e) {
         return 0;
 }
 
-/* The words of a text or HTML error page (a TLS front end's "400 No required
- * SSL certificate was sent"): tags dropped, blanks squeezed, at most size-1. */
-static void page_words(const char *p, size_t n, char *buf, size_t size) {
-        size_t o = 0;
-        bool in_tag = false, blank = true;
-
-        for (size_t i = 0; i < n && o + 1 < size; i++) {
-                unsigned char ch = (unsigned char) p[i];
-                if (ch == '<')
-                        in_tag = true;
-                if (in_tag || ch <= ' ' || ch >= 0x7f) {
-                        if (ch == '>')
-                                in_tag = false;
-                        if (!blank)
-                                buf[o++] = ' ';
-                        blank = true;
-                        continue;
-                }
-                buf[o++] = (char) ch;
-                blank = false;
-        }
-        while (o > 0 && buf[o - 1] == ' ')
-                o--;
-        buf[o] = '\0';
-}
-
 /* The token endpoint's error answer as ", <error>: <description>" (RFC 6749
- * §5.2), or ": <words>" of a text page, or "".  Anything that quotes an
- * assertion (a JWT starts "eyJ") is withheld. */
+ * §5.2), or what any other answer says (answer_says()), or "": server text,
+ * scrubbed of our secrets (the platform may quote the assertion's claims,
+ * the API key among them). */
 static void oauth_error(const struct transfer *t, char *buf, size_t size) {
+        char error[SERVER_TEXT_MAX + 4] = "", desc[SERVER_TEXT_MAX + 4] = "";
+        struct secrets secrets;
         json_object *root, *v;
-        const char *error = NULL, *desc = NULL;
-        char *text, *ct = NULL, words[120];
+        char *text;
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0 || !(text = strndup(t->errbody, t->errlen)))
@@ -805,21 +908,16 @@ static void oauth_error(const struct transfer *t, char *buf, size_t size) {
         root = json_tokener_parse(text);
         free(text);
         if (json_object_object_get_ex(root, "error", &v) && json_object_is_type(v, json_type_string))
-                error = json_object_get_string(v);
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+                            transfer_secrets(t, &secrets), error, 44);
         if (json_object_object_get_ex(root, "error_description", &v) && json_object_is_type(v, json_type_string))
-                desc = json_object_get_string(v);
-        curl_easy_getinfo(t->h, CURLINFO_CONTENT_TYPE, &ct);
-        if (error)
-                snprintf(buf, size, ", %.40s%s%.200s%s", error, desc ? ": " : "", desc ? desc : "",
-                         desc && strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
-        else if (!json_object_is_type(root, json_type_object) &&
-                 (ers_content_type_is(ct, "text/plain") || ers_content_type_is(ct, "text/html"))) {
-                page_words(t->errbody, t->errlen, words, sizeof words);
-                if (words[0])
-                        snprintf(buf, size, ": \"%s\"", words);
-        }
-        if (strstr(buf, "eyJ"))
-                snprintf(buf, size, ", (the platform's reason is withheld: it quotes the assertion)");
+                server_text(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+                            transfer_secrets(t, &secrets), desc, sizeof desc);
+        if (error[0])
+                snprintf(buf, size, ", %s%s%s%s", error, desc[0] ? ": " : "", desc,
+                         strstr(desc, "exp") ? " (is this machine's clock right?)" : "");
+        else
+                answer_says(t, buf, size);
         json_object_put(root);
 }
 
@@ -842,6 +940,9 @@ static int fetch_token(struct ers_client *c, struct errbuf *e) {
         r = auth_token_form(c->auth, time(NULL), &form, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", what);
+        t.assertion = strstr(form, "&client_assertion=");
+        if (t.assertion)
+                t.assertion += strlen("&client_assertion="); /* never quoted back: see transfer_secrets() */
         snprintf(corr_line, sizeof corr_line, "X-Correlation-ID: %s", call.correlation_id);
         lines[0] = "Accept: application/json";
         lines[1] = "Content-Type: application/x-www-form-urlencoded";
@@ -1072,15 +1173,13 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
         }
         r = perform(&t, what, call->correlation_id, redirect_ok, call, e);
         if (r == 0 && ret_location) {
-                char *loc = NULL;
                 *ret_location = NULL;
-                if (t.status / 100 == 3) {
-                        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
-                        if (!loc)
-                                r = err_set(e, -EPROTO, "%s: HTTP %ld without a Location (correlation id %s)", what,
-                                            t.status, call->correlation_id);
-                        else if (!(*ret_location = strdup(loc)))
-                                r = err_set(e, -ENOMEM, "out of memory");
+                if (t.status / 100 == 3 && (!t.location || !t.location[0]))
+                        r = err_set(e, -EPROTO, "%s: HTTP %ld without a Location (correlation id %s)", what,
+                                    t.status, call->correlation_id);
+                else if (t.status / 100 == 3) {
+                        *ret_location = t.location;
+                        t.location = NULL;
                 }
         }
         curl_slist_free_all(headers);
@@ -1169,6 +1268,18 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
                          "application/pdf", what, false, dst, NULL, call, e);
 }
 
+/* During ers_check_reachable(): a stop ends the attempt to connect. */
+static int on_connect_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                               curl_off_t ulnow) {
+        const struct ers_client *c = userdata;
+
+        (void) dltotal;
+        (void) dlnow;
+        (void) ultotal;
+        (void) ulnow;
+        return c->stop && *c->stop;
+}
+
 int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
         char curl_error[CURL_ERROR_SIZE] = "";
         CURL *h = curl_easy_init();
@@ -1180,10 +1291,15 @@ int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
         curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L); /* TCP and TLS only: no request is sent */
         use_client_cert(c, h); /* an origin that requires mutual TLS refuses the handshake without it */
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_error);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_connect_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         rc = curl_easy_perform(h);
         curl_easy_cleanup(h);
         if (rc == CURLE_OK)
                 return 0;
+        if (rc == CURLE_ABORTED_BY_CALLBACK)
+                return err_set(e, -ECANCELED, "e-RS origin not checked: stopped");
         return err_set(e,
                        rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
                                        rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR

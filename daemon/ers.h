@@ -26,8 +26,19 @@
  * 401 on an API call drops it, fetches a new one and retries that call once
  * (a second 401 is -EACCES with the cause named).  A failure at the token
  * endpoint is the call's error, its line starting "token endpoint <url>:" with
- * the platform's OAuth error and description.  Mutual TLS (ers.client_cert_file)
+ * the platform's OAuth error and description (scrubbed of our secrets: the
+ * platform may quote the assertion's claims, the API key among them).  Mutual TLS (ers.client_cert_file)
  * is used on the e-RS origin only.  TLS is always verified, TLS 1.2 at least.
+ *
+ * Deadlines: every try of a call must be over within ers.transfer_timeout
+ * seconds plus one second for every ers.min_transfer_rate KiB it carried so far
+ * (checked at least once a second); a 2xx answer that falls behind is cut
+ * (-EAGAIN, "too slow: …").  The body of any other answer (an error, a
+ * redirect's note) is read to ERRBODY_MAX (16 KiB) or until that deadline,
+ * whichever comes first, then left unread: the answer stands on its status.
+ * Every answer is bounded in size as well (ERS_JSON_MAX, the configured
+ * maximum for a document), so no transfer lasts longer than its deadline at
+ * that size.  The A042 redirect is taken from the Location header as sent.
  *
  * Limits (daemon/schedule.h): every request to the e-RS origin, the token
  * endpoint's included, takes a slot of one rate limiter (ers.max_requests_per_
@@ -47,10 +58,11 @@
  *
  * Returns 0, or a negative errno with one line in the errbuf naming the
  * endpoint, the UBRN (when there is one), the HTTP status or transport
- * error, the e-RS error code when an OperationOutcome came back, and the
+ * error, the e-RS error code when an OperationOutcome came back (else the
+ * first words of the body, quoted, escaped and capped: server_text.h), and the
  * correlation id:
- *   -EAGAIN   transient: network, timeout, stall, truncated body, 429, 5xx
- *   -ECANCELED stopped (ers_client_on_stop) while waiting to send
+ *   -EAGAIN   transient: network, timeout, stall, too slow, truncated body, 429, 5xx
+ *   -ECANCELED stopped (ers_client_on_stop): while waiting to send, or mid-transfer
  *   -EBADMSG  an answer that is not what the API promises (status, content
  *             type, malformed JSON, wrong resourceType is the parser's job)
  *   -EFBIG    answer larger than allowed
@@ -138,13 +150,24 @@ bool ers_content_type_is(const char *got, const char *want);
  * delay-seconds nor a date. */
 long ers_header_retry_after(const char *line, size_t len, time_t now);
 
-/* `fn` is called during every transfer, at least once a second even when it
- * stalls (the daemon feeds systemd's watchdog there, so a long download is not
- * taken for a hung process).  It must not block; NULL removes it. */
+/* `fn` is called whenever work goes on: during a transfer each time bytes
+ * moved since the last call, and once a second of a wait the client chose (a
+ * rate-limit slot, a backoff, a Retry-After, each bounded).  Never while a
+ * transfer is stuck: the daemon feeds systemd's watchdog and renews its lease
+ * there, so that a hung transfer lets systemd, or a standby, take over.  It
+ * must not block; NULL removes it.  Not called on lanes (see below). */
 void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata);
 
-/* `stop` (may be NULL) is read while the client waits for a slot or a backoff:
- * when set, the call ends with -ECANCELED instead of waiting on. */
+/* A count of the steps of work (as for the progress callback) done by `c` and
+ * every lane of it: it stands still while every transfer is stuck.  The
+ * writer thread, waiting for its fetchers, feeds the watchdog only when it
+ * moved.  Any thread. */
+uint64_t ers_client_progress(const struct ers_client *c);
+
+/* `stop` (may be NULL) is read while the client waits for a slot or a backoff,
+ * and during every transfer (libcurl's progress callback, at least once a
+ * second): when set, the call ends with -ECANCELED within a second, whatever
+ * the server does.  Lanes take it from their parent when made. */
 void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop);
 
 /* With signed-JWT access, fetches the first access token now (at start, so
@@ -155,5 +178,5 @@ int ers_prepare_token(struct ers_client *c, struct errbuf *e);
 /* Whether the e-RS origin answers: a TCP connection and, for https, a verified
  * TLS handshake, then closed.  No request is sent, so no call budget is spent
  * (never an A008: that is budgeted to twice a day).  0, -EAGAIN (network,
- * timeout) or -EPROTO (TLS: certificate, CA file). */
+ * timeout), -EPROTO (TLS: certificate, CA file) or -ECANCELED (stopped). */
 int ers_check_reachable(struct ers_client *c, struct errbuf *e);

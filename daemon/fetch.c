@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+
+#define NOT_FETCHED_REASON_MAX 256 /* bytes of a not-fetched reason we write, NUL included */
 
 void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
                        const struct ledger_state *ls) {
@@ -24,10 +27,13 @@ void referral_job_free(struct referral_job *j) {
         referral_free(&j->main);
         for (size_t i = 0; i < j->n_related; i++)
                 referral_free(&j->related[i]);
-        for (size_t i = 0; i < j->n_docs; i++)
+        for (size_t i = 0; i < j->n_docs; i++) {
                 spool_file_free(j->docs[i].file);
+                free(j->docs[i].cri_id);
+                free(j->docs[i].reason);
+        }
         free(j->docs);
-        free(j->known);
+        documents_known_free(j->known, j->n_known);
         j->docs = NULL;
         j->known = NULL;
         j->n_docs = j->n_related = j->n_known = 0;
@@ -46,10 +52,12 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
         return &j->docs[j->n_docs++];
 }
 
-/* What the PAS has of one document of the job (found=false when nothing). */
-static struct document_state known_state(const struct referral_job *j, const char *source_ubrn, const char *id) {
-        for (size_t i = 0; i < j->n_known; i++)
-                if (strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
+/* What the PAS has of one document of the job (found=false when nothing); borrowed from j->known. */
+static struct document_state known_state(const struct referral_job *j, const char *source_ubrn,
+                                         enum document_kind kind, const char *id, unsigned occurrence) {
+        for (size_t i = 0; id && i < j->n_known; i++)
+                if (j->known[i].kind == kind && j->known[i].occurrence == occurrence &&
+                    strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
                         return j->known[i].state;
         return (struct document_state){ .found = false };
 }
@@ -129,11 +137,39 @@ static int spool_fetch(const struct fetch_env *env, struct doc_job *d, const str
         return 0;
 }
 
+/* Records why a document is not fetched (one line for staff, at most
+ * NOT_FETCHED_REASON_MAX bytes).  0 or -ENOMEM. */
+__attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, const char *fmt, ...) {
+        char text[NOT_FETCHED_REASON_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        free(d->reason);
+        d->reason = strdup(text);
+        if (!d->reason)
+                return -ENOMEM;
+        d->rec.not_fetched_reason = d->reason;
+        return 0;
+}
+
+/* A document over ers.max_attachment_mib: recorded not fetched and owed. */
+static int too_large(const struct fetch_env *env, struct referral_job *j, struct doc_job *d, struct errbuf *e) {
+        int r = not_fetched(d,
+                            "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
+                            " MiB): owed, fetched once the limit is raised",
+                            env->cfg->max_attachment_bytes / (1024 * 1024));
+
+        j->complete = false;
+        return r < 0 ? err_set(e, r, "out of memory") : 0;
+}
+
 /* Decides what to do with one document: skip it (already stored), fetch it,
  * or record it as not fetched with a reason.  Errors that should make the
  * whole referral wait for the next round are returned. */
 static int plan_document(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
-                         const struct attachment *a, struct errbuf *e) {
+                         const struct attachment *a, unsigned occurrence, struct errbuf *e) {
         struct doc_job *d;
         bool is_cri = a == NULL;
         char cri_id[80];
@@ -144,7 +180,8 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
          * ledger row: without one the PAS has none (and pas_put_document() looks
          * again inside the transaction, so even a document put there by hand
          * would not be stored twice). */
-        struct document_state st = known_state(j, src->ubrn, is_cri ? cri_id : a->id);
+        struct document_state st = known_state(j, src->ubrn, is_cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                               is_cri ? cri_id : a->id, occurrence);
         if (st.found && st.fetched) {
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
@@ -163,16 +200,18 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         d->rec.source_ubrn = src->ubrn;
         d->rec.source_version = src->version;
         d->rec.declared_size = -1;
-        d->rec.not_fetched_reason = d->reason;
         if (is_cri) {
-                memcpy(d->attachment_id, cri_id, sizeof cri_id);
+                d->cri_id = strdup(cri_id);
+                if (!d->cri_id)
+                        return err_set(e, -ENOMEM, "out of memory");
                 d->rec.kind = DOCUMENT_CRI;
-                d->rec.attachment_id = d->attachment_id;
+                d->rec.attachment_id = d->cri_id;
                 d->rec.title = "Clinical Referral Information";
                 d->rec.content_type = "application/pdf";
         } else {
                 d->rec.kind = DOCUMENT_ATTACHMENT;
                 d->rec.attachment_id = a->id;
+                d->rec.occurrence = occurrence;
                 d->rec.title = a->title;
                 d->rec.content_type = a->content_type;
                 d->rec.declared_size = a->declared_size;
@@ -185,41 +224,45 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         if (!is_cri && a->availability != AVAILABILITY_AVAILABLE) {
                 switch (a->availability) {
                 case AVAILABILITY_PENDING:
-                        snprintf(d->reason, sizeof d->reason,
-                                 "PENDING: e-RS is scanning the file for malware; it is fetched on a later run");
+                        r = not_fetched(d, "PENDING: e-RS is scanning the file for malware; it is fetched on a later run");
                         j->complete = false;
                         j->pending++;
                         break;
                 case AVAILABILITY_NEVER:
-                        snprintf(d->reason, sizeof d->reason,
-                                 "%s: e-RS will never release this file; contact the attaching organisation (ODS %s)",
-                                 a->availability_code, a->attached_by_org ? a->attached_by_org : "unknown");
+                        r = not_fetched(d, "%s: e-RS will never release this file; contact the attaching organisation (ODS %s)",
+                                        a->availability_code, a->attached_by_org ? a->attached_by_org : "unknown");
                         break;
                 default:
-                        snprintf(d->reason, sizeof d->reason, "availability %s: not fetched; checked again on a later run",
-                                 a->availability_code ? a->availability_code : "not stated");
+                        r = not_fetched(d, "availability %s: not fetched; checked again on a later run",
+                                        a->availability_code ? a->availability_code : "not stated");
                         j->complete = false;
                         break;
                 }
-                return 0;
+                return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
 
-        r = spool_key(d->key, src->ubrn, is_cri ? cri_id : "att", is_cri ? NULL : a->id);
+        /* Over the maximum: owed (the ledger stays incomplete, so `ersd status` lists
+         * it and a round after the limit is raised fetches it).  Not downloaded when
+         * e-RS declares it larger: each look at the referral would download the
+         * maximum again only to refuse it. */
+        if (!is_cri && a->declared_size > env->cfg->max_attachment_bytes)
+                return too_large(env, j, d, e);
+        r = spool_key(d->key, src->ubrn, src->version, is_cri ? "CRI" : "ATTACHMENT",
+                      is_cri ? cri_id : a->id ? a->id : "", occurrence);
         if (r < 0)
-                return err_set(e, r, "UBRN %s: document id too long for the spool", src->ubrn);
+                return err_set(e, r, "UBRN %s: no spool file name for a document: %s", src->ubrn, strerror(-r));
         r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
         if (r == -ENODATA) {
                 /* e-RS refused (422): not available now, or never (PATIENT_ERROR on the letter). */
-                snprintf(d->reason, sizeof d->reason, "e-RS would not release it: %.200s", e->msg);
+                r = not_fetched(d, "e-RS would not release it: %.200s", e->msg);
                 if (!is_cri)
                         j->complete = false;
                 e->msg[0] = '\0';
-                return 0;
+                return r < 0 ? err_set(e, r, "out of memory") : 0;
         }
         if (r == -EFBIG) {
-                snprintf(d->reason, sizeof d->reason, "larger than the configured maximum (ers.max_attachment_mib)");
                 e->msg[0] = '\0';
-                return 0;
+                return too_large(env, j, d, e);
         }
         if (r < 0)
                 return r;
@@ -231,14 +274,45 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
 
 static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
                                    struct errbuf *e) {
+        const char *again_id = NULL; /* the first id repeated */
+        unsigned again = 0;
         int r;
 
         for (size_t i = 0; i < src->n_attachments; i++) {
-                r = plan_document(env, j, src, &src->attachments[i], e);
+                unsigned occurrence = attachment_occurrence(src, i); /* a repeated id is a document of its own */
+                if (occurrence > 0 && again++ == 0)
+                        again_id = src->attachments[i].id;
+                r = plan_document(env, j, src, &src->attachments[i], occurrence, e);
                 if (r < 0)
                         return r;
         }
-        return plan_document(env, j, src, NULL, e); /* the clinical information letter */
+        if (again > 0) {
+                char id[64 + 4];
+                log_ctx_warning(&(struct log_ctx){ .ubrn = src->ubrn, .stage = "documents" },
+                                "UBRN %s: %u attachment(s) repeat the id of an earlier one (first: \"%s\"); each is "
+                                "stored as a document of its own",
+                                src->ubrn, again, utf8_prefix(again_id, 64, id));
+        }
+        return plan_document(env, j, src, NULL, 0, e); /* the clinical information letter */
+}
+
+/* Of the referral's own documents at the version read (its attachments and
+ * its letter), those the PAS has as not fetched: what `ersd sync UBRN` says
+ * is not stored when there is nothing to write. */
+static unsigned count_not_fetched_stored(const struct referral_job *j) {
+        char cri_id[80];
+        unsigned n = 0;
+
+        for (size_t i = 0; i < j->main.n_attachments; i++) {
+                const char *id = j->main.attachments[i].id;
+                struct document_state st = id ? known_state(j, j->main.ubrn, DOCUMENT_ATTACHMENT, id,
+                                                            attachment_occurrence(&j->main, i))
+                                              : (struct document_state){ 0 };
+                n += st.found && !st.fetched;
+        }
+        snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, j->main.version);
+        struct document_state st = known_state(j, j->main.ubrn, DOCUMENT_CRI, cri_id, 0);
+        return n + (st.found && !st.fetched);
 }
 
 static bool any_fetched(const struct referral_job *j) {
@@ -267,6 +341,7 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
         }
         if (ls->found && ls->complete && j->main.version == ls->version) {
                 j->action = FETCH_NOTHING; /* the worklist did not say its version, or it was written meanwhile */
+                j->not_fetched_stored = count_not_fetched_stored(j);
                 return 0;
         }
 

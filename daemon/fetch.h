@@ -27,11 +27,14 @@
 
 #define RELATED_MAX 16 /* related referrals followed per referral */
 
-/* One document of a referral being synced: what is written, and from where. */
+/* One document of a referral being synced: what is written, and from where.
+ * The job's array of these grows (moves) while documents are planned: rec's
+ * strings point into the job's referrals or at the heap strings below, never
+ * into the array itself. */
 struct doc_job {
         struct document_rec rec;
-        char attachment_id[80];       /* rec.attachment_id points here for the CRI */
-        char reason[256];             /* rec.not_fetched_reason points here */
+        char *cri_id;                 /* owned: the letter's "CRI-v<version>" (rec.attachment_id); NULL otherwise */
+        char *reason;                 /* owned: rec.not_fetched_reason when not fetched; NULL otherwise */
         char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
         struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
         bool completing;              /* the PAS has this document recorded as not fetched */
@@ -64,6 +67,8 @@ struct referral_job {
         size_t n_docs, cap_docs;
         bool complete;                         /* false when documents are still owed */
         unsigned pending;                      /* documents e-RS is still scanning (PENDING) */
+        unsigned not_fetched_stored;           /* FETCH_NOTHING: the referral's own documents at this version
+                                                  (its attachments, its letter) the PAS has as not fetched */
         struct patient_match match[RELATED_MAX + 1]; /* set by the writer: [0] the referral, [1 + i] related[i] */
         char correlation_id[UUID_STR_LEN];     /* of the A005 that read the referral */
         /* The pool's. */

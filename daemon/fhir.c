@@ -7,7 +7,8 @@
  * (member, at, str_at, array_len, find_ext), which answer NULL / 0 for a
  * missing element and for one of another type alike, so a mistyped optional
  * element reads as absent.  Only what the daemon cannot do without is an error:
- * the resourceType, UBRNs, versions and the worklist's entry array.
+ * the resourceType, UBRNs, versions, the worklist's entry array, and the id of
+ * each attachment (what identifies a document in the PAS and the spool).
  *
  * Every parser fills a local struct and hands it over whole at the end; on any
  * failure the local is freed with the matching *_free() and *ret is untouched.
@@ -36,6 +37,7 @@
 #define EXT_CLINICAL_INFO      "Extension-eRS-ClinicalInfoFirstSubmitted-1"
 #define EXT_APPOINTMENT        "Extension-eRS-Appointment-1"
 #define EXT_COMMISSIONING_ORG  "Extension-eRS-Commissioning-Rule-Org-1"
+#define EXT_SHORTLIST          "Extension-eRS-ReferralShortlist-1"
 #define EXT_AVAILABILITY       "Extension-eRS-AvailabilityStatus-1"
 #define EXT_ATTACHED_BY        "Extension-eRS-AttachedBy-1"
 #define EXT_ATTACHED_BY_ORG    "Extension-eRS-AttachedByOrganisation-1"
@@ -484,33 +486,36 @@ static int local_ref_copy(const char *ref, char **ret) {
         return dup_or_null(ref && ref[0] == '#' ? ref : NULL, ret);
 }
 
-/* Parses one List.entry into w (zeroed by the caller); *ret_patient is a copy
- * of its patient reference ("#Patient-…", resolved at the end), or NULL.
- * -EBADMSG / -ENOMEM with an error line the caller prefixes with the entry's
- * index. */
+/* Parses one List.entry into w (zeroed by the caller; w->ubrn stays "" until
+ * read); *ret_patient is a copy of its patient reference ("#Patient-…",
+ * resolved at the end), or NULL.  0, -ENOMEM, or -EBADMSG with *ret_why (static
+ * text) saying what is wrong with the entry. */
 static int worklist_entry_parse(json_object *entry, struct worklist_entry *w, char **ret_patient,
-                                struct errbuf *e) {
+                                const char **ret_why) {
         json_object *item;
         int r;
 
         w->version = -1;
         *ret_patient = NULL;
+        *ret_why = NULL;
         if (!json_object_is_type(entry, json_type_object))
-                return err_set(e, -EBADMSG, "not an object");
-        if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
-                return err_set(e, -EBADMSG, "item.reference is not " REFERRAL_REF_PREFIX "<12-digit UBRN>");
+                *ret_why = "not an object";
+        else if (ref_ubrn(str_at(entry, "item.reference"), w->ubrn) < 0)
+                *ret_why = "item.reference is not " REFERRAL_REF_PREFIX "<12-digit UBRN>";
+        if (*ret_why)
+                return -EBADMSG;
 
         item = find_ext(entry, EXT_WORKLIST_ITEM);
         if (!item) /* an APPOINTMENT_SLOT_ISSUES worklist names its item extension differently */
                 item = find_ext(entry, EXT_SLOT_ISSUES_ITEM);
-        if (parse_version(at(find_ext(item, "referralRequestVersion"), "valueInteger"), &w->version) < 0)
-                return err_set(e, -EBADMSG, "referralRequestVersion is not a non-negative integer");
+        if (parse_version(at(find_ext(item, "referralRequestVersion"), "valueInteger"), &w->version) < 0) {
+                *ret_why = "referralRequestVersion is not a non-negative integer";
+                return -EBADMSG;
+        }
         r = copy_fields(item, worklist_item_fields, ELEMENTSOF(worklist_item_fields), w);
         if (r >= 0)
                 r = local_ref_copy(str_at(find_ext(item, "patient"), "valueReference.reference"), ret_patient);
-        if (r < 0)
-                return oom(e);
-        return 0;
+        return r < 0 ? -ENOMEM : 0;
 }
 
 static void worklist_entry_free(struct worklist_entry *we) {
@@ -528,6 +533,7 @@ void worklist_free(struct worklist *w) {
         for (size_t i = 0; i < w->n; i++)
                 worklist_entry_free(&w->entries[i]);
         free(w->entries);
+        free(w->skipped);
         *w = (struct worklist) { 0 };
 }
 
@@ -595,11 +601,10 @@ struct worklist_parser {
         /* what the List says, judged at the end */
         json_object *resource_type;   /* owned: the resourceType member's value, NULL when absent */
         bool entry_not_array;         /* entry is present and neither an array nor null */
-        struct worklist w;            /* owned: the entries read so far */
+        struct worklist w;            /* owned: the entries read so far, and those skipped */
         char **patient_of;            /* owned: w.entries[i]'s patient reference, or NULL */
         size_t cap;                   /* of w.entries and patient_of */
-        int entry_r;                  /* the first bad entry: its error, 0 while none */
-        struct errbuf entry_error;
+        size_t cap_skipped;           /* of w.skipped */
         struct patient_ref *patients; /* owned: the contained Patients */
         size_t n_patients, cap_patients;
 };
@@ -610,9 +615,7 @@ static void parser_drop_entries(struct worklist_parser *p) {
         worklist_free(&p->w);
         free(p->patient_of);
         p->patient_of = NULL;
-        p->cap = 0;
-        p->entry_r = 0;
-        p->entry_error.msg[0] = '\0';
+        p->cap = p->cap_skipped = 0;
 }
 
 static void parser_drop_patients(struct worklist_parser *p) {
@@ -693,14 +696,32 @@ static int keep_patient(struct worklist_parser *p, json_object *c) {
         return 0;
 }
 
-/* Reads one element of the List's entry array, unless an earlier one was bad
- * (its error is the one reported; the rest are only checked as JSON). */
+/* Records the element being read as skipped: why, and its UBRN when readable. */
+static int skip_entry(struct worklist_parser *p, const char *ubrn, const char *why) {
+        struct worklist_skip *sk;
+
+        if (p->w.n_skipped == p->cap_skipped) {
+                size_t cap = p->cap_skipped ? 2 * p->cap_skipped : 8;
+                struct worklist_skip *n = realloc(p->w.skipped, cap * sizeof *n);
+
+                if (!n)
+                        return -ENOMEM;
+                p->w.skipped = n;
+                p->cap_skipped = cap;
+        }
+        sk = &p->w.skipped[p->w.n_skipped++];
+        *sk = (struct worklist_skip) { .index = p->index, .why = why };
+        memcpy(sk->ubrn, ubrn, sizeof sk->ubrn);
+        return 0;
+}
+
+/* Reads one element of the List's entry array: a worklist entry, or one
+ * skipped (see struct worklist_skip). */
 static int keep_entry(struct worklist_parser *p, json_object *entry) {
         struct worklist_entry *we;
+        const char *why;
         int r;
 
-        if (p->entry_r < 0)
-                return 0;
         if (p->w.n == p->cap) {
                 size_t cap = p->cap ? 2 * p->cap : 64;
                 struct worklist_entry *n = realloc(p->w.entries, cap * sizeof *n);
@@ -719,17 +740,14 @@ static int keep_entry(struct worklist_parser *p, json_object *entry) {
         *we = (struct worklist_entry) { 0 };
         p->patient_of[p->w.n] = NULL;
         p->w.n++; /* so that what this entry took is freed with the rest */
-        r = worklist_entry_parse(entry, we, &p->patient_of[p->w.n - 1], &p->entry_error);
-        if (r == -ENOMEM)
+        r = worklist_entry_parse(entry, we, &p->patient_of[p->w.n - 1], &why);
+        if (r != -EBADMSG)
                 return r;
-        if (r < 0) {
-                if (we->ubrn[0])
-                        err_prefix(&p->entry_error, r, "entry[%zu] (UBRN %s)", p->index, we->ubrn);
-                else
-                        err_prefix(&p->entry_error, r, "entry[%zu]", p->index);
-                p->entry_r = r;
-        }
-        return 0;
+        r = skip_entry(p, we->ubrn, why);
+        worklist_entry_free(we);
+        free(p->patient_of[p->w.n - 1]);
+        p->w.n--;
+        return r;
 }
 
 /* A piece json-c completed: what it means.  `value` is NULL for JSON null. */
@@ -1085,8 +1103,6 @@ int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, stru
                 return r;
         if (p->entry_not_array)
                 return err_set(e, -EBADMSG, "entry is not an array");
-        if (p->entry_r < 0)
-                return err_set(e, p->entry_r, "%s", p->entry_error.msg);
 
         if (p->n_patients > 1)
                 qsort(p->patients, p->n_patients, sizeof *p->patients, compare_patient);
@@ -1097,8 +1113,14 @@ int worklist_parser_finish(struct worklist_parser *p, struct worklist *ret, stru
                 free(p->patient_of[i]);
                 p->patient_of[i] = NULL;
         }
-        if (p->w.n == 0)
-                parser_drop_entries(p); /* an empty worklist holds no array */
+        if (p->w.n == 0) { /* an empty worklist holds no array */
+                free(p->w.entries);
+                p->w.entries = NULL;
+        }
+        if (p->w.n_skipped == 0) {
+                free(p->w.skipped);
+                p->w.skipped = NULL;
+        }
         *ret = p->w;
         p->w = (struct worklist) { 0 };
         parser_drop_entries(p);
@@ -1232,9 +1254,12 @@ static int attachment_parse(json_object *doc, json_object *att, struct attachmen
 }
 
 /* Fills rf->attachments from every contained DocumentReference that has a
- * content[0].attachment, referenced by supportingInfo or not.  0 or -ENOMEM
- * (what was taken is in rf for referral_free()). */
-static int attachments_parse(json_object *root, struct referral *rf) {
+ * content[0].attachment, referenced by supportingInfo or not.  An attachment
+ * without an id (absent, not a string, or holding a NUL) is refused: the id is
+ * how the PAS and the spool know a document, and a referral cannot be stored
+ * without one of its documents.  0, -EBADMSG (with the line) or -ENOMEM (what
+ * was taken is in rf for referral_free()). */
+static int attachments_parse(json_object *root, struct referral *rf, struct errbuf *e) {
         json_object *contained = array_member(root, "contained");
         size_t n = array_len(contained);
 
@@ -1251,11 +1276,14 @@ static int attachments_parse(json_object *root, struct referral *rf) {
                         /* at most one per contained resource */
                         rf->attachments = calloc(n, sizeof *rf->attachments);
                         if (!rf->attachments)
-                                return -ENOMEM;
+                                return oom(e);
                 }
                 r = attachment_parse(c, att, &rf->attachments[rf->n_attachments++], &rf->text_nul_fields);
                 if (r < 0)
-                        return r;
+                        return oom(e);
+                if (!rf->attachments[rf->n_attachments - 1].id)
+                        return err_set(e, -EBADMSG, "contained[%zu] (DocumentReference): content[0].attachment.id "
+                                       "is missing or not a string", i);
         }
         return 0;
 }
@@ -1289,6 +1317,43 @@ static int appointment_parse(json_object *root, struct referral *rf) {
                 return dup_or_null(str_at(actor, "display"), &rf->service_name);
         }
         return 0;
+}
+
+/* A referral without an appointment (not booked, nor deferred to or sent for
+ * triage at a service) names its service only in its shortlist: the contained
+ * List the shortlist extension points at, one entry per service the patient
+ * may be booked into.  When every entry with an e-RS service identifier names
+ * the same service, that is the referral's (rf->service_*); several, or none,
+ * name no single service and leave it NULL.  0 or -ENOMEM. */
+static int shortlist_parse(json_object *root, struct referral *rf) {
+        const char *ref = str_at(find_ext(root, EXT_SHORTLIST), "valueReference.reference");
+        json_object *entries = array_member(contained_by_ref(root, ref, "List"), "entry");
+        json_object *named = NULL;
+        const char *id = NULL;
+        int r;
+
+        for (size_t i = 0; i < array_len(entries); i++) {
+                json_object *item = at(array_get(entries, i), "item");
+                const char *system = str_at(item, "identifier.system"), *value = str_at(item, "identifier.value");
+
+                if (!system || strcmp(system, SYSTEM_ERS_SERVICE) != 0 || !value)
+                        continue;
+                if (id && strcmp(id, value) != 0)
+                        return 0; /* a choice of services: none is the referral's */
+                if (!id) {
+                        id = value;
+                        named = item;
+                }
+        }
+        if (!id)
+                return 0;
+        r = dup_or_null(id, &rf->service_id);
+        if (r < 0)
+                return r;
+        r = text_dup_at(named, "display", &rf->service_name);
+        if (r > 0)
+                rf->text_nul_fields++;
+        return r < 0 ? r : 0;
 }
 
 static int compare_ubrn(const void *a, const void *b) {
@@ -1357,13 +1422,15 @@ int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *
                                 &rf.request_id);
         if (r >= 0)
                 r = appointment_parse(root, &rf);
-        if (r >= 0)
-                r = attachments_parse(root, &rf);
+        if (r >= 0 && !rf.service_id && !rf.service_name)
+                r = shortlist_parse(root, &rf);
         if (r < 0) {
                 r = oom(e);
                 goto out;
         }
-        r = related_parse(root, &rf, e);
+        r = attachments_parse(root, &rf, e);
+        if (r >= 0)
+                r = related_parse(root, &rf, e);
         if (r < 0)
                 goto out;
 
@@ -1386,6 +1453,15 @@ static void attachment_free(struct attachment *a) {
         free(a->attached_by_org);
         free(a->doc_type);
         free(a->description);
+}
+
+unsigned attachment_occurrence(const struct referral *r, size_t i) {
+        const char *id = i < r->n_attachments ? r->attachments[i].id : NULL;
+        unsigned n = 0;
+
+        for (size_t k = 0; id && k < i; k++)
+                n += r->attachments[k].id && strcmp(r->attachments[k].id, id) == 0;
+        return n;
 }
 
 void referral_free(struct referral *r) {

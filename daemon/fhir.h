@@ -49,9 +49,21 @@ struct worklist_entry {
         char *nhs_number;        /* PATIENT IDENTIFIER, via the #Patient-… contained ref */
 };
 
+/* An element of the List's entry array that is not a worklist entry (not an
+ * object, no ReferralRequest/<12-digit UBRN>, a version that is not a
+ * non-negative integer): skipped, so that one bad entry costs that entry
+ * only, never the whole worklist (and a worklist call of the day's two). */
+struct worklist_skip {
+        size_t index;            /* its position in the List's entry array, from 0 */
+        char ubrn[UBRN_LEN + 1]; /* its UBRN when that was readable, else "" */
+        const char *why;         /* static text, our own words: what was wrong with it */
+};
+
 struct worklist {
         struct worklist_entry *entries; /* owned array of n entries */
         size_t n;
+        struct worklist_skip *skipped;  /* owned array of n_skipped, in the List's order */
+        size_t n_skipped;
 };
 
 /* How the daemon treats an attachment's availability status. */
@@ -62,9 +74,11 @@ enum availability {
         AVAILABILITY_UNKNOWN,    /* absent or a code we do not know: do not fetch, keep verbatim */
 };
 
-/* One attachment: a contained DocumentReference's content[0].attachment. */
+/* One attachment: a contained DocumentReference's content[0].attachment (a
+ * DocumentReference without one holds nothing to fetch and is not listed). */
 struct attachment {
-        char *id;               /* attachment.id (e-RS attachment id) */
+        char *id;               /* attachment.id (e-RS attachment id); never NULL: a referral with an
+                                   attachment without one is refused */
         char *url;              /* attachment.url, relative: "Binary/{id}" */
         char *binary_id;        /* the {id} part of url, for A042/A006 */
         char *title;
@@ -90,8 +104,10 @@ struct referral {
         char *state_comment;       /* nested "comment" string, when present */
         char *specialty;           /* specialty.coding[0].code */
         char *specialty_display;   /* specialty.coding[0].display */
-        char *service_id;          /* booked: appointment participant ers-service; else NULL */
-        char *service_name;
+        char *service_id;          /* the contained Appointment's ers-service participant (booked, deferred to
+                                      the provider, sent for triage); without one, the one service the
+                                      shortlist names (a shortlist of several names none): else NULL */
+        char *service_name;        /* that service's display */
         char *pathway_start;       /* Extension-eRS-eReferralPathwayStart-1 (valueInstant or valueDateTime) */
         char *clinical_info_first_submitted;
         char *appointment_start;   /* contained Appointment via Extension-eRS-Appointment-1 */
@@ -138,9 +154,11 @@ struct outcome {
  * whether the whole was a worklist: "empty answer, expected JSON",
  * "malformed JSON: the document ends before it is complete", then what the
  * List says, judged in the order a whole-document parse would (resourceType
- * first, wherever it stood, then entry, then the first bad entry:
- * "expected a List, got Bundle", "entry is not an array",
- * "entry[3] (UBRN …): …").  On success the caller owns *ret (worklist_free());
+ * first, wherever it stood, then entry: "expected a List, got Bundle",
+ * "entry is not an array").  An element of entry that is valid JSON but not a
+ * worklist entry refuses nothing: it is left out of the entries and listed in
+ * ret->skipped (a syntax error anywhere still refuses the whole answer: past
+ * one, nothing says where the next entry begins).  On success the caller owns *ret (worklist_free());
  * on failure *ret is untouched.  After an error only free() is meaningful.
  * The caller bounds the size (ERS_JSON_MAX).
  */
@@ -167,4 +185,9 @@ char *fhir_worklist_request(const char *list_type, const char *service_id);
 
 void worklist_free(struct worklist *w);   /* frees the contents; not w itself */
 void referral_free(struct referral *r);   /* frees the contents; not r itself */
+
+/* The occurrence of r's attachment i (docs/schema.md, ers_document): how
+ * many attachments before it in r's list share its id; 0 for an attachment
+ * without an id. */
+unsigned attachment_occurrence(const struct referral *r, size_t i);
 void outcome_free(struct outcome *o);     /* frees the contents; not o itself */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
 #include "err.h"
+#include "escape.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -71,38 +73,20 @@ static const char *prio_name(int priority) {
         return names[priority & 7];
 }
 
-/* Copies `in` into out (NUL-terminated, cut to fit), control characters as \xNN.
- * Returns the length written. */
-static size_t escape(const char *in, char *out, size_t size) {
-        size_t o = 0;
-
-        if (size == 0)
-                return 0;
-        for (const unsigned char *s = (const unsigned char *) in; *s && o + 5 < size; s++) {
-                if (*s < 0x20 || *s == 0x7f)
-                        o += (size_t) snprintf(out + o, size - o, "\\x%02x", *s);
-                else
-                        out[o++] = (char) *s;
-        }
-        out[o] = '\0';
-        return o;
-}
-
 /* Appends "NAME=value" (value escaped) to buf at *used and to iov; false when it does not fit. */
 static bool add_field(const char *name, const char *value, char *buf, size_t size, size_t *used,
                       struct iovec *iov, size_t *n) {
-        size_t name_len = strlen(name), start = *used, need = 0;
+        size_t name_len = strlen(name), start = *used, need;
 
         if (!value || !*value || *n >= LOG_JOURNAL_FIELDS_MAX)
                 return false;
-        for (const unsigned char *s = (const unsigned char *) value; *s; s++)
-                need += *s < 0x20 || *s == 0x7f ? 4 : 1;
-        /* Whole or not at all ("NAME=" value NUL, and escape()'s margin): a cut UBRN would mislead. */
-        if (size - start < name_len + 1 + need + 6)
+        need = escape_text_len(value);
+        /* Whole or not at all ("NAME=" value NUL): a cut UBRN would mislead. */
+        if (size - start < name_len + 1 + need + 1)
                 return false;
         memcpy(buf + start, name, name_len);
         buf[start + name_len] = '=';
-        size_t v = escape(value, buf + start + name_len + 1, size - start - name_len - 1);
+        size_t v = escape_text(value, buf + start + name_len + 1, size - start - name_len - 1);
         iov[*n].iov_base = buf + start;
         iov[*n].iov_len = name_len + 1 + v;
         (*n)++;
@@ -136,12 +120,15 @@ size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *m
 static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap)
         __attribute__((format(printf, 3, 0)));
 static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap) {
-        char line[2048], out[sizeof line * 4];
+        char line[2048], out[sizeof line * 4]; /* an escape is at most 4 bytes a byte */
+        int len;
 
         if (priority > level)
                 return;
-        vsnprintf(line, sizeof line, fmt, ap);
-        escape(line, out, sizeof out); /* one call, one line */
+        len = vsnprintf(line, sizeof line, fmt, ap);
+        if (len >= (int) sizeof line) /* cut: not in the middle of a character */
+                line[sizeof line - 1 - utf8_cut(line, sizeof line - 1)] = '\0';
+        escape_text(line, out, sizeof out); /* one call, one line (escape.h) */
 
         if (stderr_is_journal()) {
 #ifdef HAVE_LIBSYSTEMD

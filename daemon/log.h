@@ -6,8 +6,9 @@
  * errbuf and the daemon logs once).  Lines go to stderr; when stderr is the
  * journal (JOURNAL_STREAM matches it) they go to the journal natively, with
  * structured fields (struct log_ctx), or, built without libsystemd, with the
- * "<N>" priority prefix systemd understands.  Control characters in a line
- * are escaped so no input can forge a log line.
+ * "<N>" priority prefix systemd understands.  Each line and each field is
+ * escaped by the one rule of escape.h (control and bidirectional characters,
+ * invalid UTF-8), so no input can forge a log line or act on a terminal.
  *
  * NEVER pass a patient identifier (NHS number, name, date of birth), a token
  * or a connection string to these functions.  UBRN and correlation id only.
@@ -53,7 +54,7 @@ void log_ctx_msg(int priority, const struct log_ctx *ctx, const char *fmt, ...)
  * for the tests: each field "NAME=value" is written into buf and pointed to by
  * ret_iov (at most LOG_JOURNAL_FIELDS_MAX).  MESSAGE is the escaped message,
  * PRIORITY the syslog priority, SYSLOG_IDENTIFIER "ersd", then the context's
- * fields that are set, control characters escaped as in the message.  Returns
+ * fields that are set, escaped as the message is.  Returns
  * the number of fields; a field that does not fit in buf is left out.
  */
 size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *message, char *buf,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "audit.h"
 #include "config.h"
 #include "ers.h"
+#include "escape.h"
 #include "lease.h"
 #include "log.h"
 #include "notify.h"
@@ -28,13 +30,14 @@
 #include "polls.h"
 #include "schedule.h"
 #include "spool.h"
+#include "statelock.h"
 #include "status.h"
 #include "sync.h"
 
 #define EXIT_SYNC_FAILED 1 /* something was not synced: see the log */
 #define EXIT_USAGE 2       /* bad command line or configuration */
 
-static volatile sig_atomic_t stop_requested;   /* SIGTERM, SIGINT: finish the referral in hand, then exit */
+static volatile sig_atomic_t stop_requested;   /* SIGTERM, SIGINT: end transfers, finish a write in hand, exit */
 static volatile sig_atomic_t reload_requested; /* SIGHUP: re-read the configuration between rounds */
 
 static void on_signal(int sig) {
@@ -84,7 +87,8 @@ static void usage(FILE *out) {
 
 static void report_to_stderr(void *userdata, const char *line) {
         (void) userdata;
-        fprintf(stderr, "%s\n", line);
+        escape_fputs(line, stderr); /* it may quote the file (escape.h) */
+        fputc('\n', stderr);
 }
 
 static void report_to_log(void *userdata, const char *line) {
@@ -92,9 +96,10 @@ static void report_to_log(void *userdata, const char *line) {
         log_error("%s", line);
 }
 
-/* Between referrals (sync.c calls it) and during every transfer (the e-RS
- * client calls it): keep the watchdog fed through a long round or a long
- * download, and tell systemd as soon as a stop was asked for. */
+/* Between referrals (sync.c calls it, and while it waits for fetches that move)
+ * and while a transfer moves bytes (the e-RS client calls it): keep the
+ * watchdog fed, and the lease renewed, through a long round or a long download
+ * (never through a stuck one), and tell systemd as soon as a stop was asked for. */
 static struct lease *held_lease; /* with database.lease_seconds: renewed from keep_alive too */
 static struct pas *lease_pas;
 
@@ -181,19 +186,25 @@ static void reload(struct config *cfg, struct ers_client **ers) {
 /* "sync done: referrals …; 0.1 s": the round's one line, printed and sent as STATUS=.
  * A dry run's says what would have been written. */
 static void format_summary(const struct sync_stats *s, bool dry_run, double seconds, char *buf, size_t size) {
-        char over[64] = "";
+        char over[64] = "", skipped[64] = "";
 
         if (s->worklists_over_budget)
                 snprintf(over, sizeof over, "; worklists over budget %u (not read)", s->worklists_over_budget);
+        if (s->worklist_entries_skipped)
+                snprintf(skipped, sizeof skipped, "; worklist entries skipped %u (malformed)",
+                         s->worklist_entries_skipped);
         snprintf(buf, size,
                  "%s %s%s: referrals %u new, %u updated, %u unchanged, %u failed; "
-                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s; %.1f s",
+                 "documents %u %s (%.1f MiB), %u not fetched; worklists failed %u%s%s; %.1f s",
                  dry_run ? "dry run" : "sync",
-                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ? "incomplete" : "done",
+                 s->referrals_failed || s->worklists_failed || s->worklists_over_budget ||
+                                 s->worklist_entries_skipped
+                         ? "incomplete"
+                         : "done",
                  dry_run ? ", nothing written to the PAS" : "", s->referrals_new, s->referrals_updated,
                  s->referrals_unchanged, s->referrals_failed, s->documents_stored, dry_run ? "to store" : "stored",
                  (double) s->bytes_stored / (1024.0 * 1024.0), s->documents_not_fetched, s->worklists_failed, over,
-                 seconds);
+                 skipped, seconds);
 }
 
 static void print_summary(const char *summary) {
@@ -258,7 +269,8 @@ static unsigned check_statements(const struct config *cfg) {
         if (pas_open(cfg->odbc_connection, cfg->adapter, &pas, &e) < 0) {
                 for (size_t i = 0; i < 3; i++)
                         if (sql[i]) {
-                                fprintf(stderr, "%s: %s: cannot check it: %s\n", at[i], keys[i], e.msg);
+                                escape_fprintf(stderr, "%s: %s: cannot check it: %s", at[i], keys[i], e.msg);
+                                fputc('\n', stderr);
                                 refused++;
                         }
                 return refused;
@@ -273,7 +285,8 @@ static unsigned check_statements(const struct config *cfg) {
                 else
                         r = pas_set_mapping(pas, i == 1 ? PAS_MAP_REFERRAL : PAS_MAP_DOCUMENT, sql[i], &e);
                 if (r < 0) {
-                        fprintf(stderr, "%s: %s: %s\n", at[i], keys[i], e.msg);
+                        escape_fprintf(stderr, "%s: %s: %s", at[i], keys[i], e.msg);
+                        fputc('\n', stderr);
                         refused++;
                 }
         }
@@ -356,7 +369,8 @@ static void on_referral_done(void *userdata, const struct referral_outcome *o) {
                 printf("ersd: dry run: UBRN %s", o->ubrn);
                 if (o->version >= 0)
                         printf(" version %" PRId64, o->version);
-                printf(" (worklist %s): %s", o->worklist ? o->worklist : "-", result_name(o->result, true));
+                escape_fprintf(stdout, " (worklist %s): %s", o->worklist ? o->worklist : "-",
+                               result_name(o->result, true));
                 if (o->result == REFERRAL_NEW || o->result == REFERRAL_UPDATED)
                         printf("; documents %u to store (%.1f MiB), %u recorded not fetched", o->documents,
                                (double) o->bytes / (1024.0 * 1024.0), o->not_fetched);
@@ -394,22 +408,12 @@ static void private_state_remove(const char *dir) {
         (void) rmdir(dir);
 }
 
-/*
- * --dry-run and `ersd sync UBRN` may run while the daemon does: they download
- * into STATE_DIR/oneoff-<pid>/spool, never into the daemon's spool (whose
- * unfinished downloads a new spool_open() would remove), and remove it when
- * they end.  One left by a one-off run that died is removed here (its pid is
- * gone): the spool holds patient documents.
- */
-static int private_state_dir(const char *state_dir, char *ret, size_t n) {
-        DIR *d;
+/* Removes the one-off spools (below) of runs that died: their pid is gone.
+ * They hold patient documents. */
+static void remove_dead_oneoffs(const char *state_dir) {
+        DIR *d = opendir(state_dir);
         struct dirent *de;
 
-        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-                log_error("cannot create state directory %s: %s", state_dir, strerror(errno));
-                return -errno;
-        }
-        d = opendir(state_dir);
         if (d) {
                 while ((de = readdir(d))) {
                         char *end;
@@ -424,6 +428,21 @@ static int private_state_dir(const char *state_dir, char *ret, size_t n) {
                 }
                 closedir(d);
         }
+}
+
+/*
+ * --dry-run and `ersd sync UBRN` may run while the daemon does: they download
+ * into STATE_DIR/oneoff-<pid>/spool, never into the daemon's spool (whose
+ * unfinished downloads a new spool_open() would remove), and remove it when
+ * they end.  One left by a one-off run that died is removed by the next start
+ * of either kind.
+ */
+static int private_state_dir(const char *state_dir, char *ret, size_t n) {
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+                log_error("cannot create state directory %s: %s", state_dir, strerror(errno));
+                return -errno;
+        }
+        remove_dead_oneoffs(state_dir);
         if (snprintf(ret, n, "%s/oneoff-%ld", state_dir, (long) getpid()) >= (int) n) {
                 log_error("state directory path too long");
                 return -ENAMETOOLONG;
@@ -549,14 +568,19 @@ static int run_sync_one(struct sync_ctx *ctx, const char *ubrn) {
         if (r < 0) {
                 printf("ersd: UBRN %s not synced, PAS unchanged (the log says why); %.1f s\n", ubrn,
                        now_monotonic() - t0);
+                referral_origin_free(&origin);
                 return EXIT_SYNC_FAILED;
         }
-        printf("ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s\n", ubrn,
-               result == REFERRAL_UNCHANGED ? "already in the PAS at e-RS's version, nothing written"
-                                            : result == REFERRAL_NEW ? "written (new)" : "written (updated)",
-               origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
-               (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched, now_monotonic() - t0);
+        escape_fprintf(stdout, "ersd: UBRN %s %s (worklist %s): documents %u stored (%.1f MiB), %u not fetched; %.1f s",
+                       ubrn,
+                       result == REFERRAL_UNCHANGED ? "already in the PAS at e-RS's version, nothing written"
+                                                    : result == REFERRAL_NEW ? "written (new)" : "written (updated)",
+                       origin.found && origin.worklist[0] ? origin.worklist : "none", stats.documents_stored,
+                       (double) stats.bytes_stored / (1024.0 * 1024.0), stats.documents_not_fetched,
+                       now_monotonic() - t0);
+        putchar('\n');
         fflush(stdout);
+        referral_origin_free(&origin);
         return EXIT_SUCCESS;
 }
 
@@ -569,9 +593,16 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
         sigset_t stop_set, old_set;
         struct overdue_memory overdue = { 0 };
         char private_dir[PATH_MAX] = "";
+        int state_lock = -1;
         bool once = mode->once || mode->sync_ubrn;
         int status = EXIT_SYNC_FAILED, r;
 
+        /* One ersd per state_dir, before anything is touched: a second one's spool_open()
+         * would remove this one's downloads.  One-off runs have a spool of their own. */
+        if (!mode->dry_run && !mode->sync_ubrn && state_lock_take(cfg->state_dir, &state_lock, &e) < 0) {
+                log_error("%s", e.msg);
+                goto out;
+        }
         if (open_pas(cfg, &pas) < 0)
                 goto out;
         r = pas_check_schema(pas, &e);
@@ -601,12 +632,15 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 log_error("%s", e.msg);
                 goto out;
         }
+        if (!private_dir[0])
+                remove_dead_oneoffs(cfg->state_dir);
         r = ers_client_new(cfg, &ers, &e);
         if (r < 0) {
                 log_error("e-RS client: %s", e.msg);
                 goto out;
         }
         ers_client_on_progress(ers, keep_alive, NULL);
+        ers_client_on_stop(ers, &stop_requested); /* a stop ends a transfer within a second, the start's too */
         if (!once) {
                 /* A connection and TLS handshake only: no call budget spent.  A certificate
                  * problem is configuration and stops the start; a network one is retried by
@@ -642,7 +676,6 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                            "%ld s, retries after %ld s",
                            cfg->worklist_calls_per_day, cfg->max_requests_per_second, cfg->pending_recheck_s,
                            cfg->retry_delay_s);
-        ers_client_on_stop(ers, &stop_requested);
         /* --once reads every worklist now (budget permitting); loop mode at the poll times. */
         struct poll_schedule polls;
         r = poll_schedule_init(&polls, cfg, pas, time(NULL), !once, &e);
@@ -659,6 +692,8 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
         struct sync_ctx ctx = { .cfg = cfg, .ers = ers, .pas = pas, .spool = spool, .stop = &stop_requested,
                                 .between_referrals = keep_alive, .poll = polls.due, .observer = &observer,
                                 .dry_run = mode->dry_run };
+        if (!private_dir[0]) /* what an earlier run left and no referral waiting for a retry needs */
+                sync_spool_tidy(&ctx, true);
         if (mode->sync_ubrn) {
                 /* No lease: one referral in one transaction is safe beside the daemon that holds it
                  * (the ledger and the vendor's writer lock keep it written once). */
@@ -678,7 +713,7 @@ static int run_sync(struct config *cfg, const struct run_mode *mode, int log_ove
                 lease_pas = pas;
         }
         uint64_t watchdog_usec = notify_watchdog_usec();
-        char summary[256];
+        char summary[320];
         sigemptyset(&stop_set);
         sigaddset(&stop_set, SIGTERM);
         sigaddset(&stop_set, SIGINT);
@@ -776,6 +811,8 @@ out:
         spool_close(spool);
         if (private_dir[0])
                 private_state_remove(private_dir);
+        if (state_lock >= 0)
+                close(state_lock);
         pas_close(pas);
         return status;
 }
@@ -795,6 +832,24 @@ int main(int argc, char **argv) {
         bool dry_run = false, json = false, prometheus = false;
         struct config cfg;
         struct sigaction sa = { .sa_handler = on_signal };
+
+        /* Before anything is created: the PAS (SQLite, its -wal and -shm), the
+         * state directory and the spool hold patient data, and are never for
+         * group or others, whatever umask ersd was started with (runuser,
+         * sudo and a shell leave 022). */
+        umask(0077);
+        /* A file size limit (RLIMIT_FSIZE, LimitFSIZE=) reached must fail the
+         * write with EFBIG, taken like a full disk (the referral waits, nothing
+         * half-written), not kill ersd mid-transaction. */
+        signal(SIGXFSZ, SIG_IGN);
+        /* Before a secret is read: no core dump (it would hold the bearer token
+         * and NHS numbers), and no other process of our user may read our
+         * memory (/proc/PID/mem, ptrace).  The unit also sets LimitCORE=0. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+                fprintf(stderr, "ersd: cannot stop core dumps (prctl PR_SET_DUMPABLE): %s; not starting\n",
+                        strerror(errno));
+                return EXIT_USAGE;
+        }
 
         while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
                 switch (c) {
@@ -837,17 +892,20 @@ int main(int argc, char **argv) {
         if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
                 ubrn = optind < argc ? argv[optind++] : NULL;
                 if (!ubrn || !ubrn_valid(ubrn)) {
-                        fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s\n", command, ubrn ? ": '" : "",
-                                ubrn ? ubrn : "", ubrn ? "' is not one" : "");
+                        escape_fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s", command,
+                                       ubrn ? ": '" : "", ubrn ? ubrn : "", ubrn ? "' is not one" : "");
+                        fputc('\n', stderr);
                         return EXIT_USAGE;
                 }
         } else if (command && strcmp(command, "status") != 0 && strcmp(command, "reconcile") != 0) {
-                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", command);
+                escape_fprintf(stderr, "ersd: unexpected argument '%.80s'", command);
+                fputc('\n', stderr);
                 usage(stderr);
                 return EXIT_USAGE;
         }
         if (optind < argc) {
-                fprintf(stderr, "ersd: unexpected argument '%.80s'\n", argv[optind]);
+                escape_fprintf(stderr, "ersd: unexpected argument '%.80s'", argv[optind]);
+                fputc('\n', stderr);
                 usage(stderr);
                 return EXIT_USAGE;
         }

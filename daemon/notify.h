@@ -10,9 +10,10 @@
  *
  *   READY=1               configuration, database and e-RS checked; also after a reload
  *   RELOADING=1           a SIGHUP reload begins (with MONOTONIC_USEC=, as systemd ≥ 253 wants)
- *   STOPPING=1            SIGTERM/SIGINT seen: the referral in hand is finished, then exit
+ *   STOPPING=1            SIGTERM/SIGINT seen: transfers end, a write in hand is finished, then exit
  *   STATUS=…              one line: the phase, or the last round's result and the next round time
- *   WATCHDOG=1            from the main loop and between referrals, when WatchdogSec= is set
+ *   WATCHDOG=1            from the main loop, between referrals and while transfers move bytes (never
+ *                         while they are stuck), when WatchdogSec= is set
  */
 
 #include <stdbool.h>

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "escape.h"
 #include "fhir.h"
 #include "util.h"
 
@@ -28,16 +29,18 @@ static int on_listed(void *userdata, const struct reconcile_listed *l) {
         if (!l->in_pas) {
                 t->missing++;
                 if (l->listed_version >= 0)
-                        fprintf(t->out, "MISSING  %s  worklist %s lists version %" PRId64 " (%s); not in the PAS\n",
-                                l->ubrn, l->worklist, l->listed_version, l->listed_at);
+                        escape_fprintf(t->out, "MISSING  %s  worklist %s lists version %" PRId64 " (%s); not in the PAS",
+                                       l->ubrn, l->worklist, l->listed_version, l->listed_at);
                 else
-                        fprintf(t->out, "MISSING  %s  worklist %s lists it (%s); not in the PAS\n", l->ubrn,
-                                l->worklist, l->listed_at);
+                        escape_fprintf(t->out, "MISSING  %s  worklist %s lists it (%s); not in the PAS", l->ubrn,
+                                       l->worklist, l->listed_at);
+                fputc('\n', t->out);
         } else if (l->listed_version > l->pas_version) {
                 t->stale++;
-                fprintf(t->out, "STALE    %s  the PAS has version %" PRId64 ", worklist %s lists version %" PRId64
-                                " (%s)\n",
-                        l->ubrn, l->pas_version, l->worklist, l->listed_version, l->listed_at);
+                escape_fprintf(t->out, "STALE    %s  the PAS has version %" PRId64 ", worklist %s lists version %" PRId64
+                                       " (%s)",
+                               l->ubrn, l->pas_version, l->worklist, l->listed_version, l->listed_at);
+                fputc('\n', t->out);
         }
         return 0;
 }
@@ -77,8 +80,9 @@ static void check_with_ers(struct tally *t, struct ers_client *ers, size_t i) {
         r = ers_read_referral(ers, ubrn, &root, &call, &e);
         if (r == -ENOENT) {
                 t->unknown++;
-                fprintf(t->out, "UNKNOWN  %s  in the PAS at version %" PRId64 "; e-RS answers 404 (correlation id %s)\n",
-                        ubrn, t->to_check_version[i], call.correlation_id);
+                escape_fprintf(t->out, "UNKNOWN  %s  in the PAS at version %" PRId64 "; e-RS answers 404 (correlation id %s)",
+                               ubrn, t->to_check_version[i], call.correlation_id);
+                fputc('\n', t->out);
                 return;
         }
         if (r == 0) {
@@ -87,14 +91,16 @@ static void check_with_ers(struct tally *t, struct ers_client *ers, size_t i) {
         }
         if (r < 0) {
                 t->failed++;
-                fprintf(t->out, "UNCHECKED %s  e-RS could not be asked: %s\n", ubrn, e.msg);
+                escape_fprintf(t->out, "UNCHECKED %s  e-RS could not be asked: %s", ubrn, e.msg);
+                fputc('\n', t->out);
                 return;
         }
         if (ref.version > t->to_check_version[i]) {
                 t->stale++;
-                fprintf(t->out, "STALE    %s  the PAS has version %" PRId64 ", e-RS has version %" PRId64
-                                " (on no worklist; correlation id %s)\n",
-                        ubrn, t->to_check_version[i], ref.version, call.correlation_id);
+                escape_fprintf(t->out, "STALE    %s  the PAS has version %" PRId64 ", e-RS has version %" PRId64
+                                       " (on no worklist; correlation id %s)",
+                               ubrn, t->to_check_version[i], ref.version, call.correlation_id);
+                fputc('\n', t->out);
         }
         referral_free(&ref);
 }

@@ -15,8 +15,10 @@
 
 #include <json-c/json.h>
 
+#include "escape.h"
 #include "log.h"
 #include "schedule.h"
+#include "skipped.h"
 #include "util.h"
 
 /* One configured worklist and what ers_poll and ers_budget say of it. */
@@ -28,11 +30,12 @@ struct worklist_status {
         bool failed;                      /* its last poll failed */
         bool budget_refused;              /* its last poll was not made: the day's budget was spent */
         bool stale;                       /* not read for STATUS_STALE_SECONDS */
+        long skipped;                     /* malformed entries its last read skipped (not synced) */
 };
 
 /* A list of waiting rows, the first STATUS_LIST_MAX kept; n counts them all. */
 struct row_list {
-        struct waiting_row *rows; /* owned array of min(n, STATUS_LIST_MAX) */
+        struct waiting_row *rows; /* owned array of min(n, STATUS_LIST_MAX), each row's priority a copy it owns */
         size_t n;
 };
 
@@ -45,6 +48,9 @@ struct status {
         char problem[ERRBUF_MAX + 32];  /* why the database could not be read; "" when it could */
         struct worklist_status *worklists; /* owned array, one per configured worklist */
         struct row_list documents, retrying, parked, overdue;
+        /* For documents.rows[i]: of its documents owed, those e-RS declares larger than
+         * ers.max_attachment_mib (owed until it is raised); -1 when not read. */
+        int64_t too_large[STATUS_LIST_MAX];
         size_t n_failing;               /* of retrying: those with failed attempts (the others are queued) */
 };
 
@@ -78,15 +84,27 @@ static int64_t overdue_minutes(const struct waiting_row *row, const struct confi
 
 static int list_add(struct row_list *l, const struct waiting_row *row) {
         if (l->n < STATUS_LIST_MAX) {
+                char *priority = strdup(row->priority); /* the row's is borrowed (pas.h) */
+                if (!priority)
+                        return -ENOMEM;
                 if (!l->rows) {
                         l->rows = calloc(STATUS_LIST_MAX, sizeof *l->rows);
-                        if (!l->rows)
+                        if (!l->rows) {
+                                free(priority);
                                 return -ENOMEM;
+                        }
                 }
                 l->rows[l->n] = *row;
+                l->rows[l->n].priority = priority;
         }
         l->n++;
         return 0;
+}
+
+static void row_list_free(struct row_list *l) {
+        for (size_t i = 0; l->rows && i < l->n && i < STATUS_LIST_MAX; i++)
+                free((char *) l->rows[i].priority); /* the list's copy */
+        free(l->rows);
 }
 
 static int on_waiting(void *userdata, const struct waiting_row *row) {
@@ -126,10 +144,26 @@ static int on_poll(void *userdata, const struct poll_row *row) {
 
 static void status_free(struct status *s) {
         free(s->worklists);
-        free(s->documents.rows);
-        free(s->retrying.rows);
-        free(s->parked.rows);
-        free(s->overdue.rows);
+        row_list_free(&s->documents);
+        row_list_free(&s->retrying);
+        row_list_free(&s->parked);
+        row_list_free(&s->overdue);
+}
+
+/* How many documents shown with `ubrn` are not stored and declared larger
+ * than ers.max_attachment_mib; -1 when that cannot be read (then not shown). */
+static int64_t count_too_large(struct pas *pas, const struct config *cfg, const char *ubrn) {
+        struct document_known *known = NULL;
+        struct errbuf e = { { 0 } };
+        size_t n = 0;
+        int64_t count = 0;
+
+        if (pas_documents_known(pas, ubrn, &known, &n, &e) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                count += !known[i].state.fetched && known[i].state.declared_size > cfg->max_attachment_bytes;
+        documents_known_free(known, n);
+        return count;
 }
 
 /* Fills s from the database; on failure s->problem says why and the exit
@@ -163,6 +197,8 @@ static void status_collect(struct status *s, const struct config *cfg) {
                                      &e);
         if (r >= 0)
                 r = pas_waiting_list(pas, on_waiting, s, &e);
+        for (size_t i = 0; r >= 0 && i < s->documents.n && i < STATUS_LIST_MAX; i++)
+                s->too_large[i] = count_too_large(pas, cfg, s->documents.rows[i].ubrn);
         pas_close(pas);
         if (r < 0) {
                 snprintf(s->problem, sizeof s->problem, "PAS database: %s", e.msg[0] ? e.msg : strerror(-r));
@@ -181,7 +217,8 @@ static void status_collect(struct status *s, const struct config *cfg) {
                                             strlen(POLL_RESULT_BUDGET_SPENT)) == 0;
                 w->failed = w->poll.referrals < 0 && !w->budget_refused;
                 w->stale = utc_iso_parse(w->poll.last_poll_at, &at) == 0 && s->now - at > STATUS_STALE_SECONDS;
-                worklist_trouble |= w->failed || w->stale;
+                w->skipped = skipped_in_poll_result(w->poll.last_result);
+                worklist_trouble |= w->failed || w->stale || w->skipped > 0;
         }
         if (s->overdue.n > 0)
                 s->exit_status = STATUS_OVERDUE;
@@ -210,36 +247,47 @@ static const char *state_name(const struct waiting_row *w) {
 }
 
 static const char *poll_verdict(const struct worklist_status *w) {
-        return w->failed ? "FAILED" : w->budget_refused ? "not made (budget spent)" : "ok";
+        return w->failed           ? "FAILED"
+               : w->budget_refused ? "not made (budget spent)"
+               : w->skipped > 0    ? "ok, MALFORMED ENTRIES SKIPPED"
+                                   : "ok";
 }
 
 /* ---- text ---------------------------------------------------------------- */
+/* Every line that shows what the database holds (names, codes, reasons, times)
+ * is written through escape_fprintf(): the one rule of escape.h. */
 
 static const char *or_dash(const char *s) {
         return s && s[0] ? s : "-";
 }
 
-static void text_waiting(FILE *out, const struct row_list *l, const char *title) {
+static void text_waiting(FILE *out, const struct status *s, const struct row_list *l, const char *title) {
         fprintf(out, "\n%s: %zu\n", title, l->n);
         for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &l->rows[i];
                 if (w->kind == WAITING_DOCUMENTS) {
-                        fprintf(out, "  UBRN %s  version %" PRId64 "  worklist %s  priority %s: %" PRId64
-                                     " document(s) owed, %" PRId64 " PENDING (e-RS scanning); next check %s\n",
-                                w->ubrn, w->version, or_dash(w->worklist), or_dash(w->priority), w->documents_owed,
-                                w->documents_pending, or_dash(w->next_at));
+                        escape_fprintf(out, "  UBRN %s  version %" PRId64 "  worklist %s  priority %s: %" PRId64
+                                            " document(s) owed, %" PRId64 " PENDING (e-RS scanning); next check %s",
+                                       w->ubrn, w->version, or_dash(w->worklist), or_dash(w->priority),
+                                       w->documents_owed, w->documents_pending, or_dash(w->next_at));
+                        fputc('\n', out);
+                        if (s->too_large[i] > 0)
+                                fprintf(out, "    reason: %" PRId64 " larger than ers.max_attachment_mib (%" PRId64
+                                             " MiB): fetched once it is raised\n",
+                                        s->too_large[i], s->cfg->max_attachment_bytes / (1024 * 1024));
                         continue;
                 }
-                fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s\n",
-                        w->ubrn, or_dash(w->worklist), or_dash(w->priority), or_dash(w->since), w->attempts,
-                        w->in_pas ? "; the PAS holds an older version" : "; not in the PAS", or_dash(w->next_at));
+                escape_fprintf(out, "  UBRN %s  worklist %s  priority %s  seen %s  %" PRId64 " attempt(s)%s; next %s",
+                               w->ubrn, or_dash(w->worklist), or_dash(w->priority), or_dash(w->since), w->attempts,
+                               w->in_pas ? "; the PAS holds an older version" : "; not in the PAS", or_dash(w->next_at));
+                fputc('\n', out);
                 if (w->attempts == 0 && w->kind == WAITING_RETRY)
                         continue; /* queued: no failure to show */
-                fprintf(out, "    reason: %s", or_dash(w->reason));
+                escape_fprintf(out, "    reason: %s", or_dash(w->reason));
                 if (w->sqlstate[0] && !strstr(w->reason, w->sqlstate))
-                        fprintf(out, " (SQLSTATE %s)", w->sqlstate);
+                        escape_fprintf(out, " (SQLSTATE %s)", w->sqlstate);
                 if (w->correlation_id[0] && !strstr(w->reason, w->correlation_id))
-                        fprintf(out, " (correlation id %s)", w->correlation_id);
+                        escape_fprintf(out, " (correlation id %s)", w->correlation_id);
                 fputc('\n', out);
         }
         if (l->n > STATUS_LIST_MAX)
@@ -257,47 +305,55 @@ static void print_text(const struct status *s, FILE *out) {
 
         fprintf(out, "ersd status at %s: %s (exit %d)\n", s->now_iso, verdicts[s->exit_status], s->exit_status);
         if (s->problem[0]) {
-                fprintf(out, "  %s\n", s->problem);
+                escape_fprintf(out, "  %s", s->problem);
+                fputc('\n', out);
                 return;
         }
         fprintf(out, "\nWorklists (calls per service per day: %ld; UK day %s)\n", calls_per_day(s->cfg),
                 s->budget_day);
         for (size_t i = 0; i < s->cfg->n_worklists; i++) {
                 const struct worklist_status *w = &s->worklists[i];
-                fprintf(out, "  %s (%s, service %s): ", w->conf->name, w->conf->list_type, w->conf->service_id);
+                escape_fprintf(out, "  %s (%s, service %s): ", w->conf->name, w->conf->list_type, w->conf->service_id);
                 if (!w->polled)
                         fprintf(out, "not read yet");
                 else
-                        fprintf(out, "last poll %s %s: %s%s%s", w->poll.last_poll_at, poll_verdict(w),
-                                or_dash(w->poll.last_result), w->poll.last_correlation_id[0] ? " (correlation id " : "",
-                                w->poll.last_correlation_id[0] ? w->poll.last_correlation_id : "");
+                        escape_fprintf(out, "last poll %s %s: %s%s%s", w->poll.last_poll_at, poll_verdict(w),
+                                       or_dash(w->poll.last_result),
+                                       w->poll.last_correlation_id[0] ? " (correlation id " : "",
+                                       w->poll.last_correlation_id[0] ? w->poll.last_correlation_id : "");
                 if (w->polled && w->poll.last_correlation_id[0])
                         fputc(')', out);
-                fprintf(out, "\n    next poll %s; budget left today %" PRId64 " of %ld%s\n", or_dash(w->poll.next_poll_at),
-                        budget_left(s, w), calls_per_day(s->cfg),
-                        w->stale ? "; NOT READ FOR OVER 25 HOURS" : "");
+                fputc('\n', out);
+                escape_fprintf(out, "    next poll %s; budget left today %" PRId64 " of %ld%s",
+                               or_dash(w->poll.next_poll_at), budget_left(s, w), calls_per_day(s->cfg),
+                               w->stale ? "; NOT READ FOR OVER 25 HOURS" : "");
+                fputc('\n', out);
         }
-        text_waiting(out, &s->documents, "Referrals owed documents (fetched by later rounds)");
-        text_waiting(out, &s->retrying, "Referrals queued or failing (read again on their own schedule)");
-        text_waiting(out, &s->parked, "Referrals PARKED after repeated failures (need a person)");
+        text_waiting(out, s, &s->documents, "Referrals owed documents (fetched by later rounds)");
+        text_waiting(out, s, &s->retrying, "Referrals queued or failing (read again on their own schedule)");
+        text_waiting(out, s, &s->parked, "Referrals PARKED after repeated failures (need a person)");
         fprintf(out, "\nOverdue (URGENT or TWO_WEEK_WAIT, not in the PAS after %ld minutes): %zu\n",
                 s->cfg->overdue_after_min, s->overdue.n);
         for (size_t i = 0; i < s->overdue.n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &s->overdue.rows[i];
                 int64_t minutes = overdue_minutes(w, s->cfg, s->now);
-                fprintf(out, "  UBRN %s  %s  worklist %s  seen %s, %" PRId64 " minutes ago%s\n", w->ubrn, w->priority,
-                        or_dash(w->worklist), w->since, minutes,
-                        w->in_pas ? "; the PAS holds an older version" : "; not in the PAS");
+                escape_fprintf(out, "  UBRN %s  %s  worklist %s  seen %s, %" PRId64 " minutes ago%s", w->ubrn,
+                               w->priority, or_dash(w->worklist), w->since, minutes,
+                               w->in_pas ? "; the PAS holds an older version" : "; not in the PAS");
+                fputc('\n', out);
         }
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
+/* Values exactly as the database holds them; written through
+ * escape_json_fputs(), so the characters a terminal acts on are JSON escapes. */
 
 static json_object *jstr(const char *s) {
         return s && s[0] ? json_object_new_string(s) : NULL; /* NULL is JSON null */
 }
 
-static json_object *json_waiting(const struct waiting_row *w, const struct status *s) {
+/* too_large: s->too_large of a documents row, else unused. */
+static json_object *json_waiting(const struct waiting_row *w, const struct status *s, int64_t too_large) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "ubrn", json_object_new_string(w->ubrn));
@@ -310,6 +366,8 @@ static json_object *json_waiting(const struct waiting_row *w, const struct statu
                 json_object_object_add(o, "synced_at", jstr(w->since));
                 json_object_object_add(o, "documents_owed", json_object_new_int64(w->documents_owed));
                 json_object_object_add(o, "documents_pending", json_object_new_int64(w->documents_pending));
+                json_object_object_add(o, "documents_too_large",
+                                       too_large >= 0 ? json_object_new_int64(too_large) : NULL);
                 return o;
         }
         int64_t minutes = overdue_minutes(w, s->cfg, s->now);
@@ -329,7 +387,7 @@ static json_object *json_list(const struct row_list *l, const struct status *s) 
         json_object *a = json_object_new_array();
 
         for (size_t i = 0; i < l->n && i < STATUS_LIST_MAX; i++)
-                json_object_array_add(a, json_waiting(&l->rows[i], s));
+                json_object_array_add(a, json_waiting(&l->rows[i], s, l == &s->documents ? s->too_large[i] : -1));
         return a;
 }
 
@@ -361,6 +419,7 @@ static void print_json(const struct status *s, FILE *out) {
                         json_object_object_add(o, "last_correlation_id", jstr(w->poll.last_correlation_id));
                         json_object_object_add(o, "referrals",
                                                w->poll.referrals >= 0 ? json_object_new_int64(w->poll.referrals) : NULL);
+                        json_object_object_add(o, "entries_skipped", json_object_new_int64(w->skipped));
                         json_object_object_add(o, "next_poll_at", jstr(w->poll.next_poll_at));
                         json_object_object_add(o, "budget_day", json_object_new_string(s->budget_day));
                         json_object_object_add(o, "budget_calls_today", json_object_new_int64(w->calls_today));
@@ -383,23 +442,31 @@ static void print_json(const struct status *s, FILE *out) {
                 json_object_object_add(root, "overdue_after_minutes", json_object_new_int64(s->cfg->overdue_after_min));
         } else
                 json_object_put(counts);
-        fprintf(out, "%s\n",
-                json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        escape_json_fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
+                          out);
+        fputc('\n', out);
         json_object_put(root);
 }
 
 /* ---- Prometheus ------------------------------------------------------------ */
 
-/* A label value: backslash, double quote and newline escaped. */
-static void prom_label(FILE *out, const char *v) {
-        for (; *v; v++) {
-                if (*v == '\\' || *v == '"')
-                        fprintf(out, "\\%c", *v);
-                else if (*v == '\n')
-                        fputs("\\n", out);
-                else
-                        fputc(*v, out);
+/* Writes a piece of a label value, backslash and double quote escaped as
+ * the text format wants them. */
+static void prom_put(void *userdata, const char *piece, size_t len) {
+        FILE *out = userdata;
+
+        for (size_t i = 0; i < len; i++) {
+                if (piece[i] == '\\' || piece[i] == '"')
+                        fputc('\\', out);
+                fputc(piece[i], out);
         }
+}
+
+/* A label value: the value as escape.h shows it (no newline, no control
+ * left), then escaped as a label value, so Prometheus reads back the
+ * escaped text. */
+static void prom_label(FILE *out, const char *v) {
+        escape_each(v, ESCAPE_TEXT, prom_put, out);
 }
 
 static void prom_head(FILE *out, const char *name, const char *help) {
@@ -459,6 +526,7 @@ static void print_prometheus(const struct status *s, FILE *out) {
                 { "ersd_worklist_referrals", "Referrals the last successful read listed (-1 when it failed or none yet)." },
                 { "ersd_worklist_budget_left", "Worklist calls left today (UK day) for the worklist's e-RS service." },
                 { "ersd_worklist_stale", "1 when the worklist has not been read for over 25 hours." },
+                { "ersd_worklist_entries_skipped", "Malformed entries the last read of the worklist skipped (not synced)." },
         };
         for (size_t k = 0; k < sizeof per_worklist / sizeof per_worklist[0]; k++) {
                 prom_head(out, per_worklist[k].name, per_worklist[k].help);
@@ -473,7 +541,8 @@ static void print_prometheus(const struct status *s, FILE *out) {
                         case 4: v = iso_or_zero(w->poll.next_poll_at); break;
                         case 5: v = w->poll.referrals; break;
                         case 6: v = budget_left(s, w); break;
-                        default: v = w->stale; break;
+                        case 7: v = w->stale; break;
+                        default: v = w->skipped; break;
                         }
                         prom_worklist(out, per_worklist[k].name, w, v, k == 3 || k == 4);
                 }
@@ -490,7 +559,9 @@ static void print_prometheus(const struct status *s, FILE *out) {
         prom_head(out, "ersd_referral_overdue_minutes", "Minutes an overdue referral has waited since first seen, by UBRN.");
         for (size_t i = 0; i < s->overdue.n && i < STATUS_LIST_MAX; i++) {
                 const struct waiting_row *w = &s->overdue.rows[i];
-                fprintf(out, "ersd_referral_overdue_minutes{ubrn=\"%s\",priority=\"", w->ubrn);
+                fputs("ersd_referral_overdue_minutes{ubrn=\"", out);
+                prom_label(out, w->ubrn);
+                fputs("\",priority=\"", out);
                 prom_label(out, w->priority);
                 fprintf(out, "\"} %" PRId64 "\n", overdue_minutes(w, s->cfg, s->now));
         }

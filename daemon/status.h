@@ -24,7 +24,8 @@
 #include "config.h"
 
 #define STATUS_OK 0           /* all well: nothing needs a person */
-#define STATUS_NEEDS_PERSON 1 /* a parked referral, a worklist whose last poll failed, or none polled for a day */
+#define STATUS_NEEDS_PERSON 1 /* a parked referral, a worklist whose last poll failed or skipped malformed
+                                 entries, or none polled for a day */
 #define STATUS_UNKNOWN 3      /* the database cannot be read, or its schema is absent or another version */
 #define STATUS_OVERDUE 4      /* an URGENT / TWO_WEEK_WAIT referral is overdue (takes precedence over 1) */
 

@@ -13,6 +13,7 @@
 #include "fhir.h"
 #include "log.h"
 #include "schedule.h"
+#include "skipped.h"
 #include "write.h"
 
 #define REMATCH_MAX 200 /* referrals whose patient is looked up again per round */
@@ -160,6 +161,13 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         if (r < 0)
                 goto fail;
         o.version = j->main.version;
+        if (entry->version > j->main.version && said_first(&ctx->lagging, entry->ubrn, entry->version))
+                /* reconcile says STALE until A005 catches up: the log says why, once per version listed */
+                log_ctx_notice(&lc,
+                               "UBRN %s: the worklist lists version %" PRId64 ", A005 answers version %" PRId64
+                               " (e-RS's replicas lag); the PAS takes what A005 answered, and the referral is read "
+                               "again whenever a worklist lists it until A005 catches up (correlation id %s)",
+                               entry->ubrn, entry->version, j->main.version, j->correlation_id);
         lc.stage = "pas";
         if (j->action == FETCH_NOTHING) {
                 /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
@@ -167,6 +175,8 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 if (r < 0)
                         goto fail;
                 stats->referrals_unchanged++;
+                o.not_fetched = j->not_fetched_stored;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (j->action == FETCH_STILL_OWED) {
@@ -177,6 +187,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
                 stats->referrals_unchanged++;
                 o.not_fetched = count_not_fetched(j);
                 o.pending = j->pending;
+                stats->documents_not_fetched += o.not_fetched;
                 goto out;
         }
         if (ctx->stop && *ctx->stop) {
@@ -192,8 +203,7 @@ static int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct 
         }
 
         for (size_t i = 0; i < j->n_docs; i++)
-                if (j->docs[i].file)
-                        spool_remove(ctx->spool, j->docs[i].key);
+                spool_file_remove(j->docs[i].file);
         if (ls->found)
                 stats->referrals_updated++;
         else
@@ -269,16 +279,20 @@ static int prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char 
         return r < 0 ? err_prefix(e, r, "documents stored") : 0;
 }
 
-/* The next fetched job, the watchdog (and lease) kept fed while waiting;
- * NULL when none is in flight. */
+/* The next fetched job, the watchdog (and lease) fed while waiting as long as
+ * the fetchers' transfers move (never while all are stuck: see
+ * ers_client_progress()); NULL when none is in flight. */
 static struct referral_job *next_fetched(struct sync_ctx *ctx, struct sync_stats *stats) {
         struct referral_job *j = NULL;
         double t0 = now_monotonic();
+        uint64_t seen = ers_client_progress(ctx->ers);
 
         while (!j && fetch_pool_in_flight(ctx->pool) > 0) {
                 j = fetch_pool_wait(ctx->pool, 1.0);
-                if (!j && ctx->between_referrals)
+                uint64_t now = ers_client_progress(ctx->ers);
+                if (!j && now != seen && ctx->between_referrals)
                         ctx->between_referrals(ctx->userdata);
+                seen = now;
         }
         stats->writer_waited_s += now_monotonic() - t0;
         return j;
@@ -489,14 +503,15 @@ static bool entry_needs_write(const struct worklist_entry *entry, const struct l
  * lost) leaves them due without another worklist call.  `ls` holds each
  * sorted entry's ledger state (found=false and version -2 when unread).
  */
-static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist_entry **order,
-                            const struct ledger_state *ls, size_t n, const char *polled_at, const char *correlation_id,
-                            const char *next_at) {
+static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist *w,
+                            const struct worklist_entry **order, const struct ledger_state *ls, const char *polled_at,
+                            const char *correlation_id, const char *next_at) {
         struct errbuf e = { { 0 } };
+        size_t n = w->n;
         char result[256];
         int r;
 
-        snprintf(result, sizeof result, "%zu referral(s) listed", n);
+        skipped_poll_result(w, result, sizeof result);
         r = pas_begin(ctx->pas, &e);
         if (r == 0)
                 r = pas_poll_put(ctx->pas, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
@@ -513,6 +528,37 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
                                 "worklist %s: its referrals are synced now but not queued in ers_retry (a stop "
                                 "before they are written leaves them to the next worklist call): %s",
                                 wl->name, e.msg);
+}
+
+/* audit_worklist_poll() of what the worklist lists: its entries, and those
+ * skipped as malformed whose UBRN was readable (they are listed still).  With
+ * one skipped whose UBRN was not, nobody can say who left: nothing is
+ * recorded (one line says so), and the next poll judges. */
+static int record_listing(struct sync_ctx *ctx, const char *worklist, const struct worklist_entry **order,
+                          const struct worklist *w, const char *correlation_id, unsigned *ret_left,
+                          unsigned *ret_returned, struct errbuf *e) {
+        const struct worklist_entry **listing = NULL;
+        struct worklist_entry *extra = NULL;
+        size_t n = 0;
+        int r;
+
+        if (w->n_skipped == 0)
+                return audit_worklist_poll(ctx->pas, worklist, order, w->n, correlation_id, ret_left, ret_returned, e);
+        r = skipped_listing(order, w->n, w, &listing, &n, &extra);
+        if (r < 0)
+                return err_set(e, r, "out of memory");
+        if (r > 0) {
+                log_ctx_warning(&(struct log_ctx){ .worklist = worklist, .correlation_id = correlation_id,
+                                                   .stage = "worklist" },
+                                "worklist %s: an entry without a readable UBRN was skipped: its latest entries and "
+                                "who left it are not recorded this time (correlation id %s)",
+                                worklist, correlation_id);
+                return 0;
+        }
+        r = audit_worklist_poll(ctx->pas, worklist, listing, n, correlation_id, ret_left, ret_returned, e);
+        free(listing);
+        free(extra);
+        return r;
 }
 
 static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct sync_stats *stats) {
@@ -554,6 +600,11 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         }
         stats->worklists_read++;
         log_ctx_info(&lc, "worklist %s: %zu referral(s) (correlation id %s)", wl->name, w.n, call.correlation_id);
+        if (w.n_skipped > 0) { /* the others go on; the round says it is incomplete */
+                skipped_log(wl->name, &w, call.correlation_id);
+                stats->worklist_entries_skipped += (unsigned) w.n_skipped;
+                failed = true;
+        }
         if (ctx->observer && ctx->observer->worklist_read)
                 ctx->observer->worklist_read(ctx->observer->userdata, wl->name, w.n);
 
@@ -576,13 +627,11 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
         /* A dry run writes nothing but the budget's count: no ers_poll, ers_retry or
          * ers_worklist_entry row, no referral marked as having left. */
         if (!ctx->dry_run)
-                record_worklist(ctx, wl, order, ls, w.n, polled_at, call.correlation_id, next_at);
+                record_worklist(ctx, wl, &w, order, ls, polled_at, call.correlation_id, next_at);
 
         /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
         unsigned left = 0, returned = 0;
-        r = ctx->dry_run ? 0
-                         : audit_worklist_poll(ctx->pas, wl->name, order, w.n, call.correlation_id, &left, &returned,
-                                               &e);
+        r = ctx->dry_run ? 0 : record_listing(ctx, wl->name, order, &w, call.correlation_id, &left, &returned, &e);
         if (r == -ESTALE) {
                 free(order);
                 free(ls);
@@ -709,7 +758,7 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                 log_info("%zu referral(s) due for another look (failed before, or documents owed)", n);
                 entries = calloc(n, sizeof *entries);
                 if (!entries) {
-                        free(due);
+                        due_referrals_free(due, n);
                         log_error("referrals due again: out of memory");
                         return -ENOMEM;
                 }
@@ -742,7 +791,7 @@ static int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
         }
         r = write_all(ctx, NULL, r, stats, &failed);
         free(entries);
-        free(due);
+        due_referrals_free(due, n);
         if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
                 return r;
         return failed ? -EAGAIN : 0;
@@ -820,6 +869,71 @@ static void pool_stop(struct sync_ctx *ctx) {
         ctx->pool = NULL;
 }
 
+/* A sweep of the spool: the UBRNs waiting in ers_retry (queued, retrying or
+ * parked), sorted, read at the first file found. */
+struct queued {
+        struct pas *pas;             /* borrowed */
+        char (*ubrns)[UBRN_LEN + 1]; /* owned array */
+        size_t n, cap;
+        bool read;                   /* looked up (or tried to: then none is kept) */
+};
+
+static int on_queued(void *userdata, const struct waiting_row *row) {
+        struct queued *q = userdata;
+
+        if (row->kind == WAITING_DOCUMENTS)
+                return 0;
+        if (q->n == q->cap) {
+                size_t cap = q->cap ? 2 * q->cap : 64;
+                char (*p)[UBRN_LEN + 1] = realloc(q->ubrns, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                q->ubrns = p;
+                q->cap = cap;
+        }
+        memcpy(q->ubrns[q->n++], row->ubrn, sizeof q->ubrns[0]);
+        return 0;
+}
+
+static int ubrn_cmp(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* spool_sweep()'s question: is `ubrn` waiting for a retry?  The list is read
+ * once, at the first file; when it cannot be, nothing is kept (a download
+ * removed is only fetched again). */
+static bool keep_queued(void *userdata, const char *ubrn) {
+        struct queued *q = userdata;
+
+        if (!q->read) {
+                struct errbuf e = { { 0 } };
+                q->read = true;
+                if (pas_waiting_list(q->pas, on_queued, q, &e) < 0) {
+                        log_ctx_debug(&(struct log_ctx){ .stage = "spool" },
+                                      "spool: referrals waiting for a retry not read (%s): their downloads go too",
+                                      e.msg[0] ? e.msg : "out of memory");
+                        q->n = 0;
+                }
+                if (q->n > 1)
+                        qsort(q->ubrns, q->n, sizeof q->ubrns[0], ubrn_cmp);
+        }
+        return q->n > 0 && bsearch(ubrn, q->ubrns, q->n, sizeof q->ubrns[0], ubrn_cmp);
+}
+
+void sync_spool_tidy(struct sync_ctx *ctx, bool keep_queued_downloads) {
+        struct queued q = { .pas = ctx->pas };
+        int r = spool_sweep(ctx->spool, keep_queued_downloads ? keep_queued : NULL, &q);
+        const char *what = keep_queued_downloads ? "at start, left by an earlier run that no referral waiting for "
+                                                   "a retry needs"
+                                                 : "after a round that finished cleanly";
+
+        if (r < 0)
+                log_ctx_warning(&(struct log_ctx){ .stage = "spool" }, "spool: not read %s: %s", what, strerror(-r));
+        else if (r > 0)
+                log_ctx_notice(&(struct log_ctx){ .stage = "spool" }, "spool: %d file(s) removed %s", r, what);
+        free(q.ubrns);
+}
+
 static int round_worklists_and_due(struct sync_ctx *ctx, struct sync_stats *stats, const char *round_start) {
         bool failed = false;
 
@@ -855,6 +969,8 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
                 return r;
         r = round_worklists_and_due(ctx, stats, round_start);
         pool_stop(ctx);
+        if (r == 0)
+                sync_spool_tidy(ctx, false); /* nothing to keep: every referral written */
         if (stats->writer_busy_s + stats->writer_waited_s >= 0.05)
                 log_debug("round: the PAS writer was busy %.2f s and waited %.2f s for fetches from e-RS "
                           "(ers.parallel_fetches = %ld)", stats->writer_busy_s, stats->writer_waited_s,

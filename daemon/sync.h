@@ -26,6 +26,7 @@
 #include "config.h"
 #include "ers.h"
 #include "reconnect.h"
+#include "said.h"
 #include "spool.h"
 
 struct fetch_pool;
@@ -46,7 +47,7 @@ struct referral_outcome {
         bool dry_run;             /* nothing was written: result says what would have been */
         unsigned documents;       /* document contents stored (dry run: fetched, verified and to be stored) */
         uint64_t bytes;           /* their bytes */
-        unsigned not_fetched;     /* documents recorded without content */
+        unsigned not_fetched;     /* documents recorded without content, or so in the PAS already */
         unsigned pending;         /* of those, e-RS still scanning (PENDING): owed, asked for again */
 };
 
@@ -79,6 +80,7 @@ struct sync_ctx {
          * The spool files are removed afterwards. */
         bool dry_run;
         struct fetch_pool *pool;          /* owned by sync_once() while a round runs; NULL otherwise */
+        struct said_once lagging;         /* (UBRN, version listed) already said to be ahead of A005 */
 };
 
 struct sync_stats {
@@ -89,9 +91,11 @@ struct sync_stats {
         unsigned worklists_failed;    /* A008 failed: none of its referrals were looked at */
         unsigned worklists_over_budget; /* not read: the service's calls for the UK day are spent */
         unsigned worklists_read;      /* A008 answered */
+        unsigned worklist_entries_skipped; /* entries of worklists read that were malformed: not synced */
         unsigned referrals_parked;    /* failed again and parked (ers_retry.parked) */
         unsigned documents_stored;    /* document contents written to the PAS */
-        unsigned documents_not_fetched; /* recorded without content (not available, too large) */
+        unsigned documents_not_fetched; /* not stored: recorded without content (not available, too large),
+                                           or so already in the PAS for a referral read again */
         uint64_t bytes_stored;
         unsigned patients_matched_later; /* referrals already in the PAS whose patient a later round found */
         double writer_busy_s;         /* seconds the writer spent on fetched referrals (the PAS's share) */
@@ -113,6 +117,13 @@ struct sync_stats {
  * when the PAS connection was lost and did not come back (reconnect.h): the
  * round stops, no further worklist is fetched. */
 int sync_once(struct sync_ctx *ctx, struct sync_stats *stats);
+/* (Added:) a round that finished cleanly (0) leaves the spool empty: it holds
+ * patient documents, and no referral is waiting for one. */
+
+/* The spool at a start (keep_queued_downloads: finished downloads of
+ * referrals waiting in ers_retry stay, for their retry; everything else goes)
+ * or emptied (not).  Logs what it removed; never fails. */
+void sync_spool_tidy(struct sync_ctx *ctx, bool keep_queued_downloads);
 
 /*
  * `ersd sync UBRN`: syncs one referral now, without a worklist call: A005,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -98,6 +99,17 @@ size_t utf8_cut(const char *s, size_t n) {
         return 0;
 }
 
+const char *utf8_prefix(const char *s, size_t max, char *ret) {
+        size_t len;
+
+        if (!s || strlen(s) <= max)
+                return s ? s : "";
+        len = max - utf8_cut(s, max);
+        memcpy(ret, s, len);
+        memcpy(ret + len, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+        return ret;
+}
+
 size_t utf8_hold_complete(struct utf8_hold *h, const char **data, size_t *len) {
         size_t whole, n;
 
@@ -126,4 +138,23 @@ void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len) {
         *len -= cut;
         memcpy(h->bytes, data + *len, cut);
         h->len = cut;
+}
+
+void *array_grow(void *array, size_t *cap, size_t need, size_t size, size_t first) {
+        size_t n = *cap ? *cap : first ? first : 1;
+        void *p;
+
+        if (need <= *cap)
+                return array;
+        while (n < need) {
+                if (n > SIZE_MAX / 2)
+                        return NULL;
+                n *= 2;
+        }
+        if (size && n > SIZE_MAX / size)
+                return NULL;
+        p = realloc(array, n * size);
+        if (p)
+                *cap = n;
+        return p;
 }

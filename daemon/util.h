@@ -26,6 +26,20 @@ void hex_encode(const unsigned char *in, size_t n, char *ret);
 /* Monotonic clock in seconds. */
 double now_monotonic(void);
 
+/*
+ * Room for at least `need` elements of `size` bytes in `array` (malloc'd or
+ * NULL), whose capacity *cap is doubled from `first`:
+ *
+ *     struct part *p = array_grow(t->parts, &t->cap_parts, t->n_parts + 1, sizeof *p, 8);
+ *     if (!p)
+ *             return -ENOMEM;
+ *     t->parts = p;
+ *
+ * Returns the array (moved, perhaps), or NULL when memory ran out or the size
+ * would overflow: then the array and *cap are as they were.
+ */
+void *array_grow(void *array, size_t *cap, size_t need, size_t size, size_t first);
+
 /* The length of the UTF-8 character a byte starts: 2 to 4 for a lead byte, 1
  * for ASCII and for a byte that cannot start one. */
 size_t utf8_char_length(unsigned char lead);
@@ -35,6 +49,11 @@ size_t utf8_char_length(unsigned char lead);
  * json_tokener_parse_ex() call and refuses a character cut between two as
  * invalid: a caller feeding it what the network delivers holds those back. */
 size_t utf8_cut(const char *s, size_t n);
+
+/* At most `max` bytes of s for a message (an e-RS id of any length), cut on
+ * a character and followed by "…" when cut: s itself when it is no longer,
+ * else a copy in ret (max + 4 bytes).  Printing it still needs escaping. */
+const char *utf8_prefix(const char *s, size_t max, char *ret);
 
 /*
  * Text fed on in the pieces the network delivers, never a UTF-8 character

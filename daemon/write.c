@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "log.h"
@@ -139,16 +140,17 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
                 bool related = strcmp(d->rec.source_ubrn, j->main.ubrn) != 0;
                 if (!d->written.written)
                         continue;
-                audit_line(&w->documents, "%s %s %s r%" PRId64 "%s%s", d->written.document_id,
-                           d->rec.fetched ? d->rec.sha256 : "NOT_FETCHED", d->rec.attachment_id, d->written.revision,
-                           related ? " of " : "", related ? d->rec.source_ubrn : "");
+                audit_document(&w->documents, d->written.document_id, d->rec.fetched ? d->rec.sha256 : NULL,
+                               d->rec.kind, d->rec.attachment_id, d->written.revision,
+                               related ? d->rec.source_ubrn : NULL);
                 if (d->rec.fetched && d->written.revision > 1 && !d->completing)
                         audit_clause(&w->detail, "%s%s%sattachment revised: %s (revision %" PRId64 ")",
                                      related ? "related " : "", related ? d->rec.source_ubrn : "", related ? ": " : "",
-                                     d->rec.attachment_id, d->written.revision);
+                                     audit_q(&w->detail, d->rec.attachment_id), d->written.revision);
                 else if (d->rec.fetched && d->completing)
                         audit_clause(&w->detail, "%s%s%sdocument fetched: %s", related ? "related " : "",
-                                     related ? d->rec.source_ubrn : "", related ? ": " : "", d->rec.attachment_id);
+                                     related ? d->rec.source_ubrn : "", related ? ": " : "",
+                                     audit_q(&w->detail, d->rec.attachment_id));
         }
         if (!w->detail.len && w->before.found)
                 audit_clause(&w->detail, "documents written");
@@ -218,7 +220,16 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                 struct doc_job *d = &j->docs[i];
                 if (from_kept(j, &w, d))
                         continue; /* read at that older version: not written either */
-                r = pas_put_document_ex(ctx->pas, &d->rec, d->file ? spool_file_fd(d->file) : -1, &d->written, e);
+                /* Opened here, one at a time: a referral of any number of documents
+                 * holds one descriptor (spool.h). */
+                int fd = -1;
+                if (d->file && (fd = spool_file_open(d->file, e)) < 0) {
+                        r = fd;
+                        break;
+                }
+                r = pas_put_document_ex(ctx->pas, &d->rec, fd, &d->written, e);
+                if (fd >= 0)
+                        close(fd);
                 if (r == 0 && d->written.written && d->rec.fetched) {
                         docs++;
                         bytes += (uint64_t) d->rec.size;

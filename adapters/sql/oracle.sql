@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 3, for Oracle Database (12.2 or later).
+-- ersd staging schema, version 4, for Oracle Database (12.2 or later).
 --
 -- This is exactly what `ersd --init-db` creates (adapters/oracle.c; a unit
 -- test keeps the two identical).  NOT YET RUN AGAINST A LIVE ORACLE
@@ -13,13 +13,14 @@
 --   sqlplus pas_owner@//host:1521/PASPDB @oracle.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 3 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 4 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 --   COMMIT;
 -- Grants for the ersd user: docs/oracle.md.  Documentation: docs/schema.md.
 
--- A schema of version 1 (before patient matching) or 2 (before the retry,
--- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
--- the statements it runs are in docs/schema.md.
+-- A schema of version 1 (before patient matching), 2 (before the retry,
+-- budget, poll and audit tables) or 3 (before texts of any length and the
+-- document's attachment_key) is upgraded in place by `ersd --init-db`; the
+-- statements it runs are in docs/schema.md.
 -- (Oracle: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR2.)
 
 -- The single row says which version of this schema the tables follow.
@@ -42,25 +43,25 @@ END;
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version NUMBER(19) NOT NULL,
-    nhs_number NVARCHAR2(10), -- PATIENT IDENTIFIER
+    nhs_number NCLOB, -- PATIENT IDENTIFIER
     nhs_number_valid SMALLINT NOT NULL,
-    priority NVARCHAR2(32),
-    state NVARCHAR2(64),
-    state_reason NVARCHAR2(64),
+    priority NCLOB,
+    state NCLOB,
+    state_reason NCLOB,
     state_comment NCLOB,
-    specialty NVARCHAR2(64),
-    specialty_display NVARCHAR2(255),
-    service_id NVARCHAR2(16),
-    service_name NVARCHAR2(255),
-    referral_type NVARCHAR2(64),
-    pathway_start NVARCHAR2(40),
-    clinical_info_first_submitted NVARCHAR2(40),
-    appointment_start NVARCHAR2(40),
-    appointment_end NVARCHAR2(40),
-    commissioning_org NVARCHAR2(16),
-    request_id NVARCHAR2(64),
-    status NVARCHAR2(32),
-    intent NVARCHAR2(32),
+    specialty NCLOB,
+    specialty_display NCLOB,
+    service_id NCLOB,
+    service_name NCLOB,
+    referral_type NCLOB,
+    pathway_start NCLOB,
+    clinical_info_first_submitted NCLOB,
+    appointment_start NCLOB,
+    appointment_end NCLOB,
+    commissioning_org NCLOB,
+    request_id NCLOB,
+    status NCLOB,
+    intent NCLOB,
     worklist NVARCHAR2(64),
     first_synced_at NVARCHAR2(32) NOT NULL,
     last_synced_at NVARCHAR2(32) NOT NULL,
@@ -89,22 +90,27 @@ END;
 /
 
 -- One row per revision of each document (attachment or clinical referral
--- information letter).  The content is in ers_document_part.
+-- information letter).  The content is in ers_document_part.  A document is
+-- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
+-- earlier attachments of its referral with the same id (0 for the first);
+-- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
+-- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
+-- fixed-width key it is found by, as attachment_id has no length limit.
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
     ubrn CHAR(12) NOT NULL,
     source_ubrn CHAR(12) NOT NULL,
     kind NVARCHAR2(16) NOT NULL,
-    attachment_id NVARCHAR2(64) NOT NULL,
+    attachment_id NCLOB NOT NULL,
     revision INTEGER NOT NULL,
     source_version NUMBER(19) NOT NULL,
-    title NVARCHAR2(255),
-    content_type NVARCHAR2(128),
+    title NCLOB,
+    content_type NCLOB,
     declared_size NUMBER(19),
-    availability NVARCHAR2(32),
-    attached_by_user NVARCHAR2(32),
-    attached_by_org NVARCHAR2(16),
-    created NVARCHAR2(40),
+    availability NCLOB,
+    attached_by_user NCLOB,
+    attached_by_org NCLOB,
+    created NCLOB,
     fetch_status NVARCHAR2(16) NOT NULL,
     not_fetched_reason NVARCHAR2(255),
     size_bytes NUMBER(19),
@@ -112,7 +118,9 @@ BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document (
     part_count INTEGER,
     stored_at NVARCHAR2(32) NOT NULL,
     removed_at NVARCHAR2(32),
-    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+    occurrence INTEGER DEFAULT 0 NOT NULL,
+    attachment_key CHAR(64) NOT NULL,
+    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 )]';
 EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
 END;
@@ -182,10 +190,10 @@ BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_retry (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     worklist NVARCHAR2(64) NOT NULL,
     entry_version NUMBER(19),
-    priority NVARCHAR2(32),
-    service_id NVARCHAR2(16),
-    service_name NVARCHAR2(255),
-    referral_type NVARCHAR2(64),
+    priority NCLOB,
+    service_id NCLOB,
+    service_name NCLOB,
+    referral_type NCLOB,
     first_seen_at NVARCHAR2(32) NOT NULL,
     attempts INTEGER NOT NULL,
     last_attempt_at NVARCHAR2(32),
@@ -292,7 +300,8 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
            AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
                               WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
-                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+                                AND d2.kind = d.kind
+                                AND d2.attachment_key = d.attachment_key)) AS documents_fetched,
        (SELECT COUNT(*) FROM ers_document d
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 3, for PostgreSQL.
+-- ersd staging schema, version 4, for PostgreSQL.
 --
 -- This is exactly what `ersd --init-db` creates (adapters/postgresql.c; a
 -- unit test keeps the two identical).  Every statement may be run again
@@ -8,13 +8,14 @@
 --   psql -v ON_ERROR_STOP=1 -d pas -f postgresql.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 3 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 4 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 -- `ersd --init-db` does both in one transaction.  Grants for the ersd
 -- user: docs/postgresql.md.  Documentation: docs/schema.md.
 
--- A schema of version 1 (before patient matching) or 2 (before the retry,
--- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
--- the statements it runs are in docs/schema.md.
+-- A schema of version 1 (before patient matching), 2 (before the retry,
+-- budget, poll and audit tables) or 3 (before texts of any length and the
+-- document's attachment_key) is upgraded in place by `ersd --init-db`; the
+-- statements it runs are in docs/schema.md.
 
 -- The single row says which version of this schema the tables follow.
 -- ersd refuses to write into a schema of another version.
@@ -33,25 +34,25 @@ CREATE TABLE IF NOT EXISTS ers_schema_version (
 CREATE TABLE IF NOT EXISTS ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
-    nhs_number VARCHAR(10), -- PATIENT IDENTIFIER
+    nhs_number TEXT, -- PATIENT IDENTIFIER
     nhs_number_valid SMALLINT NOT NULL,
-    priority VARCHAR(32),
-    state VARCHAR(64),
-    state_reason VARCHAR(64),
+    priority TEXT,
+    state TEXT,
+    state_reason TEXT,
     state_comment TEXT,
-    specialty VARCHAR(64),
-    specialty_display VARCHAR(255),
-    service_id VARCHAR(16),
-    service_name VARCHAR(255),
-    referral_type VARCHAR(64),
-    pathway_start VARCHAR(40),
-    clinical_info_first_submitted VARCHAR(40),
-    appointment_start VARCHAR(40),
-    appointment_end VARCHAR(40),
-    commissioning_org VARCHAR(16),
-    request_id VARCHAR(64),
-    status VARCHAR(32),
-    intent VARCHAR(32),
+    specialty TEXT,
+    specialty_display TEXT,
+    service_id TEXT,
+    service_name TEXT,
+    referral_type TEXT,
+    pathway_start TEXT,
+    clinical_info_first_submitted TEXT,
+    appointment_start TEXT,
+    appointment_end TEXT,
+    commissioning_org TEXT,
+    request_id TEXT,
+    status TEXT,
+    intent TEXT,
     worklist VARCHAR(64),
     first_synced_at VARCHAR(32) NOT NULL,
     last_synced_at VARCHAR(32) NOT NULL,
@@ -71,22 +72,27 @@ CREATE TABLE IF NOT EXISTS ers_referral_related (
 );
 
 -- One row per revision of each document (attachment or clinical referral
--- information letter).  The content is in ers_document_part.
+-- information letter).  The content is in ers_document_part.  A document is
+-- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
+-- earlier attachments of its referral with the same id (0 for the first);
+-- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
+-- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
+-- fixed-width key it is found by, as attachment_id has no length limit.
 CREATE TABLE IF NOT EXISTS ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
     ubrn CHAR(12) NOT NULL,
     source_ubrn CHAR(12) NOT NULL,
     kind VARCHAR(16) NOT NULL,
-    attachment_id VARCHAR(64) NOT NULL,
+    attachment_id TEXT NOT NULL,
     revision INTEGER NOT NULL,
     source_version BIGINT NOT NULL,
-    title VARCHAR(255),
-    content_type VARCHAR(128),
+    title TEXT,
+    content_type TEXT,
     declared_size BIGINT,
-    availability VARCHAR(32),
-    attached_by_user VARCHAR(32),
-    attached_by_org VARCHAR(16),
-    created VARCHAR(40),
+    availability TEXT,
+    attached_by_user TEXT,
+    attached_by_org TEXT,
+    created TEXT,
     fetch_status VARCHAR(16) NOT NULL,
     not_fetched_reason VARCHAR(255),
     size_bytes BIGINT,
@@ -94,7 +100,9 @@ CREATE TABLE IF NOT EXISTS ers_document (
     part_count INTEGER,
     stored_at VARCHAR(32) NOT NULL,
     removed_at VARCHAR(32),
-    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+    occurrence INTEGER DEFAULT 0 NOT NULL,
+    attachment_key CHAR(64) NOT NULL,
+    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 );
 
 -- Listing a referral's documents.
@@ -149,10 +157,10 @@ CREATE TABLE IF NOT EXISTS ers_retry (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     worklist VARCHAR(64) NOT NULL,
     entry_version BIGINT,
-    priority VARCHAR(32),
-    service_id VARCHAR(16),
-    service_name VARCHAR(255),
-    referral_type VARCHAR(64),
+    priority TEXT,
+    service_id TEXT,
+    service_name TEXT,
+    referral_type TEXT,
     first_seen_at VARCHAR(32) NOT NULL,
     attempts INTEGER NOT NULL,
     last_attempt_at VARCHAR(32),
@@ -237,7 +245,8 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
            AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
                               WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
-                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+                                AND d2.kind = d.kind
+                                AND d2.attachment_key = d.attachment_key)) AS documents_fetched,
        (SELECT COUNT(*) FROM ers_document d
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 3, for Microsoft SQL Server (2016 SP1 or
+-- ersd staging schema, version 4, for Microsoft SQL Server (2016 SP1 or
 -- later; Azure SQL Database).
 --
 -- This is exactly what `ersd --init-db` creates (adapters/sqlserver.c; a
@@ -12,13 +12,14 @@
 --   sqlcmd -S tcp:host,1433 -d pas -i sqlserver.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   IF NOT EXISTS (SELECT * FROM ers_schema_version)
---     INSERT INTO ers_schema_version (version) VALUES (3);
+--     INSERT INTO ers_schema_version (version) VALUES (4);
 -- `ersd --init-db` does both in one transaction.  Grants for the ersd
 -- user: docs/sqlserver.md.  Documentation: docs/schema.md.
 
--- A schema of version 1 (before patient matching) or 2 (before the retry,
--- budget, poll and audit tables) is upgraded in place by `ersd --init-db`;
--- the statements it runs are in docs/schema.md.
+-- A schema of version 1 (before patient matching), 2 (before the retry,
+-- budget, poll and audit tables) or 3 (before texts of any length and the
+-- document's attachment_key) is upgraded in place by `ersd --init-db`; the
+-- statements it runs are in docs/schema.md.
 -- (SQL Server: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR.)
 
 -- The single row says which version of this schema the tables follow.
@@ -41,25 +42,25 @@ IF OBJECT_ID(N'ers_referral', N'U') IS NULL
 CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
-    nhs_number NVARCHAR(10), -- PATIENT IDENTIFIER
+    nhs_number NVARCHAR(MAX), -- PATIENT IDENTIFIER
     nhs_number_valid SMALLINT NOT NULL,
-    priority NVARCHAR(32),
-    state NVARCHAR(64),
-    state_reason NVARCHAR(64),
+    priority NVARCHAR(MAX),
+    state NVARCHAR(MAX),
+    state_reason NVARCHAR(MAX),
     state_comment NVARCHAR(MAX),
-    specialty NVARCHAR(64),
-    specialty_display NVARCHAR(255),
-    service_id NVARCHAR(16),
-    service_name NVARCHAR(255),
-    referral_type NVARCHAR(64),
-    pathway_start NVARCHAR(40),
-    clinical_info_first_submitted NVARCHAR(40),
-    appointment_start NVARCHAR(40),
-    appointment_end NVARCHAR(40),
-    commissioning_org NVARCHAR(16),
-    request_id NVARCHAR(64),
-    status NVARCHAR(32),
-    intent NVARCHAR(32),
+    specialty NVARCHAR(MAX),
+    specialty_display NVARCHAR(MAX),
+    service_id NVARCHAR(MAX),
+    service_name NVARCHAR(MAX),
+    referral_type NVARCHAR(MAX),
+    pathway_start NVARCHAR(MAX),
+    clinical_info_first_submitted NVARCHAR(MAX),
+    appointment_start NVARCHAR(MAX),
+    appointment_end NVARCHAR(MAX),
+    commissioning_org NVARCHAR(MAX),
+    request_id NVARCHAR(MAX),
+    status NVARCHAR(MAX),
+    intent NVARCHAR(MAX),
     worklist NVARCHAR(64),
     first_synced_at NVARCHAR(32) NOT NULL,
     last_synced_at NVARCHAR(32) NOT NULL,
@@ -84,23 +85,28 @@ CREATE TABLE ers_referral_related (
 GO
 
 -- One row per revision of each document (attachment or clinical referral
--- information letter).  The content is in ers_document_part.
+-- information letter).  The content is in ers_document_part.  A document is
+-- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
+-- earlier attachments of its referral with the same id (0 for the first);
+-- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
+-- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
+-- fixed-width key it is found by, as attachment_id has no length limit.
 IF OBJECT_ID(N'ers_document', N'U') IS NULL
 CREATE TABLE ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
     ubrn CHAR(12) NOT NULL,
     source_ubrn CHAR(12) NOT NULL,
     kind NVARCHAR(16) NOT NULL,
-    attachment_id NVARCHAR(64) NOT NULL,
+    attachment_id NVARCHAR(MAX) NOT NULL,
     revision INTEGER NOT NULL,
     source_version BIGINT NOT NULL,
-    title NVARCHAR(255),
-    content_type NVARCHAR(128),
+    title NVARCHAR(MAX),
+    content_type NVARCHAR(MAX),
     declared_size BIGINT,
-    availability NVARCHAR(32),
-    attached_by_user NVARCHAR(32),
-    attached_by_org NVARCHAR(16),
-    created NVARCHAR(40),
+    availability NVARCHAR(MAX),
+    attached_by_user NVARCHAR(MAX),
+    attached_by_org NVARCHAR(MAX),
+    created NVARCHAR(MAX),
     fetch_status NVARCHAR(16) NOT NULL,
     not_fetched_reason NVARCHAR(255),
     size_bytes BIGINT,
@@ -108,7 +114,9 @@ CREATE TABLE ers_document (
     part_count INTEGER,
     stored_at NVARCHAR(32) NOT NULL,
     removed_at NVARCHAR(32),
-    UNIQUE (ubrn, source_ubrn, attachment_id, revision)
+    occurrence INTEGER DEFAULT 0 NOT NULL,
+    attachment_key CHAR(64) NOT NULL,
+    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 );
 GO
 
@@ -173,10 +181,10 @@ CREATE TABLE ers_retry (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     worklist NVARCHAR(64) NOT NULL,
     entry_version BIGINT,
-    priority NVARCHAR(32),
-    service_id NVARCHAR(16),
-    service_name NVARCHAR(255),
-    referral_type NVARCHAR(64),
+    priority NVARCHAR(MAX),
+    service_id NVARCHAR(MAX),
+    service_name NVARCHAR(MAX),
+    referral_type NVARCHAR(MAX),
     first_seen_at NVARCHAR(32) NOT NULL,
     attempts INTEGER NOT NULL,
     last_attempt_at NVARCHAR(32),
@@ -275,7 +283,8 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'FETCHED'
            AND d.revision = (SELECT MAX(d2.revision) FROM ers_document d2
                               WHERE d2.ubrn = d.ubrn AND d2.source_ubrn = d.source_ubrn
-                                AND d2.attachment_id = d.attachment_id)) AS documents_fetched,
+                                AND d2.kind = d.kind
+                                AND d2.attachment_key = d.attachment_key)) AS documents_fetched,
        (SELECT COUNT(*) FROM ers_document d
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,

@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/document_key.h"
 #include "tests/support/engines.h"
 #include "tests/support/harness.h"
 
@@ -550,8 +551,8 @@ static void write_limit(const struct bench_engine *en, const char *pas, json_obj
                                         "first_synced_at, last_synced_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
         SQLHSTMT ins_doc = prepare(dbc, "INSERT INTO ers_document (document_id, ubrn, source_ubrn, kind, "
                                         "attachment_id, revision, source_version, title, content_type, "
-                                        "fetch_status, size_bytes, sha256, part_count, stored_at) "
-                                        "VALUES (?,?,?,?,?,1,?,?,?,'FETCHED',?,?,?,?)");
+                                        "fetch_status, size_bytes, sha256, part_count, stored_at, attachment_key) "
+                                        "VALUES (?,?,?,?,?,1,?,?,?,'FETCHED',?,?,?,?,?)");
         SQLHSTMT ins_part = prepare(dbc, "INSERT INTO ers_document_part (document_id, seq, data) VALUES (?,?,?)");
         SQLHSTMT ins_ledger = prepare(dbc, "INSERT INTO ers_ledger (ubrn, version, complete, worklist, "
                                            "correlation_id, synced_at) VALUES (?,?,1,'bench',?,?)");
@@ -610,6 +611,10 @@ static void write_limit(const struct bench_engine *en, const char *pas, json_obj
                         bind_text(ins_doc, 10, sha, &ind[7]);
                         bind_int(ins_doc, 11, &parts);
                         bind_text(ins_doc, 12, at, &ind[8]);
+                        char key[DOCUMENT_KEY_HEX + 1];
+                        if (document_key(attid, 0, key) < 0)
+                                die("attachment key");
+                        bind_text(ins_doc, 13, key, &ind[10]);
                         exec(ins_doc, "insert document");
                         for (long long seq = 1; seq <= parts; seq++) {
                                 long long off = (seq - 1) * PART_MAX;

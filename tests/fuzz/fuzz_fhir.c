@@ -7,7 +7,7 @@
  *
  * The worklist is read by its streaming parser straight from the bytes, whole
  * and cut in two at a place the input chooses: both reads must give the same
- * answer (the same entries, or the same refusal), and json-c reading the
+ * answer (the same entries and skipped entries, or the same refusal), and json-c reading the
  * whole text is the reference for its syntax: the stream refuses as malformed
  * exactly what json-c refuses.
  */
@@ -42,8 +42,12 @@ static bool same_string(const char *a, const char *b) {
 }
 
 static bool same_worklist(const struct worklist *a, const struct worklist *b) {
-        if (a->n != b->n)
+        if (a->n != b->n || a->n_skipped != b->n_skipped)
                 return false;
+        for (size_t i = 0; i < a->n_skipped; i++)
+                if (a->skipped[i].index != b->skipped[i].index || strcmp(a->skipped[i].ubrn, b->skipped[i].ubrn) != 0 ||
+                    strcmp(a->skipped[i].why, b->skipped[i].why) != 0)
+                        return false;
         for (size_t i = 0; i < a->n; i++) {
                 const struct worklist_entry *x = &a->entries[i], *y = &b->entries[i];
 

@@ -3,7 +3,8 @@
  * libFuzzer target: what an HTTP answer's headers carry, parsed by the e-RS
  * client: a raw header line for Retry-After (not NUL-terminated, as libcurl
  * hands it over), the same bytes as a Content-Type to match against each
- * type we expect, and as a redirect Location for the loopback test.
+ * type we expect, as a redirect Location for the loopback test, and as an
+ * error page whose words a log line quotes (server_text).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,8 @@
 #include <strings.h>
 
 #include "daemon/ers.h"
+#include "daemon/escape.h"
+#include "daemon/server_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(line, data, size);
         if (ers_header_retry_after(line, size, (time_t) 1795464000) < -1)
                 abort(); /* -1, or a delay that is not negative */
+        /* The words of a page: bounded, terminated where it says, no C0 control, and as
+         * the one rule shows text (escaping them again changes nothing). */
+        char words[SERVER_TEXT_MAX + 4];
+        const struct secrets secrets = { { "secret-api-key-0123", "eyJtoken", NULL, "" } };
+        size_t n = server_text(line, size, &secrets, words, sizeof words);
+        if (n >= sizeof words || words[n] != '\0' || strlen(words) != n || escape_text_len(words) != n)
+                abort();
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) words[i] < 0x20 || words[i] == 0x7f)
+                        abort();
         free(line);
 
         text = malloc(size + 1);

@@ -221,8 +221,8 @@ static void test_first_sync_one_new_row_each(void **state) {
                         char *sha = db_text(E.db, "SELECT sha256 FROM ers_document WHERE ubrn = ? AND "
                                                   "fetch_status = 'FETCHED' ORDER BY document_id",
                                             1, ps, NULL);
-                        char line[140];
-                        snprintf(line, sizeof line, "%s %s ", id, sha);
+                        char line[160];
+                        snprintf(line, sizeof line, "{\"document_id\":\"%s\",\"sha256\":\"%s\",", id, sha);
                         assert_contains(a.documents, line);
                         free(id);
                         free(sha);

@@ -300,6 +300,16 @@ static void test_wrong_key_stops_the_service_start(void **state) {
         assert_int_equal(control_count("/_mock/stats", "A008"), 0);
 }
 
+/* The platform refuses the API key and quotes the `iss` claim it got, which
+ * is the API key: the line gives its reason with the key scrubbed out. */
+static void test_api_key_quoted_back_is_scrubbed(void **state) {
+        static const char *const other_key[] = { "--api-key", "an-api-key-the-platform-knows", NULL };
+        (void) state;
+        start_mock(NULL, false, other_key);
+        write_config(jwt_lines("signing", KID));
+        assert_refused("HTTP 401, invalid_client: Invalid 'iss'/'sub' claims in JWT - unknown API key '[secret]'");
+}
+
 static void test_wrong_kid(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
@@ -456,6 +466,20 @@ static void test_missing_client_certificate(void **state) {
         assert_int_equal(control_count("/_mock/oauth", "issued"), 0);
 }
 
+/* The same TLS front end before the API itself (no token endpoint: auth none):
+ * its plain-text page is not an OperationOutcome, and the line still quotes
+ * its words, not just the status. */
+static void test_missing_client_certificate_api_says_why(void **state) {
+        char lines[800];
+        (void) state;
+        start_mock("server", true, NULL);
+        snprintf(lines, sizeof lines, "  auth = \"none\";\n  ca_file = \"%s/ca.crt\";\n", E.dir);
+        write_config(lines);
+        assert_refused("A008 worklist REFERRALS_FOR_REVIEW service 31001: HTTP 400: "
+                       "\"400 No required SSL certificate was sent\" (correlation id ");
+        assert_true(control_count("/_mock/tls", "api_refused") > 0);
+}
+
 static void test_wrong_ca(void **state) {
         (void) state;
         start_mock("server", false, NULL);
@@ -544,6 +568,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_wrong_key, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_key_stops_the_service_start, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_kid, test_teardown),
+                cmocka_unit_test_teardown(test_api_key_quoted_back_is_scrubbed, test_teardown),
                 cmocka_unit_test_teardown(test_clock_behind, test_teardown),
                 cmocka_unit_test_teardown(test_clock_ahead, test_teardown),
                 cmocka_unit_test_teardown(test_revoked, test_teardown),
@@ -551,6 +576,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_mutual_tls, test_teardown),
                 cmocka_unit_test_teardown(test_utf8_cut_between_reads, test_teardown),
                 cmocka_unit_test_teardown(test_missing_client_certificate, test_teardown),
+                cmocka_unit_test_teardown(test_missing_client_certificate_api_says_why, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_ca, test_teardown),
                 cmocka_unit_test_teardown(test_expired_certificate, test_teardown),
                 cmocka_unit_test_teardown(test_wrong_host_name, test_teardown),

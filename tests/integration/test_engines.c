@@ -42,12 +42,14 @@
 #include <sql.h>
 #include <sqlext.h>
 
+#include "adapters/document_key.h"
 #include "adapters/mapping.h"
 #include "adapters/pas.h"
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
 #include "tests/support/harness.h"
 #include "tests/support/pas_data.h"
+#include "tests/support/pas_whole.h"
 
 #define MIB PAS_DATA_MIB
 #define NHS_VALID PAS_DATA_NHS_VALID
@@ -185,7 +187,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -597,7 +599,7 @@ static void test_least_privilege_grants(void **state) {
                 assert_int_equal(pas_referral_stored(p, "000000000001", &before, &e), 0);
                 assert_int_equal(pas_attachments_stored(p, "000000000001", "000000000001", &atts, &n_atts, &e), 0);
                 assert_int_equal(n_atts, v == 1 ? 0 : 1);
-                free(atts);
+                stored_attachments_free(atts, n_atts);
                 referral_stored_free(&before);
                 assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
                 assert_int_equal(pas_put_document(p, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
@@ -617,7 +619,7 @@ static void test_least_privilege_grants(void **state) {
         assert_true(changes[0].left);
         free(changes);
         assert_int_equal(pas_ledger_set_left(p, "000000000001", true, &e), 0);
-        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", true, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
         assert_int_equal(pas_audit_append(p, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
         if (pas_commit(p, &e) < 0)
                 fail_msg("as %s: %s", user, e.msg);
@@ -879,6 +881,16 @@ static void test_psqlodbc_logs_nothing(void **state) {
 #define NHS_B "9990000026"
 #define NHS_C "9990000034"
 #define NHS_D "9990000042"
+#define SHA_ONE_ZERO "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d" /* one byte 0x00 */
+
+/* The documents an old schema holds before its upgrade. */
+static const struct {
+        const char *document_id, *kind, *attachment_id;
+} old_documents[] = {
+        { "0b4e7a0e-1b2c-4d3e-8f40-000000000001", "ATTACHMENT", "att-\xc3\xa9" },
+        { "f13a9c55-7d2e-4b1f-9a0c-000000000002", "CRI", "CRI-v3" },
+        { "by-hand-not-a-uuid-0000000000000003", "ATTACHMENT", "att-2" },
+};
 
 static void exec_ok(const char *conn, const char *sql) {
         if (engine_exec(conn, sql, false) != 0)
@@ -893,7 +905,7 @@ static void exec_statement(void *userdata, size_t i, const char *stmt) {
 }
 
 static void create_old_schema(const char *conn, int version) {
-        char path[128], sql[64];
+        char path[128], sql[512];
 
         snprintf(path, sizeof path, "tests/fixtures/schema-v%d/%s.sql", version, G.name);
         assert_true(pas_data_sql_statements(path, exec_statement, (void *) conn) >= 8);
@@ -904,13 +916,84 @@ static void create_old_schema(const char *conn, int version) {
                       "'2026-01-01T00:00:00Z')");
         exec_ok(conn, "INSERT INTO ers_ledger (ubrn, version, complete, synced_at) "
                       "VALUES ('000000000001', 3, 1, '2026-01-01T00:00:00Z')");
+        /* its documents: an attachment with its one part, its letter, and a row a DBA made by hand
+         * (a document id that is not a UUID: the key step reads it too) */
+        for (size_t i = 0; i < sizeof old_documents / sizeof old_documents[0]; i++) {
+                snprintf(sql, sizeof sql,
+                         "INSERT INTO ers_document (document_id, ubrn, source_ubrn, kind, attachment_id, revision, "
+                         "source_version, title, fetch_status, size_bytes, sha256, part_count, stored_at) VALUES "
+                         "('%s', '000000000001', '000000000001', '%s', '%s', 1, 3, 'a letter', 'FETCHED', 1, '"
+                         SHA_ONE_ZERO "', 1, '2026-01-01T00:00:00Z')",
+                         old_documents[i].document_id, old_documents[i].kind, old_documents[i].attachment_id);
+                exec_ok(conn, sql);
+                snprintf(sql, sizeof sql, "INSERT INTO ers_document_part (document_id, seq, data) VALUES ('%s', 1, %s)",
+                         old_documents[i].document_id, G.kind == ENGINE_POSTGRESQL ? "decode('00', 'hex')" : "X'00'");
+                exec_ok(conn, sql);
+        }
+}
+
+/* The documents of the old schema kept whole, keyed, and found by their key. */
+static void assert_old_documents(struct fix *f) {
+        struct errbuf e = { "" };
+
+        for (size_t i = 0; i < sizeof old_documents / sizeof old_documents[0]; i++) {
+                char key[DOCUMENT_KEY_HEX + 1];
+                struct document_state st;
+                bool cri = strcmp(old_documents[i].kind, "CRI") == 0;
+
+                assert_int_equal(document_key(old_documents[i].attachment_id, 0, key), 0);
+                assert_q_text(f, "SELECT attachment_key FROM ers_document WHERE document_id = ?",
+                              old_documents[i].document_id, key);
+                /* what docs/schema.md ("Upgrading") gives DBAs to compute it by hand */
+                if (G.kind == ENGINE_POSTGRESQL)
+                        assert_q_text(f, "SELECT encode(sha256(convert_to(attachment_id, 'UTF8')), 'hex') FROM "
+                                         "ers_document WHERE document_id = ?",
+                                      old_documents[i].document_id, key);
+                if (G.kind == ENGINE_MARIADB)
+                        assert_q_text(f, "SELECT SHA2(attachment_id, 256) FROM ers_document WHERE document_id = ?",
+                                      old_documents[i].document_id, key);
+                assert_int_equal(q_int(f, "SELECT occurrence FROM ers_document WHERE document_id = ?",
+                                       old_documents[i].document_id),
+                                 0);
+                assert_q_text(f, "SELECT attachment_id FROM ers_document WHERE document_id = ?",
+                              old_documents[i].document_id, old_documents[i].attachment_id);
+                assert_document(f, old_documents[i].document_id, SHA_ONE_ZERO, 1);
+                assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001",
+                                                  cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                                  old_documents[i].attachment_id, 0, &st, &e),
+                                 0);
+                assert_true(st.found && st.fetched);
+                assert_string_equal(st.sha256, SHA_ONE_ZERO);
+                document_state_free(&st);
+        }
+}
+
+/* What the old UNIQUE (ubrn, source_ubrn, attachment_id, revision) refused: an attachment with the letter's id,
+ * an id twice.  Written on the upgraded schema, nothing refused. */
+static void assert_new_identity(struct fix *f) {
+        struct errbuf e = { "" };
+        char sha[65];
+        int fd = make_file("upgraded-identity", 10, 31, sha);
+        struct document_rec as_letter = pas_data_document("000000000001", "CRI-v3", 10, sha);
+        struct document_rec again = pas_data_document("000000000001", "att-\xc3\xa9", 10, sha);
+        bool written = false;
+
+        again.occurrence = 1;
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        if (pas_put_document(f->p, &as_letter, fd, &written, &e) < 0 || !written ||
+            pas_put_document(f->p, &again, fd, &written, &e) < 0 || !written)
+                fail_msg("%s: on the upgraded schema: %s", G.name, e.msg);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 5);
+        close(fd);
 }
 
 static void assert_upgraded(struct fix *f) {
         struct errbuf e = { "" };
 
+        assert_old_documents(f);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 3);
+        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
@@ -928,6 +1011,9 @@ static void assert_upgraded(struct fix *f) {
         assert_int_equal(count(f, "ers_audit"), 0);
         assert_int_equal(count(f, "ers_worklist_entry"), 0);
         assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_document WHERE removed_at IS NULL", NULL), count(f, "ers_document"));
+        assert_int_equal(count(f, "ers_document"), 3);
+        assert_int_equal(count(f, "ers_document_part"), 3);
+        assert_int_equal(q_int(f, "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 3);
 }
 
 static void upgrade_from(struct fix *f, int version, const char *first_step) {
@@ -941,6 +1027,7 @@ static void upgrade_from(struct fix *f, int version, const char *first_step) {
         assert_upgraded(f);
         assert_int_equal(pas_init_schema(f->p, &e), 0); /* idempotent */
         assert_upgraded(f);
+        assert_new_identity(f);
 
         /* An upgrade stopped after its first step (MariaDB commits each ALTER
          * at once): run again, it completes. */
@@ -950,6 +1037,7 @@ static void upgrade_from(struct fix *f, int version, const char *first_step) {
         exec_ok(g.conn, first_step);
         assert_int_equal(pas_init_schema(g.p, &e), 0);
         assert_upgraded(&g);
+        assert_new_identity(&g);
         pas_close(g.p);
         db_close(g.raw);
 }
@@ -960,6 +1048,138 @@ static void test_schema_upgrade_from_v1(void **state) {
 
 static void test_schema_upgrade_from_v2(void **state) {
         upgrade_from(*state, 2, "ALTER TABLE ers_ledger ADD COLUMN first_seen_at VARCHAR(32)");
+}
+
+static void test_schema_upgrade_from_v3(void **state) {
+        upgrade_from(*state, 3, "ALTER TABLE ers_document ADD COLUMN occurrence INTEGER DEFAULT 0 NOT NULL");
+}
+
+/* The schema's shape as the engine's catalog describes it: columns (name, position, type, nullability,
+ * default), indexes and constraints, the view.  Nothing that names the database. */
+static char *schema_shape(struct fix *f) {
+        static const char *const sqlite[] = {
+                "SELECT group_concat(line, char(10)) FROM (SELECT m.name || '.' || c.name || ' ' || c.cid || ' ' || "
+                "c.type || ' ' || c.\"notnull\" || ' ' || COALESCE(c.dflt_value, '-') || ' ' || c.pk AS line "
+                "FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND m.name LIKE 'ers%' "
+                "ORDER BY m.name, c.cid)",
+                "SELECT group_concat(line, char(10)) FROM (SELECT m.name || ' ' || i.name || ' ' || i.\"unique\" || "
+                "' ' || i.origin || ' ' || k.seqno || ' ' || k.name AS line FROM sqlite_master m, "
+                "pragma_index_list(m.name) i, pragma_index_info(i.name) k WHERE m.type = 'table' "
+                "AND m.name LIKE 'ers%' ORDER BY m.name, i.name, k.seqno)",
+                "SELECT group_concat(line, char(10)) FROM (SELECT m.name || ' ' || k.\"table\" || ' ' || k.\"from\" "
+                "|| ' ' || k.\"to\" AS line FROM sqlite_master m, pragma_foreign_key_list(m.name) k "
+                "WHERE m.type = 'table' AND m.name LIKE 'ers%' ORDER BY m.name, k.id, k.seq)",
+                ("SELECT group_concat(name || ': ' || sql, char(10)) FROM (SELECT name, sql FROM sqlite_master "
+                 "WHERE type IN ('view', 'index') AND sql IS NOT NULL ORDER BY name)"),
+        };
+        static const char *const postgresql[] = {
+                "SELECT string_agg(table_name || '.' || column_name || ' ' || ordinal_position || ' ' || data_type || "
+                "' ' || COALESCE(character_maximum_length::text, '-') || ' ' || is_nullable || ' ' || "
+                "COALESCE(column_default, '-'), E'\\n' ORDER BY table_name, ordinal_position) "
+                "FROM information_schema.columns WHERE table_schema = current_schema()",
+                "SELECT string_agg(tablename || ' ' || indexname || ' ' || indexdef, E'\\n' ORDER BY tablename, "
+                "indexname) FROM pg_indexes WHERE schemaname = current_schema()",
+                "SELECT string_agg(conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid), "
+                "E'\\n' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint "
+                "WHERE connamespace = current_schema()::regnamespace",
+                "SELECT pg_get_viewdef('ers_referral_inbox'::regclass, true)",
+        };
+        static const char *const mariadb[] = {
+                "SELECT GROUP_CONCAT(CONCAT_WS(' ', table_name, column_name, ordinal_position, column_type, "
+                "is_nullable, COALESCE(column_default, '-'), COALESCE(collation_name, '-')) "
+                "ORDER BY table_name, ordinal_position SEPARATOR '\\n') FROM information_schema.columns "
+                "WHERE table_schema = DATABASE()",
+                "SELECT GROUP_CONCAT(CONCAT_WS(' ', table_name, index_name, seq_in_index, column_name, non_unique) "
+                "ORDER BY table_name, index_name, seq_in_index SEPARATOR '\\n') FROM information_schema.statistics "
+                "WHERE table_schema = DATABASE()",
+                "SELECT GROUP_CONCAT(CONCAT_WS(' ', table_name, constraint_name, constraint_type) "
+                "ORDER BY table_name, constraint_name SEPARATOR '\\n') FROM information_schema.table_constraints "
+                "WHERE table_schema = DATABASE()",
+                "SELECT GROUP_CONCAT(CONCAT_WS(' ', table_name, engine, table_collation) ORDER BY table_name "
+                "SEPARATOR '\\n') FROM information_schema.tables WHERE table_schema = DATABASE()",
+                "SELECT REPLACE(view_definition, CONCAT('`', DATABASE(), '`.'), '') FROM information_schema.views "
+                "WHERE table_schema = DATABASE()",
+        };
+        const char *const *q = G.kind == ENGINE_SQLITE ? sqlite : G.kind == ENGINE_POSTGRESQL ? postgresql : mariadb;
+        size_t n = G.kind == ENGINE_MARIADB ? 5 : 4, len = 0;
+        char *shape = strdup("");
+
+        for (size_t i = 0; i < n && shape; i++) {
+                char *part = db_text(raw(f), q[i], 0, NULL, NULL);
+                if (!part)
+                        fail_msg("%s: %s: no answer", G.name, q[i]);
+                char *more = realloc(shape, len + strlen(part) + 2);
+                assert_non_null(more);
+                shape = more;
+                memcpy(shape + len, part, strlen(part));
+                len += strlen(part);
+                shape[len++] = '\n';
+                shape[len] = '\0';
+                free(part);
+        }
+        assert_non_null(shape);
+        return shape;
+}
+
+/* A schema upgraded from each older version is the schema --init-db creates: the same columns (name,
+ * position, type, nullability, default), indexes, keys and view. */
+static void test_schema_upgraded_is_fresh(void **state) {
+        struct fix *fresh = *state;
+        struct errbuf e = { "" };
+        char *want;
+
+        assert_int_equal(pas_init_schema(fresh->p, &e), 0);
+        want = schema_shape(fresh);
+        /* the document's identity: (ubrn, source_ubrn, kind, attachment_key, revision) unique */
+        assert_non_null(strstr(want, G.kind == ENGINE_SQLITE ? "ers_document sqlite_autoindex_ers_document_2 1 u 3 "
+                                                               "attachment_key"
+                                                             : "ers_document_identity"));
+        for (int version = 1; version <= 3; version++) {
+                struct fix g = { .p = NULL };
+                char *got;
+
+                assert_int_equal(engine_new_database(&G, g.conn, sizeof g.conn), 0);
+                assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
+                create_old_schema(g.conn, version);
+                if (pas_init_schema(g.p, &e) < 0)
+                        fail_msg("%s: upgrade from version %d: %s", G.name, version, e.msg);
+                got = schema_shape(&g);
+                if (strcmp(got, want) != 0) {
+                        const char *a = got, *b = want;
+                        while (*a && *a == *b)
+                                a++, b++;
+                        while (a > got && a[-1] != '\n')
+                                a--, b--;
+                        fail_msg("%s: upgraded from version %d differs from fresh at:\n  upgraded: %.200s\n  fresh:    %.200s",
+                                 G.name, version, a, b);
+                }
+                free(got);
+                pas_close(g.p);
+                db_close(g.raw);
+        }
+        free(want);
+}
+
+/* Issue 13, defect 8: every e-RS text of any length stored whole and exactly (tests/support/pas_whole.h).
+ * Fails before schema version 4 with SQLSTATE 22001 on PostgreSQL and MariaDB. */
+static void test_long_texts_stored_whole(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_texts(f->p, f->conn, work);
+}
+
+/* Issue 13, defect 8: text ersd writes itself, quoting text of any length, cut on a character. */
+static void test_own_texts_cut_on_a_character(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_own_texts(f->p, f->conn, work);
+}
+
+/* Issue 13, defect 16: a letter and an attachment with one id; one id twice. */
+static void test_document_identity(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_identity(f->p, f->conn, work);
 }
 
 static void put_match(struct fix *f, const char *ubrn, const char *nhs, bool lookup) {
@@ -1728,6 +1948,11 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_big_document_bounded_rss, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v2, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v3, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_schema_upgraded_is_fresh, setup_empty, teardown),     \
+        cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_sync_mapping, setup, teardown),                           \

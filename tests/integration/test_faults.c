@@ -15,7 +15,8 @@
  *    PostgreSQL by its pid, and starts it again once ersd has found it
  *    unreachable;
  *  - SQLite locked: the test holds a write transaction;
- *  - a full disk: RLIMIT_FSIZE on the ersd process (SIGXFSZ ignored), so a write
+ *  - a full disk: RLIMIT_FSIZE on the ersd process (SIGXFSZ at its default:
+ *    ersd ignores it itself), so a write
  *    past the limit fails with EFBIG as it would with ENOSPC; no root, no
  *    small file system needed.  It bounds every file ersd writes: the spool,
  *    and with SQLite the database and its WAL;
@@ -46,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/spool.h"
 #include "tests/support/engines.h"
 #include "tests/support/harness.h"
 #include "tests/support/verify.h"
@@ -662,10 +664,12 @@ static void test_spool_disk_full(void **state) {
         json_object *m = json_object_array_get_idx(json_object_object_get(f.manifest, "referrals"), 5);
         json_object *att = json_object_array_get_idx(json_object_object_get(m, "attachments"), 0);
         long long size = json_object_get_int64(json_object_object_get(att, "size"));
-        snprintf(path, sizeof path, "%s/300000000005-att-%s.part", spool, jstr(att, "id"));
+        char key[SPOOL_KEY_MAX];
+        assert_int_equal(spool_key(key, "300000000005", json_object_get_int64(json_object_object_get(m, "version")), "ATTACHMENT",
+                                   jstr(att, "id"), 0), 0);
+        snprintf(path, sizeof path, "%s/%s.0.part", spool, key);
         assert_int_equal(write_text(path, "cut short", 0600), 0);
-        snprintf(path, sizeof path, "%s/300000000005-att-%s@%s-%lld", spool, jstr(att, "id"), jstr(att, "sha256"),
-                 size);
+        snprintf(path, sizeof path, "%s/%s.3@%s-%lld", spool, key, jstr(att, "sha256"), size);
         char *junk = calloc(1, (size_t) size + 1);
         assert_non_null(junk);
         memset(junk, 'x', (size_t) size);

@@ -8,6 +8,7 @@
  * shared mock e-RS, and waits for what ersd says, never for time to pass.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -35,6 +40,7 @@ struct env {
         struct mock side;  /* a test's own mock, stopped by the teardown if the test fails */
         const struct mock *target; /* what instance_config points ersd at: &mock unless a test says */
         const char *base_url;      /* or this URL, when a test sets it */
+        const char *ers_lines;     /* lines in the ers group (NULL: auth = "none"), when a test sets them */
         char *dir;         /* owned temp directory */
         json_object *manifest;
 };
@@ -132,7 +138,7 @@ static void instance_config(struct instance *in, const char *extra) {
 
         snprintf(state, sizeof state, "%s/state", in->dir);
         assert_int_equal(write_test_config(in->conf, E.base_url ? E.base_url : (E.target ? E.target : &E.mock)->base_url,
-                                           NULL, in->connection, NULL, state, extra),
+                                           E.ers_lines, in->connection, NULL, state, extra),
                          0);
 }
 
@@ -270,6 +276,123 @@ static void test_no_watchdog_without_watchdog_usec(void **state) {
         assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
         for (size_t i = 0; i < in.notify.n; i++)
                 assert_false(has_line(in.notify.messages[i], "WATCHDOG=1"));
+        instance_end(&in);
+}
+
+/* A reload whose file includes a FIFO (by a relative path): refused at once
+ * with one line naming the @include, the running configuration kept, and
+ * SIGTERM still ends ersd (libconfig's own open of the FIFO blocked the
+ * reload for ever, and with it the signal handling). */
+static void test_reload_with_a_fifo_included(void **state) {
+        struct instance in;
+        char path[600];
+        FILE *f;
+        (void) state;
+
+        instance_start(&in, "fifo", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        snprintf(path, sizeof path, "%s/fifo.conf", in.dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        f = fopen(in.conf, "a");
+        assert_non_null(f);
+        fputs("@include \"fifo.conf\"\n", f);
+        assert_int_equal(fclose(f), 0);
+
+        size_t from = in.proc.err_len;
+        kill(in.proc.pid, SIGHUP);
+        if (proc_wait_for(&in.proc, 2, "reload refused", from) < 0) {
+                instance_end(&in); /* SIGKILL: SIGTERM would not end it */
+                fail_msg("no 'reload refused' within 60 s of SIGHUP: the reload is stuck on the FIFO");
+        }
+        if (!strstr(in.proc.err + from, "@include \"fifo.conf\": cannot read: not a regular file"))
+                fail_msg("expected the @include named: %s", in.proc.err + from);
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
+/* Asserts that `path` gives group and others no permission at all. */
+static void assert_private(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                fail_msg("%s: %s", path, strerror(errno));
+        if (st.st_mode & (S_IRWXG | S_IRWXO))
+                fail_msg("%s has mode %04o: group or others may read it", path, (unsigned) (st.st_mode & 07777));
+}
+
+/* Started under umask 022 (as `runuser -u ersd -- ersd --init-db` leaves it),
+ * ersd still creates nothing that others can read: the SQLite PAS (made by
+ * --init-db), its -wal and -shm (made by the running daemon), the state
+ * directory and the spool, all hold patient data. */
+static void test_files_private_whatever_the_umask(void **state) {
+        struct instance in;
+        char path[600];
+        mode_t old = umask(022);
+        (void) state;
+
+        instance_start(&in, "umask", NULL, NULL);
+        umask(old);
+        assert_true(notify_wait_for(&in.notify, "STATUS=", "sync done: referrals ", 0) >= 0);
+        /* Read while ersd runs: its connection holds the -wal and -shm open. */
+        static const char *const files[] = { "pas.db", "pas.db-wal", "pas.db-shm", "state", "state/spool" };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", in.dir, files[i]);
+                assert_private(path);
+        }
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
+        instance_end(&in);
+}
+
+/* Whether a process of the test's user without CAP_SYS_PTRACE may open
+ * /proc/PID/mem (as a debugger would).  The kernel lets it for a dumpable
+ * process of the same user only, so this tells a dumpable process (one that
+ * may leave a core) from one that made itself non-dumpable.  As root, the
+ * reader drops CAP_SYS_PTRACE; main() kept it out of every process the test
+ * starts, so the reader's capabilities still cover theirs. */
+static bool proc_memory_readable(pid_t pid) {
+        char path[64];
+        int status;
+        pid_t child;
+
+        snprintf(path, sizeof path, "/proc/%ld/mem", (long) pid);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct d[2];
+
+                if (geteuid() == 0) {
+                        if (syscall(SYS_capget, &h, d) < 0)
+                                _exit(3);
+                        d[0].effective &= ~(1u << CAP_SYS_PTRACE);
+                        d[0].permitted &= ~(1u << CAP_SYS_PTRACE);
+                        if (syscall(SYS_capset, &h, d) < 0)
+                                _exit(3);
+                }
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                _exit(fd >= 0 ? 0 : errno == EACCES || errno == EPERM ? 1 : 2);
+        }
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) > 1)
+                fail_msg("could not ask whether %s is readable (%d)", path, WEXITSTATUS(status));
+        return WEXITSTATUS(status) == 0;
+}
+
+/* ersd makes itself non-dumpable before it reads a secret: a crash leaves no
+ * core (which would hold the bearer token and NHS numbers), and no other
+ * process of its user may read its memory.  The mock, started the same way,
+ * is the control: dumpable, so readable. */
+static void test_not_dumpable(void **state) {
+        struct instance in;
+        (void) state;
+
+        assert_true(proc_memory_readable(E.mock.pid));
+        instance_start(&in, "dumpable", NULL, NULL);
+        assert_true(notify_wait_for(&in.notify, "READY=1", NULL, 0) >= 0);
+        if (proc_memory_readable(in.proc.pid))
+                fail_msg("ersd is dumpable: a crash may write a core holding secrets and patient data");
+        assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
         instance_end(&in);
 }
 
@@ -425,29 +548,13 @@ static void test_sigterm_during_sync_leaves_nothing_half_written(void **state) {
         instance_end(&in);
 }
 
-/*
- * A download that takes long (here: the object store stalls it until ersd's
- * 5 s stall timeout gives up) still feeds the watchdog: the e-RS client's
- * progress callback pings while the bytes do not come.  The stalled referral
- * is the last of the round and what ersd sent before the stall began is read
- * first, so every WATCHDOG=1 between then and the round's STATUS= came from
- * inside the transfer.  WATCHDOG_USEC is 2 s (a ping at most every 0.5 s) so the
- * datagrams ersd sends while the test reads its stderr stay few: without
- * systemd the kernel queues only 10 on our socket before ersd would block.
- */
-static void test_watchdog_fed_during_a_stalled_download(void **state) {
-        static const char *const args[] = { "--referrals", "6", "--big-attachment", "0", "--stall-seconds", "30", NULL };
-        static const char *const env[] = { "WATCHDOG_USEC=2000000", "WATCHDOG_PID=self", NULL };
+/* The worklisted referral synced last (ersd goes in UBRN order) in the side
+ * mock's manifest, which the caller owns (*ret_manifest), and its first
+ * attachment's size. */
+static const char *last_referral(json_object **ret_manifest, long long *ret_size) {
+        json_object *manifest = mock_get(&E.side, "/_mock/manifest?hashes=0"), *last_ref = NULL;
         const char *last = NULL;
-        json_object *manifest, *last_ref = NULL;
-        struct instance in;
-        char fault[256], needle[64];
-        long status;
-        size_t from, pings = 0;
-        (void) state;
 
-        assert_int_equal(mock_start(&E.side, args), 0);
-        manifest = mock_get(&E.side, "/_mock/manifest?hashes=0");
         assert_non_null(manifest);
         json_object *refs = json_object_object_get(manifest, "referrals");
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
@@ -462,31 +569,97 @@ static void test_watchdog_fed_during_a_stalled_download(void **state) {
         json_object *atts = json_object_object_get(last_ref, "attachments");
         assert_true(json_object_array_length(atts) > 0);
         assert_string_equal(jstr(json_object_array_get_idx(atts, 0), "availability"), "AVAILABLE");
-        snprintf(fault, sizeof fault, "/_mock/fault?endpoint=store&kind=stall&ubrn=%s&count=10", last);
+        *ret_size = json_object_get_int64(json_object_object_get(json_object_array_get_idx(atts, 0), "size"));
+        *ret_manifest = manifest;
+        return last;
+}
+
+/*
+ * ersd against the side mock with a fault on the store for the last
+ * referral's document, WATCHDOG_USEC 2 s (a ping at most every 0.5 s, so the
+ * datagrams stay few: without systemd the kernel queues only 10 on our socket
+ * before ersd would block) and `ers_lines`: the WATCHDOG=1 pings ersd sent
+ * while that download was in hand.  Everything sent before the store began to
+ * answer it is read first; the round's STATUS= ends the count.
+ */
+static size_t pings_during_download(const char *kind, const char *rate, const char *ers_lines) {
+        static const char *const args[] = { "--referrals", "6", "--big-attachment", "0", "--stall-seconds", "30", NULL };
+        static const char *const env[] = { "WATCHDOG_USEC=2000000", "WATCHDOG_PID=self", NULL };
+        json_object *manifest;
+        struct instance in;
+        char fault[256], needle[64];
+        long long size;
+        size_t from, pings = 0;
+        long status;
+
+        assert_int_equal(mock_start(&E.side, args), 0);
+        const char *last = last_referral(&manifest, &size);
+        snprintf(fault, sizeof fault, "/_mock/fault?endpoint=store&kind=%s&ubrn=%s&count=10%s%s", kind, last,
+                 rate ? "&rate=" : "", rate ? rate : "");
         assert_int_equal(mock_post(&E.side, fault), 200);
 
         E.target = &E.side;
-        instance_start(&in, "watchdog-stall", "log_level = \"debug\";\n", env);
+        E.ers_lines = ers_lines;
+        instance_start(&in, kind, "log_level = \"debug\";\n", env);
         E.target = NULL;
+        E.ers_lines = NULL;
         snprintf(needle, sizeof needle, "UBRN %s: fetching ", last);
         assert_true(proc_wait_for(&in.proc, 2, needle, 0) >= 0);
         for (int i = 0; stat_count_of(&E.side, "faults_served") < 1; i++)
                 assert_true(i < 100000); /* a guard: ersd reaches the store within moments */
-        while (notify_read(&in.notify, 0)) /* everything sent before the stall */
+        while (notify_read(&in.notify, 0)) /* everything sent before the download began */
                 ;
         from = in.notify.n;
-        status = notify_wait_for(&in.notify, "STATUS=", "sync incomplete: ", from);
+        status = notify_wait_for(&in.notify, "STATUS=", "sync ", from);
         assert_true(status >= 0);
         for (size_t i = from; i < (size_t) status; i++)
                 if (has_line(in.notify.messages[i], "WATCHDOG=1"))
                         pings++;
-        if (pings < 3)
-                fail_msg("%zu WATCHDOG=1 during a 5 s stalled download, expected about one a second", pings);
         notify_close(&in.notify);
         assert_int_equal(proc_end(&in.proc, SIGTERM), 0);
         instance_end(&in);
         json_object_put(manifest);
         mock_stop(&E.side);
+        return pings;
+}
+
+/*
+ * A download that takes long but moves (the store sends the document at a
+ * few KB a second, for about 4 s) feeds the watchdog: the e-RS client's
+ * progress callback pings as its bytes come.
+ */
+static void test_watchdog_fed_during_a_slow_download(void **state) {
+        char rate[32];
+        json_object *manifest;
+        long long size;
+        (void) state;
+
+        /* The document's size, to send it in about 4 s. */
+        assert_int_equal(mock_start(&E.side, (const char *const[]){ "--referrals", "6", "--big-attachment", "0", NULL }),
+                         0);
+        (void) last_referral(&manifest, &size);
+        json_object_put(manifest);
+        mock_stop(&E.side);
+        snprintf(rate, sizeof rate, "%lld", size / 4 > 0 ? size / 4 : 1);
+
+        size_t pings = pings_during_download("slow", rate, "  auth = \"none\";\n  transfer_timeout = 60;\n");
+        print_message("%zu WATCHDOG=1 during a download of %lld bytes at %s bytes a second\n", pings, size, rate);
+        if (pings < 3)
+                fail_msg("%zu WATCHDOG=1 during a 4 s download that moves, expected about two a second", pings);
+}
+
+/*
+ * A download that is stuck (the store sends half the document, then nothing)
+ * does not feed the watchdog: nothing moves, so nothing pings, until its
+ * deadline (ers.transfer_timeout 4 s) cuts it and the round goes on.  At most
+ * one ping may come from the half that was sent just as the count began.
+ */
+static void test_watchdog_not_fed_while_a_download_is_stuck(void **state) {
+        (void) state;
+        size_t pings = pings_during_download("stall", NULL, "  auth = \"none\";\n  transfer_timeout = 4;\n");
+        print_message("%zu WATCHDOG=1 while a download was stuck until its deadline\n", pings);
+        if (pings > 1)
+                fail_msg("%zu WATCHDOG=1 while a download was stuck for 4 s, expected none", pings);
 }
 
 /* e-RS not reachable at start (connection refused): a network problem, which
@@ -544,11 +717,20 @@ static void test_tls_failure_at_start_is_not_ready(void **state) {
 }
 
 int main(void) {
+        /* As root: no process the tests start gets CAP_SYS_PTRACE (see proc_memory_readable()). */
+        if (geteuid() == 0 && prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0) {
+                perror("prctl(PR_CAPBSET_DROP)");
+                return 1;
+        }
         static const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_notify_lifecycle),
                 cmocka_unit_test(test_watchdog),
                 cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
-                cmocka_unit_test(test_watchdog_fed_during_a_stalled_download),
+                cmocka_unit_test(test_files_private_whatever_the_umask),
+                cmocka_unit_test(test_not_dumpable),
+                cmocka_unit_test(test_reload_with_a_fifo_included),
+                cmocka_unit_test(test_watchdog_fed_during_a_slow_download),
+                cmocka_unit_test(test_watchdog_not_fed_while_a_download_is_stuck),
                 cmocka_unit_test(test_ready_when_e_rs_unreachable),
                 cmocka_unit_test(test_tls_failure_at_start_is_not_ready),
                 cmocka_unit_test(test_sigterm_during_sync_leaves_nothing_half_written),

@@ -477,6 +477,234 @@ static void test_same_ubrn_twice_in_a_worklist(void **state) {
         side_stop();
 }
 
+/*
+ * An attachment listed without its id, on a referral already in the PAS (the
+ * lookup of what the PAS holds compared the missing id: SIGSEGV, and the
+ * referral stayed queued, so every start crashed again).  Refused while the
+ * A005 is read, with one line naming the UBRN and the element; the referral
+ * waits (ers_retry), is parked after park_after failures, and keeps what the
+ * PAS had; the other referrals go on.
+ */
+static void test_attachment_without_id_waits(void **state) {
+        const char *ubrn = "300000000005", *other = "300000000006";
+        char path[256], state_dir[520];
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("noid", NULL);
+        snprintf(state_dir, sizeof state_dir, "%s/state", E.dir);
+        assert_int_equal(write_test_config(E.conf, E.side.base_url, NULL, E.connection, NULL, state_dir,
+                                           "park_after = 2;\n"),
+                         0);
+        struct run r = run_once_ok();
+        run_free(&r);
+
+        snprintf(path, sizeof path, "/_mock/manifest?ubrn=%s", ubrn);
+        json_object *man = mock_get(&E.side, path);
+        assert_non_null(man);
+        json_object *att = json_object_array_get_idx(
+                json_object_object_get(json_object_array_get_idx(json_object_object_get(man, "referrals"), 0),
+                                       "attachments"),
+                0);
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=attachment_id_dropped&attachment=%s", ubrn,
+                 jstr(att, "id"));
+        json_object_put(man);
+        assert_int_equal(mock_post(&E.side, path), 200);
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=priority", other);
+        assert_int_equal(mock_post(&E.side, path), 200);
+
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        const char *p[] = { ubrn };
+        long long version = db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p);
+        for (int round = 1; round <= 2; round++) {
+                r = run_ersd("--once");
+                if (r.status != 1)
+                        fail_msg("round %d: ersd exited %d, expected 1: %s", round, r.status, r.err);
+                const char *line = strstr(r.err, "error: UBRN 300000000005 not synced, PAS unchanged: A005 UBRN 300000000005");
+                if (!line || !strstr(line, "content[0].attachment.id is missing"))
+                        fail_msg("round %d: expected one line naming the UBRN and the missing id: %s", round, r.err);
+                assert_non_null(strstr(r.out, round == 1 ? "1 updated, 6 unchanged, 1 failed" : "0 updated, 7 unchanged, 1 failed"));
+                assert_true((strstr(r.err, "UBRN 300000000005 parked after 2 failed attempts") != NULL) == (round == 2));
+                run_free(&r);
+                assert_int_equal(db_int(d, "SELECT attempts FROM ers_retry WHERE ubrn = ?", 1, p), round);
+        }
+        assert_int_equal(db_int(d, "SELECT parked FROM ers_retry WHERE ubrn = ?", 1, p), 1);
+        assert_int_equal(db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p), version);
+        const char *q[] = { other };
+        assert_int_equal(db_int(d, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, q),
+                         db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, q));
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
+/* Sets how the mock lists a referral's worklist entry (entry_good, entry_bad_version, entry_bad_reference). */
+static void entry_change(const char *ubrn, const char *what) {
+        char path[128];
+
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=%s", ubrn, what);
+        assert_int_equal(mock_post(&E.side, path), 200);
+}
+
+/* ersd --once that skips malformed entries: exit 1, the summary names `counts`
+ * and how many were skipped, and each skipped entry has its own line. */
+static void run_skipping(const char *counts, unsigned n_skipped, const char *const *lines) {
+        char want[96];
+        struct run r = run_ersd("--once");
+
+        snprintf(want, sizeof want, "worklist entries skipped %u (malformed)", n_skipped);
+        if (r.status != 1 || !strstr(r.out, counts) || !strstr(r.out, want) || !strstr(r.out, "sync incomplete"))
+                fail_msg("expected exit 1, '%s' and '%s': exit %d: %s%s", counts, want, r.status, r.out, r.err);
+        for (size_t i = 0; lines[i]; i++)
+                if (!strstr(r.err, lines[i]))
+                        fail_msg("expected the line '%s': %s", lines[i], r.err);
+        assert_null(strstr(r.err, "worklist cardiology not read"));
+        run_free(&r);
+}
+
+/*
+ * A malformed worklist entry (a version that is no integer, a reference
+ * holding no UBRN) is skipped with one line naming its position, and its
+ * UBRN when readable; the rest of the worklist is synced (it used to refuse
+ * the whole worklist, one of the day's two calls, on every poll).  The poll's
+ * ers_poll row says so and `ersd status` shows it (exit 1); a referral in the
+ * PAS whose entry is skipped has not left the worklists (with an unreadable
+ * UBRN, who left is not judged at all); with the entries well formed again,
+ * everything is synced and status is all well.
+ */
+static void test_malformed_entry_skipped(void **state) {
+        static const char *const round1[] = {
+                "worklist cardiology: entry[5] (UBRN 300000000005) skipped, not synced: referralRequestVersion is not a "
+                "non-negative integer (correlation id ",
+                "worklist cardiology: entry[6] skipped, not synced: item.reference is not ReferralRequest/<12-digit "
+                "UBRN> (correlation id ",
+                "worklist cardiology: an entry without a readable UBRN was skipped: its latest entries and who left "
+                "it are not recorded this time",
+                NULL,
+        };
+        static const char *const round2[] = {
+                "entry[3] skipped, not synced: item.reference",
+                "entry[4] (UBRN 300000000004) skipped, not synced: referralRequestVersion",
+                "entry[5] (UBRN 300000000005) skipped, not synced: referralRequestVersion",
+                NULL,
+        };
+        static const char *const round3[] = {
+                "entry[4] (UBRN 300000000004) skipped, not synced: referralRequestVersion",
+                NULL,
+        };
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("malformed", NULL);
+        entry_change("300000000005", "entry_bad_version");
+        entry_change("300000000006", "entry_bad_reference");
+        run_skipping("6 new, 0 updated, 0 unchanged, 0 failed", 2, round1);
+
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        assert_int_equal(db_rows_for(d, "300000000005"), 0);
+        assert_int_equal(db_rows_for(d, "300000000006"), 0);
+        assert_true(db_rows_for(d, "300000000007") > 0); /* the others went on */
+        char *result = db_text(d, "SELECT last_result FROM ers_poll WHERE worklist = 'cardiology'", 0, NULL, NULL);
+        assert_non_null(result);
+        assert_string_equal(result, "6 referral(s) listed; 2 malformed entries skipped, the first: entry[5] "
+                                    "(UBRN 300000000005): referralRequestVersion is not a non-negative integer");
+        free(result);
+
+        const char *const status_args[] = { "status", NULL }, *const json_args[] = { "status", "--json", NULL };
+        struct run r;
+        assert_int_equal(ersd_run_args(E.conf, status_args, &r), 0);
+        if (r.status != 1 || !strstr(r.out, "NEEDS A PERSON") || !strstr(r.out, "ok, MALFORMED ENTRIES SKIPPED: 6 "
+                                                                           "referral(s) listed; 2 malformed entries"))
+                fail_msg("ersd status: exit %d: %s", r.status, r.out);
+        run_free(&r);
+        assert_int_equal(ersd_run_args(E.conf, json_args, &r), 0);
+        json_object *o = json_tokener_parse(r.out);
+        assert_non_null(o);
+        json_object *wl = json_object_array_get_idx(json_object_object_get(o, "worklists"), 0);
+        assert_int_equal(json_object_get_int64(json_object_object_get(wl, "entries_skipped")), 2);
+        json_object_put(o);
+        run_free(&r);
+
+        /* Referrals in the PAS with a skipped entry: listed still, never "left". */
+        entry_change("300000000006", "entry_good");
+        entry_change("300000000004", "entry_bad_version");
+        entry_change("300000000003", "entry_bad_reference");
+        run_skipping("1 new, 0 updated, 4 unchanged, 0 failed", 3, round2);
+        entry_change("300000000003", "entry_good");
+        entry_change("300000000005", "entry_good");
+        run_skipping("1 new, 0 updated, 6 unchanged, 0 failed", 1, round3);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", 0, NULL), 0);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'LEFT_WORKLIST'", 0, NULL), 0);
+
+        entry_change("300000000004", "entry_good");
+        r = run_once_ok();
+        assert_non_null(strstr(r.out, "0 new, 0 updated, 8 unchanged, 0 failed"));
+        assert_null(strstr(r.out, "skipped"));
+        run_free(&r);
+        assert_int_equal(ersd_run_args(E.conf, status_args, &r), 0);
+        if (r.status != 0)
+                fail_msg("ersd status after the entries came right: exit %d: %s", r.status, r.out);
+        run_free(&r);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_ledger", 0, NULL), 8);
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
+/* Issue 13, defect 16: referral 0 has two attachments with one id, and one with the id of its letter
+ * (CRI-v1), each with other bytes.  Each is a document of its own, stored with its own bytes and a
+ * warning naming the UBRN, nothing parked; when the referral's next version comes, none of them is
+ * fetched again. */
+static void test_repeated_attachment_ids(void **state) {
+        static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", "--attachments", "3",
+                                            "--attachment-id", "dup-1", "--attachment-id", "dup-1",
+                                            "--attachment-id", "CRI-v1", NULL };
+        const char *const ubrn[] = { "300000000000" };
+        struct verify_result v;
+        (void) state;
+
+        side_start(args);
+        side_pas("repeated", NULL);
+        struct run r = run_once_ok();
+        if (!strstr(r.err, "UBRN 300000000000: 1 attachment(s) repeat the id of an earlier one"))
+                fail_msg("no warning naming the UBRN: %s", r.err);
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        struct db *d = db_open(E.connection);
+        assert_non_null(d);
+        json_object *man = mock_get(&E.side, "/_mock/manifest");
+        assert_non_null(man);
+        verify_pas(d, man, &v);
+        json_object_put(man);
+        assert_int_equal(v.referrals_missing + v.referrals_stale + v.fields_mismatched + v.documents_mismatched +
+                                 v.documents_duplicated + v.documents_missing,
+                         0);
+        assert_true(v.documents_checked >= 5);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND attachment_id = 'CRI-v1'", 1,
+                                ubrn),
+                         2); /* the letter, and the attachment with its id */
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND occurrence = 1", 1, ubrn), 1);
+        assert_int_equal(verify_consistent(d), 0);
+
+        /* its next version: read again, its attachments known (by id and occurrence), none fetched again */
+        long long a042 = stat_count(&E.side, "A042");
+        assert_int_equal(mock_post(&E.side, "/_mock/bump?ubrn=300000000000"), 200);
+        r = run_once_ok();
+        assert_non_null(strstr(r.out, "1 updated"));
+        assert_non_null(strstr(r.out, "0 failed"));
+        run_free(&r);
+        assert_int_equal(stat_count(&E.side, "A042"), a042);
+        man = mock_get(&E.side, "/_mock/manifest");
+        verify_pas(d, man, &v);
+        json_object_put(man);
+        assert_int_equal(v.referrals_stale + v.documents_mismatched + v.documents_duplicated + v.documents_missing, 0);
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
 /* What the mock's A005 hold saw: how many waited together at most, and whether it timed out. */
 static void assert_hold(const struct mock *m, long long want_reached, bool want_timed_out) {
         json_object *h = mock_get(m, "/_mock/hold");
@@ -710,10 +938,15 @@ int main(void) {
                 cmocka_unit_test(test_attachment_refused_then_fetched),
                 cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
+                cmocka_unit_test(test_attachment_without_id_waits),
+                cmocka_unit_test(test_malformed_entry_skipped),
+                cmocka_unit_test(test_repeated_attachment_ids),
                 cmocka_unit_test(test_referrals_fetched_in_parallel),
                 cmocka_unit_test(test_loop_mode_reload_and_stop),
                 cmocka_unit_test(test_bearer_token),
                 cmocka_unit_test(test_bad_configuration),
         };
+        if (getenv("TEST_FILTER")) /* TEST_FILTER=test_bearer_token runs a subset (the side-mock tests stand alone) */
+                cmocka_set_test_filter(getenv("TEST_FILTER"));
         return cmocka_run_group_tests_name("integration: sync into SQLite", tests, group_setup, group_teardown);
 }

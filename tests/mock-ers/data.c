@@ -437,6 +437,12 @@ int mock_build(struct mock *m)
                         if (i == 0 && j == 0 && m->opt.edge_text)
                                 snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
                                          TITLE_EDGE);
+                        if (i == 0 && j < m->opt.n_attachment_ids) /* fits: main.c checks the length */
+                                snprintf(m->attachments[serial].id, sizeof m->attachments[serial].id, "%s",
+                                         m->opt.attachment_ids[j]);
+                        if (i == 0 && j < m->opt.n_attachment_titles)
+                                snprintf(m->attachments[serial].title, sizeof m->attachments[serial].title, "%s",
+                                         m->opt.attachment_titles[j]);
                 }
                 if (i == 0 && m->opt.big_attachment > 0)
                         add_attachment(m, i, &SPEC_BIG, m->opt.big_attachment, "AVAILABLE");
@@ -491,6 +497,8 @@ int mock_build(struct mock *m)
 
 void mock_free(struct mock *m)
 {
+        for (size_t i = 0; m->attachments && i < m->n_attachments; i++)
+                free(m->attachments[i].given_id);
         free(m->services);
         free(m->referrals);
         free(m->attachments);
@@ -533,6 +541,11 @@ struct attachment *mock_find_binary(struct mock *m, const char *binary_id)
 }
 
 /* By e-RS attachment id, or failing that by binary id. */
+const char *attachment_id(const struct attachment *a)
+{
+        return a->given_id ? a->given_id : a->id;
+}
+
 struct attachment *mock_find_attachment(struct mock *m, const char *id)
 {
         if (*id && strlen(id) < 20 && strspn(id, "0123456789") == strlen(id)) {
@@ -606,7 +619,7 @@ static struct attachment *referral_find_attachment(struct mock *m, const struct 
 {
         for (size_t k = 0; id && k < referral_attachments(r); k++) {
                 struct attachment *a = &m->attachments[referral_attachment(r, k)];
-                if (strcmp(a->id, id) == 0)
+                if (strcmp(attachment_id(a), id) == 0)
                         return a;
         }
         return NULL;
@@ -617,6 +630,13 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
 {
         struct attachment *a = NULL;
 
+        if (strcmp(what, "entry_bad_version") == 0 || strcmp(what, "entry_bad_reference") == 0 ||
+            strcmp(what, "entry_good") == 0) {
+                r->entry_fault = strcmp(what, "entry_good") == 0          ? ENTRY_GOOD
+                                 : strcmp(what, "entry_bad_version") == 0 ? ENTRY_BAD_VERSION
+                                                                          : ENTRY_BAD_REFERENCE;
+                return 0; /* the referral did not change, its worklist entry did */
+        }
         if (strcmp(what, "delist") == 0 || strcmp(what, "relist") == 0 || strcmp(what, "gone") == 0) {
                 if (!r->worklisted) {
                         *ret_why = "that referral is on no worklist";
@@ -651,10 +671,20 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                         *ret_why = "no spare attachment left";
                         return -ENOSPC;
                 }
-                size_t idx = m->spare_first + m->spares_used++;
+                if (attachment_id && (!*attachment_id || strlen(attachment_id) > GIVEN_ID_MAX)) {
+                        *ret_why = "attachment= must be 1 to 1024 bytes";
+                        return -EINVAL;
+                }
+                size_t idx = m->spare_first + m->spares_used;
+                if (attachment_id && !(m->attachments[idx].given_id = strdup(attachment_id))) {
+                        *ret_why = "out of memory";
+                        return -EINVAL;
+                }
+                m->spares_used++;
                 m->attachments[idx].referral = (size_t)(r - m->referrals);
                 r->extra[r->n_extra++] = idx;
-        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0) {
+        } else if (strcmp(what, "attachment_removed") == 0 || strcmp(what, "attachment_revised") == 0 ||
+                   strcmp(what, "attachment_id_dropped") == 0) {
                 a = referral_find_attachment(m, r, attachment_id);
                 if (!a || a->removed) {
                         *ret_why = "attachment= must name a listed attachment of that referral";
@@ -662,6 +692,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
                 if (strcmp(what, "attachment_removed") == 0) {
                         a->removed = true;
+                } else if (strcmp(what, "attachment_id_dropped") == 0) {
+                        a->id_dropped = true; /* an answer e-RS should never give */
                 } else {
                         /* New bytes under the same id: another content key, another size,
                          * a new creation time. */
@@ -675,7 +707,8 @@ int mock_change_locked(struct mock *m, struct referral *r, const char *what, con
                 }
         } else {
                 *ret_why = "what= must be priority, appointment, attachment_added, attachment_removed, "
-                           "attachment_revised, delist, relist or gone";
+                           "attachment_revised, attachment_id_dropped, delist, relist, gone, entry_bad_version, "
+                           "entry_bad_reference or entry_good";
                 return -EINVAL;
         }
         r->version++;

@@ -33,6 +33,10 @@ static void usage(FILE *f)
                 "  --extra-attachment BYTES  an attachment of exactly BYTES on referral 0 (repeatable, up to 8)\n"
                 "  --edge-text             referral 0's comment and first title hold 4-byte UTF-8, quotes,\n"
                 "                          control characters (and the comment a NUL)\n"
+                "  --attachment-id TEXT    referral 0's next attachment has e-RS id TEXT (repeatable, up to 4;\n"
+                "                          at most 23 bytes each): hostile ids for the output tests\n"
+                "  --attachment-title TEXT referral 0's next attachment has title TEXT (repeatable, up to 4;\n"
+                "                          at most 95 bytes each)\n"
                 "  --jwks PEM --kid KID --api-key KEY\n"
                 "                          signed-JWT access: POST /oauth2/token checks assertions against the\n"
                 "                          public key PEM and issues tokens the API then requires\n"
@@ -66,7 +70,7 @@ static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *
 
 enum { OPT_REFERRALS = 1000, OPT_ATTACHMENTS, OPT_BIG, OPT_SERVICE, OPT_TOKEN, OPT_APP, OPT_SEED, OPT_PADDING,
        OPT_STALL, OPT_TAIL_EVERY, OPT_TAIL_MAX, OPT_FAULT_RATE, OPT_DUPLICATE,
-       OPT_EXTRA, OPT_EDGE_TEXT };
+       OPT_EXTRA, OPT_EDGE_TEXT, OPT_ATTACHMENT_ID, OPT_ATTACHMENT_TITLE };
 
 /* Signed-JWT access and TLS (oauth.c, server.c). */
 enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -90,6 +94,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "duplicate-entry", no_argument, NULL, OPT_DUPLICATE },
                 { "extra-attachment", required_argument, NULL, OPT_EXTRA },
                 { "edge-text", no_argument, NULL, OPT_EDGE_TEXT },
+                { "attachment-id", required_argument, NULL, OPT_ATTACHMENT_ID },
+                { "attachment-title", required_argument, NULL, OPT_ATTACHMENT_TITLE },
                 { "jwks", required_argument, NULL, OPT_JWKS },
                 { "kid", required_argument, NULL, OPT_KID },
                 { "api-key", required_argument, NULL, OPT_API_KEY },
@@ -200,6 +206,18 @@ static int parse_options(int argc, char **argv, struct options *o)
                 case OPT_EDGE_TEXT:
                         o->edge_text = true;
                         break;
+                case OPT_ATTACHMENT_ID:
+                case OPT_ATTACHMENT_TITLE: {
+                        bool id = c == OPT_ATTACHMENT_ID;
+                        size_t *n = id ? &o->n_attachment_ids : &o->n_attachment_titles;
+                        if (*n == 4 || !*optarg || strlen(optarg) > (id ? 23 : 95)) {
+                                fprintf(stderr, "mock-ers: at most 4 --%s, each 1..%d bytes\n",
+                                        id ? "attachment-id" : "attachment-title", id ? 23 : 95);
+                                return -EINVAL;
+                        }
+                        (id ? o->attachment_ids : o->attachment_titles)[(*n)++] = optarg;
+                        break;
+                }
                 case OPT_JWKS:
                         o->jwks = optarg;
                         break;
@@ -246,6 +264,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         if (optind < argc) {
                 fprintf(stderr, "mock-ers: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (o->n_attachment_ids > o->attachments || o->n_attachment_titles > o->attachments) {
+                fprintf(stderr, "mock-ers: more --attachment-id or --attachment-title than --attachments\n");
                 return -EINVAL;
         }
         if (o->n_services == 0) {

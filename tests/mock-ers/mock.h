@@ -40,6 +40,7 @@
 #define AVAILABILITY_LEN 48
 #define MAX_EXTRA_ATTACHMENTS 4         /* attachments /_mock/change may add to one referral */
 #define SPARE_ATTACHMENTS 16            /* the pool they come from, at the end of mock.attachments */
+#define GIVEN_ID_MAX 1024               /* bytes of an id /_mock/change may give an added attachment */
 
 #define SYS_PRIORITY "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1"
 #define SYS_SPECIALTY "https://fhir.nhs.uk/STU3/CodeSystem/SPECIALTY-1"
@@ -75,7 +76,10 @@ enum fault_kind {
         FAULT_429_BARE, /* 429 without Retry-After */
         FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
         FAULT_TRICKLE, /* the whole body, TRICKLE_BYTES at a time: the client's reads cut UTF-8 characters */
-        FAULT_SLOW, /* the whole body, one byte every half second: never a stall, never done in time */
+        FAULT_SLOW,    /* the whole answer at `rate` bytes a second (default 1) */
+        FAULT_ENDLESS, /* the endpoint's own answer (A042: its 307), then a body that never ends */
+        FAULT_ENDLESS_500, /* a 500 whose plain-text body never ends */
+        FAULT_LONG_LOCATION, /* A042: a 307 whose Location is LONG_LOCATION_BYTES long */
 };
 
 struct options {
@@ -96,6 +100,10 @@ struct options {
         uint64_t extra_sizes[8]; /* --extra-attachment: attachments of exactly these sizes on referral 0 */
         size_t n_extra;
         bool edge_text;          /* --edge-text: referral 0's comment and first title hold edge-case text */
+        const char *attachment_ids[4];    /* --attachment-id: referral 0's k-th attachment's e-RS id (argv) */
+        size_t n_attachment_ids;
+        const char *attachment_titles[4]; /* --attachment-title: its title (argv) */
+        size_t n_attachment_titles;
         bool verbose;            /* -v: log requests to stderr */
         /* Signed-JWT access (oauth.c): all NULL/0 when --jwks is not given. */
         const char *jwks;        /* --jwks: PEM public key the assertions must verify against */
@@ -133,7 +141,7 @@ struct service {
 enum content_kind { KIND_PDF, KIND_JPEG, KIND_PNG, KIND_DOCX, KIND_TEXT, KIND_RTF, KIND_TIFF, KIND_RAW };
 
 struct attachment {
-        char id[24];                  /* e-RS attachment id (decimal) */
+        char id[24];                  /* e-RS attachment id (decimal); see attachment_id() */
         char binary_id[40];           /* uuid-like, the {id} of Binary/{id} */
         char title[96];
         const char *content_type;
@@ -151,9 +159,18 @@ struct attachment {
         /* mutable, under mock.lock: */
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
+        bool id_dropped;              /* listed without its attachment.id (/_mock/change) */
+        char *given_id;               /* owned: the e-RS id /_mock/change gave an added spare, else NULL */
         unsigned revision;            /* content revisions since start (/_mock/change) */
         bool sha_known;
         unsigned char sha256[32];     /* of the bytes served, once computed */
+};
+
+/* A worklist entry the client must skip, not refuse the whole worklist for. */
+enum entry_fault {
+        ENTRY_GOOD,
+        ENTRY_BAD_VERSION,   /* referralRequestVersion is a string of letters: the UBRN is readable */
+        ENTRY_BAD_REFERENCE, /* item.reference holds 11 digits: no UBRN can be read */
 };
 
 struct referral {
@@ -186,6 +203,7 @@ struct referral {
         unsigned bumps;               /* state changes since version0 */
         bool delisted;                /* on no worklist now (A005 still serves it) */
         bool gone;                    /* unknown to e-RS now: A005 and A007 answer 404 */
+        enum entry_fault entry_fault; /* how its worklist entry is malformed (/_mock/change) */
         size_t extra[MAX_EXTRA_ATTACHMENTS]; /* attachments added since start (spares), in order */
         size_t n_extra;
 };
@@ -204,7 +222,9 @@ struct fault {
         enum endpoint endpoint;
         enum fault_kind kind;
         int retry_after; /* seconds for the Retry-After header of 429/503; -1: the kind's own (1 for 429) */
+        unsigned rate;   /* bytes a second of the answer's body; 0: as fast as it goes (slow: 1) */
         char ubrn[13];   /* "" = any */
+        char code[64];   /* the OperationOutcome's code, "" = the kind's own */
         unsigned count;  /* requests left to spoil */
         struct fault *next;
 };
@@ -296,6 +316,8 @@ size_t referral_attachment(const struct referral *r, size_t k);
 int mock_change_locked(struct mock *m, struct referral *r, const char *what, const char *attachment_id,
                        const char **ret_why);
 struct attachment *mock_find_binary(struct mock *m, const char *binary_id);
+/* Its e-RS id: the one /_mock/change gave it, else its number.  Call with the lock held. */
+const char *attachment_id(const struct attachment *a);
 struct attachment *mock_find_attachment(struct mock *m, const char *id);
 void attachment_fill(const struct attachment *a, uint64_t pos, unsigned char *buf, size_t len);
 void mock_hash_attachments(struct mock *m, struct attachment **list, size_t n);
@@ -320,6 +342,7 @@ struct worklist_item {
         size_t referral;
         int64_t version;
         int state;
+        enum entry_fault entry_fault;
 };
 struct worklist_gen;
 /* Takes ownership of items.  pad_bytes > 0 appends a List.note that large. */

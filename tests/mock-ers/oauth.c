@@ -277,8 +277,12 @@ static char *check_assertion(struct mock *m, const char *jwt, const char *token_
         sub = jstr(claims, "sub");
         if (!iss || !sub || strcmp(iss, sub) != 0)
                 REFUSE(400, "invalid_request", "Missing or non-matching 'iss'/'sub' claims in JWT");
-        if (strcmp(iss, m->opt.api_key) != 0)
-                REFUSE(401, "invalid_client", "Invalid 'iss'/'sub' claims in JWT - unknown API key");
+        if (strcmp(iss, m->opt.api_key) != 0) {
+                /* A platform that quotes the claim it refuses: the API key the client sent. */
+                char text[512];
+                snprintf(text, sizeof text, "Invalid 'iss'/'sub' claims in JWT - unknown API key '%.400s'", iss);
+                REFUSE(401, "invalid_client", text);
+        }
         if (!(s = jstr(claims, "aud")) || strcmp(s, token_url) != 0)
                 REFUSE(401, "invalid_request", "Invalid 'aud' claim in JWT - must be the token endpoint URL");
         if (!jint(claims, "exp", &exp))

@@ -222,10 +222,10 @@ static json_object *document_reference(const struct attachment *a, const char *a
         json_object *exts = json_object_new_array_ext(3);
         json_object *content = json_object_new_object();
         json_object *who;
-        char buf[160];
+        char buf[GIVEN_ID_MAX + 32];
 
         put(d, "resourceType", str("DocumentReference"));
-        snprintf(buf, sizeof buf, "DocumentReference-%s", a->id);
+        snprintf(buf, sizeof buf, "DocumentReference-%s", attachment_id(a));
         put(d, "id", str(buf));
         put(d, "meta", meta(SD "eRS-DocumentReference-1", NULL));
         put(d, "type", codeable(coding_of(a->doc_type, true)));
@@ -233,7 +233,8 @@ static json_object *document_reference(const struct attachment *a, const char *a
         put(d, "indexed", str(a->indexed));
         put(d, "description", str(a->title));
 
-        put(att, "id", str(a->id));
+        if (!a->id_dropped)
+                put(att, "id", str(attachment_id(a)));
         json_object_array_add(exts, ext(SD "Extension-eRS-AvailabilityStatus-1", "valueCoding",
                                         coding(CS "eRS-AvailabilityStatus-1", availability, NULL)));
         who = json_object_new_object();
@@ -294,7 +295,7 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         json_object *exts = json_object_new_array_ext(8);
         json_object *contained = json_object_new_array_ext(3 + (int)v->n_att);
         json_object *support = json_object_new_array_ext(1 + (int)v->n_att);
-        char buf[160];
+        char buf[GIVEN_ID_MAX + 32];
 
         put(o, "resourceType", str("ReferralRequest"));
         put(o, "id", str(r->ubrn));
@@ -336,7 +337,7 @@ char *render_referral(const struct mock *m, const struct referral_view *v, size_
         for (size_t k = 0; k < v->n_att; k++) {
                 const struct attachment *a = &m->attachments[v->att[k]];
                 json_object_array_add(contained, document_reference(a, v->availability[k]));
-                snprintf(buf, sizeof buf, "#DocumentReference-%s", a->id);
+                snprintf(buf, sizeof buf, "#DocumentReference-%s", attachment_id(a));
                 json_object_array_add(support, reference(buf));
         }
         if (r->related != SIZE_MAX) {
@@ -418,13 +419,14 @@ static json_object *worklist_entry(const struct mock *m, const struct worklist_i
         }
         json_object_array_add(item_ext, ext("service", "valueReference", service_actor(&m->services[r->service])));
         json_object_array_add(item_ext, ext("referralRequestVersion", "valueInteger",
-                                            json_object_new_int64(it->version)));
+                                            it->entry_fault == ENTRY_BAD_VERSION ? str("seven")
+                                                                                 : json_object_new_int64(it->version)));
         w = json_object_new_object();
         put(w, "extension", item_ext);
         put(w, "url", str(slot_issues ? SD "Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
                                       : SD "Extension-eRS-ReferralsforReview-WorkListItem-1"));
         put(e, "extension", arr1(w));
-        snprintf(buf, sizeof buf, "ReferralRequest/%s", r->ubrn);
+        snprintf(buf, sizeof buf, "ReferralRequest/%.*s", it->entry_fault == ENTRY_BAD_REFERENCE ? 11 : 12, r->ubrn);
         put(e, "item", reference(buf));
         return e;
 }
@@ -624,7 +626,7 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
                 if (a->removed)
                         continue;
                 json_object *j = json_object_new_object();
-                put(j, "id", str(a->id));
+                put(j, "id", str(attachment_id(a)));
                 put(j, "binary_id", str(a->binary_id));
                 put(j, "title", str(a->title));
                 put(j, "content_type", str(a->content_type));

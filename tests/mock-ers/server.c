@@ -55,10 +55,13 @@ static const struct {
         { "stale", FAULT_STALE },
         { "trickle", FAULT_TRICKLE },
         { "slow", FAULT_SLOW },
+        { "endless", FAULT_ENDLESS },
+        { "endless_500", FAULT_ENDLESS_500 },
+        { "long_location", FAULT_LONG_LOCATION },
 };
 
 #define TRICKLE_BYTES 3 /* fewer than a 4-byte UTF-8 character */
-#define SLOW_MS 500     /* the `slow` fault: 2 bytes a second, above any "less than 1 byte/s" stall rule */
+#define LONG_LOCATION_BYTES (300 * 1024) /* a Location header over libcurl's 100 KB limit for one header */
 
 struct origin {
         struct mock *m;
@@ -85,6 +88,8 @@ struct call {
         bool control; /* a /_mock/ request: not counted as rejected */
         bool fault;   /* this answer is an injected fault */
         int fault_retry_after; /* the fault's Retry-After seconds, -1: the kind's own */
+        char fault_code[64];   /* the fault's OperationOutcome code, "": the kind's own */
+        unsigned fault_rate; /* the fault's body rate in bytes a second, 0: as fast as it goes */
         double arrived; /* monotonic seconds: when the request was complete */
         const char *recorded; /* endpoint name for the call record (/_mock/calls), NULL: not recorded */
         char key[24];  /* the UBRN (A005, A007, documents) or service (A008) of the call record */
@@ -283,6 +288,55 @@ static void worklist_free_ctx(void *ctx)
         worklist_gen_free(ctx);
 }
 
+/* A source's bytes, then spaces without end (the `endless` faults): valid
+ * JSON so far whatever the source was, and never complete. */
+struct endless {
+        struct source inner;
+        bool inner_done;
+};
+
+static ssize_t endless_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+        struct endless *e = ctx;
+
+        if (!e->inner_done) {
+                ssize_t n = e->inner.read(e->inner.ctx, pos, buf, max);
+                if (n != 0)
+                        return n;
+                e->inner_done = true;
+        }
+        memset(buf, ' ', max);
+        return (ssize_t)max;
+}
+
+static void endless_free(void *ctx)
+{
+        struct endless *e = ctx;
+
+        if (e && e->inner.free)
+                e->inner.free(e->inner.ctx);
+        free(e);
+}
+
+/* Takes inner; on failure frees it and returns a source with read == NULL. */
+static struct source source_endless(struct source inner)
+{
+        struct source s = { 0 };
+        struct endless *e = inner.read ? calloc(1, sizeof *e) : NULL;
+
+        if (!e) {
+                if (inner.free)
+                        inner.free(inner.ctx);
+                return s;
+        }
+        e->inner = inner;
+        s.read = endless_read;
+        s.free = endless_free;
+        s.ctx = e;
+        s.size = MHD_SIZE_UNKNOWN;
+        return s;
+}
+
 static void source_free(struct source *s)
 {
         if (s->free)
@@ -324,14 +378,15 @@ static int source_drain(struct source *s, char **ret_p, size_t *ret_len)
 }
 
 /* What MHD's content callback reads: a source, cut short for the `truncated`
- * and `stall` faults. */
+ * and `stall` faults, paced for a fault's `rate`. */
 struct stream {
         struct source src;
         uint64_t cut;  /* bytes to send before misbehaving; UINT64_MAX: none */
         bool stall;    /* at `cut`: stall (else: close the connection) */
         size_t most;   /* the most bytes one read hands out: TRICKLE_BYTES for `trickle`, else no limit */
-        bool slow;     /* `slow`: one byte every SLOW_MS, for at most --stall-seconds */
-        double slow_until; /* monotonic seconds: when a `slow` answer gives up */
+        unsigned rate; /* bytes a second at most; 0: no limit */
+        double tick;   /* monotonic: when the current second of `rate` began (0: not yet) */
+        uint64_t tick_sent; /* bytes sent in it */
         struct mock *m;
         int fd;        /* the connection's socket, to notice the client leaving */
 };
@@ -345,23 +400,26 @@ static bool peer_gone(int fd)
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
-/* Sends nothing until the client goes away, the mock shuts down or
- * --stall-seconds pass.  Runs on the connection's own thread. */
-static void stall_wait(struct stream *s)
+/* Sends nothing until `seconds` pass (monotonic), the client goes away or the
+ * mock shuts down; true only in the first case.  Runs on the connection's own
+ * thread, looking every 200 ms. */
+static bool stream_wait(struct stream *s, double seconds)
 {
         struct mock *m = s->m;
-        struct timespec end;
+        double end = monotonic_now() + seconds;
+        bool done = false;
 
-        clock_gettime(CLOCK_REALTIME, &end);
-        end.tv_sec += m->opt.stall_seconds;
         pthread_mutex_lock(&m->lock);
         while (!m->stopping) {
-                struct timespec now, next;
-                clock_gettime(CLOCK_REALTIME, &now);
-                if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+                double left = end - monotonic_now();
+                if (left <= 0) {
+                        done = true;
                         break;
-                next = now;
-                next.tv_nsec += 200 * 1000 * 1000;
+                }
+                struct timespec next;
+                clock_gettime(CLOCK_REALTIME, &next);
+                long step = left < 0.2 ? (long)(left * 1e9) + 1 : 200 * 1000 * 1000;
+                next.tv_nsec += step;
                 if (next.tv_nsec >= 1000000000L) {
                         next.tv_sec++;
                         next.tv_nsec -= 1000000000L;
@@ -376,46 +434,38 @@ static void stall_wait(struct stream *s)
                         break;
         }
         pthread_mutex_unlock(&m->lock);
-}
-
-/* The `slow` fault: SLOW_MS between two bytes.  False when the client left,
- * the mock stops or --stall-seconds passed (the answer then ends cut short). */
-static bool slow_wait(struct stream *s)
-{
-        struct mock *m = s->m;
-        struct timespec until;
-
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SLOW_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&m->lock);
-        while (!m->stopping && pthread_cond_timedwait(&m->wake, &m->lock, &until) != ETIMEDOUT)
-                ;
-        bool stopping = m->stopping;
-        pthread_mutex_unlock(&m->lock);
-        return !stopping && !peer_gone(s->fd) && monotonic_now() < s->slow_until;
+        return done;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
         struct stream *s = cls;
 
-        if (s->slow && pos > 0 && !slow_wait(s))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-
         if (pos >= s->cut) {
-                if (s->stall)
-                        stall_wait(s);
+                if (s->stall) /* nothing until the client leaves, SIGTERM or --stall-seconds */
+                        (void)stream_wait(s, s->m->opt.stall_seconds);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (s->cut != UINT64_MAX && max > s->cut - pos)
                 max = (size_t)(s->cut - pos);
         if (s->most && max > s->most)
                 max = s->most;
+        if (s->rate) {
+                /* `rate` bytes in each second, the next ones when it is over. */
+                if (s->tick == 0)
+                        s->tick = monotonic_now();
+                if (s->tick_sent >= s->rate) {
+                        if (!stream_wait(s, s->tick + 1.0 - monotonic_now()))
+                                return MHD_CONTENT_READER_END_WITH_ERROR;
+                        s->tick += 1.0;
+                        s->tick_sent = 0;
+                }
+                if (max > s->rate - s->tick_sent)
+                        max = (size_t)(s->rate - s->tick_sent);
+        }
         ssize_t n = s->src.read(s->src.ctx, pos, buf, max);
+        if (n > 0)
+                s->tick_sent += (uint64_t)n;
         if (n < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
         if (n == 0)
@@ -434,14 +484,19 @@ static void stream_free(void *cls)
 }
 
 /* A response reading from `src` (taken).  `kind` FAULT_TRUNCATED / FAULT_STALL
- * cut the body in half: the Content-Length still announces the whole body. */
+ * cut the body in half: the Content-Length still announces the whole body;
+ * FAULT_ENDLESS goes on after it, without end; the fault's rate (FAULT_SLOW:
+ * 1 byte a second unless it says) paces it. */
 static struct MHD_Response *response_from(struct call *c, struct source src, enum fault_kind kind)
 {
         struct MHD_Response *r;
+        unsigned rate = kind == FAULT_SLOW && c->fault_rate == 0 ? 1 : c->fault_rate;
 
+        if (kind == FAULT_ENDLESS)
+                src = source_endless(src);
         if (!src.read)
                 return NULL;
-        if (kind != FAULT_TRUNCATED && kind != FAULT_STALL && kind != FAULT_TRICKLE && kind != FAULT_SLOW &&
+        if (kind != FAULT_TRUNCATED && kind != FAULT_STALL && kind != FAULT_TRICKLE && rate == 0 &&
             src.read == mem_read) {
                 struct mem *mm = src.ctx;
                 r = MHD_create_response_from_buffer(mm->len, mm->p, MHD_RESPMEM_MUST_FREE);
@@ -462,16 +517,9 @@ static struct MHD_Response *response_from(struct call *c, struct source src, enu
         s->m = c->m;
         s->cut = UINT64_MAX;
         s->fd = -1;
-        s->most = kind == FAULT_TRICKLE ? TRICKLE_BYTES : kind == FAULT_SLOW ? 1 : 0;
-        s->slow = kind == FAULT_SLOW;
-        s->slow_until = monotonic_now() + c->m->opt.stall_seconds;
+        s->most = kind == FAULT_TRICKLE ? TRICKLE_BYTES : 0;
+        s->rate = rate;
         uint64_t declared = src.size;
-        if (kind == FAULT_SLOW) {
-                const union MHD_ConnectionInfo *ci =
-                        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-                if (ci)
-                        s->fd = ci->connect_fd;
-        }
         if (kind == FAULT_TRUNCATED || kind == FAULT_STALL) {
                 if (declared == MHD_SIZE_UNKNOWN)
                         s->cut = 4096;
@@ -482,6 +530,8 @@ static struct MHD_Response *response_from(struct call *c, struct source src, enu
                         declared += 16;
                 }
                 s->stall = kind == FAULT_STALL;
+        }
+        if (kind == FAULT_STALL || rate > 0) { /* it waits: it must see the client leave */
                 const union MHD_ConnectionInfo *ci =
                         MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
                 if (ci)
@@ -642,6 +692,8 @@ static enum fault_kind fault_take(struct call *c, enum endpoint ep, const char *
                         continue;
                 kind = f->kind;
                 c->fault_retry_after = f->retry_after;
+                memcpy(c->fault_code, f->code, sizeof c->fault_code);
+                c->fault_rate = f->rate;
                 if (--f->count == 0) {
                         *pp = f->next;
                         free(f);
@@ -684,7 +736,8 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         body = render_outcome(status == 404 ? "not-found" : status == 403 ? "forbidden"
                                               : status == 422 ? "business-rule" : status == 502 ? "transient"
                                                                                               : "throttled",
-                                              status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
+                                              c->fault_code[0] ? c->fault_code
+                                              : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
                                               : status == 422 ? "ATTACHMENT_NOT_AVAILABLE" : status == 502 ? "BAD_GATEWAY"
                                                                                                          : "TOO_MANY_REQUESTS",
                                               "Injected", "injected by the mock", &len);
@@ -710,7 +763,8 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         len = body ? strlen(body) : 0;
                 } else
                         body = render_outcome(status == 429 ? "throttled" : "exception",
-                                              status == 500 ? "SERVICE_ERROR"
+                                              c->fault_code[0] ? c->fault_code
+                                              : status == 500 ? "SERVICE_ERROR"
                                               : status == 503 ? "SERVICE_UNAVAILABLE"
                                                               : "TOO_MANY_REQUESTS",
                                               status == 500 ? "Internal server error"
@@ -728,6 +782,14 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         if (status == 429 || (status == 503 && c->fault_retry_after >= 0))
                                 MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
                 }
+                break;
+        case FAULT_ENDLESS_500:
+                /* a server that fails and never stops saying so */
+                status = 500;
+                body = strdup("500 Internal Server Error: the answer goes on and on\n");
+                r = response_from(c, source_mem(body, body ? strlen(body) : 0), FAULT_ENDLESS);
+                if (r)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
                 break;
         case FAULT_WRONG_TYPE:
                 r = MHD_create_response_from_buffer(sizeof bundle - 1, (void *)bundle, MHD_RESPMEM_PERSISTENT);
@@ -1053,6 +1115,7 @@ static enum MHD_Result handle_a008(struct call *c)
                 items[n].referral = i;
                 items[n].version = r->version;
                 items[n].state = state;
+                items[n].entry_fault = r->entry_fault;
                 n++;
         }
         pthread_mutex_unlock(&m->lock);
@@ -1266,11 +1329,19 @@ static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
         if (fault_replace(c, kind, &ret))
                 return ret;
 
-        char token[33], location[256];
-        if (token_issue(m, a, token) < 0)
+        char token[33];
+        size_t size = kind == FAULT_LONG_LOCATION ? LONG_LOCATION_BYTES + 1 : 256;
+        char *location = malloc(size);
+        if (!location || token_issue(m, a, token) < 0) {
+                free(location);
                 return reply(c, 500, NULL);
-        snprintf(location, sizeof location, "%s://127.0.0.1:%u/store/%s?token=%s", m->opt.tls_cert ? "https" : "http",
-                 m->store_port, a->binary_id, token);
+        }
+        int n = snprintf(location, size, "%s://127.0.0.1:%u/store/%s?token=%s%s", m->opt.tls_cert ? "https" : "http",
+                         m->store_port, a->binary_id, token, kind == FAULT_LONG_LOCATION ? "&pad=" : "");
+        if (kind == FAULT_LONG_LOCATION && n > 0 && (size_t)n < size - 1) { /* a signed link gone mad */
+                memset(location + n, 'p', size - 1 - (size_t)n);
+                location[size - 1] = '\0';
+        }
         static const char note[] = "Temporary redirect to the object store.\n";
         struct MHD_Response *resp = response_from(c, source_mem(strdup(note), sizeof note - 1), kind);
         if (resp) {
@@ -1279,6 +1350,7 @@ static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
                         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         }
+        free(location);
         return reply(c, 307, resp);
 }
 
@@ -1511,7 +1583,8 @@ static enum MHD_Result control_fault(struct call *c)
         struct mock *m = c->m;
         const char *ep_name = query(c, "endpoint"), *kind_name = query(c, "kind");
         const char *ubrn = query(c, "ubrn"), *count_s = query(c, "count"), *ra_s = query(c, "retry_after");
-        uint64_t ra = 0;
+        const char *code = query(c, "code"), *rate_s = query(c, "rate");
+        uint64_t ra = 0, rate = 0;
         int ep = -1;
         enum fault_kind kind = FAULT_NONE;
         uint64_t n = 1;
@@ -1526,17 +1599,24 @@ static enum MHD_Result control_fault(struct call *c)
                 return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
         if (kind == FAULT_NONE)
                 return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
-                                                   "wrong_content_type truncated stall oversized stale trickle slow");
+                                                   "wrong_content_type truncated stall oversized stale trickle slow "
+                                                   "endless endless_500 long_location");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
                 return reply_control_error(c, 400, "oversized applies to A008 only");
         if (kind == FAULT_STALE && ep != EP_A005)
                 return reply_control_error(c, 400, "stale applies to A005 only");
+        if (kind == FAULT_LONG_LOCATION && ep != EP_A042)
+                return reply_control_error(c, 400, "long_location applies to A042 only");
+        if (rate_s && !parse_u64(rate_s, 1, 1000000000, &rate))
+                return reply_control_error(c, 400, "rate must be 1..1000000000 bytes a second");
         if (ubrn && (ep == EP_A008 || strlen(ubrn) != 12 || strspn(ubrn, "0123456789") != 12))
                 return reply_control_error(c, 400, "ubrn must be 12 digits, and does not apply to A008");
         if (count_s && !parse_u64(count_s, 1, 1000000, &n))
                 return reply_control_error(c, 400, "count must be 1..1000000");
         if (ra_s && !parse_u64(ra_s, 0, 86400, &ra))
                 return reply_control_error(c, 400, "retry_after must be 0..86400 seconds");
+        if (code && (!*code || strlen(code) > 63)) /* struct fault.code */
+                return reply_control_error(c, 400, "code must be 1..63 bytes");
 
         struct fault *f = calloc(1, sizeof *f);
         if (!f)
@@ -1545,8 +1625,11 @@ static enum MHD_Result control_fault(struct call *c)
         f->kind = kind;
         f->count = (unsigned)n;
         f->retry_after = ra_s ? (int)ra : -1;
+        f->rate = (unsigned)rate;
         if (ubrn)
                 memcpy(f->ubrn, ubrn, 13);
+        if (code)
+                memcpy(f->code, code, strlen(code) + 1);
         pthread_mutex_lock(&m->lock);
         struct fault **pp = &m->faults;
         while (*pp)
@@ -1618,7 +1701,7 @@ static enum MHD_Result control_availability(struct call *c)
                 r->version++;
         json_object *o = referral_state_json(m, r);
         pthread_mutex_unlock(&m->lock);
-        json_object_object_add(o, "attachment", json_object_new_string(a->id));
+        json_object_object_add(o, "attachment", json_object_new_string(attachment_id(a)));
         json_object_object_add(o, "availability", json_object_new_string(status));
         return reply_json(c, 200, o);
 }
@@ -1642,7 +1725,7 @@ static enum MHD_Result control_change(struct call *c)
                 return reply_control_error(c, rv == -ENOSPC ? 409 : 400, why);
         if (strcmp(what, "attachment_added") == 0) {
                 pthread_mutex_lock(&m->lock);
-                const char *id = m->attachments[r->extra[r->n_extra - 1]].id;
+                const char *id = attachment_id(&m->attachments[r->extra[r->n_extra - 1]]);
                 json_object_object_add(o, "attachment", json_object_new_string(id));
                 pthread_mutex_unlock(&m->lock);
         }
@@ -2086,6 +2169,8 @@ static int start_origin(struct mock *m, struct origin *o, bool store, unsigned *
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                     /* room for a long_location fault's header (MHD's default is 32 KiB) */
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(LONG_LOCATION_BYTES + 64 * 1024),
                                      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
                                      MHD_OPTION_END);
         if (!o->daemon)

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -213,8 +214,15 @@ static void child_apply(const struct run_opts *o) {
                 putenv((char *) o->env[i]);
         if (o->fsize_limit > 0) {
                 struct rlimit rl = { .rlim_cur = (rlim_t) o->fsize_limit, .rlim_max = (rlim_t) o->fsize_limit };
-                signal(SIGXFSZ, SIG_IGN); /* kept across exec: the write fails with EFBIG instead */
+                /* As systemd's LimitFSIZE= leaves it: SIGXFSZ at its default, which kills.
+                 * ersd must ignore it itself, to see EFBIG as it would a full disk. */
+                signal(SIGXFSZ, SIG_DFL);
                 if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                        _exit(126);
+        }
+        if (o->nofile_limit > 0) {
+                struct rlimit rl = { .rlim_cur = (rlim_t) o->nofile_limit, .rlim_max = (rlim_t) o->nofile_limit };
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
                         _exit(126);
         }
         if (o->no_dac_override && geteuid() == 0) {
@@ -247,6 +255,66 @@ int ersd_run_args(const char *config_path, const char *const *args, struct run *
 int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret) {
         const char *const args[] = { mode, NULL };
         return ersd_run_full(config_path, mode ? args : NULL, o, ret);
+}
+
+/* The state_dir of a configuration write_test_config() wrote; "" when none is named. */
+static void config_state_dir(const char *config_path, char *ret, size_t n) {
+        char line[PATH_MAX + 32];
+        FILE *f = fopen(config_path, "re");
+
+        ret[0] = '\0';
+        while (f && fgets(line, sizeof line, f)) {
+                char *end;
+                if (strncmp(line, "state_dir = \"", 13) == 0 && (end = strchr(line + 13, '"')))
+                        snprintf(ret, n, "%.*s", (int) (end - line - 13), line + 13);
+        }
+        if (f)
+                fclose(f);
+}
+
+/* Entries of dir whose name starts with prefix ("" for all); 0 when it cannot be read. */
+static unsigned count_entries(const char *dir, const char *prefix) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        while (d && (de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+                    strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* What a sync run that exited with `status` left where it must leave nothing
+ * (see struct run), said at the end of *err; the number of files. */
+static unsigned spool_left(const char *config_path, const char *const *args, int status, char **err) {
+        bool once = false, dry_run = false, sync = false;
+        char state[PATH_MAX], spool[PATH_MAX + 8];
+        unsigned spooled = 0, oneoff;
+
+        for (size_t i = 0; args && args[i]; i++) {
+                once |= strcmp(args[i], "--once") == 0;
+                dry_run |= strcmp(args[i], "--dry-run") == 0;
+                sync |= strcmp(args[i], "sync") == 0;
+        }
+        config_state_dir(config_path, state, sizeof state);
+        if (!state[0] || !(once || dry_run || sync))
+                return 0;
+        snprintf(spool, sizeof spool, "%s/spool", state);
+        if (once && !dry_run && status == 0)
+                spooled = count_entries(spool, "");
+        oneoff = count_entries(state, "oneoff-");
+        if (spooled + oneoff == 0)
+                return 0;
+        char *more = NULL;
+        if (asprintf(&more, "%sharness: ersd exited %d leaving %u file(s) in %s and %u one-off spool(s) in %s\n",
+                     *err ? *err : "", status, spooled, spool, oneoff, state) >= 0) {
+                free(*err);
+                *err = more;
+        }
+        return spooled + oneoff;
 }
 
 int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret) {
@@ -299,6 +367,8 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
         ret->maxrss_kib = ru.ru_maxrss;
         ret->out = bo.p ? bo.p : strdup("");
         ret->err = be.p ? be.p : strdup("");
+        if (WIFEXITED(st) && spool_left(config_path, args, ret->status, &ret->err) > 0)
+                ret->status = HARNESS_SPOOL_LEFT;
         output_log(ret->out, ret->err);
         return 0;
 }
@@ -547,11 +617,29 @@ char *db_text(struct db *d, const char *sql, int nparams, const char *const *par
         bool found = false;
 
         if (st && SQL_SUCCEEDED(SQLFetch(st))) {
-                char buf[8192];
+                /* the whole value, however long: a test compares it with what was written */
+                size_t len = 0, cap = 8192;
                 SQLLEN ind = 0;
+                SQLRETURN rc;
+                bool read = false;
                 found = true;
-                if (SQL_SUCCEEDED(SQLGetData(st, 1, SQL_C_CHAR, buf, sizeof buf, &ind)) && ind != SQL_NULL_DATA)
-                        out = strdup(buf);
+                out = malloc(cap);
+                while (out && SQL_SUCCEEDED(rc = SQLGetData(st, 1, SQL_C_CHAR, out + len, (SQLLEN) (cap - len), &ind)) &&
+                       ind != SQL_NULL_DATA) {
+                        read = true;
+                        if (rc == SQL_SUCCESS)
+                                break; /* the rest fitted */
+                        len = cap - 1; /* truncated: full but for its NUL */
+                        char *more = realloc(out, cap * 2);
+                        if (!more)
+                                free(out);
+                        out = more;
+                        cap *= 2;
+                }
+                if (!read) {
+                        free(out); /* SQL NULL, or no value */
+                        out = NULL;
+                }
         }
         if (st)
                 SQLFreeHandle(SQL_HANDLE_STMT, st);

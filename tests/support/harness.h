@@ -56,7 +56,14 @@ json_object *mock_get(const struct mock *m, const char *path);
 /* POST a control path with query; returns the HTTP status, or -1. */
 long mock_post(const struct mock *m, const char *path);
 
-/* A run of build/ersd. */
+/* A run of build/ersd.  ersd_run_full() checks the spool after every sync run
+ * of a configuration that names its state_dir (write_test_config): after
+ * `--once` (not a dry run) that exited 0 the spool holds nothing (a round that
+ * finished cleanly leaves no patient document behind), and after any `--once`,
+ * `--dry-run` or `sync` that exited no one-off spool (STATE/oneoff-*) is left.
+ * Anything left turns the status into HARNESS_SPOOL_LEFT, with a line saying
+ * what at the end of err. */
+#define HARNESS_SPOOL_LEFT 99
 struct run {
         int status;  /* exit status, or 128+signal */
         char *out;   /* owned: all of stdout */
@@ -68,10 +75,12 @@ int ersd_run(const char *config_path, const char *mode, struct run *ret);
 /* How a run's process differs from a plain one (tests of faults). */
 struct run_opts {
         const char *const *env;    /* "NAME=value" entries set in ersd's environment (NULL-terminated, may be NULL) */
-        long long fsize_limit;     /* > 0: RLIMIT_FSIZE in bytes, SIGXFSZ ignored, so a write past it fails
-                                      with EFBIG as on a full disk; 0: none */
+        long long fsize_limit;     /* > 0: RLIMIT_FSIZE in bytes (LimitFSIZE=), SIGXFSZ left at its default
+                                      (ersd ignores it, so a write past it fails with EFBIG as on a full
+                                      disk); 0: none */
         bool no_dac_override;      /* when run as root: without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
                                       CAP_FOWNER, so file modes bind ersd as they bind its own user */
+        long nofile_limit;         /* > 0: RLIMIT_NOFILE, the descriptors ersd may hold open; 0: as inherited */
 };
 int ersd_run_opts(const char *config_path, const char *mode, const struct run_opts *o, struct run *ret);
 

@@ -5,26 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How many document contents are stored more than once for the same referral and attachment. */
+#include "adapters/document_key.h"
+
+/* How many document contents are stored more than once for the same document (its identity:
+ * docs/schema.md, ers_document). */
 #define SQL_STORED_TWICE                                                                                    \
         "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"                         \
-        " GROUP BY ubrn, source_ubrn, attachment_id, sha256 HAVING COUNT(*) > 1) AS dup"
-/* From schema version 4 on (issue 13), a document is (ubrn, source_ubrn, kind, attachment_key):
- * a letter and an attachment of one id, or two attachments of one id, are two documents. */
-#define SQL_STORED_TWICE_KEYED                                                                              \
-        "SELECT COUNT(*) FROM (SELECT 1 FROM ers_document WHERE sha256 IS NOT NULL"                         \
         " GROUP BY ubrn, source_ubrn, kind, attachment_key, sha256 HAVING COUNT(*) > 1) AS dup"
-
-/* The query for documents stored twice, as the schema identifies a document. */
-static const char *stored_twice(struct db *d) {
-        return db_int(d, "SELECT version FROM ers_schema_version", 0, NULL) >= 4 ? SQL_STORED_TWICE_KEYED
-                                                                                  : SQL_STORED_TWICE;
-}
 
 static const char *const referral_fields[] = {
         "nhs_number", "priority", "state", "state_reason", "state_comment", "specialty",
         "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
-        "appointment_end", "commissioning_org", "request_id", "status", "intent",
+        "appointment_end", "commissioning_org", "request_id", "status", "intent", "service_id", "service_name",
 };
 
 static const char *jstr(json_object *o, const char *key) {
@@ -36,16 +28,25 @@ static bool same(const char *a, const char *b) {
         return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-/* One document: stored once, with the status its availability calls for and,
- * when fetched, exactly the bytes served. */
-static void check_document(struct db *d, const char *ubrn, const char *source, const char *attachment_id,
-                           bool want_fetched, const char *want_sha, long long want_size, struct verify_result *v) {
-        const char *q[] = { ubrn, source, attachment_id };
-        long long n = db_int(d,
-                             "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ?",
-                             3, q);
+/* One document (kind, attachment id, occurrence): stored once, with the status its
+ * availability calls for and, when fetched, exactly the bytes served. */
+static void check_document(struct db *d, const char *ubrn, const char *source, bool cri, const char *attachment_id,
+                           unsigned occurrence, bool want_fetched, const char *want_sha, long long want_size,
+                           struct verify_result *v) {
+        char key[DOCUMENT_KEY_HEX + 1] = "";
+        const char *q[] = { ubrn, source, cri ? "CRI" : "ATTACHMENT", key };
         char *id, *status, hex[65];
         int64_t size;
+
+        if (!attachment_id || document_key(attachment_id, occurrence, key) < 0) {
+                v->documents_missing++;
+                fprintf(stderr, "verify: UBRN %s: a document of %s without an id\n", ubrn, source);
+                return;
+        }
+        long long n = db_int(d,
+                             "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND kind = ? "
+                             "AND attachment_key = ?",
+                             4, q);
 
         if (n == 0) {
                 v->documents_missing++;
@@ -57,8 +58,10 @@ static void check_document(struct db *d, const char *ubrn, const char *source, c
                 fprintf(stderr, "verify: UBRN %s: document %s of %s stored %lld times\n", ubrn, attachment_id, source, n);
                 return;
         }
-        id = db_text(d, "SELECT document_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND attachment_id = ?",
-                     3, q, NULL);
+        id = db_text(d,
+                     "SELECT document_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? AND kind = ? "
+                     "AND attachment_key = ?",
+                     4, q, NULL);
         status = db_text(d, "SELECT fetch_status FROM ers_document WHERE document_id = ?", 1, (const char *const[]){ id },
                          NULL);
         if (!status || strcmp(status, want_fetched ? "FETCHED" : "NOT_FETCHED") != 0) {
@@ -119,14 +122,17 @@ static void check_referral(struct db *d, json_object *m, const char *listed_by, 
         json_object *atts = json_object_object_get(m, "attachments");
         for (size_t a = 0; a < json_object_array_length(atts); a++) {
                 json_object *att = json_object_array_get_idx(atts, a);
-                const char *avail = jstr(att, "availability");
-                check_document(d, shown_with, ubrn, jstr(att, "id"), avail && strcmp(avail, "AVAILABLE") == 0,
+                const char *avail = jstr(att, "availability"), *id = jstr(att, "id");
+                unsigned occurrence = 0; /* earlier attachments with the same id, in the order e-RS lists them */
+                for (size_t b = 0; id && b < a; b++)
+                        occurrence += same(jstr(json_object_array_get_idx(atts, b), "id"), id);
+                check_document(d, shown_with, ubrn, false, id, occurrence, avail && strcmp(avail, "AVAILABLE") == 0,
                                jstr(att, "sha256"), json_object_get_int64(json_object_object_get(att, "size")), v);
         }
         json_object *cri = json_object_object_get(m, "cri");
         if (cri) {
                 snprintf(cri_id, sizeof cri_id, "CRI-v%lld", version);
-                check_document(d, shown_with, ubrn, cri_id, true, jstr(cri, "sha256"),
+                check_document(d, shown_with, ubrn, true, cri_id, 0, true, jstr(cri, "sha256"),
                                json_object_get_int64(json_object_object_get(cri, "size")), v);
         }
 }
@@ -158,7 +164,7 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) 
                                 check_referral(d, rel, jstr(m, "ubrn"), ret);
                 }
         }
-        ret->documents_duplicated += (unsigned) db_int(d, stored_twice(d), 0, NULL);
+        ret->documents_duplicated += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
 }
 
 /* The invariants of verify_consistent(): each query counts the rows that break one. */
@@ -179,7 +185,7 @@ static const struct {
           "SELECT COUNT(*) FROM ers_document x WHERE x.fetch_status = 'FETCHED' AND"
           " x.part_count <> (SELECT COUNT(*) FROM ers_document_part p"
           " WHERE p.document_id = x.document_id)" },
-        { "document content(s) stored twice for one referral and attachment id", NULL }, /* stored_twice() */
+        { "document content(s) stored twice for one document", SQL_STORED_TWICE },
         /* The audit trail went with every write: each ledger row has the row of the write
          * that put its version there, and each UBRN's seq runs 1, 2, … without a gap. */
         { "ledger row(s) without the audit row of the write behind them",
@@ -198,7 +204,7 @@ unsigned verify_consistent_why(struct db *d, char *why, size_t n) {
         if (why && n)
                 why[0] = '\0';
         for (size_t i = 0; i < sizeof INVARIANTS / sizeof INVARIANTS[0]; i++) {
-                long long k = db_int(d, INVARIANTS[i].sql ? INVARIANTS[i].sql : stored_twice(d), 0, NULL);
+                long long k = db_int(d, INVARIANTS[i].sql, 0, NULL);
                 if (k != 0 && why && o < n) {
                         int w = snprintf(why + o, n - o, "%s%lld %s", o ? "; " : "", k, INVARIANTS[i].what);
                         o += w > 0 ? (size_t) w : 0;

@@ -280,7 +280,138 @@ static void test_ddl_dialects(void **state) {
         assert_non_null(strstr(adapter_oracle.ops->schema()[1], "state_comment NCLOB"));
         assert_non_null(strstr(adapter_oracle.ops->schema()[1], "version NUMBER(19) NOT NULL"));
         assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "state_comment NVARCHAR(MAX)"));
-        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "nhs_number NVARCHAR(10)"));
+        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "nhs_number NVARCHAR(MAX)"));
+        assert_non_null(strstr(adapter_oracle.ops->schema()[4], "attachment_id NCLOB NOT NULL"));
+        assert_non_null(strstr(adapter_mariadb.ops->schema()[4], "attachment_id LONGTEXT NOT NULL"));
+        assert_non_null(strstr(adapter_mariadb.ops->schema()[1], "state_comment LONGTEXT"));
+        assert_non_null(strstr(adapter_postgresql.ops->schema()[4], "title TEXT"));
+}
+
+/* The spelling of "text of any length" (schema.h's TEXT) per vendor. */
+static const char *text_type(const struct adapter *a) {
+        return a == &adapter_mariadb     ? "LONGTEXT"
+               : a == &adapter_sqlserver ? "NVARCHAR(MAX)"
+               : a == &adapter_oracle    ? "NCLOB"
+                                         : "TEXT";
+}
+
+/* Whether `column` (upper case) is declared with the vendor's TEXT in `code`
+ * (a scanned CREATE TABLE statement). */
+static bool text_in(const struct adapter *a, const char *code, const char *column) {
+        char decl[96];
+
+        snprintf(decl, sizeof decl, "\n    %s %s", column, text_type(a));
+        for (const char *s = strstr(code, decl); s; s = strstr(s + 1, decl)) {
+                char end = s[strlen(decl)];
+                if (end == ',' || end == '\n' || end == ' ')
+                        return true;
+        }
+        return false;
+}
+
+/* Whether `column` is a TEXT in table `table` (lower case) of a's DDL. */
+static bool is_text_column(const struct adapter *a, const char *table, const char *column) {
+        const char *const *ddl = a->ops->schema();
+        char name[64];
+
+        for (size_t k = 0; ddl[k]; k++) {
+                struct scan sc;
+                scan(a, ddl[k], &sc);
+                created_name(sc.code, "CREATE TABLE", name, sizeof name);
+                if (strcmp(name, table) == 0)
+                        return text_in(a, sc.code, column);
+        }
+        fail_msg("%s: no table %s", a->name, table);
+        return false;
+}
+
+/* Each identifier of the column list "(a, b, c)" at or after s (upper case, code). */
+static void assert_no_text_in_list(const struct adapter *a, const char *table, const char *s, const char *what) {
+        char name[64];
+        size_t i = 0;
+
+        for (s = strchr(s, '('); s && *s; s++) {
+                if (isalnum((unsigned char) *s) || *s == '_') {
+                        if (i + 1 < sizeof name)
+                                name[i++] = *s;
+                        continue;
+                }
+                name[i] = '\0';
+                if (i > 0 && is_text_column(a, table, name))
+                        fail_msg("%s: %s of %s holds %s, a text of any length", a->name, what, table, name);
+                i = 0;
+                if (*s == ')')
+                        break;
+        }
+}
+
+/* A text of any length is an NCLOB on Oracle (which cannot compare one) and
+ * NVARCHAR(MAX) on SQL Server (which cannot index one): no key, no index and
+ * no comparison in the view has one, on any vendor. */
+static void test_text_columns_never_keyed(void **state) {
+        static const char *const text_columns[] = { "ATTACHMENT_ID", "TITLE", "NHS_NUMBER", "SPECIALTY_DISPLAY",
+                                                    "SERVICE_NAME", "COMMISSIONING_ORG", "SERVICE_ID" };
+
+        (void) state;
+        for (size_t v = 0; v < N_ALL; v++) {
+                const struct adapter *a = all[v];
+                const char *const *ddl = a->ops->schema();
+
+                for (size_t c = 0; c < sizeof text_columns / sizeof text_columns[0]; c++)
+                        if (!is_text_column(a, c < 2 ? "ers_document" : "ers_referral", text_columns[c]))
+                                fail_msg("%s: %s is not %s", a->name, text_columns[c], text_type(a));
+                assert_false(is_text_column(a, "ers_document", "ATTACHMENT_KEY"));
+                for (size_t k = 0; ddl[k]; k++) {
+                        char table[64];
+                        struct scan sc;
+                        scan(a, ddl[k], &sc);
+                        created_name(sc.code, "CREATE TABLE", table, sizeof table);
+                        if (table[0]) {
+                                for (const char *s = strstr(sc.code, "UNIQUE ("); s; s = strstr(s + 1, "UNIQUE ("))
+                                        assert_no_text_in_list(a, table, s, "a UNIQUE constraint");
+                                for (const char *s = strstr(sc.code, "PRIMARY KEY ("); s;
+                                     s = strstr(s + 1, "PRIMARY KEY ("))
+                                        assert_no_text_in_list(a, table, s, "the primary key");
+                                for (const char *s = strstr(sc.code, " PRIMARY KEY,"); s; s = strstr(s + 1, " PRIMARY KEY,")) {
+                                        const char *col = s; /* "    name TYPE … PRIMARY KEY," */
+                                        while (col > sc.code && col[-1] != '\n')
+                                                col--;
+                                        assert_false(strstr(col, text_type(a)) && strstr(col, text_type(a)) < s);
+                                }
+                        }
+                        if (strstr(sc.code, "CREATE INDEX")) {
+                                created_name(strstr(sc.code, " ON ") + 1, "ON", table, sizeof table);
+                                assert_no_text_in_list(a, table, strstr(sc.code, " ON "), "an index");
+                        }
+                        if (strstr(sc.code, " VIEW ")) {
+                                /* each side of every '=' in the view */
+                                for (const char *eq = strchr(sc.code, '='); eq; eq = strchr(eq + 1, '=')) {
+                                        const char *l = eq - 1, *r = eq + 1;
+                                        char left[64] = "", right[64] = "";
+                                        size_t i = 0;
+                                        while (l > sc.code && *l == ' ')
+                                                l--;
+                                        while (l > sc.code && (isalnum((unsigned char) l[-1]) || l[-1] == '_'))
+                                                l--;
+                                        while ((isalnum((unsigned char) *l) || *l == '_') && i + 1 < sizeof left)
+                                                left[i++] = *l++;
+                                        left[i] = '\0';
+                                        while (*r == ' ')
+                                                r++;
+                                        if (r[0] && r[1] == '.')
+                                                r += 2; /* an alias */
+                                        for (i = 0; (isalnum((unsigned char) *r) || *r == '_') && i + 1 < sizeof right;)
+                                                right[i++] = *r++;
+                                        right[i] = '\0';
+                                        if (is_text_column(a, "ers_referral", left) ||
+                                            is_text_column(a, "ers_document", left) ||
+                                            is_text_column(a, "ers_referral", right) ||
+                                            is_text_column(a, "ers_document", right))
+                                                fail_msg("%s: the view compares %s = %s", a->name, left, right);
+                                }
+                        }
+                }
+        }
 }
 
 /* The files for DBAs hold exactly what --init-db runs. */
@@ -290,7 +421,7 @@ static void test_schema_files_match(void **state) {
                 pas_data_schema_file_matches(all[v]);
 }
 
-/* From version 1 or 2: columns added in each vendor's spelling (new tables come from the DDL). */
+/* From version 1, 2 or 3: columns added in each vendor's spelling (new tables come from the DDL). */
 static void test_upgrade_steps(void **state) {
         static const struct {
                 const struct adapter *a;
@@ -310,17 +441,43 @@ static void test_upgrade_steps(void **state) {
 
                 assert_non_null(s);
                 assert_string_equal(s[0].sql, cases[i].first);
-                for (; s[n].sql; n++) {
-                        struct scan sc;
-                        scan(cases[i].a, s[n].sql, &sc);
-                        assert_false(sc.unterminated || sc.unbalanced || sc.marker);
-                }
-                assert_true(n >= 6);
                 s = cases[i].a->ops->upgrade(2);
                 assert_non_null(s);
                 assert_non_null(strstr(s[0].sql, "ALTER TABLE ers_ledger ADD"));
                 assert_null(cases[i].a->ops->upgrade(0));
-                assert_null(cases[i].a->ops->upgrade(3));
+                assert_null(cases[i].a->ops->upgrade(4));
+                for (long long from = 1; from <= 3; from++) {
+                        size_t c_steps = 0, identity = 0;
+                        s = cases[i].a->ops->upgrade(from);
+                        assert_non_null(s);
+                        for (n = 0; s[n].sql || s[n].run; n++) {
+                                struct scan sc;
+                                if (!s[n].sql) {
+                                        /* the attachment keys, after the column is added */
+                                        assert_ptr_equal(s[n].run, document_key_fill);
+                                        assert_non_null(s[n - 1].sql);
+                                        assert_non_null(strstr(s[n - 1].sql, " attachment_key CHAR(64)"));
+                                        c_steps++;
+                                        continue;
+                                }
+                                scan(cases[i].a, s[n].sql, &sc);
+                                assert_false(sc.unterminated || sc.unbalanced || sc.marker);
+                                assert_false(strchr(s[n].sql, '?'));
+                                if (cases[i].a == &adapter_oracle && is_block(s[n].sql)) {
+                                        /* PL/SQL */
+                                        assert_true(strcmp(s[n].sql + strlen(s[n].sql) - 4, "END;") == 0);
+                                } else {
+                                        /* SQL, or a T-SQL batch (which may start with DECLARE) */
+                                        assert_true(s[n].sql[strlen(s[n].sql) - 1] != ';');
+                                        assert_false(strstr(s[n].sql, ";\n"));
+                                }
+                                identity += strstr(s[n].sql, "CONSTRAINT ers_document_identity UNIQUE ") &&
+                                            strstr(s[n].sql, "(ubrn, source_ubrn, kind, attachment_key, revision)");
+                        }
+                        assert_int_equal(c_steps, 1);
+                        assert_int_equal(identity, 1); /* the new key, once */
+                        assert_true(n >= (from == 3 ? 4u : 6u));
+                }
         }
         assert_string_equal(adapter_sqlserver.ops->upgrade(2)[0].sql,
                             "ALTER TABLE ers_ledger ADD first_seen_at NVARCHAR(32)");
@@ -573,6 +730,7 @@ int main(void) {
                 cmocka_unit_test(test_ddl_rules),
                 cmocka_unit_test(test_ddl_dialects),
                 cmocka_unit_test(test_schema_files_match),
+                cmocka_unit_test(test_text_columns_never_keyed),
                 cmocka_unit_test(test_upgrade_steps),
                 cmocka_unit_test(test_adapter_table),
                 cmocka_unit_test(test_connect_options_sqlserver),

@@ -892,7 +892,7 @@ static void test_unreadable_file_eacces(void **state) {
 /* A file named by @include reports with its own name, as written. */
 static void test_include(void **state) {
         struct config c;
-        char want[PATH_MAX + 64];
+        char want[PATH_MAX + 96];
 
         (void) state;
         write_text("extra.conf", "# extra\ncolour = \"blue\";\n", 0600);
@@ -907,8 +907,158 @@ static void test_include(void **state) {
 
         assert_int_equal(load_text(ERS_NONE WL "@include \"missing.conf\"\n", &c), -EINVAL);
         assert_int_equal(reports.n, 1);
-        snprintf(want, sizeof want, "%s:3: cannot open include file", conf_path);
+        snprintf(want, sizeof want, "%s:3: @include \"missing.conf\": cannot read: No such file or directory",
+                 conf_path);
         assert_string_equal(reports.line[0], want);
+}
+
+/* Loads `text` as the main file in a child that a blocking open would hang:
+ * an alarm ends it (the test fails) instead of the test run.  The reports and
+ * the return value come back through a pipe. */
+static int load_text_guarded(const char *text, char *ret_report, size_t size) {
+        int fds[2], status;
+        ssize_t n;
+        pid_t pid;
+
+        write_text("ersd.conf", text, 0644);
+        assert_int_equal(pipe(fds), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct config c;
+                char out[ERRBUF_MAX + 16];
+                int r;
+
+                close(fds[0]);
+                alarm(10);
+                reports.n = 0;
+                r = config_load(conf_path, collect, NULL, &c);
+                if (r == 0)
+                        config_free(&c);
+                n = snprintf(out, sizeof out, "%d %zu %s", r, reports.n, reports.n ? reports.line[0] : "");
+                if (write(fds[1], out, (size_t) n) != n)
+                        _exit(3);
+                _exit(0);
+        }
+        close(fds[1]);
+        n = read(fds[0], ret_report, size - 1);
+        close(fds[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("the configuration load did not end by itself (%s %d): a blocking open?",
+                         WIFSIGNALED(status) ? "signal" : "exit",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        ret_report[n > 0 ? n : 0] = '\0';
+        return (int) strtol(ret_report, NULL, 10);
+}
+
+/* Every file read gets the main file's checks, without blocking: an
+ * @include of a FIFO (relative path: it once hung --check-config, and
+ * wedged the daemon on SIGHUP), of a directory, of a device, of a file
+ * with a NUL byte or over the size limit is refused with one line at the
+ * @include, as is an include loop; a large integer that libconfig 1.5 would
+ * wrap silently is caught in an included file as in the main one. */
+static void test_include_checked_like_the_main_file(void **state) {
+        char got[ERRBUF_MAX + 32], want[PATH_MAX + 256], path[PATH_MAX + 32];
+        static char big[1024 * 1024 + 2];
+        static const struct {
+                const char *name, *directive, *report; /* the report after "FILE:3: " */
+        } cases[] = {
+                { "a FIFO", "@include \"fifo\"", "@include \"fifo\": cannot read: not a regular file" },
+                { "a directory", "@include \"sub\"", "@include \"sub\": cannot read: Is a directory" },
+                { "a device", "@include \"/dev/zero\"", "@include \"/dev/zero\": cannot read: not a regular file" },
+                { "a NUL byte", "@include \"nul.conf\"", "@include \"nul.conf\": contains a NUL byte: not a text file" },
+                { "too large", "@include \"big.conf\"",
+                  "@include \"big.conf\": larger than 1048576 bytes: not a configuration file" },
+                { "including itself", "@include \"loop.conf\"",
+                  NULL /* reported at loop.conf's own line, nine levels down */ },
+                { "a control character in the name", "@include \"a\tb\"",
+                  "@include: a control character (a line end?) in the file name" },
+                { "an unknown escape in the name", "@include \"a\\nb\"",
+                  "@include: a backslash that escapes neither \\ nor \" in the file name" },
+        };
+        (void) state;
+
+        snprintf(path, sizeof path, "%s/fifo", dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        snprintf(path, sizeof path, "%s/sub", dir);
+        assert_int_equal(mkdir(path, 0700), 0);
+        write_file("nul.conf", "a = 1;\0\n", 8, 0600);
+        memset(big, '#', sizeof big - 1);
+        write_file("big.conf", big, sizeof big - 1, 0600);
+        write_text("loop.conf", "# again\n@include \"loop.conf\"\n", 0600);
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char text[512];
+
+                snprintf(text, sizeof text, ERS_NONE WL "%s\n" DB, cases[i].directive);
+                int r = load_text_guarded(text, got, sizeof got);
+                if (cases[i].report)
+                        snprintf(want, sizeof want, "-22 1 %s:3: %s", conf_path, cases[i].report);
+                else
+                        snprintf(want, sizeof want, "-22 1 loop.conf:2: @include \"loop.conf\": included files nest "
+                                                    "more than 10 deep (does one include itself?)");
+                if (r != -EINVAL || strcmp(got, want) != 0)
+                        fail_msg("%s: got \"%s\", want \"%s\"", cases[i].name, got, want);
+        }
+
+        /* A name whose quote never closes, at the end of the file. */
+        assert_int_equal(load_text_guarded(ERS_NONE WL DB "@include \"abc", got, sizeof got), -EINVAL);
+        snprintf(want, sizeof want, "-22 1 %s:4: @include: no closing quote", conf_path);
+        assert_string_equal(got, want);
+
+        /* libconfig 1.5 reads 4294967596 as 300: caught in an included file too, at its own line. */
+        write_text("wrap.conf", "# poll\npoll_interval = 4294967596;\n", 0600);
+        assert_int_equal(load_text_guarded(ERS_NONE WL DB "@include \"wrap.conf\"\n", got, sizeof got), -EINVAL);
+        assert_non_null(strstr(got, " 1 wrap.conf:2: poll_interval: number too large (out of range 60..86400)"));
+}
+
+/* Where an @include is a directive, exactly as libconfig's scanner decides:
+ * at the start of a line, outside strings and comments; the rest of the
+ * directive's line and the lines after it keep their own numbers; an
+ * absolute name is absolute, a relative one is in the main file's
+ * directory, whatever the current directory. */
+static void test_include_where(void **state) {
+        struct config c;
+        char text[PATH_MAX + 2048], abs_path[PATH_MAX + 32];
+        (void) state;
+
+        write_text("wl.conf", WL, 0600);
+        write_text("db.conf", "database: {\n  connection = \"" CONN "\";\n", 0600); /* the group ends outside */
+        snprintf(abs_path, sizeof abs_path, "%s/wl.conf", dir);
+        /* none of these is a directive: libconfig would refuse an @include it
+         * found in a string, and parse one in a comment as nothing */
+        snprintf(text, sizeof text,
+                 "# @include \"missing.conf\"\n"
+                 "/* a comment\n@include \"missing.conf\"\n*/\n"
+                 "ers: { base_url = \"https://h.example/r\"; auth = \"none\";\n"
+                 "  // @include \"missing.conf\"\n"
+                 "};\n"
+                 "\t @include \"%s\" /* the rest of the line */\n"
+                 "@include \"db.conf\" };\n"
+                 "state_dir = \"st\\\"\n@include \\\"missing.conf\\\"\";\n"
+                 "colour = 1;\n",
+                 abs_path);
+        assert_int_equal(load_text(text, &c), -EINVAL);
+        if (reports.n != 2) {
+                print_reports();
+                fail_msg("expected two reports");
+        }
+        /* at their own lines of the main file, after two includes: the string
+         * holding a line end (no @include: nothing was opened), the unknown key */
+        char want[PATH_MAX + 128];
+        snprintf(want, sizeof want, "%s:10: state_dir: must not contain control characters", conf_path);
+        assert_string_equal(reports.line[0], want);
+        snprintf(want, sizeof want, "%s:12: colour: unknown key", conf_path);
+        assert_string_equal(reports.line[1], want);
+
+        /* a relative include is found from the main file's directory, wherever ersd runs */
+        char cwd[PATH_MAX];
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        assert_int_equal(chdir("/"), 0);
+        assert_int_equal(load_text(ERS_NONE "@include \"wl.conf\"\n" DB, &c), 0);
+        config_free(&c);
+        assert_int_equal(chdir(cwd), 0);
 }
 
 static void test_reload_check(void **state) {
@@ -998,6 +1148,8 @@ int main(void) {
                 cmocka_unit_test(test_unreadable_file),
                 cmocka_unit_test(test_unreadable_file_eacces),
                 cmocka_unit_test(test_include),
+                cmocka_unit_test(test_include_checked_like_the_main_file),
+                cmocka_unit_test(test_include_where),
                 cmocka_unit_test(test_reload_check),
                 cmocka_unit_test(test_allocation_failures),
         };

@@ -497,8 +497,6 @@ static void test_worklist_liberal(void **state) {
 /* Error cases: each names the element, never the NHS number in the input. */
 static void test_worklist_errors(void **state) {
 #define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
-#define GOOD_ENTRY "{\"item\":{\"reference\":\"ReferralRequest/000000400001\"}}"
-#define VERSION_ENTRY(v) "{\"item\":{\"reference\":\"ReferralRequest/000000400002\"},\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#Patient-9990000093\"}},{\"url\":\"referralRequestVersion\",\"valueInteger\":" v "}]}]}"
         static const struct {
                 const char *json, *msg;
         } cases[] = {
@@ -514,26 +512,6 @@ static void test_worklist_errors(void **state) {
                 { "\"List\"", "expected a List, got a JSON string" },
                 { "{\"resourceType\":\"List\",\"entry\":{}}", "entry is not an array" },
                 { "{\"resourceType\":\"List\",\"entry\":\"9990000093\"}", "entry is not an array" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY ",{\"item\":{\"reference\":\"ReferralRequest/12345\"}}]}",
-                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/0000004000011\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000400001/extra\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"Patient/9990000093\"}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{}}]}",
-                  "entry[0]: item.reference is not ReferralRequest/<12-digit UBRN>" },
-                { "{\"resourceType\":\"List\",\"entry\":[" GOOD_ENTRY "," GOOD_ENTRY ",null]}", "entry[2]: not an object" },
-                { "{\"resourceType\":\"List\",\"entry\":[\"9990000093\"]}", "entry[0]: not an object" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"seven\"") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY "," VERSION_ENTRY("-2") "]}",
-                  "entry[1] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("2.5") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
-                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"9990000093x\"") "]}",
-                  "entry[0] (UBRN 000000400002): referralRequestVersion is not a non-negative integer" },
         };
         (void) state;
 
@@ -555,24 +533,105 @@ static void test_worklist_errors(void **state) {
                 assert_string_equal(e.msg, "expected a List, got a JSON null");
         }
 #undef PATIENTS
-#undef GOOD_ENTRY
-#undef VERSION_ENTRY
 }
 
-/* A worklist fixture whose second entry has a bad UBRN: the error line names
- * the entry and holds none of the patient's identifiers. */
+/* "index UBRN why" for each skipped entry, one a line, into buf. */
+static const char *skips_text(const struct worklist *w, char *buf, size_t size) {
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < w->n_skipped && used < size; i++) {
+                int n = snprintf(buf + used, size - used, "%zu %s %s\n", w->skipped[i].index,
+                                 w->skipped[i].ubrn[0] ? w->skipped[i].ubrn : "-", w->skipped[i].why);
+                if (n < 0)
+                        break;
+                used += (size_t) n;
+        }
+        return buf;
+}
+
+/* An entry that is valid JSON but not a worklist entry is skipped, never the
+ * whole worklist: its position, its UBRN when readable, and why; the other
+ * entries are read as if it were not there (its patient too). */
+static void test_worklist_skips(void **state) {
+#define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
+#define GOOD_ENTRY "{\"item\":{\"reference\":\"ReferralRequest/000000400001\"}}"
+#define VERSION_ENTRY(v) "{\"item\":{\"reference\":\"ReferralRequest/000000400002\"},\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\",\"extension\":[{\"url\":\"patient\",\"valueReference\":{\"reference\":\"#Patient-9990000093\"}},{\"url\":\"referralRequestVersion\",\"valueInteger\":" v "}]}]}"
+#define REF_WHY "item.reference is not ReferralRequest/<12-digit UBRN>"
+#define VERSION_WHY "referralRequestVersion is not a non-negative integer"
+        static const struct {
+                const char *json;
+                size_t n;           /* entries read */
+                const char *skips;  /* skips_text() */
+        } cases[] = {
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY ",{\"item\":{\"reference\":\"ReferralRequest/12345\"}}]}",
+                  1, "1 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/0000004000011\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000400001/extra\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"Patient/9990000093\"}}]}", 0,
+                  "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[{\"item\":{}}]}", 0, "0 - " REF_WHY "\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[" GOOD_ENTRY "," GOOD_ENTRY ",null]}", 2, "2 - not an object\n" },
+                { "{\"resourceType\":\"List\",\"entry\":[\"9990000093\"]}", 0, "0 - not an object\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"seven\"") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" GOOD_ENTRY "," VERSION_ENTRY("-2") "]}", 1,
+                  "1 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("2.5") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[" VERSION_ENTRY("\"9990000093x\"") "]}", 0,
+                  "0 000000400002 " VERSION_WHY "\n" },
+                { "{\"resourceType\":\"List\"," PATIENTS ",\"entry\":[7,[]," VERSION_ENTRY("1") ",{}," GOOD_ENTRY "," VERSION_ENTRY("true") "]}", 2,
+                  "0 - not an object\n1 - not an object\n3 - " REF_WHY "\n5 000000400002 " VERSION_WHY "\n" },
+                /* a name given twice: the skips of the first entry array go with it */
+                { "{\"resourceType\":\"List\",\"entry\":[null],\"entry\":[" GOOD_ENTRY "]}", 1, "" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                struct worklist w;
+                char got[512];
+
+                if (fhir_parse_worklist(cases[i].json, strlen(cases[i].json), &w, &e) != 0)
+                        fail_msg("case %zu: %s", i, e.msg);
+                assert_int_equal(w.n, cases[i].n);
+                assert_string_equal(skips_text(&w, got, sizeof got), cases[i].skips);
+                for (size_t k = 0; k < w.n; k++) {
+                        if (strcmp(w.entries[k].ubrn, "000000400002") == 0) /* the good one of VERSION_ENTRY */
+                                assert_string_equal(w.entries[k].nhs_number, "9990000093");
+                        assert_int_not_equal(w.entries[k].ubrn[0], '\0');
+                }
+                assert_true((w.skipped == NULL) == (w.n_skipped == 0));
+                assert_true((w.entries == NULL) == (w.n == 0));
+                worklist_free(&w);
+        }
+#undef PATIENTS
+#undef GOOD_ENTRY
+#undef VERSION_ENTRY
+#undef REF_WHY
+#undef VERSION_WHY
+}
+
+/* A worklist fixture whose second entry has a bad UBRN: that entry is
+ * skipped, the first read; nothing in the skip holds the patient's
+ * identifiers. */
 static void test_worklist_error_fixture(void **state) {
         json_object *root = load(FIXTURES "worklist-bad-ubrn.json");
         struct errbuf e = { "" };
         struct worklist w;
+        char got[256];
         (void) state;
 
-        memset(&w, 0x5A, sizeof w);
-        assert_int_equal(worklist_of(root, &w, &e), -EBADMSG);
-        assert_string_equal(e.msg, "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>");
-        assert_null(strstr(e.msg, "9990000085"));
-        assert_int_equal(w.n, (size_t) 0x5A5A5A5A5A5A5A5AULL); /* untouched */
-        assert_int_equal(worklist_of(root, &w, NULL), -EBADMSG);
+        assert_int_equal(worklist_of(root, &w, &e), 0);
+        assert_int_equal(w.n, 1);
+        assert_string_equal(w.entries[0].ubrn, "000000100011");
+        assert_string_equal(skips_text(&w, got, sizeof got),
+                            "1 - item.reference is not ReferralRequest/<12-digit UBRN>\n");
+        assert_null(strstr(got, "9990000085"));
+        worklist_free(&w);
         json_object_put(root);
 }
 
@@ -602,6 +661,12 @@ static int worklist_fed(const char *text, size_t len, size_t split, struct workl
 }
 
 static void assert_worklists_equal(const struct worklist *a, const struct worklist *b) {
+        assert_int_equal(a->n_skipped, b->n_skipped);
+        for (size_t i = 0; i < a->n_skipped; i++) {
+                assert_int_equal(a->skipped[i].index, b->skipped[i].index);
+                assert_string_equal(a->skipped[i].ubrn, b->skipped[i].ubrn);
+                assert_string_equal(a->skipped[i].why, b->skipped[i].why);
+        }
         assert_int_equal(a->n, b->n);
         for (size_t i = 0; i < a->n; i++) {
                 const struct worklist_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -752,8 +817,7 @@ static void test_worklist_stream_order(void **state) {
                 { "{\"entry\":[" GOOD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
                 { "{\"entry\":[" BAD "],\"resourceType\":\"Bundle\"}", "expected a List, got Bundle", 0 },
                 { "{\"entry\":[" GOOD "," GOOD "]}", "expected a List, got no resourceType", 0 },
-                { "{\"entry\":[" GOOD "," BAD "],\"resourceType\":\"List\"}",
-                  "entry[1]: item.reference is not ReferralRequest/<12-digit UBRN>", 0 },
+                { "{\"entry\":[" GOOD "," BAD "],\"resourceType\":\"List\"}", NULL, 1 }, /* BAD skipped */
                 { "{\"entry\":7,\"resourceType\":\"List\"}", "entry is not an array", 0 },
                 { "{\"entry\":[" BAD "],\"entry\":[" GOOD "," GOOD "],\"resourceType\":\"List\"}", NULL, 2 },
                 { "{\"entry\":[" GOOD "],\"entry\":null,\"resourceType\":\"List\"}", NULL, 0 },
@@ -1006,6 +1070,99 @@ static void test_referral_minimal(void **state) {
         referral_free(&r);
 }
 
+/* Not booked: no appointment names a service, the shortlist of one does. */
+static void test_referral_unbooked(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200004",
+                .version = 3,
+                .nhs_number = "9990000107",
+                .priority = "URGENT",
+                .state = "NOT_BOOKED",
+                .service_id = "20417",
+                .service_name = "Northgate Chest Clinic",
+                .status = "active",
+                .intent = "plan",
+        };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-unbooked.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_attachments, 1);
+        referral_free(&r);
+}
+
+/* Which service a referral names: its appointment's (booked, deferred, sent for
+ * triage), else the one service of its shortlist; a shortlist of several names
+ * none, and only the List the shortlist extension points at counts. */
+static void test_referral_service(void **state) {
+#define RR(x) "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500004\"" x "}"
+#define SHORTLIST_EXT(ref) "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralShortlist-1\"," \
+                           "\"valueReference\":{\"reference\":\"" ref "\"}}"
+#define APPT_EXT "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\"," \
+                 "\"valueReference\":{\"reference\":\"#a\"}}"
+#define SERVICE(id, name) "{\"item\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"" id "\"}," \
+                          "\"display\":\"" name "\"}}"
+#define LIST(id, entries) "{\"resourceType\":\"List\",\"id\":\"" id "\",\"entry\":[" entries "]}"
+#define APPT "{\"resourceType\":\"Appointment\",\"id\":\"a\",\"participant\":[{\"actor\":{\"identifier\":" \
+             "{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"777\"},\"display\":\"Booked\"}}]}"
+        static const struct {
+                const char *name, *json, *service_id, *service_name;
+                unsigned nul_fields;
+        } cases[] = {
+                { "shortlist of one", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One")) "]"),
+                  "11", "One", 0 },
+                { "shortlist of two", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One") "," SERVICE("12", "Two")) "]"),
+                  NULL, NULL, 0 },
+                { "one service listed twice", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "One") "," SERVICE("11", "Again")) "]"),
+                  "11", "One", 0 },
+                { "entries without a service identifier",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", "{\"item\":{\"display\":\"x\"}},7,null,"
+                     "{\"item\":{\"identifier\":{\"system\":\"other\",\"value\":\"9\"}}}," SERVICE("13", "Three")) "]"),
+                  "13", "Three", 0 },
+                { "empty shortlist", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", "") "]"), NULL, NULL, 0 },
+                { "shortlist extension pointing at nothing",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#gone") "],\"contained\":[" LIST("s", SERVICE("11", "One")) "]"), NULL, NULL, 0 },
+                { "a List the extension does not point at", RR(",\"contained\":[" LIST("shortlist", SERVICE("11", "One")) "]"),
+                  NULL, NULL, 0 },
+                { "shortlist pointing at another type",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[{\"resourceType\":\"Parameters\",\"id\":\"s\",\"entry\":[" SERVICE("11", "One") "]}]"),
+                  NULL, NULL, 0 },
+                { "booked: the appointment's service, whatever the shortlist",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "," APPT_EXT "],\"contained\":[" LIST("s", SERVICE("11", "One")) "," APPT "]"),
+                  "777", "Booked", 0 },
+                { "a service name holding a NUL",
+                  RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s", SERVICE("11", "O\\u0000ne")) "]"),
+                  "11", "O\xef\xbf\xbdne", 1 },
+                { "a service without a name", RR(",\"extension\":[" SHORTLIST_EXT("#s") "],\"contained\":[" LIST("s",
+                  "{\"item\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"14\"}}}") "]"),
+                  "14", NULL, 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct referral r;
+
+                if (fhir_parse_referral(root, &r, &e) != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                if (!((r.service_id == NULL && cases[i].service_id == NULL) ||
+                      (r.service_id && cases[i].service_id && strcmp(r.service_id, cases[i].service_id) == 0)))
+                        fail_msg("%s: service_id %s", cases[i].name, r.service_id ? r.service_id : "NULL");
+                assert_str(r.service_name, cases[i].service_name);
+                assert_int_equal(r.text_nul_fields, cases[i].nul_fields);
+                referral_free(&r);
+                json_object_put(root);
+        }
+#undef RR
+#undef SHORTLIST_EXT
+#undef APPT_EXT
+#undef SERVICE
+#undef LIST
+#undef APPT
+}
+
 static void test_referral_unknown_codes(void **state) {
         static const struct referral_want want = {
                 .ubrn = "000000200003",
@@ -1088,16 +1245,16 @@ static void test_referral_liberal(void **state) {
                   RR(",\"contained\":[{\"resourceType\":\"DocumentReference\"},{\"resourceType\":\"DocumentReference\",\"content\":{}},"
                      "{\"resourceType\":\"DocumentReference\",\"content\":[]},{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":\"x\"}]}]"),
                   -1, 0, NULL, 0, 0, NULL, NULL },
-                { "attachment with nothing but itself", RR(",\"contained\":[" DOC("d", "{}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "absolute Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"https://x.example/FHIR/R4/Binary/abc-1.2\",\"size\":5}") "]"),
+                { "attachment with nothing but its id", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "absolute Binary url", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"https://x.example/FHIR/R4/Binary/abc-1.2\",\"size\":5}") "]"),
                   -1, 1, "abc-1.2", 5, 0, NULL, NULL },
-                { "versioned Binary url", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc/_history/2\"}") "]"), -1, 1, "abc", -1, 0, NULL, NULL },
-                { "Binary url escaping its path", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/../../admin\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "Binary url with a query", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/abc?x=1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "Binary url without an id", RR(",\"contained\":[" DOC("d", "{\"url\":\"Binary/\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "url of another type", RR(",\"contained\":[" DOC("d", "{\"url\":\"Document/abc\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "negative size", RR(",\"contained\":[" DOC("d", "{\"size\":-4}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
-                { "size as a string", RR(",\"contained\":[" DOC("d", "{\"size\":\"4\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "versioned Binary url", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/abc/_history/2\"}") "]"), -1, 1, "abc", -1, 0, NULL, NULL },
+                { "Binary url escaping its path", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/../../admin\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url with a query", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/abc?x=1\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "Binary url without an id", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Binary/\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "url of another type", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"url\":\"Document/abc\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "negative size", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"size\":-4}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
+                { "size as a string", RR(",\"contained\":[" DOC("d", "{\"id\":\"1\",\"size\":\"4\"}") "]"), -1, 1, NULL, -1, 0, NULL, NULL },
                 { "appointment reference to nothing",
                   RR(",\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-Appointment-1\",\"valueReference\":{\"reference\":\"#gone\"}}],"
                      "\"contained\":[{\"resourceType\":\"Appointment\",\"id\":\"appointment\",\"start\":\"2024-01-01\"}]"),
@@ -1137,6 +1294,22 @@ static void test_referral_liberal(void **state) {
 /* The one rule for a NUL in text: free text keeps every byte, each NUL
  * becoming U+FFFD (PostgreSQL text cannot hold a NUL, and a C string would
  * cut the rest off); a code holding a NUL stays unreadable. */
+/* A repeated attachment id: each is a document of its own, numbered in the
+ * order listed (docs/schema.md, ers_document.occurrence). */
+static void test_attachment_occurrence(void **state) {
+        struct attachment atts[] = {
+                { .id = "att-1" }, { .id = "att-2" }, { .id = "att-1" }, { .id = NULL },
+                { .id = "CRI-v1" }, { .id = "att-1" }, { .id = NULL },
+        };
+        struct referral r = { .attachments = atts, .n_attachments = sizeof atts / sizeof atts[0] };
+        const unsigned want[] = { 0, 0, 1, 0, 0, 2, 0 };
+
+        (void) state;
+        for (size_t i = 0; i < r.n_attachments; i++)
+                assert_int_equal(attachment_occurrence(&r, i), want[i]);
+        assert_int_equal(attachment_occurrence(&r, r.n_attachments), 0); /* past the end */
+}
+
 static void test_referral_text_with_nul(void **state) {
         static const char json[] =
                 "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500003\","
@@ -1145,7 +1318,7 @@ static void test_referral_text_with_nul(void **state) {
                 "\"extension\":[{\"url\":\"state\",\"valueCoding\":{\"code\":\"BOOKED\"}},"
                 "{\"url\":\"comment\",\"valueString\":\"\\u0000a \\\"b\\\"\\u0000\\u0000\\u0001\\t\\ud83e\\udec0\"}]}],"
                 "\"contained\":[{\"resourceType\":\"DocumentReference\",\"id\":\"d\",\"content\":[{\"attachment\":"
-                "{\"title\":\"scan\\u0000.pdf\"}}]}]}";
+                "{\"id\":\"1\",\"title\":\"scan\\u0000.pdf\"}}]}]}";
         json_object *root = parse(json);
         struct errbuf e = { "" };
         struct referral r;
@@ -1200,6 +1373,18 @@ static void test_referral_errors(void **state) {
                   "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
                 { RR("\"000000600001\"", ",\"supportingInfo\":[{\"reference\":\"ReferralRequest/000000600002/x\"}]"),
                   "supportingInfo[0]: reference is not ReferralRequest/<12-digit UBRN>" },
+                /* an attachment without a readable id: nothing can identify the document */
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"url\":\"Binary/x\"}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"Parameters\"},{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"1\"}}]},"
+                                         "{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{}}]}]"),
+                  "contained[2] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":80000}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":null}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
+                { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"8\\u00000\"}}]}]"),
+                  "contained[0] (DocumentReference): content[0].attachment.id is missing or not a string" },
                 /* the failure comes after attachments and the appointment were copied: all freed */
                 { RR("\"000000600001\"", ",\"contained\":[{\"resourceType\":\"DocumentReference\",\"content\":[{\"attachment\":{\"id\":\"1\",\"url\":\"Binary/x\"}}]},"
                                          "{\"resourceType\":\"Appointment\",\"id\":\"a\",\"start\":\"s\",\"participant\":[{\"actor\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/ers-service\",\"value\":\"1\"},\"display\":\"d\"}}]}],"
@@ -1512,12 +1697,14 @@ static long walk_allocation_failures(enum kind kind, const char *fixture) {
 static void test_allocation_failures_worklist(void **state) {
         (void) state;
         assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-review.json") > 5);
+        assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-bad-ubrn.json") > 2); /* with a skip */
 }
 
 static void test_allocation_failures_referral(void **state) {
         (void) state;
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-booked.json") > 10);
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unknown-codes.json") > 5);
+        assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unbooked.json") > 5);
 }
 
 static void test_allocation_failures_outcome(void **state) {
@@ -1558,6 +1745,7 @@ int main(void) {
                 cmocka_unit_test(test_worklist_empty),
                 cmocka_unit_test(test_worklist_liberal),
                 cmocka_unit_test(test_worklist_errors),
+                cmocka_unit_test(test_worklist_skips),
                 cmocka_unit_test(test_worklist_error_fixture),
                 cmocka_unit_test(test_worklist_stream_tricky),
                 cmocka_unit_test(test_worklist_stream_every_split),
@@ -1566,10 +1754,13 @@ int main(void) {
                 cmocka_unit_test(test_worklist_stream_syntax),
                 cmocka_unit_test(test_referral_booked),
                 cmocka_unit_test(test_referral_minimal),
+                cmocka_unit_test(test_referral_unbooked),
+                cmocka_unit_test(test_referral_service),
                 cmocka_unit_test(test_referral_unknown_codes),
                 cmocka_unit_test(test_referral_state_reason_utf8),
                 cmocka_unit_test(test_referral_liberal),
                 cmocka_unit_test(test_referral_text_with_nul),
+                cmocka_unit_test(test_attachment_occurrence),
                 cmocka_unit_test(test_referral_errors),
                 cmocka_unit_test(test_referral_error_fixture),
                 cmocka_unit_test(test_outcome_fixture),

@@ -38,6 +38,7 @@
 #include "adapters/odbc.h"
 #include "adapters/pas.h"
 #include "tests/support/pas_data.h"
+#include "tests/support/pas_whole.h"
 
 
 #define MIB (1024 * 1024)
@@ -588,7 +589,7 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 3);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 4);
         /* 12 tables, the inbox view, 4 indexes (sqlite_autoindex_* are named after their table: not counted) */
         assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 17);
         /* the session settings took */
@@ -603,18 +604,18 @@ static void test_check_schema(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
-        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
-        assert_non_null(strstr(e.msg, "version 4"));
+        assert_non_null(strstr(e.msg, "version 5"));
         assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
-        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (3)");
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (4)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
         assert_int_equal(pas_init_schema(f->p, &e), -EPROTO);
-        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 4");
-        raw_exec(f, "UPDATE ers_schema_version SET version = 2");
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 5");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
         assert_non_null(strstr(e.msg, "--init-db"));
-        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
         raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
@@ -866,12 +867,14 @@ static void test_document_three_parts(void **state) {
         assert_true(rb.equal);
         assert_string_equal(rb.sha, sha);
 
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-1", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-1", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_true(st.found);
         assert_true(st.fetched);
         assert_int_equal(st.revision, 1);
         assert_string_equal(st.sha256, sha);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-2", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-2", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_false(st.found);
         close(fd);
 }
@@ -925,7 +928,8 @@ static void test_document_dedup(void **state) {
         raw_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, NULL, text, sizeof text);
         assert_string_equal(text, "malware scan running");
         assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id1, NULL), INT64_MIN);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_true(st.found);
         assert_false(st.fetched);
 
@@ -971,7 +975,8 @@ static void test_document_dedup(void **state) {
         assert_true(rb.equal);
         assert_int_equal(rb.total, 300);
         assert_string_equal(rb.sha, sha_b);
-        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", "att-9", &st, &e), 0);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
+        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_int_equal(st.revision, 2);
         assert_string_equal(st.sha256, sha_b);
 
@@ -1044,6 +1049,28 @@ static void write_one(struct fix *f, const char *ubrn, int64_t version, const ch
                 assert_non_null(strstr(e.msg, "SQLSTATE "));
                 assert_clean(&e);
         }
+}
+
+/* Issue 13, defect 8: every e-RS text of any length stored whole and exactly, nothing refused
+ * (tests/support/pas_whole.h; the same on PostgreSQL and MariaDB in test_engines). */
+static void test_long_texts_stored_whole(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_texts(f->p, f->conn, tmpdir);
+}
+
+/* Issue 13, defect 8: text ersd writes itself, quoting text of any length, cut on a character. */
+static void test_own_texts_cut_on_a_character(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_own_texts(f->p, f->conn, tmpdir);
+}
+
+/* Issue 13, defect 16: a letter and an attachment with one id, one id twice: four documents. */
+static void test_document_identity(void **state) {
+        struct fix *f = *state;
+
+        pas_whole_identity(f->p, f->conn, tmpdir);
 }
 
 static void test_rollback_leaves_nothing(void **state) {
@@ -1419,6 +1446,9 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_document_empty, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_bad_spool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_statement_leaves_db_as_before, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_utf8_and_quotes, setup, teardown),

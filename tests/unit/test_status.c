@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon/status.c on a SQLite PAS: the daemon's overdue warning is logged
- * once per referral (again only after it left the list), and `ersd status`
+ * once per referral (again only after it left the list), `ersd status`
  * in every form survives each allocation failing in turn, saying it cannot
- * tell (exit 3) rather than printing half a picture as all well.
+ * tell (exit 3) rather than printing half a picture as all well, and shows
+ * what the database holds (reasons, codes, poll results) by the one rule of
+ * daemon/escape.h, the JSON exactly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <cmocka.h>
 
 #include "daemon/config.h"
+#include "daemon/escape.h"
 #include "daemon/log.h"
 #include "daemon/status.h"
 #include "tests/support/failalloc.h"
@@ -92,12 +95,25 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* All of f, from its start (caller frees). */
+static char *read_all(FILE *f) {
+        long n;
+        char *text;
+
+        fseek(f, 0, SEEK_END);
+        n = ftell(f);
+        rewind(f);
+        text = calloc(1, (size_t) n + 1);
+        assert_non_null(text);
+        assert_int_equal(fread(text, 1, (size_t) n, f), (size_t) n);
+        return text;
+}
+
 /* What status_warn_overdue() logged (stderr, caught in a file). */
 static char *warn_overdue(struct fixture *f, struct overdue_memory *m) {
         char path[600];
         int fd, saved;
         char *text;
-        long n;
         FILE *in;
 
         snprintf(path, sizeof path, "%s/stderr", f->dir);
@@ -114,12 +130,7 @@ static char *warn_overdue(struct fixture *f, struct overdue_memory *m) {
         close(fd);
         in = fopen(path, "r");
         assert_non_null(in);
-        fseek(in, 0, SEEK_END);
-        n = ftell(in);
-        rewind(in);
-        text = calloc(1, (size_t) n + 1);
-        assert_non_null(text);
-        assert_int_equal(fread(text, 1, (size_t) n, in), (size_t) n);
+        text = read_all(in);
         fclose(in);
         fputs(text, stderr); /* into the test's output too, for the output scan */
         return text;
@@ -212,11 +223,113 @@ static void test_status_every_allocation_failing(void **state) {
         }
 }
 
+/* Text a server or an older ersd could have put in the database: control
+ * characters, an SGR, a C1 CSI, a bidi override and isolate, a byte that is
+ * not UTF-8, and letters that must stay as they are. */
+#define HOSTILE "x\r\nersd: error: forged \x1b[31m \xc2\x9b" "2J \xe2\x80\xae" "fdp.exe \xe2\x81\xa6 \xff caf\xc3\xa9 \xd7\xa9"
+/* The same in 19 bytes, for the narrow columns (priority, correlation id). */
+#define HOSTILE_SHORT "\x1b[31m\xc2\x9b" "2J\xe2\x80\xae" "x\xe2\x81\xa6\xff\r\n"
+#define UBRN_HOSTILE "300000099905"
+
+/* The bytes a terminal acts on, raw: none may be printed. */
+static void assert_inert(const char *what, const char *text) {
+        for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
+                if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+                        fail_msg("%s: raw control byte 0x%02x at %td", what, *p, (const char *) p - text);
+                if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                        fail_msg("%s: raw C1 control at %td", what, (const char *) p - text);
+                if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6)))
+                        fail_msg("%s: raw bidi control at %td", what, (const char *) p - text);
+                if (*p == 0xff)
+                        fail_msg("%s: raw invalid UTF-8 at %td", what, (const char *) p - text);
+        }
+}
+
+static char *status_text(struct fixture *f, enum status_format format) {
+        char path[600];
+        FILE *out;
+        char *text;
+
+        snprintf(path, sizeof path, "%s/status.out", f->dir);
+        out = fopen(path, "w+e");
+        assert_non_null(out);
+        status_run(&f->cfg, format, out);
+        text = read_all(out);
+        fclose(out);
+        return text;
+}
+
+/* Every field status shows from the database, hostile: the text and the
+ * Prometheus forms show it escaped, never raw; the JSON holds it exactly. */
+static void test_status_escapes_what_the_database_holds(void **state) {
+        struct fixture *f = *state;
+        char seen[32];
+
+        iso_ago(600, seen);
+        const char *p[] = { UBRN_HOSTILE, HOSTILE_SHORT, seen, HOSTILE_SHORT, HOSTILE, HOSTILE_SHORT };
+        assert_int_equal(db_exec_with(f->db,
+                                      "INSERT INTO ers_retry (ubrn, worklist, entry_version, priority, first_seen_at, "
+                                      "attempts, next_attempt_at, parked, reason, last_sqlstate, correlation_id) "
+                                      "VALUES (?, 'cardiology', 1, ?, ?, 3, ?, 1, ?, 'HY000', ?)",
+                                      6, p),
+                         0);
+        const char *q[] = { HOSTILE, HOSTILE_SHORT };
+        assert_int_equal(db_exec_with(f->db,
+                                      "INSERT INTO ers_poll (worklist, last_poll_at, last_result, last_correlation_id, "
+                                      "next_poll_at, referrals) VALUES ('cardiology', '2026-01-01T00:00:00Z', ?, ?, "
+                                      "NULL, NULL)",
+                                      2, q),
+                         0);
+
+        char *text = status_text(f, STATUS_FORMAT_TEXT);
+        assert_inert("status", text);
+        char shown[256];
+        escape_text(HOSTILE, shown, sizeof shown);
+        if (!strstr(text, shown))
+                fail_msg("status does not show the reason escaped: %s", text);
+        assert_non_null(strstr(text, "\\x0d\\x0aersd: error: forged \\x1b[31m \\u009b2J \\u202efdp.exe \\u2066 \\xff caf\xc3\xa9 \xd7\xa9"));
+        assert_null(strstr(text, "\nersd: error: forged"));
+        free(text);
+
+        text = status_text(f, STATUS_FORMAT_PROMETHEUS);
+        assert_inert("status --prometheus", text);
+        free(text);
+
+        text = status_text(f, STATUS_FORMAT_JSON);
+        assert_inert("status --json", text);
+        json_object *o = json_tokener_parse(text);
+        assert_non_null(o);
+        json_object *parked = json_object_object_get(o, "parked");
+        bool found = false;
+        for (size_t i = 0; i < json_object_array_length(parked); i++) {
+                json_object *w = json_object_array_get_idx(parked, i);
+                if (strcmp(json_object_get_string(json_object_object_get(w, "ubrn")), UBRN_HOSTILE) != 0)
+                        continue;
+                found = true;
+                /* exactly what the database holds, but the byte JSON cannot carry (U+FFFD for it) */
+                char want[sizeof HOSTILE + 8];
+                const char *ff = strchr(HOSTILE, '\xff');
+                snprintf(want, sizeof want, "%.*s\xef\xbf\xbd%s", (int) (ff - HOSTILE), HOSTILE, ff + 1);
+                assert_string_equal(json_object_get_string(json_object_object_get(w, "reason")), want);
+                ff = strchr(HOSTILE_SHORT, '\xff');
+                snprintf(want, sizeof want, "%.*s\xef\xbf\xbd%s", (int) (ff - HOSTILE_SHORT), HOSTILE_SHORT, ff + 1);
+                assert_string_equal(json_object_get_string(json_object_object_get(w, "priority")), want);
+                assert_string_equal(json_object_get_string(json_object_object_get(w, "correlation_id")), want);
+        }
+        assert_true(found);
+        json_object_put(o);
+        free(text);
+
+        assert_int_equal(db_exec(f->db, "DELETE FROM ers_retry WHERE ubrn = '" UBRN_HOSTILE "'"), 0);
+        assert_int_equal(db_exec(f->db, "DELETE FROM ers_poll"), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_overdue_warned_once_per_referral),
                 cmocka_unit_test(test_overdue_every_allocation_failing),
                 cmocka_unit_test(test_status_every_allocation_failing),
+                cmocka_unit_test(test_status_escapes_what_the_database_holds),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
