@@ -466,6 +466,8 @@ static void vary(struct wgen *g, struct wref *r)
                                                 "Seen in clinic; re-referred \xf0\x9f\x98\x80" };
 
         r->priority = CODE(g, priorities, 32, 20);
+        if (!r->related_only && !g->plan.beyond && !wt_readable(&r->priority))
+                r->priority = str(g, PICK(g, priorities)); /* else the entry's, lost on a re-read (beyond) */
         r->state = CODE(g, states, 64, 20);
         r->reason = chance(g, 300) ? CODE(g, reasons, 64, 0) : absent();
         r->comment = chance(g, 500) ? free_text(g, PICK(g, comments), 0, 0, 0) : absent();
@@ -586,6 +588,8 @@ static void make_main(struct wgen *g, struct world *w)
         m.nhs = !g->plan.beyond || chance(g, 950) ? nhs_number(g) : absent(); /* absent: the entry's, then lost */
         m.e_nhs = m.nhs.kind == WT_STR && chance(g, 950) ? m.nhs : nhs_number(g);
         m.specialty = CODE(g, specialties, 64, 30);
+        if (!g->plan.beyond && !wt_readable(&m.specialty))
+                m.specialty = str(g, PICK(g, specialties)); /* else the entry's, lost on a re-read (beyond) */
         m.specialty_display = free_text(g, PICK(g, displays), 255, 50, 0);
         m.intent = CODE(g, intents, 32, 30);
         m.pathway_start = chance(g, 850) ? when(g, chance(g, 200)) : absent();

@@ -113,7 +113,8 @@ struct wgen_plan {
         bool tame;              /* only the usual shapes: no unusual text or id, no missing or duplicated
                                    id, no malformed entry (a check of the model and the checker themselves) */
         bool beyond;            /* also what issue 13 did not list, found by this test (the report of
-                                   issue 13's test names them): an A005 without subject; an attachment
+                                   issue 13's test names them): an A005 without subject, priority or
+                                   specialty (the worklist's, lost when ersd reads it again); an attachment
                                    e-RS still owes found never to be released at the same version; a
                                    related referral two referrals point at */
 };
