@@ -194,6 +194,8 @@ struct run_ctx {
                 char *p;
                 size_t n;
         } lines;
+        char **left;             /* spool files of synced referrals after the last round (owned) */
+        size_t n_left;
         char *failed[64];        /* UBRNs the last chaos round did not sync (point into failed_buf) */
         size_t n_failed;
         char failed_buf[64][13];
@@ -652,14 +654,27 @@ static bool synced(struct run_ctx *x, const struct wref *m, bool complete)
         return done;
 }
 
-/* After a round that ended (was not killed), the spool holds no partial download
- * and nothing of a referral that is synced; after a round that finished cleanly
- * (exit 0), nothing at all (finding 3): it holds patient documents. */
+/* Whether a spool file name was left over by the round before (x->left). */
+static bool left_before(const struct run_ctx *x, const char *name)
+{
+        for (size_t i = 0; i < x->n_left; i++)
+                if (strcmp(x->left[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* After a round that ended (was not killed), the spool holds no partial download;
+ * after a round that finished cleanly (exit 0), nothing at all; after any other,
+ * nothing of a referral synced that a start has had the chance to sweep (it was
+ * there, and synced, after the round before too): it holds patient documents
+ * (finding 3). */
 static void check_spool(struct run_ctx *x, const struct round *r)
 {
         DIR *d = opendir(x->spool);
         struct dirent *de;
         unsigned said = 0;
+        char **left = NULL;
+        size_t n_left = 0;
 
         while (d && (de = readdir(d))) {
                 char ubrn[13];
@@ -675,10 +690,15 @@ static void check_spool(struct run_ctx *x, const struct round *r)
                         owned |= mine;
                         waiting |= mine && (m->gone || !synced(x, m, true));
                 }
-                const char *why = strstr(de->d_name, ".part") ? "a partial download"
-                                  : r->status == 0        ? "a document, after a round that synced everything"
-                                  : owned && !waiting     ? "a document of a referral synced already"
-                                                          : NULL;
+                bool synced_doc = owned && !waiting;
+                if (synced_doc && (left = realloc(left, (n_left + 1) * sizeof *left)) &&
+                    (left[n_left] = strdup(de->d_name)))
+                        n_left++;
+                const char *why = strstr(de->d_name, ".part")                   ? "a partial download"
+                                  : r->status == 0                              ? "a document, after a round that synced everything"
+                                  : synced_doc && left_before(x, de->d_name) ? "a document of a referral synced already, "
+                                                                                 "after a start could sweep it"
+                                                                               : NULL;
                 if (why && said++ < 3) { /* a few names a round are enough to act on */
                         char name[128];
                         x->fig.leftovers++;
@@ -688,6 +708,11 @@ static void check_spool(struct run_ctx *x, const struct round *r)
         }
         if (d)
                 closedir(d);
+        for (size_t i = 0; i < x->n_left; i++)
+                free(x->left[i]);
+        free(x->left);
+        x->left = left;
+        x->n_left = n_left;
 }
 
 /* Files ersd made hold patient data: private whatever the umask (finding 11). */
@@ -964,7 +989,7 @@ static bool settle(struct run_ctx *x, struct round *last)
                         return true;
         }
         char buf[128];
-        const char *p = strstr(last->err, " not synced");
+        const char *p = strstr(last->err, " not synced, PAS unchanged");
         while (p && p > last->err && p[-1] != '\n')
                 p--;
         say(x, "did not settle in %d rounds without faults: the last wrote %u new, %u updated, failed %u; \"%s\"",
@@ -1190,6 +1215,9 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         free(x.history);
         wgen_free(x.g);
         free(x.lines.p);
+        for (size_t i = 0; i < x.n_left; i++)
+                free(x.left[i]);
+        free(x.left);
         if (getenv("ERSD_WORLD_KEEP")) /* to look at: the world, the config, the PAS, the last outputs */
                 printf("world: kept %s\n", x.dir);
         else
