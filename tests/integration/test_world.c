@@ -789,6 +789,12 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
         scan_output(x, what, r->err, r->err_len);
         scan_output(x, what, r->out, r->out_len);
         check_store_words(x, r);
+        const char *oom = strcasestr(r->err, "out of memory");
+        if (oom) { /* nothing here comes near a memory limit: a 300 KB header is no reason (finding 20) */
+                while (oom > r->err && oom[-1] != '\n')
+                        oom--;
+                say(x, "%s said it ran out of memory: \"%s\"", what, wcheck_gist(oom, buf, sizeof buf));
+        }
         if (r->status < 128) /* ended by itself: not killed, not crashed (said above) */
                 check_spool(x, r);
         check_modes(x);
@@ -823,6 +829,8 @@ static const struct {
         { "A042", "404", false },       { "A042", "422", false },       { "A042", "503", false },
         { "A042", "malformed", false }, { "store", "500", false },      { "store", "403", false },
         { "store", "truncated", false }, { "store", "trickle", false }, { "A007", "500", false },
+        { "A042", "long_location", false }, { "A005", "endless", false }, { "store", "endless_500", false },
+        { "A008", "endless_500", false },
         { "A007", "503", false },       { "A007", "truncated", false }, { "A005", "stall", true },
         { "store", "stall", true },
 };
