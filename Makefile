@@ -108,15 +108,21 @@ unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)
 
 # The long crash-and-fault run of issue 5: at least 200 SIGKILLs over 500 referrals with random
-# faults from the mock; prints its figures last.  Not part of `make check` (which runs a short one).
+# faults from the mock; then the generated worlds of issue 13 (tests/integration/test_world.c) on
+# SQLite, PostgreSQL and MariaDB: many seeds, bigger worlds, more kills.  Prints the figures of
+# both last.  Not part of `make check` (which runs short ones).  ERSD_WORLD_SLOW=1 adds answers
+# that trickle for ever.
 .PHONY: soak
 soak: SHELL := /bin/bash
 # First the database and machine faults with the 100 MiB document on every engine (make check
-# stores it on SQLite only), then the crash run.
-soak: all $(BUILD)/tests/integration/test_crash $(BUILD)/tests/integration/test_faults
+# stores it on SQLite only), then the crash run, then the worlds.
+soak: all $(BUILD)/tests/integration/test_crash $(BUILD)/tests/integration/test_faults \
+		$(BUILD)/tests/integration/test_world
 	@ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_faults
 	@set -o pipefail; ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_crash | tee $(BUILD)/soak.log; \
-	rc=$$?; echo; grep '^crash:' $(BUILD)/soak.log; exit $$rc
+	rc=$$?; ERSD_SOAK=1 ERSD_BUILD=$(BUILD) $(BUILD)/tests/integration/test_world | tee -a $(BUILD)/soak.log; \
+	rc2=$$?; echo; grep -E '^crash:|^world: (sqlite|postgresql|mariadb|all engines):' $(BUILD)/soak.log; \
+	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
 
 demo: all
 	@tests/demo $(BUILD)

@@ -1897,39 +1897,6 @@ static void test_lease_handover(void **state) {
 
 /* ---------------------------------------------------------------------- */
 
-/* Our odbcinst.ini: the machine's, with psqlodbc's CommLog on (as Debian
- * ships it) and its Logdir in our temp directory. */
-static int make_odbcinst(void) {
-        const char *sys = getenv("ODBCSYSINI");
-        char in_path[PATH_MAX], out_path[PATH_MAX], line[1024];
-        bool pg = false;
-        FILE *in, *out;
-
-        snprintf(in_path, sizeof in_path, "%s/odbcinst.ini", sys && *sys ? sys : "/etc");
-        snprintf(out_path, sizeof out_path, "%s/odbcinst.ini", work);
-        snprintf(driver_logs, sizeof driver_logs, "%s/driver-logs", work);
-        if (mkdir(driver_logs, 0700) < 0 || !(in = fopen(in_path, "r")))
-                return -1;
-        out = fopen(out_path, "w");
-        if (!out) {
-                fclose(in);
-                return -1;
-        }
-        while (fgets(line, sizeof line, in)) {
-                if (pg && (strncasecmp(line, "CommLog", 7) == 0 || strncasecmp(line, "Logdir", 6) == 0))
-                        continue;
-                fputs(line, out);
-                if (line[0] == '[') {
-                        pg = strstr(line, "PostgreSQL") != NULL;
-                        if (pg)
-                                fprintf(out, "CommLog=1\nLogdir=%s\n", driver_logs);
-                }
-        }
-        fclose(in);
-        fclose(out);
-        return setenv("ODBCSYSINI", work, 1);
-}
-
 static int group_setup_sqlite(void **state) {
         (void) state;
         return engine_start(&G, ENGINE_SQLITE) < 0 ? -1 : 0;
@@ -2002,7 +1969,8 @@ int main(int argc, char **argv) {
                 return child;
         self_path = argv[0];
         snprintf(work, sizeof work, "%s/ersd-test-engines-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(work) || make_odbcinst() < 0) {
+        if (!mkdtemp(work) || snprintf(driver_logs, sizeof driver_logs, "%s/driver-logs", work) < 0 ||
+            engine_odbcinst(work, driver_logs) < 0) {
                 fprintf(stderr, "test_engines: cannot make %s or its odbcinst.ini\n", work);
                 return 1;
         }

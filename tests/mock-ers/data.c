@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "mock.h"
+#include "stream.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -69,13 +70,10 @@ void buf_printf(struct buf *b, const char *fmt, ...)
         free(big);
 }
 
-/* splitmix64's output function: a good 64-bit mixer. */
+/* splitmix64's output function: a good 64-bit mixer (stream.h). */
 uint64_t mix64(uint64_t x)
 {
-        x += 0x9e3779b97f4a7c15ULL;
-        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-        return x ^ (x >> 31);
+        return stream_mix64(x);
 }
 
 /* A hash of (seed, a, b): the source of every "random" choice. */
@@ -766,23 +764,7 @@ void attachment_fill(const struct attachment *a, uint64_t pos, unsigned char *bu
                 done++;
         }
         size_t body_from = done;
-        uint64_t p = pos + done;
-        while (done < len) {
-                uint64_t word = mix64(a->key + (p >> 3) * 0x9e3779b97f4a7c15ULL);
-                unsigned off = (unsigned)(p & 7);
-                if (off == 0 && len - done >= 8) {
-                        memcpy(buf + done, &word, 8);
-                        done += 8;
-                        p += 8;
-                        continue;
-                }
-                unsigned char bytes[8];
-                memcpy(bytes, &word, 8);
-                while (off < 8 && done < len) {
-                        buf[done++] = bytes[off++];
-                        p++;
-                }
-        }
+        stream_fill(a->key, pos + done, buf + done, len - done);
         if (a->kind == KIND_TEXT || a->kind == KIND_RTF)
                 for (size_t i = body_from; i < len; i++)
                         buf[i] = (unsigned char)TEXT_CHARS[buf[i] & 63];

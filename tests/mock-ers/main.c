@@ -344,6 +344,7 @@ int main(int argc, char **argv)
         if (m.opt.verbose)
                 fprintf(stderr, "mock-ers: signal %d, stopping\n", sig);
         server_stop(&m);
+        world_free(&m);
         mock_free(&m);
         free(m.opt.services);
         pthread_cond_destroy(&m.wake);

@@ -12,6 +12,8 @@
  *   render.c  FHIR JSON: ReferralRequest (A005), the worklist List (A008, streamed),
  *             OperationOutcome, the test manifest; the CRI "PDF" (A007).
  *   server.c  the two HTTP origins (API and object store), routing, faults, stats.
+ *   world.c   world mode: instead of the synthetic data, exactly the world a test
+ *             describes in a file (POST /_mock/world), and the kill point.
  *   main.c    command line, signals, READY line.
  *
  * Locking: everything in `struct referral` / `struct attachment` is fixed at start
@@ -136,7 +138,8 @@ struct service {
         char name[128];
 };
 
-enum content_kind { KIND_PDF, KIND_JPEG, KIND_PNG, KIND_DOCX, KIND_TEXT, KIND_RTF, KIND_TIFF };
+/* KIND_RAW: no magic, the bare stream of stream.h (world mode). */
+enum content_kind { KIND_PDF, KIND_JPEG, KIND_PNG, KIND_DOCX, KIND_TEXT, KIND_RTF, KIND_TIFF, KIND_RAW };
 
 struct attachment {
         char id[24];                  /* e-RS attachment id (decimal); see attachment_id() */
@@ -153,6 +156,7 @@ struct attachment {
         const struct code *doc_type;  /* REFERRER / PROVIDER */
         uint64_t key;                 /* seeds the content stream */
         size_t referral;              /* index of the owning referral */
+        const char *owner;            /* world mode: the UBRN of the owning referral (else NULL) */
         /* mutable, under mock.lock: */
         char availability[AVAILABILITY_LEN]; /* verbatim availability code */
         bool removed;                 /* no longer listed on its referral (/_mock/change) */
@@ -229,7 +233,7 @@ struct fault {
 
 struct store_token {
         char token[33];
-        size_t attachment;
+        const struct attachment *attachment; /* the synthetic data's, or a world's (kept until exit) */
         struct store_token *next;
 };
 
@@ -272,6 +276,7 @@ struct mock {
         struct fault *faults;
         uint64_t fault_rng;             /* state of the random-fault generator (under lock) */
         struct store_token *tokens[TOKEN_BUCKETS];
+        struct world *world;            /* world mode (world.c), under lock: the world served; NULL: the synthetic data */
 };
 
 /* A growable byte buffer; on allocation failure `oom` is set and appends are dropped. */
@@ -367,6 +372,41 @@ void oauth_expire(long after);
 void oauth_revoke(bool future);     /* revokes every token issued so far (and, if future, those to come) */
 json_object *oauth_stats(void);
 
+/* Builders for world.c, the same as render.c's own (keys are string constants). */
+void fhir_put(json_object *o, const char *key, json_object *v);
+json_object *fhir_arr1(json_object *v);
+json_object *fhir_ext(const char *url, const char *value_key, json_object *value);
+json_object *fhir_meta(const char *profile, const char *version);
+
 /* server.c */
 int server_start(struct mock *m);  /* binds both origins; 0 or -errno */
 void server_stop(struct mock *m);
+
+/*
+ * world.c: world mode.  POST /_mock/world?file=PATH replaces what the mock
+ * serves by the world PATH describes (README.md, "World mode"); a world is
+ * immutable once loaded, and kept until the mock exits (a request may still
+ * stream from the one it replaced), so what these return stays valid.
+ */
+struct world;
+bool world_mode(struct mock *m);            /* a world has been loaded */
+/* Loads PATH and serves it from now on: 0, or -errno with one line in why. */
+int world_load(struct mock *m, const char *path, char *why, size_t why_len);
+void world_free(struct mock *m);            /* every world loaded (at exit) */
+/* A005 of ubrn (version 0: the current one): 0 when served, -ENOENT (unknown
+ * or gone), -ESRCH (no such version).  Call without the lock. */
+int world_referral_check(struct mock *m, const char *ubrn, int64_t version);
+char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, int64_t *ret_version);
+/* A042/A006/store: the attachment of that binary id, NULL when none. */
+struct attachment *world_find_binary(struct mock *m, const char *binary_id);
+/* A007: the letter of ubrn, NULL when unknown or gone. */
+const struct attachment *world_letter(struct mock *m, const char *ubrn);
+/* A008: the List for a service (NULL: every service) and list type, with a
+ * note of pad_bytes (the `oversized` fault). */
+char *world_render_worklist(struct mock *m, const char *service, bool slot_issues, size_t pad_bytes,
+                            size_t *ret_len);
+/* The kill point (POST /_mock/killpoint): the `after`-th API or store request
+ * from now on first sends `sig` to `pid` (pid 0: none).  Any mode. */
+void killpoint_set(struct mock *m, long pid, uint64_t after, int sig);
+json_object *killpoint_state(struct mock *m);
+void killpoint_request(struct mock *m);     /* each API and store request, on arrival */

@@ -725,3 +725,25 @@ char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t
         put(o, "referrals", refs);
         return json_text(o, ret_len);
 }
+
+/* ---- builders for world mode (world.c) ---------------------------------------- */
+
+void fhir_put(json_object *o, const char *key, json_object *v)
+{
+        put(o, key, v);
+}
+
+json_object *fhir_arr1(json_object *v)
+{
+        return arr1(v);
+}
+
+json_object *fhir_ext(const char *url, const char *value_key, json_object *value)
+{
+        return ext(url, value_key, value);
+}
+
+json_object *fhir_meta(const char *profile, const char *version)
+{
+        return meta(profile, version);
+}

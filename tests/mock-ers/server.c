@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1077,12 +1078,25 @@ static enum MHD_Result handle_a008(struct call *c)
         counter_add(&m->stats.a008_by_service, &m->stats.n_a008_by_service, service ? service : "*");
         pthread_mutex_unlock(&m->lock);
         snprintf(c->key, sizeof c->key, "%.23s", service ? service : "*");
+        char service_id[64]; /* parse_worklist_request() allows 63 */
+        snprintf(service_id, sizeof service_id, "%s", service ? service : "");
         json_object_put(root); /* `service` pointed into it */
         service = NULL;
 
         enum fault_kind kind = fault_take(c, EP_A008, NULL);
         if (fault_replace(c, kind, &ret))
                 return ret;
+
+        struct source src;
+        if (world_mode(m)) {
+                size_t len = 0;
+                char *text = world_render_worklist(m, service_id[0] ? service_id : NULL, slot_issues,
+                                                   kind == FAULT_OVERSIZED ? OVERSIZED_PAD : 0, &len);
+                src = source_mem(text, len);
+                if (!src.read)
+                        return reply(c, 500, NULL);
+                goto answer;
+        }
 
         struct worklist_item *items = calloc(m->n_worklisted + 1, sizeof *items);
         size_t n = 0;
@@ -1112,7 +1126,8 @@ static enum MHD_Result handle_a008(struct call *c)
                                                   kind == FAULT_OVERSIZED ? OVERSIZED_PAD : 0);
         if (!g)
                 return reply(c, 500, NULL);
-        struct source src = { .read = worklist_read, .free = worklist_free_ctx, .ctx = g, .size = MHD_SIZE_UNKNOWN };
+        src = (struct source){ .read = worklist_read, .free = worklist_free_ctx, .ctx = g, .size = MHD_SIZE_UNKNOWN };
+answer:
         if (kind == FAULT_MALFORMED || kind == FAULT_TRUNCATED || kind == FAULT_STALL) {
                 char *text = NULL;
                 size_t len = 0;
@@ -1132,45 +1147,69 @@ static enum MHD_Result handle_a008(struct call *c)
 
 /* ---- A005: read a referral ------------------------------------------------------ */
 
-static enum MHD_Result handle_a005(struct call *c, struct referral *r, int64_t version)
+/* The synthetic referral r at version (0: current, as a `stale` fault may
+ * change it): 0 and the body (ret_body NULL: only whether there is one),
+ * -ENOENT (gone), -ESRCH (no such version). */
+static int synthetic_referral(struct call *c, struct referral *r, int64_t version, enum fault_kind kind,
+                              char **ret_body, size_t *ret_len, int64_t *ret_version)
 {
         struct mock *m = c->m;
         struct referral_view v;
-        enum MHD_Result ret;
 
-        count(c, EP_A005);
-        if (r)
-                snprintf(c->key, sizeof c->key, "%s", r->ubrn);
-        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
-                return ret;
-        if (!r)
-                return reply_not_found(c, "no referral with that UBRN");
         pthread_mutex_lock(&m->lock);
         bool gone = r->gone;
         bool bad_version = version != 0 && (version < 1 || version > r->version);
-        pthread_mutex_unlock(&m->lock);
-        if (gone)
-                return reply_not_found(c, "no referral with that UBRN");
-        if (bad_version)
-                return reply_not_found(c, "no such version of that referral");
-
-        enum fault_kind kind = fault_take(c, EP_A005, r->ubrn);
-        pthread_mutex_lock(&m->lock);
         if (kind == FAULT_STALE) /* a lagging replica: an older version than e-RS has */
                 version = r->version > 3 ? r->version - 2 : 1;
-        int rv = view_take_locked(m, r, version, &v);
+        int rv = gone || bad_version || !ret_body ? 0 : view_take_locked(m, r, version, &v);
         pthread_mutex_unlock(&m->lock);
+        if (gone)
+                return -ENOENT;
+        if (bad_version)
+                return -ESRCH;
+        if (!ret_body)
+                return 0;
         if (rv < 0)
-                return reply(c, 500, NULL);
-        if (fault_replace(c, kind, &ret)) {
-                view_release(&v);
-                return ret;
-        }
-        size_t len = 0;
-        char *body = render_referral(m, &v, &len);
-        char etag[40];
-        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)v.version);
+                return rv;
+        *ret_body = render_referral(m, &v, ret_len);
+        *ret_version = v.version;
         view_release(&v);
+        return 0;
+}
+
+static enum MHD_Result handle_a005(struct call *c, const char *ubrn, int64_t version)
+{
+        struct mock *m = c->m;
+        bool world = world_mode(m);
+        struct referral *r = world ? NULL : mock_find_referral(m, ubrn);
+        enum MHD_Result ret;
+
+        count(c, EP_A005);
+        if (r || world)
+                snprintf(c->key, sizeof c->key, "%s", ubrn);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        /* 404 before any fault: as the service itself would answer */
+        int known = world ? world_referral_check(m, ubrn, version) : r ? synthetic_referral(c, r, version, FAULT_NONE,
+                                                                                         NULL, NULL, NULL)
+                                                                       : -ENOENT;
+        if (known == -ENOENT)
+                return reply_not_found(c, "no referral with that UBRN");
+        if (known == -ESRCH)
+                return reply_not_found(c, "no such version of that referral");
+
+        enum fault_kind kind = fault_take(c, EP_A005, ubrn);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        size_t len = 0;
+        int64_t served = 0;
+        char *body = NULL;
+        if (world)
+                body = world_render_referral(m, ubrn, &len, &served);
+        else if (synthetic_referral(c, r, version, kind, &body, &len, &served) < 0)
+                return reply(c, 500, NULL);
+        char etag[40];
+        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)served);
         if (body && kind == FAULT_MALFORMED)
                 body = break_json(body, len, &len);
         struct MHD_Response *resp = response_from(c, source_mem(body, len), kind);
@@ -1209,6 +1248,18 @@ static bool refuse_attachment(struct call *c, const struct attachment *a, enum M
         return false;
 }
 
+/* The UBRN an attachment belongs to (for faults and the call record). */
+static const char *attachment_ubrn(const struct mock *m, const struct attachment *a)
+{
+        return a->owner ? a->owner : m->referrals[a->referral].ubrn;
+}
+
+/* An attachment by binary id, in the world served (world mode) or the synthetic data. */
+static struct attachment *find_binary(struct mock *m, const char *binary_id)
+{
+        return world_mode(m) ? world_find_binary(m, binary_id) : mock_find_binary(m, binary_id);
+}
+
 static unsigned token_bucket(const char *token)
 {
         uint64_t h = 1469598103934665603ULL;
@@ -1228,7 +1279,7 @@ static int token_issue(struct mock *m, const struct attachment *a, char out[33])
         }
         for (int i = 0; i < 16; i++)
                 snprintf(t->token + 2 * i, 3, "%02x", raw[i]);
-        t->attachment = (size_t)(a - m->attachments);
+        t->attachment = a;
         memcpy(out, t->token, 33);
         pthread_mutex_lock(&m->lock);
         unsigned b = token_bucket(t->token);
@@ -1249,7 +1300,7 @@ static bool token_redeem(struct mock *m, const char *token, const struct attachm
         for (struct store_token **pp = &m->tokens[token_bucket(token)]; *pp; pp = &(*pp)->next)
                 if (strcmp((*pp)->token, token) == 0) {
                         struct store_token *t = *pp;
-                        if (&m->attachments[t->attachment] == a) {
+                        if (t->attachment == a) {
                                 *pp = t->next;
                                 free(t);
                                 ok = true;
@@ -1269,12 +1320,12 @@ static enum MHD_Result handle_a042(struct call *c, const char *binary_id)
         count(c, EP_A042);
         if (refuse_caller(c, &ret))
                 return ret;
-        a = mock_find_binary(m, binary_id);
+        a = find_binary(m, binary_id);
         if (a)
-                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
+                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(m, a));
         if (refuse_attachment(c, a, &ret))
                 return ret;
-        enum fault_kind kind = fault_take(c, EP_A042, m->referrals[a->referral].ubrn);
+        enum fault_kind kind = fault_take(c, EP_A042, attachment_ubrn(m, a));
         if (fault_replace(c, kind, &ret))
                 return ret;
 
@@ -1321,15 +1372,15 @@ static enum MHD_Result handle_a006(struct call *c, const char *binary_id)
         count(c, EP_A006);
         if (refuse_caller(c, &ret))
                 return ret;
-        a = mock_find_binary(m, binary_id);
+        a = find_binary(m, binary_id);
         if (a)
-                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
+                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(m, a));
         if (refuse_attachment(c, a, &ret))
                 return ret;
         if (a->size > A006_MAX_BYTES)
                 return reply_outcome(c, 422, "business-rule", "ATTACHMENT_TOO_LARGE", "Attachment too large",
                                      "files over 5 MiB must be fetched with A042");
-        enum fault_kind kind = fault_take(c, EP_A006, m->referrals[a->referral].ubrn);
+        enum fault_kind kind = fault_take(c, EP_A006, attachment_ubrn(m, a));
         if (fault_replace(c, kind, &ret))
                 return ret;
         return serve_attachment(c, a, kind);
@@ -1384,14 +1435,14 @@ static enum MHD_Result handle_store(struct call *c)
         if (strcmp(c->method, "GET") != 0)
                 return reply_text(c, 405, "method not allowed\n");
         count(c, EP_STORE);
-        struct attachment *a = mock_find_binary(m, id);
+        struct attachment *a = find_binary(m, id);
         if (a)
-                snprintf(c->key, sizeof c->key, "%s", m->referrals[a->referral].ubrn);
+                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(m, a));
         if (!a)
                 return reply_not_found(c, NULL);
         if (!token_redeem(m, query(c, "token"), a))
                 return reply_text(c, 403, "AccessDenied: the token is missing, wrong or already used\n");
-        enum fault_kind kind = fault_take(c, EP_STORE, m->referrals[a->referral].ubrn);
+        enum fault_kind kind = fault_take(c, EP_STORE, attachment_ubrn(m, a));
         if (fault_replace(c, kind, &ret))
                 return ret;
         return serve_attachment(c, a, kind);
@@ -1399,16 +1450,25 @@ static enum MHD_Result handle_store(struct call *c)
 
 /* ---- A007: the clinical referral information PDF ---------------------------- */
 
-static enum MHD_Result handle_a007(struct call *c, struct referral *r)
+static enum MHD_Result handle_a007(struct call *c, const char *ubrn)
 {
         struct mock *m = c->m;
+        bool world = world_mode(m);
+        struct referral *r = world ? NULL : mock_find_referral(m, ubrn);
+        const struct attachment *letter = world ? world_letter(m, ubrn) : NULL;
         enum MHD_Result ret;
 
         count(c, EP_A007);
-        if (r)
-                snprintf(c->key, sizeof c->key, "%s", r->ubrn);
+        if (r || letter)
+                snprintf(c->key, sizeof c->key, "%s", ubrn);
         if (refuse_caller(c, &ret))
                 return ret;
+        if (world) {
+                if (!letter)
+                        return reply_not_found(c, "no referral with that UBRN");
+                enum fault_kind kind = fault_take(c, EP_A007, ubrn);
+                return fault_replace(c, kind, &ret) ? ret : serve_attachment(c, letter, kind);
+        }
         pthread_mutex_lock(&m->lock);
         bool gone = r && r->gone;
         pthread_mutex_unlock(&m->lock);
@@ -1672,6 +1732,38 @@ static enum MHD_Result control_change(struct call *c)
         return reply_json(c, 200, o);
 }
 
+/* POST /_mock/world?file=PATH: serve the world PATH describes from now on (world.c). */
+static enum MHD_Result control_world(struct call *c)
+{
+        const char *file = query(c, "file");
+        char why[256];
+
+        if (!file || !*file)
+                return reply_control_error(c, 400, "file= names the world to serve");
+        int r = world_load(c->m, file, why, sizeof why);
+        if (r < 0)
+                return reply_control_error(c, r == -ENOMEM ? 500 : 400, why);
+        return reply_json(c, 200, json_object_new_object());
+}
+
+/* POST /_mock/killpoint?pid=P&after=N[&signal=STOP]: the Nth API or store request from
+ * now on first sends SIGKILL (or SIGSTOP) to P; pid=0 disarms.  GET: its state. */
+static enum MHD_Result control_killpoint(struct call *c, bool post)
+{
+        const char *sig = query(c, "signal");
+        uint64_t pid = 0, after = 1;
+
+        if (!post)
+                return strcmp(c->method, "GET") == 0 ? reply_json(c, 200, killpoint_state(c->m))
+                                                     : reply_405(c, "GET, POST");
+        if (!parse_u64(query(c, "pid"), 0, INT32_MAX, &pid) ||
+            (query(c, "after") && !parse_u64(query(c, "after"), 1, 100000000, &after)) ||
+            (sig && strcmp(sig, "KILL") != 0 && strcmp(sig, "STOP") != 0))
+                return reply_control_error(c, 400, "pid=P (0: disarm), after=1..100000000, signal=KILL|STOP");
+        killpoint_set(c->m, (long)pid, after, sig && strcmp(sig, "STOP") == 0 ? SIGSTOP : SIGKILL);
+        return reply_json(c, 200, killpoint_state(c->m));
+}
+
 static enum MHD_Result handle_control(struct call *c, const char *what)
 {
         bool get = strcmp(c->method, "GET") == 0, post = strcmp(c->method, "POST") == 0;
@@ -1762,6 +1854,10 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                 return post ? control_availability(c) : reply_405(c, "POST");
         if (strcmp(what, "change") == 0)
                 return post ? control_change(c) : reply_405(c, "POST");
+        if (strcmp(what, "world") == 0)
+                return post ? control_world(c) : reply_405(c, "POST");
+        if (strcmp(what, "killpoint") == 0)
+                return control_killpoint(c, post);
         return reply_control_error(c, 404, "unknown control endpoint");
 }
 
@@ -1941,21 +2037,20 @@ static enum MHD_Result handle_api(struct call *c)
                         return reply_not_found(c, "no referral with that UBRN");
                 memcpy(ubrn, rest, ul);
                 ubrn[ul] = '\0';
-                struct referral *r = mock_find_referral(c->m, ubrn);
                 const char *tail = rest + ul, *v;
                 if (!*tail) {
                         if (get)
                                 hold_a005(c->m);
-                        return get ? handle_a005(c, r, 0) : reply_405(c, "GET");
+                        return get ? handle_a005(c, ubrn, 0) : reply_405(c, "GET");
                 }
                 if ((v = after(tail, "/_history/"))) {
                         uint64_t version;
                         if (!parse_u64(v, 1, INT64_MAX, &version))
                                 return reply_not_found(c, "no such version of that referral");
-                        return get ? handle_a005(c, r, (int64_t)version) : reply_405(c, "GET");
+                        return get ? handle_a005(c, ubrn, (int64_t)version) : reply_405(c, "GET");
                 }
                 if (strcmp(tail, "/$ers.generateCRI") == 0)
-                        return post ? handle_a007(c, r) : reply_405(c, "POST");
+                        return post ? handle_a007(c, ubrn) : reply_405(c, "POST");
                 return reply_not_found(c, "unknown path");
         }
         if ((rest = after(c->url, "/referrals/FHIR/R4/Binary/")) && is_id(rest))
@@ -1992,6 +2087,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           .fault_retry_after = -1, .arrived = monotonic_now() };
         bool counted = o->store || strncmp(url, "/_mock/", 7) != 0;
         if (counted) {
+                killpoint_request(o->m);
                 pthread_mutex_lock(&o->m->lock);
                 if (++concurrency.in_flight > concurrency.in_flight_max)
                         concurrency.in_flight_max = concurrency.in_flight;

@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <glob.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -405,4 +407,34 @@ int engine_new_database(struct engine *g, char *ret, size_t n) {
                 return 0;
         }
         return -EINVAL;
+}
+
+int engine_odbcinst(const char *dir, const char *logs) {
+        const char *sys = getenv("ODBCSYSINI");
+        char in_path[PATH_MAX], out_path[PATH_MAX], line[1024];
+        bool pg = false;
+        FILE *in, *out;
+
+        snprintf(in_path, sizeof in_path, "%s/odbcinst.ini", sys && *sys ? sys : "/etc");
+        snprintf(out_path, sizeof out_path, "%s/odbcinst.ini", dir);
+        if (mkdir(logs, 0700) < 0 || !(in = fopen(in_path, "r")))
+                return -1;
+        out = fopen(out_path, "w");
+        if (!out) {
+                fclose(in);
+                return -1;
+        }
+        while (fgets(line, sizeof line, in)) {
+                if (pg && (strncasecmp(line, "CommLog", 7) == 0 || strncasecmp(line, "Logdir", 6) == 0))
+                        continue;
+                fputs(line, out);
+                if (line[0] == '[') {
+                        pg = strstr(line, "PostgreSQL") != NULL;
+                        if (pg)
+                                fprintf(out, "CommLog=1\nLogdir=%s\n", logs);
+                }
+        }
+        fclose(in);
+        fclose(out);
+        return setenv("ODBCSYSINI", dir, 1);
 }

@@ -62,3 +62,9 @@ void engine_admin_connection(const struct engine *g, char *ret, size_t n);
  * connect) and disconnects.  0, -1 when it could not connect, -2 when the
  * statement failed; the driver's message on stderr unless `quiet`. */
 int engine_exec(const char *connection, const char *sql, bool quiet);
+
+/* Points this process and its children (ODBCSYSINI) at an odbcinst.ini of
+ * its own in `dir`: the machine's, with psqlodbc's CommLog on (as Debian
+ * ships it) and its Logdir `logs` (made here, mode 0700), so that what the
+ * driver would log is seen by the tests and lands nowhere else.  0 or -1. */
+int engine_odbcinst(const char *dir, const char *logs);

@@ -648,6 +648,81 @@ char *db_text(struct db *d, const char *sql, int nparams, const char *const *par
         return out;
 }
 
+/* Column col of the current row, read whole as text into *ret (malloc'd,
+ * NUL-terminated, its length in *ret_len), NULL for SQL NULL.  0 or -1. */
+static int column_text(SQLHSTMT st, SQLUSMALLINT col, char **ret, size_t *ret_len) {
+        char chunk[65536];
+        char *p = NULL;
+        size_t len = 0;
+        SQLLEN ind = 0;
+        SQLRETURN rc;
+
+        *ret = NULL;
+        *ret_len = 0;
+        while ((rc = SQLGetData(st, col, SQL_C_CHAR, chunk, sizeof chunk, &ind)) != SQL_NO_DATA) {
+                if (!SQL_SUCCEEDED(rc)) {
+                        free(p);
+                        return -1;
+                }
+                if (ind == SQL_NULL_DATA)
+                        return 0;
+                size_t got = (ind == SQL_NO_TOTAL || ind >= (SQLLEN) sizeof chunk) ? sizeof chunk - 1 : (size_t) ind;
+                char *np = realloc(p, len + got + 1);
+                if (!np) {
+                        free(p);
+                        return -1;
+                }
+                p = np;
+                memcpy(p + len, chunk, got);
+                len += got;
+                p[len] = '\0';
+                if (rc == SQL_SUCCESS)
+                        break;
+        }
+        if (!p && !(p = calloc(1, 1)))
+                return -1;
+        *ret = p;
+        *ret_len = len;
+        return 0;
+}
+
+long long db_each_row(struct db *d, const char *sql, int nparams, const char *const *params,
+                      int (*fn)(void *userdata, int ncols, char **vals, const size_t *lens), void *userdata) {
+        SQLHSTMT st = run_query(d, sql, nparams, params);
+        SQLSMALLINT cols = 0;
+        char **vals = NULL;
+        size_t *lens = NULL;
+        long long rows = 0;
+
+        if (!st || !SQL_SUCCEEDED(SQLNumResultCols(st, &cols)) || cols <= 0 ||
+            !(vals = calloc((size_t) cols, sizeof *vals)) || !(lens = calloc((size_t) cols, sizeof *lens))) {
+                rows = -1;
+                goto out;
+        }
+        while (rows >= 0 && SQL_SUCCEEDED(SQLFetch(st))) {
+                int r = 0;
+                for (SQLSMALLINT c = 0; c < cols && r == 0; c++)
+                        r = column_text(st, (SQLUSMALLINT) (c + 1), &vals[c], &lens[c]);
+                if (r < 0)
+                        fprintf(stderr, "test query: a column could not be read\n");
+                else if (fn(userdata, cols, vals, lens) != 0)
+                        r = 1;
+                for (SQLSMALLINT c = 0; c < cols; c++) {
+                        free(vals[c]);
+                        vals[c] = NULL;
+                }
+                rows = r < 0 ? -1 : rows + 1;
+                if (r > 0)
+                        break;
+        }
+out:
+        if (st)
+                SQLFreeHandle(SQL_HANDLE_STMT, st);
+        free(vals);
+        free(lens);
+        return rows;
+}
+
 int db_exec_with(struct db *d, const char *sql, int nparams, const char *const *params) {
         SQLHSTMT st = run_query(d, sql, nparams, params);
 

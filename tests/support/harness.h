@@ -148,6 +148,13 @@ char *db_text(struct db *d, const char *sql, int nparams, const char *const *par
  * 0, or -1 with the SQLSTATE on stderr. */
 int db_exec_with(struct db *d, const char *sql, int nparams, const char *const *params);
 long long db_int(struct db *d, const char *sql, int nparams, const char *const *params);
+/* Runs a query with string parameters and calls fn for each row with every
+ * column read whole as text (SQL_C_CHAR in pieces, however long): vals[i]
+ * NUL-terminated and lens[i] its length, or NULL for SQL NULL; valid for the
+ * call.  fn returns 0 to go on.  The number of rows, or -1 (the query or a
+ * read failed, said on stderr). */
+long long db_each_row(struct db *d, const char *sql, int nparams, const char *const *params,
+                      int (*fn)(void *userdata, int ncols, char **vals, const size_t *lens), void *userdata);
 /* The rows that mention a UBRN, in every table ersd writes for a referral
  * (referral, documents, their parts, ledger): 0 means nothing of it. */
 long long db_rows_for(struct db *d, const char *ubrn);

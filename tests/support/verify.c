@@ -167,41 +167,53 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) 
         ret->documents_duplicated += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
 }
 
-unsigned verify_consistent(struct db *d) {
-        unsigned problems = 0;
-
-        /* Every ledger row has its referral, at that version. */
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn"
-                                      " WHERE r.ubrn IS NULL OR r.version <> l.version",
-                                      0, NULL);
-        /* Every worklisted referral has its ledger row. */
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM ers_referral r LEFT JOIN ers_ledger l ON l.ubrn = r.ubrn"
-                                      " WHERE r.worklist IS NOT NULL AND l.ubrn IS NULL",
-                                      0, NULL);
-        /* No part without its document; every fetched document has all its parts. */
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM ers_document_part p LEFT JOIN ers_document x"
-                                      " ON x.document_id = p.document_id WHERE x.document_id IS NULL",
-                                      0, NULL);
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM ers_document x WHERE x.fetch_status = 'FETCHED' AND"
-                                      " x.part_count <> (SELECT COUNT(*) FROM ers_document_part p"
-                                      " WHERE p.document_id = x.document_id)",
-                                      0, NULL);
-        /* No document content stored twice. */
-        problems += (unsigned) db_int(d, SQL_STORED_TWICE, 0, NULL);
+/* The invariants of verify_consistent(): each query counts the rows that break one. */
+static const struct {
+        const char *what;
+        const char *sql;
+} INVARIANTS[] = {
+        { "ledger row(s) without their referral at that version",
+          "SELECT COUNT(*) FROM ers_ledger l LEFT JOIN ers_referral r ON r.ubrn = l.ubrn"
+          " WHERE r.ubrn IS NULL OR r.version <> l.version" },
+        { "worklisted referral(s) without a ledger row",
+          "SELECT COUNT(*) FROM ers_referral r LEFT JOIN ers_ledger l ON l.ubrn = r.ubrn"
+          " WHERE r.worklist IS NOT NULL AND l.ubrn IS NULL" },
+        { "document part(s) without their document",
+          "SELECT COUNT(*) FROM ers_document_part p LEFT JOIN ers_document x"
+          " ON x.document_id = p.document_id WHERE x.document_id IS NULL" },
+        { "fetched document(s) whose parts do not add up to part_count",
+          "SELECT COUNT(*) FROM ers_document x WHERE x.fetch_status = 'FETCHED' AND"
+          " x.part_count <> (SELECT COUNT(*) FROM ers_document_part p"
+          " WHERE p.document_id = x.document_id)" },
+        { "document content(s) stored twice for one document", SQL_STORED_TWICE },
         /* The audit trail went with every write: each ledger row has the row of the write
          * that put its version there, and each UBRN's seq runs 1, 2, … without a gap. */
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM ers_ledger l WHERE NOT EXISTS (SELECT 1 FROM ers_audit a"
-                                      " WHERE a.ubrn = l.ubrn AND a.version = l.version"
-                                      " AND a.event_type IN ('NEW', 'UPDATED', 'DOCUMENTS'))",
-                                      0, NULL);
-        problems += (unsigned) db_int(d,
-                                      "SELECT COUNT(*) FROM (SELECT ubrn FROM ers_audit GROUP BY ubrn"
-                                      " HAVING MAX(seq) <> COUNT(*) OR MIN(seq) <> 1) gaps",
-                                      0, NULL);
+        { "ledger row(s) without the audit row of the write behind them",
+          "SELECT COUNT(*) FROM ers_ledger l WHERE NOT EXISTS (SELECT 1 FROM ers_audit a"
+          " WHERE a.ubrn = l.ubrn AND a.version = l.version"
+          " AND a.event_type IN ('NEW', 'UPDATED', 'DOCUMENTS'))" },
+        { "referral(s) whose audit seq has a gap",
+          "SELECT COUNT(*) FROM (SELECT ubrn FROM ers_audit GROUP BY ubrn"
+          " HAVING MAX(seq) <> COUNT(*) OR MIN(seq) <> 1) gaps" },
+};
+
+unsigned verify_consistent_why(struct db *d, char *why, size_t n) {
+        unsigned problems = 0;
+        size_t o = 0;
+
+        if (why && n)
+                why[0] = '\0';
+        for (size_t i = 0; i < sizeof INVARIANTS / sizeof INVARIANTS[0]; i++) {
+                long long k = db_int(d, INVARIANTS[i].sql, 0, NULL);
+                if (k != 0 && why && o < n) {
+                        int w = snprintf(why + o, n - o, "%s%lld %s", o ? "; " : "", k, INVARIANTS[i].what);
+                        o += w > 0 ? (size_t) w : 0;
+                }
+                problems += (unsigned) k;
+        }
         return problems;
+}
+
+unsigned verify_consistent(struct db *d) {
+        return verify_consistent_why(d, NULL, 0);
 }

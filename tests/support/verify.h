@@ -33,3 +33,5 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret);
  * twice; no part without its document; each UBRN's audit seq runs 1… without
  * a gap.  Returns the number of problems (0 = consistent). */
 unsigned verify_consistent(struct db *d);
+/* The same, and which invariants are broken, with their counts, in why (n bytes). */
+unsigned verify_consistent_why(struct db *d, char *why, size_t n);

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The whole PAS against the model of the generative whole-system test
+ * (tests/integration/test_world.c): after a round that settled (nothing
+ * left to do), the PAS must hold exactly what e-RS served at the last
+ * successful read of each referral, by the rules of docs/schema.md and the
+ * lead's decisions of issue 13:
+ *   - a referral on a worklist now (not gone, not refused) is in the PAS at
+ *     e-RS's version: every column, its related referrals, every document
+ *     of it and of its related referrals (kind, id, occurrence; every field;
+ *     fetched ones by size and SHA-256, their parts reassembled), owed ones
+ *     owed (ledger complete = 0), nothing more; no ers_retry row;
+ *   - any other referral in the PAS (left the worklists, gone, related only,
+ *     refused now) equals what e-RS served at the version the PAS holds;
+ *   - a referral ersd must refuse (an attachment without a readable id) is
+ *     not in the PAS at any version e-RS served that way, and waits in
+ *     ers_retry (parked from park_after attempts on);
+ *   - documents no longer listed are kept, marked removed; older revisions
+ *     hold bytes e-RS served under that id; letters of older versions stay;
+ *   - every document row is named by an audit row of its referral, every
+ *     line of an audit row's document list names a document of it, and no
+ *     audit row records a write that changed nothing.
+ * Texts: whole; a NUL in free text as U+FFFD, a code or id holding a NUL
+ * NULL.  Each mismatch is one line on stderr naming the UBRN and what
+ * differs, expected against got: never a patient identifier, never the
+ * bytes of a free text (described by length and SHA-256 instead).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "harness.h"
+#include "world.h"
+
+struct wcheck {
+        /* In. */
+        struct db *d;
+        struct wgen *g;
+        struct world *const *history; /* every world e-RS presented, oldest first; the last is now */
+        size_t n_history;
+        unsigned park_after;          /* the configuration's park_after */
+        /* May be NULL: takes each mismatch line (without "world: MISMATCH "), else stderr. */
+        void (*sink)(void *userdata, const char *line);
+        void *userdata;
+        /* Out: what was checked and what differed. */
+        unsigned referrals;           /* referrals compared */
+        unsigned documents;           /* documents compared (fetched ones reassembled) */
+        unsigned mismatches;
+        unsigned said;                /* mismatch lines printed (at most WCHECK_SAY_MAX) */
+};
+
+#define WCHECK_SAY_MAX 60
+
+/* Compares; returns c->mismatches. */
+unsigned world_check(struct wcheck *c);
+
+/* One mismatch line ("world: MISMATCH …"), counted; printf-like. */
+void wcheck_say(struct wcheck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A value described for a mismatch line without showing it when it could be
+ * patient data: NULL, a short printable code in quotes, else its length and
+ * the start of its SHA-256.  Returns buf. */
+const char *wcheck_describe(const char *v, size_t len, bool sensitive, char *buf, size_t n);
+/* A line of ersd's (a log line, an ers_retry reason) for a mismatch line: letters,
+ * digits, blanks and punctuation kept, a run of ten digits or more as '#'s,
+ * anything else '?', at most 200 characters (never a patient text, never what
+ * could read as an NHS number).  Returns buf. */
+const char *wcheck_gist(const char *s, char *buf, size_t n);
