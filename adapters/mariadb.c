@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapter.h"
@@ -109,8 +110,34 @@ static const struct schema_step *mariadb_upgrade(long long from) {
         return STAGING_SCHEMA_UPGRADE_FROM(from, mariadb_upgrade_v1, mariadb_upgrade_v2, mariadb_upgrade_v3);
 }
 
+/* Connector/ODBC's OPTION bit that makes an UPDATE report the rows it matched. */
+#define MARIADB_FLAG_FOUND_ROWS 2UL
+
+/*
+ * utf8mb4 unless the operator chose a character set, and always found rows:
+ * the upserts are an UPDATE, then an INSERT when it matched no row, and
+ * without FLAG_FOUND_ROWS an UPDATE that changes no value says 0 rows, so the
+ * INSERT after it collides with the row there (23000).  The operator's other
+ * OPTION flags are kept: the value is given again with the bit added (the
+ * driver takes an attribute's last value).  A value that is not a number is
+ * -EINVAL.
+ */
 static int mariadb_connect_options(const char *connection, char *ret, size_t n) {
-        return odbc_connstr_append(connection, "CHARSET", "CHARSET=utf8mb4", ret, n);
+        char value[32] = "", option[48], *end;
+        unsigned long flags = 0;
+        int r;
+
+        if (odbc_connstr_find(connection, "OPTION", value, sizeof value)) {
+                errno = 0;
+                flags = strtoul(value, &end, 10);
+                if (errno != 0 || end == value || *end != '\0' || value[0] == '-')
+                        return -EINVAL;
+        }
+        r = odbc_connstr_append(connection, "CHARSET", "CHARSET=utf8mb4", ret, n);
+        if (r < 0 || (flags & MARIADB_FLAG_FOUND_ROWS))
+                return r;
+        snprintf(option, sizeof option, "OPTION=%lu", flags | MARIADB_FLAG_FOUND_ROWS);
+        return odbc_connstr_append(ret, NULL, option, ret, n);
 }
 
 static int mariadb_session(struct pas *p, const char *connection, struct errbuf *e) {

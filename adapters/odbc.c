@@ -1226,6 +1226,9 @@ static int connection_for(const struct adapter *a, const char *connection, char 
                 if (r == -EPERM)
                         err_set(e, r, "%s: the connection string turns TLS certificate verification off; ersd "
                                       "always verifies it (docs/%s.md)", a->name, a->name);
+                else if (r == -EINVAL)
+                        err_set(e, r, "%s: the connection string holds a driver attribute ersd cannot read "
+                                      "(OPTION must be a number; docs/%s.md)", a->name, a->name);
                 else
                         err_set(e, r, "%s: cannot add the driver attributes to the connection string", a->name);
                 return r;

@@ -262,6 +262,57 @@ static void test_ledger(void **state) {
         assert_int_equal(count(f, "ers_ledger"), 1);
 }
 
+/* A fixed wall clock: every write of a transaction, and of the next, at the same second. */
+static time_t same_second(void) {
+        return 1700000000;
+}
+
+/*
+ * The same rows written again with the same values, within one second (the
+ * world test's seeds hit it: a referral re-read, a retry row re-queued).  The
+ * upserts are an UPDATE, then an INSERT when it matched no row: MariaDB counts
+ * the rows an UPDATE changed, not those it matched, unless the connection asks
+ * for found rows, and the INSERT then collided with the row there
+ * (SQLSTATE 23000, Duplicate entry ... for key 'PRIMARY').
+ */
+static void test_unchanged_rows_written_again(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct referral r;
+        struct worklist_entry w = { .version = 1, .priority = "ROUTINE", .service_id = "12345",
+                                    .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
+
+        wall_clock_set(same_second);
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
+        for (int round = 0; round < 2; round++) {
+                assert_int_equal(pas_begin(f->p, &e), 0);
+                if (pas_put_referral(f->p, &r, &w, "wl", &e) < 0 ||
+                    pas_put_ledger(f->p, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
+                        fail_msg("%s: the same rows a second time (round %d): %s", G.name, round + 1, e.msg);
+                assert_int_equal(pas_commit(f->p, &e), 0);
+        }
+        assert_int_equal(count(f, "ers_referral"), 1);
+        assert_int_equal(count(f, "ers_ledger"), 1);
+
+        /* An operator's own OPTION flags are kept, the found-rows bit added to them; one
+         * that is not a number is refused at connect, in one line. */
+        if (strcmp(G.name, "mariadb") == 0) {
+                char conn[1024];
+                struct pas *other = NULL;
+                snprintf(conn, sizeof conn, "%s;OPTION=0", f->conn);
+                assert_int_equal(pas_open(conn, "auto", &other, &e), 0);
+                assert_int_equal(pas_begin(other, &e), 0);
+                if (pas_put_ledger(other, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
+                        fail_msg("with OPTION=0 in the connection string: %s", e.msg);
+                assert_int_equal(pas_commit(other, &e), 0);
+                pas_close(other);
+                snprintf(conn, sizeof conn, "%s;OPTION=lots", f->conn);
+                assert_int_equal(pas_open(conn, "auto", &other, &e), -EINVAL);
+                assert_non_null(strstr(e.msg, "OPTION must be a number"));
+        }
+        wall_clock_set(NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Documents.                                                              */
 
@@ -1940,6 +1991,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_detect_and_schema_idempotent, setup_empty, teardown), \
         cmocka_unit_test_setup_teardown(test_referral_put_update, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(test_unchanged_rows_written_again, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_document_parts_byte_identical, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_document_dedup, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_rollback_and_failing_statement, setup, teardown),     \
