@@ -454,9 +454,15 @@ static void test_connect_options_servers(void **state) {
         assert_string_equal(out, "DSN=pas;CommLog=0;Debug=0");
         assert_int_equal(pg("DSN=pas", out, 30), -ENAMETOOLONG);
         assert_int_equal(maria("DSN=pas", out, sizeof out), 0);
-        assert_string_equal(out, "DSN=pas;CHARSET=utf8mb4");
+        assert_string_equal(out, "DSN=pas;CHARSET=utf8mb4;OPTION=2");
         assert_int_equal(maria("DSN=pas;charset=latin1", out, sizeof out), 0);
-        assert_string_equal(out, "DSN=pas;charset=latin1");
+        assert_string_equal(out, "DSN=pas;charset=latin1;OPTION=2");
+        /* found rows (2) added to the operator's own OPTION bits (the last value wins); a word refused */
+        assert_int_equal(maria("DSN=pas;OPTION=67108864", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;OPTION=67108864;CHARSET=utf8mb4;OPTION=67108866");
+        assert_int_equal(maria("DSN=pas;Option=3", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;Option=3;CHARSET=utf8mb4");
+        assert_int_equal(maria("DSN=pas;OPTION=two", out, sizeof out), -EINVAL);
         /* the probe options are harmless elsewhere: SQLite and MariaDB add nothing to the probe */
         assert_int_equal(adapter_mariadb.ops->probe_options("DSN=pas", out, sizeof out), 0);
         assert_string_equal(out, "DSN=pas");
