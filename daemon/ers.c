@@ -476,6 +476,10 @@ static void connection_options(struct ers_client *c, CURL *h, const char *url) {
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+        /* libcurl keeps up to 5 connections a handle; each of ours talks to one origin
+         * at a time (the API, or the object store), so ersd's descriptors stay a
+         * small multiple of its fetching threads (ers.h). */
+        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long) ERS_CONNECTIONS_PER_HANDLE);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(h, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);

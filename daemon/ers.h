@@ -86,6 +86,10 @@
 
 #define ERS_JSON_MAX (10 * 1024 * 1024) /* the platform fails a worklist above 10 MB */
 #define ERS_A006_MAX 5242880            /* A006 serves at most 5 MiB */
+/* Connections one curl handle keeps open at most.  Each client (the main one,
+ * and a lane per fetching thread) has two handles, so ersd's sockets to e-RS
+ * are at most 2 x this x (ers.parallel_fetches + 1), whatever the documents. */
+#define ERS_CONNECTIONS_PER_HANDLE 2
 
 struct ers_client; /* curl handles (API origin, object store) and the headers we send */
 
