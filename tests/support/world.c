@@ -83,7 +83,8 @@ static struct wt bytes_(struct wgen *g, const char *p, size_t n)
                 g->pool = np;
                 g->cap_pool = cap;
         }
-        memcpy(copy, p, n);
+        if (n > 0)
+                memcpy(copy, p, n);
         copy[n] = '\0';
         g->pool[g->n_pool++] = copy;
         return (struct wt){ .kind = WT_STR, .p = copy, .n = n };
@@ -118,7 +119,8 @@ static void tb_add(struct tb *t, const char *s, size_t n)
                 t->p = np;
                 t->cap = cap;
         }
-        memcpy(t->p + t->n, s, n);
+        if (n > 0)
+                memcpy(t->p + t->n, s, n);
         t->n += n;
         t->p[t->n] = '\0';
 }
@@ -703,12 +705,14 @@ static struct world *world_copy(const struct world *w)
         c->n_junk = 0;
         if (!c->refs)
                 abort();
-        memcpy(c->refs, w->refs, w->n_refs * sizeof *c->refs);
+        if (w->n_refs > 0) /* memcpy takes no NULL, even for nothing */
+                memcpy(c->refs, w->refs, w->n_refs * sizeof *c->refs);
         for (size_t i = 0; i < w->n_refs; i++) {
                 c->refs[i].docs = malloc((w->refs[i].n_docs + 1) * sizeof *c->refs[i].docs);
                 if (!c->refs[i].docs)
                         abort();
-                memcpy(c->refs[i].docs, w->refs[i].docs, w->refs[i].n_docs * sizeof *c->refs[i].docs);
+                if (w->refs[i].n_docs > 0)
+                        memcpy(c->refs[i].docs, w->refs[i].docs, w->refs[i].n_docs * sizeof *c->refs[i].docs);
         }
         return c;
 }
