@@ -2042,19 +2042,24 @@ void document_state_free(struct document_state *s) {
         if (!s)
                 return;
         free(s->created);
-        s->created = NULL;
+        free(s->availability);
+        free(s->reason);
+        s->created = s->availability = s->reason = NULL;
 }
 
-/* What sync needs of a stored document; takes d's `created` (d is freed). */
+/* What sync needs of a stored document; takes d's texts (d is freed). */
 static int document_state_of(struct stored_document *d, struct document_state *ret, struct errbuf *e) {
         struct document_state st = { .found = d->found, .fetched = d->fetched, .revision = d->revision,
-                                     .declared_size = d->declared_size };
+                                     .declared_size = d->declared_size, .source_version = d->source_version,
+                                     .availability = d->availability, .reason = d->reason };
 
+        d->availability = d->reason = NULL;
         if (d->found) {
                 st.created = d->created ? d->created : strdup("");
                 d->created = NULL;
                 if (!st.created) {
                         stored_document_free(d);
+                        document_state_free(&st);
                         return err_set(e, -ENOMEM, "out of memory");
                 }
         }

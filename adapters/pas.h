@@ -100,6 +100,9 @@ struct document_state {
         int64_t revision; /* highest revision stored */
         int64_t declared_size; /* as e-RS declared it for that revision; -1 when NULL */
         char *created;         /* owned: as e-RS sent it for that revision; "" when NULL */
+        int64_t source_version; /* of that revision */
+        char *availability;    /* owned: as stored for that revision; NULL when NULL */
+        char *reason;          /* owned: its not_fetched_reason; NULL when fetched (or NULL) */
 };
 void document_state_free(struct document_state *s); /* frees the contents; accepts NULL */
 

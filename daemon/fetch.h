@@ -47,6 +47,7 @@ struct doc_job {
         char *reason;                 /* owned: rec.not_fetched_reason when not fetched; NULL otherwise */
         char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
         struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
+        const struct document_state *stored; /* borrowed from the job's known: what the PAS has of it, or NULL */
         bool completing;              /* the PAS has this document recorded as not fetched */
         struct document_written written; /* what the PAS write did, for the audit row */
 };
@@ -55,7 +56,7 @@ struct doc_job {
 enum fetch_action {
         FETCH_WRITE,      /* write the referral (new, newer, or documents arrived) */
         FETCH_NOTHING,    /* e-RS's version is the PAS's (or older): nothing to write */
-        FETCH_STILL_OWED, /* same version, documents still owed and none arrived */
+        FETCH_STILL_OWED, /* same version, documents still owed, none arrived and none recorded otherwise */
 };
 
 /* Everything one referral's sync holds; freed by referral_job_free(). */
