@@ -12,7 +12,6 @@
 
 #include "log.h"
 
-#define NOT_FETCHED_REASON_MAX 256 /* bytes of a not-fetched reason we write, NUL included */
 #define WITHHELD "e-RS would not release it: " /* a not-fetched reason: e-RS answered 422 */
 
 void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
@@ -191,15 +190,32 @@ __attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, 
         return 0;
 }
 
+void fetch_too_large_reason(int64_t max_attachment_bytes, char text[NOT_FETCHED_REASON_MAX]) {
+        snprintf(text, NOT_FETCHED_REASON_MAX,
+                 "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
+                 " MiB) as e-RS served it: owed, fetched once the limit is raised",
+                 max_attachment_bytes / (1024 * 1024));
+}
+
 /* A document over ers.max_attachment_mib: recorded not fetched and owed. */
 static int too_large(const struct fetch_env *env, struct referral_job *j, struct doc_job *d, struct errbuf *e) {
-        int r = not_fetched(d,
-                            "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
-                            " MiB): owed, fetched once the limit is raised",
-                            env->cfg->max_attachment_bytes / (1024 * 1024));
+        char text[NOT_FETCHED_REASON_MAX];
+        int r;
 
+        fetch_too_large_reason(env->cfg->max_attachment_bytes, text);
+        r = not_fetched(d, "%s", text);
         j->complete = false;
         return r < 0 ? err_set(e, r, "out of memory") : 0;
+}
+
+/* Whether e-RS served the document larger than the maximum at this version,
+ * under this limit, already (the PAS has it recorded so). */
+static bool refused_as_too_large(const struct fetch_env *env, const struct doc_job *d) {
+        char text[NOT_FETCHED_REASON_MAX];
+
+        fetch_too_large_reason(env->cfg->max_attachment_bytes, text);
+        return d->stored && !d->stored->fetched && d->stored->source_version == d->rec.source_version &&
+               same_text(d->stored->reason, text);
 }
 
 /* Decides what to do with one document: skip it (already stored), fetch it,
@@ -280,10 +296,14 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         }
 
         /* Over the maximum: owed (the ledger stays incomplete, so `ersd status` lists
-         * it and a round after the limit is raised fetches it).  Not downloaded when
-         * e-RS declares it larger: each look at the referral would download the
-         * maximum again only to refuse it. */
-        if (!is_cri && a->declared_size > env->cfg->max_attachment_bytes)
+         * it and a round after the limit is raised fetches it).  The declared size
+         * is not trusted (a file declared larger may fit): the download decides,
+         * the spool refusing it past the maximum (libcurl before the first byte
+         * when the store states its length).  Refused once at this version under
+         * this limit, it is not downloaded again: each recheck would fetch up to
+         * the maximum only to refuse it; a new version or another limit tries
+         * once more. */
+        if (refused_as_too_large(env, d))
                 return too_large(env, j, d, e);
         r = spool_key(d->key, src->ubrn, src->version, is_cri ? "CRI" : "ATTACHMENT",
                       is_cri ? cri_id : a->id ? a->id : "", occurrence);

@@ -37,6 +37,13 @@
  */
 #define RELATED_MAX 64
 
+#define NOT_FETCHED_REASON_MAX 256 /* bytes of a not-fetched reason ersd writes, NUL included */
+
+/* The not-fetched reason of a document e-RS served larger than the maximum
+ * (ers.max_attachment_mib, in bytes): stored with it, and how `ersd status`
+ * tells such a document, as of the limit in force, from the others owed. */
+void fetch_too_large_reason(int64_t max_attachment_bytes, char text[NOT_FETCHED_REASON_MAX]);
+
 /* One document of a referral being synced: what is written, and from where.
  * The job's array of these grows (moves) while documents are planned: rec's
  * strings point into the job's referrals or at the heap strings below, never

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/mock-ers/stream.h"
 #include "tests/support/harness.h"
 #include "tests/support/verify.h"
 
@@ -767,6 +768,80 @@ static void test_attachment_withheld_while_another_is_owed(void **state) {
         fx_stop(&f);
 }
 
+/* The declared size is not trusted: an attachment e-RS declares larger than
+ * ers.max_attachment_mib but whose bytes fit is stored, byte for byte.  One
+ * that is larger indeed is downloaded once at its version under the limit,
+ * then owed without being downloaded again at each look; a new version, or a
+ * raised limit, tries once more (and then stores it). */
+static void test_declared_size_not_trusted(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--big-attachment", "0", NULL };
+        const char *const status[] = { "status", NULL };
+        char atts[1024], hex[65];
+        static unsigned char bytes[2048];
+        struct fx f;
+        (void) state;
+
+        snprintf(atts, sizeof atts,
+                 "{\"binary\": \"b1\", \"seed\": 11, \"bytes\": 2048, \"id\": \"fits\", \"size\": %d, "
+                 "\"availability\": \"AVAILABLE\"}, "
+                 "{\"binary\": \"b2\", \"seed\": 12, \"bytes\": %d, \"id\": \"big\", \"size\": 100, "
+                 "\"availability\": \"AVAILABLE\"}",
+                 5 * 1024 * 1024, 1024 * 1024 + 1);
+        fx_start(&f, args, "  max_attachment_mib = 1;\n");
+        serve_referral(&f, 1, atts);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        char *fetched = document_text(&f, "fetch_status", "fits"), *sha = document_text(&f, "sha256", "fits");
+        stream_fill(11, 0, bytes, sizeof bytes);
+        sha256_hex(bytes, sizeof bytes, hex);
+        if (!fetched || strcmp(fetched, "FETCHED") != 0 || !sha || strcmp(sha, hex) != 0)
+                fail_msg("an attachment declared 5 MiB of 2048 bytes: %s, sha256 %s", fetched ? fetched : "NULL",
+                         sha ? sha : "NULL");
+        free(fetched);
+        free(sha);
+        char *reason = document_text(&f, "not_fetched_reason", "big");
+        if (!reason || !strstr(reason, "larger than the configured maximum (ers.max_attachment_mib = 1 MiB)"))
+                fail_msg("an attachment of 1 MiB + 1 declared 100 bytes: reason '%s'", reason ? reason : "NULL");
+        free(reason);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(verify_consistent(f.db), 0);
+        r = run_args(&f, status, NULL);
+        if (!strstr(r.out, "reason: 1 larger than ers.max_attachment_mib (1 MiB)"))
+                fail_msg("ersd status does not count the attachment served too large: %s", r.out);
+        run_free(&r);
+
+        /* Looked at again at that version and limit: owed, not downloaded again. */
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+
+        /* A new version: tried once more (still too large), then not again. */
+        serve_referral(&f, 2, atts);
+        r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 1); /* "big" ("fits" is stored) */
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+
+        /* The limit raised: stored. */
+        write_conf(&f, "  max_attachment_mib = 2;\n");
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        fetched = document_text(&f, "fetch_status", "big");
+        assert_non_null(fetched);
+        assert_string_equal(fetched, "FETCHED");
+        free(fetched);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
+        assert_int_equal(verify_consistent(f.db), 0);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -792,6 +867,7 @@ int main(void) {
                 cmocka_unit_test(test_related_beyond_the_limit_is_said_and_owed),
                 cmocka_unit_test(test_document_reference_without_content_is_said),
                 cmocka_unit_test(test_attachment_withheld_while_another_is_owed),
+                cmocka_unit_test(test_declared_size_not_trusted),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);
