@@ -41,8 +41,9 @@
  * postgresql | mariadb one engine; ERSD_WORLD_SLOW=1 also answers that
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
  * shortens the wait for a hung round); ERSD_WORLD_TAME=1 only usual shapes
- * (checks the model itself); ERSD_WORLD_BEYOND=1 also what issue 13 did not
- * list; ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
+ * (checks the model itself); ERSD_WORLD_BEYOND=1 also what is left of what
+ * this test found beyond issue 13's list (a related referral two referrals
+ * point at; world.h); ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
  * ersd or a file size limit; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
  * none); ERSD_WORLD_REFERRALS=N worlds of N referrals at first;
  * ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
@@ -194,6 +195,7 @@ struct run_ctx {
                 char *p;
                 size_t n;
         } lines;
+        struct wcheck_seen seen; /* what earlier checks saw the PAS hold (world_check.h) */
         char **left;             /* spool files of synced referrals after the last round (owned) */
         size_t n_left;
         char *failed[64];        /* UBRNs the last chaos round did not sync (point into failed_buf) */
@@ -1123,7 +1125,7 @@ static void check_commands(struct run_ctx *x)
 static void check_settled(struct run_ctx *x, const struct round *last)
 {
         struct wcheck c = { .d = x->db, .g = x->g, .history = x->history, .n_history = x->n_history,
-                            .park_after = PARK_AFTER, .sink = say_line, .userdata = x };
+                            .park_after = PARK_AFTER, .seen = &x->seen, .sink = say_line, .userdata = x };
 
         world_check(&c); /* its mismatches are counted by say_line(), once each */
         x->fig.documents = c.documents > x->fig.documents ? c.documents : x->fig.documents;
@@ -1223,6 +1225,7 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         free(x.history);
         wgen_free(x.g);
         free(x.lines.p);
+        wcheck_seen_free(&x.seen);
         for (size_t i = 0; i < x.n_left; i++)
                 free(x.left[i]);
         free(x.left);
@@ -1252,7 +1255,7 @@ static void run_engine(void)
         if (getenv("ERSD_WORLD_CALM")) { /* the same worlds, without faults, kills or limits: what is left is not theirs */
                 plan_.faults_max = plan_.kill_permille = plan_.pair_permille = plan_.fsize_permille = 0;
         }
-        plan_.gen.beyond = getenv("ERSD_WORLD_BEYOND") != NULL; /* what issue 13 did not list */
+        plan_.gen.beyond = getenv("ERSD_WORLD_BEYOND") != NULL; /* what is left beyond issue 13's list */
 
         if (one && *one)
                 run_seed(parse_seed(one), plan, &fig);
