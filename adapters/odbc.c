@@ -185,6 +185,7 @@ enum stmt_id {
         ST_WAITING_RETRY,
         ST_ORIGIN_RETRY,
         ST_ORIGIN_REFERRAL,
+        ST_ENTRY_FIELDS,
         ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
         ST_MAP_DOCUMENT,
         ST_MAX_
@@ -404,6 +405,8 @@ static const struct statement {
         [ST_ORIGIN_REFERRAL] = { "read ers_referral",
                                  "SELECT worklist, priority, service_id, service_name, referral_type "
                                  "FROM ers_referral WHERE ubrn = ?" },
+        [ST_ENTRY_FIELDS] = { "read ers_referral",
+                              "SELECT version, nhs_number, priority, specialty FROM ers_referral WHERE ubrn = ?" },
 };
 
 /* What pas_check_schema() expects to read: every table and view with every
@@ -2042,19 +2045,24 @@ void document_state_free(struct document_state *s) {
         if (!s)
                 return;
         free(s->created);
-        s->created = NULL;
+        free(s->availability);
+        free(s->reason);
+        s->created = s->availability = s->reason = NULL;
 }
 
-/* What sync needs of a stored document; takes d's `created` (d is freed). */
+/* What sync needs of a stored document; takes d's texts (d is freed). */
 static int document_state_of(struct stored_document *d, struct document_state *ret, struct errbuf *e) {
         struct document_state st = { .found = d->found, .fetched = d->fetched, .revision = d->revision,
-                                     .declared_size = d->declared_size };
+                                     .declared_size = d->declared_size, .source_version = d->source_version,
+                                     .availability = d->availability, .reason = d->reason };
 
+        d->availability = d->reason = NULL;
         if (d->found) {
                 st.created = d->created ? d->created : strdup("");
                 d->created = NULL;
                 if (!st.created) {
                         stored_document_free(d);
+                        document_state_free(&st);
                         return err_set(e, -ENOMEM, "out of memory");
                 }
         }
@@ -3690,6 +3698,48 @@ int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin 
 }
 
 /* Mapping into the PAS's own tables.                                      */
+
+void referral_entry_fields_free(struct referral_entry_fields *f) {
+        if (!f)
+                return;
+        if (f->nhs_number)
+                explicit_bzero(f->nhs_number, strlen(f->nhs_number));
+        free(f->nhs_number);
+        free(f->priority);
+        free(f->specialty);
+        f->nhs_number = f->priority = f->specialty = NULL;
+}
+
+int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e) {
+        const char *what = statements[ST_ENTRY_FIELDS].what;
+        struct referral_entry_fields f = { .found = false };
+        struct param ps[] = { P_TEXT(ubrn) };
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = check_ubrn(ubrn, "referral", e);
+        if (r >= 0)
+                r = run(p, ST_ENTRY_FIELDS, ps, 1, &h, NULL, e);
+        if (r >= 0)
+                r = fetch(p, h, what, e);
+        if (r > 0) {
+                f.found = true;
+                r = get_int64(p, h, 1, what, &f.version, NULL, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 2, what, &f.nhs_number, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 3, what, &f.priority, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 4, what, &f.specialty, e);
+        }
+        stmt_close(h);
+        if (r < 0) {
+                referral_entry_fields_free(&f);
+                return err_prefix(e, r, "%s", ubrn);
+        }
+        *ret = f;
+        return 0;
+}
 
 int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {
         enum stmt_id id = kind == PAS_MAP_REFERRAL ? ST_MAP_REFERRAL : ST_MAP_DOCUMENT;

@@ -100,6 +100,9 @@ struct document_state {
         int64_t revision; /* highest revision stored */
         int64_t declared_size; /* as e-RS declared it for that revision; -1 when NULL */
         char *created;         /* owned: as e-RS sent it for that revision; "" when NULL */
+        int64_t source_version; /* of that revision */
+        char *availability;    /* owned: as stored for that revision; NULL when NULL */
+        char *reason;          /* owned: its not_fetched_reason; NULL when fetched (or NULL) */
 };
 void document_state_free(struct document_state *s); /* frees the contents; accepts NULL */
 
@@ -149,7 +152,9 @@ void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op o
 int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e);
 /* (Added:) each field is A005's value, else the entry's (NHS number,
- * priority, specialty; the service id and name as one pair).  On update,
+ * priority, specialty; the service id and name as one pair): for a write
+ * without a worklist call the writer puts the stored values into the entry
+ * first (write.c, docs/schema.md "Fields a worklist entry also gives").  On update,
  * service, referral type and worklist keep their stored value when this call
  * has none (a referral refreshed as someone's related referral keeps the
  * worklist it was last seen on); every other column takes this version's
@@ -596,6 +601,21 @@ struct referral_origin {
 };
 int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin *ret, struct errbuf *e);
 void referral_origin_free(struct referral_origin *o); /* frees the contents; accepts NULL */
+
+/* What the referral's row holds of the fields A005 and a worklist entry both
+ * may give (pas_put_referral()), for a write whose entry does not say them
+ * (docs/schema.md, "Fields a worklist entry also gives").  found=false when
+ * the PAS has no row.  Owned strings, NULL for NULL: free with
+ * referral_entry_fields_free() (which zeroes the NHS number). */
+struct referral_entry_fields {
+        bool found;
+        int64_t version;
+        char *nhs_number; /* PATIENT IDENTIFIER */
+        char *priority;
+        char *specialty;
+};
+int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e);
+void referral_entry_fields_free(struct referral_entry_fields *f); /* accepts NULL */
 /* Mapping into the PAS's own tables (adapters/mapping.h,                  */
 /* docs/configuration.md "database.mapping").                              */
 

@@ -641,7 +641,7 @@ static int classify_curl(CURLcode rc, const struct transfer *t, char *buf, size_
                 /* An answer began: libcurl refuses a header line over its 100 KB limit so
                  * (a Location of 300 KB, say), with "Out of memory" before libcurl 8.6. */
                 snprintf(buf, size, "HTTP %ld: its headers were refused: a header line over libcurl's 100 KB limit "
-                         "(or out of memory)", t->status);
+                         "(which libcurl before 8.6 reports as a lack of memory)", t->status);
                 return -EBADMSG;
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:

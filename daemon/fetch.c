@@ -12,7 +12,7 @@
 
 #include "log.h"
 
-#define NOT_FETCHED_REASON_MAX 256 /* bytes of a not-fetched reason we write, NUL included */
+#define WITHHELD "e-RS would not release it: " /* a not-fetched reason: e-RS answered 422 */
 
 void referral_job_init(struct referral_job *j, const char *worklist, const struct worklist_entry *entry,
                        const struct ledger_state *ls) {
@@ -52,14 +52,42 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
         return &j->docs[j->n_docs++];
 }
 
-/* What the PAS has of one document of the job (found=false when nothing); borrowed from j->known. */
-static struct document_state known_state(const struct referral_job *j, const char *source_ubrn,
-                                         enum document_kind kind, const char *id, unsigned occurrence) {
+/* What the PAS has of one document of the job, NULL when nothing; borrowed from j->known. */
+static const struct document_state *known_state(const struct referral_job *j, const char *source_ubrn,
+                                                enum document_kind kind, const char *id, unsigned occurrence) {
         for (size_t i = 0; id && i < j->n_known; i++)
                 if (j->known[i].kind == kind && j->known[i].occurrence == occurrence &&
                     strcmp(j->known[i].source_ubrn, source_ubrn) == 0 && strcmp(j->known[i].attachment_id, id) == 0)
-                        return j->known[i].state;
-        return (struct document_state){ .found = false };
+                        return &j->known[i].state;
+        return NULL;
+}
+
+static bool same_text(const char *a, const char *b) {
+        return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* Whether the PAS has the document recorded not fetched just as this look
+ * records it (the version, availability and reason: pas_put_document_ex()
+ * would write nothing), or from a later version than this answer (a related
+ * referral answered older is kept as the PAS has it: write.c).  A look that
+ * finds only such documents has nothing to write; a document withheld since
+ * (PENDING become THREATS_FOUND at the same version) or owed for another
+ * reason is written. */
+static bool recorded_as_now(const struct doc_job *d) {
+        const struct document_state *st = d->stored;
+        const char *now = d->rec.not_fetched_reason;
+        size_t n = strlen(WITHHELD);
+
+        if (d->rec.fetched || !st || st->fetched)
+                return false;
+        if (st->source_version > d->rec.source_version)
+                return true;
+        if (st->source_version != d->rec.source_version || !same_text(st->availability, d->rec.availability))
+                return false;
+        /* e-RS refused it again: the same, whatever the answer's correlation id */
+        if (st->reason && now && strncmp(st->reason, WITHHELD, n) == 0 && strncmp(now, WITHHELD, n) == 0)
+                return true;
+        return same_text(st->reason, now);
 }
 
 /* A005 and parse; checks the answer is the referral asked for. */
@@ -150,8 +178,10 @@ __attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, 
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
+        int n = vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        if (n >= (int) sizeof text) /* cut on a character: stored as it is here (recorded_as_now) */
+                text[sizeof text - 1 - utf8_cut(text, sizeof text - 1)] = '\0';
         free(d->reason);
         d->reason = strdup(text);
         if (!d->reason)
@@ -160,15 +190,32 @@ __attribute__((format(printf, 2, 3))) static int not_fetched(struct doc_job *d, 
         return 0;
 }
 
+void fetch_too_large_reason(int64_t max_attachment_bytes, char text[NOT_FETCHED_REASON_MAX]) {
+        snprintf(text, NOT_FETCHED_REASON_MAX,
+                 "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
+                 " MiB) as e-RS served it: owed, fetched once the limit is raised",
+                 max_attachment_bytes / (1024 * 1024));
+}
+
 /* A document over ers.max_attachment_mib: recorded not fetched and owed. */
 static int too_large(const struct fetch_env *env, struct referral_job *j, struct doc_job *d, struct errbuf *e) {
-        int r = not_fetched(d,
-                            "larger than the configured maximum (ers.max_attachment_mib = %" PRId64
-                            " MiB): owed, fetched once the limit is raised",
-                            env->cfg->max_attachment_bytes / (1024 * 1024));
+        char text[NOT_FETCHED_REASON_MAX];
+        int r;
 
+        fetch_too_large_reason(env->cfg->max_attachment_bytes, text);
+        r = not_fetched(d, "%s", text);
         j->complete = false;
         return r < 0 ? err_set(e, r, "out of memory") : 0;
+}
+
+/* Whether e-RS served the document larger than the maximum at this version,
+ * under this limit, already (the PAS has it recorded so). */
+static bool refused_as_too_large(const struct fetch_env *env, const struct doc_job *d) {
+        char text[NOT_FETCHED_REASON_MAX];
+
+        fetch_too_large_reason(env->cfg->max_attachment_bytes, text);
+        return d->stored && !d->stored->fetched && d->stored->source_version == d->rec.source_version &&
+               same_text(d->stored->reason, text);
 }
 
 /* Decides what to do with one document: skip it (already stored), fetch it,
@@ -186,22 +233,23 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
          * ledger row: without one the PAS has none (and pas_put_document() looks
          * again inside the transaction, so even a document put there by hand
          * would not be stored twice). */
-        struct document_state st = known_state(j, src->ubrn, is_cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
-                                               is_cri ? cri_id : a->id, occurrence);
-        if (st.found && st.fetched) {
+        const struct document_state *st = known_state(j, src->ubrn, is_cri ? DOCUMENT_CRI : DOCUMENT_ATTACHMENT,
+                                                      is_cri ? cri_id : a->id, occurrence);
+        if (st && st->fetched) {
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
                  * the same id: it is fetched again, and the PAS keeps a new revision if
                  * its bytes differ (pas_put_document). */
-                if (is_cri || (a->declared_size == st.declared_size &&
-                               strcmp(a->creation ? a->creation : "", st.created) == 0))
+                if (is_cri || (a->declared_size == st->declared_size &&
+                               strcmp(a->creation ? a->creation : "", st->created) == 0))
                         return 0;
         }
 
         d = job_add_doc(j);
         if (!d)
                 return err_set(e, -ENOMEM, "out of memory");
-        d->completing = st.found && !st.fetched;
+        d->stored = st;
+        d->completing = st && !st->fetched;
         d->rec.ubrn = j->main.ubrn;
         d->rec.source_ubrn = src->ubrn;
         d->rec.source_version = src->version;
@@ -248,10 +296,14 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         }
 
         /* Over the maximum: owed (the ledger stays incomplete, so `ersd status` lists
-         * it and a round after the limit is raised fetches it).  Not downloaded when
-         * e-RS declares it larger: each look at the referral would download the
-         * maximum again only to refuse it. */
-        if (!is_cri && a->declared_size > env->cfg->max_attachment_bytes)
+         * it and a round after the limit is raised fetches it).  The declared size
+         * is not trusted (a file declared larger may fit): the download decides,
+         * the spool refusing it past the maximum (libcurl before the first byte
+         * when the store states its length).  Refused once at this version under
+         * this limit, it is not downloaded again: each recheck would fetch up to
+         * the maximum only to refuse it; a new version or another limit tries
+         * once more. */
+        if (refused_as_too_large(env, d))
                 return too_large(env, j, d, e);
         r = spool_key(d->key, src->ubrn, src->version, is_cri ? "CRI" : "ATTACHMENT",
                       is_cri ? cri_id : a->id ? a->id : "", occurrence);
@@ -260,7 +312,7 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         r = spool_fetch(env, d, src, a, is_cri ? fetch_cri : fetch_attachment, e);
         if (r == -ENODATA) {
                 /* e-RS refused (422): not available now, or never (PATIENT_ERROR on the letter). */
-                r = not_fetched(d, "e-RS would not release it: %.200s", e->msg);
+                r = not_fetched(d, WITHHELD "%.200s", e->msg);
                 if (!is_cri)
                         j->complete = false;
                 e->msg[0] = '\0';
@@ -310,22 +362,23 @@ static unsigned count_not_fetched_stored(const struct referral_job *j) {
         unsigned n = 0;
 
         for (size_t i = 0; i < j->main.n_attachments; i++) {
-                const char *id = j->main.attachments[i].id;
-                struct document_state st = id ? known_state(j, j->main.ubrn, DOCUMENT_ATTACHMENT, id,
-                                                            attachment_occurrence(&j->main, i))
-                                              : (struct document_state){ 0 };
-                n += st.found && !st.fetched;
+                const struct document_state *st =
+                        known_state(j, j->main.ubrn, DOCUMENT_ATTACHMENT, j->main.attachments[i].id,
+                                    attachment_occurrence(&j->main, i));
+                n += st && !st->fetched;
         }
         snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, j->main.version);
-        struct document_state st = known_state(j, j->main.ubrn, DOCUMENT_CRI, cri_id, 0);
-        return n + (st.found && !st.fetched);
+        const struct document_state *st = known_state(j, j->main.ubrn, DOCUMENT_CRI, cri_id, 0);
+        return n + (st && !st->fetched);
 }
 
-static bool any_fetched(const struct referral_job *j) {
+/* Whether the look found nothing the PAS does not have: no document arrived,
+ * and each one not fetched is recorded as it is now. */
+static bool nothing_new(const struct referral_job *j) {
         for (size_t i = 0; i < j->n_docs; i++)
-                if (j->docs[i].rec.fetched)
-                        return true;
-        return false;
+                if (!recorded_as_now(&j->docs[i]))
+                        return false;
+        return true;
 }
 
 static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
@@ -373,7 +426,7 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
                 return r;
         if (env->stop && *env->stop)
                 return -ECANCELED;
-        if (ls->found && !ls->complete && !j->complete && j->main.version == ls->version && !any_fetched(j)) {
+        if (ls->found && !ls->complete && !j->complete && j->main.version == ls->version && nothing_new(j)) {
                 log_debug("UBRN %s version %" PRId64 ": documents still owed (correlation id %s)", ubrn,
                           j->main.version, j->correlation_id);
                 j->action = FETCH_STILL_OWED;

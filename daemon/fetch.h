@@ -37,6 +37,13 @@
  */
 #define RELATED_MAX 64
 
+#define NOT_FETCHED_REASON_MAX 256 /* bytes of a not-fetched reason ersd writes, NUL included */
+
+/* The not-fetched reason of a document e-RS served larger than the maximum
+ * (ers.max_attachment_mib, in bytes): stored with it, and how `ersd status`
+ * tells such a document, as of the limit in force, from the others owed. */
+void fetch_too_large_reason(int64_t max_attachment_bytes, char text[NOT_FETCHED_REASON_MAX]);
+
 /* One document of a referral being synced: what is written, and from where.
  * The job's array of these grows (moves) while documents are planned: rec's
  * strings point into the job's referrals or at the heap strings below, never
@@ -47,6 +54,7 @@ struct doc_job {
         char *reason;                 /* owned: rec.not_fetched_reason when not fetched; NULL otherwise */
         char key[SPOOL_KEY_MAX];      /* spool key, when fetched */
         struct spool_file *file;      /* owned: the verified content, NULL when not fetched */
+        const struct document_state *stored; /* borrowed from the job's known: what the PAS has of it, or NULL */
         bool completing;              /* the PAS has this document recorded as not fetched */
         struct document_written written; /* what the PAS write did, for the audit row */
 };
@@ -55,7 +63,7 @@ struct doc_job {
 enum fetch_action {
         FETCH_WRITE,      /* write the referral (new, newer, or documents arrived) */
         FETCH_NOTHING,    /* e-RS's version is the PAS's (or older): nothing to write */
-        FETCH_STILL_OWED, /* same version, documents still owed and none arrived */
+        FETCH_STILL_OWED, /* same version, documents still owed, none arrived and none recorded otherwise */
 };
 
 /* Everything one referral's sync holds; freed by referral_job_free(). */

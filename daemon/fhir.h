@@ -47,6 +47,9 @@ struct worklist_entry {
         char *service_name;      /* service display */
         char *referral_type;     /* referralType code */
         char *nhs_number;        /* PATIENT IDENTIFIER, via the #Patient-… contained ref */
+        bool kept;               /* not read from a worklist: made from what the PAS kept of one (a referral
+                                    read again without a worklist call), so a NULL field is not known and
+                                    the value stored stands for it (write.c) */
 };
 
 /* An element of the List's entry array that is not a worklist entry (not an

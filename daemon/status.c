@@ -49,7 +49,7 @@ struct status {
         char problem[ERRBUF_MAX + 32];  /* why the database could not be read; "" when it could */
         struct worklist_status *worklists; /* owned array, one per configured worklist */
         struct row_list documents, retrying, parked, overdue;
-        /* For documents.rows[i]: of its documents owed, those e-RS declares larger than
+        /* For documents.rows[i]: of its documents owed, those e-RS served larger than
          * ers.max_attachment_mib (owed until it is raised); -1 when not read. */
         int64_t too_large[STATUS_LIST_MAX];
         /* For documents.rows[i]: the related referrals it lists beyond RELATED_MAX, which
@@ -154,18 +154,21 @@ static void status_free(struct status *s) {
         row_list_free(&s->overdue);
 }
 
-/* How many documents shown with `ubrn` are not stored and declared larger
- * than ers.max_attachment_mib; -1 when that cannot be read (then not shown). */
+/* How many documents shown with `ubrn` are not stored because e-RS served
+ * them larger than ers.max_attachment_mib as it is now (the size e-RS declares
+ * is not trusted); -1 when that cannot be read (then not shown). */
 static int64_t count_too_large(struct pas *pas, const struct config *cfg, const char *ubrn) {
         struct document_known *known = NULL;
         struct errbuf e = { { 0 } };
+        char reason[NOT_FETCHED_REASON_MAX];
         size_t n = 0;
         int64_t count = 0;
 
         if (pas_documents_known(pas, ubrn, &known, &n, &e) < 0)
                 return -1;
+        fetch_too_large_reason(cfg->max_attachment_bytes, reason);
         for (size_t i = 0; i < n; i++)
-                count += !known[i].state.fetched && known[i].state.declared_size > cfg->max_attachment_bytes;
+                count += !known[i].state.fetched && known[i].state.reason && strcmp(known[i].state.reason, reason) == 0;
         documents_known_free(known, n);
         return count;
 }

@@ -714,10 +714,13 @@ static int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, s
 
 /* A worklist entry made from what the PAS kept of one ("" for a field not
  * kept, version -1 when unknown), for a referral read again without a
- * worklist call.  Borrows the strings; ubrn is copied. */
+ * worklist call: a field it has no value for is not known (the specialty and
+ * the NHS number are never kept), and the referral's stored value stands for
+ * it (write.c).  Borrows the strings; ubrn is copied. */
 static struct worklist_entry kept_entry(const char *ubrn, int64_t version, char *priority, char *service_id,
                                         char *service_name, char *referral_type) {
         struct worklist_entry entry = {
+                .kept = true,
                 .version = version,
                 .priority = priority[0] ? priority : NULL,
                 .service_id = service_id[0] ? service_id : NULL,

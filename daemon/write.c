@@ -33,6 +33,52 @@ static void match_patient(struct sync_ctx *ctx, const struct referral *r, const 
         }
 }
 
+/*
+ * The fields A005 and a worklist entry both may give (NHS number, priority,
+ * specialty: pas_put_referral() takes A005's, else the entry's) for a write
+ * whose entry does not say them: a referral read again without a worklist
+ * call (entry->kept: a NULL field is not known), or refreshed as another
+ * referral's related one (no entry) at the version the PAS has, whose A005
+ * said nothing either.  For each field neither says, the value stored stands:
+ * the worklist's word from an earlier read is not lost by a read that does
+ * not carry it (docs/schema.md, "Fields a worklist entry also gives").
+ */
+struct entry_fill {
+        struct worklist_entry entry;         /* what the write uses, when filled */
+        struct referral_entry_fields stored; /* owned: the values it borrows */
+};
+
+static bool entry_lacks(const struct referral *r, const struct worklist_entry *entry) {
+        return (!r->nhs_number && !(entry && entry->nhs_number)) || (!r->priority && !(entry && entry->priority)) ||
+               (!r->specialty && !(entry && entry->specialty));
+}
+
+/* *ret is `entry`, or f->entry: entry with the stored values for the fields
+ * neither A005 nor entry gives.  0, or the PAS's error. */
+static int fill_entry(struct sync_ctx *ctx, const struct referral *r, const struct worklist_entry *entry,
+                      struct entry_fill *f, const struct worklist_entry **ret, struct errbuf *e) {
+        int rr;
+
+        *ret = entry;
+        if ((entry && !entry->kept) || !entry_lacks(r, entry))
+                return 0; /* a worklist's entry says what A005 does not, NULL included */
+        rr = pas_referral_entry_fields(ctx->pas, r->ubrn, &f->stored, e);
+        if (rr < 0)
+                return rr;
+        if (!f->stored.found || (!entry && f->stored.version != r->version))
+                return 0; /* nothing stored; or a related referral's new version: its A005 alone */
+        f->entry = entry ? *entry : (struct worklist_entry){ .version = -1, .kept = true };
+        snprintf(f->entry.ubrn, sizeof f->entry.ubrn, "%s", r->ubrn);
+        if (!f->entry.nhs_number)
+                f->entry.nhs_number = f->stored.nhs_number;
+        if (!f->entry.priority)
+                f->entry.priority = f->stored.priority;
+        if (!f->entry.specialty)
+                f->entry.specialty = f->stored.specialty;
+        *ret = &f->entry;
+        return 0;
+}
+
 int write_schedule(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e) {
         char at[32];
         int r;
@@ -103,14 +149,15 @@ static void write_audit_free(struct write_audit *w, size_t n_related) {
 
 /* Before anything is written: what the PAS holds, what the new version
  * changes in it, and which attachments e-RS stopped listing. */
-static int audit_before(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const struct worklist_entry *entry,
+                        struct write_audit *w, struct errbuf *e) {
         int r = pas_referral_stored(ctx->pas, j->main.ubrn, &w->before, e);
 
         for (size_t i = 0; i < j->n_related && r == 0; i++)
                 r = pas_referral_stored(ctx->pas, j->related[i].ubrn, &w->related[i], e);
         if (r < 0)
                 return r;
-        audit_describe(&w->detail, &w->before, &j->main, j->entry);
+        audit_describe(&w->detail, &w->before, &j->main, entry);
         if (j->match[0].status != PATIENT_NOT_CONFIGURED) {
                 const char *now = patient_match_name(j->match[0].status);
                 if (!w->before.found)
@@ -178,20 +225,28 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
 int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                           struct errbuf *e) {
         struct write_audit w = { .detail = { .p = NULL } };
+        struct entry_fill fill[1 + RELATED_MAX] = { { .entry = { .version = 0 } } }; /* [0] the referral, [1 + i] related[i] */
+        const struct worklist_entry *entry[1 + RELATED_MAX] = { NULL };
         unsigned docs = 0;
         uint64_t bytes = 0;
         int r;
 
-        /* The patient lookups first, outside the transaction (a failing one
-         * would abort a PostgreSQL transaction). */
-        match_patient(ctx, &j->main, j->entry, &j->match[0]);
+        /* What the worklist said and this read does not; then the patient
+         * lookups, outside the transaction (a failing one would abort a
+         * PostgreSQL transaction). */
+        r = fill_entry(ctx, &j->main, j->entry, &fill[0], &entry[0], e);
+        for (size_t i = 0; i < j->n_related && r == 0; i++)
+                r = fill_entry(ctx, &j->related[i], NULL, &fill[1 + i], &entry[1 + i], e);
+        if (r < 0)
+                goto out;
+        match_patient(ctx, &j->main, entry[0], &j->match[0]);
         for (size_t i = 0; i < j->n_related; i++)
-                match_patient(ctx, &j->related[i], NULL, &j->match[1 + i]);
+                match_patient(ctx, &j->related[i], entry[1 + i], &j->match[1 + i]);
 
         r = pas_begin(ctx->pas, e);
         if (r < 0)
-                return r;
-        r = audit_before(ctx, j, &w, e);
+                goto out;
+        r = audit_before(ctx, j, entry[0], &w, e);
         if (r == 0 && !w.before.found && !j->ls.found)
                 pas_referral_fresh(ctx->pas, j->main.ubrn); /* read in this transaction: nothing of it to replace */
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
@@ -204,18 +259,18 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                         w.kept[i] = true;
                         continue;
                 }
-                r = pas_put_referral(ctx->pas, &j->related[i], NULL, NULL, e);
+                r = pas_put_referral(ctx->pas, &j->related[i], entry[1 + i], NULL, e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
                         r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
                 if (r == 0) /* into the PAS's own tables too, when database.mapping says so */
-                        r = pas_put_mapped_referral(ctx->pas, &j->related[i], NULL, NULL, &j->match[1 + i], e);
+                        r = pas_put_mapped_referral(ctx->pas, &j->related[i], entry[1 + i], NULL, &j->match[1 + i], e);
         }
         if (r == 0)
-                r = pas_put_referral(ctx->pas, &j->main, j->entry, j->worklist, e);
+                r = pas_put_referral(ctx->pas, &j->main, entry[0], j->worklist, e);
         if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
                 r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
         if (r == 0)
-                r = pas_put_mapped_referral(ctx->pas, &j->main, j->entry, j->worklist, &j->match[0], e);
+                r = pas_put_mapped_referral(ctx->pas, &j->main, entry[0], j->worklist, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
                 if (from_kept(j, &w, d))
@@ -249,9 +304,12 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                 r = settle_unknown_commit(ctx, j, e);
         if (r < 0) {
                 pas_rollback(ctx->pas);
-                return r;
+                goto out;
         }
         *ret_docs = docs;
         *ret_bytes = bytes;
-        return 0;
+out:
+        for (size_t i = 0; i < 1 + j->n_related; i++)
+                referral_entry_fields_free(&fill[i].stored);
+        return r;
 }

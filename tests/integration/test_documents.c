@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/mock-ers/stream.h"
 #include "tests/support/harness.h"
 #include "tests/support/verify.h"
 
@@ -669,6 +670,178 @@ static void test_related_beyond_the_limit_is_said_and_owed(void **state) {
         fx_stop(&f);
 }
 
+/* ---------------------------------------------------------------------- */
+/* One referral as the tests below serve it (the mock's world mode).        */
+
+#define W_UBRN "300000000001"
+
+/* Referral W_UBRN at `version`, with its letter, the attachments `atts` (the
+ * members of a JSON array), on the cardiology worklist at that version. */
+static void serve_referral(struct fx *f, int version, const char *atts) {
+        char json[8192];
+
+        snprintf(json, sizeof json,
+                 "{\"referrals\": [{\"ubrn\": \"" W_UBRN "\", \"version\": %d, \"nhs_number\": \"9990000018\", "
+                 "\"priority\": \"ROUTINE\", \"state\": \"AWAITING_TRIAGE\", \"specialty\": \"CARDIOLOGY\", "
+                 "\"status\": \"active\", \"intent\": \"plan\", \"attachments\": [%s], "
+                 "\"letter\": {\"seed\": 9, \"bytes\": 3000}, "
+                 "\"entry\": {\"service\": \"31001\", \"list\": \"REFERRALS_FOR_REVIEW\", \"version\": %d, "
+                 "\"priority\": \"ROUTINE\", \"service_id\": \"31001\", \"service_name\": \"Cardiology\"}}]}",
+                 version, atts, version);
+        assert_int_equal(mock_serve_world(&f->m, work, json), 200);
+}
+
+/* Time passes: every re-check of documents owed ersd planned is due now. */
+static void rechecks_due(struct fx *f) {
+        assert_int_equal(db_exec(f->db, "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' "
+                                        "WHERE next_check_at IS NOT NULL"),
+                         0);
+}
+
+static char *document_text(struct fx *f, const char *column, const char *attachment_id) {
+        char sql[256];
+
+        snprintf(sql, sizeof sql, "SELECT %s FROM ers_document WHERE ubrn = '" W_UBRN "' AND attachment_id = ?",
+                 column);
+        return db_text(f->db, sql, 1, (const char *const[]){ attachment_id }, NULL);
+}
+
+/* An owed attachment e-RS finds never to be released (PENDING become
+ * THREATS_FOUND at the same version) while another is still owed: staff see
+ * it withheld, and whom to ask, at the next look; a look that finds nothing
+ * changed writes nothing (no audit row), e-RS refusing a file again (422)
+ * included. */
+static void test_attachment_withheld_while_another_is_owed(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--big-attachment", "0", NULL };
+        const char *pending = "{\"binary\": \"b1\", \"seed\": 1, \"bytes\": 100, \"id\": \"att-1\", "
+                              "\"availability\": \"PENDING\", \"attached_by_org\": \"R69\"}, "
+                              "{\"binary\": \"b2\", \"seed\": 2, \"bytes\": 200, \"id\": \"att-2\", "
+                              "\"availability\": \"PENDING\", \"attached_by_org\": \"RX1\"}";
+        const char *withheld = "{\"binary\": \"b1\", \"seed\": 1, \"bytes\": 100, \"id\": \"att-1\", "
+                               "\"availability\": \"THREATS_FOUND\", \"attached_by_org\": \"R69\"}, "
+                               "{\"binary\": \"b2\", \"seed\": 2, \"bytes\": 200, \"id\": \"att-2\", "
+                               "\"availability\": \"PENDING\", \"attached_by_org\": \"RX1\"}, "
+                               "{\"binary\": \"b3\", \"seed\": 3, \"bytes\": 300, \"id\": \"att-3\", "
+                               "\"availability\": \"AVAILABLE\"}";
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, args, NULL);
+        serve_referral(&f, 1, pending);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+
+        /* Same version: att-1 withheld, att-2 still PENDING, att-3 (new at version 1 as far
+         * as this look can tell) released but refused by e-RS on download. */
+        serve_referral(&f, 1, withheld);
+        assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A042&kind=422&count=1"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        char *availability = document_text(&f, "availability", "att-1");
+        char *reason = document_text(&f, "not_fetched_reason", "att-1");
+        if (!availability || strcmp(availability, "THREATS_FOUND") != 0 || !reason ||
+            !strstr(reason, "THREATS_FOUND: e-RS will never release this file") || !strstr(reason, "(ODS R69)"))
+                fail_msg("att-1 withheld by e-RS: availability %s, reason '%s'", availability ? availability : "NULL",
+                         reason ? reason : "NULL");
+        free(availability);
+        free(reason);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = "
+                                        "'NOT_FETCHED' AND availability = 'PENDING'",
+                                    W_UBRN),
+                         1);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        reason = document_text(&f, "not_fetched_reason", "att-3");
+        if (!reason || strncmp(reason, "e-RS would not release it: ", strlen("e-RS would not release it: ")) != 0)
+                fail_msg("att-3 refused by e-RS: reason '%s'", reason ? reason : "NULL");
+        free(reason);
+
+        /* Looked at again, e-RS refusing att-3 again: nothing new, nothing written. */
+        long long audit = count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN);
+        assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A042&kind=422&count=1"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN), audit);
+        assert_int_equal(verify_consistent(f.db), 0);
+        fx_stop(&f);
+}
+
+/* The declared size is not trusted: an attachment e-RS declares larger than
+ * ers.max_attachment_mib but whose bytes fit is stored, byte for byte.  One
+ * that is larger indeed is downloaded once at its version under the limit,
+ * then owed without being downloaded again at each look; a new version, or a
+ * raised limit, tries once more (and then stores it). */
+static void test_declared_size_not_trusted(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--big-attachment", "0", NULL };
+        const char *const status[] = { "status", NULL };
+        char atts[1024], hex[65];
+        static unsigned char bytes[2048];
+        struct fx f;
+        (void) state;
+
+        snprintf(atts, sizeof atts,
+                 "{\"binary\": \"b1\", \"seed\": 11, \"bytes\": 2048, \"id\": \"fits\", \"size\": %d, "
+                 "\"availability\": \"AVAILABLE\"}, "
+                 "{\"binary\": \"b2\", \"seed\": 12, \"bytes\": %d, \"id\": \"big\", \"size\": 100, "
+                 "\"availability\": \"AVAILABLE\"}",
+                 5 * 1024 * 1024, 1024 * 1024 + 1);
+        fx_start(&f, args, "  max_attachment_mib = 1;\n");
+        serve_referral(&f, 1, atts);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        char *fetched = document_text(&f, "fetch_status", "fits"), *sha = document_text(&f, "sha256", "fits");
+        stream_fill(11, 0, bytes, sizeof bytes);
+        sha256_hex(bytes, sizeof bytes, hex);
+        if (!fetched || strcmp(fetched, "FETCHED") != 0 || !sha || strcmp(sha, hex) != 0)
+                fail_msg("an attachment declared 5 MiB of 2048 bytes: %s, sha256 %s", fetched ? fetched : "NULL",
+                         sha ? sha : "NULL");
+        free(fetched);
+        free(sha);
+        char *reason = document_text(&f, "not_fetched_reason", "big");
+        if (!reason || !strstr(reason, "larger than the configured maximum (ers.max_attachment_mib = 1 MiB)"))
+                fail_msg("an attachment of 1 MiB + 1 declared 100 bytes: reason '%s'", reason ? reason : "NULL");
+        free(reason);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(verify_consistent(f.db), 0);
+        r = run_args(&f, status, NULL);
+        if (!strstr(r.out, "reason: 1 larger than ers.max_attachment_mib (1 MiB)"))
+                fail_msg("ersd status does not count the attachment served too large: %s", r.out);
+        run_free(&r);
+
+        /* Looked at again at that version and limit: owed, not downloaded again. */
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+
+        /* A new version: tried once more (still too large), then not again. */
+        serve_referral(&f, 2, atts);
+        r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 1); /* "big" ("fits" is stored) */
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+
+        /* The limit raised: stored. */
+        write_conf(&f, "  max_attachment_mib = 2;\n");
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        fetched = document_text(&f, "fetch_status", "big");
+        assert_non_null(fetched);
+        assert_string_equal(fetched, "FETCHED");
+        free(fetched);
+        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
+        assert_int_equal(verify_consistent(f.db), 0);
+        fx_stop(&f);
+}
+
 int main(void) {
         char *dir = tmpdir_make();
         int failed;
@@ -693,6 +866,8 @@ int main(void) {
                 cmocka_unit_test(test_worklist_ahead_of_a005_is_said),
                 cmocka_unit_test(test_related_beyond_the_limit_is_said_and_owed),
                 cmocka_unit_test(test_document_reference_without_content_is_said),
+                cmocka_unit_test(test_attachment_withheld_while_another_is_owed),
+                cmocka_unit_test(test_declared_size_not_trusted),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

@@ -426,6 +426,95 @@ static void test_expired_store_link_is_asked_again(void **state) {
         side_stop();
 }
 
+/* Referral 300000000001 at `version` (the mock's world mode) whose A005 names
+ * no patient, priority or specialty; its attachment att-2 `availability`,
+ * att-1 PENDING throughout (so its documents stay owed, and it is looked at
+ * again); on the cardiology worklist when `entry` (the entry's members, after
+ * its routing) is not NULL. */
+static void serve_silent_a005(int version, const char *availability, const char *entry) {
+        char json[4096], listed[1024] = "";
+
+        if (entry)
+                snprintf(listed, sizeof listed,
+                         ", \"entry\": {\"service\": \"31001\", \"list\": \"REFERRALS_FOR_REVIEW\", \"version\": %d, "
+                         "\"service_id\": \"31001\", \"service_name\": \"Cardiology\"%s}",
+                         version, entry);
+        snprintf(json, sizeof json,
+                 "{\"referrals\": [{\"ubrn\": \"300000000001\", \"version\": %d, \"state\": \"AWAITING_TRIAGE\", "
+                 "\"status\": \"active\", \"intent\": \"plan\", \"attachments\": ["
+                 "{\"binary\": \"b1\", \"seed\": 1, \"bytes\": 100, \"id\": \"att-1\", \"availability\": \"PENDING\"}, "
+                 "{\"binary\": \"b2\", \"seed\": 2, \"bytes\": 200, \"id\": \"att-2\", \"availability\": \"%s\"}], "
+                 "\"letter\": {\"seed\": 9, \"bytes\": 3000}%s}]}",
+                 version, availability, listed);
+        assert_int_equal(mock_serve_world(&E.side, E.dir, json), 200);
+}
+
+/* The referral's NHS number (whether set), priority and specialty as stored, in one line. */
+static void assert_entry_fields(struct db *d, const char *when, const char *want) {
+        char *got = db_text(d, "SELECT CASE WHEN nhs_number = '9990000018' AND nhs_number_valid = 1 THEN 'nhs' "
+                               "WHEN nhs_number IS NULL THEN 'no nhs' ELSE 'other nhs' END || ' ' || "
+                               "COALESCE(priority, 'NULL') || ' ' || COALESCE(specialty, 'NULL') "
+                               "FROM ers_referral WHERE ubrn = '300000000001'",
+                            0, NULL, NULL);
+        if (!got || strcmp(got, want) != 0)
+                fail_msg("%s: expected '%s', got '%s'", when, want, got ? got : "no row");
+        free(got);
+}
+
+/*
+ * Where A005 says nothing of the patient, priority or specialty, the
+ * worklist entry's are stored, and a read of the referral without a
+ * worklist call (documents still owed, the referral off the worklists) keeps
+ * them, at its version and at a new one: they are not lost.  A worklist that
+ * lists the referral again says what it says: an entry without a priority
+ * leaves none.
+ */
+static void test_worklist_fields_kept_when_read_again(void **state) {
+        static const char *const entry = ", \"priority\": \"TWO_WEEK_WAIT\", \"specialty\": \"CARDIOLOGY\", "
+                                         "\"nhs_number\": \"9990000018\"";
+        const char *const due = "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' "
+                                "WHERE next_check_at IS NOT NULL";
+        struct db *d;
+        (void) state;
+
+        side_start(small_mock);
+        side_pas("reread", NULL);
+        d = db_open(E.connection);
+        assert_non_null(d);
+        serve_silent_a005(1, "PENDING", entry);
+        struct run r = run_once_ok();
+        run_free(&r);
+        assert_entry_fields(d, "written from the worklist", "nhs TWO_WEEK_WAIT CARDIOLOGY");
+
+        /* Off the worklists; att-2 released at the same version: read again, written. */
+        serve_silent_a005(1, "AVAILABLE", NULL);
+        assert_int_equal(db_exec(d, due), 0);
+        r = run_once_ok();
+        run_free(&r);
+        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE attachment_id = 'att-2' AND "
+                                   "fetch_status = 'FETCHED'", 0, NULL),
+                         1);
+        assert_entry_fields(d, "read again at its version", "nhs TWO_WEEK_WAIT CARDIOLOGY");
+
+        /* A new version, read again without a worklist call. */
+        serve_silent_a005(2, "AVAILABLE", NULL);
+        assert_int_equal(db_exec(d, due), 0);
+        r = run_once_ok();
+        run_free(&r);
+        assert_int_equal(db_int(d, "SELECT version FROM ers_referral WHERE ubrn = '300000000001'", 0, NULL), 2);
+        assert_entry_fields(d, "read again at a new version", "nhs TWO_WEEK_WAIT CARDIOLOGY");
+
+        /* Listed again at a new version, its entry without a priority: none. */
+        serve_silent_a005(3, "AVAILABLE", ", \"specialty\": \"CARDIOLOGY\", \"nhs_number\": \"9990000018\"");
+        r = run_once_ok();
+        run_free(&r);
+        assert_int_equal(db_int(d, "SELECT version FROM ers_referral WHERE ubrn = '300000000001'", 0, NULL), 3);
+        assert_entry_fields(d, "listed without a priority", "nhs NULL CARDIOLOGY");
+        assert_int_equal(verify_consistent(d), 0);
+        db_close(d);
+        side_stop();
+}
+
 /* A042 refuses an attachment the referral called AVAILABLE (422): the referral is written with
  * that document recorded as not fetched and why, and a later round fetches it. */
 static void test_attachment_refused_then_fetched(void **state) {
@@ -972,6 +1061,7 @@ int main(void) {
                 cmocka_unit_test(test_a006_fallback_for_small_files),
                 cmocka_unit_test(test_expired_store_link_is_asked_again),
                 cmocka_unit_test(test_attachment_refused_then_fetched),
+                cmocka_unit_test(test_worklist_fields_kept_when_read_again),
                 cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_same_ubrn_twice_in_a_worklist),
                 cmocka_unit_test(test_attachment_without_id_waits),

@@ -179,6 +179,17 @@ long mock_post(const struct mock *m, const char *path) {
         return s;
 }
 
+long mock_serve_world(const struct mock *m, const char *dir, const char *json) {
+        static unsigned n;
+        char file[4096], path[4200];
+
+        snprintf(file, sizeof file, "%s/world-%u-%u.json", dir, (unsigned) getpid(), n++);
+        if (write_text(file, json, 0600) < 0)
+                return -1;
+        snprintf(path, sizeof path, "/_mock/world?file=%s", file);
+        return mock_post(m, path);
+}
+
 static int append(struct buf *b, int fd) {
         char tmp[8192];
         ssize_t n = read(fd, tmp, sizeof tmp);

@@ -55,6 +55,10 @@ int pki_make_cert(const char *dir, const char *name, const char *ca, const char 
 json_object *mock_get(const struct mock *m, const char *path);
 /* POST a control path with query; returns the HTTP status, or -1. */
 long mock_post(const struct mock *m, const char *path);
+/* Serves the world `json` (tests/mock-ers/README.md, "World mode") from now
+ * on: written into a new file in `dir`, then POST /_mock/world.  The HTTP
+ * status (200), or -1. */
+long mock_serve_world(const struct mock *m, const char *dir, const char *json);
 
 /* A run of build/ersd.  ersd_run_full() checks the spool after every sync run
  * of a configuration that names its state_dir (write_test_config): after

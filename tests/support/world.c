@@ -468,8 +468,8 @@ static void vary(struct wgen *g, struct wref *r)
                                                 "Seen in clinic; re-referred \xf0\x9f\x98\x80" };
 
         r->priority = CODE(g, priorities, 32, 20);
-        if (!r->related_only && !g->plan.beyond && !wt_readable(&r->priority))
-                r->priority = str(g, PICK(g, priorities)); /* else the entry's, lost on a re-read (beyond) */
+        if (!r->related_only && g->plan.tame && !wt_readable(&r->priority))
+                r->priority = str(g, PICK(g, priorities)); /* else the entry's, kept on a re-read */
         r->state = CODE(g, states, 64, 20);
         r->reason = chance(g, 300) ? CODE(g, reasons, 64, 0) : absent();
         r->comment = chance(g, 500) ? free_text(g, PICK(g, comments), 0, 0, 0) : absent();
@@ -587,11 +587,11 @@ static void make_main(struct wgen *g, struct world *w)
         m.home = m.worklist = x < 55 ? 0 : x < 75 ? 1 : 2;
         m.entry_ahead = m.home != 1 && chance(g, 50);
         const char *service = WORLD_WORKLIST[m.home].service;
-        m.nhs = !g->plan.beyond || chance(g, 950) ? nhs_number(g) : absent(); /* absent: the entry's, then lost */
+        m.nhs = g->plan.tame || chance(g, 950) ? nhs_number(g) : absent(); /* absent: the entry's, kept on a re-read */
         m.e_nhs = m.nhs.kind == WT_STR && chance(g, 950) ? m.nhs : nhs_number(g);
         m.specialty = CODE(g, specialties, 64, 30);
-        if (!g->plan.beyond && !wt_readable(&m.specialty))
-                m.specialty = str(g, PICK(g, specialties)); /* else the entry's, lost on a re-read (beyond) */
+        if (g->plan.tame && !wt_readable(&m.specialty))
+                m.specialty = str(g, PICK(g, specialties)); /* else the entry's, kept on a re-read */
         m.specialty_display = free_text(g, PICK(g, displays), 255, 50, 0);
         m.intent = CODE(g, intents, 32, 30);
         m.pathway_start = chance(g, 850) ? when(g, chance(g, 200)) : absent();
@@ -774,20 +774,16 @@ static bool owed_availability(const struct wdoc *d)
         return !wdoc_available(d) && !wdoc_never(d);
 }
 
-/* e-RS finishes scanning some owed attachments: same version (world.h); a file
- * found never to be released comes with a new version (but with `beyond`). */
-static bool release(struct wgen *g, struct wref *r)
+/* e-RS finishes scanning some owed attachments, at the same version (world.h):
+ * released, or found never to be (while another may still be owed). */
+static void release(struct wgen *g, struct wref *r)
 {
         static const char *const outcomes[] = { "AVAILABLE", "AVAILABLE", "AVAILABLE", "THREATS_FOUND",
                                                 "VALIDATION_FAILED" };
-        bool bump = false;
 
         for (size_t k = 0; k < r->n_docs; k++)
-                if (owed_availability(&r->docs[k]) && chance(g, 600)) {
+                if (owed_availability(&r->docs[k]) && chance(g, 600))
                         r->docs[k].availability = str(g, PICK(g, outcomes));
-                        bump |= !g->plan.beyond && !wdoc_available(&r->docs[k]);
-                }
-        return bump;
 }
 
 /* An attachment revised (if it can be): same id, new bytes and creation time. */
@@ -852,9 +848,10 @@ struct world *wgen_next(struct wgen *g, const struct world *w)
                 struct wref *r = &n->refs[i];
                 if (r->gone)
                         continue;
-                bool bump = chance(g, 300) && release(g, r);
+                if (chance(g, 300))
+                        release(g, r);
                 if (r->related_only) {
-                        if (!bump && !chance(g, 150))
+                        if (!chance(g, 150))
                                 continue;
                         new_version(g, n, r);
                         /* every referral pointing at it gets a new version too (world.h) */
@@ -865,7 +862,7 @@ struct world *wgen_next(struct wgen *g, const struct world *w)
                                                 n->refs[k].version++;
                         continue;
                 }
-                if (bump || chance(g, 300))
+                if (chance(g, 300))
                         new_version(g, n, r);
                 if (r->worklist >= 0 && chance(g, 60))
                         r->worklist = -1; /* leaves every worklist */

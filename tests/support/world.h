@@ -18,8 +18,11 @@
  * (tests/support/world_check.h relies on them):
  *   - Every change to what A005 says bumps its version, but one: an
  *     attachment e-RS still owes (PENDING, an unknown availability, none)
- *     becoming AVAILABLE as a malware scan ends, at the same version (with
- *     `beyond`, THREATS_FOUND or VALIDATION_FAILED too).
+ *     becoming AVAILABLE, THREATS_FOUND or VALIDATION_FAILED as a malware
+ *     scan ends, at the same version.
+ *   - A worklisted referral's A005 may lack its subject (NHS number),
+ *     priority or specialty (never in a tame world): its worklist entry's
+ *     is expected, and kept when ersd reads the referral again.
  *   - A revised attachment (same id, new bytes) has a new creation time and
  *     is AVAILABLE; an attachment larger than the first configured maximum is
  *     AVAILABLE from the start and never changes but by revision.
@@ -111,12 +114,11 @@ struct wgen_plan {
         unsigned max_docs;      /* documents of one referral with its related ones at most (<= WORLD_DOCS_MAX) */
         unsigned big_every;     /* about one document in this many is over the first maximum (1 MiB) */
         bool tame;              /* only the usual shapes: no unusual text or id, no missing or duplicated
-                                   id, no malformed entry (a check of the model and the checker themselves) */
-        bool beyond;            /* also what issue 13 did not list, found by this test (the report of
-                                   issue 13's test names them): an A005 without subject, priority or
-                                   specialty (the worklist's, lost when ersd reads it again); an attachment
-                                   e-RS still owes found never to be released at the same version; a
-                                   related referral two referrals point at */
+                                   id, no A005 without subject, priority or specialty, no malformed entry
+                                   (a check of the model and the checker themselves) */
+        bool beyond;            /* also what is left of what issue 13's test found beyond the issue's
+                                   list: a related referral two referrals point at (an attachment it stops
+                                   listing is not marked removed where the second one shows it) */
 };
 
 struct wgen;

@@ -6,6 +6,7 @@
 #include "world_check.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -309,6 +310,81 @@ static void expect_referral(const struct wref *s, char *v[R_COLS], size_t len[R_
                         len[i] = 0;
 }
 
+/* The fields A005 and the worklist entry both give: with A005 silent, the
+ * entry's is expected; but a read without a worklist call (a recheck, a
+ * retry) keeps the value stored, and which of the two gave it is not stored
+ * (docs/schema.md, "Fields a worklist entry also gives"): a value A005 gave
+ * at an earlier version of the history may stand too.  Never NULL once the
+ * PAS held a value (issue 13's test, beyond its findings: lost on a re-read);
+ * NULL before, for the NHS number and the specialty, which ers_retry does not
+ * keep: a referral first written from its ers_retry row, its worklist not
+ * read that round, has not had them (the known limit of docs/schema.md). */
+static const struct {
+        int col;
+        size_t field;  /* offsetof(struct wref, …): A005's */
+        unsigned seen; /* its bit in struct wcheck_seen; 0: kept by ers_retry */
+} ENTRY_FIELDS[] = {
+        { R_NHS, offsetof(struct wref, nhs), 1 },
+        { R_PRIORITY, offsetof(struct wref, priority), 0 },
+        { R_SPECIALTY, offsetof(struct wref, specialty), 2 },
+};
+
+void wcheck_seen_free(struct wcheck_seen *s)
+{
+        free(s->rows);
+        memset(s, 0, sizeof *s);
+}
+
+static struct wcheck_seen_row *seen_row(struct wcheck_seen *s, const char *ubrn, bool add)
+{
+        for (size_t i = 0; s && i < s->n; i++)
+                if (strcmp(s->rows[i].ubrn, ubrn) == 0)
+                        return &s->rows[i];
+        if (!s || !add)
+                return NULL;
+        if (s->n == s->cap) {
+                s->cap = s->cap ? 2 * s->cap : 64;
+                s->rows = realloc(s->rows, s->cap * sizeof *s->rows);
+                if (!s->rows)
+                        abort();
+        }
+        struct wcheck_seen_row *r = &s->rows[s->n++];
+        snprintf(r->ubrn, sizeof r->ubrn, "%s", ubrn);
+        r->cols = 0;
+        return r;
+}
+
+/* After a check: what the PAS holds now was held before the next one. */
+static void remember_seen(struct wcheck *c, const struct table *referrals)
+{
+        for (size_t i = 0; c->seen && i < referrals->n; i++) {
+                const struct row *r = &referrals->rows[i];
+                unsigned cols = 0;
+                for (size_t k = 0; k < sizeof ENTRY_FIELDS / sizeof ENTRY_FIELDS[0]; k++)
+                        if (ENTRY_FIELDS[k].seen && r->v[ENTRY_FIELDS[k].col])
+                                cols |= ENTRY_FIELDS[k].seen;
+                if (cols && r->v[R_UBRN])
+                        seen_row(c->seen, r->v[R_UBRN], true)->cols |= cols;
+        }
+}
+
+static bool given_earlier(const struct wcheck *c, const struct wref *s, size_t field, const char *got, size_t got_len)
+{
+        for (size_t h = 0; got && h < c->n_history; h++) {
+                const struct wref *r = world_find(c->history[h], s->ubrn);
+                if (!r || r->version >= s->version)
+                        continue;
+                const struct wt *v = (const struct wt *)((const char *)r + field);
+                size_t len;
+                char *was = wt_readable(v) ? wt_code(v, &len) : NULL;
+                bool same_value = was && same(was, len, got, got_len);
+                free(was);
+                if (same_value)
+                        return true;
+        }
+        return false;
+}
+
 static unsigned compare_referral(struct wcheck *c, bool say, const char *who, const struct wref *s, const struct row *got)
 {
         char *want[R_COLS];
@@ -316,6 +392,20 @@ static unsigned compare_referral(struct wcheck *c, bool say, const char *who, co
         unsigned n = 0;
 
         expect_referral(s, want, wlen);
+        for (size_t k = 0; !s->related_only && k < sizeof ENTRY_FIELDS / sizeof ENTRY_FIELDS[0]; k++) {
+                int i = ENTRY_FIELDS[k].col;
+                const struct wcheck_seen_row *seen = seen_row(c->seen, s->ubrn, false);
+                bool never_held = ENTRY_FIELDS[k].seen && !got->v[i] && !(seen && (seen->cols & ENTRY_FIELDS[k].seen));
+                if (wt_readable((const struct wt *)((const char *)s + ENTRY_FIELDS[k].field)) ||
+                    !(never_held || given_earlier(c, s, ENTRY_FIELDS[k].field, got->v[i], got->len[i])))
+                        continue;
+                free(want[i]);
+                want[i] = dup_len(got->v[i], &wlen[i]);
+                if (i == R_NHS) {
+                        free(want[R_NHS_VALID]);
+                        want[R_NHS_VALID] = dup_len(nhs_valid(want[R_NHS]) ? "1" : "0", &wlen[R_NHS_VALID]);
+                }
+        }
         for (int i = 1; i < R_COLS; i++)
                 n += differ(c, say, who, R_NAMES[i], R_SENSITIVE[i], want[i], wlen[i], got->v[i], got->len[i]);
         for (int i = 0; i < R_COLS; i++)
@@ -403,21 +493,15 @@ static enum fetch_want fetch_wanted(const struct want_doc *w, struct limits lim)
                                                                                                     : FETCH_EITHER;
         if (!wdoc_available(w->d) || w->d->bytes > lim.hi)
                 return FETCH_NO;
-        /* A declared size over the limit may keep a document that fits from being fetched:
-         * not judged here (the report of issue 13's test names it). */
-        if (w->d->size.kind == WT_NUM && w->d->size.num > (int64_t)lim.lo)
-                return FETCH_EITHER;
+        /* The declared size is not trusted: a document that fits is stored, whatever
+         * e-RS declares (issue 13's test, beyond its findings). */
         return w->d->bytes <= lim.lo ? FETCH_YES : FETCH_EITHER;
 }
 
 /* A document ersd still owes: e-RS may release it (PENDING, unknown, none), or it is
- * over the maximum (issue 13, finding 4).  *ret_unsure when that depends on a
- * declared size over the limit (fetch_wanted()). */
-static bool owed(const struct want_doc *w, struct limits lim, bool *ret_unsure)
+ * over the maximum (issue 13, finding 4), whatever size e-RS declares. */
+static bool owed(const struct want_doc *w, struct limits lim)
 {
-        if (w->d && wdoc_available(w->d) && w->d->bytes <= lim.lo && w->d->size.kind == WT_NUM &&
-            w->d->size.num > (int64_t)lim.lo)
-                *ret_unsure = true;
         if (!w->d)
                 return false;
         return (!wdoc_available(w->d) && !wdoc_never(w->d)) || (wdoc_available(w->d) && w->d->bytes > lim.lo);
@@ -489,6 +573,18 @@ static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const struct 
                         if (say)
                                 wcheck_say(c, "%s: not fetched without a reason", who);
                         n++;
+                } else if (w->d && wdoc_never(w->d) && wt_readable(&w->d->by_org)) {
+                        /* staff are told whom to ask: the attaching organisation (a reason cut at
+                         * its 255 bytes may have lost it) */
+                        size_t ol;
+                        char *org = wt_code(&w->d->by_org, &ol);
+                        if (org && r->len[D_REASON] < 250 && !memmem(r->v[D_REASON], r->len[D_REASON], org, ol)) {
+                                if (say)
+                                        wcheck_say(c, "%s: never to be released, its reason does not name the "
+                                                      "attaching organisation", who);
+                                n++;
+                        }
+                        free(org);
                 }
                 snprintf(buf, sizeof buf, "%" PRId64, w->src->version);
                 n += differ(c, say, who, "source_version (not fetched: the version last read)", false, buf,
@@ -728,7 +824,7 @@ static bool ever_listed(struct wcheck *c, const char *ubrn, const struct row *r)
  * document is still owed.
  */
 static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, const struct world *w,
-                                  const struct wref *m, struct limits lim, bool *ret_owed, bool *ret_unsure)
+                                  const struct wref *m, struct limits lim, bool *ret_owed)
 {
         size_t n_want = count_want_docs(w, m), n_groups;
         struct want_doc *want = calloc(n_want + 1, sizeof *want);
@@ -742,7 +838,7 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
         n_groups = group_docs(p, m->ubrn, &groups);
         *ret_owed = false;
         for (size_t i = 0; i < n_want; i++)
-                *ret_owed |= owed(&want[i], lim, ret_unsure);
+                *ret_owed |= owed(&want[i], lim);
 
         /* Each listed document to the revisions that hold it: when an id is there more than
          * once, each occurrence to the group that matches it best. */
@@ -858,7 +954,7 @@ static unsigned compare_all(struct wcheck *c, bool say, struct pas *p, const str
         struct row *got = find_row(&p->referrals, m->ubrn);
         char who[64];
         unsigned n = 0;
-        bool owed_now = false, unsure = false;
+        bool owed_now = false;
 
         snprintf(who, sizeof who, "UBRN %s", m->ubrn);
         if (!got) {
@@ -870,14 +966,14 @@ static unsigned compare_all(struct wcheck *c, bool say, struct pas *p, const str
         if (m->related_only)
                 return n; /* its documents are shown with the referrals pointing at it */
         n += compare_related(c, say, p, w, m);
-        n += compare_documents(c, say, p, w, m, lim, &owed_now, &unsure);
+        n += compare_documents(c, say, p, w, m, lim, &owed_now);
         struct row *l = find_row(&p->ledger, m->ubrn);
         if (!l) {
                 if (say)
                         wcheck_say(c, "%s: no ledger row", who);
                 return n + 1;
         }
-        if (strict_ledger && !unsure && l->v[2] && (strcmp(l->v[2], "0") == 0) != owed_now) {
+        if (strict_ledger && l->v[2] && (strcmp(l->v[2], "0") == 0) != owed_now) {
                 if (say)
                         wcheck_say(c, "%s: ledger complete = %s, expected %s (documents %s)", who, l->v[2],
                                    owed_now ? "0" : "1", owed_now ? "still owed" : "all stored or never to be");
@@ -1105,6 +1201,7 @@ unsigned world_check(struct wcheck *c)
         }
         check_audit(c, &p);
         c->documents = (unsigned)p.documents.n;
+        remember_seen(c, &p.referrals);
         pas_free(&p);
         if (c->said > WCHECK_SAY_MAX)
                 fprintf(stderr, "world: … and %u more mismatch line(s) not shown\n", c->said - WCHECK_SAY_MAX);

@@ -17,6 +17,11 @@
  *   - a referral ersd must refuse (an attachment without a readable id) is
  *     not in the PAS at any version e-RS served that way, and waits in
  *     ers_retry (parked from park_after attempts on);
+ *   - the NHS number, priority and specialty A005 lacks are the worklist
+ *     entry's, never lost by a later read (within the limits docs/schema.md
+ *     states: compare_referral());
+ *   - a document that fits is stored whatever size e-RS declares; one
+ *     withheld for good shows its availability and whom to ask;
  *   - documents no longer listed are kept, marked removed; older revisions
  *     hold bytes e-RS served under that id; letters of older versions stay;
  *   - every document row is named by an audit row of its referral, every
@@ -34,6 +39,18 @@
 #include "harness.h"
 #include "world.h"
 
+/* The referrals whose NHS number (bit 0) or specialty (bit 1) the PAS held
+ * at an earlier check: world_check() adds to it.  The caller's, kept across
+ * checks; free with wcheck_seen_free(). */
+struct wcheck_seen {
+        struct wcheck_seen_row {
+                char ubrn[13];
+                unsigned cols;
+        } *rows;
+        size_t n, cap;
+};
+void wcheck_seen_free(struct wcheck_seen *s);
+
 struct wcheck {
         /* In. */
         struct db *d;
@@ -41,6 +58,7 @@ struct wcheck {
         struct world *const *history; /* every world e-RS presented, oldest first; the last is now */
         size_t n_history;
         unsigned park_after;          /* the configuration's park_after */
+        struct wcheck_seen *seen;     /* may be NULL (then none was held before) */
         /* May be NULL: takes each mismatch line (without "world: MISMATCH "), else stderr. */
         void (*sink)(void *userdata, const char *line);
         void *userdata;

@@ -876,13 +876,13 @@ static void test_document_three_parts(void **state) {
         assert_string_equal(rb.sha, sha);
 
         assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-1", 0, &st, &e), 0);
-        document_state_free(&st); /* frees `created` only: the fields below stay */
+        document_state_free(&st); /* frees its texts only: the fields below stay */
         assert_true(st.found);
         assert_true(st.fetched);
         assert_int_equal(st.revision, 1);
         assert_string_equal(st.sha256, sha);
         assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-2", 0, &st, &e), 0);
-        document_state_free(&st); /* frees `created` only: the fields below stay */
+        document_state_free(&st); /* frees its texts only: the fields below stay */
         assert_false(st.found);
         close(fd);
 }
@@ -937,9 +937,13 @@ static void test_document_dedup(void **state) {
         assert_string_equal(text, "malware scan running");
         assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id1, NULL), INT64_MIN);
         assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
-        document_state_free(&st); /* frees `created` only: the fields below stay */
         assert_true(st.found);
         assert_false(st.fetched);
+        /* what the fetch compares with what it would record now (fetch.c) */
+        assert_int_equal(st.source_version, pending.source_version);
+        assert_string_equal(st.availability, "PENDING");
+        assert_string_equal(st.reason, "malware scan running");
+        document_state_free(&st);
 
         /* fetched later: the same row is completed (any parts it had deleted first) */
         assert_int_equal(pas_begin(f->p, &e), 0);
@@ -984,7 +988,7 @@ static void test_document_dedup(void **state) {
         assert_int_equal(rb.total, 300);
         assert_string_equal(rb.sha, sha_b);
         assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e), 0);
-        document_state_free(&st); /* frees `created` only: the fields below stay */
+        document_state_free(&st); /* frees its texts only: the fields below stay */
         assert_int_equal(st.revision, 2);
         assert_string_equal(st.sha256, sha_b);
 
