@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "../daemon/err.h"
-#include "../daemon/fhir.h"
+#include "../daemon/model.h"
 #include "../daemon/util.h"
 
 #define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */

@@ -44,7 +44,7 @@
 
 #include "../adapters/pas.h"
 #include "err.h"
-#include "fhir.h"
+#include "model.h"
 
 /* A growable text; on allocation failure `oom` is set and later appends are
  * dropped (the caller then fails the write with -ENOMEM). */

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "fhir.h"
+#include "model.h"
 
 #define SAID_MAX 512
 

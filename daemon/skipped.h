@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Worklist entries skipped as malformed (struct worklist_skip, fhir.h): what
+ * Worklist entries skipped as malformed (struct worklist_skip, model.h): what
  * the daemon says of them, records with the poll, and shows in `ersd status`.
  * One bad entry costs that entry only: the rest of the worklist is synced,
  * and the call (one of the service's two a day) is not lost.
@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "fhir.h"
+#include "model.h"
 
 #define SKIPPED_LINES_MAX 20 /* skipped entries logged one by one; the rest are counted in one line */
 

@@ -10,7 +10,7 @@
 
 #include "audit.h"
 #include "fetch.h"
-#include "fhir.h"
+#include "model.h"
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"
