@@ -9,6 +9,10 @@
  * Parsers return 0, or -EBADMSG with one line in the errbuf saying which
  * element was wrong; on failure `*ret` is left untouched.  What is kept, and
  * who owns it, is model.h's contract.
+ *
+ * Where: fhir_worklist.c (the streaming A008 worklist), fhir.c (A005,
+ * OperationOutcome, the A008 request body), fhir_json.c (fhir_parse_text(),
+ * and the reads they share, fhir_json.h).
  */
 
 #include <stdbool.h>
