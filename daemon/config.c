@@ -1332,20 +1332,6 @@ static void check_client_cert(struct loader *l, const struct seen *seen) {
         }
 }
 
-/* Whether the URL's host is a loopback address (it parsed already). */
-static bool url_is_loopback(const char *url) {
-        CURLU *u = curl_url();
-        char *host = NULL;
-        bool r = false;
-
-        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-                r = host_is_loopback(host);
-        curl_free(host);
-        curl_url_cleanup(u);
-        return r;
-}
-
 /*
  * The e-RS limits: a value beyond production's (more worklist calls or
  * requests, a quicker PENDING re-check or retry) is refused unless base_url

@@ -122,18 +122,7 @@ static char *dup_printf(const char *fmt, ...) {
 }
 
 int ers_url_is_loopback(const char *url) {
-        CURLU *u = curl_url();
-        char *host = NULL;
-        int r = 0;
-
-        if (!u)
-                return 0;
-        if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-                r = host_is_loopback(host);
-        curl_free(host);
-        curl_url_cleanup(u);
-        return r;
+        return url_is_loopback(url);
 }
 
 /* Whether two URLs have the same scheme, host and port. */

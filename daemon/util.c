@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -89,6 +90,19 @@ bool host_is_loopback(const char *host) {
                 return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, &in6addr_loopback, sizeof a) == 0;
         }
         return false;
+}
+
+bool url_is_loopback(const char *url) {
+        CURLU *u = curl_url();
+        char *host = NULL;
+        bool r = false;
+
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
+                r = host_is_loopback(host);
+        curl_free(host);
+        curl_url_cleanup(u);
+        return r;
 }
 
 size_t utf8_char_length(unsigned char lead) {

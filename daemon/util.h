@@ -85,3 +85,7 @@ void utf8_hold_tail(struct utf8_hold *h, const char *data, size_t *len);
 /* True for "localhost", an IPv4 literal in 127.0.0.0/8 or "[::1]" (a URL's host part);
  * "127.0.0.1.example" is not. */
 bool host_is_loopback(const char *host);
+
+/* True when `url` parses (libcurl's URL parser) and its host is loopback
+ * (host_is_loopback()): the test suite's mock e-RS or object store. */
+bool url_is_loopback(const char *url);
