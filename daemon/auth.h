@@ -14,7 +14,7 @@
  *              client_assertion=<assertion>
  *   answer     {"access_token":…,"expires_in":"599",…} (expires_in a string or a number)
  *
- * This module holds the key and the token cache and does no I/O: ers.c posts
+ * This module holds the key and the token cache and does no I/O: token.c posts
  * the form (auth_token_form) and hands the JSON answer back
  * (auth_token_accept).  Nothing here logs.  The API key, the private key, the
  * assertion and the access token are SECRETS: no message this module writes
