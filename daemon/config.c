@@ -1,22 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config.c: reads ersd.conf (libconfig syntax) into struct config.
+ * ersd's configuration (config.h): ersd.conf read into struct config through
+ * the tables of its keys (config_keys[] below, with two small tables for the
+ * rows of a worklist and for ers.user_restricted), the parsers of ersd's own
+ * values (URLs, the connection string, SQL, worklists, poll times), the
+ * checks that span keys (auth needs a token file; business_function and
+ * ods_code go together; worklists are unique; the e-RS limits; the budget;
+ * the mapping), and what a reload may not change.
  *
- * Every key is one row of a static table (config_keys[] below, with two small
- * tables for the rows of a worklist and for ers.user_restricted): its path,
- * its libconfig type, the parser that checks and converts the value, the
- * offset of the field it fills, whether a reload may change it, whether it is
- * required, and its default written as it would be in the file.  Loading a
- * group walks every setting in it, in file order: a name not in the table is
- * an error, a wrong type is an error, otherwise the row's parser runs.  Then
- * each row that was not seen gets its default or, when required, an error.
- * Checks that span keys (auth needs a token file; business_function and
- * ods_code go together; worklists are unique) come after.
- *
- * Every problem is reported (the walk never stops at the first one) as
- * "FILE:LINE: KEY: message", or "FILE: KEY: message" when there is no line
- * (a key missing at the top level).  The result is built in a local struct
- * config that is handed over only when there was no problem.
+ * Not here: the generic loader the tables are read by, with its FILE:LINE
+ * reports (conftab.c), secret files (secret.c), the file's text and its
+ * includes (conftext.c).  The result is built in a local struct config that
+ * is handed over only when there was no problem.
  *
  * Secrets: a message never quotes a string value from the file unless that
  * value has passed its key's check (a worklist name, a list type), so neither
@@ -27,13 +22,9 @@
 #include "config.h"
 #include "util.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,104 +35,20 @@
 
 #include "../adapters/mapping.h"
 #include "auth.h"
+#include "conftab.h"
 #include "conftext.h"
 #include "err.h"
+#include "secret.h"
 
-#define TOKEN_FILE_MAX  (64 * 1024)   /* likewise a bearer token, API key or private key file */
-#define CREDENTIAL_PREFIX "%d/"       /* a secret file in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) */
-#define KEY_PATH_MAX    128           /* longest key path we print or match */
-#define TABLE_MAX       48            /* rows per table, for the seen[] arrays */
-#define MIB             (1024 * 1024)
+_Static_assert(sizeof(enum auth_mode) == sizeof(int), "ers.auth is stored as FIELD_ENUM");
 
-/* What sits at a row's offset, so that config_check_reload() can compare it. */
-enum field_kind {
-        FIELD_NONE,   /* nothing, or something the row's parser handles itself */
-        FIELD_STRING, /* char * */
-        FIELD_LONG,   /* long */
-        FIELD_INT,    /* int */
-        FIELD_INT64,  /* int64_t */
-        FIELD_AUTH,   /* enum auth_mode */
-};
-
-/* The state of one load. */
-struct loader {
-        const char *path;          /* the file as the caller named it: the FILE of a report */
-        const char *dir;           /* absolute directory of that file, for relative paths */
-        const char *text;          /* the file's text with its includes, NUL-terminated */
-        const struct config_text *ct; /* that text: which file and line each of its lines is */
-        config_report_fn report;   /* may be NULL */
-        void *userdata;
-        struct config *c;          /* the struct being filled */
-        unsigned n_problems;       /* reports so far */
-        bool oom;                  /* an allocation failed: the load returns -ENOMEM */
-};
-
-/* A value to parse: a setting from the file, or a row's default. */
-struct value {
-        const config_setting_t *setting; /* NULL for a default */
-        const char *str;                 /* CONFIG_TYPE_STRING */
-        long long num;                   /* CONFIG_TYPE_INT */
-        const char *file;                /* for reports */
-        unsigned line;                   /* 0 for a default: reported without a line */
-        const char *key;                 /* full path for messages, e.g. "worklists[1].name" */
-};
-
-struct key;
-
-/* Checks v and stores it at `field`.  Returns 0, -EINVAL after reporting the
- * problem, or -ENOMEM (see oom()). */
-typedef int (*key_parse_fn)(struct loader *l, const struct key *k, const struct value *v,
-                            void *field);
-
-struct key {
-        const char *path;       /* relative to the table's group: "ers.base_url", "name" */
-        int type;               /* CONFIG_TYPE_STRING, _INT (also takes INT64), _GROUP or _LIST */
-        key_parse_fn parse;     /* NULL for a plain group whose keys are further rows */
-        size_t offset;          /* of the field in the table's struct */
-        enum field_kind kind;   /* what is at offset */
-        bool reloadable;        /* a SIGHUP may change it (config_check_reload) */
-        bool required;          /* missing is an error; no default */
-        const char *def;        /* default as written in the file (without quotes); NULL: none */
-        long long min, max;     /* range of an integer */
-        long long prod_min, prod_max; /* when prod_max > 0: the range against a real e-RS; the rest
-                                       * of min..max only when ers.base_url is loopback (a test mock) */
-        const void *arg;        /* the parser's: allowed names, a character rule, a sub-table */
-};
-
-/* A sub-table, for parse_group(). */
-struct key_table {
-        const struct key *keys;
-        size_t n;
-};
-
-/* A character rule for parse_chars(). */
-struct chars_rule {
-        const char *allowed; /* every character must be one of these */
-        size_t max;          /* and there are 1..max of them */
-        const char *what;    /* "must be …" in the message */
-};
-
-/* A name a string key may take and the number it stands for. */
-struct choice {
-        const char *name;
-        int value;
-};
-
-/* What the loader knows of one row after the walk. */
-struct seen {
-        const config_setting_t *setting; /* where it is in the file; NULL: absent */
-        bool bad;                        /* present but refused (already reported) */
-};
+/* The configuration being loaded (struct loader's target). */
+static struct config *config_of(const struct loader *l) {
+        return l->target;
+}
 
 static int parse_base_url(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_choice_int(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_choice_str(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_secret_path(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_integer(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field);
-static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_mapping(struct loader *l, const struct key *k, const struct value *v, void *field);
@@ -198,37 +105,12 @@ static const struct chars_rule key_id_rule = {
         NAME_CHARS, 128, "a key id: 1 to 128 characters from A-Z a-z 0-9 . _ -",
 };
 
-/* Row builders, so that each table reads as a table. */
-#define RELOAD   true  /* a reload may change it */
-#define RESTART  false /* only a restart applies a change (config_check_reload) */
-#define REQUIRED true
-#define OPTIONAL false
-
-#define KEY_STRING(S, p, fn, field, reload, req, dflt, a)                                           \
-        { .path = (p), .type = CONFIG_TYPE_STRING, .parse = (fn), .offset = offsetof(S, field),     \
-          .kind = FIELD_STRING, .reloadable = (reload), .required = (req), .def = (dflt), .arg = (a) }
-#define KEY_CHOICE(S, p, field, kind_, reload, dflt, choices)                                      \
-        { .path = (p), .type = CONFIG_TYPE_STRING, .parse = parse_choice_int,                       \
-          .offset = offsetof(S, field), .kind = (kind_), .reloadable = (reload), .def = (dflt),      \
-          .arg = (choices) }
-#define KEY_INT(S, p, fn, field, kind_, reload, dflt, lo, hi)                                      \
-        { .path = (p), .type = CONFIG_TYPE_INT, .parse = (fn), .offset = offsetof(S, field),        \
-          .kind = (kind_), .reloadable = (reload), .def = (dflt), .min = (lo), .max = (hi) }
-/* An e-RS limit: plo..phi against a real e-RS, lo..hi against a loopback mock (check_limits()). */
-#define KEY_LIMIT(S, p, field, dflt, lo, hi, plo, phi)                                              \
-        { .path = (p), .type = CONFIG_TYPE_INT, .parse = parse_integer, .offset = offsetof(S, field), \
-          .kind = FIELD_LONG, .reloadable = RELOAD, .def = (dflt), .min = (lo), .max = (hi),          \
-          .prod_min = (plo), .prod_max = (phi) }
-#define KEY_GROUP(p) { .path = (p), .type = CONFIG_TYPE_GROUP, .reloadable = RELOAD }
-#define KEY_TABLE(p, t, fn, req, a)                                                                \
-        { .path = (p), .type = (t), .parse = (fn), .reloadable = RELOAD, .required = (req), .arg = (a) }
-
 /* ers.user_restricted { … }: fields of struct config. */
 static const struct key user_restricted_keys[] = {
-        KEY_STRING(struct config, "business_function", parse_chars, business_function, RELOAD, OPTIONAL, NULL,
+        KEY_STRING(struct config, "business_function", conf_parse_chars, business_function, RELOAD, OPTIONAL, NULL,
                    &business_function_rule),
-        KEY_STRING(struct config, "ods_code", parse_chars, ods_code, RELOAD, OPTIONAL, NULL, &ods_code_rule),
-        KEY_STRING(struct config, "on_behalf_of", parse_chars, on_behalf_of, RELOAD, OPTIONAL, NULL,
+        KEY_STRING(struct config, "ods_code", conf_parse_chars, ods_code, RELOAD, OPTIONAL, NULL, &ods_code_rule),
+        KEY_STRING(struct config, "on_behalf_of", conf_parse_chars, on_behalf_of, RELOAD, OPTIONAL, NULL,
                    &user_id_rule),
 };
 static const struct key_table user_restricted_table = {
@@ -237,10 +119,10 @@ static const struct key_table user_restricted_table = {
 
 /* One element of worklists = ( { … }, … ): fields of struct worklist_conf. */
 static const struct key worklist_keys[] = {
-        KEY_STRING(struct worklist_conf, "name", parse_chars, name, RELOAD, REQUIRED, NULL, &worklist_name_rule),
-        KEY_STRING(struct worklist_conf, "list_type", parse_choice_str, list_type, RELOAD, REQUIRED, NULL,
+        KEY_STRING(struct worklist_conf, "name", conf_parse_chars, name, RELOAD, REQUIRED, NULL, &worklist_name_rule),
+        KEY_STRING(struct worklist_conf, "list_type", conf_parse_choice_str, list_type, RELOAD, REQUIRED, NULL,
                    list_type_names),
-        KEY_STRING(struct worklist_conf, "service", parse_chars, service_id, RELOAD, REQUIRED, NULL,
+        KEY_STRING(struct worklist_conf, "service", conf_parse_chars, service_id, RELOAD, REQUIRED, NULL,
                    &service_rule),
         /* Default 07:00 and 13:00 (parse_worklists()): an array has no default in the file's syntax. */
         { .path = "poll_at", .type = CONFIG_TYPE_ARRAY, .parse = parse_poll_at,
@@ -253,48 +135,48 @@ static const struct key worklist_keys[] = {
 static const struct key config_keys[] = {
         KEY_GROUP("ers"),
         KEY_STRING(struct config, "ers.base_url", parse_base_url, base_url, RELOAD, REQUIRED, NULL, NULL),
-        KEY_CHOICE(struct config, "ers.auth", auth, FIELD_AUTH, RELOAD, "bearer", auth_choices),
-        KEY_STRING(struct config, "ers.bearer_token_file", parse_secret_path, bearer_token_file, RELOAD, OPTIONAL,
+        KEY_CHOICE(struct config, "ers.auth", auth, FIELD_ENUM, RELOAD, "bearer", auth_choices),
+        KEY_STRING(struct config, "ers.bearer_token_file", secret_parse_path, bearer_token_file, RELOAD, OPTIONAL,
                    NULL, NULL), /* required when auth is "bearer": check_auth() */
         /* The next three are required when auth is "jwt", token_url defaults from base_url: check_auth(). */
-        KEY_STRING(struct config, "ers.api_key_file", parse_secret_path, api_key_file, RELOAD, OPTIONAL, NULL,
+        KEY_STRING(struct config, "ers.api_key_file", secret_parse_path, api_key_file, RELOAD, OPTIONAL, NULL,
                    NULL),
-        KEY_STRING(struct config, "ers.private_key_file", parse_secret_path, private_key_file, RELOAD, OPTIONAL,
+        KEY_STRING(struct config, "ers.private_key_file", secret_parse_path, private_key_file, RELOAD, OPTIONAL,
                    NULL, NULL),
-        KEY_STRING(struct config, "ers.key_id", parse_chars, key_id, RELOAD, OPTIONAL, NULL, &key_id_rule),
+        KEY_STRING(struct config, "ers.key_id", conf_parse_chars, key_id, RELOAD, OPTIONAL, NULL, &key_id_rule),
         KEY_STRING(struct config, "ers.token_url", parse_base_url, token_url, RELOAD, OPTIONAL, NULL, NULL),
         KEY_STRING(struct config, "ers.ca_file", parse_ca_file, ca_file, RELOAD, OPTIONAL, NULL, NULL),
         /* Mutual TLS to the e-RS origin: both or neither (check_client_cert()). */
         KEY_STRING(struct config, "ers.client_cert_file", parse_ca_file, client_cert_file, RELOAD, OPTIONAL,
                    NULL, NULL),
-        KEY_STRING(struct config, "ers.client_key_file", parse_secret_path, client_key_file, RELOAD, OPTIONAL,
+        KEY_STRING(struct config, "ers.client_key_file", secret_parse_path, client_key_file, RELOAD, OPTIONAL,
                    NULL, NULL),
-        KEY_INT(struct config, "ers.connect_timeout", parse_integer, connect_timeout_s, FIELD_LONG, RELOAD,
+        KEY_INT(struct config, "ers.connect_timeout", conf_parse_integer, connect_timeout_s, FIELD_LONG, RELOAD,
                 "10", 1, 300),
-        KEY_INT(struct config, "ers.stall_timeout", parse_integer, stall_timeout_s, FIELD_LONG, RELOAD,
+        KEY_INT(struct config, "ers.stall_timeout", conf_parse_integer, stall_timeout_s, FIELD_LONG, RELOAD,
                 "60", 5, 3600),
-        KEY_INT(struct config, "ers.transfer_timeout", parse_integer, transfer_timeout_s, FIELD_LONG, RELOAD,
+        KEY_INT(struct config, "ers.transfer_timeout", conf_parse_integer, transfer_timeout_s, FIELD_LONG, RELOAD,
                 "60", 1, 3600),
-        KEY_INT(struct config, "ers.min_transfer_rate", parse_integer, min_transfer_kib_s, FIELD_LONG, RELOAD,
+        KEY_INT(struct config, "ers.min_transfer_rate", conf_parse_integer, min_transfer_kib_s, FIELD_LONG, RELOAD,
                 "32", 1, 1048576),
-        KEY_INT(struct config, "ers.max_attachment_mib", parse_mib, max_attachment_bytes, FIELD_INT64, RELOAD,
+        KEY_INT(struct config, "ers.max_attachment_mib", conf_parse_mib, max_attachment_bytes, FIELD_INT64, RELOAD,
                 "100", 1, 2048),
         KEY_LIMIT(struct config, "ers.worklist_calls_per_day", worklist_calls_per_day, "2", 1, 100000, 1, 2),
         KEY_LIMIT(struct config, "ers.max_requests_per_second", max_requests_per_second, "10", 1, 10000, 1, 10),
         KEY_LIMIT(struct config, "ers.pending_recheck", pending_recheck_s, "300", 1, 86400, 300, 86400),
-        KEY_INT(struct config, "ers.tries", parse_integer, tries, FIELD_LONG, RELOAD, "5", 1, 10),
-        KEY_INT(struct config, "ers.parallel_fetches", parse_integer, parallel_fetches, FIELD_LONG, RELOAD, "4", 1,
+        KEY_INT(struct config, "ers.tries", conf_parse_integer, tries, FIELD_LONG, RELOAD, "5", 1, 10),
+        KEY_INT(struct config, "ers.parallel_fetches", conf_parse_integer, parallel_fetches, FIELD_LONG, RELOAD, "4", 1,
                 16),
         KEY_TABLE("ers.user_restricted", CONFIG_TYPE_GROUP, parse_group, OPTIONAL, &user_restricted_table),
         KEY_TABLE("worklists", CONFIG_TYPE_LIST, parse_worklists, REQUIRED, NULL),
         KEY_GROUP("database"),
         KEY_STRING(struct config, "database.connection", parse_connection, odbc_connection, RESTART, REQUIRED,
                    NULL, NULL),
-        KEY_STRING(struct config, "database.adapter", parse_choice_str, adapter, RESTART, OPTIONAL, "auto",
+        KEY_STRING(struct config, "database.adapter", conf_parse_choice_str, adapter, RESTART, OPTIONAL, "auto",
                    adapter_names),
         KEY_STRING(struct config, "database.patient_lookup", parse_patient_lookup, patient_lookup, RESTART,
                    OPTIONAL, NULL, NULL),
-        KEY_INT(struct config, "database.lease_seconds", parse_integer, lease_seconds, FIELD_LONG, RESTART, "0",
+        KEY_INT(struct config, "database.lease_seconds", conf_parse_integer, lease_seconds, FIELD_LONG, RESTART, "0",
                 0, 3600),
         KEY_GROUP("database.mapping"),
         KEY_STRING(struct config, "database.mapping.referral", parse_mapping, map_referral, RESTART, OPTIONAL, NULL,
@@ -302,13 +184,13 @@ static const struct key config_keys[] = {
         KEY_STRING(struct config, "database.mapping.document", parse_mapping, map_document, RESTART, OPTIONAL, NULL,
                    &map_document_kind),
         KEY_TABLE("database.mapping.unmapped", CONFIG_TYPE_ARRAY, parse_unmapped, OPTIONAL, NULL),
-        KEY_STRING(struct config, "state_dir", parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
-        KEY_INT(struct config, "poll_interval", parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
+        KEY_STRING(struct config, "state_dir", conf_parse_path, state_dir, RESTART, OPTIONAL, "/var/lib/ersd", NULL),
+        KEY_INT(struct config, "poll_interval", conf_parse_integer, poll_interval_s, FIELD_LONG, RELOAD, "300",
                 60, 86400),
         KEY_LIMIT(struct config, "retry_delay", retry_delay_s, "60", 1, 3600, 60, 3600),
-        KEY_INT(struct config, "park_after", parse_integer, park_after, FIELD_LONG, RELOAD, "5", 1, 100),
+        KEY_INT(struct config, "park_after", conf_parse_integer, park_after, FIELD_LONG, RELOAD, "5", 1, 100),
         KEY_LIMIT(struct config, "parked_retry", parked_retry_s, "21600", 1, 86400, 3600, 86400),
-        KEY_INT(struct config, "overdue_after_minutes", parse_integer, overdue_after_min, FIELD_LONG, RELOAD,
+        KEY_INT(struct config, "overdue_after_minutes", conf_parse_integer, overdue_after_min, FIELD_LONG, RELOAD,
                 "120", 5, 10080),
         KEY_CHOICE(struct config, "log_level", log_level, FIELD_INT, RELOAD, "info", log_level_choices),
 };
@@ -318,231 +200,6 @@ static const struct key config_keys[] = {
 
 _Static_assert(N_CONFIG_KEYS <= TABLE_MAX, "raise TABLE_MAX");
 
-/* ---- reporting ---------------------------------------------------------- */
-
-static void report_line(struct loader *l, const char *line);
-
-/* Reports one problem: "FILE:LINE: message", or "FILE: message" when line is
- * 0.  err_set() replaces control characters, so no value can forge a line. */
-__attribute__((format(printf, 4, 5)))
-static void problem(struct loader *l, const char *file, unsigned line, const char *fmt, ...) {
-        char msg[ERRBUF_MAX];
-        struct errbuf e;
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        if (line > 0)
-                err_set(&e, 0, "%s:%u: %s", file, line, msg);
-        else
-                err_set(&e, 0, "%s: %s", file, msg);
-        report_line(l, e.msg);
-}
-
-/* Reports one line as it is (already "FILE[:LINE]: message", made safe by err_set()). */
-static void report_line(struct loader *l, const char *line) {
-        l->n_problems++;
-        if (l->report)
-                l->report(l->userdata, line);
-}
-
-/* The file a setting was written in, and its line there (0: none). */
-static const char *setting_file(const struct loader *l, const config_setting_t *s) {
-        const char *file = l->path;
-        unsigned line = 0;
-
-        if (s && l->ct)
-                config_text_where(l->ct, config_setting_source_line(s), &file, &line);
-        return file;
-}
-
-static unsigned setting_line(const struct loader *l, const config_setting_t *s) {
-        const char *file;
-        unsigned line = 0;
-
-        if (s && l->ct)
-                config_text_where(l->ct, config_setting_source_line(s), &file, &line);
-        return line;
-}
-
-/* Reports at a setting (its file and line). */
-#define problem_at(l, s, ...) problem((l), setting_file((l), (s)), setting_line((l), (s)), __VA_ARGS__)
-
-/* Reports at a value (a setting or a default). */
-#define problem_v(l, v, ...) problem((l), (v)->file, (v)->line, __VA_ARGS__)
-
-/* Called when an allocation fails: one report, then the load returns -ENOMEM. */
-static int oom(struct loader *l) {
-        if (!l->oom)
-                problem(l, l->path, 0, "out of memory");
-        l->oom = true;
-        return -ENOMEM;
-}
-
-static const char *type_name(int type) {
-        switch (type) {
-        case CONFIG_TYPE_INT:
-        case CONFIG_TYPE_INT64:
-                return "an integer";
-        case CONFIG_TYPE_FLOAT:
-                return "a floating-point number";
-        case CONFIG_TYPE_STRING:
-                return "a string";
-        case CONFIG_TYPE_BOOL:
-                return "a boolean";
-        case CONFIG_TYPE_GROUP:
-                return "a group { ... }";
-        case CONFIG_TYPE_ARRAY:
-                return "an array [ ... ]";
-        case CONFIG_TYPE_LIST:
-                return "a list ( ... )";
-        default:
-                return "something else";
-        }
-}
-
-/* ---- small helpers ------------------------------------------------------ */
-
-static void wipe_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
-static int dup_string(struct loader *l, const char *s, char **field) {
-        char *d = strdup(s);
-
-        if (!d)
-                return oom(l);
-        free(*field);
-        *field = d;
-        return 0;
-}
-
-static void store_int(void *field, enum field_kind kind, long long v) {
-        switch (kind) {
-        case FIELD_LONG:
-                *(long *) field = (long) v;
-                break;
-        case FIELD_INT:
-                *(int *) field = (int) v;
-                break;
-        case FIELD_INT64:
-                *(int64_t *) field = (int64_t) v;
-                break;
-        case FIELD_AUTH:
-                *(enum auth_mode *) field = (enum auth_mode) v;
-                break;
-        case FIELD_NONE:
-        case FIELD_STRING:
-                break;
-        }
-}
-
-static bool has_control_char(const char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return true;
-        return false;
-}
-
-/* "a, b or c" from a NULL-terminated list, for a message. */
-static void join_names(char *buf, size_t size, const char *const *names, const char *quote) {
-        size_t n = 0, used = 0;
-
-        while (names[n])
-                n++;
-        buf[0] = '\0';
-        for (size_t i = 0; i < n && used < size; i++) {
-                int w = snprintf(buf + used, size - used, "%s%s%s%s",
-                                 i == 0 ? "" : i + 1 == n ? " or " : ", ", quote, names[i], quote);
-                if (w < 0)
-                        break;
-                used += (size_t) w;
-        }
-}
-
-/* Joins the config file's directory and `p` unless `p` is absolute. */
-static int resolve_path(struct loader *l, const char *p, char **ret) {
-        size_t dl, pl;
-        char *s;
-
-        if (p[0] == '/')
-                return dup_string(l, p, ret);
-        while (p[0] == '.' && p[1] == '/')
-                p += 2;
-        dl = strlen(l->dir);
-        pl = strlen(p);
-        s = malloc(dl + 1 + pl + 1);
-        if (!s)
-                return oom(l);
-        memcpy(s, l->dir, dl);
-        if (dl == 0 || s[dl - 1] != '/')
-                s[dl++] = '/';
-        memcpy(s + dl, p, pl + 1);
-        free(*ret);
-        *ret = s;
-        return 0;
-}
-
-/* ---- parsers ------------------------------------------------------------ */
-
-static int parse_integer(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        (void) l;
-        store_int(field, k->kind, v->num);
-        return 0;
-}
-
-static int parse_mib(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        (void) l;
-        store_int(field, k->kind, v->num * MIB);
-        return 0;
-}
-
-static int parse_choice_int(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        const struct choice *c;
-        const char *names[16];
-        char list[256];
-        size_t n = 0;
-
-        for (c = k->arg; c->name; c++)
-                if (strcmp(c->name, v->str) == 0) {
-                        store_int(field, k->kind, c->value);
-                        return 0;
-                }
-        for (c = k->arg; c->name && n + 1 < sizeof names / sizeof names[0]; c++)
-                names[n++] = c->name;
-        names[n] = NULL;
-        join_names(list, sizeof list, names, "\"");
-        problem_v(l, v, "%s: must be %s", v->key, list);
-        return -EINVAL;
-}
-
-static int parse_choice_str(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        const char *const *names = k->arg;
-        char list[256];
-
-        for (size_t i = 0; names[i]; i++)
-                if (strcmp(names[i], v->str) == 0)
-                        return dup_string(l, names[i], field);
-        join_names(list, sizeof list, names, "");
-        problem_v(l, v, "%s: must be %s", v->key, list);
-        return -EINVAL;
-}
-
-static int parse_chars(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        const struct chars_rule *rule = k->arg;
-        size_t n = strlen(v->str);
-
-        if (n > rule->max || strspn(v->str, rule->allowed) != n) {
-                problem_v(l, v, "%s: must be %s", v->key, rule->what);
-                return -EINVAL;
-        }
-        return dup_string(l, v->str, field);
-}
-
 static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field) {
         (void) k;
         /* Never quote it: it may hold a password. */
@@ -551,7 +208,7 @@ static int parse_connection(struct loader *l, const struct key *k, const struct 
                           "\"Driver=...;...\")", v->key);
                 return -EINVAL;
         }
-        return dup_string(l, v->str, field);
+        return conf_dup_string(l, v->str, field);
 }
 
 /* One SQL statement with exactly one '?' outside quotes (the NHS number);
@@ -576,13 +233,13 @@ static int parse_patient_lookup(struct loader *l, const struct key *k, const str
                 problem_v(l, v, "%s: needs exactly one '?' (the NHS number), found %u", v->key, markers);
                 return -EINVAL;
         }
-        free(l->c->patient_lookup_at);
-        l->c->patient_lookup_at = NULL;
-        if (asprintf(&l->c->patient_lookup_at, "%s:%u", v->file, v->line) < 0) {
-                l->c->patient_lookup_at = NULL;
-                return oom(l);
+        free(config_of(l)->patient_lookup_at);
+        config_of(l)->patient_lookup_at = NULL;
+        if (asprintf(&config_of(l)->patient_lookup_at, "%s:%u", v->file, v->line) < 0) {
+                config_of(l)->patient_lookup_at = NULL;
+                return conf_oom(l);
         }
-        return dup_string(l, v->str, field);
+        return conf_dup_string(l, v->str, field);
 }
 
 /* A mapping statement (adapters/mapping.h): its named parameters are
@@ -590,14 +247,14 @@ static int parse_patient_lookup(struct loader *l, const struct key *k, const str
  * where it was written is kept for the reports.  Never quoted. */
 static int parse_mapping(struct loader *l, const struct key *k, const struct value *v, void *field) {
         enum pas_map_kind kind = *(const enum pas_map_kind *) k->arg;
-        char **at = kind == PAS_MAP_REFERRAL ? &l->c->map_referral_at : &l->c->map_document_at;
+        char **at = kind == PAS_MAP_REFERRAL ? &config_of(l)->map_referral_at : &config_of(l)->map_document_at;
         struct pas_map_sql m = { 0 };
         struct errbuf e = { { 0 } };
         int r;
 
         r = pas_map_rewrite(kind, v->str, &m, &e);
         if (r == -ENOMEM)
-                return oom(l);
+                return conf_oom(l);
         if (r < 0) {
                 problem_v(l, v, "%s: %s", v->key, e.msg);
                 return -EINVAL;
@@ -612,9 +269,9 @@ static int parse_mapping(struct loader *l, const struct key *k, const struct val
         *at = NULL;
         if (asprintf(at, "%s:%u", v->file, v->line) < 0) {
                 *at = NULL;
-                return oom(l);
+                return conf_oom(l);
         }
-        return dup_string(l, v->str, field);
+        return conf_dup_string(l, v->str, field);
 }
 
 /* database.mapping.unmapped = [ "state_comment", … ]: field names. */
@@ -628,8 +285,8 @@ static int parse_unmapped(struct loader *l, const struct key *k, const struct va
         (void) field;
         names = calloc((size_t) (n > 0 ? n : 0) + 1, sizeof *names);
         if (!names)
-                return oom(l);
-        l->c->map_unmapped = names; /* from here config_free() owns it */
+                return conf_oom(l);
+        config_of(l)->map_unmapped = names; /* from here config_free() owns it */
         for (int i = 0; i < n; i++) {
                 const char *name = config_setting_get_string_elem(list, i);
                 enum pas_map_field f;
@@ -649,7 +306,7 @@ static int parse_unmapped(struct loader *l, const struct key *k, const struct va
                 }
                 names[i] = strdup(name);
                 if (!names[i])
-                        return oom(l);
+                        return conf_oom(l);
         }
         return l->n_problems == before ? 0 : -EINVAL;
 }
@@ -664,7 +321,7 @@ static bool listed_unmapped(const struct config *c, const char *name) {
 /* Every field a mapping statement offers is used, or listed in
  * database.mapping.unmapped: none is left out by oversight. */
 static void check_mapping(struct loader *l) {
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         const char *sql[PAS_MAP_KINDS_] = { c->map_referral, c->map_document };
         const char *at[PAS_MAP_KINDS_] = { c->map_referral_at, c->map_document_at };
 
@@ -689,41 +346,11 @@ static void check_mapping(struct loader *l) {
                 }
                 pas_map_sql_free(&m);
                 if (o > 0)
-                        problem(l, at[kind], 0,
+                        conf_problem(l, at[kind], 0,
                                 "database.mapping.%s: fields left unmapped: %s (map each, or list it in "
                                 "database.mapping.unmapped)",
                                 pas_map_kind_name((enum pas_map_kind) kind), missing);
         }
-}
-
-static int parse_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        (void) k;
-        return resolve_path(l, v->str, field);
-}
-
-/* A secret file: like a path, but "%d/NAME" is NAME in $CREDENTIALS_DIRECTORY
- * (systemd's LoadCredential=/SetCredentialEncrypted=; %d is the same
- * specifier in the unit file).  The path is never printed. */
-static int parse_secret_path(struct loader *l, const struct key *k, const struct value *v, void *field) {
-        const char *dir = getenv("CREDENTIALS_DIRECTORY"), *name = v->str + strlen(CREDENTIAL_PREFIX);
-        char *s;
-
-        if (strncmp(v->str, CREDENTIAL_PREFIX, strlen(CREDENTIAL_PREFIX)) != 0)
-                return parse_path(l, k, v, field);
-        if (!dir || dir[0] != '/') {
-                problem_v(l, v, "%s: starts with %s (a systemd credential) but $CREDENTIALS_DIRECTORY is not set: "
-                          "add LoadCredential= to the unit, or give a path", v->key, CREDENTIAL_PREFIX);
-                return -EINVAL;
-        }
-        if (!name[0] || strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0) {
-                problem_v(l, v, "%s: %sNAME needs a credential name without '/'", v->key, CREDENTIAL_PREFIX);
-                return -EINVAL;
-        }
-        if (asprintf(&s, "%s/%s", dir, name) < 0)
-                return oom(l);
-        free(*(char **) field);
-        *(char **) field = s;
-        return 0;
 }
 
 static int parse_ca_file(struct loader *l, const struct key *k, const struct value *v, void *field) {
@@ -731,7 +358,7 @@ static int parse_ca_file(struct loader *l, const struct key *k, const struct val
         struct stat st;
         int r, fd;
 
-        r = parse_path(l, k, v, field);
+        r = conf_parse_path(l, k, v, field);
         if (r < 0)
                 return r;
         fd = regular_file_open(*path, &st);
@@ -773,10 +400,10 @@ static int parse_base_url(struct loader *l, const struct key *k, const struct va
         }
         u = curl_url();
         if (!u)
-                return oom(l);
+                return conf_oom(l);
         rc = curl_url_set(u, CURLUPART_URL, s, 0);
         if (rc == CURLUE_OUT_OF_MEMORY) {
-                r = oom(l);
+                r = conf_oom(l);
                 goto out;
         }
         if (rc != CURLUE_OK) {
@@ -807,7 +434,7 @@ static int parse_base_url(struct loader *l, const struct key *k, const struct va
         n = strlen(s);
         copy = strndup(s, n > 0 && s[n - 1] == '/' ? n - 1 : n);
         if (!copy) {
-                r = oom(l);
+                r = conf_oom(l);
                 goto out;
         }
         free(*(char **) field);
@@ -820,229 +447,16 @@ out:
         return r;
 }
 
-/* ---- the walk ----------------------------------------------------------- */
-
-static const struct key *find_key(const struct key *keys, size_t n, const char *path, size_t *ret_index) {
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(keys[i].path, path) == 0) {
-                        if (ret_index)
-                                *ret_index = i;
-                        return &keys[i];
-                }
-        return NULL;
-}
-
-static bool type_ok(const struct key *k, const config_setting_t *s) {
-        int t = config_setting_type(s);
-
-        if (k->type == CONFIG_TYPE_INT)
-                return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
-        return t == k->type;
-}
-
-static bool is_name_char(char ch) {
-        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-               ch == '_' || ch == '-' || ch == '*';
-}
-
-/*
- * libconfig 1.5 reads an integer literal too large for 32 bits as a silently
- * wrapped int (10000000000 becomes 1410065408, 4294967396 becomes 100).  So
- * for an int setting of the main file, find "name = literal" on its line and
- * check the literal reads back as the same number.  A literal it cannot find
- * there (value on the next line) is given the benefit of the doubt.
- */
-static bool int_literal_wrapped(const struct loader *l, const config_setting_t *s) {
-        const char *name = config_setting_name(s), *p = l->text, *end;
-        unsigned line = config_setting_source_line(s);
-        size_t len;
-
-        if (config_setting_type(s) != CONFIG_TYPE_INT || config_setting_source_file(s) || !name || !p)
-                return false;
-        for (unsigned i = 1; i < line && p; i++) {
-                p = strchr(p, '\n');
-                if (p)
-                        p++;
-        }
-        if (!p)
-                return false;
-        end = strchr(p, '\n');
-        if (!end)
-                end = p + strlen(p);
-        len = strlen(name);
-        for (const char *q = p; q + len <= end; q++) {
-                const char *r = q + len;
-                char *e;
-                long long n;
-                int base = 10;
-
-                if (memcmp(q, name, len) != 0 || (q > p && is_name_char(q[-1])) || is_name_char(*r))
-                        continue;
-                r += strspn(r, " \t");
-                if (*r != '=' && *r != ':')
-                        continue;
-                r++;
-                r += strspn(r, " \t");
-                if ((r[0] == '0' && (r[1] == 'x' || r[1] == 'X')) ||
-                    ((r[0] == '-' || r[0] == '+') && r[1] == '0' && (r[2] == 'x' || r[2] == 'X')))
-                        base = 16;
-                errno = 0;
-                n = strtoll(r, &e, base);
-                if (e == r)
-                        continue;
-                return errno == ERANGE || n != config_setting_get_int64(s);
-        }
-        return false;
-}
-
-/* Type-independent checks, then the row's parser. */
-static int parse_value(struct loader *l, const struct key *k, const struct value *v, void *base) {
-        if (k->type == CONFIG_TYPE_INT && (v->num < k->min || v->num > k->max)) {
-                problem_v(l, v, "%s: %lld is out of range %lld..%lld", v->key, v->num, k->min, k->max);
-                return -EINVAL;
-        }
-        if (k->type == CONFIG_TYPE_STRING) {
-                if (!v->str[0]) {
-                        problem_v(l, v, "%s: must not be empty", v->key);
-                        return -EINVAL;
-                }
-                if (has_control_char(v->str)) {
-                        problem_v(l, v, "%s: must not contain control characters", v->key);
-                        return -EINVAL;
-                }
-        }
-        return k->parse(l, k, v, (char *) base + k->offset);
-}
-
-static void value_from_setting(const struct loader *l, const config_setting_t *s, const char *key,
-                               struct value *ret) {
-        *ret = (struct value) {
-                .setting = s,
-                .file = setting_file(l, s),
-                .line = setting_line(l, s),
-                .key = key,
-        };
-        if (config_setting_type(s) == CONFIG_TYPE_STRING)
-                ret->str = config_setting_get_string(s);
-        else if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64)
-                ret->num = config_setting_get_int64(s);
-}
-
-/* Walks every setting of `group` (whose rows have paths starting `rel`). */
-static void walk_group(struct loader *l, const struct key *keys, size_t n_keys, const config_setting_t *group,
-                       const char *rel, const char *prefix, void *base, struct seen *seen) {
-        int n = config_setting_length(group);
-
-        for (int i = 0; i < n; i++) {
-                const config_setting_t *s = config_setting_get_elem(group, (unsigned) i);
-                const char *name = config_setting_name(s);
-                char path[KEY_PATH_MAX], key[KEY_PATH_MAX + 64];
-                const struct key *k = NULL;
-                struct value v;
-                size_t ki = 0;
-                int w;
-
-                w = snprintf(path, sizeof path, "%s%s", rel, name ? name : "");
-                if (w > 0 && (size_t) w < sizeof path)
-                        k = find_key(keys, n_keys, path, &ki);
-                snprintf(key, sizeof key, "%s%s", prefix, path);
-                if (!k) {
-                        problem_at(l, s, "%s: unknown key", key);
-                        continue;
-                }
-                seen[ki].setting = s;
-                if (!type_ok(k, s)) {
-                        problem_at(l, s, "%s: expected %s, found %s", key, type_name(k->type),
-                                   type_name(config_setting_type(s)));
-                        seen[ki].bad = true;
-                        continue;
-                }
-                if (!k->parse) {
-                        char sub[KEY_PATH_MAX + 1];
-
-                        snprintf(sub, sizeof sub, "%s.", path);
-                        walk_group(l, keys, n_keys, s, sub, prefix, base, seen);
-                        continue;
-                }
-                if (k->type == CONFIG_TYPE_INT && int_literal_wrapped(l, s)) {
-                        problem_at(l, s, "%s: number too large (out of range %lld..%lld)", key, k->min,
-                                   k->max);
-                        seen[ki].bad = true;
-                        continue;
-                }
-                value_from_setting(l, s, key, &v);
-                if (parse_value(l, k, &v, base) < 0)
-                        seen[ki].bad = true;
-        }
-}
-
-/* The row of the nearest enclosing plain group of row `i` that is present in
- * the file, or NULL when there is none (the table's own group encloses it). */
-static const struct seen *present_parent(const struct key *keys, size_t n_keys, const struct seen *seen,
-                                         size_t i) {
-        char path[KEY_PATH_MAX];
-        char *dot;
-
-        snprintf(path, sizeof path, "%s", keys[i].path);
-        while ((dot = strrchr(path, '.'))) {
-                size_t pi;
-
-                *dot = '\0';
-                if (find_key(keys, n_keys, path, &pi) && seen[pi].setting)
-                        return &seen[pi];
-        }
-        return NULL;
-}
-
-/*
- * Loads `group` through the table `keys`: every setting in it must be a row;
- * every row absent from it gets its default, or is reported missing at the
- * line of its nearest enclosing group.  Messages name keys as prefix + path.
- * Fields are at base + offset.  seen[] (n_keys of them, zeroed) tells the
- * caller what was found.
- */
-static void load_table(struct loader *l, const struct key *keys, size_t n_keys, const config_setting_t *group,
-                       const char *prefix, void *base, struct seen *seen) {
-        walk_group(l, keys, n_keys, group, "", prefix, base, seen);
-
-        for (size_t i = 0; i < n_keys; i++) {
-                const struct key *k = &keys[i];
-                const struct seen *parent;
-                const config_setting_t *at;
-                char key[KEY_PATH_MAX + 64];
-                struct value v;
-
-                if (seen[i].setting || !k->parse)
-                        continue;
-                parent = present_parent(keys, n_keys, seen, i);
-                if (parent && parent->bad)
-                        continue; /* its group has the wrong type: said already */
-                at = parent ? parent->setting : group;
-                snprintf(key, sizeof key, "%s%s", prefix, k->path);
-                if (k->required) {
-                        problem_at(l, at, "%s: required key missing", key);
-                        continue;
-                }
-                if (!k->def)
-                        continue;
-                v = (struct value) { .str = k->def, .file = l->path, .key = key };
-                if (k->type == CONFIG_TYPE_INT)
-                        v.num = strtoll(k->def, NULL, 10);
-                (void) parse_value(l, k, &v, base);
-        }
-}
-
-/* ers.user_restricted { … } */
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field) {
         const struct key_table *t = k->arg;
         struct seen seen[TABLE_MAX] = { { 0 } };
         char prefix[KEY_PATH_MAX + 1];
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         unsigned before = l->n_problems;
 
         (void) field;
         snprintf(prefix, sizeof prefix, "%s.", v->key);
-        load_table(l, t->keys, t->n, v->setting, prefix, c, seen);
+        conf_load_table(l, t->keys, t->n, v->setting, prefix, c, seen);
         if (l->n_problems != before)
                 return -EINVAL;
         if (!c->business_function != !c->ods_code) {
@@ -1059,7 +473,7 @@ static int parse_group(struct loader *l, const struct key *k, const struct value
 /* worklists = ( { name = …; list_type = …; service = …; }, … ) */
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field) {
         const config_setting_t *list = v->setting;
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         unsigned n = (unsigned) config_setting_length(list), before = l->n_problems;
         struct worklist_conf *wl;
 
@@ -1071,7 +485,7 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
         }
         wl = calloc(n, sizeof *wl);
         if (!wl)
-                return oom(l);
+                return conf_oom(l);
         c->worklists = wl; /* from here config_free() owns it */
         c->n_worklists = n;
 
@@ -1085,10 +499,10 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
                         /* At the list's line: libconfig 1.5 gives a scalar in a list the line
                          * of the token after it, which may be the next line. */
                         problem_v(l, v, "worklists[%u]: expected a group { name = ...; list_type = ...; "
-                                   "service = ...; }, found %s", i, type_name(config_setting_type(e)));
+                                   "service = ...; }, found %s", i, conf_type_name(config_setting_type(e)));
                         continue;
                 }
-                load_table(l, worklist_keys, N_WORKLIST_KEYS, e, prefix, &wl[i], seen);
+                conf_load_table(l, worklist_keys, N_WORKLIST_KEYS, e, prefix, &wl[i], seen);
                 if (wl[i].n_poll_at == 0) { /* the default: the start of the working day and its middle */
                         wl[i].poll_at[0] = 7 * 60;
                         wl[i].poll_at[1] = 13 * 60;
@@ -1101,13 +515,13 @@ static int parse_worklists(struct loader *l, const struct key *k, const struct v
                         if (wl[i].name && wl[j].name && strcmp(wl[i].name, wl[j].name) == 0)
                                 problem_at(l, config_setting_get_member(e, "name"),
                                            "worklists[%u].name: \"%s\" is already the name of worklists[%u] "
-                                           "(line %u)", i, wl[i].name, j, setting_line(l, ej));
+                                           "(line %u)", i, wl[i].name, j, conf_setting_line(l, ej));
                         if (wl[i].list_type && wl[j].list_type && wl[i].service_id && wl[j].service_id &&
                             strcmp(wl[i].list_type, wl[j].list_type) == 0 &&
                             strcmp(wl[i].service_id, wl[j].service_id) == 0)
                                 problem_at(l, e, "worklists[%u]: %s for service %s is already worklists[%u] "
                                            "(line %u)", i, wl[i].list_type, wl[i].service_id, j,
-                                           setting_line(l, ej));
+                                           conf_setting_line(l, ej));
                 }
         }
         return l->n_problems == before ? 0 : -EINVAL;
@@ -1149,118 +563,24 @@ static int parse_poll_at(struct loader *l, const struct key *k, const struct val
 
 /* ---- checks across keys ------------------------------------------------- */
 
-/* How read_secret() checks what it read. */
-enum secret_kind {
-        SECRET_TOKEN, /* one word of visible ASCII (it goes into an HTTP header or a JWT claim) */
-        SECRET_PEM,   /* a PEM RSA private key (auth_check_private_key) */
-};
-
-/*
- * Opens the secret file `path` (the setting s names it; the path itself is
- * never printed) and checks it is a regular file owned by the user ersd runs
- * as (or root, for a systemd credential: systemd owns those) and gives group
- * and others no permission at all.  Returns the fd, or -EINVAL after
- * reporting.
- */
-static int open_secret(struct loader *l, const config_setting_t *s, const char *key, const char *path,
-                       struct stat *st) {
-        const char *cred_dir = getenv("CREDENTIALS_DIRECTORY");
-        bool credential = cred_dir && cred_dir[0] == '/' && strncmp(path, cred_dir, strlen(cred_dir)) == 0 &&
-                          path[strlen(cred_dir)] == '/';
-        int fd = regular_file_open(path, st);
-
-        if (fd < 0) {
-                problem_at(l, s, "%s: cannot read: %s", key, regular_file_error(fd));
-                return -EINVAL;
-        }
-        if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-                problem_at(l, s, "%s: must not be accessible by group or others (mode %04o); chmod 600 it", key,
-                           (unsigned) (st->st_mode & 07777));
-                close(fd);
-                return -EINVAL;
-        }
-        if (st->st_uid != geteuid() && !(credential && st->st_uid == 0)) {
-                problem_at(l, s, "%s: owned by uid %u, not by the user ersd runs as (uid %u); chown it", key,
-                           (unsigned) st->st_uid, (unsigned) geteuid());
-                close(fd);
-                return -EINVAL;
-        }
-        return fd;
-}
-
-/* Reads the secret file `path` into *ret (owned; wiped when freed) after
- * open_secret()'s checks.  `s` is its setting, for reports. */
-static void read_secret(struct loader *l, const config_setting_t *s, const char *key, const char *path,
-                        enum secret_kind kind, char **ret) {
-        struct stat st;
-        struct errbuf e;
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        int fd, r;
-
-        fd = open_secret(l, s, key, path, &st);
-        if (fd < 0)
-                return;
-        r = fd_read_text(fd, &st, TOKEN_FILE_MAX, &buf, &len);
-        if (r == -EFBIG)
-                problem_at(l, s, "%s: larger than %d bytes: not a %s", key, TOKEN_FILE_MAX,
-                           kind == SECRET_PEM ? "private key" : "token or key");
-        else if (r == -ENOMEM)
-                oom(l);
-        else if (r < 0)
-                problem_at(l, s, "%s: cannot read: %s", key, strerror(-r));
-        if (r < 0)
-                goto out;
-        cap = len + 1;
-        if (kind == SECRET_PEM) {
-                if (memchr(buf, '\0', len) || auth_check_private_key(buf, len, &e) < 0) {
-                        problem_at(l, s, "%s: %s", key, memchr(buf, '\0', len) ? "not a PEM private key" : e.msg);
-                        goto out;
-                }
-        } else {
-                while (len > 0 && strchr(" \t\r\n\v\f", buf[len - 1]))
-                        len--;
-                buf[len] = '\0';
-                if (len == 0) {
-                        problem_at(l, s, "%s: the file is empty", key);
-                        goto out;
-                }
-                for (size_t i = 0; i < len; i++)
-                        if ((unsigned char) buf[i] <= 0x20 || (unsigned char) buf[i] >= 0x7f) {
-                                /* It goes into an HTTP header: no space, control or non-ASCII byte. */
-                                problem_at(l, s, "%s: the %s contains a space, control or non-ASCII character", key,
-                                           strcmp(key, "ers.bearer_token_file") == 0 ? "token" : "key");
-                                goto out;
-                        }
-        }
-        *ret = buf; /* handed over: no second copy of the secret */
-        buf = NULL;
-out:
-        if (buf) {
-                explicit_bzero(buf, cap);
-                free(buf);
-        }
-        close(fd);
-}
-
 /* The row index of `path` in config_keys[] (it exists). */
 static size_t row(const char *path) {
         size_t i = 0;
 
-        find_key(config_keys, N_CONFIG_KEYS, path, &i);
+        conf_find_key(config_keys, N_CONFIG_KEYS, path, &i);
         return i;
 }
 
 /* base_url's origin + "/oauth2/token", the token endpoint of every NHS API
  * platform environment. */
 static void default_token_url(struct loader *l) {
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         const char *host = c->base_url + (strncasecmp(c->base_url, "https://", 8) == 0 ? 8 : 7);
         int origin_len = (int) (host - c->base_url) + (int) strcspn(host, "/");
 
         if (asprintf(&c->token_url, "%.*s/oauth2/token", origin_len, c->base_url) < 0) {
                 c->token_url = NULL;
-                oom(l);
+                conf_oom(l);
         }
 }
 
@@ -1269,7 +589,7 @@ static void check_auth(struct loader *l, const struct seen *seen) {
                                                 "ers.token_url" };
         const struct seen *ers = &seen[row("ers")], *auth = &seen[row("ers.auth")];
         const struct seen *tf = &seen[row("ers.bearer_token_file")];
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         const char *mode = c->auth == AUTH_JWT ? "jwt" : c->auth == AUTH_BEARER ? "bearer" : "none";
         bool bad = auth->bad || ers->bad || tf->bad;
 
@@ -1282,7 +602,7 @@ static void check_auth(struct loader *l, const struct seen *seen) {
                         problem_at(l, ers->setting, "ers.bearer_token_file: required when ers.auth is "
                                    "\"bearer\"");
                 else
-                        read_secret(l, tf->setting, "ers.bearer_token_file", c->bearer_token_file, SECRET_TOKEN,
+                        secret_read(l, tf->setting, "ers.bearer_token_file", c->bearer_token_file, SECRET_TOKEN,
                                     &c->bearer_token);
         } else if (tf->setting) {
                 problem_at(l, tf->setting, "ers.bearer_token_file: set, but ers.auth is \"%s\": remove one "
@@ -1295,9 +615,9 @@ static void check_auth(struct loader *l, const struct seen *seen) {
                         if (!seen[row(jwt_keys[i])].setting)
                                 problem_at(l, ers->setting, "%s: required when ers.auth is \"jwt\"", jwt_keys[i]);
                 if (ak->setting)
-                        read_secret(l, ak->setting, "ers.api_key_file", c->api_key_file, SECRET_TOKEN, &c->api_key);
+                        secret_read(l, ak->setting, "ers.api_key_file", c->api_key_file, SECRET_TOKEN, &c->api_key);
                 if (pk->setting)
-                        read_secret(l, pk->setting, "ers.private_key_file", c->private_key_file, SECRET_PEM,
+                        secret_read(l, pk->setting, "ers.private_key_file", c->private_key_file, SECRET_PEM,
                                     &c->private_key_pem);
                 if (!c->token_url && c->base_url)
                         default_token_url(l);
@@ -1326,7 +646,7 @@ static void check_client_cert(struct loader *l, const struct seen *seen) {
                 return;
         }
         if (key->setting) {
-                fd = open_secret(l, key->setting, "ers.client_key_file", l->c->client_key_file, &st);
+                fd = secret_open(l, key->setting, "ers.client_key_file", config_of(l)->client_key_file, &st);
                 if (fd >= 0)
                         close(fd);
         }
@@ -1340,7 +660,7 @@ static void check_client_cert(struct loader *l, const struct seen *seen) {
  * start (c->test_limits).
  */
 static void check_limits(struct loader *l, const struct seen *seen) {
-        struct config *c = l->c;
+        struct config *c = config_of(l);
         bool loopback;
 
         if (seen[row("ers.base_url")].bad || !c->base_url)
@@ -1367,7 +687,7 @@ static void check_limits(struct loader *l, const struct seen *seen) {
 /* Every worklist of a service shares its budget: their poll times a day must fit in it. */
 static void check_budget(struct loader *l, const struct seen *seen) {
         const config_setting_t *list = seen[row("worklists")].setting;
-        struct config *c = l->c;
+        struct config *c = config_of(l);
 
         if (!list || seen[row("worklists")].bad || c->worklist_calls_per_day <= 0)
                 return; /* said already */
@@ -1402,14 +722,14 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
         r = config_text_read(path, &ct, &e);
         if (r < 0) {
                 if (r == -ENOMEM)
-                        return oom(&l);
-                report_line(&l, e.msg);
+                        return conf_oom(&l);
+                conf_report_line(&l, e.msg);
                 return r;
         }
         l.dir = ct.dir;
         l.text = ct.text;
         l.ct = &ct;
-        l.c = &c;
+        l.target = &c;
 
         config_init(&cfg);
         config_set_auto_convert(&cfg, CONFIG_FALSE);
@@ -1418,17 +738,17 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
                 unsigned line;
 
                 config_text_where(&ct, (unsigned) config_error_line(&cfg), &file, &line);
-                problem(&l, file, line, "%s", config_error_text(&cfg));
+                conf_problem(&l, file, line, "%s", config_error_text(&cfg));
                 r = -EINVAL;
                 goto out;
         }
 
         c.path = strdup(path);
         if (!c.path) {
-                r = oom(&l);
+                r = conf_oom(&l);
                 goto out;
         }
-        load_table(&l, config_keys, N_CONFIG_KEYS, config_root_setting(&cfg), "", &c, seen);
+        conf_load_table(&l, config_keys, N_CONFIG_KEYS, config_root_setting(&cfg), "", &c, seen);
         if (!l.oom)
                 check_auth(&l, seen);
         if (!l.oom)
@@ -1457,15 +777,15 @@ void config_free(struct config *c) {
         free(c->path);
         free(c->base_url);
         free(c->bearer_token_file);
-        wipe_free(c->bearer_token);
+        auth_wipe_free(c->bearer_token);
         free(c->business_function);
         free(c->ods_code);
         free(c->on_behalf_of);
         free(c->ca_file);
         free(c->api_key_file);
-        wipe_free(c->api_key);
+        auth_wipe_free(c->api_key);
         free(c->private_key_file);
-        wipe_free(c->private_key_pem);
+        auth_wipe_free(c->private_key_pem);
         free(c->key_id);
         free(c->token_url);
         free(c->client_cert_file);
@@ -1476,7 +796,7 @@ void config_free(struct config *c) {
                 free(c->worklists[i].service_id);
         }
         free(c->worklists);
-        wipe_free(c->odbc_connection);
+        auth_wipe_free(c->odbc_connection);
         free(c->adapter);
         free(c->patient_lookup);
         free(c->patient_lookup_at);
@@ -1493,27 +813,6 @@ void config_free(struct config *c) {
 
 /* ---- reload ------------------------------------------------------------- */
 
-static bool field_equal(const struct key *k, const struct config *a, const struct config *b) {
-        const void *pa = (const char *) a + k->offset, *pb = (const char *) b + k->offset;
-
-        switch (k->kind) {
-        case FIELD_STRING: {
-                const char *sa = *(char *const *) pa, *sb = *(char *const *) pb;
-                return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
-        }
-        case FIELD_LONG:
-                return *(const long *) pa == *(const long *) pb;
-        case FIELD_INT:
-                return *(const int *) pa == *(const int *) pb;
-        case FIELD_INT64:
-                return *(const int64_t *) pa == *(const int64_t *) pb;
-        case FIELD_AUTH:
-                return *(const enum auth_mode *) pa == *(const enum auth_mode *) pb;
-        case FIELD_NONE:
-                break;
-        }
-        return true;
-}
 
 unsigned config_check_reload(const struct config *running, const struct config *next, config_report_fn report,
                              void *userdata) {
@@ -1528,9 +827,10 @@ unsigned config_check_reload(const struct config *running, const struct config *
                 for (size_t i = 0; i < tables[t].n; i++) {
                         const struct key *k = &tables[t].keys[i];
 
-                        if (!k->reloadable && !field_equal(k, running, next))
-                                problem(&l, l.path, 0, "%s%s: changed, but takes effect only after a restart",
+                        if (!k->reloadable && !conf_field_equal(k, running, next))
+                                conf_problem(&l, l.path, 0, "%s%s: changed, but takes effect only after a restart",
                                         prefixes[t], k->path);
                 }
         return l.n_problems;
 }
+
