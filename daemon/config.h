@@ -3,8 +3,9 @@
 
 /*
  * Configuration: one libconfig file, read through one table of keys
- * (path, type, field, reloadable, default) in config.c.  Unknown keys, wrong
- * types and bad values are errors reported as "FILE:LINE: message".
+ * (path, type, field, reloadable, default) in config.c, by the generic
+ * loader of conftab.c (secret files: secret.c).  Unknown keys, wrong types
+ * and bad values are errors reported as "FILE:LINE: message".
  *
  * Ownership: every string in struct config is owned by it; config_free()
  * releases them (accepts NULL contents).  Secrets (the bearer token and the

@@ -2,9 +2,9 @@
 /*
  * The e-RS client (ers.h): the client and its lanes, the headers every API
  * call sends, and the endpoints the engine calls (A008, A005, A042 with its
- * A006 fallback, A007, the reachability check).  A test links a fake of this
- * one object in place of it: nothing else in the daemon calls into the files
- * below, and they never call into this one.
+ * A006 fallback, A007, the reachability check).  A test may link a fake of
+ * this one object in place of it: nothing else in the daemon calls http.c,
+ * pacing.c or token.c, and they never call into ers.c.
  *
  * Not here: one HTTP transfer, its sinks, tries and error lines (http.c), the
  * rate slot, 429 hold and breakers shared by the lanes (pacing.c), the OAuth

@@ -5,8 +5,8 @@
  * The e-RS client's pacing, shared by a client and all its lanes (threads):
  * one rate limiter for every request to the e-RS origin (the token endpoint
  * included), the hold every e-RS endpoint keeps after a 429, and each
- * endpoint's breaker (calls to an endpoint that failed ENDPOINT_FAILING times
- * in a row on every try fail at once until a backoff runs out).  Also the
+ * endpoint's breaker (once 3 calls in a row to an endpoint failed on every
+ * try, calls to it fail at once until a backoff runs out, then one tries).  Also the
  * waits the client chooses, fed to the progress callback once a second and
  * cut short by the stop flag, and the count of steps of work done.
  *
@@ -59,7 +59,7 @@ int pacer_wait(struct pacer *pc, double seconds);
 
 /*
  * Before each send of a call to `ep` (`what` names the call for the error
- * line): an endpoint whose last ENDPOINT_FAILING calls all failed is not
+ * line): an endpoint whose last 3 calls all failed is not
  * tried until its backoff runs out (-EAGAIN, "<what>: not tried: …"); then
  * the 429 hold and the rate limiter's slot (both for the e-RS origin only,
  * never EP_STORE) are waited for.  0, -EAGAIN, or -ECANCELED when stopped
