@@ -146,7 +146,7 @@ deps:
 
 # The program, its man pages, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin), the
 # service user (sysusers.d) and its state directory (tmpfiles.d).  Not the configuration: a
-# package installs conf/ersd.conf as a conffile; by hand, see README ("Running under systemd").
+# package installs conf/ersd.conf as a conffile; by hand, see docs/install.md ("By hand").
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
