@@ -90,9 +90,11 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # tests/check-man: the man pages lint clean and document every key and option; tests/check-deb:
 # `make deb` builds, lintian is clean, the .deb holds what it should and accepts its config;
 # tests/check-rpm: packaging/ersd.spec builds with rpmbuild and RHEL 9's compiler flags;
+# tests/check-links: every relative link and anchor in README.md and docs/ names what exists;
 # tests/check-hazards, last: every test the hazard log docs/safety/hazard-log.md names exists and
 # passed in this run, whose output it reads from $(OUTPUT_LOG)).
-SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm tests/check-hazards
+SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm tests/check-links \
+	tests/check-hazards
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 # It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
@@ -144,7 +146,7 @@ deps:
 
 # The program, its man pages, the systemd unit (its ExecStart= pointed at $(PREFIX)/sbin), the
 # service user (sysusers.d) and its state directory (tmpfiles.d).  Not the configuration: a
-# package installs conf/ersd.conf as a conffile; by hand, see README ("Running under systemd").
+# package installs conf/ersd.conf as a conffile; by hand, see docs/install.md ("By hand").
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
