@@ -73,7 +73,8 @@ struct fix {
         char *outcomes; /* owned: what the observer was told this round, one line each */
         size_t n_outcomes;
         time_t epoch;
-        char *last_pas;        /* owned: pas_dump() after the last round, "" before the first */
+        char *last_pas;                  /* owned: pas_dump() after the last round, "" before the first */
+        const struct scenario *scenario; /* of a table-driven test, else NULL */
         bool any_order;        /* this round fetches in parallel: calls compared sorted, correlation ids as "*" */
         unsigned steps;        /* between_referrals() calls this round */
         unsigned stop_at_step; /* > 0: the stop flag is set at that call */
@@ -1718,8 +1719,222 @@ static void test_parallel_fetches(void **state) {
         SCENARIO(rounds);
 }
 
+/* ---- table-driven cases --------------------------------------------------------------------- */
+
+/* A table-driven case: its rounds, run on a fixture of its own (main() makes one test of each). */
+struct scenario {
+        const char *name;
+        const struct round *rounds;
+        size_t n;
+};
+#define SCENARIO_OF(rounds)                                                                                            \
+        { "test_" #rounds, (rounds), sizeof(rounds) / sizeof((rounds)[0]) }
+
+static int setup_scenario(void **state) {
+        const struct scenario *sc = *state;
+        int r = setup(state);
+
+        if (r == 0)
+                ((struct fix *) *state)->scenario = sc;
+        return r;
+}
+
+static void test_scenario(void **state) {
+        const struct scenario *sc = ((struct fix *) *state)->scenario;
+
+        run_scenario(state, sc->rounds, sc->n);
+}
+
+/* U1's rows written by its retry a minute after the first round (its A005 read anew: corr-0005). */
+#define U1_WRITTEN_AT_60                                                                                               \
+        "+referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology "             \
+        "first=t+60 last=t+60 NOT_CONFIGURED\n"                                                                        \
+        "+document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE stored=t+60\n"        \
+        "+document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+60\n"                              \
+        "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0005 synced=t+60 seen=t+60\n"                          \
+        "+audit U1 #1 v1 NEW at=t+60 corr=corr-0005 documents=a1/r1,CRI-v1/r1 detail=\"new referral: state none; "     \
+        "priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n"
+
+/* ---- one call failing, by endpoint and error ---------------------------------------------- */
+
+/* Each: U1 on the worklist, one e-RS call failing once, then (where there is more to see) the next look. */
+#define U1_LISTED .serve = { &R1_V1 }, .relist = true, .listed = { U1 }, .poll = true
+
+/* The worklist not read: no referral looked at, the poll's result says why, the call counted. */
+static const struct round fails_A008_http_503[] = {
+        { .name = "A008 fails",
+          U1_LISTED,
+          .faults = { { FAKE_A008, NULL, -EAGAIN, 1 } },
+          .r = -EAGAIN,
+          .stats = "new=0 updated=0 unchanged=0 failed=0 parked=0 read=0 worklists_failed=1 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001 -> -EAGAIN\n",
+          .pas = "poll cardiology at=t+0 corr=corr-0001 next=t+14400 result=\"not read: A008 "
+                 "REFERRALS_FOR_REVIEW/31001: HTTP 503: Service Unavailable (correlation id corr-0001)\"\n"
+                 "budget 31001 2030-03-04 calls=1\n" },
+};
+
+/* A005 failing (transient, no answer, or not found): the referral not written, queued for a retry. */
+static const struct round fails_A005_timed_out[] = {
+        { .name = "A005 fails",
+          U1_LISTED,
+          .faults = { { FAKE_A005, U1, -ETIMEDOUT, 1 } },
+          .r = -EAGAIN,
+          .stats = "new=0 updated=0 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1 -> -ETIMEDOUT\n",
+          .pas = "retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 "
+                 "attempts=1 last=t+0 next=t+60 parked=0 corr=corr-0002 reason=\"A005 UBRN U1: no answer: timed out "
+                 "(correlation id corr-0002)\"\n" U1_POLLED },
+};
+static const struct round fails_A005_http_404[] = {
+        { .name = "A005 fails",
+          U1_LISTED,
+          .faults = { { FAKE_A005, U1, -ENOENT, 1 } },
+          .r = -EAGAIN,
+          .stats = "new=0 updated=0 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1 -> -ENOENT\n",
+          .pas = "retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 "
+                 "attempts=1 last=t+0 next=t+60 parked=0 corr=corr-0002 reason=\"A005 UBRN U1: HTTP 404 (correlation "
+                 "id corr-0002)\"\n" U1_POLLED },
+};
+
+/* An attachment failing: nothing of the referral written (not even the letter), the partial download gone. */
+static const struct round fails_A042_http_503[] = {
+        { .name = "A042 fails",
+          U1_LISTED,
+          .faults = { { FAKE_A042, U1 " a1", -EAGAIN, 1 } },
+          .r = -EAGAIN,
+          .stats = "new=0 updated=0 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1\n"
+                   "A042 U1 a1 -> -EAGAIN\n",
+          .pas = "retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 "
+                 "attempts=1 last=t+0 next=t+60 parked=0 corr=corr-0002 reason=\"A042 UBRN U1 Binary/a1: HTTP 503: "
+                 "Service Unavailable (correlation id corr-0003)\"\n" U1_POLLED },
+};
+
+/* An attachment e-RS will not release (422): the referral written with it recorded not fetched and owed;
+ * fetched at the next check. */
+static const struct round fails_A042_http_422[] = {
+        { .name = "A042 withheld",
+          U1_LISTED,
+          .faults = { { FAKE_A042, U1 " a1", -ENODATA, 1 } },
+          .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 not_fetched=1 "
+                   "bytes=22",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 NEW v1 documents=1 bytes=22 not_fetched=1 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1\n"
+                   "A042 U1 a1 -> -ENODATA\n"
+                   "A007 U1\n",
+          .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology "
+                 "first=t+0 last=t+0 NOT_CONFIGURED\n"
+                 "document U1 a1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=AVAILABLE reason=\"e-RS would not "
+                 "release it: A042 UBRN U1 Binary/a1: HTTP 422: e-RS error code NOT_AVAILABLE (correlation id "
+                 "corr-0003)\" stored=t+0\n"
+                 "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                 "ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                 "next_check=t+301\n" U1_POLLED
+                 "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1(not fetched),CRI-v1/r1 detail=\"new "
+                 "referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+        { .name = "released at the next check",
+          .advance = 301,
+          .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=1 not_fetched=0 "
+                   "bytes=15",
+          .outcomes = "U1 UPDATED v1 documents=1 bytes=15 not_fetched=0 pending=0\n",
+          .calls = "A005 U1\n"
+                   "A042 U1 a1\n",
+          .changes =
+                  "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology "
+                  "first=t+0 last=t+0 NOT_CONFIGURED\n"
+                  "-document U1 a1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=AVAILABLE reason=\"e-RS would not "
+                  "release it: A042 UBRN U1 Binary/a1: HTTP 422: e-RS error code NOT_AVAILABLE (correlation id "
+                  "corr-0003)\" stored=t+0\n"
+                  "-ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 next_check=t+301\n"
+                  "+referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology "
+                  "first=t+0 last=t+301 NOT_CONFIGURED\n"
+                  "+document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
+                  "stored=t+301\n"
+                  "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0\n"
+                  "+audit U1 #2 v1 DOCUMENTS at=t+301 corr=corr-0005 documents=a1/r1 detail=\"document fetched: "
+                  "a1\"\n" },
+};
+
+/* The letter withheld (422, e.g. PATIENT_ERROR): recorded not fetched; the referral is not owed for it. */
+static const struct round fails_A007_http_422[] = {
+        { .name = "A007 withheld",
+          U1_LISTED,
+          .faults = { { FAKE_A007, U1, -ENODATA, 1 } },
+          .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 not_fetched=1 "
+                   "bytes=15",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 NEW v1 documents=1 bytes=15 not_fetched=1 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1\n"
+                   "A042 U1 a1\n"
+                   "A007 U1 -> -ENODATA\n",
+          .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology "
+                 "first=t+0 last=t+0 NOT_CONFIGURED\n"
+                 "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE stored=t+0\n"
+                 "document U1 CRI-v1/r1 v1 CRI NOT_FETCHED - - parts=0 reason=\"e-RS would not release it: A007 UBRN "
+                 "U1: HTTP 422: e-RS error code NOT_AVAILABLE (correlation id corr-0004)\" stored=t+0\n"
+                 "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
+                 "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1(not fetched) detail=\"new "
+                 "referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+};
+
+/* The letter failing after the attachment came: the referral not written, the attachment's verified download
+ * kept in the spool; the retry reads A005 again and takes the attachment from the spool. */
+static const struct round fails_A007_timed_out[] = {
+        { .name = "A007 fails",
+          U1_LISTED,
+          .faults = { { FAKE_A007, U1, -ETIMEDOUT, 1 } },
+          .r = -EAGAIN,
+          .stats = "new=0 updated=0 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "worklist cardiology: 1\n"
+                      "U1 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                   "A005 U1\n"
+                   "A042 U1 a1\n"
+                   "A007 U1 -> -ETIMEDOUT\n",
+          .pas = "retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 "
+                 "attempts=1 last=t+0 next=t+60 parked=0 corr=corr-0002 reason=\"A007 UBRN U1: no answer: timed out "
+                 "(correlation id corr-0004)\"\n" U1_POLLED,
+          .spooled = 1 },
+        { .name = "retried",
+          .advance = 60,
+          .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=2 not_fetched=0 "
+                   "bytes=37",
+          .outcomes = "U1 NEW v1 documents=2 bytes=37 not_fetched=0 pending=0\n",
+          .calls = "A005 U1\n"
+                   "A007 U1\n",
+          .changes = "-retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 "
+                     "attempts=1 last=t+0 next=t+60 parked=0 corr=corr-0002 reason=\"A007 UBRN U1: no answer: timed "
+                     "out (correlation id corr-0004)\"\n" U1_WRITTEN_AT_60 },
+};
+
+/* Each a test of its own, named after its rounds: test_fails_A005_timed_out, … */
+static const struct scenario CASES[] = {
+        SCENARIO_OF(fails_A008_http_503),  SCENARIO_OF(fails_A005_timed_out), SCENARIO_OF(fails_A005_http_404),
+        SCENARIO_OF(fails_A042_http_503),  SCENARIO_OF(fails_A042_http_422),  SCENARIO_OF(fails_A007_http_422),
+        SCENARIO_OF(fails_A007_timed_out),
+};
+
 int main(void) {
-        const struct CMUnitTest tests[] = {
+        static const struct CMUnitTest named[] = {
                 cmocka_unit_test_setup_teardown(test_new_referral_written_with_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
@@ -1731,8 +1946,18 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stop_between_referrals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parallel_fetches, setup, teardown),
         };
+        struct CMUnitTest tests[sizeof named / sizeof named[0] + sizeof CASES / sizeof CASES[0]];
+        size_t n = 0;
 
-        /* TEST_FILTER=test_stop_* runs a subset */
+        for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+                tests[n++] = named[i];
+        for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+                tests[n++] = (struct CMUnitTest){ .name = CASES[i].name,
+                                                  .test_func = test_scenario,
+                                                  .setup_func = setup_scenario,
+                                                  .teardown_func = teardown,
+                                                  .initial_state = (void *) &CASES[i] };
+        /* TEST_FILTER=test_writer_* runs a subset */
         if (getenv("TEST_FILTER"))
                 cmocka_set_test_filter(getenv("TEST_FILTER"));
         return cmocka_run_group_tests(tests, NULL, NULL);
