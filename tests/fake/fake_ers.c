@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scripted e-RS of fake_ers.h: the client functions of daemon/ers.h over
+ * what the test put, linked in place of daemon/ers.o.  No network, no
+ * threads of its own; one lock over everything it holds.
+ */
+#include "fake_ers.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ers.h"
+#include "tests/support/harness.h"
+
+#define REFERRALS_MAX 64
+#define WORKLISTS_MAX 8
+#define FAILURES_MAX  32
+#define SERVED_MAX    256
+#define KEY_MAX       96
+#define EXT           "https://fhir.nhs.uk/STU3/StructureDefinition/"
+
+/* The client and each lane of it: the script is shared, as e-RS is. */
+struct ers_client {
+        const volatile sig_atomic_t *stop; /* borrowed, may be NULL */
+        void (*progress)(void *userdata);
+        void *userdata;
+};
+
+/* A referral as the test put it, its strings owned (strdup'd). */
+struct held_referral {
+        struct fake_referral r;
+        bool gone;
+};
+
+struct held_worklist {
+        char *list_type, *service;        /* owned */
+        char *ubrns[FAKE_LISTED_MAX + 1]; /* owned, NULL-terminated */
+};
+
+struct failure {
+        enum fake_endpoint endpoint;
+        char *key; /* owned; NULL: any */
+        int r;
+        unsigned times; /* left; 0: for ever */
+        bool spent;
+};
+
+struct call {
+        enum fake_endpoint endpoint;
+        char key[KEY_MAX];
+        int r;
+};
+
+struct served {
+        char sha[65];
+        char *text; /* owned */
+};
+
+static struct {
+        pthread_mutex_t lock;
+        struct held_referral referrals[REFERRALS_MAX];
+        size_t n_referrals;
+        struct held_worklist worklists[WORKLISTS_MAX];
+        size_t n_worklists;
+        struct failure failures[FAILURES_MAX];
+        size_t n_failures;
+        struct call *calls; /* owned: since the last take */
+        size_t n_calls, cap_calls;
+        struct call *all; /* owned: since the last reset */
+        size_t n_all, cap_all;
+        struct served served[SERVED_MAX];
+        size_t n_served;
+        unsigned sequence; /* correlation ids handed out */
+        uint64_t progress; /* calls answered, for ers_client_progress() */
+        volatile sig_atomic_t *stop;
+        void (*hook)(void *userdata, enum fake_endpoint endpoint, const char *key);
+        void *hook_userdata;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static const char *const ENDPOINT_NAME[] = {
+        [FAKE_A008] = "A008", [FAKE_A005] = "A005", [FAKE_A042] = "A042", [FAKE_A007] = "A007"
+};
+
+/* ---- memory: the test's process, where running out is a test failure ---------------------- */
+
+static void *need(void *p) {
+        if (!p) {
+                fprintf(stderr, "fake e-RS: out of memory\n");
+                abort();
+        }
+        return p;
+}
+
+/* A script larger than the fake holds is the test's mistake: said, then the test ends. */
+_Noreturn static void too_many(const char *what, int max) {
+        fprintf(stderr, "fake e-RS: more than %d %s scripted\n", max, what);
+        abort();
+}
+
+static char *dup_or_null(const char *s) {
+        return s ? need(strdup(s)) : NULL;
+}
+
+/* ---- scripting ----------------------------------------------------------------------------- */
+
+static void referral_release(struct fake_referral *r) {
+        free((char *) r->ubrn);
+        free((char *) r->nhs_number);
+        free((char *) r->priority);
+        free((char *) r->specialty);
+        free((char *) r->letter);
+        for (size_t i = 0; i < FAKE_RELATED_MAX; i++)
+                free((char *) r->related[i]);
+        for (size_t i = 0; i < FAKE_DOCS_MAX; i++) {
+                free((char *) r->docs[i].id);
+                free((char *) r->docs[i].availability);
+                free((char *) r->docs[i].content);
+                free((char *) r->docs[i].created);
+        }
+        memset(r, 0, sizeof *r);
+}
+
+static void referral_copy(struct fake_referral *to, const struct fake_referral *from) {
+        *to = (struct fake_referral){
+                .ubrn = dup_or_null(from->ubrn),
+                .version = from->version,
+                .nhs_number = dup_or_null(from->nhs_number),
+                .priority = dup_or_null(from->priority),
+                .specialty = dup_or_null(from->specialty),
+                .letter = dup_or_null(from->letter),
+        };
+        for (size_t i = 0; i < FAKE_RELATED_MAX && from->related[i]; i++)
+                to->related[i] = dup_or_null(from->related[i]);
+        for (size_t i = 0; i < FAKE_DOCS_MAX && from->docs[i].id; i++)
+                to->docs[i] = (struct fake_doc){
+                        .id = dup_or_null(from->docs[i].id),
+                        .availability = dup_or_null(from->docs[i].availability),
+                        .content = dup_or_null(from->docs[i].content),
+                        .created = dup_or_null(from->docs[i].created),
+                };
+}
+
+static void worklist_release(struct held_worklist *w) {
+        free(w->list_type);
+        free(w->service);
+        for (size_t i = 0; w->ubrns[i]; i++)
+                free(w->ubrns[i]);
+        memset(w, 0, sizeof *w);
+}
+
+void fake_ers_reset(void) {
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_referrals; i++)
+                referral_release(&fake.referrals[i].r);
+        for (size_t i = 0; i < fake.n_worklists; i++)
+                worklist_release(&fake.worklists[i]);
+        for (size_t i = 0; i < fake.n_failures; i++)
+                free(fake.failures[i].key);
+        for (size_t i = 0; i < fake.n_served; i++)
+                free(fake.served[i].text);
+        free(fake.calls);
+        free(fake.all);
+        fake.calls = fake.all = NULL;
+        fake.n_calls = fake.cap_calls = fake.n_all = fake.cap_all = 0;
+        fake.n_referrals = fake.n_worklists = fake.n_failures = fake.n_served = 0;
+        fake.sequence = 0;
+        fake.progress = 0;
+        fake.stop = NULL;
+        fake.hook = NULL;
+        fake.hook_userdata = NULL;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+/* The referral held for `ubrn`, NULL when none; under the lock. */
+static struct held_referral *held(const char *ubrn) {
+        for (size_t i = 0; i < fake.n_referrals; i++)
+                if (strcmp(fake.referrals[i].r.ubrn, ubrn) == 0)
+                        return &fake.referrals[i];
+        return NULL;
+}
+
+void fake_ers_put(const struct fake_referral *r) {
+        pthread_mutex_lock(&fake.lock);
+        struct held_referral *h = held(r->ubrn);
+        if (!h) {
+                if (fake.n_referrals == REFERRALS_MAX)
+                        too_many("referrals", REFERRALS_MAX);
+                h = &fake.referrals[fake.n_referrals++];
+        } else {
+                referral_release(&h->r);
+        }
+        referral_copy(&h->r, r);
+        h->gone = false;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_forget(const char *ubrn) {
+        pthread_mutex_lock(&fake.lock);
+        struct held_referral *h = held(ubrn);
+        if (h)
+                h->gone = true;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_list(const char *list_type, const char *service, const char *const *ubrns) {
+        struct held_worklist *w = NULL;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_worklists && !w; i++)
+                if (strcmp(fake.worklists[i].list_type, list_type) == 0 &&
+                    strcmp(fake.worklists[i].service, service) == 0)
+                        w = &fake.worklists[i];
+        if (!w) {
+                if (fake.n_worklists == WORKLISTS_MAX)
+                        too_many("worklists", WORKLISTS_MAX);
+                w = &fake.worklists[fake.n_worklists++];
+        } else {
+                worklist_release(w);
+        }
+        w->list_type = need(strdup(list_type));
+        w->service = need(strdup(service));
+        for (size_t i = 0; ubrns && ubrns[i]; i++) {
+                if (i == FAKE_LISTED_MAX)
+                        too_many("entries on a worklist", FAKE_LISTED_MAX);
+                w->ubrns[i] = need(strdup(ubrns[i]));
+        }
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_fail(enum fake_endpoint endpoint, const char *key, int r, unsigned times) {
+        pthread_mutex_lock(&fake.lock);
+        if (fake.n_failures == FAILURES_MAX)
+                too_many("failures", FAILURES_MAX);
+        fake.failures[fake.n_failures++] =
+                (struct failure){ .endpoint = endpoint, .key = dup_or_null(key), .r = r, .times = times };
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_stop_flag(volatile sig_atomic_t *stop) {
+        pthread_mutex_lock(&fake.lock);
+        fake.stop = stop;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_on_call(void (*fn)(void *userdata, enum fake_endpoint endpoint, const char *key), void *userdata) {
+        pthread_mutex_lock(&fake.lock);
+        fake.hook = fn;
+        fake.hook_userdata = userdata;
+        pthread_mutex_unlock(&fake.lock);
+}
+
+/* ---- the record ---------------------------------------------------------------------------- */
+
+static const char *errno_name(int r) {
+        static const struct {
+                int r;
+                const char *name;
+        } names[] = {
+                { -EAGAIN, "-EAGAIN" },       { -ETIMEDOUT, "-ETIMEDOUT" },
+                { -ENOENT, "-ENOENT" },       { -ENODATA, "-ENODATA" },
+                { -EACCES, "-EACCES" },       { -EBADMSG, "-EBADMSG" },
+                { -ECANCELED, "-ECANCELED" }, { -EFBIG, "-EFBIG" },
+                { -EPROTO, "-EPROTO" },       { -EIO, "-EIO" },
+        };
+
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                if (names[i].r == r)
+                        return names[i].name;
+        return "-E?";
+}
+
+static void append(struct call **calls, size_t *n, size_t *cap, const struct call *c) {
+        if (*n == *cap) {
+                *cap = *cap ? 2 * *cap : 64;
+                *calls = need(realloc(*calls, *cap * sizeof **calls));
+        }
+        (*calls)[(*n)++] = *c;
+}
+
+char *fake_ers_take_calls(void) {
+        size_t len = 1, o = 0;
+        char *text;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_calls; i++)
+                len += strlen(fake.calls[i].key) + 24;
+        text = need(malloc(len));
+        text[0] = '\0';
+        for (size_t i = 0; i < fake.n_calls; i++) {
+                const struct call *c = &fake.calls[i];
+                o += (size_t) snprintf(text + o, len - o, "%s %s%s%s\n", ENDPOINT_NAME[c->endpoint], c->key,
+                                       c->r < 0 ? " -> " : "", c->r < 0 ? errno_name(c->r) : "");
+        }
+        fake.n_calls = 0;
+        pthread_mutex_unlock(&fake.lock);
+        return text;
+}
+
+unsigned fake_ers_count(enum fake_endpoint endpoint, const char *key) {
+        unsigned n = 0;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_all; i++)
+                n += fake.all[i].endpoint == endpoint && (!key || strcmp(fake.all[i].key, key) == 0);
+        pthread_mutex_unlock(&fake.lock);
+        return n;
+}
+
+/* Remembers bytes served, by their SHA-256; under the lock. */
+static void remember_served(const char *text) {
+        char sha[65];
+
+        sha256_hex(text, strlen(text), sha);
+        for (size_t i = 0; i < fake.n_served; i++)
+                if (strcmp(fake.served[i].sha, sha) == 0)
+                        return;
+        if (fake.n_served == SERVED_MAX)
+                return;
+        memcpy(fake.served[fake.n_served].sha, sha, sizeof sha);
+        fake.served[fake.n_served++].text = need(strdup(text));
+}
+
+const char *fake_ers_served(const char *sha) {
+        const char *text = NULL;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_served && !text; i++)
+                if (strcmp(fake.served[i].sha, sha) == 0)
+                        text = fake.served[i].text;
+        pthread_mutex_unlock(&fake.lock);
+        return text;
+}
+
+/* ---- a call -------------------------------------------------------------------------------- */
+
+/*
+ * The start of every call: the hook, then (under the lock, held on return)
+ * a correlation id, the stop flag and the failures scripted.  Returns 0 to
+ * answer, or the failure with its line in e (the lock is held either way;
+ * finish() records the call and releases it).
+ */
+static int begin(struct ers_client *c, enum fake_endpoint endpoint, const char *key, const char *what,
+                 struct ers_call *call, struct errbuf *e) {
+        void (*hook)(void *, enum fake_endpoint, const char *);
+        void *userdata;
+
+        pthread_mutex_lock(&fake.lock);
+        hook = fake.hook;
+        userdata = fake.hook_userdata;
+        pthread_mutex_unlock(&fake.lock);
+        if (hook)
+                hook(userdata, endpoint, key);
+
+        pthread_mutex_lock(&fake.lock);
+        *call = (struct ers_call){ .http_status = 0, .retry_after = -1 };
+        snprintf(call->correlation_id, sizeof call->correlation_id, "corr-%04u", ++fake.sequence);
+        if (c->stop && *c->stop)
+                return err_set(e, -ECANCELED, "%s: stopped", what);
+        for (size_t i = 0; i < fake.n_failures; i++) {
+                struct failure *f = &fake.failures[i];
+                if (f->spent || f->endpoint != endpoint || (f->key && strcmp(f->key, key) != 0))
+                        continue;
+                if (f->times > 0 && --f->times == 0)
+                        f->spent = true;
+                switch (f->r) {
+                case -EAGAIN:
+                        call->http_status = 503;
+                        return err_set(e, f->r, "%s: HTTP 503: Service Unavailable (correlation id %s)", what,
+                                       call->correlation_id);
+                case -ETIMEDOUT:
+                        return err_set(e, f->r, "%s: no answer: timed out (correlation id %s)", what,
+                                       call->correlation_id);
+                case -ENOENT:
+                        call->http_status = 404;
+                        return err_set(e, f->r, "%s: HTTP 404 (correlation id %s)", what, call->correlation_id);
+                case -ENODATA:
+                        call->http_status = 422;
+                        return err_set(e, f->r, "%s: HTTP 422: e-RS error code NOT_AVAILABLE (correlation id %s)", what,
+                                       call->correlation_id);
+                case -EACCES:
+                        call->http_status = 403;
+                        return err_set(e, f->r, "%s: HTTP 403 (correlation id %s)", what, call->correlation_id);
+                case -ECANCELED:
+                        if (fake.stop)
+                                *fake.stop = 1;
+                        return err_set(e, f->r, "%s: stopped during the transfer (correlation id %s)", what,
+                                       call->correlation_id);
+                default:
+                        return err_set(e, f->r, "%s: failed: %s (correlation id %s)", what, errno_name(f->r),
+                                       call->correlation_id);
+                }
+        }
+        call->http_status = 200;
+        return 0;
+}
+
+/* Records the call with its result and releases the lock begin() took. */
+static int finish(struct ers_client *c, enum fake_endpoint endpoint, const char *key, int r) {
+        struct call rec = { .endpoint = endpoint, .r = r };
+
+        snprintf(rec.key, sizeof rec.key, "%s", key);
+        append(&fake.calls, &fake.n_calls, &fake.cap_calls, &rec);
+        append(&fake.all, &fake.n_all, &fake.cap_all, &rec);
+        fake.progress++;
+        pthread_mutex_unlock(&fake.lock);
+        if (c->progress)
+                c->progress(c->userdata);
+        return r;
+}
+
+/* ---- A005 as FHIR JSON --------------------------------------------------------------------- */
+
+static void add(json_object *o, const char *key, json_object *v) {
+        json_object_object_add(o, key, v);
+}
+
+static json_object *str(const char *s) {
+        return need(json_object_new_string(s));
+}
+
+/* {"url": EXT name, <value key>: value} */
+static json_object *extension(const char *name, const char *value_key, json_object *value) {
+        json_object *x = need(json_object_new_object());
+        char url[160];
+
+        snprintf(url, sizeof url, EXT "%s", name);
+        add(x, "url", str(url));
+        add(x, value_key, value);
+        return x;
+}
+
+/* {"coding": [{"code": code}]} (or the coding itself when `concept` is false) */
+static json_object *coding(const char *code, bool concept) {
+        json_object *c = need(json_object_new_object()), *list, *cc;
+
+        add(c, "code", str(code));
+        if (!concept)
+                return c;
+        list = need(json_object_new_array());
+        json_object_array_add(list, c);
+        cc = need(json_object_new_object());
+        add(cc, "coding", list);
+        return cc;
+}
+
+static json_object *document_reference(const struct fake_doc *d) {
+        json_object *doc = need(json_object_new_object()), *att = need(json_object_new_object());
+        json_object *content = need(json_object_new_array()), *holder = need(json_object_new_object());
+        json_object *exts = need(json_object_new_array());
+        char id[96], url[96];
+
+        snprintf(id, sizeof id, "DocumentReference-%s", d->id);
+        snprintf(url, sizeof url, "Binary/%s", d->id);
+        add(att, "id", str(d->id));
+        add(att, "url", str(url));
+        add(att, "contentType", str("text/plain"));
+        add(att, "title", str(d->id));
+        add(att, "creation", str(d->created ? d->created : "2030-01-01T00:00:00Z"));
+        add(att, "size", need(json_object_new_int64((int64_t) strlen(d->content ? d->content : ""))));
+        if (d->availability)
+                json_object_array_add(exts, extension("Extension-eRS-AvailabilityStatus-1", "valueCoding",
+                                                      coding(d->availability, false)));
+        add(att, "extension", exts);
+        add(holder, "attachment", att);
+        json_object_array_add(content, holder);
+        add(doc, "resourceType", str("DocumentReference"));
+        add(doc, "id", str(id));
+        add(doc, "content", content);
+        return doc;
+}
+
+static json_object *referral_json(const struct fake_referral *r) {
+        json_object *root = need(json_object_new_object()), *meta = need(json_object_new_object());
+        json_object *exts = need(json_object_new_array()), *contained = need(json_object_new_array());
+        json_object *infos = need(json_object_new_array());
+        char version[24], ref[64];
+
+        snprintf(version, sizeof version, "%" PRId64, r->version);
+        add(root, "resourceType", str("ReferralRequest"));
+        add(root, "id", str(r->ubrn));
+        add(meta, "versionId", str(version));
+        add(root, "meta", meta);
+        add(root, "status", str("active"));
+        add(root, "intent", str("plan"));
+        if (r->nhs_number) {
+                json_object *subject = need(json_object_new_object()), *ident = need(json_object_new_object());
+                add(ident, "system", str("http://fhir.nhs.net/Id/nhs-number"));
+                add(ident, "value", str(r->nhs_number));
+                add(subject, "identifier", ident);
+                add(root, "subject", subject);
+        }
+        if (r->specialty)
+                add(root, "specialty", coding(r->specialty, true));
+        if (r->priority)
+                json_object_array_add(exts, extension("Extension-eRS-ReferralPriority-1", "valueCodeableConcept",
+                                                      coding(r->priority, true)));
+        add(root, "extension", exts);
+        for (size_t i = 0; i < FAKE_DOCS_MAX && r->docs[i].id; i++) {
+                json_object *info = need(json_object_new_object());
+                snprintf(ref, sizeof ref, "#DocumentReference-%s", r->docs[i].id);
+                json_object_array_add(contained, document_reference(&r->docs[i]));
+                add(info, "reference", str(ref));
+                json_object_array_add(infos, info);
+        }
+        for (size_t i = 0; i < FAKE_RELATED_MAX && r->related[i]; i++) {
+                json_object *info = need(json_object_new_object());
+                snprintf(ref, sizeof ref, "ReferralRequest/%s", r->related[i]);
+                add(info, "reference", str(ref));
+                json_object_array_add(infos, info);
+        }
+        add(root, "contained", contained);
+        add(root, "supportingInfo", infos);
+        return root;
+}
+
+/* ---- ers.h --------------------------------------------------------------------------------- */
+
+int ers_client_new(const struct config *c, struct ers_client **ret, struct errbuf *e) {
+        struct ers_client *client = calloc(1, sizeof *client);
+
+        (void) c;
+        if (!client)
+                return err_set(e, -ENOMEM, "out of memory");
+        *ret = client;
+        return 0;
+}
+
+int ers_client_lane(struct ers_client *parent, struct ers_client **ret, struct errbuf *e) {
+        struct ers_client *client = calloc(1, sizeof *client);
+
+        if (!client)
+                return err_set(e, -ENOMEM, "out of memory");
+        client->stop = parent->stop; /* and no progress callback, as the real lanes */
+        *ret = client;
+        return 0;
+}
+
+void ers_client_free(struct ers_client *c) {
+        free(c);
+}
+
+void ers_client_on_progress(struct ers_client *c, void (*fn)(void *userdata), void *userdata) {
+        c->progress = fn;
+        c->userdata = userdata;
+}
+
+uint64_t ers_client_progress(const struct ers_client *c) {
+        uint64_t n;
+
+        (void) c;
+        pthread_mutex_lock(&fake.lock);
+        n = fake.progress;
+        pthread_mutex_unlock(&fake.lock);
+        return n;
+}
+
+void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop) {
+        c->stop = stop;
+}
+
+int ers_prepare_token(struct ers_client *c, struct errbuf *e) {
+        (void) c;
+        (void) e;
+        return 0;
+}
+
+int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
+        (void) c;
+        (void) e;
+        return 0;
+}
+
+int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id, struct worklist *ret,
+                       struct ers_call *call, struct errbuf *e) {
+        char key[KEY_MAX], what[KEY_MAX + 8];
+        const struct held_worklist *w = NULL;
+        struct worklist list = { 0 };
+        int r;
+
+        snprintf(key, sizeof key, "%s/%s", list_type, service_id);
+        snprintf(what, sizeof what, "A008 %s", key);
+        r = begin(c, FAKE_A008, key, what, call, e);
+        if (r < 0)
+                return finish(c, FAKE_A008, key, r);
+        for (size_t i = 0; i < fake.n_worklists && !w; i++)
+                if (strcmp(fake.worklists[i].list_type, list_type) == 0 &&
+                    strcmp(fake.worklists[i].service, service_id) == 0)
+                        w = &fake.worklists[i];
+        list.entries = need(calloc(FAKE_LISTED_MAX, sizeof *list.entries));
+        for (size_t i = 0; w && w->ubrns[i]; i++) {
+                const struct held_referral *h = held(w->ubrns[i]);
+                struct worklist_entry *we = &list.entries[list.n++];
+                snprintf(we->ubrn, sizeof we->ubrn, "%s", w->ubrns[i]);
+                we->version = h ? h->r.version : -1;
+                we->priority = h ? dup_or_null(h->r.priority) : NULL;
+                we->specialty = h ? dup_or_null(h->r.specialty) : NULL;
+                we->nhs_number = h ? dup_or_null(h->r.nhs_number) : NULL;
+                we->service_id = need(strdup(service_id));
+                we->referral_type = need(strdup("REFERRAL"));
+        }
+        *ret = list;
+        return finish(c, FAKE_A008, key, 0);
+}
+
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
+                      struct errbuf *e) {
+        char what[32];
+        const struct held_referral *h;
+        int r;
+
+        snprintf(what, sizeof what, "A005 UBRN %s", ubrn);
+        r = begin(c, FAKE_A005, ubrn, what, call, e);
+        if (r < 0)
+                return finish(c, FAKE_A005, ubrn, r);
+        h = held(ubrn);
+        if (!h || h->gone) {
+                call->http_status = 404;
+                r = err_set(e, -ENOENT, "%s: HTTP 404 (correlation id %s)", what, call->correlation_id);
+                return finish(c, FAKE_A005, ubrn, r);
+        }
+        *ret = referral_json(&h->r);
+        return finish(c, FAKE_A005, ubrn, 0);
+}
+
+/* Writes `text` into the spool file the engine handed over, remembering it as served. */
+static int serve(const char *text, struct spool_file *dst, const char *what, struct errbuf *e) {
+        int r = spool_file_write(dst, text, strlen(text), e);
+
+        if (r < 0)
+                return err_prefix(e, r, "%s", what);
+        remember_served(text);
+        return 0;
+}
+
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, int64_t declared_size,
+                         struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+        char key[KEY_MAX], what[KEY_MAX + 16];
+        const struct held_referral *h;
+        const struct fake_doc *d = NULL;
+        int r;
+
+        (void) declared_size; /* not trusted: the bytes decide */
+        snprintf(key, sizeof key, "%s %s", ubrn, binary_id);
+        snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
+        r = begin(c, FAKE_A042, key, what, call, e);
+        if (r < 0)
+                return finish(c, FAKE_A042, key, r);
+        h = held(ubrn);
+        for (size_t i = 0; h && !h->gone && i < FAKE_DOCS_MAX && h->r.docs[i].id && !d; i++)
+                if (strcmp(h->r.docs[i].id, binary_id) == 0)
+                        d = &h->r.docs[i];
+        if (!d)
+                r = err_set(e, -ENOENT, "%s: HTTP 404 (correlation id %s)", what, call->correlation_id);
+        else if (!d->availability || strcmp(d->availability, "AVAILABLE") != 0)
+                r = err_set(e, -ENODATA, "%s: HTTP 422: e-RS error code NOT_AVAILABLE (correlation id %s)", what,
+                            call->correlation_id);
+        else
+                r = serve(d->content ? d->content : "", dst, what, e);
+        return finish(c, FAKE_A042, key, r);
+}
+
+int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,
+                  struct errbuf *e) {
+        char what[32], letter[64];
+        const struct held_referral *h;
+        int r;
+
+        snprintf(what, sizeof what, "A007 UBRN %s", ubrn);
+        r = begin(c, FAKE_A007, ubrn, what, call, e);
+        if (r < 0)
+                return finish(c, FAKE_A007, ubrn, r);
+        h = held(ubrn);
+        if (!h || h->gone) {
+                r = err_set(e, -ENOENT, "%s: HTTP 404 (correlation id %s)", what, call->correlation_id);
+                return finish(c, FAKE_A007, ubrn, r);
+        }
+        snprintf(letter, sizeof letter, "letter %s v%" PRId64, ubrn, h->r.version);
+        r = serve(h->r.letter ? h->r.letter : letter, dst, what, e);
+        return finish(c, FAKE_A007, ubrn, r);
+}

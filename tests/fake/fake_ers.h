@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A scripted e-RS for the sync engine's unit test (tests/unit/test_engine.c).
+ *
+ * fake_ers.c defines the client functions of daemon/ers.h (ers_client_new,
+ * _lane, _free, _on_progress, _progress, _on_stop, ers_prepare_token,
+ * ers_check_reachable and the endpoints ers_fetch_worklist, ers_read_referral,
+ * ers_fetch_attachment, ers_fetch_cri) and is linked IN PLACE OF daemon/ers.o
+ * (Makefile: test_engine).  It does not define ers.h's pure header parsers:
+ * nothing the engine links needs them.  Not in tests/support/, which is
+ * linked into every test binary and would clash with ers.o there.
+ *
+ * What it holds is what e-RS serves now, scripted by the test: referrals
+ * (A005, rendered as the FHIR JSON the real client would hand over, parsed by
+ * the engine as in production), their attachments' bytes (A042) and letters
+ * (A007), and worklists per (list type, service) (A008, as the parsed struct
+ * the real client returns).  Failures are injected per endpoint and key.
+ * Every call is recorded, in order, for the test to assert.
+ *
+ * Thread-safe: the engine's fetching threads call it on their lanes at once.
+ * The scripting functions are for the test's thread, between rounds or from
+ * the call hook.  Strings passed in are copied.
+ */
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The endpoints, as e-RS names them. */
+enum fake_endpoint {
+        FAKE_A008, /* worklist; key "<list type>/<service>" */
+        FAKE_A005, /* referral; key "<ubrn>" */
+        FAKE_A042, /* attachment; key "<ubrn> <binary id>" */
+        FAKE_A007, /* the letter (Clinical Referral Information); key "<ubrn>" */
+};
+
+#define FAKE_DOCS_MAX    8
+#define FAKE_RELATED_MAX 4
+#define FAKE_LISTED_MAX  16
+
+/* One attachment as A005 describes it and A042 serves it. */
+struct fake_doc {
+        const char *id;           /* attachment id; also its Binary id, so [A-Za-z0-9.-] only */
+        const char *availability; /* "AVAILABLE", "PENDING", "THREATS_FOUND", …; NULL: not stated */
+        const char *content;      /* the bytes A042 serves (text; its length is the declared size) */
+        const char *created;      /* attachment.creation; NULL: "2030-01-01T00:00:00Z" */
+};
+
+/* One referral as A005 answers it. */
+struct fake_referral {
+        const char *ubrn;
+        int64_t version;
+        const char *nhs_number;                /* subject; NULL: absent */
+        const char *priority;                  /* NULL: absent */
+        const char *specialty;                 /* NULL: absent */
+        const char *related[FAKE_RELATED_MAX]; /* UBRNs of its related referrals, up to the first NULL */
+        struct fake_doc docs[FAKE_DOCS_MAX];   /* up to the first without an id */
+        const char *letter;                    /* what A007 serves; NULL: "letter <ubrn> v<version>" */
+};
+
+/* Forgets everything: referrals, worklists, failures, the call record, the hook. */
+void fake_ers_reset(void);
+
+/* e-RS serves `r` from now on (replacing what it served for its UBRN). */
+void fake_ers_put(const struct fake_referral *r);
+
+/* e-RS no longer knows the UBRN: A005 answers 404. */
+void fake_ers_forget(const char *ubrn);
+
+/* The worklist (list_type, service) lists these UBRNs from now on (NULL
+ * ends the list; at most FAKE_LISTED_MAX), each entry as e-RS serves the
+ * referral at the time of the A008: its version, priority, specialty and
+ * NHS number.  A worklist never set answers with no entry. */
+void fake_ers_list(const char *list_type, const char *service, const char *const *ubrns);
+
+/*
+ * The next `times` calls to `endpoint` with `key` (NULL: any key) fail
+ * with `r` (0 times: every call from now on), with the line the real
+ * client would give: -EAGAIN "HTTP 503", -ETIMEDOUT "no answer: timed out",
+ * -ENOENT "HTTP 404", -ENODATA "HTTP 422", -EACCES "HTTP 403", -EBADMSG,
+ * any other errno by name.  r = -ECANCELED is a stop that arrives during
+ * the transfer: the stop flag (fake_ers_stop_flag) is set and the call
+ * ends with -ECANCELED, as the real client does.  Failures are matched in
+ * the order they were added.
+ */
+void fake_ers_fail(enum fake_endpoint endpoint, const char *key, int r, unsigned times);
+
+/* The flag a -ECANCELED failure sets (the test's stop flag, as handed to
+ * the engine in sync_ctx.stop). */
+void fake_ers_stop_flag(volatile sig_atomic_t *stop);
+
+/* Called at the start of every call, before it is answered, on the calling
+ * thread (NULL: none): the test makes things happen mid-round there (the
+ * PAS lost, a stop, e-RS changing).  It may call the scripting functions. */
+void fake_ers_on_call(void (*fn)(void *userdata, enum fake_endpoint endpoint, const char *key), void *userdata);
+
+/*
+ * The calls since the last reset or take, one line each in the order they
+ * were made: "A005 000000000001", with " -> -EAGAIN" when it failed (the
+ * errno by name).  Malloc'd (the caller frees); the record starts afresh.
+ */
+char *fake_ers_take_calls(void);
+
+/* Calls made to `endpoint` with `key` (NULL: any) since the last reset
+ * (kept across fake_ers_take_calls()). */
+unsigned fake_ers_count(enum fake_endpoint endpoint, const char *key);
+
+/* The text e-RS served (an attachment's or a letter's bytes) whose SHA-256
+ * is `sha` (lower-case hex), for reading a PAS back; NULL when it never
+ * served such bytes.  Valid until the next reset. */
+const char *fake_ers_served(const char *sha);
