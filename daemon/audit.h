@@ -4,7 +4,7 @@
 /*
  * The audit trail (ers_audit, docs/schema.md): one append-only row per write,
  * in the transaction of the write it records.  This module builds what a row
- * says and prints a referral's history; sync.c decides when a row is written.
+ * says and prints a referral's history; write.c decides when a row is written.
  *
  *   event_type  NEW            a referral written for the first time
  *               UPDATED        a newer version written

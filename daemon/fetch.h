@@ -6,7 +6,7 @@
  * the PAS.  A referral_job is filled by the writer (the UBRN, the ledger's
  * state, the documents the PAS has) and fetched by fetch_referral(): A005,
  * its related referrals (A005), and every document not stored yet into the
- * verified spool.  The writer (sync.c, write.c) then writes it in one PAS
+ * verified spool.  The writer (round.c, write.c) then writes it in one PAS
  * transaction.
  *
  * The fetch pool runs fetch_referral() on ers.parallel_fetches threads, each
