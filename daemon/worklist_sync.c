@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"
@@ -136,7 +135,68 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
                                 wl->name, e.msg);
 }
 
-/* audit_worklist_poll() of what the worklist lists: its entries, and those
+/*
+ * After a successful poll of `worklist` (entries `sorted` by UBRN): records
+ * its entries as the latest (ers_worklist_entry), then marks the referrals
+ * that left the worklists and those that came back (ers_ledger.left_worklist_at),
+ * each with an audit row (LEFT_WORKLIST, RETURNED), in one transaction, and
+ * logs each.  *ret_left and *ret_returned count them.  0 or a negative errno
+ * (-ESTALE: the writer's lease was lost).
+ */
+static int write_listing(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
+                         const char *correlation_id, unsigned *ret_left, unsigned *ret_returned, struct errbuf *e) {
+        struct listing_change *changes = NULL;
+        size_t n_changes = 0;
+        unsigned left = 0, returned = 0;
+        int r;
+
+        r = pas_begin(p, e);
+        if (r < 0)
+                return r;
+        r = pas_worklist_record(p, worklist, sorted, n, correlation_id, e);
+        if (r >= 0)
+                r = pas_worklist_changes(p, worklist, &changes, &n_changes, e);
+        for (size_t i = 0; r >= 0 && i < n_changes; i++) {
+                const struct listing_change *c = &changes[i];
+                char detail[160];
+
+                if (c->left)
+                        snprintf(detail, sizeof detail,
+                                 "no longer listed: worklist %s does not list it, nor does any other; "
+                                 "its rows stay as last written",
+                                 worklist);
+                else
+                        snprintf(detail, sizeof detail, "listed again on worklist %s", worklist);
+                r = pas_ledger_set_left(p, c->ubrn, c->left, e);
+                if (r >= 0)
+                        r = pas_audit_append(p, c->ubrn, c->version, c->left ? "LEFT_WORKLIST" : "RETURNED", detail,
+                                             NULL, correlation_id, e);
+                if (c->left)
+                        left++;
+                else
+                        returned++;
+        }
+        if (r >= 0)
+                r = pas_commit(p, e);
+        else
+                pas_rollback(p);
+        if (r < 0) {
+                free(changes);
+                return r;
+        }
+        for (size_t i = 0; i < n_changes; i++)
+                log_ctx_info(&(struct log_ctx){ .ubrn = changes[i].ubrn, .worklist = worklist, .stage = "worklist" },
+                             "UBRN %s: %s (correlation id %s)", changes[i].ubrn,
+                             changes[i].left ? "left the worklists; its rows stay in the PAS"
+                                             : "listed again on a worklist",
+                             correlation_id);
+        free(changes);
+        *ret_left = left;
+        *ret_returned = returned;
+        return 0;
+}
+
+/* write_listing() of what the worklist lists: its entries, and those
  * skipped as malformed whose UBRN was readable (they are listed still).  With
  * one skipped whose UBRN was not, nobody can say who left: nothing is
  * recorded (one line says so), and the next poll judges. */
@@ -149,7 +209,7 @@ static int record_listing(struct sync_ctx *ctx, const char *worklist, const stru
         int r;
 
         if (w->n_skipped == 0)
-                return audit_worklist_poll(ctx->pas, worklist, order, w->n, correlation_id, ret_left, ret_returned, e);
+                return write_listing(ctx->pas, worklist, order, w->n, correlation_id, ret_left, ret_returned, e);
         r = skipped_listing(order, w->n, w, &listing, &n, &extra);
         if (r < 0)
                 return err_set(e, r, "out of memory");
@@ -161,7 +221,7 @@ static int record_listing(struct sync_ctx *ctx, const char *worklist, const stru
                                 worklist, correlation_id);
                 return 0;
         }
-        r = audit_worklist_poll(ctx->pas, worklist, listing, n, correlation_id, ret_left, ret_returned, e);
+        r = write_listing(ctx->pas, worklist, listing, n, correlation_id, ret_left, ret_returned, e);
         free(listing);
         free(extra);
         return r;

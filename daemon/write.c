@@ -151,8 +151,8 @@ static void write_audit_free(struct write_audit *w, size_t n_related) {
         audit_text_free(&w->documents);
 }
 
-/* Before anything is written: what the PAS holds, what the new version
- * changes in it, and which attachments e-RS stopped listing. */
+/* Before anything is written: what the PAS holds, and what the new version
+ * changes in it. */
 static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const struct worklist_entry *entry,
                         struct write_audit *w, struct errbuf *e) {
         int r = pas_referral_stored(ctx->pas, j->main.ubrn, &w->before, e);
@@ -169,14 +169,64 @@ static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const stru
                 else if (strcmp(w->before.patient_match, now) != 0)
                         audit_clause(&w->detail, "patient_match %s -> %s", w->before.patient_match, now);
         }
+        return r;
+}
+
+/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
+static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
+        unsigned seen = 0;
+
+        for (size_t i = 0; i < src->n_attachments; i++)
+                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
+                        return true;
+        return false;
+}
+
+/* The attachments stored for `src` (shown with referral `ubrn`) against those
+ * it lists now: the ones added, and each one e-RS stopped (or started again)
+ * listing marked so, said in the audit row's detail with `prefix`.  Nothing
+ * for a referral with nothing stored. */
+static int mark_listed(struct sync_ctx *ctx, const char *ubrn, const struct referral *src, const char *prefix,
+                       struct audit_text *detail, struct errbuf *e) {
+        struct stored_attachment *stored = NULL;
+        size_t n = 0;
+        int r;
+
+        r = pas_attachments_stored(ctx->pas, ubrn, src->ubrn, &stored, &n, e);
+        if (r < 0 || n == 0) {
+                stored_attachments_free(stored, n);
+                return r;
+        }
+        audit_attachments_added(detail, src, stored, n, prefix);
+        for (size_t k = 0; k < n && r >= 0; k++) {
+                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
+                if (now_listed == !stored[k].removed)
+                        continue;
+                r = pas_attachment_set_removed(ctx->pas, ubrn, src->ubrn, stored[k].id, stored[k].occurrence,
+                                               !now_listed, e);
+                if (r >= 0)
+                        audit_attachment_listing(detail, prefix, stored[k].id, now_listed);
+        }
+        stored_attachments_free(stored, n);
+        return r;
+}
+
+/* Before anything else is written, for a new version of the referral and of
+ * each related referral newer than the PAS's: attachments e-RS no longer
+ * lists are marked removed (kept, removed_at set), those listed again
+ * unmarked, and the audit row says so, as it says those added. */
+static int mark_attachments_listed(struct sync_ctx *ctx, const struct referral_job *j, struct write_audit *w,
+                                   struct errbuf *e) {
+        int r = 0;
+
         if (w->before.found && w->before.version != j->main.version)
-                r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
+                r = mark_listed(ctx, j->main.ubrn, &j->main, NULL, &w->detail, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
                 if (!w->related[i].found || j->related[i].version <= w->related[i].version)
                         continue; /* new, unchanged, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
-                r = audit_attachments(ctx->pas, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+                r = mark_listed(ctx, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
         }
         return r;
 }
@@ -251,6 +301,8 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         if (r < 0)
                 goto out;
         r = audit_before(ctx, j, entry[0], &w, e);
+        if (r == 0)
+                r = mark_attachments_listed(ctx, j, &w, e);
         if (r == 0 && !w.before.found && !j->ls.found)
                 pas_referral_fresh(ctx->pas, j->main.ubrn); /* read in this transaction: nothing of it to replace */
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
