@@ -91,20 +91,20 @@ int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                 r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
                 if (r == 0)
                         r = round_read_ledger(ctx, d->ubrn, d->worklist, &ls, stats);
-                if (r == -ECANCELED || r == -ENOTCONN)
+                if (round_stops(r))
                         break;
                 if (r < 0) {
                         failed = true;
                         continue;
                 }
                 r = round_submit(ctx, NULL, d->worklist[0] ? d->worklist : NULL, &entries[i], &ls, stats, &failed);
-                if (r == -ECANCELED || r == -ESTALE)
+                if (referral_stops_round(r))
                         break;
         }
         r = round_write_all(ctx, NULL, r, stats, &failed);
         free(entries);
         due_referrals_free(due, n);
-        if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+        if (round_stops(r))
                 return r;
         return failed ? -EAGAIN : 0;
 }

@@ -64,7 +64,7 @@ static struct referral_job *next_fetched(struct sync_ctx *ctx, struct sync_stats
 
 /*
  * Writes the next fetched job (after `r`, the round's state so far: once it
- * is -ECANCELED, -ESTALE or -ENOTCONN, fetched jobs are dropped unwritten, their
+ * round_stops() it, fetched jobs are dropped unwritten, their
  * verified downloads left in the spool for the next round, the referrals
  * waiting in ers_retry).  A connection lost with the job before is connected
  * again first (reconnect.h), or the round stops there.  `worklist` names the
@@ -83,7 +83,7 @@ static int write_next(struct sync_ctx *ctx, const char *worklist, int r, struct 
                 if (r == -ENOTCONN)
                         round_say_unreachable(worklist, j->entry->ubrn, stats);
         }
-        if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN) {
+        if (round_stops(r)) {
                 referral_job_free(j);
                 free(j);
                 return r;
@@ -92,7 +92,7 @@ static int write_next(struct sync_ctx *ctx, const char *worklist, int r, struct 
         w = finish_referral(ctx, j, stats, NULL);
         stats->writer_busy_s += now_monotonic() - t0;
         free(j);
-        if (w == -ECANCELED || w == -ESTALE)
+        if (referral_stops_round(w))
                 return w;
         if (w < 0)
                 *failed = true;
@@ -255,14 +255,14 @@ static int round_worklists_and_due(struct sync_ctx *ctx, struct sync_stats *stat
                 if (!ctx->poll || !ctx->poll[i])
                         continue;
                 int r = sync_worklist(ctx, &ctx->cfg->worklists[i], stats);
-                if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+                if (round_stops(r))
                         return r;
                 if (r < 0)
                         failed = true;
         }
         if (!(ctx->stop && *ctx->stop)) {
                 int r = sync_due(ctx, stats);
-                if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+                if (round_stops(r))
                         return r;
                 if (r < 0)
                         failed = true;

@@ -12,10 +12,31 @@
  * it goes on, or the reason it stops (see sync_once() in sync.h).
  */
 
+#include <errno.h>
 #include <stdbool.h>
 
 #include "fetch.h"
 #include "sync.h"
+
+/*
+ * Whether `r`, a round's state, stops the round: stopped by SIGTERM or
+ * SIGINT (-ECANCELED), the writer's lease lost to another ersd (-ESTALE), or
+ * the PAS connection lost and not back within reconnect.h's window
+ * (-ENOTCONN).  Then nothing more is fetched or written this round.
+ */
+static inline bool round_stops(int r) {
+        return r == -ECANCELED || r == -ESTALE || r == -ENOTCONN;
+}
+
+/*
+ * Whether one referral's result stops the round: stopped, or the lease lost.
+ * A referral whose own write lost the PAS connection (-ENOTCONN) failed
+ * alone: the next one connects again first, and only a PAS that stays
+ * unreachable (round_stops()) ends the round.
+ */
+static inline bool referral_stops_round(int r) {
+        return round_stops(r) && r != -ENOTCONN;
+}
 
 /* What a fetch uses: the round's e-RS client (or, on a fetching thread, a lane of it). */
 struct fetch_env round_fetch_env(const struct sync_ctx *ctx);
@@ -32,10 +53,13 @@ int round_prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char *
  * window is full: at most twice as many jobs in flight as there are
  * fetchers.  `phase` names the worklist being synced, NULL for the referrals
  * due again (for the line that says the round stopped).  The entry (borrowed)
- * must live until round_write_all().  Returns the round's state: once it is
- * -ECANCELED, -ESTALE or -ENOTCONN, fetched jobs are dropped unwritten, their
- * verified downloads left in the spool for the next round, the referrals
- * waiting in ers_retry.  *failed is set when a referral failed.
+ * must live until round_write_all().  Returns the round's state: once
+ * round_stops() it, fetched jobs are dropped unwritten, their verified
+ * downloads left in the spool for the next round, the referrals waiting in
+ * ers_retry.  *failed is set when a referral failed.  Its callers stop at
+ * referral_stops_round(): after -ENOTCONN their next entry connects again
+ * first (round_ledger_get() or reconnect_pas()), and stops there if the PAS
+ * is still unreachable.
  */
 int round_submit(struct sync_ctx *ctx, const char *phase, const char *worklist, const struct worklist_entry *entry,
                  const struct ledger_state *ls, struct sync_stats *stats, bool *failed);

@@ -329,18 +329,16 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
                 }
                 /* A connection lost with the referral before: back first, or the round stops here. */
                 r = reconnect_pas(&ctx->reconnect, ctx->pas, ctx->stop, ctx->between_referrals, ctx->userdata);
-                if (r == -ECANCELED)
-                        break;
-                if (r == -ENOTCONN) {
-                        round_say_unreachable(wl->name, entry->ubrn, stats);
+                if (round_stops(r)) {
+                        if (r == -ENOTCONN)
+                                round_say_unreachable(wl->name, entry->ubrn, stats);
                         break;
                 }
                 if (ls[i].version == -2) {
                         r = round_ledger_get(ctx, entry->ubrn, &ls[i], &e);
-                        if (r == -ECANCELED)
-                                break; /* a stop came while waiting for the PAS */
-                        if (r == -ENOTCONN) {
-                                round_say_unreachable(wl->name, entry->ubrn, stats);
+                        if (round_stops(r)) { /* a stop came while waiting for the PAS, or it stayed down */
+                                if (r == -ENOTCONN)
+                                        round_say_unreachable(wl->name, entry->ubrn, stats);
                                 break;
                         }
                         if (r < 0) {
@@ -366,14 +364,14 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
                         continue;
                 }
                 r = round_submit(ctx, wl->name, wl->name, entry, &ls[i], stats, &failed);
-                if (r == -ECANCELED || r == -ESTALE) /* stopped, or the writer's lease lost */
+                if (referral_stops_round(r)) /* stopped, or the writer's lease lost */
                         break;
         }
         r = round_write_all(ctx, wl->name, r, stats, &failed); /* the entries stay alive until here */
         free(order);
         free(ls);
         worklist_free(&w);
-        if (r == -ECANCELED || r == -ESTALE || r == -ENOTCONN)
+        if (round_stops(r))
                 return r;
         return failed ? -EAGAIN : 0;
 }

@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "round.h"
 #include "schedule.h"
 
 /* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
@@ -571,7 +572,7 @@ int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_st
                              j->correlation_id);
         goto out;
 fail:
-        if (r == -ECANCELED || r == -ESTALE)
+        if (referral_stops_round(r))
                 goto out; /* stopped, or no longer the writer: nothing to record */
         stats->referrals_failed++;
         o.result = REFERRAL_FAILED;
