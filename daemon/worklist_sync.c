@@ -102,15 +102,21 @@ static bool entry_needs_write(const struct worklist_entry *entry, const struct l
         return !ls->found || (entry->version >= 0 && entry->version > ls->version);
 }
 
+/* The ledger's row of one entry of the worklist, read after the A008. */
+struct entry_ledger {
+        struct ledger_state ls; /* when read */
+        bool read;              /* false: the read failed; read again before the entry is synced, which says why */
+};
+
 /*
  * After the A008: ers_poll, and an ers_retry row for each entry that needs
  * writing, in one transaction, so that a round cut short (crash, stop, lease
- * lost) leaves them due without another worklist call.  `ls` holds each
- * sorted entry's ledger state (found=false and version -2 when unread).
+ * lost) leaves them due without another worklist call.  `ledger` holds each
+ * sorted entry's ledger row (an entry whose row was not read is not queued).
  */
 static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, const struct worklist *w,
-                            const struct worklist_entry **order, const struct ledger_state *ls, const char *polled_at,
-                            const char *correlation_id, const char *next_at) {
+                            const struct worklist_entry **order, const struct entry_ledger *ledger,
+                            const char *polled_at, const char *correlation_id, const char *next_at) {
         struct errbuf e = { { 0 } };
         size_t n = w->n;
         char result[256];
@@ -121,7 +127,7 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
         if (r == 0)
                 r = pas_poll_put(ctx->pas, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
         for (size_t i = 0; i < n && r == 0; i++)
-                if (ls[i].version != -2 && entry_needs_write(order[i], &ls[i]) &&
+                if (ledger[i].read && entry_needs_write(order[i], &ledger[i].ls) &&
                     (i == 0 || strcmp(order[i - 1]->ubrn, order[i]->ubrn) != 0))
                         r = pas_retry_seen(ctx->pas, wl->name, order[i], polled_at, &e);
         if (r == 0)
@@ -232,7 +238,7 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
         struct errbuf e = { { 0 } };
         struct worklist w = { 0 };
         const struct worklist_entry **order = NULL;
-        struct ledger_state *ls = NULL;
+        struct entry_ledger *ledger = NULL; /* owned: [i] of order[i] */
         char polled_at[32], next_at[32], result[300];
         time_t now = time(NULL);
         bool failed = false;
@@ -276,10 +282,10 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
 
         /* Sorted, so a UBRN listed twice is synced once. */
         order = calloc(w.n ? w.n : 1, sizeof *order);
-        ls = calloc(w.n ? w.n : 1, sizeof *ls);
-        if (!order || !ls) {
+        ledger = calloc(w.n ? w.n : 1, sizeof *ledger);
+        if (!order || !ledger) {
                 free(order);
-                free(ls);
+                free(ledger);
                 worklist_free(&w);
                 log_error("worklist %s: out of memory", wl->name);
                 return -ENOMEM;
@@ -287,20 +293,19 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
         for (size_t i = 0; i < w.n; i++)
                 order[i] = &w.entries[i];
         qsort(order, w.n, sizeof *order, cmp_entry_ptr);
-        for (size_t i = 0; i < w.n; i++)
-                if (pas_ledger_get(ctx->pas, order[i]->ubrn, &ls[i], &e) < 0)
-                        ls[i] = (struct ledger_state){ .version = -2 }; /* read again below, which says why */
+        for (size_t i = 0; i < w.n; i++) /* one that fails is read again below, which says why */
+                ledger[i].read = pas_ledger_get(ctx->pas, order[i]->ubrn, &ledger[i].ls, &e) >= 0;
         /* A dry run writes nothing but the budget's count: no ers_poll, ers_retry or
          * ers_worklist_entry row, no referral marked as having left. */
         if (!ctx->dry_run)
-                record_worklist(ctx, wl, &w, order, ls, polled_at, call.correlation_id, next_at);
+                record_worklist(ctx, wl, &w, order, ledger, polled_at, call.correlation_id, next_at);
 
         /* The latest entries, kept for `ersd reconcile`, and who left or came back. */
         unsigned left = 0, returned = 0;
         r = ctx->dry_run ? 0 : record_listing(ctx, wl->name, order, &w, call.correlation_id, &left, &returned, &e);
         if (r == -ESTALE) {
                 free(order);
-                free(ls);
+                free(ledger);
                 worklist_free(&w);
                 return r;
         }
@@ -334,8 +339,8 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
                                 round_say_unreachable(wl->name, entry->ubrn, stats);
                         break;
                 }
-                if (ls[i].version == -2) {
-                        r = round_ledger_get(ctx, entry->ubrn, &ls[i], &e);
+                if (!ledger[i].read) {
+                        r = round_ledger_get(ctx, entry->ubrn, &ledger[i].ls, &e);
                         if (round_stops(r)) { /* a stop came while waiting for the PAS, or it stayed down */
                                 if (r == -ENOTCONN)
                                         round_say_unreachable(wl->name, entry->ubrn, stats);
@@ -355,21 +360,22 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
                                 continue;
                         }
                 }
-                if (ls[i].found && ls[i].complete && entry->version >= 0 && entry->version <= ls[i].version) {
+                const struct ledger_state *ls = &ledger[i].ls;
+                if (ls->found && ls->complete && entry->version >= 0 && entry->version <= ls->version) {
                         stats->referrals_unchanged++;
                         report_outcome(ctx, &(struct referral_outcome){ .ubrn = entry->ubrn, .worklist = wl->name,
-                                                                        .version = ls[i].version,
+                                                                        .version = ls->version,
                                                                         .result = REFERRAL_UNCHANGED,
                                                                         .dry_run = ctx->dry_run });
                         continue;
                 }
-                r = round_submit(ctx, wl->name, wl->name, entry, &ls[i], stats, &failed);
+                r = round_submit(ctx, wl->name, wl->name, entry, ls, stats, &failed);
                 if (referral_stops_round(r)) /* stopped, or the writer's lease lost */
                         break;
         }
         r = round_write_all(ctx, wl->name, r, stats, &failed); /* the entries stay alive until here */
         free(order);
-        free(ls);
+        free(ledger);
         worklist_free(&w);
         if (round_stops(r))
                 return r;
