@@ -148,6 +148,33 @@ static void reload(struct config *cfg, struct ers_client **ers) {
                    cfg->n_worklists == 1 ? "" : "s");
 }
 
+/*
+ * A SIGHUP, applied between rounds, here and only here: the file read and
+ * swapped in whole or refused (reload()), the log level -v asked for kept,
+ * the e-RS client (new or not) told of stops, the poll schedule planned again
+ * for the worklists now configured, and the round's context pointed at all of
+ * them.  0, or -ENOMEM when the schedule could not be planned.
+ */
+static int apply_reload(struct config *cfg, struct ers_client **ers, int log_override, struct pas *pas,
+                        struct poll_schedule *polls, struct sync_ctx *ctx) {
+        struct errbuf e = { { 0 } };
+
+        notify_reloading();
+        reload(cfg, ers);
+        if (log_override >= 0)
+                log_set_level(log_override);
+        ers_client_on_stop(*ers, &stop_requested);
+        poll_schedule_free(polls);
+        if (poll_schedule_init(polls, cfg, pas, time(NULL), false, &e) == -ENOMEM) {
+                log_error("out of memory");
+                return -ENOMEM;
+        }
+        ctx->cfg = cfg;
+        ctx->ers = *ers;
+        ctx->poll = polls->due;
+        return 0;
+}
+
 /* "2026-11-23 07:00 GMT": an instant in UK time, as poll times are written. */
 static void uk_time(time_t t, char ret[32]) {
         int offset = sched_uk_offset(t);
@@ -413,20 +440,8 @@ int service_run(struct config *cfg, const struct run_mode *mode, int log_overrid
                 status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                 while (!stop_requested) {
                         if (reload_requested) { /* may have come during the round */
-                                struct errbuf re = { { 0 } };
-                                notify_reloading();
-                                reload(cfg, &ers);
-                                if (log_override >= 0)
-                                        log_set_level(log_override);
-                                ers_client_on_stop(ers, &stop_requested);
-                                poll_schedule_free(&polls);
-                                if (poll_schedule_init(&polls, cfg, pas, time(NULL), false, &re) == -ENOMEM) {
-                                        log_error("out of memory");
+                                if (apply_reload(cfg, &ers, log_override, pas, &polls, &ctx) < 0)
                                         break;
-                                }
-                                ctx.cfg = cfg;
-                                ctx.ers = ers;
-                                ctx.poll = polls.due;
                                 next = now_monotonic() + seconds_to_next(cfg, pas, &polls);
                                 status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                                 notify_ready();
