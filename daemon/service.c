@@ -24,6 +24,7 @@
 
 #include "../adapters/pas.h"
 #include "commands.h"
+#include "complain.h"
 #include "ers.h"
 #include "lease.h"
 #include "log.h"
@@ -85,7 +86,7 @@ static void keep_alive(void *userdata) {
  * holder for twice its length (0).  Signals are blocked except inside ppoll. */
 static int lease_wait(struct lease *l, struct pas *pas, struct reconnect *rc, bool once, const sigset_t *old_set) {
         double t0 = now_monotonic();
-        bool error_logged = false;
+        struct complaint failing = { .said = false }; /* the lease's table: said once per wait */
 
         while (!stop_requested) {
                 struct errbuf e = { { 0 } };
@@ -96,10 +97,8 @@ static int lease_wait(struct lease *l, struct pas *pas, struct reconnect *rc, bo
 
                 if (r > 0)
                         return 1;
-                if (r < 0 && r != -ENOTCONN && !error_logged) {
-                        log_error("lease: PAS database: %s; trying again", e.msg);
-                        error_logged = true;
-                }
+                if (r < 0 && r != -ENOTCONN)
+                        complain(&failing, 0, LOG_ERR, NULL, "lease: PAS database: %s; trying again", e.msg);
                 if (once && now_monotonic() - t0 > 2 * l->seconds) {
                         log_error("lease: another ersd holds it and is alive; --once does not sync");
                         return 0;
