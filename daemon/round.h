@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "fetch.h"
+#include "pool.h"
 #include "sync.h"
 
 /*
