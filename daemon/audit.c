@@ -10,7 +10,6 @@
 #include <json-c/json.h>
 
 #include "escape.h"
-#include "log.h"
 
 /* ---- text ------------------------------------------------------------------- */
 
@@ -212,28 +211,10 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                         audit_clause(t, "related referral removed: %s", before->related[i]);
 }
 
-/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
-static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
-        unsigned seen = 0;
-
-        for (size_t i = 0; i < src->n_attachments; i++)
-                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
-                        return true;
-        return false;
-}
-
-int audit_attachments(struct pas *p, const char *ubrn, const struct referral *src, const char *prefix,
-                      struct audit_text *t, struct errbuf *e) {
-        struct stored_attachment *stored = NULL;
-        size_t n = 0;
-        int r;
-
-        r = pas_attachments_stored(p, ubrn, src->ubrn, &stored, &n, e);
-        if (r < 0 || n == 0) {
-                stored_attachments_free(stored, n);
-                return r;
-        }
+void audit_attachments_added(struct audit_text *t, const struct referral *src, const struct stored_attachment *stored,
+                             size_t n, const char *prefix) {
         const char *pre = prefix ? prefix : "";
+
         for (size_t i = 0; i < src->n_attachments; i++) {
                 const char *id = src->attachments[i].id;
                 unsigned occurrence = attachment_occurrence(src, i);
@@ -243,72 +224,11 @@ int audit_attachments(struct pas *p, const char *ubrn, const struct referral *sr
                 if (id && !known)
                         audit_clause(t, "%sattachment added: %s", pre, audit_q(t, id));
         }
-        for (size_t k = 0; k < n && r >= 0; k++) {
-                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
-                if (now_listed == !stored[k].removed)
-                        continue;
-                r = pas_attachment_set_removed(p, ubrn, src->ubrn, stored[k].id, stored[k].occurrence, !now_listed, e);
-                if (r >= 0)
-                        audit_clause(t, "%sattachment %s: %s", pre, now_listed ? "listed again" : "removed",
-                                     audit_q(t, stored[k].id));
-        }
-        stored_attachments_free(stored, n);
-        return r;
 }
 
-/* ---- the latest worklists -------------------------------------------------------- */
-
-int audit_worklist_poll(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
-                        const char *correlation_id, unsigned *ret_left, unsigned *ret_returned, struct errbuf *e) {
-        struct listing_change *changes = NULL;
-        size_t n_changes = 0;
-        unsigned left = 0, returned = 0;
-        int r;
-
-        r = pas_begin(p, e);
-        if (r < 0)
-                return r;
-        r = pas_worklist_record(p, worklist, sorted, n, correlation_id, e);
-        if (r >= 0)
-                r = pas_worklist_changes(p, worklist, &changes, &n_changes, e);
-        for (size_t i = 0; r >= 0 && i < n_changes; i++) {
-                const struct listing_change *c = &changes[i];
-                char detail[160];
-
-                if (c->left)
-                        snprintf(detail, sizeof detail,
-                                 "no longer listed: worklist %s does not list it, nor does any other; "
-                                 "its rows stay as last written",
-                                 worklist);
-                else
-                        snprintf(detail, sizeof detail, "listed again on worklist %s", worklist);
-                r = pas_ledger_set_left(p, c->ubrn, c->left, e);
-                if (r >= 0)
-                        r = pas_audit_append(p, c->ubrn, c->version, c->left ? "LEFT_WORKLIST" : "RETURNED", detail,
-                                             NULL, correlation_id, e);
-                if (c->left)
-                        left++;
-                else
-                        returned++;
-        }
-        if (r >= 0)
-                r = pas_commit(p, e);
-        else
-                pas_rollback(p);
-        if (r < 0) {
-                free(changes);
-                return r;
-        }
-        for (size_t i = 0; i < n_changes; i++)
-                log_ctx_info(&(struct log_ctx){ .ubrn = changes[i].ubrn, .worklist = worklist, .stage = "worklist" },
-                             "UBRN %s: %s (correlation id %s)", changes[i].ubrn,
-                             changes[i].left ? "left the worklists; its rows stay in the PAS"
-                                             : "listed again on a worklist",
-                             correlation_id);
-        free(changes);
-        *ret_left = left;
-        *ret_returned = returned;
-        return 0;
+void audit_attachment_listing(struct audit_text *t, const char *prefix, const char *id, bool listed_again) {
+        audit_clause(t, "%sattachment %s: %s", prefix ? prefix : "", listed_again ? "listed again" : "removed",
+                     audit_q(t, id));
 }
 
 /* ---- ersd audit UBRN ------------------------------------------------------------ */

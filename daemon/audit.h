@@ -4,7 +4,8 @@
 /*
  * The audit trail (ers_audit, docs/schema.md): one append-only row per write,
  * in the transaction of the write it records.  This module builds what a row
- * says and prints a referral's history; sync.c decides when a row is written.
+ * says and prints a referral's history; write.c decides when a referral's
+ * row is written, worklist_sync.c writes LEFT_WORKLIST and RETURNED.
  *
  *   event_type  NEW            a referral written for the first time
  *               UPDATED        a newer version written
@@ -86,25 +87,17 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                     const struct worklist_entry *entry);
 
 /*
- * Compares the attachments `src` lists (shown with referral `ubrn`) with those
- * stored, inside the write's transaction, before its documents are written:
- * marks those e-RS no longer lists as removed (kept, removed_at set) and
- * those listed again, and adds a clause for each ("attachment added: ID",
- * "attachment removed: ID", "attachment listed again: ID"), prefixed with
- * `prefix` when not NULL.  Adds nothing for a referral with nothing stored.
+ * The clauses "attachment added: ID" for each attachment `src` lists that is
+ * not among the `n` `stored` for it, prefixed with `prefix` when not NULL.
+ * (Those e-RS no longer lists are marked by the write, write.c, which says
+ * each with audit_attachment_listing().)
  */
-int audit_attachments(struct pas *p, const char *ubrn, const struct referral *src, const char *prefix,
-                      struct audit_text *t, struct errbuf *e);
+void audit_attachments_added(struct audit_text *t, const struct referral *src, const struct stored_attachment *stored,
+                             size_t n, const char *prefix);
 
-/*
- * After a successful poll of `worklist` (entries `sorted` by UBRN): records
- * its entries as the latest (ers_worklist_entry), then marks the referrals
- * that left the worklists and those that came back (ers_ledger.left_worklist_at),
- * each with an audit row, in one transaction.  *ret_left and *ret_returned
- * count them.  0 or a negative errno (-ESTALE: the writer's lease was lost).
- */
-int audit_worklist_poll(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
-                        const char *correlation_id, unsigned *ret_left, unsigned *ret_returned, struct errbuf *e);
+/* The clause "attachment removed: ID", or "attachment listed again: ID" when
+ * `listed_again`, prefixed with `prefix` when not NULL. */
+void audit_attachment_listing(struct audit_text *t, const char *prefix, const char *id, bool listed_again);
 
 /*
  * `ersd audit UBRN`: prints the referral's history to `out`, as a table or as

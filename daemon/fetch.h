@@ -6,13 +6,13 @@
  * the PAS.  A referral_job is filled by the writer (the UBRN, the ledger's
  * state, the documents the PAS has) and fetched by fetch_referral(): A005,
  * its related referrals (A005), and every document not stored yet into the
- * verified spool.  The writer (sync.c, write.c) then writes it in one PAS
+ * verified spool.  The writer (round.c, write.c) then writes it in one PAS
  * transaction.
  *
- * The fetch pool runs fetch_referral() on ers.parallel_fetches threads, each
- * with its own e-RS connections (ers_client_lane), all within one rate limit,
- * so downloads overlap each other and the PAS writes.  The PAS is only ever
- * touched by the thread that owns the pool: one writer.
+ * The fetch pool (pool.h) runs fetch_referral() on ers.parallel_fetches
+ * threads, each with its own e-RS connections (ers_client_lane), all within
+ * one rate limit, so downloads overlap each other and the PAS writes.  The
+ * PAS is only ever touched by the thread that owns the pool: one writer.
  */
 
 #include <signal.h>
@@ -111,29 +111,3 @@ void referral_job_free(struct referral_job *j); /* the contents; spool files are
  * j->action and the referral.  Touches no database.  Thread-safe: any number
  * at once, each with its own fetch_env.ers lane. */
 void fetch_referral(const struct fetch_env *env, struct referral_job *j);
-
-struct fetch_pool;
-
-/*
- * A pool of `threads` fetchers, each with a lane of env->ers.  threads <= 1
- * makes none: fetch_pool_submit() then fetches in the caller's thread, with
- * env->ers itself.  *ret is the caller's (fetch_pool_free).
- */
-int fetch_pool_new(const struct fetch_env *env, unsigned threads, struct fetch_pool **ret, struct errbuf *e);
-
-/* Hands a job to the pool (owned by the caller still, untouched by it until
- * fetch_pool_wait returns it).  Never blocks on the network but when the pool
- * has no thread; the caller bounds how many are in flight. */
-void fetch_pool_submit(struct fetch_pool *p, struct referral_job *j);
-
-/* Jobs submitted and not yet returned by fetch_pool_wait(). */
-unsigned fetch_pool_in_flight(const struct fetch_pool *p);
-
-/* A fetched job (in the order fetches finish), waiting at most `timeout_s`
- * seconds for one: NULL when none finished in that time or none is in
- * flight. */
-struct referral_job *fetch_pool_wait(struct fetch_pool *p, double timeout_s);
-
-/* Stops the threads (after the jobs in hand) and frees the lanes.  Jobs
- * still in flight must have been waited for.  Accepts NULL. */
-void fetch_pool_free(struct fetch_pool *p);

@@ -32,7 +32,7 @@ static int take(struct lease *l, struct pas *p, struct errbuf *e) {
                 return r;
         l->held = true;
         l->renewed_at = now_monotonic();
-        l->standby_logged = false;
+        complaint_forget(&l->standby);
         if (over)
                 log_notice("lease: taken over from %s, silent for %.1f s; this ersd (%s) now writes", l->seen.holder,
                            now_monotonic() - l->seen_since, l->holder);
@@ -78,9 +78,7 @@ int lease_tick(struct lease *l, struct pas *p, bool force, struct errbuf *e) {
         } else if (now - l->seen_since >= l->seconds) {
                 return take(l, p, e);
         }
-        if (!l->standby_logged) {
-                log_notice("lease: held by %s; this ersd (%s) is on standby", st.holder, l->holder);
-                l->standby_logged = true;
-        }
+        complain(&l->standby, 0, LOG_NOTICE, NULL, "lease: held by %s; this ersd (%s) is on standby", st.holder,
+                 l->holder);
         return 0;
 }

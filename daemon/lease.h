@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "../adapters/pas.h"
+#include "complain.h"
 
 #define LEASE_NAME "ersd" /* one lease per staging schema */
 
@@ -29,7 +30,7 @@ struct lease {
         struct lease_state seen;               /* standby: the row as last read */
         double seen_since;                     /* monotonic: since when it has stood still */
         bool seen_valid;                       /* seen has been read at least once */
-        bool standby_logged;                   /* "standby" said once per wait */
+        struct complaint standby;              /* "on standby" said once per wait */
 };
 
 void lease_init(struct lease *l, long seconds);

@@ -116,10 +116,7 @@ size_t log_journal_fields(int priority, const struct log_ctx *ctx, const char *m
         return n;
 }
 
-/* The format attribute lets clang (-Wformat-nonliteral, from -Wformat=2) accept the vsnprintf below. */
-static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap)
-        __attribute__((format(printf, 3, 0)));
-static void log_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap) {
+void log_ctx_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap) {
         char line[2048], out[sizeof line * 4]; /* an escape is at most 4 bytes a byte */
         int len;
 
@@ -156,7 +153,7 @@ void log_msg(int priority, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        log_vmsg(priority, NULL, fmt, ap);
+        log_ctx_vmsg(priority, NULL, fmt, ap);
         va_end(ap);
 }
 
@@ -164,6 +161,6 @@ void log_ctx_msg(int priority, const struct log_ctx *ctx, const char *fmt, ...) 
         va_list ap;
 
         va_start(ap, fmt);
-        log_vmsg(priority, ctx, fmt, ap);
+        log_ctx_vmsg(priority, ctx, fmt, ap);
         va_end(ap);
 }

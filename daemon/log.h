@@ -14,6 +14,7 @@
  * or a connection string to these functions.  UBRN and correlation id only.
  */
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
@@ -40,6 +41,12 @@ struct log_ctx {
 
 void log_ctx_msg(int priority, const struct log_ctx *ctx, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* log_ctx_msg() with a va_list, for a helper that logs on its caller's behalf
+ * (complain.h).  The format attribute lets clang (-Wformat-nonliteral, from
+ * -Wformat=2) accept the vsnprintf inside. */
+void log_ctx_vmsg(int priority, const struct log_ctx *ctx, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 
 #define log_ctx_error(ctx, ...)   log_ctx_msg(LOG_ERR, ctx, __VA_ARGS__)
 #define log_ctx_warning(ctx, ...) log_ctx_msg(LOG_WARNING, ctx, __VA_ARGS__)

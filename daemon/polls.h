@@ -9,7 +9,7 @@
  * that would take a call a later poll time of the same UK day needs: then the
  * next poll time comes as planned.  A reload keeps to the poll times and
  * catches nothing up.  `ersd --once` reads every worklist now, budget
- * permitting (sync.c counts every call in ers_budget first).
+ * permitting (worklist_sync.c counts every call in ers_budget first).
  */
 
 #include <stdbool.h>

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "complain.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,24 +41,23 @@ int reconnect_pas_once(struct reconnect *rc, struct pas *pas) {
                 *rc = (struct reconnect){ .lost_at = now, .delay = 1 };
         rc->attempts++;
         if (pas_reconnect(pas, &e) == 0) {
-                if (rc->logged_at != 0)
-                        log_ctx_notice(&pas_stage, "PAS database: connection back after %.1f s (%u attempt%s)",
-                                       now_monotonic() - rc->lost_at, rc->attempts, rc->attempts == 1 ? "" : "s");
-                else /* back at once: the failure that lost it was logged with its referral */
+                if (!complain_release(&rc->unreachable, LOG_NOTICE, &pas_stage,
+                                      "PAS database: connection back after %.1f s (%u attempt%s)",
+                                      now_monotonic() - rc->lost_at, rc->attempts, rc->attempts == 1 ? "" : "s"))
+                        /* back at once: the failure that lost it was logged with its referral */
                         log_ctx_debug(&pas_stage, "PAS database: connected again");
                 *rc = (struct reconnect){ 0 };
                 return 0;
         }
         now = now_monotonic();
-        if (rc->logged_at == 0)
-                log_ctx_error(&pas_stage, "PAS database: unreachable: %s; connecting again 1 s, 2 s, 4 s … apart, "
-                                          "at most %d s", e.msg, RECONNECT_DELAY_MAX_S);
-        else if (now - rc->logged_at >= RECONNECT_LOG_EVERY_S)
-                log_ctx_error(&pas_stage, "PAS database: still unreachable after %.0f s (%u attempts): %s",
-                              now - rc->lost_at, rc->attempts, e.msg);
+        if (!complaining(&rc->unreachable))
+                complain(&rc->unreachable, RECONNECT_LOG_EVERY_S, LOG_ERR, &pas_stage,
+                         "PAS database: unreachable: %s; connecting again 1 s, 2 s, 4 s … apart, at most %d s", e.msg,
+                         RECONNECT_DELAY_MAX_S);
         else
-                return -ENOTCONN;
-        rc->logged_at = now;
+                complain(&rc->unreachable, RECONNECT_LOG_EVERY_S, LOG_ERR, &pas_stage,
+                         "PAS database: still unreachable after %.0f s (%u attempts): %s", now - rc->lost_at,
+                         rc->attempts, e.msg);
         return -ENOTCONN;
 }
 

@@ -20,6 +20,7 @@
 #include <signal.h>
 
 #include "../adapters/pas.h"
+#include "complain.h"
 
 #define RECONNECT_DELAY_MAX_S 30
 #define RECONNECT_WINDOW_S 120
@@ -28,7 +29,7 @@
 /* What the daemon remembers of an outage, across calls and rounds. */
 struct reconnect {
         double lost_at;       /* monotonic time the loss was seen; 0 while connected */
-        double logged_at;     /* when the last "still unreachable" line went out */
+        struct complaint unreachable; /* "unreachable", then at most once a minute, then "back" */
         double delay;         /* seconds to wait before the next attempt */
         unsigned attempts;    /* attempts since lost_at */
 };

@@ -37,8 +37,8 @@ long skipped_in_poll_result(const char *last_result);
 
 /*
  * What the worklist lists, for the record of its latest entries and of who
- * left it (audit_worklist_poll()): the `n` entries `sorted` and the skipped
- * entries whose UBRN was readable (with no version), sorted by UBRN.  0 with
+ * left it (write_listing(), worklist_sync.c): the `n` entries `sorted` and
+ * the skipped entries whose UBRN was readable (with no version), sorted by UBRN.  0 with
  * *ret (owned, free() it and *ret_extra) and *ret_n; 1 when an entry was
  * skipped without a readable UBRN: then nobody can say who left (*ret
  * untouched); -ENOMEM.

@@ -17,6 +17,11 @@
  *
  * Logs: one line per referral written or failed (UBRN, version, correlation
  * id), never a patient identifier.
+ *
+ * Where it is: round.c (a round, the writer's window), worklist_sync.c (one
+ * worklist), due.c (referrals due again, `ersd sync UBRN`), fetch.c (the
+ * fetch), write.c (the write and what becomes of a referral); round.h holds
+ * what they share.
  */
 
 #include <signal.h>

@@ -2,8 +2,11 @@
 /*
  * The writer: one fetched referral (fetch.h) into the PAS in one
  * transaction: its related referrals, the referral, its documents from the
- * spool, the ledger row and the audit rows.  Runs on the thread that owns the
- * PAS connection only.
+ * spool, the ledger row and the audit rows; and the referral's fate after its
+ * fetch (finish_referral): written, nothing to write (its schedule), or failed
+ * (its ers_retry row).  Not here: which referrals a round reads (round.c,
+ * worklist_sync.c, due.c) and the fetch itself (fetch.c).  Runs on the thread
+ * that owns the PAS connection only.
  */
 #include "write.h"
 
@@ -16,6 +19,8 @@
 
 #include "audit.h"
 #include "log.h"
+#include "round.h"
+#include "schedule.h"
 
 /* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
  * without one).  Never fails the referral: a lookup that fails is UNMATCHED,
@@ -147,8 +152,8 @@ static void write_audit_free(struct write_audit *w, size_t n_related) {
         audit_text_free(&w->documents);
 }
 
-/* Before anything is written: what the PAS holds, what the new version
- * changes in it, and which attachments e-RS stopped listing. */
+/* Before anything is written: what the PAS holds, and what the new version
+ * changes in it. */
 static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const struct worklist_entry *entry,
                         struct write_audit *w, struct errbuf *e) {
         int r = pas_referral_stored(ctx->pas, j->main.ubrn, &w->before, e);
@@ -165,14 +170,64 @@ static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const stru
                 else if (strcmp(w->before.patient_match, now) != 0)
                         audit_clause(&w->detail, "patient_match %s -> %s", w->before.patient_match, now);
         }
+        return r;
+}
+
+/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
+static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
+        unsigned seen = 0;
+
+        for (size_t i = 0; i < src->n_attachments; i++)
+                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
+                        return true;
+        return false;
+}
+
+/* The attachments stored for `src` (shown with referral `ubrn`) against those
+ * it lists now: the ones added, and each one e-RS stopped (or started again)
+ * listing marked so, said in the audit row's detail with `prefix`.  Nothing
+ * for a referral with nothing stored. */
+static int mark_listed(struct sync_ctx *ctx, const char *ubrn, const struct referral *src, const char *prefix,
+                       struct audit_text *detail, struct errbuf *e) {
+        struct stored_attachment *stored = NULL;
+        size_t n = 0;
+        int r;
+
+        r = pas_attachments_stored(ctx->pas, ubrn, src->ubrn, &stored, &n, e);
+        if (r < 0 || n == 0) {
+                stored_attachments_free(stored, n);
+                return r;
+        }
+        audit_attachments_added(detail, src, stored, n, prefix);
+        for (size_t k = 0; k < n && r >= 0; k++) {
+                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
+                if (now_listed == !stored[k].removed)
+                        continue;
+                r = pas_attachment_set_removed(ctx->pas, ubrn, src->ubrn, stored[k].id, stored[k].occurrence,
+                                               !now_listed, e);
+                if (r >= 0)
+                        audit_attachment_listing(detail, prefix, stored[k].id, now_listed);
+        }
+        stored_attachments_free(stored, n);
+        return r;
+}
+
+/* Before anything else is written, for a new version of the referral and of
+ * each related referral newer than the PAS's: attachments e-RS no longer
+ * lists are marked removed (kept, removed_at set), those listed again
+ * unmarked, and the audit row says so, as it says those added. */
+static int mark_attachments_listed(struct sync_ctx *ctx, const struct referral_job *j, struct write_audit *w,
+                                   struct errbuf *e) {
+        int r = 0;
+
         if (w->before.found && w->before.version != j->main.version)
-                r = audit_attachments(ctx->pas, j->main.ubrn, &j->main, NULL, &w->detail, e);
+                r = mark_listed(ctx, j->main.ubrn, &j->main, NULL, &w->detail, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
                 if (!w->related[i].found || j->related[i].version <= w->related[i].version)
                         continue; /* new, unchanged, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
-                r = audit_attachments(ctx->pas, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+                r = mark_listed(ctx, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
         }
         return r;
 }
@@ -247,6 +302,8 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         if (r < 0)
                 goto out;
         r = audit_before(ctx, j, entry[0], &w, e);
+        if (r == 0)
+                r = mark_attachments_listed(ctx, j, &w, e);
         if (r == 0 && !w.before.found && !j->ls.found)
                 pas_referral_fresh(ctx->pas, j->main.ubrn); /* read in this transaction: nothing of it to replace */
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
@@ -311,5 +368,227 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
 out:
         for (size_t i = 0; i < 1 + j->n_related; i++)
                 referral_entry_fields_free(&fill[i].stored);
+        return r;
+}
+
+/* Nothing to write, the PAS being as new as e-RS: the referral's ers_retry
+ * row, if any, goes (else it would stay due for ever), in a transaction of its own. */
+static int schedule_nothing_to_write(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        unsigned attempts = 0;
+        int r = pas_retry_attempts(ctx->pas, ubrn, &attempts, e);
+
+        if (r <= 0)
+                return r; /* no row: nothing to do */
+        r = pas_begin(ctx->pas, e);
+        if (r == 0)
+                r = pas_retry_delete(ctx->pas, ubrn, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        else
+                pas_rollback(ctx->pas);
+        return r;
+}
+
+/* Nothing to write (documents still owed, none arrived): the next look is
+ * put off by ers.pending_recheck, in a transaction of its own. */
+static int schedule_still_owed(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        int r = pas_begin(ctx->pas, e);
+
+        if (r == 0)
+                r = write_schedule(ctx, ubrn, false, e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, e);
+        else
+                pas_rollback(ctx->pas);
+        return r;
+}
+
+/*
+ * A referral that failed: one more attempt in its ers_retry row (reason,
+ * SQLSTATE, correlation id), tried again after sched_retry_delay(), parked
+ * from park_after failures on.  In a transaction of its own; when even that
+ * fails (the PAS is down) the row stays as it was, due, and the referral is
+ * tried again anyway.
+ */
+static void record_failure(struct sync_ctx *ctx, const char *worklist, const char *ubrn, const char *reason,
+                           const char *correlation_id, struct sync_stats *stats) {
+        const struct config *cfg = ctx->cfg;
+        struct errbuf e = { { 0 } };
+        struct retry_failure f = { .reason = reason, .correlation_id = correlation_id };
+        char now[32], next[32], sqlstate[6] = "";
+        time_t t = time(NULL);
+        unsigned attempts = 0;
+        int r;
+
+        r = pas_retry_attempts(ctx->pas, ubrn, &attempts, &e);
+        if (r >= 0) {
+                r = 0;
+                f.attempts = attempts + 1;
+                f.parked = f.attempts >= (unsigned) cfg->park_after;
+                utc_iso(t, now);
+                utc_iso(t + sched_retry_delay(f.attempts, cfg->retry_delay_s, (unsigned) cfg->park_after,
+                                              cfg->parked_retry_s),
+                        next);
+                f.at = now;
+                f.next_at = next;
+                if (err_sqlstate(reason, sqlstate))
+                        f.sqlstate = sqlstate;
+                r = pas_begin(ctx->pas, &e);
+        }
+        if (r == 0)
+                r = pas_retry_fail(ctx->pas, ubrn, worklist, &f, &e);
+        if (r == 0)
+                r = pas_commit(ctx->pas, &e);
+        else
+                pas_rollback(ctx->pas);
+        struct log_ctx lc = { .ubrn = ubrn, .worklist = worklist, .stage = "pas",
+                              .correlation_id = correlation_id && correlation_id[0] ? correlation_id : NULL };
+        if (r < 0) {
+                log_ctx_warning(&lc, "UBRN %s: failure not recorded in ers_retry (tried again anyway): %s", ubrn, e.msg);
+                return;
+        }
+        if (f.attempts == (unsigned) cfg->park_after) {
+                stats->referrals_parked++;
+                log_ctx_error(&lc, "UBRN %s parked after %u failed attempts, tried again at %s and then every %ld s "
+                              "until it is written; a person should look at: %s", ubrn, f.attempts, next,
+                              cfg->parked_retry_s, reason);
+        } else {
+                log_ctx_info(&lc, "UBRN %s: attempt %u failed; next attempt at %s", ubrn, f.attempts, next);
+        }
+}
+
+static unsigned count_not_fetched(const struct referral_job *j) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < j->n_docs; i++)
+                if (!j->docs[i].rec.fetched)
+                        n++;
+        return n;
+}
+
+void report_outcome(struct sync_ctx *ctx, const struct referral_outcome *o) {
+        if (ctx->observer && ctx->observer->referral_done)
+                ctx->observer->referral_done(ctx->observer->userdata, o);
+}
+
+/* --dry-run: what write_referral() would store (every document fetched and
+ * verified, none already stored), then the spool copies go. */
+static void dry_run_documents(const struct referral_job *j, unsigned *ret_docs,
+                              uint64_t *ret_bytes) {
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+
+        for (size_t i = 0; i < j->n_docs; i++) {
+                if (!j->docs[i].rec.fetched)
+                        continue;
+                docs++;
+                bytes += (uint64_t) j->docs[i].rec.size;
+        }
+        *ret_docs = docs;
+        *ret_bytes = bytes;
+}
+
+int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_stats *stats,
+                    enum referral_result *ret_result) {
+        const struct worklist_entry *entry = j->entry;
+        const struct ledger_state *ls = &j->ls;
+        struct errbuf e = j->e;
+        unsigned docs = 0;
+        uint64_t bytes = 0;
+        struct log_ctx lc = { .ubrn = entry->ubrn, .worklist = j->worklist, .stage = "referral",
+                              .correlation_id = j->correlation_id[0] ? j->correlation_id : NULL };
+        struct referral_outcome o = { .ubrn = entry->ubrn, .worklist = j->worklist, .version = -1,
+                                      .result = REFERRAL_UNCHANGED, .dry_run = ctx->dry_run };
+        int r = j->r;
+
+        if (r < 0)
+                goto fail;
+        o.version = j->main.version;
+        if (entry->version > j->main.version && said_first(&ctx->lagging, entry->ubrn, entry->version))
+                /* reconcile says STALE until A005 catches up: the log says why, once per version listed */
+                log_ctx_notice(&lc,
+                               "UBRN %s: the worklist lists version %" PRId64 ", A005 answers version %" PRId64
+                               " (e-RS's replicas lag); the PAS takes what A005 answered, and the referral is read "
+                               "again whenever a worklist lists it until A005 catches up (correlation id %s)",
+                               entry->ubrn, entry->version, j->main.version, j->correlation_id);
+        lc.stage = "pas";
+        if (j->action == FETCH_NOTHING) {
+                /* What the PAS has is as new as e-RS's: a queued ers_retry row, if any, is done with. */
+                r = ctx->dry_run ? 0 : schedule_nothing_to_write(ctx, entry->ubrn, &e);
+                if (r < 0)
+                        goto fail;
+                stats->referrals_unchanged++;
+                o.not_fetched = j->not_fetched_stored;
+                stats->documents_not_fetched += o.not_fetched;
+                goto out;
+        }
+        if (j->action == FETCH_STILL_OWED) {
+                /* Documents still owed and none arrived: nothing to write. */
+                r = ctx->dry_run ? 0 : schedule_still_owed(ctx, j->main.ubrn, &e);
+                if (r < 0)
+                        goto fail;
+                stats->referrals_unchanged++;
+                o.not_fetched = count_not_fetched(j);
+                o.pending = j->pending;
+                stats->documents_not_fetched += o.not_fetched;
+                goto out;
+        }
+        if (ctx->stop && *ctx->stop) {
+                r = -ECANCELED;
+                goto out;
+        }
+        if (ctx->dry_run)
+                dry_run_documents(j, &docs, &bytes);
+        else {
+                r = write_referral(ctx, j, &docs, &bytes, &e);
+                if (r < 0)
+                        goto fail;
+        }
+
+        for (size_t i = 0; i < j->n_docs; i++)
+                spool_file_remove(j->docs[i].file);
+        if (ls->found)
+                stats->referrals_updated++;
+        else
+                stats->referrals_new++;
+        stats->documents_stored += docs;
+        stats->bytes_stored += bytes;
+        o.result = ls->found ? REFERRAL_UPDATED : REFERRAL_NEW;
+        o.documents = docs;
+        o.bytes = bytes;
+        o.not_fetched = count_not_fetched(j);
+        o.pending = j->pending;
+        stats->documents_not_fetched += o.not_fetched;
+        if (ctx->dry_run)
+                log_ctx_debug(&lc, "UBRN %s version %" PRId64 ": would be %s, nothing written (correlation id %s)",
+                              j->main.ubrn, j->main.version, ls->found ? "updated" : "new", j->correlation_id);
+        else
+                log_ctx_info(&lc, "UBRN %s version %" PRId64 ": %s, %u document(s) stored%s%s%s (correlation id %s)",
+                             j->main.ubrn, j->main.version, ls->found ? "updated" : "new", docs,
+                             j->complete ? "" : ", documents still owed",
+                             j->match[0].status != PATIENT_NOT_CONFIGURED ? ", patient " : "",
+                             j->match[0].status != PATIENT_NOT_CONFIGURED ? patient_match_name(j->match[0].status)
+                                                                          : "",
+                             j->correlation_id);
+        goto out;
+fail:
+        if (referral_stops_round(r))
+                goto out; /* stopped, or no longer the writer: nothing to record */
+        stats->referrals_failed++;
+        o.result = REFERRAL_FAILED;
+        if (!e.msg[0])
+                err_set(&e, r, "%s", strerror(-r));
+        log_ctx_error(&lc, "UBRN %s not synced, PAS unchanged: %s", entry->ubrn, e.msg);
+        /* A dry run writes nothing, ers_retry included; and a referral synced by hand
+         * (ersd sync UBRN) that no worklist listed is not queued for retries: the
+         * command says it failed, and e-RS may well not know the UBRN. */
+        if (!ctx->dry_run && j->worklist)
+                record_failure(ctx, j->worklist, entry->ubrn, e.msg, j->correlation_id, stats);
+out:
+        referral_job_free(j);
+        if (r != -ECANCELED)
+                report_outcome(ctx, &o);
+        if (ret_result)
+                *ret_result = o.result;
         return r;
 }

@@ -29,3 +29,18 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
  * again (ers.pending_recheck from now; never when complete), and its
  * ers_retry row, if any, goes. */
 int write_schedule(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e);
+
+/* Tells the observer (progress line, dry-run report) what became of a referral. */
+void report_outcome(struct sync_ctx *ctx, const struct referral_outcome *o);
+
+/*
+ * What became of a fetched referral, on the writer's thread: written (or, in
+ * a dry run, what would be), nothing to write, or failed (logged here, once,
+ * and recorded in ers_retry by record_failure(): attempts, reason, next
+ * attempt, parked after park_after).  Tells the observer, frees the job's
+ * contents (not j itself).  Returns 0 when written or nothing to do, <0 when
+ * it failed; -ECANCELED (stopped) and -ESTALE (the lease lost) stop the round.
+ * *ret_result (may be NULL) says which.
+ */
+int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_stats *stats,
+                    enum referral_result *ret_result);
