@@ -33,7 +33,7 @@
  * RELATED_MAX (in UBRN order) and their documents, every listed UBRN in
  * ers_referral_related; it is left owed (the ledger incomplete, so `ersd
  * status` lists it with the count not read), and one warning names it
- * (README, "Related referrals").
+ * (docs/how-it-works.md, "Related referrals").
  */
 #define RELATED_MAX 64
 

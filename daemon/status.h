@@ -15,7 +15,7 @@
  * ids and the operators' reason lines only (the columns read hold nothing
  * else; the NHS number and free-text columns are never selected).
  *
- * Exit status (README, "ersd status"): the STATUS_* values below.
+ * Exit status (docs/operations.md, "ersd status"): the STATUS_* values below.
  */
 
 #include <stdio.h>
