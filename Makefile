@@ -106,10 +106,11 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # `make deb` builds, lintian is clean, the .deb holds what it should and accepts its config;
 # tests/check-rpm: packaging/ersd.spec builds with rpmbuild and RHEL 9's compiler flags;
 # tests/check-links: every relative link and anchor in README.md and docs/ names what exists;
+# tests/check-shape: no file in daemon/ or adapters/ over 1,000 lines (split it by concern);
 # tests/check-hazards, last: every test the hazard log docs/safety/hazard-log.md names exists and
 # passed in this run, whose output it reads from $(OUTPUT_LOG)).
 SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm tests/check-links \
-	tests/check-hazards
+	tests/check-shape tests/check-hazards
 # Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
 # It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
 check: all $(UNIT_BINS) $(INTEG_BINS)
