@@ -16,7 +16,7 @@
  * with an explicit length; no value is ever formatted into SQL or into an
  * error line.
  */
-#include "pas.h"
+#include "pas_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -122,74 +122,6 @@ void adapter_unlock_writer_default(struct pas *p) {
 
 /* ---------------------------------------------------------------------- */
 /* The statements.                                                         */
-
-enum stmt_id {
-        ST_LEDGER_GET,
-        ST_LEDGER_UPDATE,
-        ST_LEDGER_INSERT,
-        ST_REFERRAL_UPDATE,
-        ST_REFERRAL_INSERT,
-        ST_REFERRAL_VERSION,
-        ST_RELATED_DELETE,
-        ST_RELATED_INSERT,
-        ST_DOCUMENT_GET,
-        ST_DOCUMENT_INSERT,
-        ST_DOCUMENT_UPDATE,
-        ST_PART_DELETE,
-        ST_PART_INSERT,
-        ST_VERSION_GET,
-        ST_VERSION_INSERT,
-        ST_VERSION_UPDATE,
-        ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */
-        ST_PATIENT_UPDATE,
-        ST_PATIENT_REMATCH,
-        ST_LEASE_GET,
-        ST_LEASE_INSERT,
-        ST_LEASE_TAKE,
-        ST_LEASE_RENEW,
-        ST_LEASE_RELEASE,
-        ST_REFERRAL_STORED,
-        ST_RELATED_GET,
-        ST_ATTACHMENTS_STORED,
-        ST_DOCUMENTS_KNOWN,
-        ST_ATTACHMENT_REMOVED,
-        ST_AUDIT_SEQ,
-        ST_AUDIT_INSERT,
-        ST_AUDIT_READ,
-        ST_WORKLIST_CLEAR,
-        ST_WORKLIST_INSERT,
-        ST_LEFT_FIND,
-        ST_RETURNED_FIND,
-        ST_LEDGER_LEFT,
-        ST_RECONCILE_LISTED,
-        ST_RECONCILE_UNLISTED,
-        ST_LEDGER_RECHECK,
-        ST_BUDGET_SPEND,
-        ST_BUDGET_GET,
-        ST_BUDGET_INSERT,
-        ST_POLL_GET,
-        ST_POLL_UPDATE,
-        ST_POLL_INSERT,
-        ST_RETRY_SEEN_UPDATE,
-        ST_RETRY_SEEN_INSERT,
-        ST_RETRY_GET,
-        ST_RETRY_FAIL,
-        ST_RETRY_DELETE,
-        ST_RETRY_DUE,
-        ST_RECHECK_DUE,
-        ST_RETRY_NEXT,
-        ST_RECHECK_NEXT,
-        ST_POLL_LIST,
-        ST_WAITING_DOCUMENTS,
-        ST_WAITING_NOT_FETCHED,
-        ST_WAITING_RETRY,
-        ST_ORIGIN_RETRY,
-        ST_ORIGIN_REFERRAL,
-        ST_ENTRY_FIELDS,
-        ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
-        ST_MAP_DOCUMENT,
-        ST_MAX_
-};
 
 static const struct statement {
         const char *what; /* names it in error lines */
@@ -454,30 +386,6 @@ static const struct {
           "WHERE 1 = 0" },
 };
 
-struct pas {
-        const struct adapter *adapter; /* the vendor's ops; never NULL once open */
-        SQLHENV env;                   /* owned */
-        SQLHDBC dbc;                   /* owned */
-        bool connected;                /* SQLDriverConnect succeeded: SQLDisconnect on close */
-        bool in_tx;                    /* between pas_begin and pas_commit/pas_rollback */
-        bool keep_stmts;               /* prepared statements survive the end of a transaction */
-        char dbms[128];                /* "SQLite 3.40.1": SQL_DBMS_NAME and SQL_DBMS_VER */
-        SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
-        unsigned char *part;           /* PAS_PART_MAX bytes, allocated on the first document */
-        char *lookup_sql;              /* the patient lookup (ST_PATIENT_LOOKUP), NULL when none */
-        struct pas_map_sql map[PAS_MAP_KINDS_]; /* the mapping statements (ST_MAP_*), sql NULL when none */
-        char put_ubrn[UBRN_LEN + 1];   /* with a referral mapping: the referral pas_put_referral() last wrote, */
-        bool put_new_version;          /* and whether that was a version the staging row did not have yet */
-        char fresh_ubrn[UBRN_LEN + 1]; /* pas_referral_fresh() in this transaction: nothing of it stored; "" none */
-        char tx_time[32];              /* the transaction's time, read once at pas_begin(): every time it writes */
-        char lease_name[PAS_LEASE_NAME_MAX + 1];     /* the lease taken, "" when none */
-        char lease_holder[PAS_LEASE_HOLDER_MAX + 1]; /* as whom */
-        char *connection;              /* owned: the connection string in use, for pas_reconnect(); may
-                                          hold a password: wiped on close, never in an error line */
-        bool lost;                     /* a call failed with -ENOTCONN or -EINPROGRESS since connecting */
-        uint64_t statements;           /* cached statements executed: round trips, for pas_statements() */
-};
-
 /* ---------------------------------------------------------------------- */
 /* Diagnostics.                                                            */
 
@@ -566,13 +474,8 @@ int odbc_classify_sqlstate(const char *st, bool in_commit) {
         return -EIO;
 }
 
-/*
- * Reads the first error record of handle `h` (skipping "01xxx" warnings),
- * classifies it and writes "<what>: SQLSTATE xxxxx: <message>" into e.
- * `a` may be NULL before the adapter is known.
- */
-static int diag(const struct adapter *a, SQLSMALLINT type, SQLHANDLE h, bool in_commit, const char *what,
-                struct errbuf *e) {
+int diag(const struct adapter *a, SQLSMALLINT type, SQLHANDLE h, bool in_commit, const char *what,
+         struct errbuf *e) {
         SQLCHAR state[6] = "", first_state[6] = "";
         SQLCHAR text[1024], first_text[1024] = "";
         SQLINTEGER native = 0, first_native = 0;
@@ -613,34 +516,16 @@ static int note_lost(struct pas *p, int r) {
         return r;
 }
 
-static int diag_stmt(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
+int diag_stmt(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
         return note_lost(p, diag(p->adapter, SQL_HANDLE_STMT, h, false, what, e));
 }
 
-static int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errbuf *e) {
+int diag_dbc(struct pas *p, bool in_commit, const char *what, struct errbuf *e) {
         return note_lost(p, diag(p->adapter, SQL_HANDLE_DBC, p->dbc, in_commit, what, e));
 }
 
 /* ---------------------------------------------------------------------- */
 /* Statements and parameters.                                              */
-
-struct param {
-        SQLSMALLINT ctype;    /* SQL_C_CHAR, SQL_C_SBIGINT or SQL_C_BINARY */
-        const void *ptr;      /* text (NUL-terminated) or bytes; NULL text is SQL NULL */
-        SQLLEN len;           /* bytes of a blob, or of the stream */
-        SQLBIGINT i;          /* an integer's value */
-        bool null;            /* an integer, or a stream, that is SQL NULL */
-        int fd;               /* a stream: `len` bytes read from this file at offset 0, sent with SQLPutData */
-        bool stream;
-        SQLLEN ind;           /* length / indicator, filled in when binding */
-};
-
-#define P_TEXT(s) ((struct param){ .ctype = SQL_C_CHAR, .ptr = (s) })
-#define P_INT(v) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v) })
-#define P_INT_OR_NULL(v, isnull) ((struct param){ .ctype = SQL_C_SBIGINT, .i = (v), .null = (isnull) })
-#define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
-#define P_STREAM(f, n, isnull)                                                                                    \
-        ((struct param){ .ctype = SQL_C_BINARY, .fd = (f), .len = (SQLLEN) (n), .stream = true, .null = (isnull) })
 
 static bool ascii_only(const char *s) {
         for (; s && *s; s++)
@@ -649,7 +534,7 @@ static bool ascii_only(const char *s) {
         return true;
 }
 
-static void stmt_drop_all(struct pas *p) {
+void stmt_drop_all(struct pas *p) {
         for (size_t i = 0; i < ST_MAX_; i++)
                 if (p->stmt[i] != SQL_NULL_HSTMT) {
                         /* closed first: psqlodbc 13 leaks a described, never-executed
@@ -660,7 +545,7 @@ static void stmt_drop_all(struct pas *p) {
                 }
 }
 
-static int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf *e) {
+int stmt_get(struct pas *p, enum stmt_id id, SQLHSTMT *ret, struct errbuf *e) {
         SQLHSTMT h = SQL_NULL_HSTMT;
         SQLRETURN rc;
         int r;
@@ -736,7 +621,7 @@ static int bind_params(struct pas *p, SQLHSTMT h, const char *what, struct param
         return 0;
 }
 
-static void stmt_close(SQLHSTMT h) {
+void stmt_close(SQLHSTMT h) {
         SQLFreeStmt(h, SQL_CLOSE);
         SQLFreeStmt(h, SQL_RESET_PARAMS);
 }
@@ -786,15 +671,8 @@ static int put_streams(struct pas *p, SQLHSTMT h, const char *what, SQLRETURN *r
         return 0;
 }
 
-/*
- * Executes a cached statement with parameters.  For a statement that returns
- * rows, *ret_h (when non-NULL) gets the handle positioned before the first
- * row: the caller fetches, then calls stmt_close().  Otherwise the cursor is
- * closed here and *ret_rows (when non-NULL) gets the row count (0 when the
- * driver says SQL_NO_DATA).
- */
-static int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHSTMT *ret_h, SQLLEN *ret_rows,
-               struct errbuf *e) {
+int run(struct pas *p, enum stmt_id id, struct param *ps, size_t n, SQLHSTMT *ret_h, SQLLEN *ret_rows,
+        struct errbuf *e) {
         const char *what = statements[id].what;
         SQLHSTMT h = SQL_NULL_HSTMT;
         SQLRETURN rc;
@@ -845,8 +723,7 @@ fail:
         return r;
 }
 
-/* Fetches the next row: 1 when there is one, 0 at the end, or a negative errno. */
-static int fetch(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
+int fetch(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) {
         SQLRETURN rc = SQLFetch(h);
 
         if (rc == SQL_NO_DATA)
@@ -856,8 +733,8 @@ static int fetch(struct pas *p, SQLHSTMT h, const char *what, struct errbuf *e) 
         return 1;
 }
 
-static int get_int64(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, int64_t *ret,
-                     bool *ret_null, struct errbuf *e) {
+int get_int64(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, int64_t *ret,
+              bool *ret_null, struct errbuf *e) {
         SQLBIGINT v = 0;
         SQLLEN ind = 0;
 
@@ -869,10 +746,8 @@ static int get_int64(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *wh
         return 0;
 }
 
-/* Reads a text column into ret (n bytes); NULL reads as "".  A value that
- * does not fit is an error: the columns read back here are short codes. */
-static int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char *ret, size_t n,
-                    bool *ret_null, struct errbuf *e) {
+int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char *ret, size_t n,
+             bool *ret_null, struct errbuf *e) {
         SQLLEN ind = 0;
         SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, ret, (SQLLEN) n, &ind);
 
@@ -889,11 +764,8 @@ static int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *wha
         return 0;
 }
 
-/* Reads a text column of any length into a new string (*ret, NULL for SQL
- * NULL): every text from e-RS, and the audit trail's detail and documents,
- * have no fixed bound. */
-static int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
-                          struct errbuf *e) {
+int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                   struct errbuf *e) {
         size_t cap = 512, len = 0;
         char *buf = malloc(cap);
 
@@ -1131,12 +1003,7 @@ static void explain_database_file(const char *connection, struct errbuf *e) {
                 err_prefix(e, -EACCES, "the directory of Database=, %s, is not writable by this user", dir);
 }
 
-/* True when the table or view `name` exists (as stored, or upper-cased as
- * some DBMSs store unquoted identifiers), or with `column` non-NULL, when
- * that table has that column.  SQLTables and SQLColumns take patterns: the
- * '_' in our names matches any one character, which no other table of a
- * PAS is expected to exploit. */
-static int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, struct errbuf *e) {
+int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, struct errbuf *e) {
         char upper[64], upper_column[64] = "", catalog[128] = "";
         const char *tries[2] = { name, upper }, *columns[2] = { column, upper_column };
         SQLINTEGER catalog_len = 0;
@@ -1540,17 +1407,14 @@ void pas_rollback(struct pas *p) {
                 end_tx(p, SQL_ROLLBACK);
 }
 
-/* The time a write stores: its transaction's, so that every time one
- * transaction writes is the same (a DBA joins last_synced_at with the mapped
- * row's :synced_at); outside a transaction, now. */
-static void write_time(const struct pas *p, char ret[32]) {
+void write_time(const struct pas *p, char ret[32]) {
         if (p->in_tx)
                 memcpy(ret, p->tx_time, sizeof p->tx_time);
         else
                 now_utc_iso(ret);
 }
 
-static int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
+int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
         if (!p->in_tx)
                 return err_set(e, -EINVAL, "%s: outside a transaction (call pas_begin first)", what);
         return 0;
@@ -1561,8 +1425,7 @@ void pas_referral_fresh(struct pas *p, const char *ubrn) {
                 memcpy(p->fresh_ubrn, ubrn, sizeof p->fresh_ubrn);
 }
 
-/* Whether the transaction was told nothing of ubrn is stored (pas_referral_fresh). */
-static bool is_fresh(const struct pas *p, const char *ubrn) {
+bool is_fresh(const struct pas *p, const char *ubrn) {
         return p->in_tx && p->fresh_ubrn[0] && ubrn && strcmp(p->fresh_ubrn, ubrn) == 0;
 }
 
@@ -1754,7 +1617,7 @@ int pas_check_schema(struct pas *p, struct errbuf *e) {
 /* ---------------------------------------------------------------------- */
 /* Ledger.                                                                 */
 
-static int check_ubrn(const char *ubrn, const char *what, struct errbuf *e) {
+int check_ubrn(const char *ubrn, const char *what, struct errbuf *e) {
         if (!ubrn || !ubrn_valid(ubrn))
                 return err_set(e, -EINVAL, "%s: not a UBRN (12 digits)", what);
         return 0;
@@ -2113,11 +1976,7 @@ static bool sha256_hex_valid(const char *s) {
         return i == SHA256_HEX;
 }
 
-/* Text ersd writes itself into a column of `max` bytes (ers_document.not_fetched_reason,
- * ers_retry.reason, ers_poll.last_result): s, or its first bytes cut on a character into ret
- * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021), be the
- * cut ours or the caller's (a line it made with snprintf). */
-static const char *bounded(const char *s, size_t max, char *ret) {
+const char *bounded(const char *s, size_t max, char *ret) {
         size_t whole, len;
 
         if (!s)
