@@ -807,6 +807,110 @@ int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what
         return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Reading rows.                                                           */
+
+int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n) {
+        if (r < 0 || n == 0) {
+                free(list);
+                list = NULL;
+        }
+        if (r < 0)
+                return r;
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e) {
+        void **p = list;
+
+        if (n < *cap)
+                return 0;
+        size_t ncap = *cap ? *cap * 2 : 8;
+        void *more = realloc(*p, ncap * size);
+        if (!more)
+                return err_set(e, -ENOMEM, "out of memory");
+        *p = more;
+        *cap = ncap;
+        return 0;
+}
+
+int get_text_whole(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                   struct errbuf *e) {
+        char *s = NULL;
+        int r = get_text_alloc(p, h, col, what, &s, e);
+
+        if (r < 0)
+                return r;
+        if (!s && !(s = strdup("")))
+                return err_set(e, -ENOMEM, "out of memory");
+        *ret = s;
+        return 0;
+}
+
+int query_int(struct pas *p, enum stmt_id id, struct param *ps, size_t n, int64_t *ret, bool *ret_found,
+              struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run(p, id, ps, n, &h, NULL, e);
+
+        *ret = 0;
+        *ret_found = false;
+        if (r < 0)
+                return r;
+        r = fetch(p, h, statements[id].what, e);
+        if (r > 0) {
+                *ret_found = true;
+                r = get_int64(p, h, 1, statements[id].what, ret, NULL, e);
+        }
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
+int query_text(struct pas *p, enum stmt_id id, struct param *ps, size_t n, char *ret, size_t size,
+               struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run(p, id, ps, n, &h, NULL, e);
+
+        ret[0] = '\0';
+        if (r < 0)
+                return r;
+        r = fetch(p, h, statements[id].what, e);
+        if (r > 0)
+                r = get_text(p, h, 1, statements[id].what, ret, size, NULL, e);
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
+int get_texts(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT first, const struct text_col *cols,
+              size_t n, struct errbuf *e) {
+        for (size_t i = 0; i < n; i++) {
+                int r = get_text(p, h, (SQLUSMALLINT) (first + i), what, cols[i].buf, cols[i].size, NULL, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int walk_rows(struct pas *p, enum stmt_id id,
+              int (*row)(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e), void *walk,
+              struct errbuf *e) {
+        const char *what = statements[id].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        r = run(p, id, NULL, 0, &h, NULL, e);
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                r = row(p, h, what, walk, e);
+                if (r < 0)
+                        break;
+        }
+        stmt_close(h);
+        return r < 0 ? r : 0;
+}
+
 #define RUN_TEXTS_MAX 8 /* parameters and columns of odbc_run_texts() */
 
 int odbc_run_texts(struct pas *p, const char *what, const char *sql, const char *const *params, size_t n_params,
@@ -2347,19 +2451,6 @@ int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_
         return 0;
 }
 
-/* A list read row by row, to the caller: NULL when empty; freed when r < 0 (returned). */
-static int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n) {
-        if (r < 0 || n == 0) {
-                free(list);
-                list = NULL;
-        }
-        if (r < 0)
-                return r;
-        *ret = list;
-        *ret_n = n;
-        return 0;
-}
-
 int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struct patient_rematch **ret,
                             size_t *ret_n, struct errbuf *e) {
         const char *what = statements[ST_PATIENT_REMATCH].what;
@@ -2499,36 +2590,6 @@ void pas_lease_release(struct pas *p) {
 
 /* ---------------------------------------------------------------------- */
 /* The audit trail and the latest worklists.                               */
-
-/* Makes room in *list (elements of `size` bytes, *cap of them) for element
- * number n: the arrays the listing reads below fill as rows come. */
-static int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e) {
-        void **p = list;
-
-        if (n < *cap)
-                return 0;
-        size_t ncap = *cap ? *cap * 2 : 8;
-        void *more = realloc(*p, ncap * size);
-        if (!more)
-                return err_set(e, -ENOMEM, "out of memory");
-        *p = more;
-        *cap = ncap;
-        return 0;
-}
-
-/* Reads a text column whole into *ret: "" for SQL NULL (the convention of pas.h). */
-static int get_text_whole(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
-                          struct errbuf *e) {
-        char *s = NULL;
-        int r = get_text_alloc(p, h, col, what, &s, e);
-
-        if (r < 0)
-                return r;
-        if (!s && !(s = strdup("")))
-                return err_set(e, -ENOMEM, "out of memory");
-        *ret = s;
-        return 0;
-}
 
 void referral_stored_free(struct referral_stored *s) {
         if (!s)
@@ -3018,41 +3079,6 @@ int pas_ledger_recheck_at(struct pas *p, const char *ubrn, const char *next_chec
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
 }
 
-/* The one integer column of the first row of a query (0 and *ret_found false without a row). */
-static int query_int(struct pas *p, enum stmt_id id, struct param *ps, size_t n, int64_t *ret, bool *ret_found,
-                     struct errbuf *e) {
-        SQLHSTMT h = SQL_NULL_HSTMT;
-        int r = run(p, id, ps, n, &h, NULL, e);
-
-        *ret = 0;
-        *ret_found = false;
-        if (r < 0)
-                return r;
-        r = fetch(p, h, statements[id].what, e);
-        if (r > 0) {
-                *ret_found = true;
-                r = get_int64(p, h, 1, statements[id].what, ret, NULL, e);
-        }
-        stmt_close(h);
-        return r < 0 ? r : 0;
-}
-
-/* The one text column of the first row of a query ("" without a row or for NULL). */
-static int query_text(struct pas *p, enum stmt_id id, struct param *ps, size_t n, char *ret, size_t size,
-                      struct errbuf *e) {
-        SQLHSTMT h = SQL_NULL_HSTMT;
-        int r = run(p, id, ps, n, &h, NULL, e);
-
-        ret[0] = '\0';
-        if (r < 0)
-                return r;
-        r = fetch(p, h, statements[id].what, e);
-        if (r > 0)
-                r = get_text(p, h, 1, statements[id].what, ret, size, NULL, e);
-        stmt_close(h);
-        return r < 0 ? r : 0;
-}
-
 int pas_budget_spend(struct pas *p, const char *service_id, const char *day, long max, long *ret_calls,
                      struct errbuf *e) {
         struct param key[] = { P_TEXT(service_id), P_TEXT(day) };
@@ -3284,45 +3310,6 @@ int pas_next_due(struct pas *p, char ret[32], struct errbuf *e) {
 
 /* ---------------------------------------------------------------------- */
 /* The operators' reads.                                                   */
-
-/* Reads text columns first..first+n-1 of the current row into the buffers. */
-struct text_col {
-        char *buf;
-        size_t size;
-};
-
-static int get_texts(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT first, const struct text_col *cols,
-                     size_t n, struct errbuf *e) {
-        for (size_t i = 0; i < n; i++) {
-                int r = get_text(p, h, (SQLUSMALLINT) (first + i), what, cols[i].buf, cols[i].size, NULL, e);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-#define TEXT_COL(field) { (field), sizeof(field) }
-
-/* Runs a statement without parameters and hands each row to `row` (which
- * reads its columns and passes them on); stops at the first error. */
-static int walk_rows(struct pas *p, enum stmt_id id,
-                     int (*row)(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e), void *walk,
-                     struct errbuf *e) {
-        const char *what = statements[id].what;
-        SQLHSTMT h = SQL_NULL_HSTMT;
-        int r;
-
-        r = run(p, id, NULL, 0, &h, NULL, e);
-        if (r < 0)
-                return r;
-        while ((r = fetch(p, h, what, e)) > 0) {
-                r = row(p, h, what, walk, e);
-                if (r < 0)
-                        break;
-        }
-        stmt_close(h);
-        return r < 0 ? r : 0;
-}
 
 struct poll_walk {
         int (*fn)(void *userdata, const struct poll_row *row);

@@ -199,6 +199,41 @@ int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char
  * have no fixed bound. */
 int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret, struct errbuf *e);
 
+/* Reads a text column whole into *ret: "" for SQL NULL (the convention of pas.h). */
+int get_text_whole(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret, struct errbuf *e);
+
+/* A text column's buffer, for get_texts(). */
+struct text_col {
+        char *buf;
+        size_t size;
+};
+
+#define TEXT_COL(field) { (field), sizeof(field) }
+
+/* Reads text columns first..first+n-1 of the current row into the buffers. */
+int get_texts(struct pas *p, SQLHSTMT h, const char *what, SQLUSMALLINT first, const struct text_col *cols, size_t n,
+              struct errbuf *e);
+
+/* The one integer column of the first row of a query (0 and *ret_found false without a row). */
+int query_int(struct pas *p, enum stmt_id id, struct param *ps, size_t n, int64_t *ret, bool *ret_found,
+              struct errbuf *e);
+
+/* The one text column of the first row of a query ("" without a row or for NULL). */
+int query_text(struct pas *p, enum stmt_id id, struct param *ps, size_t n, char *ret, size_t size, struct errbuf *e);
+
+/* Runs a statement without parameters and hands each row to `row` (which
+ * reads its columns and passes them on); stops at the first error. */
+int walk_rows(struct pas *p, enum stmt_id id,
+              int (*row)(struct pas *p, SQLHSTMT h, const char *what, void *walk, struct errbuf *e), void *walk,
+              struct errbuf *e);
+
+/* Makes room in *list (elements of `size` bytes, *cap of them) for element
+ * number n: the arrays the PAS files' reads fill as rows come. */
+int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e);
+
+/* A list read row by row, to the caller: NULL when empty; freed when r < 0 (returned). */
+int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n);
+
 /* True when the table or view `name` exists (as stored, or upper-cased as
  * some DBMSs store unquoted identifiers), or with `column` non-NULL, when
  * that table has that column.  SQLTables and SQLColumns take patterns: the
