@@ -12,7 +12,7 @@
  *     adapters/<vendor>.c:   const struct adapter adapter_<vendor> = {
  *                                    .name = "…", .dbms_name = "…", .ops = &ops };
  *
- * and one line in the table of adapters in odbc.c.  Ops are stateless: each
+ * and one line in the table of adapters in registry.c.  Ops are stateless: each
  * call gets the connected target (`struct pas *`) and may use the helpers in
  * odbc.h on it.  A slot an adapter does not need points at the matching
  * adapter_*_default function below; the core calls every slot without testing
@@ -194,7 +194,7 @@ struct adapter {
         const struct adapter_ops *ops;
 };
 
-/* The defaults for unused slots (defined in odbc.c). */
+/* The defaults for unused slots (defined in registry.c). */
 adapter_environment_fn adapter_environment_default;
 adapter_connect_options_fn adapter_connect_options_default;
 adapter_session_fn adapter_session_default;

@@ -46,81 +46,6 @@
 #define WORKLIST_NAME_MAX 64   /* a worklist's name (the configuration's: 1 to 64 characters) */
 
 /* ---------------------------------------------------------------------- */
-/* The adapters this build knows.                                          */
-
-static const struct adapter *const adapters[] = {
-        &adapter_sqlite,
-        &adapter_postgresql,
-        &adapter_mariadb,
-        &adapter_sqlserver,
-        &adapter_oracle,
-};
-
-const char adapter_names[] = "sqlite, postgresql, mariadb, sqlserver, oracle";
-
-const struct adapter *adapter_by_name(const char *name) {
-        if (!name)
-                return NULL;
-        for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
-                if (strcmp(adapters[i]->name, name) == 0)
-                        return adapters[i];
-        return NULL;
-}
-
-const struct adapter *adapter_by_dbms(const char *dbms_name) {
-        if (!dbms_name)
-                return NULL;
-        for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
-                const char *prefix = adapters[i]->dbms_name;
-                while (*prefix) {
-                        size_t len = strcspn(prefix, "|");
-                        if (len > 0 && strncasecmp(dbms_name, prefix, len) == 0)
-                                return adapters[i];
-                        prefix += len + (prefix[len] == '|');
-                }
-        }
-        return NULL;
-}
-
-int adapter_environment_default(struct errbuf *e) {
-        (void) e;
-        return 0;
-}
-
-int adapter_connect_options_default(const char *connection, char *ret, size_t n) {
-        size_t len = strlen(connection);
-
-        if (len >= n)
-                return -ENAMETOOLONG;
-        memmove(ret, connection, len + 1); /* ret may be connection itself */
-        return 0;
-}
-
-int adapter_session_default(struct pas *p, const char *connection, struct errbuf *e) {
-        (void) p, (void) connection, (void) e;
-        return 0;
-}
-
-int adapter_classify_default(const char *sqlstate, long native, const char *message, bool in_commit) {
-        (void) sqlstate, (void) native, (void) message, (void) in_commit;
-        return 0;
-}
-
-int adapter_check_statement_default(struct pas *p, const char *sql, struct errbuf *e) {
-        (void) p, (void) sql, (void) e;
-        return 0;
-}
-
-int adapter_lock_writer_default(struct pas *p, struct errbuf *e) {
-        (void) p, (void) e;
-        return 0;
-}
-
-void adapter_unlock_writer_default(struct pas *p) {
-        (void) p;
-}
-
-/* ---------------------------------------------------------------------- */
 /* The statements.                                                         */
 
 static const struct statement {
@@ -1221,7 +1146,7 @@ static int connection_probe(const char *connection, char **ret, struct errbuf *e
         if (!s)
                 return err_set(e, -ENOMEM, "out of memory");
         memcpy(s, connection, strlen(connection) + 1);
-        for (size_t i = 0; r >= 0 && i < sizeof adapters / sizeof adapters[0]; i++)
+        for (size_t i = 0; r >= 0 && i < n_adapters; i++)
                 r = adapters[i]->ops->probe_options(s, s, n);
         if (r < 0) {
                 free(s);
@@ -1277,7 +1202,7 @@ int pas_open(const char *connection, const char *adapter, struct pas **ret, stru
         if (a)
                 r = a->ops->environment(e);
         else {
-                for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++) {
+                for (size_t i = 0; i < n_adapters; i++) {
                         struct errbuf ignored = { { 0 } };
                         (void) adapters[i]->ops->environment(&ignored);
                 }

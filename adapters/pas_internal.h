@@ -147,6 +147,14 @@ struct param {
         ((struct param){ .ctype = SQL_C_BINARY, .fd = (f), .len = (SQLLEN) (n), .stream = true, .null = (isnull) })
 
 /* ---------------------------------------------------------------------- */
+/* The adapters (registry.c).                                              */
+
+/* Every adapter this build knows, n_adapters of them, in the order "auto"
+ * tries their DBMS names. */
+extern const struct adapter *const adapters[];
+extern const size_t n_adapters;
+
+/* ---------------------------------------------------------------------- */
 /* Diagnostics (odbc.c).                                                   */
 
 /*
