@@ -28,7 +28,7 @@
 #pragma GCC visibility push(hidden)
 
 /* ---------------------------------------------------------------------- */
-/* The statements: one id each.                                           */
+/* The statements: one id each, their SQL in pas_sql.c.                  */
 
 enum stmt_id {
         ST_LEDGER_GET,
@@ -97,6 +97,22 @@ enum stmt_id {
         ST_MAP_DOCUMENT,
         ST_MAX_
 };
+
+/* A statement's SQL and what names it in error lines: statements[id] (pas_sql.c). */
+struct statement {
+        const char *what; /* names it in error lines */
+        const char *sql;
+};
+extern const struct statement statements[ST_MAX_];
+
+/* What pas_check_schema() expects to read: every table and view with every
+ * column this build writes or documents (pas_sql.c), n_schema_objects of them. */
+struct schema_object {
+        const char *name;
+        const char *probe;
+};
+extern const struct schema_object schema_objects[];
+extern const size_t n_schema_objects;
 
 /* ---------------------------------------------------------------------- */
 /* The connected target.                                                   */
