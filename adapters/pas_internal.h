@@ -266,7 +266,7 @@ int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n);
 int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, struct errbuf *e);
 
 /* ---------------------------------------------------------------------- */
-/* Transactions and the checks every write makes.                          */
+/* Transactions and the checks every write makes (pas_conn.c).             */
 
 /* The time a write stores: its transaction's, so that every time one
  * transaction writes is the same (a DBA joins last_synced_at with the mapped
@@ -287,5 +287,13 @@ int check_ubrn(const char *ubrn, const char *what, struct errbuf *e);
  * (max + 1 bytes): never a character cut in two, which PostgreSQL would refuse (22021), be the
  * cut ours or the caller's (a line it made with snprintf). */
 const char *bounded(const char *s, size_t max, char *ret);
+
+/* ---------------------------------------------------------------------- */
+/* Between the concerns.                                                   */
+
+/* Renews the lease p holds, in whatever transaction state p is in (pas_begin()
+ * renews it inside each transaction): -ESTALE when another holder has it
+ * (pas_lease.c). */
+int lease_renew(struct pas *p, struct errbuf *e);
 
 #pragma GCC visibility pop
