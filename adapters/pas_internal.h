@@ -296,4 +296,13 @@ const char *bounded(const char *s, size_t max, char *ret);
  * (pas_lease.c). */
 int lease_renew(struct pas *p, struct errbuf *e);
 
+/* What a referral's row holds where A005 and the worklist entry both may say:
+ * the A005 value first, the entry's when A005 has none; the service as a
+ * pair, from one source.  Borrowed pointers.  For the referral's row and its
+ * mapping (pas_write.c). */
+struct referral_values {
+        const char *nhs_number, *priority, *specialty, *service_id, *service_name, *referral_type;
+};
+struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry);
+
 #pragma GCC visibility pop
