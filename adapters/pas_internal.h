@@ -245,6 +245,9 @@ int query_int(struct pas *p, enum stmt_id id, struct param *ps, size_t n, int64_
 /* The one text column of the first row of a query ("" without a row or for NULL). */
 int query_text(struct pas *p, enum stmt_id id, struct param *ps, size_t n, char *ret, size_t size, struct errbuf *e);
 
+/* Runs a statement whose one parameter is a UBRN (checked first); its error names the UBRN. */
+int run_for_ubrn(struct pas *p, enum stmt_id id, const char *ubrn, SQLHSTMT *h, struct errbuf *e);
+
 /* Runs a statement without parameters and hands each row to `row` (which
  * reads its columns and passes them on); stops at the first error. */
 int walk_rows(struct pas *p, enum stmt_id id,
@@ -304,5 +307,9 @@ struct referral_values {
         const char *nhs_number, *priority, *specialty, *service_id, *service_name, *referral_type;
 };
 struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry);
+
+/* The document mapping, for a row pas_put_document() has just written (pas_mapping.c). */
+int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                 const char *sha, int spool_fd, struct errbuf *e);
 
 #pragma GCC visibility pop
