@@ -3,9 +3,16 @@
 
 /*
  * The PAS target: what the sync engine asks of the PAS database, whatever its
- * vendor.  Implemented once over ODBC (adapters/odbc.c) with the per-vendor
- * differences in one `const struct adapter` per vendor (adapters/<vendor>.c,
- * see adapter.h).  Schema: docs/schema.md and adapters/sql/<vendor>.sql.
+ * vendor.  Implemented once over ODBC, by concern in adapters/pas_*.c over the
+ * plumbing of adapters/odbc.c (every statement in adapters/pas_sql.c), with
+ * the per-vendor differences in one `const struct adapter` per vendor
+ * (adapters/<vendor>.c, see adapter.h).  Schema: docs/schema.md and
+ * adapters/sql/<vendor>.sql.
+ *
+ * This header: the connection, the schema, transactions and the write path
+ * (the ledger, the referral's row, its documents).  Each other area has a
+ * narrow header of its own: pas_patient.h, pas_lease.h, pas_audit.h,
+ * pas_worklist.h, pas_schedule.h, pas_status.h, pas_mapping.h.
  *
  * Contract for every function: returns 0 or a negative errno; on failure one
  * line in the errbuf naming the cause with the SQLSTATE (never a value that
@@ -42,6 +49,18 @@
 
 struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statements} */
 
+/*
+ * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
+ * of any length, as stored (docs/schema.md): it is read into owned strings,
+ * never into a fixed buffer, and each struct holding some has a *_free()
+ * function (which accepts NULL and leaves the struct empty).  Unless a field
+ * says otherwise, such a string is "" for SQL NULL, as the fixed buffers
+ * were, and NULL only in a struct that says nothing was found.
+ */
+
+/* ---------------------------------------------------------------------- */
+/* Connection.                                                            */
+
 /* Connects with an ODBC connection string; `adapter` is "auto" (detect from
  * SQLGetInfo(SQL_DBMS_NAME)) or an adapter name.  Caller owns *ret
  * (pas_close). */
@@ -69,6 +88,14 @@ int pas_reconnect(struct pas *p, struct errbuf *e);
 const char *pas_adapter_name(const struct pas *p);
 const char *pas_dbms(const struct pas *p);
 
+/* How many of the sync's statements (the cached ones: reads and writes of
+ * referrals, documents, parts, the ledger) this connection has executed: each
+ * is a round trip to a database server.  For the tests and the benchmark. */
+uint64_t pas_statements(const struct pas *p);
+
+/* ---------------------------------------------------------------------- */
+/* Schema.                                                                */
+
 /* Creates the staging schema if absent (idempotent), in its own transaction. */
 int pas_init_schema(struct pas *p, struct errbuf *e);
 
@@ -81,6 +108,30 @@ int pas_check_schema(struct pas *p, struct errbuf *e);
  * inside or outside a transaction; outside one they run in autocommit and
  * leave nothing open. */
 
+/* ---------------------------------------------------------------------- */
+/* Transactions.                                                          */
+
+int pas_begin(struct pas *p, struct errbuf *e);
+
+/*
+ * Tells the open transaction that nothing of `ubrn` is stored: no referral,
+ * ledger, related-link or document row shown with it, as the caller read
+ * inside this transaction, under the writer lock.  Its rows are then inserted
+ * without first looking for or deleting old ones (5 or more statements fewer
+ * for a new referral, each a round trip); a row there after all is refused by
+ * the table's key, never duplicated.  Lasts until the transaction ends.
+ */
+void pas_referral_fresh(struct pas *p, const char *ubrn);
+int pas_commit(struct pas *p, struct errbuf *e);
+/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
+ * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
+ * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
+ * outside one fail with -EINVAL. */
+void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
+
+/* ---------------------------------------------------------------------- */
+/* The write path: the ledger, the referral's row, its documents.         */
+
 /* What the ledger remembers of a UBRN.  found=false when never synced. */
 struct ledger_state {
         bool found;
@@ -91,14 +142,39 @@ struct ledger_state {
 };
 int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
 
-/*
- * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
- * of any length, as stored (docs/schema.md): it is read into owned strings,
- * never into a fixed buffer, and each struct holding some has a *_free()
- * function (which accepts NULL and leaves the struct empty).  Unless a field
- * says otherwise, such a string is "" for SQL NULL, as the fixed buffers
- * were, and NULL only in a struct that says nothing was found.
- */
+/* Records that `ubrn` is synced at `version`; complete=false when documents
+ * are still owed.  Upsert. */
+int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+                   const char *correlation_id, struct errbuf *e);
+
+/* Inserts or updates the referral's row and its related-UBRN links.
+ * `worklist` and the worklist entry fields not carried by A005 (service,
+ * referral type) come from `entry`, which may be NULL (a related referral). */
+int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+                     const char *worklist, struct errbuf *e);
+/* (Added:) each field is A005's value, else the entry's (NHS number,
+ * priority, specialty; the service id and name as one pair): for a write
+ * without a worklist call the writer puts the stored values into the entry
+ * first (write.c, docs/schema.md "Fields a worklist entry also gives").  On update,
+ * service, referral type and worklist keep their stored value when this call
+ * has none (a referral refreshed as someone's related referral keeps the
+ * worklist it was last seen on); every other column takes this version's
+ * value, NULL included.  first_synced_at is set on insert only. */
+
+/* What the referral's row holds of the fields A005 and a worklist entry both
+ * may give (pas_put_referral()), for a write whose entry does not say them
+ * (docs/schema.md, "Fields a worklist entry also gives").  found=false when
+ * the PAS has no row.  Owned strings, NULL for NULL: free with
+ * referral_entry_fields_free() (which zeroes the NHS number). */
+struct referral_entry_fields {
+        bool found;
+        int64_t version;
+        char *nhs_number; /* PATIENT IDENTIFIER */
+        char *priority;
+        char *specialty;
+};
+int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e);
+void referral_entry_fields_free(struct referral_entry_fields *f); /* accepts NULL */
 
 enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
 
@@ -139,38 +215,6 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
                         struct errbuf *e);
 void documents_known_free(struct document_known *list, size_t n); /* the array and its contents; accepts NULL */
 
-int pas_begin(struct pas *p, struct errbuf *e);
-
-/*
- * Tells the open transaction that nothing of `ubrn` is stored: no referral,
- * ledger, related-link or document row shown with it, as the caller read
- * inside this transaction, under the writer lock.  Its rows are then inserted
- * without first looking for or deleting old ones (5 or more statements fewer
- * for a new referral, each a round trip); a row there after all is refused by
- * the table's key, never duplicated.  Lasts until the transaction ends.
- */
-void pas_referral_fresh(struct pas *p, const char *ubrn);
-int pas_commit(struct pas *p, struct errbuf *e);
-/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
- * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
- * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
- * outside one fail with -EINVAL. */
-void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
-
-/* Inserts or updates the referral's row and its related-UBRN links.
- * `worklist` and the worklist entry fields not carried by A005 (service,
- * referral type) come from `entry`, which may be NULL (a related referral). */
-int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
-                     const char *worklist, struct errbuf *e);
-/* (Added:) each field is A005's value, else the entry's (NHS number,
- * priority, specialty; the service id and name as one pair): for a write
- * without a worklist call the writer puts the stored values into the entry
- * first (write.c, docs/schema.md "Fields a worklist entry also gives").  On update,
- * service, referral type and worklist keep their stored value when this call
- * has none (a referral refreshed as someone's related referral keeps the
- * worklist it was last seen on); every other column takes this version's
- * value, NULL included.  first_synced_at is set on insert only. */
-
 /* One document row.  Borrowed pointers, valid for the call.  Its identity is
  * (ubrn, source_ubrn, kind, attachment_id, occurrence): a letter and an
  * attachment whose id is "CRI-v1" are two documents, and so are two
@@ -197,11 +241,6 @@ struct document_rec {
         const char *sha256;          /* hex of the bytes received (fetched) */
 };
 
-/* How many of the sync's statements (the cached ones: reads and writes of
- * referrals, documents, parts, the ledger) this connection has executed: each
- * is a round trip to a database server.  For the tests and the benchmark. */
-uint64_t pas_statements(const struct pas *p);
-
 /*
  * Writes a document row and, when fetched, its content read from `spool_fd`
  * (positioned anywhere; read with pread from offset 0, `size` bytes) as ordered
@@ -222,15 +261,6 @@ int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, 
  * `sha256` (discard the spool copy, fetch again); -EINVAL for a malformed
  * record (UBRN not 12 digits, no attachment id, fetched without a 64-hex
  * SHA-256).  Roll back after any failure. */
-
-/* Records that `ubrn` is synced at `version`; complete=false when documents
- * are still owed.  Upsert. */
-int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
-                   const char *correlation_id, struct errbuf *e);
-
-/* ---------------------------------------------------------------------- */
-/* The audit trail and the latest worklists (docs/schema.md: ers_audit,    */
-/* ers_worklist_entry, ers_ledger.left_worklist_at).                       */
 
 /* What pas_put_document_ex() did. */
 struct document_written {
@@ -262,18 +292,3 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
  * (removed_at = NULL).  Inside a transaction.  Nothing is deleted. */
 int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
                                unsigned occurrence, bool removed, struct errbuf *e);
-
-/* What the referral's row holds of the fields A005 and a worklist entry both
- * may give (pas_put_referral()), for a write whose entry does not say them
- * (docs/schema.md, "Fields a worklist entry also gives").  found=false when
- * the PAS has no row.  Owned strings, NULL for NULL: free with
- * referral_entry_fields_free() (which zeroes the NHS number). */
-struct referral_entry_fields {
-        bool found;
-        int64_t version;
-        char *nhs_number; /* PATIENT IDENTIFIER */
-        char *priority;
-        char *specialty;
-};
-int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e);
-void referral_entry_fields_free(struct referral_entry_fields *f); /* accepts NULL */
