@@ -31,6 +31,11 @@
 /* The statements: one id each, their SQL in pas_sql.c.                  */
 
 enum stmt_id {
+        /* pas_schema.c */
+        ST_VERSION_GET,
+        ST_VERSION_INSERT,
+        ST_VERSION_UPDATE,
+        /* pas_write.c */
         ST_LEDGER_GET,
         ST_LEDGER_UPDATE,
         ST_LEDGER_INSERT,
@@ -39,30 +44,33 @@ enum stmt_id {
         ST_REFERRAL_VERSION,
         ST_RELATED_DELETE,
         ST_RELATED_INSERT,
+        ST_ENTRY_FIELDS,
+        /* pas_document.c */
         ST_DOCUMENT_GET,
         ST_DOCUMENT_INSERT,
         ST_DOCUMENT_UPDATE,
         ST_PART_DELETE,
         ST_PART_INSERT,
-        ST_VERSION_GET,
-        ST_VERSION_INSERT,
-        ST_VERSION_UPDATE,
+        ST_DOCUMENTS_KNOWN,
+        ST_ATTACHMENTS_STORED,
+        ST_ATTACHMENT_REMOVED,
+        /* pas_patient.c */
         ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */
         ST_PATIENT_UPDATE,
         ST_PATIENT_REMATCH,
+        /* pas_lease.c */
         ST_LEASE_GET,
         ST_LEASE_INSERT,
         ST_LEASE_TAKE,
         ST_LEASE_RENEW,
         ST_LEASE_RELEASE,
+        /* pas_audit.c */
         ST_REFERRAL_STORED,
         ST_RELATED_GET,
-        ST_ATTACHMENTS_STORED,
-        ST_DOCUMENTS_KNOWN,
-        ST_ATTACHMENT_REMOVED,
         ST_AUDIT_SEQ,
         ST_AUDIT_INSERT,
         ST_AUDIT_READ,
+        /* pas_worklist.c */
         ST_WORKLIST_CLEAR,
         ST_WORKLIST_INSERT,
         ST_LEFT_FIND,
@@ -70,6 +78,7 @@ enum stmt_id {
         ST_LEDGER_LEFT,
         ST_RECONCILE_LISTED,
         ST_RECONCILE_UNLISTED,
+        /* pas_schedule.c */
         ST_LEDGER_RECHECK,
         ST_BUDGET_SPEND,
         ST_BUDGET_GET,
@@ -86,13 +95,14 @@ enum stmt_id {
         ST_RECHECK_DUE,
         ST_RETRY_NEXT,
         ST_RECHECK_NEXT,
+        /* pas_status.c */
         ST_POLL_LIST,
         ST_WAITING_DOCUMENTS,
         ST_WAITING_NOT_FETCHED,
         ST_WAITING_RETRY,
         ST_ORIGIN_RETRY,
         ST_ORIGIN_REFERRAL,
-        ST_ENTRY_FIELDS,
+        /* pas_mapping.c */
         ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
         ST_MAP_DOCUMENT,
         ST_MAX_

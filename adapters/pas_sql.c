@@ -2,10 +2,11 @@
 /*
  * Every SQL statement the PAS target sends to the staging tables, in one
  * table a DBA can read: statements[] (run by id through run(), prepared once
- * per connection) and the probes of pas_check_schema().  Each statement is
- * written once for every vendor: portable SQL, '?' for every value (bound,
- * never formatted in), no LIMIT, no TEXT column compared, grouped, ordered
- * or indexed (an NCLOB on Oracle: schema.h).  Not here: the DDL and its
+ * per connection), grouped under the file that runs them, and the probes of
+ * pas_check_schema().  Each statement is written once for every vendor:
+ * portable SQL, '?' for every value (bound, never formatted in), no LIMIT,
+ * no TEXT column compared, grouped, ordered or indexed (an NCLOB on Oracle:
+ * schema.h).  Not here: the DDL and its
  * upgrade steps (schema.h, adapters/sql/, adapters/<vendor>.c,
  * document_key.c), the adapters' session and lock SQL, and the operator's
  * statements (the patient lookup and the mappings, from the configuration).
@@ -13,6 +14,13 @@
 #include "pas_internal.h"
 
 const struct statement statements[ST_MAX_] = {
+        /* pas_schema.c: the schema version. */
+        [ST_VERSION_GET] = { "read ers_schema_version", "SELECT version FROM ers_schema_version" },
+        [ST_VERSION_INSERT] = { "insert ers_schema_version",
+                                "INSERT INTO ers_schema_version (version) VALUES (?)" },
+        [ST_VERSION_UPDATE] = { "update ers_schema_version", "UPDATE ers_schema_version SET version = ?" },
+
+        /* pas_write.c: the ledger, the referral's row and its related links. */
         [ST_LEDGER_GET] = { "read ers_ledger",
                             "SELECT version, complete, correlation_id FROM ers_ledger WHERE ubrn = ?" },
         [ST_LEDGER_UPDATE] = { "update ers_ledger",
@@ -49,6 +57,10 @@ const struct statement statements[ST_MAX_] = {
                                 "DELETE FROM ers_referral_related WHERE ubrn = ?" },
         [ST_RELATED_INSERT] = { "insert ers_referral_related",
                                 "INSERT INTO ers_referral_related (ubrn, related_ubrn) VALUES (?, ?)" },
+        [ST_ENTRY_FIELDS] = { "read ers_referral",
+                              "SELECT version, nhs_number, priority, specialty FROM ers_referral WHERE ubrn = ?" },
+
+        /* pas_document.c: documents and their parts. */
         /* A document is found by its key (document_key.h), never by its id: a TEXT column. */
         [ST_DOCUMENT_GET] = { "read ers_document",
                               "SELECT document_id, fetch_status, sha256, revision, source_version, "
@@ -73,13 +85,23 @@ const struct statement statements[ST_MAX_] = {
                              "DELETE FROM ers_document_part WHERE document_id = ?" },
         [ST_PART_INSERT] = { "insert ers_document_part",
                              "INSERT INTO ers_document_part (document_id, seq, data) VALUES (?, ?, ?)" },
-        [ST_VERSION_GET] = { "read ers_schema_version", "SELECT version FROM ers_schema_version" },
-        [ST_VERSION_INSERT] = { "insert ers_schema_version",
-                                "INSERT INTO ers_schema_version (version) VALUES (?)" },
-        [ST_VERSION_UPDATE] = { "update ers_schema_version", "UPDATE ers_schema_version SET version = ?" },
+        /* The document's identity, then the columns of ST_DOCUMENT_GET. */
+        [ST_DOCUMENTS_KNOWN] = { "read ers_document of a referral",
+                                 "SELECT source_ubrn, kind, attachment_key, occurrence, attachment_id, document_id, "
+                                 "fetch_status, sha256, revision, source_version, availability, not_fetched_reason, "
+                                 "declared_size, created FROM ers_document WHERE ubrn = ? "
+                                 "ORDER BY source_ubrn, kind, attachment_key, revision DESC" },
+        /* Every revision; one attachment's rows together (its key), read into one entry. */
+        [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
+                                    "SELECT attachment_key, occurrence, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END, "
+                                    "attachment_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
+                                    "AND kind = 'ATTACHMENT' ORDER BY attachment_key, revision DESC" },
+        [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",
+                                    "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
+                                    "AND kind = 'ATTACHMENT' AND attachment_key = ?" },
+
+        /* pas_patient.c: patient matching. */
         [ST_PATIENT_LOOKUP] = { "patient lookup", NULL },
-        [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
-        [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },
         [ST_PATIENT_UPDATE] = { "update ers_referral patient match",
                                 "UPDATE ers_referral SET pas_patient_id = ?, patient_match = ?, "
                                 "patient_checked_at = ? WHERE ubrn = ?" },
@@ -90,6 +112,8 @@ const struct statement statements[ST_MAX_] = {
                                  "AND nhs_number_valid = 1 AND nhs_number IS NOT NULL "
                                  "AND (patient_checked_at IS NULL OR patient_checked_at <= ?) "
                                  "ORDER BY COALESCE(patient_checked_at, '0'), ubrn" },
+
+        /* pas_lease.c: the writer's lease. */
         [ST_LEASE_GET] = { "read ers_lease", "SELECT holder, renewals FROM ers_lease WHERE name = ?" },
         [ST_LEASE_INSERT] = { "insert ers_lease",
                               "INSERT INTO ers_lease (holder, renewals, renewed_at, name) VALUES (?, 1, ?, ?)" },
@@ -102,26 +126,13 @@ const struct statement statements[ST_MAX_] = {
                              "WHERE name = ? AND holder = ?" },
         [ST_LEASE_RELEASE] = { "release ers_lease",
                                "UPDATE ers_lease SET holder = ?, renewed_at = ? WHERE name = ? AND holder = ?" },
-        /* The audit trail and the latest worklists. */
+
+        /* pas_audit.c: the audit trail. */
         [ST_REFERRAL_STORED] = { "read ers_referral for the audit trail",
                                  "SELECT version, state, state_reason, priority, status, specialty, service_id, "
                                  "appointment_start, appointment_end, patient_match FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_GET] = { "read ers_referral_related",
                              "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
-        /* Every revision; one attachment's rows together (its key), read into one entry. */
-        [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
-                                    "SELECT attachment_key, occurrence, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END, "
-                                    "attachment_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
-                                    "AND kind = 'ATTACHMENT' ORDER BY attachment_key, revision DESC" },
-        /* The document's identity, then the columns of ST_DOCUMENT_GET. */
-        [ST_DOCUMENTS_KNOWN] = { "read ers_document of a referral",
-                                 "SELECT source_ubrn, kind, attachment_key, occurrence, attachment_id, document_id, "
-                                 "fetch_status, sha256, revision, source_version, availability, not_fetched_reason, "
-                                 "declared_size, created FROM ers_document WHERE ubrn = ? "
-                                 "ORDER BY source_ubrn, kind, attachment_key, revision DESC" },
-        [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",
-                                    "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
-                                    "AND kind = 'ATTACHMENT' AND attachment_key = ?" },
         [ST_AUDIT_SEQ] = { "read ers_audit seq", "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?" },
         [ST_AUDIT_INSERT] = { "insert ers_audit",
                               "INSERT INTO ers_audit (ubrn, seq, version, event_type, detail, documents, "
@@ -129,6 +140,8 @@ const struct statement statements[ST_MAX_] = {
         [ST_AUDIT_READ] = { "read ers_audit",
                             "SELECT seq, version, event_type, detail, documents, recorded_at, correlation_id "
                             "FROM ers_audit WHERE ubrn = ? ORDER BY seq" },
+
+        /* pas_worklist.c: the latest worklists, reconcile. */
         [ST_WORKLIST_CLEAR] = { "delete ers_worklist_entry", "DELETE FROM ers_worklist_entry WHERE worklist = ?" },
         [ST_WORKLIST_INSERT] = { "insert ers_worklist_entry",
                                  "INSERT INTO ers_worklist_entry (worklist, ubrn, version, listed_at, "
@@ -151,6 +164,8 @@ const struct statement statements[ST_MAX_] = {
                                     "SELECT r.ubrn, r.version FROM ers_referral r WHERE NOT EXISTS "
                                     "(SELECT 1 FROM ers_worklist_entry w WHERE w.ubrn = r.ubrn) "
                                     "ORDER BY r.last_synced_at DESC, r.ubrn" },
+
+        /* pas_schedule.c: the budget, the polls, the retries, what is due. */
         [ST_LEDGER_RECHECK] = { "update ers_ledger next check",
                                 "UPDATE ers_ledger SET next_check_at = ? WHERE ubrn = ?" },
         /* Counted only while under the budget: the row never goes past it. */
@@ -196,7 +211,8 @@ const struct statement statements[ST_MAX_] = {
         [ST_RECHECK_NEXT] = { "read ers_ledger next",
                               "SELECT MIN(COALESCE(next_check_at, '0')) FROM ers_ledger WHERE complete = 0 "
                               "AND NOT EXISTS (SELECT 1 FROM ers_retry t WHERE t.ubrn = ers_ledger.ubrn)" },
-        /* The operators' reads (ersd status, ersd sync UBRN). */
+
+        /* pas_status.c: the operators' reads (ersd status, ersd sync UBRN). */
         [ST_POLL_LIST] = { "read ers_poll",
                            "SELECT worklist, last_poll_at, last_result, last_correlation_id, next_poll_at, "
                            "referrals FROM ers_poll ORDER BY worklist" },
@@ -223,8 +239,10 @@ const struct statement statements[ST_MAX_] = {
         [ST_ORIGIN_REFERRAL] = { "read ers_referral",
                                  "SELECT worklist, priority, service_id, service_name, referral_type "
                                  "FROM ers_referral WHERE ubrn = ?" },
-        [ST_ENTRY_FIELDS] = { "read ers_referral",
-                              "SELECT version, nhs_number, priority, specialty FROM ers_referral WHERE ubrn = ?" },
+
+        /* pas_mapping.c: the mapping into the PAS's own tables. */
+        [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
+        [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },
 };
 
 const struct schema_object schema_objects[] = {
