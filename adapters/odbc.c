@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The PAS target over ODBC, written once for every vendor (pas.h); the
- * per-vendor differences come from the adapter (adapter.h).
+ * The ODBC plumbing of the PAS target, the same for every vendor: a driver's
+ * diagnostics made one line (the SQLSTATE, classified to an errno, 10-digit
+ * numbers redacted), the cache of prepared statements, binding, running and
+ * reading rows (pas_internal.h, for the pas_*.c files), and what the adapters
+ * use (odbc.h): statements without the cache and connection-string
+ * attributes; and the catalog look-up.  Not here: any statement's SQL
+ * (pas_sql.c), what the PAS holds, by concern (pas_*.c), connecting
+ * (pas_conn.c), what differs between vendors (adapter.h, <vendor>.c).
  *
  * Statements the sync repeats are prepared once per connection and cached
  * (they survive commit and rollback when the driver says so through
@@ -10,7 +16,7 @@
  * with an explicit length; no value is ever formatted into SQL or into an
  * error line.
  */
-#include "pas_internal.h"
+#include "odbc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,15 +25,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <sql.h>
 #include <sqlext.h>
 
-#include "../daemon/util.h"
 #include "adapter.h"
-#include "document_key.h"
-#include "odbc.h"
-#include "schema.h"
+#include "pas_internal.h"
 
 #define TEXT_LONG_MIN 4000     /* bind longer text as SQL_LONGVARCHAR */
 
@@ -566,6 +568,9 @@ int walk_rows(struct pas *p, enum stmt_id id,
         return r < 0 ? r : 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Statements without the cache, for the adapters (odbc.h).                */
+
 #define RUN_TEXTS_MAX 8 /* parameters and columns of odbc_run_texts() */
 
 int odbc_run_texts(struct pas *p, const char *what, const char *sql, const char *const *params, size_t n_params,
@@ -641,21 +646,6 @@ int odbc_prepare_only(struct pas *p, const char *what, const char *sql, struct e
         return r;
 }
 
-int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n) {
-        size_t len = strlen(connection), alen = strlen(attributes);
-
-        if (key && odbc_connstr_has(connection, key))
-                return adapter_connect_options_default(connection, ret, n);
-        while (len > 0 && (connection[len - 1] == ';' || connection[len - 1] == ' '))
-                len--;
-        if (len + 1 + alen >= n)
-                return -ENAMETOOLONG;
-        memmove(ret, connection, len);
-        ret[len] = ';';
-        memcpy(ret + len + 1, attributes, alen + 1);
-        return 0;
-}
-
 int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *ret, struct errbuf *e) {
         SQLHSTMT h = SQL_NULL_HSTMT;
         SQLRETURN rc;
@@ -681,6 +671,24 @@ int odbc_query_int(struct pas *p, const char *what, const char *sql, int64_t *re
         if (null)
                 return err_set(e, -ENODATA, "%s: no value returned", what);
         *ret = v;
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connection strings (odbc.h).                                            */
+
+int odbc_connstr_append(const char *connection, const char *key, const char *attributes, char *ret, size_t n) {
+        size_t len = strlen(connection), alen = strlen(attributes);
+
+        if (key && odbc_connstr_has(connection, key))
+                return adapter_connect_options_default(connection, ret, n);
+        while (len > 0 && (connection[len - 1] == ';' || connection[len - 1] == ' '))
+                len--;
+        if (len + 1 + alen >= n)
+                return -ENAMETOOLONG;
+        memmove(ret, connection, len);
+        ret[len] = ';';
+        memcpy(ret + len + 1, attributes, alen + 1);
         return 0;
 }
 
@@ -739,6 +747,9 @@ const char *odbc_connstr_find(const char *connection, const char *key, char *ret
 bool odbc_connstr_has(const char *connection, const char *key) {
         return odbc_connstr_find(connection, key, NULL, 0) != NULL;
 }
+
+/* ---------------------------------------------------------------------- */
+/* The catalog.                                                            */
 
 int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, struct errbuf *e) {
         char upper[64], upper_column[64] = "", catalog[128] = "";

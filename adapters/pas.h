@@ -59,7 +59,7 @@ struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statemen
  */
 
 /* ---------------------------------------------------------------------- */
-/* Connection.                                                            */
+/* Connection.                                                             */
 
 /* Connects with an ODBC connection string; `adapter` is "auto" (detect from
  * SQLGetInfo(SQL_DBMS_NAME)) or an adapter name.  Caller owns *ret
@@ -94,7 +94,7 @@ const char *pas_dbms(const struct pas *p);
 uint64_t pas_statements(const struct pas *p);
 
 /* ---------------------------------------------------------------------- */
-/* Schema.                                                                */
+/* Schema.                                                                 */
 
 /* Creates the staging schema if absent (idempotent), in its own transaction. */
 int pas_init_schema(struct pas *p, struct errbuf *e);
@@ -109,7 +109,7 @@ int pas_check_schema(struct pas *p, struct errbuf *e);
  * leave nothing open. */
 
 /* ---------------------------------------------------------------------- */
-/* Transactions.                                                          */
+/* Transactions.                                                           */
 
 int pas_begin(struct pas *p, struct errbuf *e);
 
@@ -130,7 +130,7 @@ int pas_commit(struct pas *p, struct errbuf *e);
 void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
 
 /* ---------------------------------------------------------------------- */
-/* The write path: the ledger, the referral's row, its documents.         */
+/* The write path: the ledger, the referral's row, its documents.          */
 
 /* What the ledger remembers of a UBRN.  found=false when never synced. */
 struct ledger_state {

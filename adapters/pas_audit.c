@@ -7,6 +7,8 @@
  * a row says (daemon/audit.c), the attachments' removed_at marks
  * (pas_document.c), the worklists' entries (pas_worklist.c).
  */
+#include "pas_audit.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -16,6 +16,8 @@
  * Not here: the statements and their cache (odbc.c), what the transactions
  * write (pas_write.c and the other pas_*.c files).
  */
+#include "pas.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

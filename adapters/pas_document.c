@@ -11,6 +11,8 @@
  * Not here: the spool (daemon/spool.c), the document mapping into the PAS's
  * own tables (pas_mapping.c, which pas_put_document_ex() calls).
  */
+#include "pas.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>

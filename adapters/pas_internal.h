@@ -22,13 +22,16 @@
 #include <sqlext.h>
 
 #include "../daemon/err.h"
+#include "../daemon/model.h"
 #include "adapter.h"
+#include "mapping.h"
 #include "pas.h"
+#include "pas_lease.h"
 
 #pragma GCC visibility push(hidden)
 
 /* ---------------------------------------------------------------------- */
-/* The statements: one id each, their SQL in pas_sql.c.                  */
+/* The statements: one id each, their SQL in pas_sql.c.                    */
 
 enum stmt_id {
         /* pas_schema.c */

@@ -5,6 +5,8 @@
  * every transaction through pas_begin(), which calls lease_renew()), and
  * giving it up.  Not here: when to take, renew or wait (daemon/lease.c).
  */
+#include "pas_lease.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

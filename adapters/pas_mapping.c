@@ -8,6 +8,8 @@
  * here: the rewrite of named parameters (mapping.c, pure), what is mapped
  * (the configuration, docs/configuration.md).
  */
+#include "pas_mapping.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

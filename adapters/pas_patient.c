@@ -7,6 +7,8 @@
  * id are PATIENT IDENTIFIERS: bound, never in an error line.  Not here: when
  * a referral is matched (daemon/write.c, daemon/sync.c).
  */
+#include "pas_patient.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,8 @@
  * anything is due (daemon/schedule.c, daemon/polls.c), what the operators'
  * commands read of the same tables (pas_status.c).
  */
+#include "pas_schedule.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

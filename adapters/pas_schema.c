@@ -7,6 +7,8 @@
  * DDL itself (schema.h, adapters/<vendor>.c, adapters/sql/) and the probes
  * the check runs (pas_sql.c).
  */
+#include "pas.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

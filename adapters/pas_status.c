@@ -6,6 +6,8 @@
  * `ersd sync UBRN`.  Reads only.  Not here: how they are judged and printed
  * (daemon/status.c), the budget's count (pas_schedule.c).
  */
+#include "pas_status.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

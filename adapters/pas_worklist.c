@@ -7,6 +7,8 @@
  * poll does with them (daemon/audit.c), the reconcile's questions to e-RS
  * (daemon/reconcile.c).
  */
+#include "pas_worklist.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,8 @@
  * (pas_document.c), the patient match (pas_patient.c), the mapping into the
  * PAS's own tables (pas_mapping.c), the audit trail (pas_audit.c).
  */
+#include "pas.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,11 +5,12 @@
  * slots an adapter leaves unused (adapter.h).  Not here: the ops themselves
  * (adapters/<vendor>.c) and what is done with them (pas_open() connects).
  */
+#include "adapter.h"
+
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
 
-#include "adapter.h"
 #include "pas_internal.h"
 
 const struct adapter *const adapters[] = {
