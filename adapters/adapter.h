@@ -5,14 +5,14 @@
  * One database vendor, as the PAS target (pas.h) sees it.
  *
  * Everything the PAS target does is written once, over ODBC, in
- * adapters/odbc.c.  An adapter holds ONLY what differs between vendors, as a
- * static descriptor pointing at a const table of ops (the curl backend
- * pattern):
+ * adapters/pas_*.c on the plumbing of adapters/odbc.c.  An adapter holds ONLY
+ * what differs between vendors, as a static descriptor pointing at a const
+ * table of ops (the curl backend pattern):
  *
  *     adapters/<vendor>.c:   const struct adapter adapter_<vendor> = {
  *                                    .name = "…", .dbms_name = "…", .ops = &ops };
  *
- * and one line in the table of adapters in odbc.c.  Ops are stateless: each
+ * and one line in the table of adapters in registry.c.  Ops are stateless: each
  * call gets the connected target (`struct pas *`) and may use the helpers in
  * odbc.h on it.  A slot an adapter does not need points at the matching
  * adapter_*_default function below; the core calls every slot without testing
@@ -142,9 +142,9 @@ typedef int adapter_classify_fn(const char *sqlstate, long native, const char *m
 /*
  * Has the DBMS judge a statement of the operator's that writes (a mapping,
  * ersd --check-config), without running it, beyond the prepare and describe
- * odbc.c does for every vendor: for a driver that prepares a write only when
- * it runs it (the SQLite driver: EXPLAIN it instead).  `sql` holds '?'
- * markers; nothing is bound or executed.  Returns 0, or the database's error
+ * pas_set_mapping() does for every vendor: for a driver that prepares a write
+ * only when it runs it (the SQLite driver: EXPLAIN it instead).  `sql` holds
+ * '?' markers; nothing is bound or executed.  Returns 0, or the database's error
  * (SQLSTATE) with one line in `e`.
  */
 typedef int adapter_check_statement_fn(struct pas *p, const char *sql, struct errbuf *e);
@@ -194,7 +194,7 @@ struct adapter {
         const struct adapter_ops *ops;
 };
 
-/* The defaults for unused slots (defined in odbc.c). */
+/* The defaults for unused slots (defined in registry.c). */
 adapter_environment_fn adapter_environment_default;
 adapter_connect_options_fn adapter_connect_options_default;
 adapter_session_fn adapter_session_default;

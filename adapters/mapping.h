@@ -8,7 +8,7 @@
  * once for every referral version it writes and once for every document row
  * it writes.  This module only rewrites a statement's named parameters into
  * ODBC '?' markers and lists which field each marker takes, in order: the
- * values are always bound (adapters/odbc.c), never put into the SQL.  Pure
+ * values are always bound (adapters/pas_mapping.c), never put into the SQL.  Pure
  * functions; nothing here talks to a database.
  *
  * Rewriting: ":name" (a letter or '_', then letters, digits, '_') outside

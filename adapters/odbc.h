@@ -3,7 +3,7 @@
 
 /*
  * Shared ODBC plumbing, for the adapters (adapters/<vendor>.c) and the tests.
- * The sync engine uses pas.h only.
+ * The sync engine uses pas.h and the pas_*.h headers only.
  *
  * Every function returns 0 or a negative errno and, on failure, writes one
  * line into `e`: "<what>: SQLSTATE xxxxx: <driver message>", the message

@@ -3,9 +3,16 @@
 
 /*
  * The PAS target: what the sync engine asks of the PAS database, whatever its
- * vendor.  Implemented once over ODBC (adapters/odbc.c) with the per-vendor
- * differences in one `const struct adapter` per vendor (adapters/<vendor>.c,
- * see adapter.h).  Schema: docs/schema.md and adapters/sql/<vendor>.sql.
+ * vendor.  Implemented once over ODBC, by concern in adapters/pas_*.c over the
+ * plumbing of adapters/odbc.c (every statement in adapters/pas_sql.c), with
+ * the per-vendor differences in one `const struct adapter` per vendor
+ * (adapters/<vendor>.c, see adapter.h).  Schema: docs/schema.md and
+ * adapters/sql/<vendor>.sql.
+ *
+ * This header: the connection, the schema, transactions and the write path
+ * (the ledger, the referral's row, its documents).  Each other area has a
+ * narrow header of its own: pas_patient.h, pas_lease.h, pas_audit.h,
+ * pas_worklist.h, pas_schedule.h, pas_status.h, pas_mapping.h.
  *
  * Contract for every function: returns 0 or a negative errno; on failure one
  * line in the errbuf naming the cause with the SQLSTATE (never a value that
@@ -27,9 +34,32 @@
 #include "../daemon/model.h"
 #include "../daemon/util.h"
 
+/* Transitional (issue 14): the narrow headers of the other areas, so that
+ * every caller of pas.h compiles unchanged until each includes the header of
+ * its area; then these lines go. */
+#include "pas_audit.h"
+#include "pas_lease.h"
+#include "pas_mapping.h"
+#include "pas_patient.h"
+#include "pas_schedule.h"
+#include "pas_status.h"
+#include "pas_worklist.h"
+
 #define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */
 
 struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statements} */
+
+/*
+ * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
+ * of any length, as stored (docs/schema.md): it is read into owned strings,
+ * never into a fixed buffer, and each struct holding some has a *_free()
+ * function (which accepts NULL and leaves the struct empty).  Unless a field
+ * says otherwise, such a string is "" for SQL NULL, as the fixed buffers
+ * were, and NULL only in a struct that says nothing was found.
+ */
+
+/* ---------------------------------------------------------------------- */
+/* Connection.                                                             */
 
 /* Connects with an ODBC connection string; `adapter` is "auto" (detect from
  * SQLGetInfo(SQL_DBMS_NAME)) or an adapter name.  Caller owns *ret
@@ -58,6 +88,14 @@ int pas_reconnect(struct pas *p, struct errbuf *e);
 const char *pas_adapter_name(const struct pas *p);
 const char *pas_dbms(const struct pas *p);
 
+/* How many of the sync's statements (the cached ones: reads and writes of
+ * referrals, documents, parts, the ledger) this connection has executed: each
+ * is a round trip to a database server.  For the tests and the benchmark. */
+uint64_t pas_statements(const struct pas *p);
+
+/* ---------------------------------------------------------------------- */
+/* Schema.                                                                 */
+
 /* Creates the staging schema if absent (idempotent), in its own transaction. */
 int pas_init_schema(struct pas *p, struct errbuf *e);
 
@@ -70,6 +108,30 @@ int pas_check_schema(struct pas *p, struct errbuf *e);
  * inside or outside a transaction; outside one they run in autocommit and
  * leave nothing open. */
 
+/* ---------------------------------------------------------------------- */
+/* Transactions.                                                           */
+
+int pas_begin(struct pas *p, struct errbuf *e);
+
+/*
+ * Tells the open transaction that nothing of `ubrn` is stored: no referral,
+ * ledger, related-link or document row shown with it, as the caller read
+ * inside this transaction, under the writer lock.  Its rows are then inserted
+ * without first looking for or deleting old ones (5 or more statements fewer
+ * for a new referral, each a round trip); a row there after all is refused by
+ * the table's key, never duplicated.  Lasts until the transaction ends.
+ */
+void pas_referral_fresh(struct pas *p, const char *ubrn);
+int pas_commit(struct pas *p, struct errbuf *e);
+/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
+ * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
+ * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
+ * outside one fail with -EINVAL. */
+void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
+
+/* ---------------------------------------------------------------------- */
+/* The write path: the ledger, the referral's row, its documents.          */
+
 /* What the ledger remembers of a UBRN.  found=false when never synced. */
 struct ledger_state {
         bool found;
@@ -80,14 +142,39 @@ struct ledger_state {
 };
 int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
 
-/*
- * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
- * of any length, as stored (docs/schema.md): it is read into owned strings,
- * never into a fixed buffer, and each struct holding some has a *_free()
- * function (which accepts NULL and leaves the struct empty).  Unless a field
- * says otherwise, such a string is "" for SQL NULL, as the fixed buffers
- * were, and NULL only in a struct that says nothing was found.
- */
+/* Records that `ubrn` is synced at `version`; complete=false when documents
+ * are still owed.  Upsert. */
+int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+                   const char *correlation_id, struct errbuf *e);
+
+/* Inserts or updates the referral's row and its related-UBRN links.
+ * `worklist` and the worklist entry fields not carried by A005 (service,
+ * referral type) come from `entry`, which may be NULL (a related referral). */
+int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+                     const char *worklist, struct errbuf *e);
+/* (Added:) each field is A005's value, else the entry's (NHS number,
+ * priority, specialty; the service id and name as one pair): for a write
+ * without a worklist call the writer puts the stored values into the entry
+ * first (write.c, docs/schema.md "Fields a worklist entry also gives").  On update,
+ * service, referral type and worklist keep their stored value when this call
+ * has none (a referral refreshed as someone's related referral keeps the
+ * worklist it was last seen on); every other column takes this version's
+ * value, NULL included.  first_synced_at is set on insert only. */
+
+/* What the referral's row holds of the fields A005 and a worklist entry both
+ * may give (pas_put_referral()), for a write whose entry does not say them
+ * (docs/schema.md, "Fields a worklist entry also gives").  found=false when
+ * the PAS has no row.  Owned strings, NULL for NULL: free with
+ * referral_entry_fields_free() (which zeroes the NHS number). */
+struct referral_entry_fields {
+        bool found;
+        int64_t version;
+        char *nhs_number; /* PATIENT IDENTIFIER */
+        char *priority;
+        char *specialty;
+};
+int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e);
+void referral_entry_fields_free(struct referral_entry_fields *f); /* accepts NULL */
 
 enum document_kind { DOCUMENT_ATTACHMENT, DOCUMENT_CRI };
 
@@ -128,38 +215,6 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
                         struct errbuf *e);
 void documents_known_free(struct document_known *list, size_t n); /* the array and its contents; accepts NULL */
 
-int pas_begin(struct pas *p, struct errbuf *e);
-
-/*
- * Tells the open transaction that nothing of `ubrn` is stored: no referral,
- * ledger, related-link or document row shown with it, as the caller read
- * inside this transaction, under the writer lock.  Its rows are then inserted
- * without first looking for or deleting old ones (5 or more statements fewer
- * for a new referral, each a round trip); a row there after all is refused by
- * the table's key, never duplicated.  Lasts until the transaction ends.
- */
-void pas_referral_fresh(struct pas *p, const char *ubrn);
-int pas_commit(struct pas *p, struct errbuf *e);
-/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
- * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
- * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
- * outside one fail with -EINVAL. */
-void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
-
-/* Inserts or updates the referral's row and its related-UBRN links.
- * `worklist` and the worklist entry fields not carried by A005 (service,
- * referral type) come from `entry`, which may be NULL (a related referral). */
-int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
-                     const char *worklist, struct errbuf *e);
-/* (Added:) each field is A005's value, else the entry's (NHS number,
- * priority, specialty; the service id and name as one pair): for a write
- * without a worklist call the writer puts the stored values into the entry
- * first (write.c, docs/schema.md "Fields a worklist entry also gives").  On update,
- * service, referral type and worklist keep their stored value when this call
- * has none (a referral refreshed as someone's related referral keeps the
- * worklist it was last seen on); every other column takes this version's
- * value, NULL included.  first_synced_at is set on insert only. */
-
 /* One document row.  Borrowed pointers, valid for the call.  Its identity is
  * (ubrn, source_ubrn, kind, attachment_id, occurrence): a letter and an
  * attachment whose id is "CRI-v1" are two documents, and so are two
@@ -186,11 +241,6 @@ struct document_rec {
         const char *sha256;          /* hex of the bytes received (fetched) */
 };
 
-/* How many of the sync's statements (the cached ones: reads and writes of
- * referrals, documents, parts, the ledger) this connection has executed: each
- * is a round trip to a database server.  For the tests and the benchmark. */
-uint64_t pas_statements(const struct pas *p);
-
 /*
  * Writes a document row and, when fetched, its content read from `spool_fd`
  * (positioned anywhere; read with pread from offset 0, `size` bytes) as ordered
@@ -212,119 +262,6 @@ int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, 
  * record (UBRN not 12 digits, no attachment id, fetched without a 64-hex
  * SHA-256).  Roll back after any failure. */
 
-/* Records that `ubrn` is synced at `version`; complete=false when documents
- * are still owed.  Upsert. */
-int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
-                   const char *correlation_id, struct errbuf *e);
-
-/* ---------------------------------------------------------------------- */
-/* Patient matching (docs/schema.md, "Patient matching").                  */
-
-enum patient_match_status {
-        PATIENT_NOT_CONFIGURED, /* no lookup configured when the row was written */
-        PATIENT_MATCHED,        /* the lookup returned one PAS patient id */
-        PATIENT_UNMATCHED,      /* no row, no valid NHS number, or the lookup failed */
-        PATIENT_AMBIGUOUS,      /* rows with more than one distinct PAS patient id */
-};
-
-#define PAS_PATIENT_ID_MAX 64 /* bytes of a PAS patient id (ers_referral.pas_patient_id) */
-
-/* The outcome of one lookup.  pas_patient_id holds a PATIENT IDENTIFIER: it
- * is never logged nor put into an error line. */
-struct patient_match {
-        enum patient_match_status status;
-        char pas_patient_id[PAS_PATIENT_ID_MAX + 1]; /* when MATCHED, else "" */
-};
-
-/* "MATCHED", "UNMATCHED", … as stored in ers_referral.patient_match. */
-const char *patient_match_name(enum patient_match_status s);
-
-/*
- * Sets the PAS's own patient lookup: one SQL statement with exactly one
- * parameter marker (the NHS number, bound as text) returning the PAS patient
- * id as its first column (e.g. "SELECT patient_id FROM patient WHERE
- * nhs_number = ?").  Prepares it now, so a statement the database refuses is
- * reported at start (-EIO, or -EINVAL for a parameter or column count that
- * is not 1, with one line in e naming the SQLSTATE, never the SQL).  NULL
- * removes the lookup.  Call outside a transaction.
- */
-int pas_set_patient_lookup(struct pas *p, const char *sql, struct errbuf *e);
-
-/*
- * Looks the NHS number up with the configured statement: NOT_CONFIGURED
- * when there is none, UNMATCHED without a query when the number is absent or
- * fails the modulus-11 check, else MATCHED / UNMATCHED / AMBIGUOUS by the rows
- * it returns (NULL ids ignored; the same id twice is one patient).  Call
- * outside a transaction: a failing statement aborts a PostgreSQL transaction.
- * Returns 0 or a negative errno (the statement failed, or an id longer than
- * PAS_PATIENT_ID_MAX), *ret untouched on failure.
- */
-int pas_match_patient(struct pas *p, const char *nhs_number, struct patient_match *ret, struct errbuf *e);
-
-/* Stores a match outcome on the referral's row (pas_patient_id,
- * patient_match, patient_checked_at = now), inside a transaction; a UBRN
- * without a row is not an error (nothing to update). */
-int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_match *m, struct errbuf *e);
-
-/* A referral whose patient is still to be found.  nhs_number is a PATIENT
- * IDENTIFIER. */
-struct patient_rematch {
-        char ubrn[UBRN_LEN + 1];
-        char nhs_number[11];
-        char patient_match[17]; /* as stored now: "UNMATCHED", … */
-        int64_t version;        /* the referral's version in the PAS */
-};
-
-/*
- * Lists at most `max` referrals whose patient_match is UNMATCHED, AMBIGUOUS
- * or NOT_CONFIGURED, with a valid NHS number, last checked at or before
- * `before` (ISO 8601 UTC to the second, as stored) or never: the least
- * recently checked first, so that a bounded pass per round goes through all
- * of them in turn.  *ret is
- * an array the caller frees (NULL when *ret_n is 0).
- */
-int pas_patients_to_rematch(struct pas *p, const char *before, size_t max, struct patient_rematch **ret,
-                            size_t *ret_n, struct errbuf *e);
-
-/* ---------------------------------------------------------------------- */
-/* The writer's lease (docs/schema.md, "One writer at a time").            */
-
-#define PAS_LEASE_NAME_MAX 64
-#define PAS_LEASE_HOLDER_MAX 128
-#define PAS_LEASE_RELEASED "(released)" /* the holder of a lease given up: free at once */
-
-/* A lease row as read.  found=false when there is no row yet. */
-struct lease_state {
-        bool found;
-        char holder[PAS_LEASE_HOLDER_MAX + 1];
-        int64_t renewals; /* grows with every renewal: a lease that stops growing is dead */
-};
-int pas_lease_get(struct pas *p, const char *name, struct lease_state *ret, struct errbuf *e);
-
-/*
- * Takes the lease `name` for `holder` when its row is still exactly `seen`
- * (compare and swap: no row → insert; else update where holder and renewals
- * are as seen).  Outside a transaction.  0 when taken; -EBUSY when it moved
- * meanwhile (another ersd renewed or took it).  From then on every
- * pas_begin() renews it inside its transaction and fails with -ESTALE, writing
- * nothing, once another holder has it: the row lock taken by that renewal
- * holds a takeover off until the commit, so two holders never both write.
- */
-int pas_lease_take(struct pas *p, const char *name, const char *holder, const struct lease_state *seen,
-                   struct errbuf *e);
-
-/* Renews the lease taken, outside a transaction (between referrals, during
- * a long download, between rounds).  -ESTALE when another ersd has it now. */
-int pas_lease_renew(struct pas *p, struct errbuf *e);
-
-/* Gives the lease up (holder PAS_LEASE_RELEASED) so that a standby takes it
- * at once; never fails from the caller's view.  Accepts NULL and no lease. */
-void pas_lease_release(struct pas *p);
-
-/* ---------------------------------------------------------------------- */
-/* The audit trail and the latest worklists (docs/schema.md: ers_audit,    */
-/* ers_worklist_entry, ers_ledger.left_worklist_at).                       */
-
 /* What pas_put_document_ex() did. */
 struct document_written {
         bool written;                    /* a row was inserted or completed */
@@ -344,29 +281,6 @@ struct stored_attachment {
 };
 void stored_attachments_free(struct stored_attachment *list, size_t n); /* the array and its ids; accepts NULL */
 
-/* What the PAS holds of a referral, before a write changes it: what the
- * audit trail compares the new version with.  No patient identifier and no
- * free text is read.  Owns its strings and arrays: referral_stored_free().
- * The strings are whole, "" when NULL; NULL when !found. */
-struct referral_stored {
-        bool found;                         /* an ers_referral row exists */
-        int64_t version;
-        char *state;
-        char *state_reason;
-        char *priority;
-        char *status;
-        char *specialty;
-        char *service_id;
-        char *appointment_start;
-        char *appointment_end;
-        char *patient_match;                /* MATCHED, UNMATCHED, …: the outcome, never the id */
-        char (*related)[UBRN_LEN + 1];      /* owned: ers_referral_related, n_related of them */
-        size_t n_related;
-};
-/* Reads it (inside the write's transaction, so that it is what the write replaces). */
-int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e);
-void referral_stored_free(struct referral_stored *s); /* frees the contents; accepts NULL */
-
 /* The attachments stored for (ubrn, source_ubrn), one entry per attachment
  * (its id and occurrence; all revisions together), ordered by id then
  * occurrence.  *ret (NULL when *ret_n is 0): stored_attachments_free(). */
@@ -378,266 +292,3 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
  * (removed_at = NULL).  Inside a transaction.  Nothing is deleted. */
 int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
                                unsigned occurrence, bool removed, struct errbuf *e);
-
-/* Appends one row to the audit trail, inside the transaction of the write it
- * records: seq is the UBRN's last + 1.  version < 0 is NULL.  detail and
- * documents may be NULL; neither may hold a patient identifier. */
-int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const char *event, const char *detail,
-                     const char *documents, const char *correlation_id, struct errbuf *e);
-
-/* One audit row as read back.  Borrowed strings, valid during the callback. */
-struct audit_entry {
-        int64_t seq;
-        int64_t version;        /* -1 when NULL */
-        const char *event;
-        const char *detail;     /* may be NULL */
-        const char *documents;  /* may be NULL */
-        const char *recorded_at;
-        const char *correlation_id; /* may be NULL */
-};
-/* Calls fn for each audit row of ubrn, by seq; stops when fn returns non-zero
- * (returned).  *ret_n (may be NULL) gets the rows read. */
-int pas_audit_read(struct pas *p, const char *ubrn, int (*fn)(void *userdata, const struct audit_entry *a),
-                   void *userdata, size_t *ret_n, struct errbuf *e);
-
-/* Replaces the recorded entries of `worklist` (ers_worklist_entry) by the
- * entries of its latest poll, `sorted` by UBRN (a UBRN listed twice is
- * recorded once).  Inside a transaction. */
-int pas_worklist_record(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
-                        const char *correlation_id, struct errbuf *e);
-
-/* A referral whose presence on the worklists changed with a poll. */
-struct listing_change {
-        char ubrn[UBRN_LEN + 1];
-        int64_t version; /* the ledger's */
-        bool left;       /* true: listed on no worklist now; false: listed again after it left */
-};
-/* After pas_worklist_record() of `worklist`, in the same transaction: the
- * ledger's referrals read from `worklist` that no recorded worklist lists any
- * more (left_worklist_at still NULL), and those that had left and `worklist`
- * lists again.  Two queries whatever the number of entries.  *ret is an owned
- * array (NULL when *ret_n is 0). */
-int pas_worklist_changes(struct pas *p, const char *worklist, struct listing_change **ret, size_t *ret_n,
-                         struct errbuf *e);
-
-/* Sets (left=true: now) or clears ers_ledger.left_worklist_at.  Inside a transaction. */
-int pas_ledger_set_left(struct pas *p, const char *ubrn, bool left, struct errbuf *e);
-
-/* For `ersd reconcile`: each UBRN the latest worklists list, with what the
- * PAS holds of it.  Borrowed strings, valid during the callback. */
-struct reconcile_listed {
-        const char *ubrn;
-        const char *worklist;
-        const char *listed_at;
-        int64_t listed_version; /* -1 when the worklist did not say */
-        bool in_pas;            /* an ers_referral row exists */
-        int64_t pas_version;    /* when in_pas */
-};
-int pas_reconcile_listed(struct pas *p, int (*fn)(void *userdata, const struct reconcile_listed *l), void *userdata,
-                         struct errbuf *e);
-
-/* For `ersd reconcile`: the referrals in the PAS that no latest worklist
- * lists, the most recently written first.  Borrowed, valid during the callback. */
-int pas_reconcile_unlisted(struct pas *p, int (*fn)(void *userdata, const char *ubrn, int64_t version),
-                           void *userdata, struct errbuf *e);
-/* The schedule (docs/schema.md: ers_budget, ers_poll, ers_retry, and      */
-/* ers_ledger.next_check_at).  Times are ISO 8601 UTC text, as stored.     */
-
-/* Sets when a referral whose documents are still owed is looked at again
- * (NULL: not at all, it is complete).  Inside the transaction that writes
- * its ledger row, or its own. */
-int pas_ledger_recheck_at(struct pas *p, const char *ubrn, const char *next_check_at, struct errbuf *e);
-
-/*
- * Counts one worklist (A008) call for `service_id` on UK day `day` in ers_budget,
- * in its own transaction committed before the call is sent, when fewer than
- * `max` are counted already.  Returns 1 when counted (the call may go), 0
- * when the day's budget is spent (nothing changed), or a negative errno (do
- * not call).  *ret_calls: the calls counted that day, this one included.
- * Outside a transaction.
- */
-int pas_budget_spend(struct pas *p, const char *service_id, const char *day, long max, long *ret_calls,
-                     struct errbuf *e);
-/* The calls counted for the service that day (0 when none). */
-int pas_budget_calls(struct pas *p, const char *service_id, const char *day, long *ret_calls, struct errbuf *e);
-
-/* When the worklist was last read (or its read began), "" when never. */
-int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errbuf *e);
-
-/* Upserts the worklist's ers_poll row inside a transaction: last_poll_at (NULL
- * keeps the stored one), the result line (cut to 255 bytes on a character),
- * the correlation id (NULL or "": none), the next poll planned, the
- * referrals listed (< 0: NULL). */
-int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
-                 const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e);
-
-/* A worklist entry that needs writing (not in the ledger at its version): its
- * ers_retry row, so that it is synced even if this round stops (a crash, a
- * lease lost) without another worklist call.  A new row is due at `now`
- * with no attempt yet; an existing one keeps its attempts and schedule and
- * takes the entry's fields.  Inside a transaction. */
-int pas_retry_seen(struct pas *p, const char *worklist, const struct worklist_entry *w, const char *now,
-                   struct errbuf *e);
-
-/* Failed attempts recorded for the UBRN (0 when it has no row, or is queued
- * untried).  Returns 1 when it has an ers_retry row, 0 when not, or < 0. */
-int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct errbuf *e);
-
-/* One failed attempt, as ers_retry records it.  Borrowed strings. */
-struct retry_failure {
-        unsigned attempts;          /* failed attempts so far, this one included */
-        bool parked;                /* attempts reached park_after */
-        const char *at;             /* this attempt (ISO UTC) */
-        const char *next_at;        /* the next one planned */
-        const char *reason;         /* one line, never a patient identifier; cut to 511 bytes on a character */
-        const char *sqlstate;       /* when the PAS refused it, else NULL */
-        const char *correlation_id; /* of the e-RS call behind it, else NULL */
-};
-
-/* Records a failed attempt on the UBRN's ers_retry row (created for a
- * referral not seen on a worklist this time, with `worklist`).  Inside a
- * transaction. */
-int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
-                   struct errbuf *e);
-
-/* Deletes the UBRN's ers_retry row: inside the transaction that writes the referral. */
-int pas_retry_delete(struct pas *p, const char *ubrn, struct errbuf *e);
-
-/* A referral to read again without a worklist call. */
-struct due_referral {
-        char ubrn[UBRN_LEN + 1];
-        char worklist[65];
-        bool retry;                /* from ers_retry (else: the ledger's documents owed) */
-        /* ers_retry only: what the worklist said of it ("" / -1 when not known); owned, whole */
-        int64_t entry_version;
-        char *priority;
-        char *service_id;
-        char *service_name;
-        char *referral_type;
-        unsigned attempts;
-};
-
-/* At most `max` referrals due at `now`: ers_retry rows whose next attempt has
- * come, then ledger rows with documents owed whose next check has come (none
- * of those already in ers_retry), the earliest first.  *ret (NULL when *ret_n
- * is 0): due_referrals_free(*ret, *ret_n). */
-int pas_due_referrals(struct pas *p, const char *now, size_t max, struct due_referral **ret, size_t *ret_n,
-                      struct errbuf *e);
-void due_referrals_free(struct due_referral *list, size_t n); /* the array and its strings; accepts NULL */
-
-/* The earliest time something of the above is due ("0" for a ledger row
- * without a time: at once), "" when nothing waits. */
-int pas_next_due(struct pas *p, char ret[32], struct errbuf *e);
-
-/* ---------------------------------------------------------------------- */
-/* What the operators' commands read (ersd status, ersd sync UBRN).         */
-/* Reads only, outside a transaction.  The tables are the scheduler's:      */
-/* ers_poll, ers_budget, ers_retry (docs/schema.md).  No row holds a        */
-/* patient identifier.  Text ersd wrote itself that does not fit its buffer */
-/* is an error; text from e-RS is read whole.                               */
-
-/* One ers_poll row: the last read of a worklist and the next one planned. */
-struct poll_row {
-        char worklist[65];
-        char last_poll_at[33];        /* UTC ISO 8601; "" when never read */
-        char last_result[1024];       /* one line: how many referrals, or why the read failed */
-        char last_correlation_id[37];
-        char next_poll_at[33];        /* "" when none planned */
-        int64_t referrals;            /* referrals listed; -1 (NULL) when that read failed */
-};
-
-/* Calls fn for every ers_poll row, ordered by worklist; fn returns 0 to go
- * on, or a negative errno that ends the walk and is returned. */
-int pas_poll_list(struct pas *p, int (*fn)(void *userdata, const struct poll_row *row), void *userdata,
-                  struct errbuf *e);
-
-/* (The calls counted in ers_budget: pas_budget_calls(), with the schedule above.) */
-
-/* A referral waiting for something. */
-enum waiting_kind {
-        WAITING_DOCUMENTS, /* in the PAS, documents still owed (ers_ledger.complete = 0) */
-        WAITING_RETRY,     /* seen on a worklist, not in the PAS at that version: queued (attempts 0)
-                            * or retried after failures (ers_retry) */
-        WAITING_PARKED,    /* the same after repeated failures: needs a person (ers_retry.parked = 1) */
-};
-
-struct waiting_row {
-        enum waiting_kind kind;
-        char ubrn[UBRN_LEN + 1];
-        char worklist[65];            /* "" when unknown */
-        const char *priority;         /* as the worklist said (retry rows), else ers_referral's; "" unknown;
-                                       * whole, borrowed: valid during the callback only (copy it to keep it) */
-        char since[33];               /* retry rows: first_seen_at; documents rows: when last written */
-        char next_at[33];             /* next_attempt_at / next_check_at; "" when none planned */
-        int64_t version;              /* retry: the version the worklist listed (-1 unknown); documents: in the PAS */
-        int64_t attempts;             /* retry rows: failed attempts so far */
-        int64_t documents_pending;    /* documents rows: not fetched, e-RS still scanning (PENDING) */
-        int64_t documents_owed;       /* documents rows: not fetched and still to be asked for, PENDING included */
-        bool in_pas;                  /* retry rows: ers_referral holds the UBRN at an older version */
-        char reason[2048];            /* retry rows: the last failure, one line for operators */
-        char sqlstate[6];
-        char correlation_id[37];
-};
-
-/* Calls fn for every referral waiting: documents rows first, then retry and
- * parked rows, each ordered by UBRN.  fn as for pas_poll_list. */
-int pas_waiting_list(struct pas *p, int (*fn)(void *userdata, const struct waiting_row *row), void *userdata,
-                     struct errbuf *e);
-
-/* What the PAS already holds of a referral's worklist-only fields, for
- * re-syncing it without a worklist call: ers_retry first (what the worklist
- * said), else ers_referral (as last written).  found=false when neither has
- * the UBRN.  The strings are owned and whole, "" when none (found or not):
- * referral_origin_free(). */
-struct referral_origin {
-        bool found;
-        const char *source;           /* "ers_retry" or "ers_referral" (static), NULL when not found */
-        char worklist[65];            /* "" when none */
-        char *priority;
-        char *service_id;
-        char *service_name;
-        char *referral_type;
-        int64_t entry_version;        /* ers_retry.entry_version; -1 when unknown */
-};
-int pas_referral_origin(struct pas *p, const char *ubrn, struct referral_origin *ret, struct errbuf *e);
-void referral_origin_free(struct referral_origin *o); /* frees the contents; accepts NULL */
-
-/* What the referral's row holds of the fields A005 and a worklist entry both
- * may give (pas_put_referral()), for a write whose entry does not say them
- * (docs/schema.md, "Fields a worklist entry also gives").  found=false when
- * the PAS has no row.  Owned strings, NULL for NULL: free with
- * referral_entry_fields_free() (which zeroes the NHS number). */
-struct referral_entry_fields {
-        bool found;
-        int64_t version;
-        char *nhs_number; /* PATIENT IDENTIFIER */
-        char *priority;
-        char *specialty;
-};
-int pas_referral_entry_fields(struct pas *p, const char *ubrn, struct referral_entry_fields *ret, struct errbuf *e);
-void referral_entry_fields_free(struct referral_entry_fields *f); /* accepts NULL */
-/* Mapping into the PAS's own tables (adapters/mapping.h,                  */
-/* docs/configuration.md "database.mapping").                              */
-
-#include "mapping.h"
-
-/*
- * Sets the mapping statement of `kind` (SQL with named parameters, as the
- * configuration holds it; NULL removes it): rewrites it (mapping.h) and
- * prepares it now, so that a statement the database refuses is reported at
- * start: -EINVAL (a name, a '?') or the database's error with its SQLSTATE,
- * one line in e, never the SQL.  Call outside a transaction.
- */
-int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e);
-
-/*
- * Runs the referral mapping, when one is set, for the referral the last
- * pas_put_referral() wrote (same arguments; `match` as found for it, or
- * NULL: NOT_CONFIGURED), inside the transaction; only when that call wrote
- * a version the staging row did not have (a related referral refreshed at
- * its version is not mapped twice).  0 when none is set.  The
- * document mapping needs no call: pas_put_document() runs it for every
- * document row it writes, with :content streamed from the spool file.
- */
-int pas_put_mapped_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
-                            const char *worklist, const struct patient_match *match, struct errbuf *e);

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mapping into the PAS's own tables (pas_mapping.h): setting the trust's
+ * statements (rewritten by mapping.c, prepared and judged at start) and
+ * running them with every field bound: the referral mapping after
+ * pas_put_referral() wrote a new version, the document mapping for every row
+ * pas_put_document_ex() writes, :content streamed from the spool file.  Not
+ * here: the rewrite of named parameters (mapping.c, pure), what is mapped
+ * (the configuration, docs/configuration.md).
+ */
+#include "pas_mapping.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pas_internal.h"
+
+int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {
+        enum stmt_id id = kind == PAS_MAP_REFERRAL ? ST_MAP_REFERRAL : ST_MAP_DOCUMENT;
+        const char *what = statements[id].what;
+        SQLSMALLINT params = -1, columns = -1;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r;
+
+        if (kind >= PAS_MAP_KINDS_)
+                return err_set(e, -EINVAL, "no such mapping");
+        if (p->in_tx)
+                return err_set(e, -EINVAL, "%s: a transaction is open", what);
+        if (p->stmt[id] != SQL_NULL_HSTMT) {
+                SQLFreeStmt(p->stmt[id], SQL_CLOSE);
+                SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+        }
+        pas_map_sql_free(&p->map[kind]);
+        if (!sql)
+                return 0;
+        r = pas_map_rewrite(kind, sql, &p->map[kind], e);
+        if (r < 0)
+                return r;
+
+        /* Prepared now, so that the database judges it at start; describing
+         * it makes drivers that defer the prepare (psqlodbc) send it. */
+        r = stmt_get(p, id, &h, e);
+        if (r >= 0 && !SQL_SUCCEEDED(SQLNumResultCols(h, &columns)))
+                r = diag_stmt(p, h, what, e);
+        if (r >= 0 && SQL_SUCCEEDED(SQLNumParams(h, &params)) && params >= 0 &&
+            (size_t) params != p->map[kind].n_params)
+                r = err_set(e, -EINVAL, "%s: the driver counts %d parameter markers, not the %zu named", what,
+                            (int) params, p->map[kind].n_params);
+        if (r >= 0 && columns > 0)
+                r = err_set(e, -EINVAL, "%s: returns rows; it must write (INSERT, UPDATE, MERGE, a call)", what);
+        if (r >= 0)
+                r = p->adapter->ops->check_statement(p, p->map[kind].sql, e);
+        if (r < 0 && !strstr(e->msg, what))
+                err_prefix(e, r, "%s", what);
+        if (h != SQL_NULL_HSTMT)
+                SQLFreeStmt(h, SQL_CLOSE);
+        if (r < 0) {
+                if (p->stmt[id] != SQL_NULL_HSTMT)
+                        SQLFreeHandle(SQL_HANDLE_STMT, p->stmt[id]);
+                p->stmt[id] = SQL_NULL_HSTMT;
+                pas_map_sql_free(&p->map[kind]);
+        }
+        return r;
+}
+
+int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+                            const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
+        struct referral_values v = referral_values(ref, entry);
+        struct param *ps;
+        char now[32];
+        int r;
+
+        if (!m->sql)
+                return 0;
+        r = check_ubrn(ref->ubrn, "referral", e);
+        if (r >= 0)
+                r = need_tx(p, "referral mapping", e);
+        if (r >= 0 && strcmp(p->put_ubrn, ref->ubrn) != 0)
+                r = err_set(e, -EINVAL, "referral mapping: not the referral pas_put_referral() last wrote");
+        if (r < 0)
+                return r;
+        if (!p->put_new_version)
+                return 0; /* this version is in the PAS's tables already */
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        write_time(p, now);
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;
+                case MAP_REFERRAL_VERSION: ps[i] = P_INT(ref->version); break;
+                case MAP_REFERRAL_NHS_NUMBER: ps[i] = P_TEXT(v.nhs_number); break;
+                case MAP_REFERRAL_NHS_NUMBER_VALID:
+                        ps[i] = P_INT(v.nhs_number && nhs_number_valid(v.nhs_number) ? 1 : 0);
+                        break;
+                case MAP_REFERRAL_PRIORITY: ps[i] = P_TEXT(v.priority); break;
+                case MAP_REFERRAL_STATE: ps[i] = P_TEXT(ref->state); break;
+                case MAP_REFERRAL_STATE_REASON: ps[i] = P_TEXT(ref->state_reason); break;
+                case MAP_REFERRAL_STATE_COMMENT: ps[i] = P_TEXT(ref->state_comment); break;
+                case MAP_REFERRAL_SPECIALTY: ps[i] = P_TEXT(v.specialty); break;
+                case MAP_REFERRAL_SPECIALTY_DISPLAY: ps[i] = P_TEXT(ref->specialty_display); break;
+                case MAP_REFERRAL_SERVICE_ID: ps[i] = P_TEXT(v.service_id); break;
+                case MAP_REFERRAL_SERVICE_NAME: ps[i] = P_TEXT(v.service_name); break;
+                case MAP_REFERRAL_REFERRAL_TYPE: ps[i] = P_TEXT(v.referral_type); break;
+                case MAP_REFERRAL_PATHWAY_START: ps[i] = P_TEXT(ref->pathway_start); break;
+                case MAP_REFERRAL_CLINICAL_INFO_FIRST_SUBMITTED:
+                        ps[i] = P_TEXT(ref->clinical_info_first_submitted);
+                        break;
+                case MAP_REFERRAL_APPOINTMENT_START: ps[i] = P_TEXT(ref->appointment_start); break;
+                case MAP_REFERRAL_APPOINTMENT_END: ps[i] = P_TEXT(ref->appointment_end); break;
+                case MAP_REFERRAL_COMMISSIONING_ORG: ps[i] = P_TEXT(ref->commissioning_org); break;
+                case MAP_REFERRAL_REQUEST_ID: ps[i] = P_TEXT(ref->request_id); break;
+                case MAP_REFERRAL_STATUS: ps[i] = P_TEXT(ref->status); break;
+                case MAP_REFERRAL_INTENT: ps[i] = P_TEXT(ref->intent); break;
+                case MAP_REFERRAL_WORKLIST: ps[i] = P_TEXT(worklist); break;
+                case MAP_REFERRAL_SYNCED_AT: ps[i] = P_TEXT(now); break;
+                case MAP_REFERRAL_PAS_PATIENT_ID:
+                        ps[i] = P_TEXT(match && match->status == PATIENT_MATCHED ? match->pas_patient_id : NULL);
+                        break;
+                case MAP_REFERRAL_PATIENT_MATCH:
+                        ps[i] = P_TEXT(patient_match_name(match ? match->status : PATIENT_NOT_CONFIGURED));
+                        break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a referral field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_REFERRAL, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ref->ubrn);
+        return 0;
+}
+
+int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+                 const char *sha, int spool_fd, struct errbuf *e) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_DOCUMENT];
+        struct param *ps;
+        int r;
+
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps)
+                return err_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < m->n_params; i++) {
+                switch (m->params[i]) {
+                case MAP_DOCUMENT_UBRN: ps[i] = P_TEXT(d->ubrn); break;
+                case MAP_DOCUMENT_SOURCE_UBRN: ps[i] = P_TEXT(d->source_ubrn); break;
+                case MAP_DOCUMENT_DOCUMENT_ID: ps[i] = P_TEXT(document_id); break;
+                case MAP_DOCUMENT_KIND: ps[i] = P_TEXT(d->kind == DOCUMENT_CRI ? "CRI" : "ATTACHMENT"); break;
+                case MAP_DOCUMENT_ATTACHMENT_ID: ps[i] = P_TEXT(d->attachment_id); break;
+                case MAP_DOCUMENT_REVISION: ps[i] = P_INT(revision); break;
+                case MAP_DOCUMENT_SOURCE_VERSION: ps[i] = P_INT(d->source_version); break;
+                case MAP_DOCUMENT_TITLE: ps[i] = P_TEXT(d->title); break;
+                case MAP_DOCUMENT_CONTENT_TYPE: ps[i] = P_TEXT(d->content_type); break;
+                case MAP_DOCUMENT_DECLARED_SIZE:
+                        ps[i] = P_INT_OR_NULL(d->declared_size, d->declared_size < 0);
+                        break;
+                case MAP_DOCUMENT_AVAILABILITY: ps[i] = P_TEXT(d->availability); break;
+                case MAP_DOCUMENT_ATTACHED_BY_USER: ps[i] = P_TEXT(d->attached_by_user); break;
+                case MAP_DOCUMENT_ATTACHED_BY_ORG: ps[i] = P_TEXT(d->attached_by_org); break;
+                case MAP_DOCUMENT_CREATED: ps[i] = P_TEXT(d->created); break;
+                case MAP_DOCUMENT_FETCH_STATUS: ps[i] = P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"); break;
+                case MAP_DOCUMENT_NOT_FETCHED_REASON: ps[i] = P_TEXT(d->fetched ? NULL : d->not_fetched_reason); break;
+                case MAP_DOCUMENT_SIZE_BYTES: ps[i] = P_INT_OR_NULL(d->size, !d->fetched); break;
+                case MAP_DOCUMENT_SHA256: ps[i] = P_TEXT(d->fetched ? sha : NULL); break;
+                case MAP_DOCUMENT_CONTENT: ps[i] = P_STREAM(spool_fd, d->fetched ? d->size : 0, !d->fetched); break;
+                default:
+                        ps[i] = P_TEXT(NULL); /* not a document field: pas_map_rewrite() never gives one */
+                        break;
+                }
+        }
+        r = run(p, ST_MAP_DOCUMENT, ps, m->n_params, NULL, NULL, e);
+        free(ps);
+        return r;
+}

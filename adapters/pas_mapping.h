@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Mapping into the PAS's own tables (adapters/mapping.h,
+ * docs/configuration.md "database.mapping"): the trust's statements, set
+ * and prepared at start, run in the write's transaction for every referral
+ * version and every document row written.  For daemon/main.c (setting them)
+ * and the writer.  Implemented in adapters/pas_mapping.c; every function
+ * keeps pas.h's contract (0 or a negative errno, one line in e, never the
+ * SQL nor a bound value).
+ */
+
+#include "../daemon/err.h"
+#include "../daemon/model.h"
+#include "mapping.h"
+#include "pas_patient.h"
+
+struct pas;
+
+/*
+ * Sets the mapping statement of `kind` (SQL with named parameters, as the
+ * configuration holds it; NULL removes it): rewrites it (mapping.h) and
+ * prepares it now, so that a statement the database refuses is reported at
+ * start: -EINVAL (a name, a '?') or the database's error with its SQLSTATE,
+ * one line in e, never the SQL.  Call outside a transaction.
+ */
+int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e);
+
+/*
+ * Runs the referral mapping, when one is set, for the referral the last
+ * pas_put_referral() wrote (same arguments; `match` as found for it, or
+ * NULL: NOT_CONFIGURED), inside the transaction; only when that call wrote
+ * a version the staging row did not have (a related referral refreshed at
+ * its version is not mapped twice).  0 when none is set.  The
+ * document mapping needs no call: pas_put_document() runs it for every
+ * document row it writes, with :content streamed from the spool file.
+ */
+int pas_put_mapped_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+                            const char *worklist, const struct patient_match *match, struct errbuf *e);
