@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 #define API_KEY "ersd-test-api-key-7d41b9"

@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 struct plan {
@@ -58,8 +58,9 @@ static pid_t start_once(const char *conf) {
         return pid;
 }
 
-static void write_conf(const char *dir, unsigned epoch, const struct mock *m, char *conf, size_t n, char *conn,
-                       size_t cn) {
+/* Epoch `epoch`'s configuration and its empty PAS (--init-db): their paths into conf and conn. */
+static void epoch_pas(const char *dir, unsigned epoch, const struct mock *m, char *conf, size_t n, char *conn,
+                      size_t cn) {
         char state[600];
 
         snprintf(conf, n, "%s/ersd-%u.conf", dir, epoch);
@@ -130,7 +131,7 @@ static void run_plan(const struct plan *plan) {
         assert_non_null(manifest);
 
         /* How long one whole sync takes here: kills land inside that window. */
-        write_conf(dir, 0, &m, conf, sizeof conf, conn, sizeof conn);
+        epoch_pas(dir, 0, &m, conf, sizeof conf, conn, sizeof conn);
         double t0 = seconds_now();
         run_to_the_end(conf);
         long window_us = (long) ((seconds_now() - t0) * 1e6 * 2 / plan->kills_per_epoch);
@@ -142,7 +143,7 @@ static void run_plan(const struct plan *plan) {
                 struct db *d;
 
                 epochs++;
-                write_conf(dir, epochs, &m, conf, sizeof conf, conn, sizeof conn);
+                epoch_pas(dir, epochs, &m, conf, sizeof conf, conn, sizeof conn);
                 d = db_open(conn);
                 assert_non_null(d);
                 for (;;) {
@@ -169,10 +170,7 @@ static void run_plan(const struct plan *plan) {
                 add(&sum, &v);
                 db_close(d);
         }
-        json_object *stats = mock_get(&m, "/_mock/stats");
-        if (stats)
-                faults = json_object_get_int64(json_object_object_get(stats, "faults_served"));
-        json_object_put(stats);
+        faults = stat_count(&m, "faults_served");
 
         unsigned lost = sum.referrals_missing + sum.referrals_stale;
         /* The seed in hex: a 10-digit decimal could pass the NHS-number check the output scan applies. */

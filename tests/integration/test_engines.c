@@ -47,7 +47,7 @@
 #include "adapters/pas.h"
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/pas_data.h"
 #include "tests/support/pas_whole.h"
 
@@ -84,13 +84,8 @@ static long long count(struct fix *f, const char *table) {
         return db_int(raw(f), sql, 0, NULL);
 }
 
-static long long q_int(struct fix *f, const char *sql, const char *a) {
-        const char *p[] = { a };
-        return db_int(raw(f), sql, a ? 1 : 0, p);
-}
-
 /* The text of the first column, "" when NULL or no row (and *ret_null says which). */
-static char *q_text(struct fix *f, const char *sql, const char *a, bool *ret_null) {
+static char *text_of(struct fix *f, const char *sql, const char *a, bool *ret_null) {
         const char *p[] = { a };
         char *s = db_text(raw(f), sql, a ? 1 : 0, p, NULL);
 
@@ -100,7 +95,7 @@ static char *q_text(struct fix *f, const char *sql, const char *a, bool *ret_nul
 }
 
 static void assert_q_text(struct fix *f, const char *sql, const char *a, const char *want) {
-        char *got = q_text(f, sql, a, NULL);
+        char *got = text_of(f, sql, a, NULL);
 
         if (strcmp(got, want) != 0)
                 fail_msg("%s: got \"%s\", expected \"%s\"", sql, got, want);
@@ -187,7 +182,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -209,12 +204,12 @@ static void test_referral_put_update(void **state) {
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
         assert_int_equal(pas_commit(f->p, &e), 0);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
-        assert_int_equal(q_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
+        assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_VALID);
         assert_q_text(f, "SELECT service_name FROM ers_referral WHERE ubrn = ?", "000000000001", "Cardiology clinic");
         assert_int_equal(count(f, "ers_referral_related"), 2);
-        first = q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL);
+        first = text_of(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL);
         assert_int_equal(strlen(first), 20);
 
         /* version 2, seen as someone's related referral: no worklist entry */
@@ -226,8 +221,8 @@ static void test_referral_put_update(void **state) {
         assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
         assert_int_equal(pas_commit(f->p, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 2);
-        assert_int_equal(q_int(f, "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 0);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 2);
+        assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 0);
         assert_q_text(f, "SELECT state FROM ers_referral WHERE ubrn = ?", "000000000001", "CANCELLED");
         assert_q_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", "cardiology-new");
         assert_q_text(f, "SELECT referral_type FROM ers_referral WHERE ubrn = ?", "000000000001", "REFERRAL");
@@ -331,10 +326,10 @@ static void test_document_parts_byte_identical(void **state) {
         assert_int_equal(pas_commit(f->p, &e), 0);
         assert_true(written);
         id = document_id(f, "att-1", 1);
-        assert_int_equal(q_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id), 3);
-        assert_int_equal(q_int(f, "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 1", id),
+        assert_int_equal(q_int(raw(f), "SELECT part_count FROM ers_document WHERE document_id = ?", id), 3);
+        assert_int_equal(q_int(raw(f), "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 1", id),
                          MIB);
-        assert_int_equal(q_int(f, "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 3", id),
+        assert_int_equal(q_int(raw(f), "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 3", id),
                          MIB / 2);
         assert_q_text(f, "SELECT sha256 FROM ers_document WHERE document_id = ?", id, sha);
         assert_document(f, id, sha, size);
@@ -509,7 +504,7 @@ static void test_utf8_4byte_round_trip(void **state) {
         assert_q_text(f, "SELECT specialty_display FROM ers_referral WHERE ubrn = ?", "000000000001",
                       r.specialty_display);
         bool null = true;
-        char *reason = q_text(f, "SELECT state_reason FROM ers_referral WHERE ubrn = ?", "000000000001", &null);
+        char *reason = text_of(f, "SELECT state_reason FROM ers_referral WHERE ubrn = ?", "000000000001", &null);
         assert_false(null);
         assert_string_equal(reason, "");
         free(reason);
@@ -676,13 +671,13 @@ static void test_least_privilege_grants(void **state) {
                 fail_msg("as %s: %s", user, e.msg);
         pas_close(p);
         assert_int_equal(count(f, "ers_audit"), 3);
-        assert_int_equal(q_int(f, "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", "000000000001"), 3);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", NULL), 1);
+        assert_int_equal(q_int(raw(f), "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", "000000000001"), 3);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", NULL), 1);
         /* the audit trail is append-only for ersd: it can change no row of it */
         assert_int_equal(engine_exec(conn, "UPDATE ers_audit SET event_type = 'EDITED'", true), -2);
         assert_int_equal(engine_exec(conn, "DELETE FROM ers_audit", true), -2);
         assert_int_equal(count(f, "ers_audit"), 3);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
         assert_int_equal(count(f, "ers_document"), 2);
         assert_int_equal(count(f, "ers_document_part"), 3);
         /* and no more than that */
@@ -751,7 +746,7 @@ static void test_lock_wait_is_transient(void **state) {
         assert_int_equal(pas_put_ledger(p, "000000000001", 2, true, NULL, NULL, &e), 0);
         assert_int_equal(pas_commit(p, &e), 0);
         pas_close(p);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -810,7 +805,7 @@ static void test_big_document_bounded_rss(void **state) {
         if (!rss.instrumented)
                 assert_true(rss.grown_kib < 8 * 1024);
         id = document_id(f, "big", 1);
-        assert_int_equal(q_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id), 22);
+        assert_int_equal(q_int(raw(f), "SELECT part_count FROM ers_document WHERE document_id = ?", id), 22);
         assert_document(f, id, sha, size);
         free(id);
         close(fd);
@@ -924,7 +919,6 @@ static void test_psqlodbc_logs_nothing(void **state) {
         }
 }
 
-
 /* ---------------------------------------------------------------------- */
 /* Schema upgrade and patient matching.                                    */
 
@@ -1003,7 +997,7 @@ static void assert_old_documents(struct fix *f) {
                 if (G.kind == ENGINE_MARIADB)
                         assert_q_text(f, "SELECT SHA2(attachment_id, 256) FROM ers_document WHERE document_id = ?",
                                       old_documents[i].document_id, key);
-                assert_int_equal(q_int(f, "SELECT occurrence FROM ers_document WHERE document_id = ?",
+                assert_int_equal(q_int(raw(f), "SELECT occurrence FROM ers_document WHERE document_id = ?",
                                        old_documents[i].document_id),
                                  0);
                 assert_q_text(f, "SELECT attachment_id FROM ers_document WHERE document_id = ?",
@@ -1044,16 +1038,16 @@ static void assert_upgraded(struct fix *f) {
 
         assert_old_documents(f);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000001", "NOT_CONFIGURED");
         assert_q_text(f, "SELECT patient_match FROM ers_referral_inbox WHERE ubrn = ?", "000000000001",
                       "NOT_CONFIGURED");
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NULL", NULL), 1);
-        assert_int_equal(q_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 3);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE first_seen_at IS NULL AND "
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NULL", NULL), 1);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 3);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_ledger WHERE first_seen_at IS NULL AND "
                                   "left_worklist_at IS NULL AND next_check_at IS NULL", NULL), 1);
         /* the version-3 tables, empty */
         assert_int_equal(count(f, "ers_retry"), 0);
@@ -1061,10 +1055,10 @@ static void assert_upgraded(struct fix *f) {
         assert_int_equal(count(f, "ers_poll"), 0);
         assert_int_equal(count(f, "ers_audit"), 0);
         assert_int_equal(count(f, "ers_worklist_entry"), 0);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_document WHERE removed_at IS NULL", NULL), count(f, "ers_document"));
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_document WHERE removed_at IS NULL", NULL), count(f, "ers_document"));
         assert_int_equal(count(f, "ers_document"), 3);
         assert_int_equal(count(f, "ers_document_part"), 3);
-        assert_int_equal(q_int(f, "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 3);
+        assert_int_equal(q_int(raw(f), "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 3);
 }
 
 static void upgrade_from(struct fix *f, int version, const char *first_step) {
@@ -1309,7 +1303,7 @@ static void test_patient_matching(void **state) {
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000003", "NOT_CONFIGURED");
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000004", "UNMATCHED");
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000005", "UNMATCHED");
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NOT NULL", NULL), 1);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE pas_patient_id IS NOT NULL", NULL), 1);
 
         /* To match again: not the MATCHED one, not the invalid number; never
          * checked first; bounded. */
@@ -1351,11 +1345,6 @@ static void test_patient_matching(void **state) {
 /* The whole sync: build/ersd --once against the mock e-RS.                */
 
 static struct mock M;
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
 
 static struct run run_ersd(const char *conf, const char *mode, json_object *manifest) {
         json_object *refs = json_object_object_get(manifest, "referrals");
@@ -1439,13 +1428,13 @@ static void test_sync_end_to_end(void **state) {
                 for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
                         bool null;
                         snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", fields[k]);
-                        char *got = q_text(f, sql, ubrn, &null);
+                        char *got = text_of(f, sql, ubrn, &null);
                         const char *want = jstr(m, fields[k]);
                         if ((want == NULL) != null || (want && strcmp(want, got) != 0))
                                 fail_msg("UBRN %s: %s differs from what e-RS served", ubrn, fields[k]);
                         free(got);
                 }
-                assert_int_equal(q_int(f, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn),
+                assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn),
                                  json_object_get_int64(json_object_object_get(m, "version")));
                 for (size_t a = 0; a < json_object_array_length(atts); a++) {
                         json_object *att = json_object_array_get_idx(atts, a);
@@ -1526,7 +1515,6 @@ static void test_sync_end_to_end(void **state) {
         mock_stop(&M);
 }
 
-
 /* The sync with a patient lookup, through build/ersd: --check-config
  * prepares the lookup against the live database and names its file:line;
  * every referral is written whatever the match; a later round fills in a
@@ -1593,10 +1581,10 @@ static void test_sync_patient_matching(void **state) {
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         assert_non_null(strstr(r.out, "0 failed"));
         run_free(&r);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE patient_match = 'NOT_CONFIGURED'", NULL),
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE patient_match = 'NOT_CONFIGURED'", NULL),
                          0);
         for (size_t i = 0; i < json_object_array_length(refs); i++) /* every one written */
-                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?",
+                assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ?",
                                        jstr(json_object_array_get_idx(refs, i), "ubrn")),
                                  1);
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", valid[0], "MATCHED");
@@ -1626,15 +1614,13 @@ static void test_sync_patient_matching(void **state) {
         assert_q_text(f, "SELECT detail FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2],
                       "patient_match UNMATCHED -> MATCHED");
         assert_q_text(f, "SELECT event_type FROM ers_audit WHERE ubrn = ? AND seq = 2", valid[2], "PATIENT_MATCH");
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND detail LIKE '%patient_match AMBIGUOUS%'",
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND detail LIKE '%patient_match AMBIGUOUS%'",
                                valid[1]),
                          1);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_audit WHERE detail LIKE '%P2%' OR detail LIKE '%P0%'", NULL), 0);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_audit WHERE detail LIKE '%P2%' OR detail LIKE '%P0%'", NULL), 0);
         json_object_put(manifest);
         mock_stop(&M);
 }
-
-
 
 /* The mapping into a PAS's own tables (database.mapping), through
  * build/ersd: --check-config prepares each statement against the live
@@ -1741,9 +1727,9 @@ static void test_sync_mapping(void **state) {
                 assert_non_null(strstr(r.err, "max_allowed_packet"));
                 assert_non_null(strstr(r.out, "1 failed"));
                 run_free(&r);
-                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?", big), 0);
-                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_referral WHERE ubrn = ?", big), 0);
-                assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_document WHERE ubrn = ?", big), 0);
+                assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ?", big), 0);
+                assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM pas_inbound_referral WHERE ubrn = ?", big), 0);
+                assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM pas_inbound_document WHERE ubrn = ?", big), 0);
                 assert_true(count(f, "pas_inbound_referral") > 0);
                 engine_admin_connection(&G, admin, sizeof admin);
                 assert_int_equal(engine_exec(admin, "SET GLOBAL max_allowed_packet = 67108864", false), 0);
@@ -1785,7 +1771,7 @@ static void test_sync_mapping(void **state) {
         referrals = count(f, "ers_referral");
         assert_true(referrals >= (long long) json_object_array_length(refs));
         assert_int_equal(count(f, "pas_inbound_referral"), referrals);
-        assert_int_equal(q_int(f,
+        assert_int_equal(q_int(raw(f),
                                "SELECT COUNT(*) FROM pas_inbound_referral p JOIN ers_referral r ON r.ubrn = p.ubrn"
                                " AND r.version = p.version AND COALESCE(r.nhs_number, '-') = COALESCE(p.nhs_number, '-')"
                                " AND COALESCE(r.priority, '-') = COALESCE(p.priority, '-')"
@@ -1796,10 +1782,10 @@ static void test_sync_mapping(void **state) {
         /* Every document row once; each fetched one's content byte for byte, one BLOB each. */
         documents = count(f, "ers_document");
         assert_int_equal(count(f, "pas_inbound_document"), documents);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM pas_inbound_document WHERE fetch_status = 'NOT_FETCHED'"
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM pas_inbound_document WHERE fetch_status = 'NOT_FETCHED'"
                                   " AND content IS NULL AND sha256 IS NULL",
                                NULL),
-                         q_int(f, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED'", NULL));
+                         q_int(raw(f), "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED'", NULL));
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
                 json_object *m = json_object_array_get_idx(refs, i), *atts = json_object_object_get(m, "attachments");
 
@@ -1936,9 +1922,9 @@ static void test_lease_handover(void **state) {
         /* every referral of the mock (its related one included) once, and once in the ledger */
         assert_int_equal(count(f, "ers_referral"), (long long) json_object_array_length(refs));
         assert_int_equal(count(f, "ers_ledger"),
-                         q_int(f, "SELECT COUNT(*) FROM ers_referral WHERE worklist IS NOT NULL", NULL));
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM ers_document WHERE revision > 1", NULL), 0);
-        assert_int_equal(q_int(f, "SELECT COUNT(*) FROM (SELECT ubrn, source_ubrn, attachment_id FROM ers_document "
+                         q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE worklist IS NOT NULL", NULL));
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_document WHERE revision > 1", NULL), 0);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM (SELECT ubrn, source_ubrn, attachment_id FROM ers_document "
                                   "GROUP BY ubrn, source_ubrn, attachment_id HAVING COUNT(*) > 1) d", NULL),
                          0);
         assert_q_text(f, "SELECT holder FROM ers_lease WHERE name = ?", "ersd", PAS_LEASE_RELEASED);

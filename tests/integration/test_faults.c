@@ -49,7 +49,7 @@
 
 #include "daemon/spool.h"
 #include "tests/support/engines.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 #define MIB (1024LL * 1024)
@@ -68,18 +68,6 @@ struct fx {
         json_object *manifest; /* owned: what the mock serves */
         struct db *db;         /* owned: the test's own connection */
 };
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
-static void write_conf(struct fx *f, const char *ers_lines) {
-        char ers[512];
-
-        snprintf(ers, sizeof ers, "  auth = \"none\";\n%s", ers_lines ? ers_lines : "");
-        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers, f->conn, NULL, f->state_dir, NULL), 0);
-}
 
 /* Runs ersd; fails the test if an NHS number the mock serves shows in its output. */
 static struct run run_ersd(struct fx *f, const char *mode, const struct run_opts *o) {
@@ -118,7 +106,7 @@ static void fx_start(struct fx *f, const char *const *mock_args, const char *con
         assert_non_null(f->manifest);
         snprintf(f->conf, sizeof f->conf, "%s/%s-%d.conf", work, G.name, n);
         snprintf(f->state_dir, sizeof f->state_dir, "%s/state-%s-%d", work, G.name, n);
-        write_conf(f, ers_lines);
+        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers_lines, f->conn, NULL, f->state_dir, NULL), 0);
         struct run r = run_ersd(f, "--init-db", NULL);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);

@@ -31,7 +31,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 /* UBRNs the mock does not serve, for the rows the scheduler would write. */
@@ -93,11 +93,6 @@ static json_object *status_json(int expect_status) {
         return o;
 }
 
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
 static int64_t jint(json_object *o, const char *key) {
         return json_object_get_int64(json_object_object_get(o, key));
 }
@@ -106,15 +101,6 @@ static size_t jlen(json_object *o, const char *key) {
         json_object *a = json_object_object_get(o, key);
         assert_true(json_object_is_type(a, json_type_array));
         return json_object_array_length(a);
-}
-
-static long long stat_count(const char *endpoint) {
-        json_object *s = mock_get(&E.mock, "/_mock/stats");
-        long long v;
-        assert_non_null(s);
-        v = json_object_get_int64(json_object_object_get(s, endpoint));
-        json_object_put(s);
-        return v;
 }
 
 /* UTC ISO 8601 `seconds_ago` seconds ago, as ersd stores times. */
@@ -414,10 +400,10 @@ static void test_dry_run_writes_nothing(void **state) {
         assert_non_null(strstr(r.out, line));
         run_free(&r);
 
-        assert_int_equal(stat_count("A008"), 1); /* the worklist call is spent */
-        assert_true(stat_count("A005") >= (long long) n);
-        assert_true(stat_count("A007") >= (long long) n);
-        assert_true(stat_count("store") > 0); /* attachments fetched */
+        assert_int_equal(stat_count(&E.mock, "A008"), 1); /* the worklist call is spent */
+        assert_true(stat_count(&E.mock, "A005") >= (long long) n);
+        assert_true(stat_count(&E.mock, "A007") >= (long long) n);
+        assert_true(stat_count(&E.mock, "store") > 0); /* attachments fetched */
 
         /* Its private spool is gone, and it never made the daemon's one. */
         char path[700];
@@ -664,9 +650,9 @@ static void test_sync_one_referral(void **state) {
         assert_non_null(strstr(r.out, expect));
         assert_non_null(strstr(r.err, "not seen on a worklist before; synced with no worklist"));
         run_free(&r);
-        assert_int_equal(stat_count("A008"), 0);
-        assert_int_equal(stat_count("A005"), 1);
-        assert_int_equal(stat_count("A007"), 1);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A005"), 1);
+        assert_int_equal(stat_count(&E.mock, "A007"), 1);
         assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), jint(m, "version"));
         assert_int_equal(db_int(E.db, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p), jint(m, "version"));
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ? AND worklist IS NULL", 1, p),
@@ -679,7 +665,7 @@ static void test_sync_one_referral(void **state) {
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "already in the PAS at e-RS's version, nothing written"));
         run_free(&r);
-        assert_int_equal(stat_count("A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
 
         /* Known to the scheduler only (ers_retry): synced with the worklist it was seen on. */
         m = plain_referral(1);
@@ -699,7 +685,7 @@ static void test_sync_one_referral(void **state) {
         /* written: its ers_retry row went in the same transaction */
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", 1, p), 0);
         sql("DELETE FROM ers_retry", 0, NULL);
-        assert_int_equal(stat_count("A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
 
         /* A UBRN e-RS does not know: nothing written, exit 1. */
         long long before = db_int(E.db, "SELECT COUNT(*) FROM ers_referral", 0, NULL);

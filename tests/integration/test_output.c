@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define UBRN_HOSTILE "300000000000" /* referral 0: the hostile ids */
 #define UBRN_FAILING "300000000003" /* answers with a hostile OperationOutcome code */
@@ -119,11 +119,6 @@ static struct run run_args(const char *a0, ...) {
         return r;
 }
 
-static long long q_int(const char *sql, const char *param) {
-        const char *ps[] = { param };
-        return db_int(E.db, sql, param ? 1 : 0, ps);
-}
-
 static int group_setup(void **state) {
         static const char *const args[] = { "--referrals", "6", "--attachments", "2", "--big-attachment", "0",
                                              "--attachment-id", ID_FORGE, "--attachment-id", ID_TERMINAL,
@@ -192,7 +187,7 @@ static void test_audit_text(void **state) {
         struct run r = run_args("audit", UBRN_HOSTILE, NULL);
         assert_int_equal(r.status, 0);
         assert_contains("audit", r.out, "NEW");
-        long long docs = q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE);
+        long long docs = q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE);
         long long lines = 0;
         for (const char *s = r.out; (s = strstr(s, "\n       document ")); s++)
                 lines++;
@@ -223,7 +218,7 @@ static void test_audit_json_exact(void **state) {
         assert_int_equal(json_object_array_length(rows), 1);
         json_object *docs = json_object_object_get(json_object_array_get_idx(rows, 0), "documents");
         assert_int_equal(json_object_array_length(docs),
-                         q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE));
+                         q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE));
         bool seen[2] = { false, false };
         for (size_t i = 0; i < json_object_array_length(docs); i++) {
                 json_object *d = json_object_array_get_idx(docs, i);
@@ -280,7 +275,7 @@ static void test_status_reason_escaped(void **state) {
         assert_int_equal(r.status, 1);
         assert_contains("--once log", r.err, CODE_HOSTILE_SAID);
         run_free(&r);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", UBRN_FAILING), 1);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", UBRN_FAILING), 1);
 
         r = run_args("status", NULL);
         assert_contains("status", r.out, "UBRN " UBRN_FAILING);

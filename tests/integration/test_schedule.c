@@ -24,7 +24,7 @@
 
 #include "daemon/schedule.h"
 #include "daemon/util.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define DEADLINE 60.0 /* seconds: a guard against a hung test, not a wait */
 
@@ -77,20 +77,6 @@ static void fresh(const char *name, const char *const *mock_args, const char *er
         assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
         assert_int_equal(r.status, 0);
         run_free(&r);
-}
-
-/* E.conf written whole: one worklist "cardiology" for service 31001 with `worklist_keys`
- * added, and `ers_keys` in the ers group. */
-static void write_conf(const char *worklist_keys, const char *ers_keys) {
-        char text[2048];
-
-        snprintf(text, sizeof text,
-                 "ers: { base_url = \"%s\"; auth = \"none\"; %s };\n"
-                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; %s } );\n"
-                 "database: { connection = \"%s\"; };\n"
-                 "state_dir = \"%s\";\n",
-                 E.mock.base_url, ers_keys, worklist_keys, E.connection, E.state);
-        assert_int_equal(write_text(E.conf, text, 0600), 0);
 }
 
 static struct run once(void) {
@@ -292,14 +278,19 @@ static void uk_hhmm_ago(int minutes_ago, char ret[6]) {
  */
 static void test_missed_poll_caught_up_once(void **state) {
         static const char *const args[] = { "--referrals", "3", "--big-attachment", "0", NULL };
-        char hhmm[6], extra[64];
+        char hhmm[6], worklists[256];
         struct proc p;
         (void) state;
 
         uk_hhmm_ago(10, hhmm);
         fresh("missed", args, NULL, NULL);
-        snprintf(extra, sizeof extra, "poll_at = [\"%s\"];", hhmm);
-        write_conf(extra, "worklist_calls_per_day = 2;");
+        snprintf(worklists, sizeof worklists,
+                 "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; "
+                 "poll_at = [\"%s\"]; } );\n",
+                 hhmm);
+        assert_int_equal(write_test_config(E.conf, E.mock.base_url, "  worklist_calls_per_day = 2;\n", E.connection, NULL,
+                                           E.state, worklists),
+                         0);
 
         assert_int_equal(ersd_spawn(E.conf, &p), 0);
         if (proc_wait_for(&p, 1, "ersd: sync ", 0) < 0)

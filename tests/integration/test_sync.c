@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 struct env {
@@ -98,11 +98,6 @@ static int group_teardown(void **state) {
         return 0;
 }
 
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
 static void test_init_db_is_idempotent(void **state) {
         (void) state;
         for (int i = 0; i < 2; i++) {
@@ -164,15 +159,6 @@ static void test_first_sync_maps_every_field_and_document(void **state) {
         assert_int_equal(n_not_fetched, 3); /* PENDING, THREATS_FOUND, VALIDATION_FAILED */
         assert_int_equal(n_big, 1);
         assert_true(v.documents_checked >= n_attachments + v.referrals_expected); /* and a letter each */
-}
-
-static long long stat_count(const struct mock *m, const char *endpoint) {
-        json_object *s = mock_get(m, "/_mock/stats");
-        long long v;
-        assert_non_null(s);
-        v = json_object_get_int64(json_object_object_get(s, endpoint));
-        json_object_put(s);
-        return v;
 }
 
 /* A second run writes nothing: no referral read again but the one still owed a document. */
@@ -417,10 +403,7 @@ static void test_expired_store_link_is_asked_again(void **state) {
         size_t n = assert_attachments_stored(d, "300000000007");
         db_close(d);
         /* one A042 per attachment of each referral, plus the one asked again */
-        json_object *s = mock_get(&E.side, "/_mock/stats");
-        long long a042 = json_object_get_int64(json_object_object_get(s, "A042"));
-        long long store = json_object_get_int64(json_object_object_get(s, "store"));
-        json_object_put(s);
+        long long a042 = stat_count(&E.side, "A042"), store = stat_count(&E.side, "store");
         assert_true(n > 0);
         assert_int_equal(a042, store);   /* every link was used once */
         side_stop();
