@@ -181,33 +181,24 @@ static const char *jwt_lines(const char *key, const char *kid) {
         return s;
 }
 
-/* No secret, token or assertion in anything ersd printed. */
-static void assert_no_secret(const struct run *r) {
-        const char *texts[] = { r->out, r->err };
+/* ersd -c E.conf args… (NULL: loop mode); no secret, token, assertion or key, the
+ * API key above all, in anything it printed. */
+static struct run run_checked(const char *const *args) {
+        struct run r = run_ersd(E.conf, NULL, args, NULL);
 
-        for (size_t i = 0; i < 2; i++) {
-                if (strstr(texts[i], API_KEY))
-                        fail_msg("the API key appeared in ersd's output");
-                if (strstr(texts[i], "eyJ"))
-                        fail_msg("a JWT appeared in ersd's output");
-                if (strstr(texts[i], "Bearer "))
-                        fail_msg("a bearer token appeared in ersd's output");
-                if (strstr(texts[i], "PRIVATE KEY"))
-                        fail_msg("a private key appeared in ersd's output");
-        }
+        assert_no_patient_identifier("ersd's stdout", r.out, NULL, ARGS(API_KEY));
+        assert_no_patient_identifier("ersd's stderr", r.err, NULL, ARGS(API_KEY));
+        return r;
 }
 
 /* ersd --init-db then --once; the --once run, checked for secrets. */
 static struct run sync_once(void) {
-        struct run r;
+        struct run r = run_checked(ARGS("--init-db"));
 
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
         run_free(&r);
-        assert_int_equal(ersd_run(E.conf, "--once", &r), 0);
-        assert_no_secret(&r);
-        return r;
+        return run_checked(ARGS("--once"));
 }
 
 static long long pas_count(const char *table) {
@@ -289,11 +280,10 @@ static void test_wrong_key_stops_the_service_start(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
         write_config(jwt_lines("other", KID));
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
+        r = run_checked(ARGS("--init-db"));
         assert_int_equal(r.status, 0);
         run_free(&r);
-        assert_int_equal(ersd_run(E.conf, NULL, &r), 0); /* loop mode: it must end by itself */
-        assert_no_secret(&r);
+        r = run_checked(NULL); /* loop mode: it must end by itself */
         if (r.status != 1 || !strstr(r.err, "signature does not match the public key") || strstr(r.out, "sync "))
                 fail_msg("expected exit 1 at start with the token endpoint's reason, got exit %d: %s", r.status, r.err);
         run_free(&r);
@@ -349,11 +339,7 @@ static void test_revoked(void **state) {
 /* ---- the secret files ------------------------------------------------------ */
 
 static struct run check_config(void) {
-        struct run r;
-
-        assert_int_equal(ersd_run(E.conf, "--check-config", &r), 0);
-        assert_no_secret(&r);
-        return r;
+        return run_checked(ARGS("--check-config"));
 }
 
 static void assert_config_refused(const char *want) {

@@ -67,8 +67,7 @@ static void epoch_pas(const char *dir, unsigned epoch, const struct mock *m, cha
         snprintf(conn, cn, "Driver=SQLite3;Database=%s/pas-%u.db", dir, epoch);
         snprintf(state, sizeof state, "%s/state", dir); /* one spool for every epoch: leftovers are verified and reused */
         assert_int_equal(write_test_config(conf, m->base_url, NULL, conn, NULL, state, "log_level = \"error\";\n"), 0);
-        struct run r;
-        assert_int_equal(ersd_run(conf, "--init-db", &r), 0);
+        struct run r = run_ersd(conf, NULL, ARGS("--init-db"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
 }
@@ -79,11 +78,11 @@ static double seconds_now(void) {
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* Runs ersd --once until it exits 0 (random faults may fail a round); how many runs it took. */
-static unsigned run_to_the_end(const char *conf) {
+/* Runs ersd --once until it exits 0 (random faults may fail a round); how many runs it took.
+ * Each run's output is checked for the manifest's patient identifiers and for secrets. */
+static unsigned run_to_the_end(const char *conf, json_object *manifest) {
         for (unsigned n = 1; n <= 30; n++) {
-                struct run r;
-                assert_int_equal(ersd_run(conf, "--once", &r), 0);
+                struct run r = run_ersd(conf, manifest, ARGS("--once"), NULL);
                 if (r.status == 0) {
                         run_free(&r);
                         return n;
@@ -133,7 +132,7 @@ static void run_plan(const struct plan *plan) {
         /* How long one whole sync takes here: kills land inside that window. */
         epoch_pas(dir, 0, &m, conf, sizeof conf, conn, sizeof conn);
         double t0 = seconds_now();
-        run_to_the_end(conf);
+        run_to_the_end(conf, manifest);
         long window_us = (long) ((seconds_now() - t0) * 1e6 * 2 / plan->kills_per_epoch);
         if (window_us < 1000)
                 window_us = 1000;
@@ -165,7 +164,7 @@ static void run_plan(const struct plan *plan) {
                         }
                         killed++;
                 }
-                run_to_the_end(conf);
+                run_to_the_end(conf, manifest);
                 verify_pas(d, manifest, &v);
                 add(&sum, &v);
                 db_close(d);

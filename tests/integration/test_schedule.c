@@ -74,14 +74,13 @@ static void fresh(const char *name, const char *const *mock_args, const char *er
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/%s.db", E.dir, name);
         snprintf(E.state, sizeof E.state, "%s/%s-state", E.dir, name);
         assert_int_equal(write_test_config(E.conf, E.mock.base_url, ers_lines, E.connection, NULL, E.state, extra), 0);
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
+        r = run_ersd(E.conf, NULL, ARGS("--init-db"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
 }
 
 static struct run once(void) {
-        struct run r;
-        assert_int_equal(ersd_run(E.conf, "--once", &r), 0);
+        struct run r = run_ersd(E.conf, NULL, ARGS("--once"), NULL);
         return r;
 }
 
@@ -241,7 +240,7 @@ static void test_budget_above_two_refused_unless_loopback(void **state) {
                  "database: { connection = \"Driver=SQLite3;Database=%s/real.db\"; };\n",
                  E.dir);
         assert_int_equal(write_text(conf, text, 0600), 0);
-        assert_int_equal(ersd_run(conf, "--check-config", &r), 0);
+        r = run_ersd(conf, NULL, ARGS("--check-config"), NULL);
         assert_int_equal(r.status, 2);
         snprintf(want, sizeof want, "%s:4: ers.worklist_calls_per_day: 3 is beyond what e-RS allows (1..2)", conf);
         if (!strstr(r.err, want))
@@ -250,7 +249,7 @@ static void test_budget_above_two_refused_unless_loopback(void **state) {
 
         static const char *const args[] = { "--referrals", "2", "--big-attachment", "0", NULL };
         fresh("loopback", args, "  auth = \"none\";\n  worklist_calls_per_day = 3;\n", NULL);
-        assert_int_equal(ersd_run(E.conf, "--check-config", &r), 0);
+        r = run_ersd(E.conf, NULL, ARGS("--check-config"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
         r = once();

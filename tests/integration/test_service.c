@@ -152,7 +152,7 @@ static void instance_start(struct instance *in, const char *name, const char *ex
         snprintf(in->conf, sizeof in->conf, "%s/ersd.conf", in->dir);
         snprintf(in->connection, sizeof in->connection, "Driver=SQLite3;Database=%s/pas.db", in->dir);
         instance_config(in, extra);
-        assert_int_equal(ersd_run(in->conf, "--init-db", &r), 0);
+        r = run_ersd(in->conf, NULL, ARGS("--init-db"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
 

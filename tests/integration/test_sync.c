@@ -40,33 +40,18 @@ static void write_config_for(const struct mock *m, const char *extra) {
         assert_int_equal(write_test_config(E.conf, m->base_url, extra, E.connection, NULL, state, NULL), 0);
 }
 
-/* Every NHS number the mock serves: none may ever appear in what ersd prints. */
-static void assert_no_patient_identifier(const struct run *r) {
-        json_object *refs = json_object_object_get(E.manifest, "referrals");
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                const char *nhs = json_object_get_string(
-                        json_object_object_get(json_object_array_get_idx(refs, i), "nhs_number"));
-                if (!nhs)
-                        continue;
-                if (strstr(r->out, nhs) || strstr(r->err, nhs))
-                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
-        }
-}
-
 static void write_config(const char *extra) {
         write_config_for(&E.mock, extra);
 }
 
-static struct run run_ersd(const char *mode) {
-        struct run r;
-        assert_int_equal(ersd_run(E.conf, mode, &r), 0);
-        assert_no_patient_identifier(&r);
-        return r;
+/* ersd -c E.conf mode, its output checked for patient identifiers and secrets. */
+static struct run ersd(const char *mode) {
+        return run_ersd(E.conf, E.manifest, ARGS(mode), NULL);
 }
 
 /* ersd --once that must succeed: a failure shows what ersd said. */
 static struct run run_once_ok(void) {
-        struct run r = run_ersd("--once");
+        struct run r = ersd("--once");
         if (r.status != 0)
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         return r;
@@ -101,7 +86,7 @@ static int group_teardown(void **state) {
 static void test_init_db_is_idempotent(void **state) {
         (void) state;
         for (int i = 0; i < 2; i++) {
-                struct run r = run_ersd("--init-db");
+                struct run r = ersd("--init-db");
                 assert_int_equal(r.status, 0);
                 assert_non_null(strstr(r.out, "schema ready"));
                 run_free(&r);
@@ -169,7 +154,7 @@ static void test_second_run_writes_nothing(void **state) {
         (void) state;
 
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
-        r = run_ersd("--once");
+        r = ersd("--once");
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, " 0 new, 0 updated, 52 unchanged, 0 failed"));
         assert_non_null(strstr(r.out, "documents 0 stored"));
@@ -207,7 +192,7 @@ static void test_pending_attachment_fetched_later(void **state) {
         snprintf(path, sizeof path, "/_mock/availability?attachment=%s&status=AVAILABLE", pending);
         assert_int_equal(mock_post(&E.mock, path), 200);
 
-        struct run r = run_ersd("--once");
+        struct run r = ersd("--once");
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "1 updated"));
         run_free(&r);
@@ -274,7 +259,7 @@ static void side_pas(const char *name, const char *auth) {
         snprintf(E.conf, sizeof E.conf, "%s/%s.conf", E.dir, name);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/%s.db", E.dir, name);
         write_config_for(&E.side, auth);
-        struct run r = run_ersd("--init-db");
+        struct run r = ersd("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
 }
@@ -338,7 +323,7 @@ static void test_bad_answers_change_nothing(void **state) {
                          ubrn);
                 assert_int_equal(mock_post(m, path), 200);
 
-                struct run r = run_ersd("--once");
+                struct run r = ersd("--once");
                 if (r.status != 1)
                         fail_msg("%s %s: ersd exited %d, expected 1: %s", f->endpoint, f->kind, r.status, r.err);
                 /* One error line naming the UBRN, the cause and the correlation id. */
@@ -357,7 +342,7 @@ static void test_bad_answers_change_nothing(void **state) {
                 assert_true(db_rows_for(d, "300000000006") > 0); /* the others went on */
 
                 /* Without the fault, the next run catches up. */
-                r = run_ersd("--once");
+                r = ersd("--once");
                 if (r.status != 0)
                         fail_msg("%s %s: recovery run exited %d: %s", f->endpoint, f->kind, r.status, r.err);
                 assert_non_null(strstr(r.out, "1 new, 0 updated, 7 unchanged, 0 failed"));
@@ -517,7 +502,7 @@ static void test_attachment_refused_then_fetched(void **state) {
                                    " AND not_fetched_reason LIKE '%would not release%'", 1, p), 1);
         assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
 
-        r = run_ersd("--once");
+        r = ersd("--once");
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "1 updated"));
         run_free(&r);
@@ -590,7 +575,7 @@ static void test_attachment_without_id_waits(void **state) {
         const char *p[] = { ubrn };
         long long version = db_int(d, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p);
         for (int round = 1; round <= 2; round++) {
-                r = run_ersd("--once");
+                r = ersd("--once");
                 if (r.status != 1)
                         fail_msg("round %d: ersd exited %d, expected 1: %s", round, r.status, r.err);
                 const char *line = strstr(r.err, "error: UBRN 300000000005 not synced, PAS unchanged: A005 UBRN 300000000005");
@@ -623,7 +608,7 @@ static void entry_change(const char *ubrn, const char *what) {
  * and how many were skipped, and each skipped entry has its own line. */
 static void run_skipping(const char *counts, unsigned n_skipped, const char *const *lines) {
         char want[96];
-        struct run r = run_ersd("--once");
+        struct run r = ersd("--once");
 
         snprintf(want, sizeof want, "worklist entries skipped %u (malformed)", n_skipped);
         if (r.status != 1 || !strstr(r.out, counts) || !strstr(r.out, want) || !strstr(r.out, "sync incomplete"))
@@ -686,12 +671,12 @@ static void test_malformed_entry_skipped(void **state) {
 
         const char *const status_args[] = { "status", NULL }, *const json_args[] = { "status", "--json", NULL };
         struct run r;
-        assert_int_equal(ersd_run_args(E.conf, status_args, &r), 0);
+        r = run_ersd(E.conf, E.manifest, status_args, NULL);
         if (r.status != 1 || !strstr(r.out, "NEEDS A PERSON") || !strstr(r.out, "ok, MALFORMED ENTRIES SKIPPED: 6 "
                                                                            "referral(s) listed; 2 malformed entries"))
                 fail_msg("ersd status: exit %d: %s", r.status, r.out);
         run_free(&r);
-        assert_int_equal(ersd_run_args(E.conf, json_args, &r), 0);
+        r = run_ersd(E.conf, E.manifest, json_args, NULL);
         json_object *o = json_tokener_parse(r.out);
         assert_non_null(o);
         json_object *wl = json_object_array_get_idx(json_object_object_get(o, "worklists"), 0);
@@ -715,7 +700,7 @@ static void test_malformed_entry_skipped(void **state) {
         assert_non_null(strstr(r.out, "0 new, 0 updated, 8 unchanged, 0 failed"));
         assert_null(strstr(r.out, "skipped"));
         run_free(&r);
-        assert_int_equal(ersd_run_args(E.conf, status_args, &r), 0);
+        r = run_ersd(E.conf, E.manifest, status_args, NULL);
         if (r.status != 0)
                 fail_msg("ersd status after the entries came right: exit %d: %s", r.status, r.out);
         run_free(&r);
@@ -777,11 +762,11 @@ static void test_repeated_attachment_ids(void **state) {
                          1);
         const char *const audit[] = { "audit", "300000000000", NULL }, *const audit_json[] = { "audit", "--json",
                                                                                                "300000000000", NULL };
-        assert_int_equal(ersd_run_args(E.conf, audit, &r), 0);
+        r = run_ersd(E.conf, E.manifest, audit, NULL);
         if (r.status != 0 || count_of(r.out, " dup-1 r1") != 2 || count_of(r.out, " dup-1 r1 occurrence 1") != 1)
                 fail_msg("ersd audit does not tell the two dup-1 apart: %s%s", r.out, r.err);
         run_free(&r);
-        assert_int_equal(ersd_run_args(E.conf, audit_json, &r), 0);
+        r = run_ersd(E.conf, E.manifest, audit_json, NULL);
         assert_int_equal(r.status, 0);
         json_object *o = json_tokener_parse(r.out), *rows = json_object_object_get(o, "audit");
         json_object *docs = json_object_object_get(json_object_array_get_idx(rows, 0), "documents");
@@ -865,7 +850,7 @@ static void test_connection_refused(void **state) {
         side_start(small_mock);
         side_pas("refused-conn", NULL);
         mock_stop(&E.side); /* nothing listens on its port now */
-        struct run r = run_ersd("--once");
+        struct run r = ersd("--once");
         assert_int_equal(r.status, 1);
         const char *line = strstr(r.err, "worklist cardiology not read");
         if (!line || !strstr(line, "correlation id"))
@@ -894,7 +879,7 @@ static void test_loop_mode_reload_and_stop(void **state) {
         snprintf(E.conf, sizeof E.conf, "%s/loop.conf", E.dir);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/loop.db", E.dir);
         write_config("  auth = \"none\";\n");
-        struct run init = run_ersd("--init-db");
+        struct run init = ersd("--init-db");
         assert_int_equal(init.status, 0);
         run_free(&init);
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
@@ -949,10 +934,10 @@ static void test_bearer_token(void **state) {
         /* The wrong token: refused by e-RS, nothing written, the token never printed. */
         assert_int_equal(write_text(token_file, "not-the-token\n", 0600), 0);
         write_config_for(m, auth);
-        struct run r = run_ersd("--init-db");
+        struct run r = ersd("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
-        r = run_ersd("--once");
+        r = ersd("--once");
         assert_int_equal(r.status, 1);
         if (!strstr(r.err, "HTTP 401") || !strstr(r.err, "correlation id"))
                 fail_msg("expected an HTTP 401 line with its correlation id, got: %s", r.err);
@@ -964,7 +949,7 @@ static void test_bearer_token(void **state) {
 
         /* The right one. */
         assert_int_equal(write_text(token_file, "test-token-5f1c9e\n", 0600), 0);
-        r = run_ersd("--once");
+        r = ersd("--once");
         if (r.status != 0)
                 fail_msg("ersd --once with the right token exited %d: %s", r.status, r.err);
         assert_null(strstr(r.err, "test-token-5f1c9e"));
@@ -992,7 +977,7 @@ static void test_bad_configuration(void **state) {
                                     0600),
                          0);
         for (int i = 0; i < 2; i++) {
-                assert_int_equal(ersd_run(conf, i == 0 ? "--check-config" : "--once", &r), 0);
+                r = run_ersd(conf, NULL, ARGS(i == 0 ? "--check-config" : "--once"), NULL);
                 assert_int_equal(r.status, 2);
                 snprintf(want, sizeof want, "%s:1:", conf);
                 assert_non_null(strstr(r.err, want)); /* http to a host that is not loopback */
@@ -1015,7 +1000,7 @@ static void test_bad_worklist_changes_nothing(void **state) {
                 long long refs = db_int(E.db, "SELECT COUNT(*) FROM ers_ledger", 0, NULL);
                 snprintf(path, sizeof path, "/_mock/fault?endpoint=A008&kind=%s&count=1", kinds[i]);
                 assert_int_equal(mock_post(&E.mock, path), 200);
-                struct run r = run_ersd("--once");
+                struct run r = ersd("--once");
                 assert_int_equal(r.status, 1);
                 const char *line = strstr(r.err, "worklist cardiology not read");
                 if (!line || !strstr(line, "correlation id"))

@@ -105,7 +105,7 @@ static void start(int deadline_s, const char *ers_lines) {
         snprintf(ers, sizeof ers, "  auth = \"none\";\n  tries = 1;\n  transfer_timeout = %d;\n%s", deadline_s,
                  ers_lines ? ers_lines : "");
         assert_int_equal(write_test_config(E.conf, E.mock.base_url, ers, E.connection, NULL, state, NULL), 0);
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
+        r = run_ersd(E.conf, NULL, ARGS("--init-db"), NULL);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
         run_free(&r);

@@ -492,7 +492,7 @@ static void keep_version_lines(struct run_ctx *x, const char *err)
 }
 
 /* Runs ersd once (to its end, or to the kill point) and collects what it printed. */
-static void run_ersd(struct run_ctx *x, const struct spawn *s, int which, struct round *ret)
+static void run_round(struct run_ctx *x, const struct spawn *s, int which, struct round *ret)
 {
         int gate[2] = { -1, -1 };
         struct rusage ru = { .ru_maxrss = 0 };
@@ -949,7 +949,7 @@ static void chaos_round(struct run_ctx *x)
                 snprintf(what, sizeof what, "ersd --once (%s)",
                          s.kill_at ? "a chaos round, killed at a request" : s.fsize ? "a chaos round, file size limit"
                                                                               : "a chaos round");
-                run_ersd(x, &s, 1, &r);
+                run_round(x, &s, 1, &r);
                 after_round(x, &r, what);
         }
         x->last_requests = mock_requests(x) - before;
@@ -987,7 +987,7 @@ static bool settle(struct run_ctx *x, struct round *last)
                 x->round++;
                 advance_clock(x);
                 snprintf(what, sizeof what, "ersd --once (a settling round)");
-                run_ersd(x, &s, 1, last);
+                run_round(x, &s, 1, last);
                 after_round(x, last, what);
                 check_worklists_read(x, last);
                 if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
@@ -1080,7 +1080,7 @@ static void check_sync_command(struct run_ctx *x)
                 for (int n = 0; n < 2; n++) {
                         if (n)
                                 round_free(&r);
-                        run_ersd(x, &s, 3, &r);
+                        run_round(x, &s, 3, &r);
                         scan_output(x, "ersd sync", r.out, r.out_len);
                         scan_output(x, "ersd sync", r.err, r.err_len);
                 }
@@ -1113,14 +1113,14 @@ static void check_commands(struct run_ctx *x)
         if (pick) {
                 const char *const args[] = { "audit", pick->ubrn, NULL };
                 const struct spawn s = { .args = args };
-                run_ersd(x, &s, 3, &r);
+                run_round(x, &s, 3, &r);
                 scan_output(x, "ersd audit", r.out, r.out_len);
                 scan_output(x, "ersd audit", r.err, r.err_len);
                 round_free(&r);
         }
         const char *const args[] = { "status", NULL };
         const struct spawn s = { .args = args };
-        run_ersd(x, &s, 3, &r);
+        run_round(x, &s, 3, &r);
         scan_output(x, "ersd status", r.out, r.out_len);
         scan_output(x, "ersd status", r.err, r.err_len);
         round_free(&r);
@@ -1173,7 +1173,7 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         x.nofile = true; /* descriptors bounded whatever the documents (finding 15) */
         serve(&x, wgen_first(x.g));
         const struct spawn s = { .args = init };
-        run_ersd(&x, &s, 1, &r);
+        run_round(&x, &s, 1, &r);
         if (r.status != 0)
                 say(&x, "ersd --init-db exited %d", r.status);
         round_free(&r);

@@ -4,7 +4,8 @@
 /*
  * The helpers every test says its checks with, written once: a field of a JSON
  * answer, a count from the mock's stats, a count or text from the PAS, the
- * configuration ersd runs with.
+ * configuration ersd runs with, one run of ersd checked for what it must never
+ * print, and that check itself (patient identifiers and secrets).
  *
  * What is here fails the running cmocka test (fail_msg) where it cannot do its
  * job, so a caller never checks a return for that.  It holds no process or
@@ -15,6 +16,9 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+
+/* A NULL-terminated argument list in place: ARGS("status", "--json"). */
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 /* The string value of o's member `key`; NULL when absent or JSON null.  Borrowed from o. */
 const char *jstr(json_object *o, const char *key);
@@ -42,3 +46,35 @@ char *q_text(struct db *d, const char *sql, const char *param);
  */
 int write_test_config(const char *path, const char *base_url, const char *ers_lines, const char *connection,
                       const char *database_lines, const char *state_dir, const char *extra);
+
+/*
+ * Fails the test, naming `what` and the kind found but never the text itself,
+ * when `text` (NULL: nothing to check) holds what no output, log or error line
+ * may ever hold (DESIGN.md, invariants 3 and 4):
+ *   - a patient identifier of `manifest` (the mock's, may be NULL): each
+ *     referral's NHS number, valid or not, as ten digits or 3-3-4 with spaces
+ *     or hyphens, and its free text (state_comment);
+ *   - any NHS number: a standalone run of ten digits (or 3-3-4 with one kind of
+ *     separator) that passes the modulus-11 check, whoever's it is;
+ *   - a bearer token ("Bearer "), a JWT ("eyJ"), a private key, or a
+ *     secret the test configurations hold (tests/secrets.list, read once);
+ *   - each of `also` (NULL-terminated, may be NULL): the test's own identifiers
+ *     and secrets (an invalid NHS number, a marker, a password).
+ * The fixtures hold no patient name or date of birth (e-RS A005 carries the
+ * NHS number only): a test that has one passes it in `also`.
+ */
+void assert_no_patient_identifier(const char *what, const char *text, json_object *manifest,
+                                  const char *const *also);
+
+/* What assert_no_patient_identifier() looks for, found in text (NULL: nothing to look
+ * at): its kind ("a JWT", …) and *ret_at its byte offset; NULL when there is none. */
+const char *patient_identifier_in(const char *text, json_object *manifest, const char *const *also, long *ret_at);
+
+/*
+ * Runs $ERSD_BUILD/ersd -c conf ARGS… (args NULL-terminated, may be NULL; o may
+ * be NULL: ersd_run_full) and returns what it did; fails the test when ersd
+ * could not be run, or when its stdout or stderr holds what
+ * assert_no_patient_identifier() looks for (manifest may be NULL).  The caller
+ * frees the result with run_free().
+ */
+struct run run_ersd(const char *conf, json_object *manifest, const char *const *args, const struct run_opts *o);
