@@ -160,6 +160,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         struct fix *f = *state;
 
+        wall_clock_set(NULL); /* a test that failed with the clock set leaves none behind */
         pas_close(f->p);
         db_close(f->raw);
         free(f);
@@ -188,17 +189,26 @@ static void test_detect_and_schema_idempotent(void **state) {
 /* ---------------------------------------------------------------------- */
 /* Referrals and the ledger.                                               */
 
+/* The wall clock the PAS writes read (wall_clock_set): moved by a test, never waited for. */
+static time_t clock_now;
+
+static time_t test_clock(void) {
+        return clock_now;
+}
+
 static void test_referral_put_update(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
         struct referral r;
         struct worklist_entry w = { .version = 1, .priority = "ROUTINE", .service_id = "12345",
                                     .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
-        char rel[2][UBRN_LEN + 1] = { "000000000002", "000000000003" };
-        char *first;
+        char rel1[2][UBRN_LEN + 1] = { "000000000002", "000000000003" };
+        char rel2[3][UBRN_LEN + 1] = { "000000000003", "000000000004", "000000000003" };
 
+        clock_now = 1700000000; /* 2023-11-14T22:13:20Z */
+        wall_clock_set(test_clock);
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
-        r.related = rel;
+        r.related = rel1;
         r.n_related = 2;
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
@@ -207,15 +217,17 @@ static void test_referral_put_update(void **state) {
         assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_VALID);
         assert_q_text(f, "SELECT service_name FROM ers_referral WHERE ubrn = ?", "000000000001", "Cardiology clinic");
+        assert_q_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", "cardiology-new");
+        assert_q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001",
+                      "2023-11-14T22:13:20Z");
         assert_int_equal(count(f, "ers_referral_related"), 2);
-        first = text_of(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", NULL);
-        assert_int_equal(strlen(first), 20);
 
-        /* version 2, seen as someone's related referral: no worklist entry */
+        /* version 2 a minute later, seen again as someone else's related referral (no worklist entry) */
+        clock_now += 60;
         pas_data_referral(&r, "000000000001", 2, NHS_INVALID);
         r.state = "CANCELLED";
-        r.related = rel;
-        r.n_related = 1;
+        r.related = rel2;
+        r.n_related = 3; /* a duplicate link is written once */
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
         assert_int_equal(pas_commit(f->p, &e), 0);
@@ -223,12 +235,31 @@ static void test_referral_put_update(void **state) {
         assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 2);
         assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 0);
         assert_q_text(f, "SELECT state FROM ers_referral WHERE ubrn = ?", "000000000001", "CANCELLED");
+        /* what only the worklist entry carries is kept; the first sync's time too, the last one's moves on */
         assert_q_text(f, "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000001", "cardiology-new");
         assert_q_text(f, "SELECT referral_type FROM ers_referral WHERE ubrn = ?", "000000000001", "REFERRAL");
-        assert_q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001", first);
-        assert_int_equal(count(f, "ers_referral_related"), 1);
+        assert_q_text(f, "SELECT first_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001",
+                      "2023-11-14T22:13:20Z");
+        assert_q_text(f, "SELECT last_synced_at FROM ers_referral WHERE ubrn = ?", "000000000001",
+                      "2023-11-14T22:14:20Z");
+        /* related links replaced */
+        assert_int_equal(count(f, "ers_referral_related"), 2);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral_related WHERE related_ubrn = ?", "000000000002"),
+                         0);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral_related WHERE related_ubrn = ?", "000000000004"),
+                         1);
         assert_int_equal(count(f, "ers_referral_inbox"), 1);
-        free(first);
+
+        /* a related referral never on a worklist, without an NHS number */
+        pas_data_referral(&r, "000000000002", 7, NULL);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_null(q_text(raw(f), "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000002"));
+        assert_null(q_text(raw(f), "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000002"));
+        assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000002"), 0);
+        assert_int_equal(count(f, "ers_referral_inbox"), 2);
+        wall_clock_set(NULL);
 }
 
 static void test_ledger(void **state) {
@@ -251,14 +282,14 @@ static void test_ledger(void **state) {
         assert_int_equal(pas_put_ledger(f->p, "000000000001", 5000000000LL, true, NULL, NULL, &e), 0);
         assert_int_equal(pas_commit(f->p, &e), 0);
         assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_true(st.found);
         assert_int_equal(st.version, 5000000000LL);
         assert_true(st.complete);
         assert_int_equal(count(f, "ers_ledger"), 1);
-}
 
-/* A fixed wall clock: every write of a transaction, and of the next, at the same second. */
-static time_t same_second(void) {
-        return 1700000000;
+        /* bad input changes nothing */
+        assert_int_equal(pas_ledger_get(f->p, "12345", &st, &e), -EINVAL);
+        assert_int_equal(st.version, 5000000000LL); /* untouched on failure */
 }
 
 /*
@@ -276,7 +307,8 @@ static void test_unchanged_rows_written_again(void **state) {
         struct worklist_entry w = { .version = 1, .priority = "ROUTINE", .service_id = "12345",
                                     .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
 
-        wall_clock_set(same_second);
+        clock_now = 1700000000; /* every write of a transaction, and of the next, at the same second */
+        wall_clock_set(test_clock);
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         for (int round = 0; round < 2; round++) {
                 assert_int_equal(pas_begin(f->p, &e), 0);
@@ -310,6 +342,7 @@ static void test_unchanged_rows_written_again(void **state) {
 /* ---------------------------------------------------------------------- */
 /* Documents.                                                              */
 
+/* A document of 2.5 MiB: three parts of 1 MiB, 1 MiB and 0.5 MiB, byte for byte, in five round trips. */
 static void test_document_parts_byte_identical(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
@@ -317,51 +350,101 @@ static void test_document_parts_byte_identical(void **state) {
         char sha[65];
         int fd = make_file("parts.bin", size, 42, sha);
         struct document_rec d = pas_data_document("000000000001", "att-1", size, sha);
+        struct document_state st;
         bool written = false;
         char *id;
 
         assert_int_equal(pas_begin(f->p, &e), 0);
+        uint64_t before = pas_statements(f->p);
         assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
         assert_true(written);
+        /* one round trip each: the latest revision read, the row, its 3 parts (a new row has no
+         * parts to delete first) */
+        assert_int_equal(pas_statements(f->p) - before, 1 + 1 + 3);
+        assert_int_equal(pas_commit(f->p, &e), 0);
         id = document_id(f, "att-1", 1);
+        assert_int_equal(strlen(id), 36);
+        assert_int_equal(id[14], '4'); /* UUID version 4 */
         assert_int_equal(q_int(raw(f), "SELECT part_count FROM ers_document WHERE document_id = ?", id), 3);
+        assert_int_equal(q_int(raw(f), "SELECT size_bytes FROM ers_document WHERE document_id = ?", id), size);
         assert_int_equal(q_int(raw(f), "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 1", id),
+                         MIB);
+        assert_int_equal(q_int(raw(f), "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 2", id),
                          MIB);
         assert_int_equal(q_int(raw(f), "SELECT LENGTH(data) FROM ers_document_part WHERE document_id = ? AND seq = 3", id),
                          MIB / 2);
         assert_q_text(f, "SELECT sha256 FROM ers_document WHERE document_id = ?", id, sha);
+        assert_q_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id, "FETCHED");
+        assert_q_text(f, "SELECT kind FROM ers_document WHERE document_id = ?", id, "ATTACHMENT");
         assert_document(f, id, sha, size);
+
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-1", 0, &st, &e),
+                         0);
+        document_state_free(&st); /* frees its texts only: the fields below stay */
+        assert_true(st.found);
+        assert_true(st.fetched);
+        assert_int_equal(st.revision, 1);
+        assert_string_equal(st.sha256, sha);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-2", 0, &st, &e),
+                         0);
+        document_state_free(&st);
+        assert_false(st.found);
         free(id);
         close(fd);
 }
 
+/* An attachment not fetched (PENDING, malware scan running).  What is stored of it. */
+static struct document_rec not_fetched(const char *aid, const char *availability, const char *reason) {
+        struct document_rec d = pas_data_document("000000000001", aid, 0, NULL);
+
+        d.declared_size = -1;
+        d.availability = availability;
+        d.fetched = false;
+        d.not_fetched_reason = reason;
+        return d;
+}
+
+/* One attachment's life: not fetched, fetched later into the same row, the same content
+ * again (nothing written), not fetched again (the content stays), other content (a new
+ * revision, the old one kept whole); the inbox view counts each document once. */
 static void test_document_dedup(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
         char sha_a[65], sha_b[65], *id1, *id1b, *id2;
         int fa = make_file("a.bin", MIB + 10, 7, sha_a), fb = make_file("b.bin", 300, 8, sha_b);
-        struct document_rec pending = pas_data_document("000000000001", "att-9", 0, NULL);
+        struct document_rec pending = not_fetched("att-9", "PENDING", "malware scan running");
         struct document_rec a = pas_data_document("000000000001", "att-9", MIB + 10, sha_a);
         struct document_rec b = pas_data_document("000000000001", "att-9", 300, sha_b);
+        struct document_state st;
         bool written;
 
-        pending.fetched = false;
-        pending.availability = "PENDING";
-        pending.not_fetched_reason = "malware scan running";
+        /* not fetched: one row, no parts */
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
         assert_true(written);
         assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
-        assert_false(written);
+        assert_false(written); /* the same reason again: nothing */
         assert_int_equal(pas_commit(f->p, &e), 0);
         id1 = document_id(f, "att-9", 1);
         assert_q_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, "NOT_FETCHED");
+        assert_q_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, "malware scan running");
+        assert_null(q_text(raw(f), "SELECT part_count FROM ers_document WHERE document_id = ?", id1));
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e),
+                         0);
+        assert_true(st.found);
+        assert_false(st.fetched);
+        /* what the fetch compares with what it would record now (fetch.c) */
+        assert_int_equal(st.source_version, pending.source_version);
+        assert_string_equal(st.availability, "PENDING");
+        assert_string_equal(st.reason, "malware scan running");
+        document_state_free(&st);
 
-        /* fetched later: the same row completed */
+        /* fetched later: the same row completed (any parts it had deleted first) */
         assert_int_equal(pas_begin(f->p, &e), 0);
+        uint64_t before = pas_statements(f->p);
         assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
         assert_true(written);
+        assert_int_equal(pas_statements(f->p) - before, 1 + 1 + 1 + 2);
         /* the same content again: nothing */
         assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
         assert_false(written);
@@ -369,17 +452,48 @@ static void test_document_dedup(void **state) {
         id1b = document_id(f, "att-9", 1);
         assert_string_equal(id1b, id1);
         assert_int_equal(count(f, "ers_document"), 1);
+        assert_q_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, "FETCHED");
+        assert_null(q_text(raw(f), "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1));
+        assert_int_equal(q_int(raw(f), "SELECT part_count FROM ers_document WHERE document_id = ?", id1), 2);
         assert_int_equal(count(f, "ers_document_part"), 2);
+
+        /* not fetched this time (say, a transient failure): the stored content stays */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_false(written);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 1);
+        assert_int_equal(count(f, "ers_document_part"), 2);
+        assert_document(f, id1, sha_a, MIB + 10);
 
         /* other content: a new revision, the old one kept whole */
         assert_int_equal(pas_begin(f->p, &e), 0);
         assert_int_equal(pas_put_document(f->p, &b, fb, &written, &e), 0);
         assert_true(written);
         assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(count(f, "ers_document"), 2);
         id2 = document_id(f, "att-9", 2);
         assert_string_not_equal(id2, id1);
         assert_document(f, id1, sha_a, MIB + 10);
         assert_document(f, id2, sha_b, 300);
+        assert_int_equal(pas_document_get(f->p, "000000000001", "000000000001", DOCUMENT_ATTACHMENT, "att-9", 0, &st, &e),
+                         0);
+        document_state_free(&st); /* frees its texts only: the fields below stay */
+        assert_int_equal(st.revision, 2);
+        assert_string_equal(st.sha256, sha_b);
+
+        /* the inbox view counts each document once, at its latest revision */
+        struct referral r;
+        struct document_rec other = not_fetched("att-10", "THREATS_FOUND", "malware found");
+        pas_data_referral(&r, "000000000001", 1, NHS_VALID);
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(f->p, &other, -1, NULL, &e), 0);
+        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(q_int(raw(f), "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"),
+                         1);
+        assert_int_equal(
+                q_int(raw(f), "SELECT documents_not_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 1);
         free(id1);
         free(id1b);
         free(id2);
@@ -502,6 +616,13 @@ static void test_utf8_4byte_round_trip(void **state) {
         assert_q_text(f, "SELECT state_comment FROM ers_referral WHERE ubrn = ?", "000000000001", comment);
         assert_q_text(f, "SELECT specialty_display FROM ers_referral WHERE ubrn = ?", "000000000001",
                       r.specialty_display);
+        if (G.kind == ENGINE_SQLITE) { /* stored as text, not as a blob, and every byte of it */
+                assert_q_text(f, "SELECT typeof(state_comment) FROM ers_referral WHERE ubrn = ?", "000000000001", "text");
+                assert_q_text(f, "SELECT typeof(state_reason) FROM ers_referral WHERE ubrn = ?", "000000000001", "text");
+                assert_int_equal(q_int(raw(f), "SELECT length(CAST(state_comment AS BLOB)) FROM ers_referral WHERE ubrn = ?",
+                                       "000000000001"),
+                                 (long long) strlen(comment));
+        }
         bool null = true;
         char *reason = text_of(f, "SELECT state_reason FROM ers_referral WHERE ubrn = ?", "000000000001", &null);
         assert_false(null);
