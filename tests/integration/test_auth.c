@@ -241,6 +241,8 @@ static void test_jwt_sync(void **state) {
         assert_int_equal(control_count("/_mock/oauth", "issued"), 1);
         assert_int_equal(control_count("/_mock/oauth", "refused"), 0);
         assert_int_equal(control_count("/_mock/oauth", "api_refused"), 0);
+        /* the object store was reached, and never saw the access token */
+        assert_true(control_count("/_mock/stats", "store") > 0);
         assert_int_equal(control_count("/_mock/stats", "credential_leaks"), 0);
 }
 
