@@ -9,7 +9,8 @@
  *
  * `make check` runs a short version.  `make soak` (ERSD_SOAK=1) runs at least
  * 200 kills over 500 referrals with random faults from the mock, and prints
- * its figures last.  ERSD_SEED=0x… (as printed) repeats a run.
+ * its figures last.  The seed is printed first, before anything can fail;
+ * ERSD_SEED=0x… (as printed) repeats a run.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -121,8 +122,14 @@ static void run_plan(const struct plan *plan) {
         struct verify_result sum = { 0 };
         long long faults = 0;
         struct mock m;
-        char *dir = tmpdir_make();
+        char *dir;
 
+        /* The seed first, before anything can fail or hang: a run that dies still says how to
+         * repeat it.  In hex: a 10-digit decimal could pass the NHS-number check the output scan
+         * applies. */
+        printf("crash: seed 0x%x (repeat: ERSD_SEED=0x%x)\n", seed, seed);
+        fflush(stdout);
+        dir = tmpdir_make();
         assert_non_null(dir);
         srand(seed);
         assert_int_equal(mock_start(&m, args), 0);
@@ -172,7 +179,6 @@ static void run_plan(const struct plan *plan) {
         faults = stat_count(&m, "faults_served");
 
         unsigned lost = sum.referrals_missing + sum.referrals_stale;
-        /* The seed in hex: a 10-digit decimal could pass the NHS-number check the output scan applies. */
         printf("crash: seed 0x%x, %u epochs, kill window %.3f s\n", seed, epochs, (double) window_us / 1e6);
         printf("crash: kills survived %u; runs that finished %u; inconsistent states seen %u; faults injected %lld\n",
                killed, finished, inconsistent, faults);
