@@ -111,7 +111,8 @@ static size_t calls_of(const char *endpoint, const char *key, double *t, int *st
         return n;
 }
 
-static long long mock_stat(const char *name) {
+/* A count of the mock's call record (GET /_mock/calls: "rate_limited"). */
+static long long calls_count(const char *name) {
         json_object *o = mock_get(&E.mock, "/_mock/calls");
         long long v;
 
@@ -423,7 +424,7 @@ static void test_rate_limit_holds_the_rate(void **state) {
         if (r.status != 0)
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         run_free(&r);
-        assert_int_equal(mock_stat("rate_limited"), 0);
+        assert_int_equal(calls_count("rate_limited"), 0);
         for (size_t e = 0; e < sizeof endpoints / sizeof endpoints[0]; e++) {
                 size_t k = calls_of(endpoints[e], NULL, t, NULL, 512);
                 for (size_t i = 0; i < k && n < 512; i++)

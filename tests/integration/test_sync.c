@@ -33,15 +33,12 @@ struct env {
 
 static struct env E;
 
-static void write_config_for(const struct mock *m, const char *extra) {
+/* E.conf for mock m, with `ers_lines` (may be NULL) in the ers group, E.connection and the shared state. */
+static void conf_for(const struct mock *m, const char *ers_lines) {
         char state[520];
 
         snprintf(state, sizeof state, "%s/state", E.dir);
-        assert_int_equal(write_test_config(E.conf, m->base_url, extra, E.connection, NULL, state, NULL), 0);
-}
-
-static void write_config(const char *extra) {
-        write_config_for(&E.mock, extra);
+        assert_int_equal(write_test_config(E.conf, m->base_url, ers_lines, E.connection, NULL, state, NULL), 0);
 }
 
 /* ersd -c E.conf mode, its output checked for patient identifiers and secrets. */
@@ -68,7 +65,7 @@ static int group_setup(void **state) {
         E.manifest = mock_get(&E.mock, "/_mock/manifest");
         if (!E.manifest)
                 return -1;
-        write_config(NULL);
+        conf_for(&E.mock, NULL);
         return 0;
 }
 
@@ -258,7 +255,7 @@ static void side_start(const char *const *args) {
 static void side_pas(const char *name, const char *auth) {
         snprintf(E.conf, sizeof E.conf, "%s/%s.conf", E.dir, name);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/%s.db", E.dir, name);
-        write_config_for(&E.side, auth);
+        conf_for(&E.side, auth);
         struct run r = ersd("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
@@ -878,7 +875,7 @@ static void test_loop_mode_reload_and_stop(void **state) {
         memcpy(shared_connection, E.connection, sizeof shared_connection);
         snprintf(E.conf, sizeof E.conf, "%s/loop.conf", E.dir);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/loop.db", E.dir);
-        write_config("  auth = \"none\";\n");
+        conf_for(&E.mock, "  auth = \"none\";\n");
         struct run init = ersd("--init-db");
         assert_int_equal(init.status, 0);
         run_free(&init);
@@ -901,7 +898,7 @@ static void test_loop_mode_reload_and_stop(void **state) {
         assert_non_null(strstr(p.err, want));
 
         /* A good one (log level changed): taken, and no second worklist call for it. */
-        write_config("  auth = \"none\";\n");
+        conf_for(&E.mock, "  auth = \"none\";\n");
         snprintf(good, sizeof good, "log_level = \"debug\";\n");
         FILE *f = fopen(E.conf, "a");
         assert_non_null(f);
@@ -933,7 +930,7 @@ static void test_bearer_token(void **state) {
 
         /* The wrong token: refused by e-RS, nothing written, the token never printed. */
         assert_int_equal(write_text(token_file, "not-the-token\n", 0600), 0);
-        write_config_for(m, auth);
+        conf_for(m, auth);
         struct run r = ersd("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
