@@ -507,6 +507,7 @@ static void test_document_dedup(void **state) {
 static void test_rollback_and_failing_statement(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
+        struct ledger_state st = { .found = true };
         struct referral a, b;
         char sha[65];
         int fd = make_file("rb.bin", MIB + 1, 3, sha);
@@ -524,6 +525,20 @@ static void test_rollback_and_failing_statement(void **state) {
         assert_int_equal(count(f, "ers_document"), 0);
         assert_int_equal(count(f, "ers_document_part"), 0);
         assert_int_equal(count(f, "ers_ledger"), 0);
+        assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
+        assert_false(st.found);
+
+        /* pas_close on an open transaction rolls back too */
+        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_put_referral(f->p, &a, NULL, "wl", &e), 0);
+        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, "wl", NULL, &e), 0);
+        pas_close(f->p);
+        f->p = NULL;
+        assert_int_equal(count(f, "ers_referral"), 0);
+        assert_int_equal(count(f, "ers_document"), 0);
+        assert_int_equal(count(f, "ers_ledger"), 0);
+        assert_int_equal(pas_open(f->conn, "auto", &f->p, &e), 0);
 
         /* a rule of the PAS we do not know about: one referral per NHS number */
         admin = db_open(f->conn);
@@ -854,6 +869,8 @@ static void test_lock_wait_is_transient(void **state) {
         print_message("      %s, after %.2f s: %s\n", G.name, waited, e.msg);
         assert_int_equal(r, -EAGAIN);
         assert_non_null(strstr(e.msg, "SQLSTATE "));
+        /* the operator's wait was honoured: not an error at once, nor the server's default (PostgreSQL:
+         * for ever; MariaDB: 50 s) */
         assert_true(waited >= 0.25 && waited < 10);
         pas_rollback(p);
 
