@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "tests/support/engines.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define N_REFERRALS 12
 
@@ -39,11 +39,6 @@ struct env {
 };
 
 static struct env E;
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
 
 static json_object *manifest_referral(const char *ubrn) {
         json_object *refs = json_object_object_get(E.manifest, "referrals");
@@ -62,25 +57,9 @@ static void refresh_manifest(void) {
         assert_non_null(E.manifest);
 }
 
-/* No NHS number the mock serves, and no state comment, in what ersd printed. */
-static void assert_no_patient_identifier(const char *text) {
-        json_object *refs = json_object_object_get(E.manifest, "referrals");
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                json_object *r = json_object_array_get_idx(refs, i);
-                const char *nhs = jstr(r, "nhs_number"), *comment = jstr(r, "state_comment");
-                if (nhs && strstr(text, nhs))
-                        fail_msg("an NHS number from the fixtures appeared");
-                if (comment && strstr(text, comment))
-                        fail_msg("a state comment (free text) appeared");
-        }
-}
-
+/* ersd -c E.conf args…, its output checked for patient identifiers and secrets. */
 static struct run run_args(const char *const *args) {
-        struct run r;
-        assert_int_equal(ersd_run_args(E.conf, args, &r), 0);
-        assert_no_patient_identifier(r.out);
-        assert_no_patient_identifier(r.err);
-        return r;
+        return run_ersd(E.conf, E.manifest, args, NULL);
 }
 
 static struct run run_once(void) {
@@ -95,19 +74,8 @@ static void run_once_ok(void) {
         run_free(&r);
 }
 
-static long long q_int(const char *sql, const char *param) {
-        const char *ps[] = { param };
-        return db_int(E.db, sql, param ? 1 : 0, ps);
-}
-
-/* Caller frees. */
-static char *q_text(const char *sql, const char *param) {
-        const char *ps[] = { param };
-        return db_text(E.db, sql, param ? 1 : 0, ps, NULL);
-}
-
 static long long audit_rows(const char *ubrn) {
-        return q_int("SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", ubrn);
+        return q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", ubrn);
 }
 
 /* The newest audit row of ubrn: its event, detail and documents (caller frees). */
@@ -117,7 +85,7 @@ struct audit_row {
 };
 
 static struct audit_row last_row(const char *ubrn) {
-        struct audit_row a = { .seq = q_int("SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", ubrn) };
+        struct audit_row a = { .seq = q_int(E.db, "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", ubrn) };
         char seq[24];
         const char *ps[] = { ubrn, seq };
 
@@ -139,14 +107,6 @@ static void row_free(struct audit_row *a) {
 static void assert_contains(const char *text, const char *needle) {
         if (!text || !strstr(text, needle))
                 fail_msg("expected \"%s\" in: %s", needle, text ? text : "(null)");
-}
-
-static long long mock_count(const char *endpoint) {
-        json_object *st = mock_get(&E.mock, "/_mock/stats");
-        assert_non_null(st);
-        long long n = json_object_get_int64(json_object_object_get(st, endpoint));
-        json_object_put(st);
-        return n;
 }
 
 static void change(const char *ubrn, const char *what, const char *attachment) {
@@ -196,7 +156,7 @@ static void test_first_sync_one_new_row_each(void **state) {
         assert_non_null(E.db);
         run_once_ok();
 
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_audit", NULL), (long long) json_object_array_length(refs));
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit", NULL), (long long) json_object_array_length(refs));
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
                 json_object *m = json_object_array_get_idx(refs, i);
                 const char *ubrn = jstr(m, "ubrn");
@@ -209,7 +169,7 @@ static void test_first_sync_one_new_row_each(void **state) {
                 assert_contains(a.detail, "new referral: state ");
                 /* every document row of a worklisted referral is named with its SHA-256 */
                 if (json_object_get_boolean(json_object_object_get(m, "worklisted"))) {
-                        long long docs = q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn);
+                        long long docs = q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn);
                         size_t lines = 0;
                         for (const char *s = a.documents; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : "")
                                 lines++;
@@ -230,26 +190,26 @@ static void test_first_sync_one_new_row_each(void **state) {
                 row_free(&a);
         }
         /* the ledger's times, and the worklist's entries */
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_ledger WHERE first_seen_at IS NULL", NULL), 0);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", NULL), 0);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_worklist_entry WHERE worklist = 'cardiology'", NULL),
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_ledger WHERE first_seen_at IS NULL", NULL), 0);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_ledger WHERE left_worklist_at IS NOT NULL", NULL), 0);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_worklist_entry WHERE worklist = 'cardiology'", NULL),
                          N_REFERRALS);
         /* never a patient identifier or free text in the trail */
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
                 const char *ubrn = jstr(json_object_array_get_idx(refs, i), "ubrn");
                 struct audit_row a = last_row(ubrn);
-                assert_no_patient_identifier(a.detail);
+                assert_no_patient_identifier("an audit row's detail", a.detail, E.manifest, NULL);
                 if (a.documents)
-                        assert_no_patient_identifier(a.documents);
+                        assert_no_patient_identifier("an audit row's documents", a.documents, E.manifest, NULL);
                 row_free(&a);
         }
 }
 
 static void test_noop_sync_writes_no_row(void **state) {
-        long long before = q_int("SELECT COUNT(*) FROM ers_audit", NULL);
+        long long before = q_int(E.db, "SELECT COUNT(*) FROM ers_audit", NULL);
         (void) state;
         run_once_ok();
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_audit", NULL), before);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit", NULL), before);
 }
 
 /* One kind of change per referral, all in one run: each gives one UPDATED row
@@ -302,27 +262,27 @@ static void test_each_change_one_row(void **state) {
                 snprintf(expect, sizeof expect, "version %lld -> %lld", v_old, v_new);
                 assert_contains(a.detail, expect);
                 /* the PAS rows went with it */
-                assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), v_new);
-                assert_int_equal(q_int("SELECT version FROM ers_ledger WHERE ubrn = ?", ubrn), v_new);
+                assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), v_new);
+                assert_int_equal(q_int(E.db, "SELECT version FROM ers_ledger WHERE ubrn = ?", ubrn), v_new);
 
                 if (strcmp(cases[i].what, "bump") == 0) {
                         snprintf(expect, sizeof expect, "state %s -> %s", jstr(old[i], "state"), jstr(now, "state"));
                         assert_contains(a.detail, expect);
-                        char *st = q_text("SELECT state FROM ers_referral WHERE ubrn = ?", ubrn);
+                        char *st = q_text(E.db, "SELECT state FROM ers_referral WHERE ubrn = ?", ubrn);
                         assert_string_equal(st, jstr(now, "state"));
                         free(st);
                 } else if (strcmp(cases[i].what, "priority") == 0) {
                         snprintf(expect, sizeof expect, "priority %s -> %s", jstr(old[i], "priority"),
                                  jstr(now, "priority"));
                         assert_contains(a.detail, expect);
-                        char *p = q_text("SELECT priority FROM ers_referral WHERE ubrn = ?", ubrn);
+                        char *p = q_text(E.db, "SELECT priority FROM ers_referral WHERE ubrn = ?", ubrn);
                         assert_string_equal(p, jstr(now, "priority"));
                         free(p);
                 } else if (strcmp(cases[i].what, "appointment") == 0) {
                         snprintf(expect, sizeof expect, "appointment moved: %s -> %s",
                                  jstr(old[i], "appointment_start"), jstr(now, "appointment_start"));
                         assert_contains(a.detail, expect);
-                        char *s = q_text("SELECT appointment_start FROM ers_referral WHERE ubrn = ?", ubrn);
+                        char *s = q_text(E.db, "SELECT appointment_start FROM ers_referral WHERE ubrn = ?", ubrn);
                         assert_string_equal(s, jstr(now, "appointment_start"));
                         free(s);
                 } else if (strcmp(cases[i].what, "attachment_added") == 0) {
@@ -380,8 +340,8 @@ static void test_each_change_one_row(void **state) {
  * nothing of the new version is, and the next round writes both. */
 static void test_audit_row_in_the_same_transaction(void **state) {
         const char *ubrn = "300000000002";
-        long long version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
-        long long docs = q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn);
+        long long version = q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
+        long long docs = q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn);
         (void) state;
 
         assert_int_equal(mock_post(&E.mock, "/_mock/bump?ubrn=300000000002"), 200);
@@ -393,21 +353,21 @@ static void test_audit_row_in_the_same_transaction(void **state) {
         assert_int_equal(r.status, 1);
         assert_contains(r.err, "UBRN 300000000002 not synced, PAS unchanged");
         run_free(&r);
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
-        assert_int_equal(q_int("SELECT version FROM ers_ledger WHERE ubrn = ?", ubrn), version);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn), docs);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_ledger WHERE ubrn = ?", ubrn), version);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", ubrn), docs);
         assert_int_equal(audit_rows(ubrn), 1);
 
         assert_int_equal(engine_exec(E.connection, "DROP TRIGGER ers_audit_refused", false), 0);
         run_once_ok();
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version + 1);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version + 1);
         assert_int_equal(audit_rows(ubrn), 2);
 }
 
 /* A lagging answer (A005 older than the PAS) writes nothing and says so. */
 static void test_older_version_ignored_and_logged(void **state) {
         const char *ubrn = "300000000005";
-        long long version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
+        long long version = q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
         long long rows = audit_rows(ubrn);
         (void) state;
 
@@ -418,11 +378,11 @@ static void test_older_version_ignored_and_logged(void **state) {
         assert_contains(r.err, "UBRN 300000000005: e-RS answered version");
         assert_contains(r.err, "already in the PAS; ignored");
         run_free(&r);
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
         assert_int_equal(audit_rows(ubrn), rows);
 
         run_once_ok(); /* the right answer: written, one row */
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version + 1);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version + 1);
         assert_int_equal(audit_rows(ubrn), rows + 1);
 }
 
@@ -430,7 +390,7 @@ static void test_older_version_ignored_and_logged(void **state) {
  * as it is, and gets no audit row; the referral that lists it is written. */
 static void test_related_older_version_kept(void **state) {
         const char *related = "399999999999";
-        long long version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", related);
+        long long version = q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", related);
         long long rows = audit_rows(related), main_rows = audit_rows("300000000002");
         assert_int_equal(version, 2); /* as the mock serves it */
         (void) state;
@@ -441,11 +401,11 @@ static void test_related_older_version_kept(void **state) {
         assert_int_equal(r.status, 0);
         assert_contains(r.err, "UBRN 399999999999 (related to 300000000002): e-RS answered version 1, older than the");
         run_free(&r);
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", related), version);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", related), version);
         assert_int_equal(audit_rows(related), rows);
         assert_int_equal(audit_rows("300000000002"), main_rows + 1);
         /* nor a letter of that older version */
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND source_version < 2", related),
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND source_version < 2", related),
                          0);
 }
 
@@ -455,7 +415,7 @@ static void test_documents_completed_one_row(void **state) {
         const char *ubrn = "300000000001";
         json_object *atts = json_object_object_get(manifest_referral(ubrn), "attachments");
         char id[24] = "", path[96];
-        long long rows = audit_rows(ubrn), version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
+        long long rows = audit_rows(ubrn), version = q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
         (void) state;
 
         for (size_t i = 0; i < json_object_array_length(atts); i++)
@@ -485,7 +445,7 @@ static void test_documents_completed_one_row(void **state) {
 /* Leaving the worklist deletes nothing; the ledger and the trail say when. */
 static void test_leave_and_return(void **state) {
         const char *ubrn = "300000000004";
-        long long version = q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
+        long long version = q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn);
         long long rows = audit_rows(ubrn);
         (void) state;
 
@@ -494,10 +454,10 @@ static void test_leave_and_return(void **state) {
         assert_int_equal(r.status, 0);
         assert_contains(r.err, "UBRN 300000000004: left the worklists; its rows stay in the PAS");
         run_free(&r);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND left_worklist_at IS NOT NULL", ubrn),
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND left_worklist_at IS NOT NULL", ubrn),
                          1);
-        assert_int_equal(q_int("SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_worklist_entry WHERE ubrn = ?", ubrn), 0);
+        assert_int_equal(q_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", ubrn), version);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_worklist_entry WHERE ubrn = ?", ubrn), 0);
         assert_int_equal(audit_rows(ubrn), rows + 1);
         struct audit_row a = last_row(ubrn);
         assert_string_equal(a.event, "LEFT_WORKLIST");
@@ -509,7 +469,7 @@ static void test_leave_and_return(void **state) {
 
         change(ubrn, "relist", NULL);
         run_once_ok();
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND left_worklist_at IS NULL", ubrn), 1);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND left_worklist_at IS NULL", ubrn), 1);
         assert_int_equal(audit_rows(ubrn), rows + 2);
         a = last_row(ubrn);
         assert_string_equal(a.event, "RETURNED");
@@ -530,7 +490,7 @@ static void test_audit_command(void **state) {
         assert_contains(r.out, "NEW");
         assert_contains(r.out, "UPDATED");
         assert_contains(r.out, "attachment revised: ");
-        char *id = q_text("SELECT document_id FROM ers_document WHERE ubrn = ? AND revision = 2", "300000000011");
+        char *id = q_text(E.db, "SELECT document_id FROM ers_document WHERE ubrn = ? AND revision = 2", "300000000011");
         assert_contains(r.out, id);
         run_free(&r);
 
@@ -572,14 +532,14 @@ static void test_reconcile_clean(void **state) {
         static const char *const reconcile[] = { "reconcile", NULL };
         (void) state;
 
-        long long a008 = mock_count("A008");
+        long long a008 = stat_count(&E.mock, "A008");
         struct run r = run_args(reconcile);
         if (r.status != 0)
                 fail_msg("reconcile exited %d: %s%s", r.status, r.out, r.err);
         assert_contains(r.out, "reconcile: 12 listed on the latest worklists: 0 missing, 0 stale;");
         assert_contains(r.out, "0 unknown to e-RS");
         run_free(&r);
-        assert_int_equal(mock_count("A008"), a008); /* no worklist call spent */
+        assert_int_equal(stat_count(&E.mock, "A008"), a008); /* no worklist call spent */
 }
 
 /* One referral missing (its rows removed by hand, its ledger row left), one
@@ -598,7 +558,7 @@ static void test_reconcile_finds_missing_stale_unknown(void **state) {
         run_free(&r);
         assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
 
-        long long a008 = mock_count("A008"), a005 = mock_count("A005");
+        long long a008 = stat_count(&E.mock, "A008"), a005 = stat_count(&E.mock, "A005");
         r = run_args(reconcile);
         assert_int_equal(r.status, 1);
         assert_contains(r.out, "MISSING  300000000000");
@@ -607,9 +567,9 @@ static void test_reconcile_finds_missing_stale_unknown(void **state) {
         assert_contains(r.out, "1 missing, 1 stale;");
         assert_contains(r.out, "1 unknown to e-RS");
         run_free(&r);
-        assert_int_equal(mock_count("A008"), a008);
+        assert_int_equal(stat_count(&E.mock, "A008"), a008);
         /* one A005 per referral in the PAS on no worklist: the gone one and the related one */
-        assert_int_equal(mock_count("A005") - a005, 2);
+        assert_int_equal(stat_count(&E.mock, "A005") - a005, 2);
 }
 
 int main(void) {

@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 #define API_KEY "ersd-test-api-key-7d41b9"
@@ -158,7 +158,7 @@ static long long control_count(const char *path, const char *field) {
 }
 
 /* A configuration for the test's mock with `ers_extra` in the ers group, and a fresh database. */
-static void write_config(const char *ers_extra) {
+static void fresh_config(const char *ers_extra) {
         char state[620];
 
         E.n++;
@@ -181,33 +181,24 @@ static const char *jwt_lines(const char *key, const char *kid) {
         return s;
 }
 
-/* No secret, token or assertion in anything ersd printed. */
-static void assert_no_secret(const struct run *r) {
-        const char *texts[] = { r->out, r->err };
+/* ersd -c E.conf args… (NULL: loop mode); no secret, token, assertion or key, the
+ * API key above all, in anything it printed. */
+static struct run run_checked(const char *const *args) {
+        struct run r = run_ersd(E.conf, NULL, args, NULL);
 
-        for (size_t i = 0; i < 2; i++) {
-                if (strstr(texts[i], API_KEY))
-                        fail_msg("the API key appeared in ersd's output");
-                if (strstr(texts[i], "eyJ"))
-                        fail_msg("a JWT appeared in ersd's output");
-                if (strstr(texts[i], "Bearer "))
-                        fail_msg("a bearer token appeared in ersd's output");
-                if (strstr(texts[i], "PRIVATE KEY"))
-                        fail_msg("a private key appeared in ersd's output");
-        }
+        assert_no_patient_identifier("ersd's stdout", r.out, NULL, ARGS(API_KEY));
+        assert_no_patient_identifier("ersd's stderr", r.err, NULL, ARGS(API_KEY));
+        return r;
 }
 
 /* ersd --init-db then --once; the --once run, checked for secrets. */
 static struct run sync_once(void) {
-        struct run r;
+        struct run r = run_checked(ARGS("--init-db"));
 
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
         run_free(&r);
-        assert_int_equal(ersd_run(E.conf, "--once", &r), 0);
-        assert_no_secret(&r);
-        return r;
+        return run_checked(ARGS("--once"));
 }
 
 static long long pas_count(const char *table) {
@@ -241,7 +232,7 @@ static void test_jwt_sync(void **state) {
         (void) state;
 
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         r = sync_once();
         if (r.status != 0)
                 fail_msg("ersd --once with signed-JWT access exited %d: %s", r.status, r.err);
@@ -250,6 +241,8 @@ static void test_jwt_sync(void **state) {
         assert_int_equal(control_count("/_mock/oauth", "issued"), 1);
         assert_int_equal(control_count("/_mock/oauth", "refused"), 0);
         assert_int_equal(control_count("/_mock/oauth", "api_refused"), 0);
+        /* the object store was reached, and never saw the access token */
+        assert_true(control_count("/_mock/stats", "store") > 0);
         assert_int_equal(control_count("/_mock/stats", "credential_leaks"), 0);
 }
 
@@ -260,7 +253,7 @@ static void test_expiry_mid_run_renews(void **state) {
         (void) state;
 
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         control("/_mock/oauth/expire?after=4", true);
         r = sync_once();
         if (r.status != 0)
@@ -277,7 +270,7 @@ static void test_expiry_mid_run_renews(void **state) {
 static void test_wrong_key(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("other", KID));
+        fresh_config(jwt_lines("other", KID));
         assert_refused("signature does not match the public key");
 }
 
@@ -288,12 +281,11 @@ static void test_wrong_key_stops_the_service_start(void **state) {
         struct run r;
         (void) state;
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("other", KID));
-        assert_int_equal(ersd_run(E.conf, "--init-db", &r), 0);
+        fresh_config(jwt_lines("other", KID));
+        r = run_checked(ARGS("--init-db"));
         assert_int_equal(r.status, 0);
         run_free(&r);
-        assert_int_equal(ersd_run(E.conf, NULL, &r), 0); /* loop mode: it must end by itself */
-        assert_no_secret(&r);
+        r = run_checked(NULL); /* loop mode: it must end by itself */
         if (r.status != 1 || !strstr(r.err, "signature does not match the public key") || strstr(r.out, "sync "))
                 fail_msg("expected exit 1 at start with the token endpoint's reason, got exit %d: %s", r.status, r.err);
         run_free(&r);
@@ -306,14 +298,14 @@ static void test_api_key_quoted_back_is_scrubbed(void **state) {
         static const char *const other_key[] = { "--api-key", "an-api-key-the-platform-knows", NULL };
         (void) state;
         start_mock(NULL, false, other_key);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         assert_refused("HTTP 401, invalid_client: Invalid 'iss'/'sub' claims in JWT - unknown API key '[secret]'");
 }
 
 static void test_wrong_kid(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("signing", "not-the-registered-kid"));
+        fresh_config(jwt_lines("signing", "not-the-registered-kid"));
         assert_refused("Invalid 'kid' header in JWT - no matching public key");
 }
 
@@ -322,7 +314,7 @@ static void test_clock_behind(void **state) {
         static const char *const skew[] = { "--clock-skew", "-400", NULL };
         (void) state;
         start_mock(NULL, false, skew);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         assert_refused("more than 5 minutes in future (is this machine's clock right?)");
 }
 
@@ -331,7 +323,7 @@ static void test_clock_ahead(void **state) {
         static const char *const skew[] = { "--clock-skew", "400", NULL };
         (void) state;
         start_mock(NULL, false, skew);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         assert_refused("JWT has expired (is this machine's clock right?)");
 }
 
@@ -339,7 +331,7 @@ static void test_clock_ahead(void **state) {
 static void test_revoked(void **state) {
         (void) state;
         start_mock(NULL, false, NULL);
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         control("/_mock/oauth/revoke?future=1", true);
         assert_refused("HTTP 401, e-RS NO_ACCESS");
         assert_refused("refused again with a newly issued access token");
@@ -349,11 +341,7 @@ static void test_revoked(void **state) {
 /* ---- the secret files ------------------------------------------------------ */
 
 static struct run check_config(void) {
-        struct run r;
-
-        assert_int_equal(ersd_run(E.conf, "--check-config", &r), 0);
-        assert_no_secret(&r);
-        return r;
+        return run_checked(ARGS("--check-config"));
 }
 
 static void assert_config_refused(const char *want) {
@@ -374,7 +362,7 @@ static void test_secret_files_checked(void **state) {
         snprintf(E.base_url, sizeof E.base_url, "https://int.api.service.nhs.uk/referrals");
         pathf(key, sizeof key, "signing.pem");
 
-        write_config(jwt_lines("signing", KID));
+        fresh_config(jwt_lines("signing", KID));
         r = check_config();
         if (r.status != 0)
                 fail_msg("a correct signed-JWT configuration was refused: %s", r.err);
@@ -391,23 +379,23 @@ static void test_secret_files_checked(void **state) {
         }
 
         /* Not a private key: the API key file named as one. */
-        write_config("  auth = \"jwt\";\n  api_key_file = \"api-key\";\n  private_key_file = \"api-key\";\n"
+        fresh_config("  auth = \"jwt\";\n  api_key_file = \"api-key\";\n  private_key_file = \"api-key\";\n"
                      "  key_id = \"k\";\n");
         assert_config_refused(":5: ers.private_key_file: not an unencrypted PEM private key");
 
         /* Missing keys, and jwt keys without auth = "jwt". */
-        write_config("  auth = \"jwt\";\n");
+        fresh_config("  auth = \"jwt\";\n");
         assert_config_refused(": ers.private_key_file: required when ers.auth is \"jwt\"");
-        write_config("  auth = \"none\";\n  key_id = \"k\";\n");
+        fresh_config("  auth = \"none\";\n  key_id = \"k\";\n");
         assert_config_refused(":4: ers.key_id: set, but ers.auth is \"none\"; it is for \"jwt\"");
 
         /* A client certificate without its key. */
         snprintf(lines, sizeof lines, "  auth = \"none\";\n  client_cert_file = \"%s/client.crt\";\n", E.dir);
-        write_config(lines);
+        fresh_config(lines);
         assert_config_refused(":4: ers.client_cert_file: set without ers.client_key_file");
 
         /* systemd credentials: "%d/NAME" is NAME in $CREDENTIALS_DIRECTORY. */
-        write_config("  auth = \"jwt\";\n  api_key_file = \"%d/api-key\";\n  private_key_file = \"%d/signing.pem\";\n"
+        fresh_config("  auth = \"jwt\";\n  api_key_file = \"%d/api-key\";\n  private_key_file = \"%d/signing.pem\";\n"
                      "  key_id = \"k\";\n");
         unsetenv("CREDENTIALS_DIRECTORY");
         assert_config_refused(":4: ers.api_key_file: starts with %d/ (a systemd credential) but "
@@ -442,7 +430,7 @@ static void test_mutual_tls(void **state) {
         (void) state;
 
         start_mock("server", true, NULL);
-        write_config(tls_lines("ca", true));
+        fresh_config(tls_lines("ca", true));
         r = sync_once();
         if (r.status != 0)
                 fail_msg("ersd --once over mutual TLS exited %d: %s", r.status, r.err);
@@ -460,7 +448,7 @@ static void test_mutual_tls(void **state) {
 static void test_missing_client_certificate(void **state) {
         (void) state;
         start_mock("server", true, NULL);
-        write_config(tls_lines("ca", false));
+        fresh_config(tls_lines("ca", false));
         assert_refused("HTTP 400: \"400 No required SSL certificate was sent\"");
         assert_true(control_count("/_mock/tls", "api_refused") > 0);
         assert_int_equal(control_count("/_mock/oauth", "issued"), 0);
@@ -474,7 +462,7 @@ static void test_missing_client_certificate_api_says_why(void **state) {
         (void) state;
         start_mock("server", true, NULL);
         snprintf(lines, sizeof lines, "  auth = \"none\";\n  ca_file = \"%s/ca.crt\";\n", E.dir);
-        write_config(lines);
+        fresh_config(lines);
         assert_refused("A008 worklist REFERRALS_FOR_REVIEW service 31001: HTTP 400: "
                        "\"400 No required SSL certificate was sent\" (correlation id ");
         assert_true(control_count("/_mock/tls", "api_refused") > 0);
@@ -483,21 +471,21 @@ static void test_missing_client_certificate_api_says_why(void **state) {
 static void test_wrong_ca(void **state) {
         (void) state;
         start_mock("server", false, NULL);
-        write_config(tls_lines("ca2", false));
+        fresh_config(tls_lines("ca2", false));
         assert_refused("TLS/protocol: SSL certificate problem: unable to get local issuer certificate");
 }
 
 static void test_expired_certificate(void **state) {
         (void) state;
         start_mock("expired", false, NULL);
-        write_config(tls_lines("ca", false));
+        fresh_config(tls_lines("ca", false));
         assert_refused("TLS/protocol: SSL certificate problem: certificate has expired");
 }
 
 static void test_wrong_host_name(void **state) {
         (void) state;
         start_mock("wronghost", false, NULL);
-        write_config(tls_lines("ca", false));
+        fresh_config(tls_lines("ca", false));
         assert_refused("TLS/protocol: SSL: no alternative certificate subject name matches target host name "
                        "'127.0.0.1'");
 }
@@ -517,7 +505,7 @@ static void test_utf8_cut_between_reads(void **state) {
 
         start_mock("server", false, NULL);
         control("/_mock/fault?endpoint=A005&kind=trickle&count=100", true);
-        write_config(tls_lines("ca", false));
+        fresh_config(tls_lines("ca", false));
         r = sync_once();
         if (r.status != 0)
                 fail_msg("ersd --once with answers cut inside characters exited %d: %s", r.status, r.err);
@@ -545,7 +533,7 @@ static void test_attachment_over_maximum(void **state) {
 
         start_mock(NULL, false, big);
         snprintf(lines, sizeof lines, "%s  max_attachment_mib = 1;\n", jwt_lines("signing", KID));
-        write_config(lines);
+        fresh_config(lines);
         r = sync_once();
         run_free(&r);
         struct db *d = db_open(E.connection);

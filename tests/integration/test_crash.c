@@ -9,7 +9,8 @@
  *
  * `make check` runs a short version.  `make soak` (ERSD_SOAK=1) runs at least
  * 200 kills over 500 referrals with random faults from the mock, and prints
- * its figures last.  ERSD_SEED=0x… (as printed) repeats a run.
+ * its figures last.  The seed is printed first, before anything can fail;
+ * ERSD_SEED=0x… (as printed) repeats a run.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -26,7 +27,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 struct plan {
@@ -58,16 +59,16 @@ static pid_t start_once(const char *conf) {
         return pid;
 }
 
-static void write_conf(const char *dir, unsigned epoch, const struct mock *m, char *conf, size_t n, char *conn,
-                       size_t cn) {
+/* Epoch `epoch`'s configuration and its empty PAS (--init-db): their paths into conf and conn. */
+static void epoch_pas(const char *dir, unsigned epoch, const struct mock *m, char *conf, size_t n, char *conn,
+                      size_t cn) {
         char state[600];
 
         snprintf(conf, n, "%s/ersd-%u.conf", dir, epoch);
         snprintf(conn, cn, "Driver=SQLite3;Database=%s/pas-%u.db", dir, epoch);
         snprintf(state, sizeof state, "%s/state", dir); /* one spool for every epoch: leftovers are verified and reused */
         assert_int_equal(write_test_config(conf, m->base_url, NULL, conn, NULL, state, "log_level = \"error\";\n"), 0);
-        struct run r;
-        assert_int_equal(ersd_run(conf, "--init-db", &r), 0);
+        struct run r = run_ersd(conf, NULL, ARGS("--init-db"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
 }
@@ -78,11 +79,11 @@ static double seconds_now(void) {
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* Runs ersd --once until it exits 0 (random faults may fail a round); how many runs it took. */
-static unsigned run_to_the_end(const char *conf) {
+/* Runs ersd --once until it exits 0 (random faults may fail a round); how many runs it took.
+ * Each run's output is checked for the manifest's patient identifiers and for secrets. */
+static unsigned run_to_the_end(const char *conf, json_object *manifest) {
         for (unsigned n = 1; n <= 30; n++) {
-                struct run r;
-                assert_int_equal(ersd_run(conf, "--once", &r), 0);
+                struct run r = run_ersd(conf, manifest, ARGS("--once"), NULL);
                 if (r.status == 0) {
                         run_free(&r);
                         return n;
@@ -121,8 +122,14 @@ static void run_plan(const struct plan *plan) {
         struct verify_result sum = { 0 };
         long long faults = 0;
         struct mock m;
-        char *dir = tmpdir_make();
+        char *dir;
 
+        /* The seed first, before anything can fail or hang: a run that dies still says how to
+         * repeat it.  In hex: a 10-digit decimal could pass the NHS-number check the output scan
+         * applies. */
+        printf("crash: seed 0x%x (repeat: ERSD_SEED=0x%x)\n", seed, seed);
+        fflush(stdout);
+        dir = tmpdir_make();
         assert_non_null(dir);
         srand(seed);
         assert_int_equal(mock_start(&m, args), 0);
@@ -130,9 +137,9 @@ static void run_plan(const struct plan *plan) {
         assert_non_null(manifest);
 
         /* How long one whole sync takes here: kills land inside that window. */
-        write_conf(dir, 0, &m, conf, sizeof conf, conn, sizeof conn);
+        epoch_pas(dir, 0, &m, conf, sizeof conf, conn, sizeof conn);
         double t0 = seconds_now();
-        run_to_the_end(conf);
+        run_to_the_end(conf, manifest);
         long window_us = (long) ((seconds_now() - t0) * 1e6 * 2 / plan->kills_per_epoch);
         if (window_us < 1000)
                 window_us = 1000;
@@ -142,7 +149,7 @@ static void run_plan(const struct plan *plan) {
                 struct db *d;
 
                 epochs++;
-                write_conf(dir, epochs, &m, conf, sizeof conf, conn, sizeof conn);
+                epoch_pas(dir, epochs, &m, conf, sizeof conf, conn, sizeof conn);
                 d = db_open(conn);
                 assert_non_null(d);
                 for (;;) {
@@ -164,18 +171,14 @@ static void run_plan(const struct plan *plan) {
                         }
                         killed++;
                 }
-                run_to_the_end(conf);
+                run_to_the_end(conf, manifest);
                 verify_pas(d, manifest, &v);
                 add(&sum, &v);
                 db_close(d);
         }
-        json_object *stats = mock_get(&m, "/_mock/stats");
-        if (stats)
-                faults = json_object_get_int64(json_object_object_get(stats, "faults_served"));
-        json_object_put(stats);
+        faults = stat_count(&m, "faults_served");
 
         unsigned lost = sum.referrals_missing + sum.referrals_stale;
-        /* The seed in hex: a 10-digit decimal could pass the NHS-number check the output scan applies. */
         printf("crash: seed 0x%x, %u epochs, kill window %.3f s\n", seed, epochs, (double) window_us / 1e6);
         printf("crash: kills survived %u; runs that finished %u; inconsistent states seen %u; faults injected %lld\n",
                killed, finished, inconsistent, faults);

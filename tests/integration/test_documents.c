@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "tests/mock-ers/stream.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 static char work[256]; /* this binary's temp directory */
@@ -41,31 +41,14 @@ struct fx {
         struct db *db;         /* owned: the test's own connection */
 };
 
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
+/* The test's configuration, with `ers_lines` (may be NULL) in the ers group. */
+static void fx_conf(struct fx *f, const char *ers_lines) {
+        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers_lines, f->conn, NULL, f->state_dir, NULL), 0);
 }
 
-static void write_conf(struct fx *f, const char *ers_lines) {
-        char ers[512];
-
-        snprintf(ers, sizeof ers, "  auth = \"none\";\n%s", ers_lines ? ers_lines : "");
-        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers, f->conn, NULL, f->state_dir, NULL), 0);
-}
-
-/* Runs ersd with `args` (after -c FILE); fails the test if an NHS number the
- * mock serves shows in its output. */
+/* Runs ersd with `args` (after -c FILE), its output checked for patient identifiers and secrets. */
 static struct run run_args(struct fx *f, const char *const *args, const struct run_opts *o) {
-        json_object *refs = json_object_object_get(f->manifest, "referrals");
-        struct run r;
-
-        assert_int_equal(ersd_run_full(f->conf, args, o, &r), 0);
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                const char *nhs = jstr(json_object_array_get_idx(refs, i), "nhs_number");
-                if (nhs && (strstr(r.out, nhs) || strstr(r.err, nhs)))
-                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
-        }
-        return r;
+        return run_ersd(f->conf, f->manifest, args, o);
 }
 
 /* --once with an expected exit status and summary fragment; returns the run for more checks. */
@@ -92,7 +75,7 @@ static void fx_start(struct fx *f, const char *const *mock_args, const char *ers
         snprintf(f->conf, sizeof f->conf, "%s/ersd-%d.conf", work, n);
         snprintf(f->state_dir, sizeof f->state_dir, "%s/state-%d", work, n);
         snprintf(f->spool, sizeof f->spool, "%s/spool", f->state_dir);
-        write_conf(f, ers_lines);
+        fx_conf(f, ers_lines);
         struct run r = run_args(f, init, NULL);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
@@ -157,20 +140,6 @@ static size_t count_of(const char *haystack, const char *needle) {
         return n;
 }
 
-static long long stat_count(struct fx *f, const char *endpoint) {
-        json_object *s = mock_get(&f->m, "/_mock/stats");
-        long long v;
-
-        assert_non_null(s);
-        v = json_object_get_int64(json_object_object_get(s, endpoint));
-        json_object_put(s);
-        return v;
-}
-
-static long long count_rows(struct fx *f, const char *sql, const char *param) {
-        return db_int(f->db, sql, param ? 1 : 0, param ? (const char *const[]){ param } : NULL);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Many documents on one referral.                                         */
 
@@ -204,9 +173,9 @@ static void check_documents_of(size_t k) {
         assert_all_written_once(&f);
 
         /* Exactly the documents e-RS lists, each letter's id as ersd names it. */
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000002"),
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000002"),
                          (long long) k + 3);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000001"),
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", "300000000001"),
                          (long long) k + 4);
         for (int i = 0; i < 3; i++) {
                 char ubrn[16], cri[48];
@@ -293,7 +262,7 @@ static void test_spool_names_are_injective(void **state) {
         assert_all_written_once(&f);
         /* Each referral: its first attachment, the four added, its letter; each its own bytes. */
         for (int i = 0; i < 2; i++)
-                assert_int_equal(count_rows(&f, "SELECT COUNT(DISTINCT sha256) FROM ers_document WHERE ubrn = ? "
+                assert_int_equal(q_int(f.db, "SELECT COUNT(DISTINCT sha256) FROM ers_document WHERE ubrn = ? "
                                                 "AND fetch_status = 'FETCHED'",
                                             i == 0 ? "300000000000" : "300000000001"),
                                  6);
@@ -326,7 +295,7 @@ static void test_revised_attachment_never_taken_from_the_spool(void **state) {
         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f, "store"), 1); /* the revision, downloaded */
+        assert_int_equal(stat_count(&f.m, "store"), 1); /* the revision, downloaded */
         assert_all_written_once(&f);
         fx_stop(&f);
 }
@@ -424,7 +393,7 @@ static void test_more_documents_than_descriptors(void **state) {
         struct run r = run_once(&f, &o, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
         run_free(&r);
         assert_all_written_once(&f);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = 'FETCHED'",
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = 'FETCHED'",
                                     "300000000000"),
                          80);
         fx_stop(&f);
@@ -461,7 +430,7 @@ static void test_second_daemon_on_one_state_dir_is_refused(void **state) {
         if (r.status != 1 || !strstr(r.err, "is in use by another ersd"))
                 fail_msg("a second daemon: exit %d: %s", r.status, r.err);
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", "300000000001"), 1);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", "300000000001"), 1);
 
         r = run_args(&f, dry_run, NULL);
         if (r.status != 0)
@@ -496,11 +465,11 @@ static void test_document_over_the_maximum_is_owed_until_the_limit_is_raised(voi
         struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
         assert_non_null(strstr(r.out, "1 not fetched"));
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE declared_size = 2097152 AND "
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE declared_size = 2097152 AND "
                                         "fetch_status = 'NOT_FETCHED' AND not_fetched_reason LIKE ?",
                                     "%larger than the configured maximum%"),
                          1);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 0);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 0);
 
         r = run_args(&f, status, NULL);
         const char *row = strstr(r.out, "UBRN 300000000000");
@@ -512,14 +481,14 @@ static void test_document_over_the_maximum_is_owed_until_the_limit_is_raised(voi
         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         r = run_once(&f, NULL, 0, "referrals 0 new, 0 updated, 1 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
 
-        write_conf(&f, "  max_attachment_mib = 3;\n");
+        fx_conf(&f, "  max_attachment_mib = 3;\n");
         r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
         run_free(&r);
         assert_all_written_once(&f);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 1);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED' "
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000000"), 1);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE fetch_status = 'NOT_FETCHED' "
                                         "AND ubrn = ?",
                                     "300000000000"),
                          0);
@@ -546,7 +515,7 @@ static void test_sync_one_counts_documents_not_fetched(void **state) {
                 if (round == 0) /* the second stores nothing: still owed */
                         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         }
-        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006") + stat_count(&f, "A007"), 0);
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006") + stat_count(&f.m, "A007"), 0);
 
         /* The PENDING one released: stored; then complete, and read again: 2 still not fetched. */
         json_object *atts = json_object_object_get(manifest_referral(&f, "300000000001"), "attachments");
@@ -585,7 +554,7 @@ static void test_worklist_ahead_of_a005_is_said(void **state) {
         if (count_of(r.err, want) != 1)
                 fail_msg("expected one line '%s…': %s", want, r.err);
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "300000000003"), 2);
+        assert_int_equal(q_int(f.db, "SELECT version FROM ers_ledger WHERE ubrn = ?", "300000000003"), 2);
         fx_stop(&f);
 }
 
@@ -610,7 +579,7 @@ static void test_document_reference_without_content_is_said(void **state) {
                 fail_msg("expected one line '%s…': %s", want, r.err);
         run_free(&r);
         assert_all_written_once(&f); /* the other attachment and the letter */
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE attachment_id = ?", id), 0);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE attachment_id = ?", id), 0);
         fx_stop(&f);
 }
 
@@ -635,17 +604,17 @@ static void test_related_beyond_the_limit_is_said_and_owed(void **state) {
         if (count_of(r.err, want) != 1)
                 fail_msg("expected one line '%s…': %s", want, r.err);
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_referral_related WHERE ubrn = ?", "300000000002"),
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_referral_related WHERE ubrn = ?", "300000000002"),
                          67);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(DISTINCT source_ubrn) FROM ers_document WHERE ubrn = ? "
+        assert_int_equal(q_int(f.db, "SELECT COUNT(DISTINCT source_ubrn) FROM ers_document WHERE ubrn = ? "
                                         "AND source_ubrn <> ubrn",
                                     "300000000002"),
                          64);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn IN "
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND source_ubrn IN "
                                         "('300000000067', '300000000068', '399999999999')",
                                     "300000000002"),
                          0);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000002"), 0);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", "300000000002"), 0);
 
         r = run_args(&f, status, NULL);
         const char *row = strstr(r.out, "UBRN 300000000002");
@@ -730,7 +699,7 @@ static void test_attachment_withheld_while_another_is_owed(void **state) {
         serve_referral(&f, 1, pending);
         struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
 
         /* Same version: att-1 withheld, att-2 still PENDING, att-3 (new at version 1 as far
          * as this look can tell) released but refused by e-RS on download. */
@@ -747,23 +716,23 @@ static void test_attachment_withheld_while_another_is_owed(void **state) {
                          reason ? reason : "NULL");
         free(availability);
         free(reason);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = "
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND fetch_status = "
                                         "'NOT_FETCHED' AND availability = 'PENDING'",
                                     W_UBRN),
                          1);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
         reason = document_text(&f, "not_fetched_reason", "att-3");
         if (!reason || strncmp(reason, "e-RS would not release it: ", strlen("e-RS would not release it: ")) != 0)
                 fail_msg("att-3 refused by e-RS: reason '%s'", reason ? reason : "NULL");
         free(reason);
 
         /* Looked at again, e-RS refusing att-3 again: nothing new, nothing written. */
-        long long audit = count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN);
+        long long audit = q_int(f.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN);
         assert_int_equal(mock_post(&f.m, "/_mock/fault?endpoint=A042&kind=422&count=1"), 200);
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
-        assert_int_equal(count_rows(&f, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN), audit);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN), audit);
         assert_int_equal(verify_consistent(f.db), 0);
         fx_stop(&f);
 }
@@ -803,7 +772,7 @@ static void test_declared_size_not_trusted(void **state) {
         if (!reason || !strstr(reason, "larger than the configured maximum (ers.max_attachment_mib = 1 MiB)"))
                 fail_msg("an attachment of 1 MiB + 1 declared 100 bytes: reason '%s'", reason ? reason : "NULL");
         free(reason);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
         assert_int_equal(verify_consistent(f.db), 0);
         r = run_args(&f, status, NULL);
         if (!strstr(r.out, "reason: 1 larger than ers.max_attachment_mib (1 MiB)"))
@@ -815,21 +784,21 @@ static void test_declared_size_not_trusted(void **state) {
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
 
         /* A new version: tried once more (still too large), then not again. */
         serve_referral(&f, 2, atts);
         r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 1); /* "big" ("fits" is stored) */
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 1); /* "big" ("fits" is stored) */
         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f, "store") + stat_count(&f, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
 
         /* The limit raised: stored. */
-        write_conf(&f, "  max_attachment_mib = 2;\n");
+        fx_conf(&f, "  max_attachment_mib = 2;\n");
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
@@ -837,7 +806,7 @@ static void test_declared_size_not_trusted(void **state) {
         assert_non_null(fetched);
         assert_string_equal(fetched, "FETCHED");
         free(fetched);
-        assert_int_equal(count_rows(&f, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
         assert_int_equal(verify_consistent(f.db), 0);
         fx_stop(&f);
 }

@@ -49,7 +49,7 @@
 
 #include "daemon/spool.h"
 #include "tests/support/engines.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 #define MIB (1024LL * 1024)
@@ -69,35 +69,14 @@ struct fx {
         struct db *db;         /* owned: the test's own connection */
 };
 
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
-static void write_conf(struct fx *f, const char *ers_lines) {
-        char ers[512];
-
-        snprintf(ers, sizeof ers, "  auth = \"none\";\n%s", ers_lines ? ers_lines : "");
-        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers, f->conn, NULL, f->state_dir, NULL), 0);
-}
-
-/* Runs ersd; fails the test if an NHS number the mock serves shows in its output. */
-static struct run run_ersd(struct fx *f, const char *mode, const struct run_opts *o) {
-        json_object *refs = json_object_object_get(f->manifest, "referrals");
-        struct run r;
-
-        assert_int_equal(ersd_run_opts(f->conf, mode, o, &r), 0);
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                const char *nhs = jstr(json_object_array_get_idx(refs, i), "nhs_number");
-                if (nhs && (strstr(r.out, nhs) || strstr(r.err, nhs)))
-                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
-        }
-        return r;
+/* Runs ersd in `mode`, its output checked for patient identifiers and secrets. */
+static struct run fx_run(struct fx *f, const char *mode, const struct run_opts *o) {
+        return run_ersd(f->conf, f->manifest, ARGS(mode), o);
 }
 
 /* --once with an expected exit status and summary fragment; returns the run for more checks. */
 static struct run run_once(struct fx *f, const struct run_opts *o, int status, const char *summary) {
-        struct run r = run_ersd(f, "--once", o);
+        struct run r = fx_run(f, "--once", o);
 
         if (r.status != status || !strstr(r.out, summary))
                 fail_msg("%s: ersd --once exited %d (expected %d) with '%s' (expected '%s'): %s", G.name, r.status,
@@ -118,8 +97,8 @@ static void fx_start(struct fx *f, const char *const *mock_args, const char *con
         assert_non_null(f->manifest);
         snprintf(f->conf, sizeof f->conf, "%s/%s-%d.conf", work, G.name, n);
         snprintf(f->state_dir, sizeof f->state_dir, "%s/state-%s-%d", work, G.name, n);
-        write_conf(f, ers_lines);
-        struct run r = run_ersd(f, "--init-db", NULL);
+        assert_int_equal(write_test_config(f->conf, f->m.base_url, ers_lines, f->conn, NULL, f->state_dir, NULL), 0);
+        struct run r = fx_run(f, "--init-db", NULL);
         if (r.status != 0)
                 fail_msg("ersd --init-db exited %d: %s", r.status, r.err);
         run_free(&r);
@@ -580,7 +559,7 @@ static void test_sqlite_disk_full(void **state) {
         snprintf(path, sizeof path, "%s", strstr(f.conn, "Database=") + strlen("Database="));
         assert_int_equal(stat(path, &st), 0);
         struct run_opts o = { .fsize_limit = st.st_size };
-        struct run r = run_ersd(&f, "--once", &o);
+        struct run r = fx_run(&f, "--once", &o);
         if (r.status != 1 || !strstr(r.err, "not synced, PAS unchanged: ") || !strstr(r.err, "SQLSTATE HY000"))
                 fail_msg("expected failed referrals with the driver's SQLSTATE: exit %d: %s", r.status, r.err);
         assert_true(strstr(r.err, "disk I/O error") || strstr(r.err, "full"));
@@ -615,7 +594,7 @@ static void test_state_dir_not_writable(void **state) {
         snprintf(spool, sizeof spool, "%s/spool", f.state_dir);
         assert_int_equal(mkdir(f.state_dir, 0700), 0);
         assert_int_equal(mkdir(spool, 0500), 0);
-        struct run r = run_ersd(&f, "--once", &o);
+        struct run r = fx_run(&f, "--once", &o);
         char want[PATH_MAX + 64];
         snprintf(want, sizeof want, "spool directory %s is not writable: Permission denied", spool);
         if (r.status != 1 || !strstr(r.err, want))
@@ -676,7 +655,7 @@ static void test_spool_disk_full(void **state) {
         assert_int_equal(write_text(path, junk, 0600), 0);
         free(junk);
 
-        struct run r = run_ersd(&f, "--once", &o);
+        struct run r = fx_run(&f, "--once", &o);
         if (r.status != 1 || !strstr(r.err, "spool: cannot write ") || !strstr(r.err, "File too large (disk full?)"))
                 fail_msg("expected referrals failing on the spool: exit %d: %s", r.status, r.err);
         assert_null(strstr(r.err, "larger than the configured maximum"));

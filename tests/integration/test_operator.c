@@ -31,7 +31,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
 /* UBRNs the mock does not serve, for the rows the scheduler would write. */
@@ -52,35 +52,11 @@ struct env {
 
 static struct env E;
 
-static void assert_no_patient_identifier(const char *out, const char *err) {
-        json_object *refs = json_object_object_get(E.manifest, "referrals");
-        for (size_t i = 0; i < json_object_array_length(refs); i++) {
-                const char *nhs = json_object_get_string(
-                        json_object_object_get(json_object_array_get_idx(refs, i), "nhs_number"));
-                if (nhs && ((out && strstr(out, nhs)) || (err && strstr(err, nhs))))
-                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
-        }
-}
-
-/* ersd -c CONF args…, checked for patient identifiers. */
-static struct run run_args(const char *a0, ...) {
-        const char *args[12] = { a0 };
-        size_t n = 1;
-        va_list ap;
-        struct run r;
-
-        va_start(ap, a0);
-        while (n < 11 && (args[n] = va_arg(ap, const char *)))
-                n++;
-        va_end(ap);
-        args[n] = NULL;
-        assert_int_equal(ersd_run_args(E.conf, a0 ? args : NULL, &r), 0);
-        assert_no_patient_identifier(r.out, r.err);
-        return r;
-}
+/* ersd -c E.conf ARGS…, its output checked for patient identifiers and secrets. */
+#define ERSD(...) run_ersd(E.conf, E.manifest, ARGS(__VA_ARGS__), NULL)
 
 static json_object *status_json(int expect_status) {
-        struct run r = run_args("status", "--json", NULL);
+        struct run r = ERSD("status", "--json");
         json_object *o;
 
         if (r.status != expect_status)
@@ -93,11 +69,6 @@ static json_object *status_json(int expect_status) {
         return o;
 }
 
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
 static int64_t jint(json_object *o, const char *key) {
         return json_object_get_int64(json_object_object_get(o, key));
 }
@@ -106,15 +77,6 @@ static size_t jlen(json_object *o, const char *key) {
         json_object *a = json_object_object_get(o, key);
         assert_true(json_object_is_type(a, json_type_array));
         return json_object_array_length(a);
-}
-
-static long long stat_count(const char *endpoint) {
-        json_object *s = mock_get(&E.mock, "/_mock/stats");
-        long long v;
-        assert_non_null(s);
-        v = json_object_get_int64(json_object_object_get(s, endpoint));
-        json_object_put(s);
-        return v;
 }
 
 /* UTC ISO 8601 `seconds_ago` seconds ago, as ersd stores times. */
@@ -203,7 +165,7 @@ static int group_teardown(void **state) {
 /* Before --init-db: status cannot tell, and says why, in every form (exit 3). */
 static void test_status_without_schema(void **state) {
         (void) state;
-        struct run r = run_args("status", NULL);
+        struct run r = ERSD("status");
         assert_int_equal(r.status, 3);
         assert_non_null(strstr(r.out, "ersd --init-db"));
         run_free(&r);
@@ -213,7 +175,7 @@ static void test_status_without_schema(void **state) {
         assert_non_null(strstr(jstr(o, "problem"), "schema is absent"));
         json_object_put(o);
 
-        r = run_args("status", "--prometheus", NULL);
+        r = ERSD("status", "--prometheus");
         assert_int_equal(r.status, 3);
         assert_non_null(strstr(r.out, "\nersd_database_up 0\n"));
         assert_non_null(strstr(r.out, "\nersd_status_exit_code 3\n"));
@@ -298,7 +260,7 @@ static long long prometheus_check(const char *text, const char *sample) {
 }
 
 static long long prometheus_value(const char *sample) {
-        struct run r = run_args("status", "--prometheus", NULL);
+        struct run r = ERSD("status", "--prometheus");
         long long v = prometheus_check(r.out, sample);
         run_free(&r);
         return v;
@@ -307,13 +269,13 @@ static long long prometheus_value(const char *sample) {
 /* An empty database: all well (exit 0), the worklist not read yet, its budget whole. */
 static void test_status_empty_database(void **state) {
         (void) state;
-        struct run r = run_args("--init-db", NULL);
+        struct run r = ERSD("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
         E.db = db_open(E.connection);
         assert_non_null(E.db);
 
-        r = run_args("status", NULL);
+        r = ERSD("status");
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "all well"));
         assert_non_null(strstr(r.out, "cardiology (REFERRALS_FOR_REVIEW, service 31001): not read yet"));
@@ -384,7 +346,7 @@ static void test_dry_run_writes_nothing(void **state) {
 
         snapshot(&before);
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
-        struct run r = run_args("--once", "--dry-run", NULL);
+        struct run r = ERSD("--once", "--dry-run");
         if (r.status != 0)
                 fail_msg("ersd --once --dry-run exited %d: %s", r.status, r.err);
         snapshot(&after);
@@ -414,10 +376,10 @@ static void test_dry_run_writes_nothing(void **state) {
         assert_non_null(strstr(r.out, line));
         run_free(&r);
 
-        assert_int_equal(stat_count("A008"), 1); /* the worklist call is spent */
-        assert_true(stat_count("A005") >= (long long) n);
-        assert_true(stat_count("A007") >= (long long) n);
-        assert_true(stat_count("store") > 0); /* attachments fetched */
+        assert_int_equal(stat_count(&E.mock, "A008"), 1); /* the worklist call is spent */
+        assert_true(stat_count(&E.mock, "A005") >= (long long) n);
+        assert_true(stat_count(&E.mock, "A007") >= (long long) n);
+        assert_true(stat_count(&E.mock, "store") > 0); /* attachments fetched */
 
         /* Its private spool is gone, and it never made the daemon's one. */
         char path[700];
@@ -448,7 +410,7 @@ static json_object *manifest_pending_referral(void) {
  * listed as owed a document; that alone needs no person (exit 0). */
 static void test_status_after_a_sync(void **state) {
         (void) state;
-        struct run r = run_args("--once", NULL);
+        struct run r = ERSD("--once");
         if (r.status != 0)
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         run_free(&r);
@@ -467,7 +429,7 @@ static void test_status_after_a_sync(void **state) {
         assert_int_equal(jint(json_object_object_get(o, "counts"), "documents_owed"), 1);
         json_object_put(o);
 
-        r = run_args("status", NULL);
+        r = ERSD("status");
         assert_int_equal(r.status, 0);
         char line[64];
         snprintf(line, sizeof line, "UBRN %s ", jstr(pending, "ubrn"));
@@ -508,7 +470,7 @@ static void test_status_parked_overdue_and_worklists(void **state) {
         assert_true(json_object_get_boolean(json_object_object_get(wl, "last_poll_ok")));
         assert_int_equal(jint(wl, "referrals"), 12);
         json_object_put(o);
-        struct run r = run_args("status", NULL);
+        struct run r = ERSD("status");
         assert_int_equal(r.status, 1);
         assert_non_null(strstr(r.out, "NEEDS A PERSON"));
         assert_non_null(strstr(r.out, "PARKED after repeated failures (need a person): 1\n  UBRN " UBRN_PARKED));
@@ -527,7 +489,7 @@ static void test_status_parked_overdue_and_worklists(void **state) {
         assert_string_equal(jstr(first_with(o, "retry", UBRN_OVERDUE), "state"), "retrying");
         assert_int_equal(jlen(o, "parked"), 1);
         json_object_put(o);
-        r = run_args("status", NULL);
+        r = ERSD("status");
         assert_int_equal(r.status, 4);
         assert_non_null(strstr(r.out, "URGENT REFERRALS OVERDUE"));
         assert_non_null(strstr(r.out, "not in the PAS after 120 minutes): 1\n  UBRN " UBRN_OVERDUE "  URGENT"));
@@ -540,7 +502,7 @@ static void test_status_parked_overdue_and_worklists(void **state) {
         assert_int_equal(prometheus_value("ersd_referrals_waiting{state=\"retrying\"}"), 2);
 
         /* A round warns about it in the log, once, by UBRN; not about the recent one. */
-        r = run_args("--once", NULL);
+        r = ERSD("--once");
         assert_int_equal(r.status, 0);
         assert_int_equal(count_lines_with(r.err, "UBRN " UBRN_OVERDUE ": URGENT referral seen on worklist cardiology"), 1);
         assert_non_null(strstr(r.err, "is not in the PAS after 18")); /* 180 … 189 minutes */
@@ -593,7 +555,7 @@ static void test_status_parked_overdue_and_worklists(void **state) {
         wl = json_object_array_get_idx(json_object_object_get(o, "worklists"), 0);
         assert_true(json_object_get_boolean(json_object_object_get(wl, "stale")));
         json_object_put(o);
-        r = run_args("status", NULL);
+        r = ERSD("status");
         assert_non_null(strstr(r.out, "NOT READ FOR OVER 25 HOURS"));
         run_free(&r);
 
@@ -657,16 +619,16 @@ static void test_sync_one_referral(void **state) {
 
         forget_referral(ubrn);
         assert_int_equal(mock_post(&E.mock, "/_mock/stats/reset"), 200);
-        struct run r = run_args("sync", ubrn, NULL);
+        struct run r = ERSD("sync", ubrn);
         if (r.status != 0)
                 fail_msg("ersd sync exited %d: %s", r.status, r.err);
         snprintf(expect, sizeof expect, "ersd: UBRN %s written (new) (worklist none)", ubrn);
         assert_non_null(strstr(r.out, expect));
         assert_non_null(strstr(r.err, "not seen on a worklist before; synced with no worklist"));
         run_free(&r);
-        assert_int_equal(stat_count("A008"), 0);
-        assert_int_equal(stat_count("A005"), 1);
-        assert_int_equal(stat_count("A007"), 1);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A005"), 1);
+        assert_int_equal(stat_count(&E.mock, "A007"), 1);
         assert_int_equal(db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p), jint(m, "version"));
         assert_int_equal(db_int(E.db, "SELECT version FROM ers_ledger WHERE ubrn = ?", 1, p), jint(m, "version"));
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_referral WHERE ubrn = ? AND worklist IS NULL", 1, p),
@@ -675,11 +637,11 @@ static void test_sync_one_referral(void **state) {
                            p) >= 1);
         assert_int_equal(verify_consistent(E.db), 0);
 
-        r = run_args("sync", ubrn, NULL);
+        r = ERSD("sync", ubrn);
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "already in the PAS at e-RS's version, nothing written"));
         run_free(&r);
-        assert_int_equal(stat_count("A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
 
         /* Known to the scheduler only (ers_retry): synced with the worklist it was seen on. */
         m = plain_referral(1);
@@ -687,7 +649,7 @@ static void test_sync_one_referral(void **state) {
         p[0] = ubrn;
         forget_referral(ubrn);
         insert_retry(ubrn, "ROUTINE", 600, 0, "A005: HTTP 503");
-        r = run_args("sync", ubrn, NULL);
+        r = ERSD("sync", ubrn);
         assert_int_equal(r.status, 0);
         snprintf(expect, sizeof expect, "ersd: UBRN %s written (new) (worklist cardiology)", ubrn);
         assert_non_null(strstr(r.out, expect));
@@ -699,11 +661,11 @@ static void test_sync_one_referral(void **state) {
         /* written: its ers_retry row went in the same transaction */
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", 1, p), 0);
         sql("DELETE FROM ers_retry", 0, NULL);
-        assert_int_equal(stat_count("A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
 
         /* A UBRN e-RS does not know: nothing written, exit 1. */
         long long before = db_int(E.db, "SELECT COUNT(*) FROM ers_referral", 0, NULL);
-        r = run_args("sync", "300000099999", NULL);
+        r = ERSD("sync", "300000099999");
         assert_int_equal(r.status, 1);
         assert_non_null(strstr(r.out, "UBRN 300000099999 not synced, PAS unchanged"));
         assert_non_null(strstr(r.err, "UBRN 300000099999 not synced, PAS unchanged: "));
@@ -712,7 +674,7 @@ static void test_sync_one_referral(void **state) {
         /* and not queued for retries: no worklist listed it */
         assert_int_equal(db_int(E.db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = '300000099999'", 0, NULL), 0);
 
-        r = run_args("sync", "12345", NULL);
+        r = ERSD("sync", "12345");
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.err, "sync needs a UBRN (12 digits)"));
         run_free(&r);
@@ -721,7 +683,7 @@ static void test_sync_one_referral(void **state) {
 /* The command line: every option in --help, and the combinations refused. */
 static void test_command_line(void **state) {
         (void) state;
-        struct run r = run_args("--help", NULL);
+        struct run r = ERSD("--help");
         assert_int_equal(r.status, 0);
         static const char *const words[] = { "--once", "--dry-run", "--check-config", "--init-db", "--verbose",
                                              "--help", "--config", "status", "--json", "--prometheus", "sync UBRN" };
@@ -735,7 +697,7 @@ static void test_command_line(void **state) {
                 { "status", "--json", "--prometheus" }, { "sync", NULL },           { "frobnicate", NULL },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-                r = run_args(bad[i][0], bad[i][1], bad[i][2], NULL);
+                r = run_ersd(E.conf, E.manifest, bad[i], NULL);
                 if (r.status != 2)
                         fail_msg("ersd %s %s exited %d, expected 2", bad[i][0], bad[i][1] ? bad[i][1] : "", r.status);
                 run_free(&r);
@@ -787,7 +749,7 @@ static void test_progress_line_on_a_terminal_only(void **state) {
         int status = -1;
         char *out = run_on_pty(&status);
         output_log(out, NULL);
-        assert_no_patient_identifier(out, NULL);
+        assert_no_patient_identifier("ersd --once on a terminal", out, E.manifest, NULL);
         if (status != 0)
                 fail_msg("ersd --once on a terminal exited %d: %s", status, out);
         const char *line = strstr(out, "\r\033[Kersd: referrals ");
@@ -806,7 +768,7 @@ static void test_progress_line_on_a_terminal_only(void **state) {
         assert_true(erase && erase < summary);
         free(out);
 
-        struct run r = run_args("--once", NULL);
+        struct run r = ERSD("--once");
         assert_int_equal(r.status, 0);
         assert_null(strstr(r.err, "ersd: referrals "));
         assert_null(strchr(r.err, '\r'));

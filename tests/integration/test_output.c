@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define UBRN_HOSTILE "300000000000" /* referral 0: the hostile ids */
 #define UBRN_FAILING "300000000003" /* answers with a hostile OperationOutcome code */
@@ -85,44 +85,20 @@ static void assert_contains(const char *what, const char *text, const char *need
                 fail_msg("%s: expected \"%s\" in: %s", what, needle, text ? text : "(null)");
 }
 
-static void assert_no_patient_identifier(const char *text) {
-        json_object *refs = json_object_object_get(E.manifest, "referrals");
-        for (size_t i = 0; text && i < json_object_array_length(refs); i++) {
-                const char *nhs = json_object_get_string(
-                        json_object_object_get(json_object_array_get_idx(refs, i), "nhs_number"));
-                if (nhs && strstr(text, nhs))
-                        fail_msg("an NHS number from the fixtures appeared in ersd's output");
-        }
-}
-
-/* ersd -c CONF args…; both streams checked for patient identifiers and for raw
- * terminal controls. */
-static struct run run_args(const char *a0, ...) {
-        const char *args[12] = { a0 };
-        size_t n = 1;
-        va_list ap;
-        struct run r;
+/* ersd -c E.conf args…; both streams checked for patient identifiers and
+ * secrets (run_ersd) and for raw terminal controls. */
+static struct run run_args(const char *const *args) {
+        struct run r = run_ersd(E.conf, E.manifest, args, NULL);
         char what[128];
 
-        va_start(ap, a0);
-        while (n < 11 && (args[n] = va_arg(ap, const char *)))
-                n++;
-        va_end(ap);
-        args[n] = NULL;
-        assert_int_equal(ersd_run_args(E.conf, args, &r), 0);
-        assert_no_patient_identifier(r.out);
-        assert_no_patient_identifier(r.err);
-        snprintf(what, sizeof what, "ersd %s %s: stdout", a0, n > 1 ? args[1] : "");
+        snprintf(what, sizeof what, "ersd %s %s: stdout", args[0], args[1] ? args[1] : "");
         assert_inert(what, r.out);
-        snprintf(what, sizeof what, "ersd %s %s: stderr", a0, n > 1 ? args[1] : "");
+        snprintf(what, sizeof what, "ersd %s %s: stderr", args[0], args[1] ? args[1] : "");
         assert_inert(what, r.err);
         return r;
 }
 
-static long long q_int(const char *sql, const char *param) {
-        const char *ps[] = { param };
-        return db_int(E.db, sql, param ? 1 : 0, ps);
-}
+#define ERSD(...) run_args(ARGS(__VA_ARGS__))
 
 static int group_setup(void **state) {
         static const char *const args[] = { "--referrals", "6", "--attachments", "2", "--big-attachment", "0",
@@ -159,13 +135,13 @@ static int group_teardown(void **state) {
 static void test_sync_log_escaped_pas_exact(void **state) {
         (void) state;
 
-        struct run r = run_args("--init-db", NULL);
+        struct run r = ERSD("--init-db");
         assert_int_equal(r.status, 0);
         run_free(&r);
         E.db = db_open(E.connection);
         assert_non_null(E.db);
 
-        r = run_args("--once", NULL);
+        r = ERSD("--once");
         if (r.status != 0)
                 fail_msg("ersd --once exited %d: %s", r.status, r.err);
         assert_contains("--once log", r.err, ID_TERMINAL_SHOWN);
@@ -189,10 +165,10 @@ static void test_sync_log_escaped_pas_exact(void **state) {
 static void test_audit_text(void **state) {
         (void) state;
 
-        struct run r = run_args("audit", UBRN_HOSTILE, NULL);
+        struct run r = ERSD("audit", UBRN_HOSTILE);
         assert_int_equal(r.status, 0);
         assert_contains("audit", r.out, "NEW");
-        long long docs = q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE);
+        long long docs = q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE);
         long long lines = 0;
         for (const char *s = r.out; (s = strstr(s, "\n       document ")); s++)
                 lines++;
@@ -205,7 +181,7 @@ static void test_audit_text(void **state) {
 
 /* Every document entry of every row of `ersd audit --json`; caller puts. */
 static json_object *audit_json(const char *ubrn) {
-        struct run r = run_args("audit", "--json", ubrn, NULL);
+        struct run r = ERSD("audit", "--json", ubrn);
         assert_int_equal(r.status, 0);
         json_object *o = json_tokener_parse(r.out);
         if (!o)
@@ -223,7 +199,7 @@ static void test_audit_json_exact(void **state) {
         assert_int_equal(json_object_array_length(rows), 1);
         json_object *docs = json_object_object_get(json_object_array_get_idx(rows, 0), "documents");
         assert_int_equal(json_object_array_length(docs),
-                         q_int("SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE));
+                         q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", UBRN_HOSTILE));
         bool seen[2] = { false, false };
         for (size_t i = 0; i < json_object_array_length(docs); i++) {
                 json_object *d = json_object_array_get_idx(docs, i);
@@ -252,11 +228,11 @@ static void test_audit_detail_quotes_ids(void **state) {
         (void) state;
         assert_int_equal(mock_post(&E.mock, "/_mock/change?ubrn=" UBRN_HOSTILE "&what=attachment_removed&attachment=a%0AF%20S%20A%20r9"),
                          200);
-        struct run r = run_args("--once", NULL);
+        struct run r = ERSD("--once");
         assert_int_equal(r.status, 0);
         run_free(&r);
 
-        r = run_args("audit", UBRN_HOSTILE, NULL);
+        r = ERSD("audit", UBRN_HOSTILE);
         assert_contains("audit", r.out, "attachment removed: \"a\\nF S A r9\"");
         run_free(&r);
         json_object *o = audit_json(UBRN_HOSTILE);
@@ -276,23 +252,23 @@ static void test_status_reason_escaped(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/fault?endpoint=A005&kind=422&count=100&ubrn=" UBRN_FAILING
                                             "&code=" CODE_HOSTILE_URL),
                          200);
-        struct run r = run_args("--once", NULL);
+        struct run r = ERSD("--once");
         assert_int_equal(r.status, 1);
         assert_contains("--once log", r.err, CODE_HOSTILE_SAID);
         run_free(&r);
-        assert_int_equal(q_int("SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", UBRN_FAILING), 1);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_retry WHERE ubrn = ?", UBRN_FAILING), 1);
 
-        r = run_args("status", NULL);
+        r = ERSD("status");
         assert_contains("status", r.out, "UBRN " UBRN_FAILING);
         assert_contains("status", r.out, "\\u009b31m\\u202e\\u2066X");
         run_free(&r);
-        r = run_args("status", "--json", NULL);
+        r = ERSD("status", "--json");
         json_object *o = json_tokener_parse(r.out);
         assert_non_null(o);
         assert_contains("status --json", json_object_to_json_string(o), "u009b31m");
         json_object_put(o);
         run_free(&r);
-        r = run_args("status", "--prometheus", NULL);
+        r = ERSD("status", "--prometheus");
         run_free(&r);
         assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
 }
@@ -312,23 +288,23 @@ static void test_dry_run_and_sync_one(void **state) {
                                       "'2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 0, 'A005: HTTP 503')",
                                       2, ps),
                          0);
-        struct run r = run_args("--once", "--dry-run", NULL);
+        struct run r = ERSD("--once", "--dry-run");
         assert_contains("dry run", r.out, "ersd: dry run: UBRN " UBRN_HOSTILE);
         assert_contains("dry run", r.out, "ersd: dry run: UBRN " UBRN_DUE);
         assert_contains("dry run", r.out, "(worklist " PAS_HOSTILE_SHOWN "): unchanged");
         assert_contains("dry run log", r.err, ID_TERMINAL_SHOWN);
         run_free(&r);
 
-        r = run_args("sync", UBRN_HOSTILE, NULL);
+        r = ERSD("sync", UBRN_HOSTILE);
         assert_int_equal(r.status, 0);
         assert_contains("sync UBRN", r.out, "ersd: UBRN " UBRN_HOSTILE " written (updated)");
         assert_contains("sync UBRN log", r.err, ID_TERMINAL_SHOWN);
         run_free(&r);
-        r = run_args("sync", UBRN_DUE, NULL);
+        r = ERSD("sync", UBRN_DUE);
         assert_int_equal(r.status, 0);
         assert_contains("sync UBRN", r.out, "(worklist " PAS_HOSTILE_SHOWN "): documents 0 stored");
         run_free(&r);
-        r = run_args("audit", UBRN_HOSTILE, NULL);
+        r = ERSD("audit", UBRN_HOSTILE);
         assert_contains("audit", r.out, "attachment revised: " ID_TERMINAL_QUOTED " (revision 2)");
         run_free(&r);
 }
@@ -346,7 +322,7 @@ static void test_reconcile_escaped(void **state) {
                                       "VALUES ('cardiology', ?, 1, ?)",
                                       2, ps),
                          0);
-        struct run r = run_args("reconcile", NULL);
+        struct run r = ERSD("reconcile");
         assert_int_equal(r.status, 1);
         assert_contains("reconcile", r.out, "UNCHECKED " UBRN_RELATED);
         assert_contains("reconcile", r.out, "\\u009b31m\\u202e\\u2066X");
@@ -371,7 +347,7 @@ static void test_old_audit_row(void **state) {
                                       "'attachment revised: 7000010 (revision 2)', ?, '2025-01-01T00:00:00Z', NULL)",
                                       2, ps),
                          0);
-        struct run r = run_args("audit", UBRN_OLD_ROW, NULL);
+        struct run r = ERSD("audit", UBRN_OLD_ROW);
         assert_contains("audit", r.out,
                         "       document 3f9a1c7e-5b2d-4f60-8434-765919000001 "
                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 7000010 r2\n");

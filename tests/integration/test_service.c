@@ -31,7 +31,7 @@
 
 #include <cmocka.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define MESSAGES_MAX 4096
 
@@ -152,7 +152,7 @@ static void instance_start(struct instance *in, const char *name, const char *ex
         snprintf(in->conf, sizeof in->conf, "%s/ersd.conf", in->dir);
         snprintf(in->connection, sizeof in->connection, "Driver=SQLite3;Database=%s/pas.db", in->dir);
         instance_config(in, extra);
-        assert_int_equal(ersd_run(in->conf, "--init-db", &r), 0);
+        r = run_ersd(in->conf, NULL, ARGS("--init-db"), NULL);
         assert_int_equal(r.status, 0);
         run_free(&r);
 
@@ -396,25 +396,6 @@ static void test_not_dumpable(void **state) {
         instance_end(&in);
 }
 
-static long long stat_count_of(const struct mock *m, const char *name) {
-        json_object *s = mock_get(m, "/_mock/stats");
-        long long v;
-
-        assert_non_null(s);
-        v = json_object_get_int64(json_object_object_get(s, name));
-        json_object_put(s);
-        return v;
-}
-
-static long long stat_count(const char *name) {
-        return stat_count_of(&E.mock, name);
-}
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
@@ -464,7 +445,7 @@ static void test_sigterm_during_sync_leaves_nothing_half_written(void **state) {
          * store has begun to serve it (half the body, then nothing). */
         snprintf(needle, sizeof needle, "UBRN %s: fetching ", stalled);
         assert_true(proc_wait_for(&in.proc, 2, needle, 0) >= 0);
-        for (int i = 0; stat_count("faults_served") < 1; i++)
+        for (int i = 0; stat_count(&E.mock, "faults_served") < 1; i++)
                 assert_true(i < 100000); /* a guard: ersd reaches the store within moments */
         kill(in.proc.pid, SIGTERM);
         assert_true(notify_wait_for(&in.notify, "STOPPING=1", NULL, 0) >= 0);
@@ -605,7 +586,7 @@ static size_t pings_during_download(const char *kind, const char *rate, const ch
         E.ers_lines = NULL;
         snprintf(needle, sizeof needle, "UBRN %s: fetching ", last);
         assert_true(proc_wait_for(&in.proc, 2, needle, 0) >= 0);
-        for (int i = 0; stat_count_of(&E.side, "faults_served") < 1; i++)
+        for (int i = 0; stat_count(&E.side, "faults_served") < 1; i++)
                 assert_true(i < 100000); /* a guard: ersd reaches the store within moments */
         while (notify_read(&in.notify, 0)) /* everything sent before the download began */
                 ;
@@ -712,7 +693,7 @@ static void test_tls_failure_at_start_is_not_ready(void **state) {
                 ;
         for (size_t i = 0; i < in.notify.n; i++)
                 assert_false(has_line(in.notify.messages[i], "READY=1"));
-        assert_int_equal(stat_count("A008"), 0);
+        assert_int_equal(stat_count(&E.mock, "A008"), 0);
         instance_end(&in);
 }
 

@@ -75,7 +75,7 @@
 #include <unistd.h>
 
 #include "tests/support/engines.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 #include "tests/support/world.h"
 #include "tests/support/world_check.h"
@@ -244,29 +244,26 @@ static void say(struct run_ctx *x, const char *fmt, ...)
         say_line(x, line);
 }
 
-static void write_conf(struct run_ctx *x)
+/* The configuration of the world served now: its document limit and fetch lanes, the
+ * world's worklists, retries due at once and parking after PARK_AFTER tries. */
+static void world_conf(struct run_ctx *x)
 {
         const struct world *w = now(x);
-        char text[4096];
-        int n = snprintf(text, sizeof text,
-                         "ers: {\n"
-                         "  base_url = \"%s\";\n  auth = \"none\";\n  stall_timeout = 5;\n"
-                         "  max_attachment_mib = %u;\n  parallel_fetches = %u;\n  tries = 2;\n"
-                         "  worklist_calls_per_day = 100000;\n  max_requests_per_second = 10000;\n"
-                         "  pending_recheck = 1;\n  transfer_timeout = 10;\n"
-                         "};\n"
-                         "worklists = (\n",
-                         x->mock.base_url, w->max_mib, w->parallel);
+        char ers[512], extra[2048];
+        int n = snprintf(extra, sizeof extra, "worklists = (\n");
+
         for (int i = 0; i < WORLD_WORKLISTS; i++)
-                n += snprintf(text + n, sizeof text - (size_t)n,
+                n += snprintf(extra + n, sizeof extra - (size_t)n,
                               "  { name = \"%s\"; list_type = \"%s\"; service = \"%s\"; }%s\n", WORLD_WORKLIST[i].name,
                               WORLD_WORKLIST[i].list_type, WORLD_WORKLIST[i].service,
                               i + 1 < WORLD_WORKLISTS ? "," : "");
-        snprintf(text + n, sizeof text - (size_t)n,
-                 ");\ndatabase: {\n  connection = \"%s\";\n};\nstate_dir = \"%s\";\n"
-                 "retry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n",
-                 x->conn, x->state, PARK_AFTER);
-        assert_int_equal(write_text(x->conf, text, 0600), 0);
+        snprintf(extra + n, sizeof extra - (size_t)n,
+                 ");\nretry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n", PARK_AFTER);
+        snprintf(ers, sizeof ers,
+                 "  max_attachment_mib = %u;\n  parallel_fetches = %u;\n  tries = 2;\n"
+                 "  pending_recheck = 1;\n  transfer_timeout = 10;\n",
+                 w->max_mib, w->parallel);
+        assert_int_equal(write_test_config(x->conf, x->mock.base_url, ers, x->conn, NULL, x->state, extra), 0);
 }
 
 /* Serves world w from now on: it joins the history. */
@@ -280,7 +277,7 @@ static void serve(struct run_ctx *x, struct world *w)
         assert_int_equal(world_write(w, x->world_file), 0);
         snprintf(path, sizeof path, "/_mock/world?file=%s", x->world_file);
         assert_int_equal(mock_post(&x->mock, path), 200);
-        write_conf(x);
+        world_conf(x);
 }
 
 /* ---- running ersd ---------------------------------------------------------------------------- */
@@ -495,7 +492,7 @@ static void keep_version_lines(struct run_ctx *x, const char *err)
 }
 
 /* Runs ersd once (to its end, or to the kill point) and collects what it printed. */
-static void run_ersd(struct run_ctx *x, const struct spawn *s, int which, struct round *ret)
+static void run_round(struct run_ctx *x, const struct spawn *s, int which, struct round *ret)
 {
         int gate[2] = { -1, -1 };
         struct rusage ru = { .ru_maxrss = 0 };
@@ -952,7 +949,7 @@ static void chaos_round(struct run_ctx *x)
                 snprintf(what, sizeof what, "ersd --once (%s)",
                          s.kill_at ? "a chaos round, killed at a request" : s.fsize ? "a chaos round, file size limit"
                                                                               : "a chaos round");
-                run_ersd(x, &s, 1, &r);
+                run_round(x, &s, 1, &r);
                 after_round(x, &r, what);
         }
         x->last_requests = mock_requests(x) - before;
@@ -990,7 +987,7 @@ static bool settle(struct run_ctx *x, struct round *last)
                 x->round++;
                 advance_clock(x);
                 snprintf(what, sizeof what, "ersd --once (a settling round)");
-                run_ersd(x, &s, 1, last);
+                run_round(x, &s, 1, last);
                 after_round(x, last, what);
                 check_worklists_read(x, last);
                 if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
@@ -1083,7 +1080,7 @@ static void check_sync_command(struct run_ctx *x)
                 for (int n = 0; n < 2; n++) {
                         if (n)
                                 round_free(&r);
-                        run_ersd(x, &s, 3, &r);
+                        run_round(x, &s, 3, &r);
                         scan_output(x, "ersd sync", r.out, r.out_len);
                         scan_output(x, "ersd sync", r.err, r.err_len);
                 }
@@ -1116,14 +1113,14 @@ static void check_commands(struct run_ctx *x)
         if (pick) {
                 const char *const args[] = { "audit", pick->ubrn, NULL };
                 const struct spawn s = { .args = args };
-                run_ersd(x, &s, 3, &r);
+                run_round(x, &s, 3, &r);
                 scan_output(x, "ersd audit", r.out, r.out_len);
                 scan_output(x, "ersd audit", r.err, r.err_len);
                 round_free(&r);
         }
         const char *const args[] = { "status", NULL };
         const struct spawn s = { .args = args };
-        run_ersd(x, &s, 3, &r);
+        run_round(x, &s, 3, &r);
         scan_output(x, "ersd status", r.out, r.out_len);
         scan_output(x, "ersd status", r.err, r.err_len);
         round_free(&r);
@@ -1176,7 +1173,7 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         x.nofile = true; /* descriptors bounded whatever the documents (finding 15) */
         serve(&x, wgen_first(x.g));
         const struct spawn s = { .args = init };
-        run_ersd(&x, &s, 1, &r);
+        run_round(&x, &s, 1, &r);
         if (r.status != 0)
                 say(&x, "ersd --init-db exited %d", r.status);
         round_free(&r);

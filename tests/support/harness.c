@@ -490,45 +490,6 @@ int proc_end(struct proc *p, int sig) {
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* The e-RS limits the tests run under, beyond production's: allowed because the mock is on
- * loopback (daemon/config.c, check_limits()).  The suite reads the same worklists hundreds of
- * times a day, as fast as the machine goes.  A test that sets a key itself keeps its value; a
- * configuration for another host gets production's limits (the defaults). */
-static const char *const test_limits[][2] = {
-        { "worklist_calls_per_day", " worklist_calls_per_day = 100000;" },
-        { "max_requests_per_second", " max_requests_per_second = 10000;" },
-};
-
-int write_test_config(const char *path, const char *base_url, const char *ers_lines, const char *connection,
-                      const char *database_lines, const char *state_dir, const char *extra) {
-        char text[8192], limits[256] = "";
-
-        bool loopback = strstr(base_url, "://127.") || strstr(base_url, "://localhost") || strstr(base_url, "://[::1]");
-
-        for (size_t i = 0; loopback && i < sizeof test_limits / sizeof test_limits[0]; i++)
-                if (!ers_lines || !strstr(ers_lines, test_limits[i][0]))
-                        snprintf(limits + strlen(limits), sizeof limits - strlen(limits), "%s", test_limits[i][1]);
-        int n = snprintf(text, sizeof text,
-                         "ers: {\n"
-                         "  base_url = \"%s\";\n"
-                         "%s"
-                         "  stall_timeout = 5;%s\n" /* one line: the lines below keep their numbers */
-                         "};\n"
-                         "worklists = ( { name = \"cardiology\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31001\"; } );\n"
-                         "database: {\n"
-                         "  connection = \"%s\";\n"
-                         "%s"
-                         "};\n"
-                         "state_dir = \"%s\";\n"
-                         "%s",
-                         base_url, ers_lines ? ers_lines : "  auth = \"none\";\n", limits, connection,
-                         database_lines ? database_lines : "", state_dir, extra ? extra : "");
-
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -ENAMETOOLONG;
-        return write_text(path, text, 0600);
-}
-
 char *tmpdir_make(void) {
         const char *base = getenv("TMPDIR");
         char *p = NULL;

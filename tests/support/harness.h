@@ -61,7 +61,7 @@ long mock_post(const struct mock *m, const char *path);
 long mock_serve_world(const struct mock *m, const char *dir, const char *json);
 
 /* A run of build/ersd.  ersd_run_full() checks the spool after every sync run
- * of a configuration that names its state_dir (write_test_config): after
+ * of a configuration that names its state_dir (write_test_config, testutil.h): after
  * `--once` (not a dry run) that exited 0 the spool holds nothing (a round that
  * finished cleanly leaves no patient document behind), and after any `--once`,
  * `--dry-run` or `sync` that exited no one-off spool (STATE/oneoff-*) is left.
@@ -121,18 +121,6 @@ int ersd_spawn_env(const char *config_path, const char *const *env, struct proc 
 long proc_wait_for(struct proc *p, int which, const char *needle, size_t from);
 /* Sends sig and reaps the process; returns its exit status (128+signal when killed). */
 int proc_end(struct proc *p, int sig);
-
-/*
- * The configuration the integration tests run ersd with: base_url, `ers_lines`
- * inside the ers group (NULL: auth = "none"), the test limits (100000 worklist
- * calls a day, 10000 requests/s, for a loopback base_url only, where they
- * are allowed; a key that `ers_lines` sets is left to it), stall_timeout 5, one
- * REFERRALS_FOR_REVIEW worklist "cardiology" for service 31001, the PAS
- * `connection` with `database_lines` (NULL: none) in the database group,
- * state_dir, and `extra` top-level lines (NULL: none).  0 or -errno.
- */
-int write_test_config(const char *path, const char *base_url, const char *ers_lines, const char *connection,
-                      const char *database_lines, const char *state_dir, const char *extra);
 
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string and
  * removes the tree with tmpdir_remove. */

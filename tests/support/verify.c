@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapters/document_key.h"
+#include "testutil.h"
 
 /* How many document contents are stored more than once for the same document (its identity:
  * docs/schema.md, ers_document). */
@@ -18,11 +19,6 @@ static const char *const referral_fields[] = {
         "specialty_display", "pathway_start", "clinical_info_first_submitted", "appointment_start",
         "appointment_end", "commissioning_org", "request_id", "status", "intent", "service_id", "service_name",
 };
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = json_object_object_get(o, key);
-        return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;
-}
 
 static bool same(const char *a, const char *b) {
         return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);

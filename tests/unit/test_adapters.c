@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The adapters (adapters/<vendor>.c) without a database: what each one
- * generates and decides, for every vendor, including SQL Server and Oracle,
- * for which the test suite can start no server.  The DDL goes through a tokeniser that knows
- * the vendors' quoting (strings with doubled quotes, Oracle's q'[…]',
- * "--" comments) and checks the rules of adapter.h and each dialect;
- * classification and connection strings are table-driven.  SQLite,
+ * The adapters (adapters/<vendor>.c) and the ODBC plumbing's pure functions
+ * (adapters/odbc.h: messages, connection strings, SQLSTATE classes) without a
+ * database: what each adapter generates and decides, for every vendor,
+ * including SQL Server and Oracle, for which the test suite can start no
+ * server.  The DDL goes through a tokeniser that knows the vendors' quoting
+ * (strings with doubled quotes, Oracle's q'[…]', "--" comments) and checks
+ * the rules of adapter.h and each dialect; classification and connection
+ * strings are table-driven.  SQLite,
  * PostgreSQL and MariaDB are also run for real (test_pas, test_engines).
  *
  * Run with the repository root as the working directory (it reads
@@ -500,14 +502,21 @@ static void test_adapter_table(void **state) {
                 /* every slot filled: the core never tests for NULL */
                 assert_true(o->schema && o->upgrade && o->environment && o->probe_options && o->connect_options &&
                             o->session && o->classify && o->check_statement && o->lock_writer && o->unlock_writer);
+                assert_non_null(o->schema()[0]);
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", v ? ", " : "", a->name);
         }
         assert_string_equal(adapter_names, names);
+        assert_null(adapter_by_name("auto")); /* "auto" is detection, not an adapter */
+        assert_ptr_equal(adapter_by_dbms("SQLite"), &adapter_sqlite);
+        assert_ptr_equal(adapter_by_dbms("PostgreSQL"), &adapter_postgresql);
+        assert_ptr_equal(adapter_by_dbms("MariaDB"), &adapter_mariadb);
         assert_ptr_equal(adapter_by_dbms("Microsoft SQL Server"), &adapter_sqlserver);
         assert_ptr_equal(adapter_by_dbms("Oracle"), &adapter_oracle);
         assert_ptr_equal(adapter_by_dbms("MySQL"), &adapter_mariadb);
         assert_null(adapter_by_dbms("DB2/LINUXX8664"));
+        assert_null(adapter_by_dbms(""));
         assert_null(adapter_by_name("mssql"));
+        assert_null(adapter_by_name("db2"));
         /* text outside ASCII is bound as national text where the columns are NVARCHAR */
         assert_true(adapter_sqlserver.national_text && adapter_oracle.national_text);
         assert_false(adapter_sqlite.national_text || adapter_postgresql.national_text || adapter_mariadb.national_text);
@@ -515,6 +524,142 @@ static void test_adapter_table(void **state) {
 
 /* ---------------------------------------------------------------------- */
 /* Connection strings and the environment.                                 */
+
+/* A driver's message as ersd quotes it: the driver's prefixes gone, digits that could be an NHS
+ * number redacted, cut on a character. */
+static void test_clean_message(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "[unixODBC][SQLite]database is locked (5)", "database is locked (5)" },
+                { "[SQLite]UNIQUE constraint failed: ers_referral.nhs_number (19)",
+                  "UNIQUE constraint failed: ers_referral.nhs_number (19)" },
+                { "Duplicate entry '9991234578' for key 'nhs'", "Duplicate entry '<redacted>' for key 'nhs'" },
+                { "value 999 123 4578 rejected", "value <redacted> rejected" },
+                { "ubrn 000000000001 kept, 12 digits", "ubrn 000000000001 kept, 12 digits" },
+                { "ERROR: duplicate key\nDETAIL: Key (nhs_number)=(9991234578) already exists",
+                  "ERROR: duplicate key" },
+                { "code 99912345789 is 11 digits", "code 99912345789 is 11 digits" },
+                { "", "" },
+        };
+        char out[ODBC_MESSAGE_MAX + 1], longin[1000];
+
+        (void) state;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                odbc_clean_message(cases[i].in, out, sizeof out);
+                assert_string_equal(out, cases[i].out);
+        }
+        /* truncation keeps whole UTF-8 sequences */
+        memset(longin, 0, sizeof longin);
+        for (size_t i = 0; i + 4 < sizeof longin; i += 4)
+                memcpy(longin + i, "\xf0\x9f\x98\x80", 4); /* U+1F600 */
+        odbc_clean_message(longin, out, sizeof out);
+        assert_true(strlen(out) <= ODBC_MESSAGE_MAX);
+        assert_int_equal(strlen(out) % 4, 0);
+        odbc_clean_message(NULL, out, sizeof out);
+        assert_string_equal(out, "");
+}
+
+static void test_connstr_has(void **state) {
+        (void) state;
+        assert_true(odbc_connstr_has("Driver=SQLite3;Database=/x;Timeout=100", "Timeout"));
+        assert_true(odbc_connstr_has("Driver=SQLite3; timeout = 100", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;Database=/x", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;Database={/a;Timeout=1}", "Timeout"));
+        assert_false(odbc_connstr_has("Driver=SQLite3;TimeoutX=1", "Timeout"));
+        assert_false(odbc_connstr_has(NULL, "Timeout"));
+}
+
+static void test_connect_options(void **state) {
+        adapter_connect_options_fn *add = adapter_sqlite.ops->connect_options;
+        char out[128];
+
+        (void) state;
+        assert_int_equal(add("Driver=SQLite3;Database=/x", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;Timeout=5000");
+        assert_int_equal(add("Driver=SQLite3;Database=/x;", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;Timeout=5000");
+        assert_int_equal(add("Driver=SQLite3;Database=/x;timeout=250", out, sizeof out), 0);
+        assert_string_equal(out, "Driver=SQLite3;Database=/x;timeout=250"); /* the operator's wins */
+        assert_int_equal(add("Driver=SQLite3;Database=/x", out, 20), -ENAMETOOLONG);
+        assert_int_equal(adapter_connect_options_default("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+/* What the PostgreSQL and MariaDB adapters add to the connection string. */
+static void test_connect_options_servers(void **state) {
+        adapter_connect_options_fn *pg = adapter_postgresql.ops->connect_options;
+        adapter_connect_options_fn *pg_probe = adapter_postgresql.ops->probe_options;
+        adapter_connect_options_fn *maria = adapter_mariadb.ops->connect_options;
+        char out[256];
+
+        (void) state;
+        assert_int_equal(pg("DSN=pas;", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;Protocol=7.4-1;ByteaAsLongVarBinary=1;CommLog=0;Debug=0");
+        /* the operator's protocol wins; logging stays off whatever was asked (the last value wins) */
+        assert_int_equal(pg("DSN=pas;protocol=7.4-2;CommLog=1;Debug=1", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;protocol=7.4-2;CommLog=1;Debug=1;ByteaAsLongVarBinary=1;CommLog=0;Debug=0");
+        assert_int_equal(pg_probe("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;CommLog=0;Debug=0");
+        assert_int_equal(pg("DSN=pas", out, 30), -ENAMETOOLONG);
+        assert_int_equal(maria("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;CHARSET=utf8mb4;OPTION=2");
+        assert_int_equal(maria("DSN=pas;charset=latin1", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;charset=latin1;OPTION=2");
+        /* found rows (2) added to the operator's own OPTION bits (the last value wins); a word refused */
+        assert_int_equal(maria("DSN=pas;OPTION=67108864", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;OPTION=67108864;CHARSET=utf8mb4;OPTION=67108866");
+        assert_int_equal(maria("DSN=pas;Option=3", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas;Option=3;CHARSET=utf8mb4");
+        assert_int_equal(maria("DSN=pas;OPTION=two", out, sizeof out), -EINVAL);
+        /* the probe options are harmless elsewhere: SQLite and MariaDB add nothing to the probe */
+        assert_int_equal(adapter_mariadb.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+        assert_int_equal(adapter_sqlite.ops->probe_options("DSN=pas", out, sizeof out), 0);
+        assert_string_equal(out, "DSN=pas");
+}
+
+/* Which server errors are transient, a lost connection, or permanent. */
+static void test_classify_servers(void **state) {
+        adapter_classify_fn *pg = adapter_postgresql.ops->classify, *maria = adapter_mariadb.ops->classify;
+
+        (void) state;
+        assert_int_equal(pg("55P03", 0, "lock not available", false), -EAGAIN);
+        assert_int_equal(pg("53300", 0, "too many connections", false), -EAGAIN);
+        assert_int_equal(pg("57014", 0, "canceling statement due to statement timeout", false), -EAGAIN);
+        assert_int_equal(pg("57014", 0, "cancelled", true), -EINPROGRESS);
+        assert_int_equal(pg("57P01", 0, "terminating connection due to administrator command", false), -ENOTCONN);
+        assert_int_equal(pg("23505", 0, "duplicate key", false), 0); /* generic: -EIO */
+        assert_int_equal(pg("40P01", 0, "deadlock detected", false), 0); /* generic: -EAGAIN */
+        assert_int_equal(odbc_classify_sqlstate("23505", false), -EIO);
+        assert_int_equal(maria("40001", 1213, "Deadlock found", false), -EAGAIN);
+        assert_int_equal(maria("HY000", 1205, "Lock wait timeout exceeded", false), -EAGAIN);
+        assert_int_equal(maria("70100", 1317, "Query execution was interrupted", false), -EAGAIN);
+        assert_int_equal(maria("HY000", 2006, "Server has gone away", false), -ENOTCONN);
+        assert_int_equal(maria("HY000", 2013, "Lost connection", true), -EINPROGRESS);
+        assert_int_equal(maria("23000", 1062, "Duplicate entry", false), 0); /* generic: -EIO */
+        assert_int_equal(odbc_classify_sqlstate("23000", false), -EIO);
+        assert_int_equal(odbc_classify_sqlstate("08S01", false), -ENOTCONN);
+}
+
+static void test_sqlstate_mapping(void **state) {
+        (void) state;
+        assert_int_equal(odbc_classify_sqlstate("40001", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("40P01", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("40001", true), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("HYT00", false), -EAGAIN);
+        assert_int_equal(odbc_classify_sqlstate("08001", false), -ENOTCONN);
+        assert_int_equal(odbc_classify_sqlstate("08S01", false), -ENOTCONN);
+        assert_int_equal(odbc_classify_sqlstate("08S01", true), -EINPROGRESS);
+        assert_int_equal(odbc_classify_sqlstate("08007", false), -EINPROGRESS);
+        assert_int_equal(odbc_classify_sqlstate("23000", false), -EIO);
+        assert_int_equal(odbc_classify_sqlstate("HY000", false), -EIO);
+        /* the SQLite adapter: the result code travels as the native error */
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 5, "database is locked (5)", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 517, "database is locked (517)", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 6, "database table is locked", false), -EAGAIN);
+        assert_int_equal(adapter_sqlite.ops->classify("HY000", 19, "UNIQUE constraint failed", false), 0);
+}
 
 static void test_connect_options_sqlserver(void **state) {
         static const struct {
@@ -733,11 +878,17 @@ int main(void) {
                 cmocka_unit_test(test_text_columns_never_keyed),
                 cmocka_unit_test(test_upgrade_steps),
                 cmocka_unit_test(test_adapter_table),
+                cmocka_unit_test(test_clean_message),
+                cmocka_unit_test(test_connstr_has),
+                cmocka_unit_test(test_connect_options),
+                cmocka_unit_test(test_connect_options_servers),
                 cmocka_unit_test(test_connect_options_sqlserver),
                 cmocka_unit_test(test_connect_options_oracle),
                 cmocka_unit_test(test_connstr_find),
                 cmocka_unit_test(test_environment_oracle),
                 cmocka_unit_test(test_open_refusals),
+                cmocka_unit_test(test_classify_servers),
+                cmocka_unit_test(test_sqlstate_mapping),
                 cmocka_unit_test(test_classify_sqlserver),
                 cmocka_unit_test(test_classify_oracle),
         };

@@ -26,7 +26,7 @@
 #include "daemon/log.h"
 #include "daemon/status.h"
 #include "tests/support/failalloc.h"
-#include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define UBRN_OVERDUE "300000099902"
 #define UBRN_RECENT "300000099903"
