@@ -62,6 +62,7 @@
 #include "adapters/document_key.h"
 #include "tests/support/engines.h"
 #include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define MIB (1024.0 * 1024.0)
 #define PART_MAX (1024 * 1024)      /* as PAS_PART_MAX: documents are stored as ≤ 1 MiB parts */
@@ -255,7 +256,7 @@ static void spawner_start(void) {
 }
 
 /* Runs ersd through the spawner; the last line ersd printed goes to ret_line. */
-static struct proc_cost run_ersd(const char *config, const char *mode, char *ret_line, size_t line_size) {
+static struct proc_cost measure_ersd(const char *config, const char *mode, char *ret_line, size_t line_size) {
         struct spawn_req q;
         struct proc_cost c;
         char out[1100];
@@ -310,13 +311,6 @@ static void write_config(const char *path, const struct mock *m, const char *con
 static long jint(json_object *o, const char *key) {
         json_object *v;
         return json_object_object_get_ex(o, key, &v) ? (long) json_object_get_int64(v) : 0;
-}
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v;
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
 }
 
 static struct calls read_calls(const struct mock *m) {
@@ -674,7 +668,7 @@ static void new_pas(const struct bench_engine *en, size_t e, const char *dir, co
 }
 
 static void init_db(const char *config) {
-        struct proc_cost c = run_ersd(config, "--init-db", NULL, 0);
+        struct proc_cost c = measure_ersd(config, "--init-db", NULL, 0);
         if (c.status != 0)
                 die("ersd --init-db failed (see the bench directory's ersd.log)");
 }
@@ -762,7 +756,7 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
                 new_pas(en, e, dir, "empty", db, sizeof db);
                 write_config(config, &m, db, state, en, 1, true, NO_RATE_LIMIT);
                 init_db(config);
-                *baseline_kib = run_ersd(config, "--once", NULL, 0).maxrss_kib;
+                *baseline_kib = measure_ersd(config, "--once", NULL, 0).maxrss_kib;
         }
 
         new_pas(en, e, dir, "pas", db, sizeof db);
@@ -770,14 +764,14 @@ static void run_dataset(const struct bench_engine *en, size_t e, size_t no, cons
         init_db(config);
         fprintf(stderr, "bench: %s, %s: ersd --once ...\n", en->name, ds->label);
         mock_post(&m, "/_mock/stats/reset");
-        res->sync = run_ersd(config, "--once", res->summary[0], sizeof res->summary[0]);
+        res->sync = measure_ersd(config, "--once", res->summary[0], sizeof res->summary[0]);
         res->sync_calls = read_calls(&m);
         mock_post(&m, "/_mock/stats/reset");
-        res->noop = run_ersd(config, "--once", res->summary[1], sizeof res->summary[1]);
+        res->noop = measure_ersd(config, "--once", res->summary[1], sizeof res->summary[1]);
         res->noop_calls = read_calls(&m);
         /* the RSS of one worklist's DOM: the first worklist alone, nothing to sync */
         write_config(config, &m, db, state, en, 1, false, NO_RATE_LIMIT);
-        res->one_wl = run_ersd(config, "--once", NULL, 0);
+        res->one_wl = measure_ersd(config, "--once", NULL, 0);
 
         if (ds->limits) {
                 fprintf(stderr, "bench: %s, %s: fetch limit ...\n", en->name, ds->label);
@@ -883,7 +877,7 @@ static void run_rate_limit(size_t referrals, struct rate_result *rr) {
                 die("the mock refused its rate limit");
         fprintf(stderr, "bench: %s, %zu referrals at %d requests/s: ersd --once ...\n", en->name, referrals,
                 ERS_RATE_LIMIT);
-        rr->sync = run_ersd(config, "--once", rr->summary, sizeof rr->summary);
+        rr->sync = measure_ersd(config, "--once", rr->summary, sizeof rr->summary);
         read_arrivals(&m, rr);
         rr->ran = true;
         mock_stop(&m);

@@ -45,6 +45,7 @@
 #include "tests/fake/fake_ers.h"
 #include "tests/fake/fake_odbc.h"
 #include "tests/support/harness.h"
+#include "tests/support/testutil.h"
 
 #define RFR     "REFERRALS_FOR_REVIEW"
 #define SERVICE "31001"                /* the worklist write_test_config() configures: "cardiology" */
