@@ -129,7 +129,8 @@ unit: $(UNIT_BINS)
 # faults from the mock; then the generated worlds of issue 13 (tests/integration/test_world.c) on
 # SQLite, PostgreSQL and MariaDB: many seeds, bigger worlds, more kills.  Prints the figures of
 # both last.  Not part of `make check` (which runs short ones).  ERSD_WORLD_SLOW=1 adds answers
-# that trickle for ever.
+# that trickle for ever; ERSD_SOAK_SEEDS=N runs N worlds an engine instead of 24 (about two
+# minutes each on two cores).
 .PHONY: soak
 soak: SHELL := /bin/bash
 # First the database and machine faults with the 100 MiB document on every engine (make check

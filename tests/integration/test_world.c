@@ -35,8 +35,9 @@
  *
  * `make check` runs fixed seeds plus one fresh seed (printed first) on
  * SQLite, PostgreSQL and MariaDB; fewer under ASan.  `make soak`
- * (ERSD_SOAK=1) runs many seeds, bigger worlds, more kills, and ends with
- * its figures.  A failing seed replays from the one command printed with
+ * (ERSD_SOAK=1) runs many seeds (SOAK_SEEDS an engine; ERSD_SOAK_SEEDS=N
+ * another number, for a soak that must fit a window), bigger worlds, more
+ * kills, and ends with its figures.  A failing seed replays from the one command printed with
  * the failure.  ERSD_WORLD_SEED=0x… one seed; ERSD_WORLD_ENGINE=sqlite |
  * postgresql | mariadb one engine; ERSD_WORLD_SLOW=1 also answers that
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
@@ -1245,6 +1246,16 @@ static uint64_t parse_seed(const char *s)
         return strtoull(s, NULL, 0);
 }
 
+/* The seeds an engine a soak runs: SOAK_SEEDS, or ERSD_SOAK_SEEDS (1 to 1000). */
+static unsigned soak_seeds(void)
+{
+        const char *s = getenv("ERSD_SOAK_SEEDS");
+        char *end = NULL;
+        unsigned long n = s && *s ? strtoul(s, &end, 10) : 0;
+
+        return end && *end == '\0' && n >= 1 && n <= 1000 ? (unsigned)n : SOAK_SEEDS;
+}
+
 static void run_engine(void)
 {
         const char *one = getenv("ERSD_WORLD_SEED");
@@ -1264,7 +1275,7 @@ static void run_engine(void)
         if (one && *one)
                 run_seed(parse_seed(one), plan, &fig);
         else if (soak)
-                for (unsigned i = 0; i < SOAK_SEEDS; i++)
+                for (unsigned i = 0; i < soak_seeds(); i++)
                         run_seed(fresh_seed + i * 0x10001ULL, plan, &fig);
         else {
                 for (size_t i = 0; i < (INSTRUMENTED ? 1 : sizeof FIXED_SEEDS / sizeof FIXED_SEEDS[0]); i++)
