@@ -7,7 +7,7 @@
  * of ersd applies it: the log and its journal fields (log.c), error lines
  * (err.c), `ersd status` (text, JSON, Prometheus), `ersd audit` (text and
  * JSON), `ersd reconcile`, the --once report and `ersd sync UBRN`.
- * docs/internals.md ("Text from outside") says it for readers.
+ * docs/internals/output.md ("Text from outside") says it for readers.
  *
  * Valid UTF-8 is shown as it is (é, emoji, Arabic and Hebrew letters, a
  * backslash), except what a terminal or a text viewer would act on:

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The pure arithmetic of the schedule (docs/internals.md, "The schedule"):
+ * The pure arithmetic of the schedule (docs/internals/schedule.md, "The schedule"):
  * poll times, the UK day the worklist budget is counted in, backoff delays
  * and the request pacing of the rate limiter.  Nothing here reads a clock,
  * the database or the environment: every time is passed in, so each rule is
