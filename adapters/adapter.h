@@ -66,8 +66,8 @@ struct pas;
  * in the .sql file it is followed by a line holding only "/" (as SQL*Plus
  * wants) instead of a ';'.  A line holding only "GO" (sqlcmd's batch
  * separator, SQL Server) may follow any statement in the .sql file.
- * pas_init_schema() runs them in order inside one transaction, then writes
- * the schema version row.  adapters/sql/<vendor>.sql holds the same
+ * pas_init_schema() runs them in order inside its caller's transaction,
+ * then writes the schema version row.  adapters/sql/<vendor>.sql holds the same
  * statements, each followed by ";" at the end of a line, with commentary
  * lines starting with "--" between them (tests/unit/test_pas.c checks the
  * two are identical).

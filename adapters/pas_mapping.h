@@ -17,6 +17,7 @@
 #include "pas_patient.h"
 
 struct pas;
+struct pas_tx;
 
 /*
  * Sets the mapping statement of `kind` (SQL with named parameters, as the
@@ -30,11 +31,12 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
 /*
  * Runs the referral mapping, when one is set, for the referral the last
  * pas_put_referral() wrote (same arguments; `match` as found for it, or
- * NULL: NOT_CONFIGURED), inside the transaction; only when that call wrote
+ * NULL: NOT_CONFIGURED), in the same transaction (writes: takes the
+ * transaction); only when that call wrote
  * a version the staging row did not have (a related referral refreshed at
  * its version is not mapped twice).  0 when none is set.  The
  * document mapping needs no call: pas_put_document() runs it for every
  * document row it writes, with :content streamed from the spool file.
  */
-int pas_put_mapped_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
                             const char *worklist, const struct patient_match *match, struct errbuf *e);
