@@ -37,17 +37,6 @@
 #include "../daemon/model.h"
 #include "../daemon/util.h"
 
-/* Transitional (issue 14): the narrow headers of the other areas, so that
- * every caller of pas.h compiles unchanged until each includes the header of
- * its area; then these lines go. */
-#include "pas_audit.h"
-#include "pas_lease.h"
-#include "pas_mapping.h"
-#include "pas_patient.h"
-#include "pas_schedule.h"
-#include "pas_status.h"
-#include "pas_worklist.h"
-
 #define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */
 
 struct pas;    /* a connected target: {adapter ops, ODBC handles, prepared statements} */
@@ -83,7 +72,7 @@ bool pas_connection_lost(const struct pas *p);
  * settings; statements are prepared again on first use, a lease taken is
  * renewed by the next pas_begin() (-ESTALE if another ersd took it
  * meanwhile).  0, or a negative errno with one line in e, the connection
- * still lost.  Called by the daemon only (sync.c), which decides when.
+ * still lost.  Called by the daemon only (reconnect.c), which decides when.
  */
 int pas_reconnect(struct pas *p, struct errbuf *e);
 

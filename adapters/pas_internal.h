@@ -7,8 +7,8 @@
  * statement ids, the parameters bound to them, and the prototypes of the
  * helpers one file of the PAS target calls in another: chiefly the ODBC
  * plumbing of odbc.c that every pas_*.c file runs its statements through.
- * Not here: what callers see (pas.h and the narrow pas_*.h headers it
- * includes) and the vendor contract (adapter.h).
+ * Not here: what callers see (pas.h and the narrow pas_*.h headers of each
+ * area) and the vendor contract (adapter.h).
  *
  * Every function here follows pas.h's contract (0 or a negative errno, one
  * line in e naming the SQLSTATE, never a bound value).  They are hidden:

@@ -5,8 +5,9 @@
  * Mapping into the PAS's own tables (adapters/mapping.h,
  * docs/configuration.md "database.mapping"): the trust's statements, set
  * and prepared at start, run in the write's transaction for every referral
- * version and every document row written.  For daemon/main.c (setting them)
- * and the writer.  Implemented in adapters/pas_mapping.c; every function
+ * version and every document row written.  For daemon/service.c and
+ * daemon/commands.c (setting them) and the writer (daemon/write.c).
+ * Implemented in adapters/pas_mapping.c; every function
  * keeps pas.h's contract (0 or a negative errno, one line in e, never the
  * SQL nor a bound value).
  */

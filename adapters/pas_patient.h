@@ -5,7 +5,7 @@
  * Patient matching (docs/schema.md, "Patient matching"): the PAS's own
  * lookup of a patient by NHS number, the outcome stored on the referral's
  * row, and the referrals whose patient is still to be found.  For the
- * writer and the sync's re-matching (daemon/write.c, daemon/sync.c).
+ * writer and the sync's re-matching (daemon/write.c, daemon/due.c).
  * Implemented in adapters/pas_patient.c; every function keeps pas.h's
  * contract (0 or a negative errno, one line in e, never a bound value).
  */

@@ -6,8 +6,8 @@
  * ers_ledger.next_check_at): the daily worklist budget, each worklist's last
  * and next poll, the referrals queued or retried after a failure, and what
  * is due when.  Times are ISO 8601 UTC text, as stored.  For the sync and
- * the writer (daemon/sync.c, daemon/write.c, daemon/polls.c, daemon/main.c,
- * daemon/status.c).  Implemented in adapters/pas_schedule.c; every function
+ * the writer (daemon/worklist_sync.c, daemon/due.c, daemon/write.c,
+ * daemon/polls.c, daemon/service.c, daemon/status.c).  Implemented in adapters/pas_schedule.c; every function
  * keeps pas.h's contract (0 or a negative errno, one line in e), and the
  * strings read back follow pas.h's rule for text e-RS sent (owned, whole).
  */

@@ -5,7 +5,7 @@
  * The latest worklists (docs/schema.md: ers_worklist_entry,
  * ers_ledger.left_worklist_at): each poll's entries recorded, the referrals
  * that left every worklist or came back, and what `ersd reconcile` compares
- * with the PAS.  For daemon/audit.c (a poll's bookkeeping) and
+ * with the PAS.  For daemon/worklist_sync.c (a poll's bookkeeping) and
  * daemon/reconcile.c.  Implemented in adapters/pas_worklist.c; every
  * function keeps pas.h's contract (0 or a negative errno, one line in e).
  */

@@ -12,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_mapping.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_status.h"
 #include "audit.h"
 #include "escape.h"
 #include "log.h"

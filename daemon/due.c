@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_schedule.h"
+#include "../adapters/pas_status.h"
 #include "fetch.h"
 #include "log.h"
 #include "write.h"

@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_schedule.h"
+#include "../adapters/pas_worklist.h"
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"

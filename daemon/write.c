@@ -17,6 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_mapping.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_schedule.h"
 #include "audit.h"
 #include "log.h"
 #include "round.h"

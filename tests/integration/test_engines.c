@@ -45,11 +45,15 @@
 #include "adapters/document_key.h"
 #include "adapters/mapping.h"
 #include "adapters/pas.h"
+#include "adapters/pas_audit.h"
+#include "adapters/pas_lease.h"
+#include "adapters/pas_patient.h"
+#include "adapters/pas_worklist.h"
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
-#include "tests/support/testutil.h"
 #include "tests/support/pas_data.h"
 #include "tests/support/pas_whole.h"
+#include "tests/support/testutil.h"
 
 #define MIB PAS_DATA_MIB
 #define NHS_VALID PAS_DATA_NHS_VALID

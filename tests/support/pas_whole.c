@@ -15,6 +15,10 @@
 #include <unistd.h>
 
 #include "adapters/document_key.h"
+#include "adapters/pas.h"
+#include "adapters/pas_audit.h"
+#include "adapters/pas_schedule.h"
+#include "adapters/pas_status.h"
 #include "tests/support/harness.h"
 #include "tests/support/pas_data.h"
 

@@ -36,6 +36,9 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "adapters/pas.h"
+#include "adapters/pas_lease.h"
+#include "adapters/pas_status.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/spool.h"

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "adapters/pas.h"
 #include "daemon/config.h"
 #include "daemon/escape.h"
 #include "daemon/log.h"
