@@ -140,9 +140,11 @@ void pas_rollback(struct pas_tx *tx);
  * Tells the transaction that nothing of `ubrn` is stored: no referral,
  * ledger, related-link or document row shown with it, as the caller read
  * inside this transaction, under the writer lock.  Its rows are then inserted
- * without first looking for or deleting old ones (5 or more statements fewer
- * for a new referral, each a round trip); a row there after all is refused by
- * the table's key, never duplicated.  Lasts until the transaction ends.
+ * without first looking for or deleting old ones, and its ledger row's
+ * next_check_at is not cleared when it was never set (6 or more statements
+ * fewer for a new referral, each a round trip); a row there after all is
+ * refused by the table's key, never duplicated.  Lasts until the transaction
+ * ends.
  */
 void pas_referral_fresh(struct pas_tx *tx, const char *ubrn);
 

@@ -19,9 +19,13 @@
 #define POLL_RESULT_MAX 255    /* bytes of ers_poll.last_result, VARCHAR(255) */
 
 int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_check_at, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct param ps[] = { P_TEXT(next_check_at), P_TEXT(ubrn) };
-        int r = run(tx_pas(tx), ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
+        int r;
 
+        if (!next_check_at && is_fresh(tx, ubrn))
+                return 0; /* its ledger row, if any, is this transaction's insert: next_check_at NULL already */
+        r = run(p, ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
 }
 

@@ -24,7 +24,9 @@ struct pas_tx;
 
 /* Sets when a referral whose documents are still owed is looked at again
  * (NULL: not at all, it is complete).  Writes: takes the transaction (the
- * one that writes its ledger row, or one of the caller's for this alone). */
+ * one that writes its ledger row, or one of the caller's for this alone).
+ * NULL for a referral the transaction was told is fresh (pas_referral_fresh())
+ * sends nothing: its ledger row, inserted by this transaction, has none. */
 int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_check_at, struct errbuf *e);
 
 /*

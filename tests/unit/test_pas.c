@@ -49,6 +49,7 @@
 #include "adapters/pas_audit.h"
 #include "adapters/pas_mapping.h"
 #include "adapters/pas_patient.h"
+#include "adapters/pas_schedule.h"
 #include "adapters/pas_worklist.h"
 #include "daemon/util.h"
 #include "tests/support/pas_data.h"
@@ -556,6 +557,7 @@ static void test_fresh_referral_skips_the_lookups(void **state) {
         assert_int_equal(pas_put_referral(tx, &r, &w, "cardiology-new", &e), 0);
         assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_int_equal(pas_put_ledger(tx, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", NULL, &e), 0);
         plain = pas_statements(f->p) - before;
         pas_rollback(tx);
         assert_int_equal(count(f, "ers_referral"), 0);
@@ -567,11 +569,15 @@ static void test_fresh_referral_skips_the_lookups(void **state) {
         assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_true(written);
         assert_int_equal(pas_put_ledger(tx, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", NULL, &e), 0); /* complete: no next check */
         fresh = pas_statements(f->p) - before;
         assert_int_equal(pas_commit(tx, &e), 0);
-        assert_int_equal(plain - fresh, 4);
+        assert_int_equal(plain - fresh, 5);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_document"), 1);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NULL",
+                                 "000000000005", NULL),
+                         1);
 
         /* Told fresh, but it is there: refused by the key, nothing doubled. */
         assert_int_equal(pas_begin(f->p, &tx, &e), 0);
@@ -588,6 +594,15 @@ static void test_fresh_referral_skips_the_lookups(void **state) {
         assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_document"), 1);
+        /* nor is a next check it has set left standing: cleared when it is complete again */
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+                assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", i ? NULL : "2030-01-01T00:00:00Z", &e), 0);
+                assert_int_equal(pas_commit(tx, &e), 0);
+                assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NULL",
+                                         "000000000005", NULL),
+                                 i);
+        }
         close(fd); /* r borrows string literals: nothing to free */
 }
 
