@@ -24,10 +24,16 @@
  *    staging schema, which is what the daemon is (and what `lock_writer`
  *    will enforce where a vendor needs it); it spares us MERGE / ON CONFLICT /
  *    ON DUPLICATE KEY in five dialects.
- *  - Documents are written as ordered parts of at most PAS_PART_MAX bytes,
- *    each bound as one SQL_C_BINARY parameter: no vendor BLOB streaming
- *    (SQLPutData, LOB locators) is needed, and memory stays bounded by one
- *    part whatever the driver does with a bound value.
+ *  - Documents are written to the staging tables as ordered parts of at most
+ *    PAS_PART_MAX bytes, each bound as one SQL_C_BINARY parameter: no vendor
+ *    LOB API (locators, BFILE) is needed, and memory stays bounded by one
+ *    part whatever the driver does with a bound value.  The one value sent
+ *    whole is :content of the document mapping (database.mapping.document),
+ *    whose statement is the trust's: it is bound data-at-execution and
+ *    streamed from the spool file with ODBC's own SQLParamData/SQLPutData,
+ *    in pieces of at most PAS_PART_MAX bytes (odbc.c, put_streams()), the
+ *    same for every vendor; what the driver holds of it meanwhile is the
+ *    driver's (docs/configuration.md).
  *  - Text is bound as SQL_C_CHAR UTF-8 with explicit lengths; integers as
  *    SQL_C_SBIGINT.
  *  - The generic SQLSTATE mapping (40001, 40P01, HY008, HYT00 → -EAGAIN;
@@ -66,8 +72,8 @@ struct pas;
  * in the .sql file it is followed by a line holding only "/" (as SQL*Plus
  * wants) instead of a ';'.  A line holding only "GO" (sqlcmd's batch
  * separator, SQL Server) may follow any statement in the .sql file.
- * pas_init_schema() runs them in order inside one transaction, then writes
- * the schema version row.  adapters/sql/<vendor>.sql holds the same
+ * pas_init_schema() runs them in order inside its caller's transaction,
+ * then writes the schema version row.  adapters/sql/<vendor>.sql holds the same
  * statements, each followed by ";" at the end of a line, with commentary
  * lines starting with "--" between them (tests/unit/test_pas.c checks the
  * two are identical).

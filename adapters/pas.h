@@ -24,7 +24,10 @@
  *
  * All SQL uses bound parameters.  Writes happen only between pas_begin()
  * and pas_commit()/pas_rollback(): one referral, its documents and its ledger
- * row in one transaction.
+ * row in one transaction.  Every write takes that transaction (struct pas_tx,
+ * below) rather than the connection, so that a write outside one does not
+ * compile; and no function here opens a transaction of its own.  Reads take
+ * the connection and run inside or outside a transaction.
  */
 
 #include <stdbool.h>
@@ -34,20 +37,10 @@
 #include "../daemon/model.h"
 #include "../daemon/util.h"
 
-/* Transitional (issue 14): the narrow headers of the other areas, so that
- * every caller of pas.h compiles unchanged until each includes the header of
- * its area; then these lines go. */
-#include "pas_audit.h"
-#include "pas_lease.h"
-#include "pas_mapping.h"
-#include "pas_patient.h"
-#include "pas_schedule.h"
-#include "pas_status.h"
-#include "pas_worklist.h"
-
 #define PAS_PART_MAX (1024 * 1024) /* a document is stored as ordered parts of at most 1 MiB */
 
-struct pas; /* a connected target: {adapter ops, ODBC handles, prepared statements} */
+struct pas;    /* a connected target: {adapter ops, ODBC handles, prepared statements} */
+struct pas_tx; /* an open transaction on one (pas_begin()) */
 
 /*
  * Text read back from the PAS that e-RS sent (ids, codes, times as sent) is
@@ -79,7 +72,7 @@ bool pas_connection_lost(const struct pas *p);
  * settings; statements are prepared again on first use, a lease taken is
  * renewed by the next pas_begin() (-ESTALE if another ersd took it
  * meanwhile).  0, or a negative errno with one line in e, the connection
- * still lost.  Called by the daemon only (sync.c), which decides when.
+ * still lost.  Called by the daemon only (reconnect.c), which decides when.
  */
 int pas_reconnect(struct pas *p, struct errbuf *e);
 
@@ -96,8 +89,11 @@ uint64_t pas_statements(const struct pas *p);
 /* ---------------------------------------------------------------------- */
 /* Schema.                                                                 */
 
-/* Creates the staging schema if absent (idempotent), in its own transaction. */
-int pas_init_schema(struct pas *p, struct errbuf *e);
+/* Creates the staging schema if absent (idempotent), or upgrades one of an
+ * older version in place, inside the caller's transaction: commit it to
+ * keep the schema (some DBMSs commit DDL at once whatever the caller does:
+ * the DDL is idempotent, and the version row is written last). */
+int pas_init_schema(struct pas_tx *tx, struct errbuf *e);
 
 /* Checks the schema exists and is the version this build writes. */
 int pas_check_schema(struct pas *p, struct errbuf *e);
@@ -111,23 +107,46 @@ int pas_check_schema(struct pas *p, struct errbuf *e);
 /* ---------------------------------------------------------------------- */
 /* Transactions.                                                           */
 
-int pas_begin(struct pas *p, struct errbuf *e);
+/*
+ * A transaction is a value: pas_begin() gives it, every function that writes
+ * takes it (the contracts below and in the narrow headers say "Writes: takes
+ * the transaction"), and pas_commit() or pas_rollback() ends it.  So "inside
+ * a transaction" is checked by the compiler, and a transaction is opened
+ * only where its caller can see it.  One at a time per connection; the
+ * connection owns it (nothing to free).  After pas_commit() or
+ * pas_rollback() the value is dead: using it again is a bug, caught by an
+ * assertion while no transaction is open (once pas_begin() has opened the
+ * next one, the old value names that one).
+ */
+
+/* Opens a transaction on p, in which the single-writer lock is taken
+ * (-EAGAIN while another ersd holds it) and the writer's lease, when one is
+ * taken, renewed (-ESTALE when another ersd took it over; pas_lease.h).
+ * *ret: the transaction, NULL on failure (nothing left open).  -EINVAL when
+ * one is open on p already. */
+int pas_begin(struct pas *p, struct pas_tx **ret, struct errbuf *e);
+
+/* Commits.  Whatever it returns the transaction is over: on failure it has
+ * been rolled back (or, for -EINPROGRESS, its outcome is unknown: read the
+ * ledger back on a new connection). */
+int pas_commit(struct pas_tx *tx, struct errbuf *e);
+
+/* Rolls back; never fails from the caller's view.  Accepts NULL (a
+ * pas_begin() that failed), and a transaction pas_reconnect() has already
+ * dropped. */
+void pas_rollback(struct pas_tx *tx);
 
 /*
- * Tells the open transaction that nothing of `ubrn` is stored: no referral,
+ * Tells the transaction that nothing of `ubrn` is stored: no referral,
  * ledger, related-link or document row shown with it, as the caller read
  * inside this transaction, under the writer lock.  Its rows are then inserted
- * without first looking for or deleting old ones (5 or more statements fewer
- * for a new referral, each a round trip); a row there after all is refused by
- * the table's key, never duplicated.  Lasts until the transaction ends.
+ * without first looking for or deleting old ones, and its ledger row's
+ * next_check_at is not cleared when it was never set (6 or more statements
+ * fewer for a new referral, each a round trip); a row there after all is
+ * refused by the table's key, never duplicated.  Lasts until the transaction
+ * ends.
  */
-void pas_referral_fresh(struct pas *p, const char *ubrn);
-int pas_commit(struct pas *p, struct errbuf *e);
-/* (Added:) whatever pas_commit() returns, the transaction is over: on failure
- * it has been rolled back (or, for -EINPROGRESS, its outcome is unknown).
- * pas_put_*() outside a transaction, pas_begin() inside one and pas_commit()
- * outside one fail with -EINVAL. */
-void pas_rollback(struct pas *p); /* never fails from the caller's view; no-op outside a transaction */
+void pas_referral_fresh(struct pas_tx *tx, const char *ubrn);
 
 /* ---------------------------------------------------------------------- */
 /* The write path: the ledger, the referral's row, its documents.          */
@@ -143,14 +162,15 @@ struct ledger_state {
 int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, struct errbuf *e);
 
 /* Records that `ubrn` is synced at `version`; complete=false when documents
- * are still owed.  Upsert. */
-int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+ * are still owed.  Upsert.  Writes: takes the transaction. */
+int pas_put_ledger(struct pas_tx *tx, const char *ubrn, int64_t version, bool complete, const char *worklist,
                    const char *correlation_id, struct errbuf *e);
 
 /* Inserts or updates the referral's row and its related-UBRN links.
  * `worklist` and the worklist entry fields not carried by A005 (service,
- * referral type) come from `entry`, which may be NULL (a related referral). */
-int pas_put_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+ * referral type) come from `entry`, which may be NULL (a related referral).
+ * Writes: takes the transaction. */
+int pas_put_referral(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e);
 /* (Added:) each field is A005's value, else the entry's (NHS number,
  * priority, specialty; the service id and name as one pair): for a write
@@ -248,9 +268,10 @@ struct document_rec {
  * Rules: the same document (its identity above) with the same sha256 already
  * stored → nothing written; stored as not fetched → that row is completed;
  * stored fetched with another sha256 → a new revision row, the old one kept.
- * *ret_written (may be NULL) says whether anything was written.
+ * *ret_written (may be NULL) says whether anything was written.  Writes:
+ * takes the transaction.
  */
-int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
+int pas_put_document(struct pas_tx *tx, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e);
 /* (Added:) the rules compare with the highest revision stored.  Stored
  * fetched and now not fetched → nothing written (the content stays); stored
@@ -270,7 +291,7 @@ struct document_written {
 };
 
 /* pas_put_document(), telling which row it wrote.  *ret is untouched on failure. */
-int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
+int pas_put_document_ex(struct pas_tx *tx, const struct document_rec *d, int spool_fd, struct document_written *ret,
                         struct errbuf *e);
 
 /* An attachment stored with a referral (ers_document, kind ATTACHMENT). */
@@ -289,6 +310,6 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
 
 /* Marks every revision of the attachment (attachment_id, occurrence) as no
  * longer listed by e-RS (removed=true: removed_at = now) or listed again
- * (removed_at = NULL).  Inside a transaction.  Nothing is deleted. */
-int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                               unsigned occurrence, bool removed, struct errbuf *e);
+ * (removed_at = NULL).  Writes: takes the transaction.  Nothing is deleted. */
+int pas_attachment_set_removed(struct pas_tx *tx, const char *ubrn, const char *source_ubrn,
+                               const char *attachment_id, unsigned occurrence, bool removed, struct errbuf *e);

@@ -76,20 +76,19 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
         return 0;
 }
 
-int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const char *event, const char *detail,
+int pas_audit_append(struct pas_tx *tx, const char *ubrn, int64_t version, const char *event, const char *detail,
                      const char *documents, const char *correlation_id, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         const char *what = statements[ST_AUDIT_SEQ].what;
+        const char *now = tx_time(tx);
         struct param key[] = { P_TEXT(ubrn) };
         SQLHSTMT h = SQL_NULL_HSTMT;
         int64_t seq = 0;
-        char now[32];
         int r;
 
         r = check_ubrn(ubrn, "audit", e);
         if (r >= 0 && (!event || !*event))
                 r = err_set(e, -EINVAL, "audit: no event type");
-        if (r >= 0)
-                r = need_tx(p, "audit", e);
         if (r < 0)
                 return r;
         /* One writer per schema (the lease, the writer lock): MAX + 1 is safe
@@ -103,7 +102,6 @@ int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const cha
         stmt_close(h);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
-        write_time(p, now);
         struct param ps[] = {
                 P_TEXT(ubrn),   P_INT(seq + 1), P_INT_OR_NULL(version, version < 0), P_TEXT(event),
                 P_TEXT(detail), P_TEXT(documents), P_TEXT(now), P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL),

@@ -18,6 +18,7 @@
 #include "../daemon/model.h"
 
 struct pas;
+struct pas_tx;
 
 /* What the PAS holds of a referral, before a write changes it: what the
  * audit trail compares the new version with.  No patient identifier and no
@@ -43,9 +44,10 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
 void referral_stored_free(struct referral_stored *s); /* frees the contents; accepts NULL */
 
 /* Appends one row to the audit trail, inside the transaction of the write it
- * records: seq is the UBRN's last + 1.  version < 0 is NULL.  detail and
- * documents may be NULL; neither may hold a patient identifier. */
-int pas_audit_append(struct pas *p, const char *ubrn, int64_t version, const char *event, const char *detail,
+ * records (writes: takes the transaction): seq is the UBRN's last + 1.
+ * version < 0 is NULL.  detail and documents may be NULL; neither may hold a
+ * patient identifier. */
+int pas_audit_append(struct pas_tx *tx, const char *ubrn, int64_t version, const char *event, const char *detail,
                      const char *documents, const char *correlation_id, struct errbuf *e);
 
 /* One audit row as read back.  Borrowed strings, valid during the callback. */

@@ -3,9 +3,10 @@
  * The connection to the PAS and its transactions (pas.h): pas_open() with
  * adapter "auto" detection and the driver attributes each adapter adds,
  * pas_reconnect(), pas_close(); pas_begin() (which renews the writer's lease
- * inside the transaction), pas_commit(), pas_rollback(); and the checks every
- * write makes before it binds (a UBRN, an open transaction, the transaction's
- * time, a text of ours cut to its column).
+ * inside the transaction and hands out the struct pas_tx every write takes),
+ * pas_commit(), pas_rollback(); and what every write uses before it binds
+ * (tx_pas(), the transaction's time, the UBRN check, a text of ours cut to
+ * its column).
  *
  * Transactions: the connection is in autocommit mode outside pas_begin() …
  * pas_commit()/pas_rollback(), and in manual-commit mode inside.  So a read
@@ -18,6 +19,7 @@
  */
 #include "pas.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,10 +351,11 @@ uint64_t pas_statements(const struct pas *p) {
 /* ---------------------------------------------------------------------- */
 /* Transactions.                                                           */
 
-int pas_begin(struct pas *p, struct errbuf *e) {
+int pas_begin(struct pas *p, struct pas_tx **ret, struct errbuf *e) {
         SQLRETURN rc;
         int r;
 
+        *ret = NULL;
         if (p->in_tx)
                 return err_set(e, -EINVAL, "begin: a transaction is already open");
         p->put_ubrn[0] = '\0'; /* pas_put_mapped_referral() pairs with a pas_put_referral() of this transaction */
@@ -370,21 +373,22 @@ int pas_begin(struct pas *p, struct errbuf *e) {
         if (p->lease_name[0]) {
                 /* Renewed inside the transaction: its row lock holds a takeover
                  * off until the commit, and a lease lost meanwhile writes nothing. */
-                r = lease_renew(p, e);
+                r = lease_renew(p, p->tx_time, e);
                 if (r < 0) {
                         end_tx(p, SQL_ROLLBACK);
                         return err_prefix(e, r, "begin");
                 }
         }
+        p->tx.p = p;
+        *ret = &p->tx;
         return 0;
 }
 
-int pas_commit(struct pas *p, struct errbuf *e) {
+int pas_commit(struct pas_tx *tx, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         SQLRETURN rc;
         int r;
 
-        if (!p->in_tx)
-                return err_set(e, -EINVAL, "commit: no transaction is open");
         rc = SQLEndTran(SQL_HANDLE_DBC, p->dbc, SQL_COMMIT);
         if (!SQL_SUCCEEDED(rc)) {
                 r = diag_dbc(p, true, "commit", e);
@@ -401,31 +405,34 @@ int pas_commit(struct pas *p, struct errbuf *e) {
         return 0;
 }
 
-void pas_rollback(struct pas *p) {
-        if (p && p->in_tx)
-                end_tx(p, SQL_ROLLBACK);
+void pas_rollback(struct pas_tx *tx) {
+        /* Not tx_pas(): the transaction may have ended without its caller (a
+         * connection dropped by pas_reconnect()), and rolling back what is
+         * over is a no-op. */
+        if (tx && tx->p->in_tx)
+                end_tx(tx->p, SQL_ROLLBACK);
 }
 
-void write_time(const struct pas *p, char ret[32]) {
-        if (p->in_tx)
-                memcpy(ret, p->tx_time, sizeof p->tx_time);
-        else
-                now_utc_iso(ret);
+struct pas *tx_pas(struct pas_tx *tx) {
+        assert(tx && tx->p && tx->p->in_tx && tx == &tx->p->tx);
+        return tx->p;
 }
 
-int need_tx(const struct pas *p, const char *what, struct errbuf *e) {
-        if (!p->in_tx)
-                return err_set(e, -EINVAL, "%s: outside a transaction (call pas_begin first)", what);
-        return 0;
+const char *tx_time(const struct pas_tx *tx) {
+        return tx->p->tx_time;
 }
 
-void pas_referral_fresh(struct pas *p, const char *ubrn) {
-        if (p->in_tx && ubrn_valid(ubrn))
+void pas_referral_fresh(struct pas_tx *tx, const char *ubrn) {
+        struct pas *p = tx_pas(tx);
+
+        if (ubrn_valid(ubrn))
                 memcpy(p->fresh_ubrn, ubrn, sizeof p->fresh_ubrn);
 }
 
-bool is_fresh(const struct pas *p, const char *ubrn) {
-        return p->in_tx && p->fresh_ubrn[0] && ubrn && strcmp(p->fresh_ubrn, ubrn) == 0;
+bool is_fresh(const struct pas_tx *tx, const char *ubrn) {
+        const struct pas *p = tx->p;
+
+        return p->fresh_ubrn[0] && ubrn && strcmp(p->fresh_ubrn, ubrn) == 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -419,20 +419,22 @@ out:
         return r;
 }
 
-int pas_put_document(struct pas *p, const struct document_rec *d, int spool_fd, bool *ret_written,
+int pas_put_document(struct pas_tx *tx, const struct document_rec *d, int spool_fd, bool *ret_written,
                      struct errbuf *e) {
         struct document_written w = { .written = false };
-        int r = pas_put_document_ex(p, d, spool_fd, &w, e);
+        int r = pas_put_document_ex(tx, d, spool_fd, &w, e);
 
         if (r == 0 && ret_written)
                 *ret_written = w.written;
         return r;
 }
 
-int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_fd, struct document_written *ret,
+int pas_put_document_ex(struct pas_tx *tx, const struct document_rec *d, int spool_fd, struct document_written *ret,
                         struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct stored_document old = { .found = false };
-        char now[32], document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "", key[DOCUMENT_KEY_HEX + 1];
+        const char *now = tx_time(tx);
+        char document_id[UUID_STR_LEN], sha[SHA256_HEX + 1] = "", key[DOCUMENT_KEY_HEX + 1];
         char shown[ID_SHOWN_MAX + 4], reason_cut[REASON_MAX + 1];
         const char *aid = d->attachment_id ? d->attachment_id : "";
         const char *reason = bounded(d->not_fetched_reason, REASON_MAX, reason_cut);
@@ -448,8 +450,6 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
         if (r >= 0 && d->fetched && (!sha256_hex_valid(d->sha256) || d->size < 0 || spool_fd < 0))
                 r = err_set(e, -EINVAL, "document: fetched without a valid SHA-256, size or spool file");
         if (r >= 0)
-                r = need_tx(p, "document", e);
-        if (r >= 0)
                 r = key_of(aid, d->occurrence, key, e);
         if (r < 0)
                 return d->ubrn && ubrn_valid(d->ubrn) ? err_prefix(e, r, "%s", d->ubrn) : r;
@@ -458,7 +458,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                 for (size_t i = 0; i <= SHA256_HEX; i++)
                         sha[i] = (char) tolower((unsigned char) d->sha256[i]);
 
-        if (!is_fresh(p, d->ubrn)) /* else nothing is shown with it yet */
+        if (!is_fresh(tx, d->ubrn)) /* else nothing is shown with it yet */
                 r = document_latest(p, d->ubrn, d->source_ubrn, d->kind, key, &old, e);
         if (r < 0)
                 goto fail;
@@ -487,7 +487,6 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
                         goto fail;
                 }
         }
-        write_time(p, now);
         if (d->fetched)
                 parts = (d->size + PAS_PART_MAX - 1) / PAS_PART_MAX;
 
@@ -524,7 +523,7 @@ int pas_put_document_ex(struct pas *p, const struct document_rec *d, int spool_f
         if (r >= 0 && d->fetched)
                 r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
         if (r >= 0 && p->map[PAS_MAP_DOCUMENT].sql)
-                r = map_document(p, d, document_id, revision, sha, spool_fd, e);
+                r = map_document(tx, d, document_id, revision, sha, spool_fd, e);
         if (r < 0)
                 goto fail;
         stored_document_free(&old);
@@ -547,17 +546,16 @@ fail:
         return err_prefix(e, r, "document %s of %s", utf8_prefix(aid, ID_SHOWN_MAX, shown), d->ubrn);
 }
 
-int pas_attachment_set_removed(struct pas *p, const char *ubrn, const char *source_ubrn, const char *attachment_id,
-                               unsigned occurrence, bool removed, struct errbuf *e) {
-        char now[32], key[DOCUMENT_KEY_HEX + 1];
+int pas_attachment_set_removed(struct pas_tx *tx, const char *ubrn, const char *source_ubrn,
+                               const char *attachment_id, unsigned occurrence, bool removed, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
+        const char *now = tx_time(tx);
+        char key[DOCUMENT_KEY_HEX + 1];
         int r;
 
-        r = need_tx(p, "attachment removed", e);
-        if (r >= 0)
-                r = key_of(attachment_id, occurrence, key, e);
+        r = key_of(attachment_id, occurrence, key, e);
         if (r < 0)
                 return r;
-        write_time(p, now);
         struct param ps[] = { P_TEXT(removed ? now : NULL), P_TEXT(ubrn), P_TEXT(source_ubrn), P_TEXT(key) };
         r = run(p, ST_ATTACHMENT_REMOVED, ps, 4, NULL, NULL, e);
         if (r < 0)

@@ -7,8 +7,8 @@
  * statement ids, the parameters bound to them, and the prototypes of the
  * helpers one file of the PAS target calls in another: chiefly the ODBC
  * plumbing of odbc.c that every pas_*.c file runs its statements through.
- * Not here: what callers see (pas.h and the narrow pas_*.h headers it
- * includes) and the vendor contract (adapter.h).
+ * Not here: what callers see (pas.h and the narrow pas_*.h headers of each
+ * area) and the vendor contract (adapter.h).
  *
  * Every function here follows pas.h's contract (0 or a negative errno, one
  * line in e naming the SQLSTATE, never a bound value).  They are hidden:
@@ -130,12 +130,19 @@ extern const size_t n_schema_objects;
 /* ---------------------------------------------------------------------- */
 /* The connected target.                                                   */
 
+/* An open transaction (pas.h): the connection it runs on.  One per
+ * connection, held in it (struct pas .tx): pas_begin() hands out its address. */
+struct pas_tx {
+        struct pas *p;
+};
+
 struct pas {
         const struct adapter *adapter; /* the vendor's ops; never NULL once open */
         SQLHENV env;                   /* owned */
         SQLHDBC dbc;                   /* owned */
         bool connected;                /* SQLDriverConnect succeeded: SQLDisconnect on close */
         bool in_tx;                    /* between pas_begin and pas_commit/pas_rollback */
+        struct pas_tx tx;              /* the transaction pas_begin() hands out: tx.p is this pas */
         bool keep_stmts;               /* prepared statements survive the end of a transaction */
         char dbms[128];                /* "SQLite 3.40.1": SQL_DBMS_NAME and SQL_DBMS_VER */
         SQLHSTMT stmt[ST_MAX_];        /* prepared on first use; SQL_NULL_HSTMT until then */
@@ -284,16 +291,20 @@ int catalog_has(struct pas *p, const char *name, const char *column, bool *ret, 
 /* ---------------------------------------------------------------------- */
 /* Transactions and the checks every write makes (pas_conn.c).             */
 
-/* The time a write stores: its transaction's, so that every time one
- * transaction writes is the same (a DBA joins last_synced_at with the mapped
- * row's :synced_at); outside a transaction, now. */
-void write_time(const struct pas *p, char ret[32]);
+/* The connection of an open transaction.  A transaction used after its
+ * pas_commit() or pas_rollback() is a bug in the caller: asserted here, the
+ * one check of "inside a transaction" left, which the types make unreachable
+ * but for that. */
+struct pas *tx_pas(struct pas_tx *tx);
 
-/* -EINVAL with one line in e unless a transaction is open. */
-int need_tx(const struct pas *p, const char *what, struct errbuf *e);
+/* The time a write stores: its transaction's, read once at pas_begin(), so
+ * that every time one transaction writes is the same (a DBA joins
+ * last_synced_at with the mapped row's :synced_at).  32 bytes, owned by the
+ * connection. */
+const char *tx_time(const struct pas_tx *tx);
 
 /* Whether the transaction was told nothing of ubrn is stored (pas_referral_fresh). */
-bool is_fresh(const struct pas *p, const char *ubrn);
+bool is_fresh(const struct pas_tx *tx, const char *ubrn);
 
 /* -EINVAL with one line in e unless ubrn is a UBRN (12 digits). */
 int check_ubrn(const char *ubrn, const char *what, struct errbuf *e);
@@ -307,10 +318,10 @@ const char *bounded(const char *s, size_t max, char *ret);
 /* ---------------------------------------------------------------------- */
 /* Between the concerns.                                                   */
 
-/* Renews the lease p holds, in whatever transaction state p is in (pas_begin()
- * renews it inside each transaction): -ESTALE when another holder has it
- * (pas_lease.c). */
-int lease_renew(struct pas *p, struct errbuf *e);
+/* Renews the lease p holds at time `now` (ISO UTC), in whatever transaction
+ * state p is in (pas_begin() renews it inside each transaction, at the
+ * transaction's time): -ESTALE when another holder has it (pas_lease.c). */
+int lease_renew(struct pas *p, const char *now, struct errbuf *e);
 
 /* What a referral's row holds where A005 and the worklist entry both may say:
  * the A005 value first, the entry's when A005 has none; the service as a
@@ -322,7 +333,7 @@ struct referral_values {
 struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry);
 
 /* The document mapping, for a row pas_put_document() has just written (pas_mapping.c). */
-int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+int map_document(struct pas_tx *tx, const struct document_rec *d, const char *document_id, int64_t revision,
                  const char *sha, int spool_fd, struct errbuf *e);
 
 #pragma GCC visibility pop

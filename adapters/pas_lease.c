@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../daemon/util.h"
 #include "pas_internal.h"
 
 int pas_lease_get(struct pas *p, const char *name, struct lease_state *ret, struct errbuf *e) {
@@ -47,7 +48,7 @@ int pas_lease_take(struct pas *p, const char *name, const char *holder, const st
                 return err_set(e, -EINVAL, "take the lease: a transaction is open");
         if (strlen(name) > PAS_LEASE_NAME_MAX || strlen(holder) > PAS_LEASE_HOLDER_MAX || !holder[0])
                 return err_set(e, -EINVAL, "take the lease: name or holder too long or empty");
-        write_time(p, now);
+        now_utc_iso(now);
         if (!seen->found) {
                 struct param ps[] = { P_TEXT(holder), P_TEXT(now), P_TEXT(name) };
                 struct lease_state again;
@@ -73,12 +74,10 @@ int pas_lease_take(struct pas *p, const char *name, const char *holder, const st
         return 0;
 }
 
-int lease_renew(struct pas *p, struct errbuf *e) {
-        char now[32];
+int lease_renew(struct pas *p, const char *now, struct errbuf *e) {
         SQLLEN rows = 0;
         int r;
 
-        write_time(p, now);
         struct param ps[] = { P_TEXT(now), P_TEXT(p->lease_name), P_TEXT(p->lease_holder) };
         r = run(p, ST_LEASE_RENEW, ps, 3, NULL, &rows, e);
         if (r < 0)
@@ -89,11 +88,14 @@ int lease_renew(struct pas *p, struct errbuf *e) {
 }
 
 int pas_lease_renew(struct pas *p, struct errbuf *e) {
+        char now[32];
+
         if (!p->lease_name[0])
                 return err_set(e, -EINVAL, "renew the lease: none taken");
         if (p->in_tx)
                 return err_set(e, -EINVAL, "renew the lease: a transaction is open");
-        return lease_renew(p, e);
+        now_utc_iso(now);
+        return lease_renew(p, now, e);
 }
 
 void pas_lease_release(struct pas *p) {
@@ -102,7 +104,7 @@ void pas_lease_release(struct pas *p) {
 
         if (!p || !p->lease_name[0] || p->in_tx)
                 return;
-        write_time(p, now);
+        now_utc_iso(now);
         /* PAS_LEASE_RELEASED is free: a standby takes it at once, without waiting. */
         struct param ps[] = { P_TEXT(PAS_LEASE_RELEASED), P_TEXT(now), P_TEXT(p->lease_name),
                               P_TEXT(p->lease_holder) };

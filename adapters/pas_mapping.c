@@ -65,19 +65,18 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
         return r;
 }
 
-int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
                             const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
         struct referral_values v = referral_values(ref, entry);
+        const char *now = tx_time(tx);
         struct param *ps;
-        char now[32];
         int r;
 
         if (!m->sql)
                 return 0;
         r = check_ubrn(ref->ubrn, "referral", e);
-        if (r >= 0)
-                r = need_tx(p, "referral mapping", e);
         if (r >= 0 && strcmp(p->put_ubrn, ref->ubrn) != 0)
                 r = err_set(e, -EINVAL, "referral mapping: not the referral pas_put_referral() last wrote");
         if (r < 0)
@@ -87,7 +86,6 @@ int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const str
         ps = calloc(m->n_params, sizeof *ps);
         if (!ps)
                 return err_set(e, -ENOMEM, "out of memory");
-        write_time(p, now);
         for (size_t i = 0; i < m->n_params; i++) {
                 switch (m->params[i]) {
                 case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;
@@ -135,8 +133,9 @@ int pas_put_mapped_referral(struct pas *p, const struct referral *ref, const str
         return 0;
 }
 
-int map_document(struct pas *p, const struct document_rec *d, const char *document_id, int64_t revision,
+int map_document(struct pas_tx *tx, const struct document_rec *d, const char *document_id, int64_t revision,
                  const char *sha, int spool_fd, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         const struct pas_map_sql *m = &p->map[PAS_MAP_DOCUMENT];
         struct param *ps;
         int r;

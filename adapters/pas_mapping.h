@@ -5,8 +5,9 @@
  * Mapping into the PAS's own tables (adapters/mapping.h,
  * docs/configuration.md "database.mapping"): the trust's statements, set
  * and prepared at start, run in the write's transaction for every referral
- * version and every document row written.  For daemon/main.c (setting them)
- * and the writer.  Implemented in adapters/pas_mapping.c; every function
+ * version and every document row written.  For daemon/service.c and
+ * daemon/commands.c (setting them) and the writer (daemon/write.c).
+ * Implemented in adapters/pas_mapping.c; every function
  * keeps pas.h's contract (0 or a negative errno, one line in e, never the
  * SQL nor a bound value).
  */
@@ -17,6 +18,7 @@
 #include "pas_patient.h"
 
 struct pas;
+struct pas_tx;
 
 /*
  * Sets the mapping statement of `kind` (SQL with named parameters, as the
@@ -30,11 +32,12 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
 /*
  * Runs the referral mapping, when one is set, for the referral the last
  * pas_put_referral() wrote (same arguments; `match` as found for it, or
- * NULL: NOT_CONFIGURED), inside the transaction; only when that call wrote
+ * NULL: NOT_CONFIGURED), in the same transaction (writes: takes the
+ * transaction); only when that call wrote
  * a version the staging row did not have (a related referral refreshed at
  * its version is not mapped twice).  0 when none is set.  The
  * document mapping needs no call: pas_put_document() runs it for every
  * document row it writes, with :content streamed from the spool file.
  */
-int pas_put_mapped_referral(struct pas *p, const struct referral *r, const struct worklist_entry *entry,
+int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
                             const char *worklist, const struct patient_match *match, struct errbuf *e);

@@ -122,17 +122,14 @@ int pas_match_patient(struct pas *p, const char *nhs_number, struct patient_matc
         return 0;
 }
 
-int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_match *m, struct errbuf *e) {
-        char now[32];
+int pas_put_patient_match(struct pas_tx *tx, const char *ubrn, const struct patient_match *m, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
+        const char *now = tx_time(tx);
         int r;
 
         r = check_ubrn(ubrn, "patient match", e);
         if (r < 0)
                 return r;
-        r = need_tx(p, "patient match", e);
-        if (r < 0)
-                return err_prefix(e, r, "%s", ubrn);
-        write_time(p, now);
         struct param ps[] = {
                 P_TEXT(m->status == PATIENT_MATCHED ? m->pas_patient_id : NULL),
                 P_TEXT(patient_match_name(m->status)),

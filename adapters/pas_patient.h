@@ -5,7 +5,7 @@
  * Patient matching (docs/schema.md, "Patient matching"): the PAS's own
  * lookup of a patient by NHS number, the outcome stored on the referral's
  * row, and the referrals whose patient is still to be found.  For the
- * writer and the sync's re-matching (daemon/write.c, daemon/sync.c).
+ * writer and the sync's re-matching (daemon/write.c, daemon/due.c).
  * Implemented in adapters/pas_patient.c; every function keeps pas.h's
  * contract (0 or a negative errno, one line in e, never a bound value).
  */
@@ -17,6 +17,7 @@
 #include "../daemon/model.h"
 
 struct pas;
+struct pas_tx;
 
 enum patient_match_status {
         PATIENT_NOT_CONFIGURED, /* no lookup configured when the row was written */
@@ -60,9 +61,10 @@ int pas_set_patient_lookup(struct pas *p, const char *sql, struct errbuf *e);
 int pas_match_patient(struct pas *p, const char *nhs_number, struct patient_match *ret, struct errbuf *e);
 
 /* Stores a match outcome on the referral's row (pas_patient_id,
- * patient_match, patient_checked_at = now), inside a transaction; a UBRN
- * without a row is not an error (nothing to update). */
-int pas_put_patient_match(struct pas *p, const char *ubrn, const struct patient_match *m, struct errbuf *e);
+ * patient_match, patient_checked_at = the transaction's time).  Writes:
+ * takes the transaction.  A UBRN without a row is not an error (nothing to
+ * update). */
+int pas_put_patient_match(struct pas_tx *tx, const char *ubrn, const struct patient_match *m, struct errbuf *e);
 
 /* A referral whose patient is still to be found.  nhs_number is a PATIENT
  * IDENTIFIER. */

@@ -18,17 +18,20 @@
 #define RETRY_REASON_MAX 511   /* bytes of ers_retry.reason, VARCHAR(512) */
 #define POLL_RESULT_MAX 255    /* bytes of ers_poll.last_result, VARCHAR(255) */
 
-int pas_ledger_recheck_at(struct pas *p, const char *ubrn, const char *next_check_at, struct errbuf *e) {
+int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_check_at, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct param ps[] = { P_TEXT(next_check_at), P_TEXT(ubrn) };
-        int r = need_tx(p, "ledger", e);
+        int r;
 
-        if (r == 0)
-                r = run(p, ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
+        if (!next_check_at && is_fresh(tx, ubrn))
+                return 0; /* its ledger row, if any, is this transaction's insert: next_check_at NULL already */
+        r = run(p, ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
 }
 
-int pas_budget_spend(struct pas *p, const char *service_id, const char *day, long max, long *ret_calls,
+int pas_budget_spend(struct pas_tx *tx, const char *service_id, const char *day, long max, long *ret_calls,
                      struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct param key[] = { P_TEXT(service_id), P_TEXT(day) };
         struct param spend[] = { P_TEXT(service_id), P_TEXT(day), P_INT(max) };
         SQLLEN rows = 0;
@@ -36,9 +39,6 @@ int pas_budget_spend(struct pas *p, const char *service_id, const char *day, lon
         bool found = false;
         int r, counted = 0;
 
-        r = pas_begin(p, e);
-        if (r < 0)
-                return r;
         r = run(p, ST_BUDGET_SPEND, spend, 3, NULL, &rows, e);
         if (r >= 0 && rows == 1)
                 counted = 1;
@@ -51,10 +51,6 @@ int pas_budget_spend(struct pas *p, const char *service_id, const char *day, lon
         }
         if (r >= 0 && counted)
                 r = query_int(p, ST_BUDGET_GET, key, 2, &calls, &found, e);
-        if (r >= 0)
-                r = pas_commit(p, e);
-        else
-                pas_rollback(p);
         if (r < 0)
                 return err_prefix(e, r, "worklist budget of service %s", service_id);
         *ret_calls = (long) calls;
@@ -80,14 +76,13 @@ int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errb
         return r < 0 ? err_prefix(e, r, "worklist %s", worklist) : 0;
 }
 
-int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
+int pas_poll_put(struct pas_tx *tx, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         char cut[POLL_RESULT_MAX + 1];
         SQLLEN rows = 0;
-        int r = need_tx(p, "ers_poll", e);
+        int r;
 
-        if (r < 0)
-                return r;
         struct param ps[] = { P_TEXT(last_poll_at),   P_TEXT(bounded(result ? result : "", POLL_RESULT_MAX, cut)),
                               P_TEXT(correlation_id && correlation_id[0] ? correlation_id : NULL),
                               P_TEXT(next_poll_at),   P_INT_OR_NULL(referrals, referrals < 0),
@@ -98,13 +93,12 @@ int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, 
         return r < 0 ? err_prefix(e, r, "worklist %s", worklist) : 0;
 }
 
-int pas_retry_seen(struct pas *p, const char *worklist, const struct worklist_entry *w, const char *now,
+int pas_retry_seen(struct pas_tx *tx, const char *worklist, const struct worklist_entry *w, const char *now,
                    struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         SQLLEN rows = 0;
         int r = check_ubrn(w->ubrn, "ers_retry", e);
 
-        if (r == 0)
-                r = need_tx(p, "ers_retry", e);
         if (r < 0)
                 return r;
         struct param ps[] = { P_TEXT(worklist),         P_INT_OR_NULL(w->version, w->version < 0),
@@ -130,14 +124,13 @@ int pas_retry_attempts(struct pas *p, const char *ubrn, unsigned *ret, struct er
         return found ? 1 : 0;
 }
 
-int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
+int pas_retry_fail(struct pas_tx *tx, const char *ubrn, const char *worklist, const struct retry_failure *f,
                    struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         char cut[RETRY_REASON_MAX + 1];
         SQLLEN rows = 0;
         int r = check_ubrn(ubrn, "ers_retry", e);
 
-        if (r == 0)
-                r = need_tx(p, "ers_retry", e);
         if (r < 0)
                 return r;
         struct param ps[] = { P_INT(f->attempts),        P_TEXT(f->at),
@@ -158,12 +151,10 @@ int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const 
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
 }
 
-int pas_retry_delete(struct pas *p, const char *ubrn, struct errbuf *e) {
+int pas_retry_delete(struct pas_tx *tx, const char *ubrn, struct errbuf *e) {
         struct param ps[] = { P_TEXT(ubrn) };
-        int r = need_tx(p, "ers_retry", e);
+        int r = run(tx_pas(tx), ST_RETRY_DELETE, ps, 1, NULL, NULL, e);
 
-        if (r == 0)
-                r = run(p, ST_RETRY_DELETE, ps, 1, NULL, NULL, e);
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
 }
 

@@ -6,8 +6,8 @@
  * ers_ledger.next_check_at): the daily worklist budget, each worklist's last
  * and next poll, the referrals queued or retried after a failure, and what
  * is due when.  Times are ISO 8601 UTC text, as stored.  For the sync and
- * the writer (daemon/sync.c, daemon/write.c, daemon/polls.c, daemon/main.c,
- * daemon/status.c).  Implemented in adapters/pas_schedule.c; every function
+ * the writer (daemon/worklist_sync.c, daemon/due.c, daemon/write.c,
+ * daemon/polls.c, daemon/service.c, daemon/status.c).  Implemented in adapters/pas_schedule.c; every function
  * keeps pas.h's contract (0 or a negative errno, one line in e), and the
  * strings read back follow pas.h's rule for text e-RS sent (owned, whole).
  */
@@ -20,21 +20,25 @@
 #include "../daemon/model.h"
 
 struct pas;
+struct pas_tx;
 
 /* Sets when a referral whose documents are still owed is looked at again
- * (NULL: not at all, it is complete).  Inside the transaction that writes
- * its ledger row, or its own. */
-int pas_ledger_recheck_at(struct pas *p, const char *ubrn, const char *next_check_at, struct errbuf *e);
+ * (NULL: not at all, it is complete).  Writes: takes the transaction (the
+ * one that writes its ledger row, or one of the caller's for this alone).
+ * NULL for a referral the transaction was told is fresh (pas_referral_fresh())
+ * sends nothing: its ledger row, inserted by this transaction, has none. */
+int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_check_at, struct errbuf *e);
 
 /*
- * Counts one worklist (A008) call for `service_id` on UK day `day` in ers_budget,
- * in its own transaction committed before the call is sent, when fewer than
- * `max` are counted already.  Returns 1 when counted (the call may go), 0
- * when the day's budget is spent (nothing changed), or a negative errno (do
- * not call).  *ret_calls: the calls counted that day, this one included.
- * Outside a transaction.
+ * Counts one worklist (A008) call for `service_id` on UK day `day` in
+ * ers_budget, when fewer than `max` are counted already.  Writes: takes the
+ * transaction, which the caller commits, alone, before the call is sent (a
+ * call made is a call counted, whatever happens next).  Returns 1 when
+ * counted (the call may go once committed), 0 when the day's budget is spent
+ * (nothing changed), or a negative errno (roll back; do not call).
+ * *ret_calls: the calls counted that day, this one included.
  */
-int pas_budget_spend(struct pas *p, const char *service_id, const char *day, long max, long *ret_calls,
+int pas_budget_spend(struct pas_tx *tx, const char *service_id, const char *day, long max, long *ret_calls,
                      struct errbuf *e);
 /* The calls counted for the service that day (0 when none). */
 int pas_budget_calls(struct pas *p, const char *service_id, const char *day, long *ret_calls, struct errbuf *e);
@@ -42,19 +46,19 @@ int pas_budget_calls(struct pas *p, const char *service_id, const char *day, lon
 /* When the worklist was last read (or its read began), "" when never. */
 int pas_poll_last(struct pas *p, const char *worklist, char ret[32], struct errbuf *e);
 
-/* Upserts the worklist's ers_poll row inside a transaction: last_poll_at (NULL
+/* Upserts the worklist's ers_poll row (writes: takes the transaction): last_poll_at (NULL
  * keeps the stored one), the result line (cut to 255 bytes on a character),
  * the correlation id (NULL or "": none), the next poll planned, the
  * referrals listed (< 0: NULL). */
-int pas_poll_put(struct pas *p, const char *worklist, const char *last_poll_at, const char *result,
+int pas_poll_put(struct pas_tx *tx, const char *worklist, const char *last_poll_at, const char *result,
                  const char *correlation_id, const char *next_poll_at, long referrals, struct errbuf *e);
 
 /* A worklist entry that needs writing (not in the ledger at its version): its
  * ers_retry row, so that it is synced even if this round stops (a crash, a
  * lease lost) without another worklist call.  A new row is due at `now`
  * with no attempt yet; an existing one keeps its attempts and schedule and
- * takes the entry's fields.  Inside a transaction. */
-int pas_retry_seen(struct pas *p, const char *worklist, const struct worklist_entry *w, const char *now,
+ * takes the entry's fields.  Writes: takes the transaction. */
+int pas_retry_seen(struct pas_tx *tx, const char *worklist, const struct worklist_entry *w, const char *now,
                    struct errbuf *e);
 
 /* Failed attempts recorded for the UBRN (0 when it has no row, or is queued
@@ -73,13 +77,14 @@ struct retry_failure {
 };
 
 /* Records a failed attempt on the UBRN's ers_retry row (created for a
- * referral not seen on a worklist this time, with `worklist`).  Inside a
- * transaction. */
-int pas_retry_fail(struct pas *p, const char *ubrn, const char *worklist, const struct retry_failure *f,
+ * referral not seen on a worklist this time, with `worklist`).  Writes:
+ * takes the transaction. */
+int pas_retry_fail(struct pas_tx *tx, const char *ubrn, const char *worklist, const struct retry_failure *f,
                    struct errbuf *e);
 
-/* Deletes the UBRN's ers_retry row: inside the transaction that writes the referral. */
-int pas_retry_delete(struct pas *p, const char *ubrn, struct errbuf *e);
+/* Deletes the UBRN's ers_retry row.  Writes: takes the transaction (the one
+ * that writes the referral, or one of the caller's for this alone). */
+int pas_retry_delete(struct pas_tx *tx, const char *ubrn, struct errbuf *e);
 
 /* A referral to read again without a worklist call. */
 struct due_referral {

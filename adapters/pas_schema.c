@@ -100,7 +100,8 @@ static int upgrade_schema(struct pas *p, const struct schema_step *steps, struct
         return 0;
 }
 
-int pas_init_schema(struct pas *p, struct errbuf *e) {
+int pas_init_schema(struct pas_tx *tx, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         const char *const *ddl = p->adapter->ops->schema();
         const struct schema_step *steps = NULL;
         int64_t version = 0, from = 0;
@@ -108,8 +109,6 @@ int pas_init_schema(struct pas *p, struct errbuf *e) {
         bool exists;
         int r;
 
-        if (p->in_tx)
-                return err_set(e, -EINVAL, "create schema: a transaction is open");
         /* Another version's schema is left alone, before any DDL (which some
          * DBMSs commit at once), unless the adapter knows the way up from it. */
         r = catalog_has(p, "ers_schema_version", NULL, &exists, e);
@@ -123,11 +122,7 @@ int pas_init_schema(struct pas *p, struct errbuf *e) {
                         r = version_mismatch(rows, version, e);
         }
         if (r < 0)
-                return err_prefix(e, r, "create schema");
-
-        r = pas_begin(p, e);
-        if (r < 0)
-                return r;
+                goto fail;
         if (steps) {
                 r = upgrade_schema(p, steps, e);
                 if (r < 0) {
@@ -160,12 +155,8 @@ int pas_init_schema(struct pas *p, struct errbuf *e) {
                 r = version_mismatch(rows, version, e);
                 goto fail;
         }
-        r = pas_commit(p, e);
-        if (r < 0)
-                return err_prefix(e, r, "create schema");
         return 0;
 fail:
-        pas_rollback(p);
         return err_prefix(e, r, "create schema");
 }
 

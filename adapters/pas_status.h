@@ -8,9 +8,9 @@
  * Reads only, outside a transaction.  The tables are the scheduler's:
  * ers_poll, ers_budget, ers_retry (docs/schema.md).  No row holds a patient
  * identifier.  Text ersd wrote itself that does not fit its buffer is an
- * error; text from e-RS is read whole.  For daemon/status.c and
- * daemon/main.c.  Implemented in adapters/pas_status.c; every function keeps
- * pas.h's contract (0 or a negative errno, one line in e).
+ * error; text from e-RS is read whole.  For daemon/status.c, daemon/round.c
+ * and daemon/commands.c.  Implemented in adapters/pas_status.c; every
+ * function keeps pas.h's contract (0 or a negative errno, one line in e).
  */
 
 #include <stdbool.h>

@@ -17,16 +17,13 @@
 
 #define WORKLIST_NAME_MAX 64   /* a worklist's name (the configuration's: 1 to 64 characters) */
 
-int pas_worklist_record(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
-                        const char *correlation_id, struct errbuf *e) {
+int pas_worklist_record(struct pas_tx *tx, const char *worklist, const struct worklist_entry *const *sorted,
+                        size_t n, const char *correlation_id, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct param clear[] = { P_TEXT(worklist) };
-        char now[32];
+        const char *now = tx_time(tx);
         int r;
 
-        r = need_tx(p, "worklist entries", e);
-        if (r < 0)
-                return r;
-        write_time(p, now);
         r = run(p, ST_WORKLIST_CLEAR, clear, 1, NULL, NULL, e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const struct worklist_entry *w = sorted[i];
@@ -72,8 +69,9 @@ static int collect_changes(struct pas *p, enum stmt_id id, const char *worklist,
         return r;
 }
 
-int pas_worklist_changes(struct pas *p, const char *worklist, struct listing_change **ret, size_t *ret_n,
+int pas_worklist_changes(struct pas_tx *tx, const char *worklist, struct listing_change **ret, size_t *ret_n,
                          struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct listing_change *list = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -94,16 +92,14 @@ int pas_worklist_changes(struct pas *p, const char *worklist, struct listing_cha
         return 0;
 }
 
-int pas_ledger_set_left(struct pas *p, const char *ubrn, bool left, struct errbuf *e) {
-        char now[32];
+int pas_ledger_set_left(struct pas_tx *tx, const char *ubrn, bool left, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
+        const char *now = tx_time(tx);
         int r;
 
         r = check_ubrn(ubrn, "ledger", e);
-        if (r >= 0)
-                r = need_tx(p, "ledger", e);
         if (r < 0)
                 return r;
-        write_time(p, now);
         struct param ps[] = { P_TEXT(left ? now : NULL), P_TEXT(ubrn) };
         r = run(p, ST_LEDGER_LEFT, ps, 2, NULL, NULL, e);
         if (r < 0)

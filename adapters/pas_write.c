@@ -51,26 +51,23 @@ int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, st
         return 0;
 }
 
-int pas_put_ledger(struct pas *p, const char *ubrn, int64_t version, bool complete, const char *worklist,
+int pas_put_ledger(struct pas_tx *tx, const char *ubrn, int64_t version, bool complete, const char *worklist,
                    const char *correlation_id, struct errbuf *e) {
-        char now[32];
+        struct pas *p = tx_pas(tx);
+        const char *now = tx_time(tx);
         SQLLEN rows = 0;
         int r;
 
         r = check_ubrn(ubrn, "ledger", e);
         if (r < 0)
                 return r;
-        r = need_tx(p, "ledger", e);
-        if (r < 0)
-                return r;
-        write_time(p, now);
 
         struct param ps[] = {
                 P_INT(version), P_INT(complete ? 1 : 0), P_TEXT(worklist), P_TEXT(correlation_id),
                 P_TEXT(now),    P_TEXT(ubrn),
                 P_TEXT(now), /* first_seen_at: INSERT only */
         };
-        r = is_fresh(p, ubrn) ? 0 : run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
+        r = is_fresh(tx, ubrn) ? 0 : run(p, ST_LEDGER_UPDATE, ps, 6, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_LEDGER_INSERT, ps, 7, NULL, NULL, e);
         if (r < 0)
@@ -127,20 +124,17 @@ static int referral_version(struct pas *p, const char *ubrn, int64_t *ret, bool 
         return 0;
 }
 
-int pas_put_referral(struct pas *p, const struct referral *ref, const struct worklist_entry *entry,
+int pas_put_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
                      const char *worklist, struct errbuf *e) {
+        struct pas *p = tx_pas(tx);
         struct referral_values v = referral_values(ref, entry);
-        char now[32];
+        const char *now = tx_time(tx);
         SQLLEN rows = 0;
         int r;
 
         r = check_ubrn(ref->ubrn, "referral", e);
         if (r < 0)
                 return r;
-        r = need_tx(p, "referral", e);
-        if (r < 0)
-                return err_prefix(e, r, "%s", ref->ubrn);
-        write_time(p, now);
 
         struct param ps[] = {
                 P_INT(ref->version),
@@ -180,7 +174,7 @@ int pas_put_referral(struct pas *p, const struct referral *ref, const struct wor
                         return err_prefix(e, r, "%s", ref->ubrn);
                 p->put_new_version = !found || stored < ref->version;
         }
-        bool fresh = is_fresh(p, ref->ubrn);
+        bool fresh = is_fresh(tx, ref->ubrn);
         r = fresh ? 0 : run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
         if (r >= 0 && rows == 0)
                 r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);

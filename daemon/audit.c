@@ -9,6 +9,8 @@
 
 #include <json-c/json.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
 #include "escape.h"
 
 /* ---- text ------------------------------------------------------------------- */

@@ -44,6 +44,7 @@
 #include <stdio.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
 #include "err.h"
 #include "model.h"
 

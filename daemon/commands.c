@@ -12,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_mapping.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_status.h"
 #include "audit.h"
 #include "escape.h"
 #include "log.h"
@@ -84,11 +89,20 @@ int command_open_pas(const struct config *cfg, struct pas **ret) {
 int command_init_db(const struct config *cfg) {
         struct errbuf e = { { 0 } };
         struct pas *pas = NULL;
+        struct pas_tx *tx = NULL;
         int r = command_open_pas(cfg, &pas);
 
         if (r < 0)
                 return EXIT_SYNC_FAILED;
-        r = pas_init_schema(pas, &e);
+        r = pas_begin(pas, &tx, &e);
+        if (r == 0)
+                r = pas_init_schema(tx, &e);
+        if (r == 0) {
+                r = pas_commit(tx, &e);
+                if (r < 0)
+                        err_prefix(&e, r, "create schema");
+        } else
+                pas_rollback(tx);
         if (r < 0)
                 log_error("PAS database: cannot create the schema: %s", e.msg);
         else

@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_schedule.h"
+#include "../adapters/pas_status.h"
 #include "fetch.h"
 #include "log.h"
 #include "write.h"
@@ -130,26 +135,28 @@ void sync_rematch_patients(struct sync_ctx *ctx, const char *round_start, struct
         }
         for (size_t i = 0; i < n; i++) {
                 struct patient_match m;
+                struct pas_tx *tx = NULL;
 
                 if (ctx->stop && *ctx->stop)
                         break;
                 r = pas_match_patient(ctx->pas, list[i].nhs_number, &m, &e);
                 if (r == 0)
-                        r = pas_begin(ctx->pas, &e);
+                        r = pas_begin(ctx->pas, &tx, &e);
                 if (r == 0)
-                        r = pas_put_patient_match(ctx->pas, list[i].ubrn, &m, &e);
+                        r = pas_put_patient_match(tx, list[i].ubrn, &m, &e);
                 if (r == 0 && strcmp(list[i].patient_match, patient_match_name(m.status)) != 0) {
                         /* a write like any other: its audit row, never the patient's id */
                         char detail[64];
                         snprintf(detail, sizeof detail, "patient_match %s -> %s", list[i].patient_match,
                                  patient_match_name(m.status));
-                        r = pas_audit_append(ctx->pas, list[i].ubrn, list[i].version, "PATIENT_MATCH", detail, NULL,
+                        r = pas_audit_append(tx, list[i].ubrn, list[i].version, "PATIENT_MATCH", detail, NULL,
                                              NULL, &e);
                 }
                 if (r == 0)
-                        r = pas_commit(ctx->pas, &e);
+                        r = pas_commit(tx, &e);
+                else
+                        pas_rollback(tx);
                 if (r < 0) {
-                        pas_rollback(ctx->pas);
                         log_ctx_warning(&(struct log_ctx){ .ubrn = list[i].ubrn, .stage = "patient" },
                                         "UBRN %s: patient matching not retried: %s", list[i].ubrn, e.msg);
                         break;

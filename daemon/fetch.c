@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../adapters/pas.h"
 #include "log.h"
 
 #define WITHHELD "e-RS would not release it: " /* a not-fetched reason: e-RS answered 422 */

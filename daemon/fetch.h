@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_patient.h"
 #include "config.h"
 #include "ers.h"
 #include "fhir.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../adapters/pas_lease.h"
 #include "log.h"
 #include "util.h"
 

@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 
-#include "../adapters/pas.h"
+#include "../adapters/pas_lease.h"
 #include "complain.h"
 
 #define LEASE_NAME "ersd" /* one lease per staging schema */

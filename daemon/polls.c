@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas_schedule.h"
 #include "log.h"
 #include "schedule.h"
 #include "util.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../adapters/pas_worklist.h"
 #include "escape.h"
 #include "fhir.h"
 #include "util.h"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "../adapters/pas.h"
 #include "complain.h"
 #include "log.h"
 #include "util.h"

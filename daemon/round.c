@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_status.h"
 #include "log.h"
 #include "write.h"
 

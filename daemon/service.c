@@ -23,6 +23,10 @@
 #include <unistd.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_lease.h"
+#include "../adapters/pas_mapping.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_schedule.h"
 #include "commands.h"
 #include "complain.h"
 #include "ers.h"

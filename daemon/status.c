@@ -15,6 +15,10 @@
 
 #include <json-c/json.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_schedule.h"
+#include "../adapters/pas_status.h"
 #include "escape.h"
 #include "fetch.h"
 #include "log.h"

@@ -139,5 +139,6 @@ void sync_spool_tidy(struct sync_ctx *ctx, bool keep_queued_downloads);
  * referral at e-RS's version (written now, or already there: *ret_result
  * says which), a negative errno when it was not written (logged here, once).
  */
+struct referral_origin; /* adapters/pas_status.h */
 int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origin *origin,
              struct sync_stats *stats, enum referral_result *ret_result);

@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_schedule.h"
+#include "../adapters/pas_worklist.h"
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"
@@ -47,14 +51,15 @@ static bool over_budget_told(const char *worklist, const char *day) {
 static void record_poll(struct sync_ctx *ctx, const char *worklist, const char *polled_at, const char *result,
                         const char *correlation_id, const char *next_at, long referrals) {
         struct errbuf e = { { 0 } };
-        int r = pas_begin(ctx->pas, &e);
+        struct pas_tx *tx = NULL;
+        int r = pas_begin(ctx->pas, &tx, &e);
 
         if (r == 0)
-                r = pas_poll_put(ctx->pas, worklist, polled_at, result, correlation_id, next_at, referrals, &e);
+                r = pas_poll_put(tx, worklist, polled_at, result, correlation_id, next_at, referrals, &e);
         if (r == 0)
-                r = pas_commit(ctx->pas, &e);
+                r = pas_commit(tx, &e);
         else
-                pas_rollback(ctx->pas);
+                pas_rollback(tx);
         if (r < 0)
                 log_ctx_warning(&(struct log_ctx){ .worklist = worklist, .stage = "pas" },
                                 "worklist %s: ers_poll not updated: %s", worklist, e.msg);
@@ -69,12 +74,22 @@ static int take_budget(struct sync_ctx *ctx, const struct worklist_conf *wl, con
                        struct sync_stats *stats) {
         struct log_ctx lc = { .worklist = wl->name, .stage = "worklist" };
         struct errbuf e = { { 0 } };
+        struct pas_tx *tx = NULL;
         char day[SCHED_UK_DAY_LEN], result[256];
         long calls = 0;
         int r;
 
         sched_uk_day(time(NULL), day);
-        r = pas_budget_spend(ctx->pas, wl->service_id, day, ctx->cfg->worklist_calls_per_day, &calls, &e);
+        /* In a transaction of its own, committed before the call goes: a call made is a call counted. */
+        r = pas_begin(ctx->pas, &tx, &e);
+        if (r == 0)
+                r = pas_budget_spend(tx, wl->service_id, day, ctx->cfg->worklist_calls_per_day, &calls, &e);
+        if (r >= 0) {
+                int counted = r;
+                r = pas_commit(tx, &e);
+                r = r < 0 ? err_prefix(&e, r, "worklist budget of service %s", wl->service_id) : counted;
+        } else
+                pas_rollback(tx);
         if (r < 0) {
                 stats->worklists_failed++;
                 log_ctx_error(&lc, "worklist %s not read: its call could not be counted against the budget first: %s",
@@ -118,22 +133,23 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
                             const struct worklist_entry **order, const struct entry_ledger *ledger,
                             const char *polled_at, const char *correlation_id, const char *next_at) {
         struct errbuf e = { { 0 } };
+        struct pas_tx *tx = NULL;
         size_t n = w->n;
         char result[256];
         int r;
 
         skipped_poll_result(w, result, sizeof result);
-        r = pas_begin(ctx->pas, &e);
+        r = pas_begin(ctx->pas, &tx, &e);
         if (r == 0)
-                r = pas_poll_put(ctx->pas, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
+                r = pas_poll_put(tx, wl->name, polled_at, result, correlation_id, next_at, (long) n, &e);
         for (size_t i = 0; i < n && r == 0; i++)
                 if (ledger[i].read && entry_needs_write(order[i], &ledger[i].ls) &&
                     (i == 0 || strcmp(order[i - 1]->ubrn, order[i]->ubrn) != 0))
-                        r = pas_retry_seen(ctx->pas, wl->name, order[i], polled_at, &e);
+                        r = pas_retry_seen(tx, wl->name, order[i], polled_at, &e);
         if (r == 0)
-                r = pas_commit(ctx->pas, &e);
+                r = pas_commit(tx, &e);
         else
-                pas_rollback(ctx->pas);
+                pas_rollback(tx);
         if (r < 0)
                 log_ctx_warning(&(struct log_ctx){ .worklist = wl->name, .stage = "pas" },
                                 "worklist %s: its referrals are synced now but not queued in ers_retry (a stop "
@@ -152,16 +168,17 @@ static void record_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl
 static int write_listing(struct pas *p, const char *worklist, const struct worklist_entry *const *sorted, size_t n,
                          const char *correlation_id, unsigned *ret_left, unsigned *ret_returned, struct errbuf *e) {
         struct listing_change *changes = NULL;
+        struct pas_tx *tx = NULL;
         size_t n_changes = 0;
         unsigned left = 0, returned = 0;
         int r;
 
-        r = pas_begin(p, e);
+        r = pas_begin(p, &tx, e);
         if (r < 0)
                 return r;
-        r = pas_worklist_record(p, worklist, sorted, n, correlation_id, e);
+        r = pas_worklist_record(tx, worklist, sorted, n, correlation_id, e);
         if (r >= 0)
-                r = pas_worklist_changes(p, worklist, &changes, &n_changes, e);
+                r = pas_worklist_changes(tx, worklist, &changes, &n_changes, e);
         for (size_t i = 0; r >= 0 && i < n_changes; i++) {
                 const struct listing_change *c = &changes[i];
                 char detail[160];
@@ -173,9 +190,9 @@ static int write_listing(struct pas *p, const char *worklist, const struct workl
                                  worklist);
                 else
                         snprintf(detail, sizeof detail, "listed again on worklist %s", worklist);
-                r = pas_ledger_set_left(p, c->ubrn, c->left, e);
+                r = pas_ledger_set_left(tx, c->ubrn, c->left, e);
                 if (r >= 0)
-                        r = pas_audit_append(p, c->ubrn, c->version, c->left ? "LEFT_WORKLIST" : "RETURNED", detail,
+                        r = pas_audit_append(tx, c->ubrn, c->version, c->left ? "LEFT_WORKLIST" : "RETURNED", detail,
                                              NULL, correlation_id, e);
                 if (c->left)
                         left++;
@@ -183,9 +200,9 @@ static int write_listing(struct pas *p, const char *worklist, const struct workl
                         returned++;
         }
         if (r >= 0)
-                r = pas_commit(p, e);
+                r = pas_commit(tx, e);
         else
-                pas_rollback(p);
+                pas_rollback(tx);
         if (r < 0) {
                 free(changes);
                 return r;

@@ -17,6 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../adapters/pas.h"
+#include "../adapters/pas_audit.h"
+#include "../adapters/pas_mapping.h"
+#include "../adapters/pas_patient.h"
+#include "../adapters/pas_schedule.h"
 #include "audit.h"
 #include "log.h"
 #include "round.h"
@@ -84,15 +89,15 @@ static int fill_entry(struct sync_ctx *ctx, const struct referral *r, const stru
         return 0;
 }
 
-int write_schedule(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e) {
+int write_schedule(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn, bool complete, struct errbuf *e) {
         char at[32];
         int r;
 
         /* + 1: times are stored to the second, and the next look must not come early. */
         utc_iso(time(NULL) + ctx->cfg->pending_recheck_s + 1, at);
-        r = pas_ledger_recheck_at(ctx->pas, ubrn, complete ? NULL : at, e);
+        r = pas_ledger_recheck_at(tx, ubrn, complete ? NULL : at, e);
         if (r == 0)
-                r = pas_retry_delete(ctx->pas, ubrn, e);
+                r = pas_retry_delete(tx, ubrn, e);
         return r;
 }
 
@@ -187,8 +192,8 @@ static bool listed(const struct referral *src, const char *id, unsigned occurren
  * it lists now: the ones added, and each one e-RS stopped (or started again)
  * listing marked so, said in the audit row's detail with `prefix`.  Nothing
  * for a referral with nothing stored. */
-static int mark_listed(struct sync_ctx *ctx, const char *ubrn, const struct referral *src, const char *prefix,
-                       struct audit_text *detail, struct errbuf *e) {
+static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn, const struct referral *src,
+                       const char *prefix, struct audit_text *detail, struct errbuf *e) {
         struct stored_attachment *stored = NULL;
         size_t n = 0;
         int r;
@@ -203,7 +208,7 @@ static int mark_listed(struct sync_ctx *ctx, const char *ubrn, const struct refe
                 bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
                 if (now_listed == !stored[k].removed)
                         continue;
-                r = pas_attachment_set_removed(ctx->pas, ubrn, src->ubrn, stored[k].id, stored[k].occurrence,
+                r = pas_attachment_set_removed(tx, ubrn, src->ubrn, stored[k].id, stored[k].occurrence,
                                                !now_listed, e);
                 if (r >= 0)
                         audit_attachment_listing(detail, prefix, stored[k].id, now_listed);
@@ -216,25 +221,25 @@ static int mark_listed(struct sync_ctx *ctx, const char *ubrn, const struct refe
  * each related referral newer than the PAS's: attachments e-RS no longer
  * lists are marked removed (kept, removed_at set), those listed again
  * unmarked, and the audit row says so, as it says those added. */
-static int mark_attachments_listed(struct sync_ctx *ctx, const struct referral_job *j, struct write_audit *w,
-                                   struct errbuf *e) {
+static int mark_attachments_listed(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
+                                   struct write_audit *w, struct errbuf *e) {
         int r = 0;
 
         if (w->before.found && w->before.version != j->main.version)
-                r = mark_listed(ctx, j->main.ubrn, &j->main, NULL, &w->detail, e);
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->main, NULL, &w->detail, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
                 if (!w->related[i].found || j->related[i].version <= w->related[i].version)
                         continue; /* new, unchanged, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
-                r = mark_listed(ctx, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
         }
         return r;
 }
 
 /* After the documents: one line per document row written, a clause per
  * revision or completion; then the rows themselves. */
-static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
+static int audit_after(struct pas_tx *tx, struct referral_job *j, struct write_audit *w, struct errbuf *e) {
         int r = 0;
 
         for (size_t i = 0; i < j->n_docs; i++) {
@@ -267,12 +272,12 @@ static int audit_after(struct sync_ctx *ctx, struct referral_job *j, struct writ
                 audit_clause(&t, "related referral of UBRN %s", j->main.ubrn);
                 audit_describe(&t, &w->related[i], rel, NULL);
                 r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
-                          : pas_audit_append(ctx->pas, rel->ubrn, rel->version, audit_event(&w->related[i], rel->version),
+                          : pas_audit_append(tx, rel->ubrn, rel->version, audit_event(&w->related[i], rel->version),
                                              t.p, NULL, j->correlation_id, e);
                 audit_text_free(&t);
         }
         if (r == 0)
-                r = pas_audit_append(ctx->pas, j->main.ubrn, j->main.version, audit_event(&w->before, j->main.version),
+                r = pas_audit_append(tx, j->main.ubrn, j->main.version, audit_event(&w->before, j->main.version),
                                      w->detail.p, w->documents.p, j->correlation_id, e);
         return r;
 }
@@ -282,6 +287,7 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         struct write_audit w = { .detail = { .p = NULL } };
         struct entry_fill fill[1 + RELATED_MAX] = { { .entry = { .version = 0 } } }; /* [0] the referral, [1 + i] related[i] */
         const struct worklist_entry *entry[1 + RELATED_MAX] = { NULL };
+        struct pas_tx *tx = NULL;
         unsigned docs = 0;
         uint64_t bytes = 0;
         int r;
@@ -298,14 +304,14 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         for (size_t i = 0; i < j->n_related; i++)
                 match_patient(ctx, &j->related[i], entry[1 + i], &j->match[1 + i]);
 
-        r = pas_begin(ctx->pas, e);
+        r = pas_begin(ctx->pas, &tx, e);
         if (r < 0)
                 goto out;
         r = audit_before(ctx, j, entry[0], &w, e);
         if (r == 0)
-                r = mark_attachments_listed(ctx, j, &w, e);
+                r = mark_attachments_listed(ctx, tx, j, &w, e);
         if (r == 0 && !w.before.found && !j->ls.found)
-                pas_referral_fresh(ctx->pas, j->main.ubrn); /* read in this transaction: nothing of it to replace */
+                pas_referral_fresh(tx, j->main.ubrn); /* read in this transaction: nothing of it to replace */
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 if (w.related[i].found && j->related[i].version < w.related[i].version) {
                         /* A version never goes backwards, a related referral's neither. */
@@ -316,18 +322,18 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                         w.kept[i] = true;
                         continue;
                 }
-                r = pas_put_referral(ctx->pas, &j->related[i], entry[1 + i], NULL, e);
+                r = pas_put_referral(tx, &j->related[i], entry[1 + i], NULL, e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
-                        r = pas_put_patient_match(ctx->pas, j->related[i].ubrn, &j->match[1 + i], e);
+                        r = pas_put_patient_match(tx, j->related[i].ubrn, &j->match[1 + i], e);
                 if (r == 0) /* into the PAS's own tables too, when database.mapping says so */
-                        r = pas_put_mapped_referral(ctx->pas, &j->related[i], entry[1 + i], NULL, &j->match[1 + i], e);
+                        r = pas_put_mapped_referral(tx, &j->related[i], entry[1 + i], NULL, &j->match[1 + i], e);
         }
         if (r == 0)
-                r = pas_put_referral(ctx->pas, &j->main, entry[0], j->worklist, e);
+                r = pas_put_referral(tx, &j->main, entry[0], j->worklist, e);
         if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
-                r = pas_put_patient_match(ctx->pas, j->main.ubrn, &j->match[0], e);
+                r = pas_put_patient_match(tx, j->main.ubrn, &j->match[0], e);
         if (r == 0)
-                r = pas_put_mapped_referral(ctx->pas, &j->main, entry[0], j->worklist, &j->match[0], e);
+                r = pas_put_mapped_referral(tx, &j->main, entry[0], j->worklist, &j->match[0], e);
         for (size_t i = 0; i < j->n_docs && r == 0; i++) {
                 struct doc_job *d = &j->docs[i];
                 if (from_kept(j, &w, d))
@@ -339,7 +345,7 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                         r = fd;
                         break;
                 }
-                r = pas_put_document_ex(ctx->pas, &d->rec, fd, &d->written, e);
+                r = pas_put_document_ex(tx, &d->rec, fd, &d->written, e);
                 if (fd >= 0)
                         close(fd);
                 if (r == 0 && d->written.written && d->rec.fetched) {
@@ -348,21 +354,21 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                 }
         }
         if (r == 0)
-                r = pas_put_ledger(ctx->pas, j->main.ubrn, j->main.version, j->complete, j->worklist,
+                r = pas_put_ledger(tx, j->main.ubrn, j->main.version, j->complete, j->worklist,
                                    j->correlation_id, e);
         if (r == 0)
-                r = audit_after(ctx, j, &w, e);
+                r = audit_after(tx, j, &w, e);
         write_audit_free(&w, j->n_related);
         if (r == 0)
-                r = write_schedule(ctx, j->main.ubrn, j->complete, e);
+                r = write_schedule(ctx, tx, j->main.ubrn, j->complete, e);
         if (r == 0)
-                r = pas_commit(ctx->pas, e);
+                r = pas_commit(tx, e); /* over, whatever it returns */
+        else
+                pas_rollback(tx);
         if (r == -EINPROGRESS)
                 r = settle_unknown_commit(ctx, j, e);
-        if (r < 0) {
-                pas_rollback(ctx->pas);
+        if (r < 0)
                 goto out;
-        }
         *ret_docs = docs;
         *ret_bytes = bytes;
 out:
@@ -374,32 +380,34 @@ out:
 /* Nothing to write, the PAS being as new as e-RS: the referral's ers_retry
  * row, if any, goes (else it would stay due for ever), in a transaction of its own. */
 static int schedule_nothing_to_write(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
+        struct pas_tx *tx = NULL;
         unsigned attempts = 0;
         int r = pas_retry_attempts(ctx->pas, ubrn, &attempts, e);
 
         if (r <= 0)
                 return r; /* no row: nothing to do */
-        r = pas_begin(ctx->pas, e);
+        r = pas_begin(ctx->pas, &tx, e);
         if (r == 0)
-                r = pas_retry_delete(ctx->pas, ubrn, e);
+                r = pas_retry_delete(tx, ubrn, e);
         if (r == 0)
-                r = pas_commit(ctx->pas, e);
+                r = pas_commit(tx, e);
         else
-                pas_rollback(ctx->pas);
+                pas_rollback(tx);
         return r;
 }
 
 /* Nothing to write (documents still owed, none arrived): the next look is
  * put off by ers.pending_recheck, in a transaction of its own. */
 static int schedule_still_owed(struct sync_ctx *ctx, const char *ubrn, struct errbuf *e) {
-        int r = pas_begin(ctx->pas, e);
+        struct pas_tx *tx = NULL;
+        int r = pas_begin(ctx->pas, &tx, e);
 
         if (r == 0)
-                r = write_schedule(ctx, ubrn, false, e);
+                r = write_schedule(ctx, tx, ubrn, false, e);
         if (r == 0)
-                r = pas_commit(ctx->pas, e);
+                r = pas_commit(tx, e);
         else
-                pas_rollback(ctx->pas);
+                pas_rollback(tx);
         return r;
 }
 
@@ -416,6 +424,7 @@ static void record_failure(struct sync_ctx *ctx, const char *worklist, const cha
         struct errbuf e = { { 0 } };
         struct retry_failure f = { .reason = reason, .correlation_id = correlation_id };
         char now[32], next[32], sqlstate[6] = "";
+        struct pas_tx *tx = NULL;
         time_t t = time(NULL);
         unsigned attempts = 0;
         int r;
@@ -433,14 +442,14 @@ static void record_failure(struct sync_ctx *ctx, const char *worklist, const cha
                 f.next_at = next;
                 if (err_sqlstate(reason, sqlstate))
                         f.sqlstate = sqlstate;
-                r = pas_begin(ctx->pas, &e);
+                r = pas_begin(ctx->pas, &tx, &e);
         }
         if (r == 0)
-                r = pas_retry_fail(ctx->pas, ubrn, worklist, &f, &e);
+                r = pas_retry_fail(tx, ubrn, worklist, &f, &e);
         if (r == 0)
-                r = pas_commit(ctx->pas, &e);
+                r = pas_commit(tx, &e);
         else
-                pas_rollback(ctx->pas);
+                pas_rollback(tx);
         struct log_ctx lc = { .ubrn = ubrn, .worklist = worklist, .stage = "pas",
                               .correlation_id = correlation_id && correlation_id[0] ? correlation_id : NULL };
         if (r < 0) {

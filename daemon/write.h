@@ -25,10 +25,10 @@
 int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                    struct errbuf *e);
 
-/* In a referral's transaction: when its documents still owed are asked for
- * again (ers.pending_recheck from now; never when complete), and its
+/* In a referral's transaction `tx`: when its documents still owed are asked
+ * for again (ers.pending_recheck from now; never when complete), and its
  * ers_retry row, if any, goes. */
-int write_schedule(struct sync_ctx *ctx, const char *ubrn, bool complete, struct errbuf *e);
+int write_schedule(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn, bool complete, struct errbuf *e);
 
 /* Tells the observer (progress line, dry-run report) what became of a referral. */
 void report_outcome(struct sync_ctx *ctx, const struct referral_outcome *o);

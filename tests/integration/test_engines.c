@@ -45,11 +45,15 @@
 #include "adapters/document_key.h"
 #include "adapters/mapping.h"
 #include "adapters/pas.h"
+#include "adapters/pas_audit.h"
+#include "adapters/pas_lease.h"
+#include "adapters/pas_patient.h"
+#include "adapters/pas_worklist.h"
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
-#include "tests/support/testutil.h"
 #include "tests/support/pas_data.h"
 #include "tests/support/pas_whole.h"
+#include "tests/support/testutil.h"
 
 #define MIB PAS_DATA_MIB
 #define NHS_VALID PAS_DATA_NHS_VALID
@@ -150,7 +154,7 @@ static int setup(void **state) {
 
         if (setup_empty(state) < 0)
                 return -1;
-        if (pas_init_schema(((struct fix *) *state)->p, &e) < 0) {
+        if (pas_data_init_schema(((struct fix *) *state)->p, &e) < 0) {
                 print_error("pas_init_schema on %s: %s\n", G.name, e.msg);
                 return -1;
         }
@@ -178,8 +182,8 @@ static void test_detect_and_schema_idempotent(void **state) {
         print_message("      %s: %s\n", G.name, pas_dbms(f->p));
         assert_int_equal(pas_check_schema(f->p, &e), -ENOENT);
         assert_non_null(strstr(e.msg, G.name)); /* names adapters/sql/<vendor>.sql */
-        assert_int_equal(pas_init_schema(f->p, &e), 0);
-        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
@@ -204,15 +208,16 @@ static void test_referral_put_update(void **state) {
                                     .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
         char rel1[2][UBRN_LEN + 1] = { "000000000002", "000000000003" };
         char rel2[3][UBRN_LEN + 1] = { "000000000003", "000000000004", "000000000003" };
+        struct pas_tx *tx = NULL;
 
         clock_now = 1700000000; /* 2023-11-14T22:13:20Z */
         wall_clock_set(test_clock);
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         r.related = rel1;
         r.n_related = 2;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
         assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 1);
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_VALID);
@@ -228,9 +233,9 @@ static void test_referral_put_update(void **state) {
         r.state = "CANCELLED";
         r.related = rel2;
         r.n_related = 3; /* a duplicate link is written once */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(q_int(raw(f), "SELECT version FROM ers_referral WHERE ubrn = ?", "000000000001"), 2);
         assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000001"), 0);
@@ -252,9 +257,9 @@ static void test_referral_put_update(void **state) {
 
         /* a related referral never on a worklist, without an NHS number */
         pas_data_referral(&r, "000000000002", 7, NULL);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_null(q_text(raw(f), "SELECT worklist FROM ers_referral WHERE ubrn = ?", "000000000002"));
         assert_null(q_text(raw(f), "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000002"));
         assert_int_equal(q_int(raw(f), "SELECT nhs_number_valid FROM ers_referral WHERE ubrn = ?", "000000000002"), 0);
@@ -266,21 +271,22 @@ static void test_ledger(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
         struct ledger_state st = { .found = true };
+        struct pas_tx *tx = NULL;
 
         assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
         assert_false(st.found);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 3, false, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e),
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 3, false, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e),
                          0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
         assert_true(st.found);
         assert_int_equal(st.version, 3);
         assert_false(st.complete);
         /* upsert; a version beyond 32 bits survives */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 5000000000LL, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 5000000000LL, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(pas_ledger_get(f->p, "000000000001", &st, &e), 0);
         assert_true(st.found);
         assert_int_equal(st.version, 5000000000LL);
@@ -306,16 +312,17 @@ static void test_unchanged_rows_written_again(void **state) {
         struct referral r;
         struct worklist_entry w = { .version = 1, .priority = "ROUTINE", .service_id = "12345",
                                     .service_name = "Cardiology clinic", .referral_type = "REFERRAL" };
+        struct pas_tx *tx = NULL;
 
         clock_now = 1700000000; /* every write of a transaction, and of the next, at the same second */
         wall_clock_set(test_clock);
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         for (int round = 0; round < 2; round++) {
-                assert_int_equal(pas_begin(f->p, &e), 0);
-                if (pas_put_referral(f->p, &r, &w, "wl", &e) < 0 ||
-                    pas_put_ledger(f->p, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
+                assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+                if (pas_put_referral(tx, &r, &w, "wl", &e) < 0 ||
+                    pas_put_ledger(tx, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
                         fail_msg("%s: the same rows a second time (round %d): %s", G.name, round + 1, e.msg);
-                assert_int_equal(pas_commit(f->p, &e), 0);
+                assert_int_equal(pas_commit(tx, &e), 0);
         }
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_ledger"), 1);
@@ -327,10 +334,10 @@ static void test_unchanged_rows_written_again(void **state) {
                 struct pas *other = NULL;
                 snprintf(conn, sizeof conn, "%s;OPTION=0", f->conn);
                 assert_int_equal(pas_open(conn, "auto", &other, &e), 0);
-                assert_int_equal(pas_begin(other, &e), 0);
-                if (pas_put_ledger(other, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
+                assert_int_equal(pas_begin(other, &tx, &e), 0);
+                if (pas_put_ledger(tx, "000000000001", 1, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e) < 0)
                         fail_msg("with OPTION=0 in the connection string: %s", e.msg);
-                assert_int_equal(pas_commit(other, &e), 0);
+                assert_int_equal(pas_commit(tx, &e), 0);
                 pas_close(other);
                 snprintf(conn, sizeof conn, "%s;OPTION=lots", f->conn);
                 assert_int_equal(pas_open(conn, "auto", &other, &e), -EINVAL);
@@ -353,15 +360,16 @@ static void test_document_parts_byte_identical(void **state) {
         struct document_state st;
         bool written = false;
         char *id;
+        struct pas_tx *tx = NULL;
 
-        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
         uint64_t before = pas_statements(f->p);
-        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_true(written);
         /* one round trip each: the latest revision read, the row, its 3 parts (a new row has no
          * parts to delete first) */
         assert_int_equal(pas_statements(f->p) - before, 1 + 1 + 3);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         id = document_id(f, "att-1", 1);
         assert_int_equal(strlen(id), 36);
         assert_int_equal(id[14], '4'); /* UUID version 4 */
@@ -417,14 +425,15 @@ static void test_document_dedup(void **state) {
         struct document_rec b = pas_data_document("000000000001", "att-9", 300, sha_b);
         struct document_state st;
         bool written;
+        struct pas_tx *tx = NULL;
 
         /* not fetched: one row, no parts */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &pending, -1, &written, &e), 0);
         assert_true(written);
-        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &pending, -1, &written, &e), 0);
         assert_false(written); /* the same reason again: nothing */
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         id1 = document_id(f, "att-9", 1);
         assert_q_text(f, "SELECT fetch_status FROM ers_document WHERE document_id = ?", id1, "NOT_FETCHED");
         assert_q_text(f, "SELECT not_fetched_reason FROM ers_document WHERE document_id = ?", id1, "malware scan running");
@@ -440,15 +449,15 @@ static void test_document_dedup(void **state) {
         document_state_free(&st);
 
         /* fetched later: the same row completed (any parts it had deleted first) */
-        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
         uint64_t before = pas_statements(f->p);
-        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &a, fa, &written, &e), 0);
         assert_true(written);
         assert_int_equal(pas_statements(f->p) - before, 1 + 1 + 1 + 2);
         /* the same content again: nothing */
-        assert_int_equal(pas_put_document(f->p, &a, fa, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &a, fa, &written, &e), 0);
         assert_false(written);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         id1b = document_id(f, "att-9", 1);
         assert_string_equal(id1b, id1);
         assert_int_equal(count(f, "ers_document"), 1);
@@ -458,19 +467,19 @@ static void test_document_dedup(void **state) {
         assert_int_equal(count(f, "ers_document_part"), 2);
 
         /* not fetched this time (say, a transient failure): the stored content stays */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &pending, -1, &written, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &pending, -1, &written, &e), 0);
         assert_false(written);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_document"), 1);
         assert_int_equal(count(f, "ers_document_part"), 2);
         assert_document(f, id1, sha_a, MIB + 10);
 
         /* other content: a new revision, the old one kept whole */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &b, fb, &written, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &b, fb, &written, &e), 0);
         assert_true(written);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_document"), 2);
         id2 = document_id(f, "att-9", 2);
         assert_string_not_equal(id2, id1);
@@ -486,10 +495,10 @@ static void test_document_dedup(void **state) {
         struct referral r;
         struct document_rec other = not_fetched("att-10", "THREATS_FOUND", "malware found");
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &other, -1, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(tx, &other, -1, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(q_int(raw(f), "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"),
                          1);
         assert_int_equal(
@@ -513,14 +522,15 @@ static void test_rollback_and_failing_statement(void **state) {
         int fd = make_file("rb.bin", MIB + 1, 3, sha);
         struct document_rec d = pas_data_document("000000000001", "att-1", MIB + 1, sha);
         struct db *admin;
+        struct pas_tx *tx = NULL;
 
         /* everything of a rolled-back transaction is gone */
         pas_data_referral(&a, "000000000001", 1, NHS_VALID);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &a, NULL, "wl", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, "wl", NULL, &e), 0);
-        pas_rollback(f->p);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &a, NULL, "wl", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 1, true, "wl", NULL, &e), 0);
+        pas_rollback(tx);
         assert_int_equal(count(f, "ers_referral"), 0);
         assert_int_equal(count(f, "ers_document"), 0);
         assert_int_equal(count(f, "ers_document_part"), 0);
@@ -529,10 +539,10 @@ static void test_rollback_and_failing_statement(void **state) {
         assert_false(st.found);
 
         /* pas_close on an open transaction rolls back too */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &a, NULL, "wl", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, "wl", NULL, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &a, NULL, "wl", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 1, true, "wl", NULL, &e), 0);
         pas_close(f->p);
         f->p = NULL;
         assert_int_equal(count(f, "ers_referral"), 0);
@@ -548,10 +558,10 @@ static void test_rollback_and_failing_statement(void **state) {
         db_close(admin);
         pas_data_referral(&b, "000000000002", 1, NHS_VALID);
         b.state_comment = MARKER;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &b, NULL, NULL, &e), -EIO);
-        pas_rollback(f->p);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &a, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &b, NULL, NULL, &e), -EIO);
+        pas_rollback(tx);
         print_message("      constraint: %s\n", e.msg);
         assert_non_null(strstr(e.msg, "SQLSTATE "));
         if (G.kind != ENGINE_SQLITE) /* the SQLite driver says HY000 for every error */
@@ -561,9 +571,9 @@ static void test_rollback_and_failing_statement(void **state) {
         assert_int_equal(count(f, "ers_referral"), 0);
 
         /* and the connection goes on */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &a, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &a, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
         close(fd);
 }
@@ -617,16 +627,17 @@ static void test_utf8_4byte_round_trip(void **state) {
         int fd = make_file("u.bin", 10, 2, sha);
         struct referral r;
         struct document_rec d = pas_data_document("000000000001", aid, 10, sha);
+        struct pas_tx *tx = NULL;
 
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
         r.state_comment = (char *) comment;
         r.specialty_display = "Ear, nose & throat \xf0\x9f\x91\x82";
         r.state_reason = ""; /* empty is not NULL */
         d.title = "Letter \xe2\x80\x94 \"final\" \xf0\x9f\x93\x84.pdf";
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
 
         assert_q_text(f, "SELECT state_comment FROM ers_referral WHERE ubrn = ?", "000000000001", comment);
         assert_q_text(f, "SELECT specialty_display FROM ers_referral WHERE ubrn = ?", "000000000001",
@@ -652,9 +663,9 @@ static void test_utf8_4byte_round_trip(void **state) {
                 memcpy(big + i, i % 8 ? "abcd" : "\xf0\x9f\x98\x80", 4);
         big[20000] = '\0';
         r.state_comment = big;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         char *got = long_text(f->conn, "SELECT state_comment FROM ers_referral WHERE ubrn = '000000000001'");
         assert_int_equal(strlen(got), 20000);
         assert_string_equal(got, big);
@@ -663,9 +674,9 @@ static void test_utf8_4byte_round_trip(void **state) {
         /* an attachment id differing only in case is another document (binary collation) */
         struct document_rec upper = pas_data_document("000000000001", "ATT-\xf0\x9f\x98\x80", 10, sha);
         bool written = false;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &upper, fd, &written, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &upper, fd, &written, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_true(written);
         assert_int_equal(count(f, "ers_document"), 2);
         free(id);
@@ -678,20 +689,21 @@ static void test_single_writer_lock(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
         struct pas *other = NULL;
+        struct pas_tx *tx = NULL, *tx_other = NULL;
 
         assert_int_equal(pas_open(f->conn, "auto", &other, &e), 0);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_begin(other, &e), -EAGAIN);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_begin(other, &tx_other, &e), -EAGAIN);
         print_message("      second writer: %s\n", e.msg);
-        assert_int_equal(pas_put_ledger(other, "000000000002", 1, true, NULL, NULL, &e), -EINVAL); /* no transaction */
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_null(tx_other); /* no transaction: nothing it could write with */
+        assert_int_equal(pas_commit(tx, &e), 0);
         /* the first one goes away: the second one writes */
         pas_close(f->p);
         f->p = NULL;
-        assert_int_equal(pas_begin(other, &e), 0);
-        assert_int_equal(pas_put_ledger(other, "000000000002", 1, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(other, &e), 0);
+        assert_int_equal(pas_begin(other, &tx_other, &e), 0);
+        assert_int_equal(pas_put_ledger(tx_other, "000000000002", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx_other, &e), 0);
         assert_int_equal(count(f, "ers_ledger"), 2);
         pas_close(other);
 }
@@ -754,6 +766,7 @@ static void test_least_privilege_grants(void **state) {
         struct document_rec b = pas_data_document("000000000001", "att-1", 1000, sha2);
         struct pas *p = NULL;
         struct referral r;
+        struct pas_tx *tx = NULL;
 
         assert_non_null(db_attr);
         assert_non_null(uid);
@@ -775,34 +788,34 @@ static void test_least_privilege_grants(void **state) {
                 struct referral_stored before;
                 struct stored_attachment *atts = NULL;
                 size_t n_atts = 0;
-                assert_int_equal(pas_begin(p, &e), 0);
+                assert_int_equal(pas_begin(p, &tx, &e), 0);
                 /* what the sync reads and writes for the audit trail, in the same transaction */
                 assert_int_equal(pas_referral_stored(p, "000000000001", &before, &e), 0);
                 assert_int_equal(pas_attachments_stored(p, "000000000001", "000000000001", &atts, &n_atts, &e), 0);
                 assert_int_equal(n_atts, v == 1 ? 0 : 1);
                 stored_attachments_free(atts, n_atts);
                 referral_stored_free(&before);
-                assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
-                assert_int_equal(pas_put_document(p, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
-                assert_int_equal(pas_put_ledger(p, "000000000001", v, true, "wl", NULL, &e), 0);
-                assert_int_equal(pas_audit_append(p, "000000000001", v, v == 1 ? "NEW" : "UPDATED", "detail",
+                assert_int_equal(pas_put_referral(tx, &r, NULL, "wl", &e), 0);
+                assert_int_equal(pas_put_document(tx, v == 1 ? &a : &b, v == 1 ? fa : fb, NULL, &e), 0);
+                assert_int_equal(pas_put_ledger(tx, "000000000001", v, true, "wl", NULL, &e), 0);
+                assert_int_equal(pas_audit_append(tx, "000000000001", v, v == 1 ? "NEW" : "UPDATED", "detail",
                                                   NULL, NULL, &e), 0);
-                if (pas_commit(p, &e) < 0)
+                if (pas_commit(tx, &e) < 0)
                         fail_msg("as %s: %s", user, e.msg);
         }
         /* a poll that no longer lists it: the latest entries replaced, the ledger marked, an audit row */
         struct listing_change *changes = NULL;
         size_t n_changes = 0;
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_worklist_record(p, "wl", NULL, 0, NULL, &e), 0);
-        assert_int_equal(pas_worklist_changes(p, "wl", &changes, &n_changes, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_worklist_record(tx, "wl", NULL, 0, NULL, &e), 0);
+        assert_int_equal(pas_worklist_changes(tx, "wl", &changes, &n_changes, &e), 0);
         assert_int_equal(n_changes, 1);
         assert_true(changes[0].left);
         free(changes);
-        assert_int_equal(pas_ledger_set_left(p, "000000000001", true, &e), 0);
-        assert_int_equal(pas_attachment_set_removed(p, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
-        assert_int_equal(pas_audit_append(p, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
-        if (pas_commit(p, &e) < 0)
+        assert_int_equal(pas_ledger_set_left(tx, "000000000001", true, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(tx, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
+        assert_int_equal(pas_audit_append(tx, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
+        if (pas_commit(tx, &e) < 0)
                 fail_msg("as %s: %s", user, e.msg);
         pas_close(p);
         assert_int_equal(count(f, "ers_audit"), 3);
@@ -838,12 +851,13 @@ static void test_lock_wait_is_transient(void **state) {
         SQLHSTMT st = SQL_NULL_HSTMT;
         struct timespec t0;
         struct pas *p = NULL;
+        struct pas_tx *tx = NULL;
         double waited;
         int r;
 
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
 
         /* the other session: a PAS job updating that row, not yet committed */
         assert_true(SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env)));
@@ -862,9 +876,9 @@ static void test_lock_wait_is_transient(void **state) {
                  G.kind == ENGINE_POSTGRESQL ? "ConnSettings={SET lock_timeout = 300}"
                                              : "INITSTMT={SET innodb_lock_wait_timeout = 1}");
         assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
-        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        r = pas_put_ledger(p, "000000000001", 2, true, NULL, NULL, &e);
+        r = pas_put_ledger(tx, "000000000001", 2, true, NULL, NULL, &e);
         waited = seconds_since(&t0);
         print_message("      %s, after %.2f s: %s\n", G.name, waited, e.msg);
         assert_int_equal(r, -EAGAIN);
@@ -872,16 +886,16 @@ static void test_lock_wait_is_transient(void **state) {
         /* the operator's wait was honoured: not an error at once, nor the server's default (PostgreSQL:
          * for ever; MariaDB: 50 s) */
         assert_true(waited >= 0.25 && waited < 10);
-        pas_rollback(p);
+        pas_rollback(tx);
 
         /* the other session ends: ersd goes through */
         SQLEndTran(SQL_HANDLE_DBC, other, SQL_ROLLBACK);
         SQLDisconnect(other);
         SQLFreeHandle(SQL_HANDLE_DBC, other);
         SQLFreeHandle(SQL_HANDLE_ENV, env);
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_put_ledger(p, "000000000001", 2, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 2, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         pas_close(p);
         assert_int_equal(q_int(raw(f), "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001"), 2);
 }
@@ -904,14 +918,15 @@ static void test_ledger_rate(void **state) {
         struct ledger_state st;
         char ubrn[UBRN_LEN + 1];
         double put_s, get_s;
+        struct pas_tx *tx = NULL;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
         for (int i = 0; i < N; i++) {
                 snprintf(ubrn, sizeof ubrn, "%012d", 100000 + i);
-                assert_int_equal(pas_put_ledger(f->p, ubrn, i, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e), 0);
+                assert_int_equal(pas_put_ledger(tx, ubrn, i, true, "wl", "6f1c6f2e-1b7e-4c1a-9a55-0a4c1f0e2d11", &e), 0);
         }
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         put_s = seconds_since(&t0);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (int i = 0; i < N; i++) {
@@ -1013,6 +1028,7 @@ static void test_psqlodbc_logs_nothing(void **state) {
         struct pas *p = NULL;
         struct referral r;
         struct db *d;
+        struct pas_tx *tx = NULL;
 
         /* The control: with CommLog on, the driver does log, and where we look. */
         clear_driver_logs();
@@ -1032,9 +1048,9 @@ static void test_psqlodbc_logs_nothing(void **state) {
                 assert_int_equal(pas_open(conn, i == 0 ? "postgresql" : "auto", &p, &e), 0);
                 pas_data_referral(&r, "000000000001", 1, NHS_VALID);
                 r.state_comment = MARKER;
-                assert_int_equal(pas_begin(p, &e), 0);
-                assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
-                assert_int_equal(pas_commit(p, &e), 0);
+                assert_int_equal(pas_begin(p, &tx, &e), 0);
+                assert_int_equal(pas_put_referral(tx, &r, NULL, "wl", &e), 0);
+                assert_int_equal(pas_commit(tx, &e), 0);
                 text = driver_log_text();
                 if (text)
                         fail_msg("psqlodbc wrote a log while ersd was connected: %.200s", text);
@@ -1159,13 +1175,14 @@ static void assert_new_identity(struct fix *f) {
         struct document_rec as_letter = pas_data_document("000000000001", "CRI-v3", 10, sha);
         struct document_rec again = pas_data_document("000000000001", "att-\xc3\xa9", 10, sha);
         bool written = false;
+        struct pas_tx *tx = NULL;
 
         again.occurrence = 1;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        if (pas_put_document(f->p, &as_letter, fd, &written, &e) < 0 || !written ||
-            pas_put_document(f->p, &again, fd, &written, &e) < 0 || !written)
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        if (pas_put_document(tx, &as_letter, fd, &written, &e) < 0 || !written ||
+            pas_put_document(tx, &again, fd, &written, &e) < 0 || !written)
                 fail_msg("%s: on the upgraded schema: %s", G.name, e.msg);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_document"), 5);
         close(fd);
 }
@@ -1205,9 +1222,9 @@ static void upgrade_from(struct fix *f, int version, const char *first_step) {
         create_old_schema(f->conn, version);
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
         assert_non_null(strstr(e.msg, "--init-db")); /* says how to upgrade */
-        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_upgraded(f);
-        assert_int_equal(pas_init_schema(f->p, &e), 0); /* idempotent */
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0); /* idempotent */
         assert_upgraded(f);
         assert_new_identity(f);
 
@@ -1217,7 +1234,7 @@ static void upgrade_from(struct fix *f, int version, const char *first_step) {
         assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
         create_old_schema(g.conn, version);
         exec_ok(g.conn, first_step);
-        assert_int_equal(pas_init_schema(g.p, &e), 0);
+        assert_int_equal(pas_data_init_schema(g.p, &e), 0);
         assert_upgraded(&g);
         assert_new_identity(&g);
         pas_close(g.p);
@@ -1310,7 +1327,7 @@ static void test_schema_upgraded_is_fresh(void **state) {
         struct errbuf e = { "" };
         char *want;
 
-        assert_int_equal(pas_init_schema(fresh->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(fresh->p, &e), 0);
         want = schema_shape(fresh);
         /* the document's identity: (ubrn, source_ubrn, kind, attachment_key, revision) unique */
         assert_non_null(strstr(want, G.kind == ENGINE_SQLITE ? "ers_document sqlite_autoindex_ers_document_2 1 u 3 "
@@ -1323,7 +1340,7 @@ static void test_schema_upgraded_is_fresh(void **state) {
                 assert_int_equal(engine_new_database(&G, g.conn, sizeof g.conn), 0);
                 assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
                 create_old_schema(g.conn, version);
-                if (pas_init_schema(g.p, &e) < 0)
+                if (pas_data_init_schema(g.p, &e) < 0)
                         fail_msg("%s: upgrade from version %d: %s", G.name, version, e.msg);
                 got = schema_shape(&g);
                 if (strcmp(got, want) != 0) {
@@ -1368,14 +1385,15 @@ static void put_match(struct fix *f, const char *ubrn, const char *nhs, bool loo
         struct referral ref;
         struct patient_match m;
         struct errbuf e = { "" };
+        struct pas_tx *tx = NULL;
 
         pas_data_referral(&ref, ubrn, 1, nhs);
         assert_int_equal(pas_match_patient(f->p, nhs, &m, &e), 0);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &ref, NULL, "wl", &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &ref, NULL, "wl", &e), 0);
         if (lookup)
-                assert_int_equal(pas_put_patient_match(f->p, ubrn, &m, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0); /* ref borrows literals: nothing to free */
+                assert_int_equal(pas_put_patient_match(tx, ubrn, &m, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0); /* ref borrows literals: nothing to free */
 }
 
 static void test_patient_matching(void **state) {
@@ -1390,6 +1408,7 @@ static void test_patient_matching(void **state) {
         struct patient_match m;
         struct patient_rematch *list = NULL;
         size_t n = 0;
+        struct pas_tx *tx = NULL;
 
         exec_ok(f->conn, "CREATE TABLE pas_patient (patient_id VARCHAR(20), nhs_number VARCHAR(10))");
         exec_ok(f->conn, "INSERT INTO pas_patient VALUES ('H100', '" NHS_A "'), ('H200', '" NHS_B "'), "
@@ -1462,9 +1481,9 @@ static void test_patient_matching(void **state) {
         exec_ok(f->conn, "INSERT INTO pas_patient VALUES ('H400', '" NHS_D "')");
         assert_int_equal(pas_match_patient(f->p, NHS_D, &m, &e), 0);
         assert_int_equal(m.status, PATIENT_MATCHED);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_patient_match(f->p, "000000000004", &m, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_patient_match(tx, "000000000004", &m, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_q_text(f, "SELECT pas_patient_id FROM ers_referral WHERE ubrn = ?", "000000000004", "H400");
         assert_q_text(f, "SELECT patient_match FROM ers_referral WHERE ubrn = ?", "000000000004", "MATCHED");
 
@@ -1958,6 +1977,7 @@ static void test_lease_compare_and_swap(void **state) {
         struct errbuf e = { "" };
         struct lease_state seen, stale;
         struct referral ref;
+        struct pas_tx *tx = NULL;
 
         snprintf(g.conn, sizeof g.conn, "%s", f->conn);
         assert_int_equal(pas_open(g.conn, "auto", &g.p, &e), 0);
@@ -1976,12 +1996,13 @@ static void test_lease_compare_and_swap(void **state) {
         assert_int_equal(pas_lease_take(g.p, "ersd", "host-b:2", &stale, &e), 0);
         /* ...and the old holder can no longer write. */
         pas_data_referral(&ref, "000000000001", 1, NHS_VALID);
-        assert_int_equal(pas_begin(f->p, &e), -ESTALE);
+        assert_int_equal(pas_begin(f->p, &tx, &e), -ESTALE);
+        assert_null(tx);
         assert_non_null(strstr(e.msg, "lease"));
         assert_int_equal(pas_lease_renew(f->p, &e), -ESTALE);
-        assert_int_equal(pas_begin(g.p, &e), 0);
-        assert_int_equal(pas_put_referral(g.p, &ref, NULL, "wl", &e), 0);
-        assert_int_equal(pas_commit(g.p, &e), 0);
+        assert_int_equal(pas_begin(g.p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &ref, NULL, "wl", &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
 
         pas_lease_release(g.p); /* free at once for the next */

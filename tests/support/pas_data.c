@@ -33,6 +33,19 @@
 #define UNDER_ASAN 0
 #endif
 
+int pas_data_init_schema(struct pas *p, struct errbuf *e) {
+        struct pas_tx *tx = NULL;
+        int r = pas_begin(p, &tx, e);
+
+        if (r == 0)
+                r = pas_init_schema(tx, e);
+        if (r == 0)
+                r = pas_commit(tx, e);
+        else
+                pas_rollback(tx);
+        return r;
+}
+
 int pas_data_file(const char *dir, const char *name, int64_t size, uint64_t seed, char sha[65]) {
         char path[PATH_MAX];
         unsigned char *buf = malloc(PAS_DATA_MIB), digest[32];
@@ -138,15 +151,17 @@ int pas_data_store_child(int argc, char **argv) {
 
         struct errbuf e = { "" };
         struct pas *p = NULL;
+        struct pas_tx *tx = NULL;
         int big = open(argv[3], O_RDONLY | O_CLOEXEC), small = open(argv[6], O_RDONLY | O_CLOEXEC);
         struct document_rec warm = pas_data_document("000000000001", "warm-up", PAS_DATA_MIB, argv[7]);
         struct document_rec d = pas_data_document("000000000001", "big", strtoll(argv[4], NULL, 10), argv[5]);
         int rc = 1;
 
-        if (big >= 0 && small >= 0 && pas_open(argv[2], "auto", &p, &e) == 0 && pas_begin(p, &e) == 0 &&
-            pas_put_document(p, &warm, small, NULL, &e) == 0 && pas_commit(p, &e) == 0) {
+        if (big >= 0 && small >= 0 && pas_open(argv[2], "auto", &p, &e) == 0 && pas_begin(p, &tx, &e) == 0 &&
+            pas_put_document(tx, &warm, small, NULL, &e) == 0 && pas_commit(tx, &e) == 0) {
                 long before = maxrss_kib();
-                if (pas_begin(p, &e) == 0 && pas_put_document(p, &d, big, NULL, &e) == 0 && pas_commit(p, &e) == 0) {
+                if (pas_begin(p, &tx, &e) == 0 && pas_put_document(tx, &d, big, NULL, &e) == 0 &&
+                    pas_commit(tx, &e) == 0) {
                         long after = maxrss_kib();
                         printf("%ld %ld %d\n", after - before, after, instrumented());
                         fflush(stdout);

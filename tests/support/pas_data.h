@@ -18,6 +18,10 @@
 #define PAS_DATA_NHS_VALID "9991234578"   /* test range (999…), passes modulus 11 */
 #define PAS_DATA_NHS_INVALID "9991234577" /* fails modulus 11 */
 
+/* pas_init_schema() in a transaction of its own, committed, as `ersd
+ * --init-db` runs it: 0 or its negative errno, one line in e. */
+int pas_data_init_schema(struct pas *p, struct errbuf *e);
+
 /* Writes `size` pseudo-random bytes (xorshift from `seed`) to dir/name;
  * returns an fd open for reading and writes the SHA-256 hex into sha. */
 int pas_data_file(const char *dir, const char *name, int64_t size, uint64_t seed, char sha[65]);

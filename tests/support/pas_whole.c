@@ -15,6 +15,10 @@
 #include <unistd.h>
 
 #include "adapters/document_key.h"
+#include "adapters/pas.h"
+#include "adapters/pas_audit.h"
+#include "adapters/pas_schedule.h"
+#include "adapters/pas_status.h"
 #include "tests/support/harness.h"
 #include "tests/support/pas_data.h"
 
@@ -120,6 +124,7 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
         char sha[65], now[32];
         int fd;
         char *t[24];
+        struct pas_tx *tx = NULL;
 
         assert_non_null(raw);
         assert_int_equal(strlen(ods), 40);
@@ -165,12 +170,12 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
 
         /* written: nothing refused for its length, nothing parked */
         now_utc_iso(now);
-        assert_int_equal(pas_begin(p, &e), 0);
-        if (pas_put_referral(p, &r, &w, "wl", &e) < 0 || pas_put_document(p, &d, fd, NULL, &e) < 0 ||
-            pas_put_document(p, &pending, -1, NULL, &e) < 0 || pas_retry_seen(p, "wl", &w, now, &e) < 0 ||
-            pas_put_ledger(p, ubrn, 1, false, "wl", NULL, &e) < 0)
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        if (pas_put_referral(tx, &r, &w, "wl", &e) < 0 || pas_put_document(tx, &d, fd, NULL, &e) < 0 ||
+            pas_put_document(tx, &pending, -1, NULL, &e) < 0 || pas_retry_seen(tx, "wl", &w, now, &e) < 0 ||
+            pas_put_ledger(tx, ubrn, 1, false, "wl", NULL, &e) < 0)
                 fail_msg("a referral with long texts refused: %s", e.msg);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
 
         /* read back whole and exactly, as a PAS reads it */
         static const struct {
@@ -259,12 +264,12 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
 
         /* the same again: recognised by its key, nothing written */
         bool written = true;
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_put_document(p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_false(written);
-        assert_int_equal(pas_put_document(p, &pending, -1, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &pending, -1, &written, &e), 0);
         assert_false(written);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         const char *u[] = { ubrn };
         assert_int_equal(db_int(raw, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", 1, u), 2);
 
@@ -310,6 +315,7 @@ void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir)
         char *reason = pas_whole_text(600, 41), *retry = pas_whole_text(1000, 42), *result = pas_whole_text(600, 43);
         char now[32];
         bool written = true;
+        struct pas_tx *tx = NULL;
 
         (void) dir;
         assert_non_null(raw);
@@ -322,22 +328,22 @@ void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir)
                                    .reason = retry };
 
         now_utc_iso(now);
-        assert_int_equal(pas_begin(p, &e), 0);
-        if (pas_put_referral(p, &r, NULL, "wl", &e) < 0 || pas_put_document(p, &d, -1, NULL, &e) < 0 ||
-            pas_put_ledger(p, ubrn, 1, false, "wl", NULL, &e) < 0 || pas_retry_seen(p, "wl", &w, now, &e) < 0 ||
-            pas_retry_fail(p, ubrn, "wl", &f, &e) < 0 ||
-            pas_poll_put(p, "wl", now, result, NULL, now, -1, &e) < 0)
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        if (pas_put_referral(tx, &r, NULL, "wl", &e) < 0 || pas_put_document(tx, &d, -1, NULL, &e) < 0 ||
+            pas_put_ledger(tx, ubrn, 1, false, "wl", NULL, &e) < 0 || pas_retry_seen(tx, "wl", &w, now, &e) < 0 ||
+            pas_retry_fail(tx, ubrn, "wl", &f, &e) < 0 ||
+            pas_poll_put(tx, "wl", now, result, NULL, now, -1, &e) < 0)
                 fail_msg("ersd's own long texts refused: %s", e.msg);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_cut(raw, "SELECT not_fetched_reason FROM ers_document WHERE ubrn = ?", ubrn, reason, 255);
         assert_cut(raw, "SELECT reason FROM ers_retry WHERE ubrn = ?", ubrn, retry, 511);
         assert_cut(raw, "SELECT last_result FROM ers_poll WHERE worklist = ?", "wl", result, 255);
 
         /* the same reason again: the row stands as it is */
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_put_document(p, &d, -1, &written, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, -1, &written, &e), 0);
         assert_false(written);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
 
         /* a line that fits but whose maker cut its last character (snprintf into a buffer): stored
          * without the piece */
@@ -346,10 +352,10 @@ void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir)
         d2.fetched = false;
         d2.availability = "AVAILABLE";
         d2.not_fetched_reason = cut_short;
-        assert_int_equal(pas_begin(p, &e), 0);
-        if (pas_put_document(p, &d2, -1, NULL, &e) < 0)
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        if (pas_put_document(tx, &d2, -1, NULL, &e) < 0)
                 fail_msg("a reason ending in a cut character refused: %s", e.msg);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_read(raw, "SELECT not_fetched_reason FROM ers_document WHERE attachment_id = 'att-cut' AND ubrn = ?",
                     ubrn, "e-RS would not release it: caf\xc3\xa9 ");
 
@@ -381,6 +387,7 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
         char sha[N][65], name[32], sha_new[65];
         int fd[N], fd_new;
         bool written;
+        struct pas_tx *tx = NULL;
 
         assert_non_null(raw);
         pas_data_referral(&r, ubrn, 1, PAS_DATA_NHS_VALID);
@@ -393,15 +400,15 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
         }
 
         /* a new referral, as the sync writes one: nothing looked up first */
-        assert_int_equal(pas_begin(p, &e), 0);
-        pas_referral_fresh(p, ubrn);
-        assert_int_equal(pas_put_referral(p, &r, NULL, "wl", &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        pas_referral_fresh(tx, ubrn);
+        assert_int_equal(pas_put_referral(tx, &r, NULL, "wl", &e), 0);
         for (size_t i = 0; i < N; i++)
-                if (pas_put_document(p, &rec[i], fd[i], &written, &e) < 0 || !written)
+                if (pas_put_document(tx, &rec[i], fd[i], &written, &e) < 0 || !written)
                         fail_msg("document %zu (%s %s, occurrence %u): %s", i, docs[i].kind_name, docs[i].id,
                                  docs[i].occurrence, e.msg);
-        assert_int_equal(pas_put_ledger(p, ubrn, 1, true, "wl", NULL, &e), 0);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, ubrn, 1, true, "wl", NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
 
         /* four documents, each with its own bytes */
         const char *u[] = { ubrn };
@@ -438,9 +445,9 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
         assert_int_equal(db_int(raw, "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", 1, u), N);
 
         /* written again, as a later round would: each recognised, nothing written */
-        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
         for (size_t i = 0; i < N; i++) {
-                assert_int_equal(pas_put_document(p, &rec[i], fd[i], &written, &e), 0);
+                assert_int_equal(pas_put_document(tx, &rec[i], fd[i], &written, &e), 0);
                 assert_false(written);
         }
         /* the second "dup" with new bytes: a revision of it alone */
@@ -448,9 +455,9 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
         struct document_rec revised = rec[3];
         revised.size = revised.declared_size = 5000;
         revised.sha256 = sha_new;
-        assert_int_equal(pas_put_document(p, &revised, fd_new, &written, &e), 0);
+        assert_int_equal(pas_put_document(tx, &revised, fd_new, &written, &e), 0);
         assert_true(written);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         char *doc = document_id_of(raw, ubrn, "ATTACHMENT", "dup", 1, 2);
         assert_bytes(raw, doc, sha_new, 5000);
         free(doc);
@@ -471,9 +478,9 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
         assert_string_equal(atts[2].id, "dup");
         assert_int_equal(atts[2].occurrence, 1);
         stored_attachments_free(atts, n_atts);
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_attachment_set_removed(p, ubrn, ubrn, "dup", 1, true, &e), 0);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(tx, ubrn, ubrn, "dup", 1, true, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(db_int(raw,
                                 "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND removed_at IS NOT NULL "
                                 "AND occurrence = 1",

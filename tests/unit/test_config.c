@@ -314,7 +314,7 @@ static void test_defaults(void **state) {
         assert_false(secret_reported);
 }
 
-/* Every adapter the build has (adapters/odbc.c's list) is a name the configuration accepts. */
+/* Every adapter the build has (adapters/registry.c's list) is a name the configuration accepts. */
 static void test_adapters_accepted(void **state) {
         char names[128], *save = NULL;
         struct config c;

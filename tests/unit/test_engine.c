@@ -36,6 +36,9 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "adapters/pas.h"
+#include "adapters/pas_lease.h"
+#include "adapters/pas_status.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/spool.h"
@@ -45,6 +48,7 @@
 #include "tests/fake/fake_ers.h"
 #include "tests/fake/fake_odbc.h"
 #include "tests/support/harness.h"
+#include "tests/support/pas_data.h"
 #include "tests/support/testutil.h"
 
 #define RFR     "REFERRALS_FOR_REVIEW"
@@ -477,7 +481,7 @@ static int setup(void **state) {
         fake_clock_set(f->epoch);
         if (write_test_config(conf, "http://127.0.0.1:1/referrals", NULL, f->connection, NULL, st, NULL) < 0 ||
             config_load(conf, NULL, NULL, &f->cfg) < 0 || pas_open(f->connection, "auto", &f->pas, &e) < 0 ||
-            pas_init_schema(f->pas, &e) < 0 || spool_open(st, &f->spool, &e) < 0 ||
+            pas_data_init_schema(f->pas, &e) < 0 || spool_open(st, &f->spool, &e) < 0 ||
             ers_client_new(&f->cfg, &f->ers, &e) < 0 || !(f->db = db_open(f->connection))) {
                 fprintf(stderr, "setup: %s\n", e.msg);
                 return -1;

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,11 @@
 #include "adapters/adapter.h"
 #include "adapters/odbc.h"
 #include "adapters/pas.h"
+#include "adapters/pas_audit.h"
+#include "adapters/pas_mapping.h"
+#include "adapters/pas_patient.h"
+#include "adapters/pas_schedule.h"
+#include "adapters/pas_worklist.h"
 #include "daemon/util.h"
 #include "tests/support/pas_data.h"
 #include "tests/support/testutil.h"
@@ -360,7 +366,7 @@ static int setup(void **state) {
         if (setup_empty(state) < 0)
                 return -1;
         f = *state;
-        if (pas_init_schema(f->p, &e) < 0) {
+        if (pas_data_init_schema(f->p, &e) < 0) {
                 print_error("pas_init_schema: %s\n", e.msg);
                 return -1;
         }
@@ -429,8 +435,8 @@ static void test_init_schema_twice(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), -ENOENT);
         assert_non_null(strstr(e.msg, "--init-db"));
-        assert_int_equal(pas_init_schema(f->p, &e), 0);
-        assert_int_equal(pas_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0);
+        assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 4);
@@ -451,10 +457,10 @@ static void test_check_schema(void **state) {
         raw_exec(f, "UPDATE ers_schema_version SET version = 5");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
         assert_non_null(strstr(e.msg, "version 5"));
-        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
+        assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
         raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (4)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
-        assert_int_equal(pas_init_schema(f->p, &e), -EPROTO);
+        assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO);
         raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 5");
         raw_exec(f, "UPDATE ers_schema_version SET version = 3");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
@@ -472,20 +478,49 @@ static void test_check_schema(void **state) {
 /* ---------------------------------------------------------------------- */
 /* Transactions required.                                                  */
 
+/* A write outside a transaction does not compile (every write takes the
+ * struct pas_tx that pas_begin() gives).  What is left at run time: one
+ * transaction at a time per connection, a pas_begin() that failed hands out
+ * nothing, and a transaction used after its end stops the process (an
+ * assertion) rather than write in autocommit. */
 static void test_writes_need_transaction(void **state) {
         struct fix *f = *state;
         struct errbuf e = { "" };
         struct referral r;
+        struct pas_tx *tx = NULL, *second = NULL;
+        int status = 0;
+        pid_t pid;
 
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
-        assert_int_equal(pas_put_referral(f->p, &r, NULL, NULL, &e), -EINVAL);
-        assert_int_equal(pas_put_ledger(f->p, "000000000001", 1, true, NULL, NULL, &e), -EINVAL);
-        assert_int_equal(pas_commit(f->p, &e), -EINVAL);
-        pas_rollback(f->p); /* no-op */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_begin(f->p, &e), -EINVAL);
-        pas_rollback(f->p);
+        pas_rollback(NULL); /* nothing begun: a no-op */
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_non_null(tx);
+        second = tx;
+        assert_int_equal(pas_begin(f->p, &second, &e), -EINVAL);
+        assert_null(second);
+        assert_non_null(strstr(e.msg, "already open"));
+        assert_int_equal(pas_put_referral(tx, &r, NULL, NULL, &e), 0); /* the first is open still */
+        pas_rollback(tx);
         assert_int_equal(count(f, "ers_referral"), 0);
+
+        /* its end is the end of its use: in a child, on a connection of its own */
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct pas *p = NULL;
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+                setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+                if (null >= 0)
+                        dup2(null, STDERR_FILENO); /* the assertion's line */
+                if (pas_open(f->conn, "auto", &p, &e) == 0 && pas_begin(p, &tx, &e) == 0 && pas_commit(tx, &e) == 0)
+                        (void) pas_put_ledger(tx, "000000000001", 1, true, NULL, NULL, &e);
+                _exit(0); /* not reached when the assertion holds */
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+        assert_int_equal(count(f, "ers_ledger"), 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -514,45 +549,60 @@ static void test_fresh_referral_skips_the_lookups(void **state) {
         struct document_rec d = pas_data_document("000000000005", "att-fresh", 1000, sha);
         bool written = false;
         uint64_t plain, fresh;
+        struct pas_tx *tx = NULL;
 
         pas_data_referral(&r, "000000000005", 1, NHS_VALID);
-        assert_int_equal(pas_begin(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
         uint64_t before = pas_statements(f->p);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", NULL, &e), 0);
         plain = pas_statements(f->p) - before;
-        pas_rollback(f->p);
+        pas_rollback(tx);
         assert_int_equal(count(f, "ers_referral"), 0);
 
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        pas_referral_fresh(f->p, "000000000005");
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        pas_referral_fresh(tx, "000000000005");
         before = pas_statements(f->p);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_true(written);
-        assert_int_equal(pas_put_ledger(f->p, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000005", 1, true, "cardiology-new", NULL, &e), 0);
+        assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", NULL, &e), 0); /* complete: no next check */
         fresh = pas_statements(f->p) - before;
-        assert_int_equal(pas_commit(f->p, &e), 0);
-        assert_int_equal(plain - fresh, 4);
+        assert_int_equal(pas_commit(tx, &e), 0);
+        assert_int_equal(plain - fresh, 5);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_document"), 1);
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NULL",
+                                 "000000000005", NULL),
+                         1);
 
         /* Told fresh, but it is there: refused by the key, nothing doubled. */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        pas_referral_fresh(f->p, "000000000005");
-        assert_true(pas_put_referral(f->p, &r, &w, "cardiology-new", &e) < 0);
-        pas_rollback(f->p);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        pas_referral_fresh(tx, "000000000005");
+        assert_true(pas_put_referral(tx, &r, &w, "cardiology-new", &e) < 0);
+        pas_rollback(tx);
         assert_int_equal(count(f, "ers_referral"), 1);
         /* and the next transaction is not told anything: it updates */
         e.msg[0] = '\0';
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "cardiology-new", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, &written, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "cardiology-new", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, &written, &e), 0);
         assert_false(written); /* the same bytes: already stored */
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_document"), 1);
+        /* nor is a next check it has set left standing: cleared when it is complete again */
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+                assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", i ? NULL : "2030-01-01T00:00:00Z", &e), 0);
+                assert_int_equal(pas_commit(tx, &e), 0);
+                assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NULL",
+                                         "000000000005", NULL),
+                                 i);
+        }
         close(fd); /* r borrows string literals: nothing to free */
 }
 
@@ -563,13 +613,14 @@ static void test_document_empty(void **state) {
         int fd = make_file("empty.bin", 0, 1, sha);
         struct document_rec d = pas_data_document("000000000001", "CRI-v1", 0, sha);
         struct readback rb;
+        struct pas_tx *tx = NULL;
 
         assert_string_equal(sha, SHA_EMPTY);
         d.kind = DOCUMENT_CRI;
         d.availability = NULL;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         document_id_of(f, "CRI-v1", 1, id);
         assert_int_equal(raw_int(f, "SELECT part_count FROM ers_document WHERE document_id = ?", id, NULL), 0);
         assert_int_equal(raw_int(f, "SELECT size_bytes FROM ers_document WHERE document_id = ?", id, NULL), 0);
@@ -586,27 +637,28 @@ static void test_document_bad_spool(void **state) {
         char sha[65];
         int fd = make_file("bad.bin", 2 * MIB + 5, 9, sha);
         struct document_rec d = pas_data_document("000000000001", "att-bad", 2 * MIB + 5, SHA_EMPTY);
+        struct pas_tx *tx = NULL;
 
         /* content that does not match its hash */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EBADMSG);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), -EBADMSG);
         print_message("      bad hash: %s\n", e.msg);
-        pas_rollback(f->p);
+        pas_rollback(tx);
         /* a spool file shorter than said */
         d.sha256 = sha;
         d.size = 3 * MIB;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EBADMSG);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), -EBADMSG);
         assert_non_null(strstr(e.msg, "att-bad"));
-        pas_rollback(f->p);
+        pas_rollback(tx);
         /* malformed records */
         d.sha256 = "not-a-hash";
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EINVAL);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), -EINVAL);
         d.sha256 = sha;
         d.ubrn = "1234";
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), -EINVAL);
-        pas_rollback(f->p);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), -EINVAL);
+        pas_rollback(tx);
         assert_int_equal(count(f, "ers_document"), 0);
         assert_int_equal(count(f, "ers_document_part"), 0);
         close(fd);
@@ -615,7 +667,7 @@ static void test_document_bad_spool(void **state) {
 /* ---------------------------------------------------------------------- */
 /* Transactions.                                                           */
 
-static void write_one(struct fix *f, const char *ubrn, int64_t version, const char *aid, int fd, int64_t size,
+static void write_one(struct pas_tx *tx, const char *ubrn, int64_t version, const char *aid, int fd, int64_t size,
                       const char *sha, int expect_ledger) {
         struct errbuf e = { "" };
         struct referral r;
@@ -623,9 +675,9 @@ static void write_one(struct fix *f, const char *ubrn, int64_t version, const ch
         struct document_rec d = pas_data_document(ubrn, aid, size, sha);
 
         pas_data_referral(&r, ubrn, version, NHS_VALID);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d, fd, NULL, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, ubrn, version, true, "wl", NULL, &e), expect_ledger);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_document(tx, &d, fd, NULL, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, ubrn, version, true, "wl", NULL, &e), expect_ledger);
         if (expect_ledger < 0) {
                 print_message("      failing statement: %s\n", e.msg);
                 assert_non_null(strstr(e.msg, "SQLSTATE "));
@@ -638,26 +690,27 @@ static void test_failing_statement_leaves_db_as_before(void **state) {
         struct errbuf e = { "" };
         char sha[65], sha2[65], before[65], after[65];
         int fd = make_file("fs1.bin", 1000, 4, sha), fd2 = make_file("fs2.bin", MIB + 3, 5, sha2);
+        struct pas_tx *tx = NULL;
 
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        write_one(f, "000000000001", 1, "att-1", fd, 1000, sha, 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        write_one(tx, "000000000001", 1, "att-1", fd, 1000, sha, 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         raw_exec(f, "CREATE TRIGGER test_refuse BEFORE INSERT ON ers_ledger WHEN NEW.ubrn = '000000000666' "
                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
         snapshot(f, before);
 
         /* an update of what exists, a new referral and document, then a refused statement */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        write_one(f, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
-        write_one(f, "000000000666", 1, "att-2", fd2, MIB + 3, sha2, -EIO);
-        pas_rollback(f->p);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        write_one(tx, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
+        write_one(tx, "000000000666", 1, "att-2", fd2, MIB + 3, sha2, -EIO);
+        pas_rollback(tx);
         snapshot(f, after);
         assert_string_equal(before, after);
 
         /* and the connection is fine afterwards */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        write_one(f, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        write_one(tx, "000000000001", 2, "att-1", fd2, MIB + 3, sha2, 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(raw_int(f, "SELECT version FROM ers_ledger WHERE ubrn = ?", "000000000001", NULL), 2);
         close(fd);
         close(fd2);
@@ -675,6 +728,7 @@ static void test_locked_database(void **state) {
         struct ledger_state st;
         double waited;
         int r;
+        struct pas_tx *tx = NULL;
 
         /* another writer holds the database */
         SQLSetConnectAttr(raw(f), SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_OFF, 0);
@@ -686,9 +740,9 @@ static void test_locked_database(void **state) {
         /* readers are not blocked (WAL) */
         assert_int_equal(pas_ledger_get(p, "000000000999", &st, &e), 0);
         assert_false(st.found);
-        assert_int_equal(pas_begin(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        r = pas_put_ledger(p, "000000000001", 1, true, NULL, NULL, &e);
+        r = pas_put_ledger(tx, "000000000001", 1, true, NULL, NULL, &e);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         waited = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
         print_message("      locked (after %.2f s): %s\n", waited, e.msg);
@@ -696,14 +750,14 @@ static void test_locked_database(void **state) {
         assert_non_null(strstr(e.msg, "SQLSTATE "));
         /* the operator's Timeout=300 ms was honoured: not an error at once, nor ersd's default 5 s */
         assert_true(waited >= 0.25 && waited < 5);
-        pas_rollback(p);
+        pas_rollback(tx);
 
         /* the other writer finishes: we go through */
         SQLEndTran(SQL_HANDLE_DBC, raw(f), SQL_COMMIT);
         SQLSetConnectAttr(raw(f), SQL_ATTR_AUTOCOMMIT, (SQLPOINTER) SQL_AUTOCOMMIT_ON, 0);
-        assert_int_equal(pas_begin(p, &e), 0);
-        assert_int_equal(pas_put_ledger(p, "000000000001", 1, true, NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(p, &e), 0);
+        assert_int_equal(pas_begin(p, &tx, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, "000000000001", 1, true, NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "ers_ledger"), 2);
         pas_close(p);
 }
@@ -725,6 +779,7 @@ static void test_mapping(void **state) {
         struct document_rec d_big = pas_data_document("000000000001", "att-big", 3 * MIB + 5, sha_big);
         struct document_rec d_empty = pas_data_document("000000000001", "att-empty", 0, sha_empty);
         struct document_rec d_pending = doc_not_fetched("000000000001", "att-pending", "PENDING", "scanning");
+        struct pas_tx *tx = NULL;
 
         raw_exec(f, "CREATE TABLE inbound_ref (ubrn TEXT, version INTEGER, patient TEXT, match TEXT, nhs TEXT)");
         raw_exec(f, "CREATE TABLE inbound_doc (document_id TEXT, status TEXT, content BLOB)");
@@ -750,16 +805,16 @@ static void test_mapping(void **state) {
         /* version 1, its documents; written twice in one transaction (as a related
          * referral refreshed at its version is): mapped once */
         pas_data_referral(&r, "000000000001", 1, NHS_VALID);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", &m, &e), -EINVAL); /* before pas_put_referral */
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", &m, &e), -EINVAL); /* before pas_put_referral */
         for (int i = 0; i < 2; i++) {
-                assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-                assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", &m, &e), 0);
+                assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+                assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", &m, &e), 0);
         }
-        assert_int_equal(pas_put_document(f->p, &d_big, big, NULL, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d_empty, empty, NULL, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d_pending, -1, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d_big, big, NULL, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d_empty, empty, NULL, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d_pending, -1, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "inbound_ref"), 1);
         assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM inbound_ref WHERE ubrn = ? AND version = 1 AND patient = 'H1'"
                                     " AND match = 'MATCHED' AND nhs = ?",
@@ -796,24 +851,24 @@ static void test_mapping(void **state) {
                          1);
 
         /* nothing new: nothing mapped; version 2: mapped; a rollback takes its mapping with it */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", &m, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &d_big, big, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", &m, &e), 0);
+        assert_int_equal(pas_put_document(tx, &d_big, big, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "inbound_ref"), 1);
         assert_int_equal(count(f, "inbound_doc"), 3);
         r.version = 2;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", NULL, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", NULL, &e), 0);
         assert_int_equal(count(f, "inbound_ref"), 1); /* not visible outside the transaction */
-        pas_rollback(f->p);
+        pas_rollback(tx);
         assert_int_equal(count(f, "inbound_ref"), 1);
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM inbound_ref WHERE version = 2 AND patient IS NULL"
                                     " AND match = 'NOT_CONFIGURED'",
                                  NULL, NULL),
@@ -822,10 +877,10 @@ static void test_mapping(void **state) {
         assert_int_equal(pas_set_mapping(f->p, PAS_MAP_REFERRAL, NULL, &e), 0);
         assert_int_equal(pas_set_mapping(f->p, PAS_MAP_DOCUMENT, NULL, &e), 0);
         r.version = 3;
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_int_equal(count(f, "inbound_ref"), 2);
         close(big);
         close(empty);
@@ -867,6 +922,7 @@ static void test_one_time_per_transaction(void **state) {
         struct document_rec pending = doc_not_fetched("000000000001", "att-pending", "PENDING", "scanning");
         struct document_rec gone = doc_not_fetched("000000000001", "att-gone", "PENDING", "scanning");
         char begun[32], t[32];
+        struct pas_tx *tx = NULL;
 
         raw_exec(f, "CREATE TABLE inbound_ref (ubrn TEXT, version INTEGER, synced_at TEXT)");
         assert_int_equal(pas_set_mapping(f->p, PAS_MAP_REFERRAL,
@@ -876,27 +932,27 @@ static void test_one_time_per_transaction(void **state) {
         ticks = 1700000000;
         wall_clock_set(ticking_clock);
         utc_iso(ticks, begun); /* the next read: pas_begin()'s */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_put_referral(f->p, &r, &w, "wl", &e), 0);
-        assert_int_equal(pas_put_patient_match(f->p, r.ubrn, &m, &e), 0);
-        assert_int_equal(pas_put_mapped_referral(f->p, &r, &w, "wl", &m, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &pending, -1, NULL, &e), 0);
-        assert_int_equal(pas_put_document(f->p, &gone, -1, NULL, &e), 0);
-        assert_int_equal(pas_attachment_set_removed(f->p, r.ubrn, r.ubrn, "att-gone", 0, true, &e), 0);
-        assert_int_equal(pas_put_ledger(f->p, r.ubrn, 1, false, "wl", NULL, &e), 0);
-        assert_int_equal(pas_ledger_set_left(f->p, r.ubrn, true, &e), 0);
-        assert_int_equal(pas_worklist_record(f->p, "wl", listed, 1, NULL, &e), 0);
-        assert_int_equal(pas_audit_append(f->p, r.ubrn, 1, "NEW", "new referral", NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_put_referral(tx, &r, &w, "wl", &e), 0);
+        assert_int_equal(pas_put_patient_match(tx, r.ubrn, &m, &e), 0);
+        assert_int_equal(pas_put_mapped_referral(tx, &r, &w, "wl", &m, &e), 0);
+        assert_int_equal(pas_put_document(tx, &pending, -1, NULL, &e), 0);
+        assert_int_equal(pas_put_document(tx, &gone, -1, NULL, &e), 0);
+        assert_int_equal(pas_attachment_set_removed(tx, r.ubrn, r.ubrn, "att-gone", 0, true, &e), 0);
+        assert_int_equal(pas_put_ledger(tx, r.ubrn, 1, false, "wl", NULL, &e), 0);
+        assert_int_equal(pas_ledger_set_left(tx, r.ubrn, true, &e), 0);
+        assert_int_equal(pas_worklist_record(tx, "wl", listed, 1, NULL, &e), 0);
+        assert_int_equal(pas_audit_append(tx, r.ubrn, 1, "NEW", "new referral", NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
                 assert_true(raw_text(f, times[i], r.ubrn, NULL, t, sizeof t));
                 if (strcmp(t, begun) != 0)
                         fail_msg("%s: %s, not the transaction's time %s", times[i], t, begun);
         }
         /* the next transaction has a time of its own */
-        assert_int_equal(pas_begin(f->p, &e), 0);
-        assert_int_equal(pas_audit_append(f->p, r.ubrn, 1, "DOCUMENTS", "documents written", NULL, NULL, &e), 0);
-        assert_int_equal(pas_commit(f->p, &e), 0);
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        assert_int_equal(pas_audit_append(tx, r.ubrn, 1, "DOCUMENTS", "documents written", NULL, NULL, &e), 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
         assert_true(raw_text(f, "SELECT recorded_at FROM ers_audit WHERE ubrn = ? AND seq = 2", r.ubrn, NULL, t,
                              sizeof t));
         assert_string_not_equal(t, begun);

@@ -21,11 +21,13 @@
 
 #include <cmocka.h>
 
+#include "adapters/pas.h"
 #include "daemon/config.h"
 #include "daemon/escape.h"
 #include "daemon/log.h"
 #include "daemon/status.h"
 #include "tests/support/failalloc.h"
+#include "tests/support/pas_data.h"
 #include "tests/support/testutil.h"
 
 #define UBRN_OVERDUE "300000099902"
@@ -72,7 +74,7 @@ static int setup(void **state) {
         if (write_test_config(conf, "http://127.0.0.1:1/referrals", NULL, f->connection, NULL, st,
                               "overdue_after_minutes = 60;") < 0 ||
             config_load(conf, NULL, NULL, &f->cfg) < 0 ||
-            pas_open(f->connection, "auto", &f->pas, &e) < 0 || pas_init_schema(f->pas, &e) < 0 ||
+            pas_open(f->connection, "auto", &f->pas, &e) < 0 || pas_data_init_schema(f->pas, &e) < 0 ||
             !(f->db = db_open(f->connection))) {
                 fprintf(stderr, "setup: %s\n", e.msg);
                 return -1;
