@@ -544,6 +544,7 @@ int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_st
         }
         if (ctx->stop && *ctx->stop) {
                 r = -ECANCELED;
+                o.result = REFERRAL_FAILED; /* not written */
                 goto out;
         }
         if (ctx->dry_run)
@@ -581,8 +582,10 @@ int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_st
                              j->correlation_id);
         goto out;
 fail:
-        if (referral_stops_round(r))
+        if (referral_stops_round(r)) {
+                o.result = REFERRAL_FAILED; /* not written: for *ret_result; the observer is not told */
                 goto out; /* stopped, or no longer the writer: nothing to record */
+        }
         stats->referrals_failed++;
         o.result = REFERRAL_FAILED;
         if (!e.msg[0])
@@ -595,7 +598,9 @@ fail:
                 record_failure(ctx, j->worklist, entry->ubrn, e.msg, j->correlation_id, stats);
 out:
         referral_job_free(j);
-        if (r != -ECANCELED)
+        /* Stopped, or the lease lost: the referral was neither written nor failed, and
+         * waits in ers_retry; telling the observer anything would say what did not happen. */
+        if (!referral_stops_round(r))
                 report_outcome(ctx, &o);
         if (ret_result)
                 *ret_result = o.result;

@@ -39,8 +39,10 @@ void report_outcome(struct sync_ctx *ctx, const struct referral_outcome *o);
  * and recorded in ers_retry by record_failure(): attempts, reason, next
  * attempt, parked after park_after).  Tells the observer, frees the job's
  * contents (not j itself).  Returns 0 when written or nothing to do, <0 when
- * it failed; -ECANCELED (stopped) and -ESTALE (the lease lost) stop the round.
- * *ret_result (may be NULL) says which.
+ * it failed; -ECANCELED (stopped) and -ESTALE (the lease lost) stop the round:
+ * then the referral was not written and waits in ers_retry, nothing is
+ * recorded or counted, and the observer is told nothing.  *ret_result (may be
+ * NULL) says which (REFERRAL_FAILED, not written, after a stop).
  */
 int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_stats *stats,
                     enum referral_result *ret_result);

@@ -2053,7 +2053,8 @@ static const struct round writer_pas_refuses_a_part[] = {
 };
 
 /* The writer's lease taken over by a standby mid-round: the round stops at once (-ESTALE), nothing more
- * written; what was listed waits in ers_retry for whoever writes. */
+ * written, and the referral whose write found the lease gone is told to no observer (it was not written,
+ * nor did it fail); what was listed waits in ers_retry for whoever writes. */
 static const struct round writer_lease_lost[] = {
         { .name = "lease lost",
           .serve = { &R1_V1, &R2_V1, &R3_V1 },
@@ -2065,11 +2066,9 @@ static const struct round writer_lease_lost[] = {
           .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 not_fetched=0 "
                    "bytes=37",
           .outcomes = "worklist cardiology: 3\n"
-                      "U1 NEW v1 documents=2 bytes=37 not_fetched=0 pending=0\n"
-                      /* NOT TRUE: U2 was fetched, not written (the lease was lost at its write):
-                       * finish_referral() tells the observer UNCHANGED on -ESTALE.  Reported;
-                       * once fixed, U2 is not told at all, as after a stop. */
-                      "U2 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                      /* U2, fetched, was not written (the lease was lost at its write): not told at
+                       * all, as after a stop */
+                      "U1 NEW v1 documents=2 bytes=37 not_fetched=0 pending=0\n",
           .calls = U1_FETCHED "A005 U2\n"
                               "A042 U2 b1\n"
                               "A007 U2\n",
