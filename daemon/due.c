@@ -103,7 +103,7 @@ int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                         continue;
                 }
                 r = round_submit(ctx, NULL, d->worklist[0] ? d->worklist : NULL, &entries[i], &ls, stats, &failed);
-                if (referral_stops_round(r))
+                if (round_stops(r)) /* stopped, the writer's lease lost, or the PAS stayed unreachable (said) */
                         break;
         }
         r = round_write_all(ctx, NULL, r, stats, &failed);

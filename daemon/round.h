@@ -57,10 +57,16 @@ int round_prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char *
  * must live until round_write_all().  Returns the round's state: once
  * round_stops() it, fetched jobs are dropped unwritten, their verified
  * downloads left in the spool for the next round, the referrals waiting in
- * ers_retry.  *failed is set when a referral failed.  Its callers stop at
- * referral_stops_round(): after -ENOTCONN their next entry connects again
- * first (round_ledger_get() or reconnect_pas()), and stops there if the PAS
- * is still unreachable.
+ * ers_retry.  *failed is set when a referral failed.
+ *
+ * A write's own lost connection fails that referral alone (the next write
+ * connects again first); -ENOTCONN here means the writer, connecting again
+ * before a write (the connection lost meanwhile, e.g. by the lease's renewal
+ * while it waited for fetches), waited out reconnect.h's window in vain and
+ * said the round stopped (round_say_unreachable(), the worklist counted
+ * failed).  So its callers stop at round_stops(), -ENOTCONN included, and
+ * hand the state to round_write_all(): the round is not waited for a
+ * second time, nor said stopped twice, nor carried on.
  */
 int round_submit(struct sync_ctx *ctx, const char *phase, const char *worklist, const struct worklist_entry *entry,
                  const struct ledger_state *ls, struct sync_stats *stats, bool *failed);

@@ -387,7 +387,7 @@ int sync_worklist(struct sync_ctx *ctx, const struct worklist_conf *wl, struct s
                         continue;
                 }
                 r = round_submit(ctx, wl->name, wl->name, entry, ls, stats, &failed);
-                if (referral_stops_round(r)) /* stopped, or the writer's lease lost */
+                if (round_stops(r)) /* stopped, the writer's lease lost, or the PAS stayed unreachable (said) */
                         break;
         }
         r = round_write_all(ctx, wl->name, r, stats, &failed); /* the entries stay alive until here */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/ers.h"
 #include "tests/support/harness.h"
@@ -78,10 +79,12 @@ static struct {
         size_t n_served;
         unsigned sequence; /* correlation ids handed out */
         uint64_t progress; /* calls answered, for ers_client_progress() */
+        unsigned progress_reads; /* ers_client_progress() calls: see fake_ers_await_progress_read() */
+        pthread_cond_t progress_read; /* signalled at each */
         volatile sig_atomic_t *stop;
         void (*hook)(void *userdata, enum fake_endpoint endpoint, const char *key);
         void *hook_userdata;
-} fake = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .progress_read = PTHREAD_COND_INITIALIZER };
 
 static const char *const ENDPOINT_NAME[] = {
         [FAKE_A008] = "A008", [FAKE_A005] = "A005", [FAKE_A042] = "A042", [FAKE_A007] = "A007"
@@ -171,6 +174,7 @@ void fake_ers_reset(void) {
         fake.n_referrals = fake.n_worklists = fake.n_failures = fake.n_served = 0;
         fake.sequence = 0;
         fake.progress = 0;
+        fake.progress_reads = 0;
         fake.stop = NULL;
         fake.hook = NULL;
         fake.hook_userdata = NULL;
@@ -556,8 +560,34 @@ uint64_t ers_client_progress(const struct ers_client *c) {
         (void) c;
         pthread_mutex_lock(&fake.lock);
         n = fake.progress;
+        fake.progress_reads++; /* counted with the value read: a call answered after this is progress */
+        pthread_cond_broadcast(&fake.progress_read);
         pthread_mutex_unlock(&fake.lock);
         return n;
+}
+
+unsigned fake_ers_progress_reads(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&fake.lock);
+        n = fake.progress_reads;
+        pthread_mutex_unlock(&fake.lock);
+        return n;
+}
+
+bool fake_ers_await_progress_read(unsigned n, unsigned timeout_s) {
+        struct timespec until;
+        bool read;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t) timeout_s;
+        pthread_mutex_lock(&fake.lock);
+        while (fake.progress_reads < n)
+                if (pthread_cond_timedwait(&fake.progress_read, &fake.lock, &until) == ETIMEDOUT)
+                        break;
+        read = fake.progress_reads >= n;
+        pthread_mutex_unlock(&fake.lock);
+        return read;
 }
 
 void ers_client_on_stop(struct ers_client *c, const volatile sig_atomic_t *stop) {

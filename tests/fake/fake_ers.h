@@ -25,6 +25,7 @@
  */
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,6 +107,17 @@ char *fake_ers_take_calls(void);
 /* Calls made to `endpoint` with `key` (NULL: any) since the last reset
  * (kept across fake_ers_take_calls()). */
 unsigned fake_ers_count(enum fake_endpoint endpoint, const char *key);
+
+/* How many times the engine has read ers_client_progress() since the last
+ * reset: the writer reads it as it starts to wait for a fetch, and after each
+ * second of waiting (daemon/round.c). */
+unsigned fake_ers_progress_reads(void);
+
+/* Blocks the calling thread (a fetching thread, in the call hook) until the
+ * engine has read ers_client_progress() `n` times since the last reset, so
+ * that a call answered from then on is progress the waiting writer has not
+ * seen yet.  False when `timeout_s` (real) seconds passed first. */
+bool fake_ers_await_progress_read(unsigned n, unsigned timeout_s);
 
 /* The text e-RS served (an attachment's or a letter's bytes) whose SHA-256
  * is `sha` (lower-case hex), for reading a PAS back; NULL when it never

@@ -28,13 +28,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "adapters/pas.h"
 #include "adapters/pas_lease.h"
@@ -83,6 +86,12 @@ struct fix {
         bool any_order;        /* this round fetches in parallel: calls compared sorted, correlation ids as "*" */
         unsigned steps;        /* between_referrals() calls this round */
         unsigned stop_at_step; /* > 0: the stop flag is set at that call */
+        void (*step)(struct fix *f); /* this round's, at each between_referrals() call (may be NULL) */
+        /* The PAS lost while the writer waits for fetches (test_pas_lost_while_waiting_*). */
+        unsigned reads_base;  /* fake_ers_progress_reads() as the round began */
+        bool pas_gone;        /* the writer's connection was found lost this round */
+        bool pas_back;        /* and the PAS came back */
+        double slept_at_step; /* fake_clock_slept() at the last between_referrals() call */
 };
 
 /* ---- what the observer is told ------------------------------------------------------------- */
@@ -135,6 +144,8 @@ static void between_referrals(void *userdata) {
 
         if (++f->steps == f->stop_at_step)
                 f->stop = 1;
+        if (f->step)
+                f->step(f);
 }
 
 /* ---- the PAS, read back whole -------------------------------------------------------------- */
@@ -599,6 +610,12 @@ struct round {
         unsigned spooled;             /* files left in the spool */
         unsigned pas_failed;          /* ODBC calls fake_odbc.h failed (its fault fired) */
         void (*after)(struct fix *f); /* anything else, after it */
+        void (*step)(struct fix *f);  /* at each between_referrals() call of the round */
+        /* When `waits`: ersd's lines "… stopped at UBRN …" (its log at level err during the round), and the
+         * seconds it waited for the PAS to come back (the test's clock: fake_clock_slept()). */
+        bool waits;
+        unsigned stops;
+        double slept;
 };
 
 static int line_cmp(const void *a, const void *b) {
@@ -619,8 +636,47 @@ static void sort_lines(char *text) {
         free(copy);
 }
 
+/* ersd's log of a round, captured (stderr into a file, at level err at least) while `waits` asks for it. */
+struct log_capture {
+        FILE *file; /* owned */
+        int saved;  /* stderr before */
+        int level;  /* the log level before */
+};
+
+static void capture_start(struct log_capture *c) {
+        fflush(stderr);
+        c->file = tmpfile();
+        assert_non_null(c->file);
+        c->saved = dup(STDERR_FILENO);
+        assert_true(c->saved >= 0 && dup2(fileno(c->file), STDERR_FILENO) >= 0);
+        c->level = log_get_level();
+        if (c->level < LOG_ERR)
+                log_set_level(LOG_ERR);
+}
+
+/* The lines captured holding `needle`; what was captured is shown with ERSD_TEST_LOG. */
+static unsigned capture_end(struct log_capture *c, const char *needle) {
+        char line[2048];
+        unsigned n = 0;
+
+        fflush(stderr);
+        assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+        close(c->saved);
+        log_set_level(c->level);
+        rewind(c->file);
+        while (fgets(line, sizeof line, c->file)) {
+                n += strstr(line, needle) != NULL;
+                if (getenv("ERSD_TEST_LOG"))
+                        fputs(line, stderr);
+        }
+        fclose(c->file);
+        return n;
+}
+
 static void run_round(struct fix *f, const struct round *rd) {
         struct sync_stats stats;
+        struct log_capture capture = { .file = NULL };
+        double slept = fake_clock_slept();
         bool same = true;
         char *text;
         int r;
@@ -645,6 +701,9 @@ static void run_round(struct fix *f, const struct round *rd) {
         if (f->outcomes)
                 f->outcomes[0] = '\0';
         f->poll[0] = rd->poll;
+        f->step = rd->step;
+        if (rd->waits)
+                capture_start(&capture);
         if (rd->sync_one) {
                 struct referral_origin origin;
                 struct errbuf e = { { 0 } };
@@ -656,6 +715,9 @@ static void run_round(struct fix *f, const struct round *rd) {
                 r = sync_once(&f->ctx, &stats);
         }
         f->stop = 0;
+        f->step = NULL;
+        unsigned stops = rd->waits ? capture_end(&capture, "stopped at UBRN") : 0;
+        slept = fake_clock_slept() - slept;
         unsigned pas_failed = fake_odbc_failed();
         fake_odbc_reset(); /* the PAS is back for the test's reads */
         /* Everything that differs is said, then the test fails. */
@@ -690,6 +752,14 @@ static void run_round(struct fix *f, const struct round *rd) {
         f->last_pas = text;
         if (spooled(f) != rd->spooled) {
                 fprintf(stderr, "%s: %u file(s) in the spool, expected %u\n", rd->name, spooled(f), rd->spooled);
+                same = false;
+        }
+        if (rd->waits && stops != rd->stops) {
+                fprintf(stderr, "%s: %u line(s) \"stopped at UBRN\", expected %u\n", rd->name, stops, rd->stops);
+                same = false;
+        }
+        if (rd->waits && (slept - rd->slept > 0.5 || rd->slept - slept > 0.5)) {
+                fprintf(stderr, "%s: waited %.1f s for the PAS, expected %.1f s\n", rd->name, slept, rd->slept);
                 same = false;
         }
         if (pas_failed != rd->pas_failed) {
@@ -1724,6 +1794,324 @@ static void test_parallel_fetches(void **state) {
         SCENARIO(rounds);
 }
 
+/* ---- the PAS lost while the writer waits for fetches ------------------------------------------ */
+
+#define U4 "000000000004"
+#define U5 "000000000005"
+#define U6 "000000000006"
+
+static const struct fake_referral R6_V1 = {
+        .ubrn = U6,
+        .version = 1,
+        .nhs_number = NHS_B,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+};
+
+/* Where the fetchers wait (below): closed at the start of a round, opened by the step that loses the PAS. */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool open;
+        bool too_long; /* a fetcher waited 10 s (real) in vain: the engine never waited as the test expects */
+} gate = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void gate_set(bool open) {
+        pthread_mutex_lock(&gate.lock);
+        gate.open = open;
+        if (!open)
+                gate.too_long = false;
+        pthread_cond_broadcast(&gate.cond);
+        pthread_mutex_unlock(&gate.lock);
+}
+
+static void gate_wait(void) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&gate.lock);
+        while (!gate.open)
+                if (pthread_cond_timedwait(&gate.cond, &gate.lock, &until) == ETIMEDOUT) {
+                        gate.too_long = true;
+                        break;
+                }
+        pthread_mutex_unlock(&gate.lock);
+}
+
+/*
+ * On the fetching threads: U1's first call (A005) waits until the writer waits for the fetches, so that its
+ * answer is progress the waiting writer sees; U1's later calls and U2's first wait at the gate.  With two
+ * fetchers (U3 and U4 queued behind them) no fetch finishes before the gate opens, and the writer, its window
+ * full (four jobs), waits for one while transfers move: as ersd does, it feeds its watchdog and renews its
+ * lease then (between_referrals: ersd's keep_alive()).
+ */
+static void hold_two_fetches(void *userdata, enum fake_endpoint endpoint, const char *key) {
+        struct fix *f = userdata;
+
+        if (endpoint == FAKE_A005 && strcmp(key, U1) == 0) {
+                if (!fake_ers_await_progress_read(f->reads_base + 1, 10)) {
+                        pthread_mutex_lock(&gate.lock);
+                        gate.too_long = true;
+                        pthread_mutex_unlock(&gate.lock);
+                }
+        } else if (strncmp(key, U1, UBRN_LEN) == 0 || (endpoint == FAKE_A005 && strcmp(key, U2) == 0))
+                gate_wait();
+}
+
+static void two_fetchers_held(struct fix *f) {
+        f->cfg.parallel_fetches = 2; /* a window of four jobs */
+        f->reads_base = fake_ers_progress_reads();
+        f->pas_gone = f->pas_back = false;
+        gate_set(false);
+        fake_ers_on_call(hold_two_fetches, f);
+}
+
+static void one_fetcher(struct fix *f) {
+        f->cfg.parallel_fetches = 1;
+}
+
+/* The gate was passed as planned: the writer waited for fetches that moved, and the PAS was lost then. */
+static void waited_as_planned(struct fix *f) {
+        assert_false(gate.too_long);
+        assert_true(f->pas_gone);
+}
+
+/* The first step while the writer waits for fetches (the writer has read their progress): the lease's
+ * renewal on the writer's connection finds the PAS gone, which stays down; the fetchers go on. */
+static void pas_gone_while_waiting(struct fix *f) {
+        struct ledger_state ls;
+        struct errbuf e = { { 0 } };
+
+        f->slept_at_step = fake_clock_slept();
+        if (f->pas_gone || fake_ers_progress_reads() == f->reads_base)
+                return; /* done, or not waiting for a fetch yet: a referral's turn */
+        f->pas_gone = true;
+        fake_odbc_down(true);
+        assert_true(pas_ledger_get(f->pas, U1, &ls, &e) < 0);
+        assert_true(pas_connection_lost(f->pas));
+        gate_set(true);
+}
+
+/* The same; and the PAS is back at the first step after the engine gave up waiting for it (a step with no
+ * wait since the one before: every step of the reconnect's waits follows a sleep). */
+static void pas_gone_while_waiting_back_after(struct fix *f) {
+        if (f->pas_gone && !f->pas_back && fake_clock_slept() == f->slept_at_step) {
+                fake_odbc_down(false);
+                f->pas_back = true;
+        }
+        pas_gone_while_waiting(f);
+}
+
+/* The worklist's rows after its call listed the six. */
+#define SIX_LISTED                                                                                                     \
+        "listed cardiology U1 v1 at=t+0 corr=*\n"                                                                      \
+        "listed cardiology U2 v1 at=t+0 corr=*\n"                                                                      \
+        "listed cardiology U3 v1 at=t+0 corr=*\n"                                                                      \
+        "listed cardiology U4 v1 at=t+0 corr=*\n"                                                                      \
+        "listed cardiology U5 v1 at=t+0 corr=*\n"                                                                      \
+        "listed cardiology U6 v1 at=t+0 corr=*\n"                                                                      \
+        "poll cardiology at=t+0 referrals=6 corr=* next=t+14400 result=\"6 referral(s) listed\"\n"                     \
+        "budget 31001 2030-03-04 calls=1\n"
+
+/* The six referrals listed: the worklist call queues them all in ers_retry first. */
+#define SIX_QUEUED                                                                                                     \
+        "retry U1 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 attempts=0 "    \
+        "next=t+0 parked=0\n"                                                                                          \
+        "retry U2 worklist=cardiology entry_v=1 priority=URGENT service=31001 type=REFERRAL seen=t+0 attempts=0 "     \
+        "next=t+0 parked=0\n"                                                                                          \
+        "retry U3 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 attempts=0 "    \
+        "next=t+0 parked=0\n"                                                                                          \
+        "retry U4 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 attempts=0 "    \
+        "next=t+0 parked=0\n"                                                                                          \
+        "retry U5 worklist=cardiology entry_v=1 priority=URGENT service=31001 type=REFERRAL seen=t+0 attempts=0 "     \
+        "next=t+0 parked=0\n"                                                                                          \
+        "retry U6 worklist=cardiology entry_v=1 priority=ROUTINE service=31001 type=REFERRAL seen=t+0 attempts=0 "    \
+        "next=t+0 parked=0\n"                                                                                          \
+        SIX_LISTED
+
+/* U1 to U4 fetched, their four jobs filling the writer's window, none written. */
+#define FOUR_FETCHED                                                                                                   \
+        "A005 U1\n"                                                                                                    \
+        "A005 U2\n"                                                                                                    \
+        "A005 U3\n"                                                                                                    \
+        "A005 U4\n"                                                                                                    \
+        "A007 U1\n"                                                                                                    \
+        "A007 U2\n"                                                                                                    \
+        "A007 U3\n"                                                                                                    \
+        "A007 U4\n"
+
+/* The six written by the round after, at time T (U5's attachment still scanned: owed, next check NEXT). */
+#define SIX_WRITTEN(T, NEXT)                                                                                           \
+        "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology first=" T      \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL worklist=cardiology first=" T \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "referral U3 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology first=" T      \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "referral U4 v1 nhs=NHS_B valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology first=" T      \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "referral U5 v1 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL worklist=cardiology first=" T       \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "referral U6 v1 nhs=NHS_B valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL worklist=cardiology first=" T      \
+        " last=" T " NOT_CONFIGURED\n"                                                                                 \
+        "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE stored=" T "\n"        \
+        "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=" T "\n"                              \
+        "document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE stored=" T "\n"               \
+        "document U2 CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=" T "\n"                              \
+        "document U3 CRI-v1/r1 v1 CRI FETCHED \"letter U3 v1\" 22 parts=1 stored=" T "\n"                              \
+        "document U4 d1/r1 v1 ATTACHMENT FETCHED \"d1 of U4\" 8 parts=1 avail=AVAILABLE stored=" T "\n"               \
+        "document U4 d2/r1 v1 ATTACHMENT FETCHED \"d2 of U4\" 8 parts=1 avail=AVAILABLE stored=" T "\n"               \
+        "document U4 CRI-v1/r1 v1 CRI FETCHED \"letter U4 v1\" 22 parts=1 stored=" T "\n"                              \
+        "document U5 e1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING reason=\"PENDING: e-RS is scanning "    \
+        "the file for malware; it is fetched on a later run\" stored=" T "\n"                                          \
+        "document U5 CRI-v1/r1 v1 CRI FETCHED \"letter U5 v1\" 22 parts=1 stored=" T "\n"                              \
+        "document U6 CRI-v1/r1 v1 CRI FETCHED \"letter U6 v1\" 22 parts=1 stored=" T "\n"                              \
+        "ledger U1 v1 complete=1 worklist=cardiology corr=* synced=" T " seen=" T "\n"                                 \
+        "ledger U2 v1 complete=1 worklist=cardiology corr=* synced=" T " seen=" T "\n"                                 \
+        "ledger U3 v1 complete=1 worklist=cardiology corr=* synced=" T " seen=" T "\n"                                 \
+        "ledger U4 v1 complete=1 worklist=cardiology corr=* synced=" T " seen=" T "\n"                                 \
+        "ledger U5 v1 complete=0 worklist=cardiology corr=* synced=" T " seen=" T " next_check=" NEXT "\n"              \
+        "ledger U6 v1 complete=1 worklist=cardiology corr=* synced=" T " seen=" T "\n"                                 \
+        SIX_LISTED                                                                                                     \
+        "audit U1 #1 v1 NEW at=" T " corr=* documents=a1/r1,CRI-v1/r1 detail=\"new referral: state none; priority "    \
+        "ROUTINE; 1 attachment(s); 0 related referral(s)\"\n"                                                          \
+        "audit U2 #1 v1 NEW at=" T " corr=* documents=b1/r1,CRI-v1/r1 detail=\"new referral: state none; priority "    \
+        "URGENT; 1 attachment(s); 0 related referral(s)\"\n"                                                           \
+        "audit U3 #1 v1 NEW at=" T " corr=* documents=CRI-v1/r1 detail=\"new referral: state none; priority ROUTINE; " \
+        "0 attachment(s); 0 related referral(s)\"\n"                                                                   \
+        "audit U4 #1 v1 NEW at=" T " corr=* documents=d1/r1,d2/r1,CRI-v1/r1 detail=\"new referral: state none; "       \
+        "priority ROUTINE; 2 attachment(s); 0 related referral(s)\"\n"                                                 \
+        "audit U5 #1 v1 NEW at=" T " corr=* documents=e1/r1(not fetched),CRI-v1/r1 detail=\"new referral: state "      \
+        "none; priority URGENT; 1 attachment(s); 0 related referral(s)\"\n"                                            \
+        "audit U6 #1 v1 NEW at=" T " corr=* documents=CRI-v1/r1 detail=\"new referral: state none; priority ROUTINE; " \
+        "0 attachment(s); 0 related referral(s)\"\n"
+
+/* And what that round did: U1 to U4 from the spool (A005 only), U5 and U6 fetched. */
+#define SIX_WRITTEN_STATS                                                                                              \
+        .stats = "new=6 updated=0 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=10 not_fetched=1 "   \
+                 "bytes=171",                                                                                          \
+        .outcomes = "U1 NEW v1 documents=2 bytes=37 not_fetched=0 pending=0\n"                                         \
+                    "U2 NEW v1 documents=2 bytes=30 not_fetched=0 pending=0\n"                                         \
+                    "U3 NEW v1 documents=1 bytes=22 not_fetched=0 pending=0\n"                                         \
+                    "U4 NEW v1 documents=3 bytes=38 not_fetched=0 pending=0\n"                                         \
+                    "U5 NEW v1 documents=1 bytes=22 not_fetched=1 pending=1\n"                                         \
+                    "U6 NEW v1 documents=1 bytes=22 not_fetched=0 pending=0\n",                                        \
+        .calls = "A005 U1\n"                                                                                           \
+                 "A005 U2\n"                                                                                           \
+                 "A005 U3\n"                                                                                           \
+                 "A005 U4\n"                                                                                           \
+                 "A005 U5\n"                                                                                           \
+                 "A005 U6\n"                                                                                           \
+                 "A007 U5\n"                                                                                           \
+                 "A007 U6\n"
+
+/* The worklist's round of the six, the PAS lost (by `step`) while the writer waits for fetches: it waits for the
+ * PAS once, says it stopped once, and stops there, nothing written. */
+#define LOST_WHILE_WAITING(step_)                                                                                      \
+        .serve = { &R1_V1, &R2_V1, &R3_V1, &R4_V1 }, .relist = true, .listed = { U1, U2, U3, U4, U5, U6 },            \
+        .poll = true, .any_order = true, .before = two_fetchers_held, .step = (step_), .after = waited_as_planned,     \
+        .r = -ENOTCONN,                                                                                                \
+        .stats = "new=0 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=1 stored=0 not_fetched=0 "     \
+                 "bytes=0",                                                                                            \
+        .outcomes = "worklist cardiology: 6\n",                                                                        \
+        .calls = FOUR_FETCHED "A008 REFERRALS_FOR_REVIEW/31001\n"                                                      \
+                              "A042 U1 a1\n"                                                                           \
+                              "A042 U2 b1\n"                                                                           \
+                              "A042 U4 d1\n"                                                                           \
+                              "A042 U4 d2\n",                                                                          \
+        .pas = SIX_QUEUED, .waits = true, .stops = 1, .slept = 91, .spooled = 8,                                       \
+        .pas_failed = 9 /* the lease's statement, then 8 attempts to connect (1, 2, 4 … s apart) */
+
+/* The worklist's round, the PAS lost while the writer waits for fetches (U5's turn, the window full), found
+ * by its lease's renewal: the writer, connecting again before it writes, waits out the reconnect window once
+ * (91 s of the test's clock), says the worklist stopped (one line, counted once), and the round stops there
+ * (-ENOTCONN): the fetched jobs dropped unwritten (their downloads left in the spool), U5 and U6 never fetched,
+ * all six waiting in ers_retry as the worklist call queued them.  The PAS back, the next round writes them. */
+static const struct round pas_lost_while_waiting[] = {
+        { .name = "the PAS lost while the writer waits",
+          LOST_WHILE_WAITING(pas_gone_while_waiting) },
+        { .name = "the PAS back",
+          .advance = 60,
+          .before = one_fetcher,
+          .any_order = true,
+          SIX_WRITTEN_STATS,
+          .pas = SIX_WRITTEN("t+150", "t+451") },
+};
+
+/* The same, the PAS back as soon as the writer gave up waiting for it: the round said it stopped, and it
+ * did: nothing more fetched or written. */
+static const struct round pas_back_after_the_window[] = {
+        { .name = "the PAS lost while the writer waits, back after the window",
+          LOST_WHILE_WAITING(pas_gone_while_waiting_back_after) },
+};
+
+static void stop_at_first_referral(struct fix *f) {
+        f->stop_at_step = 1; /* SIGTERM as the worklist's first entry comes up: all six queued, none fetched */
+}
+
+/* The referrals due again, the PAS lost the same way while the writer waits for their fetches: one wait, one
+ * line ("referrals due again stopped at UBRN …"), the round stops there; the PAS back, all written. */
+static const struct round pas_lost_while_waiting_due[] = {
+        { .name = "stopped at the first referral",
+          .serve = { &R1_V1, &R2_V1, &R3_V1, &R4_V1 },
+          .relist = true,
+          .listed = { U1, U2, U3, U4, U5, U6 },
+          .poll = true,
+          .any_order = true,
+          .before = stop_at_first_referral,
+          .r = -ECANCELED,
+          .stats = "new=0 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "worklist cardiology: 6\n",
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n",
+          .pas = SIX_QUEUED },
+        { .name = "the PAS lost while the writer waits for the referrals due",
+          .advance = 60,
+          .any_order = true,
+          .before = two_fetchers_held,
+          .step = pas_gone_while_waiting,
+          .after = waited_as_planned,
+          .r = -ENOTCONN,
+          .stats = "new=0 updated=0 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=0 not_fetched=0 "
+                   "bytes=0",
+          .outcomes = "",
+          .calls = FOUR_FETCHED "A042 U1 a1\n"
+                                "A042 U2 b1\n"
+                                "A042 U4 d1\n"
+                                "A042 U4 d2\n",
+          .changes = "",
+          .waits = true,
+          .stops = 1,
+          .slept = 91,
+          .spooled = 8,
+          .pas_failed = 9 /* the lease's statement, then 8 attempts to connect (1, 2, 4 … s apart) */ },
+        { .name = "the PAS back",
+          .advance = 60,
+          .before = one_fetcher,
+          .any_order = true,
+          SIX_WRITTEN_STATS,
+          .pas = SIX_WRITTEN("t+210", "t+511") },
+};
+
+static void test_pas_lost_while_waiting_for_fetches(void **state) {
+        fake_ers_put(&R5_V1); /* .serve holds four */
+        fake_ers_put(&R6_V1);
+        SCENARIO(pas_lost_while_waiting);
+}
+
+static void test_pas_back_after_the_window_nothing_more_written(void **state) {
+        fake_ers_put(&R5_V1);
+        fake_ers_put(&R6_V1);
+        SCENARIO(pas_back_after_the_window);
+}
+
+static void test_pas_lost_while_waiting_for_due_fetches(void **state) {
+        fake_ers_put(&R5_V1);
+        fake_ers_put(&R6_V1);
+        SCENARIO(pas_lost_while_waiting_due);
+}
+
 /* ---- table-driven cases --------------------------------------------------------------------- */
 
 /* A table-driven case: its rounds, run on a fixture of its own (main() makes one test of each). */
@@ -2123,6 +2511,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stop_during_a_download, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_between_referrals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parallel_fetches, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pas_lost_while_waiting_for_fetches, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pas_back_after_the_window_nothing_more_written, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pas_lost_while_waiting_for_due_fetches, setup, teardown),
         };
         struct CMUnitTest tests[sizeof named / sizeof named[0] + sizeof CASES / sizeof CASES[0]];
         size_t n = 0;
