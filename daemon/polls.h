@@ -26,10 +26,11 @@ struct poll_schedule {
 };
 
 /* Plans every worklist's next read from ers_poll and ers_budget (`catch_up`
- * false: from the poll times alone, for a reload).  Logs each catch-up, or
- * why a missed poll time is not caught up.  0 or a negative errno with e
- * (the PAS could not be read: the plan then follows the poll times alone);
- * *ps is usable either way unless -ENOMEM. */
+ * false: from the poll times alone, for a reload; the PAS is then not read
+ * and `pas` may be NULL).  Logs each catch-up, or why a missed poll time is
+ * not caught up.  0 or a negative errno with e (the PAS could not be read:
+ * the plan then follows the poll times alone); *ps is usable either way
+ * unless -ENOMEM (then *ps holds nothing). */
 int poll_schedule_init(struct poll_schedule *ps, const struct config *cfg, struct pas *pas, time_t now,
                        bool catch_up, struct errbuf *e);
 void poll_schedule_free(struct poll_schedule *ps); /* accepts a zeroed one */

@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "polls.h"
 #include "progress.h"
+#include "reload.h"
 #include "schedule.h"
 #include "spool.h"
 #include "statelock.h"
@@ -59,11 +60,6 @@ void service_catch_signals(void) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-}
-
-static void report_to_log(void *userdata, const char *line) {
-        (void) userdata;
-        log_error("%s", line);
 }
 
 /* Between referrals (round.c calls it, and while it waits for fetches that move)
@@ -117,65 +113,21 @@ static int lease_wait(struct lease *l, struct pas *pas, struct reconnect *rc, bo
 }
 
 /*
- * SIGHUP: the new file is read and checked in full; it replaces the running
- * configuration (and the e-RS client built from it) only if it has no problem
- * and changes no key that needs a restart.  Otherwise the old one keeps running.
+ * A SIGHUP, applied between rounds, here and only here: the configuration,
+ * its e-RS client and its poll schedule replaced together or not at all
+ * (reload_config()), the log level -v asked for kept, and the round's
+ * context pointed at whatever now runs.
  */
-static void reload(struct config *cfg, struct ers_client **ers) {
-        struct config next;
-        struct ers_client *next_ers = NULL;
-        struct errbuf e = { { 0 } };
-
-        reload_requested = 0;
-        if (config_load(cfg->path, report_to_log, NULL, &next) < 0) {
-                log_error("%s: reload refused; the running configuration is kept", cfg->path);
-                return;
-        }
-        if (config_check_reload(cfg, &next, report_to_log, NULL) > 0) {
-                log_error("%s: reload refused (restart needed); the running configuration is kept", cfg->path);
-                config_free(&next);
-                return;
-        }
-        if (ers_client_new(&next, &next_ers, &e) < 0) {
-                log_error("%s: reload refused: e-RS client: %s", cfg->path, e.msg);
-                config_free(&next);
-                return;
-        }
-        ers_client_on_progress(next_ers, keep_alive, NULL);
-        ers_client_free(*ers);
-        *ers = next_ers;
-        config_free(cfg);
-        *cfg = next;
-        log_set_level(cfg->log_level);
-        log_notice("%s: configuration reloaded (%zu worklist%s)", cfg->path, cfg->n_worklists,
-                   cfg->n_worklists == 1 ? "" : "s");
-}
-
-/*
- * A SIGHUP, applied between rounds, here and only here: the file read and
- * swapped in whole or refused (reload()), the log level -v asked for kept,
- * the e-RS client (new or not) told of stops, the poll schedule planned again
- * for the worklists now configured, and the round's context pointed at all of
- * them.  0, or -ENOMEM when the schedule could not be planned.
- */
-static int apply_reload(struct config *cfg, struct ers_client **ers, int log_override, struct pas *pas,
-                        struct poll_schedule *polls, struct sync_ctx *ctx) {
-        struct errbuf e = { { 0 } };
-
+static void apply_reload(struct config *cfg, struct ers_client **ers, int log_override, struct poll_schedule *polls,
+                         struct sync_ctx *ctx) {
         notify_reloading();
-        reload(cfg, ers);
+        reload_requested = 0;
+        (void) reload_config(cfg, ers, polls, time(NULL), keep_alive, &stop_requested); /* refused: said, kept */
         if (log_override >= 0)
                 log_set_level(log_override);
-        ers_client_on_stop(*ers, &stop_requested);
-        poll_schedule_free(polls);
-        if (poll_schedule_init(polls, cfg, pas, time(NULL), false, &e) == -ENOMEM) {
-                log_error("out of memory");
-                return -ENOMEM;
-        }
         ctx->cfg = cfg;
         ctx->ers = *ers;
         ctx->poll = polls->due;
-        return 0;
 }
 
 /* "2026-11-23 07:00 GMT": an instant in UK time, as poll times are written. */
@@ -443,8 +395,7 @@ int service_run(struct config *cfg, const struct run_mode *mode, int log_overrid
                 status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                 while (!stop_requested) {
                         if (reload_requested) { /* may have come during the round */
-                                if (apply_reload(cfg, &ers, log_override, pas, &polls, &ctx) < 0)
-                                        break;
+                                apply_reload(cfg, &ers, log_override, &polls, &ctx);
                                 next = now_monotonic() + seconds_to_next(cfg, pas, &polls);
                                 status_waiting(summary, next - now_monotonic(), poll_schedule_next(&polls));
                                 notify_ready();
