@@ -308,6 +308,12 @@ void stored_attachments_free(struct stored_attachment *list, size_t n); /* the a
 int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
                            size_t *ret_n, struct errbuf *e);
 
+/* The referrals whose latest version lists `related_ubrn` as a related
+ * referral (ers_referral_related), by UBRN: those that show its documents.
+ * *ret (NULL when *ret_n is 0): free(). */
+int pas_referrals_listing(struct pas *p, const char *related_ubrn, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
+                          struct errbuf *e);
+
 /* Marks every revision of the attachment (attachment_id, occurrence) as no
  * longer listed by e-RS (removed=true: removed_at = now) or listed again
  * (removed_at = NULL).  Writes: takes the transaction.  Nothing is deleted. */

@@ -7,7 +7,8 @@
  * A document already stored with the same bytes is not written again; new
  * bytes under the same id are a new revision, the old one kept.  Also what
  * is stored of them (pas_document_get, pas_documents_known), the attachments
- * of a referral and their removal marks (removed_at).
+ * of a referral and their removal marks (removed_at), and the referrals that
+ * show a related referral's documents (pas_referrals_listing).
  * Not here: the spool (daemon/spool.c), the document mapping into the PAS's
  * own tables (pas_mapping.c, which pas_put_document_ex() calls).
  */
@@ -312,6 +313,38 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
         }
         if (n > 1)
                 qsort(list, n, sizeof *list, stored_attachment_cmp);
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int pas_referrals_listing(struct pas *p, const char *related_ubrn, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
+                          struct errbuf *e) {
+        const char *what = statements[ST_RELATED_LISTING].what;
+        char (*list)[UBRN_LEN + 1] = NULL;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        size_t n = 0, cap = 0;
+        int r = run_for_ubrn(p, ST_RELATED_LISTING, related_ubrn, &h, e);
+
+        if (r < 0)
+                return r;
+        while ((r = fetch(p, h, what, e)) > 0) {
+                r = grow(&list, &cap, n, sizeof *list, e);
+                if (r >= 0)
+                        r = get_text(p, h, 1, what, list[n], sizeof list[n], NULL, e);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        stmt_close(h);
+        if (r < 0) {
+                free(list);
+                return err_prefix(e, r, "%s", related_ubrn);
+        }
+        if (n == 0) {
+                free(list);
+                list = NULL;
+        }
         *ret = list;
         *ret_n = n;
         return 0;

@@ -56,6 +56,7 @@ enum stmt_id {
         ST_PART_INSERT,
         ST_DOCUMENTS_KNOWN,
         ST_ATTACHMENTS_STORED,
+        ST_RELATED_LISTING,
         ST_ATTACHMENT_REMOVED,
         /* pas_patient.c */
         ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */

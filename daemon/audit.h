@@ -14,6 +14,10 @@
  *               LEFT_WORKLIST  a poll of its worklist no longer lists it (and
  *                              no other latest worklist does): nothing deleted
  *               RETURNED       listed again after it left
+ *               RELATED_DOCS   a related referral it lists, read at a newer
+ *                              version with another referral, no longer lists
+ *                              (or lists again) attachments this referral's
+ *                              rows show: marked so here too (write.c)
  *               PATIENT_MATCH  a later round found (or lost) the referral's PAS
  *                              patient: "patient_match UNMATCHED -> MATCHED"
  *   detail      what changed, by field name: "state BOOKED -> CANCELLED_REFERRAL;

@@ -189,11 +189,13 @@ static bool listed(const struct referral *src, const char *id, unsigned occurren
 }
 
 /* The attachments stored for `src` (shown with referral `ubrn`) against those
- * it lists now: the ones added, and each one e-RS stopped (or started again)
- * listing marked so, said in the audit row's detail with `prefix`.  Nothing
- * for a referral with nothing stored. */
+ * it lists now: each one e-RS stopped (or started again) listing marked so,
+ * said in the audit row's detail with `prefix` (*ret_marked set, when not
+ * NULL), and with `added` the ones added said too.  Nothing for a referral
+ * with nothing stored. */
 static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn, const struct referral *src,
-                       const char *prefix, struct audit_text *detail, struct errbuf *e) {
+                       const char *prefix, bool added, struct audit_text *detail, bool *ret_marked,
+                       struct errbuf *e) {
         struct stored_attachment *stored = NULL;
         size_t n = 0;
         int r;
@@ -203,7 +205,8 @@ static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn
                 stored_attachments_free(stored, n);
                 return r;
         }
-        audit_attachments_added(detail, src, stored, n, prefix);
+        if (added)
+                audit_attachments_added(detail, src, stored, n, prefix);
         for (size_t k = 0; k < n && r >= 0; k++) {
                 bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
                 if (now_listed == !stored[k].removed)
@@ -212,27 +215,84 @@ static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn
                                                !now_listed, e);
                 if (r >= 0)
                         audit_attachment_listing(detail, prefix, stored[k].id, now_listed);
+                if (r >= 0 && ret_marked)
+                        *ret_marked = true;
         }
         stored_attachments_free(stored, n);
         return r;
 }
 
-/* Before anything else is written, for a new version of the referral and of
- * each related referral newer than the PAS's: attachments e-RS no longer
- * lists are marked removed (kept, removed_at set), those listed again
- * unmarked, and the audit row says so, as it says those added. */
+/*
+ * `src`, read with this job at a version newer than the PAS held: every other
+ * referral that lists it as a related one (ers_referral_related) shows its
+ * documents too, as they were when that referral was last read.  What `src`
+ * no longer lists (or lists again) is marked so there as well, with an audit
+ * row on that referral (RELATED_DOCS) saying which read found it: the PAS
+ * never shows as current an attachment ersd knows e-RS no longer lists,
+ * whichever referral it was read with.  Nothing else of that referral is
+ * rewritten: its own next read does that.
+ */
+static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
+                                 const struct referral *src, struct errbuf *e) {
+        char (*holders)[UBRN_LEN + 1] = NULL; /* owned */
+        char prefix[48];
+        size_t n = 0;
+        int r = pas_referrals_listing(ctx->pas, src->ubrn, &holders, &n, e);
+
+        snprintf(prefix, sizeof prefix, "related %s: ", src->ubrn);
+        for (size_t i = 0; i < n && r == 0; i++) {
+                struct audit_text t = { .p = NULL };
+                struct ledger_state ls = { .found = false };
+                bool marked = false;
+
+                if (strcmp(holders[i], j->main.ubrn) == 0)
+                        continue; /* the referral written: its own audit row says it */
+                if (src == &j->main)
+                        audit_clause(&t, "related referral %s read at version %" PRId64, src->ubrn, src->version);
+                else
+                        audit_clause(&t, "related referral %s read at version %" PRId64 " with UBRN %s", src->ubrn,
+                                     src->version, j->main.ubrn);
+                r = mark_listed(ctx, tx, holders[i], src, prefix, false, &t, &marked, e);
+                if (r == 0 && marked) {
+                        r = pas_ledger_get(ctx->pas, holders[i], &ls, e);
+                        if (r >= 0)
+                                r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
+                                          : pas_audit_append(tx, holders[i], ls.found ? ls.version : -1, "RELATED_DOCS",
+                                                             t.p, NULL, j->correlation_id, e);
+                }
+                audit_text_free(&t);
+        }
+        free(holders);
+        return r;
+}
+
+/*
+ * Before anything else is written: attachments e-RS no longer lists are
+ * marked removed (kept, removed_at set), those listed again unmarked, and the
+ * audit row says so, as it says those added.  For the referral at a new
+ * version; for each related referral not kept older, at a new version or at
+ * the PAS's (read since with another referral: this referral's rows catch
+ * up).  And for each of them read at a new version (the referral itself may
+ * be another's related referral), with every other referral that shows its
+ * documents (mark_listed_elsewhere()).
+ */
 static int mark_attachments_listed(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
                                    struct write_audit *w, struct errbuf *e) {
         int r = 0;
 
-        if (w->before.found && w->before.version != j->main.version)
-                r = mark_listed(ctx, tx, j->main.ubrn, &j->main, NULL, &w->detail, e);
+        if (w->before.found && w->before.version != j->main.version) {
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->main, NULL, true, &w->detail, NULL, e);
+                if (r == 0)
+                        r = mark_listed_elsewhere(ctx, tx, j, &j->main, e);
+        }
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
-                if (!w->related[i].found || j->related[i].version <= w->related[i].version)
-                        continue; /* new, unchanged, or older and kept as the PAS has it */
+                if (!w->related[i].found || j->related[i].version < w->related[i].version)
+                        continue; /* new, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
-                r = mark_listed(ctx, tx, j->main.ubrn, &j->related[i], prefix, &w->detail, e);
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->related[i], prefix, true, &w->detail, NULL, e);
+                if (r == 0 && j->related[i].version > w->related[i].version)
+                        r = mark_listed_elsewhere(ctx, tx, j, &j->related[i], e);
         }
         return r;
 }

@@ -42,9 +42,7 @@
  * postgresql | mariadb one engine; ERSD_WORLD_SLOW=1 also answers that
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
  * shortens the wait for a hung round); ERSD_WORLD_TAME=1 only usual shapes
- * (checks the model itself); ERSD_WORLD_BEYOND=1 also what is left of what
- * this test found beyond issue 13's list (a related referral two referrals
- * point at; world.h); ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
+ * (checks the model itself); ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
  * ersd or a file size limit; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
  * none); ERSD_WORLD_REFERRALS=N worlds of N referrals at first;
  * ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
@@ -1270,7 +1268,6 @@ static void run_engine(void)
         if (getenv("ERSD_WORLD_CALM")) { /* the same worlds, without faults, kills or limits: what is left is not theirs */
                 plan_.faults_max = plan_.kill_permille = plan_.pair_permille = plan_.fsize_permille = 0;
         }
-        plan_.gen.beyond = getenv("ERSD_WORLD_BEYOND") != NULL; /* what is left beyond issue 13's list */
 
         if (one && *one)
                 run_seed(parse_seed(one), plan, &fig);

@@ -624,7 +624,7 @@ static void make_main(struct wgen *g, struct world *w)
         size_t n_rel = chance(g, 250) ? 1 + below(g, WORLD_RELATED_MAX) : 0;
         for (size_t i = 0; i < n_rel; i++) {
                 const struct wref *shared = NULL;
-                for (size_t k = 0; g->plan.beyond && k < w->n_refs && !shared; k++)
+                for (size_t k = 0; k < w->n_refs && !shared; k++)
                         if (w->refs[k].related_only && chance(g, 200)) /* one related referral, two pointing at it */
                                 shared = &w->refs[k];
                 char rel[13];
@@ -754,6 +754,35 @@ static void add_junk(struct wgen *g, struct world *w)
         w->junk_on[w->n_junk++] = on == 1 ? 0 : on; /* an RFR list: every entry carries a version there */
 }
 
+/* Every seed's first world has a related referral two referrals point at (when two have room for it): e-RS
+ * allows it, and what a read of one of them finds changed in it must reach the other (C-10.6). */
+static void share_a_related(struct wgen *g, struct world *w)
+{
+        size_t pick[2], n = 0;
+
+        for (size_t i = 0; i < w->n_refs; i++) {
+                unsigned pointing = 0;
+                for (size_t k = 0; w->refs[i].related_only && k < w->n_refs; k++)
+                        for (size_t j = 0; j < w->refs[k].n_related; j++)
+                                pointing += strcmp(w->refs[k].related[j], w->refs[i].ubrn) == 0;
+                if (pointing >= 2)
+                        return;
+        }
+        for (size_t i = 0; i < w->n_refs && n < 2; i++)
+                if (!w->refs[i].related_only && w->refs[i].n_related < WORLD_RELATED_MAX &&
+                    total_docs(w, &w->refs[i]) + 3 <= g->plan.max_docs)
+                        pick[n++] = i; /* indexes: add_ref() moves the array */
+        if (n < 2)
+                return;
+        struct wref *r = add_ref(w);
+        make_related(g, r);
+        add_docs(g, r, 1 + below(g, 3));
+        for (size_t i = 0; i < 2; i++) {
+                struct wref *m = &w->refs[pick[i]];
+                memcpy(m->related[m->n_related++], r->ubrn, sizeof m->related[0]);
+        }
+}
+
 struct world *wgen_first(struct wgen *g)
 {
         struct world *w = calloc(1, sizeof *w);
@@ -764,6 +793,7 @@ struct world *wgen_first(struct wgen *g)
         w->parallel = 1 + below(g, 4);
         for (unsigned i = 0; i < g->plan.referrals; i++)
                 make_main(g, w);
+        share_a_related(g, w);
         add_junk(g, w);
         return w;
 }

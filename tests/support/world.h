@@ -26,8 +26,10 @@
  *   - A revised attachment (same id, new bytes) has a new creation time and
  *     is AVAILABLE; an attachment larger than the first configured maximum is
  *     AVAILABLE from the start and never changes but by revision.
- *   - Related referrals are never on a worklist and never gone; when one
- *     changes, every referral pointing at it gets a new version too.
+ *   - Related referrals are never on a worklist and never gone; two
+ *     referrals point at the same one in every seed's first world (when two
+ *     have room for it), and now and then later; when one changes, every
+ *     referral pointing at it gets a new version too.
  *   - A worklist entry's referralRequestVersion is A005's, one ahead of it,
  *     or absent (APPOINTMENT_SLOT_ISSUES entries never carry one).
  *   - A referral is on one worklist at most, always the same one.
@@ -116,9 +118,6 @@ struct wgen_plan {
         bool tame;              /* only the usual shapes: no unusual text or id, no missing or duplicated
                                    id, no A005 without subject, priority or specialty, no malformed entry
                                    (a check of the model and the checker themselves) */
-        bool beyond;            /* also what is left of what issue 13's test found beyond the issue's
-                                   list: a related referral two referrals point at (an attachment it stops
-                                   listing is not marked removed where the second one shows it) */
 };
 
 struct wgen;

@@ -422,6 +422,7 @@ struct want_doc {
         unsigned occurrence;  /* among the source's attachments with the same id, in order */
         char letter_id[32];   /* CRI-v<version> */
         bool matched;
+        bool delisted;        /* a related referral's attachment its version in the PAS no longer lists */
 };
 
 /* The referral's sources: itself, then its related referrals (sorted, once each). */
@@ -475,6 +476,38 @@ static size_t count_want_docs(const struct world *w, const struct wref *m)
         for (size_t s = 0; s < n_src; s++)
                 n += src[s]->n_docs + 1;
         return n;
+}
+
+/*
+ * Whether w, an attachment of a related referral of m as e-RS served it at m's
+ * read, is one ersd has since seen that related referral stop listing: the
+ * version of it the PAS holds (read with whichever referral read it last) does
+ * not list it.  Its removed mark then reaches every referral showing the
+ * related referral's documents, read again or not: the PAS never shows as
+ * current an attachment ersd knows e-RS no longer lists (C-10.6).
+ */
+static bool delisted_since(struct wcheck *c, struct pas *p, const struct wref *m, const struct want_doc *w)
+{
+        struct row *got;
+        int64_t version;
+
+        if (!w->d || w->src == m || !(got = find_row(&p->referrals, w->src->ubrn)) || !got->v[R_VERSION])
+                return false;
+        version = strtoll(got->v[R_VERSION], NULL, 10);
+        if (version == w->src->version)
+                return false;
+        for (size_t h = c->n_history; h-- > 0;) {
+                const struct wref *s = world_find(c->history[h], w->src->ubrn);
+                unsigned seen = 0;
+                if (!s || s->version != version)
+                        continue;
+                for (size_t k = 0; k < s->n_docs; k++)
+                        if (s->docs[k].id.n == w->d->id.n && memcmp(s->docs[k].id.p, w->d->id.p, w->d->id.n) == 0 &&
+                            seen++ == w->occurrence)
+                                return false;
+                return true;
+        }
+        return false;
 }
 
 /* The range of ers.max_attachment_mib a write may have had (bytes). */
@@ -590,9 +623,12 @@ static unsigned compare_doc(struct wcheck *c, bool say, bool deep, const struct 
                 n += differ(c, say, who, "source_version (not fetched: the version last read)", false, buf,
                             strlen(buf), r->v[D_SOURCE_VERSION], r->len[D_SOURCE_VERSION]);
         }
-        if (r->v[D_REMOVED]) {
+        if (!r->v[D_REMOVED] != !w->delisted) {
                 if (say)
-                        wcheck_say(c, "%s: marked removed while e-RS lists it", who);
+                        wcheck_say(c, w->delisted ? "%s: its related referral, at the version the PAS holds of it, "
+                                                    "no longer lists it; not marked removed"
+                                                  : "%s: marked removed while e-RS lists it",
+                                   who);
                 n++;
         }
         if (!w->d)
@@ -835,6 +871,8 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
         if (!want)
                 abort();
         want_docs(w, m, want);
+        for (size_t i = 0; i < n_want; i++)
+                want[i].delisted = delisted_since(c, p, m, &want[i]);
         n_groups = group_docs(p, m->ubrn, &groups);
         *ret_owed = false;
         for (size_t i = 0; i < n_want; i++)

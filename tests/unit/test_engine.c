@@ -1420,6 +1420,388 @@ static void test_related_referrals_documents(void **state) {
         SCENARIO(rounds);
 }
 
+/* U2 pointing at the same related referral as U1 (R1_WITH_RELATED, R1_WITH_RELATED_V2). */
+static const struct fake_referral R2_WITH_RELATED = {
+        .ubrn = U2,
+        .version = 1,
+        .nhs_number = NHS_B,
+        .priority = "URGENT",
+        .specialty = "GASTROENTEROLOGY",
+        .related = { U9 },
+        .docs = { { .id = "b1", .availability = "AVAILABLE", .content = "b1 of U2" } },
+};
+static const struct fake_referral R2_WITH_RELATED_V2 = {
+        .ubrn = U2,
+        .version = 2,
+        .nhs_number = NHS_B,
+        .priority = "URGENT",
+        .specialty = "GASTROENTEROLOGY",
+        .related = { U9 },
+        .docs = { { .id = "b1", .availability = "AVAILABLE", .content = "b1 of U2" } },
+};
+static const struct fake_referral R1_WITH_RELATED_V3 = {
+        .ubrn = U1,
+        .version = 3,
+        .nhs_number = NHS_A,
+        .priority = "URGENT",
+        .specialty = "CARDIOLOGY",
+        .related = { U9 },
+        .docs = { { .id = "a1", .availability = "AVAILABLE", .content = "a1 of U1, first" } },
+};
+/* U9's version 2 no longer lists c1, and lists c2. */
+static const struct fake_referral R9_V2_C1_REMOVED = {
+        .ubrn = U9,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "c2", .availability = "AVAILABLE", .content = "c2 of U9" } },
+};
+
+/* A PAS written by an ersd before the marks reached every referral: U1's c1 shown as current again. */
+static void c1_unmarked_under_U1(struct fix *f) {
+        assert_int_equal(db_exec(f->db, "UPDATE ers_document SET removed_at = NULL WHERE ubrn = '" U1 "' AND "
+                                        "source_ubrn = '" U9 "' AND attachment_id = 'c1'"),
+                         0);
+        free(f->last_pas);
+        f->last_pas = pas_dump(f);
+}
+
+/* A related referral two referrals list (U9, by U1 and U2): each shows its documents.  U9 stops listing c1
+ * (e-RS gives U1 and U2 new versions too); U2 has left the worklist and is not read: U1's read marks c1 removed
+ * under U1 and under U2 alike, with an audit row on U2 (RELATED_DOCS) saying which read found it, so that
+ * no PAS screen shows c1 as current with either.  U2, listed and read again, keeps the mark (no second one).
+ * A referral read again whose related referral the PAS already has at e-RS's version catches up with it: c1
+ * left unmarked under U1 (by an earlier ersd) is marked at U1's next version. */
+static void test_shared_related_removed_attachment_marked_under_each(void **state) {
+        static const struct round rounds[] = {
+                { .name = "two referrals, one related referral",
+                  .serve = { &R1_WITH_RELATED, &R2_WITH_RELATED, &R9_V1 },
+                  .relist = true,
+                  .listed = { U1, U2 },
+                  .poll = true,
+                  .stats = "new=2 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=8 "
+                           "not_fetched=0 bytes=127",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n"
+                              "U2 NEW v1 documents=4 bytes=60 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A042 U1 a1\n"
+                           "A007 U1\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n"
+                           "A005 U2\n"
+                           "A005 U9\n"
+                           "A042 U2 b1\n"
+                           "A007 U2\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "related U1 related=U9\n"
+                         "related U2 related=U9\n"
+                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
+                         "document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U2 CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=t+0\n"
+                         "document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U2 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                         "ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
+                         "listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                         "listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
+                         "poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
+                         "listed\"\n"
+                         "budget 31001 2030-03-04 calls=1\n"
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
+                         "referral(s)\"\n"
+                         "audit U2 #1 v1 NEW at=t+0 corr=corr-0008 documents=b1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority URGENT; 1 attachment(s); 1 related "
+                         "referral(s)\"\n"
+                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
+                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                { .name = "U9 drops c1; U1 read, U2 not listed",
+                  .advance = 3600,
+                  .serve = { &R1_WITH_RELATED_V2, &R2_WITH_RELATED_V2, &R9_V2_C1_REMOVED },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=3 not_fetched=0 bytes=52",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v2 documents=3 bytes=52 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A007 U1\n"
+                           "A042 U9 c2\n"
+                           "A007 U9\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 "
+                             "NOT_CONFIGURED\n"
+                             "-document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                             "+referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+3600 "
+                             "NOT_CONFIGURED\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+3600\n"
+                             "+document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+3600\n"
+                             "+document U1 U9:c2/r1 v2 ATTACHMENT FETCHED \"c2 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+3600\n"
+                             "+document U1 U9:CRI-v2/r1 v2 CRI FETCHED \"letter U9 v2\" 22 parts=1 stored=t+3600\n"
+                             "+document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+3600\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
+                             "+ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
+                             "left=t+3600\n"
+                             "+listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
+                             "+poll cardiology at=t+3600 referrals=1 corr=corr-0014 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v2 UPDATED at=t+3600 corr=corr-0015 "
+                             "documents=CRI-v2/r1,U9:c2/r1,U9:CRI-v2/r1 detail=\"version 1 -> 2; related U9: "
+                             "attachment added: c2; related U9: attachment removed: c1\"\n"
+                             "+audit U2 #2 v1 LEFT_WORKLIST at=t+3600 corr=corr-0014 documents=- detail=\"no longer "
+                             "listed: worklist cardiology does not list it, nor does any other; its rows stay as "
+                             "last written\"\n"
+                             "+audit U2 #3 v1 RELATED_DOCS at=t+3600 corr=corr-0015 documents=- detail=\"related "
+                             "referral U9 read at version 2 with UBRN U1; related U9: attachment removed: c1\"\n"
+                             "+audit U9 #2 v2 UPDATED at=t+3600 corr=corr-0015 documents=- detail=\"related referral "
+                             "of UBRN U1; version 1 -> 2\"\n" },
+                { .name = "U2 listed and read again",
+                  .advance = 3600,
+                  .relist = true,
+                  .listed = { U1, U2 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=3 not_fetched=0 bytes=52",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U1 UNCHANGED v2 documents=0 bytes=0 not_fetched=0 pending=0\n"
+                              "U2 UPDATED v2 documents=3 bytes=52 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U2\n"
+                           "A005 U9\n"
+                           "A007 U2\n"
+                           "A042 U9 c2\n"
+                           "A007 U9\n",
+                  .changes = "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+3600 "
+                             "NOT_CONFIGURED\n"
+                             "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
+                             "left=t+3600\n"
+                             "-listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
+                             "-poll cardiology at=t+3600 referrals=1 corr=corr-0014 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "-budget 31001 2030-03-04 calls=2\n"
+                             "+referral U2 v2 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+7200 NOT_CONFIGURED\n"
+                             "+referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+7200 "
+                             "NOT_CONFIGURED\n"
+                             "+document U2 CRI-v2/r1 v2 CRI FETCHED \"letter U2 v2\" 22 parts=1 stored=t+7200\n"
+                             "+document U2 U9:c2/r1 v2 ATTACHMENT FETCHED \"c2 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+7200\n"
+                             "+document U2 U9:CRI-v2/r1 v2 CRI FETCHED \"letter U9 v2\" 22 parts=1 stored=t+7200\n"
+                             "+ledger U2 v2 complete=1 worklist=cardiology corr=corr-0021 synced=t+7200 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+7200 corr=corr-0020\n"
+                             "+listed cardiology U2 v2 at=t+7200 corr=corr-0020\n"
+                             "+poll cardiology at=t+7200 referrals=2 corr=corr-0020 next=t+14400 result=\"2 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=3\n"
+                             "+audit U2 #4 v1 RETURNED at=t+7200 corr=corr-0020 documents=- detail=\"listed again on "
+                             "worklist cardiology\"\n"
+                             "+audit U2 #5 v2 UPDATED at=t+7200 corr=corr-0021 "
+                             "documents=CRI-v2/r1,U9:c2/r1,U9:CRI-v2/r1 detail=\"version 1 -> 2; related U9: "
+                             "attachment added: c2\"\n" },
+                { .name = "U1 read again, c1 unmarked under it",
+                  .advance = 3600,
+                  .serve = { &R1_WITH_RELATED_V3 },
+                  .poll = true,
+                  .before = c1_unmarked_under_U1,
+                  .stats = "new=0 updated=1 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=1 not_fetched=0 bytes=22",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U2 UNCHANGED v2 documents=0 bytes=0 not_fetched=0 pending=0\n"
+                              "U1 UPDATED v3 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                             "-referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+7200 "
+                             "NOT_CONFIGURED\n"
+                             "-document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
+                             "-listed cardiology U1 v2 at=t+7200 corr=corr-0020\n"
+                             "-listed cardiology U2 v2 at=t+7200 corr=corr-0020\n"
+                             "-poll cardiology at=t+7200 referrals=2 corr=corr-0020 next=t+14400 result=\"2 "
+                             "referral(s) listed\"\n"
+                             "-budget 31001 2030-03-04 calls=3\n"
+                             "+referral U1 v3 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+10800 NOT_CONFIGURED\n"
+                             "+referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+10800 "
+                             "NOT_CONFIGURED\n"
+                             "+document U1 CRI-v3/r1 v3 CRI FETCHED \"letter U1 v3\" 22 parts=1 stored=t+10800\n"
+                             "+document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+10800\n"
+                             "+ledger U1 v3 complete=1 worklist=cardiology corr=corr-0027 synced=t+10800 seen=t+0\n"
+                             "+listed cardiology U1 v3 at=t+10800 corr=corr-0026\n"
+                             "+listed cardiology U2 v2 at=t+10800 corr=corr-0026\n"
+                             "+poll cardiology at=t+10800 referrals=2 corr=corr-0026 next=t+14400 result=\"2 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=4\n"
+                             "+audit U1 #3 v3 UPDATED at=t+10800 corr=corr-0027 documents=CRI-v3/r1 detail=\"version "
+                             "2 -> 3; priority ROUTINE -> URGENT; related U9: attachment removed: c1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
+/* U1 listing U2, a referral of the worklist too, as a related referral; U2's version 2 drops b1. */
+static const struct fake_referral R1_RELATED_U2 = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .related = { U2 },
+        .docs = { { .id = "a1", .availability = "AVAILABLE", .content = "a1 of U1, first" } },
+};
+static const struct fake_referral R2_V2_B1_REMOVED = {
+        .ubrn = U2,
+        .version = 2,
+        .nhs_number = NHS_B,
+        .priority = "URGENT",
+        .specialty = "GASTROENTEROLOGY",
+};
+
+/* A referral of the worklist that is another's related referral too (U2, listed by U1): read at a version that
+ * no longer lists b1, b1 is marked removed under U2 and under U1 (not read again: it has left the worklist), with
+ * a RELATED_DOCS audit row on U1. */
+static void test_referral_also_related_removed_attachment_marked_under_both(void **state) {
+        static const struct round rounds[] = {
+                { .name = "U1 lists U2",
+                  .serve = { &R1_RELATED_U2, &R2_V1 },
+                  .relist = true,
+                  .listed = { U1, U2 },
+                  .poll = true,
+                  .stats = "new=2 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=6 not_fetched=0 bytes=97",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n"
+                              "U2 NEW v1 documents=2 bytes=30 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U2\n"
+                           "A042 U1 a1\n"
+                           "A007 U1\n"
+                           "A042 U2 b1\n"
+                           "A007 U2\n"
+                           "A005 U2\n"
+                           "A042 U2 b1\n"
+                           "A007 U2\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "related U1 related=U2\n"
+                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "document U1 U2:b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 U2:CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=t+0\n"
+                         "document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U2 CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                         "ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
+                         "listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                         "listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
+                         "poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
+                         "listed\"\n"
+                         "budget 31001 2030-03-04 calls=1\n"
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U2:b1/r1,U2:CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
+                         "referral(s)\"\n"
+                         "audit U2 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
+                         "new referral: state none; priority URGENT; 1 attachment(s); 0 related referral(s)\"\n"
+                         "audit U2 #2 v1 DOCUMENTS at=t+0 corr=corr-0008 documents=b1/r1,CRI-v1/r1 "
+                         "detail=\"documents written\"\n" },
+                { .name = "U2 drops b1; U1 not listed",
+                  .advance = 3600,
+                  .serve = { &R2_V2_B1_REMOVED },
+                  .relist = true,
+                  .listed = { U2 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=1 not_fetched=0 bytes=22",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U2 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U2\n"
+                           "A007 U2\n",
+                  .changes = "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-document U1 U2:b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U2 v2 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                             "+document U1 U2:b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+3600\n"
+                             "+document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+3600\n"
+                             "+document U2 CRI-v2/r1 v2 CRI FETCHED \"letter U2 v2\" 22 parts=1 stored=t+3600\n"
+                             "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                             "left=t+3600\n"
+                             "+ledger U2 v2 complete=1 worklist=cardiology corr=corr-0012 synced=t+3600 seen=t+0\n"
+                             "+listed cardiology U2 v2 at=t+3600 corr=corr-0011\n"
+                             "+poll cardiology at=t+3600 referrals=1 corr=corr-0011 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v1 LEFT_WORKLIST at=t+3600 corr=corr-0011 documents=- detail=\"no longer "
+                             "listed: worklist cardiology does not list it, nor does any other; its rows stay as "
+                             "last written\"\n"
+                             "+audit U1 #3 v1 RELATED_DOCS at=t+3600 corr=corr-0012 documents=- detail=\"related "
+                             "referral U2 read at version 2; related U2: attachment removed: b1\"\n"
+                             "+audit U2 #3 v2 UPDATED at=t+3600 corr=corr-0012 documents=CRI-v2/r1 detail=\"version "
+                             "1 -> 2; attachment removed: b1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
 /* ---- the PAS lost mid-round ----------------------------------------------------------------- */
 
 static void pas_gone_at_U2(void *userdata, enum fake_endpoint endpoint, const char *key) {
@@ -2507,6 +2889,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_leaving_and_returning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_related_referrals_documents, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shared_related_removed_attachment_marked_under_each, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_referral_also_related_removed_attachment_marked_under_both, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_pas_lost_mid_round, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_during_a_download, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_between_referrals, setup, teardown),
