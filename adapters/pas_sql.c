@@ -252,13 +252,22 @@ const struct schema_object schema_objects[] = {
           "state_comment, specialty, specialty_display, service_id, service_name, referral_type, "
           "pathway_start, clinical_info_first_submitted, appointment_start, appointment_end, "
           "commissioning_org, request_id, status, intent, worklist, first_synced_at, last_synced_at, "
-          "pas_patient_id, patient_match, patient_checked_at FROM ers_referral WHERE 1 = 0" },
+          "pas_patient_id, patient_match, patient_checked_at, clinical_info_last_updated, state_reason_system, "
+          "state_reason_display, appointment_reference, appointment_status, appointment_created, appointment_reason, "
+          "appointment_reason_system, appointment_reason_display, appointment_comment, appointment_slot, "
+          "appointment_clinician, clinic_type, named_clinician, advice_request FROM ers_referral WHERE 1 = 0" },
         { "ers_referral_related", "SELECT ubrn, related_ubrn FROM ers_referral_related WHERE 1 = 0" },
+        { "ers_referral_requirement",
+          "SELECT ubrn, seq, code, display, code_system, comments FROM ers_referral_requirement WHERE 1 = 0" },
+        { "ers_referral_answer",
+          "SELECT ubrn, version, sha256, size_bytes, body, correlation_id, received_at FROM ers_referral_answer "
+          "WHERE 1 = 0" },
         { "ers_document",
           "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
           "title, content_type, declared_size, availability, attached_by_user, attached_by_org, "
           "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at, "
-          "occurrence, attachment_key FROM ers_document WHERE 1 = 0" },
+          "occurrence, attachment_key, document_type, description, attached_on_behalf_of FROM ers_document "
+          "WHERE 1 = 0" },
         { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
         { "ers_ledger",
           "SELECT ubrn, version, complete, worklist, correlation_id, synced_at, first_seen_at, "
@@ -277,11 +286,15 @@ const struct schema_object schema_objects[] = {
           "FROM ers_audit WHERE 1 = 0" },
         { "ers_worklist_entry",
           "SELECT worklist, ubrn, version, listed_at, correlation_id FROM ers_worklist_entry WHERE 1 = 0" },
+        { "ers_outbox",
+          "SELECT id, ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+          "requested_at, state, attempts, next_attempt_at, answered_version, error_code, error_text, "
+          "correlation_id, updated_at FROM ers_outbox WHERE 1 = 0" },
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "
-          "documents_fetched, documents_not_fetched, last_synced_at, pas_patient_id, patient_match "
-          "FROM ers_referral_inbox "
+          "documents_fetched, documents_not_fetched, last_synced_at, pas_patient_id, patient_match, "
+          "additional_requirements FROM ers_referral_inbox "
           "WHERE 1 = 0" },
 };
 const size_t n_schema_objects = sizeof schema_objects / sizeof schema_objects[0];

@@ -186,7 +186,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 5);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -734,9 +734,11 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT ON ers_schema_version TO {user}",
                 "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease, ers_budget, "
                 "ers_poll TO {user}",
-                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part, ers_worklist_entry TO {user}",
+                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_referral_requirement, ers_document_part, "
+                "ers_worklist_entry TO {user}",
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON ers_retry TO {user}",
-                "GRANT SELECT, INSERT ON ers_audit TO {user}",
+                "GRANT SELECT, INSERT ON ers_audit, ers_referral_answer TO {user}",
+                "GRANT SELECT, UPDATE ON ers_outbox TO {user}",
                 "GRANT SELECT ON ers_referral_inbox TO {user}",
                 NULL,
         };
@@ -751,7 +753,10 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_poll TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.ers_retry TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT ON {db}.ers_audit TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT ON {db}.ers_referral_answer TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, UPDATE ON {db}.ers_outbox TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_requirement TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_worklist_entry TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
@@ -1117,12 +1122,18 @@ static void create_old_schema(const char *conn, int version) {
         /* its documents: an attachment with its one part, its letter, and a row a DBA made by hand
          * (a document id that is not a UUID: the key step reads it too) */
         for (size_t i = 0; i < sizeof old_documents / sizeof old_documents[0]; i++) {
+                char key[DOCUMENT_KEY_HEX + 1] = "";
+
+                /* from version 4 on, every document row has its key */
+                assert_int_equal(document_key(old_documents[i].attachment_id, 0, key), 0);
                 snprintf(sql, sizeof sql,
                          "INSERT INTO ers_document (document_id, ubrn, source_ubrn, kind, attachment_id, revision, "
-                         "source_version, title, fetch_status, size_bytes, sha256, part_count, stored_at) VALUES "
+                         "source_version, title, fetch_status, size_bytes, sha256, part_count, stored_at%s) VALUES "
                          "('%s', '000000000001', '000000000001', '%s', '%s', 1, 3, 'a letter', 'FETCHED', 1, '"
-                         SHA_ONE_ZERO "', 1, '2026-01-01T00:00:00Z')",
-                         old_documents[i].document_id, old_documents[i].kind, old_documents[i].attachment_id);
+                         SHA_ONE_ZERO "', 1, '2026-01-01T00:00:00Z'%s%s%s)",
+                         version >= 4 ? ", attachment_key" : "", old_documents[i].document_id, old_documents[i].kind,
+                         old_documents[i].attachment_id, version >= 4 ? ", '" : "", version >= 4 ? key : "",
+                         version >= 4 ? "'" : "");
                 exec_ok(conn, sql);
                 snprintf(sql, sizeof sql, "INSERT INTO ers_document_part (document_id, seq, data) VALUES ('%s', 1, %s)",
                          old_documents[i].document_id, G.kind == ENGINE_POSTGRESQL ? "decode('00', 'hex')" : "X'00'");
@@ -1192,7 +1203,7 @@ static void assert_upgraded(struct fix *f) {
 
         assert_old_documents(f);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 5);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
@@ -1213,6 +1224,16 @@ static void assert_upgraded(struct fix *f) {
         assert_int_equal(count(f, "ers_document"), 3);
         assert_int_equal(count(f, "ers_document_part"), 3);
         assert_int_equal(q_int(raw(f), "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 3);
+        /* version 5: the new columns NULL, the new tables empty, the view's new column */
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE clinical_info_last_updated IS NULL "
+                                  "AND appointment_status IS NULL AND advice_request IS NULL", NULL), 1);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_document WHERE document_type IS NULL AND "
+                                  "description IS NULL AND attached_on_behalf_of IS NULL", NULL), 3);
+        assert_int_equal(count(f, "ers_referral_requirement"), 0);
+        assert_int_equal(count(f, "ers_referral_answer"), 0);
+        assert_int_equal(count(f, "ers_outbox"), 0);
+        assert_int_equal(q_int(raw(f), "SELECT additional_requirements FROM ers_referral_inbox WHERE ubrn = ?",
+                               "000000000001"), 0);
 }
 
 static void upgrade_from(struct fix *f, int version, const char *first_step) {
@@ -1251,6 +1272,12 @@ static void test_schema_upgrade_from_v2(void **state) {
 
 static void test_schema_upgrade_from_v3(void **state) {
         upgrade_from(*state, 3, "ALTER TABLE ers_document ADD COLUMN occurrence INTEGER DEFAULT 0 NOT NULL");
+}
+
+static void test_schema_upgrade_from_v4(void **state) {
+        upgrade_from(*state, 4, G.kind == ENGINE_MARIADB
+                                        ? "ALTER TABLE ers_referral ADD COLUMN clinical_info_last_updated LONGTEXT"
+                                        : "ALTER TABLE ers_referral ADD COLUMN clinical_info_last_updated TEXT");
 }
 
 /* The schema's shape as the engine's catalog describes it: columns (name, position, type, nullability,
@@ -1333,7 +1360,7 @@ static void test_schema_upgraded_is_fresh(void **state) {
         assert_non_null(strstr(want, G.kind == ENGINE_SQLITE ? "ers_document sqlite_autoindex_ers_document_2 1 u 3 "
                                                                "attachment_key"
                                                              : "ers_document_identity"));
-        for (int version = 1; version <= 3; version++) {
+        for (int version = 1; version <= 4; version++) {
                 struct fix g = { .p = NULL };
                 char *got;
 
@@ -2132,6 +2159,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v2, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v3, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v4, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgraded_is_fresh, setup_empty, teardown),     \
         cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),       \

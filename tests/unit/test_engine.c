@@ -2,7 +2,7 @@
 /*
  * The sync engine (daemon/sync.h: sync_once, sync_one) in rounds against a
  * scripted e-RS (tests/fake/fake_ers.h, linked in place of daemon/ers.o) and
- * a throwaway SQLite PAS (the real adapter, schema version 4), each round in
+ * a throwaway SQLite PAS (the real adapter, schema version 5), each round in
  * milliseconds: no network, no database server, no sleep (the clocks are the
  * test's: tests/fake/fake_clock.h).  The PAS connection can be broken
  * mid-round (tests/fake/fake_odbc.h).

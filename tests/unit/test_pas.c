@@ -439,9 +439,9 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 4);
-        /* 12 tables, the inbox view, 4 indexes (sqlite_autoindex_* are named after their table: not counted) */
-        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 17);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 5);
+        /* 15 tables, the inbox view, 6 indexes (sqlite_autoindex_* are named after their table: not counted) */
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 22);
         /* the session settings took */
         char mode[16];
         assert_true(raw_text(f, "PRAGMA journal_mode", NULL, NULL, mode, sizeof mode));
@@ -454,18 +454,18 @@ static void test_check_schema(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
-        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 6");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
-        assert_non_null(strstr(e.msg, "version 5"));
+        assert_non_null(strstr(e.msg, "version 6"));
         assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
-        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (4)");
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (5)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
         assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO);
-        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 5");
-        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 6");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
         assert_non_null(strstr(e.msg, "--init-db"));
-        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
         raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
