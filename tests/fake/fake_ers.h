@@ -38,6 +38,7 @@ enum fake_endpoint {
 
 #define FAKE_DOCS_MAX    8
 #define FAKE_RELATED_MAX 4
+#define FAKE_REQUIREMENTS_MAX 4
 #define FAKE_LISTED_MAX  16
 
 /* One attachment as A005 describes it and A042 serves it. */
@@ -58,6 +59,9 @@ struct fake_referral {
         const char *related[FAKE_RELATED_MAX]; /* UBRNs of its related referrals, up to the first NULL */
         struct fake_doc docs[FAKE_DOCS_MAX];   /* up to the first without an id */
         const char *letter;                    /* what A007 serves; NULL: "letter <ubrn> v<version>" */
+        const char *requirements[FAKE_REQUIREMENTS_MAX]; /* additional requirement codes, up to the first NULL
+                                                            (Extension-eRS-AdditionalRequirement-1, as the
+                                                            published examples carry them) */
 };
 
 /* Forgets everything: referrals, worklists, failures, the call record, the hook. */
@@ -107,7 +111,7 @@ char *fake_ers_take_calls(void);
  * (kept across fake_ers_take_calls()). */
 unsigned fake_ers_count(enum fake_endpoint endpoint, const char *key);
 
-/* The text e-RS served (an attachment's or a letter's bytes) whose SHA-256
- * is `sha` (lower-case hex), for reading a PAS back; NULL when it never
- * served such bytes.  Valid until the next reset. */
+/* The text e-RS served (an attachment's, a letter's or an A005 answer's
+ * bytes) whose SHA-256 is `sha` (lower-case hex), for reading a PAS back;
+ * NULL when it never served such bytes.  Valid until the next reset. */
 const char *fake_ers_served(const char *sha);

@@ -52,6 +52,7 @@
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
 #include "tests/support/pas_data.h"
+#include "tests/support/pas_elements.h"
 #include "tests/support/pas_whole.h"
 #include "tests/support/testutil.h"
 
@@ -724,6 +725,24 @@ static void fill_in(const char *tpl, const char *user, const char *db, char *ret
         ret[o] = '\0';
 }
 
+/* A fresh database user "<prefix>_<database>" of the engine, made and granted by the statements of its kind
+ * ({user}, {db} filled in); *conn (n bytes) connects as that user. */
+static void make_user(struct fix *f, const char *const *pg, const char *const *maria, const char *prefix,
+                      char *conn, size_t n) {
+        const char *db_attr = strstr(f->conn, "Database="), *uid = strstr(f->conn, ";UID=");
+        char user[48], database[32], sql[512];
+
+        assert_non_null(db_attr);
+        assert_non_null(uid);
+        snprintf(database, sizeof database, "%.*s", (int) strcspn(db_attr + 9, ";"), db_attr + 9);
+        snprintf(user, sizeof user, "%s_%s", prefix, database);
+        for (const char *const *q = G.kind == ENGINE_POSTGRESQL ? pg : maria; *q; q++) {
+                fill_in(*q, user, database, sql, sizeof sql);
+                assert_int_equal(engine_exec(f->conn, sql, false), 0);
+        }
+        snprintf(conn, n, "%.*s;UID=%s", (int) (uid - f->conn), f->conn, user);
+}
+
 /* The grants docs/postgresql.md and docs/mariadb.md give the ersd user are
  * enough to sync, and no more: it can neither drop nor create a table. */
 static void test_least_privilege_grants(void **state) {
@@ -764,8 +783,7 @@ static void test_least_privilege_grants(void **state) {
         };
         struct fix *f = *state;
         struct errbuf e = { "" };
-        char user[48], database[32], sql[256], conn[700], sha1[65], sha2[65], rel[1][UBRN_LEN + 1] = { "000000000009" };
-        const char *db_attr = strstr(f->conn, "Database="), *uid = strstr(f->conn, ";UID=");
+        char conn[700], sha1[65], sha2[65], rel[1][UBRN_LEN + 1] = { "000000000009" };
         int fa = make_file("g1.bin", MIB + MIB / 2, 11, sha1), fb = make_file("g2.bin", 1000, 12, sha2);
         struct document_rec a = pas_data_document("000000000001", "att-1", MIB + MIB / 2, sha1);
         struct document_rec b = pas_data_document("000000000001", "att-1", 1000, sha2);
@@ -773,16 +791,7 @@ static void test_least_privilege_grants(void **state) {
         struct referral r;
         struct pas_tx *tx = NULL;
 
-        assert_non_null(db_attr);
-        assert_non_null(uid);
-        snprintf(database, sizeof database, "%.*s", (int) strcspn(db_attr + 9, ";"), db_attr + 9);
-        snprintf(user, sizeof user, "ersd_%s", database);
-        for (const char *const *q = G.kind == ENGINE_POSTGRESQL ? pg : maria; *q; q++) {
-                fill_in(*q, user, database, sql, sizeof sql);
-                assert_int_equal(engine_exec(f->conn, sql, false), 0);
-        }
-        snprintf(conn, sizeof conn, "%.*s;UID=%s", (int) (uid - f->conn), f->conn, user);
-
+        make_user(f, pg, maria, "ersd", conn, sizeof conn);
         assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
         assert_int_equal(pas_check_schema(p, &e), 0);
         /* a referral with a related one and a document, then its next version with new content */
@@ -806,7 +815,7 @@ static void test_least_privilege_grants(void **state) {
                 assert_int_equal(pas_audit_append(tx, "000000000001", v, v == 1 ? "NEW" : "UPDATED", "detail",
                                                   NULL, NULL, &e), 0);
                 if (pas_commit(tx, &e) < 0)
-                        fail_msg("as %s: %s", user, e.msg);
+                        fail_msg("as the ersd user: %s", e.msg);
         }
         /* a poll that no longer lists it: the latest entries replaced, the ledger marked, an audit row */
         struct listing_change *changes = NULL;
@@ -821,7 +830,7 @@ static void test_least_privilege_grants(void **state) {
         assert_int_equal(pas_attachment_set_removed(tx, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
         assert_int_equal(pas_audit_append(tx, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
         if (pas_commit(tx, &e) < 0)
-                fail_msg("as %s: %s", user, e.msg);
+                fail_msg("as the ersd user: %s", e.msg);
         pas_close(p);
         assert_int_equal(count(f, "ers_audit"), 3);
         assert_int_equal(q_int(raw(f), "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", "000000000001"), 3);
@@ -840,6 +849,63 @@ static void test_least_privilege_grants(void **state) {
         assert_int_equal(count(f, "ers_ledger"), 1);
         close(fa);
         close(fb);
+}
+
+/* Issue 15/16: the grants docs/schema.md ("ers_outbox") gives the PAS's own user: it inserts requests and
+ * reads their outcome, and nothing more: no outcome of its own, no order of its own (the id is the
+ * database's), no other table, no delete.  The database numbers the requests in the order inserted. */
+static void test_outbox_pas_grants(void **state) {
+        static const char *const pg[] = {
+                "CREATE ROLE {user} LOGIN",
+                "GRANT CONNECT ON DATABASE {db} TO {user}",
+                "GRANT USAGE ON SCHEMA public TO {user}",
+                "GRANT INSERT (ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+                "requested_at) ON ers_outbox TO {user}",
+                "GRANT SELECT ON ers_outbox TO {user}",
+                NULL,
+        };
+        static const char *const maria[] = {
+                "CREATE USER '{user}'@'127.0.0.1'",
+                "GRANT INSERT (ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+                "requested_at), SELECT ON {db}.ers_outbox TO '{user}'@'127.0.0.1'",
+                NULL,
+        };
+        struct fix *f = *state;
+        char conn[700];
+
+        make_user(f, pg, maria, "pas", conn, sizeof conn);
+        /* two requests, as a PAS form or trigger would insert them */
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
+                                           "decided_version, requested_by, requested_at) VALUES ('000000000001', "
+                                           "'RECORD_REVIEW_OUTCOME', 'ACCEPT_REFER_BOOK_LATER', 'Seen by the triage "
+                                           "nurse', 3, 'STAFF-0042', '2030-03-04T09:00:00Z')", false),
+                         0);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES ('000000000001', 'ACCEPT_REFERRAL', 3, 'STAFF-0042', "
+                                           "'2030-03-04T09:00:00Z')", false),
+                         0);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_outbox WHERE state = 'NEW' AND attempts = 0", NULL), 2);
+        assert_int_equal(q_int(raw(f), "SELECT MIN(id) FROM ers_outbox WHERE action = 'RECORD_REVIEW_OUTCOME'", NULL),
+                         q_int(raw(f), "SELECT MIN(id) FROM ers_outbox", NULL));
+        assert_true(q_int(raw(f), "SELECT MAX(id) - MIN(id) FROM ers_outbox", NULL) > 0); /* in insertion order */
+        assert_int_equal(engine_exec(conn, "SELECT state, answered_version, error_code FROM ers_outbox", false), 0);
+        /* and no more than that */
+        assert_int_equal(engine_exec(conn, "UPDATE ers_outbox SET state = 'DONE'", true), -2);
+        assert_int_equal(engine_exec(conn, "DELETE FROM ers_outbox", true), -2);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (id, ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES (1000, '000000000001', 'ACCEPT_REFERRAL', 3, 'S', "
+                                           "'2030-03-04T09:00:00Z')", true),
+                         -2);
+        assert_int_equal(engine_exec(conn, "SELECT ubrn FROM ers_referral", true), -2);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_referral_answer (ubrn, version, sha256, size_bytes, body, "
+                                           "received_at) VALUES ('000000000001', 1, 'x', 0, '', 'x')", true),
+                         -2);
+        /* a request ersd cannot send is refused at its insert */
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES ('000000000001', 'CANCEL_REFERRAL', 3, 'S', "
+                                           "'2030-03-04T09:00:00Z')", true),
+                         -2);
+        assert_int_equal(count(f, "ers_outbox"), 2);
 }
 
 static double seconds_since(const struct timespec *t0);
@@ -1399,6 +1465,20 @@ static void test_own_texts_cut_on_a_character(void **state) {
         struct fix *f = *state;
 
         pas_whole_own_texts(f->p, f->conn, work);
+}
+
+/* Issue 15: every element the walk keeps, the additional requirements, whole; a new version replaces them. */
+static void test_every_element_stored_whole(void **state) {
+        struct fix *f = *state;
+
+        pas_elements_whole(f->p, f->conn, work);
+}
+
+/* Issue 15: each A005 answer kept exactly (SHA-256, size), one row per distinct answer of a version. */
+static void test_answers_kept_exact(void **state) {
+        struct fix *f = *state;
+
+        pas_elements_answers(f->p, f->conn);
 }
 
 /* Issue 13, defect 16: a letter and an attachment with one id; one id twice. */
@@ -2164,6 +2244,8 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_every_element_stored_whole, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(test_answers_kept_exact, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_sync_mapping, setup, teardown),                           \
@@ -2191,6 +2273,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_outbox_pas_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_psqlodbc_logs_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
@@ -2199,6 +2282,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_outbox_pas_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };
