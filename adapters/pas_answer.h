@@ -27,7 +27,7 @@ struct pas_tx;
  * JSON answer the client takes (a static assertion in daemon/write.c keeps
  * the two equal).  One BLOB: within MariaDB's max_allowed_packet (16 MiB by
  * default), and the JSON is held whole by the parser anyway. */
-#define PAS_ANSWER_MAX (10 * 1024 * 1024)
+#define PAS_ANSWER_MAX 10485760 /* 10 MiB */
 
 /*
  * Keeps `a` (its bytes, correlation id and time) as an answer of (ubrn,
