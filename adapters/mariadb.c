@@ -52,6 +52,7 @@
 #define MARIADB_TYPE_BIGINT(n) "BIGINT"
 #define MARIADB_TYPE_TEXT(n) "LONGTEXT"
 #define MARIADB_TYPE_VARCHAR(n) "VARCHAR(" #n ")"
+#define MARIADB_TYPE_IDENTITY(n) "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
 
 /* The staging schema; keep identical to adapters/sql/mariadb.sql (tests/unit/test_pas.c compares them). */
 static const char *const mariadb_ddl[] = STAGING_SCHEMA_DDL(MARIADB_TYPE, "LONGBLOB", MARIADB_TABLE_OPTIONS,
@@ -98,16 +99,24 @@ static const char *const *mariadb_schema(void) {
           NULL },                                                                                           \
         { "ers_audit", NULL, "ALTER TABLE ers_audit MODIFY detail LONGTEXT, MODIFY documents LONGTEXT", NULL },
 
-/* From version 1, 2 or 3 (schema.h). */
+/* To version 5: the columns, each ALTER committed at once and skipped when
+ * its column is there already; CREATE OR REPLACE VIEW gives the view its new
+ * column and keeps its grants. */
+#define MARIADB_STEPS_TO_V5 STAGING_SCHEMA_STEPS_TO_V5(MARIADB_TYPE, SCHEMA_ADD_COLUMN)
+
+/* From version 1, 2, 3 or 4 (schema.h). */
 static const struct schema_step mariadb_upgrade_v1[] =
         STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(MARIADB_TYPE, " ADD COLUMN")
-                               STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4);
-static const struct schema_step mariadb_upgrade_v2[] =
-        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4);
-static const struct schema_step mariadb_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(MARIADB_STEPS_TO_V4);
+                               STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4
+                               MARIADB_STEPS_TO_V5);
+static const struct schema_step mariadb_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V3(MARIADB_TYPE, " ADD COLUMN") MARIADB_STEPS_TO_V4 MARIADB_STEPS_TO_V5);
+static const struct schema_step mariadb_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(MARIADB_STEPS_TO_V4 MARIADB_STEPS_TO_V5);
+static const struct schema_step mariadb_upgrade_v4[] = STAGING_SCHEMA_UPGRADE(MARIADB_STEPS_TO_V5);
 
 static const struct schema_step *mariadb_upgrade(long long from) {
-        return STAGING_SCHEMA_UPGRADE_FROM(from, mariadb_upgrade_v1, mariadb_upgrade_v2, mariadb_upgrade_v3);
+        return STAGING_SCHEMA_UPGRADE_FROM(from, mariadb_upgrade_v1, mariadb_upgrade_v2, mariadb_upgrade_v3,
+                                           mariadb_upgrade_v4);
 }
 
 /* Connector/ODBC's OPTION bit that makes an UPDATE report the rows it matched. */

@@ -411,16 +411,21 @@ int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char
         return 0;
 }
 
-int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
-                   struct errbuf *e) {
-        size_t cap = 512, len = 0;
+/* A column read whole in pieces with SQLGetData as `ctype` (SQL_C_CHAR: each
+ * piece ends with a NUL the driver adds; SQL_C_BINARY: none), into a new
+ * buffer with a NUL after it either way: *ret NULL for SQL NULL.  More than
+ * `max` bytes is an error (-EFBIG), 0 for no bound. */
+static int get_data_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, SQLSMALLINT ctype,
+                          size_t max, char **ret, size_t *ret_len, struct errbuf *e) {
+        size_t term = ctype == SQL_C_CHAR ? 1 : 0, cap = 512, len = 0;
         char *buf = malloc(cap);
 
         if (!buf)
                 return err_set(e, -ENOMEM, "out of memory");
         for (;;) {
                 SQLLEN ind = 0;
-                SQLRETURN rc = SQLGetData(h, col, SQL_C_CHAR, buf + len, (SQLLEN) (cap - len), &ind);
+                /* binary data is read into all but the last byte, kept for the NUL after it */
+                SQLRETURN rc = SQLGetData(h, col, ctype, buf + len, (SQLLEN) (cap - len - (1 - term)), &ind);
 
                 if (rc == SQL_NO_DATA)
                         break; /* everything was read by the previous call */
@@ -431,13 +436,18 @@ int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what
                 if (ind == SQL_NULL_DATA) {
                         free(buf);
                         *ret = NULL;
+                        *ret_len = 0;
                         return 0;
                 }
-                if (ind != SQL_NO_TOTAL && (size_t) ind < cap - len) {
+                if (ind != SQL_NO_TOTAL && (size_t) ind <= cap - len - 1) {
                         len += (size_t) ind; /* the rest fitted */
                         break;
                 }
-                len = cap - 1; /* truncated: the buffer is full but for its NUL */
+                len = cap - 1; /* not all of it: the buffer is full but for its NUL */
+                if (max > 0 && len > max) {
+                        free(buf);
+                        return err_set(e, -EFBIG, "%s: column %u longer than %zu bytes", what, (unsigned) col, max);
+                }
                 size_t want = cap * 2;
                 if (ind != SQL_NO_TOTAL && (size_t) ind + len + 1 > want)
                         want = (size_t) ind + len + 1;
@@ -449,9 +459,30 @@ int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what
                 buf = bigger;
                 cap = want;
         }
+        if (max > 0 && len > max) {
+                free(buf);
+                return err_set(e, -EFBIG, "%s: column %u longer than %zu bytes", what, (unsigned) col, max);
+        }
         buf[len] = '\0';
         *ret = buf;
+        *ret_len = len;
         return 0;
+}
+
+int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret,
+                   struct errbuf *e) {
+        size_t len;
+
+        return get_data_alloc(p, h, col, what, SQL_C_CHAR, 0, ret, &len, e);
+}
+
+int get_bytes_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, size_t max, unsigned char **ret,
+                    size_t *ret_len, struct errbuf *e) {
+        char *buf = NULL;
+        int r = get_data_alloc(p, h, col, what, SQL_C_BINARY, max, &buf, ret_len, e);
+
+        *ret = (unsigned char *) buf;
+        return r;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -54,6 +54,7 @@
 #define ORACLE_TYPE_BIGINT(n) "NUMBER(19)"
 #define ORACLE_TYPE_TEXT(n) "NCLOB"
 #define ORACLE_TYPE_VARCHAR(n) "NVARCHAR2(" #n ")"
+#define ORACLE_TYPE_IDENTITY(n) "NUMBER(19) GENERATED ALWAYS AS IDENTITY PRIMARY KEY" /* 12c and later */
 /* Ends a block started with "BEGIN EXECUTE IMMEDIATE q'[", ignoring the errors `codes`. */
 #define ORACLE_IGNORING(codes) "]';\nEXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (" codes ") THEN RAISE; END IF;\nEND;"
 #define ORACLE_CREATE_TABLE(name, definition)                                                                 \
@@ -178,16 +179,22 @@ static const char *const *oracle_schema(void) {
           "UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)" ORACLE_IGNORING("-2261, -2264"),     \
           NULL }, /* such a key, or that name, exists already */
 
-/* From version 1, 2 or 3 (schema.h); CREATE OR REPLACE VIEW then gives the view its version-4 form. */
+/* To version 5: the columns (ADD, without COLUMN; each committed at once and
+ * skipped when there).  NEVER RUN AGAINST A LIVE SERVER. */
+#define ORACLE_STEPS_TO_V5 STAGING_SCHEMA_STEPS_TO_V5(ORACLE_TYPE, SCHEMA_ADD)
+
+/* From version 1, 2, 3 or 4 (schema.h); CREATE OR REPLACE VIEW then gives the view its version-5 form. */
 static const struct schema_step oracle_upgrade_v1[] =
         STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(ORACLE_TYPE, " ADD")
-                               STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4);
-static const struct schema_step oracle_upgrade_v2[] =
-        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4);
-static const struct schema_step oracle_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(ORACLE_STEPS_TO_V4);
+                               STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4 ORACLE_STEPS_TO_V5);
+static const struct schema_step oracle_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V3(ORACLE_TYPE, " ADD") ORACLE_STEPS_TO_V4 ORACLE_STEPS_TO_V5);
+static const struct schema_step oracle_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(ORACLE_STEPS_TO_V4 ORACLE_STEPS_TO_V5);
+static const struct schema_step oracle_upgrade_v4[] = STAGING_SCHEMA_UPGRADE(ORACLE_STEPS_TO_V5);
 
 static const struct schema_step *oracle_upgrade(long long from) {
-        return STAGING_SCHEMA_UPGRADE_FROM(from, oracle_upgrade_v1, oracle_upgrade_v2, oracle_upgrade_v3);
+        return STAGING_SCHEMA_UPGRADE_FROM(from, oracle_upgrade_v1, oracle_upgrade_v2, oracle_upgrade_v3,
+                                           oracle_upgrade_v4);
 }
 
 static int oracle_environment(struct errbuf *e) {

@@ -138,7 +138,7 @@ void pas_rollback(struct pas_tx *tx);
 
 /*
  * Tells the transaction that nothing of `ubrn` is stored: no referral,
- * ledger, related-link or document row shown with it, as the caller read
+ * ledger, related-link, requirement or document row shown with it, as the caller read
  * inside this transaction, under the writer lock.  Its rows are then inserted
  * without first looking for or deleting old ones, and its ledger row's
  * next_check_at is not cleared when it was never set (6 or more statements
@@ -166,7 +166,9 @@ int pas_ledger_get(struct pas *p, const char *ubrn, struct ledger_state *ret, st
 int pas_put_ledger(struct pas_tx *tx, const char *ubrn, int64_t version, bool complete, const char *worklist,
                    const char *correlation_id, struct errbuf *e);
 
-/* Inserts or updates the referral's row and its related-UBRN links.
+/* Inserts or updates the referral's row, its related-UBRN links and its
+ * additional requirements (ers_referral_requirement: replaced by this
+ * version's, in e-RS's order, seq 1, 2, …).
  * `worklist` and the worklist entry fields not carried by A005 (service,
  * referral type) come from `entry`, which may be NULL (a related referral).
  * Writes: takes the transaction. */
@@ -254,6 +256,9 @@ struct document_rec {
         const char *attached_by_user;
         const char *attached_by_org;
         const char *created;
+        const char *document_type;   /* the DocumentReference's type code (REFERRER, PROVIDER, …); NULL for the CRI */
+        const char *description;     /* its description (free text); NULL for the CRI */
+        const char *attached_on_behalf_of; /* AttachedOnBehalfOf: an SDS user id; NULL for the CRI */
         bool fetched;                /* content follows from spool_fd */
         const char *not_fetched_reason; /* when !fetched: one line for staff; stored cut to 255 bytes on a
                                            character */

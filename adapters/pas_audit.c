@@ -15,11 +15,19 @@
 
 #include "pas_internal.h"
 
+/* The text columns of ST_REFERRAL_STORED, from its second on, in s. */
+#define STORED_TEXTS(s)                                                                                      \
+        { &(s)->state,          &(s)->state_reason,          &(s)->priority,                                 \
+          &(s)->status,         &(s)->specialty,             &(s)->service_id,                               \
+          &(s)->appointment_start, &(s)->appointment_end,    &(s)->patient_match,                            \
+          &(s)->clinical_info_last_updated, &(s)->appointment_reference, &(s)->appointment_status,           \
+          &(s)->appointment_reason, &(s)->appointment_slot,  &(s)->appointment_clinician,                    \
+          &(s)->clinic_type,    &(s)->named_clinician,       &(s)->advice_request }
+
 void referral_stored_free(struct referral_stored *s) {
         if (!s)
                 return;
-        char **texts[] = { &s->state,      &s->state_reason,      &s->priority,        &s->status,       &s->specialty,
-                           &s->service_id, &s->appointment_start, &s->appointment_end, &s->patient_match };
+        char **texts[] = STORED_TEXTS(s);
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
                 free(*texts[i]);
                 *texts[i] = NULL;
@@ -27,6 +35,11 @@ void referral_stored_free(struct referral_stored *s) {
         free(s->related);
         s->related = NULL;
         s->n_related = 0;
+        for (size_t i = 0; i < s->n_requirements; i++)
+                free(s->requirements[i]);
+        free(s->requirements);
+        s->requirements = NULL;
+        s->n_requirements = 0;
 }
 
 int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e) {
@@ -45,9 +58,7 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
                 return err_prefix(e, r, "%s", ubrn);
         r = fetch(p, h, what, e);
         if (r > 0) {
-                char **cols[] = { &st.state,      &st.state_reason,      &st.priority,        &st.status,
-                                  &st.specialty,  &st.service_id,        &st.appointment_start, &st.appointment_end,
-                                  &st.patient_match };
+                char **cols[] = STORED_TEXTS(&st);
                 st.found = true;
                 r = get_int64(p, h, 1, what, &st.version, NULL, e);
                 for (size_t i = 0; r >= 0 && i < sizeof cols / sizeof cols[0]; i++)
@@ -64,6 +75,21 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
                                      UBRN_LEN + 1, NULL, e);
                         if (r >= 0)
                                 st.n_related++;
+                }
+                if (h != SQL_NULL_HSTMT)
+                        stmt_close(h);
+        }
+        if (r >= 0 && st.found) {
+                const char *what_req = statements[ST_REQUIREMENT_GET].what;
+                h = SQL_NULL_HSTMT;
+                cap = 0;
+                r = run(p, ST_REQUIREMENT_GET, ps, 1, &h, NULL, e);
+                while (r >= 0 && (r = fetch(p, h, what_req, e)) > 0) {
+                        r = grow(&st.requirements, &cap, st.n_requirements, sizeof *st.requirements, e);
+                        if (r >= 0)
+                                r = get_text_whole(p, h, 1, what_req, &st.requirements[st.n_requirements], e);
+                        if (r >= 0)
+                                st.n_requirements++;
                 }
                 if (h != SQL_NULL_HSTMT)
                         stmt_close(h);

@@ -38,6 +38,18 @@ struct referral_stored {
         char *patient_match;                /* MATCHED, UNMATCHED, …: the outcome, never the id */
         char (*related)[UBRN_LEN + 1];      /* owned: ers_referral_related, n_related of them */
         size_t n_related;
+        /* the codes, times and references of the element walk (docs/schema.md) the trail names */
+        char *clinical_info_last_updated;
+        char *appointment_reference;
+        char *appointment_status;
+        char *appointment_reason;
+        char *appointment_slot;
+        char *appointment_clinician;
+        char *clinic_type;
+        char *named_clinician;
+        char *advice_request;
+        char **requirements;                /* owned: the additional requirements' codes ("" for NULL), by seq */
+        size_t n_requirements;
 };
 /* Reads it (inside the write's transaction, so that it is what the write replaces). */
 int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored *ret, struct errbuf *e);

@@ -533,6 +533,9 @@ int pas_put_document_ex(struct pas_tx *tx, const struct document_rec *d, int spo
                 P_TEXT(d->attached_by_user),
                 P_TEXT(d->attached_by_org),
                 P_TEXT(d->created),
+                P_TEXT(d->document_type),
+                P_TEXT(d->description),
+                P_TEXT(d->attached_on_behalf_of),
                 P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"),
                 P_TEXT(d->fetched ? NULL : reason),
                 P_INT_OR_NULL(d->size, !d->fetched),
@@ -550,9 +553,9 @@ int pas_put_document_ex(struct pas_tx *tx, const struct document_rec *d, int spo
                 P_TEXT(key),
         };
         if (update)
-                r = run(p, ST_DOCUMENT_UPDATE, ps, 15, NULL, NULL, e);
+                r = run(p, ST_DOCUMENT_UPDATE, ps, 18, NULL, NULL, e);
         else
-                r = run(p, ST_DOCUMENT_INSERT, ps, 22, NULL, NULL, e);
+                r = run(p, ST_DOCUMENT_INSERT, ps, 25, NULL, NULL, e);
         if (r >= 0 && d->fetched)
                 r = write_parts(p, document_id, !update, spool_fd, d->size, sha, e);
         if (r >= 0 && p->map[PAS_MAP_DOCUMENT].sql)

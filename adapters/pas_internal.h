@@ -47,6 +47,8 @@ enum stmt_id {
         ST_REFERRAL_VERSION,
         ST_RELATED_DELETE,
         ST_RELATED_INSERT,
+        ST_REQUIREMENT_DELETE,
+        ST_REQUIREMENT_INSERT,
         ST_ENTRY_FIELDS,
         /* pas_document.c */
         ST_DOCUMENT_GET,
@@ -70,6 +72,7 @@ enum stmt_id {
         ST_LEASE_RELEASE,
         /* pas_audit.c */
         ST_REFERRAL_STORED,
+        ST_REQUIREMENT_GET,
         ST_RELATED_GET,
         ST_AUDIT_SEQ,
         ST_AUDIT_INSERT,
@@ -106,6 +109,11 @@ enum stmt_id {
         ST_WAITING_RETRY,
         ST_ORIGIN_RETRY,
         ST_ORIGIN_REFERRAL,
+        /* pas_answer.c */
+        ST_ANSWER_HAS,
+        ST_ANSWER_INSERT,
+        ST_ANSWER_LIST,
+        ST_ANSWER_GET,
         /* pas_mapping.c */
         ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
         ST_MAP_DOCUMENT,
@@ -243,6 +251,11 @@ int get_text(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char
  * NULL): every text from e-RS, and the audit trail's detail and documents,
  * have no fixed bound. */
 int get_text_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret, struct errbuf *e);
+
+/* Reads a binary column whole into a new buffer (*ret, *ret_len bytes, with a
+ * NUL after them; *ret NULL for SQL NULL); -EFBIG past `max` bytes (0: no bound). */
+int get_bytes_alloc(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, size_t max, unsigned char **ret,
+                    size_t *ret_len, struct errbuf *e);
 
 /* Reads a text column whole into *ret: "" for SQL NULL (the convention of pas.h). */
 int get_text_whole(struct pas *p, SQLHSTMT h, SQLUSMALLINT col, const char *what, char **ret, struct errbuf *e);

@@ -3,17 +3,20 @@
  * Mapping into the PAS's own tables (pas_mapping.h): setting the trust's
  * statements (rewritten by mapping.c, prepared and judged at start) and
  * running them with every field bound: the referral mapping after
- * pas_put_referral() wrote a new version, the document mapping for every row
- * pas_put_document_ex() writes, :content streamed from the spool file.  Not
+ * pas_put_referral() wrote a new version (:additional_requirements made into
+ * JSON here), the document mapping for every row pas_put_document_ex()
+ * writes, :content streamed from the spool file.  Not
  * here: the rewrite of named parameters (mapping.c, pure), what is mapped
  * (the configuration, docs/configuration.md).
  */
 #include "pas_mapping.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../daemon/util.h"
 #include "pas_internal.h"
 
 int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, struct errbuf *e) {
@@ -65,12 +68,93 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
         return r;
 }
 
+/* A JSON text being built (text_put(), json_put_string()). */
+struct json_text {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+
+static void text_put(struct json_text *b, const char *s, size_t n) {
+        char *more;
+
+        if (b->oom || n == 0)
+                return;
+        more = array_grow(b->p, &b->cap, b->len + n + 1, 1, 256);
+        if (!more) {
+                b->oom = true;
+                return;
+        }
+        b->p = more;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+}
+
+/* Appends s to b as a JSON string literal, escaped as RFC 8259 asks ('"',
+ * '\\' and the control characters; every other byte, UTF-8 included, as it
+ * is), or null for NULL.  false when out of memory. */
+static bool json_put_string(struct json_text *b, const char *s) {
+        if (!s) {
+                text_put(b, "null", 4);
+                return !b->oom;
+        }
+        text_put(b, "\"", 1);
+        for (const char *c = s; *c; c++) {
+                char esc[8];
+                if (*c == '"' || *c == '\\') {
+                        esc[0] = '\\';
+                        esc[1] = *c;
+                        text_put(b, esc, 2);
+                } else if ((unsigned char) *c < 0x20) {
+                        snprintf(esc, sizeof esc, "\\u%04x", (unsigned) (unsigned char) *c);
+                        text_put(b, esc, 6);
+                } else
+                        text_put(b, c, 1);
+        }
+        text_put(b, "\"", 1);
+        return !b->oom;
+}
+
+/* :additional_requirements: the referral's requirements as a JSON array, in
+ * e-RS's order, each {"code", "display", "system", "comments"} (null when e-RS
+ * sent none): every value whole, so that a PAS's own JSON functions read it.
+ * *ret NULL when the referral has none.  0 or -ENOMEM. */
+static int requirements_json(const struct referral *ref, char **ret) {
+        struct json_text b = { .p = NULL };
+
+        *ret = NULL;
+        if (ref->n_requirements == 0)
+                return 0;
+        text_put(&b, "[", 1);
+        for (size_t i = 0; i < ref->n_requirements; i++) {
+                const struct requirement *q = &ref->requirements[i];
+                text_put(&b, i ? ",{\"code\":" : "{\"code\":", i ? 10 : 9);
+                json_put_string(&b, q->code);
+                text_put(&b, ",\"display\":", 11);
+                json_put_string(&b, q->display);
+                text_put(&b, ",\"system\":", 10);
+                json_put_string(&b, q->system);
+                text_put(&b, ",\"comments\":", 12);
+                json_put_string(&b, q->comments);
+                text_put(&b, "}", 1);
+        }
+        text_put(&b, "]", 1);
+        if (b.oom) {
+                free(b.p);
+                return -ENOMEM;
+        }
+        *ret = b.p;
+        return 0;
+}
+
 int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
                             const char *worklist, const struct patient_match *match, struct errbuf *e) {
         struct pas *p = tx_pas(tx);
         const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
         struct referral_values v = referral_values(ref, entry);
         const char *now = tx_time(tx);
+        char *requirements = NULL;
         struct param *ps;
         int r;
 
@@ -83,9 +167,13 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const
                 return r;
         if (!p->put_new_version)
                 return 0; /* this version is in the PAS's tables already */
-        ps = calloc(m->n_params, sizeof *ps);
-        if (!ps)
+        if (pas_map_uses(m, MAP_REFERRAL_ADDITIONAL_REQUIREMENTS) && requirements_json(ref, &requirements) < 0)
                 return err_set(e, -ENOMEM, "out of memory");
+        ps = calloc(m->n_params, sizeof *ps);
+        if (!ps) {
+                free(requirements);
+                return err_set(e, -ENOMEM, "out of memory");
+        }
         for (size_t i = 0; i < m->n_params; i++) {
                 switch (m->params[i]) {
                 case MAP_REFERRAL_UBRN: ps[i] = P_TEXT(ref->ubrn); break;
@@ -121,6 +209,22 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const
                 case MAP_REFERRAL_PATIENT_MATCH:
                         ps[i] = P_TEXT(patient_match_name(match ? match->status : PATIENT_NOT_CONFIGURED));
                         break;
+                case MAP_REFERRAL_CLINICAL_INFO_LAST_UPDATED: ps[i] = P_TEXT(ref->clinical_info_last_updated); break;
+                case MAP_REFERRAL_STATE_REASON_SYSTEM: ps[i] = P_TEXT(ref->state_reason_system); break;
+                case MAP_REFERRAL_STATE_REASON_DISPLAY: ps[i] = P_TEXT(ref->state_reason_display); break;
+                case MAP_REFERRAL_APPOINTMENT_REFERENCE: ps[i] = P_TEXT(ref->appointment_reference); break;
+                case MAP_REFERRAL_APPOINTMENT_STATUS: ps[i] = P_TEXT(ref->appointment_status); break;
+                case MAP_REFERRAL_APPOINTMENT_CREATED: ps[i] = P_TEXT(ref->appointment_created); break;
+                case MAP_REFERRAL_APPOINTMENT_REASON: ps[i] = P_TEXT(ref->appointment_reason); break;
+                case MAP_REFERRAL_APPOINTMENT_REASON_SYSTEM: ps[i] = P_TEXT(ref->appointment_reason_system); break;
+                case MAP_REFERRAL_APPOINTMENT_REASON_DISPLAY: ps[i] = P_TEXT(ref->appointment_reason_display); break;
+                case MAP_REFERRAL_APPOINTMENT_COMMENT: ps[i] = P_TEXT(ref->appointment_comment); break;
+                case MAP_REFERRAL_APPOINTMENT_SLOT: ps[i] = P_TEXT(ref->appointment_slot); break;
+                case MAP_REFERRAL_APPOINTMENT_CLINICIAN: ps[i] = P_TEXT(ref->appointment_clinician); break;
+                case MAP_REFERRAL_CLINIC_TYPE: ps[i] = P_TEXT(ref->clinic_type); break;
+                case MAP_REFERRAL_NAMED_CLINICIAN: ps[i] = P_TEXT(ref->named_clinician); break;
+                case MAP_REFERRAL_ADVICE_REQUEST: ps[i] = P_TEXT(ref->advice_request); break;
+                case MAP_REFERRAL_ADDITIONAL_REQUIREMENTS: ps[i] = P_TEXT(requirements); break;
                 default:
                         ps[i] = P_TEXT(NULL); /* not a referral field: pas_map_rewrite() never gives one */
                         break;
@@ -128,6 +232,7 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const
         }
         r = run(p, ST_MAP_REFERRAL, ps, m->n_params, NULL, NULL, e);
         free(ps);
+        free(requirements);
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
         return 0;
@@ -161,6 +266,9 @@ int map_document(struct pas_tx *tx, const struct document_rec *d, const char *do
                 case MAP_DOCUMENT_ATTACHED_BY_USER: ps[i] = P_TEXT(d->attached_by_user); break;
                 case MAP_DOCUMENT_ATTACHED_BY_ORG: ps[i] = P_TEXT(d->attached_by_org); break;
                 case MAP_DOCUMENT_CREATED: ps[i] = P_TEXT(d->created); break;
+                case MAP_DOCUMENT_DOCUMENT_TYPE: ps[i] = P_TEXT(d->document_type); break;
+                case MAP_DOCUMENT_DESCRIPTION: ps[i] = P_TEXT(d->description); break;
+                case MAP_DOCUMENT_ATTACHED_ON_BEHALF_OF: ps[i] = P_TEXT(d->attached_on_behalf_of); break;
                 case MAP_DOCUMENT_FETCH_STATUS: ps[i] = P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"); break;
                 case MAP_DOCUMENT_NOT_FETCHED_REASON: ps[i] = P_TEXT(d->fetched ? NULL : d->not_fetched_reason); break;
                 case MAP_DOCUMENT_SIZE_BYTES: ps[i] = P_INT_OR_NULL(d->size, !d->fetched); break;

@@ -19,8 +19,9 @@
 #include "pas_internal.h"
 #include "schema.h"
 
-#define PAS_SCHEMA_VERSION 4   /* the staging schema version this build writes (2: patient matching; 3: retry,
-                                  budget, poll, audit; 4: e-RS text kept whole, documents keyed by attachment_key) */
+#define PAS_SCHEMA_VERSION 5   /* the staging schema version this build writes (2: patient matching; 3: retry,
+                                  budget, poll, audit; 4: e-RS text kept whole, documents keyed by attachment_key;
+                                  5: every A005 element, the answers as received, the outbox) */
 
 /* "CREATE TABLE IF NOT EXISTS ers_referral" from a DDL statement, for error lines. */
 static void ddl_label(const char *sql, char *ret, size_t n) {

@@ -29,7 +29,7 @@ const struct statement statements[ST_MAX_] = {
         [ST_LEDGER_INSERT] = { "insert ers_ledger",
                                "INSERT INTO ers_ledger (version, complete, worklist, correlation_id, "
                                "synced_at, ubrn, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)" },
-        /* Parameters 1-22 are shared by UPDATE and INSERT, in this order;
+        /* Parameters 1-37 are shared by UPDATE and INSERT, in this order;
          * the fields only a worklist entry carries are kept when absent. */
         [ST_REFERRAL_UPDATE] = { "update ers_referral",
                                  "UPDATE ers_referral SET version = ?, nhs_number = ?, nhs_number_valid = ?, "
@@ -41,6 +41,12 @@ const struct statement statements[ST_MAX_] = {
                                  "pathway_start = ?, clinical_info_first_submitted = ?, "
                                  "appointment_start = ?, appointment_end = ?, commissioning_org = ?, "
                                  "request_id = ?, status = ?, intent = ?, "
+                                 "clinical_info_last_updated = ?, state_reason_system = ?, "
+                                 "state_reason_display = ?, appointment_reference = ?, appointment_status = ?, "
+                                 "appointment_created = ?, appointment_reason = ?, appointment_reason_system = ?, "
+                                 "appointment_reason_display = ?, appointment_comment = ?, appointment_slot = ?, "
+                                 "appointment_clinician = ?, clinic_type = ?, named_clinician = ?, "
+                                 "advice_request = ?, "
                                  "worklist = COALESCE(?, worklist), last_synced_at = ? "
                                  "WHERE ubrn = ?" },
         [ST_REFERRAL_INSERT] = { "insert ers_referral",
@@ -49,14 +55,25 @@ const struct statement statements[ST_MAX_] = {
                                  "specialty_display, service_id, service_name, referral_type, "
                                  "pathway_start, clinical_info_first_submitted, appointment_start, "
                                  "appointment_end, commissioning_org, request_id, status, intent, "
+                                 "clinical_info_last_updated, state_reason_system, state_reason_display, "
+                                 "appointment_reference, appointment_status, appointment_created, "
+                                 "appointment_reason, appointment_reason_system, appointment_reason_display, "
+                                 "appointment_comment, appointment_slot, appointment_clinician, clinic_type, "
+                                 "named_clinician, advice_request, "
                                  "worklist, last_synced_at, ubrn, first_synced_at) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                 "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                                  "?, ?, ?, ?)" },
         [ST_REFERRAL_VERSION] = { "read ers_referral version", "SELECT version FROM ers_referral WHERE ubrn = ?" },
         [ST_RELATED_DELETE] = { "delete ers_referral_related",
                                 "DELETE FROM ers_referral_related WHERE ubrn = ?" },
         [ST_RELATED_INSERT] = { "insert ers_referral_related",
                                 "INSERT INTO ers_referral_related (ubrn, related_ubrn) VALUES (?, ?)" },
+        [ST_REQUIREMENT_DELETE] = { "delete ers_referral_requirement",
+                                    "DELETE FROM ers_referral_requirement WHERE ubrn = ?" },
+        [ST_REQUIREMENT_INSERT] = { "insert ers_referral_requirement",
+                                    "INSERT INTO ers_referral_requirement (ubrn, seq, code, display, code_system, "
+                                    "comments) VALUES (?, ?, ?, ?, ?, ?)" },
         [ST_ENTRY_FIELDS] = { "read ers_referral",
                               "SELECT version, nhs_number, priority, specialty FROM ers_referral WHERE ubrn = ?" },
 
@@ -67,18 +84,20 @@ const struct statement statements[ST_MAX_] = {
                               "availability, not_fetched_reason, declared_size, created FROM ers_document "
                               "WHERE ubrn = ? AND source_ubrn = ? AND kind = ? AND attachment_key = ? "
                               "ORDER BY revision DESC" },
-        /* Parameters 1-14 are shared by INSERT and UPDATE, in this order. */
+        /* Parameters 1-17 are shared by INSERT and UPDATE, in this order. */
         [ST_DOCUMENT_INSERT] = { "insert ers_document",
                                  "INSERT INTO ers_document (source_version, title, content_type, "
                                  "declared_size, availability, attached_by_user, attached_by_org, "
-                                 "created, fetch_status, not_fetched_reason, size_bytes, sha256, "
+                                 "created, document_type, description, attached_on_behalf_of, "
+                                 "fetch_status, not_fetched_reason, size_bytes, sha256, "
                                  "part_count, stored_at, document_id, ubrn, source_ubrn, kind, "
                                  "attachment_id, revision, occurrence, attachment_key) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
         [ST_DOCUMENT_UPDATE] = { "update ers_document",
                                  "UPDATE ers_document SET source_version = ?, title = ?, "
                                  "content_type = ?, declared_size = ?, availability = ?, "
                                  "attached_by_user = ?, attached_by_org = ?, created = ?, "
+                                 "document_type = ?, description = ?, attached_on_behalf_of = ?, "
                                  "fetch_status = ?, not_fetched_reason = ?, size_bytes = ?, "
                                  "sha256 = ?, part_count = ?, stored_at = ? WHERE document_id = ?" },
         [ST_PART_DELETE] = { "delete ers_document_part",
@@ -134,7 +153,12 @@ const struct statement statements[ST_MAX_] = {
         /* pas_audit.c: the audit trail. */
         [ST_REFERRAL_STORED] = { "read ers_referral for the audit trail",
                                  "SELECT version, state, state_reason, priority, status, specialty, service_id, "
-                                 "appointment_start, appointment_end, patient_match FROM ers_referral WHERE ubrn = ?" },
+                                 "appointment_start, appointment_end, patient_match, clinical_info_last_updated, "
+                                 "appointment_reference, appointment_status, appointment_reason, appointment_slot, "
+                                 "appointment_clinician, clinic_type, named_clinician, advice_request "
+                                 "FROM ers_referral WHERE ubrn = ?" },
+        [ST_REQUIREMENT_GET] = { "read ers_referral_requirement",
+                                 "SELECT code FROM ers_referral_requirement WHERE ubrn = ? ORDER BY seq" },
         [ST_RELATED_GET] = { "read ers_referral_related",
                              "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
         [ST_AUDIT_SEQ] = { "read ers_audit seq", "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?" },
@@ -244,6 +268,20 @@ const struct statement statements[ST_MAX_] = {
                                  "SELECT worklist, priority, service_id, service_name, referral_type "
                                  "FROM ers_referral WHERE ubrn = ?" },
 
+        /* pas_answer.c: each A005 answer as received. */
+        [ST_ANSWER_HAS] = { "read ers_referral_answer",
+                            "SELECT COUNT(*) FROM ers_referral_answer WHERE ubrn = ? AND version = ? AND sha256 = ?" },
+        [ST_ANSWER_INSERT] = { "insert ers_referral_answer",
+                               "INSERT INTO ers_referral_answer (ubrn, version, sha256, size_bytes, body, "
+                               "correlation_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)" },
+        [ST_ANSWER_LIST] = { "read ers_referral_answer of a referral",
+                             "SELECT version, sha256, size_bytes, correlation_id, received_at FROM ers_referral_answer "
+                             "WHERE ubrn = ? ORDER BY version, received_at, sha256" },
+        [ST_ANSWER_GET] = { "read ers_referral_answer body",
+                            "SELECT size_bytes, body, correlation_id, received_at FROM ers_referral_answer "
+                            "WHERE ubrn = ? AND version = ? "
+                            "AND sha256 = ?" },
+
         /* pas_mapping.c: the mapping into the PAS's own tables. */
         [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
         [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },
@@ -256,13 +294,22 @@ const struct schema_object schema_objects[] = {
           "state_comment, specialty, specialty_display, service_id, service_name, referral_type, "
           "pathway_start, clinical_info_first_submitted, appointment_start, appointment_end, "
           "commissioning_org, request_id, status, intent, worklist, first_synced_at, last_synced_at, "
-          "pas_patient_id, patient_match, patient_checked_at FROM ers_referral WHERE 1 = 0" },
+          "pas_patient_id, patient_match, patient_checked_at, clinical_info_last_updated, state_reason_system, "
+          "state_reason_display, appointment_reference, appointment_status, appointment_created, appointment_reason, "
+          "appointment_reason_system, appointment_reason_display, appointment_comment, appointment_slot, "
+          "appointment_clinician, clinic_type, named_clinician, advice_request FROM ers_referral WHERE 1 = 0" },
         { "ers_referral_related", "SELECT ubrn, related_ubrn FROM ers_referral_related WHERE 1 = 0" },
+        { "ers_referral_requirement",
+          "SELECT ubrn, seq, code, display, code_system, comments FROM ers_referral_requirement WHERE 1 = 0" },
+        { "ers_referral_answer",
+          "SELECT ubrn, version, sha256, size_bytes, body, correlation_id, received_at FROM ers_referral_answer "
+          "WHERE 1 = 0" },
         { "ers_document",
           "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, "
           "title, content_type, declared_size, availability, attached_by_user, attached_by_org, "
           "created, fetch_status, not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at, "
-          "occurrence, attachment_key FROM ers_document WHERE 1 = 0" },
+          "occurrence, attachment_key, document_type, description, attached_on_behalf_of FROM ers_document "
+          "WHERE 1 = 0" },
         { "ers_document_part", "SELECT document_id, seq, data FROM ers_document_part WHERE 1 = 0" },
         { "ers_ledger",
           "SELECT ubrn, version, complete, worklist, correlation_id, synced_at, first_seen_at, "
@@ -281,11 +328,15 @@ const struct schema_object schema_objects[] = {
           "FROM ers_audit WHERE 1 = 0" },
         { "ers_worklist_entry",
           "SELECT worklist, ubrn, version, listed_at, correlation_id FROM ers_worklist_entry WHERE 1 = 0" },
+        { "ers_outbox",
+          "SELECT id, ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+          "requested_at, state, attempts, next_attempt_at, answered_version, error_code, error_text, "
+          "correlation_id, updated_at FROM ers_outbox WHERE 1 = 0" },
         { "ers_referral_inbox",
           "SELECT ubrn, nhs_number, nhs_number_valid, priority, state, specialty, specialty_display, "
           "service_id, service_name, appointment_start, appointment_end, worklist, "
-          "documents_fetched, documents_not_fetched, last_synced_at, pas_patient_id, patient_match "
-          "FROM ers_referral_inbox "
+          "documents_fetched, documents_not_fetched, last_synced_at, pas_patient_id, patient_match, "
+          "additional_requirements FROM ers_referral_inbox "
           "WHERE 1 = 0" },
 };
 const size_t n_schema_objects = sizeof schema_objects / sizeof schema_objects[0];

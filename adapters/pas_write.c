@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The rows a referral's write puts in the staging tables besides its
- * documents (pas.h): its ers_referral row and related-UBRN links, and its
+ * documents (pas.h): its ers_referral row, related-UBRN links and additional
+ * requirements, and its
  * ers_ledger row, which says what the PAS holds and is written in the same
  * transaction; with what the writer reads of them first (the ledger, the
  * fields a worklist entry also gives).  Not here: the documents
@@ -157,6 +158,21 @@ int pas_put_referral(struct pas_tx *tx, const struct referral *ref, const struct
                 P_TEXT(ref->request_id),
                 P_TEXT(ref->status),
                 P_TEXT(ref->intent),
+                P_TEXT(ref->clinical_info_last_updated),
+                P_TEXT(ref->state_reason_system),
+                P_TEXT(ref->state_reason_display),
+                P_TEXT(ref->appointment_reference),
+                P_TEXT(ref->appointment_status),
+                P_TEXT(ref->appointment_created),
+                P_TEXT(ref->appointment_reason),
+                P_TEXT(ref->appointment_reason_system),
+                P_TEXT(ref->appointment_reason_display),
+                P_TEXT(ref->appointment_comment),
+                P_TEXT(ref->appointment_slot),
+                P_TEXT(ref->appointment_clinician),
+                P_TEXT(ref->clinic_type),
+                P_TEXT(ref->named_clinician),
+                P_TEXT(ref->advice_request),
                 P_TEXT(worklist),
                 P_TEXT(now),
                 P_TEXT(ref->ubrn),
@@ -175,9 +191,9 @@ int pas_put_referral(struct pas_tx *tx, const struct referral *ref, const struct
                 p->put_new_version = !found || stored < ref->version;
         }
         bool fresh = is_fresh(tx, ref->ubrn);
-        r = fresh ? 0 : run(p, ST_REFERRAL_UPDATE, ps, 23, NULL, &rows, e);
+        r = fresh ? 0 : run(p, ST_REFERRAL_UPDATE, ps, 38, NULL, &rows, e);
         if (r >= 0 && rows == 0)
-                r = run(p, ST_REFERRAL_INSERT, ps, 24, NULL, NULL, e);
+                r = run(p, ST_REFERRAL_INSERT, ps, 39, NULL, NULL, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
 
@@ -197,6 +213,15 @@ int pas_put_referral(struct pas_tx *tx, const struct referral *ref, const struct
                         continue;
                 struct param rel[] = { P_TEXT(ref->ubrn), P_TEXT(ref->related[i]) };
                 r = run(p, ST_RELATED_INSERT, rel, 2, NULL, NULL, e);
+        }
+        /* So are the additional requirements, in e-RS's order. */
+        if (r >= 0 && !fresh)
+                r = run(p, ST_REQUIREMENT_DELETE, del, 1, NULL, NULL, e);
+        for (size_t i = 0; r >= 0 && i < ref->n_requirements; i++) {
+                const struct requirement *q = &ref->requirements[i];
+                struct param req[] = { P_TEXT(ref->ubrn), P_INT((int64_t) i + 1), P_TEXT(q->code),
+                                       P_TEXT(q->display), P_TEXT(q->system), P_TEXT(q->comments) };
+                r = run(p, ST_REQUIREMENT_INSERT, req, 6, NULL, NULL, e);
         }
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);

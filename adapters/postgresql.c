@@ -81,16 +81,24 @@ static const char *const *postgresql_schema(void) {
           POSTGRESQL_TEXT("service_name") ", " POSTGRESQL_TEXT("referral_type"),                            \
           NULL },
 
-/* From version 1, 2 or 3 (schema.h). */
+/* To version 5: the columns; CREATE OR REPLACE VIEW appends the view's new
+ * column and keeps its grants. */
+#define POSTGRESQL_STEPS_TO_V5 STAGING_SCHEMA_STEPS_TO_V5(SCHEMA_TYPE, SCHEMA_ADD_COLUMN)
+
+/* From version 1, 2, 3 or 4 (schema.h). */
 static const struct schema_step postgresql_upgrade_v1[] =
         STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN")
-                               STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4);
-static const struct schema_step postgresql_upgrade_v2[] =
-        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4);
-static const struct schema_step postgresql_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(POSTGRESQL_STEPS_TO_V4);
+                               STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4
+                               POSTGRESQL_STEPS_TO_V5);
+static const struct schema_step postgresql_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") POSTGRESQL_STEPS_TO_V4 POSTGRESQL_STEPS_TO_V5);
+static const struct schema_step postgresql_upgrade_v3[] =
+        STAGING_SCHEMA_UPGRADE(POSTGRESQL_STEPS_TO_V4 POSTGRESQL_STEPS_TO_V5);
+static const struct schema_step postgresql_upgrade_v4[] = STAGING_SCHEMA_UPGRADE(POSTGRESQL_STEPS_TO_V5);
 
 static const struct schema_step *postgresql_upgrade(long long from) {
-        return STAGING_SCHEMA_UPGRADE_FROM(from, postgresql_upgrade_v1, postgresql_upgrade_v2, postgresql_upgrade_v3);
+        return STAGING_SCHEMA_UPGRADE_FROM(from, postgresql_upgrade_v1, postgresql_upgrade_v2, postgresql_upgrade_v3,
+                                           postgresql_upgrade_v4);
 }
 
 /* Driver logging off, appended last so that it wins over anything earlier. */

@@ -11,10 +11,15 @@
  *
  *   TYPE(t, n)    the vendor's column type for the portable type t: one of
  *                 BIGINT, TEXT (n empty: text of any length, for every id,
- *                 code and text e-RS sends, kept whole) and VARCHAR (n
+ *                 code and text e-RS sends, kept whole), VARCHAR (n
  *                 characters of UTF-8 text: only text ersd writes itself and
- *                 bounds, or names from its configuration); SCHEMA_TYPE
- *                 writes it as it is ("VARCHAR(64)").  A
+ *                 bounds, or names from its configuration) and IDENTITY
+ *                 (n empty: the whole definition, after the column's name,
+ *                 of a primary key the database numbers 1, 2, … in the
+ *                 order rows are inserted, never reused, never given by the
+ *                 inserter: ers_outbox.id); SCHEMA_TYPE writes the first
+ *                 three as they are ("VARCHAR(64)") and IDENTITY as
+ *                 PostgreSQL has it (SQLite's own: sqlite.c).  A
  *                 dialect defines it as <D>_TYPE_##t(n) with one macro per
  *                 type (the size passed inside: cppcheck's preprocessor does
  *                 not take a pasted macro's arguments from after the paste).  CHAR(n) (ASCII codes:
@@ -49,14 +54,14 @@
 #define SCHEMA_TYPE_BIGINT(n) "BIGINT"
 #define SCHEMA_TYPE_TEXT(n) "TEXT"
 #define SCHEMA_TYPE_VARCHAR(n) "VARCHAR(" #n ")"
+#define SCHEMA_TYPE_IDENTITY(n) "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 #define SCHEMA_CREATE_TABLE(name, definition) "CREATE TABLE IF NOT EXISTS " name " " definition
 #define SCHEMA_CREATE_INDEX(name, table, columns) "CREATE INDEX IF NOT EXISTS " name " ON " table " " columns
 
 /* The definitions of the tables an upgrade rebuilds or widens (SQLite
  * rebuilds them from these very strings: a fresh and an upgraded schema are
  * then the same, to the text SQLite keeps of each table). */
-#define STAGING_TABLE_REFERRAL(TYPE, TABLE_OPTIONS)                                                         \
-        "(\n"                                                                                               \
+#define STAGING_COLUMNS_REFERRAL_V4(TYPE)                                                                   \
         "    ubrn CHAR(12) NOT NULL PRIMARY KEY,\n"                                                         \
         "    version " TYPE(BIGINT, ) " NOT NULL,\n"                                                        \
         "    nhs_number " TYPE(TEXT, ) ", -- PATIENT IDENTIFIER\n"                                          \
@@ -83,11 +88,9 @@
         "    last_synced_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                              \
         "    pas_patient_id " TYPE(VARCHAR, 64) ", -- PATIENT IDENTIFIER (in the PAS)\n"                    \
         "    patient_match " TYPE(VARCHAR, 16) " DEFAULT 'NOT_CONFIGURED' NOT NULL,\n"                      \
-        "    patient_checked_at " TYPE(VARCHAR, 32) "\n"                                                    \
-        ")" TABLE_OPTIONS
+        "    patient_checked_at " TYPE(VARCHAR, 32)
 
-#define STAGING_TABLE_DOCUMENT(TYPE, TABLE_OPTIONS)                                                         \
-        "(\n"                                                                                               \
+#define STAGING_COLUMNS_DOCUMENT_V4(TYPE)                                                                   \
         "    document_id CHAR(36) NOT NULL PRIMARY KEY,\n"                                                  \
         "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
         "    source_ubrn CHAR(12) NOT NULL,\n"                                                              \
@@ -110,9 +113,55 @@
         "    stored_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                   \
         "    removed_at " TYPE(VARCHAR, 32) ",\n"                                                           \
         "    occurrence INTEGER DEFAULT 0 NOT NULL,\n"                                                      \
-        "    attachment_key CHAR(64) NOT NULL,\n"                                                           \
-        "    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)\n" \
-        ")" TABLE_OPTIONS
+        "    attachment_key CHAR(64) NOT NULL"
+
+#define STAGING_DOCUMENT_IDENTITY                                                                           \
+        ",\n    CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)"
+
+/*
+ * The columns version 5 adds to ers_referral and ers_document (the element
+ * walk of an A005, docs/schema.md "Every element of a referral"), each as
+ * COLUMN(table, name, type): appended to the tables' version-4 columns in
+ * the fresh DDL (SCHEMA_COLUMN), and added one by one by the upgrade
+ * (SCHEMA_ADD_COLUMN, SCHEMA_ADD), so that both end with them in this order.
+ * Every one holds what e-RS sends: TEXT, kept whole.
+ */
+#define STAGING_REFERRAL_V5(COLUMN, TYPE)                                                                   \
+        COLUMN(ers_referral, clinical_info_last_updated, TYPE(TEXT, ))                                      \
+        COLUMN(ers_referral, state_reason_system, TYPE(TEXT, ))                                             \
+        COLUMN(ers_referral, state_reason_display, TYPE(TEXT, ))                                            \
+        COLUMN(ers_referral, appointment_reference, TYPE(TEXT, ))                                           \
+        COLUMN(ers_referral, appointment_status, TYPE(TEXT, ))                                              \
+        COLUMN(ers_referral, appointment_created, TYPE(TEXT, ))                                             \
+        COLUMN(ers_referral, appointment_reason, TYPE(TEXT, ))                                              \
+        COLUMN(ers_referral, appointment_reason_system, TYPE(TEXT, ))                                       \
+        COLUMN(ers_referral, appointment_reason_display, TYPE(TEXT, ))                                      \
+        COLUMN(ers_referral, appointment_comment, TYPE(TEXT, ))                                             \
+        COLUMN(ers_referral, appointment_slot, TYPE(TEXT, ))                                                \
+        COLUMN(ers_referral, appointment_clinician, TYPE(TEXT, ))                                           \
+        COLUMN(ers_referral, clinic_type, TYPE(TEXT, ))                                                     \
+        COLUMN(ers_referral, named_clinician, TYPE(TEXT, ))                                                 \
+        COLUMN(ers_referral, advice_request, TYPE(TEXT, ))
+
+#define STAGING_DOCUMENT_V5(COLUMN, TYPE)                                                                   \
+        COLUMN(ers_document, document_type, TYPE(TEXT, ))                                                   \
+        COLUMN(ers_document, description, TYPE(TEXT, ))                                                    \
+        COLUMN(ers_document, attached_on_behalf_of, TYPE(TEXT, ))
+
+/* A column of a CREATE TABLE, after the one before it. */
+#define SCHEMA_COLUMN(table, name, type) ",\n    " #name " " type
+
+/* The tables as version 4 had them (SQLite rebuilds them so in the upgrade
+ * to version 4, before the version-5 columns are added), and as they are. */
+#define STAGING_TABLE_REFERRAL_V4(TYPE, TABLE_OPTIONS)                                                      \
+        "(\n" STAGING_COLUMNS_REFERRAL_V4(TYPE) "\n)" TABLE_OPTIONS
+#define STAGING_TABLE_REFERRAL(TYPE, TABLE_OPTIONS)                                                         \
+        "(\n" STAGING_COLUMNS_REFERRAL_V4(TYPE) STAGING_REFERRAL_V5(SCHEMA_COLUMN, TYPE) "\n)" TABLE_OPTIONS
+#define STAGING_TABLE_DOCUMENT_V4(TYPE, TABLE_OPTIONS)                                                      \
+        "(\n" STAGING_COLUMNS_DOCUMENT_V4(TYPE) STAGING_DOCUMENT_IDENTITY "\n)" TABLE_OPTIONS
+#define STAGING_TABLE_DOCUMENT(TYPE, TABLE_OPTIONS)                                                         \
+        "(\n" STAGING_COLUMNS_DOCUMENT_V4(TYPE) STAGING_DOCUMENT_V5(SCHEMA_COLUMN, TYPE)                    \
+        STAGING_DOCUMENT_IDENTITY "\n)" TABLE_OPTIONS
 
 #define STAGING_TABLE_RETRY(TYPE, TABLE_OPTIONS)                                                            \
         "(\n"                                                                                               \
@@ -172,7 +221,9 @@
         "         WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,\n"    \
         "       r.last_synced_at,\n"                                                                        \
         "       r.pas_patient_id, -- PATIENT IDENTIFIER\n"                                                  \
-        "       r.patient_match\n"                                                                          \
+        "       r.patient_match,\n"                                                                         \
+        "       (SELECT COUNT(*) FROM ers_referral_requirement q\n"                                          \
+        "         WHERE q.ubrn = r.ubrn) AS additional_requirements\n"                                        \
         "  FROM ers_referral r"
 
 #define STAGING_SCHEMA_DDL(TYPE, BLOB, TABLE_OPTIONS, CREATE_TABLE, CREATE_INDEX, CREATE_VIEW)              \
@@ -189,6 +240,27 @@
         "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
         "    related_ubrn CHAR(12) NOT NULL,\n"                                                             \
         "    PRIMARY KEY (ubrn, related_ubrn)\n"                                                            \
+        ")" TABLE_OPTIONS),                                                                                 \
+                                                                                                            \
+        CREATE_TABLE("ers_referral_requirement", "(\n"                                                      \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    seq INTEGER NOT NULL,\n"                                                                       \
+        "    code " TYPE(TEXT, ) ",\n"                                                                      \
+        "    display " TYPE(TEXT, ) ",\n"                                                                   \
+        "    code_system " TYPE(TEXT, ) ",\n"                                                               \
+        "    comments " TYPE(TEXT, ) ",\n"                                                                  \
+        "    PRIMARY KEY (ubrn, seq)\n"                                                                     \
+        ")" TABLE_OPTIONS),                                                                                 \
+                                                                                                            \
+        CREATE_TABLE("ers_referral_answer", "(\n"                                                           \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    version " TYPE(BIGINT, ) " NOT NULL,\n"                                                        \
+        "    sha256 CHAR(64) NOT NULL,\n"                                                                   \
+        "    size_bytes " TYPE(BIGINT, ) " NOT NULL,\n"                                                     \
+        "    body " BLOB " NOT NULL,\n"                                                                     \
+        "    correlation_id " TYPE(VARCHAR, 36) ",\n"                                                       \
+        "    received_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                 \
+        "    PRIMARY KEY (ubrn, version, sha256)\n"                                                         \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
         CREATE_TABLE("ers_document", STAGING_TABLE_DOCUMENT(TYPE, TABLE_OPTIONS)),                          \
@@ -255,6 +327,33 @@
                                                                                                             \
         CREATE_INDEX("ers_worklist_entry_ubrn", "ers_worklist_entry", "(ubrn)"),                            \
                                                                                                             \
+        CREATE_TABLE("ers_outbox", "(\n"                                                                    \
+        "    id " TYPE(IDENTITY, ) ",\n"                                                                    \
+        "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
+        "    action " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                      \
+        "    review_outcome " TYPE(VARCHAR, 64) ",\n"                                                       \
+        "    comment_text " TYPE(TEXT, ) ",\n"                                                              \
+        "    new_priority " TYPE(VARCHAR, 32) ",\n"                                                         \
+        "    decided_version " TYPE(BIGINT, ) " NOT NULL,\n"                                                \
+        "    requested_by " TYPE(VARCHAR, 64) " NOT NULL,\n"                                                \
+        "    requested_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                \
+        "    state " TYPE(VARCHAR, 16) " DEFAULT 'NEW' NOT NULL,\n"                                         \
+        "    attempts INTEGER DEFAULT 0 NOT NULL,\n"                                                        \
+        "    next_attempt_at " TYPE(VARCHAR, 32) ",\n"                                                      \
+        "    answered_version " TYPE(BIGINT, ) ",\n"                                                        \
+        "    error_code " TYPE(TEXT, ) ",\n"                                                                \
+        "    error_text " TYPE(TEXT, ) ",\n"                                                                \
+        "    correlation_id " TYPE(VARCHAR, 36) ",\n"                                                       \
+        "    updated_at " TYPE(VARCHAR, 32) ",\n"                                                           \
+        "    CONSTRAINT ers_outbox_action CHECK (action IN ('RECORD_REVIEW_OUTCOME', 'ACCEPT_REFERRAL')),\n" \
+        "    CONSTRAINT ers_outbox_state CHECK (state IN ('NEW', 'SENDING', 'DONE', 'REJECTED', 'STALE', "  \
+        "'RETRY'))\n"                                                                                       \
+        ")" TABLE_OPTIONS),                                                                                 \
+                                                                                                            \
+        CREATE_INDEX("ers_outbox_due", "ers_outbox", "(state, next_attempt_at)"),                           \
+                                                                                                            \
+        CREATE_INDEX("ers_outbox_ubrn", "ers_outbox", "(ubrn, id)"),                                        \
+                                                                                                            \
         STAGING_VIEW_INBOX(CREATE_VIEW),                                                                    \
                                                                                                             \
         NULL,                                                                                               \
@@ -263,7 +362,7 @@
 /*
  * The upgrades of an older schema, as steps pas_init_schema() runs before
  * STAGING_SCHEMA_DDL, in one transaction, and only on a schema whose
- * ers_schema_version says 1, 2 or 3.  A step with a column runs only when
+ * ers_schema_version says 1, 2, 3 or 4.  A step with a column runs only when
  * that column is absent (SQLColumns): the upgrade may be run again after a
  * DBMS that commits DDL at once (MariaDB, Oracle) stopped half-way; every
  * other step must be safe to run again.  A step with a table and no column
@@ -285,6 +384,12 @@
  *              view's latest-revision subquery on the key.  Each vendor has
  *              its own way to widen a column and drop an auto-named
  *              constraint: the adapter writes those steps.
+ *   version 5: every element of an A005 accounted for: the columns of
+ *              STAGING_REFERRAL_V5 and STAGING_DOCUMENT_V5, the tables
+ *              ers_referral_requirement (additional requirements),
+ *              ers_referral_answer (each A005 answer as received) and
+ *              ers_outbox (decisions for e-RS), the view's
+ *              additional_requirements.
  *
  *   TYPE          as for STAGING_SCHEMA_DDL
  *   ADD_COLUMN    what follows "ALTER TABLE <table>" to add one column:
@@ -326,9 +431,18 @@ struct schema_step {
         { "ers_document", "attachment_key", "ALTER TABLE ers_document" ADD_COLUMN " attachment_key CHAR(64)", NULL }, \
         { NULL, NULL, NULL, document_key_fill },
 
-/* What an adapter's upgrade(from) returns, given its step lists from versions 1, 2 and 3. */
-#define STAGING_SCHEMA_UPGRADE_FROM(from, v1, v2, v3)                                                       \
-        ((from) == 1 ? (v1) : (from) == 2 ? (v2) : (from) == 3 ? (v3) : NULL)
+/* The steps to version 5, on every vendor: the columns of STAGING_REFERRAL_V5 and
+ * STAGING_DOCUMENT_V5, each only when absent, added with ADD (SCHEMA_ADD_COLUMN
+ * or SCHEMA_ADD), after those of version 4; its three new tables come from
+ * STAGING_SCHEMA_DDL, and the view's new column from its CREATE (SQLite drops
+ * the view first: sqlite.c). */
+#define SCHEMA_ADD_COLUMN(table, name, type) { #table, #name, "ALTER TABLE " #table " ADD COLUMN " #name " " type, NULL },
+#define SCHEMA_ADD(table, name, type) { #table, #name, "ALTER TABLE " #table " ADD " #name " " type, NULL },
+#define STAGING_SCHEMA_STEPS_TO_V5(TYPE, ADD) STAGING_REFERRAL_V5(ADD, TYPE) STAGING_DOCUMENT_V5(ADD, TYPE)
+
+/* What an adapter's upgrade(from) returns, given its step lists from versions 1, 2, 3 and 4. */
+#define STAGING_SCHEMA_UPGRADE_FROM(from, v1, v2, v3, v4)                                                   \
+        ((from) == 1 ? (v1) : (from) == 2 ? (v2) : (from) == 3 ? (v3) : (from) == 4 ? (v4) : NULL)
 
 #define STAGING_SCHEMA_UPGRADE(...)                                                                         \
         {                                                                                                   \

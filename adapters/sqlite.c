@@ -41,8 +41,17 @@
 #define SQLITE_BUSY_ 5   /* SQLITE_BUSY: another connection holds the lock */
 #define SQLITE_LOCKED_ 6 /* SQLITE_LOCKED: a conflict inside this connection's cache */
 
+/* The dialect (schema.h): the portable types, and SQLite's own numbered key
+ * (AUTOINCREMENT: a number is never used again, even after the last row is
+ * deleted). */
+#define SQLITE_TYPE(t, n) SQLITE_TYPE_##t(n)
+#define SQLITE_TYPE_BIGINT(n) SCHEMA_TYPE_BIGINT(n)
+#define SQLITE_TYPE_TEXT(n) SCHEMA_TYPE_TEXT(n)
+#define SQLITE_TYPE_VARCHAR(n) "VARCHAR(" #n ")"
+#define SQLITE_TYPE_IDENTITY(n) "INTEGER PRIMARY KEY AUTOINCREMENT"
+
 /* The staging schema; keep identical to adapters/sql/sqlite.sql (tests/unit/test_pas.c compares them). */
-static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL(SCHEMA_TYPE, "BLOB", "", SCHEMA_CREATE_TABLE,
+static const char *const sqlite_ddl[] = STAGING_SCHEMA_DDL(SQLITE_TYPE, "BLOB", "", SCHEMA_CREATE_TABLE,
                                                                   SCHEMA_CREATE_INDEX, "CREATE VIEW IF NOT EXISTS");
 
 static const char *const *sqlite_schema(void) {
@@ -72,20 +81,29 @@ static const char *const *sqlite_schema(void) {
         STAGING_SCHEMA_STEPS_TO_V4_KEY(" ADD COLUMN")                                                       \
         { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox", NULL }, /* recreated by CREATE VIEW */      \
         { NULL, NULL, "PRAGMA defer_foreign_keys = ON", NULL },                                             \
-        SQLITE_REBUILD("ers_referral", STAGING_TABLE_REFERRAL(SCHEMA_TYPE, ""))                             \
-        SQLITE_REBUILD("ers_document", STAGING_TABLE_DOCUMENT(SCHEMA_TYPE, ""))                             \
-        SQLITE_REBUILD("ers_retry", STAGING_TABLE_RETRY(SCHEMA_TYPE, ""))
+        SQLITE_REBUILD("ers_referral", STAGING_TABLE_REFERRAL_V4(SQLITE_TYPE, ""))                          \
+        SQLITE_REBUILD("ers_document", STAGING_TABLE_DOCUMENT_V4(SQLITE_TYPE, ""))                          \
+        SQLITE_REBUILD("ers_retry", STAGING_TABLE_RETRY(SQLITE_TYPE, ""))
 
-/* From version 1, 2 or 3 (schema.h). */
+/* To version 5: the columns (ALTER TABLE … ADD COLUMN appends them, as a fresh
+ * table has them last), and the view dropped for CREATE VIEW IF NOT EXISTS to
+ * give it its new column. */
+#define SQLITE_STEPS_TO_V5                                                                                  \
+        STAGING_SCHEMA_STEPS_TO_V5(SQLITE_TYPE, SCHEMA_ADD_COLUMN)                                          \
+        { NULL, NULL, "DROP VIEW IF EXISTS ers_referral_inbox", NULL },
+
+/* From version 1, 2, 3 or 4 (schema.h). */
 static const struct schema_step sqlite_upgrade_v1[] = STAGING_SCHEMA_UPGRADE(
-        STAGING_SCHEMA_STEPS_TO_V2(SCHEMA_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN")
-        SQLITE_STEPS_TO_V4);
-static const struct schema_step sqlite_upgrade_v2[] =
-        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SCHEMA_TYPE, " ADD COLUMN") SQLITE_STEPS_TO_V4);
-static const struct schema_step sqlite_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLITE_STEPS_TO_V4);
+        STAGING_SCHEMA_STEPS_TO_V2(SQLITE_TYPE, " ADD COLUMN") STAGING_SCHEMA_STEPS_TO_V3(SQLITE_TYPE, " ADD COLUMN")
+        SQLITE_STEPS_TO_V4 SQLITE_STEPS_TO_V5);
+static const struct schema_step sqlite_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V3(SQLITE_TYPE, " ADD COLUMN") SQLITE_STEPS_TO_V4 SQLITE_STEPS_TO_V5);
+static const struct schema_step sqlite_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLITE_STEPS_TO_V4 SQLITE_STEPS_TO_V5);
+static const struct schema_step sqlite_upgrade_v4[] = STAGING_SCHEMA_UPGRADE(SQLITE_STEPS_TO_V5);
 
 static const struct schema_step *sqlite_upgrade(long long from) {
-        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlite_upgrade_v1, sqlite_upgrade_v2, sqlite_upgrade_v3);
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlite_upgrade_v1, sqlite_upgrade_v2, sqlite_upgrade_v3,
+                                           sqlite_upgrade_v4);
 }
 
 static int sqlite_connect_options(const char *connection, char *ret, size_t n) {

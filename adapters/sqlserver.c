@@ -54,6 +54,7 @@
 #define SQLSERVER_TYPE_BIGINT(n) "BIGINT"
 #define SQLSERVER_TYPE_TEXT(n) "NVARCHAR(MAX)"
 #define SQLSERVER_TYPE_VARCHAR(n) "NVARCHAR(" #n ")"
+#define SQLSERVER_TYPE_IDENTITY(n) "BIGINT IDENTITY(1,1) NOT NULL PRIMARY KEY"
 #define SQLSERVER_CREATE_TABLE(name, definition)                                                              \
         "IF OBJECT_ID(N'" name "', N'U') IS NULL\nCREATE TABLE " name " " definition
 #define SQLSERVER_CREATE_INDEX(name, table, columns)                                                          \
@@ -156,16 +157,23 @@ static const char *const *sqlserver_schema(void) {
         SQLSERVER_TEXT("ers_retry", "service_name")                                                         \
         SQLSERVER_TEXT("ers_retry", "referral_type")
 
-/* From version 1, 2 or 3 (schema.h); CREATE OR ALTER VIEW then gives the view its version-4 form. */
+/* To version 5: the columns (ADD, without COLUMN).  NEVER RUN AGAINST A LIVE SERVER. */
+#define SQLSERVER_STEPS_TO_V5 STAGING_SCHEMA_STEPS_TO_V5(SQLSERVER_TYPE, SCHEMA_ADD)
+
+/* From version 1, 2, 3 or 4 (schema.h); CREATE OR ALTER VIEW then gives the view its version-5 form. */
 static const struct schema_step sqlserver_upgrade_v1[] =
         STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V2(SQLSERVER_TYPE, " ADD")
-                               STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4);
-static const struct schema_step sqlserver_upgrade_v2[] =
-        STAGING_SCHEMA_UPGRADE(STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4);
-static const struct schema_step sqlserver_upgrade_v3[] = STAGING_SCHEMA_UPGRADE(SQLSERVER_STEPS_TO_V4);
+                               STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4
+                               SQLSERVER_STEPS_TO_V5);
+static const struct schema_step sqlserver_upgrade_v2[] = STAGING_SCHEMA_UPGRADE(
+        STAGING_SCHEMA_STEPS_TO_V3(SQLSERVER_TYPE, " ADD") SQLSERVER_STEPS_TO_V4 SQLSERVER_STEPS_TO_V5);
+static const struct schema_step sqlserver_upgrade_v3[] =
+        STAGING_SCHEMA_UPGRADE(SQLSERVER_STEPS_TO_V4 SQLSERVER_STEPS_TO_V5);
+static const struct schema_step sqlserver_upgrade_v4[] = STAGING_SCHEMA_UPGRADE(SQLSERVER_STEPS_TO_V5);
 
 static const struct schema_step *sqlserver_upgrade(long long from) {
-        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlserver_upgrade_v1, sqlserver_upgrade_v2, sqlserver_upgrade_v3);
+        return STAGING_SCHEMA_UPGRADE_FROM(from, sqlserver_upgrade_v1, sqlserver_upgrade_v2, sqlserver_upgrade_v3,
+                                           sqlserver_upgrade_v4);
 }
 
 /* True when any occurrence of `key` in `connection` has one of the values in `bad`. */

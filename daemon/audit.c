@@ -165,6 +165,49 @@ static void code_change(struct audit_text *t, const char *field, const char *sto
                 audit_clause(t, "%s %s -> %s", field, shown(t, stored), shown(t, now));
 }
 
+/* How many of the first n requirement codes of `codes` (stored: "" for NULL)
+ * are `code` (NULL: ""). */
+static size_t code_count(char *const *codes, size_t n, const char *code) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                k += strcmp(codes[i], code ? code : "") == 0;
+        return k;
+}
+
+/* The same among the first n requirements of a referral. */
+static size_t requirement_count(const struct requirement *q, size_t n, const char *code) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                k += strcmp(q[i].code ? q[i].code : "", code ? code : "") == 0;
+        return k;
+}
+
+/* The additional requirements added and removed, by code, each as often as it
+ * is added or removed (a requirement without a code is shown as "none"). */
+static void requirements_change(struct audit_text *t, const struct referral_stored *before, const struct referral *now) {
+        for (size_t i = 0; i < now->n_requirements; i++) {
+                const char *code = now->requirements[i].code;
+                /* said once per code, at its first place, as often as it is new */
+                if (requirement_count(now->requirements, i, code) > 0)
+                        continue;
+                size_t had = code_count(before->requirements, before->n_requirements, code);
+                size_t has = requirement_count(now->requirements, now->n_requirements, code);
+                for (size_t k = had; k < has; k++)
+                        audit_clause(t, "additional requirement added: %s", shown(t, code));
+        }
+        for (size_t i = 0; i < before->n_requirements; i++) {
+                const char *code = before->requirements[i];
+                if (code_count(before->requirements, i, code) > 0)
+                        continue;
+                size_t had = code_count(before->requirements, before->n_requirements, code);
+                size_t has = requirement_count(now->requirements, now->n_requirements, code[0] ? code : NULL);
+                for (size_t k = has; k < had; k++)
+                        audit_clause(t, "additional requirement removed: %s", shown(t, code));
+        }
+}
+
 static bool related_has(const char (*list)[UBRN_LEN + 1], size_t n, const char *ubrn) {
         for (size_t i = 0; i < n; i++)
                 if (strcmp(list[i], ubrn) == 0)
@@ -182,6 +225,8 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                              shown(t, now->state), shown(t, priority), now->n_attachments, now->n_related);
                 if (now->appointment_start)
                         audit_clause(t, "appointment %s", shown(t, now->appointment_start));
+                for (size_t i = 0; i < now->n_requirements; i++)
+                        audit_clause(t, "additional requirement %s", shown(t, now->requirements[i].code));
                 return;
         }
         if (before->version != now->version)
@@ -204,6 +249,19 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                         audit_clause(t, "appointment moved: %s -> %s", shown(t, before->appointment_start),
                                      shown(t, now->appointment_start));
         }
+        /* The element walk's codes, times and references (docs/schema.md): each change by its column's name.
+         * Free text (a comment, a display) is never copied here: the answers kept say what it was. */
+        code_change(t, "appointment_status", before->appointment_status, now->appointment_status);
+        code_change(t, "appointment_reason", before->appointment_reason, now->appointment_reason);
+        code_change(t, "appointment_reference", before->appointment_reference, now->appointment_reference);
+        code_change(t, "appointment_slot", before->appointment_slot, now->appointment_slot);
+        code_change(t, "appointment_clinician", before->appointment_clinician, now->appointment_clinician);
+        code_change(t, "clinical_info_last_updated", before->clinical_info_last_updated,
+                    now->clinical_info_last_updated);
+        code_change(t, "clinic_type", before->clinic_type, now->clinic_type);
+        code_change(t, "named_clinician", before->named_clinician, now->named_clinician);
+        code_change(t, "advice_request", before->advice_request, now->advice_request);
+        requirements_change(t, before, now);
         for (size_t i = 0; i < now->n_related; i++)
                 if (!related_has((const char (*)[UBRN_LEN + 1]) before->related, before->n_related, now->related[i]) &&
                     !related_has((const char (*)[UBRN_LEN + 1]) now->related, i, now->related[i]))

@@ -219,9 +219,11 @@ int ers_prepare_token(struct ers_client *c, struct errbuf *e) {
  * answer goes to *ret, or with ret_worklist (A008) to the streaming worklist
  * parser and from it to *ret_worklist. */
 static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e);
+                          json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
+                          struct ers_call *call, struct errbuf *e);
 static int json_call(struct ers_client *c, const char *url, const char *body, const char *what,
-                     json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e) {
+                     json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
+                     struct ers_call *call, struct errbuf *e) {
         for (int attempt = 0;; attempt++) {
                 int r = token_ensure(c->token, &c->link, c->api, e);
 
@@ -230,15 +232,17 @@ static int json_call(struct ers_client *c, const char *url, const char *body, co
                         call->retry_after = -1;
                         return err_prefix(e, r, "%s", what);
                 }
-                r = json_call_once(c, url, body, what, ret, ret_worklist, call, e);
+                r = json_call_once(c, url, body, what, ret, raw, ret_worklist, call, e);
                 if (!token_renew_after_401(c->token, r, call, attempt, e))
                         return r;
         }
 }
 
 static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e) {
-        struct transfer t = { .kind = ret_worklist ? SINK_WORKLIST : SINK_JSON, .expect_type = "application/fhir+json" };
+                          json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
+                          struct ers_call *call, struct errbuf *e) {
+        struct transfer t = { .kind = ret_worklist ? SINK_WORKLIST : SINK_JSON, .expect_type = "application/fhir+json",
+                              .keep_raw = raw != NULL };
         struct curl_slist *headers = NULL;
         int r;
 
@@ -281,6 +285,13 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
         }
         *ret = t.obj;
         t.obj = NULL;
+        if (raw) {
+                /* the answer as it came: kept whole in the PAS (ers_referral_answer) */
+                *raw = (struct referral_answer){ .bytes = t.raw, .len = t.raw_len };
+                t.raw = NULL;
+                snprintf(raw->correlation_id, sizeof raw->correlation_id, "%s", call->correlation_id);
+                now_utc_iso(raw->received_at);
+        }
 out:
         curl_slist_free_all(headers);
         http_transfer_done(&t);
@@ -297,20 +308,20 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
                 return err_set(e, -ENOMEM, "out of memory");
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/$ers.fetchworklist", c->base_url);
         snprintf(what, sizeof what, "A008 worklist %s service %s", list_type, service_id ? service_id : "(any)");
-        r = json_call(c, url, body, what, NULL, ret, call, e);
+        r = json_call(c, url, body, what, NULL, NULL, ret, call, e);
         free(body);
         return r;
 }
 
-int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
-                      struct errbuf *e) {
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct referral_answer *raw,
+                      struct ers_call *call, struct errbuf *e) {
         char url[1024], what[64];
 
         snprintf(what, sizeof what, "A005 UBRN %s", ubrn);
         if (!ubrn_valid(ubrn))
                 return err_set(e, -EINVAL, "%s: not a 12-digit UBRN", what);
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", c->base_url, ubrn);
-        return json_call(c, url, NULL, what, ret, NULL, call, e);
+        return json_call(c, url, NULL, what, ret, raw, NULL, call, e);
 }
 
 /* A document download into dst: from the API origin (A006, A007, or A042's

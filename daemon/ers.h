@@ -120,9 +120,12 @@ void ers_client_free(struct ers_client *c); /* accepts NULL */
 int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *service_id,
                        struct worklist *ret, struct ers_call *call, struct errbuf *e);
 
-/* A005.  Caller owns *ret. */
-int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
-                      struct errbuf *e);
+/* A005.  Caller owns *ret.  raw (may be NULL) gets the answer as received:
+ * the body's bytes before any parsing (at most ERS_JSON_MAX), the call's
+ * correlation id and when it arrived; set only on success, its bytes the
+ * caller's (referral_answer_free()). */
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct referral_answer *raw,
+                      struct ers_call *call, struct errbuf *e);
 
 /* A042 (then A006 when A042 is not offered and the file is small enough):
  * the attachment's bytes into `dst` (not finished: the caller finishes it). */

@@ -96,22 +96,27 @@ static bool recorded_as_now(const struct doc_job *d) {
         return same_text(st->reason, now);
 }
 
-/* A005 and parse; checks the answer is the referral asked for. */
+/* A005 and parse; checks the answer is the referral asked for.  The
+ * referral keeps the answer's bytes as received (ret->answer), for the PAS. */
 static int read_referral(const struct fetch_env *env, const char *ubrn, struct referral *ret, char *ret_corr,
                          struct errbuf *e) {
         struct ers_call call = { .http_status = 0 };
+        struct referral_answer raw = { .bytes = NULL };
         json_object *root = NULL;
         int r;
 
-        r = ers_read_referral(env->ers, ubrn, &root, &call, e);
+        r = ers_read_referral(env->ers, ubrn, &root, &raw, &call, e);
         if (ret_corr)
                 memcpy(ret_corr, call.correlation_id, UUID_STR_LEN);
         if (r < 0)
                 return r;
         r = fhir_parse_referral(root, ret, e);
         json_object_put(root);
-        if (r < 0)
+        if (r < 0) {
+                referral_answer_free(&raw);
                 return err_prefix(e, r, "A005 UBRN %s (correlation id %s)", ubrn, call.correlation_id);
+        }
+        ret->answer = raw;
         if (ret->text_nul_fields > 0)
                 log_ctx_warning(&(struct log_ctx){ .ubrn = ubrn, .correlation_id = call.correlation_id,
                                                    .stage = "referral" },
@@ -279,6 +284,9 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 d->rec.attached_by_user = a->attached_by_user;
                 d->rec.attached_by_org = a->attached_by_org;
                 d->rec.created = a->creation;
+                d->rec.document_type = a->doc_type;
+                d->rec.description = a->description;
+                d->rec.attached_on_behalf_of = a->attached_on_behalf_of;
         }
 
         if (!is_cri && a->availability != AVAILABILITY_AVAILABLE) {

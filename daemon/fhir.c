@@ -30,6 +30,9 @@
 #define EXT_PATHWAY_START      "Extension-eRS-eReferralPathwayStart-1"
 #define EXT_CLINICAL_INFO      "Extension-eRS-ClinicalInfoFirstSubmitted-1"
 #define EXT_APPOINTMENT        "Extension-eRS-Appointment-1"
+#define EXT_APPOINTMENT_REF    "Extension-eRS-Appointment-Reference-1"
+#define EXT_CLINICAL_INFO_LAST "Extension-eRS-ClinicalInfoLastUpdated-1"
+#define EXT_ATTACHED_ON_BEHALF "Extension-eRS-AttachedOnBehalfOf-1"
 #define EXT_COMMISSIONING_ORG  "Extension-eRS-Commissioning-Rule-Org-1"
 #define EXT_SHORTLIST          "Extension-eRS-ReferralShortlist-1"
 #define EXT_AVAILABILITY       "Extension-eRS-AvailabilityStatus-1"
@@ -38,6 +41,7 @@
 
 /* Identifier and code systems, compared whole. */
 #define SYSTEM_ERS_SERVICE     "http://fhir.nhs.net/Id/ers-service"
+#define SYSTEM_SDS_USER        "http://fhir.nhs.net/Id/sds-user-id"
 #define SYSTEM_REQUEST_ID      "https://fhir.nhs.uk/Id/ers-request-id"
 #define SYSTEM_LIST_SELECTOR   "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1"
 #define PROFILE_FETCH_WORKLIST "https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-Parameters-1"
@@ -62,12 +66,17 @@ static const struct fhir_field referral_fields[] = {
         { EXT_CLINICAL_INFO,     "valueDateTime",                      offsetof(struct referral, clinical_info_first_submitted), false },
         { EXT_CLINICAL_INFO,     "valueInstant",                       offsetof(struct referral, clinical_info_first_submitted), false },
         { EXT_COMMISSIONING_ORG, "valueIdentifier.value",              offsetof(struct referral, commissioning_org), false },
+        { EXT_CLINICAL_INFO_LAST, "valueDateTime",                     offsetof(struct referral, clinical_info_last_updated), false },
+        { EXT_CLINICAL_INFO_LAST, "valueInstant",                      offsetof(struct referral, clinical_info_last_updated), false },
+        { EXT_APPOINTMENT_REF,   "valueReference.reference",           offsetof(struct referral, appointment_reference), false },
 };
 
 /* The ReferralState extension's nested extensions. */
 static const struct fhir_field referral_state_fields[] = {
         { "state",   "valueCoding.code", offsetof(struct referral, state), false },
         { "reason",  "valueCoding.code", offsetof(struct referral, state_reason), false },
+        { "reason",  "valueCoding.system", offsetof(struct referral, state_reason_system), false },
+        { "reason",  "valueCoding.display", offsetof(struct referral, state_reason_display), true },
         { "comment", "valueString",      offsetof(struct referral, state_comment), true },
         { "comments", "valueString",     offsetof(struct referral, state_comment), true }, /* the spec's spelling */
 };
@@ -88,6 +97,18 @@ static const struct fhir_field attachment_fields[] = {
         { EXT_AVAILABILITY,    "valueCoding.code",                offsetof(struct attachment, availability_code), false },
         { EXT_ATTACHED_BY,     "valueReference.identifier.value", offsetof(struct attachment, attached_by_user), false },
         { EXT_ATTACHED_BY_ORG, "valueReference.identifier.value", offsetof(struct attachment, attached_by_org), false },
+        { EXT_ATTACHED_ON_BEHALF, "valueReference.identifier.value", offsetof(struct attachment, attached_on_behalf_of), false },
+};
+
+/* The contained Appointment's own elements (its start, end and service: appointment_parse()). */
+static const struct fhir_field appointment_fields[] = {
+        { NULL, "status",                   offsetof(struct referral, appointment_status), false },
+        { NULL, "created",                  offsetof(struct referral, appointment_created), false },
+        { NULL, "reason.0.coding.0.code",   offsetof(struct referral, appointment_reason), false },
+        { NULL, "reason.0.coding.0.system", offsetof(struct referral, appointment_reason_system), false },
+        { NULL, "reason.0.coding.0.display", offsetof(struct referral, appointment_reason_display), true },
+        { NULL, "comment",                  offsetof(struct referral, appointment_comment), true },
+        { NULL, "slot.0.reference",         offsetof(struct referral, appointment_slot), false },
 };
 
 /* How the daemon treats an availability code (NULL: absent). */
@@ -198,13 +219,17 @@ static int attachments_parse(json_object *root, struct referral *rf, struct errb
 }
 
 /* Fills rf->appointment_*, rf->service_* from the contained Appointment that
- * the Appointment extension points at, when the referral is booked.  The
- * service is the participant whose actor is an e-RS service.  0 or -ENOMEM. */
+ * the Appointment extension points at, when the referral has one (booked,
+ * deferred to the provider, sent for triage).  The service is the participant
+ * whose actor is an e-RS service, the allocated clinician the one whose actor
+ * is an SDS user.  The number of free-text fields that held a NUL, or
+ * -ENOMEM. */
 static int appointment_parse(json_object *root, struct referral *rf) {
         const char *ref = fhir_str_at(fhir_find_ext(root, EXT_APPOINTMENT), "valueReference.reference");
         json_object *appt = fhir_contained_by_ref(root, ref, "Appointment");
         json_object *participants = fhir_array_member(appt, "participant");
-        int r;
+        bool service_seen = false;
+        int r, nul_fields;
 
         if (!appt)
                 return 0;
@@ -214,18 +239,28 @@ static int appointment_parse(json_object *root, struct referral *rf) {
         r = fhir_dup_or_null(fhir_str_at(appt, "end"), &rf->appointment_end);
         if (r < 0)
                 return r;
+        nul_fields = fhir_copy_fields(appt, appointment_fields, ELEMENTSOF(appointment_fields), rf);
+        if (nul_fields < 0)
+                return nul_fields;
         for (size_t i = 0; i < fhir_array_len(participants); i++) {
                 json_object *actor = fhir_at(fhir_array_get(participants, i), "actor");
                 const char *system = fhir_str_at(actor, "identifier.system");
 
-                if (!system || strcmp(system, SYSTEM_ERS_SERVICE) != 0)
+                if (system && strcmp(system, SYSTEM_SDS_USER) == 0 && !rf->appointment_clinician) {
+                        r = fhir_dup_or_null(fhir_str_at(actor, "identifier.value"), &rf->appointment_clinician);
+                        if (r < 0)
+                                return r;
+                }
+                if (!system || strcmp(system, SYSTEM_ERS_SERVICE) != 0 || service_seen)
                         continue;
+                service_seen = true;
                 r = fhir_dup_or_null(fhir_str_at(actor, "identifier.value"), &rf->service_id);
+                if (r >= 0)
+                        r = fhir_dup_or_null(fhir_str_at(actor, "display"), &rf->service_name);
                 if (r < 0)
                         return r;
-                return fhir_dup_or_null(fhir_str_at(actor, "display"), &rf->service_name);
         }
-        return 0;
+        return nul_fields;
 }
 
 /* A referral without an appointment (not booked, nor deferred to or sent for
@@ -332,6 +367,14 @@ int fhir_parse_referral(json_object *root, struct referral *ret, struct errbuf *
                                 &rf.request_id);
         if (r >= 0)
                 r = appointment_parse(root, &rf);
+        if (r >= 0) {
+                rf.text_nul_fields += (unsigned) r;
+                r = fhir_referral_elements(root, &rf);
+        }
+        if (r >= 0) {
+                rf.text_nul_fields += (unsigned) r;
+                r = 0;
+        }
         if (r >= 0 && !rf.service_id && !rf.service_name)
                 r = shortlist_parse(root, &rf);
         if (r < 0) {

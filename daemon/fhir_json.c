@@ -157,13 +157,17 @@ static bool url_names(const char *url, const char *name) {
         return lu > ln && url[lu - ln - 1] == '/' && strcmp(url + lu - ln, name) == 0;
 }
 
+bool fhir_ext_is(json_object *ext, const char *name) {
+        return url_names(fhir_str_at(ext, "url"), name);
+}
+
 json_object *fhir_find_ext(json_object *o, const char *name) {
         json_object *exts = fhir_array_member(o, "extension");
 
         for (size_t i = 0; i < fhir_array_len(exts); i++) {
                 json_object *x = fhir_array_get(exts, i);
 
-                if (url_names(fhir_str_at(x, "url"), name))
+                if (fhir_ext_is(x, name))
                         return x;
         }
         return NULL;

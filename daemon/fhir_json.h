@@ -94,6 +94,17 @@ int fhir_dup_or_null(const char *s, char **ret);
  * or when o (or its extension) is not what it should be. */
 json_object *fhir_find_ext(json_object *o, const char *name);
 
+/* Whether the extension ext's url names `name`, as fhir_find_ext() matches
+ * it (false for anything that is not an extension with a string url). */
+bool fhir_ext_is(json_object *ext, const char *name);
+
+/* The elements of a ReferralRequest its element walk added (fhir_elements.c):
+ * the additional requirements, the service search criteria's clinic type and
+ * named clinician, the advice and guidance request it came from.  Fills those
+ * fields of rf (zeroed by the caller).  Returns how many free-text fields held
+ * a NUL (stored with U+FFFD), or -ENOMEM (what was taken stays in rf). */
+int fhir_referral_elements(json_object *root, struct referral *rf);
+
 /* The value of the first Identifier in ids (an array) whose system is
  * `system`; NULL when there is none. */
 const char *fhir_identifier_value(json_object *ids, const char *system);

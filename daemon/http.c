@@ -187,6 +187,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
                 int r = worklist_parser_feed(t->worklist, p, len, &t->why);
                 return r < 0 ? body_fail(t, r) : len;
         }
+        if (t->keep_raw) {
+                /* the bytes as they came, for the PAS (an A005 answer kept whole) */
+                if (t->raw_len + len > t->raw_cap) {
+                        size_t cap = t->raw_cap ? t->raw_cap : 16384;
+                        while (cap < t->raw_len + len)
+                                cap *= 2;
+                        unsigned char *more = realloc(t->raw, cap);
+                        if (!more)
+                                return body_fail(t, err_set(&t->why, -ENOMEM, "out of memory"));
+                        t->raw = more;
+                        t->raw_cap = cap;
+                }
+                memcpy(t->raw + t->raw_len, p, len);
+                t->raw_len += len;
+        }
         /* json-c never sees a UTF-8 character cut in two (see utf8_cut()) */
         const char *whole = p;
         size_t held = utf8_hold_complete(&t->held, &whole, &len);
@@ -203,6 +218,7 @@ void http_transfer_done(struct transfer *t) {
                 json_tokener_free(t->tok);
         json_object_put(t->obj);
         worklist_parser_free(t->worklist);
+        free(t->raw);
         free(t->location);
         free(t->errbody);
 }
@@ -375,6 +391,7 @@ static void transfer_rewind(struct transfer *t) {
         json_object_put(t->obj);
         t->obj = NULL;
         t->json_bytes = 0;
+        t->raw_len = 0;
         free(t->location);
         t->location = NULL;
         t->errlen = 0;

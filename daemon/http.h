@@ -67,6 +67,9 @@ struct transfer {
         json_object *obj;         /* owned until handed to the caller */
         size_t json_fed;          /* SINK_JSON: bytes handed to json-c so far */
         struct utf8_hold held;    /* SINK_JSON: json-c never sees a UTF-8 character cut in two */
+        bool keep_raw;            /* SINK_JSON: keep the body's bytes as received too (raw, raw_len) */
+        unsigned char *raw;       /* owned until handed to the caller; bounded by ERS_JSON_MAX */
+        size_t raw_len, raw_cap;
         struct worklist_parser *worklist; /* owned, SINK_WORKLIST: the A008 answer, parsed as it streams */
         size_t json_bytes;
         struct spool_file *file;  /* borrowed, SINK_FILE */

@@ -62,6 +62,14 @@ static void attachment_free(struct attachment *a) {
         free(a->attached_by_org);
         free(a->doc_type);
         free(a->description);
+        free(a->attached_on_behalf_of);
+}
+
+void referral_answer_free(struct referral_answer *a) {
+        if (!a)
+                return;
+        free(a->bytes);
+        *a = (struct referral_answer) { 0 };
 }
 
 unsigned attachment_occurrence(const struct referral *r, size_t i) {
@@ -93,6 +101,21 @@ void referral_free(struct referral *r) {
         free(r->request_id);
         free(r->status);
         free(r->intent);
+        char **walk[] = { &r->clinical_info_last_updated, &r->state_reason_system, &r->state_reason_display,
+                          &r->appointment_reference, &r->appointment_status, &r->appointment_created,
+                          &r->appointment_reason, &r->appointment_reason_system, &r->appointment_reason_display,
+                          &r->appointment_comment, &r->appointment_slot, &r->appointment_clinician,
+                          &r->clinic_type, &r->named_clinician, &r->advice_request };
+        for (size_t i = 0; i < sizeof walk / sizeof walk[0]; i++)
+                free(*walk[i]);
+        for (size_t i = 0; i < r->n_requirements; i++) {
+                free(r->requirements[i].code);
+                free(r->requirements[i].display);
+                free(r->requirements[i].system);
+                free(r->requirements[i].comments);
+        }
+        free(r->requirements);
+        referral_answer_free(&r->answer);
         for (size_t i = 0; i < r->n_attachments; i++)
                 attachment_free(&r->attachments[i]);
         free(r->attachments);

@@ -91,7 +91,29 @@ struct attachment {
         char *attached_by_user; /* AttachedBy identifier value (SDS user id) */
         char *attached_by_org;  /* AttachedByOrganisation identifier value (ODS code) */
         char *doc_type;         /* DocumentReference.type code (REFERRER / PROVIDER / …) */
-        char *description;      /* DocumentReference.description */
+        char *description;      /* DocumentReference.description (free text) */
+        char *attached_on_behalf_of; /* AttachedOnBehalfOf identifier value (SDS user id) */
+};
+
+/* One additional requirement of a referral (Extension-eRS-AdditionalRequirement-1,
+ * also read under its specification's name Extension-eRS-PatientAdditionalRequirement-1):
+ * what the patient needs to attend (an interpreter, an advocate, transport, …). */
+struct requirement {
+        char *code;     /* ADVOCACY, INTERPRETER, TRANSPORT, or a code e-RS adds later, verbatim */
+        char *display;  /* its display (free text) */
+        char *system;   /* its code system */
+        char *comments; /* the referrer's words about it (free text; may name a patient) */
+};
+
+/* The A005 answer a referral was read from, as it arrived: the body's bytes
+ * before any parsing (at most ERS_JSON_MAX), kept whole in the PAS
+ * (ers_referral_answer) so that nothing e-RS said is lost.  bytes NULL: the
+ * referral was not read from an answer (a test's, a remap's). */
+struct referral_answer {
+        unsigned char *bytes;    /* owned */
+        size_t len;
+        char correlation_id[37]; /* the A005's X-Correlation-ID ("" when none) */
+        char received_at[32];    /* UTC, ISO 8601: when it arrived ("" when not known) */
 };
 
 /* An A005 ReferralRequest. */
@@ -117,6 +139,26 @@ struct referral {
         char *request_id;          /* identifier with system https://fhir.nhs.uk/Id/ers-request-id */
         char *status;
         char *intent;
+        /* The rest of the element walk (docs/schema.md, "Every element of a referral"). */
+        char *clinical_info_last_updated; /* Extension-eRS-ClinicalInfoLastUpdated-1 */
+        char *state_reason_system;  /* the state reason's code system (which reference data it is from) */
+        char *state_reason_display; /* its display (free text) */
+        char *appointment_reference; /* Extension-eRS-Appointment-Reference-1: "Appointment/{id}" */
+        char *appointment_status;  /* the contained Appointment's status (booked, proposed, cancelled, …) */
+        char *appointment_created;
+        char *appointment_reason;  /* its reason[0].coding[0]: review reason, review outcome, cancellation */
+        char *appointment_reason_system;
+        char *appointment_reason_display; /* free text */
+        char *appointment_comment; /* free text; may name a patient */
+        char *appointment_slot;    /* slot[0].reference: "Slot/{id}" */
+        char *appointment_clinician; /* the allocated clinician participant's SDS user id */
+        char *clinic_type;         /* the service search criteria's clinicType code */
+        char *named_clinician;     /* the service search criteria's namedClinician (SDS user id) */
+        char *advice_request;      /* supportingInfo "CommunicationRequest/{id}": the advice and guidance
+                                      request the referral was converted from */
+        struct requirement *requirements; /* owned array, in e-RS's order */
+        size_t n_requirements;
+        struct referral_answer answer;    /* owned contents */
         struct attachment *attachments; /* owned array */
         size_t n_attachments;
         char (*related)[UBRN_LEN + 1];  /* owned array of related UBRNs (supportingInfo ReferralRequest/…) */
@@ -139,6 +181,7 @@ struct outcome {
 void worklist_entry_free(struct worklist_entry *we); /* frees the contents; not we itself */
 void worklist_free(struct worklist *w);   /* frees the contents; not w itself */
 void referral_free(struct referral *r);   /* frees the contents; not r itself */
+void referral_answer_free(struct referral_answer *a); /* frees the bytes; accepts NULL */
 
 /* The occurrence of r's attachment i (docs/schema.md, ers_document): how
  * many attachments before it in r's list share its id; 0 for an attachment

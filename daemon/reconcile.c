@@ -78,7 +78,7 @@ static void check_with_ers(struct tally *t, struct ers_client *ers, size_t i) {
         int r;
 
         t->checked++;
-        r = ers_read_referral(ers, ubrn, &root, &call, &e);
+        r = ers_read_referral(ers, ubrn, &root, NULL, &call, &e);
         if (r == -ENOENT) {
                 t->unknown++;
                 escape_fprintf(t->out, "UNKNOWN  %s  in the PAS at version %" PRId64 "; e-RS answers 404 (correlation id %s)",

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The writer: one fetched referral (fetch.h) into the PAS in one
- * transaction: its related referrals, the referral, its documents from the
- * spool, the ledger row and the audit rows; and the referral's fate after its
+ * transaction: its related referrals, the referral, the A005 answers they
+ * were read from, its documents from the spool, the ledger row and the audit
+ * rows; and the referral's fate after its
  * fetch (finish_referral): written, nothing to write (its schedule), or failed
  * (its ers_retry row).  Not here: which referrals a round reads (round.c,
  * worklist_sync.c, due.c) and the fetch itself (fetch.c).  Runs on the thread
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_answer.h"
 #include "../adapters/pas_audit.h"
 #include "../adapters/pas_mapping.h"
 #include "../adapters/pas_patient.h"
@@ -26,6 +28,14 @@
 #include "log.h"
 #include "round.h"
 #include "schedule.h"
+
+_Static_assert(PAS_ANSWER_MAX == ERS_JSON_MAX, "the PAS keeps every A005 answer the client takes, whole");
+
+/* Keeps the A005 answer the referral was read from (as received: ers_referral_answer),
+ * in the transaction of its rows; nothing for a referral not read from one. */
+static int put_answer(struct pas_tx *tx, const struct referral *r, struct errbuf *e) {
+        return r->answer.bytes ? pas_answer_put(tx, r->ubrn, r->version, &r->answer, NULL, NULL, e) : 0;
+}
 
 /* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
  * without one).  Never fails the referral: a lookup that fails is UNMATCHED,
@@ -380,9 +390,12 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                                         " already in the PAS; kept as it is",
                                         j->related[i].ubrn, j->main.ubrn, j->related[i].version, w.related[i].version);
                         w.kept[i] = true;
+                        r = put_answer(tx, &j->related[i], e); /* what it said is kept all the same */
                         continue;
                 }
                 r = pas_put_referral(tx, &j->related[i], entry[1 + i], NULL, e);
+                if (r == 0)
+                        r = put_answer(tx, &j->related[i], e);
                 if (r == 0 && j->match[1 + i].status != PATIENT_NOT_CONFIGURED)
                         r = pas_put_patient_match(tx, j->related[i].ubrn, &j->match[1 + i], e);
                 if (r == 0) /* into the PAS's own tables too, when database.mapping says so */
@@ -390,6 +403,8 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         }
         if (r == 0)
                 r = pas_put_referral(tx, &j->main, entry[0], j->worklist, e);
+        if (r == 0)
+                r = put_answer(tx, &j->main, e);
         if (r == 0 && j->match[0].status != PATIENT_NOT_CONFIGURED)
                 r = pas_put_patient_match(tx, j->main.ubrn, &j->match[0], e);
         if (r == 0)

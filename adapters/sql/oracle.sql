@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 4, for Oracle Database (12.2 or later).
+-- ersd staging schema, version 5, for Oracle Database (12.2 or later).
 --
 -- This is exactly what `ersd --init-db` creates (adapters/oracle.c; a unit
 -- test keeps the two identical).  NOT YET RUN AGAINST A LIVE ORACLE
@@ -13,14 +13,15 @@
 --   sqlplus pas_owner@//host:1521/PASPDB @oracle.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 4 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 5 FROM DUAL WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 --   COMMIT;
 -- Grants for the ersd user: docs/oracle.md.  Documentation: docs/schema.md.
 
 -- A schema of version 1 (before patient matching), 2 (before the retry,
--- budget, poll and audit tables) or 3 (before texts of any length and the
--- document's attachment_key) is upgraded in place by `ersd --init-db`; the
--- statements it runs are in docs/schema.md.
+-- budget, poll and audit tables), 3 (before texts of any length and the
+-- document's attachment_key) or 4 (before every element of a referral, the
+-- answers as received and the outbox) is upgraded in place by
+-- `ersd --init-db`; the statements it runs are in docs/schema.md.
 -- (Oracle: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR2.)
 
 -- The single row says which version of this schema the tables follow.
@@ -40,6 +41,9 @@ END;
 -- configured database.patient_lookup; patient_match says how it went:
 -- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
 -- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
+-- The columns from clinical_info_last_updated on (version 5) hold the rest
+-- of what a referral says (docs/schema.md, "Every element of a referral");
+-- appointment_comment is free text (may name a patient).
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version NUMBER(19) NOT NULL,
@@ -67,7 +71,22 @@ BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
     last_synced_at NVARCHAR2(32) NOT NULL,
     pas_patient_id NVARCHAR2(64), -- PATIENT IDENTIFIER (in the PAS)
     patient_match NVARCHAR2(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
-    patient_checked_at NVARCHAR2(32)
+    patient_checked_at NVARCHAR2(32),
+    clinical_info_last_updated NCLOB,
+    state_reason_system NCLOB,
+    state_reason_display NCLOB,
+    appointment_reference NCLOB,
+    appointment_status NCLOB,
+    appointment_created NCLOB,
+    appointment_reason NCLOB,
+    appointment_reason_system NCLOB,
+    appointment_reason_display NCLOB,
+    appointment_comment NCLOB,
+    appointment_slot NCLOB,
+    appointment_clinician NCLOB,
+    clinic_type NCLOB,
+    named_clinician NCLOB,
+    advice_request NCLOB
 )]';
 EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
 END;
@@ -89,6 +108,43 @@ EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
 END;
 /
 
+-- The additional requirements of a referral (interpreter, advocacy,
+-- transport, ...), as of its latest version, in the order e-RS lists them:
+-- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,
+-- INTERPRETER, TRANSPORT, or one it adds later, verbatim); comments is the
+-- referrer's free text (may name a patient).
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral_requirement (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    code NCLOB,
+    display NCLOB,
+    code_system NCLOB,
+    comments NCLOB,
+    PRIMARY KEY (ubrn, seq)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- Every A005 answer ersd read, as received: the bytes of the body before any
+-- parsing (JSON, at most 10 MB), their SHA-256 (lower-case hex) and size,
+-- the X-Correlation-ID of the call and when it arrived (UTC).  One row per
+-- distinct answer of a referral version, written in the transaction of the
+-- referral's rows.  PATIENT DATA: the whole referral.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral_answer (
+    ubrn CHAR(12) NOT NULL,
+    version NUMBER(19) NOT NULL,
+    sha256 CHAR(64) NOT NULL,
+    size_bytes NUMBER(19) NOT NULL,
+    body BLOB NOT NULL,
+    correlation_id NVARCHAR2(36),
+    received_at NVARCHAR2(32) NOT NULL,
+    PRIMARY KEY (ubrn, version, sha256)
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
 -- One row per revision of each document (attachment or clinical referral
 -- information letter).  The content is in ers_document_part.  A document is
 -- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
@@ -96,6 +152,8 @@ END;
 -- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
 -- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
 -- fixed-width key it is found by, as attachment_id has no length limit.
+-- document_type (REFERRER, PROVIDER, ...), description (free text) and
+-- attached_on_behalf_of are the DocumentReference's (version 5).
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
     ubrn CHAR(12) NOT NULL,
@@ -120,6 +178,9 @@ BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_document (
     removed_at NVARCHAR2(32),
     occurrence INTEGER DEFAULT 0 NOT NULL,
     attachment_key CHAR(64) NOT NULL,
+    document_type NCLOB,
+    description NCLOB,
+    attached_on_behalf_of NCLOB,
     CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 )]';
 EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
@@ -282,7 +343,52 @@ EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
 END;
 /
 
+-- Decisions the PAS sends to e-RS through ersd (off by default: writeback):
+-- the PAS inserts a request (ubrn, action, review_outcome, comment_text,
+-- new_priority, decided_version, requested_by: a staff identifier, never a
+-- patient's; requested_at, UTC); the database numbers it (id: the order of
+-- the requests of one UBRN); ersd sends it once and records the outcome in
+-- state (NEW, SENDING, DONE, REJECTED, STALE, RETRY), answered_version,
+-- error_code, error_text, correlation_id, updated_at.
+BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_outbox (
+    id NUMBER(19) GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    action NVARCHAR2(32) NOT NULL,
+    review_outcome NVARCHAR2(64),
+    comment_text NCLOB,
+    new_priority NVARCHAR2(32),
+    decided_version NUMBER(19) NOT NULL,
+    requested_by NVARCHAR2(64) NOT NULL,
+    requested_at NVARCHAR2(32) NOT NULL,
+    state NVARCHAR2(16) DEFAULT 'NEW' NOT NULL,
+    attempts INTEGER DEFAULT 0 NOT NULL,
+    next_attempt_at NVARCHAR2(32),
+    answered_version NUMBER(19),
+    error_code NCLOB,
+    error_text NCLOB,
+    correlation_id NVARCHAR2(36),
+    updated_at NVARCHAR2(32),
+    CONSTRAINT ers_outbox_action CHECK (action IN ('RECORD_REVIEW_OUTCOME', 'ACCEPT_REFERRAL')),
+    CONSTRAINT ers_outbox_state CHECK (state IN ('NEW', 'SENDING', 'DONE', 'REJECTED', 'STALE', 'RETRY'))
+)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
+END;
+/
+
+-- The requests due for sending.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_outbox_due ON ers_outbox (state, next_attempt_at)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
+-- The requests of one referral, in order.
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_outbox_ubrn ON ers_outbox (ubrn, id)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+-- additional_requirements: how many the referral has (interpreter, ...).
 CREATE OR REPLACE VIEW ers_referral_inbox AS
 SELECT r.ubrn,
        r.nhs_number, -- PATIENT IDENTIFIER
@@ -306,5 +412,7 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,
        r.pas_patient_id, -- PATIENT IDENTIFIER
-       r.patient_match
+       r.patient_match,
+       (SELECT COUNT(*) FROM ers_referral_requirement q
+         WHERE q.ubrn = r.ubrn) AS additional_requirements
   FROM ers_referral r;

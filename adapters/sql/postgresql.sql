@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 4, for PostgreSQL.
+-- ersd staging schema, version 5, for PostgreSQL.
 --
 -- This is exactly what `ersd --init-db` creates (adapters/postgresql.c; a
 -- unit test keeps the two identical).  Every statement may be run again
@@ -8,14 +8,15 @@
 --   psql -v ON_ERROR_STOP=1 -d pas -f postgresql.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   INSERT INTO ers_schema_version (version)
---     SELECT 4 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
+--     SELECT 5 WHERE NOT EXISTS (SELECT * FROM ers_schema_version);
 -- `ersd --init-db` does both in one transaction.  Grants for the ersd
 -- user: docs/postgresql.md.  Documentation: docs/schema.md.
 
 -- A schema of version 1 (before patient matching), 2 (before the retry,
--- budget, poll and audit tables) or 3 (before texts of any length and the
--- document's attachment_key) is upgraded in place by `ersd --init-db`; the
--- statements it runs are in docs/schema.md.
+-- budget, poll and audit tables), 3 (before texts of any length and the
+-- document's attachment_key) or 4 (before every element of a referral, the
+-- answers as received and the outbox) is upgraded in place by
+-- `ersd --init-db`; the statements it runs are in docs/schema.md.
 
 -- The single row says which version of this schema the tables follow.
 -- ersd refuses to write into a schema of another version.
@@ -31,6 +32,9 @@ CREATE TABLE IF NOT EXISTS ers_schema_version (
 -- configured database.patient_lookup; patient_match says how it went:
 -- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
 -- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
+-- The columns from clinical_info_last_updated on (version 5) hold the rest
+-- of what a referral says (docs/schema.md, "Every element of a referral");
+-- appointment_comment is free text (may name a patient).
 CREATE TABLE IF NOT EXISTS ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
@@ -58,7 +62,22 @@ CREATE TABLE IF NOT EXISTS ers_referral (
     last_synced_at VARCHAR(32) NOT NULL,
     pas_patient_id VARCHAR(64), -- PATIENT IDENTIFIER (in the PAS)
     patient_match VARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
-    patient_checked_at VARCHAR(32)
+    patient_checked_at VARCHAR(32),
+    clinical_info_last_updated TEXT,
+    state_reason_system TEXT,
+    state_reason_display TEXT,
+    appointment_reference TEXT,
+    appointment_status TEXT,
+    appointment_created TEXT,
+    appointment_reason TEXT,
+    appointment_reason_system TEXT,
+    appointment_reason_display TEXT,
+    appointment_comment TEXT,
+    appointment_slot TEXT,
+    appointment_clinician TEXT,
+    clinic_type TEXT,
+    named_clinician TEXT,
+    advice_request TEXT
 );
 
 -- Finding the referrals whose patient is still to be matched.
@@ -71,6 +90,37 @@ CREATE TABLE IF NOT EXISTS ers_referral_related (
     PRIMARY KEY (ubrn, related_ubrn)
 );
 
+-- The additional requirements of a referral (interpreter, advocacy,
+-- transport, ...), as of its latest version, in the order e-RS lists them:
+-- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,
+-- INTERPRETER, TRANSPORT, or one it adds later, verbatim); comments is the
+-- referrer's free text (may name a patient).
+CREATE TABLE IF NOT EXISTS ers_referral_requirement (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    code TEXT,
+    display TEXT,
+    code_system TEXT,
+    comments TEXT,
+    PRIMARY KEY (ubrn, seq)
+);
+
+-- Every A005 answer ersd read, as received: the bytes of the body before any
+-- parsing (JSON, at most 10 MB), their SHA-256 (lower-case hex) and size,
+-- the X-Correlation-ID of the call and when it arrived (UTC).  One row per
+-- distinct answer of a referral version, written in the transaction of the
+-- referral's rows.  PATIENT DATA: the whole referral.
+CREATE TABLE IF NOT EXISTS ers_referral_answer (
+    ubrn CHAR(12) NOT NULL,
+    version BIGINT NOT NULL,
+    sha256 CHAR(64) NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    body BYTEA NOT NULL,
+    correlation_id VARCHAR(36),
+    received_at VARCHAR(32) NOT NULL,
+    PRIMARY KEY (ubrn, version, sha256)
+);
+
 -- One row per revision of each document (attachment or clinical referral
 -- information letter).  The content is in ers_document_part.  A document is
 -- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
@@ -78,6 +128,8 @@ CREATE TABLE IF NOT EXISTS ers_referral_related (
 -- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
 -- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
 -- fixed-width key it is found by, as attachment_id has no length limit.
+-- document_type (REFERRER, PROVIDER, ...), description (free text) and
+-- attached_on_behalf_of are the DocumentReference's (version 5).
 CREATE TABLE IF NOT EXISTS ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
     ubrn CHAR(12) NOT NULL,
@@ -102,6 +154,9 @@ CREATE TABLE IF NOT EXISTS ers_document (
     removed_at VARCHAR(32),
     occurrence INTEGER DEFAULT 0 NOT NULL,
     attachment_key CHAR(64) NOT NULL,
+    document_type TEXT,
+    description TEXT,
+    attached_on_behalf_of TEXT,
     CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 );
 
@@ -227,7 +282,43 @@ CREATE TABLE IF NOT EXISTS ers_worklist_entry (
 -- Finding a UBRN on any worklist.
 CREATE INDEX IF NOT EXISTS ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn);
 
+-- Decisions the PAS sends to e-RS through ersd (off by default: writeback):
+-- the PAS inserts a request (ubrn, action, review_outcome, comment_text,
+-- new_priority, decided_version, requested_by: a staff identifier, never a
+-- patient's; requested_at, UTC); the database numbers it (id: the order of
+-- the requests of one UBRN); ersd sends it once and records the outcome in
+-- state (NEW, SENDING, DONE, REJECTED, STALE, RETRY), answered_version,
+-- error_code, error_text, correlation_id, updated_at.
+CREATE TABLE IF NOT EXISTS ers_outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    action VARCHAR(32) NOT NULL,
+    review_outcome VARCHAR(64),
+    comment_text TEXT,
+    new_priority VARCHAR(32),
+    decided_version BIGINT NOT NULL,
+    requested_by VARCHAR(64) NOT NULL,
+    requested_at VARCHAR(32) NOT NULL,
+    state VARCHAR(16) DEFAULT 'NEW' NOT NULL,
+    attempts INTEGER DEFAULT 0 NOT NULL,
+    next_attempt_at VARCHAR(32),
+    answered_version BIGINT,
+    error_code TEXT,
+    error_text TEXT,
+    correlation_id VARCHAR(36),
+    updated_at VARCHAR(32),
+    CONSTRAINT ers_outbox_action CHECK (action IN ('RECORD_REVIEW_OUTCOME', 'ACCEPT_REFERRAL')),
+    CONSTRAINT ers_outbox_state CHECK (state IN ('NEW', 'SENDING', 'DONE', 'REJECTED', 'STALE', 'RETRY'))
+);
+
+-- The requests due for sending.
+CREATE INDEX IF NOT EXISTS ers_outbox_due ON ers_outbox (state, next_attempt_at);
+
+-- The requests of one referral, in order.
+CREATE INDEX IF NOT EXISTS ers_outbox_ubrn ON ers_outbox (ubrn, id);
+
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+-- additional_requirements: how many the referral has (interpreter, ...).
 CREATE OR REPLACE VIEW ers_referral_inbox AS
 SELECT r.ubrn,
        r.nhs_number, -- PATIENT IDENTIFIER
@@ -251,5 +342,7 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,
        r.pas_patient_id, -- PATIENT IDENTIFIER
-       r.patient_match
+       r.patient_match,
+       (SELECT COUNT(*) FROM ers_referral_requirement q
+         WHERE q.ubrn = r.ubrn) AS additional_requirements
   FROM ers_referral r;

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- ersd staging schema, version 4, for Microsoft SQL Server (2016 SP1 or
+-- ersd staging schema, version 5, for Microsoft SQL Server (2016 SP1 or
 -- later; Azure SQL Database).
 --
 -- This is exactly what `ersd --init-db` creates (adapters/sqlserver.c; a
@@ -12,14 +12,15 @@
 --   sqlcmd -S tcp:host,1433 -d pas -i sqlserver.sql
 -- then record the version ersd checks for (also safe to repeat):
 --   IF NOT EXISTS (SELECT * FROM ers_schema_version)
---     INSERT INTO ers_schema_version (version) VALUES (4);
+--     INSERT INTO ers_schema_version (version) VALUES (5);
 -- `ersd --init-db` does both in one transaction.  Grants for the ersd
 -- user: docs/sqlserver.md.  Documentation: docs/schema.md.
 
 -- A schema of version 1 (before patient matching), 2 (before the retry,
--- budget, poll and audit tables) or 3 (before texts of any length and the
--- document's attachment_key) is upgraded in place by `ersd --init-db`; the
--- statements it runs are in docs/schema.md.
+-- budget, poll and audit tables), 3 (before texts of any length and the
+-- document's attachment_key) or 4 (before every element of a referral, the
+-- answers as received and the outbox) is upgraded in place by
+-- `ersd --init-db`; the statements it runs are in docs/schema.md.
 -- (SQL Server: ALTER TABLE ... ADD, without COLUMN, and NVARCHAR.)
 
 -- The single row says which version of this schema the tables follow.
@@ -38,6 +39,9 @@ GO
 -- configured database.patient_lookup; patient_match says how it went:
 -- MATCHED, UNMATCHED, AMBIGUOUS (more than one PAS patient) or
 -- NOT_CONFIGURED; patient_checked_at is when it was last looked up.
+-- The columns from clinical_info_last_updated on (version 5) hold the rest
+-- of what a referral says (docs/schema.md, "Every element of a referral");
+-- appointment_comment is free text (may name a patient).
 IF OBJECT_ID(N'ers_referral', N'U') IS NULL
 CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
@@ -66,7 +70,22 @@ CREATE TABLE ers_referral (
     last_synced_at NVARCHAR(32) NOT NULL,
     pas_patient_id NVARCHAR(64), -- PATIENT IDENTIFIER (in the PAS)
     patient_match NVARCHAR(16) DEFAULT 'NOT_CONFIGURED' NOT NULL,
-    patient_checked_at NVARCHAR(32)
+    patient_checked_at NVARCHAR(32),
+    clinical_info_last_updated NVARCHAR(MAX),
+    state_reason_system NVARCHAR(MAX),
+    state_reason_display NVARCHAR(MAX),
+    appointment_reference NVARCHAR(MAX),
+    appointment_status NVARCHAR(MAX),
+    appointment_created NVARCHAR(MAX),
+    appointment_reason NVARCHAR(MAX),
+    appointment_reason_system NVARCHAR(MAX),
+    appointment_reason_display NVARCHAR(MAX),
+    appointment_comment NVARCHAR(MAX),
+    appointment_slot NVARCHAR(MAX),
+    appointment_clinician NVARCHAR(MAX),
+    clinic_type NVARCHAR(MAX),
+    named_clinician NVARCHAR(MAX),
+    advice_request NVARCHAR(MAX)
 );
 GO
 
@@ -84,6 +103,41 @@ CREATE TABLE ers_referral_related (
 );
 GO
 
+-- The additional requirements of a referral (interpreter, advocacy,
+-- transport, ...), as of its latest version, in the order e-RS lists them:
+-- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,
+-- INTERPRETER, TRANSPORT, or one it adds later, verbatim); comments is the
+-- referrer's free text (may name a patient).
+IF OBJECT_ID(N'ers_referral_requirement', N'U') IS NULL
+CREATE TABLE ers_referral_requirement (
+    ubrn CHAR(12) NOT NULL,
+    seq INTEGER NOT NULL,
+    code NVARCHAR(MAX),
+    display NVARCHAR(MAX),
+    code_system NVARCHAR(MAX),
+    comments NVARCHAR(MAX),
+    PRIMARY KEY (ubrn, seq)
+);
+GO
+
+-- Every A005 answer ersd read, as received: the bytes of the body before any
+-- parsing (JSON, at most 10 MB), their SHA-256 (lower-case hex) and size,
+-- the X-Correlation-ID of the call and when it arrived (UTC).  One row per
+-- distinct answer of a referral version, written in the transaction of the
+-- referral's rows.  PATIENT DATA: the whole referral.
+IF OBJECT_ID(N'ers_referral_answer', N'U') IS NULL
+CREATE TABLE ers_referral_answer (
+    ubrn CHAR(12) NOT NULL,
+    version BIGINT NOT NULL,
+    sha256 CHAR(64) NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    body VARBINARY(MAX) NOT NULL,
+    correlation_id NVARCHAR(36),
+    received_at NVARCHAR(32) NOT NULL,
+    PRIMARY KEY (ubrn, version, sha256)
+);
+GO
+
 -- One row per revision of each document (attachment or clinical referral
 -- information letter).  The content is in ers_document_part.  A document is
 -- (ubrn, source_ubrn, kind, attachment_id, occurrence): occurrence counts the
@@ -91,6 +145,8 @@ GO
 -- attachment_key is the lower-case hex SHA-256 of attachment_id (followed,
 -- when occurrence > 0, by a NUL byte and the occurrence in decimal): the
 -- fixed-width key it is found by, as attachment_id has no length limit.
+-- document_type (REFERRER, PROVIDER, ...), description (free text) and
+-- attached_on_behalf_of are the DocumentReference's (version 5).
 IF OBJECT_ID(N'ers_document', N'U') IS NULL
 CREATE TABLE ers_document (
     document_id CHAR(36) NOT NULL PRIMARY KEY,
@@ -116,6 +172,9 @@ CREATE TABLE ers_document (
     removed_at NVARCHAR(32),
     occurrence INTEGER DEFAULT 0 NOT NULL,
     attachment_key CHAR(64) NOT NULL,
+    document_type NVARCHAR(MAX),
+    description NVARCHAR(MAX),
+    attached_on_behalf_of NVARCHAR(MAX),
     CONSTRAINT ers_document_identity UNIQUE (ubrn, source_ubrn, kind, attachment_key, revision)
 );
 GO
@@ -265,7 +324,49 @@ IF INDEXPROPERTY(OBJECT_ID(N'ers_worklist_entry'), N'ers_worklist_entry_ubrn', '
 CREATE INDEX ers_worklist_entry_ubrn ON ers_worklist_entry (ubrn);
 GO
 
+-- Decisions the PAS sends to e-RS through ersd (off by default: writeback):
+-- the PAS inserts a request (ubrn, action, review_outcome, comment_text,
+-- new_priority, decided_version, requested_by: a staff identifier, never a
+-- patient's; requested_at, UTC); the database numbers it (id: the order of
+-- the requests of one UBRN); ersd sends it once and records the outcome in
+-- state (NEW, SENDING, DONE, REJECTED, STALE, RETRY), answered_version,
+-- error_code, error_text, correlation_id, updated_at.
+IF OBJECT_ID(N'ers_outbox', N'U') IS NULL
+CREATE TABLE ers_outbox (
+    id BIGINT IDENTITY(1,1) NOT NULL PRIMARY KEY,
+    ubrn CHAR(12) NOT NULL,
+    action NVARCHAR(32) NOT NULL,
+    review_outcome NVARCHAR(64),
+    comment_text NVARCHAR(MAX),
+    new_priority NVARCHAR(32),
+    decided_version BIGINT NOT NULL,
+    requested_by NVARCHAR(64) NOT NULL,
+    requested_at NVARCHAR(32) NOT NULL,
+    state NVARCHAR(16) DEFAULT 'NEW' NOT NULL,
+    attempts INTEGER DEFAULT 0 NOT NULL,
+    next_attempt_at NVARCHAR(32),
+    answered_version BIGINT,
+    error_code NVARCHAR(MAX),
+    error_text NVARCHAR(MAX),
+    correlation_id NVARCHAR(36),
+    updated_at NVARCHAR(32),
+    CONSTRAINT ers_outbox_action CHECK (action IN ('RECORD_REVIEW_OUTCOME', 'ACCEPT_REFERRAL')),
+    CONSTRAINT ers_outbox_state CHECK (state IN ('NEW', 'SENDING', 'DONE', 'REJECTED', 'STALE', 'RETRY'))
+);
+GO
+
+-- The requests due for sending.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_outbox'), N'ers_outbox_due', 'IndexID') IS NULL
+CREATE INDEX ers_outbox_due ON ers_outbox (state, next_attempt_at);
+GO
+
+-- The requests of one referral, in order.
+IF INDEXPROPERTY(OBJECT_ID(N'ers_outbox'), N'ers_outbox_ubrn', 'IndexID') IS NULL
+CREATE INDEX ers_outbox_ubrn ON ers_outbox (ubrn, id);
+GO
+
 -- One row per referral, for admin staff.  PATIENT IDENTIFIER: nhs_number.
+-- additional_requirements: how many the referral has (interpreter, ...).
 CREATE OR ALTER VIEW ers_referral_inbox AS
 SELECT r.ubrn,
        r.nhs_number, -- PATIENT IDENTIFIER
@@ -289,6 +390,8 @@ SELECT r.ubrn,
          WHERE d.ubrn = r.ubrn AND d.fetch_status = 'NOT_FETCHED') AS documents_not_fetched,
        r.last_synced_at,
        r.pas_patient_id, -- PATIENT IDENTIFIER
-       r.patient_match
+       r.patient_match,
+       (SELECT COUNT(*) FROM ers_referral_requirement q
+         WHERE q.ubrn = r.ubrn) AS additional_requirements
   FROM ers_referral r;
 GO

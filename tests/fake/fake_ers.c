@@ -120,6 +120,8 @@ static void referral_release(struct fake_referral *r) {
         free((char *) r->letter);
         for (size_t i = 0; i < FAKE_RELATED_MAX; i++)
                 free((char *) r->related[i]);
+        for (size_t i = 0; i < FAKE_REQUIREMENTS_MAX; i++)
+                free((char *) r->requirements[i]);
         for (size_t i = 0; i < FAKE_DOCS_MAX; i++) {
                 free((char *) r->docs[i].id);
                 free((char *) r->docs[i].availability);
@@ -140,6 +142,8 @@ static void referral_copy(struct fake_referral *to, const struct fake_referral *
         };
         for (size_t i = 0; i < FAKE_RELATED_MAX && from->related[i]; i++)
                 to->related[i] = dup_or_null(from->related[i]);
+        for (size_t i = 0; i < FAKE_REQUIREMENTS_MAX && from->requirements[i]; i++)
+                to->requirements[i] = dup_or_null(from->requirements[i]);
         for (size_t i = 0; i < FAKE_DOCS_MAX && from->docs[i].id; i++)
                 to->docs[i] = (struct fake_doc){
                         .id = dup_or_null(from->docs[i].id),
@@ -504,6 +508,14 @@ static json_object *referral_json(const struct fake_referral *r) {
         if (r->priority)
                 json_object_array_add(exts, extension("Extension-eRS-ReferralPriority-1", "valueCodeableConcept",
                                                       coding(r->priority, true)));
+        for (size_t i = 0; i < FAKE_REQUIREMENTS_MAX && r->requirements[i]; i++) {
+                /* {"url": …AdditionalRequirement-1, "extension": [{"url": "type", "valueCoding": {"code": …}}]} */
+                json_object *type = need(json_object_new_object()), *nested = need(json_object_new_array());
+                add(type, "url", str("type"));
+                add(type, "valueCoding", coding(r->requirements[i], false));
+                json_object_array_add(nested, type);
+                json_object_array_add(exts, extension("Extension-eRS-AdditionalRequirement-1", "extension", nested));
+        }
         add(root, "extension", exts);
         for (size_t i = 0; i < FAKE_DOCS_MAX && r->docs[i].id; i++) {
                 json_object *info = need(json_object_new_object());
@@ -638,8 +650,8 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
         return finish(c, FAKE_A008, key, 0);
 }
 
-int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
-                      struct errbuf *e) {
+int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct referral_answer *raw,
+                      struct ers_call *call, struct errbuf *e) {
         char what[32];
         const struct held_referral *h;
         int r;
@@ -655,6 +667,15 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
                 return finish(c, FAKE_A005, ubrn, r);
         }
         *ret = referral_json(&h->r);
+        /* the answer as the client hands it over: the bytes of the JSON it parsed (remembered as served) */
+        const char *text = need((char *) json_object_to_json_string_ext(*ret, JSON_C_TO_STRING_PLAIN));
+        remember_served(text);
+        if (raw) {
+                *raw = (struct referral_answer){ .bytes = need(malloc(strlen(text))), .len = strlen(text) };
+                memcpy(raw->bytes, text, raw->len);
+                snprintf(raw->correlation_id, sizeof raw->correlation_id, "%s", call->correlation_id);
+                now_utc_iso(raw->received_at);
+        }
         return finish(c, FAKE_A005, ubrn, 0);
 }
 

@@ -39,6 +39,7 @@ enum fake_endpoint {
 
 #define FAKE_DOCS_MAX    8
 #define FAKE_RELATED_MAX 4
+#define FAKE_REQUIREMENTS_MAX 4
 #define FAKE_LISTED_MAX  16
 
 /* One attachment as A005 describes it and A042 serves it. */
@@ -59,6 +60,9 @@ struct fake_referral {
         const char *related[FAKE_RELATED_MAX]; /* UBRNs of its related referrals, up to the first NULL */
         struct fake_doc docs[FAKE_DOCS_MAX];   /* up to the first without an id */
         const char *letter;                    /* what A007 serves; NULL: "letter <ubrn> v<version>" */
+        const char *requirements[FAKE_REQUIREMENTS_MAX]; /* additional requirement codes, up to the first NULL
+                                                            (Extension-eRS-AdditionalRequirement-1, as the
+                                                            published examples carry them) */
 };
 
 /* Forgets everything: referrals, worklists, failures, the call record, the hook. */
@@ -119,7 +123,7 @@ unsigned fake_ers_progress_reads(void);
  * seen yet.  False when `timeout_s` (real) seconds passed first. */
 bool fake_ers_await_progress_read(unsigned n, unsigned timeout_s);
 
-/* The text e-RS served (an attachment's or a letter's bytes) whose SHA-256
- * is `sha` (lower-case hex), for reading a PAS back; NULL when it never
- * served such bytes.  Valid until the next reset. */
+/* The text e-RS served (an attachment's, a letter's or an A005 answer's
+ * bytes) whose SHA-256 is `sha` (lower-case hex), for reading a PAS back;
+ * NULL when it never served such bytes.  Valid until the next reset. */
 const char *fake_ers_served(const char *sha);

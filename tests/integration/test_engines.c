@@ -52,6 +52,7 @@
 #include "daemon/fhir.h"
 #include "tests/support/engines.h"
 #include "tests/support/pas_data.h"
+#include "tests/support/pas_elements.h"
 #include "tests/support/pas_whole.h"
 #include "tests/support/testutil.h"
 
@@ -186,7 +187,7 @@ static void test_detect_and_schema_idempotent(void **state) {
         assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 5);
         assert_int_equal(count(f, "ers_referral_inbox"), 0);
 }
 
@@ -724,6 +725,24 @@ static void fill_in(const char *tpl, const char *user, const char *db, char *ret
         ret[o] = '\0';
 }
 
+/* A fresh database user "<prefix>_<database>" of the engine, made and granted by the statements of its kind
+ * ({user}, {db} filled in); *conn (n bytes) connects as that user. */
+static void make_user(struct fix *f, const char *const *pg, const char *const *maria, const char *prefix,
+                      char *conn, size_t n) {
+        const char *db_attr = strstr(f->conn, "Database="), *uid = strstr(f->conn, ";UID=");
+        char user[48], database[32], sql[512];
+
+        assert_non_null(db_attr);
+        assert_non_null(uid);
+        snprintf(database, sizeof database, "%.*s", (int) strcspn(db_attr + 9, ";"), db_attr + 9);
+        snprintf(user, sizeof user, "%s_%s", prefix, database);
+        for (const char *const *q = G.kind == ENGINE_POSTGRESQL ? pg : maria; *q; q++) {
+                fill_in(*q, user, database, sql, sizeof sql);
+                assert_int_equal(engine_exec(f->conn, sql, false), 0);
+        }
+        snprintf(conn, n, "%.*s;UID=%s", (int) (uid - f->conn), f->conn, user);
+}
+
 /* The grants docs/postgresql.md and docs/mariadb.md give the ersd user are
  * enough to sync, and no more: it can neither drop nor create a table. */
 static void test_least_privilege_grants(void **state) {
@@ -734,9 +753,11 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT ON ers_schema_version TO {user}",
                 "GRANT SELECT, INSERT, UPDATE ON ers_referral, ers_document, ers_ledger, ers_lease, ers_budget, "
                 "ers_poll TO {user}",
-                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_document_part, ers_worklist_entry TO {user}",
+                "GRANT SELECT, INSERT, DELETE ON ers_referral_related, ers_referral_requirement, ers_document_part, "
+                "ers_worklist_entry TO {user}",
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON ers_retry TO {user}",
-                "GRANT SELECT, INSERT ON ers_audit TO {user}",
+                "GRANT SELECT, INSERT ON ers_audit, ers_referral_answer TO {user}",
+                "GRANT SELECT, UPDATE ON ers_outbox TO {user}",
                 "GRANT SELECT ON ers_referral_inbox TO {user}",
                 NULL,
         };
@@ -751,7 +772,10 @@ static void test_least_privilege_grants(void **state) {
                 "GRANT SELECT, INSERT, UPDATE ON {db}.ers_poll TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.ers_retry TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT ON {db}.ers_audit TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT ON {db}.ers_referral_answer TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, UPDATE ON {db}.ers_outbox TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_related TO '{user}'@'127.0.0.1'",
+                "GRANT SELECT, INSERT, DELETE ON {db}.ers_referral_requirement TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_document_part TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT, INSERT, DELETE ON {db}.ers_worklist_entry TO '{user}'@'127.0.0.1'",
                 "GRANT SELECT ON {db}.ers_referral_inbox TO '{user}'@'127.0.0.1'",
@@ -759,8 +783,7 @@ static void test_least_privilege_grants(void **state) {
         };
         struct fix *f = *state;
         struct errbuf e = { "" };
-        char user[48], database[32], sql[256], conn[700], sha1[65], sha2[65], rel[1][UBRN_LEN + 1] = { "000000000009" };
-        const char *db_attr = strstr(f->conn, "Database="), *uid = strstr(f->conn, ";UID=");
+        char conn[700], sha1[65], sha2[65], rel[1][UBRN_LEN + 1] = { "000000000009" };
         int fa = make_file("g1.bin", MIB + MIB / 2, 11, sha1), fb = make_file("g2.bin", 1000, 12, sha2);
         struct document_rec a = pas_data_document("000000000001", "att-1", MIB + MIB / 2, sha1);
         struct document_rec b = pas_data_document("000000000001", "att-1", 1000, sha2);
@@ -768,16 +791,7 @@ static void test_least_privilege_grants(void **state) {
         struct referral r;
         struct pas_tx *tx = NULL;
 
-        assert_non_null(db_attr);
-        assert_non_null(uid);
-        snprintf(database, sizeof database, "%.*s", (int) strcspn(db_attr + 9, ";"), db_attr + 9);
-        snprintf(user, sizeof user, "ersd_%s", database);
-        for (const char *const *q = G.kind == ENGINE_POSTGRESQL ? pg : maria; *q; q++) {
-                fill_in(*q, user, database, sql, sizeof sql);
-                assert_int_equal(engine_exec(f->conn, sql, false), 0);
-        }
-        snprintf(conn, sizeof conn, "%.*s;UID=%s", (int) (uid - f->conn), f->conn, user);
-
+        make_user(f, pg, maria, "ersd", conn, sizeof conn);
         assert_int_equal(pas_open(conn, "auto", &p, &e), 0);
         assert_int_equal(pas_check_schema(p, &e), 0);
         /* a referral with a related one and a document, then its next version with new content */
@@ -801,7 +815,7 @@ static void test_least_privilege_grants(void **state) {
                 assert_int_equal(pas_audit_append(tx, "000000000001", v, v == 1 ? "NEW" : "UPDATED", "detail",
                                                   NULL, NULL, &e), 0);
                 if (pas_commit(tx, &e) < 0)
-                        fail_msg("as %s: %s", user, e.msg);
+                        fail_msg("as the ersd user: %s", e.msg);
         }
         /* a poll that no longer lists it: the latest entries replaced, the ledger marked, an audit row */
         struct listing_change *changes = NULL;
@@ -816,7 +830,7 @@ static void test_least_privilege_grants(void **state) {
         assert_int_equal(pas_attachment_set_removed(tx, "000000000001", "000000000001", "att-1", 0, true, &e), 0);
         assert_int_equal(pas_audit_append(tx, "000000000001", 2, "LEFT_WORKLIST", NULL, NULL, NULL, &e), 0);
         if (pas_commit(tx, &e) < 0)
-                fail_msg("as %s: %s", user, e.msg);
+                fail_msg("as the ersd user: %s", e.msg);
         pas_close(p);
         assert_int_equal(count(f, "ers_audit"), 3);
         assert_int_equal(q_int(raw(f), "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?", "000000000001"), 3);
@@ -835,6 +849,63 @@ static void test_least_privilege_grants(void **state) {
         assert_int_equal(count(f, "ers_ledger"), 1);
         close(fa);
         close(fb);
+}
+
+/* Issue 15/16: the grants docs/schema.md ("ers_outbox") gives the PAS's own user: it inserts requests and
+ * reads their outcome, and nothing more: no outcome of its own, no order of its own (the id is the
+ * database's), no other table, no delete.  The database numbers the requests in the order inserted. */
+static void test_outbox_pas_grants(void **state) {
+        static const char *const pg[] = {
+                "CREATE ROLE {user} LOGIN",
+                "GRANT CONNECT ON DATABASE {db} TO {user}",
+                "GRANT USAGE ON SCHEMA public TO {user}",
+                "GRANT INSERT (ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+                "requested_at) ON ers_outbox TO {user}",
+                "GRANT SELECT ON ers_outbox TO {user}",
+                NULL,
+        };
+        static const char *const maria[] = {
+                "CREATE USER '{user}'@'127.0.0.1'",
+                "GRANT INSERT (ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
+                "requested_at), SELECT ON {db}.ers_outbox TO '{user}'@'127.0.0.1'",
+                NULL,
+        };
+        struct fix *f = *state;
+        char conn[700];
+
+        make_user(f, pg, maria, "pas", conn, sizeof conn);
+        /* two requests, as a PAS form or trigger would insert them */
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
+                                           "decided_version, requested_by, requested_at) VALUES ('000000000001', "
+                                           "'RECORD_REVIEW_OUTCOME', 'ACCEPT_REFER_BOOK_LATER', 'Seen by the triage "
+                                           "nurse', 3, 'STAFF-0042', '2030-03-04T09:00:00Z')", false),
+                         0);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES ('000000000001', 'ACCEPT_REFERRAL', 3, 'STAFF-0042', "
+                                           "'2030-03-04T09:00:00Z')", false),
+                         0);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_outbox WHERE state = 'NEW' AND attempts = 0", NULL), 2);
+        assert_int_equal(q_int(raw(f), "SELECT MIN(id) FROM ers_outbox WHERE action = 'RECORD_REVIEW_OUTCOME'", NULL),
+                         q_int(raw(f), "SELECT MIN(id) FROM ers_outbox", NULL));
+        assert_true(q_int(raw(f), "SELECT MAX(id) - MIN(id) FROM ers_outbox", NULL) > 0); /* in insertion order */
+        assert_int_equal(engine_exec(conn, "SELECT state, answered_version, error_code FROM ers_outbox", false), 0);
+        /* and no more than that */
+        assert_int_equal(engine_exec(conn, "UPDATE ers_outbox SET state = 'DONE'", true), -2);
+        assert_int_equal(engine_exec(conn, "DELETE FROM ers_outbox", true), -2);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (id, ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES (1000, '000000000001', 'ACCEPT_REFERRAL', 3, 'S', "
+                                           "'2030-03-04T09:00:00Z')", true),
+                         -2);
+        assert_int_equal(engine_exec(conn, "SELECT ubrn FROM ers_referral", true), -2);
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_referral_answer (ubrn, version, sha256, size_bytes, body, "
+                                           "received_at) VALUES ('000000000001', 1, 'x', 0, '', 'x')", true),
+                         -2);
+        /* a request ersd cannot send is refused at its insert */
+        assert_int_equal(engine_exec(conn, "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                           "requested_at) VALUES ('000000000001', 'CANCEL_REFERRAL', 3, 'S', "
+                                           "'2030-03-04T09:00:00Z')", true),
+                         -2);
+        assert_int_equal(count(f, "ers_outbox"), 2);
 }
 
 static double seconds_since(const struct timespec *t0);
@@ -1117,12 +1188,18 @@ static void create_old_schema(const char *conn, int version) {
         /* its documents: an attachment with its one part, its letter, and a row a DBA made by hand
          * (a document id that is not a UUID: the key step reads it too) */
         for (size_t i = 0; i < sizeof old_documents / sizeof old_documents[0]; i++) {
+                char key[DOCUMENT_KEY_HEX + 1] = "";
+
+                /* from version 4 on, every document row has its key */
+                assert_int_equal(document_key(old_documents[i].attachment_id, 0, key), 0);
                 snprintf(sql, sizeof sql,
                          "INSERT INTO ers_document (document_id, ubrn, source_ubrn, kind, attachment_id, revision, "
-                         "source_version, title, fetch_status, size_bytes, sha256, part_count, stored_at) VALUES "
+                         "source_version, title, fetch_status, size_bytes, sha256, part_count, stored_at%s) VALUES "
                          "('%s', '000000000001', '000000000001', '%s', '%s', 1, 3, 'a letter', 'FETCHED', 1, '"
-                         SHA_ONE_ZERO "', 1, '2026-01-01T00:00:00Z')",
-                         old_documents[i].document_id, old_documents[i].kind, old_documents[i].attachment_id);
+                         SHA_ONE_ZERO "', 1, '2026-01-01T00:00:00Z'%s%s%s)",
+                         version >= 4 ? ", attachment_key" : "", old_documents[i].document_id, old_documents[i].kind,
+                         old_documents[i].attachment_id, version >= 4 ? ", '" : "", version >= 4 ? key : "",
+                         version >= 4 ? "'" : "");
                 exec_ok(conn, sql);
                 snprintf(sql, sizeof sql, "INSERT INTO ers_document_part (document_id, seq, data) VALUES ('%s', 1, %s)",
                          old_documents[i].document_id, G.kind == ENGINE_POSTGRESQL ? "decode('00', 'hex')" : "X'00'");
@@ -1192,7 +1269,7 @@ static void assert_upgraded(struct fix *f) {
 
         assert_old_documents(f);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
-        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 4);
+        assert_int_equal(q_int(raw(f), "SELECT version FROM ers_schema_version", NULL), 5);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         /* the referral and its ledger row kept, the new columns at their defaults */
         assert_q_text(f, "SELECT nhs_number FROM ers_referral WHERE ubrn = ?", "000000000001", NHS_A);
@@ -1213,6 +1290,16 @@ static void assert_upgraded(struct fix *f) {
         assert_int_equal(count(f, "ers_document"), 3);
         assert_int_equal(count(f, "ers_document_part"), 3);
         assert_int_equal(q_int(raw(f), "SELECT documents_fetched FROM ers_referral_inbox WHERE ubrn = ?", "000000000001"), 3);
+        /* version 5: the new columns NULL, the new tables empty, the view's new column */
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_referral WHERE clinical_info_last_updated IS NULL "
+                                  "AND appointment_status IS NULL AND advice_request IS NULL", NULL), 1);
+        assert_int_equal(q_int(raw(f), "SELECT COUNT(*) FROM ers_document WHERE document_type IS NULL AND "
+                                  "description IS NULL AND attached_on_behalf_of IS NULL", NULL), 3);
+        assert_int_equal(count(f, "ers_referral_requirement"), 0);
+        assert_int_equal(count(f, "ers_referral_answer"), 0);
+        assert_int_equal(count(f, "ers_outbox"), 0);
+        assert_int_equal(q_int(raw(f), "SELECT additional_requirements FROM ers_referral_inbox WHERE ubrn = ?",
+                               "000000000001"), 0);
 }
 
 static void upgrade_from(struct fix *f, int version, const char *first_step) {
@@ -1251,6 +1338,12 @@ static void test_schema_upgrade_from_v2(void **state) {
 
 static void test_schema_upgrade_from_v3(void **state) {
         upgrade_from(*state, 3, "ALTER TABLE ers_document ADD COLUMN occurrence INTEGER DEFAULT 0 NOT NULL");
+}
+
+static void test_schema_upgrade_from_v4(void **state) {
+        upgrade_from(*state, 4, G.kind == ENGINE_MARIADB
+                                        ? "ALTER TABLE ers_referral ADD COLUMN clinical_info_last_updated LONGTEXT"
+                                        : "ALTER TABLE ers_referral ADD COLUMN clinical_info_last_updated TEXT");
 }
 
 /* The schema's shape as the engine's catalog describes it: columns (name, position, type, nullability,
@@ -1333,7 +1426,7 @@ static void test_schema_upgraded_is_fresh(void **state) {
         assert_non_null(strstr(want, G.kind == ENGINE_SQLITE ? "ers_document sqlite_autoindex_ers_document_2 1 u 3 "
                                                                "attachment_key"
                                                              : "ers_document_identity"));
-        for (int version = 1; version <= 3; version++) {
+        for (int version = 1; version <= 4; version++) {
                 struct fix g = { .p = NULL };
                 char *got;
 
@@ -1372,6 +1465,20 @@ static void test_own_texts_cut_on_a_character(void **state) {
         struct fix *f = *state;
 
         pas_whole_own_texts(f->p, f->conn, work);
+}
+
+/* Issue 15: every element the walk keeps, the additional requirements, whole; a new version replaces them. */
+static void test_every_element_stored_whole(void **state) {
+        struct fix *f = *state;
+
+        pas_elements_whole(f->p, f->conn, work);
+}
+
+/* Issue 15: each A005 answer kept exactly (SHA-256, size), one row per distinct answer of a version. */
+static void test_answers_kept_exact(void **state) {
+        struct fix *f = *state;
+
+        pas_elements_answers(f->p, f->conn);
 }
 
 /* Issue 13, defect 16: a letter and an attachment with one id; one id twice. */
@@ -2132,10 +2239,13 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v1, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v2, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v3, setup_empty, teardown),       \
+        cmocka_unit_test_setup_teardown(test_schema_upgrade_from_v4, setup_empty, teardown),       \
         cmocka_unit_test_setup_teardown(test_schema_upgraded_is_fresh, setup_empty, teardown),     \
         cmocka_unit_test_setup_teardown(test_long_texts_stored_whole, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_own_texts_cut_on_a_character, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_every_element_stored_whole, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(test_answers_kept_exact, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_sync_mapping, setup, teardown),                           \
@@ -2163,6 +2273,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_outbox_pas_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_psqlodbc_logs_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
@@ -2171,6 +2282,7 @@ int main(int argc, char **argv) {
                 ENGINE_TESTS,
                 cmocka_unit_test_setup_teardown(test_single_writer_lock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_least_privilege_grants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_outbox_pas_grants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_wait_is_transient, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_end_to_end, setup, teardown),
         };

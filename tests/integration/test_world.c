@@ -1127,8 +1127,11 @@ static void check_commands(struct run_ctx *x)
 
 static void check_settled(struct run_ctx *x, const struct round *last)
 {
+        char answers[sizeof x->world_file + 16];
+        snprintf(answers, sizeof answers, "%s.answers", x->world_file); /* the mock's note of the A005s it served */
         struct wcheck c = { .d = x->db, .g = x->g, .history = x->history, .n_history = x->n_history,
-                            .park_after = PARK_AFTER, .seen = &x->seen, .sink = say_line, .userdata = x };
+                            .park_after = PARK_AFTER, .seen = &x->seen, .sink = say_line, .userdata = x,
+                            .answers_served = answers };
 
         world_check(&c); /* its mismatches are counted by say_line(), once each */
         x->fig.documents = c.documents > x->fig.documents ? c.documents : x->fig.documents;

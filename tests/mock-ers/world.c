@@ -23,10 +23,13 @@
  * or kill ersd at an exact request, so a run replays from its seed.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mock.h"
 
@@ -50,6 +53,7 @@ struct world {
         size_t n_blobs;
         struct attachment **by_binary;   /* owned: blobs sorted by binary id */
         struct world *older;             /* owned: the world this one replaced */
+        char answers[PATH_MAX];          /* "<file>.answers": every A005 answer rendered, a line each */
 };
 
 /* ---- reading the file ------------------------------------------------------------ */
@@ -280,6 +284,8 @@ int world_load(struct mock *m, const char *path, char *why, size_t why_len)
                 world_destroy(w);
                 return r;
         }
+        if ((size_t)snprintf(w->answers, sizeof w->answers, "%s.answers", path) >= sizeof w->answers)
+                w->answers[0] = '\0';
         pthread_mutex_lock(&m->lock);
         w->older = m->world;
         m->world = w;
@@ -423,6 +429,48 @@ static json_object *state_extension(json_object *o)
         return e;
 }
 
+/* A referral's additional requirements, as the published examples carry them: one extension each, its
+ * "type" coding and its "comments" nested, the values as the world gives them. */
+static void requirements(json_object *exts, json_object *reqs)
+{
+        for (size_t i = 0; json_object_is_type(reqs, json_type_array) && i < json_object_array_length(reqs); i++) {
+                json_object *q = json_object_array_get_idx(reqs, i), *inner = json_object_new_array();
+                json_object *code = value(q, "code"), *display = value(q, "display"), *comments = value(q, "comments");
+
+                if (code || display)
+                        json_object_array_add(inner, fhir_ext("type", "valueCoding",
+                                                              coding(CS "eRS-AdditionalRequirementType-1", code,
+                                                                     display)));
+                if (comments)
+                        json_object_array_add(inner, fhir_ext("comments", "valueString", comments));
+                json_object *e = fhir_ext(SD "Extension-eRS-AdditionalRequirement-1", NULL, NULL);
+                fhir_put(e, "extension", inner);
+                json_object_array_add(exts, e);
+        }
+}
+
+/* Notes an A005 answer rendered, for the test to check the PAS kept exactly what was served: one line
+ * "<ubrn> <version> <sha256> <bytes>" appended to the world's answers file (one write: whole lines
+ * from any number of threads). */
+static void answer_rendered(const struct world *w, const char *ubrn, int64_t version, const char *body, size_t len)
+{
+        unsigned char sha[32];
+        char hex[65], line[128];
+        int fd;
+
+        if (!w->answers[0])
+                return;
+        sha256_buf(body, len, sha);
+        sha256_hex(sha, hex);
+        int n = snprintf(line, sizeof line, "%s %lld %s %zu\n", ubrn, (long long)version, hex, len);
+        fd = open(w->answers, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return;
+        if (write(fd, line, (size_t)n) != n)
+                fprintf(stderr, "mock-ers: %s: cannot note an answer\n", w->answers);
+        close(fd);
+}
+
 static json_object *appointment(json_object *a, const char *ubrn, int64_t version, json_object *nhs)
 {
         json_object *o = json_object_new_object();
@@ -527,7 +575,8 @@ static json_object *document_reference(json_object *att, size_t k)
 
 char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, int64_t *ret_version)
 {
-        struct world_referral *r = find_referral(current(m), ubrn);
+        struct world *w = current(m);
+        struct world_referral *r = find_referral(w, ubrn);
         json_object *o, *exts, *contained, *support, *v, *x = NULL;
         char buf[160];
 
@@ -558,6 +607,7 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
         if ((v = value(x, "commissioning_org")))
                 ext_if(exts, SD "Extension-eRS-Commissioning-Rule-Org-1", "valueIdentifier", identifier(SYS_ODS, v));
         json_object_array_add(exts, state_extension(x));
+        requirements(exts, member(x, "requirements"));
         fhir_put(o, "extension", exts);
 
         if (json_object_is_type(slist, json_type_array))
@@ -609,7 +659,10 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
         if ((v = value(x, "request_id")))
                 fhir_put(o, "identifier", fhir_arr1(identifier("https://fhir.nhs.uk/Id/ers-request-id", v)));
         *ret_version = r->version;
-        return json_text(o, ret_len);
+        char *text = json_text(o, ret_len);
+        if (text)
+                answer_rendered(w, r->ubrn, r->version, text, *ret_len);
+        return text;
 }
 
 /* ---- A008 ----------------------------------------------------------------------------- */

@@ -48,8 +48,7 @@ char *pas_whole_text(size_t len, unsigned seed) {
         return s;
 }
 
-/* The independent connection's value of `sql` (one text parameter) equals `want`, byte for byte. */
-static void assert_read(struct db *raw, const char *sql, const char *param, const char *want) {
+void pas_whole_assert_read(struct db *raw, const char *sql, const char *param, const char *want) {
         const char *ps[] = { param };
         char *got = db_text(raw, sql, 1, ps, NULL);
 
@@ -191,25 +190,25 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
         for (size_t i = 0; i < sizeof referral_columns / sizeof referral_columns[0]; i++) {
                 char sql[128];
                 snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", referral_columns[i].column);
-                assert_read(raw, sql, ubrn, t[referral_columns[i].text]);
+                pas_whole_assert_read(raw, sql, ubrn, t[referral_columns[i].text]);
         }
-        assert_read(raw, "SELECT commissioning_org FROM ers_referral WHERE ubrn = ?", ubrn, ods);
-        assert_read(raw, "SELECT service_name FROM ers_retry WHERE ubrn = ?", ubrn, t[2]);
-        assert_read(raw, "SELECT priority FROM ers_retry WHERE ubrn = ?", ubrn, t[21]);
-        assert_read(raw, "SELECT service_name FROM ers_referral_inbox WHERE ubrn = ?", ubrn, t[2]);
+        pas_whole_assert_read(raw, "SELECT commissioning_org FROM ers_referral WHERE ubrn = ?", ubrn, ods);
+        pas_whole_assert_read(raw, "SELECT service_name FROM ers_retry WHERE ubrn = ?", ubrn, t[2]);
+        pas_whole_assert_read(raw, "SELECT priority FROM ers_retry WHERE ubrn = ?", ubrn, t[21]);
+        pas_whole_assert_read(raw, "SELECT service_name FROM ers_referral_inbox WHERE ubrn = ?", ubrn, t[2]);
 
         char *doc = document_id_of(raw, ubrn, "ATTACHMENT", id, 0, 1);
-        assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc, id);
-        assert_read(raw, "SELECT title FROM ers_document WHERE document_id = ?", doc, title);
-        assert_read(raw, "SELECT content_type FROM ers_document WHERE document_id = ?", doc, t[18]);
-        assert_read(raw, "SELECT created FROM ers_document WHERE document_id = ?", doc, t[19]);
-        assert_read(raw, "SELECT attached_by_user FROM ers_document WHERE document_id = ?", doc, t[20]);
-        assert_read(raw, "SELECT attached_by_org FROM ers_document WHERE document_id = ?", doc, ods);
+        pas_whole_assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc, id);
+        pas_whole_assert_read(raw, "SELECT title FROM ers_document WHERE document_id = ?", doc, title);
+        pas_whole_assert_read(raw, "SELECT content_type FROM ers_document WHERE document_id = ?", doc, t[18]);
+        pas_whole_assert_read(raw, "SELECT created FROM ers_document WHERE document_id = ?", doc, t[19]);
+        pas_whole_assert_read(raw, "SELECT attached_by_user FROM ers_document WHERE document_id = ?", doc, t[20]);
+        pas_whole_assert_read(raw, "SELECT attached_by_org FROM ers_document WHERE document_id = ?", doc, ods);
         assert_bytes(raw, doc, sha, 5000);
         char *doc2 = document_id_of(raw, ubrn, "ATTACHMENT", id2, 0, 1);
-        assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc2, id2);
-        assert_read(raw, "SELECT availability FROM ers_document WHERE document_id = ?", doc2, t[21]);
-        assert_read(raw, "SELECT title FROM ers_document WHERE document_id = ?", doc2, t[22]);
+        pas_whole_assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc2, id2);
+        pas_whole_assert_read(raw, "SELECT availability FROM ers_document WHERE document_id = ?", doc2, t[21]);
+        pas_whole_assert_read(raw, "SELECT title FROM ers_document WHERE document_id = ?", doc2, t[22]);
         free(doc2);
 
         /* and through every read of pas.h that returns them */
@@ -356,7 +355,7 @@ void pas_whole_own_texts(struct pas *p, const char *connection, const char *dir)
         if (pas_put_document(tx, &d2, -1, NULL, &e) < 0)
                 fail_msg("a reason ending in a cut character refused: %s", e.msg);
         assert_int_equal(pas_commit(tx, &e), 0);
-        assert_read(raw, "SELECT not_fetched_reason FROM ers_document WHERE attachment_id = 'att-cut' AND ubrn = ?",
+        pas_whole_assert_read(raw, "SELECT not_fetched_reason FROM ers_document WHERE attachment_id = 'att-cut' AND ubrn = ?",
                     ubrn, "e-RS would not release it: caf\xc3\xa9 ");
 
         free(reason);
@@ -418,9 +417,9 @@ void pas_whole_identity(struct pas *p, const char *connection, const char *dir) 
                 char occurrence[16];
                 snprintf(occurrence, sizeof occurrence, "%u", docs[i].occurrence);
                 assert_bytes(raw, doc, sha[i], docs[i].size);
-                assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc, docs[i].id);
-                assert_read(raw, "SELECT kind FROM ers_document WHERE document_id = ?", doc, docs[i].kind_name);
-                assert_read(raw, "SELECT occurrence FROM ers_document WHERE document_id = ?", doc, occurrence);
+                pas_whole_assert_read(raw, "SELECT attachment_id FROM ers_document WHERE document_id = ?", doc, docs[i].id);
+                pas_whole_assert_read(raw, "SELECT kind FROM ers_document WHERE document_id = ?", doc, docs[i].kind_name);
+                pas_whole_assert_read(raw, "SELECT occurrence FROM ers_document WHERE document_id = ?", doc, occurrence);
                 free(doc);
                 struct document_state st;
                 assert_int_equal(pas_document_get(p, ubrn, ubrn, docs[i].kind, docs[i].id, docs[i].occurrence, &st,

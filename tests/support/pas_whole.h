@@ -26,6 +26,12 @@
  */
 char *pas_whole_text(size_t len, unsigned seed);
 
+/* The value of `sql` (one text parameter) read through the independent
+ * connection `raw` equals `want`, byte for byte; else the test fails, saying
+ * the lengths (never the value). */
+struct db;
+void pas_whole_assert_read(struct db *raw, const char *sql, const char *param, const char *want);
+
 /*
  * Defect 8: a referral, its worklist entry, its retry row and two documents
  * whose every e-RS text is long (ids of 300 bytes, titles, display names and

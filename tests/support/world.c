@@ -455,6 +455,23 @@ static void service_pair(struct wgen *g, const char *service, struct wt *id, str
 }
 
 /* Fields that a new version may change. */
+/* A referral's additional requirements, now and then (issue 15): one to four, a code e-RS knows or not,
+ * a display, the referrer's words about it; unusual shapes as every value has them. */
+static void requirements(struct wgen *g, struct wref *r)
+{
+        static const char *const codes[] = { "INTERPRETER", "ADVOCACY", "TRANSPORT" };
+        static const char *const displays[] = { "Interpreter", "Advocacy", "Transport" };
+        static const char *const words[] = { "Needs a Polish interpreter", "Wheelchair transport \xe2\x80\x94 both ways",
+                                             "Advocate to attend \"all\" visits" };
+
+        r->n_reqs = chance(g, 300) ? 1 + below(g, WORLD_REQUIREMENTS_MAX) : 0;
+        for (size_t i = 0; i < r->n_reqs; i++) {
+                r->reqs[i].code = CODE(g, codes, 32, 30);
+                r->reqs[i].display = free_text(g, PICK(g, displays), 64, 100, 0);
+                r->reqs[i].comments = free_text(g, PICK(g, words), 255, 500, 0);
+        }
+}
+
 static void vary(struct wgen *g, struct wref *r)
 {
         static const char *const states[] = { "APPT_CANCELLED_BY_PATIENT", "APPT_CANCELLED_BY_PROVIDER",
@@ -474,6 +491,7 @@ static void vary(struct wgen *g, struct wref *r)
         r->reason = chance(g, 300) ? CODE(g, reasons, 64, 0) : absent();
         r->comment = chance(g, 500) ? free_text(g, PICK(g, comments), 0, 0, 0) : absent();
         r->status = CODE(g, statuses, 32, 30);
+        requirements(g, r);
         if (r->booked) {
                 r->appt_start = when(g, false);
                 r->appt_end = when(g, false);
@@ -1102,6 +1120,17 @@ static json_object *ref_json(const struct wref *r)
         for (size_t i = 0; i < r->n_related; i++)
                 json_object_array_add(rel, json_object_new_string(r->related[i]));
         json_object_object_add(o, "related", rel);
+        if (r->n_reqs > 0) {
+                json_object *reqs = json_object_new_array();
+                for (size_t i = 0; i < r->n_reqs; i++) {
+                        json_object *q = json_object_new_object();
+                        put_wt(q, "code", &r->reqs[i].code);
+                        put_wt(q, "display", &r->reqs[i].display);
+                        put_wt(q, "comments", &r->reqs[i].comments);
+                        json_object_array_add(reqs, q);
+                }
+                json_object_object_add(o, "requirements", reqs);
+        }
         for (size_t k = 0; k < r->n_docs; k++)
                 json_object_array_add(docs, doc_json(&r->docs[k]));
         json_object_object_add(o, "attachments", docs);

@@ -33,6 +33,8 @@
  *   - A worklist entry's referralRequestVersion is A005's, one ahead of it,
  *     or absent (APPOINTMENT_SLOT_ISSUES entries never carry one).
  *   - A referral is on one worklist at most, always the same one.
+ *   - Additional requirements change only with a new version (they are
+ *     drawn again with every one).
  * Texts and ids: every legal shape, lengths under, at and over the schema's
  * column widths with multi-byte UTF-8 at the boundary, control, C1 and bidi
  * characters, NULs, ids that collide once sanitised, duplicated ids, an id
@@ -49,6 +51,7 @@
 #define WORLD_DOCS_MAX 40   /* documents of a referral and its related referrals together */
 #define WORLD_RELATED_MAX 3 /* related referrals of one referral */
 #define WORLD_WORKLISTS 3
+#define WORLD_REQUIREMENTS_MAX 4 /* additional requirements of one referral (the specification allows 3) */
 
 /* The worklists of the test's configuration: name, list type, service. */
 struct world_worklist {
@@ -75,6 +78,12 @@ struct wdoc {
         uint64_t bytes;
 };
 
+/* An additional requirement (Extension-eRS-AdditionalRequirement-1, the published examples' shape: a
+ * nested "type" coding of system eRS-AdditionalRequirementType-1 and "comments"). */
+struct wreq {
+        struct wt code, display, comments;
+};
+
 struct wref {
         char ubrn[13];
         bool related_only;  /* reached only as another referral's related referral */
@@ -89,6 +98,8 @@ struct wref {
         struct wt sl_id, sl_name;
         char related[WORLD_RELATED_MAX][13];
         size_t n_related;
+        struct wreq reqs[WORLD_REQUIREMENTS_MAX]; /* in e-RS's order; a new set with every new version */
+        size_t n_reqs;
         struct wdoc *docs;  /* owned */
         size_t n_docs;
         uint64_t letter_bytes; /* the letter's seed is world_letter_seed(ubrn, version) */

@@ -1001,6 +1001,7 @@ static unsigned compare_all(struct wcheck *c, bool say, struct pas *p, const str
                 return 1;
         }
         n += compare_referral(c, say, who, m, got);
+        n += wcheck_compare_requirements(c, say, who, m);
         if (m->related_only)
                 return n; /* its documents are shown with the referrals pointing at it */
         n += compare_related(c, say, p, w, m);
@@ -1238,6 +1239,8 @@ unsigned world_check(struct wcheck *c)
                         wcheck_say(c, "UBRN %s: a ledger row for a referral no worklist listed", ubrn ? ubrn : "NULL");
         }
         check_audit(c, &p);
+        c->answers = 0;
+        wcheck_answers(c);
         c->documents = (unsigned)p.documents.n;
         remember_seen(c, &p.referrals);
         pas_free(&p);

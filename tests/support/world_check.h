@@ -26,7 +26,9 @@
  *     hold bytes e-RS served under that id; letters of older versions stay;
  *   - every document row is named by an audit row of its referral, every
  *     line of an audit row's document list names a document of it, and no
- *     audit row records a write that changed nothing.
+ *     audit row records a write that changed nothing;
+ *   - a referral's additional requirements are the model's, in order, whole;
+ *     every A005 answer kept is one the mock served, byte for byte.
  * Texts: whole; a NUL in free text as U+FFFD, a code or id holding a NUL
  * NULL.  Each mismatch is one line on stderr naming the UBRN and what
  * differs, expected against got: never a patient identifier, never the
@@ -67,12 +69,27 @@ struct wcheck {
         unsigned documents;           /* documents compared (fetched ones reassembled) */
         unsigned mismatches;
         unsigned said;                /* mismatch lines printed (at most WCHECK_SAY_MAX) */
+        /* Issue 15.  In, may be NULL: the mock's note of every A005 answer it rendered (world mode,
+         * "<world file>.answers"), against which the answers kept are checked. */
+        const char *answers_served;
+        unsigned answers;             /* out: answers kept that were checked */
 };
 
 #define WCHECK_SAY_MAX 60
 
 /* Compares; returns c->mismatches. */
 unsigned world_check(struct wcheck *c);
+
+/* Issue 15 (world_elements.c).  The additional requirements of referral m
+ * (ers_referral_requirement) against the model: their number and order, each
+ * value whole; the differences (told when say). */
+unsigned wcheck_compare_requirements(struct wcheck *c, bool say, const char *who, const struct wref *m);
+
+/* Every A005 answer the PAS keeps is one the mock served (c->answers_served),
+ * byte for byte (its UBRN, version, SHA-256 and size as noted, its body
+ * rehashed from the PAS), and every referral row has an answer of its
+ * version.  The mismatches (told); nothing without c->answers_served. */
+unsigned wcheck_answers(struct wcheck *c);
 
 /* One mismatch line ("world: MISMATCH …"), counted; printf-like. */
 void wcheck_say(struct wcheck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

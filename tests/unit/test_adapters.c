@@ -41,12 +41,13 @@ static const struct adapter *const all[] = {
 
 /* The tables and indexes every vendor's DDL creates, in order. */
 static const char *const tables[] = {
-        "ers_schema_version", "ers_referral", "ers_referral_related", "ers_document", "ers_document_part",
-        "ers_ledger",         "ers_lease",    "ers_retry",            "ers_budget",   "ers_poll",
-        "ers_audit",          "ers_worklist_entry",
+        "ers_schema_version", "ers_referral",      "ers_referral_related", "ers_referral_requirement",
+        "ers_referral_answer", "ers_document",     "ers_document_part",    "ers_ledger",
+        "ers_lease",          "ers_retry",         "ers_budget",           "ers_poll",
+        "ers_audit",          "ers_worklist_entry", "ers_outbox",
 };
 static const char *const indexes[] = { "ers_referral_patient_match", "ers_document_ubrn", "ers_retry_next",
-                                       "ers_worklist_entry_ubrn" };
+                                       "ers_worklist_entry_ubrn",    "ers_outbox_due",    "ers_outbox_ubrn" };
 
 /* ---------------------------------------------------------------------- */
 /* A tokeniser that knows where SQL text is code and where it is quoted.   */
@@ -164,6 +165,23 @@ static void created_name(const char *code, const char *what, char *ret, size_t n
 /* ---------------------------------------------------------------------- */
 /* The DDL.                                                                */
 
+/* The statement of a's DDL that creates table `name`. */
+static const char *create_of(const struct adapter *a, const char *name) {
+        const char *const *ddl = a->ops->schema();
+        char got[64];
+
+        for (size_t k = 0; ddl[k]; k++) {
+                struct scan sc;
+                scan(a, ddl[k], &sc);
+                created_name(sc.code, "CREATE TABLE", got, sizeof got);
+                if (strcmp(got, name) == 0)
+                        return ddl[k];
+        }
+        fail_msg("%s: no table %s", a->name, name);
+        return "";
+}
+
+
 /* adapter.h's rules, for every statement of every vendor. */
 static void test_ddl_rules(void **state) {
         (void) state;
@@ -255,7 +273,8 @@ static void test_ddl_dialects(void **state) {
                                         assert_non_null(strstr(sc.code, "CREATE OR REPLACE VIEW"));
                                 }
                                 assert_false(strstr(sc.code, "CREATE TABLE") && has_word(sc.code, "BLOB") &&
-                                             !strstr(sc.code, "DATA BLOB NOT NULL"));
+                                             !strstr(sc.code, "DATA BLOB NOT NULL") &&
+                                             !strstr(sc.code, "BODY BLOB NOT NULL"));
                         }
                         if (sqlserver) {
                                 assert_false(has_word(sc.code, "NVARCHAR2") || has_word(sc.code, "BLOB"));
@@ -276,17 +295,29 @@ static void test_ddl_dialects(void **state) {
                         }
                 }
         }
-        /* the binary column, per vendor */
-        assert_non_null(strstr(adapter_sqlserver.ops->schema()[6], "data VARBINARY(MAX) NOT NULL"));
-        assert_non_null(strstr(adapter_oracle.ops->schema()[6], "data BLOB NOT NULL"));
-        assert_non_null(strstr(adapter_oracle.ops->schema()[1], "state_comment NCLOB"));
-        assert_non_null(strstr(adapter_oracle.ops->schema()[1], "version NUMBER(19) NOT NULL"));
-        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "state_comment NVARCHAR(MAX)"));
-        assert_non_null(strstr(adapter_sqlserver.ops->schema()[1], "nhs_number NVARCHAR(MAX)"));
-        assert_non_null(strstr(adapter_oracle.ops->schema()[4], "attachment_id NCLOB NOT NULL"));
-        assert_non_null(strstr(adapter_mariadb.ops->schema()[4], "attachment_id LONGTEXT NOT NULL"));
-        assert_non_null(strstr(adapter_mariadb.ops->schema()[1], "state_comment LONGTEXT"));
-        assert_non_null(strstr(adapter_postgresql.ops->schema()[4], "title TEXT"));
+        /* the binary columns, per vendor */
+        assert_non_null(strstr(create_of(&adapter_sqlserver, "ers_document_part"), "data VARBINARY(MAX) NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_document_part"), "data BLOB NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_sqlserver, "ers_referral_answer"), "body VARBINARY(MAX) NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_referral_answer"), "body BLOB NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_postgresql, "ers_referral_answer"), "body BYTEA NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_mariadb, "ers_referral_answer"), "body LONGBLOB NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_referral"), "state_comment NCLOB"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_referral"), "version NUMBER(19) NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_sqlserver, "ers_referral"), "state_comment NVARCHAR(MAX)"));
+        assert_non_null(strstr(create_of(&adapter_sqlserver, "ers_referral"), "nhs_number NVARCHAR(MAX)"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_document"), "attachment_id NCLOB NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_mariadb, "ers_document"), "attachment_id LONGTEXT NOT NULL"));
+        assert_non_null(strstr(create_of(&adapter_mariadb, "ers_referral"), "state_comment LONGTEXT"));
+        assert_non_null(strstr(create_of(&adapter_postgresql, "ers_document"), "title TEXT"));
+        /* the outbox's key: numbered by the database, in the order of insertion */
+        assert_non_null(strstr(create_of(&adapter_sqlite, "ers_outbox"), "id INTEGER PRIMARY KEY AUTOINCREMENT,"));
+        assert_non_null(strstr(create_of(&adapter_postgresql, "ers_outbox"),
+                               "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
+        assert_non_null(strstr(create_of(&adapter_mariadb, "ers_outbox"), "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"));
+        assert_non_null(strstr(create_of(&adapter_sqlserver, "ers_outbox"), "id BIGINT IDENTITY(1,1) NOT NULL PRIMARY KEY,"));
+        assert_non_null(strstr(create_of(&adapter_oracle, "ers_outbox"),
+                               "id NUMBER(19) GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
 }
 
 /* The spelling of "text of any length" (schema.h's TEXT) per vendor. */
@@ -313,18 +344,10 @@ static bool text_in(const struct adapter *a, const char *code, const char *colum
 
 /* Whether `column` is a TEXT in table `table` (lower case) of a's DDL. */
 static bool is_text_column(const struct adapter *a, const char *table, const char *column) {
-        const char *const *ddl = a->ops->schema();
-        char name[64];
+        struct scan sc;
 
-        for (size_t k = 0; ddl[k]; k++) {
-                struct scan sc;
-                scan(a, ddl[k], &sc);
-                created_name(sc.code, "CREATE TABLE", name, sizeof name);
-                if (strcmp(name, table) == 0)
-                        return text_in(a, sc.code, column);
-        }
-        fail_msg("%s: no table %s", a->name, table);
-        return false;
+        scan(a, create_of(a, table), &sc);
+        return text_in(a, sc.code, column);
 }
 
 /* Each identifier of the column list "(a, b, c)" at or after s (upper case, code). */
@@ -447,7 +470,27 @@ static void test_upgrade_steps(void **state) {
                 assert_non_null(s);
                 assert_non_null(strstr(s[0].sql, "ALTER TABLE ers_ledger ADD"));
                 assert_null(cases[i].a->ops->upgrade(0));
-                assert_null(cases[i].a->ops->upgrade(4));
+                assert_null(cases[i].a->ops->upgrade(5));
+                /* from version 4: the version-5 columns, each in the vendor's spelling of ADD */
+                s = cases[i].a->ops->upgrade(4);
+                assert_non_null(s);
+                size_t columns = 0;
+                for (n = 0; s[n].sql || s[n].run; n++) {
+                        assert_non_null(s[n].sql);
+                        if (!s[n].column) {
+                                assert_ptr_equal(cases[i].a, &adapter_sqlite); /* its view, dropped to be made again */
+                                assert_string_equal(s[n].sql, "DROP VIEW IF EXISTS ers_referral_inbox");
+                                continue;
+                        }
+                        char add[160];
+                        snprintf(add, sizeof add, "ALTER TABLE %s ADD%s %s %s", s[n].table,
+                                 cases[i].a == &adapter_sqlserver || cases[i].a == &adapter_oracle ? "" : " COLUMN",
+                                 s[n].column, text_type(cases[i].a));
+                        assert_string_equal(s[n].sql, add);
+                        columns++;
+                }
+                assert_int_equal(columns, 18); /* 15 of ers_referral, 3 of ers_document */
+                assert_string_equal(s[0].column, "clinical_info_last_updated");
                 for (long long from = 1; from <= 3; from++) {
                         size_t c_steps = 0, identity = 0;
                         s = cases[i].a->ops->upgrade(from);

@@ -56,7 +56,11 @@
         "INSERT INTO inbound VALUES (:ubrn, :version, :nhs_number, :nhs_number_valid, :priority, :state, "         \
         ":state_reason, :specialty, :specialty_display, :service_id, :service_name, :referral_type, "              \
         ":clinical_info_first_submitted, :appointment_start, :appointment_end, :commissioning_org, :request_id, "  \
-        ":status, :intent, :worklist, :synced_at, :pas_patient_id, :patient_match)"
+        ":status, :intent, :worklist, :synced_at, :pas_patient_id, :patient_match, :clinical_info_last_updated, "   \
+        ":state_reason_system, :state_reason_display, :appointment_reference, :appointment_status, "              \
+        ":appointment_created, :appointment_reason, :appointment_reason_system, :appointment_reason_display, "    \
+        ":appointment_comment, :appointment_slot, :appointment_clinician, :clinic_type, :named_clinician, "      \
+        ":advice_request, :additional_requirements)"
 #define MAP_DB(lines) "database: {\n  connection = \"DSN=pas\";\n  mapping: {\n" lines "  };\n};\n"
 
 static char dir[PATH_MAX];       /* the temporary directory, absolute, resolved */

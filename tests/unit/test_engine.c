@@ -2,7 +2,7 @@
 /*
  * The sync engine (daemon/sync.h: sync_once, sync_one) in rounds against a
  * scripted e-RS (tests/fake/fake_ers.h, linked in place of daemon/ers.o) and
- * a throwaway SQLite PAS (the real adapter, schema version 4), each round in
+ * a throwaway SQLite PAS (the real adapter, schema version 5), each round in
  * milliseconds: no network, no database server, no sleep (the clocks are the
  * test's: tests/fake/fake_clock.h).  The PAS connection can be broken
  * mid-round (tests/fake/fake_odbc.h).
@@ -15,6 +15,10 @@
  * must have left.  Times in the PAS are printed as seconds from the
  * scenario's start ("t+60"); NHS numbers by name (never the number: test
  * output is scanned for patient identifiers); documents by their bytes.
+ * The A005 answers kept (ers_referral_answer) are checked after every round
+ * (check_answers(): bytes e-RS served, one for every referral version) and
+ * printed where a scenario asks (fix.dump_answers), as they hold the whole
+ * referral and every write adds one.
  *
  * Run from the repository root (the SQLite3 ODBC driver registered, as for
  * test_pas).  ERSD_TEST_LOG=debug (or info, warning) shows ersd's log lines.
@@ -92,6 +96,7 @@ struct fix {
         bool pas_gone;        /* the writer's connection was found lost this round */
         bool pas_back;        /* and the PAS came back */
         double slept_at_step; /* fake_clock_slept() at the last between_referrals() call */
+        bool dump_answers;     /* pas_dump() prints the A005 answers kept (else run_round() checks them only) */
 };
 
 /* ---- what the observer is told ------------------------------------------------------------- */
@@ -160,7 +165,8 @@ struct dump {
         size_t n_docs;
         const char *table;
         const char *const *names; /* column labels; "" prints the value alone */
-        const char *kinds;        /* per column: t text, T time, N NHS number, C correlation id, S content */
+        const char *kinds;        /* per column: t text, T time, N NHS number, C correlation id, S content, A an
+                                     answer's SHA-256 */
 };
 
 static void dump_add(struct dump *d, const char *s) {
@@ -222,6 +228,9 @@ static void render(struct dump *d, char kind, const char *v, char *out, size_t n
                 return;
         case 'N':
                 snprintf(out, n, "%s", strcmp(v, NHS_A) == 0 ? "NHS_A" : strcmp(v, NHS_B) == 0 ? "NHS_B" : "NHS_?");
+                return;
+        case 'A': /* an A005 answer's SHA-256: whether e-RS served those bytes (never the bytes: an NHS number) */
+                snprintf(out, n, "%s", fake_ers_served(v) ? "served" : "(bytes e-RS never served)");
                 return;
         case 'S': {
                 const char *served = fake_ers_served(v);
@@ -354,6 +363,8 @@ static char *pas_dump(struct fix *f) {
         static const char *const referral_names[] = { "",         "v", "nhs=",      "valid=", "",      "",
                                                       "service=", "",  "worklist=", "first=", "last=", "" };
         static const char *const related_names[] = { "", "related=" };
+        static const char *const requirement_names[] = { "", "#", "", "display=", "system=", "comments=" };
+        static const char *const answer_names[] = { "", "v", "corr=", "at=", "bytes=", "" };
         static const char *const document_names[] = { "",       "",       "",        "",        "",        "",
                                                       "",       "v",      "",        "",        "",        "",
                                                       "parts=", "avail=", "reason=", "stored=", "removed=" };
@@ -374,6 +385,15 @@ static char *pas_dump(struct fix *f) {
                    referral_names, "ttNttttttTTt");
         dump_table(&d, "related", "SELECT ubrn, related_ubrn FROM ers_referral_related ORDER BY 1, 2", related_names,
                    "tt");
+        dump_table(&d, "requirement",
+                   "SELECT ubrn, seq, code, display, code_system, comments FROM ers_referral_requirement "
+                   "ORDER BY 1, 2",
+                   requirement_names, "tttttt");
+        if (f->dump_answers)
+                dump_table(&d, "answer",
+                           "SELECT ubrn, version, correlation_id, received_at, size_bytes, sha256 "
+                           "FROM ers_referral_answer ORDER BY ubrn, version, received_at, correlation_id",
+                           answer_names, "ttCTtA");
         d.names = document_names;
         d.kinds = "ttttttttttSttttTT";
         assert_true(db_each_row(f->db,
@@ -424,6 +444,38 @@ static char *pas_dump(struct fix *f) {
         if (!d.text)
                 dump_add(&d, "");
         return d.text;
+}
+
+/* Every A005 answer kept (ers_referral_answer) is bytes e-RS served, whole: its
+ * body hashes to its sha256 column, is size_bytes long and is what the fake
+ * served under that SHA-256; and every referral row has an answer kept of its
+ * version.  Checked after every round of every scenario (the answers are
+ * printed only where a scenario asks: f->dump_answers). */
+static int check_answer_row(void *userdata, int ncols, char **vals, const size_t *lens) {
+        struct fix *f = userdata;
+        const char *params[] = { vals[0], vals[1], vals[2] };
+        char hex[65] = "";
+        int64_t size = -1;
+
+        (void) lens;
+        assert_int_equal(ncols, 4);
+        if (db_bytes_sha256(f->db, "SELECT body FROM ers_referral_answer WHERE ubrn = ? AND version = ? "
+                                   "AND sha256 = ?", 3, params, hex, &size) < 0 ||
+            strcmp(hex, vals[2]) != 0 || size != strtoll(vals[3], NULL, 10))
+                fail_msg("answer of %s v%s: its bytes are not its sha256 and size_bytes", vals[0], vals[1]);
+        const char *served = fake_ers_served(vals[2]);
+        if (!served || (int64_t) strlen(served) != size)
+                fail_msg("answer of %s v%s: bytes e-RS never served", vals[0], vals[1]);
+        return 0;
+}
+
+static void check_answers(struct fix *f) {
+        assert_true(db_each_row(f->db, "SELECT ubrn, version, sha256, size_bytes FROM ers_referral_answer", 0, NULL,
+                                check_answer_row, f) >= 0);
+        assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM ers_referral r WHERE NOT EXISTS (SELECT 1 FROM "
+                                       "ers_referral_answer a WHERE a.ubrn = r.ubrn AND a.version = r.version)",
+                                0, NULL),
+                         0);
 }
 
 /* Line `line` (n bytes, without its newline) is a whole line of `text`. */
@@ -750,6 +802,7 @@ static void run_round(struct fix *f, const struct round *rd) {
         }
         free(f->last_pas);
         f->last_pas = text;
+        check_answers(f);
         if (spooled(f) != rd->spooled) {
                 fprintf(stderr, "%s: %u file(s) in the spool, expected %u\n", rd->name, spooled(f), rd->spooled);
                 same = false;
@@ -850,6 +903,110 @@ static const struct fake_referral R3_V1 __attribute__((unused)) = {
 #define U1_AUDITED                                                                                                     \
         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1 detail=\"new referral: state none; "       \
         "priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n"
+
+/* ---- additional requirements and the answers kept (issue 15) ------------------------------------ */
+
+/* U1 with additional requirements, as the published examples carry them; version 2 changes them. */
+static const struct fake_referral R1_NEEDS_V1 = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .requirements = { "INTERPRETER", "TRANSPORT" },
+};
+static const struct fake_referral R1_NEEDS_V2 = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .requirements = { "INTERPRETER", "ADVOCACY" },
+};
+
+static void dump_answers_on(struct fix *f) {
+        f->dump_answers = true;
+}
+
+/* A referral's additional requirements land in the PAS (ers_referral_requirement, in e-RS's order) with
+ * its audit row naming them, and the A005 answer it was read from is kept whole, in the same transaction;
+ * a new version replaces them, the trail says which came and went, and its answer is kept beside the
+ * first.  Read again at the version the PAS has: nothing to write, no answer row more. */
+static void test_additional_requirements_and_answers(void **state) {
+        static const struct round rounds[] = {
+                {
+                        .name = "new, with two requirements",
+                        .serve = { &R1_NEEDS_V1 },
+                        .relist = true,
+                        .listed = { U1 },
+                        .poll = true,
+                        .before = dump_answers_on,
+                        .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 "
+                                 "not_fetched=0 bytes=22",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 NEW v1 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                        .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                                 "A005 U1\n"
+                                 "A007 U1\n",
+                        .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                               "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                               "requirement U1 #1 INTERPRETER\n"
+                               "requirement U1 #2 TRANSPORT\n"
+                               "answer U1 v1 corr=corr-0002 at=t+0 bytes=780 served\n"
+                               "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                               "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                               U1_POLLED
+                               "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=CRI-v1/r1 detail=\"new referral: "
+                               "state none; priority ROUTINE; 0 attachment(s); 0 related referral(s); additional "
+                               "requirement INTERPRETER; additional requirement TRANSPORT\"\n",
+                },
+                {
+                        .name = "version 2: TRANSPORT gone, ADVOCACY come",
+                        .advance = 3600,
+                        .serve = { &R1_NEEDS_V2 },
+                        .poll = true,
+                        .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 "
+                                 "not_fetched=0 bytes=22",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                        .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                                 "A005 U1\n"
+                                 "A007 U1\n",
+                        .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                                   "-requirement U1 #2 TRANSPORT\n"
+                                   "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                                   "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                                   "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=1\n"
+                                   "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                                   "+requirement U1 #2 ADVOCACY\n"
+                                   "+answer U1 v2 corr=corr-0005 at=t+3600 bytes=779 served\n"
+                                   "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+3600\n"
+                                   "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0005 synced=t+3600 "
+                                   "seen=t+0\n"
+                                   "+listed cardiology U1 v2 at=t+3600 corr=corr-0004\n"
+                                   "+poll cardiology at=t+3600 referrals=1 corr=corr-0004 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=2\n"
+                                   "+audit U1 #2 v2 UPDATED at=t+3600 corr=corr-0005 documents=CRI-v2/r1 "
+                                   "detail=\"version 1 -> 2; additional requirement added: ADVOCACY; additional "
+                                   "requirement removed: TRANSPORT\"\n",
+                },
+                {
+                        .name = "read again at version 2 (sync UBRN): nothing to write, no answer more",
+                        .sync_one = U1,
+                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=0 worklists_failed=0 stored=0 "
+                                 "not_fetched=0 bytes=0",
+                        .outcomes = "U1 UNCHANGED v2 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                        .calls = "A005 U1\n",
+                        .changes = "",
+                },
+        };
+        SCENARIO(rounds);
+}
 
 /* ---- new, unchanged, updated ---------------------------------------------------------------- */
 
@@ -2884,6 +3041,7 @@ static const struct scenario CASES[] = {
 int main(void) {
         static const struct CMUnitTest named[] = {
                 cmocka_unit_test_setup_teardown(test_new_referral_written_with_documents, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_additional_requirements_and_answers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),

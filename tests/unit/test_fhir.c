@@ -949,6 +949,11 @@ struct referral_want {
                 *specialty_display, *service_id, *service_name, *pathway_start,
                 *clinical_info_first_submitted, *appointment_start, *appointment_end,
                 *commissioning_org, *request_id, *status, *intent;
+        /* the element walk of issue 15 */
+        const char *clinical_info_last_updated, *state_reason_system, *state_reason_display, *appointment_reference,
+                *appointment_status, *appointment_created, *appointment_reason, *appointment_reason_system,
+                *appointment_reason_display, *appointment_comment, *appointment_slot, *appointment_clinician,
+                *clinic_type, *named_clinician, *advice_request;
 };
 
 static void assert_referral(const struct referral *r, const struct referral_want *w) {
@@ -971,6 +976,21 @@ static void assert_referral(const struct referral *r, const struct referral_want
         assert_str(r->request_id, w->request_id);
         assert_str(r->status, w->status);
         assert_str(r->intent, w->intent);
+        assert_str(r->clinical_info_last_updated, w->clinical_info_last_updated);
+        assert_str(r->state_reason_system, w->state_reason_system);
+        assert_str(r->state_reason_display, w->state_reason_display);
+        assert_str(r->appointment_reference, w->appointment_reference);
+        assert_str(r->appointment_status, w->appointment_status);
+        assert_str(r->appointment_created, w->appointment_created);
+        assert_str(r->appointment_reason, w->appointment_reason);
+        assert_str(r->appointment_reason_system, w->appointment_reason_system);
+        assert_str(r->appointment_reason_display, w->appointment_reason_display);
+        assert_str(r->appointment_comment, w->appointment_comment);
+        assert_str(r->appointment_slot, w->appointment_slot);
+        assert_str(r->appointment_clinician, w->appointment_clinician);
+        assert_str(r->clinic_type, w->clinic_type);
+        assert_str(r->named_clinician, w->named_clinician);
+        assert_str(r->advice_request, w->advice_request);
 }
 
 /* Parses a fixture that must parse as a referral. */
@@ -1003,30 +1023,35 @@ static void test_referral_booked(void **state) {
                 .request_id = "r.10e3a48f-068d-44fe-854c-edc04315e716",
                 .status = "active",
                 .intent = "plan",
+                .appointment_reference = "Appointment/55501",
+                .appointment_status = "booked",
+                .appointment_created = "2024-04-12T16:02:11.004Z",
+                .appointment_slot = "Slot/20003077",
+                .appointment_clinician = "100000000005",
         };
         static const struct attachment want_att[] = {
                 { "51001", "Binary/a0f6c99f-48f9-4121-8acc-43ddac662920", "a0f6c99f-48f9-4121-8acc-43ddac662920",
                   "gp-letter.pdf", "application/pdf", "2024-04-11T08:01:00.000Z", 48213, "AVAILABLE",
-                  AVAILABILITY_AVAILABLE, "100000000001", "Z99001", "REFERRER", "GP referral letter" },
+                  AVAILABILITY_AVAILABLE, "100000000001", "Z99001", "REFERRER", "GP referral letter", NULL },
                 { "51002", "Binary/69619e44-e67f-4671-a5ca-9991b1b4ba12", "69619e44-e67f-4671-a5ca-9991b1b4ba12",
                   "lesion-photo.jpg", "image/jpeg", "2024-04-12", 1048576, "PENDING",
-                  AVAILABILITY_PENDING, "100000000002", "Z99002", "PROVIDER", "Photograph of lesion" },
+                  AVAILABILITY_PENDING, "100000000002", "Z99002", "PROVIDER", "Photograph of lesion", NULL },
                 { "51003", "Binary/df453ea1-a4ec-46e6-b844-524c6f0582b0", "df453ea1-a4ec-46e6-b844-524c6f0582b0",
                   "history.doc", "application/msword", "2024-04-13T08:03:00.000Z", 20480, "THREATS_FOUND",
-                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Past history" },
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Past history", NULL },
                 { "51004", "Binary/6a6a5429-d475-44e0-91ba-e26ed371ea4e", "6a6a5429-d475-44e0-91ba-e26ed371ea4e",
                   "scans.zip", "application/zip", "2024-04-14", 999999, "THREATS FOUND",
-                  AVAILABILITY_NEVER, "100000000003", "Z99003", "REFERRER", "Scans archive" },
+                  AVAILABILITY_NEVER, "100000000003", "Z99003", "REFERRER", "Scans archive", NULL },
                 { "51005", "Binary/6b1a6e3c-6d8b-48f2-b648-1c99da53866a", "6b1a6e3c-6d8b-48f2-b648-1c99da53866a",
                   "notes.txt", "text/plain", "2024-04-15T08:05:00.000Z", 0, "VALIDATION_FAILED",
-                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Typed notes" },
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Typed notes", NULL },
                 { "51006", "Binary/fbf08c66-6ae7-463c-8b35-e4d32b209bd8", "fbf08c66-6ae7-463c-8b35-e4d32b209bd8",
                   "triage-note.pdf", "application/pdf", "2024-04-16", 7331, "QUARANTINED_FOR_REVIEW",
-                  AVAILABILITY_UNKNOWN, "100000000004", "Z99004", "PROVIDER", "Triage note" },
+                  AVAILABILITY_UNKNOWN, "100000000004", "Z99004", "PROVIDER", "Triage note", NULL },
                 /* not in supportingInfo, no status, no size */
                 { "51007", "Binary/d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7", "d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7",
                   "ecg.png", "image/png", "2024-04-17T08:07:00.000Z", -1, NULL,
-                  AVAILABILITY_UNKNOWN, "100000000001", "Z99001", "REFERRER", "ECG trace" },
+                  AVAILABILITY_UNKNOWN, "100000000001", "Z99001", "REFERRER", "ECG trace", NULL },
         };
         static const char *const want_related[] = { "000000200005", "000000200009" };
         struct referral r;
@@ -1210,6 +1235,8 @@ static void test_referral_state_reason_utf8(void **state) {
                 .pathway_start = "2024-03-18T09:00:00.000Z",
                 .status = "cancelled",
                 .intent = "plan",
+                .state_reason_system = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralReason-1",
+                .state_reason_display = "Clinically inappropriate",
         };
         struct referral r;
         (void) state;
@@ -1217,6 +1244,136 @@ static void test_referral_state_reason_utf8(void **state) {
         load_referral(FIXTURES "referral-rejected.json", &r);
         assert_referral(&r, &want);
         referral_free(&r);
+}
+
+/* Issue 15: every element the walk keeps (docs/schema.md, "Every element of a
+ * referral"), from a referral in the published examples' shape that has each:
+ * additional requirements in both shapes e-RS uses, an appointment deferred to
+ * the provider with its reason and comment, the search criteria, the advice
+ * request it was converted from, an attachment attached on someone's behalf. */
+static void test_referral_every_element(void **state) {
+        static const struct referral_want want = {
+                .ubrn = "000000200011",
+                .version = 4,
+                .nhs_number = "9990000123",
+                .priority = "TWO_WEEK_WAIT",
+                .state = "DEFERRED_TO_PROVIDER",
+                .state_reason = "NO_SLOTS_AT_SERVICE",
+                .state_comment = "Clinic full until March; provider to book.",
+                .specialty = "GASTROENTEROLOGY",
+                .specialty_display = "Gastroenterology",
+                .service_id = "20511",
+                .service_name = "Westbrook Lower GI Clinic",
+                .pathway_start = "2025-02-01T08:00:00.000Z",
+                .clinical_info_first_submitted = "2025-02-03T09:12:44.120Z",
+                .commissioning_org = "Z99K7",
+                .request_id = "r.5d0b2c44-8e1f-4a37-b0c2-93de61f0a7b5",
+                .status = "active",
+                .intent = "plan",
+                .clinical_info_last_updated = "2025-02-05T16:40:02.981Z",
+                .state_reason_system = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1",
+                .state_reason_display = "No slots at service",
+                .appointment_reference = "Appointment/66120",
+                .appointment_status = "proposed",
+                .appointment_created = "2025-02-05T16:41:10.500Z",
+                .appointment_reason = "NO_SLOTS_AT_SERVICE",
+                .appointment_reason_system = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1",
+                .appointment_reason_display = "No slots at service",
+                .appointment_comment = "Deferred: please book within two weeks.",
+                .appointment_slot = "Slot/20511090",
+                .appointment_clinician = "100000000031",
+                .clinic_type = "LOWER_GI",
+                .named_clinician = "100000000031",
+                .advice_request = "CommunicationRequest/000000200010",
+        };
+#define REQUIREMENT_SYSTEM "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AdditionalRequirementType-1"
+        static const struct requirement want_req[] = {
+                { "INTERPRETER", "Interpreter", REQUIREMENT_SYSTEM, "Needs a Tigrinya interpreter for every visit." },
+                { "TRANSPORT", "Transport", REQUIREMENT_SYSTEM, NULL },
+                { "ADVOCACY", "Advocacy", REQUIREMENT_SYSTEM, NULL }, /* the specification's own shape */
+        };
+        struct referral r;
+        (void) state;
+
+        load_referral(FIXTURES "referral-every-element.json", &r);
+        assert_referral(&r, &want);
+        assert_int_equal(r.n_requirements, ELEMENTSOF(want_req));
+        for (size_t i = 0; i < r.n_requirements; i++) {
+                assert_str(r.requirements[i].code, want_req[i].code);
+                assert_str(r.requirements[i].display, want_req[i].display);
+                assert_str(r.requirements[i].system, want_req[i].system);
+                assert_str(r.requirements[i].comments, want_req[i].comments);
+        }
+        assert_int_equal(r.n_attachments, 1);
+        assert_str(r.attachments[0].doc_type, "ADVICE_REQUEST");
+        assert_str(r.attachments[0].description, "Blood results");
+        assert_str(r.attachments[0].attached_on_behalf_of, "100000000033");
+        assert_int_equal(r.n_related, 1); /* the CommunicationRequest is no related referral */
+        assert_string_equal(r.related[0], "000000200012");
+        assert_int_equal(r.text_nul_fields, 0);
+        assert_null(r.answer.bytes); /* the parser reads a tree: the bytes are the client's (ers.h) */
+        referral_free(&r);
+        assert_null(r.requirements);
+#undef REQUIREMENT_SYSTEM
+}
+
+/* Additional requirements as they may come: every one is kept, in order, an
+ * unknown code verbatim, one without a coding too (there is one; the answer
+ * kept says what); a NUL in their words is U+FFFD; what is not one is not. */
+static void test_referral_requirements(void **state) {
+#define RQ(x) "{\"resourceType\":\"ReferralRequest\",\"id\":\"000000500011\",\"extension\":[" x "]}"
+#define NESTED(code, more) "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-AdditionalRequirement-1\"," \
+                           "\"extension\":[{\"url\":\"type\",\"valueCoding\":{\"code\":\"" code "\"}}" more "]}"
+#define FLAT(code) "{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-PatientAdditionalRequirement-1\"," \
+                   "\"valueCoding\":{\"code\":\"" code "\",\"display\":\"D\"}}"
+        static const struct {
+                const char *name, *json;
+                size_t n;
+                const char *first_code, *last_code, *first_comments;
+                unsigned nul_fields;
+        } cases[] = {
+                { "none", RQ(""), 0, NULL, NULL, NULL, 0 },
+                { "one nested", RQ(NESTED("INTERPRETER", "")), 1, "INTERPRETER", "INTERPRETER", NULL, 0 },
+                { "both shapes, in order", RQ(NESTED("TRANSPORT", "") "," FLAT("ADVOCACY")), 2, "TRANSPORT", "ADVOCACY",
+                  NULL, 0 },
+                { "an unknown code, kept verbatim", RQ(NESTED("SIGN LANGUAGE (BSL)", "")), 1, "SIGN LANGUAGE (BSL)",
+                  "SIGN LANGUAGE (BSL)", NULL, 0 },
+                { "more than the three the specification allows", RQ(NESTED("A", "") "," NESTED("B", "") "," NESTED("C", "")
+                  "," NESTED("D", "")), 4, "A", "D", NULL, 0 },
+                { "no coding at all: still one",
+                  RQ("{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-AdditionalRequirement-1\"}"), 1,
+                  NULL, NULL, NULL, 0 },
+                { "words with a NUL", RQ(NESTED("TRANSPORT", ",{\"url\":\"comments\",\"valueString\":\"wheel\\u0000chair\"}")),
+                  1, "TRANSPORT", "TRANSPORT", "wheel\xef\xbf\xbd" "chair", 1 },
+                { "a code holding a NUL is no code", RQ(NESTED("INTER\\u0000PRETER", "")), 1, NULL, NULL, NULL, 0 },
+                { "other extensions and junk skipped",
+                  RQ("7,null,\"x\",{\"url\":\"https://x/Extension-eRS-AdditionalRequirement-2\"}," NESTED("TRANSPORT", "")),
+                  1, "TRANSPORT", "TRANSPORT", NULL, 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *root = parse(cases[i].json);
+                struct errbuf e = { "" };
+                struct referral r;
+
+                if (fhir_parse_referral(root, &r, &e) != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                if (r.n_requirements != cases[i].n)
+                        fail_msg("%s: %zu requirements, not %zu", cases[i].name, r.n_requirements, cases[i].n);
+                if (cases[i].n > 0) {
+                        assert_str(r.requirements[0].code, cases[i].first_code);
+                        assert_str(r.requirements[cases[i].n - 1].code, cases[i].last_code);
+                        assert_str(r.requirements[0].comments, cases[i].first_comments);
+                } else
+                        assert_null(r.requirements);
+                assert_int_equal(r.text_nul_fields, cases[i].nul_fields);
+                referral_free(&r);
+                json_object_put(root);
+        }
+#undef RQ
+#undef NESTED
+#undef FLAT
 }
 
 /* Shapes the API does not send but that must be read liberally. */
@@ -1634,7 +1791,7 @@ static void test_mutations(void **state) {
                 FIXTURES "worklist-bad-ubrn.json",  FIXTURES "referral-booked.json",
                 FIXTURES "referral-minimal.json",   FIXTURES "referral-unknown-codes.json",
                 FIXTURES "referral-rejected.json",  FIXTURES "referral-bad-version.json",
-                FIXTURES "outcome-patient-error.json",
+                FIXTURES "outcome-patient-error.json", FIXTURES "referral-every-element.json",
         };
         (void) state;
 
@@ -1713,6 +1870,7 @@ static void test_allocation_failures_referral(void **state) {
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-booked.json") > 10);
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unknown-codes.json") > 5);
         assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-unbooked.json") > 5);
+        assert_true(walk_allocation_failures(REFERRAL, FIXTURES "referral-every-element.json") > 20);
 }
 
 static void test_allocation_failures_outcome(void **state) {
@@ -1766,6 +1924,8 @@ int main(void) {
                 cmocka_unit_test(test_referral_service),
                 cmocka_unit_test(test_referral_unknown_codes),
                 cmocka_unit_test(test_referral_state_reason_utf8),
+                cmocka_unit_test(test_referral_every_element),
+                cmocka_unit_test(test_referral_requirements),
                 cmocka_unit_test(test_referral_liberal),
                 cmocka_unit_test(test_referral_text_with_nul),
                 cmocka_unit_test(test_attachment_occurrence),

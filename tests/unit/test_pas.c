@@ -439,9 +439,9 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_data_init_schema(f->p, &e), 0);
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
-        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 4);
-        /* 12 tables, the inbox view, 4 indexes (sqlite_autoindex_* are named after their table: not counted) */
-        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 17);
+        assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 5);
+        /* 15 tables, the inbox view, 6 indexes (sqlite_autoindex_* are named after their table: not counted) */
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 22);
         /* the session settings took */
         char mode[16];
         assert_true(raw_text(f, "PRAGMA journal_mode", NULL, NULL, mode, sizeof mode));
@@ -454,18 +454,18 @@ static void test_check_schema(void **state) {
 
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
-        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 6");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO);
-        assert_non_null(strstr(e.msg, "version 5"));
+        assert_non_null(strstr(e.msg, "version 6"));
         assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO); /* never writes into a later version */
-        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (4)");
+        raw_exec(f, "INSERT INTO ers_schema_version (version) VALUES (5)");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* two rows */
         assert_int_equal(pas_data_init_schema(f->p, &e), -EPROTO);
-        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 5");
-        raw_exec(f, "UPDATE ers_schema_version SET version = 3");
+        raw_exec(f, "DELETE FROM ers_schema_version WHERE version = 6");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
         assert_int_equal(pas_check_schema(f->p, &e), -EPROTO); /* an older one: says how to upgrade */
         assert_non_null(strstr(e.msg, "--init-db"));
-        raw_exec(f, "UPDATE ers_schema_version SET version = 4");
+        raw_exec(f, "UPDATE ers_schema_version SET version = 5");
         assert_int_equal(pas_check_schema(f->p, &e), 0);
 
         raw_exec(f, "ALTER TABLE ers_document DROP COLUMN part_count");
@@ -535,8 +535,9 @@ static void document_id_of(struct fix *f, const char *aid, int64_t revision, cha
 }
 
 /* pas_referral_fresh(): a new referral's rows are inserted without looking for
- * old ones (the referral's UPDATE, its related links' DELETE, the document's
- * latest revision, the ledger's UPDATE: 4 statements fewer here), and a row
+ * old ones (the referral's UPDATE, its related links' and requirements'
+ * DELETEs, the document's latest revision, the ledger's UPDATE and next check:
+ * 6 statements fewer here), and a row
  * there after all is refused by its key, never written twice.  The hint ends
  * with the transaction. */
 static void test_fresh_referral_skips_the_lookups(void **state) {
@@ -572,7 +573,7 @@ static void test_fresh_referral_skips_the_lookups(void **state) {
         assert_int_equal(pas_ledger_recheck_at(tx, "000000000005", NULL, &e), 0); /* complete: no next check */
         fresh = pas_statements(f->p) - before;
         assert_int_equal(pas_commit(tx, &e), 0);
-        assert_int_equal(plain - fresh, 5);
+        assert_int_equal(plain - fresh, 6);
         assert_int_equal(count(f, "ers_referral"), 1);
         assert_int_equal(count(f, "ers_document"), 1);
         assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NULL",
