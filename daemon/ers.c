@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The e-RS client (ers.h): the client and its lanes, the headers every API
- * call sends, and the endpoints the engine calls (A008, A005, A042 with its
- * A006 fallback, A007, the reachability check).  A test may link a fake of
+ * call sends, and the endpoints the engine calls (A008, A005, A042, A007,
+ * the reachability check).  A006 (STU3 Binary) is retired: never called.  A test may link a fake of
  * this one object in place of it: nothing else in the daemon calls http.c,
  * pacing.c or token.c, and they never call into ers.c.
  *
@@ -313,7 +313,7 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
         return json_call(c, url, NULL, what, ret, NULL, call, e);
 }
 
-/* A document download into dst: from the API origin (A006, A007, or A042's
+/* A document download into dst: from the API origin (A007, or A042's
  * first leg; with our client certificate, and a token renewed once on a
  * 401) or from the object store (no headers and no certificate of ours). */
 static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
@@ -347,7 +347,7 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
                         return err_set(e, -ENOMEM, "out of memory");
         }
         http_setup(&c->link, h, url, headers, &t);
-        t.ep = !api ? EP_STORE : post ? EP_A007 : strstr(url, "/FHIR/R4/Binary/") ? EP_A042 : EP_A006;
+        t.ep = !api ? EP_STORE : post ? EP_A007 : EP_A042;
         if (api)
                 http_use_client_cert(&c->link, h);
         curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_attachment_bytes);
@@ -380,12 +380,11 @@ static bool binary_id_valid(const char *id) {
         return n > 0 && n <= 128;
 }
 
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
-                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
-                         struct errbuf *e) {
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e) {
         char url[1024], what[192];
         char *location = NULL;
-        int r;
+        int r = 0;
 
         if (!binary_id || !binary_id_valid(binary_id))
                 return err_set(e, -EBADMSG, "UBRN %s: attachment URL is not Binary/<id>", ubrn);
@@ -393,13 +392,12 @@ int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *bin
         if (r < 0)
                 return r;
 
-        /* Two tries: an object-store link that expired (403) is asked for anew. */
+        /* Two tries: an object-store link that expired (403) is asked for anew.
+         * Any other failure, a 404 from A042 included, is the call's error. */
         for (int attempt = 0; attempt < 2; attempt++) {
                 snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
                 snprintf(url, sizeof url, "%s/FHIR/R4/Binary/%s", c->base_url, binary_id);
                 r = file_call(c, c->api, url, false, true, "*/*", NULL, what, true, dst, &location, call, e);
-                if (r == -ENOENT || (r == -EPROTO && (call->http_status == 405 || call->http_status == 501)))
-                        break; /* A042 not offered here: A006 below */
                 if (r < 0)
                         return r;
                 if (!location)
@@ -416,17 +414,7 @@ int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *bin
                 if (r != -EACCES || spool_file_size(dst) != 0)
                         return r;
         }
-        if (r < 0 && r != -ENOENT && r != -EPROTO)
-                return r;
-
-        if (declared_size > ERS_A006_MAX)
-                return r < 0 ? r : err_set(e, -EFBIG, "UBRN %s Binary/%s: larger than A006 serves", ubrn, binary_id);
-        snprintf(what, sizeof what, "A006 UBRN %s Binary/%s", ubrn, binary_id);
-        snprintf(url, sizeof url, "%s/FHIR/STU3/Binary/%s", c->base_url, binary_id);
-        r = http_new_call(call, e);
-        if (r < 0)
-                return r;
-        return file_call(c, c->api, url, false, true, "*/*", NULL, what, false, dst, NULL, call, e);
+        return r;
 }
 
 int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,

@@ -2,13 +2,15 @@
 #pragma once
 
 /*
- * The e-RS client (libcurl): the five calls a provider-side sync needs.
+ * The e-RS client (libcurl): the four calls a provider-side sync needs.
  *
  *   A008  POST {base}/FHIR/STU3/ReferralRequest/$ers.fetchworklist  → List
  *   A005  GET  {base}/FHIR/STU3/ReferralRequest/{ubrn}              → ReferralRequest
  *   A042  GET  {base}/FHIR/R4/Binary/{id} → 307 → object store      → bytes
- *   A006  GET  {base}/FHIR/STU3/Binary/{id}   (fallback, ≤ 5 MiB)   → bytes
  *   A007  POST {base}/FHIR/STU3/ReferralRequest/{ubrn}/$ers.generateCRI → PDF
+ *
+ * A006 (GET {base}/FHIR/STU3/Binary/{id}) is deprecated and retired: never
+ * called.  A042 is the only way to a file.
  *
  * Every call sends a fresh X-Correlation-ID (UUID v4), returned in
  * `call->correlation_id` whether the call succeeded or not, for the log.
@@ -85,7 +87,6 @@
 #include "util.h"
 
 #define ERS_JSON_MAX (10 * 1024 * 1024) /* the platform fails a worklist above 10 MB */
-#define ERS_A006_MAX 5242880            /* A006 serves at most 5 MiB */
 /* Connections one curl handle keeps open at most.  Each client (the main one,
  * and a lane per fetching thread) has two handles, so ersd's sockets to e-RS
  * are at most 2 x this x (ers.parallel_fetches + 1), whatever the documents. */
@@ -124,11 +125,12 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
 int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct ers_call *call,
                       struct errbuf *e);
 
-/* A042 (then A006 when A042 is not offered and the file is small enough):
- * the attachment's bytes into `dst` (not finished: the caller finishes it). */
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
-                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
-                         struct errbuf *e);
+/* A042: the attachment's bytes into `dst` (not finished: the caller
+ * finishes it), its 307 followed to the object store; an expired link (403
+ * from the store, nothing received) is asked for once more.  Any failure of
+ * A042 is the call's error, a 404 included (there is no other way to a file). */
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e);
 
 /* A007: the Clinical Referral Information PDF into `dst`. */
 int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,

@@ -28,7 +28,7 @@
 /* What the client paces and backs off separately: each e-RS endpoint, the
  * token endpoint, and the object store A042 redirects to (not the API: no
  * rate slot, no 429 hold). */
-enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT_ };
+enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A007, EP_STORE, EP_COUNT_ };
 
 struct pacing; /* the shared state: limiter, 429 hold, breakers, progress count */
 

@@ -638,14 +638,13 @@ static int serve(const char *text, struct spool_file *dst, const char *what, str
         return 0;
 }
 
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, int64_t declared_size,
-                         struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e) {
         char key[KEY_MAX], what[KEY_MAX + 16];
         const struct held_referral *h;
         const struct fake_doc *d = NULL;
         int r;
 
-        (void) declared_size; /* not trusted: the bytes decide */
         snprintf(key, sizeof key, "%s %s", ubrn, binary_id);
         snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
         r = begin(c, FAKE_A042, key, what, call, e);

@@ -36,7 +36,6 @@
 #define UBRN_FIRST 300000000000ULL      /* referral i has UBRN UBRN_FIRST + i */
 #define UBRN_RELATED 399999999999ULL    /* the related (onward) referral of index 2 */
 #define ATTACHMENT_ID_FIRST 7000000ULL  /* attachment n has id ATTACHMENT_ID_FIRST + n */
-#define A006_MAX_BYTES 5242880ULL       /* A006 refuses larger files with 422 */
 #define AVAILABILITY_LEN 48
 #define MAX_EXTRA_ATTACHMENTS 4         /* attachments /_mock/change may add to one referral */
 #define SPARE_ATTACHMENTS 16            /* the pool they come from, at the end of mock.attachments */
@@ -55,7 +54,9 @@
 #define SD "https://fhir.nhs.uk/STU3/StructureDefinition/"
 #define CS "https://fhir.nhs.uk/STU3/CodeSystem/"
 
-/* The endpoints that are counted and can be given faults. */
+/* The endpoints that are counted and can be given faults.  A006 (STU3 Binary)
+ * is retired: its requests are counted (never reset: a test proves ersd sent
+ * none) and answered 404, never served, never given faults. */
 enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT };
 
 enum fault_kind {
@@ -397,7 +398,7 @@ void world_free(struct mock *m);            /* every world loaded (at exit) */
  * or gone), -ESRCH (no such version).  Call without the lock. */
 int world_referral_check(struct mock *m, const char *ubrn, int64_t version);
 char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, int64_t *ret_version);
-/* A042/A006/store: the attachment of that binary id, NULL when none. */
+/* A042/store: the attachment of that binary id, NULL when none. */
 struct attachment *world_find_binary(struct mock *m, const char *binary_id);
 /* A007: the letter of ubrn, NULL when unknown or gone. */
 const struct attachment *world_letter(struct mock *m, const char *ubrn);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The two HTTP origins of the mock e-RS:
- *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A006, A007)
+ *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A007; A006,
+ *         retired, is counted and answered 404)
  *         http://127.0.0.1:<api>/_mock/...      (control endpoints for tests)
  *   store http://127.0.0.1:<store>/store/<binary id>?token=<single-use token>
  *
@@ -1220,7 +1221,7 @@ static enum MHD_Result handle_a005(struct call *c, const char *ubrn, int64_t ver
         return reply(c, 200, resp);
 }
 
-/* ---- attachments: A042 (redirect), A006 (direct), the store ------------------- */
+/* ---- attachments: A042 (redirect), the store; A006 (retired) --------------- */
 
 /* 404 for an unknown binary id, 422 when not AVAILABLE.  Returns true when it replied. */
 static bool refuse_attachment(struct call *c, const struct attachment *a, enum MHD_Result *ret)
@@ -1363,27 +1364,18 @@ static enum MHD_Result serve_attachment(struct call *c, const struct attachment 
         return reply(c, 200, resp);
 }
 
+/* A006 is retired ("please use A042 instead"): a request is counted, so that
+ * a test can prove ersd never sends one, and answered as an endpoint that is
+ * no longer there. */
 static enum MHD_Result handle_a006(struct call *c, const char *binary_id)
 {
-        struct mock *m = c->m;
-        enum MHD_Result ret;
         struct attachment *a;
 
         count(c, EP_A006);
-        if (refuse_caller(c, &ret))
-                return ret;
-        a = find_binary(m, binary_id);
+        a = find_binary(c->m, binary_id);
         if (a)
-                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(m, a));
-        if (refuse_attachment(c, a, &ret))
-                return ret;
-        if (a->size > A006_MAX_BYTES)
-                return reply_outcome(c, 422, "business-rule", "ATTACHMENT_TOO_LARGE", "Attachment too large",
-                                     "files over 5 MiB must be fetched with A042");
-        enum fault_kind kind = fault_take(c, EP_A006, attachment_ubrn(m, a));
-        if (fault_replace(c, kind, &ret))
-                return ret;
-        return serve_attachment(c, a, kind);
+                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(c->m, a));
+        return reply_not_found(c, "A006 is retired: use A042");
 }
 
 /* Counts a credential sent to the store; returns true (having answered 400) if any. */
@@ -1554,8 +1546,13 @@ static json_object *calls_json(struct mock *m)
         return o;
 }
 
+/* Every count back to 0 but A006's: a request to the retired A006 is never
+ * forgotten while the mock runs (tests/support/harness.c checks it after
+ * every run of ersd). */
 static void stats_reset_locked(struct stats *s)
 {
+        uint64_t a006 = s->endpoint[EP_A006];
+
         for (size_t i = 0; i < s->n_a008_by_service; i++)
                 free(s->a008_by_service[i].name);
         for (size_t i = 0; i < s->n_leak_headers; i++)
@@ -1563,6 +1560,7 @@ static void stats_reset_locked(struct stats *s)
         free(s->a008_by_service);
         free(s->leak_headers);
         memset(s, 0, sizeof *s);
+        s->endpoint[EP_A006] = a006;
 }
 
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -1595,8 +1593,9 @@ static enum MHD_Result control_fault(struct call *c)
         for (size_t k = 0; kind_name && k < sizeof FAULT_NAMES / sizeof FAULT_NAMES[0]; k++)
                 if (strcmp(kind_name, FAULT_NAMES[k].name) == 0)
                         kind = FAULT_NAMES[k].kind;
-        if (ep < 0)
-                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
+        if (ep < 0 || ep == EP_A006)
+                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A007 store "
+                                                   "(A006 is retired: never served)");
         if (kind == FAULT_NONE)
                 return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized stale trickle slow "
