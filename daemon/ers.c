@@ -313,6 +313,17 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
         return json_call(c, url, NULL, what, ret, NULL, call, e);
 }
 
+/* A042's "not available": 422 with an OperationOutcome naming the
+ * availability (PENDING, THREATS_FOUND, VALIDATION_FAILED; http.c reads any
+ * 422 as -ENODATA), or, from deployments older than that, 400 with the same
+ * codes.  A 400 with any other code (REC_BAD_REQUEST) is a fault. */
+static bool withheld_by_older_deployment(const struct transfer *t) {
+        char code[64];
+
+        return t->status == 400 && http_answer_code(t, code, sizeof code) &&
+               availability_of(code) != AVAILABILITY_AVAILABLE && availability_of(code) != AVAILABILITY_UNKNOWN;
+}
+
 /* A document download into dst: from the API origin (A007, or A042's
  * first leg; with our client certificate, and a token renewed once on a
  * 401) or from the object store (no headers and no certificate of ours). */
@@ -356,6 +367,8 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
         }
         r = http_perform(&t, what, call->correlation_id, redirect_ok, call, e);
+        if (r == -EPROTO && t.ep == EP_A042 && withheld_by_older_deployment(&t))
+                r = -ENODATA; /* the line stands: it names the status and the code */
         if (r == 0 && ret_location) {
                 *ret_location = NULL;
                 if (t.status / 100 == 3 && (!t.location || !t.location[0]))

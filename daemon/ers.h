@@ -70,7 +70,10 @@
  *   -EFBIG    answer larger than allowed
  *   -EACCES   401 / 403
  *   -ENOENT   404
- *   -ENODATA  422: not available (attachment not AVAILABLE, PATIENT_ERROR …)
+ *   -ENODATA  422: not available (attachment not AVAILABLE, PATIENT_ERROR …);
+ *             from A042 also a 400 whose OperationOutcome names an
+ *             availability (PENDING, THREATS_FOUND, VALIDATION_FAILED), as
+ *             deployments before the 422 answered
  *   -EPROTO   any other 4xx, a redirect we refuse, a TLS failure
  */
 

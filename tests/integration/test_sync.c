@@ -238,6 +238,7 @@ static const struct fault_case faults[] = {
         { "A007", "500", "A007" },
         { "A042", "503", "A042" },
         { "A042", "404", "HTTP 404" }, /* no fallback: A006 is retired */
+        { "A042", "400", "HTTP 400, e-RS REC_BAD_REQUEST" }, /* a bad request, not "not available" */
         { "store", "truncated", "object store" },
 };
 
@@ -511,33 +512,58 @@ static void test_worklist_fields_kept_when_read_again(void **state) {
         side_stop();
 }
 
-/* A042 refuses an attachment the referral called AVAILABLE (422): the referral is written with
- * that document recorded as not fetched and why, and a later round fetches it. */
+/* A042 refuses an attachment the referral called AVAILABLE: 422 with an
+ * OperationOutcome naming the availability, or, from older deployments, 400
+ * with the same codes.  Each is read as "not available", never as a fault:
+ * the referral is written with that document recorded as not fetched with the
+ * code, the ledger owes it, and a later round fetches it. */
 static void test_attachment_refused_then_fetched(void **state) {
+        static const struct {
+                const char *kind, *code;
+        } cases[] = {
+                { "422", "PENDING" },
+                { "422", "THREATS_FOUND" },
+                { "422", "VALIDATION_FAILED" },
+                { "400", "PENDING" },
+                { "400", "THREATS_FOUND" },
+                { "400", "VALIDATION_FAILED" },
+        };
         const char *ubrn = "300000000007";
-        struct db *d;
         (void) state;
 
         side_start(small_mock);
-        side_pas("refused", NULL);
-        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=422&ubrn=300000000007&count=1"), 200);
-        struct run r = run_once_ok();
-        run_free(&r);
-        d = db_open(E.connection);
-        assert_non_null(d);
-        const char *p[] = { ubrn };
-        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND fetch_status = 'NOT_FETCHED'"
-                                   " AND not_fetched_reason LIKE '%would not release%'", 1, p), 1);
-        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char name[32], path[160], like[64];
+                snprintf(name, sizeof name, "refused%zu", i);
+                side_pas(name, NULL);
+                snprintf(path, sizeof path, "/_mock/fault?endpoint=A042&kind=%s&code=%s&ubrn=%s&count=1", cases[i].kind,
+                         cases[i].code, ubrn);
+                assert_int_equal(mock_post(&E.side, path), 200);
+                struct run r = ersd("--once");
+                if (r.status != 0 || !strstr(r.out, "0 failed"))
+                        fail_msg("A042 %s %s: expected a written referral, the document not fetched: exit %d: %s",
+                                 cases[i].kind, cases[i].code, r.status, r.err);
+                run_free(&r);
+                struct db *d = db_open(E.connection);
+                assert_non_null(d);
+                const char *p[] = { ubrn, like };
+                snprintf(like, sizeof like, "e-RS would not release it: %%HTTP %s, e-RS %s %%", cases[i].kind,
+                         cases[i].code);
+                if (db_int(d, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND fetch_status = "
+                              "'NOT_FETCHED' AND not_fetched_reason LIKE ?", 2, p) != 1)
+                        fail_msg("A042 %s %s: no document recorded not fetched with the code", cases[i].kind,
+                                 cases[i].code);
+                assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
 
-        r = ersd("--once");
-        assert_int_equal(r.status, 0);
-        assert_non_null(strstr(r.out, "1 updated"));
-        run_free(&r);
-        assert_attachments_stored(d, ubrn);
-        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 1);
-        assert_int_equal(verify_consistent(d), 0);
-        db_close(d);
+                r = ersd("--once");
+                assert_int_equal(r.status, 0);
+                assert_non_null(strstr(r.out, "1 updated"));
+                run_free(&r);
+                assert_attachments_stored(d, ubrn);
+                assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 1);
+                assert_int_equal(verify_consistent(d), 0);
+                db_close(d);
+        }
         side_stop();
 }
 

@@ -51,6 +51,7 @@
 #define SYS_REQUEST_ID "https://fhir.nhs.uk/Id/ers-request-id"
 #define SYS_LIST_SELECTOR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1"
 #define SYS_API_ERROR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"
+#define SYS_HTTP_ERROR "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 #define SD "https://fhir.nhs.uk/STU3/StructureDefinition/"
 #define CS "https://fhir.nhs.uk/STU3/CodeSystem/"
 
@@ -72,7 +73,8 @@ enum fault_kind {
         FAULT_OVERSIZED,
         FAULT_404, /* the endpoint is not offered here (A042 missing in an environment) */
         FAULT_403, /* forbidden; on the store: the signed link expired */
-        FAULT_422, /* e-RS will not release it (an attachment not available after all) */
+        FAULT_422, /* e-RS will not release it (an attachment not available after all; A042: code PENDING) */
+        FAULT_400, /* 400 REC_BAD_REQUEST; with code=PENDING (…) as older deployments of A042 said "not available" */
         FAULT_502, /* a gateway in front of the service failed */
         FAULT_429_BARE, /* 429 without Retry-After */
         FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
@@ -341,6 +343,8 @@ void view_release(struct referral_view *v);
 char *render_referral(const struct mock *m, const struct referral_view *v, size_t *ret_len);
 char *render_outcome(const char *issue_code, const char *code, const char *display,
                      const char *diagnostics, size_t *ret_len);
+/* The same for the R4 endpoints (A042, HealthcareService): NHSDigital-OperationOutcome. */
+char *render_outcome_r4(const char *issue_code, const char *code, const char *diagnostics, size_t *ret_len);
 char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t *ret_len);
 char *json_text(json_object *o, size_t *ret_len); /* serialises and puts o */
 

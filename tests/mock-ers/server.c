@@ -51,6 +51,7 @@ static const struct {
         { "404", FAULT_404 },
         { "403", FAULT_403 },
         { "422", FAULT_422 },
+        { "400", FAULT_400 },
         { "502", FAULT_502 },
         { "429_bare", FAULT_429_BARE },
         { "stale", FAULT_STALE },
@@ -87,6 +88,7 @@ struct call {
         struct request *q;
         bool store;   /* on the object-store origin */
         bool control; /* a /_mock/ request: not counted as rejected */
+        bool r4;      /* an R4 endpoint: its errors are NHSDigital-OperationOutcomes */
         bool fault;   /* this answer is an injected fault */
         int fault_retry_after; /* the fault's Retry-After seconds, -1: the kind's own */
         char fault_code[64];   /* the fault's OperationOutcome code, "": the kind's own */
@@ -610,11 +612,19 @@ static enum MHD_Result reply_text(struct call *c, unsigned status, const char *t
         return reply_body(c, status, "text/plain; charset=utf-8", strdup(text), strlen(text));
 }
 
+/* An OperationOutcome in the shape of the call's endpoint (STU3 or R4). */
+static char *outcome_text(const struct call *c, const char *issue_code, const char *code, const char *display,
+                          const char *diagnostics, size_t *ret_len)
+{
+        return c->r4 ? render_outcome_r4(issue_code, code, diagnostics, ret_len)
+                     : render_outcome(issue_code, code, display, diagnostics, ret_len);
+}
+
 static enum MHD_Result reply_outcome(struct call *c, unsigned status, const char *issue_code, const char *code,
                                      const char *display, const char *diagnostics)
 {
         size_t len = 0;
-        char *body = render_outcome(issue_code, code, display, diagnostics, &len);
+        char *body = outcome_text(c, issue_code, code, display, diagnostics, &len);
         return reply_body(c, status, FHIR_JSON, body, len);
 }
 
@@ -635,8 +645,8 @@ static enum MHD_Result reply_not_found(struct call *c, const char *what)
 static enum MHD_Result reply_405(struct call *c, const char *allow)
 {
         size_t len = 0;
-        char *body = render_outcome("not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
-                                    "this path does not support that method", &len);
+        char *body = outcome_text(c, "not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
+                                  "this path does not support that method", &len);
         struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
         if (r) {
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
@@ -725,23 +735,27 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
         case FAULT_404:
         case FAULT_403:
         case FAULT_422:
+        case FAULT_400:
         case FAULT_502:
         case FAULT_429_BARE:
                 status = kind == FAULT_404 ? 404 : kind == FAULT_403 ? 403 : kind == FAULT_422 ? 422
-                       : kind == FAULT_502 ? 502 : 429;
+                       : kind == FAULT_400 ? 400 : kind == FAULT_502 ? 502 : 429;
                 if (c->store) {
                         /* an object store answers in its own words, never FHIR */
                         body = strdup(status == 403 ? "AccessDenied: Request has expired\n" : "Error\n");
                         len = body ? strlen(body) : 0;
                 } else {
-                        body = render_outcome(status == 404 ? "not-found" : status == 403 ? "forbidden"
-                                              : status == 422 ? "business-rule" : status == 502 ? "transient"
-                                                                                              : "throttled",
-                                              c->fault_code[0] ? c->fault_code
-                                              : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
-                                              : status == 422 ? "ATTACHMENT_NOT_AVAILABLE" : status == 502 ? "BAD_GATEWAY"
-                                                                                                         : "TOO_MANY_REQUESTS",
-                                              "Injected", "injected by the mock", &len);
+                        /* A042's "not available" names the availability (PENDING …) */
+                        const char *not_available = c->r4 ? "PENDING" : "ATTACHMENT_NOT_AVAILABLE";
+                        body = outcome_text(c, status == 404 ? "not-found" : status == 403 ? "forbidden"
+                                            : status == 422 ? (c->r4 ? "invalid" : "business-rule")
+                                            : status == 400 ? "invalid" : status == 502 ? "transient"
+                                                                                        : "throttled",
+                                            c->fault_code[0] ? c->fault_code
+                                            : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
+                                            : status == 422 ? not_available : status == 400 ? "REC_BAD_REQUEST"
+                                            : status == 502 ? "BAD_GATEWAY" : "TOO_MANY_REQUESTS",
+                                            "Injected", "injected by the mock", &len);
                 }
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
@@ -763,15 +777,15 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         body = strdup(status == 429 ? "SlowDown\n" : "InternalError\n");
                         len = body ? strlen(body) : 0;
                 } else
-                        body = render_outcome(status == 429 ? "throttled" : "exception",
-                                              c->fault_code[0] ? c->fault_code
-                                              : status == 500 ? "SERVICE_ERROR"
-                                              : status == 503 ? "SERVICE_UNAVAILABLE"
-                                                              : "TOO_MANY_REQUESTS",
-                                              status == 500 ? "Internal server error"
-                                              : status == 503 ? "Service unavailable"
-                                                              : "Too many requests",
-                                              "injected by the mock", &len);
+                        body = outcome_text(c, status == 429 ? "throttled" : "exception",
+                                            c->fault_code[0] ? c->fault_code
+                                            : status == 500 ? "SERVICE_ERROR"
+                                            : status == 503 ? "SERVICE_UNAVAILABLE"
+                                                            : "TOO_MANY_REQUESTS",
+                                            status == 500 ? "Internal server error"
+                                            : status == 503 ? "Service unavailable"
+                                                            : "Too many requests",
+                                            "injected by the mock", &len);
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
                         free(body);
@@ -1223,7 +1237,10 @@ static enum MHD_Result handle_a005(struct call *c, const char *ubrn, int64_t ver
 
 /* ---- attachments: A042 (redirect), the store; A006 (retired) --------------- */
 
-/* 404 for an unknown binary id, 422 when not AVAILABLE.  Returns true when it replied. */
+/* 404 for an unknown binary id; 422 when not AVAILABLE, its code the
+ * availability (PENDING, THREATS_FOUND, VALIDATION_FAILED, or whatever the
+ * attachment's is), as the specification's A042 answers.  Returns true when
+ * it replied. */
 static bool refuse_attachment(struct call *c, const struct attachment *a, enum MHD_Result *ret)
 {
         char availability[AVAILABILITY_LEN], diag[128];
@@ -1242,8 +1259,8 @@ static bool refuse_attachment(struct call *c, const struct attachment *a, enum M
         }
         if (strcmp(availability, "AVAILABLE") != 0) {
                 snprintf(diag, sizeof diag, "the attachment is not available for download (%s)", availability);
-                *ret = reply_outcome(c, 422, "business-rule", "ATTACHMENT_NOT_AVAILABLE", "Attachment not available",
-                                     diag);
+                *ret = reply_outcome(c, 422, "invalid", availability[0] ? availability : "NOT_AVAILABLE",
+                                     "Attachment not available", diag);
                 return true;
         }
         return false;
@@ -1597,7 +1614,7 @@ static enum MHD_Result control_fault(struct call *c)
                 return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A007 store "
                                                    "(A006 is retired: never served)");
         if (kind == FAULT_NONE)
-                return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
+                return reply_control_error(c, 400, "kind must be one of 400 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized stale trickle slow "
                                                    "endless endless_500 long_location");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
@@ -2008,6 +2025,7 @@ static enum MHD_Result handle_api(struct call *c)
 
         if ((rest = after(c->url, "/_mock/")))
                 return handle_control(c, rest);
+        c->r4 = after(c->url, "/referrals/FHIR/R4/") != NULL;
         if (rate_limited(c->m, c->arrived)) {
                 c->recorded = "rate_limited";
                 struct MHD_Response *r = NULL;
