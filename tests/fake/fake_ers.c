@@ -683,3 +683,24 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
         r = serve(h->r.letter ? h->r.letter : letter, dst, what, e);
         return finish(c, FAKE_A007, ubrn, r);
 }
+
+/* The services' calls are the operators' commands', never the engine's: the
+ * engine's scenarios never script them, and a call says so. */
+int ers_read_service(struct ers_client *c, const char *id, struct ers_service *ret, struct ers_call *call,
+                     struct errbuf *e) {
+        (void) c;
+        (void) ret;
+        memset(call, 0, sizeof *call);
+        call->retry_after = -1;
+        return err_set(e, -ENOTSUP, "A033 service %s: not scripted in the fake e-RS", id);
+}
+
+int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, struct ers_service_list *ret,
+                        struct ers_call *call, struct errbuf *e) {
+        (void) c;
+        (void) ids;
+        (void) ret;
+        memset(call, 0, sizeof *call);
+        call->retry_after = -1;
+        return err_set(e, -ENOTSUP, "A035: %zu service(s): not scripted in the fake e-RS", n);
+}

@@ -55,10 +55,11 @@
 #define SD "https://fhir.nhs.uk/STU3/StructureDefinition/"
 #define CS "https://fhir.nhs.uk/STU3/CodeSystem/"
 
-/* The endpoints that are counted and can be given faults.  A006 (STU3 Binary)
+/* The endpoints that are counted and can be given faults (A033, A035, A037:
+ * R4 HealthcareService read, search, version).  A006 (STU3 Binary)
  * is retired: its requests are counted (never reset: a test proves ersd sent
  * none) and answered 404, never served, never given faults. */
-enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT };
+enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_A033, EP_A035, EP_A037, EP_COUNT };
 
 enum fault_kind {
         FAULT_NONE,
@@ -93,6 +94,8 @@ struct options {
         uint64_t tail_max;       /* --tail-max: the largest of those large ones */
         const char **services;   /* --service values (not owned: argv) */
         size_t n_services;
+        const char *service_names[8]; /* --service-name: the k-th service's name (argv) */
+        size_t n_service_names;
         const char *token;       /* --token: required bearer token, NULL = none */
         bool app_restricted;     /* --app-restricted: refuse NHSD-* user headers */
         uint64_t seed;           /* --seed */
@@ -346,6 +349,14 @@ char *render_outcome(const char *issue_code, const char *code, const char *displ
 /* The same for the R4 endpoints (A042, HealthcareService): NHSDigital-OperationOutcome. */
 char *render_outcome_r4(const char *issue_code, const char *code, const char *diagnostics, size_t *ret_len);
 char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t *ret_len);
+
+/* services.c: R4 HealthcareService in the API's shape.  Service s of m (its
+ * version is s + 1); the searchset Bundle of the services idx[0..n) (indexes
+ * into m->services), `self` its link's url. */
+char *render_service(const struct mock *m, size_t s, size_t *ret_len);
+char *render_service_bundle(const struct mock *m, const size_t *idx, size_t n, const char *self, size_t *ret_len);
+/* The index of the service with id `id`, or SIZE_MAX. */
+size_t mock_find_service(const struct mock *m, const char *id);
 char *json_text(json_object *o, size_t *ret_len); /* serialises and puts o */
 
 struct worklist_item {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The two HTTP origins of the mock e-RS:
- *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A007; A006,
- *         retired, is counted and answered 404)
+ *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A007; A033,
+ *         A035, A037: R4 HealthcareService; A006, retired, is counted and
+ *         answered 404)
  *         http://127.0.0.1:<api>/_mock/...      (control endpoints for tests)
  *   store http://127.0.0.1:<store>/store/<binary id>?token=<single-use token>
  *
@@ -33,7 +34,8 @@
 #define OVERSIZED_PAD (10 * 1024 * 1024 + 512 * 1024) /* makes a worklist > 10 MB */
 #define FHIR_JSON "application/fhir+json"
 
-static const char *const ENDPOINT_NAMES[EP_COUNT] = { "A008", "A005", "A042", "A006", "A007", "store" };
+static const char *const ENDPOINT_NAMES[EP_COUNT] = { "A008", "A005", "A042", "A006", "A007", "store",
+                                                      "A033", "A035", "A037" };
 
 static const struct {
         const char *name;
@@ -1500,6 +1502,84 @@ static enum MHD_Result handle_a007(struct call *c, const char *ubrn)
         return reply(c, 200, resp);
 }
 
+/* ---- services: A033 read, A037 version (HEAD), A035 search (R4) ------------ */
+
+#define SERVICES_PER_SEARCH 20 /* A035 takes 1 to 20 ids, 400 beyond */
+
+/* A033 (GET) and A037 (HEAD): the service, its version in the ETag. */
+static enum MHD_Result handle_a033(struct call *c, const char *id, bool head)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+        size_t s, len = 0;
+        char etag[40];
+
+        count(c, head ? EP_A037 : EP_A033);
+        snprintf(c->key, sizeof c->key, "%.23s", id);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        s = mock_find_service(m, id);
+        if (s == SIZE_MAX)
+                return reply_outcome(c, 404, "not-found", "REC_NOT_FOUND", NULL, "no service with that id");
+        enum fault_kind kind = fault_take(c, head ? EP_A037 : EP_A033, NULL);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        char *body = render_service(m, s, &len);
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r)
+                free(body);
+        else {
+                snprintf(etag, sizeof etag, "W/\"%zu\"", s + 1);
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+        }
+        return reply(c, 200, r);
+}
+
+/* A035: the services of _id (1 to 20 ids, comma-separated), a searchset
+ * Bundle of those it knows.  User-restricted access only, as the
+ * specification has it: 403 with --app-restricted. */
+static enum MHD_Result handle_a035(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *ids = query(c, "_id");
+        size_t found[SERVICES_PER_SEARCH], n_found = 0, n_ids = 0, len = 0;
+        enum MHD_Result ret;
+        char self[96 + SERVICES_PER_SEARCH * 64];
+
+        count(c, EP_A035);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        if (m->opt.app_restricted)
+                return reply_outcome(c, 403, "forbidden", "ACCESS_DENIED", NULL,
+                                     "A035 is available to healthcare workers (user-restricted access) only");
+        if (!ids || !*ids)
+                return reply_outcome(c, 400, "invalid", "REC_BAD_REQUEST", NULL, "_id is mandatory");
+        for (const char *p = ids; *p; n_ids++) {
+                size_t k = strcspn(p, ",");
+                char id[64];
+                if (k == 0 || k >= sizeof id || n_ids == SERVICES_PER_SEARCH)
+                        return reply_outcome(c, 400, "invalid", "REC_BAD_REQUEST", NULL,
+                                             "_id takes 1 to 20 service ids, each 1..63 characters");
+                memcpy(id, p, k);
+                id[k] = '\0';
+                size_t s = mock_find_service(m, id);
+                bool again = false;
+                for (size_t i = 0; i < n_found; i++)
+                        again |= found[i] == s;
+                if (s != SIZE_MAX && !again)
+                        found[n_found++] = s;
+                p += k + (p[k] == ',');
+        }
+        snprintf(c->key, sizeof c->key, "%.23s", ids);
+        enum fault_kind kind = fault_take(c, EP_A035, NULL);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        snprintf(self, sizeof self, "R4/HealthcareService?_id=%s", ids);
+        char *body = render_service_bundle(m, found, n_found, self, &len);
+        return reply_body(c, 200, FHIR_JSON, body, len);
+}
+
 /* ---- control endpoints (/_mock/) --------------------------------------------- */
 
 static json_object *stats_json(struct mock *m)
@@ -1611,8 +1691,8 @@ static enum MHD_Result control_fault(struct call *c)
                 if (strcmp(kind_name, FAULT_NAMES[k].name) == 0)
                         kind = FAULT_NAMES[k].kind;
         if (ep < 0 || ep == EP_A006)
-                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A007 store "
-                                                   "(A006 is retired: never served)");
+                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A007 store A033 A035 "
+                                                   "A037 (A006 is retired: never served)");
         if (kind == FAULT_NONE)
                 return reply_control_error(c, 400, "kind must be one of 400 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized stale trickle slow "
@@ -2074,6 +2154,13 @@ static enum MHD_Result handle_api(struct call *c)
                 return get ? handle_a042(c, rest) : reply_405(c, "GET");
         if ((rest = after(c->url, "/referrals/FHIR/STU3/Binary/")) && is_id(rest))
                 return get ? handle_a006(c, rest) : reply_405(c, "GET");
+        if ((rest = after(c->url, "/referrals/FHIR/R4/HealthcareService"))) {
+                bool head = strcmp(c->method, "HEAD") == 0;
+                if (!*rest)
+                        return get ? handle_a035(c) : reply_405(c, "GET");
+                if (rest[0] == '/' && is_id(rest + 1))
+                        return get || head ? handle_a033(c, rest + 1, head) : reply_405(c, "GET, HEAD");
+        }
         return reply_not_found(c, "unknown path");
 }
 

@@ -385,6 +385,8 @@ static bool a006_sent(char **err) {
         return true;
 }
 
+#define RUN_ARGS_MAX 44 /* arguments after -c FILE (`ersd services` takes many ids) */
+
 int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret) {
         char path[512];
         int out[2], err[2], st;
@@ -392,6 +394,9 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
         pid_t pid;
 
         snprintf(path, sizeof path, "%s/ersd", build_dir());
+        for (size_t i = 0; args && args[i]; i++)
+                if (i >= RUN_ARGS_MAX)
+                        return -E2BIG; /* never cut a command line short without a word */
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
                 return -errno;
         pid = fork();
@@ -401,7 +406,7 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
                 dup2(out[1], STDOUT_FILENO);
                 dup2(err[1], STDERR_FILENO);
                 child_apply(o);
-                const char *argv[16] = { path, "-c", config_path };
+                const char *argv[RUN_ARGS_MAX + 4] = { path, "-c", config_path };
                 size_t n = 3;
                 for (; args && args[n - 3] && n < sizeof argv / sizeof argv[0] - 1; n++)
                         argv[n] = args[n - 3];
