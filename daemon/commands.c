@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The operators' one-shot commands: `--check-config`'s statements checked
- * against the database, `--init-db`, `ersd audit UBRN`, `ersd reconcile`
+ * against the database (and with --network the services, services.c),
+ * `--init-db`, `ersd audit UBRN`, `ersd reconcile`
  * and `ersd sync UBRN` (run inside the service's set-up, service.c, which
  * opens what a sync needs).  `ersd status` is status.c's.  Each prints its
  * result and returns an exit status (commands.h).
@@ -21,6 +22,7 @@
 #include "escape.h"
 #include "log.h"
 #include "reconcile.h"
+#include "services.h"
 #include "util.h"
 
 /* The checks that need the database: the PAS prepares the configured
@@ -65,12 +67,21 @@ static unsigned check_statements(const struct config *cfg) {
         return refused;
 }
 
-int command_check_config(const char *path, const struct config *cfg) {
+int command_check_config(const char *path, const struct config *cfg, bool network) {
+        int status = EXIT_SUCCESS;
+
         if (check_statements(cfg) > 0) {
                 fprintf(stderr, "ersd: %s: configuration refused\n", path);
                 return EXIT_USAGE;
         }
-        printf("%s: configuration OK (%zu worklist%s)\n", path, cfg->n_worklists, cfg->n_worklists == 1 ? "" : "s");
+        if (network)
+                status = command_check_services(cfg);
+        if (status == EXIT_USAGE)
+                fprintf(stderr, "ersd: %s: configuration refused\n", path);
+        if (status != EXIT_SUCCESS)
+                return status;
+        printf("%s: configuration OK (%zu worklist%s%s)\n", path, cfg->n_worklists, cfg->n_worklists == 1 ? "" : "s",
+               network ? ", their services in e-RS" : "");
         return EXIT_SUCCESS;
 }
 

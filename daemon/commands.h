@@ -18,9 +18,11 @@
 
 /* `--check-config` after the file was read without a problem: the configured
  * statements (patient lookup, mappings) prepared by the PAS, each one refused
- * reported as FILE:LINE on stderr.  EXIT_SUCCESS ("configuration OK" on
- * stdout) or EXIT_USAGE. */
-int command_check_config(const char *path, const struct config *cfg);
+ * reported as FILE:LINE on stderr; with `network` (--network), then each
+ * worklist's service confirmed in e-RS (services.h: command_check_services(),
+ * no worklist call).  EXIT_SUCCESS ("configuration OK" on stdout), EXIT_USAGE,
+ * or EXIT_SYNC_FAILED (the services could not be checked). */
+int command_check_config(const char *path, const struct config *cfg, bool network);
 
 /* The PAS database connected, its adapter and DBMS logged; a failure logged. */
 int command_open_pas(const struct config *cfg, struct pas **ret);

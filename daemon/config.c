@@ -54,6 +54,7 @@ static int parse_adapter(struct loader *l, const struct key *k, const struct val
 static int parse_connection(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_patient_lookup(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_mapping(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_service(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_unmapped(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
@@ -119,7 +120,7 @@ static const struct key worklist_keys[] = {
         KEY_STRING(struct worklist_conf, "name", conf_parse_chars, name, RELOAD, REQUIRED, NULL, &worklist_name_rule),
         KEY_STRING(struct worklist_conf, "list_type", conf_parse_choice_str, list_type, RELOAD, REQUIRED, NULL,
                    list_type_names),
-        KEY_STRING(struct worklist_conf, "service", conf_parse_chars, service_id, RELOAD, REQUIRED, NULL,
+        KEY_STRING(struct worklist_conf, "service", parse_service, service_id, RELOAD, REQUIRED, NULL,
                    &service_rule),
         /* Default 07:00 and 13:00 (parse_worklists()): an array has no default in the file's syntax. */
         { .path = "poll_at", .type = CONFIG_TYPE_ARRAY, .parse = parse_poll_at,
@@ -254,6 +255,23 @@ static int parse_patient_lookup(struct loader *l, const struct key *k, const str
                 return conf_oom(l);
         }
         return conf_dup_string(l, v->str, field);
+}
+
+/* A worklist's service id (service_rule), and where it is written: the
+ * networked check (--check-config --network) reports a service e-RS does not
+ * know at that FILE:LINE. */
+static int parse_service(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        struct worklist_conf *wl = (struct worklist_conf *) ((char *) field - offsetof(struct worklist_conf, service_id));
+        int r = conf_parse_chars(l, k, v, field);
+
+        if (r < 0)
+                return r;
+        free(wl->service_at);
+        if (asprintf(&wl->service_at, "%s:%u", v->file, v->line) < 0) {
+                wl->service_at = NULL;
+                return conf_oom(l);
+        }
+        return 0;
 }
 
 /* A mapping statement (adapters/mapping.h): its named parameters are
@@ -808,6 +826,7 @@ void config_free(struct config *c) {
                 free(c->worklists[i].name);
                 free(c->worklists[i].list_type);
                 free(c->worklists[i].service_id);
+                free(c->worklists[i].service_at);
         }
         free(c->worklists);
         auth_wipe_free(c->odbc_connection);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The e-RS client (ers.h): the client and its lanes, the headers every API
- * call sends, and the endpoints the engine calls (A008, A005, A042 with its
- * A006 fallback, A007, the reachability check).  A test may link a fake of
+ * call sends, and the endpoints the engine calls (A008, A005, A042, A007,
+ * the reachability check).  A006 (STU3 Binary) is retired: never called.  A test may link a fake of
  * this one object in place of it: nothing else in the daemon calls http.c,
  * pacing.c or token.c, and they never call into ers.c.
  *
@@ -215,13 +215,24 @@ int ers_prepare_token(struct ers_client *c, struct errbuf *e) {
         return token_ensure(c->token, &c->link, c->api, e);
 }
 
-/* A JSON call (A008 or A005), with a token renewed once on a 401.  The
- * answer goes to *ret, or with ret_worklist (A008) to the streaming worklist
- * parser and from it to *ret_worklist. */
-static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
-                          struct ers_call *call, struct errbuf *e);
-static int json_call(struct ers_client *c, const char *url, const char *body, const char *what,
+/* An id that goes into a URL's path or query as it is: 1..128 of [A-Za-z0-9._-]. */
+static bool path_id_valid(const char *id) {
+        size_t n = 0;
+
+        for (; id[n]; n++)
+                if (!(isalnum((unsigned char) id[n]) || id[n] == '-' || id[n] == '.' || id[n] == '_'))
+                        return false;
+        return n > 0 && n <= 128;
+}
+
+/* A JSON call (A008, A005, A033, A035: `ep`), with a token renewed once on a
+ * 401.  The answer goes to *ret (and, with raw, its bytes as they came), or
+ * with ret_worklist (A008) to the streaming worklist parser and from it to
+ * *ret_worklist. */
+static int json_call_once(struct ers_client *c, enum ers_endpoint ep, const char *url, const char *body,
+                          const char *what, json_object **ret, struct referral_answer *raw,
+                          struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e);
+static int json_call(struct ers_client *c, enum ers_endpoint ep, const char *url, const char *body, const char *what,
                      json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
                      struct ers_call *call, struct errbuf *e) {
         for (int attempt = 0;; attempt++) {
@@ -232,15 +243,15 @@ static int json_call(struct ers_client *c, const char *url, const char *body, co
                         call->retry_after = -1;
                         return err_prefix(e, r, "%s", what);
                 }
-                r = json_call_once(c, url, body, what, ret, raw, ret_worklist, call, e);
+                r = json_call_once(c, ep, url, body, what, ret, raw, ret_worklist, call, e);
                 if (!token_renew_after_401(c->token, r, call, attempt, e))
                         return r;
         }
 }
 
-static int json_call_once(struct ers_client *c, const char *url, const char *body, const char *what,
-                          json_object **ret, struct referral_answer *raw, struct worklist *ret_worklist,
-                          struct ers_call *call, struct errbuf *e) {
+static int json_call_once(struct ers_client *c, enum ers_endpoint ep, const char *url, const char *body,
+                          const char *what, json_object **ret, struct referral_answer *raw,
+                          struct worklist *ret_worklist, struct ers_call *call, struct errbuf *e) {
         struct transfer t = { .kind = ret_worklist ? SINK_WORKLIST : SINK_JSON, .expect_type = "application/fhir+json",
                               .keep_raw = raw != NULL };
         struct curl_slist *headers = NULL;
@@ -259,7 +270,7 @@ static int json_call_once(struct ers_client *c, const char *url, const char *bod
                 goto out;
         }
         http_setup(&c->link, c->api, url, headers, &t);
-        t.ep = body ? EP_A008 : EP_A005;
+        t.ep = ep;
         t.send_once = t.ep == EP_A008; /* every A008 sent counts against the worklist budget */
         http_use_client_cert(&c->link, c->api);
         if (body) {
@@ -308,7 +319,7 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
                 return err_set(e, -ENOMEM, "out of memory");
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/$ers.fetchworklist", c->base_url);
         snprintf(what, sizeof what, "A008 worklist %s service %s", list_type, service_id ? service_id : "(any)");
-        r = json_call(c, url, body, what, NULL, NULL, ret, call, e);
+        r = json_call(c, EP_A008, url, body, what, NULL, NULL, ret, call, e);
         free(body);
         return r;
 }
@@ -321,10 +332,72 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
         if (!ubrn_valid(ubrn))
                 return err_set(e, -EINVAL, "%s: not a 12-digit UBRN", what);
         snprintf(url, sizeof url, "%s/FHIR/STU3/ReferralRequest/%s", c->base_url, ubrn);
-        return json_call(c, url, NULL, what, ret, raw, NULL, call, e);
+        return json_call(c, EP_A005, url, NULL, what, ret, raw, NULL, call, e);
 }
 
-/* A document download into dst: from the API origin (A006, A007, or A042's
+/* A service id as it goes into a URL: 1 to 16 of [A-Za-z0-9._-]. */
+static bool service_id_ok(const char *id) {
+        return path_id_valid(id) && strlen(id) <= 16;
+}
+
+/* An R4 HealthcareService call (A033 into *one, A035 into *many), parsed;
+ * a parse failure names the call, its status and correlation id. */
+static int service_call(struct ers_client *c, enum ers_endpoint ep, const char *url, const char *what,
+                        struct ers_service *one, struct ers_service_list *many, struct ers_call *call,
+                        struct errbuf *e) {
+        json_object *root = NULL;
+        int r = json_call(c, ep, url, NULL, what, &root, NULL, NULL, call, e);
+
+        if (r < 0)
+                return r;
+        r = one ? fhir_parse_service(root, one, e) : fhir_parse_service_bundle(root, many, e);
+        json_object_put(root);
+        if (r < 0)
+                return err_prefix(e, r, "%s: HTTP %ld (correlation id %s)", what, call->http_status,
+                                  call->correlation_id);
+        return 0;
+}
+
+int ers_read_service(struct ers_client *c, const char *id, struct ers_service *ret, struct ers_call *call,
+                     struct errbuf *e) {
+        char url[1024], what[64];
+
+        if (!service_id_ok(id))
+                return err_set(e, -EINVAL, "A033: not a service id (1 to 16 of [A-Za-z0-9._-])");
+        snprintf(what, sizeof what, "A033 service %s", id);
+        snprintf(url, sizeof url, "%s/FHIR/R4/HealthcareService/%s", c->base_url, id);
+        return service_call(c, EP_A033, url, what, ret, NULL, call, e);
+}
+
+int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, struct ers_service_list *ret,
+                        struct ers_call *call, struct errbuf *e) {
+        char url[1024 + ERS_SERVICES_PER_SEARCH * 18], list[ERS_SERVICES_PER_SEARCH * 18] = "", what[96];
+        size_t at = 0;
+
+        if (n == 0 || n > ERS_SERVICES_PER_SEARCH)
+                return err_set(e, -EINVAL, "A035: %zu service ids, a search takes 1 to %d", n, ERS_SERVICES_PER_SEARCH);
+        for (size_t i = 0; i < n; i++) {
+                if (!service_id_ok(ids[i]))
+                        return err_set(e, -EINVAL, "A035: not a service id (1 to 16 of [A-Za-z0-9._-])");
+                at += (size_t) snprintf(list + at, sizeof list - at, "%s%s", i ? "," : "", ids[i]);
+        }
+        snprintf(what, sizeof what, "A035 services %.60s%s", list, strlen(list) > 60 ? "…" : "");
+        snprintf(url, sizeof url, "%s/FHIR/R4/HealthcareService?_id=%s", c->base_url, list);
+        return service_call(c, EP_A035, url, what, NULL, ret, call, e);
+}
+
+/* A042's "not available": 422 with an OperationOutcome naming the
+ * availability (PENDING, THREATS_FOUND, VALIDATION_FAILED; http.c reads any
+ * 422 as -ENODATA), or, from deployments older than that, 400 with the same
+ * codes.  A 400 with any other code (REC_BAD_REQUEST) is a fault. */
+static bool withheld_by_older_deployment(const struct transfer *t) {
+        char code[64];
+
+        return t->status == 400 && http_answer_code(t, code, sizeof code) &&
+               availability_of(code) != AVAILABILITY_AVAILABLE && availability_of(code) != AVAILABILITY_UNKNOWN;
+}
+
+/* A document download into dst: from the API origin (A007, or A042's
  * first leg; with our client certificate, and a token renewed once on a
  * 401) or from the object store (no headers and no certificate of ours). */
 static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool post, bool api, const char *accept,
@@ -358,7 +431,7 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
                         return err_set(e, -ENOMEM, "out of memory");
         }
         http_setup(&c->link, h, url, headers, &t);
-        t.ep = !api ? EP_STORE : post ? EP_A007 : strstr(url, "/FHIR/R4/Binary/") ? EP_A042 : EP_A006;
+        t.ep = !api ? EP_STORE : post ? EP_A007 : EP_A042;
         if (api)
                 http_use_client_cert(&c->link, h);
         curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_attachment_bytes);
@@ -367,6 +440,8 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
         }
         r = http_perform(&t, what, call->correlation_id, redirect_ok, call, e);
+        if (r == -EPROTO && t.ep == EP_A042 && withheld_by_older_deployment(&t))
+                r = -ENODATA; /* the line stands: it names the status and the code */
         if (r == 0 && ret_location) {
                 *ret_location = NULL;
                 if (t.status / 100 == 3 && (!t.location || !t.location[0]))
@@ -382,35 +457,24 @@ static int file_call_once(struct ers_client *c, CURL *h, const char *url, bool p
         return r;
 }
 
-static bool binary_id_valid(const char *id) {
-        size_t n = 0;
-
-        for (; id[n]; n++)
-                if (!(isalnum((unsigned char) id[n]) || id[n] == '-' || id[n] == '.' || id[n] == '_'))
-                        return false;
-        return n > 0 && n <= 128;
-}
-
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
-                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
-                         struct errbuf *e) {
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e) {
         char url[1024], what[192];
         char *location = NULL;
-        int r;
+        int r = 0;
 
-        if (!binary_id || !binary_id_valid(binary_id))
+        if (!binary_id || !path_id_valid(binary_id))
                 return err_set(e, -EBADMSG, "UBRN %s: attachment URL is not Binary/<id>", ubrn);
         r = http_new_call(call, e);
         if (r < 0)
                 return r;
 
-        /* Two tries: an object-store link that expired (403) is asked for anew. */
+        /* Two tries: an object-store link that expired (403) is asked for anew.
+         * Any other failure, a 404 from A042 included, is the call's error. */
         for (int attempt = 0; attempt < 2; attempt++) {
                 snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
                 snprintf(url, sizeof url, "%s/FHIR/R4/Binary/%s", c->base_url, binary_id);
                 r = file_call(c, c->api, url, false, true, "*/*", NULL, what, true, dst, &location, call, e);
-                if (r == -ENOENT || (r == -EPROTO && (call->http_status == 405 || call->http_status == 501)))
-                        break; /* A042 not offered here: A006 below */
                 if (r < 0)
                         return r;
                 if (!location)
@@ -427,17 +491,7 @@ int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *bin
                 if (r != -EACCES || spool_file_size(dst) != 0)
                         return r;
         }
-        if (r < 0 && r != -ENOENT && r != -EPROTO)
-                return r;
-
-        if (declared_size > ERS_A006_MAX)
-                return r < 0 ? r : err_set(e, -EFBIG, "UBRN %s Binary/%s: larger than A006 serves", ubrn, binary_id);
-        snprintf(what, sizeof what, "A006 UBRN %s Binary/%s", ubrn, binary_id);
-        snprintf(url, sizeof url, "%s/FHIR/STU3/Binary/%s", c->base_url, binary_id);
-        r = http_new_call(call, e);
-        if (r < 0)
-                return r;
-        return file_call(c, c->api, url, false, true, "*/*", NULL, what, false, dst, NULL, call, e);
+        return r;
 }
 
 int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,

@@ -2,13 +2,21 @@
 #pragma once
 
 /*
- * The e-RS client (libcurl): the five calls a provider-side sync needs.
+ * The e-RS client (libcurl): the four calls a provider-side sync needs.
  *
  *   A008  POST {base}/FHIR/STU3/ReferralRequest/$ers.fetchworklist  → List
  *   A005  GET  {base}/FHIR/STU3/ReferralRequest/{ubrn}              → ReferralRequest
  *   A042  GET  {base}/FHIR/R4/Binary/{id} → 307 → object store      → bytes
- *   A006  GET  {base}/FHIR/STU3/Binary/{id}   (fallback, ≤ 5 MiB)   → bytes
  *   A007  POST {base}/FHIR/STU3/ReferralRequest/{ubrn}/$ers.generateCRI → PDF
+ *
+ * and, for the operators' commands (`ersd services`, `--check-config
+ * --network`), never for a sync:
+ *
+ *   A033  GET  {base}/FHIR/R4/HealthcareService/{id}                 → HealthcareService
+ *   A035  GET  {base}/FHIR/R4/HealthcareService?_id={id},…           → Bundle
+ *
+ * A006 (GET {base}/FHIR/STU3/Binary/{id}) is deprecated and retired: never
+ * called.  A042 is the only way to a file.
  *
  * Every call sends a fresh X-Correlation-ID (UUID v4), returned in
  * `call->correlation_id` whether the call succeeded or not, for the log.
@@ -68,7 +76,10 @@
  *   -EFBIG    answer larger than allowed
  *   -EACCES   401 / 403
  *   -ENOENT   404
- *   -ENODATA  422: not available (attachment not AVAILABLE, PATIENT_ERROR …)
+ *   -ENODATA  422: not available (attachment not AVAILABLE, PATIENT_ERROR …);
+ *             from A042 also a 400 whose OperationOutcome names an
+ *             availability (PENDING, THREATS_FOUND, VALIDATION_FAILED), as
+ *             deployments before the 422 answered
  *   -EPROTO   any other 4xx, a redirect we refuse, a TLS failure
  */
 
@@ -81,11 +92,12 @@
 #include "config.h"
 #include "err.h"
 #include "fhir.h"
+#include "fhir_service.h"
 #include "spool.h"
 #include "util.h"
 
 #define ERS_JSON_MAX (10 * 1024 * 1024) /* the platform fails a worklist above 10 MB */
-#define ERS_A006_MAX 5242880            /* A006 serves at most 5 MiB */
+#define ERS_SERVICES_PER_SEARCH 20      /* A035 takes 1 to 20 service ids (400 beyond) */
 /* Connections one curl handle keeps open at most.  Each client (the main one,
  * and a lane per fetching thread) has two handles, so ersd's sockets to e-RS
  * are at most 2 x this x (ers.parallel_fetches + 1), whatever the documents. */
@@ -127,11 +139,27 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
 int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret, struct referral_answer *raw,
                       struct ers_call *call, struct errbuf *e);
 
-/* A042 (then A006 when A042 is not offered and the file is small enough):
- * the attachment's bytes into `dst` (not finished: the caller finishes it). */
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id,
-                         int64_t declared_size, struct spool_file *dst, struct ers_call *call,
-                         struct errbuf *e);
+/* A042: the attachment's bytes into `dst` (not finished: the caller
+ * finishes it), its 307 followed to the object store; an expired link (403
+ * from the store, nothing received) is asked for once more.  Any failure of
+ * A042 is the call's error, a 404 included (there is no other way to a file). */
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e);
+
+/* A033: the service `id` (1 to 16 of [A-Za-z0-9._-], else -EINVAL), parsed
+ * (fhir_service.h).  Caller owns *ret (ers_service_free()).  -ENOENT: e-RS
+ * does not know it (404); -EACCES: this application may not read services
+ * (403: e-RS allows A033 to a referring organisation's applications).  Spends
+ * no worklist call. */
+int ers_read_service(struct ers_client *c, const char *id, struct ers_service *ret, struct ers_call *call,
+                     struct errbuf *e);
+
+/* A035: the services of the `n` ids (1 to ERS_SERVICES_PER_SEARCH, each as
+ * for A033), parsed; ids e-RS does not know are simply not in *ret.  Caller
+ * owns *ret (ers_service_list_free()).  -EACCES (403): e-RS allows A035 to
+ * referring clinicians under user-restricted access only. */
+int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, struct ers_service_list *ret,
+                        struct ers_call *call, struct errbuf *e);
 
 /* A007: the Clinical Referral Information PDF into `dst`. */
 int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst, struct ers_call *call,

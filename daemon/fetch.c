@@ -143,7 +143,7 @@ typedef int (*fetch_fn)(const struct fetch_env *env, const struct referral *src,
 
 static int fetch_attachment(const struct fetch_env *env, const struct referral *src, const struct attachment *a,
                             struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
-        return ers_fetch_attachment(env->ers, src->ubrn, a->binary_id, a->declared_size, dst, call, e);
+        return ers_fetch_attachment(env->ers, src->ubrn, a->binary_id, dst, call, e);
 }
 
 static int fetch_cri(const struct fetch_env *env, const struct referral *src, const struct attachment *a,

@@ -111,25 +111,6 @@ static const struct fhir_field appointment_fields[] = {
         { NULL, "slot.0.reference",         offsetof(struct referral, appointment_slot), false },
 };
 
-/* How the daemon treats an availability code (NULL: absent). */
-static enum availability availability_of(const char *code) {
-        static const struct {
-                const char *code;
-                enum availability availability;
-        } table[] = {
-                { "AVAILABLE",         AVAILABILITY_AVAILABLE },
-                { "PENDING",           AVAILABILITY_PENDING },
-                { "THREATS_FOUND",     AVAILABILITY_NEVER },
-                { "THREATS FOUND",     AVAILABILITY_NEVER }, /* as the guides' prose spells it */
-                { "VALIDATION_FAILED", AVAILABILITY_NEVER },
-        };
-
-        for (size_t i = 0; code && i < ELEMENTSOF(table); i++)
-                if (strcmp(code, table[i].code) == 0)
-                        return table[i].availability;
-        return AVAILABILITY_UNKNOWN;
-}
-
 /* The {id} of an attachment url "Binary/{id}" (relative, or absolute with a
  * "/Binary/" segment; a "/_history/…" tail is dropped), copied into *ret; NULL
  * when the url has no such part or the id is not a FHIR id

@@ -223,24 +223,34 @@ void http_transfer_done(struct transfer *t) {
         free(t->errbody);
 }
 
-void http_answer_says(const struct transfer *t, char *buf, size_t size) {
-        char said[SERVER_TEXT_MAX + 4];
+const char *http_answer_code(const struct transfer *t, char *buf, size_t size) {
         json_object *root = NULL;
         struct outcome o = { 0 };
+        const char *ret = NULL;
+
+        if (t->errbody && t->errlen > 0 && fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
+            fhir_parse_outcome(root, &o, NULL) == 0 && o.code && strlen(o.code) < size) {
+                memcpy(buf, o.code, strlen(o.code) + 1);
+                ret = buf;
+        }
+        outcome_free(&o);
+        json_object_put(root);
+        return ret;
+}
+
+void http_answer_says(const struct transfer *t, char *buf, size_t size) {
+        char said[SERVER_TEXT_MAX + 4], code[512]; /* fhir.c keeps 256 bytes of an OperationOutcome's code */
         struct secrets secrets;
 
         buf[0] = '\0';
         if (!t->errbody || t->errlen == 0)
                 return;
-        if (fhir_parse_text(t->errbody, t->errlen, &root, NULL) == 0 &&
-            fhir_parse_outcome(root, &o, NULL) == 0 && o.code) {
-                server_text(o.code, strlen(o.code), http_secrets(t, &secrets), said, sizeof said);
+        if (http_answer_code(t, code, sizeof code)) {
+                server_text(code, strlen(code), http_secrets(t, &secrets), said, sizeof said);
                 snprintf(buf, size, ", e-RS %s", said);
         } else if (server_text(t->errbody, t->errlen, http_secrets(t, &secrets), said, sizeof said) > 0) {
                 snprintf(buf, size, ": \"%s\"", said);
         }
-        outcome_free(&o);
-        json_object_put(root);
 }
 
 void http_connection_options(const struct http_link *l, CURL *h, const char *url) {

@@ -122,6 +122,12 @@ int http_new_call(struct ers_call *call, struct errbuf *e);
  * text, through server_text(). */
 void http_answer_says(const struct transfer *t, char *buf, size_t size);
 
+/* The e-RS error code of an error answer's OperationOutcome (its first
+ * issue's details.coding code), copied as sent into buf; NULL when the answer
+ * is not one, has none, or it does not fit.  Server text: for comparing, never
+ * for printing (http_answer_says() is). */
+const char *http_answer_code(const struct transfer *t, char *buf, size_t size);
+
 /* Our secrets a server might quote back in an answer to t: the link's (the
  * API key, the `iss` and `sub` of an assertion; the static bearer token),
  * the bearer token the request sent, and a token request's assertion.

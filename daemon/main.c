@@ -4,7 +4,7 @@
  * The entry: the process's safety settings, the command line, the
  * configuration, and the dispatch to a mode, whose exit status it returns
  * (commands.h).  Not here: the sync runs and the daemon's loop (service.c),
- * the commands (commands.c, status.c), the work itself (sync.h).
+ * the commands (commands.c, status.c, services.c), the work itself (sync.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,15 +21,17 @@
 #include "log.h"
 #include "model.h"
 #include "service.h"
+#include "services.h"
 #include "status.h"
 
 static void usage(FILE *out) {
         fprintf(out,
-                "Usage: ersd [-c FILE] [--once [--dry-run] | --check-config | --init-db] [-v]\n"
+                "Usage: ersd [-c FILE] [--once [--dry-run] | --check-config [--network] | --init-db] [-v]\n"
                 "       ersd [-c FILE] status [--json | --prometheus]\n"
                 "       ersd [-c FILE] sync UBRN [-v]\n"
                 "       ersd [-c FILE] audit [--json] UBRN\n"
                 "       ersd [-c FILE] reconcile\n"
+                "       ersd [-c FILE] services [--json] [SERVICE_ID ...]\n"
                 "Brings NHS e-Referral Service referrals, their letters and attachments into the PAS database.\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
@@ -37,6 +39,8 @@ static void usage(FILE *out) {
                 "      --dry-run       with --once: read and fetch everything, write nothing to the PAS,\n"
                 "                      say per referral what would be written (worklist calls still count)\n"
                 "      --check-config  report every problem in the configuration as FILE:LINE: message\n"
+                "      --network       with --check-config: also confirm each worklist's service exists in\n"
+                "                      e-RS (A033; no worklist call)\n"
                 "      --init-db       create the staging schema in the PAS database (idempotent)\n"
                 "  -v, --verbose       log debug lines too\n"
                 "  -h, --help          this text\n"
@@ -51,6 +55,9 @@ static void usage(FILE *out) {
                 "                      PAS does not know the UBRN\n"
                 "  reconcile           compare the PAS with the latest worklists (no worklist call is made)\n"
                 "                      and list referrals missing, stale or unknown to e-RS; exit 1 if any\n"
+                "  services [SERVICE_ID ...]  e-RS's services (A035): id, version, type, flow, site, name;\n"
+                "                      without ids, the configured worklists'; exit 1 if one is unknown\n"
+                "      --json          the same as one JSON object\n"
                 "\n"
                 "Without a mode, reads each worklist at its poll times (within the e-RS budget of\n"
                 "worklist calls) and re-reads unfinished referrals in between, until SIGTERM;\n"
@@ -68,18 +75,18 @@ static void report_to_stderr(void *userdata, const char *line) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_DRY_RUN, OPT_JSON, OPT_PROMETHEUS };
+        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_DRY_RUN, OPT_JSON, OPT_PROMETHEUS, OPT_NETWORK };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, OPT_ONCE },
                 { "check-config", no_argument, NULL, OPT_CHECK }, { "init-db", no_argument, NULL, OPT_INIT_DB },
                 { "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL, OPT_JSON },
-                { "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+                { "prometheus", no_argument, NULL, OPT_PROMETHEUS }, { "network", no_argument, NULL, OPT_NETWORK },
                 { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         const char *path = CONFIG_DEFAULT_PATH;
         int mode = 0, verbose = 0, c, status;
-        bool dry_run = false, json = false, prometheus = false;
+        bool dry_run = false, json = false, prometheus = false, network = false;
         struct config cfg;
 
         /* Before anything is created: the PAS (SQLite, its -wal and -shm), the
@@ -129,16 +136,30 @@ int main(int argc, char **argv) {
                 case OPT_PROMETHEUS:
                         prometheus = true;
                         break;
+                case OPT_NETWORK:
+                        network = true;
+                        break;
                 default:
                         usage(stderr);
                         return EXIT_USAGE;
                 }
         }
 
-        /* The commands: status, sync UBRN, audit UBRN, reconcile. */
+        /* The commands: status, sync UBRN, audit UBRN, reconcile, services [ID …]. */
         const char *command = optind < argc ? argv[optind++] : NULL;
         const char *ubrn = NULL;
-        if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
+        const char *const *service_ids = NULL;
+        size_t n_service_ids = 0;
+        if (command && strcmp(command, "services") == 0) {
+                service_ids = (const char *const *) argv + optind;
+                for (; optind < argc; optind++, n_service_ids++)
+                        if (!service_id_valid(argv[optind])) {
+                                escape_fprintf(stderr, "ersd: services takes e-RS service ids (1 to 16 digits): "
+                                               "'%.40s' is not one", argv[optind]);
+                                fputc('\n', stderr);
+                                return EXIT_USAGE;
+                        }
+        } else if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
                 ubrn = optind < argc ? argv[optind++] : NULL;
                 if (!ubrn || !ubrn_valid(ubrn)) {
                         escape_fprintf(stderr, "ersd: %s needs a UBRN (12 digits)%s%.40s%s", command,
@@ -167,8 +188,13 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "ersd: --dry-run goes with --once\n");
                 return EXIT_USAGE;
         }
-        if (json && !(is_status || (command && strcmp(command, "audit") == 0))) {
-                fprintf(stderr, "ersd: --json goes with status or audit\n");
+        bool is_services = command && strcmp(command, "services") == 0;
+        if (json && !(is_status || is_services || (command && strcmp(command, "audit") == 0))) {
+                fprintf(stderr, "ersd: --json goes with status, audit or services\n");
+                return EXIT_USAGE;
+        }
+        if (network && mode != OPT_CHECK) {
+                fprintf(stderr, "ersd: --network goes with --check-config\n");
                 return EXIT_USAGE;
         }
         if (prometheus && (!is_status || json)) {
@@ -181,7 +207,7 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         if (mode == OPT_CHECK) {
-                status = command_check_config(path, &cfg);
+                status = command_check_config(path, &cfg, network);
                 config_free(&cfg);
                 return status;
         }
@@ -196,7 +222,9 @@ int main(int argc, char **argv) {
 
         service_catch_signals();
 
-        if (command && strcmp(command, "audit") == 0)
+        if (is_services)
+                status = command_services(&cfg, service_ids, n_service_ids, json);
+        else if (command && strcmp(command, "audit") == 0)
                 status = command_audit(&cfg, ubrn, json);
         else if (command && strcmp(command, "reconcile") == 0)
                 status = command_reconcile(&cfg);

@@ -31,6 +31,24 @@ bool nhs_number_valid(const char *s) {
         return check != 10 && check == (unsigned) (s[9] - '0');
 }
 
+enum availability availability_of(const char *code) {
+        static const struct {
+                const char *code;
+                enum availability availability;
+        } table[] = {
+                { "AVAILABLE",         AVAILABILITY_AVAILABLE },
+                { "PENDING",           AVAILABILITY_PENDING },
+                { "THREATS_FOUND",     AVAILABILITY_NEVER },
+                { "THREATS FOUND",     AVAILABILITY_NEVER }, /* as the guides' prose spells it */
+                { "VALIDATION_FAILED", AVAILABILITY_NEVER },
+        };
+
+        for (size_t i = 0; code && i < sizeof table / sizeof table[0]; i++)
+                if (strcmp(code, table[i].code) == 0)
+                        return table[i].availability;
+        return AVAILABILITY_UNKNOWN;
+}
+
 void worklist_entry_free(struct worklist_entry *we) {
         free(we->priority);
         free(we->specialty);

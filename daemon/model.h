@@ -75,13 +75,17 @@ enum availability {
         AVAILABILITY_UNKNOWN,    /* absent or a code we do not know: do not fetch, keep verbatim */
 };
 
+/* How the daemon treats an availability code (NULL: absent), as A005 states
+ * it on an attachment and A042 names it when it will not release a file. */
+enum availability availability_of(const char *code);
+
 /* One attachment: a contained DocumentReference's content[0].attachment (a
  * DocumentReference without one holds nothing to fetch and is not listed). */
 struct attachment {
         char *id;               /* attachment.id (e-RS attachment id); never NULL: a referral with an
                                    attachment without one is refused */
         char *url;              /* attachment.url, relative: "Binary/{id}" */
-        char *binary_id;        /* the {id} part of url, for A042/A006 */
+        char *binary_id;        /* the {id} part of url, for A042 */
         char *title;
         char *content_type;
         char *creation;         /* as sent (date or dateTime) */

@@ -19,8 +19,8 @@
 #include "schedule.h"
 #include "util.h"
 
-static const char *const endpoint_names[EP_COUNT_] = { "token endpoint", "A008", "A005", "A042", "A006", "A007",
-                                                       "object store" };
+static const char *const endpoint_names[EP_COUNT_] = { "token endpoint", "A008", "A005", "A042", "A007",
+                                                       "object store", "A033", "A035" };
 
 #define ENDPOINT_FAILING 3 /* calls in a row that failed for good: the endpoint is taken to be down */
 

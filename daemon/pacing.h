@@ -27,8 +27,10 @@
 
 /* What the client paces and backs off separately: each e-RS endpoint, the
  * token endpoint, and the object store A042 redirects to (not the API: no
- * rate slot, no 429 hold). */
-enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT_ };
+ * rate slot, no 429 hold).  A033 and A035 are the services' (R4
+ * HealthcareService read and search: `ersd services`, `--check-config
+ * --network`). */
+enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A007, EP_STORE, EP_A033, EP_A035, EP_COUNT_ };
 
 struct pacing; /* the shared state: limiter, 429 hold, breakers, progress count */
 

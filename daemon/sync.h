@@ -4,8 +4,8 @@
 /*
  * The sync engine: for each configured worklist, A008, then for each entry
  * whose version the ledger has not got (or whose documents are still owed):
- * A005, the referral's related referrals (A005), every document (A042 /
- * A006 attachments, A007 letter) into the verified spool, then ONE PAS
+ * A005, the referral's related referrals (A005), every document (A042
+ * attachments, A007 letter) into the verified spool, then ONE PAS
  * transaction with the referral rows, the documents and the ledger row.
  *
  * A referral is written whole or not at all: a failure before commit leaves

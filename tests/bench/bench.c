@@ -138,7 +138,7 @@ struct proc_cost {
 };
 
 struct calls {
-        long a008, a005, a042, a006, a007, store, s429;
+        long a008, a005, a042, a007, store, s429;
 };
 
 struct result {
@@ -321,7 +321,6 @@ static struct calls read_calls(const struct mock *m) {
         c.a008 = jint(s, "A008");
         c.a005 = jint(s, "A005");
         c.a042 = jint(s, "A042");
-        c.a006 = jint(s, "A006");
         c.a007 = jint(s, "A007");
         c.store = jint(s, "store");
         if (json_object_object_get_ex(s, "by_status", &st))
@@ -905,26 +904,26 @@ static void print_engine(const struct bench_engine *en, const struct result *res
                        (double) r->referrals / r->sync.wall, mb(r->bytes) / r->sync.wall,
                        (double) r->sync.maxrss_kib / 1024.0, r->sync.status);
         }
-        printf("  e-RS calls of those runs (A008 A005 A042 A006 A007 store, 429s):\n");
+        printf("  e-RS calls of those runs (A008 A005 A042 A007 store, 429s):\n");
         for (size_t i = 0; i < n; i++) {
                 const struct calls *c = &res[i].sync_calls;
                 if (!res[i].ran)
                         continue;
-                printf("  %-18s %ld %ld %ld %ld %ld %ld, %ld\n", res[i].ds->label, c->a008, c->a005, c->a042, c->a006,
-                       c->a007, c->store, c->s429);
+                printf("  %-18s %ld %ld %ld %ld %ld, %ld\n", res[i].ds->label, c->a008, c->a005, c->a042, c->a007,
+                       c->store, c->s429);
                 printf("  %-18s %s\n", "", res[i].summary[0]);
         }
 
-        printf("\n%-18s %6s | %7s %7s %8s | %5s %5s %5s %5s %5s %5s %4s\n", "no-op (again)", "refs", "wall s",
-               "CPU s", "RSS MiB", "A008", "A005", "A042", "A006", "A007", "store", "exit");
+        printf("\n%-18s %6s | %7s %7s %8s | %5s %5s %5s %5s %5s %4s\n", "no-op (again)", "refs", "wall s",
+               "CPU s", "RSS MiB", "A008", "A005", "A042", "A007", "store", "exit");
         for (size_t i = 0; i < n; i++) {
                 const struct result *r = &res[i];
                 const struct calls *c = &r->noop_calls;
                 if (!r->ran)
                         continue;
-                printf("%-18s %6zu | %7.2f %7.2f %8.1f | %5ld %5ld %5ld %5ld %5ld %5ld %4d\n", r->ds->label,
+                printf("%-18s %6zu | %7.2f %7.2f %8.1f | %5ld %5ld %5ld %5ld %5ld %4d\n", r->ds->label,
                        r->referrals, r->noop.wall, r->noop.cpu, (double) r->noop.maxrss_kib / 1024.0, c->a008,
-                       c->a005, c->a042, c->a006, c->a007, c->store, r->noop.status);
+                       c->a005, c->a042, c->a007, c->store, r->noop.status);
                 printf("  %-16s (one A008 per worklist = %zu) %s\n", "", r->services, r->summary[1]);
         }
 

@@ -689,14 +689,13 @@ static int serve(const char *text, struct spool_file *dst, const char *what, str
         return 0;
 }
 
-int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, int64_t declared_size,
-                         struct spool_file *dst, struct ers_call *call, struct errbuf *e) {
+int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
+                         struct ers_call *call, struct errbuf *e) {
         char key[KEY_MAX], what[KEY_MAX + 16];
         const struct held_referral *h;
         const struct fake_doc *d = NULL;
         int r;
 
-        (void) declared_size; /* not trusted: the bytes decide */
         snprintf(key, sizeof key, "%s %s", ubrn, binary_id);
         snprintf(what, sizeof what, "A042 UBRN %s Binary/%s", ubrn, binary_id);
         r = begin(c, FAKE_A042, key, what, call, e);
@@ -734,4 +733,25 @@ int ers_fetch_cri(struct ers_client *c, const char *ubrn, struct spool_file *dst
         snprintf(letter, sizeof letter, "letter %s v%" PRId64, ubrn, h->r.version);
         r = serve(h->r.letter ? h->r.letter : letter, dst, what, e);
         return finish(c, FAKE_A007, ubrn, r);
+}
+
+/* The services' calls are the operators' commands', never the engine's: the
+ * engine's scenarios never script them, and a call says so. */
+int ers_read_service(struct ers_client *c, const char *id, struct ers_service *ret, struct ers_call *call,
+                     struct errbuf *e) {
+        (void) c;
+        (void) ret;
+        memset(call, 0, sizeof *call);
+        call->retry_after = -1;
+        return err_set(e, -ENOTSUP, "A033 service %s: not scripted in the fake e-RS", id);
+}
+
+int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, struct ers_service_list *ret,
+                        struct ers_call *call, struct errbuf *e) {
+        (void) c;
+        (void) ids;
+        (void) ret;
+        memset(call, 0, sizeof *call);
+        call->retry_after = -1;
+        return err_set(e, -ENOTSUP, "A035: %zu service(s): not scripted in the fake e-RS", n);
 }

@@ -2,7 +2,7 @@
 /*
  * libFuzzer target: an e-RS JSON answer, as it arrives, through the text
  * parser and then every FHIR parser (A008 worklist, A005 referral,
- * OperationOutcome).  Each must accept or refuse it cleanly: no crash, no
+ * OperationOutcome, A033 and A035's HealthcareService and Bundle).  Each must accept or refuse it cleanly: no crash, no
  * leak, no undefined behaviour, and on refusal an error line.
  *
  * The worklist is read by its streaming parser straight from the bytes, whole
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "daemon/fhir.h"
+#include "daemon/fhir_service.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -110,6 +111,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memset(&o, 0, sizeof o);
         if (fhir_parse_outcome(root, &o, &e) == 0)
                 outcome_free(&o);
+        struct ers_service s = { 0 };
+        if (fhir_parse_service(root, &s, &e) == 0)
+                ers_service_free(&s);
+        struct ers_service_list l = { 0 };
+        if (fhir_parse_service_bundle(root, &l, &e) == 0)
+                ers_service_list_free(&l);
         json_object_put(root);
         return 0;
 }

@@ -481,7 +481,7 @@ static void test_document_over_the_maximum_is_owed_until_the_limit_is_raised(voi
         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         r = run_once(&f, NULL, 0, "referrals 0 new, 0 updated, 1 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store"), 0);
 
         fx_conf(&f, "  max_attachment_mib = 3;\n");
         r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
@@ -515,7 +515,7 @@ static void test_sync_one_counts_documents_not_fetched(void **state) {
                 if (round == 0) /* the second stores nothing: still owed */
                         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         }
-        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006") + stat_count(&f.m, "A007"), 0);
+        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A007"), 0);
 
         /* The PENDING one released: stored; then complete, and read again: 2 still not fetched. */
         json_object *atts = json_object_object_get(manifest_referral(&f, "300000000001"), "attachments");
@@ -784,18 +784,18 @@ static void test_declared_size_not_trusted(void **state) {
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store"), 0);
 
         /* A new version: tried once more (still too large), then not again. */
         serve_referral(&f, 2, atts);
         r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 1); /* "big" ("fits" is stored) */
+        assert_int_equal(stat_count(&f.m, "store"), 1); /* "big" ("fits" is stored) */
         assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
         rechecks_due(&f);
         r = run_once(&f, NULL, 0, "0 failed");
         run_free(&r);
-        assert_int_equal(stat_count(&f.m, "store") + stat_count(&f.m, "A006"), 0);
+        assert_int_equal(stat_count(&f.m, "store"), 0);
 
         /* The limit raised: stored. */
         fx_conf(&f, "  max_attachment_mib = 2;\n");
@@ -806,6 +806,87 @@ static void test_declared_size_not_trusted(void **state) {
         assert_non_null(fetched);
         assert_string_equal(fetched, "FETCHED");
         free(fetched);
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
+        assert_int_equal(verify_consistent(f.db), 0);
+        fx_stop(&f);
+}
+
+/* Availability states ersd does not know (release 2 of file attachments may
+ * bring new ones; a code in another case or with a space is not AVAILABLE
+ * either): each is kept verbatim, the document not fetched with a reason
+ * naming it, the referral owing it and looked at again later, and never
+ * asked of A042.  Once e-RS says AVAILABLE (at the same version), the next
+ * look stores it and the referral is complete. */
+static void test_unknown_availability_is_asked_again_later(void **state) {
+        static const char *const args[] = { "--referrals", "1", "--big-attachment", "0", NULL };
+        static const char *const codes[] = { "QUARANTINED_FOR_REVIEW", "available", "AVAILABLE ", "PENDING_RESCAN" };
+        const char *const status[] = { "status", NULL };
+        char atts[2048], available[2048];
+        size_t n = 0, k = 0;
+        struct fx f;
+        (void) state;
+
+        for (size_t i = 0; i < 4; i++) {
+                const char *sep = i ? ", " : "";
+                n += (size_t) snprintf(atts + n, sizeof atts - n,
+                                       "%s{\"binary\": \"u%zu\", \"seed\": %zu, \"bytes\": 500, \"id\": \"att-%zu\", "
+                                       "\"availability\": \"%s\", \"attached_by_org\": \"R69\"}",
+                                       sep, i, 20 + i, i, codes[i]);
+                k += (size_t) snprintf(available + k, sizeof available - k,
+                                       "%s{\"binary\": \"u%zu\", \"seed\": %zu, \"bytes\": 500, \"id\": \"att-%zu\", "
+                                       "\"availability\": \"AVAILABLE\", \"attached_by_org\": \"R69\"}",
+                                       sep, i, 20 + i, i);
+        }
+        fx_start(&f, args, NULL);
+        serve_referral(&f, 1, atts);
+        assert_int_equal(mock_post(&f.m, "/_mock/stats/reset"), 200);
+        struct run r = run_once(&f, NULL, 0, "referrals 1 new, 0 updated, 0 unchanged, 0 failed");
+        assert_non_null(strstr(r.out, "4 not fetched"));
+        run_free(&r);
+        assert_int_equal(stat_count(&f.m, "A042") + stat_count(&f.m, "store"), 0); /* never asked for */
+        for (size_t i = 0; i < 4; i++) {
+                char id[16], want[128];
+                snprintf(id, sizeof id, "att-%zu", i);
+                snprintf(want, sizeof want, "availability %s: not fetched; checked again on a later run", codes[i]);
+                char *availability = document_text(&f, "availability", id);
+                char *reason = document_text(&f, "not_fetched_reason", id);
+                char *fetched = document_text(&f, "fetch_status", id);
+                if (!availability || strcmp(availability, codes[i]) != 0 || !reason || strcmp(reason, want) != 0 ||
+                    !fetched || strcmp(fetched, "NOT_FETCHED") != 0)
+                        fail_msg("%s (\"%s\"): availability '%s', %s, reason '%s'", id, codes[i],
+                                 availability ? availability : "NULL", fetched ? fetched : "NULL",
+                                 reason ? reason : "NULL");
+                free(availability);
+                free(reason);
+                free(fetched);
+        }
+        assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 0);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_ledger WHERE ubrn = ? AND next_check_at IS NOT NULL",
+                               W_UBRN),
+                         1);
+        r = run_args(&f, status, NULL);
+        const char *row = strstr(r.out, "UBRN " W_UBRN);
+        if (!row || !strstr(row, "4 document(s) owed"))
+                fail_msg("ersd status does not list the referral owing 4 documents: %s", r.out);
+        run_free(&r);
+
+        /* Looked at again, still unknown: nothing new, nothing written, still never asked for. */
+        long long audit = q_int(f.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "0 failed");
+        run_free(&r);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ?", W_UBRN), audit);
+        assert_int_equal(stat_count(&f.m, "A042") + stat_count(&f.m, "store"), 0);
+
+        /* AVAILABLE at last, the same version: fetched and stored, the referral complete. */
+        serve_referral(&f, 1, available);
+        rechecks_due(&f);
+        r = run_once(&f, NULL, 0, "referrals 0 new, 1 updated, 0 unchanged, 0 failed");
+        run_free(&r);
+        assert_int_equal(q_int(f.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND kind = 'ATTACHMENT' "
+                                     "AND fetch_status = 'FETCHED' AND availability = 'AVAILABLE'",
+                               W_UBRN),
+                         4);
         assert_int_equal(q_int(f.db, "SELECT complete FROM ers_ledger WHERE ubrn = ?", W_UBRN), 1);
         assert_int_equal(verify_consistent(f.db), 0);
         fx_stop(&f);
@@ -837,6 +918,7 @@ int main(void) {
                 cmocka_unit_test(test_document_reference_without_content_is_said),
                 cmocka_unit_test(test_attachment_withheld_while_another_is_owed),
                 cmocka_unit_test(test_declared_size_not_trusted),
+                cmocka_unit_test(test_unknown_availability_is_asked_again_later),
         };
         failed = cmocka_run_group_tests_name("documents", tests, NULL, NULL);
         tmpdir_remove(dir);

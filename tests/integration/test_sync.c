@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -236,6 +237,8 @@ static const struct fault_case faults[] = {
         { "A005", "stall", "stalled" },
         { "A007", "500", "A007" },
         { "A042", "503", "A042" },
+        { "A042", "404", "HTTP 404" }, /* no fallback: A006 is retired */
+        { "A042", "400", "HTTP 400, e-RS REC_BAD_REQUEST" }, /* a bad request, not "not available" */
         { "store", "truncated", "object store" },
 };
 
@@ -350,21 +353,50 @@ static void test_bad_answers_change_nothing(void **state) {
         side_stop();
 }
 
-/* Where A042 is not offered (404), a small attachment comes through A006, byte-identical. */
-static void test_a006_fallback_for_small_files(void **state) {
+/* A042 answering 404 is an error like any other (A006, retired, is never
+ * tried in its place): one line naming the UBRN and the correlation id, the
+ * referral's failure recorded, tried again, and parked after park_after
+ * failures; nothing of it written. */
+static void test_a042_not_found_is_an_error(void **state) {
+        const char *ubrn = "300000000007";
         struct db *d;
         (void) state;
 
         side_start(small_mock);
-        side_pas("a006", NULL);
-        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=10"), 200);
-        struct run r = run_once_ok();
-        run_free(&r);
+        side_pas("a042-404", "  tries = 1;\n");
+        /* conf_for() writes no top-level lines: park at the second failure */
+        FILE *f = fopen(E.conf, "a");
+        assert_non_null(f);
+        fputs("retry_delay = 1;\npark_after = 2;\n", f);
+        fclose(f);
+        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=404&ubrn=300000000007&count=100"), 200);
         d = db_open(E.connection);
         assert_non_null(d);
-        size_t n = assert_attachments_stored(d, "300000000007");
-        assert_true(n >= 2);
-        assert_int_equal(stat_count(&E.side, "A006"), (long long) n);
+        const char *p[] = { ubrn };
+        for (int round = 1; round <= 2; round++) {
+                struct run r = ersd("--once");
+                const char *at = strstr(r.err, "error: UBRN 300000000007 not synced");
+                const char *eol = at ? strchr(at, '\n') : NULL;
+                const char *next = eol ? strstr(eol, "error:") : NULL;
+                char line[1024] = "";
+                if (eol)
+                        snprintf(line, sizeof line, "%.*s", (int) (eol - at), at);
+                bool parked_line = next && strncmp(next, "error: UBRN 300000000007 parked after 2 failed attempts",
+                                                   strlen("error: UBRN 300000000007 parked after 2 failed attempts")) == 0;
+                if (r.status != 1 || !strstr(line, "A042 UBRN 300000000007 Binary/") || !strstr(line, "HTTP 404") ||
+                    !strstr(line, "(correlation id ") || (round == 1 ? next != NULL : !parked_line))
+                        fail_msg("round %d: expected exit 1 and one error line naming A042's 404, the UBRN and the "
+                                 "correlation id%s: exit %d: %s", round, round == 2 ? ", then the parking" : "",
+                                 r.status, r.err);
+                assert_non_null(strstr(r.out, "1 failed"));
+                run_free(&r);
+                assert_int_equal(db_rows_for(d, ubrn), 0);
+                assert_int_equal(db_int(d, "SELECT attempts FROM ers_retry WHERE ubrn = ?", 1, p), round);
+                assert_int_equal(db_int(d, "SELECT parked FROM ers_retry WHERE ubrn = ?", 1, p), round == 2);
+                /* due again now */
+                assert_int_equal(db_exec(d, "UPDATE ers_retry SET next_attempt_at = '2000-01-01T00:00:00Z'"), 0);
+        }
+        assert_int_equal(stat_count(&E.side, "A006"), 0);
         db_close(d);
         side_stop();
 }
@@ -480,33 +512,58 @@ static void test_worklist_fields_kept_when_read_again(void **state) {
         side_stop();
 }
 
-/* A042 refuses an attachment the referral called AVAILABLE (422): the referral is written with
- * that document recorded as not fetched and why, and a later round fetches it. */
+/* A042 refuses an attachment the referral called AVAILABLE: 422 with an
+ * OperationOutcome naming the availability, or, from older deployments, 400
+ * with the same codes.  Each is read as "not available", never as a fault:
+ * the referral is written with that document recorded as not fetched with the
+ * code, the ledger owes it, and a later round fetches it. */
 static void test_attachment_refused_then_fetched(void **state) {
+        static const struct {
+                const char *kind, *code;
+        } cases[] = {
+                { "422", "PENDING" },
+                { "422", "THREATS_FOUND" },
+                { "422", "VALIDATION_FAILED" },
+                { "400", "PENDING" },
+                { "400", "THREATS_FOUND" },
+                { "400", "VALIDATION_FAILED" },
+        };
         const char *ubrn = "300000000007";
-        struct db *d;
         (void) state;
 
         side_start(small_mock);
-        side_pas("refused", NULL);
-        assert_int_equal(mock_post(&E.side, "/_mock/fault?endpoint=A042&kind=422&ubrn=300000000007&count=1"), 200);
-        struct run r = run_once_ok();
-        run_free(&r);
-        d = db_open(E.connection);
-        assert_non_null(d);
-        const char *p[] = { ubrn };
-        assert_int_equal(db_int(d, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND fetch_status = 'NOT_FETCHED'"
-                                   " AND not_fetched_reason LIKE '%would not release%'", 1, p), 1);
-        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char name[32], path[160], like[64];
+                snprintf(name, sizeof name, "refused%zu", i);
+                side_pas(name, NULL);
+                snprintf(path, sizeof path, "/_mock/fault?endpoint=A042&kind=%s&code=%s&ubrn=%s&count=1", cases[i].kind,
+                         cases[i].code, ubrn);
+                assert_int_equal(mock_post(&E.side, path), 200);
+                struct run r = ersd("--once");
+                if (r.status != 0 || !strstr(r.out, "0 failed"))
+                        fail_msg("A042 %s %s: expected a written referral, the document not fetched: exit %d: %s",
+                                 cases[i].kind, cases[i].code, r.status, r.err);
+                run_free(&r);
+                struct db *d = db_open(E.connection);
+                assert_non_null(d);
+                const char *p[] = { ubrn, like };
+                snprintf(like, sizeof like, "e-RS would not release it: %%HTTP %s, e-RS %s %%", cases[i].kind,
+                         cases[i].code);
+                if (db_int(d, "SELECT COUNT(*) FROM ers_document WHERE source_ubrn = ? AND fetch_status = "
+                              "'NOT_FETCHED' AND not_fetched_reason LIKE ?", 2, p) != 1)
+                        fail_msg("A042 %s %s: no document recorded not fetched with the code", cases[i].kind,
+                                 cases[i].code);
+                assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 0);
 
-        r = ersd("--once");
-        assert_int_equal(r.status, 0);
-        assert_non_null(strstr(r.out, "1 updated"));
-        run_free(&r);
-        assert_attachments_stored(d, ubrn);
-        assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 1);
-        assert_int_equal(verify_consistent(d), 0);
-        db_close(d);
+                r = ersd("--once");
+                assert_int_equal(r.status, 0);
+                assert_non_null(strstr(r.out, "1 updated"));
+                run_free(&r);
+                assert_attachments_stored(d, ubrn);
+                assert_int_equal(db_int(d, "SELECT complete FROM ers_ledger WHERE ubrn = ?", 1, p), 1);
+                assert_int_equal(verify_consistent(d), 0);
+                db_close(d);
+        }
         side_stop();
 }
 
@@ -1019,7 +1076,7 @@ int main(void) {
                 cmocka_unit_test(test_pending_attachment_fetched_later),
                 cmocka_unit_test(test_bad_answers_change_nothing),
                 cmocka_unit_test(test_bad_worklist_changes_nothing),
-                cmocka_unit_test(test_a006_fallback_for_small_files),
+                cmocka_unit_test(test_a042_not_found_is_an_error),
                 cmocka_unit_test(test_expired_store_link_is_asked_again),
                 cmocka_unit_test(test_attachment_refused_then_fetched),
                 cmocka_unit_test(test_worklist_fields_kept_when_read_again),

@@ -415,9 +415,12 @@ int mock_build(struct mock *m)
 
         for (size_t s = 0; s < m->n_services; s++) {
                 snprintf(m->services[s].id, sizeof m->services[s].id, "%s", m->opt.services[s]);
-                snprintf(m->services[s].name, sizeof m->services[s].name, "%s (%s)",
-                         SERVICE_NAMES[s % (sizeof SERVICE_NAMES / sizeof SERVICE_NAMES[0])],
-                         m->opt.services[s]);
+                if (s < m->opt.n_service_names)
+                        snprintf(m->services[s].name, sizeof m->services[s].name, "%s", m->opt.service_names[s]);
+                else
+                        snprintf(m->services[s].name, sizeof m->services[s].name, "%s (%s)",
+                                 SERVICE_NAMES[s % (sizeof SERVICE_NAMES / sizeof SERVICE_NAMES[0])],
+                                 m->opt.services[s]);
         }
 
         for (size_t i = 0; i < n; i++) {

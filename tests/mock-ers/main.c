@@ -22,6 +22,8 @@ static void usage(FILE *f)
                 "  --tail-every N          every Nth ordinary attachment is a large one (default 0 = none)\n"
                 "  --tail-max BYTES        the large ones: 300 KiB..BYTES, most near the low end (default 20971520)\n"
                 "  --service ID            e-RS service id, repeatable (default 31001)\n"
+                "  --service-name TEXT     the next --service's name, as HealthcareService gives it (repeatable,\n"
+                "                          up to 8; at most 127 bytes each): hostile names for the output tests\n"
                 "  --token TOKEN           require Authorization: Bearer TOKEN on the API\n"
                 "  --app-restricted        refuse NHSD-eRS-Business-Function / NHSD-End-User-Organisation-ODS /\n"
                 "                          NHSD-eRS-On-Behalf-Of-User-ID (403); A008 needs a service filter\n"
@@ -81,6 +83,9 @@ enum { OPT_JWKS = 2000, OPT_KID, OPT_API_KEY, OPT_TOKEN_LIFETIME, OPT_CLOCK_SKEW
 /* Related referrals. */
 enum { OPT_RELATED = 3000 };
 
+/* Services (R4 HealthcareService). */
+enum { OPT_SERVICE_NAME = 4000 };
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
         static const struct option longopts[] = {
@@ -110,6 +115,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 { "tls-key", required_argument, NULL, OPT_TLS_KEY },
                 { "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
                 { "related", required_argument, NULL, OPT_RELATED },
+                { "service-name", required_argument, NULL, OPT_SERVICE_NAME },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
@@ -166,6 +172,14 @@ static int parse_options(int argc, char **argv, struct options *o)
                                 return -EINVAL;
                         }
                         o->services[o->n_services++] = optarg;
+                        break;
+                case OPT_SERVICE_NAME:
+                        if (o->n_service_names == sizeof o->service_names / sizeof o->service_names[0] ||
+                            !*optarg || strlen(optarg) > 127) {
+                                fprintf(stderr, "mock-ers: --service-name: up to 8, each 1..127 bytes\n");
+                                return -EINVAL;
+                        }
+                        o->service_names[o->n_service_names++] = optarg;
                         break;
                 case OPT_TOKEN:
                         if (!*optarg) {
@@ -289,6 +303,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         if (o->n_services == 0) {
                 o->services[0] = default_service[0];
                 o->n_services = 1;
+        }
+        if (o->n_service_names > o->n_services) {
+                fprintf(stderr, "mock-ers: more --service-name than services\n");
+                return -EINVAL;
         }
         return 0;
 }

@@ -36,7 +36,6 @@
 #define UBRN_FIRST 300000000000ULL      /* referral i has UBRN UBRN_FIRST + i */
 #define UBRN_RELATED 399999999999ULL    /* the related (onward) referral of index 2 */
 #define ATTACHMENT_ID_FIRST 7000000ULL  /* attachment n has id ATTACHMENT_ID_FIRST + n */
-#define A006_MAX_BYTES 5242880ULL       /* A006 refuses larger files with 422 */
 #define AVAILABILITY_LEN 48
 #define MAX_EXTRA_ATTACHMENTS 4         /* attachments /_mock/change may add to one referral */
 #define SPARE_ATTACHMENTS 16            /* the pool they come from, at the end of mock.attachments */
@@ -52,11 +51,15 @@
 #define SYS_REQUEST_ID "https://fhir.nhs.uk/Id/ers-request-id"
 #define SYS_LIST_SELECTOR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1"
 #define SYS_API_ERROR "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"
+#define SYS_HTTP_ERROR "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 #define SD "https://fhir.nhs.uk/STU3/StructureDefinition/"
 #define CS "https://fhir.nhs.uk/STU3/CodeSystem/"
 
-/* The endpoints that are counted and can be given faults. */
-enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT };
+/* The endpoints that are counted and can be given faults (A033, A035, A037:
+ * R4 HealthcareService read, search, version).  A006 (STU3 Binary)
+ * is retired: its requests are counted (never reset: a test proves ersd sent
+ * none) and answered 404, never served, never given faults. */
+enum endpoint { EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_A033, EP_A035, EP_A037, EP_COUNT };
 
 enum fault_kind {
         FAULT_NONE,
@@ -71,7 +74,8 @@ enum fault_kind {
         FAULT_OVERSIZED,
         FAULT_404, /* the endpoint is not offered here (A042 missing in an environment) */
         FAULT_403, /* forbidden; on the store: the signed link expired */
-        FAULT_422, /* e-RS will not release it (an attachment not available after all) */
+        FAULT_422, /* e-RS will not release it (an attachment not available after all; A042: code PENDING) */
+        FAULT_400, /* 400 REC_BAD_REQUEST; with code=PENDING (…) as older deployments of A042 said "not available" */
         FAULT_502, /* a gateway in front of the service failed */
         FAULT_429_BARE, /* 429 without Retry-After */
         FAULT_STALE, /* A005: answers an older version (current - 2, at least 1), as a lagging replica might */
@@ -90,6 +94,8 @@ struct options {
         uint64_t tail_max;       /* --tail-max: the largest of those large ones */
         const char **services;   /* --service values (not owned: argv) */
         size_t n_services;
+        const char *service_names[8]; /* --service-name: the k-th service's name (argv) */
+        size_t n_service_names;
         const char *token;       /* --token: required bearer token, NULL = none */
         bool app_restricted;     /* --app-restricted: refuse NHSD-* user headers */
         uint64_t seed;           /* --seed */
@@ -340,7 +346,17 @@ void view_release(struct referral_view *v);
 char *render_referral(const struct mock *m, const struct referral_view *v, size_t *ret_len);
 char *render_outcome(const char *issue_code, const char *code, const char *display,
                      const char *diagnostics, size_t *ret_len);
+/* The same for the R4 endpoints (A042, HealthcareService): NHSDigital-OperationOutcome. */
+char *render_outcome_r4(const char *issue_code, const char *code, const char *diagnostics, size_t *ret_len);
 char *render_manifest(struct mock *m, const char *only_ubrn, bool hashes, size_t *ret_len);
+
+/* services.c: R4 HealthcareService in the API's shape.  Service s of m (its
+ * version is s + 1); the searchset Bundle of the services idx[0..n) (indexes
+ * into m->services), `self` its link's url. */
+char *render_service(const struct mock *m, size_t s, size_t *ret_len);
+char *render_service_bundle(const struct mock *m, const size_t *idx, size_t n, const char *self, size_t *ret_len);
+/* The index of the service with id `id`, or SIZE_MAX. */
+size_t mock_find_service(const struct mock *m, const char *id);
 char *json_text(json_object *o, size_t *ret_len); /* serialises and puts o */
 
 struct worklist_item {
@@ -397,7 +413,7 @@ void world_free(struct mock *m);            /* every world loaded (at exit) */
  * or gone), -ESRCH (no such version).  Call without the lock. */
 int world_referral_check(struct mock *m, const char *ubrn, int64_t version);
 char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, int64_t *ret_version);
-/* A042/A006/store: the attachment of that binary id, NULL when none. */
+/* A042/store: the attachment of that binary id, NULL when none. */
 struct attachment *world_find_binary(struct mock *m, const char *binary_id);
 /* A007: the letter of ubrn, NULL when unknown or gone. */
 const struct attachment *world_letter(struct mock *m, const char *ubrn);

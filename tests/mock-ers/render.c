@@ -128,6 +128,30 @@ char *render_outcome(const char *issue_code, const char *code, const char *displ
         return json_text(o, ret_len);
 }
 
+/* The R4 endpoints' OperationOutcome (NHSDigital-OperationOutcome): meta with
+ * lastUpdated, the code in the http-error-codes system, diagnostics always. */
+char *render_outcome_r4(const char *issue_code, const char *code, const char *diagnostics, size_t *ret_len)
+{
+        json_object *o = json_object_new_object();
+        json_object *m = json_object_new_object();
+        json_object *issue = json_object_new_object();
+        json_object *details = json_object_new_object();
+        json_object *cd = json_object_new_object();
+
+        put(o, "resourceType", str("OperationOutcome"));
+        put(m, "lastUpdated", str("2026-06-01T09:00:00.000Z"));
+        put(o, "meta", m);
+        put(issue, "severity", str("error"));
+        put(issue, "code", str(issue_code));
+        put(issue, "diagnostics", str(diagnostics ? diagnostics : ""));
+        put(cd, "system", str(SYS_HTTP_ERROR));
+        put(cd, "code", str(code));
+        put(details, "coding", arr1(cd));
+        put(issue, "details", details);
+        put(o, "issue", arr1(issue));
+        return json_text(o, ret_len);
+}
+
 /* ---- ReferralRequest (A005) ------------------------------------------------ */
 
 static json_object *service_actor(const struct service *s)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The two HTTP origins of the mock e-RS:
- *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A006, A007)
+ *   API   http://127.0.0.1:<api>/referrals/...  (A008, A005, A042, A007; A033,
+ *         A035, A037: R4 HealthcareService; A006, retired, is counted and
+ *         answered 404)
  *         http://127.0.0.1:<api>/_mock/...      (control endpoints for tests)
  *   store http://127.0.0.1:<store>/store/<binary id>?token=<single-use token>
  *
@@ -32,7 +34,8 @@
 #define OVERSIZED_PAD (10 * 1024 * 1024 + 512 * 1024) /* makes a worklist > 10 MB */
 #define FHIR_JSON "application/fhir+json"
 
-static const char *const ENDPOINT_NAMES[EP_COUNT] = { "A008", "A005", "A042", "A006", "A007", "store" };
+static const char *const ENDPOINT_NAMES[EP_COUNT] = { "A008", "A005", "A042", "A006", "A007", "store",
+                                                      "A033", "A035", "A037" };
 
 static const struct {
         const char *name;
@@ -50,6 +53,7 @@ static const struct {
         { "404", FAULT_404 },
         { "403", FAULT_403 },
         { "422", FAULT_422 },
+        { "400", FAULT_400 },
         { "502", FAULT_502 },
         { "429_bare", FAULT_429_BARE },
         { "stale", FAULT_STALE },
@@ -86,6 +90,7 @@ struct call {
         struct request *q;
         bool store;   /* on the object-store origin */
         bool control; /* a /_mock/ request: not counted as rejected */
+        bool r4;      /* an R4 endpoint: its errors are NHSDigital-OperationOutcomes */
         bool fault;   /* this answer is an injected fault */
         int fault_retry_after; /* the fault's Retry-After seconds, -1: the kind's own */
         char fault_code[64];   /* the fault's OperationOutcome code, "": the kind's own */
@@ -609,11 +614,19 @@ static enum MHD_Result reply_text(struct call *c, unsigned status, const char *t
         return reply_body(c, status, "text/plain; charset=utf-8", strdup(text), strlen(text));
 }
 
+/* An OperationOutcome in the shape of the call's endpoint (STU3 or R4). */
+static char *outcome_text(const struct call *c, const char *issue_code, const char *code, const char *display,
+                          const char *diagnostics, size_t *ret_len)
+{
+        return c->r4 ? render_outcome_r4(issue_code, code, diagnostics, ret_len)
+                     : render_outcome(issue_code, code, display, diagnostics, ret_len);
+}
+
 static enum MHD_Result reply_outcome(struct call *c, unsigned status, const char *issue_code, const char *code,
                                      const char *display, const char *diagnostics)
 {
         size_t len = 0;
-        char *body = render_outcome(issue_code, code, display, diagnostics, &len);
+        char *body = outcome_text(c, issue_code, code, display, diagnostics, &len);
         return reply_body(c, status, FHIR_JSON, body, len);
 }
 
@@ -634,8 +647,8 @@ static enum MHD_Result reply_not_found(struct call *c, const char *what)
 static enum MHD_Result reply_405(struct call *c, const char *allow)
 {
         size_t len = 0;
-        char *body = render_outcome("not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
-                                    "this path does not support that method", &len);
+        char *body = outcome_text(c, "not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
+                                  "this path does not support that method", &len);
         struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
         if (r) {
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
@@ -724,23 +737,27 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
         case FAULT_404:
         case FAULT_403:
         case FAULT_422:
+        case FAULT_400:
         case FAULT_502:
         case FAULT_429_BARE:
                 status = kind == FAULT_404 ? 404 : kind == FAULT_403 ? 403 : kind == FAULT_422 ? 422
-                       : kind == FAULT_502 ? 502 : 429;
+                       : kind == FAULT_400 ? 400 : kind == FAULT_502 ? 502 : 429;
                 if (c->store) {
                         /* an object store answers in its own words, never FHIR */
                         body = strdup(status == 403 ? "AccessDenied: Request has expired\n" : "Error\n");
                         len = body ? strlen(body) : 0;
                 } else {
-                        body = render_outcome(status == 404 ? "not-found" : status == 403 ? "forbidden"
-                                              : status == 422 ? "business-rule" : status == 502 ? "transient"
-                                                                                              : "throttled",
-                                              c->fault_code[0] ? c->fault_code
-                                              : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
-                                              : status == 422 ? "ATTACHMENT_NOT_AVAILABLE" : status == 502 ? "BAD_GATEWAY"
-                                                                                                         : "TOO_MANY_REQUESTS",
-                                              "Injected", "injected by the mock", &len);
+                        /* A042's "not available" names the availability (PENDING …) */
+                        const char *not_available = c->r4 ? "PENDING" : "ATTACHMENT_NOT_AVAILABLE";
+                        body = outcome_text(c, status == 404 ? "not-found" : status == 403 ? "forbidden"
+                                            : status == 422 ? (c->r4 ? "invalid" : "business-rule")
+                                            : status == 400 ? "invalid" : status == 502 ? "transient"
+                                                                                        : "throttled",
+                                            c->fault_code[0] ? c->fault_code
+                                            : status == 404 ? "NOT_FOUND" : status == 403 ? "ACCESS_DENIED"
+                                            : status == 422 ? not_available : status == 400 ? "REC_BAD_REQUEST"
+                                            : status == 502 ? "BAD_GATEWAY" : "TOO_MANY_REQUESTS",
+                                            "Injected", "injected by the mock", &len);
                 }
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
@@ -762,15 +779,15 @@ static bool fault_replace(struct call *c, enum fault_kind kind, enum MHD_Result 
                         body = strdup(status == 429 ? "SlowDown\n" : "InternalError\n");
                         len = body ? strlen(body) : 0;
                 } else
-                        body = render_outcome(status == 429 ? "throttled" : "exception",
-                                              c->fault_code[0] ? c->fault_code
-                                              : status == 500 ? "SERVICE_ERROR"
-                                              : status == 503 ? "SERVICE_UNAVAILABLE"
-                                                              : "TOO_MANY_REQUESTS",
-                                              status == 500 ? "Internal server error"
-                                              : status == 503 ? "Service unavailable"
-                                                              : "Too many requests",
-                                              "injected by the mock", &len);
+                        body = outcome_text(c, status == 429 ? "throttled" : "exception",
+                                            c->fault_code[0] ? c->fault_code
+                                            : status == 500 ? "SERVICE_ERROR"
+                                            : status == 503 ? "SERVICE_UNAVAILABLE"
+                                                            : "TOO_MANY_REQUESTS",
+                                            status == 500 ? "Internal server error"
+                                            : status == 503 ? "Service unavailable"
+                                                            : "Too many requests",
+                                            "injected by the mock", &len);
                 r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!r)
                         free(body);
@@ -1220,9 +1237,12 @@ static enum MHD_Result handle_a005(struct call *c, const char *ubrn, int64_t ver
         return reply(c, 200, resp);
 }
 
-/* ---- attachments: A042 (redirect), A006 (direct), the store ------------------- */
+/* ---- attachments: A042 (redirect), the store; A006 (retired) --------------- */
 
-/* 404 for an unknown binary id, 422 when not AVAILABLE.  Returns true when it replied. */
+/* 404 for an unknown binary id; 422 when not AVAILABLE, its code the
+ * availability (PENDING, THREATS_FOUND, VALIDATION_FAILED, or whatever the
+ * attachment's is), as the specification's A042 answers.  Returns true when
+ * it replied. */
 static bool refuse_attachment(struct call *c, const struct attachment *a, enum MHD_Result *ret)
 {
         char availability[AVAILABILITY_LEN], diag[128];
@@ -1241,8 +1261,8 @@ static bool refuse_attachment(struct call *c, const struct attachment *a, enum M
         }
         if (strcmp(availability, "AVAILABLE") != 0) {
                 snprintf(diag, sizeof diag, "the attachment is not available for download (%s)", availability);
-                *ret = reply_outcome(c, 422, "business-rule", "ATTACHMENT_NOT_AVAILABLE", "Attachment not available",
-                                     diag);
+                *ret = reply_outcome(c, 422, "invalid", availability[0] ? availability : "NOT_AVAILABLE",
+                                     "Attachment not available", diag);
                 return true;
         }
         return false;
@@ -1363,27 +1383,18 @@ static enum MHD_Result serve_attachment(struct call *c, const struct attachment 
         return reply(c, 200, resp);
 }
 
+/* A006 is retired ("please use A042 instead"): a request is counted, so that
+ * a test can prove ersd never sends one, and answered as an endpoint that is
+ * no longer there. */
 static enum MHD_Result handle_a006(struct call *c, const char *binary_id)
 {
-        struct mock *m = c->m;
-        enum MHD_Result ret;
         struct attachment *a;
 
         count(c, EP_A006);
-        if (refuse_caller(c, &ret))
-                return ret;
-        a = find_binary(m, binary_id);
+        a = find_binary(c->m, binary_id);
         if (a)
-                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(m, a));
-        if (refuse_attachment(c, a, &ret))
-                return ret;
-        if (a->size > A006_MAX_BYTES)
-                return reply_outcome(c, 422, "business-rule", "ATTACHMENT_TOO_LARGE", "Attachment too large",
-                                     "files over 5 MiB must be fetched with A042");
-        enum fault_kind kind = fault_take(c, EP_A006, attachment_ubrn(m, a));
-        if (fault_replace(c, kind, &ret))
-                return ret;
-        return serve_attachment(c, a, kind);
+                snprintf(c->key, sizeof c->key, "%s", attachment_ubrn(c->m, a));
+        return reply_not_found(c, "A006 is retired: use A042");
 }
 
 /* Counts a credential sent to the store; returns true (having answered 400) if any. */
@@ -1491,6 +1502,84 @@ static enum MHD_Result handle_a007(struct call *c, const char *ubrn)
         return reply(c, 200, resp);
 }
 
+/* ---- services: A033 read, A037 version (HEAD), A035 search (R4) ------------ */
+
+#define SERVICES_PER_SEARCH 20 /* A035 takes 1 to 20 ids, 400 beyond */
+
+/* A033 (GET) and A037 (HEAD): the service, its version in the ETag. */
+static enum MHD_Result handle_a033(struct call *c, const char *id, bool head)
+{
+        struct mock *m = c->m;
+        enum MHD_Result ret;
+        size_t s, len = 0;
+        char etag[40];
+
+        count(c, head ? EP_A037 : EP_A033);
+        snprintf(c->key, sizeof c->key, "%.23s", id);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        s = mock_find_service(m, id);
+        if (s == SIZE_MAX)
+                return reply_outcome(c, 404, "not-found", "REC_NOT_FOUND", NULL, "no service with that id");
+        enum fault_kind kind = fault_take(c, head ? EP_A037 : EP_A033, NULL);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        char *body = render_service(m, s, &len);
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r)
+                free(body);
+        else {
+                snprintf(etag, sizeof etag, "W/\"%zu\"", s + 1);
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, FHIR_JSON);
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+        }
+        return reply(c, 200, r);
+}
+
+/* A035: the services of _id (1 to 20 ids, comma-separated), a searchset
+ * Bundle of those it knows.  User-restricted access only, as the
+ * specification has it: 403 with --app-restricted. */
+static enum MHD_Result handle_a035(struct call *c)
+{
+        struct mock *m = c->m;
+        const char *ids = query(c, "_id");
+        size_t found[SERVICES_PER_SEARCH], n_found = 0, n_ids = 0, len = 0;
+        enum MHD_Result ret;
+        char self[96 + SERVICES_PER_SEARCH * 64];
+
+        count(c, EP_A035);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        if (m->opt.app_restricted)
+                return reply_outcome(c, 403, "forbidden", "ACCESS_DENIED", NULL,
+                                     "A035 is available to healthcare workers (user-restricted access) only");
+        if (!ids || !*ids)
+                return reply_outcome(c, 400, "invalid", "REC_BAD_REQUEST", NULL, "_id is mandatory");
+        for (const char *p = ids; *p; n_ids++) {
+                size_t k = strcspn(p, ",");
+                char id[64];
+                if (k == 0 || k >= sizeof id || n_ids == SERVICES_PER_SEARCH)
+                        return reply_outcome(c, 400, "invalid", "REC_BAD_REQUEST", NULL,
+                                             "_id takes 1 to 20 service ids, each 1..63 characters");
+                memcpy(id, p, k);
+                id[k] = '\0';
+                size_t s = mock_find_service(m, id);
+                bool again = false;
+                for (size_t i = 0; i < n_found; i++)
+                        again |= found[i] == s;
+                if (s != SIZE_MAX && !again)
+                        found[n_found++] = s;
+                p += k + (p[k] == ',');
+        }
+        snprintf(c->key, sizeof c->key, "%.23s", ids);
+        enum fault_kind kind = fault_take(c, EP_A035, NULL);
+        if (fault_replace(c, kind, &ret))
+                return ret;
+        snprintf(self, sizeof self, "R4/HealthcareService?_id=%s", ids);
+        char *body = render_service_bundle(m, found, n_found, self, &len);
+        return reply_body(c, 200, FHIR_JSON, body, len);
+}
+
 /* ---- control endpoints (/_mock/) --------------------------------------------- */
 
 static json_object *stats_json(struct mock *m)
@@ -1554,8 +1643,13 @@ static json_object *calls_json(struct mock *m)
         return o;
 }
 
+/* Every count back to 0 but A006's: a request to the retired A006 is never
+ * forgotten while the mock runs (tests/support/harness.c checks it after
+ * every run of ersd). */
 static void stats_reset_locked(struct stats *s)
 {
+        uint64_t a006 = s->endpoint[EP_A006];
+
         for (size_t i = 0; i < s->n_a008_by_service; i++)
                 free(s->a008_by_service[i].name);
         for (size_t i = 0; i < s->n_leak_headers; i++)
@@ -1563,6 +1657,7 @@ static void stats_reset_locked(struct stats *s)
         free(s->a008_by_service);
         free(s->leak_headers);
         memset(s, 0, sizeof *s);
+        s->endpoint[EP_A006] = a006;
 }
 
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -1595,10 +1690,11 @@ static enum MHD_Result control_fault(struct call *c)
         for (size_t k = 0; kind_name && k < sizeof FAULT_NAMES / sizeof FAULT_NAMES[0]; k++)
                 if (strcmp(kind_name, FAULT_NAMES[k].name) == 0)
                         kind = FAULT_NAMES[k].kind;
-        if (ep < 0)
-                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A006 A007 store");
+        if (ep < 0 || ep == EP_A006)
+                return reply_control_error(c, 400, "endpoint must be one of A008 A005 A042 A007 store A033 A035 "
+                                                   "A037 (A006 is retired: never served)");
         if (kind == FAULT_NONE)
-                return reply_control_error(c, 400, "kind must be one of 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
+                return reply_control_error(c, 400, "kind must be one of 400 403 404 422 429 429_bare 500 502 503 malformed wrong_type "
                                                    "wrong_content_type truncated stall oversized stale trickle slow "
                                                    "endless endless_500 long_location");
         if (kind == FAULT_OVERSIZED && ep != EP_A008)
@@ -2009,6 +2105,7 @@ static enum MHD_Result handle_api(struct call *c)
 
         if ((rest = after(c->url, "/_mock/")))
                 return handle_control(c, rest);
+        c->r4 = after(c->url, "/referrals/FHIR/R4/") != NULL;
         if (rate_limited(c->m, c->arrived)) {
                 c->recorded = "rate_limited";
                 struct MHD_Response *r = NULL;
@@ -2057,6 +2154,13 @@ static enum MHD_Result handle_api(struct call *c)
                 return get ? handle_a042(c, rest) : reply_405(c, "GET");
         if ((rest = after(c->url, "/referrals/FHIR/STU3/Binary/")) && is_id(rest))
                 return get ? handle_a006(c, rest) : reply_405(c, "GET");
+        if ((rest = after(c->url, "/referrals/FHIR/R4/HealthcareService"))) {
+                bool head = strcmp(c->method, "HEAD") == 0;
+                if (!*rest)
+                        return get ? handle_a035(c) : reply_405(c, "GET");
+                if (rest[0] == '/' && is_id(rest + 1))
+                        return get || head ? handle_a033(c, rest + 1, head) : reply_405(c, "GET, HEAD");
+        }
         return reply_not_found(c, "unknown path");
 }
 

@@ -27,6 +27,26 @@ static const char *build_dir(void) {
         return b && *b ? b : "build";
 }
 
+/* The mocks this process has running (copies: a test's struct mock may be
+ * gone before its mock is stopped), asked after every run of ersd whether it
+ * sent the retired A006 (a006_sent()). */
+#define MOCKS_MAX 16
+static struct mock running[MOCKS_MAX];
+
+static void running_put(const struct mock *m) {
+        for (size_t i = 0; i < MOCKS_MAX; i++)
+                if (running[i].pid == m->pid || running[i].pid == 0) {
+                        running[i] = *m;
+                        return;
+                }
+}
+
+static void running_drop(pid_t pid) {
+        for (size_t i = 0; i < MOCKS_MAX; i++)
+                if (running[i].pid == pid)
+                        running[i].pid = 0;
+}
+
 int mock_start(struct mock *m, const char *const *args) {
         char path[512], line[256];
         const char *argv[64];
@@ -62,12 +82,14 @@ int mock_start(struct mock *m, const char *const *args) {
         }
         fclose(f);
         snprintf(m->base_url, sizeof m->base_url, "http://127.0.0.1:%d/referrals", m->api_port);
+        running_put(m);
         return 0;
 }
 
 void mock_use_https(struct mock *m, const char *ca_file) {
         snprintf(m->ca_file, sizeof m->ca_file, "%s", ca_file);
         snprintf(m->base_url, sizeof m->base_url, "https://127.0.0.1:%d/referrals", m->api_port);
+        running_put(m);
 }
 
 int run_quiet(const char *const *argv) {
@@ -118,6 +140,7 @@ int pki_make_cert(const char *dir, const char *name, const char *ca, const char 
 
 void mock_stop(struct mock *m) {
         if (m->pid > 0) {
+                running_drop(m->pid);
                 kill(m->pid, SIGTERM);
                 waitpid(m->pid, NULL, 0);
                 m->pid = 0;
@@ -328,6 +351,42 @@ static unsigned spool_left(const char *config_path, const char *const *args, int
         return spooled + oneoff;
 }
 
+long long mocks_a006_requests(void) {
+        long long n = 0;
+
+        for (size_t i = 0; i < MOCKS_MAX; i++) {
+                if (running[i].pid <= 0)
+                        continue;
+                json_object *stats = mock_get(&running[i], "/_mock/stats"), *v = NULL;
+                if (stats && json_object_object_get_ex(stats, "A006", &v))
+                        n += json_object_get_int64(v);
+                json_object_put(stats);
+        }
+        return n;
+}
+
+/* Whether ersd sent A006 to any mock running: said at the end of *err (err
+ * NULL: on stderr). */
+static bool a006_sent(char **err) {
+        long long n = mocks_a006_requests();
+        char *more = NULL;
+
+        if (n == 0)
+                return false;
+        if (asprintf(&more, "%sharness: ersd sent %lld request(s) to A006, which is retired and never called\n",
+                     err && *err ? *err : "", n) >= 0 && err) {
+                free(*err);
+                *err = more;
+        } else {
+                fputs(more ? more : "harness: ersd sent a request to A006, which is retired and never called\n",
+                      stderr);
+                free(more);
+        }
+        return true;
+}
+
+#define RUN_ARGS_MAX 44 /* arguments after -c FILE (`ersd services` takes many ids) */
+
 int ersd_run_full(const char *config_path, const char *const *args, const struct run_opts *o, struct run *ret) {
         char path[512];
         int out[2], err[2], st;
@@ -335,6 +394,9 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
         pid_t pid;
 
         snprintf(path, sizeof path, "%s/ersd", build_dir());
+        for (size_t i = 0; args && args[i]; i++)
+                if (i >= RUN_ARGS_MAX)
+                        return -E2BIG; /* never cut a command line short without a word */
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
                 return -errno;
         pid = fork();
@@ -344,7 +406,7 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
                 dup2(out[1], STDOUT_FILENO);
                 dup2(err[1], STDERR_FILENO);
                 child_apply(o);
-                const char *argv[16] = { path, "-c", config_path };
+                const char *argv[RUN_ARGS_MAX + 4] = { path, "-c", config_path };
                 size_t n = 3;
                 for (; args && args[n - 3] && n < sizeof argv / sizeof argv[0] - 1; n++)
                         argv[n] = args[n - 3];
@@ -380,6 +442,8 @@ int ersd_run_full(const char *config_path, const char *const *args, const struct
         ret->err = be.p ? be.p : strdup("");
         if (WIFEXITED(st) && spool_left(config_path, args, ret->status, &ret->err) > 0)
                 ret->status = HARNESS_SPOOL_LEFT;
+        if (a006_sent(&ret->err))
+                ret->status = HARNESS_A006_SENT;
         output_log(ret->out, ret->err);
         return 0;
 }
@@ -483,10 +547,13 @@ int proc_end(struct proc *p, int sig) {
                 close(p->out_fd);
         if (p->err_fd > 0)
                 close(p->err_fd);
+        bool a006 = a006_sent(NULL); /* said on stderr: nobody reads p->err after this */
         output_log(p->out, p->err);
         free(p->out);
         free(p->err);
         memset(p, 0, sizeof *p);
+        if (a006)
+                return HARNESS_A006_SENT;
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 

@@ -22,7 +22,8 @@ struct mock {
         char ca_file[512]; /* a mock serving https (--tls-cert): control calls verify it with this CA; else "" */
 };
 
-/* Starts the mock with extra arguments (NULL-terminated, may be NULL). 0 or -errno. */
+/* Starts the mock with extra arguments (NULL-terminated, may be NULL). 0 or -errno.
+ * The harness keeps a copy until mock_stop() (see HARNESS_A006_SENT). */
 int mock_start(struct mock *m, const char *const *args);
 void mock_stop(struct mock *m);
 /* After mock_start() with --tls-cert: base_url becomes https:// and control
@@ -51,6 +52,9 @@ int run_quiet(const char *const *argv);
 int pki_make_ca(const char *dir, const char *name, const char *subject);
 int pki_make_cert(const char *dir, const char *name, const char *ca, const char *ext, const char *days);
 
+/* The requests every mock running has had for the retired A006, since it started. */
+long long mocks_a006_requests(void);
+
 /* GET a control path ("/_mock/manifest"); caller owns the result (json_object_put). */
 json_object *mock_get(const struct mock *m, const char *path);
 /* POST a control path with query; returns the HTTP status, or -1. */
@@ -68,6 +72,13 @@ long mock_serve_world(const struct mock *m, const char *dir, const char *json);
  * Anything left turns the status into HARNESS_SPOOL_LEFT, with a line saying
  * what at the end of err. */
 #define HARNESS_SPOOL_LEFT 99
+/* After every run (ersd_run_full(), proc_end()), each mock this process has
+ * running (mock_start() to mock_stop()) is asked how many requests it had for
+ * A006, which is retired and never called: any turns the status into
+ * HARNESS_A006_SENT, with a line saying so at the end of err, so that every
+ * test's run proves ersd sent none (the mock never forgets an A006 request,
+ * /_mock/stats/reset included). */
+#define HARNESS_A006_SENT 98
 struct run {
         int status;  /* exit status, or 128+signal */
         char *out;   /* owned: all of stdout */

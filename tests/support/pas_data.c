@@ -21,17 +21,7 @@
 #include <openssl/evp.h>
 
 #include "adapters/adapter.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+#include "testutil.h"
 
 int pas_data_init_schema(struct pas *p, struct errbuf *e) {
         struct pas_tx *tx = NULL;
@@ -126,12 +116,6 @@ static long maxrss_kib(void) {
         return ru.ru_maxrss;
 }
 
-static bool instrumented(void) {
-        const char *preload = getenv("LD_PRELOAD");
-
-        return UNDER_ASAN || (preload && strstr(preload, "vgpreload"));
-}
-
 /*
  * ru_maxrss survives exec (Linux keeps the peak of the image it replaced,
  * here a copy of the whole test process) and is reset only by fork: so the
@@ -163,7 +147,7 @@ int pas_data_store_child(int argc, char **argv) {
                 if (pas_begin(p, &tx, &e) == 0 && pas_put_document(tx, &d, big, NULL, &e) == 0 &&
                     pas_commit(tx, &e) == 0) {
                         long after = maxrss_kib();
-                        printf("%ld %ld %d\n", after - before, after, instrumented());
+                        printf("%ld %ld %d\n", after - before, after, run_instrumented());
                         fflush(stdout);
                         rc = 0;
                 }

@@ -20,6 +20,23 @@
 
 #include "testutil.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+bool run_instrumented(void) {
+        const char *preload = getenv("LD_PRELOAD");
+
+        return UNDER_ASAN || (preload && strstr(preload, "vgpreload"));
+}
+
 const char *jstr(json_object *o, const char *key) {
         json_object *v = json_object_object_get(o, key);
         return v && !json_object_is_type(v, json_type_null) ? json_object_get_string(v) : NULL;

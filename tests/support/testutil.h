@@ -14,6 +14,7 @@
  */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 
 #include "harness.h"
 
@@ -22,6 +23,11 @@
 
 /* The string value of o's member `key`; NULL when absent or JSON null.  Borrowed from o. */
 const char *jstr(json_object *o, const char *key);
+
+/* Whether this test binary runs under AddressSanitizer or valgrind, and so,
+ * as its build directory goes, the ersd it runs: memory figures then mean
+ * little (shadow memory, quarantine), and a test asserts no bound on them. */
+bool run_instrumented(void);
 
 /* The mock's count `name` from GET /_mock/stats ("A005", "store", "credential_leaks", …);
  * fails the test when the stats cannot be read. */
