@@ -27,8 +27,14 @@
 
 /* What the client paces and backs off separately: each e-RS endpoint, the
  * token endpoint, and the object store A042 redirects to (not the API: no
- * rate slot, no 429 hold). */
-enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE, EP_COUNT_ };
+ * rate slot, no 429 hold).  A029, A028 and A013 are the write-back calls
+ * (ers_writeback.c): the same rate slot and 429 hold as the reads, their own
+ * breakers, and never a worklist call. */
+enum ers_endpoint {
+        EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A006, EP_A007, EP_STORE,
+        EP_A029, EP_A028, EP_A013,
+        EP_COUNT_
+};
 
 struct pacing; /* the shared state: limiter, 429 hold, breakers, progress count */
 
