@@ -74,14 +74,15 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(BUILD)/libe
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) $(TEST_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
 
-# test_engine, the sync engine's unit test: the library's objects but daemon/ers.o, in whose place a
-# scripted e-RS links (tests/fake/fake_ers.c).  An object list, not libersd.a, so that ers.o can never
+# test_engine, the sync engine's unit test: the library's objects but daemon/ers.o and
+# daemon/ers_writeback.o (the client's endpoints), in whose place a scripted e-RS links
+# (tests/fake/fake_ers.c).  An object list, not libersd.a, so that ers.o can never
 # be pulled in for a symbol the fake lacks (the link fails instead), and every other object links as it
 # is (after ers.c's split, its transfer, pacing and token files too: the fake defines only the client
 # and endpoint functions of daemon/ers.h).  The wraps give the test its clocks (fake_clock.c) and a PAS
 # connection it can break (fake_odbc.c), beside the unit tests' allocation wraps.
 FAKE_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/fake/*.c))
-ENGINE_OBJS := $(filter-out $(BUILD)/obj/daemon/ers.o,$(LIB_OBJS))
+ENGINE_OBJS := $(filter-out $(BUILD)/obj/daemon/ers.o $(BUILD)/obj/daemon/ers_writeback.o,$(LIB_OBJS))
 ENGINE_WRAP := -Wl,--wrap=time,--wrap=now_monotonic,--wrap=nanosleep \
                -Wl,--wrap=SQLPrepare,--wrap=SQLExecute,--wrap=SQLExecDirect,--wrap=SQLEndTran \
                -Wl,--wrap=SQLDriverConnect,--wrap=SQLGetDiagRec

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "ers_internal.h"
 #include "fhir.h"
 #include "http.h"
 #include "pacing.h"
@@ -548,4 +549,17 @@ int ers_check_reachable(struct ers_client *c, struct errbuf *e) {
                                ? -EPROTO
                                : -EAGAIN,
                        "e-RS origin not reachable: %s", curl_error[0] ? curl_error : curl_easy_strerror(rc));
+}
+
+/* For the client's endpoints in other files (ers_internal.h: the write-back calls). */
+void ers_client_api(struct ers_client *c, struct ers_api *ret) {
+        ret->h = c->api;
+        ret->link = &c->link;
+        ret->token = c->token;
+        ret->base_url = c->base_url;
+}
+
+struct curl_slist *ers_client_headers(struct ers_client *c, const char *accept, bool json_body,
+                                      const char *correlation_id) {
+        return api_headers(c, accept, json_body, correlation_id);
 }

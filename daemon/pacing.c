@@ -20,7 +20,7 @@
 #include "util.h"
 
 static const char *const endpoint_names[EP_COUNT_] = { "token endpoint", "A008", "A005", "A042", "A007",
-                                                       "object store", "A033", "A035" };
+                                                       "object store", "A033", "A035", "A029", "A028", "A013" };
 
 #define ENDPOINT_FAILING 3 /* calls in a row that failed for good: the endpoint is taken to be down */
 

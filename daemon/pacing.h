@@ -29,8 +29,14 @@
  * token endpoint, and the object store A042 redirects to (not the API: no
  * rate slot, no 429 hold).  A033 and A035 are the services' (R4
  * HealthcareService read and search: `ersd services`, `--check-config
- * --network`). */
-enum ers_endpoint { EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A007, EP_STORE, EP_A033, EP_A035, EP_COUNT_ };
+ * --network`).  A029, A028 and A013 are the write-back calls
+ * (ers_writeback.c): the same rate slot and 429 hold as the reads, their own
+ * breakers, and never a worklist call. */
+enum ers_endpoint {
+        EP_TOKEN, EP_A008, EP_A005, EP_A042, EP_A007, EP_STORE, EP_A033, EP_A035,
+        EP_A029, EP_A028, EP_A013,
+        EP_COUNT_
+};
 
 struct pacing; /* the shared state: limiter, 429 hold, breakers, progress count */
 

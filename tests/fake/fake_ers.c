@@ -22,6 +22,7 @@
 #define REFERRALS_MAX 64
 #define WORKLISTS_MAX 8
 #define FAILURES_MAX  32
+#define WRITES_MAX    32
 #define SERVED_MAX    256
 #define KEY_MAX       96
 #define EXT           "https://fhir.nhs.uk/STU3/StructureDefinition/"
@@ -56,6 +57,17 @@ struct call {
         enum fake_endpoint endpoint;
         char key[KEY_MAX];
         int r;
+        const char *outcome; /* a write-back call's outcome but DONE (static), else NULL */
+};
+
+/* A write-back outcome scripted by fake_ers_write_outcome(). */
+struct write_script {
+        enum fake_endpoint endpoint;
+        char *key; /* owned; NULL: any */
+        enum ers_wb_outcome outcome;
+        bool applied;
+        unsigned times; /* left; 0: for ever */
+        bool spent;
 };
 
 struct served {
@@ -71,6 +83,8 @@ static struct {
         size_t n_worklists;
         struct failure failures[FAILURES_MAX];
         size_t n_failures;
+        struct write_script writes[WRITES_MAX];
+        size_t n_writes;
         struct call *calls; /* owned: since the last take */
         size_t n_calls, cap_calls;
         struct call *all; /* owned: since the last reset */
@@ -87,7 +101,8 @@ static struct {
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .progress_read = PTHREAD_COND_INITIALIZER };
 
 static const char *const ENDPOINT_NAME[] = {
-        [FAKE_A008] = "A008", [FAKE_A005] = "A005", [FAKE_A042] = "A042", [FAKE_A007] = "A007"
+        [FAKE_A008] = "A008", [FAKE_A005] = "A005", [FAKE_A042] = "A042", [FAKE_A007] = "A007",
+        [FAKE_A029] = "A029", [FAKE_A028] = "A028", [FAKE_A013] = "A013",
 };
 
 /* ---- memory: the test's process, where running out is a test failure ---------------------- */
@@ -169,13 +184,15 @@ void fake_ers_reset(void) {
                 worklist_release(&fake.worklists[i]);
         for (size_t i = 0; i < fake.n_failures; i++)
                 free(fake.failures[i].key);
+        for (size_t i = 0; i < fake.n_writes; i++)
+                free(fake.writes[i].key);
         for (size_t i = 0; i < fake.n_served; i++)
                 free(fake.served[i].text);
         free(fake.calls);
         free(fake.all);
         fake.calls = fake.all = NULL;
         fake.n_calls = fake.cap_calls = fake.n_all = fake.cap_all = 0;
-        fake.n_referrals = fake.n_worklists = fake.n_failures = fake.n_served = 0;
+        fake.n_referrals = fake.n_worklists = fake.n_failures = fake.n_writes = fake.n_served = 0;
         fake.sequence = 0;
         fake.progress = 0;
         fake.progress_reads = 0;
@@ -250,6 +267,17 @@ void fake_ers_fail(enum fake_endpoint endpoint, const char *key, int r, unsigned
         pthread_mutex_unlock(&fake.lock);
 }
 
+void fake_ers_write_outcome(enum fake_endpoint endpoint, const char *ubrn, enum ers_wb_outcome outcome, bool applied,
+                            unsigned times) {
+        pthread_mutex_lock(&fake.lock);
+        if (fake.n_writes == WRITES_MAX)
+                too_many("write-back outcomes", WRITES_MAX);
+        fake.writes[fake.n_writes++] = (struct write_script){
+                .endpoint = endpoint, .key = dup_or_null(ubrn), .outcome = outcome, .applied = applied, .times = times
+        };
+        pthread_mutex_unlock(&fake.lock);
+}
+
 void fake_ers_stop_flag(volatile sig_atomic_t *stop) {
         pthread_mutex_lock(&fake.lock);
         fake.stop = stop;
@@ -297,13 +325,14 @@ char *fake_ers_take_calls(void) {
 
         pthread_mutex_lock(&fake.lock);
         for (size_t i = 0; i < fake.n_calls; i++)
-                len += strlen(fake.calls[i].key) + 24;
+                len += strlen(fake.calls[i].key) + 32;
         text = need(malloc(len));
         text[0] = '\0';
         for (size_t i = 0; i < fake.n_calls; i++) {
                 const struct call *c = &fake.calls[i];
+                const char *ending = c->r < 0 ? errno_name(c->r) : c->outcome;
                 o += (size_t) snprintf(text + o, len - o, "%s %s%s%s\n", ENDPOINT_NAME[c->endpoint], c->key,
-                                       c->r < 0 ? " -> " : "", c->r < 0 ? errno_name(c->r) : "");
+                                       ending ? " -> " : "", ending ? ending : "");
         }
         fake.n_calls = 0;
         pthread_mutex_unlock(&fake.lock);
@@ -408,9 +437,10 @@ static int begin(struct ers_client *c, enum fake_endpoint endpoint, const char *
         return 0;
 }
 
-/* Records the call with its result and releases the lock begin() took. */
-static int finish(struct ers_client *c, enum fake_endpoint endpoint, const char *key, int r) {
-        struct call rec = { .endpoint = endpoint, .r = r };
+/* Records the call with its result (and a write-back call's outcome but DONE:
+ * `outcome`, static, or NULL) and releases the lock begin() took. */
+static int finish_with(struct ers_client *c, enum fake_endpoint endpoint, const char *key, int r, const char *outcome) {
+        struct call rec = { .endpoint = endpoint, .r = r, .outcome = outcome };
 
         snprintf(rec.key, sizeof rec.key, "%s", key);
         append(&fake.calls, &fake.n_calls, &fake.cap_calls, &rec);
@@ -420,6 +450,10 @@ static int finish(struct ers_client *c, enum fake_endpoint endpoint, const char 
         if (c->progress)
                 c->progress(c->userdata);
         return r;
+}
+
+static int finish(struct ers_client *c, enum fake_endpoint endpoint, const char *key, int r) {
+        return finish_with(c, endpoint, key, r, NULL);
 }
 
 /* ---- A005 as FHIR JSON --------------------------------------------------------------------- */
@@ -754,4 +788,118 @@ int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, 
         memset(call, 0, sizeof *call);
         call->retry_after = -1;
         return err_set(e, -ENOTSUP, "A035: %zu service(s): not scripted in the fake e-RS", n);
+}
+
+/* ---- ers_writeback.h ----------------------------------------------------------------------- */
+
+/* The status, e-RS code and line the real client gives for `outcome`, into res and e. */
+static void write_answer(enum ers_wb_outcome outcome, const char *what, struct ers_wb_result *res, struct ers_call *call,
+                         struct errbuf *e) {
+        static const struct {
+                enum ers_wb_outcome outcome;
+                long status;
+                const char *code;
+        } answers[] = {
+                { ERS_WB_DONE, 200, "" },           { ERS_WB_REJECTED, 422, "INVALID_REQUEST_STATE" },
+                { ERS_WB_STALE, 409, "CONFLICT" },  { ERS_WB_RETRY, 503, "SERVICE_UNAVAILABLE" },
+                { ERS_WB_FORBIDDEN, 403, "ACCESS_DENIED" }, { ERS_WB_MAY_HAVE_REACHED, 0, "" },
+        };
+
+        for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+                if (answers[i].outcome != outcome)
+                        continue;
+                res->outcome = outcome;
+                res->http_status = call->http_status = answers[i].status;
+                snprintf(res->code, sizeof res->code, "%s", answers[i].code);
+                if (outcome == ERS_WB_MAY_HAVE_REACHED)
+                        err_set(e, 0, "%s: no answer: connection closed (correlation id %s); it may have reached "
+                                      "e-RS: read the referral (A005) before anything else", what, call->correlation_id);
+                else if (outcome != ERS_WB_DONE)
+                        err_set(e, 0, "%s: HTTP %ld, e-RS %s (correlation id %s)", what, answers[i].status,
+                                answers[i].code, call->correlation_id);
+        }
+}
+
+/* A write-back call: A029 at `version`, A028 or A013 on the referral decided at `version`. */
+static int fake_write_back(struct ers_client *c, enum fake_endpoint endpoint, const char *ubrn, int64_t version,
+                           struct ers_wb_result *res, struct ers_call *call, struct errbuf *e) {
+        bool write = endpoint != FAKE_A029;
+        const struct write_script *script = NULL;
+        struct held_referral *h;
+        char what[64];
+        int r;
+
+        memset(res, 0, sizeof *res);
+        res->outcome = ERS_WB_RETRY;
+        res->version = -1;
+        if (!ubrn || !ubrn_valid(ubrn) || version < 0)
+                return err_set(e, -EINVAL, "%s: the UBRN given is not 12 digits, or no version, not sent",
+                               ENDPOINT_NAME[endpoint]);
+        snprintf(what, sizeof what, "%s UBRN %s %s %" PRId64, ENDPOINT_NAME[endpoint], ubrn,
+                 write ? "on version" : "version", version);
+        r = begin(c, endpoint, ubrn, what, call, e);
+        if (r == -ECANCELED)
+                return finish(c, endpoint, ubrn, r);
+        if (r < 0) { /* a fake_ers_fail() failure: after the request left */
+                res->http_status = call->http_status;
+                res->outcome = write ? ers_wb_classify_write(r, call->http_status, true, NULL)
+                                     : ers_wb_classify_read(r, call->http_status, NULL);
+                return finish_with(c, endpoint, ubrn, 0, ers_wb_outcome_name(res->outcome));
+        }
+        for (size_t i = 0; i < fake.n_writes && !script; i++) {
+                struct write_script *w = &fake.writes[i];
+                if (w->spent || w->endpoint != endpoint || (w->key && strcmp(w->key, ubrn) != 0))
+                        continue;
+                if (w->times > 0 && --w->times == 0)
+                        w->spent = true;
+                script = w;
+        }
+        h = held(ubrn);
+        if (script && script->outcome != ERS_WB_DONE) {
+                if (script->outcome == ERS_WB_MAY_HAVE_REACHED && script->applied && write && h && !h->gone)
+                        h->r.version++;
+                write_answer(script->outcome, what, res, call, e);
+        } else if (!h || h->gone) {
+                write_answer(ERS_WB_REJECTED, what, res, call, e);
+                res->http_status = call->http_status = 404;
+                snprintf(res->code, sizeof res->code, "REC_NOT_FOUND");
+                err_set(e, 0, "%s: HTTP 404, e-RS REC_NOT_FOUND (correlation id %s)", what, call->correlation_id);
+        } else if (h->r.version != version) {
+                write_answer(ERS_WB_STALE, what, res, call, e);
+                res->http_status = call->http_status = write ? 412 : 400;
+                snprintf(res->code, sizeof res->code, "%s", write ? "PRECONDITION_FAILED" : "HISTORY_NOT_SUPPORTED");
+                err_set(e, 0, "%s: HTTP %ld, e-RS %s (correlation id %s)", what, res->http_status, res->code,
+                        call->correlation_id);
+        } else {
+                write_answer(ERS_WB_DONE, what, res, call, e);
+                if (write)
+                        res->version = ++h->r.version;
+                else
+                        res->actions = ERS_ACTION_RECORD_REVIEW_OUTCOME;
+        }
+        return finish_with(c, endpoint, ubrn, 0, res->outcome == ERS_WB_DONE ? NULL : ers_wb_outcome_name(res->outcome));
+}
+
+int ers_allowed_actions(struct ers_client *c, const char *ubrn, int64_t version, struct ers_wb_result *res,
+                        struct ers_call *call, struct errbuf *e) {
+        return fake_write_back(c, FAKE_A029, ubrn, version, res, call, e);
+}
+
+int ers_record_review_outcome(struct ers_client *c, const char *ubrn, int64_t decided_version, const char *outcome,
+                              const char *comment, const char *new_priority, struct ers_wb_result *res,
+                              struct ers_call *call, struct errbuf *e) {
+        int r = fhir_review_check(outcome, comment, new_priority, e);
+
+        if (r < 0) {
+                memset(res, 0, sizeof *res);
+                res->outcome = ERS_WB_RETRY;
+                res->version = -1;
+                return r;
+        }
+        return fake_write_back(c, FAKE_A028, ubrn, decided_version, res, call, e);
+}
+
+int ers_accept_referral(struct ers_client *c, const char *ubrn, int64_t decided_version, struct ers_wb_result *res,
+                        struct ers_call *call, struct errbuf *e) {
+        return fake_write_back(c, FAKE_A013, ubrn, decided_version, res, call, e);
 }

@@ -7,8 +7,10 @@
  * fake_ers.c defines the client functions of daemon/ers.h (ers_client_new,
  * _lane, _free, _on_progress, _progress, _on_stop, ers_prepare_token,
  * ers_check_reachable and the endpoints ers_fetch_worklist, ers_read_referral,
- * ers_fetch_attachment, ers_fetch_cri) and is linked IN PLACE OF daemon/ers.o
- * (Makefile: test_engine).  It does not define ers.h's pure header parsers:
+ * ers_fetch_attachment, ers_fetch_cri) and the write-back calls of
+ * daemon/ers_writeback.h (ers_allowed_actions, ers_record_review_outcome,
+ * ers_accept_referral), and is linked IN PLACE OF daemon/ers.o and
+ * daemon/ers_writeback.o (Makefile: test_engine).  It does not define ers.h's pure header parsers:
  * nothing the engine links needs them.  Not in tests/support/, which is
  * linked into every test binary and would clash with ers.o there.
  *
@@ -29,12 +31,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/ers_writeback.h"
+
 /* The endpoints, as e-RS names them. */
 enum fake_endpoint {
         FAKE_A008, /* worklist; key "<list type>/<service>" */
         FAKE_A005, /* referral; key "<ubrn>" */
         FAKE_A042, /* attachment; key "<ubrn> <binary id>" */
         FAKE_A007, /* the letter (Clinical Referral Information); key "<ubrn>" */
+        FAKE_A029, /* the actions allowed now (ers_writeback.h); key "<ubrn>" */
+        FAKE_A028, /* record review outcome; key "<ubrn>" */
+        FAKE_A013, /* accept referral; key "<ubrn>" */
 };
 
 #define FAKE_DOCS_MAX    8
@@ -122,6 +129,29 @@ unsigned fake_ers_progress_reads(void);
  * that a call answered from then on is progress the waiting writer has not
  * seen yet.  False when `timeout_s` (real) seconds passed first. */
 bool fake_ers_await_progress_read(unsigned n, unsigned timeout_s);
+
+/*
+ * The write-back calls (A029, A028, A013) answer as e-RS would by default:
+ * for a referral put with fake_ers_put() at the version asked about (A029)
+ * or decided on (A028, A013): A029 DONE with RECORD_REVIEW_OUTCOME allowed;
+ * A028 and A013 DONE, the referral's version going up by one (so A005 and
+ * the worklists show it); at another version STALE (412); an unknown or
+ * forgotten referral REJECTED (404).  A request the real client refuses
+ * before sending (fhir_review_check()) is refused the same, -EINVAL.
+ *
+ * fake_ers_write_outcome(): the next `times` calls (0: every call from now
+ * on) to `endpoint` (FAKE_A029, FAKE_A028, FAKE_A013) for `ubrn` (NULL: any)
+ * end in `outcome` instead, with the status and line the real client gives
+ * (RETRY: 503; REJECTED: 422 INVALID_REQUEST_STATE; STALE: 409; FORBIDDEN:
+ * 403; MAY_HAVE_REACHED: no answer).  With `applied`, a MAY_HAVE_REACHED
+ * write was applied first (the version goes up, as a connection lost after
+ * e-RS committed); DONE is the default answer (applied).  Matched after
+ * fake_ers_fail() ones, in the order they were added.  The record
+ * (fake_ers_take_calls()) shows each write-back call's outcome by name:
+ * "A028 000000000001 -> STALE"; DONE shows nothing.
+ */
+void fake_ers_write_outcome(enum fake_endpoint endpoint, const char *ubrn, enum ers_wb_outcome outcome, bool applied,
+                            unsigned times);
 
 /* The text e-RS served (an attachment's, a letter's or an A005 answer's
  * bytes) whose SHA-256 is `sha` (lower-case hex), for reading a PAS back;

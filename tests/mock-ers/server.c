@@ -29,6 +29,7 @@
 #include <openssl/rand.h>
 
 #include "mock.h"
+#include "writeback.h"
 
 #define MAX_REQUEST_BODY (1024 * 1024)
 #define OVERSIZED_PAD (10 * 1024 * 1024 + 512 * 1024) /* makes a worklist > 10 MB */
@@ -194,6 +195,8 @@ static bool rate_limited(struct mock *m, double now)
 /* Signed-JWT access and TLS, below the control endpoints. */
 static bool refuse_without_client_cert(struct call *c, enum MHD_Result *ret);
 static enum MHD_Result control_oauth(struct call *c, const char *what);
+/* Write-back (writeback.c), beside the routing. */
+static enum MHD_Result reply_writeback(struct call *c, struct wb_reply *w);
 
 /* ---- body sources and the streaming callback -------------------------------- */
 
@@ -1954,6 +1957,11 @@ static enum MHD_Result handle_control(struct call *c, const char *what)
                 return post ? control_world(c) : reply_405(c, "POST");
         if (strcmp(what, "killpoint") == 0)
                 return control_killpoint(c, post);
+        if (strncmp(what, "writeback", 9) == 0) {
+                struct wb_reply w;
+                writeback_control(c->m, c->conn, what, c->method, &w);
+                return reply_writeback(c, &w);
+        }
         return reply_control_error(c, 404, "unknown control endpoint");
 }
 
@@ -2098,6 +2106,52 @@ static void hold_a005(struct mock *m)
         pthread_mutex_unlock(&m->lock);
 }
 
+/* ---- write-back (writeback.c): A029, A028, A013 and /_mock/writeback/ ---------- */
+
+/* Sends what writeback.c answered; a dropped connection is recorded with status 0. */
+static enum MHD_Result reply_writeback(struct call *c, struct wb_reply *w)
+{
+        struct MHD_Response *r;
+        char ra[16];
+
+        c->fault = w->fault;
+        if (w->drop) {
+                pthread_mutex_lock(&c->m->lock);
+                call_record_locked(c, 0);
+                pthread_mutex_unlock(&c->m->lock);
+                return MHD_NO; /* libmicrohttpd closes the connection: no answer at all */
+        }
+        r = w->body ? MHD_create_response_from_buffer(w->len, w->body, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r)
+                free(w->body);
+        else {
+                if (w->content_type)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, w->content_type);
+                if (w->allow)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, w->allow);
+                if (w->etag[0])
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, w->etag);
+                snprintf(ra, sizeof ra, "%d", w->retry_after);
+                if (w->retry_after >= 0)
+                        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
+        return reply(c, w->status, r);
+}
+
+static enum MHD_Result handle_writeback(struct call *c, const char *endpoint, const char *key)
+{
+        struct wb_reply w;
+        enum MHD_Result ret;
+
+        c->recorded = endpoint;
+        snprintf(c->key, sizeof c->key, "%s", key);
+        if (refuse_caller(c, &ret) || refuse_accept(c, &ret))
+                return ret;
+        writeback_answer(c->m, c->conn, c->method, c->url, c->q->body.p, c->q->body.len, c->q->body_too_big,
+                         c->arrived, &w);
+        return reply_writeback(c, &w);
+}
+
 static enum MHD_Result handle_api(struct call *c)
 {
         const char *rest;
@@ -2125,6 +2179,10 @@ static enum MHD_Result handle_api(struct call *c)
                 return refused;
         if (strcmp(c->url, "/oauth2/token") == 0)
                 return handle_token(c);
+        char wb_key[24];
+        const char *wb_endpoint = writeback_endpoint(c->conn, c->url, wb_key, sizeof wb_key);
+        if (wb_endpoint)
+                return handle_writeback(c, wb_endpoint, wb_key);
         if ((rest = after(c->url, "/referrals/FHIR/STU3/ReferralRequest/"))) {
                 if (strcmp(rest, "$ers.fetchworklist") == 0)
                         return post ? handle_a008(c) : reply_405(c, "POST");
