@@ -114,6 +114,13 @@ enum stmt_id {
         ST_ANSWER_INSERT,
         ST_ANSWER_LIST,
         ST_ANSWER_GET,
+        /* pas_outbox.c */
+        ST_OUTBOX_DUE,
+        ST_OUTBOX_SENDING,
+        ST_OUTBOX_RECORD,
+        ST_OUTBOX_COUNTS,
+        ST_OUTBOX_NEXT,
+        ST_OUTBOX_ATTENTION,
         /* pas_mapping.c */
         ST_MAP_REFERRAL, /* the operator's mapping statements (pas_set_mapping), not in the table */
         ST_MAP_DOCUMENT,

@@ -282,6 +282,32 @@ const struct statement statements[ST_MAX_] = {
                             "WHERE ubrn = ? AND version = ? "
                             "AND sha256 = ?" },
 
+        /* pas_outbox.c: the return path's requests.  One UBRN's requests go in id order: a request
+         * waits while an earlier one of its UBRN is not settled. */
+        [ST_OUTBOX_DUE] = { "read ers_outbox due",
+                            "SELECT o.id, o.ubrn, o.action, o.state, o.review_outcome, o.comment_text, "
+                            "o.new_priority, o.decided_version, o.attempts FROM ers_outbox o "
+                            "WHERE (o.state = 'SENDING' OR ((o.state = 'NEW' OR o.state = 'RETRY') "
+                            "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?))) "
+                            "AND NOT EXISTS (SELECT 1 FROM ers_outbox b WHERE b.ubrn = o.ubrn AND b.id < o.id "
+                            "AND b.state NOT IN ('DONE', 'REJECTED', 'STALE')) ORDER BY o.id" },
+        [ST_OUTBOX_SENDING] = { "update ers_outbox sending",
+                                "UPDATE ers_outbox SET state = 'SENDING', attempts = attempts + 1, updated_at = ? "
+                                "WHERE id = ? AND state IN ('NEW', 'RETRY')" },
+        /* A settled request is never changed again. */
+        [ST_OUTBOX_RECORD] = { "update ers_outbox outcome",
+                               "UPDATE ers_outbox SET state = ?, answered_version = ?, error_code = ?, "
+                               "error_text = ?, next_attempt_at = ?, correlation_id = ?, updated_at = ? "
+                               "WHERE id = ? AND state IN ('NEW', 'RETRY', 'SENDING')" },
+        [ST_OUTBOX_COUNTS] = { "count ers_outbox",
+                               "SELECT state, COUNT(*) FROM ers_outbox GROUP BY state ORDER BY state" },
+        [ST_OUTBOX_NEXT] = { "read ers_outbox next",
+                             "SELECT MIN(next_attempt_at) FROM ers_outbox WHERE state = 'RETRY'" },
+        [ST_OUTBOX_ATTENTION] = { "read ers_outbox needing a person",
+                                  "SELECT id, ubrn, action, state, decided_version, error_code, updated_at, "
+                                  "correlation_id FROM ers_outbox WHERE state IN ('REJECTED', 'STALE') "
+                                  "ORDER BY id" },
+
         /* pas_mapping.c: the mapping into the PAS's own tables. */
         [ST_MAP_REFERRAL] = { "mapping of the referral", NULL },
         [ST_MAP_DOCUMENT] = { "mapping of the document", NULL },

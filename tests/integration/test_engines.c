@@ -47,6 +47,7 @@
 #include "adapters/pas.h"
 #include "adapters/pas_audit.h"
 #include "adapters/pas_lease.h"
+#include "adapters/pas_outbox.h"
 #include "adapters/pas_patient.h"
 #include "adapters/pas_worklist.h"
 #include "daemon/fhir.h"
@@ -906,6 +907,160 @@ static void test_outbox_pas_grants(void **state) {
                                            "'2030-03-04T09:00:00Z')", true),
                          -2);
         assert_int_equal(count(f, "ers_outbox"), 2);
+}
+
+/* Issue 16: the outbox's data layer (adapters/pas_outbox.c) on every engine: the due requests oldest
+ * first, one UBRN's strictly in id order (a later one waits while an earlier one is not settled), the
+ * mark SENDING only from NEW or RETRY, each outcome with its audit row, a settled request never changed
+ * again, a RETRY due only once its time has come, and what `ersd status` reads. */
+static int outbox_attention_row(void *userdata, const struct outbox_attention *a) {
+        char *seen = userdata;
+        size_t n = strlen(seen);
+
+        snprintf(seen + n, 256 - n, "%" PRId64 ":%s:%s:%s;", a->id, a->ubrn, a->state, a->error_code);
+        return 0;
+}
+
+static void outbox_record(struct fix *f, const struct outbox_outcome *o, int want) {
+        struct errbuf e = { "" };
+        struct pas_tx *tx = NULL;
+
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        int r = pas_outbox_record(tx, o, &e);
+        if (r != want)
+                fail_msg("pas_outbox_record: %d (%s), expected %d", r, e.msg, want);
+        if (r < 0) {
+                assert_non_null(strstr(e.msg, o->ubrn));
+                pas_rollback(tx);
+                return;
+        }
+        assert_int_equal(pas_commit(tx, &e), 0);
+}
+
+static int outbox_sending(struct fix *f, int64_t id) {
+        struct errbuf e = { "" };
+        struct pas_tx *tx = NULL;
+
+        assert_int_equal(pas_begin(f->p, &tx, &e), 0);
+        int r = pas_outbox_sending(tx, id, &e);
+        assert_true(r >= 0);
+        assert_int_equal(pas_commit(tx, &e), 0);
+        return r;
+}
+
+static size_t outbox_due(struct fix *f, const char *now, int64_t ids[8]) {
+        struct errbuf e = { "" };
+        struct outbox_request *due = NULL;
+        size_t n = 0;
+
+        assert_int_equal(pas_outbox_due(f->p, now, 8, &due, &n, &e), 0);
+        for (size_t i = 0; i < n; i++)
+                ids[i] = due[i].id;
+        outbox_requests_free(due, n);
+        return n;
+}
+
+static void test_outbox_due_and_settle(void **state) {
+        struct fix *f = *state;
+        struct errbuf e = { "" };
+        struct outbox_request *due = NULL;
+        struct outbox_counts c;
+        int64_t ids[8];
+        char seen[256] = "";
+        size_t n = 0;
+
+        assert_int_equal(db_exec(raw(f), "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
+                                         "decided_version, requested_by, requested_at) VALUES ('000000000001', "
+                                         "'RECORD_REVIEW_OUTCOME', 'ACCEPT_REFER_BOOK_LATER', 'Seen " MARKER "', 3, "
+                                         "'STAFF-1', '2030-01-01T00:00:00Z')"), 0);
+        assert_int_equal(db_exec(raw(f), "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                         "requested_at) VALUES ('000000000001', 'ACCEPT_REFERRAL', 3, 'STAFF-1', "
+                                         "'2030-01-01T00:00:00Z')"), 0);
+        assert_int_equal(db_exec(raw(f), "INSERT INTO ers_outbox (ubrn, action, decided_version, requested_by, "
+                                         "requested_at) VALUES ('000000000002', 'ACCEPT_REFERRAL', 5, 'STAFF-2', "
+                                         "'2030-01-01T00:00:00Z')"), 0);
+        int64_t a = db_int(raw(f), "SELECT MIN(id) FROM ers_outbox", 0, NULL);
+        int64_t b = db_int(raw(f), "SELECT MIN(id) FROM ers_outbox WHERE action = 'ACCEPT_REFERRAL'", 0, NULL);
+        int64_t cc = db_int(raw(f), "SELECT MAX(id) FROM ers_outbox", 0, NULL);
+
+        /* the first request of each UBRN, oldest first, read whole */
+        assert_int_equal(pas_outbox_due(f->p, "2030-01-01T00:01:00Z", 8, &due, &n, &e), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(due[0].id, a);
+        assert_string_equal(due[0].ubrn, "000000000001");
+        assert_string_equal(due[0].action, "RECORD_REVIEW_OUTCOME");
+        assert_string_equal(due[0].state, "NEW");
+        assert_string_equal(due[0].review_outcome, "ACCEPT_REFER_BOOK_LATER");
+        assert_string_equal(due[0].comment, "Seen " MARKER);
+        assert_string_equal(due[0].new_priority, "");
+        assert_int_equal(due[0].decided_version, 3);
+        assert_int_equal(due[0].attempts, 0);
+        assert_int_equal(due[1].id, cc);
+        outbox_requests_free(due, n);
+
+        /* SENDING only from NEW or RETRY, counted; a request found SENDING is due (to be settled) */
+        assert_int_equal(outbox_sending(f, a), 1);
+        assert_int_equal(outbox_sending(f, a), 0);
+        assert_int_equal(db_int(raw(f), "SELECT attempts FROM ers_outbox WHERE state = 'SENDING'", 0, NULL), 1);
+        assert_int_equal(outbox_due(f, "2030-01-01T00:01:00Z", ids), 2);
+        assert_int_equal(ids[0], a);
+
+        /* RETRY: due once its time has come, and the later request of its UBRN still waits */
+        struct outbox_outcome o = { .id = a, .ubrn = "000000000001", .action = "RECORD_REVIEW_OUTCOME",
+                                    .decided_version = 3, .state = "RETRY", .error_code = "LOCKED",
+                                    .error_text = "A028 000000000001: HTTP 423", .next_attempt_at = "2030-01-01T00:10:00Z",
+                                    .correlation_id = "11111111-2222-3333-4444-555555555555",
+                                    .event = "WRITEBACK_RETRY" };
+        outbox_record(f, &o, 0);
+        assert_int_equal(outbox_due(f, "2030-01-01T00:05:00Z", ids), 1);
+        assert_int_equal(ids[0], cc);
+        assert_int_equal(outbox_due(f, "2030-01-01T00:10:00Z", ids), 2);
+        assert_int_equal(ids[0], a);
+
+        /* DONE with the version answered, and its audit row; then the next request of the UBRN is due */
+        assert_int_equal(outbox_sending(f, a), 1);
+        o.state = "DONE";
+        o.answered_version = 4;
+        o.error_code = NULL;
+        o.error_text = NULL;
+        o.event = "WRITEBACK_DONE";
+        outbox_record(f, &o, 0);
+        assert_q_text(f, "SELECT state FROM ers_outbox WHERE answered_version = 4 AND attempts = 2", NULL, "DONE");
+        assert_q_text(f, "SELECT event_type FROM ers_audit WHERE ubrn = '000000000001' AND version = 4", NULL,
+                      "WRITEBACK_DONE");
+        assert_int_equal(db_int(raw(f), "SELECT COUNT(*) FROM ers_audit WHERE ubrn = '000000000001'", 0, NULL), 2);
+        assert_int_equal(outbox_due(f, "2030-01-01T00:10:00Z", ids), 2);
+        assert_int_equal(ids[0], b);
+        assert_int_equal(ids[1], cc);
+        /* a settled request is never changed again */
+        o.state = "RETRY";
+        outbox_record(f, &o, -ESTALE);
+        assert_clean(&e);
+
+        /* REJECTED with e-RS's code, STALE: both need a person */
+        struct outbox_outcome rej = { .id = cc, .ubrn = "000000000002", .action = "ACCEPT_REFERRAL",
+                                      .decided_version = 5, .state = "REJECTED", .error_code = "INVALID_REQUEST_STATE",
+                                      .error_text = "A013 000000000002: HTTP 422", .event = "WRITEBACK_REJECTED" };
+        outbox_record(f, &rej, 0);
+        struct outbox_outcome st = { .id = b, .ubrn = "000000000001", .action = "ACCEPT_REFERRAL",
+                                     .decided_version = 3, .state = "STALE", .event = "WRITEBACK_STALE" };
+        outbox_record(f, &st, 0);
+        assert_int_equal(outbox_due(f, "2030-01-02T00:00:00Z", ids), 0);
+        assert_q_text(f, "SELECT error_code FROM ers_outbox WHERE state = 'REJECTED'", NULL, "INVALID_REQUEST_STATE");
+        assert_int_equal(pas_outbox_counts(f->p, &c, &e), 0);
+        assert_int_equal(c.done, 1);
+        assert_int_equal(c.rejected, 1);
+        assert_int_equal(c.stale, 1);
+        assert_int_equal(c.new_ + c.retry + c.sending, 0);
+        assert_string_equal(c.next_attempt_at, "");
+        assert_int_equal(pas_outbox_attention(f->p, 10, outbox_attention_row, seen, &e), 0);
+        char want[256];
+        snprintf(want, sizeof want, "%" PRId64 ":000000000001:STALE:;%" PRId64 ":000000000002:REJECTED:INVALID_REQUEST_STATE;",
+                 b, cc);
+        if (b > cc)
+                snprintf(want, sizeof want, "%" PRId64 ":000000000002:REJECTED:INVALID_REQUEST_STATE;%" PRId64
+                         ":000000000001:STALE:;", cc, b);
+        assert_string_equal(seen, want);
 }
 
 static double seconds_since(const struct timespec *t0);
@@ -2246,6 +2401,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         cmocka_unit_test_setup_teardown(test_document_identity, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_every_element_stored_whole, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_answers_kept_exact, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_outbox_due_and_settle, setup, teardown),              \
         cmocka_unit_test_setup_teardown(test_patient_matching, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_sync_patient_matching, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_sync_mapping, setup, teardown),                           \
