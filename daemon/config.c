@@ -59,6 +59,8 @@ static int parse_unmapped(struct loader *l, const struct key *k, const struct va
 static int parse_group(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_worklists(struct loader *l, const struct key *k, const struct value *v, void *field);
 static int parse_poll_at(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_bool(struct loader *l, const struct key *k, const struct value *v, void *field);
+static int parse_wb_actions(struct loader *l, const struct key *k, const struct value *v, void *field);
 
 static const struct choice auth_choices[] = {
         { "none", AUTH_NONE },
@@ -190,6 +192,11 @@ static const struct key config_keys[] = {
         KEY_INT(struct config, "overdue_after_minutes", conf_parse_integer, overdue_after_min, FIELD_LONG, RELOAD,
                 "120", 5, 10080),
         KEY_CHOICE(struct config, "log_level", log_level, FIELD_INT, RELOAD, "info", log_level_choices),
+        /* The return path, off by default; each action named to be sent (check_writeback()). */
+        KEY_GROUP("writeback"),
+        { .path = "writeback.enabled", .type = CONFIG_TYPE_BOOL, .parse = parse_bool,
+          .offset = offsetof(struct config, writeback_enabled), .reloadable = RELOAD, .def = "false" },
+        KEY_TABLE("writeback.actions", CONFIG_TYPE_ARRAY, parse_wb_actions, OPTIONAL, NULL),
 };
 
 #define N_CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -593,6 +600,37 @@ static int parse_poll_at(struct loader *l, const struct key *k, const struct val
         return 0;
 }
 
+/* A boolean (a bool at the row's offset); the default is written "true" or "false". */
+static int parse_bool(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        (void) l;
+        (void) k;
+        *(bool *) field =
+                v->setting ? config_setting_get_bool(v->setting) != 0 : strcmp(v->str, "true") == 0;
+        return 0;
+}
+
+/* writeback.actions = [ "RECORD_REVIEW_OUTCOME", "ACCEPT_REFERRAL" ]: the actions sent (A036, cancel, is
+ * never one). */
+static int parse_wb_actions(struct loader *l, const struct key *k, const struct value *v, void *field) {
+        int n = config_setting_length(v->setting);
+        unsigned before = l->n_problems;
+
+        (void) k;
+        (void) field;
+        for (int i = 0; i < n; i++) {
+                const char *name = config_setting_get_string_elem(v->setting, i);
+                unsigned bit = !name                                         ? 0
+                               : strcmp(name, "RECORD_REVIEW_OUTCOME") == 0 ? CONFIG_WB_RECORD_REVIEW_OUTCOME
+                               : strcmp(name, "ACCEPT_REFERRAL") == 0       ? CONFIG_WB_ACCEPT_REFERRAL
+                                                                            : 0;
+                if (!bit)
+                        problem_v(l, v, "%s[%d]: must be \"RECORD_REVIEW_OUTCOME\" or \"ACCEPT_REFERRAL\"", v->key, i);
+                else
+                        config_of(l)->writeback_actions |= bit;
+        }
+        return l->n_problems == before ? 0 : -EINVAL;
+}
+
 /* ---- checks across keys ------------------------------------------------- */
 
 /* The row index of `path` in config_keys[] (it exists). */
@@ -791,6 +829,10 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
                 check_budget(&l, seen);
         if (!l.oom)
                 check_mapping(&l);
+        if (!l.oom && c.writeback_enabled && !c.writeback_actions)
+                problem_at(&l, seen[row("writeback.enabled")].setting,
+                           "writeback.enabled: true sends nothing without writeback.actions (name each action "
+                           "the trust's use case is approved for)");
         r = l.oom ? -ENOMEM : l.n_problems > 0 ? -EINVAL : 0;
 out:
         config_destroy(&cfg);

@@ -95,7 +95,15 @@ struct config {
         long overdue_after_min;     /* an URGENT / TWO_WEEK_WAIT referral seen on a worklist and not in the
                                      * PAS after this many minutes is overdue (ersd status, the journal); default 120 */
         int log_level;              /* syslog priority: LOG_ERR..LOG_DEBUG; default LOG_INFO */
+
+        /* writeback { … }: the return path (daemon/outbox.h), off by default */
+        bool writeback_enabled;     /* writeback.enabled; default false */
+        unsigned writeback_actions; /* writeback.actions: CONFIG_WB_* bits; default none */
 };
+
+/* The actions writeback.actions may name. */
+#define CONFIG_WB_RECORD_REVIEW_OUTCOME 1u /* A028 */
+#define CONFIG_WB_ACCEPT_REFERRAL 2u       /* A013 */
 
 /* Receives one "FILE:LINE: message" per problem found. */
 typedef void (*config_report_fn)(void *userdata, const char *line);

@@ -10,6 +10,7 @@
  * referrals are due again (due.c), the fetch (fetch.c) and the write (write.c).
  */
 #include "round.h"
+#include "outbox.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -285,6 +286,12 @@ int sync_once(struct sync_ctx *ctx, struct sync_stats *stats) {
                 return r;
         r = round_worklists_and_due(ctx, stats, round_start);
         pool_stop(ctx);
+        /* The return path last, never before a worklist: its requests share the rate limit only. */
+        if (!round_stops(r) && !(ctx->stop && *ctx->stop)) {
+                int w = outbox_send(ctx);
+                if (round_stops(w))
+                        r = w;
+        }
         if (r == 0)
                 sync_spool_tidy(ctx, false); /* nothing to keep: every referral written */
         if (stats->writer_busy_s + stats->writer_waited_s >= 0.05)

@@ -192,7 +192,8 @@ static const char good_conf[] =
         "poll_interval = 86400;\n"
         "overdue_after_minutes = 45;\n"
         "log_level = \"debug\";\n"
-        "retry_delay = 120; park_after = 3; parked_retry = 7200;\n";
+        "retry_delay = 120; park_after = 3; parked_retry = 7200;\n"
+        "writeback = { enabled = true; actions = [ \"ACCEPT_REFERRAL\" ]; };\n";
 
 /* ---- good configurations ------------------------------------------------- */
 
@@ -248,6 +249,8 @@ static void test_good_config_every_field(void **state) {
         assert_string_equal(c.state_dir, want);
         assert_int_equal(c.poll_interval_s, 86400);
         assert_int_equal(c.overdue_after_min, 45);
+        assert_true(c.writeback_enabled);
+        assert_int_equal(c.writeback_actions, CONFIG_WB_ACCEPT_REFERRAL);
         assert_int_equal(c.log_level, LOG_DEBUG);
         assert_false(secret_reported);
 
@@ -614,6 +617,11 @@ static const struct bad_case bad_cases[] = {
           { ":4: poll_interval: 59 is out of range 60..86400" } },
         { "out of range, high", ERS_NONE WL DB "poll_interval = 86401;\n", -EINVAL,
           { ":4: poll_interval: 86401 is out of range 60..86400" } },
+        { "writeback without actions", ERS_NONE WL DB "writeback = { enabled = true; };\n", -EINVAL,
+          { ":4: writeback.enabled: true sends nothing without writeback.actions (name each action the trust's "
+            "use case is approved for)" } },
+        { "writeback cancel", ERS_NONE WL DB "writeback = { actions = [ \"CANCEL_REFERRAL\" ]; };\n", -EINVAL,
+          { ":4: writeback.actions[0]: must be \"RECORD_REVIEW_OUTCOME\" or \"ACCEPT_REFERRAL\"" } },
         { "overdue too soon", ERS_NONE WL DB "overdue_after_minutes = 4;\n", -EINVAL,
           { ":4: overdue_after_minutes: 4 is out of range 5..10080" } },
         { "out of range, negative",
