@@ -261,6 +261,7 @@ int outbox_send(struct sync_ctx *ctx) {
                 log_ctx_error(&(struct log_ctx){ .stage = "writeback" }, "writeback: due requests not read: %s", e.msg);
                 return 0;
         }
+        log_ctx_debug(&(struct log_ctx){ .stage = "writeback" }, "writeback: %zu request(s) due", n);
         r = 0;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 const struct outbox_request *q = &due[i];
