@@ -7,7 +7,8 @@
  * due ones, marks each SENDING in a transaction of its own committed before
  * the call (so that a crash after it left is known to have maybe reached
  * e-RS), and records how it ended in the same transaction as its audit row.
- * For the sender (daemon/outbox.c) and `ersd status` (daemon/status_outbox.c).
+ * For the sender (daemon/outbox.c); the counts and the list of requests
+ * needing a person are for `ersd status` (not yet shown there).
  * Implemented in adapters/pas_outbox.c; every function keeps pas.h's contract
  * (0 or a negative errno, one line in e naming the request's number and UBRN,
  * never the comment).  Not here: what is sent and when (daemon/outbox.c).
