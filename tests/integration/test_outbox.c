@@ -14,6 +14,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/testutil.h"
 #include "tests/support/verify.h"
@@ -39,10 +44,56 @@ static void once(void) {
         run_free(&r); /* its exit status says how the sync went; the outbox is checked below */
 }
 
-/* The first referral synced in `state`, its version in *version. */
+/* ersd --once, SIGKILLed by the mock at the `after`th API request of the run about ubrn
+ * (the request is then answered as usual, so a write is applied); true when it was
+ * killed, false when the run ended before that request. */
+static bool once_killed_at(const char *ubrn, unsigned after) {
+        const char *b = getenv("ERSD_BUILD");
+        char path[512], q[128];
+        int gate[2], st = 0;
+
+        snprintf(path, sizeof path, "%s/ersd", b && *b ? b : "build");
+        assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char g;
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (read(gate[0], &g, 1) != 1 || !freopen("/dev/null", "w", stdout) ||
+                    !freopen("/dev/null", "w", stderr))
+                        _exit(126);
+                execl(path, path, "-c", E.conf, "--once", (char *) NULL);
+                _exit(127);
+        }
+        snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%u&ubrn=%s", (int) pid, after, ubrn);
+        assert_int_equal(mock_post(&E.mock, q), 200);
+        assert_int_equal(write(gate[1], "g", 1), 1); /* armed: now it may start */
+        close(gate[0]);
+        close(gate[1]);
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_int_equal(mock_post(&E.mock, "/_mock/killpoint?pid=0"), 200);
+        return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+/* The endpoint of the last API request the mock answered (static storage). */
+static const char *last_endpoint(void) {
+        static char ep[16];
+        json_object *c = mock_get(&E.mock, "/_mock/calls");
+        json_object *a = json_object_object_get(c, "calls");
+        size_t n = a ? json_object_array_length(a) : 0;
+
+        snprintf(ep, sizeof ep, "%s",
+                 n ? json_object_get_string(json_object_object_get(json_object_array_get_idx(a, n - 1), "endpoint"))
+                   : "none");
+        json_object_put(c);
+        return ep;
+}
+
+/* A referral synced in `state` that no request is about yet, its version in *version. */
 static void pick(const char *state, char ubrn[13], long long *version) {
         const char *p[] = { state };
-        char *u = db_text(E.db, "SELECT MIN(ubrn) FROM ers_referral WHERE state = ?", 1, p, NULL);
+        char *u = db_text(E.db, "SELECT MIN(ubrn) FROM ers_referral WHERE state = ? AND ubrn NOT IN "
+                                "(SELECT ubrn FROM ers_outbox)", 1, p, NULL);
         assert_non_null(u);
         snprintf(ubrn, 13, "%s", u);
         free(u);
@@ -95,7 +146,7 @@ static void assert_state(const char *ubrn, const char *want) {
 }
 
 static int group_setup(void **state) {
-        static const char *const args[] = { "--referrals", "32", NULL };
+        static const char *const args[] = { "--referrals", "160", NULL };
         (void) state;
         E.dir = tmpdir_make();
         if (!E.dir || mock_start(&E.mock, args) < 0)
@@ -185,9 +236,98 @@ static void test_outbox_every_state(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/writeback/approve?action=all&approved=1"), 200);
 }
 
+/* The mock's version of ubrn now (A005 as it serves it, by the record's last write). */
+static long long answered_version(const char *ubrn) {
+        const char *p[] = { ubrn };
+        return db_int(E.db, "SELECT answered_version FROM ers_outbox WHERE ubrn = ? AND state = 'DONE'", 1, p);
+}
+
+/* After a request for ubrn decided on `version`, however ersd was killed on the way and
+ * restarted: e-RS applied it exactly once, and the row is DONE with the version e-RS answered. */
+static void assert_applied_once(const char *ubrn, long long version, const char *when) {
+        int applied = 0;
+        int writes = writes_for(ubrn, &applied);
+        char *s = outbox_state(ubrn);
+
+        if (applied != 1 || writes != 1 || strcmp(s, "DONE") != 0)
+                fail_msg("%s: request for %s: %d write(s) sent, %d applied, state %s (expected 1, 1, DONE)", when,
+                         ubrn, writes, applied, s);
+        free(s);
+        assert_int_equal(answered_version(ubrn), version + 1);
+}
+
+/* A write that reached e-RS, its answer lost (drop: applied, then the connection closed):
+ * settled by what A005 shows in the same round, never sent again. */
+static void test_outbox_answer_lost(void **state) {
+        char triage[13], booked[13], path[200];
+        long long tv, bv;
+
+        (void) state;
+        pick("AWAITING_TRIAGE", triage, &tv);
+        pick("BOOKED", booked, &bv);
+        snprintf(path, sizeof path, "/_mock/writeback/fault?action=A028&kind=drop&ubrn=%s", triage);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        snprintf(path, sizeof path, "/_mock/writeback/fault?action=A013&kind=drop&ubrn=%s", booked);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        request(triage, "RECORD_REVIEW_OUTCOME", tv);
+        request(booked, "ACCEPT_REFERRAL", bv);
+        once();
+        assert_applied_once(triage, tv, "answer lost");
+        assert_applied_once(booked, bv, "answer lost");
+        once(); /* settled: nothing more is sent */
+        assert_applied_once(triage, tv, "answer lost, a round later");
+        assert_applied_once(booked, bv, "answer lost, a round later");
+}
+
+/* SIGKILL at every request of a round that sends (the sync's reads, A029, the write, and
+ * for a drop the A005 that settles it), then ersd restarted: never a second applied write,
+ * never a blind resend, never a lost request. */
+static void kill_sweep(const char *state_name, const char *action, const char *drop) {
+        unsigned after = 1;
+        bool killed = true;
+        char path[200];
+
+        for (; killed && after < 200; after++) {
+                char ubrn[13], when[96];
+                long long v;
+
+                pick(state_name, ubrn, &v);
+                if (drop) {
+                        snprintf(path, sizeof path, "/_mock/writeback/fault?action=%s&kind=drop&ubrn=%s", drop, ubrn);
+                        assert_int_equal(mock_post(&E.mock, path), 200);
+                }
+                request(ubrn, action, v);
+                killed = once_killed_at(ubrn, after);
+                if (killed && getenv("OUTBOX_DEBUG"))
+                        fprintf(stderr, "%s: killed at request %u about %s: %s\n", action, after, ubrn,
+                                last_endpoint());
+                if (killed) /* and again at the restart's first request about it (A005 or A029) */
+                        (void) once_killed_at(ubrn, 1);
+                once(); /* restarted */
+                snprintf(when, sizeof when, "%s%s killed at request %u", action, drop ? " (answer lost)" : "", after);
+                if (!killed)
+                        snprintf(when, sizeof when, "%s%s not killed", action, drop ? " (answer lost)" : "");
+                assert_applied_once(ubrn, v, when);
+                assert_int_equal(mock_post(&E.mock, "/_mock/writeback/fault/clear"), 200);
+        }
+        assert_false(killed); /* the sweep reached a run that ended on its own */
+        if (getenv("OUTBOX_DEBUG"))
+                fprintf(stderr, "%s: %u kill points\n", action, after - 2);
+}
+
+static void test_outbox_killed_while_sending(void **state) {
+        (void) state;
+        kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", NULL);
+        kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", "A028");
+        kill_sweep("BOOKED", "ACCEPT_REFERRAL", NULL);
+        kill_sweep("BOOKED", "ACCEPT_REFERRAL", "A013");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_outbox_every_state),
+                cmocka_unit_test(test_outbox_answer_lost),
+                cmocka_unit_test(test_outbox_killed_while_sending),
         };
         return cmocka_run_group_tests_name("outbox", tests, group_setup, group_teardown);
 }

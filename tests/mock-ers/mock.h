@@ -422,7 +422,9 @@ const struct attachment *world_letter(struct mock *m, const char *ubrn);
 char *world_render_worklist(struct mock *m, const char *service, bool slot_issues, size_t pad_bytes,
                             size_t *ret_len);
 /* The kill point (POST /_mock/killpoint): the `after`-th API or store request
- * from now on first sends `sig` to `pid` (pid 0: none).  Any mode. */
-void killpoint_set(struct mock *m, long pid, uint64_t after, int sig);
+ * from now on (only those whose URL holds `key` when key is not NULL: a UBRN)
+ * first sends `sig` to `pid` (pid 0: none).  Any mode. */
+void killpoint_set(struct mock *m, long pid, uint64_t after, int sig, const char *key);
 json_object *killpoint_state(struct mock *m);
-void killpoint_request(struct mock *m);     /* each API and store request, on arrival */
+/* Each API and store request, on arrival: its path and its focus= argument (A029's; may be NULL). */
+void killpoint_request(struct mock *m, const char *url, const char *focus);

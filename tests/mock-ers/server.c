@@ -1845,11 +1845,12 @@ static enum MHD_Result control_world(struct call *c)
         return reply_json(c, 200, json_object_new_object());
 }
 
-/* POST /_mock/killpoint?pid=P&after=N[&signal=STOP]: the Nth API or store request from
- * now on first sends SIGKILL (or SIGSTOP) to P; pid=0 disarms.  GET: its state. */
+/* POST /_mock/killpoint?pid=P&after=N[&signal=STOP][&ubrn=U]: the Nth API or store request
+ * from now on (for U only: whose URL holds it) first sends SIGKILL (or SIGSTOP) to P;
+ * pid=0 disarms.  GET: its state. */
 static enum MHD_Result control_killpoint(struct call *c, bool post)
 {
-        const char *sig = query(c, "signal");
+        const char *sig = query(c, "signal"), *ubrn = query(c, "ubrn");
         uint64_t pid = 0, after = 1;
 
         if (!post)
@@ -1857,9 +1858,10 @@ static enum MHD_Result control_killpoint(struct call *c, bool post)
                                                      : reply_405(c, "GET, POST");
         if (!parse_u64(query(c, "pid"), 0, INT32_MAX, &pid) ||
             (query(c, "after") && !parse_u64(query(c, "after"), 1, 100000000, &after)) ||
-            (sig && strcmp(sig, "KILL") != 0 && strcmp(sig, "STOP") != 0))
-                return reply_control_error(c, 400, "pid=P (0: disarm), after=1..100000000, signal=KILL|STOP");
-        killpoint_set(c->m, (long)pid, after, sig && strcmp(sig, "STOP") == 0 ? SIGSTOP : SIGKILL);
+            (sig && strcmp(sig, "KILL") != 0 && strcmp(sig, "STOP") != 0) || (ubrn && (strlen(ubrn) != 12 || strspn(ubrn, "0123456789") != 12)))
+                return reply_control_error(c, 400, "pid=P (0: disarm), after=1..100000000, signal=KILL|STOP, "
+                                                   "ubrn=12 digits");
+        killpoint_set(c->m, (long)pid, after, sig && strcmp(sig, "STOP") == 0 ? SIGSTOP : SIGKILL, ubrn);
         return reply_json(c, 200, killpoint_state(c->m));
 }
 
@@ -2249,7 +2251,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           .fault_retry_after = -1, .arrived = monotonic_now() };
         bool counted = o->store || strncmp(url, "/_mock/", 7) != 0;
         if (counted) {
-                killpoint_request(o->m);
+                killpoint_request(o->m, url, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "focus"));
                 pthread_mutex_lock(&o->m->lock);
                 if (++concurrency.in_flight > concurrency.in_flight_max)
                         concurrency.in_flight_max = concurrency.in_flight;

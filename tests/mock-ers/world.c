@@ -787,11 +787,13 @@ static struct {
         uint64_t left;     /* requests to let through before the signal */
         int sig;
         uint64_t fired;    /* signals sent so far */
+        char key[16];      /* "": every request counts; else only those whose URL holds it */
 } kp;
 
-void killpoint_set(struct mock *m, long pid, uint64_t after, int sig)
+void killpoint_set(struct mock *m, long pid, uint64_t after, int sig, const char *key)
 {
         pthread_mutex_lock(&m->lock);
+        snprintf(kp.key, sizeof kp.key, "%s", key ? key : "");
         kp.pid = pid;
         kp.left = after;
         kp.sig = sig;
@@ -810,10 +812,11 @@ json_object *killpoint_state(struct mock *m)
         return o;
 }
 
-void killpoint_request(struct mock *m)
+void killpoint_request(struct mock *m, const char *url, const char *focus)
 {
         pthread_mutex_lock(&m->lock);
-        if (kp.pid > 0 && kp.left-- <= 1) {
+        if (kp.pid > 0 && (!kp.key[0] || strstr(url, kp.key) || (focus && strstr(focus, kp.key))) &&
+            kp.left-- <= 1) {
                 if (kill((pid_t)kp.pid, kp.sig) == 0)
                         kp.fired++;
                 kp.pid = 0;
