@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The return path end to end (issue 16): ersd --once against the mock on
- * SQLite, requests inserted into ers_outbox as a PAS would, each state
+ * SQLite, PostgreSQL and MariaDB (a server each, tests/support/engines.h), requests inserted into ers_outbox as a PAS would, each state
  * reached, and the mock's write-back record checked for what was sent.
  */
 #include <setjmp.h>
@@ -15,11 +15,14 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/engines.h"
 #include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 
@@ -34,6 +37,8 @@ struct env {
 };
 
 static struct env E;
+static struct engine G; /* the engine of the group running */
+static char work[200];   /* this binary's directory: the odbcinst.ini and the driver's logs */
 
 #define ERSD(...) run_ersd(E.conf, E.manifest, ARGS(__VA_ARGS__), NULL)
 
@@ -104,8 +109,14 @@ static void pick(const char *state, char ubrn[13], long long *version) {
 static void request(const char *ubrn, const char *action, long long version) {
         char v[24];
         snprintf(v, sizeof v, "%lld", version);
-        const char *p[] = { ubrn, action, strcmp(action, "ACCEPT_REFERRAL") ? "ACCEPT_REFER_BOOK_LATER" : NULL,
-                            strcmp(action, "ACCEPT_REFERRAL") ? "Seen at triage: book routine" : NULL, v };
+        if (strcmp(action, "ACCEPT_REFERRAL") == 0) { /* no outcome, no comment: NULL (written so: every driver) */
+                const char *p[] = { ubrn, action, v };
+                assert_int_equal(db_exec_with(E.db, "INSERT INTO ers_outbox (ubrn, action, decided_version, "
+                                                    "requested_by, requested_at) VALUES (?, ?, ?, 'STAFF-1', "
+                                                    "'2030-01-01T00:00:00Z')", 3, p), 0);
+                return;
+        }
+        const char *p[] = { ubrn, action, "ACCEPT_REFER_BOOK_LATER", "Seen at triage: book routine", v };
         assert_int_equal(db_exec_with(E.db, "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
                                             "decided_version, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, "
                                             "'STAFF-1', '2030-01-01T00:00:00Z')", 5, p), 0);
@@ -145,15 +156,21 @@ static void assert_state(const char *ubrn, const char *want) {
         free(s);
 }
 
-static int group_setup(void **state) {
+/* A mock, a server of `kind` with a fresh database, ersd's configuration, and one sync. */
+static int group_setup(enum engine_kind kind) {
         static const char *const args[] = { "--referrals", "160", NULL };
-        (void) state;
+        int r = engine_start(&G, kind);
+
+        if (r < 0) {
+                print_error("could not start a %s server (see above): %s\n", G.name, strerror(-r));
+                return -1;
+        }
         E.dir = tmpdir_make();
-        if (!E.dir || mock_start(&E.mock, args) < 0)
+        if (!E.dir || mock_start(&E.mock, args) < 0 ||
+            engine_new_database(&G, E.connection, sizeof E.connection) < 0)
                 return -1;
         snprintf(E.conf, sizeof E.conf, "%s/ersd.conf", E.dir);
         snprintf(E.state, sizeof E.state, "%s/state", E.dir);
-        snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas.db", E.dir);
         E.manifest = mock_get(&E.mock, "/_mock/manifest");
         if (!E.manifest)
                 return -1;
@@ -162,11 +179,29 @@ static int group_setup(void **state) {
                               "log_level = \"debug\";\nwriteback = { enabled = true; actions = [ \"RECORD_REVIEW_OUTCOME\", "
                               "\"ACCEPT_REFERRAL\" ]; };") < 0)
                 return -1;
-        struct run r = ERSD("--init-db");
-        run_free(&r);
+        struct run init = ERSD("--init-db");
+        r = init.status;
+        run_free(&init);
+        if (r != 0)
+                return -1;
         once();
         E.db = db_open(E.connection);
         return E.db ? 0 : -1;
+}
+
+static int group_setup_sqlite(void **state) {
+        (void) state;
+        return group_setup(ENGINE_SQLITE);
+}
+
+static int group_setup_postgresql(void **state) {
+        (void) state;
+        return group_setup(ENGINE_POSTGRESQL);
+}
+
+static int group_setup_mariadb(void **state) {
+        (void) state;
+        return group_setup(ENGINE_MARIADB);
 }
 
 static int group_teardown(void **state) {
@@ -176,6 +211,8 @@ static int group_teardown(void **state) {
         mock_stop(&E.mock);
         tmpdir_remove(E.dir);
         free(E.dir);
+        engine_stop(&G);
+        E = (struct env){ .db = NULL };
         return 0;
 }
 
@@ -323,11 +360,30 @@ static void test_outbox_killed_while_sending(void **state) {
         kill_sweep("BOOKED", "ACCEPT_REFERRAL", "A013");
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st, (void) flag, (void) ftw;
+        remove(path);
+        return 0;
+}
+
 int main(void) {
+        const char *tmp = getenv("TMPDIR");
+        char logs[240];
+        int failed = 0;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_outbox_every_state),
                 cmocka_unit_test(test_outbox_answer_lost),
                 cmocka_unit_test(test_outbox_killed_while_sending),
         };
-        return cmocka_run_group_tests_name("outbox", tests, group_setup, group_teardown);
+
+        snprintf(work, sizeof work, "%s/ersd-test-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(work) || snprintf(logs, sizeof logs, "%s/driver-logs", work) < 0 || engine_odbcinst(work, logs) < 0) {
+                fprintf(stderr, "test_outbox: cannot make %s or its odbcinst.ini\n", work);
+                return 1;
+        }
+        failed += cmocka_run_group_tests_name("outbox sqlite", tests, group_setup_sqlite, group_teardown);
+        failed += cmocka_run_group_tests_name("outbox postgresql", tests, group_setup_postgresql, group_teardown);
+        failed += cmocka_run_group_tests_name("outbox mariadb", tests, group_setup_mariadb, group_teardown);
+        nftw(work, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        return failed ? 1 : 0;
 }
