@@ -187,6 +187,10 @@ int pas_outbox_attention(struct pas *p, size_t max, int (*fn)(void *userdata, co
                         r = get_text(p, h, 7, what, updated, sizeof updated, NULL, e);
                 if (r >= 0)
                         r = get_text(p, h, 8, what, corr, sizeof corr, NULL, e);
+                if (r >= 0 && strcmp(state, "RETRY") == 0 && (!code || strcmp(code, OUTBOX_FORBIDDEN) != 0)) {
+                        free(code); /* waiting its turn: no person needed */
+                        continue;
+                }
                 if (r >= 0) {
                         a.ubrn = ubrn;
                         a.action = action;

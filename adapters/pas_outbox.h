@@ -8,7 +8,7 @@
  * the call (so that a crash after it left is known to have maybe reached
  * e-RS), and records how it ended in the same transaction as its audit row.
  * For the sender (daemon/outbox.c); the counts and the list of requests
- * needing a person are for `ersd status` (not yet shown there).
+ * needing a person are for `ersd status` (daemon/status_outbox.c).
  * Implemented in adapters/pas_outbox.c; every function keeps pas.h's contract
  * (0 or a negative errno, one line in e naming the request's number and UBRN,
  * never the comment).  Not here: what is sent and when (daemon/outbox.c).
@@ -26,6 +26,7 @@ struct pas_tx;
 #define OUTBOX_ACTION_MAX 32   /* ers_outbox.action, VARCHAR(32) */
 #define OUTBOX_STATE_MAX 16    /* ers_outbox.state, VARCHAR(16) */
 #define OUTBOX_ERROR_MAX 1024  /* bytes of error_text ersd writes (e-RS's words, already capped, and ours) */
+#define OUTBOX_FORBIDDEN "FORBIDDEN" /* error_code of a RETRY e-RS refused with 403: a person must look */
 
 /* One request as read back.  Owns its strings (outbox_requests_free()). */
 struct outbox_request {
@@ -99,8 +100,9 @@ struct outbox_counts {
 };
 int pas_outbox_counts(struct pas *p, struct outbox_counts *ret, struct errbuf *e);
 
-/* One request needing a person (REJECTED or STALE), for `ersd status`.
- * Borrowed strings, valid during the callback; never the comment. */
+/* One request needing a person (REJECTED, STALE, or RETRY held by FORBIDDEN:
+ * e-RS refused the application with 403, and each round stops at it), for
+ * `ersd status`.  Borrowed strings, valid during the callback; never the comment. */
 struct outbox_attention {
         int64_t id;
         const char *ubrn;
@@ -111,7 +113,8 @@ struct outbox_attention {
         const char *updated_at;
         const char *correlation_id; /* "" when none */
 };
-/* Calls fn for each REJECTED or STALE request, by id, at most `max`; stops when fn returns
- * non-zero (returned). */
+/* Calls fn for each request needing a person, by id, at most `max`; stops when fn returns
+ * non-zero (returned).  The RETRY rows are told apart by their error_code in C, never
+ * compared in SQL (a CLOB on Oracle): a RETRY not held by FORBIDDEN is passed over. */
 int pas_outbox_attention(struct pas *p, size_t max, int (*fn)(void *userdata, const struct outbox_attention *a),
                          void *userdata, struct errbuf *e);

@@ -305,7 +305,7 @@ const struct statement statements[ST_MAX_] = {
                              "SELECT MIN(next_attempt_at) FROM ers_outbox WHERE state = 'RETRY'" },
         [ST_OUTBOX_ATTENTION] = { "read ers_outbox needing a person",
                                   "SELECT id, ubrn, action, state, decided_version, error_code, updated_at, "
-                                  "correlation_id FROM ers_outbox WHERE state IN ('REJECTED', 'STALE') "
+                                  "correlation_id FROM ers_outbox WHERE state IN ('REJECTED', 'STALE', 'RETRY') "
                                   "ORDER BY id" },
 
         /* pas_mapping.c: the mapping into the PAS's own tables. */

@@ -183,7 +183,7 @@ static void outcome_of(const struct config *cfg, const struct outbox_request *q,
                 o->state = "RETRY";
                 o->next_attempt_at = next;
                 if (res->outcome == ERS_WB_FORBIDDEN)
-                        o->error_code = "FORBIDDEN";
+                        o->error_code = OUTBOX_FORBIDDEN;
                 break;
         }
         }

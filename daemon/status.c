@@ -24,6 +24,7 @@
 #include "log.h"
 #include "schedule.h"
 #include "skipped.h"
+#include "status_outbox.h"
 #include "util.h"
 
 /* One configured worklist and what ers_poll and ers_budget say of it. */
@@ -60,6 +61,7 @@ struct status {
          * ersd does not read (owed while it lists them); -1 when not read. */
         int64_t related_unread[STATUS_LIST_MAX];
         size_t n_failing;               /* of retrying: those with failed attempts (the others are queued) */
+        struct status_outbox outbox;    /* the requests to e-RS (status_outbox.h) */
 };
 
 /* ---- collecting ---------------------------------------------------------- */
@@ -156,6 +158,7 @@ static void status_free(struct status *s) {
         row_list_free(&s->retrying);
         row_list_free(&s->parked);
         row_list_free(&s->overdue);
+        status_outbox_free(&s->outbox);
 }
 
 /* How many documents shown with `ubrn` are not stored because e-RS served
@@ -226,6 +229,8 @@ static void status_collect(struct status *s, const struct config *cfg) {
                 s->too_large[i] = count_too_large(pas, cfg, s->documents.rows[i].ubrn);
                 s->related_unread[i] = count_related_unread(pas, s->documents.rows[i].ubrn);
         }
+        if (r >= 0)
+                r = status_outbox_collect(pas, &s->outbox, &e);
         pas_close(pas);
         if (r < 0) {
                 snprintf(s->problem, sizeof s->problem, "PAS database: %s", e.msg[0] ? e.msg : strerror(-r));
@@ -249,7 +254,7 @@ static void status_collect(struct status *s, const struct config *cfg) {
         }
         if (s->overdue.n > 0)
                 s->exit_status = STATUS_OVERDUE;
-        else if (s->parked.n > 0 || worklist_trouble)
+        else if (s->parked.n > 0 || worklist_trouble || s->outbox.forbidden > 0)
                 s->exit_status = STATUS_NEEDS_PERSON;
         else
                 s->exit_status = STATUS_OK;
@@ -374,6 +379,7 @@ static void print_text(const struct status *s, FILE *out) {
                                w->in_pas ? "; the PAS holds an older version" : "; not in the PAS");
                 fputc('\n', out);
         }
+        status_outbox_text(&s->outbox, s->cfg->writeback_enabled, out);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -478,6 +484,7 @@ static void print_json(const struct status *s, FILE *out) {
                 json_object_object_add(counts, "overdue", json_object_new_int64((int64_t) s->overdue.n));
                 json_object_object_add(root, "counts", counts);
                 json_object_object_add(root, "overdue_after_minutes", json_object_new_int64(s->cfg->overdue_after_min));
+                json_object_object_add(root, "outbox", status_outbox_json(&s->outbox, s->cfg->writeback_enabled));
         } else
                 json_object_put(counts);
         escape_json_fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
@@ -603,6 +610,7 @@ static void print_prometheus(const struct status *s, FILE *out) {
                 prom_label(out, w->priority);
                 fprintf(out, "\"} %" PRId64 "\n", overdue_minutes(w, s->cfg, s->now));
         }
+        status_outbox_prometheus(&s->outbox, out);
 }
 
 int status_run(const struct config *cfg, enum status_format format, FILE *out) {

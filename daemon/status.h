@@ -9,7 +9,8 @@
  * the next poll, the worklist calls left today; the referrals waiting
  * (documents owed, failing, parked) with UBRN and reason; the URGENT and
  * TWO_WEEK_WAIT referrals seen on a worklist and not in the PAS after
- * overdue_after_minutes.
+ * overdue_after_minutes; the requests to e-RS waiting and those needing a
+ * person (status_outbox.h).
  *
  * Never a patient identifier in any form: UBRNs, codes, times, correlation
  * ids and the operators' reason lines only (the columns read hold nothing
@@ -25,7 +26,8 @@
 
 #define STATUS_OK 0           /* all well: nothing needs a person */
 #define STATUS_NEEDS_PERSON 1 /* a parked referral, a worklist whose last poll failed or skipped malformed
-                                 entries, or none polled for a day */
+                                 entries, none polled for a day, or a write-back request held by
+                                 FORBIDDEN (e-RS refused the application: nothing more is sent) */
 #define STATUS_UNKNOWN 3      /* the database cannot be read, or its schema is absent or another version */
 #define STATUS_OVERDUE 4      /* an URGENT / TWO_WEEK_WAIT referral is overdue (takes precedence over 1) */
 

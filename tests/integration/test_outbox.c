@@ -273,6 +273,83 @@ static void test_outbox_every_state(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/writeback/approve?action=all&approved=1"), 200);
 }
 
+static long long jcount(json_object *counts, const char *key) {
+        json_object *v = json_object_object_get(counts, key);
+        if (!v)
+                fail_msg("ersd status --json: outbox.counts.%s missing", key);
+        return json_object_get_int64(v);
+}
+
+/* After every state: ersd status shows the requests waiting and those needing a person
+ * (REJECTED, STALE, RETRY held by FORBIDDEN) in its three forms; a FORBIDDEN makes it
+ * exit 1. */
+static void test_outbox_status(void **state) {
+        (void) state;
+        long long stale = db_int(E.db, "SELECT COUNT(*) FROM ers_outbox WHERE state = 'STALE'", 0, NULL);
+        long long rejected = db_int(E.db, "SELECT COUNT(*) FROM ers_outbox WHERE state = 'REJECTED'", 0, NULL);
+        long long retry = db_int(E.db, "SELECT COUNT(*) FROM ers_outbox WHERE state = 'RETRY'", 0, NULL);
+        long long done = db_int(E.db, "SELECT COUNT(*) FROM ers_outbox WHERE state = 'DONE'", 0, NULL);
+        char ubrn[13];
+        long long v;
+
+        assert_true(stale >= 1 && rejected >= 1 && retry == 1); /* test_outbox_every_state left them */
+        pick("AWAITING_TRIAGE", ubrn, &v);
+        request(ubrn, "RECORD_REVIEW_OUTCOME", v); /* one NEW, waiting */
+
+        struct run r = ERSD("status", "--json");
+        json_object *root = json_tokener_parse(r.out);
+        json_object *ob = json_object_object_get(root, "outbox");
+        json_object *c = json_object_object_get(ob, "counts");
+        if (!c)
+                fail_msg("ersd status --json printed no outbox counts: %s", r.out);
+        assert_int_equal(r.status, 1); /* the FORBIDDEN one */
+        assert_int_equal(jcount(c, "new"), 1);
+        assert_int_equal(jcount(c, "waiting"), 1);
+        assert_int_equal(jcount(c, "retry"), 0);
+        assert_int_equal(jcount(c, "forbidden"), 1);
+        assert_int_equal(jcount(c, "stale"), stale);
+        assert_int_equal(jcount(c, "rejected"), rejected);
+        assert_int_equal(jcount(c, "done"), done);
+        assert_int_equal(jcount(c, "needs_person"), stale + rejected + 1);
+        json_object *list = json_object_object_get(ob, "needs_person");
+        assert_int_equal(json_object_array_length(list), stale + rejected + 1);
+        bool forbidden_listed = false;
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                json_object *x = json_object_array_get_idx(list, i);
+                assert_non_null(jstr(x, "ubrn"));
+                assert_null(json_object_object_get(x, "comment")); /* never the comment */
+                forbidden_listed |= strcmp(jstr(x, "state"), "RETRY") == 0 &&
+                                    strcmp(jstr(x, "error_code"), "FORBIDDEN") == 0;
+        }
+        assert_true(forbidden_listed);
+        assert_null(strstr(r.out, "Seen at triage")); /* the comment */
+        assert_null(strstr(r.out, "STAFF-1"));        /* who asked */
+        json_object_put(root);
+        run_free(&r);
+
+        r = ERSD("status");
+        if (getenv("OUTBOX_DEBUG"))
+                fprintf(stderr, "%s", r.out);
+        assert_int_equal(r.status, 1);
+        char want[160];
+        snprintf(want, sizeof want, "1 waiting (1 new, 0 to retry, 0 sending), %lld done, %lld need a person", done,
+                 stale + rejected + 1);
+        if (!strstr(r.out, want) || !strstr(r.out, "RETRY FORBIDDEN") || !strstr(r.out, "STALE") ||
+            strstr(r.out, "\\x0a"))
+                fail_msg("ersd status: the outbox not shown as expected (%s): %s", want, r.out);
+        run_free(&r);
+
+        r = ERSD("status", "--prometheus");
+        snprintf(want, sizeof want, "ersd_outbox_needs_person %lld\n", stale + rejected + 1);
+        if (!strstr(r.out, want) || !strstr(r.out, "ersd_outbox_waiting 1\n") ||
+            !strstr(r.out, "ersd_outbox_requests{state=\"forbidden\"} 1\n"))
+                fail_msg("ersd status --prometheus: the outbox not counted as expected: %s", r.out);
+        run_free(&r);
+        /* the NEW one sent by the next round, so that the tests after start from none waiting */
+        once();
+        assert_state(ubrn, "DONE");
+}
+
 /* The mock's version of ubrn now (A005 as it serves it, by the record's last write). */
 static long long answered_version(const char *ubrn) {
         const char *p[] = { ubrn };
@@ -372,6 +449,7 @@ int main(void) {
         int failed = 0;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_outbox_every_state),
+                cmocka_unit_test(test_outbox_status),
                 cmocka_unit_test(test_outbox_answer_lost),
                 cmocka_unit_test(test_outbox_killed_while_sending),
         };
