@@ -370,6 +370,56 @@ static void assert_applied_once(const char *ubrn, long long version, const char 
         assert_int_equal(answered_version(ubrn), version + 1);
 }
 
+/* --dry-run prints each request it would send (number, action, UBRN, decided version;
+ * never the comment nor who asked) and sends nothing: no A029, no write, the row as it was. */
+static void test_outbox_dry_run(void **state) {
+        char ubrn[13], booked[13], want[200];
+        long long v, bv;
+
+        (void) state;
+        pick("AWAITING_TRIAGE", ubrn, &v);
+        pick("BOOKED", booked, &bv);
+        request(ubrn, "RECORD_REVIEW_OUTCOME", v);
+        request(booked, "ACCEPT_REFERRAL", bv);
+        const char *p[] = { ubrn }, *bp[] = { booked };
+        long long id = db_int(E.db, "SELECT id FROM ers_outbox WHERE ubrn = ?", 1, p);
+        long long bid = db_int(E.db, "SELECT id FROM ers_outbox WHERE ubrn = ?", 1, bp);
+        assert_int_equal(mock_post(&E.mock, "/_mock/calls/reset"), 200);
+
+        struct run r = ERSD("--once", "--dry-run");
+        snprintf(want, sizeof want, "writeback: would send request %lld RECORD_REVIEW_OUTCOME %s decided on version %lld\n",
+                 id, ubrn, v);
+        if (!strstr(r.out, want))
+                fail_msg("--dry-run did not print \"%s\": %s", want, r.out);
+        snprintf(want, sizeof want, "writeback: would send request %lld ACCEPT_REFERRAL %s decided on version %lld\n",
+                 bid, booked, bv);
+        if (!strstr(r.out, want))
+                fail_msg("--dry-run did not print \"%s\": %s", want, r.out);
+        assert_null(strstr(r.out, "Seen at triage")); /* the comment */
+        assert_null(strstr(r.out, "STAFF-1"));        /* who asked */
+        assert_null(strstr(r.err, "Seen at triage"));
+        run_free(&r);
+
+        int applied;
+        assert_int_equal(writes_for(ubrn, &applied), 0);
+        assert_int_equal(writes_for(booked, &applied), 0);
+        json_object *calls = mock_get(&E.mock, "/_mock/calls");
+        json_object *a = json_object_object_get(calls, "calls");
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                const char *ep = jstr(json_object_array_get_idx(a, i), "endpoint");
+                if (ep && (strcmp(ep, "A029") == 0 || strcmp(ep, "A028") == 0 || strcmp(ep, "A013") == 0))
+                        fail_msg("--dry-run called %s", ep);
+        }
+        json_object_put(calls);
+        assert_state(ubrn, "NEW");
+        assert_state(booked, "NEW");
+        assert_int_equal(db_int(E.db, "SELECT attempts FROM ers_outbox WHERE ubrn = ?", 1, p), 0);
+
+        once(); /* a real round sends them */
+        assert_applied_once(ubrn, v, "after a dry run");
+        assert_applied_once(booked, bv, "after a dry run");
+}
+
 /* A write that reached e-RS, its answer lost (drop: applied, then the connection closed):
  * settled by what A005 shows in the same round, never sent again. */
 static void test_outbox_answer_lost(void **state) {
@@ -451,6 +501,7 @@ int main(void) {
                 cmocka_unit_test(test_outbox_every_state),
                 cmocka_unit_test(test_outbox_status),
                 cmocka_unit_test(test_outbox_answer_lost),
+                cmocka_unit_test(test_outbox_dry_run),
                 cmocka_unit_test(test_outbox_killed_while_sending),
         };
 
