@@ -83,7 +83,12 @@ static int record(struct sync_ctx *ctx, const struct outbox_request *q, struct o
         return 0;
 }
 
-/* The state a referral shows once the request was applied ("" : none to tell it by). */
+/*
+ * The state a referral shows once the request was applied.  A028 moves the
+ * referral to a state of its own; A013 leaves it BOOKED, and nothing e-RS's
+ * A005 shows tells an accepted referral from one not accepted (the
+ * specification names no such element; A029 offers no action for A013).
+ */
 static const char *applied_state(const struct outbox_request *q) {
         if (strcmp(q->action, "RECORD_REVIEW_OUTCOME") != 0)
                 return "BOOKED";
@@ -117,7 +122,12 @@ static int settle(struct sync_ctx *ctx, const struct outbox_request *q) {
                 snprintf(line, sizeof line, "not applied: A005 shows version %" PRId64 " still", ref.version);
                 o.state = "RETRY";
                 o.error_text = line;
-        } else if (ref.version > q->decided_version && ref.state && strcmp(ref.state, applied_state(q)) == 0) {
+        } else if (ref.version > q->decided_version && ref.state && strcmp(ref.state, applied_state(q)) == 0 &&
+                   (strcmp(q->action, "ACCEPT_REFERRAL") != 0 || ref.version == q->decided_version + 1)) {
+                /* A013: BOOKED one version on, as its own answer would have been.  Any further
+                 * version may be another change (a rebooked appointment) over an acceptance
+                 * that did or did not happen: a person looks (STALE), never a guess.  The
+                 * residual risk (H-13): another change alone, exactly one version on. */
                 snprintf(line, sizeof line, "applied: A005 shows version %" PRId64 " %s", ref.version, ref.state);
                 o.state = "DONE";
                 o.answered_version = ref.version;

@@ -12,7 +12,9 @@
  *   - found SENDING (a crash, or MAY_HAVE_REACHED, after it left): the
  *     referral is read (A005) and the request settled by what e-RS shows,
  *     never sent blindly: at a version past the decided one showing the
- *     action's effect, DONE; still at the decided version, nothing was
+ *     action's effect, DONE (A013, which leaves the referral BOOKED: only at
+ *     exactly the decided version + 1, as nothing else tells an accepted
+ *     referral); still at the decided version, nothing was
  *     applied: RETRY at once (sent again, once, by a later round); anything
  *     else STALE (a person looks);
  *   - RECORD_REVIEW_OUTCOME: A029 at the decided version first (STALE when

@@ -479,6 +479,27 @@ static void kill_sweep(const char *state_name, const char *action, const char *d
                 fprintf(stderr, "%s: %u kill points\n", action, after - 2);
 }
 
+/* A013 leaves the referral BOOKED: killed at it (applied), then the appointment moved (one
+ * version more, still BOOKED) before the restart: what e-RS shows no longer tells whose the
+ * new version is, so the request is STALE for a person, never DONE by a guess, nor sent again. */
+static void test_outbox_accept_settled_only_when_sure(void **state) {
+        char booked[13], path[200];
+        long long bv;
+        int applied;
+
+        (void) state;
+        pick("BOOKED", booked, &bv);
+        request(booked, "ACCEPT_REFERRAL", bv);
+        assert_true(once_killed_at(booked, 1)); /* at A013, then applied */
+        assert_state(booked, "SENDING");
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=appointment", booked);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        once();
+        assert_state(booked, "STALE");
+        assert_int_equal(writes_for(booked, &applied), 1);
+        assert_int_equal(applied, 1);
+}
+
 static void test_outbox_killed_while_sending(void **state) {
         (void) state;
         kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", NULL);
@@ -503,6 +524,7 @@ int main(void) {
                 cmocka_unit_test(test_outbox_answer_lost),
                 cmocka_unit_test(test_outbox_dry_run),
                 cmocka_unit_test(test_outbox_killed_while_sending),
+                cmocka_unit_test(test_outbox_accept_settled_only_when_sure),
         };
 
         snprintf(work, sizeof work, "%s/ersd-test-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
