@@ -299,7 +299,7 @@ static void test_review_done(void **state) {
         assert_string_equal(jstr(r, "priority"), "TWO_WEEK_WAIT");
         json_object_put(r);
 
-        assert_int_equal(ers_read_referral(E.ers, ubrn, &answer, &call, &e), 0);
+        assert_int_equal(ers_read_referral(E.ers, ubrn, &answer, NULL, &call, &e), 0);
         snprintf(answered, sizeof answered, "%lld", (long long) (v + 1));
         assert_string_equal(json_object_get_string(json_object_object_get(json_object_object_get(answer, "meta"),
                                                                           "versionId")),
@@ -508,7 +508,7 @@ static void test_dropped_after_applied(void **state) {
         (void) state;
         start("  tries = 3;\n");
         ubrn = referral_in("AWAITING_TRIAGE", 0, ubrn_buf, &v);
-        assert_int_equal(ers_read_referral(E.ers, ubrn, &answer, &call, &e), 0); /* a connection kept open */
+        assert_int_equal(ers_read_referral(E.ers, ubrn, &answer, NULL, &call, &e), 0); /* a connection kept open */
         json_object_put(answer);
         post("/_mock/writeback/fault?action=A028&kind=drop&ubrn=%s", ubrn);
         assert_int_equal(review(ubrn, v, &res, &call, &e), 0);
