@@ -479,6 +479,36 @@ static void kill_sweep(const char *state_name, const char *action, const char *d
                 fprintf(stderr, "%s: %u kill points\n", action, after - 2);
 }
 
+/* The answer came and its outcome's COMMIT did not (as a crash between the two would leave
+ * it): the row stays SENDING and the next round settles it DONE by A005, never sending it
+ * again; a COMMIT that went through though reported failed leaves it DONE. */
+static void test_outbox_outcome_commit_lost(void **state) {
+        const char *lost[] = { odbc_fault_preload(), "ERSD_FAULT_COMMIT=lost:1", "ERSD_FAULT_TABLE=ers_outbox", NULL };
+        const char *committed[] = { odbc_fault_preload(), "ERSD_FAULT_COMMIT=committed:1", "ERSD_FAULT_TABLE=ers_outbox",
+                                    NULL };
+        char a[13], b[13];
+        long long av, bv;
+        int applied;
+
+        (void) state;
+        pick("AWAITING_TRIAGE", a, &av);
+        request(a, "RECORD_REVIEW_OUTCOME", av);
+        struct run r = run_ersd(E.conf, E.manifest, ARGS("--once"), &(struct run_opts){ .env = lost });
+        run_free(&r);
+        assert_state(a, "SENDING");
+        assert_int_equal(writes_for(a, &applied), 1);
+        once();
+        assert_applied_once(a, av, "outcome's commit lost");
+
+        pick("AWAITING_TRIAGE", b, &bv);
+        request(b, "RECORD_REVIEW_OUTCOME", bv);
+        r = run_ersd(E.conf, E.manifest, ARGS("--once"), &(struct run_opts){ .env = committed });
+        run_free(&r);
+        assert_applied_once(b, bv, "outcome committed, reported failed");
+        once();
+        assert_applied_once(b, bv, "outcome committed, reported failed, a round later");
+}
+
 /* A013 leaves the referral BOOKED: killed at it (applied), then the appointment moved (one
  * version more, still BOOKED) before the restart: what e-RS shows no longer tells whose the
  * new version is, so the request is STALE for a person, never DONE by a guess, nor sent again. */
@@ -525,6 +555,7 @@ int main(void) {
                 cmocka_unit_test(test_outbox_dry_run),
                 cmocka_unit_test(test_outbox_killed_while_sending),
                 cmocka_unit_test(test_outbox_accept_settled_only_when_sure),
+                cmocka_unit_test(test_outbox_outcome_commit_lost),
         };
 
         snprintf(work, sizeof work, "%s/ersd-test-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");

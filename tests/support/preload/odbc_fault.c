@@ -13,7 +13,9 @@
  *                                  same: the client cannot tell the two apart.
  *
  * Only transactions that wrote ers_ledger are counted (seen through SQLPrepare
- * and SQLExecute), so that the commits of other bookkeeping (worklist entries,
+ * and SQLExecute); with ERSD_FAULT_TABLE=ers_outbox, only those that recorded
+ * a write-back request's outcome (UPDATE ers_outbox SET state = ?: the commit
+ * after e-RS answered, not the one marking it SENDING), so that the commits of other bookkeeping (worklist entries,
  * the budget, polls) do not move the fault to another referral.  The
  * diagnostic record of the failed call is the shim's until the next
  * SQLEndTran on that connection.  Counting is per process, from 1; ersd is
@@ -53,9 +55,12 @@ SQLRETURN SQL_API SQLPrepare(SQLHSTMT stmt, SQLCHAR *text, SQLINTEGER len) {
         SQLRETURN (*real)(SQLHSTMT, SQLCHAR *, SQLINTEGER) =
                 (SQLRETURN(*)(SQLHSTMT, SQLCHAR *, SQLINTEGER)) dlsym(RTLD_NEXT, "SQLPrepare");
         const char *sql = (const char *) text;
+        const char *table = getenv("ERSD_FAULT_TABLE");
+        bool outbox = table && strcmp(table, "ers_outbox") == 0;
 
         if (sql && len == SQL_NTS && n_ledger_stmts < sizeof ledger_stmts / sizeof *ledger_stmts &&
-            (strncmp(sql, "INSERT INTO ers_ledger ", 23) == 0 || strncmp(sql, "UPDATE ers_ledger ", 18) == 0))
+            (outbox ? strncmp(sql, "UPDATE ers_outbox SET state = ?", 31) == 0
+                    : (strncmp(sql, "INSERT INTO ers_ledger ", 23) == 0 || strncmp(sql, "UPDATE ers_ledger ", 18) == 0)))
                 ledger_stmts[n_ledger_stmts++] = stmt;
         return real(stmt, text, len);
 }
