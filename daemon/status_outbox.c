@@ -63,8 +63,13 @@ void status_outbox_free(struct status_outbox *o) {
         memset(o, 0, sizeof *o);
 }
 
+/* RETRY not held by FORBIDDEN.  The two are read by two statements, not one snapshot: never below 0. */
+static long retry_waiting(const struct status_outbox *o) {
+        return o->counts.retry > o->forbidden ? o->counts.retry - o->forbidden : 0;
+}
+
 long status_outbox_waiting(const struct status_outbox *o) {
-        return o->counts.new_ + o->counts.retry - o->forbidden + o->counts.sending;
+        return o->counts.new_ + retry_waiting(o) + o->counts.sending;
 }
 
 /* What a person does about a request in `state` (docs/operations.md, "Writing back to e-RS"). */
@@ -81,7 +86,7 @@ void status_outbox_text(const struct status_outbox *o, bool enabled, FILE *out) 
 
         fprintf(out, "\nWrite-back to e-RS (writeback.enabled = %s): %ld waiting (%ld new, %ld to retry, %ld sending), "
                      "%ld done, %zu need a person\n",
-                enabled ? "true" : "false", status_outbox_waiting(o), o->counts.new_, o->counts.retry - o->forbidden,
+                enabled ? "true" : "false", status_outbox_waiting(o), o->counts.new_, retry_waiting(o),
                 o->counts.sending, o->counts.done, o->n_attention);
         if (o->counts.next_attempt_at[0]) {
                 escape_fprintf(out, "  next retry at %s", o->counts.next_attempt_at);
@@ -112,7 +117,7 @@ json_object *status_outbox_json(const struct status_outbox *o, bool enabled) {
         json_object_object_add(root, "enabled", json_object_new_boolean(enabled));
         json_object_object_add(counts, "waiting", json_object_new_int64(status_outbox_waiting(o)));
         json_object_object_add(counts, "new", json_object_new_int64(o->counts.new_));
-        json_object_object_add(counts, "retry", json_object_new_int64(o->counts.retry - o->forbidden));
+        json_object_object_add(counts, "retry", json_object_new_int64(retry_waiting(o)));
         json_object_object_add(counts, "sending", json_object_new_int64(o->counts.sending));
         json_object_object_add(counts, "done", json_object_new_int64(o->counts.done));
         json_object_object_add(counts, "needs_person", json_object_new_int64((int64_t) o->n_attention));
@@ -143,7 +148,7 @@ void status_outbox_prometheus(const struct status_outbox *o, FILE *out) {
                 const char *state;
                 long n;
         } by_state[] = {
-                { "new", o->counts.new_ },           { "retry", o->counts.retry - o->forbidden },
+                { "new", o->counts.new_ },           { "retry", retry_waiting(o) },
                 { "sending", o->counts.sending },    { "done", o->counts.done },
                 { "rejected", o->counts.rejected },  { "stale", o->counts.stale },
                 { "forbidden", o->forbidden },
