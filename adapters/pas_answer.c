@@ -157,3 +157,10 @@ int pas_answer_get(struct pas *p, const char *ubrn, int64_t version, const char 
         *ret = a;
         return 0;
 }
+
+int pas_answer_referrals(struct pas *p, char (**ret)[UBRN_LEN + 1], size_t *ret_n, struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run(p, ST_ANSWER_REFERRALS, NULL, 0, &h, NULL, e);
+
+        return r < 0 ? r : fetch_ubrns(p, h, statements[ST_ANSWER_REFERRALS].what, ret, ret_n, e);
+}

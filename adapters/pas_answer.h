@@ -61,3 +61,7 @@ int pas_answers_kept(struct pas *p, const char *ubrn, struct answer_kept **ret, 
  * size and SHA-256 kept (a row altered by hand). */
 int pas_answer_get(struct pas *p, const char *ubrn, int64_t version, const char *sha256,
                    struct referral_answer *ret, struct errbuf *e);
+
+/* Every UBRN the PAS has a referral row of (ers_referral), in UBRN order, for
+ * `ersd remap --all`.  *ret (NULL when none) is the caller's to free(). */
+int pas_answer_referrals(struct pas *p, char (**ret)[UBRN_LEN + 1], size_t *ret_n, struct errbuf *e);

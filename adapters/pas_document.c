@@ -318,16 +318,12 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
         return 0;
 }
 
-int pas_referrals_listing(struct pas *p, const char *related_ubrn, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
-                          struct errbuf *e) {
-        const char *what = statements[ST_RELATED_LISTING].what;
-        char (*list)[UBRN_LEN + 1] = NULL;
-        SQLHSTMT h = SQL_NULL_HSTMT;
+int fetch_ubrns(struct pas *p, SQLHSTMT h, const char *what, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
+                struct errbuf *e) {
+        char (*list)[UBRN_LEN + 1] = NULL; /* owned until handed over */
         size_t n = 0, cap = 0;
-        int r = run_for_ubrn(p, ST_RELATED_LISTING, related_ubrn, &h, e);
+        int r;
 
-        if (r < 0)
-                return r;
         while ((r = fetch(p, h, what, e)) > 0) {
                 r = grow(&list, &cap, n, sizeof *list, e);
                 if (r >= 0)
@@ -337,16 +333,18 @@ int pas_referrals_listing(struct pas *p, const char *related_ubrn, char (**ret)[
                 n++;
         }
         stmt_close(h);
-        if (r < 0) {
-                free(list);
+        return list_hand_over(r, list, n, (void **) ret, ret_n);
+}
+
+int pas_referrals_listing(struct pas *p, const char *related_ubrn, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
+                          struct errbuf *e) {
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        int r = run_for_ubrn(p, ST_RELATED_LISTING, related_ubrn, &h, e);
+
+        if (r >= 0)
+                r = fetch_ubrns(p, h, statements[ST_RELATED_LISTING].what, ret, ret_n, e);
+        if (r < 0)
                 return err_prefix(e, r, "%s", related_ubrn);
-        }
-        if (n == 0) {
-                free(list);
-                list = NULL;
-        }
-        *ret = list;
-        *ret_n = n;
         return 0;
 }
 

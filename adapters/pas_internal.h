@@ -114,6 +114,7 @@ enum stmt_id {
         ST_ANSWER_INSERT,
         ST_ANSWER_LIST,
         ST_ANSWER_GET,
+        ST_ANSWER_REFERRALS,
         /* pas_outbox.c */
         ST_OUTBOX_DUE,
         ST_OUTBOX_SENDING,
@@ -301,6 +302,10 @@ int grow(void *list, size_t *cap, size_t n, size_t size, struct errbuf *e);
 
 /* A list read row by row, to the caller: NULL when empty; freed when r < 0 (returned). */
 int list_hand_over(int r, void *list, size_t n, void **ret, size_t *ret_n);
+/* Every row of h's result, its first column a UBRN, into *ret (NULL when none;
+ * the caller's to free()); closes h.  (pas_document.c) */
+int fetch_ubrns(struct pas *p, SQLHSTMT h, const char *what, char (**ret)[UBRN_LEN + 1], size_t *ret_n,
+                struct errbuf *e);
 
 /* True when the table or view `name` exists (as stored, or upper-cased as
  * some DBMSs store unquoted identifiers), or with `column` non-NULL, when

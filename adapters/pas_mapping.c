@@ -148,8 +148,10 @@ static int requirements_json(const struct referral *ref, char **ret) {
         return 0;
 }
 
-int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
-                            const char *worklist, const struct patient_match *match, struct errbuf *e) {
+/* The referral mapping for the referral pas_put_referral() last wrote; with
+ * !force, only when that call wrote a version the staging row did not have. */
+static int map_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
+                        const char *worklist, const struct patient_match *match, bool force, struct errbuf *e) {
         struct pas *p = tx_pas(tx);
         const struct pas_map_sql *m = &p->map[PAS_MAP_REFERRAL];
         struct referral_values v = referral_values(ref, entry);
@@ -165,7 +167,7 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const
                 r = err_set(e, -EINVAL, "referral mapping: not the referral pas_put_referral() last wrote");
         if (r < 0)
                 return r;
-        if (!p->put_new_version)
+        if (!p->put_new_version && !force)
                 return 0; /* this version is in the PAS's tables already */
         if (pas_map_uses(m, MAP_REFERRAL_ADDITIONAL_REQUIREMENTS) && requirements_json(ref, &requirements) < 0)
                 return err_set(e, -ENOMEM, "out of memory");
@@ -236,6 +238,16 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const
         if (r < 0)
                 return err_prefix(e, r, "%s", ref->ubrn);
         return 0;
+}
+
+int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
+                            const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        return map_referral(tx, ref, entry, worklist, match, false, e);
+}
+
+int pas_put_mapped_referral_again(struct pas_tx *tx, const struct referral *ref, const struct worklist_entry *entry,
+                                  const char *worklist, const struct patient_match *match, struct errbuf *e) {
+        return map_referral(tx, ref, entry, worklist, match, true, e);
 }
 
 int map_document(struct pas_tx *tx, const struct document_rec *d, const char *document_id, int64_t revision,

@@ -41,3 +41,9 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
  */
 int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
                             const char *worklist, const struct patient_match *match, struct errbuf *e);
+
+/* The same for `ersd remap` (daemon/remap.c): runs the referral mapping even
+ * when the staging row had this version already, so that a changed mapping
+ * reaches the PAS's tables for the version kept. */
+int pas_put_mapped_referral_again(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
+                                  const char *worklist, const struct patient_match *match, struct errbuf *e);

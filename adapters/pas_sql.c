@@ -281,6 +281,7 @@ const struct statement statements[ST_MAX_] = {
                             "SELECT size_bytes, body, correlation_id, received_at FROM ers_referral_answer "
                             "WHERE ubrn = ? AND version = ? "
                             "AND sha256 = ?" },
+        [ST_ANSWER_REFERRALS] = { "read the UBRNs of ers_referral", "SELECT ubrn FROM ers_referral ORDER BY ubrn" },
 
         /* pas_outbox.c: the return path's requests.  One UBRN's requests go in id order: a request
          * waits while an earlier one of its UBRN is not settled. */

@@ -9,6 +9,7 @@
  */
 #include "commands.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,24 @@ int command_open_pas(const struct config *cfg, struct pas **ret) {
                 return r;
         }
         log_info("PAS database: adapter %s, %s", pas_adapter_name(*ret), pas_dbms(*ret));
+        return 0;
+}
+
+int command_set_statements(const struct config *cfg, struct pas *pas) {
+        struct errbuf e = { { 0 } };
+
+        if (cfg->patient_lookup && pas_set_patient_lookup(pas, cfg->patient_lookup, &e) < 0) {
+                log_error("%s: database.patient_lookup: %s", cfg->patient_lookup_at, e.msg);
+                return -EINVAL;
+        }
+        if (cfg->map_referral && pas_set_mapping(pas, PAS_MAP_REFERRAL, cfg->map_referral, &e) < 0) {
+                log_error("%s: database.mapping.referral: %s", cfg->map_referral_at, e.msg);
+                return -EINVAL;
+        }
+        if (cfg->map_document && pas_set_mapping(pas, PAS_MAP_DOCUMENT, cfg->map_document, &e) < 0) {
+                log_error("%s: database.mapping.document: %s", cfg->map_document_at, e.msg);
+                return -EINVAL;
+        }
         return 0;
 }
 

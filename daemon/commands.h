@@ -27,6 +27,10 @@ int command_check_config(const char *path, const struct config *cfg, bool networ
 /* The PAS database connected, its adapter and DBMS logged; a failure logged. */
 int command_open_pas(const struct config *cfg, struct pas **ret);
 
+/* The configured statements (patient lookup, mappings) set on `pas`, each
+ * refused one logged with its FILE:LINE.  0 or -EINVAL. */
+int command_set_statements(const struct config *cfg, struct pas *pas);
+
 /* `--init-db`: the staging schema created (idempotent). */
 int command_init_db(const struct config *cfg);
 

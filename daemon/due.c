@@ -27,26 +27,6 @@
 #define REMATCH_MAX 200 /* referrals whose patient is looked up again per round */
 #define DUE_MAX 1000    /* referrals read again (ers_retry, documents owed) per round; the rest next round */
 
-/* A worklist entry made from what the PAS kept of one ("" for a field not
- * kept, version -1 when unknown), for a referral read again without a
- * worklist call: a field it has no value for is not known (the specialty and
- * the NHS number are never kept), and the referral's stored value stands for
- * it (write.c).  Borrows the strings; ubrn is copied. */
-static struct worklist_entry kept_entry(const char *ubrn, int64_t version, char *priority, char *service_id,
-                                        char *service_name, char *referral_type) {
-        struct worklist_entry entry = {
-                .kept = true,
-                .version = version,
-                .priority = priority[0] ? priority : NULL,
-                .service_id = service_id[0] ? service_id : NULL,
-                .service_name = service_name[0] ? service_name : NULL,
-                .referral_type = referral_type[0] ? referral_type : NULL,
-        };
-
-        snprintf(entry.ubrn, sizeof entry.ubrn, "%s", ubrn);
-        return entry;
-}
-
 /*
  * Referrals due for another look without a worklist call: ers_retry rows
  * whose next attempt has come (failed before, parked, or queued by a round
@@ -85,8 +65,8 @@ int sync_due(struct sync_ctx *ctx, struct sync_stats *stats) {
                 struct due_referral *d = &due[i];
                 struct ledger_state ls;
 
-                entries[i] = kept_entry(d->ubrn, d->entry_version, d->priority, d->service_id, d->service_name,
-                                        d->referral_type);
+                entries[i] = write_kept_entry(d->ubrn, d->entry_version, d->priority, d->service_id, d->service_name,
+                                              d->referral_type);
                 if (ctx->between_referrals)
                         ctx->between_referrals(ctx->userdata);
                 if (ctx->stop && *ctx->stop) {
@@ -186,7 +166,7 @@ int sync_one(struct sync_ctx *ctx, const char *ubrn, const struct referral_origi
                 return -EINVAL;
         if (!o.found) /* nothing kept: a UBRN never seen */
                 o.priority[0] = o.service_id[0] = o.service_name[0] = o.referral_type[0] = '\0';
-        entry = kept_entry(ubrn, o.entry_version, o.priority, o.service_id, o.service_name, o.referral_type);
+        entry = write_kept_entry(ubrn, o.entry_version, o.priority, o.service_id, o.service_name, o.referral_type);
         r = round_ledger_get(ctx, ubrn, &ls, &e); /* on a connection that is up (reconnect.h) */
         if (r < 0 && e.msg[0])
                 err_prefix(&e, r, "ledger");

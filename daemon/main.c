@@ -4,7 +4,7 @@
  * The entry: the process's safety settings, the command line, the
  * configuration, and the dispatch to a mode, whose exit status it returns
  * (commands.h).  Not here: the sync runs and the daemon's loop (service.c),
- * the commands (commands.c, status.c, services.c), the work itself (sync.h).
+ * the commands (commands.c, status.c, services.c, remap.c), the work itself (sync.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +20,7 @@
 #include "escape.h"
 #include "log.h"
 #include "model.h"
+#include "remap.h"
 #include "service.h"
 #include "services.h"
 #include "status.h"
@@ -31,6 +32,7 @@ static void usage(FILE *out) {
                 "       ersd [-c FILE] sync UBRN [-v]\n"
                 "       ersd [-c FILE] audit [--json] UBRN\n"
                 "       ersd [-c FILE] reconcile\n"
+                "       ersd [-c FILE] remap UBRN ... | remap --all\n"
                 "       ersd [-c FILE] services [--json] [SERVICE_ID ...]\n"
                 "Brings NHS e-Referral Service referrals, their letters and attachments into the PAS database.\n"
                 "\n"
@@ -55,6 +57,9 @@ static void usage(FILE *out) {
                 "                      PAS does not know the UBRN\n"
                 "  reconcile           compare the PAS with the latest worklists (no worklist call is made)\n"
                 "                      and list referrals missing, stale or unknown to e-RS; exit 1 if any\n"
+                "  remap UBRN ...      derive the referrals' staging rows and run database.mapping again from\n"
+                "                      the A005 answer kept of each one's version; no e-RS request\n"
+                "      --all           every referral in the PAS\n"
                 "  services [SERVICE_ID ...]  e-RS's services (A035): id, version, type, flow, site, name;\n"
                 "                      without ids, the configured worklists'; exit 1 if one is unknown\n"
                 "      --json          the same as one JSON object\n"
@@ -75,18 +80,19 @@ static void report_to_stderr(void *userdata, const char *line) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_DRY_RUN, OPT_JSON, OPT_PROMETHEUS, OPT_NETWORK };
+        enum { OPT_ONCE = 0x100, OPT_CHECK, OPT_INIT_DB, OPT_DRY_RUN, OPT_JSON, OPT_PROMETHEUS, OPT_NETWORK, OPT_ALL };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, OPT_ONCE },
                 { "check-config", no_argument, NULL, OPT_CHECK }, { "init-db", no_argument, NULL, OPT_INIT_DB },
                 { "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL, OPT_JSON },
                 { "prometheus", no_argument, NULL, OPT_PROMETHEUS }, { "network", no_argument, NULL, OPT_NETWORK },
+                { "all", no_argument, NULL, OPT_ALL },
                 { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         const char *path = CONFIG_DEFAULT_PATH;
         int mode = 0, verbose = 0, c, status;
-        bool dry_run = false, json = false, prometheus = false, network = false;
+        bool dry_run = false, json = false, prometheus = false, network = false, all = false;
         struct config cfg;
 
         /* Before anything is created: the PAS (SQLite, its -wal and -shm), the
@@ -139,26 +145,42 @@ int main(int argc, char **argv) {
                 case OPT_NETWORK:
                         network = true;
                         break;
+                case OPT_ALL:
+                        all = true;
+                        break;
                 default:
                         usage(stderr);
                         return EXIT_USAGE;
                 }
         }
 
-        /* The commands: status, sync UBRN, audit UBRN, reconcile, services [ID …]. */
+        /* The commands: status, sync UBRN, audit UBRN, reconcile, services [ID …], remap [UBRN …]. */
         const char *command = optind < argc ? argv[optind++] : NULL;
         const char *ubrn = NULL;
-        const char *const *service_ids = NULL;
-        size_t n_service_ids = 0;
+        const char *const *args = NULL;
+        size_t n_args = 0;
         if (command && strcmp(command, "services") == 0) {
-                service_ids = (const char *const *) argv + optind;
-                for (; optind < argc; optind++, n_service_ids++)
+                args = (const char *const *) argv + optind;
+                for (; optind < argc; optind++, n_args++)
                         if (!service_id_valid(argv[optind])) {
                                 escape_fprintf(stderr, "ersd: services takes e-RS service ids (1 to 16 digits): "
                                                "'%.40s' is not one", argv[optind]);
                                 fputc('\n', stderr);
                                 return EXIT_USAGE;
                         }
+        } else if (command && strcmp(command, "remap") == 0) {
+                args = (const char *const *) argv + optind; /* the UBRNs */
+                for (; optind < argc; optind++, n_args++)
+                        if (!ubrn_valid(argv[optind])) {
+                                escape_fprintf(stderr, "ersd: remap takes UBRNs (12 digits): '%.40s' is not one",
+                                               argv[optind]);
+                                fputc('\n', stderr);
+                                return EXIT_USAGE;
+                        }
+                if (!all == !n_args) {
+                        fprintf(stderr, "ersd: remap takes UBRNs or --all\n");
+                        return EXIT_USAGE;
+                }
         } else if (command && (strcmp(command, "sync") == 0 || strcmp(command, "audit") == 0)) {
                 ubrn = optind < argc ? argv[optind++] : NULL;
                 if (!ubrn || !ubrn_valid(ubrn)) {
@@ -193,6 +215,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "ersd: --json goes with status, audit or services\n");
                 return EXIT_USAGE;
         }
+        if (all && !(command && strcmp(command, "remap") == 0)) {
+                fprintf(stderr, "ersd: --all goes with remap\n");
+                return EXIT_USAGE;
+        }
         if (network && mode != OPT_CHECK) {
                 fprintf(stderr, "ersd: --network goes with --check-config\n");
                 return EXIT_USAGE;
@@ -223,11 +249,13 @@ int main(int argc, char **argv) {
         service_catch_signals();
 
         if (is_services)
-                status = command_services(&cfg, service_ids, n_service_ids, json);
+                status = command_services(&cfg, args, n_args, json);
         else if (command && strcmp(command, "audit") == 0)
                 status = command_audit(&cfg, ubrn, json);
         else if (command && strcmp(command, "reconcile") == 0)
                 status = command_reconcile(&cfg);
+        else if (command && strcmp(command, "remap") == 0)
+                status = command_remap(&cfg, args, n_args, all);
         else if (mode == OPT_INIT_DB)
                 status = command_init_db(&cfg);
         else {

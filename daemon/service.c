@@ -257,18 +257,8 @@ int service_run(struct config *cfg, const struct run_mode *mode, int log_overrid
                 log_error("PAS database: %s", e.msg);
                 goto out;
         }
-        if (cfg->patient_lookup && pas_set_patient_lookup(pas, cfg->patient_lookup, &e) < 0) {
-                log_error("%s: database.patient_lookup: %s", cfg->patient_lookup_at, e.msg);
+        if (command_set_statements(cfg, pas) < 0)
                 goto out;
-        }
-        if (cfg->map_referral && pas_set_mapping(pas, PAS_MAP_REFERRAL, cfg->map_referral, &e) < 0) {
-                log_error("%s: database.mapping.referral: %s", cfg->map_referral_at, e.msg);
-                goto out;
-        }
-        if (cfg->map_document && pas_set_mapping(pas, PAS_MAP_DOCUMENT, cfg->map_document, &e) < 0) {
-                log_error("%s: database.mapping.document: %s", cfg->map_document_at, e.msg);
-                goto out;
-        }
         if ((mode->dry_run || mode->sync_ubrn) &&
             private_state_dir(cfg->state_dir, private_dir, sizeof private_dir) < 0) {
                 private_dir[0] = '\0';

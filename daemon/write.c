@@ -37,15 +37,12 @@ static int put_answer(struct pas_tx *tx, const struct referral *r, struct errbuf
         return r->answer.bytes ? pas_answer_put(tx, r->ubrn, r->version, &r->answer, NULL, NULL, e) : 0;
 }
 
-/* Finds the PAS patient of a referral with the configured lookup (NOT_CONFIGURED
- * without one).  Never fails the referral: a lookup that fails is UNMATCHED,
- * logged without the NHS number, and tried again by a later round. */
-static void match_patient(struct sync_ctx *ctx, const struct referral *r, const struct worklist_entry *entry,
-                          struct patient_match *ret) {
+void write_match_patient(struct pas *pas, const struct referral *r, const struct worklist_entry *entry,
+                         struct patient_match *ret) {
         const char *nhs = r->nhs_number ? r->nhs_number : entry ? entry->nhs_number : NULL;
         struct errbuf e = { { 0 } };
 
-        if (pas_match_patient(ctx->pas, nhs, ret, &e) < 0) {
+        if (pas_match_patient(pas, nhs, ret, &e) < 0) {
                 log_ctx_warning(&(struct log_ctx){ .ubrn = r->ubrn, .stage = "patient" },
                                 "UBRN %s: patient lookup failed, written as UNMATCHED and tried again later: %s",
                                 r->ubrn, e.msg);
@@ -53,36 +50,34 @@ static void match_patient(struct sync_ctx *ctx, const struct referral *r, const 
         }
 }
 
-/*
- * The fields A005 and a worklist entry both may give (NHS number, priority,
- * specialty: pas_put_referral() takes A005's, else the entry's) for a write
- * whose entry does not say them: a referral read again without a worklist
- * call (entry->kept: a NULL field is not known), or refreshed as another
- * referral's related one (no entry) at the version the PAS has, whose A005
- * said nothing either.  For each field neither says, the value stored stands:
- * the worklist's word from an earlier read is not lost by a read that does
- * not carry it (docs/schema.md, "Fields a worklist entry also gives").
- */
-struct entry_fill {
-        struct worklist_entry entry;         /* what the write uses, when filled */
-        struct referral_entry_fields stored; /* owned: the values it borrows */
-};
+struct worklist_entry write_kept_entry(const char *ubrn, int64_t version, char *priority, char *service_id,
+                                      char *service_name, char *referral_type) {
+        struct worklist_entry entry = {
+                .kept = true,
+                .version = version,
+                .priority = priority[0] ? priority : NULL,
+                .service_id = service_id[0] ? service_id : NULL,
+                .service_name = service_name[0] ? service_name : NULL,
+                .referral_type = referral_type[0] ? referral_type : NULL,
+        };
+
+        snprintf(entry.ubrn, sizeof entry.ubrn, "%s", ubrn);
+        return entry;
+}
 
 static bool entry_lacks(const struct referral *r, const struct worklist_entry *entry) {
         return (!r->nhs_number && !(entry && entry->nhs_number)) || (!r->priority && !(entry && entry->priority)) ||
                (!r->specialty && !(entry && entry->specialty));
 }
 
-/* *ret is `entry`, or f->entry: entry with the stored values for the fields
- * neither A005 nor entry gives.  0, or the PAS's error. */
-static int fill_entry(struct sync_ctx *ctx, const struct referral *r, const struct worklist_entry *entry,
-                      struct entry_fill *f, const struct worklist_entry **ret, struct errbuf *e) {
+int write_fill_entry(struct pas *pas, const struct referral *r, const struct worklist_entry *entry,
+                     struct entry_fill *f, const struct worklist_entry **ret, struct errbuf *e) {
         int rr;
 
         *ret = entry;
         if ((entry && !entry->kept) || !entry_lacks(r, entry))
                 return 0; /* a worklist's entry says what A005 does not, NULL included */
-        rr = pas_referral_entry_fields(ctx->pas, r->ubrn, &f->stored, e);
+        rr = pas_referral_entry_fields(pas, r->ubrn, &f->stored, e);
         if (rr < 0)
                 return rr;
         if (!f->stored.found || (!entry && f->stored.version != r->version))
@@ -365,14 +360,14 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         /* What the worklist said and this read does not; then the patient
          * lookups, outside the transaction (a failing one would abort a
          * PostgreSQL transaction). */
-        r = fill_entry(ctx, &j->main, j->entry, &fill[0], &entry[0], e);
+        r = write_fill_entry(ctx->pas, &j->main, j->entry, &fill[0], &entry[0], e);
         for (size_t i = 0; i < j->n_related && r == 0; i++)
-                r = fill_entry(ctx, &j->related[i], NULL, &fill[1 + i], &entry[1 + i], e);
+                r = write_fill_entry(ctx->pas, &j->related[i], NULL, &fill[1 + i], &entry[1 + i], e);
         if (r < 0)
                 goto out;
-        match_patient(ctx, &j->main, entry[0], &j->match[0]);
+        write_match_patient(ctx->pas, &j->main, entry[0], &j->match[0]);
         for (size_t i = 0; i < j->n_related; i++)
-                match_patient(ctx, &j->related[i], entry[1 + i], &j->match[1 + i]);
+                write_match_patient(ctx->pas, &j->related[i], entry[1 + i], &j->match[1 + i]);
 
         r = pas_begin(ctx->pas, &tx, e);
         if (r < 0)
