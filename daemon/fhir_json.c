@@ -26,11 +26,6 @@
 
 /* ---- Validation ------------------------------------------------------- */
 
-/* True when s is exactly n ASCII digits. */
-static bool all_digits(const char *s, size_t n) {
-        return s && strspn(s, DIGITS) == n && s[n] == '\0';
-}
-
 /* ---- Reading json-c trees --------------------------------------------- */
 
 json_object *fhir_member(json_object *o, const char *key) {

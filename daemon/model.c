@@ -9,8 +9,7 @@
 
 #define DIGITS "0123456789"
 
-/* True when s is exactly n ASCII digits. */
-static bool all_digits(const char *s, size_t n) {
+bool all_digits(const char *s, size_t n) {
         return s && strspn(s, DIGITS) == n && s[n] == '\0';
 }
 

@@ -35,6 +35,9 @@ bool ubrn_valid(const char *s);
 /* True when `s` is 10 digits passing the NHS number modulus-11 check. */
 bool nhs_number_valid(const char *s);
 
+/* True when `s` (may be NULL) is exactly n ASCII digits. */
+bool all_digits(const char *s, size_t n);
+
 /* One entry of an A008 worklist. */
 struct worklist_entry {
         char ubrn[UBRN_LEN + 1]; /* from entry.item.reference "ReferralRequest/{ubrn}" */
