@@ -829,7 +829,8 @@ int config_load(const char *path, config_report_fn report, void *userdata, struc
                 check_budget(&l, seen);
         if (!l.oom)
                 check_mapping(&l);
-        if (!l.oom && c.writeback_enabled && !c.writeback_actions)
+        /* said once: a refused writeback.actions has its own line */
+        if (!l.oom && c.writeback_enabled && !c.writeback_actions && !seen[row("writeback.actions")].bad)
                 problem_at(&l, seen[row("writeback.enabled")].setting,
                            "writeback.enabled: true sends nothing without writeback.actions (name each action "
                            "the trust's use case is approved for)");

@@ -622,6 +622,9 @@ static const struct bad_case bad_cases[] = {
             "use case is approved for)" } },
         { "writeback cancel", ERS_NONE WL DB "writeback = { actions = [ \"CANCEL_REFERRAL\" ]; };\n", -EINVAL,
           { ":4: writeback.actions[0]: must be \"RECORD_REVIEW_OUTCOME\" or \"ACCEPT_REFERRAL\"" } },
+        { "writeback enabled, cancel: said once", ERS_NONE WL DB
+          "writeback = { enabled = true; actions = [ \"CANCEL_REFERRAL\" ]; };\n", -EINVAL,
+          { ":4: writeback.actions[0]: must be \"RECORD_REVIEW_OUTCOME\" or \"ACCEPT_REFERRAL\"" } },
         { "overdue too soon", ERS_NONE WL DB "overdue_after_minutes = 4;\n", -EINVAL,
           { ":4: overdue_after_minutes: 4 is out of range 5..10080" } },
         { "out of range, negative",
