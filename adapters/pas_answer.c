@@ -13,26 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "../daemon/util.h"
 #include "pas_internal.h"
 
 #define SHA256_HEX 64
 
-/* The lower-case hex SHA-256 of n bytes.  0 or -EIO. */
-static int sha256_hex_of(const unsigned char *bytes, size_t n, char ret[SHA256_HEX + 1]) {
-        unsigned char digest[32];
-        unsigned int dlen = 0;
-
-        if (EVP_Digest(bytes, n, digest, &dlen, EVP_sha256(), NULL) != 1 || dlen != sizeof digest)
-                return -EIO;
-        hex_encode(digest, sizeof digest, ret);
-        return 0;
-}
-
 int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const struct referral_answer *a,
-                   bool *ret_written, char *sha256_hex, struct errbuf *e) {
+                   bool *ret_written, char *ret_sha256, struct errbuf *e) {
         struct pas *p = tx_pas(tx);
         char sha[SHA256_HEX + 1];
         int64_t n = 0;
@@ -52,8 +39,8 @@ int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const s
                                PAS_ANSWER_MAX);
         if (sha256_hex_of(a->bytes, a->len, sha) < 0)
                 return err_set(e, -EIO, "answer of %s: cannot compute its SHA-256", ubrn);
-        if (sha256_hex)
-                memcpy(sha256_hex, sha, sizeof sha);
+        if (ret_sha256)
+                memcpy(ret_sha256, sha, sizeof sha);
 
         struct param key[] = { P_TEXT(ubrn), P_INT(version), P_TEXT(sha) };
         bool found = false;

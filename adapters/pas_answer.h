@@ -35,12 +35,12 @@ struct pas_tx;
  * one row per distinct answer, so the same bytes read again write nothing
  * (*ret_written false) and other bytes for the same version (an attachment
  * released without a new version) are a row of their own.  *ret_written may
- * be NULL; sha256_hex, when not NULL, gets the key (65 bytes).  -EINVAL for
+ * be NULL; ret_sha256, when not NULL, gets the key (65 bytes).  -EINVAL for
  * no bytes, more than PAS_ANSWER_MAX, a UBRN that is not 12 digits or a
  * negative version.  Writes: takes the transaction.
  */
 int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const struct referral_answer *a,
-                   bool *ret_written, char *sha256_hex, struct errbuf *e);
+                   bool *ret_written, char *ret_sha256, struct errbuf *e);
 
 /* What is kept of one answer, without its bytes. */
 struct answer_kept {

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,16 @@ void hex_encode(const unsigned char *in, size_t n, char *ret) {
                 ret[2 * i + 1] = digits[in[i] & 15];
         }
         ret[2 * n] = '\0';
+}
+
+int sha256_hex_of(const void *bytes, size_t n, char ret[65]) {
+        unsigned char digest[32];
+        unsigned int dlen = 0;
+
+        if (EVP_Digest(bytes, n, digest, &dlen, EVP_sha256(), NULL) != 1 || dlen != sizeof digest)
+                return -EIO;
+        hex_encode(digest, sizeof digest, ret);
+        return 0;
 }
 
 double now_monotonic(void) {

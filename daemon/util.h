@@ -29,6 +29,9 @@ int utc_iso_parse(const char *s, time_t *ret);
 /* Lower-case hex of `n` bytes into `ret` (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *ret);
 
+/* The lower-case hex SHA-256 of `n` bytes into `ret` (65 bytes).  0 or -EIO. */
+int sha256_hex_of(const void *bytes, size_t n, char ret[65]);
+
 /* Monotonic clock in seconds. */
 double now_monotonic(void);
 
