@@ -17,6 +17,7 @@
 
 #include "../adapters/pas.h"
 #include "log.h"
+#include "util.h"
 
 #define WITHHELD "e-RS would not release it: " /* a not-fetched reason: e-RS answered 422 */
 
@@ -395,6 +396,20 @@ static bool nothing_new(const struct referral_job *j) {
         return true;
 }
 
+/* Whether A005, read at the version the PAS has for an entry that gave no
+ * version, answered other bytes than the answer kept last of that version
+ * (or none is kept: a referral written before answers were kept): e-RS
+ * changed the referral without a new version, and it is written again. */
+static bool answer_changed(const struct referral_job *j) {
+        char sha[65];
+
+        if (!j->compare_answer || !j->main.answer.bytes)
+                return false;
+        if (!j->kept_sha256[0])
+                return true;
+        return sha256_hex_of(j->main.answer.bytes, j->main.answer.len, sha) < 0 || strcmp(sha, j->kept_sha256) != 0;
+}
+
 static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
         const struct ledger_state *ls = &j->ls;
         const char *ubrn = j->entry->ubrn;
@@ -412,7 +427,9 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
                 j->action = FETCH_NOTHING;
                 return 0;
         }
-        if (ls->found && ls->complete && j->main.version == ls->version) {
+        if (ls->found && ls->complete && j->main.version == ls->version)
+                j->answer_changed = answer_changed(j);
+        if (ls->found && ls->complete && j->main.version == ls->version && !j->answer_changed) {
                 j->action = FETCH_NOTHING; /* the worklist did not say its version, or it was written meanwhile */
                 j->not_fetched_stored = count_not_fetched_stored(j);
                 return 0;

@@ -75,10 +75,16 @@ struct referral_job {
         struct ledger_state ls;                /* the ledger's row of entry->ubrn */
         struct document_known *known;          /* owned: the documents the PAS has (ls.found only) */
         size_t n_known;
+        bool compare_answer;                   /* the entry gave no version (APPOINTMENT_SLOT_ISSUES, a due row):
+                                                  A005 at the PAS's version is a change when its bytes are not
+                                                  kept_sha256's */
+        char kept_sha256[65];                  /* the answer kept last of ls.version; "" when none is kept */
         /* Set by fetch_referral(). */
         int r;                                 /* 0, or the failure (e says it) */
         struct errbuf e;
         enum fetch_action action;
+        bool answer_changed;                   /* compare_answer, and A005 at the PAS's version answered other
+                                                  bytes than the answer kept: written, audited as UPDATED */
         struct referral main;                  /* owned contents */
         struct referral related[RELATED_MAX];  /* owned contents */
         size_t n_related;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_answer.h"
 #include "../adapters/pas_status.h"
 #include "log.h"
 #include "write.h"
@@ -35,6 +36,25 @@ struct fetch_env round_fetch_env(const struct sync_ctx *ctx) {
         return (struct fetch_env){ .cfg = ctx->cfg, .ers = ctx->ers, .spool = ctx->spool, .stop = ctx->stop };
 }
 
+/* For an entry without a version: the SHA-256 of the answer the PAS kept
+ * last of the version it has, which A005's answer is compared with
+ * (daemon/fetch.c, answer_changed()). */
+static int kept_answer(struct sync_ctx *ctx, struct referral_job *j, struct errbuf *e) {
+        struct answer_kept *kept = NULL; /* owned */
+        size_t n = 0;
+        int r;
+
+        r = pas_answers_kept(ctx->pas, j->entry->ubrn, &kept, &n, e);
+        if (r < 0)
+                return r;
+        j->compare_answer = true;
+        for (size_t i = 0; i < n; i++) /* by version, then by arrival: the last of the version wins */
+                if (kept[i].version == j->ls.version)
+                        snprintf(j->kept_sha256, sizeof j->kept_sha256, "%s", kept[i].sha256);
+        free(kept);
+        return 0;
+}
+
 int round_prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char *worklist,
                       const struct worklist_entry *entry, const struct ledger_state *ls, struct errbuf *e) {
         int r;
@@ -43,7 +63,14 @@ int round_prepare_job(struct sync_ctx *ctx, struct referral_job *j, const char *
         if (!ls->found)
                 return 0;
         r = pas_documents_known(ctx->pas, entry->ubrn, &j->known, &j->n_known, e);
-        return r < 0 ? err_prefix(e, r, "documents stored") : 0;
+        if (r < 0)
+                return err_prefix(e, r, "documents stored");
+        if (entry->version < 0 && ls->complete) {
+                r = kept_answer(ctx, j, e);
+                if (r < 0)
+                        return err_prefix(e, r, "answers kept");
+        }
+        return 0;
 }
 
 /* The next fetched job, the watchdog (and lease) fed while waiting as long as

@@ -325,7 +325,8 @@ static int audit_after(struct pas_tx *tx, struct referral_job *j, struct write_a
                                      audit_q(&w->detail, d->rec.attachment_id));
         }
         if (!w->detail.len && w->before.found)
-                audit_clause(&w->detail, "documents written");
+                audit_clause(&w->detail, j->answer_changed ? "answer changed at the same version"
+                                                           : "documents written");
         if (w->detail.oom || w->documents.oom)
                 return err_set(e, -ENOMEM, "audit row: out of memory");
 
@@ -342,7 +343,9 @@ static int audit_after(struct pas_tx *tx, struct referral_job *j, struct write_a
                 audit_text_free(&t);
         }
         if (r == 0)
-                r = pas_audit_append(tx, j->main.ubrn, j->main.version, audit_event(&w->before, j->main.version),
+                r = pas_audit_append(tx, j->main.ubrn, j->main.version,
+                                     j->answer_changed && w->before.found ? "UPDATED"
+                                                                          : audit_event(&w->before, j->main.version),
                                      w->detail.p, w->documents.p, j->correlation_id, e);
         return r;
 }

@@ -673,7 +673,8 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
                 const struct held_referral *h = held(w->ubrns[i]);
                 struct worklist_entry *we = &list.entries[list.n++];
                 snprintf(we->ubrn, sizeof we->ubrn, "%s", w->ubrns[i]);
-                we->version = h ? h->r.version : -1;
+                /* APPOINTMENT_SLOT_ISSUES items carry no referralRequestVersion, as e-RS serves them */
+                we->version = h && strcmp(list_type, "APPOINTMENT_SLOT_ISSUES") != 0 ? h->r.version : -1;
                 we->priority = h ? dup_or_null(h->r.priority) : NULL;
                 we->specialty = h ? dup_or_null(h->r.specialty) : NULL;
                 we->nhs_number = h ? dup_or_null(h->r.nhs_number) : NULL;

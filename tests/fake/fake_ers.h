@@ -84,7 +84,8 @@ void fake_ers_forget(const char *ubrn);
 /* The worklist (list_type, service) lists these UBRNs from now on (NULL
  * ends the list; at most FAKE_LISTED_MAX), each entry as e-RS serves the
  * referral at the time of the A008: its version, priority, specialty and
- * NHS number.  A worklist never set answers with no entry. */
+ * NHS number (no version on APPOINTMENT_SLOT_ISSUES, whose items carry none).
+ * A worklist never set answers with no entry. */
 void fake_ers_list(const char *list_type, const char *service, const char *const *ubrns);
 
 /*

@@ -1008,6 +1008,136 @@ static void test_additional_requirements_and_answers(void **state) {
         SCENARIO(rounds);
 }
 
+/* ---- APPOINTMENT_SLOT_ISSUES: no version on the worklist (issue 15) ---------------------------- */
+
+/* U1 changed by e-RS at the same version: a requirement gone, another come. */
+static const struct fake_referral R1_NEEDS_V1_CHANGED = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .requirements = { "INTERPRETER", "ADVOCACY" },
+};
+
+/* The one worklist is an APPOINTMENT_SLOT_ISSUES one, listing U1 (with no version, as e-RS lists it). */
+static void slot_issues(struct fix *f) {
+        static const char *const listed[] = { U1, NULL };
+
+        free(f->cfg.worklists[0].list_type);
+        f->cfg.worklists[0].list_type = strdup("APPOINTMENT_SLOT_ISSUES");
+        assert_non_null(f->cfg.worklists[0].list_type);
+        fake_ers_list("APPOINTMENT_SLOT_ISSUES", SERVICE, listed);
+        f->dump_answers = true;
+}
+
+/* An APPOINTMENT_SLOT_ISSUES entry carries no version: each poll reads the referral (A005) and compares
+ * the answer with the one kept of that version.  The same bytes: nothing written (no audit row, no answer
+ * row).  Changed at the same version: written, as an update with its audit row and its answer kept. */
+static void test_slot_issues_changed_without_a_version(void **state) {
+        static const struct round rounds[] = {
+                {
+                        .name = "new",
+                        .serve = { &R1_NEEDS_V1 },
+                        .before = slot_issues,
+                        .poll = true,
+                        .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 "
+                                 "not_fetched=0 bytes=22",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 NEW v1 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
+                                 "A005 U1\n"
+                                 "A007 U1\n",
+                        .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                               "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                               "requirement U1 #1 INTERPRETER\n"
+                               "requirement U1 #2 TRANSPORT\n"
+                               "answer U1 v1 corr=corr-0002 at=t+0 bytes=780 served\n"
+                               "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                               "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                               "listed cardiology U1 v- at=t+0 corr=corr-0001\n"
+                               "poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
+                               "result=\"1 referral(s) listed\"\n"
+                               "budget 31001 2030-03-04 calls=1\n"
+                               "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=CRI-v1/r1 detail=\"new referral: "
+                               "state none; priority ROUTINE; 0 attachment(s); 0 related referral(s); additional "
+                               "requirement INTERPRETER; additional requirement TRANSPORT\"\n",
+                },
+                {
+                        .name = "the same answer: nothing written",
+                        .advance = 3600,
+                        .poll = true,
+                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
+                                 "not_fetched=0 bytes=0",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
+                                 "A005 U1\n",
+                        .changes = "-listed cardiology U1 v- at=t+0 corr=corr-0001\n"
+                                   "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=1\n"
+                                   "+listed cardiology U1 v- at=t+3600 corr=corr-0004\n"
+                                   "+poll cardiology at=t+3600 referrals=1 corr=corr-0004 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=2\n",
+                },
+                {
+                        .name = "changed at the same version: written, audited",
+                        .advance = 3600,
+                        .serve = { &R1_NEEDS_V1_CHANGED },
+                        .poll = true,
+                        .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
+                                 "not_fetched=0 bytes=0",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 UPDATED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
+                                 "A005 U1\n",
+                        .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                                   "-requirement U1 #2 TRANSPORT\n"
+                                   "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                                   "-listed cardiology U1 v- at=t+3600 corr=corr-0004\n"
+                                   "-poll cardiology at=t+3600 referrals=1 corr=corr-0004 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=2\n"
+                                   "+referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+7200 NOT_CONFIGURED\n"
+                                   "+requirement U1 #2 ADVOCACY\n"
+                                   "+answer U1 v1 corr=corr-0007 at=t+7200 bytes=779 served\n"
+                                   "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0007 synced=t+7200 "
+                                   "seen=t+0\n"
+                                   "+listed cardiology U1 v- at=t+7200 corr=corr-0006\n"
+                                   "+poll cardiology at=t+7200 referrals=1 corr=corr-0006 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=3\n"
+                                   "+audit U1 #2 v1 UPDATED at=t+7200 corr=corr-0007 documents=- "
+                                   "detail=\"additional requirement added: ADVOCACY; additional requirement "
+                                   "removed: TRANSPORT\"\n",
+                },
+                {
+                        .name = "the changed answer again: nothing written",
+                        .advance = 3600,
+                        .poll = true,
+                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
+                                 "not_fetched=0 bytes=0",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
+                                 "A005 U1\n",
+                        .changes = "-listed cardiology U1 v- at=t+7200 corr=corr-0006\n"
+                                   "-poll cardiology at=t+7200 referrals=1 corr=corr-0006 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=3\n"
+                                   "+listed cardiology U1 v- at=t+10800 corr=corr-0008\n"
+                                   "+poll cardiology at=t+10800 referrals=1 corr=corr-0008 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=4\n",
+                },
+        };
+        SCENARIO(rounds);
+}
+
 /* ---- new, unchanged, updated ---------------------------------------------------------------- */
 
 /* A new referral: the referral, its attachment and its letter in one transaction, with its ledger row and
@@ -3042,6 +3172,7 @@ int main(void) {
         static const struct CMUnitTest named[] = {
                 cmocka_unit_test_setup_teardown(test_new_referral_written_with_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_additional_requirements_and_answers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_slot_issues_changed_without_a_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),
