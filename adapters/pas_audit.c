@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The audit trail (pas_audit.h): reading what the PAS holds of a referral
- * before a write (its row and related links; never a patient identifier nor
- * free text), appending an ers_audit row (seq = the UBRN's last + 1, safe
+ * The audit trail (pas_audit.h): the columns of ers_referral it compares
+ * (referral_columns[]), reading what the PAS holds of a referral before a
+ * write (its row, related links and additional requirements: free text and
+ * the NHS number too, compared and never printed), appending an ers_audit row (seq = the UBRN's last + 1, safe
  * under the one writer) and reading a referral's rows back.  Not here: what
  * a row says (daemon/audit.c), the attachments' removed_at marks
  * (pas_document.c), the worklists' entries (pas_worklist.c).
@@ -15,28 +16,99 @@
 
 #include "pas_internal.h"
 
-/* The text columns of ST_REFERRAL_STORED, from its second on, in s. */
-#define STORED_TEXTS(s)                                                                                      \
-        { &(s)->state,          &(s)->state_reason,          &(s)->priority,                                 \
-          &(s)->status,         &(s)->specialty,             &(s)->service_id,                               \
-          &(s)->appointment_start, &(s)->appointment_end,    &(s)->patient_match,                            \
-          &(s)->clinical_info_last_updated, &(s)->appointment_reference, &(s)->appointment_status,           \
-          &(s)->appointment_reason, &(s)->appointment_slot,  &(s)->appointment_clinician,                    \
-          &(s)->clinic_type,    &(s)->named_clinician,       &(s)->advice_request }
+#include <stddef.h>
+
+#define STORED(m) offsetof(struct referral_stored, m)
+#define REF(m) FROM_REFERRAL, offsetof(struct referral, m)
+#define VAL(m) FROM_VALUES, offsetof(struct referral_values, m)
+
+const struct referral_column referral_columns[] = {
+        { "state", "state", COLUMN_CODE, STORED(state), REF(state), false },
+        { "state_reason", "state_reason", COLUMN_CODE, STORED(state_reason), REF(state_reason), false },
+        { "priority", "priority", COLUMN_CODE, STORED(priority), VAL(priority), false },
+        { "status", "status", COLUMN_CODE, STORED(status), REF(status), false },
+        { "specialty", "specialty", COLUMN_CODE, STORED(specialty), VAL(specialty), false },
+        { "service_id", "service", COLUMN_CODE, STORED(service_id), VAL(service_id), true },
+        { "appointment_start", "appointment", COLUMN_APPOINTMENT, STORED(appointment_start), REF(appointment_start), false },
+        { "appointment_end", "appointment", COLUMN_APPOINTMENT, STORED(appointment_end), REF(appointment_end), false },
+        { "appointment_status", "appointment_status", COLUMN_CODE, STORED(appointment_status), REF(appointment_status), false },
+        { "appointment_reason", "appointment_reason", COLUMN_CODE, STORED(appointment_reason), REF(appointment_reason), false },
+        { "appointment_reference", "appointment_reference", COLUMN_CODE, STORED(appointment_reference),
+          REF(appointment_reference), false },
+        { "appointment_slot", "appointment_slot", COLUMN_CODE, STORED(appointment_slot), REF(appointment_slot), false },
+        { "appointment_clinician", "appointment_clinician", COLUMN_CODE, STORED(appointment_clinician),
+          REF(appointment_clinician), false },
+        { "clinical_info_last_updated", "clinical_info_last_updated", COLUMN_TIME, STORED(clinical_info_last_updated),
+          REF(clinical_info_last_updated), false },
+        { "clinic_type", "clinic_type", COLUMN_CODE, STORED(clinic_type), REF(clinic_type), false },
+        { "named_clinician", "named_clinician", COLUMN_CODE, STORED(named_clinician), REF(named_clinician), false },
+        { "advice_request", "advice_request", COLUMN_CODE, STORED(advice_request), REF(advice_request), false },
+        { "nhs_number", "nhs_number", COLUMN_TEXT, STORED(nhs_number), VAL(nhs_number), false },
+        { "state_comment", "state_comment", COLUMN_TEXT, STORED(state_comment), REF(state_comment), false },
+        { "state_reason_system", "state_reason_system", COLUMN_CODE, STORED(state_reason_system),
+          REF(state_reason_system), false },
+        { "state_reason_display", "state_reason_display", COLUMN_TEXT, STORED(state_reason_display),
+          REF(state_reason_display), false },
+        { "specialty_display", "specialty_display", COLUMN_TEXT, STORED(specialty_display), REF(specialty_display),
+          false },
+        { "service_name", "service_name", COLUMN_TEXT, STORED(service_name), VAL(service_name), true },
+        { "referral_type", "referral_type", COLUMN_CODE, STORED(referral_type), VAL(referral_type), true },
+        { "pathway_start", "pathway_start", COLUMN_TIME, STORED(pathway_start), REF(pathway_start), false },
+        { "clinical_info_first_submitted", "clinical_info_first_submitted", COLUMN_TIME,
+          STORED(clinical_info_first_submitted), REF(clinical_info_first_submitted), false },
+        { "commissioning_org", "commissioning_org", COLUMN_CODE, STORED(commissioning_org), REF(commissioning_org),
+          false },
+        { "request_id", "request_id", COLUMN_CODE, STORED(request_id), REF(request_id), false },
+        { "intent", "intent", COLUMN_CODE, STORED(intent), REF(intent), false },
+        { "appointment_created", "appointment_created", COLUMN_TIME, STORED(appointment_created),
+          REF(appointment_created), false },
+        { "appointment_reason_system", "appointment_reason_system", COLUMN_CODE, STORED(appointment_reason_system),
+          REF(appointment_reason_system), false },
+        { "appointment_reason_display", "appointment_reason_display", COLUMN_TEXT,
+          STORED(appointment_reason_display), REF(appointment_reason_display), false },
+        { "appointment_comment", "appointment_comment", COLUMN_TEXT, STORED(appointment_comment),
+          REF(appointment_comment), false },
+};
+const size_t n_referral_columns = sizeof referral_columns / sizeof referral_columns[0];
+
+const char *const referral_columns_not_compared[][2] = {
+        { "ubrn", "the referral's key" },
+        { "version", "said first, as version a -> b" },
+        { "nhs_number_valid", "follows from nhs_number" },
+        { "worklist", "where it is listed: LEFT_WORKLIST and RETURNED say it" },
+        { "first_synced_at", "ersd's own time" },
+        { "last_synced_at", "ersd's own time" },
+        { "pas_patient_id", "a patient identifier in the PAS: the patient_match outcome says a change" },
+        { "patient_match", "said by the writer and PATIENT_MATCH (patient_match X -> Y)" },
+        { "patient_checked_at", "ersd's own time" },
+        { NULL, NULL },
+};
+
+/* A column of the table, in s. */
+static char **stored_column(struct referral_stored *s, size_t i) {
+        return (char **) (void *) ((char *) s + referral_columns[i].stored);
+}
 
 void referral_stored_free(struct referral_stored *s) {
         if (!s)
                 return;
-        char **texts[] = STORED_TEXTS(s);
-        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-                free(*texts[i]);
-                *texts[i] = NULL;
+        if (s->nhs_number)
+                explicit_bzero(s->nhs_number, strlen(s->nhs_number));
+        for (size_t i = 0; i < n_referral_columns; i++) {
+                free(*stored_column(s, i));
+                *stored_column(s, i) = NULL;
         }
+        free(s->patient_match);
+        s->patient_match = NULL;
         free(s->related);
         s->related = NULL;
         s->n_related = 0;
-        for (size_t i = 0; i < s->n_requirements; i++)
-                free(s->requirements[i]);
+        for (size_t i = 0; i < s->n_requirements; i++) {
+                free(s->requirements[i].code);
+                free(s->requirements[i].display);
+                free(s->requirements[i].system);
+                free(s->requirements[i].comments);
+        }
         free(s->requirements);
         s->requirements = NULL;
         s->n_requirements = 0;
@@ -58,11 +130,12 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
                 return err_prefix(e, r, "%s", ubrn);
         r = fetch(p, h, what, e);
         if (r > 0) {
-                char **cols[] = STORED_TEXTS(&st);
                 st.found = true;
                 r = get_int64(p, h, 1, what, &st.version, NULL, e);
-                for (size_t i = 0; r >= 0 && i < sizeof cols / sizeof cols[0]; i++)
-                        r = get_text_whole(p, h, (SQLUSMALLINT) (2 + i), what, cols[i], e);
+                for (size_t i = 0; r >= 0 && i < n_referral_columns; i++)
+                        r = get_text_whole(p, h, (SQLUSMALLINT) (2 + i), what, stored_column(&st, i), e);
+                if (r >= 0)
+                        r = get_text_whole(p, h, (SQLUSMALLINT) (2 + n_referral_columns), what, &st.patient_match, e);
         }
         stmt_close(h);
         if (r >= 0 && st.found) {
@@ -86,10 +159,18 @@ int pas_referral_stored(struct pas *p, const char *ubrn, struct referral_stored 
                 r = run(p, ST_REQUIREMENT_GET, ps, 1, &h, NULL, e);
                 while (r >= 0 && (r = fetch(p, h, what_req, e)) > 0) {
                         r = grow(&st.requirements, &cap, st.n_requirements, sizeof *st.requirements, e);
+                        struct stored_requirement *q = r >= 0 ? &st.requirements[st.n_requirements] : NULL;
+                        if (q) {
+                                *q = (struct stored_requirement){ .code = NULL };
+                                st.n_requirements++; /* freed with st from here on */
+                                r = get_text_whole(p, h, 1, what_req, &q->code, e);
+                        }
                         if (r >= 0)
-                                r = get_text_whole(p, h, 1, what_req, &st.requirements[st.n_requirements], e);
+                                r = get_text_whole(p, h, 2, what_req, &q->display, e);
                         if (r >= 0)
-                                st.n_requirements++;
+                                r = get_text_whole(p, h, 3, what_req, &q->system, e);
+                        if (r >= 0)
+                                r = get_text_whole(p, h, 4, what_req, &q->comments, e);
                 }
                 if (h != SQL_NULL_HSTMT)
                         stmt_close(h);

@@ -26,6 +26,7 @@
 #include "adapter.h"
 #include "mapping.h"
 #include "pas.h"
+#include "pas_audit.h"
 #include "pas_lease.h"
 
 #pragma GCC visibility push(hidden)
@@ -353,10 +354,6 @@ int lease_renew(struct pas *p, const char *now, struct errbuf *e);
  * the A005 value first, the entry's when A005 has none; the service as a
  * pair, from one source.  Borrowed pointers.  For the referral's row and its
  * mapping (pas_write.c). */
-struct referral_values {
-        const char *nhs_number, *priority, *specialty, *service_id, *service_name, *referral_type;
-};
-struct referral_values referral_values(const struct referral *ref, const struct worklist_entry *entry);
 
 /* The document mapping, for a row pas_put_document() has just written (pas_mapping.c). */
 int map_document(struct pas_tx *tx, const struct document_rec *d, const char *document_id, int64_t revision,

@@ -153,12 +153,18 @@ const struct statement statements[ST_MAX_] = {
         /* pas_audit.c: the audit trail. */
         [ST_REFERRAL_STORED] = { "read ers_referral for the audit trail",
                                  "SELECT version, state, state_reason, priority, status, specialty, service_id, "
-                                 "appointment_start, appointment_end, patient_match, clinical_info_last_updated, "
-                                 "appointment_reference, appointment_status, appointment_reason, appointment_slot, "
-                                 "appointment_clinician, clinic_type, named_clinician, advice_request "
+                                 "appointment_start, appointment_end, appointment_status, appointment_reason, "
+                                 "appointment_reference, appointment_slot, appointment_clinician, "
+                                 "clinical_info_last_updated, clinic_type, named_clinician, advice_request, "
+                                 "nhs_number, state_comment, state_reason_system, state_reason_display, "
+                                 "specialty_display, service_name, referral_type, pathway_start, "
+                                 "clinical_info_first_submitted, commissioning_org, request_id, intent, "
+                                 "appointment_created, appointment_reason_system, appointment_reason_display, "
+                                 "appointment_comment, patient_match "
                                  "FROM ers_referral WHERE ubrn = ?" },
         [ST_REQUIREMENT_GET] = { "read ers_referral_requirement",
-                                 "SELECT code FROM ers_referral_requirement WHERE ubrn = ? ORDER BY seq" },
+                                 "SELECT code, display, code_system, comments FROM ers_referral_requirement "
+                                 "WHERE ubrn = ? ORDER BY seq" },
         [ST_RELATED_GET] = { "read ers_referral_related",
                              "SELECT related_ubrn FROM ers_referral_related WHERE ubrn = ? ORDER BY related_ubrn" },
         [ST_AUDIT_SEQ] = { "read ers_audit seq", "SELECT MAX(seq) FROM ers_audit WHERE ubrn = ?" },

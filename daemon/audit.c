@@ -160,18 +160,12 @@ static const char *shown(struct audit_text *t, const char *s) {
         return s && *s ? audit_q(t, s) : "none";
 }
 
-static void code_change(struct audit_text *t, const char *field, const char *stored, const char *now) {
-        if (!same_code(stored, now))
-                audit_clause(t, "%s %s -> %s", field, shown(t, stored), shown(t, now));
-}
-
-/* How many of the first n requirement codes of `codes` (stored: "" for NULL)
- * are `code` (NULL: ""). */
-static size_t code_count(char *const *codes, size_t n, const char *code) {
+/* How many of the first n stored requirements are `code` (NULL: ""). */
+static size_t code_count(const struct stored_requirement *q, size_t n, const char *code) {
         size_t k = 0;
 
         for (size_t i = 0; i < n; i++)
-                k += strcmp(codes[i], code ? code : "") == 0;
+                k += strcmp(q[i].code, code ? code : "") == 0;
         return k;
 }
 
@@ -184,27 +178,107 @@ static size_t requirement_count(const struct requirement *q, size_t n, const cha
         return k;
 }
 
+/* The index of the k-th (from 0) stored requirement with `code`; n when none. */
+static size_t stored_nth(const struct stored_requirement *q, size_t n, const char *code, size_t k) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].code, code ? code : "") == 0 && k-- == 0)
+                        return i;
+        return n;
+}
+
+/* A requirement kept with its code whose other fields changed: "additional
+ * requirement changed: CODE (display, comments)", the fields by name only
+ * (display and comments are free text; the system is said with its values). */
+static void requirement_fields_change(struct audit_text *t, const struct stored_requirement *was,
+                                      const struct requirement *now) {
+        bool display = !same_code(was->display, now->display), comments = !same_code(was->comments, now->comments);
+
+        if (display || comments)
+                audit_clause(t, "additional requirement changed: %s (%s%s%s)", shown(t, now->code),
+                             display ? "display" : "", display && comments ? ", " : "", comments ? "comments" : "");
+        if (!same_code(was->system, now->system))
+                audit_clause(t, "additional requirement changed: %s (code_system %s -> %s)", shown(t, now->code),
+                             shown(t, was->system), shown(t, now->system));
+}
+
 /* The additional requirements added and removed, by code, each as often as it
- * is added or removed (a requirement without a code is shown as "none"). */
+ * is added or removed (a requirement without a code is shown as "none"); and
+ * those kept (the k-th with a code against the k-th stored with it) whose
+ * display, code system or comments changed. */
 static void requirements_change(struct audit_text *t, const struct referral_stored *before, const struct referral *now) {
         for (size_t i = 0; i < now->n_requirements; i++) {
                 const char *code = now->requirements[i].code;
-                /* said once per code, at its first place, as often as it is new */
-                if (requirement_count(now->requirements, i, code) > 0)
-                        continue;
+                size_t k = requirement_count(now->requirements, i, code); /* its place among those with its code */
                 size_t had = code_count(before->requirements, before->n_requirements, code);
+                size_t at = stored_nth(before->requirements, before->n_requirements, code, k);
+                if (at < before->n_requirements)
+                        requirement_fields_change(t, &before->requirements[at], &now->requirements[i]);
+                /* said once per code, at its first place, as often as it is new */
+                if (k > 0)
+                        continue;
                 size_t has = requirement_count(now->requirements, now->n_requirements, code);
-                for (size_t k = had; k < has; k++)
+                for (size_t n = had; n < has; n++)
                         audit_clause(t, "additional requirement added: %s", shown(t, code));
         }
         for (size_t i = 0; i < before->n_requirements; i++) {
-                const char *code = before->requirements[i];
+                const char *code = before->requirements[i].code;
                 if (code_count(before->requirements, i, code) > 0)
                         continue;
                 size_t had = code_count(before->requirements, before->n_requirements, code);
                 size_t has = requirement_count(now->requirements, now->n_requirements, code[0] ? code : NULL);
                 for (size_t k = has; k < had; k++)
                         audit_clause(t, "additional requirement removed: %s", shown(t, code));
+        }
+}
+
+/* The value the write puts in column c: from the referral, or as pas_write.c
+ * derives it with the worklist entry. */
+static const char *column_now(const struct referral_column *c, const struct referral *now,
+                              const struct referral_values *v) {
+        const char *base = c->source == FROM_VALUES ? (const char *) v : (const char *) now;
+        return *(const char *const *) (const void *) (base + c->now);
+}
+
+static const char *column_stored(const struct referral_column *c, const struct referral_stored *before) {
+        return *(const char *const *) (const void *) ((const char *) before + c->stored);
+}
+
+/* The appointment as one clause: booked, removed, or moved (start or end). */
+static void appointment_change(struct audit_text *t, const struct referral_stored *before, const struct referral *now) {
+        if (same_code(before->appointment_start, now->appointment_start) &&
+            same_code(before->appointment_end, now->appointment_end))
+                return;
+        if (!before->appointment_start[0])
+                audit_clause(t, "appointment booked: %s", shown(t, now->appointment_start));
+        else if (!now->appointment_start)
+                audit_clause(t, "appointment removed (was %s)", shown(t, before->appointment_start));
+        else
+                audit_clause(t, "appointment moved: %s -> %s", shown(t, before->appointment_start),
+                             shown(t, now->appointment_start));
+}
+
+/* Each column of referral_columns[] the write changes, by its change name:
+ * a code or time with its values, free text without (pas_audit.h). */
+static void columns_change(struct audit_text *t, const struct referral_stored *before, const struct referral *now,
+                           const struct worklist_entry *entry) {
+        struct referral_values v = referral_values(now, entry);
+        bool appointment_said = false;
+
+        for (size_t i = 0; i < n_referral_columns; i++) {
+                const struct referral_column *c = &referral_columns[i];
+                const char *was = column_stored(c, before), *is = column_now(c, now, &v);
+                if (c->kind == COLUMN_APPOINTMENT) {
+                        if (!appointment_said)
+                                appointment_change(t, before, now);
+                        appointment_said = true;
+                        continue;
+                }
+                if ((c->kept_when_absent && !is) || same_code(was, is))
+                        continue;
+                if (c->kind == COLUMN_TEXT)
+                        audit_clause(t, "%s changed", c->change);
+                else
+                        audit_clause(t, "%s %s -> %s", c->change, shown(t, was), shown(t, is));
         }
 }
 
@@ -218,7 +292,6 @@ static bool related_has(const char (*list)[UBRN_LEN + 1], size_t n, const char *
 void audit_describe(struct audit_text *t, const struct referral_stored *before, const struct referral *now,
                     const struct worklist_entry *entry) {
         const char *priority = now->priority ? now->priority : entry ? entry->priority : NULL;
-        const char *specialty = now->specialty ? now->specialty : entry ? entry->specialty : NULL;
 
         if (!before->found) {
                 audit_clause(t, "new referral: state %s; priority %s; %zu attachment(s); %zu related referral(s)",
@@ -231,36 +304,7 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
         }
         if (before->version != now->version)
                 audit_clause(t, "version %" PRId64 " -> %" PRId64, before->version, now->version);
-        code_change(t, "state", before->state, now->state);
-        code_change(t, "state_reason", before->state_reason, now->state_reason);
-        code_change(t, "priority", before->priority, priority);
-        code_change(t, "status", before->status, now->status);
-        code_change(t, "specialty", before->specialty, specialty);
-        /* The service as stored keeps its value when this version has none (pas.h). */
-        if (now->service_id)
-                code_change(t, "service", before->service_id, now->service_id);
-        if (!same_code(before->appointment_start, now->appointment_start) ||
-            !same_code(before->appointment_end, now->appointment_end)) {
-                if (!before->appointment_start[0])
-                        audit_clause(t, "appointment booked: %s", shown(t, now->appointment_start));
-                else if (!now->appointment_start)
-                        audit_clause(t, "appointment removed (was %s)", shown(t, before->appointment_start));
-                else
-                        audit_clause(t, "appointment moved: %s -> %s", shown(t, before->appointment_start),
-                                     shown(t, now->appointment_start));
-        }
-        /* The element walk's codes, times and references (docs/schema.md): each change by its column's name.
-         * Free text (a comment, a display) is never copied here: the answers kept say what it was. */
-        code_change(t, "appointment_status", before->appointment_status, now->appointment_status);
-        code_change(t, "appointment_reason", before->appointment_reason, now->appointment_reason);
-        code_change(t, "appointment_reference", before->appointment_reference, now->appointment_reference);
-        code_change(t, "appointment_slot", before->appointment_slot, now->appointment_slot);
-        code_change(t, "appointment_clinician", before->appointment_clinician, now->appointment_clinician);
-        code_change(t, "clinical_info_last_updated", before->clinical_info_last_updated,
-                    now->clinical_info_last_updated);
-        code_change(t, "clinic_type", before->clinic_type, now->clinic_type);
-        code_change(t, "named_clinician", before->named_clinician, now->named_clinician);
-        code_change(t, "advice_request", before->advice_request, now->advice_request);
+        columns_change(t, before, now, entry);
         requirements_change(t, before, now);
         for (size_t i = 0; i < now->n_related; i++)
                 if (!related_has((const char (*)[UBRN_LEN + 1]) before->related, before->n_related, now->related[i]) &&

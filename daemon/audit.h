@@ -40,7 +40,9 @@
  *               audit_print() reads both
  *
  * Never a patient identifier: no NHS number, no PAS patient id, no free text
- * (state comment, titles, reasons); codes, times, UBRNs and attachment ids only.
+ * (state comment, displays, comments); codes, times, UBRNs and attachment ids
+ * only.  A change of free text or of the NHS number is named without its
+ * value: "state_comment changed".
  */
 
 #include <stdbool.h>
@@ -86,7 +88,9 @@ void audit_document(struct audit_text *t, const char *document_id, const char *s
 const char *audit_event(const struct referral_stored *before, int64_t version);
 
 /* The clauses saying what the write of `now` (with its worklist `entry`, may
- * be NULL) changes in `before`: the fields by name, codes old -> new, related
+ * be NULL) changes in `before`: every column of referral_columns[]
+ * (pas_audit.h) by name, codes and times old -> new, free text "name
+ * changed"; additional requirements added, removed and changed; related
  * referrals added and removed.  For a NEW referral, a summary of what it is. */
 void audit_describe(struct audit_text *t, const struct referral_stored *before, const struct referral *now,
                     const struct worklist_entry *entry);

@@ -180,17 +180,17 @@ void pas_whole_texts(struct pas *p, const char *connection, const char *dir) {
         static const struct {
                 const char *column;
                 int text;
-        } referral_columns[] = {
+        } whole_columns[] = {
                 { "specialty_display", 0 }, { "state_comment", 1 },  { "service_name", 2 },  { "specialty", 6 },
                 { "state", 7 },             { "state_reason", 8 },   { "referral_type", 9 }, { "priority", 10 },
                 { "pathway_start", 11 },    { "appointment_start", 12 }, { "appointment_end", 13 },
                 { "request_id", 14 },       { "service_id", 15 },    { "status", 16 },       { "intent", 17 },
                 { "clinical_info_first_submitted", 20 },
         };
-        for (size_t i = 0; i < sizeof referral_columns / sizeof referral_columns[0]; i++) {
+        for (size_t i = 0; i < sizeof whole_columns / sizeof whole_columns[0]; i++) {
                 char sql[128];
-                snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", referral_columns[i].column);
-                pas_whole_assert_read(raw, sql, ubrn, t[referral_columns[i].text]);
+                snprintf(sql, sizeof sql, "SELECT %s FROM ers_referral WHERE ubrn = ?", whole_columns[i].column);
+                pas_whole_assert_read(raw, sql, ubrn, t[whole_columns[i].text]);
         }
         pas_whole_assert_read(raw, "SELECT commissioning_org FROM ers_referral WHERE ubrn = ?", ubrn, ods);
         pas_whole_assert_read(raw, "SELECT service_name FROM ers_retry WHERE ubrn = ?", ubrn, t[2]);

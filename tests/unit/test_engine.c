@@ -2036,8 +2036,10 @@ static void test_referral_also_related_removed_attachment_marked_under_both(void
                          "referral(s)\"\n"
                          "audit U2 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
                          "new referral: state none; priority URGENT; 1 attachment(s); 0 related referral(s)\"\n"
+                         /* written first as U1's related referral (no worklist entry), then from its own
+                          * entry: the service and referral type the entry gives are named as they arrive */
                          "audit U2 #2 v1 DOCUMENTS at=t+0 corr=corr-0008 documents=b1/r1,CRI-v1/r1 "
-                         "detail=\"documents written\"\n" },
+                         "detail=\"service none -> 31001; referral_type none -> REFERRAL\"\n" },
                 { .name = "U2 drops b1; U1 not listed",
                   .advance = 3600,
                   .serve = { &R2_V2_B1_REMOVED },
