@@ -85,6 +85,8 @@ struct referral_job {
         enum fetch_action action;
         bool answer_changed;                   /* compare_answer, and A005 at the PAS's version answered other
                                                   bytes than the answer kept: written, audited as UPDATED */
+        bool answer_only;                      /* answer_changed, and nothing the PAS stores changed: only the
+                                                  answer was kept, no audit row (write.c, answer_only()) */
         struct referral main;                  /* owned contents */
         struct referral related[RELATED_MAX];  /* owned contents */
         size_t n_related;

@@ -350,6 +350,25 @@ static int audit_after(struct pas_tx *tx, struct referral_job *j, struct write_a
         return r;
 }
 
+/*
+ * An entry without a version whose A005 answered other bytes at the version
+ * the PAS has (fetch.c, answer_changed()), where nothing the PAS stores
+ * changes: the comparison names no column, requirement, related link or
+ * patient match, no document is to be written, no related referral is newer
+ * and the referral stays complete.  Only the answer is kept (issue 15:
+ * every answer as received), with no audit row: the trail records what the
+ * PAS's rows say, and they say the same (docs/schema.md, ers_referral_answer).
+ */
+static bool answer_only(const struct referral_job *j, const struct write_audit *w) {
+        if (!j->answer_changed || !w->before.found || w->before.version != j->main.version || w->detail.len ||
+            j->n_docs || !j->complete)
+                return false;
+        for (size_t i = 0; i < j->n_related; i++)
+                if (!w->related[i].found || j->related[i].version > w->related[i].version)
+                        return false;
+        return true;
+}
+
 int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_docs, uint64_t *ret_bytes,
                           struct errbuf *e) {
         struct write_audit w = { .detail = { .p = NULL } };
@@ -376,6 +395,11 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
         if (r < 0)
                 goto out;
         r = audit_before(ctx, j, entry[0], &w, e);
+        if (r == 0 && answer_only(j, &w)) {
+                j->answer_only = true;
+                r = put_answer(tx, &j->main, e);
+                goto rows_done;
+        }
         if (r == 0)
                 r = mark_attachments_listed(ctx, tx, j, &w, e);
         if (r == 0 && !w.before.found && !j->ls.found)
@@ -431,6 +455,7 @@ int write_referral(struct sync_ctx *ctx, struct referral_job *j, unsigned *ret_d
                                    j->correlation_id, e);
         if (r == 0)
                 r = audit_after(tx, j, &w, e);
+rows_done:
         write_audit_free(&w, j->n_related);
         if (r == 0)
                 r = write_schedule(ctx, tx, j->main.ubrn, j->complete, e);
@@ -630,6 +655,14 @@ int finish_referral(struct sync_ctx *ctx, struct referral_job *j, struct sync_st
 
         for (size_t i = 0; i < j->n_docs; i++)
                 spool_file_remove(j->docs[i].file);
+        if (j->answer_only) {
+                /* other bytes, the same rows: the answer kept, nothing else written (answer_only()) */
+                stats->referrals_unchanged++;
+                log_ctx_debug(&lc, "UBRN %s version %" PRId64 ": e-RS answered other bytes, nothing the PAS "
+                                   "stores changed: the answer kept, no row written (correlation id %s)",
+                              j->main.ubrn, j->main.version, j->correlation_id);
+                goto out;
+        }
         if (ls->found)
                 stats->referrals_updated++;
         else

@@ -133,6 +133,8 @@ static void referral_release(struct fake_referral *r) {
         free((char *) r->priority);
         free((char *) r->specialty);
         free((char *) r->letter);
+        free((char *) r->state_comment);
+        free((char *) r->profile);
         for (size_t i = 0; i < FAKE_RELATED_MAX; i++)
                 free((char *) r->related[i]);
         for (size_t i = 0; i < FAKE_REQUIREMENTS_MAX; i++)
@@ -154,6 +156,8 @@ static void referral_copy(struct fake_referral *to, const struct fake_referral *
                 .priority = dup_or_null(from->priority),
                 .specialty = dup_or_null(from->specialty),
                 .letter = dup_or_null(from->letter),
+                .state_comment = dup_or_null(from->state_comment),
+                .profile = dup_or_null(from->profile),
         };
         for (size_t i = 0; i < FAKE_RELATED_MAX && from->related[i]; i++)
                 to->related[i] = dup_or_null(from->related[i]);
@@ -527,6 +531,11 @@ static json_object *referral_json(const struct fake_referral *r) {
         add(root, "resourceType", str("ReferralRequest"));
         add(root, "id", str(r->ubrn));
         add(meta, "versionId", str(version));
+        if (r->profile) {
+                json_object *profiles = need(json_object_new_array());
+                json_object_array_add(profiles, str(r->profile));
+                add(meta, "profile", profiles);
+        }
         add(root, "meta", meta);
         add(root, "status", str("active"));
         add(root, "intent", str("plan"));
@@ -549,6 +558,14 @@ static json_object *referral_json(const struct fake_referral *r) {
                 add(type, "valueCoding", coding(r->requirements[i], false));
                 json_object_array_add(nested, type);
                 json_object_array_add(exts, extension("Extension-eRS-AdditionalRequirement-1", "extension", nested));
+        }
+        if (r->state_comment) {
+                /* {"url": …ReferralState-1, "extension": [{"url": "comments", "valueString": …}]} */
+                json_object *comments = need(json_object_new_object()), *nested = need(json_object_new_array());
+                add(comments, "url", str("comments"));
+                add(comments, "valueString", str(r->state_comment));
+                json_object_array_add(nested, comments);
+                json_object_array_add(exts, extension("Extension-eRS-ReferralState-1", "extension", nested));
         }
         add(root, "extension", exts);
         for (size_t i = 0; i < FAKE_DOCS_MAX && r->docs[i].id; i++) {

@@ -70,6 +70,8 @@ struct fake_referral {
         const char *requirements[FAKE_REQUIREMENTS_MAX]; /* additional requirement codes, up to the first NULL
                                                             (Extension-eRS-AdditionalRequirement-1, as the
                                                             published examples carry them) */
+        const char *state_comment;             /* the ReferralState extension's "comments" (free text); NULL: absent */
+        const char *profile;                   /* meta.profile[0], an element ersd does not keep; NULL: absent */
 };
 
 /* Forgets everything: referrals, worklists, failures, the call record, the hook. */

@@ -1020,6 +1020,29 @@ static const struct fake_referral R1_NEEDS_V1_CHANGED = {
         .requirements = { "INTERPRETER", "ADVOCACY" },
 };
 
+/* The same, with a state comment (free text) come: a change the PAS stores, named without its words. */
+static const struct fake_referral R1_NEEDS_V1_COMMENTED = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .requirements = { "INTERPRETER", "ADVOCACY" },
+        .state_comment = "prefers a morning clinic",
+};
+
+/* The same again, with an element ersd does not keep (meta.profile): other bytes, the same rows. */
+static const struct fake_referral R1_NEEDS_V1_PROFILED = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .requirements = { "INTERPRETER", "ADVOCACY" },
+        .state_comment = "prefers a morning clinic",
+        .profile = "https://fhir.nhs.uk/STU3/StructureDefinition/eRS-ReferralRequest-1",
+};
+
 /* The one worklist is an APPOINTMENT_SLOT_ISSUES one, listing U1 (with no version, as e-RS lists it). */
 static void slot_issues(struct fix *f) {
         static const char *const listed[] = { U1, NULL };
@@ -1031,9 +1054,20 @@ static void slot_issues(struct fix *f) {
         f->dump_answers = true;
 }
 
+/* A round of the slot-issues scenario that reads U1 at version 1 and writes no document. */
+#define SLOT_READ_CALLS "A008 APPOINTMENT_SLOT_ISSUES/31001\nA005 U1\n"
+#define SLOT_UNCHANGED_STATS                                                                                \
+        "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 bytes=0"
+#define SLOT_UPDATED_STATS                                                                                  \
+        "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=0 not_fetched=0 bytes=0"
+#define SLOT_UNCHANGED_OUTCOME "worklist cardiology: 1\nU1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n"
+#define SLOT_UPDATED_OUTCOME "worklist cardiology: 1\nU1 UPDATED v1 documents=0 bytes=0 not_fetched=0 pending=0\n"
+
 /* An APPOINTMENT_SLOT_ISSUES entry carries no version: each poll reads the referral (A005) and compares
  * the answer with the one kept of that version.  The same bytes: nothing written (no audit row, no answer
- * row).  Changed at the same version: written, as an update with its audit row and its answer kept. */
+ * row).  Changed at the same version: written, as an update with its audit row and its answer kept; a
+ * change only in free text named without its words ("state_comment changed").  Other bytes where nothing
+ * the PAS stores changes: the answer kept alone, no referral, ledger or audit row. */
 static void test_slot_issues_changed_without_a_version(void **state) {
         static const struct round rounds[] = {
                 {
@@ -1067,12 +1101,9 @@ static void test_slot_issues_changed_without_a_version(void **state) {
                         .name = "the same answer: nothing written",
                         .advance = 3600,
                         .poll = true,
-                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
-                                 "not_fetched=0 bytes=0",
-                        .outcomes = "worklist cardiology: 1\n"
-                                    "U1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
-                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
-                                 "A005 U1\n",
+                        .stats = SLOT_UNCHANGED_STATS,
+                        .outcomes = SLOT_UNCHANGED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
                         .changes = "-listed cardiology U1 v- at=t+0 corr=corr-0001\n"
                                    "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
                                    "result=\"1 referral(s) listed\"\n"
@@ -1087,12 +1118,9 @@ static void test_slot_issues_changed_without_a_version(void **state) {
                         .advance = 3600,
                         .serve = { &R1_NEEDS_V1_CHANGED },
                         .poll = true,
-                        .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
-                                 "not_fetched=0 bytes=0",
-                        .outcomes = "worklist cardiology: 1\n"
-                                    "U1 UPDATED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
-                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
-                                 "A005 U1\n",
+                        .stats = SLOT_UPDATED_STATS,
+                        .outcomes = SLOT_UPDATED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
                         .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
                                    "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
                                    "-requirement U1 #2 TRANSPORT\n"
@@ -1119,12 +1147,9 @@ static void test_slot_issues_changed_without_a_version(void **state) {
                         .name = "the changed answer again: nothing written",
                         .advance = 3600,
                         .poll = true,
-                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
-                                 "not_fetched=0 bytes=0",
-                        .outcomes = "worklist cardiology: 1\n"
-                                    "U1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
-                        .calls = "A008 APPOINTMENT_SLOT_ISSUES/31001\n"
-                                 "A005 U1\n",
+                        .stats = SLOT_UNCHANGED_STATS,
+                        .outcomes = SLOT_UNCHANGED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
                         .changes = "-listed cardiology U1 v- at=t+7200 corr=corr-0006\n"
                                    "-poll cardiology at=t+7200 referrals=1 corr=corr-0006 next=t+14400 "
                                    "result=\"1 referral(s) listed\"\n"
@@ -1133,6 +1158,69 @@ static void test_slot_issues_changed_without_a_version(void **state) {
                                    "+poll cardiology at=t+10800 referrals=1 corr=corr-0008 next=t+14400 "
                                    "result=\"1 referral(s) listed\"\n"
                                    "+budget 31001 2030-03-04 calls=4\n",
+                },
+                {
+                        .name = "only the state comment changed: written, named without its words",
+                        .advance = 3600,
+                        .serve = { &R1_NEEDS_V1_COMMENTED },
+                        .poll = true,
+                        .stats = SLOT_UPDATED_STATS,
+                        .outcomes = SLOT_UPDATED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
+                        .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+7200 NOT_CONFIGURED\n"
+                                   "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0007 synced=t+7200 "
+                                   "seen=t+0\n"
+                                   "-listed cardiology U1 v- at=t+10800 corr=corr-0008\n"
+                                   "-poll cardiology at=t+10800 referrals=1 corr=corr-0008 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=4\n"
+                                   "+referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                                   "worklist=cardiology first=t+0 last=t+14400 NOT_CONFIGURED\n"
+                                   "+answer U1 v1 corr=corr-0011 at=t+14400 bytes=943 served\n"
+                                   "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0011 synced=t+14400 "
+                                   "seen=t+0\n"
+                                   "+listed cardiology U1 v- at=t+14400 corr=corr-0010\n"
+                                   "+poll cardiology at=t+14400 referrals=1 corr=corr-0010 next=t+79200 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=5\n"
+                                   "+audit U1 #3 v1 UPDATED at=t+14400 corr=corr-0011 documents=- "
+                                   "detail=\"state_comment changed\"\n",
+                },
+                {
+                        .name = "other bytes, nothing stored changed: the answer kept, no row, no audit",
+                        .advance = 3600,
+                        .serve = { &R1_NEEDS_V1_PROFILED },
+                        .poll = true,
+                        .stats = SLOT_UNCHANGED_STATS,
+                        .outcomes = SLOT_UNCHANGED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
+                        /* the answer as received, alone: no referral, ledger or audit row */
+                        .changes = "-listed cardiology U1 v- at=t+14400 corr=corr-0010\n"
+                                   "-poll cardiology at=t+14400 referrals=1 corr=corr-0010 next=t+79200 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=5\n"
+                                   "+answer U1 v1 corr=corr-0013 at=t+18000 bytes=1029 served\n"
+                                   "+listed cardiology U1 v- at=t+18000 corr=corr-0012\n"
+                                   "+poll cardiology at=t+18000 referrals=1 corr=corr-0012 next=t+79200 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=6\n",
+                },
+                {
+                        .name = "that answer again: nothing written",
+                        .advance = 3600,
+                        .poll = true,
+                        .stats = SLOT_UNCHANGED_STATS,
+                        .outcomes = SLOT_UNCHANGED_OUTCOME,
+                        .calls = SLOT_READ_CALLS,
+                        .changes = "-listed cardiology U1 v- at=t+18000 corr=corr-0012\n"
+                                   "-poll cardiology at=t+18000 referrals=1 corr=corr-0012 next=t+79200 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=6\n"
+                                   "+listed cardiology U1 v- at=t+21600 corr=corr-0014\n"
+                                   "+poll cardiology at=t+21600 referrals=1 corr=corr-0014 next=t+79200 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=7\n",
                 },
         };
         SCENARIO(rounds);
