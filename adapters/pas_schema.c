@@ -84,11 +84,18 @@ static int upgrade_schema(struct pas *p, const struct schema_step *steps, struct
                 int r;
 
                 if (steps[i].table) {
+                        r = catalog_has(p, steps[i].table, NULL, &has, e);
+                        if (r < 0)
+                                return r;
+                        if (!has)
+                                continue; /* a table not there yet: STAGING_SCHEMA_DDL creates it whole */
+                }
+                if (steps[i].table && steps[i].column) {
                         r = catalog_has(p, steps[i].table, steps[i].column, &has, e);
                         if (r < 0)
                                 return r;
-                        if (steps[i].column ? has : !has)
-                                continue; /* added by an earlier, interrupted run; or a table not there yet */
+                        if (has)
+                                continue; /* added by an earlier, interrupted run */
                 }
                 snprintf(label, sizeof label, "upgrade step %zu", i + 1);
                 if (steps[i].sql)

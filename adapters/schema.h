@@ -141,12 +141,25 @@
         COLUMN(ers_referral, appointment_clinician, TYPE(TEXT, ))                                           \
         COLUMN(ers_referral, clinic_type, TYPE(TEXT, ))                                                     \
         COLUMN(ers_referral, named_clinician, TYPE(TEXT, ))                                                 \
-        COLUMN(ers_referral, advice_request, TYPE(TEXT, ))
+        COLUMN(ers_referral, advice_request, TYPE(TEXT, ))                                                  \
+        COLUMN(ers_referral, answer_sha256, "CHAR(64)")
 
 #define STAGING_DOCUMENT_V5(COLUMN, TYPE)                                                                   \
         COLUMN(ers_document, document_type, TYPE(TEXT, ))                                                   \
         COLUMN(ers_document, description, TYPE(TEXT, ))                                                    \
         COLUMN(ers_document, attached_on_behalf_of, TYPE(TEXT, ))
+
+/* The working state e-RS lists with a worklist entry (A008), kept with the
+ * entry in ers_worklist_entry: the slot-issues worklist's dates and status,
+ * whether the letter was printed in e-RS, what changed since it was last
+ * reviewed there.  TEXT as e-RS sends them; clinical_info_printed 1 or 0. */
+#define STAGING_WORKLIST_ENTRY_V5(COLUMN, TYPE)                                                             \
+        COLUMN(ers_worklist_entry, ubrn_received, TYPE(TEXT, ))                                             \
+        COLUMN(ers_worklist_entry, patient_contact_expected, TYPE(TEXT, ))                                  \
+        COLUMN(ers_worklist_entry, last_contact, TYPE(TEXT, ))                                              \
+        COLUMN(ers_worklist_entry, clinical_information_status, TYPE(TEXT, ))                               \
+        COLUMN(ers_worklist_entry, clinical_info_printed, "SMALLINT")                                       \
+        COLUMN(ers_worklist_entry, request_context_status, TYPE(TEXT, ))
 
 /* A column of a CREATE TABLE, after the one before it. */
 #define SCHEMA_COLUMN(table, name, type) ",\n    " #name " " type
@@ -321,7 +334,8 @@
         "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
         "    version " TYPE(BIGINT, ) ",\n"                                                                 \
         "    listed_at " TYPE(VARCHAR, 32) " NOT NULL,\n"                                                   \
-        "    correlation_id " TYPE(VARCHAR, 36) ",\n"                                                       \
+        "    correlation_id " TYPE(VARCHAR, 36)                                                             \
+        STAGING_WORKLIST_ENTRY_V5(SCHEMA_COLUMN, TYPE) ",\n"                                                \
         "    PRIMARY KEY (worklist, ubrn)\n"                                                                \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
@@ -365,8 +379,8 @@
  * ers_schema_version says 1, 2, 3 or 4.  A step with a column runs only when
  * that column is absent (SQLColumns): the upgrade may be run again after a
  * DBMS that commits DDL at once (MariaDB, Oracle) stopped half-way; every
- * other step must be safe to run again.  A step with a table and no column
- * runs only when that table exists (a version-3 table is absent during an
+ * other step must be safe to run again.  A step with a table runs only when
+ * that table exists (a version-3 table is absent during an
  * upgrade from version 1 or 2: STAGING_SCHEMA_DDL creates it afterwards, as
  * version 4 has it).  New tables need no step: STAGING_SCHEMA_DDL creates
  * what is missing.
@@ -385,7 +399,10 @@
  *              its own way to widen a column and drop an auto-named
  *              constraint: the adapter writes those steps.
  *   version 5: every element of an A005 accounted for: the columns of
- *              STAGING_REFERRAL_V5 and STAGING_DOCUMENT_V5, the tables
+ *              STAGING_REFERRAL_V5 and STAGING_DOCUMENT_V5 (with
+ *              ers_referral.answer_sha256, the answer its rows come from),
+ *              STAGING_WORKLIST_ENTRY_V5 (a worklist entry's working
+ *              state), the tables
  *              ers_referral_requirement (additional requirements),
  *              ers_referral_answer (each A005 answer as received) and
  *              ers_outbox (decisions for e-RS), the view's
@@ -431,14 +448,15 @@ struct schema_step {
         { "ers_document", "attachment_key", "ALTER TABLE ers_document" ADD_COLUMN " attachment_key CHAR(64)", NULL }, \
         { NULL, NULL, NULL, document_key_fill },
 
-/* The steps to version 5, on every vendor: the columns of STAGING_REFERRAL_V5 and
- * STAGING_DOCUMENT_V5, each only when absent, added with ADD (SCHEMA_ADD_COLUMN
+/* The steps to version 5, on every vendor: the columns of STAGING_REFERRAL_V5,
+ * STAGING_DOCUMENT_V5 and STAGING_WORKLIST_ENTRY_V5, each only when absent, added with ADD (SCHEMA_ADD_COLUMN
  * or SCHEMA_ADD), after those of version 4; its three new tables come from
  * STAGING_SCHEMA_DDL, and the view's new column from its CREATE (SQLite drops
  * the view first: sqlite.c). */
 #define SCHEMA_ADD_COLUMN(table, name, type) { #table, #name, "ALTER TABLE " #table " ADD COLUMN " #name " " type, NULL },
 #define SCHEMA_ADD(table, name, type) { #table, #name, "ALTER TABLE " #table " ADD " #name " " type, NULL },
-#define STAGING_SCHEMA_STEPS_TO_V5(TYPE, ADD) STAGING_REFERRAL_V5(ADD, TYPE) STAGING_DOCUMENT_V5(ADD, TYPE)
+#define STAGING_SCHEMA_STEPS_TO_V5(TYPE, ADD)                                                               \
+        STAGING_REFERRAL_V5(ADD, TYPE) STAGING_DOCUMENT_V5(ADD, TYPE) STAGING_WORKLIST_ENTRY_V5(ADD, TYPE)
 
 /* What an adapter's upgrade(from) returns, given its step lists from versions 1, 2, 3 and 4. */
 #define STAGING_SCHEMA_UPGRADE_FROM(from, v1, v2, v3, v4)                                                   \

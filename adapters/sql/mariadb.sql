@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS ers_schema_version (
 -- The columns from clinical_info_last_updated on (version 5) hold the rest
 -- of what a referral says (docs/schema.md, "Every element of a referral");
 -- appointment_comment is free text (may name a patient).
+-- answer_sha256 names the A005 answer the row was derived from
+-- (ers_referral_answer, at this version): what a referral read again
+-- without a version is compared with, and what `ersd remap` derives from.
 CREATE TABLE IF NOT EXISTS ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version BIGINT NOT NULL,
@@ -80,7 +83,8 @@ CREATE TABLE IF NOT EXISTS ers_referral (
     appointment_clinician LONGTEXT,
     clinic_type LONGTEXT,
     named_clinician LONGTEXT,
-    advice_request LONGTEXT
+    advice_request LONGTEXT,
+    answer_sha256 CHAR(64)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Finding the referrals whose patient is still to be matched.
@@ -273,12 +277,23 @@ CREATE TABLE IF NOT EXISTS ers_audit (
 -- (A008), replaced by the next poll.  How ersd notices a referral that left
 -- its worklist, and what `ersd reconcile` compares the PAS with, without
 -- spending a worklist call.
+-- From ubrn_received on (version 5): the entry's working state in e-RS, as
+-- e-RS lists it (appointment slot issues: when the UBRN was received, when
+-- the patient expects contact, the last contact, the clinical information's
+-- status; clinical_info_printed 1 or 0; request_context_status: what
+-- changed since the referral was last reviewed in e-RS), NULL when absent.
 CREATE TABLE IF NOT EXISTS ers_worklist_entry (
     worklist VARCHAR(64) NOT NULL,
     ubrn CHAR(12) NOT NULL,
     version BIGINT,
     listed_at VARCHAR(32) NOT NULL,
     correlation_id VARCHAR(36),
+    ubrn_received LONGTEXT,
+    patient_contact_expected LONGTEXT,
+    last_contact LONGTEXT,
+    clinical_information_status LONGTEXT,
+    clinical_info_printed SMALLINT,
+    request_context_status LONGTEXT,
     PRIMARY KEY (worklist, ubrn)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

@@ -44,6 +44,9 @@ END;
 -- The columns from clinical_info_last_updated on (version 5) hold the rest
 -- of what a referral says (docs/schema.md, "Every element of a referral");
 -- appointment_comment is free text (may name a patient).
+-- answer_sha256 names the A005 answer the row was derived from
+-- (ers_referral_answer, at this version): what a referral read again
+-- without a version is compared with, and what `ersd remap` derives from.
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
     version NUMBER(19) NOT NULL,
@@ -86,7 +89,8 @@ BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_referral (
     appointment_clinician NCLOB,
     clinic_type NCLOB,
     named_clinician NCLOB,
-    advice_request NCLOB
+    advice_request NCLOB,
+    answer_sha256 CHAR(64)
 )]';
 EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
 END;
@@ -325,12 +329,23 @@ END;
 -- (A008), replaced by the next poll.  How ersd notices a referral that left
 -- its worklist, and what `ersd reconcile` compares the PAS with, without
 -- spending a worklist call.
+-- From ubrn_received on (version 5): the entry's working state in e-RS, as
+-- e-RS lists it (appointment slot issues: when the UBRN was received, when
+-- the patient expects contact, the last contact, the clinical information's
+-- status; clinical_info_printed 1 or 0; request_context_status: what
+-- changed since the referral was last reviewed in e-RS), NULL when absent.
 BEGIN EXECUTE IMMEDIATE q'[CREATE TABLE ers_worklist_entry (
     worklist NVARCHAR2(64) NOT NULL,
     ubrn CHAR(12) NOT NULL,
     version NUMBER(19),
     listed_at NVARCHAR2(32) NOT NULL,
     correlation_id NVARCHAR2(36),
+    ubrn_received NCLOB,
+    patient_contact_expected NCLOB,
+    last_contact NCLOB,
+    clinical_information_status NCLOB,
+    clinical_info_printed SMALLINT,
+    request_context_status NCLOB,
     PRIMARY KEY (worklist, ubrn)
 )]';
 EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;

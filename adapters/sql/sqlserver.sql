@@ -42,6 +42,9 @@ GO
 -- The columns from clinical_info_last_updated on (version 5) hold the rest
 -- of what a referral says (docs/schema.md, "Every element of a referral");
 -- appointment_comment is free text (may name a patient).
+-- answer_sha256 names the A005 answer the row was derived from
+-- (ers_referral_answer, at this version): what a referral read again
+-- without a version is compared with, and what `ersd remap` derives from.
 IF OBJECT_ID(N'ers_referral', N'U') IS NULL
 CREATE TABLE ers_referral (
     ubrn CHAR(12) NOT NULL PRIMARY KEY,
@@ -85,7 +88,8 @@ CREATE TABLE ers_referral (
     appointment_clinician NVARCHAR(MAX),
     clinic_type NVARCHAR(MAX),
     named_clinician NVARCHAR(MAX),
-    advice_request NVARCHAR(MAX)
+    advice_request NVARCHAR(MAX),
+    answer_sha256 CHAR(64)
 );
 GO
 
@@ -308,6 +312,11 @@ GO
 -- (A008), replaced by the next poll.  How ersd notices a referral that left
 -- its worklist, and what `ersd reconcile` compares the PAS with, without
 -- spending a worklist call.
+-- From ubrn_received on (version 5): the entry's working state in e-RS, as
+-- e-RS lists it (appointment slot issues: when the UBRN was received, when
+-- the patient expects contact, the last contact, the clinical information's
+-- status; clinical_info_printed 1 or 0; request_context_status: what
+-- changed since the referral was last reviewed in e-RS), NULL when absent.
 IF OBJECT_ID(N'ers_worklist_entry', N'U') IS NULL
 CREATE TABLE ers_worklist_entry (
     worklist NVARCHAR(64) NOT NULL,
@@ -315,6 +324,12 @@ CREATE TABLE ers_worklist_entry (
     version BIGINT,
     listed_at NVARCHAR(32) NOT NULL,
     correlation_id NVARCHAR(36),
+    ubrn_received NVARCHAR(MAX),
+    patient_contact_expected NVARCHAR(MAX),
+    last_contact NVARCHAR(MAX),
+    clinical_information_status NVARCHAR(MAX),
+    clinical_info_printed SMALLINT,
+    request_context_status NVARCHAR(MAX),
     PRIMARY KEY (worklist, ubrn)
 );
 GO
