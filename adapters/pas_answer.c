@@ -48,8 +48,8 @@ int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const s
         r = query_int(p, ST_ANSWER_HAS, key, 3, &n, &found, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
-        if (n > 0)
-                return 0; /* these very bytes are kept already */
+        if (n > 0) /* these very bytes are kept already: the rows come from them now */
+                return pas_answer_derived(tx, ubrn, version, sha, e);
         struct param ps[] = {
                 P_TEXT(ubrn),
                 P_INT(version),
@@ -64,6 +64,39 @@ int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const s
                 return err_prefix(e, r, "%s", ubrn);
         if (ret_written)
                 *ret_written = true;
+        return pas_answer_derived(tx, ubrn, version, sha, e);
+}
+
+int pas_answer_derived(struct pas_tx *tx, const char *ubrn, int64_t version, const char *sha256,
+                       struct errbuf *e) {
+        struct param ps[] = { P_TEXT(sha256), P_TEXT(ubrn), P_INT(version) };
+        int r = run(tx_pas(tx), ST_ANSWER_DERIVED, ps, 3, NULL, NULL, e);
+
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
+}
+
+int pas_answer_current(struct pas *p, const char *ubrn, int64_t *ret_version, char ret_sha256[65],
+                       struct errbuf *e) {
+        const char *what = statements[ST_ANSWER_CURRENT].what;
+        SQLHSTMT h = SQL_NULL_HSTMT;
+        char sha[SHA256_HEX + 1] = "";
+        int64_t version = -1;
+        int r;
+
+        r = run_for_ubrn(p, ST_ANSWER_CURRENT, ubrn, &h, e);
+        if (r < 0)
+                return r;
+        r = fetch(p, h, what, e);
+        if (r > 0) {
+                r = get_int64(p, h, 1, what, &version, NULL, e);
+                if (r >= 0)
+                        r = get_text(p, h, 2, what, sha, sizeof sha, NULL, e);
+        }
+        stmt_close(h);
+        if (r < 0)
+                return err_prefix(e, r, "%s", ubrn);
+        *ret_version = version;
+        memcpy(ret_sha256, sha, sizeof sha);
         return 0;
 }
 

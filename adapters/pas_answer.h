@@ -35,12 +35,33 @@ struct pas_tx;
  * one row per distinct answer, so the same bytes read again write nothing
  * (*ret_written false) and other bytes for the same version (an attachment
  * released without a new version) are a row of their own.  *ret_written may
- * be NULL; ret_sha256, when not NULL, gets the key (65 bytes).  -EINVAL for
+ * be NULL; ret_sha256, when not NULL, gets the key (65 bytes).  The
+ * referral's row, when at `version`, then names it (pas_answer_derived()):
+ * call it after the rows it was derived from are written.  -EINVAL for
  * no bytes, more than PAS_ANSWER_MAX, a UBRN that is not 12 digits or a
  * negative version.  Writes: takes the transaction.
  */
 int pas_answer_put(struct pas_tx *tx, const char *ubrn, int64_t version, const struct referral_answer *a,
                    bool *ret_written, char *ret_sha256, struct errbuf *e);
+
+/*
+ * Names (ubrn, version, sha256) as the answer the referral's ers_referral
+ * row was derived from (answer_sha256), when the row is at `version`
+ * (nothing otherwise).  pas_answer_put() does it for the answer it keeps;
+ * every write of the row's columns clears it first (pas_put_referral()), so
+ * a row never names an answer it was not derived from.  Writes.
+ */
+int pas_answer_derived(struct pas_tx *tx, const char *ubrn, int64_t version, const char *sha256,
+                       struct errbuf *e);
+
+/*
+ * The version of the referral's row and the SHA-256 of the answer it was
+ * derived from ("" when it names none: a row written before answers were
+ * kept, or from no answer).  *ret_version -1 when the PAS has no row.  Reads
+ * outside any transaction; the one writer's own rows.
+ */
+int pas_answer_current(struct pas *p, const char *ubrn, int64_t *ret_version, char ret_sha256[65],
+                       struct errbuf *e);
 
 /* What is kept of one answer, without its bytes. */
 struct answer_kept {

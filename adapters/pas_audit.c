@@ -81,6 +81,7 @@ const char *const referral_columns_not_compared[][2] = {
         { "pas_patient_id", "a patient identifier in the PAS: the patient_match outcome says a change" },
         { "patient_match", "said by the writer and PATIENT_MATCH (patient_match X -> Y)" },
         { "patient_checked_at", "ersd's own time" },
+        { "answer_sha256", "ersd's own record of the answer the row came from (ers_referral_answer)" },
         { NULL, NULL },
 };
 

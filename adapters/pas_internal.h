@@ -116,6 +116,8 @@ enum stmt_id {
         ST_ANSWER_LIST,
         ST_ANSWER_GET,
         ST_ANSWER_REFERRALS,
+        ST_ANSWER_DERIVED,
+        ST_ANSWER_CURRENT,
         /* pas_outbox.c */
         ST_OUTBOX_DUE,
         ST_OUTBOX_SENDING,

@@ -46,7 +46,7 @@ const struct statement statements[ST_MAX_] = {
                                  "appointment_created = ?, appointment_reason = ?, appointment_reason_system = ?, "
                                  "appointment_reason_display = ?, appointment_comment = ?, appointment_slot = ?, "
                                  "appointment_clinician = ?, clinic_type = ?, named_clinician = ?, "
-                                 "advice_request = ?, "
+                                 "advice_request = ?, answer_sha256 = NULL, "
                                  "worklist = COALESCE(?, worklist), last_synced_at = ? "
                                  "WHERE ubrn = ?" },
         [ST_REFERRAL_INSERT] = { "insert ers_referral",
@@ -288,6 +288,10 @@ const struct statement statements[ST_MAX_] = {
                             "WHERE ubrn = ? AND version = ? "
                             "AND sha256 = ?" },
         [ST_ANSWER_REFERRALS] = { "read the UBRNs of ers_referral", "SELECT ubrn FROM ers_referral ORDER BY ubrn" },
+        [ST_ANSWER_DERIVED] = { "update ers_referral answer_sha256",
+                                "UPDATE ers_referral SET answer_sha256 = ? WHERE ubrn = ? AND version = ?" },
+        [ST_ANSWER_CURRENT] = { "read ers_referral answer_sha256",
+                                "SELECT version, answer_sha256 FROM ers_referral WHERE ubrn = ?" },
 
         /* pas_outbox.c: the return path's requests.  One UBRN's requests go in id order: a request
          * waits while an earlier one of its UBRN is not settled. */

@@ -397,8 +397,8 @@ static bool nothing_new(const struct referral_job *j) {
 }
 
 /* Whether A005, read at the version the PAS has for an entry that gave no
- * version, answered other bytes than the answer kept last of that version
- * (or none is kept: a referral written before answers were kept): e-RS
+ * version, answered other bytes than the answer the PAS's rows came from
+ * (or they name none: a referral written before answers were kept): e-RS
  * changed the referral without a new version, and it is written again. */
 static bool answer_changed(const struct referral_job *j) {
         char sha[65];

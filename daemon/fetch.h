@@ -78,7 +78,7 @@ struct referral_job {
         bool compare_answer;                   /* the entry gave no version (APPOINTMENT_SLOT_ISSUES, a due row):
                                                   A005 at the PAS's version is a change when its bytes are not
                                                   kept_sha256's */
-        char kept_sha256[65];                  /* the answer kept last of ls.version; "" when none is kept */
+        char kept_sha256[65];                  /* the answer the PAS's rows at ls.version came from; "" when none */
         /* Set by fetch_referral(). */
         int r;                                 /* 0, or the failure (e says it) */
         struct errbuf e;

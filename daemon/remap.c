@@ -73,6 +73,8 @@ static int rewrite(struct pas *pas, const struct referral *ref, const struct wor
                                      patient_match_name(match->status));
                 r = pas_put_referral(tx, ref, entry, NULL, e);
         }
+        if (r == 0) /* derived from that answer still */
+                r = pas_answer_derived(tx, ref->ubrn, ref->version, k->sha256, e);
         if (r == 0 && match->status != PATIENT_NOT_CONFIGURED)
                 r = pas_put_patient_match(tx, ref->ubrn, match, e);
         if (r == 0)
@@ -101,6 +103,8 @@ static int remap_one(struct pas *pas, const char *ubrn, enum remap_result *ret_r
         struct patient_match match = { .status = PATIENT_NOT_CONFIGURED };
         char correlation_id[37] = "";
         const struct answer_kept *k = NULL;
+        char current_sha[65] = "";
+        int64_t current_version = -1;
         size_t n = 0;
         int r = pas_referral_origin(pas, ubrn, &origin, e);
 
@@ -115,11 +119,13 @@ static int remap_one(struct pas *pas, const char *ubrn, enum remap_result *ret_r
                 if (r == 0 && *ret_result == NOT_IN_PAS)
                         goto out;
         }
-        if (r == 0)
+        if (r == 0) /* the answer the row came from, never "the latest kept" (ties within a second) */
+                r = pas_answer_current(pas, ubrn, &current_version, current_sha, e);
+        if (r == 0 && current_sha[0] && current_version == *ret_version)
                 r = pas_answers_kept(pas, ubrn, &kept, &n, e);
         for (size_t i = 0; i < n && r == 0; i++)
-                if (kept[i].version == *ret_version)
-                        k = &kept[i]; /* by version, then arrival: the last is the latest */
+                if (kept[i].version == current_version && strcmp(kept[i].sha256, current_sha) == 0)
+                        k = &kept[i];
         if (r == 0 && !k) {
                 *ret_result = NO_ANSWER;
                 goto out;

@@ -36,22 +36,22 @@ struct fetch_env round_fetch_env(const struct sync_ctx *ctx) {
         return (struct fetch_env){ .cfg = ctx->cfg, .ers = ctx->ers, .spool = ctx->spool, .stop = ctx->stop };
 }
 
-/* For an entry without a version: the SHA-256 of the answer the PAS kept
- * last of the version it has, which A005's answer is compared with
- * (daemon/fetch.c, answer_changed()). */
+/* For an entry without a version: the SHA-256 of the answer the PAS's rows
+ * were derived from (ers_referral.answer_sha256), at the version it has,
+ * which A005's answer is compared with (daemon/fetch.c, answer_changed()).
+ * Never "the latest kept": two answers of a version may arrive within one
+ * second, and an answer may come back after another. */
 static int kept_answer(struct sync_ctx *ctx, struct referral_job *j, struct errbuf *e) {
-        struct answer_kept *kept = NULL; /* owned */
-        size_t n = 0;
+        char sha[65] = "";
+        int64_t version = -1;
         int r;
 
-        r = pas_answers_kept(ctx->pas, j->entry->ubrn, &kept, &n, e);
+        r = pas_answer_current(ctx->pas, j->entry->ubrn, &version, sha, e);
         if (r < 0)
                 return r;
         j->compare_answer = true;
-        for (size_t i = 0; i < n; i++) /* by version, then by arrival: the last of the version wins */
-                if (kept[i].version == j->ls.version)
-                        snprintf(j->kept_sha256, sizeof j->kept_sha256, "%s", kept[i].sha256);
-        free(kept);
+        if (version == j->ls.version)
+                memcpy(j->kept_sha256, sha, sizeof sha);
         return 0;
 }
 

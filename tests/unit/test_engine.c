@@ -48,6 +48,7 @@
 #include "adapters/pas_status.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/remap.h"
 #include "daemon/spool.h"
 #include "daemon/sync.h"
 #include "daemon/util.h"
@@ -652,6 +653,8 @@ struct round {
         bool poll;                     /* the worklist is read (A008) */
         const char *sync_one;          /* instead of a round: `ersd sync UBRN` */
         bool any_order;                /* fetched in parallel: see struct fix */
+        bool loose;                    /* only r, the answers kept and `after` are checked (a scenario whose
+                                          point is in its `after`) */
         /* What it must do. */
         int r;
         const char *stats;
@@ -778,22 +781,23 @@ static void run_round(struct fix *f, const struct round *rd) {
                 same = false;
         }
         text = stats_text(&stats);
-        same &= same_text("its counts", rd->name, rd->stats, text);
+        same &= rd->loose || same_text("its counts", rd->name, rd->stats, text);
         free(text);
         if (rd->any_order && f->outcomes)
                 sort_lines(f->outcomes);
         text = shortened(f->outcomes ? f->outcomes : "");
-        same &= same_text("what the observer was told", rd->name, rd->outcomes, text);
+        same &= rd->loose || same_text("what the observer was told", rd->name, rd->outcomes, text);
         free(text);
         char *calls = fake_ers_take_calls();
         if (rd->any_order)
                 sort_lines(calls);
         text = shortened(calls);
-        same &= same_text("the e-RS calls", rd->name, rd->calls, text);
+        same &= rd->loose || same_text("the e-RS calls", rd->name, rd->calls, text);
         free(calls);
         free(text);
         text = pas_dump(f);
-        if (rd->pas) {
+        if (rd->loose) {
+        } else if (rd->pas) {
                 same &= same_text("the PAS", rd->name, rd->pas, text);
         } else {
                 char *changes = pas_changes(f->last_pas, text);
@@ -1224,6 +1228,55 @@ static void test_slot_issues_changed_without_a_version(void **state) {
                 },
         };
         SCENARIO(rounds);
+}
+
+/* Two answers of one version within one second, then `ersd remap`: the rows are derived again from the
+ * answer they came from (ers_referral.answer_sha256), the later one, never from the other because their
+ * received_at ties (before: "the last of the version by received_at, then SHA-256", which picks either).
+ * Played in both orders, so that one of them has the later answer's SHA-256 first whatever the bytes. */
+static void remap_keeps(struct fix *f, const char *code) {
+        const char *const u1[] = { U1 };
+        bool found = false;
+
+        assert_int_equal(command_remap(&f->cfg, u1, 1, false), 0);
+        char *got = db_text(f->db, "SELECT code FROM ers_referral_requirement WHERE ubrn = ? AND seq = 2", 1, u1,
+                            &found);
+        assert_true(found);
+        if (strcmp(got, code) != 0)
+                fail_msg("remap derived U1 from the other answer of that second: requirement %s, expected %s", got,
+                         code);
+        free(got);
+        assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM ers_referral r JOIN ers_referral_answer a ON "
+                                       "a.ubrn = r.ubrn AND a.version = r.version AND a.sha256 = r.answer_sha256 "
+                                       "WHERE r.ubrn = ?", 1, u1),
+                         1);
+}
+
+static void remap_keeps_advocacy(struct fix *f) {
+        remap_keeps(f, "ADVOCACY");
+}
+
+static void remap_keeps_transport(struct fix *f) {
+        remap_keeps(f, "TRANSPORT");
+}
+
+static void two_answers_in_one_second(void **state, const struct fake_referral *first,
+                                      const struct fake_referral *second, void (*after)(struct fix *)) {
+        const struct round rounds[] = {
+                { .name = "new", .serve = { first }, .before = slot_issues, .poll = true, .loose = true },
+                { .name = "changed in the same second", .serve = { second }, .poll = true, .loose = true },
+                { .name = "read again", .advance = 3600, .poll = true, .loose = true, .after = after },
+        };
+
+        SCENARIO(rounds);
+}
+
+static void test_remap_after_two_answers_in_one_second(void **state) {
+        two_answers_in_one_second(state, &R1_NEEDS_V1, &R1_NEEDS_V1_CHANGED, remap_keeps_advocacy);
+}
+
+static void test_remap_after_two_answers_in_one_second_reversed(void **state) {
+        two_answers_in_one_second(state, &R1_NEEDS_V1_CHANGED, &R1_NEEDS_V1, remap_keeps_transport);
 }
 
 /* ---- new, unchanged, updated ---------------------------------------------------------------- */
@@ -3263,6 +3316,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_new_referral_written_with_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_additional_requirements_and_answers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_slot_issues_changed_without_a_version, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remap_after_two_answers_in_one_second, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remap_after_two_answers_in_one_second_reversed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),
