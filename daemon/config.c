@@ -39,6 +39,7 @@
 #include "conftab.h"
 #include "conftext.h"
 #include "err.h"
+#include "model.h"
 #include "secret.h"
 
 _Static_assert(sizeof(enum auth_mode) == sizeof(int), "ers.auth is stored as FIELD_ENUM");
@@ -89,9 +90,6 @@ static const char *const list_type_names[] = {
 static const struct chars_rule worklist_name_rule = {
         NAME_CHARS, 64, "1 to 64 characters from A-Z a-z 0-9 . _ -",
 };
-static const struct chars_rule service_rule = {
-        "0123456789", 16, "an e-RS service id of 1 to 16 digits",
-};
 static const struct chars_rule business_function_rule = {
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", 64, "an e-RS business function such as SERVICE_PROVIDER_CLINICIAN",
 };
@@ -122,8 +120,7 @@ static const struct key worklist_keys[] = {
         KEY_STRING(struct worklist_conf, "name", conf_parse_chars, name, RELOAD, REQUIRED, NULL, &worklist_name_rule),
         KEY_STRING(struct worklist_conf, "list_type", conf_parse_choice_str, list_type, RELOAD, REQUIRED, NULL,
                    list_type_names),
-        KEY_STRING(struct worklist_conf, "service", parse_service, service_id, RELOAD, REQUIRED, NULL,
-                   &service_rule),
+        KEY_STRING(struct worklist_conf, "service", parse_service, service_id, RELOAD, REQUIRED, NULL, NULL),
         /* Default 07:00 and 13:00 (parse_worklists()): an array has no default in the file's syntax. */
         { .path = "poll_at", .type = CONFIG_TYPE_ARRAY, .parse = parse_poll_at,
           .offset = offsetof(struct worklist_conf, poll_at), .reloadable = RELOAD },
@@ -264,13 +261,20 @@ static int parse_patient_lookup(struct loader *l, const struct key *k, const str
         return conf_dup_string(l, v->str, field);
 }
 
-/* A worklist's service id (service_rule), and where it is written: the
+/* A worklist's service id (service_id_valid(), model.h: the rule `ersd
+ * services` and the A033/A035 calls keep to), and where it is written: the
  * networked check (--check-config --network) reports a service e-RS does not
  * know at that FILE:LINE. */
 static int parse_service(struct loader *l, const struct key *k, const struct value *v, void *field) {
         struct worklist_conf *wl = (struct worklist_conf *) ((char *) field - offsetof(struct worklist_conf, service_id));
-        int r = conf_parse_chars(l, k, v, field);
+        int r;
 
+        (void) k;
+        if (!service_id_valid(v->str)) {
+                problem_v(l, v, "%s: must be an e-RS service id: " SERVICE_ID_RULE, v->key);
+                return -EINVAL;
+        }
+        r = conf_dup_string(l, v->str, field);
         if (r < 0)
                 return r;
         free(wl->service_at);

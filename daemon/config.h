@@ -30,7 +30,7 @@ enum auth_mode {
 struct worklist_conf {
         char *name;       /* operator's name for it, unique; used in logs and the ledger */
         char *list_type;  /* REFERRALS_FOR_REVIEW | APPOINTMENT_SLOT_ISSUES */
-        char *service_id; /* e-RS service id (digits) */
+        char *service_id; /* e-RS service id (service_id_valid(), model.h) */
         char *service_at; /* "FILE:LINE" where service is written, for --check-config --network; NULL with it */
         int poll_at[SCHED_POLL_TIMES_MAX]; /* UK time, minutes after midnight, ascending; default 07:00, 13:00 */
         size_t n_poll_at;                  /* 1..SCHED_POLL_TIMES_MAX */

@@ -13,6 +13,10 @@
  * string ("…", where \\ and \" are escapes), a block comment, or after # or
  * // on the same line.  Its state carries across an included file's end, as
  * flex's does; an included file always ends a line here.
+ *
+ * The same scan refuses the escape \x00 in a string: libconfig 1.5 drops the
+ * NUL it stands for without a word ("31\x0099" reads as "3199"), so that no
+ * value can hold a NUL, as a byte or as an escape.
  */
 #include "conftext.h"
 
@@ -329,6 +333,10 @@ static int expand(struct expander *x, const char *text, size_t len, const char *
                         }
                         break;
                 case LEX_STRING:
+                        if (c == '\\' && next == 'x' && text[i + 2] == '0' && text[i + 3] == '0')
+                                return err_set(x->e, -EINVAL, "%s:%u: \\x00 (a NUL) in a string: no value may hold one "
+                                               "(libconfig would drop it and read the rest as the value)", file,
+                                               file_line);
                         if (c == '\\' && (next == '\\' || next == '"'))
                                 n = 2;
                         else if (c == '"')

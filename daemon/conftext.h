@@ -7,7 +7,8 @@
  * read by us, never by libconfig.  Every file read, the main one and each
  * included one, gets the same checks: opened without blocking (a FIFO, a
  * device or a directory is refused, never waited on), a regular file, at
- * most CONFIG_FILE_MAX bytes (and so is the whole), no NUL byte.  Includes
+ * most CONFIG_FILE_MAX bytes (and so is the whole), no NUL byte, and no \x00
+ * escape in a string (libconfig would drop it silently).  Includes
  * nest at most CONFIG_INCLUDE_DEPTH deep (a file including itself stops there).
  *
  * An `@include` is recognised exactly where libconfig 1.5's scanner would

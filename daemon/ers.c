@@ -336,11 +336,6 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
         return json_call(c, EP_A005, url, NULL, what, ret, raw, NULL, call, e);
 }
 
-/* A service id as it goes into a URL: 1 to 16 of [A-Za-z0-9._-]. */
-static bool service_id_ok(const char *id) {
-        return path_id_valid(id) && strlen(id) <= 16;
-}
-
 /* An R4 HealthcareService call (A033 into *one, A035 into *many), parsed;
  * a parse failure names the call, its status and correlation id. */
 static int service_call(struct ers_client *c, enum ers_endpoint ep, const char *url, const char *what,
@@ -363,8 +358,8 @@ int ers_read_service(struct ers_client *c, const char *id, struct ers_service *r
                      struct errbuf *e) {
         char url[1024], what[64];
 
-        if (!service_id_ok(id))
-                return err_set(e, -EINVAL, "A033: not a service id (1 to 16 of [A-Za-z0-9._-])");
+        if (!service_id_valid(id))
+                return err_set(e, -EINVAL, "A033: not a service id (" SERVICE_ID_RULE ")");
         snprintf(what, sizeof what, "A033 service %s", id);
         snprintf(url, sizeof url, "%s/FHIR/R4/HealthcareService/%s", c->base_url, id);
         return service_call(c, EP_A033, url, what, ret, NULL, call, e);
@@ -372,14 +367,15 @@ int ers_read_service(struct ers_client *c, const char *id, struct ers_service *r
 
 int ers_search_services(struct ers_client *c, const char *const *ids, size_t n, struct ers_service_list *ret,
                         struct ers_call *call, struct errbuf *e) {
-        char url[1024 + ERS_SERVICES_PER_SEARCH * 18], list[ERS_SERVICES_PER_SEARCH * 18] = "", what[96];
+        char url[1024 + ERS_SERVICES_PER_SEARCH * (SERVICE_ID_MAX + 2)], what[96];
+        char list[ERS_SERVICES_PER_SEARCH * (SERVICE_ID_MAX + 2)] = ""; /* the ids, a comma between two */
         size_t at = 0;
 
         if (n == 0 || n > ERS_SERVICES_PER_SEARCH)
                 return err_set(e, -EINVAL, "A035: %zu service ids, a search takes 1 to %d", n, ERS_SERVICES_PER_SEARCH);
         for (size_t i = 0; i < n; i++) {
-                if (!service_id_ok(ids[i]))
-                        return err_set(e, -EINVAL, "A035: not a service id (1 to 16 of [A-Za-z0-9._-])");
+                if (!service_id_valid(ids[i]))
+                        return err_set(e, -EINVAL, "A035: not a service id (" SERVICE_ID_RULE ")");
                 at += (size_t) snprintf(list + at, sizeof list - at, "%s%s", i ? "," : "", ids[i]);
         }
         snprintf(what, sizeof what, "A035 services %.60s%s", list, strlen(list) > 60 ? "…" : "");

@@ -146,7 +146,7 @@ int ers_read_referral(struct ers_client *c, const char *ubrn, json_object **ret,
 int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *binary_id, struct spool_file *dst,
                          struct ers_call *call, struct errbuf *e);
 
-/* A033: the service `id` (1 to 16 of [A-Za-z0-9._-], else -EINVAL), parsed
+/* A033: the service `id` (service_id_valid(), model.h; else -EINVAL), parsed
  * (fhir_service.h).  Caller owns *ret (ers_service_free()).  -ENOENT: e-RS
  * does not know it (404); -EACCES: this application may not read services
  * (403: e-RS allows A033 to a referring organisation's applications).  Spends

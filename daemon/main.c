@@ -163,8 +163,8 @@ int main(int argc, char **argv) {
                 args = (const char *const *) argv + optind;
                 for (; optind < argc; optind++, n_args++)
                         if (!service_id_valid(argv[optind])) {
-                                escape_fprintf(stderr, "ersd: services takes e-RS service ids (1 to 16 digits): "
-                                               "'%.40s' is not one", argv[optind]);
+                                escape_fprintf(stderr, "ersd: services takes e-RS service ids (" SERVICE_ID_RULE
+                                               "): '%.40s' is not one", argv[optind]);
                                 fputc('\n', stderr);
                                 return EXIT_USAGE;
                         }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define DIGITS "0123456789"
+#define LETTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 bool all_digits(const char *s, size_t n) {
         return s && strspn(s, DIGITS) == n && s[n] == '\0';
@@ -15,6 +16,15 @@ bool all_digits(const char *s, size_t n) {
 
 bool ubrn_valid(const char *s) {
         return all_digits(s, UBRN_LEN);
+}
+
+bool service_id_valid(const char *s) {
+        size_t n;
+
+        if (!s || strspn(s, LETTERS DIGITS) == 0) /* empty, or a first character neither letter nor digit */
+                return false;
+        n = strspn(s, LETTERS DIGITS ".-");
+        return n <= SERVICE_ID_MAX && s[n] == '\0';
 }
 
 bool nhs_number_valid(const char *s) {

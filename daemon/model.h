@@ -38,6 +38,26 @@ bool nhs_number_valid(const char *s);
 /* True when `s` (may be NULL) is exactly n ASCII digits. */
 bool all_digits(const char *s, size_t n);
 
+/*
+ * An e-RS service id that ersd sends: a worklist's `service` (the
+ * configuration), `ersd services ID` (the command line), A033's path and
+ * A035's _id list (a URL), the key of the day's worklist budget
+ * (ers_budget.service_id).  The specification says only "string"; it is the
+ * logical id of an R4 HealthcareService, so FHIR's id rule bounds it (A-Z a-z
+ * 0-9 '-' '.', at most 64), and every id it publishes is a few digits.  Ours:
+ * 1 to SERVICE_ID_MAX of those characters (ers_budget's key holds 16), the
+ * first a letter or digit (never a URL's "." or ".." segment, never read as a
+ * command-line option).  Each character is one that a URL carries as it is.
+ *
+ * A service id e-RS sends (a worklist entry's, a referral's, a
+ * HealthcareService's) is data: kept as sent, never checked against this.
+ */
+#define SERVICE_ID_MAX  16
+#define SERVICE_ID_RULE "1 to 16 letters, digits, '.' or '-', the first a letter or digit"
+
+/* True when `s` (may be NULL) is a service id as above. */
+bool service_id_valid(const char *s);
+
 /* One entry of an A008 worklist. */
 struct worklist_entry {
         char ubrn[UBRN_LEN + 1]; /* from entry.item.reference "ReferralRequest/{ubrn}" */

@@ -21,14 +21,6 @@
 #include "escape.h"
 #include "log.h"
 
-#define SERVICE_ID_MAX 16 /* digits, as worklists[].service takes them */
-
-bool service_id_valid(const char *s) {
-        size_t n = strspn(s, "0123456789");
-
-        return n > 0 && n <= SERVICE_ID_MAX && s[n] == '\0';
-}
-
 /* The configured worklists' service ids, each once, in the order of the file;
  * borrowed from cfg into ids (room for cfg->n_worklists).  How many. */
 static size_t configured_ids(const struct config *cfg, const char **ids) {

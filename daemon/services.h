@@ -25,8 +25,8 @@
 #include "config.h"
 
 /*
- * `ersd services`: the services of `ids` (n of them, each 1 to 16 digits: the
- * caller checked; n == 0: the configured worklists' service ids), asked of
+ * `ersd services`: the services of `ids` (n of them, each service_id_valid(),
+ * model.h: the caller checked; n == 0: the configured worklists'), asked of
  * A035 20 at a time, as a table or (json) one JSON object, every e-RS text
  * escaped (escape.h).  EXIT_SUCCESS when every id is known to e-RS;
  * EXIT_SYNC_FAILED when one is not (listed as such) or a call failed.
@@ -43,5 +43,3 @@ int command_services(const struct config *cfg, const char *const *ids, size_t n,
  */
 int command_check_services(const struct config *cfg);
 
-/* Whether s is a service id as a worklist names one: 1 to 16 digits. */
-bool service_id_valid(const char *s);

@@ -6,7 +6,8 @@
  * e-RS said, 20 ids a search), `ersd --check-config --network` (each
  * worklist's service confirmed, one unknown refused at its FILE:LINE), each
  * saying one clear line against an application that may not call them (403),
- * and none of them spending a worklist call or touching the PAS.
+ * and none of them spending a worklist call or touching the PAS; one rule for
+ * a service id in the configuration, on the command line and in the client.
  *
  * Each test has its own mock and configuration; no PAS is ever created.
  */
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/config.h"
+#include "daemon/ers.h"
 #include "tests/support/testutil.h"
 
 /* A service name a terminal would act on: ESC, CSI sequence, a bidi override, a newline. */
@@ -152,9 +156,9 @@ static void test_services_named_and_unknown(void **state) {
         run_free(&r);
         assert_int_equal(stat_count(&f.m, "A035"), 2);
 
-        r = run_ersd(f.conf, NULL, ARGS("services", "31001x"), NULL);
+        r = run_ersd(f.conf, NULL, ARGS("services", "31001/x"), NULL);
         assert_int_equal(r.status, 2);
-        assert_non_null(strstr(r.err, "'31001x' is not one"));
+        assert_non_null(strstr(r.err, "'31001/x' is not one"));
         assert_int_equal(lines_of(r.err), 1);
         run_free(&r);
         fx_stop(&f);
@@ -247,6 +251,93 @@ static void test_check_config_network_forbidden_is_one_line(void **state) {
         fx_stop(&f);
 }
 
+/* Whether each way ersd takes a service id took `id`: a worklist's `service`
+ * (`ersd --check-config`), `ersd services ID`, and the e-RS client's A033 and
+ * A035, which put it into a URL; a refusal by the client comes before any
+ * request. */
+struct taken {
+        bool config, command, a033, a035;
+};
+
+static struct taken service_id_taken(struct fx *f, struct ers_client *ers, const char *id) {
+        static int n;
+        char conf[PATH_MAX + 32], conn[PATH_MAX + 64], state[PATH_MAX + 32], extra[256];
+        struct ers_service one = { 0 };
+        struct ers_service_list many = { 0 };
+        struct ers_call call;
+        struct errbuf e = { { 0 } };
+        struct taken t;
+        long long asked;
+        int r;
+
+        n++;
+        snprintf(conf, sizeof conf, "%s/rule-%d.conf", work, n);
+        snprintf(conn, sizeof conn, "Driver=SQLite3;Database=%s", f->pas);
+        snprintf(state, sizeof state, "%s/rule-state-%d", work, n);
+        snprintf(extra, sizeof extra,
+                 "worklists = ( { name = \"probe\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"%s\"; } );\n", id);
+        assert_int_equal(write_test_config(conf, f->m.base_url, NULL, conn, NULL, state, extra), 0);
+        struct run run = run_ersd(conf, NULL, ARGS("--check-config"), NULL);
+        t.config = run.status == 0;
+        run_free(&run);
+
+        run = run_ersd(f->conf, NULL, ARGS("services", id), NULL);
+        t.command = run.status != 2; /* 2: refused; 0 or 1 (not known to e-RS): asked */
+        run_free(&run);
+
+        asked = stat_count(&f->m, "A033");
+        r = ers_read_service(ers, id, &one, &call, &e);
+        ers_service_free(&one);
+        t.a033 = r != -EINVAL;
+        assert_int_equal(stat_count(&f->m, "A033") - asked, t.a033 ? 1 : 0);
+
+        asked = stat_count(&f->m, "A035");
+        r = ers_search_services(ers, &id, 1, &many, &call, &e);
+        ers_service_list_free(&many);
+        t.a035 = r != -EINVAL;
+        assert_int_equal(stat_count(&f->m, "A035") - asked, t.a035 ? 1 : 0);
+        return t;
+}
+
+/* One rule for a service id (service_id_valid(), model.h): each id below is
+ * taken by the configuration, the command line and the e-RS client alike, or
+ * refused by all three.  (The configuration and `ersd services` once took 1
+ * to 16 digits, the client 1 to 16 of A-Z a-z 0-9 . _ -.) */
+static void test_one_rule_for_a_service_id(void **state) {
+        static const struct {
+                const char *id;
+                bool taken;
+        } cases[] = {
+                { "31001", true }, { "1", true }, { "1234567890123456", true }, { "RX1", true }, { "rx-1.2", true },
+                { "a1b2c3d4e5f6g7h8", true }, { "12345678901234567", false }, { "A1_2", false }, { "1_2", false },
+                { ".", false }, { "..", false }, { ".1", false }, { "-1", false }, { "1/2", false }, { "1,2", false },
+                { "1 2", false }, { "1%2F", false }, { "1?a=b", false }, { "1#", false }, { "\xc3\xa9" "1", false },
+        };
+        struct config cfg;
+        struct ers_client *ers = NULL;
+        struct errbuf e = { { 0 } };
+        struct fx f;
+        (void) state;
+
+        fx_start(&f, two_services, NULL, NULL);
+        assert_int_equal(config_load(f.conf, NULL, NULL, &cfg), 0);
+        if (ers_client_new(&cfg, &ers, &e) < 0)
+                fail_msg("client: %s", e.msg);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const char *id = cases[i].id;
+                struct taken t = service_id_taken(&f, ers, id);
+                if (t.config != t.command || t.config != t.a033 || t.config != t.a035)
+                        fail_msg("service id '%s': configuration %s, ersd services %s, A033 %s, A035 %s", id,
+                                 t.config ? "takes it" : "refuses it", t.command ? "takes it" : "refuses it",
+                                 t.a033 ? "takes it" : "refuses it", t.a035 ? "takes it" : "refuses it");
+                if (t.config != cases[i].taken)
+                        fail_msg("service id '%s': %s everywhere, not by the rule", id, t.config ? "taken" : "refused");
+        }
+        ers_client_free(ers);
+        config_free(&cfg);
+        fx_stop(&f);
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *userdata) {
         (void) p;
         *(size_t *) userdata += size * n;
@@ -310,6 +401,7 @@ int main(void) {
                 cmocka_unit_test(test_check_config_network_refuses_an_unknown_service),
                 cmocka_unit_test(test_check_config_network_forbidden_is_one_line),
                 cmocka_unit_test(test_mock_serves_the_service_version),
+                cmocka_unit_test(test_one_rule_for_a_service_id),
         };
         failed = cmocka_run_group_tests_name("services", tests, NULL, NULL);
         tmpdir_remove(dir);

@@ -658,11 +658,21 @@ static const struct bad_case bad_cases[] = {
           ERS_NONE "worklists = ( { name = \"a\"; list_type = \"REFERRALS\"; service = \"1\"; } );\n" DB, -EINVAL,
           { ":2: worklists[0].list_type: must be REFERRALS_FOR_REVIEW or APPOINTMENT_SLOT_ISSUES" } },
         { "bad service",
-          ERS_NONE "worklists = (\n  { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31a01\"; },\n"
+          ERS_NONE "worklists = (\n  { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31_01\"; },\n"
           "  { name = \"b\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"12345678901234567\"; }\n);\n" DB,
           -EINVAL,
-          { ":3: worklists[0].service: must be an e-RS service id of 1 to 16 digits",
-            ":4: worklists[1].service: must be an e-RS service id of 1 to 16 digits" } },
+          { ":3: worklists[0].service: must be an e-RS service id: 1 to 16 letters, digits, '.' or '-', the first a "
+            "letter or digit",
+            ":4: worklists[1].service: must be an e-RS service id: 1 to 16 letters, digits, '.' or '-', the first a "
+            "letter or digit" } },
+        { "a NUL written as \\x00",
+          ERS_NONE "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31\\x0099\"; } );\n" DB,
+          -EINVAL, { ":2: \\x00 (a NUL) in a string: no value may hold one (libconfig would drop it and read the rest "
+                     "as the value)" } },
+        { "\\x00 not an escape: a backslash and x00",
+          ERS_NONE "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31\\\\x00\"; } );\n" DB,
+          -EINVAL, { ":2: worklists[0].service: must be an e-RS service id: 1 to 16 letters, digits, '.' or '-', the "
+                     "first a letter or digit" } },
         { "bad worklist name",
           ERS_NONE "worklists = ( { name = \"cardiology review\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"1\"; } );\n"
           DB, -EINVAL, { ":2: worklists[0].name: must be 1 to 64 characters from A-Z a-z 0-9 . _ -" } },

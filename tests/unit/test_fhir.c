@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for daemon/fhir.c: the FHIR model parsers, the JSON text parser,
- * the A008 request body and the UBRN / NHS number checks.
+ * the A008 request body, and model.h's checks: UBRN, NHS number, service id.
  *
  * Run from the repository root: fixtures are opened as "tests/fixtures/…".
  * Every fixture is our own, in the shape of the e-RS API's published examples;
@@ -218,6 +218,103 @@ static void test_nhs_number_valid(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
                 if (nhs_number_valid(cases[i].s) != cases[i].valid)
                         fail_msg("case %zu: expected %d", i, cases[i].valid);
+}
+
+/* ---- the service id rule (model.h) --------------------------------------- */
+
+/* At and past the bound, each kind of character first and after, the URL's
+ * dot segments, empty, NULL. */
+static void test_service_id_valid(void **state) {
+        static const struct {
+                const char *s;
+                bool valid;
+        } cases[] = {
+                { "1", true },
+                { "0", true },
+                { "A", true },
+                { "z", true },
+                { "31001", true },
+                { "1234567890123456", true },   /* 16: the bound */
+                { "12345678901234567", false }, /* 17 */
+                { "aBcDeFgHiJkLmNoP", true },
+                { "aBcDeFgHiJkLmNoPq", false },
+                { "1.2-3.4-5.6-7.8-", true },   /* 16, '.' and '-' after the first, last included */
+                { "1.", true },
+                { "1-", true },
+                { "1..2", true },
+                { ".", false },                 /* URL dot segments */
+                { "..", false },
+                { ".1", false },
+                { "-1", false },                /* an option on a command line */
+                { "-", false },
+                { "1_2", false },               /* not in a FHIR id */
+                { "_1", false },
+                { "1~2", false },
+                { "1 2", false },
+                { " 1", false },
+                { "1 ", false },
+                { "1\t", false },
+                { "1\n", false },
+                { "1/2", false },
+                { "1%2F", false },
+                { "1,2", false },               /* A035's separator */
+                { "1?a", false },
+                { "1#", false },
+                { "1&2", false },
+                { "1+2", false },
+                { "1:2", false },
+                { "1@2", false },
+                { "1\"", false },
+                { "1\\", false },
+                { "\x7f", false },
+                { "\xc3\xa9", false },          /* a letter, but not ASCII */
+                { "1\xef\xbc\x91", false },     /* FULLWIDTH DIGIT ONE */
+                { "", false },
+                { NULL, false },
+        };
+        char rule[32];
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                if (service_id_valid(cases[i].s) != cases[i].valid)
+                        fail_msg("case %zu (%s): expected %d", i, cases[i].s ? cases[i].s : "NULL", cases[i].valid);
+        /* The words every refusal says name the bound the code keeps. */
+        snprintf(rule, sizeof rule, "1 to %d ", SERVICE_ID_MAX);
+        assert_non_null(strstr(SERVICE_ID_RULE, rule));
+}
+
+/* Every byte value, alone and after a first character that is valid. */
+static void test_service_id_every_byte(void **state) {
+        (void) state;
+
+        for (int c = 1; c < 256; c++) {
+                bool alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+                const char alone[] = { (char) c, '\0' }, after[] = { '7', (char) c, '\0' };
+
+                if (service_id_valid(alone) != alnum)
+                        fail_msg("byte 0x%02x alone: expected %d", c, alnum);
+                if (service_id_valid(after) != (alnum || c == '.' || c == '-'))
+                        fail_msg("byte 0x%02x after a digit: expected %d", c, alnum || c == '.' || c == '-');
+        }
+}
+
+/* An id is the bytes before its NUL, and the rule reads none after it: each
+ * id below ends its own allocation (so ASan sees any read past it). */
+static void test_service_id_ends_at_its_nul(void **state) {
+        static const char with_nul[] = "12\0/..";
+        (void) state;
+
+        assert_true(service_id_valid(with_nul));
+        for (size_t len = 0; len <= SERVICE_ID_MAX + 1; len++) {
+                char *id = malloc(len + 1);
+
+                assert_non_null(id);
+                memset(id, '9', len);
+                id[len] = '\0';
+                if (service_id_valid(id) != (len >= 1 && len <= SERVICE_ID_MAX))
+                        fail_msg("%zu digits: expected %d", len, len >= 1 && len <= SERVICE_ID_MAX);
+                free(id);
+        }
 }
 
 /* ---- JSON text ---------------------------------------------------------- */
@@ -1904,6 +2001,9 @@ int main(void) {
                 cmocka_unit_test(test_allocation_failures_outcome),
                 cmocka_unit_test(test_allocation_failures_worklist_request),
                 cmocka_unit_test(test_nhs_number_valid),
+                cmocka_unit_test(test_service_id_valid),
+                cmocka_unit_test(test_service_id_every_byte),
+                cmocka_unit_test(test_service_id_ends_at_its_nul),
                 cmocka_unit_test(test_parse_text_valid),
                 cmocka_unit_test(test_parse_text_malformed),
                 cmocka_unit_test(test_parse_text_truncated_and_trailing),
