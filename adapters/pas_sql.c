@@ -115,8 +115,8 @@ const struct statement statements[ST_MAX_] = {
                                     "SELECT attachment_key, occurrence, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END, "
                                     "attachment_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
                                     "AND kind = 'ATTACHMENT' ORDER BY attachment_key, revision DESC" },
-        /* Once per referral or related referral written at a new version; no index serves it
-         * (the key is (ubrn, related_ubrn)): a scan of a narrow table. */
+        /* Once per referral or related referral written at a new version: the index
+         * ers_referral_related_related serves it (the key is (ubrn, related_ubrn)). */
         [ST_RELATED_LISTING] = { "read ers_referral_related by related referral",
                                  "SELECT ubrn FROM ers_referral_related WHERE related_ubrn = ? ORDER BY ubrn" },
         [ST_ATTACHMENT_REMOVED] = { "update ers_document removed_at",

@@ -255,6 +255,8 @@
         "    PRIMARY KEY (ubrn, related_ubrn)\n"                                                            \
         ")" TABLE_OPTIONS),                                                                                 \
                                                                                                             \
+        CREATE_INDEX("ers_referral_related_related", "ers_referral_related", "(related_ubrn)"),             \
+                                                                                                            \
         CREATE_TABLE("ers_referral_requirement", "(\n"                                                      \
         "    ubrn CHAR(12) NOT NULL,\n"                                                                     \
         "    seq INTEGER NOT NULL,\n"                                                                       \

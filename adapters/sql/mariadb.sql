@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS ers_referral_related (
     PRIMARY KEY (ubrn, related_ubrn)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- Finding the referrals that list a related referral (its documents shown
+-- with them).
+CREATE INDEX IF NOT EXISTS ers_referral_related_related ON ers_referral_related (related_ubrn);
+
 -- The additional requirements of a referral (interpreter, advocacy,
 -- transport, ...), as of its latest version, in the order e-RS lists them:
 -- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,

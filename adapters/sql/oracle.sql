@@ -112,6 +112,13 @@ EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955) THEN RAISE; END IF;
 END;
 /
 
+-- Finding the referrals that list a related referral (its documents shown
+-- with them).
+BEGIN EXECUTE IMMEDIATE q'[CREATE INDEX ers_referral_related_related ON ers_referral_related (related_ubrn)]';
+EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408) THEN RAISE; END IF;
+END;
+/
+
 -- The additional requirements of a referral (interpreter, advocacy,
 -- transport, ...), as of its latest version, in the order e-RS lists them:
 -- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,

@@ -107,6 +107,12 @@ CREATE TABLE ers_referral_related (
 );
 GO
 
+-- Finding the referrals that list a related referral (its documents shown
+-- with them).
+IF INDEXPROPERTY(OBJECT_ID(N'ers_referral_related'), N'ers_referral_related_related', 'IndexID') IS NULL
+CREATE INDEX ers_referral_related_related ON ers_referral_related (related_ubrn);
+GO
+
 -- The additional requirements of a referral (interpreter, advocacy,
 -- transport, ...), as of its latest version, in the order e-RS lists them:
 -- replaced as a whole on each new version.  code as e-RS sent it (ADVOCACY,

@@ -46,8 +46,10 @@ static const char *const tables[] = {
         "ers_lease",          "ers_retry",         "ers_budget",           "ers_poll",
         "ers_audit",          "ers_worklist_entry", "ers_outbox",
 };
-static const char *const indexes[] = { "ers_referral_patient_match", "ers_document_ubrn", "ers_retry_next",
-                                       "ers_worklist_entry_ubrn",    "ers_outbox_due",    "ers_outbox_ubrn" };
+static const char *const indexes[] = { "ers_referral_patient_match", "ers_referral_related_related",
+                                       "ers_document_ubrn",          "ers_retry_next",
+                                       "ers_worklist_entry_ubrn",    "ers_outbox_due",
+                                       "ers_outbox_ubrn" };
 
 /* ---------------------------------------------------------------------- */
 /* A tokeniser that knows where SQL text is code and where it is quoted.   */
