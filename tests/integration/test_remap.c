@@ -15,7 +15,8 @@
  * with an attachment in two revisions) is remapped: every row's columns are
  * derived again, database.mapping.document runs again with the stored bytes
  * (:content), and no part, revision, ledger row or answer changes; a second
- * remap changes nothing; a mapping that fails leaves everything as it was.
+ * remap changes nothing; a mapping that fails leaves everything as it was;
+ * a row whose version's answer was pruned keeps its columns, and is mapped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,8 +45,8 @@ static struct {
         struct db *db;
 } E;
 
-#define DOC_SQL                                                                                                   \
-        "INSERT INTO pas_doc (ubrn, document_id, revision, document_type, description, sha256, content, tag) "   \
+#define DOC_SQL                                                                                                        \
+        "INSERT INTO pas_doc (ubrn, document_id, revision, document_type, description, sha256, content, tag) "         \
         "VALUES (:ubrn, :document_id, :revision, :document_type, :description, :sha256, :content, '%s')"
 
 /* E.conf with the referral mapping, and with `documents` the document
@@ -240,20 +241,20 @@ static long long rows_digest(const char *sql, const char *param, char hex[65]) {
 }
 
 /* What a remap must never change, and what it derives. */
-#define DERIVED_COLUMNS                                                                                           \
-        "SELECT document_id, title, content_type, declared_size, availability, attached_by_user, "             \
-        "attached_by_org, created, document_type, description, attached_on_behalf_of FROM ers_document "        \
+#define DERIVED_COLUMNS                                                                                                \
+        "SELECT document_id, title, content_type, declared_size, availability, attached_by_user, "                     \
+        "attached_by_org, created, document_type, description, attached_on_behalf_of FROM ers_document "               \
         "ORDER BY document_id"
-#define DERIVED_OF_ONE                                                                                            \
-        "SELECT document_id, title, content_type, declared_size, availability, attached_by_user, "             \
-        "attached_by_org, created, document_type, description, attached_on_behalf_of FROM ers_document "        \
+#define DERIVED_OF_ONE                                                                                                 \
+        "SELECT document_id, title, content_type, declared_size, availability, attached_by_user, "                     \
+        "attached_by_org, created, document_type, description, attached_on_behalf_of FROM ers_document "               \
         "WHERE ubrn = ? ORDER BY document_id"
-#define FIXED_COLUMNS                                                                                             \
-        "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, fetch_status, "  \
-        "not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at, occurrence, "              \
+#define FIXED_COLUMNS                                                                                                  \
+        "SELECT document_id, ubrn, source_ubrn, kind, attachment_id, revision, source_version, fetch_status, "         \
+        "not_fetched_reason, size_bytes, sha256, part_count, stored_at, removed_at, occurrence, "                      \
         "attachment_key FROM ers_document ORDER BY document_id"
-#define PARTS "SELECT document_id, seq, data FROM ers_document_part ORDER BY document_id, seq"
-#define LEDGER "SELECT ubrn, version, complete, correlation_id, synced_at FROM ers_ledger ORDER BY ubrn"
+#define PARTS   "SELECT document_id, seq, data FROM ers_document_part ORDER BY document_id, seq"
+#define LEDGER  "SELECT ubrn, version, complete, correlation_id, synced_at FROM ers_ledger ORDER BY ubrn"
 #define ANSWERS "SELECT ubrn, version, sha256, received_at FROM ers_referral_answer ORDER BY ubrn, version, sha256"
 
 struct untouched {
@@ -300,6 +301,8 @@ struct mapped_check {
         size_t checked;
 };
 
+#define MAPPED_CONTENT "SELECT content FROM pas_doc WHERE document_id = ? AND tag = ?"
+
 /* A row of (document_id, sha256, fetch_status): the mapping's row of that tag holds its bytes. */
 static int check_mapped_content(void *userdata, int ncols, char **vals, const size_t *lens) {
         struct mapped_check *c = userdata;
@@ -311,7 +314,7 @@ static int check_mapped_content(void *userdata, int ncols, char **vals, const si
         (void) lens;
         if (strcmp(vals[2], "FETCHED") != 0)
                 return 0;
-        if (db_bytes_sha256(E.db, "SELECT content FROM pas_doc WHERE document_id = ? AND tag = ?", 2, p, hex, &size) < 0)
+        if (db_bytes_sha256(E.db, MAPPED_CONTENT, 2, p, hex, &size) < 0)
                 fail_msg("the mapping's row of document %s (tag %s) cannot be read", vals[0], c->tag);
         if (strcmp(hex, vals[1]) != 0)
                 fail_msg("the mapping's :content of document %s (tag %s) is not the stored bytes", vals[0], c->tag);
@@ -320,9 +323,12 @@ static int check_mapped_content(void *userdata, int ncols, char **vals, const si
 }
 
 static int group_setup_documents(enum engine_kind kind) {
-        static const char *const args[] = { "--referrals", "4", "--attachments", "2", "--big-attachment", "3000000", NULL };
-        static const char *const blob[] = { [ENGINE_SQLITE] = "BLOB", [ENGINE_POSTGRESQL] = "BYTEA",
-                                            [ENGINE_MARIADB] = "LONGBLOB" };
+        static const char *const args[] = {
+                "--referrals", "4", "--attachments", "2", "--big-attachment", "3000000", NULL,
+        };
+        static const char *const blob[] = {
+                [ENGINE_SQLITE] = "BLOB", [ENGINE_POSTGRESQL] = "BYTEA", [ENGINE_MARIADB] = "LONGBLOB"
+        };
         char ddl[512];
         int r = engine_start(&G, kind);
 
@@ -345,7 +351,8 @@ static int group_setup_documents(enum engine_kind kind) {
                  blob[kind]);
         if (db_exec(E.db, "CREATE TABLE pas_map (ubrn CHAR(12) NOT NULL, version BIGINT NOT NULL, "
                           "priority VARCHAR(32), tag VARCHAR(8) NOT NULL)") < 0 ||
-            db_exec(E.db, ddl) < 0 || db_exec(E.db, "CREATE UNIQUE INDEX pas_doc_once ON pas_doc (document_id, tag)") < 0)
+            db_exec(E.db, ddl) < 0 ||
+            db_exec(E.db, "CREATE UNIQUE INDEX pas_doc_once ON pas_doc (document_id, tag)") < 0)
                 return -1;
         return 0;
 }
@@ -396,7 +403,8 @@ static void test_remap_documents_derived_again_bytes_untouched(void **state) {
         run_ok(ARGS("--once"));
 
         /* a referral with a fetched attachment, which e-RS then revises: two revisions of it */
-        char *u = q_text(E.db, "SELECT MIN(ubrn) FROM ers_document WHERE kind = 'ATTACHMENT' AND fetch_status = 'FETCHED'",
+        char *u = q_text(E.db,
+                         "SELECT MIN(ubrn) FROM ers_document WHERE kind = 'ATTACHMENT' AND fetch_status = 'FETCHED'",
                          NULL);
         assert_non_null(u);
         snprintf(U, sizeof U, "%s", u);
@@ -441,24 +449,26 @@ static void test_remap_documents_derived_again_bytes_untouched(void **state) {
         assert_untouched(&before, "remap UBRN");
         /* the document mapping ran again for every row, every revision, with the stored bytes */
         assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM pas_doc WHERE tag = 'B'", NULL), rows);
-        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM pas_doc m JOIN ers_document d ON d.document_id = m.document_id "
-                                     "WHERE m.tag = 'B' AND d.ubrn = ? AND d.revision = m.revision "
-                                     "AND d.document_type = m.document_type",
+        assert_int_equal(q_int(E.db,
+                               "SELECT COUNT(*) FROM pas_doc m JOIN ers_document d ON d.document_id = m.document_id "
+                               "WHERE m.tag = 'B' AND d.ubrn = ? AND d.revision = m.revision "
+                               "AND d.document_type = m.document_type",
                                U),
                          rows - q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND kind = 'CRI'", U));
         struct mapped_check c = { .tag = "B" };
-        assert_int_equal(db_each_row(E.db, "SELECT document_id, sha256, fetch_status FROM ers_document WHERE ubrn = ?", 1,
-                                     p, check_mapped_content, &c),
+        assert_int_equal(db_each_row(E.db, "SELECT document_id, sha256, fetch_status FROM ers_document WHERE ubrn = ?",
+                                     1, p, check_mapped_content, &c),
                          rows);
         assert_true(c.checked >= 3);
 
         /* one audit row, naming each document it changed, by id and revision; no value of a free text */
-        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND event_type = 'REMAPPED'", U), 1);
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE ubrn = ? AND event_type = 'REMAPPED'", U),
+                         1);
         last_remapped(U, &detail, &documents);
         assert_non_null(detail);
         assert_non_null(documents);
-        snprintf(want, sizeof want, "document re-derived: %s (revision 1; declared_size, attached_by_org, document_type)",
-                 id);
+        snprintf(want, sizeof want,
+                 "document re-derived: %s (revision 1; declared_size, attached_by_org, document_type)", id);
         if (!strstr(detail, want))
                 fail_msg("the REMAPPED row does not say \"%s\": %s", want, detail);
         snprintf(want, sizeof want, "document re-derived: %s (revision 2; ", id);
@@ -493,6 +503,8 @@ static void test_remap_documents_derived_again_bytes_untouched(void **state) {
         conf_with("D", true);
         long long audit = q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'REMAPPED'", NULL);
         long long changed = remapped_saying("re-derived");
+#define WITH_DOCUMENTS "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'REMAPPED' AND documents IS NOT NULL"
+        long long with_documents = q_int(E.db, WITH_DOCUMENTS, NULL);
         run_ok(ARGS("remap", "--all"));
         rows_digest(DERIVED_COLUMNS, NULL, now);
         assert_string_equal(now, derived);
@@ -501,12 +513,7 @@ static void test_remap_documents_derived_again_bytes_untouched(void **state) {
         assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'REMAPPED'", NULL),
                          audit + referrals);
         assert_int_equal(remapped_saying("re-derived"), changed);
-        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM ers_audit WHERE event_type = 'REMAPPED' "
-                                     "AND documents IS NOT NULL",
-                               NULL),
-                         q_int(E.db, "SELECT COUNT(DISTINCT ubrn) FROM ers_audit WHERE event_type = 'REMAPPED' "
-                                     "AND documents IS NOT NULL",
-                               NULL));
+        assert_int_equal(q_int(E.db, WITH_DOCUMENTS, NULL), with_documents);
         assert_int_equal(mock_requests(), 0);
         free(id);
 }
@@ -529,7 +536,8 @@ static void test_remap_documents_failure_leaves_everything(void **state) {
                             U);
         assert_non_null(last);
         const char *const q[] = { U, last };
-        assert_int_equal(db_exec_with(E.db, "INSERT INTO pas_doc (ubrn, document_id, tag) VALUES (?, ?, 'E')", 2, q), 0);
+        assert_int_equal(db_exec_with(E.db, "INSERT INTO pas_doc (ubrn, document_id, tag) VALUES (?, ?, 'E')", 2, q),
+                         0);
         free(last);
         conf_with("E", true);
         audit = q_int(E.db, "SELECT COUNT(*) FROM ers_audit", NULL);
@@ -549,6 +557,53 @@ static void test_remap_documents_failure_leaves_everything(void **state) {
         assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM pas_doc WHERE tag = 'E'", NULL), 1);
 }
 
+static void test_remap_documents_without_their_answer_left_as_stored(void **state) {
+        const char *const p[] = { U };
+        char *detail = NULL, *documents = NULL, want[120];
+        long long rows, left, cri_old;
+
+        (void) state;
+        /* the answers of the referral's older versions pruned: what was written from them stays */
+        assert_int_equal(db_exec_with(E.db,
+                                      "DELETE FROM ers_referral_answer WHERE ubrn = ? AND version < "
+                                      "(SELECT version FROM ers_referral WHERE ubrn = ers_referral_answer.ubrn)",
+                                      1, p),
+                         0);
+        assert_int_equal(db_exec_with(E.db, "UPDATE ers_document SET document_type = 'ALTERED' WHERE ubrn = ?", 1, p),
+                         0);
+        const char *old = "FROM ers_document d WHERE d.ubrn = ? AND d.source_version < "
+                          "(SELECT r.version FROM ers_referral r WHERE r.ubrn = d.source_ubrn)";
+        char sql[300];
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) %s AND d.kind = 'ATTACHMENT'", old);
+        left = q_int(E.db, sql, U);
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) %s AND d.kind = 'CRI'", old);
+        cri_old = q_int(E.db, sql, U);
+        assert_true(left >= 3); /* version 1's attachments, revision 1 of the revised one among them */
+        rows = q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ?", U);
+        conf_with("F", true);
+
+        run_ok(ARGS("remap", U));
+        /* the current version's attachments derived again (its letter has no type); the older kept as they were */
+        assert_int_equal(
+                q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND document_type = 'ALTERED'", U), left);
+        assert_int_equal(q_int(E.db,
+                               "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND kind = 'CRI' "
+                               "AND document_type IS NULL",
+                               U),
+                         q_int(E.db, "SELECT COUNT(*) FROM ers_document WHERE ubrn = ? AND kind = 'CRI'", U));
+        assert_true(cri_old >= 1);
+        last_remapped(U, &detail, &documents);
+        assert_non_null(detail);
+        snprintf(want, sizeof want, "; %lld document row(s) left as stored: no answer kept of their version lists them",
+                 left);
+        if (!strstr(detail, want))
+                fail_msg("the REMAPPED row does not say \"%s\": %s", want + 2, detail);
+        /* still mapped, every one */
+        assert_int_equal(q_int(E.db, "SELECT COUNT(*) FROM pas_doc WHERE tag = 'F'", NULL), rows);
+        free(detail);
+        free(documents);
+}
+
 int main(void) {
         const char *tmp = getenv("TMPDIR");
         char work[200], logs[240];
@@ -560,10 +615,12 @@ int main(void) {
         const struct CMUnitTest documents[] = {
                 cmocka_unit_test(test_remap_documents_derived_again_bytes_untouched),
                 cmocka_unit_test(test_remap_documents_failure_leaves_everything),
+                cmocka_unit_test(test_remap_documents_without_their_answer_left_as_stored),
         };
 
         snprintf(work, sizeof work, "%s/ersd-test-remap-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(work) || snprintf(logs, sizeof logs, "%s/driver-logs", work) < 0 || engine_odbcinst(work, logs) < 0) {
+        if (!mkdtemp(work) || snprintf(logs, sizeof logs, "%s/driver-logs", work) < 0 ||
+            engine_odbcinst(work, logs) < 0) {
                 fprintf(stderr, "test_remap: cannot make %s or its odbcinst.ini\n", work);
                 return 1;
         }
