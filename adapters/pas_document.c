@@ -524,16 +524,7 @@ int pas_put_document_ex(struct pas_tx *tx, const struct document_rec *d, int spo
         /* The row first, then its parts (they reference it). */
         struct param ps[] = {
                 P_INT(d->source_version),
-                P_TEXT(d->title),
-                P_TEXT(d->content_type),
-                P_INT_OR_NULL(d->declared_size, d->declared_size < 0),
-                P_TEXT(d->availability),
-                P_TEXT(d->attached_by_user),
-                P_TEXT(d->attached_by_org),
-                P_TEXT(d->created),
-                P_TEXT(d->document_type),
-                P_TEXT(d->description),
-                P_TEXT(d->attached_on_behalf_of),
+                P_DOCUMENT_DESCRIBED(d),
                 P_TEXT(d->fetched ? "FETCHED" : "NOT_FETCHED"),
                 P_TEXT(d->fetched ? NULL : reason),
                 P_INT_OR_NULL(d->size, !d->fetched),

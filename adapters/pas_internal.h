@@ -61,6 +61,10 @@ enum stmt_id {
         ST_ATTACHMENTS_STORED,
         ST_RELATED_LISTING,
         ST_ATTACHMENT_REMOVED,
+        /* pas_document_rows.c */
+        ST_DOCUMENT_ROWS,
+        ST_DOCUMENT_DESCRIBED,
+        ST_PART_GET,
         /* pas_patient.c */
         ST_PATIENT_LOOKUP, /* the operator's statement (pas_set_patient_lookup), not in the table */
         ST_PATIENT_UPDATE,
@@ -201,6 +205,17 @@ struct param {
 #define P_BLOB(b, n) ((struct param){ .ctype = SQL_C_BINARY, .ptr = (b), .len = (SQLLEN) (n) })
 #define P_STREAM(f, n, isnull)                                                                                    \
         ((struct param){ .ctype = SQL_C_BINARY, .fd = (f), .len = (SQLLEN) (n), .stream = true, .null = (isnull) })
+
+/* The ten columns of ers_document that a document's A005 answer gives, as
+ * parameters from a struct document_rec *: title, content_type,
+ * declared_size, availability, attached_by_user, attached_by_org, created,
+ * document_type, description, attached_on_behalf_of, the order in which
+ * every statement that writes them lists them (pas_sql.c). */
+#define P_DOCUMENT_DESCRIBED(d)                                                                                   \
+        P_TEXT((d)->title), P_TEXT((d)->content_type), P_INT_OR_NULL((d)->declared_size, (d)->declared_size < 0), \
+                P_TEXT((d)->availability), P_TEXT((d)->attached_by_user), P_TEXT((d)->attached_by_org),           \
+                P_TEXT((d)->created), P_TEXT((d)->document_type), P_TEXT((d)->description),                       \
+                P_TEXT((d)->attached_on_behalf_of)
 
 /* ---------------------------------------------------------------------- */
 /* The adapters (registry.c).                                              */

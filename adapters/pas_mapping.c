@@ -5,7 +5,9 @@
  * running them with every field bound: the referral mapping after
  * pas_put_referral() wrote a new version (:additional_requirements made into
  * JSON here), the document mapping for every row pas_put_document_ex()
- * writes, :content streamed from the spool file.  Not
+ * writes, :content streamed from the spool file; both again for
+ * `ersd remap` (pas_put_mapped_referral_again(), pas_put_mapped_document_again(),
+ * :content then read back from ers_document_part).  Not
  * here: the rewrite of named parameters (mapping.c, pure), what is mapped
  * (the configuration, docs/configuration.md).
  */
@@ -294,4 +296,24 @@ int map_document(struct pas_tx *tx, const struct document_rec *d, const char *do
         r = run(p, ST_MAP_DOCUMENT, ps, m->n_params, NULL, NULL, e);
         free(ps);
         return r;
+}
+
+bool pas_document_mapping(const struct pas *p, bool *ret_content) {
+        const struct pas_map_sql *m = &p->map[PAS_MAP_DOCUMENT];
+
+        if (ret_content)
+                *ret_content = m->sql && pas_map_uses(m, MAP_DOCUMENT_CONTENT);
+        return m->sql != NULL;
+}
+
+int pas_put_mapped_document_again(struct pas_tx *tx, const struct document_rec *d, const char *document_id,
+                                  int64_t revision, int content_fd, struct errbuf *e) {
+        const struct pas_map_sql *m = &tx_pas(tx)->map[PAS_MAP_DOCUMENT];
+
+        if (!m->sql)
+                return 0;
+        if (d->fetched && content_fd < 0 && pas_map_uses(m, MAP_DOCUMENT_CONTENT))
+                return err_set(e, -EINVAL, "%s: document %s: no content to stream", statements[ST_MAP_DOCUMENT].what,
+                               document_id);
+        return map_document(tx, d, document_id, revision, d->fetched ? d->sha256 : NULL, content_fd, e);
 }

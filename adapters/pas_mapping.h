@@ -12,6 +12,9 @@
  * SQL nor a bound value).
  */
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "../daemon/err.h"
 #include "../daemon/model.h"
 #include "mapping.h"
@@ -19,6 +22,7 @@
 
 struct pas;
 struct pas_tx;
+struct document_rec; /* pas.h */
 
 /*
  * Sets the mapping statement of `kind` (SQL with named parameters, as the
@@ -35,7 +39,7 @@ int pas_set_mapping(struct pas *p, enum pas_map_kind kind, const char *sql, stru
  * NULL: NOT_CONFIGURED), in the same transaction (writes: takes the
  * transaction); only when that call wrote
  * a version the staging row did not have (a related referral refreshed at
- * its version is not mapped twice).  0 when none is set.  The
+ * its version is not mapped twice).  0 when none is set.  A sync's
  * document mapping needs no call: pas_put_document() runs it for every
  * document row it writes, with :content streamed from the spool file.
  */
@@ -47,3 +51,16 @@ int pas_put_mapped_referral(struct pas_tx *tx, const struct referral *r, const s
  * reaches the PAS's tables for the version kept. */
 int pas_put_mapped_referral_again(struct pas_tx *tx, const struct referral *r, const struct worklist_entry *entry,
                                   const char *worklist, const struct patient_match *match, struct errbuf *e);
+
+/* Whether database.mapping.document is set; *ret_content (may be NULL):
+ * whether it maps :content, the document's bytes. */
+bool pas_document_mapping(const struct pas *p, bool *ret_content);
+
+/* For `ersd remap` (daemon/remap_documents.c): runs the document mapping,
+ * when one is set, for a stored row: `d` as stored (the columns the answer
+ * gives derived again), `document_id` and `revision` the row's, :content
+ * read from `content_fd` (d->size bytes from offset 0: the row's parts,
+ * pas_document_content(); -1 when the row has no content or the mapping
+ * does not map it).  Writes: takes the transaction.  0 when none is set. */
+int pas_put_mapped_document_again(struct pas_tx *tx, const struct document_rec *d, const char *document_id,
+                                  int64_t revision, int content_fd, struct errbuf *e);

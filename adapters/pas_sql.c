@@ -123,6 +123,24 @@ const struct statement statements[ST_MAX_] = {
                                     "UPDATE ers_document SET removed_at = ? WHERE ubrn = ? AND source_ubrn = ? "
                                     "AND kind = 'ATTACHMENT' AND attachment_key = ?" },
 
+        /* pas_document_rows.c: ersd remap's documents, every revision, read whole; the
+         * columns their answer gives set again; a part read back alone (one a statement,
+         * so that no driver holds a document's parts at once).  The texts last. */
+        [ST_DOCUMENT_ROWS] = { "read ers_document rows of a referral",
+                               "SELECT document_id, source_ubrn, kind, occurrence, revision, source_version, "
+                               "fetch_status, size_bytes, sha256, part_count, declared_size, attachment_id, "
+                               "not_fetched_reason, title, content_type, availability, attached_by_user, "
+                               "attached_by_org, created, document_type, description, attached_on_behalf_of "
+                               "FROM ers_document WHERE ubrn = ? "
+                               "ORDER BY source_ubrn, source_version, kind, attachment_key, revision" },
+        [ST_DOCUMENT_DESCRIBED] = { "update ers_document from its answer",
+                                    "UPDATE ers_document SET title = ?, content_type = ?, declared_size = ?, "
+                                    "availability = ?, attached_by_user = ?, attached_by_org = ?, created = ?, "
+                                    "document_type = ?, description = ?, attached_on_behalf_of = ? "
+                                    "WHERE document_id = ?" },
+        [ST_PART_GET] = { "read ers_document_part",
+                          "SELECT data FROM ers_document_part WHERE document_id = ? AND seq = ?" },
+
         /* pas_patient.c: patient matching. */
         [ST_PATIENT_LOOKUP] = { "patient lookup", NULL },
         [ST_PATIENT_UPDATE] = { "update ers_referral patient match",

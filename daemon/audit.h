@@ -20,6 +20,10 @@
  *                              rows show: marked so here too (write.c)
  *               PATIENT_MATCH  a later round found (or lost) the referral's PAS
  *                              patient: "patient_match UNMATCHED -> MATCHED"
+ *               REMAPPED       `ersd remap` derived the referral's rows, and its
+ *                              documents' rows, again from the answers kept
+ *                              (remap.c, remap_documents.c): its documents
+ *                              column lists the document rows it changed
  *   detail      what changed, by field name: "state BOOKED -> CANCELLED_REFERRAL;
  *               appointment moved: … -> …; attachment added: 7000123".  Every
  *               value from outside (codes, times, attachment ids) is written by

@@ -59,6 +59,27 @@ static struct doc_job *job_add_doc(struct referral_job *j) {
         return &j->docs[j->n_docs++];
 }
 
+void document_describe(struct document_rec *rec, const struct attachment *a) {
+        if (!a) { /* the letter: ersd's own words, nothing from a DocumentReference */
+                rec->title = "Clinical Referral Information";
+                rec->content_type = "application/pdf";
+                rec->declared_size = -1;
+                rec->availability = rec->attached_by_user = rec->attached_by_org = rec->created = NULL;
+                rec->document_type = rec->description = rec->attached_on_behalf_of = NULL;
+                return;
+        }
+        rec->title = a->title;
+        rec->content_type = a->content_type;
+        rec->declared_size = a->declared_size;
+        rec->availability = a->availability_code;
+        rec->attached_by_user = a->attached_by_user;
+        rec->attached_by_org = a->attached_by_org;
+        rec->created = a->creation;
+        rec->document_type = a->doc_type;
+        rec->description = a->description;
+        rec->attached_on_behalf_of = a->attached_on_behalf_of;
+}
+
 /* What the PAS has of one document of the job, NULL when nothing; borrowed from j->known. */
 static const struct document_state *known_state(const struct referral_job *j, const char *source_ubrn,
                                                 enum document_kind kind, const char *id, unsigned occurrence) {
@@ -265,29 +286,17 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         d->rec.ubrn = j->main.ubrn;
         d->rec.source_ubrn = src->ubrn;
         d->rec.source_version = src->version;
-        d->rec.declared_size = -1;
+        document_describe(&d->rec, a);
         if (is_cri) {
                 d->cri_id = strdup(cri_id);
                 if (!d->cri_id)
                         return err_set(e, -ENOMEM, "out of memory");
                 d->rec.kind = DOCUMENT_CRI;
                 d->rec.attachment_id = d->cri_id;
-                d->rec.title = "Clinical Referral Information";
-                d->rec.content_type = "application/pdf";
         } else {
                 d->rec.kind = DOCUMENT_ATTACHMENT;
                 d->rec.attachment_id = a->id;
                 d->rec.occurrence = occurrence;
-                d->rec.title = a->title;
-                d->rec.content_type = a->content_type;
-                d->rec.declared_size = a->declared_size;
-                d->rec.availability = a->availability_code;
-                d->rec.attached_by_user = a->attached_by_user;
-                d->rec.attached_by_org = a->attached_by_org;
-                d->rec.created = a->creation;
-                d->rec.document_type = a->doc_type;
-                d->rec.description = a->description;
-                d->rec.attached_on_behalf_of = a->attached_on_behalf_of;
         }
 
         if (!is_cri && a->availability != AVAILABILITY_AVAILABLE) {

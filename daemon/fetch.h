@@ -45,6 +45,17 @@
  * tells such a document, as of the limit in force, from the others owed. */
 void fetch_too_large_reason(int64_t max_attachment_bytes, char text[NOT_FETCHED_REASON_MAX]);
 
+/*
+ * The columns of a document's row that the A005 answer gives (docs/schema.md,
+ * ers_document): title, content type, declared size, availability, who
+ * attached it and for whom, when, its type and description, from the
+ * DocumentReference of attachment `a`; for the letter (`a` NULL) ersd's own
+ * title and content type, the rest NULL (declared size -1).  Sets those
+ * fields of *rec only, borrowing a's strings.  For the fetch and `ersd remap`
+ * (remap_documents.c), so that both derive them alike.
+ */
+void document_describe(struct document_rec *rec, const struct attachment *a);
+
 /* One document of a referral being synced: what is written, and from where.
  * The job's array of these grows (moves) while documents are planned: rec's
  * strings point into the job's referrals or at the heap strings below, never

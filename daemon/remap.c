@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `ersd remap` (remap.h): each referral's staging rows and referral mapping
- * derived again from the A005 answer kept of its current version, one
- * transaction and one REMAPPED audit row per referral, no e-RS request.  Not
- * here: keeping the answers (adapters/pas_answer.c), a sync's write
- * (write.c), the documents (not re-mapped: remap.h).
+ * derived again from the A005 answer kept of its current version, its
+ * documents' rows and mapping too (remap_documents.c), one transaction and
+ * one REMAPPED audit row per referral, no e-RS request.  Not here: keeping
+ * the answers (adapters/pas_answer.c), a sync's write (write.c).
  */
 #include "remap.h"
 
@@ -24,14 +24,13 @@
 #include "commands.h"
 #include "fhir.h"
 #include "log.h"
+#include "remap_documents.h"
 #include "write.h"
 
 enum remap_result { REMAPPED, NOT_IN_PAS, NO_ANSWER };
 
-/* The referral parsed from the answer kept as `k`, checked to be that UBRN
- * at that version.  *ret's contents are the caller's (referral_free()). */
-static int parse_kept(struct pas *pas, const char *ubrn, const struct answer_kept *k, struct referral *ret,
-                      char correlation_id[37], struct errbuf *e) {
+int remap_parse_kept(struct pas *pas, const char *ubrn, const struct answer_kept *k, struct referral *ret,
+                     char correlation_id[37], struct errbuf *e) {
         struct referral_answer ans = { .bytes = NULL };
         json_object *root = NULL;
         int r = pas_answer_get(pas, ubrn, k->version, k->sha256, &ans, e);
@@ -50,13 +49,14 @@ static int parse_kept(struct pas *pas, const char *ubrn, const struct answer_kep
         return r;
 }
 
-/* The staging row, the patient match, the mapping and the audit row, in one
- * transaction; rolled back on any error. */
+/* The staging row, the patient match, the mapping, the documents
+ * (remap_documents.h) and the audit row, in one transaction; rolled back on
+ * any error. */
 static int rewrite(struct pas *pas, const struct referral *ref, const struct worklist_entry *entry,
                    const char *worklist, const struct patient_match *match, const struct answer_kept *k,
-                   const char *correlation_id, struct errbuf *e) {
+                   const char *correlation_id, const char *state_dir, struct errbuf *e) {
         struct referral_stored before = { .found = false };
-        struct audit_text t = { .p = NULL };
+        struct audit_text t = { .p = NULL }, documents = { .p = NULL };
         struct pas_tx *tx = NULL;
         int r = pas_begin(pas, &tx, e);
 
@@ -80,21 +80,25 @@ static int rewrite(struct pas *pas, const struct referral *ref, const struct wor
         if (r == 0)
                 r = pas_put_mapped_referral_again(tx, ref, entry, worklist, match, e);
         if (r == 0)
-                r = t.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
-                          : pas_audit_append(tx, ref->ubrn, ref->version, "REMAPPED", t.p, NULL,
-                                             correlation_id[0] ? correlation_id : NULL, e);
+                r = remap_documents(pas, tx, ref, state_dir, &t, &documents, e);
+        if (r == 0)
+                r = t.oom || documents.oom ? err_set(e, -ENOMEM, "audit row: out of memory")
+                                           : pas_audit_append(tx, ref->ubrn, ref->version, "REMAPPED", t.p,
+                                                              documents.p,
+                                                              correlation_id[0] ? correlation_id : NULL, e);
         if (r == 0)
                 r = pas_commit(tx, e);
         else if (tx)
                 pas_rollback(tx);
         audit_text_free(&t);
+        audit_text_free(&documents);
         referral_stored_free(&before);
         return r;
 }
 
 /* One referral.  0 with *ret_result, or a negative errno with one line in e. */
-static int remap_one(struct pas *pas, const char *ubrn, enum remap_result *ret_result, int64_t *ret_version,
-                     struct errbuf *e) {
+static int remap_one(struct pas *pas, const char *ubrn, const char *state_dir, enum remap_result *ret_result,
+                     int64_t *ret_version, struct errbuf *e) {
         struct referral_origin origin = { .found = false };
         struct answer_kept *kept = NULL; /* owned */
         struct referral ref = { .version = -1 };
@@ -131,7 +135,7 @@ static int remap_one(struct pas *pas, const char *ubrn, enum remap_result *ret_r
                 goto out;
         }
         if (r == 0)
-                r = parse_kept(pas, ubrn, k, &ref, correlation_id, e);
+                r = remap_parse_kept(pas, ubrn, k, &ref, correlation_id, e);
         if (r == 0) {
                 struct worklist_entry kept_entry =
                         write_kept_entry(ubrn, -1, origin.priority ? origin.priority : "",
@@ -147,7 +151,7 @@ static int remap_one(struct pas *pas, const char *ubrn, enum remap_result *ret_r
         if (r == 0) {
                 write_match_patient(pas, &ref, entry, &match); /* outside the transaction, as a sync's */
                 r = rewrite(pas, &ref, entry, origin.worklist[0] ? origin.worklist : NULL, &match, k,
-                            correlation_id, e);
+                            correlation_id, state_dir, e);
         }
         if (r == 0)
                 *ret_result = REMAPPED;
@@ -185,7 +189,7 @@ int command_remap(const struct config *cfg, const char *const *ubrns, size_t n, 
                 int64_t version = -1;
 
                 e = (struct errbuf){ { 0 } };
-                if (remap_one(pas, ubrn, &res, &version, &e) < 0) {
+                if (remap_one(pas, ubrn, cfg->state_dir, &res, &version, &e) < 0) {
                         failed++;
                         log_ctx_error(&(struct log_ctx){ .ubrn = ubrn, .stage = "pas" },
                                       "UBRN %s not remapped, PAS unchanged: %s", ubrn, e.msg);

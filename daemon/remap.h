@@ -17,8 +17,9 @@
  * the mapping (forced: pas_put_mapped_referral_again()) and one audit row
  * REMAPPED.  Every run writes again (the operator asked for it: the PAS's
  * own tables may have been emptied or changed), each with its audit row.
- * Documents are not re-mapped: database.mapping.document runs when a
- * document row is written (docs/operations.md says so).
+ * In the same transaction, the documents shown with the referral: their
+ * rows' columns from the answer derived again and database.mapping.document
+ * run again for each, never a byte or a revision changed (remap_documents.h).
  *
  * Not here: how the answers are kept (adapters/pas_answer.c), how a referral
  * is parsed (fhir.c) and written by a sync (write.c).
@@ -28,6 +29,11 @@
 #include <stddef.h>
 
 #include "config.h"
+
+struct pas;
+struct answer_kept; /* adapters/pas_answer.h */
+struct referral;    /* model.h */
+struct errbuf;      /* err.h */
 
 /*
  * Remaps each of `ubrns` (n of them, each a valid UBRN: the caller checked),
@@ -39,3 +45,10 @@
  * remapped (with `all`: none failed), EXIT_SYNC_FAILED otherwise.
  */
 int command_remap(const struct config *cfg, const char *const *ubrns, size_t n, bool all);
+
+/* The referral parsed from the answer kept as `k` of `ubrn`, checked to be
+ * that UBRN at that version; *correlation_id gets the answer's.  *ret's
+ * contents are the caller's (referral_free()), on failure too.  For
+ * remap.c and remap_documents.c (a related referral's answer). */
+int remap_parse_kept(struct pas *pas, const char *ubrn, const struct answer_kept *k, struct referral *ret,
+                     char correlation_id[37], struct errbuf *e);
