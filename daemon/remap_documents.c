@@ -62,10 +62,21 @@ static int source_of(struct pas *pas, const struct referral *main, const struct 
                 memcpy(s->ubrn, w->source_ubrn, sizeof s->ubrn);
                 s->version = w->source_version;
                 s->looked = true;
-                r = pas_answers_kept(pas, w->source_ubrn, &kept, &n, e);
-                for (size_t i = 0; i < n && r == 0; i++)
-                        if (kept[i].version == w->source_version)
-                                k = &kept[i]; /* by version, then arrival: the last is the latest */
+                char named[65] = ""; /* the answer the source's row names, when it is at that version */
+                int64_t named_version = -1;
+                r = pas_answer_current(pas, w->source_ubrn, &named_version, named, e);
+                if (r == 0)
+                        r = pas_answers_kept(pas, w->source_ubrn, &kept, &n, e);
+                for (size_t i = 0; i < n && r == 0; i++) {
+                        if (kept[i].version != w->source_version)
+                                continue;
+                        if (named_version == w->source_version && named[0]) {
+                                if (strcmp(kept[i].sha256, named) == 0)
+                                        k = &kept[i]; /* the one its rows came from */
+                        } else {
+                                k = &kept[i]; /* an earlier version: by arrival, the last is the latest */
+                        }
+                }
                 if (r == 0 && k)
                         r = remap_parse_kept(pas, w->source_ubrn, k, &s->ref, correlation_id, e);
                 s->parsed = r == 0 && k;

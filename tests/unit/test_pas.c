@@ -440,8 +440,8 @@ static void test_init_schema_twice(void **state) {
         assert_int_equal(pas_check_schema(f->p, &e), 0);
         assert_int_equal(count(f, "ers_schema_version"), 1);
         assert_int_equal(raw_int(f, "SELECT version FROM ers_schema_version", NULL, NULL), 5);
-        /* 15 tables, the inbox view, 6 indexes (sqlite_autoindex_* are named after their table: not counted) */
-        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 22);
+        /* 15 tables, the inbox view, 7 indexes (sqlite_autoindex_* are named after their table: not counted) */
+        assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ers_%'", NULL, NULL), 23);
         /* the session settings took */
         char mode[16];
         assert_true(raw_text(f, "PRAGMA journal_mode", NULL, NULL, mode, sizeof mode));
