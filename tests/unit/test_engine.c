@@ -1218,6 +1218,229 @@ static void test_document_owed_until_available(void **state) {
         SCENARIO(rounds);
 }
 
+/* ---- one attachment id listed twice ------------------------------------------------------- */
+
+/* Two attachments with one id (occurrence 0 and 1: decision 2), told apart by their creation time; the
+ * second still scanned. */
+static const struct fake_referral R1_TWICE = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .availability = "AVAILABLE", .content = "d1, the first" },
+                  { .id = "d1", .binary = "d1-b", .availability = "PENDING", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+/* Its next version lists the second alone: now the first with that id in A005. */
+static const struct fake_referral R1_TWICE_FIRST_GONE = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "PENDING", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+static const struct fake_referral R1_TWICE_SECOND_RELEASED = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+
+/* A referral lists two attachments with one id and its next version drops the first: the one left is
+ * the document e-RS describes as it described the second (occurrence 1), so that one stays, the first
+ * (occurrence 0) is marked removed, nothing is downloaded again, and the round after writes nothing (the
+ * generative test's seeds that never settled, e.g. 0xbe0004 calm with 30 referrals: the remaining one was
+ * taken as occurrence 0 by its place, occurrence 1 marked removed while e-RS listed it, and the first's
+ * bytes kept as current under a scan still running, rewritten every round). */
+static void test_repeated_id_one_lost_known_by_description(void **state) {
+        static const struct round rounds[] = {
+                { .name = "two attachments with one id",
+                  .serve = { &R1_TWICE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 "
+                           "not_fetched=1 bytes=35",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 NEW v1 documents=2 bytes=35 not_fetched=1 pending=1\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1\n"
+                           "A007 U1\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 d1+1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING reason=\"PENDING: "
+                         "e-RS is scanning the file for malware; it is fetched on a later run\" stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                         "next_check=t+301\n" U1_POLLED
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=d1/r1,d1+1/r1(not fetched),CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 2 attachment(s); 0 related "
+                         "referral(s)\"\n" },
+                { .name = "the first gone",
+                  .advance = 301,
+                  .serve = { &R1_TWICE_FIRST_GONE },
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=1 "
+                           "not_fetched=1 bytes=22",
+                  .outcomes = "U1 UPDATED v2 documents=1 bytes=22 not_fetched=1 pending=1\n",
+                  .calls = "A005 U1\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-document U1 d1+1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                             "next_check=t+301\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+301 NOT_CONFIGURED\n"
+                             "+document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+301\n"
+                             "+document U1 d1+1/r1 v2 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+301\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+301\n"
+                             "+ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+602\n"
+                             "+audit U1 #2 v2 UPDATED at=t+301 corr=corr-0005 documents=d1+1/r1(not fetched),CRI-v2/r1 "
+                             "detail=\"version 1 -> 2; attachment removed: d1\"\n" },
+                { .name = "still scanned: nothing to write",
+                  .advance = 301,
+                  .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=0 worklists_failed=0 stored=0 "
+                           "not_fetched=1 bytes=0",
+                  .outcomes = "U1 UNCHANGED v2 documents=0 bytes=0 not_fetched=1 pending=1\n",
+                  .calls = "A005 U1\n",
+                  .changes = "-ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+602\n"
+                             "+ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+903\n" },
+                { .name = "released",
+                  .advance = 301,
+                  .serve = { &R1_TWICE_SECOND_RELEASED },
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=1 "
+                           "not_fetched=0 bytes=14",
+                  .outcomes = "U1 UPDATED v2 documents=1 bytes=14 not_fetched=0 pending=0\n",
+                  .calls = "A005 U1\n"
+                           "A042 U1 d1-b\n",
+                  .changes = "-referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+301 NOT_CONFIGURED\n"
+                             "-document U1 d1+1/r1 v2 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+301\n"
+                             "-ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+903\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+903 NOT_CONFIGURED\n"
+                             "+document U1 d1+1/r1 v2 ATTACHMENT FETCHED \"d1, the second\" 14 parts=1 "
+                             "avail=AVAILABLE stored=t+903\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0008 synced=t+903 seen=t+0\n"
+                             "+audit U1 #3 v2 DOCUMENTS at=t+903 corr=corr-0008 documents=d1+1/r1 detail=\"document "
+                             "fetched: d1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
+/* Two attachments with one id that e-RS describes alike (the same size and creation time), their bytes
+ * different. */
+static const struct fake_referral R1_ALIKE = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .availability = "AVAILABLE", .content = "d1 one" },
+                  { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1 two" } },
+};
+static const struct fake_referral R1_ALIKE_FIRST_GONE = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1 two" } },
+};
+
+/* The same, when nothing e-RS says tells the two apart: the one left is downloaded again and its bytes
+ * decide; the PAS never shows the first one's bytes as current (before, the one left was taken for
+ * occurrence 0 by its place and, described as it was, not downloaded: "d1 one" shown where e-RS serves
+ * "d1 two"). */
+static void test_repeated_id_described_alike_bytes_decide(void **state) {
+        static const struct round rounds[] = {
+                { .name = "two attachments with one id, described alike",
+                  .serve = { &R1_ALIKE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=3 "
+                           "not_fetched=0 bytes=34",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 NEW v1 documents=3 bytes=34 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1\n"
+                           "A042 U1 d1-b\n"
+                           "A007 U1\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1 one\" 6 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=d1/r1,d1+1/r1,CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 2 attachment(s); 0 related "
+                         "referral(s)\"\n" },
+                { .name = "the first gone",
+                  .advance = 60,
+                  .serve = { &R1_ALIKE_FIRST_GONE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 "
+                           "not_fetched=0 bytes=28",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v2 documents=2 bytes=28 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1-b\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 result=\"1 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+60 NOT_CONFIGURED\n"
+                             "+document U1 d1/r2 v2 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+60\n"
+                             "+document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+60\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+60\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0007 synced=t+60 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+60 corr=corr-0006\n"
+                             "+poll cardiology at=t+60 referrals=1 corr=corr-0006 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v2 UPDATED at=t+60 corr=corr-0007 documents=d1/r2,CRI-v2/r1 "
+                             "detail=\"version 1 -> 2; attachment removed: d1; attachment revised: d1 (revision "
+                             "2)\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
 /* ---- retried, parked ------------------------------------------------------------------------ */
 
 /* A005 failing: the referral is recorded in ers_retry (attempts, reason, correlation id) and tried again
@@ -3044,6 +3267,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_additional_requirements_and_answers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repeated_id_one_lost_known_by_description, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repeated_id_described_alike_bytes_decide, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_leaving_and_returning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_related_referrals_documents, setup, teardown),
