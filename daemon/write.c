@@ -297,10 +297,48 @@ static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const 
         return r;
 }
 
+/* Whether r lists `ubrn` as a related referral (read or not: past RELATED_MAX too). */
+static bool lists_related(const struct referral *r, const char *ubrn) {
+        for (size_t i = 0; i < r->n_related; i++)
+                if (strcmp(r->related[i], ubrn) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The related referrals whose documents the PAS shows with this referral
+ * (j->known) that the version read no longer lists: e-RS no longer shows
+ * their attachments with it, so each is marked removed here, as the
+ * referral's own are, with a clause in its audit row ("related X:
+ * attachment removed: …").  Their letters stay as they are, as the
+ * referral's own earlier letters do.  A mark already set is left.
+ */
+static int mark_related_dropped(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
+                                struct write_audit *w, struct errbuf *e) {
+        int r = 0;
+
+        for (size_t i = 0; i < j->n_known && r == 0; i++) {
+                const char *src = j->known[i].source_ubrn;
+                bool seen = false;
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = j->known[k].kind == DOCUMENT_ATTACHMENT && strcmp(j->known[k].source_ubrn, src) == 0;
+                if (seen || j->known[i].kind != DOCUMENT_ATTACHMENT || strcmp(src, j->main.ubrn) == 0 ||
+                    lists_related(&j->main, src))
+                        continue;
+                struct referral gone = { .n_attachments = 0 }; /* lists nothing with this referral now */
+                char prefix[48];
+                memcpy(gone.ubrn, src, sizeof gone.ubrn);
+                snprintf(prefix, sizeof prefix, "related %s: ", src);
+                r = mark_listed(ctx, tx, j->main.ubrn, &gone, true, prefix, false, &w->detail, NULL, e);
+        }
+        return r;
+}
+
 /*
  * Before anything else is written: attachments e-RS no longer lists are
  * marked removed (kept, removed_at set), those listed again unmarked, and the
- * audit row says so, as it says those added.  For the referral at a new
+ * audit row says so, as it says those added; so are those of a related
+ * referral the referral no longer lists (mark_related_dropped()).  For the referral at a new
  * version; for each related referral not kept older, at a new version or at
  * the PAS's (read since with another referral: this referral's rows catch
  * up).  And for each of them read at a new version (the referral itself may
@@ -316,6 +354,8 @@ static int mark_attachments_listed(struct sync_ctx *ctx, struct pas_tx *tx, cons
                 if (r == 0)
                         r = mark_listed_elsewhere(ctx, tx, j, &j->main, e);
         }
+        if (r == 0 && w->before.found)
+                r = mark_related_dropped(ctx, tx, j, w, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
                 if (!w->related[i].found || j->related[i].version < w->related[i].version)

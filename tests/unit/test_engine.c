@@ -2194,6 +2194,92 @@ static void pas_gone_when_U2_read(struct fix *f) {
         fake_ers_on_call(pas_gone_at_U2, f);
 }
 
+/* U1's next version no longer lists U9 as a related referral. */
+static const struct fake_referral R1_RELATED_DROPPED = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "a1", .availability = "AVAILABLE", .content = "a1 of U1, first" } },
+};
+
+/* A referral whose next version stops listing a related referral: that referral's attachments, shown with
+ * it, are marked removed as its own would be (e-RS no longer shows them with it), its audit row says so, and
+ * the link goes; nothing is deleted.  (Before, they stayed shown as current: the safety case's open issue 1.) */
+static void test_related_dropped_its_attachments_marked(void **state) {
+        static const struct round rounds[] = {
+                { .name = "U1 with U9",
+                  .serve = { &R1_WITH_RELATED, &R9_V1 },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "
+                           "not_fetched=0 bytes=67",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A042 U1 a1\n"
+                           "A007 U1\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "related U1 related=U9\n"
+                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
+                         "referral(s)\"\n"
+                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
+                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                { .name = "U1 v2 without U9",
+                  .advance = 60,
+                  .serve = { &R1_RELATED_DROPPED },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 "
+                           "not_fetched=0 bytes=22",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-related U1 related=U9\n"
+                             "-document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 result=\"1 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+60 NOT_CONFIGURED\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+60\n"
+                             "+document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+60\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0009 synced=t+60 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+60 corr=corr-0008\n"
+                             "+poll cardiology at=t+60 referrals=1 corr=corr-0008 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v2 UPDATED at=t+60 corr=corr-0009 documents=CRI-v2/r1 detail=\"version 1 "
+                             "-> 2; related referral removed: U9; related U9: attachment removed: c1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
 /* The PAS connection lost while U2 is fetched: U2's write fails (its failure cannot be recorded either), U3,
  * fetched meanwhile, finds the PAS still gone after the reconnect window (two minutes of the test's clock,
  * 1, 2, 4 … s apart, waited in no time): the round stops there (-ENOTCONN), U3 not written, no other
@@ -3276,6 +3362,7 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_referral_also_related_removed_attachment_marked_under_both, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_related_dropped_its_attachments_marked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pas_lost_mid_round, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_during_a_download, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_between_referrals, setup, teardown),
