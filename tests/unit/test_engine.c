@@ -1718,44 +1718,48 @@ static const struct fake_referral R9_V2 = {
                     .created = "2030-03-04T10:00:00Z" } },
 };
 
+/* The first round of a scenario with U1 and its related referral U9 (R1_WITH_RELATED, R9_V1). */
+#define ROUND_U1_WITH_U9(round_name)                                                                                    \
+        { .name = (round_name),                                                                                         \
+          .serve = { &R1_WITH_RELATED, &R9_V1 },                                                                        \
+          .relist = true,                                                                                               \
+          .listed = { U1 },                                                                                             \
+          .poll = true,                                                                                                 \
+          .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "                  \
+                   "not_fetched=0 bytes=67",                                                                            \
+          .outcomes = "worklist cardiology: 1\n"                                                                        \
+                      "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",                                       \
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"                                                                  \
+                   "A005 U1\n"                                                                                          \
+                   "A005 U9\n"                                                                                          \
+                   "A042 U1 a1\n"                                                                                       \
+                   "A007 U1\n"                                                                                          \
+                   "A042 U9 c1\n"                                                                                       \
+                   "A007 U9\n",                                                                                         \
+          .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "                          \
+                 "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"                                              \
+                 "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"            \
+                 "related U1 related=U9\n"                                                                              \
+                 "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "              \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"                        \
+                 "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "                   \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"                     \
+                 "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED           \
+                 "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "            \
+                 "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "                     \
+                 "referral(s)\"\n"                                                                                      \
+                 "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "          \
+                 "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n"  }
+
 /* A referral's related referral (never on a worklist) is read with it and written in its transaction: its
  * row, its documents and letter stored as the referral's (source_ubrn the related one), the link, an audit
  * row of its own; no ledger row of its own.  A new version of the related referral (e-RS gives the referral a
  * new version too) revises its documents under the referral. */
 static void test_related_referrals_documents(void **state) {
         static const struct round rounds[] = {
-                { .name = "with a related referral",
-                  .serve = { &R1_WITH_RELATED, &R9_V1 },
-                  .relist = true,
-                  .listed = { U1 },
-                  .poll = true,
-                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "
-                           "not_fetched=0 bytes=67",
-                  .outcomes = "worklist cardiology: 1\n"
-                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",
-                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
-                           "A005 U1\n"
-                           "A005 U9\n"
-                           "A042 U1 a1\n"
-                           "A007 U1\n"
-                           "A042 U9 c1\n"
-                           "A007 U9\n",
-                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
-                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "related U1 related=U9\n"
-                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
-                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
-                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
-                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
-                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
-                         "referral(s)\"\n"
-                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
-                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                ROUND_U1_WITH_U9("with a related referral"),
                 { .name = "the related referral revised",
                   .advance = 3600,
                   .serve = { &R1_WITH_RELATED_V2, &R9_V2 },
@@ -2209,38 +2213,7 @@ static const struct fake_referral R1_RELATED_DROPPED = {
  * the link goes; nothing is deleted.  (Before, they stayed shown as current: the safety case's open issue 1.) */
 static void test_related_dropped_its_attachments_marked(void **state) {
         static const struct round rounds[] = {
-                { .name = "U1 with U9",
-                  .serve = { &R1_WITH_RELATED, &R9_V1 },
-                  .relist = true,
-                  .listed = { U1 },
-                  .poll = true,
-                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "
-                           "not_fetched=0 bytes=67",
-                  .outcomes = "worklist cardiology: 1\n"
-                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",
-                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
-                           "A005 U1\n"
-                           "A005 U9\n"
-                           "A042 U1 a1\n"
-                           "A007 U1\n"
-                           "A042 U9 c1\n"
-                           "A007 U9\n",
-                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
-                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "related U1 related=U9\n"
-                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
-                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
-                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
-                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
-                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
-                         "referral(s)\"\n"
-                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
-                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                ROUND_U1_WITH_U9("U1 with U9"),
                 { .name = "U1 v2 without U9",
                   .advance = 60,
                   .serve = { &R1_RELATED_DROPPED },
