@@ -304,12 +304,17 @@ struct stored_attachment {
         char *id;            /* owned: the e-RS attachment id, whole */
         unsigned occurrence; /* as in struct document_rec */
         bool removed;        /* e-RS no longer lists it on the referral (removed_at set) */
+        /* As its latest revision has them (which listed attachment it is: daemon/occurrence.h): */
+        int64_t declared_size; /* -1 when NULL */
+        char *created;         /* owned: NULL when NULL */
+        bool fetched;          /* content stored (fetch_status FETCHED) */
 };
-void stored_attachments_free(struct stored_attachment *list, size_t n); /* the array and its ids; accepts NULL */
+void stored_attachments_free(struct stored_attachment *list, size_t n); /* the array and its strings; accepts NULL */
 
 /* The attachments stored for (ubrn, source_ubrn), one entry per attachment
- * (its id and occurrence; all revisions together), ordered by id then
- * occurrence.  *ret (NULL when *ret_n is 0): stored_attachments_free(). */
+ * (its id and occurrence; all revisions together; described as its latest
+ * revision), ordered by id then occurrence.  *ret (NULL when *ret_n is 0):
+ * stored_attachments_free(). */
 int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_ubrn, struct stored_attachment **ret,
                            size_t *ret_n, struct errbuf *e);
 

@@ -245,8 +245,10 @@ int pas_documents_known(struct pas *p, const char *ubrn, struct document_known *
 }
 
 void stored_attachments_free(struct stored_attachment *list, size_t n) {
-        for (size_t i = 0; list && i < n; i++)
+        for (size_t i = 0; list && i < n; i++) {
                 free(list[i].id);
+                free(list[i].created);
+        }
         free(list);
 }
 
@@ -275,11 +277,13 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
         r = run(p, ST_ATTACHMENTS_STORED, ps, 2, &h, NULL, e);
         if (r < 0)
                 return err_prefix(e, r, "%s", ubrn);
-        /* Rows come by key, each attachment's revisions together: one entry each,
-         * removed only when every revision is (pas_attachment_set_removed marks them all). */
+        /* Rows come by key, each attachment's revisions together, the latest first: one
+         * entry each, described as the latest, removed only when every revision is
+         * (pas_attachment_set_removed marks them all). */
         while ((r = fetch(p, h, what, e)) > 0) {
-                char key[DOCUMENT_KEY_HEX + 1];
+                char key[DOCUMENT_KEY_HEX + 1], status[32] = "";
                 int64_t occurrence = 0, removed = 0;
+                bool size_null = false;
 
                 r = get_text(p, h, 1, what, key, sizeof key, NULL, e);
                 if (r >= 0)
@@ -297,8 +301,20 @@ int pas_attachments_stored(struct pas *p, const char *ubrn, const char *source_u
                         break;
                 list[n] = (struct stored_attachment){ .occurrence = (unsigned) occurrence, .removed = removed != 0 };
                 r = get_text_whole(p, h, 4, what, &list[n].id, e);
-                if (r < 0)
+                if (r >= 0)
+                        r = get_int64(p, h, 5, what, &list[n].declared_size, &size_null, e);
+                if (r >= 0)
+                        r = get_text_alloc(p, h, 6, what, &list[n].created, e);
+                if (r >= 0)
+                        r = get_text(p, h, 7, what, status, sizeof status, NULL, e);
+                if (r < 0) {
+                        free(list[n].id);
+                        free(list[n].created);
                         break;
+                }
+                if (size_null)
+                        list[n].declared_size = -1;
+                list[n].fetched = strcmp(status, "FETCHED") == 0;
                 n++;
                 memcpy(last_key, key, sizeof last_key);
         }

@@ -113,7 +113,8 @@ const struct statement statements[ST_MAX_] = {
         /* Every revision; one attachment's rows together (its key), read into one entry. */
         [ST_ATTACHMENTS_STORED] = { "read ers_document attachments",
                                     "SELECT attachment_key, occurrence, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END, "
-                                    "attachment_id FROM ers_document WHERE ubrn = ? AND source_ubrn = ? "
+                                    "attachment_id, declared_size, created, fetch_status FROM ers_document "
+                                    "WHERE ubrn = ? AND source_ubrn = ? "
                                     "AND kind = 'ATTACHMENT' ORDER BY attachment_key, revision DESC" },
         /* Once per referral or related referral written at a new version: the index
          * ers_referral_related_related serves it (the key is (ubrn, related_ubrn)). */

@@ -315,16 +315,15 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
                         audit_clause(t, "related referral removed: %s", before->related[i]);
 }
 
-void audit_attachments_added(struct audit_text *t, const struct referral *src, const struct stored_attachment *stored,
-                             size_t n, const char *prefix) {
+void audit_attachments_added(struct audit_text *t, const struct referral *src, const unsigned *occurrence,
+                             const struct stored_attachment *stored, size_t n, const char *prefix) {
         const char *pre = prefix ? prefix : "";
 
         for (size_t i = 0; i < src->n_attachments; i++) {
                 const char *id = src->attachments[i].id;
-                unsigned occurrence = attachment_occurrence(src, i);
                 bool known = false;
                 for (size_t k = 0; id && k < n && !known; k++)
-                        known = stored[k].occurrence == occurrence && strcmp(stored[k].id, id) == 0;
+                        known = stored[k].occurrence == occurrence[i] && strcmp(stored[k].id, id) == 0;
                 if (id && !known)
                         audit_clause(t, "%sattachment added: %s", pre, audit_q(t, id));
         }

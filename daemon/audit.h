@@ -102,11 +102,12 @@ void audit_describe(struct audit_text *t, const struct referral_stored *before, 
 /*
  * The clauses "attachment added: ID" for each attachment `src` lists that is
  * not among the `n` `stored` for it, prefixed with `prefix` when not NULL.
+ * occurrence[i]: the occurrence of src's attachment i (daemon/occurrence.h).
  * (Those e-RS no longer lists are marked by the write, write.c, which says
  * each with audit_attachment_listing().)
  */
-void audit_attachments_added(struct audit_text *t, const struct referral *src, const struct stored_attachment *stored,
-                             size_t n, const char *prefix);
+void audit_attachments_added(struct audit_text *t, const struct referral *src, const unsigned *occurrence,
+                             const struct stored_attachment *stored, size_t n, const char *prefix);
 
 /* The clause "attachment removed: ID", or "attachment listed again: ID" when
  * `listed_again`, prefixed with `prefix` when not NULL. */

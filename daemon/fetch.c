@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../adapters/pas.h"
 #include "log.h"
+#include "occurrence.h"
 #include "util.h"
 
 #define WITHHELD "e-RS would not release it: " /* a not-fetched reason: e-RS answered 422 */
@@ -97,16 +99,19 @@ static bool same_text(const char *a, const char *b) {
 /* Whether the PAS has the document recorded not fetched just as this look
  * records it (the version, availability and reason: pas_put_document_ex()
  * would write nothing), or from a later version than this answer (a related
- * referral answered older is kept as the PAS has it: write.c).  A look that
- * finds only such documents has nothing to write; a document withheld since
- * (PENDING become THREATS_FOUND at the same version) or owed for another
- * reason is written. */
+ * referral answered older is kept as the PAS has it: write.c), or stored with
+ * the very bytes downloaded again (one described as another of its id is:
+ * occurrence.h).  A look that finds only such documents has nothing to write;
+ * a document withheld since (PENDING become THREATS_FOUND at the same version)
+ * or owed for another reason is written. */
 static bool recorded_as_now(const struct doc_job *d) {
         const struct document_state *st = d->stored;
         const char *now = d->rec.not_fetched_reason;
         size_t n = strlen(WITHHELD);
 
-        if (d->rec.fetched || !st || st->fetched)
+        if (d->rec.fetched)
+                return st && st->fetched && d->rec.sha256 && strcasecmp(st->sha256, d->rec.sha256) == 0;
+        if (!st || st->fetched)
                 return false;
         if (st->source_version > d->rec.source_version)
                 return true;
@@ -272,9 +277,10 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
                 /* Stored already, byte-checked when it was.  An attachment e-RS now
                  * describes differently (size, creation time) may be a new file under
                  * the same id: it is fetched again, and the PAS keeps a new revision if
-                 * its bytes differ (pas_put_document). */
+                 * its bytes differ (pas_put_document).  So is one described as another
+                 * of its id is (occurrence.h): the bytes tell which is which. */
                 if (is_cri || (a->declared_size == st->declared_size &&
-                               strcmp(a->creation ? a->creation : "", st->created) == 0))
+                               strcmp(a->creation ? a->creation : "", st->created) == 0 && !a->alike))
                         return 0;
         }
 
@@ -354,17 +360,48 @@ static int plan_document(const struct fetch_env *env, struct referral_job *j, co
         return 0;
 }
 
-static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, const struct referral *src,
+/* Which stored document each attachment of src is (occurrence.h), against
+ * what the PAS held of src with this job's referral when the job began: into
+ * each attachment's `occurrence` and `alike`, for the plan and the write. */
+static int pair_with_known(const struct referral_job *j, struct referral *src, struct errbuf *e) {
+        struct occurrence_stored *stored = calloc(j->n_known + 1, sizeof *stored); /* owned; borrows from j->known */
+        struct occurrence_pick *picks = calloc(src->n_attachments + 1, sizeof *picks); /* owned */
+        size_t n = 0;
+        int r = -ENOMEM;
+
+        if (!stored || !picks)
+                goto out;
+        for (size_t i = 0; i < j->n_known; i++) {
+                const struct document_known *k = &j->known[i];
+                if (k->kind != DOCUMENT_ATTACHMENT || strcmp(k->source_ubrn, src->ubrn) != 0)
+                        continue;
+                stored[n++] = (struct occurrence_stored){ .id = k->attachment_id, .occurrence = k->occurrence,
+                                                          .declared_size = k->state.declared_size,
+                                                          .created = k->state.created, .fetched = k->state.fetched };
+        }
+        r = occurrence_pair(src, stored, n, picks);
+        for (size_t i = 0; r == 0 && i < src->n_attachments; i++) {
+                src->attachments[i].occurrence = picks[i].occurrence;
+                src->attachments[i].alike = picks[i].alike;
+        }
+out:
+        free(stored);
+        free(picks);
+        return r < 0 ? err_set(e, r, "UBRN %s: out of memory", src->ubrn) : 0;
+}
+
+static int plan_referral_documents(const struct fetch_env *env, struct referral_job *j, struct referral *src,
                                    struct errbuf *e) {
         const char *again_id = NULL; /* the first id repeated */
         unsigned again = 0;
-        int r;
+        int r = pair_with_known(j, src, e); /* a repeated id: each a document of its own */
 
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < src->n_attachments; i++) {
-                unsigned occurrence = attachment_occurrence(src, i); /* a repeated id is a document of its own */
-                if (occurrence > 0 && again++ == 0)
+                if (attachment_occurrence(src, i) > 0 && again++ == 0)
                         again_id = src->attachments[i].id;
-                r = plan_document(env, j, src, &src->attachments[i], occurrence, e);
+                r = plan_document(env, j, src, &src->attachments[i], src->attachments[i].occurrence, e);
                 if (r < 0)
                         return r;
         }
@@ -388,7 +425,7 @@ static unsigned count_not_fetched_stored(const struct referral_job *j) {
         for (size_t i = 0; i < j->main.n_attachments; i++) {
                 const struct document_state *st =
                         known_state(j, j->main.ubrn, DOCUMENT_ATTACHMENT, j->main.attachments[i].id,
-                                    attachment_occurrence(&j->main, i));
+                                    j->main.attachments[i].occurrence);
                 n += st && !st->fetched;
         }
         snprintf(cri_id, sizeof cri_id, "CRI-v%" PRId64, j->main.version);
@@ -440,8 +477,9 @@ static int fetch_job(const struct fetch_env *env, struct referral_job *j) {
                 j->answer_changed = answer_changed(j);
         if (ls->found && ls->complete && j->main.version == ls->version && !j->answer_changed) {
                 j->action = FETCH_NOTHING; /* the worklist did not say its version, or it was written meanwhile */
-                j->not_fetched_stored = count_not_fetched_stored(j);
-                return 0;
+                r = pair_with_known(j, &j->main, &j->e);
+                j->not_fetched_stored = r < 0 ? 0 : count_not_fetched_stored(j);
+                return r;
         }
 
         for (size_t i = 0; i < j->main.n_related; i++) {

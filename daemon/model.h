@@ -120,6 +120,11 @@ struct attachment {
         char *doc_type;         /* DocumentReference.type code (REFERRER / PROVIDER / …) */
         char *description;      /* DocumentReference.description (free text) */
         char *attached_on_behalf_of; /* AttachedOnBehalfOf identifier value (SDS user id) */
+        /* Which document of its id it is (docs/schema.md, "Document identity"): set
+         * by fetch.c before the write, paired with what the PAS holds
+         * (occurrence.h); 0 until then. */
+        unsigned occurrence;
+        bool alike; /* occurrence.h: its description does not tell it from another of its id */
 };
 
 /* One additional requirement of a referral (Extension-eRS-AdditionalRequirement-1,

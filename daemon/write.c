@@ -26,6 +26,7 @@
 #include "../adapters/pas_schedule.h"
 #include "audit.h"
 #include "log.h"
+#include "occurrence.h"
 #include "round.h"
 #include "schedule.h"
 
@@ -183,25 +184,47 @@ static int audit_before(struct sync_ctx *ctx, struct referral_job *j, const stru
         return r;
 }
 
-/* Whether src lists the attachment (id, occurrence): occurrence + 1 of its attachments have that id. */
-static bool listed(const struct referral *src, const char *id, unsigned occurrence) {
-        unsigned seen = 0;
+/* Which document each attachment src lists is, for the marks of `ubrn`
+ * (occurrence.h): with `own` (ubrn is this job's referral, whose documents
+ * it writes) the occurrences fetch.c gave src's attachments, else src paired
+ * here with what is stored with ubrn.  Into occ (src->n_attachments). */
+static int occurrences_for(const struct referral *src, bool own, const struct stored_attachment *stored, size_t n,
+                           unsigned *occ, struct errbuf *e) {
+        struct occurrence_stored *s = NULL;   /* owned; borrows from stored */
+        struct occurrence_pick *picks = NULL; /* owned */
+        int r = 0;
 
-        for (size_t i = 0; i < src->n_attachments; i++)
-                if (src->attachments[i].id && strcmp(src->attachments[i].id, id) == 0 && seen++ == occurrence)
-                        return true;
-        return false;
+        for (size_t i = 0; own && i < src->n_attachments; i++)
+                occ[i] = src->attachments[i].occurrence;
+        if (own)
+                return 0;
+        s = calloc(n + 1, sizeof *s);
+        picks = calloc(src->n_attachments + 1, sizeof *picks);
+        if (!s || !picks)
+                r = -ENOMEM;
+        for (size_t k = 0; r == 0 && k < n; k++)
+                s[k] = (struct occurrence_stored){ .id = stored[k].id, .occurrence = stored[k].occurrence,
+                                                   .declared_size = stored[k].declared_size,
+                                                   .created = stored[k].created, .fetched = stored[k].fetched };
+        if (r == 0)
+                r = occurrence_pair(src, s, n, picks);
+        for (size_t i = 0; r == 0 && i < src->n_attachments; i++)
+                occ[i] = picks[i].occurrence;
+        free(s);
+        free(picks);
+        return r < 0 ? err_set(e, r, "UBRN %s: out of memory", src->ubrn) : 0;
 }
 
 /* The attachments stored for `src` (shown with referral `ubrn`) against those
  * it lists now: each one e-RS stopped (or started again) listing marked so,
  * said in the audit row's detail with `prefix` (*ret_marked set, when not
  * NULL), and with `added` the ones added said too.  Nothing for a referral
- * with nothing stored. */
+ * with nothing stored.  `own`: as occurrences_for(). */
 static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn, const struct referral *src,
-                       const char *prefix, bool added, struct audit_text *detail, bool *ret_marked,
+                       bool own, const char *prefix, bool added, struct audit_text *detail, bool *ret_marked,
                        struct errbuf *e) {
         struct stored_attachment *stored = NULL;
+        unsigned *occ = NULL; /* owned: the occurrence of each of src's attachments */
         size_t n = 0;
         int r;
 
@@ -210,10 +233,12 @@ static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn
                 stored_attachments_free(stored, n);
                 return r;
         }
-        if (added)
-                audit_attachments_added(detail, src, stored, n, prefix);
+        occ = calloc(src->n_attachments + 1, sizeof *occ);
+        r = occ ? occurrences_for(src, own, stored, n, occ, e) : err_set(e, -ENOMEM, "out of memory");
+        if (r >= 0 && added)
+                audit_attachments_added(detail, src, occ, stored, n, prefix);
         for (size_t k = 0; k < n && r >= 0; k++) {
-                bool now_listed = listed(src, stored[k].id, stored[k].occurrence);
+                bool now_listed = occurrence_listed(src, occ, stored[k].id, stored[k].occurrence);
                 if (now_listed == !stored[k].removed)
                         continue;
                 r = pas_attachment_set_removed(tx, ubrn, src->ubrn, stored[k].id, stored[k].occurrence,
@@ -223,6 +248,7 @@ static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn
                 if (r >= 0 && ret_marked)
                         *ret_marked = true;
         }
+        free(occ);
         stored_attachments_free(stored, n);
         return r;
 }
@@ -257,7 +283,7 @@ static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const 
                 else
                         audit_clause(&t, "related referral %s read at version %" PRId64 " with UBRN %s", src->ubrn,
                                      src->version, j->main.ubrn);
-                r = mark_listed(ctx, tx, holders[i], src, prefix, false, &t, &marked, e);
+                r = mark_listed(ctx, tx, holders[i], src, false, prefix, false, &t, &marked, e);
                 if (r == 0 && marked) {
                         r = pas_ledger_get(ctx->pas, holders[i], &ls, e);
                         if (r >= 0)
@@ -271,10 +297,48 @@ static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const 
         return r;
 }
 
+/* Whether r lists `ubrn` as a related referral (read or not: past RELATED_MAX too). */
+static bool lists_related(const struct referral *r, const char *ubrn) {
+        for (size_t i = 0; i < r->n_related; i++)
+                if (strcmp(r->related[i], ubrn) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The related referrals whose documents the PAS shows with this referral
+ * (j->known) that the version read no longer lists: e-RS no longer shows
+ * their attachments with it, so each is marked removed here, as the
+ * referral's own are, with a clause in its audit row ("related X:
+ * attachment removed: …").  Their letters stay as they are, as the
+ * referral's own earlier letters do.  A mark already set is left.
+ */
+static int mark_related_dropped(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
+                                struct write_audit *w, struct errbuf *e) {
+        int r = 0;
+
+        for (size_t i = 0; i < j->n_known && r == 0; i++) {
+                const char *src = j->known[i].source_ubrn;
+                bool seen = false;
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = j->known[k].kind == DOCUMENT_ATTACHMENT && strcmp(j->known[k].source_ubrn, src) == 0;
+                if (seen || j->known[i].kind != DOCUMENT_ATTACHMENT || strcmp(src, j->main.ubrn) == 0 ||
+                    lists_related(&j->main, src))
+                        continue;
+                struct referral gone = { .n_attachments = 0 }; /* lists nothing with this referral now */
+                char prefix[48];
+                memcpy(gone.ubrn, src, sizeof gone.ubrn);
+                snprintf(prefix, sizeof prefix, "related %s: ", src);
+                r = mark_listed(ctx, tx, j->main.ubrn, &gone, true, prefix, false, &w->detail, NULL, e);
+        }
+        return r;
+}
+
 /*
  * Before anything else is written: attachments e-RS no longer lists are
  * marked removed (kept, removed_at set), those listed again unmarked, and the
- * audit row says so, as it says those added.  For the referral at a new
+ * audit row says so, as it says those added; so are those of a related
+ * referral the referral no longer lists (mark_related_dropped()).  For the referral at a new
  * version; for each related referral not kept older, at a new version or at
  * the PAS's (read since with another referral: this referral's rows catch
  * up).  And for each of them read at a new version (the referral itself may
@@ -286,16 +350,18 @@ static int mark_attachments_listed(struct sync_ctx *ctx, struct pas_tx *tx, cons
         int r = 0;
 
         if (w->before.found && w->before.version != j->main.version) {
-                r = mark_listed(ctx, tx, j->main.ubrn, &j->main, NULL, true, &w->detail, NULL, e);
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->main, true, NULL, true, &w->detail, NULL, e);
                 if (r == 0)
                         r = mark_listed_elsewhere(ctx, tx, j, &j->main, e);
         }
+        if (r == 0 && w->before.found)
+                r = mark_related_dropped(ctx, tx, j, w, e);
         for (size_t i = 0; i < j->n_related && r == 0; i++) {
                 char prefix[48];
                 if (!w->related[i].found || j->related[i].version < w->related[i].version)
                         continue; /* new, or older and kept as the PAS has it */
                 snprintf(prefix, sizeof prefix, "related %s: ", j->related[i].ubrn);
-                r = mark_listed(ctx, tx, j->main.ubrn, &j->related[i], prefix, true, &w->detail, NULL, e);
+                r = mark_listed(ctx, tx, j->main.ubrn, &j->related[i], true, prefix, true, &w->detail, NULL, e);
                 if (r == 0 && j->related[i].version > w->related[i].version)
                         r = mark_listed_elsewhere(ctx, tx, j, &j->related[i], e);
         }

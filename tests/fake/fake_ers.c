@@ -144,6 +144,7 @@ static void referral_release(struct fake_referral *r) {
                 free((char *) r->docs[i].availability);
                 free((char *) r->docs[i].content);
                 free((char *) r->docs[i].created);
+                free((char *) r->docs[i].binary);
         }
         memset(r, 0, sizeof *r);
 }
@@ -169,6 +170,7 @@ static void referral_copy(struct fake_referral *to, const struct fake_referral *
                         .availability = dup_or_null(from->docs[i].availability),
                         .content = dup_or_null(from->docs[i].content),
                         .created = dup_or_null(from->docs[i].created),
+                        .binary = dup_or_null(from->docs[i].binary),
                 };
 }
 
@@ -495,14 +497,18 @@ static json_object *coding(const char *code, bool concept) {
         return cc;
 }
 
+static const char *binary_of(const struct fake_doc *d) {
+        return d->binary ? d->binary : d->id;
+}
+
 static json_object *document_reference(const struct fake_doc *d) {
         json_object *doc = need(json_object_new_object()), *att = need(json_object_new_object());
         json_object *content = need(json_object_new_array()), *holder = need(json_object_new_object());
         json_object *exts = need(json_object_new_array());
         char id[96], url[96];
 
-        snprintf(id, sizeof id, "DocumentReference-%s", d->id);
-        snprintf(url, sizeof url, "Binary/%s", d->id);
+        snprintf(id, sizeof id, "DocumentReference-%s", binary_of(d));
+        snprintf(url, sizeof url, "Binary/%s", binary_of(d));
         add(att, "id", str(d->id));
         add(att, "url", str(url));
         add(att, "contentType", str("text/plain"));
@@ -570,7 +576,7 @@ static json_object *referral_json(const struct fake_referral *r) {
         add(root, "extension", exts);
         for (size_t i = 0; i < FAKE_DOCS_MAX && r->docs[i].id; i++) {
                 json_object *info = need(json_object_new_object());
-                snprintf(ref, sizeof ref, "#DocumentReference-%s", r->docs[i].id);
+                snprintf(ref, sizeof ref, "#DocumentReference-%s", binary_of(&r->docs[i]));
                 json_object_array_add(contained, document_reference(&r->docs[i]));
                 add(info, "reference", str(ref));
                 json_object_array_add(infos, info);
@@ -755,7 +761,7 @@ int ers_fetch_attachment(struct ers_client *c, const char *ubrn, const char *bin
                 return finish(c, FAKE_A042, key, r);
         h = held(ubrn);
         for (size_t i = 0; h && !h->gone && i < FAKE_DOCS_MAX && h->r.docs[i].id && !d; i++)
-                if (strcmp(h->r.docs[i].id, binary_id) == 0)
+                if (strcmp(binary_of(&h->r.docs[i]), binary_id) == 0)
                         d = &h->r.docs[i];
         if (!d)
                 r = err_set(e, -ENOENT, "%s: HTTP 404 (correlation id %s)", what, call->correlation_id);

@@ -51,10 +51,12 @@ enum fake_endpoint {
 
 /* One attachment as A005 describes it and A042 serves it. */
 struct fake_doc {
-        const char *id;           /* attachment id; also its Binary id, so [A-Za-z0-9.-] only */
+        const char *id;           /* attachment id; also its Binary id (unless `binary`), so [A-Za-z0-9.-] only */
         const char *availability; /* "AVAILABLE", "PENDING", "THREATS_FOUND", …; NULL: not stated */
         const char *content;      /* the bytes A042 serves (text; its length is the declared size) */
         const char *created;      /* attachment.creation; NULL: "2030-01-01T00:00:00Z" */
+        const char *binary;       /* its Binary id (and DocumentReference id), [A-Za-z0-9.-]; NULL: its id.
+                                     Two attachments with one id need their own */
 };
 
 /* One referral as A005 answers it. */

@@ -100,7 +100,7 @@ static const bool R_SENSITIVE[R_COLS] = { [R_NHS] = true, [R_COMMENT] = true, [R
 
 enum { D_UBRN, D_SOURCE, D_KIND, D_ID, D_REVISION, D_SOURCE_VERSION, D_TITLE, D_CONTENT_TYPE, D_DECLARED,
        D_AVAILABILITY, D_BY_USER, D_BY_ORG, D_CREATED, D_STATUS, D_REASON, D_SIZE, D_SHA, D_REMOVED, D_DOCUMENT_ID,
-       D_KEY, D_COLS };
+       D_KEY, D_OCCURRENCE, D_COLS };
 #define DOC_COLUMNS                                                                                            \
         "ubrn, source_ubrn, kind, attachment_id, revision, source_version, title, content_type, declared_size, " \
         "availability, attached_by_user, attached_by_org, created, fetch_status, not_fetched_reason, size_bytes, " \
@@ -131,8 +131,8 @@ static int pas_load(struct wcheck *c, struct pas *p)
                  " status, intent, worklist FROM ers_referral") < 0 ||
             load(c, &p->related, "SELECT ubrn, related_ubrn FROM ers_referral_related") < 0 ||
             load(c, &p->documents,
-                 p->keyed ? "SELECT " DOC_COLUMNS ", attachment_key FROM ers_document ORDER BY revision"
-                          : "SELECT " DOC_COLUMNS ", NULL FROM ers_document ORDER BY revision") < 0 ||
+                 p->keyed ? "SELECT " DOC_COLUMNS ", attachment_key, occurrence FROM ers_document ORDER BY revision"
+                          : "SELECT " DOC_COLUMNS ", NULL, 0 FROM ers_document ORDER BY revision") < 0 ||
             load(c, &p->ledger, "SELECT ubrn, version, complete FROM ers_ledger") < 0 ||
             load(c, &p->retry, "SELECT ubrn, attempts, parked, reason FROM ers_retry") < 0 ||
             load(c, &p->audit, "SELECT ubrn, seq, event_type, detail, documents FROM ers_audit") < 0)
@@ -478,38 +478,6 @@ static size_t count_want_docs(const struct world *w, const struct wref *m)
         return n;
 }
 
-/*
- * Whether w, an attachment of a related referral of m as e-RS served it at m's
- * read, is one ersd has since seen that related referral stop listing: the
- * version of it the PAS holds (read with whichever referral read it last) does
- * not list it.  Its removed mark then reaches every referral showing the
- * related referral's documents, read again or not: the PAS never shows as
- * current an attachment ersd knows e-RS no longer lists (C-10.6).
- */
-static bool delisted_since(struct wcheck *c, struct pas *p, const struct wref *m, const struct want_doc *w)
-{
-        struct row *got;
-        int64_t version;
-
-        if (!w->d || w->src == m || !(got = find_row(&p->referrals, w->src->ubrn)) || !got->v[R_VERSION])
-                return false;
-        version = strtoll(got->v[R_VERSION], NULL, 10);
-        if (version == w->src->version)
-                return false;
-        for (size_t h = c->n_history; h-- > 0;) {
-                const struct wref *s = world_find(c->history[h], w->src->ubrn);
-                unsigned seen = 0;
-                if (!s || s->version != version)
-                        continue;
-                for (size_t k = 0; k < s->n_docs; k++)
-                        if (s->docs[k].id.n == w->d->id.n && memcmp(s->docs[k].id.p, w->d->id.p, w->d->id.n) == 0 &&
-                            seen++ == w->occurrence)
-                                return false;
-                return true;
-        }
-        return false;
-}
-
 /* The range of ers.max_attachment_mib a write may have had (bytes). */
 struct limits {
         uint64_t lo, hi;
@@ -788,6 +756,118 @@ static bool group_is(const struct group *g, const struct want_doc *w)
                strcmp(r->v[D_KIND], w->d ? "ATTACHMENT" : "CRI") == 0 && same(r->v[D_ID], r->len[D_ID], id, id_len);
 }
 
+/* Two texts as ersd compares an attachment's creation time: absent equal to empty. */
+static bool same_or_empty(const char *a, size_t alen, const char *b, size_t blen)
+{
+        return same(a ? a : "", a ? alen : 0, b ? b : "", b ? blen : 0);
+}
+
+/*
+ * The rule of document identity (docs/schema.md, "Document identity";
+ * daemon/occurrence.h), stated here again from the documentation: which of
+ * the documents of one attachment id stored with a referral (its groups, as
+ * their latest revisions describe them) the attachments of that id a source
+ * lists (s) are.  In order, each listed attachment to the lowest occurrence
+ * not yet taken that e-RS described the same (declared size, creation time;
+ * among those, one fetched when the attachment is AVAILABLE, one not fetched
+ * when it is not, first); then each one left to the lowest occurrence not yet
+ * taken.  Whether `g` is taken: a document s still lists.
+ */
+static bool listed_by_rule(const struct wref *s, const struct wdoc *d, struct group *groups, size_t n_groups,
+                           const struct group *g)
+{
+        size_t n_st = 0, n_l = 0;
+        size_t *st = calloc(n_groups + 1, sizeof *st); /* indexes of the groups of d's id from s */
+        const struct wdoc **l = calloc(s->n_docs + 1, sizeof *l);
+        bool *used = calloc(n_groups + 1, sizeof *used), *paired = calloc(s->n_docs + 1, sizeof *paired), found = false;
+
+        if (!st || !l || !used || !paired)
+                abort();
+        for (size_t k = 0; k < n_groups; k++) {
+                const struct row *r = groups[k].revs[0];
+                if (r->v[D_SOURCE] && strcmp(r->v[D_SOURCE], s->ubrn) == 0 && r->v[D_KIND] &&
+                    strcmp(r->v[D_KIND], "ATTACHMENT") == 0 && same(r->v[D_ID], r->len[D_ID], d->id.p, d->id.n))
+                        st[n_st++] = k;
+        }
+        for (size_t i = 0; i < s->n_docs; i++)
+                if (s->docs[i].id.kind == WT_STR && same(s->docs[i].id.p, s->docs[i].id.n, d->id.p, d->id.n))
+                        l[n_l++] = &s->docs[i];
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < n_l; i++) {
+                        char size[32] = "";
+                        size_t cl = 0;
+                        char *created = wt_code(&l[i]->creation, &cl);
+                        bool available = wdoc_available(l[i]);
+                        size_t best = SIZE_MAX;
+                        if (l[i]->size.kind == WT_NUM && l[i]->size.num >= 0)
+                                snprintf(size, sizeof size, "%" PRId64, l[i]->size.num);
+                        for (size_t k = 0; !paired[i] && k < n_st; k++) {
+                                const struct group *gk = &groups[st[k]];
+                                const struct row *last = gk->revs[gk->n - 1];
+                                bool fetched = last->v[D_STATUS] && strcmp(last->v[D_STATUS], "FETCHED") == 0;
+                                if (used[k])
+                                        continue;
+                                if (pass == 0 && (!same(size[0] ? size : NULL, strlen(size), last->v[D_DECLARED],
+                                                        last->len[D_DECLARED]) ||
+                                                  !same_or_empty(created, cl, last->v[D_CREATED], last->len[D_CREATED])))
+                                        continue;
+                                long occ = strtol(gk->revs[0]->v[D_OCCURRENCE] ? gk->revs[0]->v[D_OCCURRENCE] : "0",
+                                                  NULL, 10);
+                                if (best == SIZE_MAX) {
+                                        best = k;
+                                        continue;
+                                }
+                                const struct group *gb = &groups[st[best]];
+                                const struct row *lb = gb->revs[gb->n - 1];
+                                bool fits = pass == 1 || fetched == available;
+                                bool best_fits = pass == 1 || (lb->v[D_STATUS] && strcmp(lb->v[D_STATUS], "FETCHED") == 0) ==
+                                                                      available;
+                                long best_occ = strtol(gb->revs[0]->v[D_OCCURRENCE] ? gb->revs[0]->v[D_OCCURRENCE] : "0",
+                                                       NULL, 10);
+                                if ((fits && !best_fits) || (fits == best_fits && occ < best_occ))
+                                        best = k;
+                        }
+                        free(created);
+                        if (best == SIZE_MAX)
+                                continue;
+                        used[best] = paired[i] = true;
+                        found |= &groups[st[best]] == g;
+                }
+        free(st);
+        free(l);
+        free(used);
+        free(paired);
+        return found;
+}
+
+/*
+ * Whether w, an attachment of a related referral of m as e-RS served it at m's
+ * read and held by group g, is one ersd has since seen that related referral
+ * stop listing: the version of it the PAS holds (read with whichever referral
+ * read it last) does not list it, by the rule of document identity.  Its
+ * removed mark then reaches every referral showing the related referral's
+ * documents, read again or not: the PAS never shows as current an attachment
+ * ersd knows e-RS no longer lists (C-10.6).
+ */
+static bool delisted_since(struct wcheck *c, struct pas *p, const struct wref *m, const struct want_doc *w,
+                           struct group *groups, size_t n_groups, const struct group *g)
+{
+        struct row *got;
+        int64_t version;
+
+        if (!w->d || w->src == m || !(got = find_row(&p->referrals, w->src->ubrn)) || !got->v[R_VERSION])
+                return false;
+        version = strtoll(got->v[R_VERSION], NULL, 10);
+        if (version == w->src->version)
+                return false;
+        for (size_t h = c->n_history; h-- > 0;) {
+                const struct wref *s = world_find(c->history[h], w->src->ubrn);
+                if (s && s->version == version)
+                        return !listed_by_rule(s, w->d, groups, n_groups, g);
+        }
+        return false;
+}
+
 /* Older revisions: fetched, bytes e-RS served under that id, each unlike the one before. */
 static unsigned compare_history(struct wcheck *c, bool say, const char *ubrn, const struct group *g, size_t upto)
 {
@@ -871,8 +951,6 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
         if (!want)
                 abort();
         want_docs(w, m, want);
-        for (size_t i = 0; i < n_want; i++)
-                want[i].delisted = delisted_since(c, p, m, &want[i]);
         n_groups = group_docs(p, m->ubrn, &groups);
         *ret_owed = false;
         for (size_t i = 0; i < n_want; i++)
@@ -886,6 +964,7 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
                 for (size_t k = 0; k < n_groups; k++) {
                         if (groups[k].matched || !group_is(&groups[k], &want[i]))
                                 continue;
+                        want[i].delisted = delisted_since(c, p, m, &want[i], groups, n_groups, &groups[k]);
                         unsigned d = compare_doc(c, false, false, w, m, &want[i], lim, groups[k].revs[groups[k].n - 1]);
                         if (d < best_diff) {
                                 best_diff = d;
@@ -900,6 +979,7 @@ static unsigned compare_documents(struct wcheck *c, bool say, struct pas *p, con
                 }
                 struct group *g = &groups[best];
                 g->matched = want[i].matched = true;
+                want[i].delisted = delisted_since(c, p, m, &want[i], groups, n_groups, g);
                 n += compare_doc(c, say, true, w, m, &want[i], lim, g->revs[g->n - 1]);
                 n += compare_history(c, say, m->ubrn, g, g->n - 1);
         }

@@ -1489,6 +1489,229 @@ static void test_document_owed_until_available(void **state) {
         SCENARIO(rounds);
 }
 
+/* ---- one attachment id listed twice ------------------------------------------------------- */
+
+/* Two attachments with one id (occurrence 0 and 1: decision 2), told apart by their creation time; the
+ * second still scanned. */
+static const struct fake_referral R1_TWICE = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .availability = "AVAILABLE", .content = "d1, the first" },
+                  { .id = "d1", .binary = "d1-b", .availability = "PENDING", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+/* Its next version lists the second alone: now the first with that id in A005. */
+static const struct fake_referral R1_TWICE_FIRST_GONE = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "PENDING", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+static const struct fake_referral R1_TWICE_SECOND_RELEASED = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1, the second",
+                    .created = "2030-02-02T00:00:00Z" } },
+};
+
+/* A referral lists two attachments with one id and its next version drops the first: the one left is
+ * the document e-RS describes as it described the second (occurrence 1), so that one stays, the first
+ * (occurrence 0) is marked removed, nothing is downloaded again, and the round after writes nothing (the
+ * generative test's seeds that never settled, e.g. 0xbe0004 calm with 30 referrals: the remaining one was
+ * taken as occurrence 0 by its place, occurrence 1 marked removed while e-RS listed it, and the first's
+ * bytes kept as current under a scan still running, rewritten every round). */
+static void test_repeated_id_one_lost_known_by_description(void **state) {
+        static const struct round rounds[] = {
+                { .name = "two attachments with one id",
+                  .serve = { &R1_TWICE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 "
+                           "not_fetched=1 bytes=35",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 NEW v1 documents=2 bytes=35 not_fetched=1 pending=1\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1\n"
+                           "A007 U1\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                         "stored=t+0\n"
+                         "document U1 d1+1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING reason=\"PENDING: "
+                         "e-RS is scanning the file for malware; it is fetched on a later run\" stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                         "next_check=t+301\n" U1_POLLED
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=d1/r1,d1+1/r1(not fetched),CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 2 attachment(s); 0 related "
+                         "referral(s)\"\n" },
+                { .name = "the first gone",
+                  .advance = 301,
+                  .serve = { &R1_TWICE_FIRST_GONE },
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=1 "
+                           "not_fetched=1 bytes=22",
+                  .outcomes = "U1 UPDATED v2 documents=1 bytes=22 not_fetched=1 pending=1\n",
+                  .calls = "A005 U1\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-document U1 d1+1/r1 v1 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=0 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                             "next_check=t+301\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+301 NOT_CONFIGURED\n"
+                             "+document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1, the first\" 13 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+301\n"
+                             "+document U1 d1+1/r1 v2 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+301\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+301\n"
+                             "+ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+602\n"
+                             "+audit U1 #2 v2 UPDATED at=t+301 corr=corr-0005 documents=d1+1/r1(not fetched),CRI-v2/r1 "
+                             "detail=\"version 1 -> 2; attachment removed: d1\"\n" },
+                { .name = "still scanned: nothing to write",
+                  .advance = 301,
+                  .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=0 worklists_failed=0 stored=0 "
+                           "not_fetched=1 bytes=0",
+                  .outcomes = "U1 UNCHANGED v2 documents=0 bytes=0 not_fetched=1 pending=1\n",
+                  .calls = "A005 U1\n",
+                  .changes = "-ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+602\n"
+                             "+ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+903\n" },
+                { .name = "released",
+                  .advance = 301,
+                  .serve = { &R1_TWICE_SECOND_RELEASED },
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=0 worklists_failed=0 stored=1 "
+                           "not_fetched=0 bytes=14",
+                  .outcomes = "U1 UPDATED v2 documents=1 bytes=14 not_fetched=0 pending=0\n",
+                  .calls = "A005 U1\n"
+                           "A042 U1 d1-b\n",
+                  .changes = "-referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+301 NOT_CONFIGURED\n"
+                             "-document U1 d1+1/r1 v2 ATTACHMENT NOT_FETCHED - - parts=0 avail=PENDING "
+                             "reason=\"PENDING: e-RS is scanning the file for malware; it is fetched on a later run\" "
+                             "stored=t+301\n"
+                             "-ledger U1 v2 complete=0 worklist=cardiology corr=corr-0005 synced=t+301 seen=t+0 "
+                             "next_check=t+903\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+903 NOT_CONFIGURED\n"
+                             "+document U1 d1+1/r1 v2 ATTACHMENT FETCHED \"d1, the second\" 14 parts=1 "
+                             "avail=AVAILABLE stored=t+903\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0008 synced=t+903 seen=t+0\n"
+                             "+audit U1 #3 v2 DOCUMENTS at=t+903 corr=corr-0008 documents=d1+1/r1 detail=\"document "
+                             "fetched: d1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
+/* Two attachments with one id that e-RS describes alike (the same size and creation time), their bytes
+ * different. */
+static const struct fake_referral R1_ALIKE = {
+        .ubrn = U1,
+        .version = 1,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .availability = "AVAILABLE", .content = "d1 one" },
+                  { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1 two" } },
+};
+static const struct fake_referral R1_ALIKE_FIRST_GONE = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "d1", .binary = "d1-b", .availability = "AVAILABLE", .content = "d1 two" } },
+};
+
+/* The same, when nothing e-RS says tells the two apart: the one left is downloaded again and its bytes
+ * decide; the PAS never shows the first one's bytes as current (before, the one left was taken for
+ * occurrence 0 by its place and, described as it was, not downloaded: "d1 one" shown where e-RS serves
+ * "d1 two"). */
+static void test_repeated_id_described_alike_bytes_decide(void **state) {
+        static const struct round rounds[] = {
+                { .name = "two attachments with one id, described alike",
+                  .serve = { &R1_ALIKE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=3 "
+                           "not_fetched=0 bytes=34",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 NEW v1 documents=3 bytes=34 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1\n"
+                           "A042 U1 d1-b\n"
+                           "A007 U1\n",
+                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                         "document U1 d1/r1 v1 ATTACHMENT FETCHED \"d1 one\" 6 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE stored=t+0\n"
+                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
+                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
+                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=d1/r1,d1+1/r1,CRI-v1/r1 "
+                         "detail=\"new referral: state none; priority ROUTINE; 2 attachment(s); 0 related "
+                         "referral(s)\"\n" },
+                { .name = "the first gone",
+                  .advance = 60,
+                  .serve = { &R1_ALIKE_FIRST_GONE },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 "
+                           "not_fetched=0 bytes=28",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v2 documents=2 bytes=28 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A042 U1 d1-b\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 result=\"1 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+60 NOT_CONFIGURED\n"
+                             "+document U1 d1/r2 v2 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+60\n"
+                             "+document U1 d1+1/r1 v1 ATTACHMENT FETCHED \"d1 two\" 6 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+60\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+60\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0007 synced=t+60 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+60 corr=corr-0006\n"
+                             "+poll cardiology at=t+60 referrals=1 corr=corr-0006 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v2 UPDATED at=t+60 corr=corr-0007 documents=d1/r2,CRI-v2/r1 "
+                             "detail=\"version 1 -> 2; attachment removed: d1; attachment revised: d1 (revision "
+                             "2)\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
 /* ---- retried, parked ------------------------------------------------------------------------ */
 
 /* A005 failing: the referral is recorded in ers_retry (attempts, reason, correlation id) and tried again
@@ -1766,44 +1989,48 @@ static const struct fake_referral R9_V2 = {
                     .created = "2030-03-04T10:00:00Z" } },
 };
 
+/* The first round of a scenario with U1 and its related referral U9 (R1_WITH_RELATED, R9_V1). */
+#define ROUND_U1_WITH_U9(round_name)                                                                                    \
+        { .name = (round_name),                                                                                         \
+          .serve = { &R1_WITH_RELATED, &R9_V1 },                                                                        \
+          .relist = true,                                                                                               \
+          .listed = { U1 },                                                                                             \
+          .poll = true,                                                                                                 \
+          .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "                  \
+                   "not_fetched=0 bytes=67",                                                                            \
+          .outcomes = "worklist cardiology: 1\n"                                                                        \
+                      "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",                                       \
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"                                                                  \
+                   "A005 U1\n"                                                                                          \
+                   "A005 U9\n"                                                                                          \
+                   "A042 U1 a1\n"                                                                                       \
+                   "A007 U1\n"                                                                                          \
+                   "A042 U9 c1\n"                                                                                       \
+                   "A007 U9\n",                                                                                         \
+          .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "                          \
+                 "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"                                              \
+                 "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"            \
+                 "related U1 related=U9\n"                                                                              \
+                 "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "              \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"                        \
+                 "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "                   \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"                     \
+                 "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED           \
+                 "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "            \
+                 "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "                     \
+                 "referral(s)\"\n"                                                                                      \
+                 "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "          \
+                 "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n"  }
+
 /* A referral's related referral (never on a worklist) is read with it and written in its transaction: its
  * row, its documents and letter stored as the referral's (source_ubrn the related one), the link, an audit
  * row of its own; no ledger row of its own.  A new version of the related referral (e-RS gives the referral a
  * new version too) revises its documents under the referral. */
 static void test_related_referrals_documents(void **state) {
         static const struct round rounds[] = {
-                { .name = "with a related referral",
-                  .serve = { &R1_WITH_RELATED, &R9_V1 },
-                  .relist = true,
-                  .listed = { U1 },
-                  .poll = true,
-                  .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=4 "
-                           "not_fetched=0 bytes=67",
-                  .outcomes = "worklist cardiology: 1\n"
-                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n",
-                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
-                           "A005 U1\n"
-                           "A005 U9\n"
-                           "A042 U1 a1\n"
-                           "A007 U1\n"
-                           "A042 U9 c1\n"
-                           "A007 U9\n",
-                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
-                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "related U1 related=U9\n"
-                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
-                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
-                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n" U1_POLLED
-                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
-                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
-                         "referral(s)\"\n"
-                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
-                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                ROUND_U1_WITH_U9("with a related referral"),
                 { .name = "the related referral revised",
                   .advance = 3600,
                   .serve = { &R1_WITH_RELATED_V2, &R9_V2 },
@@ -2242,6 +2469,61 @@ static void pas_gone_at_U2(void *userdata, enum fake_endpoint endpoint, const ch
 
 static void pas_gone_when_U2_read(struct fix *f) {
         fake_ers_on_call(pas_gone_at_U2, f);
+}
+
+/* U1's next version no longer lists U9 as a related referral. */
+static const struct fake_referral R1_RELATED_DROPPED = {
+        .ubrn = U1,
+        .version = 2,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "a1", .availability = "AVAILABLE", .content = "a1 of U1, first" } },
+};
+
+/* A referral whose next version stops listing a related referral: that referral's attachments, shown with
+ * it, are marked removed as its own would be (e-RS no longer shows them with it), its audit row says so, and
+ * the link goes; nothing is deleted.  (Before, they stayed shown as current: the safety case's open issue 1.) */
+static void test_related_dropped_its_attachments_marked(void **state) {
+        static const struct round rounds[] = {
+                ROUND_U1_WITH_U9("U1 with U9"),
+                { .name = "U1 v2 without U9",
+                  .advance = 60,
+                  .serve = { &R1_RELATED_DROPPED },
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=1 "
+                           "not_fetched=0 bytes=22",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A007 U1\n",
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-related U1 related=U9\n"
+                             "-document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0\n"
+                             "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                             "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                             "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 result=\"1 referral(s) "
+                             "listed\"\n"
+                             "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+60 NOT_CONFIGURED\n"
+                             "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+60\n"
+                             "+document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
+                             "stored=t+0 removed=t+60\n"
+                             "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0009 synced=t+60 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+60 corr=corr-0008\n"
+                             "+poll cardiology at=t+60 referrals=1 corr=corr-0008 next=t+14400 result=\"1 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=2\n"
+                             "+audit U1 #2 v2 UPDATED at=t+60 corr=corr-0009 documents=CRI-v2/r1 detail=\"version 1 "
+                             "-> 2; related referral removed: U9; related U9: attachment removed: c1\"\n" },
+        };
+        SCENARIO(rounds);
 }
 
 /* The PAS connection lost while U2 is fetched: U2's write fails (its failure cannot be recorded either), U3,
@@ -3320,6 +3602,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_remap_after_two_answers_in_one_second_reversed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updated_and_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_document_owed_until_available, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repeated_id_one_lost_known_by_description, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repeated_id_described_alike_bytes_decide, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failing_referral_retried_then_parked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_leaving_and_returning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_related_referrals_documents, setup, teardown),
@@ -3327,6 +3611,7 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_referral_also_related_removed_attachment_marked_under_both, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_related_dropped_its_attachments_marked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pas_lost_mid_round, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_during_a_download, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_between_referrals, setup, teardown),

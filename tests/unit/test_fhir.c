@@ -1129,26 +1129,26 @@ static void test_referral_booked(void **state) {
         static const struct attachment want_att[] = {
                 { "51001", "Binary/a0f6c99f-48f9-4121-8acc-43ddac662920", "a0f6c99f-48f9-4121-8acc-43ddac662920",
                   "gp-letter.pdf", "application/pdf", "2024-04-11T08:01:00.000Z", 48213, "AVAILABLE",
-                  AVAILABILITY_AVAILABLE, "100000000001", "Z99001", "REFERRER", "GP referral letter", NULL },
+                  AVAILABILITY_AVAILABLE, "100000000001", "Z99001", "REFERRER", "GP referral letter", NULL, 0, false },
                 { "51002", "Binary/69619e44-e67f-4671-a5ca-9991b1b4ba12", "69619e44-e67f-4671-a5ca-9991b1b4ba12",
                   "lesion-photo.jpg", "image/jpeg", "2024-04-12", 1048576, "PENDING",
-                  AVAILABILITY_PENDING, "100000000002", "Z99002", "PROVIDER", "Photograph of lesion", NULL },
+                  AVAILABILITY_PENDING, "100000000002", "Z99002", "PROVIDER", "Photograph of lesion", NULL, 0, false },
                 { "51003", "Binary/df453ea1-a4ec-46e6-b844-524c6f0582b0", "df453ea1-a4ec-46e6-b844-524c6f0582b0",
                   "history.doc", "application/msword", "2024-04-13T08:03:00.000Z", 20480, "THREATS_FOUND",
-                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Past history", NULL },
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Past history", NULL, 0, false },
                 { "51004", "Binary/6a6a5429-d475-44e0-91ba-e26ed371ea4e", "6a6a5429-d475-44e0-91ba-e26ed371ea4e",
                   "scans.zip", "application/zip", "2024-04-14", 999999, "THREATS FOUND",
-                  AVAILABILITY_NEVER, "100000000003", "Z99003", "REFERRER", "Scans archive", NULL },
+                  AVAILABILITY_NEVER, "100000000003", "Z99003", "REFERRER", "Scans archive", NULL, 0, false },
                 { "51005", "Binary/6b1a6e3c-6d8b-48f2-b648-1c99da53866a", "6b1a6e3c-6d8b-48f2-b648-1c99da53866a",
                   "notes.txt", "text/plain", "2024-04-15T08:05:00.000Z", 0, "VALIDATION_FAILED",
-                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Typed notes", NULL },
+                  AVAILABILITY_NEVER, "100000000001", "Z99001", "REFERRER", "Typed notes", NULL, 0, false },
                 { "51006", "Binary/fbf08c66-6ae7-463c-8b35-e4d32b209bd8", "fbf08c66-6ae7-463c-8b35-e4d32b209bd8",
                   "triage-note.pdf", "application/pdf", "2024-04-16", 7331, "QUARANTINED_FOR_REVIEW",
-                  AVAILABILITY_UNKNOWN, "100000000004", "Z99004", "PROVIDER", "Triage note", NULL },
+                  AVAILABILITY_UNKNOWN, "100000000004", "Z99004", "PROVIDER", "Triage note", NULL, 0, false },
                 /* not in supportingInfo, no status, no size */
                 { "51007", "Binary/d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7", "d695fd2f-8c53-40e8-ae3a-4b8f35a62ad7",
                   "ecg.png", "image/png", "2024-04-17T08:07:00.000Z", -1, NULL,
-                  AVAILABILITY_UNKNOWN, "100000000001", "Z99001", "REFERRER", "ECG trace", NULL },
+                  AVAILABILITY_UNKNOWN, "100000000001", "Z99001", "REFERRER", "ECG trace", NULL, 0, false },
         };
         static const char *const want_related[] = { "000000200005", "000000200009" };
         struct referral r;
