@@ -65,6 +65,11 @@ void worklist_entry_free(struct worklist_entry *we) {
         free(we->service_name);
         free(we->referral_type);
         free(we->nhs_number);
+        free(we->ubrn_received);
+        free(we->patient_contact_expected);
+        free(we->last_contact);
+        free(we->clinical_information_status);
+        free(we->request_context_status);
 }
 
 void worklist_free(struct worklist *w) {

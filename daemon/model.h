@@ -58,6 +58,15 @@ bool all_digits(const char *s, size_t n);
 /* True when `s` (may be NULL) is a service id as above. */
 bool service_id_valid(const char *s);
 
+/* clinicalInfoPrinted of a worklist entry: whether e-RS says the referral
+ * letter was printed there.  Zero is "not known", so an entry made with an
+ * initialiser says nothing it was not told. */
+enum printed {
+        PRINTED_UNKNOWN = 0, /* not said, not a boolean, or said both ways (stored as NULL) */
+        PRINTED_NO,          /* false (stored as 0) */
+        PRINTED_YES,         /* true (stored as 1) */
+};
+
 /* One entry of an A008 worklist. */
 struct worklist_entry {
         char ubrn[UBRN_LEN + 1]; /* from entry.item.reference "ReferralRequest/{ubrn}" */
@@ -68,6 +77,15 @@ struct worklist_entry {
         char *service_name;      /* service display */
         char *referral_type;     /* referralType code */
         char *nhs_number;        /* PATIENT IDENTIFIER, via the #Patient-… contained ref */
+        /* The entry's working state in e-RS (ers_worklist_entry), each as sent, NULL when not said.
+         * Each is 0..1 in the specification; one e-RS repeats keeps every value, in order, joined by
+         * one space, so none is lost.  A value holding a NUL, or not a string, is unreadable (left out). */
+        char *ubrn_received;               /* ubrnReceived (APPOINTMENT_SLOT_ISSUES): a dateTime */
+        char *patient_contact_expected;    /* patientContactExpected (APPOINTMENT_SLOT_ISSUES): a date */
+        char *last_contact;                /* lastContact (APPOINTMENT_SLOT_ISSUES): a dateTime */
+        char *clinical_information_status; /* clinicalInformationStatus code (APPOINTMENT_SLOT_ISSUES) */
+        char *request_context_status;      /* requestContextStatus code (REFERRALS_FOR_REVIEW) */
+        enum printed clinical_info_printed; /* clinicalInfoPrinted (both worklists) */
         bool kept;               /* not read from a worklist: made from what the PAS kept of one (a referral
                                     read again without a worklist call), so a NULL field is not known and
                                     the value stored stands for it (write.c) */
