@@ -33,6 +33,119 @@ static const struct fhir_field worklist_item_fields[] = {
         { "referralType", "valueCodeableConcept.coding.0.code", offsetof(struct worklist_entry, referral_type), false },
 };
 
+/*
+ * The entry's working state in e-RS (model.h): the nested extensions whose
+ * values are texts, kept as sent.  A date's value is the first string of its
+ * value[x] alternatives; a code's, each coding's code.  Each element is 0..1
+ * in the specification (a CodeableConcept of one coding); should e-RS repeat
+ * one, every readable value is kept, in order, joined by one space.
+ */
+static const struct state_text {
+        const char *name;     /* the nested extension's url */
+        bool coded;           /* valueCodeableConcept.coding[].code; else a date or dateTime */
+        size_t offset;        /* offsetof the `char *` in struct worklist_entry */
+} state_texts[] = {
+        { "ubrnReceived",              false, offsetof(struct worklist_entry, ubrn_received) },
+        { "patientContactExpected",    false, offsetof(struct worklist_entry, patient_contact_expected) },
+        { "lastContact",               false, offsetof(struct worklist_entry, last_contact) },
+        { "clinicalInformationStatus", true,  offsetof(struct worklist_entry, clinical_information_status) },
+        { "requestContextStatus",      true,  offsetof(struct worklist_entry, request_context_status) },
+};
+
+/* The value[x] a date of the working state may come as. */
+static const char *const date_values[] = { "valueDateTime", "valueDate", "valueInstant" };
+
+/* A text being joined: values with one space between. */
+struct joined {
+        char *p; /* owned */
+        size_t len, cap;
+};
+
+/* Appends value v (NULL: unreadable, nothing) to j.  0 or -ENOMEM.  The
+ * values come from one entry of the answer, so its size cap bounds j. */
+static int join_value(struct joined *j, const char *v) {
+        size_t n = v ? strlen(v) : 0, need;
+
+        if (!v)
+                return 0;
+        need = j->len + (j->len > 0) + n + 1;
+        if (need > j->cap) {
+                size_t cap = need < 32 ? 32 : 2 * need;
+                char *p = realloc(j->p, cap);
+
+                if (!p)
+                        return -ENOMEM;
+                j->p = p;
+                j->cap = cap;
+        }
+        if (j->len > 0)
+                j->p[j->len++] = ' ';
+        memcpy(j->p + j->len, v, n + 1);
+        j->len += n;
+        return 0;
+}
+
+/* Every readable value of the nested extensions of `item` that `t` names. */
+static int join_state_text(json_object *item, const struct state_text *t, char **ret) {
+        json_object *exts = fhir_array_member(item, "extension");
+        struct joined j = { 0 };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < fhir_array_len(exts); i++) {
+                json_object *x = fhir_array_get(exts, i), *codings;
+                const char *v = NULL;
+
+                if (!fhir_ext_is(x, t->name))
+                        continue;
+                if (t->coded) {
+                        codings = fhir_array_member(fhir_member(x, "valueCodeableConcept"), "coding");
+                        for (size_t k = 0; r >= 0 && k < fhir_array_len(codings); k++)
+                                r = join_value(&j, fhir_str_at(fhir_array_get(codings, k), "code"));
+                        continue;
+                }
+                for (size_t k = 0; !v && k < ELEMENTSOF(date_values); k++)
+                        v = fhir_str_at(x, date_values[k]);
+                r = join_value(&j, v);
+        }
+        if (r < 0) {
+                free(j.p);
+                return r;
+        }
+        *ret = j.p;
+        return 0;
+}
+
+/* clinicalInfoPrinted: a boolean; said both ways, or never as a boolean, not known. */
+static enum printed state_printed(json_object *item) {
+        json_object *exts = fhir_array_member(item, "extension");
+        bool yes = false, no = false;
+
+        for (size_t i = 0; i < fhir_array_len(exts); i++) {
+                json_object *x = fhir_array_get(exts, i), *v = fhir_member(x, "valueBoolean");
+
+                if (!fhir_ext_is(x, "clinicalInfoPrinted") || !json_object_is_type(v, json_type_boolean))
+                        continue;
+                if (json_object_get_boolean(v))
+                        yes = true;
+                else
+                        no = true;
+        }
+        return yes == no ? PRINTED_UNKNOWN : yes ? PRINTED_YES : PRINTED_NO;
+}
+
+/* Fills w's working state from its item extension.  0 or -ENOMEM (what was
+ * taken stays in w, for worklist_entry_free()). */
+static int working_state(json_object *item, struct worklist_entry *w) {
+        for (size_t i = 0; i < ELEMENTSOF(state_texts); i++) {
+                int r = join_state_text(item, &state_texts[i], (char **) ((char *) w + state_texts[i].offset));
+
+                if (r < 0)
+                        return r;
+        }
+        w->clinical_info_printed = state_printed(item);
+        return 0;
+}
+
 /* *ret = a copy of a local reference "#{id}" (what a contained Patient can
  * answer), NULL for any other.  0 or -ENOMEM. */
 static int local_ref_copy(const char *ref, char **ret) {
@@ -66,6 +179,8 @@ static int worklist_entry_parse(json_object *entry, struct worklist_entry *w, ch
                 return -EBADMSG;
         }
         r = fhir_copy_fields(item, worklist_item_fields, ELEMENTSOF(worklist_item_fields), w);
+        if (r >= 0)
+                r = working_state(item, w);
         if (r >= 0)
                 r = local_ref_copy(fhir_str_at(fhir_find_ext(item, "patient"), "valueReference.reference"), ret_patient);
         return r < 0 ? -ENOMEM : 0;

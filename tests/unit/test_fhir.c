@@ -591,6 +591,210 @@ static void test_worklist_liberal(void **state) {
 #undef NHS_PATIENT
 }
 
+/* The every-element fixture: an entry of each worklist with every element the
+ * specification defines, the working state of each kept (docs/schema.md,
+ * "Every element of a worklist entry"). */
+static void test_worklist_every_element(void **state) {
+        json_object *root = load(FIXTURES "worklist-every-element.json");
+        struct errbuf e = { "" };
+        struct worklist w;
+        (void) state;
+
+        assert_int_equal(worklist_of(root, &w, &e), 0);
+        assert_int_equal(w.n, 2);
+        assert_int_equal(w.n_skipped, 0);
+
+        const struct worklist_entry *rfr = &w.entries[0], *slots = &w.entries[1];
+        assert_string_equal(rfr->ubrn, "000000300021");
+        assert_int_equal(rfr->version, 6);
+        assert_str(rfr->priority, "URGENT");
+        assert_str(rfr->referral_type, "APPOINTMENT");
+        assert_str(rfr->nhs_number, "9990000042");
+        assert_int_equal(rfr->clinical_info_printed, PRINTED_YES);
+        assert_str(rfr->request_context_status, "LETTER_CHANGED");
+        assert_str(rfr->ubrn_received, NULL);
+        assert_str(rfr->patient_contact_expected, NULL);
+        assert_str(rfr->last_contact, NULL);
+        assert_str(rfr->clinical_information_status, NULL);
+
+        assert_string_equal(slots->ubrn, "000000300022");
+        assert_int_equal(slots->version, -1);
+        assert_str(slots->priority, "ROUTINE");
+        assert_str(slots->service_id, "20731");
+        assert_int_equal(slots->clinical_info_printed, PRINTED_NO);
+        assert_str(slots->ubrn_received, "2025-03-11T09:05:12.700Z");
+        assert_str(slots->patient_contact_expected, "2025-03-18");
+        assert_str(slots->last_contact, "2025-03-14T15:30:00.000Z");
+        assert_str(slots->clinical_information_status, "OVERDUE");
+        assert_str(slots->request_context_status, NULL);
+        worklist_free(&w);
+        json_object_put(root);
+}
+
+/* The working state of an entry, element by element: present, absent,
+ * repeated (every value kept, in order, one space between), of another type
+ * or holding a NUL (unreadable: left out), on either worklist's item. */
+static void test_worklist_working_state(void **state) {
+#define RFR_ITEM "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1"
+#define SLOT_ITEM "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
+#define LIST(item, x) "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300030\"}," \
+                      "\"extension\":[{\"url\":\"" item "\",\"extension\":[" x "]}]}]}"
+#define EXT(url, key, v) "{\"url\":\"" url "\",\"" key "\":" v "}"
+#define CODES(...) "{\"coding\":[" __VA_ARGS__ "]}"
+#define CODE(c) "{\"system\":\"https://fhir.nhs.uk/STU3/CodeSystem/x\",\"code\":" c "}"
+        static const struct {
+                const char *name, *json;
+                const char *received, *contact_expected, *last_contact, *information_status, *context_status;
+                enum printed printed;
+        } cases[] = {
+                { "none said", LIST(SLOT_ITEM, EXT("priority", "valueCodeableConcept", CODES(CODE("\"ROUTINE\"")))),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "no item extension", "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":"
+                                       "\"ReferralRequest/000000300030\"}}]}",
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "item extension not an array",
+                  "{\"resourceType\":\"List\",\"entry\":[{\"item\":{\"reference\":\"ReferralRequest/000000300030\"},"
+                  "\"extension\":[{\"url\":\"" SLOT_ITEM "\",\"extension\":{\"url\":\"lastContact\","
+                  "\"valueDateTime\":\"2025-01-02T03:04:05Z\"}}]}]}",
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* ubrnReceived */
+                { "ubrnReceived", LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"2025-03-11T09:05:12.700Z\"")),
+                  "2025-03-11T09:05:12.700Z", NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "ubrnReceived repeated",
+                  LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"2025-03-11T09:05:12Z\"") ","
+                                  EXT("ubrnReceived", "valueDateTime", "\"2025-03-12T10:00:00Z\"")),
+                  "2025-03-11T09:05:12Z 2025-03-12T10:00:00Z", NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "ubrnReceived a number", LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "20250311")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "ubrnReceived with a NUL", LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"2025\\u0000-03\"")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "ubrnReceived an instant, whole past any width",
+                  LIST(SLOT_ITEM, EXT("ubrnReceived", "valueInstant",
+                                      "\"2025-03-11T09:05:12.700123456789012345678901234567890+01:00\"")),
+                  "2025-03-11T09:05:12.700123456789012345678901234567890+01:00", NULL, NULL, NULL, NULL,
+                  PRINTED_UNKNOWN },
+                /* patientContactExpected */
+                { "patientContactExpected", LIST(SLOT_ITEM, EXT("patientContactExpected", "valueDate", "\"2025-03-18\"")),
+                  NULL, "2025-03-18", NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "patientContactExpected as a dateTime",
+                  LIST(SLOT_ITEM, EXT("patientContactExpected", "valueDateTime", "\"2025-03-18T00:00:00Z\"")),
+                  NULL, "2025-03-18T00:00:00Z", NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "patientContactExpected repeated, one unreadable",
+                  LIST(SLOT_ITEM, EXT("patientContactExpected", "valueDate", "\"2025-03-18\"") ","
+                                  EXT("patientContactExpected", "valueDate", "true") ","
+                                  EXT("patientContactExpected", "valueDate", "\"2025-03-19\"")),
+                  NULL, "2025-03-18 2025-03-19", NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "patientContactExpected an object", LIST(SLOT_ITEM, EXT("patientContactExpected", "valueDate", "{}")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* lastContact */
+                { "lastContact", LIST(SLOT_ITEM, EXT("lastContact", "valueDateTime", "\"2025-03-14T15:30:00.000Z\"")),
+                  NULL, NULL, "2025-03-14T15:30:00.000Z", NULL, NULL, PRINTED_UNKNOWN },
+                { "lastContact repeated",
+                  LIST(SLOT_ITEM, EXT("lastContact", "valueDateTime", "\"2025-03-14\"") ","
+                                  EXT("lastContact", "valueDateTime", "\"2025-03-15\"")),
+                  NULL, NULL, "2025-03-14 2025-03-15", NULL, NULL, PRINTED_UNKNOWN },
+                { "lastContact null", LIST(SLOT_ITEM, EXT("lastContact", "valueDateTime", "null")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* clinicalInformationStatus */
+                { "clinicalInformationStatus",
+                  LIST(SLOT_ITEM, EXT("clinicalInformationStatus", "valueCodeableConcept", CODES(CODE("\"OVERDUE\"")))),
+                  NULL, NULL, NULL, "OVERDUE", NULL, PRINTED_UNKNOWN },
+                { "clinicalInformationStatus unknown code, kept verbatim",
+                  LIST(SLOT_ITEM, EXT("clinicalInformationStatus", "valueCodeableConcept",
+                                      CODES(CODE("\"ASKED_AGAIN_2026\"")))),
+                  NULL, NULL, NULL, "ASKED_AGAIN_2026", NULL, PRINTED_UNKNOWN },
+                { "clinicalInformationStatus two codings",
+                  LIST(SLOT_ITEM, EXT("clinicalInformationStatus", "valueCodeableConcept",
+                                      CODES(CODE("\"NOT_DUE\"") "," CODE("\"OVERDUE\"")))),
+                  NULL, NULL, NULL, "NOT_DUE OVERDUE", NULL, PRINTED_UNKNOWN },
+                { "clinicalInformationStatus code a number",
+                  LIST(SLOT_ITEM, EXT("clinicalInformationStatus", "valueCodeableConcept", CODES(CODE("4")))),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "clinicalInformationStatus coding an object",
+                  LIST(SLOT_ITEM, EXT("clinicalInformationStatus", "valueCodeableConcept",
+                                      "{\"coding\":{\"code\":\"OVERDUE\"}}")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* requestContextStatus */
+                { "requestContextStatus",
+                  LIST(RFR_ITEM, EXT("requestContextStatus", "valueCodeableConcept", CODES(CODE("\"NEVER_REVIEWED\"")))),
+                  NULL, NULL, NULL, NULL, "NEVER_REVIEWED", PRINTED_UNKNOWN },
+                { "requestContextStatus repeated: every code, in order",
+                  LIST(RFR_ITEM, EXT("requestContextStatus", "valueCodeableConcept",
+                                     CODES(CODE("\"LETTER_CHANGED\"") "," CODE("\"PRIORITY_CHANGED\""))) ","
+                                 EXT("requestContextStatus", "valueCodeableConcept", CODES(CODE("\"NEVER_REVIEWED\"")))),
+                  NULL, NULL, NULL, NULL, "LETTER_CHANGED PRIORITY_CHANGED NEVER_REVIEWED", PRINTED_UNKNOWN },
+                { "requestContextStatus a NUL in one code",
+                  LIST(RFR_ITEM, EXT("requestContextStatus", "valueCodeableConcept",
+                                     CODES(CODE("\"LETTER\\u0000CHANGED\"") "," CODE("\"PRIORITY_CHANGED\"")))),
+                  NULL, NULL, NULL, NULL, "PRIORITY_CHANGED", PRINTED_UNKNOWN },
+                { "requestContextStatus a string", LIST(RFR_ITEM, EXT("requestContextStatus", "valueCodeableConcept",
+                                                                      "\"LETTER_CHANGED\"")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* clinicalInfoPrinted */
+                { "clinicalInfoPrinted true", LIST(RFR_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "true")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_YES },
+                { "clinicalInfoPrinted false", LIST(SLOT_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "false")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_NO },
+                { "clinicalInfoPrinted a string", LIST(RFR_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "\"true\"")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "clinicalInfoPrinted a number", LIST(RFR_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "1")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "clinicalInfoPrinted repeated alike",
+                  LIST(RFR_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "true") ","
+                                 EXT("clinicalInfoPrinted", "valueBoolean", "\"no\"") ","
+                                 EXT("clinicalInfoPrinted", "valueBoolean", "true")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_YES },
+                { "clinicalInfoPrinted said both ways: not known",
+                  LIST(RFR_ITEM, EXT("clinicalInfoPrinted", "valueBoolean", "false") ","
+                                 EXT("clinicalInfoPrinted", "valueBoolean", "true")),
+                  NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                /* all at once, in another order than the specification's, beside other elements */
+                { "all six",
+                  LIST(SLOT_ITEM, EXT("requestContextStatus", "valueCodeableConcept", CODES(CODE("\"LETTER_CHANGED\""))) ","
+                                  EXT("lastContact", "valueDateTime", "\"2025-03-14T15:30:00Z\"") ","
+                                  EXT("priority", "valueCodeableConcept", CODES(CODE("\"URGENT\""))) ","
+                                  EXT("clinicalInfoPrinted", "valueBoolean", "false") ","
+                                  EXT("clinicalInformationStatus", "valueCodeableConcept", CODES(CODE("\"PRESENT\""))) ","
+                                  EXT("patientContactExpected", "valueDate", "\"2025-03-18\"") ","
+                                  EXT("ubrnReceived", "valueDateTime", "\"2025-03-11T09:05:12Z\"")),
+                  "2025-03-11T09:05:12Z", "2025-03-18", "2025-03-14T15:30:00Z", "PRESENT", "LETTER_CHANGED",
+                  PRINTED_NO },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct errbuf e = { "" };
+                struct worklist w;
+
+                if (fhir_parse_worklist(cases[i].json, strlen(cases[i].json), &w, &e) != 0)
+                        fail_msg("%s: %s", cases[i].name, e.msg);
+                if (w.n != 1)
+                        fail_msg("%s: %zu entries read", cases[i].name, w.n);
+                const struct worklist_entry *we = &w.entries[0];
+                const char *got[] = { we->ubrn_received, we->patient_contact_expected, we->last_contact,
+                                      we->clinical_information_status, we->request_context_status };
+                const char *want[] = { cases[i].received, cases[i].contact_expected, cases[i].last_contact,
+                                       cases[i].information_status, cases[i].context_status };
+                static const char *const field[] = { "ubrn_received", "patient_contact_expected", "last_contact",
+                                                     "clinical_information_status", "request_context_status" };
+                for (size_t k = 0; k < ELEMENTSOF(got); k++)
+                        if (!got[k] != !want[k] || (got[k] && strcmp(got[k], want[k]) != 0))
+                                fail_msg("%s: %s is %s%s%s, expected %s%s%s", cases[i].name, field[k],
+                                         got[k] ? "\"" : "", got[k] ? got[k] : "NULL", got[k] ? "\"" : "",
+                                         want[k] ? "\"" : "", want[k] ? want[k] : "NULL", want[k] ? "\"" : "");
+                if (we->clinical_info_printed != cases[i].printed)
+                        fail_msg("%s: clinical_info_printed is %d, expected %d", cases[i].name,
+                                 (int) we->clinical_info_printed, (int) cases[i].printed);
+                worklist_free(&w);
+        }
+#undef RFR_ITEM
+#undef SLOT_ITEM
+#undef LIST
+#undef EXT
+#undef CODES
+#undef CODE
+}
+
 /* Error cases: each names the element, never the NHS number in the input. */
 static void test_worklist_errors(void **state) {
 #define PATIENTS "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"Patient-9990000093\",\"identifier\":[{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"9990000093\"}]}]"
@@ -1889,6 +2093,7 @@ static void test_mutations(void **state) {
                 FIXTURES "referral-minimal.json",   FIXTURES "referral-unknown-codes.json",
                 FIXTURES "referral-rejected.json",  FIXTURES "referral-bad-version.json",
                 FIXTURES "outcome-patient-error.json", FIXTURES "referral-every-element.json",
+                FIXTURES "worklist-every-element.json",
         };
         (void) state;
 
@@ -1960,6 +2165,7 @@ static void test_allocation_failures_worklist(void **state) {
         (void) state;
         assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-review.json") > 5);
         assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-bad-ubrn.json") > 2); /* with a skip */
+        assert_true(walk_allocation_failures(WORKLIST, FIXTURES "worklist-every-element.json") > 10);
 }
 
 static void test_allocation_failures_referral(void **state) {
@@ -2010,6 +2216,8 @@ int main(void) {
                 cmocka_unit_test(test_worklist_fixture),
                 cmocka_unit_test(test_worklist_empty),
                 cmocka_unit_test(test_worklist_liberal),
+                cmocka_unit_test(test_worklist_every_element),
+                cmocka_unit_test(test_worklist_working_state),
                 cmocka_unit_test(test_worklist_errors),
                 cmocka_unit_test(test_worklist_skips),
                 cmocka_unit_test(test_worklist_error_fixture),
