@@ -198,7 +198,9 @@ const struct statement statements[ST_MAX_] = {
         [ST_WORKLIST_CLEAR] = { "delete ers_worklist_entry", "DELETE FROM ers_worklist_entry WHERE worklist = ?" },
         [ST_WORKLIST_INSERT] = { "insert ers_worklist_entry",
                                  "INSERT INTO ers_worklist_entry (worklist, ubrn, version, listed_at, "
-                                 "correlation_id) VALUES (?, ?, ?, ?, ?)" },
+                                 "correlation_id, ubrn_received, patient_contact_expected, last_contact, "
+                                 "clinical_information_status, clinical_info_printed, request_context_status) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
         [ST_LEFT_FIND] = { "find referrals gone from the worklists",
                            "SELECT l.ubrn, l.version FROM ers_ledger l WHERE l.worklist = ? "
                            "AND l.left_worklist_at IS NULL AND NOT EXISTS "
@@ -383,7 +385,9 @@ const struct schema_object schema_objects[] = {
           "SELECT ubrn, seq, version, event_type, detail, documents, recorded_at, correlation_id "
           "FROM ers_audit WHERE 1 = 0" },
         { "ers_worklist_entry",
-          "SELECT worklist, ubrn, version, listed_at, correlation_id FROM ers_worklist_entry WHERE 1 = 0" },
+          "SELECT worklist, ubrn, version, listed_at, correlation_id, ubrn_received, patient_contact_expected, "
+          "last_contact, clinical_information_status, clinical_info_printed, request_context_status "
+          "FROM ers_worklist_entry WHERE 1 = 0" },
         { "ers_outbox",
           "SELECT id, ubrn, action, review_outcome, comment_text, new_priority, decided_version, requested_by, "
           "requested_at, state, attempts, next_attempt_at, answered_version, error_code, error_text, "

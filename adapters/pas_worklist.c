@@ -32,9 +32,21 @@ int pas_worklist_record(struct pas_tx *tx, const char *worklist, const struct wo
                 r = check_ubrn(w->ubrn, "worklist entry", e);
                 if (r < 0)
                         break;
-                struct param ps[] = { P_TEXT(worklist), P_TEXT(w->ubrn), P_INT_OR_NULL(w->version, w->version < 0),
-                                      P_TEXT(now), P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL) };
-                r = run(p, ST_WORKLIST_INSERT, ps, 5, NULL, NULL, e);
+                struct param ps[] = {
+                        P_TEXT(worklist),
+                        P_TEXT(w->ubrn),
+                        P_INT_OR_NULL(w->version, w->version < 0),
+                        P_TEXT(now),
+                        P_TEXT(correlation_id && *correlation_id ? correlation_id : NULL),
+                        P_TEXT(w->ubrn_received),
+                        P_TEXT(w->patient_contact_expected),
+                        P_TEXT(w->last_contact),
+                        P_TEXT(w->clinical_information_status),
+                        P_INT_OR_NULL(w->clinical_info_printed == PRINTED_YES,
+                                      w->clinical_info_printed != PRINTED_YES && w->clinical_info_printed != PRINTED_NO),
+                        P_TEXT(w->request_context_status),
+                };
+                r = run(p, ST_WORKLIST_INSERT, ps, sizeof ps / sizeof ps[0], NULL, NULL, e);
         }
         if (r < 0)
                 return err_prefix(e, r, "worklist %s", worklist);

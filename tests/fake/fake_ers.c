@@ -43,6 +43,7 @@ struct held_referral {
 struct held_worklist {
         char *list_type, *service;        /* owned */
         char *ubrns[FAKE_LISTED_MAX + 1]; /* owned, NULL-terminated */
+        struct fake_entry_state states[FAKE_LISTED_MAX]; /* each ubrns[i]'s, its strings owned */
 };
 
 struct failure {
@@ -174,11 +175,22 @@ static void referral_copy(struct fake_referral *to, const struct fake_referral *
                 };
 }
 
+static void entry_state_release(struct fake_entry_state *s) {
+        free((char *) s->ubrn_received);
+        free((char *) s->patient_contact_expected);
+        free((char *) s->last_contact);
+        free((char *) s->clinical_information_status);
+        free((char *) s->request_context_status);
+        *s = (struct fake_entry_state){ .printed = PRINTED_UNKNOWN };
+}
+
 static void worklist_release(struct held_worklist *w) {
         free(w->list_type);
         free(w->service);
-        for (size_t i = 0; w->ubrns[i]; i++)
+        for (size_t i = 0; w->ubrns[i]; i++) {
                 free(w->ubrns[i]);
+                entry_state_release(&w->states[i]);
+        }
         memset(w, 0, sizeof *w);
 }
 
@@ -261,6 +273,34 @@ void fake_ers_list(const char *list_type, const char *service, const char *const
                         too_many("entries on a worklist", FAKE_LISTED_MAX);
                 w->ubrns[i] = need(strdup(ubrns[i]));
         }
+        pthread_mutex_unlock(&fake.lock);
+}
+
+void fake_ers_entry_state(const char *list_type, const char *service, const char *ubrn,
+                          const struct fake_entry_state *state) {
+        struct held_worklist *w = NULL;
+        size_t i = 0;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t k = 0; k < fake.n_worklists && !w; k++)
+                if (strcmp(fake.worklists[k].list_type, list_type) == 0 &&
+                    strcmp(fake.worklists[k].service, service) == 0)
+                        w = &fake.worklists[k];
+        while (w && w->ubrns[i] && strcmp(w->ubrns[i], ubrn) != 0)
+                i++;
+        if (!w || !w->ubrns[i]) {
+                fprintf(stderr, "fake_ers_entry_state: %s is not listed on %s/%s\n", ubrn, list_type, service);
+                abort();
+        }
+        entry_state_release(&w->states[i]);
+        w->states[i] = (struct fake_entry_state){
+                .ubrn_received = dup_or_null(state->ubrn_received),
+                .patient_contact_expected = dup_or_null(state->patient_contact_expected),
+                .last_contact = dup_or_null(state->last_contact),
+                .clinical_information_status = dup_or_null(state->clinical_information_status),
+                .request_context_status = dup_or_null(state->request_context_status),
+                .printed = state->printed,
+        };
         pthread_mutex_unlock(&fake.lock);
 }
 
@@ -703,6 +743,12 @@ int ers_fetch_worklist(struct ers_client *c, const char *list_type, const char *
                 we->nhs_number = h ? dup_or_null(h->r.nhs_number) : NULL;
                 we->service_id = need(strdup(service_id));
                 we->referral_type = need(strdup("REFERRAL"));
+                we->ubrn_received = dup_or_null(w->states[i].ubrn_received);
+                we->patient_contact_expected = dup_or_null(w->states[i].patient_contact_expected);
+                we->last_contact = dup_or_null(w->states[i].last_contact);
+                we->clinical_information_status = dup_or_null(w->states[i].clinical_information_status);
+                we->request_context_status = dup_or_null(w->states[i].request_context_status);
+                we->clinical_info_printed = w->states[i].printed;
         }
         *ret = list;
         return finish(c, FAKE_A008, key, 0);

@@ -92,6 +92,18 @@ void fake_ers_forget(const char *ubrn);
  * A worklist never set answers with no entry. */
 void fake_ers_list(const char *list_type, const char *service, const char *const *ubrns);
 
+/* The working state e-RS gives the entry of `ubrn` on the worklist (list_type,
+ * service) from now on, until the next fake_ers_list() of that worklist
+ * (model.h, struct worklist_entry; NULL strings: not said).  The UBRN must be
+ * listed there. */
+struct fake_entry_state {
+        const char *ubrn_received, *patient_contact_expected, *last_contact, *clinical_information_status,
+                *request_context_status;
+        enum printed printed;
+};
+void fake_ers_entry_state(const char *list_type, const char *service, const char *ubrn,
+                          const struct fake_entry_state *state);
+
 /*
  * The next `times` calls to `endpoint` with `key` (NULL: any key) fail
  * with `r` (0 times: every call from now on), with the line the real

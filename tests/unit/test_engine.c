@@ -374,7 +374,9 @@ static char *pas_dump(struct fix *f) {
         static const char *const retry_names[] = { "",        "worklist=", "entry_v=",  "priority=", "service=",
                                                    "type=",   "seen=",     "attempts=", "last=",     "next=",
                                                    "parked=", "sqlstate=", "corr=",     "reason=" };
-        static const char *const entry_names[] = { "", "", "v", "at=", "corr=" };
+        static const char *const entry_names[] = { "",         "",         "v",           "at=",
+                                                   "corr=",    "received=", "contact=",   "last_contact=",
+                                                   "information=", "printed=", "context=" };
         static const char *const poll_names[] = { "", "at=", "referrals=", "corr=", "next=", "result=" };
         static const char *const budget_names[] = { "", "", "calls=" };
         static const char *const lease_names[] = { "", "holder=", "renewals=", "at=" };
@@ -416,8 +418,10 @@ static char *pas_dump(struct fix *f) {
                 "ORDER BY ubrn",
                 retry_names, "ttttttTtTTttCt");
         dump_table(&d, "listed",
-                   "SELECT worklist, ubrn, version, listed_at, correlation_id FROM ers_worklist_entry ORDER BY 1, 2",
-                   entry_names, "tttTC");
+                   "SELECT worklist, ubrn, version, listed_at, correlation_id, ubrn_received, "
+                   "patient_contact_expected, last_contact, clinical_information_status, clinical_info_printed, "
+                   "request_context_status FROM ers_worklist_entry ORDER BY 1, 2",
+                   entry_names, "tttTCtttttt");
         dump_table(&d, "poll",
                    "SELECT worklist, last_poll_at, referrals, last_correlation_id, next_poll_at, last_result "
                    "FROM ers_poll ORDER BY 1",
@@ -1277,6 +1281,111 @@ static void test_remap_after_two_answers_in_one_second(void **state) {
 
 static void test_remap_after_two_answers_in_one_second_reversed(void **state) {
         two_answers_in_one_second(state, &R1_NEEDS_V1_CHANGED, &R1_NEEDS_V1, remap_keeps_transport);
+}
+
+/* ---- a worklist entry's working state (issue 15) --------------------------------------------- */
+
+/* U1's entry says all six (two request context codes: both kept), then less and otherwise. */
+static void u1_states_all(struct fix *f) {
+        (void) f;
+        fake_ers_entry_state(RFR, SERVICE, U1,
+                             &(struct fake_entry_state){ .ubrn_received = "2030-03-01T09:05:12.700Z",
+                                                         .patient_contact_expected = "2030-03-08",
+                                                         .last_contact = "2030-03-02T15:30:00Z",
+                                                         .clinical_information_status = "OVERDUE",
+                                                         .request_context_status = "LETTER_CHANGED PRIORITY_CHANGED",
+                                                         .printed = PRINTED_YES });
+}
+
+static void u1_states_fewer(struct fix *f) {
+        (void) f;
+        fake_ers_entry_state(RFR, SERVICE, U1,
+                             &(struct fake_entry_state){ .last_contact = "2030-03-04T10:00:00Z",
+                                                         .request_context_status = "NEVER_REVIEWED",
+                                                         .printed = PRINTED_NO });
+}
+
+/* After a poll that failed: U1's entry as the poll before it recorded it. */
+static void working_state_stays(struct fix *f) {
+        const char *const u1[] = { U1 };
+        bool found = false;
+        char *got = db_text(f->db,
+                            "SELECT COALESCE(ubrn_received, '-') || ' ' || COALESCE(patient_contact_expected, '-') "
+                            "|| ' ' || last_contact || ' ' || COALESCE(clinical_information_status, '-') || ' ' || "
+                            "clinical_info_printed || ' ' || request_context_status || ' ' || listed_at "
+                            "FROM ers_worklist_entry WHERE ubrn = ?",
+                            1, u1, &found);
+
+        assert_true(found);
+        assert_string_equal(got, "- - 2030-03-04T10:00:00Z - 0 NEVER_REVIEWED 2030-03-04T10:00:00Z");
+        free(got);
+}
+
+/* An entry's working state in e-RS lands in ers_worklist_entry with the entry, as sent, in the poll's
+ * transaction; the next poll replaces it whole (an element no longer said is NULL), with no new version
+ * of the referral and nothing else written; a poll that fails keeps the last one. */
+static void test_working_state_kept_and_replaced(void **state) {
+#define U1_LISTED_ALL                                                                                                  \
+        "listed cardiology U1 v1 at=t+0 corr=corr-0001 received=2030-03-01T09:05:12.700Z contact=2030-03-08 "         \
+        "last_contact=2030-03-02T15:30:00Z information=OVERDUE printed=1 context=\"LETTER_CHANGED PRIORITY_CHANGED\"\n"
+#define U1_LISTED_FEWER                                                                                                \
+        "listed cardiology U1 v1 at=t+3600 corr=corr-0005 last_contact=2030-03-04T10:00:00Z printed=0 "              \
+        "context=NEVER_REVIEWED\n"
+        static const struct round rounds[] = {
+                {
+                        .name = "new: the entry's working state kept with it",
+                        .serve = { &R1_V1 },
+                        .relist = true,
+                        .listed = { U1 },
+                        .before = u1_states_all,
+                        .poll = true,
+                        .stats = "new=1 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=2 "
+                                 "not_fetched=0 bytes=37",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 NEW v1 documents=2 bytes=37 not_fetched=0 pending=0\n",
+                        .calls = U1_FETCHED,
+                        .pas = U1_WRITTEN U1_LISTED_ALL
+                                "poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
+                                "result=\"1 referral(s) listed\"\n"
+                                "budget 31001 2030-03-04 calls=1\n" U1_AUDITED,
+                },
+                {
+                        .name = "the next poll: replaced whole, the referral untouched",
+                        .advance = 3600,
+                        .relist = true,
+                        .listed = { U1 },
+                        .before = u1_states_fewer,
+                        .poll = true,
+                        .stats = "new=0 updated=0 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
+                                 "not_fetched=0 bytes=0",
+                        .outcomes = "worklist cardiology: 1\n"
+                                    "U1 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                        .calls = "A008 REFERRALS_FOR_REVIEW/31001\n",
+                        .changes = "-" U1_LISTED_ALL
+                                   "-poll cardiology at=t+0 referrals=1 corr=corr-0001 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "-budget 31001 2030-03-04 calls=1\n"
+                                   "+" U1_LISTED_FEWER
+                                   "+poll cardiology at=t+3600 referrals=1 corr=corr-0005 next=t+14400 "
+                                   "result=\"1 referral(s) listed\"\n"
+                                   "+budget 31001 2030-03-04 calls=2\n",
+                },
+                {
+                        .name = "a poll that fails: the last state stays",
+                        .advance = 3600,
+                        .relist = true,
+                        .listed = { U1 },
+                        .before = u1_states_all,
+                        .faults = { { FAKE_A008, NULL, -EAGAIN, 1 } },
+                        .poll = true,
+                        .loose = true,
+                        .r = -EAGAIN, /* its one worklist failed */
+                        .after = working_state_stays,
+                },
+        };
+        SCENARIO(rounds);
+#undef U1_LISTED_ALL
+#undef U1_LISTED_FEWER
 }
 
 /* ---- new, unchanged, updated ---------------------------------------------------------------- */
@@ -3597,6 +3706,7 @@ int main(void) {
         static const struct CMUnitTest named[] = {
                 cmocka_unit_test_setup_teardown(test_new_referral_written_with_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_additional_requirements_and_answers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_working_state_kept_and_replaced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_slot_issues_changed_without_a_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remap_after_two_answers_in_one_second, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remap_after_two_answers_in_one_second_reversed, setup, teardown),
