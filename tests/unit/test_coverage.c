@@ -3,7 +3,8 @@
  * The coverage gate (issue 15): every element path of our fixtures that hold
  * every element the specification defines (an A005 referral, an A008 worklist)
  * is either stored or listed as not kept with a reason, in docs/schema.md's
- * element tables, the one source of truth.  Not what a parser does with an
+ * element tables, the one source of truth; and every column those tables
+ * name is one of the schema's.  Not what a parser does with an
  * element (test_fhir.c) nor what the PAS holds (test_pas.c, pas_elements.c).
  *
  * A path: object keys joined by '.', an array's element written `key[]`, or
@@ -28,6 +29,7 @@
 #include <json-c/json.h>
 
 #define SCHEMA_DOC "docs/schema.md"
+#define SCHEMA_DDL "adapters/sql/sqlite.sql"
 #define PATH_MAX_LEN 512
 
 /* The paths of one element table: owned strings. */
@@ -76,17 +78,94 @@ static const char *cell(const char *row, int col, size_t *len) {
         return p;
 }
 
+/* The whole of the SQLite DDL (every vendor's has the same tables and
+ * columns: test_adapters.c), NUL-terminated; the caller frees. */
+static char *ddl_text(void) {
+        FILE *f = fopen(SCHEMA_DDL, "r");
+        char *text;
+        long n;
+
+        if (!f)
+                fail_msg("cannot open %s (run the tests from the repository root)", SCHEMA_DDL);
+        assert_int_equal(fseek(f, 0, SEEK_END), 0);
+        n = ftell(f);
+        assert_true(n > 0);
+        rewind(f);
+        text = malloc((size_t) n + 1);
+        assert_non_null(text);
+        assert_int_equal(fread(text, 1, (size_t) n, f), (size_t) n);
+        text[n] = '\0';
+        fclose(f);
+        return text;
+}
+
+/* Whether the DDL creates `table` with a column `column`. */
+static bool ddl_has(const char *ddl, const char *table, const char *column) {
+        char head[96], line[96];
+        const char *t, *end;
+
+        snprintf(head, sizeof(head), "CREATE TABLE IF NOT EXISTS %s (\n", table);
+        snprintf(line, sizeof(line), "\n    %s ", column);
+        t = strstr(ddl, head);
+        end = t ? strstr(t, "\n);") : NULL;
+        t = end ? strstr(t, line) : NULL; /* the first after the table's head: in it when before its end */
+        return t && t < end;
+}
+
+/*
+ * How many of the columns a "Where" cell names in backquotes are not in the
+ * schema (each said, with its line): `r.x` is ers_referral's column x, `d.x`
+ * ers_document's, `ers_….x` that table's.  Anything else in backquotes (a
+ * table alone, a code, `r.appointment_*`) is not a column and not checked.
+ */
+static unsigned unknown_columns(const char *ddl, const char *where, size_t len, unsigned lineno) {
+        unsigned unknown = 0;
+
+        for (const char *p = where, *end = where + len; p < end;) {
+                const char *open = memchr(p, '`', (size_t) (end - p)), *close, *dot;
+                char table[64], column[64];
+                size_t n;
+
+                if (!open)
+                        break;
+                close = memchr(open + 1, '`', (size_t) (end - open - 1));
+                if (!close)
+                        break;
+                p = close + 1;
+                dot = memchr(open + 1, '.', (size_t) (close - open - 1));
+                n = dot ? (size_t) (dot - open - 1) : 0;
+                if (!dot || n == 0 || n >= sizeof(table) || (size_t) (close - dot - 1) >= sizeof(column) ||
+                    strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz0123456789_") != (size_t) (close - dot - 1))
+                        continue;
+                snprintf(table, sizeof(table), "%.*s", (int) n, open + 1);
+                snprintf(column, sizeof(column), "%.*s", (int) (close - dot - 1), dot + 1);
+                if (strcmp(table, "r") == 0)
+                        snprintf(table, sizeof(table), "ers_referral");
+                else if (strcmp(table, "d") == 0)
+                        snprintf(table, sizeof(table), "ers_document");
+                else if (strncmp(table, "ers_", 4) != 0)
+                        continue;
+                if (!ddl_has(ddl, table, column)) {
+                        print_message("%s:%u: `%.*s`: no such column in %s\n", SCHEMA_DOC, lineno,
+                                      (int) (close - open - 1), open + 1, SCHEMA_DDL);
+                        unknown++;
+                }
+        }
+        return unknown;
+}
+
 /*
  * Reads the table under the heading `## <heading>` of docs/schema.md: each
  * row's element cell holds its paths in backquotes; its "Where" cell says
  * where they go, and a row whose "Where" begins "not kept" must give its
- * reason in the third cell, or the test fails naming the line.
+ * reason in the third cell, or the test fails naming the line; a column the
+ * "Where" cell names must be one of the schema's (unknown_columns()).
  */
 static void table_read(const char *heading, struct table *t) {
         FILE *f = fopen(SCHEMA_DOC, "r");
-        char *line = NULL;
+        char *line = NULL, *ddl = ddl_text();
         size_t cap = 0;
-        unsigned lineno = 0;
+        unsigned lineno = 0, unknown = 0;
         bool in = false;
 
         if (!f)
@@ -111,6 +190,7 @@ static void table_read(const char *heading, struct table *t) {
                         fail_msg("%s:%u: a row of \"%s\" says not where its element goes", SCHEMA_DOC, lineno, heading);
                 if (where_len >= 8 && strncmp(where, "not kept", 8) == 0 && why_len == 0)
                         fail_msg("%s:%u: an element of \"%s\" not kept without a reason", SCHEMA_DOC, lineno, heading);
+                unknown += unknown_columns(ddl, where, where_len, lineno);
                 for (const char *p = el, *end = el + el_len; p < end;) {
                         const char *open = memchr(p, '`', (size_t) (end - p)), *close;
 
@@ -124,9 +204,12 @@ static void table_read(const char *heading, struct table *t) {
                 }
         }
         free(line);
+        free(ddl);
         fclose(f);
         if (t->n == 0)
                 fail_msg("%s: no table under \"## %s\"", SCHEMA_DOC, heading);
+        if (unknown)
+                fail_msg("%u column(s) of \"## %s\" are not in %s", unknown, heading, SCHEMA_DDL);
 }
 
 /* Whether a path of the table covers `path`: the same, or an ancestor. */
@@ -249,11 +332,25 @@ static void test_an_element_not_listed_is_found(void **state) {
         table_free(&t);
 }
 
+/* A "Where" naming a column the schema lacks is found; a table, a code or a
+ * pattern is not taken for one. */
+static void test_a_column_not_in_the_schema_is_found(void **state) {
+        static const char where[] = "`ers_worklist_entry.ubrn_received`, `ers_worklist_entry.ubrn_recieved`, "
+                                    "`r.priority`, `r.prio`, `d.title`, `ers_retry`, `r.appointment_*`, `CON`, "
+                                    "`ReferralRequest/{ubrn}`";
+        char *ddl = ddl_text();
+        (void) state;
+
+        assert_int_equal(unknown_columns(ddl, where, strlen(where), 0), 2);
+        free(ddl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_every_element_of_a_referral),
                 cmocka_unit_test(test_every_element_of_a_worklist),
                 cmocka_unit_test(test_an_element_not_listed_is_found),
+                cmocka_unit_test(test_a_column_not_in_the_schema_is_found),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
