@@ -414,8 +414,50 @@ static json_object *worklist_patient(const struct referral *r)
         return p;
 }
 
+/* The request context statuses and the clinical information statuses e-RS names. */
+static const struct code CONTEXT_STATUS[] = {
+        { CS "eRS-RequestContextStatus-1", "NEVER_REVIEWED", "Never Reviewed" },
+        { CS "eRS-RequestContextStatus-1", "LETTER_CHANGED", "Letter Changed" },
+        { CS "eRS-RequestContextStatus-1", "PRIORITY_CHANGED", "Priority Changed" },
+        { CS "eRS-RequestContextStatus-1", "PRIORITY_AND_LETTER_CHANGED", "Priority And Letter Changed" },
+};
+static const struct code INFORMATION_STATUS[] = {
+        { CS "eRS-ClinicalInformationStatus-1", "PRESENT", NULL },
+        { CS "eRS-ClinicalInformationStatus-1", "NOT_APPLICABLE", NULL },
+        { CS "eRS-ClinicalInformationStatus-1", "NOT_DUE", NULL },
+        { CS "eRS-ClinicalInformationStatus-1", "OVERDUE", NULL },
+};
+
+/* A worklist entry's working state in e-RS, from the referral's index alone,
+ * so every poll lists the same (README.md, "The data"). */
+struct entry_state {
+        bool printed;                      /* clinicalInfoPrinted (both worklists) */
+        const struct code *context;        /* requestContextStatus (REFERRALS_FOR_REVIEW) */
+        char received[32];                 /* ubrnReceived (APPOINTMENT_SLOT_ISSUES) */
+        char contact[16];                  /* patientContactExpected; "" when absent */
+        char last[32];                     /* lastContact; "" when absent */
+        const struct code *information;    /* clinicalInformationStatus; NULL when absent */
+};
+
+static struct entry_state entry_state_of(size_t i)
+{
+        struct entry_state s = {
+                .printed = i % 3 == 1,
+                .context = &CONTEXT_STATUS[i % 4],
+                .information = i % 7 == 6 ? NULL : &INFORMATION_STATUS[i % 4],
+        };
+
+        snprintf(s.received, sizeof s.received, "2029-12-%02zuT09:%02zu:00.000Z", 1 + i % 28, i % 60);
+        if (i % 5 != 4)
+                snprintf(s.contact, sizeof s.contact, "2030-01-%02zu", 1 + i % 28);
+        if (i % 2 == 0)
+                snprintf(s.last, sizeof s.last, "2030-01-%02zuT10:30:00Z", 1 + i % 28);
+        return s;
+}
+
 static json_object *worklist_entry(const struct mock *m, const struct worklist_item *it, bool slot_issues)
 {
+        const struct entry_state st = entry_state_of(it->referral);
         const struct referral *r = &m->referrals[it->referral];
         json_object *item_ext = json_object_new_array_ext(12);
         json_object *e = json_object_new_object();
@@ -430,16 +472,23 @@ static json_object *worklist_entry(const struct mock *m, const struct worklist_i
         json_object_array_add(item_ext, ext("patient", "valueReference", reference(buf)));
         if (r->pathway_start[0])
                 json_object_array_add(item_ext, ext("eReferralPathwayStart", "valueDateTime", str(r->pathway_start)));
-        json_object_array_add(item_ext, ext("clinicalInfoPrinted", "valueBoolean", json_object_new_boolean(0)));
+        json_object_array_add(item_ext, ext("clinicalInfoPrinted", "valueBoolean", json_object_new_boolean(st.printed)));
         if (slot_issues) {
                 const struct code *reason = referral_reason(r, it->state);
+                json_object_array_add(item_ext, ext("ubrnReceived", "valueDateTime", str(st.received)));
+                if (st.contact[0])
+                        json_object_array_add(item_ext, ext("patientContactExpected", "valueDate", str(st.contact)));
+                if (st.information)
+                        json_object_array_add(item_ext, ext("clinicalInformationStatus", "valueCodeableConcept",
+                                                            codeable(coding_of(st.information, false))));
                 if (reason)
                         json_object_array_add(item_ext, ext("reason", "valueCodeableConcept",
                                                             codeable(coding_of(reason, false))));
+                if (st.last[0])
+                        json_object_array_add(item_ext, ext("lastContact", "valueDateTime", str(st.last)));
         } else {
                 json_object_array_add(item_ext, ext("requestContextStatus", "valueCodeableConcept",
-                                                    codeable(coding(CS "eRS-RequestContextStatus-1",
-                                                                    "NEVER_REVIEWED", "Never Reviewed"))));
+                                                    codeable(coding_of(st.context, true))));
                 if (r->clinical_info_first_submitted[0])
                         json_object_array_add(item_ext, ext("clinicalInfoFirstSubmitted", "valueDateTime",
                                                             str(r->clinical_info_first_submitted)));
@@ -692,6 +741,23 @@ static json_object *manifest_referral(struct mock *m, const struct referral *r, 
                 free(cri);
         }
         put(o, "cri", c);
+
+        /* the working state each worklist lists it with, by list type */
+        const struct entry_state st = entry_state_of((size_t)(r - m->referrals));
+        json_object *states = json_object_new_object(), *rfr = json_object_new_object();
+        put(rfr, "clinical_info_printed", json_object_new_int(st.printed));
+        put(rfr, "request_context_status", str(st.context->code));
+        put(states, "REFERRALS_FOR_REVIEW", rfr);
+        if (state == STATE_DEFERRED) {
+                json_object *slots = json_object_new_object();
+                put(slots, "clinical_info_printed", json_object_new_int(st.printed));
+                put(slots, "ubrn_received", str(st.received));
+                put(slots, "patient_contact_expected", str_or_null(st.contact));
+                put(slots, "last_contact", str_or_null(st.last));
+                put(slots, "clinical_information_status", st.information ? str(st.information->code) : NULL);
+                put(states, "APPOINTMENT_SLOT_ISSUES", slots);
+        }
+        put(o, "entry_state", states);
         return o;
 }
 

@@ -98,9 +98,10 @@ static bool member_true(json_object *o, const char *key)
 /* A copy of o[key] for a rendered answer (NULL when absent or null): a string
  * byte for byte, anything else as it is.  Reads only: worlds are shared by
  * the server's threads. */
-static json_object *value(json_object *o, const char *key)
+/* A copy of v (a string byte for byte, a NUL included); NULL for JSON null. */
+static json_object *copy_of(json_object *v)
 {
-        json_object *v = member(o, key), *copy = NULL;
+        json_object *copy = NULL;
 
         if (!v)
                 return NULL;
@@ -109,6 +110,11 @@ static json_object *value(json_object *o, const char *key)
         if (json_object_deep_copy(v, &copy, NULL) < 0)
                 return NULL;
         return copy;
+}
+
+static json_object *value(json_object *o, const char *key)
+{
+        return copy_of(member(o, key));
 }
 
 static bool fhir_id(const char *s)
@@ -667,6 +673,23 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
 
 /* ---- A008 ----------------------------------------------------------------------------- */
 
+/* An element of the entry's working state: one nested extension `url` for each
+ * value of the entry's array `key` (in order; null left out), its value at
+ * `value_key`, or a coding of `system` with that code. */
+static void state_exts(json_object *item, json_object *entry, const char *key, const char *url, const char *value_key,
+                       const char *system)
+{
+        json_object *values = member(entry, key);
+
+        for (size_t i = 0; json_object_is_type(values, json_type_array) && i < json_object_array_length(values); i++) {
+                json_object *v = copy_of(json_object_array_get_idx(values, i));
+                if (v && system)
+                        ext_if(item, url, "valueCodeableConcept", codeable(coding(system, v, NULL)));
+                else
+                        ext_if(item, url, value_key, v);
+        }
+}
+
 static json_object *worklist_entry(json_object *entry, const char *ubrn, size_t patient, bool slot_issues)
 {
         json_object *item = json_object_new_array(), *e = json_object_new_object(), *w, *v;
@@ -681,15 +704,19 @@ static json_object *worklist_entry(json_object *entry, const char *ubrn, size_t 
                 ext_if(item, "patient", "valueReference", reference(buf));
         }
         ext_if(item, "eReferralPathwayStart", "valueDateTime", value(entry, "pathway_start"));
-        ext_if(item, "clinicalInfoPrinted", "valueBoolean", json_object_new_boolean(0));
+        state_exts(item, entry, "clinical_info_printed", "clinicalInfoPrinted", "valueBoolean", NULL);
         if (slot_issues) {
+                state_exts(item, entry, "ubrn_received", "ubrnReceived", "valueDateTime", NULL);
+                state_exts(item, entry, "patient_contact_expected", "patientContactExpected", "valueDate", NULL);
+                state_exts(item, entry, "clinical_information_status", "clinicalInformationStatus", NULL,
+                           CS "eRS-ClinicalInformationStatus-1");
                 if ((v = value(entry, "reason")))
                         ext_if(item, "reason", "valueCodeableConcept",
                                codeable(coding(CS "eRS-ReviewReason-1", v, NULL)));
+                state_exts(item, entry, "last_contact", "lastContact", "valueDateTime", NULL);
         } else {
-                ext_if(item, "requestContextStatus", "valueCodeableConcept",
-                       codeable(coding(CS "eRS-RequestContextStatus-1", json_object_new_string("NEVER_REVIEWED"),
-                                       NULL)));
+                state_exts(item, entry, "request_context_status", "requestContextStatus", NULL,
+                           CS "eRS-RequestContextStatus-1");
                 ext_if(item, "clinicalInfoFirstSubmitted", "valueDateTime",
                        value(entry, "clinical_info_first_submitted"));
                 ext_if(item, "appointmentStart", "valueDateTime", value(entry, "appointment_start"));

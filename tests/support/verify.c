@@ -133,6 +133,68 @@ static void check_referral(struct db *d, json_object *m, const char *listed_by, 
         }
 }
 
+/* The columns of an entry's working state in e-RS, as the manifest's entry_state names them. */
+static const char *const entry_state_columns[] = {
+        "ubrn_received",         "patient_contact_expected", "last_contact", "clinical_information_status",
+        "clinical_info_printed", "request_context_status",
+};
+#define N_ENTRY_STATE (sizeof entry_state_columns / sizeof *entry_state_columns)
+
+struct entry_rows {
+        const char *ubrn;
+        json_object *states; /* the manifest's entry_state: {list type: {column: value}} */
+        struct verify_result *v;
+};
+
+/* One ers_worklist_entry row (worklist, then the columns above): the working
+ * state one of the referral's worklists lists it with. */
+static int check_entry_row(void *userdata, int ncols, char **vals, const size_t *lens) {
+        struct entry_rows *er = userdata;
+        bool matched = false;
+        char buf[24];
+
+        (void) lens;
+        if (ncols != 1 + (int) N_ENTRY_STATE)
+                return -1;
+        json_object_object_foreach(er->states, list_type, want) {
+                bool all = true;
+                (void) list_type;
+                for (size_t k = 0; k < N_ENTRY_STATE && all; k++) {
+                        json_object *w = json_object_object_get(want, entry_state_columns[k]);
+                        const char *expected = NULL;
+                        if (json_object_is_type(w, json_type_int)) {
+                                snprintf(buf, sizeof buf, "%d", json_object_get_int(w));
+                                expected = buf;
+                        } else if (json_object_is_type(w, json_type_string))
+                                expected = json_object_get_string(w);
+                        all = same(expected, vals[1 + k]);
+                }
+                matched |= all;
+        }
+        if (!matched) {
+                er->v->fields_mismatched++;
+                fprintf(stderr, "verify: UBRN %s: ers_worklist_entry of worklist %s: its working state differs from "
+                                "what e-RS listed\n", er->ubrn, vals[0] ? vals[0] : "NULL");
+        }
+        return 0;
+}
+
+static void check_entry_state(struct db *d, json_object *m, struct verify_result *v) {
+        struct entry_rows er = { .ubrn = jstr(m, "ubrn"), .states = json_object_object_get(m, "entry_state"), .v = v };
+        const char *p[] = { er.ubrn };
+
+        if (!er.states) /* a manifest without it: nothing to compare */
+                return;
+        if (db_each_row(d,
+                        "SELECT worklist, ubrn_received, patient_contact_expected, last_contact, "
+                        "clinical_information_status, clinical_info_printed, request_context_status "
+                        "FROM ers_worklist_entry WHERE ubrn = ?",
+                        1, p, check_entry_row, &er) < 0) {
+                v->fields_mismatched++;
+                fprintf(stderr, "verify: UBRN %s: ers_worklist_entry could not be read\n", er.ubrn);
+        }
+}
+
 static json_object *find_referral(json_object *refs, const char *ubrn) {
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
                 json_object *m = json_object_array_get_idx(refs, i);
@@ -153,6 +215,7 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret) 
                         continue;
                 ret->referrals_expected++;
                 check_referral(d, m, NULL, ret);
+                check_entry_state(d, m, ret);
                 json_object *related = json_object_object_get(m, "related");
                 for (size_t r = 0; r < json_object_array_length(related); r++) {
                         json_object *rel = find_referral(refs, json_object_get_string(json_object_array_get_idx(related, r)));

@@ -24,7 +24,9 @@ struct verify_result {
 };
 
 /* Compares everything: every worklisted referral (and its related ones) at
- * the manifest's version, every mapped field, every document byte. */
+ * the manifest's version, every mapped field, every document byte, and the
+ * working state each ers_worklist_entry row of it holds (one a worklist of it
+ * lists it with: the manifest's entry_state, counted in fields_mismatched). */
 void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret);
 
 /* The invariants of a PAS at any instant: every ledger row has its referral

@@ -32,6 +32,7 @@ struct sha_entry {
 
 struct wgen {
         uint64_t rng;
+        uint64_t state_rng;     /* the working state's stream (entry_state()) */
         struct wgen_plan plan;
         char **pool;            /* owned strings the worlds point into */
         size_t n_pool, cap_pool;
@@ -588,6 +589,70 @@ static void make_related(struct wgen *g, struct wref *r)
         r->letter_bytes = 300 + below(g, 20000);
 }
 
+/* Zero, one or (now and then, never in a tame world) two occurrences of an
+ * element: `permille` how often it is there. */
+static void state_values(struct wgen *g, struct wstate *s, unsigned permille, struct wt (*value)(struct wgen *g))
+{
+        s->n = 0;
+        if (!chance(g, permille))
+                return;
+        s->v[s->n++] = value(g);
+        if (!g->plan.tame && chance(g, 40))
+                s->v[s->n++] = value(g);
+}
+
+static struct wt a_date_time(struct wgen *g)
+{
+        return when(g, false);
+}
+
+static struct wt a_date(struct wgen *g)
+{
+        return when(g, chance(g, 900));
+}
+
+static struct wt an_information_status(struct wgen *g)
+{
+        static const char *const statuses[] = { "PRESENT", "NOT_APPLICABLE", "NOT_DUE", "OVERDUE" };
+        return CODE(g, statuses, 32, 0);
+}
+
+static struct wt a_context_status(struct wgen *g)
+{
+        static const char *const statuses[] = { "LETTER_CHANGED", "PRIORITY_CHANGED", "PRIORITY_AND_LETTER_CHANGED",
+                                                "NEVER_REVIEWED" };
+        return CODE(g, statuses, 32, 0);
+}
+
+/*
+ * A worklist entry's working state, as the specification gives it to the
+ * entry's worklist (world.h), drawn from the working state's own stream: the
+ * main stream, and so every other value of the seed's worlds, is left as it
+ * was.
+ */
+static void entry_state(struct wgen *g, struct wref *r)
+{
+        uint64_t main_rng = g->rng;
+        bool slots = r->home == 1;
+
+        g->rng = g->state_rng;
+        state_values(g, &r->e_received, slots ? 850 : 0, a_date_time);
+        state_values(g, &r->e_contact, slots ? 800 : 0, a_date);
+        state_values(g, &r->e_last, slots ? 600 : 0, a_date_time);
+        state_values(g, &r->e_information, slots ? 850 : 0, an_information_status);
+        state_values(g, &r->e_context, slots ? 0 : 950, a_context_status);
+        r->n_printed = 0;
+        if (g->plan.tame || chance(g, 980)) {
+                r->e_printed[r->n_printed++] = !g->plan.tame && chance(g, 20) ? WP_STRING
+                                               : chance(g, 300)               ? WP_TRUE
+                                                                              : WP_FALSE;
+                if (!g->plan.tame && chance(g, 40))
+                        r->e_printed[r->n_printed++] = chance(g, 500) ? WP_TRUE : WP_FALSE;
+        }
+        g->state_rng = g->rng;
+        g->rng = main_rng;
+}
+
 static void make_main(struct wgen *g, struct world *w)
 {
         static const char *const specialties[] = { "CARDIOLOGY", "RENAL_MEDICINE", "DERMATOLOGY" };
@@ -636,6 +701,7 @@ static void make_main(struct wgen *g, struct world *w)
         m.e_priority = chance(g, 900) ? m.priority : CODE(g, urgent, 32, 100);
         m.e_specialty = chance(g, 900) ? m.specialty : CODE(g, specialties, 64, 100);
         m.e_referral_type = chance(g, 900) ? CODE(g, types, 64, 0) : absent();
+        entry_state(g, &m);
         m.letter_bytes = 300 + below(g, 30000);
 
         /* Its documents, some on related referrals: new ones, or one another referral points at. */
@@ -683,6 +749,7 @@ struct wgen *wgen_new(uint64_t seed, const struct wgen_plan *plan)
         if (g->plan.max_docs > WORLD_DOCS_MAX)
                 g->plan.max_docs = WORLD_DOCS_MAX;
         g->ubrn_base = wgen_rand(g) % 90000000;
+        g->state_rng = seed ^ 0x5747a7e5747a7e57ULL;
         return g;
 }
 
@@ -884,6 +951,21 @@ static void new_version(struct wgen *g, struct world *w, struct wref *r)
         vary(g, r);
 }
 
+/* e-RS changes a worklisted referral's working state between two looks, about
+ * one time in three, with no new version (its own stream, as entry_state()). */
+static void entry_state_changes(struct wgen *g, struct wref *r)
+{
+        uint64_t main_rng = g->rng;
+        bool change;
+
+        g->rng = g->state_rng;
+        change = chance(g, 350);
+        g->state_rng = g->rng;
+        g->rng = main_rng;
+        if (change)
+                entry_state(g, r);
+}
+
 struct world *wgen_next(struct wgen *g, const struct world *w)
 {
         struct world *n = world_copy(w);
@@ -918,6 +1000,7 @@ struct world *wgen_next(struct wgen *g, const struct world *w)
                         r->worklist = r->home; /* comes back */
                 if (r->home != 1 && chance(g, 60))
                         r->entry_ahead = !r->entry_ahead;
+                entry_state_changes(g, r);
                 if (chance(g, 15) && !r->related_only)
                         r->gone = true;
         }
@@ -995,6 +1078,36 @@ char *wt_text(const struct wt *v, size_t *ret_len)
         return t.p;
 }
 
+char *wstate_joined(const struct wstate *s, size_t *ret_len)
+{
+        struct tb t = { 0 };
+        size_t values = 0;
+
+        for (size_t i = 0; i < s->n; i++) {
+                if (!wt_readable(&s->v[i]))
+                        continue;
+                if (values++ > 0)
+                        tb_add(&t, " ", 1);
+                tb_add(&t, s->v[i].p, s->v[i].n);
+        }
+        if (values > 0 && !t.p)
+                t.p = calloc(1, 1); /* one empty value: "", not NULL */
+        if (ret_len)
+                *ret_len = t.n;
+        return t.p;
+}
+
+const char *wref_printed(const struct wref *r)
+{
+        bool yes = false, no = false;
+
+        for (size_t i = 0; i < r->n_printed; i++) {
+                yes |= r->e_printed[i] == WP_TRUE;
+                no |= r->e_printed[i] == WP_FALSE;
+        }
+        return yes == no ? NULL : yes ? "1" : "0";
+}
+
 static bool wt_is(const struct wt *v, const char *s)
 {
         return v->kind == WT_STR && v->n == strlen(s) && memcmp(v->p, s, v->n) == 0;
@@ -1059,6 +1172,24 @@ static void put_wt(json_object *o, const char *key, const struct wt *v)
                 json_object_object_add(o, key, json_object_new_string_len(v->p, (int)v->n));
         else if (v->kind == WT_NUM)
                 json_object_object_add(o, key, json_object_new_int64(v->num));
+}
+
+/* An element of the working state: an array of its occurrences (absent when none). */
+static void put_state(json_object *o, const char *key, const struct wstate *s)
+{
+        json_object *a;
+
+        if (s->n == 0)
+                return;
+        a = json_object_new_array();
+        for (size_t i = 0; i < s->n; i++) {
+                json_object *holder = json_object_new_object(), *v = NULL;
+                put_wt(holder, "v", &s->v[i]);
+                json_object_object_get_ex(holder, "v", &v);
+                json_object_array_add(a, v ? json_object_get(v) : NULL);
+                json_object_put(holder);
+        }
+        json_object_object_add(o, key, a);
 }
 
 static json_object *doc_json(const struct wdoc *d)
@@ -1152,6 +1283,19 @@ static json_object *ref_json(const struct wref *r)
                 put_wt(e, "referral_type", &r->e_referral_type);
                 put_wt(e, "nhs_number", &r->e_nhs);
                 put_wt(e, "pathway_start", &r->pathway_start);
+                put_state(e, "ubrn_received", &r->e_received);
+                put_state(e, "patient_contact_expected", &r->e_contact);
+                put_state(e, "last_contact", &r->e_last);
+                put_state(e, "clinical_information_status", &r->e_information);
+                put_state(e, "request_context_status", &r->e_context);
+                if (r->n_printed > 0) {
+                        json_object *printed = json_object_new_array();
+                        for (size_t i = 0; i < r->n_printed; i++)
+                                json_object_array_add(printed, r->e_printed[i] == WP_STRING
+                                                                       ? json_object_new_string("true")
+                                                                       : json_object_new_boolean(r->e_printed[i] == WP_TRUE));
+                        json_object_object_add(e, "clinical_info_printed", printed);
+                }
                 json_object_object_add(o, "entry", e);
         }
         return o;

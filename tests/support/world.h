@@ -35,6 +35,10 @@
  *   - A referral is on one worklist at most, always the same one.
  *   - Additional requirements change only with a new version (they are
  *     drawn again with every one).
+ *   - A worklist entry's working state in e-RS (struct wstate) changes from
+ *     one world to the next without a new version, as e-RS changes it; it is
+ *     drawn from a random stream of its own, so the rest of a seed's worlds
+ *     is what it was before the working state was generated.
  * Texts and ids: every legal shape, lengths under, at and over the schema's
  * column widths with multi-byte UTF-8 at the boundary, control, C1 and bidi
  * characters, NULs, ids that collide once sanitised, duplicated ids, an id
@@ -84,6 +88,18 @@ struct wreq {
         struct wt code, display, comments;
 };
 
+/* One element of a worklist entry's working state (ubrnReceived, …), as e-RS
+ * lists it: each occurrence in order (the specification allows one; two is a
+ * repetition whose every readable value the PAS keeps, joined by a space). */
+#define WORLD_STATE_MAX 2
+struct wstate {
+        struct wt v[WORLD_STATE_MAX];
+        size_t n;
+};
+
+/* clinicalInfoPrinted's occurrences: true, false, or a string where a boolean belongs. */
+enum wprinted { WP_FALSE, WP_TRUE, WP_STRING };
+
 struct wref {
         char ubrn[13];
         bool related_only;  /* reached only as another referral's related referral */
@@ -108,6 +124,13 @@ struct wref {
         int home;           /* the worklist it is on when listed */
         bool entry_ahead;   /* referralRequestVersion is version + 1 (RFR only) */
         struct wt e_priority, e_specialty, e_service_id, e_service_name, e_referral_type, e_nhs;
+        /* Its working state: on an APPOINTMENT_SLOT_ISSUES entry when the UBRN was received, when the
+         * patient expects contact, the last contact, the clinical information's status; on a
+         * REFERRALS_FOR_REVIEW one what changed since it was last reviewed; on both whether the letter
+         * was printed. */
+        struct wstate e_received, e_contact, e_last, e_information, e_context;
+        enum wprinted e_printed[WORLD_STATE_MAX];
+        size_t n_printed;
 };
 
 struct world {
@@ -161,6 +184,12 @@ char *wt_code(const struct wt *v, size_t *ret_len);
 char *wt_text(const struct wt *v, size_t *ret_len);
 /* Whether an id or code is readable (a string without a NUL). */
 bool wt_readable(const struct wt *v);
+/* An element of the working state as the PAS must hold it: its readable values
+ * in order, joined by one space; NULL when none.  Malloc'd. */
+char *wstate_joined(const struct wstate *s, size_t *ret_len);
+/* clinical_info_printed as the PAS must hold it: "1", "0", or NULL (not said
+ * as a boolean, or said both ways). */
+const char *wref_printed(const struct wref *r);
 
 /* Documents of one referral: how ersd must treat its availability. */
 bool wdoc_available(const struct wdoc *d);    /* exactly AVAILABLE */

@@ -1321,6 +1321,7 @@ unsigned world_check(struct wcheck *c)
         check_audit(c, &p);
         c->answers = 0;
         wcheck_answers(c);
+        wcheck_worklist_entries(c);
         c->documents = (unsigned)p.documents.n;
         remember_seen(c, &p.referrals);
         pas_free(&p);

@@ -28,7 +28,9 @@
  *     line of an audit row's document list names a document of it, and no
  *     audit row records a write that changed nothing;
  *   - a referral's additional requirements are the model's, in order, whole;
- *     every A005 answer kept is one the mock served, byte for byte.
+ *     every A005 answer kept is one the mock served, byte for byte;
+ *   - ers_worklist_entry holds each worklist's entries as the last poll
+ *     listed them: version and working state in e-RS, nothing more.
  * Texts: whole; a NUL in free text as U+FFFD, a code or id holding a NUL
  * NULL.  Each mismatch is one line on stderr naming the UBRN and what
  * differs, expected against got: never a patient identifier, never the
@@ -90,6 +92,15 @@ unsigned wcheck_compare_requirements(struct wcheck *c, bool say, const char *who
  * rehashed from the PAS), and every referral row has an answer of its
  * version.  The mismatches (told); nothing without c->answers_served. */
 unsigned wcheck_answers(struct wcheck *c);
+
+/* Issue 15 (world_entries.c).  ers_worklist_entry against the worklists of the
+ * world served now, as the settled round's poll listed them: a row for each
+ * entry (and for a malformed one whose UBRN is readable, holding nothing
+ * else), its version and its working state (each element's readable values
+ * joined by a space, clinical_info_printed 1, 0 or NULL), no other row.  A
+ * worklist listing a malformed entry without a readable UBRN is not judged:
+ * that poll recorded nothing.  The mismatches (told). */
+unsigned wcheck_worklist_entries(struct wcheck *c);
 
 /* One mismatch line ("world: MISMATCH …"), counted; printf-like. */
 void wcheck_say(struct wcheck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
