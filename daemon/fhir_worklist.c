@@ -55,10 +55,11 @@ static const struct state_text {
 /* The value[x] a date of the working state may come as. */
 static const char *const date_values[] = { "valueDateTime", "valueDate", "valueInstant" };
 
-/* A text being joined: values with one space between. */
+/* A text being joined: values with one space between (an empty value too). */
 struct joined {
-        char *p; /* owned */
+        char *p;       /* owned */
         size_t len, cap;
+        size_t values; /* joined so far */
 };
 
 /* Appends value v (NULL: unreadable, nothing) to j.  0 or -ENOMEM.  The
@@ -68,7 +69,7 @@ static int join_value(struct joined *j, const char *v) {
 
         if (!v)
                 return 0;
-        need = j->len + (j->len > 0) + n + 1;
+        need = j->len + (j->values > 0) + n + 1;
         if (need > j->cap) {
                 size_t cap = need < 32 ? 32 : 2 * need;
                 char *p = realloc(j->p, cap);
@@ -78,7 +79,7 @@ static int join_value(struct joined *j, const char *v) {
                 j->p = p;
                 j->cap = cap;
         }
-        if (j->len > 0)
+        if (j->values++ > 0)
                 j->p[j->len++] = ' ';
         memcpy(j->p + j->len, v, n + 1);
         j->len += n;

@@ -664,6 +664,10 @@ static void test_worklist_working_state(void **state) {
                   LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"2025-03-11T09:05:12Z\"") ","
                                   EXT("ubrnReceived", "valueDateTime", "\"2025-03-12T10:00:00Z\"")),
                   "2025-03-11T09:05:12Z 2025-03-12T10:00:00Z", NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
+                { "ubrnReceived empty, then repeated: both kept",
+                  LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"\"") ","
+                                  EXT("ubrnReceived", "valueDateTime", "\"2025-03-12T10:00:00Z\"")),
+                  " 2025-03-12T10:00:00Z", NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
                 { "ubrnReceived a number", LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "20250311")),
                   NULL, NULL, NULL, NULL, NULL, PRINTED_UNKNOWN },
                 { "ubrnReceived with a NUL", LIST(SLOT_ITEM, EXT("ubrnReceived", "valueDateTime", "\"2025\\u0000-03\"")),
