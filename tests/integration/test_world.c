@@ -73,6 +73,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "tests/support/engines.h"
 #include "tests/support/testutil.h"
 #include "tests/support/verify.h"
@@ -191,6 +193,7 @@ struct run_ctx {
         uint64_t chaos;          /* the chaos stream */
         bool nofile;             /* every round under RLIMIT_NOFILE = NOFILE_LIMIT */
         unsigned round;
+        unsigned n_chaos;        /* chaos rounds so far (the rounds the history plans) */
         unsigned last_requests;  /* API and store requests of the last round */
         long first_peak_kib, peak_kib; /* ersd's peak RSS: first settle, all */
         struct figures fig;
@@ -207,6 +210,9 @@ struct run_ctx {
         size_t n_failed;
         char failed_buf[64][13];
         size_t n_said;
+        bool dry;                /* planning only: what would be served, no mock, no ersd (plan_digest()) */
+        EVP_MD_CTX *history_md;  /* owned: the digest of the history served (note()) */
+        FILE *history_log;       /* ERSD_WORLD_KEEP: the history noted, line by line (owned) */
 };
 
 static const struct world *now(const struct run_ctx *x)
@@ -243,6 +249,25 @@ static void say(struct run_ctx *x, const char *fmt, ...)
         say_line(x, line);
 }
 
+/* One line of the history served (a world, a fault, a kill, a limit): into its digest, which the
+ * same seed must give whatever ersd does (plan_digest()). */
+static void note(struct run_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct run_ctx *x, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+        va_end(ap);
+        n = n < 0 ? 0 : n > (int)sizeof line - 2 ? (int)sizeof line - 2 : n;
+        line[n++] = '\n';
+        line[n] = '\0';
+        EVP_DigestUpdate(x->history_md, line, (size_t)n);
+        if (x->history_log)
+                fputs(line, x->history_log);
+}
+
 /* The configuration of the world served now: its document limit and fetch lanes, the
  * world's worklists, retries due at once and parking after PARK_AFTER tries. */
 static void world_conf(struct run_ctx *x)
@@ -265,6 +290,8 @@ static void world_conf(struct run_ctx *x)
         assert_int_equal(write_test_config(x->conf, x->mock.base_url, ers, x->conn, NULL, x->state, extra), 0);
 }
 
+static char *slurp(const char *path, size_t *ret_len);
+
 /* Serves world w from now on: it joins the history. */
 static void serve(struct run_ctx *x, struct world *w)
 {
@@ -274,6 +301,13 @@ static void serve(struct run_ctx *x, struct world *w)
         assert_non_null(x->history);
         x->history[x->n_history++] = w;
         assert_int_equal(world_write(w, x->world_file), 0);
+        size_t len;
+        char *text = slurp(x->world_file, &len), hex[65];
+        sha256_hex(text, len, hex);
+        free(text);
+        note(x, "world %u: %zu bytes, sha256 %s", w->epoch, len, hex);
+        if (x->dry)
+                return;
         snprintf(path, sizeof path, "/_mock/world?file=%s", x->world_file);
         assert_int_equal(mock_post(&x->mock, path), 200);
         world_conf(x);
@@ -649,6 +683,8 @@ static bool crashed(struct run_ctx *x, const struct round *r, const char *what, 
  * `complete`), not waiting in ers_retry. */
 static bool synced(struct run_ctx *x, const struct wref *m, bool complete)
 {
+        if (x->dry)
+                return false; /* planning: no PAS */
         const char *p[] = { m->ubrn };
         char *v = db_text(x->db, complete ? "SELECT version FROM ers_ledger WHERE ubrn = ? AND complete = 1"
                                           : "SELECT version FROM ers_ledger WHERE ubrn = ?",
@@ -818,6 +854,8 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
 /* Time passes: every retry and re-check ersd scheduled is due now. */
 static void advance_clock(struct run_ctx *x)
 {
+        if (x->dry)
+                return;
         db_exec(x->db, "UPDATE ers_retry SET next_attempt_at = '2000-01-01T00:00:00Z'");
         db_exec(x->db, "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' WHERE next_check_at IS NOT NULL");
 }
@@ -879,7 +917,8 @@ static unsigned post_faults(struct run_ctx *x)
                         ubrn = fault_ubrn(x);
                 snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=%s&count=%u%s%s", endpoint, kind,
                          1 + chaos_below(&x->chaos, 2), ubrn ? "&ubrn=" : "", ubrn ? ubrn : "");
-                if (mock_post(&x->mock, q) == 200)
+                note(x, "chaos %u: %s", x->n_chaos, q);
+                if (x->dry || mock_post(&x->mock, q) == 200)
                         posted++;
         }
         if (slow_faults() && chaos_below(&x->chaos, 3) == 0) {
@@ -888,7 +927,8 @@ static unsigned post_faults(struct run_ctx *x)
                 bool a008 = chaos_below(&x->chaos, 2) == 0 || !ubrn;
                 snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=slow%s%s", a008 ? "A008" : "A005",
                          a008 ? "" : "&ubrn=", a008 ? "" : ubrn);
-                if (mock_post(&x->mock, q) == 200)
+                note(x, "chaos %u: %s", x->n_chaos, q);
+                if (x->dry || mock_post(&x->mock, q) == 200)
                         posted++;
         }
         return posted;
@@ -902,6 +942,7 @@ static void chaos_round(struct run_ctx *x)
         char what[64];
 
         x->round++;
+        x->n_chaos++;
         advance_clock(x);
         x->fig.faults += post_faults(x);
         if (chaos_below(&x->chaos, 1000) < x->plan->kill_permille) {
@@ -909,8 +950,15 @@ static void chaos_round(struct run_ctx *x)
                 s.kill_after = 1 + chaos_below(&x->chaos, x->last_requests + 2);
         } else if (chaos_below(&x->chaos, 1000) < x->plan->fsize_permille)
                 s.fsize = 64 * 1024 * (1 + chaos_below(&x->chaos, 16));
+        bool pair = !s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille;
+        note(x, "chaos %u: kill %s%" PRIu64 ", file size limit %lld, two ersd %d", x->n_chaos, s.kill_at ? "at " : "no ",
+             s.kill_after, s.fsize, pair);
+        if (x->dry) {
+                x->n_failed = 0;
+                return;
+        }
         unsigned before = mock_requests(x);
-        if (!s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille) {
+        if (pair) {
                 /* two ersd on one state_dir: one must be refused at start (finding 17) */
                 int gate[2];
                 assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
@@ -1151,65 +1199,143 @@ static void check_settled(struct run_ctx *x, const struct round *last)
 
 /* ---- a seed ------------------------------------------------------------------------------------------ */
 
-static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig)
+/* A seed's history: its worlds served one after the other, chaos rounds between, settles and checks.
+ * With x->dry only what would be served is noted (note()): nothing runs. */
+static void history(struct run_ctx *x)
 {
         static const char *const init[] = { "--init-db", NULL };
-        struct run_ctx x = { .seed = seed, .plan = plan, .chaos = seed ^ 0xc4a05c4a05ULL };
-        const char *args[] = { "--referrals", "1", "--attachments", "0", "--big-attachment", "0", "--stall-seconds",
-                               "600", NULL };
+        const struct plan *plan = x->plan;
         struct round r;
 
-        x.dir = tmpdir_make();
-        assert_non_null(x.dir);
-        snprintf(x.conf, sizeof x.conf, "%s/ersd.conf", x.dir);
-        snprintf(x.state, sizeof x.state, "%s/state", x.dir);
-        snprintf(x.spool, sizeof x.spool, "%s/spool", x.state);
-        snprintf(x.world_file, sizeof x.world_file, "%s/world.json", x.dir);
-        assert_int_equal(mkdir(x.state, 0700), 0);
-        if (E.kind == ENGINE_SQLITE) {
-                snprintf(x.pas_file, sizeof x.pas_file, "%s/pas.db", x.dir);
-                snprintf(x.conn, sizeof x.conn, "Driver=SQLite3;Database=%s", x.pas_file);
-        } else
-                assert_int_equal(engine_new_database(&E, x.conn, sizeof x.conn), 0);
-        assert_int_equal(mock_start(&x.mock, args), 0);
-        x.g = wgen_new(seed, &plan->gen);
-        assert_non_null(x.g);
-        x.nofile = true; /* descriptors bounded whatever the documents (finding 15) */
-        serve(&x, wgen_first(x.g));
-        const struct spawn s = { .args = init };
-        run_round(&x, &s, 1, &r);
-        if (r.status != 0)
-                say(&x, "ersd --init-db exited %d", r.status);
-        round_free(&r);
-        x.db = db_open(x.conn);
-        assert_non_null(x.db);
-
+        x->g = wgen_new(x->seed, &plan->gen);
+        assert_non_null(x->g);
+        serve(x, wgen_first(x->g));
+        if (!x->dry) {
+                const struct spawn s = { .args = init };
+                run_round(x, &s, 1, &r);
+                if (r.status != 0)
+                        say(x, "ersd --init-db exited %d", r.status);
+                round_free(&r);
+                x->db = db_open(x->conn);
+                assert_non_null(x->db);
+        }
         for (unsigned e = 0; e < plan->epochs; e++) {
                 if (e > 0)
-                        serve(&x, wgen_next(x.g, now(&x)));
+                        serve(x, wgen_next(x->g, now(x)));
                 for (unsigned k = 0; k < plan->chaos; k++) {
-                        if (k > 0 && chaos_below(&x.chaos, 2) == 0) /* e-RS changes between two rounds that failed, */
-                                serve(&x, wgen_revise(x.g, now(&x), (const char *const *)x.failed, x.n_failed));
-                        chaos_round(&x); /* revising what the last one failed half-way (finding 2) */
+                        if (k > 0 && chaos_below(&x->chaos, 2) == 0) /* e-RS changes between two rounds that failed, */
+                                serve(x, wgen_revise(x->g, now(x), (const char *const *)x->failed, x->n_failed));
+                        chaos_round(x); /* revising what the last one failed half-way (finding 2) */
                 }
-                assert_int_equal(mock_post(&x.mock, "/_mock/fault/clear"), 200);
+                if (x->dry)
+                        continue;
+                assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
                 struct round last;
-                settle(&x, &last);
-                check_settled(&x, &last); /* settled or not: what differs helps whoever reads it */
+                settle(x, &last);
+                check_settled(x, &last); /* settled or not: what differs helps whoever reads it */
                 round_free(&last);
         }
-        json_object *stats = mock_get(&x.mock, "/_mock/stats");
+}
+
+static void history_free(struct run_ctx *x)
+{
+        for (size_t i = 0; i < x->n_history; i++)
+                world_free(x->history[i]);
+        free(x->history);
+        wgen_free(x->g);
+        EVP_MD_CTX_free(x->history_md);
+        if (x->history_log)
+                fclose(x->history_log);
+}
+
+static void history_begin(struct run_ctx *x, uint64_t seed, const struct plan *plan)
+{
+        *x = (struct run_ctx){ .seed = seed, .plan = plan, .chaos = seed ^ 0xc4a05c4a05ULL };
+        x->history_md = EVP_MD_CTX_new();
+        assert_non_null(x->history_md);
+        assert_int_equal(EVP_DigestInit_ex(x->history_md, EVP_sha256(), NULL), 1);
+        x->nofile = true; /* descriptors bounded whatever the documents (finding 15) */
+}
+
+static void history_digest(struct run_ctx *x, char hex[65])
+{
+        unsigned char d[32];
+
+        assert_int_equal(EVP_DigestFinal_ex(x->history_md, d, NULL), 1);
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The digest of the history a seed plans: its worlds, faults, kills and limits, made without a mock,
+ * a PAS or ersd.  The history a run serves must be this one, byte for byte: a seed replays. */
+static void plan_digest(uint64_t seed, const struct plan *plan, char hex[65])
+{
+        struct run_ctx *x = calloc(1, sizeof *x);
+
+        assert_non_null(x);
+        history_begin(x, seed, plan);
+        x->dry = true;
+        x->dir = tmpdir_make();
+        assert_non_null(x->dir);
+        snprintf(x->world_file, sizeof x->world_file, "%s/world.json", x->dir);
+        history(x);
+        history_digest(x, hex);
+        history_free(x);
+        tmpdir_remove(x->dir);
+        free(x->dir);
+        free(x);
+}
+
+static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig)
+{
+        const char *args[] = { "--referrals", "1", "--attachments", "0", "--big-attachment", "0", "--stall-seconds",
+                               "600", NULL };
+        struct run_ctx *xp = calloc(1, sizeof *xp); /* large: not on the stack */
+        char planned[65], again[65], served[65];
+
+        assert_non_null(xp);
+        struct run_ctx *x = xp;
+        plan_digest(seed, plan, planned);
+        plan_digest(seed, plan, again);
+        history_begin(x, seed, plan);
+        if (strcmp(planned, again) != 0)
+                say(x, "one seed planned twice gives two histories (sha256 %.16s, then %.16s)", planned, again);
+        x->dir = tmpdir_make();
+        assert_non_null(x->dir);
+        snprintf(x->conf, sizeof x->conf, "%s/ersd.conf", x->dir);
+        snprintf(x->state, sizeof x->state, "%s/state", x->dir);
+        snprintf(x->spool, sizeof x->spool, "%s/spool", x->state);
+        snprintf(x->world_file, sizeof x->world_file, "%s/world.json", x->dir);
+        assert_int_equal(mkdir(x->state, 0700), 0);
+        if (getenv("ERSD_WORLD_KEEP")) { /* the history served, a line each, to compare two runs */
+                char path[700];
+                snprintf(path, sizeof path, "%s/history", x->dir);
+                x->history_log = fopen(path, "we");
+        }
+        if (E.kind == ENGINE_SQLITE) {
+                snprintf(x->pas_file, sizeof x->pas_file, "%s/pas.db", x->dir);
+                snprintf(x->conn, sizeof x->conn, "Driver=SQLite3;Database=%s", x->pas_file);
+        } else
+                assert_int_equal(engine_new_database(&E, x->conn, sizeof x->conn), 0);
+        assert_int_equal(mock_start(&x->mock, args), 0);
+
+        history(x);
+        history_digest(x, served);
+        if (strcmp(served, planned) != 0) /* the world depended on something besides the seed */
+                say(x, "the history served (sha256 %.16s) is not the one its seed plans (sha256 %.16s): it depends on "
+                       "more than the seed, and a failure will not replay", served, planned);
+        json_object *stats = mock_get(&x->mock, "/_mock/stats");
         if (stats)
-                x.fig.faults = (unsigned)json_object_get_int64(json_object_object_get(stats, "faults_served"));
+                x->fig.faults = (unsigned)json_object_get_int64(json_object_object_get(stats, "faults_served"));
         json_object_put(stats);
-        x.fig.referrals = (unsigned)now(&x)->n_refs;
-        x.fig.seeds = 1;
+        x->fig.referrals = (unsigned)now(x)->n_refs;
+        x->fig.seeds = 1;
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point%s\n",
-               E.name, seed, plan->epochs, x.fig.rounds, x.fig.referrals, x.fig.documents, x.fig.faults, x.fig.kills,
-               x.fig.mismatches, x.fig.leftovers, x.fig.most_fds, "");
-        if (x.fig.mismatches) {
+               "mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point; history sha256 %.16s\n",
+               E.name, seed, plan->epochs, x->fig.rounds, x->fig.referrals, x->fig.documents, x->fig.faults,
+               x->fig.kills, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
+        if (x->fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
                        " ERSD_WORLD_ENGINE=%s %s/tests/integration/test_world\n",
@@ -1217,31 +1343,29 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
                 fig->failed_seeds++;
         }
         fflush(stdout);
-        fig->seeds += x.fig.seeds;
-        fig->rounds += x.fig.rounds;
-        fig->referrals += x.fig.referrals;
-        fig->documents += x.fig.documents;
-        fig->faults += x.fig.faults;
-        fig->kills += x.fig.kills;
-        fig->mismatches += x.fig.mismatches;
-        fig->leftovers += x.fig.leftovers;
+        fig->seeds += x->fig.seeds;
+        fig->rounds += x->fig.rounds;
+        fig->referrals += x->fig.referrals;
+        fig->documents += x->fig.documents;
+        fig->faults += x->fig.faults;
+        fig->kills += x->fig.kills;
+        fig->mismatches += x->fig.mismatches;
+        fig->leftovers += x->fig.leftovers;
 
-        db_close(x.db);
-        mock_stop(&x.mock);
-        for (size_t i = 0; i < x.n_history; i++)
-                world_free(x.history[i]);
-        free(x.history);
-        wgen_free(x.g);
-        free(x.lines.p);
-        wcheck_seen_free(&x.seen);
-        for (size_t i = 0; i < x.n_left; i++)
-                free(x.left[i]);
-        free(x.left);
+        db_close(x->db);
+        mock_stop(&x->mock);
+        history_free(x);
+        free(x->lines.p);
+        wcheck_seen_free(&x->seen);
+        for (size_t i = 0; i < x->n_left; i++)
+                free(x->left[i]);
+        free(x->left);
         if (getenv("ERSD_WORLD_KEEP")) /* to look at: the world, the config, the PAS, the last outputs */
-                printf("world: kept %s\n", x.dir);
+                printf("world: kept %s\n", x->dir);
         else
-                tmpdir_remove(x.dir);
-        free(x.dir);
+                tmpdir_remove(x->dir);
+        free(x->dir);
+        free(xp);
 }
 
 static uint64_t parse_seed(const char *s)
