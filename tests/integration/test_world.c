@@ -194,7 +194,6 @@ struct run_ctx {
         bool nofile;             /* every round under RLIMIT_NOFILE = NOFILE_LIMIT */
         unsigned round;
         unsigned n_chaos;        /* chaos rounds so far (the rounds the history plans) */
-        unsigned last_requests;  /* API and store requests of the last round */
         long first_peak_kib, peak_kib; /* ersd's peak RSS: first settle, all */
         struct figures fig;
         char said[1024][16];     /* what say_line() said already (hash prefixes) */
@@ -206,9 +205,10 @@ struct run_ctx {
         struct wcheck_seen seen; /* what earlier checks saw the PAS hold (world_check.h) */
         char **left;             /* spool files of synced referrals after the last round (owned) */
         size_t n_left;
-        char *failed[64];        /* UBRNs the last chaos round did not sync (point into failed_buf) */
-        size_t n_failed;
-        char failed_buf[64][13];
+        char *spoiled[64];       /* UBRNs the last chaos round aimed its faults (and a kill) at, which e-RS
+                                    may revise before the next (point into spoiled_buf) */
+        size_t n_spoiled;
+        char spoiled_buf[64][13];
         size_t n_said;
         bool dry;                /* planning only: what would be served, no mock, no ersd (plan_digest()) */
         EVP_MD_CTX *history_md;  /* owned: the digest of the history served (note()) */
@@ -481,18 +481,6 @@ static int wait_child(pid_t pid, double limit_s, bool *ret_stopped, int *ret_sta
                         wait = (struct timespec){ 1, 0 }; /* other children (the mock) signal too */
                 sigtimedwait(&chld, NULL, &wait);
         }
-}
-
-static unsigned mock_requests(struct run_ctx *x)
-{
-        static const char *const eps[] = { "A008", "A005", "A042", "A007", "store" };
-        json_object *stats = mock_get(&x->mock, "/_mock/stats");
-        unsigned n = 0;
-
-        for (size_t i = 0; stats && i < sizeof eps / sizeof eps[0]; i++)
-                n += (unsigned)json_object_get_int64(json_object_object_get(stats, eps[i]));
-        json_object_put(stats);
-        return n;
 }
 
 /* The --once summary on stdout: "sync done: referrals …" ("sync incomplete: …" when
@@ -880,8 +868,66 @@ static const struct {
         { "store", "stall", true },
 };
 
-/* A UBRN whose requests a fault spoils: one ersd has work to do for (a fault on
- * the others would never be taken), or any. */
+/* Whether ersd has work for worklist referral m of the world served now, as the history
+ * alone tells (never what ersd did: the history is the seed's): it is new, at a new
+ * version, back on a worklist, or an attachment of it or of a related one was released. */
+static bool has_work(const struct run_ctx *x, const struct wref *m)
+{
+        const struct world *before = x->n_history >= 2 ? x->history[x->n_history - 2] : NULL;
+        const struct wref *was = before ? world_find(before, m->ubrn) : NULL;
+
+        if (m->related_only || m->gone || m->worklist < 0)
+                return false;
+        if (!was || was->version != m->version || was->worklist < 0)
+                return true;
+        for (size_t k = 0; k <= m->n_related; k++) {
+                const struct wref *s = k ? world_find(now(x), m->related[k - 1]) : m;
+                const struct wref *t = k ? world_find(before, m->related[k - 1]) : was;
+                for (size_t d = 0; s && t && d < s->n_docs && d < t->n_docs; d++)
+                        if (wdoc_available(&s->docs[d]) != wdoc_available(&t->docs[d]))
+                                return true;
+        }
+        return false;
+}
+
+/* The requests a round would make for the work of the world served now, about: its
+ * worklists, and for each referral with work (has_work()) A005 and A007 of it and of
+ * each related one, A042 and the store for each attachment e-RS serves.  The kill point
+ * is drawn below it. */
+static unsigned requests_planned(const struct run_ctx *x)
+{
+        const struct world *w = now(x);
+        unsigned n = WORLD_WORKLISTS;
+
+        for (size_t i = 0; i < w->n_refs; i++) {
+                const struct wref *m = &w->refs[i];
+                if (!has_work(x, m))
+                        continue;
+                for (size_t k = 0; k <= m->n_related; k++) {
+                        const struct wref *s = k ? world_find(w, m->related[k - 1]) : m;
+                        n += 2;
+                        for (size_t d = 0; s && d < s->n_docs; d++)
+                                n += wdoc_available(&s->docs[d]) ? 2 : 0;
+                }
+        }
+        return n;
+}
+
+/* Notes that this chaos round spoils ubrn's requests (e-RS may revise it before the next). */
+static void spoil(struct run_ctx *x, const char *ubrn)
+{
+        for (size_t i = 0; i < x->n_spoiled; i++)
+                if (strcmp(x->spoiled[i], ubrn) == 0)
+                        return;
+        if (x->n_spoiled < sizeof x->spoiled / sizeof x->spoiled[0]) {
+                snprintf(x->spoiled_buf[x->n_spoiled], sizeof x->spoiled_buf[0], "%s", ubrn);
+                x->spoiled[x->n_spoiled] = x->spoiled_buf[x->n_spoiled];
+                x->n_spoiled++;
+        }
+}
+
+/* A UBRN whose requests a fault spoils: one ersd has work to do for (a fault on the
+ * others would never be taken), or any. */
 static const char *fault_ubrn(struct run_ctx *x)
 {
         const struct world *w = now(x);
@@ -890,15 +936,17 @@ static const char *fault_ubrn(struct run_ctx *x)
 
         for (size_t i = 0; i < w->n_refs && n < 64; i++) {
                 const struct wref *m = &w->refs[i];
-                if (m->related_only || m->gone || m->worklist < 0 || synced(x, m, true))
+                if (!has_work(x, m) || wref_refused(m))
                         continue;
                 pick[n++] = m->ubrn;
                 for (size_t k = 0; k < m->n_related && n < 64; k++)
                         pick[n++] = m->related[k];
         }
-        if (n)
-                return pick[chaos_below(&x->chaos, (unsigned)n)];
-        return w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
+        const char *u = n ? pick[chaos_below(&x->chaos, (unsigned)n)]
+                          : w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
+        if (u)
+                spoil(x, u);
+        return u;
 }
 
 static unsigned post_faults(struct run_ctx *x)
@@ -943,21 +991,22 @@ static void chaos_round(struct run_ctx *x)
 
         x->round++;
         x->n_chaos++;
+        x->n_spoiled = 0;
         advance_clock(x);
         x->fig.faults += post_faults(x);
         if (chaos_below(&x->chaos, 1000) < x->plan->kill_permille) {
                 s.kill_at = true;
-                s.kill_after = 1 + chaos_below(&x->chaos, x->last_requests + 2);
+                s.kill_after = 1 + chaos_below(&x->chaos, requests_planned(x) + 2);
+                for (size_t i = 0; i < now(x)->n_refs; i++) /* a kill may leave any of them half-done */
+                        if (has_work(x, &now(x)->refs[i]))
+                                spoil(x, now(x)->refs[i].ubrn);
         } else if (chaos_below(&x->chaos, 1000) < x->plan->fsize_permille)
                 s.fsize = 64 * 1024 * (1 + chaos_below(&x->chaos, 16));
         bool pair = !s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille;
         note(x, "chaos %u: kill %s%" PRIu64 ", file size limit %lld, two ersd %d", x->n_chaos, s.kill_at ? "at " : "no ",
              s.kill_after, s.fsize, pair);
-        if (x->dry) {
-                x->n_failed = 0;
+        if (x->dry)
                 return;
-        }
-        unsigned before = mock_requests(x);
         if (pair) {
                 /* two ersd on one state_dir: one must be refused at start (finding 17) */
                 int gate[2];
@@ -1001,15 +1050,7 @@ static void chaos_round(struct run_ctx *x)
                 run_round(x, &s, 1, &r);
                 after_round(x, &r, what);
         }
-        x->last_requests = mock_requests(x) - before;
         assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
-        x->n_failed = 0; /* what this round did not sync: e-RS may change it before the next */
-        for (const char *p = r.err; (p = strstr(p, "UBRN ")) && x->n_failed < 64; p += 5)
-                if (strncmp(p + 17, " not synced", 11) == 0) {
-                        snprintf(x->failed_buf[x->n_failed], 13, "%.12s", p + 5);
-                        x->failed[x->n_failed] = x->failed_buf[x->n_failed];
-                        x->n_failed++;
-                }
         round_free(&r);
 }
 
@@ -1223,9 +1264,9 @@ static void history(struct run_ctx *x)
                 if (e > 0)
                         serve(x, wgen_next(x->g, now(x)));
                 for (unsigned k = 0; k < plan->chaos; k++) {
-                        if (k > 0 && chaos_below(&x->chaos, 2) == 0) /* e-RS changes between two rounds that failed, */
-                                serve(x, wgen_revise(x->g, now(x), (const char *const *)x->failed, x->n_failed));
-                        chaos_round(x); /* revising what the last one failed half-way (finding 2) */
+                        if (k > 0 && chaos_below(&x->chaos, 2) == 0) /* e-RS changes between two chaos rounds, */
+                                serve(x, wgen_revise(x->g, now(x), (const char *const *)x->spoiled, x->n_spoiled));
+                        chaos_round(x); /* revising what the last one spoiled half-way (finding 2) */
                 }
                 if (x->dry)
                         continue;
