@@ -134,6 +134,7 @@ static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
 /* What the runs did, for the figures line. */
 struct figures {
         unsigned seeds, rounds, referrals, documents, faults, kills, mismatches, leftovers, failed_seeds;
+        unsigned unlisted;  /* related referrals a new version stopped listing */
         long most_fds; /* descriptors ersd held at a kill point, at most */
 };
 
@@ -1371,11 +1372,22 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         json_object_put(stats);
         x->fig.referrals = (unsigned)now(x)->n_refs;
         x->fig.seeds = 1;
+        for (size_t h = 1; h < x->n_history; h++) /* each referral's related ones a world stopped listing */
+                for (size_t i = 0; i < x->history[h - 1]->n_refs; i++) {
+                        const struct wref *was = &x->history[h - 1]->refs[i], *is = world_find(x->history[h], was->ubrn);
+                        for (size_t k = 0; is && k < was->n_related; k++) {
+                                bool kept = false;
+                                for (size_t j = 0; j < is->n_related; j++)
+                                        kept |= strcmp(is->related[j], was->related[k]) == 0;
+                                x->fig.unlisted += !kept;
+                        }
+                }
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point; history sha256 %.16s\n",
+               "related unlisted %u, mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point; history "
+               "sha256 %.16s\n",
                E.name, seed, plan->epochs, x->fig.rounds, x->fig.referrals, x->fig.documents, x->fig.faults,
-               x->fig.kills, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
+               x->fig.kills, x->fig.unlisted, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
         if (x->fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
@@ -1390,6 +1402,7 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         fig->documents += x->fig.documents;
         fig->faults += x->fig.faults;
         fig->kills += x->fig.kills;
+        fig->unlisted += x->fig.unlisted;
         fig->mismatches += x->fig.mismatches;
         fig->leftovers += x->fig.leftovers;
 
