@@ -80,6 +80,7 @@
 #include "tests/support/verify.h"
 #include "tests/support/world.h"
 #include "tests/support/world_check.h"
+#include "tests/support/world_outbox.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define INSTRUMENTED 1
@@ -135,6 +136,7 @@ static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
 struct figures {
         unsigned seeds, rounds, referrals, documents, faults, kills, mismatches, leftovers, failed_seeds;
         unsigned unlisted;  /* related referrals a new version stopped listing */
+        unsigned requests;  /* outbox requests the PAS inserted */
         long most_fds; /* descriptors ersd held at a kill point, at most */
 };
 
@@ -214,11 +216,49 @@ struct run_ctx {
         bool dry;                /* planning only: what would be served, no mock, no ersd (plan_digest()) */
         EVP_MD_CTX *history_md;  /* owned: the digest of the history served (note()) */
         FILE *history_log;       /* ERSD_WORLD_KEEP: the history noted, line by line (owned) */
+        /* The return path (world_outbox.h). */
+        struct wrequest reqs[256]; /* the requests the PAS inserts, in the order planned */
+        size_t n_reqs;
+        char locked[16][13];     /* referrals e-RS holds locked (423) until the settle */
+        size_t n_locked;
+        char aim[8][13];         /* this epoch's requests' UBRNs: a kill may be aimed at one */
+        size_t n_aim;
+        struct world **served;   /* owned: every world as e-RS served it (writes applied), oldest first */
+        size_t n_served;
+        char *applied;           /* owned: the mock's /_mock/writeback/applied when served[] was last added to */
+        struct wrequest_figures outbox;
 };
 
+/* The world the generator made last: what the history plans from. */
 static const struct world *now(const struct run_ctx *x)
 {
         return x->history[x->n_history - 1];
+}
+
+/* The world e-RS serves now: now() with what the writes applied (world_served()): what checks compare with. */
+static const struct world *served_now(const struct run_ctx *x)
+{
+        return x->served[x->n_served - 1];
+}
+
+/* After a round, and when a world is served: the world as e-RS serves it joins served[] when the
+ * writes applied have changed it (force: always). */
+static void refresh_served(struct run_ctx *x, bool force)
+{
+        json_object *a = mock_get(&x->mock, "/_mock/writeback/applied");
+        const char *text = a ? json_object_to_json_string(a) : "";
+
+        assert_non_null(a);
+        if (force || !x->applied || strcmp(text, x->applied) != 0) {
+                struct world **n = realloc(x->served, (x->n_served + 1) * sizeof *n);
+                assert_non_null(n);
+                x->served = n;
+                x->served[x->n_served++] = world_served(now(x), a);
+                free(x->applied);
+                x->applied = strdup(text);
+                assert_non_null(x->applied);
+        }
+        json_object_put(a);
 }
 
 /* A mismatch line, said and counted once a seed however many rounds show it
@@ -283,7 +323,9 @@ static void world_conf(struct run_ctx *x)
                               WORLD_WORKLIST[i].list_type, WORLD_WORKLIST[i].service,
                               i + 1 < WORLD_WORKLISTS ? "," : "");
         snprintf(extra + n, sizeof extra - (size_t)n,
-                 ");\nretry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n", PARK_AFTER);
+                 ");\nretry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n"
+                 "writeback = { enabled = true; actions = [ \"RECORD_REVIEW_OUTCOME\", \"ACCEPT_REFERRAL\" ]; };\n",
+                 PARK_AFTER);
         snprintf(ers, sizeof ers,
                  "  max_attachment_mib = %u;\n  parallel_fetches = %u;\n  tries = 2;\n"
                  "  pending_recheck = 1;\n  transfer_timeout = 10;\n",
@@ -312,6 +354,7 @@ static void serve(struct run_ctx *x, struct world *w)
         snprintf(path, sizeof path, "/_mock/world?file=%s", x->world_file);
         assert_int_equal(mock_post(&x->mock, path), 200);
         world_conf(x);
+        refresh_served(x, true);
 }
 
 /* ---- running ersd ---------------------------------------------------------------------------- */
@@ -340,6 +383,7 @@ struct spawn {
         long long fsize;          /* RLIMIT_FSIZE, 0: none (SIGXFSZ left at its default) */
         bool kill_at;             /* stop at the kill point, count, kill */
         uint64_t kill_after;
+        const char *kill_ubrn;    /* counting only the requests about this referral (NULL: all) */
 };
 
 static char *slurp(const char *path, size_t *ret_len)
@@ -528,7 +572,8 @@ static void run_round(struct run_ctx *x, const struct spawn *s, int which, struc
         pid_t pid = spawn_ersd(x, s, which, gate[0]);
         assert_true(pid > 0);
         if (s->kill_at) {
-                snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%" PRIu64 "&signal=STOP", (int)pid, s->kill_after);
+                snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%" PRIu64 "&signal=STOP%s%s", (int)pid,
+                         s->kill_after, s->kill_ubrn ? "&ubrn=" : "", s->kill_ubrn ? s->kill_ubrn : "");
                 assert_int_equal(mock_post(&x->mock, q), 200);
                 assert_int_equal(write(gate[1], "g", 1), 1);
                 close(gate[0]);
@@ -713,8 +758,8 @@ static void check_spool(struct run_ctx *x, const struct round *r)
                 if (de->d_name[0] == '.')
                         continue;
                 snprintf(ubrn, sizeof ubrn, "%.12s", de->d_name);
-                for (size_t i = 0; i < now(x)->n_refs; i++) {
-                        const struct wref *m = &now(x)->refs[i];
+                for (size_t i = 0; i < served_now(x)->n_refs; i++) {
+                        const struct wref *m = &served_now(x)->refs[i];
                         bool mine = !m->related_only && strcmp(m->ubrn, ubrn) == 0;
                         for (size_t k = 0; !m->related_only && k < m->n_related; k++)
                                 mine |= strcmp(m->related[k], ubrn) == 0;
@@ -811,6 +856,7 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
         char buf[128];
 
         x->fig.rounds++;
+        refresh_served(x, false); /* what the writes of the round applied, before anything compares */
         if (r->killed)
                 x->fig.kills++;
         crashed(x, r, what, false);
@@ -847,6 +893,7 @@ static void advance_clock(struct run_ctx *x)
                 return;
         db_exec(x->db, "UPDATE ers_retry SET next_attempt_at = '2000-01-01T00:00:00Z'");
         db_exec(x->db, "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' WHERE next_check_at IS NOT NULL");
+        db_exec(x->db, "UPDATE ers_outbox SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE state = 'RETRY'");
 }
 
 /* ---- chaos ------------------------------------------------------------------------------------- */
@@ -998,14 +1045,19 @@ static void chaos_round(struct run_ctx *x)
         if (chaos_below(&x->chaos, 1000) < x->plan->kill_permille) {
                 s.kill_at = true;
                 s.kill_after = 1 + chaos_below(&x->chaos, requests_planned(x) + 2);
+                if (x->n_aim && chaos_below(&x->chaos, 2) == 0) { /* at a request being sent back, or about it */
+                        s.kill_ubrn = x->aim[chaos_below(&x->chaos, (unsigned)x->n_aim)];
+                        s.kill_after = 1 + chaos_below(&x->chaos, 4);
+                }
                 for (size_t i = 0; i < now(x)->n_refs; i++) /* a kill may leave any of them half-done */
                         if (has_work(x, &now(x)->refs[i]))
                                 spoil(x, now(x)->refs[i].ubrn);
         } else if (chaos_below(&x->chaos, 1000) < x->plan->fsize_permille)
                 s.fsize = 64 * 1024 * (1 + chaos_below(&x->chaos, 16));
         bool pair = !s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille;
-        note(x, "chaos %u: kill %s%" PRIu64 ", file size limit %lld, two ersd %d", x->n_chaos, s.kill_at ? "at " : "no ",
-             s.kill_after, s.fsize, pair);
+        note(x, "chaos %u: kill %s%" PRIu64 "%s%s, file size limit %lld, two ersd %d", x->n_chaos,
+             s.kill_at ? "at " : "no ", s.kill_after, s.kill_ubrn ? " about " : "", s.kill_ubrn ? s.kill_ubrn : "",
+             s.fsize, pair);
         if (x->dry)
                 return;
         if (pair) {
@@ -1073,6 +1125,13 @@ static bool settle(struct run_ctx *x, struct round *last)
         char what[64];
 
         memset(last, 0, sizeof *last);
+        assert_int_equal(mock_post(&x->mock, "/_mock/writeback/fault/clear"), 200);
+        for (size_t i = 0; i < x->n_locked; i++) { /* e-RS lets go: what waited is sent */
+                char q[96];
+                snprintf(q, sizeof q, "/_mock/writeback/lock?ubrn=%s&locked=0", x->locked[i]);
+                assert_int_equal(mock_post(&x->mock, q), 200);
+        }
+        x->n_locked = 0;
         for (unsigned i = 0; i < SETTLE_MAX; i++) {
                 round_free(last);
                 x->round++;
@@ -1081,7 +1140,9 @@ static bool settle(struct run_ctx *x, struct round *last)
                 run_round(x, &s, 1, last);
                 after_round(x, last, what);
                 check_worklists_read(x, last);
-                if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
+                if (last->status > 1 || !last->summary || last->n_new || last->n_updated ||
+                    db_int(x->db, "SELECT COUNT(*) FROM ers_outbox WHERE state IN ('NEW', 'RETRY', 'SENDING')", 0,
+                           NULL) != 0)
                         continue;
                 bool unexpected = false;
                 for (const char *p = last->err; (p = strstr(p, "UBRN ")); p += 5)
@@ -1120,7 +1181,7 @@ static bool has_number(const char *line, int64_t v)
 
 static void check_version_lines(struct run_ctx *x)
 {
-        const struct world *w = now(x);
+        const struct world *w = served_now(x);
 
         for (size_t i = 0; i < w->n_refs; i++) {
                 const struct wref *m = &w->refs[i];
@@ -1147,7 +1208,7 @@ static void check_version_lines(struct run_ctx *x)
 /* `ersd sync UBRN` twice: the second counts the documents still not fetched (finding 22). */
 static void check_sync_command(struct run_ctx *x)
 {
-        const struct world *w = now(x);
+        const struct world *w = served_now(x);
 
         for (size_t i = 0; i < w->n_refs; i++) {
                 const struct wref *m = &w->refs[i];
@@ -1221,11 +1282,14 @@ static void check_settled(struct run_ctx *x, const struct round *last)
 {
         char answers[sizeof x->world_file + 16];
         snprintf(answers, sizeof answers, "%s.answers", x->world_file); /* the mock's note of the A005s it served */
-        struct wcheck c = { .d = x->db, .g = x->g, .history = x->history, .n_history = x->n_history,
+        struct wcheck c = { .d = x->db, .g = x->g, .history = x->served, .n_history = x->n_served,
                             .park_after = PARK_AFTER, .seen = &x->seen, .sink = say_line, .userdata = x,
                             .answers_served = answers };
 
         world_check(&c); /* its mismatches are counted by say_line(), once each */
+        json_object *record = mock_get(&x->mock, "/_mock/writeback/record");
+        wcheck_outbox(&c, x->reqs, x->n_reqs, record, &x->outbox);
+        json_object_put(record);
         x->fig.documents = c.documents > x->fig.documents ? c.documents : x->fig.documents;
         check_version_lines(x);
         check_sync_command(x);
@@ -1236,6 +1300,117 @@ static void check_settled(struct run_ctx *x, const struct round *last)
                 else if (last->peak_kib > 2 * x->first_peak_kib + 32 * 1024)
                         say(x, "ersd's peak RSS grew from %ld KiB at the first settled round to %ld KiB", x->first_peak_kib,
                             last->peak_kib);
+        }
+}
+
+/* ---- the return path ------------------------------------------------------------------------------- */
+
+/* What e-RS may do to a write-back request (the mock's /_mock/writeback/fault kinds); `slow` costs
+ * ersd's transfer deadline (a timeout), so now and then only. */
+static const struct {
+        const char *kind;
+        bool slow;
+} WB_FAULTS[] = {
+        { "drop_before", false }, { "drop", false }, { "422", false }, { "429", false }, { "500", false },
+        { "502", false },         { "503", false },  { "504", false }, { "delay", true },
+};
+
+/* Decisions the PAS inserts into ers_outbox (as docs/schema.md lets it: ubrn, action, outcome, comment,
+ * priority, decided version, who, when) on referrals of the world served now, planned from the seed:
+ * a review outcome mostly on a referral awaiting triage, an acceptance mostly on a booked one, now and
+ * then one decided on a version already left; and, unless calm, a fault at one of its calls or the
+ * referral locked until the settle.  The decided version is the PAS's (what a person saw): a referral
+ * the PAS does not hold yet gets no request. */
+static void plan_outbox(struct run_ctx *x)
+{
+        static const char *const comments[] = { "Seen at triage: book routine", "Return: please add bloods \xe2\x80\x94 "
+                                                "\"ECG\" too", "R\xc3\xa9sum\xc3\xa9 read; clinic in 6 weeks \xf0\x9f\x98\x80",
+                                                "Advice sent by letter" };
+        static const char *const priorities[] = { "ROUTINE", "URGENT", "TWO_WEEK_WAIT" };
+        const struct world *w = now(x);
+        unsigned n = chaos_below(&x->chaos, 3);
+
+        x->n_aim = 0;
+        for (unsigned i = 0; i < n && x->n_reqs < sizeof x->reqs / sizeof x->reqs[0]; i++) {
+                struct wrequest *q = &x->reqs[x->n_reqs];
+                const char *fit[64], *any[64];
+                size_t n_fit = 0, n_any = 0;
+                memset(q, 0, sizeof *q);
+                q->n = (unsigned)x->n_reqs + 1;
+                q->review = chaos_below(&x->chaos, 2) == 0;
+                for (size_t k = 0; k < w->n_refs && n_any < 64; k++) {
+                        const struct wref *m = &w->refs[k];
+                        if (m->related_only || m->gone || m->worklist < 0)
+                                continue;
+                        any[n_any++] = m->ubrn;
+                        bool fits = m->state.kind == WT_STR &&
+                                    (q->review ? strcmp(m->state.p, "AWAITING_TRIAGE") == 0 ||
+                                                         strcmp(m->state.p, "DEFERRED_TO_PROVIDER") == 0
+                                               : strcmp(m->state.p, "BOOKED") == 0);
+                        if (fits)
+                                fit[n_fit++] = m->ubrn;
+                }
+                if (!n_any)
+                        break;
+                bool fitting = n_fit && chaos_below(&x->chaos, 4) != 0;
+                snprintf(q->ubrn, sizeof q->ubrn, "%s",
+                         fitting ? fit[chaos_below(&x->chaos, (unsigned)n_fit)] : any[chaos_below(&x->chaos, (unsigned)n_any)]);
+                if (q->review) {
+                        q->outcome = chaos_below(&x->chaos, 2) ? "ACCEPT_REFER_BOOK_LATER" : "RETURN_TO_REFERRER_WITH_ADVICE";
+                        if (chaos_below(&x->chaos, 4) == 0) /* with a return: refused (PRIORITY_NOT_CURRENT) */
+                                q->priority = priorities[chaos_below(&x->chaos, 3)];
+                        snprintf(q->comment, sizeof q->comment, "W%u: %s", q->n,
+                                 comments[chaos_below(&x->chaos, sizeof comments / sizeof comments[0])]);
+                }
+                q->behind = chaos_below(&x->chaos, 6) == 0;
+                char sha[65];
+                sha256_hex(q->comment, strlen(q->comment), sha);
+                note(x, "request W%u: %s %s %s %s, comment sha256 %.16s, behind %u", q->n, q->ubrn,
+                     q->review ? "RECORD_REVIEW_OUTCOME" : "ACCEPT_REFERRAL", q->outcome ? q->outcome : "-",
+                     q->priority ? q->priority : "-", sha, q->behind);
+                x->n_reqs++;
+                if (x->n_aim < sizeof x->aim / sizeof x->aim[0])
+                        memcpy(x->aim[x->n_aim++], q->ubrn, sizeof x->aim[0]);
+                char fault[200] = "";
+                if (x->plan->faults_max && chaos_below(&x->chaos, 2) == 0) {
+                        size_t k = chaos_below(&x->chaos, sizeof WB_FAULTS / sizeof WB_FAULTS[0]);
+                        const char *action = !q->review ? "A013" : chaos_below(&x->chaos, 2) ? "A028" : "A029";
+                        if (!WB_FAULTS[k].slow || chaos_below(&x->chaos, 3) == 0)
+                                snprintf(fault, sizeof fault, "/_mock/writeback/fault?action=%s&kind=%s&ubrn=%s&count=%u%s",
+                                         action, WB_FAULTS[k].kind, q->ubrn, 1 + chaos_below(&x->chaos, 2),
+                                         WB_FAULTS[k].slow ? "&delay_ms=12000" : "");
+                }
+                bool lock = x->plan->faults_max && chaos_below(&x->chaos, 6) == 0;
+                note(x, "request W%u: fault %s, locked %d", q->n, fault[0] ? fault : "none", lock);
+                if (x->dry)
+                        continue;
+                if (fault[0])
+                        assert_int_equal(mock_post(&x->mock, fault), 200);
+                if (lock && x->n_locked < sizeof x->locked / sizeof x->locked[0]) {
+                        char path[96];
+                        snprintf(path, sizeof path, "/_mock/writeback/lock?ubrn=%s", q->ubrn);
+                        assert_int_equal(mock_post(&x->mock, path), 200);
+                        memcpy(x->locked[x->n_locked++], q->ubrn, sizeof x->locked[0]);
+                }
+                /* The PAS: a person decided on the version it shows. */
+                const char *p[] = { q->ubrn };
+                char *v = db_text(x->db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p, NULL);
+                if (!v)
+                        continue;
+                q->decided = strtoll(v, NULL, 10) - q->behind;
+                free(v);
+                char decided[24], by[32];
+                snprintf(decided, sizeof decided, "%" PRId64, q->decided);
+                snprintf(by, sizeof by, "STAFF-W%u", q->n);
+                const char *ins[] = { q->ubrn, q->review ? "RECORD_REVIEW_OUTCOME" : "ACCEPT_REFERRAL", q->outcome,
+                                      q->review ? q->comment : NULL, q->priority, decided, by };
+                assert_int_equal(db_exec_with(x->db,
+                                              "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
+                                              "new_priority, decided_version, requested_by, requested_at) VALUES (?, ?, "
+                                              "?, ?, ?, ?, ?, '2026-07-01T09:30:00Z')",
+                                              7, ins),
+                                 0);
+                q->inserted = true;
         }
 }
 
@@ -1262,8 +1437,10 @@ static void history(struct run_ctx *x)
                 assert_non_null(x->db);
         }
         for (unsigned e = 0; e < plan->epochs; e++) {
-                if (e > 0)
+                if (e > 0) {
                         serve(x, wgen_next(x->g, now(x)));
+                        plan_outbox(x); /* on what the PAS shows after the settle before */
+                }
                 for (unsigned k = 0; k < plan->chaos; k++) {
                         if (k > 0 && chaos_below(&x->chaos, 2) == 0) /* e-RS changes between two chaos rounds, */
                                 serve(x, wgen_revise(x->g, now(x), (const char *const *)x->spoiled, x->n_spoiled));
@@ -1284,6 +1461,10 @@ static void history_free(struct run_ctx *x)
         for (size_t i = 0; i < x->n_history; i++)
                 world_free(x->history[i]);
         free(x->history);
+        for (size_t i = 0; i < x->n_served; i++)
+                world_free(x->served[i]);
+        free(x->served);
+        free(x->applied);
         wgen_free(x->g);
         EVP_MD_CTX_free(x->history_md);
         if (x->history_log)
@@ -1384,10 +1565,11 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
                 }
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "related unlisted %u, mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point; history "
-               "sha256 %.16s\n",
+               "related unlisted %u, requests %u (done %u, rejected %u, stale %u; writes applied %u), mismatches %u, "
+               "spool leftovers %u; at most %ld descriptors at a kill point; history sha256 %.16s\n",
                E.name, seed, plan->epochs, x->fig.rounds, x->fig.referrals, x->fig.documents, x->fig.faults,
-               x->fig.kills, x->fig.unlisted, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
+               x->fig.kills, x->fig.unlisted, x->outbox.inserted, x->outbox.done, x->outbox.rejected, x->outbox.stale,
+               x->outbox.applied, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
         if (x->fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
@@ -1403,6 +1585,7 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
         fig->faults += x->fig.faults;
         fig->kills += x->fig.kills;
         fig->unlisted += x->fig.unlisted;
+        fig->requests += x->outbox.inserted;
         fig->mismatches += x->fig.mismatches;
         fig->leftovers += x->fig.leftovers;
 

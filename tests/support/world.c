@@ -710,7 +710,7 @@ void world_free(struct world *w)
         free(w);
 }
 
-static struct world *world_copy(const struct world *w)
+struct world *world_copy(const struct world *w)
 {
         struct world *c = calloc(1, sizeof *c);
 

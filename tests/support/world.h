@@ -146,6 +146,8 @@ struct world *wgen_next(struct wgen *g, const struct world *w);
  * whose last sync failed half-way is the test's to choose. */
 struct world *wgen_revise(struct wgen *g, const struct world *w, const char *const *ubrns, size_t n_ubrns);
 void world_free(struct world *w);
+/* A copy of w (its arrays; the strings stay the generator's), without its malformed entries. */
+struct world *world_copy(const struct world *w);
 
 /* Writes w in the mock's world format.  0 or -errno. */
 int world_write(const struct world *w, const char *path);
