@@ -8,12 +8,25 @@
  * whole PAS against the model (tests/support/world_check.h).
  *
  * A seed's history: epochs of e-RS changing (wgen_next), each epoch a few
- * rounds of chaos (faults aimed at referrals ersd has work for; a kill at
- * the Nth request, after counting ersd's descriptors and memory there; two
- * ersd on one state_dir; a small file size limit), e-RS changing between
- * them too (revising what a failed round left half-done), then rounds
- * without faults until one writes nothing and fails nothing it should not,
- * then the check.  Time moves on between rounds as it would: every retry and
+ * rounds of chaos (faults aimed at referrals ersd has work for in the world
+ * served; a kill at the Nth request, after counting ersd's descriptors and
+ * memory there; two ersd on one state_dir; a small file size limit), e-RS
+ * changing between them too (revising what a chaos round spoiled), then
+ * rounds without faults until one writes nothing, fails nothing it should
+ * not and leaves no outbox request waiting, then the check.  From the second
+ * epoch on, "the PAS" inserts decisions into ers_outbox (the return path,
+ * issue 16: review outcomes and acceptances, now and then on a version left
+ * already), with write-back faults at any call, a referral locked until the
+ * settle, and kills aimed at the requests about one of them; the mock keeps
+ * what the writes applied, and the checks compare with the world as e-RS
+ * serves it (tests/support/world_outbox.h).
+ *
+ * A seed replays: everything served and planned (worlds, faults, kills,
+ * limits, requests) is drawn from the seed and the worlds alone, never from
+ * what ersd did (the decided version of a request is the PAS's, as a person
+ * saw it).  Each seed is planned twice with nothing running (plan_digest())
+ * and the history served must be that one: its SHA-256 is printed with the
+ * seed's figures.  Time moves on between rounds as it would: every retry and
  * re-check ersd scheduled is made due (its times in ers_retry and ers_ledger
  * set to the past), so no round waits for a clock.  Every round runs under
  * umask 022 and RLIMIT_NOFILE NOFILE_LIMIT, a seed's first referral has 40
@@ -43,9 +56,10 @@
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
  * shortens the wait for a hung round); ERSD_WORLD_TAME=1 only usual shapes
  * (checks the model itself); ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
- * ersd or a file size limit; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
+ * ersd, a file size limit, write-back faults or locks; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
  * none); ERSD_WORLD_REFERRALS=N worlds of N referrals at first;
- * ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
+ * ERSD_WORLD_KEEP=1 keeps the temp directory, every round's log and the
+ * history served, a line each (`history`: diff two runs' to see where they part).
  * No output carries a patient identifier: seeds are printed in hex, texts by
  * length and hash, ersd's lines with runs of ten digits masked.
  */
@@ -1136,9 +1150,12 @@ static bool settle(struct run_ctx *x, struct round *last)
                 round_free(last);
                 x->round++;
                 advance_clock(x);
+                size_t served_before = x->n_served;
                 snprintf(what, sizeof what, "ersd --once (a settling round)");
                 run_round(x, &s, 1, last);
                 after_round(x, last, what);
+                if (x->n_served != served_before)
+                        continue; /* a write it sent back moved a referral on: the next round reads it */
                 check_worklists_read(x, last);
                 if (last->status > 1 || !last->summary || last->n_new || last->n_updated ||
                     db_int(x->db, "SELECT COUNT(*) FROM ers_outbox WHERE state IN ('NEW', 'RETRY', 'SENDING')", 0,
@@ -1328,7 +1345,7 @@ static void plan_outbox(struct run_ctx *x)
                                                 "Advice sent by letter" };
         static const char *const priorities[] = { "ROUTINE", "URGENT", "TWO_WEEK_WAIT" };
         const struct world *w = now(x);
-        unsigned n = chaos_below(&x->chaos, 3);
+        unsigned n = 1 + chaos_below(&x->chaos, 2);
 
         x->n_aim = 0;
         for (unsigned i = 0; i < n && x->n_reqs < sizeof x->reqs / sizeof x->reqs[0]; i++) {
