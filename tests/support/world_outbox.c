@@ -193,9 +193,9 @@ unsigned wcheck_outbox(struct wcheck *c, const struct wrequest *reqs, size_t n, 
                 }
                 if (applied > 1)
                         wcheck_say(c, "UBRN %s: request W%u: applied %u times in e-RS", q->ubrn, q->n, applied);
-                if (q->behind && (applied || !stale))
+                if (q->behind && (applied || done)) /* STALE, or REJECTED when a fault said so first */
                         wcheck_say(c, "UBRN %s: request W%u, decided on a version the referral had left: %s, applied "
-                                      "%u time(s) (expected STALE, never applied)", q->ubrn, q->n, state, applied);
+                                      "%u time(s) (expected never applied)", q->ubrn, q->n, state, applied);
                 if (done && applied == 1 && alike_done == 1 &&
                     (!row->v[O_ANSWERED] || strtoll(row->v[O_ANSWERED], NULL, 10) != answered))
                         wcheck_say(c, "UBRN %s: request W%u: DONE with answered_version %s, e-RS answered %" PRId64,

@@ -52,7 +52,7 @@ struct world *world_served(const struct world *w, json_object *applied);
  * settled (DONE, REJECTED, STALE); no action applied twice; a DONE one applied once,
  * with the version e-RS answered; a REJECTED one never applied; a STALE one applied
  * at most once (an answer lost, e-RS since moved on: a person looks); a stale
- * decision never applied; every write sent on its request's decided version, as
+ * decision never applied nor DONE; every write sent on its request's decided version, as
  * asked; every write e-RS applied is a request's; no row nobody inserted.
  * Returns the mismatches (told through c); *fig counted. */
 unsigned wcheck_outbox(struct wcheck *c, const struct wrequest *reqs, size_t n, json_object *record,
