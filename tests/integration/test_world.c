@@ -8,12 +8,25 @@
  * whole PAS against the model (tests/support/world_check.h).
  *
  * A seed's history: epochs of e-RS changing (wgen_next), each epoch a few
- * rounds of chaos (faults aimed at referrals ersd has work for; a kill at
- * the Nth request, after counting ersd's descriptors and memory there; two
- * ersd on one state_dir; a small file size limit), e-RS changing between
- * them too (revising what a failed round left half-done), then rounds
- * without faults until one writes nothing and fails nothing it should not,
- * then the check.  Time moves on between rounds as it would: every retry and
+ * rounds of chaos (faults aimed at referrals ersd has work for in the world
+ * served; a kill at the Nth request, after counting ersd's descriptors and
+ * memory there; two ersd on one state_dir; a small file size limit), e-RS
+ * changing between them too (revising what a chaos round spoiled), then
+ * rounds without faults until one writes nothing, fails nothing it should
+ * not and leaves no outbox request waiting, then the check.  From the second
+ * epoch on, "the PAS" inserts decisions into ers_outbox (the return path,
+ * issue 16: review outcomes and acceptances, now and then on a version left
+ * already), with write-back faults at any call, a referral locked until the
+ * settle, and kills aimed at the requests about one of them; the mock keeps
+ * what the writes applied, and the checks compare with the world as e-RS
+ * serves it (tests/support/world_outbox.h).
+ *
+ * A seed replays: everything served and planned (worlds, faults, kills,
+ * limits, requests) is drawn from the seed and the worlds alone, never from
+ * what ersd did (the decided version of a request is the PAS's, as a person
+ * saw it).  Each seed is planned twice with nothing running (plan_digest())
+ * and the history served must be that one: its SHA-256 is printed with the
+ * seed's figures.  Time moves on between rounds as it would: every retry and
  * re-check ersd scheduled is made due (its times in ers_retry and ers_ledger
  * set to the past), so no round waits for a clock.  Every round runs under
  * umask 022 and RLIMIT_NOFILE NOFILE_LIMIT, a seed's first referral has 40
@@ -43,9 +56,10 @@
  * trickle for ever (the mock's `slow` fault; ERSD_WORLD_ROUND_LIMIT=S
  * shortens the wait for a hung round); ERSD_WORLD_TAME=1 only usual shapes
  * (checks the model itself); ERSD_WORLD_CALM=1 the same worlds without faults, kills, a second
- * ersd or a file size limit; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
+ * ersd, a file size limit, write-back faults or locks; ERSD_WORLD_NOFILE=N another RLIMIT_NOFILE (0:
  * none); ERSD_WORLD_REFERRALS=N worlds of N referrals at first;
- * ERSD_WORLD_KEEP=1 keeps the temp directory and every round's log.
+ * ERSD_WORLD_KEEP=1 keeps the temp directory, every round's log and the
+ * history served, a line each (`history`: diff two runs' to see where they part).
  * No output carries a patient identifier: seeds are printed in hex, texts by
  * length and hash, ersd's lines with runs of ten digits masked.
  */
@@ -73,11 +87,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "tests/support/engines.h"
 #include "tests/support/testutil.h"
 #include "tests/support/verify.h"
 #include "tests/support/world.h"
 #include "tests/support/world_check.h"
+#include "tests/support/world_outbox.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define INSTRUMENTED 1
@@ -132,6 +149,8 @@ static const uint64_t FIXED_SEEDS[] = { 0x5eed0001, 0x5eed0002 };
 /* What the runs did, for the figures line. */
 struct figures {
         unsigned seeds, rounds, referrals, documents, faults, kills, mismatches, leftovers, failed_seeds;
+        unsigned unlisted;  /* related referrals a new version stopped listing */
+        unsigned requests;  /* outbox requests the PAS inserted */
         long most_fds; /* descriptors ersd held at a kill point, at most */
 };
 
@@ -191,7 +210,7 @@ struct run_ctx {
         uint64_t chaos;          /* the chaos stream */
         bool nofile;             /* every round under RLIMIT_NOFILE = NOFILE_LIMIT */
         unsigned round;
-        unsigned last_requests;  /* API and store requests of the last round */
+        unsigned n_chaos;        /* chaos rounds so far (the rounds the history plans) */
         long first_peak_kib, peak_kib; /* ersd's peak RSS: first settle, all */
         struct figures fig;
         char said[1024][16];     /* what say_line() said already (hash prefixes) */
@@ -203,15 +222,57 @@ struct run_ctx {
         struct wcheck_seen seen; /* what earlier checks saw the PAS hold (world_check.h) */
         char **left;             /* spool files of synced referrals after the last round (owned) */
         size_t n_left;
-        char *failed[64];        /* UBRNs the last chaos round did not sync (point into failed_buf) */
-        size_t n_failed;
-        char failed_buf[64][13];
+        char *spoiled[64];       /* UBRNs the last chaos round aimed its faults (and a kill) at, which e-RS
+                                    may revise before the next (point into spoiled_buf) */
+        size_t n_spoiled;
+        char spoiled_buf[64][13];
         size_t n_said;
+        bool dry;                /* planning only: what would be served, no mock, no ersd (plan_digest()) */
+        EVP_MD_CTX *history_md;  /* owned: the digest of the history served (note()) */
+        FILE *history_log;       /* ERSD_WORLD_KEEP: the history noted, line by line (owned) */
+        /* The return path (world_outbox.h). */
+        struct wrequest reqs[256]; /* the requests the PAS inserts, in the order planned */
+        size_t n_reqs;
+        char locked[16][13];     /* referrals e-RS holds locked (423) until the settle */
+        size_t n_locked;
+        char aim[8][13];         /* this epoch's requests' UBRNs: a kill may be aimed at one */
+        size_t n_aim;
+        struct world **served;   /* owned: every world as e-RS served it (writes applied), oldest first */
+        size_t n_served;
+        char *applied;           /* owned: the mock's /_mock/writeback/applied when served[] was last added to */
+        struct wrequest_figures outbox;
 };
 
+/* The world the generator made last: what the history plans from. */
 static const struct world *now(const struct run_ctx *x)
 {
         return x->history[x->n_history - 1];
+}
+
+/* The world e-RS serves now: now() with what the writes applied (world_served()): what checks compare with. */
+static const struct world *served_now(const struct run_ctx *x)
+{
+        return x->served[x->n_served - 1];
+}
+
+/* After a round, and when a world is served: the world as e-RS serves it joins served[] when the
+ * writes applied have changed it (force: always). */
+static void refresh_served(struct run_ctx *x, bool force)
+{
+        json_object *a = mock_get(&x->mock, "/_mock/writeback/applied");
+        const char *text = a ? json_object_to_json_string(a) : "";
+
+        assert_non_null(a);
+        if (force || !x->applied || strcmp(text, x->applied) != 0) {
+                struct world **n = realloc(x->served, (x->n_served + 1) * sizeof *n);
+                assert_non_null(n);
+                x->served = n;
+                x->served[x->n_served++] = world_served(now(x), a);
+                free(x->applied);
+                x->applied = strdup(text);
+                assert_non_null(x->applied);
+        }
+        json_object_put(a);
 }
 
 /* A mismatch line, said and counted once a seed however many rounds show it
@@ -243,6 +304,25 @@ static void say(struct run_ctx *x, const char *fmt, ...)
         say_line(x, line);
 }
 
+/* One line of the history served (a world, a fault, a kill, a limit): into its digest, which the
+ * same seed must give whatever ersd does (plan_digest()). */
+static void note(struct run_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct run_ctx *x, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+        va_end(ap);
+        n = n < 0 ? 0 : n > (int)sizeof line - 2 ? (int)sizeof line - 2 : n;
+        line[n++] = '\n';
+        line[n] = '\0';
+        EVP_DigestUpdate(x->history_md, line, (size_t)n);
+        if (x->history_log)
+                fputs(line, x->history_log);
+}
+
 /* The configuration of the world served now: its document limit and fetch lanes, the
  * world's worklists, retries due at once and parking after PARK_AFTER tries. */
 static void world_conf(struct run_ctx *x)
@@ -257,13 +337,17 @@ static void world_conf(struct run_ctx *x)
                               WORLD_WORKLIST[i].list_type, WORLD_WORKLIST[i].service,
                               i + 1 < WORLD_WORKLISTS ? "," : "");
         snprintf(extra + n, sizeof extra - (size_t)n,
-                 ");\nretry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n", PARK_AFTER);
+                 ");\nretry_delay = 1;\npark_after = %d;\nparked_retry = 1;\nlog_level = \"info\";\n"
+                 "writeback = { enabled = true; actions = [ \"RECORD_REVIEW_OUTCOME\", \"ACCEPT_REFERRAL\" ]; };\n",
+                 PARK_AFTER);
         snprintf(ers, sizeof ers,
                  "  max_attachment_mib = %u;\n  parallel_fetches = %u;\n  tries = 2;\n"
                  "  pending_recheck = 1;\n  transfer_timeout = 10;\n",
                  w->max_mib, w->parallel);
         assert_int_equal(write_test_config(x->conf, x->mock.base_url, ers, x->conn, NULL, x->state, extra), 0);
 }
+
+static char *slurp(const char *path, size_t *ret_len);
 
 /* Serves world w from now on: it joins the history. */
 static void serve(struct run_ctx *x, struct world *w)
@@ -274,9 +358,17 @@ static void serve(struct run_ctx *x, struct world *w)
         assert_non_null(x->history);
         x->history[x->n_history++] = w;
         assert_int_equal(world_write(w, x->world_file), 0);
+        size_t len;
+        char *text = slurp(x->world_file, &len), hex[65];
+        sha256_hex(text, len, hex);
+        free(text);
+        note(x, "world %u: %zu bytes, sha256 %s", w->epoch, len, hex);
+        if (x->dry)
+                return;
         snprintf(path, sizeof path, "/_mock/world?file=%s", x->world_file);
         assert_int_equal(mock_post(&x->mock, path), 200);
         world_conf(x);
+        refresh_served(x, true);
 }
 
 /* ---- running ersd ---------------------------------------------------------------------------- */
@@ -305,6 +397,7 @@ struct spawn {
         long long fsize;          /* RLIMIT_FSIZE, 0: none (SIGXFSZ left at its default) */
         bool kill_at;             /* stop at the kill point, count, kill */
         uint64_t kill_after;
+        const char *kill_ubrn;    /* counting only the requests about this referral (NULL: all) */
 };
 
 static char *slurp(const char *path, size_t *ret_len)
@@ -449,18 +542,6 @@ static int wait_child(pid_t pid, double limit_s, bool *ret_stopped, int *ret_sta
         }
 }
 
-static unsigned mock_requests(struct run_ctx *x)
-{
-        static const char *const eps[] = { "A008", "A005", "A042", "A007", "store" };
-        json_object *stats = mock_get(&x->mock, "/_mock/stats");
-        unsigned n = 0;
-
-        for (size_t i = 0; stats && i < sizeof eps / sizeof eps[0]; i++)
-                n += (unsigned)json_object_get_int64(json_object_object_get(stats, eps[i]));
-        json_object_put(stats);
-        return n;
-}
-
 /* The --once summary on stdout: "sync done: referrals …" ("sync incomplete: …" when
  * something failed). */
 static void parse_summary(struct round *r)
@@ -505,7 +586,8 @@ static void run_round(struct run_ctx *x, const struct spawn *s, int which, struc
         pid_t pid = spawn_ersd(x, s, which, gate[0]);
         assert_true(pid > 0);
         if (s->kill_at) {
-                snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%" PRIu64 "&signal=STOP", (int)pid, s->kill_after);
+                snprintf(q, sizeof q, "/_mock/killpoint?pid=%d&after=%" PRIu64 "&signal=STOP%s%s", (int)pid,
+                         s->kill_after, s->kill_ubrn ? "&ubrn=" : "", s->kill_ubrn ? s->kill_ubrn : "");
                 assert_int_equal(mock_post(&x->mock, q), 200);
                 assert_int_equal(write(gate[1], "g", 1), 1);
                 close(gate[0]);
@@ -649,6 +731,8 @@ static bool crashed(struct run_ctx *x, const struct round *r, const char *what, 
  * `complete`), not waiting in ers_retry. */
 static bool synced(struct run_ctx *x, const struct wref *m, bool complete)
 {
+        if (x->dry)
+                return false; /* planning: no PAS */
         const char *p[] = { m->ubrn };
         char *v = db_text(x->db, complete ? "SELECT version FROM ers_ledger WHERE ubrn = ? AND complete = 1"
                                           : "SELECT version FROM ers_ledger WHERE ubrn = ?",
@@ -688,8 +772,8 @@ static void check_spool(struct run_ctx *x, const struct round *r)
                 if (de->d_name[0] == '.')
                         continue;
                 snprintf(ubrn, sizeof ubrn, "%.12s", de->d_name);
-                for (size_t i = 0; i < now(x)->n_refs; i++) {
-                        const struct wref *m = &now(x)->refs[i];
+                for (size_t i = 0; i < served_now(x)->n_refs; i++) {
+                        const struct wref *m = &served_now(x)->refs[i];
                         bool mine = !m->related_only && strcmp(m->ubrn, ubrn) == 0;
                         for (size_t k = 0; !m->related_only && k < m->n_related; k++)
                                 mine |= strcmp(m->related[k], ubrn) == 0;
@@ -786,6 +870,7 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
         char buf[128];
 
         x->fig.rounds++;
+        refresh_served(x, false); /* what the writes of the round applied, before anything compares */
         if (r->killed)
                 x->fig.kills++;
         crashed(x, r, what, false);
@@ -818,8 +903,11 @@ static void after_round(struct run_ctx *x, const struct round *r, const char *wh
 /* Time passes: every retry and re-check ersd scheduled is due now. */
 static void advance_clock(struct run_ctx *x)
 {
+        if (x->dry)
+                return;
         db_exec(x->db, "UPDATE ers_retry SET next_attempt_at = '2000-01-01T00:00:00Z'");
         db_exec(x->db, "UPDATE ers_ledger SET next_check_at = '2000-01-01T00:00:00Z' WHERE next_check_at IS NOT NULL");
+        db_exec(x->db, "UPDATE ers_outbox SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE state = 'RETRY'");
 }
 
 /* ---- chaos ------------------------------------------------------------------------------------- */
@@ -842,8 +930,66 @@ static const struct {
         { "store", "stall", true },
 };
 
-/* A UBRN whose requests a fault spoils: one ersd has work to do for (a fault on
- * the others would never be taken), or any. */
+/* Whether ersd has work for worklist referral m of the world served now, as the history
+ * alone tells (never what ersd did: the history is the seed's): it is new, at a new
+ * version, back on a worklist, or an attachment of it or of a related one was released. */
+static bool has_work(const struct run_ctx *x, const struct wref *m)
+{
+        const struct world *before = x->n_history >= 2 ? x->history[x->n_history - 2] : NULL;
+        const struct wref *was = before ? world_find(before, m->ubrn) : NULL;
+
+        if (m->related_only || m->gone || m->worklist < 0)
+                return false;
+        if (!was || was->version != m->version || was->worklist < 0)
+                return true;
+        for (size_t k = 0; k <= m->n_related; k++) {
+                const struct wref *s = k ? world_find(now(x), m->related[k - 1]) : m;
+                const struct wref *t = k ? world_find(before, m->related[k - 1]) : was;
+                for (size_t d = 0; s && t && d < s->n_docs && d < t->n_docs; d++)
+                        if (wdoc_available(&s->docs[d]) != wdoc_available(&t->docs[d]))
+                                return true;
+        }
+        return false;
+}
+
+/* The requests a round would make for the work of the world served now, about: its
+ * worklists, and for each referral with work (has_work()) A005 and A007 of it and of
+ * each related one, A042 and the store for each attachment e-RS serves.  The kill point
+ * is drawn below it. */
+static unsigned requests_planned(const struct run_ctx *x)
+{
+        const struct world *w = now(x);
+        unsigned n = WORLD_WORKLISTS;
+
+        for (size_t i = 0; i < w->n_refs; i++) {
+                const struct wref *m = &w->refs[i];
+                if (!has_work(x, m))
+                        continue;
+                for (size_t k = 0; k <= m->n_related; k++) {
+                        const struct wref *s = k ? world_find(w, m->related[k - 1]) : m;
+                        n += 2;
+                        for (size_t d = 0; s && d < s->n_docs; d++)
+                                n += wdoc_available(&s->docs[d]) ? 2 : 0;
+                }
+        }
+        return n;
+}
+
+/* Notes that this chaos round spoils ubrn's requests (e-RS may revise it before the next). */
+static void spoil(struct run_ctx *x, const char *ubrn)
+{
+        for (size_t i = 0; i < x->n_spoiled; i++)
+                if (strcmp(x->spoiled[i], ubrn) == 0)
+                        return;
+        if (x->n_spoiled < sizeof x->spoiled / sizeof x->spoiled[0]) {
+                snprintf(x->spoiled_buf[x->n_spoiled], sizeof x->spoiled_buf[0], "%s", ubrn);
+                x->spoiled[x->n_spoiled] = x->spoiled_buf[x->n_spoiled];
+                x->n_spoiled++;
+        }
+}
+
+/* A UBRN whose requests a fault spoils: one ersd has work to do for (a fault on the
+ * others would never be taken), or any. */
 static const char *fault_ubrn(struct run_ctx *x)
 {
         const struct world *w = now(x);
@@ -852,15 +998,17 @@ static const char *fault_ubrn(struct run_ctx *x)
 
         for (size_t i = 0; i < w->n_refs && n < 64; i++) {
                 const struct wref *m = &w->refs[i];
-                if (m->related_only || m->gone || m->worklist < 0 || synced(x, m, true))
+                if (!has_work(x, m) || wref_refused(m))
                         continue;
                 pick[n++] = m->ubrn;
                 for (size_t k = 0; k < m->n_related && n < 64; k++)
                         pick[n++] = m->related[k];
         }
-        if (n)
-                return pick[chaos_below(&x->chaos, (unsigned)n)];
-        return w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
+        const char *u = n ? pick[chaos_below(&x->chaos, (unsigned)n)]
+                          : w->n_refs ? w->refs[chaos_below(&x->chaos, (unsigned)w->n_refs)].ubrn : NULL;
+        if (u)
+                spoil(x, u);
+        return u;
 }
 
 static unsigned post_faults(struct run_ctx *x)
@@ -879,7 +1027,8 @@ static unsigned post_faults(struct run_ctx *x)
                         ubrn = fault_ubrn(x);
                 snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=%s&count=%u%s%s", endpoint, kind,
                          1 + chaos_below(&x->chaos, 2), ubrn ? "&ubrn=" : "", ubrn ? ubrn : "");
-                if (mock_post(&x->mock, q) == 200)
+                note(x, "chaos %u: %s", x->n_chaos, q);
+                if (x->dry || mock_post(&x->mock, q) == 200)
                         posted++;
         }
         if (slow_faults() && chaos_below(&x->chaos, 3) == 0) {
@@ -888,7 +1037,8 @@ static unsigned post_faults(struct run_ctx *x)
                 bool a008 = chaos_below(&x->chaos, 2) == 0 || !ubrn;
                 snprintf(q, sizeof q, "/_mock/fault?endpoint=%s&kind=slow%s%s", a008 ? "A008" : "A005",
                          a008 ? "" : "&ubrn=", a008 ? "" : ubrn);
-                if (mock_post(&x->mock, q) == 200)
+                note(x, "chaos %u: %s", x->n_chaos, q);
+                if (x->dry || mock_post(&x->mock, q) == 200)
                         posted++;
         }
         return posted;
@@ -902,15 +1052,29 @@ static void chaos_round(struct run_ctx *x)
         char what[64];
 
         x->round++;
+        x->n_chaos++;
+        x->n_spoiled = 0;
         advance_clock(x);
         x->fig.faults += post_faults(x);
         if (chaos_below(&x->chaos, 1000) < x->plan->kill_permille) {
                 s.kill_at = true;
-                s.kill_after = 1 + chaos_below(&x->chaos, x->last_requests + 2);
+                s.kill_after = 1 + chaos_below(&x->chaos, requests_planned(x) + 2);
+                if (x->n_aim && chaos_below(&x->chaos, 2) == 0) { /* at a request being sent back, or about it */
+                        s.kill_ubrn = x->aim[chaos_below(&x->chaos, (unsigned)x->n_aim)];
+                        s.kill_after = 1 + chaos_below(&x->chaos, 4);
+                }
+                for (size_t i = 0; i < now(x)->n_refs; i++) /* a kill may leave any of them half-done */
+                        if (has_work(x, &now(x)->refs[i]))
+                                spoil(x, now(x)->refs[i].ubrn);
         } else if (chaos_below(&x->chaos, 1000) < x->plan->fsize_permille)
                 s.fsize = 64 * 1024 * (1 + chaos_below(&x->chaos, 16));
-        unsigned before = mock_requests(x);
-        if (!s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille) {
+        bool pair = !s.kill_at && chaos_below(&x->chaos, 1000) < x->plan->pair_permille;
+        note(x, "chaos %u: kill %s%" PRIu64 "%s%s, file size limit %lld, two ersd %d", x->n_chaos,
+             s.kill_at ? "at " : "no ", s.kill_after, s.kill_ubrn ? " about " : "", s.kill_ubrn ? s.kill_ubrn : "",
+             s.fsize, pair);
+        if (x->dry)
+                return;
+        if (pair) {
                 /* two ersd on one state_dir: one must be refused at start (finding 17) */
                 int gate[2];
                 assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
@@ -953,15 +1117,7 @@ static void chaos_round(struct run_ctx *x)
                 run_round(x, &s, 1, &r);
                 after_round(x, &r, what);
         }
-        x->last_requests = mock_requests(x) - before;
         assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
-        x->n_failed = 0; /* what this round did not sync: e-RS may change it before the next */
-        for (const char *p = r.err; (p = strstr(p, "UBRN ")) && x->n_failed < 64; p += 5)
-                if (strncmp(p + 17, " not synced", 11) == 0) {
-                        snprintf(x->failed_buf[x->n_failed], 13, "%.12s", p + 5);
-                        x->failed[x->n_failed] = x->failed_buf[x->n_failed];
-                        x->n_failed++;
-                }
         round_free(&r);
 }
 
@@ -983,15 +1139,27 @@ static bool settle(struct run_ctx *x, struct round *last)
         char what[64];
 
         memset(last, 0, sizeof *last);
+        assert_int_equal(mock_post(&x->mock, "/_mock/writeback/fault/clear"), 200);
+        for (size_t i = 0; i < x->n_locked; i++) { /* e-RS lets go: what waited is sent */
+                char q[96];
+                snprintf(q, sizeof q, "/_mock/writeback/lock?ubrn=%s&locked=0", x->locked[i]);
+                assert_int_equal(mock_post(&x->mock, q), 200);
+        }
+        x->n_locked = 0;
         for (unsigned i = 0; i < SETTLE_MAX; i++) {
                 round_free(last);
                 x->round++;
                 advance_clock(x);
+                size_t served_before = x->n_served;
                 snprintf(what, sizeof what, "ersd --once (a settling round)");
                 run_round(x, &s, 1, last);
                 after_round(x, last, what);
+                if (x->n_served != served_before)
+                        continue; /* a write it sent back moved a referral on: the next round reads it */
                 check_worklists_read(x, last);
-                if (last->status > 1 || !last->summary || last->n_new || last->n_updated)
+                if (last->status > 1 || !last->summary || last->n_new || last->n_updated ||
+                    db_int(x->db, "SELECT COUNT(*) FROM ers_outbox WHERE state IN ('NEW', 'RETRY', 'SENDING')", 0,
+                           NULL) != 0)
                         continue;
                 bool unexpected = false;
                 for (const char *p = last->err; (p = strstr(p, "UBRN ")); p += 5)
@@ -1030,7 +1198,7 @@ static bool has_number(const char *line, int64_t v)
 
 static void check_version_lines(struct run_ctx *x)
 {
-        const struct world *w = now(x);
+        const struct world *w = served_now(x);
 
         for (size_t i = 0; i < w->n_refs; i++) {
                 const struct wref *m = &w->refs[i];
@@ -1057,7 +1225,7 @@ static void check_version_lines(struct run_ctx *x)
 /* `ersd sync UBRN` twice: the second counts the documents still not fetched (finding 22). */
 static void check_sync_command(struct run_ctx *x)
 {
-        const struct world *w = now(x);
+        const struct world *w = served_now(x);
 
         for (size_t i = 0; i < w->n_refs; i++) {
                 const struct wref *m = &w->refs[i];
@@ -1131,11 +1299,14 @@ static void check_settled(struct run_ctx *x, const struct round *last)
 {
         char answers[sizeof x->world_file + 16];
         snprintf(answers, sizeof answers, "%s.answers", x->world_file); /* the mock's note of the A005s it served */
-        struct wcheck c = { .d = x->db, .g = x->g, .history = x->history, .n_history = x->n_history,
+        struct wcheck c = { .d = x->db, .g = x->g, .history = x->served, .n_history = x->n_served,
                             .park_after = PARK_AFTER, .seen = &x->seen, .sink = say_line, .userdata = x,
                             .answers_served = answers };
 
         world_check(&c); /* its mismatches are counted by say_line(), once each */
+        json_object *record = mock_get(&x->mock, "/_mock/writeback/record");
+        wcheck_outbox(&c, x->reqs, x->n_reqs, record, &x->outbox);
+        json_object_put(record);
         x->fig.documents = c.documents > x->fig.documents ? c.documents : x->fig.documents;
         check_version_lines(x);
         check_sync_command(x);
@@ -1149,67 +1320,274 @@ static void check_settled(struct run_ctx *x, const struct round *last)
         }
 }
 
+/* ---- the return path ------------------------------------------------------------------------------- */
+
+/* What e-RS may do to a write-back request (the mock's /_mock/writeback/fault kinds); `slow` costs
+ * ersd's transfer deadline (a timeout), so now and then only. */
+static const struct {
+        const char *kind;
+        bool slow;
+} WB_FAULTS[] = {
+        { "drop_before", false }, { "drop", false }, { "422", false }, { "429", false }, { "500", false },
+        { "502", false },         { "503", false },  { "504", false }, { "delay", true },
+};
+
+/* Decisions the PAS inserts into ers_outbox (as docs/schema.md lets it: ubrn, action, outcome, comment,
+ * priority, decided version, who, when) on referrals of the world served now, planned from the seed:
+ * a review outcome mostly on a referral awaiting triage, an acceptance mostly on a booked one, now and
+ * then one decided on a version already left; and, unless calm, a fault at one of its calls or the
+ * referral locked until the settle.  The decided version is the PAS's (what a person saw): a referral
+ * the PAS does not hold yet gets no request. */
+static void plan_outbox(struct run_ctx *x)
+{
+        static const char *const comments[] = { "Seen at triage: book routine", "Return: please add bloods \xe2\x80\x94 "
+                                                "\"ECG\" too", "R\xc3\xa9sum\xc3\xa9 read; clinic in 6 weeks \xf0\x9f\x98\x80",
+                                                "Advice sent by letter" };
+        static const char *const priorities[] = { "ROUTINE", "URGENT", "TWO_WEEK_WAIT" };
+        const struct world *w = now(x);
+        unsigned n = 1 + chaos_below(&x->chaos, 2);
+
+        x->n_aim = 0;
+        for (unsigned i = 0; i < n && x->n_reqs < sizeof x->reqs / sizeof x->reqs[0]; i++) {
+                struct wrequest *q = &x->reqs[x->n_reqs];
+                const char *fit[64], *any[64];
+                size_t n_fit = 0, n_any = 0;
+                memset(q, 0, sizeof *q);
+                q->n = (unsigned)x->n_reqs + 1;
+                q->review = chaos_below(&x->chaos, 2) == 0;
+                for (size_t k = 0; k < w->n_refs && n_any < 64; k++) {
+                        const struct wref *m = &w->refs[k];
+                        if (m->related_only || m->gone || m->worklist < 0)
+                                continue;
+                        any[n_any++] = m->ubrn;
+                        bool fits = m->state.kind == WT_STR &&
+                                    (q->review ? strcmp(m->state.p, "AWAITING_TRIAGE") == 0 ||
+                                                         strcmp(m->state.p, "DEFERRED_TO_PROVIDER") == 0
+                                               : strcmp(m->state.p, "BOOKED") == 0);
+                        if (fits)
+                                fit[n_fit++] = m->ubrn;
+                }
+                if (!n_any)
+                        break;
+                bool fitting = n_fit && chaos_below(&x->chaos, 4) != 0;
+                snprintf(q->ubrn, sizeof q->ubrn, "%s",
+                         fitting ? fit[chaos_below(&x->chaos, (unsigned)n_fit)] : any[chaos_below(&x->chaos, (unsigned)n_any)]);
+                if (q->review) {
+                        q->outcome = chaos_below(&x->chaos, 2) ? "ACCEPT_REFER_BOOK_LATER" : "RETURN_TO_REFERRER_WITH_ADVICE";
+                        if (chaos_below(&x->chaos, 4) == 0) /* with a return: refused (PRIORITY_NOT_CURRENT) */
+                                q->priority = priorities[chaos_below(&x->chaos, 3)];
+                        snprintf(q->comment, sizeof q->comment, "W%u: %s", q->n,
+                                 comments[chaos_below(&x->chaos, sizeof comments / sizeof comments[0])]);
+                }
+                q->behind = chaos_below(&x->chaos, 6) == 0;
+                char sha[65];
+                sha256_hex(q->comment, strlen(q->comment), sha);
+                note(x, "request W%u: %s %s %s %s, comment sha256 %.16s, behind %u", q->n, q->ubrn,
+                     q->review ? "RECORD_REVIEW_OUTCOME" : "ACCEPT_REFERRAL", q->outcome ? q->outcome : "-",
+                     q->priority ? q->priority : "-", sha, q->behind);
+                x->n_reqs++;
+                if (x->n_aim < sizeof x->aim / sizeof x->aim[0])
+                        memcpy(x->aim[x->n_aim++], q->ubrn, sizeof x->aim[0]);
+                char fault[200] = "";
+                if (x->plan->faults_max && chaos_below(&x->chaos, 2) == 0) {
+                        size_t k = chaos_below(&x->chaos, sizeof WB_FAULTS / sizeof WB_FAULTS[0]);
+                        const char *action = !q->review ? "A013" : chaos_below(&x->chaos, 2) ? "A028" : "A029";
+                        if (!WB_FAULTS[k].slow || chaos_below(&x->chaos, 3) == 0)
+                                snprintf(fault, sizeof fault, "/_mock/writeback/fault?action=%s&kind=%s&ubrn=%s&count=%u%s",
+                                         action, WB_FAULTS[k].kind, q->ubrn, 1 + chaos_below(&x->chaos, 2),
+                                         WB_FAULTS[k].slow ? "&delay_ms=12000" : "");
+                }
+                bool lock = x->plan->faults_max && chaos_below(&x->chaos, 6) == 0;
+                note(x, "request W%u: fault %s, locked %d", q->n, fault[0] ? fault : "none", lock);
+                if (x->dry)
+                        continue;
+                if (fault[0])
+                        assert_int_equal(mock_post(&x->mock, fault), 200);
+                if (lock && x->n_locked < sizeof x->locked / sizeof x->locked[0]) {
+                        char path[96];
+                        snprintf(path, sizeof path, "/_mock/writeback/lock?ubrn=%s", q->ubrn);
+                        assert_int_equal(mock_post(&x->mock, path), 200);
+                        memcpy(x->locked[x->n_locked++], q->ubrn, sizeof x->locked[0]);
+                }
+                /* The PAS: a person decided on the version it shows. */
+                const char *p[] = { q->ubrn };
+                char *v = db_text(x->db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p, NULL);
+                if (!v)
+                        continue;
+                q->decided = strtoll(v, NULL, 10) - q->behind;
+                free(v);
+                char decided[24], by[32];
+                snprintf(decided, sizeof decided, "%" PRId64, q->decided);
+                snprintf(by, sizeof by, "STAFF-W%u", q->n);
+                const char *ins[] = { q->ubrn, q->review ? "RECORD_REVIEW_OUTCOME" : "ACCEPT_REFERRAL", q->outcome,
+                                      q->review ? q->comment : NULL, q->priority, decided, by };
+                assert_int_equal(db_exec_with(x->db,
+                                              "INSERT INTO ers_outbox (ubrn, action, review_outcome, comment_text, "
+                                              "new_priority, decided_version, requested_by, requested_at) VALUES (?, ?, "
+                                              "?, ?, ?, ?, ?, '2026-07-01T09:30:00Z')",
+                                              7, ins),
+                                 0);
+                q->inserted = true;
+        }
+}
+
 /* ---- a seed ------------------------------------------------------------------------------------------ */
+
+/* A seed's history: its worlds served one after the other, chaos rounds between, settles and checks.
+ * With x->dry only what would be served is noted (note()): nothing runs. */
+static void history(struct run_ctx *x)
+{
+        static const char *const init[] = { "--init-db", NULL };
+        const struct plan *plan = x->plan;
+        struct round r;
+
+        x->g = wgen_new(x->seed, &plan->gen);
+        assert_non_null(x->g);
+        serve(x, wgen_first(x->g));
+        if (!x->dry) {
+                const struct spawn s = { .args = init };
+                run_round(x, &s, 1, &r);
+                if (r.status != 0)
+                        say(x, "ersd --init-db exited %d", r.status);
+                round_free(&r);
+                x->db = db_open(x->conn);
+                assert_non_null(x->db);
+        }
+        for (unsigned e = 0; e < plan->epochs; e++) {
+                if (e > 0) {
+                        serve(x, wgen_next(x->g, now(x)));
+                        plan_outbox(x); /* on what the PAS shows after the settle before */
+                }
+                for (unsigned k = 0; k < plan->chaos; k++) {
+                        if (k > 0 && chaos_below(&x->chaos, 2) == 0) /* e-RS changes between two chaos rounds, */
+                                serve(x, wgen_revise(x->g, now(x), (const char *const *)x->spoiled, x->n_spoiled));
+                        chaos_round(x); /* revising what the last one spoiled half-way (finding 2) */
+                }
+                if (x->dry)
+                        continue;
+                assert_int_equal(mock_post(&x->mock, "/_mock/fault/clear"), 200);
+                struct round last;
+                settle(x, &last);
+                check_settled(x, &last); /* settled or not: what differs helps whoever reads it */
+                round_free(&last);
+        }
+}
+
+static void history_free(struct run_ctx *x)
+{
+        for (size_t i = 0; i < x->n_history; i++)
+                world_free(x->history[i]);
+        free(x->history);
+        for (size_t i = 0; i < x->n_served; i++)
+                world_free(x->served[i]);
+        free(x->served);
+        free(x->applied);
+        wgen_free(x->g);
+        EVP_MD_CTX_free(x->history_md);
+        if (x->history_log)
+                fclose(x->history_log);
+}
+
+static void history_begin(struct run_ctx *x, uint64_t seed, const struct plan *plan)
+{
+        *x = (struct run_ctx){ .seed = seed, .plan = plan, .chaos = seed ^ 0xc4a05c4a05ULL };
+        x->history_md = EVP_MD_CTX_new();
+        assert_non_null(x->history_md);
+        assert_int_equal(EVP_DigestInit_ex(x->history_md, EVP_sha256(), NULL), 1);
+        x->nofile = true; /* descriptors bounded whatever the documents (finding 15) */
+}
+
+static void history_digest(struct run_ctx *x, char hex[65])
+{
+        unsigned char d[32];
+
+        assert_int_equal(EVP_DigestFinal_ex(x->history_md, d, NULL), 1);
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The digest of the history a seed plans: its worlds, faults, kills and limits, made without a mock,
+ * a PAS or ersd.  The history a run serves must be this one, byte for byte: a seed replays. */
+static void plan_digest(uint64_t seed, const struct plan *plan, char hex[65])
+{
+        struct run_ctx *x = calloc(1, sizeof *x);
+
+        assert_non_null(x);
+        history_begin(x, seed, plan);
+        x->dry = true;
+        x->dir = tmpdir_make();
+        assert_non_null(x->dir);
+        snprintf(x->world_file, sizeof x->world_file, "%s/world.json", x->dir);
+        history(x);
+        history_digest(x, hex);
+        history_free(x);
+        tmpdir_remove(x->dir);
+        free(x->dir);
+        free(x);
+}
 
 static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig)
 {
-        static const char *const init[] = { "--init-db", NULL };
-        struct run_ctx x = { .seed = seed, .plan = plan, .chaos = seed ^ 0xc4a05c4a05ULL };
         const char *args[] = { "--referrals", "1", "--attachments", "0", "--big-attachment", "0", "--stall-seconds",
                                "600", NULL };
-        struct round r;
+        struct run_ctx *xp = calloc(1, sizeof *xp); /* large: not on the stack */
+        char planned[65], again[65], served[65];
 
-        x.dir = tmpdir_make();
-        assert_non_null(x.dir);
-        snprintf(x.conf, sizeof x.conf, "%s/ersd.conf", x.dir);
-        snprintf(x.state, sizeof x.state, "%s/state", x.dir);
-        snprintf(x.spool, sizeof x.spool, "%s/spool", x.state);
-        snprintf(x.world_file, sizeof x.world_file, "%s/world.json", x.dir);
-        assert_int_equal(mkdir(x.state, 0700), 0);
-        if (E.kind == ENGINE_SQLITE) {
-                snprintf(x.pas_file, sizeof x.pas_file, "%s/pas.db", x.dir);
-                snprintf(x.conn, sizeof x.conn, "Driver=SQLite3;Database=%s", x.pas_file);
-        } else
-                assert_int_equal(engine_new_database(&E, x.conn, sizeof x.conn), 0);
-        assert_int_equal(mock_start(&x.mock, args), 0);
-        x.g = wgen_new(seed, &plan->gen);
-        assert_non_null(x.g);
-        x.nofile = true; /* descriptors bounded whatever the documents (finding 15) */
-        serve(&x, wgen_first(x.g));
-        const struct spawn s = { .args = init };
-        run_round(&x, &s, 1, &r);
-        if (r.status != 0)
-                say(&x, "ersd --init-db exited %d", r.status);
-        round_free(&r);
-        x.db = db_open(x.conn);
-        assert_non_null(x.db);
-
-        for (unsigned e = 0; e < plan->epochs; e++) {
-                if (e > 0)
-                        serve(&x, wgen_next(x.g, now(&x)));
-                for (unsigned k = 0; k < plan->chaos; k++) {
-                        if (k > 0 && chaos_below(&x.chaos, 2) == 0) /* e-RS changes between two rounds that failed, */
-                                serve(&x, wgen_revise(x.g, now(&x), (const char *const *)x.failed, x.n_failed));
-                        chaos_round(&x); /* revising what the last one failed half-way (finding 2) */
-                }
-                assert_int_equal(mock_post(&x.mock, "/_mock/fault/clear"), 200);
-                struct round last;
-                settle(&x, &last);
-                check_settled(&x, &last); /* settled or not: what differs helps whoever reads it */
-                round_free(&last);
+        assert_non_null(xp);
+        struct run_ctx *x = xp;
+        plan_digest(seed, plan, planned);
+        plan_digest(seed, plan, again);
+        history_begin(x, seed, plan);
+        if (strcmp(planned, again) != 0)
+                say(x, "one seed planned twice gives two histories (sha256 %.16s, then %.16s)", planned, again);
+        x->dir = tmpdir_make();
+        assert_non_null(x->dir);
+        snprintf(x->conf, sizeof x->conf, "%s/ersd.conf", x->dir);
+        snprintf(x->state, sizeof x->state, "%s/state", x->dir);
+        snprintf(x->spool, sizeof x->spool, "%s/spool", x->state);
+        snprintf(x->world_file, sizeof x->world_file, "%s/world.json", x->dir);
+        assert_int_equal(mkdir(x->state, 0700), 0);
+        if (getenv("ERSD_WORLD_KEEP")) { /* the history served, a line each, to compare two runs */
+                char path[700];
+                snprintf(path, sizeof path, "%s/history", x->dir);
+                x->history_log = fopen(path, "we");
         }
-        json_object *stats = mock_get(&x.mock, "/_mock/stats");
+        if (E.kind == ENGINE_SQLITE) {
+                snprintf(x->pas_file, sizeof x->pas_file, "%s/pas.db", x->dir);
+                snprintf(x->conn, sizeof x->conn, "Driver=SQLite3;Database=%s", x->pas_file);
+        } else
+                assert_int_equal(engine_new_database(&E, x->conn, sizeof x->conn), 0);
+        assert_int_equal(mock_start(&x->mock, args), 0);
+
+        history(x);
+        history_digest(x, served);
+        if (strcmp(served, planned) != 0) /* the world depended on something besides the seed */
+                say(x, "the history served (sha256 %.16s) is not the one its seed plans (sha256 %.16s): it depends on "
+                       "more than the seed, and a failure will not replay", served, planned);
+        json_object *stats = mock_get(&x->mock, "/_mock/stats");
         if (stats)
-                x.fig.faults = (unsigned)json_object_get_int64(json_object_object_get(stats, "faults_served"));
+                x->fig.faults = (unsigned)json_object_get_int64(json_object_object_get(stats, "faults_served"));
         json_object_put(stats);
-        x.fig.referrals = (unsigned)now(&x)->n_refs;
-        x.fig.seeds = 1;
+        x->fig.referrals = (unsigned)now(x)->n_refs;
+        x->fig.seeds = 1;
+        for (size_t h = 1; h < x->n_history; h++) /* each referral's related ones a world stopped listing */
+                for (size_t i = 0; i < x->history[h - 1]->n_refs; i++) {
+                        const struct wref *was = &x->history[h - 1]->refs[i], *is = world_find(x->history[h], was->ubrn);
+                        for (size_t k = 0; is && k < was->n_related; k++) {
+                                bool kept = false;
+                                for (size_t j = 0; j < is->n_related; j++)
+                                        kept |= strcmp(is->related[j], was->related[k]) == 0;
+                                x->fig.unlisted += !kept;
+                        }
+                }
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "mismatches %u, spool leftovers %u; at most %ld descriptors at a kill point%s\n",
-               E.name, seed, plan->epochs, x.fig.rounds, x.fig.referrals, x.fig.documents, x.fig.faults, x.fig.kills,
-               x.fig.mismatches, x.fig.leftovers, x.fig.most_fds, "");
-        if (x.fig.mismatches) {
+               "related unlisted %u, requests %u (done %u, rejected %u, stale %u; writes applied %u), mismatches %u, "
+               "spool leftovers %u; at most %ld descriptors at a kill point; history sha256 %.16s\n",
+               E.name, seed, plan->epochs, x->fig.rounds, x->fig.referrals, x->fig.documents, x->fig.faults,
+               x->fig.kills, x->fig.unlisted, x->outbox.inserted, x->outbox.done, x->outbox.rejected, x->outbox.stale,
+               x->outbox.applied, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
+        if (x->fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64
                        " ERSD_WORLD_ENGINE=%s %s/tests/integration/test_world\n",
@@ -1217,31 +1595,31 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
                 fig->failed_seeds++;
         }
         fflush(stdout);
-        fig->seeds += x.fig.seeds;
-        fig->rounds += x.fig.rounds;
-        fig->referrals += x.fig.referrals;
-        fig->documents += x.fig.documents;
-        fig->faults += x.fig.faults;
-        fig->kills += x.fig.kills;
-        fig->mismatches += x.fig.mismatches;
-        fig->leftovers += x.fig.leftovers;
+        fig->seeds += x->fig.seeds;
+        fig->rounds += x->fig.rounds;
+        fig->referrals += x->fig.referrals;
+        fig->documents += x->fig.documents;
+        fig->faults += x->fig.faults;
+        fig->kills += x->fig.kills;
+        fig->unlisted += x->fig.unlisted;
+        fig->requests += x->outbox.inserted;
+        fig->mismatches += x->fig.mismatches;
+        fig->leftovers += x->fig.leftovers;
 
-        db_close(x.db);
-        mock_stop(&x.mock);
-        for (size_t i = 0; i < x.n_history; i++)
-                world_free(x.history[i]);
-        free(x.history);
-        wgen_free(x.g);
-        free(x.lines.p);
-        wcheck_seen_free(&x.seen);
-        for (size_t i = 0; i < x.n_left; i++)
-                free(x.left[i]);
-        free(x.left);
+        db_close(x->db);
+        mock_stop(&x->mock);
+        history_free(x);
+        free(x->lines.p);
+        wcheck_seen_free(&x->seen);
+        for (size_t i = 0; i < x->n_left; i++)
+                free(x->left[i]);
+        free(x->left);
         if (getenv("ERSD_WORLD_KEEP")) /* to look at: the world, the config, the PAS, the last outputs */
-                printf("world: kept %s\n", x.dir);
+                printf("world: kept %s\n", x->dir);
         else
-                tmpdir_remove(x.dir);
-        free(x.dir);
+                tmpdir_remove(x->dir);
+        free(x->dir);
+        free(xp);
 }
 
 static uint64_t parse_seed(const char *s)

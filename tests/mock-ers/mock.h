@@ -421,6 +421,14 @@ const struct attachment *world_letter(struct mock *m, const char *ubrn);
  * note of pad_bytes (the `oversized` fault). */
 char *world_render_worklist(struct mock *m, const char *service, bool slot_issues, size_t pad_bytes,
                             size_t *ret_len);
+/* Write-back in world mode (writeback.c): a referral as served now (its version, its state's code, ""
+ * when none is readable), false when unknown or gone; a write applied to it (its version one more, the
+ * state and priority it sets, NULL: unchanged), kept across worlds.  Both under mock.lock. */
+bool world_wb_view_locked(struct mock *m, const char *ubrn, int64_t *ret_version, char *state, size_t n);
+void world_wb_apply_locked(struct mock *m, const char *ubrn, const char *state, const char *priority);
+/* GET /_mock/writeback/applied: {"referrals":[{"ubrn","bumps","at","state","priority"}]}, what the
+ * writes applied to each world referral (README.md, "World mode"). */
+json_object *world_applied_json(struct mock *m);
 /* The kill point (POST /_mock/killpoint): the `after`-th API or store request
  * from now on (only those whose URL holds `key` when key is not NULL: a UBRN)
  * first sends `sig` to `pid` (pid 0: none).  Any mode. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "mock.h"
+#include "stream.h"
 
 #define BINARY_ID_MAX 39 /* struct attachment.binary_id holds 39 characters */
 #define PROFILE_REFERRAL SD "eRS-ReferralRequest-1"
@@ -55,6 +56,76 @@ struct world {
         struct world *older;             /* owned: the world this one replaced */
         char answers[PATH_MAX];          /* "<file>.answers": every A005 answer rendered, a line each */
 };
+
+/*
+ * What the write-backs did to the world's referrals (A028, A013 in world mode,
+ * writeback.c): by UBRN, kept across worlds, under mock.lock.  A referral is
+ * served at its file's version + `bumps`; the state and priority a write set
+ * are served while the file still gives the version they were set at (`at`):
+ * a world that gives a new version is e-RS changing the referral again.
+ */
+struct applied {
+        char ubrn[13];
+        int64_t bumps;    /* writes applied */
+        int64_t at;       /* the file's version at the last one */
+        char state[40];   /* the state it set; "" none */
+        char priority[24]; /* the priority it set; "" none */
+};
+
+static struct {
+        struct applied *v;
+        size_t n, cap;
+} applied;
+
+/* The letters of versions a write made (A007): mix64(UBRN x 1000003 + version), as the worlds'
+ * own letters are made; kept until exit like the worlds (a transfer may still stream one). */
+struct written_letter {
+        struct attachment a;
+        char ubrn[13];
+        int64_t version;
+        struct written_letter *next;
+};
+static struct written_letter *written_letters; /* under mock.lock */
+
+static struct applied *applied_find_locked(const char *ubrn, bool add)
+{
+        for (size_t i = 0; i < applied.n; i++)
+                if (strcmp(applied.v[i].ubrn, ubrn) == 0)
+                        return &applied.v[i];
+        if (!add)
+                return NULL;
+        if (applied.n == applied.cap) {
+                size_t cap = applied.cap ? 2 * applied.cap : 16;
+                struct applied *n = realloc(applied.v, cap * sizeof *n);
+                if (!n)
+                        return NULL;
+                applied.v = n;
+                applied.cap = cap;
+        }
+        struct applied *a = &applied.v[applied.n++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->ubrn, sizeof a->ubrn, "%s", ubrn);
+        return a;
+}
+
+/* A referral as served now: its version, and the state and priority a write set ("" none). */
+struct served {
+        int64_t version;
+        char state[40];
+        char priority[24];
+};
+
+static void served_locked(const struct world_referral *r, struct served *s)
+{
+        const struct applied *a = applied_find_locked(r->ubrn, false);
+
+        memset(s, 0, sizeof *s);
+        s->version = r->version + (a ? a->bumps : 0);
+        if (a && a->at == r->version) {
+                memcpy(s->state, a->state, sizeof s->state);
+                memcpy(s->priority, a->priority, sizeof s->priority);
+        }
+}
 
 /* ---- reading the file ------------------------------------------------------------ */
 
@@ -304,6 +375,14 @@ void world_free(struct mock *m)
         pthread_mutex_lock(&m->lock);
         struct world *w = m->world;
         m->world = NULL;
+        free(applied.v);
+        applied.v = NULL;
+        applied.n = applied.cap = 0;
+        while (written_letters) {
+                struct written_letter *l = written_letters;
+                written_letters = l->next;
+                free(l);
+        }
         pthread_mutex_unlock(&m->lock);
         world_destroy(w);
 }
@@ -333,12 +412,67 @@ static struct world_referral *find_referral(struct world *w, const char *ubrn)
 int world_referral_check(struct mock *m, const char *ubrn, int64_t version)
 {
         struct world_referral *r = find_referral(current(m), ubrn);
+        struct served s;
 
         if (!r || r->gone)
                 return -ENOENT;
-        if (version != 0 && version != r->version)
+        pthread_mutex_lock(&m->lock);
+        served_locked(r, &s);
+        pthread_mutex_unlock(&m->lock);
+        if (version != 0 && version != s.version)
                 return -ESRCH; /* a world has no history */
         return 0;
+}
+
+bool world_wb_view_locked(struct mock *m, const char *ubrn, int64_t *ret_version, char *state, size_t n)
+{
+        struct world_referral *r = find_referral(m->world, ubrn);
+        struct served s;
+
+        if (!r || r->gone)
+                return false;
+        served_locked(r, &s);
+        const char *code = s.state[0] ? s.state : member_str(r->o, "state");
+        snprintf(state, n, "%s", code ? code : "");
+        *ret_version = s.version;
+        return true;
+}
+
+void world_wb_apply_locked(struct mock *m, const char *ubrn, const char *state, const char *priority)
+{
+        struct world_referral *r = find_referral(m->world, ubrn);
+        struct applied *a = r ? applied_find_locked(ubrn, true) : NULL;
+
+        if (!a)
+                return;
+        if (a->at != r->version) /* what an earlier write set, the file has changed since */
+                a->state[0] = a->priority[0] = '\0';
+        a->bumps++;
+        a->at = r->version;
+        if (state)
+                snprintf(a->state, sizeof a->state, "%s", state);
+        if (priority)
+                snprintf(a->priority, sizeof a->priority, "%s", priority);
+}
+
+json_object *world_applied_json(struct mock *m)
+{
+        json_object *o = json_object_new_object(), *list = json_object_new_array();
+
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < applied.n; i++) {
+                const struct applied *a = &applied.v[i];
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "ubrn", json_object_new_string(a->ubrn));
+                json_object_object_add(e, "bumps", json_object_new_int64(a->bumps));
+                json_object_object_add(e, "at", json_object_new_int64(a->at));
+                json_object_object_add(e, "state", a->state[0] ? json_object_new_string(a->state) : NULL);
+                json_object_object_add(e, "priority", a->priority[0] ? json_object_new_string(a->priority) : NULL);
+                json_object_array_add(list, e);
+        }
+        pthread_mutex_unlock(&m->lock);
+        json_object_object_add(o, "referrals", list);
+        return o;
 }
 
 struct attachment *world_find_binary(struct mock *m, const char *binary_id)
@@ -356,7 +490,26 @@ struct attachment *world_find_binary(struct mock *m, const char *binary_id)
 const struct attachment *world_letter(struct mock *m, const char *ubrn)
 {
         struct world_referral *r = find_referral(current(m), ubrn);
-        return r && !r->gone && r->has_letter ? &r->letter : NULL;
+        struct written_letter *l;
+        struct served s;
+
+        if (!r || r->gone || !r->has_letter)
+                return NULL;
+        pthread_mutex_lock(&m->lock);
+        served_locked(r, &s);
+        for (l = written_letters; s.version != r->version && l; l = l->next)
+                if (l->version == s.version && strcmp(l->ubrn, r->ubrn) == 0)
+                        break;
+        if (s.version != r->version && !l && (l = calloc(1, sizeof *l))) {
+                l->a = r->letter;
+                l->a.key = stream_mix64(strtoull(r->ubrn, NULL, 10) * 1000003ULL + (uint64_t)s.version);
+                snprintf(l->ubrn, sizeof l->ubrn, "%s", r->ubrn);
+                l->version = s.version;
+                l->next = written_letters;
+                written_letters = l;
+        }
+        pthread_mutex_unlock(&m->lock);
+        return s.version == r->version ? &r->letter : l ? &l->a : NULL;
 }
 
 /* ---- A005 --------------------------------------------------------------------------- */
@@ -417,10 +570,10 @@ static void ext_if(json_object *exts, const char *url, const char *value_key, js
                 json_object_array_add(exts, fhir_ext(url, value_key, v));
 }
 
-static json_object *state_extension(json_object *o)
+static json_object *state_extension(json_object *o, const char *set)
 {
         json_object *inner = json_object_new_array();
-        json_object *state = value(o, "state"), *reason = value(o, "state_reason"), *comment = value(o, "state_comment");
+        json_object *state = set[0] ? json_object_new_string(set) : value(o, "state"), *reason = value(o, "state_reason"), *comment = value(o, "state_comment");
 
         if (state)
                 json_object_array_add(inner, fhir_ext("state", "valueCoding",
@@ -588,6 +741,10 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
 
         if (!r)
                 return NULL;
+        struct served sv;
+        pthread_mutex_lock(&m->lock);
+        served_locked(r, &sv);
+        pthread_mutex_unlock(&m->lock);
         x = r->o;
         o = json_object_new_object();
         exts = json_object_new_array();
@@ -595,7 +752,7 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
         support = json_object_new_array();
         fhir_put(o, "resourceType", json_object_new_string("ReferralRequest"));
         fhir_put(o, "id", json_object_new_string(r->ubrn));
-        snprintf(buf, sizeof buf, "%lld", (long long)r->version);
+        snprintf(buf, sizeof buf, "%lld", (long long)sv.version);
         fhir_put(o, "meta", fhir_meta(PROFILE_REFERRAL, buf));
 
         json_object *appt = member(x, "appointment"), *slist = member(x, "shortlist");
@@ -605,21 +762,21 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
                value(x, "clinical_info_first_submitted"));
         ext_if(exts, SD "Extension-eRS-eReferralPathwayStart-1",
                member_true(x, "pathway_instant") ? "valueInstant" : "valueDateTime", value(x, "pathway_start"));
-        if ((v = value(x, "priority")))
+        if ((v = sv.priority[0] ? json_object_new_string(sv.priority) : value(x, "priority")))
                 ext_if(exts, SD "Extension-eRS-ReferralPriority-1", "valueCodeableConcept",
-                       codeable(coding(SYS_PRIORITY, v, value(x, "priority_display"))));
+                       codeable(coding(SYS_PRIORITY, v, sv.priority[0] ? NULL : value(x, "priority_display"))));
         if (json_object_is_type(slist, json_type_array))
                 ext_if(exts, SD "Extension-eRS-ReferralShortlist-1", "valueReference", reference("#shortlist"));
         if ((v = value(x, "commissioning_org")))
                 ext_if(exts, SD "Extension-eRS-Commissioning-Rule-Org-1", "valueIdentifier", identifier(SYS_ODS, v));
-        json_object_array_add(exts, state_extension(x));
+        json_object_array_add(exts, state_extension(x, sv.state));
         requirements(exts, member(x, "requirements"));
         fhir_put(o, "extension", exts);
 
         if (json_object_is_type(slist, json_type_array))
                 json_object_array_add(contained, shortlist(slist));
         if (appt)
-                json_object_array_add(contained, appointment(appt, r->ubrn, r->version, value(x, "nhs_number")));
+                json_object_array_add(contained, appointment(appt, r->ubrn, sv.version, value(x, "nhs_number")));
         json_object *atts = member(x, "attachments");
         for (size_t k = 0; json_object_is_type(atts, json_type_array) && k < json_object_array_length(atts); k++) {
                 json_object_array_add(contained, document_reference(json_object_array_get_idx(atts, k), k));
@@ -664,10 +821,10 @@ char *world_render_referral(struct mock *m, const char *ubrn, size_t *ret_len, i
                 fhir_put(o, "intent", v);
         if ((v = value(x, "request_id")))
                 fhir_put(o, "identifier", fhir_arr1(identifier("https://fhir.nhs.uk/Id/ers-request-id", v)));
-        *ret_version = r->version;
+        *ret_version = sv.version;
         char *text = json_text(o, ret_len);
         if (text)
-                answer_rendered(w, r->ubrn, r->version, text, *ret_len);
+                answer_rendered(w, r->ubrn, sv.version, text, *ret_len);
         return text;
 }
 
@@ -690,12 +847,14 @@ static void state_exts(json_object *item, json_object *entry, const char *key, c
         }
 }
 
-static json_object *worklist_entry(json_object *entry, const char *ubrn, size_t patient, bool slot_issues)
+static json_object *worklist_entry(json_object *entry, const char *ubrn, size_t patient, bool slot_issues,
+                                   const struct served *sv, int64_t bumps)
 {
         json_object *item = json_object_new_array(), *e = json_object_new_object(), *w, *v;
         char buf[64];
+        int64_t version;
 
-        if ((v = value(entry, "priority")))
+        if ((v = sv->priority[0] ? json_object_new_string(sv->priority) : value(entry, "priority")))
                 ext_if(item, "priority", "valueCodeableConcept", codeable(coding(SYS_PRIORITY, v, NULL)));
         if ((v = value(entry, "specialty")))
                 ext_if(item, "specialty", "valueCodeableConcept", codeable(coding(SYS_SPECIALTY, v, NULL)));
@@ -726,7 +885,8 @@ static json_object *worklist_entry(json_object *entry, const char *ubrn, size_t 
         }
         if (member(entry, "service_id") || member(entry, "service_name"))
                 ext_if(item, "service", "valueReference", service_actor(entry, "service_id", "service_name"));
-        ext_if(item, "referralRequestVersion", "valueInteger", value(entry, "version"));
+        ext_if(item, "referralRequestVersion", "valueInteger",
+               member_int(entry, "version", &version) ? json_object_new_int64(version + bumps) : value(entry, "version"));
         w = json_object_new_object();
         fhir_put(w, "extension", item);
         fhir_put(w, "url", json_object_new_string(slot_issues ? SD "Extension-eRS-AppointmentSlotIssues-WorkListItem-1"
@@ -776,9 +936,17 @@ char *world_render_worklist(struct mock *m, const char *service, bool slot_issue
                 json_object *r = json_object_array_get_idx(refs, i), *entry = member(r, "entry");
                 if (member_true(r, "gone") || !entry || !listed_on(entry, service, slot_issues))
                         continue;
+                struct world_referral *wr = find_referral(w, member_str(r, "ubrn"));
+                struct served sv = { .version = 0 };
+                if (wr) {
+                        pthread_mutex_lock(&m->lock);
+                        served_locked(wr, &sv);
+                        pthread_mutex_unlock(&m->lock);
+                }
                 if (member(entry, "nhs_number"))
                         json_object_array_add(contained, worklist_patient(entry, i));
-                json_object_array_add(entries, worklist_entry(entry, member_str(r, "ubrn"), i, slot_issues));
+                json_object_array_add(entries, worklist_entry(entry, member_str(r, "ubrn"), i, slot_issues, &sv,
+                                                              wr ? sv.version - wr->version : 0));
         }
         for (size_t i = 0; json_object_is_type(junk, json_type_array) && i < json_object_array_length(junk); i++) {
                 json_object *j = json_object_array_get_idx(junk, i), *copy = NULL;

@@ -17,7 +17,9 @@
  *
  * Not here: the routing and the checks every API request gets first (401,
  * 403 for user headers, 406), the call record (server.c); the referrals and
- * their rendering (data.c, render.c).  World mode has no write-back (501).
+ * their rendering (data.c, render.c).  In world mode the same checks and
+ * faults apply to the world's referrals (world.c keeps what a write applied,
+ * across worlds).
  *
  * Everything below is under mock.lock, as the referrals it changes are.
  */
@@ -270,6 +272,40 @@ static int fault_status(struct request *q)
         return 0;
 }
 
+/* The referral a write-back is about, as e-RS shows it now: the synthetic data's, or a world's. */
+struct subject {
+        bool world;
+        struct referral *r; /* the synthetic data's; NULL in world mode */
+        bool known;         /* neither unknown nor gone */
+        int64_t version;    /* -1 when not known */
+        char state[48];     /* its state's code; "" none */
+};
+
+/* Takes the lock and looks ubrn up into *s (the caller unlocks). */
+static void subject_locked_begin(struct mock *m, const char *ubrn, struct subject *s)
+{
+        memset(s, 0, sizeof *s);
+        s->world = world_mode(m);
+        s->r = s->world ? NULL : mock_find_referral(m, ubrn);
+        s->version = -1;
+        pthread_mutex_lock(&m->lock);
+        if (s->world) {
+                s->known = world_wb_view_locked(m, ubrn, &s->version, s->state, sizeof s->state);
+                return;
+        }
+        s->known = s->r && !s->r->gone;
+        if (s->known) {
+                s->version = s->r->version;
+                snprintf(s->state, sizeof s->state, "%s", STATES[state_after(s->r, s->r->bumps)].code);
+        }
+}
+
+/* Whether a review outcome may be recorded in this state (A029 offers it, A028 takes it). */
+static bool reviewable(const char *state)
+{
+        return strcmp(state, "AWAITING_TRIAGE") == 0 || strcmp(state, STATES[STATE_DEFERRED].code) == 0;
+}
+
 /* ---- A029: the actions allowed now ------------------------------------------------ */
 
 static json_object *task(const char *ubrn, int64_t version, unsigned n, const char *code, const char *display)
@@ -311,12 +347,11 @@ static int handle_a029(struct request *q)
         if (!parse_focus(focus, ubrn, &asked) || asked < 0)
                 return out_outcome(q->ret, 400, "value", "INVALID_VALUE", "Invalid value",
                                    "focus must be ReferralRequest/{ubrn}/_history/{version}");
-        struct referral *r = mock_find_referral(m, ubrn);
-        pthread_mutex_lock(&m->lock);
-        bool known = r && !r->gone;
+        struct subject sj;
+        subject_locked_begin(m, ubrn, &sj);
+        bool known = sj.known;
         fault_take_locked(q);
-        int64_t version = known ? r->version : -1;
-        int state = known ? state_after(r, r->bumps) : -1;
+        int64_t version = sj.version;
         pthread_mutex_unlock(&m->lock);
         q->rec.version = version;
         if (!known)
@@ -335,9 +370,8 @@ static int handle_a029(struct request *q)
                 bool allowed;
                 const char *code, *display;
         } actions[] = {
-                { state == state_index("AWAITING_TRIAGE") || state == STATE_DEFERRED, "RECORD_REVIEW_OUTCOME",
-                  "Record Review Outcome" },
-                { state != state_index("CANCELLED_REFERRAL"), "CANCEL_REFERRAL", "Cancel Referral" },
+                { reviewable(sj.state), "RECORD_REVIEW_OUTCOME", "Record Review Outcome" },
+                { strcmp(sj.state, "CANCELLED_REFERRAL") != 0, "CANCEL_REFERRAL", "Cancel Referral" },
         };
         for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
                 if (!actions[i].allowed)
@@ -569,13 +603,14 @@ static int handle_write(struct request *q, const char *body, size_t len, bool to
                 return out_outcome(q->ret, 400, "invalid", "INVALID_FHIR_STRUCTURE", "Invalid FHIR structure",
                                    "A013 takes no body");
 
-        struct referral *r = mock_find_referral(m, q->rec.ubrn);
+        struct subject sj;
         struct referral_view v;
         bool viewed = false;
         unsigned status = 200;
 
-        pthread_mutex_lock(&m->lock);
-        if (!r || r->gone) {
+        subject_locked_begin(m, q->rec.ubrn, &sj);
+        struct referral *r = sj.r;
+        if (!sj.known) {
                 pthread_mutex_unlock(&m->lock);
                 return out_outcome(q->ret, 404, "not-found", "REC_NOT_FOUND", "Resource not found",
                                    "no referral with that UBRN");
@@ -583,14 +618,13 @@ static int handle_write(struct request *q, const char *body, size_t len, bool to
         fault_take_locked(q);
         enum fault_kind_wb kind = q->faulted ? FAULTS[q->fault.kind].kind : WB_DELAY;
         if (q->faulted && (kind == WB_STATUS || kind == WB_DROP_BEFORE)) {
-                q->rec.version = r->version;
+                q->rec.version = sj.version;
                 pthread_mutex_unlock(&m->lock);
                 if (kind == WB_DROP_BEFORE)
                         return 0; /* writeback_answer() drops the connection: nothing applied */
                 return fault_status(q);
         }
         struct wb_ref *ref = ref_locked(q->rec.ubrn, false);
-        int state = state_after(r, r->bumps);
         const char *h = header(q->conn, "If-Match");
         if (!h) {
                 status = 400;
@@ -600,12 +634,12 @@ static int handle_write(struct request *q, const char *body, size_t len, bool to
                 status = 400;
                 code = "INVALID_VALUE";
                 snprintf(diag, sizeof diag, "If-Match must be W/\"<version>\"");
-        } else if (decided < r->version) {
+        } else if (decided < sj.version) {
                 status = 409;
                 code = "CONFLICT";
                 snprintf(diag, sizeof diag, "the referral has been updated since version %" PRId64 ": it is at %" PRId64,
-                         decided, r->version);
-        } else if (decided > r->version) {
+                         decided, sj.version);
+        } else if (decided > sj.version) {
                 status = 412;
                 code = "PRECONDITION_FAILED";
                 snprintf(diag, sizeof diag, "no version %" PRId64 " of this referral", decided);
@@ -613,33 +647,43 @@ static int handle_write(struct request *q, const char *body, size_t len, bool to
                 status = 423;
                 code = "LOCKED";
                 snprintf(diag, sizeof diag, "the referral is locked by another user");
-        } else if (q->action == A028 ? state != state_index("AWAITING_TRIAGE") && state != STATE_DEFERRED
-                                     : state != STATE_BOOKED || (ref && ref->accepted)) {
+        } else if (q->action == A028 ? !reviewable(sj.state)
+                                     : strcmp(sj.state, "BOOKED") != 0 || (ref && ref->accepted)) {
                 status = 422;
                 code = "INVALID_REQUEST_STATE";
-                snprintf(diag, sizeof diag, "the referral is %s%s: %s is not allowed now", STATES[state].code,
-                         ref && ref->accepted ? " and accepted" : "", ACTION_NAMES[q->action]);
+                snprintf(diag, sizeof diag, "the referral is %.40s%s: %s is not allowed now",
+                         sj.state[0] ? sj.state : "(no state)", ref && ref->accepted ? " and accepted" : "",
+                         ACTION_NAMES[q->action]);
         } else {
                 /* applied */
-                if (q->action == A028) {
-                        move_to_state(r, state_index(strcmp(rv.outcome, "RETURN_TO_REFERRER_WITH_ADVICE") == 0
-                                                             ? "TRIAGE_RESPONSE"
-                                                             : "TRIAGED_PROVIDER_TO_ACTION"));
+                const char *to = q->action != A028 ? NULL
+                                 : strcmp(rv.outcome, "RETURN_TO_REFERRER_WITH_ADVICE") == 0 ? "TRIAGE_RESPONSE"
+                                                                                         : "TRIAGED_PROVIDER_TO_ACTION";
+                if (q->action == A013 && (ref = ref_locked(q->rec.ubrn, true)))
+                        ref->accepted = true;
+                if (sj.world)
+                        world_wb_apply_locked(m, q->rec.ubrn, to, rv.priority[0] ? rv.priority : NULL);
+                else {
+                        if (to)
+                                move_to_state(r, state_index(to));
                         if (rv.priority[0])
                                 set_priority(m, r, rv.priority);
-                } else if ((ref = ref_locked(q->rec.ubrn, true)))
-                        ref->accepted = true;
-                r->version++;
+                        r->version++;
+                        viewed = view_take_locked(m, r, 0, &v) == 0;
+                }
+                sj.version++;
                 q->rec.applied = true;
-                viewed = view_take_locked(m, r, 0, &v) == 0;
         }
-        q->rec.version = r->version;
+        q->rec.version = sj.version;
         pthread_mutex_unlock(&m->lock);
         if (status != 200)
                 return out_outcome(q->ret, status, status == 409 ? "conflict" : status == 423 ? "lock-error" : "value",
                                    code, NULL, diag);
+        int64_t served = 0;
         q->ret->status = 200;
-        q->ret->body = viewed ? render_referral(m, &v, &q->ret->len) : NULL;
+        q->ret->body = viewed      ? render_referral(m, &v, &q->ret->len)
+                       : sj.world ? world_render_referral(m, q->rec.ubrn, &q->ret->len, &served)
+                                  : NULL;
         q->ret->content_type = FHIR_JSON;
         snprintf(q->ret->etag, sizeof q->ret->etag, "W/\"%" PRId64 "\"", q->rec.version);
         if (viewed)
@@ -710,10 +754,7 @@ void writeback_answer(struct mock *m, struct MHD_Connection *conn, const char *m
                 ret->allow = q.action == A029 ? "GET" : "POST";
                 (void)out_outcome(ret, 405, "not-supported", "METHOD_NOT_ALLOWED", "Method not allowed",
                             "this path does not support that method");
-        } else if (world_mode(m))
-                (void)out_outcome(ret, 501, "not-supported", "NOT_IMPLEMENTED", "Not implemented",
-                            "the mock serves write-back on its synthetic data only");
-        else {
+        } else {
                 pthread_mutex_lock(&m->lock);
                 bool unapproved = wb.unapproved[q.action];
                 pthread_mutex_unlock(&m->lock);
@@ -874,6 +915,13 @@ static int control(struct mock *m, struct MHD_Connection *conn, const char *what
 {
         bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
 
+        if (strcmp(what, "writeback/applied") == 0) {
+                if (!get) {
+                        ret->allow = "GET";
+                        return out_error(ret, 405, "GET only");
+                }
+                return out_json(ret, 200, world_applied_json(m));
+        }
         if (strcmp(what, "writeback/record") == 0) {
                 if (!get) {
                         ret->allow = "GET";
@@ -910,7 +958,7 @@ static int control(struct mock *m, struct MHD_Connection *conn, const char *what
         }
         if (strcmp(what, "writeback/lock") == 0) {
                 const char *ubrn = arg(conn, "ubrn"), *locked = arg(conn, "locked");
-                if (!ubrn || !mock_find_referral(m, ubrn))
+                if (!ubrn || (world_mode(m) ? world_referral_check(m, ubrn, 0) != 0 : !mock_find_referral(m, ubrn)))
                         return out_error(ret, 404, "no referral with that ubrn");
                 if (locked && strcmp(locked, "0") != 0 && strcmp(locked, "1") != 0)
                         return out_error(ret, 400, "locked must be 0 or 1");

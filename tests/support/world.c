@@ -777,7 +777,7 @@ void world_free(struct world *w)
         free(w);
 }
 
-static struct world *world_copy(const struct world *w)
+struct world *world_copy(const struct world *w)
 {
         struct world *c = calloc(1, sizeof *c);
 
@@ -947,6 +947,12 @@ static void new_version(struct wgen *g, struct world *w, struct wref *r)
                 break;
         default:
                 break;
+        }
+        if (r->n_related && !r->related_only && chance(g, 250)) {
+                /* a related referral no longer listed: its attachments shown with r are kept, marked removed */
+                size_t k = below(g, (unsigned)r->n_related);
+                memmove(r->related[k], r->related[k + 1], (r->n_related - k - 1) * sizeof r->related[0]);
+                r->n_related--;
         }
         vary(g, r);
 }

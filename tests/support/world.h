@@ -29,7 +29,9 @@
  *   - Related referrals are never on a worklist and never gone; two
  *     referrals point at the same one in every seed's first world (when two
  *     have room for it), and now and then later; when one changes, every
- *     referral pointing at it gets a new version too.
+ *     referral pointing at it gets a new version too.  A new version of a
+ *     referral may stop listing one of its related referrals (whose
+ *     attachments shown with it are then kept, marked removed).
  *   - A worklist entry's referralRequestVersion is A005's, one ahead of it,
  *     or absent (APPOINTMENT_SLOT_ISSUES entries never carry one).
  *   - A referral is on one worklist at most, always the same one.
@@ -167,6 +169,8 @@ struct world *wgen_next(struct wgen *g, const struct world *w);
  * whose last sync failed half-way is the test's to choose. */
 struct world *wgen_revise(struct wgen *g, const struct world *w, const char *const *ubrns, size_t n_ubrns);
 void world_free(struct world *w);
+/* A copy of w (its arrays; the strings stay the generator's), without its malformed entries. */
+struct world *world_copy(const struct world *w);
 
 /* Writes w in the mock's world format.  0 or -errno. */
 int world_write(const struct world *w, const char *path);
