@@ -2231,6 +2231,66 @@ static void c1_unmarked_under_U1(struct fix *f) {
         f->last_pas = pas_dump(f);
 }
 
+/* The first round of a scenario with U1 and U2 each listing the related referral U9 (R1_WITH_RELATED,
+ * R2_WITH_RELATED, R9_V1): each shows U9's documents. */
+#define ROUND_U1_U2_WITH_U9(round_name)                                                                                 \
+        { .name = (round_name),                                                                                         \
+          .serve = { &R1_WITH_RELATED, &R2_WITH_RELATED, &R9_V1 },                                                      \
+          .relist = true,                                                                                               \
+          .listed = { U1, U2 },                                                                                         \
+          .poll = true,                                                                                                 \
+          .stats = "new=2 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=8 "                  \
+                   "not_fetched=0 bytes=127",                                                                           \
+          .outcomes = "worklist cardiology: 2\n"                                                                        \
+                      "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n"                                        \
+                      "U2 NEW v1 documents=4 bytes=60 not_fetched=0 pending=0\n",                                       \
+          .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"                                                                  \
+                   "A005 U1\n"                                                                                          \
+                   "A005 U9\n"                                                                                          \
+                   "A042 U1 a1\n"                                                                                       \
+                   "A007 U1\n"                                                                                          \
+                   "A042 U9 c1\n"                                                                                       \
+                   "A007 U9\n"                                                                                          \
+                   "A005 U2\n"                                                                                          \
+                   "A005 U9\n"                                                                                          \
+                   "A042 U2 b1\n"                                                                                       \
+                   "A007 U2\n"                                                                                          \
+                   "A042 U9 c1\n"                                                                                       \
+                   "A007 U9\n",                                                                                         \
+          .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "                          \
+                 "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"                                              \
+                 "referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "                     \
+                 "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"                                              \
+                 "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"            \
+                 "related U1 related=U9\n"                                                                              \
+                 "related U2 related=U9\n"                                                                              \
+                 "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "              \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"                        \
+                 "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "                   \
+                 "stored=t+0\n"                                                                                         \
+                 "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"                     \
+                 "document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE stored=t+0\n"          \
+                 "document U2 CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=t+0\n"                        \
+                 "document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "                   \
+                 "stored=t+0\n"                                                                                         \
+                 "document U2 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"                     \
+                 "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"                     \
+                 "ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"                     \
+                 "listed cardiology U1 v1 at=t+0 corr=corr-0001\n"                                                      \
+                 "listed cardiology U2 v1 at=t+0 corr=corr-0001\n"                                                      \
+                 "poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "               \
+                 "listed\"\n"                                                                                           \
+                 "budget 31001 2030-03-04 calls=1\n"                                                                    \
+                 "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "            \
+                 "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "                     \
+                 "referral(s)\"\n"                                                                                      \
+                 "audit U2 #1 v1 NEW at=t+0 corr=corr-0008 documents=b1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "            \
+                 "detail=\"new referral: state none; priority URGENT; 1 attachment(s); 1 related "                      \
+                 "referral(s)\"\n"                                                                                      \
+                 "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "          \
+                 "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" }
+
 /* A related referral two referrals list (U9, by U1 and U2): each shows its documents.  U9 stops listing c1
  * (e-RS gives U1 and U2 new versions too); U2 has left the worklist and is not read: U1's read marks c1 removed
  * under U1 and under U2 alike, with an audit row on U2 (RELATED_DOCS) saying which read found it, so that
@@ -2239,62 +2299,7 @@ static void c1_unmarked_under_U1(struct fix *f) {
  * left unmarked under U1 (by an earlier ersd) is marked at U1's next version. */
 static void test_shared_related_removed_attachment_marked_under_each(void **state) {
         static const struct round rounds[] = {
-                { .name = "two referrals, one related referral",
-                  .serve = { &R1_WITH_RELATED, &R2_WITH_RELATED, &R9_V1 },
-                  .relist = true,
-                  .listed = { U1, U2 },
-                  .poll = true,
-                  .stats = "new=2 updated=0 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=8 "
-                           "not_fetched=0 bytes=127",
-                  .outcomes = "worklist cardiology: 2\n"
-                              "U1 NEW v1 documents=4 bytes=67 not_fetched=0 pending=0\n"
-                              "U2 NEW v1 documents=4 bytes=60 not_fetched=0 pending=0\n",
-                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
-                           "A005 U1\n"
-                           "A005 U9\n"
-                           "A042 U1 a1\n"
-                           "A007 U1\n"
-                           "A042 U9 c1\n"
-                           "A007 U9\n"
-                           "A005 U2\n"
-                           "A005 U9\n"
-                           "A042 U2 b1\n"
-                           "A007 U2\n"
-                           "A042 U9 c1\n"
-                           "A007 U9\n",
-                  .pas = "referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
-                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
-                         "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
-                         "related U1 related=U9\n"
-                         "related U2 related=U9\n"
-                         "document U1 a1/r1 v1 ATTACHMENT FETCHED \"a1 of U1, first\" 15 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 CRI-v1/r1 v1 CRI FETCHED \"letter U1 v1\" 22 parts=1 stored=t+0\n"
-                         "document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U1 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
-                         "document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE stored=t+0\n"
-                         "document U2 CRI-v1/r1 v1 CRI FETCHED \"letter U2 v1\" 22 parts=1 stored=t+0\n"
-                         "document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
-                         "stored=t+0\n"
-                         "document U2 U9:CRI-v1/r1 v1 CRI FETCHED \"letter U9 v1\" 22 parts=1 stored=t+0\n"
-                         "ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
-                         "ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
-                         "listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
-                         "listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
-                         "poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
-                         "listed\"\n"
-                         "budget 31001 2030-03-04 calls=1\n"
-                         "audit U1 #1 v1 NEW at=t+0 corr=corr-0002 documents=a1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
-                         "detail=\"new referral: state none; priority ROUTINE; 1 attachment(s); 1 related "
-                         "referral(s)\"\n"
-                         "audit U2 #1 v1 NEW at=t+0 corr=corr-0008 documents=b1/r1,CRI-v1/r1,U9:c1/r1,U9:CRI-v1/r1 "
-                         "detail=\"new referral: state none; priority URGENT; 1 attachment(s); 1 related "
-                         "referral(s)\"\n"
-                         "audit U9 #1 v1 NEW at=t+0 corr=corr-0002 documents=- detail=\"related referral of UBRN U1; "
-                         "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" },
+                ROUND_U1_U2_WITH_U9("two referrals, one related referral"),
                 { .name = "U9 drops c1; U1 read, U2 not listed",
                   .advance = 3600,
                   .serve = { &R1_WITH_RELATED_V2, &R2_WITH_RELATED_V2, &R9_V2_C1_REMOVED },
