@@ -92,6 +92,7 @@ enum stmt_id {
         ST_RECONCILE_UNLISTED,
         /* pas_schedule.c */
         ST_LEDGER_RECHECK,
+        ST_LEDGER_OWE,
         ST_BUDGET_SPEND,
         ST_BUDGET_GET,
         ST_BUDGET_INSERT,

@@ -3,7 +3,8 @@
  * The schedule's tables (pas_schedule.h): the daily worklist budget in
  * ers_budget (counted in a transaction of its own, before the call), the
  * polls in ers_poll, the referrals queued or failing in ers_retry, the
- * ledger's next_check_at, and the reads of what is due.  Not here: when
+ * ledger's next_check_at (and a referral made owed: pas_ledger_owe()), and
+ * the reads of what is due.  Not here: when
  * anything is due (daemon/schedule.c, daemon/polls.c), what the operators'
  * commands read of the same tables (pas_status.c).
  */
@@ -27,6 +28,14 @@ int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_
                 return 0; /* its ledger row, if any, is this transaction's insert: next_check_at NULL already */
         r = run(p, ST_LEDGER_RECHECK, ps, 2, NULL, NULL, e);
         return r < 0 ? err_prefix(e, r, "%s", ubrn) : 0;
+}
+
+int pas_ledger_owe(struct pas_tx *tx, const char *ubrn, const char *at, struct errbuf *e) {
+        struct param ps[] = { P_TEXT(at), P_TEXT(ubrn) };
+        SQLLEN rows = 0;
+        int r = run(tx_pas(tx), ST_LEDGER_OWE, ps, 2, NULL, &rows, e);
+
+        return r < 0 ? err_prefix(e, r, "%s", ubrn) : rows > 0;
 }
 
 int pas_budget_spend(struct pas_tx *tx, const char *service_id, const char *day, long max, long *ret_calls,

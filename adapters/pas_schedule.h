@@ -29,6 +29,16 @@ struct pas_tx;
  * sends nothing: its ledger row, inserted by this transaction, has none. */
 int pas_ledger_recheck_at(struct pas_tx *tx, const char *ubrn, const char *next_check_at, struct errbuf *e);
 
+/* Makes a referral owed: its ledger row incomplete (complete = 0) and due at
+ * `at` (next_check_at), so that the next look at what is due reads it again
+ * (A005, never a worklist call) and writes what it lacks; for a referral
+ * showing a related referral that another referral's read found at a new
+ * version (daemon/write.c).  Writes: takes the transaction.  Returns 1 when
+ * the referral has a ledger row (now owed), 0 when it has none (nothing
+ * changed: a referral never written as one of its own shows no documents),
+ * or a negative errno. */
+int pas_ledger_owe(struct pas_tx *tx, const char *ubrn, const char *at, struct errbuf *e);
+
 /*
  * Counts one worklist (A008) call for `service_id` on UK day `day` in
  * ers_budget, when fewer than `max` are counted already.  Writes: takes the

@@ -223,6 +223,9 @@ const struct statement statements[ST_MAX_] = {
         /* pas_schedule.c: the budget, the polls, the retries, what is due. */
         [ST_LEDGER_RECHECK] = { "update ers_ledger next check",
                                 "UPDATE ers_ledger SET next_check_at = ? WHERE ubrn = ?" },
+        /* A referral showing a related referral read at a new version with another: owed until read again. */
+        [ST_LEDGER_OWE] = { "update ers_ledger owed",
+                            "UPDATE ers_ledger SET complete = 0, next_check_at = ? WHERE ubrn = ?" },
         /* Counted only while under the budget: the row never goes past it. */
         [ST_BUDGET_SPEND] = { "count in ers_budget",
                               "UPDATE ers_budget SET calls = calls + 1 WHERE service_id = ? AND budget_day = ? "

@@ -3,7 +3,8 @@
  * The writer: one fetched referral (fetch.h) into the PAS in one
  * transaction: its related referrals, the referral, the A005 answers they
  * were read from, its documents from the spool, the ledger row and the audit
- * rows; and the referral's fate after its
+ * rows (and the other referrals showing one it read at a new version made
+ * owed: mark_listed_elsewhere()); and the referral's fate after its
  * fetch (finish_referral): written, nothing to write (its schedule), or failed
  * (its ers_retry row).  Not here: which referrals a round reads (round.c,
  * worklist_sync.c, due.c) and the fetch itself (fetch.c).  Runs on the thread
@@ -257,20 +258,28 @@ static int mark_listed(struct sync_ctx *ctx, struct pas_tx *tx, const char *ubrn
  * `src`, read with this job at a version newer than the PAS held: every other
  * referral that lists it as a related one (ers_referral_related) shows its
  * documents too, as they were when that referral was last read.  What `src`
- * no longer lists (or lists again) is marked so there as well, with an audit
+ * no longer lists (or lists again) is marked so there at once, with an audit
  * row on that referral (RELATED_DOCS) saying which read found it: the PAS
  * never shows as current an attachment ersd knows e-RS no longer lists,
- * whichever referral it was read with.  Nothing else of that referral is
- * rewritten: its own next read does that.
+ * whichever referral it was read with.  And that referral is made owed
+ * (pas_ledger_owe(): its ledger row incomplete, due now), so that the next
+ * look at what is due (due.c, this round's when a worklist's referral is
+ * written) reads it again, one A005 and no worklist call, and writes under
+ * it what `src`'s version brings (a revised attachment, the letter of that
+ * version) as a read of its own does: at the version e-RS gives it, with the
+ * related referrals it lists then.  Nothing else of it is rewritten here.
+ * It settles: that read finds `src` at the version the PAS has, and makes
+ * no referral owed unless e-RS gave something a new version meanwhile.
  */
 static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const struct referral_job *j,
                                  const struct referral *src, struct errbuf *e) {
         char (*holders)[UBRN_LEN + 1] = NULL; /* owned */
-        char prefix[48];
+        char prefix[48], now[32];
         size_t n = 0;
         int r = pas_referrals_listing(ctx->pas, src->ubrn, &holders, &n, e);
 
         snprintf(prefix, sizeof prefix, "related %s: ", src->ubrn);
+        now_utc_iso(now); /* as sync_due() reads it: due at its next look */
         for (size_t i = 0; i < n && r == 0; i++) {
                 struct audit_text t = { .p = NULL };
                 struct ledger_state ls = { .found = false };
@@ -292,6 +301,14 @@ static int mark_listed_elsewhere(struct sync_ctx *ctx, struct pas_tx *tx, const 
                                                              t.p, NULL, j->correlation_id, e);
                 }
                 audit_text_free(&t);
+                if (r == 0)
+                        r = pas_ledger_owe(tx, holders[i], now, e);
+                if (r > 0)
+                        log_ctx_debug(&(struct log_ctx){ .ubrn = holders[i], .stage = "pas" },
+                                      "UBRN %s shows related referral %s, read at version %" PRId64
+                                      ": owed, read again at the next look at what is due",
+                                      holders[i], src->ubrn, src->version);
+                r = r > 0 ? 0 : r; /* 0: no ledger row, no documents of its own to show */
         }
         free(holders);
         return r;

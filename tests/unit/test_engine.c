@@ -2292,30 +2292,35 @@ static void c1_unmarked_under_U1(struct fix *f) {
                  "new referral: state none; priority ROUTINE; 1 attachment(s); 0 related referral(s)\"\n" }
 
 /* A related referral two referrals list (U9, by U1 and U2): each shows its documents.  U9 stops listing c1
- * (e-RS gives U1 and U2 new versions too); U2 has left the worklist and is not read: U1's read marks c1 removed
- * under U1 and under U2 alike, with an audit row on U2 (RELATED_DOCS) saying which read found it, so that
- * no PAS screen shows c1 as current with either.  U2, listed and read again, keeps the mark (no second one).
+ * (e-RS gives U1 and U2 new versions too); U2 has left the worklist, and its read (owed since U1's write)
+ * fails: U1's read marks c1 removed under U1 and under U2 alike, with an audit row on U2 (RELATED_DOCS) saying
+ * which read found it, so that no PAS screen shows c1 as current with either, whether or not U2 can be read.
+ * U2, listed and read again, keeps the mark (no second one).
  * A referral read again whose related referral the PAS already has at e-RS's version catches up with it: c1
  * left unmarked under U1 (by an earlier ersd) is marked at U1's next version. */
 static void test_shared_related_removed_attachment_marked_under_each(void **state) {
         static const struct round rounds[] = {
                 ROUND_U1_U2_WITH_U9("two referrals, one related referral"),
-                { .name = "U9 drops c1; U1 read, U2 not listed",
+                { .name = "U9 drops c1; U1 read, U2 not listed and not read",
                   .advance = 3600,
                   .serve = { &R1_WITH_RELATED_V2, &R2_WITH_RELATED_V2, &R9_V2_C1_REMOVED },
                   .relist = true,
                   .listed = { U1 },
+                  .faults = { { FAKE_A005, U2, -EAGAIN, 1 } },
                   .poll = true,
-                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
+                  .r = -EAGAIN,
+                  .stats = "new=0 updated=1 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 "
                            "stored=3 not_fetched=0 bytes=52",
                   .outcomes = "worklist cardiology: 1\n"
-                              "U1 UPDATED v2 documents=3 bytes=52 not_fetched=0 pending=0\n",
+                              "U1 UPDATED v2 documents=3 bytes=52 not_fetched=0 pending=0\n"
+                              "U2 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
                   .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
                            "A005 U1\n"
                            "A005 U9\n"
                            "A007 U1\n"
                            "A042 U9 c2\n"
-                           "A007 U9\n",
+                           "A007 U9\n"
+                           "A005 U2 -> -EAGAIN\n",
                   .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
                              "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
                              "-referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 "
@@ -2344,8 +2349,12 @@ static void test_shared_related_removed_attachment_marked_under_each(void **stat
                              "+document U2 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0 removed=t+3600\n"
                              "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
-                             "+ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
-                             "left=t+3600\n"
+                             /* made owed by U1's write; its own read failed this time */
+                             "+ledger U2 v1 complete=0 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
+                             "left=t+3600 next_check=t+3600\n"
+                             "+retry U2 worklist=cardiology seen=t+3600 attempts=1 last=t+3600 next=t+3660 parked=0 "
+                             "corr=corr-0020 reason=\"A005 UBRN U2: HTTP 503: Service Unavailable (correlation id "
+                             "corr-0020)\"\n"
                              "+listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
                              "+poll cardiology at=t+3600 referrals=1 corr=corr-0014 next=t+14400 result=\"1 "
                              "referral(s) listed\"\n"
@@ -2380,8 +2389,11 @@ static void test_shared_related_removed_attachment_marked_under_each(void **stat
                              "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
                              "-referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+3600 "
                              "NOT_CONFIGURED\n"
-                             "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
-                             "left=t+3600\n"
+                             "-ledger U2 v1 complete=0 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0 "
+                             "left=t+3600 next_check=t+3600\n"
+                             "-retry U2 worklist=cardiology seen=t+3600 attempts=1 last=t+3600 next=t+3660 parked=0 "
+                             "corr=corr-0020 reason=\"A005 UBRN U2: HTTP 503: Service Unavailable (correlation id "
+                             "corr-0020)\"\n"
                              "-listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
                              "-poll cardiology at=t+3600 referrals=1 corr=corr-0014 next=t+14400 result=\"1 "
                              "referral(s) listed\"\n"
@@ -2394,15 +2406,15 @@ static void test_shared_related_removed_attachment_marked_under_each(void **stat
                              "+document U2 U9:c2/r1 v2 ATTACHMENT FETCHED \"c2 of U9\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+7200\n"
                              "+document U2 U9:CRI-v2/r1 v2 CRI FETCHED \"letter U9 v2\" 22 parts=1 stored=t+7200\n"
-                             "+ledger U2 v2 complete=1 worklist=cardiology corr=corr-0021 synced=t+7200 seen=t+0\n"
-                             "+listed cardiology U1 v2 at=t+7200 corr=corr-0020\n"
-                             "+listed cardiology U2 v2 at=t+7200 corr=corr-0020\n"
-                             "+poll cardiology at=t+7200 referrals=2 corr=corr-0020 next=t+14400 result=\"2 "
+                             "+ledger U2 v2 complete=1 worklist=cardiology corr=corr-0022 synced=t+7200 seen=t+0\n"
+                             "+listed cardiology U1 v2 at=t+7200 corr=corr-0021\n"
+                             "+listed cardiology U2 v2 at=t+7200 corr=corr-0021\n"
+                             "+poll cardiology at=t+7200 referrals=2 corr=corr-0021 next=t+14400 result=\"2 "
                              "referral(s) listed\"\n"
                              "+budget 31001 2030-03-04 calls=3\n"
-                             "+audit U2 #4 v1 RETURNED at=t+7200 corr=corr-0020 documents=- detail=\"listed again on "
+                             "+audit U2 #4 v1 RETURNED at=t+7200 corr=corr-0021 documents=- detail=\"listed again on "
                              "worklist cardiology\"\n"
-                             "+audit U2 #5 v2 UPDATED at=t+7200 corr=corr-0021 "
+                             "+audit U2 #5 v2 UPDATED at=t+7200 corr=corr-0022 "
                              "documents=CRI-v2/r1,U9:c2/r1,U9:CRI-v2/r1 detail=\"version 1 -> 2; related U9: "
                              "attachment added: c2\"\n" },
                 { .name = "U1 read again, c1 unmarked under it",
@@ -2426,9 +2438,9 @@ static void test_shared_related_removed_attachment_marked_under_each(void **stat
                              "-document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0\n"
                              "-ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
-                             "-listed cardiology U1 v2 at=t+7200 corr=corr-0020\n"
-                             "-listed cardiology U2 v2 at=t+7200 corr=corr-0020\n"
-                             "-poll cardiology at=t+7200 referrals=2 corr=corr-0020 next=t+14400 result=\"2 "
+                             "-listed cardiology U1 v2 at=t+7200 corr=corr-0021\n"
+                             "-listed cardiology U2 v2 at=t+7200 corr=corr-0021\n"
+                             "-poll cardiology at=t+7200 referrals=2 corr=corr-0021 next=t+14400 result=\"2 "
                              "referral(s) listed\"\n"
                              "-budget 31001 2030-03-04 calls=3\n"
                              "+referral U1 v3 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL "
@@ -2438,14 +2450,275 @@ static void test_shared_related_removed_attachment_marked_under_each(void **stat
                              "+document U1 CRI-v3/r1 v3 CRI FETCHED \"letter U1 v3\" 22 parts=1 stored=t+10800\n"
                              "+document U1 U9:c1/r1 v1 ATTACHMENT FETCHED \"c1 of U9\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0 removed=t+10800\n"
-                             "+ledger U1 v3 complete=1 worklist=cardiology corr=corr-0027 synced=t+10800 seen=t+0\n"
-                             "+listed cardiology U1 v3 at=t+10800 corr=corr-0026\n"
-                             "+listed cardiology U2 v2 at=t+10800 corr=corr-0026\n"
-                             "+poll cardiology at=t+10800 referrals=2 corr=corr-0026 next=t+14400 result=\"2 "
+                             "+ledger U1 v3 complete=1 worklist=cardiology corr=corr-0028 synced=t+10800 seen=t+0\n"
+                             "+listed cardiology U1 v3 at=t+10800 corr=corr-0027\n"
+                             "+listed cardiology U2 v2 at=t+10800 corr=corr-0027\n"
+                             "+poll cardiology at=t+10800 referrals=2 corr=corr-0027 next=t+14400 result=\"2 "
                              "referral(s) listed\"\n"
                              "+budget 31001 2030-03-04 calls=4\n"
-                             "+audit U1 #3 v3 UPDATED at=t+10800 corr=corr-0027 documents=CRI-v3/r1 detail=\"version "
+                             "+audit U1 #3 v3 UPDATED at=t+10800 corr=corr-0028 documents=CRI-v3/r1 detail=\"version "
                              "2 -> 3; priority ROUTINE -> URGENT; related U9: attachment removed: c1\"\n" },
+        };
+        SCENARIO(rounds);
+}
+
+/* U9's version 3: c1 revised again. */
+static const struct fake_referral R9_V3 = {
+        .ubrn = U9,
+        .version = 3,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "c1",
+                    .availability = "AVAILABLE",
+                    .content = "c1 of U9, revised again",
+                    .created = "2030-03-04T11:00:00Z" } },
+};
+static const struct fake_referral R2_WITH_RELATED_V3 = {
+        .ubrn = U2,
+        .version = 3,
+        .nhs_number = NHS_B,
+        .priority = "URGENT",
+        .specialty = "GASTROENTEROLOGY",
+        .related = { U9 },
+        .docs = { { .id = "b1", .availability = "AVAILABLE", .content = "b1 of U2" } },
+};
+/* U9's version 4: c1 revised once more. */
+static const struct fake_referral R9_V4 = {
+        .ubrn = U9,
+        .version = 4,
+        .nhs_number = NHS_A,
+        .priority = "ROUTINE",
+        .specialty = "CARDIOLOGY",
+        .docs = { { .id = "c1",
+                    .availability = "AVAILABLE",
+                    .content = "c1 of U9, fourth",
+                    .created = "2030-03-04T12:00:00Z" } },
+};
+static const struct fake_referral R1_WITH_RELATED_V4 = {
+        .ubrn = U1,
+        .version = 4,
+        .nhs_number = NHS_A,
+        .priority = "URGENT",
+        .specialty = "CARDIOLOGY",
+        .related = { U9 },
+        .docs = { { .id = "a1", .availability = "AVAILABLE", .content = "a1 of U1, first" } },
+};
+
+/*
+ * A related referral two referrals list (U9, by U1 and U2) revises an attachment (c1: new bytes under the same
+ * id).  U1 is read at its new version; U2's worklist entry gives the version the PAS has, so no worklist call
+ * would ever read U2 again.  U1's write makes U2 owed in the same transaction (its ledger incomplete, due now),
+ * and the round's look at what is due reads U2 (A005, no worklist call) and writes c1's new revision and U9's
+ * new letter under U2 too (C-10.8).  Then it settles: a round with nothing new reads nothing; U1 and U2 both
+ * at new versions in one round are read once each, neither making the other owed again; U2 gone from e-RS
+ * when U9 is revised once more: its read fails and is retried (ers_retry), the ledger keeping it owed.
+ */
+static void test_shared_related_revised_reaches_each(void **state) {
+        static const struct round rounds[] = {
+                ROUND_U1_U2_WITH_U9("two referrals, one related referral"),
+                { .name = "U9 revises c1; U1 read, U2 listed as it was",
+                  .advance = 3600,
+                  .serve = { &R1_WITH_RELATED_V2, &R9_V2 },
+                  .poll = true,
+                  /* U2's entry is judged as the worklist is read (the PAS has its version), before U1 is
+                   * written; the look at what is due then reads it */
+                  .stats = "new=0 updated=2 unchanged=1 failed=0 parked=0 read=1 worklists_failed=0 stored=5 "
+                           "not_fetched=0 bytes=100",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U2 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n"
+                              "U1 UPDATED v2 documents=3 bytes=61 not_fetched=0 pending=0\n"
+                              "U2 UPDATED v1 documents=2 bytes=39 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A007 U1\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n"
+                           "A005 U2\n"
+                           "A005 U9\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n",
+                  .changes =
+                          "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                          "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                          "-referral U9 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+0 NOT_CONFIGURED\n"
+                          "-ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0\n"
+                          "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0008 synced=t+0 seen=t+0\n"
+                          "-listed cardiology U1 v1 at=t+0 corr=corr-0001\n"
+                          "-listed cardiology U2 v1 at=t+0 corr=corr-0001\n"
+                          "-poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
+                          "listed\"\n"
+                          "-budget 31001 2030-03-04 calls=1\n"
+                          "+referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                          "+referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                          "+referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+3600 "
+                          "NOT_CONFIGURED\n"
+                          "+document U1 CRI-v2/r1 v2 CRI FETCHED \"letter U1 v2\" 22 parts=1 stored=t+3600\n"
+                          "+document U1 U9:c1/r2 v2 ATTACHMENT FETCHED \"c1 of U9, revised\" 17 parts=1 "
+                          "avail=AVAILABLE stored=t+3600\n"
+                          "+document U1 U9:CRI-v2/r1 v2 CRI FETCHED \"letter U9 v2\" 22 parts=1 stored=t+3600\n"
+                          /* U9's new revision of c1 and its new letter under U2 as well, from U2's own read */
+                          "+document U2 U9:c1/r2 v2 ATTACHMENT FETCHED \"c1 of U9, revised\" 17 parts=1 "
+                          "avail=AVAILABLE stored=t+3600\n"
+                          "+document U2 U9:CRI-v2/r1 v2 CRI FETCHED \"letter U9 v2\" 22 parts=1 stored=t+3600\n"
+                          "+ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
+                          "+ledger U2 v1 complete=1 worklist=cardiology corr=corr-0020 synced=t+3600 seen=t+0\n"
+                          "+listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
+                          "+listed cardiology U2 v1 at=t+3600 corr=corr-0014\n"
+                          "+poll cardiology at=t+3600 referrals=2 corr=corr-0014 next=t+14400 result=\"2 referral(s) "
+                          "listed\"\n"
+                          "+budget 31001 2030-03-04 calls=2\n"
+                          "+audit U1 #2 v2 UPDATED at=t+3600 corr=corr-0015 documents=CRI-v2/r1,U9:c1/r2,U9:CRI-v2/r1 "
+                          "detail=\"version 1 -> 2; related U9: attachment revised: c1 (revision 2)\"\n"
+                          "+audit U2 #2 v1 DOCUMENTS at=t+3600 corr=corr-0020 documents=U9:c1/r2,U9:CRI-v2/r1 "
+                          "detail=\"related U9: attachment revised: c1 (revision 2)\"\n"
+                          "+audit U9 #2 v2 UPDATED at=t+3600 corr=corr-0015 documents=- detail=\"related referral of "
+                          "UBRN U1; version 1 -> 2\"\n" },
+                { .name = "nothing new: settled",
+                  .advance = 3600,
+                  .poll = true,
+                  .stats = "new=0 updated=0 unchanged=2 failed=0 parked=0 read=1 worklists_failed=0 stored=0 "
+                           "not_fetched=0 bytes=0",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U1 UNCHANGED v2 documents=0 bytes=0 not_fetched=0 pending=0\n"
+                              "U2 UNCHANGED v1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n",
+                  .changes = "-listed cardiology U1 v2 at=t+3600 corr=corr-0014\n"
+                             "-listed cardiology U2 v1 at=t+3600 corr=corr-0014\n"
+                             "-poll cardiology at=t+3600 referrals=2 corr=corr-0014 next=t+14400 result=\"2 "
+                             "referral(s) listed\"\n"
+                             "-budget 31001 2030-03-04 calls=2\n"
+                             "+listed cardiology U1 v2 at=t+7200 corr=corr-0024\n"
+                             "+listed cardiology U2 v1 at=t+7200 corr=corr-0024\n"
+                             "+poll cardiology at=t+7200 referrals=2 corr=corr-0024 next=t+14400 result=\"2 "
+                             "referral(s) listed\"\n"
+                             "+budget 31001 2030-03-04 calls=3\n" },
+                { .name = "U9 revises c1 again; U1 and U2 both at new versions",
+                  .advance = 3600,
+                  .serve = { &R1_WITH_RELATED_V3, &R2_WITH_RELATED_V3, &R9_V3 },
+                  .poll = true,
+                  .stats = "new=0 updated=2 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 stored=6 "
+                           "not_fetched=0 bytes=134",
+                  .outcomes = "worklist cardiology: 2\n"
+                              "U1 UPDATED v3 documents=3 bytes=67 not_fetched=0 pending=0\n"
+                              "U2 UPDATED v3 documents=3 bytes=67 not_fetched=0 pending=0\n",
+                  /* U1's write made U2 owed; U2's own write, U9 at the PAS's version, settles it and makes
+                   * nobody owed: nothing is due after the worklist */
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A007 U1\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n"
+                           "A005 U2\n"
+                           "A005 U9\n"
+                           "A007 U2\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n",
+                  .changes =
+                          "-referral U1 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                          "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
+                          "-referral U9 v2 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+3600 "
+                          "NOT_CONFIGURED\n"
+                          "-ledger U1 v2 complete=1 worklist=cardiology corr=corr-0015 synced=t+3600 seen=t+0\n"
+                          "-ledger U2 v1 complete=1 worklist=cardiology corr=corr-0020 synced=t+3600 seen=t+0\n"
+                          "-listed cardiology U1 v2 at=t+7200 corr=corr-0024\n"
+                          "-listed cardiology U2 v1 at=t+7200 corr=corr-0024\n"
+                          "-poll cardiology at=t+7200 referrals=2 corr=corr-0024 next=t+14400 result=\"2 referral(s) "
+                          "listed\"\n"
+                          "-budget 31001 2030-03-04 calls=3\n"
+                          "+referral U1 v3 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+10800 NOT_CONFIGURED\n"
+                          "+referral U2 v3 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+10800 NOT_CONFIGURED\n"
+                          "+referral U9 v3 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+10800 "
+                          "NOT_CONFIGURED\n"
+                          "+document U1 CRI-v3/r1 v3 CRI FETCHED \"letter U1 v3\" 22 parts=1 stored=t+10800\n"
+                          "+document U1 U9:c1/r3 v3 ATTACHMENT FETCHED \"c1 of U9, revised again\" 23 parts=1 "
+                          "avail=AVAILABLE stored=t+10800\n"
+                          "+document U1 U9:CRI-v3/r1 v3 CRI FETCHED \"letter U9 v3\" 22 parts=1 stored=t+10800\n"
+                          "+document U2 CRI-v3/r1 v3 CRI FETCHED \"letter U2 v3\" 22 parts=1 stored=t+10800\n"
+                          "+document U2 U9:c1/r3 v3 ATTACHMENT FETCHED \"c1 of U9, revised again\" 23 parts=1 "
+                          "avail=AVAILABLE stored=t+10800\n"
+                          "+document U2 U9:CRI-v3/r1 v3 CRI FETCHED \"letter U9 v3\" 22 parts=1 stored=t+10800\n"
+                          "+ledger U1 v3 complete=1 worklist=cardiology corr=corr-0026 synced=t+10800 seen=t+0\n"
+                          "+ledger U2 v3 complete=1 worklist=cardiology corr=corr-0031 synced=t+10800 seen=t+0\n"
+                          "+listed cardiology U1 v3 at=t+10800 corr=corr-0025\n"
+                          "+listed cardiology U2 v3 at=t+10800 corr=corr-0025\n"
+                          "+poll cardiology at=t+10800 referrals=2 corr=corr-0025 next=t+14400 result=\"2 "
+                          "referral(s) listed\"\n"
+                          "+budget 31001 2030-03-04 calls=4\n"
+                          "+audit U1 #3 v3 UPDATED at=t+10800 corr=corr-0026 documents=CRI-v3/r1,U9:c1/r3,U9:CRI-v3/r1 "
+                          "detail=\"version 2 -> 3; priority ROUTINE -> URGENT; related U9: attachment revised: c1 "
+                          "(revision 3)\"\n"
+                          "+audit U2 #3 v3 UPDATED at=t+10800 corr=corr-0031 documents=CRI-v3/r1,U9:c1/r3,U9:CRI-v3/r1 "
+                          "detail=\"version 1 -> 3; related U9: attachment revised: c1 (revision 3)\"\n"
+                          "+audit U9 #3 v3 UPDATED at=t+10800 corr=corr-0026 documents=- detail=\"related referral of "
+                          "UBRN U1; version 2 -> 3\"\n" },
+                { .name = "U9 revises c1 once more; U2 gone from e-RS",
+                  .advance = 3600,
+                  .serve = { &R1_WITH_RELATED_V4, &R9_V4 },
+                  .forget = U2,
+                  .relist = true,
+                  .listed = { U1 },
+                  .poll = true,
+                  .r = -EAGAIN,
+                  .stats = "new=0 updated=1 unchanged=0 failed=1 parked=0 read=1 worklists_failed=0 stored=3 "
+                           "not_fetched=0 bytes=60",
+                  .outcomes = "worklist cardiology: 1\n"
+                              "U1 UPDATED v4 documents=3 bytes=60 not_fetched=0 pending=0\n"
+                              "U2 FAILED v-1 documents=0 bytes=0 not_fetched=0 pending=0\n",
+                  .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
+                           "A005 U1\n"
+                           "A005 U9\n"
+                           "A007 U1\n"
+                           "A042 U9 c1\n"
+                           "A007 U9\n"
+                           "A005 U2 -> -ENOENT\n",
+                  .changes =
+                          "-referral U1 v3 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+10800 NOT_CONFIGURED\n"
+                          "-referral U9 v3 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+10800 "
+                          "NOT_CONFIGURED\n"
+                          "-ledger U1 v3 complete=1 worklist=cardiology corr=corr-0026 synced=t+10800 seen=t+0\n"
+                          "-ledger U2 v3 complete=1 worklist=cardiology corr=corr-0031 synced=t+10800 seen=t+0\n"
+                          "-listed cardiology U1 v3 at=t+10800 corr=corr-0025\n"
+                          "-listed cardiology U2 v3 at=t+10800 corr=corr-0025\n"
+                          "-poll cardiology at=t+10800 referrals=2 corr=corr-0025 next=t+14400 result=\"2 "
+                          "referral(s) listed\"\n"
+                          "-budget 31001 2030-03-04 calls=4\n"
+                          "+referral U1 v4 nhs=NHS_A valid=1 URGENT CARDIOLOGY service=31001 REFERRAL "
+                          "worklist=cardiology first=t+0 last=t+14400 NOT_CONFIGURED\n"
+                          "+referral U9 v4 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY - first=t+0 last=t+14400 "
+                          "NOT_CONFIGURED\n"
+                          "+document U1 CRI-v4/r1 v4 CRI FETCHED \"letter U1 v4\" 22 parts=1 stored=t+14400\n"
+                          "+document U1 U9:c1/r4 v4 ATTACHMENT FETCHED \"c1 of U9, fourth\" 16 parts=1 "
+                          "avail=AVAILABLE stored=t+14400\n"
+                          "+document U1 U9:CRI-v4/r1 v4 CRI FETCHED \"letter U9 v4\" 22 parts=1 stored=t+14400\n"
+                          "+ledger U1 v4 complete=1 worklist=cardiology corr=corr-0037 synced=t+14400 seen=t+0\n"
+                          /* owed still, its read failed: tried again from ers_retry, parked after 3 failures */
+                          "+ledger U2 v3 complete=0 worklist=cardiology corr=corr-0031 synced=t+10800 seen=t+0 "
+                          "left=t+14400 next_check=t+14400\n"
+                          "+retry U2 worklist=cardiology seen=t+14400 attempts=1 last=t+14400 next=t+14460 parked=0 "
+                          "corr=corr-0042 reason=\"A005 UBRN U2: HTTP 404 (correlation id corr-0042)\"\n"
+                          "+listed cardiology U1 v4 at=t+14400 corr=corr-0036\n"
+                          "+poll cardiology at=t+14400 referrals=1 corr=corr-0036 next=t+79200 result=\"1 "
+                          "referral(s) listed\"\n"
+                          "+budget 31001 2030-03-04 calls=5\n"
+                          "+audit U1 #4 v4 UPDATED at=t+14400 corr=corr-0037 documents=CRI-v4/r1,U9:c1/r4,U9:CRI-v4/r1 "
+                          "detail=\"version 3 -> 4; related U9: attachment revised: c1 (revision 4)\"\n"
+                          "+audit U2 #4 v3 LEFT_WORKLIST at=t+14400 corr=corr-0036 documents=- detail=\"no longer "
+                          "listed: worklist cardiology does not list it, nor does any other; its rows stay as last "
+                          "written\"\n"
+                          "+audit U9 #4 v4 UPDATED at=t+14400 corr=corr-0037 documents=- detail=\"related referral of "
+                          "UBRN U1; version 3 -> 4\"\n" },
         };
         SCENARIO(rounds);
 }
@@ -2469,8 +2742,9 @@ static const struct fake_referral R2_V2_B1_REMOVED = {
 };
 
 /* A referral of the worklist that is another's related referral too (U2, listed by U1): read at a version that
- * no longer lists b1, b1 is marked removed under U2 and under U1 (not read again: it has left the worklist), with
- * a RELATED_DOCS audit row on U1. */
+ * no longer lists b1, b1 is marked removed under U2 and under U1 (which has left the worklist), with a
+ * RELATED_DOCS audit row on U1; and U1 is made owed, so that the look at what is due reads it (no worklist
+ * call) and writes U2's new letter under it too. */
 static void test_referral_also_related_removed_attachment_marked_under_both(void **state) {
         static const struct round rounds[] = {
                 { .name = "U1 lists U2",
@@ -2528,14 +2802,21 @@ static void test_referral_also_related_removed_attachment_marked_under_both(void
                   .relist = true,
                   .listed = { U2 },
                   .poll = true,
-                  .stats = "new=0 updated=1 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
-                           "stored=1 not_fetched=0 bytes=22",
+                  .stats = "new=0 updated=2 unchanged=0 failed=0 parked=0 read=1 worklists_failed=0 "
+                           "stored=2 not_fetched=0 bytes=44",
                   .outcomes = "worklist cardiology: 1\n"
-                              "U2 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                              "U2 UPDATED v2 documents=1 bytes=22 not_fetched=0 pending=0\n"
+                              "U1 UPDATED v1 documents=1 bytes=22 not_fetched=0 pending=0\n",
+                  /* U1, made owed by U2's write, read by the look at what is due: U2's new letter under it */
                   .calls = "A008 REFERRALS_FOR_REVIEW/31001\n"
                            "A005 U2\n"
+                           "A007 U2\n"
+                           "A005 U1\n"
+                           "A005 U2\n"
                            "A007 U2\n",
-                  .changes = "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
+                  .changes = "-referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
+                             "-referral U2 v1 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
                              "worklist=cardiology first=t+0 last=t+0 NOT_CONFIGURED\n"
                              "-document U1 U2:b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0\n"
@@ -2548,14 +2829,17 @@ static void test_referral_also_related_removed_attachment_marked_under_both(void
                              "-poll cardiology at=t+0 referrals=2 corr=corr-0001 next=t+14400 result=\"2 referral(s) "
                              "listed\"\n"
                              "-budget 31001 2030-03-04 calls=1\n"
+                             "+referral U1 v1 nhs=NHS_A valid=1 ROUTINE CARDIOLOGY service=31001 REFERRAL "
+                             "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
                              "+referral U2 v2 nhs=NHS_B valid=1 URGENT GASTROENTEROLOGY service=31001 REFERRAL "
                              "worklist=cardiology first=t+0 last=t+3600 NOT_CONFIGURED\n"
                              "+document U1 U2:b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0 removed=t+3600\n"
+                             "+document U1 U2:CRI-v2/r1 v2 CRI FETCHED \"letter U2 v2\" 22 parts=1 stored=t+3600\n"
                              "+document U2 b1/r1 v1 ATTACHMENT FETCHED \"b1 of U2\" 8 parts=1 avail=AVAILABLE "
                              "stored=t+0 removed=t+3600\n"
                              "+document U2 CRI-v2/r1 v2 CRI FETCHED \"letter U2 v2\" 22 parts=1 stored=t+3600\n"
-                             "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0002 synced=t+0 seen=t+0 "
+                             "+ledger U1 v1 complete=1 worklist=cardiology corr=corr-0014 synced=t+3600 seen=t+0 "
                              "left=t+3600\n"
                              "+ledger U2 v2 complete=1 worklist=cardiology corr=corr-0012 synced=t+3600 seen=t+0\n"
                              "+listed cardiology U2 v2 at=t+3600 corr=corr-0011\n"
@@ -2567,6 +2851,8 @@ static void test_referral_also_related_removed_attachment_marked_under_both(void
                              "last written\"\n"
                              "+audit U1 #3 v1 RELATED_DOCS at=t+3600 corr=corr-0012 documents=- detail=\"related "
                              "referral U2 read at version 2; related U2: attachment removed: b1\"\n"
+                             "+audit U1 #4 v1 DOCUMENTS at=t+3600 corr=corr-0014 documents=U2:CRI-v2/r1 "
+                             "detail=\"documents written\"\n"
                              "+audit U2 #3 v2 UPDATED at=t+3600 corr=corr-0012 documents=CRI-v2/r1 detail=\"version "
                              "1 -> 2; attachment removed: b1\"\n" },
         };
@@ -3724,6 +4010,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_related_referrals_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shared_related_removed_attachment_marked_under_each, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_shared_related_revised_reaches_each, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_referral_also_related_removed_attachment_marked_under_both, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_related_dropped_its_attachments_marked, setup, teardown),
