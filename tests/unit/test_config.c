@@ -665,7 +665,7 @@ static const struct bad_case bad_cases[] = {
             "letter or digit",
             ":4: worklists[1].service: must be an e-RS service id: 1 to 16 letters, digits, '.' or '-', the first a "
             "letter or digit" } },
-        { "a NUL written as \\x00",
+        { "a NUL escape in a string",
           ERS_NONE "worklists = ( { name = \"a\"; list_type = \"REFERRALS_FOR_REVIEW\"; service = \"31\\x0099\"; } );\n" DB,
           -EINVAL, { ":2: \\x00 (a NUL) in a string: no value may hold one (libconfig would drop it and read the rest "
                      "as the value)" } },
