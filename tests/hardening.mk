@@ -56,11 +56,12 @@ hardening-build hardening-beside hardening-after:
 endif
 
 # Makes what it is given, saying nothing when all of it is up to date (make check built it).
+# Its lines start with `+`: make sees no $(MAKE) in a $(call), and would keep its -j from them.
 MAKE_QUIETLY = $(MAKE) --no-print-directory -q $(1) 2>/dev/null || $(MAKE) --no-print-directory $(1)
 
 ASAN_BINS := $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BINS) $(INTEG_BINS))
 asan-build:
-	@$(call MAKE_QUIETLY,BUILD=$(ASAN_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE)" HARDENING_GATES=no all $(ASAN_BINS))
+	@+$(call MAKE_QUIETLY,BUILD=$(ASAN_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE)" HARDENING_GATES=no all $(ASAN_BINS))
 
 asan-check: asan-build | $(ASAN_AFTER)
 	@echo "== ASan + UBSan ($(CLANG), built in $(ASAN_BUILD)): every unit and integration test"
@@ -74,9 +75,9 @@ valgrind-check: all $(BUILD)/tests/integration/test_sync $(BUILD)/tests/integrat
 
 # The library and the targets with clang, libFuzzer, ASan and UBSan.
 fuzz-build:
-	@$(call MAKE_QUIETLY,BUILD=$(FUZZ_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE) -fsanitize=fuzzer-no-link" \
+	@+$(call MAKE_QUIETLY,BUILD=$(FUZZ_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE) -fsanitize=fuzzer-no-link" \
 		HARDENING_GATES=no $(FUZZ_BUILD)/libersd.a)
-	@$(call MAKE_QUIETLY,HARDENING_GATES=no $(FUZZ_BINS))
+	@+$(call MAKE_QUIETLY,HARDENING_GATES=no $(FUZZ_BINS))
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libersd.a
 	$(CLANG) $(CPPFLAGS) -std=c11 $(WARN) -O1 -g $(SANITIZE) -fsanitize=fuzzer $(PKG_CFLAGS) \
