@@ -111,20 +111,43 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 # tests/check-rpm: packaging/ersd.spec builds with rpmbuild and RHEL 9's compiler flags;
 # tests/check-links: every relative link and anchor in README.md and docs/ names what exists;
 # tests/check-shape: no file in daemon/ or adapters/ over 1,000 lines (split it by concern);
-# tests/check-hazards, last: every test the hazard log docs/safety/hazard-log.md names exists and
-# passed in this run, whose output it reads from $(OUTPUT_LOG)).
+# tests/check-hazards, last and on its own: every test the hazard log docs/safety/hazard-log.md
+# names exists and passed in this run, whose output it reads from $(OUTPUT_LOG)).
 SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm tests/check-links \
-	tests/check-shape tests/check-hazards
-# Then the hardening gates of tests/hardening.mk (sanitizers, valgrind, fuzzing, lint, output scan).
-# It ends with one line adding up every run: the tests, the ASan run, the valgrind run.
-check: all $(UNIT_BINS) $(INTEG_BINS)
-	@rm -f $(OUTPUT_LOG) $(BUILD)/check-totals
-	@ERSD_TOTALS=$(abspath $(BUILD))/check-totals ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) \
-		tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS)
-	@ERSD_TOTALS=$(abspath $(BUILD))/check-totals $(MAKE) --no-print-directory hardening-gates
+	tests/check-shape
+# `make check` does CHECK_JOBS things at once (CI's two cores): it builds with make -j$(CHECK_JOBS)
+# (unless make runs with its own -j), tests/run-tests runs that many test binaries at once
+# (ERSD_TEST_JOBS), and two lanes run side by side: the tests, then their ASan run (both mostly
+# waiting on ersd, the mock, servers and timeouts), and beside them valgrind, then lint (which
+# keep the CPU busy); each run prints as one block when it ends (make's --output-sync).  Then the
+# fuzzers, on both cores, and the scan of the output (tests/hardening.mk).  CHECK_JOBS=1 does one
+# thing at a time.  It ends with one line adding up every run: the tests, ASan's, valgrind's.
+CHECK_JOBS ?= 2
+CHECK_MAKE  = $(MAKE) --no-print-directory $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(CHECK_JOBS))
+CHECK_TOTALS = $(abspath $(BUILD))/check-totals
+check:
+	@$(CHECK_MAKE) check-build
+	@$(CHECK_MAKE) hardening-build
+	@rm -f $(OUTPUT_LOG) $(CHECK_TOTALS)
+	@ERSD_TOTALS=$(CHECK_TOTALS) $(CHECK_MAKE) --output-sync=recurse ASAN_AFTER=check-tests \
+		check-tests hardening-beside
+	@ERSD_TOTALS=$(CHECK_TOTALS) $(MAKE) --no-print-directory hardening-after
 	@echo
 	@awk '{ p += $$1; f += $$2 } END { printf "check: %d passed, %d failed\n", p, f; exit f > 0 }' \
-		$(BUILD)/check-totals
+		$(CHECK_TOTALS)
+
+.PHONY: check-build
+check-build: all $(UNIT_BINS) $(INTEG_BINS)
+	@:
+
+# The tests of `make check`, without the hardening gates; tests/check-hazards on its own, after
+# the others, whose output it reads.  Without this make's flags: check-deb and check-rpm run a
+# make of their own, as from the command line.
+.PHONY: check-tests
+check-tests:
+	@unset MAKEFLAGS MFLAGS; export ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) ERSD_TEST_JOBS=$(CHECK_JOBS); \
+		tests/run-tests $(UNIT_BINS) $(INTEG_BINS) $(SCRIPT_TESTS); rc=$$?; \
+		tests/run-tests tests/check-hazards && [ $$rc -eq 0 ]
 
 unit: $(UNIT_BINS)
 	@ERSD_BUILD=$(BUILD) tests/run-tests $(UNIT_BINS)

@@ -1,5 +1,7 @@
-# Hardening gates (issue 8), included by the Makefile.  `make check` runs them all after the
-# plain test run; each also runs on its own:
+# Hardening gates (issue 8), included by the Makefile.  `make check` runs them all: the ASan
+# run after its tests and valgrind and lint beside them, then the fuzzers, then the output scan
+# (see the Makefile's check).  `make hardening-gates` runs them all without the tests, the ASan
+# run beside valgrind.  Each also runs on its own:
 #
 #   make asan-check      every unit and integration test again, built with clang, ASan + UBSan
 #   make valgrind-check  the integration sync and the operators' commands under valgrind memcheck
@@ -30,33 +32,52 @@ VALGRIND          := valgrind --quiet --error-exitcode=99 --leak-check=full --sh
                      --suppressions=tests/sanitizers/valgrind.supp \
                      --trace-children=yes --trace-children-skip=*/mock-ers
 
-.PHONY: hardening-gates asan-check valgrind-check fuzz-check fuzz fuzz-build lint cppcheck clang-tidy \
-        banned-functions hardening-flags scan-output
+.PHONY: hardening-gates hardening-build hardening-beside hardening-after asan-build asan-check valgrind-check \
+        fuzz-check fuzz fuzz-build lint cppcheck clang-tidy banned-functions hardening-flags scan-output
 
 HARDENING_GATES ?= yes
 hardening-gates:
 ifeq ($(HARDENING_GATES),yes)
-	@$(MAKE) --no-print-directory asan-check valgrind-check fuzz-check lint
+	@$(CHECK_MAKE) --output-sync=recurse asan-check valgrind-check lint
+	@$(MAKE) --no-print-directory fuzz-check
 	@$(MAKE) --no-print-directory scan-output
 endif
 
-asan-check:
-	@echo "== ASan + UBSan build ($(CLANG)) in $(ASAN_BUILD)"
-	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE)" \
-		HARDENING_GATES=no all $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BINS) $(INTEG_BINS))
-	@$(SANITIZER_ENV) ERSD_BUILD=$(ASAN_BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) \
-		tests/run-tests $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BINS) $(INTEG_BINS))
+# How `make check` runs them (the Makefile): hardening-build with its own build, before any
+# test; hardening-beside beside its tests (the ASan run after them: ASAN_AFTER=check-tests);
+# hardening-after last.  Nothing of these with HARDENING_GATES=no.
+ifeq ($(HARDENING_GATES),yes)
+hardening-build: asan-build fuzz-build
+hardening-beside: asan-check valgrind-check lint
+hardening-after: fuzz-check
+	@$(MAKE) --no-print-directory scan-output
+else
+hardening-build hardening-beside hardening-after:
+endif
+
+# Makes what it is given, saying nothing when all of it is up to date (make check built it).
+# Its lines start with `+`: make sees no $(MAKE) in a $(call), and would keep its -j from them.
+MAKE_QUIETLY = $(MAKE) --no-print-directory -q $(1) 2>/dev/null || $(MAKE) --no-print-directory $(1)
+
+ASAN_BINS := $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BINS) $(INTEG_BINS))
+asan-build:
+	@+$(call MAKE_QUIETLY,BUILD=$(ASAN_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE)" HARDENING_GATES=no all $(ASAN_BINS))
+
+asan-check: asan-build | $(ASAN_AFTER)
+	@echo "== ASan + UBSan ($(CLANG), built in $(ASAN_BUILD)): every unit and integration test"
+	@$(SANITIZER_ENV) ERSD_BUILD=$(ASAN_BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) ERSD_TEST_JOBS=$(CHECK_JOBS) \
+		tests/run-tests $(ASAN_BINS)
 
 valgrind-check: all $(BUILD)/tests/integration/test_sync $(BUILD)/tests/integration/test_operator
 	@echo "== valgrind memcheck: the integration sync and the operators' commands"
-	@ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) ERSD_TEST_WRAPPER="$(VALGRIND)" \
+	@ERSD_BUILD=$(BUILD) ERSD_OUTPUT_LOG=$(OUTPUT_LOG) ERSD_TEST_WRAPPER="$(VALGRIND)" ERSD_TEST_JOBS=$(CHECK_JOBS) \
 		tests/run-tests $(BUILD)/tests/integration/test_sync $(BUILD)/tests/integration/test_operator
 
 # The library and the targets with clang, libFuzzer, ASan and UBSan.
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(CLANG) \
-		OPT="-O1 -g $(SANITIZE) -fsanitize=fuzzer-no-link" HARDENING_GATES=no $(FUZZ_BUILD)/libersd.a
-	@$(MAKE) --no-print-directory HARDENING_GATES=no $(FUZZ_BINS)
+	@+$(call MAKE_QUIETLY,BUILD=$(FUZZ_BUILD) CC=$(CLANG) OPT="-O1 -g $(SANITIZE) -fsanitize=fuzzer-no-link" \
+		HARDENING_GATES=no $(FUZZ_BUILD)/libersd.a)
+	@+$(call MAKE_QUIETLY,HARDENING_GATES=no $(FUZZ_BINS))
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libersd.a
 	$(CLANG) $(CPPFLAGS) -std=c11 $(WARN) -O1 -g $(SANITIZE) -fsanitize=fuzzer $(PKG_CFLAGS) \

@@ -33,6 +33,7 @@ struct env {
         struct mock mock;
         char *dir; /* owned temp directory: config, state, database */
         char conf[512];
+        char conf_one_try[512]; /* the same with ers.tries = 1: an error answer is the call's answer at once */
         char connection[600];
         json_object *manifest; /* owned: what the mock serves, refreshed by refresh_manifest() */
         struct db *db;
@@ -124,10 +125,13 @@ static int group_setup(void **state) {
         if (!E.dir || mock_start(&E.mock, args) < 0)
                 return -1;
         snprintf(E.conf, sizeof E.conf, "%s/ersd.conf", E.dir);
+        snprintf(E.conf_one_try, sizeof E.conf_one_try, "%s/one-try.conf", E.dir);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas.db", E.dir);
         snprintf(state_dir, sizeof state_dir, "%s/state", E.dir);
         E.manifest = mock_get(&E.mock, "/_mock/manifest");
-        if (!E.manifest || write_test_config(E.conf, E.mock.base_url, NULL, E.connection, NULL, state_dir, NULL) < 0)
+        if (!E.manifest || write_test_config(E.conf, E.mock.base_url, NULL, E.connection, NULL, state_dir, NULL) < 0 ||
+            write_test_config(E.conf_one_try, E.mock.base_url, "  auth = \"none\";\n  tries = 1;\n", E.connection, NULL,
+                              state_dir, NULL) < 0)
                 return -1;
         return 0;
 }
@@ -546,14 +550,15 @@ static void test_reconcile_clean(void **state) {
  * stale (e-RS has a newer version the last round could not read), one unknown
  * to e-RS: each listed by UBRN, exit 1. */
 static void test_reconcile_finds_missing_stale_unknown(void **state) {
-        static const char *const reconcile[] = { "reconcile", NULL };
+        static const char *const once[] = { "--once", NULL }, *const reconcile[] = { "reconcile", NULL };
         (void) state;
 
         assert_int_equal(engine_exec(E.connection, "DELETE FROM ers_referral WHERE ubrn = '300000000000'", false), 0);
         assert_int_equal(mock_post(&E.mock, "/_mock/bump?ubrn=300000000006"), 200);
         assert_int_equal(mock_post(&E.mock, "/_mock/fault?endpoint=A005&kind=503&ubrn=300000000006&count=10"), 200);
         change("300000000003", "gone", NULL);
-        struct run r = run_once();
+        /* One try: the 503s are the answer at once, not after ers.tries' back-offs (15 s and more). */
+        struct run r = run_ersd(E.conf_one_try, E.manifest, once, NULL);
         assert_int_equal(r.status, 1); /* 300000000006 not read */
         run_free(&r);
         assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);

@@ -56,6 +56,7 @@ struct env {
         struct mock mock;
         char *dir; /* owned temp directory: config, state, database */
         char conf[512];
+        char conf_one_try[512]; /* the same with ers.tries = 1: an error answer is the call's answer at once */
         char connection[600];
         json_object *manifest; /* owned */
         struct db *db;
@@ -85,10 +86,10 @@ static void assert_contains(const char *what, const char *text, const char *need
                 fail_msg("%s: expected \"%s\" in: %s", what, needle, text ? text : "(null)");
 }
 
-/* ersd -c E.conf args…; both streams checked for patient identifiers and
+/* ersd -c conf args…; both streams checked for patient identifiers and
  * secrets (run_ersd) and for raw terminal controls. */
-static struct run run_args(const char *const *args) {
-        struct run r = run_ersd(E.conf, E.manifest, args, NULL);
+static struct run run_conf(const char *conf, const char *const *args) {
+        struct run r = run_ersd(conf, E.manifest, args, NULL);
         char what[128];
 
         snprintf(what, sizeof what, "ersd %s %s: stdout", args[0], args[1] ? args[1] : "");
@@ -98,7 +99,7 @@ static struct run run_args(const char *const *args) {
         return r;
 }
 
-#define ERSD(...) run_args(ARGS(__VA_ARGS__))
+#define ERSD(...) run_conf(E.conf, ARGS(__VA_ARGS__))
 
 static int group_setup(void **state) {
         static const char *const args[] = { "--referrals", "6", "--attachments", "2", "--big-attachment", "0",
@@ -111,11 +112,14 @@ static int group_setup(void **state) {
         if (!E.dir || mock_start(&E.mock, args) < 0)
                 return -1;
         snprintf(E.conf, sizeof E.conf, "%s/ersd.conf", E.dir);
+        snprintf(E.conf_one_try, sizeof E.conf_one_try, "%s/one-try.conf", E.dir);
         snprintf(E.connection, sizeof E.connection, "Driver=SQLite3;Database=%s/pas.db", E.dir);
         snprintf(state_dir, sizeof state_dir, "%s/state", E.dir);
         E.manifest = mock_get(&E.mock, "/_mock/manifest");
         if (!E.manifest ||
-            write_test_config(E.conf, E.mock.base_url, NULL, E.connection, NULL, state_dir, "log_level = \"debug\";\n") < 0)
+            write_test_config(E.conf, E.mock.base_url, NULL, E.connection, NULL, state_dir, "log_level = \"debug\";\n") < 0 ||
+            write_test_config(E.conf_one_try, E.mock.base_url, "  auth = \"none\";\n  tries = 1;\n", E.connection, NULL,
+                              state_dir, "log_level = \"debug\";\n") < 0)
                 return -1;
         return 0;
 }
@@ -322,7 +326,8 @@ static void test_reconcile_escaped(void **state) {
                                       "VALUES ('cardiology', ?, 1, ?)",
                                       2, ps),
                          0);
-        struct run r = ERSD("reconcile");
+        /* One try: the 500s are the answer at once, not after ers.tries' back-offs (15 s and more). */
+        struct run r = run_conf(E.conf_one_try, ARGS("reconcile"));
         assert_int_equal(r.status, 1);
         assert_contains("reconcile", r.out, "UNCHECKED " UBRN_RELATED);
         assert_contains("reconcile", r.out, "\\u009b31m\\u202e\\u2066X");
