@@ -1340,9 +1340,12 @@ static const struct {
  * the PAS does not hold yet gets no request. */
 static void plan_outbox(struct run_ctx *x)
 {
-        static const char *const comments[] = { "Seen at triage: book routine", "Return: please add bloods \xe2\x80\x94 "
-                                                "\"ECG\" too", "R\xc3\xa9sum\xc3\xa9 read; clinic in 6 weeks \xf0\x9f\x98\x80",
-                                                "Advice sent by letter" };
+        static const char *const comments[] = {
+                "Seen at triage: book routine",
+                "Return: please add bloods \xe2\x80\x94 \"ECG\" too",
+                "R\xc3\xa9sum\xc3\xa9 read; clinic in 6 weeks \xf0\x9f\x98\x80",
+                "Advice sent by letter",
+        };
         static const char *const priorities[] = { "ROUTINE", "URGENT", "TWO_WEEK_WAIT" };
         const struct world *w = now(x);
         unsigned n = 1 + chaos_below(&x->chaos, 2);
