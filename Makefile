@@ -118,9 +118,10 @@ SCRIPT_TESTS := tests/check-unit tests/check-man tests/check-deb tests/check-rpm
 # `make check` does CHECK_JOBS things at once (CI's two cores): it builds with make -j$(CHECK_JOBS)
 # (unless make runs with its own -j), tests/run-tests runs that many test binaries at once
 # (ERSD_TEST_JOBS), and two lanes run side by side: the tests, then their ASan run (both mostly
-# waiting on ersd, the mock, servers and timeouts), and beside them valgrind, then lint (which
-# keep the CPU busy); each run prints as one block when it ends (make's --output-sync).  Then the
-# fuzzers, on both cores, and the scan of the output (tests/hardening.mk).  CHECK_JOBS=1 does one
+# waiting on ersd, the mock, servers and timeouts), and beside them lint; each run prints as one
+# block when it ends (make's --output-sync).  Then valgrind, alone and one binary at a time (the
+# tests' deadlines are real time, and valgrind beside a busy lane made them meet one), the
+# fuzzers on both cores, and the scan of the output (tests/hardening.mk).  CHECK_JOBS=1 does one
 # thing at a time.  It ends with one line adding up every run: the tests, ASan's, valgrind's.
 CHECK_JOBS ?= 2
 CHECK_MAKE  = $(MAKE) --no-print-directory $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(CHECK_JOBS))
