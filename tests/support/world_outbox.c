@@ -40,7 +40,7 @@ static struct wt code_wt(const char *code)
 
 struct world *world_served(const struct world *w, json_object *applied)
 {
-        struct world *s = world_copy(w);
+        struct world *s = world_copy_whole(w); /* its malformed entries are served too */
         json_object *list = NULL;
 
         if (!json_object_object_get_ex(applied, "referrals", &list))

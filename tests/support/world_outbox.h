@@ -43,8 +43,9 @@ struct wrequest_figures {
         unsigned inserted, done, rejected, stale, applied;
 };
 
-/* A world as e-RS serves it: a copy of w (world_copy) with what the writes the mock
- * applied (`applied`, GET /_mock/writeback/applied) made of each referral. */
+/* A world as e-RS serves it: a copy of w, its malformed entries too (world_copy_whole),
+ * with what the writes the mock applied (`applied`, GET /_mock/writeback/applied) made
+ * of each referral. */
 struct world *world_served(const struct world *w, json_object *applied);
 
 /* The ers_outbox rows against the requests inserted and the mock's record of the
