@@ -530,6 +530,31 @@ static void test_outbox_accept_settled_only_when_sure(void **state) {
         assert_int_equal(applied, 1);
 }
 
+/* An acceptance decided on a version the PAS has already left (a person looked at an older
+ * screen): never sent.  Sent, e-RS would refuse it (409); with that answer lost, A005 would
+ * show the referral BOOKED exactly one version past the decided one, which settling takes for
+ * the acceptance applied: DONE, though e-RS never accepted it. */
+static void test_outbox_accept_on_left_version(void **state) {
+        char booked[13], path[200];
+        long long bv;
+        int applied;
+
+        (void) state;
+        pick("BOOKED", booked, &bv);
+        snprintf(path, sizeof path, "/_mock/writeback/fault?action=A013&kind=drop&ubrn=%s", booked);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        request(booked, "ACCEPT_REFERRAL", bv - 1);
+        once();
+        assert_state(booked, "STALE");
+        assert_int_equal(writes_for(booked, &applied), 0);
+        const char *p[] = { booked };
+        char *code = db_text(E.db, "SELECT error_code FROM ers_outbox WHERE ubrn = ?", 1, p, NULL);
+        assert_non_null(code);
+        assert_string_equal(code, "NEWER_IN_PAS");
+        free(code);
+        assert_int_equal(mock_post(&E.mock, "/_mock/writeback/fault/clear"), 200);
+}
+
 static void test_outbox_killed_while_sending(void **state) {
         (void) state;
         kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", NULL);
@@ -555,6 +580,7 @@ int main(void) {
                 cmocka_unit_test(test_outbox_dry_run),
                 cmocka_unit_test(test_outbox_killed_while_sending),
                 cmocka_unit_test(test_outbox_accept_settled_only_when_sure),
+                cmocka_unit_test(test_outbox_accept_on_left_version),
                 cmocka_unit_test(test_outbox_outcome_commit_lost),
         };
 
