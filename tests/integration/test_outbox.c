@@ -149,6 +149,16 @@ static int writes_for(const char *ubrn, int *applied) {
         return n;
 }
 
+/* The error code of the latest request for ubrn is `want`. */
+static void assert_code(const char *ubrn, const char *want) {
+        const char *p[] = { ubrn };
+        char *code = db_text(E.db, "SELECT error_code FROM ers_outbox WHERE ubrn = ? ORDER BY id DESC", 1, p, NULL);
+
+        if (!code || strcmp(code, want) != 0)
+                fail_msg("request for %s has error code %s, expected %s", ubrn, code ? code : "NULL", want);
+        free(code);
+}
+
 static void assert_state(const char *ubrn, const char *want) {
         char *s = outbox_state(ubrn);
         if (strcmp(s, want) != 0)
@@ -226,11 +236,28 @@ static void test_outbox_every_state(void **state) {
         pick("AWAITING_TRIAGE", triage, &tv);
         pick("BOOKED", booked, &bv);
 
-        /* STALE: decided on an older version: A029 says so, nothing is sent */
+        /* STALE: decided on a version the PAS has left: nothing is asked or sent */
         request(triage, "RECORD_REVIEW_OUTCOME", tv - 1);
         once();
         assert_state(triage, "STALE");
+        assert_code(triage, "NEWER_IN_PAS");
         assert_int_equal(writes_for(triage, &applied), 0);
+
+        /* STALE: e-RS moved on and the PAS did not see it (its A005 failing): A029 says so,
+         * nothing is sent */
+        char moved[13], path[160];
+        long long mv;
+        pick("AWAITING_TRIAGE", moved, &mv);
+        snprintf(path, sizeof path, "/_mock/bump?ubrn=%s", moved);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        snprintf(path, sizeof path, "/_mock/fault?endpoint=A005&kind=500&count=20&ubrn=%s", moved);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        request(moved, "RECORD_REVIEW_OUTCOME", mv);
+        once();
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
+        assert_state(moved, "STALE");
+        assert_code(moved, "HISTORY_NOT_SUPPORTED");
+        assert_int_equal(writes_for(moved, &applied), 0);
 
         /* DONE: A028 applied once, the version e-RS answered kept */
         request(triage, "RECORD_REVIEW_OUTCOME", tv);
@@ -248,7 +275,6 @@ static void test_outbox_every_state(void **state) {
         assert_state(triage, "REJECTED");
 
         /* RETRY while locked (423), then DONE once unlocked: sent again, applied once */
-        char path[160];
         snprintf(path, sizeof path, "/_mock/writeback/lock?ubrn=%s", booked);
         assert_int_equal(mock_post(&E.mock, path), 200);
         request(booked, "ACCEPT_REFERRAL", bv);
@@ -547,11 +573,7 @@ static void test_outbox_accept_on_left_version(void **state) {
         once();
         assert_state(booked, "STALE");
         assert_int_equal(writes_for(booked, &applied), 0);
-        const char *p[] = { booked };
-        char *code = db_text(E.db, "SELECT error_code FROM ers_outbox WHERE ubrn = ?", 1, p, NULL);
-        assert_non_null(code);
-        assert_string_equal(code, "NEWER_IN_PAS");
-        free(code);
+        assert_code(booked, "NEWER_IN_PAS");
         assert_int_equal(mock_post(&E.mock, "/_mock/writeback/fault/clear"), 200);
 }
 
