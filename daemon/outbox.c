@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,7 +22,7 @@
 #include "config.h"
 #include "ers.h"
 #include "ers_writeback.h"
-#include "fhir.h"
+#include "fhir_writeback.h"
 #include "log.h"
 #include "round.h"
 #include "util.h"
@@ -101,20 +102,22 @@ static const char *applied_state(const struct outbox_request *q) {
 static int settle(struct sync_ctx *ctx, const struct outbox_request *q) {
         struct errbuf e = { { 0 } };
         struct ers_call call = { .retry_after = -1 };
-        struct referral ref = { .version = -1 };
+        struct {
+                int64_t version;
+                char *state; /* owned */
+        } ref = { .version = -1 };
         json_object *root = NULL;
         char line[300];
         int r = ers_read_referral(ctx->ers, q->ubrn, &root, NULL, &call, &e);
 
-        if (r >= 0)
-                r = fhir_parse_referral(root, &ref, &e);
+        if (r >= 0) /* its version and state only: the rest may be what the sync refuses */
+                r = fhir_parse_settling(root, q->ubrn, &ref.version, &ref.state, &e);
         json_object_put(root);
         if (r < 0) {
                 log_ctx_warning(&(struct log_ctx){ .ubrn = q->ubrn, .correlation_id = call.correlation_id,
                                                    .stage = "writeback" },
                                 "writeback: request %" PRId64 " %s: may have reached e-RS, not settled yet (A005: %s)",
                                 q->id, q->ubrn, e.msg);
-                referral_free(&ref);
                 return r == -ECANCELED ? r : 0;
         }
         struct outbox_outcome o = { .correlation_id = call.correlation_id };
@@ -138,8 +141,9 @@ static int settle(struct sync_ctx *ctx, const struct outbox_request *q) {
                 o.state = "STALE";
                 o.error_text = line;
         }
-        referral_free(&ref);
-        return record(ctx, q, &o);
+        r = record(ctx, q, &o);
+        free(ref.state);
+        return r;
 }
 
 /* Marks the request SENDING, committed before the call.  1 marked, 0 not (do not send), < 0 failed. */

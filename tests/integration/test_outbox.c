@@ -577,6 +577,37 @@ static void test_outbox_accept_on_left_version(void **state) {
         assert_int_equal(mock_post(&E.mock, "/_mock/writeback/fault/clear"), 200);
 }
 
+/* A review outcome that reached e-RS (killed at A028, applied), then the referral changed so
+ * that the sync refuses it (an attachment without an id): settling reads only its version and
+ * state, so the request is DONE, not left SENDING for as long as e-RS serves it that way. */
+static void test_outbox_settled_though_the_referral_is_refused(void **state) {
+        char path[200];
+        int applied;
+
+        (void) state;
+        char *triage = db_text(E.db, "SELECT MIN(r.ubrn) FROM ers_referral r WHERE r.state = 'AWAITING_TRIAGE' AND "
+                                     "r.ubrn NOT IN (SELECT ubrn FROM ers_outbox) AND EXISTS (SELECT 1 FROM "
+                                     "ers_document d WHERE d.ubrn = r.ubrn AND d.source_ubrn = r.ubrn AND d.kind = "
+                                     "'ATTACHMENT')", 0, NULL, NULL);
+        assert_non_null(triage);
+        const char *p[] = { triage };
+        long long tv = db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p);
+        char *att = db_text(E.db, "SELECT MIN(attachment_id) FROM ers_document WHERE ubrn = ? AND source_ubrn = ubrn "
+                                  "AND kind = 'ATTACHMENT'", 1, p, NULL);
+        assert_non_null(att);
+        request(triage, "RECORD_REVIEW_OUTCOME", tv);
+        assert_true(once_killed_at(triage, 2)); /* A029, then at A028: applied */
+        assert_state(triage, "SENDING");
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=attachment_id_dropped&attachment=%s", triage, att);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        once();
+        assert_state(triage, "DONE");
+        assert_int_equal(writes_for(triage, &applied), 1);
+        assert_int_equal(applied, 1);
+        free(att);
+        free(triage);
+}
+
 static void test_outbox_killed_while_sending(void **state) {
         (void) state;
         kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", NULL);
@@ -604,6 +635,8 @@ int main(void) {
                 cmocka_unit_test(test_outbox_accept_settled_only_when_sure),
                 cmocka_unit_test(test_outbox_accept_on_left_version),
                 cmocka_unit_test(test_outbox_outcome_commit_lost),
+                cmocka_unit_test(test_outbox_settled_though_the_referral_is_refused), /* last: it leaves a
+                                                                                         referral refused */
         };
 
         snprintf(work, sizeof work, "%s/ersd-test-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
