@@ -27,6 +27,7 @@ struct pas_tx;
 #define OUTBOX_STATE_MAX 16    /* ers_outbox.state, VARCHAR(16) */
 #define OUTBOX_ERROR_MAX 1024  /* bytes of error_text ersd writes (e-RS's words, already capped, and ours) */
 #define OUTBOX_FORBIDDEN "FORBIDDEN" /* error_code of a RETRY e-RS refused with 403: a person must look */
+#define OUTBOX_MOVED_ON "NEWER_IN_PAS" /* error_code of a STALE never sent: the PAS held a newer version */
 
 /* One request as read back.  Owns its strings (outbox_requests_free()). */
 struct outbox_request {

@@ -147,6 +147,20 @@ int fhir_parse_written(json_object *root, const char *ubrn, int64_t *ret_version
         return 0;
 }
 
+int fhir_parse_settling(json_object *root, const char *ubrn, int64_t *ret_version, char **ret_state,
+                        struct errbuf *e) {
+        json_object *state = fhir_find_ext(fhir_find_ext(root, "Extension-eRS-ReferralState-1"), "state");
+        int r;
+
+        *ret_state = NULL;
+        r = fhir_parse_written(root, ubrn, ret_version, e);
+        if (r < 0)
+                return r;
+        if (fhir_dup_or_null(fhir_str_at(state, "valueCoding.code"), ret_state) < 0)
+                return fhir_oom(e);
+        return 0;
+}
+
 /* The bit of an action code, 0 when it is not one known here. */
 static unsigned action_bit(const char *code) {
         for (size_t i = 0; code && i < ELEMENTSOF(ACTIONS); i++)

@@ -73,6 +73,18 @@ int fhir_review_request(const char *outcome, const char *comment, const char *pr
 int fhir_parse_written(json_object *root, const char *ubrn, int64_t *ret_version, struct errbuf *e);
 
 /*
+ * What settling a write that may have reached e-RS reads of A005's answer, and
+ * nothing more: the version (as fhir_parse_written()) and the state's code
+ * (Extension-eRS-ReferralState-1, nested "state", valueCoding.code) into
+ * *ret_state (malloc'd; NULL when absent or unreadable).  An element the sync
+ * refuses elsewhere in the referral (an attachment without a readable id) does
+ * not keep a request from being settled.  0, fhir_parse_written()'s -EBADMSG,
+ * or -ENOMEM; on failure *ret_state is NULL.
+ */
+int fhir_parse_settling(json_object *root, const char *ubrn, int64_t *ret_version, char **ret_state,
+                        struct errbuf *e);
+
+/*
  * What A029 answers: a Bundle of Tasks, each an action allowed now on the
  * referral its focus names.  *ret_actions gets the bit of every known action
  * whose Task is ready and a proposal; *ret_unknown counts the codes of the

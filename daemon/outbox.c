@@ -10,17 +10,19 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <json-c/json.h>
 
 #include "../adapters/pas.h"
+#include "../adapters/pas_answer.h"
 #include "../adapters/pas_outbox.h"
 #include "config.h"
 #include "ers.h"
 #include "ers_writeback.h"
-#include "fhir.h"
+#include "fhir_writeback.h"
 #include "log.h"
 #include "round.h"
 #include "util.h"
@@ -100,20 +102,22 @@ static const char *applied_state(const struct outbox_request *q) {
 static int settle(struct sync_ctx *ctx, const struct outbox_request *q) {
         struct errbuf e = { { 0 } };
         struct ers_call call = { .retry_after = -1 };
-        struct referral ref = { .version = -1 };
+        struct {
+                int64_t version;
+                char *state; /* owned */
+        } ref = { .version = -1 };
         json_object *root = NULL;
         char line[300];
         int r = ers_read_referral(ctx->ers, q->ubrn, &root, NULL, &call, &e);
 
-        if (r >= 0)
-                r = fhir_parse_referral(root, &ref, &e);
+        if (r >= 0) /* its version and state only: the rest may be what the sync refuses */
+                r = fhir_parse_settling(root, q->ubrn, &ref.version, &ref.state, &e);
         json_object_put(root);
         if (r < 0) {
                 log_ctx_warning(&(struct log_ctx){ .ubrn = q->ubrn, .correlation_id = call.correlation_id,
                                                    .stage = "writeback" },
                                 "writeback: request %" PRId64 " %s: may have reached e-RS, not settled yet (A005: %s)",
                                 q->id, q->ubrn, e.msg);
-                referral_free(&ref);
                 return r == -ECANCELED ? r : 0;
         }
         struct outbox_outcome o = { .correlation_id = call.correlation_id };
@@ -137,8 +141,9 @@ static int settle(struct sync_ctx *ctx, const struct outbox_request *q) {
                 o.state = "STALE";
                 o.error_text = line;
         }
-        referral_free(&ref);
-        return record(ctx, q, &o);
+        r = record(ctx, q, &o);
+        free(ref.state);
+        return r;
 }
 
 /* Marks the request SENDING, committed before the call.  1 marked, 0 not (do not send), < 0 failed. */
@@ -199,6 +204,35 @@ static void outcome_of(const struct config *cfg, const struct outbox_request *q,
         }
 }
 
+/*
+ * Whether the PAS already holds a version of the referral past the decided one: then e-RS has
+ * left the decided version (versions only rise) and the request is STALE without a call.  Sent,
+ * its 409 would say the same, but a lost answer would be settled by what A005 shows, and an
+ * acceptance there is taken as applied at the decided version + 1 (settle()): exactly the
+ * version the PAS holds.  1 recorded STALE, 0 not known to be stale (send it), < 0 the PAS
+ * could not say (not sent this round).
+ */
+static int stale_in_pas(struct sync_ctx *ctx, const struct outbox_request *q) {
+        struct errbuf e = { { 0 } };
+        int64_t held = -1;
+        char sha[65], line[200];
+        int r = pas_answer_current(ctx->pas, q->ubrn, &held, sha, &e);
+
+        if (r < 0) {
+                log_ctx_error(&(struct log_ctx){ .ubrn = q->ubrn, .stage = "writeback" },
+                              "writeback: request %" PRId64 " %s: not sent: the PAS's version of it not read: %s",
+                              q->id, q->ubrn, e.msg);
+                return r;
+        }
+        if (held <= q->decided_version)
+                return 0;
+        snprintf(line, sizeof line,
+                 "not sent: the PAS holds version %" PRId64 ", the referral moved on since the decision", held);
+        struct outbox_outcome o = { .state = "STALE", .error_code = OUTBOX_MOVED_ON, .error_text = line };
+        record(ctx, q, &o);
+        return 1;
+}
+
 /* One request that is NEW or RETRY: asked about, sent, recorded.  Returns 1 when the
  * application is not approved (stop sending this round), 0, or the round's state. */
 static int send_one(struct sync_ctx *ctx, const struct outbox_request *q) {
@@ -210,6 +244,9 @@ static int send_one(struct sync_ctx *ctx, const struct outbox_request *q) {
         char next[32];
         int r;
 
+        r = stale_in_pas(ctx, q);
+        if (r != 0)
+                return r == -ESTALE || r == -ENOTCONN ? r : 0;
         if (review) {
                 r = ers_allowed_actions(ctx->ers, q->ubrn, q->decided_version, &res, &call, &e);
                 if (r == -ECANCELED)

@@ -9,9 +9,13 @@
  * the actions writeback.actions names.  Never costs a worklist call.
  *
  * For each due request, in id order:
+ *   - decided on a version older than the PAS's row of the referral: STALE
+ *     (error code OUTBOX_MOVED_ON), never sent: e-RS has left that version,
+ *     and a refusal whose answer was lost must not be settled as applied;
  *   - found SENDING (a crash, or MAY_HAVE_REACHED, after it left): the
- *     referral is read (A005) and the request settled by what e-RS shows,
- *     never sent blindly: at a version past the decided one showing the
+ *     referral is read (A005), its version and state only (a referral the
+ *     sync refuses is settled all the same), and the request settled by
+ *     what e-RS shows, never sent blindly: at a version past the decided one showing the
  *     action's effect, DONE (A013, which leaves the referral BOOKED: only at
  *     exactly the decided version + 1, as nothing else tells an accepted
  *     referral); still at the decided version, nothing was

@@ -38,6 +38,12 @@ static void answer_checks(const char *text, size_t size) {
         r = fhir_parse_written(root, "000000300001", &version, &e);
         if ((r < 0 && (version != -7 || !e.msg[0])) || (r == 0 && version < 0))
                 abort();
+        char *settled_state = NULL;
+        version = -7;
+        r = fhir_parse_settling(root, "000000300001", &version, &settled_state, &e);
+        if ((r < 0 && (settled_state || !e.msg[0])) || (r == 0 && version < 0))
+                abort();
+        free(settled_state);
         r = fhir_parse_actions(root, "000000300001", &actions, &unknown, &e);
         if (r < 0 && (actions != 77 || unknown != 77 || !e.msg[0]))
                 abort();

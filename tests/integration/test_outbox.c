@@ -149,6 +149,16 @@ static int writes_for(const char *ubrn, int *applied) {
         return n;
 }
 
+/* The error code of the latest request for ubrn is `want`. */
+static void assert_code(const char *ubrn, const char *want) {
+        const char *p[] = { ubrn };
+        char *code = db_text(E.db, "SELECT error_code FROM ers_outbox WHERE ubrn = ? ORDER BY id DESC", 1, p, NULL);
+
+        if (!code || strcmp(code, want) != 0)
+                fail_msg("request for %s has error code %s, expected %s", ubrn, code ? code : "NULL", want);
+        free(code);
+}
+
 static void assert_state(const char *ubrn, const char *want) {
         char *s = outbox_state(ubrn);
         if (strcmp(s, want) != 0)
@@ -226,11 +236,28 @@ static void test_outbox_every_state(void **state) {
         pick("AWAITING_TRIAGE", triage, &tv);
         pick("BOOKED", booked, &bv);
 
-        /* STALE: decided on an older version: A029 says so, nothing is sent */
+        /* STALE: decided on a version the PAS has left: nothing is asked or sent */
         request(triage, "RECORD_REVIEW_OUTCOME", tv - 1);
         once();
         assert_state(triage, "STALE");
+        assert_code(triage, "NEWER_IN_PAS");
         assert_int_equal(writes_for(triage, &applied), 0);
+
+        /* STALE: e-RS moved on and the PAS did not see it (its A005 failing): A029 says so,
+         * nothing is sent */
+        char moved[13], path[160];
+        long long mv;
+        pick("AWAITING_TRIAGE", moved, &mv);
+        snprintf(path, sizeof path, "/_mock/bump?ubrn=%s", moved);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        snprintf(path, sizeof path, "/_mock/fault?endpoint=A005&kind=500&count=20&ubrn=%s", moved);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        request(moved, "RECORD_REVIEW_OUTCOME", mv);
+        once();
+        assert_int_equal(mock_post(&E.mock, "/_mock/fault/clear"), 200);
+        assert_state(moved, "STALE");
+        assert_code(moved, "HISTORY_NOT_SUPPORTED");
+        assert_int_equal(writes_for(moved, &applied), 0);
 
         /* DONE: A028 applied once, the version e-RS answered kept */
         request(triage, "RECORD_REVIEW_OUTCOME", tv);
@@ -248,7 +275,6 @@ static void test_outbox_every_state(void **state) {
         assert_state(triage, "REJECTED");
 
         /* RETRY while locked (423), then DONE once unlocked: sent again, applied once */
-        char path[160];
         snprintf(path, sizeof path, "/_mock/writeback/lock?ubrn=%s", booked);
         assert_int_equal(mock_post(&E.mock, path), 200);
         request(booked, "ACCEPT_REFERRAL", bv);
@@ -530,6 +556,58 @@ static void test_outbox_accept_settled_only_when_sure(void **state) {
         assert_int_equal(applied, 1);
 }
 
+/* An acceptance decided on a version the PAS has already left (a person looked at an older
+ * screen): never sent.  Sent, e-RS would refuse it (409); with that answer lost, A005 would
+ * show the referral BOOKED exactly one version past the decided one, which settling takes for
+ * the acceptance applied: DONE, though e-RS never accepted it. */
+static void test_outbox_accept_on_left_version(void **state) {
+        char booked[13], path[200];
+        long long bv;
+        int applied;
+
+        (void) state;
+        pick("BOOKED", booked, &bv);
+        snprintf(path, sizeof path, "/_mock/writeback/fault?action=A013&kind=drop&ubrn=%s", booked);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        request(booked, "ACCEPT_REFERRAL", bv - 1);
+        once();
+        assert_state(booked, "STALE");
+        assert_int_equal(writes_for(booked, &applied), 0);
+        assert_code(booked, "NEWER_IN_PAS");
+        assert_int_equal(mock_post(&E.mock, "/_mock/writeback/fault/clear"), 200);
+}
+
+/* A review outcome that reached e-RS (killed at A028, applied), then the referral changed so
+ * that the sync refuses it (an attachment without an id): settling reads only its version and
+ * state, so the request is DONE, not left SENDING for as long as e-RS serves it that way. */
+static void test_outbox_settled_though_the_referral_is_refused(void **state) {
+        char path[200];
+        int applied;
+
+        (void) state;
+        char *triage = db_text(E.db, "SELECT MIN(r.ubrn) FROM ers_referral r WHERE r.state = 'AWAITING_TRIAGE' AND "
+                                     "r.ubrn NOT IN (SELECT ubrn FROM ers_outbox) AND EXISTS (SELECT 1 FROM "
+                                     "ers_document d WHERE d.ubrn = r.ubrn AND d.source_ubrn = r.ubrn AND d.kind = "
+                                     "'ATTACHMENT')", 0, NULL, NULL);
+        assert_non_null(triage);
+        const char *p[] = { triage };
+        long long tv = db_int(E.db, "SELECT version FROM ers_referral WHERE ubrn = ?", 1, p);
+        char *att = db_text(E.db, "SELECT MIN(attachment_id) FROM ers_document WHERE ubrn = ? AND source_ubrn = ubrn "
+                                  "AND kind = 'ATTACHMENT'", 1, p, NULL);
+        assert_non_null(att);
+        request(triage, "RECORD_REVIEW_OUTCOME", tv);
+        assert_true(once_killed_at(triage, 2)); /* A029, then at A028: applied */
+        assert_state(triage, "SENDING");
+        snprintf(path, sizeof path, "/_mock/change?ubrn=%s&what=attachment_id_dropped&attachment=%s", triage, att);
+        assert_int_equal(mock_post(&E.mock, path), 200);
+        once();
+        assert_state(triage, "DONE");
+        assert_int_equal(writes_for(triage, &applied), 1);
+        assert_int_equal(applied, 1);
+        free(att);
+        free(triage);
+}
+
 static void test_outbox_killed_while_sending(void **state) {
         (void) state;
         kill_sweep("AWAITING_TRIAGE", "RECORD_REVIEW_OUTCOME", NULL);
@@ -555,7 +633,10 @@ int main(void) {
                 cmocka_unit_test(test_outbox_dry_run),
                 cmocka_unit_test(test_outbox_killed_while_sending),
                 cmocka_unit_test(test_outbox_accept_settled_only_when_sure),
+                cmocka_unit_test(test_outbox_accept_on_left_version),
                 cmocka_unit_test(test_outbox_outcome_commit_lost),
+                cmocka_unit_test(test_outbox_settled_though_the_referral_is_refused), /* last: it leaves a
+                                                                                         referral refused */
         };
 
         snprintf(work, sizeof work, "%s/ersd-test-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");

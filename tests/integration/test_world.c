@@ -1585,11 +1585,12 @@ static void run_seed(uint64_t seed, const struct plan *plan, struct figures *fig
                 }
 
         printf("world: %s seed 0x%" PRIx64 ": epochs %u, rounds %u, referrals %u, documents %u, faults %u, kills %u, "
-               "related unlisted %u, requests %u (done %u, rejected %u, stale %u; writes applied %u), mismatches %u, "
+               "related unlisted %u, requests %u (done %u, rejected %u, stale %u; writes applied %u; taken for applied %u), "
+               "mismatches %u, "
                "spool leftovers %u; at most %ld descriptors at a kill point; history sha256 %.16s\n",
                E.name, seed, plan->epochs, x->fig.rounds, x->fig.referrals, x->fig.documents, x->fig.faults,
                x->fig.kills, x->fig.unlisted, x->outbox.inserted, x->outbox.done, x->outbox.rejected, x->outbox.stale,
-               x->outbox.applied, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
+               x->outbox.applied, x->outbox.guessed, x->fig.mismatches, x->fig.leftovers, x->fig.most_fds, served);
         if (x->fig.mismatches) {
                 const char *b = getenv("ERSD_BUILD");
                 printf("world: FAILED seed 0x%" PRIx64 " on %s; replay: %s%s%sERSD_WORLD_SEED=0x%" PRIx64

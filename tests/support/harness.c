@@ -633,7 +633,7 @@ static SQLHSTMT run_query(struct db *d, const char *sql, int nparams, const char
         if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, d->dbc, &st)))
                 return NULL;
         for (int i = 0; i < nparams && i < 16; i++) {
-                nts[i] = SQL_NTS;
+                nts[i] = params[i] ? SQL_NTS : SQL_NULL_DATA; /* psqlODBC refuses a NULL pointer said NTS */
                 SQLBindParameter(st, (SQLUSMALLINT) (i + 1), SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR, 255, 0,
                                  (SQLPOINTER) params[i], 0, &nts[i]);
         }

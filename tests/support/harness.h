@@ -143,7 +143,7 @@ int write_text(const char *path, const char *text, unsigned mode);
 struct db;
 struct db *db_open(const char *connection);
 void db_close(struct db *d);
-/* Runs a query with string parameters; returns the first column of the first
+/* Runs a query with string parameters (one NULL: SQL NULL, on every engine); returns the first column of the first
  * row as an owned string (NULL when no row or SQL NULL).  *ret_found says
  * whether a row came. */
 char *db_text(struct db *d, const char *sql, int nparams, const char *const *params, bool *ret_found);

@@ -19,7 +19,7 @@ struct verify_result {
         unsigned fields_mismatched;    /* mapped fields that differ from the manifest */
         unsigned documents_checked;    /* fetched documents reassembled and hashed */
         unsigned documents_mismatched; /* wrong bytes, size, sha256 column, or wrong status */
-        unsigned documents_duplicated; /* the same document content stored twice */
+        unsigned documents_duplicated; /* a revision holding the content of the one before it */
         unsigned documents_missing;    /* expected and not there */
 };
 
@@ -32,7 +32,7 @@ void verify_pas(struct db *d, json_object *manifest, struct verify_result *ret);
 /* The invariants of a PAS at any instant: every ledger row has its referral
  * at that version, and the audit row of the write that put it there; every
  * fetched document reassembles to its size and sha256; no document stored
- * twice; no part without its document; each UBRN's audit seq runs 1… without
+ * twice (a revision holding the content of the one before it); no part without its document; each UBRN's audit seq runs 1… without
  * a gap.  Returns the number of problems (0 = consistent). */
 unsigned verify_consistent(struct db *d);
 /* The same, and which invariants are broken, with their counts, in why (n bytes). */

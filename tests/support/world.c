@@ -802,6 +802,22 @@ struct world *world_copy(const struct world *w)
         return c;
 }
 
+struct world *world_copy_whole(const struct world *w)
+{
+        struct world *c = world_copy(w);
+
+        c->junk = calloc(w->n_junk + 1, sizeof *c->junk);
+        c->junk_on = calloc(w->n_junk + 1, sizeof *c->junk_on);
+        if (!c->junk || !c->junk_on)
+                abort();
+        for (; c->n_junk < w->n_junk; c->n_junk++) {
+                c->junk_on[c->n_junk] = w->junk_on[c->n_junk];
+                if (!(c->junk[c->n_junk] = strdup(w->junk[c->n_junk])))
+                        abort();
+        }
+        return c;
+}
+
 /* Malformed worklist entries, now and then: ersd must skip each, and sync the rest. */
 static void add_junk(struct wgen *g, struct world *w)
 {

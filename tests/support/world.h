@@ -171,6 +171,8 @@ struct world *wgen_revise(struct wgen *g, const struct world *w, const char *con
 void world_free(struct world *w);
 /* A copy of w (its arrays; the strings stay the generator's), without its malformed entries. */
 struct world *world_copy(const struct world *w);
+/* The same with its malformed entries too (their texts copied): a world e-RS serves whole. */
+struct world *world_copy_whole(const struct world *w);
 
 /* Writes w in the mock's world format.  0 or -errno. */
 int world_write(const struct world *w, const char *path);

@@ -41,16 +41,21 @@ struct wrequest {
 /* What the return path did in one seed, for the figures line. */
 struct wrequest_figures {
         unsigned inserted, done, rejected, stale, applied;
+        unsigned guessed; /* DONE though never applied, as H-13's C-13.4 residual lets it (wcheck_outbox()) */
 };
 
-/* A world as e-RS serves it: a copy of w (world_copy) with what the writes the mock
- * applied (`applied`, GET /_mock/writeback/applied) made of each referral. */
+/* A world as e-RS serves it: a copy of w, its malformed entries too (world_copy_whole),
+ * with what the writes the mock applied (`applied`, GET /_mock/writeback/applied) made
+ * of each referral. */
 struct world *world_served(const struct world *w, json_object *applied);
 
 /* The ers_outbox rows against the requests inserted and the mock's record of the
  * writes (GET /_mock/writeback/record): every request inserted has exactly one row,
  * settled (DONE, REJECTED, STALE); no action applied twice; a DONE one applied once,
- * with the version e-RS answered; a REJECTED one never applied; a STALE one applied
+ * with the version e-RS answered, but for the one case the design settles by a guess
+ * (docs/safety/hazard-log.md, H-13, C-13.4's residual: counted in fig->guessed): an
+ * acceptance, decided on the version the PAS held, not applied, DONE at exactly its decided
+ * version + 1, at which e-RS served the referral BOOKED by a change of its own; a REJECTED one never applied; a STALE one applied
  * at most once (an answer lost, e-RS since moved on: a person looks); a stale
  * decision never applied nor DONE; every write sent on its request's decided version, as
  * asked; every write e-RS applied is a request's; no row nobody inserted.

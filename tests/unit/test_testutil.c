@@ -4,8 +4,10 @@
  * test puts ersd's output through finds each kind of patient identifier and
  * secret, and stays quiet on what ersd prints every day (UUIDs, UBRNs,
  * timestamps, hashes); the configuration writer leaves to the caller the keys
- * it sets, and moves none of its lines.  A check that cannot fail guards
- * nothing: these prove that it can.
+ * it sets, and moves none of its lines; the generated worlds' model of what
+ * e-RS serves after the writes it applied (world_served()) keeps what the
+ * mock serves of the world, its malformed entries too.  A check that cannot
+ * fail guards nothing: these prove that it can.
  *
  * Run from the repository root (it reads tests/secrets.list).
  */
@@ -21,6 +23,8 @@
 #include <string.h>
 
 #include "tests/support/testutil.h"
+#include "tests/support/world.h"
+#include "tests/support/world_outbox.h"
 
 #define NHS_INVALID "9991234577" /* fails modulus 11: only the manifest says it is one */
 #define LOOPBACK "http://127.0.0.1:9/referrals"
@@ -161,11 +165,50 @@ static void test_config_defaults_left_to_the_caller(void **state) {
         free(dir);
 }
 
+/* A world as e-RS serves it after a write (world_served()) lists the malformed entries
+ * the world lists: a worklist whose poll recorded nothing (an entry without a readable
+ * UBRN) is judged so by the checks, not against entries that poll never recorded. */
+static void test_world_served_keeps_malformed_entries(void **state) {
+        const struct wgen_plan plan = { .referrals = 8, .max_docs = 40, .big_every = 40 };
+        struct wgen *g = wgen_new(0x5eed0001, &plan);
+        struct world *w, *served;
+        char applied[160];
+        (void) state;
+
+        assert_non_null(g);
+        w = wgen_first(g);
+        for (int i = 0; i < 200 && w->n_junk == 0; i++) { /* the seed's first world with one */
+                struct world *n = wgen_next(g, w);
+                world_free(w);
+                w = n;
+        }
+        assert_true(w->n_junk > 0);
+        assert_true(w->n_refs > 0);
+        snprintf(applied, sizeof applied, "{\"referrals\":[{\"ubrn\":\"%s\",\"at\":%lld,\"bumps\":1}]}",
+                 w->refs[0].ubrn, (long long) w->refs[0].version);
+        json_object *a = json_tokener_parse(applied);
+        assert_non_null(a);
+        served = world_served(w, a);
+        assert_int_equal(served->refs[0].version, w->refs[0].version + 1); /* the write applied */
+        assert_int_equal(served->n_junk, w->n_junk);
+        for (size_t i = 0; i < w->n_junk; i++) {
+                assert_int_equal(served->junk_on[i], w->junk_on[i]);
+                assert_string_equal(served->junk[i], w->junk[i]);
+        }
+        json_object_put(a);
+        world_free(w); /* each owns its own: freeing one leaves the other whole */
+        for (size_t i = 0; i < served->n_junk; i++)
+                assert_true(strlen(served->junk[i]) > 0);
+        world_free(served);
+        wgen_free(g);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_finds_every_kind),
                 cmocka_unit_test(test_quiet_on_what_ersd_prints),
                 cmocka_unit_test(test_config_defaults_left_to_the_caller),
+                cmocka_unit_test(test_world_served_keeps_malformed_entries),
         };
         return cmocka_run_group_tests_name("unit: the test scaffold", tests, NULL, NULL);
 }

@@ -264,6 +264,45 @@ static void test_written_referral_refused(void **state) {
         json_object_put(root);
 }
 
+/* Settling reads the version and the state's code, whatever else the referral holds: an
+ * attachment without an id (which the sync refuses) keeps no request from being settled. */
+static void test_settling_reads_version_and_state(void **state) {
+        static const char *const answers[] = {
+                "{\"resourceType\":\"ReferralRequest\",\"id\":\"" UBRN "\",\"meta\":{\"versionId\":\"6\"},"
+                "\"extension\":[{\"url\":\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralState-1\","
+                "\"extension\":[{\"url\":\"state\",\"valueCoding\":{\"code\":\"BOOKED\"}}]}],"
+                "\"contained\":[{\"resourceType\":\"DocumentReference\",\"id\":\"d1\",\"content\":[{\"attachment\":{}}]}]}",
+                /* no state; a code holding a NUL is unreadable */
+                "{\"resourceType\":\"ReferralRequest\",\"id\":\"" UBRN "\",\"meta\":{\"versionId\":6}}",
+                "{\"resourceType\":\"ReferralRequest\",\"id\":\"" UBRN "\",\"meta\":{\"versionId\":\"6\"},"
+                "\"extension\":[{\"url\":\"Extension-eRS-ReferralState-1\","
+                "\"extension\":[{\"url\":\"state\",\"valueCoding\":{\"code\":\"BOO\\u0000KED\"}}]}]}",
+        };
+        struct errbuf e = { "" };
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(answers); i++) {
+                json_object *root = parse(answers[i]);
+                int64_t version = -7;
+                char *st = (char *) "unset";
+
+                assert_int_equal(fhir_parse_settling(root, UBRN, &version, &st, &e), 0);
+                assert_int_equal(version, 6);
+                if (i == 0)
+                        assert_string_equal(st, "BOOKED");
+                else
+                        assert_null(st);
+                free(st);
+                json_object_put(root);
+        }
+        /* Another referral's answer settles nothing. */
+        json_object *root = parse(answers[0]);
+        char *st = (char *) "unset";
+        assert_int_equal(fhir_parse_settling(root, "000000300002", &(int64_t){ 0 }, &st, &e), -EBADMSG);
+        assert_null(st);
+        json_object_put(root);
+}
+
 static void test_actions(void **state) {
         json_object *root = load("actions-review.json");
         struct errbuf e = { "" };
@@ -415,6 +454,7 @@ int main(void) {
                 cmocka_unit_test(test_review_body_out_of_memory),
                 cmocka_unit_test(test_written_referral),
                 cmocka_unit_test(test_written_referral_refused),
+                cmocka_unit_test(test_settling_reads_version_and_state),
                 cmocka_unit_test(test_actions),
                 cmocka_unit_test(test_actions_refused),
                 cmocka_unit_test(test_classify_write),
